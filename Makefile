@@ -1,0 +1,115 @@
+# libflink: a small front over CMake (GNU make). `make help` lists the targets.
+#
+# Every target first checks the Debian packages (scripts/install-deps.sh; quiet when
+# all are present, FL_SKIP_DEPS=1 skips it). Build trees:
+#   build/          RelWithDebInfo, asserts on         make, make test, make demo
+#   build-asan/     AddressSanitizer + UBSan           make test
+#   build-tsan/     ThreadSanitizer                    make test (tests labelled runtime)
+#   build-release/  Release (-O3 -DNDEBUG)             make bench
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+# The steps share two cores and depend on each other's order; never run them at once.
+.NOTPARALLEL:
+# cmake --build runs make again; its "Entering directory" lines are only noise here.
+MAKEFLAGS += --no-print-directory
+
+JOBS ?= 2
+CMAKE ?= cmake
+CTEST ?= ctest
+PREFIX ?= /usr/local
+# Extra arguments for every cmake configure, e.g. CMAKE_ARGS=-DFL_WERROR=OFF
+CMAKE_ARGS ?=
+
+BUILD_DIR := build
+ASAN_DIR := build-asan
+TSAN_DIR := build-tsan
+RELEASE_DIR := build-release
+
+# The main example job.
+DEMO_CMD := $(BUILD_DIR)/examples/user_spend --demo
+
+# Benchmarks: one quoted argument list per run of $(BENCH); add runs here.
+BENCH := $(RELEASE_DIR)/bench/flink-bench
+BENCH_RUNS := \
+  "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 1" \
+  "window --events 20000000 --keys 1000000 --window-ms 1000 --parallelism 1" \
+  "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 2"
+
+# Sanitizer settings; values from the environment win.
+ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1
+UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
+# Tests multiply their timeouts by FL_TEST_TIMEOUT_SCALE. When it is not set, the
+# instrumented runs, which are several times slower, get a larger one.
+SCALE_PLAIN := $(or $(FL_TEST_TIMEOUT_SCALE),1)
+SCALE_ASAN := $(or $(FL_TEST_TIMEOUT_SCALE),3)
+SCALE_TSAN := $(or $(FL_TEST_TIMEOUT_SCALE),5)
+
+RUN_CTEST := scripts/run-ctest.sh
+
+# $(call configure,<dir>,<build type>,<extra cmake args>)
+configure = $(CMAKE) -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) $(3) $(CMAKE_ARGS)
+# $(call compile,<dir>)
+compile = $(CMAKE) --build $(1) -j $(JOBS)
+
+.PHONY: all build deps test test-plain test-asan test-tsan demo bench install clean help
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(call configure,$(BUILD_DIR),RelWithDebInfo,-DFL_SANITIZE=)
+	$(call compile,$(BUILD_DIR))
+
+test: deps test-plain test-asan test-tsan
+	@echo "make test: all runs passed (plain, asan+ubsan, tsan)"
+
+test-plain: deps
+	$(call configure,$(BUILD_DIR),RelWithDebInfo,-DFL_SANITIZE=)
+	$(call compile,$(BUILD_DIR))
+	FL_TEST_TIMEOUT_SCALE=$(SCALE_PLAIN) $(RUN_CTEST) $(BUILD_DIR) -j $(JOBS)
+
+test-asan: deps
+	$(call configure,$(ASAN_DIR),RelWithDebInfo,-DFL_SANITIZE=address)
+	$(call compile,$(ASAN_DIR))
+	ASAN_OPTIONS='$(ASAN_OPTIONS)' UBSAN_OPTIONS='$(UBSAN_OPTIONS)' \
+	  FL_TEST_TIMEOUT_SCALE=$(SCALE_ASAN) $(RUN_CTEST) $(ASAN_DIR) -j $(JOBS)
+
+test-tsan: deps
+	$(call configure,$(TSAN_DIR),RelWithDebInfo,-DFL_SANITIZE=thread)
+	$(call compile,$(TSAN_DIR))
+	TSAN_OPTIONS='$(TSAN_OPTIONS)' \
+	  FL_TEST_TIMEOUT_SCALE=$(SCALE_TSAN) $(RUN_CTEST) $(TSAN_DIR) -j $(JOBS) -L runtime
+
+demo: build
+	$(DEMO_CMD)
+
+bench: deps
+	$(call configure,$(RELEASE_DIR),Release,-DFL_SANITIZE= -DFL_ASSERTS=OFF \
+	  -DFL_BUILD_TESTS=OFF "-DCMAKE_C_FLAGS_RELEASE=-O3 -DNDEBUG")
+	$(call compile,$(RELEASE_DIR))
+	@for args in $(BENCH_RUNS); do \
+	  echo "+ $(BENCH) $$args"; \
+	  $(BENCH) $$args; \
+	done
+
+install: build
+	$(CMAKE) --install $(BUILD_DIR) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(RELEASE_DIR)
+
+help:
+	@echo "make [build]         configure and build in $(BUILD_DIR)/ (RelWithDebInfo)"
+	@echo "make test            ctest in $(BUILD_DIR)/, then under ASan+UBSan in $(ASAN_DIR)/,"
+	@echo "                     then the runtime tests under TSan in $(TSAN_DIR)/"
+	@echo "                     (one at a time: make test-plain, test-asan, test-tsan)"
+	@echo "make demo            build and run: $(DEMO_CMD)"
+	@echo "make bench           Release build in $(RELEASE_DIR)/ and run $(BENCH)"
+	@echo "make install PREFIX=/usr/local"
+	@echo "make clean           remove all build trees"
+	@echo "Variables: JOBS=$(JOBS) CMAKE_ARGS=... FL_TEST_TIMEOUT_SCALE=n FL_SKIP_DEPS=1"

@@ -1,0 +1,571 @@
+/*
+ * flink.h - an embeddable stream-processing library in C.
+ *
+ * Copyright 2026 The libflink authors. Licensed under the Apache License, Version 2.0.
+ *
+ * This header is the manual. A program describes a dataflow on an environment
+ * (fl_env_t): sources, transformations, keyed processing with state and timers,
+ * event-time windows and sinks, then calls fl_env_execute(), which runs the job on
+ * `parallelism` worker threads inside the calling process and returns when the job
+ * has ended (bounded input consumed, an error, or fl_env_stop()).
+ *
+ * Conventions
+ *  - Fallible calls return int: 0 (FL_OK) or a negative fl_err_t. Calls that return a
+ *    pointer return NULL on failure.
+ *  - Inputs are const and copied unless a comment says otherwise. A caller always
+ *    destroys what it created, on success and on failure.
+ *  - Builder calls (fl_stream_*, fl_keyed_*, fl_window_*) never fail on their own:
+ *    invalid arguments record a sticky error on the environment, which
+ *    fl_env_execute() reports (FL_EINVAL) with a message naming the operator and the
+ *    cause. They return NULL only when given a NULL stream.
+ *  - Every callback takes its opaque pointer last. Where the library keeps an opaque
+ *    pointer, the function table has a `destroy` member, called exactly once when the
+ *    environment is destroyed (if non-NULL), whether or not the job ever ran.
+ *  - Threads: an environment and everything built on it belong to the thread that
+ *    created it, except fl_env_stop() and fl_env_metrics_json(), which any thread may
+ *    call while fl_env_execute() runs; fl_env_stop() is also async-signal-safe.
+ *    User functions run on worker threads: one call at a time per operator instance
+ *    (subtask), but different subtasks of one operator run concurrently. Per-subtask
+ *    instances come from the `open` member of a function table; plain function
+ *    pointers (map, filter, key selectors) share their opaque pointer between all
+ *    subtasks, so it must be read-only or thread-safe.
+ */
+#ifndef FLINK_H
+#define FLINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(FL_BUILDING_LIBRARY) && defined(__GNUC__)
+#define FL_API __attribute__((visibility("default")))
+#else
+#define FL_API
+#endif
+
+/* ---------------------------------------------------------------------------------- */
+/* Version                                                                            */
+
+#define FL_VERSION_MAJOR 0
+#define FL_VERSION_MINOR 1
+#define FL_VERSION_PATCH 0
+
+/* "MAJOR.MINOR.PATCH" of the library the program runs with. Static storage. */
+FL_API const char *fl_version_str(void);
+
+/* ---------------------------------------------------------------------------------- */
+/* Errors                                                                             */
+
+#define FL_ERRNO_MAP(X)                                                                \
+  X(OK, 0, "success")                                                                  \
+  X(EINVAL, -1, "invalid argument")                                                    \
+  X(ENOMEM, -2, "out of memory")                                                       \
+  X(EUSER, -3, "a user function failed")                                               \
+  X(EIO, -4, "input/output error")                                                     \
+  X(EPARSE, -5, "malformed input")                                                     \
+  X(ECONFIG, -6, "invalid configuration")                                              \
+  X(ESTATE, -7, "state access outside a keyed context or with a wrong descriptor")     \
+  X(ECANCELED, -8, "the job was stopped")                                              \
+  X(ESYS, -9, "a system call failed")                                                  \
+  X(EPLAN, -10, "the job graph is invalid")                                            \
+  X(ENOTFOUND, -11, "not found")                                                       \
+  X(ENOTSUP, -12, "not supported")
+
+typedef enum fl_err {
+#define FL_ERR_ENUM_(name, code, msg) FL_##name = (code),
+  FL_ERRNO_MAP(FL_ERR_ENUM_)
+#undef FL_ERR_ENUM_
+  FL_ERR_LAST_ = -13
+} fl_err_t;
+
+/* A sentence for an error code; "unknown error" for other values. Static storage. */
+FL_API const char *fl_strerror(int err);
+/* The code's name without prefix, e.g. "EINVAL". Static storage. */
+FL_API const char *fl_err_name(int err);
+
+/* Frees memory the library allocated and handed over (e.g. fl_env_metrics_json()). */
+FL_API void fl_free(void *p);
+
+/* ---------------------------------------------------------------------------------- */
+/* Time                                                                               */
+
+/* No timestamp: a record that has none, or a watermark before any event. */
+#define FL_TS_NONE INT64_MIN
+/* The largest watermark: the end of a bounded input. */
+#define FL_TS_MAX INT64_MAX
+
+typedef enum fl_time_domain {
+  FL_EVENT_TIME = 0,
+  FL_PROCESSING_TIME = 1
+} fl_time_domain_t;
+
+/* ---------------------------------------------------------------------------------- */
+/* Configuration                                                                      */
+/*
+ * String key/value pairs. Keys and their defaults:
+ *   parallelism                      "1"      worker threads, 1..256
+ *   pipeline.max-parallelism         "128"    key groups, 1..32768, >= parallelism
+ *   pipeline.auto-watermark-interval "200ms"  periodic watermark emission; "0": after
+ *                                             every record
+ *   execution.batch-size             "1024"   records per channel batch, 1..65536
+ *   execution.channel-capacity       "16"     batches a channel holds before the
+ *                                             sender is back-pressured, 2..4096
+ *   state.backend                    "hashmap"
+ * Durations accept "250", "250ms", "5s", "5m", "1h", "1d". Unknown keys and bad values
+ * are rejected with a message in errstr that names the key and the cause.
+ */
+typedef struct fl_config fl_config_t;
+
+FL_API fl_config_t *fl_config_new(void);
+FL_API void fl_config_destroy(fl_config_t *conf);
+FL_API int fl_config_set(fl_config_t *conf, const char *key, const char *value, char *errstr,
+                  size_t errstr_size);
+/* The value set for key, or NULL. Borrowed from conf until the next set or destroy. */
+FL_API const char *fl_config_get(const fl_config_t *conf, const char *key);
+
+/* Parses a duration ("250", "250ms", "5s", "5m", "1h", "1d") into milliseconds.
+ * Returns FL_EINVAL for anything else, including negative values and overflow. */
+FL_API int fl_parse_duration(const char *s, int64_t *out_ms);
+
+/* ---------------------------------------------------------------------------------- */
+/* Environment                                                                        */
+
+typedef struct fl_env fl_env_t;
+typedef struct fl_stream fl_stream_t;                   /* a DataStream */
+typedef struct fl_keyed_stream fl_keyed_stream_t;       /* a KeyedStream */
+typedef struct fl_windowed_stream fl_windowed_stream_t; /* a WindowedStream */
+typedef struct fl_output_tag fl_output_tag_t;           /* names a side output */
+typedef struct fl_state_desc fl_state_desc_t;           /* declares keyed state */
+typedef struct fl_context fl_context_t;                 /* what a user function sees */
+typedef struct fl_buf fl_buf_t;                         /* a growable byte buffer */
+
+/* Creates an environment. conf may be NULL (all defaults) and is copied; the caller
+ * destroys it. On failure *out is NULL and errstr says why. */
+FL_API int fl_env_new(fl_env_t **out, const fl_config_t *conf, char *errstr, size_t errstr_size);
+
+/* Destroys the environment, its streams, tags, descriptors, and calls the `destroy`
+ * members of the function tables given to it. NULL-safe. Not while executing. */
+FL_API void fl_env_destroy(fl_env_t *env);
+
+/* Runs the job and returns when it ends: 0 when every source ended and every record
+ * reached the sinks; FL_ECANCELED after fl_env_stop(); another code on failure, with
+ * fl_env_error() naming the operator, the subtask and the cause. An environment runs
+ * once. */
+FL_API int fl_env_execute(fl_env_t *env, const char *job_name);
+
+/* The message of the last failure (builder or execution), or "" if none. Borrowed. */
+FL_API const char *fl_env_error(const fl_env_t *env);
+
+/* Stops a running job: sources stop, sinks are flushed and closed, and
+ * fl_env_execute() returns FL_ECANCELED. Thread-safe and async-signal-safe; before
+ * fl_env_execute() it makes the next execute return FL_ECANCELED at once. */
+FL_API void fl_env_stop(fl_env_t *env);
+
+/* Replaces the processing-time clock (milliseconds) used for processing-time timers,
+ * windows, watermark intervals, idleness and state TTL. now_ms is called from worker
+ * threads and must be thread-safe. For tests and replays; the default is the
+ * CLOCK_REALTIME wall clock. Before execute only. */
+FL_API int fl_env_set_clock(fl_env_t *env, int64_t (*now_ms)(void *opaque), void *opaque);
+
+/* A JSON document with per-operator metrics, e.g.
+ *   {"job":"x","state":"running","operators":[{"id":3,"name":"window","parallelism":2,
+ *    "records_in":10,"records_out":4,"late_records_dropped":1,
+ *    "current_input_watermark":1999,"subtasks":[{...same counters...}]}]}
+ * current_input_watermark is null before the first watermark. Callable from any thread
+ * before, during and after execute. The caller frees the string with fl_free(). */
+FL_API char *fl_env_metrics_json(fl_env_t *env);
+
+/* ---------------------------------------------------------------------------------- */
+/* Records                                                                            */
+
+/* A record is key bytes, value bytes and an event timestamp. What the bytes mean is the
+ * user's choice. A record handed to a callback is borrowed for the duration of the call;
+ * copy what must outlive it. */
+typedef struct fl_record {
+  const void *key;
+  size_t key_len;
+  const void *value;
+  size_t value_len;
+  int64_t timestamp; /* FL_TS_NONE when the record has none */
+} fl_record_t;
+
+typedef struct fl_bytes {
+  const void *data;
+  size_t len;
+} fl_bytes_t;
+
+/* A window [start, end): max timestamp is end - 1. */
+typedef struct fl_window {
+  int64_t start;
+  int64_t end;
+} fl_window_t;
+
+/* Byte buffers, used where a callback produces bytes (reduce results). */
+FL_API int fl_buf_set(fl_buf_t *buf, const void *data, size_t len);
+FL_API int fl_buf_append(fl_buf_t *buf, const void *data, size_t len);
+/* Makes the content len bytes long and returns it for writing; NULL on ENOMEM. */
+FL_API void *fl_buf_resize(fl_buf_t *buf, size_t len);
+FL_API const void *fl_buf_data(const fl_buf_t *buf, size_t *len);
+
+/* ---------------------------------------------------------------------------------- */
+/* The context of a user function                                                     */
+
+/* Emits a record downstream (bytes are copied). ts is the event timestamp of the
+ * output, usually the input's (fl_ctx_timestamp()). Returns 0 or FL_ENOMEM. */
+FL_API int fl_emit(fl_context_t *ctx, const void *key, size_t key_len, const void *value,
+            size_t value_len, int64_t ts);
+FL_API int fl_emit_record(fl_context_t *ctx, const fl_record_t *rec);
+/* Emits to the side output named by tag (process functions and windows). */
+FL_API int fl_emit_side(fl_context_t *ctx, const fl_output_tag_t *tag, const fl_record_t *rec);
+
+/* Records a message for the failure the function is about to return, and returns
+ * FL_EUSER so a function can `return fl_ctx_fail(ctx, "bad price %d", p);`. The job
+ * fails with the operator's name, the subtask and this message. */
+FL_API int fl_ctx_fail(fl_context_t *ctx, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* The timestamp of the element (or timer) being processed; FL_TS_NONE if it has none. */
+FL_API int64_t fl_ctx_timestamp(const fl_context_t *ctx);
+/* The operator's current event-time watermark; FL_TS_NONE before the first one. */
+FL_API int64_t fl_ctx_watermark(const fl_context_t *ctx);
+/* The processing-time clock, ms. */
+FL_API int64_t fl_ctx_processing_time(const fl_context_t *ctx);
+/* The current key in a keyed operator (borrowed for the call), NULL elsewhere. */
+FL_API const void *fl_ctx_key(const fl_context_t *ctx, size_t *key_len);
+/* This subtask's index in [0, parallelism) and the parallelism. */
+FL_API int fl_ctx_subtask(const fl_context_t *ctx);
+FL_API int fl_ctx_parallelism(const fl_context_t *ctx);
+
+/* Timers of a keyed operator, for the current key. Registering the same (domain, ts)
+ * twice for a key keeps one timer. An event-time timer fires when the watermark
+ * reaches ts; a processing-time timer when the clock does. FL_ESTATE outside a keyed
+ * process function. */
+FL_API int fl_timer_register(fl_context_t *ctx, fl_time_domain_t domain, int64_t ts);
+FL_API int fl_timer_delete(fl_context_t *ctx, fl_time_domain_t domain, int64_t ts);
+
+/* ---------------------------------------------------------------------------------- */
+/* Sources                                                                            */
+
+/* Return values of a source's run function. */
+#define FL_SOURCE_END 0  /* no more records, ever */
+#define FL_SOURCE_MORE 1 /* call again soon */
+#define FL_SOURCE_WAIT 2 /* nothing now: call again when fl_ctx_source_wait_fd()'s fd is
+                            readable, or after a short pause if none was set */
+
+typedef struct fl_source_fn {
+  int version; /* FL_SOURCE_FN_VERSION */
+  /* Optional: makes the per-subtask instance (default: the opaque pointer). */
+  int (*open)(fl_context_t *ctx, void *opaque, void **instance);
+  /* Emits at most fl_ctx_source_budget() records with fl_emit(), returns FL_SOURCE_*
+   * or a negative error. */
+  int (*run)(fl_context_t *ctx, void *instance);
+  void (*close)(void *instance); /* optional; per instance that open made */
+  void (*destroy)(void *opaque); /* optional */
+} fl_source_fn_t;
+#define FL_SOURCE_FN_VERSION 1
+
+/* How many records run() may emit in this call. */
+FL_API size_t fl_ctx_source_budget(const fl_context_t *ctx);
+/* Asks to be called again when fd is readable (level-triggered, once). */
+FL_API int fl_ctx_source_wait_fd(fl_context_t *ctx, int fd);
+
+/* A source with a run function. parallel = 1: one instance per subtask, each told its
+ * subtask index; parallel = 0: one instance on subtask 0 (a single reader, in order). */
+FL_API fl_stream_t *fl_source(fl_env_t *env, const char *name, const fl_source_fn_t *fn,
+                       void *opaque, int parallel);
+
+/* A bounded single-reader source of n records, copied now. */
+FL_API fl_stream_t *fl_source_collection(fl_env_t *env, const char *name,
+                                  const fl_record_t *records, size_t n);
+
+/* A bounded single-reader source of lines from a file, or stdin when path is "-".
+ * Each line (without its newline) is one record: empty key, the line as value, no
+ * timestamp. Lines longer than 16 MiB fail the job naming the path and line number.
+ * Records are read in file order. */
+FL_API fl_stream_t *fl_source_lines(fl_env_t *env, const char *name, const char *path);
+
+/* ---------------------------------------------------------------------------------- */
+/* Watermarks                                                                         */
+
+typedef enum fl_watermark_kind {
+  FL_WATERMARKS_NONE = 0,      /* no watermarks (event time never advances until end) */
+  FL_WATERMARKS_MONOTONOUS = 1, /* max_ts - 1 */
+  FL_WATERMARKS_BOUNDED = 2     /* max_ts - max_out_of_orderness - 1 */
+} fl_watermark_kind_t;
+
+/* Extracts the event timestamp (ms) of a record. Return 0, or a negative error (the
+ * job fails; use fl_ctx_fail() for the message). */
+typedef int (*fl_timestamp_fn)(fl_context_t *ctx, const fl_record_t *rec, int64_t *ts,
+                               void *opaque);
+
+typedef struct fl_watermark_strategy {
+  int version; /* FL_WATERMARK_STRATEGY_VERSION */
+  fl_watermark_kind_t kind;
+  int64_t max_out_of_orderness_ms; /* FL_WATERMARKS_BOUNDED */
+  int64_t idle_timeout_ms;         /* 0: never idle */
+  fl_timestamp_fn timestamp;       /* NULL: keep the record's timestamp */
+  void *opaque;                    /* for timestamp; shared by all subtasks */
+} fl_watermark_strategy_t;
+#define FL_WATERMARK_STRATEGY_VERSION 1
+
+/* assignTimestampsAndWatermarks: sets each record's timestamp and generates
+ * watermarks per subtask, emitted every pipeline.auto-watermark-interval (after every
+ * record when it is 0), only when larger than the last. The record is forwarded before
+ * the watermark it produced. A subtask that saw no record for idle_timeout_ms is
+ * marked idle downstream until it produces again. Upstream watermarks are not
+ * forwarded; the end of input is (watermark FL_TS_MAX). */
+FL_API fl_stream_t *fl_stream_assign_timestamps(fl_stream_t *in, const char *name,
+                                         const fl_watermark_strategy_t *strategy);
+
+/* ---------------------------------------------------------------------------------- */
+/* Transformations                                                                    */
+
+/* map and flatMap: emit with fl_emit(). map must emit exactly one record per call (the
+ * job fails otherwise); flat_map any number. Return 0 or a negative error. */
+typedef int (*fl_map_fn)(fl_context_t *ctx, const fl_record_t *in, void *opaque);
+/* Returns 1 to keep, 0 to drop, a negative error to fail. */
+typedef int (*fl_filter_fn)(fl_context_t *ctx, const fl_record_t *in, void *opaque);
+/* Selects the key of a record: sets *key and *key_len to bytes inside `in` or to memory
+ * that stays valid until the selector is called again on the same thread. Return 0 or
+ * a negative error. */
+typedef int (*fl_key_fn)(fl_context_t *ctx, const fl_record_t *in, const void **key,
+                         size_t *key_len, void *opaque);
+
+FL_API fl_stream_t *fl_stream_map(fl_stream_t *in, const char *name, fl_map_fn fn, void *opaque);
+FL_API fl_stream_t *fl_stream_flat_map(fl_stream_t *in, const char *name, fl_map_fn fn,
+                                void *opaque);
+FL_API fl_stream_t *fl_stream_filter(fl_stream_t *in, const char *name, fl_filter_fn fn,
+                              void *opaque);
+
+/* Both streams' records, merged; event time is the minimum of both. */
+FL_API fl_stream_t *fl_stream_union(fl_stream_t *a, fl_stream_t *b);
+/* Spreads records round-robin over the subtasks. */
+FL_API fl_stream_t *fl_stream_rebalance(fl_stream_t *in);
+
+/* Partitions by key: the selector's bytes become the record's key (fn NULL: keep the
+ * record's key). Keys map to pipeline.max-parallelism key groups by a stable 64-bit
+ * hash; key group g runs on subtask g * parallelism / max_parallelism. */
+FL_API fl_keyed_stream_t *fl_stream_key_by(fl_stream_t *in, fl_key_fn fn, void *opaque);
+
+/* Output tags name side outputs. Owned by env; the same name gives the same tag. */
+FL_API fl_output_tag_t *fl_output_tag(fl_env_t *env, const char *name);
+/* The records an operator emitted with fl_emit_side(tag, ...) (or a window's late
+ * data), as a stream. */
+FL_API fl_stream_t *fl_stream_side_output(fl_stream_t *op, const fl_output_tag_t *tag);
+
+/* A ProcessFunction (on a DataStream) or KeyedProcessFunction (on a KeyedStream). */
+typedef struct fl_process_fn {
+  int version; /* FL_PROCESS_FN_VERSION */
+  int (*open)(fl_context_t *ctx, void *opaque, void **instance); /* optional */
+  int (*process)(fl_context_t *ctx, const fl_record_t *in, void *instance);
+  /* Keyed only, optional: a timer of the current key fired at ts; fl_ctx_timestamp()
+   * is ts. Records emitted here default to timestamp ts. */
+  int (*on_timer)(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain,
+                  void *instance);
+  void (*close)(void *instance); /* optional */
+  void (*destroy)(void *opaque); /* optional */
+} fl_process_fn_t;
+#define FL_PROCESS_FN_VERSION 1
+
+FL_API fl_stream_t *fl_stream_process(fl_stream_t *in, const char *name,
+                               const fl_process_fn_t *fn, void *opaque);
+FL_API fl_stream_t *fl_keyed_process(fl_keyed_stream_t *in, const char *name,
+                              const fl_process_fn_t *fn, void *opaque);
+
+/* Reduce: combines two values into out (fl_buf_set()). Return 0 or negative error. */
+typedef int (*fl_reduce_fn)(fl_context_t *ctx, const void *a, size_t a_len,
+                            const void *b, size_t b_len, fl_buf_t *out, void *opaque);
+/* Reads a number from a record. NULL where one is expected: the value is a native
+ * double (8 bytes). Return 0 or a negative error. */
+typedef int (*fl_number_fn)(fl_context_t *ctx, const fl_record_t *in, double *out,
+                            void *opaque);
+
+/* Rolling aggregations on a KeyedStream: for each input, the updated aggregate of its
+ * key is emitted with the input's key and timestamp. reduce emits the reduced value;
+ * sum, min and max emit the aggregate as a native double (8 bytes). */
+FL_API fl_stream_t *fl_keyed_reduce(fl_keyed_stream_t *in, const char *name, fl_reduce_fn fn,
+                             void *opaque);
+FL_API fl_stream_t *fl_keyed_sum(fl_keyed_stream_t *in, const char *name, fl_number_fn fn,
+                          void *opaque);
+FL_API fl_stream_t *fl_keyed_min(fl_keyed_stream_t *in, const char *name, fl_number_fn fn,
+                          void *opaque);
+FL_API fl_stream_t *fl_keyed_max(fl_keyed_stream_t *in, const char *name, fl_number_fn fn,
+                          void *opaque);
+
+/* ---------------------------------------------------------------------------------- */
+/* Sinks                                                                              */
+
+typedef struct fl_sink_fn {
+  int version; /* FL_SINK_FN_VERSION */
+  int (*open)(fl_context_t *ctx, void *opaque, void **instance); /* optional */
+  int (*write)(fl_context_t *ctx, const fl_record_t *in, void *instance);
+  /* optional: called when the input ended or the job stops; return 0 or error */
+  int (*flush)(fl_context_t *ctx, void *instance);
+  void (*close)(void *instance); /* optional */
+  void (*destroy)(void *opaque); /* optional */
+} fl_sink_fn_t;
+#define FL_SINK_FN_VERSION 1
+
+FL_API int fl_stream_sink(fl_stream_t *in, const char *name, const fl_sink_fn_t *fn,
+                   void *opaque);
+/* Writes each record's value followed by '\n' to a file (created or truncated), or to
+ * stdout when path is "-". Subtasks write whole lines; the order of one subtask's
+ * records is kept. */
+FL_API int fl_stream_sink_lines(fl_stream_t *in, const char *name, const char *path);
+
+/* ---------------------------------------------------------------------------------- */
+/* Keyed state                                                                        */
+/*
+ * State is declared by descriptors (owned by env) and used from keyed functions
+ * (KeyedProcessFunction, rolling aggregations): every call addresses the state of the
+ * current key in the calling operator. Using a descriptor in two operators gives each
+ * its own state. Pointers returned by a get are borrowed until the next state call on
+ * the same context. Calls outside a keyed context, or with a descriptor of another
+ * kind, return FL_ESTATE.
+ */
+typedef enum fl_state_kind {
+  FL_STATE_VALUE = 0,
+  FL_STATE_LIST = 1,
+  FL_STATE_MAP = 2,
+  FL_STATE_REDUCING = 3,
+  FL_STATE_AGGREGATING = 4
+} fl_state_kind_t;
+
+/* An aggregate function with a fixed-size accumulator. */
+typedef struct fl_aggregate_fn {
+  int version;     /* FL_AGGREGATE_FN_VERSION */
+  size_t acc_size; /* bytes, 1..65536 */
+  void (*init)(void *acc, void *opaque);
+  int (*add)(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque);
+  /* Required for session windows: folds `other` into acc. */
+  void (*merge)(void *acc, const void *other, void *opaque);
+  /* Windows: emit the result of the window (any number of records, usually one). For
+   * AggregatingState it is not called. */
+  int (*result)(fl_context_t *ctx, const fl_window_t *window, const void *acc,
+                void *opaque);
+  void (*destroy)(void *opaque); /* optional */
+} fl_aggregate_fn_t;
+#define FL_AGGREGATE_FN_VERSION 1
+
+FL_API fl_state_desc_t *fl_state_value(fl_env_t *env, const char *name);
+FL_API fl_state_desc_t *fl_state_list(fl_env_t *env, const char *name);
+FL_API fl_state_desc_t *fl_state_map(fl_env_t *env, const char *name);
+FL_API fl_state_desc_t *fl_state_reducing(fl_env_t *env, const char *name, fl_reduce_fn fn,
+                                   void *opaque);
+FL_API fl_state_desc_t *fl_state_aggregating(fl_env_t *env, const char *name,
+                                      const fl_aggregate_fn_t *fn, void *opaque);
+
+/* State TTL (Flink's StateTtlConfig), in processing time. */
+typedef enum fl_ttl_update {
+  FL_TTL_ON_CREATE_AND_WRITE = 0,
+  FL_TTL_ON_READ_AND_WRITE = 1
+} fl_ttl_update_t;
+typedef enum fl_ttl_visibility {
+  FL_TTL_NEVER_RETURN_EXPIRED = 0,
+  FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP = 1
+} fl_ttl_visibility_t;
+typedef struct fl_ttl_config {
+  int version; /* FL_TTL_CONFIG_VERSION */
+  int64_t ttl_ms;
+  fl_ttl_update_t update;
+  fl_ttl_visibility_t visibility;
+  /* Incremental cleanup: after each state access (and after each record when
+   * cleanup_every_record), up to this many entries are checked and expired ones
+   * removed. 0 disables; expired entries are then removed only when read. */
+  size_t incremental_cleanup_size;
+  int cleanup_every_record;
+} fl_ttl_config_t;
+#define FL_TTL_CONFIG_VERSION 1
+
+/* Sets TTL on a descriptor before execute. FL_EINVAL for ttl_ms <= 0. */
+FL_API int fl_state_desc_set_ttl(fl_state_desc_t *desc, const fl_ttl_config_t *ttl);
+
+/* ValueState. get: 1 and the value, or 0 when there is none. */
+FL_API int fl_value_get(fl_context_t *ctx, const fl_state_desc_t *d, const void **value,
+                 size_t *len);
+FL_API int fl_value_set(fl_context_t *ctx, const fl_state_desc_t *d, const void *value,
+                 size_t len);
+/* Clears the current key's state of any kind. */
+FL_API int fl_state_clear(fl_context_t *ctx, const fl_state_desc_t *d);
+
+/* ListState: items in insertion order. get: *items is an array of *n views. */
+FL_API int fl_list_add(fl_context_t *ctx, const fl_state_desc_t *d, const void *item,
+                size_t len);
+FL_API int fl_list_get(fl_context_t *ctx, const fl_state_desc_t *d, const fl_bytes_t **items,
+                size_t *n);
+FL_API int fl_list_update(fl_context_t *ctx, const fl_state_desc_t *d, const fl_bytes_t *items,
+                   size_t n);
+
+/* MapState. get: 1 and the value, or 0. foreach: cb returns 0 to go on, non-zero to
+ * stop (that value is returned); the map must not be changed from cb. */
+FL_API int fl_map_get(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
+               size_t ukey_len, const void **value, size_t *len);
+FL_API int fl_map_put(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
+               size_t ukey_len, const void *value, size_t len);
+FL_API int fl_map_remove(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
+                  size_t ukey_len);
+FL_API int fl_map_foreach(fl_context_t *ctx, const fl_state_desc_t *d,
+                   int (*cb)(const void *ukey, size_t ukey_len, const void *value,
+                             size_t len, void *arg),
+                   void *arg);
+
+/* ReducingState: add folds the value in with the descriptor's reduce function. */
+FL_API int fl_reducing_add(fl_context_t *ctx, const fl_state_desc_t *d, const void *value,
+                    size_t len);
+FL_API int fl_reducing_get(fl_context_t *ctx, const fl_state_desc_t *d, const void **value,
+                    size_t *len);
+
+/* AggregatingState: add runs the aggregate's add on the accumulator; get returns the
+ * accumulator (acc_size bytes): 1, or 0 when there is none. */
+FL_API int fl_aggregating_add(fl_context_t *ctx, const fl_state_desc_t *d,
+                       const fl_record_t *in);
+FL_API int fl_aggregating_get(fl_context_t *ctx, const fl_state_desc_t *d, const void **acc);
+
+/* ---------------------------------------------------------------------------------- */
+/* Windows                                                                            */
+/*
+ * Event-time semantics are Flink's (WindowOperator with the default triggers): a window
+ * fires when the watermark passes its max timestamp (end - 1), and again for every
+ * element added within the allowed lateness; its state is removed when the watermark
+ * passes max timestamp + allowed lateness. Elements that fall only into removed
+ * windows are dropped, counted in late_records_dropped, and emitted to the late-data
+ * side output when one is set. Session windows that overlap or touch merge.
+ * Processing-time windows fire by the clock; at the end of a bounded input every
+ * pending window fires.
+ */
+FL_API fl_windowed_stream_t *fl_window_tumbling(fl_keyed_stream_t *in, fl_time_domain_t domain,
+                                         int64_t size_ms, int64_t offset_ms);
+FL_API fl_windowed_stream_t *fl_window_sliding(fl_keyed_stream_t *in, fl_time_domain_t domain,
+                                        int64_t size_ms, int64_t slide_ms,
+                                        int64_t offset_ms);
+FL_API fl_windowed_stream_t *fl_window_session(fl_keyed_stream_t *in, fl_time_domain_t domain,
+                                        int64_t gap_ms);
+/* Event time only; default 0. */
+FL_API void fl_window_allowed_lateness(fl_windowed_stream_t *w, int64_t lateness_ms);
+FL_API void fl_window_late_output(fl_windowed_stream_t *w, const fl_output_tag_t *tag);
+
+/* Emits one record per firing: the window's key, the reduced value, timestamp
+ * end - 1. */
+FL_API fl_stream_t *fl_window_reduce(fl_windowed_stream_t *w, const char *name, fl_reduce_fn fn,
+                              void *opaque);
+/* Calls fn->result at each firing, which emits what it wants (key: fl_ctx_key()). */
+FL_API fl_stream_t *fl_window_aggregate(fl_windowed_stream_t *w, const char *name,
+                                 const fl_aggregate_fn_t *fn, void *opaque);
+/* A ProcessWindowFunction: gets all elements of the window, in arrival order. */
+typedef int (*fl_window_process_fn)(fl_context_t *ctx, const fl_window_t *window,
+                                    const fl_record_t *elements, size_t n,
+                                    void *opaque);
+FL_API fl_stream_t *fl_window_process(fl_windowed_stream_t *w, const char *name,
+                               fl_window_process_fn fn, void *opaque);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLINK_H */

@@ -1,0 +1,8 @@
+#ifndef FL_CORE_CONFIG_H
+#define FL_CORE_CONFIG_H
+#include "core/internal.h"
+/* Fills out from conf (NULL: defaults). Values were validated when set; this checks
+ * the relations between keys. */
+int fl_config_resolve(const fl_config_t *conf, fl_env_conf_t *out, char *errstr,
+                      size_t errstr_size);
+#endif

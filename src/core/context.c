@@ -1,0 +1,120 @@
+/* What user functions see: emitting, the current key, time, timers and state. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+int fl_emit(fl_context_t *ctx, const void *key, size_t key_len, const void *value,
+            size_t value_len, int64_t ts) {
+  if (!ctx || (key_len && !key) || (value_len && !value)) return FL_EINVAL;
+  fl_record_t r = {key, key_len, value, value_len, ts};
+  ctx->emitted++;
+  return fl_op_emit(ctx->op, &r);
+}
+
+int fl_emit_record(fl_context_t *ctx, const fl_record_t *rec) {
+  if (!ctx || !rec) return FL_EINVAL;
+  return fl_emit(ctx, rec->key, rec->key_len, rec->value, rec->value_len, rec->timestamp);
+}
+
+int fl_emit_side(fl_context_t *ctx, const fl_output_tag_t *tag, const fl_record_t *rec) {
+  if (!ctx || !tag || !rec) return FL_EINVAL;
+  return fl_op_emit_side(ctx->op, tag, rec);
+}
+
+int fl_ctx_fail(fl_context_t *ctx, const char *fmt, ...) {
+  if (!ctx) return FL_EUSER;
+  fl_op_t *op = ctx->op;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt ? fmt : "failed", ap);
+  va_end(ap);
+  if (!op->pending_err) op->pending_err = strdup(buf);
+  return FL_EUSER;
+}
+
+int64_t fl_ctx_timestamp(const fl_context_t *ctx) { return ctx ? ctx->ts : FL_TS_NONE; }
+int64_t fl_ctx_watermark(const fl_context_t *ctx) { return ctx ? ctx->op->wm : FL_TS_NONE; }
+int64_t fl_ctx_processing_time(const fl_context_t *ctx) {
+  return ctx ? fl_env_now(ctx->op->node->env) : 0;
+}
+const void *fl_ctx_key(const fl_context_t *ctx, size_t *key_len) {
+  if (!ctx || !ctx->keyed) {
+    if (key_len) *key_len = 0;
+    return NULL;
+  }
+  if (key_len) *key_len = ctx->key_len;
+  return ctx->key ? ctx->key : (const void *)"";
+}
+int fl_ctx_subtask(const fl_context_t *ctx) { return ctx ? ctx->op->subtask : 0; }
+int fl_ctx_parallelism(const fl_context_t *ctx) { return ctx ? ctx->op->parallelism : 0; }
+
+size_t fl_ctx_source_budget(const fl_context_t *ctx) { return ctx ? ctx->source_budget : 0; }
+int fl_ctx_source_wait_fd(fl_context_t *ctx, int fd) {
+  if (!ctx || fd < 0 || !ctx->op->is_source) return FL_EINVAL;
+  ctx->wait_fd = fd;
+  return FL_OK;
+}
+
+int fl_timer_register(fl_context_t *ctx, fl_time_domain_t domain, int64_t ts) {
+  if (!ctx) return FL_EINVAL;
+  if (!ctx->keyed || !ctx->op->timers) return FL_ESTATE;
+  if (domain != FL_EVENT_TIME && domain != FL_PROCESSING_TIME) return FL_EINVAL;
+  return fl_timers_register(ctx->op->timers, domain, ctx->kg, ctx->key, ctx->key_len, ctx->ns,
+                            ctx->ns_len, ts);
+}
+
+int fl_timer_delete(fl_context_t *ctx, fl_time_domain_t domain, int64_t ts) {
+  if (!ctx) return FL_EINVAL;
+  if (!ctx->keyed || !ctx->op->timers) return FL_ESTATE;
+  if (domain != FL_EVENT_TIME && domain != FL_PROCESSING_TIME) return FL_EINVAL;
+  return fl_timers_delete(ctx->op->timers, domain, ctx->kg, ctx->key, ctx->key_len, ctx->ns,
+                          ctx->ns_len, ts);
+}
+
+static int open_table(fl_op_t *op, const struct fl_state_desc *d, uint32_t *table) {
+  if (!op->desc_tables || d->id >= op->node->env->n_descs) return FL_ESTATE;
+  uint32_t t = op->desc_tables[d->id];
+  if (t) {
+    *table = t - 1;
+    return FL_OK;
+  }
+  char name[512];
+  snprintf(name, sizeof name, "%u/%s", op->node->id, d->name);
+  int rc = op->kv->ops->open_table(op->kv->self, name, &t);
+  if (rc) return rc;
+  op->desc_tables[d->id] = t + 1;
+  *table = t;
+  return FL_OK;
+}
+
+int fl_op_sref(fl_op_t *op, const struct fl_state_desc *d, const void *ns, size_t ns_len,
+               fl_sref_t *out) {
+  if (!op || !d || !out || !op->ctx.keyed) return FL_ESTATE;
+  uint32_t table;
+  int rc = open_table(op, d, &table);
+  if (rc) return rc;
+  out->kv = op->kv;
+  out->table = table;
+  out->desc = d;
+  out->k.kg = op->ctx.kg;
+  out->k.key = op->ctx.key;
+  out->k.key_len = op->ctx.key_len;
+  out->k.ns = ns;
+  out->k.ns_len = ns_len;
+  out->now = d->has_ttl ? fl_env_now(op->node->env) : 0;
+  out->ctx = &op->ctx;
+  out->cleanup = &op->desc_cleanup[d->id];
+  out->scratch = op->worker_scratch;
+  return FL_OK;
+}
+
+int fl_ctx_sref(fl_context_t *ctx, const fl_state_desc_t *d, int kind, fl_sref_t *out) {
+  if (!ctx || !d || !out) return FL_EINVAL;
+  if (!ctx->keyed) return FL_ESTATE;
+  if (kind >= 0 && (int)d->kind != kind) return FL_ESTATE;
+  return fl_op_sref(ctx->op, d, ctx->ns, ctx->ns_len, out);
+}

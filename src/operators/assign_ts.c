@@ -1,0 +1,119 @@
+/*
+ * assignTimestampsAndWatermarks: sets record timestamps and generates watermarks per
+ * subtask (Flink's TimestampsAndWatermarksOperator with a periodic generator):
+ *  - bounded out-of-orderness D: candidate max_ts - D - 1; monotonous: max_ts - 1;
+ *  - emitted on the periodic tick (pipeline.auto-watermark-interval), or after every
+ *    record when the interval is 0, only when larger than the last one emitted; the
+ *    record goes first, then the watermark it produced;
+ *  - upstream watermarks are not forwarded, except the end of input (+inf);
+ *  - idleness: no record for idle_timeout_ms of processing time marks the output idle
+ *    until the next record.
+ */
+#include <stdlib.h>
+
+#include "core/internal.h"
+
+typedef struct {
+  int64_t max_ts;     /* FL_TS_NONE before the first record */
+  int64_t emitted;    /* last watermark sent */
+  int64_t next_tick;  /* processing time of the next periodic emission */
+  int64_t last_record; /* processing time of the last record */
+  bool idle;
+} gen_t;
+
+static int64_t candidate(const fl_watermark_strategy_t *ws, int64_t max_ts) {
+  if (max_ts == FL_TS_NONE) return FL_TS_NONE;
+  switch (ws->kind) {
+  case FL_WATERMARKS_MONOTONOUS:
+    return max_ts - 1;
+  case FL_WATERMARKS_BOUNDED: {
+    /* saturate instead of overflowing for timestamps near INT64_MIN */
+    if (max_ts < FL_TS_NONE + 2 + ws->max_out_of_orderness_ms) return FL_TS_NONE;
+    return max_ts - ws->max_out_of_orderness_ms - 1;
+  }
+  default:
+    return FL_TS_NONE;
+  }
+}
+
+static void maybe_emit(fl_op_t *op, gen_t *g) {
+  int64_t c = candidate(&op->node->u.assign_ts.ws, g->max_ts);
+  if (c != FL_TS_NONE && (g->emitted == FL_TS_NONE || c > g->emitted)) {
+    g->emitted = c;
+    fl_op_emit_watermark(op, c);
+  }
+}
+
+static int ats_open(fl_op_t *op) {
+  gen_t *g = calloc(1, sizeof *g);
+  if (!g) return FL_ENOMEM;
+  g->max_ts = FL_TS_NONE;
+  g->emitted = FL_TS_NONE;
+  int64_t now = fl_env_now(op->node->env);
+  g->next_tick = now + op->node->env->conf.watermark_interval_ms;
+  g->last_record = now;
+  op->state = g;
+  return FL_OK;
+}
+
+static int ats_process(fl_op_t *op, int input, const fl_record_t *rec) {
+  gen_t *g = op->state;
+  const fl_watermark_strategy_t *ws = &op->node->u.assign_ts.ws;
+  fl_record_t r = *rec;
+  if (ws->timestamp) {
+    int64_t ts = FL_TS_NONE;
+    int rc = ws->timestamp(&op->ctx, rec, &ts, ws->opaque);
+    if (rc < 0) return fl_op_user_failed(op, rc, "timestamp assigner");
+    r.timestamp = ts;
+  }
+  if (ws->idle_timeout_ms > 0) {
+    g->last_record = fl_env_now(op->node->env);
+    if (g->idle) {
+      g->idle = false;
+      fl_op_emit_idle(op, false);
+    }
+  }
+  if (r.timestamp != FL_TS_NONE && (g->max_ts == FL_TS_NONE || r.timestamp > g->max_ts))
+    g->max_ts = r.timestamp;
+  op->ctx.ts = r.timestamp;
+  int rc = fl_op_emit(op, &r);
+  if (rc) return rc;
+  if (op->node->env->conf.watermark_interval_ms == 0) maybe_emit(op, g);
+  return FL_OK;
+}
+
+static int ats_on_watermark(fl_op_t *op, int64_t wm) {
+  gen_t *g = op->state;
+  if (wm == FL_TS_MAX && g->emitted != FL_TS_MAX) {
+    g->emitted = FL_TS_MAX;
+    fl_op_emit_watermark(op, FL_TS_MAX);
+  }
+  return FL_OP_KEEP_WATERMARK;
+}
+
+static int ats_on_tick(fl_op_t *op, int64_t now) {
+  gen_t *g = op->state;
+  const fl_watermark_strategy_t *ws = &op->node->u.assign_ts.ws;
+  int64_t iv = op->node->env->conf.watermark_interval_ms;
+  if (iv > 0 && now >= g->next_tick) {
+    g->next_tick = now + iv;
+    if (!g->idle) maybe_emit(op, g);
+  }
+  if (ws->idle_timeout_ms > 0 && !g->idle && now - g->last_record >= ws->idle_timeout_ms) {
+    g->idle = true;
+    fl_op_emit_idle(op, true);
+  }
+  return FL_OK;
+}
+
+static void ats_close(fl_op_t *op) {
+  free(op->state);
+  op->state = NULL;
+}
+
+const fl_op_class_t fl_op_assign_ts_class = {.kind = "assign_timestamps",
+                                             .open = ats_open,
+                                             .process = ats_process,
+                                             .on_watermark = ats_on_watermark,
+                                             .on_tick = ats_on_tick,
+                                             .close = ats_close};

@@ -1,0 +1,751 @@
+/*
+ * Windows: the builder calls of flink.h (fl_window_*) and the window operator.
+ *
+ * The operator follows Flink's WindowOperator with the default triggers
+ * (EventTimeTrigger / ProcessingTimeTrigger), see /work/shared/spec/EVENT_TIME.md:
+ *  - an element is assigned to its windows; windows that are late
+ *    (cleanup(w) = max_ts(w) + allowed lateness <= watermark) are skipped;
+ *  - adding to a window whose max_ts <= watermark fires it at once (an element within
+ *    the allowed lateness re-emits the full result), otherwise a timer at max_ts fires
+ *    it; a timer at cleanup(w) removes the window's state (one timer when lateness is 0);
+ *  - an element added to no window with ts + lateness <= watermark is a dropped late
+ *    element (late side output when set, counted either way).
+ *
+ * State layout (per key, namespace = the window):
+ *  - contents: REDUCING (reduce), AGGREGATING (aggregate) or LIST (process) state; a
+ *    list item is [i64 ts, native][value bytes];
+ *  - session windows only, empty namespace: the key's live windows, a VALUE of encoded
+ *    windows (16 bytes each) sorted by start. Live windows never intersect: every
+ *    insertion merges all windows that intersect (or touch) the new one.
+ *
+ * A window namespace is 16 bytes: start then end, each big-endian with the sign bit
+ * flipped, so that byte order is numeric order (useful for ordered backends) and the
+ * bytes do not depend on the host.
+ *
+ * Arithmetic near the ends of int64 saturates: a window that would start before
+ * INT64_MIN starts at INT64_MIN, one that would end after INT64_MAX ends at INT64_MAX,
+ * and cleanup times and ts + lateness saturate at INT64_MAX (as the spec says). Flink
+ * (Java) wraps around there instead, which gives meaningless windows.
+ */
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "runtime/timers.h"
+#include "state/state.h"
+
+#define WIN_NS_LEN 16
+
+/* ---------------------------------------------------------------------------------- */
+/* Time arithmetic                                                                      */
+
+static int64_t sat_add(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? INT64_MAX : INT64_MIN;
+  return r;
+}
+
+static int64_t sat_sub(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_sub_overflow(a, b, &r)) return b > 0 ? INT64_MIN : INT64_MAX;
+  return r;
+}
+
+/* (ts - offset) mod size in [0, size), without forming ts - offset (which can
+ * overflow). size > 0. */
+static int64_t pos_mod(int64_t ts, int64_t offset, int64_t size) {
+  int64_t a = ts % size, b = offset % size;
+  if (a < 0) a += size;
+  if (b < 0) b += size;
+  int64_t r = a - b; /* both in [0, size): no overflow */
+  if (r < 0) r += size;
+  return r;
+}
+
+static int64_t max_ts(fl_window_t w) { return w.end - 1; }
+
+static int64_t cleanup_time(const fl_window_conf_t *c, fl_window_t w) {
+  /* Processing-time windows are cleaned when they fire. */
+  if (c->domain != FL_EVENT_TIME) return max_ts(w);
+  return sat_add(max_ts(w), c->allowed_lateness);
+}
+
+static bool window_late(const fl_op_t *op, const fl_window_conf_t *c, fl_window_t w) {
+  return c->domain == FL_EVENT_TIME && cleanup_time(c, w) <= op->wm;
+}
+
+static bool element_late(const fl_op_t *op, const fl_window_conf_t *c, int64_t ts) {
+  return c->domain == FL_EVENT_TIME && sat_add(ts, c->allowed_lateness) <= op->wm;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Namespace encoding                                                                   */
+
+static void put_i64(uint8_t *p, int64_t v) {
+  uint64_t u = (uint64_t)v ^ UINT64_C(0x8000000000000000);
+  for (int i = 7; i >= 0; i--) {
+    p[i] = (uint8_t)u;
+    u >>= 8;
+  }
+}
+
+static int64_t get_i64(const uint8_t *p) {
+  uint64_t u = 0;
+  for (int i = 0; i < 8; i++) u = (u << 8) | p[i];
+  return (int64_t)(u ^ UINT64_C(0x8000000000000000));
+}
+
+static void ns_encode(uint8_t ns[WIN_NS_LEN], fl_window_t w) {
+  put_i64(ns, w.start);
+  put_i64(ns + 8, w.end);
+}
+
+static fl_window_t ns_decode(const uint8_t *ns) {
+  fl_window_t w = {get_i64(ns), get_i64(ns + 8)};
+  return w;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Builders                                                                             */
+
+static bool env_running(const fl_env_t *env) { return atomic_load(&env->state) != 0; }
+
+static const char *kind_name(fl_window_kind_t k) {
+  switch (k) {
+  case FL_WINDOW_TUMBLING:
+    return "tumbling";
+  case FL_WINDOW_SLIDING:
+    return "sliding";
+  default:
+    return "session";
+  }
+}
+
+static fl_windowed_stream_t *windowed_new(fl_keyed_stream_t *in, fl_time_domain_t domain,
+                                          fl_window_kind_t kind) {
+  if (!in || !in->in) return NULL;
+  fl_env_t *env = in->in->env;
+  if (env_running(env)) {
+    fl_env_fail(env, FL_EINVAL, "the job graph cannot change after execute");
+    return NULL;
+  }
+  if (env->n_windowed == env->cap_windowed) {
+    size_t nc = env->cap_windowed ? env->cap_windowed * 2 : 8;
+    void *p = realloc(env->windowed, nc * sizeof *env->windowed);
+    if (!p) goto nomem;
+    env->windowed = p;
+    env->cap_windowed = nc;
+  }
+  fl_windowed_stream_t *w = malloc(sizeof *w);
+  if (!w) goto nomem;
+  memset(w, 0, sizeof *w);
+  w->in = in;
+  w->conf.kind = kind;
+  w->conf.domain = domain;
+  env->windowed[env->n_windowed++] = w;
+  if (domain != FL_EVENT_TIME && domain != FL_PROCESSING_TIME) {
+    fl_env_fail(env, FL_EINVAL, "window: %s window with an unknown time domain %d",
+                kind_name(kind), (int)domain);
+    w->conf.domain = FL_EVENT_TIME;
+  }
+  return w;
+nomem:
+  fl_env_fail(env, FL_ENOMEM, "out of memory while building the job graph");
+  return NULL;
+}
+
+fl_windowed_stream_t *fl_window_tumbling(fl_keyed_stream_t *in, fl_time_domain_t domain,
+                                         int64_t size_ms, int64_t offset_ms) {
+  fl_windowed_stream_t *w = windowed_new(in, domain, FL_WINDOW_TUMBLING);
+  if (!w) return NULL;
+  fl_env_t *env = in->in->env;
+  if (size_ms <= 0) {
+    fl_env_fail(env, FL_EINVAL, "window: tumbling window size must be > 0 (size %lld ms)",
+                (long long)size_ms);
+    size_ms = 1;
+    offset_ms = 0;
+  } else if (offset_ms <= -size_ms || offset_ms >= size_ms) {
+    fl_env_fail(env, FL_EINVAL,
+                "window: tumbling window offset must satisfy |offset| < size (offset %lld ms, "
+                "size %lld ms)",
+                (long long)offset_ms, (long long)size_ms);
+    offset_ms = 0;
+  }
+  /* A tumbling window is a sliding window whose slide is its size. */
+  w->conf.size = size_ms;
+  w->conf.slide = size_ms;
+  w->conf.offset = offset_ms;
+  return w;
+}
+
+fl_windowed_stream_t *fl_window_sliding(fl_keyed_stream_t *in, fl_time_domain_t domain,
+                                        int64_t size_ms, int64_t slide_ms, int64_t offset_ms) {
+  fl_windowed_stream_t *w = windowed_new(in, domain, FL_WINDOW_SLIDING);
+  if (!w) return NULL;
+  fl_env_t *env = in->in->env;
+  if (size_ms <= 0 || slide_ms <= 0) {
+    fl_env_fail(env, FL_EINVAL,
+                "window: sliding window size and slide must be > 0 (size %lld ms, slide %lld "
+                "ms)",
+                (long long)size_ms, (long long)slide_ms);
+    size_ms = slide_ms = 1;
+    offset_ms = 0;
+  } else if (offset_ms <= -slide_ms || offset_ms >= slide_ms) {
+    fl_env_fail(env, FL_EINVAL,
+                "window: sliding window offset must satisfy |offset| < slide (offset %lld ms, "
+                "slide %lld ms)",
+                (long long)offset_ms, (long long)slide_ms);
+    offset_ms = 0;
+  }
+  w->conf.size = size_ms;
+  w->conf.slide = slide_ms;
+  w->conf.offset = offset_ms;
+  return w;
+}
+
+fl_windowed_stream_t *fl_window_session(fl_keyed_stream_t *in, fl_time_domain_t domain,
+                                        int64_t gap_ms) {
+  fl_windowed_stream_t *w = windowed_new(in, domain, FL_WINDOW_SESSION);
+  if (!w) return NULL;
+  if (gap_ms <= 0) {
+    fl_env_fail(in->in->env, FL_EINVAL, "window: session gap must be > 0 (gap %lld ms)",
+                (long long)gap_ms);
+    gap_ms = 1;
+  }
+  w->conf.gap = gap_ms;
+  return w;
+}
+
+void fl_window_allowed_lateness(fl_windowed_stream_t *w, int64_t lateness_ms) {
+  if (!w) return;
+  fl_env_t *env = w->in->in->env;
+  if (lateness_ms < 0) {
+    fl_env_fail(env, FL_EINVAL, "window: allowed lateness must be >= 0 (lateness %lld ms)",
+                (long long)lateness_ms);
+    return;
+  }
+  if (w->conf.domain != FL_EVENT_TIME && lateness_ms != 0) {
+    fl_env_fail(env, FL_EINVAL,
+                "window: allowed lateness applies to event-time windows only (lateness %lld "
+                "ms on a processing-time %s window)",
+                (long long)lateness_ms, kind_name(w->conf.kind));
+    return;
+  }
+  w->conf.allowed_lateness = lateness_ms;
+}
+
+void fl_window_late_output(fl_windowed_stream_t *w, const fl_output_tag_t *tag) {
+  if (!w) return;
+  if (!tag) {
+    fl_env_fail(w->in->in->env, FL_EINVAL, "window: the late-data output tag is NULL");
+    return;
+  }
+  w->conf.late_tag = tag;
+}
+
+/* Creates the window node and its internal state descriptors. */
+static fl_node_t *window_node(fl_windowed_stream_t *w, const char *name,
+                              fl_window_fn_kind_t fn_kind, fl_state_kind_t contents_kind) {
+  fl_env_t *env = w->in->in->env;
+  fl_input_t *inputs = NULL;
+  size_t n = 0;
+  fl_node_t *node = NULL;
+  if (env_running(env)) {
+    fl_env_fail(env, FL_EINVAL, "the job graph cannot change after execute");
+    goto done;
+  }
+  if (fl_keyed_inputs(w->in, &inputs, &n) != 0) {
+    fl_env_fail(env, FL_ENOMEM, "out of memory while building the job graph");
+    goto done;
+  }
+  node = fl_env_add_node(env, FL_NODE_WINDOW, name, inputs, n);
+  if (!node) goto done;
+  node->keyed = true;
+  node->u.window = w->conf;
+  node->u.window.fn_kind = fn_kind;
+  char dname[64];
+  snprintf(dname, sizeof dname, "%u-contents", node->id);
+  node->u.window.contents = fl_env_internal_desc(env, dname, contents_kind);
+  if (!node->u.window.contents)
+    fl_env_fail(env, FL_ENOMEM, "window '%s': cannot create its state", node->name);
+  if (w->conf.kind == FL_WINDOW_SESSION) {
+    snprintf(dname, sizeof dname, "%u-windows", node->id);
+    node->u.window.windows = fl_env_internal_desc(env, dname, FL_STATE_VALUE);
+    if (!node->u.window.windows)
+      fl_env_fail(env, FL_ENOMEM, "window '%s': cannot create its state", node->name);
+  }
+done:
+  free(inputs);
+  return node;
+}
+
+fl_stream_t *fl_window_reduce(fl_windowed_stream_t *w, const char *name, fl_reduce_fn fn,
+                              void *opaque) {
+  if (!w) return NULL;
+  fl_node_t *node = window_node(w, name, FL_WFN_REDUCE, FL_STATE_REDUCING);
+  if (!node) return NULL;
+  if (!fn) fl_env_fail(node->env, FL_EINVAL, "window '%s': reduce function is NULL", node->name);
+  node->u.window.reduce = fn;
+  node->u.window.opaque = opaque;
+  if (node->u.window.contents) {
+    node->u.window.contents->reduce = fn;
+    node->u.window.contents->opaque = opaque;
+  }
+  return fl_node_stream(node);
+}
+
+fl_stream_t *fl_window_aggregate(fl_windowed_stream_t *w, const char *name,
+                                 const fl_aggregate_fn_t *fn, void *opaque) {
+  if (!w) {
+    if (fn && fn->destroy) fn->destroy(opaque);
+    return NULL;
+  }
+  fl_node_t *node = window_node(w, name, FL_WFN_AGGREGATE, FL_STATE_AGGREGATING);
+  if (!node) {
+    if (fn && fn->destroy) fn->destroy(opaque);
+    return NULL;
+  }
+  fl_env_t *env = node->env;
+  const char *why = NULL;
+  if (!fn)
+    why = "the function table is NULL";
+  else if (fn->version != FL_AGGREGATE_FN_VERSION)
+    why = "the function table is of another version";
+  else if (fn->acc_size < 1 || fn->acc_size > 65536)
+    why = "acc_size must be 1..65536";
+  else if (!fn->init || !fn->add || !fn->result)
+    why = "init, add and result are required";
+  else if (w->conf.kind == FL_WINDOW_SESSION && !fn->merge)
+    why = "session windows need merge";
+  if (why) {
+    fl_env_fail(env, FL_EINVAL, "window '%s': aggregate: %s", node->name, why);
+    /* The table is not kept: its opaque pointer is released now, once. */
+    if (fn && fn->destroy) fn->destroy(opaque);
+    return fl_node_stream(node);
+  }
+  node->u.window.agg = *fn; /* the env calls agg.destroy(opaque) at destroy */
+  node->u.window.opaque = opaque;
+  if (node->u.window.contents) {
+    node->u.window.contents->agg = *fn;
+    /* The node owns the opaque pointer; the descriptor must not release it again. */
+    node->u.window.contents->agg.destroy = NULL;
+    node->u.window.contents->opaque = opaque;
+  }
+  return fl_node_stream(node);
+}
+
+fl_stream_t *fl_window_process(fl_windowed_stream_t *w, const char *name,
+                               fl_window_process_fn fn, void *opaque) {
+  if (!w) return NULL;
+  fl_node_t *node = window_node(w, name, FL_WFN_PROCESS, FL_STATE_LIST);
+  if (!node) return NULL;
+  if (!fn)
+    fl_env_fail(node->env, FL_EINVAL, "window '%s': process function is NULL", node->name);
+  node->u.window.process = fn;
+  node->u.window.opaque = opaque;
+  return fl_node_stream(node);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* The operator                                                                         */
+
+/* Per-subtask scratch memory, reused across records so the hot path does not allocate. */
+typedef struct win_op {
+  const fl_window_conf_t *conf;
+  uint8_t *item; /* an encoded list item */
+  size_t item_cap;
+  uint8_t *live; /* session windows of the current key, encoded */
+  size_t live_cap;
+  uint8_t *copy; /* process: a copy of the window's items */
+  size_t copy_cap;
+  fl_record_t *elems; /* process: the elements handed to the user */
+  size_t elems_cap;
+} win_op_t;
+
+static int grow_bytes(uint8_t **p, size_t *cap, size_t need) {
+  if (need <= *cap) return 0;
+  size_t nc = *cap ? *cap : 64;
+  while (nc < need) {
+    if (nc > SIZE_MAX / 2) return FL_ENOMEM;
+    nc *= 2;
+  }
+  uint8_t *q = realloc(*p, nc);
+  if (!q) return FL_ENOMEM;
+  *p = q;
+  *cap = nc;
+  return 0;
+}
+
+static int grow_elems(win_op_t *st, size_t need) {
+  if (need <= st->elems_cap) return 0;
+  size_t nc = st->elems_cap ? st->elems_cap : 16;
+  while (nc < need) {
+    if (nc > SIZE_MAX / 2 / sizeof *st->elems) return FL_ENOMEM;
+    nc *= 2;
+  }
+  fl_record_t *q = realloc(st->elems, nc * sizeof *q);
+  if (!q) return FL_ENOMEM;
+  st->elems = q;
+  st->elems_cap = nc;
+  return 0;
+}
+
+static int win_open(fl_op_t *op) {
+  win_op_t *st = calloc(1, sizeof *st);
+  if (!st) return FL_ENOMEM;
+  st->conf = &op->node->u.window;
+  op->state = st;
+  return 0;
+}
+
+static void win_close(fl_op_t *op) {
+  win_op_t *st = op->state;
+  if (!st) return;
+  free(st->item);
+  free(st->live);
+  free(st->copy);
+  free(st->elems);
+  free(st);
+  op->state = NULL;
+}
+
+static int reg_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
+  return fl_timers_register(op->timers, op->node->u.window.domain, op->ctx.kg, op->ctx.key,
+                            op->ctx.key_len, ns, WIN_NS_LEN, ts);
+}
+
+static int del_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
+  return fl_timers_delete(op->timers, op->node->u.window.domain, op->ctx.kg, op->ctx.key,
+                          op->ctx.key_len, ns, WIN_NS_LEN, ts);
+}
+
+/* Emits the window's result for the current key, if the window has contents. */
+static int fire(fl_op_t *op, fl_window_t w) {
+  win_op_t *st = op->state;
+  const fl_window_conf_t *c = st->conf;
+  uint8_t ns[WIN_NS_LEN];
+  ns_encode(ns, w);
+  fl_sref_t r;
+  int rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &r);
+  if (rc) return rc;
+  int64_t saved_ts = op->ctx.ts;
+  /* Results carry the window's max timestamp (Flink's TimestampedCollector). */
+  op->ctx.ts = max_ts(w);
+  switch (c->fn_kind) {
+  case FL_WFN_REDUCE: {
+    const void *v = NULL;
+    size_t len = 0;
+    rc = fl_st_reducing_get(&r, &v, &len);
+    if (rc <= 0) break;
+    fl_record_t out = {op->ctx.key, op->ctx.key_len, v, len, max_ts(w)};
+    rc = fl_op_emit(op, &out);
+    break;
+  }
+  case FL_WFN_AGGREGATE: {
+    const void *acc = NULL;
+    rc = fl_st_aggregating_get(&r, &acc);
+    if (rc <= 0) break;
+    rc = c->agg.result(&op->ctx, &w, acc, c->opaque);
+    break;
+  }
+  case FL_WFN_PROCESS: {
+    const fl_bytes_t *items = NULL;
+    size_t n = 0, bytes = 0;
+    rc = fl_st_list_get(&r, &items, &n);
+    if (rc < 0 || n == 0) break;
+    /* The views are borrowed until the next state call; the user function may make
+     * one, so the elements get a copy. */
+    for (size_t i = 0; i < n; i++) bytes += items[i].len;
+    rc = grow_bytes(&st->copy, &st->copy_cap, bytes ? bytes : 1);
+    if (!rc) rc = grow_elems(st, n);
+    if (rc) break;
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (items[i].len < 8) {
+        rc = fl_op_fail(op, FL_ESTATE, "window '%s': corrupt window contents",
+                        op->node->name);
+        break;
+      }
+      memcpy(st->copy + off, items[i].data, items[i].len);
+      fl_record_t *e = &st->elems[i];
+      memcpy(&e->timestamp, st->copy + off, 8);
+      e->key = op->ctx.key;
+      e->key_len = op->ctx.key_len;
+      e->value = st->copy + off + 8;
+      e->value_len = items[i].len - 8;
+      off += items[i].len;
+    }
+    if (rc < 0) break;
+    rc = c->process(&op->ctx, &w, st->elems, n, c->opaque);
+    break;
+  }
+  }
+  op->ctx.ts = saved_ts;
+  return rc < 0 ? rc : 0;
+}
+
+/* Adds the element to window w's contents. */
+static int add_contents(fl_op_t *op, const uint8_t *ns, const fl_record_t *rec) {
+  win_op_t *st = op->state;
+  const fl_window_conf_t *c = st->conf;
+  fl_sref_t r;
+  int rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &r);
+  if (rc) return rc;
+  if (op->ctx.key_len == 4 && !memcmp(op->ctx.key, "k068", 4)) {
+    const void *cv = NULL; size_t cl = 0; int g = fl_st_reducing_get(&r, &cv, &cl);
+    int64_t cur = 0; if (g == 1) memcpy(&cur, cv, 8);
+    int64_t v; memcpy(&v, rec->value, 8);
+    fprintf(stderr, "DBG add k068 kg %u ts %lld v %lld ns-end %lld cur(g=%d) %lld\n", op->ctx.kg, (long long)rec->timestamp, (long long)v, (long long)get_i64((const uint8_t*)ns+8), g, (long long)cur);
+  }
+  switch (c->fn_kind) {
+  case FL_WFN_REDUCE:
+    return fl_st_reducing_add(&r, rec->value, rec->value_len);
+  case FL_WFN_AGGREGATE:
+    return fl_st_aggregating_add(&r, rec);
+  case FL_WFN_PROCESS:
+    rc = grow_bytes(&st->item, &st->item_cap, rec->value_len + 8);
+    if (rc) return rc;
+    memcpy(st->item, &rec->timestamp, 8);
+    if (rec->value_len) memcpy(st->item + 8, rec->value, rec->value_len);
+    return fl_st_list_add(&r, st->item, rec->value_len + 8);
+  }
+  return FL_EINVAL;
+}
+
+/* The trigger's onElement and the cleanup timer, after an element was added to the
+ * (not late) window w. */
+static int after_add(fl_op_t *op, fl_window_t w, const uint8_t *ns) {
+  const fl_window_conf_t *c = &op->node->u.window;
+  int rc;
+  if (c->domain == FL_EVENT_TIME) {
+    if (max_ts(w) <= op->wm)
+      rc = fire(op, w); /* within the allowed lateness: re-emit the full result */
+    else
+      rc = reg_timer(op, ns, max_ts(w));
+    if (rc) return rc;
+    /* Equal to the timer above when the lateness is 0 (one timer does both). A window
+     * whose cleanup saturates at INT64_MAX gets its timer too: it fires at the end of
+     * input and frees the state (Flink registers none; the output is the same). */
+    return reg_timer(op, ns, cleanup_time(c, w));
+  }
+  /* Processing time: fire and clean up on one timer at max_ts, even if the clock is
+   * already past it (it then fires at the next clock check). */
+  return reg_timer(op, ns, max_ts(w));
+}
+
+/* Tumbling and sliding windows. Windows are visited latest start first, as Flink's
+ * assigner lists them. */
+static int add_fixed(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *added) {
+  const fl_window_conf_t *c = &op->node->u.window;
+  int64_t size = c->size, slide = c->slide;
+  /* Window k (k = 0, 1, ...) is [ts - back, ts - back + size) with back = r + k*slide;
+   * it contains ts while back < size. Working with back avoids overflowing ts - size. */
+  int64_t back = pos_mod(ts, c->offset, slide);
+  while (back < size) {
+    fl_window_t w = {sat_sub(ts, back), sat_add(ts, size - back)};
+    if (!window_late(op, c, w)) {
+      uint8_t ns[WIN_NS_LEN];
+      ns_encode(ns, w);
+      *added = true;
+      int rc = add_contents(op, ns, rec);
+      if (!rc) rc = after_add(op, w, ns);
+      if (rc) return rc;
+    }
+    if (slide >= size - back) break;
+    back += slide;
+  }
+  return 0;
+}
+
+/* The live session windows of the current key, copied into st->live; *n windows. */
+static int live_load(fl_op_t *op, fl_sref_t *r, size_t *n) {
+  win_op_t *st = op->state;
+  *n = 0;
+  int rc = fl_op_sref(op, st->conf->windows, NULL, 0, r);
+  if (rc) return rc;
+  const void *v = NULL;
+  size_t len = 0;
+  rc = fl_st_value_get(r, &v, &len);
+  if (rc < 0) return rc;
+  if (rc == 0) len = 0;
+  if (len % WIN_NS_LEN != 0)
+    return fl_op_fail(op, FL_ESTATE, "window '%s': corrupt session window set",
+                      op->node->name);
+  /* One spare slot for an insertion. */
+  rc = grow_bytes(&st->live, &st->live_cap, len + WIN_NS_LEN);
+  if (rc) return rc;
+  if (len) memcpy(st->live, v, len);
+  *n = len / WIN_NS_LEN;
+  return 0;
+}
+
+static int live_store(fl_op_t *op, const fl_sref_t *r, size_t n) {
+  win_op_t *st = op->state;
+  if (n == 0) return fl_st_clear(r);
+  return fl_st_value_set(r, st->live, n * WIN_NS_LEN);
+}
+
+static fl_window_t live_at(const win_op_t *st, size_t i) {
+  return ns_decode(st->live + i * WIN_NS_LEN);
+}
+
+/* Session windows: the element's window [ts, ts + gap) is merged with every live window
+ * it intersects or touches; the contents and timers of the merged windows move to their
+ * cover. The element is dropped only if the cover is late. */
+static int add_session(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *added) {
+  win_op_t *st = op->state;
+  const fl_window_conf_t *c = st->conf;
+  fl_sref_t lr;
+  size_t n = 0;
+  int rc = live_load(op, &lr, &n);
+  if (rc) return rc;
+
+  fl_window_t nw = {ts, sat_add(ts, c->gap)};
+  /* Live windows are sorted and pairwise apart, so those intersecting nw are a run
+   * [i, j), and no other live window intersects their cover. */
+  size_t i = 0;
+  while (i < n && live_at(st, i).end < nw.start) i++;
+  size_t j = i;
+  fl_window_t cover = nw;
+  while (j < n) {
+    fl_window_t lw = live_at(st, j);
+    if (lw.start > nw.end) break;
+    if (lw.start < cover.start) cover.start = lw.start;
+    if (lw.end > cover.end) cover.end = lw.end;
+    j++;
+  }
+  if (window_late(op, c, cover)) return 0;
+  *added = true;
+
+  uint8_t ns[WIN_NS_LEN];
+  ns_encode(ns, cover);
+  bool existing = j - i == 1 && live_at(st, i).start == cover.start &&
+                  live_at(st, i).end == cover.end;
+  if (!existing) {
+    if (j > i) {
+      fl_sref_t cr;
+      rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &cr);
+      if (rc) return rc;
+      /* In start order: the list of a merged session holds the earlier session's
+       * elements first (Flink's order there depends on hashing). */
+      for (size_t k = i; k < j; k++) {
+        fl_window_t m = live_at(st, k);
+        const uint8_t *mns = st->live + k * WIN_NS_LEN;
+        rc = fl_st_merge_namespace(&cr, mns, WIN_NS_LEN);
+        if (!rc) rc = del_timer(op, mns, max_ts(m));
+        if (!rc && c->domain == FL_EVENT_TIME) rc = del_timer(op, mns, cleanup_time(c, m));
+        if (rc) return rc;
+      }
+      /* Flink's onMerge registers the cover's timer if it is ahead of the watermark;
+       * after_add below does the same (or fires at once), so it is not repeated. */
+    }
+    /* Replace the run [i, j) by the cover (j == i: insert). */
+    size_t tail = n - j;
+    memmove(st->live + (i + 1) * WIN_NS_LEN, st->live + j * WIN_NS_LEN, tail * WIN_NS_LEN);
+    memcpy(st->live + i * WIN_NS_LEN, ns, WIN_NS_LEN);
+    n = n - (j - i) + 1;
+    /* The state layer may have moved cells: re-resolve before writing. */
+    rc = fl_op_sref(op, c->windows, NULL, 0, &lr);
+    if (!rc) rc = live_store(op, &lr, n);
+    if (rc) return rc;
+  }
+  rc = add_contents(op, ns, rec);
+  if (!rc) rc = after_add(op, cover, ns);
+  return rc;
+}
+
+static int win_process(fl_op_t *op, int input, const fl_record_t *rec) {
+  (void)input;
+  win_op_t *st = op->state;
+  const fl_window_conf_t *c = st->conf;
+  assert(op->ctx.keyed);
+  int64_t ts;
+  if (c->domain == FL_EVENT_TIME) {
+    ts = rec->timestamp;
+    if (ts == FL_TS_NONE)
+      return fl_op_fail(op, FL_EINVAL,
+                        "window '%s': a record has no timestamp in an event-time window "
+                        "(assign timestamps before the window)",
+                        op->node->name);
+  } else {
+    ts = fl_env_now(op->node->env);
+  }
+  bool added = false;
+  int rc = c->kind == FL_WINDOW_SESSION ? add_session(op, ts, rec, &added)
+                                        : add_fixed(op, ts, rec, &added);
+  if (rc) return rc;
+  if (!added && element_late(op, c, ts)) {
+    atomic_fetch_add(&op->m->late_dropped, 1);
+    if (c->late_tag) rc = fl_op_emit_side(op, c->late_tag, rec);
+  }
+  return rc;
+}
+
+/* Removes window w of the current key: contents, its firing timer, and for sessions its
+ * entry in the live set. */
+static int clear_window(fl_op_t *op, fl_window_t w, const uint8_t *ns) {
+  win_op_t *st = op->state;
+  const fl_window_conf_t *c = st->conf;
+  fl_sref_t r;
+  int rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &r);
+  if (!rc) rc = fl_st_clear(&r);
+  if (!rc) rc = del_timer(op, ns, max_ts(w));
+  if (rc || c->kind != FL_WINDOW_SESSION) return rc;
+  size_t n = 0;
+  rc = live_load(op, &r, &n);
+  if (rc) return rc;
+  for (size_t i = 0; i < n; i++) {
+    if (memcmp(st->live + i * WIN_NS_LEN, ns, WIN_NS_LEN) == 0) {
+      memmove(st->live + i * WIN_NS_LEN, st->live + (i + 1) * WIN_NS_LEN,
+              (n - i - 1) * WIN_NS_LEN);
+      return live_store(op, &r, n - 1);
+    }
+  }
+  return 0;
+}
+
+static bool session_live(fl_op_t *op, const uint8_t *ns, int *rc) {
+  win_op_t *st = op->state;
+  fl_sref_t r;
+  size_t n = 0;
+  *rc = live_load(op, &r, &n);
+  if (*rc) return false;
+  for (size_t i = 0; i < n; i++)
+    if (memcmp(st->live + i * WIN_NS_LEN, ns, WIN_NS_LEN) == 0) return true;
+  return false;
+}
+
+static int win_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) {
+  win_op_t *st = op->state;
+  const fl_window_conf_t *c = st->conf;
+  if (d != c->domain || t->ns_len != WIN_NS_LEN) return 0;
+  /* The timer's bytes are borrowed from the timer service: copy them first. */
+  uint8_t ns[WIN_NS_LEN];
+  memcpy(ns, t->ns, WIN_NS_LEN);
+  fl_window_t w = ns_decode(ns);
+  int rc = 0;
+  /* A timer of a window that was merged away or already cleaned does nothing. */
+  if (c->kind == FL_WINDOW_SESSION && !session_live(op, ns, &rc)) return rc;
+  if (d == FL_EVENT_TIME) {
+    if (t->ts == max_ts(w)) rc = fire(op, w);
+    if (!rc && t->ts == cleanup_time(c, w)) rc = clear_window(op, w, ns);
+  } else {
+    rc = fire(op, w);
+    if (!rc) rc = clear_window(op, w, ns);
+  }
+  return rc;
+}
+
+const fl_op_class_t fl_op_window_class = {
+    .kind = "window",
+    .open = win_open,
+    .process = win_process,
+    .on_timer = win_on_timer,
+    .on_watermark = NULL,
+    .on_tick = NULL,
+    .end_input = NULL,
+    .close = win_close,
+};

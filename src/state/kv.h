@@ -1,0 +1,88 @@
+/*
+ * The state-backend interface: a key/value store per worker thread, addressed by
+ * (table, key group, key, namespace). Tables are created per (operator, state
+ * descriptor). The hashmap backend implements it now; RocksDB will implement the same
+ * table (one column family per table, key bytes = kg(2, big-endian) | key | namespace).
+ *
+ * Threading: one instance belongs to one worker thread; no call is thread-safe.
+ * Borrowed pointers (get, map_get, iterate callbacks) stay valid until the next call
+ * that changes the same instance.
+ */
+#ifndef FL_STATE_KV_H
+#define FL_STATE_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fl_kkey {
+  uint16_t kg;
+  const void *key;
+  size_t key_len;
+  const void *ns; /* namespace: the window for window state, empty otherwise */
+  size_t ns_len;
+} fl_kkey_t;
+
+/* Return value of an iterate callback. */
+#define FL_KV_NEXT 0   /* go on */
+#define FL_KV_DELETE 1 /* delete this entry and go on */
+#define FL_KV_STOP 2   /* stop */
+
+typedef struct fl_kv_ops {
+  int version; /* 1 */
+  const char *name;
+  void (*destroy)(void *self);
+  /* Opens (creating if needed) the table with this name; the same name gives the same
+   * id. Ids are small and dense, from 0. */
+  int (*open_table)(void *self, const char *name, uint32_t *id);
+
+  /* Value cells. get returns 1 and the value, 0 if absent, or a negative error. */
+  int (*get)(void *self, uint32_t table, const fl_kkey_t *k, const void **val,
+             size_t *len);
+  int (*put)(void *self, uint32_t table, const fl_kkey_t *k, const void *val, size_t len);
+  /* Appends bytes to the cell's value, creating it if absent (list state). */
+  int (*append)(void *self, uint32_t table, const fl_kkey_t *k, const void *val,
+                size_t len);
+  /* Removes the cell (and, for map cells, every user key under it). 0 also if absent. */
+  int (*del)(void *self, uint32_t table, const fl_kkey_t *k);
+
+  /* Map cells: user keys under (table, k). A table is used either for value cells or
+   * for map cells, never both. */
+  int (*map_get)(void *self, uint32_t table, const fl_kkey_t *k, const void *ukey,
+                 size_t ukey_len, const void **val, size_t *len);
+  int (*map_put)(void *self, uint32_t table, const fl_kkey_t *k, const void *ukey,
+                 size_t ukey_len, const void *val, size_t len);
+  int (*map_del)(void *self, uint32_t table, const fl_kkey_t *k, const void *ukey,
+                 size_t ukey_len);
+  /* Visits every user key of the map cell; cb may return FL_KV_DELETE. Returns 0, or
+   * the first negative error. */
+  int (*map_iter)(void *self, uint32_t table, const fl_kkey_t *k,
+                  int (*cb)(const void *ukey, size_t ukey_len, const void *val, size_t len,
+                            void *arg),
+                  void *arg);
+
+  /* Visits up to max_entries cells of a table starting at *cursor (0 = the start) and
+   * stores where to continue in *cursor (0 again after the end). Used for incremental
+   * TTL cleanup, snapshots and end-of-input sweeps. Entries inserted during a walk may
+   * or may not be seen; none is seen twice within one pass unless the table grew.
+   * For map tables, cb gets each cell (k) once with val = NULL. */
+  int (*iterate)(void *self, uint32_t table, uint64_t *cursor, size_t max_entries,
+                 int (*cb)(const fl_kkey_t *k, const void *val, size_t len, void *arg),
+                 void *arg);
+  /* Number of cells in a table (map cells count once). */
+  size_t (*count)(void *self, uint32_t table);
+} fl_kv_ops_t;
+
+typedef struct fl_kv {
+  const fl_kv_ops_t *ops;
+  void *self;
+} fl_kv_t;
+
+/* The in-memory hashmap backend. */
+int fl_kv_hashmap_new(fl_kv_t *out);
+
+static inline void fl_kv_destroy(fl_kv_t *kv) {
+  if (kv && kv->ops) kv->ops->destroy(kv->self);
+  if (kv) kv->ops = NULL;
+}
+
+#endif

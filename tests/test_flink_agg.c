@@ -1,0 +1,938 @@
+/*
+ * flink-agg end to end: runs the built tool ($FL_BUILD_DIR/tools/flink-agg, else
+ * ./tools/flink-agg) on hand-written JSON lines in a temporary directory and compares
+ * its output, as a sorted multiset of lines, with results derived by hand from the
+ * event-time rules of /work/shared/spec/EVENT_TIME.md (derivations in the comments).
+ *
+ * Notation in the derivations: wm = watermark; with bounded out-of-orderness D the
+ * watermark after an event is max_ts - D - 1 (only when it grows); with
+ * --watermark-interval 0 it is emitted after every record, behind the record.
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+extern char **environ;
+
+/* ---------------------------------------------------------------------------------- */
+/* Running the tool                                                                   */
+
+typedef struct tctx {
+  char dir[64];
+  char in[128];      /* input file */
+  char out[128];     /* --output file */
+  char late[128];    /* --late-output file */
+  char dead[128];    /* dead-letter file */
+  char stdout_[128]; /* captured stdout */
+  char stderr_[128]; /* captured stderr */
+  char tool[4096];
+} tctx_t;
+
+typedef struct run {
+  int code; /* exit status, or 1000 + signal */
+  char *out; /* stdout */
+  char *err; /* stderr */
+} run_t;
+
+static int setup(void **state) {
+  tctx_t *t = calloc(1, sizeof(*t));
+  const char *bd = getenv("FL_BUILD_DIR");
+  snprintf(t->dir, sizeof(t->dir), "/tmp/fl_test_agg_XXXXXX");
+  if (mkdtemp(t->dir) == NULL)
+    return -1;
+  snprintf(t->in, sizeof(t->in), "%s/in.jsonl", t->dir);
+  snprintf(t->out, sizeof(t->out), "%s/out.jsonl", t->dir);
+  snprintf(t->late, sizeof(t->late), "%s/late.jsonl", t->dir);
+  snprintf(t->dead, sizeof(t->dead), "%s/dead.jsonl", t->dir);
+  snprintf(t->stdout_, sizeof(t->stdout_), "%s/stdout", t->dir);
+  snprintf(t->stderr_, sizeof(t->stderr_), "%s/stderr", t->dir);
+  if (bd != NULL && bd[0] != '\0')
+    snprintf(t->tool, sizeof(t->tool), "%s/tools/flink-agg", bd);
+  else
+    snprintf(t->tool, sizeof(t->tool), "./tools/flink-agg");
+  *state = t;
+  return 0;
+}
+
+static int teardown(void **state) {
+  tctx_t *t = *state;
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
+  if (system(cmd) != 0)
+    return -1;
+  free(t);
+  return 0;
+}
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+  assert_int_equal(fclose(f), 0);
+}
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  char *buf = NULL;
+  size_t n = 0, cap = 0, r;
+  if (f == NULL)
+    return strdup("");
+  do {
+    if (cap - n < 4096) {
+      cap = cap ? cap * 2 : 65536;
+      buf = realloc(buf, cap + 1);
+    }
+    r = fread(buf + n, 1, cap - n, f);
+    n += r;
+  } while (r > 0);
+  fclose(f);
+  buf[n] = '\0';
+  return buf;
+}
+
+/* Runs the tool with args (NULL-terminated, without argv[0]); stdin comes from the
+ * input file, stdout and stderr go to files. */
+static run_t run_tool(tctx_t *t, const char *const *args) {
+  posix_spawn_file_actions_t fa;
+  const char *argv[64];
+  run_t r = {0};
+  pid_t pid;
+  int status, n = 0;
+
+  if (access(t->tool, X_OK) != 0)
+    fail_msg("flink-agg not found at %s (set FL_BUILD_DIR)", t->tool);
+  argv[n++] = t->tool;
+  for (; *args != NULL; args++) {
+    assert_true(n < 62);
+    argv[n++] = *args;
+  }
+  argv[n] = NULL;
+  assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+  assert_int_equal(posix_spawn_file_actions_addopen(&fa, 0, access(t->in, R_OK) == 0 ? t->in : "/dev/null",
+                                                    O_RDONLY, 0),
+                   0);
+  assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, t->stdout_,
+                                                    O_WRONLY | O_CREAT | O_TRUNC, 0644),
+                   0);
+  assert_int_equal(posix_spawn_file_actions_addopen(&fa, 2, t->stderr_,
+                                                    O_WRONLY | O_CREAT | O_TRUNC, 0644),
+                   0);
+  assert_int_equal(posix_spawn(&pid, t->tool, &fa, NULL, (char *const *)argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  while (waitpid(pid, &status, 0) < 0)
+    assert_int_equal(errno, EINTR);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
+  r.out = slurp(t->stdout_);
+  r.err = slurp(t->stderr_);
+  return r;
+}
+
+static void run_free(run_t *r) {
+  free(r->out);
+  free(r->err);
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Splits text into lines (each must end with '\n'); returns the sorted array. */
+static char **sorted_lines(const char *text, size_t *n_out) {
+  char **v = NULL;
+  size_t n = 0, cap = 0;
+  const char *p = text;
+  while (*p != '\0') {
+    const char *nl = strchr(p, '\n');
+    if (nl == NULL)
+      fail_msg("output does not end with a newline: '%s'", p);
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      v = realloc(v, cap * sizeof(*v));
+    }
+    v[n++] = strndup(p, (size_t)(nl - p));
+    p = nl + 1;
+  }
+  if (n > 0)
+    qsort(v, n, sizeof(*v), cmp_str);
+  *n_out = n;
+  return v;
+}
+
+static void free_lines(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(v[i]);
+  free(v);
+}
+
+/* got (text) and want (n lines) hold the same lines, in any order. */
+static void assert_same_lines(const char *got, const char *const *want, size_t n_want) {
+  size_t n_got, i;
+  char **g = sorted_lines(got, &n_got);
+  char **w = malloc((n_want + 1) * sizeof(*w));
+  int same;
+  for (i = 0; i < n_want; i++)
+    w[i] = (char *)want[i];
+  if (n_want > 0)
+    qsort(w, n_want, sizeof(*w), cmp_str);
+  same = n_got == n_want;
+  for (i = 0; same && i < n_want; i++)
+    same = strcmp(g[i], w[i]) == 0;
+  if (!same) {
+    /* Both are sorted: walk them together and show only the differences. */
+    size_t a = 0, b = 0;
+    print_error("got %zu lines, want %zu; '-' missing, '+' unexpected:\n", n_got, n_want);
+    while (a < n_got || b < n_want) {
+      int c = a == n_got ? 1 : b == n_want ? -1 : strcmp(g[a], w[b]);
+      if (c == 0) {
+        a++;
+        b++;
+      } else if (c < 0) {
+        print_error("+ %s\n", g[a++]);
+      } else {
+        print_error("- %s\n", w[b++]);
+      }
+    }
+  }
+  free_lines(g, n_got);
+  free(w);
+  assert_true(same);
+}
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---------------------------------------------------------------------------------- */
+/* Tumbling windows and the five aggregates                                           */
+
+/*
+ * tumbling:1s, in time order (nothing can be late):
+ *   a: [1000,2000) = {3, 4.5}   a: [2000,3000) = {-1}
+ *   b: [1000,2000) = {10}       b: [2000,3000) = {7, 1}
+ * Input read from stdin ("--input -"), results to stdout.
+ */
+static const char tumbling_input[] =
+    "{\"user\":\"a\",\"ts\":1000,\"v\":3}\n"
+    "{\"user\":\"b\",\"ts\":1500,\"v\":10}\n"
+    "{\"user\":\"a\",\"ts\":1999,\"v\":4.5}\n"
+    "{\"user\":\"a\",\"ts\":2000,\"v\":-1}\n"
+    "{\"user\":\"b\",\"ts\":2500,\"v\":7}\n"
+    "{\"user\":\"b\",\"ts\":2999,\"v\":1}\n";
+
+static void run_tumbling(tctx_t *t, const char *agg, const char *const *want) {
+  const char *args[] = {"--input", "-", "--key", "user", "--time", "ts", "--value", "v",
+                        "--agg", agg, "--window", "tumbling:1s", NULL};
+  run_t r;
+  write_text(t->in, tumbling_input);
+  r = run_tool(t, args);
+  if (r.code != 0)
+    print_error("stderr: %s\n", r.err);
+  assert_int_equal(r.code, 0);
+  assert_same_lines(r.out, want, 4);
+  run_free(&r);
+}
+
+static void tumbling_sum(void **state) {
+  static const char *const want[] = {
+      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 7.5, \"count\": 2}",
+      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": -1, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 10, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 8, \"count\": 2}"};
+  run_tumbling(*state, "sum", want);
+}
+
+static void tumbling_count(void **state) {
+  static const char *const want[] = {
+      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 2, \"count\": 2}",
+      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 1, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 1, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 2, \"count\": 2}"};
+  run_tumbling(*state, "count", want);
+}
+
+static void tumbling_min(void **state) {
+  static const char *const want[] = {
+      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 3, \"count\": 2}",
+      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": -1, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 10, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 1, \"count\": 2}"};
+  run_tumbling(*state, "min", want);
+}
+
+static void tumbling_max(void **state) {
+  static const char *const want[] = {
+      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 4.5, \"count\": 2}",
+      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": -1, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 10, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 7, \"count\": 2}"};
+  run_tumbling(*state, "max", want);
+}
+
+static void tumbling_avg(void **state) {
+  /* a [1000,2000): 7.5 / 2 = 3.75; b [2000,3000): 8 / 2 = 4 (integral: no point). */
+  static const char *const want[] = {
+      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 3.75, \"count\": 2}",
+      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": -1, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 10, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 4, \"count\": 2}"};
+  run_tumbling(*state, "avg", want);
+}
+
+/*
+ * avg of 1, 1, 2 = 4/3 prints as the shortest round-trip form, 0.1 + 0.2 as the
+ * double it is (0.30000000000000004); 2^53 is not below 2^53, so it takes the shortest
+ * round-trip %g form, which needs 16 digits: 9007199254740992; 2^53 - 1 is an integer.
+ */
+static void number_formatting(void **state) {
+  tctx_t *t = *state;
+  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "k", "--time", "t",
+                        "--value", "v", "--agg", "avg", "--window", "tumbling:10", NULL};
+  const char *args_sum[] = {"--input", t->in, "--output", t->out, "--key", "k", "--time", "t",
+                            "--value", "v", "--agg", "sum", "--window", "tumbling:10", NULL};
+  static const char *const want_avg[] = {
+      "{\"key\": \"x\", \"window_start\": 0, \"window_end\": 10, \"value\": 1.3333333333333333, \"count\": 3}"};
+  static const char *const want_sum[] = {
+      "{\"key\": \"y\", \"window_start\": 0, \"window_end\": 10, \"value\": 0.30000000000000004, \"count\": 2}",
+      "{\"key\": \"z\", \"window_start\": 0, \"window_end\": 10, \"value\": 9007199254740992, \"count\": 1}",
+      "{\"key\": \"w\", \"window_start\": 0, \"window_end\": 10, \"value\": 9007199254740991, \"count\": 1}",
+      "{\"key\": \"x\", \"window_start\": 0, \"window_end\": 10, \"value\": 4, \"count\": 3}"};
+  run_t r;
+  char *got;
+
+  write_text(t->in, "{\"k\":\"x\",\"t\":1,\"v\":1}\n{\"k\":\"x\",\"t\":2,\"v\":1}\n"
+                    "{\"k\":\"x\",\"t\":3,\"v\":2}\n");
+  r = run_tool(t, args);
+  assert_int_equal(r.code, 0);
+  got = slurp(t->out);
+  assert_same_lines(got, want_avg, 1);
+  free(got);
+  run_free(&r);
+
+  write_text(t->in, "{\"k\":\"x\",\"t\":1,\"v\":1}\n{\"k\":\"x\",\"t\":2,\"v\":1}\n"
+                    "{\"k\":\"x\",\"t\":3,\"v\":2}\n"
+                    "{\"k\":\"y\",\"t\":1,\"v\":0.1}\n{\"k\":\"y\",\"t\":2,\"v\":0.2}\n"
+                    "{\"k\":\"z\",\"t\":1,\"v\":9007199254740992}\n"
+                    "{\"k\":\"w\",\"t\":1,\"v\":9007199254740991}\n");
+  r = run_tool(t, args_sum);
+  assert_int_equal(r.code, 0);
+  got = slurp(t->out);
+  assert_same_lines(got, want_sum, 4);
+  free(got);
+  run_free(&r);
+}
+
+/*
+ * Keys keep their JSON form: the integer 42, the string "42" and true are three keys.
+ * count needs no --value. tumbling:100 puts everything into [0,100).
+ */
+static void keys_strings_integers_booleans(void **state) {
+  tctx_t *t = *state;
+  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "dev", "--time", "t",
+                        "--agg", "count", "--window", "tumbling:100", NULL};
+  static const char *const want[] = {
+      "{\"key\": 42, \"window_start\": 0, \"window_end\": 100, \"value\": 2, \"count\": 2}",
+      "{\"key\": \"42\", \"window_start\": 0, \"window_end\": 100, \"value\": 1, \"count\": 1}",
+      "{\"key\": true, \"window_start\": 0, \"window_end\": 100, \"value\": 1, \"count\": 1}",
+      "{\"key\": -7, \"window_start\": 0, \"window_end\": 100, \"value\": 1, \"count\": 1}",
+      "{\"key\": \"say \\\"hi\\\"\", \"window_start\": 0, \"window_end\": 100, \"value\": 1, \"count\": 1}"};
+  run_t r;
+  char *got;
+  write_text(t->in, "{\"dev\":42,\"t\":0}\n"
+                    "{\"dev\":\"42\",\"t\":10}\n"
+                    "{\"dev\":42,\"t\":20}\n"
+                    "{\"dev\":true,\"t\":30}\n"
+                    "{\"t\":40,\"dev\":-7}\n"
+                    "{\"dev\":\"say \\\"hi\\\"\",\"t\":50}\n");
+  r = run_tool(t, args);
+  if (r.code != 0)
+    print_error("stderr: %s\n", r.err);
+  assert_int_equal(r.code, 0);
+  assert_string_equal(r.out, "");
+  got = slurp(t->out);
+  assert_same_lines(got, want, N_OF(want));
+  free(got);
+  run_free(&r);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Sliding and session windows                                                        */
+
+/*
+ * sliding:1s:500ms, sum. Windows of ts: s = start(ts, 500), then s, s-500, ... while
+ * > ts - 1000:
+ *   100  -> s=0:    [0,1000), [-500,500)          (-1000 > -900 fails)
+ *   600  -> s=500:  [500,1500), [0,1000)          (-500 > -400 fails)
+ *   1200 -> s=1000: [1000,2000), [500,1500)       (0 > 200 fails)
+ * Sums (v = 1, 2, 4): [-500,500)=1, [0,1000)=3, [500,1500)=6, [1000,2000)=4.
+ */
+static void sliding_sum(void **state) {
+  tctx_t *t = *state;
+  const char *args[] = {"--input", t->in, "--key", "user", "--time", "ts", "--value", "v",
+                        "--agg", "sum", "--window", "sliding:1s:500ms", NULL};
+  static const char *const want[] = {
+      "{\"key\": \"k\", \"window_start\": -500, \"window_end\": 500, \"value\": 1, \"count\": 1}",
+      "{\"key\": \"k\", \"window_start\": 0, \"window_end\": 1000, \"value\": 3, \"count\": 2}",
+      "{\"key\": \"k\", \"window_start\": 500, \"window_end\": 1500, \"value\": 6, \"count\": 2}",
+      "{\"key\": \"k\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 4, \"count\": 1}"};
+  run_t r;
+  write_text(t->in, "{\"user\":\"k\",\"ts\":100,\"v\":1}\n"
+                    "{\"user\":\"k\",\"ts\":600,\"v\":2}\n"
+                    "{\"user\":\"k\",\"ts\":1200,\"v\":4}\n");
+  r = run_tool(t, args);
+  assert_int_equal(r.code, 0);
+  assert_same_lines(r.out, want, N_OF(want));
+  run_free(&r);
+}
+
+/*
+ * session:1s (gap 1000), sum, watermark after every record.
+ *   s@0 -> [0,1000); s@1000 -> [1000,2000) touches it (1000 >= 1000): [0,2000);
+ *   s@2000 -> [2000,3000) touches: [0,3000) = {1,2,4}; s@5000 -> [5000,6000) = {8}.
+ *   t@0 -> [0,1000); t@1001 -> [1001,2001): 1000 >= 1001 fails, two sessions.
+ * Watermarks (D=0): ..., after s@1000 wm=999 fires t's [0,1000) (s's window is already
+ * merged into [0,2000)), after s@5000 wm=4999 fires s's [0,3000); the rest at the end.
+ */
+static void session_touching_windows_merge(void **state) {
+  tctx_t *t = *state;
+  const char *args[] = {"--input", t->in, "--key", "user", "--time", "ts", "--value", "v",
+                        "--agg", "sum", "--window", "session:1s", "--watermark-interval", "0",
+                        NULL};
+  static const char *const want[] = {
+      "{\"key\": \"s\", \"window_start\": 0, \"window_end\": 3000, \"value\": 7, \"count\": 3}",
+      "{\"key\": \"s\", \"window_start\": 5000, \"window_end\": 6000, \"value\": 8, \"count\": 1}",
+      "{\"key\": \"t\", \"window_start\": 0, \"window_end\": 1000, \"value\": 16, \"count\": 1}",
+      "{\"key\": \"t\", \"window_start\": 1001, \"window_end\": 2001, \"value\": 32, \"count\": 1}"};
+  run_t r;
+  write_text(t->in, "{\"user\":\"s\",\"ts\":0,\"v\":1}\n"
+                    "{\"user\":\"t\",\"ts\":0,\"v\":16}\n"
+                    "{\"user\":\"s\",\"ts\":1000,\"v\":2}\n"
+                    "{\"user\":\"t\",\"ts\":1001,\"v\":32}\n"
+                    "{\"user\":\"s\",\"ts\":2000,\"v\":4}\n"
+                    "{\"user\":\"s\",\"ts\":5000,\"v\":8}\n");
+  r = run_tool(t, args);
+  assert_int_equal(r.code, 0);
+  assert_same_lines(r.out, want, N_OF(want));
+  run_free(&r);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Out-of-orderness, lateness, watermark interval                                     */
+
+/*
+ * tumbling:1s, --out-of-orderness 500, watermark after every record, sum:
+ *   1 a@1000 v1  -> [1000,2000)          wm = 1000-500-1 = 499
+ *   2 a@1800 v2  -> [1000,2000)          wm = 1299
+ *   3 a@1200 v4  -> [1000,2000) (cleanup 1999 > 1299: not late), wm stays 1299
+ *   4 a@2600 v8  -> [2000,3000)          wm = 2099: fires a [1000,2000) = 7 (3 records)
+ *   5 a@1999 v16 -> [1000,2000): cleanup 1999 <= 2099, late; 1999 + 0 <= 2099: dropped
+ *   6 b@2100 v32 -> [2000,3000) (cleanup 2999 > 2099)
+ *   7 b@500  v64 -> [0,1000): cleanup 999 <= 2099: dropped
+ *   end: wm = MAX fires a [2000,3000) = 8 and b [2000,3000) = 32.
+ * Lines 5 and 7 go to --late-output byte for byte, in input order.
+ */
+static const char late_input[] =
+    "{\"user\":\"a\",\"ts\":1000,\"v\":1}\n"
+    "{\"user\":\"a\",\"ts\":1800,\"v\":2}\n"
+    "{\"user\":\"a\",\"ts\":1200,\"v\":4}\n"
+    "{\"user\":\"a\",\"ts\":2600,\"v\":8}\n"
+    "{ \"user\": \"a\",  \"ts\": 1999, \"v\": 16, \"extra\": [1, 2] }\n"
+    "{\"user\":\"b\",\"ts\":2100,\"v\":32}\n"
+    "{\"v\":64,\"user\":\"b\",\"ts\":500}\r\n";
+
+static void check_out_of_orderness(tctx_t *t, const char *parallelism) {
+  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "user", "--time", "ts",
+                        "--value", "v", "--agg", "sum", "--window", "tumbling:1s",
+                        "--out-of-orderness", "500ms", "--watermark-interval", "0",
+                        "--late-output", t->late, "--parallelism", parallelism, NULL};
+  static const char *const want[] = {
+      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 7, \"count\": 3}",
+      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 8, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 32, \"count\": 1}"};
+  run_t r;
+  char *got, *late;
+  write_text(t->in, late_input);
+  r = run_tool(t, args);
+  if (r.code != 0)
+    print_error("stderr: %s\n", r.err);
+  assert_int_equal(r.code, 0);
+  got = slurp(t->out);
+  if (strcmp(parallelism, "1") != 0)
+    print_message("parallelism %s\n", parallelism);
+  assert_same_lines(got, want, N_OF(want));
+  late = slurp(t->late);
+  /* The CR of line 7 was its line ending, not data. */
+  assert_string_equal(late, "{ \"user\": \"a\",  \"ts\": 1999, \"v\": 16, \"extra\": [1, 2] }\n"
+                            "{\"v\":64,\"user\":\"b\",\"ts\":500}\n");
+  free(late);
+  free(got);
+  run_free(&r);
+}
+
+static void out_of_orderness_drops_late_record_to_late_output(void **state) {
+  check_out_of_orderness(*state, "1");
+}
+
+/*
+ * The same input with --watermark-interval 1h: no periodic watermark is due while the
+ * input is read, so the first watermark that moves anything is the end of input and no
+ * record is late: a [1000,2000) = 1+2+4+16 = 23 (4), a [2000,3000) = 8, b [0,1000) = 64,
+ * b [2000,3000) = 32; the late file is created and empty.
+ */
+static void long_watermark_interval_makes_nothing_late(void **state) {
+  tctx_t *t = *state;
+  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "user", "--time", "ts",
+                        "--value", "v", "--agg", "sum", "--window", "tumbling:1s",
+                        "--out-of-orderness", "500ms", "--watermark-interval", "1h",
+                        "--late-output", t->late, NULL};
+  static const char *const want[] = {
+      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 23, \"count\": 4}",
+      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 8, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 0, \"window_end\": 1000, \"value\": 64, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 32, \"count\": 1}"};
+  run_t r;
+  char *got, *late;
+  write_text(t->in, late_input);
+  r = run_tool(t, args);
+  assert_int_equal(r.code, 0);
+  got = slurp(t->out);
+  assert_same_lines(got, want, N_OF(want));
+  late = slurp(t->late);
+  assert_string_equal(late, "");
+  assert_int_equal(access(t->late, F_OK), 0);
+  free(late);
+  free(got);
+  run_free(&r);
+}
+
+/*
+ * tumbling:1s, --allowed-lateness 1s, D = 0, watermark after every record, sum:
+ *   1 a@1000 v1  -> [1000,2000)     wm 999
+ *   2 a@2100 v2  -> [2000,3000)     wm 2099: fires [1000,2000) = 1 (1)
+ *   3 a@1500 v4  -> [1000,2000): cleanup 1999+1000 = 2999 > 2099, added; max_ts 1999 <=
+ *                   wm: fires at once = 5 (2)
+ *   4 a@3200 v8  -> [3000,4000)     wm 3199: fires [2000,3000) = 2 (1); [1000,2000) is
+ *                   cleaned up (2999 <= 3199)
+ *   5 a@1700 v16 -> [1000,2000): cleanup 2999 <= 3199: late; 1700 + 1000 <= 3199: dropped
+ *   end: [3000,4000) = 8 (1).
+ */
+static void check_allowed_lateness(tctx_t *t, const char *parallelism) {
+  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "user", "--time", "ts",
+                        "--value", "v", "--agg", "sum", "--window", "tumbling:1s",
+                        "--allowed-lateness", "1s", "--watermark-interval", "0",
+                        "--late-output", t->late, "--parallelism", parallelism, NULL};
+  static const char *const want[] = {
+      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 1, \"count\": 1}",
+      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 5, \"count\": 2}",
+      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 2, \"count\": 1}",
+      "{\"key\": \"a\", \"window_start\": 3000, \"window_end\": 4000, \"value\": 8, \"count\": 1}"};
+  run_t r;
+  char *got, *late;
+  write_text(t->in, "{\"user\":\"a\",\"ts\":1000,\"v\":1}\n"
+                    "{\"user\":\"a\",\"ts\":2100,\"v\":2}\n"
+                    "{\"user\":\"a\",\"ts\":1500,\"v\":4}\n"
+                    "{\"user\":\"a\",\"ts\":3200,\"v\":8}\n"
+                    "{\"user\":\"a\",\"ts\":1700,\"v\":16}\n");
+  r = run_tool(t, args);
+  if (r.code != 0)
+    print_error("stderr: %s\n", r.err);
+  assert_int_equal(r.code, 0);
+  got = slurp(t->out);
+  if (strcmp(parallelism, "1") != 0)
+    print_message("parallelism %s\n", parallelism);
+  assert_same_lines(got, want, N_OF(want));
+  late = slurp(t->late);
+  assert_string_equal(late, "{\"user\":\"a\",\"ts\":1700,\"v\":16}\n");
+  free(late);
+  free(got);
+  run_free(&r);
+}
+
+static void allowed_lateness_refires_window(void **state) {
+  check_allowed_lateness(*state, "1");
+}
+
+/*
+ * Watermarks come from the single reader's subtask only (the other subtasks of the
+ * reader's chain have no input at all), so which records are late, and which windows
+ * fire early, must not change with --parallelism: the two scenarios above, at 2 and 4.
+ */
+static void lateness_does_not_depend_on_parallelism(void **state) {
+  check_out_of_orderness(*state, "2");
+  check_allowed_lateness(*state, "2");
+  check_out_of_orderness(*state, "4");
+  check_allowed_lateness(*state, "4");
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Malformed input                                                                    */
+
+/*
+ * --on-error fail (the default), watermark after every record, tumbling:1s:
+ *   1 a@100 v1; 2 a@1100 v2 -> wm 1099 fires a [0,1000) = 1; 3 has a string time.
+ * The job fails at line 3: exit 1, stderr names the line and the field; the window that
+ * fired before it is in the output, [1000,2000) never fired.
+ */
+static void on_error_fail_exits_naming_the_line(void **state) {
+  tctx_t *t = *state;
+  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "user", "--time", "ts",
+                        "--value", "v", "--agg", "sum", "--window", "tumbling:1s",
+                        "--watermark-interval", "0", NULL};
+  static const char *const want[] = {
+      "{\"key\": \"a\", \"window_start\": 0, \"window_end\": 1000, \"value\": 1, \"count\": 1}"};
+  run_t r;
+  char *got;
+  write_text(t->in, "{\"user\":\"a\",\"ts\":100,\"v\":1}\n"
+                    "{\"user\":\"a\",\"ts\":1100,\"v\":2}\n"
+                    "{\"user\":\"a\",\"ts\":\"oops\",\"v\":3}\n"
+                    "{\"user\":\"a\",\"ts\":5000,\"v\":4}\n");
+  r = run_tool(t, args);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "line 3: "));
+  assert_non_null(strstr(r.err, "\"ts\""));
+  got = slurp(t->out);
+  assert_same_lines(got, want, N_OF(want));
+  free(got);
+  run_free(&r);
+
+  /* Not JSON at all, on line 2. */
+  write_text(t->in, "{\"user\":\"a\",\"ts\":100,\"v\":1}\nnot json\n");
+  r = run_tool(t, args);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "line 2: malformed JSON"));
+  run_free(&r);
+}
+
+/* Line by line: 2 not JSON, 3 no time, 4 not an object, 5 object key, 6 string value,
+ * 8 blank (not an event, not an error), 9 real key. Lines 1 and 7 are the events. */
+static const char bad_input[] =
+    "{\"user\":\"a\",\"ts\":100,\"v\":1}\n"
+    "not json\n"
+    "{\"user\":\"a\",\"v\":5}\n"
+    "[1,2]\n"
+    "{\"user\":{\"x\":1},\"ts\":200,\"v\":1}\n"
+    "{\"user\":\"a\",\"ts\":300,\"v\":\"7\"}\n"
+    "{\"user\":\"a\",\"ts\":1100,\"v\":2}\n"
+    "\n"
+    "{\"user\":1.5,\"ts\":300,\"v\":7}\n";
+
+static const char *const bad_want[] = {
+    "{\"key\": \"a\", \"window_start\": 0, \"window_end\": 1000, \"value\": 1, \"count\": 1}",
+    "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 2, \"count\": 1}"};
+
+static void on_error_skip_drops_and_counts(void **state) {
+  tctx_t *t = *state;
+  const char *args[] = {"--input", t->in, "--key", "user", "--time", "ts", "--value", "v",
+                        "--agg", "sum", "--window", "tumbling:1s", "--on-error", "skip", NULL};
+  run_t r;
+  write_text(t->in, bad_input);
+  r = run_tool(t, args);
+  assert_int_equal(r.code, 0);
+  assert_same_lines(r.out, bad_want, N_OF(bad_want));
+  assert_non_null(strstr(r.err, "flink-agg: skipped 6 malformed lines\n"));
+  run_free(&r);
+}
+
+static void on_error_dead_letter_writes_bad_lines_unchanged(void **state) {
+  tctx_t *t = *state;
+  char opt[160];
+  const char *args[] = {"--input", t->in, "--key", "user", "--time", "ts", "--value", "v",
+                        "--agg", "sum", "--window", "tumbling:1s", "--on-error", opt,
+                        "--parallelism", "2", NULL};
+  run_t r;
+  char *dead;
+  snprintf(opt, sizeof(opt), "dead-letter:%s", t->dead);
+  write_text(t->in, bad_input);
+  r = run_tool(t, args);
+  assert_int_equal(r.code, 0);
+  assert_same_lines(r.out, bad_want, N_OF(bad_want));
+  dead = slurp(t->dead);
+  assert_string_equal(dead, "not json\n"
+                            "{\"user\":\"a\",\"v\":5}\n"
+                            "[1,2]\n"
+                            "{\"user\":{\"x\":1},\"ts\":200,\"v\":1}\n"
+                            "{\"user\":\"a\",\"ts\":300,\"v\":\"7\"}\n"
+                            "{\"user\":1.5,\"ts\":300,\"v\":7}\n");
+  free(dead);
+  run_free(&r);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Usage errors                                                                       */
+
+typedef struct usage_case {
+  const char *args[24];
+  const char *must_name[2]; /* substrings of stderr */
+} usage_case_t;
+
+static void bad_usage_exits_2_naming_the_option(void **state) {
+  tctx_t *t = *state;
+  static const usage_case_t cases[] = {
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "median",
+        "--window", "tumbling:1s", NULL},
+       {"--agg", "median"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
+        "--window", "hopping:5s", NULL},
+       {"--window", "hopping:5s"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
+        "--window", "tumbling:0", NULL},
+       {"--window", "tumbling:0"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
+        "--window", "sliding:5s", NULL},
+       {"--window", "sliding:5s"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
+        "--window", "tumbling:1s", "--out-of-orderness", "5x", NULL},
+       {"--out-of-orderness", "5x"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
+        "--window", "tumbling:1s", "--allowed-lateness", "-1s", NULL},
+       {"--allowed-lateness", "-1s"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
+        "--window", "tumbling:1s", "--watermark-interval", "soon", NULL},
+       {"--watermark-interval", "soon"}},
+      {{"--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
+        "tumbling:1s", NULL},
+       {"--input", NULL}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "sum", "--window",
+        "tumbling:1s", NULL},
+       {"--value", NULL}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
+        "--window", "tumbling:1s", "--parallelism", "0", NULL},
+       {"--parallelism", "'0'"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
+        "--window", "tumbling:1s", "--on-error", "retry", NULL},
+       {"--on-error", "retry"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
+        "--window", "tumbling:1s", "--bogus", "1", NULL},
+       {"--bogus", NULL}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
+        "--window", "tumbling:1s", "--output", "o", "--late-output", "o", NULL},
+       {"--late-output", "'o'"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
+        "--window", NULL},
+       {"--window", "needs a value"}},
+  };
+  for (size_t i = 0; i < N_OF(cases); i++) {
+    run_t r = run_tool(t, cases[i].args);
+    if (r.code != 2 || strstr(r.err, cases[i].must_name[0]) == NULL ||
+        (cases[i].must_name[1] != NULL && strstr(r.err, cases[i].must_name[1]) == NULL))
+      print_error("case %zu: exit %d, stderr: %s\n", i, r.code, r.err);
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.err, cases[i].must_name[0]));
+    if (cases[i].must_name[1] != NULL)
+      assert_non_null(strstr(r.err, cases[i].must_name[1]));
+    assert_string_equal(r.out, "");
+    run_free(&r);
+  }
+}
+
+static void missing_input_file_fails_naming_it(void **state) {
+  tctx_t *t = *state;
+  char path[160];
+  const char *args[] = {"--input", path, "--key", "k", "--time", "t", "--agg", "count",
+                        "--window", "tumbling:1s", NULL};
+  run_t r;
+  snprintf(path, sizeof(path), "%s/nope.jsonl", t->dir);
+  r = run_tool(t, args);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, path));
+  run_free(&r);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Parallelism does not change results                                                */
+
+#define GEN_EVENTS 4000
+#define GEN_KEYS 60
+
+typedef struct gen_event {
+  int key;     /* even: string "k<n>", odd: integer n */
+  int64_t ts;
+  int64_t v;
+} gen_event_t;
+
+static void gen_key_json(int key, char *buf, size_t size) {
+  if (key % 2 == 0)
+    snprintf(buf, size, "\"k%d\"", key);
+  else
+    snprintf(buf, size, "%d", key);
+}
+
+/*
+ * Event i has ts = 7 i + jitter, jitter in [0, 300), and --out-of-orderness 300: the
+ * watermark after event i is at most 7 i + 299 - 301 < 7 (i + 1), below every later
+ * timestamp, so no record is ever late and the result does not depend on when
+ * watermarks travel. Values are small integers so sums are exact in any order.
+ */
+static gen_event_t *gen_events(tctx_t *t) {
+  gen_event_t *ev = calloc(GEN_EVENTS, sizeof(*ev));
+  FILE *f = fopen(t->in, "wb");
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  char key[32];
+  assert_non_null(f);
+  for (int i = 0; i < GEN_EVENTS; i++) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    ev[i].key = (int)((x >> 33) % GEN_KEYS);
+    ev[i].ts = 7 * (int64_t)i + (int64_t)((x >> 20) % 300);
+    ev[i].v = (int64_t)((x >> 45) % 101) - 50;
+    gen_key_json(ev[i].key, key, sizeof(key));
+    fprintf(f, "{\"id\":%d,\"key\":%s,\"ts\":%" PRId64 ",\"amount\":%" PRId64 "}\n", i, key,
+            ev[i].ts, ev[i].v);
+  }
+  assert_int_equal(fclose(f), 0);
+  return ev;
+}
+
+typedef struct gen_win {
+  int key;
+  int64_t start, end, sum, max, count;
+} gen_win_t;
+
+static char **gen_format(const gen_win_t *w, size_t n, int use_max) {
+  char **lines = calloc(n + 1, sizeof(*lines));
+  char key[32], buf[256];
+  for (size_t i = 0; i < n; i++) {
+    gen_key_json(w[i].key, key, sizeof(key));
+    snprintf(buf, sizeof(buf),
+             "{\"key\": %s, \"window_start\": %" PRId64 ", \"window_end\": %" PRId64
+             ", \"value\": %" PRId64 ", \"count\": %" PRId64 "}",
+             key, w[i].start, w[i].end, use_max ? w[i].max : w[i].sum, w[i].count);
+    lines[i] = strdup(buf);
+  }
+  return lines;
+}
+
+/* Tumbling 250 ms sums, straight from the definition: window start = ts - ts mod 250. */
+static gen_win_t *expect_tumbling(const gen_event_t *ev, size_t *n_out) {
+  gen_win_t *w = calloc(GEN_EVENTS, sizeof(*w));
+  size_t n = 0;
+  for (int i = 0; i < GEN_EVENTS; i++) {
+    int64_t start = ev[i].ts - ev[i].ts % 250;
+    size_t j;
+    for (j = 0; j < n; j++)
+      if (w[j].key == ev[i].key && w[j].start == start)
+        break;
+    if (j == n) {
+      w[n] = (gen_win_t){.key = ev[i].key, .start = start, .end = start + 250};
+      n++;
+    }
+    w[j].sum += ev[i].v;
+    w[j].count++;
+  }
+  *n_out = n;
+  return w;
+}
+
+/* Sessions with gap 40 ms, max: per key, sort by ts and start a new session when the
+ * next event is after the current session's end (touching merges: ts == end joins). */
+static int cmp_ev(const void *a, const void *b) {
+  const gen_event_t *x = a, *y = b;
+  if (x->key != y->key)
+    return x->key < y->key ? -1 : 1;
+  return x->ts < y->ts ? -1 : x->ts > y->ts;
+}
+
+static gen_win_t *expect_sessions(const gen_event_t *ev_in, size_t *n_out) {
+  gen_event_t *ev = malloc(GEN_EVENTS * sizeof(*ev));
+  gen_win_t *w = calloc(GEN_EVENTS, sizeof(*w));
+  size_t n = 0;
+  memcpy(ev, ev_in, GEN_EVENTS * sizeof(*ev));
+  qsort(ev, GEN_EVENTS, sizeof(*ev), cmp_ev);
+  for (int i = 0; i < GEN_EVENTS; i++) {
+    if (n == 0 || w[n - 1].key != ev[i].key || ev[i].ts > w[n - 1].end) {
+      w[n++] = (gen_win_t){.key = ev[i].key, .start = ev[i].ts, .end = ev[i].ts + 40,
+                           .max = ev[i].v};
+    }
+    if (ev[i].ts + 40 > w[n - 1].end)
+      w[n - 1].end = ev[i].ts + 40;
+    if (ev[i].v > w[n - 1].max)
+      w[n - 1].max = ev[i].v;
+    w[n - 1].count++;
+  }
+  free(ev);
+  *n_out = n;
+  return w;
+}
+
+static void run_generated(tctx_t *t, const char *window, const char *agg, const char *par,
+                          const char *wm_interval, char **want, size_t n_want) {
+  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "key", "--time", "ts",
+                        "--value", "amount", "--agg", agg, "--window", window,
+                        "--out-of-orderness", "300", "--parallelism", par,
+                        "--watermark-interval", wm_interval, NULL};
+  run_t r = run_tool(t, args);
+  char *got;
+  if (r.code != 0)
+    print_error("parallelism %s: stderr: %s\n", par, r.err);
+  assert_int_equal(r.code, 0);
+  got = slurp(t->out);
+  assert_same_lines(got, (const char *const *)want, n_want);
+  free(got);
+  run_free(&r);
+}
+
+static void parallelism_1_2_4_give_identical_results(void **state) {
+  tctx_t *t = *state;
+  gen_event_t *ev = gen_events(t);
+  size_t n_tw, n_sw;
+  gen_win_t *tw = expect_tumbling(ev, &n_tw);
+  gen_win_t *sw = expect_sessions(ev, &n_sw);
+  char **tl = gen_format(tw, n_tw, 0);
+  char **sl = gen_format(sw, n_sw, 1);
+  static const char *const pars[] = {"1", "2", "4"};
+
+  /* Enough windows and merges for the comparison to mean something. */
+  assert_true(n_tw > 1000);
+  assert_true(n_sw > 1000 && n_sw < GEN_EVENTS);
+  for (size_t i = 0; i < N_OF(pars); i++) {
+    run_generated(t, "tumbling:250", "sum", pars[i], "0", tl, n_tw);
+    run_generated(t, "session:40", "max", pars[i], "200ms", sl, n_sw);
+  }
+  for (size_t i = 0; i < n_tw; i++)
+    free(tl[i]);
+  for (size_t i = 0; i < n_sw; i++)
+    free(sl[i]);
+  free(tl);
+  free(sl);
+  free(tw);
+  free(sw);
+  free(ev);
+}
+
+int main(void) {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(tumbling_sum),
+      T(tumbling_count),
+      T(tumbling_min),
+      T(tumbling_max),
+      T(tumbling_avg),
+      T(number_formatting),
+      T(keys_strings_integers_booleans),
+      T(sliding_sum),
+      T(session_touching_windows_merge),
+      T(out_of_orderness_drops_late_record_to_late_output),
+      T(long_watermark_interval_makes_nothing_late),
+      T(allowed_lateness_refires_window),
+      T(lateness_does_not_depend_on_parallelism),
+      T(on_error_fail_exits_naming_the_line),
+      T(on_error_skip_drops_and_counts),
+      T(on_error_dead_letter_writes_bad_lines_unchanged),
+      T(bad_usage_exits_2_naming_the_option),
+      T(missing_input_file_fails_naming_it),
+      T(parallelism_1_2_4_give_identical_results),
+  };
+#undef T
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,698 @@
+/*
+ * flink-agg: windowed aggregation of JSON lines from the command line.
+ *
+ *   flink-agg --input PATH|- [--output PATH|-] --key FIELD --time FIELD [--value FIELD]
+ *             --agg sum|count|min|max|avg
+ *             --window tumbling:SIZE | sliding:SIZE:SLIDE | session:GAP
+ *             [--out-of-orderness DUR] [--allowed-lateness DUR] [--late-output PATH]
+ *             [--watermark-interval DUR] [--parallelism N]
+ *             [--on-error fail|skip|dead-letter:PATH]
+ *
+ * The job:
+ *   lines(input) -> parse (process; line numbers, on-error policy, dead letters)
+ *     -> assign_timestamps (bounded out-of-orderness, the record's timestamp)
+ *     -> key_by(record key) -> window (event time) -> aggregate -> lines(output)
+ *   window late data -> original line -> lines(late-output)
+ *
+ * Records after parse: key = the key field's compact JSON encoding (so "u1" keeps its
+ * quotes and 42 stays 42, and two spellings of one string are one key), timestamp = the
+ * time field, value = a native double followed by the original line (the line only
+ * when --late-output needs it).
+ *
+ * Exit status: 0 on success, 1 when the job fails, 2 on a usage error, 128 + signal
+ * number when stopped by SIGINT or SIGTERM.
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flink.h"
+
+#define AGG_EXIT_FAILURE 1
+#define AGG_EXIT_USAGE 2
+
+typedef enum agg_kind { AGG_SUM, AGG_COUNT, AGG_MIN, AGG_MAX, AGG_AVG } agg_kind_t;
+typedef enum agg_window_kind { WIN_TUMBLING, WIN_SLIDING, WIN_SESSION } agg_window_kind_t;
+typedef enum agg_on_error { ON_ERROR_FAIL, ON_ERROR_SKIP, ON_ERROR_DEAD_LETTER } agg_on_error_t;
+
+typedef struct agg_opts {
+  const char *input;
+  const char *output;
+  const char *key;
+  const char *time;
+  const char *value;
+  agg_kind_t agg;
+  agg_window_kind_t window;
+  int64_t size, slide, gap;
+  int64_t out_of_orderness;
+  int64_t allowed_lateness;
+  const char *late_output;
+  const char *watermark_interval; /* normalised to milliseconds */
+  char watermark_interval_buf[32];
+  const char *parallelism;
+  agg_on_error_t on_error;
+  const char *dead_letter;
+} agg_opts_t;
+
+/* Shared, read-only during the job except for the atomic counter. */
+typedef struct agg_job {
+  const agg_opts_t *opts;
+  bool keep_line; /* records carry the original line (for --late-output) */
+  fl_output_tag_t *dead_tag;
+  _Atomic uint64_t skipped;
+} agg_job_t;
+
+/* The window accumulator. */
+typedef struct agg_acc {
+  double sum, min, max;
+  uint64_t count;
+} agg_acc_t;
+
+static fl_env_t *volatile agg_env;
+static volatile sig_atomic_t agg_signal;
+
+/* ---------------------------------------------------------------------------------- */
+/* Command line                                                                       */
+
+static const char agg_usage_text[] =
+    "usage: flink-agg --input PATH|- [--output PATH|-] --key FIELD --time FIELD\n"
+    "                 [--value FIELD] --agg sum|count|min|max|avg\n"
+    "                 --window tumbling:SIZE | sliding:SIZE:SLIDE | session:GAP\n"
+    "                 [--out-of-orderness DUR] [--allowed-lateness DUR]\n"
+    "                 [--late-output PATH] [--watermark-interval DUR]\n"
+    "                 [--parallelism N] [--on-error fail|skip|dead-letter:PATH]\n"
+    "DUR: 250, 250ms, 5s, 5m, 1h\n";
+
+static int agg_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int agg_usage(const char *fmt, ...) {
+  va_list ap;
+  fputs("flink-agg: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  fputs(agg_usage_text, stderr);
+  return AGG_EXIT_USAGE;
+}
+
+static int agg_duration(const char *opt, const char *s, int64_t *out) {
+  if (fl_parse_duration(s, out) != FL_OK)
+    return agg_usage("invalid duration for %s: '%s' (expected e.g. 250, 250ms, 5s, 5m, 1h)",
+                     opt, s);
+  return 0;
+}
+
+/* SIZE[:SLIDE] after the window kind's prefix: positive durations. */
+static int agg_window_spec(const char *spec, agg_opts_t *o) {
+  char buf[128];
+  char *colon;
+  int64_t a = 0, b = 0;
+
+  if (strlen(spec) >= sizeof(buf))
+    return agg_usage("invalid value for --window: '%s'", spec);
+  if (strncmp(spec, "tumbling:", 9) == 0) {
+    o->window = WIN_TUMBLING;
+    if (fl_parse_duration(spec + 9, &a) != FL_OK || a <= 0)
+      return agg_usage("invalid value for --window: '%s' (SIZE must be a positive duration)",
+                       spec);
+    o->size = a;
+  } else if (strncmp(spec, "sliding:", 8) == 0) {
+    o->window = WIN_SLIDING;
+    strcpy(buf, spec + 8);
+    colon = strchr(buf, ':');
+    if (colon == NULL)
+      return agg_usage("invalid value for --window: '%s' (expected sliding:SIZE:SLIDE)", spec);
+    *colon = '\0';
+    if (fl_parse_duration(buf, &a) != FL_OK || a <= 0 ||
+        fl_parse_duration(colon + 1, &b) != FL_OK || b <= 0)
+      return agg_usage("invalid value for --window: '%s' (SIZE and SLIDE must be positive "
+                       "durations)",
+                       spec);
+    o->size = a;
+    o->slide = b;
+  } else if (strncmp(spec, "session:", 8) == 0) {
+    o->window = WIN_SESSION;
+    if (fl_parse_duration(spec + 8, &a) != FL_OK || a <= 0)
+      return agg_usage("invalid value for --window: '%s' (GAP must be a positive duration)",
+                       spec);
+    o->gap = a;
+  } else {
+    return agg_usage("invalid value for --window: '%s' (expected tumbling:SIZE, "
+                     "sliding:SIZE:SLIDE or session:GAP)",
+                     spec);
+  }
+  return 0;
+}
+
+static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
+  static const char *const names[] = {
+      "--input",       "--output",          "--key",         "--time",
+      "--value",       "--agg",             "--window",      "--out-of-orderness",
+      "--allowed-lateness", "--late-output", "--watermark-interval", "--parallelism",
+      "--on-error"};
+  enum { N_OPTS = sizeof(names) / sizeof(names[0]) };
+  const char *vals[N_OPTS] = {0};
+  int64_t ms;
+  int rc;
+
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    const char *val = NULL;
+    size_t name_len;
+    int k;
+
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      fputs(agg_usage_text, stdout);
+      return -1;
+    }
+    if (strncmp(arg, "--", 2) != 0)
+      return agg_usage("unexpected argument '%s'", arg);
+    name_len = strcspn(arg, "=");
+    for (k = 0; k < N_OPTS; k++)
+      if (strlen(names[k]) == name_len && strncmp(arg, names[k], name_len) == 0)
+        break;
+    if (k == N_OPTS)
+      return agg_usage("unknown option '%.*s'", (int)name_len, arg);
+    if (arg[name_len] == '=') {
+      val = arg + name_len + 1;
+    } else {
+      if (i + 1 >= argc)
+        return agg_usage("option %s needs a value", names[k]);
+      val = argv[++i];
+    }
+    if (vals[k] != NULL)
+      return agg_usage("option %s given twice ('%s' and '%s')", names[k], vals[k], val);
+    if (val[0] == '\0')
+      return agg_usage("empty value for %s", names[k]);
+    vals[k] = val;
+  }
+
+  memset(o, 0, sizeof(*o));
+  o->input = vals[0];
+  o->output = vals[1] != NULL ? vals[1] : "-";
+  o->key = vals[2];
+  o->time = vals[3];
+  o->value = vals[4];
+  if (o->input == NULL)
+    return agg_usage("missing required option --input");
+  if (o->key == NULL)
+    return agg_usage("missing required option --key");
+  if (o->time == NULL)
+    return agg_usage("missing required option --time");
+  if (vals[5] == NULL)
+    return agg_usage("missing required option --agg");
+  if (vals[6] == NULL)
+    return agg_usage("missing required option --window");
+
+  if (strcmp(vals[5], "sum") == 0)
+    o->agg = AGG_SUM;
+  else if (strcmp(vals[5], "count") == 0)
+    o->agg = AGG_COUNT;
+  else if (strcmp(vals[5], "min") == 0)
+    o->agg = AGG_MIN;
+  else if (strcmp(vals[5], "max") == 0)
+    o->agg = AGG_MAX;
+  else if (strcmp(vals[5], "avg") == 0)
+    o->agg = AGG_AVG;
+  else
+    return agg_usage("invalid value for --agg: '%s' (expected sum, count, min, max or avg)",
+                     vals[5]);
+  if (o->value == NULL && o->agg != AGG_COUNT)
+    return agg_usage("--agg %s needs --value FIELD", vals[5]);
+
+  if ((rc = agg_window_spec(vals[6], o)) != 0)
+    return rc;
+  if (vals[7] != NULL && (rc = agg_duration("--out-of-orderness", vals[7], &o->out_of_orderness)) != 0)
+    return rc;
+  if (vals[8] != NULL && (rc = agg_duration("--allowed-lateness", vals[8], &o->allowed_lateness)) != 0)
+    return rc;
+  o->late_output = vals[9];
+  if (vals[10] != NULL) {
+    if ((rc = agg_duration("--watermark-interval", vals[10], &ms)) != 0)
+      return rc;
+    snprintf(o->watermark_interval_buf, sizeof(o->watermark_interval_buf), "%" PRId64, ms);
+    o->watermark_interval = o->watermark_interval_buf;
+  }
+  if (vals[11] != NULL) {
+    char *end = NULL;
+    long p;
+    errno = 0;
+    p = strtol(vals[11], &end, 10);
+    if (errno != 0 || end == vals[11] || *end != '\0' || p < 1 || p > 256)
+      return agg_usage("invalid value for --parallelism: '%s' (expected 1..256)", vals[11]);
+    o->parallelism = vals[11];
+  }
+  if (vals[12] == NULL || strcmp(vals[12], "fail") == 0) {
+    o->on_error = ON_ERROR_FAIL;
+  } else if (strcmp(vals[12], "skip") == 0) {
+    o->on_error = ON_ERROR_SKIP;
+  } else if (strncmp(vals[12], "dead-letter:", 12) == 0 && vals[12][12] != '\0') {
+    o->on_error = ON_ERROR_DEAD_LETTER;
+    o->dead_letter = vals[12] + 12;
+  } else {
+    return agg_usage("invalid value for --on-error: '%s' (expected fail, skip or "
+                     "dead-letter:PATH)",
+                     vals[12]);
+  }
+
+  /* Two sinks truncating one file would destroy each other's output. */
+  {
+    const char *paths[3] = {o->output, o->late_output, o->dead_letter};
+    const char *what[3] = {"--output", "--late-output", "--on-error dead-letter"};
+    for (int a = 0; a < 3; a++)
+      for (int b = a + 1; b < 3; b++)
+        if (paths[a] != NULL && paths[b] != NULL && strcmp(paths[a], "-") != 0 &&
+            strcmp(paths[a], paths[b]) == 0)
+          return agg_usage("%s and %s name the same file '%s'", what[a], what[b], paths[a]);
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Parse: JSON line -> keyed, timestamped record                                      */
+
+typedef struct agg_parser {
+  agg_job_t *job;
+  size_t line_no;
+  char *key;   /* the key's JSON encoding */
+  size_t key_cap;
+  uint8_t *val; /* double + line */
+  size_t val_cap;
+} agg_parser_t;
+
+static int agg_parse_open(fl_context_t *ctx, void *opaque, void **instance) {
+  agg_parser_t *p = calloc(1, sizeof(*p));
+  (void)ctx;
+  if (p == NULL)
+    return FL_ENOMEM;
+  p->job = opaque;
+  *instance = p;
+  return FL_OK;
+}
+
+static void agg_parse_close(void *instance) {
+  agg_parser_t *p = instance;
+  if (p == NULL)
+    return;
+  free(p->key);
+  free(p->val);
+  free(p);
+}
+
+static int agg_grow(void *pptr, size_t *cap, size_t need) {
+  void **pp = pptr;
+  size_t ncap = *cap ? *cap : 256;
+  void *n;
+  if (need <= *cap)
+    return FL_OK;
+  while (ncap < need)
+    ncap *= 2;
+  n = realloc(*pp, ncap);
+  if (n == NULL)
+    return FL_ENOMEM;
+  *pp = n;
+  *cap = ncap;
+  return FL_OK;
+}
+
+static bool agg_blank(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
+      return false;
+  return true;
+}
+
+/* Applies --on-error to a bad line; problem is the sentence for the message. */
+static int agg_bad_line(fl_context_t *ctx, agg_parser_t *p, const fl_record_t *in,
+                        const char *problem) {
+  fl_record_t dl;
+  switch (p->job->opts->on_error) {
+  case ON_ERROR_SKIP:
+    atomic_fetch_add_explicit(&p->job->skipped, 1, memory_order_relaxed);
+    return FL_OK;
+  case ON_ERROR_DEAD_LETTER:
+    dl = (fl_record_t){.key = "", .key_len = 0, .value = in->value,
+                       .value_len = in->value_len, .timestamp = FL_TS_NONE};
+    return fl_emit_side(ctx, p->job->dead_tag, &dl);
+  case ON_ERROR_FAIL:
+  default:
+    return fl_ctx_fail(ctx, "line %zu: %s", p->line_no, problem);
+  }
+}
+
+static int agg_parse_process(fl_context_t *ctx, const fl_record_t *in, void *instance) {
+  agg_parser_t *p = instance;
+  const agg_opts_t *o = p->job->opts;
+  json_t *root = NULL;
+  json_t *jk, *jt, *jv;
+  json_error_t jerr;
+  char problem[512];
+  double value = 0;
+  size_t key_len, val_len;
+  int64_t ts;
+  int rc = FL_OK;
+
+  p->line_no++;
+  /* Blank lines (a trailing empty line, say) carry no event; they are not errors. */
+  if (agg_blank(in->value, in->value_len))
+    goto done;
+  root = json_loadb(in->value, in->value_len, 0, &jerr);
+  if (root == NULL) {
+    snprintf(problem, sizeof(problem), "malformed JSON at column %d: %s", jerr.column,
+             jerr.text);
+    rc = agg_bad_line(ctx, p, in, problem);
+    goto done;
+  }
+  if (!json_is_object(root)) {
+    rc = agg_bad_line(ctx, p, in, "not a JSON object");
+    goto done;
+  }
+  jk = json_object_get(root, o->key);
+  jt = json_object_get(root, o->time);
+  jv = o->value != NULL ? json_object_get(root, o->value) : NULL;
+  if (jk == NULL) {
+    snprintf(problem, sizeof(problem), "missing key field \"%s\"", o->key);
+  } else if (!json_is_string(jk) && !json_is_integer(jk) && !json_is_boolean(jk)) {
+    snprintf(problem, sizeof(problem),
+             "key field \"%s\" is not a string, an integer or a boolean", o->key);
+  } else if (jt == NULL) {
+    snprintf(problem, sizeof(problem), "missing time field \"%s\"", o->time);
+  } else if (!json_is_integer(jt)) {
+    snprintf(problem, sizeof(problem), "time field \"%s\" is not an integer (epoch ms)",
+             o->time);
+  } else if (o->value != NULL && o->agg != AGG_COUNT && jv == NULL) {
+    snprintf(problem, sizeof(problem), "missing value field \"%s\"", o->value);
+  } else if (o->value != NULL && o->agg != AGG_COUNT && !json_is_number(jv)) {
+    snprintf(problem, sizeof(problem), "value field \"%s\" is not a number", o->value);
+  } else {
+    problem[0] = '\0';
+  }
+  if (problem[0] != '\0') {
+    rc = agg_bad_line(ctx, p, in, problem);
+    goto done;
+  }
+  ts = (int64_t)json_integer_value(jt);
+  if (o->agg != AGG_COUNT)
+    value = json_number_value(jv);
+
+  key_len = json_dumpb(jk, p->key, p->key_cap, JSON_ENCODE_ANY | JSON_COMPACT);
+  if (key_len == 0) {
+    rc = fl_ctx_fail(ctx, "line %zu: cannot encode the key", p->line_no);
+    goto done;
+  }
+  if (key_len > p->key_cap) {
+    if ((rc = agg_grow(&p->key, &p->key_cap, key_len)) != FL_OK)
+      goto done;
+    key_len = json_dumpb(jk, p->key, p->key_cap, JSON_ENCODE_ANY | JSON_COMPACT);
+  }
+
+  val_len = sizeof(double) + (p->job->keep_line ? in->value_len : 0);
+  if ((rc = agg_grow(&p->val, &p->val_cap, val_len)) != FL_OK)
+    goto done;
+  memcpy(p->val, &value, sizeof(double));
+  if (p->job->keep_line && in->value_len > 0)
+    memcpy(p->val + sizeof(double), in->value, in->value_len);
+  rc = fl_emit(ctx, p->key, key_len, p->val, val_len, ts);
+done:
+  json_decref(root);
+  return rc;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Aggregation                                                                        */
+
+static void agg_init(void *acc_, void *opaque) {
+  agg_acc_t *acc = acc_;
+  (void)opaque;
+  acc->sum = 0;
+  acc->min = INFINITY;
+  acc->max = -INFINITY;
+  acc->count = 0;
+}
+
+static int agg_add(fl_context_t *ctx, void *acc_, const fl_record_t *in, void *opaque) {
+  agg_acc_t *acc = acc_;
+  double v;
+  (void)ctx;
+  (void)opaque;
+  if (in->value_len < sizeof(double))
+    return fl_ctx_fail(ctx, "record of %zu bytes has no value", in->value_len);
+  memcpy(&v, in->value, sizeof(double));
+  acc->sum += v;
+  if (v < acc->min)
+    acc->min = v;
+  if (v > acc->max)
+    acc->max = v;
+  acc->count++;
+  return FL_OK;
+}
+
+static void agg_merge(void *acc_, const void *other_, void *opaque) {
+  agg_acc_t *acc = acc_;
+  const agg_acc_t *other = other_;
+  (void)opaque;
+  acc->sum += other->sum;
+  if (other->min < acc->min)
+    acc->min = other->min;
+  if (other->max > acc->max)
+    acc->max = other->max;
+  acc->count += other->count;
+}
+
+/* Integral values below 2^53 print as integers; others as the shortest %.*g that reads
+ * back as the same double. Non-finite values (a sum that overflowed) print as null. */
+static void agg_format_number(char *out, size_t size, double v) {
+  if (!isfinite(v)) {
+    snprintf(out, size, "null");
+    return;
+  }
+  if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+    snprintf(out, size, "%lld", (long long)v);
+    return;
+  }
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(out, size, "%.*g", prec, v);
+    if (prec == 17 || strtod(out, NULL) == v)
+      return;
+  }
+}
+
+static int agg_result(fl_context_t *ctx, const fl_window_t *w, const void *acc_, void *opaque) {
+  const agg_job_t *job = opaque;
+  const agg_acc_t *acc = acc_;
+  const void *key;
+  size_t key_len = 0;
+  char num[64];
+  char small[512];
+  char *line = small;
+  size_t cap = sizeof(small);
+  double v;
+  int n, rc;
+
+  if (acc->count == 0)
+    return FL_OK;
+  switch (job->opts->agg) {
+  case AGG_SUM: v = acc->sum; break;
+  case AGG_COUNT: v = (double)acc->count; break;
+  case AGG_MIN: v = acc->min; break;
+  case AGG_MAX: v = acc->max; break;
+  case AGG_AVG:
+  default: v = acc->sum / (double)acc->count; break;
+  }
+  agg_format_number(num, sizeof(num), v);
+  key = fl_ctx_key(ctx, &key_len);
+  if (key == NULL)
+    return fl_ctx_fail(ctx, "window result without a key");
+  if (key_len > INT32_MAX)
+    return fl_ctx_fail(ctx, "key of %zu bytes is too long", key_len);
+  for (;;) {
+    n = snprintf(line, cap,
+                 "{\"key\": %.*s, \"window_start\": %" PRId64 ", \"window_end\": %" PRId64
+                 ", \"value\": %s, \"count\": %" PRIu64 "}",
+                 (int)key_len, (const char *)key, w->start, w->end, num, acc->count);
+    if (n < 0) {
+      rc = fl_ctx_fail(ctx, "cannot format a result");
+      goto done;
+    }
+    if ((size_t)n < cap)
+      break;
+    cap = (size_t)n + 1;
+    line = malloc(cap);
+    if (line == NULL) {
+      rc = FL_ENOMEM;
+      goto done;
+    }
+  }
+  rc = fl_emit(ctx, key, key_len, line, (size_t)n, w->end - 1);
+done:
+  if (line != small)
+    free(line);
+  return rc;
+}
+
+/* Late record -> its original line. */
+static int agg_late_line(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
+  (void)opaque;
+  if (in->value_len < sizeof(double))
+    return fl_ctx_fail(ctx, "late record of %zu bytes has no line", in->value_len);
+  return fl_emit(ctx, "", 0, (const uint8_t *)in->value + sizeof(double),
+                 in->value_len - sizeof(double), in->timestamp);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Job                                                                                */
+
+static void agg_on_signal(int sig) {
+  fl_env_t *env = agg_env;
+  agg_signal = sig;
+  if (env != NULL)
+    fl_env_stop(env);
+}
+
+static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
+  static const fl_process_fn_t parse_fn = {
+      .version = FL_PROCESS_FN_VERSION,
+      .open = agg_parse_open,
+      .process = agg_parse_process,
+      .close = agg_parse_close,
+  };
+  const fl_aggregate_fn_t agg_fn = {
+      .version = FL_AGGREGATE_FN_VERSION,
+      .acc_size = sizeof(agg_acc_t),
+      .init = agg_init,
+      .add = agg_add,
+      .merge = agg_merge,
+      .result = agg_result,
+  };
+  fl_watermark_strategy_t ws = {
+      .version = FL_WATERMARK_STRATEGY_VERSION,
+      .kind = FL_WATERMARKS_BOUNDED,
+      .max_out_of_orderness_ms = o->out_of_orderness,
+  };
+  fl_output_tag_t *late_tag = NULL;
+  fl_stream_t *lines, *parsed, *timed, *results;
+  fl_keyed_stream_t *keyed;
+  fl_windowed_stream_t *win = NULL;
+
+  if (o->on_error == ON_ERROR_DEAD_LETTER)
+    job->dead_tag = fl_output_tag(env, "dead-letter");
+  if (o->late_output != NULL)
+    late_tag = fl_output_tag(env, "late-data");
+
+  lines = fl_source_lines(env, "input", o->input);
+  /* Chained to the single reader on subtask 0, so it sees the lines in file order. */
+  parsed = fl_stream_process(lines, "parse", &parse_fn, job);
+  if (job->dead_tag != NULL)
+    fl_stream_sink_lines(fl_stream_side_output(parsed, job->dead_tag), "dead-letter",
+                         o->dead_letter);
+  timed = fl_stream_assign_timestamps(parsed, "timestamps", &ws);
+  keyed = fl_stream_key_by(timed, NULL, NULL);
+  switch (o->window) {
+  case WIN_TUMBLING:
+    win = fl_window_tumbling(keyed, FL_EVENT_TIME, o->size, 0);
+    break;
+  case WIN_SLIDING:
+    win = fl_window_sliding(keyed, FL_EVENT_TIME, o->size, o->slide, 0);
+    break;
+  case WIN_SESSION:
+    win = fl_window_session(keyed, FL_EVENT_TIME, o->gap);
+    break;
+  }
+  if (win != NULL) {
+    fl_window_allowed_lateness(win, o->allowed_lateness);
+    if (late_tag != NULL)
+      fl_window_late_output(win, late_tag);
+  }
+  results = fl_window_aggregate(win, "aggregate", &agg_fn, job);
+  fl_stream_sink_lines(results, "output", o->output);
+  if (late_tag != NULL)
+    fl_stream_sink_lines(fl_stream_map(fl_stream_side_output(results, late_tag), "late-line",
+                                       agg_late_line, NULL),
+                         "late-output", o->late_output);
+  /* Builder errors are sticky and reported by fl_env_execute(). */
+  return FL_OK;
+}
+
+int main(int argc, char **argv) {
+  agg_opts_t opts;
+  agg_job_t job;
+  fl_config_t *conf = NULL;
+  fl_env_t *env = NULL;
+  char errstr[512];
+  struct sigaction sa;
+  int exit_code = AGG_EXIT_FAILURE;
+  int rc;
+
+  rc = agg_parse_args(argc, argv, &opts);
+  if (rc != 0)
+    return rc < 0 ? 0 : rc;
+
+  memset(&job, 0, sizeof(job));
+  job.opts = &opts;
+  job.keep_line = opts.late_output != NULL;
+  atomic_init(&job.skipped, 0);
+
+  conf = fl_config_new();
+  if (conf == NULL) {
+    fprintf(stderr, "flink-agg: out of memory\n");
+    goto done;
+  }
+  if (opts.parallelism != NULL &&
+      fl_config_set(conf, "parallelism", opts.parallelism, errstr, sizeof(errstr)) != FL_OK) {
+    exit_code = agg_usage("invalid value for --parallelism: '%s': %s", opts.parallelism, errstr);
+    goto done;
+  }
+  if (fl_config_set(conf, "pipeline.auto-watermark-interval",
+                    opts.watermark_interval != NULL ? opts.watermark_interval : "200ms",
+                    errstr, sizeof(errstr)) != FL_OK) {
+    exit_code = agg_usage("invalid value for --watermark-interval: %s", errstr);
+    goto done;
+  }
+  if (fl_env_new(&env, conf, errstr, sizeof(errstr)) != FL_OK) {
+    fprintf(stderr, "flink-agg: %s\n", errstr);
+    goto done;
+  }
+  agg_build(env, &opts, &job);
+
+  agg_env = env;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = agg_on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+
+  rc = fl_env_execute(env, "flink-agg");
+
+  sa.sa_handler = SIG_DFL;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  agg_env = NULL;
+
+  if (opts.on_error == ON_ERROR_SKIP)
+    fprintf(stderr, "flink-agg: skipped %" PRIu64 " malformed lines\n",
+            atomic_load(&job.skipped));
+  if (rc == FL_OK) {
+    exit_code = 0;
+  } else if (rc == FL_ECANCELED && agg_signal != 0) {
+    fprintf(stderr, "flink-agg: stopped by signal %d\n", (int)agg_signal);
+    exit_code = 128 + agg_signal;
+  } else {
+    const char *msg = fl_env_error(env);
+    fprintf(stderr, "flink-agg: %s\n", msg[0] != '\0' ? msg : fl_strerror(rc));
+  }
+done:
+  fl_env_destroy(env);
+  fl_config_destroy(conf);
+  return exit_code;
+}
