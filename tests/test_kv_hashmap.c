@@ -302,6 +302,25 @@ static void million_entries_survive_resizes_deletes_and_walks(void **state) {
   free(s.bits);
 }
 
+/* Lookups move the incremental rehash along: each one must still return its own
+ * entry, whatever the step just did to the index's slots. */
+static void every_lookup_during_growth_finds_its_own_entry(void **state) {
+  fx_t *f = *state;
+  const uint32_t n = 1500;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t v = i * 3u;
+    assert_int_equal(put(f, f->t, knum(&i), &v, 4), FL_OK);
+    for (uint32_t j = 0; j <= i; j++) {
+      const void *p;
+      size_t len;
+      uint32_t got;
+      assert_int_equal(get(f, f->t, knum(&j), &p, &len), 1);
+      memcpy(&got, p, 4);
+      assert_int_equal(got, j * 3u);
+    }
+  }
+}
+
 static void deletes_during_growth_keep_other_entries_reachable(void **state) {
   fx_t *f = *state;
   const uint32_t n = 200000;
@@ -578,6 +597,7 @@ int main(void) {
       T(key_groups_and_namespaces_do_not_collide),
       T(tables_are_independent_and_named),
       T(million_entries_survive_resizes_deletes_and_walks),
+      T(every_lookup_during_growth_finds_its_own_entry),
       T(deletes_during_growth_keep_other_entries_reachable),
       T(iterate_delete_removes_visited_entries),
       T(iterate_stop_keeps_the_cursor_after_the_entry),

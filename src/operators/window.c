@@ -494,12 +494,6 @@ static int add_contents(fl_op_t *op, const uint8_t *ns, const fl_record_t *rec) 
   fl_sref_t r;
   int rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &r);
   if (rc) return rc;
-  if (op->ctx.key_len == 4 && !memcmp(op->ctx.key, "k068", 4)) {
-    const void *cv = NULL; size_t cl = 0; int g = fl_st_reducing_get(&r, &cv, &cl);
-    int64_t cur = 0; if (g == 1) memcpy(&cur, cv, 8);
-    int64_t v; memcpy(&v, rec->value, 8);
-    fprintf(stderr, "DBG add k068 kg %u ts %lld v %lld ns-end %lld cur(g=%d) %lld\n", op->ctx.kg, (long long)rec->timestamp, (long long)v, (long long)get_i64((const uint8_t*)ns+8), g, (long long)cur);
-  }
   switch (c->fn_kind) {
   case FL_WFN_REDUCE:
     return fl_st_reducing_add(&r, rec->value, rec->value_len);

@@ -989,6 +989,8 @@ static void job_destroy(fl_job_t *job) {
     return FL_ENOMEM;                       \
   } while (0)
 
+static int wire(fl_job_t *job, const bool *dead, char *msg, size_t size);
+
 static int plan(fl_job_t *job, char *msg, size_t size) {
   fl_env_t *env = job->env;
   int P = job->P;
@@ -1038,6 +1040,34 @@ static int plan(fl_job_t *job, char *msg, size_t size) {
     }
     w->n_unfinished = env->n_nodes;
   }
+  /* An instance is dead when it can never carry data: a single-reader source on
+   * another subtask than 0, and what is chained only to dead instances. Receivers treat
+   * channels from dead instances as ended (at +inf) from the start, so event time does
+   * not wait for them to be scheduled: results do not depend on thread timing. */
+  bool *dead = calloc((size_t)P * env->n_nodes, sizeof *dead);
+  if (!dead) PLAN_NOMEM();
+  for (int s = 0; s < P; s++) {
+    for (size_t k = 0; k < env->n_nodes; k++) {
+      fl_node_t *n = env->nodes[k];
+      bool d;
+      if (n->kind == FL_NODE_SOURCE) {
+        d = !n->parallel && s != 0;
+      } else {
+        d = n->n_inputs > 0;
+        for (size_t i = 0; i < n->n_inputs; i++)
+          d &= n->inputs[i].part == FL_PART_FORWARD && dead[(size_t)s * env->n_nodes + n->inputs[i].from->id];
+      }
+      dead[(size_t)s * env->n_nodes + k] = d;
+    }
+  }
+  rc = wire(job, dead, msg, size);
+  free(dead);
+  return rc;
+}
+
+static int wire(fl_job_t *job, const bool *dead, char *msg, size_t size) {
+  fl_env_t *env = job->env;
+  int P = job->P;
   /* Wire inputs. */
   for (size_t k = 0; k < env->n_nodes; k++) {
     fl_node_t *n = env->nodes[k];
@@ -1055,6 +1085,15 @@ static int plan(fl_job_t *job, char *msg, size_t size) {
       for (int s = 0; s < P; s++) {
         fl_worker_t *w = &job->workers[s];
         fl_op_t *prod = w->ops[in->from->id];
+        if (dead[(size_t)s * env->n_nodes + in->from->id]) {
+          for (int r = 0; r < P; r++) {
+            fl_op_t *rop = job->workers[r].ops[k];
+            rop->ins[base + (size_t)s].ended = true;
+            rop->ins[base + (size_t)s].wm = FL_TS_MAX;
+            rop->n_ended++;
+          }
+          continue;
+        }
         fl_edge_writer_t *ew = ew_new(w, in, prod);
         if (!ew) PLAN_NOMEM();
         void *p = realloc(w->edges, (w->n_edges + 1) * sizeof *w->edges);

@@ -19,7 +19,8 @@
 typedef struct fl_timers fl_timers_t;
 
 /* A timer as returned by pop. key and ns are borrowed from the service until its next
- * call. */
+ * fl_timers_pop() or fl_timers_destroy(); an on_timer callback may register and delete
+ * timers, passing them, while using them. */
 typedef struct fl_timer {
   int64_t ts;
   uint16_t kg;
@@ -29,7 +30,8 @@ typedef struct fl_timer {
   size_t ns_len;
 } fl_timer_t;
 
-/* Timers for key groups [kg_first, kg_first + kg_count). NULL on ENOMEM. */
+/* Timers for key groups [kg_first, kg_first + kg_count). NULL on ENOMEM or when the
+ * range exceeds the uint16_t key groups. */
 fl_timers_t *fl_timers_new(uint32_t kg_first, uint32_t kg_count);
 void fl_timers_destroy(fl_timers_t *t);
 

@@ -335,10 +335,10 @@ static hm_entry_t *dict_lookup(hm_dict_t *d, hm_pkey_t *pk) {
   if (d->count == 0) return NULL;
   uint64_t h = pkey_hash(pk);
   hm_slot_t *s = dict_find_slot(d, h, pk, NULL, NULL, NULL);
+  hm_entry_t *e = s ? s->e : NULL; /* before the step: it moves slots */
   if (d->old.slots) rehash_step(d, HM_REHASH_LOOKUP);
-  if (!s) return NULL;
-  d->last = s->e;
-  return s->e;
+  if (e) d->last = e;
+  return e;
 }
 
 /* Inserts a new entry (the key is known to be absent) with room for val_cap bytes. */
