@@ -38,6 +38,7 @@ typedef struct bench_opts {
   uint64_t events;
   uint64_t keys;
   int64_t window_ms;
+  uint64_t per_ms; /* events per millisecond of event time, per subtask */
   int parallelism;
   const char *settings[MAX_SETTINGS]; /* "key=value" */
   int n_settings;
@@ -59,7 +60,7 @@ static inline uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-/* Subtask s's sequence: event i has timestamp BASE_TS + i, a key uniform over [0, K)
+/* Subtask s's sequence: event i has timestamp BASE_TS + i / per_ms, a key uniform over [0, K)
  * and an integer amount in [0, 1023], both from splitmix64 seeded by s. */
 typedef struct gen {
   uint64_t state;
@@ -105,6 +106,7 @@ typedef struct engine_ctx {
 typedef struct source_inst {
   gen_t gen;
   uint64_t i, n;
+  uint64_t per_ms;
 } source_inst_t;
 
 static int source_open(fl_context_t *ctx, void *opaque, void **instance) {
@@ -115,6 +117,7 @@ static int source_open(fl_context_t *ctx, void *opaque, void **instance) {
   int subtask = fl_ctx_subtask(ctx);
   gen_init(&s->gen, subtask, e->opts->keys);
   s->n = events_of(e->opts, subtask);
+  s->per_ms = e->opts->per_ms;
   *instance = s;
   return 0;
 }
@@ -127,7 +130,8 @@ static int source_run(fl_context_t *ctx, void *instance) {
     uint64_t key;
     double amount;
     gen_next(&s->gen, &key, &amount);
-    int rc = fl_emit(ctx, &key, sizeof key, &amount, sizeof amount, BASE_TS + (int64_t)s->i);
+    int rc = fl_emit(ctx, &key, sizeof key, &amount, sizeof amount,
+                     BASE_TS + (int64_t)(s->i / s->per_ms));
     if (rc != 0)
       return rc;
   }
@@ -374,7 +378,8 @@ static void map_flush(sum_map_t *m, int64_t max_ts, results_t *r) {
   }
 }
 
-/* The P sub-sequences share their timestamps (event i of every subtask has BASE_TS + i),
+/* The P sub-sequences share their timestamps (event i of every subtask has
+ * BASE_TS + i / per_ms),
  * so walking i and then the subtasks visits all events in timestamp order. */
 static int run_baseline(const bench_opts_t *o, results_t *out, double *wall) {
   sum_map_t m;
@@ -383,8 +388,8 @@ static int run_baseline(const bench_opts_t *o, results_t *out, double *wall) {
   results_t r = {0};
   int rc = FL_ENOMEM;
 
-  /* A window holds at most window_ms events per subtask (one per millisecond). */
-  uint64_t per_window = (uint64_t)o->window_ms * (uint64_t)o->parallelism;
+  /* A window holds at most window_ms * per_ms events per subtask. */
+  uint64_t per_window = (uint64_t)o->window_ms * o->per_ms * (uint64_t)o->parallelism;
   if (map_init(&m, o->keys < per_window ? o->keys : per_window) != 0 || !gens || !n)
     goto done;
   for (int s = 0; s < o->parallelism; s++) {
@@ -394,7 +399,7 @@ static int run_baseline(const bench_opts_t *o, results_t *out, double *wall) {
   double t0 = now_seconds();
   int64_t cur = INT64_MIN;
   for (uint64_t i = 0; i < n[0]; i++) {
-    int64_t ts = BASE_TS + (int64_t)i;
+    int64_t ts = BASE_TS + (int64_t)(i / o->per_ms);
     int64_t ws = window_start(ts, o->window_ms);
     if (ws != cur) {
       if (cur != INT64_MIN)
@@ -425,8 +430,10 @@ done:
 
 static void usage(FILE *f) {
   fprintf(f, "usage: flink-bench window [--events N] [--keys K] [--window-ms W]\n"
-             "                          [--parallelism P] [--set KEY=VALUE]...\n"
-             "defaults: --events 5000000 --keys 10000 --window-ms 1000 --parallelism 2\n");
+             "                          [--parallelism P] [--events-per-ms R] [--set KEY=VALUE]...\n"
+             "defaults: --events 5000000 --keys 10000 --window-ms 1000 --parallelism 2\n"
+             "          --events-per-ms 1000 (event time advances 1 ms every R events per\n"
+             "          subtask: 1,000,000 events per second of event time)\n");
 }
 
 static int parse_u64(const char *name, const char *v, uint64_t max, uint64_t *out) {
@@ -445,6 +452,7 @@ static int parse_window_args(int argc, char **argv, bench_opts_t *o) {
   o->events = 5000000;
   o->keys = 10000;
   o->window_ms = 1000;
+  o->per_ms = 1000;
   o->parallelism = 2;
   for (int i = 2; i < argc; i++) {
     const char *name = argv[i];
@@ -468,6 +476,9 @@ static int parse_window_args(int argc, char **argv, bench_opts_t *o) {
       if (parse_u64(name, v, UINT64_C(1) << 40, &x) != 0)
         return -1;
       o->window_ms = (int64_t)x;
+    } else if (strcmp(name, "--events-per-ms") == 0) {
+      if (parse_u64(name, v, UINT64_C(1) << 30, &o->per_ms) != 0)
+        return -1;
     } else if (strcmp(name, "--parallelism") == 0) {
       if (parse_u64(name, v, 256, &x) != 0)
         return -1;
@@ -507,11 +518,12 @@ static int bench_window(int argc, char **argv) {
   double e_rate = e_wall > 0 ? (double)o.events / e_wall : 0;
   double b_rate = b_wall > 0 ? (double)o.events / b_wall : 0;
   printf("{\"bench\":\"window\",\"events\":%" PRIu64 ",\"keys\":%" PRIu64
-         ",\"window_ms\":%" PRId64 ",\"parallelism\":%d,\"engine_events_per_s\":%.0f,"
+         ",\"window_ms\":%" PRId64 ",\"events_per_ms\":%" PRIu64
+         ",\"parallelism\":%d,\"engine_events_per_s\":%.0f,"
          "\"baseline_events_per_s\":%.0f,\"ratio\":%.4f,\"engine_seconds\":%.6f,"
          "\"baseline_seconds\":%.6f,\"engine_cpu_seconds\":%.6f,\"results\":%" PRIu64
          ",\"baseline_results\":%" PRIu64 ",\"checksum_match\":%s}\n",
-         o.events, o.keys, o.window_ms, o.parallelism, e_rate, b_rate,
+         o.events, o.keys, o.window_ms, o.per_ms, o.parallelism, e_rate, b_rate,
          b_rate > 0 ? e_rate / b_rate : 0.0, e_wall, b_wall, e_cpu, engine.count,
          baseline.count, match ? "true" : "false");
   if (!match)

@@ -641,9 +641,7 @@ static int add_session(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *ad
     memmove(st->live + (i + 1) * WIN_NS_LEN, st->live + j * WIN_NS_LEN, tail * WIN_NS_LEN);
     memcpy(st->live + i * WIN_NS_LEN, ns, WIN_NS_LEN);
     n = n - (j - i) + 1;
-    /* The state layer may have moved cells: re-resolve before writing. */
-    rc = fl_op_sref(op, c->windows, NULL, 0, &lr);
-    if (!rc) rc = live_store(op, &lr, n);
+    rc = live_store(op, &lr, n);
     if (rc) return rc;
   }
   rc = add_contents(op, ns, rec);
