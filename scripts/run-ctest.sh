@@ -23,7 +23,7 @@ log="$dir/Testing/Temporary/LastTest.log"
 if [[ -f "$log" ]]; then
   echo "== per-test results in $dir:"
   # A test's block runs from '"<name>" start time:' to '<end of output>'; keep the
-  # cmocka summary lines in it ([  PASSED  ] n test(s). / [  FAILED  ] ...). ctest's
+  # cmocka summary lines in it ([  PASSED  ] n test(s). / [  FAILED  ] n test(s)...). ctest's
   # verdict lines above are the authority on pass/fail; this is what ran. Tests that
   # are not cmocka programs show their last line of output.
   awk '
@@ -33,7 +33,7 @@ if [[ -f "$log" ]]; then
     /[^ \t\r]/ && !stack && !/^(Output:|-+)\r?$/ && !/^<end of output>/ {
       last = $0; sub(/^[ \t]+/, "", last)
     }
-    /^\[  PASSED  \]|^\[  FAILED  \]/ {
+    /^\[  (PASSED|FAILED)  \] [0-9]+ test/ {
       line = $0; sub(/[ \t\r]+$/, "", line)
       summary = summary (summary == "" ? "" : " ") line
     }

@@ -447,8 +447,9 @@ static void bench_window_engine_matches_baseline(void **state) {
   (void)state;
   char prog[PATH_MAX], out[PATH_MAX];
   find_program("bench", "flink-bench", prog, sizeof prog);
-  char *argv[] = {prog,         "window", "--events",      "200000", "--keys", "1000",
-                  "--window-ms", "100",   "--parallelism", "2",      NULL};
+  char *argv[] = {prog,         "window", "--events",        "200000", "--keys", "1000",
+                  "--window-ms", "100",   "--parallelism",   "2",      "--events-per-ms",
+                  "1",           NULL};
   run_expect(argv, "bench.stdout", "bench.stderr", 0);
   path_in_dir(out, sizeof out, "bench.stdout");
   json_error_t jerr;
@@ -460,8 +461,10 @@ static void bench_window_engine_matches_baseline(void **state) {
   assert_int_equal(json_integer_value(json_object_get(doc, "keys")), 1000);
   assert_int_equal(json_integer_value(json_object_get(doc, "window_ms")), 100);
   assert_int_equal(json_integer_value(json_object_get(doc, "parallelism")), 2);
+  assert_int_equal(json_integer_value(json_object_get(doc, "events_per_ms")), 1);
   assert_true(json_is_true(json_object_get(doc, "checksum_match")));
-  /* 100000 ms of event time in 100 ms windows, 200 events each over 1000 keys: every
+  /* One event per ms per subtask: 100000 ms of event time in 100 ms windows, 200 events
+   * each over 1000 keys: every
    * window has between 1 and 200 distinct keys. */
   json_int_t results = json_integer_value(json_object_get(doc, "results"));
   assert_int_equal(results, json_integer_value(json_object_get(doc, "baseline_results")));

@@ -126,8 +126,24 @@ static inline void copy_bytes(void *dst, const void *src, size_t n) {
   if (n) memmove(dst, src, n);
 }
 
+static inline uint64_t load64(const unsigned char *p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* Keys and namespaces are mostly short (ids, 16-byte windows): compare them with two
+ * overlapping word loads rather than a memcmp call. */
 static inline bool bytes_eq(const void *a, const void *b, size_t n) {
-  return n == 0 || memcmp(a, b, n) == 0;
+  const unsigned char *x = a, *y = b;
+  if (n >= 8 && n <= 16)
+    return load64(x) == load64(y) && load64(x + n - 8) == load64(y + n - 8);
+  if (n < 8) {
+    for (size_t i = 0; i < n; i++)
+      if (x[i] != y[i]) return false;
+    return true;
+  }
+  return memcmp(a, b, n) == 0;
 }
 
 static bool entry_matches(const hm_entry_t *e, const hm_pkey_t *pk) {

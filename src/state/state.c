@@ -585,8 +585,8 @@ int fl_st_aggregating_get(const fl_sref_t *r, const void **acc) {
   int rc = check(r, FL_STATE_AGGREGATING);
   if (rc) return rc;
   if (!acc) return FL_EINVAL;
-  const void *v;
-  size_t vl;
+  const void *v = NULL;
+  size_t vl = 0;
   rc = read_value(r, &v, &vl);
   if (rc == 1) {
     if (vl != r->desc->agg.acc_size) return FL_EPARSE;
