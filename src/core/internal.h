@@ -294,6 +294,7 @@ struct fl_op {
   fl_state_scratch_t *worker_scratch; /* the worker's state scratch buffers */
   uint32_t *desc_tables;   /* [env->n_descs]: table id + 1, 0 = not opened yet */
   fl_ttl_cleanup_t *desc_cleanup; /* [env->n_descs] */
+  bool ttl_every_record;   /* some descriptor asks for TTL cleanup after every record */
   fl_metrics_t *m;         /* &node->metrics[subtask] */
   void *state;             /* the class's own data */
   bool is_source;

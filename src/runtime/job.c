@@ -353,6 +353,26 @@ static void set_key(fl_op_t *op, const void *key, size_t len, uint16_t kg) {
   op->ctx.ns_len = 0;
 }
 
+/* Flink's cleanupIncrementally(size, runCleanupForEveryRecord): after each record, check
+ * a few entries of every TTL state this operator opened, whether or not the record
+ * touched it. */
+static void ttl_sweep(fl_op_t *op) {
+  fl_env_t *env = op->node->env;
+  for (size_t i = 0; i < env->n_descs; i++) {
+    const struct fl_state_desc *d = env->descs[i];
+    if (!d->has_ttl || !d->ttl.cleanup_every_record || !d->ttl.incremental_cleanup_size ||
+        !op->desc_tables[d->id])
+      continue;
+    fl_sref_t r;
+    int rc = fl_op_sref(op, d, NULL, 0, &r);
+    if (rc == FL_OK) rc = fl_st_ttl_cleanup_step(&r, d->ttl.incremental_cleanup_size);
+    if (rc < 0) {
+      fl_op_fail(op, rc, "TTL cleanup of state '%s' failed", d->name);
+      return;
+    }
+  }
+}
+
 static void op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg) {
   if (op->failed || op->finished) return;
   op->n_in++;
@@ -365,6 +385,7 @@ static void op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg) {
     set_key(op, rec->key, rec->key_len, (uint16_t)kg);
   }
   op_check(op, op->cls->process(op, input, rec));
+  if (op->ttl_every_record && !op->failed) ttl_sweep(op);
 }
 
 /* Fires timers of `d` up to `upto`. */
@@ -830,6 +851,11 @@ static fl_op_t *op_new(fl_worker_t *w, fl_node_t *node) {
     op->desc_tables = calloc(env->n_descs ? env->n_descs : 1, sizeof *op->desc_tables);
     op->desc_cleanup = calloc(env->n_descs ? env->n_descs : 1, sizeof *op->desc_cleanup);
     if (!op->timers || !op->desc_tables || !op->desc_cleanup) goto fail;
+    for (size_t i = 0; i < env->n_descs; i++) {
+      const struct fl_state_desc *d = env->descs[i];
+      op->ttl_every_record |= d->has_ttl && d->ttl.cleanup_every_record &&
+                              d->ttl.incremental_cleanup_size > 0;
+    }
   }
   op->kv = &w->kv;
   op->worker_scratch = w->scratch;

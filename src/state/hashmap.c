@@ -406,12 +406,13 @@ static int entry_resize(hm_dict_t *d, hm_entry_t **ep, size_t cap, const void **
   uintptr_t base = (uintptr_t)e, end = base + off + e->val_cap;
   bool inside = src && *src && (uintptr_t)*src >= base && (uintptr_t)*src < end;
   size_t src_off = inside ? (size_t)((uintptr_t)*src - base) : 0;
+  bool cached = d->last == e; /* compared before realloc frees e */
   hm_entry_t *ne = realloc(e, off + cap);
   if (!ne) return FL_ENOMEM;
   ne->val_cap = cap;
   s->e = ne;
   d->dense[ne->didx] = (uintptr_t)ne;
-  if (d->last == e) d->last = ne;
+  if (cached) d->last = ne;
   if (inside) *src = (const unsigned char *)ne + src_off;
   *ep = ne;
   return FL_OK;
