@@ -10,8 +10,6 @@
 #include "core/config.h"
 #include "core/internal.h"
 
-void fl_state_descs_free(fl_env_t *env); /* src/state/desc.c */
-
 #define GROW(arr, n, cap)                                        \
   do {                                                           \
     if ((n) == (cap)) {                                          \

@@ -348,6 +348,10 @@ int fl_op_sref(fl_op_t *op, const struct fl_state_desc *d, const void *ns, size_
 struct fl_state_desc *fl_env_internal_desc(fl_env_t *env, const char *name,
                                            fl_state_kind_t kind);
 
+/* Frees every state descriptor of env (calls agg.destroy once for user aggregating
+ * ones). src/state/desc.c. */
+void fl_state_descs_free(fl_env_t *env);
+
 /* Operator classes (src/operators). */
 extern const fl_op_class_t fl_op_source_class;
 extern const fl_op_class_t fl_op_map_class;
