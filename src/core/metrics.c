@@ -26,7 +26,6 @@ char *fl_env_metrics_json(fl_env_t *env) {
     json_t *subs = json_array();
     uint64_t in = 0, out = 0, late = 0;
     int64_t wm = FL_TS_NONE;
-    bool any_wm = false;
     for (int s = 0; n->metrics && s < P; s++) {
       fl_metrics_t *m = &n->metrics[s];
       uint64_t a = atomic_load_explicit(&m->records_in, memory_order_relaxed);
@@ -36,15 +35,9 @@ char *fl_env_metrics_json(fl_env_t *env) {
       in += a;
       out += b;
       late += c;
-      /* The operator's watermark is the minimum over its subtasks. */
-      if (w == FL_TS_NONE) {
-        wm = FL_TS_NONE;
-        any_wm = true;
-      } else if (!any_wm || (wm != FL_TS_NONE && w < wm)) {
-        if (!any_wm) wm = w;
-        else if (w < wm) wm = w;
-        any_wm = true;
-      }
+      /* The operator's watermark is the minimum over its subtasks; FL_TS_NONE is
+       * INT64_MIN, so a subtask without a watermark yet keeps it at none. */
+      if (s == 0 || w < wm) wm = w;
       json_t *so = json_object();
       json_object_set_new(so, "subtask", json_integer(s));
       json_object_set_new(so, "records_in", json_integer((json_int_t)a));
@@ -59,7 +52,7 @@ char *fl_env_metrics_json(fl_env_t *env) {
     json_object_set_new(o, "records_in", json_integer((json_int_t)in));
     json_object_set_new(o, "records_out", json_integer((json_int_t)out));
     json_object_set_new(o, "late_records_dropped", json_integer((json_int_t)late));
-    json_object_set_new(o, "current_input_watermark", wm_json(any_wm ? wm : FL_TS_NONE));
+    json_object_set_new(o, "current_input_watermark", wm_json(wm));
     json_object_set_new(o, "subtasks", subs);
     json_array_append_new(ops, o);
   }
