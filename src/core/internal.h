@@ -56,7 +56,8 @@ typedef enum fl_node_kind {
 typedef enum fl_partition {
   FL_PART_FORWARD,   /* same subtask, chained */
   FL_PART_HASH,      /* keyBy: by key group */
-  FL_PART_REBALANCE  /* round robin */
+  FL_PART_REBALANCE, /* round robin */
+  FL_PART_BROADCAST  /* every record to every subtask */
 } fl_partition_t;
 
 /* One input of a node: records of `from` (its main output, or the side output `tag`),
@@ -67,6 +68,12 @@ typedef struct fl_input {
   fl_partition_t part;
   fl_key_fn key_fn; /* FL_PART_HASH: NULL keeps the record key */
   void *key_opaque;
+  /* Which input of a two-input operator this feeds: 0 (the first) or 1 (the second).
+   * Operators with one input see only 0. The runtime passes it to process(). */
+  int side;
+  /* A keyed operator does not set a key context for records of this input (the
+   * broadcast side of a keyed broadcast operator). */
+  bool unkeyed;
 } fl_input_t;
 
 typedef enum fl_rolling_kind { FL_ROLL_REDUCE, FL_ROLL_SUM, FL_ROLL_MIN, FL_ROLL_MAX } fl_rolling_kind_t;
@@ -249,8 +256,10 @@ struct fl_context {
 typedef struct fl_op_class {
   const char *kind;
   int (*open)(fl_op_t *op);
-  /* A record arrived on input `input`. For keyed operators the runtime has set
-   * ctx.key/key_len/kg from the record before the call. */
+  /* A record arrived on input side `input` (fl_input_t.side: 0, or 1 for the second
+   * input of a two-input operator). For keyed operators the runtime has set
+   * ctx.key/key_len/kg from the record before the call (except for inputs marked
+   * unkeyed, where ctx.keyed is false). */
   int (*process)(fl_op_t *op, int input, const fl_record_t *rec);
   /* A timer of this (keyed) operator fired; ctx.key/kg/ns and ctx.ts are set. */
   int (*on_timer)(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t);

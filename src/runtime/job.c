@@ -198,6 +198,9 @@ static fl_batch_t *ew_batch(fl_edge_writer_t *ew, int t, size_t bytes) {
   return b;
 }
 
+static bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_t key_len,
+                      const fl_record_t *in, uint16_t kg);
+
 static void ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
   fl_op_t *prod = ew->producer;
   fl_job_t *job = ew->w->job;
@@ -221,6 +224,11 @@ static void ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
   }
   int t;
   uint16_t kg = 0;
+  if (ew->part == FL_PART_BROADCAST) {
+    for (t = 0; t < ew->n; t++)
+      if (!ew_append(ew, t, key, key_len, in, 0)) return;
+    return;
+  }
   if (ew->part == FL_PART_HASH) {
     uint32_t maxp = job->env->conf.max_parallelism;
     kg = (uint16_t)fl_key_group(fl_hash64(key, key_len, 0), maxp);
@@ -228,11 +236,17 @@ static void ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
   } else {
     t = (int)(ew->rr++ % (uint32_t)ew->n);
   }
+  ew_append(ew, t, key, key_len, in, kg);
+}
+
+/* Appends one record for receiver t. false after a failure. */
+static bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_t key_len,
+                      const fl_record_t *in, uint16_t kg) {
   size_t bytes = key_len + in->value_len;
   fl_batch_t *b = ew_batch(ew, t, bytes);
   if (!b) {
-    fl_op_fail(prod, FL_ENOMEM, "out of memory for a channel batch of %zu bytes", bytes);
-    return;
+    fl_op_fail(ew->producer, FL_ENOMEM, "out of memory for a channel batch of %zu bytes", bytes);
+    return false;
   }
   fl_entry_t *e = &b->e[b->n++];
   e->type = FL_E_RECORD;
@@ -248,6 +262,7 @@ static void ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
     ew->open[t] = NULL;
     ew_ship(ew, t, b);
   }
+  return true;
 }
 
 static void ew_control(fl_edge_writer_t *ew, fl_entry_type_t type, int64_t ts) {
@@ -378,13 +393,18 @@ static void op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg) {
   op->n_in++;
   atomic_store_explicit(&op->m->records_in, op->n_in, memory_order_relaxed);
   op->ctx.ts = rec->timestamp;
-  if (op->node->keyed) {
+  const fl_input_t *li = &op->node->inputs[input];
+  if (op->node->keyed && !li->unkeyed) {
     if (kg < 0)
       kg = (int)fl_key_group(fl_hash64(rec->key, rec->key_len, 0),
                              op->node->env->conf.max_parallelism);
     set_key(op, rec->key, rec->key_len, (uint16_t)kg);
+  } else if (op->node->keyed) {
+    op->ctx.keyed = false;
+    op->ctx.key = NULL;
+    op->ctx.key_len = 0;
   }
-  op_check(op, op->cls->process(op, input, rec));
+  op_check(op, op->cls->process(op, li->side, rec));
   if (op->ttl_every_record && !op->failed) ttl_sweep(op);
 }
 
