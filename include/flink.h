@@ -564,6 +564,121 @@ typedef int (*fl_window_process_fn)(fl_context_t *ctx, const fl_window_t *window
 FL_API fl_stream_t *fl_window_process(fl_windowed_stream_t *w, const char *name,
                                fl_window_process_fn fn, void *opaque);
 
+/* ---------------------------------------------------------------------------------- */
+/* Two inputs                                                                         */
+/*
+ * An operator with two inputs sees the minimum of both inputs' watermarks (an idle input
+ * does not hold it back) and ends when both inputs ended.
+ */
+
+/* A CoProcessFunction (connect of two DataStreams) or KeyedCoProcessFunction (connect of
+ * two KeyedStreams). process1 gets the records of the first input, process2 those of the
+ * second. In the keyed form both inputs must be keyed the same way (the same key bytes
+ * mean the same key): keyed state and timers are shared by both inputs, and on_timer
+ * runs with the timer's key. */
+typedef struct fl_co_process_fn {
+  int version; /* FL_CO_PROCESS_FN_VERSION */
+  int (*open)(fl_context_t *ctx, void *opaque, void **instance); /* optional */
+  int (*process1)(fl_context_t *ctx, const fl_record_t *in, void *instance);
+  int (*process2)(fl_context_t *ctx, const fl_record_t *in, void *instance);
+  /* Keyed only, optional: a timer of the current key fired at ts. */
+  int (*on_timer)(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain, void *instance);
+  void (*close)(void *instance); /* optional */
+  void (*destroy)(void *opaque); /* optional */
+} fl_co_process_fn_t;
+#define FL_CO_PROCESS_FN_VERSION 1
+
+/* Records of a and b go forward (each keeps its partitioning), as Flink's connect. */
+FL_API fl_stream_t *fl_connect_process(fl_stream_t *a, fl_stream_t *b, const char *name,
+                                       const fl_co_process_fn_t *fn, void *opaque);
+FL_API fl_stream_t *fl_keyed_connect_process(fl_keyed_stream_t *a, fl_keyed_stream_t *b,
+                                             const char *name, const fl_co_process_fn_t *fn,
+                                             void *opaque);
+
+/* Called for each joined pair: a from the first stream, b from the second, with equal
+ * keys (fl_ctx_key()). Emits what it wants; emitted records default to the timestamp of
+ * fl_ctx_timestamp(). */
+typedef int (*fl_join_fn)(fl_context_t *ctx, const fl_record_t *a, const fl_record_t *b,
+                          void *opaque);
+
+typedef enum fl_window_assigner_kind {
+  FL_ASSIGNER_TUMBLING = 0,
+  FL_ASSIGNER_SLIDING = 1,
+  FL_ASSIGNER_SESSION = 2
+} fl_window_assigner_kind_t;
+
+/* A window assigner by value, for operators that take one as a parameter. */
+typedef struct fl_window_assigner {
+  fl_window_assigner_kind_t kind;
+  fl_time_domain_t domain;
+  int64_t size_ms;   /* tumbling, sliding */
+  int64_t slide_ms;  /* sliding */
+  int64_t offset_ms; /* tumbling, sliding */
+  int64_t gap_ms;    /* session */
+} fl_window_assigner_t;
+
+/* Window join (Flink's a.join(b).where(..).equalTo(..).window(w).apply(fn)): an inner
+ * join of the elements of a and b that have the same key and fall into the same window;
+ * fn runs for every pair when the window fires, with fl_ctx_timestamp() = the window's
+ * max timestamp (end - 1). Late elements (their windows already fired) are dropped and
+ * counted in late_records_dropped. */
+FL_API fl_stream_t *fl_window_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b, const char *name,
+                                   const fl_window_assigner_t *w, fl_join_fn fn, void *opaque);
+
+/* Interval join (Flink's a.intervalJoin(b).between(lower, upper)): joins a's element
+ * at time t with b's elements of the same key at times in [t + lower, t + upper] (event
+ * time); the pair's timestamp is max(a.ts, b.ts). Elements behind the watermark when they
+ * arrive are late: dropped (counted in late_records_dropped) or sent to the side output
+ * of their side when set. An element is kept in state only until the watermark passes
+ * the last time it could still join. */
+typedef struct fl_interval_join_opts {
+  int version; /* FL_INTERVAL_JOIN_OPTS_VERSION */
+  int64_t lower_ms, upper_ms; /* lower <= upper */
+  int lower_exclusive, upper_exclusive;
+  const fl_output_tag_t *left_late, *right_late; /* optional */
+} fl_interval_join_opts_t;
+#define FL_INTERVAL_JOIN_OPTS_VERSION 1
+FL_API fl_stream_t *fl_interval_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b,
+                                     const char *name, const fl_interval_join_opts_t *opts,
+                                     fl_join_fn fn, void *opaque);
+
+/* Broadcast state (Flink's keyed.connect(stream.broadcast(desc)).process(..)): every
+ * element of the broadcast stream reaches every parallel instance, where
+ * process_broadcast may change the broadcast state (map state descriptors made with
+ * fl_state_map, used with the fl_broadcast_* calls); process runs for the keyed stream's
+ * elements with the key's keyed state and timers and may only read broadcast state. For
+ * every instance to hold the same broadcast state, process_broadcast must update it the
+ * same way on every instance (as in Flink). */
+typedef struct fl_broadcast_process_fn {
+  int version; /* FL_BROADCAST_PROCESS_FN_VERSION */
+  int (*open)(fl_context_t *ctx, void *opaque, void **instance); /* optional */
+  int (*process)(fl_context_t *ctx, const fl_record_t *in, void *instance);
+  int (*process_broadcast)(fl_context_t *ctx, const fl_record_t *in, void *instance);
+  int (*on_timer)(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain,
+                  void *instance); /* optional */
+  void (*close)(void *instance); /* optional */
+  void (*destroy)(void *opaque); /* optional */
+} fl_broadcast_process_fn_t;
+#define FL_BROADCAST_PROCESS_FN_VERSION 1
+
+FL_API fl_stream_t *fl_keyed_broadcast_process(fl_keyed_stream_t *keyed,
+                                               fl_stream_t *broadcast, const char *name,
+                                               const fl_broadcast_process_fn_t *fn,
+                                               void *opaque);
+/* Broadcast state access, in a broadcast process function only (else FL_ESTATE).
+ * get: 1 and a view valid until the next state call, 0 if absent. put and remove:
+ * FL_ESTATE from process (read-only there). */
+FL_API int fl_broadcast_get(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
+                            size_t ukey_len, const void **value, size_t *value_len);
+FL_API int fl_broadcast_put(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
+                            size_t ukey_len, const void *value, size_t value_len);
+FL_API int fl_broadcast_remove(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
+                               size_t ukey_len);
+FL_API int fl_broadcast_foreach(fl_context_t *ctx, const fl_state_desc_t *d,
+                                int (*cb)(const void *ukey, size_t ukey_len,
+                                          const void *value, size_t value_len, void *arg),
+                                void *arg);
+
 #ifdef __cplusplus
 }
 #endif

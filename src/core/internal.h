@@ -50,7 +50,12 @@ typedef enum fl_node_kind {
   FL_NODE_ROLLING,       /* rolling reduce / sum / min / max */
   FL_NODE_WINDOW,
   FL_NODE_ASSIGN_TS,
-  FL_NODE_SINK
+  FL_NODE_SINK,
+  FL_NODE_CO_PROCESS,        /* CoProcessFunction: inputs of side 0 and 1 */
+  FL_NODE_KEYED_CO_PROCESS,  /* KeyedCoProcessFunction */
+  FL_NODE_WINDOW_JOIN,       /* window join: keyed, two sides */
+  FL_NODE_INTERVAL_JOIN,     /* interval join: keyed, two sides */
+  FL_NODE_BROADCAST_PROCESS  /* keyed side 0, broadcast (unkeyed) side 1 */
 } fl_node_kind_t;
 
 typedef enum fl_partition {
@@ -139,6 +144,20 @@ typedef struct fl_node {
     fl_window_conf_t window;
     struct { fl_watermark_strategy_t ws; } assign_ts;
     struct { fl_sink_fn_t fn; void *opaque; } sink;
+    struct { fl_co_process_fn_t fn; void *opaque; } co;  /* CO_PROCESS, KEYED_CO_PROCESS */
+    struct {
+      fl_window_assigner_t w;
+      fl_join_fn fn;
+      void *opaque;
+      struct fl_state_desc *left, *right; /* internal list states of the two sides */
+    } wjoin;
+    struct {
+      fl_interval_join_opts_t o;
+      fl_join_fn fn;
+      void *opaque;
+      struct fl_state_desc *left, *right; /* internal buffers of the two sides */
+    } ijoin;
+    struct { fl_broadcast_process_fn_t fn; void *opaque; } bcast;
   } u;
   fl_metrics_t *metrics; /* [parallelism], allocated at execute */
 } fl_node_t;
@@ -372,5 +391,10 @@ extern const fl_op_class_t fl_op_rolling_class;
 extern const fl_op_class_t fl_op_window_class;
 extern const fl_op_class_t fl_op_assign_ts_class;
 extern const fl_op_class_t fl_op_sink_class;
+extern const fl_op_class_t fl_op_co_process_class;       /* src/operators/co.c */
+extern const fl_op_class_t fl_op_keyed_co_process_class; /* src/operators/co.c */
+extern const fl_op_class_t fl_op_window_join_class;      /* src/operators/join.c */
+extern const fl_op_class_t fl_op_interval_join_class;    /* src/operators/join.c */
+extern const fl_op_class_t fl_op_broadcast_process_class;/* src/operators/broadcast.c */
 
 #endif

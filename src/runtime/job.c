@@ -825,6 +825,11 @@ static const fl_op_class_t *class_of(fl_node_kind_t k) {
   case FL_NODE_WINDOW: return &fl_op_window_class;
   case FL_NODE_ASSIGN_TS: return &fl_op_assign_ts_class;
   case FL_NODE_SINK: return &fl_op_sink_class;
+  case FL_NODE_CO_PROCESS: return &fl_op_co_process_class;
+  case FL_NODE_KEYED_CO_PROCESS: return &fl_op_keyed_co_process_class;
+  case FL_NODE_WINDOW_JOIN: return &fl_op_window_join_class;
+  case FL_NODE_INTERVAL_JOIN: return &fl_op_interval_join_class;
+  case FL_NODE_BROADCAST_PROCESS: return &fl_op_broadcast_process_class;
   }
   return NULL;
 }

@@ -70,7 +70,32 @@ typedef struct fl_kv_ops {
                  void *arg);
   /* Number of cells in a table (map cells count once). */
   size_t (*count)(void *self, uint32_t table);
+
+  /* ---- Optional: NULL in backends that do not need them. ---- */
+
+  /* Tells the backend where TTL timestamps sit in a table's values, so that it can drop
+   * expired state by itself (RocksDB: a compaction filter). layout is one of
+   * FL_KV_TTL_*; ttl_ms > 0. Called once after open_table for tables with TTL. */
+  int (*set_table_ttl)(void *self, uint32_t table, int layout, int64_t ttl_ms);
+  /* The current processing time in ms, for that cleanup (set by the owning worker as
+   * its clock advances; may be read by backend threads). */
+  void (*set_time)(void *self, int64_t now_ms);
+  /* Writes a consistent native copy of the whole store into the new directory dir
+   * (RocksDB: rocksdb_checkpoint_create, hard links to SST files). The copy can be
+   * opened again as a store (restore). FL_ENOTSUP if the backend has none. */
+  int (*checkpoint)(void *self, const char *dir);
+  /* Deletes every cell whose key group is outside [kg_first, kg_first + kg_count), in
+   * every table (used after restoring a native copy at another parallelism). */
+  int (*retain_key_groups)(void *self, uint32_t kg_first, uint32_t kg_count);
+  /* Names of the tables the store holds (after a restore they exist before any
+   * open_table): calls cb for each; used to enumerate state for savepoints. */
+  int (*list_tables)(void *self, int (*cb)(const char *name, void *arg), void *arg);
 } fl_kv_ops_t;
+
+/* Layouts for set_table_ttl, matching src/state/state.c. */
+#define FL_KV_TTL_VALUE 1 /* value cell: [i64 last-update ms, native endian][bytes] */
+#define FL_KV_TTL_LIST 2  /* value cell of list items, each [u32 len][u32 0][i64 ts][bytes][pad to 8] */
+#define FL_KV_TTL_MAP 3   /* map cell: each user value [i64 ts][bytes] */
 
 typedef struct fl_kv {
   const fl_kv_ops_t *ops;
@@ -79,6 +104,26 @@ typedef struct fl_kv {
 
 /* The in-memory hashmap backend. */
 int fl_kv_hashmap_new(fl_kv_t *out);
+
+/* The RocksDB backend (src/state/rocksdb.c). One store (one DB) per worker thread; a
+ * shared part (block cache, and whatever else the workers' DBs share) is made once per
+ * job and is thread-safe. */
+typedef struct fl_kv_rocksdb_shared fl_kv_rocksdb_shared_t;
+typedef struct fl_kv_rocksdb_opts {
+  size_t block_cache_bytes;     /* shared LRU block cache; 0: 64 MiB */
+  size_t write_buffer_bytes;    /* per column family; 0: 16 MiB */
+  int max_write_buffers;        /* per column family; 0: 2 */
+} fl_kv_rocksdb_opts_t;
+int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared_t **out,
+                             char *err, size_t err_size);
+void fl_kv_rocksdb_shared_destroy(fl_kv_rocksdb_shared_t *sh);
+/* Opens a store in directory dir (created if missing; what it holds is deleted first
+ * unless restore_from is set). restore_from: NULL, or a directory written by the
+ * checkpoint op (or a copy of one), whose content becomes the store's initial state
+ * (copied or hard-linked into dir; restore_from itself is never modified). Errors name
+ * dir and RocksDB's message in err. */
+int fl_kv_rocksdb_new(fl_kv_rocksdb_shared_t *sh, const char *dir, const char *restore_from,
+                      fl_kv_t *out, char *err, size_t err_size);
 
 static inline void fl_kv_destroy(fl_kv_t *kv) {
   if (kv && kv->ops) kv->ops->destroy(kv->self);
