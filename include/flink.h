@@ -113,7 +113,30 @@ typedef enum fl_time_domain {
  *   execution.batch-size             "1024"   records per channel batch, 1..65536
  *   execution.channel-capacity       "16"     batches a channel holds before the
  *                                             sender is back-pressured, 2..4096
- *   state.backend                    "hashmap"
+ *   state.backend                    "hashmap"  or "rocksdb"
+ *   state.backend.rocksdb.localdir   ""       working directory of the RocksDB
+ *                                             instances ("": a temporary directory)
+ *   state.backend.rocksdb.block-cache-size "64mb"  shared by all workers
+ *   state.backend.rocksdb.writebuffer.size "16mb"  per state (column family)
+ *   state.backend.rocksdb.writebuffer.count "2"
+ *   state.checkpoints.dir            ""       where checkpoints are written
+ *   state.checkpoints.num-retained   "1"      complete checkpoints kept
+ *   execution.checkpointing.interval "0"      0: no periodic checkpoints
+ *   execution.checkpointing.min-pause "0"     between the end of one and the next
+ *   execution.checkpointing.timeout  "10min"  a slower checkpoint is aborted
+ *   execution.checkpointing.tolerable-failed-checkpoints "0"  more fail the job
+ *   execution.savepoint.path         ""       start from this checkpoint or savepoint
+ *                                             directory, or from the newest usable
+ *                                             checkpoint under this checkpoint root
+ *   restart-strategy.type            "none"   fixed-delay | exponential-delay |
+ *                                             failure-rate: a failure restores the
+ *                                             last checkpoint in-process and goes on
+ *   restart-strategy.fixed-delay.attempts "3", .delay "1s"
+ *   restart-strategy.exponential-delay.initial-backoff "1s", .max-backoff "5min",
+ *     .backoff-multiplier "2.0", .reset-backoff-threshold "1h", .attempts (unlimited)
+ *   restart-strategy.failure-rate.max-failures-per-interval "1",
+ *     .failure-rate-interval "1min", .delay "1s"
+ * Memory sizes accept "1048576", "512kb", "64mb", "1gb".
  * Durations accept "250", "250ms", "5s", "5m", "1h", "1d". Unknown keys and bad values
  * are rejected with a message in errstr that names the key and the cause.
  */
@@ -163,6 +186,14 @@ FL_API const char *fl_env_error(const fl_env_t *env);
  * fl_env_execute() returns FL_ECANCELED. Thread-safe and async-signal-safe; before
  * fl_env_execute() it makes the next execute return FL_ECANCELED at once. */
 FL_API void fl_env_stop(fl_env_t *env);
+
+/* Takes a savepoint of the running job into the directory path (which must not exist):
+ * a checkpoint in the canonical, backend-independent format that a job can start from
+ * (configuration key execution.savepoint.path) with another state backend or
+ * parallelism. Blocks until the savepoint is complete (0) or failed (an error, with
+ * fl_env_error()-style text in errstr). Thread-safe; call it from a thread other than
+ * the one in fl_env_execute(). FL_ESTATE when the job is not running. */
+FL_API int fl_env_savepoint(fl_env_t *env, const char *path, char *errstr, size_t errstr_size);
 
 /* Replaces the processing-time clock (milliseconds) used for processing-time timers,
  * windows, watermark intervals, idleness and state TTL. now_ms is called from worker
@@ -267,8 +298,16 @@ typedef struct fl_source_fn {
   int (*run)(fl_context_t *ctx, void *instance);
   void (*close)(void *instance); /* optional; per instance that open made */
   void (*destroy)(void *opaque); /* optional */
+  /* Version 2 (checkpoints), optional. snapshot: a checkpoint barrier is about to be
+   * emitted between two run() calls; append the instance's position (what restore needs
+   * to go on from exactly here) to out. restore: called after open and before the first
+   * run() when the job starts from a checkpoint or savepoint; states[i] is what subtask
+   * i of the job that wrote it appended (n = that job's parallelism, which may differ;
+   * a single reader gets only its own state, n = 1). Each instance picks what it owns. */
+  int (*snapshot)(fl_context_t *ctx, void *instance, fl_buf_t *out);
+  int (*restore)(fl_context_t *ctx, void *instance, const struct fl_bytes *states, size_t n);
 } fl_source_fn_t;
-#define FL_SOURCE_FN_VERSION 1
+#define FL_SOURCE_FN_VERSION 2
 
 /* How many records run() may emit in this call. */
 FL_API size_t fl_ctx_source_budget(const fl_context_t *ctx);
@@ -409,8 +448,22 @@ typedef struct fl_sink_fn {
   int (*flush)(fl_context_t *ctx, void *instance);
   void (*close)(void *instance); /* optional */
   void (*destroy)(void *opaque); /* optional */
+  /* Version 2 (checkpoints), optional: the two-phase-commit hooks of Flink's
+   * TwoPhaseCommitSinkFunction. snapshot (pre-commit): barrier `checkpoint_id` reached
+   * the sink: everything written before it must become durable-but-uncommitted, and
+   * what is needed to commit or abort it later is appended to out. checkpoint_complete:
+   * checkpoint `checkpoint_id` is complete (its manifest is durable): commit everything
+   * pre-committed up to it. checkpoint_aborted: it will never complete. restore: the job
+   * starts from a checkpoint; states[i] is what subtask i appended at that checkpoint
+   * (n = that job's parallelism): those pre-commits belong to a complete checkpoint and
+   * must be committed (idempotently) by exactly one instance (e.g. i % parallelism ==
+   * subtask), and anything written after them discarded. */
+  int (*snapshot)(fl_context_t *ctx, void *instance, int64_t checkpoint_id, fl_buf_t *out);
+  int (*checkpoint_complete)(fl_context_t *ctx, void *instance, int64_t checkpoint_id);
+  void (*checkpoint_aborted)(fl_context_t *ctx, void *instance, int64_t checkpoint_id);
+  int (*restore)(fl_context_t *ctx, void *instance, const struct fl_bytes *states, size_t n);
 } fl_sink_fn_t;
-#define FL_SINK_FN_VERSION 1
+#define FL_SINK_FN_VERSION 2
 
 FL_API int fl_stream_sink(fl_stream_t *in, const char *name, const fl_sink_fn_t *fn,
                    void *opaque);
@@ -418,6 +471,17 @@ FL_API int fl_stream_sink(fl_stream_t *in, const char *name, const fl_sink_fn_t 
  * stdout when path is "-". Subtasks write whole lines; the order of one subtask's
  * records is kept. */
 FL_API int fl_stream_sink_lines(fl_stream_t *in, const char *name, const char *path);
+
+/* An exactly-once file sink (Flink's FileSink with two-phase commit): each subtask
+ * writes lines (value + '\n') to an in-progress file in dir; at each checkpoint barrier
+ * it closes it as pending, and when that checkpoint completes the pending file is
+ * renamed to its final name "part-<subtask>-<checkpoint id>" (the file written after the
+ * last checkpoint of a bounded input is "part-<subtask>-end"). Only final files count as
+ * output: after a crash and a restore, files of checkpoints that never completed are
+ * deleted and pre-committed ones of the restored checkpoint are committed, so the final
+ * files hold every record exactly once. Without checkpoints the single file is
+ * committed at the end of the input. Names starting with '.' are in-progress/pending. */
+FL_API int fl_stream_sink_files(fl_stream_t *in, const char *name, const char *dir);
 
 /* ---------------------------------------------------------------------------------- */
 /* Keyed state                                                                        */

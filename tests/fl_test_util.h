@@ -61,8 +61,8 @@ static inline int collector_write(fl_context_t *ctx, const fl_record_t *in, void
   return 0;
 }
 
-static const fl_sink_fn_t collector_sink = {FL_SINK_FN_VERSION, NULL, collector_write, NULL,
-                                            NULL, NULL};
+static const fl_sink_fn_t collector_sink = {.version = FL_SINK_FN_VERSION,
+                                            .write = collector_write};
 
 static inline fl_record_t rec_str(const char *key, const char *value, int64_t ts) {
   fl_record_t r = {key, key ? strlen(key) : 0, value, value ? strlen(value) : 0, ts};

@@ -342,13 +342,13 @@ static void slow_sink_backpressures_the_source(void **state) {
   assert_int_equal(fl_env_new(&env, conf, err, sizeof err), 0);
   fl_config_destroy(conf);
   bp_t b = {.total = 200000};
-  fl_source_fn_t src = {FL_SOURCE_FN_VERSION, NULL, bp_run, NULL, NULL};
+  fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = bp_run};
   /* one shared counter: a single-reader source */
   fl_stream_t *s = fl_source(env, "fast", &src, &b, 0);
   fl_keyed_stream_t *ks = fl_stream_key_by(s, NULL, NULL);
   fl_process_fn_t pass = {FL_PROCESS_FN_VERSION, NULL, twice, NULL, NULL, NULL};
   fl_stream_t *p = fl_keyed_process(ks, "pass", &pass, NULL);
-  fl_sink_fn_t slow = {FL_SINK_FN_VERSION, NULL, bp_slow_write, NULL, NULL, NULL};
+  fl_sink_fn_t slow = {.version = FL_SINK_FN_VERSION, .write = bp_slow_write};
   fl_stream_sink(p, "slow", &slow, &b);
   assert_int_equal(fl_env_execute(env, "bp"), 0);
   assert_int_equal(atomic_load(&b.consumed), 2 * b.total);
@@ -389,9 +389,9 @@ static void *stopper(void *arg) {
 static void stop_from_another_thread_ends_execute_with_ecanceled(void **state) {
   stop_t st = {0};
   st.env = env_with(2, NULL);
-  fl_source_fn_t src = {FL_SOURCE_FN_VERSION, NULL, endless_run, NULL, NULL};
+  fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = endless_run};
   fl_stream_t *s = fl_source(st.env, "endless", &src, NULL, 1);
-  fl_sink_fn_t sink = {FL_SINK_FN_VERSION, NULL, count_write, NULL, NULL, NULL};
+  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = count_write};
   fl_stream_sink(fl_stream_rebalance(s), "count", &sink, &st);
   pthread_t t;
   pthread_create(&t, NULL, stopper, &st);
@@ -507,7 +507,7 @@ static void processing_time_timers_fire_by_the_clock(void **state) {
   fl_env_t *env = env_with(1, NULL);
   assert_int_equal(fl_env_set_clock(env, test_clock, NULL), 0);
   clocksrc_t cs = {0};
-  fl_source_fn_t src = {FL_SOURCE_FN_VERSION, NULL, clock_src_run, NULL, NULL};
+  fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = clock_src_run};
   fl_stream_t *s = fl_source(env, "clocked", &src, &cs, 0);
   fl_process_fn_t fn = {FL_PROCESS_FN_VERSION, NULL, proc_register, proc_fired, NULL, NULL};
   fl_stream_t *p = fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "proc", &fn, NULL);
@@ -564,7 +564,7 @@ static void idle_input_does_not_hold_back_the_watermark(void **state) {
                                 NULL, NULL};
   /* The data source ends only after the quiet one: without idleness its watermark
    * (none) would hold event time back until then. */
-  fl_source_fn_t qfn = {FL_SOURCE_FN_VERSION, NULL, quiet_run, NULL, NULL};
+  fl_source_fn_t qfn = {.version = FL_SOURCE_FN_VERSION, .run = quiet_run};
   fl_stream_t *quiet = fl_stream_assign_timestamps(fl_source(env, "quiet", &qfn, &g_quiet, 0), "wm-quiet", &ws);
   fl_stream_t *data = fl_stream_assign_timestamps(fl_source_collection(env, "data", recs, 2), "wm-data", &ws);
   /* keep the data source's end from advancing time: route it through a process that

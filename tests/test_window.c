@@ -76,8 +76,9 @@ static int collect_open(fl_context_t *ctx, void *opaque, void **instance) {
   return 0;
 }
 
-static const fl_sink_fn_t collect_fn = {FL_SINK_FN_VERSION, collect_open, collect_write, NULL,
-                                        NULL, NULL};
+static const fl_sink_fn_t collect_fn = {.version = FL_SINK_FN_VERSION,
+                                        .open = collect_open,
+                                        .write = collect_write};
 
 static int cmp_out(const void *pa, const void *pb) {
   const out_rec_t *a = pa, *b = pb;

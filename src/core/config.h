@@ -5,4 +5,6 @@
  * the relations between keys. */
 int fl_config_resolve(const fl_config_t *conf, fl_env_conf_t *out, char *errstr,
                       size_t errstr_size);
+/* A copy of conf (NULL: an empty one); NULL on ENOMEM. */
+fl_config_t *fl_config_copy(const fl_config_t *conf);
 #endif

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -33,8 +34,14 @@ int fl_env_new(fl_env_t **out, const fl_config_t *conf, char *errstr, size_t err
   *out = NULL;
   fl_env_t *env = calloc(1, sizeof *env);
   if (!env) return FL_ENOMEM;
-  int rc = fl_config_resolve(conf, &env->conf, errstr, errstr_size);
+  env->conf_copy = fl_config_copy(conf);
+  if (!env->conf_copy) {
+    free(env);
+    return FL_ENOMEM;
+  }
+  int rc = fl_config_resolve(env->conf_copy, &env->conf, errstr, errstr_size);
   if (rc) {
+    fl_config_destroy(env->conf_copy);
     free(env);
     return rc;
   }
@@ -91,6 +98,7 @@ void fl_env_destroy(fl_env_t *env) {
   free(env->tags);
   fl_state_descs_free(env);
   free(env->job_name);
+  fl_config_destroy(env->conf_copy);
   free(env);
 }
 
@@ -225,12 +233,15 @@ fl_stream_t *fl_source(fl_env_t *env, const char *name, const fl_source_fn_t *fn
   if (!env) return NULL;
   fl_node_t *n = fl_env_add_node(env, FL_NODE_SOURCE, name, NULL, 0);
   if (!n) return NULL;
-  if (!fn || fn->version != FL_SOURCE_FN_VERSION || !fn->run) {
+  if (!fn || fn->version < 1 || fn->version > FL_SOURCE_FN_VERSION || !fn->run) {
     fl_env_fail(env, FL_EINVAL, "source '%s': function table is NULL, of another version or has no run",
                 n->name);
     if (fn && fn->destroy) fn->destroy(opaque);
   } else {
-    n->u.source.fn = *fn;
+    /* A version 1 table ends before the checkpoint hooks. */
+    memset(&n->u.source.fn, 0, sizeof n->u.source.fn);
+    memcpy(&n->u.source.fn, fn,
+           fn->version == 1 ? offsetof(fl_source_fn_t, snapshot) : sizeof *fn);
     n->u.source.opaque = opaque;
   }
   n->parallel = parallel != 0;
@@ -268,6 +279,27 @@ static int coll_run(fl_context_t *ctx, void *instance) {
 }
 
 static void coll_close(void *instance) { free(instance); }
+
+/* Position: the index of the next record, 8 bytes little-endian-independent (native). */
+static int coll_snapshot(fl_context_t *ctx, void *instance, fl_buf_t *out) {
+  collection_inst_t *ci = instance;
+  uint64_t next = ci->next;
+  return fl_buf_append(out, &next, sizeof next);
+}
+
+static int coll_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *states, size_t n) {
+  collection_inst_t *ci = instance;
+  uint64_t next;
+  if (n != 1 || states[0].len != sizeof next)
+    return fl_ctx_fail(ctx, "collection source: restored position is %zu bytes, not %zu",
+                       n ? states[0].len : 0, sizeof next);
+  memcpy(&next, states[0].data, sizeof next);
+  if (next > ci->c->n)
+    return fl_ctx_fail(ctx, "collection source: restored position %llu is past the %zu records",
+                       (unsigned long long)next, ci->c->n);
+  ci->next = (size_t)next;
+  return FL_OK;
+}
 
 static void coll_destroy(void *opaque) {
   collection_t *c = opaque;
@@ -308,8 +340,13 @@ fl_stream_t *fl_source_collection(fl_env_t *env, const char *name,
     c->recs[i] = r;
   }
   c->n = n;
-  static const fl_source_fn_t fn = {FL_SOURCE_FN_VERSION, coll_open, coll_run, coll_close,
-                                    coll_destroy};
+  static const fl_source_fn_t fn = {.version = FL_SOURCE_FN_VERSION,
+                                    .open = coll_open,
+                                    .run = coll_run,
+                                    .close = coll_close,
+                                    .destroy = coll_destroy,
+                                    .snapshot = coll_snapshot,
+                                    .restore = coll_restore};
   return fl_source(env, name ? name : "collection", &fn, c, 0);
 }
 
@@ -560,14 +597,16 @@ int fl_stream_sink(fl_stream_t *in, const char *name, const fl_sink_fn_t *fn, vo
     if (fn && fn->destroy) fn->destroy(opaque);
     return FL_ENOMEM;
   }
-  if (!fn || fn->version != FL_SINK_FN_VERSION || !fn->write) {
+  if (!fn || fn->version < 1 || fn->version > FL_SINK_FN_VERSION || !fn->write) {
     fl_env_fail(in->env, FL_EINVAL,
                 "sink '%s': function table is NULL, of another version or has no write",
                 n->name);
     if (fn && fn->destroy) fn->destroy(opaque);
     return FL_EINVAL;
   }
-  n->u.sink.fn = *fn;
+  /* A version 1 table ends before the checkpoint hooks. */
+  memset(&n->u.sink.fn, 0, sizeof n->u.sink.fn);
+  memcpy(&n->u.sink.fn, fn, fn->version == 1 ? offsetof(fl_sink_fn_t, snapshot) : sizeof *fn);
   n->u.sink.opaque = opaque;
   return FL_OK;
 }

@@ -184,16 +184,46 @@ struct fl_windowed_stream {
 /* ---------------------------------------------------------------------------------- */
 /* Environment                                                                          */
 
+typedef enum fl_restart_kind {
+  FL_RESTART_NONE,
+  FL_RESTART_FIXED,
+  FL_RESTART_EXPONENTIAL,
+  FL_RESTART_FAILURE_RATE
+} fl_restart_kind_t;
+
+typedef struct fl_restart_conf {
+  fl_restart_kind_t kind;
+  int fixed_attempts;
+  int64_t fixed_delay_ms;
+  int64_t exp_initial_ms, exp_max_ms, exp_reset_ms;
+  double exp_multiplier;
+  int exp_attempts;
+  int rate_max;
+  int64_t rate_interval_ms, rate_delay_ms;
+} fl_restart_conf_t;
+
+/* Resolved configuration. String members point into env->conf_copy (owned by env). */
 typedef struct fl_env_conf {
   int parallelism;
   uint32_t max_parallelism;
   int64_t watermark_interval_ms;
   size_t batch_size;
   size_t channel_capacity;
+  bool rocksdb;
+  const char *rocksdb_dir; /* "" = under the checkpoint dir or /tmp */
+  fl_kv_rocksdb_opts_t rocksdb_opts;
+  const char *ckpt_dir;    /* "" = none */
+  int ckpt_retained;
+  int64_t ckpt_interval_ms; /* 0 = no periodic checkpoints */
+  int64_t ckpt_min_pause_ms, ckpt_timeout_ms;
+  int ckpt_tolerable;
+  const char *restore_path; /* "" = start empty */
+  fl_restart_conf_t restart;
 } fl_env_conf_t;
 
 struct fl_env {
   fl_env_conf_t conf;
+  fl_config_t *conf_copy; /* backs the strings of conf */
   fl_node_t **nodes;
   size_t n_nodes, cap_nodes;
   fl_stream_t **streams;
