@@ -66,6 +66,13 @@ static void free_inputs_fn(fl_node_t *n) {
     if (n->u.window.fn_kind == FL_WFN_AGGREGATE && n->u.window.agg.destroy)
       n->u.window.agg.destroy(n->u.window.opaque);
     break;
+  case FL_NODE_CO_PROCESS:
+  case FL_NODE_KEYED_CO_PROCESS:
+    if (n->u.co.fn.destroy) n->u.co.fn.destroy(n->u.co.opaque);
+    break;
+  case FL_NODE_BROADCAST_PROCESS:
+    if (n->u.bcast.fn.destroy) n->u.bcast.fn.destroy(n->u.bcast.opaque);
+    break;
   default:
     break;
   }

@@ -321,6 +321,14 @@ typedef struct fl_op_class {
   /* Every input ended (after watermark FL_TS_MAX and all timers fired). Optional. */
   int (*end_input)(fl_op_t *op);
   void (*close)(fl_op_t *op);
+  /* Checkpoints, optional. snapshot: barrier `id` is aligned at this operator; append
+   * its operator state (not keyed state, which the runtime snapshots) to out. restore:
+   * after open, before any input, when the job starts from a checkpoint: states[i] is
+   * what subtask i of the earlier run appended (n = its parallelism). notify: checkpoint
+   * id completed (true) or was aborted (false). */
+  int (*snapshot)(fl_op_t *op, int64_t id, fl_buf_t *out);
+  int (*restore)(fl_op_t *op, const fl_bytes_t *states, size_t n);
+  int (*notify)(fl_op_t *op, int64_t id, bool completed);
 } fl_op_class_t;
 
 #define FL_OP_KEEP_WATERMARK 1
@@ -330,6 +338,7 @@ typedef struct fl_in_chan {
   int64_t wm;    /* last watermark, FL_TS_NONE before one */
   bool idle;
   bool ended;
+  int64_t barrier; /* last checkpoint barrier that arrived here (0: none) */
 } fl_in_chan_t;
 
 struct fl_op {
@@ -367,7 +376,18 @@ struct fl_op {
   int64_t src_retry_at;
   struct fl_edge_writer **guards; /* edge writers reachable from this operator */
   size_t n_guards;
+  /* checkpoints (runtime-private) */
+  int64_t ckpt_aligning;   /* barrier being aligned (some channels delivered it), or 0 */
+  size_t ckpt_seen;        /* channels that delivered ckpt_aligning */
+  int64_t ckpt_done;       /* last checkpoint this operator snapshotted */
+  fl_buf_t ckpt_snap;      /* its snapshot, until the worker hands it over */
+  fl_buf_t ckpt_final;     /* its snapshot when it ended (checkpoints after that) */
+  bool has_final;          /* ckpt_final was taken */
 };
+
+/* True once the job is failing or stopping (a sink's flush at that moment must not
+ * commit anything). */
+bool fl_op_job_failing(const fl_op_t *op);
 
 /* Reports that a user function (`what`, e.g. "map function") of op returned rc < 0:
  * the job fails with the operator's name, subtask, and the message given to

@@ -213,8 +213,37 @@ static void sink_close(fl_op_t *op) {
   op->state = NULL;
 }
 
+/* Two-phase commit hooks (fl_sink_fn_t version 2). */
+static int sink_snapshot(fl_op_t *op, int64_t id, fl_buf_t *out) {
+  const fl_sink_fn_t *fn = &op->node->u.sink.fn;
+  if (!fn->snapshot) return FL_OK;
+  int rc = fn->snapshot(&op->ctx, op->ctx.instance, id, out);
+  return rc < 0 ? fl_op_user_failed(op, rc, "sink snapshot (pre-commit)") : FL_OK;
+}
+
+static int sink_notify(fl_op_t *op, int64_t id, bool completed) {
+  const fl_sink_fn_t *fn = &op->node->u.sink.fn;
+  if (!completed) {
+    if (fn->checkpoint_aborted) fn->checkpoint_aborted(&op->ctx, op->ctx.instance, id);
+    return FL_OK;
+  }
+  if (!fn->checkpoint_complete) return FL_OK;
+  int rc = fn->checkpoint_complete(&op->ctx, op->ctx.instance, id);
+  return rc < 0 ? fl_op_user_failed(op, rc, "sink commit") : FL_OK;
+}
+
+static int sink_restore(fl_op_t *op, const fl_bytes_t *states, size_t n) {
+  const fl_sink_fn_t *fn = &op->node->u.sink.fn;
+  if (!fn->restore) return FL_OK;
+  int rc = fn->restore(&op->ctx, op->ctx.instance, states, n);
+  return rc < 0 ? fl_op_user_failed(op, rc, "sink restore") : FL_OK;
+}
+
 const fl_op_class_t fl_op_sink_class = {.kind = "sink",
                                         .open = sink_open,
                                         .process = sink_process,
                                         .end_input = sink_end,
-                                        .close = sink_close};
+                                        .close = sink_close,
+                                        .snapshot = sink_snapshot,
+                                        .restore = sink_restore,
+                                        .notify = sink_notify};

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "flink.h"
 
@@ -20,7 +21,8 @@ typedef enum fl_entry_type {
   FL_E_WATERMARK = 1,
   FL_E_IDLE = 2,   /* the sender's output became idle */
   FL_E_ACTIVE = 3, /* ... and active again */
-  FL_E_END = 4     /* end of input from this sender */
+  FL_E_END = 4,    /* end of input from this sender */
+  FL_E_BARRIER = 5 /* checkpoint barrier; ts is the checkpoint id */
 } fl_entry_type_t;
 
 typedef struct fl_entry {

@@ -40,6 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint/snapshot.h"
+#include "runtime/checkpoint.h"
 #include "runtime/job.h"
 #include "util/hash.h"
 
@@ -282,7 +284,7 @@ static void ew_control(fl_edge_writer_t *ew, fl_entry_type_t type, int64_t ts) {
     memset(e, 0, sizeof *e);
     e->type = (uint8_t)type;
     e->ts = ts;
-    if (b->n == b->cap || type == FL_E_END) {
+    if (b->n == b->cap || type == FL_E_END || type == FL_E_BARRIER) {
       ew->open[t] = NULL;
       ew_ship(ew, t, b);
     }
@@ -302,6 +304,9 @@ static void op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg);
 static void op_input_watermark(fl_op_t *op, size_t chan, int64_t wm);
 static void op_input_idle(fl_op_t *op, size_t chan, bool idle);
 static void op_input_end(fl_op_t *op, size_t chan);
+static void op_input_barrier(fl_op_t *op, size_t chan, int64_t id);
+static void op_check_aligned(fl_op_t *op);
+static void op_snapshot(fl_op_t *op, int64_t id);
 
 static int emit_to(fl_out_t *out, const fl_record_t *rec) {
   for (size_t i = 0; i < out->n; i++) {
@@ -334,6 +339,7 @@ static void control_to(fl_out_t *out, fl_entry_type_t type, int64_t ts) {
       case FL_E_IDLE: op_input_idle(t->op, (size_t)t->input, true); break;
       case FL_E_ACTIVE: op_input_idle(t->op, (size_t)t->input, false); break;
       case FL_E_END: op_input_end(t->op, (size_t)t->input); break;
+      case FL_E_BARRIER: op_input_barrier(t->op, (size_t)t->input, ts); break;
       default: break;
       }
     } else {
@@ -482,9 +488,171 @@ static void op_finish(fl_op_t *op) {
   if (op->timers && !op->failed) fire_timers(op, FL_PROCESSING_TIME, FL_TS_MAX);
   if (op->cls->end_input && !op->failed) op_check(op, op->cls->end_input(op));
   if (op->failed) return;
+  if (job->coord && job->env->conf.ckpt_interval_ms > 0) {
+    /* checkpoints after this one hold its final state (savepoints without periodic
+     * checkpoints cannot: they fail once an operator ended) */
+    op_snapshot(op, 0);
+    if (op->failed) return;
+    op->has_final = true;
+  }
   op->finished = true;
   op->worker->n_unfinished--;
   control_all(op, FL_E_END, 0);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Checkpoint barriers                                                                  */
+/*
+ * Aligned barriers (Chandy-Lamport as in Flink): an operator that received barrier n on
+ * some of its input channels takes no more input from those channels until n arrived on
+ * all of them (an ended channel counts as arrived); then it snapshots and forwards n.
+ * Input is held back where it enters the worker: an inbound ring whose batch delivered
+ * n stops (keeping the rest of the batch) while an operator it feeds by calls is still
+ * aligning n, and a source is not polled while one is. Sources inject n between two
+ * records when the coordinator triggers it.
+ */
+
+bool fl_op_job_failing(const fl_op_t *op) { return atomic_load(&op->worker->job->failing); }
+
+/* Snapshots op for checkpoint id into op->ckpt_snap (into op->ckpt_final, the state
+ * every later checkpoint holds for it, when id is 0: the operator just ended). */
+static void op_snapshot(fl_op_t *op, int64_t id) {
+  fl_buf_t opstate;
+  fl_buf_init(&opstate);
+  int rc = op->cls->snapshot ? op->cls->snapshot(op, id, &opstate) : 0;
+  if (rc < 0) {
+    fl_buf_free(&opstate);
+    op_check(op, rc);
+    return;
+  }
+  fl_buf_t *dst = id ? &op->ckpt_snap : &op->ckpt_final;
+  dst->len = 0;
+  rc = fl_snapshot_write(op, opstate.data, opstate.len, dst);
+  fl_buf_free(&opstate);
+  if (rc < 0) {
+    fl_op_fail(op, rc, "snapshot for checkpoint %lld failed: %s", (long long)id, fl_strerror(rc));
+    return;
+  }
+  if (id) op->ckpt_done = id;
+}
+
+static void op_check_aligned(fl_op_t *op) {
+  int64_t id = op->ckpt_aligning;
+  for (size_t c = 0; c < op->n_ins; c++)
+    if (op->ins[c].barrier != id && !op->ins[c].ended) return;
+  op->ckpt_aligning = 0;
+  op->ckpt_seen = 0;
+  op_snapshot(op, id);
+  if (!op->failed) control_all(op, FL_E_BARRIER, id);
+}
+
+static void op_input_barrier(fl_op_t *op, size_t chan, int64_t id) {
+  if (op->failed || op->finished) return;
+  fl_job_t *job = op->worker->job;
+  if (id <= op->ckpt_done || id <= atomic_load(&job->ckpt_abort)) return; /* stale */
+  if (id > op->ckpt_aligning && op->ckpt_aligning) {
+    /* A newer barrier overtakes an alignment that cannot finish (its checkpoint was
+     * aborted): start over with the new one. */
+    op->ckpt_seen = 0;
+  }
+  if (id >= op->ckpt_aligning) op->ckpt_aligning = id;
+  else return;
+  op->ins[chan].barrier = id;
+  op->ckpt_seen++;
+  op_check_aligned(op);
+}
+
+/* Whether op or an operator it feeds by calls is aligning a checkpoint. */
+static bool chain_aligning(const fl_op_t *op) {
+  if (op->ckpt_aligning) return true;
+  for (size_t i = 0; i < op->out.n; i++)
+    if (op->out.t[i].op && chain_aligning(op->out.t[i].op)) return true;
+  for (size_t k = 0; k < op->node->env->n_tags; k++)
+    for (size_t i = 0; i < op->side[k].n; i++)
+      if (op->side[k].t[i].op && chain_aligning(op->side[k].t[i].op)) return true;
+  return false;
+}
+
+/* Sources: checkpoint id was triggered; inject its barrier after their positions. */
+static void inject_barriers(fl_worker_t *w, int64_t id) {
+  w->ckpt_injected = id;
+  for (size_t i = 0; i < w->n_sources; i++) {
+    fl_op_t *op = w->sources[i];
+    if (op->finished || op->failed) continue;
+    op_snapshot(op, id);
+    if (!op->failed) control_all(op, FL_E_BARRIER, id);
+  }
+}
+
+/* Acknowledges the injected checkpoint once every operator of this worker snapshotted
+ * it or ended. */
+static void maybe_ack(fl_worker_t *w) {
+  fl_job_t *job = w->job;
+  int64_t id = w->ckpt_injected;
+  if (id <= w->ckpt_acked || !job->coord || id <= atomic_load(&job->ckpt_abort)) return;
+  fl_env_t *env = job->env;
+  for (size_t i = 0; i < env->n_nodes; i++) {
+    fl_op_t *op = w->ops[i];
+    if (op->ckpt_done < id && !op->finished) return;
+  }
+  fl_buf_t *snaps = calloc(env->n_nodes, sizeof *snaps);
+  if (!snaps) {
+    fl_job_fail(job, FL_ENOMEM, "out of memory acknowledging a checkpoint");
+    return;
+  }
+  for (size_t i = 0; i < env->n_nodes; i++) {
+    fl_op_t *op = w->ops[i];
+    fl_buf_init(&snaps[i]);
+    if (op->ckpt_done == id) {
+      snaps[i] = op->ckpt_snap;
+      fl_buf_init(&op->ckpt_snap);
+    } else if (!op->has_final) {
+      for (size_t k = 0; k <= i; k++) fl_buf_free(&snaps[k]);
+      free(snaps);
+      w->ckpt_acked = id;
+      fl_coord_ack(job, w->index, id, NULL);
+      return;
+    } else if (fl_buf_append(&snaps[i], op->ckpt_final.data, op->ckpt_final.len)) {
+      /* ended before the barrier came: its final state */
+      for (size_t k = 0; k <= i; k++) fl_buf_free(&snaps[k]);
+      free(snaps);
+      fl_job_fail(job, FL_ENOMEM, "out of memory acknowledging a checkpoint");
+      return;
+    }
+  }
+  w->ckpt_acked = id;
+  fl_coord_ack(job, w->index, id, snaps);
+  for (size_t i = 0; i < env->n_nodes; i++) fl_buf_free(&snaps[i]);
+  free(snaps);
+}
+
+/* Tells operators about completed and aborted checkpoints. */
+static void notify_ops(fl_worker_t *w) {
+  fl_job_t *job = w->job;
+  fl_env_t *env = job->env;
+  int64_t done = atomic_load(&job->ckpt_complete);
+  int64_t ab = atomic_load(&job->ckpt_abort);
+  if (ab > w->ckpt_aborted) {
+    w->ckpt_aborted = ab;
+    for (size_t i = 0; i < env->n_nodes; i++) {
+      fl_op_t *op = w->ops[i];
+      if (op->ckpt_aligning && op->ckpt_aligning <= ab) {
+        /* its barriers may never all arrive: stop holding input back */
+        op->ckpt_aligning = 0;
+        op->ckpt_seen = 0;
+      }
+      if (op->opened && op->cls->notify && !op->failed)
+        op_check(op, op->cls->notify(op, ab, false));
+    }
+  }
+  if (done > w->ckpt_completed) {
+    w->ckpt_completed = done;
+    for (size_t i = 0; i < env->n_nodes; i++) {
+      fl_op_t *op = w->ops[i];
+      if (op->opened && op->cls->notify && !op->failed)
+        op_check(op, op->cls->notify(op, done, true));
+    }
+  }
 }
 
 static void op_input_end(fl_op_t *op, size_t chan) {
@@ -493,6 +661,8 @@ static void op_input_end(fl_op_t *op, size_t chan) {
   if (ch->ended) return;
   ch->ended = true;
   op->n_ended++;
+  if (op->ckpt_aligning) op_check_aligned(op);
+  if (op->failed) return;
   if (op->n_ended == op->n_ins) {
     op_finish(op);
   } else {
@@ -535,8 +705,34 @@ static void source_close(fl_op_t *op) {
   op->state = NULL;
 }
 
-const fl_op_class_t fl_op_source_class = {
-    .kind = "source", .open = source_open, .process = source_process, .close = source_close};
+static int source_snapshot(fl_op_t *op, int64_t id, fl_buf_t *out) {
+  source_state_t *s = op->state;
+  if (!s->opened_instance || !op->node->u.source.fn.snapshot) return FL_OK;
+  int rc = op->node->u.source.fn.snapshot(&op->ctx, s->instance, out);
+  return rc < 0 ? fl_op_user_failed(op, rc, "source snapshot") : FL_OK;
+}
+
+static int source_restore(fl_op_t *op, const fl_bytes_t *states, size_t n) {
+  source_state_t *s = op->state;
+  if (!s->opened_instance) return FL_OK;
+  if (!op->node->u.source.fn.restore) {
+    for (size_t i = 0; i < n; i++)
+      if (states[i].len)
+        return fl_op_fail(op, FL_ESTATE,
+                          "the checkpoint holds a position for this source, which cannot "
+                          "restore one (no restore function)");
+    return FL_OK;
+  }
+  int rc = op->node->u.source.fn.restore(&op->ctx, s->instance, states, n);
+  return rc < 0 ? fl_op_user_failed(op, rc, "source restore") : FL_OK;
+}
+
+const fl_op_class_t fl_op_source_class = {.kind = "source",
+                                          .open = source_open,
+                                          .process = source_process,
+                                          .close = source_close,
+                                          .snapshot = source_snapshot,
+                                          .restore = source_restore};
 
 static void source_end(fl_op_t *op) {
   if (op->failed || op->finished) return;
@@ -593,10 +789,14 @@ static bool source_poll(fl_worker_t *w, fl_op_t *op, int64_t now) {
 /* ---------------------------------------------------------------------------------- */
 /* The worker loop                                                                      */
 
-static void process_batch(fl_inbound_t *in, fl_batch_t *b) {
+/* Processes in->cur from in->pos. Returns false when a barrier blocked the channel
+ * (in->pos is where to go on), true when the batch is done. */
+static bool process_batch(fl_inbound_t *in) {
   fl_op_t *op = in->op;
-  for (uint32_t i = 0; i < b->n; i++) {
-    const fl_entry_t *e = &b->e[i];
+  fl_batch_t *b = in->cur;
+  bool failing = atomic_load(&op->worker->job->failing);
+  while (in->pos < b->n) {
+    const fl_entry_t *e = &b->e[in->pos++];
     switch (e->type) {
     case FL_E_RECORD: {
       fl_record_t r = {b->data + e->off, e->key_len, b->data + e->off + e->key_len,
@@ -608,8 +808,16 @@ static void process_batch(fl_inbound_t *in, fl_batch_t *b) {
     case FL_E_IDLE: op_input_idle(op, in->chan, true); break;
     case FL_E_ACTIVE: op_input_idle(op, in->chan, false); break;
     case FL_E_END: op_input_end(op, in->chan); break;
+    case FL_E_BARRIER:
+      op_input_barrier(op, in->chan, e->ts);
+      if (!failing && chain_aligning(op)) {
+        in->blocked = e->ts;
+        return false;
+      }
+      break;
     }
   }
+  return true;
 }
 
 static bool flush_edges(fl_worker_t *w) {
@@ -646,10 +854,19 @@ static int64_t proc_deadline(fl_worker_t *w) {
 }
 
 static bool work_visible(fl_worker_t *w) {
-  for (size_t i = 0; i < w->n_in; i++)
-    if (!w->in[i].op->finished && !fl_ring_empty(w->in[i].ring) &&
-        !guards_blocked(w->in[i].guards, w->in[i].n_guards))
+  for (size_t i = 0; i < w->n_in; i++) {
+    fl_inbound_t *in = &w->in[i];
+    if (in->blocked && chain_aligning(in->op)) continue;
+    if (!in->op->finished && (in->cur || !fl_ring_empty(in->ring)) &&
+        !guards_blocked(in->guards, in->n_guards))
       return true;
+  }
+  fl_job_t *job = w->job;
+  if (job->coord && (atomic_load(&job->ckpt_trigger) > w->ckpt_injected ||
+                     (atomic_load(&job->final_done) && w->n_unfinished == 0) ||
+                     atomic_load(&job->ckpt_complete) > w->ckpt_completed ||
+                     atomic_load(&job->ckpt_abort) > w->ckpt_aborted))
+    return true;
   for (size_t i = 0; i < w->n_edges; i++)
     if (ew_can_retry(w->edges[i])) return true;
   return false;
@@ -692,6 +909,28 @@ static void worker_sleep(fl_worker_t *w, int64_t now, bool has_ticks) {
   atomic_store(&w->sleeping, 0);
 }
 
+/* Gives op its key groups' state and timers and its operator state from r. */
+static void restore_op(fl_op_t *op, const fl_restore_t *r) {
+  size_t n = (size_t)r->parallelism;
+  const fl_bytes_t *blobs = &r->blobs[op->node->id * n];
+  fl_bytes_t *states = calloc(n, sizeof *states);
+  if (!states) {
+    fl_op_fail(op, FL_ENOMEM, "out of memory restoring checkpoint %lld", (long long)r->id);
+    return;
+  }
+  int rc = fl_snapshot_restore(op, blobs, n, states);
+  if (rc == 0 && op->cls->restore) {
+    if (op->is_source && !op->node->parallel) {
+      /* a single reader goes on from its own position */
+      if (op->subtask == 0) rc = op->cls->restore(op, states, 1);
+    } else {
+      rc = op->cls->restore(op, states, n);
+    }
+    op_check(op, rc);
+  }
+  free(states);
+}
+
 static void open_ops(fl_worker_t *w) {
   fl_env_t *env = w->job->env;
   for (size_t i = 0; i < env->n_nodes; i++) {
@@ -701,6 +940,10 @@ static void open_ops(fl_worker_t *w) {
     if (rc < 0) {
       op_check(op, rc);
       return;
+    }
+    if (w->job->restore) {
+      restore_op(op, w->job->restore);
+      if (op->failed) return;
     }
   }
 }
@@ -745,17 +988,34 @@ static void *worker_main(void *arg) {
     }
     for (size_t i = 0; i < w->n_edges; i++) progress |= ew_retry(w->edges[i]);
 
+    if (job->coord) {
+      int64_t trig = atomic_load(&job->ckpt_trigger);
+      if (trig > w->ckpt_injected && !atomic_load(&job->failing)) {
+        inject_barriers(w, trig);
+        progress = true;
+      }
+      notify_ops(w);
+    }
+
     for (size_t i = 0; i < w->n_in; i++) {
       fl_inbound_t *in = &w->in[i];
+      if (in->blocked) {
+        if (!atomic_load(&job->failing) && chain_aligning(in->op)) continue;
+        in->blocked = 0;
+      }
       for (int k = 0; k < BATCHES_PER_RING; k++) {
         if (guards_blocked(in->guards, in->n_guards)) break;
-        bool was_full = false;
-        fl_batch_t *b = fl_ring_pop(in->ring, &was_full);
-        if (!b) break;
-        if (atomic_load(&in->from->waiting_space)) fl_worker_wake(in->from);
-        process_batch(in, b);
-        fl_batch_free(b);
+        if (!in->cur) {
+          bool was_full = false;
+          in->cur = fl_ring_pop(in->ring, &was_full);
+          if (!in->cur) break;
+          in->pos = 0;
+          if (atomic_load(&in->from->waiting_space)) fl_worker_wake(in->from);
+        }
         progress = true;
+        if (!process_batch(in)) break;
+        fl_batch_free(in->cur);
+        in->cur = NULL;
         if (atomic_load(&job->failing)) flush_edges(w); /* before the count can reach 0 */
         if (atomic_fetch_sub(&job->inflight, 1) == 1 && atomic_load(&job->failing))
           wake_all(job);
@@ -769,6 +1029,7 @@ static void *worker_main(void *arg) {
         fl_op_t *op = w->sources[i];
         if (op->finished || op->failed) continue;
         if (guards_blocked(op->guards, op->n_guards)) continue;
+        if (chain_aligning(op)) continue;
         progress |= source_poll(w, op, now);
       }
       for (size_t i = 0; i < env->n_nodes && !atomic_load(&job->failing); i++) {
@@ -785,13 +1046,27 @@ static void *worker_main(void *arg) {
       }
     }
 
+    if (job->coord && w->ckpt_injected > w->ckpt_acked) maybe_ack(w);
+
     int64_t mono = mono_ns();
     if (mono - w->last_flush_ns >= FLUSH_INTERVAL_NS) {
       w->last_flush_ns = mono;
       flush_edges(w);
     }
     failing = atomic_load(&job->failing);
-    if (!failing && w->n_unfinished == 0 && !has_overflow(w) && !has_open(w)) break;
+    if (!failing && w->n_unfinished == 0 && !has_overflow(w) && !has_open(w)) {
+      /* With checkpoints, sinks commit what they wrote last only when a checkpoint
+       * taken after every operator ended completes (Flink's final checkpoint): stay
+       * until the coordinator says the job is done. */
+      if (!job->coord) break;
+      if (!atomic_load(&w->all_finished)) {
+        atomic_store(&w->all_finished, 1);
+        fl_coord_wake(job);
+      }
+      int64_t fd = atomic_load(&job->final_done); /* -1: done without a final checkpoint */
+      notify_ops(w);
+      if (fd && (fd < 0 || w->ckpt_completed >= fd)) break;
+    }
     if (failing && w->drained && atomic_load(&job->drained_workers) == job->P &&
         atomic_load(&job->inflight) == 0)
       break;
@@ -863,6 +1138,8 @@ static fl_op_t *op_new(fl_worker_t *w, fl_node_t *node) {
   op->src_fd = -1;
   op->is_source = node->kind == FL_NODE_SOURCE;
   fl_buf_init(&op->timer_key);
+  fl_buf_init(&op->ckpt_snap);
+  fl_buf_init(&op->ckpt_final);
   op->side = calloc(env->n_tags ? env->n_tags : 1, sizeof *op->side);
   for (size_t i = 0; i < node->n_inputs; i++)
     op->n_ins += node->inputs[i].part == FL_PART_FORWARD ? 1 : (size_t)w->job->P;
@@ -909,6 +1186,8 @@ static void op_free(fl_op_t *op) {
   free(op->pending_err);
   free(op->guards);
   fl_buf_free(&op->timer_key);
+  fl_buf_free(&op->ckpt_snap);
+  fl_buf_free(&op->ckpt_final);
   free(op);
 }
 
@@ -1021,7 +1300,10 @@ static void job_destroy(fl_job_t *job) {
     free(w->ops);
     for (size_t k = 0; k < w->n_edges; k++) ew_free(w->edges[k]);
     free(w->edges);
-    for (size_t k = 0; k < w->n_in; k++) free(w->in[k].guards);
+    for (size_t k = 0; k < w->n_in; k++) {
+      free(w->in[k].guards);
+      if (w->in[k].cur) fl_batch_free(w->in[k].cur);
+    }
     free(w->in);
     free(w->sources);
     fl_kv_destroy(&w->kv);
@@ -1185,31 +1467,23 @@ static int wire(fl_job_t *job, const bool *dead, char *msg, size_t size) {
   return FL_OK;
 }
 
-int fl_env_execute(fl_env_t *env, const char *job_name) {
-  if (!env) return FL_EINVAL;
-  if (env->executed) {
-    snprintf(env->errmsg, sizeof env->errmsg, "an environment runs once");
-    return FL_EINVAL;
-  }
-  env->executed = 1;
-  if (env->error) return env->error;
-  free(env->job_name);
-  env->job_name = strdup(job_name ? job_name : "job");
-  if (atomic_load(&env->stop_requested)) {
-    snprintf(env->errmsg, sizeof env->errmsg, "the job was stopped before it started");
-    atomic_store(&env->state, 2);
-    return FL_ECANCELED;
-  }
+/* Runs one attempt of the job, from r when not NULL. Checkpoint ids start at first_id.
+ * *last_complete: the newest checkpoint this attempt completed. */
+static int run_attempt(fl_env_t *env, fl_restore_t *r, int64_t first_id, int64_t *last_complete) {
   fl_job_t *job = calloc(1, sizeof *job);
   if (!job) return FL_ENOMEM;
   job->env = env;
   job->P = env->conf.parallelism;
+  job->restore = r;
   pthread_mutex_init(&job->err_lock, NULL);
-  atomic_store(&env->state, 1);
   int rc = plan(job, env->errmsg, sizeof env->errmsg);
   if (rc) {
     job_destroy(job);
-    atomic_store(&env->state, 2);
+    return rc;
+  }
+  rc = fl_coord_start(job, first_id, env->errmsg, sizeof env->errmsg);
+  if (rc) {
+    job_destroy(job);
     return rc;
   }
   atomic_store(&env->job, job);
@@ -1226,14 +1500,171 @@ int fl_env_execute(fl_env_t *env, const char *job_name) {
     atomic_fetch_add(&job->drained_workers, job->P - started);
   }
   for (int i = 0; i < started; i++) pthread_join(job->workers[i].thread, NULL);
+  /* savepoint callers hold env->job while they wait: stop the coordinator first */
+  fl_coord_stop(job);
   atomic_store(&env->job, NULL);
   while (atomic_load(&env->stoppers) > 0) {
-    /* fl_env_stop() may still be writing to a worker's eventfd */
+    /* fl_env_stop() or fl_env_savepoint() may still be using the job */
   }
+  *last_complete = atomic_load(&job->ckpt_complete);
   rc = job->err;
   if (rc) snprintf(env->errmsg, sizeof env->errmsg, "%s", job->errmsg);
-  atomic_store(&env->state, 2);
   job_destroy(job);
+  return rc;
+}
+
+/* Restart strategies (Flink's): whether failure number `n` (1-based, at mono time now)
+ * may restart and after how long. */
+typedef struct restarts {
+  int n;
+  int64_t backoff;      /* exponential: the current delay */
+  int64_t last_failure; /* exponential: for the reset threshold */
+  int64_t *times;       /* failure-rate: the last rate_max failure times */
+  int n_times;
+} restarts_t;
+
+static int64_t mono_ms_now(void) { return mono_ns() / 1000000; }
+
+static bool may_restart(const fl_restart_conf_t *rc, restarts_t *st, int64_t *delay) {
+  int64_t now = mono_ms_now();
+  st->n++;
+  switch (rc->kind) {
+  case FL_RESTART_NONE: return false;
+  case FL_RESTART_FIXED:
+    *delay = rc->fixed_delay_ms;
+    return st->n <= rc->fixed_attempts;
+  case FL_RESTART_EXPONENTIAL:
+    if (st->last_failure && now - st->last_failure >= rc->exp_reset_ms) {
+      st->backoff = 0; /* ran long enough: start over */
+      st->n = 1;
+    }
+    st->last_failure = now;
+    st->backoff = st->backoff ? (int64_t)((double)st->backoff * rc->exp_multiplier)
+                              : rc->exp_initial_ms;
+    if (st->backoff > rc->exp_max_ms) st->backoff = rc->exp_max_ms;
+    *delay = st->backoff;
+    return st->n <= rc->exp_attempts;
+  case FL_RESTART_FAILURE_RATE: {
+    /* more than rate_max failures within the interval: give up */
+    int keep = 0;
+    for (int i = 0; i < st->n_times; i++)
+      if (now - st->times[i] < rc->rate_interval_ms) st->times[keep++] = st->times[i];
+    st->n_times = keep;
+    if (st->n_times >= rc->rate_max) return false;
+    st->times[st->n_times++] = now;
+    *delay = rc->rate_delay_ms;
+    return true;
+  }
+  }
+  return false;
+}
+
+/* Waits ms milliseconds or until fl_env_stop(). */
+static void restart_wait(fl_env_t *env, int64_t ms) {
+  int64_t end = mono_ms_now() + ms;
+  while (!atomic_load(&env->stop_requested)) {
+    int64_t left = end - mono_ms_now();
+    if (left <= 0) break;
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = (left > 20 ? 20 : left) * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+}
+
+int fl_env_execute(fl_env_t *env, const char *job_name) {
+  if (!env) return FL_EINVAL;
+  if (env->executed) {
+    snprintf(env->errmsg, sizeof env->errmsg, "an environment runs once");
+    return FL_EINVAL;
+  }
+  env->executed = 1;
+  if (env->error) return env->error;
+  free(env->job_name);
+  env->job_name = strdup(job_name ? job_name : "job");
+  if (atomic_load(&env->stop_requested)) {
+    snprintf(env->errmsg, sizeof env->errmsg, "the job was stopped before it started");
+    atomic_store(&env->state, 2);
+    return FL_ECANCELED;
+  }
+  atomic_store(&env->state, 1);
+  const fl_env_conf_t *conf = &env->conf;
+  fl_restore_t *r = NULL;
+  int rc = FL_OK;
+  if (conf->restore_path[0]) {
+    rc = fl_restore_load(env, conf->restore_path, &r, env->errmsg, sizeof env->errmsg);
+    if (rc) {
+      atomic_store(&env->state, 2);
+      return rc;
+    }
+  }
+  restarts_t st = {0};
+  if (conf->restart.kind == FL_RESTART_FAILURE_RATE) {
+    st.times = calloc((size_t)conf->restart.rate_max + 1, sizeof *st.times);
+    if (!st.times) {
+      fl_restore_free(r);
+      atomic_store(&env->state, 2);
+      return FL_ENOMEM;
+    }
+  }
+  for (;;) {
+    /* checkpoint ids go on after every id already in the checkpoint directory */
+    int64_t first = 1;
+    if (conf->ckpt_dir[0]) first = fl_ckpt_root_max_id(conf->ckpt_dir) + 1;
+    if (r && r->id >= first) first = r->id + 1;
+    int64_t last = 0;
+    rc = run_attempt(env, r, first, &last);
+    if (rc == FL_OK || rc == FL_ECANCELED || atomic_load(&env->stop_requested)) break;
+    int64_t delay = 0;
+    if (!may_restart(&conf->restart, &st, &delay)) break;
+    fprintf(stderr, "flink: job '%s' failed (%s); restart %d in %lld ms\n", env->job_name,
+            env->errmsg, st.n, (long long)delay);
+    restart_wait(env, delay);
+    if (atomic_load(&env->stop_requested)) {
+      rc = FL_ECANCELED;
+      snprintf(env->errmsg, sizeof env->errmsg, "the job was stopped");
+      break;
+    }
+    /* from the newest complete checkpoint, else from where this run started */
+    if (conf->ckpt_dir[0] && fl_ckpt_root_max_id(conf->ckpt_dir) > 0) {
+      fl_restore_t *nr = NULL;
+      char msg[900];
+      int lrc = fl_restore_load(env, conf->ckpt_dir, &nr, msg, sizeof msg);
+      if (lrc == FL_OK) {
+        fl_restore_free(r);
+        r = nr;
+      } else if (lrc != FL_ENOTFOUND) {
+        snprintf(env->errmsg, sizeof env->errmsg, "restart: %s", msg);
+        rc = lrc;
+        break;
+      }
+    }
+  }
+  free(st.times);
+  fl_restore_free(r);
+  atomic_store(&env->state, 2);
+  return rc;
+}
+
+int fl_env_savepoint(fl_env_t *env, const char *path, char *errstr, size_t errstr_size) {
+  char dummy[8];
+  if (!errstr || !errstr_size) {
+    errstr = dummy;
+    errstr_size = sizeof dummy;
+  }
+  errstr[0] = '\0';
+  if (!env || !path || !*path) {
+    snprintf(errstr, errstr_size, "fl_env_savepoint: NULL environment or empty path");
+    return FL_EINVAL;
+  }
+  atomic_fetch_add(&env->stoppers, 1);
+  fl_job_t *job = atomic_load(&env->job);
+  int rc;
+  if (!job || !job->coord) {
+    snprintf(errstr, errstr_size, "savepoint %s: the job is not running", path);
+    rc = FL_ESTATE;
+  } else {
+    rc = fl_coord_savepoint(job, path, errstr, errstr_size);
+  }
+  atomic_fetch_sub(&env->stoppers, 1);
   return rc;
 }
 

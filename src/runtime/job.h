@@ -42,6 +42,10 @@ typedef struct fl_inbound {
   size_t chan; /* index into op->ins */
   fl_edge_writer_t **guards; /* edge writers reachable from op (backpressure) */
   size_t n_guards;
+  /* A batch partly processed: a checkpoint barrier stopped it (alignment). */
+  fl_batch_t *cur;
+  uint32_t pos;
+  int64_t blocked; /* the barrier that blocks this channel until aligned, or 0 */
 } fl_inbound_t;
 
 struct fl_worker {
@@ -65,6 +69,12 @@ struct fl_worker {
   bool drained;        /* (stop/failure) open batches flushed once */
   bool poll_again;     /* a source asked to be called again at once */
   int64_t last_flush_ns;
+  /* checkpoints */
+  int64_t ckpt_injected;  /* last checkpoint whose barriers this worker's sources sent */
+  int64_t ckpt_acked;     /* last checkpoint this worker acknowledged */
+  int64_t ckpt_completed; /* last completion the operators were told about */
+  int64_t ckpt_aborted;   /* last abort the operators were told about */
+  _Atomic int all_finished; /* every operator ended; waits for the final checkpoint */
 };
 
 struct fl_job {
@@ -77,6 +87,15 @@ struct fl_job {
   pthread_mutex_t err_lock;
   int err;
   char errmsg[1024];
+  /* checkpoints: the coordinator (src/runtime/checkpoint.c) publishes these */
+  struct fl_coord *coord;           /* NULL: checkpoints are off */
+  _Atomic int64_t ckpt_trigger;     /* newest checkpoint whose barriers sources inject */
+  _Atomic int64_t ckpt_complete;    /* newest completed checkpoint */
+  _Atomic int64_t ckpt_abort;       /* newest aborted checkpoint */
+  struct fl_restore *restore;       /* what the job starts from, or NULL */
+  /* Every operator ended and the final checkpoint (or none, when checkpoints are
+   * off) completed: its id, or 1 without one. Workers then leave. */
+  _Atomic int64_t final_done;
 };
 
 /* Wakes a worker if it sleeps. Any thread; async-signal-safe. */

@@ -523,3 +523,24 @@ size_t fl_timers_count(const fl_timers_t *t, fl_time_domain_t d) {
   if (!t || (d != FL_EVENT_TIME && d != FL_PROCESSING_TIME)) return 0;
   return t->dom[d].count;
 }
+
+int fl_timers_foreach(const fl_timers_t *t, fl_time_domain_t d,
+                      int (*cb)(const fl_timer_t *tm, uint64_t seq, void *arg), void *arg) {
+  if (!t || !cb || (d != FL_EVENT_TIME && d != FL_PROCESSING_TIME)) return FL_EINVAL;
+  const domain_t *dm = &t->dom[d];
+  for (uint32_t g = 0; g < t->kg_count; g++) {
+    const kgheap_t *k = &dm->kgs[g];
+    for (uint32_t i = 0; i < k->len; i++) {
+      const tnode_t *n = k->heap[i].n;
+      fl_timer_t tm = {.ts = n->ts,
+                       .kg = n->kg,
+                       .key = n->bytes,
+                       .key_len = n->key_len,
+                       .ns = n->bytes + n->key_len,
+                       .ns_len = n->ns_len};
+      int rc = cb(&tm, k->heap[i].seq, arg);
+      if (rc) return rc;
+    }
+  }
+  return FL_OK;
+}

@@ -46,6 +46,11 @@ int fl_timers_delete(fl_timers_t *t, fl_time_domain_t d, uint16_t kg, const void
 int fl_timers_peek(const fl_timers_t *t, fl_time_domain_t d, int64_t *ts);
 /* Pops the earliest timer of the domain if its ts <= upto: 1 and *out, else 0. */
 int fl_timers_pop(fl_timers_t *t, fl_time_domain_t d, int64_t upto, fl_timer_t *out);
+/* Calls cb for every timer of the domain, in no particular order, with its registration
+ * sequence number (the FIFO order among equal timestamps). Stops at and returns cb's
+ * first non-zero result. cb must not change the service. For snapshots. */
+int fl_timers_foreach(const fl_timers_t *t, fl_time_domain_t d,
+                      int (*cb)(const fl_timer_t *tm, uint64_t seq, void *arg), void *arg);
 /* Number of timers in the domain. */
 size_t fl_timers_count(const fl_timers_t *t, fl_time_domain_t d);
 

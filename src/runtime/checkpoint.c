@@ -1,0 +1,616 @@
+/*
+ * The checkpoint coordinator of a running job, and loading a checkpoint for a restore.
+ *
+ * One coordinator thread per job. It triggers checkpoint n by publishing n in
+ * job->ckpt_trigger and waking the workers; each worker's sources inject barrier n,
+ * the barriers align through the graph (job.c), and every worker acknowledges with the
+ * snapshots of its operators (fl_coord_ack). The coordinator writes those files while
+ * the workers go on processing, and when every worker acknowledged and every file is
+ * durable it commits the manifest (src/checkpoint/store.c: temp + fsync + rename +
+ * directory fsync), deletes checkpoints beyond the retained count, and publishes n in
+ * job->ckpt_complete so that sinks commit. A checkpoint that is not complete within the
+ * timeout is aborted (job->ckpt_abort); more consecutive failures than tolerated fail
+ * the job. One checkpoint at a time (Flink's max-concurrent-checkpoints 1); the next
+ * one is triggered `interval` after the previous trigger and at least `min-pause` after
+ * the previous one ended.
+ *
+ * Savepoints take the same path into a directory of their own, and do not tell sinks to
+ * commit: what a sink pre-committed for a savepoint is committed by the next completed
+ * checkpoint, so a restore from the older checkpoint cannot find it already committed.
+ *
+ * The end of a job: when every worker's operators all ended, the coordinator takes a
+ * final checkpoint (if checkpoints are on), so that sinks commit what they wrote last
+ * only once it is covered; then it sets job->final_done and the workers leave.
+ */
+#define _GNU_SOURCE
+#include "runtime/checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "checkpoint/store.h"
+
+/* TEMPORARY while store.c is written: */
+#pragma weak fl_ckpt_writer_begin
+#pragma weak fl_ckpt_writer_put
+#pragma weak fl_ckpt_writer_commit
+#pragma weak fl_ckpt_writer_abort
+#pragma weak fl_ckpt_retain
+#pragma weak fl_ckpt_open_path
+#pragma weak fl_ckpt_meta
+#pragma weak fl_ckpt_dir
+#pragma weak fl_ckpt_id
+#pragma weak fl_ckpt_file_find
+#pragma weak fl_ckpt_read_file
+#pragma weak fl_ckpt_kind
+#pragma weak fl_ckpt_close
+
+typedef struct ack {
+  struct ack *next;
+  int worker;
+  int64_t id;
+  fl_buf_t *snaps; /* [n_nodes]; NULL: the worker cannot take part (an operator ended
+                      and its final state was not kept) */
+} ack_t;
+
+struct fl_coord {
+  fl_job_t *job;
+  pthread_t thread;
+  bool started;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool stopping;
+  int64_t next_id;
+  /* the checkpoint in progress (0: none) */
+  int64_t pending;
+  bool pending_final;
+  fl_ckpt_kind_t pending_kind;
+  fl_ckpt_writer_t *writer;
+  bool *acked;   /* [P] */
+  int n_acked;
+  bool write_failed;
+  char write_err[1100];
+  int64_t pending_started; /* mono ms */
+  ack_t *q, *q_tail;
+  /* schedule */
+  int64_t last_trigger, last_end; /* mono ms, 0: never */
+  int failures;                   /* consecutive */
+  int64_t last_complete;
+  /* savepoint requests: one at a time */
+  char *sp_path;  /* requested, not started yet */
+  bool sp_busy;   /* a request is queued or running */
+  bool sp_done;
+  int sp_rc;
+  char sp_err[1400];
+  pthread_cond_t sp_cv;
+};
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void wake_workers(fl_job_t *job) {
+  for (int i = 0; i < job->P; i++) fl_worker_wake(&job->workers[i]);
+}
+
+static bool ckpt_enabled(const fl_job_t *job) {
+  return job->env->conf.ckpt_interval_ms > 0 && job->env->conf.ckpt_dir[0];
+}
+
+static void log_line(const char *line, void *arg) {
+  (void)arg;
+  fprintf(stderr, "flink: %s\n", line);
+}
+
+/* The manifest's meta object: what a restore checks the job against. */
+static char *meta_json(fl_job_t *job) {
+  fl_env_t *env = job->env;
+  json_t *m = json_object();
+  json_t *nodes = json_array();
+  if (!m || !nodes) {
+    json_decref(m);
+    json_decref(nodes);
+    return NULL;
+  }
+  for (size_t i = 0; i < env->n_nodes; i++) json_array_append_new(nodes, json_string(env->nodes[i]->name));
+  json_object_set_new(m, "job", json_string(env->job_name ? env->job_name : "job"));
+  json_object_set_new(m, "parallelism", json_integer(job->P));
+  json_object_set_new(m, "max_parallelism", json_integer(env->conf.max_parallelism));
+  json_object_set_new(m, "backend", json_string(env->conf.rocksdb ? "rocksdb" : "hashmap"));
+  json_object_set_new(m, "operators", nodes);
+  char *s = json_dumps(m, JSON_COMPACT);
+  json_decref(m);
+  return s;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* The coordinator thread (all under c->mu unless said otherwise)                       */
+
+static void trigger(fl_coord_t *c, fl_ckpt_kind_t kind, const char *path, bool final) {
+  fl_job_t *job = c->job;
+  char err[1024];
+  int64_t id = c->next_id++;
+  fl_ckpt_writer_t *w = NULL;
+  int rc = fl_ckpt_writer_begin(&w, kind == FL_CKPT_SAVEPOINT ? path : job->env->conf.ckpt_dir,
+                                id, kind, err, sizeof err);
+  c->last_trigger = mono_ms();
+  if (rc) {
+    if (kind == FL_CKPT_SAVEPOINT) {
+      c->sp_rc = rc;
+      snprintf(c->sp_err, sizeof c->sp_err, "savepoint %s: %s", path, err);
+      c->sp_done = true;
+      pthread_cond_broadcast(&c->sp_cv);
+    } else {
+      fprintf(stderr, "flink: checkpoint %" PRId64 " could not start: %s\n", id, err);
+      c->failures++;
+      c->last_end = mono_ms();
+      if (c->failures > job->env->conf.ckpt_tolerable)
+        fl_job_fail(job, rc, "checkpoints failed more often than tolerated");
+    }
+    return;
+  }
+  c->writer = w;
+  c->pending = id;
+  c->pending_kind = kind;
+  c->pending_final = final;
+  c->pending_started = c->last_trigger;
+  c->n_acked = 0;
+  c->write_failed = false;
+  for (int i = 0; i < job->P; i++) c->acked[i] = false;
+  atomic_store(&job->ckpt_trigger, id);
+  wake_workers(job);
+}
+
+/* Ends the pending checkpoint: rc 0 completed, else failed with msg. */
+static void finish(fl_coord_t *c, int rc, const char *msg) {
+  fl_job_t *job = c->job;
+  int64_t id = c->pending;
+  bool sp = c->pending_kind == FL_CKPT_SAVEPOINT;
+  bool final = c->pending_final;
+  c->pending = 0;
+  c->writer = NULL;
+  c->last_end = mono_ms();
+  if (rc == 0) {
+    c->failures = 0;
+    if (!sp) {
+      c->last_complete = id;
+      atomic_store(&job->ckpt_complete, id);
+      if (final) atomic_store(&job->final_done, id);
+    }
+  } else {
+    atomic_store(&job->ckpt_abort, id);
+    if (!sp) {
+      fprintf(stderr, "flink: checkpoint %" PRId64 " failed: %s\n", id, msg);
+      c->failures++;
+      if (c->failures > job->env->conf.ckpt_tolerable) {
+        char m[1200];
+        snprintf(m, sizeof m, "checkpoint %" PRId64 " failed (%s) and %d failed checkpoints are tolerated",
+                 id, msg, job->env->conf.ckpt_tolerable);
+        fl_job_fail(job, rc, m);
+      }
+    }
+  }
+  if (sp) {
+    c->sp_rc = rc;
+    if (rc) snprintf(c->sp_err, sizeof c->sp_err, "%s", msg);
+    c->sp_done = true;
+    pthread_cond_broadcast(&c->sp_cv);
+  }
+  wake_workers(job);
+}
+
+/* Writes one worker's snapshots (outside the lock: the slow part). */
+static int write_ack(fl_coord_t *c, fl_ckpt_writer_t *w, const ack_t *a, char *err, size_t size) {
+  fl_env_t *env = c->job->env;
+  if (!a->snaps) {
+    snprintf(err, size,
+             "an operator of subtask %d already ended and, with periodic checkpoints off, "
+             "its final state was not kept",
+             a->worker);
+    return FL_ESTATE;
+  }
+  for (size_t k = 0; k < env->n_nodes; k++) {
+    if (a->snaps[k].len == 0) continue;
+    char name[64];
+    snprintf(name, sizeof name, "op-%zu-%d.snap", k, a->worker);
+    int rc = fl_ckpt_writer_put(w, name, a->snaps[k].data, a->snaps[k].len, err, size);
+    if (rc) return rc;
+  }
+  return FL_OK;
+}
+
+static void ack_free(ack_t *a, size_t n_nodes) {
+  if (!a) return;
+  for (size_t k = 0; a->snaps && k < n_nodes; k++) fl_buf_free(&a->snaps[k]);
+  free(a->snaps);
+  free(a);
+}
+
+static bool all_finished(fl_job_t *job) {
+  for (int i = 0; i < job->P; i++)
+    if (!atomic_load(&job->workers[i].all_finished)) return false;
+  return true;
+}
+
+static void *coord_main(void *arg) {
+  fl_coord_t *c = arg;
+  fl_job_t *job = c->job;
+  fl_env_t *env = job->env;
+  const fl_env_conf_t *conf = &env->conf;
+  pthread_mutex_lock(&c->mu);
+  while (!c->stopping) {
+    /* acknowledgements: write their files */
+    while (c->q) {
+      ack_t *a = c->q;
+      c->q = a->next;
+      if (!c->q) c->q_tail = NULL;
+      if (a->id == c->pending && !c->acked[a->worker]) {
+        fl_ckpt_writer_t *w = c->writer;
+        pthread_mutex_unlock(&c->mu);
+        char err[1024];
+        int rc = write_ack(c, w, a, err, sizeof err);
+        pthread_mutex_lock(&c->mu);
+        if (a->id == c->pending) {
+          if (rc && !c->write_failed) {
+            c->write_failed = true;
+            snprintf(c->write_err, sizeof c->write_err, "%s", err);
+          }
+          c->acked[a->worker] = true;
+          c->n_acked++;
+        }
+      }
+      ack_free(a, env->n_nodes);
+    }
+    int64_t now = mono_ms();
+    if (c->pending && c->write_failed) {
+      fl_ckpt_writer_abort(c->writer);
+      char m[1100];
+      snprintf(m, sizeof m, "%s", c->write_err);
+      finish(c, FL_EIO, m);
+    } else if (c->pending && c->n_acked == job->P) {
+      fl_ckpt_writer_t *w = c->writer;
+      bool sp = c->pending_kind == FL_CKPT_SAVEPOINT;
+      int64_t id = c->pending;
+      pthread_mutex_unlock(&c->mu);
+      char err[1024] = "";
+      char *meta = meta_json(job);
+      int rc = meta ? fl_ckpt_writer_commit(w, meta, err, sizeof err) : FL_ENOMEM;
+      if (!meta) {
+        fl_ckpt_writer_abort(w);
+        snprintf(err, sizeof err, "out of memory");
+      }
+      free(meta);
+      if (rc == 0 && !sp) {
+        char rerr[1024];
+        int r2 = fl_ckpt_retain(conf->ckpt_dir, (size_t)conf->ckpt_retained, log_line, NULL,
+                                rerr, sizeof rerr);
+        if (r2) fprintf(stderr, "flink: deleting old checkpoints failed: %s\n", rerr);
+      }
+      (void)id;
+      pthread_mutex_lock(&c->mu);
+      finish(c, rc, err);
+    } else if (c->pending && conf->ckpt_timeout_ms > 0 &&
+               now - c->pending_started >= conf->ckpt_timeout_ms) {
+      fl_ckpt_writer_abort(c->writer);
+      char m[128];
+      snprintf(m, sizeof m, "not complete within the timeout of %" PRId64 " ms", conf->ckpt_timeout_ms);
+      finish(c, FL_EIO, m);
+    }
+    if (!c->pending && !atomic_load(&job->final_done)) {
+      if (all_finished(job)) {
+        if (c->sp_path) {
+          c->sp_rc = FL_ESTATE;
+          snprintf(c->sp_err, sizeof c->sp_err, "the job finished before the savepoint was taken");
+          free(c->sp_path);
+          c->sp_path = NULL;
+          c->sp_done = true;
+          pthread_cond_broadcast(&c->sp_cv);
+        }
+        if (ckpt_enabled(job) && !atomic_load(&job->failing)) {
+          trigger(c, FL_CKPT_CHECKPOINT, NULL, true);
+        } else {
+          atomic_store(&job->final_done, -1);
+          wake_workers(job);
+        }
+      } else if (c->sp_path) {
+        char *p = c->sp_path;
+        c->sp_path = NULL;
+        trigger(c, FL_CKPT_SAVEPOINT, p, false);
+        free(p);
+      } else if (ckpt_enabled(job) && !atomic_load(&job->failing) &&
+                 (!c->last_trigger || now - c->last_trigger >= conf->ckpt_interval_ms) &&
+                 (!c->last_end || now - c->last_end >= conf->ckpt_min_pause_ms)) {
+        trigger(c, FL_CKPT_CHECKPOINT, NULL, false);
+      }
+    }
+    if (c->stopping || c->q) continue;
+    /* sleep until the next deadline or a wake-up */
+    int64_t wait = 1000;
+    now = mono_ms();
+    if (c->pending && conf->ckpt_timeout_ms > 0) {
+      int64_t d = c->pending_started + conf->ckpt_timeout_ms - now;
+      if (d < wait) wait = d;
+    } else if (!c->pending && ckpt_enabled(job)) {
+      int64_t d1 = c->last_trigger ? c->last_trigger + conf->ckpt_interval_ms - now : 0;
+      int64_t d2 = c->last_end ? c->last_end + conf->ckpt_min_pause_ms - now : 0;
+      int64_t d = d1 > d2 ? d1 : d2;
+      if (d < wait) wait = d;
+    }
+    if (wait <= 0) continue;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += wait / 1000;
+    ts.tv_nsec += (wait % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+  }
+  if (c->pending) {
+    fl_ckpt_writer_abort(c->writer);
+    finish(c, FL_ECANCELED, "the job ended");
+  }
+  while (c->q) {
+    ack_t *a = c->q;
+    c->q = a->next;
+    ack_free(a, env->n_nodes);
+  }
+  c->q_tail = NULL;
+  if (c->sp_path || c->sp_busy) {
+    free(c->sp_path);
+    c->sp_path = NULL;
+    if (!c->sp_done) {
+      c->sp_rc = FL_ESTATE;
+      snprintf(c->sp_err, sizeof c->sp_err, "the job ended before the savepoint was taken");
+      c->sp_done = true;
+    }
+    pthread_cond_broadcast(&c->sp_cv);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return NULL;
+}
+
+int fl_coord_start(fl_job_t *job, int64_t first_id, char *msg, size_t size) {
+  fl_coord_t *c = calloc(1, sizeof *c);
+  if (!c) goto nomem;
+  c->acked = calloc((size_t)job->P, sizeof *c->acked);
+  if (!c->acked) goto nomem;
+  c->job = job;
+  c->next_id = first_id > 0 ? first_id : 1;
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&c->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_cond_init(&c->sp_cv, NULL);
+  job->coord = c;
+  if (pthread_create(&c->thread, NULL, coord_main, c) != 0) {
+    snprintf(msg, size, "cannot start the checkpoint coordinator thread");
+    job->coord = NULL;
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->sp_cv);
+    free(c->acked);
+    free(c);
+    return FL_ESYS;
+  }
+  c->started = true;
+  return FL_OK;
+nomem:
+  if (c) free(c->acked);
+  free(c);
+  snprintf(msg, size, "out of memory starting the checkpoint coordinator");
+  return FL_ENOMEM;
+}
+
+void fl_coord_stop(fl_job_t *job) {
+  fl_coord_t *c = job->coord;
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  c->stopping = true;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  pthread_join(c->thread, NULL);
+  /* a savepoint caller may still be waking up: it holds sp_busy until it has read */
+  pthread_mutex_lock(&c->mu);
+  while (c->sp_busy) pthread_cond_wait(&c->sp_cv, &c->mu);
+  pthread_mutex_unlock(&c->mu);
+  job->coord = NULL;
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cv);
+  pthread_cond_destroy(&c->sp_cv);
+  free(c->acked);
+  free(c);
+}
+
+void fl_coord_wake(fl_job_t *job) {
+  fl_coord_t *c = job->coord;
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+void fl_coord_ack(fl_job_t *job, int worker, int64_t id, fl_buf_t *snaps) {
+  fl_coord_t *c = job->coord;
+  size_t n = job->env->n_nodes;
+  ack_t *a = calloc(1, sizeof *a);
+  fl_buf_t *copy = a && snaps ? calloc(n ? n : 1, sizeof *copy) : NULL;
+  if (!a || (snaps && !copy)) {
+    free(a);
+    fl_job_fail(job, FL_ENOMEM, "out of memory acknowledging a checkpoint");
+    return;
+  }
+  for (size_t k = 0; snaps && k < n; k++) {
+    copy[k] = snaps[k];
+    fl_buf_init(&snaps[k]);
+  }
+  a->worker = worker;
+  a->id = id;
+  a->snaps = copy;
+  pthread_mutex_lock(&c->mu);
+  if (c->q_tail)
+    c->q_tail->next = a;
+  else
+    c->q = a;
+  c->q_tail = a;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+int fl_coord_savepoint(fl_job_t *job, const char *path, char *err, size_t err_size) {
+  fl_coord_t *c = job->coord;
+  if (!c) {
+    snprintf(err, err_size, "the job is not running");
+    return FL_ESTATE;
+  }
+  char *p = strdup(path);
+  if (!p) return FL_ENOMEM;
+  pthread_mutex_lock(&c->mu);
+  if (c->sp_busy || c->stopping) {
+    pthread_mutex_unlock(&c->mu);
+    free(p);
+    snprintf(err, err_size, c->stopping ? "the job is ending" : "another savepoint is in progress");
+    return FL_ESTATE;
+  }
+  c->sp_busy = true;
+  c->sp_done = false;
+  c->sp_path = p;
+  pthread_cond_broadcast(&c->cv);
+  while (!c->sp_done) pthread_cond_wait(&c->sp_cv, &c->mu);
+  int rc = c->sp_rc;
+  if (rc) snprintf(err, err_size, "%s", c->sp_err);
+  c->sp_busy = false;
+  pthread_cond_broadcast(&c->sp_cv);
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+int64_t fl_coord_last_complete(fl_job_t *job) {
+  return job->coord ? atomic_load(&job->ckpt_complete) : 0;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Restore                                                                              */
+
+int64_t fl_ckpt_root_max_id(const char *root) {
+  DIR *d = opendir(root);
+  if (!d) return 0;
+  int64_t max = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    char *end = NULL;
+    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
+    long long v = strtoll(e->d_name + 4, &end, 10);
+    if (end && *end == '\0' && v > max) max = v;
+  }
+  closedir(d);
+  return max;
+}
+
+void fl_restore_free(fl_restore_t *r) {
+  if (!r) return;
+  if (r->blobs)
+    for (size_t i = 0; i < r->n_nodes * (size_t)r->parallelism; i++) free((void *)r->blobs[i].data);
+  free(r->blobs);
+  free(r);
+}
+
+int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *msg,
+                    size_t size) {
+  *out = NULL;
+  fl_ckpt_t *c = NULL;
+  fl_restore_t *r = NULL;
+  json_t *meta = NULL;
+  char err[1024];
+  int rc = fl_ckpt_open_path(&c, path, log_line, NULL, err, sizeof err);
+  if (rc) {
+    snprintf(msg, size, "cannot restore from %s: %s", path, err);
+    goto done;
+  }
+  json_error_t je;
+  meta = json_loads(fl_ckpt_meta(c), 0, &je);
+  int P = (int)json_integer_value(json_object_get(meta, "parallelism"));
+  json_int_t maxp = json_integer_value(json_object_get(meta, "max_parallelism"));
+  json_t *ops = json_object_get(meta, "operators");
+  if (!meta || P < 1 || !json_is_array(ops)) {
+    rc = FL_EPARSE;
+    snprintf(msg, size, "cannot restore from %s: its metadata does not describe a job",
+             fl_ckpt_dir(c));
+    goto done;
+  }
+  if ((uint32_t)maxp != env->conf.max_parallelism) {
+    rc = FL_ESTATE;
+    snprintf(msg, size,
+             "cannot restore from %s: it was written with pipeline.max-parallelism %lld, the "
+             "job has %u (key groups cannot be split differently)",
+             fl_ckpt_dir(c), (long long)maxp, env->conf.max_parallelism);
+    goto done;
+  }
+  if (json_array_size(ops) != env->n_nodes) {
+    rc = FL_ESTATE;
+    snprintf(msg, size,
+             "cannot restore from %s: it holds %zu operators, the job has %zu (operators are "
+             "matched by position and name)",
+             fl_ckpt_dir(c), json_array_size(ops), env->n_nodes);
+    goto done;
+  }
+  for (size_t i = 0; i < env->n_nodes; i++) {
+    const char *n = json_string_value(json_array_get(ops, i));
+    if (!n || strcmp(n, env->nodes[i]->name) != 0) {
+      rc = FL_ESTATE;
+      snprintf(msg, size,
+               "cannot restore from %s: operator %zu is '%s' there and '%s' in the job",
+               fl_ckpt_dir(c), i, n ? n : "?", env->nodes[i]->name);
+      goto done;
+    }
+  }
+  r = calloc(1, sizeof *r);
+  if (r) r->blobs = calloc(env->n_nodes * (size_t)P, sizeof *r->blobs);
+  if (!r || !r->blobs) {
+    rc = FL_ENOMEM;
+    snprintf(msg, size, "out of memory restoring from %s", fl_ckpt_dir(c));
+    goto done;
+  }
+  r->id = fl_ckpt_id(c);
+  r->parallelism = P;
+  r->n_nodes = env->n_nodes;
+  snprintf(r->path, sizeof r->path, "%s", fl_ckpt_dir(c));
+  for (size_t k = 0; k < env->n_nodes; k++) {
+    for (int s = 0; s < P; s++) {
+      char name[64];
+      snprintf(name, sizeof name, "op-%zu-%d.snap", k, s);
+      if (!fl_ckpt_file_find(c, name)) continue;
+      void *data = NULL;
+      size_t len = 0;
+      rc = fl_ckpt_read_file(c, name, &data, &len, err, sizeof err);
+      if (rc) {
+        snprintf(msg, size, "cannot restore from %s: %s", fl_ckpt_dir(c), err);
+        goto done;
+      }
+      r->blobs[k * (size_t)P + (size_t)s] = (fl_bytes_t){data, len};
+    }
+  }
+  fprintf(stderr, "flink: restoring %s %lld from %s (written at parallelism %d)\n",
+          fl_ckpt_kind(c) == FL_CKPT_SAVEPOINT ? "savepoint" : "checkpoint",
+          (long long)r->id, r->path, P);
+  *out = r;
+  r = NULL;
+  rc = FL_OK;
+done:
+  json_decref(meta);
+  fl_restore_free(r);
+  fl_ckpt_close(c);
+  return rc;
+}
