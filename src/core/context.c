@@ -86,6 +86,14 @@ static int open_table(fl_op_t *op, const struct fl_state_desc *d, uint32_t *tabl
   snprintf(name, sizeof name, "%u/%s", op->node->id, d->name);
   int rc = op->kv->ops->open_table(op->kv->self, name, &t);
   if (rc) return rc;
+  if (d->has_ttl && op->kv->ops->set_table_ttl) {
+    /* lets the backend drop expired state by itself (RocksDB: in compaction) */
+    int layout = d->kind == FL_STATE_LIST  ? FL_KV_TTL_LIST
+                 : d->kind == FL_STATE_MAP ? FL_KV_TTL_MAP
+                                           : FL_KV_TTL_VALUE;
+    rc = op->kv->ops->set_table_ttl(op->kv->self, t, layout, d->ttl.ttl_ms);
+    if (rc) return rc;
+  }
   op->desc_tables[d->id] = t + 1;
   *table = t;
   return FL_OK;

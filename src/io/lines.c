@@ -65,6 +65,7 @@ typedef struct lines_reader {
   size_t scan;      /* bytes in [start, scan) hold no '\n' */
   size_t end;       /* end of the data read so far */
   size_t line_no;   /* lines emitted so far */
+  uint64_t base;    /* file offset of buf[0] */
 } lines_reader_t;
 
 static void lines_src_close(void *instance) {
@@ -143,6 +144,7 @@ static int lines_make_room(lines_reader_t *r) {
   if (r->start > 0) {
     size_t pending = r->end - r->start;
     memmove(r->buf, r->buf + r->start, pending);
+    r->base += r->start;
     r->scan -= r->start;
     r->end = pending;
     r->start = 0;
@@ -264,6 +266,37 @@ static int lines_src_run(fl_context_t *ctx, void *instance) {
   return FL_SOURCE_MORE;
 }
 
+/* Position: [u64 file offset of the next line][u64 lines emitted]. */
+static int lines_src_snapshot(fl_context_t *ctx, void *instance, fl_buf_t *out) {
+  lines_reader_t *r = instance;
+  uint64_t pos[2] = {r->base + r->start, r->line_no};
+  return fl_buf_append(out, pos, sizeof pos);
+}
+
+static int lines_src_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *states,
+                             size_t n) {
+  lines_reader_t *r = instance;
+  uint64_t pos[2];
+  char ebuf[128];
+  if (n != 1 || states[0].len != sizeof pos)
+    return fl_ctx_fail(ctx, "%s: the restored position is malformed (%zu bytes)", r->path,
+                       n ? states[0].len : 0);
+  memcpy(pos, states[0].data, sizeof pos);
+  if (r->poll_first)
+    return fl_ctx_fail(ctx, "%s: cannot go back to byte %llu of a pipe or terminal", r->path,
+                       (unsigned long long)pos[0]);
+  if (lseek(r->fd, (off_t)pos[0], SEEK_SET) < 0) {
+    int e = errno;
+    return fl_ctx_fail(ctx, "%s: cannot seek to byte %llu: %s", r->path,
+                       (unsigned long long)pos[0], lines_strerror(e, ebuf, sizeof(ebuf)));
+  }
+  r->base = pos[0];
+  r->line_no = (size_t)pos[1];
+  r->start = r->scan = r->end = 0;
+  r->eof = false;
+  return FL_OK;
+}
+
 static void lines_src_destroy(void *opaque) {
   lines_src_conf_t *conf = opaque;
   if (conf == NULL)
@@ -279,6 +312,8 @@ fl_stream_t *fl_source_lines(fl_env_t *env, const char *name, const char *path) 
       .run = lines_src_run,
       .close = lines_src_close,
       .destroy = lines_src_destroy,
+      .snapshot = lines_src_snapshot,
+      .restore = lines_src_restore,
   };
   lines_src_conf_t *conf = NULL;
   fl_stream_t *s;

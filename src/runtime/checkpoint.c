@@ -37,20 +37,6 @@
 
 #include "checkpoint/store.h"
 
-/* TEMPORARY while store.c is written: */
-#pragma weak fl_ckpt_writer_begin
-#pragma weak fl_ckpt_writer_put
-#pragma weak fl_ckpt_writer_commit
-#pragma weak fl_ckpt_writer_abort
-#pragma weak fl_ckpt_retain
-#pragma weak fl_ckpt_open_path
-#pragma weak fl_ckpt_meta
-#pragma weak fl_ckpt_dir
-#pragma weak fl_ckpt_id
-#pragma weak fl_ckpt_file_find
-#pragma weak fl_ckpt_read_file
-#pragma weak fl_ckpt_kind
-#pragma weak fl_ckpt_close
 
 typedef struct ack {
   struct ack *next;
@@ -339,13 +325,14 @@ static void *coord_main(void *arg) {
     if (c->pending && conf->ckpt_timeout_ms > 0) {
       int64_t d = c->pending_started + conf->ckpt_timeout_ms - now;
       if (d < wait) wait = d;
-    } else if (!c->pending && ckpt_enabled(job)) {
+    } else if (!c->pending && ckpt_enabled(job) && !atomic_load(&job->final_done) &&
+               !atomic_load(&job->failing)) {
       int64_t d1 = c->last_trigger ? c->last_trigger + conf->ckpt_interval_ms - now : 0;
       int64_t d2 = c->last_end ? c->last_end + conf->ckpt_min_pause_ms - now : 0;
       int64_t d = d1 > d2 ? d1 : d2;
       if (d < wait) wait = d;
     }
-    if (wait <= 0) continue;
+    if (wait < 1) wait = 1; /* never spin holding the lock */
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += wait / 1000;

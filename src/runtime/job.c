@@ -35,7 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -481,6 +483,11 @@ static void op_input_idle(fl_op_t *op, size_t chan, bool idle) {
   op_recompute(op);
 }
 
+typedef struct source_state {
+  void *instance;
+  bool opened_instance;
+} source_state_t;
+
 static void op_finish(fl_op_t *op) {
   fl_job_t *job = op->worker->job;
   if (atomic_load(&job->failing) || op->failed) return;
@@ -494,6 +501,9 @@ static void op_finish(fl_op_t *op) {
     op_snapshot(op, 0);
     if (op->failed) return;
     op->has_final = true;
+  } else if (op->n_in == 0 && !(op->is_source && op->state &&
+                                 ((source_state_t *)op->state)->opened_instance)) {
+    op->has_final = true; /* never held anything: a dead instance (its final state is empty) */
   }
   op->finished = true;
   op->worker->n_unfinished--;
@@ -672,11 +682,6 @@ static void op_input_end(fl_op_t *op, size_t chan) {
 
 /* ---------------------------------------------------------------------------------- */
 /* Sources                                                                              */
-
-typedef struct source_state {
-  void *instance;
-  bool opened_instance;
-} source_state_t;
 
 static int source_open(fl_op_t *op) {
   source_state_t *s = calloc(1, sizeof *s);
@@ -1023,6 +1028,7 @@ static void *worker_main(void *arg) {
     }
 
     int64_t now = fl_env_now(env);
+    if (w->kv.ops->set_time) w->kv.ops->set_time(w->kv.self, now);
     w->poll_again = false;
     if (!atomic_load(&job->failing)) {
       for (size_t i = 0; i < w->n_sources; i++) {
@@ -1290,6 +1296,17 @@ static int plan_validate(fl_env_t *env, char *msg, size_t size) {
   return FL_OK;
 }
 
+/* Deletes a directory tree (the RocksDB working directories of an attempt). */
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+static void rm_tree(const char *dir) {
+  if (dir[0]) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void job_destroy(fl_job_t *job) {
   if (!job) return;
   fl_env_t *env = job->env;
@@ -1312,6 +1329,10 @@ static void job_destroy(fl_job_t *job) {
     if (w->epfd >= 0) close(w->epfd);
   }
   free(job->workers);
+  if (job->rocks_shared) {
+    fl_kv_rocksdb_shared_destroy(job->rocks_shared);
+    rm_tree(job->rocks_dir);
+  }
   pthread_mutex_destroy(&job->err_lock);
   free(job);
 }
@@ -1336,6 +1357,19 @@ static int plan(fl_job_t *job, char *msg, size_t size) {
     if (!n->metrics) PLAN_NOMEM();
     for (int s = 0; s < P; s++) atomic_init(&n->metrics[s].input_watermark, FL_TS_NONE);
   }
+  if (env->conf.rocksdb) {
+    /* One working directory per attempt: <localdir>/flink-<pid>-<n>/worker-<i>. */
+    static _Atomic int seq;
+    const char *base = env->conf.rocksdb_dir[0] ? env->conf.rocksdb_dir : "/tmp";
+    snprintf(job->rocks_dir, sizeof job->rocks_dir, "%s/flink-rocksdb-%d-%d", base, (int)getpid(),
+             atomic_fetch_add(&seq, 1));
+    char err[900];
+    rc = fl_kv_rocksdb_shared_new(&env->conf.rocksdb_opts, &job->rocks_shared, err, sizeof err);
+    if (rc) {
+      snprintf(msg, size, "cannot set up RocksDB: %s", err);
+      return rc;
+    }
+  }
   job->workers = calloc((size_t)P, sizeof *job->workers);
   if (!job->workers) PLAN_NOMEM();
   for (int i = 0; i < P; i++) {
@@ -1357,7 +1391,17 @@ static int plan(fl_job_t *job, char *msg, size_t size) {
       snprintf(msg, size, "cannot create the event loop of worker %d: %s", i, strerror(errno));
       return FL_ESYS;
     }
-    if (fl_kv_hashmap_new(&w->kv) != FL_OK) PLAN_NOMEM();
+    if (env->conf.rocksdb) {
+      char dir[4200], err[900];
+      snprintf(dir, sizeof dir, "%s/worker-%d", job->rocks_dir, i);
+      rc = fl_kv_rocksdb_new(job->rocks_shared, dir, NULL, &w->kv, err, sizeof err);
+      if (rc) {
+        snprintf(msg, size, "cannot open the RocksDB state of worker %d: %s", i, err);
+        return rc;
+      }
+    } else if (fl_kv_hashmap_new(&w->kv) != FL_OK) {
+      PLAN_NOMEM();
+    }
     w->scratch = fl_state_scratch_new();
     w->ops = calloc(env->n_nodes, sizeof *w->ops);
     if (!w->scratch || !w->ops) PLAN_NOMEM();

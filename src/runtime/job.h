@@ -93,6 +93,8 @@ struct fl_job {
   _Atomic int64_t ckpt_complete;    /* newest completed checkpoint */
   _Atomic int64_t ckpt_abort;       /* newest aborted checkpoint */
   struct fl_restore *restore;       /* what the job starts from, or NULL */
+  fl_kv_rocksdb_shared_t *rocks_shared; /* state.backend rocksdb: the shared cache */
+  char rocks_dir[4096];             /* ... and this attempt's working directory */
   /* Every operator ended and the final checkpoint (or none, when checkpoints are
    * off) completed: its id, or 1 without one. Workers then leave. */
   _Atomic int64_t final_done;

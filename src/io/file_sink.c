@@ -1,0 +1,320 @@
+/*
+ * The exactly-once file sink (fl_stream_sink_files): Flink's FileSink with two-phase
+ * commit, one directory, one file per subtask and checkpoint.
+ *
+ * Files of subtask s in dir:
+ *   .part-<s>-<n>.inprogress  records written since the last barrier (n: a counter)
+ *   .part-<s>-<id>.pending    closed and fsync'ed at barrier `id` (pre-committed)
+ *   part-<s>-<id>             committed when checkpoint `id` completed
+ *   .part-<s>-end.pending / part-<s>-end   what was written after the last barrier
+ * The sink's checkpoint state lists its pending files. Commit is a rename, so it is
+ * idempotent: a restore commits the pending files of the restored checkpoint (one new
+ * subtask per old subtask: i % parallelism == s) and deletes every other in-progress
+ * or pending file of those old subtasks, which belongs to an attempt after it.
+ *
+ * The last file: when the input ends, the in-progress file becomes ".part-<s>-end.pending"
+ * and is committed only by a checkpoint triggered after that (the final checkpoint,
+ * which every worker waits for): one triggered before could be restored and would
+ * replay those records. Without checkpoints it is committed at once.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+#include "runtime/job.h"
+
+#define END_ID INT64_MAX
+
+typedef struct pending {
+  int64_t id; /* END_ID: the last file */
+} pending_t;
+
+typedef struct fsink {
+  char *dir;
+} fsink_t;
+
+typedef struct finst {
+  const fsink_t *cfg;
+  int subtask, parallelism;
+  FILE *f;          /* the in-progress file, or NULL */
+  char cur[4096];   /* its path */
+  uint64_t seq;
+  pending_t *pend;
+  size_t n_pend, cap_pend;
+  int64_t end_after; /* the last file waits for a checkpoint above this id */
+  bool ended;
+  bool checkpointing;
+} finst_t;
+
+static int sys_fail(fl_context_t *ctx, const char *what, const char *path) {
+  return fl_ctx_fail(ctx, "file sink: %s %s: %s", what, path, strerror(errno));
+}
+
+static void name_pending(const finst_t *in, int s, int64_t id, char *buf, size_t n) {
+  if (id == END_ID)
+    snprintf(buf, n, "%s/.part-%d-end.pending", in->cfg->dir, s);
+  else
+    snprintf(buf, n, "%s/.part-%d-%lld.pending", in->cfg->dir, s, (long long)id);
+}
+
+static void name_final(const finst_t *in, int s, int64_t id, char *buf, size_t n) {
+  if (id == END_ID)
+    snprintf(buf, n, "%s/part-%d-end", in->cfg->dir, s);
+  else
+    snprintf(buf, n, "%s/part-%d-%lld", in->cfg->dir, s, (long long)id);
+}
+
+static int sync_dir(fl_context_t *ctx, const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return sys_fail(ctx, "cannot open directory", dir);
+  int rc = fsync(fd);
+  close(fd);
+  return rc ? sys_fail(ctx, "cannot fsync directory", dir) : FL_OK;
+}
+
+/* Commits the pending file of subtask s at id: rename to the final name. A file already
+ * committed (by an earlier attempt at the same restore) is fine. */
+static int commit_one(fl_context_t *ctx, finst_t *in, int s, int64_t id) {
+  char from[4200], to[4200];
+  name_pending(in, s, id, from, sizeof from);
+  name_final(in, s, id, to, sizeof to);
+  if (rename(from, to) == 0) return FL_OK;
+  if (errno == ENOENT && access(to, F_OK) == 0) return FL_OK;
+  return sys_fail(ctx, "cannot commit", from);
+}
+
+/* mkdir -p: 0, or -1 with errno. */
+static int mkdir_p(const char *dir) {
+  char p[4096];
+  if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  for (char *c = p + 1; *c; c++) {
+    if (*c != '/') continue;
+    *c = '\0';
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) return -1;
+    *c = '/';
+  }
+  return mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int fs_open(fl_context_t *ctx, void *opaque, void **instance) {
+  finst_t *in = calloc(1, sizeof *in);
+  if (!in) return FL_ENOMEM;
+  in->cfg = opaque;
+  in->subtask = fl_ctx_subtask(ctx);
+  in->parallelism = fl_ctx_parallelism(ctx);
+  in->checkpointing = ctx->op->node->env->conf.ckpt_interval_ms > 0;
+  if (mkdir_p(in->cfg->dir) != 0) {
+    int rc = sys_fail(ctx, "cannot create directory", in->cfg->dir);
+    free(in);
+    return rc;
+  }
+  *instance = in;
+  return FL_OK;
+}
+
+static int ensure_file(fl_context_t *ctx, finst_t *in) {
+  if (in->f) return FL_OK;
+  snprintf(in->cur, sizeof in->cur, "%s/.part-%d-%llu.inprogress", in->cfg->dir, in->subtask,
+           (unsigned long long)in->seq++);
+  in->f = fopen(in->cur, "w");
+  return in->f ? FL_OK : sys_fail(ctx, "cannot create", in->cur);
+}
+
+static int fs_write(fl_context_t *ctx, const fl_record_t *rec, void *instance) {
+  finst_t *in = instance;
+  if (in->ended) return fl_ctx_fail(ctx, "file sink: write after the end of input");
+  int rc = ensure_file(ctx, in);
+  if (rc) return rc;
+  if ((rec->value_len && fwrite(rec->value, 1, rec->value_len, in->f) != rec->value_len) ||
+      fputc('\n', in->f) == EOF)
+    return sys_fail(ctx, "cannot write", in->cur);
+  return FL_OK;
+}
+
+/* Closes the in-progress file durably as the pending file of id. */
+static int seal(fl_context_t *ctx, finst_t *in, int64_t id) {
+  if (!in->f) return FL_OK;
+  FILE *f = in->f;
+  in->f = NULL;
+  if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+    fclose(f);
+    return sys_fail(ctx, "cannot flush", in->cur);
+  }
+  if (fclose(f) != 0) return sys_fail(ctx, "cannot close", in->cur);
+  char to[4200];
+  name_pending(in, in->subtask, id, to, sizeof to);
+  if (rename(in->cur, to) != 0) return sys_fail(ctx, "cannot rename", in->cur);
+  if (in->n_pend == in->cap_pend) {
+    size_t cap = in->cap_pend ? in->cap_pend * 2 : 8;
+    pending_t *p = realloc(in->pend, cap * sizeof *p);
+    if (!p) return FL_ENOMEM;
+    in->pend = p;
+    in->cap_pend = cap;
+  }
+  in->pend[in->n_pend++] = (pending_t){id};
+  return sync_dir(ctx, in->cfg->dir);
+}
+
+/* Commits every pending file that checkpoint `upto` covers. */
+static int commit_upto(fl_context_t *ctx, finst_t *in, int64_t upto) {
+  size_t keep = 0;
+  bool any = false;
+  for (size_t i = 0; i < in->n_pend; i++) {
+    pending_t p = in->pend[i];
+    bool covered = p.id == END_ID ? upto > in->end_after : p.id <= upto;
+    if (!covered) {
+      in->pend[keep++] = p;
+      continue;
+    }
+    int rc = commit_one(ctx, in, in->subtask, p.id);
+    if (rc) return rc;
+    any = true;
+  }
+  in->n_pend = keep;
+  return any ? sync_dir(ctx, in->cfg->dir) : FL_OK;
+}
+
+static int fs_flush(fl_context_t *ctx, void *instance) {
+  finst_t *in = instance;
+  /* A failing job keeps its in-progress file uncommitted (a restore deletes it). */
+  if (fl_op_job_failing(ctx->op)) {
+    if (in->f) fflush(in->f);
+    return FL_OK;
+  }
+  in->ended = true;
+  int rc = seal(ctx, in, END_ID);
+  if (rc) return rc;
+  if (!in->checkpointing) return commit_upto(ctx, in, END_ID);
+  in->end_after = atomic_load(&ctx->op->worker->job->ckpt_trigger);
+  return FL_OK;
+}
+
+/* State: [u32 n] n x [i64 id] (pending files of this subtask). */
+static int fs_snapshot(fl_context_t *ctx, void *instance, int64_t id, fl_buf_t *out) {
+  finst_t *in = instance;
+  if (id) {
+    int rc = seal(ctx, in, id);
+    if (rc) return rc;
+  }
+  uint32_t n = (uint32_t)in->n_pend;
+  int rc = fl_buf_append(out, &n, sizeof n);
+  for (size_t i = 0; i < in->n_pend && !rc; i++)
+    rc = fl_buf_append(out, &in->pend[i].id, sizeof in->pend[i].id);
+  return rc;
+}
+
+static int fs_complete(fl_context_t *ctx, void *instance, int64_t id) {
+  return commit_upto(ctx, instance, id);
+}
+
+/* Deletes the in-progress and pending files of old subtask s. */
+static int clean_subtask(fl_context_t *ctx, finst_t *in, int s) {
+  DIR *d = opendir(in->cfg->dir);
+  if (!d) return sys_fail(ctx, "cannot list", in->cfg->dir);
+  char prefix[64];
+  int pl = snprintf(prefix, sizeof prefix, ".part-%d-", s);
+  struct dirent *e;
+  int rc = FL_OK;
+  while ((e = readdir(d))) {
+    size_t len = strlen(e->d_name);
+    if (strncmp(e->d_name, prefix, (size_t)pl) != 0) continue;
+    bool tmp = (len > 11 && strcmp(e->d_name + len - 11, ".inprogress") == 0) ||
+               (len > 8 && strcmp(e->d_name + len - 8, ".pending") == 0);
+    if (!tmp) continue;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", in->cfg->dir, e->d_name);
+    if (unlink(path) != 0 && errno != ENOENT) {
+      rc = sys_fail(ctx, "cannot delete", path);
+      break;
+    }
+  }
+  closedir(d);
+  return rc;
+}
+
+static int fs_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *states, size_t n) {
+  finst_t *in = instance;
+  for (size_t i = 0; i < n; i++) {
+    if ((int)(i % (size_t)in->parallelism) != in->subtask) continue;
+    const uint8_t *p = states[i].data;
+    size_t len = states[i].len;
+    uint32_t cnt = 0;
+    if (len >= 4) memcpy(&cnt, p, 4);
+    if (len && (len < 4 || len != 4 + (size_t)cnt * 8))
+      return fl_ctx_fail(ctx, "file sink: the checkpoint state of subtask %zu is malformed", i);
+    for (uint32_t k = 0; k < cnt; k++) {
+      int64_t id;
+      memcpy(&id, p + 4 + (size_t)k * 8, 8);
+      int rc = commit_one(ctx, in, (int)i, id);
+      if (rc) return rc;
+    }
+  }
+  /* Whatever else old subtasks left uncommitted came after the restored checkpoint.
+   * Subtasks of the old run beyond n may have left files too (a larger parallelism
+   * than the checkpoint's): clean every index this subtask is responsible for, up to
+   * the largest one present. */
+  int max_s = -1;
+  DIR *d = opendir(in->cfg->dir);
+  if (!d) return sys_fail(ctx, "cannot list", in->cfg->dir);
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    int s;
+    if (sscanf(e->d_name, ".part-%d-", &s) == 1 && s > max_s) max_s = s;
+  }
+  closedir(d);
+  for (int s = in->subtask; s <= max_s; s += in->parallelism) {
+    int rc = clean_subtask(ctx, in, s);
+    if (rc) return rc;
+  }
+  return sync_dir(ctx, in->cfg->dir);
+}
+
+static void fs_close(void *instance) {
+  finst_t *in = instance;
+  if (!in) return;
+  if (in->f) fclose(in->f);
+  free(in->pend);
+  free(in);
+}
+
+static void fs_destroy(void *opaque) {
+  fsink_t *c = opaque;
+  if (!c) return;
+  free(c->dir);
+  free(c);
+}
+
+int fl_stream_sink_files(fl_stream_t *in, const char *name, const char *dir) {
+  if (!in) return FL_EINVAL;
+  if (!dir || !*dir) {
+    fl_env_fail(in->env, FL_EINVAL, "sink '%s': the directory is empty", name ? name : "files");
+    return FL_EINVAL;
+  }
+  fsink_t *c = calloc(1, sizeof *c);
+  if (c) c->dir = strdup(dir);
+  if (!c || !c->dir) {
+    fs_destroy(c);
+    fl_env_fail(in->env, FL_ENOMEM, "out of memory");
+    return FL_ENOMEM;
+  }
+  static const fl_sink_fn_t fn = {.version = FL_SINK_FN_VERSION,
+                                  .open = fs_open,
+                                  .write = fs_write,
+                                  .flush = fs_flush,
+                                  .close = fs_close,
+                                  .destroy = fs_destroy,
+                                  .snapshot = fs_snapshot,
+                                  .checkpoint_complete = fs_complete,
+                                  .restore = fs_restore};
+  return fl_stream_sink(in, name ? name : "files", &fn, c);
+}

@@ -1,0 +1,310 @@
+/* Checkpoints, restarts and savepoints through the public API, with the exactly-once
+ * file sink: every committed output line must appear exactly once. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt_job.h"
+#include "fl_test_util.h"
+
+#define N 60000
+#define KEYS 50
+
+static char g_tmp[256];
+
+static int setup(void **state) {
+  snprintf(g_tmp, sizeof g_tmp, "/tmp/fl_ckpt_test_XXXXXX");
+  if (!mkdtemp(g_tmp)) return -1;
+  return 0;
+}
+static int teardown(void **state) {
+  rm_rf(g_tmp);
+  return 0;
+}
+
+static fl_env_t *env_conf(const char *const *kv) {
+  fl_config_t *c = fl_config_new();
+  char err[512];
+  for (size_t i = 0; kv[i]; i += 2)
+    if (fl_config_set(c, kv[i], kv[i + 1], err, sizeof err)) {
+      fprintf(stderr, "config: %s\n", err);
+      fl_config_destroy(c);
+      return NULL;
+    }
+  fl_env_t *env = NULL;
+  if (fl_env_new(&env, c, err, sizeof err)) fprintf(stderr, "env: %s\n", err);
+  fl_config_destroy(c);
+  return env;
+}
+
+static bool has_manifest(const char *root) {
+  DIR *d = opendir(root);
+  if (!d) return false;
+  struct dirent *e;
+  bool found = false;
+  while (!found && (e = readdir(d))) {
+    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
+    found = access(p, F_OK) == 0;
+  }
+  closedir(d);
+  return found;
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void yield_ms(int ms) {
+  struct timespec ts = {0, ms * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static void check_output(const char *dir, int64_t n) {
+  lines_t sums = {0}, wins = {0}, esums = {0}, ewins = {0};
+  char p[4200];
+  snprintf(p, sizeof p, "%s/sums", dir);
+  read_committed(p, &sums);
+  snprintf(p, sizeof p, "%s/windows", dir);
+  read_committed(p, &wins);
+  ckjob_expected(n, KEYS, &esums, &ewins);
+  assert_int_equal(lines_diff("sums", &sums, &esums), 0);
+  assert_int_equal(lines_diff("windows", &wins, &ewins), 0);
+  lines_free(&sums);
+  lines_free(&wins);
+  lines_free(&esums);
+  lines_free(&ewins);
+}
+
+/* ---- a failure restores the last checkpoint in-process ---- */
+
+typedef struct {
+  ckjob_t *j;
+  const char *root;
+  bool saw_checkpoint;
+} resumer_t;
+
+/* Lets the source go on once a checkpoint of the paused job is complete. */
+static void *resume_after_checkpoint(void *arg) {
+  resumer_t *r = arg;
+  int64_t deadline = now_ms() + (int64_t)(20000 * timeout_scale());
+  while (!atomic_load(&r->j->paused) && now_ms() < deadline) yield_ms(1);
+  while (!has_manifest(r->root) && now_ms() < deadline) yield_ms(1);
+  r->saw_checkpoint = has_manifest(r->root);
+  atomic_store(&r->j->resume, 1);
+  return NULL;
+}
+
+static void run_restart(const char *backend) {
+  char root[512], out[512];
+  snprintf(root, sizeof root, "%s/%s-ckpts", g_tmp, backend);
+  snprintf(out, sizeof out, "%s/%s-out", g_tmp, backend);
+  const char *kv[] = {"parallelism", "2",
+                      "state.backend", backend,
+                      "state.checkpoints.dir", root,
+                      "state.checkpoints.num-retained", "2",
+                      "execution.checkpointing.interval", "20ms",
+                      "restart-strategy.type", "fixed-delay",
+                      "restart-strategy.fixed-delay.attempts", "2",
+                      "restart-strategy.fixed-delay.delay", "0",
+                      NULL};
+  fl_env_t *env = env_conf(kv);
+  assert_non_null(env);
+  ckjob_t j = {.n = N, .keys = KEYS, .pause_at = N / 2, .fail_at = N / 2 + 777, .budget = 64};
+  ckjob_build(env, &j, out);
+  resumer_t r = {.j = &j, .root = root};
+  pthread_t t;
+  pthread_create(&t, NULL, resume_after_checkpoint, &r);
+  int rc = fl_env_execute(env, "restart");
+  pthread_join(t, NULL);
+  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
+  assert_int_equal(rc, 0);
+  assert_true(r.saw_checkpoint);
+  assert_int_equal(atomic_load(&j.fail_flag), 1); /* the failure happened */
+  fl_env_destroy(env);
+  check_output(out, N);
+}
+
+static void failure_restarts_from_last_checkpoint_exactly_once(void **state) {
+  run_restart("hashmap");
+}
+
+static void failure_restarts_from_last_checkpoint_exactly_once_rocksdb(void **state) {
+  run_restart("rocksdb");
+}
+
+/* Without a restart strategy the failure ends the job, naming the operator. */
+static void failure_without_restart_strategy_fails_the_job(void **state) {
+  char out[512];
+  snprintf(out, sizeof out, "%s/norestart-out", g_tmp);
+  const char *kv[] = {"parallelism", "2", NULL};
+  fl_env_t *env = env_conf(kv);
+  ckjob_t j = {.n = 5000, .keys = KEYS, .pause_at = -1, .fail_at = 100};
+  ckjob_build(env, &j, out);
+  assert_int_equal(fl_env_execute(env, "x"), FL_EUSER);
+  assert_non_null(strstr(fl_env_error(env), "sums"));
+  assert_non_null(strstr(fl_env_error(env), "injected failure"));
+  fl_env_destroy(env);
+  /* nothing was committed: no checkpoints, and the job did not end */
+  lines_t sums = {0};
+  char p[600];
+  snprintf(p, sizeof p, "%s/sums", out);
+  read_committed(p, &sums);
+  assert_int_equal(sums.n, 0);
+  lines_free(&sums);
+}
+
+/* ---- savepoints: taken while running, restored at other parallelisms / backends ---- */
+
+typedef struct {
+  fl_env_t *env;
+  ckjob_t *j;
+  const char *path;
+  int rc;
+  char err[1024];
+} saver_t;
+
+static void *savepoint_then_stop(void *arg) {
+  saver_t *s = arg;
+  int64_t deadline = now_ms() + (int64_t)(20000 * timeout_scale());
+  while (!atomic_load(&s->j->paused) && now_ms() < deadline) yield_ms(1);
+  s->rc = fl_env_savepoint(s->env, s->path, s->err, sizeof s->err);
+  fl_env_stop(s->env);
+  return NULL;
+}
+
+/* Runs the job to the pause at P=p on backend, takes a savepoint, stops. */
+static void take_savepoint(const char *backend, int p, const char *sp, const char *out) {
+  char ps[8];
+  snprintf(ps, sizeof ps, "%d", p);
+  const char *kv[] = {"parallelism", ps, "state.backend", backend, NULL};
+  fl_env_t *env = env_conf(kv);
+  ckjob_t j = {.n = N, .keys = KEYS, .pause_at = N / 2, .fail_at = -1, .budget = 64};
+  ckjob_build(env, &j, out);
+  saver_t s = {.env = env, .j = &j, .path = sp};
+  pthread_t t;
+  pthread_create(&t, NULL, savepoint_then_stop, &s);
+  int rc = fl_env_execute(env, "sp");
+  pthread_join(t, NULL);
+  if (s.rc) fprintf(stderr, "savepoint: %s\n", s.err);
+  assert_int_equal(s.rc, 0);
+  assert_int_equal(rc, FL_ECANCELED);
+  fl_env_destroy(env);
+}
+
+static void restore_savepoint(const char *backend, int p, const char *sp, const char *out) {
+  char ps[8];
+  snprintf(ps, sizeof ps, "%d", p);
+  const char *kv[] = {"parallelism", ps, "state.backend", backend,
+                      "execution.savepoint.path", sp, NULL};
+  fl_env_t *env = env_conf(kv);
+  ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
+  ckjob_build(env, &j, out);
+  int rc = fl_env_execute(env, "restore");
+  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
+  assert_int_equal(rc, 0);
+  fl_env_destroy(env);
+  check_output(out, N);
+}
+
+static void copy_dir(const char *from, const char *to) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", from, to);
+  assert_int_equal(system(cmd), 0);
+}
+
+static void savepoint_at_4_restores_at_1_and_3(void **state) {
+  char sp[512], out[512], o1[512], o3[512];
+  snprintf(sp, sizeof sp, "%s/sp4", g_tmp);
+  snprintf(out, sizeof out, "%s/sp4-out", g_tmp);
+  snprintf(o1, sizeof o1, "%s/sp4-out-p1", g_tmp);
+  snprintf(o3, sizeof o3, "%s/sp4-out-p3", g_tmp);
+  take_savepoint("hashmap", 4, sp, out);
+  /* the savepoint committed nothing: the output so far is pending */
+  lines_t l = {0};
+  char p[600];
+  snprintf(p, sizeof p, "%s/sums", out);
+  read_committed(p, &l);
+  assert_int_equal(l.n, 0);
+  lines_free(&l);
+  copy_dir(out, o1);
+  copy_dir(out, o3);
+  restore_savepoint("hashmap", 1, sp, o1);
+  restore_savepoint("hashmap", 3, sp, o3);
+}
+
+static void savepoint_moves_between_backends(void **state) {
+  char sp[512], sp2[512], out[512], o2[512];
+  snprintf(sp, sizeof sp, "%s/sp-h", g_tmp);
+  snprintf(out, sizeof out, "%s/sp-h-out", g_tmp);
+  snprintf(sp2, sizeof sp2, "%s/sp-r", g_tmp);
+  snprintf(o2, sizeof o2, "%s/sp-r-out", g_tmp);
+  /* hashmap -> rocksdb */
+  take_savepoint("hashmap", 2, sp, out);
+  restore_savepoint("rocksdb", 3, sp, out);
+  /* rocksdb -> hashmap */
+  take_savepoint("rocksdb", 2, sp2, o2);
+  restore_savepoint("hashmap", 1, sp2, o2);
+}
+
+static void checkpoint_configuration_is_checked(void **state) {
+  fl_config_t *c = fl_config_new();
+  char err[512] = "";
+  assert_int_equal(fl_config_set(c, "execution.checkpointing.interval", "1s", err, sizeof err), 0);
+  fl_env_t *env = NULL;
+  assert_int_equal(fl_env_new(&env, c, err, sizeof err), FL_ECONFIG);
+  assert_non_null(strstr(err, "state.checkpoints.dir"));
+  assert_int_equal(fl_config_set(c, "restart-strategy.type", "sometimes", err, sizeof err),
+                   FL_ECONFIG);
+  assert_non_null(strstr(err, "restart-strategy.type"));
+  assert_int_equal(fl_config_set(c, "state.backend.rocksdb.block-cache-size", "12 apples", err,
+                                 sizeof err),
+                   FL_ECONFIG);
+  assert_int_equal(fl_config_set(c, "state.backend.rocksdb.block-cache-size", "8mb", err,
+                                 sizeof err),
+                   0);
+  fl_config_destroy(c);
+}
+
+static void restore_from_a_missing_path_names_it(void **state) {
+  const char *kv[] = {"execution.savepoint.path", "/nonexistent/flink-savepoint", NULL};
+  fl_env_t *env = env_conf(kv);
+  ckjob_t j = {.n = 10, .keys = 2, .pause_at = -1, .fail_at = -1};
+  char out[512];
+  snprintf(out, sizeof out, "%s/missing-out", g_tmp);
+  ckjob_build(env, &j, out);
+  int rc = fl_env_execute(env, "x");
+  assert_true(rc < 0);
+  assert_non_null(strstr(fl_env_error(env), "/nonexistent/flink-savepoint"));
+  fl_env_destroy(env);
+}
+
+static void savepoint_of_a_job_that_is_not_running_is_refused(void **state) {
+  fl_env_t *env = env_with(1, NULL);
+  char err[256];
+  assert_int_equal(fl_env_savepoint(env, "/tmp/x", err, sizeof err), FL_ESTATE);
+  assert_non_null(strstr(err, "not running"));
+  fl_env_destroy(env);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(checkpoint_configuration_is_checked),
+      cmocka_unit_test(savepoint_of_a_job_that_is_not_running_is_refused),
+      cmocka_unit_test(failure_without_restart_strategy_fails_the_job),
+      cmocka_unit_test(failure_restarts_from_last_checkpoint_exactly_once),
+      cmocka_unit_test(failure_restarts_from_last_checkpoint_exactly_once_rocksdb),
+      cmocka_unit_test(savepoint_at_4_restores_at_1_and_3),
+      cmocka_unit_test(savepoint_moves_between_backends),
+      cmocka_unit_test(restore_from_a_missing_path_names_it),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
