@@ -633,13 +633,20 @@ FL_API fl_stream_t *fl_window_process(fl_windowed_stream_t *w, const char *name,
 /*
  * An operator with two inputs sees the minimum of both inputs' watermarks (an idle input
  * does not hold it back) and ends when both inputs ended.
+ *
+ * The builders below follow the other builder calls: name may be NULL or "" (a name
+ * "<kind>-<id>" is made); invalid arguments record a sticky error naming the operator.
+ * They return NULL only when given a NULL stream, or streams of two environments (a
+ * sticky error on the first stream's environment); a function table that is not kept
+ * then has its destroy called at once.
  */
 
 /* A CoProcessFunction (connect of two DataStreams) or KeyedCoProcessFunction (connect of
  * two KeyedStreams). process1 gets the records of the first input, process2 those of the
- * second. In the keyed form both inputs must be keyed the same way (the same key bytes
- * mean the same key): keyed state and timers are shared by both inputs, and on_timer
- * runs with the timer's key. */
+ * second; both are required. In the keyed form both inputs must be keyed the same way
+ * (the same key bytes mean the same key): keyed state and timers are shared by both
+ * inputs, and on_timer runs with the timer's key. In the non-keyed form keyed state and
+ * timers return FL_ESTATE and on_timer is never called. */
 typedef struct fl_co_process_fn {
   int version; /* FL_CO_PROCESS_FN_VERSION */
   int (*open)(fl_context_t *ctx, void *opaque, void **instance); /* optional */
@@ -660,8 +667,10 @@ FL_API fl_stream_t *fl_keyed_connect_process(fl_keyed_stream_t *a, fl_keyed_stre
                                              void *opaque);
 
 /* Called for each joined pair: a from the first stream, b from the second, with equal
- * keys (fl_ctx_key()). Emits what it wants; emitted records default to the timestamp of
- * fl_ctx_timestamp(). */
+ * keys (fl_ctx_key()). a and b are borrowed for the call; their key is the join key (the
+ * key selector's bytes), their timestamps the elements' own. fl_ctx_timestamp() is the
+ * pair's timestamp, which emitted records normally carry. Emits what it wants; a
+ * negative return fails the job. */
 typedef int (*fl_join_fn)(fl_context_t *ctx, const fl_record_t *a, const fl_record_t *b,
                           void *opaque);
 
@@ -684,20 +693,31 @@ typedef struct fl_window_assigner {
 /* Window join (Flink's a.join(b).where(..).equalTo(..).window(w).apply(fn)): an inner
  * join of the elements of a and b that have the same key and fall into the same window;
  * fn runs for every pair when the window fires, with fl_ctx_timestamp() = the window's
- * max timestamp (end - 1). Late elements (their windows already fired) are dropped and
- * counted in late_records_dropped. */
+ * max timestamp (end - 1): each element of a in arrival order with each element of b in
+ * arrival order. Windows follow the rules of the Windows section with allowed lateness
+ * 0: an element of a sliding window is paired once per window both elements fall into,
+ * and session windows of both inputs merge with each other. Late elements (their windows
+ * already fired) are dropped and counted in late_records_dropped. In the metrics the
+ * join is two operators: "<name>.sides", which receives both inputs, and "<name>", the
+ * window (late_records_dropped is counted there). */
 FL_API fl_stream_t *fl_window_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b, const char *name,
                                    const fl_window_assigner_t *w, fl_join_fn fn, void *opaque);
 
 /* Interval join (Flink's a.intervalJoin(b).between(lower, upper)): joins a's element
  * at time t with b's elements of the same key at times in [t + lower, t + upper] (event
- * time); the pair's timestamp is max(a.ts, b.ts). Elements behind the watermark when they
- * arrive are late: dropped (counted in late_records_dropped) or sent to the side output
- * of their side when set. An element is kept in state only until the watermark passes
- * the last time it could still join. */
+ * time; a record without a timestamp fails the job); the pair's timestamp is
+ * max(a.ts, b.ts). An element is paired, when it arrives, with the buffered elements of
+ * the other input in range, in their time order. Elements behind the watermark when
+ * they arrive (ts < watermark) are late: not joined, counted in late_records_dropped,
+ * and sent to the side output of their side when one is set. An element is kept in
+ * state only until the watermark passes the last time it could still join (Flink's
+ * cleanup times: an element of a until t + upper, or t when upper <= 0; of b until
+ * t - lower, or t when lower >= 0). */
 typedef struct fl_interval_join_opts {
   int version; /* FL_INTERVAL_JOIN_OPTS_VERSION */
-  int64_t lower_ms, upper_ms; /* lower <= upper */
+  int64_t lower_ms, upper_ms; /* lower <= upper, else the build fails */
+  /* Non-zero: the bound is excluded (lower + 1 ms, upper - 1 ms, as Flink's
+   * lowerBoundExclusive()/upperBoundExclusive(); bounds 1 ms apart then join nothing). */
   int lower_exclusive, upper_exclusive;
   const fl_output_tag_t *left_late, *right_late; /* optional */
 } fl_interval_join_opts_t;
@@ -709,10 +729,15 @@ FL_API fl_stream_t *fl_interval_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b,
 /* Broadcast state (Flink's keyed.connect(stream.broadcast(desc)).process(..)): every
  * element of the broadcast stream reaches every parallel instance, where
  * process_broadcast may change the broadcast state (map state descriptors made with
- * fl_state_map, used with the fl_broadcast_* calls); process runs for the keyed stream's
- * elements with the key's keyed state and timers and may only read broadcast state. For
- * every instance to hold the same broadcast state, process_broadcast must update it the
- * same way on every instance (as in Flink). */
+ * fl_state_map, used with the fl_broadcast_* calls); it runs without a key, so keyed
+ * state and timers return FL_ESTATE there. process (required, like process_broadcast)
+ * runs for the keyed stream's elements, and on_timer for their timers, with the key's
+ * keyed state and timers; both may only read broadcast state. Each instance keeps its
+ * own copy of the broadcast state; for every instance to hold the same, process_broadcast
+ * must update it the same way on every instance (as in Flink). The copy is part of the
+ * instance's checkpoints; a restore at another parallelism gives instance i the copy of
+ * old instance i mod the old parallelism. Nothing orders the two inputs' records: an
+ * element that needs the rules broadcast before it can wait for them in event time. */
 typedef struct fl_broadcast_process_fn {
   int version; /* FL_BROADCAST_PROCESS_FN_VERSION */
   int (*open)(fl_context_t *ctx, void *opaque, void **instance); /* optional */
@@ -729,9 +754,11 @@ FL_API fl_stream_t *fl_keyed_broadcast_process(fl_keyed_stream_t *keyed,
                                                fl_stream_t *broadcast, const char *name,
                                                const fl_broadcast_process_fn_t *fn,
                                                void *opaque);
-/* Broadcast state access, in a broadcast process function only (else FL_ESTATE).
- * get: 1 and a view valid until the next state call, 0 if absent. put and remove:
- * FL_ESTATE from process (read-only there). */
+/* Broadcast state access, in a broadcast process function only, with a map descriptor
+ * (else FL_ESTATE). get: 1 and a view valid until the next state call, 0 if absent.
+ * put and remove: FL_ESTATE outside process_broadcast (read-only there) and from a
+ * foreach callback. foreach: cb returns 0 to go on, non-zero to stop (that value is
+ * returned); views are valid during the callback. */
 FL_API int fl_broadcast_get(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
                             size_t ukey_len, const void **value, size_t *value_len);
 FL_API int fl_broadcast_put(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,

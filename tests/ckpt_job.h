@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "flink.h"
 
@@ -33,10 +34,19 @@ typedef struct ckjob {
   _Atomic int fail_flag;
   /* records the source emits per run() call (small: more barrier points) */
   size_t budget;
+  /* at most this many records per ms of wall time since the instance started (0: no
+   * limit): makes a run last long enough to be killed in the middle */
+  double rate_per_ms;
   fl_state_desc_t *count, *sum;
 } ckjob_t;
 
-typedef struct { int64_t next; ckjob_t *j; } ck_src_t;
+typedef struct { int64_t next; ckjob_t *j; int64_t t0_ns; int64_t emitted; } ck_src_t;
+
+static inline int64_t ck_mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static inline void ckjob_key(int64_t i, int keys, char *buf, size_t n) {
   snprintf(buf, n, "k%lld", (long long)((i * 7919) % keys));
@@ -55,6 +65,13 @@ static int ck_src_run(fl_context_t *ctx, void *inst) {
   ckjob_t *j = s->j;
   size_t budget = fl_ctx_source_budget(ctx);
   if (j->budget && budget > j->budget) budget = j->budget;
+  if (j->rate_per_ms > 0) {
+    if (!s->t0_ns) s->t0_ns = ck_mono_ns();
+    double allowed = (double)(ck_mono_ns() - s->t0_ns) / 1e6 * j->rate_per_ms - (double)s->emitted;
+    if (allowed < 1) return FL_SOURCE_WAIT;
+    if ((double)budget > allowed) budget = (size_t)allowed;
+    s->emitted += (int64_t)budget;
+  }
   for (size_t b = 0; b < budget && s->next < j->n; b++) {
     if (s->next == j->pause_at && !atomic_load(&j->resume)) {
       atomic_store(&j->paused, 1);

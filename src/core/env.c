@@ -170,7 +170,10 @@ fl_node_t *fl_env_add_node(fl_env_t *env, fl_node_kind_t kind, const char *name,
   } else {
     static const char *names[] = {"source", "map",     "flat_map",       "filter", "process",
                                   "keyed_process", "rolling", "window", "assign_timestamps",
-                                  "sink"};
+                                  "sink", "co_process", "keyed_co_process", "window_join",
+                                  "interval_join", "broadcast_process"};
+    _Static_assert(sizeof names / sizeof names[0] == FL_NODE_BROADCAST_PROCESS + 1,
+                   "a name for every node kind");
     char buf[64];
     snprintf(buf, sizeof buf, "%s-%u", names[kind], n->id);
     n->name = strdup(buf);

@@ -413,7 +413,7 @@ static void op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg) {
     op->ctx.key_len = 0;
   }
   op_check(op, op->cls->process(op, li->side, rec));
-  if (op->ttl_every_record && !op->failed) ttl_sweep(op);
+  if (op->ttl_every_record && !op->failed && op->ctx.keyed) ttl_sweep(op);
 }
 
 /* Fires timers of `d` up to `upto`. */
