@@ -116,6 +116,9 @@ typedef enum fl_time_domain {
  *   state.backend                    "hashmap"  or "rocksdb"
  *   state.backend.rocksdb.localdir   ""       working directory of the RocksDB
  *                                             instances ("": a temporary directory)
+ *   state.backend.incremental        "false"  RocksDB: a checkpoint stores only the SST
+ *                                             files earlier retained ones do not hold
+ *                                             (savepoints are always complete)
  *   state.backend.rocksdb.block-cache-size "64mb"  shared by all workers
  *   state.backend.rocksdb.writebuffer.size "16mb"  per state (column family)
  *   state.backend.rocksdb.writebuffer.count "2"

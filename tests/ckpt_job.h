@@ -197,7 +197,9 @@ static inline void lines_free(lines_t *l) {
 static int lines_cmp(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
-static inline void lines_sort(lines_t *l) { qsort(l->v, l->n, sizeof *l->v, lines_cmp); }
+static inline void lines_sort(lines_t *l) {
+  if (l->n) qsort(l->v, l->n, sizeof *l->v, lines_cmp);
+}
 
 /* Every line of the committed files (names not starting with '.') of dir, sorted. */
 static inline void read_committed(const char *dir, lines_t *out) {

@@ -103,12 +103,13 @@ static void *resume_after_checkpoint(void *arg) {
   return NULL;
 }
 
-static void run_restart(const char *backend) {
+static void run_restart(const char *backend, const char *incremental) {
   char root[512], out[512];
-  snprintf(root, sizeof root, "%s/%s-ckpts", g_tmp, backend);
-  snprintf(out, sizeof out, "%s/%s-out", g_tmp, backend);
+  snprintf(root, sizeof root, "%s/%s-%s-ckpts", g_tmp, backend, incremental);
+  snprintf(out, sizeof out, "%s/%s-%s-out", g_tmp, backend, incremental);
   const char *kv[] = {"parallelism", "2",
                       "state.backend", backend,
+                      "state.backend.incremental", incremental,
                       "state.checkpoints.dir", root,
                       "state.checkpoints.num-retained", "2",
                       "execution.checkpointing.interval", "20ms",
@@ -134,11 +135,26 @@ static void run_restart(const char *backend) {
 }
 
 static void failure_restarts_from_last_checkpoint_exactly_once(void **state) {
-  run_restart("hashmap");
+  run_restart("hashmap", "false");
 }
 
 static void failure_restarts_from_last_checkpoint_exactly_once_rocksdb(void **state) {
-  run_restart("rocksdb");
+  run_restart("rocksdb", "false");
+}
+
+/* Incremental: checkpoints hold native RocksDB files, SST files shared between them. */
+static void failure_restarts_from_incremental_rocksdb_checkpoint(void **state) {
+  run_restart("rocksdb", "true");
+  char shared[600];
+  snprintf(shared, sizeof shared, "%s/rocksdb-true-ckpts/shared", g_tmp);
+  DIR *d = opendir(shared);
+  assert_non_null(d);
+  size_t ssts = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (strstr(e->d_name, ".sst")) ssts++;
+  closedir(d);
+  assert_true(ssts > 0);
 }
 
 /* Without a restart strategy the failure ends the job, naming the operator. */
@@ -302,6 +318,7 @@ int main(void) {
       cmocka_unit_test(failure_without_restart_strategy_fails_the_job),
       cmocka_unit_test(failure_restarts_from_last_checkpoint_exactly_once),
       cmocka_unit_test(failure_restarts_from_last_checkpoint_exactly_once_rocksdb),
+      cmocka_unit_test(failure_restarts_from_incremental_rocksdb_checkpoint),
       cmocka_unit_test(savepoint_at_4_restores_at_1_and_3),
       cmocka_unit_test(savepoint_moves_between_backends),
       cmocka_unit_test(restore_from_a_missing_path_names_it),

@@ -1,6 +1,7 @@
 /* The canonical operator snapshot: see snapshot.h for the format. */
 #include "checkpoint/snapshot.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #define SEC_OPSTATE 1
 #define SEC_TABLE 2
 #define SEC_TIMERS 3
+#define SEC_NATIVE 4
 #define CELL_END 0
 #define CELL_VALUE 1
 #define CELL_MAP 2
@@ -204,8 +206,45 @@ static int write_timers(fl_timers_t *t, fl_time_domain_t d, fl_buf_t *out) {
   return rc;
 }
 
-int fl_snapshot_write(fl_op_t *op, const void *op_state, size_t op_state_len, fl_buf_t *out) {
+int fl_snapshot_write_tables(fl_kv_t *kv, const char *prefix, fl_buf_t *out) {
   names_t nm = {0};
+  if (!kv->ops->list_tables) return FL_ENOTSUP;
+  nm.prefix = prefix;
+  nm.prefix_len = strlen(prefix);
+  int rc = kv->ops->list_tables(kv->self, collect_name, &nm);
+  for (size_t i = 0; i < nm.n && !rc; i++) rc = write_table(kv, nm.v[i], out);
+  names_free(&nm);
+  return rc;
+}
+
+int fl_snapshot_kv_blob(fl_kv_t *kv, const char *prefix, fl_buf_t *out) {
+  int rc = fl_buf_append(out, MAGIC, 8);
+  if (!rc) rc = fl_snapshot_write_tables(kv, prefix, out);
+  if (!rc) rc = put_u8(out, SEC_END);
+  return rc;
+}
+
+static int write_native(const char *dir, uint64_t store_id, fl_buf_t *out) {
+  DIR *d = opendir(dir);
+  if (!d) return FL_EIO;
+  int rc = put_u8(out, SEC_NATIVE);
+  if (!rc) rc = put_u64(out, store_id);
+  size_t count_at = out->len;
+  if (!rc) rc = put_u32(out, 0);
+  uint32_t n = 0;
+  struct dirent *e;
+  while (!rc && (e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    rc = put_bytes(out, e->d_name, strlen(e->d_name));
+    n++;
+  }
+  closedir(d);
+  if (!rc) memcpy(out->data + count_at, &n, 4);
+  return rc;
+}
+
+int fl_snapshot_write(fl_op_t *op, const void *op_state, size_t op_state_len,
+                      const char *native_dir, uint64_t store_id, fl_buf_t *out) {
   char prefix[32];
   int rc = fl_buf_append(out, MAGIC, 8);
   if (!rc && op_state_len) {
@@ -213,22 +252,15 @@ int fl_snapshot_write(fl_op_t *op, const void *op_state, size_t op_state_len, fl
     if (!rc) rc = put_u64(out, op_state_len);
     if (!rc) rc = fl_buf_append(out, op_state, op_state_len);
   }
-  if (!rc && op->node->keyed && op->kv && op->kv->ops) {
-    if (!op->kv->ops->list_tables) {
-      rc = FL_ENOTSUP;
-      goto done;
-    }
+  if (!rc && native_dir) {
+    rc = write_native(native_dir, store_id, out);
+  } else if (!rc && op->node->keyed && op->kv && op->kv->ops) {
     snprintf(prefix, sizeof prefix, "%u/", op->node->id);
-    nm.prefix = prefix;
-    nm.prefix_len = strlen(prefix);
-    rc = op->kv->ops->list_tables(op->kv->self, collect_name, &nm);
-    for (size_t i = 0; i < nm.n && !rc; i++) rc = write_table(op->kv, nm.v[i], out);
+    rc = fl_snapshot_write_tables(op->kv, prefix, out);
   }
   if (!rc && op->timers) rc = write_timers(op->timers, FL_EVENT_TIME, out);
   if (!rc && op->timers) rc = write_timers(op->timers, FL_PROCESSING_TIME, out);
   if (!rc) rc = put_u8(out, SEC_END);
-done:
-  names_free(&nm);
   return rc;
 }
 
@@ -343,7 +375,32 @@ static int restore_timers(fl_op_t *op, rd_t *r) {
   return FL_OK;
 }
 
-int fl_snapshot_restore(fl_op_t *op, const fl_bytes_t *blobs, size_t n, fl_bytes_t *op_states) {
+static int restore_native(fl_op_t *op, rd_t *r, size_t subtask, fl_native_restore_fn native,
+                          void *arg) {
+  uint64_t id = get_u64(r);
+  uint32_t n = get_u32(r);
+  if (r->bad || n > 1000000) return FL_EPARSE;
+  char **names = calloc(n ? n : 1, sizeof *names);
+  if (!names) return FL_ENOMEM;
+  int rc = FL_OK;
+  for (uint32_t i = 0; i < n && !rc; i++) {
+    size_t len;
+    const char *p = get_bytes(r, &len);
+    if (r->bad) {
+      rc = FL_EPARSE;
+      break;
+    }
+    names[i] = strndup(p, len);
+    if (!names[i]) rc = FL_ENOMEM;
+  }
+  if (!rc) rc = native ? native(op, subtask, id, (const char *const *)names, n, arg) : FL_ENOTSUP;
+  for (uint32_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+  return rc;
+}
+
+int fl_snapshot_restore(fl_op_t *op, const fl_bytes_t *blobs, size_t n, fl_bytes_t *op_states,
+                        fl_native_restore_fn native, void *native_arg) {
   int rc = FL_OK;
   for (size_t i = 0; i < n; i++) {
     op_states[i] = (fl_bytes_t){NULL, 0};
@@ -371,6 +428,12 @@ int fl_snapshot_restore(fl_op_t *op, const fl_bytes_t *blobs, size_t n, fl_bytes
         rc = restore_table(op, &r);
       } else if (sec == SEC_TIMERS) {
         rc = restore_timers(op, &r);
+      } else if (sec == SEC_NATIVE) {
+        if (!op->node->keyed) {
+          r.bad = true;
+          break;
+        }
+        rc = restore_native(op, &r, i, native, native_arg);
       } else {
         r.bad = true;
       }

@@ -17,6 +17,10 @@
  *                       and [u8 0] after the last cell
  *     3 timers          [u8 domain][u64 n] n x ([u16 kg][i64 ts][u32 klen][key][u32 nslen][ns])
  *                       in firing order (ts, then registration order)
+ *     4 native state    [u64 store id][u32 n] n x ([u32 len][file name]): instead of
+ *                       table sections, the keyed state is a native copy of a RocksDB
+ *                       store (incremental checkpoints), stored beside this snapshot as
+ *                       "op-<node>-<subtask>/<file name>"
  *     0 end
  * Threading: the worker that owns the operator.
  */
@@ -26,14 +30,30 @@
 #include "core/internal.h"
 
 /* Appends op's snapshot to out. op_state: the class's operator state (may be empty).
- * Only tables named "<node id>/..." in op's backend belong to op. */
-int fl_snapshot_write(fl_op_t *op, const void *op_state, size_t op_state_len, fl_buf_t *out);
+ * Only tables named "<node id>/..." in op's backend belong to op. native_dir: NULL, or
+ * the directory of a native copy of op's store (kv checkpoint op) whose files replace
+ * the table sections; store_id names that store instance. */
+int fl_snapshot_write(fl_op_t *op, const void *op_state, size_t op_state_len,
+                      const char *native_dir, uint64_t store_id, fl_buf_t *out);
+
+/* Appends the table sections of every table of kv whose name starts with prefix. */
+int fl_snapshot_write_tables(fl_kv_t *kv, const char *prefix, fl_buf_t *out);
+
+/* A whole snapshot holding only the tables of kv named prefix...: how a native copy is
+ * turned into the canonical form to restore from. */
+int fl_snapshot_kv_blob(fl_kv_t *kv, const char *prefix, fl_buf_t *out);
+
+/* Restoring a native section: gives the files of old subtask `subtask` (names as
+ * written) for op to load; set by the runtime. */
+typedef int (*fl_native_restore_fn)(fl_op_t *op, size_t subtask, uint64_t store_id,
+                                    const char *const *files, size_t n, void *arg);
 
 /* Restores into op (already opened) the keyed state and timers of its key groups from
  * the snapshots blobs[0..n) of the same node written by an earlier run (n = its
  * parallelism; an empty blob is a subtask that had nothing), and sets op_states[i] to
  * the operator state in blobs[i] (a view into it). FL_EPARSE with a message recorded on
  * op for a malformed snapshot. */
-int fl_snapshot_restore(fl_op_t *op, const fl_bytes_t *blobs, size_t n, fl_bytes_t *op_states);
+int fl_snapshot_restore(fl_op_t *op, const fl_bytes_t *blobs, size_t n, fl_bytes_t *op_states,
+                        fl_native_restore_fn native, void *native_arg);
 
 #endif

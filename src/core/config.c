@@ -32,6 +32,7 @@ static const key_spec_t SPECS[] = {
     {"execution.channel-capacity", K_INT, 2, 4096, NULL, "16"},
     {"state.backend", K_ENUM, 0, 0, "hashmap|rocksdb", "hashmap"},
     {"state.backend.rocksdb.localdir", K_STRING, 0, 0, NULL, ""},
+    {"state.backend.incremental", K_ENUM, 0, 0, "true|false", "false"},
     {"state.backend.rocksdb.block-cache-size", K_SIZE, 1 << 20, 0, NULL, "64mb"},
     {"state.backend.rocksdb.writebuffer.size", K_SIZE, 64 << 10, 0, NULL, "16mb"},
     {"state.backend.rocksdb.writebuffer.count", K_INT, 1, 64, NULL, "2"},
@@ -274,6 +275,8 @@ int fl_config_resolve(const fl_config_t *conf, fl_env_conf_t *out, char *errstr,
   out->channel_capacity = (size_t)atoi(value_or_default(conf, "execution.channel-capacity"));
   out->rocksdb = strcmp(value_or_default(conf, "state.backend"), "rocksdb") == 0;
   out->rocksdb_dir = value_or_default(conf, "state.backend.rocksdb.localdir");
+  out->incremental = out->rocksdb &&
+                     strcmp(value_or_default(conf, "state.backend.incremental"), "true") == 0;
   uint64_t sz = 0;
   parse_size(value_or_default(conf, "state.backend.rocksdb.block-cache-size"), &sz);
   out->rocksdb_opts.block_cache_bytes = (size_t)sz;

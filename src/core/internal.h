@@ -210,7 +210,8 @@ typedef struct fl_env_conf {
   size_t batch_size;
   size_t channel_capacity;
   bool rocksdb;
-  const char *rocksdb_dir; /* "" = under the checkpoint dir or /tmp */
+  const char *rocksdb_dir; /* "" = /tmp */
+  bool incremental;        /* RocksDB: checkpoints upload only new SST files */
   fl_kv_rocksdb_opts_t rocksdb_opts;
   const char *ckpt_dir;    /* "" = none */
   int ckpt_retained;
@@ -383,6 +384,10 @@ struct fl_op {
   fl_buf_t ckpt_snap;      /* its snapshot, until the worker hands it over */
   fl_buf_t ckpt_final;     /* its snapshot when it ended (checkpoints after that) */
   bool has_final;          /* ckpt_final was taken */
+  fl_kv_t own_kv;          /* RocksDB: the operator's own store (op->kv points here) */
+  uint64_t store_id;       /* names that store instance in shared checkpoint files */
+  char *native_dir;        /* incremental: the native copy behind ckpt_snap, or NULL */
+  char *native_final;      /* ... and behind ckpt_final */
 };
 
 /* True once the job is failing or stopping (a sink's flush at that moment must not

@@ -26,6 +26,8 @@
 #include "runtime/checkpoint.h"
 
 #include <dirent.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -44,6 +46,8 @@ typedef struct ack {
   int64_t id;
   fl_buf_t *snaps; /* [n_nodes]; NULL: the worker cannot take part (an operator ended
                       and its final state was not kept) */
+  char **natives;  /* [n_nodes] or NULL: native store copies (incremental) */
+  bool *owned;     /* [n_nodes]: delete natives[k] once stored */
 } ack_t;
 
 struct fl_coord {
@@ -152,6 +156,7 @@ static void trigger(fl_coord_t *c, fl_ckpt_kind_t kind, const char *path, bool f
   c->n_acked = 0;
   c->write_failed = false;
   for (int i = 0; i < job->P; i++) c->acked[i] = false;
+  if (kind == FL_CKPT_SAVEPOINT) atomic_store(&job->savepoint_id, id); /* canonical format */
   atomic_store(&job->ckpt_trigger, id);
   wake_workers(job);
 }
@@ -195,6 +200,50 @@ static void finish(fl_coord_t *c, int rc, const char *msg) {
 }
 
 /* Writes one worker's snapshots (outside the lock: the slow part). */
+/* Stores the files of a native store copy as op-<k>-<s>/<file>: SST files once in the
+ * shared directory, keyed by the store instance (file numbers restart in a new store),
+ * the small metadata files (MANIFEST, CURRENT, OPTIONS) copied every time. */
+static int write_native(fl_ckpt_writer_t *w, size_t k, int s, const char *dir, uint64_t store_id,
+                        char *err, size_t size) {
+  DIR *d = opendir(dir);
+  if (!d) {
+    snprintf(err, size, "cannot list %s: %s", dir, strerror(errno));
+    return FL_EIO;
+  }
+  int rc = FL_OK;
+  struct dirent *e;
+  while (!rc && (e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char name[512], src[4400], key[512];
+    snprintf(name, sizeof name, "op-%zu-%d/%s", k, s, e->d_name);
+    snprintf(src, sizeof src, "%s/%s", dir, e->d_name);
+    size_t len = strlen(e->d_name);
+    if (len > 4 && strcmp(e->d_name + len - 4, ".sst") == 0) {
+      snprintf(key, sizeof key, "%016" PRIx64 "-%s", store_id, e->d_name);
+      rc = fl_ckpt_writer_add_shared(w, name, src, key, err, size);
+    } else {
+      rc = fl_ckpt_writer_add_file(w, name, src, err, size);
+    }
+  }
+  closedir(d);
+  return rc;
+}
+
+/* The store id recorded in a snapshot's native section (see snapshot.h). */
+static uint64_t native_store_id(const fl_buf_t *b) {
+  /* "FLSNAP01", optional [1][u64 len][bytes], then [4][u64 id] */
+  size_t off = 8;
+  uint64_t v = 0;
+  if (b->len > off && b->data[off] == 1) {
+    memcpy(&v, b->data + off + 1, 8);
+    off += 9 + (size_t)v;
+  }
+  if (b->len >= off + 9 && b->data[off] == 4) memcpy(&v, b->data + off + 1, 8);
+  return v;
+}
+
+static void remove_tree(const char *dir);
+
 static int write_ack(fl_coord_t *c, fl_ckpt_writer_t *w, const ack_t *a, char *err, size_t size) {
   fl_env_t *env = c->job->env;
   if (!a->snaps) {
@@ -209,13 +258,29 @@ static int write_ack(fl_coord_t *c, fl_ckpt_writer_t *w, const ack_t *a, char *e
     char name[64];
     snprintf(name, sizeof name, "op-%zu-%d.snap", k, a->worker);
     int rc = fl_ckpt_writer_put(w, name, a->snaps[k].data, a->snaps[k].len, err, size);
+    if (!rc && a->natives && a->natives[k])
+      rc = write_native(w, k, a->worker, a->natives[k], native_store_id(&a->snaps[k]), err, size);
     if (rc) return rc;
   }
   return FL_OK;
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+static void remove_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
 static void ack_free(ack_t *a, size_t n_nodes) {
   if (!a) return;
+  for (size_t k = 0; a->natives && k < n_nodes; k++) {
+    if (a->natives[k] && a->owned[k]) remove_tree(a->natives[k]);
+    free(a->natives[k]);
+  }
+  free(a->natives);
+  free(a->owned);
   for (size_t k = 0; a->snaps && k < n_nodes; k++) fl_buf_free(&a->snaps[k]);
   free(a->snaps);
   free(a);
@@ -429,15 +494,30 @@ void fl_coord_wake(fl_job_t *job) {
   pthread_mutex_unlock(&c->mu);
 }
 
-void fl_coord_ack(fl_job_t *job, int worker, int64_t id, fl_buf_t *snaps) {
+void fl_coord_ack(fl_job_t *job, int worker, int64_t id, fl_buf_t *snaps, char **natives,
+                  const bool *owned) {
   fl_coord_t *c = job->coord;
   size_t n = job->env->n_nodes;
   ack_t *a = calloc(1, sizeof *a);
   fl_buf_t *copy = a && snaps ? calloc(n ? n : 1, sizeof *copy) : NULL;
-  if (!a || (snaps && !copy)) {
+  if (a && natives) {
+    a->natives = calloc(n ? n : 1, sizeof *a->natives);
+    a->owned = calloc(n ? n : 1, sizeof *a->owned);
+  }
+  if (!a || (snaps && !copy) || (natives && (!a->natives || !a->owned))) {
+    if (a) {
+      free(a->natives);
+      free(a->owned);
+    }
     free(a);
+    free(copy);
     fl_job_fail(job, FL_ENOMEM, "out of memory acknowledging a checkpoint");
     return;
+  }
+  for (size_t k = 0; natives && k < n; k++) {
+    a->natives[k] = natives[k];
+    natives[k] = NULL;
+    a->owned[k] = owned[k];
   }
   for (size_t k = 0; snaps && k < n; k++) {
     copy[k] = snaps[k];
@@ -508,6 +588,7 @@ int64_t fl_ckpt_root_max_id(const char *root) {
 
 void fl_restore_free(fl_restore_t *r) {
   if (!r) return;
+  fl_ckpt_close(r->ck);
   if (r->blobs)
     for (size_t i = 0; i < r->n_nodes * (size_t)r->parallelism; i++) free((void *)r->blobs[i].data);
   free(r->blobs);
@@ -570,6 +651,7 @@ int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *m
     snprintf(msg, size, "out of memory restoring from %s", fl_ckpt_dir(c));
     goto done;
   }
+  r->ck = c;
   r->id = fl_ckpt_id(c);
   r->parallelism = P;
   r->n_nodes = env->n_nodes;
@@ -594,9 +676,11 @@ int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *m
           (long long)r->id, r->path, P);
   *out = r;
   r = NULL;
+  c = NULL; /* owned by the restore now */
   rc = FL_OK;
 done:
   json_decref(meta);
+  if (r) r->ck = NULL;
   fl_restore_free(r);
   fl_ckpt_close(c);
   return rc;

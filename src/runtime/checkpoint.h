@@ -20,7 +20,12 @@ int fl_coord_start(fl_job_t *job, int64_t first_id, char *msg, size_t size);
 void fl_coord_stop(fl_job_t *job);
 /* Worker `worker` has snapshotted every operator for checkpoint id: snaps[node id] are
  * the snapshots (their buffers are taken over and reset). Worker thread. */
-void fl_coord_ack(fl_job_t *job, int worker, int64_t id, fl_buf_t *snaps);
+void fl_coord_ack(fl_job_t *job, int worker, int64_t id, fl_buf_t *snaps, char **natives,
+                  const bool *owned);
+/* natives (may be NULL): for incremental checkpoints, natives[node id] is the directory
+ * of the native store copy behind that snapshot, or NULL. The strings are taken over
+ * (set to NULL); the coordinator stores the files (SST files shared between
+ * checkpoints) and deletes the directories marked owned[node id]. */
 /* Makes the coordinator look at the workers again (one exited). Any thread. */
 void fl_coord_wake(fl_job_t *job);
 /* Takes a savepoint into path; blocks until it is complete or failed. Any thread but a
@@ -31,6 +36,7 @@ int64_t fl_coord_last_complete(fl_job_t *job);
 
 /* A checkpoint or savepoint loaded for a restore. */
 typedef struct fl_restore {
+  struct fl_ckpt *ck;     /* the opened checkpoint (native files are read from it) */
   int64_t id;
   int parallelism;        /* of the run that wrote it */
   size_t n_nodes;

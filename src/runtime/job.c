@@ -43,6 +43,8 @@
 #include <unistd.h>
 
 #include "checkpoint/snapshot.h"
+#include "checkpoint/store.h"
+#include "state/rocksdb.h"
 #include "runtime/checkpoint.h"
 #include "runtime/job.h"
 #include "util/hash.h"
@@ -537,7 +539,32 @@ static void op_snapshot(fl_op_t *op, int64_t id) {
   }
   fl_buf_t *dst = id ? &op->ckpt_snap : &op->ckpt_final;
   dst->len = 0;
-  rc = fl_snapshot_write(op, opstate.data, opstate.len, dst);
+  fl_job_t *job = op->worker->job;
+  char *native = NULL;
+  if (op->own_kv.ops && job->env->conf.incremental && op->own_kv.ops->checkpoint &&
+      (id == 0 || id != atomic_load(&job->savepoint_id))) {
+    /* incremental: the synchronous part is a native copy (memtable flush + hard
+     * links); the coordinator stores its new SST files in the background */
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/worker-%d/snap-%lld-op-%u", job->rocks_dir, op->subtask,
+             (long long)id, op->node->id);
+    rc = op->own_kv.ops->checkpoint(op->own_kv.self, dir);
+    if (rc == 0 && !(native = strdup(dir))) rc = FL_ENOMEM;
+    if (rc) {
+      fl_buf_free(&opstate);
+      fl_op_fail(op, rc, "native checkpoint %lld of the RocksDB state failed: %s", (long long)id,
+                 fl_kv_rocksdb_errmsg(&op->own_kv));
+      return;
+    }
+  }
+  rc = fl_snapshot_write(op, opstate.data, opstate.len, native, op->store_id, dst);
+  if (id) {
+    free(op->native_dir);
+    op->native_dir = native;
+  } else {
+    free(op->native_final);
+    op->native_final = native;
+  }
   fl_buf_free(&opstate);
   if (rc < 0) {
     fl_op_fail(op, rc, "snapshot for checkpoint %lld failed: %s", (long long)id, fl_strerror(rc));
@@ -620,7 +647,7 @@ static void maybe_ack(fl_worker_t *w) {
       for (size_t k = 0; k <= i; k++) fl_buf_free(&snaps[k]);
       free(snaps);
       w->ckpt_acked = id;
-      fl_coord_ack(job, w->index, id, NULL);
+      fl_coord_ack(job, w->index, id, NULL, NULL, NULL);
       return;
     } else if (fl_buf_append(&snaps[i], op->ckpt_final.data, op->ckpt_final.len)) {
       /* ended before the barrier came: its final state */
@@ -631,7 +658,35 @@ static void maybe_ack(fl_worker_t *w) {
     }
   }
   w->ckpt_acked = id;
-  fl_coord_ack(job, w->index, id, snaps);
+  char **natives = NULL;
+  bool *owned = NULL;
+  if (env->conf.incremental) {
+    natives = calloc(env->n_nodes, sizeof *natives);
+    owned = calloc(env->n_nodes, sizeof *owned);
+    if (!natives || !owned) {
+      free(natives);
+      free(owned);
+      for (size_t k = 0; k < env->n_nodes; k++) fl_buf_free(&snaps[k]);
+      free(snaps);
+      fl_job_fail(job, FL_ENOMEM, "out of memory acknowledging a checkpoint");
+      return;
+    }
+    for (size_t i = 0; i < env->n_nodes; i++) {
+      fl_op_t *op = w->ops[i];
+      if (op->ckpt_done == id) {
+        natives[i] = op->native_dir; /* the coordinator deletes it once stored */
+        op->native_dir = NULL;
+        owned[i] = true;
+      } else if (op->native_final) {
+        natives[i] = strdup(op->native_final); /* kept for later checkpoints */
+        if (!natives[i]) fl_job_fail(job, FL_ENOMEM, "out of memory acknowledging a checkpoint");
+      }
+    }
+  }
+  fl_coord_ack(job, w->index, id, snaps, natives, owned);
+  for (size_t i = 0; natives && i < env->n_nodes; i++) free(natives[i]);
+  free(natives);
+  free(owned);
   for (size_t i = 0; i < env->n_nodes; i++) fl_buf_free(&snaps[i]);
   free(snaps);
 }
@@ -914,6 +969,77 @@ static void worker_sleep(fl_worker_t *w, int64_t now, bool has_ticks) {
   atomic_store(&w->sleeping, 0);
 }
 
+static void rm_tree(const char *dir);
+
+/* A native (incremental) snapshot of old subtask `subtask`: its RocksDB files are linked
+ * into a temporary store, whose cells are restored like a canonical snapshot, so the key
+ * groups can move and the backend can change. */
+static int restore_native(fl_op_t *op, size_t subtask, uint64_t store_id,
+                          const char *const *files, size_t n, void *arg) {
+  const fl_restore_t *r = arg;
+  fl_job_t *job = op->worker->job;
+  static _Atomic int seq;
+  char tmp[4200], src[4300], db[4300], err[900];
+  const char *base = job->env->conf.rocksdb_dir[0] ? job->env->conf.rocksdb_dir : "/tmp";
+  snprintf(tmp, sizeof tmp, "%s/flink-restore-%d-%d", base, (int)getpid(), atomic_fetch_add(&seq, 1));
+  snprintf(src, sizeof src, "%s/files", tmp);
+  snprintf(db, sizeof db, "%s/db", tmp);
+  fl_kv_rocksdb_shared_t *sh = job->rocks_shared;
+  fl_kv_rocksdb_shared_t *own_sh = NULL;
+  fl_kv_t tkv = {0};
+  fl_buf_t blob;
+  fl_buf_init(&blob);
+  int rc = FL_OK;
+  if ((mkdir(tmp, 0700) != 0 || mkdir(src, 0700) != 0)) {
+    rc = fl_op_fail(op, FL_EIO, "cannot create %s: %s", src, strerror(errno));
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char name[600], to[4700];
+    snprintf(name, sizeof name, "op-%u-%zu/%s", op->node->id, subtask, files[i]);
+    const fl_ckpt_file_t *f = fl_ckpt_file_find(r->ck, name);
+    if (!f) {
+      rc = fl_op_fail(op, FL_EPARSE, "checkpoint %s lacks the state file %s", r->path, name);
+      goto done;
+    }
+    snprintf(to, sizeof to, "%s/%s", src, files[i]);
+    if (link(f->path, to) != 0 && symlink(f->path, to) != 0) {
+      rc = fl_op_fail(op, FL_EIO, "cannot link %s to %s: %s", f->path, to, strerror(errno));
+      goto done;
+    }
+  }
+  if (!sh) {
+    rc = fl_kv_rocksdb_shared_new(&job->env->conf.rocksdb_opts, &own_sh, err, sizeof err);
+    if (rc) {
+      rc = fl_op_fail(op, rc, "cannot open RocksDB to restore: %s", err);
+      goto done;
+    }
+    sh = own_sh;
+  }
+  rc = fl_kv_rocksdb_new(sh, db, src, &tkv, err, sizeof err);
+  if (rc) {
+    rc = fl_op_fail(op, rc, "cannot open the restored RocksDB state of subtask %zu: %s", subtask, err);
+    goto done;
+  }
+  char prefix[32];
+  snprintf(prefix, sizeof prefix, "%u/", op->node->id);
+  rc = fl_snapshot_kv_blob(&tkv, prefix, &blob);
+  fl_kv_destroy(&tkv);
+  if (rc) {
+    rc = fl_op_fail(op, rc, "cannot read the restored RocksDB state of subtask %zu", subtask);
+    goto done;
+  }
+  fl_bytes_t b = {blob.data, blob.len}, unused;
+  rc = fl_snapshot_restore(op, &b, 1, &unused, NULL, NULL);
+done:
+  (void)store_id;
+  fl_kv_destroy(&tkv);
+  if (own_sh) fl_kv_rocksdb_shared_destroy(own_sh);
+  fl_buf_free(&blob);
+  rm_tree(tmp);
+  return rc;
+}
+
 /* Gives op its key groups' state and timers and its operator state from r. */
 static void restore_op(fl_op_t *op, const fl_restore_t *r) {
   size_t n = (size_t)r->parallelism;
@@ -923,7 +1049,7 @@ static void restore_op(fl_op_t *op, const fl_restore_t *r) {
     fl_op_fail(op, FL_ENOMEM, "out of memory restoring checkpoint %lld", (long long)r->id);
     return;
   }
-  int rc = fl_snapshot_restore(op, blobs, n, states);
+  int rc = fl_snapshot_restore(op, blobs, n, states, restore_native, (void *)r);
   if (rc == 0 && op->cls->restore) {
     if (op->is_source && !op->node->parallel) {
       /* a single reader goes on from its own position */
@@ -1028,7 +1154,10 @@ static void *worker_main(void *arg) {
     }
 
     int64_t now = fl_env_now(env);
-    if (w->kv.ops->set_time) w->kv.ops->set_time(w->kv.self, now);
+    for (size_t i = 0; i < env->n_nodes; i++) {
+      fl_op_t *op = w->ops[i];
+      if (op->kv->ops->set_time) op->kv->ops->set_time(op->kv->self, now);
+    }
     w->poll_again = false;
     if (!atomic_load(&job->failing)) {
       for (size_t i = 0; i < w->n_sources; i++) {
@@ -1166,9 +1295,25 @@ static fl_op_t *op_new(fl_worker_t *w, fl_node_t *node) {
     }
   }
   op->kv = &w->kv;
+  if (node->keyed && env->conf.rocksdb) {
+    /* RocksDB: one store per keyed operator subtask (Flink's layout), so each can be
+     * copied natively at its own barrier for incremental checkpoints */
+    static _Atomic uint64_t store_seq;
+    char dir[4300], err[900];
+    snprintf(dir, sizeof dir, "%s/worker-%d/op-%u", w->job->rocks_dir, w->index, node->id);
+    if (fl_kv_rocksdb_new(w->job->rocks_shared, dir, NULL, &op->own_kv, err, sizeof err)) {
+      fprintf(stderr, "flink: cannot open the RocksDB state of operator '%s': %s\n",
+              node->name, err);
+      goto fail;
+    }
+    op->kv = &op->own_kv;
+    op->store_id = ((uint64_t)getpid() << 40) ^ (uint64_t)mono_ns() ^
+                   (atomic_fetch_add(&store_seq, 1) << 20);
+  }
   op->worker_scratch = w->scratch;
   return op;
 fail:
+  fl_kv_destroy(&op->own_kv);
   fl_timers_destroy(op->timers);
   free(op->desc_tables);
   free(op->desc_cleanup);
@@ -1194,6 +1339,9 @@ static void op_free(fl_op_t *op) {
   fl_buf_free(&op->timer_key);
   fl_buf_free(&op->ckpt_snap);
   fl_buf_free(&op->ckpt_final);
+  fl_kv_destroy(&op->own_kv);
+  free(op->native_dir);
+  free(op->native_final);
   free(op);
 }
 
@@ -1391,17 +1539,7 @@ static int plan(fl_job_t *job, char *msg, size_t size) {
       snprintf(msg, size, "cannot create the event loop of worker %d: %s", i, strerror(errno));
       return FL_ESYS;
     }
-    if (env->conf.rocksdb) {
-      char dir[4200], err[900];
-      snprintf(dir, sizeof dir, "%s/worker-%d", job->rocks_dir, i);
-      rc = fl_kv_rocksdb_new(job->rocks_shared, dir, NULL, &w->kv, err, sizeof err);
-      if (rc) {
-        snprintf(msg, size, "cannot open the RocksDB state of worker %d: %s", i, err);
-        return rc;
-      }
-    } else if (fl_kv_hashmap_new(&w->kv) != FL_OK) {
-      PLAN_NOMEM();
-    }
+    if (fl_kv_hashmap_new(&w->kv) != FL_OK) PLAN_NOMEM();
     w->scratch = fl_state_scratch_new();
     w->ops = calloc(env->n_nodes, sizeof *w->ops);
     if (!w->scratch || !w->ops) PLAN_NOMEM();

@@ -92,6 +92,7 @@ struct fl_job {
   _Atomic int64_t ckpt_trigger;     /* newest checkpoint whose barriers sources inject */
   _Atomic int64_t ckpt_complete;    /* newest completed checkpoint */
   _Atomic int64_t ckpt_abort;       /* newest aborted checkpoint */
+  _Atomic int64_t savepoint_id;     /* the newest savepoint's id (always canonical) */
   struct fl_restore *restore;       /* what the job starts from, or NULL */
   fl_kv_rocksdb_shared_t *rocks_shared; /* state.backend rocksdb: the shared cache */
   char rocks_dir[4096];             /* ... and this attempt's working directory */

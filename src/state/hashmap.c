@@ -732,6 +732,18 @@ static size_t hm_count(void *self, uint32_t table) {
   return h->t[table].d.count;
 }
 
+/* Table names in id order. cb returns 0 to go on; anything else stops the walk, and
+ * a negative value is returned. */
+static int hm_list_tables(void *self, int (*cb)(const char *name, void *arg), void *arg) {
+  hm_t *h = self;
+  if (!h || !cb) return FL_EINVAL;
+  for (size_t i = 0; i < h->n; i++) {
+    int r = cb(h->t[i].name, arg);
+    if (r) return r < 0 ? r : FL_OK;
+  }
+  return FL_OK;
+}
+
 static const fl_kv_ops_t hm_ops = {
     .version = 1,
     .name = "hashmap",
@@ -747,6 +759,7 @@ static const fl_kv_ops_t hm_ops = {
     .map_iter = hm_map_iter,
     .iterate = hm_iterate,
     .count = hm_count,
+    .list_tables = hm_list_tables,
 };
 
 int fl_kv_hashmap_new(fl_kv_t *out) {
