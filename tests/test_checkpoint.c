@@ -311,6 +311,60 @@ static void savepoint_of_a_job_that_is_not_running_is_refused(void **state) {
   fl_env_destroy(env);
 }
 
+/* ---- restart strategies give up as configured ---- */
+
+static _Atomic int g_opens;
+
+static int always_fail_open(fl_context_t *ctx, void *opaque, void **inst) {
+  atomic_fetch_add(&g_opens, 1);
+  return 0;
+}
+static int always_fail(fl_context_t *ctx, const fl_record_t *in, void *inst) {
+  return fl_ctx_fail(ctx, "always fails");
+}
+
+static int attempts_with(const char *const *kv) {
+  fl_env_t *env = env_conf(kv);
+  assert_non_null(env);
+  atomic_store(&g_opens, 0);
+  fl_record_t r = rec_str("k", "v", 1);
+  fl_stream_t *s = fl_source_collection(env, "one", &r, 1);
+  static const fl_process_fn_t fn = {.version = FL_PROCESS_FN_VERSION,
+                                     .open = always_fail_open,
+                                     .process = always_fail};
+  s = fl_stream_process(s, "failing", &fn, NULL);
+  collector_t c;
+  collector_init(&c);
+  fl_stream_sink(s, "sink", &collector_sink, &c);
+  assert_int_equal(fl_env_execute(env, "restarts"), FL_EUSER);
+  assert_non_null(strstr(fl_env_error(env), "always fails"));
+  char *m = fl_env_metrics_json(env);
+  assert_non_null(strstr(m, "\"restarts\":"));
+  fl_free(m);
+  fl_env_destroy(env);
+  collector_free(&c);
+  return atomic_load(&g_opens);
+}
+
+static void restart_strategies_give_up_as_configured(void **state) {
+  const char *none[] = {"restart-strategy.type", "none", NULL};
+  assert_int_equal(attempts_with(none), 1);
+  const char *fixed[] = {"restart-strategy.type", "fixed-delay",
+                         "restart-strategy.fixed-delay.attempts", "2",
+                         "restart-strategy.fixed-delay.delay", "1ms", NULL};
+  assert_int_equal(attempts_with(fixed), 3);
+  const char *expo[] = {"restart-strategy.type", "exponential-delay",
+                        "restart-strategy.exponential-delay.initial-backoff", "1ms",
+                        "restart-strategy.exponential-delay.max-backoff", "4ms",
+                        "restart-strategy.exponential-delay.attempts", "3", NULL};
+  assert_int_equal(attempts_with(expo), 4);
+  const char *rate[] = {"restart-strategy.type", "failure-rate",
+                        "restart-strategy.failure-rate.max-failures-per-interval", "2",
+                        "restart-strategy.failure-rate.failure-rate-interval", "1h",
+                        "restart-strategy.failure-rate.delay", "1ms", NULL};
+  assert_int_equal(attempts_with(rate), 3);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(checkpoint_configuration_is_checked),
@@ -322,6 +376,7 @@ int main(void) {
       cmocka_unit_test(savepoint_at_4_restores_at_1_and_3),
       cmocka_unit_test(savepoint_moves_between_backends),
       cmocka_unit_test(restore_from_a_missing_path_names_it),
+      cmocka_unit_test(restart_strategies_give_up_as_configured),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -248,6 +248,11 @@ struct fl_env {
   char *job_name;
   _Atomic(struct fl_job *) job; /* while running */
   _Atomic int stoppers;           /* fl_env_stop() calls in progress */
+  /* checkpoint statistics (Flink's names), across restarts */
+  struct {
+    _Atomic int64_t completed, failed, restored_id, restarts;
+    _Atomic int64_t last_id, last_duration_ms, last_size, last_new_bytes;
+  } ckpt_stats;
   int executed;
 };
 

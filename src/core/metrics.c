@@ -58,6 +58,22 @@ char *fl_env_metrics_json(fl_env_t *env) {
   }
   json_object_set_new(root, "operators", ops);
   ops = NULL;
+  json_t *ck = json_object();
+  if (ck) {
+    json_object_set_new(ck, "completed", json_integer(atomic_load(&env->ckpt_stats.completed)));
+    json_object_set_new(ck, "failed", json_integer(atomic_load(&env->ckpt_stats.failed)));
+    int64_t rid = atomic_load(&env->ckpt_stats.restored_id);
+    json_object_set_new(ck, "restored_from", rid ? json_integer(rid) : json_null());
+    json_object_set_new(ck, "restarts", json_integer(atomic_load(&env->ckpt_stats.restarts)));
+    int64_t last = atomic_load(&env->ckpt_stats.last_id);
+    json_object_set_new(ck, "last_id", last ? json_integer(last) : json_null());
+    json_object_set_new(ck, "last_duration_ms",
+                        json_integer(atomic_load(&env->ckpt_stats.last_duration_ms)));
+    json_object_set_new(ck, "last_size_bytes", json_integer(atomic_load(&env->ckpt_stats.last_size)));
+    json_object_set_new(ck, "last_new_bytes",
+                        json_integer(atomic_load(&env->ckpt_stats.last_new_bytes)));
+    json_object_set_new(root, "checkpoints", ck);
+  }
   char *s = json_dumps(root, JSON_COMPACT);
   json_decref(root);
   return s;

@@ -67,6 +67,7 @@ struct fl_coord {
   int n_acked;
   bool write_failed;
   char write_err[1100];
+  _Atomic uint64_t bytes_total, bytes_new; /* of the pending checkpoint */
   int64_t pending_started; /* mono ms */
   ack_t *q, *q_tail;
   /* schedule */
@@ -155,6 +156,8 @@ static void trigger(fl_coord_t *c, fl_ckpt_kind_t kind, const char *path, bool f
   c->pending_started = c->last_trigger;
   c->n_acked = 0;
   c->write_failed = false;
+  atomic_store(&c->bytes_total, 0);
+  atomic_store(&c->bytes_new, 0);
   for (int i = 0; i < job->P; i++) c->acked[i] = false;
   if (kind == FL_CKPT_SAVEPOINT) atomic_store(&job->savepoint_id, id); /* canonical format */
   atomic_store(&job->ckpt_trigger, id);
@@ -170,9 +173,15 @@ static void finish(fl_coord_t *c, int rc, const char *msg) {
   c->pending = 0;
   c->writer = NULL;
   c->last_end = mono_ms();
+  fl_env_t *env = job->env;
   if (rc == 0) {
     c->failures = 0;
     if (!sp) {
+      atomic_fetch_add(&env->ckpt_stats.completed, 1);
+      atomic_store(&env->ckpt_stats.last_id, id);
+      atomic_store(&env->ckpt_stats.last_duration_ms, c->last_end - c->pending_started);
+      atomic_store(&env->ckpt_stats.last_size, (int64_t)atomic_load(&c->bytes_total));
+      atomic_store(&env->ckpt_stats.last_new_bytes, (int64_t)atomic_load(&c->bytes_new));
       c->last_complete = id;
       atomic_store(&job->ckpt_complete, id);
       if (final) atomic_store(&job->final_done, id);
@@ -180,6 +189,7 @@ static void finish(fl_coord_t *c, int rc, const char *msg) {
   } else {
     atomic_store(&job->ckpt_abort, id);
     if (!sp) {
+      atomic_fetch_add(&env->ckpt_stats.failed, 1);
       fprintf(stderr, "flink: checkpoint %" PRId64 " failed: %s\n", id, msg);
       c->failures++;
       if (c->failures > job->env->conf.ckpt_tolerable) {
@@ -203,8 +213,8 @@ static void finish(fl_coord_t *c, int rc, const char *msg) {
 /* Stores the files of a native store copy as op-<k>-<s>/<file>: SST files once in the
  * shared directory, keyed by the store instance (file numbers restart in a new store),
  * the small metadata files (MANIFEST, CURRENT, OPTIONS) copied every time. */
-static int write_native(fl_ckpt_writer_t *w, size_t k, int s, const char *dir, uint64_t store_id,
-                        char *err, size_t size) {
+static int write_native(fl_coord_t *c, fl_ckpt_writer_t *w, size_t k, int s, const char *dir,
+                        uint64_t store_id, char *err, size_t size) {
   DIR *d = opendir(dir);
   if (!d) {
     snprintf(err, size, "cannot list %s: %s", dir, strerror(errno));
@@ -218,10 +228,18 @@ static int write_native(fl_ckpt_writer_t *w, size_t k, int s, const char *dir, u
     snprintf(name, sizeof name, "op-%zu-%d/%s", k, s, e->d_name);
     snprintf(src, sizeof src, "%s/%s", dir, e->d_name);
     size_t len = strlen(e->d_name);
+    struct stat st;
+    uint64_t fsize = stat(src, &st) == 0 ? (uint64_t)st.st_size : 0;
+    atomic_fetch_add(&c->bytes_total, fsize);
     if (len > 4 && strcmp(e->d_name + len - 4, ".sst") == 0) {
       snprintf(key, sizeof key, "%016" PRIx64 "-%s", store_id, e->d_name);
+      /* for the statistics only: a file already in shared/ is not written again */
+      char spath[4400];
+      snprintf(spath, sizeof spath, "%s/../shared/%s", fl_ckpt_writer_dir(w), key);
+      if (stat(spath, &st) != 0) atomic_fetch_add(&c->bytes_new, fsize);
       rc = fl_ckpt_writer_add_shared(w, name, src, key, err, size);
     } else {
+      atomic_fetch_add(&c->bytes_new, fsize);
       rc = fl_ckpt_writer_add_file(w, name, src, err, size);
     }
   }
@@ -257,9 +275,12 @@ static int write_ack(fl_coord_t *c, fl_ckpt_writer_t *w, const ack_t *a, char *e
     if (a->snaps[k].len == 0) continue;
     char name[64];
     snprintf(name, sizeof name, "op-%zu-%d.snap", k, a->worker);
+    atomic_fetch_add(&c->bytes_total, a->snaps[k].len);
+    atomic_fetch_add(&c->bytes_new, a->snaps[k].len);
     int rc = fl_ckpt_writer_put(w, name, a->snaps[k].data, a->snaps[k].len, err, size);
     if (!rc && a->natives && a->natives[k])
-      rc = write_native(w, k, a->worker, a->natives[k], native_store_id(&a->snaps[k]), err, size);
+      rc = write_native(c, w, k, a->worker, a->natives[k], native_store_id(&a->snaps[k]), err,
+                        size);
     if (rc) return rc;
   }
   return FL_OK;

@@ -1793,10 +1793,12 @@ int fl_env_execute(fl_env_t *env, const char *job_name) {
     if (conf->ckpt_dir[0]) first = fl_ckpt_root_max_id(conf->ckpt_dir) + 1;
     if (r && r->id >= first) first = r->id + 1;
     int64_t last = 0;
+    if (r) atomic_store(&env->ckpt_stats.restored_id, r->id);
     rc = run_attempt(env, r, first, &last);
     if (rc == FL_OK || rc == FL_ECANCELED || atomic_load(&env->stop_requested)) break;
     int64_t delay = 0;
     if (!may_restart(&conf->restart, &st, &delay)) break;
+    atomic_fetch_add(&env->ckpt_stats.restarts, 1);
     fprintf(stderr, "flink: job '%s' failed (%s); restart %d in %lld ms\n", env->job_name,
             env->errmsg, st.n, (long long)delay);
     restart_wait(env, delay);
