@@ -35,7 +35,12 @@ BENCH := $(RELEASE_DIR)/bench/flink-bench
 BENCH_RUNS := \
   "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 1" \
   "window --events 20000000 --keys 1000000 --window-ms 1000 --parallelism 1" \
-  "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 2"
+  "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 2" \
+  "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 1 --set execution.checkpointing.interval=1s --set state.checkpoints.dir=/tmp/flink-bench-ckpt" \
+  "nexmark --query all --events 10000000 --parallelism 1" \
+  "nexmark --query all --events 10000000 --parallelism 2" \
+  "checkpoint --state-mb 1024 --interval 5s --rounds 3 --incremental true" \
+  "checkpoint --state-mb 1024 --interval 5s --rounds 3 --incremental false"
 
 # Sanitizer settings; values from the environment win. fast_unwind_on_malloc=0: the
 # frame-pointer unwinder stops inside libraries built without frame pointers (a leak

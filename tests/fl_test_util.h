@@ -48,11 +48,11 @@ static inline int collector_write(fl_context_t *ctx, const fl_record_t *in, void
   }
   col_rec_t *r = &c->r[c->n++];
   r->key = malloc(in->key_len + 1);
-  memcpy(r->key, in->key, in->key_len);
+  if (in->key_len) memcpy(r->key, in->key, in->key_len);
   r->key[in->key_len] = 0;
   r->key_len = in->key_len;
   r->value = malloc(in->value_len + 1);
-  memcpy(r->value, in->value, in->value_len);
+  if (in->value_len) memcpy(r->value, in->value, in->value_len);
   r->value[in->value_len] = 0;
   r->value_len = in->value_len;
   r->ts = in->timestamp;

@@ -1,0 +1,257 @@
+/*
+ * flink-bench checkpoint: checkpoint duration and size for a large keyed state, full
+ * versus incremental (RocksDB), measured through the public API and the job metrics.
+ *
+ * The job loads --state-mb of keyed value state (--value-bytes per key) through a
+ * KeyedProcessFunction, then keeps updating --update-pct percent of the keys between
+ * checkpoints. Checkpoints run every --interval; the benchmark reports the first one
+ * after the load (everything is new) and the next --rounds ones (only the updates are
+ * new), one JSON line each: duration, bytes referenced, bytes newly written.
+ */
+#define _GNU_SOURCE
+#include "lib/bench_ckpt.h"
+
+#include <stdio.h>
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "flink.h"
+
+typedef struct bc {
+  uint64_t keys;
+  size_t value_bytes;
+  double update_pct;
+  _Atomic int loaded;
+  _Atomic uint64_t round; /* bumped by the main thread after each measured checkpoint */
+  fl_state_desc_t *val;
+} bc_t;
+
+typedef struct {
+  bc_t *b;
+  uint64_t next, done_round, in_round;
+  uint64_t rng;
+  char *value;
+} bc_src_t;
+
+static int src_open(fl_context_t *ctx, void *opaque, void **inst) {
+  bc_src_t *s = calloc(1, sizeof *s);
+  if (!s) return FL_ENOMEM;
+  s->b = opaque;
+  s->rng = 0x9E3779B97F4A7C15ull;
+  s->value = malloc(s->b->value_bytes);
+  if (!s->value) {
+    free(s);
+    return FL_ENOMEM;
+  }
+  *inst = s;
+  return 0;
+}
+
+static uint64_t xs(uint64_t *x) {
+  *x ^= *x << 13;
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return *x;
+}
+
+static int src_run(fl_context_t *ctx, void *inst) {
+  bc_src_t *s = inst;
+  bc_t *b = s->b;
+  size_t budget = fl_ctx_source_budget(ctx);
+  for (size_t i = 0; i < budget; i++) {
+    uint64_t k;
+    if (s->next < b->keys) {
+      k = s->next++;
+      if (s->next == b->keys) atomic_store(&b->loaded, 1);
+    } else {
+      /* one batch of updates per measured round */
+      uint64_t per_round = (uint64_t)((double)b->keys * b->update_pct / 100.0);
+      uint64_t r = atomic_load(&b->round);
+      if (r != s->done_round) {
+        s->done_round = r;
+        s->in_round = 0;
+      }
+      if (s->in_round >= per_round) return FL_SOURCE_WAIT;
+      s->in_round++;
+      k = xs(&s->rng) % b->keys;
+    }
+    /* incompressible values, so sizes are what they claim */
+    for (size_t j = 0; j + 8 <= b->value_bytes; j += 8) {
+      uint64_t v = xs(&s->rng);
+      memcpy(s->value + j, &v, 8);
+    }
+    char key[24];
+    int kl = snprintf(key, sizeof key, "%" PRIu64, k);
+    int rc = fl_emit(ctx, key, (size_t)kl, s->value, b->value_bytes, 0);
+    if (rc) return rc;
+  }
+  return FL_SOURCE_MORE;
+}
+
+static void src_close(void *inst) {
+  bc_src_t *s = inst;
+  free(s->value);
+  free(s);
+}
+
+static int put_process(fl_context_t *ctx, const fl_record_t *in, void *inst) {
+  bc_t *b = inst;
+  return fl_value_set(ctx, b->val, in->value, in->value_len);
+}
+
+static int null_write(fl_context_t *ctx, const fl_record_t *in, void *inst) { return 0; }
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+typedef struct {
+  fl_env_t *env;
+  int rc;
+} runner_t;
+
+static void *run(void *arg) {
+  runner_t *r = arg;
+  r->rc = fl_env_execute(r->env, "bench-checkpoint");
+  return NULL;
+}
+
+static int64_t metric(fl_env_t *env, const char *name) {
+  char *js = fl_env_metrics_json(env);
+  json_t *doc = js ? json_loads(js, 0, NULL) : NULL;
+  free(js);
+  int64_t v = (int64_t)json_integer_value(json_object_get(json_object_get(doc, "checkpoints"), name));
+  json_decref(doc);
+  return v;
+}
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: flink-bench checkpoint [--state-mb N] [--value-bytes N] [--update-pct P]\n"
+          "         [--incremental true|false] [--backend rocksdb|hashmap] [--interval DUR]\n"
+          "         [--rounds N] [--parallelism N] [--dir PATH]\n");
+}
+
+int fl_bench_checkpoint_main(int argc, char **argv) {
+  uint64_t state_mb = 1024;
+  size_t value_bytes = 256;
+  double update_pct = 1.0;
+  const char *incremental = "true", *backend = "rocksdb", *interval = "3s", *dir = NULL;
+  int rounds = 3, par = 1;
+  /* argv[0] is the program, or the subcommand when called as fl_bench_*_main(argc-1, ..) */
+  int first = argc > 1 && strcmp(argv[1], "checkpoint") == 0 ? 2 : 1;
+  for (int i = first; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!v) {
+      usage();
+      return 2;
+    }
+    if (!strcmp(a, "--state-mb")) state_mb = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--value-bytes")) value_bytes = (size_t)strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--update-pct")) update_pct = atof(v);
+    else if (!strcmp(a, "--incremental")) incremental = v;
+    else if (!strcmp(a, "--backend")) backend = v;
+    else if (!strcmp(a, "--interval")) interval = v;
+    else if (!strcmp(a, "--rounds")) rounds = atoi(v);
+    else if (!strcmp(a, "--parallelism")) par = atoi(v);
+    else if (!strcmp(a, "--dir")) dir = v;
+    else {
+      usage();
+      return 2;
+    }
+    i++;
+  }
+  if (value_bytes < 8 || state_mb == 0 || rounds < 1) {
+    usage();
+    return 2;
+  }
+  char tmp[512];
+  if (dir)
+    snprintf(tmp, sizeof tmp, "%s", dir);
+  else
+    snprintf(tmp, sizeof tmp, "/tmp/flink-bench-ckpt-%d", (int)getpid());
+  char ck[600], rocks[600], ps[16];
+  snprintf(ck, sizeof ck, "%s/checkpoints", tmp);
+  snprintf(rocks, sizeof rocks, "%s/rocksdb", tmp);
+  snprintf(ps, sizeof ps, "%d", par);
+  if (mkdir_p_simple(tmp) || mkdir_p_simple(rocks)) {
+    fprintf(stderr, "flink-bench: cannot create %s\n", tmp);
+    return 1;
+  }
+  const char *kv[] = {"parallelism", ps,
+                      "state.backend", backend,
+                      "state.backend.incremental", incremental,
+                      "state.backend.rocksdb.localdir", rocks,
+                      "state.checkpoints.dir", ck,
+                      "state.checkpoints.num-retained", "1",
+                      "execution.checkpointing.interval", interval,
+                      NULL};
+  fl_config_t *conf = fl_config_new();
+  char err[512];
+  for (size_t i = 0; kv[i]; i += 2)
+    if (fl_config_set(conf, kv[i], kv[i + 1], err, sizeof err)) {
+      fprintf(stderr, "flink-bench: %s\n", err);
+      fl_config_destroy(conf);
+      return 2;
+    }
+  fl_env_t *env = NULL;
+  if (fl_env_new(&env, conf, err, sizeof err)) {
+    fprintf(stderr, "flink-bench: %s\n", err);
+    fl_config_destroy(conf);
+    return 1;
+  }
+  fl_config_destroy(conf);
+  bc_t b = {.keys = state_mb * 1024 * 1024 / value_bytes, .value_bytes = value_bytes,
+            .update_pct = update_pct};
+  b.val = fl_state_value(env, "value");
+  static const fl_source_fn_t sfn = {.version = FL_SOURCE_FN_VERSION,
+                                     .open = src_open,
+                                     .run = src_run,
+                                     .close = src_close};
+  static const fl_process_fn_t pfn = {.version = FL_PROCESS_FN_VERSION, .process = put_process};
+  static const fl_sink_fn_t kfn = {.version = FL_SINK_FN_VERSION, .write = null_write};
+  fl_stream_t *s = fl_source(env, "load", &sfn, &b, 0);
+  fl_stream_t *o = fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "state", &pfn, &b);
+  fl_stream_sink(o, "none", &kfn, NULL);
+
+  runner_t r = {.env = env};
+  pthread_t t;
+  double t0 = now_s();
+  pthread_create(&t, NULL, run, &r);
+  while (!atomic_load(&b.loaded)) usleep(10000);
+  double load_s = now_s() - t0;
+  /* the first checkpoint that started after the load holds all of it */
+  int64_t seen = metric(env, "completed") + 1;
+  for (int round = 0; round <= rounds; round++) {
+    while (metric(env, "completed") <= seen) usleep(20000);
+    seen = metric(env, "completed");
+    printf("{\"bench\":\"checkpoint\",\"backend\":\"%s\",\"incremental\":%s,"
+           "\"state_mb\":%" PRIu64 ",\"keys\":%" PRIu64 ",\"checkpoint\":\"%s\","
+           "\"duration_ms\":%" PRId64 ",\"size_bytes\":%" PRId64 ",\"new_bytes\":%" PRId64
+           ",\"load_seconds\":%.1f}\n",
+           backend, strcmp(incremental, "true") == 0 ? "true" : "false", state_mb, b.keys,
+           round == 0 ? "after-load" : "after-updates", metric(env, "last_duration_ms"),
+           metric(env, "last_size_bytes"), metric(env, "last_new_bytes"), load_s);
+    fflush(stdout);
+    atomic_fetch_add(&b.round, 1); /* the next batch of updates */
+  }
+  fl_env_stop(env);
+  pthread_join(t, NULL);
+  fl_env_destroy(env);
+  if (!dir) {
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "flink-bench: cannot remove %s\n", tmp);
+  }
+  return r.rc == FL_ECANCELED || r.rc == 0 ? 0 : 1;
+}
