@@ -47,7 +47,7 @@ BENCH_RUNS := \
 # of a jansson object would show no caller of ours); it costs about 3x in malloc.
 ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0
 UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
-TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
+TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/scripts/tsan.supp
 # Tests multiply their timeouts by FL_TEST_TIMEOUT_SCALE. When it is not set, the
 # instrumented runs, which are several times slower, get a larger one.
 SCALE_PLAIN := $(or $(FL_TEST_TIMEOUT_SCALE),1)

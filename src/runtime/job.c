@@ -984,7 +984,8 @@ static int restore_native(fl_op_t *op, size_t subtask, uint64_t store_id,
   snprintf(tmp, sizeof tmp, "%s/flink-restore-%d-%d", base, (int)getpid(), atomic_fetch_add(&seq, 1));
   snprintf(src, sizeof src, "%s/files", tmp);
   snprintf(db, sizeof db, "%s/db", tmp);
-  fl_kv_rocksdb_shared_t *sh = job->rocks_shared;
+  /* a cache of its own: temporary stores of several workers read the same files */
+  fl_kv_rocksdb_shared_t *sh = NULL;
   fl_kv_rocksdb_shared_t *own_sh = NULL;
   fl_kv_t tkv = {0};
   fl_buf_t blob;
