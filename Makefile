@@ -39,6 +39,7 @@ BENCH_RUNS := \
   "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 1 --set execution.checkpointing.interval=1s --set state.checkpoints.dir=/tmp/flink-bench-ckpt" \
   "nexmark --query all --events 10000000 --parallelism 1" \
   "nexmark --query all --events 10000000 --parallelism 2" \
+  "state --backend both --keys 1000000 --ops 1000000" \
   "checkpoint --state-mb 1024 --interval 5s --rounds 3 --incremental true" \
   "checkpoint --state-mb 1024 --interval 5s --rounds 3 --incremental false"
 

@@ -53,6 +53,7 @@
 
 #include "flink.h"
 #include "lib/bench_ckpt.h"
+#include "lib/bench_state.h"
 #include "lib/nexmark.h"
 
 #define BASE_TS INT64_C(1700000000000)
@@ -996,6 +997,7 @@ static const command_t commands[] = {
     {"nexmark", bench_nexmark, "the Nexmark queries (q0-q2 also against plain C)"},
     {"nexmark-table", bench_nexmark_table, "nexmark JSON lines to a Markdown table"},
     {"checkpoint", fl_bench_checkpoint_main, "checkpoint duration and size, full vs incremental"},
+    {"state", fl_bench_state_main, "state operations per second, hashmap vs RocksDB"},
 };
 
 int main(int argc, char **argv) {

@@ -48,6 +48,9 @@
  * from atomics: compactions run on RocksDB's threads. Value and map entries are
  * dropped when ts + ttl <= now; list values are rewritten without their expired items
  * (dropped when none remain). Until set_time is first called nothing is dropped.
+ * RocksDB filters stored values, not merge results: a list appended to since the last
+ * compaction is folded into one value by a compaction and filtered by the next. The
+ * cleanup is a space matter only; the state layer checks expiry on every read.
  *
  * count is a full scan, O(cells): an exact counter maintained on writes would drift
  * as compactions drop expired state behind the store's back. It is meant for tests
@@ -57,11 +60,9 @@
  * failure, and a checkpoint flushes the memtables first.
  */
 #define _GNU_SOURCE
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -1423,11 +1424,20 @@ int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared
     return FL_ENOMEM;
   }
   /* Index and filter blocks live in the block cache too, so that the cache bounds the
-   * memory of every table file of every worker; level-0 ones stay pinned (they are
-   * read on every lookup). */
+   * memory of every table file of every worker. They are partitioned (a small top
+   * level, pinned, over 4 KiB partitions): a whole filter of a large file is bigger
+   * than a cache shard (capacity / 64), would be evicted as soon as it is loaded, and
+   * every lookup would read it from the file again. Level-0 ones stay pinned (every
+   * lookup reads them); the bloom filters spare reads of absent keys. */
   rocksdb_block_based_options_set_block_cache(bb, sh->cache);
   rocksdb_block_based_options_set_filter_policy(bb, rocksdb_filterpolicy_create_bloom_full(10));
+  rocksdb_block_based_options_set_index_type(
+      bb, rocksdb_block_based_table_index_type_two_level_index_search);
+  rocksdb_block_based_options_set_partition_filters(bb, 1);
+  rocksdb_block_based_options_set_metadata_block_size(bb, 4096);
   rocksdb_block_based_options_set_cache_index_and_filter_blocks(bb, 1);
+  rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(bb, 1);
+  rocksdb_block_based_options_set_pin_top_level_index_and_filter(bb, 1);
   rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(bb, 1);
   rocksdb_options_set_block_based_table_factory(sh->base, bb);
   rocksdb_block_based_options_destroy(bb);
