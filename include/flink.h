@@ -195,7 +195,10 @@ FL_API void fl_env_stop(fl_env_t *env);
  * (configuration key execution.savepoint.path) with another state backend or
  * parallelism. Blocks until the savepoint is complete (0) or failed (an error, with
  * fl_env_error()-style text in errstr). Thread-safe; call it from a thread other than
- * the one in fl_env_execute(). FL_ESTATE when the job is not running. */
+ * the one in fl_env_execute(). FL_ESTATE when the job is not running, or when some
+ * operator already ended and periodic checkpoints are off (only they keep an ended
+ * operator's final state). A savepoint does not make sinks commit: the next completed
+ * checkpoint commits what they pre-committed for it. */
 FL_API int fl_env_savepoint(fl_env_t *env, const char *path, char *errstr, size_t errstr_size);
 
 /* Replaces the processing-time clock (milliseconds) used for processing-time timers,
@@ -208,7 +211,10 @@ FL_API int fl_env_set_clock(fl_env_t *env, int64_t (*now_ms)(void *opaque), void
  *   {"job":"x","state":"running","operators":[{"id":3,"name":"window","parallelism":2,
  *    "records_in":10,"records_out":4,"late_records_dropped":1,
  *    "current_input_watermark":1999,"subtasks":[{...same counters...}]}]}
- * current_input_watermark is null before the first watermark. Callable from any thread
+ * current_input_watermark is null before the first watermark. A "checkpoints" object
+ * counts completed and failed checkpoints and restarts, names the checkpoint the job was
+ * restored from, and gives the last checkpoint's id, duration and size (last_size_bytes:
+ * everything it references; last_new_bytes: what it wrote). Callable from any thread
  * before, during and after execute. The caller frees the string with fl_free(). */
 FL_API char *fl_env_metrics_json(fl_env_t *env);
 
