@@ -32,13 +32,12 @@ DEMO_CMD := $(BUILD_DIR)/examples/user_spend --demo
 
 # Benchmarks: one quoted argument list per run of $(BENCH); add runs here.
 BENCH := $(RELEASE_DIR)/bench/flink-bench
+NEXMARK_EVENTS ?= 10000000
 BENCH_RUNS := \
   "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 1" \
   "window --events 20000000 --keys 1000000 --window-ms 1000 --parallelism 1" \
   "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 2" \
   "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 1 --set execution.checkpointing.interval=1s --set state.checkpoints.dir=/tmp/flink-bench-ckpt" \
-  "nexmark --query all --events 10000000 --parallelism 1" \
-  "nexmark --query all --events 10000000 --parallelism 2" \
   "state --backend both --keys 1000000 --ops 1000000" \
   "checkpoint --state-mb 1024 --interval 5s --rounds 3 --incremental true" \
   "checkpoint --state-mb 1024 --interval 5s --rounds 3 --incremental false"
@@ -104,6 +103,12 @@ bench: deps
 	  echo "+ $(BENCH) $$args"; \
 	  $(BENCH) $$args; \
 	done
+	@for p in 1 2; do \
+	  echo "+ $(BENCH) nexmark --query all --events $(NEXMARK_EVENTS) --parallelism $$p"; \
+	  $(BENCH) nexmark --query all --events $(NEXMARK_EVENTS) --parallelism $$p \
+	    | tee $(RELEASE_DIR)/nexmark-p$$p.jsonl; \
+	done
+	@$(BENCH) nexmark-table $(RELEASE_DIR)/nexmark-p1.jsonl $(RELEASE_DIR)/nexmark-p2.jsonl
 
 install: build
 	$(CMAKE) --install $(BUILD_DIR) --prefix $(PREFIX)
