@@ -25,13 +25,22 @@
  * returning expired values): the session of a user whose timer is lost or who vanishes
  * from a long-running stream is dropped instead of kept forever.
  *
+ * With --checkpoint-dir the job is durable: it takes a checkpoint every
+ * --checkpoint-interval (the sessions' ValueState and timers, the file position of the
+ * input), resumes from the newest complete checkpoint it finds there, and the session
+ * lines go through fl_stream_sink_files(), which commits them exactly once into the
+ * --output directory. Killed at any moment and run again with the same options, it
+ * commits exactly the lines of a run that was never interrupted.
+ *
  * Usage: session_tracker [--demo] [--input PATH|-] [--output PATH|-] [--parallelism N]
  *          [--out-of-orderness DUR] [--gap DUR] [--max-session DUR] [--ttl DUR]
- *          [--watermark-interval DUR]
+ *          [--watermark-interval DUR] [--state-backend hashmap|rocksdb]
+ *          [--checkpoint-dir DIR [--checkpoint-interval DUR]]
  *
  * Uses only the public API (flink.h) and jansson.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -41,12 +50,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "flink.h"
 
 #define BAD_LINES_SHOWN 5
 #define DEMO_LINES_SHOWN 10
+#define DEFAULT_CHECKPOINT_INTERVAL "1s"
+#define CHECKPOINTS_RETAINED "2"
 
 /* ---------------------------------------------------------------------------------- */
 /* Options and job-wide totals                                                        */
@@ -60,6 +72,9 @@ typedef struct options {
   int64_t max_session_ms;
   int64_t ttl_ms;
   const char *watermark_interval;
+  const char *state_backend;       /* NULL: library default (hashmap) */
+  const char *checkpoint_dir;      /* NULL: no checkpoints, output as lines */
+  const char *checkpoint_interval; /* NULL: DEFAULT_CHECKPOINT_INTERVAL */
   bool demo;
 } options_t;
 
@@ -469,43 +484,86 @@ static int cmp_lines(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void print_first_lines(const char *path, size_t n) {
+typedef struct line_list {
+  char **v;
+  size_t n, cap;
+} line_list_t;
+
+static void line_list_free(line_list_t *l) {
+  for (size_t i = 0; i < l->n; i++)
+    free(l->v[i]);
+  free(l->v);
+}
+
+/* Appends the lines of the file at path (without their newlines). 0, or -1 with errno
+ * set. */
+static int read_lines(const char *path, line_list_t *l) {
   FILE *f = fopen(path, "r");
-  char **lines = NULL;
-  size_t count = 0, cap = 0;
   char *line = NULL;
   size_t line_cap = 0;
   ssize_t len;
-  if (!f) {
-    fprintf(stderr, "session_tracker: cannot read %s: %s\n", path, strerror(errno));
-    return;
-  }
+  int rc = -1;
+  if (!f)
+    return -1;
   while ((len = getline(&line, &line_cap, f)) >= 0) {
     if (len > 0 && line[len - 1] == '\n')
       line[len - 1] = '\0';
-    if (count == cap) {
-      size_t ncap = cap ? cap * 2 : 256;
-      char **nl = realloc(lines, ncap * sizeof *nl);
-      if (!nl)
-        break;
-      lines = nl;
-      cap = ncap;
+    if (l->n == l->cap) {
+      size_t ncap = l->cap ? l->cap * 2 : 256;
+      char **nv = realloc(l->v, ncap * sizeof *nv);
+      if (!nv)
+        goto done;
+      l->v = nv;
+      l->cap = ncap;
     }
-    lines[count] = strdup(line);
-    if (!lines[count])
-      break;
-    count++;
+    if (!(l->v[l->n] = strdup(line)))
+      goto done;
+    l->n++;
   }
-  qsort(lines, count, sizeof *lines, cmp_lines);
-  for (size_t i = 0; i < count && i < n; i++)
-    printf("  %s\n", lines[i]);
-  if (count > n)
-    printf("  ... (%zu more)\n", count - n);
-  for (size_t i = 0; i < count; i++)
-    free(lines[i]);
-  free(lines);
+  rc = ferror(f) ? -1 : 0;
+done:
   free(line);
   fclose(f);
+  return rc;
+}
+
+/* Reads the output: a file, or (with checkpoints) the committed files of the output
+ * directory; names starting with '.' are files in progress or pending a checkpoint. */
+static int read_output(const char *path, line_list_t *l) {
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return -1;
+  if (!S_ISDIR(st.st_mode))
+    return read_lines(path, l);
+  DIR *d = opendir(path);
+  if (!d)
+    return -1;
+  struct dirent *e;
+  int rc = 0;
+  while (rc == 0 && (e = readdir(d))) {
+    char file[4096];
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+    rc = read_lines(file, l);
+  }
+  closedir(d);
+  return rc;
+}
+
+/* Prints the first n lines of the output in sorted order (by user, then start): the
+ * subtasks' lines interleave in arrival order. */
+static void print_first_lines(const char *path, size_t n) {
+  line_list_t l = {0};
+  if (read_output(path, &l) != 0)
+    fprintf(stderr, "session_tracker: cannot read %s: %s\n", path, strerror(errno));
+  if (l.n)
+    qsort(l.v, l.n, sizeof *l.v, cmp_lines);
+  for (size_t i = 0; i < l.n && i < n; i++)
+    printf("  %s\n", l.v[i]);
+  if (l.n > n)
+    printf("  ... (%zu more)\n", l.n - n);
+  line_list_free(&l);
 }
 
 static void print_metrics(const char *metrics) {
@@ -529,18 +587,29 @@ static void usage(FILE *f) {
           "usage: session_tracker [--demo] [--input PATH|-] [--output PATH|-]\n"
           "         [--parallelism N] [--out-of-orderness DUR] [--gap DUR]\n"
           "         [--max-session DUR] [--ttl DUR] [--watermark-interval DUR]\n"
+          "         [--state-backend hashmap|rocksdb]\n"
+          "         [--checkpoint-dir DIR [--checkpoint-interval DUR]]\n"
           "Reads JSON clicks {\"user\":..,\"ts\":<epoch ms>,\"page\":..}, one per line, and\n"
           "writes one JSON line per user session.\n"
           "  --demo                generate 8 hours of sample clicks (unless --input), run,\n"
           "                        and print a summary and the job metrics\n"
           "  --input PATH|-        clicks (default: stdin, or the sample with --demo)\n"
-          "  --output PATH|-       sessions (default: stdout)\n"
+          "  --output PATH|-       sessions (default: stdout); with --checkpoint-dir a\n"
+          "                        directory (required), see below\n"
           "  --parallelism N       worker threads (default 2)\n"
           "  --out-of-orderness D  how late events may arrive (default 5s)\n"
           "  --gap D               inactivity that ends a session (default 30m)\n"
           "  --max-session D       longest session before it is cut (default 4h)\n"
           "  --ttl D               processing-time TTL of a session's state (default 2h)\n"
           "  --watermark-interval D  periodic watermark interval (default: library's)\n"
+          "  --state-backend B     hashmap (default) or rocksdb\n"
+          "  --checkpoint-dir DIR  checkpoint every --checkpoint-interval D (default 1s),\n"
+          "                        keeping the newest 2; if DIR holds a complete checkpoint,\n"
+          "                        resume from the newest one. Sessions are then committed\n"
+          "                        exactly once as part-* files in the --output directory\n"
+          "                        (created if missing; files starting with '.' are not\n"
+          "                        committed yet). Resuming needs --input to be a regular\n"
+          "                        file and the same options as the run that wrote DIR.\n"
           "Durations: 250, 250ms, 5s, 5m, 1h, 1d.\n");
 }
 
@@ -599,6 +668,23 @@ static int parse_args(int argc, char **argv, options_t *o) {
       rc = parse_duration_opt("--ttl", v, &o->ttl_ms, true);
     } else if ((v = option_value(argc, argv, &i, "--watermark-interval"))) {
       o->watermark_interval = v;
+    } else if ((v = option_value(argc, argv, &i, "--state-backend"))) {
+      if (strcmp(v, "hashmap") != 0 && strcmp(v, "rocksdb") != 0) {
+        fprintf(stderr,
+                "session_tracker: --state-backend must be hashmap or rocksdb, got '%s'\n", v);
+        return -1;
+      }
+      o->state_backend = v;
+    } else if ((v = option_value(argc, argv, &i, "--checkpoint-dir"))) {
+      if (!*v) {
+        fprintf(stderr, "session_tracker: --checkpoint-dir is empty\n");
+        return -1;
+      }
+      o->checkpoint_dir = v;
+    } else if ((v = option_value(argc, argv, &i, "--checkpoint-interval"))) {
+      int64_t ms;
+      rc = parse_duration_opt("--checkpoint-interval", v, &ms, true);
+      o->checkpoint_interval = v;
     } else {
       fprintf(stderr, "session_tracker: unknown or incomplete option '%s'\n", argv[i]);
       usage(stderr);
@@ -606,6 +692,83 @@ static int parse_args(int argc, char **argv, options_t *o) {
     }
     if (rc != 0)
       return rc;
+  }
+  if (o->checkpoint_interval && !o->checkpoint_dir) {
+    fprintf(stderr, "session_tracker: --checkpoint-interval needs --checkpoint-dir\n");
+    return -1;
+  }
+  if (o->checkpoint_dir) {
+    struct stat st;
+    if (!o->output || strcmp(o->output, "-") == 0) {
+      fprintf(stderr, "session_tracker: --checkpoint-dir needs --output DIR, the directory "
+                      "the sessions are committed to\n");
+      return -1;
+    }
+    if (stat(o->output, &st) == 0 && !S_ISDIR(st.st_mode)) {
+      fprintf(stderr, "session_tracker: with --checkpoint-dir, --output must be a directory; "
+                      "'%s' is not one\n", o->output);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Checkpoints                                                                        */
+
+/* The id of the newest complete checkpoint under the checkpoint directory dir (a
+ * chk-<id> directory holding a _manifest, which the library writes last), or 0. The
+ * library checks it when it restores, and falls back to an older one if it is damaged. */
+static long long newest_checkpoint(const char *dir) {
+  DIR *d = opendir(dir);
+  long long newest = 0;
+  struct dirent *e;
+  if (!d)
+    return 0;
+  while ((e = readdir(d))) {
+    char *end;
+    char manifest[4096];
+    if (strncmp(e->d_name, "chk-", 4) != 0)
+      continue;
+    long long id = strtoll(e->d_name + 4, &end, 10);
+    if (*end || id <= newest)
+      continue;
+    snprintf(manifest, sizeof manifest, "%s/%s/_manifest", dir, e->d_name);
+    if (access(manifest, F_OK) == 0)
+      newest = id;
+  }
+  closedir(d);
+  return newest;
+}
+
+/* Sets the state backend and, with --checkpoint-dir, checkpoints and the restore.
+ * *resumed: the job starts from a checkpoint. */
+static int configure_durability(fl_config_t *conf, const options_t *o, bool *resumed,
+                                char *errstr, size_t size) {
+  *resumed = false;
+  if (o->state_backend &&
+      fl_config_set(conf, "state.backend", o->state_backend, errstr, size) != 0)
+    return -1;
+  if (!o->checkpoint_dir)
+    return 0;
+  const char *interval = o->checkpoint_interval ? o->checkpoint_interval
+                                                 : DEFAULT_CHECKPOINT_INTERVAL;
+  if (fl_config_set(conf, "state.checkpoints.dir", o->checkpoint_dir, errstr, size) != 0 ||
+      fl_config_set(conf, "state.checkpoints.num-retained", CHECKPOINTS_RETAINED, errstr,
+                    size) != 0 ||
+      fl_config_set(conf, "execution.checkpointing.interval", interval, errstr, size) != 0)
+    return -1;
+  long long newest = newest_checkpoint(o->checkpoint_dir);
+  if (newest > 0) {
+    /* A checkpoint root as the savepoint path: the library restores the newest usable
+     * checkpoint in it. */
+    if (fl_config_set(conf, "execution.savepoint.path", o->checkpoint_dir, errstr, size) != 0)
+      return -1;
+    fprintf(stderr,
+            "session_tracker: resuming from the newest complete checkpoint in %s "
+            "(chk-%lld)\n",
+            o->checkpoint_dir, newest);
+    *resumed = true;
   }
   return 0;
 }
@@ -652,6 +815,9 @@ static int build_job(fl_env_t *env, app_t *app, const char *input, const char *o
   fl_stream_t *timed = fl_stream_assign_timestamps(clicks, "event-time", &ws);
   fl_keyed_stream_t *by_user = fl_stream_key_by(timed, NULL, NULL);
   fl_stream_t *sessions = fl_keyed_process(by_user, "sessions", &tracker_fn, app);
+  /* The tracker emits each session as its JSON line already. */
+  if (app->opt.checkpoint_dir)
+    return fl_stream_sink_files(sessions, "output", output);
   return fl_stream_sink_lines(sessions, "output", output);
 }
 
@@ -663,7 +829,7 @@ int main(int argc, char **argv) {
   char errstr[512] = "";
   char demo_input[] = "/tmp/session_tracker_in_XXXXXX";
   char demo_output[] = "/tmp/session_tracker_out_XXXXXX";
-  bool demo_input_made = false, demo_output_made = false;
+  bool demo_input_made = false, demo_output_made = false, resumed = false;
   const char *input, *output;
   int status = 1, rc;
 
@@ -728,7 +894,8 @@ int main(int argc, char **argv) {
   if (fl_config_set(conf, "parallelism", par, errstr, sizeof errstr) != 0 ||
       (app.opt.watermark_interval &&
        fl_config_set(conf, "pipeline.auto-watermark-interval", app.opt.watermark_interval,
-                     errstr, sizeof errstr) != 0)) {
+                     errstr, sizeof errstr) != 0) ||
+      configure_durability(conf, &app.opt, &resumed, errstr, sizeof errstr) != 0) {
     fprintf(stderr, "session_tracker: %s\n", errstr);
     status = 2;
     goto done;
@@ -751,12 +918,20 @@ int main(int argc, char **argv) {
   env = NULL;
   fflush(stdout);
 
+  /* A resumed run reads only the input after the checkpoint, while the sessions it
+   * emits also hold clicks an earlier run read: the check is made only for runs that
+   * read the whole input. */
   totals_t *t = &app.totals;
   uint64_t sessions = t->sessions_gap + t->sessions_timeout;
   bool balanced = t->events_out == t->clicks_in;
+  const char *check = resumed ? "skipped (resumed from a checkpoint: this run's counts only)"
+                              : balanced ? "OK" : "MISMATCH";
   if (app.opt.demo) {
     if (strcmp(output, "-") != 0) {
-      printf("first sessions (sorted), of %" PRIu64 ":\n", sessions);
+      if (resumed)
+        printf("first committed sessions (sorted); this run emitted %" PRIu64 ":\n", sessions);
+      else
+        printf("first sessions (sorted), of %" PRIu64 ":\n", sessions);
       print_first_lines(output, DEMO_LINES_SHOWN);
       if (!demo_output_made)
         printf("all sessions: %s\n", output);
@@ -768,20 +943,21 @@ int main(int argc, char **argv) {
            " by timeout)\n",
            sessions, t->sessions_gap, t->sessions_timeout);
     printf("  clicks in sessions: %" PRIu64 "\n", t->events_out);
-    printf("  check clicks read == clicks in sessions: %s\n", balanced ? "OK" : "MISMATCH");
-    if (!balanced)
+    printf("  check clicks read == clicks in sessions: %s\n", check);
+    if (!resumed && !balanced)
       fprintf(stderr, "session_tracker: MISMATCH: %" PRIu64 " clicks read, %" PRIu64
               " in sessions\n", t->clicks_in, t->events_out);
     printf("\nmetrics\n");
     print_metrics(metrics);
   } else {
     fprintf(stderr,
-            "session_tracker: %" PRIu64 " clicks, %" PRIu64 " bad lines, %" PRIu64
+            "session_tracker: %s%" PRIu64 " clicks, %" PRIu64 " bad lines, %" PRIu64
             " sessions (%" PRIu64 " gap, %" PRIu64 " timeout) of %" PRIu64 " clicks%s\n",
-            t->clicks_in, t->lines_bad, sessions, t->sessions_gap, t->sessions_timeout,
-            t->events_out, balanced ? "" : " - MISMATCH");
+            resumed ? "this run since the checkpoint: " : "", t->clicks_in, t->lines_bad,
+            sessions, t->sessions_gap, t->sessions_timeout, t->events_out,
+            resumed || balanced ? "" : " - MISMATCH");
   }
-  status = balanced ? 0 : 1;
+  status = resumed || balanced ? 0 : 1;
 
 done:
   fl_env_destroy(env);

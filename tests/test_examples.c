@@ -7,8 +7,10 @@
  * lines. Only correctness is asserted, never speed.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <libgen.h>
@@ -16,6 +18,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -140,9 +144,9 @@ static void find_program(const char *sub, const char *name, char *out, size_t si
            name);
 }
 
-/* Runs argv with stdout and stderr redirected to files of the temp dir; returns the
- * exit status, or 128 + signal. */
-static int run_program(char *const argv[], const char *out_name, const char *err_name) {
+/* Starts argv with stdout and stderr redirected to files of the temp dir (names
+ * relative to it) and stdin from /dev/null; returns its pid. */
+static pid_t start_program(char *const argv[], const char *out_name, const char *err_name) {
   char out_path[PATH_MAX], err_path[PATH_MAX];
   path_in_dir(out_path, sizeof out_path, out_name);
   path_in_dir(err_path, sizeof err_path, err_name);
@@ -153,22 +157,35 @@ static int run_program(char *const argv[], const char *out_name, const char *err
   if (pid == 0) {
     int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+    int in = open("/dev/null", O_RDONLY);
+    if (out < 0 || err < 0 || in < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
+        dup2(in, 0) < 0)
       _exit(126);
     close(out);
     close(err);
+    close(in);
     const char *scale = getenv("FL_TEST_TIMEOUT_SCALE");
     long k = scale ? strtol(scale, NULL, 10) : 1;
     alarm((unsigned)(CHILD_TIMEOUT_S * (k > 0 && k < 100 ? k : 1)));
     execv(argv[0], argv);
     _exit(127);
   }
+  return pid;
+}
+
+/* Waits for a child; returns its exit status, or 128 + signal. */
+static int wait_program(pid_t pid) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0)
     assert_int_equal(errno, EINTR);
   if (WIFEXITED(status))
     return WEXITSTATUS(status);
   return 128 + WTERMSIG(status);
+}
+
+/* Runs argv to its end: the exit status, or 128 + signal. */
+static int run_program(char *const argv[], const char *out_name, const char *err_name) {
+  return wait_program(start_program(argv, out_name, err_name));
 }
 
 /* Runs and asserts the exit status, showing stderr when it differs. */
@@ -441,6 +458,551 @@ static void sample_clicks_give_the_documented_sessions(void **state) {
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Checkpoints: killed with SIGKILL and resumed, exactly-once output                  */
+/*
+ * A run with --state-backend rocksdb --checkpoint-dir reads its input from a FIFO that
+ * the test feeds, so it cannot end before the test lets it: the test writes the first
+ * part of the input, waits until a committed part-* file shows that a checkpoint
+ * completed with output, writes more (output that no checkpoint covers yet), and kills
+ * the process with SIGKILL. The FIFO is then replaced by a regular file with the whole
+ * input at the same path (the lines source can seek back only in a regular file), and
+ * the same command runs to the end, resuming from the newest checkpoint. The committed
+ * lines must equal, as a sorted multiset, both the lines computed here from the input
+ * and the output of an uninterrupted run without checkpoints.
+ */
+
+/* Polling deadline for what a child does on its own (a checkpoint), scaled. */
+#define DURABLE_DEADLINE_S 20
+#define DURABLE_CHECKPOINT_INTERVAL "50ms"
+
+static double timeout_scale_env(void) {
+  const char *s = getenv("FL_TEST_TIMEOUT_SCALE");
+  double v = s ? atof(s) : 1.0;
+  return v > 0 ? v : 1.0;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)st;
+  (void)type;
+  (void)ftw;
+  remove(path);
+  return 0;
+}
+
+static void rm_tree(const char *path) {
+  nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The RocksDB working directories a killed child left (the library names them
+ * /tmp/flink-rocksdb-<pid>-<attempt>, and removes them itself on a clean exit). */
+static void remove_rocksdb_dirs_of(pid_t pid) {
+  char prefix[64];
+  int n = snprintf(prefix, sizeof prefix, "flink-rocksdb-%d-", (int)pid);
+  DIR *d = opendir("/tmp");
+  struct dirent *e;
+  if (!d)
+    return;
+  while ((e = readdir(d))) {
+    char path[PATH_MAX];
+    if (strncmp(e->d_name, prefix, (size_t)n) != 0)
+      continue;
+    snprintf(path, sizeof path, "/tmp/%s", e->d_name);
+    rm_tree(path);
+  }
+  closedir(d);
+}
+
+/* Fails the test if the child already exited (showing its stderr). */
+static void assert_running(pid_t pid, const char *err_name) {
+  int status;
+  pid_t r = waitpid(pid, &status, WNOHANG);
+  if (r == 0)
+    return;
+  char err_path[PATH_MAX];
+  path_in_dir(err_path, sizeof err_path, err_name);
+  char *err = read_text(err_path);
+  fail_msg("the program ended early (status 0x%x); stderr:\n%s", status, err ? err : "");
+}
+
+/* Opens the FIFO for writing once the child opened it for reading. */
+static int open_fifo_writer(const char *fifo, pid_t pid, const char *err_name) {
+  int64_t deadline = mono_ms() + (int64_t)(DURABLE_DEADLINE_S * 1000 * timeout_scale_env());
+  for (;;) {
+    int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+      int fl = fcntl(fd, F_GETFL);
+      assert_int_equal(fcntl(fd, F_SETFL, fl & ~O_NONBLOCK), 0);
+      return fd;
+    }
+    assert_int_equal(errno, ENXIO); /* no reader yet */
+    assert_running(pid, err_name);
+    if (mono_ms() > deadline)
+      fail_msg("the program did not open %s", fifo);
+    pause_ms(2);
+  }
+}
+
+static void write_all(int fd, const char *data, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      fail_msg("writing to the FIFO failed: %s", strerror(errno));
+    data += n;
+    len -= (size_t)n;
+  }
+}
+
+/* Whether dir holds a committed output file (part-*): a checkpoint completed after the
+ * job wrote output, and its sink committed it. */
+static bool has_committed_output(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  bool found = false;
+  if (!d)
+    return false;
+  while (!found && (e = readdir(d)))
+    found = strncmp(e->d_name, "part-", 5) == 0;
+  closedir(d);
+  return found;
+}
+
+static bool has_manifest(const char *root) {
+  DIR *d = opendir(root);
+  struct dirent *e;
+  bool found = false;
+  if (!d)
+    return false;
+  while (!found && (e = readdir(d))) {
+    char p[2 * PATH_MAX];
+    if (strncmp(e->d_name, "chk-", 4) != 0)
+      continue;
+    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
+    found = access(p, F_OK) == 0;
+  }
+  closedir(d);
+  return found;
+}
+
+typedef struct lines {
+  char **v;
+  size_t n, cap;
+} lines_t;
+
+static void lines_push(lines_t *l, const char *s, size_t len) {
+  if (l->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 1024;
+    l->v = realloc(l->v, l->cap * sizeof *l->v);
+    assert_non_null(l->v);
+  }
+  l->v[l->n] = strndup(s, len);
+  assert_non_null(l->v[l->n]);
+  l->n++;
+}
+
+static void lines_free(lines_t *l) {
+  for (size_t i = 0; i < l->n; i++)
+    free(l->v[i]);
+  free(l->v);
+  memset(l, 0, sizeof *l);
+}
+
+static void lines_sort(lines_t *l) {
+  if (l->n)
+    qsort(l->v, l->n, sizeof *l->v, cmp_str);
+}
+
+/* Adds every line of the file at path. */
+static void lines_read_file(lines_t *l, const char *path) {
+  char *text = read_text(path);
+  if (!text)
+    fail_msg("cannot read %s", path);
+  for (char *p = text; *p;) {
+    char *nl = strchr(p, '\n');
+    if (!nl)
+      fail_msg("%s does not end with a newline", path);
+    lines_push(l, p, (size_t)(nl - p));
+    p = nl + 1;
+  }
+  free(text);
+}
+
+/* The committed output of a directory: the lines of its files whose names do not start
+ * with '.' (in-progress and pending files do), sorted. */
+static void lines_read_committed(lines_t *l, const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  if (!d)
+    fail_msg("cannot list %s", dir);
+  while ((e = readdir(d))) {
+    char p[2 * PATH_MAX];
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    lines_read_file(l, p);
+  }
+  closedir(d);
+  lines_sort(l);
+}
+
+/* Asserts that got and want (both sorted) hold the same lines; shows the first
+ * difference. */
+static void assert_same_sorted(const char *what, const lines_t *got, const lines_t *want) {
+  size_t i = 0, j = 0;
+  while (i < got->n || j < want->n) {
+    int c = i == got->n ? 1 : j == want->n ? -1 : strcmp(got->v[i], want->v[j]);
+    if (c != 0)
+      fail_msg("%s: %zu lines, expected %zu; first difference: %s %s", what, got->n, want->n,
+               c < 0 ? "unexpected" : "missing", c < 0 ? got->v[i] : want->v[j]);
+    i++;
+    j++;
+  }
+}
+
+typedef struct durable_case {
+  const char *name;    /* subdirectory of the temp dir */
+  const char *program; /* in examples/ */
+  const char *input;   /* the whole input */
+  size_t input_len;
+  const lines_t *expected; /* sorted */
+  const char *const *extra_args; /* NULL-terminated options of both kinds of run */
+} durable_case_t;
+
+/* Runs the kill-and-resume scenario described above for one example. */
+static void run_killed_and_resumed(const durable_case_t *c) {
+  char prog[PATH_MAX], dir[2048], full[PATH_MAX], fifo[PATH_MAX], ref[PATH_MAX];
+  char out[PATH_MAX], ckpt[PATH_MAX], name_out[128], name_err[128];
+  char *argv[48];
+  size_t n = 0;
+  find_program("examples", c->program, prog, sizeof prog);
+  path_in_dir(dir, sizeof dir, c->name);
+  rm_tree(dir);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  snprintf(full, sizeof full, "%s/input.jsonl", dir);
+  snprintf(fifo, sizeof fifo, "%s/in.jsonl", dir);
+  snprintf(ref, sizeof ref, "%s/reference.jsonl", dir);
+  snprintf(out, sizeof out, "%s/out", dir);
+  snprintf(ckpt, sizeof ckpt, "%s/checkpoints", dir);
+  FILE *f = fopen(full, "w");
+  assert_non_null(f);
+  assert_int_equal(fwrite(c->input, 1, c->input_len, f), c->input_len);
+  assert_int_equal(fclose(f), 0);
+
+  /* The uninterrupted run, without checkpoints. */
+  argv[n++] = prog;
+  argv[n++] = "--input";
+  argv[n++] = full;
+  argv[n++] = "--output";
+  argv[n++] = ref;
+  for (const char *const *a = c->extra_args; *a; a++)
+    argv[n++] = (char *)*a;
+  argv[n] = NULL;
+  snprintf(name_out, sizeof name_out, "%s/reference.stdout", c->name);
+  snprintf(name_err, sizeof name_err, "%s/reference.stderr", c->name);
+  run_expect(argv, name_out, name_err, 0);
+  lines_t got = {0};
+  lines_read_file(&got, ref);
+  lines_sort(&got);
+  assert_same_sorted("the uninterrupted run", &got, c->expected);
+  lines_free(&got);
+
+  /* The durable run, from the FIFO. */
+  n = 0;
+  argv[n++] = prog;
+  argv[n++] = "--input";
+  argv[n++] = fifo;
+  argv[n++] = "--output";
+  argv[n++] = out;
+  argv[n++] = "--state-backend";
+  argv[n++] = "rocksdb";
+  argv[n++] = "--checkpoint-dir";
+  argv[n++] = ckpt;
+  argv[n++] = "--checkpoint-interval";
+  argv[n++] = DURABLE_CHECKPOINT_INTERVAL;
+  for (const char *const *a = c->extra_args; *a; a++)
+    argv[n++] = (char *)*a;
+  argv[n] = NULL;
+  assert_int_equal(mkfifo(fifo, 0644), 0);
+  snprintf(name_out, sizeof name_out, "%s/killed.stdout", c->name);
+  snprintf(name_err, sizeof name_err, "%s/killed.stderr", c->name);
+  pid_t pid = start_program(argv, name_out, name_err);
+  int fd = open_fifo_writer(fifo, pid, name_err);
+  size_t part_a = c->input_len * 2 / 5, part_b = c->input_len * 7 / 10;
+  write_all(fd, c->input, part_a);
+  int64_t deadline = mono_ms() + (int64_t)(DURABLE_DEADLINE_S * 1000 * timeout_scale_env());
+  while (!has_committed_output(out)) {
+    assert_running(pid, name_err);
+    if (mono_ms() > deadline)
+      fail_msg("no checkpoint committed output within %d s", DURABLE_DEADLINE_S);
+    pause_ms(5);
+  }
+  assert_true(has_manifest(ckpt));
+  write_all(fd, c->input + part_a, part_b - part_a);
+  assert_int_equal(kill(pid, SIGKILL), 0);
+  assert_int_equal(wait_program(pid), 128 + SIGKILL);
+  close(fd);
+  remove_rocksdb_dirs_of(pid);
+  /* Killed mid-way: some output is committed, not all of it. */
+  lines_read_committed(&got, out);
+  assert_true(got.n > 0 && got.n < c->expected->n);
+  lines_free(&got);
+
+  /* The same command again, now with the whole input in a regular file. */
+  assert_int_equal(unlink(fifo), 0);
+  assert_int_equal(link(full, fifo), 0);
+  snprintf(name_out, sizeof name_out, "%s/resumed.stdout", c->name);
+  snprintf(name_err, sizeof name_err, "%s/resumed.stderr", c->name);
+  run_expect(argv, name_out, name_err, 0);
+  char err_path[PATH_MAX];
+  path_in_dir(err_path, sizeof err_path, name_err);
+  assert_file_contains(err_path, "resuming from the newest complete checkpoint in");
+  lines_read_committed(&got, out);
+  assert_same_sorted("the committed output of the killed and resumed runs", &got,
+                     c->expected);
+  lines_free(&got);
+  rm_tree(dir);
+}
+
+/* splitmix64: the inputs are the same on every run. */
+static uint64_t mix64(uint64_t *state) {
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+typedef struct text {
+  char *data;
+  size_t len, cap;
+} text_t;
+
+static void text_printf(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_printf(text_t *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  assert_true(n >= 0);
+  if (t->len + (size_t)n + 1 > t->cap) {
+    t->cap = (t->len + (size_t)n + 1) * 2;
+    t->data = realloc(t->data, t->cap);
+    assert_non_null(t->data);
+  }
+  va_start(ap, fmt);
+  vsnprintf(t->data + t->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  t->len += (size_t)n;
+}
+
+/* Event i happens at about BASE + i s; 5% of the lines arrive up to 4 s late, within
+ * the examples' default 5 s out-of-orderness, so no event is ever late and the results
+ * do not depend on when watermarks travel. Every 10000th line is malformed (skipped). */
+#define DURABLE_EVENTS 60000
+#define DURABLE_BASE_TS INT64_C(1700000100000) /* a multiple of 5 minutes */
+
+static int64_t durable_ts(int64_t i, uint64_t r) {
+  int64_t ts = DURABLE_BASE_TS + i * 1000 + (int64_t)(r % 1000);
+  if ((r >> 10) % 20 == 0)
+    ts -= 1 + (int64_t)((r >> 20) % 3000);
+  return ts;
+}
+
+/* user_spend: 300 users, integer amounts (sums are exact in any order). */
+typedef struct purchase {
+  int user;
+  int64_t start; /* the 5-minute window */
+  int64_t amount;
+} purchase_t;
+
+static int cmp_purchase(const void *a, const void *b) {
+  const purchase_t *x = a, *y = b;
+  if (x->user != y->user)
+    return x->user < y->user ? -1 : 1;
+  return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void user_spend_input(text_t *in, lines_t *expected) {
+  purchase_t *p = calloc(DURABLE_EVENTS, sizeof *p);
+  uint64_t rng = 11;
+  char buf[256];
+  assert_non_null(p);
+  for (int64_t i = 0; i < DURABLE_EVENTS; i++) {
+    uint64_t r = mix64(&rng);
+    int64_t ts = durable_ts(i, r);
+    p[i].user = (int)((r >> 40) % 300);
+    p[i].amount = 1 + (int64_t)((r >> 50) % 250);
+    p[i].start = ts - ts % 300000;
+    text_printf(in, "{\"user\":\"u%03d\",\"amount\":%" PRId64 ",\"ts\":%" PRId64 "}\n",
+                p[i].user, p[i].amount, ts);
+    if (i % 10000 == 5000)
+      text_printf(in, "{\"user\":\"u001\",\"amount\":\n");
+  }
+  /* The expected windows, straight from the definition: per (user, window) the sum and
+   * the number of purchases. */
+  qsort(p, DURABLE_EVENTS, sizeof *p, cmp_purchase);
+  for (size_t i = 0; i < DURABLE_EVENTS;) {
+    size_t j = i;
+    int64_t sum = 0;
+    for (; j < DURABLE_EVENTS && cmp_purchase(&p[i], &p[j]) == 0; j++)
+      sum += p[j].amount;
+    int len = snprintf(buf, sizeof buf,
+                       "{\"user\":\"u%03d\",\"window_start\":%" PRId64
+                       ",\"window_end\":%" PRId64 ",\"spend\":%" PRId64
+                       ",\"purchases\":%zu}",
+                       p[i].user, p[i].start, p[i].start + 300000, sum, j - i);
+    lines_push(expected, buf, (size_t)len);
+    i = j;
+  }
+  lines_sort(expected);
+  free(p);
+}
+
+static void user_spend_killed_and_resumed_commits_exactly_once(void **state) {
+  (void)state;
+  text_t in = {0};
+  lines_t expected = {0};
+  user_spend_input(&in, &expected);
+  assert_true(in.len > 2 * 1000 * 1000 && expected.n > 10000);
+  static const char *const extra[] = {"--parallelism", "2", NULL};
+  durable_case_t c = {"durable-user_spend", "user_spend", in.data, in.len, &expected, extra};
+  run_killed_and_resumed(&c);
+  lines_free(&expected);
+  free(in.data);
+}
+
+/* session_tracker with --gap 15m --max-session 2h: 400 users clicking about every 400 s
+ * each, so sessions close by gap and by timeout. The sessions expected are computed by
+ * applying the rules of examples/session_tracker.c to each user's clicks in line order:
+ * a click more than the gap after the session's last one closes it ("gap"), a click at
+ * least the maximum duration after its start closes it ("timeout"), and either click
+ * opens the next session; otherwise the click joins (the start moves back, or the last
+ * forward, as needed). The event-time timer only ever closes a session no later click
+ * could join (clicks are never late), so it changes nothing. */
+#define TRACKER_USERS 400
+#define TRACKER_GAP_MS INT64_C(900000)
+#define TRACKER_MAX_MS INT64_C(7200000)
+
+typedef struct open_session {
+  bool open;
+  int64_t start, last;
+  uint64_t count;
+} open_session_t;
+
+static void push_session(lines_t *l, int user, const open_session_t *s, bool timeout) {
+  char buf[256];
+  int len = snprintf(buf, sizeof buf,
+                     "{\"user\":\"u%03d\",\"session_start\":%" PRId64 ",\"session_end\":%" PRId64
+                     ",\"duration_ms\":%" PRId64 ",\"events\":%" PRIu64
+                     ",\"closed_by\":\"%s\"}",
+                     user, s->start, s->last, s->last - s->start, s->count,
+                     timeout ? "timeout" : "gap");
+  lines_push(l, buf, (size_t)len);
+}
+
+static void session_tracker_input(text_t *in, lines_t *expected, size_t *timeouts) {
+  open_session_t *open = calloc(TRACKER_USERS, sizeof *open);
+  uint64_t rng = 23;
+  assert_non_null(open);
+  *timeouts = 0;
+  for (int64_t i = 0; i < DURABLE_EVENTS; i++) {
+    uint64_t r = mix64(&rng);
+    int64_t ts = durable_ts(i, r);
+    int u = (int)((r >> 40) % TRACKER_USERS);
+    text_printf(in, "{\"user\":\"u%03d\",\"ts\":%" PRId64 ",\"page\":\"/p%d\"}\n", u, ts,
+                (int)((r >> 50) % 7));
+    if (i % 10000 == 5000)
+      text_printf(in, "{\"user\":\"u002\",\"page\":\"/no-time\"}\n");
+    open_session_t *s = &open[u];
+    if (s->open) {
+      bool gap = ts > s->last + TRACKER_GAP_MS;
+      bool timeout = !gap && ts - s->start >= TRACKER_MAX_MS;
+      if (gap || timeout) {
+        push_session(expected, u, s, timeout);
+        *timeouts += timeout;
+        s->open = false;
+      } else {
+        s->count++;
+        if (ts < s->start)
+          s->start = ts;
+        if (ts > s->last)
+          s->last = ts;
+      }
+    }
+    if (!s->open)
+      *s = (open_session_t){true, ts, ts, 1};
+  }
+  for (int u = 0; u < TRACKER_USERS; u++)
+    if (open[u].open)
+      push_session(expected, u, &open[u], false);
+  lines_sort(expected);
+  free(open);
+}
+
+static void session_tracker_killed_and_resumed_commits_exactly_once(void **state) {
+  (void)state;
+  text_t in = {0};
+  lines_t expected = {0};
+  size_t timeouts = 0;
+  session_tracker_input(&in, &expected, &timeouts);
+  /* Enough sessions of both kinds for the comparison to mean something. */
+  assert_true(in.len > 2 * 1000 * 1000 && expected.n > 3000 && timeouts > 100);
+  static const char *const extra[] = {"--parallelism", "2", "--gap", "15m",
+                                      "--max-session", "2h", NULL};
+  durable_case_t c = {"durable-session_tracker", "session_tracker", in.data, in.len,
+                      &expected, extra};
+  run_killed_and_resumed(&c);
+  lines_free(&expected);
+  free(in.data);
+}
+
+static void checkpoint_mode_needs_an_output_directory(void **state) {
+  (void)state;
+  char prog[PATH_MAX], in[PATH_MAX], file[PATH_MAX], ckpt[PATH_MAX], err[PATH_MAX];
+  static const char *const programs[] = {"user_spend", "session_tracker"};
+  write_text("durable_usage.jsonl", "");
+  path_in_dir(in, sizeof in, "durable_usage.jsonl");
+  path_in_dir(file, sizeof file, "durable_usage.jsonl");
+  path_in_dir(ckpt, sizeof ckpt, "durable_usage_ckpt");
+  path_in_dir(err, sizeof err, "durable_usage.stderr");
+  for (size_t i = 0; i < 2; i++) {
+    find_program("examples", programs[i], prog, sizeof prog);
+    /* no --output, --output -, --output naming a file */
+    char *no_output[] = {prog, "--input", in, "--checkpoint-dir", ckpt, NULL};
+    run_expect(no_output, "durable_usage.stdout", "durable_usage.stderr", 2);
+    assert_file_contains(err, "--checkpoint-dir needs --output DIR");
+    char *stdout_output[] = {prog, "--input", in, "--output", "-", "--checkpoint-dir", ckpt,
+                             NULL};
+    run_expect(stdout_output, "durable_usage.stdout", "durable_usage.stderr", 2);
+    assert_file_contains(err, "--checkpoint-dir needs --output DIR");
+    char *file_output[] = {prog, "--input", in, "--output", file, "--checkpoint-dir", ckpt,
+                           NULL};
+    run_expect(file_output, "durable_usage.stdout", "durable_usage.stderr", 2);
+    assert_file_contains(err, "--output must be a directory");
+    char *interval_alone[] = {prog, "--input", in, "--checkpoint-interval", "1s", NULL};
+    run_expect(interval_alone, "durable_usage.stdout", "durable_usage.stderr", 2);
+    assert_file_contains(err, "--checkpoint-interval needs --checkpoint-dir");
+    char *bad_backend[] = {prog, "--input", in, "--state-backend", "leveldb", NULL};
+    run_expect(bad_backend, "durable_usage.stdout", "durable_usage.stderr", 2);
+    assert_file_contains(err, "--state-backend must be hashmap or rocksdb, got 'leveldb'");
+  }
+  /* None of them started a job: nothing was written. */
+  assert_int_equal(access(ckpt, F_OK), -1);
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* flink-bench                                                                        */
 
 static void bench_window_engine_matches_baseline(void **state) {
@@ -497,9 +1059,18 @@ static int group_teardown(void **state) {
       "demo_sessions.stderr", "bench.stdout",      "bench.stderr",
       "sample_spend.jsonl", "sample_spend.stdout", "sample_spend.stderr",
       "sample_sessions.jsonl", "sample_sessions.stdout", "sample_sessions.stderr",
+      "durable_usage.jsonl", "durable_usage.stdout", "durable_usage.stderr",
   };
   for (size_t i = 0; i < sizeof files / sizeof *files; i++)
     remove_entry(g_dir, files[i]);
+  /* what a failed durable-mode test left */
+  static const char *dirs[] = {"durable-user_spend", "durable-session_tracker",
+                               "durable_usage_ckpt"};
+  for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+    char path[PATH_MAX];
+    path_in_dir(path, sizeof path, dirs[i]);
+    rm_tree(path);
+  }
   rmdir(g_dir);
   return 0;
 }
@@ -513,6 +1084,9 @@ int main(void) {
       cmocka_unit_test(session_tracker_demo_balances_and_exits_zero),
       cmocka_unit_test(sample_purchases_give_the_documented_windows),
       cmocka_unit_test(sample_clicks_give_the_documented_sessions),
+      cmocka_unit_test(user_spend_killed_and_resumed_commits_exactly_once),
+      cmocka_unit_test(session_tracker_killed_and_resumed_commits_exactly_once),
+      cmocka_unit_test(checkpoint_mode_needs_an_output_directory),
       cmocka_unit_test(bench_window_engine_matches_baseline),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

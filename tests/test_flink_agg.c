@@ -10,10 +10,12 @@
  */
 #define _GNU_SOURCE
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -910,6 +913,450 @@ static void parallelism_1_2_4_give_identical_results(void **state) {
   free(ev);
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* Durability: checkpoints, kill and resume; savepoint on exit, start from it          */
+/*
+ * The durable runs read from a FIFO the test feeds, so a run cannot end before the test
+ * lets it; afterwards the FIFO is replaced by a regular file holding the whole input at
+ * the same path (the lines source seeks back only in a regular file) and the next run
+ * resumes. Output goes to a directory: the exactly-once file sink commits part-* files,
+ * and the committed lines of all runs together must equal, as a sorted multiset, the
+ * windows computed here from the input (and the output of an uninterrupted run).
+ *
+ * Input: event i has ts = 7 i + jitter in [0, 300) and --out-of-orderness 300 (see
+ * gen_events): no record is ever late, so results do not depend on timing or restarts.
+ */
+
+#define DUR_EVENTS 80000
+#define DUR_DEADLINE_S 20
+
+typedef struct dur_event {
+  int key;
+  int64_t start; /* tumbling 250 ms window */
+  int64_t v;
+} dur_event_t;
+
+typedef struct dur_ctx {
+  char *input; /* the whole input */
+  size_t len;
+  char **want; /* the expected lines, sorted */
+  size_t n_want;
+  char full[192], fifo[192], outdir[192], ckpt[192], sp[192], err[192], out[192];
+} dur_ctx_t;
+
+static int cmp_dur(const void *a, const void *b) {
+  const dur_event_t *x = a, *y = b;
+  if (x->key != y->key)
+    return x->key < y->key ? -1 : 1;
+  return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static double dur_scale(void) {
+  const char *s = getenv("FL_TEST_TIMEOUT_SCALE");
+  double v = s != NULL ? atof(s) : 1.0;
+  return v > 0 ? v : 1.0;
+}
+
+static int64_t dur_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void dur_pause_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Generates the input and the expected tumbling:250 sums (sorted lines). */
+static void dur_setup(tctx_t *t, dur_ctx_t *d) {
+  dur_event_t *ev = calloc(DUR_EVENTS, sizeof(*ev));
+  size_t cap = (size_t)DUR_EVENTS * 80, n = 0;
+  uint64_t x = 0x2545F4914F6CDD1Dull;
+  char key[32], line[256];
+  memset(d, 0, sizeof(*d));
+  d->input = malloc(cap);
+  d->want = calloc(DUR_EVENTS, sizeof(*d->want));
+  assert_true(ev != NULL && d->input != NULL && d->want != NULL);
+  for (int i = 0; i < DUR_EVENTS; i++) {
+    int64_t ts;
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    ev[i].key = (int)((x >> 33) % GEN_KEYS);
+    ts = 7 * (int64_t)i + (int64_t)((x >> 20) % 300);
+    ev[i].start = ts - ts % 250;
+    ev[i].v = (int64_t)((x >> 45) % 101) - 50;
+    gen_key_json(ev[i].key, key, sizeof(key));
+    d->len += (size_t)snprintf(d->input + d->len, cap - d->len,
+                               "{\"id\":%d,\"key\":%s,\"ts\":%" PRId64 ",\"amount\":%" PRId64
+                               "}\n",
+                               i, key, ts, ev[i].v);
+    assert_true(d->len < cap);
+  }
+  qsort(ev, DUR_EVENTS, sizeof(*ev), cmp_dur);
+  for (size_t i = 0; i < DUR_EVENTS;) {
+    size_t j = i;
+    int64_t sum = 0;
+    for (; j < DUR_EVENTS && cmp_dur(&ev[i], &ev[j]) == 0; j++)
+      sum += ev[j].v;
+    gen_key_json(ev[i].key, key, sizeof(key));
+    snprintf(line, sizeof(line),
+             "{\"key\": %s, \"window_start\": %" PRId64 ", \"window_end\": %" PRId64
+             ", \"value\": %" PRId64 ", \"count\": %zu}",
+             key, ev[i].start, ev[i].start + 250, sum, j - i);
+    d->want[n++] = strdup(line);
+    i = j;
+  }
+  d->n_want = n;
+  qsort(d->want, n, sizeof(*d->want), cmp_str);
+  free(ev);
+  snprintf(d->full, sizeof(d->full), "%s/full.jsonl", t->dir);
+  snprintf(d->fifo, sizeof(d->fifo), "%s/fifo.jsonl", t->dir);
+  snprintf(d->outdir, sizeof(d->outdir), "%s/results/", t->dir); /* created by the sink */
+  snprintf(d->ckpt, sizeof(d->ckpt), "%s/checkpoints", t->dir);
+  snprintf(d->sp, sizeof(d->sp), "%s/savepoint", t->dir);
+  snprintf(d->out, sizeof(d->out), "%s/durable.stdout", t->dir);
+  snprintf(d->err, sizeof(d->err), "%s/durable.stderr", t->dir);
+  write_text(d->full, d->input);
+  assert_int_equal(mkfifo(d->fifo, 0644), 0);
+}
+
+static void dur_free(dur_ctx_t *d) {
+  free_lines(d->want, d->n_want);
+  free(d->input);
+}
+
+/* Starts the tool with stdin from /dev/null (a FIFO as stdin would block the spawn). */
+static pid_t dur_spawn(tctx_t *t, dur_ctx_t *d, const char *const *args) {
+  posix_spawn_file_actions_t fa;
+  const char *argv[64];
+  pid_t pid;
+  int n = 0;
+  argv[n++] = t->tool;
+  for (; *args != NULL; args++) {
+    assert_true(n < 62);
+    argv[n++] = *args;
+  }
+  argv[n] = NULL;
+  assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+  assert_int_equal(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0), 0);
+  assert_int_equal(
+      posix_spawn_file_actions_addopen(&fa, 1, d->out, O_WRONLY | O_CREAT | O_TRUNC, 0644), 0);
+  assert_int_equal(
+      posix_spawn_file_actions_addopen(&fa, 2, d->err, O_WRONLY | O_CREAT | O_TRUNC, 0644), 0);
+  assert_int_equal(posix_spawn(&pid, t->tool, &fa, NULL, (char *const *)argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+/* The exit status, or 1000 + signal (as run_t.code). */
+static int dur_wait(pid_t pid) {
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    assert_int_equal(errno, EINTR);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
+}
+
+static void dur_assert_running(dur_ctx_t *d, pid_t pid) {
+  int status;
+  if (waitpid(pid, &status, WNOHANG) == 0)
+    return;
+  char *err = slurp(d->err);
+  fail_msg("flink-agg ended early (status 0x%x); stderr:\n%s", status, err);
+}
+
+/* Opens the FIFO for writing once the tool opened it for reading. */
+static int dur_open_fifo(dur_ctx_t *d, pid_t pid) {
+  int64_t deadline = dur_now_ms() + (int64_t)(DUR_DEADLINE_S * 1000 * dur_scale());
+  for (;;) {
+    int fd = open(d->fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+      assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK), 0);
+      return fd;
+    }
+    assert_int_equal(errno, ENXIO);
+    dur_assert_running(d, pid);
+    if (dur_now_ms() > deadline)
+      fail_msg("flink-agg did not open %s", d->fifo);
+    dur_pause_ms(2);
+  }
+}
+
+static void dur_write(int fd, const char *p, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      fail_msg("writing to the FIFO failed: %s", strerror(errno));
+    p += n;
+    len -= (size_t)n;
+  }
+}
+
+/* The next run reads the whole input as a regular file at the FIFO's path. */
+static void dur_replace_fifo(dur_ctx_t *d) {
+  assert_int_equal(unlink(d->fifo), 0);
+  assert_int_equal(link(d->full, d->fifo), 0);
+}
+
+/* Committed files (part-*) in the output directory: their lines, concatenated. */
+static char *dur_committed(dur_ctx_t *d, size_t *n_files) {
+  DIR *dir = opendir(d->outdir);
+  struct dirent *e;
+  size_t len = 0, cap = 1 << 16;
+  char *all = malloc(cap);
+  assert_non_null(all);
+  all[0] = '\0';
+  *n_files = 0;
+  if (dir == NULL)
+    return all;
+  while ((e = readdir(dir)) != NULL) {
+    char path[512];
+    char *text;
+    size_t n;
+    if (strncmp(e->d_name, "part-", 5) != 0)
+      continue;
+    snprintf(path, sizeof(path), "%s%s", d->outdir, e->d_name);
+    text = slurp(path);
+    n = strlen(text);
+    while (len + n + 1 > cap)
+      cap *= 2;
+    all = realloc(all, cap);
+    assert_non_null(all);
+    memcpy(all + len, text, n + 1);
+    len += n;
+    free(text);
+    (*n_files)++;
+  }
+  closedir(dir);
+  return all;
+}
+
+static void dur_assert_committed_all(dur_ctx_t *d) {
+  size_t n_files;
+  char *got = dur_committed(d, &n_files);
+  assert_same_lines(got, (const char *const *)d->want, d->n_want);
+  free(got);
+}
+
+/* The RocksDB working directories of a killed run (/tmp/flink-rocksdb-<pid>-<n>; the
+ * library removes them itself when it exits normally). */
+static void dur_remove_rocksdb_dirs(pid_t pid) {
+  char prefix[64], cmd[160];
+  snprintf(prefix, sizeof(prefix), "flink-rocksdb-%d-", (int)pid);
+  snprintf(cmd, sizeof(cmd), "rm -rf /tmp/%s*", prefix);
+  if (system(cmd) != 0)
+    print_error("could not remove /tmp/%s*\n", prefix);
+}
+
+#define DUR_JOB_ARGS                                                                      \
+  "--key", "key", "--time", "ts", "--value", "amount", "--agg", "sum", "--window",        \
+      "tumbling:250", "--out-of-orderness", "300", "--watermark-interval", "0",           \
+      "--parallelism", "2"
+
+/*
+ * --checkpoint-dir: the run is killed with SIGKILL after a checkpoint committed output
+ * and more input was fed; the same command then resumes from the newest checkpoint and
+ * the committed output is exactly the expected one. An uninterrupted run without
+ * checkpoints gives the same lines.
+ */
+static void checkpoint_kill_and_resume_commits_exactly_once(void **state) {
+  tctx_t *t = *state;
+  dur_ctx_t d;
+  dur_setup(t, &d);
+  const char *plain[] = {"--input", d.full, "--output", t->out, DUR_JOB_ARGS, NULL};
+  const char *durable[] = {"--input", d.fifo, "--output", d.outdir, DUR_JOB_ARGS,
+                           "--state-backend", "rocksdb", "--checkpoint-dir", d.ckpt,
+                           "--checkpoint-interval", "50ms", NULL};
+  run_t r = run_tool(t, plain);
+  char *got;
+  size_t n_files;
+  if (r.code != 0)
+    print_error("stderr: %s\n", r.err);
+  assert_int_equal(r.code, 0);
+  got = slurp(t->out);
+  assert_same_lines(got, (const char *const *)d.want, d.n_want);
+  free(got);
+  run_free(&r);
+
+  pid_t pid = dur_spawn(t, &d, durable);
+  int fd = dur_open_fifo(&d, pid);
+  dur_write(fd, d.input, d.len * 2 / 5);
+  int64_t deadline = dur_now_ms() + (int64_t)(DUR_DEADLINE_S * 1000 * dur_scale());
+  for (;;) {
+    got = dur_committed(&d, &n_files);
+    free(got);
+    if (n_files > 0)
+      break;
+    dur_assert_running(&d, pid);
+    if (dur_now_ms() > deadline)
+      fail_msg("no checkpoint committed output within %d s", DUR_DEADLINE_S);
+    dur_pause_ms(5);
+  }
+  dur_write(fd, d.input + d.len * 2 / 5, d.len * 7 / 10 - d.len * 2 / 5);
+  assert_int_equal(kill(pid, SIGKILL), 0);
+  assert_int_equal(dur_wait(pid), 1000 + SIGKILL);
+  close(fd);
+  dur_remove_rocksdb_dirs(pid);
+
+  dur_replace_fifo(&d);
+  r = run_tool(t, durable);
+  if (r.code != 0)
+    print_error("stderr: %s\n", r.err);
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.err, "flink-agg: resuming from the newest complete checkpoint in"));
+  run_free(&r);
+  dur_assert_committed_all(&d);
+  dur_free(&d);
+}
+
+/*
+ * --savepoint-on-exit: SIGTERM takes a savepoint and stops (exit 128 + 15); a run with
+ * --from-savepoint (and another state backend: savepoints are canonical) commits what
+ * the savepoint pre-committed and goes on to the end. Both runs use a checkpoint
+ * directory with a long interval, so the only checkpoints are the first one (triggered
+ * at the start) and the final one; the second run must prefer the
+ * savepoint, which is newer than the first run's checkpoint. Running its command once
+ * more finds its final checkpoint, newer than the savepoint, and resumes from it: the
+ * output stays exactly the expected one.
+ */
+static void savepoint_on_exit_then_from_savepoint_commits_exactly_once(void **state) {
+  tctx_t *t = *state;
+  dur_ctx_t d;
+  dur_setup(t, &d);
+  const char *first[] = {"--input", d.fifo, "--output", d.outdir, DUR_JOB_ARGS,
+                         "--state-backend", "rocksdb", "--checkpoint-dir", d.ckpt,
+                         "--checkpoint-interval", "1h", "--savepoint-on-exit", d.sp, NULL};
+  const char *second[] = {"--input", d.fifo, "--output", d.outdir, DUR_JOB_ARGS,
+                          "--state-backend", "hashmap", "--checkpoint-dir", d.ckpt,
+                          "--checkpoint-interval", "1h", "--from-savepoint", d.sp, NULL};
+  char manifest[256];
+  char *err;
+  run_t r;
+
+  pid_t pid = dur_spawn(t, &d, first);
+  int fd = dur_open_fifo(&d, pid);
+  /* Once written, all but a pipe buffer of it has been read by the job. */
+  dur_write(fd, d.input, d.len * 2 / 5);
+  dur_assert_running(&d, pid);
+  assert_int_equal(kill(pid, SIGTERM), 0);
+  assert_int_equal(dur_wait(pid), 128 + SIGTERM);
+  close(fd);
+  err = slurp(d.err);
+  if (strstr(err, "flink-agg: savepoint written to ") == NULL)
+    fail_msg("stderr: %s", err);
+  assert_non_null(strstr(err, "flink-agg: stopped by signal 15"));
+  free(err);
+  snprintf(manifest, sizeof(manifest), "%s/_manifest", d.sp);
+  assert_int_equal(access(manifest, F_OK), 0);
+  /* What the savepoint pre-committed: pending files, which only a restore from it
+   * commits (a run from scratch would leave them and write their lines again). */
+  char pending[8][64];
+  size_t n_pending = 0;
+  DIR *dir = opendir(d.outdir);
+  struct dirent *e;
+  assert_non_null(dir);
+  while ((e = readdir(dir)) != NULL) {
+    size_t len = strlen(e->d_name);
+    if (len > 14 && strncmp(e->d_name, ".part-", 6) == 0 &&
+        strcmp(e->d_name + len - 8, ".pending") == 0) {
+      assert_true(n_pending < 8);
+      snprintf(pending[n_pending++], sizeof(pending[0]), "%.*s", (int)(len - 9),
+               e->d_name + 1);
+    }
+  }
+  closedir(dir);
+  assert_true(n_pending > 0);
+
+  dur_replace_fifo(&d);
+  r = run_tool(t, second);
+  if (r.code != 0)
+    print_error("stderr: %s\n", r.err);
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.err, "flink-agg: starting from the savepoint"));
+  run_free(&r);
+  dur_assert_committed_all(&d);
+  for (size_t i = 0; i < n_pending; i++) {
+    char committed[256];
+    snprintf(committed, sizeof(committed), "%s%s", d.outdir, pending[i]);
+    if (access(committed, F_OK) != 0)
+      fail_msg("the savepoint's pending file was not committed as %s", committed);
+  }
+
+  r = run_tool(t, second);
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.err, "which is newer than the savepoint"));
+  run_free(&r);
+  dur_assert_committed_all(&d);
+  dur_free(&d);
+}
+
+/* A savepoint that cannot be written (its directory was filled meanwhile) still stops
+ * the job, and the exit status says it failed: 1, not 128 + 15. */
+static void failed_savepoint_on_exit_exits_1(void **state) {
+  tctx_t *t = *state;
+  dur_ctx_t d;
+  char blocker[256];
+  dur_setup(t, &d);
+  const char *args[] = {"--input", d.fifo, "--output", d.outdir, DUR_JOB_ARGS,
+                        "--savepoint-on-exit", d.sp, NULL};
+  pid_t pid = dur_spawn(t, &d, args);
+  int fd = dur_open_fifo(&d, pid);
+  dur_write(fd, d.input, d.len / 10);
+  assert_int_equal(mkdir(d.sp, 0755), 0);
+  snprintf(blocker, sizeof(blocker), "%s/not-empty", d.sp);
+  write_text(blocker, "x");
+  dur_assert_running(&d, pid);
+  assert_int_equal(kill(pid, SIGTERM), 0);
+  assert_int_equal(dur_wait(pid), 1);
+  close(fd);
+  char *err = slurp(d.err);
+  if (strstr(err, "flink-agg: no savepoint: ") == NULL ||
+      strstr(err, "flink-agg: stopped by signal 15") == NULL)
+    fail_msg("stderr: %s", err);
+  free(err);
+  dur_free(&d);
+}
+
+static void durable_options_usage_errors(void **state) {
+  tctx_t *t = *state;
+  char sp[160], blocker[200];
+  snprintf(sp, sizeof(sp), "%s/old-savepoint", t->dir);
+  snprintf(blocker, sizeof(blocker), "%s/x", sp);
+  assert_int_equal(mkdir(sp, 0755), 0);
+  write_text(blocker, "x");
+  const usage_case_t cases[] = {
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window",
+        "tumbling:1s", "--state-backend", "leveldb", NULL},
+       {"--state-backend", "leveldb"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window",
+        "tumbling:1s", "--checkpoint-interval", "1s", NULL},
+       {"--checkpoint-interval needs --checkpoint-dir", NULL}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window",
+        "tumbling:1s", "--checkpoint-dir", "c", "--checkpoint-interval", "0", NULL},
+       {"--checkpoint-interval", "'0'"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window",
+        "tumbling:1s", "--savepoint-on-exit", sp, NULL},
+       {"--savepoint-on-exit", sp}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window",
+        "tumbling:1s", "--checkpoint-dir", "c", "--output", "o/", "--late-output", "o/",
+        NULL},
+       {"--late-output", "'o/'"}},
+  };
+  for (size_t i = 0; i < N_OF(cases); i++) {
+    run_t r = run_tool(t, cases[i].args);
+    if (r.code != 2 || strstr(r.err, cases[i].must_name[0]) == NULL ||
+        (cases[i].must_name[1] != NULL && strstr(r.err, cases[i].must_name[1]) == NULL))
+      print_error("case %zu: exit %d, stderr: %s\n", i, r.code, r.err);
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.err, cases[i].must_name[0]));
+    if (cases[i].must_name[1] != NULL)
+      assert_non_null(strstr(r.err, cases[i].must_name[1]));
+    run_free(&r);
+  }
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -932,6 +1379,10 @@ int main(void) {
       T(bad_usage_exits_2_naming_the_option),
       T(missing_input_file_fails_naming_it),
       T(parallelism_1_2_4_give_identical_results),
+      T(checkpoint_kill_and_resume_commits_exactly_once),
+      T(savepoint_on_exit_then_from_savepoint_commits_exactly_once),
+      T(failed_savepoint_on_exit_exits_1),
+      T(durable_options_usage_errors),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,9 @@
  *             [--out-of-orderness DUR] [--allowed-lateness DUR] [--late-output PATH]
  *             [--watermark-interval DUR] [--parallelism N]
  *             [--on-error fail|skip|dead-letter:PATH]
+ *             [--state-backend hashmap|rocksdb]
+ *             [--checkpoint-dir DIR [--checkpoint-interval DUR]]
+ *             [--savepoint-on-exit PATH] [--from-savepoint PATH]
  *
  * The job:
  *   lines(input) -> parse (process; line numbers, on-error policy, dead letters)
@@ -19,15 +22,27 @@
  * time field, value = a native double followed by the original line (the line only
  * when --late-output needs it).
  *
- * Exit status: 0 on success, 1 when the job fails, 2 on a usage error, 128 + signal
- * number when stopped by SIGINT or SIGTERM.
+ * Durability: --checkpoint-dir takes a checkpoint every --checkpoint-interval (default
+ * 1s, the newest 2 kept) and resumes from the newest complete checkpoint found there;
+ * --savepoint-on-exit makes SIGINT/SIGTERM take a savepoint (from a helper thread, since
+ * fl_env_savepoint() blocks) before stopping; --from-savepoint starts from one. In those
+ * modes an output (--output, --late-output, the dead-letter path) that names a directory
+ * is written by the exactly-once file sink, so a run killed and resumed, or stopped with
+ * a savepoint and started from it, commits exactly the lines of an uninterrupted run.
+ *
+ * Exit status: 0 on success, 1 when the job fails (or the savepoint on exit failed), 2 on
+ * a usage error, 128 + signal number when stopped by SIGINT or SIGTERM (after the
+ * savepoint with --savepoint-on-exit).
  */
 #define _GNU_SOURCE
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -36,11 +51,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "flink.h"
 
 #define AGG_EXIT_FAILURE 1
 #define AGG_EXIT_USAGE 2
+#define AGG_CHECKPOINT_INTERVAL "1s"
+#define AGG_CHECKPOINTS_RETAINED "2"
 
 typedef enum agg_kind { AGG_SUM, AGG_COUNT, AGG_MIN, AGG_MAX, AGG_AVG } agg_kind_t;
 typedef enum agg_window_kind { WIN_TUMBLING, WIN_SLIDING, WIN_SESSION } agg_window_kind_t;
@@ -63,6 +82,15 @@ typedef struct agg_opts {
   const char *parallelism;
   agg_on_error_t on_error;
   const char *dead_letter;
+  const char *state_backend;       /* NULL: the library's default */
+  const char *checkpoint_dir;      /* NULL: no checkpoints */
+  const char *checkpoint_interval; /* normalised to milliseconds */
+  char checkpoint_interval_buf[32];
+  const char *savepoint_on_exit;
+  const char *from_savepoint;
+  /* Durable mode (checkpoints or savepoints): outputs that name a directory go to the
+   * exactly-once file sink. */
+  bool output_dir, late_output_dir, dead_letter_dir;
 } agg_opts_t;
 
 /* Shared, read-only during the job except for the atomic counter. */
@@ -80,7 +108,25 @@ typedef struct agg_acc {
 } agg_acc_t;
 
 static fl_env_t *volatile agg_env;
-static volatile sig_atomic_t agg_signal;
+static volatile sig_atomic_t agg_signal; /* the first SIGINT/SIGTERM */
+
+/* --savepoint-on-exit: the signal handler wakes this helper thread (sem_post is
+ * async-signal-safe; fl_env_savepoint() blocks and is not), which takes the savepoint
+ * and then stops the job. */
+typedef struct agg_saver {
+  fl_env_t *env;
+  const char *path;
+  sem_t wake;
+  pthread_t thread;
+  bool started;
+  _Atomic bool done;      /* set by main when the job ended: leave without saving */
+  _Atomic int signals;    /* signals seen; the second one stops at once */
+  bool attempted;         /* read by main after the join */
+  int rc;
+  char err[1024];
+} agg_saver_t;
+
+static agg_saver_t agg_saver;
 
 /* ---------------------------------------------------------------------------------- */
 /* Command line                                                                       */
@@ -92,7 +138,12 @@ static const char agg_usage_text[] =
     "                 [--out-of-orderness DUR] [--allowed-lateness DUR]\n"
     "                 [--late-output PATH] [--watermark-interval DUR]\n"
     "                 [--parallelism N] [--on-error fail|skip|dead-letter:PATH]\n"
-    "DUR: 250, 250ms, 5s, 5m, 1h\n";
+    "                 [--state-backend hashmap|rocksdb]\n"
+    "                 [--checkpoint-dir DIR [--checkpoint-interval DUR]]\n"
+    "                 [--savepoint-on-exit PATH] [--from-savepoint PATH]\n"
+    "DUR: 250, 250ms, 5s, 5m, 1h\n"
+    "With --checkpoint-dir, --savepoint-on-exit or --from-savepoint, an output path that\n"
+    "is a directory (existing, or ending in '/') receives exactly-once part-* files.\n";
 
 static int agg_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int agg_usage(const char *fmt, ...) {
@@ -155,12 +206,40 @@ static int agg_window_spec(const char *spec, agg_opts_t *o) {
   return 0;
 }
 
+/* An output path names a directory: an existing one, or a path ending in '/'. */
+static bool agg_is_dir(const char *path) {
+  struct stat st;
+  size_t n = strlen(path);
+  if (strcmp(path, "-") == 0)
+    return false;
+  return (n > 0 && path[n - 1] == '/') || (stat(path, &st) == 0 && S_ISDIR(st.st_mode));
+}
+
+/* True when path does not exist or is an empty directory. */
+static bool agg_empty_or_missing(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return errno == ENOENT;
+  if (!S_ISDIR(st.st_mode))
+    return false;
+  DIR *d = opendir(path);
+  struct dirent *e;
+  bool empty = true;
+  if (d == NULL)
+    return false;
+  while (empty && (e = readdir(d)) != NULL)
+    empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+  closedir(d);
+  return empty;
+}
+
 static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
   static const char *const names[] = {
       "--input",       "--output",          "--key",         "--time",
       "--value",       "--agg",             "--window",      "--out-of-orderness",
       "--allowed-lateness", "--late-output", "--watermark-interval", "--parallelism",
-      "--on-error"};
+      "--on-error",    "--state-backend",   "--checkpoint-dir", "--checkpoint-interval",
+      "--savepoint-on-exit", "--from-savepoint"};
   enum { N_OPTS = sizeof(names) / sizeof(names[0]) };
   const char *vals[N_OPTS] = {0};
   int64_t ms;
@@ -266,7 +345,37 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
                      vals[12]);
   }
 
-  /* Two sinks truncating one file would destroy each other's output. */
+  if (vals[13] != NULL) {
+    if (strcmp(vals[13], "hashmap") != 0 && strcmp(vals[13], "rocksdb") != 0)
+      return agg_usage("invalid value for --state-backend: '%s' (expected hashmap or rocksdb)",
+                       vals[13]);
+    o->state_backend = vals[13];
+  }
+  o->checkpoint_dir = vals[14];
+  if (vals[15] != NULL) {
+    if (o->checkpoint_dir == NULL)
+      return agg_usage("--checkpoint-interval needs --checkpoint-dir");
+    if ((rc = agg_duration("--checkpoint-interval", vals[15], &ms)) != 0)
+      return rc;
+    if (ms <= 0)
+      return agg_usage("invalid value for --checkpoint-interval: '%s' (must be positive)",
+                       vals[15]);
+    snprintf(o->checkpoint_interval_buf, sizeof(o->checkpoint_interval_buf), "%" PRId64, ms);
+    o->checkpoint_interval = o->checkpoint_interval_buf;
+  }
+  o->savepoint_on_exit = vals[16];
+  o->from_savepoint = vals[17];
+  if (o->savepoint_on_exit != NULL && !agg_empty_or_missing(o->savepoint_on_exit))
+    return agg_usage("--savepoint-on-exit: '%s' must be a new or empty directory",
+                     o->savepoint_on_exit);
+  if (o->checkpoint_dir != NULL || o->savepoint_on_exit != NULL || o->from_savepoint != NULL) {
+    o->output_dir = agg_is_dir(o->output);
+    o->late_output_dir = o->late_output != NULL && agg_is_dir(o->late_output);
+    o->dead_letter_dir = o->dead_letter != NULL && agg_is_dir(o->dead_letter);
+  }
+
+  /* Two sinks truncating one file (or committing into one directory) would destroy
+   * each other's output. */
   {
     const char *paths[3] = {o->output, o->late_output, o->dead_letter};
     const char *what[3] = {"--output", "--late-output", "--on-error dead-letter"};
@@ -553,11 +662,40 @@ static int agg_late_line(fl_context_t *ctx, const fl_record_t *in, void *opaque)
 /* ---------------------------------------------------------------------------------- */
 /* Job                                                                                */
 
+/* Async-signal-safe: fl_env_stop(), sem_post() and lock-free atomics only. */
 static void agg_on_signal(int sig) {
   fl_env_t *env = agg_env;
-  agg_signal = sig;
+  if (agg_signal == 0)
+    agg_signal = sig;
+  /* With --savepoint-on-exit the first signal asks the helper for a savepoint; another
+   * one stops at once, without waiting for it. */
+  if (agg_saver.started && atomic_fetch_add(&agg_saver.signals, 1) == 0) {
+    sem_post(&agg_saver.wake);
+    return;
+  }
   if (env != NULL)
     fl_env_stop(env);
+}
+
+static void *agg_saver_main(void *arg) {
+  agg_saver_t *s = arg;
+  while (sem_wait(&s->wake) != 0 && errno == EINTR) {
+  }
+  if (atomic_load(&s->done))
+    return NULL;
+  s->attempted = true;
+  s->rc = fl_env_savepoint(s->env, s->path, s->err, sizeof(s->err));
+  fl_env_stop(s->env);
+  return NULL;
+}
+
+/* Writes a stream's values as lines: exactly once into a directory (durable mode), else
+ * into a file or stdout. */
+static void agg_sink(fl_stream_t *in, const char *name, const char *path, bool dir) {
+  if (dir)
+    fl_stream_sink_files(in, name, path);
+  else
+    fl_stream_sink_lines(in, name, path);
 }
 
 static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
@@ -594,8 +732,8 @@ static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
   /* Chained to the single reader on subtask 0, so it sees the lines in file order. */
   parsed = fl_stream_process(lines, "parse", &parse_fn, job);
   if (job->dead_tag != NULL)
-    fl_stream_sink_lines(fl_stream_side_output(parsed, job->dead_tag), "dead-letter",
-                         o->dead_letter);
+    agg_sink(fl_stream_side_output(parsed, job->dead_tag), "dead-letter", o->dead_letter,
+             o->dead_letter_dir);
   timed = fl_stream_assign_timestamps(parsed, "timestamps", &ws);
   keyed = fl_stream_key_by(timed, NULL, NULL);
   switch (o->window) {
@@ -615,13 +753,106 @@ static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
       fl_window_late_output(win, late_tag);
   }
   results = fl_window_aggregate(win, "aggregate", &agg_fn, job);
-  fl_stream_sink_lines(results, "output", o->output);
+  agg_sink(results, "output", o->output, o->output_dir);
   if (late_tag != NULL)
-    fl_stream_sink_lines(fl_stream_map(fl_stream_side_output(results, late_tag), "late-line",
-                                       agg_late_line, NULL),
-                         "late-output", o->late_output);
+    agg_sink(fl_stream_map(fl_stream_side_output(results, late_tag), "late-line",
+                           agg_late_line, NULL),
+             "late-output", o->late_output, o->late_output_dir);
   /* Builder errors are sticky and reported by fl_env_execute(). */
   return FL_OK;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Durability                                                                         */
+
+/* The id of the newest complete checkpoint under the checkpoint directory dir (a
+ * chk-<id> directory holding a _manifest, which the library writes last), or 0. The
+ * library checks it when it restores, and falls back to an older one if it is damaged. */
+static int64_t agg_newest_checkpoint(const char *dir) {
+  DIR *d = opendir(dir);
+  int64_t newest = 0;
+  struct dirent *e;
+  if (d == NULL)
+    return 0;
+  while ((e = readdir(d)) != NULL) {
+    char manifest[4096];
+    char *end;
+    long long id;
+    if (strncmp(e->d_name, "chk-", 4) != 0)
+      continue;
+    id = strtoll(e->d_name + 4, &end, 10);
+    if (*end != '\0' || id <= newest)
+      continue;
+    snprintf(manifest, sizeof(manifest), "%s/%s/_manifest", dir, e->d_name);
+    if (access(manifest, F_OK) == 0)
+      newest = id;
+  }
+  closedir(d);
+  return newest;
+}
+
+/* The id a checkpoint or savepoint directory's _manifest records, or -1 (no manifest:
+ * e.g. a checkpoint root). The manifest is a JSON object followed by a checksum line. */
+static int64_t agg_manifest_id(const char *dir) {
+  char path[4096];
+  json_error_t jerr;
+  json_t *m, *id;
+  int64_t out = -1;
+  snprintf(path, sizeof(path), "%s/_manifest", dir);
+  m = json_load_file(path, JSON_DISABLE_EOF_CHECK, &jerr);
+  id = m != NULL ? json_object_get(m, "id") : NULL;
+  if (json_is_integer(id))
+    out = (int64_t)json_integer_value(id);
+  json_decref(m);
+  return out;
+}
+
+/* State backend, checkpoints, and where the job starts from. A run started from a
+ * savepoint writes checkpoints with larger ids than the savepoint's, so when
+ * --checkpoint-dir holds a newer checkpoint than --from-savepoint, that run was
+ * interrupted and is resumed from it (running the same command again after a crash goes
+ * on from where it was, without repeating output); otherwise the savepoint is used. */
+static int agg_configure_durability(fl_config_t *conf, const agg_opts_t *o, char *errstr,
+                                    size_t size) {
+  const char *start = NULL;
+  int64_t newest = 0, sp_id;
+  if (o->state_backend != NULL &&
+      fl_config_set(conf, "state.backend", o->state_backend, errstr, size) != FL_OK)
+    return -1;
+  if (o->checkpoint_dir != NULL) {
+    if (fl_config_set(conf, "state.checkpoints.dir", o->checkpoint_dir, errstr, size) != FL_OK ||
+        fl_config_set(conf, "state.checkpoints.num-retained", AGG_CHECKPOINTS_RETAINED, errstr,
+                      size) != FL_OK ||
+        fl_config_set(conf, "execution.checkpointing.interval",
+                      o->checkpoint_interval != NULL ? o->checkpoint_interval
+                                                     : AGG_CHECKPOINT_INTERVAL,
+                      errstr, size) != FL_OK)
+      return -1;
+    newest = agg_newest_checkpoint(o->checkpoint_dir);
+  }
+  if (o->from_savepoint != NULL) {
+    sp_id = agg_manifest_id(o->from_savepoint);
+    if (newest > 0 && sp_id >= 0 && newest > sp_id) {
+      start = o->checkpoint_dir;
+      fprintf(stderr,
+              "flink-agg: resuming from the newest complete checkpoint in %s (chk-%" PRId64
+              "), which is newer than the savepoint %s\n",
+              o->checkpoint_dir, newest, o->from_savepoint);
+    } else {
+      start = o->from_savepoint;
+      fprintf(stderr, "flink-agg: starting from the savepoint %s\n", o->from_savepoint);
+    }
+  } else if (newest > 0) {
+    /* A checkpoint root as the savepoint path: the newest usable checkpoint in it. */
+    start = o->checkpoint_dir;
+    fprintf(stderr,
+            "flink-agg: resuming from the newest complete checkpoint in %s (chk-%" PRId64 ")\n",
+            o->checkpoint_dir, newest);
+  }
+  if (start != NULL &&
+      fl_config_set(conf, "execution.savepoint.path", start, errstr, size) != FL_OK)
+    return -1;
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -659,12 +890,30 @@ int main(int argc, char **argv) {
     exit_code = agg_usage("invalid value for --watermark-interval: %s", errstr);
     goto done;
   }
+  if (agg_configure_durability(conf, &opts, errstr, sizeof(errstr)) != 0) {
+    fprintf(stderr, "flink-agg: %s\n", errstr);
+    goto done;
+  }
   if (fl_env_new(&env, conf, errstr, sizeof(errstr)) != FL_OK) {
     fprintf(stderr, "flink-agg: %s\n", errstr);
     goto done;
   }
   agg_build(env, &opts, &job);
 
+  if (opts.savepoint_on_exit != NULL) {
+    agg_saver.env = env;
+    agg_saver.path = opts.savepoint_on_exit;
+    if (sem_init(&agg_saver.wake, 0, 0) != 0) {
+      fprintf(stderr, "flink-agg: sem_init: %s\n", strerror(errno));
+      goto done;
+    }
+    if ((rc = pthread_create(&agg_saver.thread, NULL, agg_saver_main, &agg_saver)) != 0) {
+      fprintf(stderr, "flink-agg: cannot start the savepoint thread: %s\n", strerror(rc));
+      sem_destroy(&agg_saver.wake);
+      goto done;
+    }
+    agg_saver.started = true;
+  }
   agg_env = env;
   memset(&sa, 0, sizeof(sa));
   sa.sa_handler = agg_on_signal;
@@ -678,6 +927,19 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   agg_env = NULL;
+  if (agg_saver.started) {
+    /* The helper is waiting for a signal, or has taken the savepoint and stopped the
+     * job (which is why execute returned). */
+    atomic_store(&agg_saver.done, true);
+    sem_post(&agg_saver.wake);
+    pthread_join(agg_saver.thread, NULL);
+    sem_destroy(&agg_saver.wake);
+    agg_saver.started = false;
+    if (agg_saver.attempted && agg_saver.rc == FL_OK)
+      fprintf(stderr, "flink-agg: savepoint written to %s\n", agg_saver.path);
+    else if (agg_saver.attempted)
+      fprintf(stderr, "flink-agg: no savepoint: %s\n", agg_saver.err);
+  }
 
   if (opts.on_error == ON_ERROR_SKIP)
     fprintf(stderr, "flink-agg: skipped %" PRIu64 " malformed lines\n",
@@ -686,7 +948,8 @@ int main(int argc, char **argv) {
     exit_code = 0;
   } else if (rc == FL_ECANCELED && agg_signal != 0) {
     fprintf(stderr, "flink-agg: stopped by signal %d\n", (int)agg_signal);
-    exit_code = 128 + agg_signal;
+    exit_code = agg_saver.attempted && agg_saver.rc != FL_OK ? AGG_EXIT_FAILURE
+                                                              : 128 + agg_signal;
   } else {
     const char *msg = fl_env_error(env);
     fprintf(stderr, "flink-agg: %s\n", msg[0] != '\0' ? msg : fl_strerror(rc));
