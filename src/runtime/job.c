@@ -153,8 +153,9 @@ static bool ew_retry(fl_edge_writer_t *ew) {
   for (int t = 0; t < ew->n; t++) {
     while (ew->ovf_head[t]) {
       fl_batch_t *b = ew->ovf_head[t];
+      fl_batch_t *next = b->next; /* once pushed, b belongs to the receiver */
       if (!fl_ring_push(ew->rings[t], b)) break;
-      ew->ovf_head[t] = b->next;
+      ew->ovf_head[t] = next;
       if (!ew->ovf_head[t]) ew->ovf_tail[t] = NULL;
       ew->n_overflow--;
       any = true;
