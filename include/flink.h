@@ -462,7 +462,9 @@ typedef struct fl_sink_fn {
    * the sink: everything written before it must become durable-but-uncommitted, and
    * what is needed to commit or abort it later is appended to out. checkpoint_complete:
    * checkpoint `checkpoint_id` is complete (its manifest is durable): commit everything
-   * pre-committed up to it. checkpoint_aborted: it will never complete. restore: the job
+   * pre-committed up to it; without periodic checkpoints it is called once with
+   * checkpoint_id INT64_MAX when every operator of the job ended well (the job's end is
+   * then the commit point). checkpoint_aborted: it will never complete. restore: the job
    * starts from a checkpoint; states[i] is what subtask i appended at that checkpoint
    * (n = that job's parallelism): those pre-commits belong to a complete checkpoint and
    * must be committed (idempotently) by exactly one instance (e.g. i % parallelism ==
@@ -489,7 +491,8 @@ FL_API int fl_stream_sink_lines(fl_stream_t *in, const char *name, const char *p
  * output: after a crash and a restore, files of checkpoints that never completed are
  * deleted and pre-committed ones of the restored checkpoint are committed, so the final
  * files hold every record exactly once. Without checkpoints the single file is
- * committed at the end of the input. Names starting with '.' are in-progress/pending. */
+ * committed when the whole job ended well (a failed job commits nothing). Names starting
+ * with '.' are in-progress/pending. */
 FL_API int fl_stream_sink_files(fl_stream_t *in, const char *name, const char *dir);
 
 /* ---------------------------------------------------------------------------------- */

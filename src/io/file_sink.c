@@ -15,7 +15,8 @@
  * The last file: when the input ends, the in-progress file becomes ".part-<s>-end.pending"
  * and is committed only by a checkpoint triggered after that (the final checkpoint,
  * which every worker waits for): one triggered before could be restored and would
- * replay those records. Without checkpoints it is committed at once.
+ * replay those records. Without checkpoints it is committed when the whole job ended
+ * well (the runtime's notification with id INT64_MAX): a failed job commits nothing.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -194,7 +195,8 @@ static int fs_flush(fl_context_t *ctx, void *instance) {
   in->ended = true;
   int rc = seal(ctx, in, END_ID);
   if (rc) return rc;
-  if (!in->checkpointing) return commit_upto(ctx, in, END_ID);
+  /* Committed by the first checkpoint triggered after this (the final one), or, without
+   * checkpoints, when the whole job has ended well (id INT64_MAX). */
   in->end_after = atomic_load(&ctx->op->worker->job->ckpt_trigger);
   return FL_OK;
 }

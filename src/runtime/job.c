@@ -1202,7 +1202,17 @@ static void *worker_main(void *arg) {
       }
       int64_t fd = atomic_load(&job->final_done); /* -1: done without a final checkpoint */
       notify_ops(w);
-      if (fd && (fd < 0 || w->ckpt_completed >= fd)) break;
+      if (fd < 0) {
+        /* Without checkpoints the job's successful end is the commit point: tell sinks
+         * once every worker's operators ended (checkpoint id INT64_MAX). */
+        for (size_t i = 0; i < env->n_nodes; i++) {
+          fl_op_t *op = w->ops[i];
+          if (op->opened && op->cls->notify && !op->failed)
+            op_check(op, op->cls->notify(op, INT64_MAX, true));
+        }
+        break;
+      }
+      if (fd && w->ckpt_completed >= fd) break;
     }
     if (failing && w->drained && atomic_load(&job->drained_workers) == job->P &&
         atomic_load(&job->inflight) == 0)
