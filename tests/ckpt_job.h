@@ -14,11 +14,13 @@
 
 #include <dirent.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "flink.h"
 
@@ -275,6 +277,22 @@ static inline int lines_diff(const char *what, const lines_t *a, const lines_t *
     j++;
   }
   return 0;
+}
+
+/* Whether root holds a complete checkpoint (a chk-N directory with its _manifest). */
+static inline bool has_manifest(const char *root) {
+  DIR *d = opendir(root);
+  if (!d) return false;
+  struct dirent *e;
+  bool found = false;
+  while (!found && (e = readdir(d))) {
+    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
+    found = access(p, F_OK) == 0;
+  }
+  closedir(d);
+  return found;
 }
 
 static inline void rm_rf(const char *path) {

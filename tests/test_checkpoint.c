@@ -42,20 +42,6 @@ static fl_env_t *env_conf(const char *const *kv) {
   return env;
 }
 
-static bool has_manifest(const char *root) {
-  DIR *d = opendir(root);
-  if (!d) return false;
-  struct dirent *e;
-  bool found = false;
-  while (!found && (e = readdir(d))) {
-    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
-    char p[4400];
-    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
-    found = access(p, F_OK) == 0;
-  }
-  closedir(d);
-  return found;
-}
 
 static int64_t now_ms(void) {
   struct timespec ts;

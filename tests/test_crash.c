@@ -32,20 +32,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static bool has_manifest(const char *root) {
-  DIR *d = opendir(root);
-  if (!d) return false;
-  struct dirent *e;
-  bool found = false;
-  while (!found && (e = readdir(d))) {
-    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
-    char p[4400];
-    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
-    found = access(p, F_OK) == 0;
-  }
-  closedir(d);
-  return found;
-}
 
 /* The child: runs the job from the newest checkpoint (if any) to the end. */
 static void child(const char *backend, const char *root, const char *out, const char *rocks) {

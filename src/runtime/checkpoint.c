@@ -26,7 +26,6 @@
 #include "runtime/checkpoint.h"
 
 #include <dirent.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -38,6 +37,7 @@
 #include <time.h>
 
 #include "checkpoint/store.h"
+#include "util/fs.h"
 
 
 typedef struct ack {
@@ -260,7 +260,6 @@ static uint64_t native_store_id(const fl_buf_t *b) {
   return v;
 }
 
-static void remove_tree(const char *dir);
 
 static int write_ack(fl_coord_t *c, fl_ckpt_writer_t *w, const ack_t *a, char *err, size_t size) {
   fl_env_t *env = c->job->env;
@@ -286,18 +285,11 @@ static int write_ack(fl_coord_t *c, fl_ckpt_writer_t *w, const ack_t *a, char *e
   return FL_OK;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-static void remove_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 static void ack_free(ack_t *a, size_t n_nodes) {
   if (!a) return;
   for (size_t k = 0; a->natives && k < n_nodes; k++) {
-    if (a->natives[k] && a->owned[k]) remove_tree(a->natives[k]);
+    if (a->natives[k] && a->owned[k]) fl_rm_tree(a->natives[k]);
     free(a->natives[k]);
   }
   free(a->natives);

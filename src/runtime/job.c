@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ftw.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/eventfd.h>
@@ -47,6 +46,7 @@
 #include "state/rocksdb.h"
 #include "runtime/checkpoint.h"
 #include "runtime/job.h"
+#include "util/fs.h"
 #include "util/hash.h"
 
 #define MAX_SLEEP_MS 50
@@ -970,8 +970,6 @@ static void worker_sleep(fl_worker_t *w, int64_t now, bool has_ticks) {
   atomic_store(&w->sleeping, 0);
 }
 
-static void rm_tree(const char *dir);
-
 /* A native (incremental) snapshot of old subtask `subtask`: its RocksDB files are linked
  * into a temporary store, whose cells are restored like a canonical snapshot, so the key
  * groups can move and the backend can change. */
@@ -1038,7 +1036,7 @@ done:
   fl_kv_destroy(&tkv);
   if (own_sh) fl_kv_rocksdb_shared_destroy(own_sh);
   fl_buf_free(&blob);
-  rm_tree(tmp);
+  fl_rm_tree(tmp);
   return rc;
 }
 
@@ -1456,17 +1454,6 @@ static int plan_validate(fl_env_t *env, char *msg, size_t size) {
   return FL_OK;
 }
 
-/* Deletes a directory tree (the RocksDB working directories of an attempt). */
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-static void rm_tree(const char *dir) {
-  if (dir[0]) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void job_destroy(fl_job_t *job) {
   if (!job) return;
   fl_env_t *env = job->env;
@@ -1491,7 +1478,7 @@ static void job_destroy(fl_job_t *job) {
   free(job->workers);
   if (job->rocks_shared) {
     fl_kv_rocksdb_shared_destroy(job->rocks_shared);
-    rm_tree(job->rocks_dir);
+    fl_rm_tree(job->rocks_dir);
   }
   pthread_mutex_destroy(&job->err_lock);
   free(job);
