@@ -1786,11 +1786,13 @@ int fl_env_execute(fl_env_t *env, const char *job_name) {
       return FL_ENOMEM;
     }
   }
+  int64_t run_first = 0; /* the first checkpoint id of this execution */
   for (;;) {
     /* checkpoint ids go on after every id already in the checkpoint directory */
     int64_t first = 1;
     if (conf->ckpt_dir[0]) first = fl_ckpt_root_max_id(conf->ckpt_dir) + 1;
     if (r && r->id >= first) first = r->id + 1;
+    if (!run_first) run_first = first;
     int64_t last = 0;
     if (r) atomic_store(&env->ckpt_stats.restored_id, r->id);
     rc = run_attempt(env, r, first, &last);
@@ -1811,7 +1813,10 @@ int fl_env_execute(fl_env_t *env, const char *job_name) {
       fl_restore_t *nr = NULL;
       char msg[900];
       int lrc = fl_restore_load(env, conf->ckpt_dir, &nr, msg, sizeof msg);
-      if (lrc == FL_OK) {
+      if (lrc == FL_OK && nr->id < run_first) {
+        /* older than this execution (another run's): go on from where this one started */
+        fl_restore_free(nr);
+      } else if (lrc == FL_OK) {
         fl_restore_free(r);
         r = nr;
       } else if (lrc != FL_ENOTFOUND) {
