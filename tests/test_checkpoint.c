@@ -297,6 +297,40 @@ static void savepoint_of_a_job_that_is_not_running_is_refused(void **state) {
   fl_env_destroy(env);
 }
 
+/* A checkpoint directory reused by a later run: a restart of that run must not restore
+ * the earlier run's checkpoints (here its final one, with every record read). */
+static void restart_ignores_checkpoints_of_an_earlier_run(void **state) {
+  char root[512], out_a[512], out_b[512];
+  snprintf(root, sizeof root, "%s/reused-ckpts", g_tmp);
+  snprintf(out_a, sizeof out_a, "%s/reused-out-a", g_tmp);
+  snprintf(out_b, sizeof out_b, "%s/reused-out-b", g_tmp);
+  const char *kv_a[] = {"parallelism", "2", "state.checkpoints.dir", root,
+                        "execution.checkpointing.interval", "20ms", NULL};
+  fl_env_t *env = env_conf(kv_a);
+  ckjob_t a = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
+  ckjob_build(env, &a, out_a);
+  assert_int_equal(fl_env_execute(env, "a"), 0);
+  fl_env_destroy(env);
+  assert_true(has_manifest(root));
+  /* run b: no checkpoint of its own before its failure (the first would come after 1 h) */
+  const char *kv_b[] = {"parallelism", "2",
+                        "state.checkpoints.dir", root,
+                        "execution.checkpointing.interval", "1h",
+                        "restart-strategy.type", "fixed-delay",
+                        "restart-strategy.fixed-delay.attempts", "1",
+                        "restart-strategy.fixed-delay.delay", "0",
+                        NULL};
+  env = env_conf(kv_b);
+  ckjob_t b = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = 777, .budget = 64};
+  ckjob_build(env, &b, out_b);
+  int rc = fl_env_execute(env, "b");
+  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
+  assert_int_equal(rc, 0);
+  assert_int_equal(atomic_load(&b.fail_flag), 1);
+  fl_env_destroy(env);
+  check_output(out_b, N);
+}
+
 /* ---- restart strategies give up as configured ---- */
 
 static _Atomic int g_opens;
@@ -363,6 +397,7 @@ int main(void) {
       cmocka_unit_test(savepoint_moves_between_backends),
       cmocka_unit_test(restore_from_a_missing_path_names_it),
       cmocka_unit_test(restart_strategies_give_up_as_configured),
+      cmocka_unit_test(restart_ignores_checkpoints_of_an_earlier_run),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

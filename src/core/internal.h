@@ -384,7 +384,6 @@ struct fl_op {
   size_t n_guards;
   /* checkpoints (runtime-private) */
   int64_t ckpt_aligning;   /* barrier being aligned (some channels delivered it), or 0 */
-  size_t ckpt_seen;        /* channels that delivered ckpt_aligning */
   int64_t ckpt_done;       /* last checkpoint this operator snapshotted */
   fl_buf_t ckpt_snap;      /* its snapshot, until the worker hands it over */
   fl_buf_t ckpt_final;     /* its snapshot when it ended (checkpoints after that) */

@@ -51,7 +51,6 @@ typedef struct finst {
   size_t n_pend, cap_pend;
   int64_t end_after; /* the last file waits for a checkpoint above this id */
   bool ended;
-  bool checkpointing;
 } finst_t;
 
 static int sys_fail(fl_context_t *ctx, const char *what, const char *path) {
@@ -113,7 +112,6 @@ static int fs_open(fl_context_t *ctx, void *opaque, void **instance) {
   in->cfg = opaque;
   in->subtask = fl_ctx_subtask(ctx);
   in->parallelism = fl_ctx_parallelism(ctx);
-  in->checkpointing = ctx->op->node->env->conf.ckpt_interval_ms > 0;
   if (mkdir_p(in->cfg->dir) != 0) {
     int rc = sys_fail(ctx, "cannot create directory", in->cfg->dir);
     free(in);

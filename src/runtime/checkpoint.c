@@ -53,7 +53,6 @@ typedef struct ack {
 struct fl_coord {
   fl_job_t *job;
   pthread_t thread;
-  bool started;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool stopping;
@@ -73,7 +72,6 @@ struct fl_coord {
   /* schedule */
   int64_t last_trigger, last_end; /* mono ms, 0: never */
   int failures;                   /* consecutive */
-  int64_t last_complete;
   /* savepoint requests: one at a time */
   char *sp_path;  /* requested, not started yet */
   bool sp_busy;   /* a request is queued or running */
@@ -182,7 +180,6 @@ static void finish(fl_coord_t *c, int rc, const char *msg) {
       atomic_store(&env->ckpt_stats.last_duration_ms, c->last_end - c->pending_started);
       atomic_store(&env->ckpt_stats.last_size, (int64_t)atomic_load(&c->bytes_total));
       atomic_store(&env->ckpt_stats.last_new_bytes, (int64_t)atomic_load(&c->bytes_new));
-      c->last_complete = id;
       atomic_store(&job->ckpt_complete, id);
       if (final) atomic_store(&job->final_done, id);
     }
@@ -247,20 +244,6 @@ static int write_native(fl_coord_t *c, fl_ckpt_writer_t *w, size_t k, int s, con
   return rc;
 }
 
-/* The store id recorded in a snapshot's native section (see snapshot.h). */
-static uint64_t native_store_id(const fl_buf_t *b) {
-  /* "FLSNAP01", optional [1][u64 len][bytes], then [4][u64 id] */
-  size_t off = 8;
-  uint64_t v = 0;
-  if (b->len > off && b->data[off] == 1) {
-    memcpy(&v, b->data + off + 1, 8);
-    off += 9 + (size_t)v;
-  }
-  if (b->len >= off + 9 && b->data[off] == 4) memcpy(&v, b->data + off + 1, 8);
-  return v;
-}
-
-
 static int write_ack(fl_coord_t *c, fl_ckpt_writer_t *w, const ack_t *a, char *err, size_t size) {
   fl_env_t *env = c->job->env;
   if (!a->snaps) {
@@ -278,8 +261,9 @@ static int write_ack(fl_coord_t *c, fl_ckpt_writer_t *w, const ack_t *a, char *e
     atomic_fetch_add(&c->bytes_new, a->snaps[k].len);
     int rc = fl_ckpt_writer_put(w, name, a->snaps[k].data, a->snaps[k].len, err, size);
     if (!rc && a->natives && a->natives[k])
-      rc = write_native(c, w, k, a->worker, a->natives[k], native_store_id(&a->snaps[k]), err,
-                        size);
+      /* the store id is set at plan time, before any thread runs */
+      rc = write_native(c, w, k, a->worker, a->natives[k],
+                        c->job->workers[a->worker].ops[k]->store_id, err, size);
     if (rc) return rc;
   }
   return FL_OK;
@@ -343,7 +327,6 @@ static void *coord_main(void *arg) {
     } else if (c->pending && c->n_acked == job->P) {
       fl_ckpt_writer_t *w = c->writer;
       bool sp = c->pending_kind == FL_CKPT_SAVEPOINT;
-      int64_t id = c->pending;
       pthread_mutex_unlock(&c->mu);
       char err[1024] = "";
       char *meta = meta_json(job);
@@ -359,7 +342,6 @@ static void *coord_main(void *arg) {
                                 rerr, sizeof rerr);
         if (r2) fprintf(stderr, "flink: deleting old checkpoints failed: %s\n", rerr);
       }
-      (void)id;
       pthread_mutex_lock(&c->mu);
       finish(c, rc, err);
     } else if (c->pending && conf->ckpt_timeout_ms > 0 &&
@@ -391,7 +373,7 @@ static void *coord_main(void *arg) {
         trigger(c, FL_CKPT_SAVEPOINT, p, false);
         free(p);
       } else if (ckpt_enabled(job) && !atomic_load(&job->failing) &&
-                 (!c->last_trigger || now - c->last_trigger >= conf->ckpt_interval_ms) &&
+                 now - c->last_trigger >= conf->ckpt_interval_ms &&
                  (!c->last_end || now - c->last_end >= conf->ckpt_min_pause_ms)) {
         trigger(c, FL_CKPT_CHECKPOINT, NULL, false);
       }
@@ -452,6 +434,7 @@ int fl_coord_start(fl_job_t *job, int64_t first_id, char *msg, size_t size) {
   if (!c->acked) goto nomem;
   c->job = job;
   c->next_id = first_id > 0 ? first_id : 1;
+  c->last_trigger = mono_ms(); /* the first checkpoint comes one interval after the start */
   pthread_mutex_init(&c->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -470,7 +453,6 @@ int fl_coord_start(fl_job_t *job, int64_t first_id, char *msg, size_t size) {
     free(c);
     return FL_ESYS;
   }
-  c->started = true;
   return FL_OK;
 nomem:
   if (c) free(c->acked);
@@ -577,9 +559,6 @@ int fl_coord_savepoint(fl_job_t *job, const char *path, char *err, size_t err_si
   return rc;
 }
 
-int64_t fl_coord_last_complete(fl_job_t *job) {
-  return job->coord ? atomic_load(&job->ckpt_complete) : 0;
-}
 
 /* ---------------------------------------------------------------------------------- */
 /* Restore                                                                              */

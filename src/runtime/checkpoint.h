@@ -31,8 +31,6 @@ void fl_coord_wake(fl_job_t *job);
 /* Takes a savepoint into path; blocks until it is complete or failed. Any thread but a
  * worker's. */
 int fl_coord_savepoint(fl_job_t *job, const char *path, char *err, size_t err_size);
-/* The id of the newest complete checkpoint this run wrote (0: none). */
-int64_t fl_coord_last_complete(fl_job_t *job);
 
 /* A checkpoint or savepoint loaded for a restore. */
 typedef struct fl_restore {

@@ -579,7 +579,7 @@ static void op_check_aligned(fl_op_t *op) {
   for (size_t c = 0; c < op->n_ins; c++)
     if (op->ins[c].barrier != id && !op->ins[c].ended) return;
   op->ckpt_aligning = 0;
-  op->ckpt_seen = 0;
+  op->worker->n_aligning--;
   op_snapshot(op, id);
   if (!op->failed) control_all(op, FL_E_BARRIER, id);
 }
@@ -588,20 +588,18 @@ static void op_input_barrier(fl_op_t *op, size_t chan, int64_t id) {
   if (op->failed || op->finished) return;
   fl_job_t *job = op->worker->job;
   if (id <= op->ckpt_done || id <= atomic_load(&job->ckpt_abort)) return; /* stale */
-  if (id > op->ckpt_aligning && op->ckpt_aligning) {
-    /* A newer barrier overtakes an alignment that cannot finish (its checkpoint was
-     * aborted): start over with the new one. */
-    op->ckpt_seen = 0;
-  }
-  if (id >= op->ckpt_aligning) op->ckpt_aligning = id;
-  else return;
+  /* A newer barrier overtakes an alignment that cannot finish (its checkpoint was
+   * aborted): channels are compared with the newest id only. */
+  if (id < op->ckpt_aligning) return;
+  if (!op->ckpt_aligning) op->worker->n_aligning++;
+  op->ckpt_aligning = id;
   op->ins[chan].barrier = id;
-  op->ckpt_seen++;
   op_check_aligned(op);
 }
 
 /* Whether op or an operator it feeds by calls is aligning a checkpoint. */
 static bool chain_aligning(const fl_op_t *op) {
+  if (!op->worker->n_aligning) return false; /* the usual case: no walk */
   if (op->ckpt_aligning) return true;
   for (size_t i = 0; i < op->out.n; i++)
     if (op->out.t[i].op && chain_aligning(op->out.t[i].op)) return true;
@@ -705,7 +703,7 @@ static void notify_ops(fl_worker_t *w) {
       if (op->ckpt_aligning && op->ckpt_aligning <= ab) {
         /* its barriers may never all arrive: stop holding input back */
         op->ckpt_aligning = 0;
-        op->ckpt_seen = 0;
+        w->n_aligning--;
       }
       if (op->opened && op->cls->notify && !op->failed)
         op_check(op, op->cls->notify(op, ab, false));
@@ -1648,9 +1646,8 @@ static int wire(fl_job_t *job, const bool *dead, char *msg, size_t size) {
   return FL_OK;
 }
 
-/* Runs one attempt of the job, from r when not NULL. Checkpoint ids start at first_id.
- * *last_complete: the newest checkpoint this attempt completed. */
-static int run_attempt(fl_env_t *env, fl_restore_t *r, int64_t first_id, int64_t *last_complete) {
+/* Runs one attempt of the job, from r when not NULL. Checkpoint ids start at first_id. */
+static int run_attempt(fl_env_t *env, fl_restore_t *r, int64_t first_id) {
   fl_job_t *job = calloc(1, sizeof *job);
   if (!job) return FL_ENOMEM;
   job->env = env;
@@ -1687,7 +1684,6 @@ static int run_attempt(fl_env_t *env, fl_restore_t *r, int64_t first_id, int64_t
   while (atomic_load(&env->stoppers) > 0) {
     /* fl_env_stop() or fl_env_savepoint() may still be using the job */
   }
-  *last_complete = atomic_load(&job->ckpt_complete);
   rc = job->err;
   if (rc) snprintf(env->errmsg, sizeof env->errmsg, "%s", job->errmsg);
   job_destroy(job);
@@ -1793,9 +1789,8 @@ int fl_env_execute(fl_env_t *env, const char *job_name) {
     if (conf->ckpt_dir[0]) first = fl_ckpt_root_max_id(conf->ckpt_dir) + 1;
     if (r && r->id >= first) first = r->id + 1;
     if (!run_first) run_first = first;
-    int64_t last = 0;
     if (r) atomic_store(&env->ckpt_stats.restored_id, r->id);
-    rc = run_attempt(env, r, first, &last);
+    rc = run_attempt(env, r, first);
     if (rc == FL_OK || rc == FL_ECANCELED || atomic_load(&env->stop_requested)) break;
     int64_t delay = 0;
     if (!may_restart(&conf->restart, &st, &delay)) break;

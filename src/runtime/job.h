@@ -74,6 +74,7 @@ struct fl_worker {
   int64_t ckpt_acked;     /* last checkpoint this worker acknowledged */
   int64_t ckpt_completed; /* last completion the operators were told about */
   int64_t ckpt_aborted;   /* last abort the operators were told about */
+  size_t n_aligning;      /* operators with ckpt_aligning set (0: no alignment walk) */
   _Atomic int all_finished; /* every operator ended; waits for the final checkpoint */
 };
 
