@@ -126,3 +126,65 @@ int fl_ctx_sref(fl_context_t *ctx, const fl_state_desc_t *d, int kind, fl_sref_t
   if (kind >= 0 && (int)d->kind != kind) return FL_ESTATE;
   return fl_op_sref(ctx->op, d, ctx->ns, ctx->ns_len, out);
 }
+
+/* ---------------------------------------------------------------------------------- */
+/* Watermarks and idleness of sources that generate them                              */
+
+int fl_ctx_emit_watermark(fl_context_t *ctx, int64_t watermark) {
+  if (!ctx || !ctx->op->is_source) return FL_EINVAL;
+  fl_op_t *op = ctx->op;
+  if (op->idle_out) fl_op_emit_idle(op, false);
+  if (watermark <= op->src_wm) return FL_OK;
+  op->src_wm = watermark;
+  return fl_op_emit_watermark(op, watermark);
+}
+
+int fl_ctx_mark_idle(fl_context_t *ctx, int idle) {
+  if (!ctx || !ctx->op->is_source) return FL_EINVAL;
+  return fl_op_emit_idle(ctx->op, idle != 0);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* User metrics                                                                         */
+
+static _Atomic int64_t *user_metric(fl_context_t *ctx, const char *name, bool gauge) {
+  if (!ctx || !name || !*name || strlen(name) >= sizeof(((fl_user_metric_t *)0)->name))
+    return NULL;
+  fl_metrics_t *m = ctx->op->m;
+  if (!m) return NULL;
+  fl_user_metrics_t *u = atomic_load_explicit(&m->user, memory_order_relaxed);
+  if (!u) {
+    u = calloc(1, sizeof *u);
+    if (!u) return NULL;
+    atomic_store_explicit(&m->user, u, memory_order_release);
+  }
+  int n = atomic_load_explicit(&u->n, memory_order_relaxed);
+  for (int i = 0; i < n; i++)
+    if (u->m[i].gauge == gauge && strcmp(u->m[i].name, name) == 0) return &u->m[i].value;
+  if (n == FL_USER_METRICS_MAX) return NULL;
+  fl_user_metric_t *e = &u->m[n];
+  strcpy(e->name, name);
+  e->gauge = gauge;
+  atomic_store_explicit(&e->value, 0, memory_order_relaxed);
+  atomic_store_explicit(&u->n, n + 1, memory_order_release);
+  return &e->value;
+}
+
+int fl_ctx_counter_add(fl_context_t *ctx, const char *name, int64_t delta) {
+  _Atomic int64_t *v = user_metric(ctx, name, false);
+  if (!v) return ctx && name && *name && strlen(name) < 96 ? FL_ENOMEM : FL_EINVAL;
+  atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + delta,
+                        memory_order_relaxed);
+  return FL_OK;
+}
+
+int fl_ctx_gauge_set(fl_context_t *ctx, const char *name, int64_t value) {
+  _Atomic int64_t *v = user_metric(ctx, name, true);
+  if (!v) return ctx && name && *name && strlen(name) < 96 ? FL_ENOMEM : FL_EINVAL;
+  atomic_store_explicit(v, value, memory_order_relaxed);
+  return FL_OK;
+}
+
+void fl_metrics_free_user(fl_metrics_t *m, size_t n) {
+  for (size_t i = 0; m && i < n; i++) free(atomic_load(&m[i].user));
+}

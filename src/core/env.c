@@ -85,6 +85,7 @@ void fl_env_destroy(fl_env_t *env) {
     free_inputs_fn(n);
     free(n->name);
     free(n->inputs);
+    fl_metrics_free_user(n->metrics, (size_t)n->n_metrics);
     free(n->metrics);
     free(n);
   }
@@ -251,7 +252,9 @@ fl_stream_t *fl_source(fl_env_t *env, const char *name, const fl_source_fn_t *fn
     /* A version 1 table ends before the checkpoint hooks. */
     memset(&n->u.source.fn, 0, sizeof n->u.source.fn);
     memcpy(&n->u.source.fn, fn,
-           fn->version == 1 ? offsetof(fl_source_fn_t, snapshot) : sizeof *fn);
+           fn->version == 1   ? offsetof(fl_source_fn_t, snapshot)
+           : fn->version == 2 ? offsetof(fl_source_fn_t, checkpoint_complete)
+                              : sizeof *fn);
     n->u.source.opaque = opaque;
   }
   n->parallel = parallel != 0;

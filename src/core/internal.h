@@ -119,12 +119,30 @@ struct fl_output_tag {
 };
 
 /* Per operator subtask counters, written by the owning worker, read by any thread. */
+/* User metrics of one subtask (fl_ctx_counter_add/fl_ctx_gauge_set): written only by
+ * the subtask's worker; a slot's name and kind are set before `n` is published with a
+ * release store, so a reader that loads `n` with acquire sees them whole. */
+#define FL_USER_METRICS_MAX 64
+typedef struct fl_user_metric {
+  char name[96];
+  bool gauge;
+  _Atomic int64_t value;
+} fl_user_metric_t;
+typedef struct fl_user_metrics {
+  _Atomic int n;
+  fl_user_metric_t m[FL_USER_METRICS_MAX];
+} fl_user_metrics_t;
+
 typedef struct fl_metrics {
   _Atomic uint64_t records_in;
   _Atomic uint64_t records_out;
   _Atomic uint64_t late_dropped;
   _Atomic int64_t input_watermark; /* FL_TS_NONE before the first */
+  _Atomic(fl_user_metrics_t *) user; /* NULL until the first user metric */
 } fl_metrics_t;
+
+/* Frees the user metrics of n metrics slots. */
+void fl_metrics_free_user(fl_metrics_t *m, size_t n);
 
 typedef struct fl_node {
   uint32_t id;
@@ -159,7 +177,8 @@ typedef struct fl_node {
     } ijoin;
     struct { fl_broadcast_process_fn_t fn; void *opaque; } bcast;
   } u;
-  fl_metrics_t *metrics; /* [parallelism], allocated at execute */
+  fl_metrics_t *metrics;
+  int n_metrics;           /* entries of metrics */ /* [parallelism], allocated at execute */
 } fl_node_t;
 
 /* The public stream handles. A stream is a node's main output or one of its side
@@ -359,6 +378,7 @@ struct fl_op {
   size_t n_ins, n_ended;
   int64_t wm;              /* current input watermark (min over non-idle inputs) */
   bool idle_out;           /* we told downstream we are idle */
+  int64_t src_wm;          /* sources: last watermark fl_ctx_emit_watermark() forwarded */
   bool finished;
   /* keyed operators */
   fl_timers_t *timers;

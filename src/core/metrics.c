@@ -26,6 +26,7 @@ char *fl_env_metrics_json(fl_env_t *env) {
     json_t *subs = json_array();
     uint64_t in = 0, out = 0, late = 0;
     int64_t wm = FL_TS_NONE;
+    json_t *agg = json_object();
     for (int s = 0; n->metrics && s < P; s++) {
       fl_metrics_t *m = &n->metrics[s];
       uint64_t a = atomic_load_explicit(&m->records_in, memory_order_relaxed);
@@ -44,6 +45,24 @@ char *fl_env_metrics_json(fl_env_t *env) {
       json_object_set_new(so, "records_out", json_integer((json_int_t)b));
       json_object_set_new(so, "late_records_dropped", json_integer((json_int_t)c));
       json_object_set_new(so, "current_input_watermark", wm_json(w));
+      fl_user_metrics_t *u = atomic_load_explicit(&m->user, memory_order_acquire);
+      if (u) {
+        json_t *um = json_object();
+        int nu = atomic_load_explicit(&u->n, memory_order_acquire);
+        for (int k = 0; k < nu; k++) {
+          int64_t v = atomic_load_explicit(&u->m[k].value, memory_order_relaxed);
+          json_object_set_new(um, u->m[k].name, json_integer((json_int_t)v));
+          /* the operator's value: counters summed, gauges at their maximum */
+          json_t *prev = json_object_get(agg, u->m[k].name);
+          if (!prev) {
+            json_object_set_new(agg, u->m[k].name, json_integer((json_int_t)v));
+          } else {
+            json_int_t p = json_integer_value(prev);
+            json_integer_set(prev, u->m[k].gauge ? (p > v ? p : v) : p + v);
+          }
+        }
+        json_object_set_new(so, "metrics", um);
+      }
       json_array_append_new(subs, so);
     }
     json_object_set_new(o, "id", json_integer(n->id));
@@ -53,6 +72,10 @@ char *fl_env_metrics_json(fl_env_t *env) {
     json_object_set_new(o, "records_out", json_integer((json_int_t)out));
     json_object_set_new(o, "late_records_dropped", json_integer((json_int_t)late));
     json_object_set_new(o, "current_input_watermark", wm_json(wm));
+    if (json_object_size(agg))
+      json_object_set_new(o, "metrics", agg);
+    else
+      json_decref(agg);
     json_object_set_new(o, "subtasks", subs);
     json_array_append_new(ops, o);
   }

@@ -786,12 +786,21 @@ static int source_restore(fl_op_t *op, const fl_bytes_t *states, size_t n) {
   return rc < 0 ? fl_op_user_failed(op, rc, "source restore") : FL_OK;
 }
 
+static int source_notify(fl_op_t *op, int64_t id, bool completed) {
+  source_state_t *s = op->state;
+  if (!completed || !s->opened_instance || !op->node->u.source.fn.checkpoint_complete)
+    return FL_OK;
+  int rc = op->node->u.source.fn.checkpoint_complete(&op->ctx, s->instance, id);
+  return rc < 0 ? fl_op_user_failed(op, rc, "source checkpoint_complete") : FL_OK;
+}
+
 const fl_op_class_t fl_op_source_class = {.kind = "source",
                                           .open = source_open,
                                           .process = source_process,
                                           .close = source_close,
                                           .snapshot = source_snapshot,
-                                          .restore = source_restore};
+                                          .restore = source_restore,
+                                          .notify = source_notify};
 
 static void source_end(fl_op_t *op) {
   if (op->failed || op->finished) return;
@@ -1279,6 +1288,7 @@ static fl_op_t *op_new(fl_worker_t *w, fl_node_t *node) {
   op->m = &node->metrics[w->index];
   op->wm = FL_TS_NONE;
   op->src_fd = -1;
+  op->src_wm = FL_TS_NONE;
   op->is_source = node->kind == FL_NODE_SOURCE;
   fl_buf_init(&op->timer_key);
   fl_buf_init(&op->ckpt_snap);
@@ -1497,9 +1507,12 @@ static int plan(fl_job_t *job, char *msg, size_t size) {
   if (rc) return rc;
   for (size_t i = 0; i < env->n_nodes; i++) {
     fl_node_t *n = env->nodes[i];
+    fl_metrics_free_user(n->metrics, (size_t)n->n_metrics);
     free(n->metrics);
+    n->n_metrics = 0;
     n->metrics = calloc((size_t)P, sizeof *n->metrics);
     if (!n->metrics) PLAN_NOMEM();
+    n->n_metrics = P;
     for (int s = 0; s < P; s++) atomic_init(&n->metrics[s].input_watermark, FL_TS_NONE);
   }
   if (env->conf.rocksdb) {
