@@ -634,6 +634,116 @@ static void metrics_count_records_per_operator(void **state) {
   fl_env_destroy(env);
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* Sources with their own watermarks and idleness; user metrics                        */
+
+static atomic_int g_sw_fired;      /* the event timer fired */
+static atomic_int g_sw_einval;     /* fl_ctx_emit_watermark outside a source: FL_EINVAL */
+static atomic_int g_sw_timed_out;  /* a source subtask ended by its deadline */
+
+typedef struct sw_src {
+  int step;
+  int64_t deadline;
+} sw_src_t;
+
+static int sw_open(fl_context_t *ctx, void *opaque, void **inst) {
+  sw_src_t *s = calloc(1, sizeof *s);
+  s->deadline = fl_ctx_processing_time(ctx) + (int64_t)(10000 * timeout_scale());
+  *inst = s;
+  return 0;
+}
+
+static void sw_close(void *inst) { free(inst); }
+
+/* Subtask 0: two records, then its own watermark 1000; subtask 1: nothing, idle. Both
+ * keep running until the timer at 999 fired (or the deadline), so only the source's
+ * watermark and idleness, not the end of input, can make it fire. */
+static int sw_run(fl_context_t *ctx, void *inst) {
+  sw_src_t *s = inst;
+  int sub = fl_ctx_subtask(ctx);
+  if (s->step == 0) {
+    s->step = 1;
+    if (sub == 0) {
+      fl_ctx_mark_idle(ctx, 1); /* then active again with the records and watermark */
+      fl_ctx_mark_idle(ctx, 0);
+      assert_int_equal(fl_emit(ctx, "k", 1, "a", 1, 100), 0);
+      assert_int_equal(fl_emit(ctx, "k", 1, "b", 1, 900), 0);
+      assert_int_equal(fl_ctx_emit_watermark(ctx, 1000), 0);
+      assert_int_equal(fl_ctx_emit_watermark(ctx, 500), 0); /* not forwarded: smaller */
+      fl_ctx_counter_add(ctx, "emitted", 2);
+      fl_ctx_gauge_set(ctx, "lag", 5);
+    } else {
+      assert_int_equal(fl_ctx_mark_idle(ctx, 1), 0);
+      fl_ctx_counter_add(ctx, "emitted", 0);
+      fl_ctx_counter_add(ctx, "emitted", 1);
+      fl_ctx_gauge_set(ctx, "lag", 9);
+      fl_ctx_gauge_set(ctx, "lag", 7);
+    }
+    assert_int_equal(fl_ctx_counter_add(ctx, "", 1), FL_EINVAL);
+    return FL_SOURCE_MORE;
+  }
+  if (atomic_load(&g_sw_fired)) return FL_SOURCE_END;
+  if (fl_ctx_processing_time(ctx) > s->deadline) {
+    atomic_store(&g_sw_timed_out, 1);
+    return FL_SOURCE_END;
+  }
+  return FL_SOURCE_WAIT;
+}
+
+static int sw_process(fl_context_t *ctx, const fl_record_t *in, void *inst) {
+  (void)in;
+  (void)inst;
+  if (fl_ctx_emit_watermark(ctx, 1) == FL_EINVAL && fl_ctx_mark_idle(ctx, 1) == FL_EINVAL)
+    atomic_store(&g_sw_einval, 1);
+  return fl_timer_register(ctx, FL_EVENT_TIME, 999);
+}
+
+static int sw_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t d, void *inst) {
+  (void)inst;
+  (void)d;
+  atomic_store(&g_sw_fired, 1);
+  return fl_emit(ctx, "k", 1, "fired", 5, ts);
+}
+
+static void source_watermarks_idleness_and_user_metrics(void **state) {
+  (void)state;
+  atomic_store(&g_sw_fired, 0);
+  atomic_store(&g_sw_einval, 0);
+  atomic_store(&g_sw_timed_out, 0);
+  fl_env_t *env = env_with(2, NULL);
+  fl_source_fn_t sfn = {.version = FL_SOURCE_FN_VERSION, .open = sw_open, .run = sw_run,
+                        .close = sw_close};
+  fl_process_fn_t pfn = {FL_PROCESS_FN_VERSION, NULL, sw_process, sw_timer, NULL, NULL};
+  fl_stream_t *p = fl_keyed_process(
+      fl_stream_key_by(fl_source(env, "src", &sfn, NULL, 1), NULL, NULL), "p", &pfn, NULL);
+  collector_t c;
+  collector_init(&c);
+  fl_stream_sink(p, "collect", &collector_sink, &c);
+  assert_int_equal(fl_env_execute(env, "source-watermarks"), 0);
+  assert_int_equal(c.n, 1);
+  assert_string_equal(c.r[0].value, "fired");
+  assert_int_equal(c.r[0].ts, 999);
+  assert_true(atomic_load(&g_sw_einval));
+  assert_false(atomic_load(&g_sw_timed_out)); /* fired while both sources ran */
+  char *js = fl_env_metrics_json(env);
+  json_t *root = json_loads(js, 0, NULL);
+  json_t *ops = json_object_get(root, "operators");
+  json_t *src = NULL;
+  for (size_t i = 0; i < json_array_size(ops); i++)
+    if (!strcmp(json_string_value(json_object_get(json_array_get(ops, i), "name")), "src"))
+      src = json_array_get(ops, i);
+  assert_non_null(src);
+  json_t *m = json_object_get(src, "metrics");
+  assert_int_equal(json_integer_value(json_object_get(m, "emitted")), 3); /* summed */
+  assert_int_equal(json_integer_value(json_object_get(m, "lag")), 7);     /* max */
+  json_t *s1 = json_array_get(json_object_get(src, "subtasks"), 1);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(s1, "metrics"), "emitted")), 1);
+  json_decref(root);
+  fl_free(js);
+  collector_free(&c);
+  fl_env_destroy(env);
+}
+
 static void configuration_rejects_unknown_keys_and_bad_values_by_name(void **state) {
   fl_config_t *c = fl_config_new();
   char err[256];
@@ -697,6 +807,7 @@ int main(void) {
       cmocka_unit_test(processing_time_timers_fire_by_the_clock),
       cmocka_unit_test(idle_input_does_not_hold_back_the_watermark),
       cmocka_unit_test(metrics_count_records_per_operator),
+      cmocka_unit_test(source_watermarks_idleness_and_user_metrics),
       cmocka_unit_test(configuration_rejects_unknown_keys_and_bad_values_by_name),
       cmocka_unit_test(durations_parse_like_the_cli_documents),
       cmocka_unit_test(errors_have_names_and_messages),
