@@ -53,6 +53,7 @@ int fl_ctx_subtask(const fl_context_t *ctx) { return ctx ? ctx->op->subtask : 0;
 int fl_ctx_parallelism(const fl_context_t *ctx) { return ctx ? ctx->op->parallelism : 0; }
 
 size_t fl_ctx_source_budget(const fl_context_t *ctx) { return ctx ? ctx->source_budget : 0; }
+int64_t fl_ctx_checkpoint_id(const fl_context_t *ctx) { return ctx ? ctx->checkpoint_id : 0; }
 int fl_ctx_source_wait_fd(fl_context_t *ctx, int fd) {
   if (!ctx || fd < 0 || !ctx->op->is_source) return FL_EINVAL;
   ctx->wait_fd = fd;

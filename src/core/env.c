@@ -105,7 +105,7 @@ void fl_env_destroy(fl_env_t *env) {
   }
   free(env->tags);
   fl_state_descs_free(env);
-  free(env->job_name);
+  free(atomic_load(&env->job_name));
   fl_config_destroy(env->conf_copy);
   free(env);
 }

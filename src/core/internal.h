@@ -264,7 +264,7 @@ struct fl_env {
   void *clock_opaque;
   _Atomic int stop_requested;
   _Atomic int state; /* 0 built, 1 running, 2 finished */
-  char *job_name;
+  _Atomic(char *) job_name; /* set once by execute; read by metrics from any thread */
   _Atomic(struct fl_job *) job; /* while running */
   _Atomic int stoppers;           /* fl_env_stop() calls in progress */
   /* checkpoint statistics (Flink's names), across restarts */
@@ -325,6 +325,7 @@ struct fl_context {
   size_t source_budget;
   int wait_fd;        /* set by fl_ctx_source_wait_fd, -1 if none */
   void *instance;     /* the user's per-subtask instance */
+  int64_t checkpoint_id; /* during a source snapshot call: the checkpoint's id, else 0 */
 };
 
 typedef struct fl_op_class {

@@ -16,7 +16,8 @@ char *fl_env_metrics_json(fl_env_t *env) {
   json_t *root = json_object();
   json_t *ops = json_array();
   if (!root || !ops) goto fail;
-  json_object_set_new(root, "job", json_string(env->job_name ? env->job_name : ""));
+  const char *job_name = atomic_load(&env->job_name);
+  json_object_set_new(root, "job", json_string(job_name ? job_name : ""));
   json_object_set_new(root, "state",
                       json_string(st == 0 ? "created" : st == 1 ? "running" : "finished"));
   int P = env->conf.parallelism;

@@ -201,7 +201,7 @@ static int sink_process(fl_op_t *op, int input, const fl_record_t *rec) {
 
 static int sink_end(fl_op_t *op) {
   const fl_sink_fn_t *fn = &op->node->u.sink.fn;
-  if (!fn->flush) return FL_OK;
+  if (!fn->flush || (fn->open && !op->state)) return FL_OK; /* no instance to flush */
   int rc = fn->flush(&op->ctx, op->ctx.instance);
   if (rc < 0) return fl_op_user_failed(op, rc, "sink flush");
   return FL_OK;

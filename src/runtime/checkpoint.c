@@ -111,7 +111,7 @@ static char *meta_json(fl_job_t *job) {
     return NULL;
   }
   for (size_t i = 0; i < env->n_nodes; i++) json_array_append_new(nodes, json_string(env->nodes[i]->name));
-  json_object_set_new(m, "job", json_string(env->job_name ? env->job_name : "job"));
+  json_object_set_new(m, "job", json_string(atomic_load(&env->job_name) ? atomic_load(&env->job_name) : "job"));
   json_object_set_new(m, "parallelism", json_integer(job->P));
   json_object_set_new(m, "max_parallelism", json_integer(env->conf.max_parallelism));
   json_object_set_new(m, "backend", json_string(env->conf.rocksdb ? "rocksdb" : "hashmap"));

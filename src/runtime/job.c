@@ -767,7 +767,9 @@ static void source_close(fl_op_t *op) {
 static int source_snapshot(fl_op_t *op, int64_t id, fl_buf_t *out) {
   source_state_t *s = op->state;
   if (!s->opened_instance || !op->node->u.source.fn.snapshot) return FL_OK;
+  op->ctx.checkpoint_id = id;
   int rc = op->node->u.source.fn.snapshot(&op->ctx, s->instance, out);
+  op->ctx.checkpoint_id = 0;
   return rc < 0 ? fl_op_user_failed(op, rc, "source snapshot") : FL_OK;
 }
 
@@ -1768,8 +1770,7 @@ int fl_env_execute(fl_env_t *env, const char *job_name) {
   }
   env->executed = 1;
   if (env->error) return env->error;
-  free(env->job_name);
-  env->job_name = strdup(job_name ? job_name : "job");
+  free(atomic_exchange(&env->job_name, strdup(job_name ? job_name : "job")));
   if (atomic_load(&env->stop_requested)) {
     snprintf(env->errmsg, sizeof env->errmsg, "the job was stopped before it started");
     atomic_store(&env->state, 2);
@@ -1808,7 +1809,7 @@ int fl_env_execute(fl_env_t *env, const char *job_name) {
     int64_t delay = 0;
     if (!may_restart(&conf->restart, &st, &delay)) break;
     atomic_fetch_add(&env->ckpt_stats.restarts, 1);
-    fprintf(stderr, "flink: job '%s' failed (%s); restart %d in %lld ms\n", env->job_name,
+    fprintf(stderr, "flink: job '%s' failed (%s); restart %d in %lld ms\n", atomic_load(&env->job_name),
             env->errmsg, st.n, (long long)delay);
     restart_wait(env, delay);
     if (atomic_load(&env->stop_requested)) {
