@@ -41,6 +41,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "util/tsan_c11_threads.h" /* librdkafka threads under TSan builds */
+
 #define KL_EXIT_FAILURE 1
 #define KL_EXIT_USAGE 2
 
