@@ -1,0 +1,1237 @@
+/*
+ * The Kafka sink (fl_stream_sink_kafka): delivery and Java-compatible key partitioning
+ * for at-least-once and no-guarantee, serializer topics/headers/timestamps, exactly-once
+ * transactions with their log, exactly-once across SIGKILLs at every commit step (against
+ * flink-kafka-local as a separate process), broker outages, injected produce errors, and
+ * option validation.
+ *
+ * Most tests use librdkafka's in-process mock cluster. The crash test forks children
+ * that run the job; the parent creates no librdkafka handle before its children are done
+ * (fork with librdkafka threads alive is unsafe), which is why it runs first.
+ *
+ * What the mock means for the crash test: the mock shows aborted records to every
+ * consumer (no read_committed filtering). The verification therefore does not trust
+ * visibility: it keeps only records whose fl.txn tag the transaction logs show committed
+ * and checks every input record is among them exactly once. When the child dies after
+ * the intent line and before the committed one, the restore's read-back finds the first
+ * record (the mock shows it whether the commit went through or not) and logs the
+ * transaction committed; its records are all in the topic either way, so the check holds
+ * against the mock. The branch "intent, record not visible -> write again", which a
+ * broker with read_committed takes when the commit never arrived, is exercised by
+ * test_restore_rewrites_a_transaction_whose_commit_was_never_sent: its rerun writes to a
+ * second, empty cluster, where the read-back finds nothing.
+ *
+ * Under ThreadSanitizer run with FL_BUILD_DIR pointing at a plain build: the tool
+ * flink-kafka-local built with TSan crashes (librdkafka's C11 threads, see below).
+ */
+#define _GNU_SOURCE
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "fl_test_util.h"
+
+#include "io/kafka_sink.h"
+#include "kafka_test_util.h"
+
+/* ---------------------------------------------------------------------------------- */
+/* ThreadSanitizer and librdkafka                                                     */
+/*
+ * Debian's librdkafka starts its threads with C11 thrd_create() and locks with the mtx_
+ * and cnd_ functions, which glibc implements without going through the pthread
+ * functions that ThreadSanitizer intercepts (GCC 12's libtsan has no C11-thread
+ * interceptors): its threads then run without TSan state and crash in the first malloc.
+ * Under TSan only, this binary defines those functions on top of pthreads (the
+ * executable's definitions take precedence for librdkafka). A copy of the one in
+ * test_kafka_source.c, to be shared once the Kafka helpers are merged. The forked
+ * children of the crash test inherit it; flink-kafka-local itself has no such shim, so
+ * a TSan run points FL_BUILD_DIR at a plain build for the tool.
+ */
+#include "util/tsan_c11_threads.h"
+
+/* ---------------------------------------------------------------------------------- */
+/* Kafka's Utils.murmur2 (Java), written from its definition                          */
+
+static int32_t java_murmur2(const uint8_t *data, size_t length) {
+  const uint32_t seed = 0x9747b28cu, m = 0x5bd1e995u;
+  const int r = 24;
+  uint32_t h = seed ^ (uint32_t)length;
+  size_t length4 = length / 4;
+  for (size_t i = 0; i < length4; i++) {
+    size_t i4 = i * 4;
+    uint32_t k = (uint32_t)data[i4] | (uint32_t)data[i4 + 1] << 8 | (uint32_t)data[i4 + 2] << 16 |
+                 (uint32_t)data[i4 + 3] << 24;
+    k *= m;
+    k ^= k >> r;
+    k *= m;
+    h *= m;
+    h ^= k;
+  }
+  switch (length % 4) {
+  case 3: h ^= (uint32_t)data[(length & ~(size_t)3) + 2] << 16; /* fall through */
+  case 2: h ^= (uint32_t)data[(length & ~(size_t)3) + 1] << 8;  /* fall through */
+  case 1:
+    h ^= (uint32_t)data[length & ~(size_t)3];
+    h *= m;
+  }
+  h ^= h >> 13;
+  h *= m;
+  h ^= h >> 15;
+  return (int32_t)h;
+}
+
+static int java_partition(const char *key, int parts) {
+  return (int)((uint32_t)java_murmur2((const uint8_t *)key, strlen(key)) & 0x7fffffffu) % parts;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Files                                                                              */
+
+static char g_tmp[256];
+
+static void rm_rf(const char *path) {
+  DIR *d = opendir(path);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+      char p[4400];
+      snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+      rm_rf(p);
+    }
+    closedir(d);
+    rmdir(path);
+  } else {
+    unlink(path);
+  }
+}
+
+static int setup(void **state) {
+  (void)state;
+  tool_path();
+  snprintf(g_tmp, sizeof g_tmp, "/tmp/fl_kafka_sink_XXXXXX");
+  return mkdtemp(g_tmp) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  teardown_children(state);
+  rm_rf(g_tmp);
+  return 0;
+}
+
+static bool has_manifest(const char *root) {
+  DIR *d = opendir(root);
+  if (!d) return false;
+  struct dirent *e;
+  bool found = false;
+  while (!found && (e = readdir(d))) {
+    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
+    found = access(p, F_OK) == 0;
+  }
+  closedir(d);
+  return found;
+}
+
+/* The contents of every *.log file in dir, concatenated. */
+static char *read_logs(const char *dir) {
+  size_t len = 0;
+  char *all = calloc(1, 1);
+  DIR *d = opendir(dir);
+  if (!d) return all;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t n = strlen(e->d_name);
+    if (n < 5 || strcmp(e->d_name + n - 4, ".log") != 0) continue;
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    char buf[4096];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof buf, f)) > 0) {
+      all = realloc(all, len + r + 1);
+      memcpy(all + len, buf, r);
+      len += r;
+      all[len] = 0;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  return all;
+}
+
+/* Whether the logs show tag committed: a line "committed <N> <tag>[ ...]". */
+static bool log_committed(const char *logs, const char *tag) {
+  char pat[800];
+  snprintf(pat, sizeof pat, " %s", tag);
+  for (const char *l = logs; l && *l;) {
+    const char *nl = strchr(l, '\n');
+    size_t ll = nl ? (size_t)(nl - l) : strlen(l);
+    if (strncmp(l, "committed ", 10) == 0) {
+      const char *sp = memchr(l + 10, ' ', ll - 10);
+      size_t tl = strlen(tag);
+      if (sp && (size_t)(l + ll - (sp + 1)) >= tl && strncmp(sp + 1, tag, tl) == 0 &&
+          (sp[1 + tl] == '\n' || sp[1 + tl] == ' ' || sp[1 + tl] == 0))
+        return true;
+    }
+    l = nl ? nl + 1 : NULL;
+  }
+  return false;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Consuming a topic back                                                             */
+
+typedef struct msg {
+  char topic[64];
+  int32_t partition;
+  int64_t offset, ts;
+  char *key, *value; /* NUL-terminated copies; key NULL: none */
+  char txn[256];     /* header fl.txn, "" if none */
+  char hidx[64];     /* header idx */
+  int has_nv;        /* header nv present without value */
+} msg_t;
+
+typedef struct msgs {
+  msg_t *m;
+  size_t n;
+} msgs_t;
+
+static void msgs_free(msgs_t *ms) {
+  for (size_t i = 0; i < ms->n; i++) {
+    free(ms->m[i].key);
+    free(ms->m[i].value);
+  }
+  free(ms->m);
+  memset(ms, 0, sizeof *ms);
+}
+
+static char *dupn(const void *p, size_t n) {
+  char *s = malloc(n + 1);
+  if (n) memcpy(s, p, n);
+  s[n] = 0;
+  return s;
+}
+
+/* Reads every partition of topic from the beginning to its end. */
+static void consume_all(const char *bs, const char *topic, int parts, msgs_t *out) {
+  char err[512];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", bs, err, sizeof err), 0);
+  assert_int_equal(rd_kafka_conf_set(conf, "group.id", "verify", err, sizeof err), 0);
+  assert_int_equal(rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err), 0);
+  assert_int_equal(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err), 0);
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  assert_non_null(rk);
+  rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(parts);
+  for (int p = 0; p < parts; p++)
+    rd_kafka_topic_partition_list_add(tp, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  assert_int_equal(rd_kafka_assign(rk, tp), 0);
+  rd_kafka_topic_partition_list_destroy(tp);
+  int eofs = 0;
+  int64_t deadline = deadline_in(20000);
+  while (eofs < parts) {
+    if (now_ms() > deadline) fail_msg("topic %s: only %d of %d partitions read to the end", topic, eofs, parts);
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+    if (!m) continue;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      eofs++;
+    } else if (m->err) {
+      fail_msg("consume %s: %s", topic, rd_kafka_message_errstr(m));
+    } else {
+      out->m = realloc(out->m, (out->n + 1) * sizeof *out->m);
+      msg_t *x = &out->m[out->n++];
+      memset(x, 0, sizeof *x);
+      snprintf(x->topic, sizeof x->topic, "%s", rd_kafka_topic_name(m->rkt));
+      x->partition = m->partition;
+      x->offset = m->offset;
+      x->ts = rd_kafka_message_timestamp(m, NULL);
+      x->key = m->key ? dupn(m->key, m->key_len) : NULL;
+      x->value = dupn(m->payload, m->len);
+      rd_kafka_headers_t *h = NULL;
+      if (rd_kafka_message_headers(m, &h) == 0) {
+        const void *v;
+        size_t vl;
+        if (rd_kafka_header_get_last(h, "fl.txn", &v, &vl) == 0)
+          snprintf(x->txn, sizeof x->txn, "%.*s", (int)vl, (const char *)v);
+        if (rd_kafka_header_get_last(h, "idx", &v, &vl) == 0)
+          snprintf(x->hidx, sizeof x->hidx, "%.*s", (int)vl, (const char *)v);
+        if (rd_kafka_header_get_last(h, "nv", &v, &vl) == 0) x->has_nv = v == NULL ? 1 : 2;
+      }
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* In-process mock cluster                                                            */
+
+typedef struct mock {
+  rd_kafka_t *rk;
+  rd_kafka_mock_cluster_t *mc;
+  char bs[512];
+} mock_t;
+
+/* The running mock, stopped by the test's teardown if a failed assertion skipped the
+ * test's own mock_stop(). */
+static mock_t *g_mock;
+
+static void mock_start(mock_t *mk, int brokers) {
+  char err[512];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
+  mk->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  assert_non_null(mk->rk);
+  mk->mc = rd_kafka_mock_cluster_new(mk->rk, brokers);
+  assert_non_null(mk->mc);
+  snprintf(mk->bs, sizeof mk->bs, "%s", rd_kafka_mock_cluster_bootstraps(mk->mc));
+  assert_true(strncmp(mk->bs, "127.0.0.1:", 10) == 0); /* loopback only */
+  g_mock = mk;
+}
+
+static void mock_topic(mock_t *mk, const char *topic, int parts) {
+  assert_int_equal(rd_kafka_mock_topic_create(mk->mc, topic, parts, 1), 0);
+}
+
+static void mock_stop(mock_t *mk) {
+  rd_kafka_mock_cluster_destroy(mk->mc);
+  rd_kafka_destroy(mk->rk);
+  g_mock = NULL;
+}
+
+static int test_teardown(void **state) {
+  (void)state;
+  if (g_mock) mock_stop(g_mock);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* A deterministic checkpointed generator: record i has key "k<i % keys>" (none when   */
+/* keys is 0), value "<i>", timestamp 1000 + i                                        */
+
+typedef struct gen {
+  int64_t n;
+  int keys;
+  double rate_per_ms; /* 0: no limit */
+  size_t budget;      /* 0: the runtime's */
+  int64_t pause_at;   /* waits there until resume (-1: never) */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int paused, resume;
+} gen_t;
+
+typedef struct gen_inst {
+  gen_t *g;
+  int64_t next, emitted, t0;
+} gen_inst_t;
+
+static int gen_open(fl_context_t *ctx, void *opaque, void **inst) {
+  (void)ctx;
+  gen_inst_t *s = calloc(1, sizeof *s);
+  if (!s) return FL_ENOMEM;
+  s->g = opaque;
+  *inst = s;
+  return 0;
+}
+
+static int gen_run(fl_context_t *ctx, void *inst) {
+  gen_inst_t *s = inst;
+  gen_t *g = s->g;
+  size_t budget = fl_ctx_source_budget(ctx);
+  if (g->budget && budget > g->budget) budget = g->budget;
+  if (g->rate_per_ms > 0) {
+    if (!s->t0) s->t0 = now_ms();
+    double allowed = (double)(now_ms() - s->t0) * g->rate_per_ms - (double)s->emitted;
+    if (allowed < 1) return FL_SOURCE_WAIT;
+    if ((double)budget > allowed) budget = (size_t)allowed;
+  }
+  for (size_t b = 0; b < budget && s->next < g->n; b++) {
+    if (s->next == g->pause_at) {
+      pthread_mutex_lock(&g->mu);
+      int go = g->resume;
+      if (!go && !g->paused) {
+        g->paused = 1;
+        pthread_cond_broadcast(&g->cv);
+      }
+      pthread_mutex_unlock(&g->mu);
+      if (!go) return FL_SOURCE_WAIT;
+    }
+    char key[32], val[32];
+    int kl = g->keys ? snprintf(key, sizeof key, "k%d", (int)(s->next % g->keys)) : 0;
+    int vl = snprintf(val, sizeof val, "%" PRId64, s->next);
+    int rc = fl_emit(ctx, key, (size_t)kl, val, (size_t)vl, 1000 + s->next);
+    if (rc) return rc;
+    s->next++;
+    s->emitted++;
+  }
+  return s->next < g->n ? FL_SOURCE_MORE : FL_SOURCE_END;
+}
+
+static void gen_close(void *inst) { free(inst); }
+
+static int gen_snapshot(fl_context_t *ctx, void *inst, fl_buf_t *out) {
+  (void)ctx;
+  gen_inst_t *s = inst;
+  return fl_buf_append(out, &s->next, sizeof s->next);
+}
+
+static int gen_restore(fl_context_t *ctx, void *inst, const fl_bytes_t *st, size_t n) {
+  gen_inst_t *s = inst;
+  if (n != 1 || st[0].len != sizeof s->next) return fl_ctx_fail(ctx, "bad generator state");
+  memcpy(&s->next, st[0].data, sizeof s->next);
+  return 0;
+}
+
+static const fl_source_fn_t gen_fn = {.version = FL_SOURCE_FN_VERSION,
+                                      .open = gen_open,
+                                      .run = gen_run,
+                                      .close = gen_close,
+                                      .snapshot = gen_snapshot,
+                                      .restore = gen_restore};
+
+static void gen_init(gen_t *g, int64_t n, int keys) {
+  memset(g, 0, sizeof *g);
+  g->n = n;
+  g->keys = keys;
+  g->pause_at = -1;
+  pthread_mutex_init(&g->mu, NULL);
+  pthread_cond_init(&g->cv, NULL);
+}
+
+static void gen_free(gen_t *g) {
+  pthread_mutex_destroy(&g->mu);
+  pthread_cond_destroy(&g->cv);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Jobs                                                                               */
+
+static fl_env_t *make_env(const char *const *kv) {
+  fl_config_t *c = fl_config_new();
+  char err[512];
+  for (size_t i = 0; kv && kv[i]; i += 2)
+    if (fl_config_set(c, kv[i], kv[i + 1], err, sizeof err)) fail_msg("config %s: %s", kv[i], err);
+  fl_env_t *env = NULL;
+  if (fl_env_new(&env, c, err, sizeof err)) fail_msg("env: %s", err);
+  fl_config_destroy(c);
+  return env;
+}
+
+/* fails the job at record value fail_at (if >= 0) */
+static int64_t g_fail_at = -1;
+static int fail_map(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
+  (void)opaque;
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.*s", (int)in->value_len, (const char *)in->value);
+  if (atoll(buf) == g_fail_at) return fl_ctx_fail(ctx, "injected failure at %s", buf);
+  return fl_emit_record(ctx, in);
+}
+
+static int64_t val_of(const char *v) { return atoll(v); }
+
+
+/* Asserts that msgs hold each of 0..n-1 exactly once (min_once: at least once). */
+static void assert_each_once(const msgs_t *ms, int64_t n, bool at_least) {
+  int *cnt = calloc((size_t)n, sizeof *cnt);
+  for (size_t i = 0; i < ms->n; i++) {
+    int64_t v = val_of(ms->m[i].value);
+    assert_true(v >= 0 && v < n);
+    cnt[v]++;
+  }
+  int64_t lost = 0, dup = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (cnt[i] == 0) lost++;
+    if (cnt[i] > 1) dup++;
+  }
+  free(cnt);
+  if (lost || (!at_least && dup))
+    fail_msg("%" PRId64 " records lost, %" PRId64 " duplicated (of %" PRId64 ", %zu messages)", lost,
+             dup, n, ms->n);
+}
+
+typedef struct job_thread {
+  fl_env_t *env;
+  int rc;
+  char err[1024];
+} job_thread_t;
+
+/* Runs the job on its own thread (for tests that act while it runs). */
+static void *run_job(void *arg) {
+  job_thread_t *j = arg;
+  j->rc = fl_env_execute(j->env, "bg");
+  snprintf(j->err, sizeof j->err, "%s", fl_env_error(j->env));
+  return NULL;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* At least once, no guarantee                                                        */
+
+static void test_at_least_once_delivers_every_record_with_java_partitioning(void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 3);
+  mock_topic(&mk, "alo", 4);
+  char ck[512];
+  snprintf(ck, sizeof ck, "%s/alo-ck", g_tmp);
+  const char *kv[] = {"parallelism", "2", "state.checkpoints.dir", ck,
+                      "execution.checkpointing.interval", "30ms", NULL};
+  fl_env_t *env = make_env(kv);
+  gen_t g;
+  gen_init(&g, 600, 37);
+  g.rate_per_ms = 3.0;
+  g.budget = 16;
+  fl_stream_t *s = fl_stream_rebalance(fl_source(env, "gen", &gen_fn, &g, 0));
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
+                            .topic = "alo", .guarantee = FL_KAFKA_AT_LEAST_ONCE};
+  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
+  int rc = fl_env_execute(env, "alo");
+  if (rc) fail_msg("job: %s", fl_env_error(env));
+  char *mj = fl_env_metrics_json(env);
+  assert_non_null(strstr(mj, "\"completed\""));
+  fl_free(mj);
+  fl_env_destroy(env);
+
+  msgs_t ms = {0};
+  consume_all(mk.bs, "alo", 4, &ms);
+  assert_each_once(&ms, 600, true);
+  int per_part[4] = {0};
+  for (size_t i = 0; i < ms.n; i++) {
+    const msg_t *m = &ms.m[i];
+    int64_t v = val_of(m->value);
+    char key[32];
+    snprintf(key, sizeof key, "k%d", (int)(v % 37));
+    assert_non_null(m->key);
+    assert_string_equal(m->key, key);
+    assert_int_equal(m->partition, java_partition(key, 4));
+    assert_int_equal(m->ts, 1000 + v);
+    assert_string_equal(m->txn, ""); /* no transaction header outside exactly-once */
+    per_part[m->partition]++;
+  }
+  for (int p = 0; p < 4; p++) assert_true(per_part[p] > 0);
+  msgs_free(&ms);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+static void test_no_guarantee_flushes_everything_at_the_end(void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "ng", 3);
+  const char *kv[] = {"parallelism", "3", NULL};
+  fl_env_t *env = make_env(kv);
+  gen_t g;
+  gen_init(&g, 3000, 0); /* no keys */
+  fl_stream_t *s = fl_stream_rebalance(fl_source(env, "gen", &gen_fn, &g, 0));
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
+                            .topic = "ng", .guarantee = FL_KAFKA_NO_GUARANTEE};
+  assert_int_equal(fl_stream_sink_kafka(s, NULL, &o), 0);
+  int rc = fl_env_execute(env, "ng");
+  if (rc) fail_msg("job: %s", fl_env_error(env));
+  fl_env_destroy(env);
+  msgs_t ms = {0};
+  consume_all(mk.bs, "ng", 3, &ms);
+  assert_int_equal(ms.n, 3000);
+  assert_each_once(&ms, 3000, false);
+  for (size_t i = 0; i < ms.n; i++) assert_null(ms.m[i].key);
+  msgs_free(&ms);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+/* even values to "even", odd to "odd", values ending in 9 dropped; headers idx=<value>
+ * and nv (no value); timestamp 5000 + value; key as given */
+static _Atomic int g_ser_destroyed;
+static int ser(fl_context_t *ctx, const fl_record_t *in, fl_kafka_message_t *out, void *opaque) {
+  (void)ctx;
+  static _Thread_local fl_kafka_header_t hs[2];
+  static _Thread_local char vbuf[32];
+  int64_t v;
+  snprintf(vbuf, sizeof vbuf, "%.*s", (int)in->value_len, (const char *)in->value);
+  v = atoll(vbuf);
+  assert_ptr_equal(opaque, &g_ser_destroyed);
+  if (v % 10 == 9) return 0;
+  out->topic = v % 2 ? "odd" : "even";
+  out->timestamp = 5000 + v;
+  hs[0] = (fl_kafka_header_t){"idx", vbuf, strlen(vbuf)};
+  hs[1] = (fl_kafka_header_t){"nv", NULL, 0};
+  out->headers = hs;
+  out->n_headers = 2;
+  return 1;
+}
+static void ser_destroy(void *opaque) { atomic_fetch_add((_Atomic int *)opaque, 1); }
+
+static void test_serializer_topics_headers_and_timestamps_arrive(void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "even", 2);
+  mock_topic(&mk, "odd", 2);
+  const char *kv[] = {"parallelism", "2", NULL};
+  fl_env_t *env = make_env(kv);
+  gen_t g;
+  gen_init(&g, 400, 5);
+  fl_stream_t *s = fl_stream_rebalance(fl_source(env, "gen", &gen_fn, &g, 0));
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
+                            .serialize = ser, .serialize_opaque = &g_ser_destroyed,
+                            .serialize_destroy = ser_destroy};
+  atomic_store(&g_ser_destroyed, 0);
+  assert_int_equal(fl_stream_sink_kafka(s, "ser", &o), 0);
+  int rc = fl_env_execute(env, "ser");
+  if (rc) fail_msg("job: %s", fl_env_error(env));
+  fl_env_destroy(env);
+  assert_int_equal(atomic_load(&g_ser_destroyed), 1);
+  msgs_t ms = {0};
+  consume_all(mk.bs, "even", 2, &ms);
+  consume_all(mk.bs, "odd", 2, &ms);
+  assert_int_equal(ms.n, 360);
+  int seen[400] = {0};
+  for (size_t i = 0; i < ms.n; i++) {
+    const msg_t *m = &ms.m[i];
+    int64_t v = val_of(m->value);
+    assert_true(v % 10 != 9);
+    assert_string_equal(m->topic, v % 2 ? "odd" : "even");
+    assert_string_equal(m->hidx, m->value);
+    assert_int_equal(m->has_nv, 1);
+    assert_int_equal(m->ts, 5000 + v);
+    char key[32];
+    snprintf(key, sizeof key, "k%d", (int)(v % 5));
+    assert_string_equal(m->key, key);
+    assert_int_equal(m->partition, java_partition(key, 2));
+    seen[v]++;
+  }
+  for (int v = 0; v < 400; v++) assert_int_equal(seen[v], v % 10 == 9 ? 0 : 1);
+  msgs_free(&ms);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Exactly once without checkpoints                                                   */
+
+static void test_exactly_once_bounded_job_commits_one_transaction(void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "eo1", 4);
+  char logdir[512];
+  snprintf(logdir, sizeof logdir, "%s/eo1-log", g_tmp);
+  fl_env_t *env = make_env(NULL);
+  gen_t g;
+  gen_init(&g, 500, 11);
+  fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
+                            .topic = "eo1", .guarantee = FL_KAFKA_EXACTLY_ONCE,
+                            .transactional_id_prefix = "eo1job", .txn_log_dir = logdir};
+  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
+  int rc = fl_env_execute(env, "eo1");
+  if (rc) fail_msg("job: %s", fl_env_error(env));
+  fl_env_destroy(env);
+  msgs_t ms = {0};
+  consume_all(mk.bs, "eo1", 4, &ms);
+  assert_int_equal(ms.n, 500);
+  assert_each_once(&ms, 500, false);
+  const char *tag = ms.m[0].txn;
+  assert_true(strncmp(tag, "eo1job-0/", 9) == 0);
+  for (size_t i = 0; i < ms.n; i++) assert_string_equal(ms.m[i].txn, tag);
+  char *logs = read_logs(logdir);
+  char want[600];
+  snprintf(want, sizeof want, "intent %" PRId64 " %s\ncommitted %" PRId64 " %s\n", INT64_MAX, tag,
+           INT64_MAX, tag);
+  assert_string_equal(logs, want);
+  free(logs);
+  msgs_free(&ms);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+static void test_transaction_log_is_compacted_to_its_last_lines(void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "eo3", 1);
+  char logdir[512], path[700];
+  snprintf(logdir, sizeof logdir, "%s/eo3-log", g_tmp);
+  assert_int_equal(mkdir(logdir, 0777), 0);
+  snprintf(path, sizeof path, "%s/cpt-0.log", logdir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  for (int i = 0; i < 1199; i++) fprintf(f, "committed 1 old/1/%d\n", i);
+  fclose(f);
+  fl_env_t *env = make_env(NULL);
+  gen_t g;
+  gen_init(&g, 10, 3);
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
+                            .topic = "eo3", .guarantee = FL_KAFKA_EXACTLY_ONCE,
+                            .transactional_id_prefix = "cpt", .txn_log_dir = logdir};
+  assert_int_equal(fl_stream_sink_kafka(fl_source(env, "gen", &gen_fn, &g, 0), "out", &o), 0);
+  int rc = fl_env_execute(env, "eo3");
+  if (rc) fail_msg("job: %s", fl_env_error(env));
+  fl_env_destroy(env);
+  /* the intent made it 1200 lines: rewritten to its last 100, then the commit */
+  char *logs = read_logs(logdir);
+  size_t lines = 0;
+  for (const char *c = logs; *c; c++) lines += *c == '\n';
+  assert_int_equal(lines, 101);
+  assert_true(strncmp(logs, "committed 1 old/1/1100\n", 23) == 0);
+  const char *intent = strstr(logs, "intent ");
+  assert_non_null(intent);
+  assert_non_null(strstr(intent, "\ncommitted 9223372036854775807 cpt-0/"));
+  char tmp[720];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  assert_int_not_equal(access(tmp, F_OK), 0);
+  free(logs);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+/* Without periodic checkpoints no write-ahead copy is kept, so a savepoint cannot hold
+ * the open transaction: the job fails, saying why, and commits nothing. */
+static void test_exactly_once_savepoint_needs_periodic_checkpoints(void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "eo4", 1);
+  char logdir[512], sp[512];
+  snprintf(logdir, sizeof logdir, "%s/eo4-log", g_tmp);
+  snprintf(sp, sizeof sp, "%s/eo4-savepoint", g_tmp);
+  fl_env_t *env = make_env(NULL);
+  gen_t g;
+  gen_init(&g, 100, 3);
+  g.pause_at = 50;
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
+                            .topic = "eo4", .guarantee = FL_KAFKA_EXACTLY_ONCE,
+                            .txn_log_dir = logdir};
+  assert_int_equal(fl_stream_sink_kafka(fl_source(env, "gen", &gen_fn, &g, 0), "out", &o), 0);
+  job_thread_t j = {.env = env};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, run_job, &j), 0);
+  pthread_mutex_lock(&g.mu);
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += (time_t)(10 * timeout_scale());
+  while (!g.paused)
+    if (pthread_cond_timedwait(&g.cv, &g.mu, &dl) == ETIMEDOUT) break;
+  int paused = g.paused;
+  pthread_mutex_unlock(&g.mu);
+  assert_true(paused);
+  char err[1024] = "";
+  int rc = fl_env_savepoint(env, sp, err, sizeof err);
+  pthread_mutex_lock(&g.mu);
+  g.resume = 1;
+  pthread_mutex_unlock(&g.mu);
+  pthread_join(t, NULL);
+  /* the sink cannot fail only the savepoint: the job fails, naming the cause */
+  assert_int_not_equal(rc, 0);
+  assert_int_not_equal(j.rc, 0);
+  if (!strstr(j.err, "kafka sink 'out'") || !strstr(j.err, "periodic checkpoints"))
+    fail_msg("savepoint error '%s', job error '%s'", err, j.err);
+  fl_env_destroy(env);
+  char *logs = read_logs(logdir);
+  assert_string_equal(logs, ""); /* nothing committed */
+  free(logs);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+static void test_exactly_once_failed_job_commits_nothing(void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "eo2", 2);
+  char logdir[512];
+  snprintf(logdir, sizeof logdir, "%s/eo2-log", g_tmp);
+  fl_env_t *env = make_env(NULL);
+  gen_t g;
+  gen_init(&g, 500, 3);
+  g.budget = 10;
+  g_fail_at = 300;
+  fl_stream_t *s = fl_stream_map(fl_source(env, "gen", &gen_fn, &g, 0), "fail", fail_map, NULL);
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
+                            .topic = "eo2", .guarantee = FL_KAFKA_EXACTLY_ONCE,
+                            .txn_log_dir = logdir};
+  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
+  int rc = fl_env_execute(env, "eo2");
+  g_fail_at = -1;
+  assert_int_not_equal(rc, 0);
+  assert_non_null(strstr(fl_env_error(env), "injected failure at 300"));
+  fl_env_destroy(env);
+  char *logs = read_logs(logdir);
+  assert_string_equal(logs, ""); /* no intent, no commit */
+  free(logs);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Exactly once under SIGKILL                                                          */
+
+#define CR_N 6000
+#define CR_TOPIC "eo"
+
+typedef struct crash_plan {
+  const char *point; /* kill point, "record" (the k-th record this run), or NULL */
+  int at;
+} crash_plan_t;
+
+static crash_plan_t g_plan;
+static const char *g_child_par; /* NULL: 2 with a kill planned, 1 for the last run */
+static _Atomic int g_hits;
+
+static void kill_hook(const char *point, void *arg) {
+  (void)arg;
+  if (g_plan.point && strcmp(point, g_plan.point) == 0 && atomic_fetch_add(&g_hits, 1) + 1 == g_plan.at)
+    raise(SIGKILL);
+}
+
+static int kill_map(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
+  (void)opaque;
+  if (g_plan.point && strcmp(g_plan.point, "record") == 0 &&
+      atomic_fetch_add(&g_hits, 1) + 1 == g_plan.at)
+    raise(SIGKILL);
+  return fl_emit_record(ctx, in);
+}
+
+/* The child: the job from the newest checkpoint, if any, to the end (or a kill). */
+static void crash_child(const char *bs, const char *root, const char *logdir) {
+  fl_kafka_sink_set_kill_hook(kill_hook, NULL);
+  /* the last run (no kill) restores at parallelism 1: subtask 0 then resolves the
+   * transactions of both old subtasks and fences crashjob-1 */
+  const char *kv[] = {"parallelism", g_child_par ? g_child_par : g_plan.point ? "2" : "1",
+                      "state.checkpoints.dir", root,
+                      "execution.checkpointing.interval", "100ms", NULL};
+  fl_config_t *c = fl_config_new();
+  char err[512];
+  for (size_t i = 0; kv[i]; i += 2)
+    if (fl_config_set(c, kv[i], kv[i + 1], err, sizeof err)) _exit(3);
+  if (has_manifest(root) && fl_config_set(c, "execution.savepoint.path", root, err, sizeof err))
+    _exit(3);
+  fl_env_t *env = NULL;
+  if (fl_env_new(&env, c, err, sizeof err)) _exit(3);
+  fl_config_destroy(c);
+  gen_t g;
+  gen_init(&g, CR_N, 17);
+  g.rate_per_ms = 3.0 / timeout_scale(); /* about 2 s of input in all */
+  g.budget = 16;
+  fl_stream_t *s = fl_stream_rebalance(
+      fl_stream_map(fl_source(env, "gen", &gen_fn, &g, 0), "kill", kill_map, NULL));
+  const char *props[] = {"reconnect.backoff.max.ms", "200", NULL};
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = bs,
+                            .topic = CR_TOPIC, .guarantee = FL_KAFKA_EXACTLY_ONCE,
+                            .transactional_id_prefix = "crashjob", .txn_log_dir = logdir,
+                            .props = props, .timeout_ms = 20000};
+  fl_stream_sink_kafka(s, "out", &o);
+  int rc = fl_env_execute(env, "crash");
+  if (rc) fprintf(stderr, "child: %s\n", fl_env_error(env));
+  fl_env_destroy(env);
+  _exit(rc ? 4 : 0);
+}
+
+/* Runs one child with the plan; returns its wait status. */
+static int run_crash_child(const char *bs, const char *root, const char *logdir) {
+  int p[2];
+  assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+  atomic_store(&g_hits, 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(p[0]);
+    crash_child(bs, root, logdir);
+  }
+  close(p[1]);
+  /* the pipe's end of file marks the child's exit */
+  int64_t deadline = deadline_in(40000);
+  for (;;) {
+    struct pollfd pf = {.fd = p[0], .events = POLLIN};
+    if (now_ms() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      close(p[0]);
+      fail_msg("a crash-test child did not end in time");
+    }
+    if (poll(&pf, 1, ms_left(deadline)) > 0) {
+      char b;
+      if (read(p[0], &b, 1) <= 0) break;
+    }
+  }
+  close(p[0]);
+  int status;
+  while (waitpid(pid, &status, 0) < 0) assert_int_equal(errno, EINTR);
+  return status;
+}
+
+static void test_exactly_once_survives_sigkill_at_every_commit_step(void **state) {
+  (void)state;
+  char bs[1100], root[512], logdir[512];
+  child_t *srv = start_server(bs, sizeof bs, "--quiet", "--topic", CR_TOPIC ":4", NULL);
+  snprintf(root, sizeof root, "%s/crash-ck", g_tmp);
+  snprintf(logdir, sizeof logdir, "%s/crash-log", g_tmp);
+  unsigned seed = (unsigned)time(NULL);
+  srand(seed);
+  crash_plan_t plans[] = {{"before-intent", 2},       {"after-intent", 2},
+                          {"after-commit", 2},        {"after-committed-log", 2},
+                          {"record", 300 + rand() % 900}, {NULL, 0}};
+  int kills = 0, runs = 0;
+  bool done = false;
+  for (size_t i = 0; i < sizeof plans / sizeof *plans && !done; i++) {
+    g_plan = plans[i];
+    int status = run_crash_child(bs, root, logdir);
+    runs++;
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && g_plan.point) {
+      kills++;
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      done = true;
+    } else {
+      fail_msg("run %d (plan %s/%d, seed %u) ended with status 0x%x", runs,
+               g_plan.point ? g_plan.point : "none", g_plan.at, seed, status);
+    }
+  }
+  assert_true(done);
+  /* every kill point was reached before the input ended */
+  assert_int_equal(kills, 5);
+
+  /* Only now a librdkafka handle in this process: no more forks follow in this test. */
+  char *logs = read_logs(logdir);
+  msgs_t ms = {0};
+  consume_all(bs, CR_TOPIC, 4, &ms);
+  msgs_t ok = {0};
+  ok.m = calloc(ms.n ? ms.n : 1, sizeof *ok.m);
+  size_t no_tag = 0;
+  for (size_t i = 0; i < ms.n; i++) {
+    if (!ms.m[i].txn[0]) no_tag++;
+    if (log_committed(logs, ms.m[i].txn)) ok.m[ok.n++] = ms.m[i];
+  }
+  assert_int_equal(no_tag, 0);
+  print_message("crash test: seed %u, %d runs, %d kills, %zu messages, %zu committed\n", seed,
+                runs, kills, ms.n, ok.n);
+  if (getenv("HK_DEBUG")) {
+    int *cnt = calloc(CR_N, sizeof *cnt);
+    for (size_t i = 0; i < ok.n; i++) cnt[val_of(ok.m[i].value)]++;
+    int shown = 0;
+    for (size_t i = 0; i < ok.n && shown < 40; i++)
+      if (cnt[val_of(ok.m[i].value)] > 1) {
+        fprintf(stderr, "dup %s p%d o%lld %s\n", ok.m[i].value, ok.m[i].partition, (long long)ok.m[i].offset, ok.m[i].txn);
+        shown++;
+      }
+    fprintf(stderr, "LOGS:\n%s\n", logs);
+    free(cnt);
+  }
+  assert_each_once(&ok, CR_N, false);
+  free(ok.m);
+  msgs_free(&ms);
+  free(logs);
+  /* every librdkafka thread of this process is gone before the next test forks */
+  assert_int_equal(rd_kafka_wait_destroyed(5000), 0);
+  stop_server(srv);
+  child_free(srv);
+}
+
+/* A transaction whose commit never reached the broker (killed after the intent) must
+ * be written again on restore. The mock shows every record, so the rerun goes to a
+ * second, empty cluster: there the read-back finds nothing, as a read_committed
+ * consumer of a real broker finds nothing of an aborted transaction. */
+static void test_restore_rewrites_a_transaction_whose_commit_was_never_sent(void **state) {
+  (void)state;
+  char bs_a[1100], bs_b[1100], root[512], logdir[512];
+  child_t *a = start_server(bs_a, sizeof bs_a, "--quiet", "--topic", CR_TOPIC ":4", NULL);
+  child_t *b = start_server(bs_b, sizeof bs_b, "--quiet", "--topic", CR_TOPIC ":4", NULL);
+  snprintf(root, sizeof root, "%s/rewrite-ck", g_tmp);
+  snprintf(logdir, sizeof logdir, "%s/rewrite-log", g_tmp);
+  g_child_par = "1";
+  g_plan = (crash_plan_t){"after-intent", 1};
+  int status = run_crash_child(bs_a, root, logdir);
+  if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+    fail_msg("the first run was not killed after its first intent (status 0x%x)", status);
+  g_plan = (crash_plan_t){NULL, 0};
+  status = run_crash_child(bs_b, root, logdir);
+  g_child_par = NULL;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fail_msg("the rerun ended with status 0x%x", status);
+  char *logs = read_logs(logdir);
+  /* the killed transaction: an intent, never committed, replaced */
+  char old_tag[300] = "";
+  assert_int_equal(sscanf(logs, "intent %*d %299s", old_tag), 1);
+  assert_false(log_committed(logs, old_tag));
+  char rep[400];
+  snprintf(rep, sizeof rep, " replaces %s\n", old_tag);
+  assert_non_null(strstr(logs, rep));
+  msgs_t ms = {0}, ok = {0};
+  consume_all(bs_b, CR_TOPIC, 4, &ms);
+  ok.m = calloc(ms.n ? ms.n : 1, sizeof *ok.m);
+  for (size_t i = 0; i < ms.n; i++)
+    if (log_committed(logs, ms.m[i].txn)) ok.m[ok.n++] = ms.m[i];
+  assert_each_once(&ok, CR_N, false);
+  free(ok.m);
+  msgs_free(&ms);
+  free(logs);
+  /* every librdkafka thread of this process is gone before the next test forks */
+  assert_int_equal(rd_kafka_wait_destroyed(5000), 0);
+  stop_server(a);
+  child_free(a);
+  stop_server(b);
+  child_free(b);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Broker outages and produce errors (in-process mock)                                */
+
+
+static void test_broker_down_then_up_loses_nothing(void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "down", 2);
+  char logdir[512];
+  snprintf(logdir, sizeof logdir, "%s/down-log", g_tmp);
+  fl_env_t *env = make_env(NULL);
+  gen_t g;
+  gen_init(&g, 2000, 13);
+  g.pause_at = 1000;
+  fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
+  const char *props[] = {"reconnect.backoff.max.ms", "200", "reconnect.backoff.ms", "50", NULL};
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
+                            .topic = "down", .guarantee = FL_KAFKA_EXACTLY_ONCE,
+                            .txn_log_dir = logdir, .props = props, .timeout_ms = 30000};
+  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
+  job_thread_t j = {.env = env};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, run_job, &j), 0);
+  /* wait until half the input went out, then take the broker down */
+  pthread_mutex_lock(&g.mu);
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += (time_t)(10 * timeout_scale());
+  while (!g.paused)
+    if (pthread_cond_timedwait(&g.cv, &g.mu, &dl) == ETIMEDOUT) break;
+  int paused = g.paused;
+  pthread_mutex_unlock(&g.mu);
+  assert_true(paused);
+  rd_kafka_mock_broker_set_down(mk.mc, 1);
+  pthread_mutex_lock(&g.mu);
+  g.resume = 1;
+  pthread_mutex_unlock(&g.mu);
+  sleep(5); /* the outage itself */
+  rd_kafka_mock_broker_set_up(mk.mc, 1);
+  pthread_join(t, NULL);
+  if (j.rc) fail_msg("job: %s", j.err);
+  fl_env_destroy(env);
+  msgs_t ms = {0};
+  consume_all(mk.bs, "down", 2, &ms);
+  assert_each_once(&ms, 2000, false);
+  msgs_free(&ms);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+#define API_PRODUCE 0
+#define API_INIT_PRODUCER_ID 22
+
+static void test_retriable_produce_errors_lose_nothing(void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "retry", 2);
+  rd_kafka_mock_push_request_errors(mk.mc, API_PRODUCE, 4,
+                                    RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                    RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+  fl_env_t *env = make_env(NULL);
+  gen_t g;
+  gen_init(&g, 1000, 7);
+  fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
+  const char *props[] = {"retry.backoff.ms", "20", NULL};
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
+                            .topic = "retry", .guarantee = FL_KAFKA_AT_LEAST_ONCE,
+                            .props = props};
+  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
+  int rc = fl_env_execute(env, "retry");
+  if (rc) fail_msg("job: %s", fl_env_error(env));
+  fl_env_destroy(env);
+  msgs_t ms = {0};
+  consume_all(mk.bs, "retry", 2, &ms);
+  assert_each_once(&ms, 1000, true);
+  msgs_free(&ms);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+static void test_fatal_produce_error_fails_the_job_naming_topic_and_error(void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "denied", 1);
+  rd_kafka_mock_push_request_errors(mk.mc, API_PRODUCE, 1,
+                                    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+  fl_env_t *env = make_env(NULL);
+  gen_t g;
+  gen_init(&g, 100, 7);
+  fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
+                            .topic = "denied", .guarantee = FL_KAFKA_AT_LEAST_ONCE};
+  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
+  int rc = fl_env_execute(env, "denied");
+  assert_int_not_equal(rc, 0);
+  const char *e = fl_env_error(env);
+  if (!strstr(e, "topic denied partition 0") || !strstr(e, "Topic authorization failed"))
+    fail_msg("unexpected error: %s", e);
+  fl_env_destroy(env);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+static void test_fatal_init_producer_id_error_fails_the_job(void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "tx", 1);
+  rd_kafka_mock_push_request_errors(mk.mc, API_INIT_PRODUCER_ID, 1,
+                                    RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+  char logdir[512];
+  snprintf(logdir, sizeof logdir, "%s/tx-log", g_tmp);
+  fl_env_t *env = make_env(NULL);
+  gen_t g;
+  gen_init(&g, 10, 7);
+  fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
+                            .topic = "tx", .guarantee = FL_KAFKA_EXACTLY_ONCE,
+                            .txn_log_dir = logdir, .timeout_ms = 10000};
+  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
+  int rc = fl_env_execute(env, "tx");
+  assert_int_not_equal(rc, 0);
+  const char *e = fl_env_error(env);
+  if (!strstr(e, "init_transactions") || !strstr(e, "topic tx") ||
+      !strstr(e, "authorization failed"))
+    fail_msg("unexpected error: %s", e);
+  fl_env_destroy(env);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Options                                                                            */
+
+static _Atomic int g_destroyed;
+static void count_destroy(void *opaque) { (void)opaque; atomic_fetch_add(&g_destroyed, 1); }
+
+/* Builds a sink with o on a fresh env and expects FL_EINVAL from execute with all of
+ * the given fragments in the error, and none of the secret. */
+static void expect_invalid(const fl_kafka_sink_opts_t *o, const char *const *conf, const char *frag1,
+                           const char *frag2, const char *secret) {
+  fl_env_t *env = make_env(conf);
+  fl_record_t r = rec_str("k", "v", 1);
+  fl_stream_t *s = fl_source_collection(env, "c", &r, 1);
+  assert_int_equal(fl_stream_sink_kafka(s, "bad", o), FL_EINVAL);
+  assert_int_equal(fl_env_execute(env, "x"), FL_EINVAL);
+  const char *e = fl_env_error(env);
+  if (!strstr(e, "bad") || !strstr(e, frag1) || (frag2 && !strstr(e, frag2)))
+    fail_msg("error '%s' does not name '%s'/'%s'", e, frag1, frag2 ? frag2 : "");
+  if (secret && strstr(e, secret)) fail_msg("error '%s' shows a secret", e);
+  fl_env_destroy(env);
+}
+
+static void test_invalid_options_are_rejected_naming_the_field(void **state) {
+  (void)state;
+  const fl_kafka_sink_opts_t base = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                                     .brokers = "127.0.0.1:1", .topic = "t"};
+  fl_kafka_sink_opts_t o;
+  expect_invalid(NULL, NULL, "opts", NULL, NULL);
+  o = base, o.version = 7;
+  expect_invalid(&o, NULL, "opts.version", NULL, NULL);
+  o = base, o.brokers = NULL;
+  expect_invalid(&o, NULL, "opts.brokers", NULL, NULL);
+  o = base, o.topic = NULL;
+  expect_invalid(&o, NULL, "opts.topic", NULL, NULL);
+  o = base, o.guarantee = (fl_kafka_guarantee_t)9;
+  expect_invalid(&o, NULL, "opts.guarantee", NULL, NULL);
+  o = base, o.timeout_ms = -1;
+  expect_invalid(&o, NULL, "opts.timeout_ms", NULL, NULL);
+  o = base, o.guarantee = FL_KAFKA_EXACTLY_ONCE;
+  expect_invalid(&o, NULL, "txn_log_dir", "state.checkpoints.dir", NULL);
+  o = base, o.guarantee = FL_KAFKA_EXACTLY_ONCE, o.txn_log_dir = "/tmp/x",
+  o.transactional_id_prefix = "has space";
+  expect_invalid(&o, NULL, "opts.transactional_id_prefix", NULL, NULL);
+  const char *odd[] = {"acks", NULL};
+  o = base, o.props = odd;
+  expect_invalid(&o, NULL, "'acks' has no value", NULL, NULL);
+  const char *unknown[] = {"no.such.property", "1", NULL};
+  o = base, o.props = unknown;
+  expect_invalid(&o, NULL, "no.such.property", NULL, NULL);
+  const char *badval[] = {"acks", "sometimes", NULL};
+  o = base, o.props = badval;
+  expect_invalid(&o, NULL, "'acks'", NULL, NULL);
+  const char *secret1[] = {"my.secret", "hunter2", NULL};
+  o = base, o.props = secret1;
+  expect_invalid(&o, NULL, "my.secret", NULL, "hunter2");
+  const char *secret2[] = {"sasl.mechanisms", "PLAIN", "ssl.key.password", "s3cr3t",
+                           "sasl.password", "pw-123", "linger.ms", "-5", NULL};
+  o = base, o.props = secret2;
+  expect_invalid(&o, NULL, "linger.ms", NULL, "s3cr3t");
+  const char *txid[] = {"transactional.id", "mine", NULL};
+  o = base, o.props = txid;
+  expect_invalid(&o, NULL, "transactional.id", "transactional_id_prefix", NULL);
+  /* the serializer's destroy runs exactly once, also when the options are rejected */
+  atomic_store(&g_destroyed, 0);
+  o = base, o.brokers = "", o.serialize_destroy = count_destroy;
+  expect_invalid(&o, NULL, "opts.brokers", NULL, NULL);
+  assert_int_equal(atomic_load(&g_destroyed), 1);
+  /* with state.checkpoints.dir, EXACTLY_ONCE needs no txn_log_dir */
+  char ck[512];
+  snprintf(ck, sizeof ck, "%s/opt-ck", g_tmp);
+  const char *conf[] = {"state.checkpoints.dir", ck, NULL};
+  fl_env_t *env = make_env(conf);
+  fl_record_t r = rec_str("k", "v", 1);
+  o = base, o.guarantee = FL_KAFKA_EXACTLY_ONCE;
+  assert_int_equal(fl_stream_sink_kafka(fl_source_collection(env, "c", &r, 1), "ok", &o), 0);
+  assert_string_equal(fl_env_error(env), "");
+  fl_env_destroy(env);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      /* first: they fork, and no librdkafka thread may be alive in this process then */
+      cmocka_unit_test(test_exactly_once_survives_sigkill_at_every_commit_step),
+      cmocka_unit_test(test_restore_rewrites_a_transaction_whose_commit_was_never_sent),
+      cmocka_unit_test_teardown(test_at_least_once_delivers_every_record_with_java_partitioning, test_teardown),
+      cmocka_unit_test_teardown(test_no_guarantee_flushes_everything_at_the_end, test_teardown),
+      cmocka_unit_test_teardown(test_serializer_topics_headers_and_timestamps_arrive, test_teardown),
+      cmocka_unit_test_teardown(test_exactly_once_bounded_job_commits_one_transaction, test_teardown),
+      cmocka_unit_test_teardown(test_exactly_once_failed_job_commits_nothing, test_teardown),
+      cmocka_unit_test_teardown(test_exactly_once_savepoint_needs_periodic_checkpoints, test_teardown),
+      cmocka_unit_test_teardown(test_transaction_log_is_compacted_to_its_last_lines, test_teardown),
+      cmocka_unit_test_teardown(test_broker_down_then_up_loses_nothing, test_teardown),
+      cmocka_unit_test_teardown(test_retriable_produce_errors_lose_nothing, test_teardown),
+      cmocka_unit_test_teardown(test_fatal_produce_error_fails_the_job_naming_topic_and_error, test_teardown),
+      cmocka_unit_test_teardown(test_fatal_init_producer_id_error_fails_the_job, test_teardown),
+      cmocka_unit_test_teardown(test_invalid_options_are_rejected_naming_the_field, test_teardown),
+  };
+  /* FL_TEST_FILTER: run only the tests matching this pattern (cmocka's syntax) */
+  if (getenv("FL_TEST_FILTER")) cmocka_set_test_filter(getenv("FL_TEST_FILTER"));
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
