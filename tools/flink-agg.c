@@ -88,6 +88,13 @@ typedef struct agg_opts {
   char checkpoint_interval_buf[32];
   const char *savepoint_on_exit;
   const char *from_savepoint;
+  /* Kafka: an input, output, late output or dead-letter target "kafka:TOPIC" */
+  const char *brokers;
+  const char *group;             /* consumer group, transactional-id prefix */
+  const char *kafka_start;       /* earliest (default), latest, committed */
+  bool bounded;                  /* kafka input: stop at the end offsets seen at start */
+  int64_t idle_timeout;          /* kafka input: partition idleness, 0: never */
+  const char *input_topic;       /* NULL: the input is a file */
   /* Durable mode (checkpoints or savepoints): outputs that name a directory go to the
    * exactly-once file sink. */
   bool output_dir, late_output_dir, dead_letter_dir;
@@ -99,6 +106,8 @@ typedef struct agg_job {
   bool keep_line; /* records carry the original line (for --late-output) */
   fl_output_tag_t *dead_tag;
   _Atomic uint64_t skipped;
+  struct agg_parser *kparsers; /* kafka input: one parser per subtask */
+  int n_kparsers;
 } agg_job_t;
 
 /* The window accumulator. */
@@ -141,7 +150,12 @@ static const char agg_usage_text[] =
     "                 [--state-backend hashmap|rocksdb]\n"
     "                 [--checkpoint-dir DIR [--checkpoint-interval DUR]]\n"
     "                 [--savepoint-on-exit PATH] [--from-savepoint PATH]\n"
+    "                 [--brokers LIST] [--group ID] [--kafka-start earliest|latest|committed]\n"
+    "                 [--bounded true|false] [--idle-timeout DUR]\n"
     "DUR: 250, 250ms, 5s, 5m, 1h\n"
+    "PATH may be kafka:TOPIC for --input, --output, --late-output and dead-letter: (needs\n"
+    "--brokers). A Kafka input runs until stopped (SIGINT/SIGTERM) unless --bounded true;\n"
+    "a Kafka output is transactional (exactly once) with --checkpoint-dir.\n"
     "With --checkpoint-dir, --savepoint-on-exit or --from-savepoint, an output path that\n"
     "is a directory (existing, or ending in '/') receives exactly-once part-* files.\n";
 
@@ -239,7 +253,8 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
       "--value",       "--agg",             "--window",      "--out-of-orderness",
       "--allowed-lateness", "--late-output", "--watermark-interval", "--parallelism",
       "--on-error",    "--state-backend",   "--checkpoint-dir", "--checkpoint-interval",
-      "--savepoint-on-exit", "--from-savepoint"};
+      "--savepoint-on-exit", "--from-savepoint", "--brokers", "--group", "--kafka-start",
+      "--bounded",     "--idle-timeout"};
   enum { N_OPTS = sizeof(names) / sizeof(names[0]) };
   const char *vals[N_OPTS] = {0};
   int64_t ms;
@@ -365,6 +380,52 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
   }
   o->savepoint_on_exit = vals[16];
   o->from_savepoint = vals[17];
+  o->brokers = vals[18];
+  o->group = vals[19] != NULL ? vals[19] : "flink-agg";
+  o->kafka_start = vals[20] != NULL ? vals[20] : "earliest";
+  if (strcmp(o->kafka_start, "earliest") != 0 && strcmp(o->kafka_start, "latest") != 0 &&
+      strcmp(o->kafka_start, "committed") != 0)
+    return agg_usage("invalid value for --kafka-start: '%s' (expected earliest, latest or "
+                     "committed)",
+                     o->kafka_start);
+  if (vals[21] != NULL) {
+    if (strcmp(vals[21], "true") != 0 && strcmp(vals[21], "false") != 0)
+      return agg_usage("invalid value for --bounded: '%s' (expected true or false)", vals[21]);
+    o->bounded = strcmp(vals[21], "true") == 0;
+  }
+  if (vals[22] != NULL && (rc = agg_duration("--idle-timeout", vals[22], &o->idle_timeout)) != 0)
+    return rc;
+  {
+    const char *targets[4] = {o->input, o->output, o->late_output, o->dead_letter};
+    const char *what[4] = {"--input", "--output", "--late-output", "--on-error dead-letter"};
+    bool any = false;
+    for (int t = 0; t < 4; t++) {
+      if (targets[t] == NULL || strncmp(targets[t], "kafka:", 6) != 0)
+        continue;
+      any = true;
+      if (targets[t][6] == '\0')
+        return agg_usage("%s kafka: needs a topic name (kafka:TOPIC)", what[t]);
+    }
+    if (any && o->brokers == NULL)
+      return agg_usage("kafka: inputs and outputs need --brokers LIST (bootstrap servers)");
+    if (!any && o->brokers != NULL)
+      return agg_usage("--brokers is given but no input or output is kafka:TOPIC");
+    if (strncmp(o->input, "kafka:", 6) == 0) {
+      o->input_topic = o->input + 6;
+      if (o->dead_letter != NULL && strncmp(o->dead_letter, "kafka:", 6) != 0)
+        return agg_usage("with a Kafka input, dead letters go to a topic: --on-error "
+                         "dead-letter:kafka:TOPIC, not '%s'",
+                         o->dead_letter);
+    } else if (vals[21] != NULL || vals[22] != NULL || vals[20] != NULL || vals[19] != NULL) {
+      if (o->output == NULL || strncmp(o->output, "kafka:", 6) != 0 || vals[21] != NULL ||
+          vals[22] != NULL || vals[20] != NULL)
+        return agg_usage("--group, --kafka-start, --bounded and --idle-timeout apply to a "
+                         "Kafka input (--input kafka:TOPIC)%s",
+                         vals[19] != NULL ? "; --group also names a Kafka output's "
+                                            "transactions"
+                                          : "");
+    }
+  }
   if (o->savepoint_on_exit != NULL && !agg_empty_or_missing(o->savepoint_on_exit))
     return agg_usage("--savepoint-on-exit: '%s' must be a new or empty directory",
                      o->savepoint_on_exit);
@@ -460,82 +521,117 @@ static int agg_bad_line(fl_context_t *ctx, agg_parser_t *p, const fl_record_t *i
   }
 }
 
-static int agg_parse_process(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  agg_parser_t *p = instance;
+/* Parses one JSON event into p's buffers: returns AGG_PARSED with *out set (key: the
+ * key field's JSON encoding; value: the number, then the event itself when keep_line;
+ * timestamp: the time field), AGG_BLANK for a blank line, AGG_BAD with the sentence in
+ * problem, or FL_ENOMEM. */
+enum { AGG_BLANK = 0, AGG_PARSED = 1, AGG_BAD = 2 };
+static int agg_parse_bytes(agg_parser_t *p, const void *data, size_t len, fl_record_t *out,
+                           char *problem, size_t problem_size) {
   const agg_opts_t *o = p->job->opts;
   json_t *root = NULL;
   json_t *jk, *jt, *jv;
   json_error_t jerr;
-  char problem[512];
   double value = 0;
   size_t key_len, val_len;
-  int64_t ts;
-  int rc = FL_OK;
+  int rc = AGG_PARSED;
 
-  p->line_no++;
+  problem[0] = '\0';
   /* Blank lines (a trailing empty line, say) carry no event; they are not errors. */
-  if (agg_blank(in->value, in->value_len))
-    goto done;
-  root = json_loadb(in->value, in->value_len, 0, &jerr);
+  if (agg_blank(data, len))
+    return AGG_BLANK;
+  root = json_loadb(data, len, 0, &jerr);
   if (root == NULL) {
-    snprintf(problem, sizeof(problem), "malformed JSON at column %d: %s", jerr.column,
-             jerr.text);
-    rc = agg_bad_line(ctx, p, in, problem);
-    goto done;
+    snprintf(problem, problem_size, "malformed JSON at column %d: %s", jerr.column, jerr.text);
+    return AGG_BAD;
   }
   if (!json_is_object(root)) {
-    rc = agg_bad_line(ctx, p, in, "not a JSON object");
+    snprintf(problem, problem_size, "not a JSON object");
+    rc = AGG_BAD;
     goto done;
   }
   jk = json_object_get(root, o->key);
   jt = json_object_get(root, o->time);
   jv = o->value != NULL ? json_object_get(root, o->value) : NULL;
   if (jk == NULL) {
-    snprintf(problem, sizeof(problem), "missing key field \"%s\"", o->key);
+    snprintf(problem, problem_size, "missing key field \"%s\"", o->key);
   } else if (!json_is_string(jk) && !json_is_integer(jk) && !json_is_boolean(jk)) {
-    snprintf(problem, sizeof(problem),
-             "key field \"%s\" is not a string, an integer or a boolean", o->key);
+    snprintf(problem, problem_size, "key field \"%s\" is not a string, an integer or a boolean",
+             o->key);
   } else if (jt == NULL) {
-    snprintf(problem, sizeof(problem), "missing time field \"%s\"", o->time);
+    snprintf(problem, problem_size, "missing time field \"%s\"", o->time);
   } else if (!json_is_integer(jt)) {
-    snprintf(problem, sizeof(problem), "time field \"%s\" is not an integer (epoch ms)",
-             o->time);
+    snprintf(problem, problem_size, "time field \"%s\" is not an integer (epoch ms)", o->time);
   } else if (o->value != NULL && o->agg != AGG_COUNT && jv == NULL) {
-    snprintf(problem, sizeof(problem), "missing value field \"%s\"", o->value);
+    snprintf(problem, problem_size, "missing value field \"%s\"", o->value);
   } else if (o->value != NULL && o->agg != AGG_COUNT && !json_is_number(jv)) {
-    snprintf(problem, sizeof(problem), "value field \"%s\" is not a number", o->value);
-  } else {
-    problem[0] = '\0';
+    snprintf(problem, problem_size, "value field \"%s\" is not a number", o->value);
   }
   if (problem[0] != '\0') {
-    rc = agg_bad_line(ctx, p, in, problem);
+    rc = AGG_BAD;
     goto done;
   }
-  ts = (int64_t)json_integer_value(jt);
   if (o->agg != AGG_COUNT)
     value = json_number_value(jv);
 
   key_len = json_dumpb(jk, p->key, p->key_cap, JSON_ENCODE_ANY | JSON_COMPACT);
   if (key_len == 0) {
-    rc = fl_ctx_fail(ctx, "line %zu: cannot encode the key", p->line_no);
+    snprintf(problem, problem_size, "cannot encode the key");
+    rc = AGG_BAD;
     goto done;
   }
   if (key_len > p->key_cap) {
-    if ((rc = agg_grow(&p->key, &p->key_cap, key_len)) != FL_OK)
+    if (agg_grow(&p->key, &p->key_cap, key_len) != FL_OK) {
+      rc = FL_ENOMEM;
       goto done;
+    }
     key_len = json_dumpb(jk, p->key, p->key_cap, JSON_ENCODE_ANY | JSON_COMPACT);
   }
-
-  val_len = sizeof(double) + (p->job->keep_line ? in->value_len : 0);
-  if ((rc = agg_grow(&p->val, &p->val_cap, val_len)) != FL_OK)
+  val_len = sizeof(double) + (p->job->keep_line ? len : 0);
+  if (agg_grow(&p->val, &p->val_cap, val_len) != FL_OK) {
+    rc = FL_ENOMEM;
     goto done;
+  }
   memcpy(p->val, &value, sizeof(double));
-  if (p->job->keep_line && in->value_len > 0)
-    memcpy(p->val + sizeof(double), in->value, in->value_len);
-  rc = fl_emit(ctx, p->key, key_len, p->val, val_len, ts);
+  if (p->job->keep_line && len > 0)
+    memcpy(p->val + sizeof(double), data, len);
+  *out = (fl_record_t){.key = p->key, .key_len = key_len, .value = p->val,
+                       .value_len = val_len, .timestamp = (int64_t)json_integer_value(jt)};
 done:
   json_decref(root);
   return rc;
+}
+
+static int agg_parse_process(fl_context_t *ctx, const fl_record_t *in, void *instance) {
+  agg_parser_t *p = instance;
+  char problem[512];
+  fl_record_t out;
+  int rc;
+
+  p->line_no++;
+  rc = agg_parse_bytes(p, in->value, in->value_len, &out, problem, sizeof(problem));
+  if (rc == AGG_PARSED)
+    return fl_emit_record(ctx, &out);
+  if (rc == AGG_BAD)
+    return agg_bad_line(ctx, p, in, problem);
+  return rc; /* AGG_BLANK (0) or an error */
+}
+
+/* Kafka input: the source's deserializer parses each message (the source applies the
+ * --on-error policy, naming topic, partition and offset). */
+static int agg_kafka_deserialize(fl_context_t *ctx, const fl_kafka_message_t *msg,
+                                 fl_record_t *out, void *opaque) {
+  agg_job_t *job = opaque;
+  int s = fl_ctx_subtask(ctx);
+  char problem[512];
+  int rc;
+  if (s < 0 || s >= job->n_kparsers)
+    return fl_ctx_fail(ctx, "subtask %d has no parser", s);
+  rc = agg_parse_bytes(&job->kparsers[s], msg->value, msg->value_len, out, problem,
+                       sizeof(problem));
+  if (rc == AGG_BAD)
+    return fl_ctx_fail(ctx, "%s", problem);
+  return rc; /* AGG_PARSED (1), AGG_BLANK (0: dropped) or an error */
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -690,12 +786,26 @@ static void *agg_saver_main(void *arg) {
 }
 
 /* Writes a stream's values as lines: exactly once into a directory (durable mode), else
- * into a file or stdout. */
-static void agg_sink(fl_stream_t *in, const char *name, const char *path, bool dir) {
-  if (dir)
+ * into a file or stdout; or as messages to kafka:TOPIC (key: the aggregation key),
+ * transactional with checkpoints, else flushed at the end (at least once). */
+static void agg_sink(fl_stream_t *in, const char *name, const char *path, bool dir,
+                     const agg_opts_t *o) {
+  if (strncmp(path, "kafka:", 6) == 0) {
+    char prefix[512];
+    snprintf(prefix, sizeof(prefix), "%s.%s", o->group, name);
+    fl_kafka_sink_opts_t ko = {
+        .version = FL_KAFKA_SINK_OPTS_VERSION,
+        .brokers = o->brokers,
+        .topic = path + 6,
+        .guarantee = o->checkpoint_dir != NULL ? FL_KAFKA_EXACTLY_ONCE : FL_KAFKA_AT_LEAST_ONCE,
+        .transactional_id_prefix = prefix,
+    };
+    fl_stream_sink_kafka(in, name, &ko);
+  } else if (dir) {
     fl_stream_sink_files(in, name, path);
-  else
+  } else {
     fl_stream_sink_lines(in, name, path);
+  }
 }
 
 static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
@@ -723,18 +833,48 @@ static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
   fl_keyed_stream_t *keyed;
   fl_windowed_stream_t *win = NULL;
 
-  if (o->on_error == ON_ERROR_DEAD_LETTER)
+  if (o->on_error == ON_ERROR_DEAD_LETTER && o->input_topic == NULL)
     job->dead_tag = fl_output_tag(env, "dead-letter");
   if (o->late_output != NULL)
     late_tag = fl_output_tag(env, "late-data");
 
-  lines = fl_source_lines(env, "input", o->input);
-  /* Chained to the single reader on subtask 0, so it sees the lines in file order. */
-  parsed = fl_stream_process(lines, "parse", &parse_fn, job);
-  if (job->dead_tag != NULL)
-    agg_sink(fl_stream_side_output(parsed, job->dead_tag), "dead-letter", o->dead_letter,
-             o->dead_letter_dir);
-  timed = fl_stream_assign_timestamps(parsed, "timestamps", &ws);
+  if (o->input_topic != NULL) {
+    /* Kafka: parsed by the source's deserializer, watermarks per partition. */
+    ws.idle_timeout_ms = o->idle_timeout;
+    fl_kafka_source_opts_t ko = {
+        .version = FL_KAFKA_SOURCE_OPTS_VERSION,
+        .brokers = o->brokers,
+        .topics = o->input_topic,
+        .group_id = o->group,
+        .start = strcmp(o->kafka_start, "latest") == 0      ? FL_KAFKA_START_LATEST
+                 : strcmp(o->kafka_start, "committed") == 0 ? FL_KAFKA_START_COMMITTED
+                                                            : FL_KAFKA_START_EARLIEST,
+        .fallback = FL_KAFKA_START_EARLIEST,
+        .bounded = o->bounded,
+        .watermarks = &ws,
+        .deserialize = agg_kafka_deserialize,
+        .deserialize_opaque = job,
+        .on_error = o->on_error == ON_ERROR_SKIP          ? FL_KAFKA_ON_ERROR_SKIP
+                    : o->on_error == ON_ERROR_DEAD_LETTER ? FL_KAFKA_ON_ERROR_DEAD_LETTER
+                                                          : FL_KAFKA_ON_ERROR_FAIL,
+        .dead_letter_topic = o->dead_letter != NULL ? o->dead_letter + 6 : NULL,
+    };
+    job->n_kparsers = o->parallelism != NULL ? atoi(o->parallelism) : 1;
+    job->kparsers = calloc((size_t)job->n_kparsers, sizeof(*job->kparsers));
+    if (job->kparsers == NULL)
+      return FL_ENOMEM;
+    for (int i = 0; i < job->n_kparsers; i++)
+      job->kparsers[i].job = job;
+    timed = fl_source_kafka(env, "input", &ko);
+  } else {
+    lines = fl_source_lines(env, "input", o->input);
+    /* Chained to the single reader on subtask 0, so it sees the lines in file order. */
+    parsed = fl_stream_process(lines, "parse", &parse_fn, job);
+    if (job->dead_tag != NULL)
+      agg_sink(fl_stream_side_output(parsed, job->dead_tag), "dead-letter", o->dead_letter,
+               o->dead_letter_dir, o);
+    timed = fl_stream_assign_timestamps(parsed, "timestamps", &ws);
+  }
   keyed = fl_stream_key_by(timed, NULL, NULL);
   switch (o->window) {
   case WIN_TUMBLING:
@@ -753,11 +893,11 @@ static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
       fl_window_late_output(win, late_tag);
   }
   results = fl_window_aggregate(win, "aggregate", &agg_fn, job);
-  agg_sink(results, "output", o->output, o->output_dir);
+  agg_sink(results, "output", o->output, o->output_dir, o);
   if (late_tag != NULL)
     agg_sink(fl_stream_map(fl_stream_side_output(results, late_tag), "late-line",
                            agg_late_line, NULL),
-             "late-output", o->late_output, o->late_output_dir);
+             "late-output", o->late_output, o->late_output_dir, o);
   /* Builder errors are sticky and reported by fl_env_execute(). */
   return FL_OK;
 }
@@ -855,6 +995,24 @@ static int agg_configure_durability(fl_config_t *conf, const agg_opts_t *o, char
   return 0;
 }
 
+/* A user metric of the "input" operator from the metrics JSON, or 0. */
+static int64_t agg_source_metric(fl_env_t *env, const char *name) {
+  char *text = fl_env_metrics_json(env);
+  json_t *root = text != NULL ? json_loads(text, 0, NULL) : NULL;
+  json_t *ops = json_object_get(root, "operators");
+  int64_t v = 0;
+  size_t i;
+  json_t *op;
+  json_array_foreach(ops, i, op) {
+    if (json_is_string(json_object_get(op, "name")) &&
+        strcmp(json_string_value(json_object_get(op, "name")), "input") == 0)
+      v = (int64_t)json_integer_value(json_object_get(json_object_get(op, "metrics"), name));
+  }
+  json_decref(root);
+  fl_free(text);
+  return v;
+}
+
 int main(int argc, char **argv) {
   agg_opts_t opts;
   agg_job_t job;
@@ -898,7 +1056,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "flink-agg: %s\n", errstr);
     goto done;
   }
-  agg_build(env, &opts, &job);
+  if (agg_build(env, &opts, &job) != FL_OK) {
+    fprintf(stderr, "flink-agg: out of memory\n");
+    goto done;
+  }
 
   if (opts.savepoint_on_exit != NULL) {
     agg_saver.env = env;
@@ -941,7 +1102,10 @@ int main(int argc, char **argv) {
       fprintf(stderr, "flink-agg: no savepoint: %s\n", agg_saver.err);
   }
 
-  if (opts.on_error == ON_ERROR_SKIP)
+  if (opts.on_error == ON_ERROR_SKIP && opts.input_topic != NULL)
+    fprintf(stderr, "flink-agg: skipped %" PRId64 " malformed messages\n",
+            agg_source_metric(env, "deserialize-errors-skipped"));
+  else if (opts.on_error == ON_ERROR_SKIP)
     fprintf(stderr, "flink-agg: skipped %" PRIu64 " malformed lines\n",
             atomic_load(&job.skipped));
   if (rc == FL_OK) {
@@ -957,5 +1121,10 @@ int main(int argc, char **argv) {
 done:
   fl_env_destroy(env);
   fl_config_destroy(conf);
+  for (int i = 0; i < job.n_kparsers; i++) {
+    free(job.kparsers[i].key);
+    free(job.kparsers[i].val);
+  }
+  free(job.kparsers);
   return exit_code;
 }
