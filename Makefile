@@ -27,8 +27,8 @@ ASAN_DIR := build-asan
 TSAN_DIR := build-tsan
 RELEASE_DIR := build-release
 
-# The main example job.
-DEMO_CMD := $(BUILD_DIR)/examples/user_spend --demo
+# The main example jobs: files, then Kafka to Kafka on an in-process mock cluster.
+DEMO_CMD := $(BUILD_DIR)/examples/user_spend --demo && $(BUILD_DIR)/examples/kafka_features
 
 # Benchmarks: one quoted argument list per run of $(BENCH); add runs here.
 BENCH := $(RELEASE_DIR)/bench/flink-bench
@@ -40,7 +40,11 @@ BENCH_RUNS := \
   "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 1 --set execution.checkpointing.interval=1s --set state.checkpoints.dir=/tmp/flink-bench-ckpt" \
   "state --backend both --keys 1000000 --ops 1000000" \
   "checkpoint --state-mb 1024 --interval 5s --rounds 3 --incremental true" \
-  "checkpoint --state-mb 1024 --interval 5s --rounds 3 --incremental false"
+  "checkpoint --state-mb 1024 --interval 5s --rounds 3 --incremental false" \
+  "kafka --events 400000 --partitions 8 --parallelism 1" \
+  "kafka --events 400000 --partitions 8 --parallelism 2" \
+  "kafka --events 400000 --partitions 8 --parallelism 1 --guarantee exactly-once" \
+  "kafka --rate 50000 --seconds 10 --window-ms 1000 --partitions 8 --parallelism 1"
 
 # Sanitizer settings; values from the environment win. fast_unwind_on_malloc=0: the
 # frame-pointer unwinder stops inside libraries built without frame pointers (a leak
