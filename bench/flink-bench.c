@@ -36,6 +36,9 @@
  *
  * nexmark-table: reads such JSON lines (files or stdin) and prints a Markdown table.
  *
+ * kafka: see bench/lib/bench_kafka.c (throughput against librdkafka consume+produce,
+ * latency from produce to feature at a fixed rate).
+ *
  * --set passes configuration keys to the engine (e.g. --set execution.batch-size=4096).
  */
 #define _GNU_SOURCE
@@ -53,6 +56,7 @@
 
 #include "flink.h"
 #include "lib/bench_ckpt.h"
+#include "lib/bench_kafka.h"
 #include "lib/bench_state.h"
 #include "lib/nexmark.h"
 
@@ -998,6 +1002,7 @@ static const command_t commands[] = {
     {"nexmark-table", bench_nexmark_table, "nexmark JSON lines to a Markdown table"},
     {"checkpoint", fl_bench_checkpoint_main, "checkpoint duration and size, full vs incremental"},
     {"state", fl_bench_state_main, "state operations per second, hashmap vs RocksDB"},
+    {"kafka", fl_bench_kafka_main, "Kafka -> window -> Kafka against librdkafka alone"},
 };
 
 int main(int argc, char **argv) {
