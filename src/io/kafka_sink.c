@@ -582,7 +582,9 @@ static int tx_produce_buffered(fl_context_t *ctx, kinst_t *in) {
   }
   for (; b->n_prod < b->n; b->n_prod++) {
     entry_t e;
-    entry_decode(b->data + b->idx[b->n_prod], b->len - b->idx[b->n_prod], &e);
+    if (entry_decode(b->data + b->idx[b->n_prod], b->len - b->idx[b->n_prod], &e) == 0)
+      return fl_ctx_fail(ctx, "internal error: buffered record %zu cannot be decoded",
+                         b->n_prod);
     int rc = produce_entry(ctx, in, b, b->n_prod, e.partition);
     if (rc) return rc;
   }
@@ -968,7 +970,8 @@ static int resolve(fl_context_t *ctx, kinst_t *in, const char *old_tag, txbuf_t 
   char line[2400];
   int64_t n = in->last_barrier;
   entry_t e0;
-  entry_decode(b->data, b->len, &e0);
+  if (entry_decode(b->data, b->len, &e0) == 0)
+    return fl_ctx_fail(ctx, "the checkpoint's records of transaction %s are damaged", old_tag);
   if (r.intent) {
     char topic[256];
     snprintf(topic, sizeof topic, "%.*s", (int)e0.topic_len, e0.topic);
@@ -993,13 +996,15 @@ static int resolve(fl_context_t *ctx, kinst_t *in, const char *old_tag, txbuf_t 
   in->dr_target = b;
   for (size_t k = 0; k < b->n && !rc; k++) {
     entry_t e;
-    entry_decode(b->data + b->idx[k], b->len - b->idx[k], &e);
-    rc = produce_entry(ctx, in, b, k, e.partition);
+    if (entry_decode(b->data + b->idx[k], b->len - b->idx[k], &e) == 0)
+      rc = fl_ctx_fail(ctx, "the checkpoint's records of transaction %s are damaged", old_tag);
+    else
+      rc = produce_entry(ctx, in, b, k, e.partition);
   }
   if (!rc) rc = flush_all(ctx, in);
   in->dr_target = &in->tx;
   if (rc) return rc;
-  entry_decode(b->data, b->len, &e0);
+  entry_decode(b->data, b->len, &e0); /* decoded above; offsets updated by delivery */
   char extra[1500], cextra[800];
   snprintf(extra, sizeof extra, " replaces %s at %.*s %" PRId32 " %" PRId64, old_tag,
            (int)e0.topic_len, e0.topic, e0.partition, e0.offset);

@@ -96,6 +96,7 @@ typedef struct ks_snap {
 
 typedef struct ks_inst {
   const ks_conf_t *conf;
+  int64_t now;             /* processing time at the start of this run() call */
   int subtask;
   rd_kafka_t *rk;
   rd_kafka_queue_t *q;
@@ -115,6 +116,8 @@ typedef struct ks_inst {
   fl_kafka_header_t *hdrs; /* reused header array for the deserializer */
   size_t hdrs_cap;
 } ks_inst_t;
+
+#define KS_BATCH 256 /* messages taken from the consumer queue at once */
 
 static int64_t mono_ms(void) {
   struct timespec ts;
@@ -905,7 +908,7 @@ static int ks_on_message(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_messag
     return FL_OK;
   }
   p->next = m->offset + 1;
-  p->last_active = fl_ctx_processing_time(ctx);
+  p->last_active = in->now;
   if (c->bounded && p->next >= p->end)
     p->done = true;
   ts = rd_kafka_message_timestamp(m, &tst);
@@ -1133,20 +1136,31 @@ static int ks_run(fl_context_t *ctx, void *instance) {
    * writes the eventfd again. */
   ks_drain_fd(in->evfd);
   ks_drain_fd(in->tfd);
+  in->now = fl_ctx_processing_time(ctx);
+  /* In batches: one queue operation for up to KS_BATCH messages, not one per message. */
   while (polled < budget) {
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, 0);
-    if (m == NULL)
+    rd_kafka_message_t *batch[KS_BATCH];
+    size_t want = budget - polled < KS_BATCH ? budget - polled : KS_BATCH;
+    ssize_t got = rd_kafka_consume_batch_queue(in->q, 0, batch, want);
+    if (got <= 0)
       break;
-    polled++;
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      rc = ks_on_error(ctx, in, m);
-    } else {
-      consumed++;
-      rc = ks_on_message(ctx, in, m);
+    for (ssize_t i = 0; i < got; i++) {
+      rd_kafka_message_t *m = batch[i];
+      polled++;
+      if (rc == FL_OK) {
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          rc = ks_on_error(ctx, in, m);
+        } else {
+          consumed++;
+          rc = ks_on_message(ctx, in, m);
+        }
+      }
+      rd_kafka_message_destroy(m);
     }
-    rd_kafka_message_destroy(m);
     if (rc != FL_OK)
       return rc;
+    if ((size_t)got < want)
+      break;
   }
   if (consumed > 0)
     fl_ctx_counter_add(ctx, "records-consumed", (int64_t)consumed);
