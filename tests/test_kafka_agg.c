@@ -319,6 +319,14 @@ static void test_usage_errors_name_the_option(void **state) {
   assert_int_equal(rc, 2);
   if (!strstr(err, "dead-letter:kafka:TOPIC")) fail_msg("'%s'", err);
   free(err);
+  rc = run_agg(&err, "--input", "/dev/null", "--bounded", "true", NULL);
+  assert_int_equal(rc, 2);
+  if (!strstr(err, "--bounded") || !strstr(err, "Kafka input")) fail_msg("'%s'", err);
+  free(err);
+  rc = run_agg(&err, "--input", "/dev/null", "--brokers", g_bootstrap, NULL);
+  assert_int_equal(rc, 2);
+  if (!strstr(err, "--brokers is given")) fail_msg("'%s'", err);
+  free(err);
 }
 
 int main(void) {

@@ -416,15 +416,12 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
         return agg_usage("with a Kafka input, dead letters go to a topic: --on-error "
                          "dead-letter:kafka:TOPIC, not '%s'",
                          o->dead_letter);
-    } else if (vals[21] != NULL || vals[22] != NULL || vals[20] != NULL || vals[19] != NULL) {
-      if (o->output == NULL || strncmp(o->output, "kafka:", 6) != 0 || vals[21] != NULL ||
-          vals[22] != NULL || vals[20] != NULL)
-        return agg_usage("--group, --kafka-start, --bounded and --idle-timeout apply to a "
-                         "Kafka input (--input kafka:TOPIC)%s",
-                         vals[19] != NULL ? "; --group also names a Kafka output's "
-                                            "transactions"
-                                          : "");
+    } else if (vals[20] != NULL || vals[21] != NULL || vals[22] != NULL) {
+      return agg_usage("--kafka-start, --bounded and --idle-timeout apply to a Kafka input "
+                       "(--input kafka:TOPIC)");
     }
+    if (!any && vals[19] != NULL)
+      return agg_usage("--group applies to kafka:TOPIC inputs and outputs, and none is given");
   }
   if (o->savepoint_on_exit != NULL && !agg_empty_or_missing(o->savepoint_on_exit))
     return agg_usage("--savepoint-on-exit: '%s' must be a new or empty directory",
