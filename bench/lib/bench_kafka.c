@@ -43,8 +43,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "flink.h"
 
@@ -88,6 +90,16 @@ static int64_t bk_wall_ms(void) {
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+static int bk_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+/* Removes a benchmark's scratch checkpoint directory. */
+static void bk_rm_rf(const char *dir) { nftw(dir, bk_rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
 static rd_kafka_t *bk_client(rd_kafka_type_t type, const char *brokers, const char *const *kv) {
   char err[512];
@@ -315,12 +327,10 @@ static int bk_throughput(const bk_opts_t *o, const char *brokers) {
   c0 = bk_cpu();
   int rc = fl_env_execute(env, "kafka-bench");
   double job_s = bk_now() - t0, job_cpu = bk_cpu() - c0;
-  if (rc) {
-    fprintf(stderr, "flink-bench kafka: the job failed: %s\n", fl_env_error(env));
-    fl_env_destroy(env);
-    return 1;
-  }
+  if (rc) fprintf(stderr, "flink-bench kafka: the job failed: %s\n", fl_env_error(env));
   fl_env_destroy(env);
+  if (eos) bk_rm_rf(ckpt);
+  if (rc) return 1;
 
   /* Every key occurs in every window (the keys cycle with period K <= events/window). */
   long per_window = (long)o->window_ms;
@@ -487,6 +497,7 @@ static int bk_latency(const bk_opts_t *o, const char *brokers) {
     l.rc = 1;
   }
   fl_env_destroy(env);
+  if (eos) bk_rm_rf(ckpt);
   /* windows that end after the last event are closed by no later event: not counted */
   size_t kept = 0;
   for (size_t i = 0; i < l.n; i++)
