@@ -20,14 +20,15 @@
  * are the whole process's (the mock broker's threads included) during each phase.
  *
  * Latency (--rate R): a producer thread writes R events/s for --seconds with event time
- * = the wall clock at produce; the job runs unbounded; a consumer thread reads the
- * features and takes, for each, the time it was read minus its window's end (the first
- * instant it could exist): p50, p99 and max, over the windows that end after a 2 s
- * warm-up (start-up of the consumers). Out-of-orderness is 0, so this is the engine's
- * and Kafka's delay, not a watermark allowance. The clients are asked not to wait for
- * fuller fetches or batches (fetch.wait.max.ms=5, linger.ms=1; Kafka's defaults are 500
- * and 5), as a latency-sensitive deployment would. Every consumer here, the raw loop's
- * and the job's, uses fetch.wait.max.ms=5.
+ * = the wall clock at produce (linger.ms=5, Kafka's default); the job runs unbounded; a
+ * consumer thread reads the features and takes, for each, the time it was read minus its
+ * window's end (the first instant it could exist): p50, p99 and max, over the windows
+ * that end after a 2 s warm-up (start-up of the consumers) and before the last event.
+ * Out-of-orderness is 0, so this is the engine's and Kafka's delay, not a watermark
+ * allowance. The job's sink uses linger.ms=1. Every consumer here, the raw loop's and
+ * the job's, uses fetch.wait.max.ms=5 (Kafka's default is 500). A second plain consumer
+ * reads the input topic and reports how late the events themselves arrive: the floor
+ * under any feature's latency on this broker.
  *
  * One JSON line goes to stdout; exit status 1 when a check fails.
  */
@@ -371,15 +372,18 @@ typedef struct bk_lat {
   _Atomic int64_t produce_end; /* wall ms when the producer wrote its last event */
   size_t n, cap;
   int64_t warm_until; /* wall ms: features of windows ending before are not counted */
-  int rc;
+  /* the input as a plain consumer sees it: latency of each event, and its event time */
+  int64_t *in_lat, *in_ts;
+  size_t in_n, in_cap;
+  _Atomic int rc;
 } bk_lat_t;
 
 static void *bk_producer_main(void *arg) {
   bk_lat_t *l = arg;
-  static const char *const pkv[] = {"linger.ms", "1", NULL};
+  static const char *const pkv[] = {"linger.ms", "5", NULL};
   rd_kafka_t *p = bk_client(RD_KAFKA_PRODUCER, l->brokers, pkv);
   if (!p) {
-    l->rc = 1;
+    atomic_store(&l->rc, 1);
     return NULL;
   }
   long total = l->o->rate * l->o->seconds, i = 0;
@@ -394,7 +398,7 @@ static void *bk_producer_main(void *arg) {
       bk_key(i, l->o->keys, key, sizeof key, &klen);
       bk_value_t v = {bk_wall_ms(), 1};
       if (bk_produce1(p, "lat.in", key, klen, &v, sizeof v)) {
-        l->rc = 1;
+        atomic_store(&l->rc, 1);
         break;
       }
     }
@@ -415,7 +419,7 @@ static void *bk_reader_main(void *arg) {
                                     NULL};
   rd_kafka_t *c = bk_client(RD_KAFKA_CONSUMER, l->brokers, ckv);
   if (!c) {
-    l->rc = 1;
+    atomic_store(&l->rc, 1);
     return NULL;
   }
   rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(l->o->partitions);
@@ -443,6 +447,53 @@ static void *bk_reader_main(void *arg) {
     }
     rd_kafka_message_destroy(m);
   }
+  rd_kafka_consumer_close(c);
+  rd_kafka_destroy(c);
+  return NULL;
+}
+
+/* Reads the input topic with a plain consumer: how late the events themselves arrive,
+ * the floor under any feature's latency. */
+static void *bk_input_reader_main(void *arg) {
+  bk_lat_t *l = arg;
+  static const char *const ckv[] = {"group.id", "flink-bench-lat-in", "fetch.wait.max.ms", "5",
+                                    NULL};
+  rd_kafka_t *c = bk_client(RD_KAFKA_CONSUMER, l->brokers, ckv);
+  if (!c) {
+    atomic_store(&l->rc, 1);
+    return NULL;
+  }
+  rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(l->o->partitions);
+  for (int i = 0; i < l->o->partitions; i++)
+    rd_kafka_topic_partition_list_add(pl, "lat.in", i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_assign(c, pl);
+  rd_kafka_topic_partition_list_destroy(pl);
+  rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(c);
+  rd_kafka_message_t *batch[1024];
+  while (!atomic_load(&l->stop)) {
+    ssize_t got = rd_kafka_consume_batch_queue(q, 50, batch, 1024);
+    int64_t now = bk_wall_ms();
+    for (ssize_t i = 0; i < got; i++) {
+      rd_kafka_message_t *m = batch[i];
+      bk_value_t v;
+      if (!m->err && m->len == sizeof v) {
+        memcpy(&v, m->payload, sizeof v);
+        if (l->in_n == l->in_cap) {
+          size_t cap = l->in_cap ? l->in_cap * 2 : 65536;
+          int64_t *a = realloc(l->in_lat, cap * sizeof *a);
+          if (a) l->in_lat = a;
+          int64_t *b = a ? realloc(l->in_ts, cap * sizeof *b) : NULL;
+          if (b) l->in_ts = b, l->in_cap = cap;
+        }
+        if (l->in_n < l->in_cap && v.ts >= l->warm_until) {
+          l->in_ts[l->in_n] = v.ts;
+          l->in_lat[l->in_n++] = now - v.ts;
+        }
+      }
+      rd_kafka_message_destroy(m);
+    }
+  }
+  rd_kafka_queue_destroy(q);
   rd_kafka_consumer_close(c);
   rd_kafka_destroy(c);
   return NULL;
@@ -478,8 +529,9 @@ static int bk_latency(const bk_opts_t *o, const char *brokers) {
   }
   fl_env_t *env = bk_env(o, brokers, "lat.in", "lat.features", false, eos ? ckpt : NULL);
   if (!env) return 1;
-  pthread_t prod, reader, stopper;
+  pthread_t prod, reader, in_reader, stopper;
   pthread_create(&reader, NULL, bk_reader_main, &l);
+  pthread_create(&in_reader, NULL, bk_input_reader_main, &l);
   pthread_create(&prod, NULL, bk_producer_main, &l);
   void *args[3] = {&l, env, &prod};
   pthread_create(&stopper, NULL, bk_stopper_main, args);
@@ -492,6 +544,7 @@ static int bk_latency(const bk_opts_t *o, const char *brokers) {
   nanosleep(&ts, NULL);
   atomic_store(&l.stop, true);
   pthread_join(reader, NULL);
+  pthread_join(in_reader, NULL);
   if (rc != FL_OK && rc != FL_ECANCELED) {
     fprintf(stderr, "flink-bench kafka: the job failed: %s\n", fl_env_error(env));
     l.rc = 1;
@@ -503,22 +556,36 @@ static int bk_latency(const bk_opts_t *o, const char *brokers) {
   for (size_t i = 0; i < l.n; i++)
     if (l.win[i] <= atomic_load(&l.produce_end)) l.lat[kept++] = l.lat[i];
   l.n = kept;
-  bool ok = l.rc == 0 && l.n > 0;
-  int64_t p50 = 0, p99 = 0, mx = 0;
+  kept = 0;
+  for (size_t i = 0; i < l.in_n; i++)
+    if (l.in_ts[i] <= atomic_load(&l.produce_end)) l.in_lat[kept++] = l.in_lat[i];
+  l.in_n = kept;
+  bool ok = atomic_load(&l.rc) == 0 && l.n > 0 && l.in_n > 0;
+  int64_t p50 = 0, p99 = 0, mx = 0, ip50 = 0, ip99 = 0, imx = 0;
   if (l.n) {
     qsort(l.lat, l.n, sizeof *l.lat, bk_cmp);
     p50 = l.lat[l.n / 2];
     p99 = l.lat[(l.n * 99) / 100];
     mx = l.lat[l.n - 1];
   }
+  if (l.in_n) {
+    qsort(l.in_lat, l.in_n, sizeof *l.in_lat, bk_cmp);
+    ip50 = l.in_lat[l.in_n / 2];
+    ip99 = l.in_lat[(l.in_n * 99) / 100];
+    imx = l.in_lat[l.in_n - 1];
+  }
   printf("{\"bench\":\"kafka\",\"mode\":\"latency\",\"rate\":%ld,\"seconds\":%d,\"produced\":%ld,"
          "\"keys\":%d,\"partitions\":%d,\"parallelism\":%d,\"window_ms\":%" PRId64
          ",\"features\":%zu,\"latency_ms_p50\":%" PRId64 ",\"latency_ms_p99\":%" PRId64
-         ",\"latency_ms_max\":%" PRId64 ",\"wall_s\":%.1f,\"ok\":%s}\n",
+         ",\"latency_ms_max\":%" PRId64 ",\"input_latency_ms_p50\":%" PRId64
+         ",\"input_latency_ms_p99\":%" PRId64 ",\"input_latency_ms_max\":%" PRId64
+         ",\"wall_s\":%.1f,\"ok\":%s}\n",
          o->rate, o->seconds, atomic_load(&l.produced), o->keys, o->partitions, o->parallelism,
-         o->window_ms, l.n, p50, p99, mx, wall, ok ? "true" : "false");
+         o->window_ms, l.n, p50, p99, mx, ip50, ip99, imx, wall, ok ? "true" : "false");
   free(l.lat);
   free(l.win);
+  free(l.in_lat);
+  free(l.in_ts);
   return ok ? 0 : 1;
 }
 
