@@ -418,6 +418,9 @@ struct fl_op {
 /* True once the job is failing or stopping (a sink's flush at that moment must not
  * commit anything). */
 bool fl_op_job_failing(const fl_op_t *op);
+/* The newest checkpoint the coordinator has triggered (0: none yet): a sink that ends
+ * now is covered by the next checkpoint after it. */
+int64_t fl_op_checkpoint_triggered(const fl_op_t *op);
 
 /* Reports that a user function (`what`, e.g. "map function") of op returned rc < 0:
  * the job fails with the operator's name, subtask, and the message given to

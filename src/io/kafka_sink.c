@@ -65,7 +65,6 @@
 #include "core/internal.h"
 #include "io/kafka_common.h"
 #include "io/kafka_sink.h"
-#include "runtime/job.h"
 
 #define END_ID INT64_MAX
 #define STATE_MAGIC 0x314b4c46u /* "FLK1" */
@@ -764,7 +763,7 @@ static int ks_flush(fl_context_t *ctx, void *instance) {
   if (!eo) return flush_all(ctx, in);
   in->ended = true;
   /* Committed by a checkpoint triggered after this (the final one), or at INT64_MAX. */
-  in->end_after = atomic_load(&ctx->op->worker->job->ckpt_trigger);
+  in->end_after = fl_op_checkpoint_triggered(ctx->op);
   return check_err(ctx, in);
 }
 

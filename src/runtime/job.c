@@ -527,6 +527,10 @@ static void op_finish(fl_op_t *op) {
 
 bool fl_op_job_failing(const fl_op_t *op) { return atomic_load(&op->worker->job->failing); }
 
+int64_t fl_op_checkpoint_triggered(const fl_op_t *op) {
+  return atomic_load(&op->worker->job->ckpt_trigger);
+}
+
 /* Snapshots op for checkpoint id into op->ckpt_snap (into op->ckpt_final, the state
  * every later checkpoint holds for it, when id is 0: the operator just ended). */
 static void op_snapshot(fl_op_t *op, int64_t id) {
