@@ -352,7 +352,8 @@ static int64_t read_features(const options_t *o, const char *brokers, long *n_ou
   rd_kafka_assign(c, l);
   rd_kafka_topic_partition_list_destroy(l);
   int64_t cents = 0;
-  int eofs = 0, shown = 0;
+  int eofs = 0, shown = 0, shown_in[64] = {0};
+  int per_part = parts > 0 ? (o->sample + parts - 1) / parts : o->sample;
   *n_out = 0;
   time_t deadline = time(NULL) + 60;
   while (eofs < parts && time(NULL) < deadline) {
@@ -366,7 +367,10 @@ static int64_t read_features(const options_t *o, const char *brokers, long *n_ou
       json_t *f = json_loadb(m->payload, m->len, 0, NULL);
       cents += llround(json_number_value(json_object_get(f, "spend")) * 100);
       (*n_out)++;
-      if (shown < o->sample) {
+      /* a sample spread over the partitions */
+      int *mine = m->partition >= 0 && m->partition < 64 ? &shown_in[m->partition] : &shown;
+      if (shown < o->sample && (mine == &shown || *mine < per_part)) {
+        if (mine != &shown) (*mine)++;
         printf("  %s[%" PRId32 "] %.*s\n", o->out_topic, m->partition, (int)m->len,
                (const char *)m->payload);
         shown++;

@@ -6,6 +6,8 @@
  * computes from the same events in a file (the "same semantics as for files"), and must
  * not depend on the parallelism or on whether the output is transactional.
  *
+ * The last test runs examples/kafka_features on its own in-process cluster.
+ *
  * kcat comes from Debian (scripts/install-deps.sh installs it); without it the test
  * fails, naming the missing program.
  */
@@ -329,6 +331,23 @@ static void test_usage_errors_name_the_option(void **state) {
   free(err);
 }
 
+/* The Kafka-to-Kafka example on its embedded default (an in-process mock cluster): it
+ * must finish, print a sample and find the features' spend equal to the purchases'. */
+static void test_kafka_features_example_on_its_local_cluster(void **state) {
+  (void)state;
+  const char *bd = getenv("FL_BUILD_DIR");
+  char prog[4096];
+  snprintf(prog, sizeof prog, "%s/examples/kafka_features", bd && *bd ? bd : ".");
+  char *argv[] = {prog, "--events", "20000", "--sample", "4", NULL};
+  char *out = NULL;
+  int st = run_capture(argv, NULL, &out);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("kafka_features: status %d: %s", st, out);
+  if (!strstr(out, "produced 20000 purchases") || !strstr(out, "consumed 20000 purchases") ||
+      !strstr(out, "equals the purchases'") || !strstr(out, "features.user_5min_spend["))
+    fail_msg("kafka_features printed: %s", out);
+  free(out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kcat_input_to_kafka_output_matches_file_results),
@@ -336,6 +355,7 @@ int main(void) {
       cmocka_unit_test(test_transactional_output_with_checkpoints),
       cmocka_unit_test(test_malformed_messages_skip_and_dead_letter),
       cmocka_unit_test(test_usage_errors_name_the_option),
+      cmocka_unit_test(test_kafka_features_example_on_its_local_cluster),
   };
   int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
   free(g_expected);
