@@ -30,6 +30,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -384,6 +385,13 @@ static int64_t read_features(const options_t *o, const char *brokers, long *n_ou
   return eofs < parts ? -1 : cents;
 }
 
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
 int main(int argc, char **argv) {
   options_t o;
   int rc = parse_args(argc, argv, &o);
@@ -437,11 +445,8 @@ int main(int argc, char **argv) {
       }
     }
   }
-  if (ckpt == ckpt_tmp) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", ckpt_tmp);
-    if (system(cmd) != 0) fprintf(stderr, "kafka_features: could not remove %s\n", ckpt_tmp);
-  }
+  if (ckpt == ckpt_tmp && nftw(ckpt_tmp, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+    fprintf(stderr, "kafka_features: could not remove %s: %s\n", ckpt_tmp, strerror(errno));
   if (mc) rd_kafka_mock_cluster_destroy(mc);
   if (mock_rk) rd_kafka_destroy(mock_rk);
   return rc;
