@@ -56,6 +56,7 @@
 
 #include "flink.h"
 #include "lib/bench_ckpt.h"
+#include "lib/bench_clock.h"
 #include "lib/bench_kafka.h"
 #include "lib/bench_state.h"
 #include "lib/nexmark.h"
@@ -243,19 +244,6 @@ static void sink_close(void *instance) {
   free(s);
 }
 
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double cpu_seconds(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
 /* An environment with the parallelism and the "key=value" settings; errors go to
  * stderr. */
 static int make_env(int parallelism, const char *const *settings, int n_settings,
@@ -332,10 +320,10 @@ static int run_engine(const bench_opts_t *o, results_t *out, double *wall, doubl
   fl_stream_t *sums = fl_window_aggregate(win, "window-sum", &sum_fn, NULL);
   fl_stream_sink(sums, "count", &sink_fn, &e); /* builder errors surface in execute */
 
-  double t0 = now_seconds(), c0 = cpu_seconds();
+  double t0 = bench_now_s(), c0 = bench_cpu_s();
   rc = fl_env_execute(env, "bench-window");
-  *wall = now_seconds() - t0;
-  *cpu = cpu_seconds() - c0;
+  *wall = bench_now_s() - t0;
+  *cpu = bench_cpu_s() - c0;
   if (rc != 0) {
     fprintf(stderr, "flink-bench: job failed (%s): %s\n", fl_err_name(rc), fl_env_error(env));
     goto done;
@@ -435,7 +423,7 @@ static int run_baseline(const bench_opts_t *o, results_t *out, double *wall) {
     gen_init(&gens[s], s, o->keys);
     n[s] = events_of(o, s);
   }
-  double t0 = now_seconds();
+  double t0 = bench_now_s();
   int64_t cur = INT64_MIN;
   for (uint64_t i = 0; i < n[0]; i++) {
     int64_t ts = BASE_TS + (int64_t)(i / o->per_ms);
@@ -454,7 +442,7 @@ static int run_baseline(const bench_opts_t *o, results_t *out, double *wall) {
   }
   if (cur != INT64_MIN)
     map_flush(&m, cur + o->window_ms - 1, &r);
-  *wall = now_seconds() - t0;
+  *wall = bench_now_s() - t0;
   *out = r;
   rc = 0;
 done:
@@ -679,10 +667,10 @@ static int nexmark_engine(const nexmark_opts_t *o, const nx_gen_t *gen, const nx
     fl_stream_sink_lines(json, "output", output);
   }
   snprintf(job, sizeof job, "nexmark-%s", q->name);
-  double t0 = now_seconds(), c0 = cpu_seconds();
+  double t0 = bench_now_s(), c0 = bench_cpu_s();
   rc = fl_env_execute(env, job);
-  run->wall = now_seconds() - t0;
-  run->cpu = cpu_seconds() - c0;
+  run->wall = bench_now_s() - t0;
+  run->cpu = bench_cpu_s() - c0;
   if (rc != 0) {
     fprintf(stderr, "flink-bench: %s failed (%s): %s\n", q->name, fl_err_name(rc),
             fl_env_error(env));
@@ -738,7 +726,7 @@ static void baseline_q2(const nx_gen_t *g, nx_results_t *r) {
 
 /* Runs the baseline of q if it has one: 1 and *run, else 0. */
 static int nexmark_baseline(const nx_gen_t *g, const nx_query_t *q, nx_run_t *run) {
-  double t0 = now_seconds();
+  double t0 = bench_now_s();
   memset(&run->results, 0, sizeof run->results);
   if (strcmp(q->name, "q0") == 0)
     baseline_q0_q1(g, false, &run->results);
@@ -748,7 +736,7 @@ static int nexmark_baseline(const nx_gen_t *g, const nx_query_t *q, nx_run_t *ru
     baseline_q2(g, &run->results);
   else
     return 0;
-  run->wall = now_seconds() - t0;
+  run->wall = bench_now_s() - t0;
   run->cpu = run->wall;
   return 1;
 }

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "lib/bench_ckpt.h"
+#include "lib/bench_clock.h"
 
 #include <stdio.h>
 
@@ -108,12 +109,6 @@ static int put_process(fl_context_t *ctx, const fl_record_t *in, void *inst) {
 }
 
 static int null_write(fl_context_t *ctx, const fl_record_t *in, void *inst) { return 0; }
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 typedef struct {
   fl_env_t *env;
@@ -226,10 +221,10 @@ int fl_bench_checkpoint_main(int argc, char **argv) {
 
   runner_t r = {.env = env};
   pthread_t t;
-  double t0 = now_s();
+  double t0 = bench_now_s();
   pthread_create(&t, NULL, run, &r);
   while (!atomic_load(&b.loaded)) usleep(10000);
-  double load_s = now_s() - t0;
+  double load_s = bench_now_s() - t0;
   /* the first checkpoint that started after the load holds all of it */
   int64_t seen = metric(env, "completed") + 1;
   for (int round = 0; round <= rounds; round++) {

@@ -34,6 +34,7 @@
  */
 #define _GNU_SOURCE
 #include "lib/bench_kafka.h"
+#include "lib/bench_clock.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -72,19 +73,6 @@ typedef struct bk_feature {
   int64_t sum;
   int64_t count;
 } bk_feature_t;
-
-static double bk_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double bk_cpu(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
 
 static int64_t bk_wall_ms(void) {
   struct timespec ts;
@@ -224,29 +212,43 @@ static fl_env_t *bk_env(const bk_opts_t *o, const char *brokers, const char *in,
 /* ---------------------------------------------------------------------------------- */
 /* Throughput                                                                          */
 
+/* A consumer (group `group`, fetch.wait.max.ms=5 as every consumer here) assigned every
+ * partition of topic from the beginning; NULL on error (printed). */
+static rd_kafka_t *bk_consumer_from_start(const char *brokers, const char *group,
+                                          const char *topic, int partitions) {
+  const char *const kv[] = {"group.id", group, "enable.auto.commit", "false",
+                            "fetch.wait.max.ms", "5", NULL};
+  rd_kafka_t *c = bk_client(RD_KAFKA_CONSUMER, brokers, kv);
+  if (!c) return NULL;
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
+  for (int i = 0; i < partitions; i++)
+    rd_kafka_topic_partition_list_add(l, topic, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_resp_err_t err = rd_kafka_assign(c, l);
+  rd_kafka_topic_partition_list_destroy(l);
+  if (err) {
+    fprintf(stderr, "flink-bench kafka: assign %s: %s\n", topic, rd_kafka_err2str(err));
+    rd_kafka_destroy(c);
+    return NULL;
+  }
+  return c;
+}
+
 /* Consumes every partition of topic from the beginning until `expect` messages arrived,
  * calling fn on each (if set) and producing each to copy_to (if set). */
 typedef void (*bk_msg_fn)(const rd_kafka_message_t *m, void *arg);
 
 static int bk_drain(const char *brokers, const char *topic, int partitions, long expect,
                     const char *copy_to, bk_msg_fn fn, void *arg, double timeout_s) {
-  static const char *const ckv[] = {"group.id", "flink-bench-raw", "enable.auto.commit", "false",
-                                    "fetch.wait.max.ms", "5", NULL};
   static const char *const pkv[] = {"linger.ms", "5", NULL};
-  rd_kafka_t *c = bk_client(RD_KAFKA_CONSUMER, brokers, ckv);
+  rd_kafka_t *c = bk_consumer_from_start(brokers, "flink-bench-raw", topic, partitions);
   rd_kafka_t *p = copy_to ? bk_client(RD_KAFKA_PRODUCER, brokers, pkv) : NULL;
   int rc = -1;
   if (!c || (copy_to && !p)) goto out;
-  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
-  for (int i = 0; i < partitions; i++)
-    rd_kafka_topic_partition_list_add(l, topic, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  rd_kafka_assign(c, l);
-  rd_kafka_topic_partition_list_destroy(l);
   rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(c);
   rd_kafka_message_t *batch[1024];
   long got = 0;
-  double deadline = bk_now() + timeout_s;
-  while (got < expect && bk_now() < deadline) {
+  double deadline = bench_now_s() + timeout_s;
+  while (got < expect && bench_now_s() < deadline) {
     ssize_t n = rd_kafka_consume_batch_queue(q, 100, batch, 1024);
     for (ssize_t i = 0; i < n; i++) {
       rd_kafka_message_t *m = batch[i];
@@ -306,14 +308,14 @@ static int bk_throughput(const bk_opts_t *o, const char *brokers) {
   }
   rd_kafka_destroy(p);
 
-  double t0 = bk_now();
+  double t0 = bench_now_s();
   if (bk_drain(brokers, "bench.in", o->partitions, o->events, NULL, NULL, NULL, 300)) return 1;
-  double consume_s = bk_now() - t0;
-  t0 = bk_now();
-  double c0 = bk_cpu();
+  double consume_s = bench_now_s() - t0;
+  t0 = bench_now_s();
+  double c0 = bench_cpu_s();
   if (bk_drain(brokers, "bench.in", o->partitions, o->events, "bench.raw", NULL, NULL, 300))
     return 1;
-  double raw_s = bk_now() - t0, raw_cpu = bk_cpu() - c0;
+  double raw_s = bench_now_s() - t0, raw_cpu = bench_cpu_s() - c0;
 
   /* exactly-once: transactions per checkpoint (every second) */
   char ckpt[] = "/tmp/flink-bench-kafka-XXXXXX";
@@ -324,10 +326,10 @@ static int bk_throughput(const bk_opts_t *o, const char *brokers) {
   }
   fl_env_t *env = bk_env(o, brokers, "bench.in", "bench.features", true, eos ? ckpt : NULL);
   if (!env) return 1;
-  t0 = bk_now();
-  c0 = bk_cpu();
+  t0 = bench_now_s();
+  c0 = bench_cpu_s();
   int rc = fl_env_execute(env, "kafka-bench");
-  double job_s = bk_now() - t0, job_cpu = bk_cpu() - c0;
+  double job_s = bench_now_s() - t0, job_cpu = bench_cpu_s() - c0;
   if (rc) fprintf(stderr, "flink-bench kafka: the job failed: %s\n", fl_env_error(env));
   fl_env_destroy(env);
   if (eos) bk_rm_rf(ckpt);
@@ -387,10 +389,10 @@ static void *bk_producer_main(void *arg) {
     return NULL;
   }
   long total = l->o->rate * l->o->seconds, i = 0;
-  double t0 = bk_now();
+  double t0 = bench_now_s();
   while (i < total && !atomic_load(&l->stop)) {
     /* paced: as many events as the elapsed time allows at the rate */
-    long due = (long)((bk_now() - t0) * (double)l->o->rate);
+    long due = (long)((bench_now_s() - t0) * (double)l->o->rate);
     if (due > total) due = total;
     for (; i < due; i++) {
       char key[32];
@@ -415,18 +417,12 @@ static void *bk_producer_main(void *arg) {
 
 static void *bk_reader_main(void *arg) {
   bk_lat_t *l = arg;
-  static const char *const ckv[] = {"group.id", "flink-bench-lat", "fetch.wait.max.ms", "5",
-                                    NULL};
-  rd_kafka_t *c = bk_client(RD_KAFKA_CONSUMER, l->brokers, ckv);
+  rd_kafka_t *c =
+      bk_consumer_from_start(l->brokers, "flink-bench-lat", "lat.features", l->o->partitions);
   if (!c) {
     atomic_store(&l->rc, 1);
     return NULL;
   }
-  rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(l->o->partitions);
-  for (int i = 0; i < l->o->partitions; i++)
-    rd_kafka_topic_partition_list_add(pl, "lat.features", i)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  rd_kafka_assign(c, pl);
-  rd_kafka_topic_partition_list_destroy(pl);
   while (!atomic_load(&l->stop)) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 50);
     if (!m) continue;
@@ -456,18 +452,12 @@ static void *bk_reader_main(void *arg) {
  * the floor under any feature's latency. */
 static void *bk_input_reader_main(void *arg) {
   bk_lat_t *l = arg;
-  static const char *const ckv[] = {"group.id", "flink-bench-lat-in", "fetch.wait.max.ms", "5",
-                                    NULL};
-  rd_kafka_t *c = bk_client(RD_KAFKA_CONSUMER, l->brokers, ckv);
+  rd_kafka_t *c =
+      bk_consumer_from_start(l->brokers, "flink-bench-lat-in", "lat.in", l->o->partitions);
   if (!c) {
     atomic_store(&l->rc, 1);
     return NULL;
   }
-  rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(l->o->partitions);
-  for (int i = 0; i < l->o->partitions; i++)
-    rd_kafka_topic_partition_list_add(pl, "lat.in", i)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  rd_kafka_assign(c, pl);
-  rd_kafka_topic_partition_list_destroy(pl);
   rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(c);
   rd_kafka_message_t *batch[1024];
   while (!atomic_load(&l->stop)) {
@@ -535,9 +525,9 @@ static int bk_latency(const bk_opts_t *o, const char *brokers) {
   pthread_create(&prod, NULL, bk_producer_main, &l);
   void *args[3] = {&l, env, &prod};
   pthread_create(&stopper, NULL, bk_stopper_main, args);
-  double t0 = bk_now();
+  double t0 = bench_now_s();
   int rc = fl_env_execute(env, "kafka-latency");
-  double wall = bk_now() - t0;
+  double wall = bench_now_s() - t0;
   pthread_join(stopper, NULL);
   /* features already produced reach the reader within its poll interval */
   struct timespec ts = {0, 300 * 1000000L};

@@ -23,6 +23,7 @@
  * than the write buffers and reads go to table files and the block cache.
  */
 #define _GNU_SOURCE
+#include "lib/bench_clock.h"
 #include "lib/bench_state.h"
 
 #include <errno.h>
@@ -67,12 +68,6 @@ static void bs_usage(FILE *f) {
           "                         [--dir PATH] [--block-cache-mb M]\n"
           "  state operations per second through the typed state layer:\n"
           "  value_get_update, list_append, map_put; one JSON line per backend and op\n");
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static uint64_t bs_rand(uint64_t *x) {
@@ -240,7 +235,7 @@ static int bs_run_op(const bs_opts_t *o, fl_kv_rocksdb_shared_t *sh, const char 
     if (rc) goto done;
   }
   what = bs_ops_names[op];
-  t0 = now_s();
+  t0 = bench_now_s();
   for (uint64_t i = 0; i < o->ops && rc == FL_OK; i++) {
     bs_at(&b, bs_rand(&rng) % o->keys);
     if (op == 0) {
@@ -259,7 +254,7 @@ static int bs_run_op(const bs_opts_t *o, fl_kv_rocksdb_shared_t *sh, const char 
       rc = fl_st_map_put(&b.r, &uk, sizeof uk, &i, sizeof i);
     }
   }
-  secs = now_s() - t0;
+  secs = bench_now_s() - t0;
   if (rc) goto done;
   /* Untimed checks: nothing lost. */
   what = "check";
