@@ -143,6 +143,17 @@ static void txbuf_free(txbuf_t *b) {
   memset(b, 0, sizeof *b);
 }
 
+/* Room for one more entry start in the index. */
+static int txbuf_grow_idx(txbuf_t *b) {
+  if (b->n < b->cap_idx) return FL_OK;
+  size_t cap = b->cap_idx ? b->cap_idx * 2 : 256;
+  size_t *x = realloc(b->idx, cap * sizeof *x);
+  if (!x) return FL_ENOMEM;
+  b->idx = x;
+  b->cap_idx = cap;
+  return FL_OK;
+}
+
 static int txbuf_reserve(txbuf_t *b, size_t more) {
   if (b->len + more > b->cap) {
     size_t cap = b->cap ? b->cap : 4096;
@@ -152,14 +163,7 @@ static int txbuf_reserve(txbuf_t *b, size_t more) {
     b->data = d;
     b->cap = cap;
   }
-  if (b->n == b->cap_idx) {
-    size_t cap = b->cap_idx ? b->cap_idx * 2 : 256;
-    size_t *x = realloc(b->idx, cap * sizeof *x);
-    if (!x) return FL_ENOMEM;
-    b->idx = x;
-    b->cap_idx = cap;
-  }
-  return FL_OK;
+  return txbuf_grow_idx(b);
 }
 
 static void put32(uint8_t **p, uint32_t v) { memcpy(*p, &v, 4); *p += 4; }
@@ -240,13 +244,7 @@ static int txbuf_index(txbuf_t *b, uint64_t n) {
     entry_t e;
     size_t sz = entry_decode(b->data + pos, b->len - pos, &e);
     if (!sz) return FL_EPARSE;
-    if (b->n == b->cap_idx) {
-      size_t cap = b->cap_idx ? b->cap_idx * 2 : 256;
-      size_t *x = realloc(b->idx, cap * sizeof *x);
-      if (!x) return FL_ENOMEM;
-      b->idx = x;
-      b->cap_idx = cap;
-    }
+    if (txbuf_grow_idx(b)) return FL_ENOMEM;
     b->idx[b->n++] = pos;
     pos += sz;
   }
@@ -442,13 +440,17 @@ static int produce(fl_context_t *ctx, kinst_t *in, const char *topic, int32_t pa
   return check_err(ctx, in);
 }
 
-static int produce_entry(fl_context_t *ctx, kinst_t *in, txbuf_t *b, size_t k, int32_t part) {
+/* Produces entry k of b into the open transaction, to the partition it records (the one
+ * the serializer chose, or the one the broker gave it when it is written again). */
+static int produce_entry(fl_context_t *ctx, kinst_t *in, txbuf_t *b, size_t k,
+                         const char *what) {
   entry_t e;
-  if (!entry_decode(b->data + b->idx[k], b->len - b->idx[k], &e)) return FL_EPARSE;
+  if (!entry_decode(b->data + b->idx[k], b->len - b->idx[k], &e))
+    return ifail(ctx, in, "%s: record %zu cannot be decoded", what, k);
   char topic[256];
   snprintf(topic, sizeof topic, "%.*s", (int)e.topic_len, e.topic);
-  return produce(ctx, in, topic, part, e.key, e.key_len, e.value, e.value_len, e.ts, NULL, 0,
-                 e.headers, e.n_headers, in->tag, (void *)(uintptr_t)(k + 1));
+  return produce(ctx, in, topic, e.partition, e.key, e.key_len, e.value, e.value_len, e.ts,
+                 NULL, 0, e.headers, e.n_headers, in->tag, (void *)(uintptr_t)(k + 1));
 }
 
 static int flush_all(fl_context_t *ctx, kinst_t *in) {
@@ -580,11 +582,7 @@ static int tx_produce_buffered(fl_context_t *ctx, kinst_t *in) {
     if (rc) return rc;
   }
   for (; b->n_prod < b->n; b->n_prod++) {
-    entry_t e;
-    if (entry_decode(b->data + b->idx[b->n_prod], b->len - b->idx[b->n_prod], &e) == 0)
-      return fl_ctx_fail(ctx, "internal error: buffered record %zu cannot be decoded",
-                         b->n_prod);
-    int rc = produce_entry(ctx, in, b, b->n_prod, e.partition);
+    int rc = produce_entry(ctx, in, b, b->n_prod, "internal error: the write-ahead buffer");
     if (rc) return rc;
   }
   return FL_OK;
@@ -994,11 +992,7 @@ static int resolve(fl_context_t *ctx, kinst_t *in, const char *old_tag, txbuf_t 
   if (rc) return rc;
   in->dr_target = b;
   for (size_t k = 0; k < b->n && !rc; k++) {
-    entry_t e;
-    if (entry_decode(b->data + b->idx[k], b->len - b->idx[k], &e) == 0)
-      rc = fl_ctx_fail(ctx, "the checkpoint's records of transaction %s are damaged", old_tag);
-    else
-      rc = produce_entry(ctx, in, b, k, e.partition);
+    rc = produce_entry(ctx, in, b, k, "the checkpoint's records of a transaction");
   }
   if (!rc) rc = flush_all(ctx, in);
   in->dr_target = &in->tx;

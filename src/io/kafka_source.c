@@ -708,9 +708,11 @@ static int ks_snapshot(fl_context_t *ctx, void *instance, fl_buf_t *out) {
   return FL_OK;
 }
 
-static int ks_commit(fl_context_t *ctx, ks_inst_t *in, const int64_t *next, bool async) {
+/* Commits positions to the group: next[i] for partition i, or the current positions
+ * when next is NULL. Commits are for monitoring only: a failed one does not fail the
+ * job (the checkpoint holds the positions). */
+static int ks_commit(ks_inst_t *in, const int64_t *next, bool async) {
   rd_kafka_topic_partition_list_t *l;
-  rd_kafka_resp_err_t err;
   if (in->n_parts == 0)
     return FL_OK;
   l = rd_kafka_topic_partition_list_new((int)in->n_parts);
@@ -718,12 +720,9 @@ static int ks_commit(fl_context_t *ctx, ks_inst_t *in, const int64_t *next, bool
     return FL_ENOMEM;
   for (size_t i = 0; i < in->n_parts; i++)
     rd_kafka_topic_partition_list_add(l, in->parts[i].topic, in->parts[i].partition)->offset =
-        next[i];
-  err = rd_kafka_commit(in->rk, l, async ? 1 : 0);
+        next != NULL ? next[i] : in->parts[i].next;
+  (void)rd_kafka_commit(in->rk, l, async ? 1 : 0);
   rd_kafka_topic_partition_list_destroy(l);
-  /* Commits are for monitoring only: a failed one does not fail the job. */
-  (void)ctx;
-  (void)err;
   return FL_OK;
 }
 
@@ -733,16 +732,9 @@ static int ks_checkpoint_complete(fl_context_t *ctx, void *instance, int64_t id)
   int best = -1;
   int rc;
 
-  if (id == INT64_MAX) {
-    int64_t *cur = malloc((in->n_parts ? in->n_parts : 1) * sizeof(*cur));
-    if (cur == NULL)
-      return FL_ENOMEM;
-    for (size_t i = 0; i < in->n_parts; i++)
-      cur[i] = in->parts[i].next;
-    rc = ks_commit(ctx, in, cur, false);
-    free(cur);
-    return rc;
-  }
+  (void)ctx;
+  if (id == INT64_MAX)
+    return ks_commit(in, NULL, false); /* the job ended well: its final positions */
   for (int i = 0; i < KS_RING; i++)
     if (in->ring[i].id > 0 && in->ring[i].id <= id &&
         (best < 0 || in->ring[i].id > in->ring[best].id))
@@ -753,7 +745,7 @@ static int ks_checkpoint_complete(fl_context_t *ctx, void *instance, int64_t id)
     next = in->ring[best].next;
   if (next == NULL)
     return FL_OK;
-  rc = ks_commit(ctx, in, next, true);
+  rc = ks_commit(in, next, true);
   /* Everything up to id is complete: those snapshots are done with. */
   for (int i = 0; i < KS_RING; i++)
     if (in->ring[i].id > 0 && in->ring[i].id <= id)
