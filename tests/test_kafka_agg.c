@@ -331,6 +331,42 @@ static void test_usage_errors_name_the_option(void **state) {
   free(err);
 }
 
+/* A bounded run commits its end positions to its group; a second run of the same group
+ * with --kafka-start committed finds nothing new, and one with --kafka-start earliest
+ * reads everything again. */
+static void test_kafka_start_committed_resumes_from_the_group(void **state) {
+  (void)state;
+  char *err = NULL, out1[128], out2[128], out3[128];
+  assert_non_null(g_expected);
+  snprintf(out1, sizeof out1, "%s/c1.out", g_dir);
+  snprintf(out2, sizeof out2, "%s/c2.out", g_dir);
+  snprintf(out3, sizeof out3, "%s/c3.out", g_dir);
+  const char *outs[3] = {out1, out2, out3};
+  const char *starts[3] = {"committed", "committed", "earliest"};
+  for (int i = 0; i < 3; i++) {
+    int rc = run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded",
+                     "true", "--group", "resume", "--kafka-start", starts[i], "--output",
+                     outs[i], NULL);
+    if (rc != 0) fail_msg("run %d (--kafka-start %s): exit %d: %s", i + 1, starts[i], rc, err);
+    free(err);
+  }
+  char *got[3];
+  for (int i = 0; i < 3; i++) {
+    FILE *f = fopen(outs[i], "r");
+    assert_non_null(f);
+    got[i] = calloc(1, 1 << 20);
+    got[i][fread(got[i], 1, (1 << 20) - 1, f)] = 0;
+    fclose(f);
+  }
+  char *want = strdup(g_expected), *want3 = strdup(g_expected);
+  assert_same_multiset(got[0], want, "first run of group 'resume' (nothing committed yet)");
+  assert_string_equal(got[1], ""); /* everything was committed by the first run */
+  assert_same_multiset(got[2], want3, "--kafka-start earliest");
+  for (int i = 0; i < 3; i++) free(got[i]);
+  free(want);
+  free(want3);
+}
+
 /* The Kafka-to-Kafka example on its embedded default (an in-process mock cluster): it
  * must finish, print a sample and find the features' spend equal to the purchases'. */
 static void test_kafka_features_example_on_its_local_cluster(void **state) {
@@ -353,6 +389,7 @@ int main(void) {
       cmocka_unit_test(test_kcat_input_to_kafka_output_matches_file_results),
       cmocka_unit_test(test_parallelism_2_same_results),
       cmocka_unit_test(test_transactional_output_with_checkpoints),
+      cmocka_unit_test(test_kafka_start_committed_resumes_from_the_group),
       cmocka_unit_test(test_malformed_messages_skip_and_dead_letter),
       cmocka_unit_test(test_usage_errors_name_the_option),
       cmocka_unit_test(test_kafka_features_example_on_its_local_cluster),

@@ -744,6 +744,78 @@ static void source_watermarks_idleness_and_user_metrics(void **state) {
   fl_env_destroy(env);
 }
 
+/* A sink whose open failed has no instance: the runtime must not flush it (the failure
+ * is the open's, named as such). */
+static atomic_int g_flushed_without_open;
+
+static int failing_open(fl_context_t *ctx, void *opaque, void **inst) {
+  (void)opaque;
+  (void)inst;
+  return fl_ctx_fail(ctx, "cannot open the test sink");
+}
+static int never_write(fl_context_t *ctx, const fl_record_t *in, void *inst) {
+  (void)ctx;
+  (void)in;
+  (void)inst;
+  return 0;
+}
+static int flush_counts(fl_context_t *ctx, void *inst) {
+  (void)ctx;
+  (void)inst;
+  atomic_fetch_add(&g_flushed_without_open, 1);
+  return 0;
+}
+
+static void sink_whose_open_failed_is_not_flushed(void **state) {
+  (void)state;
+  atomic_store(&g_flushed_without_open, 0);
+  fl_env_t *env = env_with(2, NULL);
+  fl_record_t recs[] = {rec_str("k", "v", 1)};
+  fl_sink_fn_t fn = {.version = FL_SINK_FN_VERSION, .open = failing_open,
+                     .write = never_write, .flush = flush_counts};
+  fl_stream_sink(fl_source_collection(env, "src", recs, 1), "bad-sink", &fn, NULL);
+  assert_int_equal(fl_env_execute(env, "open-fails"), FL_EUSER);
+  assert_non_null(strstr(fl_env_error(env), "cannot open the test sink"));
+  assert_int_equal(atomic_load(&g_flushed_without_open), 0);
+  fl_env_destroy(env);
+}
+
+/* A subtask holds 64 metric names; the 65th is refused and not shown. */
+static int many_metrics(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
+  (void)opaque;
+  char name[32];
+  for (int i = 0; i < 64; i++) {
+    snprintf(name, sizeof name, "m%d", i);
+    if (fl_ctx_counter_add(ctx, name, 1) != FL_OK) return fl_ctx_fail(ctx, "name %d refused", i);
+  }
+  if (fl_ctx_gauge_set(ctx, "one-too-many", 1) != FL_ENOMEM)
+    return fl_ctx_fail(ctx, "the 65th name was accepted");
+  char long_name[97];
+  memset(long_name, 'x', 96);
+  long_name[96] = 0;
+  if (fl_ctx_counter_add(ctx, long_name, 1) != FL_EINVAL)
+    return fl_ctx_fail(ctx, "a 96-byte name was accepted");
+  return fl_emit_record(ctx, in);
+}
+
+static void user_metrics_are_bounded_per_subtask(void **state) {
+  (void)state;
+  fl_env_t *env = env_with(1, NULL);
+  fl_record_t recs[] = {rec_str("k", "v", 1), rec_str("k", "w", 2)};
+  collector_t c;
+  collector_init(&c);
+  fl_stream_sink(fl_stream_map(fl_source_collection(env, "src", recs, 2), "metrics",
+                               many_metrics, NULL),
+                 "collect", &collector_sink, &c);
+  assert_int_equal(fl_env_execute(env, "metric-cap"), 0);
+  char *js = fl_env_metrics_json(env);
+  assert_non_null(strstr(js, "\"m63\":2"));
+  assert_null(strstr(js, "one-too-many"));
+  fl_free(js);
+  collector_free(&c);
+  fl_env_destroy(env);
+}
+
 static void configuration_rejects_unknown_keys_and_bad_values_by_name(void **state) {
   fl_config_t *c = fl_config_new();
   char err[256];
@@ -808,6 +880,8 @@ int main(void) {
       cmocka_unit_test(idle_input_does_not_hold_back_the_watermark),
       cmocka_unit_test(metrics_count_records_per_operator),
       cmocka_unit_test(source_watermarks_idleness_and_user_metrics),
+      cmocka_unit_test(sink_whose_open_failed_is_not_flushed),
+      cmocka_unit_test(user_metrics_are_bounded_per_subtask),
       cmocka_unit_test(configuration_rejects_unknown_keys_and_bad_values_by_name),
       cmocka_unit_test(durations_parse_like_the_cli_documents),
       cmocka_unit_test(errors_have_names_and_messages),
