@@ -26,7 +26,7 @@
 
 #include <cmocka.h>
 
-#include "core/internal.h"
+#include "util/buf.h"
 #include "flink.h"
 #include "state/kv.h"
 #include "state/rocksdb.h"

@@ -2,7 +2,7 @@
  * The typed state layer (src/state/state.c) on the hashmap backend, with fl_sref_t
  * built by hand and a manual processing time (r.now): every state kind, namespace
  * merging, Flink's TTL (update type x visibility, per-item / per-entry expiry,
- * incremental cleanup), and the descriptor builders of src/state/desc.c.
+ * incremental cleanup), and the descriptor builders of src/api/state_desc.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "core/internal.h"
+#include "api/builder.h"
 #include "state/kv.h"
 #include "state/state.h"
 

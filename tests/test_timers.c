@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "runtime/timers.h"
+#include "state/timers.h"
 
 #define EV FL_EVENT_TIME
 #define PT FL_PROCESSING_TIME

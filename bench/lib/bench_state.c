@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/internal.h"
+#include "util/buf.h"
 #include "state/kv.h"
 #include "state/rocksdb.h"
 #include "state/state.h"

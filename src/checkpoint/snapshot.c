@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/hash.h"
+#include "util/buf.h"
 
 #define MAGIC "FLSNAP01"
 #define SEC_END 0
@@ -243,9 +243,11 @@ static int write_native(const char *dir, uint64_t store_id, fl_buf_t *out) {
   return rc;
 }
 
-int fl_snapshot_write(fl_op_t *op, const void *op_state, size_t op_state_len,
-                      const char *native_dir, uint64_t store_id, fl_buf_t *out) {
+int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state,
+                      size_t op_state_len, const char *native_dir, uint64_t store_id,
+                      fl_buf_t *out, char *msg, size_t size) {
   char prefix[32];
+  const char *what = "out of memory";
   int rc = fl_buf_append(out, MAGIC, 8);
   if (!rc && op_state_len) {
     rc = put_u8(out, SEC_OPSTATE);
@@ -254,13 +256,16 @@ int fl_snapshot_write(fl_op_t *op, const void *op_state, size_t op_state_len,
   }
   if (!rc && native_dir) {
     rc = write_native(native_dir, store_id, out);
-  } else if (!rc && op->node->keyed && op->kv && op->kv->ops) {
-    snprintf(prefix, sizeof prefix, "%u/", op->node->id);
-    rc = fl_snapshot_write_tables(op->kv, prefix, out);
+    if (rc == FL_EIO) what = "cannot list the native copy of the state";
+  } else if (!rc && t->kv && t->kv->ops) {
+    snprintf(prefix, sizeof prefix, "%u/", t->node_id);
+    rc = fl_snapshot_write_tables(t->kv, prefix, out);
+    if (rc && rc != FL_ENOMEM) what = "reading the keyed state failed";
   }
-  if (!rc && op->timers) rc = write_timers(op->timers, FL_EVENT_TIME, out);
-  if (!rc && op->timers) rc = write_timers(op->timers, FL_PROCESSING_TIME, out);
+  if (!rc && t->timers) rc = write_timers(t->timers, FL_EVENT_TIME, out);
+  if (!rc && t->timers) rc = write_timers(t->timers, FL_PROCESSING_TIME, out);
   if (!rc) rc = put_u8(out, SEC_END);
+  if (rc) snprintf(msg, size, "%s (%s)", what, fl_strerror(rc));
   return rc;
 }
 
@@ -307,11 +312,11 @@ static const void *get_bytes(rd_t *r, size_t *len) {
   return p;
 }
 
-static bool owned(const fl_op_t *op, uint16_t kg) {
-  return kg >= op->kg_first && kg < op->kg_first + op->kg_count;
+static bool owned(const fl_snapshot_target_t *t, uint16_t kg) {
+  return kg >= t->kg_first && kg < t->kg_first + t->kg_count;
 }
 
-static int restore_table(fl_op_t *op, rd_t *r) {
+static int restore_table(const fl_snapshot_target_t *t, rd_t *r) {
   size_t nl;
   const char *name = get_bytes(r, &nl);
   if (r->bad) return FL_EPARSE;
@@ -331,9 +336,9 @@ static int restore_table(fl_op_t *op, rd_t *r) {
     k.kg = get_u16(r);
     k.key = get_bytes(r, &k.key_len);
     k.ns = get_bytes(r, &k.ns_len);
-    bool mine = owned(op, k.kg);
+    bool mine = owned(t, k.kg);
     if (mine && !opened) {
-      rc = op->kv->ops->open_table(op->kv->self, buf, &table);
+      rc = t->kv->ops->open_table(t->kv->self, buf, &table);
       if (rc) return rc;
       opened = true;
     }
@@ -341,7 +346,7 @@ static int restore_table(fl_op_t *op, rd_t *r) {
       size_t vl;
       const void *v = get_bytes(r, &vl);
       if (r->bad) return FL_EPARSE;
-      if (mine) rc = op->kv->ops->put(op->kv->self, table, &k, v, vl);
+      if (mine) rc = t->kv->ops->put(t->kv->self, table, &k, v, vl);
     } else {
       uint32_t n = get_u32(r);
       for (uint32_t i = 0; i < n && !rc; i++) {
@@ -349,7 +354,7 @@ static int restore_table(fl_op_t *op, rd_t *r) {
         const void *uk = get_bytes(r, &ukl);
         const void *v = get_bytes(r, &vl);
         if (r->bad) return FL_EPARSE;
-        if (mine) rc = op->kv->ops->map_put(op->kv->self, table, &k, uk, ukl, v, vl);
+        if (mine) rc = t->kv->ops->map_put(t->kv->self, table, &k, uk, ukl, v, vl);
       }
     }
     if (rc) return rc;
@@ -357,7 +362,7 @@ static int restore_table(fl_op_t *op, rd_t *r) {
   return FL_OK;
 }
 
-static int restore_timers(fl_op_t *op, rd_t *r) {
+static int restore_timers(const fl_snapshot_target_t *t, rd_t *r) {
   uint8_t d = get_u8(r);
   uint64_t n = get_u64(r);
   if (r->bad || (d != FL_EVENT_TIME && d != FL_PROCESSING_TIME)) return FL_EPARSE;
@@ -368,15 +373,15 @@ static int restore_timers(fl_op_t *op, rd_t *r) {
     const void *key = get_bytes(r, &kl);
     const void *ns = get_bytes(r, &nl);
     if (r->bad) return FL_EPARSE;
-    if (!owned(op, kg) || !op->timers) continue;
-    int rc = fl_timers_register(op->timers, (fl_time_domain_t)d, kg, key, kl, ns, nl, ts);
+    if (!owned(t, kg) || !t->timers) continue;
+    int rc = fl_timers_register(t->timers, (fl_time_domain_t)d, kg, key, kl, ns, nl, ts);
     if (rc) return rc;
   }
   return FL_OK;
 }
 
-static int restore_native(fl_op_t *op, rd_t *r, size_t subtask, fl_native_restore_fn native,
-                          void *arg) {
+static int restore_native(rd_t *r, size_t subtask, fl_native_restore_fn native, void *arg,
+                          char *msg, size_t size) {
   uint64_t id = get_u64(r);
   uint32_t n = get_u32(r);
   if (r->bad || n > 1000000) return FL_EPARSE;
@@ -393,22 +398,29 @@ static int restore_native(fl_op_t *op, rd_t *r, size_t subtask, fl_native_restor
     names[i] = strndup(p, len);
     if (!names[i]) rc = FL_ENOMEM;
   }
-  if (!rc) rc = native ? native(op, subtask, id, (const char *const *)names, n, arg) : FL_ENOTSUP;
+  if (!rc && !native) {
+    snprintf(msg, size, "a native snapshot inside a native snapshot");
+    rc = FL_EPARSE;
+  } else if (!rc) {
+    rc = native(arg, subtask, id, (const char *const *)names, n, msg, size);
+  }
   for (uint32_t i = 0; i < n; i++) free(names[i]);
   free(names);
   return rc;
 }
 
-int fl_snapshot_restore(fl_op_t *op, const fl_bytes_t *blobs, size_t n, fl_bytes_t *op_states,
-                        fl_native_restore_fn native, void *native_arg) {
+int fl_snapshot_restore(const fl_snapshot_target_t *t, const fl_bytes_t *blobs, size_t n,
+                        fl_bytes_t *op_states, fl_native_restore_fn native, void *native_arg,
+                        char *msg, size_t size) {
   int rc = FL_OK;
+  msg[0] = '\0';
   for (size_t i = 0; i < n; i++) {
     op_states[i] = (fl_bytes_t){NULL, 0};
     if (blobs[i].len == 0) continue;
     rd_t r = {blobs[i].data, (const uint8_t *)blobs[i].data + blobs[i].len, false};
     if (!need(&r, 8) || memcmp(r.p, MAGIC, 8) != 0) {
-      rc = fl_op_fail(op, FL_EPARSE, "snapshot of subtask %zu is not a snapshot (bad magic)", i);
-      goto done;
+      snprintf(msg, size, "snapshot of subtask %zu is not a snapshot (bad magic)", i);
+      return FL_EPARSE;
     }
     r.p += 8;
     for (;;) {
@@ -421,19 +433,20 @@ int fl_snapshot_restore(fl_op_t *op, const fl_bytes_t *blobs, size_t n, fl_bytes
         op_states[i] = (fl_bytes_t){r.p, (size_t)len};
         r.p += len;
       } else if (sec == SEC_TABLE) {
-        if (!op->node->keyed) {
+        if (!t->kv) {
           r.bad = true;
           break;
         }
-        rc = restore_table(op, &r);
+        rc = restore_table(t, &r);
       } else if (sec == SEC_TIMERS) {
-        rc = restore_timers(op, &r);
+        rc = restore_timers(t, &r);
       } else if (sec == SEC_NATIVE) {
-        if (!op->node->keyed) {
+        if (!t->kv) {
           r.bad = true;
           break;
         }
-        rc = restore_native(op, &r, i, native, native_arg);
+        rc = restore_native(&r, i, native, native_arg, msg, size);
+        if (rc) return rc; /* msg is the callback's */
       } else {
         r.bad = true;
       }
@@ -441,16 +454,15 @@ int fl_snapshot_restore(fl_op_t *op, const fl_bytes_t *blobs, size_t n, fl_bytes
       if (rc || r.bad) break;
     }
     if (r.bad) {
-      rc = fl_op_fail(op, FL_EPARSE, "snapshot of subtask %zu is malformed at byte %zu", i,
-                      (size_t)(r.p - (const uint8_t *)blobs[i].data));
-      goto done;
+      snprintf(msg, size, "snapshot of subtask %zu is malformed at byte %zu", i,
+               (size_t)(r.p - (const uint8_t *)blobs[i].data));
+      return FL_EPARSE;
     }
     if (rc) {
-      rc = fl_op_fail(op, rc, "restoring the snapshot of subtask %zu failed: %s", i,
-                      fl_strerror(rc));
-      goto done;
+      snprintf(msg, size, "restoring the snapshot of subtask %zu failed: %s", i,
+               fl_strerror(rc));
+      return rc;
     }
   }
-done:
   return rc;
 }

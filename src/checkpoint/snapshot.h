@@ -27,14 +27,29 @@
 #ifndef FL_CHECKPOINT_SNAPSHOT_H
 #define FL_CHECKPOINT_SNAPSHOT_H
 
-#include "core/internal.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
-/* Appends op's snapshot to out. op_state: the class's operator state (may be empty).
- * Only tables named "<node id>/..." in op's backend belong to op. native_dir: NULL, or
- * the directory of a native copy of op's store (kv checkpoint op) whose files replace
- * the table sections; store_id names that store instance. */
-int fl_snapshot_write(fl_op_t *op, const void *op_state, size_t op_state_len,
-                      const char *native_dir, uint64_t store_id, fl_buf_t *out);
+#include "flink.h"
+#include "state/kv.h"
+#include "state/timers.h"
+
+/* What a snapshot is taken of, or restored into: one operator subtask's state. */
+typedef struct fl_snapshot_target {
+  fl_kv_t *kv;          /* the store holding its keyed state; NULL: not keyed */
+  fl_timers_t *timers;  /* its timers; NULL: none */
+  uint32_t node_id;     /* its tables are those named "<node_id>/..." in kv */
+  uint32_t kg_first, kg_count; /* restore: the key groups it owns now */
+} fl_snapshot_target_t;
+
+/* Appends t's snapshot to out. op_state: the class's operator state (may be empty).
+ * native_dir: NULL, or the directory of a native copy of t's store (kv checkpoint op)
+ * whose files replace the table sections; store_id names that store instance. 0, or an
+ * error with msg saying why. */
+int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state,
+                      size_t op_state_len, const char *native_dir, uint64_t store_id,
+                      fl_buf_t *out, char *msg, size_t size);
 
 /* Appends the table sections of every table of kv whose name starts with prefix. */
 int fl_snapshot_write_tables(fl_kv_t *kv, const char *prefix, fl_buf_t *out);
@@ -44,16 +59,18 @@ int fl_snapshot_write_tables(fl_kv_t *kv, const char *prefix, fl_buf_t *out);
 int fl_snapshot_kv_blob(fl_kv_t *kv, const char *prefix, fl_buf_t *out);
 
 /* Restoring a native section: gives the files of old subtask `subtask` (names as
- * written) for op to load; set by the runtime. */
-typedef int (*fl_native_restore_fn)(fl_op_t *op, size_t subtask, uint64_t store_id,
-                                    const char *const *files, size_t n, void *arg);
+ * written) to load into the target; 0, or an error with msg saying why. */
+typedef int (*fl_native_restore_fn)(void *arg, size_t subtask, uint64_t store_id,
+                                    const char *const *files, size_t n, char *msg,
+                                    size_t size);
 
-/* Restores into op (already opened) the keyed state and timers of its key groups from
- * the snapshots blobs[0..n) of the same node written by an earlier run (n = its
- * parallelism; an empty blob is a subtask that had nothing), and sets op_states[i] to
- * the operator state in blobs[i] (a view into it). FL_EPARSE with a message recorded on
- * op for a malformed snapshot. */
-int fl_snapshot_restore(fl_op_t *op, const fl_bytes_t *blobs, size_t n, fl_bytes_t *op_states,
-                        fl_native_restore_fn native, void *native_arg);
+/* Restores into t the keyed state and timers of its key groups from the snapshots
+ * blobs[0..n) of one node written by an earlier run (n = its parallelism; an empty blob
+ * is a subtask that had nothing), and sets op_states[i] to the operator state in
+ * blobs[i] (a view into it). FL_EPARSE for a malformed snapshot; msg says which and
+ * where. */
+int fl_snapshot_restore(const fl_snapshot_target_t *t, const fl_bytes_t *blobs, size_t n,
+                        fl_bytes_t *op_states, fl_native_restore_fn native, void *native_arg,
+                        char *msg, size_t size);
 
 #endif

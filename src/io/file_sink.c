@@ -28,8 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/internal.h"
-#include "runtime/job.h"
+#include "runtime/connector.h"
 
 #define END_ID INT64_MAX
 
@@ -186,7 +185,7 @@ static int commit_upto(fl_context_t *ctx, finst_t *in, int64_t upto) {
 static int fs_flush(fl_context_t *ctx, void *instance) {
   finst_t *in = instance;
   /* A failing job keeps its in-progress file uncommitted (a restore deletes it). */
-  if (fl_op_job_failing(ctx->op)) {
+  if (fl_ctx_job_failing(ctx)) {
     if (in->f) fflush(in->f);
     return FL_OK;
   }
@@ -195,7 +194,7 @@ static int fs_flush(fl_context_t *ctx, void *instance) {
   if (rc) return rc;
   /* Committed by the first checkpoint triggered after this (the final one), or, without
    * checkpoints, when the whole job has ended well (id INT64_MAX). */
-  in->end_after = atomic_load(&ctx->op->worker->job->ckpt_trigger);
+  in->end_after = fl_ctx_checkpoint_triggered(ctx);
   return FL_OK;
 }
 
@@ -297,14 +296,14 @@ static void fs_destroy(void *opaque) {
 int fl_stream_sink_files(fl_stream_t *in, const char *name, const char *dir) {
   if (!in) return FL_EINVAL;
   if (!dir || !*dir) {
-    fl_env_fail(in->env, FL_EINVAL, "sink '%s': the directory is empty", name ? name : "files");
+    fl_env_builder_fail(fl_stream_env(in), FL_EINVAL, "sink '%s': the directory is empty", name ? name : "files");
     return FL_EINVAL;
   }
   fsink_t *c = calloc(1, sizeof *c);
   if (c) c->dir = strdup(dir);
   if (!c || !c->dir) {
     fs_destroy(c);
-    fl_env_fail(in->env, FL_ENOMEM, "out of memory");
+    fl_env_builder_fail(fl_stream_env(in), FL_ENOMEM, "out of memory");
     return FL_ENOMEM;
   }
   static const fl_sink_fn_t fn = {.version = FL_SINK_FN_VERSION,

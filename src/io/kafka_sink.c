@@ -49,6 +49,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -62,9 +63,9 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "core/internal.h"
 #include "io/kafka_common.h"
 #include "io/kafka_sink.h"
+#include "runtime/connector.h"
 
 #define END_ID INT64_MAX
 #define STATE_MAGIC 0x314b4c46u /* "FLK1" */
@@ -426,7 +427,7 @@ static int produce(fl_context_t *ctx, kinst_t *in, const char *topic, int32_t pa
         RD_KAFKA_V_TIMESTAMP(ts == FL_TS_NONE ? 0 : ts), RD_KAFKA_V_HEADERS(hdrs),
         RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return FL_OK;
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !fl_op_job_failing(ctx->op)) {
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !fl_ctx_job_failing(ctx)) {
       rd_kafka_poll(in->rk, 10);
       if (in->failed) break;
       continue;
@@ -634,7 +635,7 @@ static int ks_open_inst(fl_context_t *ctx, void *opaque, void **instance) {
   in->subtask = fl_ctx_subtask(ctx);
   in->parallelism = fl_ctx_parallelism(ctx);
   in->dr_target = &in->tx;
-  in->keep = ctx->op->node->env->conf.ckpt_interval_ms > 0;
+  in->keep = fl_ctx_checkpoints_enabled(ctx);
   *instance = in;
   bool eo = c->guarantee == FL_KAFKA_EXACTLY_ONCE;
   if (eo) {
@@ -749,7 +750,7 @@ static int ks_flush(fl_context_t *ctx, void *instance) {
   kinst_t *in = instance;
   if (!in) return FL_OK; /* open failed; the job is failing */
   bool eo = in->cfg->guarantee == FL_KAFKA_EXACTLY_ONCE;
-  if (fl_op_job_failing(ctx->op)) {
+  if (fl_ctx_job_failing(ctx)) {
     /* failing or stopped: exactly-once commits nothing; the others deliver what they
      * can within a bounded wait (best effort: the job's outcome is decided) */
     if (eo)
@@ -761,7 +762,7 @@ static int ks_flush(fl_context_t *ctx, void *instance) {
   if (!eo) return flush_all(ctx, in);
   in->ended = true;
   /* Committed by a checkpoint triggered after this (the final one), or at INT64_MAX. */
-  in->end_after = fl_op_checkpoint_triggered(ctx->op);
+  in->end_after = fl_ctx_checkpoint_triggered(ctx);
   return check_err(ctx, in);
 }
 
@@ -1012,7 +1013,7 @@ static int ks_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *state
   txbuf_t b = {0};
   /* the restored checkpoint: the N of the log lines of resolved transactions, and the
    * base of the next tags */
-  int64_t rid = atomic_load(&ctx->op->node->env->ckpt_stats.restored_id);
+  int64_t rid = fl_ctx_restored_checkpoint_id(ctx);
   if (rid > 0) in->last_barrier = rid;
   for (size_t i = 0; i < n && !rc; i++) {
     if ((int)(i % (size_t)in->parallelism) != in->subtask) continue;
@@ -1101,7 +1102,7 @@ int fl_stream_sink_kafka(fl_stream_t *in, const char *name, const fl_kafka_sink_
     if (owns && opts->serialize_destroy) opts->serialize_destroy(opts->serialize_opaque);
     return FL_EINVAL;
   }
-  fl_env_t *env = in->env;
+  fl_env_t *env = fl_stream_env(in);
   const char *nm = name && *name ? name : "kafka";
   char err[1200] = "";
   int rc = FL_EINVAL;
@@ -1152,9 +1153,10 @@ int fl_stream_sink_kafka(fl_stream_t *in, const char *name, const fl_kafka_sink_
     c->prefix = dup_or_null(pre, &oom);
     if (opts->txn_log_dir && *opts->txn_log_dir) {
       c->log_dir = dup_or_null(opts->txn_log_dir, &oom);
-    } else if (env->conf.ckpt_dir && *env->conf.ckpt_dir) {
-      size_t l = strlen(env->conf.ckpt_dir) + 16;
-      if ((c->log_dir = malloc(l))) snprintf(c->log_dir, l, "%s/kafka-txn", env->conf.ckpt_dir);
+    } else if (*fl_env_checkpoint_dir(env)) {
+      const char *ck = fl_env_checkpoint_dir(env);
+      size_t l = strlen(ck) + 16;
+      if ((c->log_dir = malloc(l))) snprintf(c->log_dir, l, "%s/kafka-txn", ck);
       else oom = true;
     } else {
       snprintf(err, sizeof err, "EXACTLY_ONCE needs opts.txn_log_dir or state.checkpoints.dir");
@@ -1204,9 +1206,9 @@ done:
   else if (owns && opts->serialize_destroy)
     opts->serialize_destroy(opts->serialize_opaque);
   if (oom) {
-    fl_env_fail(env, FL_ENOMEM, "kafka sink '%s': out of memory", nm);
+    fl_env_builder_fail(env, FL_ENOMEM, "kafka sink '%s': out of memory", nm);
     return FL_ENOMEM;
   }
-  fl_env_fail(env, rc, "kafka sink '%s': %s", nm, err);
+  fl_env_builder_fail(env, rc, "kafka sink '%s': %s", nm, err);
   return rc;
 }

@@ -39,9 +39,9 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "core/internal.h"
 #include "flink.h"
 #include "io/kafka_common.h"
+#include "runtime/connector.h"
 
 #define KS_MAGIC 0x31534b46u /* "FKS1" */
 #define KS_RING 8            /* snapshots kept for checkpoints not yet complete */
@@ -668,7 +668,8 @@ static int ks_snapshot(fl_context_t *ctx, void *instance, fl_buf_t *out) {
     return rc;
   for (size_t i = 0; i < in->n_parts; i++)
     len += 14 + strlen(in->parts[i].topic);
-  size_t base = out->len;
+  size_t base = 0;
+  fl_buf_data(out, &base);
   b = fl_buf_resize(out, base + len);
   if (b == NULL)
     return FL_ENOMEM;
@@ -811,8 +812,7 @@ static int ks_on_error(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_message_
 /* The message that fl_ctx_fail() recorded for the current call, taken away (the
  * caller frees it), or NULL. */
 static char *ks_take_failure(fl_context_t *ctx) {
-  char *msg = ctx->op->pending_err;
-  ctx->op->pending_err = NULL;
+  char *msg = fl_ctx_take_failure(ctx);
   return msg;
 }
 
@@ -1395,8 +1395,8 @@ fail:
   if (opts != NULL && opts->deserialize_destroy != NULL)
     opts->deserialize_destroy(opts->deserialize_opaque);
   if (oom)
-    fl_env_fail(env, FL_ENOMEM, "%s: out of memory", name);
+    fl_env_builder_fail(env, FL_ENOMEM, "%s: out of memory", name);
   else
-    fl_env_fail(env, FL_EINVAL, "%s: %s", name, msg);
+    fl_env_builder_fail(env, FL_EINVAL, "%s: %s", name, msg);
   return NULL;
 }

@@ -30,8 +30,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/internal.h"
 #include "flink.h"
+#include "runtime/connector.h"
 
 #define FL_LINES_MAX_LINE ((size_t)16 << 20)   /* longest accepted line, without EOL */
 #define FL_LINES_READ_MIN ((size_t)256 << 10)  /* smallest read(2) request */
@@ -323,14 +323,14 @@ fl_stream_t *fl_source_lines(fl_env_t *env, const char *name, const char *path) 
   if (name == NULL)
     name = "lines";
   if (path == NULL || path[0] == '\0') {
-    fl_env_fail(env, FL_EINVAL, "%s: the path of a lines source is %s", name,
+    fl_env_builder_fail(env, FL_EINVAL, "%s: the path of a lines source is %s", name,
                 path == NULL ? "NULL" : "empty");
     return NULL;
   }
   conf = calloc(1, sizeof(*conf));
   if (conf == NULL || (conf->path = strdup(path)) == NULL) {
     lines_src_destroy(conf);
-    fl_env_fail(env, FL_ENOMEM, "%s: out of memory", name);
+    fl_env_builder_fail(env, FL_ENOMEM, "%s: out of memory", name);
     return NULL;
   }
   /* From here on the env owns conf: fl_source() calls destroy even when it fails. */
@@ -528,14 +528,14 @@ int fl_stream_sink_lines(fl_stream_t *in, const char *name, const char *path) {
   if (name == NULL)
     name = "lines sink";
   if (path == NULL || path[0] == '\0') {
-    fl_env_fail(in->env, FL_EINVAL, "%s: the path of a lines sink is %s", name,
+    fl_env_builder_fail(fl_stream_env(in), FL_EINVAL, "%s: the path of a lines sink is %s", name,
                 path == NULL ? "NULL" : "empty");
     return FL_EINVAL;
   }
   sh = calloc(1, sizeof(*sh));
   if (sh == NULL || (sh->path = strdup(path)) == NULL) {
     free(sh);
-    fl_env_fail(in->env, FL_ENOMEM, "%s: out of memory", name);
+    fl_env_builder_fail(fl_stream_env(in), FL_ENOMEM, "%s: out of memory", name);
     return FL_ENOMEM;
   }
   sh->fd = -1;

@@ -11,7 +11,7 @@
  */
 #include <stdlib.h>
 
-#include "core/internal.h"
+#include "operators/operators.h"
 
 typedef struct {
   int64_t max_ts;     /* FL_TS_NONE before the first record */
@@ -112,6 +112,7 @@ static void ats_close(fl_op_t *op) {
 }
 
 const fl_op_class_t fl_op_assign_ts_class = {.kind = "assign_timestamps",
+                                             .flags = FL_OP_OWN_IDLENESS,
                                              .open = ats_open,
                                              .process = ats_process,
                                              .on_watermark = ats_on_watermark,

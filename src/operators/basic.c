@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "operators/operators.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* map / flat_map / filter                                                              */
@@ -240,6 +240,7 @@ static int sink_restore(fl_op_t *op, const fl_bytes_t *states, size_t n) {
 }
 
 const fl_op_class_t fl_op_sink_class = {.kind = "sink",
+                                        .flags = FL_OP_SINK | FL_OP_FLUSH_ON_FAILURE,
                                         .open = sink_open,
                                         .process = sink_process,
                                         .end_input = sink_end,

@@ -19,8 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
-#include "state/kv.h"
+#include "operators/operators.h"
 
 typedef struct bc_op {
   fl_kv_t kv;        /* this instance's broadcast state */

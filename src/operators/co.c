@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "core/internal.h"
+#include "operators/operators.h"
 
 static int co_open(fl_op_t *op) {
   const fl_co_process_fn_t *fn = &op->node->u.co.fn;

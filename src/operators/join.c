@@ -2,7 +2,7 @@
  * Joins of two keyed streams.
  *
  * Window join (Flink's JoinedStreams: a coGroup over the union of both inputs). The
- * builder (src/core/two_input.c) makes two nodes: a FL_NODE_WINDOW_JOIN node with both
+ * builder (src/api/two_input.c) makes two nodes: a FL_NODE_WINDOW_JOIN node with both
  * keyed inputs, whose class below prefixes every value with its side, chained to an
  * ordinary window node whose window function, fl_window_join_fire, pairs the tagged
  * elements when the window fires. All windowing (assignment, sessions of both sides
@@ -34,22 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "operators/operators.h"
 #include "operators/two_input.h"
-#include "runtime/timers.h"
-#include "state/state.h"
-
-static int64_t sat_add(int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? INT64_MAX : INT64_MIN;
-  return r;
-}
-
-static int64_t sat_sub(int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_sub_overflow(a, b, &r)) return b > 0 ? INT64_MIN : INT64_MAX;
-  return r;
-}
+#include "util/sat.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Window join                                                                          */
@@ -187,8 +174,8 @@ static int ij_open(fl_op_t *op) {
   if (!st) return FL_ENOMEM;
   /* Flink's IntervalJoinOperator: an exclusive bound moves inwards by one ms. A pair of
    * exclusive bounds one ms apart leaves an empty interval, which joins nothing. */
-  st->lower = o->lower_exclusive ? sat_add(o->lower_ms, 1) : o->lower_ms;
-  st->upper = o->upper_exclusive ? sat_sub(o->upper_ms, 1) : o->upper_ms;
+  st->lower = o->lower_exclusive ? fl_sat_add(o->lower_ms, 1) : o->lower_ms;
+  st->upper = o->upper_exclusive ? fl_sat_sub(o->upper_ms, 1) : o->upper_ms;
   fl_buf_init(&st->bucket);
   fl_buf_init(&st->copy);
   op->state = st;
@@ -322,11 +309,11 @@ static int ij_process(fl_op_t *op, int input, const fl_record_t *rec) {
   if (rc) return rc;
 
   if (side == IJ_LEFT) {
-    st->lo = sat_add(ts, st->lower);
-    st->hi = sat_add(ts, st->upper);
+    st->lo = fl_sat_add(ts, st->lower);
+    st->hi = fl_sat_add(ts, st->upper);
   } else {
-    st->lo = sat_sub(ts, st->upper);
-    st->hi = sat_sub(ts, st->lower);
+    st->lo = fl_sat_sub(ts, st->upper);
+    st->hi = fl_sat_sub(ts, st->lower);
   }
   st->copy.len = 0;
   st->err = FL_OK;
@@ -355,9 +342,9 @@ static int ij_process(fl_op_t *op, int input, const fl_record_t *rec) {
 
   int64_t cleanup;
   if (side == IJ_LEFT)
-    cleanup = st->upper > 0 ? sat_add(ts, st->upper) : ts;
+    cleanup = st->upper > 0 ? fl_sat_add(ts, st->upper) : ts;
   else
-    cleanup = st->lower < 0 ? sat_sub(ts, st->lower) : ts;
+    cleanup = st->lower < 0 ? fl_sat_sub(ts, st->lower) : ts;
   return fl_timers_register(op->timers, FL_EVENT_TIME, op->ctx.kg, op->ctx.key,
                             op->ctx.key_len, ns, IJ_NS_LEN, cleanup);
 }

@@ -1,5 +1,5 @@
 /*
- * Private interface between the two-input builders (src/core/two_input.c), their
+ * Private interface between the two-input builders (src/api/two_input.c), their
  * operators (src/operators/co.c, join.c, broadcast.c) and their tests.
  */
 #ifndef FL_OPERATORS_TWO_INPUT_H

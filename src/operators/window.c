@@ -1,8 +1,8 @@
 /*
- * Windows: the builder calls of flink.h (fl_window_*) and the window operator.
+ * The window operator (its builders, fl_window_*, are in src/api/window_build.c).
  *
- * The operator follows Flink's WindowOperator with the default triggers
- * (EventTimeTrigger / ProcessingTimeTrigger), see /work/shared/spec/EVENT_TIME.md:
+ * It follows Flink's WindowOperator with the default triggers (EventTimeTrigger /
+ * ProcessingTimeTrigger), as docs/event-time.md describes:
  *  - an element is assigned to its windows; windows that are late
  *    (cleanup(w) = max_ts(w) + allowed lateness <= watermark) are skipped;
  *  - adding to a window whose max_ts <= watermark fires it at once (an element within
@@ -33,26 +33,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
-#include "runtime/timers.h"
-#include "state/state.h"
+#include "operators/operators.h"
+#include "util/sat.h"
 
 #define WIN_NS_LEN 16
 
 /* ---------------------------------------------------------------------------------- */
 /* Time arithmetic                                                                      */
-
-static int64_t sat_add(int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? INT64_MAX : INT64_MIN;
-  return r;
-}
-
-static int64_t sat_sub(int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_sub_overflow(a, b, &r)) return b > 0 ? INT64_MIN : INT64_MAX;
-  return r;
-}
 
 /* (ts - offset) mod size in [0, size), without forming ts - offset (which can
  * overflow). size > 0. */
@@ -70,7 +57,7 @@ static int64_t max_ts(fl_window_t w) { return w.end - 1; }
 static int64_t cleanup_time(const fl_window_conf_t *c, fl_window_t w) {
   /* Processing-time windows are cleaned when they fire. */
   if (c->domain != FL_EVENT_TIME) return max_ts(w);
-  return sat_add(max_ts(w), c->allowed_lateness);
+  return fl_sat_add(max_ts(w), c->allowed_lateness);
 }
 
 static bool window_late(const fl_op_t *op, const fl_window_conf_t *c, fl_window_t w) {
@@ -78,7 +65,7 @@ static bool window_late(const fl_op_t *op, const fl_window_conf_t *c, fl_window_
 }
 
 static bool element_late(const fl_op_t *op, const fl_window_conf_t *c, int64_t ts) {
-  return c->domain == FL_EVENT_TIME && sat_add(ts, c->allowed_lateness) <= op->wm;
+  return c->domain == FL_EVENT_TIME && fl_sat_add(ts, c->allowed_lateness) <= op->wm;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -106,247 +93,6 @@ static void ns_encode(uint8_t ns[WIN_NS_LEN], fl_window_t w) {
 static fl_window_t ns_decode(const uint8_t *ns) {
   fl_window_t w = {get_i64(ns), get_i64(ns + 8)};
   return w;
-}
-
-/* ---------------------------------------------------------------------------------- */
-/* Builders                                                                             */
-
-static bool env_running(const fl_env_t *env) { return atomic_load(&env->state) != 0; }
-
-static const char *kind_name(fl_window_kind_t k) {
-  switch (k) {
-  case FL_WINDOW_TUMBLING:
-    return "tumbling";
-  case FL_WINDOW_SLIDING:
-    return "sliding";
-  default:
-    return "session";
-  }
-}
-
-static fl_windowed_stream_t *windowed_new(fl_keyed_stream_t *in, fl_time_domain_t domain,
-                                          fl_window_kind_t kind) {
-  if (!in || !in->in) return NULL;
-  fl_env_t *env = in->in->env;
-  if (env_running(env)) {
-    fl_env_fail(env, FL_EINVAL, "the job graph cannot change after execute");
-    return NULL;
-  }
-  if (env->n_windowed == env->cap_windowed) {
-    size_t nc = env->cap_windowed ? env->cap_windowed * 2 : 8;
-    void *p = realloc(env->windowed, nc * sizeof *env->windowed);
-    if (!p) goto nomem;
-    env->windowed = p;
-    env->cap_windowed = nc;
-  }
-  fl_windowed_stream_t *w = malloc(sizeof *w);
-  if (!w) goto nomem;
-  memset(w, 0, sizeof *w);
-  w->in = in;
-  w->conf.kind = kind;
-  w->conf.domain = domain;
-  env->windowed[env->n_windowed++] = w;
-  if (domain != FL_EVENT_TIME && domain != FL_PROCESSING_TIME) {
-    fl_env_fail(env, FL_EINVAL, "window: %s window with an unknown time domain %d",
-                kind_name(kind), (int)domain);
-    w->conf.domain = FL_EVENT_TIME;
-  }
-  return w;
-nomem:
-  fl_env_fail(env, FL_ENOMEM, "out of memory while building the job graph");
-  return NULL;
-}
-
-fl_windowed_stream_t *fl_window_tumbling(fl_keyed_stream_t *in, fl_time_domain_t domain,
-                                         int64_t size_ms, int64_t offset_ms) {
-  fl_windowed_stream_t *w = windowed_new(in, domain, FL_WINDOW_TUMBLING);
-  if (!w) return NULL;
-  fl_env_t *env = in->in->env;
-  if (size_ms <= 0) {
-    fl_env_fail(env, FL_EINVAL, "window: tumbling window size must be > 0 (size %lld ms)",
-                (long long)size_ms);
-    size_ms = 1;
-    offset_ms = 0;
-  } else if (offset_ms <= -size_ms || offset_ms >= size_ms) {
-    fl_env_fail(env, FL_EINVAL,
-                "window: tumbling window offset must satisfy |offset| < size (offset %lld ms, "
-                "size %lld ms)",
-                (long long)offset_ms, (long long)size_ms);
-    offset_ms = 0;
-  }
-  /* A tumbling window is a sliding window whose slide is its size. */
-  w->conf.size = size_ms;
-  w->conf.slide = size_ms;
-  w->conf.offset = offset_ms;
-  return w;
-}
-
-fl_windowed_stream_t *fl_window_sliding(fl_keyed_stream_t *in, fl_time_domain_t domain,
-                                        int64_t size_ms, int64_t slide_ms, int64_t offset_ms) {
-  fl_windowed_stream_t *w = windowed_new(in, domain, FL_WINDOW_SLIDING);
-  if (!w) return NULL;
-  fl_env_t *env = in->in->env;
-  if (size_ms <= 0 || slide_ms <= 0) {
-    fl_env_fail(env, FL_EINVAL,
-                "window: sliding window size and slide must be > 0 (size %lld ms, slide %lld "
-                "ms)",
-                (long long)size_ms, (long long)slide_ms);
-    size_ms = slide_ms = 1;
-    offset_ms = 0;
-  } else if (offset_ms <= -slide_ms || offset_ms >= slide_ms) {
-    fl_env_fail(env, FL_EINVAL,
-                "window: sliding window offset must satisfy |offset| < slide (offset %lld ms, "
-                "slide %lld ms)",
-                (long long)offset_ms, (long long)slide_ms);
-    offset_ms = 0;
-  }
-  w->conf.size = size_ms;
-  w->conf.slide = slide_ms;
-  w->conf.offset = offset_ms;
-  return w;
-}
-
-fl_windowed_stream_t *fl_window_session(fl_keyed_stream_t *in, fl_time_domain_t domain,
-                                        int64_t gap_ms) {
-  fl_windowed_stream_t *w = windowed_new(in, domain, FL_WINDOW_SESSION);
-  if (!w) return NULL;
-  if (gap_ms <= 0) {
-    fl_env_fail(in->in->env, FL_EINVAL, "window: session gap must be > 0 (gap %lld ms)",
-                (long long)gap_ms);
-    gap_ms = 1;
-  }
-  w->conf.gap = gap_ms;
-  return w;
-}
-
-void fl_window_allowed_lateness(fl_windowed_stream_t *w, int64_t lateness_ms) {
-  if (!w) return;
-  fl_env_t *env = w->in->in->env;
-  if (lateness_ms < 0) {
-    fl_env_fail(env, FL_EINVAL, "window: allowed lateness must be >= 0 (lateness %lld ms)",
-                (long long)lateness_ms);
-    return;
-  }
-  if (w->conf.domain != FL_EVENT_TIME && lateness_ms != 0) {
-    fl_env_fail(env, FL_EINVAL,
-                "window: allowed lateness applies to event-time windows only (lateness %lld "
-                "ms on a processing-time %s window)",
-                (long long)lateness_ms, kind_name(w->conf.kind));
-    return;
-  }
-  w->conf.allowed_lateness = lateness_ms;
-}
-
-void fl_window_late_output(fl_windowed_stream_t *w, const fl_output_tag_t *tag) {
-  if (!w) return;
-  if (!tag) {
-    fl_env_fail(w->in->in->env, FL_EINVAL, "window: the late-data output tag is NULL");
-    return;
-  }
-  w->conf.late_tag = tag;
-}
-
-/* Creates the window node and its internal state descriptors. */
-static fl_node_t *window_node(fl_windowed_stream_t *w, const char *name,
-                              fl_window_fn_kind_t fn_kind, fl_state_kind_t contents_kind) {
-  fl_env_t *env = w->in->in->env;
-  fl_input_t *inputs = NULL;
-  size_t n = 0;
-  fl_node_t *node = NULL;
-  if (env_running(env)) {
-    fl_env_fail(env, FL_EINVAL, "the job graph cannot change after execute");
-    goto done;
-  }
-  if (fl_keyed_inputs(w->in, &inputs, &n) != 0) {
-    fl_env_fail(env, FL_ENOMEM, "out of memory while building the job graph");
-    goto done;
-  }
-  node = fl_env_add_node(env, FL_NODE_WINDOW, name, inputs, n);
-  if (!node) goto done;
-  node->keyed = true;
-  node->u.window = w->conf;
-  node->u.window.fn_kind = fn_kind;
-  char dname[64];
-  snprintf(dname, sizeof dname, "%u-contents", node->id);
-  node->u.window.contents = fl_env_internal_desc(env, dname, contents_kind);
-  if (!node->u.window.contents)
-    fl_env_fail(env, FL_ENOMEM, "window '%s': cannot create its state", node->name);
-  if (w->conf.kind == FL_WINDOW_SESSION) {
-    snprintf(dname, sizeof dname, "%u-windows", node->id);
-    node->u.window.windows = fl_env_internal_desc(env, dname, FL_STATE_VALUE);
-    if (!node->u.window.windows)
-      fl_env_fail(env, FL_ENOMEM, "window '%s': cannot create its state", node->name);
-  }
-done:
-  free(inputs);
-  return node;
-}
-
-fl_stream_t *fl_window_reduce(fl_windowed_stream_t *w, const char *name, fl_reduce_fn fn,
-                              void *opaque) {
-  if (!w) return NULL;
-  fl_node_t *node = window_node(w, name, FL_WFN_REDUCE, FL_STATE_REDUCING);
-  if (!node) return NULL;
-  if (!fn) fl_env_fail(node->env, FL_EINVAL, "window '%s': reduce function is NULL", node->name);
-  node->u.window.reduce = fn;
-  node->u.window.opaque = opaque;
-  if (node->u.window.contents) {
-    node->u.window.contents->reduce = fn;
-    node->u.window.contents->opaque = opaque;
-  }
-  return fl_node_stream(node);
-}
-
-fl_stream_t *fl_window_aggregate(fl_windowed_stream_t *w, const char *name,
-                                 const fl_aggregate_fn_t *fn, void *opaque) {
-  if (!w) {
-    if (fn && fn->destroy) fn->destroy(opaque);
-    return NULL;
-  }
-  fl_node_t *node = window_node(w, name, FL_WFN_AGGREGATE, FL_STATE_AGGREGATING);
-  if (!node) {
-    if (fn && fn->destroy) fn->destroy(opaque);
-    return NULL;
-  }
-  fl_env_t *env = node->env;
-  const char *why = NULL;
-  if (!fn)
-    why = "the function table is NULL";
-  else if (fn->version != FL_AGGREGATE_FN_VERSION)
-    why = "the function table is of another version";
-  else if (fn->acc_size < 1 || fn->acc_size > 65536)
-    why = "acc_size must be 1..65536";
-  else if (!fn->init || !fn->add || !fn->result)
-    why = "init, add and result are required";
-  else if (w->conf.kind == FL_WINDOW_SESSION && !fn->merge)
-    why = "session windows need merge";
-  if (why) {
-    fl_env_fail(env, FL_EINVAL, "window '%s': aggregate: %s", node->name, why);
-    /* The table is not kept: its opaque pointer is released now, once. */
-    if (fn && fn->destroy) fn->destroy(opaque);
-    return fl_node_stream(node);
-  }
-  node->u.window.agg = *fn; /* the env calls agg.destroy(opaque) at destroy */
-  node->u.window.opaque = opaque;
-  if (node->u.window.contents) {
-    node->u.window.contents->agg = *fn;
-    /* The node owns the opaque pointer; the descriptor must not release it again. */
-    node->u.window.contents->agg.destroy = NULL;
-    node->u.window.contents->opaque = opaque;
-  }
-  return fl_node_stream(node);
-}
-
-fl_stream_t *fl_window_process(fl_windowed_stream_t *w, const char *name,
-                               fl_window_process_fn fn, void *opaque) {
-  if (!w) return NULL;
-  fl_node_t *node = window_node(w, name, FL_WFN_PROCESS, FL_STATE_LIST);
-  if (!node) return NULL;
-  if (!fn)
-    fl_env_fail(node->env, FL_EINVAL, "window '%s': process function is NULL", node->name);
-  node->u.window.process = fn;
-  node->u.window.opaque = opaque;
-  return fl_node_stream(node);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -539,7 +285,7 @@ static int add_fixed(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *adde
    * it contains ts while back < size. Working with back avoids overflowing ts - size. */
   int64_t back = pos_mod(ts, c->offset, slide);
   while (back < size) {
-    fl_window_t w = {sat_sub(ts, back), sat_add(ts, size - back)};
+    fl_window_t w = {fl_sat_sub(ts, back), fl_sat_add(ts, size - back)};
     if (!window_late(op, c, w)) {
       uint8_t ns[WIN_NS_LEN];
       ns_encode(ns, w);
@@ -597,7 +343,7 @@ static int add_session(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *ad
   int rc = live_load(op, &lr, &n);
   if (rc) return rc;
 
-  fl_window_t nw = {ts, sat_add(ts, c->gap)};
+  fl_window_t nw = {ts, fl_sat_add(ts, c->gap)};
   /* Live windows are sorted and pairwise apart, so those intersecting nw are a run
    * [i, j), and no other live window intersects their cover. */
   size_t i = 0;

@@ -3,7 +3,7 @@
  * threads. A batch holds records and in-band control elements (watermarks, idleness
  * changes, end of input) in order; a ring holds a bounded number of batches. A full
  * ring is the backpressure: the sender stops pulling input until the receiver frees a
- * slot (see worker.c).
+ * slot (src/runtime/edge.c and worker.c).
  */
 #ifndef FL_RUNTIME_CHANNEL_H
 #define FL_RUNTIME_CHANNEL_H

@@ -1,5 +1,21 @@
-/* The physical job: worker threads, their operator instances, channels and the edge
- * writers that partition records onto channels. */
+/*
+ * The physical job: worker threads, their operator instances, channels and the edge
+ * writers that partition records onto channels; and the calls the runtime's files make
+ * to each other. Private to src/runtime.
+ *
+ *   plan.c     the logical graph -> workers, operator instances, edges (and back)
+ *   worker.c   the loop of one worker thread, as its phases
+ *   edge.c     edge writers: partitioning, batching, overflow (backpressure)
+ *   op.c       delivering records, watermarks, idleness and the end of input to an
+ *              operator instance; what operators call to emit and fail
+ *   barrier.c  checkpoint barriers: alignment, snapshots, acknowledgements
+ *   coord.c    the checkpoint coordinator thread
+ *   restore.c  loading a checkpoint and giving each instance its part
+ *   execute.c  attempts, restart strategies, fl_env_execute/_savepoint/_stop
+ *   op_state.c keyed state of an instance (tables, TTL sweeps)
+ *   context.c, context_state.c   the public calls of a user function's context
+ *   connector.c what connectors (src/io) may ask of the runtime (connector.h)
+ */
 #ifndef FL_RUNTIME_JOB_H
 #define FL_RUNTIME_JOB_H
 
@@ -7,8 +23,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "core/internal.h"
 #include "runtime/channel.h"
+#include "runtime/op.h"
 
 typedef struct fl_worker fl_worker_t;
 typedef struct fl_job fl_job_t;
@@ -41,7 +57,7 @@ typedef struct fl_inbound {
   int input;  /* logical input of the operator */
   size_t chan; /* index into op->ins */
   fl_edge_writer_t **guards; /* edge writers reachable from op (backpressure) */
-  size_t n_guards;
+  size_t n_guards, cap_guards;
   /* A batch partly processed: a checkpoint barrier stopped it (alignment). */
   fl_batch_t *cur;
   uint32_t pos;
@@ -58,11 +74,12 @@ struct fl_worker {
   _Atomic int waiting_space; /* has overflow: receivers wake it when they free a slot */
   fl_op_t **ops;             /* [n_nodes] */
   fl_inbound_t *in;
-  size_t n_in;
+  size_t n_in, cap_in;
   fl_edge_writer_t **edges;
-  size_t n_edges;
+  size_t n_edges, cap_edges;
   fl_op_t **sources;
-  size_t n_sources;
+  size_t n_sources, cap_sources;
+  bool has_ticks;      /* some operator has on_tick */
   fl_kv_t kv;
   fl_state_scratch_t *scratch;
   size_t n_unfinished; /* operators that did not end yet */
@@ -88,7 +105,7 @@ struct fl_job {
   pthread_mutex_t err_lock;
   int err;
   char errmsg[1024];
-  /* checkpoints: the coordinator (src/runtime/checkpoint.c) publishes these */
+  /* checkpoints: the coordinator (coord.c) publishes these */
   struct fl_coord *coord;           /* NULL: checkpoints are off */
   _Atomic int64_t ckpt_trigger;     /* newest checkpoint whose barriers sources inject */
   _Atomic int64_t ckpt_complete;    /* newest completed checkpoint */
@@ -98,13 +115,81 @@ struct fl_job {
   fl_kv_rocksdb_shared_t *rocks_shared; /* state.backend rocksdb: the shared cache */
   char rocks_dir[4096];             /* ... and this attempt's working directory */
   /* Every operator ended and the final checkpoint (or none, when checkpoints are
-   * off) completed: its id, or 1 without one. Workers then leave. */
+   * off) completed: its id, or -1 without one. Workers then leave. */
   _Atomic int64_t final_done;
 };
 
+/* ---- op.c ---- */
+
 /* Wakes a worker if it sleeps. Any thread; async-signal-safe. */
 void fl_worker_wake(fl_worker_t *w);
+void fl_rt_wake_all(fl_job_t *job);
 /* Marks the job failing with err and a message (the first failure wins). */
 void fl_job_fail(fl_job_t *job, int err, const char *msg);
+/* A class call returned rc < 0: make sure the job knows, whoever formatted it. */
+void fl_rt_op_check(fl_op_t *op, int rc);
+/* A record for logical input `input`; kg < 0: compute it from the key. */
+void fl_rt_op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg);
+void fl_rt_op_input_watermark(fl_op_t *op, size_t chan, int64_t wm);
+void fl_rt_op_input_idle(fl_op_t *op, size_t chan, bool idle);
+void fl_rt_op_input_end(fl_op_t *op, size_t chan);
+/* Fires timers of domain d up to `upto`. */
+void fl_rt_fire_timers(fl_op_t *op, fl_time_domain_t d, int64_t upto);
+/* Every input ended (or a source ended): final watermark, timers, end_input, END. */
+void fl_rt_op_finish(fl_op_t *op);
+/* Sends a control element to every output of op (main and side). */
+void fl_rt_control_all(fl_op_t *op, fl_entry_type_t type, int64_t ts);
+
+/* ---- edge.c ---- */
+
+fl_edge_writer_t *fl_rt_ew_new(fl_worker_t *w, const fl_input_t *in, fl_op_t *producer);
+void fl_rt_ew_free(fl_edge_writer_t *ew);
+void fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in);
+void fl_rt_ew_control(fl_edge_writer_t *ew, fl_entry_type_t type, int64_t ts);
+/* Ships overflow batches that fit now. True if any was shipped. */
+bool fl_rt_ew_retry(fl_edge_writer_t *ew);
+bool fl_rt_ew_can_retry(const fl_edge_writer_t *ew);
+/* Ships every partly filled batch. True if any was shipped. */
+bool fl_rt_ew_flush(fl_edge_writer_t *ew);
+/* Whether one of the guards has overflow (the input behind them must wait). */
+bool fl_rt_guards_blocked(fl_edge_writer_t *const *g, size_t n);
+
+/* ---- barrier.c ---- */
+
+/* Snapshots op for checkpoint id (id 0: its final state, the operator just ended). */
+void fl_rt_op_snapshot(fl_op_t *op, int64_t id);
+void fl_rt_op_input_barrier(fl_op_t *op, size_t chan, int64_t id);
+/* An input channel of an aligning operator ended: it may be aligned now. */
+void fl_rt_op_check_aligned(fl_op_t *op);
+/* Whether op or an operator it feeds by calls is aligning a checkpoint. */
+bool fl_rt_chain_aligning(const fl_op_t *op);
+/* Sources: checkpoint id was triggered; inject its barrier after their positions. */
+void fl_rt_inject_barriers(fl_worker_t *w, int64_t id);
+/* Acknowledges the injected checkpoint once every operator snapshotted it or ended. */
+void fl_rt_maybe_ack(fl_worker_t *w);
+/* Tells operators about completed and aborted checkpoints. */
+void fl_rt_notify_ops(fl_worker_t *w);
+
+/* ---- op_state.c ---- */
+
+/* Flink's cleanupIncrementally(size, runCleanupForEveryRecord) after a record. */
+void fl_rt_ttl_sweep(fl_op_t *op);
+
+/* ---- plan.c ---- */
+
+/* Builds the workers, instances and edges of job (job->env, job->P set). On failure
+ * msg says why; fl_rt_job_destroy frees what was made either way. */
+int fl_rt_plan(fl_job_t *job, char *msg, size_t size);
+void fl_rt_job_destroy(fl_job_t *job);
+
+/* ---- worker.c ---- */
+
+void *fl_rt_worker_main(void *arg);
+
+/* ---- restore.c ---- */
+
+/* Gives op its key groups' state and timers and its operator state from the job's
+ * restore. Failures are recorded on op. */
+void fl_rt_restore_op(fl_op_t *op);
 
 #endif

@@ -745,7 +745,7 @@ static int hm_list_tables(void *self, int (*cb)(const char *name, void *arg), vo
 }
 
 static const fl_kv_ops_t hm_ops = {
-    .version = 1,
+    .version = FL_KV_OPS_VERSION,
     .name = "hashmap",
     .destroy = hm_destroy,
     .open_table = hm_open_table,

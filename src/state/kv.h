@@ -1,8 +1,14 @@
 /*
- * The state-backend interface: a key/value store per worker thread, addressed by
- * (table, key group, key, namespace). Tables are created per (operator, state
- * descriptor). The hashmap backend implements it now; RocksDB will implement the same
- * table (one column family per table, key bytes = kg(2, big-endian) | key | namespace).
+ * The state-backend interface: a key/value store, addressed by (table, key group, key,
+ * namespace). Tables are created per (operator, state descriptor). Two backends
+ * implement it: the hashmap (src/state/hashmap.c, one store per worker thread) and
+ * RocksDB (src/state/rocksdb.c, one store per keyed operator subtask: a column family
+ * per table, key bytes = kg(2, big-endian) | key | namespace). A third backend
+ * implements the same table; tests/kv_contract.h is the suite every backend passes.
+ *
+ * The table of operations is versioned and append-only (FL_KV_OPS_VERSION): a backend
+ * sets .version to the version it was written against, and members added after it are
+ * NULL for the library.
  *
  * Threading: one instance belongs to one worker thread; no call is thread-safe.
  * Borrowed pointers (get, map_get, iterate callbacks) stay valid until the next call
@@ -27,8 +33,10 @@ typedef struct fl_kkey {
 #define FL_KV_DELETE 1 /* delete this entry and go on */
 #define FL_KV_STOP 2   /* stop */
 
+#define FL_KV_OPS_VERSION 1
+
 typedef struct fl_kv_ops {
-  int version; /* 1 */
+  int version; /* FL_KV_OPS_VERSION */
   const char *name;
   void (*destroy)(void *self);
   /* Opens (creating if needed) the table with this name; the same name gives the same

@@ -76,7 +76,7 @@
 
 #include <rocksdb/c.h>
 
-#include "core/internal.h"
+#include "util/buf.h"
 #include "state/kv.h"
 #include "state/rocksdb.h"
 
@@ -1615,7 +1615,7 @@ done:
 }
 
 static const fl_kv_ops_t rdb_ops = {
-    .version = 1,
+    .version = FL_KV_OPS_VERSION,
     .name = "rocksdb",
     .destroy = rdb_destroy,
     .open_table = rdb_open_table,

@@ -22,10 +22,11 @@
  * values are visible; list items and map entries expire one by one.
  */
 #include <assert.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "util/buf.h"
 #include "state/state.h"
 
 #define TS_LEN 8u

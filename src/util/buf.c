@@ -1,9 +1,10 @@
-/* Growable byte buffers (fl_buf_t of flink.h, struct in core/internal.h). Capacity
+/* Growable byte buffers (fl_buf_t of flink.h, struct in util/buf.h). Capacity
  * only grows, so a buffer reused per record allocates only while it warms up. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "util/buf.h"
 
 void fl_buf_init(fl_buf_t *b) {
   if (b) memset(b, 0, sizeof *b);

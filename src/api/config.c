@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config.h"
+#include "api/config.h"
 
 struct fl_config {
   char **keys;

@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
-
-void fl_state_descs_free(fl_env_t *env); /* called by fl_env_destroy */
+#include "api/builder.h"
+#include "util/vec.h"
 
 #define FL_INTERNAL_PREFIX "__"
 #define FL_ACC_SIZE_MAX 65536u
@@ -30,10 +29,7 @@ static struct fl_state_desc *find_desc(const fl_env_t *env, const char *name) {
 static struct fl_state_desc *add_desc(fl_env_t *env, char *name, fl_state_kind_t kind) {
   struct fl_state_desc *d = NULL;
   if (env->n_descs >= UINT32_MAX) goto fail;
-  /* One slot at a time: descriptors are few and created once. */
-  struct fl_state_desc **arr = realloc(env->descs, (env->n_descs + 1) * sizeof *arr);
-  if (!arr) goto fail;
-  env->descs = arr;
+  if (FL_VEC_RESERVE(env->descs, env->cap_descs, env->n_descs + 1)) goto fail;
   d = calloc(1, sizeof *d);
   if (!d) goto fail;
   d->id = (uint32_t)env->n_descs;

@@ -1,6 +1,8 @@
-#ifndef FL_CORE_CONFIG_H
-#define FL_CORE_CONFIG_H
-#include "core/internal.h"
+/* Configuration objects (fl_config_t of flink.h) and their resolution into an
+ * environment's settings. */
+#ifndef FL_API_CONFIG_H
+#define FL_API_CONFIG_H
+#include "graph/env.h"
 /* Fills out from conf (NULL: defaults). Values were validated when set; this checks
  * the relations between keys. */
 int fl_config_resolve(const fl_config_t *conf, fl_env_conf_t *out, char *errstr,

@@ -1,10 +1,11 @@
-/* What user functions see: emitting, the current key, time, timers and state. */
+/* What user functions see (flink.h's context calls): emitting, the current key, time,
+ * timers, source watermarks and user metrics. Keyed state is in context_state.c. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "runtime/op.h"
 
 int fl_emit(fl_context_t *ctx, const void *key, size_t key_len, const void *value,
             size_t value_len, int64_t ts) {
@@ -76,58 +77,6 @@ int fl_timer_delete(fl_context_t *ctx, fl_time_domain_t domain, int64_t ts) {
                           ctx->ns_len, ts);
 }
 
-static int open_table(fl_op_t *op, const struct fl_state_desc *d, uint32_t *table) {
-  if (!op->desc_tables || d->id >= op->node->env->n_descs) return FL_ESTATE;
-  uint32_t t = op->desc_tables[d->id];
-  if (t) {
-    *table = t - 1;
-    return FL_OK;
-  }
-  char name[512];
-  snprintf(name, sizeof name, "%u/%s", op->node->id, d->name);
-  int rc = op->kv->ops->open_table(op->kv->self, name, &t);
-  if (rc) return rc;
-  if (d->has_ttl && op->kv->ops->set_table_ttl) {
-    /* lets the backend drop expired state by itself (RocksDB: in compaction) */
-    int layout = d->kind == FL_STATE_LIST  ? FL_KV_TTL_LIST
-                 : d->kind == FL_STATE_MAP ? FL_KV_TTL_MAP
-                                           : FL_KV_TTL_VALUE;
-    rc = op->kv->ops->set_table_ttl(op->kv->self, t, layout, d->ttl.ttl_ms);
-    if (rc) return rc;
-  }
-  op->desc_tables[d->id] = t + 1;
-  *table = t;
-  return FL_OK;
-}
-
-int fl_op_sref(fl_op_t *op, const struct fl_state_desc *d, const void *ns, size_t ns_len,
-               fl_sref_t *out) {
-  if (!op || !d || !out || !op->ctx.keyed) return FL_ESTATE;
-  uint32_t table;
-  int rc = open_table(op, d, &table);
-  if (rc) return rc;
-  out->kv = op->kv;
-  out->table = table;
-  out->desc = d;
-  out->k.kg = op->ctx.kg;
-  out->k.key = op->ctx.key;
-  out->k.key_len = op->ctx.key_len;
-  out->k.ns = ns;
-  out->k.ns_len = ns_len;
-  out->now = d->has_ttl ? fl_env_now(op->node->env) : 0;
-  out->ctx = &op->ctx;
-  out->cleanup = &op->desc_cleanup[d->id];
-  out->scratch = op->worker_scratch;
-  return FL_OK;
-}
-
-int fl_ctx_sref(fl_context_t *ctx, const fl_state_desc_t *d, int kind, fl_sref_t *out) {
-  if (!ctx || !d || !out) return FL_EINVAL;
-  if (!ctx->keyed) return FL_ESTATE;
-  if (kind >= 0 && (int)d->kind != kind) return FL_ESTATE;
-  return fl_op_sref(ctx->op, d, ctx->ns, ctx->ns_len, out);
-}
-
 /* ---------------------------------------------------------------------------------- */
 /* Watermarks and idleness of sources that generate them                              */
 
@@ -149,7 +98,7 @@ int fl_ctx_mark_idle(fl_context_t *ctx, int idle) {
 /* User metrics                                                                         */
 
 static _Atomic int64_t *user_metric(fl_context_t *ctx, const char *name, bool gauge) {
-  if (!ctx || !name || !*name || strlen(name) >= sizeof(((fl_user_metric_t *)0)->name))
+  if (!ctx || !name || !*name || strlen(name) >= FL_USER_METRIC_NAME_MAX)
     return NULL;
   fl_metrics_t *m = ctx->op->m;
   if (!m) return NULL;
@@ -173,7 +122,7 @@ static _Atomic int64_t *user_metric(fl_context_t *ctx, const char *name, bool ga
 
 int fl_ctx_counter_add(fl_context_t *ctx, const char *name, int64_t delta) {
   _Atomic int64_t *v = user_metric(ctx, name, false);
-  if (!v) return ctx && name && *name && strlen(name) < 96 ? FL_ENOMEM : FL_EINVAL;
+  if (!v) return ctx && name && *name && strlen(name) < FL_USER_METRIC_NAME_MAX ? FL_ENOMEM : FL_EINVAL;
   atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + delta,
                         memory_order_relaxed);
   return FL_OK;
@@ -181,11 +130,8 @@ int fl_ctx_counter_add(fl_context_t *ctx, const char *name, int64_t delta) {
 
 int fl_ctx_gauge_set(fl_context_t *ctx, const char *name, int64_t value) {
   _Atomic int64_t *v = user_metric(ctx, name, true);
-  if (!v) return ctx && name && *name && strlen(name) < 96 ? FL_ENOMEM : FL_EINVAL;
+  if (!v) return ctx && name && *name && strlen(name) < FL_USER_METRIC_NAME_MAX ? FL_ENOMEM : FL_EINVAL;
   atomic_store_explicit(v, value, memory_order_relaxed);
   return FL_OK;
 }
 
-void fl_metrics_free_user(fl_metrics_t *m, size_t n) {
-  for (size_t i = 0; m && i < n; i++) free(atomic_load(&m[i].user));
-}

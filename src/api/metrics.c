@@ -4,7 +4,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 
-#include "core/internal.h"
+#include "graph/env.h"
 
 static json_t *wm_json(int64_t wm) {
   return wm == FL_TS_NONE ? json_null() : json_integer((json_int_t)wm);

@@ -8,8 +8,8 @@
  *
  * Threading: owned by one worker thread.
  */
-#ifndef FL_RUNTIME_TIMERS_H
-#define FL_RUNTIME_TIMERS_H
+#ifndef FL_STATE_TIMERS_H
+#define FL_STATE_TIMERS_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -16,7 +16,7 @@
  * The hash table and heaps keep their peak size: window operators drain to nearly zero
  * and refill every window, and shrinking on the way down made that cycle twice as slow.
  */
-#include "runtime/timers.h"
+#include "state/timers.h"
 
 #include <assert.h>
 #include <stdbool.h>

@@ -1,9 +1,9 @@
 /*
- * The checkpoint coordinator of a running job, and loading a checkpoint for a restore.
+ * The checkpoint coordinator of a running job.
  *
  * One coordinator thread per job. It triggers checkpoint n by publishing n in
  * job->ckpt_trigger and waking the workers; each worker's sources inject barrier n,
- * the barriers align through the graph (job.c), and every worker acknowledges with the
+ * the barriers align through the graph (barrier.c), and every worker acknowledges with the
  * snapshots of its operators (fl_coord_ack). The coordinator writes those files while
  * the workers go on processing, and when every worker acknowledged and every file is
  * durable it commits the manifest (src/checkpoint/store.c: temp + fsync + rename +
@@ -23,10 +23,9 @@
  * only once it is covered; then it sets job->final_done and the workers leave.
  */
 #define _GNU_SOURCE
-#include "runtime/checkpoint.h"
+#include "runtime/coord.h"
 
 #include <dirent.h>
-#include <sys/stat.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -34,11 +33,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "checkpoint/store.h"
+#include "util/clock.h"
 #include "util/fs.h"
-
 
 typedef struct ack {
   struct ack *next;
@@ -81,24 +81,12 @@ struct fl_coord {
   pthread_cond_t sp_cv;
 };
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void wake_workers(fl_job_t *job) {
-  for (int i = 0; i < job->P; i++) fl_worker_wake(&job->workers[i]);
-}
 
 static bool ckpt_enabled(const fl_job_t *job) {
   return job->env->conf.ckpt_interval_ms > 0 && job->env->conf.ckpt_dir[0];
 }
 
-static void log_line(const char *line, void *arg) {
-  (void)arg;
-  fprintf(stderr, "flink: %s\n", line);
-}
+static void log_line(const char *line, void *arg) { fl_env_log(arg, "%s", line); }
 
 /* The manifest's meta object: what a restore checks the job against. */
 static char *meta_json(fl_job_t *job) {
@@ -131,7 +119,7 @@ static void trigger(fl_coord_t *c, fl_ckpt_kind_t kind, const char *path, bool f
   fl_ckpt_writer_t *w = NULL;
   int rc = fl_ckpt_writer_begin(&w, kind == FL_CKPT_SAVEPOINT ? path : job->env->conf.ckpt_dir,
                                 id, kind, err, sizeof err);
-  c->last_trigger = mono_ms();
+  c->last_trigger = fl_mono_ms();
   if (rc) {
     if (kind == FL_CKPT_SAVEPOINT) {
       c->sp_rc = rc;
@@ -139,9 +127,9 @@ static void trigger(fl_coord_t *c, fl_ckpt_kind_t kind, const char *path, bool f
       c->sp_done = true;
       pthread_cond_broadcast(&c->sp_cv);
     } else {
-      fprintf(stderr, "flink: checkpoint %" PRId64 " could not start: %s\n", id, err);
+      fl_env_log(job->env, "checkpoint %" PRId64 " could not start: %s", id, err);
       c->failures++;
-      c->last_end = mono_ms();
+      c->last_end = fl_mono_ms();
       if (c->failures > job->env->conf.ckpt_tolerable)
         fl_job_fail(job, rc, "checkpoints failed more often than tolerated");
     }
@@ -159,7 +147,7 @@ static void trigger(fl_coord_t *c, fl_ckpt_kind_t kind, const char *path, bool f
   for (int i = 0; i < job->P; i++) c->acked[i] = false;
   if (kind == FL_CKPT_SAVEPOINT) atomic_store(&job->savepoint_id, id); /* canonical format */
   atomic_store(&job->ckpt_trigger, id);
-  wake_workers(job);
+  fl_rt_wake_all(job);
 }
 
 /* Ends the pending checkpoint: rc 0 completed, else failed with msg. */
@@ -170,7 +158,7 @@ static void finish(fl_coord_t *c, int rc, const char *msg) {
   bool final = c->pending_final;
   c->pending = 0;
   c->writer = NULL;
-  c->last_end = mono_ms();
+  c->last_end = fl_mono_ms();
   fl_env_t *env = job->env;
   if (rc == 0) {
     c->failures = 0;
@@ -187,7 +175,7 @@ static void finish(fl_coord_t *c, int rc, const char *msg) {
     atomic_store(&job->ckpt_abort, id);
     if (!sp) {
       atomic_fetch_add(&env->ckpt_stats.failed, 1);
-      fprintf(stderr, "flink: checkpoint %" PRId64 " failed: %s\n", id, msg);
+      fl_env_log(env, "checkpoint %" PRId64 " failed: %s", id, msg);
       c->failures++;
       if (c->failures > job->env->conf.ckpt_tolerable) {
         char m[1200];
@@ -203,10 +191,9 @@ static void finish(fl_coord_t *c, int rc, const char *msg) {
     c->sp_done = true;
     pthread_cond_broadcast(&c->sp_cv);
   }
-  wake_workers(job);
+  fl_rt_wake_all(job);
 }
 
-/* Writes one worker's snapshots (outside the lock: the slow part). */
 /* Stores the files of a native store copy as op-<k>-<s>/<file>: SST files once in the
  * shared directory, keyed by the store instance (file numbers restart in a new store),
  * the small metadata files (MANIFEST, CURRENT, OPTIONS) copied every time. */
@@ -244,6 +231,7 @@ static int write_native(fl_coord_t *c, fl_ckpt_writer_t *w, size_t k, int s, con
   return rc;
 }
 
+/* Writes one worker's snapshots (outside the lock: the slow part). */
 static int write_ack(fl_coord_t *c, fl_ckpt_writer_t *w, const ack_t *a, char *err, size_t size) {
   fl_env_t *env = c->job->env;
   if (!a->snaps) {
@@ -318,7 +306,7 @@ static void *coord_main(void *arg) {
       }
       ack_free(a, env->n_nodes);
     }
-    int64_t now = mono_ms();
+    int64_t now = fl_mono_ms();
     if (c->pending && c->write_failed) {
       fl_ckpt_writer_abort(c->writer);
       char m[1100];
@@ -338,9 +326,9 @@ static void *coord_main(void *arg) {
       free(meta);
       if (rc == 0 && !sp) {
         char rerr[1024];
-        int r2 = fl_ckpt_retain(conf->ckpt_dir, (size_t)conf->ckpt_retained, log_line, NULL,
+        int r2 = fl_ckpt_retain(conf->ckpt_dir, (size_t)conf->ckpt_retained, log_line, env,
                                 rerr, sizeof rerr);
-        if (r2) fprintf(stderr, "flink: deleting old checkpoints failed: %s\n", rerr);
+        if (r2) fl_env_log(env, "deleting old checkpoints failed: %s", rerr);
       }
       pthread_mutex_lock(&c->mu);
       finish(c, rc, err);
@@ -365,7 +353,7 @@ static void *coord_main(void *arg) {
           trigger(c, FL_CKPT_CHECKPOINT, NULL, true);
         } else {
           atomic_store(&job->final_done, -1);
-          wake_workers(job);
+          fl_rt_wake_all(job);
         }
       } else if (c->sp_path) {
         char *p = c->sp_path;
@@ -381,7 +369,7 @@ static void *coord_main(void *arg) {
     if (c->stopping || c->q) continue;
     /* sleep until the next deadline or a wake-up */
     int64_t wait = 1000;
-    now = mono_ms();
+    now = fl_mono_ms();
     if (c->pending && conf->ckpt_timeout_ms > 0) {
       int64_t d = c->pending_started + conf->ckpt_timeout_ms - now;
       if (d < wait) wait = d;
@@ -434,7 +422,7 @@ int fl_coord_start(fl_job_t *job, int64_t first_id, char *msg, size_t size) {
   if (!c->acked) goto nomem;
   c->job = job;
   c->next_id = first_id > 0 ? first_id : 1;
-  c->last_trigger = mono_ms(); /* the first checkpoint comes one interval after the start */
+  c->last_trigger = fl_mono_ms(); /* the first checkpoint comes one interval after the start */
   pthread_mutex_init(&c->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -556,124 +544,5 @@ int fl_coord_savepoint(fl_job_t *job, const char *path, char *err, size_t err_si
   c->sp_busy = false;
   pthread_cond_broadcast(&c->sp_cv);
   pthread_mutex_unlock(&c->mu);
-  return rc;
-}
-
-
-/* ---------------------------------------------------------------------------------- */
-/* Restore                                                                              */
-
-int64_t fl_ckpt_root_max_id(const char *root) {
-  DIR *d = opendir(root);
-  if (!d) return 0;
-  int64_t max = 0;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    char *end = NULL;
-    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
-    long long v = strtoll(e->d_name + 4, &end, 10);
-    if (end && *end == '\0' && v > max) max = v;
-  }
-  closedir(d);
-  return max;
-}
-
-void fl_restore_free(fl_restore_t *r) {
-  if (!r) return;
-  fl_ckpt_close(r->ck);
-  if (r->blobs)
-    for (size_t i = 0; i < r->n_nodes * (size_t)r->parallelism; i++) free((void *)r->blobs[i].data);
-  free(r->blobs);
-  free(r);
-}
-
-int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *msg,
-                    size_t size) {
-  *out = NULL;
-  fl_ckpt_t *c = NULL;
-  fl_restore_t *r = NULL;
-  json_t *meta = NULL;
-  char err[1024];
-  int rc = fl_ckpt_open_path(&c, path, log_line, NULL, err, sizeof err);
-  if (rc) {
-    snprintf(msg, size, "cannot restore from %s: %s", path, err);
-    goto done;
-  }
-  json_error_t je;
-  meta = json_loads(fl_ckpt_meta(c), 0, &je);
-  int P = (int)json_integer_value(json_object_get(meta, "parallelism"));
-  json_int_t maxp = json_integer_value(json_object_get(meta, "max_parallelism"));
-  json_t *ops = json_object_get(meta, "operators");
-  if (!meta || P < 1 || !json_is_array(ops)) {
-    rc = FL_EPARSE;
-    snprintf(msg, size, "cannot restore from %s: its metadata does not describe a job",
-             fl_ckpt_dir(c));
-    goto done;
-  }
-  if ((uint32_t)maxp != env->conf.max_parallelism) {
-    rc = FL_ESTATE;
-    snprintf(msg, size,
-             "cannot restore from %s: it was written with pipeline.max-parallelism %lld, the "
-             "job has %u (key groups cannot be split differently)",
-             fl_ckpt_dir(c), (long long)maxp, env->conf.max_parallelism);
-    goto done;
-  }
-  if (json_array_size(ops) != env->n_nodes) {
-    rc = FL_ESTATE;
-    snprintf(msg, size,
-             "cannot restore from %s: it holds %zu operators, the job has %zu (operators are "
-             "matched by position and name)",
-             fl_ckpt_dir(c), json_array_size(ops), env->n_nodes);
-    goto done;
-  }
-  for (size_t i = 0; i < env->n_nodes; i++) {
-    const char *n = json_string_value(json_array_get(ops, i));
-    if (!n || strcmp(n, env->nodes[i]->name) != 0) {
-      rc = FL_ESTATE;
-      snprintf(msg, size,
-               "cannot restore from %s: operator %zu is '%s' there and '%s' in the job",
-               fl_ckpt_dir(c), i, n ? n : "?", env->nodes[i]->name);
-      goto done;
-    }
-  }
-  r = calloc(1, sizeof *r);
-  if (r) r->blobs = calloc(env->n_nodes * (size_t)P, sizeof *r->blobs);
-  if (!r || !r->blobs) {
-    rc = FL_ENOMEM;
-    snprintf(msg, size, "out of memory restoring from %s", fl_ckpt_dir(c));
-    goto done;
-  }
-  r->ck = c;
-  r->id = fl_ckpt_id(c);
-  r->parallelism = P;
-  r->n_nodes = env->n_nodes;
-  snprintf(r->path, sizeof r->path, "%s", fl_ckpt_dir(c));
-  for (size_t k = 0; k < env->n_nodes; k++) {
-    for (int s = 0; s < P; s++) {
-      char name[64];
-      snprintf(name, sizeof name, "op-%zu-%d.snap", k, s);
-      if (!fl_ckpt_file_find(c, name)) continue;
-      void *data = NULL;
-      size_t len = 0;
-      rc = fl_ckpt_read_file(c, name, &data, &len, err, sizeof err);
-      if (rc) {
-        snprintf(msg, size, "cannot restore from %s: %s", fl_ckpt_dir(c), err);
-        goto done;
-      }
-      r->blobs[k * (size_t)P + (size_t)s] = (fl_bytes_t){data, len};
-    }
-  }
-  fprintf(stderr, "flink: restoring %s %lld from %s (written at parallelism %d)\n",
-          fl_ckpt_kind(c) == FL_CKPT_SAVEPOINT ? "savepoint" : "checkpoint",
-          (long long)r->id, r->path, P);
-  *out = r;
-  r = NULL;
-  c = NULL; /* owned by the restore now */
-  rc = FL_OK;
-done:
-  json_decref(meta);
-  if (r) r->ck = NULL;
-  fl_restore_free(r);
-  fl_ckpt_close(c);
   return rc;
 }

@@ -5,8 +5,7 @@
  * The cleanup step runs before the access, as Flink's TtlStateContext access callback
  * does: a pointer the access returns then stays valid until the next state call, which
  * a cleanup after it (a write to the backend) could break. */
-#include "core/internal.h"
-#include "state/state.h"
+#include "runtime/op.h"
 
 static int resolve(fl_context_t *ctx, const fl_state_desc_t *d, int kind, fl_sref_t *r) {
   int rc = fl_ctx_sref(ctx, d, kind, r);

@@ -23,10 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "api/builder.h"
 #include "operators/two_input.h"
 
-#define NOMEM_MSG "out of memory while building the job graph"
 
 /* The user's name, or "<kind>-<id>" with the id the next node gets. */
 static const char *node_name(const fl_env_t *env, const char *name, const char *kind,
@@ -110,6 +109,7 @@ static fl_stream_t *add_co(fl_env_t *env, const fl_input_t *inputs, size_t n,
   } else {
     node->u.co.fn = *fn;
     node->u.co.opaque = opaque;
+    fl_node_keep(node, fn->destroy, opaque);
   }
   return fl_node_stream(node);
 }
@@ -121,7 +121,7 @@ fl_stream_t *fl_connect_process(fl_stream_t *a, fl_stream_t *b, const char *name
   size_t n = 0;
   if (!a || !b || !can_build(a->env, b->env, "connect")) goto release;
   if (concat_inputs(a->parts, a->n_parts, b->parts, b->n_parts, &inputs, &n)) {
-    fl_env_fail(a->env, FL_ENOMEM, NOMEM_MSG);
+    fl_env_fail(a->env, FL_ENOMEM, FL_NOMEM_MSG);
     goto release;
   }
   /* Each input keeps its partitioning (forward: chained on the same subtask). */
@@ -142,7 +142,7 @@ fl_stream_t *fl_keyed_connect_process(fl_keyed_stream_t *a, fl_keyed_stream_t *b
   if (!a || !b || !a->in || !b->in || !can_build(a->in->env, b->in->env, "keyed connect"))
     goto release;
   if (keyed_pair_inputs(a, b, &inputs, &n)) {
-    fl_env_fail(a->in->env, FL_ENOMEM, NOMEM_MSG);
+    fl_env_fail(a->in->env, FL_ENOMEM, FL_NOMEM_MSG);
     goto release;
   }
   s = add_co(a->in->env, inputs, n, FL_NODE_KEYED_CO_PROCESS, name, fn, opaque);
@@ -210,7 +210,7 @@ fl_stream_t *fl_window_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b, const ch
   char gen[64], sides[600], why_buf[256];
   const char *jname = node_name(env, name, "window_join", gen, sizeof gen);
   if (keyed_pair_inputs(a, b, &inputs, &n)) {
-    fl_env_fail(env, FL_ENOMEM, NOMEM_MSG);
+    fl_env_fail(env, FL_ENOMEM, FL_NOMEM_MSG);
     goto done;
   }
   snprintf(sides, sizeof sides, "%s.sides", jname);
@@ -276,7 +276,7 @@ fl_stream_t *fl_interval_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b, const 
   fl_stream_t *out = NULL;
   char gen[64], dname[64];
   if (keyed_pair_inputs(a, b, &inputs, &n)) {
-    fl_env_fail(env, FL_ENOMEM, NOMEM_MSG);
+    fl_env_fail(env, FL_ENOMEM, FL_NOMEM_MSG);
     goto done;
   }
   fl_node_t *node = fl_env_add_node(
@@ -325,7 +325,7 @@ fl_stream_t *fl_keyed_broadcast_process(fl_keyed_stream_t *keyed, fl_stream_t *b
   fl_env_t *env = keyed->in->env;
   if (fl_keyed_inputs(keyed, &ka, &na) ||
       concat_inputs(ka, na, broadcast->parts, broadcast->n_parts, &inputs, &n)) {
-    fl_env_fail(env, FL_ENOMEM, NOMEM_MSG);
+    fl_env_fail(env, FL_ENOMEM, FL_NOMEM_MSG);
     goto release;
   }
   /* The broadcast side reaches every subtask and is processed without a key. */
@@ -354,6 +354,7 @@ fl_stream_t *fl_keyed_broadcast_process(fl_keyed_stream_t *keyed, fl_stream_t *b
   } else {
     node->u.bcast.fn = *fn;
     node->u.bcast.opaque = opaque;
+    fl_node_keep(node, fn->destroy, opaque);
   }
   out = fl_node_stream(node);
   goto done;

@@ -1,0 +1,55 @@
+/* The runtime's side of connector.h. */
+#include "runtime/connector.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "runtime/job.h"
+#include "runtime/restore.h"
+
+bool fl_ctx_job_failing(const fl_context_t *ctx) {
+  return atomic_load(&ctx->op->worker->job->failing) != 0;
+}
+
+bool fl_ctx_checkpoints_enabled(const fl_context_t *ctx) {
+  return ctx->op->node->env->conf.ckpt_interval_ms > 0;
+}
+
+int64_t fl_ctx_checkpoint_triggered(const fl_context_t *ctx) {
+  return atomic_load(&ctx->op->worker->job->ckpt_trigger);
+}
+
+int64_t fl_ctx_restored_checkpoint_id(const fl_context_t *ctx) {
+  const fl_restore_t *r = ctx->op->worker->job->restore;
+  return r ? r->id : 0;
+}
+
+char *fl_ctx_take_failure(fl_context_t *ctx) {
+  char *msg = ctx->op->pending_err;
+  ctx->op->pending_err = NULL;
+  return msg;
+}
+
+void fl_ctx_log(const fl_context_t *ctx, const char *fmt, ...) {
+  char line[1536];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  const fl_op_t *op = ctx->op;
+  fl_env_log(op->node->env, "operator '%s' (subtask %d of %d): %s", op->node->name,
+             op->subtask, op->parallelism, line);
+}
+
+const char *fl_env_checkpoint_dir(const fl_env_t *env) { return env->conf.ckpt_dir; }
+
+fl_env_t *fl_stream_env(const fl_stream_t *s) { return s ? s->env : NULL; }
+
+void fl_env_builder_fail(fl_env_t *env, int err, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fl_env_fail(env, err, "%s", msg);
+}

@@ -1,0 +1,60 @@
+/*
+ * What a connector (src/io) may ask of the runtime beyond flink.h: the only private
+ * header src/io includes. Every call takes the context the runtime gave the connector's
+ * callback (or, for builders, the environment), so a connector never sees an operator,
+ * a worker or the job.
+ *
+ * Threading: the ctx calls from the callback's own thread; fl_env_builder_fail from the
+ * builder's.
+ */
+#ifndef FL_RUNTIME_CONNECTOR_H
+#define FL_RUNTIME_CONNECTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "flink.h"
+
+/* Whether the job is failing or stopping: a sink's flush at this moment must not
+ * commit anything. */
+bool fl_ctx_job_failing(const fl_context_t *ctx);
+
+/* Whether periodic checkpoints are on (execution.checkpointing.interval > 0). */
+bool fl_ctx_checkpoints_enabled(const fl_context_t *ctx);
+
+/* The newest checkpoint the coordinator has triggered (0: none yet): a sink that ends
+ * now is covered by the next checkpoint after it. */
+int64_t fl_ctx_checkpoint_triggered(const fl_context_t *ctx);
+
+/* The checkpoint or savepoint the job (this attempt) was restored from, 0 for a fresh
+ * start. Valid from open on. */
+int64_t fl_ctx_restored_checkpoint_id(const fl_context_t *ctx);
+
+/* Takes the message fl_ctx_fail() recorded for the current call (the caller frees it),
+ * or NULL: for a connector that handles a user function's failure itself (an error
+ * policy) instead of failing the job. */
+char *fl_ctx_take_failure(fl_context_t *ctx);
+
+/* Writes a line to the job's log (fl_env_set_log), prefixed with the operator's name
+ * and subtask. */
+void fl_ctx_log(const fl_context_t *ctx, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* state.checkpoints.dir ("" when not set). Borrowed from env. */
+const char *fl_env_checkpoint_dir(const fl_env_t *env);
+
+/* The environment a stream belongs to (for builder errors). */
+fl_env_t *fl_stream_env(const fl_stream_t *s);
+
+/* Records a sticky builder error on env (the first one wins), as the builder calls of
+ * flink.h do: fl_env_execute() reports it. */
+void fl_env_builder_fail(fl_env_t *env, int err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * Edge writers: the sending side of a partitioned edge (keyBy, rebalance, broadcast) on
+ * one worker. A record is copied into the open batch of its receiver (by key group,
+ * round robin, or every receiver); a full batch is pushed onto the receiver's SPSC ring
+ * (channel.h). A batch that does not fit in a full ring waits in the writer's overflow
+ * queue: while any edge reachable from an input has overflow, the worker takes no more
+ * of that input (worker.c), which is how backpressure travels upstream.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/job.h"
+#include "util/hash.h"
+
+static void ew_ship(fl_edge_writer_t *ew, int t, fl_batch_t *b) {
+  fl_job_t *job = ew->w->job;
+  atomic_fetch_add(&job->inflight, 1);
+  if (!ew->ovf_head[t] && fl_ring_push(ew->rings[t], b)) {
+    fl_worker_wake(ew->to[t]);
+    return;
+  }
+  b->next = NULL;
+  if (ew->ovf_tail[t])
+    ew->ovf_tail[t]->next = b;
+  else
+    ew->ovf_head[t] = b;
+  ew->ovf_tail[t] = b;
+  ew->n_overflow++;
+  atomic_store(&ew->w->waiting_space, 1);
+}
+
+bool fl_rt_ew_retry(fl_edge_writer_t *ew) {
+  bool any = false;
+  if (!ew->n_overflow) return false;
+  for (int t = 0; t < ew->n; t++) {
+    while (ew->ovf_head[t]) {
+      fl_batch_t *b = ew->ovf_head[t];
+      fl_batch_t *next = b->next; /* once pushed, b belongs to the receiver */
+      if (!fl_ring_push(ew->rings[t], b)) break;
+      ew->ovf_head[t] = next;
+      if (!ew->ovf_head[t]) ew->ovf_tail[t] = NULL;
+      ew->n_overflow--;
+      any = true;
+      fl_worker_wake(ew->to[t]);
+    }
+  }
+  return any;
+}
+
+bool fl_rt_ew_can_retry(const fl_edge_writer_t *ew) {
+  for (int t = 0; t < ew->n; t++)
+    if (ew->ovf_head[t] && !fl_ring_full(ew->rings[t])) return true;
+  return false;
+}
+
+bool fl_rt_ew_flush(fl_edge_writer_t *ew) {
+  bool any = false;
+  for (int t = 0; t < ew->n; t++) {
+    fl_batch_t *b = ew->open[t];
+    if (b && b->n) {
+      ew->open[t] = NULL;
+      ew_ship(ew, t, b);
+      any = true;
+    }
+  }
+  return any;
+}
+
+bool fl_rt_guards_blocked(fl_edge_writer_t *const *g, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (g[i]->n_overflow) return true;
+  return false;
+}
+
+/* The open batch for receiver t, with room for `bytes` more bytes (a new one when the
+ * current one is full). */
+static fl_batch_t *ew_batch(fl_edge_writer_t *ew, int t, size_t bytes) {
+  fl_batch_t *b = ew->open[t];
+  if (b && fl_batch_fits(b, bytes)) return b;
+  if (b) {
+    ew->open[t] = NULL;
+    if (b->n)
+      ew_ship(ew, t, b);
+    else
+      fl_batch_free(b);
+  }
+  const fl_env_conf_t *c = &ew->w->job->env->conf;
+  size_t want = c->batch_size * 48;
+  if (want < 16384) want = 16384;
+  if (want < bytes) want = bytes;
+  if (want > UINT32_MAX) return NULL;
+  b = fl_batch_new((uint32_t)c->batch_size, (uint32_t)want);
+  ew->open[t] = b;
+  return b;
+}
+
+/* Appends one record for receiver t. false after a failure. */
+static bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_t key_len,
+                      const fl_record_t *in, uint16_t kg) {
+  size_t bytes = key_len + in->value_len;
+  fl_batch_t *b = ew_batch(ew, t, bytes);
+  if (!b) {
+    fl_op_fail(ew->producer, FL_ENOMEM, "out of memory for a channel batch of %zu bytes", bytes);
+    return false;
+  }
+  fl_entry_t *e = &b->e[b->n++];
+  e->type = FL_E_RECORD;
+  e->kg = kg;
+  e->key_len = (uint32_t)key_len;
+  e->value_len = (uint32_t)in->value_len;
+  e->off = b->used;
+  e->ts = in->timestamp;
+  if (key_len) memcpy(b->data + b->used, key, key_len);
+  if (in->value_len) memcpy(b->data + b->used + key_len, in->value, in->value_len);
+  b->used += (uint32_t)bytes;
+  if (b->n == b->cap) {
+    ew->open[t] = NULL;
+    ew_ship(ew, t, b);
+  }
+  return true;
+}
+
+void fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
+  fl_op_t *prod = ew->producer;
+  fl_job_t *job = ew->w->job;
+  const void *key = in->key;
+  size_t key_len = in->key_len;
+  if (ew->part == FL_PART_HASH && ew->key_fn) {
+    int rc = ew->key_fn(&prod->ctx, in, &key, &key_len, ew->key_opaque);
+    if (rc < 0) {
+      fl_op_user_failed(prod, rc, "key selector");
+      return;
+    }
+    if (!key && key_len) {
+      fl_op_fail(prod, FL_EINVAL, "key selector returned NULL key bytes of length %zu", key_len);
+      return;
+    }
+  }
+  if (key_len > UINT32_MAX / 2 || in->value_len > UINT32_MAX / 2) {
+    fl_op_fail(prod, FL_EINVAL, "record too large to cross a channel (key %zu, value %zu bytes)",
+               key_len, in->value_len);
+    return;
+  }
+  int t;
+  uint16_t kg = 0;
+  if (ew->part == FL_PART_BROADCAST) {
+    for (t = 0; t < ew->n; t++)
+      if (!ew_append(ew, t, key, key_len, in, 0)) return;
+    return;
+  }
+  if (ew->part == FL_PART_HASH) {
+    uint32_t maxp = job->env->conf.max_parallelism;
+    kg = (uint16_t)fl_key_group(fl_hash64(key, key_len, 0), maxp);
+    t = fl_key_group_subtask(kg, maxp, ew->n);
+  } else {
+    t = (int)(ew->rr++ % (uint32_t)ew->n);
+  }
+  ew_append(ew, t, key, key_len, in, kg);
+}
+
+void fl_rt_ew_control(fl_edge_writer_t *ew, fl_entry_type_t type, int64_t ts) {
+  for (int t = 0; t < ew->n; t++) {
+    fl_batch_t *b = ew->open[t];
+    /* A watermark right after a watermark supersedes it: watermarks only grow. */
+    if (type == FL_E_WATERMARK && b && b->n && b->e[b->n - 1].type == FL_E_WATERMARK) {
+      b->e[b->n - 1].ts = ts;
+      continue;
+    }
+    b = ew_batch(ew, t, 0);
+    if (!b) {
+      fl_op_fail(ew->producer, FL_ENOMEM, "out of memory for a channel batch");
+      return;
+    }
+    fl_entry_t *e = &b->e[b->n++];
+    memset(e, 0, sizeof *e);
+    e->type = (uint8_t)type;
+    e->ts = ts;
+    if (b->n == b->cap || type == FL_E_END || type == FL_E_BARRIER) {
+      ew->open[t] = NULL;
+      ew_ship(ew, t, b);
+    }
+  }
+}
+
+fl_edge_writer_t *fl_rt_ew_new(fl_worker_t *w, const fl_input_t *in, fl_op_t *producer) {
+  int P = w->job->P;
+  fl_edge_writer_t *ew = calloc(1, sizeof *ew);
+  if (!ew) return NULL;
+  ew->w = w;
+  ew->part = in->part;
+  ew->key_fn = in->key_fn;
+  ew->key_opaque = in->key_opaque;
+  ew->producer = producer;
+  ew->n = P;
+  ew->rr = (uint32_t)w->index; /* spread round robin starts */
+  ew->rings = calloc((size_t)P, sizeof *ew->rings);
+  ew->to = calloc((size_t)P, sizeof *ew->to);
+  ew->open = calloc((size_t)P, sizeof *ew->open);
+  ew->ovf_head = calloc((size_t)P, sizeof *ew->ovf_head);
+  ew->ovf_tail = calloc((size_t)P, sizeof *ew->ovf_tail);
+  if (!ew->rings || !ew->to || !ew->open || !ew->ovf_head || !ew->ovf_tail) goto fail;
+  for (int t = 0; t < P; t++) {
+    ew->rings[t] = fl_ring_new(w->job->env->conf.channel_capacity);
+    if (!ew->rings[t]) goto fail;
+    ew->to[t] = &w->job->workers[t];
+  }
+  return ew;
+fail:
+  fl_rt_ew_free(ew);
+  return NULL;
+}
+
+void fl_rt_ew_free(fl_edge_writer_t *ew) {
+  if (!ew) return;
+  for (int t = 0; t < ew->n; t++) {
+    if (ew->rings) fl_ring_destroy(ew->rings[t]);
+    if (ew->open) fl_batch_free(ew->open[t]);
+    for (fl_batch_t *b = ew->ovf_head ? ew->ovf_head[t] : NULL, *nx; b; b = nx) {
+      nx = b->next;
+      fl_batch_free(b);
+    }
+  }
+  free(ew->rings);
+  free(ew->to);
+  free(ew->open);
+  free(ew->ovf_head);
+  free(ew->ovf_tail);
+  free(ew);
+}

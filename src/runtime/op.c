@@ -1,0 +1,282 @@
+/*
+ * Delivering input to an operator instance, and what operators call to emit and fail.
+ *
+ * A record, watermark, idleness change or end of input reaches an instance either from
+ * a chained producer on the same worker (a function call) or from an inbound ring
+ * (worker.c). The instance's event time is the minimum watermark over its active input
+ * channels (Flink's status watermark valve): an idle channel does not hold it back, an
+ * ended channel stays at its last watermark (+inf after a normal end). When it
+ * advances, event-time timers up to it fire first, then the class's on_watermark, then
+ * the watermark goes downstream.
+ *
+ * Failure: the first failure of the job wins (fl_job_fail); the failing instance takes
+ * no more input (op->failed), and every worker drains what is in flight.
+ */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/job.h"
+#include "util/hash.h"
+
+/* ---------------------------------------------------------------------------------- */
+/* Failure reporting                                                                    */
+
+void fl_job_fail(fl_job_t *job, int err, const char *msg) {
+  pthread_mutex_lock(&job->err_lock);
+  if (!job->err) {
+    job->err = err ? err : FL_EUSER;
+    snprintf(job->errmsg, sizeof job->errmsg, "%s", msg);
+  }
+  pthread_mutex_unlock(&job->err_lock);
+  if (!atomic_exchange(&job->failing, 1)) fl_rt_wake_all(job);
+}
+
+int fl_op_fail(fl_op_t *op, int err, const char *fmt, ...) {
+  char msg[768], full[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(full, sizeof full, "operator '%s' (subtask %d of %d): %s", op->node->name,
+           op->subtask, op->parallelism, msg);
+  op->failed = true;
+  fl_job_fail(op->worker->job, err, full);
+  return err;
+}
+
+int fl_op_user_failed(fl_op_t *op, int rc, const char *what) {
+  if (op->pending_err) {
+    fl_op_fail(op, rc, "%s failed: %s", what, op->pending_err);
+    free(op->pending_err);
+    op->pending_err = NULL;
+  } else {
+    fl_op_fail(op, rc, "%s failed: %s (%s)", what, fl_strerror(rc), fl_err_name(rc));
+  }
+  return rc;
+}
+
+void fl_rt_op_check(fl_op_t *op, int rc) {
+  if (rc >= 0) return;
+  if (!op->failed) {
+    if (op->pending_err)
+      fl_op_user_failed(op, rc, "a user function");
+    else
+      fl_op_fail(op, rc, "%s (%s)", fl_strerror(rc), fl_err_name(rc));
+  }
+  op->failed = true;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Wakeups                                                                              */
+
+void fl_worker_wake(fl_worker_t *w) {
+  if (atomic_load(&w->sleeping)) {
+    uint64_t one = 1;
+    ssize_t n = write(w->efd, &one, sizeof one);
+    (void)n; /* EAGAIN: the counter is saturated, a wakeup is pending anyway */
+  }
+}
+
+void fl_rt_wake_all(fl_job_t *job) {
+  for (int i = 0; i < job->P; i++) fl_worker_wake(&job->workers[i]);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Emitting                                                                             */
+
+static int emit_to(fl_out_t *out, const fl_record_t *rec) {
+  for (size_t i = 0; i < out->n; i++) {
+    fl_target_t *t = &out->t[i];
+    if (t->op)
+      fl_rt_op_record(t->op, t->logical, rec, -1);
+    else
+      fl_rt_ew_record(t->edge, rec);
+  }
+  return FL_OK;
+}
+
+int fl_op_emit(fl_op_t *op, const fl_record_t *rec) {
+  op->n_out++;
+  atomic_store_explicit(&op->m->records_out, op->n_out, memory_order_relaxed);
+  return emit_to(&op->out, rec);
+}
+
+int fl_op_emit_side(fl_op_t *op, const fl_output_tag_t *tag, const fl_record_t *rec) {
+  if (!tag || tag->id >= op->node->env->n_tags) return FL_EINVAL;
+  return emit_to(&op->side[tag->id], rec);
+}
+
+static void control_to(fl_out_t *out, fl_entry_type_t type, int64_t ts) {
+  for (size_t i = 0; i < out->n; i++) {
+    fl_target_t *t = &out->t[i];
+    if (!t->op) {
+      fl_rt_ew_control(t->edge, type, ts);
+      continue;
+    }
+    switch (type) {
+    case FL_E_WATERMARK: fl_rt_op_input_watermark(t->op, (size_t)t->input, ts); break;
+    case FL_E_IDLE: fl_rt_op_input_idle(t->op, (size_t)t->input, true); break;
+    case FL_E_ACTIVE: fl_rt_op_input_idle(t->op, (size_t)t->input, false); break;
+    case FL_E_END: fl_rt_op_input_end(t->op, (size_t)t->input); break;
+    case FL_E_BARRIER: fl_rt_op_input_barrier(t->op, (size_t)t->input, ts); break;
+    default: break;
+    }
+  }
+}
+
+void fl_rt_control_all(fl_op_t *op, fl_entry_type_t type, int64_t ts) {
+  control_to(&op->out, type, ts);
+  for (size_t i = 0; i < op->node->env->n_tags; i++) control_to(&op->side[i], type, ts);
+}
+
+int fl_op_emit_watermark(fl_op_t *op, int64_t wm) {
+  fl_rt_control_all(op, FL_E_WATERMARK, wm);
+  return FL_OK;
+}
+
+int fl_op_emit_idle(fl_op_t *op, bool idle) {
+  if (op->idle_out == idle) return FL_OK;
+  op->idle_out = idle;
+  fl_rt_control_all(op, idle ? FL_E_IDLE : FL_E_ACTIVE, 0);
+  return FL_OK;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Input                                                                                */
+
+static void set_key(fl_op_t *op, const void *key, size_t len, uint16_t kg) {
+  op->ctx.key = key;
+  op->ctx.key_len = len;
+  op->ctx.kg = kg;
+  op->ctx.keyed = true;
+  op->ctx.ns = NULL;
+  op->ctx.ns_len = 0;
+}
+
+void fl_rt_op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg) {
+  if (op->failed || op->finished) return;
+  op->n_in++;
+  atomic_store_explicit(&op->m->records_in, op->n_in, memory_order_relaxed);
+  op->ctx.ts = rec->timestamp;
+  const fl_input_t *li = &op->node->inputs[input];
+  if (op->node->keyed && !li->unkeyed) {
+    if (kg < 0)
+      kg = (int)fl_key_group(fl_hash64(rec->key, rec->key_len, 0),
+                             op->node->env->conf.max_parallelism);
+    set_key(op, rec->key, rec->key_len, (uint16_t)kg);
+  } else if (op->node->keyed) {
+    op->ctx.keyed = false;
+    op->ctx.key = NULL;
+    op->ctx.key_len = 0;
+  }
+  fl_rt_op_check(op, op->cls->process(op, li->side, rec));
+  if (op->ttl_every_record && !op->failed && op->ctx.keyed) fl_rt_ttl_sweep(op);
+}
+
+void fl_rt_fire_timers(fl_op_t *op, fl_time_domain_t d, int64_t upto) {
+  fl_timer_t t;
+  while (!op->failed && fl_timers_pop(op->timers, d, upto, &t)) {
+    /* The service's view of the key lives only until its next call, and on_timer may
+     * register timers: keep a copy. */
+    op->timer_key.len = 0;
+    if (fl_buf_append(&op->timer_key, t.key, t.key_len) ||
+        fl_buf_append(&op->timer_key, t.ns, t.ns_len)) {
+      fl_op_fail(op, FL_ENOMEM, "out of memory firing a timer");
+      return;
+    }
+    set_key(op, op->timer_key.data, t.key_len, t.kg);
+    op->ctx.ns = op->timer_key.data + t.key_len;
+    op->ctx.ns_len = t.ns_len;
+    op->ctx.ts = t.ts;
+    fl_timer_t copy = t;
+    copy.key = op->ctx.key;
+    copy.ns = op->ctx.ns;
+    fl_rt_op_check(op, op->cls->on_timer ? op->cls->on_timer(op, d, &copy) : 0);
+  }
+}
+
+static void op_advance(fl_op_t *op, int64_t wm) {
+  op->wm = wm;
+  atomic_store_explicit(&op->m->input_watermark, wm, memory_order_relaxed);
+  if (op->timers) fl_rt_fire_timers(op, FL_EVENT_TIME, wm);
+  if (op->failed) return;
+  int rc = op->cls->on_watermark ? op->cls->on_watermark(op, wm) : 0;
+  fl_rt_op_check(op, rc);
+  if (rc == 0 && !op->failed) fl_op_emit_watermark(op, wm);
+}
+
+/* Recomputes the operator's watermark as the minimum over active channels. */
+static void op_recompute(fl_op_t *op) {
+  /* An ended channel stays active at its last watermark (+inf after a normal end), as
+   * in Flink's status watermark valve. */
+  int64_t min = FL_TS_MAX;
+  bool any_active = false;
+  for (size_t c = 0; c < op->n_ins; c++) {
+    fl_in_chan_t *ch = &op->ins[c];
+    if (ch->idle) continue;
+    any_active = true;
+    if (ch->wm < min) min = ch->wm;
+  }
+  if (!(op->cls->flags & FL_OP_OWN_IDLENESS) && op->n_ended < op->n_ins)
+    fl_op_emit_idle(op, !any_active);
+  if (!any_active) return;
+  if (min != FL_TS_NONE && (op->wm == FL_TS_NONE || min > op->wm)) op_advance(op, min);
+}
+
+void fl_rt_op_input_watermark(fl_op_t *op, size_t chan, int64_t wm) {
+  if (op->failed || op->finished) return;
+  assert(chan < op->n_ins);
+  fl_in_chan_t *ch = &op->ins[chan];
+  bool was_idle = ch->idle;
+  ch->idle = false;
+  if (ch->wm != FL_TS_NONE && wm <= ch->wm && !was_idle) return;
+  if (ch->wm == FL_TS_NONE || wm > ch->wm) ch->wm = wm;
+  op_recompute(op);
+}
+
+void fl_rt_op_input_idle(fl_op_t *op, size_t chan, bool idle) {
+  if (op->failed || op->finished) return;
+  assert(chan < op->n_ins);
+  op->ins[chan].idle = idle;
+  op_recompute(op);
+}
+
+void fl_rt_op_finish(fl_op_t *op) {
+  fl_job_t *job = op->worker->job;
+  if (atomic_load(&job->failing) || op->failed) return;
+  if (op->wm != FL_TS_MAX) op_advance(op, FL_TS_MAX);
+  if (op->timers && !op->failed) fl_rt_fire_timers(op, FL_PROCESSING_TIME, FL_TS_MAX);
+  if (op->cls->end_input && !op->failed) fl_rt_op_check(op, op->cls->end_input(op));
+  if (op->failed) return;
+  if (job->coord && job->env->conf.ckpt_interval_ms > 0) {
+    /* checkpoints after this one hold its final state (savepoints without periodic
+     * checkpoints cannot: they fail once an operator ended) */
+    fl_rt_op_snapshot(op, 0);
+    if (op->failed) return;
+    op->has_final = true;
+  } else if (op->n_in == 0 && (!op->is_source || op->inert)) {
+    op->has_final = true; /* never held anything: a dead instance (its final state is empty) */
+  }
+  op->finished = true;
+  op->worker->n_unfinished--;
+  fl_rt_control_all(op, FL_E_END, 0);
+}
+
+void fl_rt_op_input_end(fl_op_t *op, size_t chan) {
+  if (op->failed || op->finished) return;
+  assert(chan < op->n_ins);
+  fl_in_chan_t *ch = &op->ins[chan];
+  if (ch->ended) return;
+  ch->ended = true;
+  op->n_ended++;
+  if (op->ckpt_aligning) fl_rt_op_check_aligned(op);
+  if (op->failed) return;
+  if (op->n_ended == op->n_ins)
+    fl_rt_op_finish(op);
+  else
+    op_recompute(op);
+}
