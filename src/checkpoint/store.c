@@ -28,7 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/crc32c.h"
+#include "util/fs.h"
 #include "util/hash.h"
 
 #define MANIFEST "_manifest"
@@ -96,28 +98,9 @@ static char *normalize_path(const char *path) {
   return s;
 }
 
-/* The directory part of a normalized path: malloc'd, "." when there is none. */
-static char *parent_of(const char *path) {
-  const char *slash = strrchr(path, '/');
-  if (!slash) return strdup(".");
-  if (slash == path) return strdup("/");
-  size_t n = (size_t)(slash - path);
-  char *s = malloc(n + 1);
-  if (!s) return NULL;
-  memcpy(s, path, n);
-  s[n] = 0;
-  return s;
-}
-
 static const char *base_of(const char *path) {
   const char *slash = strrchr(path, '/');
   return slash ? slash + 1 : path;
-}
-
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -305,130 +288,6 @@ static void kill_point(const char *point) {
   if (g_kill_hook) g_kill_hook(point, g_kill_arg);
 }
 
-static int write_all(int fd, const void *data, size_t len) {
-  const char *p = data;
-  while (len > 0) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
-}
-
-/* read() that retries EINTR; returns bytes read or -errno. */
-static ssize_t read_some(int fd, void *buf, size_t cap) {
-  for (;;) {
-    ssize_t r = read(fd, buf, cap);
-    if (r >= 0 || errno != EINTR) return r < 0 ? -errno : r;
-  }
-}
-
-/* Makes a directory's entries durable. File systems that cannot fsync a directory
- * (EINVAL) order their metadata by other means. */
-static int fsync_dir(const char *path, char *err, size_t err_size) {
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return fail_sys(err, err_size, errno, "open directory", path);
-  int rc = FL_OK;
-  if (fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP)
-    rc = fail_sys(err, err_size, errno, "fsync directory", path);
-  close(fd);
-  return rc;
-}
-
-/* mkdir -p; a directory it creates is made durable in its parent. */
-static int mkdir_p(const char *path, char *err, size_t err_size) {
-  int rc = FL_OK;
-  char *p = strdup(path);
-  if (!p) return fail(err, err_size, FL_ENOMEM, "out of memory");
-  for (char *s = p + 1;; s++) {
-    if (*s != '/' && *s != 0) continue;
-    char saved = *s;
-    *s = 0;
-    if (mkdir(p, 0755) == 0) {
-      char *parent = parent_of(p);
-      if (!parent) {
-        rc = fail(err, err_size, FL_ENOMEM, "out of memory");
-        goto done;
-      }
-      rc = fsync_dir(parent, err, err_size);
-      free(parent);
-      if (rc) goto done;
-    } else if (errno == EEXIST) {
-      struct stat st;
-      if (stat(p, &st) != 0) {
-        rc = fail_sys(err, err_size, errno, "stat", p);
-        goto done;
-      }
-      if (!S_ISDIR(st.st_mode)) {
-        rc = fail(err, err_size, FL_EIO, "create directory %s: a file of that name exists", p);
-        goto done;
-      }
-    } else {
-      rc = fail_sys(err, err_size, errno, "create directory", p);
-      goto done;
-    }
-    *s = saved;
-    if (!saved) break;
-  }
-done:
-  free(p);
-  return rc;
-}
-
-/* Removes name (a file or a whole tree) in directory dfd without following symbolic
- * links. 0, or -errno of the first failure (the rest is still attempted). A missing
- * name is 0. Recursion depth is the tree's depth. */
-static int rm_tree_at(int dfd, const char *name) {
-  if (unlinkat(dfd, name, 0) == 0) return 0;
-  if (errno == ENOENT) return 0;
-  if (errno != EISDIR && errno != EPERM) return -errno;
-  int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? 0 : -errno;
-  DIR *d = fdopendir(fd);
-  if (!d) {
-    int e = errno;
-    close(fd);
-    return -e;
-  }
-  int rc = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    int r = rm_tree_at(fd, de->d_name);
-    if (r && !rc) rc = r;
-  }
-  closedir(d);
-  if (unlinkat(dfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT && !rc) rc = -errno;
-  return rc;
-}
-
-static int rm_tree(const char *path) { return rm_tree_at(AT_FDCWD, path); }
-
-/* Removes everything inside directory path, keeping path. */
-static int empty_dir(const char *path) {
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  DIR *d = fdopendir(fd);
-  if (!d) {
-    int e = errno;
-    close(fd);
-    return -e;
-  }
-  int rc = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    int r = rm_tree_at(fd, de->d_name);
-    if (r && !rc) rc = r;
-  }
-  closedir(d);
-  return rc;
-}
-
 /* Reads a whole file (at most max bytes) into a malloc'd NUL-terminated buffer.
  * FL_ENOTFOUND if it does not exist, FL_EIO otherwise (message in err). */
 static int read_whole(const char *path, size_t max, char **out, size_t *len, char *err,
@@ -456,7 +315,7 @@ static int read_whole(const char *path, size_t max, char **out, size_t *len, cha
       buf = b;
       cap = nc;
     }
-    ssize_t r = read_some(fd, buf + n, cap - n);
+    ssize_t r = fl_read_some(fd, buf + n, cap - n);
     if (r < 0) {
       rc = fail_sys(err, err_size, (int)-r, "read", path);
       goto done;
@@ -515,7 +374,7 @@ static int verify_file(const char *name, const char *path, bool shared, uint64_t
   uint32_t c = 0;
   uint64_t total = 0;
   for (;;) {
-    ssize_t r = read_some(fd, buf, cap);
+    ssize_t r = fl_read_some(fd, buf, cap);
     if (r < 0) {
       rc = fail(why, why_size, FL_EIO, "%s: read %s: %s", label, path,
                 etext((int)-r, eb, sizeof eb));
@@ -662,7 +521,7 @@ static int manifest_encode(fl_ckpt_kind_t kind, int64_t id, json_t *meta, mfile_
   if (json_object_set_new(root, "format", json_integer(FORMAT_VERSION)) ||
       json_object_set_new(root, "kind", json_string(kind_str(kind))) ||
       json_object_set_new(root, "id", json_integer(id)) ||
-      json_object_set_new(root, "created_ms", json_integer(wall_ms())) ||
+      json_object_set_new(root, "created_ms", json_integer(fl_wall_ms())) ||
       json_object_set(root, "meta", meta))
     goto done;
   if (json_object_set_new(root, "files", arr)) {
@@ -991,9 +850,9 @@ static void writer_free(fl_ckpt_writer_t *w) {
 static void writer_cleanup(fl_ckpt_writer_t *w) {
   if (w->kind == FL_CKPT_SAVEPOINT) {
     if (w->created_dir)
-      rm_tree(w->dir);
+      fl_rm_tree(w->dir);
     else
-      empty_dir(w->dir);
+      fl_empty_dir(w->dir);
     return;
   }
   /* The manifest first: what a crash leaves is then an incomplete checkpoint. */
@@ -1002,7 +861,7 @@ static void writer_cleanup(fl_ckpt_writer_t *w) {
     unlink(mp);
     free(mp);
   }
-  rm_tree(w->dir);
+  fl_rm_tree(w->dir);
   pthread_mutex_lock(&g_reg_mu);
   bool any = false;
   for (size_t i = 0; i < w->keys.n; i++) any |= w->keys.v[i].created;
@@ -1064,7 +923,7 @@ int fl_ckpt_writer_begin(fl_ckpt_writer_t **out, const char *path, int64_t id,
   if (kind == FL_CKPT_SAVEPOINT) {
     w->dir = norm;
     norm = NULL;
-    if (!(w->parent = parent_of(w->dir))) {
+    if (!(w->parent = fl_path_parent(w->dir))) {
       rc = fail(err, err_size, FL_ENOMEM, "out of memory");
       goto done;
     }
@@ -1090,7 +949,7 @@ int fl_ckpt_writer_begin(fl_ckpt_writer_t **out, const char *path, int64_t id,
       rc = fail_sys(err, err_size, errno, "stat", w->dir);
       goto done;
     } else {
-      if ((rc = mkdir_p(w->dir, err, err_size))) goto done;
+      if ((rc = fl_mkdir_p(w->dir, true, err, err_size))) goto done;
       w->created_dir = true;
     }
     goto done;
@@ -1107,7 +966,7 @@ int fl_ckpt_writer_begin(fl_ckpt_writer_t **out, const char *path, int64_t id,
     rc = fail(err, err_size, FL_ENOMEM, "out of memory");
     goto done;
   }
-  if ((rc = mkdir_p(w->shared_dir, err, err_size))) goto done;
+  if ((rc = fl_mkdir_p(w->shared_dir, true, err, err_size))) goto done;
   if (!(w->root_real = realpath(w->parent, NULL))) {
     rc = fail_sys(err, err_size, errno, "resolve", w->parent);
     goto done;
@@ -1145,7 +1004,7 @@ int fl_ckpt_writer_begin(fl_ckpt_writer_t **out, const char *path, int64_t id,
     rc = fail_sys(err, err_size, se, "stat manifest of", w->dir);
     goto done;
   }
-  int r = rm_tree(w->dir); /* an incomplete leftover of the same id */
+  int r = fl_rm_tree(w->dir); /* an incomplete leftover of the same id */
   if (r) {
     rc = fail(err, err_size, FL_EIO, "remove incomplete %s: %s", w->dir, etext(-r, eb, sizeof eb));
     goto done;
@@ -1162,8 +1021,8 @@ int fl_ckpt_writer_begin(fl_ckpt_writer_t **out, const char *path, int64_t id,
 done:
   free(norm);
   if (rc) {
-    if (made_dir) rm_tree(w->dir);
-    if (w->created_dir) rm_tree(w->dir);
+    if (made_dir) fl_rm_tree(w->dir);
+    if (w->created_dir) fl_rm_tree(w->dir);
     if (w->registered) {
       pthread_mutex_lock(&g_reg_mu);
       reg_writer_remove(w);
@@ -1266,12 +1125,12 @@ int fl_ckpt_writer_open_file(fl_ckpt_writer_t *w, const char *name, fl_ckpt_out_
   o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (o->fd < 0 && errno == ENOENT && strchr(name, '/')) {
     /* First file of a subdirectory. */
-    char *pd = parent_of(o->final);
+    char *pd = fl_path_parent(o->final);
     if (!pd) {
       rc = fail(err, err_size, FL_ENOMEM, "out of memory");
       goto done;
     }
-    rc = mkdir_p(pd, err, err_size);
+    rc = fl_mkdir_p(pd, true, err, err_size);
     free(pd);
     if (rc) goto done;
     o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -1294,7 +1153,7 @@ done:
 
 static int out_flush(fl_ckpt_out_t *o) {
   if (o->len == 0) return FL_OK;
-  int r = write_all(o->fd, o->buf, o->len);
+  int r = fl_write_all(o->fd, o->buf, o->len);
   o->len = 0;
   if (r) {
     char eb[128];
@@ -1317,7 +1176,7 @@ int fl_ckpt_out_write(fl_ckpt_out_t *o, const void *data, size_t len, char *err,
     return FL_OK;
   }
   if (out_flush(o) == FL_OK && len >= OUT_BUF) {
-    int r = write_all(o->fd, data, len);
+    int r = fl_write_all(o->fd, data, len);
     if (r) {
       char eb[128];
       o->err = FL_EIO;
@@ -1422,7 +1281,7 @@ int fl_ckpt_writer_add_file(fl_ckpt_writer_t *w, const char *name, const char *s
   }
   if ((rc = fl_ckpt_writer_open_file(w, name, &o, err, err_size))) goto done;
   for (;;) {
-    ssize_t r = read_some(fd, buf, IO_CHUNK);
+    ssize_t r = fl_read_some(fd, buf, IO_CHUNK);
     if (r < 0) {
       rc = fail_sys(err, err_size, (int)-r, "read", src_path);
       goto done;
@@ -1474,7 +1333,7 @@ static int link_or_copy(const char *src, const char *dst, uint64_t size, uint32_
     }
   }
   for (;;) {
-    ssize_t r = read_some(in, buf, IO_CHUNK);
+    ssize_t r = fl_read_some(in, buf, IO_CHUNK);
     if (r < 0) {
       rc = fail_sys(err, err_size, (int)-r, "read", linked ? dst : src);
       goto done;
@@ -1483,7 +1342,7 @@ static int link_or_copy(const char *src, const char *dst, uint64_t size, uint32_
     c = fl_crc32c_extend(c, buf, (size_t)r);
     total += (uint64_t)r;
     if (!linked) {
-      int wr = write_all(outfd, buf, (size_t)r);
+      int wr = fl_write_all(outfd, buf, (size_t)r);
       if (wr) {
         rc = fail_sys(err, err_size, -wr, "write", dst);
         goto done;
@@ -1632,9 +1491,9 @@ static int fsync_tree(fl_ckpt_writer_t *w, char *err, size_t err_size) {
   if (nd) qsort(dirs, nd, sizeof *dirs, cmp_str_ptr);
   for (size_t i = 0; i < nd; i++) {
     if (i > 0 && strcmp(dirs[i], dirs[i - 1]) == 0) continue;
-    if ((rc = fsync_dir(dirs[i], err, err_size))) goto done;
+    if ((rc = fl_fsync_dir(dirs[i], err, err_size))) goto done;
   }
-  rc = fsync_dir(w->dir, err, err_size);
+  rc = fl_fsync_dir(w->dir, err, err_size);
 done:
   for (size_t i = 0; i < nd; i++) free(dirs[i]);
   free(dirs);
@@ -1690,7 +1549,7 @@ int fl_ckpt_writer_commit(fl_ckpt_writer_t *w, const char *meta_json, char *err,
   for (size_t i = 0; i < w->n; i++) files[i] = &w->e[i].f;
   if (w->n) qsort(files, w->n, sizeof *files, cmp_mfile_ptr);
   if ((rc = fsync_tree(w, err, err_size))) goto done;
-  if (w->shared_written && (rc = fsync_dir(w->shared_dir, err, err_size))) goto done;
+  if (w->shared_written && (rc = fl_fsync_dir(w->shared_dir, err, err_size))) goto done;
   if (manifest_encode(w->kind, w->id, meta, files, w->n, &text, &len) != FL_OK) {
     rc = fail(err, err_size, FL_ENOMEM, "out of memory encoding the manifest of %s", w->dir);
     goto done;
@@ -1706,7 +1565,7 @@ int fl_ckpt_writer_commit(fl_ckpt_writer_t *w, const char *meta_json, char *err,
     rc = fail_sys(err, err_size, errno, "create", tmp);
     goto done;
   }
-  int wr = write_all(fd, text, len);
+  int wr = fl_write_all(fd, text, len);
   if (wr) {
     rc = fail_sys(err, err_size, -wr, "write", tmp);
     goto done;
@@ -1727,8 +1586,8 @@ int fl_ckpt_writer_commit(fl_ckpt_writer_t *w, const char *meta_json, char *err,
     goto done;
   }
   kill_point("manifest.renamed");
-  if ((rc = fsync_dir(w->dir, err, err_size))) goto done;
-  rc = fsync_dir(w->parent, err, err_size);
+  if ((rc = fl_fsync_dir(w->dir, err, err_size))) goto done;
+  rc = fl_fsync_dir(w->parent, err, err_size);
 done:
   if (fd >= 0) close(fd);
   if (rc && tmp) unlink(tmp);
@@ -1807,7 +1666,7 @@ static int open_dir(fl_ckpt_t **out, const char *path, int64_t expect_id, char *
   c->n = c->m.n;
   c->files = calloc(c->n ? c->n : 1, sizeof *c->files);
   c->paths = calloc(c->n ? c->n : 1, sizeof *c->paths);
-  parent = parent_of(c->dir);
+  parent = fl_path_parent(c->dir);
   shared = parent ? join(parent, SHARED_DIR) : NULL;
   /* A buffer no larger than the largest file: small checkpoints are opened often (the
    * newest first, then older ones on fallback). */
@@ -2000,7 +1859,7 @@ int fl_ckpt_read_file(const fl_ckpt_t *c, const char *name, void **data, size_t 
   }
   while (got <= n) {
     /* One byte of slack detects a file that grew. */
-    ssize_t r = read_some(fd, buf + got, n + 1 - got);
+    ssize_t r = fl_read_some(fd, buf + got, n + 1 - got);
     if (r < 0) {
       rc = fail_sys(err, err_size, (int)-r, "read", f->path);
       goto done;
@@ -2062,7 +1921,7 @@ int fl_ckpt_in_read(fl_ckpt_in_t *in, void *buf, size_t cap, size_t *got, char *
   if (!in || !got || (!buf && cap)) return fail(err, err_size, FL_EINVAL, "in_read: bad arguments");
   *got = 0;
   if (cap == 0) return FL_OK;
-  ssize_t r = read_some(in->fd, buf, cap);
+  ssize_t r = fl_read_some(in->fd, buf, cap);
   if (r < 0) return fail_sys(err, err_size, (int)-r, "read", in->path);
   if (r == 0) {
     if (in->got != in->size)
@@ -2230,14 +2089,14 @@ int fl_ckpt_retain(const char *root, size_t n, fl_ckpt_log_fn log, void *log_arg
         goto done;
       }
     } else {
-      int r = rm_tree(dir);
+      int r = fl_rm_tree(dir);
       if (r && !rc)
         rc = fail(err, err_size, FL_EIO, "retain: delete %s: %s", dir, etext(-r, eb, sizeof eb));
     }
     free(mp);
     free(dir);
   }
-  int fr = fsync_dir(norm, rc ? NULL : err, err_size);
+  int fr = fl_fsync_dir(norm, rc ? NULL : err, err_size);
   if (fr && !rc) rc = fr;
   /* Shared files: referenced by a remaining manifest, a running writer or an open
    * checkpoint, or deleted. */
@@ -2281,7 +2140,7 @@ int fl_ckpt_retain(const char *root, size_t n, fl_ckpt_log_fn log, void *log_arg
   }
   closedir(d);
   if (deleted) {
-    fr = fsync_dir(shared, rc ? NULL : err, err_size);
+    fr = fl_fsync_dir(shared, rc ? NULL : err, err_size);
     if (fr && !rc) rc = fr;
   }
 done:

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "runtime/connector.h"
+#include "util/fs.h"
 
 #define END_ID INT64_MAX
 
@@ -71,11 +72,8 @@ static void name_final(const finst_t *in, int s, int64_t id, char *buf, size_t n
 }
 
 static int sync_dir(fl_context_t *ctx, const char *dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return sys_fail(ctx, "cannot open directory", dir);
-  int rc = fsync(fd);
-  close(fd);
-  return rc ? sys_fail(ctx, "cannot fsync directory", dir) : FL_OK;
+  char why[600];
+  return fl_fsync_dir(dir, why, sizeof why) ? fl_ctx_fail(ctx, "file sink: %s", why) : FL_OK;
 }
 
 /* Commits the pending file of subtask s at id: rename to the final name. A file already
@@ -89,32 +87,16 @@ static int commit_one(fl_context_t *ctx, finst_t *in, int s, int64_t id) {
   return sys_fail(ctx, "cannot commit", from);
 }
 
-/* mkdir -p: 0, or -1 with errno. */
-static int mkdir_p(const char *dir) {
-  char p[4096];
-  if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  for (char *c = p + 1; *c; c++) {
-    if (*c != '/') continue;
-    *c = '\0';
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) return -1;
-    *c = '/';
-  }
-  return mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 static int fs_open(fl_context_t *ctx, void *opaque, void **instance) {
   finst_t *in = calloc(1, sizeof *in);
   if (!in) return FL_ENOMEM;
   in->cfg = opaque;
   in->subtask = fl_ctx_subtask(ctx);
   in->parallelism = fl_ctx_parallelism(ctx);
-  if (mkdir_p(in->cfg->dir) != 0) {
-    int rc = sys_fail(ctx, "cannot create directory", in->cfg->dir);
+  char why[600];
+  if (fl_mkdir_p(in->cfg->dir, true, why, sizeof why) != 0) {
     free(in);
-    return rc;
+    return fl_ctx_fail(ctx, "file sink: %s", why);
   }
   *instance = in;
   return FL_OK;

@@ -66,6 +66,7 @@
 #include "io/kafka_common.h"
 #include "io/kafka_sink.h"
 #include "runtime/connector.h"
+#include "util/fs.h"
 
 #define END_ID INT64_MAX
 #define STATE_MAGIC 0x314b4c46u /* "FLK1" */
@@ -502,14 +503,6 @@ static int log_read(fl_context_t *ctx, kinst_t *in, const char *path, char **out
   return rc;
 }
 
-static int sync_dir(fl_context_t *ctx, kinst_t *in, const char *dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ifail(ctx, in, "cannot open directory %s: %s", dir, strerror(errno));
-  int r = fsync(fd);
-  close(fd);
-  return r ? ifail(ctx, in, "cannot fsync directory %s: %s", dir, strerror(errno)) : FL_OK;
-}
-
 /* Rewrites the log keeping its last LOG_KEEP_LINES lines (temp + fsync + rename). */
 static int log_compact(fl_context_t *ctx, kinst_t *in, const char *path) {
   char *s = NULL;
@@ -524,18 +517,9 @@ static int log_compact(fl_context_t *ctx, kinst_t *in, const char *path) {
     if (++lines > LOG_KEEP_LINES) break;
     start = p;
   }
-  char tmp[4500];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  size_t n = strlen(start);
-  if (fd < 0 || write(fd, start, n) != (ssize_t)n || fsync(fd) != 0) {
-    rc = ifail(ctx, in, "cannot write %s: %s", tmp, strerror(errno));
-  } else if (rename(tmp, path) != 0) {
-    rc = ifail(ctx, in, "cannot rename %s: %s", tmp, strerror(errno));
-  } else {
-    rc = sync_dir(ctx, in, in->cfg->log_dir);
-  }
-  if (fd >= 0) close(fd);
+  char why[600];
+  if (fl_file_replace(path, start, strlen(start), why, sizeof why))
+    rc = ifail(ctx, in, "cannot rewrite the transaction log: %s", why);
   if (!rc && strcmp(path, in->log_path) == 0) in->log_lines = lines > LOG_KEEP_LINES ? LOG_KEEP_LINES : lines;
   free(s);
   return rc;
@@ -646,18 +630,9 @@ static int ks_open_inst(fl_context_t *ctx, void *opaque, void **instance) {
       clock_gettime(CLOCK_REALTIME, &ts);
       in->attempt = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ ((uint64_t)getpid() << 32);
     }
-    char p[4096];
-    snprintf(p, sizeof p, "%s", c->log_dir);
-    for (char *s = p + 1; *s; s++) {
-      if (*s != '/') continue;
-      *s = 0;
-      int bad = mkdir(p, 0777) != 0 && errno != EEXIST;
-      *s = '/';
-      if (bad) break;
-    }
-    if (mkdir(p, 0777) != 0 && errno != EEXIST)
-      return ifail(ctx, in, "cannot create the transaction log directory %s: %s", c->log_dir,
-                   strerror(errno));
+    char why[600];
+    if (fl_mkdir_p(c->log_dir, true, why, sizeof why))
+      return ifail(ctx, in, "cannot create the transaction log directory: %s", why);
     char *s = NULL;
     rc = log_read(ctx, in, in->log_path, &s);
     if (rc) return rc;

@@ -62,7 +62,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -79,6 +78,7 @@
 #include "util/buf.h"
 #include "state/kv.h"
 #include "state/rocksdb.h"
+#include "util/fs.h"
 
 #define RDB_CF_PREFIX "t:"
 #define RDB_CF_PREFIX_LEN 2
@@ -1210,61 +1210,19 @@ int fl_kv_rocksdb_compact(fl_kv_t *kv) {
 /* Directories                                                                          */
 
 /* mkdir -p */
-static int make_dirs(const char *path, char *err, size_t es) {
-  size_t n = strlen(path);
-  char *p = malloc(n + 1);
-  int rc = FL_OK;
-  if (!p) return FL_ENOMEM;
-  memcpy(p, path, n + 1);
-  for (size_t i = 1; i <= n; i++) {
-    if (p[i] != '/' && p[i] != '\0') continue;
-    char c = p[i];
-    p[i] = '\0';
-    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-      set_err(err, es, "rocksdb state: cannot create the directory '%s': %s", p,
-              strerror(errno));
-      rc = FL_EIO;
-      break;
-    }
-    p[i] = c;
-  }
-  if (rc == FL_OK) {
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-      set_err(err, es, "rocksdb state: '%s' is not a directory", path);
-      rc = FL_EIO;
-    }
-  }
-  free(p);
+static int make_dirs(const char *dir, char *err, size_t es) {
+  char why[600];
+  int rc = fl_mkdir_p(dir, false, why, sizeof why);
+  if (rc) set_err(err, es, "rocksdb state: %s", why);
   return rc;
-}
-
-/* nftw has no argument for its callback: the failure is kept per thread. */
-static _Thread_local char rm_failed[512];
-static _Thread_local int rm_errno;
-
-static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
-  (void)sb;
-  if (ftw->level == 0) return 0; /* the directory itself stays */
-  int rc = type == FTW_DP ? rmdir(path) : unlink(path);
-  if (rc != 0) {
-    rm_errno = errno;
-    snprintf(rm_failed, sizeof rm_failed, "%s", path);
-    return -1;
-  }
-  return 0;
 }
 
 /* Deletes everything inside dir. */
 static int empty_dir(const char *dir, char *err, size_t es) {
-  rm_failed[0] = '\0';
-  rm_errno = 0;
-  if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
-    set_err(err, es, "rocksdb state: cannot empty the directory '%s' (at '%s'): %s", dir,
-            rm_failed[0] ? rm_failed : dir, strerror(rm_errno ? rm_errno : errno));
-    return FL_EIO;
-  }
-  return FL_OK;
+  int e = fl_empty_dir(dir);
+  if (!e) return FL_OK;
+  set_err(err, es, "rocksdb state: cannot empty the directory '%s': %s", dir, strerror(-e));
+  return FL_EIO;
 }
 
 static int copy_file(const char *src, const char *dst, char *err, size_t es) {
