@@ -22,8 +22,9 @@
  *    pointer, the function table has a `destroy` member, called exactly once when the
  *    environment is destroyed (if non-NULL), whether or not the job ever ran.
  *  - Threads: an environment and everything built on it belong to the thread that
- *    created it, except fl_env_stop() and fl_env_metrics_json(), which any thread may
- *    call while fl_env_execute() runs; fl_env_stop() is also async-signal-safe.
+ *    created it, except fl_env_stop(), fl_env_savepoint() and fl_env_metrics_json(),
+ *    which any thread may call while fl_env_execute() runs; fl_env_stop() is also
+ *    async-signal-safe.
  *    User functions run on worker threads: one call at a time per operator instance
  *    (subtask), but different subtasks of one operator run concurrently. Per-subtask
  *    instances come from the `open` member of a function table; plain function
@@ -206,6 +207,23 @@ FL_API int fl_env_savepoint(fl_env_t *env, const char *path, char *errstr, size_
  * threads and must be thread-safe. For tests and replays; the default is the
  * CLOCK_REALTIME wall clock. Before execute only. */
 FL_API int fl_env_set_clock(fl_env_t *env, int64_t (*now_ms)(void *opaque), void *opaque);
+
+/* Log lines the library writes about a job for the people running it: restarts,
+ * checkpoints that failed or were skipped on restore, restores, connector trouble (a
+ * broker that cannot be reached). */
+typedef enum fl_log_level {
+  FL_LOG_ERROR = 0,
+  FL_LOG_WARN = 1,
+  FL_LOG_INFO = 2
+} fl_log_level_t;
+/* Receives one line (no newline; borrowed for the call). Called from any of the job's
+ * threads, possibly at once: it must be thread-safe. */
+typedef void (*fl_log_fn)(fl_log_level_t level, const char *line, void *opaque);
+
+/* Sends the environment's log lines to fn instead of the default, which writes
+ * "flink: <line>" to stderr; fn NULL restores the default. The library writes to no
+ * stream but through this. Before execute only (FL_EINVAL after). */
+FL_API int fl_env_set_log(fl_env_t *env, fl_log_fn fn, void *opaque);
 
 /* A JSON document with per-operator metrics, e.g.
  *   {"job":"x","state":"running","operators":[{"id":3,"name":"window","parallelism":2,

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -385,6 +386,65 @@ static void restart_strategies_give_up_as_configured(void **state) {
   assert_int_equal(attempts_with(rate), 3);
 }
 
+/* Every line the library writes goes through fl_env_set_log: the restart lines reach the
+ * callback with their level, and nothing is written to stderr. */
+typedef struct {
+  pthread_mutex_t mu;
+  int n, warn;
+  char last[512];
+} log_sink_t;
+
+static void collect_log(fl_log_level_t level, const char *line, void *opaque) {
+  log_sink_t *l = opaque;
+  pthread_mutex_lock(&l->mu);
+  l->n++;
+  l->warn += level == FL_LOG_WARN;
+  snprintf(l->last, sizeof l->last, "%s", line);
+  pthread_mutex_unlock(&l->mu);
+}
+
+static void log_lines_go_to_the_log_function(void **state) {
+  const char *kv[] = {"restart-strategy.type", "fixed-delay",
+                      "restart-strategy.fixed-delay.attempts", "2",
+                      "restart-strategy.fixed-delay.delay", "1ms", NULL};
+  fl_env_t *env = env_conf(kv);
+  assert_non_null(env);
+  log_sink_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  assert_int_equal(fl_env_set_log(NULL, collect_log, &l), FL_EINVAL);
+  assert_int_equal(fl_env_set_log(env, collect_log, &l), 0);
+  fl_record_t r = rec_str("k", "v", 1);
+  fl_stream_t *s = fl_source_collection(env, "one", &r, 1);
+  static const fl_process_fn_t fn = {.version = FL_PROCESS_FN_VERSION, .process = always_fail};
+  s = fl_stream_process(s, "failing", &fn, NULL);
+  collector_t c;
+  collector_init(&c);
+  fl_stream_sink(s, "sink", &collector_sink, &c);
+  /* stderr goes to a file while the job runs */
+  char path[600];
+  snprintf(path, sizeof path, "%s/stderr.txt", g_tmp);
+  fflush(stderr);
+  int saved = dup(2);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  assert_true(saved >= 0 && fd >= 0);
+  dup2(fd, 2);
+  close(fd);
+  int rc = fl_env_execute(env, "logged");
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  assert_int_equal(rc, FL_EUSER);
+  assert_int_equal(l.n, 2);
+  assert_int_equal(l.warn, 2);
+  assert_non_null(strstr(l.last, "restart 2"));
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_size, 0);
+  /* not after execute */
+  assert_int_equal(fl_env_set_log(env, NULL, NULL), FL_EINVAL);
+  fl_env_destroy(env);
+  collector_free(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(checkpoint_configuration_is_checked),
@@ -398,6 +458,7 @@ int main(void) {
       cmocka_unit_test(restore_from_a_missing_path_names_it),
       cmocka_unit_test(restart_strategies_give_up_as_configured),
       cmocka_unit_test(restart_ignores_checkpoints_of_an_earlier_run),
+      cmocka_unit_test(log_lines_go_to_the_log_function),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -65,6 +65,13 @@ void fl_env_destroy(fl_env_t *env) {
   free(env);
 }
 
+int fl_env_set_log(fl_env_t *env, fl_log_fn fn, void *opaque) {
+  if (!env || fl_env_running(env)) return FL_EINVAL;
+  env->log = fn;
+  env->log_opaque = fn ? opaque : NULL;
+  return FL_OK;
+}
+
 const char *fl_env_error(const fl_env_t *env) { return env ? env->errmsg : ""; }
 
 int fl_env_set_clock(fl_env_t *env, int64_t (*now_ms)(void *opaque), void *opaque) {

@@ -15,14 +15,16 @@ void fl_env_fail(fl_env_t *env, int err, const char *fmt, ...) {
   va_end(ap);
 }
 
-void fl_env_log(const fl_env_t *env, const char *fmt, ...) {
-  (void)env;
+void fl_env_log(const fl_env_t *env, fl_log_level_t level, const char *fmt, ...) {
   char line[2048];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "flink: %s\n", line);
+  if (env && env->log)
+    env->log(level, line, env->log_opaque);
+  else
+    fprintf(stderr, "flink: %s\n", line);
 }
 
 void fl_metrics_free_user(fl_metrics_t *m, size_t n) {

@@ -76,6 +76,8 @@ struct fl_env {
   /* execution */
   int64_t (*clock)(void *opaque);
   void *clock_opaque;
+  fl_log_fn log; /* NULL: "flink: <line>" on stderr */
+  void *log_opaque;
   _Atomic int stop_requested;
   _Atomic int state; /* 0 built, 1 running, 2 finished */
   _Atomic(char *) job_name; /* set once by execute; read by metrics from any thread */
@@ -97,10 +99,11 @@ void fl_env_fail(fl_env_t *env, int err, const char *fmt, ...)
     ;
 
 /* Writes one line about the job for the people running it (restarts, skipped
- * checkpoints, failed checkpoint triggers). Any thread. */
-void fl_env_log(const fl_env_t *env, const char *fmt, ...)
+ * checkpoints, failed checkpoint triggers) through fl_env_set_log's function. Any
+ * thread. */
+void fl_env_log(const fl_env_t *env, fl_log_level_t level, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
+    __attribute__((format(printf, 3, 4)))
 #endif
     ;
 

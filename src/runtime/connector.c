@@ -30,14 +30,14 @@ char *fl_ctx_take_failure(fl_context_t *ctx) {
   return msg;
 }
 
-void fl_ctx_log(const fl_context_t *ctx, const char *fmt, ...) {
+void fl_ctx_log(const fl_context_t *ctx, fl_log_level_t level, const char *fmt, ...) {
   char line[1536];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
   const fl_op_t *op = ctx->op;
-  fl_env_log(op->node->env, "operator '%s' (subtask %d of %d): %s", op->node->name,
+  fl_env_log(op->node->env, level, "operator '%s' (subtask %d of %d): %s", op->node->name,
              op->subtask, op->parallelism, line);
 }
 

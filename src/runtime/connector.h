@@ -37,9 +37,9 @@ char *fl_ctx_take_failure(fl_context_t *ctx);
 
 /* Writes a line to the job's log (fl_env_set_log), prefixed with the operator's name
  * and subtask. */
-void fl_ctx_log(const fl_context_t *ctx, const char *fmt, ...)
+void fl_ctx_log(const fl_context_t *ctx, fl_log_level_t level, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
+    __attribute__((format(printf, 3, 4)))
 #endif
     ;
 

@@ -86,7 +86,7 @@ static bool ckpt_enabled(const fl_job_t *job) {
   return job->env->conf.ckpt_interval_ms > 0 && job->env->conf.ckpt_dir[0];
 }
 
-static void log_line(const char *line, void *arg) { fl_env_log(arg, "%s", line); }
+static void log_line(const char *line, void *arg) { fl_env_log(arg, FL_LOG_INFO, "%s", line); }
 
 /* The manifest's meta object: what a restore checks the job against. */
 static char *meta_json(fl_job_t *job) {
@@ -127,7 +127,7 @@ static void trigger(fl_coord_t *c, fl_ckpt_kind_t kind, const char *path, bool f
       c->sp_done = true;
       pthread_cond_broadcast(&c->sp_cv);
     } else {
-      fl_env_log(job->env, "checkpoint %" PRId64 " could not start: %s", id, err);
+      fl_env_log(job->env, FL_LOG_WARN, "checkpoint %" PRId64 " could not start: %s", id, err);
       c->failures++;
       c->last_end = fl_mono_ms();
       if (c->failures > job->env->conf.ckpt_tolerable)
@@ -175,7 +175,7 @@ static void finish(fl_coord_t *c, int rc, const char *msg) {
     atomic_store(&job->ckpt_abort, id);
     if (!sp) {
       atomic_fetch_add(&env->ckpt_stats.failed, 1);
-      fl_env_log(env, "checkpoint %" PRId64 " failed: %s", id, msg);
+      fl_env_log(env, FL_LOG_WARN, "checkpoint %" PRId64 " failed: %s", id, msg);
       c->failures++;
       if (c->failures > job->env->conf.ckpt_tolerable) {
         char m[1200];
@@ -328,7 +328,7 @@ static void *coord_main(void *arg) {
         char rerr[1024];
         int r2 = fl_ckpt_retain(conf->ckpt_dir, (size_t)conf->ckpt_retained, log_line, env,
                                 rerr, sizeof rerr);
-        if (r2) fl_env_log(env, "deleting old checkpoints failed: %s", rerr);
+        if (r2) fl_env_log(env, FL_LOG_WARN, "deleting old checkpoints failed: %s", rerr);
       }
       pthread_mutex_lock(&c->mu);
       finish(c, rc, err);

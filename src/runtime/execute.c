@@ -165,7 +165,7 @@ int fl_env_execute(fl_env_t *env, const char *job_name) {
     int64_t delay = 0;
     if (!may_restart(&conf->restart, &st, &delay)) break;
     atomic_fetch_add(&env->ckpt_stats.restarts, 1);
-    fl_env_log(env, "job '%s' failed (%s); restart %d in %lld ms", atomic_load(&env->job_name),
+    fl_env_log(env, FL_LOG_WARN, "job '%s' failed (%s); restart %d in %lld ms", atomic_load(&env->job_name),
                env->errmsg, st.n, (long long)delay);
     restart_wait(env, delay);
     if (atomic_load(&env->stop_requested)) {

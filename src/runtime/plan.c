@@ -98,7 +98,7 @@ static fl_op_t *op_new(fl_worker_t *w, fl_node_t *node, char *msg, size_t size) 
     char dir[4300], err[900];
     snprintf(dir, sizeof dir, "%s/worker-%d/op-%u", w->job->rocks_dir, w->index, node->id);
     if (fl_kv_rocksdb_new(w->job->rocks_shared, dir, NULL, &op->own_kv, err, sizeof err)) {
-      fl_env_log(env, "cannot open the RocksDB state of operator '%s': %s", node->name, err);
+      fl_env_log(env, FL_LOG_ERROR, "cannot open the RocksDB state of operator '%s': %s", node->name, err);
       goto nomem;
     }
     op->kv = &op->own_kv;

@@ -22,7 +22,7 @@
 #include "checkpoint/store.h"
 #include "util/fs.h"
 
-static void log_line(const char *line, void *arg) { fl_env_log(arg, "%s", line); }
+static void log_line(const char *line, void *arg) { fl_env_log(arg, FL_LOG_WARN, "%s", line); }
 
 
 int64_t fl_ckpt_root_max_id(const char *root) {
@@ -125,7 +125,7 @@ int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *m
       r->blobs[k * (size_t)P + (size_t)s] = (fl_bytes_t){data, len};
     }
   }
-  fl_env_log(env, "restoring %s %lld from %s (written at parallelism %d)",
+  fl_env_log(env, FL_LOG_INFO, "restoring %s %lld from %s (written at parallelism %d)",
              fl_ckpt_kind(c) == FL_CKPT_SAVEPOINT ? "savepoint" : "checkpoint",
              (long long)r->id, r->path, P);
   *out = r;
