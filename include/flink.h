@@ -20,7 +20,9 @@
  *    cause. They return NULL only when given a NULL stream.
  *  - Every callback takes its opaque pointer last. Where the library keeps an opaque
  *    pointer, the function table has a `destroy` member, called exactly once when the
- *    environment is destroyed (if non-NULL), whether or not the job ever ran.
+ *    environment is destroyed (if non-NULL), whether or not the job ever ran. A builder
+ *    call that does not keep it (a NULL stream or environment, a call after execute, an
+ *    invalid function table) calls destroy at once, before it returns.
  *  - Threads: an environment and everything built on it belong to the thread that
  *    created it, except fl_env_stop(), fl_env_savepoint() and fl_env_metrics_json(),
  *    which any thread may call while fl_env_execute() runs; fl_env_stop() is also

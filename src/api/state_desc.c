@@ -115,7 +115,10 @@ fl_state_desc_t *fl_state_reducing(fl_env_t *env, const char *name, fl_reduce_fn
 
 fl_state_desc_t *fl_state_aggregating(fl_env_t *env, const char *name,
                                       const fl_aggregate_fn_t *fn, void *opaque) {
-  if (!env) return NULL;
+  if (!env) {
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
+    return NULL;
+  }
   struct fl_state_desc *d = NULL;
   if (!fn || fn->version != FL_AGGREGATE_FN_VERSION || !fn->init || !fn->add) {
     fl_env_fail(env, FL_EINVAL,
@@ -131,9 +134,8 @@ fl_state_desc_t *fl_state_aggregating(fl_env_t *env, const char *name,
   if (d) {
     d->agg = *fn;
     d->opaque = opaque;
-  } else if (fn && fn->destroy) {
-    /* Not kept: the opaque pointer is released now, as the other builders do. */
-    fn->destroy(opaque);
+  } else {
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque); /* not kept */
   }
   return d;
 }

@@ -12,6 +12,15 @@
     if (!fl_builder_may_change((in)->env)) return NULL;                       \
   } while (0)
 
+/* The same for builders given an opaque pointer: one they cannot keep is released. */
+#define CHECK_BUILD_KEEPING(in, destroy, opaque)                              \
+  do {                                                                        \
+    if (!(in) || !fl_builder_may_change((in)->env)) {                         \
+      fl_release_unkept(destroy, opaque);                                     \
+      return NULL;                                                            \
+    }                                                                         \
+  } while (0)
+
 /* A node fed by a stream: forward parts stay forward, partitioned parts (union of
  * rebalanced streams) keep their partitioning. */
 static fl_stream_t *add_unary(fl_stream_t *in, fl_node_kind_t kind, const char *name,
@@ -25,13 +34,20 @@ static fl_stream_t *add_unary(fl_stream_t *in, fl_node_kind_t kind, const char *
 
 fl_stream_t *fl_source(fl_env_t *env, const char *name, const fl_source_fn_t *fn,
                        void *opaque, int parallel) {
-  if (!env) return NULL;
+  void (*destroy)(void *) = fn ? fn->destroy : NULL;
+  if (!env || !fl_builder_may_change(env)) {
+    fl_release_unkept(destroy, opaque);
+    return NULL;
+  }
   fl_node_t *n = fl_env_add_node(env, FL_NODE_SOURCE, name, NULL, 0);
-  if (!n) return NULL;
+  if (!n) {
+    fl_release_unkept(destroy, opaque);
+    return NULL;
+  }
   if (!fn || fn->version < 1 || fn->version > FL_SOURCE_FN_VERSION || !fn->run) {
     fl_env_fail(env, FL_EINVAL, "source '%s': function table is NULL, of another version or has no run",
                 n->name);
-    if (fn && fn->destroy) fn->destroy(opaque);
+    fl_release_unkept(destroy, opaque);
   } else {
     /* A version 1 table ends before the checkpoint hooks. */
     memset(&n->u.source.fn, 0, sizeof n->u.source.fn);
@@ -101,7 +117,7 @@ static fl_stream_t *add_process(fl_stream_t *in, const fl_input_t *inputs, size_
   fl_env_t *env = in->env;
   fl_node_t *n = fl_env_add_node(env, kind, name, inputs, n_inputs);
   if (!n) {
-    if (fn && fn->destroy) fn->destroy(opaque);
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return NULL;
   }
   n->keyed = kind == FL_NODE_KEYED_PROCESS;
@@ -110,7 +126,7 @@ static fl_stream_t *add_process(fl_stream_t *in, const fl_input_t *inputs, size_
                 "operator '%s': process function table is NULL, of another version or has no "
                 "process",
                 n->name);
-    if (fn && fn->destroy) fn->destroy(opaque);
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
   } else {
     n->u.process.fn = *fn;
     n->u.process.opaque = opaque;
@@ -121,18 +137,18 @@ static fl_stream_t *add_process(fl_stream_t *in, const fl_input_t *inputs, size_
 
 fl_stream_t *fl_stream_process(fl_stream_t *in, const char *name, const fl_process_fn_t *fn,
                                void *opaque) {
-  CHECK_BUILD(in);
+  CHECK_BUILD_KEEPING(in, fn ? fn->destroy : NULL, opaque);
   return add_process(in, in->parts, in->n_parts, FL_NODE_PROCESS, name, fn, opaque);
 }
 
 fl_stream_t *fl_keyed_process(fl_keyed_stream_t *ks, const char *name,
                               const fl_process_fn_t *fn, void *opaque) {
-  if (!ks) return NULL;
-  CHECK_BUILD(ks->in);
+  CHECK_BUILD_KEEPING(ks ? ks->in : NULL, fn ? fn->destroy : NULL, opaque);
   fl_input_t *inputs = NULL;
   size_t n = 0;
   if (fl_keyed_inputs(ks, &inputs, &n)) {
     fl_env_fail(ks->in->env, FL_ENOMEM, FL_NOMEM_MSG);
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return NULL;
   }
   fl_stream_t *s =
@@ -183,24 +199,20 @@ fl_stream_t *fl_keyed_max(fl_keyed_stream_t *in, const char *name, fl_number_fn 
 }
 
 int fl_stream_sink(fl_stream_t *in, const char *name, const fl_sink_fn_t *fn, void *opaque) {
-  if (!in) {
-    if (fn && fn->destroy) fn->destroy(opaque);
-    return FL_EINVAL;
-  }
-  if (!fl_builder_may_change(in->env)) {
-    if (fn && fn->destroy) fn->destroy(opaque);
+  if (!in || !fl_builder_may_change(in->env)) {
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return FL_EINVAL;
   }
   fl_node_t *n = fl_env_add_node(in->env, FL_NODE_SINK, name, in->parts, in->n_parts);
   if (!n) {
-    if (fn && fn->destroy) fn->destroy(opaque);
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return FL_ENOMEM;
   }
   if (!fn || fn->version < 1 || fn->version > FL_SINK_FN_VERSION || !fn->write) {
     fl_env_fail(in->env, FL_EINVAL,
                 "sink '%s': function table is NULL, of another version or has no write",
                 n->name);
-    if (fn && fn->destroy) fn->destroy(opaque);
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return FL_EINVAL;
   }
   /* A version 1 table ends before the checkpoint hooks. */

@@ -92,7 +92,7 @@ static fl_stream_t *add_co(fl_env_t *env, const fl_input_t *inputs, size_t n,
   fl_node_t *node =
       fl_env_add_node(env, kind, node_name(env, name, kind_name, gen, sizeof gen), inputs, n);
   if (!node) {
-    if (fn && fn->destroy) fn->destroy(opaque);
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return NULL;
   }
   node->keyed = kind == FL_NODE_KEYED_CO_PROCESS;
@@ -105,7 +105,7 @@ static fl_stream_t *add_co(fl_env_t *env, const fl_input_t *inputs, size_t n,
     why = "process1 and process2 are required";
   if (why) {
     fl_env_fail(env, FL_EINVAL, "operator '%s': co-process function: %s", node->name, why);
-    if (fn && fn->destroy) fn->destroy(opaque);
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
   } else {
     node->u.co.fn = *fn;
     node->u.co.opaque = opaque;
@@ -129,7 +129,7 @@ fl_stream_t *fl_connect_process(fl_stream_t *a, fl_stream_t *b, const char *name
   free(inputs);
   return s;
 release:
-  if (fn && fn->destroy) fn->destroy(opaque);
+  fl_release_unkept(fn ? fn->destroy : NULL, opaque);
   return NULL;
 }
 
@@ -149,7 +149,7 @@ fl_stream_t *fl_keyed_connect_process(fl_keyed_stream_t *a, fl_keyed_stream_t *b
   free(inputs);
   return s;
 release:
-  if (fn && fn->destroy) fn->destroy(opaque);
+  fl_release_unkept(fn ? fn->destroy : NULL, opaque);
   return NULL;
 }
 
@@ -350,7 +350,7 @@ fl_stream_t *fl_keyed_broadcast_process(fl_keyed_stream_t *keyed, fl_stream_t *b
   if (why) {
     fl_env_fail(env, FL_EINVAL, "operator '%s': broadcast process function: %s", node->name,
                 why);
-    if (fn && fn->destroy) fn->destroy(opaque);
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
   } else {
     node->u.bcast.fn = *fn;
     node->u.bcast.opaque = opaque;
@@ -359,7 +359,7 @@ fl_stream_t *fl_keyed_broadcast_process(fl_keyed_stream_t *keyed, fl_stream_t *b
   out = fl_node_stream(node);
   goto done;
 release:
-  if (fn && fn->destroy) fn->destroy(opaque);
+  fl_release_unkept(fn ? fn->destroy : NULL, opaque);
 done:
   free(ka);
   free(inputs);

@@ -194,12 +194,12 @@ fl_stream_t *fl_window_reduce(fl_windowed_stream_t *w, const char *name, fl_redu
 fl_stream_t *fl_window_aggregate(fl_windowed_stream_t *w, const char *name,
                                  const fl_aggregate_fn_t *fn, void *opaque) {
   if (!w) {
-    if (fn && fn->destroy) fn->destroy(opaque);
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return NULL;
   }
   fl_node_t *node = window_node(w, name, FL_WFN_AGGREGATE, FL_STATE_AGGREGATING);
   if (!node) {
-    if (fn && fn->destroy) fn->destroy(opaque);
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return NULL;
   }
   fl_env_t *env = node->env;
@@ -217,7 +217,7 @@ fl_stream_t *fl_window_aggregate(fl_windowed_stream_t *w, const char *name,
   if (why) {
     fl_env_fail(env, FL_EINVAL, "window '%s': aggregate: %s", node->name, why);
     /* The table is not kept: its opaque pointer is released now, once. */
-    if (fn && fn->destroy) fn->destroy(opaque);
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return fl_node_stream(node);
   }
   node->u.window.agg = *fn;
