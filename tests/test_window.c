@@ -706,6 +706,28 @@ static void late_elements_within_lateness_refire_and_after_cleanup_go_to_side_ou
   result_free(&r);
 }
 
+/* A record whose windows all fired and were cleaned up is late even where the window
+ * bounds saturate: at the end of time ts + lateness is not behind the watermark
+ * (INT64_MAX > INT64_MAX - 1), but the record still goes to the late output, never
+ * nowhere. */
+static void element_at_the_end_of_time_after_its_window_fired_is_late(void **state) {
+  (void)state;
+  spec_t sp = tumbling(1000, 0, 0);
+  sp.late_output = true;
+  const ev_t in[] = {
+      {"a", INT64_MAX, 1, NULL}, /* wm INT64_MAX - 1: the last window fires */
+      {"b", INT64_MAX, 2, NULL}, /* its window is gone */
+  };
+  result_t r;
+  run_ok(&sp, in, N(in), &r);
+  const exp_i_t want[] = {{"a", 1, INT64_MAX - 1}};
+  expect_i64(&r.main, want, N(want));
+  const exp_i_t late[] = {{"b", 2, INT64_MAX}};
+  expect_i64(&r.late, late, N(late));
+  assert_int_equal(r.late_dropped, 1);
+  result_free(&r);
+}
+
 static void lateness_saturates_at_the_end_of_time(void **state) {
   (void)state;
   spec_t sp = tumbling(10, 0, 0);
@@ -1126,6 +1148,7 @@ int main(void) {
       cmocka_unit_test(
           late_elements_within_lateness_refire_and_after_cleanup_go_to_side_output),
       cmocka_unit_test(lateness_saturates_at_the_end_of_time),
+      cmocka_unit_test(element_at_the_end_of_time_after_its_window_fired_is_late),
       cmocka_unit_test(element_one_past_watermark_is_accepted_into_next_window),
       cmocka_unit_test(window_fires_exactly_when_watermark_reaches_end_minus_one),
       cmocka_unit_test(end_of_input_fires_every_window_once),

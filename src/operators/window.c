@@ -8,8 +8,8 @@
  *  - adding to a window whose max_ts <= watermark fires it at once (an element within
  *    the allowed lateness re-emits the full result), otherwise a timer at max_ts fires
  *    it; a timer at cleanup(w) removes the window's state (one timer when lateness is 0);
- *  - an element added to no window with ts + lateness <= watermark is a dropped late
- *    element (late side output when set, counted either way).
+ *  - an element added to no window is a dropped late element (late side output when
+ *    set, counted either way): every element is in a window's result or late.
  *
  * State layout (per key, namespace = the window):
  *  - contents: REDUCING (reduce), AGGREGATING (aggregate) or LIST (process) state; a
@@ -62,10 +62,6 @@ static int64_t cleanup_time(const fl_window_conf_t *c, fl_window_t w) {
 
 static bool window_late(const fl_op_t *op, const fl_window_conf_t *c, fl_window_t w) {
   return c->domain == FL_EVENT_TIME && cleanup_time(c, w) <= op->wm;
-}
-
-static bool element_late(const fl_op_t *op, const fl_window_conf_t *c, int64_t ts) {
-  return c->domain == FL_EVENT_TIME && fl_sat_add(ts, c->allowed_lateness) <= op->wm;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -415,7 +411,10 @@ static int win_process(fl_op_t *op, int input, const fl_record_t *rec) {
   int rc = c->kind == FL_WINDOW_SESSION ? add_session(op, ts, rec, &added)
                                         : add_fixed(op, ts, rec, &added);
   if (rc) return rc;
-  if (!added && element_late(op, c, ts)) {
+  /* An element added to no window is late. Where window bounds saturate at the end of
+   * time, its windows can all be late while ts + lateness is not yet behind the
+   * watermark (Flink's isElementLate would keep it out of the late output and lose it). */
+  if (!added) {
     atomic_fetch_add(&op->m->late_dropped, 1);
     if (c->late_tag) rc = fl_op_emit_side(op, c->late_tag, rec);
   }
