@@ -445,6 +445,42 @@ static void log_lines_go_to_the_log_function(void **state) {
   collector_free(&c);
 }
 
+/* Checkpoints that cannot even start count as failed, and the error that ends the job
+ * names the last cause. */
+static int never_ending_run(fl_context_t *ctx, void *inst) { return FL_SOURCE_WAIT; }
+
+static void checkpoints_that_cannot_start_are_counted_and_named(void **state) {
+  char file[600], root[700];
+  snprintf(file, sizeof file, "%s/a-file", g_tmp);
+  FILE *f = fopen(file, "w");
+  assert_non_null(f);
+  fclose(f);
+  snprintf(root, sizeof root, "%s/ckpts", file); /* below a regular file: never creatable */
+  const char *kv[] = {"state.checkpoints.dir", root,
+                      "execution.checkpointing.interval", "5ms",
+                      "execution.checkpointing.tolerable-failed-checkpoints", "3", NULL};
+  fl_env_t *env = env_conf(kv);
+  assert_non_null(env);
+  log_sink_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  assert_int_equal(fl_env_set_log(env, collect_log, &l), 0);
+  static const fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = never_ending_run};
+  fl_stream_t *s = fl_source(env, "forever", &src, NULL, 0);
+  collector_t c;
+  collector_init(&c);
+  fl_stream_sink(s, "sink", &collector_sink, &c);
+  int rc = fl_env_execute(env, "no-checkpoints");
+  assert_int_not_equal(rc, 0);
+  const char *err = fl_env_error(env);
+  assert_non_null(strstr(err, "tolerated"));
+  assert_non_null(strstr(err, "a-file")); /* the cause: the path that cannot be made */
+  char *m = fl_env_metrics_json(env);
+  assert_non_null(strstr(m, "\"failed\":4"));
+  fl_free(m);
+  assert_int_equal(l.warn, 4); /* one line per failed checkpoint */
+  fl_env_destroy(env);
+  collector_free(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(checkpoint_configuration_is_checked),
@@ -459,6 +495,7 @@ int main(void) {
       cmocka_unit_test(restart_strategies_give_up_as_configured),
       cmocka_unit_test(restart_ignores_checkpoints_of_an_earlier_run),
       cmocka_unit_test(log_lines_go_to_the_log_function),
+      cmocka_unit_test(checkpoints_that_cannot_start_are_counted_and_named),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -128,10 +128,17 @@ static void trigger(fl_coord_t *c, fl_ckpt_kind_t kind, const char *path, bool f
       pthread_cond_broadcast(&c->sp_cv);
     } else {
       fl_env_log(job->env, FL_LOG_WARN, "checkpoint %" PRId64 " could not start: %s", id, err);
+      atomic_fetch_add(&job->env->ckpt_stats.failed, 1);
       c->failures++;
       c->last_end = fl_mono_ms();
-      if (c->failures > job->env->conf.ckpt_tolerable)
-        fl_job_fail(job, rc, "checkpoints failed more often than tolerated");
+      if (c->failures > job->env->conf.ckpt_tolerable) {
+        char m[1200];
+        snprintf(m, sizeof m,
+                 "checkpoint %" PRId64 " could not start (%s) and %d failed checkpoints are "
+                 "tolerated",
+                 id, err, job->env->conf.ckpt_tolerable);
+        fl_job_fail(job, rc, m);
+      }
     }
     return;
   }
