@@ -48,7 +48,7 @@ void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
     /* incremental: the synchronous part is a native copy (memtable flush + hard
      * links); the coordinator stores its new SST files in the background */
     char dir[4300];
-    snprintf(dir, sizeof dir, "%s/worker-%d/snap-%lld-op-%u", job->rocks_dir, op->subtask,
+    snprintf(dir, sizeof dir, "%s/worker-%d/snap-%lld-op-%u", job->work.path, op->subtask,
              (long long)id, op->node->id);
     rc = op->own_kv.ops->checkpoint(op->own_kv.self, dir);
     if (rc == 0 && !(native = strdup(dir))) rc = FL_ENOMEM;

@@ -26,6 +26,7 @@ static int run_attempt(fl_env_t *env, fl_restore_t *r, int64_t first_id) {
   job->env = env;
   job->P = env->conf.parallelism;
   job->restore = r;
+  job->work.lock_fd = -1;
   pthread_mutex_init(&job->err_lock, NULL);
   int rc = fl_rt_plan(job, env->errmsg, sizeof env->errmsg);
   if (rc) {

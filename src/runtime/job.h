@@ -25,6 +25,7 @@
 
 #include "runtime/channel.h"
 #include "runtime/op.h"
+#include "runtime/workdir.h"
 
 typedef struct fl_worker fl_worker_t;
 typedef struct fl_job fl_job_t;
@@ -113,7 +114,7 @@ struct fl_job {
   _Atomic int64_t savepoint_id;     /* the newest savepoint's id (always canonical) */
   struct fl_restore *restore;       /* what the job starts from, or NULL */
   fl_kv_rocksdb_shared_t *rocks_shared; /* state.backend rocksdb: the shared cache */
-  char rocks_dir[4096];             /* ... and this attempt's working directory */
+  fl_workdir_t work;                /* this attempt's local files (RocksDB, restores) */
   /* Every operator ended and the final checkpoint (or none, when checkpoints are
    * off) completed: its id, or -1 without one. Workers then leave. */
   _Atomic int64_t final_done;

@@ -22,6 +22,8 @@
 #include "util/hash.h"
 #include "util/vec.h"
 
+static void log_line(const char *line, void *arg) { fl_env_log(arg, FL_LOG_INFO, "%s", line); }
+
 static int add_target(fl_out_t *out, fl_target_t t) { return FL_VEC_PUSH(out->t, out->n, out->cap, t); }
 
 static fl_out_t *out_of(fl_op_t *op, const fl_output_tag_t *tag) {
@@ -50,10 +52,11 @@ static void op_free(fl_op_t *op) {
   free(op);
 }
 
-/* The instance of node on worker w. NULL with msg set on failure. */
-static fl_op_t *op_new(fl_worker_t *w, fl_node_t *node, char *msg, size_t size) {
+/* The instance of node on worker w: 0, or an error with msg saying why. */
+static int op_new(fl_worker_t *w, fl_node_t *node, fl_op_t **out, char *msg, size_t size) {
   fl_env_t *env = w->job->env;
   fl_op_t *op = calloc(1, sizeof *op);
+  *out = NULL;
   if (!op) goto nomem;
   op->cls = node->cls;
   op->node = node;
@@ -96,21 +99,24 @@ static fl_op_t *op_new(fl_worker_t *w, fl_node_t *node, char *msg, size_t size) 
      * copied natively at its own barrier for incremental checkpoints */
     static _Atomic uint64_t store_seq;
     char dir[4300], err[900];
-    snprintf(dir, sizeof dir, "%s/worker-%d/op-%u", w->job->rocks_dir, w->index, node->id);
-    if (fl_kv_rocksdb_new(w->job->rocks_shared, dir, NULL, &op->own_kv, err, sizeof err)) {
-      fl_env_log(env, FL_LOG_ERROR, "cannot open the RocksDB state of operator '%s': %s", node->name, err);
-      goto nomem;
+    snprintf(dir, sizeof dir, "%s/worker-%d/op-%u", w->job->work.path, w->index, node->id);
+    int rc = fl_kv_rocksdb_new(w->job->rocks_shared, dir, NULL, &op->own_kv, err, sizeof err);
+    if (rc) {
+      snprintf(msg, size, "cannot open the RocksDB state of operator '%s': %s", node->name, err);
+      op_free(op);
+      return rc;
     }
     op->kv = &op->own_kv;
     op->store_id = ((uint64_t)getpid() << 40) ^ (uint64_t)fl_mono_ns() ^
                    (atomic_fetch_add(&store_seq, 1) << 20);
   }
   op->worker_scratch = w->scratch;
-  return op;
+  *out = op;
+  return FL_OK;
 nomem:
   if (op) op_free(op);
   snprintf(msg, size, "out of memory planning the job");
-  return NULL;
+  return FL_ENOMEM;
 }
 
 /* Edge writers reachable from op through chained outputs (main and side). */
@@ -178,10 +184,8 @@ void fl_rt_job_destroy(fl_job_t *job) {
     if (w->epfd >= 0) close(w->epfd);
   }
   free(job->workers);
-  if (job->rocks_shared) {
-    fl_kv_rocksdb_shared_destroy(job->rocks_shared);
-    fl_rm_tree(job->rocks_dir);
-  }
+  if (job->rocks_shared) fl_kv_rocksdb_shared_destroy(job->rocks_shared);
+  fl_rt_workdir_release(&job->work);
   pthread_mutex_destroy(&job->err_lock);
   free(job);
 }
@@ -275,8 +279,8 @@ static int worker_new(fl_job_t *job, int i, char *msg, size_t size) {
   w->ops = calloc(env->n_nodes, sizeof *w->ops);
   if (!w->scratch || !w->ops) PLAN_NOMEM();
   for (size_t k = 0; k < env->n_nodes; k++) {
-    w->ops[k] = op_new(w, env->nodes[k], msg, size);
-    if (!w->ops[k]) return FL_ENOMEM;
+    int rc = op_new(w, env->nodes[k], &w->ops[k], msg, size);
+    if (rc) return rc;
     if (w->ops[k]->is_source &&
         FL_VEC_PUSH(w->sources, w->n_sources, w->cap_sources, w->ops[k]))
       PLAN_NOMEM();
@@ -301,12 +305,15 @@ int fl_rt_plan(fl_job_t *job, char *msg, size_t size) {
     n->n_metrics = P;
     for (int s = 0; s < P; s++) atomic_init(&n->metrics[s].input_watermark, FL_TS_NONE);
   }
-  if (env->conf.rocksdb) {
-    /* One working directory per attempt: <localdir>/flink-<pid>-<n>/worker-<i>. */
-    static _Atomic int seq;
+  if (env->conf.rocksdb || job->restore) {
+    /* One working directory per attempt (RocksDB stores, restore scratch space), after
+     * removing those that killed jobs left behind. */
     const char *base = env->conf.rocksdb_dir[0] ? env->conf.rocksdb_dir : "/tmp";
-    snprintf(job->rocks_dir, sizeof job->rocks_dir, "%s/flink-rocksdb-%d-%d", base, (int)getpid(),
-             atomic_fetch_add(&seq, 1));
+    fl_rt_workdir_sweep(base, log_line, env);
+    rc = fl_rt_workdir_acquire(&job->work, base, msg, size);
+    if (rc) return rc;
+  }
+  if (env->conf.rocksdb) {
     char err[900];
     rc = fl_kv_rocksdb_shared_new(&env->conf.rocksdb_opts, &job->rocks_shared, err, sizeof err);
     if (rc) {

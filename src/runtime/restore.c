@@ -159,9 +159,7 @@ static int restore_native(void *arg, size_t subtask, uint64_t store_id,
   fl_job_t *job = op->worker->job;
   static _Atomic int seq;
   char tmp[4200], src[4300], db[4300], err[900];
-  const char *base = job->env->conf.rocksdb_dir[0] ? job->env->conf.rocksdb_dir : "/tmp";
-  snprintf(tmp, sizeof tmp, "%s/flink-restore-%d-%d", base, (int)getpid(),
-           atomic_fetch_add(&seq, 1));
+  snprintf(tmp, sizeof tmp, "%s/restore-%d", job->work.path, atomic_fetch_add(&seq, 1));
   snprintf(src, sizeof src, "%s/files", tmp);
   snprintf(db, sizeof db, "%s/db", tmp);
   fl_kv_rocksdb_shared_t *sh = NULL; /* a cache of its own: several workers read the files */
