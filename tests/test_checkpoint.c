@@ -445,6 +445,75 @@ static void log_lines_go_to_the_log_function(void **state) {
   collector_free(&c);
 }
 
+/* ---- a restore that falls back never repeats committed output ---- */
+
+/* The largest checkpoint id under root, and how many complete checkpoints it holds. */
+static int64_t newest_checkpoint(const char *root, int *complete) {
+  DIR *d = opendir(root);
+  int64_t max = 0;
+  *complete = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    long long id;
+    char p[4400];
+    if (sscanf(e->d_name, "chk-%lld", &id) != 1) continue;
+    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
+    if (access(p, F_OK) != 0) continue;
+    (*complete)++;
+    if (id > max) max = id;
+  }
+  if (d) closedir(d);
+  return max;
+}
+
+static void run_fallback_job(const char *root, const char *out, bool restore) {
+  const char *kv[] = {"parallelism", "2",
+                      "state.checkpoints.dir", root,
+                      "state.checkpoints.num-retained", "3",
+                      "execution.checkpointing.interval", "10ms",
+                      "execution.savepoint.path", restore ? root : "",
+                      NULL};
+  fl_env_t *env = env_conf(kv);
+  assert_non_null(env);
+  log_sink_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  fl_env_set_log(env, collect_log, &l); /* the fallback is logged, not printed */
+  ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64,
+               .rate_per_ms = 300};
+  ckjob_build(env, &j, out);
+  int rc = fl_env_execute(env, "fallback");
+  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
+  assert_int_equal(rc, 0);
+  fl_env_destroy(env);
+}
+
+/* The newest checkpoint is damaged after its output was committed: the next start
+ * restores the one before and replays from there; the file sink takes back what it
+ * committed after the restored checkpoint, so the output holds every record once. The
+ * same when no checkpoint is left at all (the directory was deleted). */
+static void fallback_past_a_corrupt_checkpoint_takes_back_its_output(void **state) {
+  char root[512], out[512], man[700];
+  snprintf(root, sizeof root, "%s/fallback-ckpts", g_tmp);
+  snprintf(out, sizeof out, "%s/fallback-out", g_tmp);
+  run_fallback_job(root, out, false);
+  check_output(out, N);
+  int complete = 0;
+  int64_t newest = newest_checkpoint(root, &complete);
+  assert_true(complete >= 2); /* one to fall back to */
+  snprintf(man, sizeof man, "%s/chk-%lld/_manifest", root, (long long)newest);
+  FILE *f = fopen(man, "r+b");
+  assert_non_null(f);
+  int c = fgetc(f);
+  fseek(f, 0, SEEK_SET);
+  fputc(c ^ 0x20, f);
+  fclose(f);
+  run_fallback_job(root, out, true);
+  check_output(out, N);
+
+  rm_rf(root);
+  run_fallback_job(root, out, false); /* nothing to restore: a fresh start */
+  check_output(out, N);
+}
+
 /* Checkpoints that cannot even start count as failed, and the error that ends the job
  * names the last cause. */
 static int never_ending_run(fl_context_t *ctx, void *inst) { return FL_SOURCE_WAIT; }
@@ -496,6 +565,7 @@ int main(void) {
       cmocka_unit_test(restart_ignores_checkpoints_of_an_earlier_run),
       cmocka_unit_test(log_lines_go_to_the_log_function),
       cmocka_unit_test(checkpoints_that_cannot_start_are_counted_and_named),
+      cmocka_unit_test(fallback_past_a_corrupt_checkpoint_takes_back_its_output),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

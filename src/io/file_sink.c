@@ -12,6 +12,15 @@
  * subtask per old subtask: i % parallelism == s) and deletes every other in-progress
  * or pending file of those old subtasks, which belongs to an attempt after it.
  *
+ * Taking back: a job that starts from checkpoint R (or from nothing, R = 0) will write
+ * again everything after R, so the committed files of later checkpoints, and "end"
+ * files that R's state does not list, are output it is about to repeat: each subtask
+ * deletes those of the old subtasks it stands for (s % parallelism == subtask) and
+ * logs it (at open for a fresh start, in restore otherwise). This happens
+ * when a restore falls back past a damaged newest checkpoint, or starts over after the
+ * checkpoint directory was deleted; the files then hold every record once. The
+ * directory belongs to the sink: files named part-* there are taken for its own.
+ *
  * The last file: when the input ends, the in-progress file becomes ".part-<s>-end.pending"
  * and is committed only by a checkpoint triggered after that (the final checkpoint,
  * which every worker waits for): one triggered before could be restored and would
@@ -87,6 +96,65 @@ static int commit_one(fl_context_t *ctx, finst_t *in, int s, int64_t id) {
   return sys_fail(ctx, "cannot commit", from);
 }
 
+/* "part-<s>-<id>" or "part-<s>-end" (id END_ID): true with s and id. */
+static bool parse_final(const char *name, int *s, int64_t *id) {
+  if (strncmp(name, "part-", 5) != 0) return false;
+  char *end = NULL;
+  long v = strtol(name + 5, &end, 10);
+  if (end == name + 5 || *end != '-' || v < 0 || v > INT32_MAX) return false;
+  *s = (int)v;
+  const char *rest = end + 1;
+  if (strcmp(rest, "end") == 0) {
+    *id = END_ID;
+    return true;
+  }
+  if (*rest < '0' || *rest > '9') return false;
+  long long x = strtoll(rest, &end, 10);
+  if (*end) return false;
+  *id = x;
+  return true;
+}
+
+/* Deletes the committed files of this subtask's old subtasks that come after the
+ * checkpoint the job starts from (see the file comment). ends_kept(s): whether the
+ * restored state lists old subtask s's end file (NULL: none does). */
+static int take_back(fl_context_t *ctx, finst_t *in, int64_t restored, const bool *ends_kept,
+                     size_t n_kept) {
+  DIR *d = opendir(in->cfg->dir);
+  if (!d) return sys_fail(ctx, "cannot list", in->cfg->dir);
+  int rc = FL_OK;
+  size_t n = 0;
+  char first[300] = "";
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    int s;
+    int64_t id;
+    if (!parse_final(e->d_name, &s, &id) || s % in->parallelism != in->subtask) continue;
+    if (id <= restored) continue;
+    if (id == END_ID && ends_kept && (size_t)s < n_kept && ends_kept[s]) continue;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", in->cfg->dir, e->d_name);
+    if (unlink(path) != 0 && errno != ENOENT) {
+      rc = sys_fail(ctx, "cannot delete", path);
+      break;
+    }
+    if (!n++) snprintf(first, sizeof first, "%s", e->d_name);
+  }
+  closedir(d);
+  if (rc || !n) return rc;
+  if (restored)
+    fl_ctx_log(ctx, FL_LOG_WARN,
+               "file sink: deleted %zu committed file(s) of %s (%s%s) written after "
+               "checkpoint %lld, from which the job restores: their records are written again",
+               n, in->cfg->dir, first, n > 1 ? ", ..." : "", (long long)restored);
+  else
+    fl_ctx_log(ctx, FL_LOG_WARN,
+               "file sink: deleted %zu committed file(s) of %s (%s%s): the job starts without a "
+               "checkpoint and writes everything again",
+               n, in->cfg->dir, first, n > 1 ? ", ..." : "");
+  return sync_dir(ctx, in->cfg->dir);
+}
+
 static int fs_open(fl_context_t *ctx, void *opaque, void **instance) {
   finst_t *in = calloc(1, sizeof *in);
   if (!in) return FL_ENOMEM;
@@ -97,6 +165,13 @@ static int fs_open(fl_context_t *ctx, void *opaque, void **instance) {
   if (fl_mkdir_p(in->cfg->dir, true, why, sizeof why) != 0) {
     free(in);
     return fl_ctx_fail(ctx, "file sink: %s", why);
+  }
+  if (!fl_ctx_restored_checkpoint_id(ctx)) { /* a restore takes back in fs_restore */
+    int rc = take_back(ctx, in, 0, NULL, 0);
+    if (rc) {
+      free(in);
+      return rc;
+    }
   }
   *instance = in;
   return FL_OK;
@@ -225,6 +300,21 @@ static int clean_subtask(fl_context_t *ctx, finst_t *in, int s) {
 
 static int fs_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *states, size_t n) {
   finst_t *in = instance;
+  bool *ends = calloc(n ? n : 1, sizeof *ends);
+  if (!ends) return FL_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if ((int)(i % (size_t)in->parallelism) != in->subtask || states[i].len < 4) continue;
+    uint32_t cnt = 0;
+    memcpy(&cnt, states[i].data, 4);
+    for (uint32_t k = 0; k < cnt && 4 + ((size_t)k + 1) * 8 <= states[i].len; k++) {
+      int64_t id;
+      memcpy(&id, (const uint8_t *)states[i].data + 4 + (size_t)k * 8, 8);
+      ends[i] |= id == END_ID;
+    }
+  }
+  int trc = take_back(ctx, in, fl_ctx_restored_checkpoint_id(ctx), ends, n);
+  free(ends);
+  if (trc) return trc;
   for (size_t i = 0; i < n; i++) {
     if ((int)(i % (size_t)in->parallelism) != in->subtask) continue;
     const uint8_t *p = states[i].data;
