@@ -19,17 +19,6 @@
 #include "runtime/job.h"
 #include "state/rocksdb.h"
 
-static fl_snapshot_target_t target_of(fl_op_t *op) {
-  fl_snapshot_target_t t = {
-      .kv = op->node->keyed ? op->kv : NULL,
-      .timers = op->timers,
-      .node_id = op->node->id,
-      .kg_first = op->kg_first,
-      .kg_count = op->kg_count,
-  };
-  return t;
-}
-
 void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
   fl_buf_t opstate;
   fl_buf_init(&opstate);
@@ -59,7 +48,7 @@ void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
       return;
     }
   }
-  fl_snapshot_target_t t = target_of(op);
+  fl_snapshot_target_t t = fl_rt_snapshot_target(op);
   char msg[512];
   rc = fl_snapshot_write(&t, opstate.data, opstate.len, native, op->store_id, dst, msg,
                          sizeof msg);

@@ -422,6 +422,14 @@ static void *coord_main(void *arg) {
   return NULL;
 }
 
+static void coord_free(fl_coord_t *c) {
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cv);
+  pthread_cond_destroy(&c->sp_cv);
+  free(c->acked);
+  free(c);
+}
+
 int fl_coord_start(fl_job_t *job, int64_t first_id, char *msg, size_t size) {
   fl_coord_t *c = calloc(1, sizeof *c);
   if (!c) goto nomem;
@@ -441,11 +449,7 @@ int fl_coord_start(fl_job_t *job, int64_t first_id, char *msg, size_t size) {
   if (pthread_create(&c->thread, NULL, coord_main, c) != 0) {
     snprintf(msg, size, "cannot start the checkpoint coordinator thread");
     job->coord = NULL;
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
-    pthread_cond_destroy(&c->sp_cv);
-    free(c->acked);
-    free(c);
+    coord_free(c);
     return FL_ESYS;
   }
   return FL_OK;
@@ -469,11 +473,7 @@ void fl_coord_stop(fl_job_t *job) {
   while (c->sp_busy) pthread_cond_wait(&c->sp_cv, &c->mu);
   pthread_mutex_unlock(&c->mu);
   job->coord = NULL;
-  pthread_mutex_destroy(&c->mu);
-  pthread_cond_destroy(&c->cv);
-  pthread_cond_destroy(&c->sp_cv);
-  free(c->acked);
-  free(c);
+  coord_free(c);
 }
 
 void fl_coord_wake(fl_job_t *job) {

@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "checkpoint/snapshot.h"
 #include "runtime/channel.h"
 #include "runtime/op.h"
 #include "runtime/workdir.h"
@@ -172,6 +173,9 @@ void fl_rt_maybe_ack(fl_worker_t *w);
 void fl_rt_notify_ops(fl_worker_t *w);
 
 /* ---- op_state.c ---- */
+
+/* What a snapshot of op is taken of and restored into. */
+fl_snapshot_target_t fl_rt_snapshot_target(fl_op_t *op);
 
 /* Flink's cleanupIncrementally(size, runCleanupForEveryRecord) after a record. */
 void fl_rt_ttl_sweep(fl_op_t *op);

@@ -57,6 +57,17 @@ int fl_ctx_sref(fl_context_t *ctx, const fl_state_desc_t *d, int kind, fl_sref_t
   return fl_op_sref(ctx->op, d, ctx->ns, ctx->ns_len, out);
 }
 
+fl_snapshot_target_t fl_rt_snapshot_target(fl_op_t *op) {
+  fl_snapshot_target_t t = {
+      .kv = op->node->keyed ? op->kv : NULL,
+      .timers = op->timers,
+      .node_id = op->node->id,
+      .kg_first = op->kg_first,
+      .kg_count = op->kg_count,
+  };
+  return t;
+}
+
 void fl_rt_ttl_sweep(fl_op_t *op) {
   /* Flink's cleanupIncrementally(size, runCleanupForEveryRecord): after each record,
    * check a few entries of every TTL state this operator opened, whether or not the

@@ -227,13 +227,7 @@ void fl_rt_restore_op(fl_op_t *op) {
     fl_op_fail(op, FL_ENOMEM, "out of memory restoring checkpoint %lld", (long long)r->id);
     return;
   }
-  fl_snapshot_target_t t = {
-      .kv = op->node->keyed ? op->kv : NULL,
-      .timers = op->timers,
-      .node_id = op->node->id,
-      .kg_first = op->kg_first,
-      .kg_count = op->kg_count,
-  };
+  fl_snapshot_target_t t = fl_rt_snapshot_target(op);
   native_arg_t na = {op, r, &t};
   char msg[1024];
   int rc = fl_snapshot_restore(&t, blobs, n, states, restore_native, &na, msg, sizeof msg);
