@@ -65,7 +65,7 @@ configure = $(CMAKE) -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) $(3) $(CMAKE_ARGS)
 # $(call compile,<dir>)
 compile = $(CMAKE) --build $(1) -j $(JOBS)
 
-.PHONY: all build deps test test-plain test-asan test-tsan demo bench install clean help
+.PHONY: all build deps test test-plain test-asan test-tsan demo bench install clean help format
 
 all: build
 
@@ -117,6 +117,11 @@ bench: deps
 install: build
 	$(CMAKE) --install $(BUILD_DIR) --prefix $(PREFIX)
 
+# Rewrites every C file as .clang-format says (ctest `format` checks it in make test).
+format: deps
+	find src include tests tools examples bench \( -name '*.[ch]' -o -name '*.cpp' \) \
+	  -print0 | xargs -0 clang-format -i --style=file
+
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(RELEASE_DIR)
 
@@ -128,5 +133,6 @@ help:
 	@echo "make demo            build and run: $(DEMO_CMD)"
 	@echo "make bench           Release build in $(RELEASE_DIR)/ and run $(BENCH)"
 	@echo "make install PREFIX=/usr/local"
+	@echo "make format          rewrite the sources as .clang-format says"
 	@echo "make clean           remove all build trees"
 	@echo "Variables: JOBS=$(JOBS) CMAKE_ARGS=... FL_TEST_TIMEOUT_SCALE=n FL_SKIP_DEPS=1"

@@ -142,8 +142,7 @@ typedef struct source_inst {
 static int source_open(fl_context_t *ctx, void *opaque, void **instance) {
   const engine_ctx_t *e = opaque;
   source_inst_t *s = calloc(1, sizeof *s);
-  if (!s)
-    return FL_ENOMEM;
+  if (!s) return FL_ENOMEM;
   int subtask = fl_ctx_subtask(ctx);
   gen_init(&s->gen, subtask, e->opts->keys);
   s->n = events_of(e->opts, subtask);
@@ -162,8 +161,7 @@ static int source_run(fl_context_t *ctx, void *instance) {
     gen_next(&s->gen, &key, &amount);
     int rc = fl_emit(ctx, &key, sizeof key, &amount, sizeof amount,
                      BASE_TS + (int64_t)(s->i / s->per_ms));
-    if (rc != 0)
-      return rc;
+    if (rc != 0) return rc;
   }
   return s->i == s->n ? FL_SOURCE_END : FL_SOURCE_MORE;
 }
@@ -194,8 +192,7 @@ static void sum_merge(void *acc, const void *other, void *opaque) {
   ((sum_acc_t *)acc)->sum += ((const sum_acc_t *)other)->sum;
 }
 
-static int sum_result(fl_context_t *ctx, const fl_window_t *w, const void *acc,
-                      void *opaque) {
+static int sum_result(fl_context_t *ctx, const fl_window_t *w, const void *acc, void *opaque) {
   (void)opaque;
   size_t key_len = 0;
   const void *key = fl_ctx_key(ctx, &key_len);
@@ -211,8 +208,7 @@ typedef struct sink_inst {
 static int sink_open(fl_context_t *ctx, void *opaque, void **instance) {
   (void)ctx;
   sink_inst_t *s = calloc(1, sizeof *s);
-  if (!s)
-    return FL_ENOMEM;
+  if (!s) return FL_ENOMEM;
   s->e = opaque;
   *instance = s;
   return 0;
@@ -223,8 +219,8 @@ static int sink_write(fl_context_t *ctx, const fl_record_t *in, void *instance) 
   uint64_t key;
   double sum;
   if (in->key_len != sizeof key || in->value_len != sizeof sum)
-    return fl_ctx_fail(ctx, "result with key %zu / value %zu bytes, expected 8 / 8",
-                       in->key_len, in->value_len);
+    return fl_ctx_fail(ctx, "result with key %zu / value %zu bytes, expected 8 / 8", in->key_len,
+                       in->value_len);
   memcpy(&key, in->key, sizeof key);
   memcpy(&sum, in->value, sizeof sum);
   s->r.count++;
@@ -246,8 +242,7 @@ static void sink_close(void *instance) {
 
 /* An environment with the parallelism and the "key=value" settings; errors go to
  * stderr. */
-static int make_env(int parallelism, const char *const *settings, int n_settings,
-                    fl_env_t **env) {
+static int make_env(int parallelism, const char *const *settings, int n_settings, fl_env_t **env) {
   fl_config_t *conf = fl_config_new();
   char errstr[512] = "", buf[256];
   int rc = FL_ENOMEM;
@@ -257,8 +252,7 @@ static int make_env(int parallelism, const char *const *settings, int n_settings
     goto done;
   }
   snprintf(buf, sizeof buf, "%d", parallelism);
-  if ((rc = fl_config_set(conf, "parallelism", buf, errstr, sizeof errstr)) != 0)
-    goto done;
+  if ((rc = fl_config_set(conf, "parallelism", buf, errstr, sizeof errstr)) != 0) goto done;
   for (int i = 0; i < n_settings; i++) {
     const char *eq = strchr(settings[i], '=');
     if (!eq || (size_t)(eq - settings[i]) >= sizeof buf) {
@@ -268,13 +262,11 @@ static int make_env(int parallelism, const char *const *settings, int n_settings
     }
     memcpy(buf, settings[i], (size_t)(eq - settings[i]));
     buf[eq - settings[i]] = '\0';
-    if ((rc = fl_config_set(conf, buf, eq + 1, errstr, sizeof errstr)) != 0)
-      goto done;
+    if ((rc = fl_config_set(conf, buf, eq + 1, errstr, sizeof errstr)) != 0) goto done;
   }
   rc = fl_env_new(env, conf, errstr, sizeof errstr);
 done:
-  if (rc != 0)
-    fprintf(stderr, "flink-bench: %s\n", errstr);
+  if (rc != 0) fprintf(stderr, "flink-bench: %s\n", errstr);
   fl_config_destroy(conf);
   return rc;
 }
@@ -306,8 +298,7 @@ static int run_engine(const bench_opts_t *o, results_t *out, double *wall, doubl
   int rc;
 
   pthread_mutex_init(&e.mu, NULL);
-  if ((rc = make_env(o->parallelism, o->settings, o->n_settings, &env)) != 0)
-    goto done;
+  if ((rc = make_env(o->parallelism, o->settings, o->n_settings, &env)) != 0) goto done;
 
   fl_watermark_strategy_t ws = {
       .version = FL_WATERMARK_STRATEGY_VERSION,
@@ -354,8 +345,7 @@ typedef struct sum_map {
 
 static int map_init(sum_map_t *m, uint64_t max_keys) {
   size_t cap = 16;
-  while (cap < 2 * max_keys)
-    cap *= 2;
+  while (cap < 2 * max_keys) cap *= 2;
   memset(m, 0, sizeof *m);
   m->keys = malloc(cap * sizeof *m->keys);
   m->sums = malloc(cap * sizeof *m->sums);
@@ -417,8 +407,7 @@ static int run_baseline(const bench_opts_t *o, results_t *out, double *wall) {
 
   /* A window holds at most window_ms * per_ms events per subtask. */
   uint64_t per_window = (uint64_t)o->window_ms * o->per_ms * (uint64_t)o->parallelism;
-  if (map_init(&m, o->keys < per_window ? o->keys : per_window) != 0 || !gens || !n)
-    goto done;
+  if (map_init(&m, o->keys < per_window ? o->keys : per_window) != 0 || !gens || !n) goto done;
   for (int s = 0; s < o->parallelism; s++) {
     gen_init(&gens[s], s, o->keys);
     n[s] = events_of(o, s);
@@ -429,8 +418,7 @@ static int run_baseline(const bench_opts_t *o, results_t *out, double *wall) {
     int64_t ts = BASE_TS + (int64_t)(i / o->per_ms);
     int64_t ws = window_start(ts, o->window_ms);
     if (ws != cur) {
-      if (cur != INT64_MIN)
-        map_flush(&m, cur + o->window_ms - 1, &r);
+      if (cur != INT64_MIN) map_flush(&m, cur + o->window_ms - 1, &r);
       cur = ws;
     }
     for (int s = 0; s < o->parallelism && i < n[s]; s++) {
@@ -440,8 +428,7 @@ static int run_baseline(const bench_opts_t *o, results_t *out, double *wall) {
       map_add(&m, key, amount);
     }
   }
-  if (cur != INT64_MIN)
-    map_flush(&m, cur + o->window_ms - 1, &r);
+  if (cur != INT64_MIN) map_flush(&m, cur + o->window_ms - 1, &r);
   *wall = bench_now_s() - t0;
   *out = r;
   rc = 0;
@@ -456,11 +443,12 @@ done:
 /* Command line                                                                       */
 
 static void window_usage(FILE *f) {
-  fprintf(f, "usage: flink-bench window [--events N] [--keys K] [--window-ms W]\n"
-             "                          [--parallelism P] [--events-per-ms R] [--set KEY=VALUE]...\n"
-             "defaults: --events 5000000 --keys 10000 --window-ms 1000 --parallelism 2\n"
-             "          --events-per-ms 1000 (event time advances 1 ms every R events per\n"
-             "          subtask: 1,000,000 events per second of event time)\n");
+  fprintf(f,
+          "usage: flink-bench window [--events N] [--keys K] [--window-ms W]\n"
+          "                          [--parallelism P] [--events-per-ms R] [--set KEY=VALUE]...\n"
+          "defaults: --events 5000000 --keys 10000 --window-ms 1000 --parallelism 2\n"
+          "          --events-per-ms 1000 (event time advances 1 ms every R events per\n"
+          "          subtask: 1,000,000 events per second of event time)\n");
 }
 
 static int parse_u64(const char *name, const char *v, uint64_t max, uint64_t *out) {
@@ -493,22 +481,17 @@ static int parse_window_args(int argc, char **argv, bench_opts_t *o) {
     }
     const char *v = argv[++i];
     if (strcmp(name, "--events") == 0) {
-      if (parse_u64(name, v, UINT64_C(1) << 40, &o->events) != 0)
-        return -1;
+      if (parse_u64(name, v, UINT64_C(1) << 40, &o->events) != 0) return -1;
     } else if (strcmp(name, "--keys") == 0) {
       /* the baseline map holds every key of a window in 32-bit slot indices */
-      if (parse_u64(name, v, UINT64_C(1) << 28, &o->keys) != 0)
-        return -1;
+      if (parse_u64(name, v, UINT64_C(1) << 28, &o->keys) != 0) return -1;
     } else if (strcmp(name, "--window-ms") == 0) {
-      if (parse_u64(name, v, UINT64_C(1) << 40, &x) != 0)
-        return -1;
+      if (parse_u64(name, v, UINT64_C(1) << 40, &x) != 0) return -1;
       o->window_ms = (int64_t)x;
     } else if (strcmp(name, "--events-per-ms") == 0) {
-      if (parse_u64(name, v, UINT64_C(1) << 30, &o->per_ms) != 0)
-        return -1;
+      if (parse_u64(name, v, UINT64_C(1) << 30, &o->per_ms) != 0) return -1;
     } else if (strcmp(name, "--parallelism") == 0) {
-      if (parse_u64(name, v, 256, &x) != 0)
-        return -1;
+      if (parse_u64(name, v, 256, &x) != 0) return -1;
       o->parallelism = (int)x;
     } else if (strcmp(name, "--set") == 0) {
       if (o->n_settings == MAX_SETTINGS) {
@@ -534,31 +517,29 @@ static int bench_window(int argc, char **argv) {
     window_usage(stderr);
     return 2;
   }
-  if (run_engine(&o, &engine, &e_wall, &e_cpu) != 0)
-    return 1;
+  if (run_engine(&o, &engine, &e_wall, &e_cpu) != 0) return 1;
   if (run_baseline(&o, &baseline, &b_wall) != 0) {
     fprintf(stderr, "flink-bench: out of memory\n");
     return 1;
   }
-  bool match = engine.count == baseline.count && engine.sum == baseline.sum &&
-               engine.hash == baseline.hash;
+  bool match =
+      engine.count == baseline.count && engine.sum == baseline.sum && engine.hash == baseline.hash;
   double e_rate = e_wall > 0 ? (double)o.events / e_wall : 0;
   double b_rate = b_wall > 0 ? (double)o.events / b_wall : 0;
-  printf("{\"bench\":\"window\",\"events\":%" PRIu64 ",\"keys\":%" PRIu64
-         ",\"window_ms\":%" PRId64 ",\"events_per_ms\":%" PRIu64
+  printf("{\"bench\":\"window\",\"events\":%" PRIu64 ",\"keys\":%" PRIu64 ",\"window_ms\":%" PRId64
+         ",\"events_per_ms\":%" PRIu64
          ",\"parallelism\":%d,\"engine_events_per_s\":%.0f,"
          "\"baseline_events_per_s\":%.0f,\"ratio\":%.4f,\"engine_seconds\":%.6f,"
          "\"baseline_seconds\":%.6f,\"engine_cpu_seconds\":%.6f,\"results\":%" PRIu64
          ",\"baseline_results\":%" PRIu64 ",\"checksum_match\":%s}\n",
          o.events, o.keys, o.window_ms, o.per_ms, o.parallelism, e_rate, b_rate,
-         b_rate > 0 ? e_rate / b_rate : 0.0, e_wall, b_wall, e_cpu, engine.count,
-         baseline.count, match ? "true" : "false");
+         b_rate > 0 ? e_rate / b_rate : 0.0, e_wall, b_wall, e_cpu, engine.count, baseline.count,
+         match ? "true" : "false");
   if (!match)
     fprintf(stderr,
             "flink-bench: engine and baseline differ: results %" PRIu64 " vs %" PRIu64
             ", sum %.17g vs %.17g, hash %016" PRIx64 " vs %016" PRIx64 "\n",
-            engine.count, baseline.count, engine.sum, baseline.sum, engine.hash,
-            baseline.hash);
+            engine.count, baseline.count, engine.sum, baseline.sum, engine.hash, baseline.hash);
   return match ? 0 : 1;
 }
 
@@ -598,8 +579,7 @@ static inline uint64_t result_checksum(const void *value, size_t len, int64_t ts
 
 static int nx_sink_open(fl_context_t *ctx, void *opaque, void **instance) {
   nx_sink_inst_t *s = calloc(1, sizeof *s);
-  if (!s)
-    return fl_ctx_fail(ctx, "counting sink: out of memory");
+  if (!s) return fl_ctx_fail(ctx, "counting sink: out of memory");
   s->c = opaque;
   *instance = s;
   return 0;
@@ -652,8 +632,7 @@ static int nexmark_engine(const nexmark_opts_t *o, const nx_gen_t *gen, const nx
   int rc;
 
   pthread_mutex_init(&sc.mu, NULL);
-  if ((rc = make_env(o->parallelism, o->settings, o->n_settings, &env)) != 0)
-    goto done;
+  if ((rc = make_env(o->parallelism, o->settings, o->n_settings, &env)) != 0) goto done;
   fl_stream_t *results = q->build(env, nx_source(env, gen));
   if (!results) {
     fprintf(stderr, "flink-bench: %s: cannot build the query: %s\n", q->name,
@@ -694,10 +673,8 @@ static void baseline_q0_q1(const nx_gen_t *g, bool euro, nx_results_t *r) {
     int64_t ts;
     size_t len = nx_gen_event(g, n, ev, &ts);
     nx_bid_t b;
-    if (nx_kind_of(ev, len) != NX_BID || nx_decode_bid(ev, len, &b) != 0)
-      continue;
-    if (euro)
-      b.price *= 908;
+    if (nx_kind_of(ev, len) != NX_BID || nx_decode_bid(ev, len, &b) != 0) continue;
+    if (euro) b.price *= 908;
     b.channel.len = 0;
     b.url.len = 0;
     size_t olen = nx_encode_bid(&b, out, sizeof out);
@@ -713,11 +690,9 @@ static void baseline_q2(const nx_gen_t *g, nx_results_t *r) {
     int64_t ts;
     size_t len = nx_gen_event(g, n, ev, &ts);
     nx_bid_wire_t h;
-    if (nx_kind_of(ev, len) != NX_BID)
-      continue;
+    if (nx_kind_of(ev, len) != NX_BID) continue;
     memcpy(&h, ev, sizeof h);
-    if (h.auction % 123 != 0)
-      continue;
+    if (h.auction % 123 != 0) continue;
     nx_q2_t q = {h.auction, h.price};
     r->count++;
     r->checksum += result_checksum(&q, sizeof q, ts);
@@ -762,10 +737,8 @@ static int nexmark_dump(const nx_gen_t *g, const char *path) {
       rc = -1;
     }
   }
-  if ((f == stdout ? fflush(f) : fclose(f)) != 0)
-    rc = -1;
-  if (rc != 0)
-    fprintf(stderr, "flink-bench: --dump-events %s: write failed\n", path);
+  if ((f == stdout ? fflush(f) : fclose(f)) != 0) rc = -1;
+  if (rc != 0) fprintf(stderr, "flink-bench: --dump-events %s: write failed\n", path);
   return rc;
 }
 
@@ -779,8 +752,7 @@ static int nexmark_one(const nexmark_opts_t *o, const nx_gen_t *gen, const nx_qu
     snprintf(path, sizeof path, "%s.%s", o->output, q->name);
     output = path;
   }
-  if (nexmark_engine(o, gen, q, output, &e) != 0)
-    return 1;
+  if (nexmark_engine(o, gen, q, output, &e) != 0) return 1;
   double events = (double)o->gen.events;
   double rate = e.wall > 0 ? events / e.wall : 0;
   printf("{\"query\":\"%s\",\"events\":%" PRIu64 ",\"parallelism\":%d,\"rate\":%" PRIu64
@@ -791,18 +763,16 @@ static int nexmark_one(const nexmark_opts_t *o, const nx_gen_t *gen, const nx_qu
   int status = 0;
   if (o->baseline && nexmark_baseline(gen, q, &b)) {
     double b_rate = b.wall > 0 ? events / b.wall : 0;
-    bool match = b.results.count == e.results.count &&
-                 b.results.checksum == e.results.checksum;
-    printf(",\"baseline_seconds\":%.6f,\"baseline_events_per_s\":%.0f,\"ratio\":%.4f,"
-           "\"baseline_results\":%" PRIu64 ",\"results_match\":%s",
-           b.wall, b_rate, b_rate > 0 ? rate / b_rate : 0, b.results.count,
-           match ? "true" : "false");
+    bool match = b.results.count == e.results.count && b.results.checksum == e.results.checksum;
+    printf(
+        ",\"baseline_seconds\":%.6f,\"baseline_events_per_s\":%.0f,\"ratio\":%.4f,"
+        "\"baseline_results\":%" PRIu64 ",\"results_match\":%s",
+        b.wall, b_rate, b_rate > 0 ? rate / b_rate : 0, b.results.count, match ? "true" : "false");
     if (!match) {
       fprintf(stderr,
               "flink-bench: %s: engine and baseline differ: %" PRIu64 " vs %" PRIu64
               " results, checksum %016" PRIx64 " vs %016" PRIx64 "\n",
-              q->name, e.results.count, b.results.count, e.results.checksum,
-              b.results.checksum);
+              q->name, e.results.count, b.results.count, e.results.checksum, b.results.checksum);
       status = 1;
     }
   }
@@ -817,13 +787,13 @@ static void nexmark_usage(FILE *f) {
           "                           [--rate R] [--seed S] [--dump-events PATH]\n"
           "                           [--output PATH] [--no-baseline] [--set KEY=VALUE]...\n"
           "queries:");
-  for (size_t i = 0; i < nx_query_count(); i++)
-    fprintf(f, " %s", nx_query_at(i)->name);
-  fprintf(f, "\n"
-             "defaults: --query all --events 10000000 --parallelism 1 --rate 10000000\n"
-             "          (events per second of event time) --seed 42\n"
-             "--output PATH writes the results as JSON lines (PATH.qN with --query all);\n"
-             "--dump-events PATH writes the generated events as JSON lines (- for stdout).\n");
+  for (size_t i = 0; i < nx_query_count(); i++) fprintf(f, " %s", nx_query_at(i)->name);
+  fprintf(f,
+          "\n"
+          "defaults: --query all --events 10000000 --parallelism 1 --rate 10000000\n"
+          "          (events per second of event time) --seed 42\n"
+          "--output PATH writes the results as JSON lines (PATH.qN with --query all);\n"
+          "--dump-events PATH writes the generated events as JSON lines (- for stdout).\n");
 }
 
 static int parse_nexmark_args(int argc, char **argv, nexmark_opts_t *o) {
@@ -855,11 +825,9 @@ static int parse_nexmark_args(int argc, char **argv, nexmark_opts_t *o) {
       }
       o->query = v;
     } else if (strcmp(name, "--events") == 0) {
-      if (parse_u64(name, v, UINT64_C(1) << 40, &o->gen.events) != 0)
-        return -1;
+      if (parse_u64(name, v, UINT64_C(1) << 40, &o->gen.events) != 0) return -1;
     } else if (strcmp(name, "--rate") == 0) {
-      if (parse_u64(name, v, UINT64_C(1) << 40, &o->gen.rate) != 0)
-        return -1;
+      if (parse_u64(name, v, UINT64_C(1) << 40, &o->gen.rate) != 0) return -1;
     } else if (strcmp(name, "--seed") == 0) {
       char *end;
       errno = 0;
@@ -870,8 +838,7 @@ static int parse_nexmark_args(int argc, char **argv, nexmark_opts_t *o) {
       }
       o->gen.seed = s;
     } else if (strcmp(name, "--parallelism") == 0) {
-      if (parse_u64(name, v, 256, &x) != 0)
-        return -1;
+      if (parse_u64(name, v, 256, &x) != 0) return -1;
       o->parallelism = (int)x;
     } else if (strcmp(name, "--dump-events") == 0) {
       o->dump_events = v;
@@ -901,8 +868,9 @@ static int bench_nexmark(int argc, char **argv) {
   }
   int rc = nx_gen_new(&gen, &o.gen);
   if (rc != 0) {
-    fprintf(stderr, "flink-bench: cannot make the generator (%s): --events %" PRIu64
-                    " at --rate %" PRIu64 " does not fit in event time\n",
+    fprintf(stderr,
+            "flink-bench: cannot make the generator (%s): --events %" PRIu64 " at --rate %" PRIu64
+            " does not fit in event time\n",
             fl_err_name(rc), o.gen.events, o.gen.rate);
     return 1;
   }
@@ -927,8 +895,7 @@ static void table_row(json_t *o) {
   const char *q = json_string_value(json_object_get(o, "query"));
   json_t *ratio = json_object_get(o, "ratio");
   char ratio_s[32] = "";
-  if (json_is_number(ratio))
-    snprintf(ratio_s, sizeof ratio_s, "%.3f", json_number_value(ratio));
+  if (json_is_number(ratio)) snprintf(ratio_s, sizeof ratio_s, "%.3f", json_number_value(ratio));
   printf("| %s | %lld | %lld | %.0f | %.0f | %.2f | %s |\n", q,
          (long long)json_integer_value(json_object_get(o, "parallelism")),
          (long long)json_integer_value(json_object_get(o, "events")),
@@ -956,11 +923,11 @@ static int table_file(FILE *f, const char *name) {
 
 static int bench_nexmark_table(int argc, char **argv) {
   int rc = 0;
-  printf("| query | P | events | events/s | events/s per core | cores used | "
-         "ratio to plain C |\n");
+  printf(
+      "| query | P | events | events/s | events/s per core | cores used | "
+      "ratio to plain C |\n");
   printf("|---|---:|---:|---:|---:|---:|---:|\n");
-  if (argc <= 2)
-    return table_file(stdin, "stdin");
+  if (argc <= 2) return table_file(stdin, "stdin");
   for (int i = 2; i < argc; i++) {
     FILE *f = strcmp(argv[i], "-") == 0 ? stdin : fopen(argv[i], "r");
     if (!f) {
@@ -969,8 +936,7 @@ static int bench_nexmark_table(int argc, char **argv) {
       continue;
     }
     rc |= table_file(f, argv[i]);
-    if (f != stdin)
-      fclose(f);
+    if (f != stdin) fclose(f);
   }
   return rc;
 }
@@ -995,8 +961,7 @@ static const command_t commands[] = {
 
 int main(int argc, char **argv) {
   for (size_t i = 0; argc >= 2 && i < sizeof commands / sizeof commands[0]; i++)
-    if (strcmp(argv[1], commands[i].name) == 0)
-      return commands[i].run(argc, argv);
+    if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc, argv);
   bool help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
   FILE *f = help ? stdout : stderr;
   fprintf(f, "usage: flink-bench COMMAND [OPTIONS]  (COMMAND --help for its options)\n");

@@ -73,17 +73,21 @@ static int usage(const char *fmt, const char *arg) {
     fprintf(stderr, fmt, arg);
     fputc('\n', stderr);
   }
-  fputs("usage: kafka_features [--brokers LIST] [--produce] [--bounded] [--events N]\n"
-        "                      [--input-topic T] [--output-topic T] [--parallelism N]\n"
-        "                      [--checkpoint-dir DIR] [--sample N]\n"
-        "Without --brokers: a local mock cluster, sample input, bounded, exactly once.\n",
-        fmt != NULL ? stderr : stdout);
+  fputs(
+      "usage: kafka_features [--brokers LIST] [--produce] [--bounded] [--events N]\n"
+      "                      [--input-topic T] [--output-topic T] [--parallelism N]\n"
+      "                      [--checkpoint-dir DIR] [--sample N]\n"
+      "Without --brokers: a local mock cluster, sample input, bounded, exactly once.\n",
+      fmt != NULL ? stderr : stdout);
   return fmt != NULL ? 2 : 0;
 }
 
 static int parse_args(int argc, char **argv, options_t *o) {
-  *o = (options_t){.events = 100000, .in_topic = "raw.purchases",
-                   .out_topic = "features.user_5min_spend", .parallelism = 2, .sample = 8};
+  *o = (options_t){.events = 100000,
+                   .in_topic = "raw.purchases",
+                   .out_topic = "features.user_5min_spend",
+                   .parallelism = 2,
+                   .sample = 8};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -185,8 +189,7 @@ static int spend_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *
   return FL_OK;
 }
 
-static int spend_result(fl_context_t *ctx, const fl_window_t *w, const void *acc,
-                        void *opaque) {
+static int spend_result(fl_context_t *ctx, const fl_window_t *w, const void *acc, void *opaque) {
   const spend_t *s = acc;
   size_t klen;
   const char *user = fl_ctx_key(ctx, &klen);
@@ -208,9 +211,9 @@ static int run_job(const options_t *o, const char *brokers, const char *ckpt_dir
   job_t job = {calloc((size_t)o->parallelism, sizeof(parse_buf_t)), o->parallelism};
   snprintf(par, sizeof par, "%d", o->parallelism);
   if (!conf || !job.bufs || fl_config_set(conf, "parallelism", par, err, sizeof err) ||
-      (ckpt_dir && (fl_config_set(conf, "state.checkpoints.dir", ckpt_dir, err, sizeof err) ||
-                    fl_config_set(conf, "execution.checkpointing.interval", interval, err,
-                                  sizeof err))) ||
+      (ckpt_dir &&
+       (fl_config_set(conf, "state.checkpoints.dir", ckpt_dir, err, sizeof err) ||
+        fl_config_set(conf, "execution.checkpointing.interval", interval, err, sizeof err))) ||
       fl_env_new(&env, conf, err, sizeof err)) {
     fprintf(stderr, "kafka_features: %s\n", conf && job.bufs ? err : "out of memory");
     goto out;
@@ -235,12 +238,12 @@ static int run_job(const options_t *o, const char *brokers, const char *ckpt_dir
                            .init = spend_init,
                            .add = spend_add,
                            .result = spend_result};
-  fl_kafka_sink_opts_t sink = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                               .brokers = brokers,
-                               .topic = o->out_topic,
-                               .guarantee = ckpt_dir ? FL_KAFKA_EXACTLY_ONCE
-                                                     : FL_KAFKA_AT_LEAST_ONCE,
-                               .transactional_id_prefix = "kafka_features"};
+  fl_kafka_sink_opts_t sink = {
+      .version = FL_KAFKA_SINK_OPTS_VERSION,
+      .brokers = brokers,
+      .topic = o->out_topic,
+      .guarantee = ckpt_dir ? FL_KAFKA_EXACTLY_ONCE : FL_KAFKA_AT_LEAST_ONCE,
+      .transactional_id_prefix = "kafka_features"};
   fl_stream_t *purchases = fl_source_kafka(env, "raw.purchases", &src);
   fl_windowed_stream_t *w =
       fl_window_tumbling(fl_stream_key_by(purchases, NULL, NULL), FL_EVENT_TIME, WINDOW_MS, 0);
@@ -261,8 +264,7 @@ static int run_job(const options_t *o, const char *brokers, const char *ckpt_dir
            erc == FL_OK ? "finished" : "stopped",
            json_integer_value(json_object_get(um, "records-consumed")),
            json_integer_value(json_object_get(um, "deserialize-errors-skipped")),
-           json_integer_value(
-               json_object_get(json_object_get(root, "checkpoints"), "completed")));
+           json_integer_value(json_object_get(json_object_get(root, "checkpoints"), "completed")));
     json_decref(root);
     fl_free(m);
     rc = 0;
@@ -307,13 +309,14 @@ static int64_t produce_sample(const options_t *o, const char *brokers) {
     int64_t c = 100 + (int64_t)((x >> 20) % 9900);
     int64_t ts = T0 + i * (3600000LL / o->events) - (int64_t)((x >> 40) % 3000);
     cents += c;
-    int n = snprintf(line, sizeof line, "{\"user\":\"%s\",\"amount\":%" PRId64 ".%02d,\"ts\":%" PRId64 "}",
-                     user, c / 100, (int)(c % 100), ts);
+    int n = snprintf(line, sizeof line,
+                     "{\"user\":\"%s\",\"amount\":%" PRId64 ".%02d,\"ts\":%" PRId64 "}", user,
+                     c / 100, (int)(c % 100), ts);
     rd_kafka_resp_err_t e;
-    while ((e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(o->in_topic), RD_KAFKA_V_KEY(user, (size_t)ul),
-                                  RD_KAFKA_V_VALUE(line, (size_t)n),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+    while ((e = rd_kafka_producev(
+                p, RD_KAFKA_V_TOPIC(o->in_topic), RD_KAFKA_V_KEY(user, (size_t)ul),
+                RD_KAFKA_V_VALUE(line, (size_t)n), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
       rd_kafka_poll(p, 10);
     if (e) {
       fprintf(stderr, "kafka_features: producing to %s: %s\n", o->in_topic, rd_kafka_err2str(e));
@@ -335,9 +338,13 @@ static int64_t produce_sample(const options_t *o, const char *brokers) {
 /* Reads the output topic to its end as a read_committed consumer; prints a sample and
  * returns the total spend in cents, or -1. */
 static int64_t read_features(const options_t *o, const char *brokers, long *n_out) {
-  static const char *const kv[] = {"group.id", "kafka_features.reader",
-                                   "isolation.level", "read_committed",
-                                   "enable.partition.eof", "true", NULL};
+  static const char *const kv[] = {"group.id",
+                                   "kafka_features.reader",
+                                   "isolation.level",
+                                   "read_committed",
+                                   "enable.partition.eof",
+                                   "true",
+                                   NULL};
   rd_kafka_t *c = client(RD_KAFKA_CONSUMER, brokers, kv);
   if (!c) return -1;
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTITIONS);
@@ -423,8 +430,8 @@ int main(int argc, char **argv) {
   int64_t in_cents = 0;
   if (o.produce && (in_cents = produce_sample(&o, brokers)) < 0) rc = 1;
   if (!rc) {
-    printf("running %s -> keyBy(user) -> 5-minute windows -> %s (parallelism %d, %s)\n",
-           o.in_topic, o.out_topic, o.parallelism,
+    printf("running %s -> keyBy(user) -> 5-minute windows -> %s (parallelism %d, %s)\n", o.in_topic,
+           o.out_topic, o.parallelism,
            ckpt ? "exactly once, checkpoints every 200 ms" : "at least once");
     rc = run_job(&o, brokers, ckpt);
   }

@@ -110,28 +110,23 @@ typedef struct strbuf {
 
 static int sb_reserve(strbuf_t *sb, size_t extra) {
   size_t need = sb->len + extra + 1;
-  if (need <= sb->cap)
-    return 0;
+  if (need <= sb->cap) return 0;
   size_t cap = sb->cap ? sb->cap : 256;
-  while (cap < need)
-    cap *= 2;
+  while (cap < need) cap *= 2;
   char *p = realloc(sb->data, cap);
-  if (!p)
-    return FL_ENOMEM;
+  if (!p) return FL_ENOMEM;
   sb->data = p;
   sb->cap = cap;
   return 0;
 }
 
-static int sb_printf(strbuf_t *sb, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static int sb_printf(strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int sb_printf(strbuf_t *sb, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
-  if (n < 0 || sb_reserve(sb, (size_t)n) != 0)
-    return FL_ENOMEM;
+  if (n < 0 || sb_reserve(sb, (size_t)n) != 0) return FL_ENOMEM;
   va_start(ap, fmt);
   vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
   va_end(ap);
@@ -141,8 +136,7 @@ static int sb_printf(strbuf_t *sb, const char *fmt, ...) {
 
 /* Appends s as a JSON string literal (the input was valid UTF-8: jansson checked it). */
 static int sb_json_string(strbuf_t *sb, const char *s, size_t len) {
-  if (sb_reserve(sb, len * 6 + 2) != 0)
-    return FL_ENOMEM;
+  if (sb_reserve(sb, len * 6 + 2) != 0) return FL_ENOMEM;
   char *p = sb->data + sb->len;
   *p++ = '"';
   for (size_t i = 0; i < len; i++) {
@@ -162,9 +156,7 @@ static int sb_json_string(strbuf_t *sb, const char *s, size_t len) {
   return 0;
 }
 
-static int64_t add_sat(int64_t a, int64_t b) {
-  return a > INT64_MAX - b ? INT64_MAX : a + b;
-}
+static int64_t add_sat(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
 
 /* ---------------------------------------------------------------------------------- */
 /* Parsing (subtask 0's instance sees the single-reader source's lines in order)      */
@@ -179,8 +171,7 @@ typedef struct parser {
 static int parser_open(fl_context_t *ctx, void *opaque, void **instance) {
   (void)ctx;
   parser_t *p = calloc(1, sizeof *p);
-  if (!p)
-    return FL_ENOMEM;
+  if (!p) return FL_ENOMEM;
   p->app = opaque;
   *instance = p;
   return 0;
@@ -212,8 +203,7 @@ static void report_bad_line(parser_t *p, const char *fmt, ...) {
 
 static bool is_blank(const char *s, size_t len) {
   for (size_t i = 0; i < len; i++)
-    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-      return false;
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return false;
   return true;
 }
 
@@ -225,8 +215,7 @@ static int parser_process(fl_context_t *ctx, const fl_record_t *in, void *instan
   int rc = 0;
 
   p->line_no++;
-  if (is_blank(in->value, in->value_len))
-    goto done;
+  if (is_blank(in->value, in->value_len)) goto done;
   root = json_loadb(in->value, in->value_len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root || !json_is_object(root)) {
     if (root)
@@ -253,8 +242,7 @@ static int parser_process(fl_context_t *ctx, const fl_record_t *in, void *instan
   rc = fl_emit(ctx, json_string_value(user), json_string_length(user),
                page ? json_string_value(page) : "", page ? json_string_length(page) : 0,
                (int64_t)json_integer_value(ts));
-  if (rc == 0)
-    p->clicks++;
+  if (rc == 0) p->clicks++;
 done:
   json_decref(root);
   return rc;
@@ -274,8 +262,7 @@ typedef struct tracker {
 static int tracker_open(fl_context_t *ctx, void *opaque, void **instance) {
   (void)ctx;
   tracker_t *t = calloc(1, sizeof *t);
-  if (!t)
-    return FL_ENOMEM;
+  if (!t) return FL_ENOMEM;
   t->app = opaque;
   *instance = t;
   return 0;
@@ -294,8 +281,8 @@ static void tracker_close(void *instance) {
 }
 
 /* Emits the session of the current key as a JSON line and clears the state. */
-static int close_session(fl_context_t *ctx, tracker_t *t, const session_t *s,
-                         bool by_timeout, int64_t ts) {
+static int close_session(fl_context_t *ctx, tracker_t *t, const session_t *s, bool by_timeout,
+                         int64_t ts) {
   size_t key_len = 0;
   const char *key = fl_ctx_key(ctx, &key_len);
   t->line.len = 0;
@@ -307,8 +294,7 @@ static int close_session(fl_context_t *ctx, tracker_t *t, const session_t *s,
                 by_timeout ? "timeout" : "gap") != 0)
     return FL_ENOMEM;
   int rc = fl_emit(ctx, key, key_len, t->line.data, t->line.len, ts);
-  if (rc == 0)
-    rc = fl_state_clear(ctx, t->app->session_state);
+  if (rc == 0) rc = fl_state_clear(ctx, t->app->session_state);
   if (rc == 0) {
     if (by_timeout)
       t->sessions_timeout++;
@@ -341,8 +327,7 @@ static int tracker_process(fl_context_t *ctx, const fl_record_t *in, void *insta
   int rc;
 
   int have = load_session(ctx, d, &s);
-  if (have < 0)
-    return have;
+  if (have < 0) return have;
   if (have) {
     int64_t timer = add_sat(s.last, o->gap_ms);
     bool gap = ts > timer;
@@ -355,8 +340,7 @@ static int tracker_process(fl_context_t *ctx, const fl_record_t *in, void *insta
     } else {
       /* Extend the session; an out-of-order event may move its start back. */
       s.count++;
-      if (ts < s.start)
-        s.start = ts;
+      if (ts < s.start) s.start = ts;
       if (ts > s.last) {
         s.last = ts;
         if ((rc = fl_timer_delete(ctx, FL_EVENT_TIME, timer)) != 0 ||
@@ -368,8 +352,7 @@ static int tracker_process(fl_context_t *ctx, const fl_record_t *in, void *insta
   if (!have) {
     s.start = s.last = ts;
     s.count = 1;
-    if ((rc = fl_timer_register(ctx, FL_EVENT_TIME, add_sat(ts, o->gap_ms))) != 0)
-      return rc;
+    if ((rc = fl_timer_register(ctx, FL_EVENT_TIME, add_sat(ts, o->gap_ms))) != 0) return rc;
   }
   return fl_value_set(ctx, d, &s, sizeof s);
 }
@@ -378,15 +361,12 @@ static int tracker_on_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t doma
                             void *instance) {
   tracker_t *t = instance;
   session_t s;
-  if (domain != FL_EVENT_TIME)
-    return 0;
+  if (domain != FL_EVENT_TIME) return 0;
   int have = load_session(ctx, t->app->session_state, &s);
-  if (have < 0)
-    return have;
+  if (have < 0) return have;
   /* No session: it expired (TTL) while its timer stayed. Another deadline: the timer
    * belongs to a session that is gone; the session now open has its own timer. */
-  if (!have || add_sat(s.last, t->app->opt.gap_ms) != ts)
-    return 0;
+  if (!have || add_sat(s.last, t->app->opt.gap_ms) != ts) return 0;
   return close_session(ctx, t, &s, false, ts);
 }
 
@@ -415,8 +395,7 @@ typedef struct click {
 
 static int cmp_click(const void *a, const void *b) {
   const click_t *x = a, *y = b;
-  if (x->arrival != y->arrival)
-    return x->arrival < y->arrival ? -1 : 1;
+  if (x->arrival != y->arrival) return x->arrival < y->arrival ? -1 : 1;
   return x->user - y->user;
 }
 
@@ -424,8 +403,7 @@ static int push_click(click_t **v, size_t *n, size_t *cap, click_t c) {
   if (*n == *cap) {
     size_t ncap = *cap ? *cap * 2 : 1024;
     click_t *nv = realloc(*v, ncap * sizeof *nv);
-    if (!nv)
-      return -1;
+    if (!nv) return -1;
     *v = nv;
     *cap = ncap;
   }
@@ -451,13 +429,10 @@ static int write_demo_input(FILE *f, size_t *n_out) {
       for (int k = 0; k < burst && t < DEMO_BASE_TS + DEMO_SPAN_MS; k++) {
         uint64_t r = splitmix64(&rng);
         click_t c = {t, t, u + 1, (int)(r % 6)};
-        if ((r >> 16) % 20 == 0)
-          c.arrival += 1 + (int64_t)((r >> 24) % DEMO_MAX_DELAY_MS);
-        if (push_click(&v, &n, &cap, c) != 0)
-          goto done;
+        if ((r >> 16) % 20 == 0) c.arrival += 1 + (int64_t)((r >> 24) % DEMO_MAX_DELAY_MS);
+        if (push_click(&v, &n, &cap, c) != 0) goto done;
         /* within a burst: 5 s .. 10 min; heavy users: 1 .. 10 min */
-        t += heavy ? 60000 + (int64_t)((r >> 32) % 540000)
-                   : 5000 + (int64_t)((r >> 32) % 595000);
+        t += heavy ? 60000 + (int64_t)((r >> 32) % 540000) : 5000 + (int64_t)((r >> 32) % 595000);
       }
       if (!heavy) /* pause of 35 min .. 2 h: the session closes by gap */
         t += 35 * 60000 + (int64_t)(splitmix64(&rng) % (85 * 60000));
@@ -465,11 +440,10 @@ static int write_demo_input(FILE *f, size_t *n_out) {
   }
   qsort(v, n, sizeof *v, cmp_click);
   for (size_t i = 0; i < n; i++)
-    if (fprintf(f, "{\"user\":\"u%02d\",\"ts\":%" PRId64 ",\"page\":\"%s\"}\n", v[i].user,
-                v[i].ts, pages[v[i].page]) < 0)
+    if (fprintf(f, "{\"user\":\"u%02d\",\"ts\":%" PRId64 ",\"page\":\"%s\"}\n", v[i].user, v[i].ts,
+                pages[v[i].page]) < 0)
       goto done;
-  if (fputs("{\"user\":\"u03\",\"page\":\"/no-timestamp\"}\n", f) < 0 || fflush(f) != 0)
-    goto done;
+  if (fputs("{\"user\":\"u03\",\"page\":\"/no-timestamp\"}\n", f) < 0 || fflush(f) != 0) goto done;
   *n_out = n;
   rc = 0;
 done:
@@ -490,8 +464,7 @@ typedef struct line_list {
 } line_list_t;
 
 static void line_list_free(line_list_t *l) {
-  for (size_t i = 0; i < l->n; i++)
-    free(l->v[i]);
+  for (size_t i = 0; i < l->n; i++) free(l->v[i]);
   free(l->v);
 }
 
@@ -503,21 +476,17 @@ static int read_lines(const char *path, line_list_t *l) {
   size_t line_cap = 0;
   ssize_t len;
   int rc = -1;
-  if (!f)
-    return -1;
+  if (!f) return -1;
   while ((len = getline(&line, &line_cap, f)) >= 0) {
-    if (len > 0 && line[len - 1] == '\n')
-      line[len - 1] = '\0';
+    if (len > 0 && line[len - 1] == '\n') line[len - 1] = '\0';
     if (l->n == l->cap) {
       size_t ncap = l->cap ? l->cap * 2 : 256;
       char **nv = realloc(l->v, ncap * sizeof *nv);
-      if (!nv)
-        goto done;
+      if (!nv) goto done;
       l->v = nv;
       l->cap = ncap;
     }
-    if (!(l->v[l->n] = strdup(line)))
-      goto done;
+    if (!(l->v[l->n] = strdup(line))) goto done;
     l->n++;
   }
   rc = ferror(f) ? -1 : 0;
@@ -531,19 +500,15 @@ done:
  * directory; names starting with '.' are files in progress or pending a checkpoint. */
 static int read_output(const char *path, line_list_t *l) {
   struct stat st;
-  if (stat(path, &st) != 0)
-    return -1;
-  if (!S_ISDIR(st.st_mode))
-    return read_lines(path, l);
+  if (stat(path, &st) != 0) return -1;
+  if (!S_ISDIR(st.st_mode)) return read_lines(path, l);
   DIR *d = opendir(path);
-  if (!d)
-    return -1;
+  if (!d) return -1;
   struct dirent *e;
   int rc = 0;
   while (rc == 0 && (e = readdir(d))) {
     char file[4096];
-    if (e->d_name[0] == '.')
-      continue;
+    if (e->d_name[0] == '.') continue;
     snprintf(file, sizeof file, "%s/%s", path, e->d_name);
     rc = read_lines(file, l);
   }
@@ -557,12 +522,9 @@ static void print_first_lines(const char *path, size_t n) {
   line_list_t l = {0};
   if (read_output(path, &l) != 0)
     fprintf(stderr, "session_tracker: cannot read %s: %s\n", path, strerror(errno));
-  if (l.n)
-    qsort(l.v, l.n, sizeof *l.v, cmp_lines);
-  for (size_t i = 0; i < l.n && i < n; i++)
-    printf("  %s\n", l.v[i]);
-  if (l.n > n)
-    printf("  ... (%zu more)\n", l.n - n);
+  if (l.n) qsort(l.v, l.n, sizeof *l.v, cmp_lines);
+  for (size_t i = 0; i < l.n && i < n; i++) printf("  %s\n", l.v[i]);
+  if (l.n > n) printf("  ... (%zu more)\n", l.n - n);
   line_list_free(&l);
 }
 
@@ -615,12 +577,9 @@ static void usage(FILE *f) {
 
 static const char *option_value(int argc, char **argv, int *i, const char *name) {
   size_t n = strlen(name);
-  if (strncmp(argv[*i], name, n) != 0)
-    return NULL;
-  if (argv[*i][n] == '=')
-    return argv[*i] + n + 1;
-  if (argv[*i][n] == '\0' && *i + 1 < argc)
-    return argv[++*i];
+  if (strncmp(argv[*i], name, n) != 0) return NULL;
+  if (argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (argv[*i][n] == '\0' && *i + 1 < argc) return argv[++*i];
   return NULL;
 }
 
@@ -670,8 +629,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
       o->watermark_interval = v;
     } else if ((v = option_value(argc, argv, &i, "--state-backend"))) {
       if (strcmp(v, "hashmap") != 0 && strcmp(v, "rocksdb") != 0) {
-        fprintf(stderr,
-                "session_tracker: --state-backend must be hashmap or rocksdb, got '%s'\n", v);
+        fprintf(stderr, "session_tracker: --state-backend must be hashmap or rocksdb, got '%s'\n",
+                v);
         return -1;
       }
       o->state_backend = v;
@@ -690,8 +649,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
       usage(stderr);
       return -1;
     }
-    if (rc != 0)
-      return rc;
+    if (rc != 0) return rc;
   }
   if (o->checkpoint_interval && !o->checkpoint_dir) {
     fprintf(stderr, "session_tracker: --checkpoint-interval needs --checkpoint-dir\n");
@@ -700,13 +658,16 @@ static int parse_args(int argc, char **argv, options_t *o) {
   if (o->checkpoint_dir) {
     struct stat st;
     if (!o->output || strcmp(o->output, "-") == 0) {
-      fprintf(stderr, "session_tracker: --checkpoint-dir needs --output DIR, the directory "
-                      "the sessions are committed to\n");
+      fprintf(stderr,
+              "session_tracker: --checkpoint-dir needs --output DIR, the directory "
+              "the sessions are committed to\n");
       return -1;
     }
     if (stat(o->output, &st) == 0 && !S_ISDIR(st.st_mode)) {
-      fprintf(stderr, "session_tracker: with --checkpoint-dir, --output must be a directory; "
-                      "'%s' is not one\n", o->output);
+      fprintf(stderr,
+              "session_tracker: with --checkpoint-dir, --output must be a directory; "
+              "'%s' is not one\n",
+              o->output);
       return -1;
     }
   }
@@ -723,19 +684,15 @@ static long long newest_checkpoint(const char *dir) {
   DIR *d = opendir(dir);
   long long newest = 0;
   struct dirent *e;
-  if (!d)
-    return 0;
+  if (!d) return 0;
   while ((e = readdir(d))) {
     char *end;
     char manifest[4096];
-    if (strncmp(e->d_name, "chk-", 4) != 0)
-      continue;
+    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
     long long id = strtoll(e->d_name + 4, &end, 10);
-    if (*end || id <= newest)
-      continue;
+    if (*end || id <= newest) continue;
     snprintf(manifest, sizeof manifest, "%s/%s/_manifest", dir, e->d_name);
-    if (access(manifest, F_OK) == 0)
-      newest = id;
+    if (access(manifest, F_OK) == 0) newest = id;
   }
   closedir(d);
   return newest;
@@ -743,19 +700,17 @@ static long long newest_checkpoint(const char *dir) {
 
 /* Sets the state backend and, with --checkpoint-dir, checkpoints and the restore.
  * *resumed: the job starts from a checkpoint. */
-static int configure_durability(fl_config_t *conf, const options_t *o, bool *resumed,
-                                char *errstr, size_t size) {
+static int configure_durability(fl_config_t *conf, const options_t *o, bool *resumed, char *errstr,
+                                size_t size) {
   *resumed = false;
-  if (o->state_backend &&
-      fl_config_set(conf, "state.backend", o->state_backend, errstr, size) != 0)
+  if (o->state_backend && fl_config_set(conf, "state.backend", o->state_backend, errstr, size) != 0)
     return -1;
-  if (!o->checkpoint_dir)
-    return 0;
-  const char *interval = o->checkpoint_interval ? o->checkpoint_interval
-                                                 : DEFAULT_CHECKPOINT_INTERVAL;
+  if (!o->checkpoint_dir) return 0;
+  const char *interval =
+      o->checkpoint_interval ? o->checkpoint_interval : DEFAULT_CHECKPOINT_INTERVAL;
   if (fl_config_set(conf, "state.checkpoints.dir", o->checkpoint_dir, errstr, size) != 0 ||
-      fl_config_set(conf, "state.checkpoints.num-retained", CHECKPOINTS_RETAINED, errstr,
-                    size) != 0 ||
+      fl_config_set(conf, "state.checkpoints.num-retained", CHECKPOINTS_RETAINED, errstr, size) !=
+          0 ||
       fl_config_set(conf, "execution.checkpointing.interval", interval, errstr, size) != 0)
     return -1;
   long long newest = newest_checkpoint(o->checkpoint_dir);
@@ -805,19 +760,16 @@ static int build_job(fl_env_t *env, app_t *app, const char *input, const char *o
   };
 
   app->session_state = fl_state_value(env, "session");
-  if (!app->session_state)
-    return FL_ENOMEM;
+  if (!app->session_state) return FL_ENOMEM;
   int rc = fl_state_desc_set_ttl(app->session_state, &ttl);
-  if (rc != 0)
-    return rc;
+  if (rc != 0) return rc;
   fl_stream_t *lines = fl_source_lines(env, "clicks", input);
   fl_stream_t *clicks = fl_stream_process(lines, "parse", &parser_fn, app);
   fl_stream_t *timed = fl_stream_assign_timestamps(clicks, "event-time", &ws);
   fl_keyed_stream_t *by_user = fl_stream_key_by(timed, NULL, NULL);
   fl_stream_t *sessions = fl_keyed_process(by_user, "sessions", &tracker_fn, app);
   /* The tracker emits each session as its JSON line already. */
-  if (app->opt.checkpoint_dir)
-    return fl_stream_sink_files(sessions, "output", output);
+  if (app->opt.checkpoint_dir) return fl_stream_sink_files(sessions, "output", output);
   return fl_stream_sink_lines(sessions, "output", output);
 }
 
@@ -843,8 +795,8 @@ int main(int argc, char **argv) {
   output = app.opt.output ? app.opt.output : "-";
 
   if (app.opt.demo) {
-    printf("session_tracker demo (libflink %s): user sessions, gap %" PRId64
-           " ms, max %" PRId64 " ms\n",
+    printf("session_tracker demo (libflink %s): user sessions, gap %" PRId64 " ms, max %" PRId64
+           " ms\n",
            fl_version_str(), app.opt.gap_ms, app.opt.max_session_ms);
     if (!app.opt.input) {
       size_t n = 0;
@@ -852,8 +804,7 @@ int main(int argc, char **argv) {
       FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
       if (!f) {
         fprintf(stderr, "session_tracker: cannot create a temp file: %s\n", strerror(errno));
-        if (fd >= 0)
-          close(fd);
+        if (fd >= 0) close(fd);
         goto done;
       }
       demo_input_made = true;
@@ -863,9 +814,10 @@ int main(int argc, char **argv) {
         goto done;
       }
       input = demo_input;
-      printf("input: %zu generated clicks of %d users over 8 hours (%d of them click all "
-             "day), ~5%% out of order (at most %d ms), plus 1 malformed line\n",
-             n, DEMO_USERS, DEMO_HEAVY_USERS, DEMO_MAX_DELAY_MS);
+      printf(
+          "input: %zu generated clicks of %d users over 8 hours (%d of them click all "
+          "day), ~5%% out of order (at most %d ms), plus 1 malformed line\n",
+          n, DEMO_USERS, DEMO_HEAVY_USERS, DEMO_MAX_DELAY_MS);
     } else {
       printf("input: %s\n", input);
     }
@@ -893,8 +845,8 @@ int main(int argc, char **argv) {
   snprintf(par, sizeof par, "%d", app.opt.parallelism);
   if (fl_config_set(conf, "parallelism", par, errstr, sizeof errstr) != 0 ||
       (app.opt.watermark_interval &&
-       fl_config_set(conf, "pipeline.auto-watermark-interval", app.opt.watermark_interval,
-                     errstr, sizeof errstr) != 0) ||
+       fl_config_set(conf, "pipeline.auto-watermark-interval", app.opt.watermark_interval, errstr,
+                     sizeof errstr) != 0) ||
       configure_durability(conf, &app.opt, &resumed, errstr, sizeof errstr) != 0) {
     fprintf(stderr, "session_tracker: %s\n", errstr);
     status = 2;
@@ -905,15 +857,12 @@ int main(int argc, char **argv) {
     goto done;
   }
   rc = build_job(env, &app, input, output);
-  if (rc == 0)
-    rc = fl_env_execute(env, "session_tracker");
+  if (rc == 0) rc = fl_env_execute(env, "session_tracker");
   if (rc != 0) {
-    fprintf(stderr, "session_tracker: job failed (%s): %s\n", fl_err_name(rc),
-            fl_env_error(env));
+    fprintf(stderr, "session_tracker: job failed (%s): %s\n", fl_err_name(rc), fl_env_error(env));
     goto done;
   }
-  if (app.opt.demo)
-    metrics = fl_env_metrics_json(env);
+  if (app.opt.demo) metrics = fl_env_metrics_json(env);
   fl_env_destroy(env); /* instances hand over their totals when they close */
   env = NULL;
   fflush(stdout);
@@ -924,8 +873,9 @@ int main(int argc, char **argv) {
   totals_t *t = &app.totals;
   uint64_t sessions = t->sessions_gap + t->sessions_timeout;
   bool balanced = t->events_out == t->clicks_in;
-  const char *check = resumed ? "skipped (resumed from a checkpoint: this run's counts only)"
-                              : balanced ? "OK" : "MISMATCH";
+  const char *check = resumed    ? "skipped (resumed from a checkpoint: this run's counts only)"
+                      : balanced ? "OK"
+                                 : "MISMATCH";
   if (app.opt.demo) {
     if (strcmp(output, "-") != 0) {
       if (resumed)
@@ -933,28 +883,28 @@ int main(int argc, char **argv) {
       else
         printf("first sessions (sorted), of %" PRIu64 ":\n", sessions);
       print_first_lines(output, DEMO_LINES_SHOWN);
-      if (!demo_output_made)
-        printf("all sessions: %s\n", output);
+      if (!demo_output_made) printf("all sessions: %s\n", output);
     }
     printf("\nsummary\n");
-    printf("  clicks read:        %" PRIu64 " (%" PRIu64 " bad lines skipped)\n",
-           t->clicks_in, t->lines_bad);
+    printf("  clicks read:        %" PRIu64 " (%" PRIu64 " bad lines skipped)\n", t->clicks_in,
+           t->lines_bad);
     printf("  sessions emitted:   %" PRIu64 " (%" PRIu64 " closed by gap, %" PRIu64
            " by timeout)\n",
            sessions, t->sessions_gap, t->sessions_timeout);
     printf("  clicks in sessions: %" PRIu64 "\n", t->events_out);
     printf("  check clicks read == clicks in sessions: %s\n", check);
     if (!resumed && !balanced)
-      fprintf(stderr, "session_tracker: MISMATCH: %" PRIu64 " clicks read, %" PRIu64
-              " in sessions\n", t->clicks_in, t->events_out);
+      fprintf(stderr,
+              "session_tracker: MISMATCH: %" PRIu64 " clicks read, %" PRIu64 " in sessions\n",
+              t->clicks_in, t->events_out);
     printf("\nmetrics\n");
     print_metrics(metrics);
   } else {
     fprintf(stderr,
             "session_tracker: %s%" PRIu64 " clicks, %" PRIu64 " bad lines, %" PRIu64
             " sessions (%" PRIu64 " gap, %" PRIu64 " timeout) of %" PRIu64 " clicks%s\n",
-            resumed ? "this run since the checkpoint: " : "", t->clicks_in, t->lines_bad,
-            sessions, t->sessions_gap, t->sessions_timeout, t->events_out,
+            resumed ? "this run since the checkpoint: " : "", t->clicks_in, t->lines_bad, sessions,
+            t->sessions_gap, t->sessions_timeout, t->events_out,
             resumed || balanced ? "" : " - MISMATCH");
   }
   status = resumed || balanced ? 0 : 1;
@@ -963,10 +913,8 @@ done:
   fl_env_destroy(env);
   fl_config_destroy(conf);
   fl_free(metrics);
-  if (demo_input_made)
-    unlink(demo_input);
-  if (demo_output_made)
-    unlink(demo_output);
+  if (demo_input_made) unlink(demo_input);
+  if (demo_output_made) unlink(demo_output);
   pthread_mutex_destroy(&app.totals.mu);
   return status;
 }

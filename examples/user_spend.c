@@ -57,9 +57,9 @@ typedef struct options {
   int parallelism;
   int64_t out_of_orderness_ms;
   int64_t window_ms;
-  const char *watermark_interval; /* NULL: library default */
-  const char *state_backend;      /* NULL: library default (hashmap) */
-  const char *checkpoint_dir;     /* NULL: no checkpoints, output as lines */
+  const char *watermark_interval;  /* NULL: library default */
+  const char *state_backend;       /* NULL: library default (hashmap) */
+  const char *checkpoint_dir;      /* NULL: no checkpoints, output as lines */
   const char *checkpoint_interval; /* NULL: DEFAULT_CHECKPOINT_INTERVAL */
   bool demo;
 } options_t;
@@ -107,28 +107,23 @@ typedef struct strbuf {
 
 static int sb_reserve(strbuf_t *sb, size_t extra) {
   size_t need = sb->len + extra + 1;
-  if (need <= sb->cap)
-    return 0;
+  if (need <= sb->cap) return 0;
   size_t cap = sb->cap ? sb->cap : 256;
-  while (cap < need)
-    cap *= 2;
+  while (cap < need) cap *= 2;
   char *p = realloc(sb->data, cap);
-  if (!p)
-    return FL_ENOMEM;
+  if (!p) return FL_ENOMEM;
   sb->data = p;
   sb->cap = cap;
   return 0;
 }
 
-static int sb_printf(strbuf_t *sb, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static int sb_printf(strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int sb_printf(strbuf_t *sb, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
-  if (n < 0 || sb_reserve(sb, (size_t)n) != 0)
-    return FL_ENOMEM;
+  if (n < 0 || sb_reserve(sb, (size_t)n) != 0) return FL_ENOMEM;
   va_start(ap, fmt);
   vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
   va_end(ap);
@@ -139,8 +134,7 @@ static int sb_printf(strbuf_t *sb, const char *fmt, ...) {
 /* Appends s as a JSON string literal. Bytes >= 0x80 pass through: the input was valid
  * UTF-8 (jansson checked it), so the output is too. */
 static int sb_json_string(strbuf_t *sb, const char *s, size_t len) {
-  if (sb_reserve(sb, len * 6 + 2) != 0)
-    return FL_ENOMEM;
+  if (sb_reserve(sb, len * 6 + 2) != 0) return FL_ENOMEM;
   char *p = sb->data + sb->len;
   *p++ = '"';
   for (size_t i = 0; i < len; i++) {
@@ -167,13 +161,10 @@ static void format_amount(double v, char *buf, size_t size) {
   char *dot = strchr(buf, '.');
   if (dot) {
     char *end = buf + strlen(buf) - 1;
-    while (end > dot && *end == '0')
-      *end-- = '\0';
-    if (end == dot)
-      *end = '\0';
+    while (end > dot && *end == '0') *end-- = '\0';
+    if (end == dot) *end = '\0';
   }
-  if (strcmp(buf, "-0") == 0)
-    strcpy(buf, "0");
+  if (strcmp(buf, "-0") == 0) strcpy(buf, "0");
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -192,8 +183,7 @@ typedef struct parser {
 static int parser_open(fl_context_t *ctx, void *opaque, void **instance) {
   (void)ctx;
   parser_t *p = calloc(1, sizeof *p);
-  if (!p)
-    return FL_ENOMEM;
+  if (!p) return FL_ENOMEM;
   p->app = opaque;
   *instance = p;
   return 0;
@@ -212,8 +202,7 @@ static void parser_close(void *instance) {
 
 static bool is_blank(const char *s, size_t len) {
   for (size_t i = 0; i < len; i++)
-    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-      return false;
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return false;
   return true;
 }
 
@@ -238,8 +227,7 @@ static int parser_process(fl_context_t *ctx, const fl_record_t *in, void *instan
   int rc = 0;
 
   p->line_no++;
-  if (is_blank(in->value, in->value_len))
-    goto done;
+  if (is_blank(in->value, in->value_len)) goto done;
   root = json_loadb(in->value, in->value_len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root || !json_is_object(root)) {
     if (root)
@@ -264,8 +252,8 @@ static int parser_process(fl_context_t *ctx, const fl_record_t *in, void *instan
     goto done;
   }
   double value = json_number_value(amount);
-  rc = fl_emit(ctx, json_string_value(user), json_string_length(user), &value,
-               sizeof value, (int64_t)json_integer_value(ts));
+  rc = fl_emit(ctx, json_string_value(user), json_string_length(user), &value, sizeof value,
+               (int64_t)json_integer_value(ts));
   if (rc == 0) {
     p->purchases++;
     p->spend += value;
@@ -363,8 +351,7 @@ typedef struct result_sink {
 static int result_sink_open(fl_context_t *ctx, void *opaque, void **instance) {
   (void)ctx;
   result_sink_t *s = calloc(1, sizeof *s);
-  if (!s)
-    return FL_ENOMEM;
+  if (!s) return FL_ENOMEM;
   s->app = opaque;
   *instance = s;
   return 0;
@@ -373,10 +360,8 @@ static int result_sink_open(fl_context_t *ctx, void *opaque, void **instance) {
 static int result_sink_write(fl_context_t *ctx, const fl_record_t *in, void *instance) {
   result_sink_t *s = instance;
   int rc = format_result(ctx, in, &s->line, &s->counts);
-  if (rc == 0)
-    rc = sb_printf(&s->line, "\n");
-  if (rc != 0)
-    return rc;
+  if (rc == 0) rc = sb_printf(&s->line, "\n");
+  if (rc != 0) return rc;
   /* One fwrite per line: stdio locks the stream per call, so lines of different
    * subtasks never interleave. */
   if (fwrite(s->line.data, 1, s->line.len, s->app->out) != s->line.len)
@@ -386,8 +371,7 @@ static int result_sink_write(fl_context_t *ctx, const fl_record_t *in, void *ins
 
 static int result_sink_flush(fl_context_t *ctx, void *instance) {
   result_sink_t *s = instance;
-  if (fflush(s->app->out) != 0)
-    return fl_ctx_fail(ctx, "flush failed: %s", strerror(errno));
+  if (fflush(s->app->out) != 0) return fl_ctx_fail(ctx, "flush failed: %s", strerror(errno));
   return 0;
 }
 
@@ -410,8 +394,7 @@ typedef struct formatter {
 static int formatter_open(fl_context_t *ctx, void *opaque, void **instance) {
   (void)ctx;
   formatter_t *f = calloc(1, sizeof *f);
-  if (!f)
-    return FL_ENOMEM;
+  if (!f) return FL_ENOMEM;
   f->app = opaque;
   *instance = f;
   return 0;
@@ -420,8 +403,7 @@ static int formatter_open(fl_context_t *ctx, void *opaque, void **instance) {
 static int formatter_process(fl_context_t *ctx, const fl_record_t *in, void *instance) {
   formatter_t *f = instance;
   int rc = format_result(ctx, in, &f->line, &f->counts);
-  if (rc != 0)
-    return rc;
+  if (rc != 0) return rc;
   return fl_emit(ctx, in->key, in->key_len, f->line.data, f->line.len, in->timestamp);
 }
 
@@ -441,8 +423,7 @@ typedef struct late_sink {
 static int late_sink_open(fl_context_t *ctx, void *opaque, void **instance) {
   (void)ctx;
   late_sink_t *s = calloc(1, sizeof *s);
-  if (!s)
-    return FL_ENOMEM;
+  if (!s) return FL_ENOMEM;
   s->app = opaque;
   *instance = s;
   return 0;
@@ -452,8 +433,7 @@ static int late_sink_write(fl_context_t *ctx, const fl_record_t *in, void *insta
   (void)ctx;
   late_sink_t *s = instance;
   double v = 0;
-  if (in->value_len == sizeof v)
-    memcpy(&v, in->value, sizeof v);
+  if (in->value_len == sizeof v) memcpy(&v, in->value, sizeof v);
   s->n++;
   s->spend += v;
   return 0;
@@ -493,17 +473,15 @@ static int write_demo_input(FILE *f) {
   for (int i = 0; i < DEMO_PURCHASES; i++) {
     uint64_t r = splitmix64(&rng);
     int64_t ts = DEMO_BASE_TS + (int64_t)i * DEMO_STEP_MS + (int64_t)(r % DEMO_STEP_MS);
-    if ((r >> 20) % 20 == 0)
-      ts -= 1 + (int64_t)((r >> 32) % DEMO_MAX_DELAY_MS);
+    if ((r >> 20) % 20 == 0) ts -= 1 + (int64_t)((r >> 32) % DEMO_MAX_DELAY_MS);
     int user = 1 + (int)((r >> 40) % DEMO_USERS);
     unsigned cents = 100 + (unsigned)((splitmix64(&rng) >> 33) % 24900);
     if (fprintf(f, "{\"user\":\"u%02d\",\"amount\":%u.%02u,\"ts\":%" PRId64 "}\n", user,
                 cents / 100, cents % 100, ts) < 0)
       return -1;
-    if (i == 1000 && fputs("this line is not JSON\n", f) < 0)
-      return -1;
-    if (i == 2000 && fprintf(f, "{\"user\":\"u07\",\"amount\":\"12.50\",\"ts\":%" PRId64
-                                "}\n", ts) < 0)
+    if (i == 1000 && fputs("this line is not JSON\n", f) < 0) return -1;
+    if (i == 2000 &&
+        fprintf(f, "{\"user\":\"u07\",\"amount\":\"12.50\",\"ts\":%" PRId64 "}\n", ts) < 0)
       return -1;
   }
   return fflush(f) == 0 ? 0 : -1;
@@ -522,8 +500,7 @@ typedef struct line_list {
 } line_list_t;
 
 static void line_list_free(line_list_t *l) {
-  for (size_t i = 0; i < l->n; i++)
-    free(l->v[i]);
+  for (size_t i = 0; i < l->n; i++) free(l->v[i]);
   free(l->v);
 }
 
@@ -535,21 +512,17 @@ static int read_lines(const char *path, line_list_t *l) {
   size_t line_cap = 0;
   ssize_t len;
   int rc = -1;
-  if (!f)
-    return -1;
+  if (!f) return -1;
   while ((len = getline(&line, &line_cap, f)) >= 0) {
-    if (len > 0 && line[len - 1] == '\n')
-      line[len - 1] = '\0';
+    if (len > 0 && line[len - 1] == '\n') line[len - 1] = '\0';
     if (l->n == l->cap) {
       size_t ncap = l->cap ? l->cap * 2 : 256;
       char **nv = realloc(l->v, ncap * sizeof *nv);
-      if (!nv)
-        goto done;
+      if (!nv) goto done;
       l->v = nv;
       l->cap = ncap;
     }
-    if (!(l->v[l->n] = strdup(line)))
-      goto done;
+    if (!(l->v[l->n] = strdup(line))) goto done;
     l->n++;
   }
   rc = ferror(f) ? -1 : 0;
@@ -563,19 +536,15 @@ done:
  * directory; names starting with '.' are files in progress or pending a checkpoint. */
 static int read_output(const char *path, line_list_t *l) {
   struct stat st;
-  if (stat(path, &st) != 0)
-    return -1;
-  if (!S_ISDIR(st.st_mode))
-    return read_lines(path, l);
+  if (stat(path, &st) != 0) return -1;
+  if (!S_ISDIR(st.st_mode)) return read_lines(path, l);
   DIR *d = opendir(path);
-  if (!d)
-    return -1;
+  if (!d) return -1;
   struct dirent *e;
   int rc = 0;
   while (rc == 0 && (e = readdir(d))) {
     char file[4096];
-    if (e->d_name[0] == '.')
-      continue;
+    if (e->d_name[0] == '.') continue;
     snprintf(file, sizeof file, "%s/%s", path, e->d_name);
     rc = read_lines(file, l);
   }
@@ -589,12 +558,9 @@ static void print_first_lines(const char *path, size_t n) {
   line_list_t l = {0};
   if (read_output(path, &l) != 0)
     fprintf(stderr, "user_spend: cannot read %s: %s\n", path, strerror(errno));
-  if (l.n)
-    qsort(l.v, l.n, sizeof *l.v, cmp_lines);
-  for (size_t i = 0; i < l.n && i < n; i++)
-    printf("  %s\n", l.v[i]);
-  if (l.n > n)
-    printf("  ... (%zu more)\n", l.n - n);
+  if (l.n) qsort(l.v, l.n, sizeof *l.v, cmp_lines);
+  for (size_t i = 0; i < l.n && i < n; i++) printf("  %s\n", l.v[i]);
+  if (l.n > n) printf("  ... (%zu more)\n", l.n - n);
   line_list_free(&l);
 }
 
@@ -645,12 +611,9 @@ static void usage(FILE *f) {
 /* Accepts "--name value" and "--name=value". Returns the value or NULL. */
 static const char *option_value(int argc, char **argv, int *i, const char *name) {
   size_t n = strlen(name);
-  if (strncmp(argv[*i], name, n) != 0)
-    return NULL;
-  if (argv[*i][n] == '=')
-    return argv[*i] + n + 1;
-  if (argv[*i][n] == '\0' && *i + 1 < argc)
-    return argv[++*i];
+  if (strncmp(argv[*i], name, n) != 0) return NULL;
+  if (argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (argv[*i][n] == '\0' && *i + 1 < argc) return argv[++*i];
   return NULL;
 }
 
@@ -691,8 +654,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
       o->watermark_interval = v;
     } else if ((v = option_value(argc, argv, &i, "--state-backend"))) {
       if (strcmp(v, "hashmap") != 0 && strcmp(v, "rocksdb") != 0) {
-        fprintf(stderr, "user_spend: --state-backend must be hashmap or rocksdb, got '%s'\n",
-                v);
+        fprintf(stderr, "user_spend: --state-backend must be hashmap or rocksdb, got '%s'\n", v);
         return -1;
       }
       o->state_backend = v;
@@ -722,13 +684,16 @@ static int parse_args(int argc, char **argv, options_t *o) {
   if (o->checkpoint_dir) {
     struct stat st;
     if (!o->output || strcmp(o->output, "-") == 0) {
-      fprintf(stderr, "user_spend: --checkpoint-dir needs --output DIR, the directory the "
-                      "results are committed to\n");
+      fprintf(stderr,
+              "user_spend: --checkpoint-dir needs --output DIR, the directory the "
+              "results are committed to\n");
       return -1;
     }
     if (stat(o->output, &st) == 0 && !S_ISDIR(st.st_mode)) {
-      fprintf(stderr, "user_spend: with --checkpoint-dir, --output must be a directory; "
-                      "'%s' is not one\n", o->output);
+      fprintf(stderr,
+              "user_spend: with --checkpoint-dir, --output must be a directory; "
+              "'%s' is not one\n",
+              o->output);
       return -1;
     }
   }
@@ -745,19 +710,15 @@ static long long newest_checkpoint(const char *dir) {
   DIR *d = opendir(dir);
   long long newest = 0;
   struct dirent *e;
-  if (!d)
-    return 0;
+  if (!d) return 0;
   while ((e = readdir(d))) {
     char *end;
     char manifest[4096];
-    if (strncmp(e->d_name, "chk-", 4) != 0)
-      continue;
+    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
     long long id = strtoll(e->d_name + 4, &end, 10);
-    if (*end || id <= newest)
-      continue;
+    if (*end || id <= newest) continue;
     snprintf(manifest, sizeof manifest, "%s/%s/_manifest", dir, e->d_name);
-    if (access(manifest, F_OK) == 0)
-      newest = id;
+    if (access(manifest, F_OK) == 0) newest = id;
   }
   closedir(d);
   return newest;
@@ -765,19 +726,17 @@ static long long newest_checkpoint(const char *dir) {
 
 /* Sets the state backend and, with --checkpoint-dir, checkpoints and the restore.
  * *resumed: the job starts from a checkpoint. */
-static int configure_durability(fl_config_t *conf, const options_t *o, bool *resumed,
-                                char *errstr, size_t size) {
+static int configure_durability(fl_config_t *conf, const options_t *o, bool *resumed, char *errstr,
+                                size_t size) {
   *resumed = false;
-  if (o->state_backend &&
-      fl_config_set(conf, "state.backend", o->state_backend, errstr, size) != 0)
+  if (o->state_backend && fl_config_set(conf, "state.backend", o->state_backend, errstr, size) != 0)
     return -1;
-  if (!o->checkpoint_dir)
-    return 0;
-  const char *interval = o->checkpoint_interval ? o->checkpoint_interval
-                                                 : DEFAULT_CHECKPOINT_INTERVAL;
+  if (!o->checkpoint_dir) return 0;
+  const char *interval =
+      o->checkpoint_interval ? o->checkpoint_interval : DEFAULT_CHECKPOINT_INTERVAL;
   if (fl_config_set(conf, "state.checkpoints.dir", o->checkpoint_dir, errstr, size) != 0 ||
-      fl_config_set(conf, "state.checkpoints.num-retained", CHECKPOINTS_RETAINED, errstr,
-                    size) != 0 ||
+      fl_config_set(conf, "state.checkpoints.num-retained", CHECKPOINTS_RETAINED, errstr, size) !=
+          0 ||
       fl_config_set(conf, "execution.checkpointing.interval", interval, errstr, size) != 0)
     return -1;
   long long newest = newest_checkpoint(o->checkpoint_dir);
@@ -786,8 +745,7 @@ static int configure_durability(fl_config_t *conf, const options_t *o, bool *res
      * checkpoint in it. */
     if (fl_config_set(conf, "execution.savepoint.path", o->checkpoint_dir, errstr, size) != 0)
       return -1;
-    fprintf(stderr,
-            "user_spend: resuming from the newest complete checkpoint in %s (chk-%lld)\n",
+    fprintf(stderr, "user_spend: resuming from the newest complete checkpoint in %s (chk-%lld)\n",
             o->checkpoint_dir, newest);
     *resumed = true;
   }
@@ -841,16 +799,14 @@ static int build_job(fl_env_t *env, app_t *app, const char *input, const char *o
   fl_stream_t *purchases = fl_stream_process(lines, "parse", &parser_fn, app);
   fl_stream_t *timed = fl_stream_assign_timestamps(purchases, "event-time", &ws);
   fl_keyed_stream_t *by_user = fl_stream_key_by(timed, NULL, NULL);
-  fl_windowed_stream_t *windows =
-      fl_window_tumbling(by_user, FL_EVENT_TIME, app->opt.window_ms, 0);
+  fl_windowed_stream_t *windows = fl_window_tumbling(by_user, FL_EVENT_TIME, app->opt.window_ms, 0);
   fl_output_tag_t *late_tag = fl_output_tag(env, "late-purchases");
-  if (windows)
-    fl_window_late_output(windows, late_tag);
+  if (windows) fl_window_late_output(windows, late_tag);
   fl_stream_t *spend = fl_window_aggregate(windows, "spend-per-window", &spend_fn, NULL);
   int rc;
   if (app->opt.checkpoint_dir)
-    rc = fl_stream_sink_files(fl_stream_process(spend, "format", &formatter_fn, app),
-                              "results", output);
+    rc = fl_stream_sink_files(fl_stream_process(spend, "format", &formatter_fn, app), "results",
+                              output);
   else
     rc = fl_stream_sink(spend, "results", &result_sink_fn, app);
   if (rc == 0)
@@ -892,8 +848,7 @@ int main(int argc, char **argv) {
       FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
       if (!f) {
         fprintf(stderr, "user_spend: cannot create a temp file: %s\n", strerror(errno));
-        if (fd >= 0)
-          close(fd);
+        if (fd >= 0) close(fd);
         goto done;
       }
       demo_input_made = true;
@@ -903,9 +858,10 @@ int main(int argc, char **argv) {
         goto done;
       }
       input = demo_input;
-      printf("input: %d generated purchases of %d users over one hour, ~5%% out of order "
-             "(at most %d ms), plus 2 malformed lines\n",
-             DEMO_PURCHASES, DEMO_USERS, DEMO_MAX_DELAY_MS);
+      printf(
+          "input: %d generated purchases of %d users over one hour, ~5%% out of order "
+          "(at most %d ms), plus 2 malformed lines\n",
+          DEMO_PURCHASES, DEMO_USERS, DEMO_MAX_DELAY_MS);
     } else {
       printf("input: %s\n", input);
     }
@@ -942,8 +898,8 @@ int main(int argc, char **argv) {
   snprintf(par, sizeof par, "%d", app.opt.parallelism);
   if (fl_config_set(conf, "parallelism", par, errstr, sizeof errstr) != 0 ||
       (app.opt.watermark_interval &&
-       fl_config_set(conf, "pipeline.auto-watermark-interval", app.opt.watermark_interval,
-                     errstr, sizeof errstr) != 0) ||
+       fl_config_set(conf, "pipeline.auto-watermark-interval", app.opt.watermark_interval, errstr,
+                     sizeof errstr) != 0) ||
       configure_durability(conf, &app.opt, &resumed, errstr, sizeof errstr) != 0) {
     fprintf(stderr, "user_spend: %s\n", errstr);
     status = 2;
@@ -959,8 +915,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "user_spend: job failed (%s): %s\n", fl_err_name(rc), fl_env_error(env));
     goto done;
   }
-  if (app.opt.demo)
-    metrics = fl_env_metrics_json(env);
+  if (app.opt.demo) metrics = fl_env_metrics_json(env);
   /* Operator instances hand their totals over when they close, at the latest when the
    * environment is destroyed. */
   fl_env_destroy(env);
@@ -982,8 +937,9 @@ int main(int argc, char **argv) {
   totals_t *t = &app.totals;
   bool balanced = same_amount(t->spend_in, t->spend_out + t->late_spend) &&
                   t->purchases_in == t->purchases_out + t->late_purchases;
-  const char *check = resumed ? "skipped (resumed from a checkpoint: this run's counts only)"
-                              : balanced ? "OK" : "MISMATCH";
+  const char *check = resumed    ? "skipped (resumed from a checkpoint: this run's counts only)"
+                      : balanced ? "OK"
+                                 : "MISMATCH";
   char in_s[64], out_s[64], late_s[64];
   format_amount(t->spend_in, in_s, sizeof in_s);
   format_amount(t->spend_out, out_s, sizeof out_s);
@@ -995,14 +951,13 @@ int main(int argc, char **argv) {
       else
         printf("first results (sorted), of %" PRIu64 ":\n", t->windows_out);
       print_first_lines(output, DEMO_LINES_SHOWN);
-      if (!demo_output_made)
-        printf("all results: %s\n", output);
+      if (!demo_output_made) printf("all results: %s\n", output);
     }
     printf("\nsummary\n");
-    printf("  purchases read:     %" PRIu64 " (%" PRIu64 " bad lines skipped)\n",
-           t->purchases_in, t->lines_bad);
-    printf("  windows emitted:    %" PRIu64 " covering %" PRIu64 " purchases\n",
-           t->windows_out, t->purchases_out);
+    printf("  purchases read:     %" PRIu64 " (%" PRIu64 " bad lines skipped)\n", t->purchases_in,
+           t->lines_bad);
+    printf("  windows emitted:    %" PRIu64 " covering %" PRIu64 " purchases\n", t->windows_out,
+           t->purchases_out);
     printf("  late purchases:     %" PRIu64 " (spend %s), dropped by the windows\n",
            t->late_purchases, late_s);
     printf("  total spend in:     %s\n", in_s);
@@ -1019,8 +974,8 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "user_spend: %s%" PRIu64 " purchases (spend %s), %" PRIu64 " bad lines, %" PRIu64
             " windows (spend %s), %" PRIu64 " late (spend %s)%s\n",
-            resumed ? "this run since the checkpoint: " : "", t->purchases_in, in_s,
-            t->lines_bad, t->windows_out, out_s, t->late_purchases, late_s,
+            resumed ? "this run since the checkpoint: " : "", t->purchases_in, in_s, t->lines_bad,
+            t->windows_out, out_s, t->late_purchases, late_s,
             resumed || balanced ? "" : " - MISMATCH");
   }
   status = resumed || balanced ? 0 : 1;
@@ -1029,12 +984,9 @@ done:
   fl_env_destroy(env);
   fl_config_destroy(conf);
   fl_free(metrics);
-  if (app.out && app.out != stdout)
-    fclose(app.out);
-  if (demo_input_made)
-    unlink(demo_input);
-  if (demo_output_made)
-    unlink(demo_output);
+  if (app.out && app.out != stdout) fclose(app.out);
+  if (demo_input_made) unlink(demo_input);
+  if (demo_output_made) unlink(demo_output);
   pthread_mutex_destroy(&app.totals.mu);
   return status;
 }

@@ -62,19 +62,19 @@ FL_API const char *fl_version_str(void);
 /* ---------------------------------------------------------------------------------- */
 /* Errors                                                                             */
 
-#define FL_ERRNO_MAP(X)                                                                \
-  X(OK, 0, "success")                                                                  \
-  X(EINVAL, -1, "invalid argument")                                                    \
-  X(ENOMEM, -2, "out of memory")                                                       \
-  X(EUSER, -3, "a user function failed")                                               \
-  X(EIO, -4, "input/output error")                                                     \
-  X(EPARSE, -5, "malformed input")                                                     \
-  X(ECONFIG, -6, "invalid configuration")                                              \
-  X(ESTATE, -7, "state access outside a keyed context or with a wrong descriptor")     \
-  X(ECANCELED, -8, "the job was stopped")                                              \
-  X(ESYS, -9, "a system call failed")                                                  \
-  X(EPLAN, -10, "the job graph is invalid")                                            \
-  X(ENOTFOUND, -11, "not found")                                                       \
+#define FL_ERRNO_MAP(X)                                                            \
+  X(OK, 0, "success")                                                              \
+  X(EINVAL, -1, "invalid argument")                                                \
+  X(ENOMEM, -2, "out of memory")                                                   \
+  X(EUSER, -3, "a user function failed")                                           \
+  X(EIO, -4, "input/output error")                                                 \
+  X(EPARSE, -5, "malformed input")                                                 \
+  X(ECONFIG, -6, "invalid configuration")                                          \
+  X(ESTATE, -7, "state access outside a keyed context or with a wrong descriptor") \
+  X(ECANCELED, -8, "the job was stopped")                                          \
+  X(ESYS, -9, "a system call failed")                                              \
+  X(EPLAN, -10, "the job graph is invalid")                                        \
+  X(ENOTFOUND, -11, "not found")                                                   \
   X(ENOTSUP, -12, "not supported")
 
 typedef enum fl_err {
@@ -151,7 +151,7 @@ typedef struct fl_config fl_config_t;
 FL_API fl_config_t *fl_config_new(void);
 FL_API void fl_config_destroy(fl_config_t *conf);
 FL_API int fl_config_set(fl_config_t *conf, const char *key, const char *value, char *errstr,
-                  size_t errstr_size);
+                         size_t errstr_size);
 /* The value set for key, or NULL. Borrowed from conf until the next set or destroy. */
 FL_API const char *fl_config_get(const fl_config_t *conf, const char *key);
 
@@ -278,7 +278,7 @@ FL_API const void *fl_buf_data(const fl_buf_t *buf, size_t *len);
 /* Emits a record downstream (bytes are copied). ts is the event timestamp of the
  * output, usually the input's (fl_ctx_timestamp()). Returns 0 or FL_ENOMEM. */
 FL_API int fl_emit(fl_context_t *ctx, const void *key, size_t key_len, const void *value,
-            size_t value_len, int64_t ts);
+                   size_t value_len, int64_t ts);
 FL_API int fl_emit_record(fl_context_t *ctx, const fl_record_t *rec);
 /* Emits to the side output named by tag (process functions and windows). */
 FL_API int fl_emit_side(fl_context_t *ctx, const fl_output_tag_t *tag, const fl_record_t *rec);
@@ -325,8 +325,9 @@ FL_API int fl_timer_delete(fl_context_t *ctx, fl_time_domain_t domain, int64_t t
 /* Return values of a source's run function. */
 #define FL_SOURCE_END 0  /* no more records, ever */
 #define FL_SOURCE_MORE 1 /* call again soon */
-#define FL_SOURCE_WAIT 2 /* nothing now: call again when fl_ctx_source_wait_fd()'s fd is
-                            readable, or after a short pause if none was set */
+/* Nothing now: call again when fl_ctx_source_wait_fd()'s fd is readable, or after a short
+ * pause if none was set. */
+#define FL_SOURCE_WAIT 2
 
 typedef struct fl_source_fn {
   int version; /* FL_SOURCE_FN_VERSION */
@@ -374,11 +375,11 @@ FL_API int fl_ctx_mark_idle(fl_context_t *ctx, int idle);
 /* A source with a run function. parallel = 1: one instance per subtask, each told its
  * subtask index; parallel = 0: one instance on subtask 0 (a single reader, in order). */
 FL_API fl_stream_t *fl_source(fl_env_t *env, const char *name, const fl_source_fn_t *fn,
-                       void *opaque, int parallel);
+                              void *opaque, int parallel);
 
 /* A bounded single-reader source of n records, copied now. */
 FL_API fl_stream_t *fl_source_collection(fl_env_t *env, const char *name,
-                                  const fl_record_t *records, size_t n);
+                                         const fl_record_t *records, size_t n);
 
 /* A bounded single-reader source of lines from a file, or stdin when path is "-".
  * Each line (without its newline) is one record: empty key, the line as value, no
@@ -390,7 +391,7 @@ FL_API fl_stream_t *fl_source_lines(fl_env_t *env, const char *name, const char 
 /* Watermarks                                                                         */
 
 typedef enum fl_watermark_kind {
-  FL_WATERMARKS_NONE = 0,      /* no watermarks (event time never advances until end) */
+  FL_WATERMARKS_NONE = 0,       /* no watermarks (event time never advances until end) */
   FL_WATERMARKS_MONOTONOUS = 1, /* max_ts - 1 */
   FL_WATERMARKS_BOUNDED = 2     /* max_ts - max_out_of_orderness - 1 */
 } fl_watermark_kind_t;
@@ -417,7 +418,7 @@ typedef struct fl_watermark_strategy {
  * marked idle downstream until it produces again. Upstream watermarks are not
  * forwarded; the end of input is (watermark FL_TS_MAX). */
 FL_API fl_stream_t *fl_stream_assign_timestamps(fl_stream_t *in, const char *name,
-                                         const fl_watermark_strategy_t *strategy);
+                                                const fl_watermark_strategy_t *strategy);
 
 /* ---------------------------------------------------------------------------------- */
 /* Transformations                                                                    */
@@ -435,9 +436,9 @@ typedef int (*fl_key_fn)(fl_context_t *ctx, const fl_record_t *in, const void **
 
 FL_API fl_stream_t *fl_stream_map(fl_stream_t *in, const char *name, fl_map_fn fn, void *opaque);
 FL_API fl_stream_t *fl_stream_flat_map(fl_stream_t *in, const char *name, fl_map_fn fn,
-                                void *opaque);
+                                       void *opaque);
 FL_API fl_stream_t *fl_stream_filter(fl_stream_t *in, const char *name, fl_filter_fn fn,
-                              void *opaque);
+                                     void *opaque);
 
 /* Both streams' records, merged; event time is the minimum of both. */
 FL_API fl_stream_t *fl_stream_union(fl_stream_t *a, fl_stream_t *b);
@@ -457,48 +458,46 @@ FL_API fl_stream_t *fl_stream_side_output(fl_stream_t *op, const fl_output_tag_t
 
 /* A ProcessFunction (on a DataStream) or KeyedProcessFunction (on a KeyedStream). */
 typedef struct fl_process_fn {
-  int version; /* FL_PROCESS_FN_VERSION */
+  int version;                                                   /* FL_PROCESS_FN_VERSION */
   int (*open)(fl_context_t *ctx, void *opaque, void **instance); /* optional */
   int (*process)(fl_context_t *ctx, const fl_record_t *in, void *instance);
   /* Keyed only, optional: a timer of the current key fired at ts; fl_ctx_timestamp()
    * is ts. Records emitted here default to timestamp ts. */
-  int (*on_timer)(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain,
-                  void *instance);
+  int (*on_timer)(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain, void *instance);
   void (*close)(void *instance); /* optional */
   void (*destroy)(void *opaque); /* optional */
 } fl_process_fn_t;
 #define FL_PROCESS_FN_VERSION 1
 
-FL_API fl_stream_t *fl_stream_process(fl_stream_t *in, const char *name,
-                               const fl_process_fn_t *fn, void *opaque);
+FL_API fl_stream_t *fl_stream_process(fl_stream_t *in, const char *name, const fl_process_fn_t *fn,
+                                      void *opaque);
 FL_API fl_stream_t *fl_keyed_process(fl_keyed_stream_t *in, const char *name,
-                              const fl_process_fn_t *fn, void *opaque);
+                                     const fl_process_fn_t *fn, void *opaque);
 
 /* Reduce: combines two values into out (fl_buf_set()). Return 0 or negative error. */
-typedef int (*fl_reduce_fn)(fl_context_t *ctx, const void *a, size_t a_len,
-                            const void *b, size_t b_len, fl_buf_t *out, void *opaque);
+typedef int (*fl_reduce_fn)(fl_context_t *ctx, const void *a, size_t a_len, const void *b,
+                            size_t b_len, fl_buf_t *out, void *opaque);
 /* Reads a number from a record. NULL where one is expected: the value is a native
  * double (8 bytes). Return 0 or a negative error. */
-typedef int (*fl_number_fn)(fl_context_t *ctx, const fl_record_t *in, double *out,
-                            void *opaque);
+typedef int (*fl_number_fn)(fl_context_t *ctx, const fl_record_t *in, double *out, void *opaque);
 
 /* Rolling aggregations on a KeyedStream: for each input, the updated aggregate of its
  * key is emitted with the input's key and timestamp. reduce emits the reduced value;
  * sum, min and max emit the aggregate as a native double (8 bytes). */
 FL_API fl_stream_t *fl_keyed_reduce(fl_keyed_stream_t *in, const char *name, fl_reduce_fn fn,
-                             void *opaque);
+                                    void *opaque);
 FL_API fl_stream_t *fl_keyed_sum(fl_keyed_stream_t *in, const char *name, fl_number_fn fn,
-                          void *opaque);
+                                 void *opaque);
 FL_API fl_stream_t *fl_keyed_min(fl_keyed_stream_t *in, const char *name, fl_number_fn fn,
-                          void *opaque);
+                                 void *opaque);
 FL_API fl_stream_t *fl_keyed_max(fl_keyed_stream_t *in, const char *name, fl_number_fn fn,
-                          void *opaque);
+                                 void *opaque);
 
 /* ---------------------------------------------------------------------------------- */
 /* Sinks                                                                              */
 
 typedef struct fl_sink_fn {
-  int version; /* FL_SINK_FN_VERSION */
+  int version;                                                   /* FL_SINK_FN_VERSION */
   int (*open)(fl_context_t *ctx, void *opaque, void **instance); /* optional */
   int (*write)(fl_context_t *ctx, const fl_record_t *in, void *instance);
   /* optional: called when the input ended or the job stops; return 0 or error */
@@ -524,8 +523,7 @@ typedef struct fl_sink_fn {
 } fl_sink_fn_t;
 #define FL_SINK_FN_VERSION 2
 
-FL_API int fl_stream_sink(fl_stream_t *in, const char *name, const fl_sink_fn_t *fn,
-                   void *opaque);
+FL_API int fl_stream_sink(fl_stream_t *in, const char *name, const fl_sink_fn_t *fn, void *opaque);
 /* Writes each record's value followed by '\n' to a file (created or truncated), or to
  * stdout when path is "-". Subtasks write whole lines; the order of one subtask's
  * records is kept. */
@@ -564,13 +562,13 @@ typedef struct fl_kafka_header {
 } fl_kafka_header_t;
 
 typedef struct fl_kafka_message {
-  const char *topic;     /* sink: NULL sends to the sink's topic */
-  int32_t partition;     /* sink: -1 chooses by key hash (see fl_stream_sink_kafka) */
-  int64_t offset;        /* source only */
-  int64_t timestamp;     /* ms; FL_TS_NONE: none (sink: the broker's time) */
-  const void *key;       /* NULL: no key */
+  const char *topic; /* sink: NULL sends to the sink's topic */
+  int32_t partition; /* sink: -1 chooses by key hash (see fl_stream_sink_kafka) */
+  int64_t offset;    /* source only */
+  int64_t timestamp; /* ms; FL_TS_NONE: none (sink: the broker's time) */
+  const void *key;   /* NULL: no key */
   size_t key_len;
-  const void *value;     /* NULL: a tombstone */
+  const void *value; /* NULL: a tombstone */
   size_t value_len;
   const fl_kafka_header_t *headers;
   size_t n_headers;
@@ -585,8 +583,8 @@ typedef enum fl_kafka_start {
 } fl_kafka_start_t;
 
 typedef enum fl_kafka_error_policy {
-  FL_KAFKA_ON_ERROR_FAIL = 0, /* the job fails naming topic, partition and offset */
-  FL_KAFKA_ON_ERROR_SKIP = 1, /* dropped, counted ("deserialize-errors-skipped") */
+  FL_KAFKA_ON_ERROR_FAIL = 0,       /* the job fails naming topic, partition and offset */
+  FL_KAFKA_ON_ERROR_SKIP = 1,       /* dropped, counted ("deserialize-errors-skipped") */
   FL_KAFKA_ON_ERROR_DEAD_LETTER = 2 /* the original key, value, timestamp and headers
                                        are produced to dead_letter_topic with headers
                                        fl.error (the message), fl.topic, fl.partition,
@@ -603,17 +601,17 @@ typedef int (*fl_kafka_deserialize_fn)(fl_context_t *ctx, const fl_kafka_message
                                        fl_record_t *out, void *opaque);
 
 typedef struct fl_kafka_source_opts {
-  int version;            /* FL_KAFKA_SOURCE_OPTS_VERSION */
-  const char *brokers;    /* bootstrap.servers, required */
-  const char *topics;     /* comma-separated topic names, or one regular expression
-                             starting with '^' (matched against the topics at start) */
-  const char *group_id;   /* consumer group for committed offsets; NULL: the source's
-                             name */
+  int version;          /* FL_KAFKA_SOURCE_OPTS_VERSION */
+  const char *brokers;  /* bootstrap.servers, required */
+  const char *topics;   /* comma-separated topic names, or one regular expression
+                           starting with '^' (matched against the topics at start) */
+  const char *group_id; /* consumer group for committed offsets; NULL: the source's
+                           name */
   fl_kafka_start_t start;
   fl_kafka_start_t fallback;  /* START_COMMITTED without a committed offset: EARLIEST
                                  or LATEST */
   int64_t start_timestamp_ms; /* START_TIMESTAMP */
-  int bounded;            /* 1: stop at the end offsets seen at start, then end */
+  int bounded;                /* 1: stop at the end offsets seen at start, then end */
   const char *const *props;
   /* Event time: NULL: records keep the message timestamp and no watermarks are made
    * (event time advances only at the end of a bounded source). Else the strategy's
@@ -621,8 +619,8 @@ typedef struct fl_kafka_source_opts {
    * partition; the subtask's watermark is the minimum over its partitions that are not
    * idle (no message for idle_timeout_ms), and the subtask is idle when all are. */
   const fl_watermark_strategy_t *watermarks;
-  fl_kafka_deserialize_fn deserialize; /* NULL: key, value, timestamp of the message */
-  void *deserialize_opaque;            /* shared by all subtasks */
+  fl_kafka_deserialize_fn deserialize;       /* NULL: key, value, timestamp of the message */
+  void *deserialize_opaque;                  /* shared by all subtasks */
   void (*deserialize_destroy)(void *opaque); /* optional */
   fl_kafka_error_policy_t on_error;
   const char *dead_letter_topic; /* FL_KAFKA_ON_ERROR_DEAD_LETTER */
@@ -655,10 +653,10 @@ typedef int (*fl_kafka_serialize_fn)(fl_context_t *ctx, const fl_record_t *in,
                                      fl_kafka_message_t *out, void *opaque);
 
 typedef struct fl_kafka_sink_opts {
-  int version;            /* FL_KAFKA_SINK_OPTS_VERSION */
-  const char *brokers;    /* bootstrap.servers, required */
-  const char *topic;      /* where messages without a topic go; required unless the
-                             serializer names one for every message */
+  int version;         /* FL_KAFKA_SINK_OPTS_VERSION */
+  const char *brokers; /* bootstrap.servers, required */
+  const char *topic;   /* where messages without a topic go; required unless the
+                          serializer names one for every message */
   fl_kafka_guarantee_t guarantee;
   /* EXACTLY_ONCE: subtask s uses transactional.id "<prefix>-<s>"; NULL: the sink's
    * name. Must be unique among the jobs writing to one cluster; no whitespace or '/'. */
@@ -667,10 +665,10 @@ typedef struct fl_kafka_sink_opts {
    * the job, like the checkpoint directory; NULL: "<state.checkpoints.dir>/kafka-txn". */
   const char *txn_log_dir;
   const char *const *props;
-  fl_kafka_serialize_fn serialize; /* NULL: the record's key, value and timestamp */
-  void *serialize_opaque;          /* shared by all subtasks */
+  fl_kafka_serialize_fn serialize;         /* NULL: the record's key, value and timestamp */
+  void *serialize_opaque;                  /* shared by all subtasks */
   void (*serialize_destroy)(void *opaque); /* optional */
-  int timeout_ms;                  /* flush, transaction and start-up calls; 0: 60000 */
+  int timeout_ms;                          /* flush, transaction and start-up calls; 0: 60000 */
 } fl_kafka_sink_opts_t;
 #define FL_KAFKA_SINK_OPTS_VERSION 1
 
@@ -730,8 +728,7 @@ typedef struct fl_aggregate_fn {
   void (*merge)(void *acc, const void *other, void *opaque);
   /* Windows: emit the result of the window (any number of records, usually one). For
    * AggregatingState it is not called. */
-  int (*result)(fl_context_t *ctx, const fl_window_t *window, const void *acc,
-                void *opaque);
+  int (*result)(fl_context_t *ctx, const fl_window_t *window, const void *acc, void *opaque);
   void (*destroy)(void *opaque); /* optional */
 } fl_aggregate_fn_t;
 #define FL_AGGREGATE_FN_VERSION 1
@@ -740,9 +737,9 @@ FL_API fl_state_desc_t *fl_state_value(fl_env_t *env, const char *name);
 FL_API fl_state_desc_t *fl_state_list(fl_env_t *env, const char *name);
 FL_API fl_state_desc_t *fl_state_map(fl_env_t *env, const char *name);
 FL_API fl_state_desc_t *fl_state_reducing(fl_env_t *env, const char *name, fl_reduce_fn fn,
-                                   void *opaque);
+                                          void *opaque);
 FL_API fl_state_desc_t *fl_state_aggregating(fl_env_t *env, const char *name,
-                                      const fl_aggregate_fn_t *fn, void *opaque);
+                                             const fl_aggregate_fn_t *fn, void *opaque);
 
 /* State TTL (Flink's StateTtlConfig), in processing time. */
 typedef enum fl_ttl_update {
@@ -771,43 +768,40 @@ FL_API int fl_state_desc_set_ttl(fl_state_desc_t *desc, const fl_ttl_config_t *t
 
 /* ValueState. get: 1 and the value, or 0 when there is none. */
 FL_API int fl_value_get(fl_context_t *ctx, const fl_state_desc_t *d, const void **value,
-                 size_t *len);
-FL_API int fl_value_set(fl_context_t *ctx, const fl_state_desc_t *d, const void *value,
-                 size_t len);
+                        size_t *len);
+FL_API int fl_value_set(fl_context_t *ctx, const fl_state_desc_t *d, const void *value, size_t len);
 /* Clears the current key's state of any kind. */
 FL_API int fl_state_clear(fl_context_t *ctx, const fl_state_desc_t *d);
 
 /* ListState: items in insertion order. get: *items is an array of *n views. */
-FL_API int fl_list_add(fl_context_t *ctx, const fl_state_desc_t *d, const void *item,
-                size_t len);
+FL_API int fl_list_add(fl_context_t *ctx, const fl_state_desc_t *d, const void *item, size_t len);
 FL_API int fl_list_get(fl_context_t *ctx, const fl_state_desc_t *d, const fl_bytes_t **items,
-                size_t *n);
+                       size_t *n);
 FL_API int fl_list_update(fl_context_t *ctx, const fl_state_desc_t *d, const fl_bytes_t *items,
-                   size_t n);
+                          size_t n);
 
 /* MapState. get: 1 and the value, or 0. foreach: cb returns 0 to go on, non-zero to
  * stop (that value is returned); the map must not be changed from cb. */
 FL_API int fl_map_get(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
-               size_t ukey_len, const void **value, size_t *len);
+                      size_t ukey_len, const void **value, size_t *len);
 FL_API int fl_map_put(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
-               size_t ukey_len, const void *value, size_t len);
+                      size_t ukey_len, const void *value, size_t len);
 FL_API int fl_map_remove(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
-                  size_t ukey_len);
+                         size_t ukey_len);
 FL_API int fl_map_foreach(fl_context_t *ctx, const fl_state_desc_t *d,
-                   int (*cb)(const void *ukey, size_t ukey_len, const void *value,
-                             size_t len, void *arg),
-                   void *arg);
+                          int (*cb)(const void *ukey, size_t ukey_len, const void *value,
+                                    size_t len, void *arg),
+                          void *arg);
 
 /* ReducingState: add folds the value in with the descriptor's reduce function. */
 FL_API int fl_reducing_add(fl_context_t *ctx, const fl_state_desc_t *d, const void *value,
-                    size_t len);
+                           size_t len);
 FL_API int fl_reducing_get(fl_context_t *ctx, const fl_state_desc_t *d, const void **value,
-                    size_t *len);
+                           size_t *len);
 
 /* AggregatingState: add runs the aggregate's add on the accumulator; get returns the
  * accumulator (acc_size bytes): 1, or 0 when there is none. */
-FL_API int fl_aggregating_add(fl_context_t *ctx, const fl_state_desc_t *d,
-                       const fl_record_t *in);
+FL_API int fl_aggregating_add(fl_context_t *ctx, const fl_state_desc_t *d, const fl_record_t *in);
 FL_API int fl_aggregating_get(fl_context_t *ctx, const fl_state_desc_t *d, const void **acc);
 
 /* ---------------------------------------------------------------------------------- */
@@ -823,12 +817,12 @@ FL_API int fl_aggregating_get(fl_context_t *ctx, const fl_state_desc_t *d, const
  * pending window fires.
  */
 FL_API fl_windowed_stream_t *fl_window_tumbling(fl_keyed_stream_t *in, fl_time_domain_t domain,
-                                         int64_t size_ms, int64_t offset_ms);
+                                                int64_t size_ms, int64_t offset_ms);
 FL_API fl_windowed_stream_t *fl_window_sliding(fl_keyed_stream_t *in, fl_time_domain_t domain,
-                                        int64_t size_ms, int64_t slide_ms,
-                                        int64_t offset_ms);
+                                               int64_t size_ms, int64_t slide_ms,
+                                               int64_t offset_ms);
 FL_API fl_windowed_stream_t *fl_window_session(fl_keyed_stream_t *in, fl_time_domain_t domain,
-                                        int64_t gap_ms);
+                                               int64_t gap_ms);
 /* Event time only; default 0. */
 FL_API void fl_window_allowed_lateness(fl_windowed_stream_t *w, int64_t lateness_ms);
 FL_API void fl_window_late_output(fl_windowed_stream_t *w, const fl_output_tag_t *tag);
@@ -836,16 +830,15 @@ FL_API void fl_window_late_output(fl_windowed_stream_t *w, const fl_output_tag_t
 /* Emits one record per firing: the window's key, the reduced value, timestamp
  * end - 1. */
 FL_API fl_stream_t *fl_window_reduce(fl_windowed_stream_t *w, const char *name, fl_reduce_fn fn,
-                              void *opaque);
+                                     void *opaque);
 /* Calls fn->result at each firing, which emits what it wants (key: fl_ctx_key()). */
 FL_API fl_stream_t *fl_window_aggregate(fl_windowed_stream_t *w, const char *name,
-                                 const fl_aggregate_fn_t *fn, void *opaque);
+                                        const fl_aggregate_fn_t *fn, void *opaque);
 /* A ProcessWindowFunction: gets all elements of the window, in arrival order. */
 typedef int (*fl_window_process_fn)(fl_context_t *ctx, const fl_window_t *window,
-                                    const fl_record_t *elements, size_t n,
-                                    void *opaque);
+                                    const fl_record_t *elements, size_t n, void *opaque);
 FL_API fl_stream_t *fl_window_process(fl_windowed_stream_t *w, const char *name,
-                               fl_window_process_fn fn, void *opaque);
+                                      fl_window_process_fn fn, void *opaque);
 
 /* ---------------------------------------------------------------------------------- */
 /* Two inputs                                                                         */
@@ -867,7 +860,7 @@ FL_API fl_stream_t *fl_window_process(fl_windowed_stream_t *w, const char *name,
  * inputs, and on_timer runs with the timer's key. In the non-keyed form keyed state and
  * timers return FL_ESTATE and on_timer is never called. */
 typedef struct fl_co_process_fn {
-  int version; /* FL_CO_PROCESS_FN_VERSION */
+  int version;                                                   /* FL_CO_PROCESS_FN_VERSION */
   int (*open)(fl_context_t *ctx, void *opaque, void **instance); /* optional */
   int (*process1)(fl_context_t *ctx, const fl_record_t *in, void *instance);
   int (*process2)(fl_context_t *ctx, const fl_record_t *in, void *instance);
@@ -933,7 +926,7 @@ FL_API fl_stream_t *fl_window_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b, c
  * cleanup times: an element of a until t + upper, or t when upper <= 0; of b until
  * t - lower, or t when lower >= 0). */
 typedef struct fl_interval_join_opts {
-  int version; /* FL_INTERVAL_JOIN_OPTS_VERSION */
+  int version;                /* FL_INTERVAL_JOIN_OPTS_VERSION */
   int64_t lower_ms, upper_ms; /* lower <= upper, else the build fails */
   /* Non-zero: the bound is excluded (lower + 1 ms, upper - 1 ms, as Flink's
    * lowerBoundExclusive()/upperBoundExclusive(); bounds 1 ms apart then join nothing). */
@@ -941,9 +934,9 @@ typedef struct fl_interval_join_opts {
   const fl_output_tag_t *left_late, *right_late; /* optional */
 } fl_interval_join_opts_t;
 #define FL_INTERVAL_JOIN_OPTS_VERSION 1
-FL_API fl_stream_t *fl_interval_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b,
-                                     const char *name, const fl_interval_join_opts_t *opts,
-                                     fl_join_fn fn, void *opaque);
+FL_API fl_stream_t *fl_interval_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b, const char *name,
+                                     const fl_interval_join_opts_t *opts, fl_join_fn fn,
+                                     void *opaque);
 
 /* Broadcast state (Flink's keyed.connect(stream.broadcast(desc)).process(..)): every
  * element of the broadcast stream reaches every parallel instance, where
@@ -964,15 +957,14 @@ typedef struct fl_broadcast_process_fn {
   int (*process_broadcast)(fl_context_t *ctx, const fl_record_t *in, void *instance);
   int (*on_timer)(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain,
                   void *instance); /* optional */
-  void (*close)(void *instance); /* optional */
-  void (*destroy)(void *opaque); /* optional */
+  void (*close)(void *instance);   /* optional */
+  void (*destroy)(void *opaque);   /* optional */
 } fl_broadcast_process_fn_t;
 #define FL_BROADCAST_PROCESS_FN_VERSION 1
 
-FL_API fl_stream_t *fl_keyed_broadcast_process(fl_keyed_stream_t *keyed,
-                                               fl_stream_t *broadcast, const char *name,
-                                               const fl_broadcast_process_fn_t *fn,
-                                               void *opaque);
+FL_API fl_stream_t *fl_keyed_broadcast_process(fl_keyed_stream_t *keyed, fl_stream_t *broadcast,
+                                               const char *name,
+                                               const fl_broadcast_process_fn_t *fn, void *opaque);
 /* Broadcast state access, in a broadcast process function only, with a map descriptor
  * (else FL_ESTATE). get: 1 and a view valid until the next state call, 0 if absent.
  * put and remove: FL_ESTATE outside process_broadcast (read-only there) and from a
@@ -985,8 +977,8 @@ FL_API int fl_broadcast_put(fl_context_t *ctx, const fl_state_desc_t *d, const v
 FL_API int fl_broadcast_remove(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
                                size_t ukey_len);
 FL_API int fl_broadcast_foreach(fl_context_t *ctx, const fl_state_desc_t *d,
-                                int (*cb)(const void *ukey, size_t ukey_len,
-                                          const void *value, size_t value_len, void *arg),
+                                int (*cb)(const void *ukey, size_t ukey_len, const void *value,
+                                          size_t value_len, void *arg),
                                 void *arg);
 
 #ifdef __cplusplus

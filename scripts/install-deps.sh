@@ -22,6 +22,7 @@ packages=(
   libcurl4-openssl-dev
   libcmocka-dev
   kcat
+  clang-format
   libasan8
   libubsan1
   libtsan2

@@ -42,7 +42,12 @@ typedef struct ckjob {
   fl_state_desc_t *count, *sum;
 } ckjob_t;
 
-typedef struct { int64_t next; ckjob_t *j; int64_t t0_ns; int64_t emitted; } ck_src_t;
+typedef struct {
+  int64_t next;
+  ckjob_t *j;
+  int64_t t0_ns;
+  int64_t emitted;
+} ck_src_t;
 
 static inline int64_t ck_mono_ns(void) {
   struct timespec ts;
@@ -155,8 +160,7 @@ static inline void ckjob_build(fl_env_t *env, ckjob_t *j, const char *dir) {
                                      .close = ck_src_close,
                                      .snapshot = ck_src_snapshot,
                                      .restore = ck_src_restore};
-  static const fl_process_fn_t proc = {.version = FL_PROCESS_FN_VERSION,
-                                       .process = ck_sum_process};
+  static const fl_process_fn_t proc = {.version = FL_PROCESS_FN_VERSION, .process = ck_sum_process};
   j->count = fl_state_value(env, "count");
   j->sum = fl_state_value(env, "sum");
   fl_stream_t *s = fl_source(env, "gen", &src, j, 0);
@@ -239,8 +243,8 @@ static inline void ckjob_expected(int64_t n, int keys, lines_t *sums, lines_t *w
     if (i == n || i / 1000 * 1000 != wstart) {
       for (int k = 0; k < keys; k++)
         if (wsum[k]) {
-          int len = snprintf(buf, sizeof buf, "k%d,%lld,%lld", k, (long long)wstart,
-                             (long long)wsum[k]);
+          int len =
+              snprintf(buf, sizeof buf, "k%d,%lld,%lld", k, (long long)wstart, (long long)wsum[k]);
           lines_add(wins, buf, (size_t)len);
           wsum[k] = 0;
         }
@@ -251,8 +255,7 @@ static inline void ckjob_expected(int64_t n, int keys, lines_t *sums, lines_t *w
     count[k]++;
     sum[k] += ckjob_amount(i);
     wsum[k] += ckjob_amount(i);
-    int len = snprintf(buf, sizeof buf, "k%d,%lld,%lld", k, (long long)count[k],
-                       (long long)sum[k]);
+    int len = snprintf(buf, sizeof buf, "k%d,%lld,%lld", k, (long long)count[k], (long long)sum[k]);
     lines_add(sums, buf, (size_t)len);
   }
   free(count);
@@ -268,9 +271,9 @@ static inline int lines_diff(const char *what, const lines_t *a, const lines_t *
   while (i < a->n || j < b->n) {
     int c = i == a->n ? 1 : j == b->n ? -1 : strcmp(a->v[i], b->v[j]);
     if (c != 0) {
-      fprintf(stderr, "%s: %zu vs %zu lines; first difference: %s '%s'\n", what, a->n, b->n,
-              c < 0 ? "only in the output:" : "missing from the output:",
-              c < 0 ? a->v[i] : b->v[j]);
+      fprintf(
+          stderr, "%s: %zu vs %zu lines; first difference: %s '%s'\n", what, a->n, b->n,
+          c < 0 ? "only in the output:" : "missing from the output:", c < 0 ? a->v[i] : b->v[j]);
       return 1;
     }
     i++;

@@ -82,7 +82,8 @@ static inline fl_env_t *env_with(int parallelism, const char *wm_interval) {
   snprintf(p, sizeof p, "%d", parallelism);
   char err[256];
   fl_config_set(c, "parallelism", p, err, sizeof err);
-  if (wm_interval) fl_config_set(c, "pipeline.auto-watermark-interval", wm_interval, err, sizeof err);
+  if (wm_interval)
+    fl_config_set(c, "pipeline.auto-watermark-interval", wm_interval, err, sizeof err);
   fl_env_t *env = NULL;
   fl_env_new(&env, c, err, sizeof err);
   fl_config_destroy(c);

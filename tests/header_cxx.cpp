@@ -3,7 +3,7 @@
  * linked against the shared libflink: the declarations must have C linkage and be
  * exported, or this does not link.
  */
-#include "flink.h" // first, so nothing included before it can hide a missing include
+#include "flink.h"  // first, so nothing included before it can hide a missing include
 
 #include <csetjmp>
 #include <cstdarg>
@@ -23,33 +23,28 @@ static_assert(std::is_trivially_copyable<fl_window_t>::value, "fl_window_t is a 
 static_assert(std::is_same<decltype(&fl_strerror), const char *(*)(int)>::value,
               "fl_strerror keeps its C signature");
 
-static void strerror_of_einval_is_the_header_text(void **)
-{
+static void strerror_of_einval_is_the_header_text(void **) {
   const char *msg = fl_strerror(FL_EINVAL);
   assert_non_null(msg);
   assert_true(std::strlen(msg) > 0);
-#define CXX_CHECK_(name, code, text)                                                   \
-  if ((code) == FL_EINVAL)                                                             \
-    assert_string_equal(msg, text);
+#define CXX_CHECK_(name, code, text) \
+  if ((code) == FL_EINVAL) assert_string_equal(msg, text);
   FL_ERRNO_MAP(CXX_CHECK_)
 #undef CXX_CHECK_
 }
 
-static void err_name_of_einval_is_einval(void **)
-{
+static void err_name_of_einval_is_einval(void **) {
   assert_string_equal(fl_err_name(FL_EINVAL), "EINVAL");
 }
 
-static void version_str_is_the_header_version(void **)
-{
+static void version_str_is_the_header_version(void **) {
   char expect[64];
   std::snprintf(expect, sizeof expect, "%d.%d.%d", FL_VERSION_MAJOR, FL_VERSION_MINOR,
                 FL_VERSION_PATCH);
   assert_string_equal(fl_version_str(), expect);
 }
 
-int main()
-{
+int main() {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(strerror_of_einval_is_the_header_text),
       cmocka_unit_test(err_name_of_einval_is_einval),

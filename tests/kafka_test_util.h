@@ -61,28 +61,24 @@ static inline void track(child_t *c) {
 }
 
 static inline void close_fd(int *fd) {
-  if (*fd >= 0)
-    close(*fd);
+  if (*fd >= 0) close(*fd);
   *fd = -1;
 }
 
 /* Kills (SIGKILL) and reaps a child that is still running, closes its pipes and frees
  * it. Safe on NULL and on a child already reaped. */
 static inline void child_free(child_t *c) {
-  if (c == NULL)
-    return;
+  if (c == NULL) return;
   if (c->pid > 0) {
     kill(c->pid, SIGKILL);
-    while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {}
     c->pid = 0;
   }
   close_fd(&c->in_fd);
   close_fd(&c->out_fd);
   close_fd(&c->err_fd);
   for (int i = 0; i < MAX_CHILDREN; i++)
-    if (g_children[i] == c)
-      g_children[i] = NULL;
+    if (g_children[i] == c) g_children[i] = NULL;
   free(c);
 }
 
@@ -95,15 +91,13 @@ static inline child_t *spawn(char *const argv[], bool capture_err) {
   c->in_fd = c->out_fd = c->err_fd = -1;
   assert_int_equal(pipe2(in, O_CLOEXEC), 0);
   assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-  if (capture_err)
-    assert_int_equal(pipe2(err, O_CLOEXEC), 0);
+  if (capture_err) assert_int_equal(pipe2(err, O_CLOEXEC), 0);
   c->pid = fork();
   assert_true(c->pid >= 0);
   if (c->pid == 0) {
     dup2(in[0], STDIN_FILENO);
     dup2(out[1], STDOUT_FILENO);
-    if (capture_err)
-      dup2(err[1], STDERR_FILENO);
+    if (capture_err) dup2(err[1], STDERR_FILENO);
     execv(argv[0], argv);
     fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -129,15 +123,11 @@ static inline int read_line(int fd, char *buf, size_t cap, int64_t deadline) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     char ch;
     ssize_t r;
-    if (now_ms() >= deadline)
-      return -1;
-    if (poll(&p, 1, ms_left(deadline)) <= 0)
-      continue;
+    if (now_ms() >= deadline) return -1;
+    if (poll(&p, 1, ms_left(deadline)) <= 0) continue;
     r = read(fd, &ch, 1);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1;
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
     if (ch == '\n') {
       buf[n] = '\0';
       return (int)n;
@@ -157,10 +147,8 @@ static inline bool read_all(int fd, char **out, size_t *len, int64_t deadline) {
   for (;;) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     ssize_t r;
-    if (now_ms() >= deadline)
-      return false;
-    if (poll(&p, 1, ms_left(deadline)) <= 0)
-      continue;
+    if (now_ms() >= deadline) return false;
+    if (poll(&p, 1, ms_left(deadline)) <= 0) continue;
     if (cap - *len < 1024) {
       cap *= 2;
       s = realloc(*out, cap);
@@ -168,8 +156,7 @@ static inline bool read_all(int fd, char **out, size_t *len, int64_t deadline) {
       *out = s;
     }
     r = read(fd, *out + *len, cap - *len - 1);
-    if (r < 0 && errno == EINTR)
-      continue;
+    if (r < 0 && errno == EINTR) continue;
     if (r <= 0) {
       (*out)[*len] = '\0';
       return r == 0;
@@ -188,11 +175,9 @@ static inline int wait_exit(child_t *c, int64_t deadline) {
   int status = -1;
   bool eof = read_all(c->out_fd, &sink, &len, deadline);
   free(sink);
-  if (!eof)
-    return -1;
+  if (!eof) return -1;
   while (waitpid(c->pid, &status, 0) < 0) {
-    if (errno != EINTR)
-      return -1;
+    if (errno != EINTR) return -1;
   }
   c->pid = 0;
   return status;
@@ -200,8 +185,7 @@ static inline int wait_exit(child_t *c, int64_t deadline) {
 
 static inline int teardown_children(void **state) {
   (void)state;
-  for (int i = 0; i < MAX_CHILDREN; i++)
-    child_free(g_children[i]);
+  for (int i = 0; i < MAX_CHILDREN; i++) child_free(g_children[i]);
   return 0;
 }
 
@@ -232,8 +216,7 @@ static inline child_t *start_server(char *bootstrap, size_t cap, ...) {
   argv[argc++] = g_tool;
   argv[argc++] = "--stdin-eof";
   va_start(ap, cap);
-  for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31;)
-    argv[argc++] = a;
+  for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31;) argv[argc++] = a;
   va_end(ap);
   argv[argc] = NULL;
 
@@ -253,21 +236,17 @@ static inline void stop_server(child_t *c) {
   int status;
   assert_int_equal(kill(c->pid, SIGTERM), 0);
   status = wait_exit(c, deadline_in(10000));
-  if (status == -1)
-    fail_msg("the server did not exit within the deadline after SIGTERM");
-  if (!WIFEXITED(status))
-    fail_msg("the server ended by signal %d, not exit 0", WTERMSIG(status));
+  if (status == -1) fail_msg("the server did not exit within the deadline after SIGTERM");
+  if (!WIFEXITED(status)) fail_msg("the server ended by signal %d, not exit 0", WTERMSIG(status));
   assert_int_equal(WEXITSTATUS(status), 0);
 }
-
 
 /* The full path of prog on PATH, or false. */
 static inline bool find_on_path(const char *prog, char *out, size_t cap) {
   const char *path = getenv("PATH");
   char *copy, *save = NULL;
   bool found = false;
-  if (path == NULL)
-    path = "/usr/bin:/bin";
+  if (path == NULL) path = "/usr/bin:/bin";
   copy = strdup(path);
   assert_non_null(copy);
   for (char *dir = strtok_r(copy, ":", &save); dir != NULL && !found;
@@ -288,13 +267,11 @@ static inline int run_capture(char *const argv[], const char *input, char **out)
   /* The inputs here are far below a pipe's capacity, so writing all of it before
    * reading cannot deadlock. */
   assert_true(in_len < 16384);
-  if (in_len > 0)
-    assert_int_equal(write(c->in_fd, input, in_len), (ssize_t)in_len);
+  if (in_len > 0) assert_int_equal(write(c->in_fd, input, in_len), (ssize_t)in_len);
   close_fd(&c->in_fd);
   if (!read_all(c->out_fd, out, &len, deadline_in(15000)))
     fail_msg("%s did not finish in time", argv[0]);
-  while (waitpid(c->pid, &status, 0) < 0)
-    assert_int_equal(errno, EINTR);
+  while (waitpid(c->pid, &status, 0) < 0) assert_int_equal(errno, EINTR);
   c->pid = 0;
   child_free(c);
   return status;

@@ -43,7 +43,6 @@ static fl_env_t *env_conf(const char *const *kv) {
   return env;
 }
 
-
 static int64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -94,15 +93,24 @@ static void run_restart(const char *backend, const char *incremental) {
   char root[512], out[512];
   snprintf(root, sizeof root, "%s/%s-%s-ckpts", g_tmp, backend, incremental);
   snprintf(out, sizeof out, "%s/%s-%s-out", g_tmp, backend, incremental);
-  const char *kv[] = {"parallelism", "2",
-                      "state.backend", backend,
-                      "state.backend.incremental", incremental,
-                      "state.checkpoints.dir", root,
-                      "state.checkpoints.num-retained", "2",
-                      "execution.checkpointing.interval", "20ms",
-                      "restart-strategy.type", "fixed-delay",
-                      "restart-strategy.fixed-delay.attempts", "2",
-                      "restart-strategy.fixed-delay.delay", "0",
+  const char *kv[] = {"parallelism",
+                      "2",
+                      "state.backend",
+                      backend,
+                      "state.backend.incremental",
+                      incremental,
+                      "state.checkpoints.dir",
+                      root,
+                      "state.checkpoints.num-retained",
+                      "2",
+                      "execution.checkpointing.interval",
+                      "20ms",
+                      "restart-strategy.type",
+                      "fixed-delay",
+                      "restart-strategy.fixed-delay.attempts",
+                      "2",
+                      "restart-strategy.fixed-delay.delay",
+                      "0",
                       NULL};
   fl_env_t *env = env_conf(kv);
   assert_non_null(env);
@@ -206,8 +214,8 @@ static void take_savepoint(const char *backend, int p, const char *sp, const cha
 static void restore_savepoint(const char *backend, int p, const char *sp, const char *out) {
   char ps[8];
   snprintf(ps, sizeof ps, "%d", p);
-  const char *kv[] = {"parallelism", ps, "state.backend", backend,
-                      "execution.savepoint.path", sp, NULL};
+  const char *kv[] = {"parallelism", ps, "state.backend", backend, "execution.savepoint.path", sp,
+                      NULL};
   fl_env_t *env = env_conf(kv);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
@@ -268,12 +276,11 @@ static void checkpoint_configuration_is_checked(void **state) {
   assert_int_equal(fl_config_set(c, "restart-strategy.type", "sometimes", err, sizeof err),
                    FL_ECONFIG);
   assert_non_null(strstr(err, "restart-strategy.type"));
-  assert_int_equal(fl_config_set(c, "state.backend.rocksdb.block-cache-size", "12 apples", err,
-                                 sizeof err),
-                   FL_ECONFIG);
-  assert_int_equal(fl_config_set(c, "state.backend.rocksdb.block-cache-size", "8mb", err,
-                                 sizeof err),
-                   0);
+  assert_int_equal(
+      fl_config_set(c, "state.backend.rocksdb.block-cache-size", "12 apples", err, sizeof err),
+      FL_ECONFIG);
+  assert_int_equal(
+      fl_config_set(c, "state.backend.rocksdb.block-cache-size", "8mb", err, sizeof err), 0);
   fl_config_destroy(c);
 }
 
@@ -305,8 +312,9 @@ static void restart_ignores_checkpoints_of_an_earlier_run(void **state) {
   snprintf(root, sizeof root, "%s/reused-ckpts", g_tmp);
   snprintf(out_a, sizeof out_a, "%s/reused-out-a", g_tmp);
   snprintf(out_b, sizeof out_b, "%s/reused-out-b", g_tmp);
-  const char *kv_a[] = {"parallelism", "2", "state.checkpoints.dir", root,
-                        "execution.checkpointing.interval", "20ms", NULL};
+  const char *kv_a[] = {
+      "parallelism", "2", "state.checkpoints.dir", root, "execution.checkpointing.interval",
+      "20ms",        NULL};
   fl_env_t *env = env_conf(kv_a);
   ckjob_t a = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
   ckjob_build(env, &a, out_a);
@@ -314,12 +322,18 @@ static void restart_ignores_checkpoints_of_an_earlier_run(void **state) {
   fl_env_destroy(env);
   assert_true(has_manifest(root));
   /* run b: no checkpoint of its own before its failure (the first would come after 1 h) */
-  const char *kv_b[] = {"parallelism", "2",
-                        "state.checkpoints.dir", root,
-                        "execution.checkpointing.interval", "1h",
-                        "restart-strategy.type", "fixed-delay",
-                        "restart-strategy.fixed-delay.attempts", "1",
-                        "restart-strategy.fixed-delay.delay", "0",
+  const char *kv_b[] = {"parallelism",
+                        "2",
+                        "state.checkpoints.dir",
+                        root,
+                        "execution.checkpointing.interval",
+                        "1h",
+                        "restart-strategy.type",
+                        "fixed-delay",
+                        "restart-strategy.fixed-delay.attempts",
+                        "1",
+                        "restart-strategy.fixed-delay.delay",
+                        "0",
                         NULL};
   env = env_conf(kv_b);
   ckjob_t b = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = 777, .budget = 64};
@@ -350,9 +364,8 @@ static int attempts_with(const char *const *kv) {
   atomic_store(&g_opens, 0);
   fl_record_t r = rec_str("k", "v", 1);
   fl_stream_t *s = fl_source_collection(env, "one", &r, 1);
-  static const fl_process_fn_t fn = {.version = FL_PROCESS_FN_VERSION,
-                                     .open = always_fail_open,
-                                     .process = always_fail};
+  static const fl_process_fn_t fn = {
+      .version = FL_PROCESS_FN_VERSION, .open = always_fail_open, .process = always_fail};
   s = fl_stream_process(s, "failing", &fn, NULL);
   collector_t c;
   collector_init(&c);
@@ -370,19 +383,33 @@ static int attempts_with(const char *const *kv) {
 static void restart_strategies_give_up_as_configured(void **state) {
   const char *none[] = {"restart-strategy.type", "none", NULL};
   assert_int_equal(attempts_with(none), 1);
-  const char *fixed[] = {"restart-strategy.type", "fixed-delay",
-                         "restart-strategy.fixed-delay.attempts", "2",
-                         "restart-strategy.fixed-delay.delay", "1ms", NULL};
+  const char *fixed[] = {"restart-strategy.type",
+                         "fixed-delay",
+                         "restart-strategy.fixed-delay.attempts",
+                         "2",
+                         "restart-strategy.fixed-delay.delay",
+                         "1ms",
+                         NULL};
   assert_int_equal(attempts_with(fixed), 3);
-  const char *expo[] = {"restart-strategy.type", "exponential-delay",
-                        "restart-strategy.exponential-delay.initial-backoff", "1ms",
-                        "restart-strategy.exponential-delay.max-backoff", "4ms",
-                        "restart-strategy.exponential-delay.attempts", "3", NULL};
+  const char *expo[] = {"restart-strategy.type",
+                        "exponential-delay",
+                        "restart-strategy.exponential-delay.initial-backoff",
+                        "1ms",
+                        "restart-strategy.exponential-delay.max-backoff",
+                        "4ms",
+                        "restart-strategy.exponential-delay.attempts",
+                        "3",
+                        NULL};
   assert_int_equal(attempts_with(expo), 4);
-  const char *rate[] = {"restart-strategy.type", "failure-rate",
-                        "restart-strategy.failure-rate.max-failures-per-interval", "2",
-                        "restart-strategy.failure-rate.failure-rate-interval", "1h",
-                        "restart-strategy.failure-rate.delay", "1ms", NULL};
+  const char *rate[] = {"restart-strategy.type",
+                        "failure-rate",
+                        "restart-strategy.failure-rate.max-failures-per-interval",
+                        "2",
+                        "restart-strategy.failure-rate.failure-rate-interval",
+                        "1h",
+                        "restart-strategy.failure-rate.delay",
+                        "1ms",
+                        NULL};
   assert_int_equal(attempts_with(rate), 3);
 }
 
@@ -404,9 +431,13 @@ static void collect_log(fl_log_level_t level, const char *line, void *opaque) {
 }
 
 static void log_lines_go_to_the_log_function(void **state) {
-  const char *kv[] = {"restart-strategy.type", "fixed-delay",
-                      "restart-strategy.fixed-delay.attempts", "2",
-                      "restart-strategy.fixed-delay.delay", "1ms", NULL};
+  const char *kv[] = {"restart-strategy.type",
+                      "fixed-delay",
+                      "restart-strategy.fixed-delay.attempts",
+                      "2",
+                      "restart-strategy.fixed-delay.delay",
+                      "1ms",
+                      NULL};
   fl_env_t *env = env_conf(kv);
   assert_non_null(env);
   log_sink_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -467,18 +498,23 @@ static int64_t newest_checkpoint(const char *root, int *complete) {
 }
 
 static void run_fallback_job(const char *root, const char *out, bool restore) {
-  const char *kv[] = {"parallelism", "2",
-                      "state.checkpoints.dir", root,
-                      "state.checkpoints.num-retained", "3",
-                      "execution.checkpointing.interval", "10ms",
-                      "execution.savepoint.path", restore ? root : "",
+  const char *kv[] = {"parallelism",
+                      "2",
+                      "state.checkpoints.dir",
+                      root,
+                      "state.checkpoints.num-retained",
+                      "3",
+                      "execution.checkpointing.interval",
+                      "10ms",
+                      "execution.savepoint.path",
+                      restore ? root : "",
                       NULL};
   fl_env_t *env = env_conf(kv);
   assert_non_null(env);
   log_sink_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
   fl_env_set_log(env, collect_log, &l); /* the fallback is logged, not printed */
-  ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64,
-               .rate_per_ms = 300};
+  ckjob_t j = {
+      .n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64, .rate_per_ms = 300};
   ckjob_build(env, &j, out);
   int rc = fl_env_execute(env, "fallback");
   if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
@@ -525,9 +561,13 @@ static void checkpoints_that_cannot_start_are_counted_and_named(void **state) {
   assert_non_null(f);
   fclose(f);
   snprintf(root, sizeof root, "%s/ckpts", file); /* below a regular file: never creatable */
-  const char *kv[] = {"state.checkpoints.dir", root,
-                      "execution.checkpointing.interval", "5ms",
-                      "execution.checkpointing.tolerable-failed-checkpoints", "3", NULL};
+  const char *kv[] = {"state.checkpoints.dir",
+                      root,
+                      "execution.checkpointing.interval",
+                      "5ms",
+                      "execution.checkpointing.tolerable-failed-checkpoints",
+                      "3",
+                      NULL};
   fl_env_t *env = env_conf(kv);
   assert_non_null(env);
   log_sink_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};

@@ -143,12 +143,12 @@ static void log_cb(const char *line, void *arg) {
 
 static char err[2048];
 
-#define OK(call)                                          \
-  do {                                                    \
-    err[0] = 0;                                           \
-    int rc_ = (call);                                     \
+#define OK(call)                                               \
+  do {                                                         \
+    err[0] = 0;                                                \
+    int rc_ = (call);                                          \
     if (rc_ != 0) print_error("%s: %d %s\n", #call, rc_, err); \
-    assert_int_equal(rc_, 0);                             \
+    assert_int_equal(rc_, 0);                                  \
   } while (0)
 
 /* Commits checkpoint id under root with the given own files (name, seed, size) and
@@ -164,8 +164,8 @@ typedef struct shr {
   const char *key;
 } shr_t;
 
-static void make_ckpt(const char *root, int64_t id, const own_t *own, size_t n_own,
-                      const shr_t *sh, size_t n_sh, const char *meta) {
+static void make_ckpt(const char *root, int64_t id, const own_t *own, size_t n_own, const shr_t *sh,
+                      size_t n_sh, const char *meta) {
   fl_ckpt_writer_t *w;
   OK(fl_ckpt_writer_begin(&w, root, id, FL_CKPT_CHECKPOINT, err, sizeof err));
   for (size_t i = 0; i < n_own; i++) {
@@ -722,11 +722,18 @@ static void retention_keeps_newest_and_shared_files_while_referenced(void **stat
 /* ---------------------------------------------------------------------------------- */
 /* Corruption                                                                           */
 
-enum { M_TRUNC_FILE, M_FLIP_FILE, M_DEL_FILE, M_DEL_MANIFEST, M_TRUNC_MANIFEST,
-       M_FLIP_MANIFEST, M_KINDS };
-static const char *const mut_names[] = {"truncate file", "flip file bit", "delete file",
-                                        "delete manifest", "truncate manifest",
-                                        "flip manifest bit"};
+enum {
+  M_TRUNC_FILE,
+  M_FLIP_FILE,
+  M_DEL_FILE,
+  M_DEL_MANIFEST,
+  M_TRUNC_MANIFEST,
+  M_FLIP_MANIFEST,
+  M_KINDS
+};
+static const char *const mut_names[] = {"truncate file",     "flip file bit",
+                                        "delete file",       "delete manifest",
+                                        "truncate manifest", "flip manifest bit"};
 
 typedef struct target {
   char *path;
@@ -797,8 +804,7 @@ static void every_mutation_of_the_newest_checkpoint_is_detected_with_fallback(vo
       snprintf(detail, sizeof detail, "bit %zu", bit);
       break;
     }
-    default:
-      assert_int_equal(unlink(x->path), 0);
+    default: assert_int_equal(unlink(x->path), 0);
     }
 
     logbook_t lb = {0};
@@ -924,8 +930,8 @@ static void bad_names_ids_and_call_orders_are_refused(void **state) {
   /* One writer per root. */
   assert_int_equal(fl_ckpt_writer_begin(&w2, t, 2, FL_CKPT_CHECKPOINT, err, sizeof err), FL_ESTATE);
   assert_null(w2);
-  const char *bad[] = {"", "../x", "a//b", ".hidden", "_manifest", "x.tmp", "a/b/", "/abs",
-                       "sp ace", "a/./b", "a/../b", "é"};
+  const char *bad[] = {"",     "../x", "a//b",   ".hidden", "_manifest", "x.tmp",
+                       "a/b/", "/abs", "sp ace", "a/./b",   "a/../b",    "é"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     int rc = fl_ckpt_writer_put(w, bad[i], "x", 1, err, sizeof err);
     if (rc != FL_EINVAL) print_error("name \"%s\" accepted\n", bad[i]);
@@ -1071,8 +1077,8 @@ static void crash_at_each_step_leaves_old_or_new_checkpoint(void **state) {
     int n;
     int64_t survivor;
   } cases[] = {
-      {"file.written", 1, 1},     {"file.renamed", 1, 1},   {"file.written", 2, 1},
-      {"shared.renamed", 1, 1},   {"manifest.tmp", 1, 1},   {"manifest.renamed", 1, 2},
+      {"file.written", 1, 1},   {"file.renamed", 1, 1}, {"file.written", 2, 1},
+      {"shared.renamed", 1, 1}, {"manifest.tmp", 1, 1}, {"manifest.renamed", 1, 2},
   };
   char *t = tmpdir_new();
   char *root = pathf("%s/root", t), *s1 = pathf("%s/s1", t), *s2 = pathf("%s/s2", t), *p;

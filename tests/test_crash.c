@@ -32,17 +32,22 @@ static int teardown(void **state) {
   return 0;
 }
 
-
 /* The child: runs the job from the newest checkpoint (if any) to the end. */
 static void child(const char *backend, const char *root, const char *out, const char *rocks) {
   fl_config_t *c = fl_config_new();
   char err[512];
-  const char *kv[] = {"parallelism", "2",
-                      "state.backend", backend,
-                      "state.backend.rocksdb.localdir", rocks,
-                      "state.checkpoints.dir", root,
-                      "state.checkpoints.num-retained", "2",
-                      "execution.checkpointing.interval", "25ms",
+  const char *kv[] = {"parallelism",
+                      "2",
+                      "state.backend",
+                      backend,
+                      "state.backend.rocksdb.localdir",
+                      rocks,
+                      "state.checkpoints.dir",
+                      root,
+                      "state.checkpoints.num-retained",
+                      "2",
+                      "execution.checkpointing.interval",
+                      "25ms",
                       NULL};
   for (size_t i = 0; kv[i]; i += 2)
     if (fl_config_set(c, kv[i], kv[i + 1], err, sizeof err)) _exit(3);
@@ -52,7 +57,11 @@ static void child(const char *backend, const char *root, const char *out, const 
   if (fl_env_new(&env, c, err, sizeof err)) _exit(3);
   fl_config_destroy(c);
   /* about 6 s of input in all (longer when timeouts are scaled for slow builds) */
-  ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 256,
+  ckjob_t j = {.n = N,
+               .keys = KEYS,
+               .pause_at = -1,
+               .fail_at = -1,
+               .budget = 256,
                .rate_per_ms = 50.0 / timeout_scale()};
   ckjob_build(env, &j, out);
   int rc = fl_env_execute(env, "crash");

@@ -59,8 +59,7 @@ static char *read_text(const char *path) {
   FILE *f = fopen(path, "r");
   char *buf = NULL;
   size_t len = 0, cap = 0;
-  if (!f)
-    return NULL;
+  if (!f) return NULL;
   for (;;) {
     if (cap - len < 4096) {
       cap = cap ? cap * 2 : 8192;
@@ -70,8 +69,7 @@ static char *read_text(const char *path) {
     }
     size_t n = fread(buf + len, 1, cap - len - 1, f);
     len += n;
-    if (n == 0)
-      break;
+    if (n == 0) break;
   }
   buf[len] = '\0';
   fclose(f);
@@ -98,14 +96,10 @@ static void assert_sorted_lines(const char *path, const char **expected, size_t 
   const char **want = malloc((n ? n : 1) * sizeof *want);
   assert_non_null(want);
   memcpy(want, expected, n * sizeof *want);
-  if (count)
-    qsort(got, count, sizeof *got, cmp_str);
-  if (n)
-    qsort(want, n, sizeof *want, cmp_str);
-  for (size_t i = 0; i < count && i < n; i++)
-    assert_string_equal(got[i], want[i]);
-  if (count != n)
-    fail_msg("%s: %zu lines, expected %zu", path, count, n);
+  if (count) qsort(got, count, sizeof *got, cmp_str);
+  if (n) qsort(want, n, sizeof *want, cmp_str);
+  for (size_t i = 0; i < count && i < n; i++) assert_string_equal(got[i], want[i]);
+  if (count != n) fail_msg("%s: %zu lines, expected %zu", path, count, n);
   free(want);
   free(got);
   free(text);
@@ -127,21 +121,17 @@ static void find_program(const char *sub, const char *name, char *out, size_t si
   ssize_t n;
   if (build && *build) {
     snprintf(out, size, "%s/%s/%s", build, sub, name);
-    if (access(out, X_OK) == 0)
-      return;
+    if (access(out, X_OK) == 0) return;
   }
   snprintf(out, size, "./%s/%s", sub, name);
-  if (access(out, X_OK) == 0)
-    return;
+  if (access(out, X_OK) == 0) return;
   n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n > 0) {
     self[n] = '\0';
     snprintf(out, size, "%s/%s/%s", dirname(self), sub, name);
-    if (access(out, X_OK) == 0)
-      return;
+    if (access(out, X_OK) == 0) return;
   }
-  fail_msg("cannot find the program %s/%s (set FL_BUILD_DIR to the build directory)", sub,
-           name);
+  fail_msg("cannot find the program %s/%s (set FL_BUILD_DIR to the build directory)", sub, name);
 }
 
 /* Starts argv with stdout and stderr redirected to files of the temp dir (names
@@ -158,8 +148,7 @@ static pid_t start_program(char *const argv[], const char *out_name, const char 
     int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int in = open("/dev/null", O_RDONLY);
-    if (out < 0 || err < 0 || in < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
-        dup2(in, 0) < 0)
+    if (out < 0 || err < 0 || in < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || dup2(in, 0) < 0)
       _exit(126);
     close(out);
     close(err);
@@ -176,10 +165,8 @@ static pid_t start_program(char *const argv[], const char *out_name, const char 
 /* Waits for a child; returns its exit status, or 128 + signal. */
 static int wait_program(pid_t pid) {
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    assert_int_equal(errno, EINTR);
-  if (WIFEXITED(status))
-    return WEXITSTATUS(status);
+  while (waitpid(pid, &status, 0) < 0) assert_int_equal(errno, EINTR);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
   return 128 + WTERMSIG(status);
 }
 
@@ -189,8 +176,7 @@ static int run_program(char *const argv[], const char *out_name, const char *err
 }
 
 /* Runs and asserts the exit status, showing stderr when it differs. */
-static void run_expect(char *const argv[], const char *out_name, const char *err_name,
-                       int want) {
+static void run_expect(char *const argv[], const char *out_name, const char *err_name, int want) {
   int got = run_program(argv, out_name, err_name);
   if (got != want) {
     char out_path[PATH_MAX], err_path[PATH_MAX];
@@ -200,10 +186,9 @@ static void run_expect(char *const argv[], const char *out_name, const char *err
     char *err = read_text(err_path);
     /* stderr says why (the demos repeat a failed check there); stdout can be long */
     const char *head = out ? out : "(none)";
-    if (out && strlen(out) > 600)
-      out[600] = '\0';
-    fail_msg("%s exited with %d, expected %d\n--- stderr:\n%s\n--- stdout (start):\n%s",
-             argv[0], got, want, err ? err : "(none)", head);
+    if (out && strlen(out) > 600) out[600] = '\0';
+    fail_msg("%s exited with %d, expected %d\n--- stderr:\n%s\n--- stdout (start):\n%s", argv[0],
+             got, want, err ? err : "(none)", head);
   }
 }
 
@@ -237,11 +222,13 @@ static void user_spend_sums_per_user_and_window(void **state) {
   run_expect(argv, "spend.stdout", "spend.stderr", 0);
 
   const char *expected[] = {
-      "{\"user\":\"u1\",\"window_start\":" B ",\"window_end\":1700000400000,"
+      "{\"user\":\"u1\",\"window_start\":" B
+      ",\"window_end\":1700000400000,"
       "\"spend\":15,\"purchases\":2}",
       "{\"user\":\"u1\",\"window_start\":1700000400000,\"window_end\":1700000700000,"
       "\"spend\":7,\"purchases\":1}",
-      "{\"user\":\"u2\",\"window_start\":" B ",\"window_end\":1700000400000,"
+      "{\"user\":\"u2\",\"window_start\":" B
+      ",\"window_end\":1700000400000,"
       "\"spend\":5,\"purchases\":2}",
       "{\"user\":\"u3\",\"window_start\":1700001000000,\"window_end\":1700001300000,"
       "\"spend\":100.3,\"purchases\":3}",
@@ -276,11 +263,16 @@ static void user_spend_drops_purchases_later_than_out_of_orderness(void **state)
   /* Parallelism 1: the single-reader source then feeds the window alone. (With more,
    * the window's watermark also waits for the other subtasks' empty source instances
    * to end, and whether they have ended when these few records arrive is a race.) */
-  char *argv[] = {prog,     "--input", in, "--output", out, "--out-of-orderness", "1s",
-                  "--watermark-interval", "0", "--parallelism", "1", NULL};
+  char *argv[] = {prog, "--input",
+                  in,   "--output",
+                  out,  "--out-of-orderness",
+                  "1s", "--watermark-interval",
+                  "0",  "--parallelism",
+                  "1",  NULL};
   run_expect(argv, "late.stdout", "late.stderr", 0);
   const char *expected[] = {
-      "{\"user\":\"u1\",\"window_start\":" B ",\"window_end\":1700000400000,"
+      "{\"user\":\"u1\",\"window_start\":" B
+      ",\"window_end\":1700000400000,"
       "\"spend\":5,\"purchases\":2}",
       "{\"user\":\"u1\",\"window_start\":1700000400000,\"window_end\":1700000700000,"
       "\"spend\":2,\"purchases\":1}",
@@ -489,8 +481,7 @@ static int64_t mono_ms(void) {
 
 static void pause_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
 static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
@@ -501,9 +492,7 @@ static int rm_entry(const char *path, const struct stat *st, int type, struct FT
   return 0;
 }
 
-static void rm_tree(const char *path) {
-  nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+static void rm_tree(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 /* The RocksDB working directories a killed child left (the library names them
  * /tmp/flink-rocksdb-<pid>-<attempt>, and removes them itself on a clean exit). */
@@ -512,12 +501,10 @@ static void remove_rocksdb_dirs_of(pid_t pid) {
   int n = snprintf(prefix, sizeof prefix, "flink-rocksdb-%d-", (int)pid);
   DIR *d = opendir("/tmp");
   struct dirent *e;
-  if (!d)
-    return;
+  if (!d) return;
   while ((e = readdir(d))) {
     char path[PATH_MAX];
-    if (strncmp(e->d_name, prefix, (size_t)n) != 0)
-      continue;
+    if (strncmp(e->d_name, prefix, (size_t)n) != 0) continue;
     snprintf(path, sizeof path, "/tmp/%s", e->d_name);
     rm_tree(path);
   }
@@ -528,8 +515,7 @@ static void remove_rocksdb_dirs_of(pid_t pid) {
 static void assert_running(pid_t pid, const char *err_name) {
   int status;
   pid_t r = waitpid(pid, &status, WNOHANG);
-  if (r == 0)
-    return;
+  if (r == 0) return;
   char err_path[PATH_MAX];
   path_in_dir(err_path, sizeof err_path, err_name);
   char *err = read_text(err_path);
@@ -548,8 +534,7 @@ static int open_fifo_writer(const char *fifo, pid_t pid, const char *err_name) {
     }
     assert_int_equal(errno, ENXIO); /* no reader yet */
     assert_running(pid, err_name);
-    if (mono_ms() > deadline)
-      fail_msg("the program did not open %s", fifo);
+    if (mono_ms() > deadline) fail_msg("the program did not open %s", fifo);
     pause_ms(2);
   }
 }
@@ -557,10 +542,8 @@ static int open_fifo_writer(const char *fifo, pid_t pid, const char *err_name) {
 static void write_all(int fd, const char *data, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, data, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      fail_msg("writing to the FIFO failed: %s", strerror(errno));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail_msg("writing to the FIFO failed: %s", strerror(errno));
     data += n;
     len -= (size_t)n;
   }
@@ -572,10 +555,8 @@ static bool has_committed_output(const char *dir) {
   DIR *d = opendir(dir);
   struct dirent *e;
   bool found = false;
-  if (!d)
-    return false;
-  while (!found && (e = readdir(d)))
-    found = strncmp(e->d_name, "part-", 5) == 0;
+  if (!d) return false;
+  while (!found && (e = readdir(d))) found = strncmp(e->d_name, "part-", 5) == 0;
   closedir(d);
   return found;
 }
@@ -584,12 +565,10 @@ static bool has_manifest(const char *root) {
   DIR *d = opendir(root);
   struct dirent *e;
   bool found = false;
-  if (!d)
-    return false;
+  if (!d) return false;
   while (!found && (e = readdir(d))) {
     char p[2 * PATH_MAX];
-    if (strncmp(e->d_name, "chk-", 4) != 0)
-      continue;
+    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
     snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
     found = access(p, F_OK) == 0;
   }
@@ -614,26 +593,22 @@ static void lines_push(lines_t *l, const char *s, size_t len) {
 }
 
 static void lines_free(lines_t *l) {
-  for (size_t i = 0; i < l->n; i++)
-    free(l->v[i]);
+  for (size_t i = 0; i < l->n; i++) free(l->v[i]);
   free(l->v);
   memset(l, 0, sizeof *l);
 }
 
 static void lines_sort(lines_t *l) {
-  if (l->n)
-    qsort(l->v, l->n, sizeof *l->v, cmp_str);
+  if (l->n) qsort(l->v, l->n, sizeof *l->v, cmp_str);
 }
 
 /* Adds every line of the file at path. */
 static void lines_read_file(lines_t *l, const char *path) {
   char *text = read_text(path);
-  if (!text)
-    fail_msg("cannot read %s", path);
+  if (!text) fail_msg("cannot read %s", path);
   for (char *p = text; *p;) {
     char *nl = strchr(p, '\n');
-    if (!nl)
-      fail_msg("%s does not end with a newline", path);
+    if (!nl) fail_msg("%s does not end with a newline", path);
     lines_push(l, p, (size_t)(nl - p));
     p = nl + 1;
   }
@@ -645,12 +620,10 @@ static void lines_read_file(lines_t *l, const char *path) {
 static void lines_read_committed(lines_t *l, const char *dir) {
   DIR *d = opendir(dir);
   struct dirent *e;
-  if (!d)
-    fail_msg("cannot list %s", dir);
+  if (!d) fail_msg("cannot list %s", dir);
   while ((e = readdir(d))) {
     char p[2 * PATH_MAX];
-    if (e->d_name[0] == '.')
-      continue;
+    if (e->d_name[0] == '.') continue;
     snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
     lines_read_file(l, p);
   }
@@ -677,7 +650,7 @@ typedef struct durable_case {
   const char *program; /* in examples/ */
   const char *input;   /* the whole input */
   size_t input_len;
-  const lines_t *expected; /* sorted */
+  const lines_t *expected;       /* sorted */
   const char *const *extra_args; /* NULL-terminated options of both kinds of run */
 } durable_case_t;
 
@@ -707,8 +680,7 @@ static void run_killed_and_resumed(const durable_case_t *c) {
   argv[n++] = full;
   argv[n++] = "--output";
   argv[n++] = ref;
-  for (const char *const *a = c->extra_args; *a; a++)
-    argv[n++] = (char *)*a;
+  for (const char *const *a = c->extra_args; *a; a++) argv[n++] = (char *)*a;
   argv[n] = NULL;
   snprintf(name_out, sizeof name_out, "%s/reference.stdout", c->name);
   snprintf(name_err, sizeof name_err, "%s/reference.stderr", c->name);
@@ -732,8 +704,7 @@ static void run_killed_and_resumed(const durable_case_t *c) {
   argv[n++] = ckpt;
   argv[n++] = "--checkpoint-interval";
   argv[n++] = DURABLE_CHECKPOINT_INTERVAL;
-  for (const char *const *a = c->extra_args; *a; a++)
-    argv[n++] = (char *)*a;
+  for (const char *const *a = c->extra_args; *a; a++) argv[n++] = (char *)*a;
   argv[n] = NULL;
   assert_int_equal(mkfifo(fifo, 0644), 0);
   snprintf(name_out, sizeof name_out, "%s/killed.stdout", c->name);
@@ -770,8 +741,7 @@ static void run_killed_and_resumed(const durable_case_t *c) {
   path_in_dir(err_path, sizeof err_path, name_err);
   assert_file_contains(err_path, "resuming from the newest complete checkpoint in");
   lines_read_committed(&got, out);
-  assert_same_sorted("the committed output of the killed and resumed runs", &got,
-                     c->expected);
+  assert_same_sorted("the committed output of the killed and resumed runs", &got, c->expected);
   lines_free(&got);
   rm_tree(dir);
 }
@@ -815,8 +785,7 @@ static void text_printf(text_t *t, const char *fmt, ...) {
 
 static int64_t durable_ts(int64_t i, uint64_t r) {
   int64_t ts = DURABLE_BASE_TS + i * 1000 + (int64_t)(r % 1000);
-  if ((r >> 10) % 20 == 0)
-    ts -= 1 + (int64_t)((r >> 20) % 3000);
+  if ((r >> 10) % 20 == 0) ts -= 1 + (int64_t)((r >> 20) % 3000);
   return ts;
 }
 
@@ -829,8 +798,7 @@ typedef struct purchase {
 
 static int cmp_purchase(const void *a, const void *b) {
   const purchase_t *x = a, *y = b;
-  if (x->user != y->user)
-    return x->user < y->user ? -1 : 1;
+  if (x->user != y->user) return x->user < y->user ? -1 : 1;
   return x->start < y->start ? -1 : x->start > y->start;
 }
 
@@ -845,10 +813,9 @@ static void user_spend_input(text_t *in, lines_t *expected) {
     p[i].user = (int)((r >> 40) % 300);
     p[i].amount = 1 + (int64_t)((r >> 50) % 250);
     p[i].start = ts - ts % 300000;
-    text_printf(in, "{\"user\":\"u%03d\",\"amount\":%" PRId64 ",\"ts\":%" PRId64 "}\n",
-                p[i].user, p[i].amount, ts);
-    if (i % 10000 == 5000)
-      text_printf(in, "{\"user\":\"u001\",\"amount\":\n");
+    text_printf(in, "{\"user\":\"u%03d\",\"amount\":%" PRId64 ",\"ts\":%" PRId64 "}\n", p[i].user,
+                p[i].amount, ts);
+    if (i % 10000 == 5000) text_printf(in, "{\"user\":\"u001\",\"amount\":\n");
   }
   /* The expected windows, straight from the definition: per (user, window) the sum and
    * the number of purchases. */
@@ -856,12 +823,10 @@ static void user_spend_input(text_t *in, lines_t *expected) {
   for (size_t i = 0; i < DURABLE_EVENTS;) {
     size_t j = i;
     int64_t sum = 0;
-    for (; j < DURABLE_EVENTS && cmp_purchase(&p[i], &p[j]) == 0; j++)
-      sum += p[j].amount;
+    for (; j < DURABLE_EVENTS && cmp_purchase(&p[i], &p[j]) == 0; j++) sum += p[j].amount;
     int len = snprintf(buf, sizeof buf,
-                       "{\"user\":\"u%03d\",\"window_start\":%" PRId64
-                       ",\"window_end\":%" PRId64 ",\"spend\":%" PRId64
-                       ",\"purchases\":%zu}",
+                       "{\"user\":\"u%03d\",\"window_start\":%" PRId64 ",\"window_end\":%" PRId64
+                       ",\"spend\":%" PRId64 ",\"purchases\":%zu}",
                        p[i].user, p[i].start, p[i].start + 300000, sum, j - i);
     lines_push(expected, buf, (size_t)len);
     i = j;
@@ -903,12 +868,11 @@ typedef struct open_session {
 
 static void push_session(lines_t *l, int user, const open_session_t *s, bool timeout) {
   char buf[256];
-  int len = snprintf(buf, sizeof buf,
-                     "{\"user\":\"u%03d\",\"session_start\":%" PRId64 ",\"session_end\":%" PRId64
-                     ",\"duration_ms\":%" PRId64 ",\"events\":%" PRIu64
-                     ",\"closed_by\":\"%s\"}",
-                     user, s->start, s->last, s->last - s->start, s->count,
-                     timeout ? "timeout" : "gap");
+  int len =
+      snprintf(buf, sizeof buf,
+               "{\"user\":\"u%03d\",\"session_start\":%" PRId64 ",\"session_end\":%" PRId64
+               ",\"duration_ms\":%" PRId64 ",\"events\":%" PRIu64 ",\"closed_by\":\"%s\"}",
+               user, s->start, s->last, s->last - s->start, s->count, timeout ? "timeout" : "gap");
   lines_push(l, buf, (size_t)len);
 }
 
@@ -923,8 +887,7 @@ static void session_tracker_input(text_t *in, lines_t *expected, size_t *timeout
     int u = (int)((r >> 40) % TRACKER_USERS);
     text_printf(in, "{\"user\":\"u%03d\",\"ts\":%" PRId64 ",\"page\":\"/p%d\"}\n", u, ts,
                 (int)((r >> 50) % 7));
-    if (i % 10000 == 5000)
-      text_printf(in, "{\"user\":\"u002\",\"page\":\"/no-time\"}\n");
+    if (i % 10000 == 5000) text_printf(in, "{\"user\":\"u002\",\"page\":\"/no-time\"}\n");
     open_session_t *s = &open[u];
     if (s->open) {
       bool gap = ts > s->last + TRACKER_GAP_MS;
@@ -935,18 +898,14 @@ static void session_tracker_input(text_t *in, lines_t *expected, size_t *timeout
         s->open = false;
       } else {
         s->count++;
-        if (ts < s->start)
-          s->start = ts;
-        if (ts > s->last)
-          s->last = ts;
+        if (ts < s->start) s->start = ts;
+        if (ts > s->last) s->last = ts;
       }
     }
-    if (!s->open)
-      *s = (open_session_t){true, ts, ts, 1};
+    if (!s->open) *s = (open_session_t){true, ts, ts, 1};
   }
   for (int u = 0; u < TRACKER_USERS; u++)
-    if (open[u].open)
-      push_session(expected, u, &open[u], false);
+    if (open[u].open) push_session(expected, u, &open[u], false);
   lines_sort(expected);
   free(open);
 }
@@ -959,10 +918,10 @@ static void session_tracker_killed_and_resumed_commits_exactly_once(void **state
   session_tracker_input(&in, &expected, &timeouts);
   /* Enough sessions of both kinds for the comparison to mean something. */
   assert_true(in.len > 2 * 1000 * 1000 && expected.n > 3000 && timeouts > 100);
-  static const char *const extra[] = {"--parallelism", "2", "--gap", "15m",
+  static const char *const extra[] = {"--parallelism", "2",  "--gap", "15m",
                                       "--max-session", "2h", NULL};
-  durable_case_t c = {"durable-session_tracker", "session_tracker", in.data, in.len,
-                      &expected, extra};
+  durable_case_t c = {
+      "durable-session_tracker", "session_tracker", in.data, in.len, &expected, extra};
   run_killed_and_resumed(&c);
   lines_free(&expected);
   free(in.data);
@@ -983,12 +942,10 @@ static void checkpoint_mode_needs_an_output_directory(void **state) {
     char *no_output[] = {prog, "--input", in, "--checkpoint-dir", ckpt, NULL};
     run_expect(no_output, "durable_usage.stdout", "durable_usage.stderr", 2);
     assert_file_contains(err, "--checkpoint-dir needs --output DIR");
-    char *stdout_output[] = {prog, "--input", in, "--output", "-", "--checkpoint-dir", ckpt,
-                             NULL};
+    char *stdout_output[] = {prog, "--input", in, "--output", "-", "--checkpoint-dir", ckpt, NULL};
     run_expect(stdout_output, "durable_usage.stdout", "durable_usage.stderr", 2);
     assert_file_contains(err, "--checkpoint-dir needs --output DIR");
-    char *file_output[] = {prog, "--input", in, "--output", file, "--checkpoint-dir", ckpt,
-                           NULL};
+    char *file_output[] = {prog, "--input", in, "--output", file, "--checkpoint-dir", ckpt, NULL};
     run_expect(file_output, "durable_usage.stdout", "durable_usage.stderr", 2);
     assert_file_contains(err, "--output must be a directory");
     char *interval_alone[] = {prog, "--input", in, "--checkpoint-interval", "1s", NULL};
@@ -1009,15 +966,14 @@ static void bench_window_engine_matches_baseline(void **state) {
   (void)state;
   char prog[PATH_MAX], out[PATH_MAX];
   find_program("bench", "flink-bench", prog, sizeof prog);
-  char *argv[] = {prog,         "window", "--events",        "200000", "--keys", "1000",
-                  "--window-ms", "100",   "--parallelism",   "2",      "--events-per-ms",
-                  "1",           NULL};
+  char *argv[] = {prog,          "window", "--events",      "200000", "--keys",          "1000",
+                  "--window-ms", "100",    "--parallelism", "2",      "--events-per-ms", "1",
+                  NULL};
   run_expect(argv, "bench.stdout", "bench.stderr", 0);
   path_in_dir(out, sizeof out, "bench.stdout");
   json_error_t jerr;
   json_t *doc = json_load_file(out, 0, &jerr);
-  if (!doc)
-    fail_msg("bench output is not JSON: %s", jerr.text);
+  if (!doc) fail_msg("bench output is not JSON: %s", jerr.text);
   assert_string_equal(json_string_value(json_object_get(doc, "bench")), "window");
   assert_int_equal(json_integer_value(json_object_get(doc, "events")), 200000);
   assert_int_equal(json_integer_value(json_object_get(doc, "keys")), 1000);
@@ -1052,17 +1008,35 @@ static int group_setup(void **state) {
 static int group_teardown(void **state) {
   (void)state;
   static const char *files[] = {
-      "spend_in.jsonl",     "spend_out.jsonl",     "spend.stdout",       "spend.stderr",
-      "late_in.jsonl",      "late_out.jsonl",      "late.stdout",        "late.stderr",
-      "demo_spend.stdout",  "demo_spend.stderr",   "clicks.jsonl",       "sessions.jsonl",
-      "sessions.stdout",    "sessions.stderr",     "demo_sessions.stdout",
-      "demo_sessions.stderr", "bench.stdout",      "bench.stderr",
-      "sample_spend.jsonl", "sample_spend.stdout", "sample_spend.stderr",
-      "sample_sessions.jsonl", "sample_sessions.stdout", "sample_sessions.stderr",
-      "durable_usage.jsonl", "durable_usage.stdout", "durable_usage.stderr",
+      "spend_in.jsonl",
+      "spend_out.jsonl",
+      "spend.stdout",
+      "spend.stderr",
+      "late_in.jsonl",
+      "late_out.jsonl",
+      "late.stdout",
+      "late.stderr",
+      "demo_spend.stdout",
+      "demo_spend.stderr",
+      "clicks.jsonl",
+      "sessions.jsonl",
+      "sessions.stdout",
+      "sessions.stderr",
+      "demo_sessions.stdout",
+      "demo_sessions.stderr",
+      "bench.stdout",
+      "bench.stderr",
+      "sample_spend.jsonl",
+      "sample_spend.stdout",
+      "sample_spend.stderr",
+      "sample_sessions.jsonl",
+      "sample_sessions.stdout",
+      "sample_sessions.stderr",
+      "durable_usage.jsonl",
+      "durable_usage.stdout",
+      "durable_usage.stderr",
   };
-  for (size_t i = 0; i < sizeof files / sizeof *files; i++)
-    remove_entry(g_dir, files[i]);
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) remove_entry(g_dir, files[i]);
   /* what a failed durable-mode test left */
   static const char *dirs[] = {"durable-user_spend", "durable-session_tracker",
                                "durable_usage_ckpt"};

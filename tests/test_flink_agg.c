@@ -47,7 +47,7 @@ typedef struct tctx {
 } tctx_t;
 
 typedef struct run {
-  int code; /* exit status, or 1000 + signal */
+  int code;  /* exit status, or 1000 + signal */
   char *out; /* stdout */
   char *err; /* stderr */
 } run_t;
@@ -56,8 +56,7 @@ static int setup(void **state) {
   tctx_t *t = calloc(1, sizeof(*t));
   const char *bd = getenv("FL_BUILD_DIR");
   snprintf(t->dir, sizeof(t->dir), "/tmp/fl_test_agg_XXXXXX");
-  if (mkdtemp(t->dir) == NULL)
-    return -1;
+  if (mkdtemp(t->dir) == NULL) return -1;
   snprintf(t->in, sizeof(t->in), "%s/in.jsonl", t->dir);
   snprintf(t->out, sizeof(t->out), "%s/out.jsonl", t->dir);
   snprintf(t->late, sizeof(t->late), "%s/late.jsonl", t->dir);
@@ -76,8 +75,7 @@ static int teardown(void **state) {
   tctx_t *t = *state;
   char cmd[128];
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
-  if (system(cmd) != 0)
-    return -1;
+  if (system(cmd) != 0) return -1;
   free(t);
   return 0;
 }
@@ -93,8 +91,7 @@ static char *slurp(const char *path) {
   FILE *f = fopen(path, "rb");
   char *buf = NULL;
   size_t n = 0, cap = 0, r;
-  if (f == NULL)
-    return strdup("");
+  if (f == NULL) return strdup("");
   do {
     if (cap - n < 4096) {
       cap = cap ? cap * 2 : 65536;
@@ -117,8 +114,7 @@ static run_t run_tool(tctx_t *t, const char *const *args) {
   pid_t pid;
   int status, n = 0;
 
-  if (access(t->tool, X_OK) != 0)
-    fail_msg("flink-agg not found at %s (set FL_BUILD_DIR)", t->tool);
+  if (access(t->tool, X_OK) != 0) fail_msg("flink-agg not found at %s (set FL_BUILD_DIR)", t->tool);
   argv[n++] = t->tool;
   for (; *args != NULL; args++) {
     assert_true(n < 62);
@@ -126,19 +122,16 @@ static run_t run_tool(tctx_t *t, const char *const *args) {
   }
   argv[n] = NULL;
   assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-  assert_int_equal(posix_spawn_file_actions_addopen(&fa, 0, access(t->in, R_OK) == 0 ? t->in : "/dev/null",
-                                                    O_RDONLY, 0),
+  assert_int_equal(posix_spawn_file_actions_addopen(
+                       &fa, 0, access(t->in, R_OK) == 0 ? t->in : "/dev/null", O_RDONLY, 0),
                    0);
-  assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, t->stdout_,
-                                                    O_WRONLY | O_CREAT | O_TRUNC, 0644),
-                   0);
-  assert_int_equal(posix_spawn_file_actions_addopen(&fa, 2, t->stderr_,
-                                                    O_WRONLY | O_CREAT | O_TRUNC, 0644),
-                   0);
+  assert_int_equal(
+      posix_spawn_file_actions_addopen(&fa, 1, t->stdout_, O_WRONLY | O_CREAT | O_TRUNC, 0644), 0);
+  assert_int_equal(
+      posix_spawn_file_actions_addopen(&fa, 2, t->stderr_, O_WRONLY | O_CREAT | O_TRUNC, 0644), 0);
   assert_int_equal(posix_spawn(&pid, t->tool, &fa, NULL, (char *const *)argv, environ), 0);
   posix_spawn_file_actions_destroy(&fa);
-  while (waitpid(pid, &status, 0) < 0)
-    assert_int_equal(errno, EINTR);
+  while (waitpid(pid, &status, 0) < 0) assert_int_equal(errno, EINTR);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
   r.out = slurp(t->stdout_);
   r.err = slurp(t->stderr_);
@@ -161,8 +154,7 @@ static char **sorted_lines(const char *text, size_t *n_out) {
   const char *p = text;
   while (*p != '\0') {
     const char *nl = strchr(p, '\n');
-    if (nl == NULL)
-      fail_msg("output does not end with a newline: '%s'", p);
+    if (nl == NULL) fail_msg("output does not end with a newline: '%s'", p);
     if (n == cap) {
       cap = cap ? cap * 2 : 16;
       v = realloc(v, cap * sizeof(*v));
@@ -170,15 +162,13 @@ static char **sorted_lines(const char *text, size_t *n_out) {
     v[n++] = strndup(p, (size_t)(nl - p));
     p = nl + 1;
   }
-  if (n > 0)
-    qsort(v, n, sizeof(*v), cmp_str);
+  if (n > 0) qsort(v, n, sizeof(*v), cmp_str);
   *n_out = n;
   return v;
 }
 
 static void free_lines(char **v, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    free(v[i]);
+  for (size_t i = 0; i < n; i++) free(v[i]);
   free(v);
 }
 
@@ -188,13 +178,10 @@ static void assert_same_lines(const char *got, const char *const *want, size_t n
   char **g = sorted_lines(got, &n_got);
   char **w = malloc((n_want + 1) * sizeof(*w));
   int same;
-  for (i = 0; i < n_want; i++)
-    w[i] = (char *)want[i];
-  if (n_want > 0)
-    qsort(w, n_want, sizeof(*w), cmp_str);
+  for (i = 0; i < n_want; i++) w[i] = (char *)want[i];
+  if (n_want > 0) qsort(w, n_want, sizeof(*w), cmp_str);
   same = n_got == n_want;
-  for (i = 0; same && i < n_want; i++)
-    same = strcmp(g[i], w[i]) == 0;
+  for (i = 0; same && i < n_want; i++) same = strcmp(g[i], w[i]) == 0;
   if (!same) {
     /* Both are sorted: walk them together and show only the differences. */
     size_t a = 0, b = 0;
@@ -236,13 +223,12 @@ static const char tumbling_input[] =
     "{\"user\":\"b\",\"ts\":2999,\"v\":1}\n";
 
 static void run_tumbling(tctx_t *t, const char *agg, const char *const *want) {
-  const char *args[] = {"--input", "-", "--key", "user", "--time", "ts", "--value", "v",
-                        "--agg", agg, "--window", "tumbling:1s", NULL};
+  const char *args[] = {"--input", "-",     "--key", "user",     "--time",      "ts", "--value",
+                        "v",       "--agg", agg,     "--window", "tumbling:1s", NULL};
   run_t r;
   write_text(t->in, tumbling_input);
   r = run_tool(t, args);
-  if (r.code != 0)
-    print_error("stderr: %s\n", r.err);
+  if (r.code != 0) print_error("stderr: %s\n", r.err);
   assert_int_equal(r.code, 0);
   assert_same_lines(r.out, want, 4);
   run_free(&r);
@@ -301,10 +287,12 @@ static void tumbling_avg(void **state) {
  */
 static void number_formatting(void **state) {
   tctx_t *t = *state;
-  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "k", "--time", "t",
-                        "--value", "v", "--agg", "avg", "--window", "tumbling:10", NULL};
-  const char *args_sum[] = {"--input", t->in, "--output", t->out, "--key", "k", "--time", "t",
-                            "--value", "v", "--agg", "sum", "--window", "tumbling:10", NULL};
+  const char *args[] = {"--input", t->in,    "--output", t->out,        "--key",
+                        "k",       "--time", "t",        "--value",     "v",
+                        "--agg",   "avg",    "--window", "tumbling:10", NULL};
+  const char *args_sum[] = {"--input", t->in,    "--output", t->out,        "--key",
+                            "k",       "--time", "t",        "--value",     "v",
+                            "--agg",   "sum",    "--window", "tumbling:10", NULL};
   static const char *const want_avg[] = {
       "{\"key\": \"x\", \"window_start\": 0, \"window_end\": 10, \"value\": 1.3333333333333333, \"count\": 3}"};
   static const char *const want_sum[] = {
@@ -315,8 +303,9 @@ static void number_formatting(void **state) {
   run_t r;
   char *got;
 
-  write_text(t->in, "{\"k\":\"x\",\"t\":1,\"v\":1}\n{\"k\":\"x\",\"t\":2,\"v\":1}\n"
-                    "{\"k\":\"x\",\"t\":3,\"v\":2}\n");
+  write_text(t->in,
+             "{\"k\":\"x\",\"t\":1,\"v\":1}\n{\"k\":\"x\",\"t\":2,\"v\":1}\n"
+             "{\"k\":\"x\",\"t\":3,\"v\":2}\n");
   r = run_tool(t, args);
   assert_int_equal(r.code, 0);
   got = slurp(t->out);
@@ -324,11 +313,12 @@ static void number_formatting(void **state) {
   free(got);
   run_free(&r);
 
-  write_text(t->in, "{\"k\":\"x\",\"t\":1,\"v\":1}\n{\"k\":\"x\",\"t\":2,\"v\":1}\n"
-                    "{\"k\":\"x\",\"t\":3,\"v\":2}\n"
-                    "{\"k\":\"y\",\"t\":1,\"v\":0.1}\n{\"k\":\"y\",\"t\":2,\"v\":0.2}\n"
-                    "{\"k\":\"z\",\"t\":1,\"v\":9007199254740992}\n"
-                    "{\"k\":\"w\",\"t\":1,\"v\":9007199254740991}\n");
+  write_text(t->in,
+             "{\"k\":\"x\",\"t\":1,\"v\":1}\n{\"k\":\"x\",\"t\":2,\"v\":1}\n"
+             "{\"k\":\"x\",\"t\":3,\"v\":2}\n"
+             "{\"k\":\"y\",\"t\":1,\"v\":0.1}\n{\"k\":\"y\",\"t\":2,\"v\":0.2}\n"
+             "{\"k\":\"z\",\"t\":1,\"v\":9007199254740992}\n"
+             "{\"k\":\"w\",\"t\":1,\"v\":9007199254740991}\n");
   r = run_tool(t, args_sum);
   assert_int_equal(r.code, 0);
   got = slurp(t->out);
@@ -343,8 +333,8 @@ static void number_formatting(void **state) {
  */
 static void keys_strings_integers_booleans(void **state) {
   tctx_t *t = *state;
-  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "dev", "--time", "t",
-                        "--agg", "count", "--window", "tumbling:100", NULL};
+  const char *args[] = {"--input", t->in,   "--output", t->out,     "--key",        "dev", "--time",
+                        "t",       "--agg", "count",    "--window", "tumbling:100", NULL};
   static const char *const want[] = {
       "{\"key\": 42, \"window_start\": 0, \"window_end\": 100, \"value\": 2, \"count\": 2}",
       "{\"key\": \"42\", \"window_start\": 0, \"window_end\": 100, \"value\": 1, \"count\": 1}",
@@ -353,15 +343,15 @@ static void keys_strings_integers_booleans(void **state) {
       "{\"key\": \"say \\\"hi\\\"\", \"window_start\": 0, \"window_end\": 100, \"value\": 1, \"count\": 1}"};
   run_t r;
   char *got;
-  write_text(t->in, "{\"dev\":42,\"t\":0}\n"
-                    "{\"dev\":\"42\",\"t\":10}\n"
-                    "{\"dev\":42,\"t\":20}\n"
-                    "{\"dev\":true,\"t\":30}\n"
-                    "{\"t\":40,\"dev\":-7}\n"
-                    "{\"dev\":\"say \\\"hi\\\"\",\"t\":50}\n");
+  write_text(t->in,
+             "{\"dev\":42,\"t\":0}\n"
+             "{\"dev\":\"42\",\"t\":10}\n"
+             "{\"dev\":42,\"t\":20}\n"
+             "{\"dev\":true,\"t\":30}\n"
+             "{\"t\":40,\"dev\":-7}\n"
+             "{\"dev\":\"say \\\"hi\\\"\",\"t\":50}\n");
   r = run_tool(t, args);
-  if (r.code != 0)
-    print_error("stderr: %s\n", r.err);
+  if (r.code != 0) print_error("stderr: %s\n", r.err);
   assert_int_equal(r.code, 0);
   assert_string_equal(r.out, "");
   got = slurp(t->out);
@@ -383,17 +373,19 @@ static void keys_strings_integers_booleans(void **state) {
  */
 static void sliding_sum(void **state) {
   tctx_t *t = *state;
-  const char *args[] = {"--input", t->in, "--key", "user", "--time", "ts", "--value", "v",
-                        "--agg", "sum", "--window", "sliding:1s:500ms", NULL};
+  const char *args[] = {"--input", t->in, "--key", "user", "--time",   "ts",
+                        "--value", "v",   "--agg", "sum",  "--window", "sliding:1s:500ms",
+                        NULL};
   static const char *const want[] = {
       "{\"key\": \"k\", \"window_start\": -500, \"window_end\": 500, \"value\": 1, \"count\": 1}",
       "{\"key\": \"k\", \"window_start\": 0, \"window_end\": 1000, \"value\": 3, \"count\": 2}",
       "{\"key\": \"k\", \"window_start\": 500, \"window_end\": 1500, \"value\": 6, \"count\": 2}",
       "{\"key\": \"k\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 4, \"count\": 1}"};
   run_t r;
-  write_text(t->in, "{\"user\":\"k\",\"ts\":100,\"v\":1}\n"
-                    "{\"user\":\"k\",\"ts\":600,\"v\":2}\n"
-                    "{\"user\":\"k\",\"ts\":1200,\"v\":4}\n");
+  write_text(t->in,
+             "{\"user\":\"k\",\"ts\":100,\"v\":1}\n"
+             "{\"user\":\"k\",\"ts\":600,\"v\":2}\n"
+             "{\"user\":\"k\",\"ts\":1200,\"v\":4}\n");
   r = run_tool(t, args);
   assert_int_equal(r.code, 0);
   assert_same_lines(r.out, want, N_OF(want));
@@ -410,8 +402,20 @@ static void sliding_sum(void **state) {
  */
 static void session_touching_windows_merge(void **state) {
   tctx_t *t = *state;
-  const char *args[] = {"--input", t->in, "--key", "user", "--time", "ts", "--value", "v",
-                        "--agg", "sum", "--window", "session:1s", "--watermark-interval", "0",
+  const char *args[] = {"--input",
+                        t->in,
+                        "--key",
+                        "user",
+                        "--time",
+                        "ts",
+                        "--value",
+                        "v",
+                        "--agg",
+                        "sum",
+                        "--window",
+                        "session:1s",
+                        "--watermark-interval",
+                        "0",
                         NULL};
   static const char *const want[] = {
       "{\"key\": \"s\", \"window_start\": 0, \"window_end\": 3000, \"value\": 7, \"count\": 3}",
@@ -419,12 +423,13 @@ static void session_touching_windows_merge(void **state) {
       "{\"key\": \"t\", \"window_start\": 0, \"window_end\": 1000, \"value\": 16, \"count\": 1}",
       "{\"key\": \"t\", \"window_start\": 1001, \"window_end\": 2001, \"value\": 32, \"count\": 1}"};
   run_t r;
-  write_text(t->in, "{\"user\":\"s\",\"ts\":0,\"v\":1}\n"
-                    "{\"user\":\"t\",\"ts\":0,\"v\":16}\n"
-                    "{\"user\":\"s\",\"ts\":1000,\"v\":2}\n"
-                    "{\"user\":\"t\",\"ts\":1001,\"v\":32}\n"
-                    "{\"user\":\"s\",\"ts\":2000,\"v\":4}\n"
-                    "{\"user\":\"s\",\"ts\":5000,\"v\":8}\n");
+  write_text(t->in,
+             "{\"user\":\"s\",\"ts\":0,\"v\":1}\n"
+             "{\"user\":\"t\",\"ts\":0,\"v\":16}\n"
+             "{\"user\":\"s\",\"ts\":1000,\"v\":2}\n"
+             "{\"user\":\"t\",\"ts\":1001,\"v\":32}\n"
+             "{\"user\":\"s\",\"ts\":2000,\"v\":4}\n"
+             "{\"user\":\"s\",\"ts\":5000,\"v\":8}\n");
   r = run_tool(t, args);
   assert_int_equal(r.code, 0);
   assert_same_lines(r.out, want, N_OF(want));
@@ -456,10 +461,29 @@ static const char late_input[] =
     "{\"v\":64,\"user\":\"b\",\"ts\":500}\r\n";
 
 static void check_out_of_orderness(tctx_t *t, const char *parallelism) {
-  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "user", "--time", "ts",
-                        "--value", "v", "--agg", "sum", "--window", "tumbling:1s",
-                        "--out-of-orderness", "500ms", "--watermark-interval", "0",
-                        "--late-output", t->late, "--parallelism", parallelism, NULL};
+  const char *args[] = {"--input",
+                        t->in,
+                        "--output",
+                        t->out,
+                        "--key",
+                        "user",
+                        "--time",
+                        "ts",
+                        "--value",
+                        "v",
+                        "--agg",
+                        "sum",
+                        "--window",
+                        "tumbling:1s",
+                        "--out-of-orderness",
+                        "500ms",
+                        "--watermark-interval",
+                        "0",
+                        "--late-output",
+                        t->late,
+                        "--parallelism",
+                        parallelism,
+                        NULL};
   static const char *const want[] = {
       "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 7, \"count\": 3}",
       "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 8, \"count\": 1}",
@@ -468,17 +492,16 @@ static void check_out_of_orderness(tctx_t *t, const char *parallelism) {
   char *got, *late;
   write_text(t->in, late_input);
   r = run_tool(t, args);
-  if (r.code != 0)
-    print_error("stderr: %s\n", r.err);
+  if (r.code != 0) print_error("stderr: %s\n", r.err);
   assert_int_equal(r.code, 0);
   got = slurp(t->out);
-  if (strcmp(parallelism, "1") != 0)
-    print_message("parallelism %s\n", parallelism);
+  if (strcmp(parallelism, "1") != 0) print_message("parallelism %s\n", parallelism);
   assert_same_lines(got, want, N_OF(want));
   late = slurp(t->late);
   /* The CR of line 7 was its line ending, not data. */
-  assert_string_equal(late, "{ \"user\": \"a\",  \"ts\": 1999, \"v\": 16, \"extra\": [1, 2] }\n"
-                            "{\"v\":64,\"user\":\"b\",\"ts\":500}\n");
+  assert_string_equal(late,
+                      "{ \"user\": \"a\",  \"ts\": 1999, \"v\": 16, \"extra\": [1, 2] }\n"
+                      "{\"v\":64,\"user\":\"b\",\"ts\":500}\n");
   free(late);
   free(got);
   run_free(&r);
@@ -496,10 +519,27 @@ static void out_of_orderness_drops_late_record_to_late_output(void **state) {
  */
 static void long_watermark_interval_makes_nothing_late(void **state) {
   tctx_t *t = *state;
-  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "user", "--time", "ts",
-                        "--value", "v", "--agg", "sum", "--window", "tumbling:1s",
-                        "--out-of-orderness", "500ms", "--watermark-interval", "1h",
-                        "--late-output", t->late, NULL};
+  const char *args[] = {"--input",
+                        t->in,
+                        "--output",
+                        t->out,
+                        "--key",
+                        "user",
+                        "--time",
+                        "ts",
+                        "--value",
+                        "v",
+                        "--agg",
+                        "sum",
+                        "--window",
+                        "tumbling:1s",
+                        "--out-of-orderness",
+                        "500ms",
+                        "--watermark-interval",
+                        "1h",
+                        "--late-output",
+                        t->late,
+                        NULL};
   static const char *const want[] = {
       "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 23, \"count\": 4}",
       "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 8, \"count\": 1}",
@@ -532,10 +572,29 @@ static void long_watermark_interval_makes_nothing_late(void **state) {
  *   end: [3000,4000) = 8 (1).
  */
 static void check_allowed_lateness(tctx_t *t, const char *parallelism) {
-  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "user", "--time", "ts",
-                        "--value", "v", "--agg", "sum", "--window", "tumbling:1s",
-                        "--allowed-lateness", "1s", "--watermark-interval", "0",
-                        "--late-output", t->late, "--parallelism", parallelism, NULL};
+  const char *args[] = {"--input",
+                        t->in,
+                        "--output",
+                        t->out,
+                        "--key",
+                        "user",
+                        "--time",
+                        "ts",
+                        "--value",
+                        "v",
+                        "--agg",
+                        "sum",
+                        "--window",
+                        "tumbling:1s",
+                        "--allowed-lateness",
+                        "1s",
+                        "--watermark-interval",
+                        "0",
+                        "--late-output",
+                        t->late,
+                        "--parallelism",
+                        parallelism,
+                        NULL};
   static const char *const want[] = {
       "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 1, \"count\": 1}",
       "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 5, \"count\": 2}",
@@ -543,18 +602,17 @@ static void check_allowed_lateness(tctx_t *t, const char *parallelism) {
       "{\"key\": \"a\", \"window_start\": 3000, \"window_end\": 4000, \"value\": 8, \"count\": 1}"};
   run_t r;
   char *got, *late;
-  write_text(t->in, "{\"user\":\"a\",\"ts\":1000,\"v\":1}\n"
-                    "{\"user\":\"a\",\"ts\":2100,\"v\":2}\n"
-                    "{\"user\":\"a\",\"ts\":1500,\"v\":4}\n"
-                    "{\"user\":\"a\",\"ts\":3200,\"v\":8}\n"
-                    "{\"user\":\"a\",\"ts\":1700,\"v\":16}\n");
+  write_text(t->in,
+             "{\"user\":\"a\",\"ts\":1000,\"v\":1}\n"
+             "{\"user\":\"a\",\"ts\":2100,\"v\":2}\n"
+             "{\"user\":\"a\",\"ts\":1500,\"v\":4}\n"
+             "{\"user\":\"a\",\"ts\":3200,\"v\":8}\n"
+             "{\"user\":\"a\",\"ts\":1700,\"v\":16}\n");
   r = run_tool(t, args);
-  if (r.code != 0)
-    print_error("stderr: %s\n", r.err);
+  if (r.code != 0) print_error("stderr: %s\n", r.err);
   assert_int_equal(r.code, 0);
   got = slurp(t->out);
-  if (strcmp(parallelism, "1") != 0)
-    print_message("parallelism %s\n", parallelism);
+  if (strcmp(parallelism, "1") != 0) print_message("parallelism %s\n", parallelism);
   assert_same_lines(got, want, N_OF(want));
   late = slurp(t->late);
   assert_string_equal(late, "{\"user\":\"a\",\"ts\":1700,\"v\":16}\n");
@@ -563,9 +621,7 @@ static void check_allowed_lateness(tctx_t *t, const char *parallelism) {
   run_free(&r);
 }
 
-static void allowed_lateness_refires_window(void **state) {
-  check_allowed_lateness(*state, "1");
-}
+static void allowed_lateness_refires_window(void **state) { check_allowed_lateness(*state, "1"); }
 
 /*
  * Watermarks come from the single reader's subtask only (the other subtasks of the
@@ -590,17 +646,19 @@ static void lateness_does_not_depend_on_parallelism(void **state) {
  */
 static void on_error_fail_exits_naming_the_line(void **state) {
   tctx_t *t = *state;
-  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "user", "--time", "ts",
-                        "--value", "v", "--agg", "sum", "--window", "tumbling:1s",
-                        "--watermark-interval", "0", NULL};
+  const char *args[] = {"--input", t->in,    "--output", t->out,        "--key",
+                        "user",    "--time", "ts",       "--value",     "v",
+                        "--agg",   "sum",    "--window", "tumbling:1s", "--watermark-interval",
+                        "0",       NULL};
   static const char *const want[] = {
       "{\"key\": \"a\", \"window_start\": 0, \"window_end\": 1000, \"value\": 1, \"count\": 1}"};
   run_t r;
   char *got;
-  write_text(t->in, "{\"user\":\"a\",\"ts\":100,\"v\":1}\n"
-                    "{\"user\":\"a\",\"ts\":1100,\"v\":2}\n"
-                    "{\"user\":\"a\",\"ts\":\"oops\",\"v\":3}\n"
-                    "{\"user\":\"a\",\"ts\":5000,\"v\":4}\n");
+  write_text(t->in,
+             "{\"user\":\"a\",\"ts\":100,\"v\":1}\n"
+             "{\"user\":\"a\",\"ts\":1100,\"v\":2}\n"
+             "{\"user\":\"a\",\"ts\":\"oops\",\"v\":3}\n"
+             "{\"user\":\"a\",\"ts\":5000,\"v\":4}\n");
   r = run_tool(t, args);
   assert_int_equal(r.code, 1);
   assert_non_null(strstr(r.err, "line 3: "));
@@ -637,8 +695,9 @@ static const char *const bad_want[] = {
 
 static void on_error_skip_drops_and_counts(void **state) {
   tctx_t *t = *state;
-  const char *args[] = {"--input", t->in, "--key", "user", "--time", "ts", "--value", "v",
-                        "--agg", "sum", "--window", "tumbling:1s", "--on-error", "skip", NULL};
+  const char *args[] = {"--input",  t->in,         "--key",      "user",  "--time",
+                        "ts",       "--value",     "v",          "--agg", "sum",
+                        "--window", "tumbling:1s", "--on-error", "skip",  NULL};
   run_t r;
   write_text(t->in, bad_input);
   r = run_tool(t, args);
@@ -651,9 +710,9 @@ static void on_error_skip_drops_and_counts(void **state) {
 static void on_error_dead_letter_writes_bad_lines_unchanged(void **state) {
   tctx_t *t = *state;
   char opt[160];
-  const char *args[] = {"--input", t->in, "--key", "user", "--time", "ts", "--value", "v",
-                        "--agg", "sum", "--window", "tumbling:1s", "--on-error", opt,
-                        "--parallelism", "2", NULL};
+  const char *args[] = {"--input",    t->in, "--key",         "user", "--time",   "ts",
+                        "--value",    "v",   "--agg",         "sum",  "--window", "tumbling:1s",
+                        "--on-error", opt,   "--parallelism", "2",    NULL};
   run_t r;
   char *dead;
   snprintf(opt, sizeof(opt), "dead-letter:%s", t->dead);
@@ -662,12 +721,13 @@ static void on_error_dead_letter_writes_bad_lines_unchanged(void **state) {
   assert_int_equal(r.code, 0);
   assert_same_lines(r.out, bad_want, N_OF(bad_want));
   dead = slurp(t->dead);
-  assert_string_equal(dead, "not json\n"
-                            "{\"user\":\"a\",\"v\":5}\n"
-                            "[1,2]\n"
-                            "{\"user\":{\"x\":1},\"ts\":200,\"v\":1}\n"
-                            "{\"user\":\"a\",\"ts\":300,\"v\":\"7\"}\n"
-                            "{\"user\":1.5,\"ts\":300,\"v\":7}\n");
+  assert_string_equal(dead,
+                      "not json\n"
+                      "{\"user\":\"a\",\"v\":5}\n"
+                      "[1,2]\n"
+                      "{\"user\":{\"x\":1},\"ts\":200,\"v\":1}\n"
+                      "{\"user\":\"a\",\"ts\":300,\"v\":\"7\"}\n"
+                      "{\"user\":1.5,\"ts\":300,\"v\":7}\n");
   free(dead);
   run_free(&r);
 }
@@ -683,47 +743,47 @@ typedef struct usage_case {
 static void bad_usage_exits_2_naming_the_option(void **state) {
   tctx_t *t = *state;
   static const usage_case_t cases[] = {
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "median",
-        "--window", "tumbling:1s", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "median", "--window",
+        "tumbling:1s", NULL},
        {"--agg", "median"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
-        "--window", "hopping:5s", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
+        "hopping:5s", NULL},
        {"--window", "hopping:5s"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
-        "--window", "tumbling:0", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
+        "tumbling:0", NULL},
        {"--window", "tumbling:0"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
-        "--window", "sliding:5s", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
+        "sliding:5s", NULL},
        {"--window", "sliding:5s"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
-        "--window", "tumbling:1s", "--out-of-orderness", "5x", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
+        "tumbling:1s", "--out-of-orderness", "5x", NULL},
        {"--out-of-orderness", "5x"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
-        "--window", "tumbling:1s", "--allowed-lateness", "-1s", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
+        "tumbling:1s", "--allowed-lateness", "-1s", NULL},
        {"--allowed-lateness", "-1s"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
-        "--window", "tumbling:1s", "--watermark-interval", "soon", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
+        "tumbling:1s", "--watermark-interval", "soon", NULL},
        {"--watermark-interval", "soon"}},
-      {{"--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
-        "tumbling:1s", NULL},
+      {{"--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window", "tumbling:1s",
+        NULL},
        {"--input", NULL}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "sum", "--window",
-        "tumbling:1s", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "sum", "--window", "tumbling:1s",
+        NULL},
        {"--value", NULL}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
-        "--window", "tumbling:1s", "--parallelism", "0", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
+        "tumbling:1s", "--parallelism", "0", NULL},
        {"--parallelism", "'0'"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
-        "--window", "tumbling:1s", "--on-error", "retry", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
+        "tumbling:1s", "--on-error", "retry", NULL},
        {"--on-error", "retry"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
-        "--window", "tumbling:1s", "--bogus", "1", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
+        "tumbling:1s", "--bogus", "1", NULL},
        {"--bogus", NULL}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
-        "--window", "tumbling:1s", "--output", "o", "--late-output", "o", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
+        "tumbling:1s", "--output", "o", "--late-output", "o", NULL},
        {"--late-output", "'o'"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum",
-        "--window", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
+        NULL},
        {"--window", "needs a value"}},
   };
   for (size_t i = 0; i < N_OF(cases); i++) {
@@ -733,8 +793,7 @@ static void bad_usage_exits_2_naming_the_option(void **state) {
       print_error("case %zu: exit %d, stderr: %s\n", i, r.code, r.err);
     assert_int_equal(r.code, 2);
     assert_non_null(strstr(r.err, cases[i].must_name[0]));
-    if (cases[i].must_name[1] != NULL)
-      assert_non_null(strstr(r.err, cases[i].must_name[1]));
+    if (cases[i].must_name[1] != NULL) assert_non_null(strstr(r.err, cases[i].must_name[1]));
     assert_string_equal(r.out, "");
     run_free(&r);
   }
@@ -743,8 +802,8 @@ static void bad_usage_exits_2_naming_the_option(void **state) {
 static void missing_input_file_fails_naming_it(void **state) {
   tctx_t *t = *state;
   char path[160];
-  const char *args[] = {"--input", path, "--key", "k", "--time", "t", "--agg", "count",
-                        "--window", "tumbling:1s", NULL};
+  const char *args[] = {"--input", path,    "--key",    "k",           "--time", "t",
+                        "--agg",   "count", "--window", "tumbling:1s", NULL};
   run_t r;
   snprintf(path, sizeof(path), "%s/nope.jsonl", t->dir);
   r = run_tool(t, args);
@@ -760,7 +819,7 @@ static void missing_input_file_fails_naming_it(void **state) {
 #define GEN_KEYS 60
 
 typedef struct gen_event {
-  int key;     /* even: string "k<n>", odd: integer n */
+  int key; /* even: string "k<n>", odd: integer n */
   int64_t ts;
   int64_t v;
 } gen_event_t;
@@ -824,8 +883,7 @@ static gen_win_t *expect_tumbling(const gen_event_t *ev, size_t *n_out) {
     int64_t start = ev[i].ts - ev[i].ts % 250;
     size_t j;
     for (j = 0; j < n; j++)
-      if (w[j].key == ev[i].key && w[j].start == start)
-        break;
+      if (w[j].key == ev[i].key && w[j].start == start) break;
     if (j == n) {
       w[n] = (gen_win_t){.key = ev[i].key, .start = start, .end = start + 250};
       n++;
@@ -841,8 +899,7 @@ static gen_win_t *expect_tumbling(const gen_event_t *ev, size_t *n_out) {
  * next event is after the current session's end (touching merges: ts == end joins). */
 static int cmp_ev(const void *a, const void *b) {
   const gen_event_t *x = a, *y = b;
-  if (x->key != y->key)
-    return x->key < y->key ? -1 : 1;
+  if (x->key != y->key) return x->key < y->key ? -1 : 1;
   return x->ts < y->ts ? -1 : x->ts > y->ts;
 }
 
@@ -854,13 +911,11 @@ static gen_win_t *expect_sessions(const gen_event_t *ev_in, size_t *n_out) {
   qsort(ev, GEN_EVENTS, sizeof(*ev), cmp_ev);
   for (int i = 0; i < GEN_EVENTS; i++) {
     if (n == 0 || w[n - 1].key != ev[i].key || ev[i].ts > w[n - 1].end) {
-      w[n++] = (gen_win_t){.key = ev[i].key, .start = ev[i].ts, .end = ev[i].ts + 40,
-                           .max = ev[i].v};
+      w[n++] =
+          (gen_win_t){.key = ev[i].key, .start = ev[i].ts, .end = ev[i].ts + 40, .max = ev[i].v};
     }
-    if (ev[i].ts + 40 > w[n - 1].end)
-      w[n - 1].end = ev[i].ts + 40;
-    if (ev[i].v > w[n - 1].max)
-      w[n - 1].max = ev[i].v;
+    if (ev[i].ts + 40 > w[n - 1].end) w[n - 1].end = ev[i].ts + 40;
+    if (ev[i].v > w[n - 1].max) w[n - 1].max = ev[i].v;
     w[n - 1].count++;
   }
   free(ev);
@@ -870,14 +925,30 @@ static gen_win_t *expect_sessions(const gen_event_t *ev_in, size_t *n_out) {
 
 static void run_generated(tctx_t *t, const char *window, const char *agg, const char *par,
                           const char *wm_interval, char **want, size_t n_want) {
-  const char *args[] = {"--input", t->in, "--output", t->out, "--key", "key", "--time", "ts",
-                        "--value", "amount", "--agg", agg, "--window", window,
-                        "--out-of-orderness", "300", "--parallelism", par,
-                        "--watermark-interval", wm_interval, NULL};
+  const char *args[] = {"--input",
+                        t->in,
+                        "--output",
+                        t->out,
+                        "--key",
+                        "key",
+                        "--time",
+                        "ts",
+                        "--value",
+                        "amount",
+                        "--agg",
+                        agg,
+                        "--window",
+                        window,
+                        "--out-of-orderness",
+                        "300",
+                        "--parallelism",
+                        par,
+                        "--watermark-interval",
+                        wm_interval,
+                        NULL};
   run_t r = run_tool(t, args);
   char *got;
-  if (r.code != 0)
-    print_error("parallelism %s: stderr: %s\n", par, r.err);
+  if (r.code != 0) print_error("parallelism %s: stderr: %s\n", par, r.err);
   assert_int_equal(r.code, 0);
   got = slurp(t->out);
   assert_same_lines(got, (const char *const *)want, n_want);
@@ -902,10 +973,8 @@ static void parallelism_1_2_4_give_identical_results(void **state) {
     run_generated(t, "tumbling:250", "sum", pars[i], "0", tl, n_tw);
     run_generated(t, "session:40", "max", pars[i], "200ms", sl, n_sw);
   }
-  for (size_t i = 0; i < n_tw; i++)
-    free(tl[i]);
-  for (size_t i = 0; i < n_sw; i++)
-    free(sl[i]);
+  for (size_t i = 0; i < n_tw; i++) free(tl[i]);
+  for (size_t i = 0; i < n_sw; i++) free(sl[i]);
   free(tl);
   free(sl);
   free(tw);
@@ -946,8 +1015,7 @@ typedef struct dur_ctx {
 
 static int cmp_dur(const void *a, const void *b) {
   const dur_event_t *x = a, *y = b;
-  if (x->key != y->key)
-    return x->key < y->key ? -1 : 1;
+  if (x->key != y->key) return x->key < y->key ? -1 : 1;
   return x->start < y->start ? -1 : x->start > y->start;
 }
 
@@ -965,8 +1033,7 @@ static int64_t dur_now_ms(void) {
 
 static void dur_pause_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
 /* Generates the input and the expected tumbling:250 sums (sorted lines). */
@@ -988,8 +1055,7 @@ static void dur_setup(tctx_t *t, dur_ctx_t *d) {
     ev[i].v = (int64_t)((x >> 45) % 101) - 50;
     gen_key_json(ev[i].key, key, sizeof(key));
     d->len += (size_t)snprintf(d->input + d->len, cap - d->len,
-                               "{\"id\":%d,\"key\":%s,\"ts\":%" PRId64 ",\"amount\":%" PRId64
-                               "}\n",
+                               "{\"id\":%d,\"key\":%s,\"ts\":%" PRId64 ",\"amount\":%" PRId64 "}\n",
                                i, key, ts, ev[i].v);
     assert_true(d->len < cap);
   }
@@ -997,8 +1063,7 @@ static void dur_setup(tctx_t *t, dur_ctx_t *d) {
   for (size_t i = 0; i < DUR_EVENTS;) {
     size_t j = i;
     int64_t sum = 0;
-    for (; j < DUR_EVENTS && cmp_dur(&ev[i], &ev[j]) == 0; j++)
-      sum += ev[j].v;
+    for (; j < DUR_EVENTS && cmp_dur(&ev[i], &ev[j]) == 0; j++) sum += ev[j].v;
     gen_key_json(ev[i].key, key, sizeof(key));
     snprintf(line, sizeof(line),
              "{\"key\": %s, \"window_start\": %" PRId64 ", \"window_end\": %" PRId64
@@ -1052,15 +1117,13 @@ static pid_t dur_spawn(tctx_t *t, dur_ctx_t *d, const char *const *args) {
 /* The exit status, or 1000 + signal (as run_t.code). */
 static int dur_wait(pid_t pid) {
   int status;
-  while (waitpid(pid, &status, 0) < 0)
-    assert_int_equal(errno, EINTR);
+  while (waitpid(pid, &status, 0) < 0) assert_int_equal(errno, EINTR);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
 }
 
 static void dur_assert_running(dur_ctx_t *d, pid_t pid) {
   int status;
-  if (waitpid(pid, &status, WNOHANG) == 0)
-    return;
+  if (waitpid(pid, &status, WNOHANG) == 0) return;
   char *err = slurp(d->err);
   fail_msg("flink-agg ended early (status 0x%x); stderr:\n%s", status, err);
 }
@@ -1076,8 +1139,7 @@ static int dur_open_fifo(dur_ctx_t *d, pid_t pid) {
     }
     assert_int_equal(errno, ENXIO);
     dur_assert_running(d, pid);
-    if (dur_now_ms() > deadline)
-      fail_msg("flink-agg did not open %s", d->fifo);
+    if (dur_now_ms() > deadline) fail_msg("flink-agg did not open %s", d->fifo);
     dur_pause_ms(2);
   }
 }
@@ -1085,10 +1147,8 @@ static int dur_open_fifo(dur_ctx_t *d, pid_t pid) {
 static void dur_write(int fd, const char *p, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      fail_msg("writing to the FIFO failed: %s", strerror(errno));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail_msg("writing to the FIFO failed: %s", strerror(errno));
     p += n;
     len -= (size_t)n;
   }
@@ -1109,19 +1169,16 @@ static char *dur_committed(dur_ctx_t *d, size_t *n_files) {
   assert_non_null(all);
   all[0] = '\0';
   *n_files = 0;
-  if (dir == NULL)
-    return all;
+  if (dir == NULL) return all;
   while ((e = readdir(dir)) != NULL) {
     char path[512];
     char *text;
     size_t n;
-    if (strncmp(e->d_name, "part-", 5) != 0)
-      continue;
+    if (strncmp(e->d_name, "part-", 5) != 0) continue;
     snprintf(path, sizeof(path), "%s%s", d->outdir, e->d_name);
     text = slurp(path);
     n = strlen(text);
-    while (len + n + 1 > cap)
-      cap *= 2;
+    while (len + n + 1 > cap) cap *= 2;
     all = realloc(all, cap);
     assert_non_null(all);
     memcpy(all + len, text, n + 1);
@@ -1146,14 +1203,12 @@ static void dur_remove_rocksdb_dirs(pid_t pid) {
   char prefix[64], cmd[160];
   snprintf(prefix, sizeof(prefix), "flink-rocksdb-%d-", (int)pid);
   snprintf(cmd, sizeof(cmd), "rm -rf /tmp/%s*", prefix);
-  if (system(cmd) != 0)
-    print_error("could not remove /tmp/%s*\n", prefix);
+  if (system(cmd) != 0) print_error("could not remove /tmp/%s*\n", prefix);
 }
 
-#define DUR_JOB_ARGS                                                                      \
-  "--key", "key", "--time", "ts", "--value", "amount", "--agg", "sum", "--window",        \
-      "tumbling:250", "--out-of-orderness", "300", "--watermark-interval", "0",           \
-      "--parallelism", "2"
+#define DUR_JOB_ARGS                                                                               \
+  "--key", "key", "--time", "ts", "--value", "amount", "--agg", "sum", "--window", "tumbling:250", \
+      "--out-of-orderness", "300", "--watermark-interval", "0", "--parallelism", "2"
 
 /*
  * --checkpoint-dir: the run is killed with SIGKILL after a checkpoint committed output
@@ -1166,14 +1221,16 @@ static void checkpoint_kill_and_resume_commits_exactly_once(void **state) {
   dur_ctx_t d;
   dur_setup(t, &d);
   const char *plain[] = {"--input", d.full, "--output", t->out, DUR_JOB_ARGS, NULL};
-  const char *durable[] = {"--input", d.fifo, "--output", d.outdir, DUR_JOB_ARGS,
-                           "--state-backend", "rocksdb", "--checkpoint-dir", d.ckpt,
-                           "--checkpoint-interval", "50ms", NULL};
+  const char *durable[] = {"--input",    d.fifo,
+                           "--output",   d.outdir,
+                           DUR_JOB_ARGS, "--state-backend",
+                           "rocksdb",    "--checkpoint-dir",
+                           d.ckpt,       "--checkpoint-interval",
+                           "50ms",       NULL};
   run_t r = run_tool(t, plain);
   char *got;
   size_t n_files;
-  if (r.code != 0)
-    print_error("stderr: %s\n", r.err);
+  if (r.code != 0) print_error("stderr: %s\n", r.err);
   assert_int_equal(r.code, 0);
   got = slurp(t->out);
   assert_same_lines(got, (const char *const *)d.want, d.n_want);
@@ -1187,8 +1244,7 @@ static void checkpoint_kill_and_resume_commits_exactly_once(void **state) {
   for (;;) {
     got = dur_committed(&d, &n_files);
     free(got);
-    if (n_files > 0)
-      break;
+    if (n_files > 0) break;
     dur_assert_running(&d, pid);
     if (dur_now_ms() > deadline)
       fail_msg("no checkpoint committed output within %d s", DUR_DEADLINE_S);
@@ -1202,8 +1258,7 @@ static void checkpoint_kill_and_resume_commits_exactly_once(void **state) {
 
   dur_replace_fifo(&d);
   r = run_tool(t, durable);
-  if (r.code != 0)
-    print_error("stderr: %s\n", r.err);
+  if (r.code != 0) print_error("stderr: %s\n", r.err);
   assert_int_equal(r.code, 0);
   assert_non_null(strstr(r.err, "flink-agg: resuming from the newest complete checkpoint in"));
   run_free(&r);
@@ -1225,12 +1280,20 @@ static void savepoint_on_exit_then_from_savepoint_commits_exactly_once(void **st
   tctx_t *t = *state;
   dur_ctx_t d;
   dur_setup(t, &d);
-  const char *first[] = {"--input", d.fifo, "--output", d.outdir, DUR_JOB_ARGS,
-                         "--state-backend", "rocksdb", "--checkpoint-dir", d.ckpt,
-                         "--checkpoint-interval", "1h", "--savepoint-on-exit", d.sp, NULL};
-  const char *second[] = {"--input", d.fifo, "--output", d.outdir, DUR_JOB_ARGS,
-                          "--state-backend", "hashmap", "--checkpoint-dir", d.ckpt,
-                          "--checkpoint-interval", "1h", "--from-savepoint", d.sp, NULL};
+  const char *first[] = {"--input",    d.fifo,
+                         "--output",   d.outdir,
+                         DUR_JOB_ARGS, "--state-backend",
+                         "rocksdb",    "--checkpoint-dir",
+                         d.ckpt,       "--checkpoint-interval",
+                         "1h",         "--savepoint-on-exit",
+                         d.sp,         NULL};
+  const char *second[] = {"--input",    d.fifo,
+                          "--output",   d.outdir,
+                          DUR_JOB_ARGS, "--state-backend",
+                          "hashmap",    "--checkpoint-dir",
+                          d.ckpt,       "--checkpoint-interval",
+                          "1h",         "--from-savepoint",
+                          d.sp,         NULL};
   char manifest[256];
   char *err;
   run_t r;
@@ -1244,8 +1307,7 @@ static void savepoint_on_exit_then_from_savepoint_commits_exactly_once(void **st
   assert_int_equal(dur_wait(pid), 128 + SIGTERM);
   close(fd);
   err = slurp(d.err);
-  if (strstr(err, "flink-agg: savepoint written to ") == NULL)
-    fail_msg("stderr: %s", err);
+  if (strstr(err, "flink-agg: savepoint written to ") == NULL) fail_msg("stderr: %s", err);
   assert_non_null(strstr(err, "flink-agg: stopped by signal 15"));
   free(err);
   snprintf(manifest, sizeof(manifest), "%s/_manifest", d.sp);
@@ -1262,8 +1324,7 @@ static void savepoint_on_exit_then_from_savepoint_commits_exactly_once(void **st
     if (len > 14 && strncmp(e->d_name, ".part-", 6) == 0 &&
         strcmp(e->d_name + len - 8, ".pending") == 0) {
       assert_true(n_pending < 8);
-      snprintf(pending[n_pending++], sizeof(pending[0]), "%.*s", (int)(len - 9),
-               e->d_name + 1);
+      snprintf(pending[n_pending++], sizeof(pending[0]), "%.*s", (int)(len - 9), e->d_name + 1);
     }
   }
   closedir(dir);
@@ -1271,8 +1332,7 @@ static void savepoint_on_exit_then_from_savepoint_commits_exactly_once(void **st
 
   dur_replace_fifo(&d);
   r = run_tool(t, second);
-  if (r.code != 0)
-    print_error("stderr: %s\n", r.err);
+  if (r.code != 0) print_error("stderr: %s\n", r.err);
   assert_int_equal(r.code, 0);
   assert_non_null(strstr(r.err, "flink-agg: starting from the savepoint"));
   run_free(&r);
@@ -1299,8 +1359,8 @@ static void failed_savepoint_on_exit_exits_1(void **state) {
   dur_ctx_t d;
   char blocker[256];
   dur_setup(t, &d);
-  const char *args[] = {"--input", d.fifo, "--output", d.outdir, DUR_JOB_ARGS,
-                        "--savepoint-on-exit", d.sp, NULL};
+  const char *args[] = {
+      "--input", d.fifo, "--output", d.outdir, DUR_JOB_ARGS, "--savepoint-on-exit", d.sp, NULL};
   pid_t pid = dur_spawn(t, &d, args);
   int fd = dur_open_fifo(&d, pid);
   dur_write(fd, d.input, d.len / 10);
@@ -1327,21 +1387,20 @@ static void durable_options_usage_errors(void **state) {
   assert_int_equal(mkdir(sp, 0755), 0);
   write_text(blocker, "x");
   const usage_case_t cases[] = {
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window",
-        "tumbling:1s", "--state-backend", "leveldb", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
+        "--state-backend", "leveldb", NULL},
        {"--state-backend", "leveldb"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window",
-        "tumbling:1s", "--checkpoint-interval", "1s", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
+        "--checkpoint-interval", "1s", NULL},
        {"--checkpoint-interval needs --checkpoint-dir", NULL}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window",
-        "tumbling:1s", "--checkpoint-dir", "c", "--checkpoint-interval", "0", NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
+        "--checkpoint-dir", "c", "--checkpoint-interval", "0", NULL},
        {"--checkpoint-interval", "'0'"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window",
-        "tumbling:1s", "--savepoint-on-exit", sp, NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
+        "--savepoint-on-exit", sp, NULL},
        {"--savepoint-on-exit", sp}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window",
-        "tumbling:1s", "--checkpoint-dir", "c", "--output", "o/", "--late-output", "o/",
-        NULL},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
+        "--checkpoint-dir", "c", "--output", "o/", "--late-output", "o/", NULL},
        {"--late-output", "'o/'"}},
   };
   for (size_t i = 0; i < N_OF(cases); i++) {
@@ -1351,8 +1410,7 @@ static void durable_options_usage_errors(void **state) {
       print_error("case %zu: exit %d, stderr: %s\n", i, r.code, r.err);
     assert_int_equal(r.code, 2);
     assert_non_null(strstr(r.err, cases[i].must_name[0]));
-    if (cases[i].must_name[1] != NULL)
-      assert_non_null(strstr(r.err, cases[i].must_name[1]));
+    if (cases[i].must_name[1] != NULL) assert_non_null(strstr(r.err, cases[i].must_name[1]));
     run_free(&r);
   }
 }

@@ -17,8 +17,8 @@
 static void hash_of_str_is(const char *s, uint64_t expected) {
   uint64_t got = fl_hash64(s, strlen(s), 0);
   if (got != expected) {
-    print_error("fl_hash64(\"%s\") = 0x%016llx, expected 0x%016llx\n", s,
-                (unsigned long long)got, (unsigned long long)expected);
+    print_error("fl_hash64(\"%s\") = 0x%016llx, expected 0x%016llx\n", s, (unsigned long long)got,
+                (unsigned long long)expected);
   }
   assert_true(got == expected);
 }

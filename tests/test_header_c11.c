@@ -24,8 +24,7 @@ _Static_assert(FL_OK == 0, "FL_OK is zero");
 _Static_assert(FL_TS_NONE == INT64_MIN, "FL_TS_NONE is INT64_MIN");
 _Static_assert(FL_TS_MAX == INT64_MAX, "FL_TS_MAX is INT64_MAX");
 
-static void version_macros_match_version_str(void **state)
-{
+static void version_macros_match_version_str(void **state) {
   char expect[64];
   int n = snprintf(expect, sizeof expect, "%d.%d.%d", FL_VERSION_MAJOR, FL_VERSION_MINOR,
                    FL_VERSION_PATCH);
@@ -34,8 +33,7 @@ static void version_macros_match_version_str(void **state)
   assert_string_equal(fl_version_str(), expect);
 }
 
-static void version_str_is_static_storage(void **state)
-{
+static void version_str_is_static_storage(void **state) {
   /* "Static storage": the same string on every call. */
   assert_ptr_equal(fl_version_str(), fl_version_str());
 }
@@ -51,8 +49,7 @@ static const struct err_row err_rows[] = {FL_ERRNO_MAP(ERR_ROW_)};
 #undef ERR_ROW_
 #define N_ERR_ROWS (sizeof err_rows / sizeof err_rows[0])
 
-static void strerror_and_err_name_follow_the_errno_map(void **state)
-{
+static void strerror_and_err_name_follow_the_errno_map(void **state) {
   for (size_t i = 0; i < N_ERR_ROWS; i++) {
     const char *msg = fl_strerror(err_rows[i].code);
     const char *name = fl_err_name(err_rows[i].code);
@@ -63,24 +60,20 @@ static void strerror_and_err_name_follow_the_errno_map(void **state)
   }
 }
 
-static void error_codes_are_zero_then_consecutive_negatives(void **state)
-{
+static void error_codes_are_zero_then_consecutive_negatives(void **state) {
   /* FL_ERR_LAST_ is one below the last code; callers range-check with it. */
   assert_int_equal(err_rows[0].code, FL_OK);
-  for (size_t i = 1; i < N_ERR_ROWS; i++)
-    assert_int_equal(err_rows[i].code, -(int)i);
+  for (size_t i = 1; i < N_ERR_ROWS; i++) assert_int_equal(err_rows[i].code, -(int)i);
   assert_int_equal(FL_ERR_LAST_, -(int)N_ERR_ROWS);
 }
 
-static void strerror_of_unknown_codes_is_unknown_error(void **state)
-{
+static void strerror_of_unknown_codes_is_unknown_error(void **state) {
   assert_string_equal(fl_strerror(FL_ERR_LAST_), "unknown error");
   assert_string_equal(fl_strerror(1), "unknown error");
   assert_string_equal(fl_strerror(INT_MIN), "unknown error");
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(version_macros_match_version_str),
       cmocka_unit_test(version_str_is_static_storage),

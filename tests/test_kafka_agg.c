@@ -48,8 +48,8 @@ static int group_setup(void **state) {
   snprintf(g_dir, sizeof g_dir, "/tmp/fl_test_kagg_XXXXXX");
   if (!mkdtemp(g_dir)) return -1;
   g_server = start_server(g_bootstrap, sizeof g_bootstrap, "--quiet", "--topic", "purchases:3",
-                          "--topic", "spend:2", "--topic", "spend-eos:2", "--topic",
-                          "spend-p2:2", "--topic", "bad:1", "--topic", "bad-dlq:1", NULL);
+                          "--topic", "spend:2", "--topic", "spend-eos:2", "--topic", "spend-p2:2",
+                          "--topic", "bad:1", "--topic", "bad-dlq:1", NULL);
   return 0;
 }
 
@@ -103,8 +103,8 @@ static int run_with_file_input(char *const argv[], const char *input, char **out
 
 static char *consume_all(const char *topic) {
   char *out = NULL;
-  char *argv[] = {g_kcat, "-C", "-b", g_bootstrap, "-t", (char *)topic, "-e", "-o", "beginning",
-                  "-q", "-f", "%s\\n", NULL};
+  char *argv[] = {g_kcat, "-C",        "-b", g_bootstrap, "-t",    (char *)topic, "-e",
+                  "-o",   "beginning", "-q", "-f",        "%s\\n", NULL};
   int st = run_capture(argv, NULL, &out);
   assert_int_equal(st, 0);
   return out;
@@ -145,8 +145,19 @@ static int run_agg(char **err, ...) {
   char errpath[128];
   snprintf(errpath, sizeof errpath, "%s/agg.err", g_dir);
   argv[n++] = g_agg;
-  const char *common[] = {"--key", "user", "--time", "ts", "--value", "amount", "--agg", "sum",
-                          "--window", "tumbling:1m", "--out-of-orderness", "2s", NULL};
+  const char *common[] = {"--key",
+                          "user",
+                          "--time",
+                          "ts",
+                          "--value",
+                          "amount",
+                          "--agg",
+                          "sum",
+                          "--window",
+                          "tumbling:1m",
+                          "--out-of-orderness",
+                          "2s",
+                          NULL};
   for (int i = 0; common[i]; i++) argv[n++] = (char *)common[i];
   va_list ap;
   va_start(ap, err);
@@ -220,9 +231,9 @@ static void test_parallelism_2_same_results(void **state) {
   (void)state;
   char *err = NULL;
   assert_non_null(g_expected);
-  int rc = run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded",
-                   "true", "--output", "kafka:spend-p2", "--parallelism", "2", "--group", "p2",
-                   NULL);
+  int rc =
+      run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded", "true",
+              "--output", "kafka:spend-p2", "--parallelism", "2", "--group", "p2", NULL);
   if (rc != 0) fail_msg("flink-agg --parallelism 2: exit %d: %s", rc, err);
   free(err);
   char *got = consume_all("spend-p2");
@@ -244,8 +255,8 @@ static void test_transactional_output_with_checkpoints(void **state) {
   free(err);
   /* every message carries its transaction; kcat prints the header after the value */
   char *out = NULL;
-  char *argv[] = {g_kcat, "-C", "-b", g_bootstrap, "-t", "spend-eos", "-e", "-o", "beginning",
-                  "-q", "-f", "%s|%h\\n", NULL};
+  char *argv[] = {g_kcat, "-C",        "-b", g_bootstrap, "-t",       "spend-eos", "-e",
+                  "-o",   "beginning", "-q", "-f",        "%s|%h\\n", NULL};
   assert_int_equal(run_capture(argv, NULL, &out), 0);
   char *got = calloc(1, strlen(out) + 1);
   size_t gl = 0;
@@ -266,10 +277,11 @@ static void test_transactional_output_with_checkpoints(void **state) {
 static void test_malformed_messages_skip_and_dead_letter(void **state) {
   (void)state;
   char *out = NULL, *err = NULL;
-  const char *in = "u1:{\"user\":\"u1\",\"amount\":5,\"ts\":1700000000000}\n"
-                   "u2:not json\n"
-                   "u3:{\"user\":\"u3\",\"ts\":1700000000001}\n"
-                   "u1:{\"user\":\"u1\",\"amount\":7,\"ts\":1700000000002}\n";
+  const char *in =
+      "u1:{\"user\":\"u1\",\"amount\":5,\"ts\":1700000000000}\n"
+      "u2:not json\n"
+      "u3:{\"user\":\"u3\",\"ts\":1700000000001}\n"
+      "u1:{\"user\":\"u1\",\"amount\":7,\"ts\":1700000000002}\n";
   char *pargv[] = {g_kcat, "-P", "-b", g_bootstrap, "-t", "bad", "-K:", NULL};
   assert_int_equal(run_capture(pargv, in, &out), 0);
   free(out);
@@ -293,11 +305,11 @@ static void test_malformed_messages_skip_and_dead_letter(void **state) {
                NULL);
   if (rc != 0) fail_msg("dead-letter: exit %d: %s", rc, err);
   free(err);
-  char *argv[] = {g_kcat, "-C", "-b", g_bootstrap, "-t", "bad-dlq", "-e", "-o", "beginning",
-                  "-q", "-f", "%k|%s|%h\\n", NULL};
+  char *argv[] = {g_kcat, "-C",        "-b", g_bootstrap, "-t",          "bad-dlq", "-e",
+                  "-o",   "beginning", "-q", "-f",        "%k|%s|%h\\n", NULL};
   assert_int_equal(run_capture(argv, NULL, &out), 0);
-  if (!strstr(out, "u2|not json|") || !strstr(out, "fl.offset=1") ||
-      !strstr(out, "fl.topic=bad") || !strstr(out, "u3|{\"user\":\"u3\",\"ts\":1700000000001}|"))
+  if (!strstr(out, "u2|not json|") || !strstr(out, "fl.offset=1") || !strstr(out, "fl.topic=bad") ||
+      !strstr(out, "u3|{\"user\":\"u3\",\"ts\":1700000000001}|"))
     fail_msg("dead letters: '%s'", out);
   size_t lines = 0;
   for (char *p = out; (p = strchr(p, '\n')); p++) lines++;
@@ -344,9 +356,9 @@ static void test_kafka_start_committed_resumes_from_the_group(void **state) {
   const char *outs[3] = {out1, out2, out3};
   const char *starts[3] = {"committed", "committed", "earliest"};
   for (int i = 0; i < 3; i++) {
-    int rc = run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded",
-                     "true", "--group", "resume", "--kafka-start", starts[i], "--output",
-                     outs[i], NULL);
+    int rc =
+        run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded", "true",
+                "--group", "resume", "--kafka-start", starts[i], "--output", outs[i], NULL);
     if (rc != 0) fail_msg("run %d (--kafka-start %s): exit %d: %s", i + 1, starts[i], rc, err);
     free(err);
   }

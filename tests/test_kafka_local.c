@@ -59,8 +59,7 @@ static int parse_bootstrap(const char *bs, char hosts[][64], int ports[], int ma
     ports[n] = atoi(colon + 1);
     n++;
     p += len;
-    if (*p == ',')
-      p++;
+    if (*p == ',') p++;
   }
   return n;
 }
@@ -85,13 +84,12 @@ static char g_bootstrap[1024];
 static int group_setup(void **state) {
   (void)state;
   tool_path();
-  g_server = start_server(g_bootstrap, sizeof(g_bootstrap), "--brokers", "2", "--topic",
-                          "orders:3", "--topic", "events", "--quiet", (char *)NULL);
+  g_server = start_server(g_bootstrap, sizeof(g_bootstrap), "--brokers", "2", "--topic", "orders:3",
+                          "--topic", "events", "--quiet", (char *)NULL);
   /* A failure inside start_server() fails the group setup through cmocka. The shared
    * server outlives the tests, so the per-test teardown must not kill it. */
   for (int i = 0; i < MAX_CHILDREN; i++)
-    if (g_children[i] == g_server)
-      g_children[i] = NULL;
+    if (g_children[i] == g_server) g_children[i] = NULL;
   return g_server != NULL ? 0 : -1;
 }
 
@@ -104,8 +102,10 @@ static int group_teardown(void **state) {
     kill(g_server->pid, SIGTERM);
     status = wait_exit(g_server, deadline_in(10000));
     if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      fprintf(stderr, "test_kafka_local: the shared server did not exit 0 after SIGTERM "
-                      "(wait status %d)\n", status);
+      fprintf(stderr,
+              "test_kafka_local: the shared server did not exit 0 after SIGTERM "
+              "(wait status %d)\n",
+              status);
       rc = -1;
     }
   }
@@ -206,9 +206,9 @@ static void test_librdkafka_keyed_messages_arrive_once_in_partition_order(void *
   /* Idempotence keeps the producer's per-partition order through retries, which is the
    * order checked below. */
   const char *const producer_kv[] = {"enable.idempotence", "true", "linger.ms", "5", NULL};
-  const char *const consumer_kv[] = {"group.id", "test-kafka-local", "enable.auto.commit",
-                                     "false", "enable.partition.eof", "true",
-                                     "auto.offset.reset", "earliest", NULL};
+  const char *const consumer_kv[] = {
+      "group.id", "test-kafka-local",  "enable.auto.commit", "false", "enable.partition.eof",
+      "true",     "auto.offset.reset", "earliest",           NULL};
   delivery_t *d = calloc(1, sizeof(*d));
   bool *seen = calloc(N_MSGS, sizeof(*seen));
   int32_t key_partition[N_KEYS];
@@ -239,12 +239,12 @@ static void test_librdkafka_keyed_messages_arrive_once_in_partition_order(void *
     char key[32], val[32];
     snprintf(key, sizeof(key), "user-%d", i % N_KEYS);
     snprintf(val, sizeof(val), "%d", i);
-    assert_int_equal(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("orders"),
-                                       RD_KAFKA_V_KEY(key, strlen(key)),
-                                       RD_KAFKA_V_VALUE(val, strlen(val)),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                       RD_KAFKA_V_OPAQUE((void *)(intptr_t)i), RD_KAFKA_V_END),
-                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(
+        rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("orders"), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE(val, strlen(val)),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_OPAQUE((void *)(intptr_t)i), RD_KAFKA_V_END),
+        RD_KAFKA_RESP_ERR_NO_ERROR);
   }
   assert_int_equal(rd_kafka_flush(prod, (int)(10000 * timeout_scale())),
                    RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -261,25 +261,21 @@ static void test_librdkafka_keyed_messages_arrive_once_in_partition_order(void *
   assert_int_equal(rd_kafka_assign(cons, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
   rd_kafka_topic_partition_list_destroy(parts);
 
-  for (int k = 0; k < N_KEYS; k++)
-    key_partition[k] = -1;
+  for (int k = 0; k < N_KEYS; k++) key_partition[k] = -1;
   for (int p = 0; p < N_PARTS; p++) {
     last_seq[p] = -1;
     next_offset[p] = 0;
     per_part[p] = 0;
   }
   deadline = deadline_in(10000);
-  while (now_ms() < deadline &&
-         !(received == N_MSGS && at_eof[0] && at_eof[1] && at_eof[2])) {
+  while (now_ms() < deadline && !(received == N_MSGS && at_eof[0] && at_eof[1] && at_eof[2])) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, 100);
     char key[32], val[32], want_key[32];
     int i, p;
-    if (m == NULL)
-      continue;
+    if (m == NULL) continue;
     p = m->partition;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      if (p >= 0 && p < N_PARTS)
-        at_eof[p] = true;
+      if (p >= 0 && p < N_PARTS) at_eof[p] = true;
       rd_kafka_message_destroy(m);
       continue;
     }
@@ -300,15 +296,13 @@ static void test_librdkafka_keyed_messages_arrive_once_in_partition_order(void *
     assert_true(i >= 0 && i < N_MSGS);
     snprintf(want_key, sizeof(want_key), "user-%d", i % N_KEYS);
     assert_string_equal(key, want_key);
-    if (seen[i])
-      duplicates++;
+    if (seen[i]) duplicates++;
     seen[i] = true;
     /* Where the producer was told it went, and nowhere else. */
     assert_int_equal(p, d->partition[i]);
     assert_int_equal(m->offset, d->offset[i]);
     /* One key, one partition. */
-    if (key_partition[i % N_KEYS] < 0)
-      key_partition[i % N_KEYS] = p;
+    if (key_partition[i % N_KEYS] < 0) key_partition[i % N_KEYS] = p;
     assert_int_equal(p, key_partition[i % N_KEYS]);
     /* Per-partition order: produce order, at consecutive offsets from 0. */
     assert_true(i > last_seq[p]);
@@ -321,12 +315,10 @@ static void test_librdkafka_keyed_messages_arrive_once_in_partition_order(void *
   }
   assert_int_equal(duplicates, 0);
   assert_int_equal(received, N_MSGS);
-  for (int i = 0; i < N_MSGS; i++)
-    assert_true(seen[i]);
+  for (int i = 0; i < N_MSGS; i++) assert_true(seen[i]);
   /* 37 fixed keys over 3 partitions with librdkafka's key hash: every partition holds
    * some (a topic created with fewer partitions fails here). */
-  for (int p = 0; p < N_PARTS; p++)
-    assert_true(per_part[p] > 0);
+  for (int p = 0; p < N_PARTS; p++) assert_true(per_part[p] > 0);
   assert_int_equal(per_part[0] + per_part[1] + per_part[2], N_MSGS);
 
   rd_kafka_consumer_close(cons);
@@ -335,7 +327,6 @@ static void test_librdkafka_keyed_messages_arrive_once_in_partition_order(void *
   free(d);
 }
 
-
 static void test_kcat_produces_and_consumes(void **state) {
   char kcat[4096];
   char *input = NULL, *output = NULL;
@@ -343,8 +334,9 @@ static void test_kcat_produces_and_consumes(void **state) {
   int status;
   (void)state;
   if (!find_on_path("kcat", kcat, sizeof(kcat)))
-    fail_msg("kcat not found on PATH: install the Debian package 'kcat' "
-             "(scripts/install-deps.sh installs it)");
+    fail_msg(
+        "kcat not found on PATH: install the Debian package 'kcat' "
+        "(scripts/install-deps.sh installs it)");
 
   /* 40 keyed lines; "events" has one partition, so kcat must give them back in order. */
   input = malloc(cap);
@@ -362,8 +354,8 @@ static void test_kcat_produces_and_consumes(void **state) {
     assert_int_equal(WEXITSTATUS(status), 0);
   }
   {
-    char *const argv[] = {kcat, "-C", "-q", "-b", g_bootstrap, "-t", "events", "-e",
-                          "-o", "beginning", "-K:", NULL};
+    char *const argv[] = {kcat,     "-C", "-q", "-b",        g_bootstrap, "-t",
+                          "events", "-e", "-o", "beginning", "-K:",       NULL};
     status = run_capture(argv, NULL, &output);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
@@ -415,13 +407,11 @@ static void test_stdin_eof_stops_with_exit_0(void **state) {
   assert_int_equal(parse_bootstrap(bootstrap, hosts, ports, 4), 3);
   close_fd(&c->in_fd); /* what the kernel does when the parent dies */
   status = wait_exit(c, deadline_in(10000));
-  if (status == -1)
-    fail_msg("the server did not exit after its stdin closed");
+  if (status == -1) fail_msg("the server did not exit after its stdin closed");
   assert_true(WIFEXITED(status));
   assert_int_equal(WEXITSTATUS(status), 0);
   child_free(c);
-  for (int i = 0; i < 3; i++)
-    assert_false(port_open(ports[i]));
+  for (int i = 0; i < 3; i++) assert_false(port_open(ports[i]));
 }
 
 typedef struct bad_case {
@@ -452,8 +442,7 @@ static void test_bad_arguments_exit_2_naming_the_argument(void **state) {
     size_t len = 0;
     int argc = 1, status = -1;
     child_t *c;
-    for (int j = 0; cases[k].args[j] != NULL; j++)
-      argv[argc++] = (char *)cases[k].args[j];
+    for (int j = 0; cases[k].args[j] != NULL; j++) argv[argc++] = (char *)cases[k].args[j];
     argv[argc] = NULL;
     c = spawn(argv, true);
     if (!read_all(c->err_fd, &err, &len, deadline_in(10000)))
@@ -461,8 +450,8 @@ static void test_bad_arguments_exit_2_naming_the_argument(void **state) {
     status = wait_exit(c, deadline_in(10000));
     child_free(c);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 2 || strstr(err, cases[k].named) == NULL)
-      fail_msg("case %zu: want exit 2 and a message naming '%s'; got status %d, stderr '%s'",
-               k, cases[k].named, status, err);
+      fail_msg("case %zu: want exit 2 and a message naming '%s'; got status %d, stderr '%s'", k,
+               cases[k].named, status, err);
     free(err);
   }
 }
@@ -471,8 +460,7 @@ int main(void) {
   const struct CMUnitTest with_shared_server[] = {
       cmocka_unit_test_teardown(test_bootstrap_line_names_every_broker_on_loopback,
                                 teardown_children),
-      cmocka_unit_test_teardown(test_metadata_shows_requested_partition_counts,
-                                teardown_children),
+      cmocka_unit_test_teardown(test_metadata_shows_requested_partition_counts, teardown_children),
       cmocka_unit_test_teardown(test_librdkafka_keyed_messages_arrive_once_in_partition_order,
                                 teardown_children),
       cmocka_unit_test_teardown(test_kcat_produces_and_consumes, teardown_children),
@@ -481,8 +469,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_sigterm_stops_with_exit_0_and_closes_the_port,
                                 teardown_children),
       cmocka_unit_test_teardown(test_stdin_eof_stops_with_exit_0, teardown_children),
-      cmocka_unit_test_teardown(test_bad_arguments_exit_2_naming_the_argument,
-                                teardown_children),
+      cmocka_unit_test_teardown(test_bad_arguments_exit_2_naming_the_argument, teardown_children),
   };
   int failed;
   /* A reader that goes away must fail a test, not kill the test binary. */

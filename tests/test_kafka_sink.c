@@ -92,9 +92,7 @@ static int32_t java_murmur2(const uint8_t *data, size_t length) {
   switch (length % 4) {
   case 3: h ^= (uint32_t)data[(length & ~(size_t)3) + 2] << 16; /* fall through */
   case 2: h ^= (uint32_t)data[(length & ~(size_t)3) + 1] << 8;  /* fall through */
-  case 1:
-    h ^= (uint32_t)data[length & ~(size_t)3];
-    h *= m;
+  case 1: h ^= (uint32_t)data[length & ~(size_t)3]; h *= m;
   }
   h ^= h >> 13;
   h *= m;
@@ -255,7 +253,8 @@ static void consume_all(const char *bs, const char *topic, int parts, msgs_t *ou
   int eofs = 0;
   int64_t deadline = deadline_in(20000);
   while (eofs < parts) {
-    if (now_ms() > deadline) fail_msg("topic %s: only %d of %d partitions read to the end", topic, eofs, parts);
+    if (now_ms() > deadline)
+      fail_msg("topic %s: only %d of %d partitions read to the end", topic, eofs, parts);
     rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
     if (!m) continue;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -455,7 +454,6 @@ static int fail_map(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
 
 static int64_t val_of(const char *v) { return atoll(v); }
 
-
 /* Asserts that msgs hold each of 0..n-1 exactly once (min_once: at least once). */
 static void assert_each_once(const msgs_t *ms, int64_t n, bool at_least) {
   int *cnt = calloc((size_t)n, sizeof *cnt);
@@ -471,8 +469,8 @@ static void assert_each_once(const msgs_t *ms, int64_t n, bool at_least) {
   }
   free(cnt);
   if (lost || (!at_least && dup))
-    fail_msg("%" PRId64 " records lost, %" PRId64 " duplicated (of %" PRId64 ", %zu messages)", lost,
-             dup, n, ms->n);
+    fail_msg("%" PRId64 " records lost, %" PRId64 " duplicated (of %" PRId64 ", %zu messages)",
+             lost, dup, n, ms->n);
 }
 
 typedef struct job_thread {
@@ -499,16 +497,19 @@ static void test_at_least_once_delivers_every_record_with_java_partitioning(void
   mock_topic(&mk, "alo", 4);
   char ck[512];
   snprintf(ck, sizeof ck, "%s/alo-ck", g_tmp);
-  const char *kv[] = {"parallelism", "2", "state.checkpoints.dir", ck,
-                      "execution.checkpointing.interval", "30ms", NULL};
+  const char *kv[] = {
+      "parallelism", "2", "state.checkpoints.dir", ck, "execution.checkpointing.interval",
+      "30ms",        NULL};
   fl_env_t *env = make_env(kv);
   gen_t g;
   gen_init(&g, 600, 37);
   g.rate_per_ms = 3.0;
   g.budget = 16;
   fl_stream_t *s = fl_stream_rebalance(fl_source(env, "gen", &gen_fn, &g, 0));
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
-                            .topic = "alo", .guarantee = FL_KAFKA_AT_LEAST_ONCE};
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = mk.bs,
+                            .topic = "alo",
+                            .guarantee = FL_KAFKA_AT_LEAST_ONCE};
   assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
   int rc = fl_env_execute(env, "alo");
   if (rc) fail_msg("job: %s", fl_env_error(env));
@@ -549,8 +550,10 @@ static void test_no_guarantee_flushes_everything_at_the_end(void **state) {
   gen_t g;
   gen_init(&g, 3000, 0); /* no keys */
   fl_stream_t *s = fl_stream_rebalance(fl_source(env, "gen", &gen_fn, &g, 0));
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
-                            .topic = "ng", .guarantee = FL_KAFKA_NO_GUARANTEE};
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = mk.bs,
+                            .topic = "ng",
+                            .guarantee = FL_KAFKA_NO_GUARANTEE};
   assert_int_equal(fl_stream_sink_kafka(s, NULL, &o), 0);
   int rc = fl_env_execute(env, "ng");
   if (rc) fail_msg("job: %s", fl_env_error(env));
@@ -598,8 +601,10 @@ static void test_serializer_topics_headers_and_timestamps_arrive(void **state) {
   gen_t g;
   gen_init(&g, 400, 5);
   fl_stream_t *s = fl_stream_rebalance(fl_source(env, "gen", &gen_fn, &g, 0));
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
-                            .serialize = ser, .serialize_opaque = &g_ser_destroyed,
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = mk.bs,
+                            .serialize = ser,
+                            .serialize_opaque = &g_ser_destroyed,
                             .serialize_destroy = ser_destroy};
   atomic_store(&g_ser_destroyed, 0);
   assert_int_equal(fl_stream_sink_kafka(s, "ser", &o), 0);
@@ -646,9 +651,12 @@ static void test_exactly_once_bounded_job_commits_one_transaction(void **state) 
   gen_t g;
   gen_init(&g, 500, 11);
   fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
-                            .topic = "eo1", .guarantee = FL_KAFKA_EXACTLY_ONCE,
-                            .transactional_id_prefix = "eo1job", .txn_log_dir = logdir};
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = mk.bs,
+                            .topic = "eo1",
+                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
+                            .transactional_id_prefix = "eo1job",
+                            .txn_log_dir = logdir};
   assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
   int rc = fl_env_execute(env, "eo1");
   if (rc) fail_msg("job: %s", fl_env_error(env));
@@ -687,9 +695,12 @@ static void test_transaction_log_is_compacted_to_its_last_lines(void **state) {
   fl_env_t *env = make_env(NULL);
   gen_t g;
   gen_init(&g, 10, 3);
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
-                            .topic = "eo3", .guarantee = FL_KAFKA_EXACTLY_ONCE,
-                            .transactional_id_prefix = "cpt", .txn_log_dir = logdir};
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = mk.bs,
+                            .topic = "eo3",
+                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
+                            .transactional_id_prefix = "cpt",
+                            .txn_log_dir = logdir};
   assert_int_equal(fl_stream_sink_kafka(fl_source(env, "gen", &gen_fn, &g, 0), "out", &o), 0);
   int rc = fl_env_execute(env, "eo3");
   if (rc) fail_msg("job: %s", fl_env_error(env));
@@ -725,8 +736,10 @@ static void test_exactly_once_savepoint_needs_periodic_checkpoints(void **state)
   gen_t g;
   gen_init(&g, 100, 3);
   g.pause_at = 50;
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
-                            .topic = "eo4", .guarantee = FL_KAFKA_EXACTLY_ONCE,
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = mk.bs,
+                            .topic = "eo4",
+                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
                             .txn_log_dir = logdir};
   assert_int_equal(fl_stream_sink_kafka(fl_source(env, "gen", &gen_fn, &g, 0), "out", &o), 0);
   job_thread_t j = {.env = env};
@@ -773,8 +786,10 @@ static void test_exactly_once_failed_job_commits_nothing(void **state) {
   g.budget = 10;
   g_fail_at = 300;
   fl_stream_t *s = fl_stream_map(fl_source(env, "gen", &gen_fn, &g, 0), "fail", fail_map, NULL);
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
-                            .topic = "eo2", .guarantee = FL_KAFKA_EXACTLY_ONCE,
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = mk.bs,
+                            .topic = "eo2",
+                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
                             .txn_log_dir = logdir};
   assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
   int rc = fl_env_execute(env, "eo2");
@@ -806,7 +821,8 @@ static _Atomic int g_hits;
 
 static void kill_hook(const char *point, void *arg) {
   (void)arg;
-  if (g_plan.point && strcmp(point, g_plan.point) == 0 && atomic_fetch_add(&g_hits, 1) + 1 == g_plan.at)
+  if (g_plan.point && strcmp(point, g_plan.point) == 0 &&
+      atomic_fetch_add(&g_hits, 1) + 1 == g_plan.at)
     raise(SIGKILL);
 }
 
@@ -823,9 +839,15 @@ static void crash_child(const char *bs, const char *root, const char *logdir) {
   fl_kafka_sink_set_kill_hook(kill_hook, NULL);
   /* the last run (no kill) restores at parallelism 1: subtask 0 then resolves the
    * transactions of both old subtasks and fences crashjob-1 */
-  const char *kv[] = {"parallelism", g_child_par ? g_child_par : g_plan.point ? "2" : "1",
-                      "state.checkpoints.dir", root,
-                      "execution.checkpointing.interval", "100ms", NULL};
+  const char *kv[] = {"parallelism",
+                      g_child_par    ? g_child_par
+                      : g_plan.point ? "2"
+                                     : "1",
+                      "state.checkpoints.dir",
+                      root,
+                      "execution.checkpointing.interval",
+                      "100ms",
+                      NULL};
   fl_config_t *c = fl_config_new();
   char err[512];
   for (size_t i = 0; kv[i]; i += 2)
@@ -842,10 +864,14 @@ static void crash_child(const char *bs, const char *root, const char *logdir) {
   fl_stream_t *s = fl_stream_rebalance(
       fl_stream_map(fl_source(env, "gen", &gen_fn, &g, 0), "kill", kill_map, NULL));
   const char *props[] = {"reconnect.backoff.max.ms", "200", NULL};
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = bs,
-                            .topic = CR_TOPIC, .guarantee = FL_KAFKA_EXACTLY_ONCE,
-                            .transactional_id_prefix = "crashjob", .txn_log_dir = logdir,
-                            .props = props, .timeout_ms = 20000};
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = bs,
+                            .topic = CR_TOPIC,
+                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
+                            .transactional_id_prefix = "crashjob",
+                            .txn_log_dir = logdir,
+                            .props = props,
+                            .timeout_ms = 20000};
   fl_stream_sink_kafka(s, "out", &o);
   int rc = fl_env_execute(env, "crash");
   if (rc) fprintf(stderr, "child: %s\n", fl_env_error(env));
@@ -894,9 +920,12 @@ static void test_exactly_once_survives_sigkill_at_every_commit_step(void **state
   snprintf(logdir, sizeof logdir, "%s/crash-log", g_tmp);
   unsigned seed = (unsigned)time(NULL);
   srand(seed);
-  crash_plan_t plans[] = {{"before-intent", 2},       {"after-intent", 2},
-                          {"after-commit", 2},        {"after-committed-log", 2},
-                          {"record", 300 + rand() % 900}, {NULL, 0}};
+  crash_plan_t plans[] = {{"before-intent", 2},
+                          {"after-intent", 2},
+                          {"after-commit", 2},
+                          {"after-committed-log", 2},
+                          {"record", 300 + rand() % 900},
+                          {NULL, 0}};
   int kills = 0, runs = 0;
   bool done = false;
   for (size_t i = 0; i < sizeof plans / sizeof *plans && !done; i++) {
@@ -928,15 +957,16 @@ static void test_exactly_once_survives_sigkill_at_every_commit_step(void **state
     if (log_committed(logs, ms.m[i].txn)) ok.m[ok.n++] = ms.m[i];
   }
   assert_int_equal(no_tag, 0);
-  print_message("crash test: seed %u, %d runs, %d kills, %zu messages, %zu committed\n", seed,
-                runs, kills, ms.n, ok.n);
+  print_message("crash test: seed %u, %d runs, %d kills, %zu messages, %zu committed\n", seed, runs,
+                kills, ms.n, ok.n);
   if (getenv("HK_DEBUG")) {
     int *cnt = calloc(CR_N, sizeof *cnt);
     for (size_t i = 0; i < ok.n; i++) cnt[val_of(ok.m[i].value)]++;
     int shown = 0;
     for (size_t i = 0; i < ok.n && shown < 40; i++)
       if (cnt[val_of(ok.m[i].value)] > 1) {
-        fprintf(stderr, "dup %s p%d o%lld %s\n", ok.m[i].value, ok.m[i].partition, (long long)ok.m[i].offset, ok.m[i].txn);
+        fprintf(stderr, "dup %s p%d o%lld %s\n", ok.m[i].value, ok.m[i].partition,
+                (long long)ok.m[i].offset, ok.m[i].txn);
         shown++;
       }
     fprintf(stderr, "LOGS:\n%s\n", logs);
@@ -1001,7 +1031,6 @@ static void test_restore_rewrites_a_transaction_whose_commit_was_never_sent(void
 /* ---------------------------------------------------------------------------------- */
 /* Broker outages and produce errors (in-process mock)                                */
 
-
 static void test_broker_down_then_up_loses_nothing(void **state) {
   (void)state;
   mock_t mk;
@@ -1015,9 +1044,13 @@ static void test_broker_down_then_up_loses_nothing(void **state) {
   g.pause_at = 1000;
   fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
   const char *props[] = {"reconnect.backoff.max.ms", "200", "reconnect.backoff.ms", "50", NULL};
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
-                            .topic = "down", .guarantee = FL_KAFKA_EXACTLY_ONCE,
-                            .txn_log_dir = logdir, .props = props, .timeout_ms = 30000};
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = mk.bs,
+                            .topic = "down",
+                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
+                            .txn_log_dir = logdir,
+                            .props = props,
+                            .timeout_ms = 30000};
   assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
   job_thread_t j = {.env = env};
   pthread_t t;
@@ -1057,18 +1090,19 @@ static void test_retriable_produce_errors_lose_nothing(void **state) {
   mock_t mk;
   mock_start(&mk, 1);
   mock_topic(&mk, "retry", 2);
-  rd_kafka_mock_push_request_errors(mk.mc, API_PRODUCE, 4,
-                                    RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-                                    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                                    RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-                                    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+  rd_kafka_mock_push_request_errors(
+      mk.mc, API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
   fl_env_t *env = make_env(NULL);
   gen_t g;
   gen_init(&g, 1000, 7);
   fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
   const char *props[] = {"retry.backoff.ms", "20", NULL};
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
-                            .topic = "retry", .guarantee = FL_KAFKA_AT_LEAST_ONCE,
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = mk.bs,
+                            .topic = "retry",
+                            .guarantee = FL_KAFKA_AT_LEAST_ONCE,
                             .props = props};
   assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
   int rc = fl_env_execute(env, "retry");
@@ -1093,8 +1127,10 @@ static void test_fatal_produce_error_fails_the_job_naming_topic_and_error(void *
   gen_t g;
   gen_init(&g, 100, 7);
   fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
-                            .topic = "denied", .guarantee = FL_KAFKA_AT_LEAST_ONCE};
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = mk.bs,
+                            .topic = "denied",
+                            .guarantee = FL_KAFKA_AT_LEAST_ONCE};
   assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
   int rc = fl_env_execute(env, "denied");
   assert_int_not_equal(rc, 0);
@@ -1119,9 +1155,12 @@ static void test_fatal_init_producer_id_error_fails_the_job(void **state) {
   gen_t g;
   gen_init(&g, 10, 7);
   fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = mk.bs,
-                            .topic = "tx", .guarantee = FL_KAFKA_EXACTLY_ONCE,
-                            .txn_log_dir = logdir, .timeout_ms = 10000};
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = mk.bs,
+                            .topic = "tx",
+                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
+                            .txn_log_dir = logdir,
+                            .timeout_ms = 10000};
   assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
   int rc = fl_env_execute(env, "tx");
   assert_int_not_equal(rc, 0);
@@ -1138,12 +1177,15 @@ static void test_fatal_init_producer_id_error_fails_the_job(void **state) {
 /* Options                                                                            */
 
 static _Atomic int g_destroyed;
-static void count_destroy(void *opaque) { (void)opaque; atomic_fetch_add(&g_destroyed, 1); }
+static void count_destroy(void *opaque) {
+  (void)opaque;
+  atomic_fetch_add(&g_destroyed, 1);
+}
 
 /* Builds a sink with o on a fresh env and expects FL_EINVAL from execute with all of
  * the given fragments in the error, and none of the secret. */
-static void expect_invalid(const fl_kafka_sink_opts_t *o, const char *const *conf, const char *frag1,
-                           const char *frag2, const char *secret) {
+static void expect_invalid(const fl_kafka_sink_opts_t *o, const char *const *conf,
+                           const char *frag1, const char *frag2, const char *secret) {
   fl_env_t *env = make_env(conf);
   fl_record_t r = rec_str("k", "v", 1);
   fl_stream_t *s = fl_source_collection(env, "c", &r, 1);
@@ -1158,8 +1200,8 @@ static void expect_invalid(const fl_kafka_sink_opts_t *o, const char *const *con
 
 static void test_invalid_options_are_rejected_naming_the_field(void **state) {
   (void)state;
-  const fl_kafka_sink_opts_t base = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                                     .brokers = "127.0.0.1:1", .topic = "t"};
+  const fl_kafka_sink_opts_t base = {
+      .version = FL_KAFKA_SINK_OPTS_VERSION, .brokers = "127.0.0.1:1", .topic = "t"};
   fl_kafka_sink_opts_t o;
   expect_invalid(NULL, NULL, "opts", NULL, NULL);
   o = base, o.version = 7;
@@ -1189,8 +1231,15 @@ static void test_invalid_options_are_rejected_naming_the_field(void **state) {
   const char *secret1[] = {"my.secret", "hunter2", NULL};
   o = base, o.props = secret1;
   expect_invalid(&o, NULL, "my.secret", NULL, "hunter2");
-  const char *secret2[] = {"sasl.mechanisms", "PLAIN", "ssl.key.password", "s3cr3t",
-                           "sasl.password", "pw-123", "linger.ms", "-5", NULL};
+  const char *secret2[] = {"sasl.mechanisms",
+                           "PLAIN",
+                           "ssl.key.password",
+                           "s3cr3t",
+                           "sasl.password",
+                           "pw-123",
+                           "linger.ms",
+                           "-5",
+                           NULL};
   o = base, o.props = secret2;
   expect_invalid(&o, NULL, "linger.ms", NULL, "s3cr3t");
   const char *txid[] = {"transactional.id", "mine", NULL};
@@ -1218,16 +1267,21 @@ int main(void) {
       /* first: they fork, and no librdkafka thread may be alive in this process then */
       cmocka_unit_test(test_exactly_once_survives_sigkill_at_every_commit_step),
       cmocka_unit_test(test_restore_rewrites_a_transaction_whose_commit_was_never_sent),
-      cmocka_unit_test_teardown(test_at_least_once_delivers_every_record_with_java_partitioning, test_teardown),
+      cmocka_unit_test_teardown(test_at_least_once_delivers_every_record_with_java_partitioning,
+                                test_teardown),
       cmocka_unit_test_teardown(test_no_guarantee_flushes_everything_at_the_end, test_teardown),
-      cmocka_unit_test_teardown(test_serializer_topics_headers_and_timestamps_arrive, test_teardown),
-      cmocka_unit_test_teardown(test_exactly_once_bounded_job_commits_one_transaction, test_teardown),
+      cmocka_unit_test_teardown(test_serializer_topics_headers_and_timestamps_arrive,
+                                test_teardown),
+      cmocka_unit_test_teardown(test_exactly_once_bounded_job_commits_one_transaction,
+                                test_teardown),
       cmocka_unit_test_teardown(test_exactly_once_failed_job_commits_nothing, test_teardown),
-      cmocka_unit_test_teardown(test_exactly_once_savepoint_needs_periodic_checkpoints, test_teardown),
+      cmocka_unit_test_teardown(test_exactly_once_savepoint_needs_periodic_checkpoints,
+                                test_teardown),
       cmocka_unit_test_teardown(test_transaction_log_is_compacted_to_its_last_lines, test_teardown),
       cmocka_unit_test_teardown(test_broker_down_then_up_loses_nothing, test_teardown),
       cmocka_unit_test_teardown(test_retriable_produce_errors_lose_nothing, test_teardown),
-      cmocka_unit_test_teardown(test_fatal_produce_error_fails_the_job_naming_topic_and_error, test_teardown),
+      cmocka_unit_test_teardown(test_fatal_produce_error_fails_the_job_naming_topic_and_error,
+                                test_teardown),
       cmocka_unit_test_teardown(test_fatal_init_producer_id_error_fails_the_job, test_teardown),
       cmocka_unit_test_teardown(test_invalid_options_are_rejected_naming_the_field, test_teardown),
   };

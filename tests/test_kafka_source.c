@@ -87,8 +87,8 @@ static void topic_create(mock_t *m, const char *topic, int parts) {
   assert_int_equal(rd_kafka_mock_topic_create(m->mc, topic, parts, 1), 0);
 }
 
-static void produce(mock_t *m, const char *topic, int32_t part, const char *key,
-                    const char *value, int64_t ts) {
+static void produce(mock_t *m, const char *topic, int32_t part, const char *key, const char *value,
+                    int64_t ts) {
   rd_kafka_resp_err_t err = rd_kafka_producev(
       m->prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
@@ -101,11 +101,11 @@ static void produce_hdr(mock_t *m, const char *topic, int32_t part, const char *
                         const char *value, int64_t ts, const char *hname, const char *hval) {
   rd_kafka_headers_t *h = rd_kafka_headers_new(1);
   rd_kafka_header_add(h, hname, -1, hval, -1);
-  rd_kafka_resp_err_t err = rd_kafka_producev(
-      m->prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, strlen(key)),
-      RD_KAFKA_V_VALUE((void *)value, strlen(value)), RD_KAFKA_V_TIMESTAMP(ts),
-      RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+  rd_kafka_resp_err_t err =
+      rd_kafka_producev(m->prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, strlen(key)),
+                        RD_KAFKA_V_VALUE((void *)value, strlen(value)), RD_KAFKA_V_TIMESTAMP(ts),
+                        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
   assert_int_equal(err, 0);
 }
 
@@ -247,10 +247,8 @@ static void expect_exactly(collector_t *c, int parts, int from, int to, int64_t 
   int expected = parts * (to - from);
   int *next = calloc((size_t)parts, sizeof(int));
   assert_non_null(next);
-  for (int p = 0; p < parts; p++)
-    next[p] = from;
-  if ((int)c->n != expected)
-    fail_msg("expected %d records, got %zu", expected, c->n);
+  for (int p = 0; p < parts; p++) next[p] = from;
+  if ((int)c->n != expected) fail_msg("expected %d records, got %zu", expected, c->n);
   for (size_t r = 0; r < c->n; r++) {
     int p, i;
     if (sscanf(c->r[r].value, "p%d-%d", &p, &i) != 2 || p < 0 || p >= parts)
@@ -261,11 +259,9 @@ static void expect_exactly(collector_t *c, int parts, int from, int to, int64_t 
     char k[32];
     snprintf(k, sizeof k, "k%d-%d", p, i);
     assert_string_equal(c->r[r].key, k);
-    if (check_ts)
-      assert_int_equal(c->r[r].ts, TS0 + base + p * 1000 + i);
+    if (check_ts) assert_int_equal(c->r[r].ts, TS0 + base + p * 1000 + i);
   }
-  for (int p = 0; p < parts; p++)
-    assert_int_equal(next[p], to);
+  for (int p = 0; p < parts; p++) assert_int_equal(next[p], to);
   free(next);
 }
 
@@ -320,8 +316,7 @@ static void bounded_regex_more_subtasks_than_partitions(void **state) {
 static bool records_within(job_t *j, size_t n, int64_t base_ms) {
   int64_t deadline = deadline_in(base_ms);
   while (col_count(&j->col) < n) {
-    if (now_ms() >= deadline)
-      return false;
+    if (now_ms() >= deadline) return false;
     struct timespec ts = {0, 2 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
@@ -346,8 +341,7 @@ static void start_latest_reads_only_new_messages(void **state) {
   job_start(&j);
   int64_t deadline = deadline_in(15000);
   while (!records_within(&j, 4, 50)) {
-    if (now_ms() >= deadline)
-      fail_msg("no record arrived in time");
+    if (now_ms() >= deadline) fail_msg("no record arrived in time");
     produce_seq(&m, "t", 4, round++, 1, 0);
   }
   produce_seq(&m, "t", 4, round, 5, 0);
@@ -359,15 +353,13 @@ static void start_latest_reads_only_new_messages(void **state) {
     pthread_mutex_lock(&j.col.mu);
     for (size_t r = 0; r < j.col.n; r++) {
       int p, i;
-      if (sscanf(j.col.r[r].value, "p%d-%d", &p, &i) == 2 && p >= 0 && p < 4)
-        last[p] = i;
+      if (sscanf(j.col.r[r].value, "p%d-%d", &p, &i) == 2 && p >= 0 && p < 4) last[p] = i;
     }
     pthread_mutex_unlock(&j.col.mu);
     if (last[0] == round - 1 && last[1] == round - 1 && last[2] == round - 1 &&
         last[3] == round - 1)
       break;
-    if (now_ms() >= deadline)
-      fail_msg("the last messages did not arrive in time");
+    if (now_ms() >= deadline) fail_msg("the last messages did not arrive in time");
     struct timespec ts = {0, 2 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
@@ -376,14 +368,12 @@ static void start_latest_reads_only_new_messages(void **state) {
   for (size_t r = 0; r < j.col.n; r++) {
     int p, i;
     assert_int_equal(sscanf(j.col.r[r].value, "p%d-%d", &p, &i), 2);
-    if (i < 10)
-      fail_msg("LATEST read the old message %s", j.col.r[r].value);
+    if (i < 10) fail_msg("LATEST read the old message %s", j.col.r[r].value);
     if (next[p] >= 0 && i != next[p])
       fail_msg("partition %d: got %d after %d (gap or duplicate)", p, i, next[p] - 1);
     next[p] = i + 1;
   }
-  for (int p = 0; p < 4; p++)
-    assert_int_equal(next[p], round);
+  for (int p = 0; p < 4; p++) assert_int_equal(next[p], round);
   job_free(&j);
   mock_stop(&m);
 }
@@ -392,8 +382,7 @@ static void commit_offsets(mock_t *m, const char *group, const int64_t *offs, in
   rd_kafka_t *c = consumer_new(m, group);
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts);
   for (int p = 0; p < parts; p++)
-    if (offs[p] >= 0)
-      rd_kafka_topic_partition_list_add(l, "t", p)->offset = offs[p];
+    if (offs[p] >= 0) rd_kafka_topic_partition_list_add(l, "t", p)->offset = offs[p];
   assert_int_equal(rd_kafka_commit(c, l, 0), 0);
   rd_kafka_topic_partition_list_destroy(l);
   rd_kafka_consumer_close(c);
@@ -419,8 +408,7 @@ static void start_committed_with_fallback(fl_kafka_start_t fallback) {
   for (size_t r = 0; r < j.col.n; r++) {
     int p, i;
     assert_int_equal(sscanf(j.col.r[r].value, "p%d-%d", &p, &i), 2);
-    if (first[p] < 0)
-      first[p] = i;
+    if (first[p] < 0) first[p] = i;
     count[p]++;
   }
   assert_int_equal(count[0], 5);
@@ -502,14 +490,11 @@ static void wait_committed(mock_t *m, const char *group, const int64_t *want, in
   int64_t deadline = deadline_in(15000);
   for (;;) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts);
-    for (int p = 0; p < parts; p++)
-      rd_kafka_topic_partition_list_add(l, "t", p);
+    for (int p = 0; p < parts; p++) rd_kafka_topic_partition_list_add(l, "t", p);
     bool ok = rd_kafka_committed(c, l, 5000) == 0;
-    for (int p = 0; ok && p < parts; p++)
-      ok = l->elems[p].offset == want[p];
+    for (int p = 0; ok && p < parts; p++) ok = l->elems[p].offset == want[p];
     rd_kafka_topic_partition_list_destroy(l);
-    if (ok)
-      break;
+    if (ok) break;
     if (now_ms() >= deadline)
       fail_msg("group %s did not commit the expected offsets in time", group);
     struct timespec ts = {0, 20 * 1000 * 1000};
@@ -527,8 +512,13 @@ static void checkpoint_restart_is_exactly_once_and_commits(void **state) {
   mock_start(&m, 1);
   topic_create(&m, "t", 4);
   produce_seq(&m, "t", 4, 0, 30, 0);
-  const char *kv[] = {"state.checkpoints.dir", root, "execution.checkpointing.interval", "50ms",
-                      "state.checkpoints.num-retained", "2", NULL};
+  const char *kv[] = {"state.checkpoints.dir",
+                      root,
+                      "execution.checkpointing.interval",
+                      "50ms",
+                      "state.checkpoints.num-retained",
+                      "2",
+                      NULL};
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   o.group_id = "ck";
   job_build(&j1, env_conf(2, kv), &o);
@@ -541,8 +531,13 @@ static void checkpoint_restart_is_exactly_once_and_commits(void **state) {
   job_free(&j1);
 
   produce_seq(&m, "t", 4, 30, 20, 0);
-  const char *kv2[] = {"state.checkpoints.dir", root, "execution.checkpointing.interval", "50ms",
-                       "execution.savepoint.path", root, NULL};
+  const char *kv2[] = {"state.checkpoints.dir",
+                       root,
+                       "execution.checkpointing.interval",
+                       "50ms",
+                       "execution.savepoint.path",
+                       root,
+                       NULL};
   job_build(&j2, env_conf(3, kv2), &o);
   job_start(&j2);
   wait_records(&j2, 80, 10000);
@@ -584,8 +579,7 @@ static void rescale_2_to_3_from_savepoint(void **state) {
   pthread_t t;
   pthread_create(&t, NULL, savepoint_thread, &s);
   pthread_join(t, NULL);
-  if (s.rc != 0)
-    fail_msg("savepoint: %s", s.err);
+  if (s.rc != 0) fail_msg("savepoint: %s", s.err);
   job_stop(&j1);
   expect_exactly(&j1.col, 4, 0, 25, 0, true);
   job_free(&j1);
@@ -622,8 +616,8 @@ static void bounded_end_commits_positions(void **state) {
 /* ---------------------------------------------------------------------------------- */
 /* Event time                                                                         */
 
-static int count_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void *b,
-                        size_t b_len, fl_buf_t *out, void *opaque) {
+static int count_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void *b, size_t b_len,
+                        fl_buf_t *out, void *opaque) {
   /* values are decimal counts; the window's first element is "1" */
   char buf[32];
   long x = strtol(a, NULL, 10), y = strtol(b, NULL, 10);
@@ -642,8 +636,7 @@ static void quiet_partition_idles_and_window_fires_while_running(void **state) {
   collector_t col;
   mock_start(&m, 1);
   topic_create(&m, "q", 2);
-  for (int i = 0; i < 10; i++)
-    produce(&m, "q", 0, "k", "x", 100 + i * 100); /* 100 .. 1000 */
+  for (int i = 0; i < 10; i++) produce(&m, "q", 0, "k", "x", 100 + i * 100); /* 100 .. 1000 */
   flush_all(&m);
   fl_watermark_strategy_t ws = {.version = FL_WATERMARK_STRATEGY_VERSION,
                                 .kind = FL_WATERMARKS_BOUNDED,
@@ -655,8 +648,8 @@ static void quiet_partition_idles_and_window_fires_while_running(void **state) {
   collector_init(&col);
   fl_stream_t *s = fl_source_kafka(env, "kafka", &o);
   s = fl_stream_map(s, "ones", ones_map, NULL);
-  fl_windowed_stream_t *w = fl_window_tumbling(fl_stream_key_by(s, NULL, NULL), FL_EVENT_TIME,
-                                               1000, 0);
+  fl_windowed_stream_t *w =
+      fl_window_tumbling(fl_stream_key_by(s, NULL, NULL), FL_EVENT_TIME, 1000, 0);
   s = fl_window_reduce(w, "count", count_reduce, NULL);
   assert_int_equal(fl_stream_sink(s, "collect", &collector_sink, &col), 0);
   job_t j = {.env = env};
@@ -667,8 +660,7 @@ static void quiet_partition_idles_and_window_fires_while_running(void **state) {
   int64_t deadline = deadline_in(10000);
   while (col_count(&col) < 1) {
     if (now_ms() >= deadline)
-      fail_msg("the window did not fire while running (job rc %d: %s)", j.rc,
-               fl_env_error(env));
+      fail_msg("the window did not fire while running (job rc %d: %s)", j.rc, fl_env_error(env));
     struct timespec ts = {0, 5 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
@@ -688,8 +680,7 @@ static void subtask_without_partitions_is_idle(void **state) {
   collector_t col;
   mock_start(&m, 1);
   topic_create(&m, "one", 1);
-  for (int i = 0; i < 10; i++)
-    produce(&m, "one", 0, "k", "x", 100 + i * 100); /* 100 .. 1000 */
+  for (int i = 0; i < 10; i++) produce(&m, "one", 0, "k", "x", 100 + i * 100); /* 100 .. 1000 */
   flush_all(&m);
   fl_watermark_strategy_t ws = {.version = FL_WATERMARK_STRATEGY_VERSION,
                                 .kind = FL_WATERMARKS_MONOTONOUS};
@@ -699,8 +690,8 @@ static void subtask_without_partitions_is_idle(void **state) {
   collector_init(&col);
   fl_stream_t *s = fl_source_kafka(env, "kafka", &o);
   s = fl_stream_map(s, "ones", ones_map, NULL);
-  fl_windowed_stream_t *w = fl_window_tumbling(fl_stream_key_by(s, NULL, NULL), FL_EVENT_TIME,
-                                               1000, 0);
+  fl_windowed_stream_t *w =
+      fl_window_tumbling(fl_stream_key_by(s, NULL, NULL), FL_EVENT_TIME, 1000, 0);
   s = fl_window_reduce(w, "count", count_reduce, NULL);
   assert_int_equal(fl_stream_sink(s, "collect", &collector_sink, &col), 0);
   job_t j;
@@ -867,8 +858,7 @@ static void poison_dead_letter_keeps_bytes_and_headers(void **state) {
   int64_t deadline = deadline_in(10000);
   while (got < 2 && now_ms() < deadline) {
     rd_kafka_message_t *msg = rd_kafka_consumer_poll(c, 100);
-    if (msg == NULL)
-      continue;
+    if (msg == NULL) continue;
     if (msg->err == 0) {
       rd_kafka_headers_t *h = NULL;
       const void *v;
@@ -917,8 +907,7 @@ static void dead_letter_delivery_failure_fails(void **state) {
   topic_create(&m, "dlq", 1);
   produce_with_poison(&m);
   rd_kafka_resp_err_t errs[32];
-  for (int i = 0; i < 32; i++)
-    errs[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+  for (int i = 0; i < 32; i++) errs[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
   rd_kafka_mock_push_request_errors_array(m.mc, 0 /* Produce */, 32, errs);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   o.bounded = 1;
@@ -968,10 +957,9 @@ static void retriable_fetch_errors_do_not_fail(void **state) {
   mock_start(&m, 1);
   topic_create(&m, "t", 2);
   produce_seq(&m, "t", 2, 0, 20, 0);
-  rd_kafka_mock_push_request_errors(m.mc, RD_FETCH, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-                                    RD_KAFKA_RESP_ERR__TRANSPORT,
-                                    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                                    RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
+  rd_kafka_mock_push_request_errors(
+      m.mc, RD_FETCH, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR__TRANSPORT,
+      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   job_build(&j, env_conf(1, NULL), &o);
   job_start(&j);
@@ -989,8 +977,7 @@ static void authorization_failure_fails_with_message(void **state) {
   topic_create(&m, "t", 1);
   produce_seq(&m, "t", 1, 0, 5, 0);
   rd_kafka_resp_err_t errs[64];
-  for (int i = 0; i < 64; i++)
-    errs[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+  for (int i = 0; i < 64; i++) errs[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
   rd_kafka_mock_push_request_errors_array(m.mc, RD_FETCH, 64, errs);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   job_build(&j, env_conf(1, NULL), &o);
@@ -1046,22 +1033,19 @@ static void unreachable_brokers_fail_naming_them(void **state) {
 static int destroyed;
 static void count_destroy(void *opaque) { destroyed++; }
 
-static void expect_invalid(fl_kafka_source_opts_t *o, const char *needle,
-                           const char *must_not) {
+static void expect_invalid(fl_kafka_source_opts_t *o, const char *needle, const char *must_not) {
   fl_env_t *env = env_conf(1, NULL);
   collector_t col;
   collector_init(&col);
   fl_stream_t *s = fl_source_kafka(env, "src", o);
-  if (s != NULL)
-    fl_stream_sink(s, "c", &collector_sink, &col);
+  if (s != NULL) fl_stream_sink(s, "c", &collector_sink, &col);
   int rc = fl_env_execute(env, "invalid");
   if (rc != FL_EINVAL)
     fail_msg("expected FL_EINVAL for '%s', got %d (%s)", needle, rc, fl_env_error(env));
   const char *e = fl_env_error(env);
   if (strstr(e, "src") == NULL || strstr(e, needle) == NULL)
     fail_msg("error '%s' does not name 'src' and '%s'", e, needle);
-  if (must_not != NULL && strstr(e, must_not) != NULL)
-    fail_msg("error '%s' shows the secret", e);
+  if (must_not != NULL && strstr(e, must_not) != NULL) fail_msg("error '%s' shows the secret", e);
   fl_env_destroy(env);
   collector_free(&col);
 }
@@ -1130,15 +1114,25 @@ static void invalid_options_are_rejected_by_name(void **state) {
   }
   {
     /* a secret with an invalid value: the property is named, its value never shown */
-    const char *const p[] = {"sasl.mechanisms", "PLAIN", "ssl.key.password", "hunter2-secret",
-                             "enable.ssl.certificate.verification", "hunter2-secret", NULL};
+    const char *const p[] = {"sasl.mechanisms",
+                             "PLAIN",
+                             "ssl.key.password",
+                             "hunter2-secret",
+                             "enable.ssl.certificate.verification",
+                             "hunter2-secret",
+                             NULL};
     o = opts_for(&m, "t");
     o.props = p;
     expect_invalid(&o, "enable.ssl.certificate.verification", "hunter2");
   }
   {
-    const char *const p[] = {"sasl.password", "s3cr3t-value", "sasl.username", "x",
-                             "oops.unknown", "s3cr3t-value", NULL};
+    const char *const p[] = {"sasl.password",
+                             "s3cr3t-value",
+                             "sasl.username",
+                             "x",
+                             "oops.unknown",
+                             "s3cr3t-value",
+                             NULL};
     o = opts_for(&m, "t");
     o.props = p;
     expect_invalid(&o, "oops.unknown", "s3cr3t");
@@ -1158,8 +1152,14 @@ static void secret_values_never_in_errors(void **state) {
   job_t j;
   mock_start(&m, 1);
   topic_create(&m, "t", 1);
-  const char *const p[] = {"log_level", "2", "sasl.password", "TOPSECRET-42",
-                           "security.protocol", "sasl_plaintext", "sasl.mechanisms", "NOPE",
+  const char *const p[] = {"log_level",
+                           "2",
+                           "sasl.password",
+                           "TOPSECRET-42",
+                           "security.protocol",
+                           "sasl_plaintext",
+                           "sasl.mechanisms",
+                           "NOPE",
                            NULL};
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   o.props = p;
@@ -1188,8 +1188,8 @@ static void metrics_show_consumed_and_lag(void **state) {
   job_build(&j, env_conf(1, NULL), &o);
   assert_int_equal(fl_env_execute(j.env, "metrics"), 0);
   char *js = fl_env_metrics_json(j.env);
-  if (strstr(js, "\"records-consumed\":60") == NULL || strstr(js, "\"records-lag-max\":0") == NULL ||
-      strstr(js, "\"records-lag.t.1\":0") == NULL)
+  if (strstr(js, "\"records-consumed\":60") == NULL ||
+      strstr(js, "\"records-lag-max\":0") == NULL || strstr(js, "\"records-lag.t.1\":0") == NULL)
     fail_msg("metrics lack consumed/lag: %s", js);
   fl_free(js);
   job_free(&j);

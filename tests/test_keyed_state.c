@@ -70,8 +70,8 @@ static char *outputs_of(const collector_t *c, const char *key) {
 
 /* Runs source(cmds) -> keyBy -> keyed process(fn) -> collector. */
 static void run_keyed(int parallelism, const char *const (*cmds)[2], size_t n, build_fn build,
-                      int (*process)(fl_context_t *, const fl_record_t *, void *),
-                      kcase_t *kc, collector_t *c) {
+                      int (*process)(fl_context_t *, const fl_record_t *, void *), kcase_t *kc,
+                      collector_t *c) {
   fl_env_t *env = env_with(parallelism, NULL);
   assert_non_null(env);
   assert_int_equal(fl_env_set_clock(env, test_clock, NULL), 0);
@@ -137,9 +137,8 @@ static int counter_process(fl_context_t *ctx, const fl_record_t *in, void *inst)
 
 static void value_state_counts_per_key_and_clear_resets_it(void **state) {
   (void)state;
-  static const char *const cmds[][2] = {{"a", "inc"}, {"b", "inc"}, {"a", "inc"},
-                                        {"a", "inc"}, {"b", "inc"}, {"a", "clear"},
-                                        {"b", "inc"}, {"a", "inc"}};
+  static const char *const cmds[][2] = {{"a", "inc"}, {"b", "inc"},   {"a", "inc"}, {"a", "inc"},
+                                        {"b", "inc"}, {"a", "clear"}, {"b", "inc"}, {"a", "inc"}};
   for (int p = 1; p <= 2; p++) {
     kcase_t kc;
     collector_t c;
@@ -153,8 +152,7 @@ static void value_state_counts_per_key_and_clear_resets_it(void **state) {
 /* The same descriptor in two operators gives each its own state. */
 static void a_descriptor_used_by_two_operators_keeps_separate_state(void **state) {
   (void)state;
-  static const char *const cmds[][2] = {{"a", "inc"}, {"b", "inc"}, {"a", "inc"},
-                                        {"a", "inc"}};
+  static const char *const cmds[][2] = {{"a", "inc"}, {"b", "inc"}, {"a", "inc"}, {"a", "inc"}};
   for (int p = 1; p <= 2; p++) {
     fl_env_t *env = env_with(p, NULL);
     kcase_t kc;
@@ -198,8 +196,8 @@ static int emit_list(fl_context_t *ctx, const fl_record_t *in, const fl_state_de
   char out[256] = "";
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
-    o += (size_t)snprintf(out + o, sizeof out - o, "%s%.*s", i ? "," : "",
-                          (int)items[i].len, (const char *)items[i].data);
+    o += (size_t)snprintf(out + o, sizeof out - o, "%s%.*s", i ? "," : "", (int)items[i].len,
+                          (const char *)items[i].data);
   }
   return emit_str(ctx, in, n ? out : "-");
 }
@@ -228,9 +226,9 @@ static int list_process(fl_context_t *ctx, const fl_record_t *in, void *inst) {
 static void list_state_adds_in_order_updates_and_clears(void **state) {
   (void)state;
   static const char *const cmds[][2] = {
-      {"a", "add x"},   {"b", "add p"},   {"a", "add y"},   {"a", "add z"},
-      {"b", "add q"},   {"a", "upd u,v"}, {"a", "add w"},   {"b", "clear"},
-      {"a", "upd"},     {"a", "add k"},   {"b", "get"},
+      {"a", "add x"}, {"b", "add p"},   {"a", "add y"}, {"a", "add z"},
+      {"b", "add q"}, {"a", "upd u,v"}, {"a", "add w"}, {"b", "clear"},
+      {"a", "upd"},   {"a", "add k"},   {"b", "get"},
   };
   for (int p = 1; p <= 2; p++) {
     kcase_t kc;
@@ -314,10 +312,9 @@ static int map_process(fl_context_t *ctx, const fl_record_t *in, void *inst) {
 static void map_state_puts_gets_removes_and_iterates(void **state) {
   (void)state;
   static const char *const cmds[][2] = {
-      {"a", "put x 1"}, {"b", "put x 100"}, {"a", "put y 5"}, {"a", "put x 10"},
-      {"a", "get x"},   {"a", "get z"},     {"a", "stop"},    {"a", "rm x"},
-      {"a", "get x"},   {"a", "rm nope"},   {"b", "get y"},   {"b", "rm x"},
-      {"b", "stop"},
+      {"a", "put x 1"}, {"b", "put x 100"}, {"a", "put y 5"}, {"a", "put x 10"}, {"a", "get x"},
+      {"a", "get z"},   {"a", "stop"},      {"a", "rm x"},    {"a", "get x"},    {"a", "rm nope"},
+      {"b", "get y"},   {"b", "rm x"},      {"b", "stop"},
   };
   for (int p = 1; p <= 2; p++) {
     kcase_t kc;
@@ -367,8 +364,8 @@ static int avg_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *op
   return 0;
 }
 
-static const fl_aggregate_fn_t avg_fn = {FL_AGGREGATE_FN_VERSION, sizeof(avg_acc_t), avg_init,
-                                         avg_add, NULL, NULL, NULL};
+static const fl_aggregate_fn_t avg_fn = {
+    FL_AGGREGATE_FN_VERSION, sizeof(avg_acc_t), avg_init, avg_add, NULL, NULL, NULL};
 
 static void build_merging(fl_env_t *env, kcase_t *kc) {
   kc->d[0] = fl_state_reducing(env, "concat", concat, NULL);
@@ -533,18 +530,18 @@ static int ttl_value_process(fl_context_t *ctx, const fl_record_t *in, void *ins
   return emit_str(ctx, in, out);
 }
 
-#define TTL_VALUE_BUILDER(fname, ms, up, vis, cleanup, every)                               \
-  static void fname(fl_env_t *env, kcase_t *kc) {                                          \
-    kc->d[0] = fl_state_value(env, "ttl-value");                                           \
-    assert_non_null(kc->d[0]);                                                             \
-    fl_ttl_config_t t = ttl_cfg(ms, up, vis, cleanup, every);                              \
-    assert_int_equal(fl_state_desc_set_ttl(kc->d[0], &t), 0);                              \
+#define TTL_VALUE_BUILDER(fname, ms, up, vis, cleanup, every) \
+  static void fname(fl_env_t *env, kcase_t *kc) {             \
+    kc->d[0] = fl_state_value(env, "ttl-value");              \
+    assert_non_null(kc->d[0]);                                \
+    fl_ttl_config_t t = ttl_cfg(ms, up, vis, cleanup, every); \
+    assert_int_equal(fl_state_desc_set_ttl(kc->d[0], &t), 0); \
   }
 
 TTL_VALUE_BUILDER(build_ttl_create_never, 100, FL_TTL_ON_CREATE_AND_WRITE,
                   FL_TTL_NEVER_RETURN_EXPIRED, 0, 0)
-TTL_VALUE_BUILDER(build_ttl_read_never, 100, FL_TTL_ON_READ_AND_WRITE,
-                  FL_TTL_NEVER_RETURN_EXPIRED, 0, 0)
+TTL_VALUE_BUILDER(build_ttl_read_never, 100, FL_TTL_ON_READ_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED,
+                  0, 0)
 TTL_VALUE_BUILDER(build_ttl_create_return, 100, FL_TTL_ON_CREATE_AND_WRITE,
                   FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP, 0, 0)
 TTL_VALUE_BUILDER(build_ttl_create_return_incremental, 100, FL_TTL_ON_CREATE_AND_WRITE,
@@ -555,9 +552,8 @@ TTL_VALUE_BUILDER(build_ttl_create_return_every_record, 100, FL_TTL_ON_CREATE_AN
 static void ttl_on_create_and_write_expires_ttl_after_the_last_write(void **state) {
   (void)state;
   static const char *const cmds[][2] = {
-      {"a", "@0 set 7"}, {"b", "@0 set 1"},  {"a", "@50 get"},  {"b", "@60 set 2"},
-      {"a", "@99 get"},  {"a", "@100 get"},  {"b", "@150 get"}, {"a", "@150 get"},
-      {"b", "@160 get"},
+      {"a", "@0 set 7"}, {"b", "@0 set 1"}, {"a", "@50 get"},  {"b", "@60 set 2"}, {"a", "@99 get"},
+      {"a", "@100 get"}, {"b", "@150 get"}, {"a", "@150 get"}, {"b", "@160 get"},
   };
   for (int p = 1; p <= 2; p++) {
     kcase_t kc;
@@ -574,7 +570,7 @@ static void ttl_on_create_and_write_expires_ttl_after_the_last_write(void **stat
 static void ttl_on_read_and_write_extends_life_on_every_read(void **state) {
   (void)state;
   static const char *const cmds[][2] = {
-      {"a", "@0 set 7"}, {"a", "@90 get"}, {"a", "@150 get"}, {"a", "@249 get"},
+      {"a", "@0 set 7"}, {"a", "@90 get"},  {"a", "@150 get"}, {"a", "@249 get"},
       {"a", "@349 get"}, {"b", "@0 set 3"}, {"b", "@100 get"},
   };
   for (int p = 1; p <= 2; p++) {
@@ -590,8 +586,7 @@ static void ttl_on_read_and_write_extends_life_on_every_read(void **state) {
 static void ttl_return_expired_if_not_cleaned_up_returns_it_once(void **state) {
   (void)state;
   static const char *const cmds[][2] = {
-      {"a", "@0 set 7"}, {"b", "@0 set 8"}, {"a", "@150 get"}, {"a", "@151 get"},
-      {"b", "@40 get"},
+      {"a", "@0 set 7"}, {"b", "@0 set 8"}, {"a", "@150 get"}, {"a", "@151 get"}, {"b", "@40 get"},
   };
   for (int p = 1; p <= 2; p++) {
     kcase_t kc;
@@ -610,16 +605,16 @@ static void ttl_incremental_cleanup_removes_expired_state_before_it_is_read(void
   /* Many keys so that every subtask has state of other keys that are read after the
    * expiry: those reads' cleanup steps (size 1000 > every table) remove "a". */
   static const char *const cmds[][2] = {
-      {"a", "@0 set 7"},   {"k0", "@0 set 1"},   {"k1", "@0 set 1"},  {"k2", "@0 set 1"},
-      {"k3", "@0 set 1"},  {"k4", "@0 set 1"},   {"k5", "@0 set 1"},  {"k0", "@150 get"},
-      {"k1", "@150 get"},  {"k2", "@150 get"},   {"k3", "@150 get"},  {"k4", "@150 get"},
-      {"k5", "@150 get"},  {"a", "@150 get"},
+      {"a", "@0 set 7"},  {"k0", "@0 set 1"}, {"k1", "@0 set 1"}, {"k2", "@0 set 1"},
+      {"k3", "@0 set 1"}, {"k4", "@0 set 1"}, {"k5", "@0 set 1"}, {"k0", "@150 get"},
+      {"k1", "@150 get"}, {"k2", "@150 get"}, {"k3", "@150 get"}, {"k4", "@150 get"},
+      {"k5", "@150 get"}, {"a", "@150 get"},
   };
   for (int p = 1; p <= 2; p++) {
     kcase_t kc;
     collector_t c;
-    run_keyed(p, cmds, NCMDS(cmds), build_ttl_create_return_incremental, ttl_value_process,
-              &kc, &c);
+    run_keyed(p, cmds, NCMDS(cmds), build_ttl_create_return_incremental, ttl_value_process, &kc,
+              &c);
     /* Without cleanup the same read returns the expired 7 (the case above). */
     expect_key(&c, "a", "ok|none");
     collector_free(&c);
@@ -633,7 +628,10 @@ static void ttl_incremental_cleanup_removes_expired_state_before_it_is_read(void
  * returns an expired value unless that entry happened to be its own. */
 static void ttl_cleanup_every_record_runs_on_records_that_do_not_access_state(void **state) {
   (void)state;
-  enum { K = 10, F = 40 };
+  enum {
+    K = 10,
+    F = 40
+  };
   static char keys[K][8], fillers[F][8];
   const char *(*cmds)[2] = calloc(2 * K + F, sizeof *cmds);
   size_t n = 0;
@@ -664,17 +662,16 @@ static void ttl_cleanup_every_record_runs_on_records_that_do_not_access_state(vo
 
 static void build_ttl_list(fl_env_t *env, kcase_t *kc) {
   build_list(env, kc);
-  fl_ttl_config_t t =
-      ttl_cfg(100, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED, 0, 0);
+  fl_ttl_config_t t = ttl_cfg(100, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED, 0, 0);
   assert_int_equal(fl_state_desc_set_ttl(kc->d[0], &t), 0);
 }
 
 static void ttl_list_items_expire_one_by_one(void **state) {
   (void)state;
   static const char *const cmds[][2] = {
-      {"a", "@0 add x"}, {"a", "@80 add y"}, {"a", "@120 get"}, {"a", "@179 get"},
-      {"a", "@180 get"}, {"b", "@0 add p"},  {"b", "@50 upd q,r"}, {"b", "@149 get"},
-      {"b", "@150 get"},
+      {"a", "@0 add x"},    {"a", "@80 add y"}, {"a", "@120 get"},
+      {"a", "@179 get"},    {"a", "@180 get"},  {"b", "@0 add p"},
+      {"b", "@50 upd q,r"}, {"b", "@149 get"},  {"b", "@150 get"},
   };
   for (int p = 1; p <= 2; p++) {
     kcase_t kc;
@@ -689,16 +686,15 @@ static void ttl_list_items_expire_one_by_one(void **state) {
 
 static void build_ttl_map(fl_env_t *env, kcase_t *kc) {
   build_map(env, kc);
-  fl_ttl_config_t t =
-      ttl_cfg(100, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED, 0, 0);
+  fl_ttl_config_t t = ttl_cfg(100, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED, 0, 0);
   assert_int_equal(fl_state_desc_set_ttl(kc->d[0], &t), 0);
 }
 
 static void ttl_map_entries_expire_one_by_one(void **state) {
   (void)state;
   static const char *const cmds[][2] = {
-      {"a", "@0 put x 1"}, {"a", "@80 put y 2"}, {"a", "@120 get x"}, {"a", "@120 get y"},
-      {"a", "@150 put x 5"}, {"a", "@185 list"}, {"a", "@250 get x"},
+      {"a", "@0 put x 1"},   {"a", "@80 put y 2"}, {"a", "@120 get x"}, {"a", "@120 get y"},
+      {"a", "@150 put x 5"}, {"a", "@185 list"},   {"a", "@250 get x"},
   };
   for (int p = 1; p <= 2; p++) {
     kcase_t kc;
@@ -713,8 +709,7 @@ static void ttl_map_entries_expire_one_by_one(void **state) {
 
 static void build_ttl_merging(fl_env_t *env, kcase_t *kc) {
   build_merging(env, kc);
-  fl_ttl_config_t t =
-      ttl_cfg(100, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED, 0, 0);
+  fl_ttl_config_t t = ttl_cfg(100, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED, 0, 0);
   assert_int_equal(fl_state_desc_set_ttl(kc->d[0], &t), 0);
   assert_int_equal(fl_state_desc_set_ttl(kc->d[1], &t), 0);
 }
@@ -722,8 +717,8 @@ static void build_ttl_merging(fl_env_t *env, kcase_t *kc) {
 static void ttl_expired_reducing_and_aggregating_state_starts_over(void **state) {
   (void)state;
   static const char *const cmds[][2] = {
-      {"a", "@0 add x 2"}, {"a", "@50 add y 4"}, {"a", "@149 get"}, {"a", "@150 get"},
-      {"a", "@200 add z 9"},
+      {"a", "@0 add x 2"}, {"a", "@50 add y 4"},  {"a", "@149 get"},
+      {"a", "@150 get"},   {"a", "@200 add z 9"},
   };
   for (int p = 1; p <= 2; p++) {
     kcase_t kc;

@@ -368,7 +368,8 @@ static void iterate_delete_removes_visited_entries(void **state) {
   uint64_t cursor = 0;
   size_t visited = 0;
   do {
-    assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 7, delete_odd_cb, &visited), FL_OK);
+    assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 7, delete_odd_cb, &visited),
+                     FL_OK);
   } while (cursor != 0);
   assert_int_equal(visited, 1000);
   assert_int_equal(f->kv.ops->count(f->kv.self, f->t), 500);
@@ -391,11 +392,13 @@ static void iterate_stop_keeps_the_cursor_after_the_entry(void **state) {
   for (uint32_t i = 0; i < 10; i++) assert_int_equal(put(f, f->t, knum(&i), &i, 4), FL_OK);
   uint64_t cursor = 0;
   size_t visited = 0;
-  assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 100, stop_after_3_cb, &visited), FL_OK);
+  assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 100, stop_after_3_cb, &visited),
+                   FL_OK);
   assert_int_equal(visited, 3);
   assert_int_not_equal(cursor, 0);
   visited = 100; /* never 3 again */
-  assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 100, stop_after_3_cb, &visited), FL_OK);
+  assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 100, stop_after_3_cb, &visited),
+                   FL_OK);
   assert_int_equal(visited, 107);
   assert_int_equal(cursor, 0);
 }
@@ -403,7 +406,8 @@ static void iterate_stop_keeps_the_cursor_after_the_entry(void **state) {
 static void iterate_interleaved_with_inserts_and_deletes_sees_no_entry_twice(void **state) {
   fx_t *f = *state;
   const uint32_t n = 5000;
-  for (uint32_t i = 0; i < n; i++) assert_int_equal(put(f, f->t, knum(&i), &(uint32_t){i * 3u}, 4), FL_OK);
+  for (uint32_t i = 0; i < n; i++)
+    assert_int_equal(put(f, f->t, knum(&i), &(uint32_t){i * 3u}, 4), FL_OK);
   seen_t s = {calloc(4 * n, 1), 0, 0};
   assert_non_null(s.bits);
   uint64_t cursor = 0;

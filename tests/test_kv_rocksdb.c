@@ -132,8 +132,7 @@ static int put_str(fx_t *f, fl_kkey_t k, const char *v) { return put(f, f->t, k,
 
 static size_t count(fx_t *f, uint32_t t) { return f->kv.ops->count(f->kv.self, t); }
 
-static void assert_value_in(fl_kv_t *kv, uint32_t t, fl_kkey_t k, const void *want,
-                            size_t wl) {
+static void assert_value_in(fl_kv_t *kv, uint32_t t, fl_kkey_t k, const void *want, size_t wl) {
   const void *v = NULL;
   size_t n = 0;
   assert_int_equal(kv->ops->get(kv->self, t, &k, &v, &n), 1);
@@ -409,7 +408,8 @@ static void iterate_delete_removes_visited_entries(void **state) {
   uint64_t cursor = 0;
   size_t visited = 0;
   do {
-    assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 7, delete_odd_cb, &visited), FL_OK);
+    assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 7, delete_odd_cb, &visited),
+                     FL_OK);
   } while (cursor != 0);
   assert_int_equal(visited, 1000);
   assert_int_equal(count(f, f->t), 500);
@@ -432,11 +432,13 @@ static void iterate_stop_keeps_the_cursor_after_the_entry(void **state) {
   for (uint32_t i = 0; i < 10; i++) assert_int_equal(put(f, f->t, knum(&i), &i, 4), FL_OK);
   uint64_t cursor = 0;
   size_t visited = 0;
-  assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 100, stop_after_3_cb, &visited), FL_OK);
+  assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 100, stop_after_3_cb, &visited),
+                   FL_OK);
   assert_int_equal(visited, 3);
   assert_int_not_equal(cursor, 0);
   visited = 100;
-  assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 100, stop_after_3_cb, &visited), FL_OK);
+  assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 100, stop_after_3_cb, &visited),
+                   FL_OK);
   assert_int_equal(visited, 107);
   assert_int_equal(cursor, 0);
 }
@@ -473,7 +475,8 @@ static void iterate_error_leaves_the_cursor_on_the_failing_cell(void **state) {
 static void iterate_interleaved_with_inserts_and_deletes_sees_no_entry_twice(void **state) {
   fx_t *f = *state;
   const uint32_t n = 5000;
-  for (uint32_t i = 0; i < n; i++) assert_int_equal(put(f, f->t, knum(&i), &(uint32_t){i * 3u}, 4), FL_OK);
+  for (uint32_t i = 0; i < n; i++)
+    assert_int_equal(put(f, f->t, knum(&i), &(uint32_t){i * 3u}, 4), FL_OK);
   seen_t s = {calloc(4 * n, 1), 0, 0};
   assert_non_null(s.bits);
   uint64_t cursor = 0;
@@ -521,15 +524,16 @@ static void walks_of_several_tables_keep_their_own_cursors(void **state) {
 
   /* 100 walks paused at once on one table, advanced in turn: each sees every cell
    * once. */
-  enum { W = 100 };
+  enum {
+    W = 100
+  };
   uint64_t cur[W] = {0};
   seen_t sw[W];
   for (int w = 0; w < W; w++) sw[w] = (seen_t){calloc(300, 1), 0, 0};
   for (int round = 0; round < 8; round++)
     for (int w = 0; w < W; w++)
       if (round == 0 || cur[w])
-        assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cur[w], 50, mark_cb, &sw[w]),
-                         FL_OK);
+        assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cur[w], 50, mark_cb, &sw[w]), FL_OK);
   for (int w = 0; w < W; w++) {
     assert_int_equal(cur[w], 0);
     assert_int_equal(sw[w].visits, 300);
@@ -553,8 +557,11 @@ static void a_forgotten_cursor_starts_a_new_pass(void **state) {
   for (uint32_t i = 0; i < 10; i++) assert_int_equal(put(f, f->t, knum(&i), &i, 4), FL_OK);
   uint32_t first_of_table = UINT32_MAX;
   uint64_t c = 0;
-  assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &c, 100, first_key_cb, &first_of_table), FL_OK);
-  enum { W = 1025 };
+  assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &c, 100, first_key_cb, &first_of_table),
+                   FL_OK);
+  enum {
+    W = 1025
+  };
   uint64_t *cur = calloc(W, sizeof *cur);
   assert_non_null(cur);
   uint32_t dummy = UINT32_MAX;
@@ -565,7 +572,8 @@ static void a_forgotten_cursor_starts_a_new_pass(void **state) {
   assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cur[0], 1, first_key_cb, &first), FL_OK);
   assert_int_equal(first, first_of_table); /* walk 0 was forgotten: from the start */
   first = UINT32_MAX;
-  assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cur[W - 1], 1, first_key_cb, &first), FL_OK);
+  assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cur[W - 1], 1, first_key_cb, &first),
+                   FL_OK);
   assert_int_not_equal(first, first_of_table); /* the newest one goes on */
   free(cur);
 }
@@ -727,7 +735,8 @@ static void iterate_delete_on_a_map_table_removes_the_whole_cell(void **state) {
   size_t visited = 0;
   uint64_t cursor = 0;
   do {
-    assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 1, del_cell_cb, &visited), FL_OK);
+    assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 1, del_cell_cb, &visited),
+                     FL_OK);
   } while (cursor != 0);
   assert_int_equal(visited, 3);
   assert_int_equal(count(f, f->t), 2);
@@ -979,8 +988,8 @@ static bool shares_an_sst(const char *dir, const char *ref) {
     if (l < 4 || strcmp(e->d_name + l - 4, ".sst") != 0) continue;
     char *a = path_in(dir, e->d_name), *b = path_in(ref, e->d_name);
     struct stat sa, sb;
-    found = stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_ino == sb.st_ino &&
-            sa.st_dev == sb.st_dev;
+    found =
+        stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
     free(a);
     free(b);
   }
@@ -1001,8 +1010,7 @@ static void fill_for_checkpoint(fx_t *f, uint32_t *tv, uint32_t *tm, uint32_t *t
   for (uint32_t i = 0; i < 100; i++)
     assert_int_equal(kv->ops->map_put(kv->self, *tm, &m, &i, 4, "x", 1), FL_OK);
   fl_kkey_t l = kstr(9, "l", "");
-  for (int i = 0; i < 10; i++)
-    assert_int_equal(kv->ops->append(kv->self, *tl, &l, "ab", 2), FL_OK);
+  for (int i = 0; i < 10; i++) assert_int_equal(kv->ops->append(kv->self, *tl, &l, "ab", 2), FL_OK);
 }
 
 static void checkpoint_and_restore_round_trip(void **state) {
@@ -1382,7 +1390,9 @@ static void *worker_main(void *arg) {
 
 static void stores_on_several_threads_share_one_shared_part(void **state) {
   fx_t *f = *state;
-  enum { N = 3 };
+  enum {
+    N = 3
+  };
   pthread_t th[N];
   worker_t w[N];
   for (int i = 0; i < N; i++) {
@@ -1477,8 +1487,8 @@ static int sum_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b
   return fl_buf_set(out, &x, 8);
 }
 
-static int concat_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b,
-                         size_t bl, fl_buf_t *out, void *opaque) {
+static int concat_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b, size_t bl,
+                         fl_buf_t *out, void *opaque) {
   (void)ctx;
   ((sfx_t *)opaque)->calls++;
   int rc = fl_buf_set(out, a, al);
@@ -1577,8 +1587,8 @@ typedef struct collect {
 static int collect_cb(const void *uk, size_t ukl, const void *v, size_t vl, void *arg) {
   collect_t *c = arg;
   size_t l = strlen(c->buf);
-  snprintf(c->buf + l, sizeof c->buf - l, "%s%.*s=%.*s", l ? "," : "", (int)ukl,
-           (const char *)uk, (int)vl, (const char *)v);
+  snprintf(c->buf + l, sizeof c->buf - l, "%s%.*s=%.*s", l ? "," : "", (int)ukl, (const char *)uk,
+           (int)vl, (const char *)v);
   c->n++;
   return 0;
 }
@@ -1703,8 +1713,7 @@ static void state_map_with_and_without_ttl(void **state) {
   entries_are(f, "");
   assert_int_equal(cells(f), 0);
 
-  with_ttl(f, 10, FL_TTL_ON_READ_AND_WRITE, FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP,
-           FL_KV_TTL_MAP);
+  with_ttl(f, 10, FL_TTL_ON_READ_AND_WRITE, FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP, FL_KV_TTL_MAP);
   f->r.now = 0;
   map_put(f, "k1", "v1");
   map_put(f, "k2", "v2");
@@ -1739,8 +1748,8 @@ static void state_reducing_and_aggregating(void **state) {
   assert_int_equal(f->base.kv.ops->open_table(f->base.kv.self, "agg", &t2), FL_OK);
   f->r.table = t2;
   f->desc.kind = FL_STATE_AGGREGATING;
-  f->desc.agg = (fl_aggregate_fn_t){FL_AGGREGATE_FN_VERSION, sizeof(avg_t), avg_init,
-                                    avg_add, avg_merge, NULL, NULL};
+  f->desc.agg = (fl_aggregate_fn_t){
+      FL_AGGREGATE_FN_VERSION, sizeof(avg_t), avg_init, avg_add, avg_merge, NULL, NULL};
   with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED, FL_KV_TTL_VALUE);
   const int64_t vals[] = {4, 6};
   f->r.now = 0;

@@ -48,8 +48,7 @@ static int collect_write(fl_context_t *ctx, const fl_record_t *in, void *instanc
   c->vals[c->n][in->value_len] = '\0';
   c->lens[c->n] = in->value_len;
   c->n++;
-  if (in->key_len != 0 || in->timestamp != FL_TS_NONE)
-    c->bad_key_or_ts = 1;
+  if (in->key_len != 0 || in->timestamp != FL_TS_NONE) c->bad_key_or_ts = 1;
   pthread_mutex_unlock(&c->mu);
   return FL_OK;
 }
@@ -60,8 +59,7 @@ static void collected_init(collected_t *c) {
 }
 
 static void collected_free(collected_t *c) {
-  for (size_t i = 0; i < c->n; i++)
-    free(c->vals[i]);
+  for (size_t i = 0; i < c->n; i++) free(c->vals[i]);
   free(c->vals);
   free(c->lens);
   pthread_mutex_destroy(&c->mu);
@@ -90,8 +88,7 @@ static int read_lines(const char *path, collected_t *out, char *err, size_t err_
   assert_int_equal(fl_stream_sink(fl_source_lines(env, "src", path), "collect", &collect_fn, out),
                    FL_OK);
   rc = fl_env_execute(env, "read-lines");
-  if (err != NULL)
-    snprintf(err, err_size, "%s", fl_env_error(env));
+  if (err != NULL) snprintf(err, err_size, "%s", fl_env_error(env));
   fl_env_destroy(env);
   return rc;
 }
@@ -104,8 +101,7 @@ typedef struct tmpdir {
 static int setup_tmp(void **state) {
   tmpdir_t *t = calloc(1, sizeof(*t));
   snprintf(t->dir, sizeof(t->dir), "/tmp/fl_test_lines_XXXXXX");
-  if (mkdtemp(t->dir) == NULL)
-    return -1;
+  if (mkdtemp(t->dir) == NULL) return -1;
   snprintf(t->path, sizeof(t->path), "%s/data.txt", t->dir);
   *state = t;
   return 0;
@@ -115,8 +111,7 @@ static int teardown_tmp(void **state) {
   tmpdir_t *t = *state;
   char cmd[160];
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
-  if (system(cmd) != 0)
-    return -1;
+  if (system(cmd) != 0) return -1;
   free(t);
   return 0;
 }
@@ -149,14 +144,12 @@ static char *read_file(const char *path, size_t *len) {
 
 /* A buffer of generated content: byte i of line `seed` is a function of both. */
 static void fill_pattern(char *p, size_t len, unsigned seed) {
-  for (size_t i = 0; i < len; i++)
-    p[i] = (char)('a' + (i * 7 + seed) % 26);
+  for (size_t i = 0; i < len; i++) p[i] = (char)('a' + (i * 7 + seed) % 26);
 }
 
 static int is_pattern(const char *p, size_t len, unsigned seed) {
   for (size_t i = 0; i < len; i++)
-    if (p[i] != (char)('a' + (i * 7 + seed) % 26))
-      return 0;
+    if (p[i] != (char)('a' + (i * 7 + seed) % 26)) return 0;
   return 1;
 }
 
@@ -172,8 +165,7 @@ static void lines_source_strips_crlf_keeps_empty_lines_and_unterminated_last(voi
   write_file(t->path, data, sizeof(data) - 1);
   assert_int_equal(read_lines(t->path, &c, NULL, 0), FL_OK);
   assert_int_equal(c.n, 6);
-  for (size_t i = 0; i < 6; i++)
-    assert_string_equal(c.vals[i], want[i]);
+  for (size_t i = 0; i < 6; i++) assert_string_equal(c.vals[i], want[i]);
   assert_int_equal(c.bad_key_or_ts, 0);
   collected_free(&c);
 }
@@ -306,13 +298,10 @@ static void *pipe_writer_main(void *arg) {
   for (int i = 0; i < w->lines; i++) {
     int n = snprintf(buf, sizeof(buf), "p%d\n", i);
     int cut = i % 3 == 0 ? n / 2 : n;
-    if (write(w->fd, buf, (size_t)cut) != cut)
-      abort();
-    if (cut < n && write(w->fd, buf + cut, (size_t)(n - cut)) != n - cut)
-      abort();
+    if (write(w->fd, buf, (size_t)cut) != cut) abort();
+    if (cut < n && write(w->fd, buf + cut, (size_t)(n - cut)) != n - cut) abort();
   }
-  if (write(w->fd, "no-newline", 10) != 10)
-    abort();
+  if (write(w->fd, "no-newline", 10) != 10) abort();
   close(w->fd);
   return NULL;
 }
@@ -352,9 +341,7 @@ static void lines_source_reads_stdin_from_a_pipe(void **state) {
 
 /* Line i: "L<i>:" followed by a pattern of a length that varies with i; every 997th
  * line is longer than the sink's buffer. */
-static size_t sink_body_len(unsigned i) {
-  return i % 997 == 0 ? 200000 + i : (i * 37) % 300;
-}
+static size_t sink_body_len(unsigned i) { return i % 997 == 0 ? 200000 + i : (i * 37) % 300; }
 
 static size_t sink_line(unsigned i, char *buf) {
   size_t head = (size_t)sprintf(buf, "L%u:", i);
@@ -381,11 +368,10 @@ static void lines_sink_parallel_writes_every_line_once_and_whole(void **state) {
     recs[i].timestamp = FL_TS_NONE;
   }
   assert_int_equal(
-      fl_stream_sink_lines(fl_stream_rebalance(fl_source_collection(env, "gen", recs, n)),
-                           "out", t->path),
+      fl_stream_sink_lines(fl_stream_rebalance(fl_source_collection(env, "gen", recs, n)), "out",
+                           t->path),
       FL_OK);
-  for (unsigned i = 0; i < n; i++)
-    free(bufs[i]);
+  for (unsigned i = 0; i < n; i++) free(bufs[i]);
   free(bufs);
   free(recs);
   assert_int_equal(fl_env_execute(env, "sink"), FL_OK);
@@ -438,8 +424,7 @@ static void lines_sink_write_error_fails_naming_the_path(void **state) {
   fl_env_t *env = new_env(1);
   (void)state;
   assert_int_equal(
-      fl_stream_sink_lines(fl_source_collection(env, "one", &rec, 1), "out", "/dev/full"),
-      FL_OK);
+      fl_stream_sink_lines(fl_source_collection(env, "one", &rec, 1), "out", "/dev/full"), FL_OK);
   assert_int_not_equal(fl_env_execute(env, "sink"), FL_OK);
   assert_non_null(strstr(fl_env_error(env), "/dev/full"));
   assert_non_null(strstr(fl_env_error(env), strerror(ENOSPC)));
@@ -498,8 +483,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(lines_sink_truncates_an_existing_file, setup_tmp,
                                       teardown_tmp),
       cmocka_unit_test(lines_sink_write_error_fails_naming_the_path),
-      cmocka_unit_test_setup_teardown(lines_sink_unopenable_path_fails_naming_the_path,
-                                      setup_tmp, teardown_tmp),
+      cmocka_unit_test_setup_teardown(lines_sink_unopenable_path_fails_naming_the_path, setup_tmp,
+                                      teardown_tmp),
       cmocka_unit_test_setup_teardown(lines_round_trip_file_to_file, setup_tmp, teardown_tmp),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

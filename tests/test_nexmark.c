@@ -336,8 +336,8 @@ static void generator_proportions_ids_and_distributions(void **state) {
     for (int s = 0; s < 6; s++) ok |= p->state.len == 2 && memcmp(p->state.p, states[s], 2) == 0;
     assert_true(ok);
     assert_int_equal(p->credit_card.len, 19);
-    person_bytes += 8 + p->name.len + p->email_address.len + p->credit_card.len +
-                    p->city.len + p->state.len + p->extra.len;
+    person_bytes += 8 + p->name.len + p->email_address.len + p->credit_card.len + p->city.len +
+                    p->state.len + p->extra.len;
   }
   double nb = (double)e.nb;
   /* half the bids on the hot auction (plus the non-hot ones that hit it), 3/4 by the hot
@@ -542,8 +542,8 @@ static void q4_average_winning_price_per_category(void **state) {
     for (size_t i = 0; i < col.n; i++) {
       bool first = i == 0 || rows[i].category != rows[i - 1].category;
       assert_int_equal(rows[i].auctions, first ? 1 : rows[i - 1].auctions + 1);
-      inc[i] = (cat_price_t){rows[i].category,
-                             rows[i].sum_price - (first ? 0 : rows[i - 1].sum_price)};
+      inc[i] =
+          (cat_price_t){rows[i].category, rows[i].sum_price - (first ? 0 : rows[i - 1].sum_price)};
     }
     qsort(inc, col.n, sizeof *inc, cmp_cat_price);
     assert_memory_equal(inc, wins, nw * sizeof *inc);
@@ -732,11 +732,9 @@ static void q7_bids_with_the_highest_price_per_window(void **state) {
 
 /* Runs a query on the given bids, as a single-reader source with the same watermarks
  * as nx_source(). */
-static void run_on_bids(const char *name, int P, const nx_bid_t *bids, size_t n,
-                        collector_t *out) {
-  static const fl_watermark_strategy_t ws = {FL_WATERMARK_STRATEGY_VERSION,
-                                             FL_WATERMARKS_BOUNDED, NX_OUT_OF_ORDERNESS_MS,
-                                             0, NULL, NULL};
+static void run_on_bids(const char *name, int P, const nx_bid_t *bids, size_t n, collector_t *out) {
+  static const fl_watermark_strategy_t ws = {
+      FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, NX_OUT_OF_ORDERNESS_MS, 0, NULL, NULL};
   uint8_t(*buf)[NX_MAX_EVENT_BYTES] = malloc(n * sizeof *buf);
   fl_record_t *recs = calloc(n, sizeof *recs);
   for (size_t i = 0; i < n; i++) {
@@ -745,8 +743,8 @@ static void run_on_bids(const char *name, int P, const nx_bid_t *bids, size_t n,
     recs[i].timestamp = bids[i].date_time;
   }
   fl_env_t *env = env_with(P, "0");
-  fl_stream_t *events = fl_stream_assign_timestamps(
-      fl_source_collection(env, "bids", recs, n), "watermarks", &ws);
+  fl_stream_t *events =
+      fl_stream_assign_timestamps(fl_source_collection(env, "bids", recs, n), "watermarks", &ws);
   fl_stream_t *results = nx_query_find(name)->build(env, events);
   assert_int_equal(fl_stream_sink(results, "collect", &collect_sink, out), 0);
   int rc = fl_env_execute(env, name);
@@ -764,9 +762,8 @@ static nx_bid_t hand_bid(int64_t auction, int64_t price, int64_t ts) {
 static void q5_q7_emit_every_tied_maximum(void **state) {
   (void)state;
   const nx_bid_t q5_bids[] = {
-      hand_bid(1, 10, 1000), hand_bid(2, 10, 1200), hand_bid(3, 10, 1300),
-      hand_bid(1, 10, 1500), hand_bid(2, 10, 1700), hand_bid(3, 10, 9000),
-      hand_bid(3, 10, 9100),
+      hand_bid(1, 10, 1000), hand_bid(2, 10, 1200), hand_bid(3, 10, 1300), hand_bid(1, 10, 1500),
+      hand_bid(2, 10, 1700), hand_bid(3, 10, 9000), hand_bid(3, 10, 9100),
   };
   /* Windows starting -8 s .. -2 s hold the first five bids: auctions 1 and 2 tie at 2.
    * The window from 0 holds all: auction 3 has 3. From 2 s to 8 s: auction 3 alone. */
@@ -776,9 +773,8 @@ static void q5_q7_emit_every_tied_maximum(void **state) {
       {3, 3, 0, 10000},    {3, 2, 2000, 12000}, {3, 2, 4000, 14000}, {3, 2, 6000, 16000},
       {3, 2, 8000, 18000},
   };
-  const nx_bid_t q7_bids[] = {hand_bid(1, 5, 1000), hand_bid(2, 7, 2000),
-                              hand_bid(3, 7, 3000), hand_bid(4, 3, 4000),
-                              hand_bid(5, 9, 12000)};
+  const nx_bid_t q7_bids[] = {hand_bid(1, 5, 1000), hand_bid(2, 7, 2000), hand_bid(3, 7, 3000),
+                              hand_bid(4, 3, 4000), hand_bid(5, 9, 12000)};
   for (int P = 1; P <= 2; P++) {
     collector_t col;
     collector_init(&col);
@@ -1190,7 +1186,6 @@ int main(void) {
       cmocka_unit_test(q19_bids_entering_the_top_10_of_their_auction),
   };
   int failed = cmocka_run_group_tests_name("nexmark generator", generator, NULL, NULL);
-  failed += cmocka_run_group_tests_name("nexmark queries", queries, setup_events,
-                                        teardown_events);
+  failed += cmocka_run_group_tests_name("nexmark queries", queries, setup_events, teardown_events);
   return failed ? 1 : 0;
 }

@@ -23,9 +23,7 @@ static int src_run(fl_context_t *ctx, void *inst) { return FL_SOURCE_END; }
 static int proc(fl_context_t *ctx, const fl_record_t *in, void *inst) { return 0; }
 static int write_rec(fl_context_t *ctx, const fl_record_t *in, void *inst) { return 0; }
 static void acc_init(void *acc, void *opaque) { memset(acc, 0, 8); }
-static int acc_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) {
-  return 0;
-}
+static int acc_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) { return 0; }
 static int acc_result(fl_context_t *ctx, const fl_window_t *w, const void *acc, void *opaque) {
   return 0;
 }
@@ -36,18 +34,15 @@ static int key_all(fl_context_t *ctx, const fl_record_t *in, const void **key, s
   return 0;
 }
 
-static const fl_source_fn_t src_fn = {.version = FL_SOURCE_FN_VERSION,
-                                      .run = src_run,
-                                      .destroy = count_release};
+static const fl_source_fn_t src_fn = {
+    .version = FL_SOURCE_FN_VERSION, .run = src_run, .destroy = count_release};
 static const fl_source_fn_t src_bad = {.version = 99, .run = src_run, .destroy = count_release};
-static const fl_process_fn_t proc_fn = {.version = FL_PROCESS_FN_VERSION,
-                                        .process = proc,
-                                        .destroy = count_release};
+static const fl_process_fn_t proc_fn = {
+    .version = FL_PROCESS_FN_VERSION, .process = proc, .destroy = count_release};
 static const fl_process_fn_t proc_bad = {.version = FL_PROCESS_FN_VERSION,
                                          .destroy = count_release};
-static const fl_sink_fn_t sink_fn = {.version = FL_SINK_FN_VERSION,
-                                     .write = write_rec,
-                                     .destroy = count_release};
+static const fl_sink_fn_t sink_fn = {
+    .version = FL_SINK_FN_VERSION, .write = write_rec, .destroy = count_release};
 static const fl_sink_fn_t sink_bad = {.version = FL_SINK_FN_VERSION, .destroy = count_release};
 static const fl_aggregate_fn_t agg_fn = {.version = FL_AGGREGATE_FN_VERSION,
                                          .acc_size = 8,
@@ -65,19 +60,22 @@ static const fl_co_process_fn_t co_fn = {.version = FL_CO_PROCESS_FN_VERSION,
                                          .process1 = proc,
                                          .process2 = proc,
                                          .destroy = count_release};
-static const fl_co_process_fn_t co_bad = {.version = FL_CO_PROCESS_FN_VERSION,
-                                          .process1 = proc,
-                                          .destroy = count_release};
+static const fl_co_process_fn_t co_bad = {
+    .version = FL_CO_PROCESS_FN_VERSION, .process1 = proc, .destroy = count_release};
 static const fl_broadcast_process_fn_t bc_fn = {.version = FL_BROADCAST_PROCESS_FN_VERSION,
                                                 .process = proc,
                                                 .process_broadcast = proc,
                                                 .destroy = count_release};
-static const fl_broadcast_process_fn_t bc_bad = {.version = FL_BROADCAST_PROCESS_FN_VERSION,
-                                                 .process = proc,
-                                                 .destroy = count_release};
+static const fl_broadcast_process_fn_t bc_bad = {
+    .version = FL_BROADCAST_PROCESS_FN_VERSION, .process = proc, .destroy = count_release};
 
 /* The ways a builder can be called; each test runs its builder in all of them. */
-typedef enum { KEPT, NULL_INPUT, AFTER_EXECUTE, BAD_TABLE } how_t;
+typedef enum {
+  KEPT,
+  NULL_INPUT,
+  AFTER_EXECUTE,
+  BAD_TABLE
+} how_t;
 
 typedef struct {
   fl_env_t *env;
@@ -108,13 +106,13 @@ static void check(graph_t *g, how_t how) {
   g_released = 0;
 }
 
-#define FOR_EACH_HOW(body)                                                             \
-  for (int how_ = KEPT; how_ <= BAD_TABLE; how_++) {                                   \
-    how_t how = (how_t)how_;                                                           \
-    graph_t g;                                                                         \
-    graph_new(&g, how);                                                                \
-    body;                                                                              \
-    check(&g, how);                                                                    \
+#define FOR_EACH_HOW(body)                           \
+  for (int how_ = KEPT; how_ <= BAD_TABLE; how_++) { \
+    how_t how = (how_t)how_;                         \
+    graph_t g;                                       \
+    graph_new(&g, how);                              \
+    body;                                            \
+    check(&g, how);                                  \
   }
 
 static void source_releases_what_it_does_not_keep(void **state) {
@@ -147,7 +145,8 @@ static void sink_releases_what_it_does_not_keep(void **state) {
 
 static void window_aggregate_releases_what_it_does_not_keep(void **state) {
   FOR_EACH_HOW({
-    fl_windowed_stream_t *w = how == NULL_INPUT ? NULL : fl_window_tumbling(g.k, FL_EVENT_TIME, 10, 0);
+    fl_windowed_stream_t *w =
+        how == NULL_INPUT ? NULL : fl_window_tumbling(g.k, FL_EVENT_TIME, 10, 0);
     fl_window_aggregate(w, "agg", how == BAD_TABLE ? &agg_bad : &agg_fn, &g_released);
   });
 }

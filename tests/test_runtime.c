@@ -70,11 +70,14 @@ static int value_as_double(fl_context_t *ctx, const fl_record_t *in, double *out
 /* Runs 20,000 records over 97 keys through keyBy + rolling sum and returns, per key, the
  * sequence of running sums as one string. */
 static char **rolling_sums(int parallelism, size_t *n_out) {
-  enum { N = 20000, K = 97 };
+  enum {
+    N = 20000,
+    K = 97
+  };
   fl_env_t *env = env_with(parallelism, NULL);
   fl_record_t *recs = calloc(N, sizeof *recs);
-  char (*keys)[8] = calloc(N, 8);
-  char (*vals)[8] = calloc(N, 8);
+  char(*keys)[8] = calloc(N, 8);
+  char(*vals)[8] = calloc(N, 8);
   for (int i = 0; i < N; i++) {
     snprintf(keys[i], 8, "k%d", (i * 31) % K);
     snprintf(vals[i], 8, "%d", i % 13);
@@ -166,8 +169,10 @@ static void rolling_reduce_keeps_per_key_order_through_a_hash_edge(void **state)
   const char *wa[] = {"1", "1+2", "1+2+3"}, *wb[] = {"x", "x+y"};
   int ia = 0, ib = 0;
   for (size_t i = 0; i < c.n; i++) {
-    if (c.r[i].key[0] == 'a') assert_string_equal(c.r[i].value, wa[ia++]);
-    else assert_string_equal(c.r[i].value, wb[ib++]);
+    if (c.r[i].key[0] == 'a')
+      assert_string_equal(c.r[i].value, wa[ia++]);
+    else
+      assert_string_equal(c.r[i].value, wb[ib++]);
   }
   assert_int_equal(ia, 3);
   assert_int_equal(ib, 2);
@@ -188,7 +193,9 @@ static void side_output_and_union_deliver_every_record_once(void **state) {
   fl_env_t *env = env_with(2, NULL);
   g_odd_tag = fl_output_tag(env, "odd");
   assert_ptr_equal(g_odd_tag, fl_output_tag(env, "odd"));
-  enum { N = 1000 };
+  enum {
+    N = 1000
+  };
   fl_record_t recs[N];
   char vals[N][8];
   for (int i = 0; i < N; i++) {
@@ -198,7 +205,8 @@ static void side_output_and_union_deliver_every_record_once(void **state) {
   fl_stream_t *a = fl_source_collection(env, "a", recs, N);
   fl_stream_t *b = fl_source_collection(env, "b", recs, N);
   fl_process_fn_t fn = {FL_PROCESS_FN_VERSION, NULL, split_odd, NULL, NULL, NULL};
-  fl_stream_t *split = fl_stream_process(fl_stream_rebalance(fl_stream_union(a, b)), "split", &fn, NULL);
+  fl_stream_t *split =
+      fl_stream_process(fl_stream_rebalance(fl_stream_union(a, b)), "split", &fn, NULL);
   fl_stream_t *odd = fl_stream_side_output(split, g_odd_tag);
   collector_t even_c, odd_c;
   collector_init(&even_c);
@@ -247,7 +255,8 @@ static void user_error_stops_the_job_and_names_the_operator(void **state) {
       snprintf(vals[i], 4, "%d", i);
       recs[i] = rec_str("k", vals[i], i);
     }
-    fl_stream_t *s = fl_stream_map(fl_source_collection(env, "src", recs, 10), "validate", fail_on_5, NULL);
+    fl_stream_t *s =
+        fl_stream_map(fl_source_collection(env, "src", recs, 10), "validate", fail_on_5, NULL);
     collector_t c;
     collector_init(&c);
     fl_stream_sink(s, "collect", &collector_sink, &c);
@@ -315,8 +324,7 @@ static int bp_run(fl_context_t *ctx, void *inst) {
     if (i >= b->total) return FL_SOURCE_END;
     long gap = i - atomic_load(&b->consumed);
     long m = atomic_load(&b->max_gap);
-    while (gap > m && !atomic_compare_exchange_weak(&b->max_gap, &m, gap)) {
-    }
+    while (gap > m && !atomic_compare_exchange_weak(&b->max_gap, &m, gap)) {}
     char key[16];
     int kl = snprintf(key, sizeof key, "%ld", i % 1000);
     fl_emit(ctx, key, (size_t)kl, "0123456789012345678901234567890123456789", 40, i);
@@ -326,8 +334,7 @@ static int bp_run(fl_context_t *ctx, void *inst) {
 
 static int bp_slow_write(fl_context_t *ctx, const fl_record_t *in, void *inst) {
   bp_t *b = inst;
-  for (volatile int spin = 0; spin < 2000; spin++) {
-  }
+  for (volatile int spin = 0; spin < 2000; spin++) {}
   atomic_fetch_add(&b->consumed, 1);
   return 0;
 }
@@ -433,7 +440,8 @@ static void event_timers_fire_once_in_order_when_the_watermark_passes(void **sta
   fl_record_t recs[] = {rec_str("a", "", 100), rec_str("b", "", 100), rec_str("a", "", 105),
                         rec_str("a", "", 111), rec_str("b", "", 200), rec_str("c", "", 300)};
   fl_stream_t *s = fl_source_collection(env, "src", recs, 6);
-  fl_watermark_strategy_t ws = {FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, 0, 0, NULL, NULL};
+  fl_watermark_strategy_t ws = {
+      FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, 0, 0, NULL, NULL};
   s = fl_stream_assign_timestamps(s, "wm", &ws);
   fl_process_fn_t fn = {FL_PROCESS_FN_VERSION, NULL, timer_proc, timer_fired, NULL, NULL};
   fl_stream_t *p = fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "timers", &fn, NULL);
@@ -447,9 +455,8 @@ static void event_timers_fire_once_in_order_when_the_watermark_passes(void **sta
   int found = 0;
   for (size_t i = 0; i < c.n; i++) {
     const char *v = c.r[i].value;
-    if (!strcmp(v, "a@110 wm=110") || !strcmp(v, "b@110 wm=110") ||
-        !strcmp(v, "a@115 wm=199") || !strcmp(v, "a@121 wm=199") ||
-        !strcmp(v, "b@210 wm=9223372036854775807") ||
+    if (!strcmp(v, "a@110 wm=110") || !strcmp(v, "b@110 wm=110") || !strcmp(v, "a@115 wm=199") ||
+        !strcmp(v, "a@121 wm=199") || !strcmp(v, "b@210 wm=9223372036854775807") ||
         !strcmp(v, "c@310 wm=9223372036854775807"))
       found++;
     else
@@ -560,17 +567,20 @@ static void idle_input_does_not_hold_back_the_watermark(void **state) {
   fl_env_t *env = env_with(1, "0");
   fl_env_set_clock(env, test_clock, NULL);
   fl_record_t recs[] = {rec_str("k", "", 100), rec_str("k", "", 200)};
-  fl_watermark_strategy_t ws = {FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, 0, 50,
-                                NULL, NULL};
+  fl_watermark_strategy_t ws = {
+      FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, 0, 50, NULL, NULL};
   /* The data source ends only after the quiet one: without idleness its watermark
    * (none) would hold event time back until then. */
   fl_source_fn_t qfn = {.version = FL_SOURCE_FN_VERSION, .run = quiet_run};
-  fl_stream_t *quiet = fl_stream_assign_timestamps(fl_source(env, "quiet", &qfn, &g_quiet, 0), "wm-quiet", &ws);
-  fl_stream_t *data = fl_stream_assign_timestamps(fl_source_collection(env, "data", recs, 2), "wm-data", &ws);
+  fl_stream_t *quiet =
+      fl_stream_assign_timestamps(fl_source(env, "quiet", &qfn, &g_quiet, 0), "wm-quiet", &ws);
+  fl_stream_t *data =
+      fl_stream_assign_timestamps(fl_source_collection(env, "data", recs, 2), "wm-data", &ws);
   /* keep the data source's end from advancing time: route it through a process that
    * waits for nothing; the union operator sees both channels */
   fl_process_fn_t fn = {FL_PROCESS_FN_VERSION, NULL, register_event_timer, idle_fired, NULL, NULL};
-  fl_stream_t *p = fl_keyed_process(fl_stream_key_by(fl_stream_union(data, quiet), NULL, NULL), "p", &fn, NULL);
+  fl_stream_t *p =
+      fl_keyed_process(fl_stream_key_by(fl_stream_union(data, quiet), NULL, NULL), "p", &fn, NULL);
   collector_t c;
   collector_init(&c);
   fl_stream_sink(p, "collect", &collector_sink, &c);
@@ -637,9 +647,9 @@ static void metrics_count_records_per_operator(void **state) {
 /* ---------------------------------------------------------------------------------- */
 /* Sources with their own watermarks and idleness; user metrics                        */
 
-static atomic_int g_sw_fired;      /* the event timer fired */
-static atomic_int g_sw_einval;     /* fl_ctx_emit_watermark outside a source: FL_EINVAL */
-static atomic_int g_sw_timed_out;  /* a source subtask ended by its deadline */
+static atomic_int g_sw_fired;     /* the event timer fired */
+static atomic_int g_sw_einval;    /* fl_ctx_emit_watermark outside a source: FL_EINVAL */
+static atomic_int g_sw_timed_out; /* a source subtask ended by its deadline */
 
 typedef struct sw_src {
   int step;
@@ -711,8 +721,8 @@ static void source_watermarks_idleness_and_user_metrics(void **state) {
   atomic_store(&g_sw_einval, 0);
   atomic_store(&g_sw_timed_out, 0);
   fl_env_t *env = env_with(2, NULL);
-  fl_source_fn_t sfn = {.version = FL_SOURCE_FN_VERSION, .open = sw_open, .run = sw_run,
-                        .close = sw_close};
+  fl_source_fn_t sfn = {
+      .version = FL_SOURCE_FN_VERSION, .open = sw_open, .run = sw_run, .close = sw_close};
   fl_process_fn_t pfn = {FL_PROCESS_FN_VERSION, NULL, sw_process, sw_timer, NULL, NULL};
   fl_stream_t *p = fl_keyed_process(
       fl_stream_key_by(fl_source(env, "src", &sfn, NULL, 1), NULL, NULL), "p", &pfn, NULL);
@@ -737,7 +747,8 @@ static void source_watermarks_idleness_and_user_metrics(void **state) {
   assert_int_equal(json_integer_value(json_object_get(m, "emitted")), 3); /* summed */
   assert_int_equal(json_integer_value(json_object_get(m, "lag")), 7);     /* max */
   json_t *s1 = json_array_get(json_object_get(src, "subtasks"), 1);
-  assert_int_equal(json_integer_value(json_object_get(json_object_get(s1, "metrics"), "emitted")), 1);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(s1, "metrics"), "emitted")),
+                   1);
   json_decref(root);
   fl_free(js);
   collector_free(&c);
@@ -771,8 +782,10 @@ static void sink_whose_open_failed_is_not_flushed(void **state) {
   atomic_store(&g_flushed_without_open, 0);
   fl_env_t *env = env_with(2, NULL);
   fl_record_t recs[] = {rec_str("k", "v", 1)};
-  fl_sink_fn_t fn = {.version = FL_SINK_FN_VERSION, .open = failing_open,
-                     .write = never_write, .flush = flush_counts};
+  fl_sink_fn_t fn = {.version = FL_SINK_FN_VERSION,
+                     .open = failing_open,
+                     .write = never_write,
+                     .flush = flush_counts};
   fl_stream_sink(fl_source_collection(env, "src", recs, 1), "bad-sink", &fn, NULL);
   assert_int_equal(fl_env_execute(env, "open-fails"), FL_EUSER);
   assert_non_null(strstr(fl_env_error(env), "cannot open the test sink"));
@@ -804,9 +817,9 @@ static void user_metrics_are_bounded_per_subtask(void **state) {
   fl_record_t recs[] = {rec_str("k", "v", 1), rec_str("k", "w", 2)};
   collector_t c;
   collector_init(&c);
-  fl_stream_sink(fl_stream_map(fl_source_collection(env, "src", recs, 2), "metrics",
-                               many_metrics, NULL),
-                 "collect", &collector_sink, &c);
+  fl_stream_sink(
+      fl_stream_map(fl_source_collection(env, "src", recs, 2), "metrics", many_metrics, NULL),
+      "collect", &collector_sink, &c);
   assert_int_equal(fl_env_execute(env, "metric-cap"), 0);
   char *js = fl_env_metrics_json(env);
   assert_non_null(strstr(js, "\"m63\":2"));
@@ -823,7 +836,8 @@ static void configuration_rejects_unknown_keys_and_bad_values_by_name(void **sta
   assert_non_null(strstr(err, "\"paralellism\""));
   assert_int_equal(fl_config_set(c, "parallelism", "0", err, sizeof err), FL_ECONFIG);
   assert_non_null(strstr(err, "\"parallelism\""));
-  assert_int_equal(fl_config_set(c, "pipeline.auto-watermark-interval", "5x", err, sizeof err), FL_ECONFIG);
+  assert_int_equal(fl_config_set(c, "pipeline.auto-watermark-interval", "5x", err, sizeof err),
+                   FL_ECONFIG);
   assert_non_null(strstr(err, "5x"));
   assert_int_equal(fl_config_set(c, "state.backend", "leveldb", err, sizeof err), FL_ECONFIG);
   assert_int_equal(fl_config_set(c, "parallelism", "8", err, sizeof err), 0);

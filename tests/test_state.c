@@ -80,8 +80,8 @@ static void with_ttl(fx_t *f, int64_t ttl_ms, fl_ttl_update_t u, fl_ttl_visibili
 /* ---------------------------------------------------------------------------------- */
 /* User functions                                                                       */
 
-static int sum_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b,
-                      size_t bl, fl_buf_t *out, void *opaque) {
+static int sum_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b, size_t bl,
+                      fl_buf_t *out, void *opaque) {
   (void)ctx;
   assert_int_equal(al, 8);
   assert_int_equal(bl, 8);
@@ -93,16 +93,16 @@ static int sum_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b
   return fl_buf_set(out, &x, 8);
 }
 
-static int concat_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b,
-                         size_t bl, fl_buf_t *out, void *opaque) {
+static int concat_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b, size_t bl,
+                         fl_buf_t *out, void *opaque) {
   (void)ctx;
   ((fx_t *)opaque)->calls++;
   int rc = fl_buf_set(out, a, al);
   return rc ? rc : fl_buf_append(out, b, bl);
 }
 
-static int failing_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b,
-                          size_t bl, fl_buf_t *out, void *opaque) {
+static int failing_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b, size_t bl,
+                          fl_buf_t *out, void *opaque) {
   (void)ctx;
   (void)a;
   (void)al;
@@ -154,8 +154,8 @@ static void use_reduce(fx_t *f, fl_reduce_fn fn) {
 
 static void use_avg(fx_t *f) {
   f->desc.kind = FL_STATE_AGGREGATING;
-  f->desc.agg = (fl_aggregate_fn_t){FL_AGGREGATE_FN_VERSION, sizeof(avg_t), avg_init,
-                                    avg_add, avg_merge, NULL, NULL};
+  f->desc.agg = (fl_aggregate_fn_t){
+      FL_AGGREGATE_FN_VERSION, sizeof(avg_t), avg_init, avg_add, avg_merge, NULL, NULL};
 }
 
 static fl_record_t rec_i64(const int64_t *v) {
@@ -358,8 +358,8 @@ typedef struct collect {
 static int collect_cb(const void *uk, size_t ukl, const void *v, size_t vl, void *arg) {
   collect_t *c = arg;
   size_t l = strlen(c->buf);
-  snprintf(c->buf + l, sizeof c->buf - l, "%s%.*s=%.*s", l ? "," : "", (int)ukl,
-           (const char *)uk, (int)vl, (const char *)v);
+  snprintf(c->buf + l, sizeof c->buf - l, "%s%.*s=%.*s", l ? "," : "", (int)ukl, (const char *)uk,
+           (int)vl, (const char *)v);
   return ++c->n == c->stop_at ? 42 : 0;
 }
 
@@ -920,8 +920,8 @@ static void descriptor_names_must_be_non_empty_and_not_reserved(void **state) {
 
 static void aggregating_descriptors_validate_the_table_and_destroy_once(void **state) {
   (void)state;
-  fl_aggregate_fn_t ok = {FL_AGGREGATE_FN_VERSION, 16, noop_init, noop_add, NULL, NULL,
-                          count_destroy};
+  fl_aggregate_fn_t ok = {
+      FL_AGGREGATE_FN_VERSION, 16, noop_init, noop_add, NULL, NULL, count_destroy};
   fl_aggregate_fn_t bad[5] = {ok, ok, ok, ok, ok};
   bad[0].version = 2;
   bad[1].acc_size = 0;
@@ -958,8 +958,12 @@ static void set_ttl_validates_the_config(void **state) {
   (void)state;
   fl_env_t *env = new_env();
   fl_state_desc_t *d = fl_state_value(env, "v");
-  fl_ttl_config_t t = {FL_TTL_CONFIG_VERSION, 1000, FL_TTL_ON_READ_AND_WRITE,
-                       FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP, 5, 1};
+  fl_ttl_config_t t = {FL_TTL_CONFIG_VERSION,
+                       1000,
+                       FL_TTL_ON_READ_AND_WRITE,
+                       FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP,
+                       5,
+                       1};
   fl_ttl_config_t zero = t, neg = t, ver = t, upd = t;
   zero.ttl_ms = 0;
   neg.ttl_ms = -5;

@@ -106,12 +106,12 @@ static void timers_differing_in_any_field_are_distinct(void **state) {
   fl_timers_t *t = fl_timers_new(0, 2);
   assert_non_null(t);
   assert_int_equal(fl_timers_register(t, EV, 0, "ab", 2, "", 0, 5), 0);
-  assert_int_equal(fl_timers_register(t, EV, 0, "a", 1, "b", 1, 5), 0); /* other split */
-  assert_int_equal(fl_timers_register(t, EV, 1, "ab", 2, "", 0, 5), 0); /* other kg */
-  assert_int_equal(fl_timers_register(t, EV, 0, "ab", 2, "", 0, 6), 0); /* other ts */
-  assert_int_equal(fl_timers_register(t, EV, 0, "ab", 2, "x", 1, 5), 0); /* other ns */
+  assert_int_equal(fl_timers_register(t, EV, 0, "a", 1, "b", 1, 5), 0);   /* other split */
+  assert_int_equal(fl_timers_register(t, EV, 1, "ab", 2, "", 0, 5), 0);   /* other kg */
+  assert_int_equal(fl_timers_register(t, EV, 0, "ab", 2, "", 0, 6), 0);   /* other ts */
+  assert_int_equal(fl_timers_register(t, EV, 0, "ab", 2, "x", 1, 5), 0);  /* other ns */
   assert_int_equal(fl_timers_register(t, EV, 0, "ab\0", 3, "", 0, 5), 0); /* longer key */
-  assert_int_equal(fl_timers_register(t, PT, 0, "ab", 2, "", 0, 5), 0); /* other domain */
+  assert_int_equal(fl_timers_register(t, PT, 0, "ab", 2, "", 0, 5), 0);   /* other domain */
   assert_int_equal(fl_timers_count(t, EV), 6);
   assert_int_equal(fl_timers_count(t, PT), 1);
   /* And each of them is found again by an identical registration. */
@@ -132,15 +132,15 @@ static void delete_of_existing_absent_head_and_middle(void **state) {
     reg(t, EV, 0, key, (int64_t)((i * 7) % 20));
   }
   assert_int_equal(fl_timers_count(t, EV), 20);
-  del(t, EV, 0, "nope", 3);    /* absent key */
-  del(t, EV, 0, "k01", 8);     /* existing key, wrong ts: absent */
-  del(t, PT, 0, "k01", 7);     /* other domain: absent */
+  del(t, EV, 0, "nope", 3); /* absent key */
+  del(t, EV, 0, "k01", 8);  /* existing key, wrong ts: absent */
+  del(t, PT, 0, "k01", 7);  /* other domain: absent */
   assert_int_equal(fl_timers_count(t, EV), 20);
-  del(t, EV, 0, "k00", 0);     /* the head */
-  del(t, EV, 0, "k10", 10);    /* middle */
-  del(t, EV, 0, "k17", 19);    /* the largest */
-  del(t, EV, 0, "k05", 15);    /* middle */
-  del(t, EV, 0, "k05", 15);    /* twice: no-op */
+  del(t, EV, 0, "k00", 0);  /* the head */
+  del(t, EV, 0, "k10", 10); /* middle */
+  del(t, EV, 0, "k17", 19); /* the largest */
+  del(t, EV, 0, "k05", 15); /* middle */
+  del(t, EV, 0, "k05", 15); /* twice: no-op */
   assert_int_equal(fl_timers_count(t, EV), 16);
   int64_t ts = -1;
   assert_int_equal(fl_timers_peek(t, EV, &ts), 1);
@@ -253,8 +253,7 @@ static void invalid_arguments_are_rejected(void **state) {
   assert_int_equal(fl_timers_register(t, EV, 0, "a", 1, NULL, 0, 1), FL_EINVAL);
   assert_int_equal(fl_timers_register(t, EV, 16, NULL, 1, NULL, 0, 1), FL_EINVAL);
   assert_int_equal(fl_timers_register(t, EV, 16, "a", 1, NULL, 1, 1), FL_EINVAL);
-  assert_int_equal(fl_timers_register(t, (fl_time_domain_t)2, 16, "a", 1, NULL, 0, 1),
-                   FL_EINVAL);
+  assert_int_equal(fl_timers_register(t, (fl_time_domain_t)2, 16, "a", 1, NULL, 0, 1), FL_EINVAL);
   assert_int_equal(fl_timers_register(NULL, EV, 16, "a", 1, NULL, 0, 1), FL_EINVAL);
   assert_int_equal(fl_timers_delete(t, EV, 32, "a", 1, NULL, 0, 1), FL_EINVAL);
   assert_int_equal(fl_timers_count(t, EV), 0);
@@ -297,8 +296,8 @@ static void key_and_namespace_bytes_are_returned_exactly(void **state) {
   assert_int_equal(fl_timers_register(t, EV, 0, bin_key, sizeof bin_key, win_ns, 16, 2), 0);
   assert_int_equal(fl_timers_register(t, EV, 0, NULL, 0, win_ns, 16, 3), 0);
   assert_int_equal(fl_timers_register(t, EV, 0, NULL, 0, NULL, 0, 4), 0);
-  assert_int_equal(fl_timers_register(t, EV, 0, big_key, sizeof big_key, big_ns,
-                                      sizeof big_ns, 5), 0);
+  assert_int_equal(fl_timers_register(t, EV, 0, big_key, sizeof big_key, big_ns, sizeof big_ns, 5),
+                   0);
 
   fl_timer_t out;
   assert_int_equal(fl_timers_pop(t, EV, INT64_MAX, &out), 1);
@@ -348,12 +347,9 @@ static void popped_bytes_survive_registers_that_grow_the_buffer(void **state) {
   assert_int_equal(fl_timers_register(t, EV, 0, "key\0x", 5, "ns", 2, 1), 0);
   fl_timer_t out;
   assert_int_equal(fl_timers_pop(t, EV, 1, &out), 1);
-  assert_int_equal(fl_timers_register(t, EV, 0, out.key, out.key_len, big1, sizeof big1, 2),
-                   0);
-  assert_int_equal(fl_timers_register(t, EV, 0, out.key, out.key_len, big2, sizeof big2, 3),
-                   0);
-  assert_int_equal(fl_timers_register(t, PT, 0, out.key, out.key_len, out.ns, out.ns_len, 4),
-                   0);
+  assert_int_equal(fl_timers_register(t, EV, 0, out.key, out.key_len, big1, sizeof big1, 2), 0);
+  assert_int_equal(fl_timers_register(t, EV, 0, out.key, out.key_len, big2, sizeof big2, 3), 0);
+  assert_int_equal(fl_timers_register(t, PT, 0, out.key, out.key_len, out.ns, out.ns_len, 4), 0);
   assert_int_equal(out.key_len, 5);
   assert_memory_equal(out.key, "key\0x", 5);
   assert_int_equal(out.ns_len, 2);
@@ -417,8 +413,8 @@ static void destroy_frees_pending_timers(void **state) {
   for (int i = 0; i < 5000; i++) {
     char key[16];
     int len = snprintf(key, sizeof key, "key%d", i);
-    assert_int_equal(fl_timers_register(t, i % 2 ? EV : PT, (uint16_t)(i % 8), key,
-                                        (size_t)len, big, (size_t)(i % 7 == 0 ? 500 : 8), i),
+    assert_int_equal(fl_timers_register(t, i % 2 ? EV : PT, (uint16_t)(i % 8), key, (size_t)len,
+                                        big, (size_t)(i % 7 == 0 ? 500 : 8), i),
                      0);
   }
   fl_timer_t out;
@@ -433,7 +429,9 @@ static void key_group_index_stays_ordered_as_key_groups_empty_and_refill(void **
   /* One timer at most per key group, so every delete and pop empties a key group and
    * every register adds one: exercises removal from the middle of the key-group index,
    * where the moved entry may have to go up as well as down. */
-  enum { KGS = 64 };
+  enum {
+    KGS = 64
+  };
   fl_timers_t *t = fl_timers_new(0, KGS);
   assert_non_null(t);
   int64_t ref[KGS];
@@ -515,9 +513,30 @@ static uint64_t rng(void) {
   return z ^ (z >> 31);
 }
 
-static const int64_t m_ts_values[M_TSS] = {
-    INT64_MIN + 1, INT64_MIN + 2, -1000000, -5, -1, 0, 1, 2, 3, 4, 5, 7, 10, 11, 100, 999,
-    1000, 1001, 5000, 1 << 30, INT64_C(1) << 40, INT64_MAX - 1, INT64_MAX, 42};
+static const int64_t m_ts_values[M_TSS] = {INT64_MIN + 1,
+                                           INT64_MIN + 2,
+                                           -1000000,
+                                           -5,
+                                           -1,
+                                           0,
+                                           1,
+                                           2,
+                                           3,
+                                           4,
+                                           5,
+                                           7,
+                                           10,
+                                           11,
+                                           100,
+                                           999,
+                                           1000,
+                                           1001,
+                                           5000,
+                                           1 << 30,
+                                           INT64_C(1) << 40,
+                                           INT64_MAX - 1,
+                                           INT64_MAX,
+                                           42};
 
 typedef struct addr {
   fl_time_domain_t d;
@@ -529,7 +548,9 @@ typedef struct addr {
   int64_t ts;
 } addr_t;
 
-enum { M_KG_FIRST = 100 };
+enum {
+  M_KG_FIRST = 100
+};
 
 static void addr_of(int id, addr_t *a) {
   int ts_i = id % M_TSS;
@@ -587,8 +608,7 @@ static void model_delete(model_t *m, int id) {
   m->len[a.d]--;
 }
 
-static void check_pop_against_model(fl_timers_t *t, model_t *m, fl_time_domain_t d,
-                                    int64_t upto) {
+static void check_pop_against_model(fl_timers_t *t, model_t *m, fl_time_domain_t d, int64_t upto) {
   fl_timer_t out;
   int got = fl_timers_pop(t, d, upto, &out);
   addr_t a;
@@ -630,12 +650,10 @@ static void random_operations_match_sorted_array_model(void **state) {
     /* Phases shift the balance so the population grows large, then drains. */
     unsigned reg_pct = (op / 20000) % 2 ? 40 : 65;
     if (kind < reg_pct) {
-      assert_int_equal(fl_timers_register(t, a.d, a.kg, a.key, a.key_len, a.ns, a.ns_len,
-                                          a.ts), 0);
+      assert_int_equal(fl_timers_register(t, a.d, a.kg, a.key, a.key_len, a.ns, a.ns_len, a.ts), 0);
       model_register(m, id);
     } else if (kind < reg_pct + 20) {
-      assert_int_equal(fl_timers_delete(t, a.d, a.kg, a.key, a.key_len, a.ns, a.ns_len,
-                                        a.ts), 0);
+      assert_int_equal(fl_timers_delete(t, a.d, a.kg, a.key, a.key_len, a.ns, a.ns_len, a.ts), 0);
       model_delete(m, id);
     } else {
       fl_time_domain_t d = (r >> 40) & 1 ? PT : EV;

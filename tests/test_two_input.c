@@ -49,10 +49,8 @@ static fl_env_t *new_env(int parallelism, int batch_size) {
   char buf[16], err[256];
   snprintf(buf, sizeof buf, "%d", parallelism);
   assert_int_equal(fl_config_set(c, "parallelism", buf, err, sizeof err), 0);
-  assert_int_equal(fl_config_set(c, "pipeline.auto-watermark-interval", "0", err, sizeof err),
-                   0);
-  if (g_backend)
-    assert_int_equal(fl_config_set(c, "state.backend", g_backend, err, sizeof err), 0);
+  assert_int_equal(fl_config_set(c, "pipeline.auto-watermark-interval", "0", err, sizeof err), 0);
+  if (g_backend) assert_int_equal(fl_config_set(c, "state.backend", g_backend, err, sizeof err), 0);
   if (batch_size > 0) {
     snprintf(buf, sizeof buf, "%d", batch_size);
     assert_int_equal(fl_config_set(c, "execution.batch-size", buf, err, sizeof err), 0);
@@ -64,8 +62,7 @@ static fl_env_t *new_env(int parallelism, int batch_size) {
 }
 
 /* A bounded single-reader source of the events, with bounded out-of-orderness ooo. */
-static fl_stream_t *events(fl_env_t *env, const char *name, const ev_t *ev, size_t n,
-                           int64_t ooo) {
+static fl_stream_t *events(fl_env_t *env, const char *name, const ev_t *ev, size_t n, int64_t ooo) {
   fl_record_t *r = calloc(n ? n : 1, sizeof *r);
   assert_non_null(r);
   for (size_t i = 0; i < n; i++) r[i] = rec_str(ev[i].key, ev[i].val, ev[i].ts);
@@ -73,8 +70,8 @@ static fl_stream_t *events(fl_env_t *env, const char *name, const ev_t *ev, size
   free(r);
   char tsname[64];
   snprintf(tsname, sizeof tsname, "%s-ts", name);
-  fl_watermark_strategy_t ws = {FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, ooo, 0,
-                                NULL, NULL};
+  fl_watermark_strategy_t ws = {
+      FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, ooo, 0, NULL, NULL};
   return fl_stream_assign_timestamps(s, tsname, &ws);
 }
 
@@ -193,14 +190,14 @@ static int64_t parse_i64(const void *p, size_t len) {
 /* Checks made inside user functions, on worker threads, are counted here and asserted
  * by the test on its own thread once the job has run. */
 static atomic_int g_bad;
-#define EXPECT_RC(expr, want)                                                           \
-  do {                                                                                  \
-    int rc_ = (expr);                                                                   \
-    if (rc_ != (want)) {                                                                \
-      atomic_fetch_add(&g_bad, 1);                                                      \
+#define EXPECT_RC(expr, want)                                                             \
+  do {                                                                                    \
+    int rc_ = (expr);                                                                     \
+    if (rc_ != (want)) {                                                                  \
+      atomic_fetch_add(&g_bad, 1);                                                        \
       fprintf(stderr, "%s:%d: %s returned %d, want %d\n", __FILE__, __LINE__, #expr, rc_, \
-              (int)(want));                                                             \
-    }                                                                                   \
+              (int)(want));                                                               \
+    }                                                                                     \
   } while (0)
 
 /* Emits key = the current key, value = text, at ts. */
@@ -277,16 +274,16 @@ static int sums_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t d, void *i
   assert_int_equal(fl_value_get(ctx, g_sums, &v, &len), 1);
   sums_t s;
   memcpy(&s, v, sizeof s);
-  return emitf(ctx, ts, "%lld,%lld,%lld,%lld", (long long)s.n1, (long long)s.sum1,
-               (long long)s.n2, (long long)s.sum2);
+  return emitf(ctx, ts, "%lld,%lld,%lld,%lld", (long long)s.n1, (long long)s.sum1, (long long)s.n2,
+               (long long)s.sum2);
 }
 
 static void keyed_connect_shares_state_and_timers_per_key_at(int parallelism) {
   /* The second input carries its key in the value ("k/value") and a meaningless record
    * key: only its key selector routes it. */
-  static const ev_t a[] = {{"k1", "1", 1},  {"k2", "2", 2},  {"k1", "3", 3}, {"k4", "4", 4},
-                           {"k3", "5", 5},  {"k1", "6", 6},  {"k5", "7", 7}, {"k2", "8", 8},
-                           {"k6", "9", 9},  {"k7", "10", 10}};
+  static const ev_t a[] = {{"k1", "1", 1}, {"k2", "2", 2},  {"k1", "3", 3}, {"k4", "4", 4},
+                           {"k3", "5", 5}, {"k1", "6", 6},  {"k5", "7", 7}, {"k2", "8", 8},
+                           {"k6", "9", 9}, {"k7", "10", 10}};
   static const ev_t b[] = {{"x", "k1/100", 1}, {"y", "k3/200", 2}, {"z", "k1/300", 3},
                            {"x", "k2/400", 4}, {"x", "k8/500", 5}, {"q", "k7/600", 6}};
   /* The model: per key, count and sum of each input. */
@@ -307,8 +304,8 @@ static void keyed_connect_shares_state_and_timers_per_key_at(int parallelism) {
   g_sums = fl_state_value(env, "sums");
   fl_keyed_stream_t *ka = fl_stream_key_by(events(env, "a", a, N(a), 0), NULL, NULL);
   fl_keyed_stream_t *kb = fl_stream_key_by(events(env, "b", b, N(b), 0), key_from_value, NULL);
-  fl_co_process_fn_t fn = {FL_CO_PROCESS_FN_VERSION, NULL, sums_p1, sums_p2, sums_timer,
-                           NULL, NULL};
+  fl_co_process_fn_t fn = {
+      FL_CO_PROCESS_FN_VERSION, NULL, sums_p1, sums_p2, sums_timer, NULL, NULL};
   fl_stream_t *out = fl_keyed_connect_process(ka, kb, "co", &fn, NULL);
   assert_non_null(out);
   collector_t c;
@@ -361,8 +358,8 @@ static int trace_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t d, void *
   assert_int_equal(fl_value_get(ctx, g_sums, &v, &len), 1);
   sums_t s;
   memcpy(&s, v, sizeof s);
-  return emitf(ctx, ts, "t:%lld wm=%s sum=%lld", (long long)ts,
-               wm_text(fl_ctx_watermark(ctx), b), (long long)(s.sum1 + s.sum2));
+  return emitf(ctx, ts, "t:%lld wm=%s sum=%lld", (long long)ts, wm_text(fl_ctx_watermark(ctx), b),
+               (long long)(s.sum1 + s.sum2));
 }
 
 static void keyed_connect_timer_waits_for_both_watermarks(void **state) {
@@ -373,8 +370,8 @@ static void keyed_connect_timer_waits_for_both_watermarks(void **state) {
   g_sums = fl_state_value(env, "sums");
   fl_keyed_stream_t *ka = fl_stream_key_by(events(env, "a", a, N(a), 0), NULL, NULL);
   fl_keyed_stream_t *kb = fl_stream_key_by(events(env, "b", b, N(b), 0), NULL, NULL);
-  fl_co_process_fn_t fn = {FL_CO_PROCESS_FN_VERSION, NULL, trace_p1, trace_p2, trace_timer,
-                           NULL, NULL};
+  fl_co_process_fn_t fn = {
+      FL_CO_PROCESS_FN_VERSION, NULL, trace_p1, trace_p2, trace_timer, NULL, NULL};
   fl_stream_t *out = fl_keyed_connect_process(ka, kb, "co", &fn, NULL);
   collector_t c;
   collector_init(&c);
@@ -385,7 +382,7 @@ static void keyed_connect_timer_waits_for_both_watermarks(void **state) {
    * watermark min(19, 39) = 19 and the timer fires, seeing the state both inputs
    * wrote: 10 + 5 + 20 + 40. */
   static const char *const want[] = {
-      "k|p1:10 wm=none|10", "k|p2:5 wm=none|5",       "k|p1:20 wm=4|20", "k|p2:40 wm=4|40",
+      "k|p1:10 wm=none|10",     "k|p2:5 wm=none|5", "k|p1:20 wm=4|20", "k|p2:40 wm=4|40",
       "k|t:15 wm=19 sum=75|15", "k|p1:30 wm=19|30", "k|p1:50 wm=29|50"};
   expect_out(&c, want, N(want), true);
   collector_free(&c);
@@ -449,19 +446,16 @@ static void keyed_connect_idle_input_does_not_hold_the_watermark_at(int parallel
   assert_int_equal(fl_env_set_clock(env, ticking_clock, NULL), 0);
   g_sums = fl_state_value(env, "sums");
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = ctl_run};
-  fl_watermark_strategy_t busy = {FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, 0, 0,
-                                  NULL, NULL};
+  fl_watermark_strategy_t busy = {
+      FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, 0, 0, NULL, NULL};
   fl_watermark_strategy_t idle = busy;
   idle.idle_timeout_ms = 50; /* of the ticking clock: a few dozen loop iterations */
-  fl_stream_t *a_s = fl_stream_assign_timestamps(fl_source(env, "a", &src, &sa, 0), "a-ts",
-                                                 &busy);
-  fl_stream_t *b_s = fl_stream_assign_timestamps(fl_source(env, "b", &src, &sb, 0), "b-ts",
-                                                 &idle);
-  fl_co_process_fn_t fn = {FL_CO_PROCESS_FN_VERSION, NULL, trace_p1, trace_p2, idle_timer,
-                           NULL, NULL};
+  fl_stream_t *a_s = fl_stream_assign_timestamps(fl_source(env, "a", &src, &sa, 0), "a-ts", &busy);
+  fl_stream_t *b_s = fl_stream_assign_timestamps(fl_source(env, "b", &src, &sb, 0), "b-ts", &idle);
+  fl_co_process_fn_t fn = {
+      FL_CO_PROCESS_FN_VERSION, NULL, trace_p1, trace_p2, idle_timer, NULL, NULL};
   fl_stream_t *out = fl_keyed_connect_process(fl_stream_key_by(a_s, NULL, NULL),
-                                              fl_stream_key_by(b_s, NULL, NULL), "co", &fn,
-                                              NULL);
+                                              fl_stream_key_by(b_s, NULL, NULL), "co", &fn, NULL);
   collector_t c;
   collector_init(&c);
   assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
@@ -500,8 +494,7 @@ static int plain_p(fl_context_t *ctx, const fl_record_t *in, int which) {
   EXPECT_RC(fl_timer_register(ctx, FL_EVENT_TIME, 5), FL_ESTATE);
   assert_null(fl_ctx_key(ctx, NULL));
   char buf[64];
-  int n = snprintf(buf, sizeof buf, "%d:%.*s", which, (int)in->value_len,
-                   (const char *)in->value);
+  int n = snprintf(buf, sizeof buf, "%d:%.*s", which, (int)in->value_len, (const char *)in->value);
   return fl_emit(ctx, in->key, in->key_len, buf, (size_t)n, fl_ctx_timestamp(ctx));
 }
 static int plain_p1(fl_context_t *ctx, const fl_record_t *in, void *inst) {
@@ -538,19 +531,18 @@ static void connect_routes_each_input_to_its_function_at(int parallelism) {
   atomic_store(&g_destroyed, 0);
   fl_env_t *env = new_env(parallelism, 0);
   g_value = fl_state_value(env, "v");
-  fl_co_process_fn_t fn = {FL_CO_PROCESS_FN_VERSION, count_open, plain_p1, plain_p2, NULL,
-                           count_close, count_destroy};
+  fl_co_process_fn_t fn = {
+      FL_CO_PROCESS_FN_VERSION, count_open, plain_p1, plain_p2, NULL, count_close, count_destroy};
   /* The second input is rebalanced: each input keeps its own partitioning. */
   fl_stream_t *out = fl_connect_process(events(env, "a", a, N(a), 0),
-                                        fl_stream_rebalance(events(env, "b", b, N(b), 0)),
-                                        "co", &fn, &g_destroyed);
+                                        fl_stream_rebalance(events(env, "b", b, N(b), 0)), "co",
+                                        &fn, &g_destroyed);
   collector_t c;
   collector_init(&c);
   assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
   execute_ok(env);
   assert_int_equal(atomic_load(&g_bad), 0);
-  static const char *const want[] = {"x|1:a1|1", "y|1:a2|2", "z|1:a3|3", "x|2:b1|1",
-                                     "w|2:b2|2"};
+  static const char *const want[] = {"x|1:a1|1", "y|1:a2|2", "z|1:a3|3", "x|2:b1|1", "w|2:b2|2"};
   expect_out(&c, want, N(want), false);
   /* One instance per subtask, closed once each; the table destroyed with the env. */
   assert_int_equal(atomic_load(&g_opened), parallelism);
@@ -571,8 +563,7 @@ static void connect_routes_each_input_to_its_function(void **state) {
 /* Window join                                                                          */
 
 /* Emits "a@ts+b@ts" at fl_ctx_timestamp(). */
-static int pair_fn(fl_context_t *ctx, const fl_record_t *a, const fl_record_t *b,
-                   void *opaque) {
+static int pair_fn(fl_context_t *ctx, const fl_record_t *a, const fl_record_t *b, void *opaque) {
   (void)opaque;
   size_t kl = 0;
   const void *k = fl_ctx_key(ctx, &kl);
@@ -592,12 +583,11 @@ typedef struct join_run {
 } join_run_t;
 
 static void run_window_join(const ev_t *a, size_t na, const ev_t *b, size_t nb,
-                            const fl_window_assigner_t *w, int parallelism, int batch,
-                            int64_t ooo, join_run_t *res) {
+                            const fl_window_assigner_t *w, int parallelism, int batch, int64_t ooo,
+                            join_run_t *res) {
   fl_env_t *env = new_env(parallelism, batch);
   fl_keyed_stream_t *ka = fl_stream_key_by(events(env, "a", a, na, ooo), NULL, NULL);
-  fl_keyed_stream_t *kb =
-      fl_stream_key_by(events(env, "b", b, nb, ooo), key_from_value, NULL);
+  fl_keyed_stream_t *kb = fl_stream_key_by(events(env, "b", b, nb, ooo), key_from_value, NULL);
   fl_stream_t *out = fl_window_join(ka, kb, "join", w, pair_fn, NULL);
   assert_non_null(out);
   collector_init(&res->out);
@@ -684,10 +674,10 @@ static void window_join_processing_time_joins_everything_in_one_window(void **st
   (void)state;
   /* An hour-long processing-time window on a clock that starts at 0 and moves 1 ms per
    * read: every element lands in [0, 3600000), which fires at the end of input. */
-  static const ev_t a[] = {{"k", "a1", FL_TS_NONE}, {"k", "a2", FL_TS_NONE},
-                           {"j", "a3", FL_TS_NONE}};
-  static const ev_t b[] = {{"k", "b1", FL_TS_NONE}, {"j", "b2", FL_TS_NONE},
-                           {"i", "b3", FL_TS_NONE}};
+  static const ev_t a[] = {
+      {"k", "a1", FL_TS_NONE}, {"k", "a2", FL_TS_NONE}, {"j", "a3", FL_TS_NONE}};
+  static const ev_t b[] = {
+      {"k", "b1", FL_TS_NONE}, {"j", "b2", FL_TS_NONE}, {"i", "b3", FL_TS_NONE}};
   for (int p = 1; p <= 2; p++) {
     atomic_store(&g_clock, 0);
     fl_env_t *env = new_env(p, 0);
@@ -705,10 +695,9 @@ static void window_join_processing_time_joins_everything_in_one_window(void **st
     collector_init(&c);
     assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
     execute_ok(env);
-    static const char *const want[] = {
-        "k|a1@-9223372036854775808+b1@-9223372036854775808|3599999",
-        "k|a2@-9223372036854775808+b1@-9223372036854775808|3599999",
-        "j|a3@-9223372036854775808+b2@-9223372036854775808|3599999"};
+    static const char *const want[] = {"k|a1@-9223372036854775808+b1@-9223372036854775808|3599999",
+                                       "k|a2@-9223372036854775808+b1@-9223372036854775808|3599999",
+                                       "j|a3@-9223372036854775808+b2@-9223372036854775808|3599999"};
     expect_out(&c, want, N(want), false);
     collector_free(&c);
     fl_env_destroy(env);
@@ -719,7 +708,10 @@ static void window_join_processing_time_joins_everything_in_one_window(void **st
  * window start. */
 static void window_join_matches_a_model_at_parallelism_1_2_4_and_on_rocksdb(void **state) {
   (void)state;
-  enum { NA = 300, NB = 200 };
+  enum {
+    NA = 300,
+    NB = 200
+  };
   static ev_t a[NA], b[NB];
   static char keys[NA + NB][8], vals[NA + NB][16];
   uint32_t seed = 12345;
@@ -740,9 +732,8 @@ static void window_join_matches_a_model_at_parallelism_1_2_4_and_on_rocksdb(void
       if (strcmp(a[i].key, b[j].key) == 0 && a[i].ts / 50 == b[j].ts / 50) {
         want = realloc(want, (nwant + 1) * sizeof *want);
         want[nwant] = malloc(96);
-        snprintf(want[nwant], 96, "%s|%s@%lld+%s@%lld|%lld", a[i].key, a[i].val,
-                 (long long)a[i].ts, b[j].val, (long long)b[j].ts,
-                 (long long)(a[i].ts / 50 * 50 + 49));
+        snprintf(want[nwant], 96, "%s|%s@%lld+%s@%lld|%lld", a[i].key, a[i].val, (long long)a[i].ts,
+                 b[j].val, (long long)b[j].ts, (long long)(a[i].ts / 50 * 50 + 49));
         nwant++;
       }
   assert_true(nwant > 100);
@@ -782,10 +773,14 @@ static void run_interval_join(const ij_spec_t *sp, const ev_t *a, size_t na, con
                               size_t nb, ij_run_t *res) {
   fl_env_t *env = new_env(sp->parallelism, sp->batch);
   fl_keyed_stream_t *ka = fl_stream_key_by(events(env, "a", a, na, sp->ooo), NULL, NULL);
-  fl_keyed_stream_t *kb =
-      fl_stream_key_by(events(env, "b", b, nb, sp->ooo), key_from_value, NULL);
-  fl_interval_join_opts_t o = {FL_INTERVAL_JOIN_OPTS_VERSION, sp->lower, sp->upper,
-                               sp->lower_excl, sp->upper_excl, NULL, NULL};
+  fl_keyed_stream_t *kb = fl_stream_key_by(events(env, "b", b, nb, sp->ooo), key_from_value, NULL);
+  fl_interval_join_opts_t o = {FL_INTERVAL_JOIN_OPTS_VERSION,
+                               sp->lower,
+                               sp->upper,
+                               sp->lower_excl,
+                               sp->upper_excl,
+                               NULL,
+                               NULL};
   if (sp->late_tags) {
     o.left_late = fl_output_tag(env, "left-late");
     o.right_late = fl_output_tag(env, "right-late");
@@ -797,8 +792,7 @@ static void run_interval_join(const ij_spec_t *sp, const ev_t *a, size_t na, con
   collector_init(&res->right_late);
   assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &res->out), 0);
   if (sp->late_tags) {
-    fl_stream_sink(fl_stream_side_output(out, o.left_late), "ll", &collector_sink,
-                   &res->left_late);
+    fl_stream_sink(fl_stream_side_output(out, o.left_late), "ll", &collector_sink, &res->left_late);
     fl_stream_sink(fl_stream_side_output(out, o.right_late), "rl", &collector_sink,
                    &res->right_late);
   }
@@ -813,8 +807,8 @@ static void ij_free(ij_run_t *r) {
   collector_free(&r->right_late);
 }
 
-static void check_bounds(int64_t lower, int64_t upper, int le, int ue,
-                         const char *const *want, size_t n) {
+static void check_bounds(int64_t lower, int64_t upper, int le, int ue, const char *const *want,
+                         size_t n) {
   /* l@10 against r@5..15; half the right elements come before it, half after. */
   static const ev_t a[] = {{"k", "l", 10}, {"j", "jl", 10}};
   static const ev_t b[] = {{"k", "r5", 5},   {"k", "r7", 7},   {"k", "r8", 8},
@@ -858,14 +852,16 @@ static void interval_join_negative_and_positive_intervals(void **state) {
   static const char *const before[] = {"k|l@10+r5@5|10", "k|l@10+r7@7|10"};
   check_bounds(-5, -3, 0, 0, before, N(before));
   /* Entirely after: [t+2, t+5] = [12, 15] */
-  static const char *const after[] = {"k|l@10+r12@12|12", "k|l@10+r13@13|13",
-                                      "k|l@10+r15@15|15"};
+  static const char *const after[] = {"k|l@10+r12@12|12", "k|l@10+r13@13|13", "k|l@10+r15@15|15"};
   check_bounds(2, 5, 0, 0, after, N(after));
 }
 
 static void interval_join_matches_a_model_at_parallelism_1_2_4_and_on_rocksdb(void **state) {
   (void)state;
-  enum { NA = 200, NB = 200 };
+  enum {
+    NA = 200,
+    NB = 200
+  };
   static ev_t a[NA], b[NB];
   static char keys[NA + NB][8], vals[NA + NB][24];
   uint32_t seed = 777;
@@ -893,8 +889,8 @@ static void interval_join_matches_a_model_at_parallelism_1_2_4_and_on_rocksdb(vo
       want = realloc(want, (nwant + 1) * sizeof *want);
       want[nwant] = malloc(96);
       int64_t t = a[i].ts > b[j].ts ? a[i].ts : b[j].ts;
-      snprintf(want[nwant], 96, "%s|%s@%lld+%s@%lld|%lld", a[i].key, a[i].val,
-               (long long)a[i].ts, b[j].val, (long long)b[j].ts, (long long)t);
+      snprintf(want[nwant], 96, "%s|%s@%lld+%s@%lld|%lld", a[i].key, a[i].val, (long long)a[i].ts,
+               b[j].val, (long long)b[j].ts, (long long)t);
       nwant++;
     }
   }
@@ -986,7 +982,9 @@ static void interval_join_state_is_cleaned_when_the_watermark_passes(void **stat
    * min(10i - 1, 10(i-1) - 1) = 10(i-1) - 1: the elements at 10(i-2) and before
    * (cleanup <= 10(i-2) + 1) are gone, those at 10(i-1) are not yet. So every pair
    * after the first sees exactly 2 elements per side, however long the input. */
-  enum { NPAIRS = 40 };
+  enum {
+    NPAIRS = 40
+  };
   static ev_t a[NPAIRS], b[NPAIRS];
   static char va[NPAIRS][8], vb[NPAIRS][8];
   for (int i = 0; i < NPAIRS; i++) {
@@ -1102,8 +1100,8 @@ static int rules_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t d, void *
   for (size_t i = 0; i < n; i++) total += parse_i64(items[i].data, items[i].len);
   rc = fl_state_clear(ctx, g_elems);
   if (rc) return rc;
-  return emitf(ctx, ts, "rules=%lld sum=%lld double=%lld v=%lld", (long long)s.n,
-               (long long)s.sum, (long long)dbl, (long long)(total * (dbl ? dbl : 1)));
+  return emitf(ctx, ts, "rules=%lld sum=%lld double=%lld v=%lld", (long long)s.n, (long long)s.sum,
+               (long long)dbl, (long long)(total * (dbl ? dbl : 1)));
 }
 
 static void broadcast_rules_reach_every_subtask_at(int parallelism) {
@@ -1187,18 +1185,17 @@ static void broadcast_rules_reach_every_subtask(void **state) {
  * elements, checkpoints on (the final checkpoint holds the broadcast state); then the
  * elements only, restored from it at another parallelism. */
 static void run_rules_job(int parallelism, const char *ckpt_key, const char *ckpt_dir,
-                          const ev_t *rules, size_t nr, const ev_t *el, size_t ne,
-                          collector_t *c) {
+                          const ev_t *rules, size_t nr, const ev_t *el, size_t ne, collector_t *c) {
   fl_config_t *conf = fl_config_new();
   char p[16], err[256];
   snprintf(p, sizeof p, "%d", parallelism);
   assert_int_equal(fl_config_set(conf, "parallelism", p, err, sizeof err), 0);
-  assert_int_equal(
-      fl_config_set(conf, "pipeline.auto-watermark-interval", "0", err, sizeof err), 0);
+  assert_int_equal(fl_config_set(conf, "pipeline.auto-watermark-interval", "0", err, sizeof err),
+                   0);
   assert_int_equal(fl_config_set(conf, ckpt_key, ckpt_dir, err, sizeof err), 0);
   if (strcmp(ckpt_key, "state.checkpoints.dir") == 0)
-    assert_int_equal(
-        fl_config_set(conf, "execution.checkpointing.interval", "1h", err, sizeof err), 0);
+    assert_int_equal(fl_config_set(conf, "execution.checkpointing.interval", "1h", err, sizeof err),
+                     0);
   fl_env_t *env = NULL;
   assert_int_equal(fl_env_new(&env, conf, err, sizeof err), 0);
   fl_config_destroy(conf);
@@ -1207,8 +1204,13 @@ static void run_rules_job(int parallelism, const char *ckpt_key, const char *ckp
   g_value = fl_state_value(env, "v");
   fl_keyed_stream_t *ks = fl_stream_key_by(events(env, "el", el, ne, 0), NULL, NULL);
   fl_stream_t *rs = events(env, "rules", rules, nr, 0);
-  fl_broadcast_process_fn_t fn = {FL_BROADCAST_PROCESS_FN_VERSION, NULL, rules_element,
-                                  rules_broadcast, rules_timer, NULL, NULL};
+  fl_broadcast_process_fn_t fn = {FL_BROADCAST_PROCESS_FN_VERSION,
+                                  NULL,
+                                  rules_element,
+                                  rules_broadcast,
+                                  rules_timer,
+                                  NULL,
+                                  NULL};
   fl_stream_t *out = fl_keyed_broadcast_process(ks, rs, "bc", &fn, NULL);
   assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, c), 0);
   execute_ok(env);
@@ -1321,8 +1323,8 @@ static void broadcast_state_cannot_change_during_foreach(void **state) {
   fl_record_t r = rec_str("k", "1", 1), rule = rec_str("", "r", 1);
   fl_keyed_stream_t *ks = fl_stream_key_by(fl_source_collection(env, "s", &r, 1), NULL, NULL);
   fl_stream_t *rs = fl_source_collection(env, "rules", &rule, 1);
-  fl_broadcast_process_fn_t fn = {FL_BROADCAST_PROCESS_FN_VERSION, NULL, ignore_element,
-                                  walk_broadcast, NULL, NULL, NULL};
+  fl_broadcast_process_fn_t fn = {
+      FL_BROADCAST_PROCESS_FN_VERSION, NULL, ignore_element, walk_broadcast, NULL, NULL, NULL};
   fl_stream_t *out = fl_keyed_broadcast_process(ks, rs, "bc", &fn, NULL);
   assert_int_equal(fl_stream_sink(out, "sink", &discard_sink, NULL), 0);
   execute_ok(env);
@@ -1367,17 +1369,14 @@ static void build_bad(fl_env_t *env, bad_t what) {
   fl_stream_t *b = fl_source_collection(env, "b", &r, 1);
   fl_keyed_stream_t *ka = fl_stream_key_by(a, NULL, NULL);
   fl_keyed_stream_t *kb = fl_stream_key_by(b, NULL, NULL);
-  fl_co_process_fn_t co = {FL_CO_PROCESS_FN_VERSION, NULL, nop_p, nop_p, NULL, NULL,
-                           count_destroy};
-  fl_broadcast_process_fn_t bc = {FL_BROADCAST_PROCESS_FN_VERSION, NULL, nop_p, nop_p, NULL,
-                                  NULL, count_destroy};
+  fl_co_process_fn_t co = {FL_CO_PROCESS_FN_VERSION, NULL, nop_p, nop_p, NULL, NULL, count_destroy};
+  fl_broadcast_process_fn_t bc = {
+      FL_BROADCAST_PROCESS_FN_VERSION, NULL, nop_p, nop_p, NULL, NULL, count_destroy};
   fl_window_assigner_t w = tumbling(10);
   fl_interval_join_opts_t o = {FL_INTERVAL_JOIN_OPTS_VERSION, -1, 1, 0, 0, NULL, NULL};
   fl_stream_t *out = NULL;
   switch (what) {
-  case B_CO_NULL:
-    out = fl_connect_process(a, b, "bad", NULL, NULL);
-    break;
+  case B_CO_NULL: out = fl_connect_process(a, b, "bad", NULL, NULL); break;
   case B_CO_VERSION:
     co.version = 99;
     out = fl_connect_process(a, b, "bad", &co, &g_destroyed);
@@ -1390,16 +1389,12 @@ static void build_bad(fl_env_t *env, bad_t what) {
     co.process1 = NULL;
     out = fl_keyed_connect_process(ka, kb, "bad", &co, &g_destroyed);
     break;
-  case B_WJ_FN:
-    out = fl_window_join(ka, kb, "bad", &w, NULL, NULL);
-    break;
+  case B_WJ_FN: out = fl_window_join(ka, kb, "bad", &w, NULL, NULL); break;
   case B_WJ_SIZE:
     w.size_ms = 0;
     out = fl_window_join(ka, kb, "bad", &w, pair_fn, NULL);
     break;
-  case B_WJ_NULL_ASSIGNER:
-    out = fl_window_join(ka, kb, "bad", NULL, pair_fn, NULL);
-    break;
+  case B_WJ_NULL_ASSIGNER: out = fl_window_join(ka, kb, "bad", NULL, pair_fn, NULL); break;
   case B_WJ_GAP:
     w.kind = FL_ASSIGNER_SESSION;
     out = fl_window_join(ka, kb, "bad", &w, pair_fn, NULL);
@@ -1417,15 +1412,9 @@ static void build_bad(fl_env_t *env, bad_t what) {
     o.version = 0;
     out = fl_interval_join(ka, kb, "bad", &o, pair_fn, NULL);
     break;
-  case B_IJ_NULL_OPTS:
-    out = fl_interval_join(ka, kb, "bad", NULL, pair_fn, NULL);
-    break;
-  case B_IJ_FN:
-    out = fl_interval_join(ka, kb, "bad", &o, NULL, NULL);
-    break;
-  case B_BC_NULL:
-    out = fl_keyed_broadcast_process(ka, b, "bad", NULL, NULL);
-    break;
+  case B_IJ_NULL_OPTS: out = fl_interval_join(ka, kb, "bad", NULL, pair_fn, NULL); break;
+  case B_IJ_FN: out = fl_interval_join(ka, kb, "bad", &o, NULL, NULL); break;
+  case B_BC_NULL: out = fl_keyed_broadcast_process(ka, b, "bad", NULL, NULL); break;
   case B_BC_NO_BROADCAST:
     bc.process_broadcast = NULL;
     out = fl_keyed_broadcast_process(ka, b, "bad", &bc, &g_destroyed);
@@ -1477,10 +1466,9 @@ static void builder_errors_name_the_operator_and_the_cause(void **state) {
 static void builders_refuse_null_streams_and_release_the_table(void **state) {
   (void)state;
   atomic_store(&g_destroyed, 0);
-  fl_co_process_fn_t co = {FL_CO_PROCESS_FN_VERSION, NULL, nop_p, nop_p, NULL, NULL,
-                           count_destroy};
-  fl_broadcast_process_fn_t bc = {FL_BROADCAST_PROCESS_FN_VERSION, NULL, nop_p, nop_p, NULL,
-                                  NULL, count_destroy};
+  fl_co_process_fn_t co = {FL_CO_PROCESS_FN_VERSION, NULL, nop_p, nop_p, NULL, NULL, count_destroy};
+  fl_broadcast_process_fn_t bc = {
+      FL_BROADCAST_PROCESS_FN_VERSION, NULL, nop_p, nop_p, NULL, NULL, count_destroy};
   assert_null(fl_connect_process(NULL, NULL, "x", &co, &g_destroyed));
   assert_null(fl_keyed_connect_process(NULL, NULL, "x", &co, &g_destroyed));
   assert_null(fl_keyed_broadcast_process(NULL, NULL, "x", &bc, &g_destroyed));

@@ -76,9 +76,8 @@ static int collect_open(fl_context_t *ctx, void *opaque, void **instance) {
   return 0;
 }
 
-static const fl_sink_fn_t collect_fn = {.version = FL_SINK_FN_VERSION,
-                                        .open = collect_open,
-                                        .write = collect_write};
+static const fl_sink_fn_t collect_fn = {
+    .version = FL_SINK_FN_VERSION, .open = collect_open, .write = collect_write};
 
 static int cmp_out(const void *pa, const void *pb) {
   const out_rec_t *a = pa, *b = pb;
@@ -111,8 +110,8 @@ static double out_f64(const out_rec_t *r) {
 /* Window functions                                                                     */
 
 /* Sum of native int64 values. */
-static int sum_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void *b,
-                      size_t b_len, fl_buf_t *out, void *opaque) {
+static int sum_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void *b, size_t b_len,
+                      fl_buf_t *out, void *opaque) {
   (void)ctx;
   (void)opaque;
   int64_t x, y;
@@ -182,12 +181,17 @@ static void avg_destroy(void *opaque) {
   atomic_fetch_add(&avg_destroyed, 1);
 }
 
-static const fl_aggregate_fn_t avg_fn = {FL_AGGREGATE_FN_VERSION, sizeof(avg_acc_t), avg_init,
-                                         avg_add, avg_merge, avg_result, avg_destroy};
+static const fl_aggregate_fn_t avg_fn = {FL_AGGREGATE_FN_VERSION,
+                                         sizeof(avg_acc_t),
+                                         avg_init,
+                                         avg_add,
+                                         avg_merge,
+                                         avg_result,
+                                         avg_destroy};
 
 /* Emits "[start,end):v@ts,v@ts,..." with the elements in the order given. */
-static int list_process(fl_context_t *ctx, const fl_window_t *w, const fl_record_t *el,
-                        size_t n, void *opaque) {
+static int list_process(fl_context_t *ctx, const fl_window_t *w, const fl_record_t *el, size_t n,
+                        void *opaque) {
   (void)opaque;
   char buf[1024];
   int off = snprintf(buf, sizeof buf, "[%lld,%lld):", (long long)w->start, (long long)w->end);
@@ -199,16 +203,16 @@ static int list_process(fl_context_t *ctx, const fl_window_t *w, const fl_record
     assert_int_equal(el[i].key_len, klen);
     assert_memory_equal(el[i].key, key, klen);
     memcpy(&v, el[i].value, 8);
-    off += snprintf(buf + off, sizeof buf - (size_t)off, "%s%lld@%lld", i ? "," : "",
-                    (long long)v, (long long)el[i].timestamp);
+    off += snprintf(buf + off, sizeof buf - (size_t)off, "%s%lld@%lld", i ? "," : "", (long long)v,
+                    (long long)el[i].timestamp);
     assert_true((size_t)off < sizeof buf);
   }
   return fl_emit(ctx, key, klen, buf, (size_t)off, fl_ctx_timestamp(ctx));
 }
 
 /* Emits (count, sum) of the window as two int64. */
-static int count_process(fl_context_t *ctx, const fl_window_t *w, const fl_record_t *el,
-                         size_t n, void *opaque) {
+static int count_process(fl_context_t *ctx, const fl_window_t *w, const fl_record_t *el, size_t n,
+                         void *opaque) {
   (void)opaque;
   (void)w;
   int64_t cs[2] = {(int64_t)n, 0};
@@ -225,8 +229,18 @@ static int count_process(fl_context_t *ctx, const fl_window_t *w, const fl_recor
 /* ---------------------------------------------------------------------------------- */
 /* Running a job                                                                        */
 
-typedef enum { W_TUMBLING, W_SLIDING, W_SESSION } wkind_t;
-typedef enum { FN_SUM, FN_CONCAT, FN_AVG, FN_LIST, FN_COUNT } fnkind_t;
+typedef enum {
+  W_TUMBLING,
+  W_SLIDING,
+  W_SESSION
+} wkind_t;
+typedef enum {
+  FN_SUM,
+  FN_CONCAT,
+  FN_AVG,
+  FN_LIST,
+  FN_COUNT
+} fnkind_t;
 
 typedef struct spec {
   wkind_t kind;
@@ -304,8 +318,8 @@ static void run(const spec_t *sp, const ev_t *evs, size_t n, result_t *res) {
   char par[16];
   snprintf(par, sizeof par, "%d", sp->parallelism ? sp->parallelism : 1);
   assert_int_equal(fl_config_set(conf, "parallelism", par, err, sizeof err), 0);
-  assert_int_equal(
-      fl_config_set(conf, "pipeline.auto-watermark-interval", "0", err, sizeof err), 0);
+  assert_int_equal(fl_config_set(conf, "pipeline.auto-watermark-interval", "0", err, sizeof err),
+                   0);
   fl_env_t *env = NULL;
   assert_int_equal(fl_env_new(&env, conf, err, sizeof err), 0);
   fl_config_destroy(conf);
@@ -313,21 +327,15 @@ static void run(const spec_t *sp, const ev_t *evs, size_t n, result_t *res) {
 
   fl_stream_t *src = fl_source_collection(env, "src", recs, n);
   free(recs); /* copied */
-  fl_watermark_strategy_t ws = {FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, sp->ooo,
-                                0, NULL, NULL};
+  fl_watermark_strategy_t ws = {
+      FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, sp->ooo, 0, NULL, NULL};
   fl_stream_t *ts = fl_stream_assign_timestamps(src, "ts", &ws);
   fl_keyed_stream_t *ks = fl_stream_key_by(ts, NULL, NULL);
   fl_windowed_stream_t *w = NULL;
   switch (sp->kind) {
-  case W_TUMBLING:
-    w = fl_window_tumbling(ks, sp->domain, sp->size, sp->offset);
-    break;
-  case W_SLIDING:
-    w = fl_window_sliding(ks, sp->domain, sp->size, sp->slide, sp->offset);
-    break;
-  case W_SESSION:
-    w = fl_window_session(ks, sp->domain, sp->gap);
-    break;
+  case W_TUMBLING: w = fl_window_tumbling(ks, sp->domain, sp->size, sp->offset); break;
+  case W_SLIDING: w = fl_window_sliding(ks, sp->domain, sp->size, sp->slide, sp->offset); break;
+  case W_SESSION: w = fl_window_session(ks, sp->domain, sp->gap); break;
   }
   assert_non_null(w);
   if (sp->set_lateness) fl_window_allowed_lateness(w, sp->lateness);
@@ -338,21 +346,11 @@ static void run(const spec_t *sp, const ev_t *evs, size_t n, result_t *res) {
   }
   fl_stream_t *out = NULL;
   switch (sp->fn) {
-  case FN_SUM:
-    out = fl_window_reduce(w, "win", sum_reduce, NULL);
-    break;
-  case FN_CONCAT:
-    out = fl_window_reduce(w, "win", concat_reduce, NULL);
-    break;
-  case FN_AVG:
-    out = fl_window_aggregate(w, "win", &avg_fn, &avg_destroyed);
-    break;
-  case FN_LIST:
-    out = fl_window_process(w, "win", list_process, NULL);
-    break;
-  case FN_COUNT:
-    out = fl_window_process(w, "win", count_process, NULL);
-    break;
+  case FN_SUM: out = fl_window_reduce(w, "win", sum_reduce, NULL); break;
+  case FN_CONCAT: out = fl_window_reduce(w, "win", concat_reduce, NULL); break;
+  case FN_AVG: out = fl_window_aggregate(w, "win", &avg_fn, &avg_destroyed); break;
+  case FN_LIST: out = fl_window_process(w, "win", list_process, NULL); break;
+  case FN_COUNT: out = fl_window_process(w, "win", count_process, NULL); break;
   }
   assert_non_null(out);
   fl_stream_sink(out, "sink", &collect_fn, &res->main);
@@ -426,20 +424,35 @@ static void expect_str(collector_t *c, const exp_s_t *e, size_t n) {
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static spec_t tumbling(int64_t size, int64_t offset, int64_t ooo) {
-  spec_t s = {.kind = W_TUMBLING, .domain = FL_EVENT_TIME, .size = size, .offset = offset,
-              .ooo = ooo, .fn = FN_SUM, .parallelism = 1};
+  spec_t s = {.kind = W_TUMBLING,
+              .domain = FL_EVENT_TIME,
+              .size = size,
+              .offset = offset,
+              .ooo = ooo,
+              .fn = FN_SUM,
+              .parallelism = 1};
   return s;
 }
 
 static spec_t sliding(int64_t size, int64_t slide, int64_t offset, int64_t ooo) {
-  spec_t s = {.kind = W_SLIDING, .domain = FL_EVENT_TIME, .size = size, .slide = slide,
-              .offset = offset, .ooo = ooo, .fn = FN_SUM, .parallelism = 1};
+  spec_t s = {.kind = W_SLIDING,
+              .domain = FL_EVENT_TIME,
+              .size = size,
+              .slide = slide,
+              .offset = offset,
+              .ooo = ooo,
+              .fn = FN_SUM,
+              .parallelism = 1};
   return s;
 }
 
 static spec_t session(int64_t gap, int64_t ooo) {
-  spec_t s = {.kind = W_SESSION, .domain = FL_EVENT_TIME, .gap = gap, .ooo = ooo,
-              .fn = FN_SUM, .parallelism = 1};
+  spec_t s = {.kind = W_SESSION,
+              .domain = FL_EVENT_TIME,
+              .gap = gap,
+              .ooo = ooo,
+              .fn = FN_SUM,
+              .parallelism = 1};
   return s;
 }
 
@@ -496,8 +509,7 @@ static void tumbling_offset_shifts_window_bounds(void **state) {
   (void)state;
   spec_t sp = tumbling(10, 3, 1000);
   /* Windows [-7,3), [3,13), [13,23). */
-  const ev_t in[] = {{"a", 2, 1, NULL}, {"a", 3, 2, NULL}, {"a", 12, 4, NULL},
-                     {"a", 13, 8, NULL}};
+  const ev_t in[] = {{"a", 2, 1, NULL}, {"a", 3, 2, NULL}, {"a", 12, 4, NULL}, {"a", 13, 8, NULL}};
   result_t r;
   run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, 2}, {"a", 6, 12}, {"a", 8, 22}};
@@ -506,8 +518,7 @@ static void tumbling_offset_shifts_window_bounds(void **state) {
 
   /* Negative offset: windows [-3,7), [7,17). */
   sp = tumbling(10, -3, 1000);
-  const ev_t in2[] = {{"a", 6, 1, NULL}, {"a", 7, 2, NULL}, {"a", -3, 4, NULL},
-                      {"a", -4, 8, NULL}};
+  const ev_t in2[] = {{"a", 6, 1, NULL}, {"a", 7, 2, NULL}, {"a", -3, 4, NULL}, {"a", -4, 8, NULL}};
   run_ok(&sp, in2, N(in2), &r);
   const exp_i_t want2[] = {{"a", 8, -4}, {"a", 5, 6}, {"a", 2, 16}};
   expect_i64(&r.main, want2, N(want2));
@@ -530,8 +541,8 @@ static void negative_timestamps_use_a_non_negative_modulo(void **state) {
   (void)state;
   spec_t sp = tumbling(10, 0, 100);
   /* -11 in [-20,-10); -10 and -1 in [-10,0); 0 in [0,10). */
-  const ev_t in[] = {{"a", -11, 4, NULL}, {"a", -10, 2, NULL}, {"a", -1, 1, NULL},
-                     {"a", 0, 8, NULL}};
+  const ev_t in[] = {
+      {"a", -11, 4, NULL}, {"a", -10, 2, NULL}, {"a", -1, 1, NULL}, {"a", 0, 8, NULL}};
   result_t r;
   run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 4, -11}, {"a", 3, -1}, {"a", 8, 9}};
@@ -589,8 +600,7 @@ static void session_windows_that_touch_merge(void **state) {
   spec_t sp = session(10, 100);
   /* t: [1,11) and [11,21) touch (end == start): one session [1,21).
    * n: [1,11) and [12,22) do not touch: two sessions. */
-  const ev_t in[] = {{"t", 1, 1, NULL}, {"t", 11, 2, NULL}, {"n", 1, 1, NULL},
-                     {"n", 12, 2, NULL}};
+  const ev_t in[] = {{"t", 1, 1, NULL}, {"t", 11, 2, NULL}, {"n", 1, 1, NULL}, {"n", 12, 2, NULL}};
   result_t r;
   run_ok(&sp, in, N(in), &r);
   collector_sort(&r.main);
@@ -653,8 +663,8 @@ static void session_merge_concatenates_in_window_start_order(void **state) {
   sp.fn = FN_CONCAT;
   /* [1,11) "a" and [20,30) "c" merge through [10,20) "b": the merged contents are the
    * earlier session's, then the later one's, then the new element. */
-  const ev_t in[] = {{"k", 1, 0, "a"}, {"k", 20, 0, "c"}, {"k", 10, 0, "b"},
-                     {"k", 50, 0, "x"}, {"k", 52, 0, "y"}};
+  const ev_t in[] = {
+      {"k", 1, 0, "a"}, {"k", 20, 0, "c"}, {"k", 10, 0, "b"}, {"k", 50, 0, "x"}, {"k", 52, 0, "y"}};
   result_t r;
   run_ok(&sp, in, N(in), &r);
   const exp_s_t want[] = {{"k", "acb", 29}, {"k", "xy", 61}};
@@ -681,8 +691,7 @@ static void late_element_dropped_and_counted_with_zero_lateness(void **state) {
   result_free(&r);
 }
 
-static void late_elements_within_lateness_refire_and_after_cleanup_go_to_side_output(
-    void **state) {
+static void late_elements_within_lateness_refire_and_after_cleanup_go_to_side_output(void **state) {
   (void)state;
   spec_t sp = tumbling(10, 0, 0);
   sp.set_lateness = true;
@@ -790,8 +799,11 @@ static void end_of_input_fires_every_window_once(void **state) {
   spec_t sp = tumbling(10, 0, 1000);
   sp.set_lateness = true;
   sp.lateness = 50; /* firing and cleanup are separate timers: still one result each */
-  const ev_t in[] = {{"a", 1, 1, NULL}, {"a", 15, 2, NULL}, {"b", 27, 4, NULL},
-                     {"b", 21, 8, NULL}, {"a", 3, 16, NULL}};
+  const ev_t in[] = {{"a", 1, 1, NULL},
+                     {"a", 15, 2, NULL},
+                     {"b", 27, 4, NULL},
+                     {"b", 21, 8, NULL},
+                     {"a", 3, 16, NULL}};
   result_t r;
   run_ok(&sp, in, N(in), &r);
   collector_sort(&r.main);
@@ -816,8 +828,11 @@ static void aggregate_average_with_accumulator(void **state) {
   atomic_store(&avg_destroyed, 0);
   spec_t sp = tumbling(10, 0, 100);
   sp.fn = FN_AVG;
-  const ev_t in[] = {{"a", 1, 2, NULL}, {"a", 2, 4, NULL}, {"b", 4, 1, NULL},
-                     {"a", 3, 9, NULL}, {"a", 11, 7, NULL}};
+  const ev_t in[] = {{"a", 1, 2, NULL},
+                     {"a", 2, 4, NULL},
+                     {"b", 4, 1, NULL},
+                     {"a", 3, 9, NULL},
+                     {"a", 11, 7, NULL}};
   result_t r;
   run_ok(&sp, in, N(in), &r);
   collector_sort(&r.main);
@@ -886,8 +901,7 @@ static void reduce_output_timestamp_is_window_end_minus_one(void **state) {
   spec_t sp = tumbling(100, 30, 1000);
   sp.fn = FN_CONCAT;
   /* Windows [-70,30), [30,130); values reduced in arrival order. */
-  const ev_t in[] = {{"k", 29, 0, "x"}, {"k", 30, 0, "y"}, {"k", 129, 0, "z"},
-                     {"k", -70, 0, "w"}};
+  const ev_t in[] = {{"k", 29, 0, "x"}, {"k", 30, 0, "y"}, {"k", 129, 0, "z"}, {"k", -70, 0, "w"}};
   result_t r;
   run_ok(&sp, in, N(in), &r);
   const exp_s_t want[] = {{"k", "xw", 29}, {"k", "yz", 129}};
@@ -1013,12 +1027,12 @@ static void same_windows_for_parallelism_1_2_4(void **state) {
                  r.main.n, want.n);
       for (size_t i = 0; i < want.n; i++) {
         if (cmp_out(&r.main.recs[i], &want.recs[i]) != 0)
-          fail_msg("kind %d parallelism %d: result %zu: key=%s v=%lld ts=%lld, want key=%s "
-                   "v=%lld ts=%lld",
-                   (int)kinds[ki], pars[pi], i, r.main.recs[i].key,
-                   (long long)out_i64(&r.main.recs[i]), (long long)r.main.recs[i].ts,
-                   want.recs[i].key, (long long)out_i64(&want.recs[i]),
-                   (long long)want.recs[i].ts);
+          fail_msg(
+              "kind %d parallelism %d: result %zu: key=%s v=%lld ts=%lld, want key=%s "
+              "v=%lld ts=%lld",
+              (int)kinds[ki], pars[pi], i, r.main.recs[i].key, (long long)out_i64(&r.main.recs[i]),
+              (long long)r.main.recs[i].ts, want.recs[i].key, (long long)out_i64(&want.recs[i]),
+              (long long)want.recs[i].ts);
       }
       assert_int_equal(r.late_dropped, 0);
       result_free(&r);
@@ -1120,8 +1134,8 @@ static void aggregate_without_merge_fails_for_sessions(void **state) {
   fl_aggregate_fn_t fn = avg_fn;
   fn.merge = NULL;
   fn.destroy = NULL;
-  fl_stream_t *out = fl_window_aggregate(fl_window_session(ks, FL_EVENT_TIME, 10), "win", &fn,
-                                         NULL);
+  fl_stream_t *out =
+      fl_window_aggregate(fl_window_session(ks, FL_EVENT_TIME, 10), "win", &fn, NULL);
   assert_non_null(out);
   assert_int_equal(fl_stream_sink(out, "sink", &collect_fn, NULL), 0);
   assert_int_equal(fl_env_execute(env, "x"), FL_EINVAL);
@@ -1145,8 +1159,7 @@ int main(void) {
       cmocka_unit_test(session_late_element_kept_when_merged_window_is_not_late),
       cmocka_unit_test(session_merge_concatenates_in_window_start_order),
       cmocka_unit_test(late_element_dropped_and_counted_with_zero_lateness),
-      cmocka_unit_test(
-          late_elements_within_lateness_refire_and_after_cleanup_go_to_side_output),
+      cmocka_unit_test(late_elements_within_lateness_refire_and_after_cleanup_go_to_side_output),
       cmocka_unit_test(lateness_saturates_at_the_end_of_time),
       cmocka_unit_test(element_at_the_end_of_time_after_its_window_fired_is_late),
       cmocka_unit_test(element_one_past_watermark_is_accepted_into_next_window),

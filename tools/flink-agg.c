@@ -61,9 +61,23 @@
 #define AGG_CHECKPOINT_INTERVAL "1s"
 #define AGG_CHECKPOINTS_RETAINED "2"
 
-typedef enum agg_kind { AGG_SUM, AGG_COUNT, AGG_MIN, AGG_MAX, AGG_AVG } agg_kind_t;
-typedef enum agg_window_kind { WIN_TUMBLING, WIN_SLIDING, WIN_SESSION } agg_window_kind_t;
-typedef enum agg_on_error { ON_ERROR_FAIL, ON_ERROR_SKIP, ON_ERROR_DEAD_LETTER } agg_on_error_t;
+typedef enum agg_kind {
+  AGG_SUM,
+  AGG_COUNT,
+  AGG_MIN,
+  AGG_MAX,
+  AGG_AVG
+} agg_kind_t;
+typedef enum agg_window_kind {
+  WIN_TUMBLING,
+  WIN_SLIDING,
+  WIN_SESSION
+} agg_window_kind_t;
+typedef enum agg_on_error {
+  ON_ERROR_FAIL,
+  ON_ERROR_SKIP,
+  ON_ERROR_DEAD_LETTER
+} agg_on_error_t;
 
 typedef struct agg_opts {
   const char *input;
@@ -90,11 +104,11 @@ typedef struct agg_opts {
   const char *from_savepoint;
   /* Kafka: an input, output, late output or dead-letter target "kafka:TOPIC" */
   const char *brokers;
-  const char *group;             /* consumer group, transactional-id prefix */
-  const char *kafka_start;       /* earliest (default), latest, committed */
-  bool bounded;                  /* kafka input: stop at the end offsets seen at start */
-  int64_t idle_timeout;          /* kafka input: partition idleness, 0: never */
-  const char *input_topic;       /* NULL: the input is a file */
+  const char *group;       /* consumer group, transactional-id prefix */
+  const char *kafka_start; /* earliest (default), latest, committed */
+  bool bounded;            /* kafka input: stop at the end offsets seen at start */
+  int64_t idle_timeout;    /* kafka input: partition idleness, 0: never */
+  const char *input_topic; /* NULL: the input is a file */
   /* Durable mode (checkpoints or savepoints): outputs that name a directory go to the
    * exactly-once file sink. */
   bool output_dir, late_output_dir, dead_letter_dir;
@@ -128,9 +142,9 @@ typedef struct agg_saver {
   sem_t wake;
   pthread_t thread;
   bool started;
-  _Atomic bool done;      /* set by main when the job ended: leave without saving */
-  _Atomic int signals;    /* signals seen; the second one stops at once */
-  bool attempted;         /* read by main after the join */
+  _Atomic bool done;   /* set by main when the job ended: leave without saving */
+  _Atomic int signals; /* signals seen; the second one stops at once */
+  bool attempted;      /* read by main after the join */
   int rc;
   char err[1024];
 } agg_saver_t;
@@ -173,8 +187,8 @@ static int agg_usage(const char *fmt, ...) {
 
 static int agg_duration(const char *opt, const char *s, int64_t *out) {
   if (fl_parse_duration(s, out) != FL_OK)
-    return agg_usage("invalid duration for %s: '%s' (expected e.g. 250, 250ms, 5s, 5m, 1h)",
-                     opt, s);
+    return agg_usage("invalid duration for %s: '%s' (expected e.g. 250, 250ms, 5s, 5m, 1h)", opt,
+                     s);
   return 0;
 }
 
@@ -184,13 +198,11 @@ static int agg_window_spec(const char *spec, agg_opts_t *o) {
   char *colon;
   int64_t a = 0, b = 0;
 
-  if (strlen(spec) >= sizeof(buf))
-    return agg_usage("invalid value for --window: '%s'", spec);
+  if (strlen(spec) >= sizeof(buf)) return agg_usage("invalid value for --window: '%s'", spec);
   if (strncmp(spec, "tumbling:", 9) == 0) {
     o->window = WIN_TUMBLING;
     if (fl_parse_duration(spec + 9, &a) != FL_OK || a <= 0)
-      return agg_usage("invalid value for --window: '%s' (SIZE must be a positive duration)",
-                       spec);
+      return agg_usage("invalid value for --window: '%s' (SIZE must be a positive duration)", spec);
     o->size = a;
   } else if (strncmp(spec, "sliding:", 8) == 0) {
     o->window = WIN_SLIDING;
@@ -201,21 +213,22 @@ static int agg_window_spec(const char *spec, agg_opts_t *o) {
     *colon = '\0';
     if (fl_parse_duration(buf, &a) != FL_OK || a <= 0 ||
         fl_parse_duration(colon + 1, &b) != FL_OK || b <= 0)
-      return agg_usage("invalid value for --window: '%s' (SIZE and SLIDE must be positive "
-                       "durations)",
-                       spec);
+      return agg_usage(
+          "invalid value for --window: '%s' (SIZE and SLIDE must be positive "
+          "durations)",
+          spec);
     o->size = a;
     o->slide = b;
   } else if (strncmp(spec, "session:", 8) == 0) {
     o->window = WIN_SESSION;
     if (fl_parse_duration(spec + 8, &a) != FL_OK || a <= 0)
-      return agg_usage("invalid value for --window: '%s' (GAP must be a positive duration)",
-                       spec);
+      return agg_usage("invalid value for --window: '%s' (GAP must be a positive duration)", spec);
     o->gap = a;
   } else {
-    return agg_usage("invalid value for --window: '%s' (expected tumbling:SIZE, "
-                     "sliding:SIZE:SLIDE or session:GAP)",
-                     spec);
+    return agg_usage(
+        "invalid value for --window: '%s' (expected tumbling:SIZE, "
+        "sliding:SIZE:SLIDE or session:GAP)",
+        spec);
   }
   return 0;
 }
@@ -224,23 +237,19 @@ static int agg_window_spec(const char *spec, agg_opts_t *o) {
 static bool agg_is_dir(const char *path) {
   struct stat st;
   size_t n = strlen(path);
-  if (strcmp(path, "-") == 0)
-    return false;
+  if (strcmp(path, "-") == 0) return false;
   return (n > 0 && path[n - 1] == '/') || (stat(path, &st) == 0 && S_ISDIR(st.st_mode));
 }
 
 /* True when path does not exist or is an empty directory. */
 static bool agg_empty_or_missing(const char *path) {
   struct stat st;
-  if (stat(path, &st) != 0)
-    return errno == ENOENT;
-  if (!S_ISDIR(st.st_mode))
-    return false;
+  if (stat(path, &st) != 0) return errno == ENOENT;
+  if (!S_ISDIR(st.st_mode)) return false;
   DIR *d = opendir(path);
   struct dirent *e;
   bool empty = true;
-  if (d == NULL)
-    return false;
+  if (d == NULL) return false;
   while (empty && (e = readdir(d)) != NULL)
     empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
   closedir(d);
@@ -248,14 +257,32 @@ static bool agg_empty_or_missing(const char *path) {
 }
 
 static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
-  static const char *const names[] = {
-      "--input",       "--output",          "--key",         "--time",
-      "--value",       "--agg",             "--window",      "--out-of-orderness",
-      "--allowed-lateness", "--late-output", "--watermark-interval", "--parallelism",
-      "--on-error",    "--state-backend",   "--checkpoint-dir", "--checkpoint-interval",
-      "--savepoint-on-exit", "--from-savepoint", "--brokers", "--group", "--kafka-start",
-      "--bounded",     "--idle-timeout"};
-  enum { N_OPTS = sizeof(names) / sizeof(names[0]) };
+  static const char *const names[] = {"--input",
+                                      "--output",
+                                      "--key",
+                                      "--time",
+                                      "--value",
+                                      "--agg",
+                                      "--window",
+                                      "--out-of-orderness",
+                                      "--allowed-lateness",
+                                      "--late-output",
+                                      "--watermark-interval",
+                                      "--parallelism",
+                                      "--on-error",
+                                      "--state-backend",
+                                      "--checkpoint-dir",
+                                      "--checkpoint-interval",
+                                      "--savepoint-on-exit",
+                                      "--from-savepoint",
+                                      "--brokers",
+                                      "--group",
+                                      "--kafka-start",
+                                      "--bounded",
+                                      "--idle-timeout"};
+  enum {
+    N_OPTS = sizeof(names) / sizeof(names[0])
+  };
   const char *vals[N_OPTS] = {0};
   int64_t ms;
   int rc;
@@ -270,25 +297,20 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
       fputs(agg_usage_text, stdout);
       return -1;
     }
-    if (strncmp(arg, "--", 2) != 0)
-      return agg_usage("unexpected argument '%s'", arg);
+    if (strncmp(arg, "--", 2) != 0) return agg_usage("unexpected argument '%s'", arg);
     name_len = strcspn(arg, "=");
     for (k = 0; k < N_OPTS; k++)
-      if (strlen(names[k]) == name_len && strncmp(arg, names[k], name_len) == 0)
-        break;
-    if (k == N_OPTS)
-      return agg_usage("unknown option '%.*s'", (int)name_len, arg);
+      if (strlen(names[k]) == name_len && strncmp(arg, names[k], name_len) == 0) break;
+    if (k == N_OPTS) return agg_usage("unknown option '%.*s'", (int)name_len, arg);
     if (arg[name_len] == '=') {
       val = arg + name_len + 1;
     } else {
-      if (i + 1 >= argc)
-        return agg_usage("option %s needs a value", names[k]);
+      if (i + 1 >= argc) return agg_usage("option %s needs a value", names[k]);
       val = argv[++i];
     }
     if (vals[k] != NULL)
       return agg_usage("option %s given twice ('%s' and '%s')", names[k], vals[k], val);
-    if (val[0] == '\0')
-      return agg_usage("empty value for %s", names[k]);
+    if (val[0] == '\0') return agg_usage("empty value for %s", names[k]);
     vals[k] = val;
   }
 
@@ -298,16 +320,11 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
   o->key = vals[2];
   o->time = vals[3];
   o->value = vals[4];
-  if (o->input == NULL)
-    return agg_usage("missing required option --input");
-  if (o->key == NULL)
-    return agg_usage("missing required option --key");
-  if (o->time == NULL)
-    return agg_usage("missing required option --time");
-  if (vals[5] == NULL)
-    return agg_usage("missing required option --agg");
-  if (vals[6] == NULL)
-    return agg_usage("missing required option --window");
+  if (o->input == NULL) return agg_usage("missing required option --input");
+  if (o->key == NULL) return agg_usage("missing required option --key");
+  if (o->time == NULL) return agg_usage("missing required option --time");
+  if (vals[5] == NULL) return agg_usage("missing required option --agg");
+  if (vals[6] == NULL) return agg_usage("missing required option --window");
 
   if (strcmp(vals[5], "sum") == 0)
     o->agg = AGG_SUM;
@@ -325,16 +342,16 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
   if (o->value == NULL && o->agg != AGG_COUNT)
     return agg_usage("--agg %s needs --value FIELD", vals[5]);
 
-  if ((rc = agg_window_spec(vals[6], o)) != 0)
+  if ((rc = agg_window_spec(vals[6], o)) != 0) return rc;
+  if (vals[7] != NULL &&
+      (rc = agg_duration("--out-of-orderness", vals[7], &o->out_of_orderness)) != 0)
     return rc;
-  if (vals[7] != NULL && (rc = agg_duration("--out-of-orderness", vals[7], &o->out_of_orderness)) != 0)
-    return rc;
-  if (vals[8] != NULL && (rc = agg_duration("--allowed-lateness", vals[8], &o->allowed_lateness)) != 0)
+  if (vals[8] != NULL &&
+      (rc = agg_duration("--allowed-lateness", vals[8], &o->allowed_lateness)) != 0)
     return rc;
   o->late_output = vals[9];
   if (vals[10] != NULL) {
-    if ((rc = agg_duration("--watermark-interval", vals[10], &ms)) != 0)
-      return rc;
+    if ((rc = agg_duration("--watermark-interval", vals[10], &ms)) != 0) return rc;
     snprintf(o->watermark_interval_buf, sizeof(o->watermark_interval_buf), "%" PRId64, ms);
     o->watermark_interval = o->watermark_interval_buf;
   }
@@ -355,9 +372,10 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
     o->on_error = ON_ERROR_DEAD_LETTER;
     o->dead_letter = vals[12] + 12;
   } else {
-    return agg_usage("invalid value for --on-error: '%s' (expected fail, skip or "
-                     "dead-letter:PATH)",
-                     vals[12]);
+    return agg_usage(
+        "invalid value for --on-error: '%s' (expected fail, skip or "
+        "dead-letter:PATH)",
+        vals[12]);
   }
 
   if (vals[13] != NULL) {
@@ -368,10 +386,8 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
   }
   o->checkpoint_dir = vals[14];
   if (vals[15] != NULL) {
-    if (o->checkpoint_dir == NULL)
-      return agg_usage("--checkpoint-interval needs --checkpoint-dir");
-    if ((rc = agg_duration("--checkpoint-interval", vals[15], &ms)) != 0)
-      return rc;
+    if (o->checkpoint_dir == NULL) return agg_usage("--checkpoint-interval needs --checkpoint-dir");
+    if ((rc = agg_duration("--checkpoint-interval", vals[15], &ms)) != 0) return rc;
     if (ms <= 0)
       return agg_usage("invalid value for --checkpoint-interval: '%s' (must be positive)",
                        vals[15]);
@@ -385,9 +401,10 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
   o->kafka_start = vals[20] != NULL ? vals[20] : "earliest";
   if (strcmp(o->kafka_start, "earliest") != 0 && strcmp(o->kafka_start, "latest") != 0 &&
       strcmp(o->kafka_start, "committed") != 0)
-    return agg_usage("invalid value for --kafka-start: '%s' (expected earliest, latest or "
-                     "committed)",
-                     o->kafka_start);
+    return agg_usage(
+        "invalid value for --kafka-start: '%s' (expected earliest, latest or "
+        "committed)",
+        o->kafka_start);
   if (vals[21] != NULL) {
     if (strcmp(vals[21], "true") != 0 && strcmp(vals[21], "false") != 0)
       return agg_usage("invalid value for --bounded: '%s' (expected true or false)", vals[21]);
@@ -400,8 +417,7 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
     const char *what[4] = {"--input", "--output", "--late-output", "--on-error dead-letter"};
     bool any = false;
     for (int t = 0; t < 4; t++) {
-      if (targets[t] == NULL || strncmp(targets[t], "kafka:", 6) != 0)
-        continue;
+      if (targets[t] == NULL || strncmp(targets[t], "kafka:", 6) != 0) continue;
       any = true;
       if (targets[t][6] == '\0')
         return agg_usage("%s kafka: needs a topic name (kafka:TOPIC)", what[t]);
@@ -413,12 +429,14 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
     if (strncmp(o->input, "kafka:", 6) == 0) {
       o->input_topic = o->input + 6;
       if (o->dead_letter != NULL && strncmp(o->dead_letter, "kafka:", 6) != 0)
-        return agg_usage("with a Kafka input, dead letters go to a topic: --on-error "
-                         "dead-letter:kafka:TOPIC, not '%s'",
-                         o->dead_letter);
+        return agg_usage(
+            "with a Kafka input, dead letters go to a topic: --on-error "
+            "dead-letter:kafka:TOPIC, not '%s'",
+            o->dead_letter);
     } else if (vals[20] != NULL || vals[21] != NULL || vals[22] != NULL) {
-      return agg_usage("--kafka-start, --bounded and --idle-timeout apply to a Kafka input "
-                       "(--input kafka:TOPIC)");
+      return agg_usage(
+          "--kafka-start, --bounded and --idle-timeout apply to a Kafka input "
+          "(--input kafka:TOPIC)");
     }
     if (!any && vals[19] != NULL)
       return agg_usage("--group applies to kafka:TOPIC inputs and outputs, and none is given");
@@ -452,7 +470,7 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
 typedef struct agg_parser {
   agg_job_t *job;
   size_t line_no;
-  char *key;   /* the key's JSON encoding */
+  char *key; /* the key's JSON encoding */
   size_t key_cap;
   uint8_t *val; /* double + line */
   size_t val_cap;
@@ -461,8 +479,7 @@ typedef struct agg_parser {
 static int agg_parse_open(fl_context_t *ctx, void *opaque, void **instance) {
   agg_parser_t *p = calloc(1, sizeof(*p));
   (void)ctx;
-  if (p == NULL)
-    return FL_ENOMEM;
+  if (p == NULL) return FL_ENOMEM;
   p->job = opaque;
   *instance = p;
   return FL_OK;
@@ -470,8 +487,7 @@ static int agg_parse_open(fl_context_t *ctx, void *opaque, void **instance) {
 
 static void agg_parse_close(void *instance) {
   agg_parser_t *p = instance;
-  if (p == NULL)
-    return;
+  if (p == NULL) return;
   free(p->key);
   free(p->val);
   free(p);
@@ -481,13 +497,10 @@ static int agg_grow(void *pptr, size_t *cap, size_t need) {
   void **pp = pptr;
   size_t ncap = *cap ? *cap : 256;
   void *n;
-  if (need <= *cap)
-    return FL_OK;
-  while (ncap < need)
-    ncap *= 2;
+  if (need <= *cap) return FL_OK;
+  while (ncap < need) ncap *= 2;
   n = realloc(*pp, ncap);
-  if (n == NULL)
-    return FL_ENOMEM;
+  if (n == NULL) return FL_ENOMEM;
   *pp = n;
   *cap = ncap;
   return FL_OK;
@@ -495,8 +508,7 @@ static int agg_grow(void *pptr, size_t *cap, size_t need) {
 
 static bool agg_blank(const char *s, size_t n) {
   for (size_t i = 0; i < n; i++)
-    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-      return false;
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return false;
   return true;
 }
 
@@ -509,12 +521,14 @@ static int agg_bad_line(fl_context_t *ctx, agg_parser_t *p, const fl_record_t *i
     atomic_fetch_add_explicit(&p->job->skipped, 1, memory_order_relaxed);
     return FL_OK;
   case ON_ERROR_DEAD_LETTER:
-    dl = (fl_record_t){.key = "", .key_len = 0, .value = in->value,
-                       .value_len = in->value_len, .timestamp = FL_TS_NONE};
+    dl = (fl_record_t){.key = "",
+                       .key_len = 0,
+                       .value = in->value,
+                       .value_len = in->value_len,
+                       .timestamp = FL_TS_NONE};
     return fl_emit_side(ctx, p->job->dead_tag, &dl);
   case ON_ERROR_FAIL:
-  default:
-    return fl_ctx_fail(ctx, "line %zu: %s", p->line_no, problem);
+  default: return fl_ctx_fail(ctx, "line %zu: %s", p->line_no, problem);
   }
 }
 
@@ -522,7 +536,11 @@ static int agg_bad_line(fl_context_t *ctx, agg_parser_t *p, const fl_record_t *i
  * key field's JSON encoding; value: the number, then the event itself when keep_line;
  * timestamp: the time field), AGG_BLANK for a blank line, AGG_BAD with the sentence in
  * problem, or FL_ENOMEM. */
-enum { AGG_BLANK = 0, AGG_PARSED = 1, AGG_BAD = 2 };
+enum {
+  AGG_BLANK = 0,
+  AGG_PARSED = 1,
+  AGG_BAD = 2
+};
 static int agg_parse_bytes(agg_parser_t *p, const void *data, size_t len, fl_record_t *out,
                            char *problem, size_t problem_size) {
   const agg_opts_t *o = p->job->opts;
@@ -535,8 +553,7 @@ static int agg_parse_bytes(agg_parser_t *p, const void *data, size_t len, fl_rec
 
   problem[0] = '\0';
   /* Blank lines (a trailing empty line, say) carry no event; they are not errors. */
-  if (agg_blank(data, len))
-    return AGG_BLANK;
+  if (agg_blank(data, len)) return AGG_BLANK;
   root = json_loadb(data, len, 0, &jerr);
   if (root == NULL) {
     snprintf(problem, problem_size, "malformed JSON at column %d: %s", jerr.column, jerr.text);
@@ -568,8 +585,7 @@ static int agg_parse_bytes(agg_parser_t *p, const void *data, size_t len, fl_rec
     rc = AGG_BAD;
     goto done;
   }
-  if (o->agg != AGG_COUNT)
-    value = json_number_value(jv);
+  if (o->agg != AGG_COUNT) value = json_number_value(jv);
 
   key_len = json_dumpb(jk, p->key, p->key_cap, JSON_ENCODE_ANY | JSON_COMPACT);
   if (key_len == 0) {
@@ -590,10 +606,12 @@ static int agg_parse_bytes(agg_parser_t *p, const void *data, size_t len, fl_rec
     goto done;
   }
   memcpy(p->val, &value, sizeof(double));
-  if (p->job->keep_line && len > 0)
-    memcpy(p->val + sizeof(double), data, len);
-  *out = (fl_record_t){.key = p->key, .key_len = key_len, .value = p->val,
-                       .value_len = val_len, .timestamp = (int64_t)json_integer_value(jt)};
+  if (p->job->keep_line && len > 0) memcpy(p->val + sizeof(double), data, len);
+  *out = (fl_record_t){.key = p->key,
+                       .key_len = key_len,
+                       .value = p->val,
+                       .value_len = val_len,
+                       .timestamp = (int64_t)json_integer_value(jt)};
 done:
   json_decref(root);
   return rc;
@@ -607,27 +625,23 @@ static int agg_parse_process(fl_context_t *ctx, const fl_record_t *in, void *ins
 
   p->line_no++;
   rc = agg_parse_bytes(p, in->value, in->value_len, &out, problem, sizeof(problem));
-  if (rc == AGG_PARSED)
-    return fl_emit_record(ctx, &out);
-  if (rc == AGG_BAD)
-    return agg_bad_line(ctx, p, in, problem);
+  if (rc == AGG_PARSED) return fl_emit_record(ctx, &out);
+  if (rc == AGG_BAD) return agg_bad_line(ctx, p, in, problem);
   return rc; /* AGG_BLANK (0) or an error */
 }
 
 /* Kafka input: the source's deserializer parses each message (the source applies the
  * --on-error policy, naming topic, partition and offset). */
-static int agg_kafka_deserialize(fl_context_t *ctx, const fl_kafka_message_t *msg,
-                                 fl_record_t *out, void *opaque) {
+static int agg_kafka_deserialize(fl_context_t *ctx, const fl_kafka_message_t *msg, fl_record_t *out,
+                                 void *opaque) {
   agg_job_t *job = opaque;
   int s = fl_ctx_subtask(ctx);
   char problem[512];
   int rc;
-  if (s < 0 || s >= job->n_kparsers)
-    return fl_ctx_fail(ctx, "subtask %d has no parser", s);
-  rc = agg_parse_bytes(&job->kparsers[s], msg->value, msg->value_len, out, problem,
-                       sizeof(problem));
-  if (rc == AGG_BAD)
-    return fl_ctx_fail(ctx, "%s", problem);
+  if (s < 0 || s >= job->n_kparsers) return fl_ctx_fail(ctx, "subtask %d has no parser", s);
+  rc =
+      agg_parse_bytes(&job->kparsers[s], msg->value, msg->value_len, out, problem, sizeof(problem));
+  if (rc == AGG_BAD) return fl_ctx_fail(ctx, "%s", problem);
   return rc; /* AGG_PARSED (1), AGG_BLANK (0: dropped) or an error */
 }
 
@@ -652,10 +666,8 @@ static int agg_add(fl_context_t *ctx, void *acc_, const fl_record_t *in, void *o
     return fl_ctx_fail(ctx, "record of %zu bytes has no value", in->value_len);
   memcpy(&v, in->value, sizeof(double));
   acc->sum += v;
-  if (v < acc->min)
-    acc->min = v;
-  if (v > acc->max)
-    acc->max = v;
+  if (v < acc->min) acc->min = v;
+  if (v > acc->max) acc->max = v;
   acc->count++;
   return FL_OK;
 }
@@ -665,10 +677,8 @@ static void agg_merge(void *acc_, const void *other_, void *opaque) {
   const agg_acc_t *other = other_;
   (void)opaque;
   acc->sum += other->sum;
-  if (other->min < acc->min)
-    acc->min = other->min;
-  if (other->max > acc->max)
-    acc->max = other->max;
+  if (other->min < acc->min) acc->min = other->min;
+  if (other->max > acc->max) acc->max = other->max;
   acc->count += other->count;
 }
 
@@ -685,8 +695,7 @@ static void agg_format_number(char *out, size_t size, double v) {
   }
   for (int prec = 15; prec <= 17; prec++) {
     snprintf(out, size, "%.*g", prec, v);
-    if (prec == 17 || strtod(out, NULL) == v)
-      return;
+    if (prec == 17 || strtod(out, NULL) == v) return;
   }
 }
 
@@ -702,8 +711,7 @@ static int agg_result(fl_context_t *ctx, const fl_window_t *w, const void *acc_,
   double v;
   int n, rc;
 
-  if (acc->count == 0)
-    return FL_OK;
+  if (acc->count == 0) return FL_OK;
   switch (job->opts->agg) {
   case AGG_SUM: v = acc->sum; break;
   case AGG_COUNT: v = (double)acc->count; break;
@@ -714,10 +722,8 @@ static int agg_result(fl_context_t *ctx, const fl_window_t *w, const void *acc_,
   }
   agg_format_number(num, sizeof(num), v);
   key = fl_ctx_key(ctx, &key_len);
-  if (key == NULL)
-    return fl_ctx_fail(ctx, "window result without a key");
-  if (key_len > INT32_MAX)
-    return fl_ctx_fail(ctx, "key of %zu bytes is too long", key_len);
+  if (key == NULL) return fl_ctx_fail(ctx, "window result without a key");
+  if (key_len > INT32_MAX) return fl_ctx_fail(ctx, "key of %zu bytes is too long", key_len);
   for (;;) {
     n = snprintf(line, cap,
                  "{\"key\": %.*s, \"window_start\": %" PRId64 ", \"window_end\": %" PRId64
@@ -727,8 +733,7 @@ static int agg_result(fl_context_t *ctx, const fl_window_t *w, const void *acc_,
       rc = fl_ctx_fail(ctx, "cannot format a result");
       goto done;
     }
-    if ((size_t)n < cap)
-      break;
+    if ((size_t)n < cap) break;
     cap = (size_t)n + 1;
     line = malloc(cap);
     if (line == NULL) {
@@ -738,8 +743,7 @@ static int agg_result(fl_context_t *ctx, const fl_window_t *w, const void *acc_,
   }
   rc = fl_emit(ctx, key, key_len, line, (size_t)n, w->end - 1);
 done:
-  if (line != small)
-    free(line);
+  if (line != small) free(line);
   return rc;
 }
 
@@ -758,24 +762,20 @@ static int agg_late_line(fl_context_t *ctx, const fl_record_t *in, void *opaque)
 /* Async-signal-safe: fl_env_stop(), sem_post() and lock-free atomics only. */
 static void agg_on_signal(int sig) {
   fl_env_t *env = agg_env;
-  if (agg_signal == 0)
-    agg_signal = sig;
+  if (agg_signal == 0) agg_signal = sig;
   /* With --savepoint-on-exit the first signal asks the helper for a savepoint; another
    * one stops at once, without waiting for it. */
   if (agg_saver.started && atomic_fetch_add(&agg_saver.signals, 1) == 0) {
     sem_post(&agg_saver.wake);
     return;
   }
-  if (env != NULL)
-    fl_env_stop(env);
+  if (env != NULL) fl_env_stop(env);
 }
 
 static void *agg_saver_main(void *arg) {
   agg_saver_t *s = arg;
-  while (sem_wait(&s->wake) != 0 && errno == EINTR) {
-  }
-  if (atomic_load(&s->done))
-    return NULL;
+  while (sem_wait(&s->wake) != 0 && errno == EINTR) {}
+  if (atomic_load(&s->done)) return NULL;
   s->attempted = true;
   s->rc = fl_env_savepoint(s->env, s->path, s->err, sizeof(s->err));
   fl_env_stop(s->env);
@@ -832,8 +832,7 @@ static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
 
   if (o->on_error == ON_ERROR_DEAD_LETTER && o->input_topic == NULL)
     job->dead_tag = fl_output_tag(env, "dead-letter");
-  if (o->late_output != NULL)
-    late_tag = fl_output_tag(env, "late-data");
+  if (o->late_output != NULL) late_tag = fl_output_tag(env, "late-data");
 
   if (o->input_topic != NULL) {
     /* Kafka: parsed by the source's deserializer, watermarks per partition. */
@@ -858,10 +857,8 @@ static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
     };
     job->n_kparsers = o->parallelism != NULL ? atoi(o->parallelism) : 1;
     job->kparsers = calloc((size_t)job->n_kparsers, sizeof(*job->kparsers));
-    if (job->kparsers == NULL)
-      return FL_ENOMEM;
-    for (int i = 0; i < job->n_kparsers; i++)
-      job->kparsers[i].job = job;
+    if (job->kparsers == NULL) return FL_ENOMEM;
+    for (int i = 0; i < job->n_kparsers; i++) job->kparsers[i].job = job;
     timed = fl_source_kafka(env, "input", &ko);
   } else {
     lines = fl_source_lines(env, "input", o->input);
@@ -874,27 +871,20 @@ static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
   }
   keyed = fl_stream_key_by(timed, NULL, NULL);
   switch (o->window) {
-  case WIN_TUMBLING:
-    win = fl_window_tumbling(keyed, FL_EVENT_TIME, o->size, 0);
-    break;
-  case WIN_SLIDING:
-    win = fl_window_sliding(keyed, FL_EVENT_TIME, o->size, o->slide, 0);
-    break;
-  case WIN_SESSION:
-    win = fl_window_session(keyed, FL_EVENT_TIME, o->gap);
-    break;
+  case WIN_TUMBLING: win = fl_window_tumbling(keyed, FL_EVENT_TIME, o->size, 0); break;
+  case WIN_SLIDING: win = fl_window_sliding(keyed, FL_EVENT_TIME, o->size, o->slide, 0); break;
+  case WIN_SESSION: win = fl_window_session(keyed, FL_EVENT_TIME, o->gap); break;
   }
   if (win != NULL) {
     fl_window_allowed_lateness(win, o->allowed_lateness);
-    if (late_tag != NULL)
-      fl_window_late_output(win, late_tag);
+    if (late_tag != NULL) fl_window_late_output(win, late_tag);
   }
   results = fl_window_aggregate(win, "aggregate", &agg_fn, job);
   agg_sink(results, "output", o->output, o->output_dir, o);
   if (late_tag != NULL)
-    agg_sink(fl_stream_map(fl_stream_side_output(results, late_tag), "late-line",
-                           agg_late_line, NULL),
-             "late-output", o->late_output, o->late_output_dir, o);
+    agg_sink(
+        fl_stream_map(fl_stream_side_output(results, late_tag), "late-line", agg_late_line, NULL),
+        "late-output", o->late_output, o->late_output_dir, o);
   /* Builder errors are sticky and reported by fl_env_execute(). */
   return FL_OK;
 }
@@ -909,20 +899,16 @@ static int64_t agg_newest_checkpoint(const char *dir) {
   DIR *d = opendir(dir);
   int64_t newest = 0;
   struct dirent *e;
-  if (d == NULL)
-    return 0;
+  if (d == NULL) return 0;
   while ((e = readdir(d)) != NULL) {
     char manifest[4096];
     char *end;
     long long id;
-    if (strncmp(e->d_name, "chk-", 4) != 0)
-      continue;
+    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
     id = strtoll(e->d_name + 4, &end, 10);
-    if (*end != '\0' || id <= newest)
-      continue;
+    if (*end != '\0' || id <= newest) continue;
     snprintf(manifest, sizeof(manifest), "%s/%s/_manifest", dir, e->d_name);
-    if (access(manifest, F_OK) == 0)
-      newest = id;
+    if (access(manifest, F_OK) == 0) newest = id;
   }
   closedir(d);
   return newest;
@@ -938,8 +924,7 @@ static int64_t agg_manifest_id(const char *dir) {
   snprintf(path, sizeof(path), "%s/_manifest", dir);
   m = json_load_file(path, JSON_DISABLE_EOF_CHECK, &jerr);
   id = m != NULL ? json_object_get(m, "id") : NULL;
-  if (json_is_integer(id))
-    out = (int64_t)json_integer_value(id);
+  if (json_is_integer(id)) out = (int64_t)json_integer_value(id);
   json_decref(m);
   return out;
 }
@@ -960,10 +945,10 @@ static int agg_configure_durability(fl_config_t *conf, const agg_opts_t *o, char
     if (fl_config_set(conf, "state.checkpoints.dir", o->checkpoint_dir, errstr, size) != FL_OK ||
         fl_config_set(conf, "state.checkpoints.num-retained", AGG_CHECKPOINTS_RETAINED, errstr,
                       size) != FL_OK ||
-        fl_config_set(conf, "execution.checkpointing.interval",
-                      o->checkpoint_interval != NULL ? o->checkpoint_interval
-                                                     : AGG_CHECKPOINT_INTERVAL,
-                      errstr, size) != FL_OK)
+        fl_config_set(
+            conf, "execution.checkpointing.interval",
+            o->checkpoint_interval != NULL ? o->checkpoint_interval : AGG_CHECKPOINT_INTERVAL,
+            errstr, size) != FL_OK)
       return -1;
     newest = agg_newest_checkpoint(o->checkpoint_dir);
   }
@@ -1021,8 +1006,7 @@ int main(int argc, char **argv) {
   int rc;
 
   rc = agg_parse_args(argc, argv, &opts);
-  if (rc != 0)
-    return rc < 0 ? 0 : rc;
+  if (rc != 0) return rc < 0 ? 0 : rc;
 
   memset(&job, 0, sizeof(job));
   job.opts = &opts;
@@ -1040,8 +1024,8 @@ int main(int argc, char **argv) {
     goto done;
   }
   if (fl_config_set(conf, "pipeline.auto-watermark-interval",
-                    opts.watermark_interval != NULL ? opts.watermark_interval : "200ms",
-                    errstr, sizeof(errstr)) != FL_OK) {
+                    opts.watermark_interval != NULL ? opts.watermark_interval : "200ms", errstr,
+                    sizeof(errstr)) != FL_OK) {
     exit_code = agg_usage("invalid value for --watermark-interval: %s", errstr);
     goto done;
   }
@@ -1103,14 +1087,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "flink-agg: skipped %" PRId64 " malformed messages\n",
             agg_source_metric(env, "deserialize-errors-skipped"));
   else if (opts.on_error == ON_ERROR_SKIP)
-    fprintf(stderr, "flink-agg: skipped %" PRIu64 " malformed lines\n",
-            atomic_load(&job.skipped));
+    fprintf(stderr, "flink-agg: skipped %" PRIu64 " malformed lines\n", atomic_load(&job.skipped));
   if (rc == FL_OK) {
     exit_code = 0;
   } else if (rc == FL_ECANCELED && agg_signal != 0) {
     fprintf(stderr, "flink-agg: stopped by signal %d\n", (int)agg_signal);
-    exit_code = agg_saver.attempted && agg_saver.rc != FL_OK ? AGG_EXIT_FAILURE
-                                                              : 128 + agg_signal;
+    exit_code = agg_saver.attempted && agg_saver.rc != FL_OK ? AGG_EXIT_FAILURE : 128 + agg_signal;
   } else {
     const char *msg = fl_env_error(env);
     fprintf(stderr, "flink-agg: %s\n", msg[0] != '\0' ? msg : fl_strerror(rc));

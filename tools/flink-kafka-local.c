@@ -57,10 +57,10 @@
 #define KL_MAX_PARTITIONS 10000
 
 typedef struct kl_topic {
-  const char *arg;  /* the --topic argument as given, for messages */
+  const char *arg; /* the --topic argument as given, for messages */
   char *name;
   int partitions;
-  int replication;  /* 0: the mock's default, min(3, brokers) */
+  int replication; /* 0: the mock's default, min(3, brokers) */
 } kl_topic_t;
 
 typedef struct kl_opts {
@@ -77,21 +77,22 @@ static volatile sig_atomic_t kl_stop_signal = 0;
 static void kl_on_signal(int sig) { kl_stop_signal = sig; }
 
 static void kl_usage(FILE *f) {
-  fputs("usage: flink-kafka-local [--brokers N] [--topic NAME[:PARTITIONS[:REPLICATION]]]...\n"
-        "                         [--port-file PATH] [--stdin-eof] [--quiet]\n"
-        "\n"
-        "Starts librdkafka's mock Kafka cluster on 127.0.0.1, creates the topics, prints\n"
-        "'bootstrap.servers=HOST:PORT[,...]' on stdout and serves until SIGINT/SIGTERM\n"
-        "(or end of standard input with --stdin-eof). See docs/kafka-local.md.\n"
-        "\n"
-        "  --brokers N        number of brokers, 1..10000 (default 1)\n"
-        "  --topic SPEC       NAME[:PARTITIONS[:REPLICATION]], repeatable; partitions\n"
-        "                     default to 1, replication to min(3, brokers) and may not\n"
-        "                     exceed the broker count\n"
-        "  --port-file PATH   also write the bootstrap servers to PATH (atomically)\n"
-        "  --stdin-eof        stop when standard input reaches end of file\n"
-        "  --quiet            no informational messages on stderr\n",
-        f);
+  fputs(
+      "usage: flink-kafka-local [--brokers N] [--topic NAME[:PARTITIONS[:REPLICATION]]]...\n"
+      "                         [--port-file PATH] [--stdin-eof] [--quiet]\n"
+      "\n"
+      "Starts librdkafka's mock Kafka cluster on 127.0.0.1, creates the topics, prints\n"
+      "'bootstrap.servers=HOST:PORT[,...]' on stdout and serves until SIGINT/SIGTERM\n"
+      "(or end of standard input with --stdin-eof). See docs/kafka-local.md.\n"
+      "\n"
+      "  --brokers N        number of brokers, 1..10000 (default 1)\n"
+      "  --topic SPEC       NAME[:PARTITIONS[:REPLICATION]], repeatable; partitions\n"
+      "                     default to 1, replication to min(3, brokers) and may not\n"
+      "                     exceed the broker count\n"
+      "  --port-file PATH   also write the bootstrap servers to PATH (atomically)\n"
+      "  --stdin-eof        stop when standard input reaches end of file\n"
+      "  --quiet            no informational messages on stderr\n",
+      f);
 }
 
 static int kl_usage_error(const char *fmt, ...) {
@@ -108,12 +109,10 @@ static int kl_usage_error(const char *fmt, ...) {
 static bool kl_parse_int(const char *s, int lo, int hi, int *out) {
   char *end = NULL;
   long v;
-  if (s == NULL || *s == '\0' || *s == '+' || *s == '-' || *s == ' ')
-    return false;
+  if (s == NULL || *s == '\0' || *s == '+' || *s == '-' || *s == ' ') return false;
   errno = 0;
   v = strtol(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v < lo || v > hi)
-    return false;
+  if (errno != 0 || *end != '\0' || v < lo || v > hi) return false;
   *out = (int)v;
   return true;
 }
@@ -127,8 +126,8 @@ static bool kl_topic_name_valid(const char *name) {
     return false;
   for (size_t i = 0; i < n; i++) {
     char c = name[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '_' || c == '-'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
       return false;
   }
   return true;
@@ -151,23 +150,23 @@ static int kl_parse_topic(const char *arg, kl_topic_t *t) {
   }
   if ((parts = strchr(copy, ':')) != NULL) {
     *parts++ = '\0';
-    if ((repl = strchr(parts, ':')) != NULL)
-      *repl++ = '\0';
+    if ((repl = strchr(parts, ':')) != NULL) *repl++ = '\0';
   }
   if (!kl_topic_name_valid(copy)) {
-    rc = kl_usage_error("--topic %s: invalid topic name '%s' (1..%d characters of "
-                        "[a-zA-Z0-9._-], not '.' or '..')",
-                        arg, copy, KL_MAX_TOPIC_NAME);
+    rc = kl_usage_error(
+        "--topic %s: invalid topic name '%s' (1..%d characters of "
+        "[a-zA-Z0-9._-], not '.' or '..')",
+        arg, copy, KL_MAX_TOPIC_NAME);
     goto done;
   }
   if (parts != NULL && !kl_parse_int(parts, 1, KL_MAX_PARTITIONS, &t->partitions)) {
-    rc = kl_usage_error("--topic %s: partition count '%s' is not an integer in 1..%d", arg,
-                        parts, KL_MAX_PARTITIONS);
+    rc = kl_usage_error("--topic %s: partition count '%s' is not an integer in 1..%d", arg, parts,
+                        KL_MAX_PARTITIONS);
     goto done;
   }
   if (repl != NULL && !kl_parse_int(repl, 1, KL_MAX_BROKERS, &t->replication)) {
-    rc = kl_usage_error("--topic %s: replication factor '%s' is not an integer in 1..%d",
-                        arg, repl, KL_MAX_BROKERS);
+    rc = kl_usage_error("--topic %s: replication factor '%s' is not an integer in 1..%d", arg, repl,
+                        KL_MAX_BROKERS);
     goto done;
   }
   t->name = copy;
@@ -179,8 +178,7 @@ done:
 }
 
 static void kl_opts_free(kl_opts_t *o) {
-  for (size_t i = 0; i < o->ntopics; i++)
-    free(o->topics[i].name);
+  for (size_t i = 0; i < o->ntopics; i++) free(o->topics[i].name);
   free(o->topics);
   o->topics = NULL;
   o->ntopics = 0;
@@ -199,15 +197,15 @@ static int kl_parse_args(int argc, char **argv, kl_opts_t *o) {
     size_t alen = eq != NULL && strncmp(a, "--", 2) == 0 ? (size_t)(eq - a) : strlen(a);
     const char *val = eq != NULL && strncmp(a, "--", 2) == 0 ? eq + 1 : NULL;
 #define KL_IS(name) (alen == strlen(name) && strncmp(a, name, alen) == 0)
-#define KL_VALUE(name)                                                       \
-  do {                                                                      \
-    if (val == NULL) {                                                      \
-      if (i + 1 >= argc) {                                                  \
-        rc = kl_usage_error("%s: missing value", name);                     \
-        goto done;                                                          \
-      }                                                                     \
-      val = argv[++i];                                                      \
-    }                                                                       \
+#define KL_VALUE(name)                                  \
+  do {                                                  \
+    if (val == NULL) {                                  \
+      if (i + 1 >= argc) {                              \
+        rc = kl_usage_error("%s: missing value", name); \
+        goto done;                                      \
+      }                                                 \
+      val = argv[++i];                                  \
+    }                                                   \
   } while (0)
 
     if (KL_IS("--help") || KL_IS("-h")) {
@@ -230,8 +228,7 @@ static int kl_parse_args(int argc, char **argv, kl_opts_t *o) {
         goto done;
       }
       o->topics = grown;
-      if ((rc = kl_parse_topic(val, &o->topics[o->ntopics])) != 0)
-        goto done;
+      if ((rc = kl_parse_topic(val, &o->topics[o->ntopics])) != 0) goto done;
       o->ntopics++;
     } else if (KL_IS("--port-file")) {
       KL_VALUE("--port-file");
@@ -246,9 +243,10 @@ static int kl_parse_args(int argc, char **argv, kl_opts_t *o) {
       o->stdin_eof = true;
     } else if (KL_IS("--no-auto-create")) {
       /* Asked for often enough to deserve its own answer. */
-      rc = kl_usage_error("--no-auto-create: not supported: librdkafka's mock cluster "
-                          "creates a topic whenever a client's metadata request allows "
-                          "it, and has no switch to refuse (see docs/kafka-local.md)");
+      rc = kl_usage_error(
+          "--no-auto-create: not supported: librdkafka's mock cluster "
+          "creates a topic whenever a client's metadata request allows "
+          "it, and has no switch to refuse (see docs/kafka-local.md)");
       goto done;
     } else {
       rc = kl_usage_error("%s: unknown argument", a);
@@ -262,9 +260,10 @@ static int kl_parse_args(int argc, char **argv, kl_opts_t *o) {
   for (size_t i = 0; i < o->ntopics; i++) {
     kl_topic_t *t = &o->topics[i];
     if (t->replication > o->brokers) {
-      rc = kl_usage_error("--topic %s: replication factor %d exceeds the broker count %d "
-                          "(--brokers)",
-                          t->arg, t->replication, o->brokers);
+      rc = kl_usage_error(
+          "--topic %s: replication factor %d exceeds the broker count %d "
+          "(--brokers)",
+          t->arg, t->replication, o->brokers);
       goto done;
     }
     for (size_t j = 0; j < i; j++) {
@@ -310,17 +309,15 @@ static int kl_write_port_file(const char *path, const char *bootstrap) {
   }
   f = NULL;
   if (rename(tmp, path) != 0) {
-    fprintf(stderr, "flink-kafka-local: --port-file %s: cannot rename %s into place: %s\n",
-            path, tmp, strerror(errno));
+    fprintf(stderr, "flink-kafka-local: --port-file %s: cannot rename %s into place: %s\n", path,
+            tmp, strerror(errno));
     goto done;
   }
   rc = 0;
 
 done:
-  if (f != NULL)
-    fclose(f);
-  if (rc != 0 && tmp != NULL)
-    unlink(tmp);
+  if (f != NULL) fclose(f);
+  if (rc != 0 && tmp != NULL) unlink(tmp);
   free(tmp);
   return rc;
 }
@@ -335,8 +332,7 @@ static int kl_serve(bool stdin_eof, const sigset_t *wait_mask, bool quiet) {
   while (kl_stop_signal == 0) {
     int n = ppoll(&pfd, stdin_eof ? 1 : 0, NULL, wait_mask);
     if (n < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       fprintf(stderr, "flink-kafka-local: waiting for a stop signal: %s\n", strerror(errno));
       return -1;
     }
@@ -344,8 +340,7 @@ static int kl_serve(bool stdin_eof, const sigset_t *wait_mask, bool quiet) {
       /* Whatever the parent writes is ignored; only its end of the pipe matters. */
       ssize_t r = read(STDIN_FILENO, buf, sizeof(buf));
       if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
-        if (!quiet)
-          fprintf(stderr, "flink-kafka-local: standard input closed, stopping\n");
+        if (!quiet) fprintf(stderr, "flink-kafka-local: standard input closed, stopping\n");
         return 0;
       }
     }
@@ -435,13 +430,12 @@ int main(int argc, char **argv) {
     int repl = t->replication > 0 ? t->replication : dflt;
     rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(mc, t->name, t->partitions, repl);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      fprintf(stderr, "flink-kafka-local: --topic %s: cannot create topic '%s': %s\n",
-              t->arg, t->name, rd_kafka_err2str(err));
+      fprintf(stderr, "flink-kafka-local: --topic %s: cannot create topic '%s': %s\n", t->arg,
+              t->name, rd_kafka_err2str(err));
       goto done;
     }
     if (!o.quiet)
-      fprintf(stderr, "flink-kafka-local: topic %s: %d partition(s)\n", t->name,
-              t->partitions);
+      fprintf(stderr, "flink-kafka-local: topic %s: %d partition(s)\n", t->name, t->partitions);
     if (!o.quiet && repl != dflt)
       fprintf(stderr,
               "flink-kafka-local: --topic %s: replication factor %d requested; the mock "
@@ -451,8 +445,7 @@ int main(int argc, char **argv) {
 
   bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
   if (o.port_file != NULL) {
-    if (kl_write_port_file(o.port_file, bootstrap) != 0)
-      goto done;
+    if (kl_write_port_file(o.port_file, bootstrap) != 0) goto done;
     port_file_written = true;
   }
   /* The port file first: whoever reads this line may look at the file at once. */
@@ -464,17 +457,13 @@ int main(int argc, char **argv) {
   if (!o.quiet)
     fprintf(stderr, "flink-kafka-local: %d broker(s) serving on %s\n", o.brokers, bootstrap);
 
-  if (kl_serve(o.stdin_eof, &old_mask, o.quiet) != 0)
-    goto done;
+  if (kl_serve(o.stdin_eof, &old_mask, o.quiet) != 0) goto done;
   exit_code = 0;
 
 done:
-  if (mc != NULL)
-    rd_kafka_mock_cluster_destroy(mc);
-  if (rk != NULL)
-    rd_kafka_destroy(rk);
-  if (conf != NULL)
-    rd_kafka_conf_destroy(conf);
+  if (mc != NULL) rd_kafka_mock_cluster_destroy(mc);
+  if (rk != NULL) rd_kafka_destroy(rk);
+  if (conf != NULL) rd_kafka_conf_destroy(conf);
   if (port_file_written && unlink(o.port_file) != 0 && errno != ENOENT)
     fprintf(stderr, "flink-kafka-local: --port-file %s: cannot remove: %s\n", o.port_file,
             strerror(errno));

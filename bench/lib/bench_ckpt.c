@@ -125,7 +125,8 @@ static int64_t metric(fl_env_t *env, const char *name) {
   char *js = fl_env_metrics_json(env);
   json_t *doc = js ? json_loads(js, 0, NULL) : NULL;
   free(js);
-  int64_t v = (int64_t)json_integer_value(json_object_get(json_object_get(doc, "checkpoints"), name));
+  int64_t v =
+      (int64_t)json_integer_value(json_object_get(json_object_get(doc, "checkpoints"), name));
   json_decref(doc);
   return v;
 }
@@ -151,15 +152,24 @@ int fl_bench_checkpoint_main(int argc, char **argv) {
       usage();
       return 2;
     }
-    if (!strcmp(a, "--state-mb")) state_mb = strtoull(v, NULL, 10);
-    else if (!strcmp(a, "--value-bytes")) value_bytes = (size_t)strtoull(v, NULL, 10);
-    else if (!strcmp(a, "--update-pct")) update_pct = atof(v);
-    else if (!strcmp(a, "--incremental")) incremental = v;
-    else if (!strcmp(a, "--backend")) backend = v;
-    else if (!strcmp(a, "--interval")) interval = v;
-    else if (!strcmp(a, "--rounds")) rounds = atoi(v);
-    else if (!strcmp(a, "--parallelism")) par = atoi(v);
-    else if (!strcmp(a, "--dir")) dir = v;
+    if (!strcmp(a, "--state-mb"))
+      state_mb = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--value-bytes"))
+      value_bytes = (size_t)strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--update-pct"))
+      update_pct = atof(v);
+    else if (!strcmp(a, "--incremental"))
+      incremental = v;
+    else if (!strcmp(a, "--backend"))
+      backend = v;
+    else if (!strcmp(a, "--interval"))
+      interval = v;
+    else if (!strcmp(a, "--rounds"))
+      rounds = atoi(v);
+    else if (!strcmp(a, "--parallelism"))
+      par = atoi(v);
+    else if (!strcmp(a, "--dir"))
+      dir = v;
     else {
       usage();
       return 2;
@@ -183,13 +193,20 @@ int fl_bench_checkpoint_main(int argc, char **argv) {
     fprintf(stderr, "flink-bench: cannot create %s\n", tmp);
     return 1;
   }
-  const char *kv[] = {"parallelism", ps,
-                      "state.backend", backend,
-                      "state.backend.incremental", incremental,
-                      "state.backend.rocksdb.localdir", rocks,
-                      "state.checkpoints.dir", ck,
-                      "state.checkpoints.num-retained", "1",
-                      "execution.checkpointing.interval", interval,
+  const char *kv[] = {"parallelism",
+                      ps,
+                      "state.backend",
+                      backend,
+                      "state.backend.incremental",
+                      incremental,
+                      "state.backend.rocksdb.localdir",
+                      rocks,
+                      "state.checkpoints.dir",
+                      ck,
+                      "state.checkpoints.num-retained",
+                      "1",
+                      "execution.checkpointing.interval",
+                      interval,
                       NULL};
   fl_config_t *conf = fl_config_new();
   char err[512];
@@ -206,13 +223,12 @@ int fl_bench_checkpoint_main(int argc, char **argv) {
     return 1;
   }
   fl_config_destroy(conf);
-  bc_t b = {.keys = state_mb * 1024 * 1024 / value_bytes, .value_bytes = value_bytes,
+  bc_t b = {.keys = state_mb * 1024 * 1024 / value_bytes,
+            .value_bytes = value_bytes,
             .update_pct = update_pct};
   b.val = fl_state_value(env, "value");
-  static const fl_source_fn_t sfn = {.version = FL_SOURCE_FN_VERSION,
-                                     .open = src_open,
-                                     .run = src_run,
-                                     .close = src_close};
+  static const fl_source_fn_t sfn = {
+      .version = FL_SOURCE_FN_VERSION, .open = src_open, .run = src_run, .close = src_close};
   static const fl_process_fn_t pfn = {.version = FL_PROCESS_FN_VERSION, .process = put_process};
   static const fl_sink_fn_t kfn = {.version = FL_SINK_FN_VERSION, .write = null_write};
   fl_stream_t *s = fl_source(env, "load", &sfn, &b, 0);
@@ -230,13 +246,15 @@ int fl_bench_checkpoint_main(int argc, char **argv) {
   for (int round = 0; round <= rounds; round++) {
     while (metric(env, "completed") <= seen) usleep(20000);
     seen = metric(env, "completed");
-    printf("{\"bench\":\"checkpoint\",\"backend\":\"%s\",\"incremental\":%s,"
-           "\"state_mb\":%" PRIu64 ",\"keys\":%" PRIu64 ",\"checkpoint\":\"%s\","
-           "\"duration_ms\":%" PRId64 ",\"size_bytes\":%" PRId64 ",\"new_bytes\":%" PRId64
-           ",\"load_seconds\":%.1f}\n",
-           backend, strcmp(incremental, "true") == 0 ? "true" : "false", state_mb, b.keys,
-           round == 0 ? "after-load" : "after-updates", metric(env, "last_duration_ms"),
-           metric(env, "last_size_bytes"), metric(env, "last_new_bytes"), load_s);
+    printf(
+        "{\"bench\":\"checkpoint\",\"backend\":\"%s\",\"incremental\":%s,"
+        "\"state_mb\":%" PRIu64 ",\"keys\":%" PRIu64
+        ",\"checkpoint\":\"%s\","
+        "\"duration_ms\":%" PRId64 ",\"size_bytes\":%" PRId64 ",\"new_bytes\":%" PRId64
+        ",\"load_seconds\":%.1f}\n",
+        backend, strcmp(incremental, "true") == 0 ? "true" : "false", state_mb, b.keys,
+        round == 0 ? "after-load" : "after-updates", metric(env, "last_duration_ms"),
+        metric(env, "last_size_bytes"), metric(env, "last_new_bytes"), load_s);
     fflush(stdout);
     atomic_fetch_add(&b.round, 1); /* the next batch of updates */
   }

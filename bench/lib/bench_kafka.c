@@ -59,7 +59,7 @@ typedef struct bk_opts {
   int keys, partitions, parallelism;
   int64_t window_ms;
   fl_kafka_guarantee_t guarantee;
-  long rate;    /* > 0: latency mode */
+  long rate; /* > 0: latency mode */
   int seconds;
 } bk_opts_t;
 
@@ -159,16 +159,16 @@ static int bk_result(fl_context_t *ctx, const fl_window_t *w, const void *acc, v
   return fl_emit(ctx, key, klen, &f, sizeof f, w->end - 1);
 }
 
-static fl_env_t *bk_env(const bk_opts_t *o, const char *brokers, const char *in,
-                        const char *out, bool bounded, const char *ckpt_dir) {
+static fl_env_t *bk_env(const bk_opts_t *o, const char *brokers, const char *in, const char *out,
+                        bool bounded, const char *ckpt_dir) {
   fl_config_t *conf = fl_config_new();
   fl_env_t *env = NULL;
   char err[512], par[16];
   snprintf(par, sizeof par, "%d", o->parallelism);
   if (!conf || fl_config_set(conf, "parallelism", par, err, sizeof err) ||
-      (ckpt_dir && (fl_config_set(conf, "state.checkpoints.dir", ckpt_dir, err, sizeof err) ||
-                    fl_config_set(conf, "execution.checkpointing.interval", "1s", err,
-                                  sizeof err))) ||
+      (ckpt_dir &&
+       (fl_config_set(conf, "state.checkpoints.dir", ckpt_dir, err, sizeof err) ||
+        fl_config_set(conf, "execution.checkpointing.interval", "1s", err, sizeof err))) ||
       fl_env_new(&env, conf, err, sizeof err)) {
     fprintf(stderr, "flink-bench kafka: %s\n", conf ? err : "out of memory");
     fl_config_destroy(conf);
@@ -214,10 +214,10 @@ static fl_env_t *bk_env(const bk_opts_t *o, const char *brokers, const char *in,
 
 /* A consumer (group `group`, fetch.wait.max.ms=5 as every consumer here) assigned every
  * partition of topic from the beginning; NULL on error (printed). */
-static rd_kafka_t *bk_consumer_from_start(const char *brokers, const char *group,
-                                          const char *topic, int partitions) {
-  const char *const kv[] = {"group.id", group, "enable.auto.commit", "false",
-                            "fetch.wait.max.ms", "5", NULL};
+static rd_kafka_t *bk_consumer_from_start(const char *brokers, const char *group, const char *topic,
+                                          int partitions) {
+  const char *const kv[] = {"group.id", group, "enable.auto.commit", "false", "fetch.wait.max.ms",
+                            "5",        NULL};
   rd_kafka_t *c = bk_client(RD_KAFKA_CONSUMER, brokers, kv);
   if (!c) return NULL;
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
@@ -347,17 +347,19 @@ static int bk_throughput(const bk_opts_t *o, const char *brokers) {
   bool ok = bk_drain(brokers, "bench.features", o->partitions, expected, NULL, bk_check_feature,
                      &chk, 60) == 0 &&
             chk.sum == total && chk.count == o->events;
-  printf("{\"bench\":\"kafka\",\"mode\":\"throughput\",\"events\":%ld,\"keys\":%d,"
-         "\"partitions\":%d,\"parallelism\":%d,\"window_ms\":%" PRId64 ",\"guarantee\":\"%s\","
-         "\"consume_only_events_per_s\":%.0f,\"raw_s\":%.3f,\"raw_cpu_s\":%.3f,\"raw_events_per_s\":%.0f,\"job_s\":%.3f,"
-         "\"job_cpu_s\":%.3f,\"job_events_per_s\":%.0f,"
-         "\"ratio\":%.3f,\"features\":%ld,\"features_expected\":%ld,\"ok\":%s}\n",
-         o->events, o->keys, o->partitions, o->parallelism, o->window_ms,
-         o->guarantee == FL_KAFKA_EXACTLY_ONCE   ? "exactly-once"
-         : o->guarantee == FL_KAFKA_AT_LEAST_ONCE ? "at-least-once"
-                                                  : "none",
-         (double)o->events / consume_s, raw_s, raw_cpu, (double)o->events / raw_s, job_s, job_cpu, (double)o->events / job_s, raw_s / job_s,
-         chk.features, expected, ok ? "true" : "false");
+  printf(
+      "{\"bench\":\"kafka\",\"mode\":\"throughput\",\"events\":%ld,\"keys\":%d,"
+      "\"partitions\":%d,\"parallelism\":%d,\"window_ms\":%" PRId64
+      ",\"guarantee\":\"%s\","
+      "\"consume_only_events_per_s\":%.0f,\"raw_s\":%.3f,\"raw_cpu_s\":%.3f,\"raw_events_per_s\":%.0f,\"job_s\":%.3f,"
+      "\"job_cpu_s\":%.3f,\"job_events_per_s\":%.0f,"
+      "\"ratio\":%.3f,\"features\":%ld,\"features_expected\":%ld,\"ok\":%s}\n",
+      o->events, o->keys, o->partitions, o->parallelism, o->window_ms,
+      o->guarantee == FL_KAFKA_EXACTLY_ONCE    ? "exactly-once"
+      : o->guarantee == FL_KAFKA_AT_LEAST_ONCE ? "at-least-once"
+                                               : "none",
+      (double)o->events / consume_s, raw_s, raw_cpu, (double)o->events / raw_s, job_s, job_cpu,
+      (double)o->events / job_s, raw_s / job_s, chk.features, expected, ok ? "true" : "false");
   return ok ? 0 : 1;
 }
 
@@ -369,8 +371,8 @@ typedef struct bk_lat {
   const char *brokers;
   _Atomic bool stop;
   _Atomic long produced;
-  int64_t *lat; /* ms */
-  int64_t *win; /* the window end of each latency */
+  int64_t *lat;                /* ms */
+  int64_t *win;                /* the window end of each latency */
   _Atomic int64_t produce_end; /* wall ms when the producer wrote its last event */
   size_t n, cap;
   int64_t warm_until; /* wall ms: features of windows ending before are not counted */
@@ -432,7 +434,8 @@ static void *bk_reader_main(void *arg) {
       memcpy(&f, m->payload, sizeof f);
       if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 65536;
-        int64_t *n = realloc(l->lat, cap * sizeof *n), *w = n ? realloc(l->win, cap * sizeof *w) : NULL;
+        int64_t *n = realloc(l->lat, cap * sizeof *n),
+                *w = n ? realloc(l->win, cap * sizeof *w) : NULL;
         if (n) l->lat = n;
         if (w) l->win = w, l->cap = cap;
       }
@@ -564,14 +567,15 @@ static int bk_latency(const bk_opts_t *o, const char *brokers) {
     ip99 = l.in_lat[(l.in_n * 99) / 100];
     imx = l.in_lat[l.in_n - 1];
   }
-  printf("{\"bench\":\"kafka\",\"mode\":\"latency\",\"rate\":%ld,\"seconds\":%d,\"produced\":%ld,"
-         "\"keys\":%d,\"partitions\":%d,\"parallelism\":%d,\"window_ms\":%" PRId64
-         ",\"features\":%zu,\"latency_ms_p50\":%" PRId64 ",\"latency_ms_p99\":%" PRId64
-         ",\"latency_ms_max\":%" PRId64 ",\"input_latency_ms_p50\":%" PRId64
-         ",\"input_latency_ms_p99\":%" PRId64 ",\"input_latency_ms_max\":%" PRId64
-         ",\"wall_s\":%.1f,\"ok\":%s}\n",
-         o->rate, o->seconds, atomic_load(&l.produced), o->keys, o->partitions, o->parallelism,
-         o->window_ms, l.n, p50, p99, mx, ip50, ip99, imx, wall, ok ? "true" : "false");
+  printf(
+      "{\"bench\":\"kafka\",\"mode\":\"latency\",\"rate\":%ld,\"seconds\":%d,\"produced\":%ld,"
+      "\"keys\":%d,\"partitions\":%d,\"parallelism\":%d,\"window_ms\":%" PRId64
+      ",\"features\":%zu,\"latency_ms_p50\":%" PRId64 ",\"latency_ms_p99\":%" PRId64
+      ",\"latency_ms_max\":%" PRId64 ",\"input_latency_ms_p50\":%" PRId64
+      ",\"input_latency_ms_p99\":%" PRId64 ",\"input_latency_ms_max\":%" PRId64
+      ",\"wall_s\":%.1f,\"ok\":%s}\n",
+      o->rate, o->seconds, atomic_load(&l.produced), o->keys, o->partitions, o->parallelism,
+      o->window_ms, l.n, p50, p99, mx, ip50, ip99, imx, wall, ok ? "true" : "false");
   free(l.lat);
   free(l.win);
   free(l.in_lat);
@@ -591,8 +595,13 @@ static void bk_usage(FILE *f) {
 }
 
 int fl_bench_kafka_main(int argc, char **argv) {
-  bk_opts_t o = {.events = 400000, .keys = 1000, .partitions = 8, .parallelism = 1,
-                 .window_ms = 10000, .guarantee = FL_KAFKA_AT_LEAST_ONCE, .seconds = 10};
+  bk_opts_t o = {.events = 400000,
+                 .keys = 1000,
+                 .partitions = 8,
+                 .parallelism = 1,
+                 .window_ms = 10000,
+                 .guarantee = FL_KAFKA_AT_LEAST_ONCE,
+                 .seconds = 10};
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--help") == 0) {
@@ -604,20 +613,32 @@ int fl_bench_kafka_main(int argc, char **argv) {
       return 2;
     }
     i++;
-    if (strcmp(a, "--events") == 0) o.events = atol(v);
-    else if (strcmp(a, "--keys") == 0) o.keys = atoi(v);
-    else if (strcmp(a, "--partitions") == 0) o.partitions = atoi(v);
-    else if (strcmp(a, "--parallelism") == 0) o.parallelism = atoi(v);
-    else if (strcmp(a, "--window-ms") == 0) o.window_ms = atol(v);
-    else if (strcmp(a, "--rate") == 0) o.rate = atol(v);
-    else if (strcmp(a, "--seconds") == 0) o.seconds = atoi(v);
+    if (strcmp(a, "--events") == 0)
+      o.events = atol(v);
+    else if (strcmp(a, "--keys") == 0)
+      o.keys = atoi(v);
+    else if (strcmp(a, "--partitions") == 0)
+      o.partitions = atoi(v);
+    else if (strcmp(a, "--parallelism") == 0)
+      o.parallelism = atoi(v);
+    else if (strcmp(a, "--window-ms") == 0)
+      o.window_ms = atol(v);
+    else if (strcmp(a, "--rate") == 0)
+      o.rate = atol(v);
+    else if (strcmp(a, "--seconds") == 0)
+      o.seconds = atoi(v);
     else if (strcmp(a, "--guarantee") == 0) {
-      if (strcmp(v, "none") == 0) o.guarantee = FL_KAFKA_NO_GUARANTEE;
-      else if (strcmp(v, "at-least-once") == 0) o.guarantee = FL_KAFKA_AT_LEAST_ONCE;
-      else if (strcmp(v, "exactly-once") == 0) o.guarantee = FL_KAFKA_EXACTLY_ONCE;
+      if (strcmp(v, "none") == 0)
+        o.guarantee = FL_KAFKA_NO_GUARANTEE;
+      else if (strcmp(v, "at-least-once") == 0)
+        o.guarantee = FL_KAFKA_AT_LEAST_ONCE;
+      else if (strcmp(v, "exactly-once") == 0)
+        o.guarantee = FL_KAFKA_EXACTLY_ONCE;
       else {
-        fprintf(stderr, "flink-bench kafka: --guarantee '%s' is not none, at-least-once or "
-                        "exactly-once\n", v);
+        fprintf(stderr,
+                "flink-bench kafka: --guarantee '%s' is not none, at-least-once or "
+                "exactly-once\n",
+                v);
         return 2;
       }
     } else {
@@ -626,8 +647,8 @@ int fl_bench_kafka_main(int argc, char **argv) {
       return 2;
     }
   }
-  if (o.events < 1 || o.keys < 1 || o.partitions < 1 || o.parallelism < 1 ||
-      o.window_ms < 1 || o.rate < 0 || o.seconds < 1 || o.keys > o.window_ms) {
+  if (o.events < 1 || o.keys < 1 || o.partitions < 1 || o.parallelism < 1 || o.window_ms < 1 ||
+      o.rate < 0 || o.seconds < 1 || o.keys > o.window_ms) {
     fprintf(stderr, "flink-bench kafka: counts must be positive and --keys <= --window-ms\n");
     return 2;
   }

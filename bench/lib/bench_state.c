@@ -84,8 +84,7 @@ static int bs_parse_u64(const char *name, const char *v, uint64_t min, uint64_t 
   unsigned long long x = strtoull(v, &end, 10);
   if (errno || end == v || *end || v[0] == '-' || x < min || x > max) {
     fprintf(stderr,
-            "flink-bench state: %s takes an integer from %" PRIu64 " to %" PRIu64
-            ", not '%s'\n",
+            "flink-bench state: %s takes an integer from %" PRIu64 " to %" PRIu64 ", not '%s'\n",
             name, min, max, v);
     return -1;
   }
@@ -112,8 +111,7 @@ static int bs_parse(int argc, char **argv, bs_opts_t *o) {
       o->hashmap = strcmp(v, "hashmap") == 0 || strcmp(v, "both") == 0;
       o->rocksdb = strcmp(v, "rocksdb") == 0 || strcmp(v, "both") == 0;
       if (!o->hashmap && !o->rocksdb) {
-        fprintf(stderr, "flink-bench state: --backend is hashmap, rocksdb or both, not '%s'\n",
-                v);
+        fprintf(stderr, "flink-bench state: --backend is hashmap, rocksdb or both, not '%s'\n", v);
         return -1;
       }
     } else if (strcmp(name, "--keys") == 0) {
@@ -151,12 +149,11 @@ static void bs_at(bs_run_t *b, uint64_t id) {
   b->r.k.kg = (uint16_t)(fl_hash64(&b->key, sizeof b->key, 0) % BS_KEY_GROUPS);
 }
 
-static int bs_open(bs_run_t *b, fl_kv_rocksdb_shared_t *sh, const char *dir,
-                   fl_state_kind_t kind) {
+static int bs_open(bs_run_t *b, fl_kv_rocksdb_shared_t *sh, const char *dir, fl_state_kind_t kind) {
   char err[512] = "";
   memset(b, 0, sizeof *b);
-  int rc = sh ? fl_kv_rocksdb_new(sh, dir, NULL, &b->kv, err, sizeof err)
-              : fl_kv_hashmap_new(&b->kv);
+  int rc =
+      sh ? fl_kv_rocksdb_new(sh, dir, NULL, &b->kv, err, sizeof err) : fl_kv_hashmap_new(&b->kv);
   if (rc) {
     fprintf(stderr, "flink-bench state: cannot open the store: %s (%s)\n",
             err[0] ? err : fl_strerror(rc), fl_err_name(rc));
@@ -243,8 +240,10 @@ static int bs_run_op(const bs_opts_t *o, fl_kv_rocksdb_shared_t *sh, const char 
       size_t n;
       uint64_t x = 0;
       rc = fl_st_value_get(&b.r, &v, &n);
-      if (rc == 1 && n == sizeof x) memcpy(&x, v, sizeof x);
-      else if (rc >= 0) rc = FL_EPARSE;
+      if (rc == 1 && n == sizeof x)
+        memcpy(&x, v, sizeof x);
+      else if (rc >= 0)
+        rc = FL_EPARSE;
       x++;
       if (rc >= 0) rc = fl_st_value_set(&b.r, &x, sizeof x);
     } else if (op == 1) {
@@ -282,8 +281,8 @@ static int bs_run_op(const bs_opts_t *o, fl_kv_rocksdb_shared_t *sh, const char 
   fflush(stdout);
 done:
   if (rc && rc != FL_EIO)
-    fprintf(stderr, "flink-bench state: %s %s failed: %s%s%s\n", sh ? "rocksdb" : "hashmap",
-            what, fl_err_name(rc), sh && b.kv.ops ? ": " : "",
+    fprintf(stderr, "flink-bench state: %s %s failed: %s%s%s\n", sh ? "rocksdb" : "hashmap", what,
+            fl_err_name(rc), sh && b.kv.ops ? ": " : "",
             sh && b.kv.ops ? fl_kv_rocksdb_errmsg(&b.kv) : "");
   bs_close(&b);
   return rc ? 1 : 0;

@@ -31,7 +31,11 @@
  * join.
  */
 
-typedef enum nx_kind { NX_PERSON = 0, NX_AUCTION = 1, NX_BID = 2 } nx_kind_t;
+typedef enum nx_kind {
+  NX_PERSON = 0,
+  NX_AUCTION = 1,
+  NX_BID = 2
+} nx_kind_t;
 
 typedef struct nx_person_wire {
   uint8_t kind; /* NX_PERSON */
@@ -197,9 +201,9 @@ int nx_event_json(const nx_event_t *e, char *out, size_t cap);
 
 typedef struct nx_config {
   uint64_t seed;
-  uint64_t events;    /* events 0 .. events-1 */
-  uint64_t rate;      /* events per second of event time, >= 1 */
-  int64_t base_time;  /* ms, the time of event 0 */
+  uint64_t events;   /* events 0 .. events-1 */
+  uint64_t rate;     /* events per second of event time, >= 1 */
+  int64_t base_time; /* ms, the time of event 0 */
 } nx_config_t;
 
 typedef struct nx_gen nx_gen_t;

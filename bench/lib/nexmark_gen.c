@@ -213,8 +213,8 @@ static size_t make_person(const nx_gen_t *g, uint64_t n, int64_t ts, rng_t *r, u
   h.credit_card_len = sizeof cc;
   h.city_len = (uint16_t)strlen(city);
   h.state_len = (uint16_t)strlen(state);
-  size_t current = 8 + (size_t)h.name_len + h.email_len + h.credit_card_len + h.city_len +
-                   h.state_len;
+  size_t current =
+      8 + (size_t)h.name_len + h.email_len + h.credit_card_len + h.city_len + h.state_len;
   h.extra_len = (uint16_t)extra_len(r, current, AVG_PERSON_BYTES);
   writer_t w = {buf};
   put(&w, &h, sizeof h);
@@ -308,12 +308,9 @@ size_t nx_gen_event(const nx_gen_t *g, uint64_t n, void *buf, int64_t *ts) {
   rng_t r = event_rng(g, n);
   if (ts) *ts = t;
   switch (nx_event_kind(n)) {
-  case NX_PERSON:
-    return make_person(g, n, t, &r, buf);
-  case NX_AUCTION:
-    return make_auction(g, n, t, &r, buf);
-  default:
-    return make_bid(g, n, t, &r, buf);
+  case NX_PERSON: return make_person(g, n, t, &r, buf);
+  case NX_AUCTION: return make_auction(g, n, t, &r, buf);
+  default: return make_bid(g, n, t, &r, buf);
   }
 }
 
@@ -337,8 +334,8 @@ static size_t base_url(rng_t *r, const char *letters, char *out, size_t cap) {
     memcpy(seg[i], letters + rng_below(r, TEXT_BYTES), len);
     seg[i][len] = '\0';
   }
-  int len = snprintf(out, cap, "https://www.nexmark.com/%s/%s/%s/item.htm?query=1", seg[0],
-                     seg[1], seg[2]);
+  int len = snprintf(out, cap, "https://www.nexmark.com/%s/%s/%s/item.htm?query=1", seg[0], seg[1],
+                     seg[2]);
   return len > 0 && (size_t)len < cap ? (size_t)len : 0;
 }
 
@@ -480,8 +477,7 @@ size_t nx_encoded_size(const void *value, size_t len) {
     total = sizeof h + (size_t)h.channel_len + h.url_len + h.extra_len;
     break;
   }
-  default:
-    return 0;
+  default: return 0;
   }
   return total <= len ? total : 0;
 }
@@ -508,7 +504,7 @@ int nx_decode_person(const void *value, size_t len, nx_person_t *out) {
   const uint16_t lens[] = {h.name_len, h.email_len, h.credit_card_len,
                            h.city_len, h.state_len, h.extra_len};
   nx_str_t *const views[] = {&out->name, &out->email_address, &out->credit_card,
-                             &out->city, &out->state, &out->extra};
+                             &out->city, &out->state,         &out->extra};
   const uint8_t *p = (const uint8_t *)value;
   return take_strings(p + sizeof h, p + len, lens, views, 6) ? 0 : FL_EPARSE;
 }
@@ -546,17 +542,10 @@ int nx_decode_bid(const void *value, size_t len, nx_bid_t *out) {
 
 int nx_decode(const void *value, size_t len, nx_event_t *out) {
   switch (nx_kind_of(value, len)) {
-  case NX_PERSON:
-    out->kind = NX_PERSON;
-    return nx_decode_person(value, len, &out->u.person);
-  case NX_AUCTION:
-    out->kind = NX_AUCTION;
-    return nx_decode_auction(value, len, &out->u.auction);
-  case NX_BID:
-    out->kind = NX_BID;
-    return nx_decode_bid(value, len, &out->u.bid);
-  default:
-    return FL_EPARSE;
+  case NX_PERSON: out->kind = NX_PERSON; return nx_decode_person(value, len, &out->u.person);
+  case NX_AUCTION: out->kind = NX_AUCTION; return nx_decode_auction(value, len, &out->u.auction);
+  case NX_BID: out->kind = NX_BID; return nx_decode_bid(value, len, &out->u.bid);
+  default: return FL_EPARSE;
   }
 }
 
@@ -602,8 +591,7 @@ size_t nx_encode(const nx_event_t *e, void *out, size_t cap) {
                           .extra_len = (uint16_t)p->extra.len,
                           .id = p->id,
                           .date_time = p->date_time};
-    const nx_str_t s[] = {p->name, p->email_address, p->credit_card,
-                          p->city, p->state,         p->extra};
+    const nx_str_t s[] = {p->name, p->email_address, p->credit_card, p->city, p->state, p->extra};
     return encode_parts(&h, sizeof h, s, 6, out, cap);
   }
   case NX_AUCTION: {
@@ -622,8 +610,7 @@ size_t nx_encode(const nx_event_t *e, void *out, size_t cap) {
     const nx_str_t s[] = {a->item_name, a->description, a->extra};
     return encode_parts(&h, sizeof h, s, 3, out, cap);
   }
-  case NX_BID:
-    return nx_encode_bid(&e->u.bid, out, cap);
+  case NX_BID: return nx_encode_bid(&e->u.bid, out, cap);
   }
   return 0;
 }
@@ -726,8 +713,7 @@ int nx_event_json(const nx_event_t *e, char *out, size_t cap) {
     nx_json_str(&w, "type", "bid", 3);
     nx_json_bid_fields(&w, &e->u.bid);
     break;
-  default:
-    return FL_EINVAL;
+  default: return FL_EINVAL;
   }
   return nx_json_end(&w);
 }

@@ -100,8 +100,8 @@ typedef struct q3_seller {
 #define Q3_MAX_RESULT 1024
 
 static bool q3_state_matches(nx_str_t s) {
-  return s.len == 2 && (memcmp(s.p, "OR", 2) == 0 || memcmp(s.p, "ID", 2) == 0 ||
-                        memcmp(s.p, "CA", 2) == 0);
+  return s.len == 2 &&
+         (memcmp(s.p, "OR", 2) == 0 || memcmp(s.p, "ID", 2) == 0 || memcmp(s.p, "CA", 2) == 0);
 }
 
 /* Emits the result in a stored matching seller (len bytes) for auction w. */
@@ -130,8 +130,8 @@ static int q3_person(fl_context_t *ctx, const fl_record_t *in, void *instance) {
   if (s.matches) {
     nx_q3_wire_t h = {0, (uint16_t)p.name.len, (uint16_t)p.city.len, (uint16_t)p.state.len, 0};
     if (sizeof h + p.name.len + p.city.len + p.state.len > Q3_MAX_RESULT)
-      return fl_ctx_fail(ctx, "q3: person %lld has fields longer than %d bytes",
-                         (long long)p.id, Q3_MAX_RESULT);
+      return fl_ctx_fail(ctx, "q3: person %lld has fields longer than %d bytes", (long long)p.id,
+                         Q3_MAX_RESULT);
     memcpy(buf + len, &h, sizeof h);
     len += sizeof h;
     memcpy(buf + len, p.name.p, p.name.len);
@@ -182,8 +182,8 @@ static fl_stream_t *q3_build(fl_env_t *env, fl_stream_t *events) {
   };
   descs_t *d = descs_new(fl_state_value(env, "q3-seller"), fl_state_list(env, "q3-waiting"));
   if (!d) return NULL;
-  fl_keyed_stream_t *persons = fl_stream_key_by(
-      fl_stream_filter(events, "persons", is_person, NULL), key_person_id, NULL);
+  fl_keyed_stream_t *persons =
+      fl_stream_key_by(fl_stream_filter(events, "persons", is_person, NULL), key_person_id, NULL);
   fl_keyed_stream_t *auctions = fl_stream_key_by(
       fl_stream_filter(events, "auctions", is_auction, NULL), key_auction_seller, NULL);
   return fl_keyed_connect_process(persons, auctions, "q3-join", &fn, d);
@@ -194,8 +194,7 @@ static int q3_json(const fl_record_t *rec, char *out, size_t cap) {
   if (rec->value_len < sizeof h) return FL_EPARSE;
   memcpy(&h, rec->value, sizeof h);
   const char *s = (const char *)rec->value + sizeof h;
-  if (rec->value_len != sizeof h + (size_t)h.name_len + h.city_len + h.state_len)
-    return FL_EPARSE;
+  if (rec->value_len != sizeof h + (size_t)h.name_len + h.city_len + h.state_len) return FL_EPARSE;
   nx_json_t w;
   nx_json_begin(&w, out, cap);
   nx_json_str(&w, "name", s, h.name_len);
@@ -418,8 +417,8 @@ static int q8_seller(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
   return fl_emit(ctx, seller, sizeof(int64_t), seller, sizeof(int64_t), in->timestamp);
 }
 
-static int q8_keep_one(fl_context_t *ctx, const void *a, size_t a_len, const void *b,
-                       size_t b_len, fl_buf_t *out, void *opaque) {
+static int q8_keep_one(fl_context_t *ctx, const void *a, size_t a_len, const void *b, size_t b_len,
+                       fl_buf_t *out, void *opaque) {
   return fl_buf_set(out, a, a_len);
 }
 
@@ -441,8 +440,8 @@ static int q8_join(fl_context_t *ctx, const fl_record_t *person, const fl_record
 static fl_stream_t *q8_build(fl_env_t *env, fl_stream_t *events) {
   static const fl_window_assigner_t tumbling = {
       .kind = FL_ASSIGNER_TUMBLING, .domain = FL_EVENT_TIME, .size_ms = Q8_SIZE_MS};
-  fl_keyed_stream_t *persons = fl_stream_key_by(
-      fl_stream_filter(events, "persons", is_person, NULL), key_person_id, NULL);
+  fl_keyed_stream_t *persons =
+      fl_stream_key_by(fl_stream_filter(events, "persons", is_person, NULL), key_person_id, NULL);
   fl_stream_t *sellers = fl_stream_flat_map(events, "q8-sellers", q8_seller, NULL);
   fl_windowed_stream_t *w =
       fl_window_tumbling(fl_stream_key_by(sellers, NULL, NULL), FL_EVENT_TIME, Q8_SIZE_MS, 0);

@@ -45,23 +45,22 @@ static fl_stream_t *bids_of(fl_stream_t *events) {
 }
 
 /* Key selectors over bid values; bids_of() has checked the fixed part is there. */
-static int key_auction(fl_context_t *ctx, const fl_record_t *in, const void **key,
-                       size_t *key_len, void *opaque) {
+static int key_auction(fl_context_t *ctx, const fl_record_t *in, const void **key, size_t *key_len,
+                       void *opaque) {
   *key = (const uint8_t *)in->value + offsetof(nx_bid_wire_t, auction);
   *key_len = sizeof(int64_t);
   return 0;
 }
 
-static int key_bidder(fl_context_t *ctx, const fl_record_t *in, const void **key,
-                      size_t *key_len, void *opaque) {
+static int key_bidder(fl_context_t *ctx, const fl_record_t *in, const void **key, size_t *key_len,
+                      void *opaque) {
   *key = (const uint8_t *)in->value + offsetof(nx_bid_wire_t, bidder);
   *key_len = sizeof(int64_t);
   return 0;
 }
 
 /* Decodes a bid or fails the job naming the query. */
-static int need_bid(fl_context_t *ctx, const char *query, const fl_record_t *in,
-                    nx_bid_t *b) {
+static int need_bid(fl_context_t *ctx, const char *query, const fl_record_t *in, nx_bid_t *b) {
   if (nx_decode_bid(in->value, in->value_len, b) != 0)
     return fl_ctx_fail(ctx, "%s: malformed bid of %zu bytes", query, in->value_len);
   return 0;
@@ -136,8 +135,7 @@ static int json_projected_bid(const fl_record_t *rec, char *out, size_t cap, boo
   if (euro) {
     char num[48];
     long long v = (long long)b.price;
-    snprintf(num, sizeof num, "%s%lld.%03lld", v < 0 ? "-" : "", llabs(v / 1000),
-             llabs(v % 1000));
+    snprintf(num, sizeof num, "%s%lld.%03lld", v < 0 ? "-" : "", llabs(v / 1000), llabs(v % 1000));
     nx_json_number(&w, "price", num);
   } else {
     nx_json_i64(&w, "price", b.price);
@@ -223,8 +221,7 @@ typedef struct q5_count {
   int64_t auction, count, window_end;
 } q5_count_t;
 
-static int q5_pane_result(fl_context_t *ctx, const fl_window_t *w, const void *acc,
-                          void *opaque) {
+static int q5_pane_result(fl_context_t *ctx, const fl_window_t *w, const void *acc, void *opaque) {
   size_t key_len;
   const void *key = fl_ctx_key(ctx, &key_len);
   if (key_len != sizeof(int64_t)) return fl_ctx_fail(ctx, "q5: key of %zu bytes", key_len);
@@ -272,14 +269,12 @@ static int q5_max_process(fl_context_t *ctx, const fl_record_t *in, void *instan
   int rc = fl_map_get(ctx, m->counts, &c.auction, sizeof c.auction, &v, &len);
   if (rc < 0) return rc;
   if (rc == 1) c.count += get_i64(v);
-  if ((rc = fl_map_put(ctx, m->counts, &c.auction, sizeof c.auction, &c.count,
-                       sizeof c.count)) < 0)
+  if ((rc = fl_map_put(ctx, m->counts, &c.auction, sizeof c.auction, &c.count, sizeof c.count)) < 0)
     return rc;
   return fl_timer_register(ctx, FL_EVENT_TIME, c.window_end - 1);
 }
 
-static int q5_scan(const void *ukey, size_t ukey_len, const void *value, size_t len,
-                   void *arg) {
+static int q5_scan(const void *ukey, size_t ukey_len, const void *value, size_t len, void *arg) {
   q5_max_t *m = arg;
   int64_t count = get_i64(value);
   if (count < m->max) return 0;
@@ -301,8 +296,7 @@ static int q5_scan(const void *ukey, size_t ukey_len, const void *value, size_t 
   return 0;
 }
 
-static int q5_max_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain,
-                        void *instance) {
+static int q5_max_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain, void *instance) {
   q5_max_t *m = instance;
   m->max = 0;
   m->n = 0;
@@ -378,8 +372,8 @@ static int q7_bids(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
   return fl_emit(ctx, &bucket, sizeof bucket, buf, len, in->timestamp);
 }
 
-static int q7_max_set(fl_context_t *ctx, const void *a, size_t a_len, const void *b,
-                      size_t b_len, fl_buf_t *out, void *opaque) {
+static int q7_max_set(fl_context_t *ctx, const void *a, size_t a_len, const void *b, size_t b_len,
+                      fl_buf_t *out, void *opaque) {
   if (a_len < sizeof(nx_bid_wire_t) || b_len < sizeof(nx_bid_wire_t))
     return fl_ctx_fail(ctx, "q7: bid set of %zu and %zu bytes", a_len, b_len);
   int64_t pa = get_i64((const uint8_t *)a + offsetof(nx_bid_wire_t, price));
@@ -421,8 +415,8 @@ static fl_stream_t *q7_build(fl_env_t *env, fl_stream_t *events) {
   fl_windowed_stream_t *local =
       fl_window_tumbling(fl_stream_key_by(bids, NULL, NULL), FL_EVENT_TIME, Q7_SIZE_MS, 0);
   fl_stream_t *sets = fl_window_reduce(local, "q7-local-max", q7_max_set, NULL);
-  fl_windowed_stream_t *global = fl_window_tumbling(
-      fl_stream_key_by(sets, q7_key_window, NULL), FL_EVENT_TIME, Q7_SIZE_MS, 0);
+  fl_windowed_stream_t *global =
+      fl_window_tumbling(fl_stream_key_by(sets, q7_key_window, NULL), FL_EVENT_TIME, Q7_SIZE_MS, 0);
   fl_stream_t *max = fl_window_reduce(global, "q7-max", q7_max_set, NULL);
   return fl_stream_flat_map(max, "q7-split", q7_split, NULL);
 }
@@ -563,8 +557,7 @@ static int q17_process(fl_context_t *ctx, const fl_record_t *in, void *instance)
   return rc < 0 ? rc : fl_emit(ctx, NULL, 0, &r, sizeof r, in->timestamp);
 }
 
-static int q17_day_over(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain,
-                        void *instance) {
+static int q17_day_over(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain, void *instance) {
   const descs_t *d = instance;
   return fl_state_clear(ctx, d->a);
 }
@@ -609,8 +602,8 @@ static int q17_json(const fl_record_t *rec, char *out, size_t cap) {
 _Static_assert(offsetof(nx_bid_wire_t, bidder) == offsetof(nx_bid_wire_t, auction) + 8,
                "auction and bidder adjacent");
 
-static int q18_key(fl_context_t *ctx, const fl_record_t *in, const void **key,
-                   size_t *key_len, void *opaque) {
+static int q18_key(fl_context_t *ctx, const fl_record_t *in, const void **key, size_t *key_len,
+                   void *opaque) {
   *key = (const uint8_t *)in->value + offsetof(nx_bid_wire_t, auction);
   *key_len = 2 * sizeof(int64_t);
   return 0;
@@ -733,8 +726,7 @@ static const nx_query_t q18 = {"q18", "last bid", q18_build, full_bid_json};
 static const nx_query_t q19 = {"q19", "top 10 bids per auction", q19_build, q19_json};
 
 static const nx_query_t *const queries[] = {
-    &q0, &q1, &q2, &nx_q3_query, &nx_q4_query, &q5, &q7,
-    &nx_q8_query, &q11, &q12, &q17, &q18, &q19,
+    &q0, &q1, &q2, &nx_q3_query, &nx_q4_query, &q5, &q7, &nx_q8_query, &q11, &q12, &q17, &q18, &q19,
 };
 
 size_t nx_query_count(void) { return sizeof queries / sizeof queries[0]; }

@@ -44,8 +44,7 @@ static inline void fl_release_unkept(void (*destroy)(void *), void *opaque) {
 /* Registers a descriptor for an operator's own state (window contents etc.), not
  * visible to users; made at build time, since the env is shared by threads at run
  * time. NULL with the sticky error set on failure. */
-struct fl_state_desc *fl_env_internal_desc(fl_env_t *env, const char *name,
-                                           fl_state_kind_t kind);
+struct fl_state_desc *fl_env_internal_desc(fl_env_t *env, const char *name, fl_state_kind_t kind);
 /* Frees every state descriptor of env (calls agg.destroy once for user aggregating
  * ones). */
 void fl_state_descs_free(fl_env_t *env);

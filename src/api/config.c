@@ -15,7 +15,14 @@ struct fl_config {
   size_t n, cap;
 };
 
-typedef enum { K_INT, K_DURATION, K_ENUM, K_STRING, K_SIZE, K_DOUBLE } kind_t;
+typedef enum {
+  K_INT,
+  K_DURATION,
+  K_ENUM,
+  K_STRING,
+  K_SIZE,
+  K_DOUBLE
+} kind_t;
 typedef struct {
   const char *key;
   kind_t kind;
@@ -50,8 +57,7 @@ static const key_spec_t SPECS[] = {
     {"restart-strategy.exponential-delay.initial-backoff", K_DURATION, 0, 0, NULL, "1s"},
     {"restart-strategy.exponential-delay.max-backoff", K_DURATION, 0, 0, NULL, "5min"},
     {"restart-strategy.exponential-delay.backoff-multiplier", K_DOUBLE, 1, 0, NULL, "2.0"},
-    {"restart-strategy.exponential-delay.reset-backoff-threshold", K_DURATION, 0, 0, NULL,
-     "1h"},
+    {"restart-strategy.exponential-delay.reset-backoff-threshold", K_DURATION, 0, 0, NULL, "1h"},
     {"restart-strategy.exponential-delay.attempts", K_INT, 0, INT_MAX, NULL, "2147483647"},
     {"restart-strategy.failure-rate.max-failures-per-interval", K_INT, 1, INT_MAX, NULL, "1"},
     {"restart-strategy.failure-rate.failure-rate-interval", K_DURATION, 1, 0, NULL, "1min"},
@@ -68,10 +74,14 @@ static int parse_size(const char *s, uint64_t *out) {
   unsigned long long mult = 1;
   if (*end) {
     char u = (char)(*end | 0x20);
-    if (u == 'k') mult = 1ull << 10;
-    else if (u == 'm') mult = 1ull << 20;
-    else if (u == 'g') mult = 1ull << 30;
-    else if (u != 'b') return FL_EINVAL;
+    if (u == 'k')
+      mult = 1ull << 10;
+    else if (u == 'm')
+      mult = 1ull << 20;
+    else if (u == 'g')
+      mult = 1ull << 30;
+    else if (u != 'b')
+      return FL_EINVAL;
     if (u != 'b') end++;
     if ((*end | 0x20) == 'b') end++;
     if (*end) return FL_EINVAL;
@@ -144,8 +154,7 @@ static int check_value(const key_spec_t *sp, const char *value, char *errstr, si
     }
     return FL_OK;
   }
-  case K_STRING:
-    return FL_OK;
+  case K_STRING: return FL_OK;
   case K_SIZE: {
     uint64_t v;
     if (parse_size(value, &v) != FL_OK || v < (uint64_t)sp->lo) {
@@ -162,8 +171,8 @@ static int check_value(const key_spec_t *sp, const char *value, char *errstr, si
     char *end = NULL;
     double v = strtod(value, &end);
     if (errno || end == value || *end != '\0' || !(v >= (double)sp->lo) || v > 1e9) {
-      seterr(errstr, size, "configuration key \"%s\": \"%s\" is not a number >= %lld",
-             sp->key, value, sp->lo);
+      seterr(errstr, size, "configuration key \"%s\": \"%s\" is not a number >= %lld", sp->key,
+             value, sp->lo);
       return FL_ECONFIG;
     }
     return FL_OK;
@@ -275,8 +284,8 @@ int fl_config_resolve(const fl_config_t *conf, fl_env_conf_t *out, char *errstr,
   out->channel_capacity = (size_t)atoi(value_or_default(conf, "execution.channel-capacity"));
   out->rocksdb = strcmp(value_or_default(conf, "state.backend"), "rocksdb") == 0;
   out->rocksdb_dir = value_or_default(conf, "state.backend.rocksdb.localdir");
-  out->incremental = out->rocksdb &&
-                     strcmp(value_or_default(conf, "state.backend.incremental"), "true") == 0;
+  out->incremental =
+      out->rocksdb && strcmp(value_or_default(conf, "state.backend.incremental"), "true") == 0;
   uint64_t sz = 0;
   parse_size(value_or_default(conf, "state.backend.rocksdb.block-cache-size"), &sz);
   out->rocksdb_opts.block_cache_bytes = (size_t)sz;
@@ -314,7 +323,8 @@ int fl_config_resolve(const fl_config_t *conf, fl_env_conf_t *out, char *errstr,
       value_or_default(conf, "restart-strategy.exponential-delay.reset-backoff-threshold"),
       &r->exp_reset_ms);
   r->exp_attempts = atoi(value_or_default(conf, "restart-strategy.exponential-delay.attempts"));
-  r->rate_max = atoi(value_or_default(conf, "restart-strategy.failure-rate.max-failures-per-interval"));
+  r->rate_max =
+      atoi(value_or_default(conf, "restart-strategy.failure-rate.max-failures-per-interval"));
   fl_parse_duration(value_or_default(conf, "restart-strategy.failure-rate.failure-rate-interval"),
                     &r->rate_interval_ms);
   fl_parse_duration(value_or_default(conf, "restart-strategy.failure-rate.delay"),

@@ -19,14 +19,13 @@ void fl_node_keep(fl_node_t *node, void (*destroy)(void *), void *opaque) {
   node->release_opaque = opaque;
 }
 
-#define CHECK_BUILD(in)                                                       \
-  do {                                                                        \
-    if (!(in)) return NULL;                                                   \
-    if (!fl_builder_may_change((in)->env)) return NULL;                       \
+#define CHECK_BUILD(in)                                 \
+  do {                                                  \
+    if (!(in)) return NULL;                             \
+    if (!fl_builder_may_change((in)->env)) return NULL; \
   } while (0)
 
-static fl_stream_t *new_stream(fl_env_t *env, fl_node_t *node, const fl_input_t *parts,
-                               size_t n) {
+static fl_stream_t *new_stream(fl_env_t *env, fl_node_t *node, const fl_input_t *parts, size_t n) {
   if (FL_VEC_RESERVE(env->streams, env->cap_streams, env->n_streams + 1)) return NULL;
   fl_stream_t *s = calloc(1, sizeof *s);
   if (!s) return NULL;
@@ -180,9 +179,9 @@ nomem:
 fl_stream_t *fl_stream_side_output(fl_stream_t *op, const fl_output_tag_t *tag) {
   CHECK_BUILD(op);
   if (!op->node || !tag) {
-    fl_env_fail(op->env, FL_EINVAL,
-                "side output: %s", !tag ? "the tag is NULL"
-                                        : "the stream is not an operator's output (union or rebalance)");
+    fl_env_fail(
+        op->env, FL_EINVAL, "side output: %s",
+        !tag ? "the tag is NULL" : "the stream is not an operator's output (union or rebalance)");
     return op;
   }
   fl_input_t in = {.from = op->node, .tag = tag, .part = FL_PART_FORWARD};

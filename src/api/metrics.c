@@ -19,7 +19,9 @@ char *fl_env_metrics_json(fl_env_t *env) {
   const char *job_name = atomic_load(&env->job_name);
   json_object_set_new(root, "job", json_string(job_name ? job_name : ""));
   json_object_set_new(root, "state",
-                      json_string(st == 0 ? "created" : st == 1 ? "running" : "finished"));
+                      json_string(st == 0   ? "created"
+                                  : st == 1 ? "running"
+                                            : "finished"));
   int P = env->conf.parallelism;
   for (size_t i = 0; i < env->n_nodes; i++) {
     fl_node_t *n = env->nodes[i];
@@ -93,7 +95,8 @@ char *fl_env_metrics_json(fl_env_t *env) {
     json_object_set_new(ck, "last_id", last ? json_integer(last) : json_null());
     json_object_set_new(ck, "last_duration_ms",
                         json_integer(atomic_load(&env->ckpt_stats.last_duration_ms)));
-    json_object_set_new(ck, "last_size_bytes", json_integer(atomic_load(&env->ckpt_stats.last_size)));
+    json_object_set_new(ck, "last_size_bytes",
+                        json_integer(atomic_load(&env->ckpt_stats.last_size)));
     json_object_set_new(ck, "last_new_bytes",
                         json_integer(atomic_load(&env->ckpt_stats.last_new_bytes)));
     json_object_set_new(root, "checkpoints", ck);

@@ -73,8 +73,8 @@ static struct fl_state_desc *user_desc(fl_env_t *env, const char *name, fl_state
     return NULL;
   }
   if (find_desc(env, name)) {
-    fl_env_fail(env, FL_EINVAL, "%s state '%s': another state has this name",
-                kind_name(kind), name);
+    fl_env_fail(env, FL_EINVAL, "%s state '%s': another state has this name", kind_name(kind),
+                name);
     return NULL;
   }
   char *copy = strdup(name);
@@ -97,12 +97,10 @@ fl_state_desc_t *fl_state_map(fl_env_t *env, const char *name) {
   return user_desc(env, name, FL_STATE_MAP);
 }
 
-fl_state_desc_t *fl_state_reducing(fl_env_t *env, const char *name, fl_reduce_fn fn,
-                                   void *opaque) {
+fl_state_desc_t *fl_state_reducing(fl_env_t *env, const char *name, fl_reduce_fn fn, void *opaque) {
   if (!env) return NULL;
   if (!fn) {
-    fl_env_fail(env, FL_EINVAL, "reducing state '%s': reduce function is NULL",
-                name ? name : "");
+    fl_env_fail(env, FL_EINVAL, "reducing state '%s': reduce function is NULL", name ? name : "");
     return NULL;
   }
   struct fl_state_desc *d = user_desc(env, name, FL_STATE_REDUCING);
@@ -113,8 +111,8 @@ fl_state_desc_t *fl_state_reducing(fl_env_t *env, const char *name, fl_reduce_fn
   return d;
 }
 
-fl_state_desc_t *fl_state_aggregating(fl_env_t *env, const char *name,
-                                      const fl_aggregate_fn_t *fn, void *opaque) {
+fl_state_desc_t *fl_state_aggregating(fl_env_t *env, const char *name, const fl_aggregate_fn_t *fn,
+                                      void *opaque) {
   if (!env) {
     fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return NULL;
@@ -141,8 +139,7 @@ fl_state_desc_t *fl_state_aggregating(fl_env_t *env, const char *name,
 }
 
 int fl_state_desc_set_ttl(fl_state_desc_t *desc, const fl_ttl_config_t *ttl) {
-  if (!desc || !ttl || ttl->version != FL_TTL_CONFIG_VERSION || ttl->ttl_ms <= 0)
-    return FL_EINVAL;
+  if (!desc || !ttl || ttl->version != FL_TTL_CONFIG_VERSION || ttl->ttl_ms <= 0) return FL_EINVAL;
   if (ttl->update != FL_TTL_ON_CREATE_AND_WRITE && ttl->update != FL_TTL_ON_READ_AND_WRITE)
     return FL_EINVAL;
   if (ttl->visibility != FL_TTL_NEVER_RETURN_EXPIRED &&
@@ -153,8 +150,7 @@ int fl_state_desc_set_ttl(fl_state_desc_t *desc, const fl_ttl_config_t *ttl) {
   return FL_OK;
 }
 
-struct fl_state_desc *fl_env_internal_desc(fl_env_t *env, const char *name,
-                                           fl_state_kind_t kind) {
+struct fl_state_desc *fl_env_internal_desc(fl_env_t *env, const char *name, fl_state_kind_t kind) {
   if (!env) return NULL;
   if (!name || !*name) {
     fl_env_fail(env, FL_EINVAL, "internal %s state: the name is empty", kind_name(kind));

@@ -6,19 +6,19 @@
 
 #include "api/builder.h"
 
-#define CHECK_BUILD(in)                                                       \
-  do {                                                                        \
-    if (!(in)) return NULL;                                                   \
-    if (!fl_builder_may_change((in)->env)) return NULL;                       \
+#define CHECK_BUILD(in)                                 \
+  do {                                                  \
+    if (!(in)) return NULL;                             \
+    if (!fl_builder_may_change((in)->env)) return NULL; \
   } while (0)
 
 /* The same for builders given an opaque pointer: one they cannot keep is released. */
-#define CHECK_BUILD_KEEPING(in, destroy, opaque)                              \
-  do {                                                                        \
-    if (!(in) || !fl_builder_may_change((in)->env)) {                         \
-      fl_release_unkept(destroy, opaque);                                     \
-      return NULL;                                                            \
-    }                                                                         \
+#define CHECK_BUILD_KEEPING(in, destroy, opaque)      \
+  do {                                                \
+    if (!(in) || !fl_builder_may_change((in)->env)) { \
+      fl_release_unkept(destroy, opaque);             \
+      return NULL;                                    \
+    }                                                 \
   } while (0)
 
 /* A node fed by a stream: forward parts stay forward, partitioned parts (union of
@@ -32,8 +32,8 @@ static fl_stream_t *add_unary(fl_stream_t *in, fl_node_kind_t kind, const char *
   return fl_node_stream(n);
 }
 
-fl_stream_t *fl_source(fl_env_t *env, const char *name, const fl_source_fn_t *fn,
-                       void *opaque, int parallel) {
+fl_stream_t *fl_source(fl_env_t *env, const char *name, const fl_source_fn_t *fn, void *opaque,
+                       int parallel) {
   void (*destroy)(void *) = fn ? fn->destroy : NULL;
   if (!env || !fl_builder_may_change(env)) {
     fl_release_unkept(destroy, opaque);
@@ -45,8 +45,8 @@ fl_stream_t *fl_source(fl_env_t *env, const char *name, const fl_source_fn_t *fn
     return NULL;
   }
   if (!fn || fn->version < 1 || fn->version > FL_SOURCE_FN_VERSION || !fn->run) {
-    fl_env_fail(env, FL_EINVAL, "source '%s': function table is NULL, of another version or has no run",
-                n->name);
+    fl_env_fail(env, FL_EINVAL,
+                "source '%s': function table is NULL, of another version or has no run", n->name);
     fl_release_unkept(destroy, opaque);
   } else {
     /* A version 1 table ends before the checkpoint hooks. */
@@ -82,8 +82,8 @@ fl_stream_t *fl_stream_assign_timestamps(fl_stream_t *in, const char *name,
   return s;
 }
 
-static fl_stream_t *add_fn_node(fl_stream_t *in, fl_node_kind_t kind, const char *name,
-                                void *fn, void *opaque) {
+static fl_stream_t *add_fn_node(fl_stream_t *in, fl_node_kind_t kind, const char *name, void *fn,
+                                void *opaque) {
   CHECK_BUILD(in);
   fl_node_t *n = NULL;
   fl_stream_t *s = add_unary(in, kind, name, &n);
@@ -102,18 +102,16 @@ static fl_stream_t *add_fn_node(fl_stream_t *in, fl_node_kind_t kind, const char
 fl_stream_t *fl_stream_map(fl_stream_t *in, const char *name, fl_map_fn fn, void *opaque) {
   return add_fn_node(in, FL_NODE_MAP, name, (void *)fn, opaque);
 }
-fl_stream_t *fl_stream_flat_map(fl_stream_t *in, const char *name, fl_map_fn fn,
-                                void *opaque) {
+fl_stream_t *fl_stream_flat_map(fl_stream_t *in, const char *name, fl_map_fn fn, void *opaque) {
   return add_fn_node(in, FL_NODE_FLAT_MAP, name, (void *)fn, opaque);
 }
-fl_stream_t *fl_stream_filter(fl_stream_t *in, const char *name, fl_filter_fn fn,
-                              void *opaque) {
+fl_stream_t *fl_stream_filter(fl_stream_t *in, const char *name, fl_filter_fn fn, void *opaque) {
   return add_fn_node(in, FL_NODE_FILTER, name, (void *)fn, opaque);
 }
 
 static fl_stream_t *add_process(fl_stream_t *in, const fl_input_t *inputs, size_t n_inputs,
-                                fl_node_kind_t kind, const char *name,
-                                const fl_process_fn_t *fn, void *opaque) {
+                                fl_node_kind_t kind, const char *name, const fl_process_fn_t *fn,
+                                void *opaque) {
   fl_env_t *env = in->env;
   fl_node_t *n = fl_env_add_node(env, kind, name, inputs, n_inputs);
   if (!n) {
@@ -141,8 +139,8 @@ fl_stream_t *fl_stream_process(fl_stream_t *in, const char *name, const fl_proce
   return add_process(in, in->parts, in->n_parts, FL_NODE_PROCESS, name, fn, opaque);
 }
 
-fl_stream_t *fl_keyed_process(fl_keyed_stream_t *ks, const char *name,
-                              const fl_process_fn_t *fn, void *opaque) {
+fl_stream_t *fl_keyed_process(fl_keyed_stream_t *ks, const char *name, const fl_process_fn_t *fn,
+                              void *opaque) {
   CHECK_BUILD_KEEPING(ks ? ks->in : NULL, fn ? fn->destroy : NULL, opaque);
   fl_input_t *inputs = NULL;
   size_t n = 0;
@@ -151,8 +149,7 @@ fl_stream_t *fl_keyed_process(fl_keyed_stream_t *ks, const char *name,
     fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return NULL;
   }
-  fl_stream_t *s =
-      add_process(ks->in, inputs, n, FL_NODE_KEYED_PROCESS, name, fn, opaque);
+  fl_stream_t *s = add_process(ks->in, inputs, n, FL_NODE_KEYED_PROCESS, name, fn, opaque);
   free(inputs);
   return s;
 }
@@ -185,16 +182,13 @@ fl_stream_t *fl_keyed_reduce(fl_keyed_stream_t *in, const char *name, fl_reduce_
                              void *opaque) {
   return add_rolling(in, name, FL_ROLL_REDUCE, fn, NULL, opaque);
 }
-fl_stream_t *fl_keyed_sum(fl_keyed_stream_t *in, const char *name, fl_number_fn fn,
-                          void *opaque) {
+fl_stream_t *fl_keyed_sum(fl_keyed_stream_t *in, const char *name, fl_number_fn fn, void *opaque) {
   return add_rolling(in, name, FL_ROLL_SUM, NULL, fn, opaque);
 }
-fl_stream_t *fl_keyed_min(fl_keyed_stream_t *in, const char *name, fl_number_fn fn,
-                          void *opaque) {
+fl_stream_t *fl_keyed_min(fl_keyed_stream_t *in, const char *name, fl_number_fn fn, void *opaque) {
   return add_rolling(in, name, FL_ROLL_MIN, NULL, fn, opaque);
 }
-fl_stream_t *fl_keyed_max(fl_keyed_stream_t *in, const char *name, fl_number_fn fn,
-                          void *opaque) {
+fl_stream_t *fl_keyed_max(fl_keyed_stream_t *in, const char *name, fl_number_fn fn, void *opaque) {
   return add_rolling(in, name, FL_ROLL_MAX, NULL, fn, opaque);
 }
 
@@ -210,8 +204,7 @@ int fl_stream_sink(fl_stream_t *in, const char *name, const fl_sink_fn_t *fn, vo
   }
   if (!fn || fn->version < 1 || fn->version > FL_SINK_FN_VERSION || !fn->write) {
     fl_env_fail(in->env, FL_EINVAL,
-                "sink '%s': function table is NULL, of another version or has no write",
-                n->name);
+                "sink '%s': function table is NULL, of another version or has no write", n->name);
     fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return FL_EINVAL;
   }

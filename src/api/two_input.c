@@ -26,10 +26,9 @@
 #include "api/builder.h"
 #include "operators/two_input.h"
 
-
 /* The user's name, or "<kind>-<id>" with the id the next node gets. */
-static const char *node_name(const fl_env_t *env, const char *name, const char *kind,
-                             char *buf, size_t size) {
+static const char *node_name(const fl_env_t *env, const char *name, const char *kind, char *buf,
+                             size_t size) {
   if (name && *name) return name;
   snprintf(buf, size, "%s-%zu", kind, env->n_nodes);
   return buf;
@@ -42,8 +41,7 @@ static bool can_build(fl_env_t *env, const fl_env_t *other, const char *what) {
     return false;
   }
   if (env != other) {
-    fl_env_fail(env, FL_EINVAL, "%s: the two streams belong to different environments",
-                what);
+    fl_env_fail(env, FL_EINVAL, "%s: the two streams belong to different environments", what);
     return false;
   }
   return true;
@@ -84,9 +82,8 @@ static int keyed_pair_inputs(const fl_keyed_stream_t *a, const fl_keyed_stream_t
 /* ---------------------------------------------------------------------------------- */
 /* connect                                                                              */
 
-static fl_stream_t *add_co(fl_env_t *env, const fl_input_t *inputs, size_t n,
-                           fl_node_kind_t kind, const char *name,
-                           const fl_co_process_fn_t *fn, void *opaque) {
+static fl_stream_t *add_co(fl_env_t *env, const fl_input_t *inputs, size_t n, fl_node_kind_t kind,
+                           const char *name, const fl_co_process_fn_t *fn, void *opaque) {
   char gen[64];
   const char *kind_name = kind == FL_NODE_KEYED_CO_PROCESS ? "keyed_co_process" : "co_process";
   fl_node_t *node =
@@ -133,9 +130,8 @@ release:
   return NULL;
 }
 
-fl_stream_t *fl_keyed_connect_process(fl_keyed_stream_t *a, fl_keyed_stream_t *b,
-                                      const char *name, const fl_co_process_fn_t *fn,
-                                      void *opaque) {
+fl_stream_t *fl_keyed_connect_process(fl_keyed_stream_t *a, fl_keyed_stream_t *b, const char *name,
+                                      const fl_co_process_fn_t *fn, void *opaque) {
   fl_stream_t *s = NULL;
   fl_input_t *inputs = NULL;
   size_t n = 0;
@@ -167,8 +163,7 @@ static const char *assigner_error(const fl_window_assigner_t *w, char *buf, size
   switch (w->kind) {
   case FL_ASSIGNER_TUMBLING:
     if (w->size_ms <= 0)
-      snprintf(buf, size, "tumbling window size must be > 0 (size %lld ms)",
-               (long long)w->size_ms);
+      snprintf(buf, size, "tumbling window size must be > 0 (size %lld ms)", (long long)w->size_ms);
     else if (w->offset_ms <= -w->size_ms || w->offset_ms >= w->size_ms)
       snprintf(buf, size,
                "tumbling window offset must satisfy |offset| < size (offset %lld ms, size "
@@ -179,8 +174,7 @@ static const char *assigner_error(const fl_window_assigner_t *w, char *buf, size
     return buf;
   case FL_ASSIGNER_SLIDING:
     if (w->size_ms <= 0 || w->slide_ms <= 0)
-      snprintf(buf, size,
-               "sliding window size and slide must be > 0 (size %lld ms, slide %lld ms)",
+      snprintf(buf, size, "sliding window size and slide must be > 0 (size %lld ms, slide %lld ms)",
                (long long)w->size_ms, (long long)w->slide_ms);
     else if (w->offset_ms <= -w->slide_ms || w->offset_ms >= w->slide_ms)
       snprintf(buf, size,
@@ -240,9 +234,7 @@ fl_stream_t *fl_window_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b, const ch
   case FL_ASSIGNER_SLIDING:
     ws = fl_window_sliding(ks, w->domain, w->size_ms, w->slide_ms, w->offset_ms);
     break;
-  case FL_ASSIGNER_SESSION:
-    ws = fl_window_session(ks, w->domain, w->gap_ms);
-    break;
+  case FL_ASSIGNER_SESSION: ws = fl_window_session(ks, w->domain, w->gap_ms); break;
   }
   if (!ws) {
     out = tagged;
@@ -266,8 +258,7 @@ done:
 /* Interval join                                                                        */
 
 fl_stream_t *fl_interval_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b, const char *name,
-                              const fl_interval_join_opts_t *opts, fl_join_fn fn,
-                              void *opaque) {
+                              const fl_interval_join_opts_t *opts, fl_join_fn fn, void *opaque) {
   if (!a || !b || !a->in || !b->in) return NULL;
   fl_env_t *env = a->in->env;
   if (!can_build(env, b->in->env, "interval join")) return NULL;
@@ -279,9 +270,9 @@ fl_stream_t *fl_interval_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b, const 
     fl_env_fail(env, FL_ENOMEM, FL_NOMEM_MSG);
     goto done;
   }
-  fl_node_t *node = fl_env_add_node(
-      env, FL_NODE_INTERVAL_JOIN, node_name(env, name, "interval_join", gen, sizeof gen),
-      inputs, n);
+  fl_node_t *node =
+      fl_env_add_node(env, FL_NODE_INTERVAL_JOIN,
+                      node_name(env, name, "interval_join", gen, sizeof gen), inputs, n);
   if (!node) goto done;
   node->keyed = true;
   if (!opts || opts->version != FL_INTERVAL_JOIN_OPTS_VERSION) {
@@ -289,8 +280,8 @@ fl_stream_t *fl_interval_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b, const 
                 node->name);
   } else if (opts->lower_ms > opts->upper_ms) {
     fl_env_fail(env, FL_EINVAL,
-                "interval join '%s': lower bound %lld ms is above upper bound %lld ms",
-                node->name, (long long)opts->lower_ms, (long long)opts->upper_ms);
+                "interval join '%s': lower bound %lld ms is above upper bound %lld ms", node->name,
+                (long long)opts->lower_ms, (long long)opts->upper_ms);
   } else {
     node->u.ijoin.o = *opts;
   }
@@ -335,9 +326,9 @@ fl_stream_t *fl_keyed_broadcast_process(fl_keyed_stream_t *keyed, fl_stream_t *b
     inputs[i].key_opaque = NULL;
     inputs[i].unkeyed = true;
   }
-  fl_node_t *node = fl_env_add_node(
-      env, FL_NODE_BROADCAST_PROCESS,
-      node_name(env, name, "broadcast_process", gen, sizeof gen), inputs, n);
+  fl_node_t *node =
+      fl_env_add_node(env, FL_NODE_BROADCAST_PROCESS,
+                      node_name(env, name, "broadcast_process", gen, sizeof gen), inputs, n);
   if (!node) goto release;
   node->keyed = true;
   const char *why = NULL;
@@ -348,8 +339,7 @@ fl_stream_t *fl_keyed_broadcast_process(fl_keyed_stream_t *keyed, fl_stream_t *b
   else if (!fn->process || !fn->process_broadcast)
     why = "process and process_broadcast are required";
   if (why) {
-    fl_env_fail(env, FL_EINVAL, "operator '%s': broadcast process function: %s", node->name,
-                why);
+    fl_env_fail(env, FL_EINVAL, "operator '%s': broadcast process function: %s", node->name, why);
     fl_release_unkept(fn ? fn->destroy : NULL, opaque);
   } else {
     node->u.bcast.fn = *fn;

@@ -9,12 +9,9 @@
 
 static const char *kind_name(fl_window_kind_t k) {
   switch (k) {
-  case FL_WINDOW_TUMBLING:
-    return "tumbling";
-  case FL_WINDOW_SLIDING:
-    return "sliding";
-  default:
-    return "session";
+  case FL_WINDOW_TUMBLING: return "tumbling";
+  case FL_WINDOW_SLIDING: return "sliding";
+  default: return "session";
   }
 }
 
@@ -41,8 +38,8 @@ static fl_windowed_stream_t *windowed_new(fl_keyed_stream_t *in, fl_time_domain_
   w->conf.domain = domain;
   env->windowed[env->n_windowed++] = w;
   if (domain != FL_EVENT_TIME && domain != FL_PROCESSING_TIME) {
-    fl_env_fail(env, FL_EINVAL, "window: %s window with an unknown time domain %d",
-                kind_name(kind), (int)domain);
+    fl_env_fail(env, FL_EINVAL, "window: %s window with an unknown time domain %d", kind_name(kind),
+                (int)domain);
     w->conf.domain = FL_EVENT_TIME;
   }
   return w;
@@ -232,13 +229,12 @@ fl_stream_t *fl_window_aggregate(fl_windowed_stream_t *w, const char *name,
   return fl_node_stream(node);
 }
 
-fl_stream_t *fl_window_process(fl_windowed_stream_t *w, const char *name,
-                               fl_window_process_fn fn, void *opaque) {
+fl_stream_t *fl_window_process(fl_windowed_stream_t *w, const char *name, fl_window_process_fn fn,
+                               void *opaque) {
   if (!w) return NULL;
   fl_node_t *node = window_node(w, name, FL_WFN_PROCESS, FL_STATE_LIST);
   if (!node) return NULL;
-  if (!fn)
-    fl_env_fail(node->env, FL_EINVAL, "window '%s': process function is NULL", node->name);
+  if (!fn) fl_env_fail(node->env, FL_EINVAL, "window '%s': process function is NULL", node->name);
   node->u.window.process = fn;
   node->u.window.opaque = opaque;
   return fl_node_stream(node);

@@ -243,9 +243,9 @@ static int write_native(const char *dir, uint64_t store_id, fl_buf_t *out) {
   return rc;
 }
 
-int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state,
-                      size_t op_state_len, const char *native_dir, uint64_t store_id,
-                      fl_buf_t *out, char *msg, size_t size) {
+int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state, size_t op_state_len,
+                      const char *native_dir, uint64_t store_id, fl_buf_t *out, char *msg,
+                      size_t size) {
   char prefix[32];
   const char *what = "out of memory";
   int rc = fl_buf_append(out, MAGIC, 8);
@@ -459,8 +459,7 @@ int fl_snapshot_restore(const fl_snapshot_target_t *t, const fl_bytes_t *blobs, 
       return FL_EPARSE;
     }
     if (rc) {
-      snprintf(msg, size, "restoring the snapshot of subtask %zu failed: %s", i,
-               fl_strerror(rc));
+      snprintf(msg, size, "restoring the snapshot of subtask %zu failed: %s", i, fl_strerror(rc));
       return rc;
     }
   }

@@ -37,9 +37,9 @@
 
 /* What a snapshot is taken of, or restored into: one operator subtask's state. */
 typedef struct fl_snapshot_target {
-  fl_kv_t *kv;          /* the store holding its keyed state; NULL: not keyed */
-  fl_timers_t *timers;  /* its timers; NULL: none */
-  uint32_t node_id;     /* its tables are those named "<node_id>/..." in kv */
+  fl_kv_t *kv;                 /* the store holding its keyed state; NULL: not keyed */
+  fl_timers_t *timers;         /* its timers; NULL: none */
+  uint32_t node_id;            /* its tables are those named "<node_id>/..." in kv */
   uint32_t kg_first, kg_count; /* restore: the key groups it owns now */
 } fl_snapshot_target_t;
 
@@ -47,9 +47,9 @@ typedef struct fl_snapshot_target {
  * native_dir: NULL, or the directory of a native copy of t's store (kv checkpoint op)
  * whose files replace the table sections; store_id names that store instance. 0, or an
  * error with msg saying why. */
-int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state,
-                      size_t op_state_len, const char *native_dir, uint64_t store_id,
-                      fl_buf_t *out, char *msg, size_t size);
+int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state, size_t op_state_len,
+                      const char *native_dir, uint64_t store_id, fl_buf_t *out, char *msg,
+                      size_t size);
 
 /* Appends the table sections of every table of kv whose name starts with prefix. */
 int fl_snapshot_write_tables(fl_kv_t *kv, const char *prefix, fl_buf_t *out);
@@ -61,8 +61,7 @@ int fl_snapshot_kv_blob(fl_kv_t *kv, const char *prefix, fl_buf_t *out);
 /* Restoring a native section: gives the files of old subtask `subtask` (names as
  * written) to load into the target; 0, or an error with msg saying why. */
 typedef int (*fl_native_restore_fn)(void *arg, size_t subtask, uint64_t store_id,
-                                    const char *const *files, size_t n, char *msg,
-                                    size_t size);
+                                    const char *const *files, size_t n, char *msg, size_t size);
 
 /* Restores into t the keyed state and timers of its key groups from the snapshots
  * blobs[0..n) of one node written by an earlier run (n = its parallelism; an empty blob

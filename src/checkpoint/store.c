@@ -107,8 +107,8 @@ static const char *base_of(const char *path) {
 /* Names                                                                                */
 
 static bool name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '_' || c == '+' || c == '=' || c == ',' || c == '@' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '+' || c == '=' || c == ',' || c == '@' || c == '-';
 }
 
 /* The reason a component is invalid, or NULL. */
@@ -130,8 +130,7 @@ static int check_name(const char *name, bool path_ok, const char *what, char *er
   if (!name) return fail(err, err_size, FL_EINVAL, "%s is NULL", what);
   size_t n = strlen(name);
   if (n == 0 || n > MAX_NAME)
-    return fail(err, err_size, FL_EINVAL, "%s \"%.64s\" must be 1..%d bytes", what, name,
-                MAX_NAME);
+    return fail(err, err_size, FL_EINVAL, "%s \"%.64s\" must be 1..%d bytes", what, name, MAX_NAME);
   const char *p = name;
   for (;;) {
     const char *slash = strchr(p, '/');
@@ -342,8 +341,8 @@ done:
 }
 
 /* Stats a checkpoint file for verification. */
-static int verify_file(const char *name, const char *path, bool shared, uint64_t size,
-                       uint32_t crc, unsigned char *buf, size_t cap, char *why, size_t why_size) {
+static int verify_file(const char *name, const char *path, bool shared, uint64_t size, uint32_t crc,
+                       unsigned char *buf, size_t cap, char *why, size_t why_size) {
   int rc = FL_OK;
   char eb[128];
   char label[MAX_NAME + PATH_MAX + 32];
@@ -354,8 +353,8 @@ static int verify_file(const char *name, const char *path, bool shared, uint64_t
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    return fail(why, why_size, e == ENOENT ? FL_EPARSE : FL_EIO, "%s: open %s: %s", label,
-                path, etext(e, eb, sizeof eb));
+    return fail(why, why_size, e == ENOENT ? FL_EPARSE : FL_EIO, "%s: open %s: %s", label, path,
+                etext(e, eb, sizeof eb));
   }
   struct stat st;
   if (fstat(fd, &st) != 0) {
@@ -390,8 +389,9 @@ static int verify_file(const char *name, const char *path, bool shared, uint64_t
     goto done;
   }
   if (c != crc)
-    rc = fail(why, why_size, FL_EPARSE, "%s: CRC32C mismatch (stored 0x%08" PRIx32
-              ", computed 0x%08" PRIx32 ")", label, crc, c);
+    rc = fail(why, why_size, FL_EPARSE,
+              "%s: CRC32C mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32 ")", label, crc,
+              c);
 done:
   close(fd);
   return rc;
@@ -558,7 +558,8 @@ static int manifest_decode(const char *text, size_t len, manifest_t *m, char *wh
   /* The last line is "crc32c <8 hex>\n" (16 bytes); no line of the JSON starts so. */
   if (len < 17 || text[len - 1] != '\n' || text[len - 17] != '\n' ||
       memcmp(text + len - 16, "crc32c ", 7) != 0) {
-    rc = fail(why, why_size, FL_EPARSE, "_manifest: the checksum line is missing or malformed "
+    rc = fail(why, why_size, FL_EPARSE,
+              "_manifest: the checksum line is missing or malformed "
               "(truncated?)");
     goto done;
   }
@@ -571,8 +572,9 @@ static int manifest_decode(const char *text, size_t len, manifest_t *m, char *wh
     goto done;
   }
   if (stored != computed) {
-    rc = fail(why, why_size, FL_EPARSE, "_manifest: CRC32C mismatch (stored 0x%08" PRIx32
-              ", computed 0x%08" PRIx32 ")", stored, computed);
+    rc = fail(why, why_size, FL_EPARSE,
+              "_manifest: CRC32C mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32 ")",
+              stored, computed);
     goto done;
   }
   json_error_t je;
@@ -587,8 +589,9 @@ static int manifest_decode(const char *text, size_t len, manifest_t *m, char *wh
     goto done;
   }
   if (json_integer_value(fmt) != FORMAT_VERSION) {
-    rc = fail(why, why_size, FL_ENOTSUP, "_manifest: format %" JSON_INTEGER_FORMAT
-              " (this library reads %d)", json_integer_value(fmt), FORMAT_VERSION);
+    rc = fail(why, why_size, FL_ENOTSUP,
+              "_manifest: format %" JSON_INTEGER_FORMAT " (this library reads %d)",
+              json_integer_value(fmt), FORMAT_VERSION);
     goto done;
   }
   const char *kind = json_string_value(json_object_get(root, "kind"));
@@ -632,8 +635,8 @@ static int manifest_decode(const char *text, size_t len, manifest_t *m, char *wh
     if (f->shared != (key != NULL) ||
         (f->shared && (!json_is_string(key) ||
                        check_name(json_string_value(key), false, "key", NULL, 0) != FL_OK))) {
-      rc = fail(why, why_size, FL_EPARSE, "_manifest: entry %zu (%s) has a malformed shared key",
-                i, name);
+      rc = fail(why, why_size, FL_EPARSE, "_manifest: entry %zu (%s) has a malformed shared key", i,
+                name);
       goto done;
     }
     if (f->shared && m->kind == FL_CKPT_SAVEPOINT) {
@@ -700,8 +703,17 @@ struct fl_ckpt {
   bool registered;
 };
 
-enum { W_OPEN, W_COMMITTING, W_ABORTED, W_DONE };
-enum { E_PENDING, E_DONE, E_FAILED };
+enum {
+  W_OPEN,
+  W_COMMITTING,
+  W_ABORTED,
+  W_DONE
+};
+enum {
+  E_PENDING,
+  E_DONE,
+  E_FAILED
+};
 
 typedef struct wentry {
   mfile_t f;
@@ -895,8 +907,8 @@ static void writer_release(fl_ckpt_writer_t *w) {
   writer_free(w);
 }
 
-int fl_ckpt_writer_begin(fl_ckpt_writer_t **out, const char *path, int64_t id,
-                         fl_ckpt_kind_t kind, char *err, size_t err_size) {
+int fl_ckpt_writer_begin(fl_ckpt_writer_t **out, const char *path, int64_t id, fl_ckpt_kind_t kind,
+                         char *err, size_t err_size) {
   int rc = FL_OK;
   fl_ckpt_writer_t *w = NULL;
   char *norm = NULL, eb[128];
@@ -931,8 +943,10 @@ int fl_ckpt_writer_begin(fl_ckpt_writer_t **out, const char *path, int64_t id,
     if (stat(w->dir, &st) == 0) {
       DIR *d = S_ISDIR(st.st_mode) ? opendir(w->dir) : NULL;
       if (!d) {
-        rc = fail(err, err_size, FL_EINVAL, "savepoint directory %s exists and is not a usable "
-                  "directory", w->dir);
+        rc = fail(err, err_size, FL_EINVAL,
+                  "savepoint directory %s exists and is not a usable "
+                  "directory",
+                  w->dir);
         goto done;
       }
       struct dirent *de;
@@ -983,8 +997,10 @@ int fl_ckpt_writer_begin(fl_ckpt_writer_t **out, const char *path, int64_t id,
   }
   pthread_mutex_unlock(&g_reg_mu);
   if (other) {
-    rc = fail(err, err_size, FL_ESTATE, "checkpoint %" PRId64 " of %s: checkpoint %" PRId64
-              " of that root is still being written", id, w->parent, other_id);
+    rc = fail(err, err_size, FL_ESTATE,
+              "checkpoint %" PRId64 " of %s: checkpoint %" PRId64
+              " of that root is still being written",
+              id, w->parent, other_id);
     goto done;
   }
   char *mp = join(w->dir, MANIFEST);
@@ -996,8 +1012,10 @@ int fl_ckpt_writer_begin(fl_ckpt_writer_t **out, const char *path, int64_t id,
   int sr = lstat(mp, &st), se = errno;
   free(mp);
   if (sr == 0) {
-    rc = fail(err, err_size, FL_ESTATE, "checkpoint %s already exists and is complete; use a "
-              "new id (fl_ckpt_max_id() + 1)", w->dir);
+    rc = fail(err, err_size, FL_ESTATE,
+              "checkpoint %s already exists and is complete; use a "
+              "new id (fl_ckpt_max_id() + 1)",
+              w->dir);
     goto done;
   }
   if (se != ENOENT && se != ENOTDIR) {
@@ -1045,8 +1063,10 @@ static int writer_reserve(fl_ckpt_writer_t *w, const char *name, size_t *idx, ch
   if (!copy) return fail(err, err_size, FL_ENOMEM, "out of memory");
   pthread_mutex_lock(&w->mu);
   if (w->state != W_OPEN) {
-    rc = fail(err, err_size, FL_ESTATE, "%s: the checkpoint is no longer open (committed or "
-              "aborted)", w->dir);
+    rc = fail(err, err_size, FL_ESTATE,
+              "%s: the checkpoint is no longer open (committed or "
+              "aborted)",
+              w->dir);
     goto done;
   }
   if (strmap_get(&w->names, name, NULL)) {
@@ -1100,8 +1120,8 @@ static void writer_settle(fl_ckpt_writer_t *w, size_t idx, bool ok, uint64_t siz
   writer_release(w);
 }
 
-int fl_ckpt_writer_open_file(fl_ckpt_writer_t *w, const char *name, fl_ckpt_out_t **out,
-                             char *err, size_t err_size) {
+int fl_ckpt_writer_open_file(fl_ckpt_writer_t *w, const char *name, fl_ckpt_out_t **out, char *err,
+                             size_t err_size) {
   int rc;
   size_t idx;
   fl_ckpt_out_t *o = NULL;
@@ -1163,8 +1183,7 @@ static int out_flush(fl_ckpt_out_t *o) {
   return o->err;
 }
 
-int fl_ckpt_out_write(fl_ckpt_out_t *o, const void *data, size_t len, char *err,
-                      size_t err_size) {
+int fl_ckpt_out_write(fl_ckpt_out_t *o, const void *data, size_t len, char *err, size_t err_size) {
   if (!o || (!data && len)) return fail(err, err_size, FL_EINVAL, "out_write: bad arguments");
   if (o->err) return fail(err, err_size, o->err, "%s", o->errmsg);
   if (len == 0) return FL_OK;
@@ -1222,8 +1241,10 @@ int fl_ckpt_out_close(fl_ckpt_out_t *o, uint64_t *size, uint32_t *crc32c, char *
   bool open = w->state == W_OPEN;
   pthread_mutex_unlock(&w->mu);
   if (!open) {
-    rc = fail(err, err_size, FL_ESTATE, "close %s: the checkpoint was aborted while the file "
-              "was open", o->final);
+    rc = fail(err, err_size, FL_ESTATE,
+              "close %s: the checkpoint was aborted while the file "
+              "was open",
+              o->final);
     goto done;
   }
   if (rename(o->tmp, o->final) != 0) {
@@ -1265,8 +1286,8 @@ int fl_ckpt_writer_put(fl_ckpt_writer_t *w, const char *name, const void *data, 
   return fl_ckpt_out_close(o, NULL, NULL, err, err_size);
 }
 
-int fl_ckpt_writer_add_file(fl_ckpt_writer_t *w, const char *name, const char *src_path,
-                            char *err, size_t err_size) {
+int fl_ckpt_writer_add_file(fl_ckpt_writer_t *w, const char *name, const char *src_path, char *err,
+                            size_t err_size) {
   int rc = FL_OK, fd = -1;
   fl_ckpt_out_t *o = NULL;
   unsigned char *buf = NULL;
@@ -1300,8 +1321,8 @@ done:
 
 /* Hard-links (when possible) or copies src into the new file dst, computes its CRC32C
  * and fsyncs it. The size must stay `size` (src is immutable). dst is removed on error. */
-static int link_or_copy(const char *src, const char *dst, uint64_t size, uint32_t *crc,
-                        char *err, size_t err_size) {
+static int link_or_copy(const char *src, const char *dst, uint64_t size, uint32_t *crc, char *err,
+                        size_t err_size) {
   int rc = FL_OK, in = -1, outfd = -1;
   unsigned char *buf = malloc(IO_CHUNK);
   uint32_t c = 0;
@@ -1350,8 +1371,10 @@ static int link_or_copy(const char *src, const char *dst, uint64_t size, uint32_
     }
   }
   if (total != size) {
-    rc = fail(err, err_size, FL_EIO, "%s changed while being added (%" PRIu64 " bytes, then %"
-              PRIu64 "); shared files must be immutable", src, size, total);
+    rc = fail(err, err_size, FL_EIO,
+              "%s changed while being added (%" PRIu64 " bytes, then %" PRIu64
+              "); shared files must be immutable",
+              src, size, total);
     goto done;
   }
   if (fsync(outfd) != 0) {
@@ -1399,8 +1422,9 @@ int fl_ckpt_writer_add_shared(fl_ckpt_writer_t *w, const char *name, const char 
   if (rc == FL_ENOMEM) {
     rc = fail(err, err_size, FL_ENOMEM, "out of memory");
   } else if (k->sized && k->size != size) {
-    rc = fail(err, err_size, FL_ESTATE, "%s: shared key %s added twice with sizes %" PRIu64
-              " and %" PRIu64, w->dir, shared_key, k->size, size);
+    rc = fail(err, err_size, FL_ESTATE,
+              "%s: shared key %s added twice with sizes %" PRIu64 " and %" PRIu64, w->dir,
+              shared_key, k->size, size);
   } else if (k->done) {
     crc = k->crc;
     reused = true;
@@ -1413,9 +1437,12 @@ int fl_ckpt_writer_add_shared(fl_ckpt_writer_t *w, const char *name, const char 
 
   kent_t *old = keytab_find(&w->old_keys, shared_key);
   if (old && old->size != size) {
-    rc = fail(err, err_size, FL_ESTATE, "shared key %s: a complete checkpoint of %s recorded %"
-              PRIu64 " bytes, %s has %" PRIu64 "; a shared key must always name the same "
-              "content", shared_key, w->parent, old->size, src_path, size);
+    rc = fail(err, err_size, FL_ESTATE,
+              "shared key %s: a complete checkpoint of %s recorded %" PRIu64
+              " bytes, %s has %" PRIu64
+              "; a shared key must always name the same "
+              "content",
+              shared_key, w->parent, old->size, src_path, size);
     goto done;
   }
   struct stat ds;
@@ -1500,8 +1527,7 @@ done:
   return rc;
 }
 
-int fl_ckpt_writer_commit(fl_ckpt_writer_t *w, const char *meta_json, char *err,
-                          size_t err_size) {
+int fl_ckpt_writer_commit(fl_ckpt_writer_t *w, const char *meta_json, char *err, size_t err_size) {
   int rc = FL_OK, fd = -1;
   json_t *meta = NULL;
   mfile_t **files = NULL;
@@ -1519,13 +1545,17 @@ int fl_ckpt_writer_commit(fl_ckpt_writer_t *w, const char *meta_json, char *err,
     goto done;
   }
   if (refs != 1) {
-    rc = fail(err, err_size, FL_ESTATE, "commit %s: %d file(s) still open or being added; "
-              "the checkpoint is aborted", w->dir, refs - 1);
+    rc = fail(err, err_size, FL_ESTATE,
+              "commit %s: %d file(s) still open or being added; "
+              "the checkpoint is aborted",
+              w->dir, refs - 1);
     goto done;
   }
   if (failed) {
-    rc = fail(err, err_size, FL_ESTATE, "commit %s: a file of the checkpoint failed to be "
-              "written; the checkpoint is aborted", w->dir);
+    rc = fail(err, err_size, FL_ESTATE,
+              "commit %s: a file of the checkpoint failed to be "
+              "written; the checkpoint is aborted",
+              w->dir);
     goto done;
   }
   if (meta_json) {
@@ -1655,8 +1685,9 @@ static int open_dir(fl_ckpt_t **out, const char *path, int64_t expect_id, char *
   }
   if ((rc = manifest_read(c->dir, &c->m, why, sizeof why))) goto done;
   if (expect_id >= 0 && (c->m.kind != FL_CKPT_CHECKPOINT || c->m.id != expect_id)) {
-    rc = fail(why, sizeof why, FL_EPARSE, "_manifest: it describes %s %" PRId64
-              ", not checkpoint %" PRId64, kind_str(c->m.kind), c->m.id, expect_id);
+    rc = fail(why, sizeof why, FL_EPARSE,
+              "_manifest: it describes %s %" PRId64 ", not checkpoint %" PRId64,
+              kind_str(c->m.kind), c->m.id, expect_id);
     goto done;
   }
   c->kind = c->m.kind;
@@ -1715,8 +1746,8 @@ done:
   free(shared);
   free(buf);
   if (rc) {
-    fail(err, err_size, rc, "%s %s is unusable: %s", c && c->m.meta ? kind_str(c->m.kind) :
-         "checkpoint", c && c->dir ? c->dir : path, why);
+    fail(err, err_size, rc, "%s %s is unusable: %s",
+         c && c->m.meta ? kind_str(c->m.kind) : "checkpoint", c && c->dir ? c->dir : path, why);
     fl_ckpt_close(c);
     return rc;
   }
@@ -1751,8 +1782,10 @@ int fl_ckpt_open_latest(fl_ckpt_t **out, const char *root, fl_ckpt_log_fn log, v
   if (!(norm = normalize_path(root))) return fail(err, err_size, FL_ENOMEM, "out of memory");
   rc = list_chk_ids(norm, &ids, &n, err, err_size);
   if (rc == FL_ENOTFOUND) {
-    rc = fail(err, err_size, FL_ENOTFOUND, "no checkpoint under %s: the directory does not "
-              "exist", norm);
+    rc = fail(err, err_size, FL_ENOTFOUND,
+              "no checkpoint under %s: the directory does not "
+              "exist",
+              norm);
     goto done;
   }
   if (rc) goto done;
@@ -1849,8 +1882,8 @@ int fl_ckpt_read_file(const fl_ckpt_t *c, const char *name, void **data, size_t 
   fd = open(f->path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    return fail(err, err_size, e == ENOENT ? FL_EPARSE : FL_EIO, "%s: file %s: open %s: %s",
-                c->dir, name, f->path, etext(e, eb, sizeof eb));
+    return fail(err, err_size, e == ENOENT ? FL_EPARSE : FL_EIO, "%s: file %s: open %s: %s", c->dir,
+                name, f->path, etext(e, eb, sizeof eb));
   }
   size_t n = (size_t)f->size, got = 0;
   if (!(buf = malloc(n + 1))) {
@@ -1874,8 +1907,9 @@ int fl_ckpt_read_file(const fl_ckpt_t *c, const char *name, void **data, size_t 
   }
   uint32_t crc = fl_crc32c(buf, n);
   if (crc != f->crc32c) {
-    rc = fail(err, err_size, FL_EPARSE, "%s: file %s: CRC32C mismatch (stored 0x%08" PRIx32
-              ", computed 0x%08" PRIx32 ")", c->dir, name, f->crc32c, crc);
+    rc = fail(err, err_size, FL_EPARSE,
+              "%s: file %s: CRC32C mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32 ")",
+              c->dir, name, f->crc32c, crc);
     goto done;
   }
   buf[n] = 0;
@@ -1909,8 +1943,8 @@ int fl_ckpt_in_open(const fl_ckpt_t *c, const char *name, fl_ckpt_in_t **out, ch
   if (in->fd < 0) {
     int e = errno;
     fl_ckpt_in_close(in);
-    return fail(err, err_size, e == ENOENT ? FL_EPARSE : FL_EIO, "%s: file %s: open %s: %s",
-                c->dir, name, f->path, etext(e, eb, sizeof eb));
+    return fail(err, err_size, e == ENOENT ? FL_EPARSE : FL_EIO, "%s: file %s: open %s: %s", c->dir,
+                name, f->path, etext(e, eb, sizeof eb));
   }
   *out = in;
   return FL_OK;
@@ -1925,16 +1959,20 @@ int fl_ckpt_in_read(fl_ckpt_in_t *in, void *buf, size_t cap, size_t *got, char *
   if (r < 0) return fail_sys(err, err_size, (int)-r, "read", in->path);
   if (r == 0) {
     if (in->got != in->size)
-      return fail(err, err_size, FL_EPARSE, "file %s (%s): %" PRIu64 " bytes, the manifest says %"
-                  PRIu64, in->name, in->path, in->got, in->size);
+      return fail(err, err_size, FL_EPARSE,
+                  "file %s (%s): %" PRIu64 " bytes, the manifest says %" PRIu64, in->name, in->path,
+                  in->got, in->size);
     if (in->crc != in->want)
-      return fail(err, err_size, FL_EPARSE, "file %s (%s): CRC32C mismatch (stored 0x%08" PRIx32
-                  ", computed 0x%08" PRIx32 ")", in->name, in->path, in->want, in->crc);
+      return fail(err, err_size, FL_EPARSE,
+                  "file %s (%s): CRC32C mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32
+                  ")",
+                  in->name, in->path, in->want, in->crc);
     return FL_OK;
   }
   if (in->got + (uint64_t)r > in->size)
-    return fail(err, err_size, FL_EPARSE, "file %s (%s): longer than the %" PRIu64
-                " bytes the manifest says", in->name, in->path, in->size);
+    return fail(err, err_size, FL_EPARSE,
+                "file %s (%s): longer than the %" PRIu64 " bytes the manifest says", in->name,
+                in->path, in->size);
   in->got += (uint64_t)r;
   in->crc = fl_crc32c_extend(in->crc, buf, (size_t)r);
   *got = (size_t)r;

@@ -104,8 +104,8 @@ typedef struct fl_ckpt_out fl_ckpt_out_t;
  * Threading: begin, commit and abort from one thread at a time (the coordinator); the
  * calls that add files (open_file, put, add_file, add_shared) from any threads at once,
  * between begin and commit/abort. */
-int fl_ckpt_writer_begin(fl_ckpt_writer_t **out, const char *path, int64_t id,
-                         fl_ckpt_kind_t kind, char *err, size_t err_size);
+int fl_ckpt_writer_begin(fl_ckpt_writer_t **out, const char *path, int64_t id, fl_ckpt_kind_t kind,
+                         char *err, size_t err_size);
 
 /* The directory the writer's files go to (R/chk-<id> or the savepoint directory).
  * Borrowed from w. */
@@ -116,14 +116,13 @@ const char *fl_ckpt_writer_dir(const fl_ckpt_writer_t *w);
  * name is reserved from this call on: adding it again is FL_EINVAL, even after a failed
  * write (a checkpoint with a failed file cannot be committed; abort it). On success *out
  * must be closed or discarded before commit/abort. Thread-safe. */
-int fl_ckpt_writer_open_file(fl_ckpt_writer_t *w, const char *name, fl_ckpt_out_t **out,
-                             char *err, size_t err_size);
+int fl_ckpt_writer_open_file(fl_ckpt_writer_t *w, const char *name, fl_ckpt_out_t **out, char *err,
+                             size_t err_size);
 
 /* Appends len bytes (buffered; len 0 is fine). One thread at a time per out, any
  * number of outs of one writer at once. After an error the file is failed: further
  * writes return the same error and close discards it. */
-int fl_ckpt_out_write(fl_ckpt_out_t *out, const void *data, size_t len, char *err,
-                      size_t err_size);
+int fl_ckpt_out_write(fl_ckpt_out_t *out, const void *data, size_t len, char *err, size_t err_size);
 
 /* Finishes the file: flushes, fsyncs, closes and renames it to its final name, and
  * records its size and CRC32C for the manifest (also returned through size and crc32c
@@ -142,8 +141,8 @@ int fl_ckpt_writer_put(fl_ckpt_writer_t *w, const char *name, const void *data, 
 
 /* Copies the file at src_path into the checkpoint as `name` (its own copy, not shared).
  * Thread-safe. */
-int fl_ckpt_writer_add_file(fl_ckpt_writer_t *w, const char *name, const char *src_path,
-                            char *err, size_t err_size);
+int fl_ckpt_writer_add_file(fl_ckpt_writer_t *w, const char *name, const char *src_path, char *err,
+                            size_t err_size);
 
 /* Adds the immutable file at src_path as `name`, stored once in R/shared/<shared_key>
  * and referenced by every checkpoint that adds the same key.
@@ -171,8 +170,7 @@ int fl_ckpt_writer_add_shared(fl_ckpt_writer_t *w, const char *name, const char 
  * (the writer is then aborted, and its files deleted once the last one is closed or
  * discarded), or when a file failed. FL_EINVAL when meta_json is not an object. Must
  * not run concurrently with calls that add files to w. */
-int fl_ckpt_writer_commit(fl_ckpt_writer_t *w, const char *meta_json, char *err,
-                          size_t err_size);
+int fl_ckpt_writer_commit(fl_ckpt_writer_t *w, const char *meta_json, char *err, size_t err_size);
 
 /* Abandons the checkpoint: deletes its directory (a savepoint directory the writer
  * created, or only the contents of one that existed empty) and the shared files it
@@ -190,8 +188,8 @@ typedef struct fl_ckpt_in fl_ckpt_in_t;
 
 /* One file of an opened checkpoint. Pointers are borrowed from the fl_ckpt_t. */
 typedef struct fl_ckpt_file {
-  const char *name;       /* name in the checkpoint */
-  const char *path;       /* full path: <dir>/<name>, or R/shared/<key> when shared */
+  const char *name; /* name in the checkpoint */
+  const char *path; /* full path: <dir>/<name>, or R/shared/<key> when shared */
   uint64_t size;
   uint32_t crc32c;
   bool shared;
@@ -214,8 +212,8 @@ int fl_ckpt_open(fl_ckpt_t **out, const char *path, char *err, size_t err_size);
  * 0x..., computed 0x...); falling back to an older one". FL_ENOTFOUND when none is
  * usable (also when root does not exist), FL_ENOMEM at once, FL_EIO when root cannot be
  * listed. Thread: any. */
-int fl_ckpt_open_latest(fl_ckpt_t **out, const char *root, fl_ckpt_log_fn log,
-                        void *log_arg, char *err, size_t err_size);
+int fl_ckpt_open_latest(fl_ckpt_t **out, const char *root, fl_ckpt_log_fn log, void *log_arg,
+                        char *err, size_t err_size);
 
 /* What execution.savepoint.path means: a directory holding _manifest (a checkpoint or
  * savepoint) is opened with fl_ckpt_open(), any other is taken as a root for
@@ -243,8 +241,8 @@ const fl_ckpt_file_t *fl_ckpt_file_find(const fl_ckpt_t *c, const char *name);
 /* Reads file `name` whole into *data (malloc'd, the caller frees it with free();
  * a NUL byte follows the data, not counted in *len), verifying its size and CRC32C
  * again. FL_ENOTFOUND for a name not in the checkpoint, FL_EPARSE for a mismatch. */
-int fl_ckpt_read_file(const fl_ckpt_t *c, const char *name, void **data, size_t *len,
-                      char *err, size_t err_size);
+int fl_ckpt_read_file(const fl_ckpt_t *c, const char *name, void **data, size_t *len, char *err,
+                      size_t err_size);
 
 /* Opens file `name` for streaming reads. *out is the caller's (fl_ckpt_in_close()) and
  * independent of c's lifetime. One thread at a time per stream. */

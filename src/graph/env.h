@@ -46,7 +46,7 @@ typedef struct fl_env_conf {
   const char *rocksdb_dir; /* "" = /tmp */
   bool incremental;        /* RocksDB: checkpoints upload only new SST files */
   fl_kv_rocksdb_opts_t rocksdb_opts;
-  const char *ckpt_dir;    /* "" = none */
+  const char *ckpt_dir; /* "" = none */
   int ckpt_retained;
   int64_t ckpt_interval_ms; /* 0 = no periodic checkpoints */
   int64_t ckpt_min_pause_ms, ckpt_timeout_ms;
@@ -79,10 +79,10 @@ struct fl_env {
   fl_log_fn log; /* NULL: "flink: <line>" on stderr */
   void *log_opaque;
   _Atomic int stop_requested;
-  _Atomic int state; /* 0 built, 1 running, 2 finished */
-  _Atomic(char *) job_name; /* set once by execute; read by metrics from any thread */
+  _Atomic int state;            /* 0 built, 1 running, 2 finished */
+  _Atomic(char *) job_name;     /* set once by execute; read by metrics from any thread */
   _Atomic(struct fl_job *) job; /* while running */
-  _Atomic int stoppers;           /* fl_env_stop() calls in progress */
+  _Atomic int stoppers;         /* fl_env_stop() calls in progress */
   /* checkpoint statistics (Flink's names), across restarts */
   struct {
     _Atomic int64_t completed, failed, restored_id, restarts;

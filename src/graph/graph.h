@@ -21,21 +21,21 @@ struct fl_op_class;
 /* Every kind of node, once: X(ENUM, class, default name). The enum is FL_NODE_<ENUM>,
  * the operator class fl_op_<class>_class (src/operators), and a node without a name is
  * called "<default name>-<id>". */
-#define FL_NODE_KIND_MAP(X)                                                              \
-  X(SOURCE, source, "source")                                                            \
-  X(MAP, map, "map")                                                                     \
-  X(FLAT_MAP, flat_map, "flat_map")                                                      \
-  X(FILTER, filter, "filter")                                                            \
-  X(PROCESS, process, "process")                       /* ProcessFunction */             \
-  X(KEYED_PROCESS, keyed_process, "keyed_process")     /* KeyedProcessFunction */        \
-  X(ROLLING, rolling, "rolling")                       /* rolling reduce/sum/min/max */  \
-  X(WINDOW, window, "window")                                                            \
-  X(ASSIGN_TS, assign_ts, "assign_timestamps")                                           \
-  X(SINK, sink, "sink")                                                                  \
-  X(CO_PROCESS, co_process, "co_process")              /* inputs of side 0 and 1 */      \
-  X(KEYED_CO_PROCESS, keyed_co_process, "keyed_co_process")                              \
-  X(WINDOW_JOIN, window_join, "window_join")           /* keyed, two sides */            \
-  X(INTERVAL_JOIN, interval_join, "interval_join")     /* keyed, two sides */            \
+#define FL_NODE_KIND_MAP(X)                                                           \
+  X(SOURCE, source, "source")                                                         \
+  X(MAP, map, "map")                                                                  \
+  X(FLAT_MAP, flat_map, "flat_map")                                                   \
+  X(FILTER, filter, "filter")                                                         \
+  X(PROCESS, process, "process")                   /* ProcessFunction */              \
+  X(KEYED_PROCESS, keyed_process, "keyed_process") /* KeyedProcessFunction */         \
+  X(ROLLING, rolling, "rolling")                   /* rolling reduce/sum/min/max */   \
+  X(WINDOW, window, "window")                                                         \
+  X(ASSIGN_TS, assign_ts, "assign_timestamps")                                        \
+  X(SINK, sink, "sink")                                                               \
+  X(CO_PROCESS, co_process, "co_process") /* inputs of side 0 and 1 */                \
+  X(KEYED_CO_PROCESS, keyed_co_process, "keyed_co_process")                           \
+  X(WINDOW_JOIN, window_join, "window_join")                   /* keyed, two sides */ \
+  X(INTERVAL_JOIN, interval_join, "interval_join")             /* keyed, two sides */ \
   X(BROADCAST_PROCESS, broadcast_process, "broadcast_process") /* keyed 0, broadcast 1 */
 
 typedef enum fl_node_kind {
@@ -68,7 +68,12 @@ typedef struct fl_input {
   bool unkeyed;
 } fl_input_t;
 
-typedef enum fl_rolling_kind { FL_ROLL_REDUCE, FL_ROLL_SUM, FL_ROLL_MIN, FL_ROLL_MAX } fl_rolling_kind_t;
+typedef enum fl_rolling_kind {
+  FL_ROLL_REDUCE,
+  FL_ROLL_SUM,
+  FL_ROLL_MIN,
+  FL_ROLL_MAX
+} fl_rolling_kind_t;
 
 typedef enum fl_window_fn_kind {
   FL_WFN_REDUCE,
@@ -122,15 +127,40 @@ typedef struct fl_node {
   void (*release)(void *opaque);
   void *release_opaque;
   union {
-    struct { fl_source_fn_t fn; void *opaque; } source;
-    struct { fl_map_fn fn; void *opaque; } map;        /* MAP, FLAT_MAP */
-    struct { fl_filter_fn fn; void *opaque; } filter;
-    struct { fl_process_fn_t fn; void *opaque; } process; /* PROCESS, KEYED_PROCESS */
-    struct { fl_rolling_kind_t kind; fl_reduce_fn reduce; fl_number_fn number; void *opaque; } rolling;
+    struct {
+      fl_source_fn_t fn;
+      void *opaque;
+    } source;
+    struct {
+      fl_map_fn fn;
+      void *opaque;
+    } map; /* MAP, FLAT_MAP */
+    struct {
+      fl_filter_fn fn;
+      void *opaque;
+    } filter;
+    struct {
+      fl_process_fn_t fn;
+      void *opaque;
+    } process; /* PROCESS, KEYED_PROCESS */
+    struct {
+      fl_rolling_kind_t kind;
+      fl_reduce_fn reduce;
+      fl_number_fn number;
+      void *opaque;
+    } rolling;
     fl_window_conf_t window;
-    struct { fl_watermark_strategy_t ws; } assign_ts;
-    struct { fl_sink_fn_t fn; void *opaque; } sink;
-    struct { fl_co_process_fn_t fn; void *opaque; } co;  /* CO_PROCESS, KEYED_CO_PROCESS */
+    struct {
+      fl_watermark_strategy_t ws;
+    } assign_ts;
+    struct {
+      fl_sink_fn_t fn;
+      void *opaque;
+    } sink;
+    struct {
+      fl_co_process_fn_t fn;
+      void *opaque;
+    } co; /* CO_PROCESS, KEYED_CO_PROCESS */
     struct {
       fl_window_assigner_t w;
       fl_join_fn fn;
@@ -143,7 +173,10 @@ typedef struct fl_node {
       void *opaque;
       struct fl_state_desc *left, *right; /* internal buffers of the two sides */
     } ijoin;
-    struct { fl_broadcast_process_fn_t fn; void *opaque; } bcast;
+    struct {
+      fl_broadcast_process_fn_t fn;
+      void *opaque;
+    } bcast;
   } u;
   fl_metrics_t *metrics; /* [n_metrics] = [parallelism], allocated when the job is planned */
   int n_metrics;
@@ -156,7 +189,7 @@ struct fl_stream {
   struct fl_env *env;
   fl_input_t *parts; /* what a consumer of this stream gets as inputs */
   size_t n_parts;
-  fl_node_t *node;   /* the node whose output this is; NULL for virtual streams */
+  fl_node_t *node; /* the node whose output this is; NULL for virtual streams */
 };
 struct fl_keyed_stream {
   fl_stream_t *in;

@@ -30,7 +30,7 @@ typedef struct fl_metrics {
   _Atomic uint64_t records_in;
   _Atomic uint64_t records_out;
   _Atomic uint64_t late_dropped;
-  _Atomic int64_t input_watermark; /* FL_TS_NONE before the first */
+  _Atomic int64_t input_watermark;   /* FL_TS_NONE before the first */
   _Atomic(fl_user_metrics_t *) user; /* NULL until the first user metric */
 } fl_metrics_t;
 

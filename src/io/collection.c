@@ -67,8 +67,8 @@ static void coll_destroy(void *opaque) {
   free(c);
 }
 
-fl_stream_t *fl_source_collection(fl_env_t *env, const char *name,
-                                  const fl_record_t *records, size_t n) {
+fl_stream_t *fl_source_collection(fl_env_t *env, const char *name, const fl_record_t *records,
+                                  size_t n) {
   if (!env) return NULL;
   if (n && !records) {
     fl_env_builder_fail(env, FL_EINVAL, "source '%s': records is NULL", name ? name : "collection");
@@ -107,5 +107,3 @@ fl_stream_t *fl_source_collection(fl_env_t *env, const char *name,
                                     .restore = coll_restore};
   return fl_source(env, name ? name : "collection", &fn, c, 0);
 }
-
-

@@ -53,8 +53,8 @@ typedef struct fsink {
 typedef struct finst {
   const fsink_t *cfg;
   int subtask, parallelism;
-  FILE *f;          /* the in-progress file, or NULL */
-  char cur[4096];   /* its path */
+  FILE *f;        /* the in-progress file, or NULL */
+  char cur[4096]; /* its path */
   uint64_t seq;
   pending_t *pend;
   size_t n_pend, cap_pend;
@@ -368,7 +368,8 @@ static void fs_destroy(void *opaque) {
 int fl_stream_sink_files(fl_stream_t *in, const char *name, const char *dir) {
   if (!in) return FL_EINVAL;
   if (!dir || !*dir) {
-    fl_env_builder_fail(fl_stream_env(in), FL_EINVAL, "sink '%s': the directory is empty", name ? name : "files");
+    fl_env_builder_fail(fl_stream_env(in), FL_EINVAL, "sink '%s': the directory is empty",
+                        name ? name : "files");
     return FL_EINVAL;
   }
   fsink_t *c = calloc(1, sizeof *c);

@@ -18,28 +18,22 @@ static bool contains_ci(const char *s, const char *word) {
   size_t m = strlen(word);
   for (; *s; s++) {
     size_t i = 0;
-    while (i < m && s[i] && (s[i] | 0x20) == word[i])
-      i++;
-    if (i == m)
-      return true;
+    while (i < m && s[i] && (s[i] | 0x20) == word[i]) i++;
+    if (i == m) return true;
   }
   return false;
 }
 
 bool fl_kafka_prop_is_secret(const char *name) {
-  if (name == NULL)
-    return false;
-  if (contains_ci(name, "password") || contains_ci(name, "secret") ||
-      contains_ci(name, "token"))
+  if (name == NULL) return false;
+  if (contains_ci(name, "password") || contains_ci(name, "secret") || contains_ci(name, "token"))
     return true;
   return contains_ci(name, "key") && !ends_with(name, ".location");
 }
 
 void fl_kafka_props_free(char **props) {
-  if (props == NULL)
-    return;
-  for (char **p = props; *p != NULL; p++)
-    free(*p);
+  if (props == NULL) return;
+  for (char **p = props; *p != NULL; p++) free(*p);
   free(props);
 }
 
@@ -77,8 +71,7 @@ int fl_kafka_props_copy(const char *const *props, char ***out, char *err, size_t
   *out = copy;
   copy = NULL;
 done:
-  if (rc == FL_ENOMEM)
-    snprintf(err, err_size, "props: out of memory");
+  if (rc == FL_ENOMEM) snprintf(err, err_size, "props: out of memory");
   fl_kafka_props_free(copy);
   return rc;
 }
@@ -87,8 +80,7 @@ int fl_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value
                       size_t err_size) {
   char rderr[512];
   rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, name, value, rderr, sizeof(rderr));
-  if (res == RD_KAFKA_CONF_OK)
-    return FL_OK;
+  if (res == RD_KAFKA_CONF_OK) return FL_OK;
   if (res == RD_KAFKA_CONF_UNKNOWN)
     snprintf(err, err_size, "unknown librdkafka property '%s'", name);
   else if (fl_kafka_prop_is_secret(name))
@@ -101,8 +93,7 @@ int fl_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value
 int fl_kafka_conf_apply(rd_kafka_conf_t *conf, char *const *props, char *err, size_t err_size) {
   for (size_t i = 0; props != NULL && props[i] != NULL; i += 2) {
     int rc = fl_kafka_conf_set(conf, props[i], props[i + 1], err, err_size);
-    if (rc != FL_OK)
-      return rc;
+    if (rc != FL_OK) return rc;
   }
   return FL_OK;
 }

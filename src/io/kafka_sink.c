@@ -168,7 +168,10 @@ static int txbuf_reserve(txbuf_t *b, size_t more) {
   return txbuf_grow_idx(b);
 }
 
-static void put32(uint8_t **p, uint32_t v) { memcpy(*p, &v, 4); *p += 4; }
+static void put32(uint8_t **p, uint32_t v) {
+  memcpy(*p, &v, 4);
+  *p += 4;
+}
 
 static int txbuf_add(txbuf_t *b, const char *topic, const fl_kafka_message_t *m) {
   size_t tl = strlen(topic);
@@ -185,19 +188,33 @@ static int txbuf_add(txbuf_t *b, const char *topic, const fl_kafka_message_t *m)
   put32(&p, (uint32_t)m->n_headers);
   int32_t part = m->partition;
   int64_t off = -1, ts = m->timestamp;
-  memcpy(p, &part, 4); p += 4;
-  memcpy(p, &off, 8); p += 8;
-  memcpy(p, &ts, 8); p += 8;
-  memcpy(p, topic, tl); p += tl;
-  if (m->key && m->key_len) { memcpy(p, m->key, m->key_len); p += m->key_len; }
-  if (m->value && m->value_len) { memcpy(p, m->value, m->value_len); p += m->value_len; }
+  memcpy(p, &part, 4);
+  p += 4;
+  memcpy(p, &off, 8);
+  p += 8;
+  memcpy(p, &ts, 8);
+  p += 8;
+  memcpy(p, topic, tl);
+  p += tl;
+  if (m->key && m->key_len) {
+    memcpy(p, m->key, m->key_len);
+    p += m->key_len;
+  }
+  if (m->value && m->value_len) {
+    memcpy(p, m->value, m->value_len);
+    p += m->value_len;
+  }
   for (size_t i = 0; i < m->n_headers; i++) {
     const fl_kafka_header_t *h = &m->headers[i];
     size_t nl = strlen(h->name);
     put32(&p, (uint32_t)nl);
     put32(&p, h->value ? (uint32_t)h->value_len : LEN_NONE);
-    memcpy(p, h->name, nl); p += nl;
-    if (h->value && h->value_len) { memcpy(p, h->value, h->value_len); p += h->value_len; }
+    memcpy(p, h->name, nl);
+    p += nl;
+    if (h->value && h->value_len) {
+      memcpy(p, h->value, h->value_len);
+      p += h->value_len;
+    }
   }
   b->idx[b->n++] = b->len;
   b->len = (size_t)(p - b->data);
@@ -280,9 +297,9 @@ typedef struct kinst {
   uint64_t writes;
   /* EXACTLY_ONCE */
   txbuf_t tx;
-  bool tx_open;       /* begin_transaction was called */
-  bool tx_pre;        /* pre-committed: new records are buffered */
-  int64_t tx_upto;    /* the checkpoint that may commit it (END_ID: after the end) */
+  bool tx_open;    /* begin_transaction was called */
+  bool tx_pre;     /* pre-committed: new records are buffered */
+  int64_t tx_upto; /* the checkpoint that may commit it (END_ID: after the end) */
   char tag[700];
   uint64_t attempt, seq;
   int64_t last_barrier;
@@ -388,8 +405,12 @@ static int txn_call(fl_context_t *ctx, kinst_t *in, const char *what,
   }
 }
 
-static rd_kafka_error_t *call_init(rd_kafka_t *rk, int t) { return rd_kafka_init_transactions(rk, t); }
-static rd_kafka_error_t *call_commit(rd_kafka_t *rk, int t) { return rd_kafka_commit_transaction(rk, t); }
+static rd_kafka_error_t *call_init(rd_kafka_t *rk, int t) {
+  return rd_kafka_init_transactions(rk, t);
+}
+static rd_kafka_error_t *call_commit(rd_kafka_t *rk, int t) {
+  return rd_kafka_commit_transaction(rk, t);
+}
 static rd_kafka_error_t *call_begin(rd_kafka_t *rk, int t) {
   (void)t;
   return rd_kafka_begin_transaction(rk);
@@ -398,15 +419,16 @@ static rd_kafka_error_t *call_begin(rd_kafka_t *rk, int t) {
 /* Produces one message, waiting (polling delivery reports) while the local queue is full:
  * back-pressure, not a failure. */
 static int produce(fl_context_t *ctx, kinst_t *in, const char *topic, int32_t partition,
-                   const void *key, size_t key_len, const void *value, size_t value_len,
-                   int64_t ts, const fl_kafka_header_t *hs, size_t nh, const uint8_t *enc_hs,
-                   size_t n_enc, const char *tag, void *opaque) {
+                   const void *key, size_t key_len, const void *value, size_t value_len, int64_t ts,
+                   const fl_kafka_header_t *hs, size_t nh, const uint8_t *enc_hs, size_t n_enc,
+                   const char *tag, void *opaque) {
   rd_kafka_headers_t *hdrs = NULL;
   size_t total = nh + n_enc + (tag ? 1 : 0);
   if (total) {
     hdrs = rd_kafka_headers_new(total);
     for (size_t i = 0; i < nh; i++)
-      rd_kafka_header_add(hdrs, hs[i].name, -1, hs[i].value, hs[i].value ? (ssize_t)hs[i].value_len : 0);
+      rd_kafka_header_add(hdrs, hs[i].name, -1, hs[i].value,
+                          hs[i].value ? (ssize_t)hs[i].value_len : 0);
     const uint8_t *p = enc_hs;
     for (size_t i = 0; i < n_enc; i++) {
       uint32_t hv[2];
@@ -424,9 +446,8 @@ static int produce(fl_context_t *ctx, kinst_t *in, const char *topic, int32_t pa
     rd_kafka_resp_err_t err = rd_kafka_producev(
         in->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
-        RD_KAFKA_V_VALUE((void *)value, value_len),
-        RD_KAFKA_V_TIMESTAMP(ts == FL_TS_NONE ? 0 : ts), RD_KAFKA_V_HEADERS(hdrs),
-        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_TIMESTAMP(ts == FL_TS_NONE ? 0 : ts),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return FL_OK;
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !fl_ctx_job_failing(ctx)) {
       rd_kafka_poll(in->rk, 10);
@@ -435,8 +456,8 @@ static int produce(fl_context_t *ctx, kinst_t *in, const char *topic, int32_t pa
     }
     if (hdrs) rd_kafka_headers_destroy(hdrs);
     if (in->failed) return check_err(ctx, in);
-    return ifail(ctx, in, "cannot produce to topic %s partition %" PRId32 ": %s", topic,
-                 partition, rd_kafka_err2str(err));
+    return ifail(ctx, in, "cannot produce to topic %s partition %" PRId32 ": %s", topic, partition,
+                 rd_kafka_err2str(err));
   }
   if (hdrs) rd_kafka_headers_destroy(hdrs);
   return check_err(ctx, in);
@@ -444,15 +465,14 @@ static int produce(fl_context_t *ctx, kinst_t *in, const char *topic, int32_t pa
 
 /* Produces entry k of b into the open transaction, to the partition it records (the one
  * the serializer chose, or the one the broker gave it when it is written again). */
-static int produce_entry(fl_context_t *ctx, kinst_t *in, txbuf_t *b, size_t k,
-                         const char *what) {
+static int produce_entry(fl_context_t *ctx, kinst_t *in, txbuf_t *b, size_t k, const char *what) {
   entry_t e;
   if (!entry_decode(b->data + b->idx[k], b->len - b->idx[k], &e))
     return ifail(ctx, in, "%s: record %zu cannot be decoded", what, k);
   char topic[256];
   snprintf(topic, sizeof topic, "%.*s", (int)e.topic_len, e.topic);
-  return produce(ctx, in, topic, e.partition, e.key, e.key_len, e.value, e.value_len, e.ts,
-                 NULL, 0, e.headers, e.n_headers, in->tag, (void *)(uintptr_t)(k + 1));
+  return produce(ctx, in, topic, e.partition, e.key, e.key_len, e.value, e.value_len, e.ts, NULL, 0,
+                 e.headers, e.n_headers, in->tag, (void *)(uintptr_t)(k + 1));
 }
 
 static int flush_all(fl_context_t *ctx, kinst_t *in) {
@@ -488,7 +508,11 @@ static int log_read(fl_context_t *ctx, kinst_t *in, const char *path, char **out
   while (s) {
     if (cap - len < 4096) {
       char *t = realloc(s, cap * 2);
-      if (!t) { free(s); s = NULL; break; }
+      if (!t) {
+        free(s);
+        s = NULL;
+        break;
+      }
       s = t;
       cap *= 2;
     }
@@ -496,9 +520,15 @@ static int log_read(fl_context_t *ctx, kinst_t *in, const char *path, char **out
     len += r;
     if (r == 0) break;
   }
-  if (!s) rc = FL_ENOMEM;
-  else if (ferror(f)) { rc = ifail(ctx, in, "cannot read %s: %s", path, strerror(errno)); free(s); }
-  else { s[len] = 0; *out = s; }
+  if (!s)
+    rc = FL_ENOMEM;
+  else if (ferror(f)) {
+    rc = ifail(ctx, in, "cannot read %s: %s", path, strerror(errno));
+    free(s);
+  } else {
+    s[len] = 0;
+    *out = s;
+  }
   fclose(f);
   return rc;
 }
@@ -520,7 +550,8 @@ static int log_compact(fl_context_t *ctx, kinst_t *in, const char *path) {
   char why[600];
   if (fl_file_replace(path, start, strlen(start), why, sizeof why))
     rc = ifail(ctx, in, "cannot rewrite the transaction log: %s", why);
-  if (!rc && strcmp(path, in->log_path) == 0) in->log_lines = lines > LOG_KEEP_LINES ? LOG_KEEP_LINES : lines;
+  if (!rc && strcmp(path, in->log_path) == 0)
+    in->log_lines = lines > LOG_KEEP_LINES ? LOG_KEEP_LINES : lines;
   free(s);
   return rc;
 }
@@ -628,7 +659,8 @@ static int ks_open_inst(fl_context_t *ctx, void *opaque, void **instance) {
     if (getrandom(&in->attempt, sizeof in->attempt, 0) != sizeof in->attempt) {
       struct timespec ts;
       clock_gettime(CLOCK_REALTIME, &ts);
-      in->attempt = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ ((uint64_t)getpid() << 32);
+      in->attempt =
+          ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ ((uint64_t)getpid() << 32);
     }
     char why[600];
     if (fl_mkdir_p(c->log_dir, true, why, sizeof why))
@@ -684,17 +716,18 @@ static int ks_write(fl_context_t *ctx, const fl_record_t *rec, void *instance) {
   const char *topic = m.topic ? m.topic : c->topic;
   if (!topic) return ifail(ctx, in, "the serializer set no topic and the sink has none");
   if (m.partition < -1)
-    return ifail(ctx, in, "the serializer set partition %" PRId32 " for topic %s", m.partition, topic);
+    return ifail(ctx, in, "the serializer set partition %" PRId32 " for topic %s", m.partition,
+                 topic);
   if (c->guarantee != FL_KAFKA_EXACTLY_ONCE)
     return produce(ctx, in, topic, m.partition, m.key, m.key ? m.key_len : 0, m.value,
-                   m.value ? m.value_len : 0, m.timestamp, m.headers, m.n_headers, NULL, 0,
-                   NULL, NULL);
+                   m.value ? m.value_len : 0, m.timestamp, m.headers, m.n_headers, NULL, 0, NULL,
+                   NULL);
   if (in->ended) return ifail(ctx, in, "write after the end of input");
   if (!in->keep) {
     if (!in->tx_open && (rc = tx_begin(ctx, in, in->last_barrier + 1))) return rc;
     return produce(ctx, in, topic, m.partition, m.key, m.key ? m.key_len : 0, m.value,
-                   m.value ? m.value_len : 0, m.timestamp, m.headers, m.n_headers, NULL, 0,
-                   in->tag, NULL);
+                   m.value ? m.value_len : 0, m.timestamp, m.headers, m.n_headers, NULL, 0, in->tag,
+                   NULL);
   }
   rc = txbuf_add(&in->tx, topic, &m);
   if (rc == FL_EINVAL) return ifail(ctx, in, "a message for topic %s is too large", topic);
@@ -707,8 +740,8 @@ static int ks_write(fl_context_t *ctx, const fl_record_t *rec, void *instance) {
   size_t k = in->tx.n - 1;
   in->tx.n_prod = in->tx.n;
   return produce(ctx, in, topic, m.partition, m.key, m.key ? m.key_len : 0, m.value,
-                 m.value ? m.value_len : 0, m.timestamp, m.headers, m.n_headers, NULL, 0,
-                 in->tag, (void *)(uintptr_t)(k + 1));
+                 m.value ? m.value_len : 0, m.timestamp, m.headers, m.n_headers, NULL, 0, in->tag,
+                 (void *)(uintptr_t)(k + 1));
 }
 
 static void abort_tx(kinst_t *in) {
@@ -750,8 +783,9 @@ static int ks_snapshot(fl_context_t *ctx, void *instance, int64_t id, fl_buf_t *
     return rc ? rc : check_err(ctx, in);
   }
   if (!in->keep)
-    return ifail(ctx, in, "exactly-once needs periodic checkpoints "
-                          "(execution.checkpointing.interval) for a savepoint");
+    return ifail(ctx, in,
+                 "exactly-once needs periodic checkpoints "
+                 "(execution.checkpointing.interval) for a savepoint");
   rc = tx_produce_buffered(ctx, in);
   if (!rc) rc = flush_all(ctx, in);
   if (rc) return rc;
@@ -795,8 +829,8 @@ static int ks_complete(fl_context_t *ctx, void *instance, int64_t id) {
 
 /* Whether the record at topic/partition/offset is visible to a read_committed consumer
  * with header fl.txn == tag: 1 yes, 0 no, < 0 error (the job fails). */
-static int visible(fl_context_t *ctx, kinst_t *in, const char *topic, int32_t part,
-                   int64_t offset, const char *tag) {
+static int visible(fl_context_t *ctx, kinst_t *in, const char *topic, int32_t part, int64_t offset,
+                   const char *tag) {
   const ksink_t *c = in->cfg;
   char err[1024] = "", group[600];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -883,9 +917,9 @@ static int fence(fl_context_t *ctx, kinst_t *in, const char *txid) {
 }
 
 typedef struct logscan {
-  bool committed;       /* the tag, or a replacement of it, is logged committed */
-  bool intent;          /* the tag's own intent */
-  char rtag[700];       /* the last replacement with an intent but no commit ("": none) */
+  bool committed; /* the tag, or a replacement of it, is logged committed */
+  bool intent;    /* the tag's own intent */
+  char rtag[700]; /* the last replacement with an intent but no commit ("": none) */
   char rtopic[256];
   int32_t rpart;
   int64_t roff;
@@ -1019,7 +1053,10 @@ static int ks_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *state
       pos += 16;
       if (len - pos < blen) goto bad;
       txbuf_free(&b);
-      if (blen && !(b.data = malloc(blen))) { rc = FL_ENOMEM; break; }
+      if (blen && !(b.data = malloc(blen))) {
+        rc = FL_ENOMEM;
+        break;
+      }
       memcpy(b.data, p + pos, blen);
       b.len = b.cap = blen;
       pos += blen;
@@ -1084,7 +1121,10 @@ int fl_stream_sink_kafka(fl_stream_t *in, const char *name, const fl_kafka_sink_
   ksink_t *c = NULL;
   bool oom = false;
 
-  if (!opts) { snprintf(err, sizeof err, "opts is NULL"); goto done; }
+  if (!opts) {
+    snprintf(err, sizeof err, "opts is NULL");
+    goto done;
+  }
   if (opts->version != FL_KAFKA_SINK_OPTS_VERSION) {
     snprintf(err, sizeof err, "opts.version is %d, expected %d", opts->version,
              FL_KAFKA_SINK_OPTS_VERSION);
@@ -1100,7 +1140,8 @@ int fl_stream_sink_kafka(fl_stream_t *in, const char *name, const fl_kafka_sink_
   }
   if (opts->guarantee != FL_KAFKA_AT_LEAST_ONCE && opts->guarantee != FL_KAFKA_EXACTLY_ONCE &&
       opts->guarantee != FL_KAFKA_NO_GUARANTEE) {
-    snprintf(err, sizeof err, "opts.guarantee %d is not a fl_kafka_guarantee_t", (int)opts->guarantee);
+    snprintf(err, sizeof err, "opts.guarantee %d is not a fl_kafka_guarantee_t",
+             (int)opts->guarantee);
     goto done;
   }
   if (opts->timeout_ms < 0) {
@@ -1108,7 +1149,10 @@ int fl_stream_sink_kafka(fl_stream_t *in, const char *name, const fl_kafka_sink_
     goto done;
   }
   c = calloc(1, sizeof *c);
-  if (!c) { oom = true; goto done; }
+  if (!c) {
+    oom = true;
+    goto done;
+  }
   c->serialize = opts->serialize;
   c->serialize_opaque = opts->serialize_opaque;
   c->serialize_destroy = opts->serialize_destroy;
@@ -1122,7 +1166,8 @@ int fl_stream_sink_kafka(fl_stream_t *in, const char *name, const fl_kafka_sink_
     if (!*pre || strlen(pre) > 200 || strpbrk(pre, " \t\r\n/")) {
       snprintf(err, sizeof err,
                "opts.transactional_id_prefix '%s' must be 1..200 characters without "
-               "whitespace or '/'", pre);
+               "whitespace or '/'",
+               pre);
       goto done;
     }
     c->prefix = dup_or_null(pre, &oom);
@@ -1131,8 +1176,10 @@ int fl_stream_sink_kafka(fl_stream_t *in, const char *name, const fl_kafka_sink_
     } else if (*fl_env_checkpoint_dir(env)) {
       const char *ck = fl_env_checkpoint_dir(env);
       size_t l = strlen(ck) + 16;
-      if ((c->log_dir = malloc(l))) snprintf(c->log_dir, l, "%s/kafka-txn", ck);
-      else oom = true;
+      if ((c->log_dir = malloc(l)))
+        snprintf(c->log_dir, l, "%s/kafka-txn", ck);
+      else
+        oom = true;
     } else {
       snprintf(err, sizeof err, "EXACTLY_ONCE needs opts.txn_log_dir or state.checkpoints.dir");
       goto done;

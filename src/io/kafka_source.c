@@ -56,8 +56,8 @@ typedef struct ks_conf {
   char *brokers;
   char *group_id;
   char *dlq_topic;
-  char **props;       /* copied key, value pairs, NULL-terminated */
-  char **topic_list;  /* named topics, or NULL with a regex */
+  char **props;      /* copied key, value pairs, NULL-terminated */
+  char **topic_list; /* named topics, or NULL with a regex */
   size_t n_topics;
   bool use_regex;
   regex_t re;
@@ -86,7 +86,7 @@ typedef struct ks_part {
   int64_t max_ts;      /* event time: largest timestamp seen, FL_TS_NONE */
   int64_t last_active; /* processing time of the last message (or of the start) */
   bool idle;
-  char lag_name[96];   /* "records-lag.<topic>.<partition>", "" when too long */
+  char lag_name[96]; /* "records-lag.<topic>.<partition>", "" when too long */
 } ks_part_t;
 
 typedef struct ks_snap {
@@ -96,21 +96,21 @@ typedef struct ks_snap {
 
 typedef struct ks_inst {
   const ks_conf_t *conf;
-  int64_t now;             /* processing time at the start of this run() call */
+  int64_t now; /* processing time at the start of this run() call */
   int subtask;
   rd_kafka_t *rk;
   rd_kafka_queue_t *q;
-  rd_kafka_t *dlq;         /* dead-letter producer, or NULL */
-  char dlq_err[512];       /* first delivery error of the dead-letter producer */
+  rd_kafka_t *dlq;   /* dead-letter producer, or NULL */
+  char dlq_err[512]; /* first delivery error of the dead-letter producer */
   bool dlq_failed;
   int epfd, evfd, tfd;
   ks_part_t *parts;
   size_t n_parts;
-  size_t last_part;        /* lookup cache */
+  size_t last_part; /* lookup cache */
   bool assigned;
-  bool ended;              /* run() returned FL_SOURCE_END */
-  bool idle_out;           /* we told downstream we are idle */
-  int64_t last_lag_ms;     /* monotonic */
+  bool ended;          /* run() returned FL_SOURCE_END */
+  bool idle_out;       /* we told downstream we are idle */
+  int64_t last_lag_ms; /* monotonic */
   ks_snap_t ring[KS_RING];
   int64_t *final_next;     /* positions when the source ended (snapshot after END) */
   fl_kafka_header_t *hdrs; /* reused header array for the deserializer */
@@ -128,21 +128,18 @@ static int64_t mono_ms(void) {
 static int cmp_part(const void *a, const void *b) {
   const ks_part_t *x = a, *y = b;
   int c = strcmp(x->topic, y->topic);
-  if (c != 0)
-    return c;
+  if (c != 0) return c;
   return x->partition < y->partition ? -1 : x->partition > y->partition;
 }
 
 static void ks_free_parts(ks_part_t *parts, size_t n) {
-  for (size_t i = 0; parts != NULL && i < n; i++)
-    free(parts[i].topic);
+  for (size_t i = 0; parts != NULL && i < n; i++) free(parts[i].topic);
   free(parts);
 }
 
 static void ks_close(void *instance) {
   ks_inst_t *in = instance;
-  if (in == NULL)
-    return;
+  if (in == NULL) return;
   if (in->q != NULL) {
     rd_kafka_queue_io_event_enable(in->q, -1, NULL, 0);
     rd_kafka_queue_destroy(in->q);
@@ -155,15 +152,11 @@ static void ks_close(void *instance) {
     rd_kafka_purge(in->dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_destroy(in->dlq);
   }
-  if (in->epfd >= 0)
-    close(in->epfd);
-  if (in->evfd >= 0)
-    close(in->evfd);
-  if (in->tfd >= 0)
-    close(in->tfd);
+  if (in->epfd >= 0) close(in->epfd);
+  if (in->evfd >= 0) close(in->evfd);
+  if (in->tfd >= 0) close(in->tfd);
   ks_free_parts(in->parts, in->n_parts);
-  for (int i = 0; i < KS_RING; i++)
-    free(in->ring[i].next);
+  for (int i = 0; i < KS_RING; i++) free(in->ring[i].next);
   free(in->final_next);
   free(in->hdrs);
   free(in);
@@ -172,8 +165,7 @@ static void ks_close(void *instance) {
 /* Fails the job with an error about the consumer as a whole (names the brokers). */
 static int ks_fail_client(fl_context_t *ctx, const ks_inst_t *in, const char *what,
                           rd_kafka_resp_err_t err) {
-  return fl_ctx_fail(ctx, "%s (brokers %s): %s", what, in->conf->brokers,
-                     rd_kafka_err2str(err));
+  return fl_ctx_fail(ctx, "%s (brokers %s): %s", what, in->conf->brokers, rd_kafka_err2str(err));
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -182,8 +174,7 @@ static int ks_fail_client(fl_context_t *ctx, const ks_inst_t *in, const char *wh
 static void ks_dlq_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   ks_inst_t *in = opaque;
   (void)rk;
-  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || in->dlq_failed)
-    return;
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || in->dlq_failed) return;
   in->dlq_failed = true;
   snprintf(in->dlq_err, sizeof(in->dlq_err),
            "cannot deliver to the dead-letter topic %s [%" PRId32 "]: %s",
@@ -191,38 +182,37 @@ static void ks_dlq_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
            rd_kafka_err2str(m->err));
 }
 
-static int ks_new_client(fl_context_t *ctx, ks_inst_t *in, rd_kafka_type_t type,
-                         rd_kafka_t **out) {
+static int ks_new_client(fl_context_t *ctx, ks_inst_t *in, rd_kafka_type_t type, rd_kafka_t **out) {
   const ks_conf_t *c = in->conf;
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   char err[512], client_id[256];
   int rc = FL_OK;
 
   *out = NULL;
-  if (conf == NULL)
-    return FL_ENOMEM;
+  if (conf == NULL) return FL_ENOMEM;
   snprintf(client_id, sizeof(client_id), "%s-%d%s", c->name, in->subtask,
            type == RD_KAFKA_PRODUCER ? "-dlq" : "");
   rc = fl_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, sizeof(err));
-  if (rc == FL_OK)
-    rc = fl_kafka_conf_set(conf, "client.id", client_id, err, sizeof(err));
+  if (rc == FL_OK) rc = fl_kafka_conf_set(conf, "client.id", client_id, err, sizeof(err));
   if (type == RD_KAFKA_CONSUMER) {
-    static const char *const fixed[] = {"enable.auto.commit", "false",
-                                        "enable.auto.offset.store", "false",
-                                        "enable.partition.eof", "true",
-                                        "auto.offset.reset", "earliest", NULL};
-    if (rc == FL_OK)
-      rc = fl_kafka_conf_set(conf, "group.id", c->group_id, err, sizeof(err));
+    static const char *const fixed[] = {"enable.auto.commit",
+                                        "false",
+                                        "enable.auto.offset.store",
+                                        "false",
+                                        "enable.partition.eof",
+                                        "true",
+                                        "auto.offset.reset",
+                                        "earliest",
+                                        NULL};
+    if (rc == FL_OK) rc = fl_kafka_conf_set(conf, "group.id", c->group_id, err, sizeof(err));
     for (size_t i = 0; rc == FL_OK && fixed[i] != NULL; i += 2)
       rc = fl_kafka_conf_set(conf, fixed[i], fixed[i + 1], err, sizeof(err));
   } else {
-    if (rc == FL_OK)
-      rc = fl_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err));
+    if (rc == FL_OK) rc = fl_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err));
     rd_kafka_conf_set_dr_msg_cb(conf, ks_dlq_dr);
     rd_kafka_conf_set_opaque(conf, in);
   }
-  if (rc == FL_OK)
-    rc = fl_kafka_conf_apply(conf, c->props, err, sizeof(err));
+  if (rc == FL_OK) rc = fl_kafka_conf_apply(conf, c->props, err, sizeof(err));
   if (rc != FL_OK) {
     rd_kafka_conf_destroy(conf);
     return fl_ctx_fail(ctx, "%s", err);
@@ -257,11 +247,9 @@ static int ks_discover(fl_context_t *ctx, ks_inst_t *in) {
   for (size_t t = 0; t < c->n_topics; t++) {
     const struct rd_kafka_metadata_topic *mt = NULL;
     for (int i = 0; i < md->topic_cnt && mt == NULL; i++)
-      if (strcmp(md->topics[i].topic, c->topic_list[t]) == 0)
-        mt = &md->topics[i];
+      if (strcmp(md->topics[i].topic, c->topic_list[t]) == 0) mt = &md->topics[i];
     if (mt == NULL || mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-      rc = fl_ctx_fail(ctx, "topic '%s' does not exist (brokers %s)", c->topic_list[t],
-                       c->brokers);
+      rc = fl_ctx_fail(ctx, "topic '%s' does not exist (brokers %s)", c->topic_list[t], c->brokers);
       goto done;
     }
     if (mt->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -272,8 +260,7 @@ static int ks_discover(fl_context_t *ctx, ks_inst_t *in) {
   for (int i = 0; i < md->topic_cnt; i++) {
     const struct rd_kafka_metadata_topic *mt = &md->topics[i];
     bool want = false;
-    if (c->use_regex)
-      /* Kafka's internal topics only when named, as with exclude.internal.topics */
+    if (c->use_regex) /* Kafka's internal topics only when named, as with exclude.internal.topics */
       want = mt->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
              strcmp(mt->topic, "__consumer_offsets") != 0 &&
              strcmp(mt->topic, "__transaction_state") != 0 &&
@@ -281,8 +268,7 @@ static int ks_discover(fl_context_t *ctx, ks_inst_t *in) {
     else
       for (size_t t = 0; t < c->n_topics && !want; t++)
         want = strcmp(mt->topic, c->topic_list[t]) == 0;
-    if (!want)
-      continue;
+    if (!want) continue;
     for (int p = 0; p < mt->partition_cnt; p++) {
       if (n_all == cap) {
         size_t ncap = cap ? cap * 2 : 16;
@@ -304,8 +290,7 @@ static int ks_discover(fl_context_t *ctx, ks_inst_t *in) {
       n_all++;
     }
   }
-  if (n_all > 1)
-    qsort(all, n_all, sizeof(*all), cmp_part);
+  if (n_all > 1) qsort(all, n_all, sizeof(*all), cmp_part);
   /* Keep the i-th partition when i % P == subtask; free the others' names. */
   {
     size_t k = 0;
@@ -323,8 +308,7 @@ static int ks_discover(fl_context_t *ctx, ks_inst_t *in) {
   n_all = 0;
 done:
   ks_free_parts(all, n_all);
-  if (md != NULL)
-    rd_kafka_metadata_destroy(md);
+  if (md != NULL) rd_kafka_metadata_destroy(md);
   return rc;
 }
 
@@ -339,8 +323,7 @@ static rd_kafka_topic_partition_list_t *ks_list(const ks_inst_t *in, const bool 
 static ks_part_t *ks_find(ks_inst_t *in, const char *topic, int32_t partition) {
   if (in->last_part < in->n_parts) {
     ks_part_t *p = &in->parts[in->last_part];
-    if (p->partition == partition && strcmp(p->topic, topic) == 0)
-      return p;
+    if (p->partition == partition && strcmp(p->topic, topic) == 0) return p;
   }
   for (size_t i = 0; i < in->n_parts; i++) {
     ks_part_t *p = &in->parts[i];
@@ -359,12 +342,9 @@ static int ks_list_offsets(fl_context_t *ctx, ks_inst_t *in, const bool *sel, in
   rd_kafka_topic_partition_list_t *l = ks_list(in, sel);
   rd_kafka_resp_err_t err;
   int rc = FL_OK;
-  if (l == NULL)
-    return FL_ENOMEM;
-  if (l->cnt == 0)
-    goto done;
-  for (int i = 0; i < l->cnt; i++)
-    l->elems[i].offset = query;
+  if (l == NULL) return FL_ENOMEM;
+  if (l->cnt == 0) goto done;
+  for (int i = 0; i < l->cnt; i++) l->elems[i].offset = query;
   err = rd_kafka_offsets_for_times(in->rk, l, in->conf->timeout_ms);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     rc = ks_fail_client(ctx, in, "cannot list partition offsets", err);
@@ -378,8 +358,7 @@ static int ks_list_offsets(fl_context_t *ctx, ks_inst_t *in, const bool *sel, in
                        e->topic, e->partition, rd_kafka_err2str(e->err));
       goto done;
     }
-    if (p != NULL)
-      out[p - in->parts] = e->offset;
+    if (p != NULL) out[p - in->parts] = e->offset;
   }
 done:
   rd_kafka_topic_partition_list_destroy(l);
@@ -394,8 +373,7 @@ static int ks_resolve_start(fl_context_t *ctx, ks_inst_t *in) {
   bool *sel = NULL;
   int rc = FL_OK;
 
-  if (n == 0)
-    return FL_OK;
+  if (n == 0) return FL_OK;
   ends = malloc(n * sizeof(*ends));
   tmp = malloc(n * sizeof(*tmp));
   sel = calloc(n, sizeof(*sel));
@@ -405,8 +383,7 @@ static int ks_resolve_start(fl_context_t *ctx, ks_inst_t *in) {
   }
   /* The end offsets: the bound, LATEST, the lag's first value, and "no such message". */
   rc = ks_list_offsets(ctx, in, NULL, RD_KAFKA_OFFSET_END, ends);
-  if (rc != FL_OK)
-    goto done;
+  if (rc != FL_OK) goto done;
   for (size_t i = 0; i < n; i++) {
     in->parts[i].end = ends[i];
     in->parts[i].high = ends[i];
@@ -414,18 +391,14 @@ static int ks_resolve_start(fl_context_t *ctx, ks_inst_t *in) {
   }
   switch (c->start) {
   case FL_KAFKA_START_LATEST:
-    for (size_t i = 0; i < n; i++)
-      in->parts[i].next = ends[i];
+    for (size_t i = 0; i < n; i++) in->parts[i].next = ends[i];
     break;
-  case FL_KAFKA_START_EARLIEST:
-    break; /* below: every partition without a position */
+  case FL_KAFKA_START_EARLIEST: break; /* below: every partition without a position */
   case FL_KAFKA_START_TIMESTAMP:
     rc = ks_list_offsets(ctx, in, NULL, c->start_ts, tmp);
-    if (rc != FL_OK)
-      goto done;
+    if (rc != FL_OK) goto done;
     /* -1: no message at or after the timestamp: the end */
-    for (size_t i = 0; i < n; i++)
-      in->parts[i].next = tmp[i] >= 0 ? tmp[i] : ends[i];
+    for (size_t i = 0; i < n; i++) in->parts[i].next = tmp[i] >= 0 ? tmp[i] : ends[i];
     break;
   case FL_KAFKA_START_COMMITTED: {
     rd_kafka_topic_partition_list_t *l = ks_list(in, NULL);
@@ -438,8 +411,7 @@ static int ks_resolve_start(fl_context_t *ctx, ks_inst_t *in) {
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       rd_kafka_topic_partition_list_destroy(l);
       char what[600];
-      snprintf(what, sizeof(what), "cannot read the committed offsets of group '%s'",
-               c->group_id);
+      snprintf(what, sizeof(what), "cannot read the committed offsets of group '%s'", c->group_id);
       rc = ks_fail_client(ctx, in, what, err);
       goto done;
     }
@@ -454,29 +426,24 @@ static int ks_resolve_start(fl_context_t *ctx, ks_inst_t *in) {
         rd_kafka_topic_partition_list_destroy(l);
         goto done;
       }
-      if (p != NULL && e->offset >= 0)
-        p->next = e->offset;
+      if (p != NULL && e->offset >= 0) p->next = e->offset;
     }
     rd_kafka_topic_partition_list_destroy(l);
     if (c->fallback == FL_KAFKA_START_LATEST)
       for (size_t i = 0; i < n; i++)
-        if (in->parts[i].next < 0)
-          in->parts[i].next = ends[i];
+        if (in->parts[i].next < 0) in->parts[i].next = ends[i];
     break;
   }
   }
   /* EARLIEST, and COMMITTED's EARLIEST fallback: the log start offsets. */
   {
     bool any = false;
-    for (size_t i = 0; i < n; i++)
-      any |= sel[i] = in->parts[i].next < 0;
+    for (size_t i = 0; i < n; i++) any |= sel[i] = in->parts[i].next < 0;
     if (any) {
       rc = ks_list_offsets(ctx, in, sel, RD_KAFKA_OFFSET_BEGINNING, tmp);
-      if (rc != FL_OK)
-        goto done;
+      if (rc != FL_OK) goto done;
       for (size_t i = 0; i < n; i++)
-        if (sel[i])
-          in->parts[i].next = tmp[i] >= 0 ? tmp[i] : 0;
+        if (sel[i]) in->parts[i].next = tmp[i] >= 0 ? tmp[i] : 0;
     }
   }
   for (size_t i = 0; i < n; i++)
@@ -509,10 +476,8 @@ static int ks_setup_fds(fl_context_t *ctx, ks_inst_t *in) {
   /* Idleness needs a tick well below the timeout; lag is refreshed once a second. */
   if (c->has_wm && c->wm.idle_timeout_ms > 0) {
     int64_t t = c->wm.idle_timeout_ms / 4;
-    if (t < 10)
-      t = 10;
-    if (t < tick)
-      tick = t;
+    if (t < 10) t = 10;
+    if (t < tick) tick = t;
   }
   its.it_interval.tv_sec = tick / 1000;
   its.it_interval.tv_nsec = (tick % 1000) * 1000000;
@@ -531,14 +496,12 @@ static int ks_open(fl_context_t *ctx, void *opaque, void **instance) {
   int rc = FL_OK;
 
   in = calloc(1, sizeof(*in));
-  if (in == NULL)
-    return FL_ENOMEM;
+  if (in == NULL) return FL_ENOMEM;
   in->conf = c;
   in->subtask = fl_ctx_subtask(ctx);
   in->epfd = in->evfd = in->tfd = -1;
   rc = ks_new_client(ctx, in, RD_KAFKA_CONSUMER, &in->rk);
-  if (rc != FL_OK)
-    goto done;
+  if (rc != FL_OK) goto done;
   rd_kafka_poll_set_consumer(in->rk);
   in->q = rd_kafka_queue_get_consumer(in->rk);
   if (in->q == NULL) {
@@ -547,15 +510,12 @@ static int ks_open(fl_context_t *ctx, void *opaque, void **instance) {
   }
   if (c->on_error == FL_KAFKA_ON_ERROR_DEAD_LETTER) {
     rc = ks_new_client(ctx, in, RD_KAFKA_PRODUCER, &in->dlq);
-    if (rc != FL_OK)
-      goto done;
+    if (rc != FL_OK) goto done;
   }
   rc = ks_discover(ctx, in);
-  if (rc != FL_OK)
-    goto done;
+  if (rc != FL_OK) goto done;
   rc = ks_resolve_start(ctx, in);
-  if (rc != FL_OK)
-    goto done;
+  if (rc != FL_OK) goto done;
   now = fl_ctx_processing_time(ctx);
   for (size_t i = 0; i < in->n_parts; i++) {
     ks_part_t *p = &in->parts[i];
@@ -564,12 +524,10 @@ static int ks_open(fl_context_t *ctx, void *opaque, void **instance) {
     p->last_active = now;
     len = snprintf(p->lag_name, sizeof(p->lag_name), "records-lag.%s.%" PRId32, p->topic,
                    p->partition);
-    if (len < 0 || (size_t)len >= sizeof(p->lag_name))
-      p->lag_name[0] = '\0';
+    if (len < 0 || (size_t)len >= sizeof(p->lag_name)) p->lag_name[0] = '\0';
   }
   rc = ks_setup_fds(ctx, in);
-  if (rc != FL_OK)
-    goto done;
+  if (rc != FL_OK) goto done;
   *instance = in;
   in = NULL;
 done:
@@ -585,24 +543,20 @@ static void put_u16(uint8_t *p, uint16_t v) {
   p[1] = (uint8_t)(v >> 8);
 }
 static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 static void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static uint32_t get_u32(const uint8_t *p) {
   uint32_t v = 0;
-  for (int i = 3; i >= 0; i--)
-    v = (v << 8) | p[i];
+  for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
   return v;
 }
 static uint64_t get_u64(const uint8_t *p) {
   uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = (v << 8) | p[i];
+  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
   return v;
 }
 
@@ -611,11 +565,12 @@ static int ks_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *state
   for (size_t s = 0; s < n; s++) {
     const uint8_t *p = states[s].data, *end = p + states[s].len;
     uint32_t count;
-    if (states[s].len == 0)
-      continue; /* a subtask that never ran */
+    if (states[s].len == 0) continue; /* a subtask that never ran */
     if (states[s].len < 8 || get_u32(p) != KS_MAGIC)
-      return fl_ctx_fail(ctx, "the checkpointed Kafka positions of old subtask %zu are "
-                              "malformed (%zu bytes, no FKS1 header)", s, states[s].len);
+      return fl_ctx_fail(ctx,
+                         "the checkpointed Kafka positions of old subtask %zu are "
+                         "malformed (%zu bytes, no FKS1 header)",
+                         s, states[s].len);
     count = get_u32(p + 4);
     p += 8;
     for (uint32_t i = 0; i < count; i++) {
@@ -625,8 +580,10 @@ static int ks_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *state
       int64_t next;
       if (end - p < 2 || (tl = get_u16(p), (size_t)(end - p) < 2u + tl + 12u) ||
           tl >= sizeof(topic))
-        return fl_ctx_fail(ctx, "the checkpointed Kafka positions of old subtask %zu are "
-                                "truncated at entry %" PRIu32, s, i);
+        return fl_ctx_fail(ctx,
+                           "the checkpointed Kafka positions of old subtask %zu are "
+                           "truncated at entry %" PRIu32,
+                           s, i);
       memcpy(topic, p + 2, tl);
       topic[tl] = '\0';
       partition = (int32_t)get_u32(p + 2 + tl);
@@ -645,11 +602,9 @@ static int ks_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *state
 /* Delivers every dead letter produced so far (the checkpoint covers their offsets). */
 static int ks_dlq_flush(fl_context_t *ctx, ks_inst_t *in) {
   rd_kafka_resp_err_t err;
-  if (in->dlq == NULL)
-    return FL_OK;
+  if (in->dlq == NULL) return FL_OK;
   err = rd_kafka_flush(in->dlq, in->conf->timeout_ms);
-  if (in->dlq_failed)
-    return fl_ctx_fail(ctx, "%s", in->dlq_err);
+  if (in->dlq_failed) return fl_ctx_fail(ctx, "%s", in->dlq_err);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     return fl_ctx_fail(ctx, "cannot deliver to the dead-letter topic %s within %d ms: %s",
                        in->conf->dlq_topic, in->conf->timeout_ms, rd_kafka_err2str(err));
@@ -664,15 +619,12 @@ static int ks_snapshot(fl_context_t *ctx, void *instance, fl_buf_t *out) {
   int rc;
 
   rc = ks_dlq_flush(ctx, in);
-  if (rc != FL_OK)
-    return rc;
-  for (size_t i = 0; i < in->n_parts; i++)
-    len += 14 + strlen(in->parts[i].topic);
+  if (rc != FL_OK) return rc;
+  for (size_t i = 0; i < in->n_parts; i++) len += 14 + strlen(in->parts[i].topic);
   size_t base = 0;
   fl_buf_data(out, &base);
   b = fl_buf_resize(out, base + len);
-  if (b == NULL)
-    return FL_ENOMEM;
+  if (b == NULL) return FL_ENOMEM;
   b += base;
   put_u32(b, KS_MAGIC);
   put_u32(b + 4, (uint32_t)in->n_parts);
@@ -694,18 +646,15 @@ static int ks_snapshot(fl_context_t *ctx, void *instance, fl_buf_t *out) {
     int64_t id = fl_ctx_checkpoint_id(ctx);
     int k = 0;
     for (int i = 1; i < KS_RING; i++)
-      if (in->ring[i].id < in->ring[k].id)
-        k = i; /* a free slot (id 0) or the oldest */
+      if (in->ring[i].id < in->ring[k].id) k = i; /* a free slot (id 0) or the oldest */
     in->ring[k].id = id;
     slot = &in->ring[k].next;
   }
   if (*slot == NULL && in->n_parts > 0) {
     *slot = malloc(in->n_parts * sizeof(int64_t));
-    if (*slot == NULL)
-      return FL_ENOMEM;
+    if (*slot == NULL) return FL_ENOMEM;
   }
-  for (size_t i = 0; i < in->n_parts; i++)
-    (*slot)[i] = in->parts[i].next;
+  for (size_t i = 0; i < in->n_parts; i++) (*slot)[i] = in->parts[i].next;
   return FL_OK;
 }
 
@@ -714,11 +663,9 @@ static int ks_snapshot(fl_context_t *ctx, void *instance, fl_buf_t *out) {
  * job (the checkpoint holds the positions). */
 static int ks_commit(ks_inst_t *in, const int64_t *next, bool async) {
   rd_kafka_topic_partition_list_t *l;
-  if (in->n_parts == 0)
-    return FL_OK;
+  if (in->n_parts == 0) return FL_OK;
   l = rd_kafka_topic_partition_list_new((int)in->n_parts);
-  if (l == NULL)
-    return FL_ENOMEM;
+  if (l == NULL) return FL_ENOMEM;
   for (size_t i = 0; i < in->n_parts; i++)
     rd_kafka_topic_partition_list_add(l, in->parts[i].topic, in->parts[i].partition)->offset =
         next != NULL ? next[i] : in->parts[i].next;
@@ -744,13 +691,11 @@ static int ks_checkpoint_complete(fl_context_t *ctx, void *instance, int64_t id)
     next = in->final_next; /* checkpoints after the end hold the final positions */
   else if (best >= 0)
     next = in->ring[best].next;
-  if (next == NULL)
-    return FL_OK;
+  if (next == NULL) return FL_OK;
   rc = ks_commit(in, next, true);
   /* Everything up to id is complete: those snapshots are done with. */
   for (int i = 0; i < KS_RING; i++)
-    if (in->ring[i].id > 0 && in->ring[i].id <= id)
-      in->ring[i].id = 0;
+    if (in->ring[i].id > 0 && in->ring[i].id <= id) in->ring[i].id = 0;
   return rc;
 }
 
@@ -771,10 +716,8 @@ static bool ks_err_is_fatal(rd_kafka_resp_err_t e) {
   case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
   case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
   case RD_KAFKA_RESP_ERR__SSL:
-  case RD_KAFKA_RESP_ERR__INVALID_ARG:
-    return true;
-  default:
-    return false;
+  case RD_KAFKA_RESP_ERR__INVALID_ARG: return true;
+  default: return false;
   }
 }
 
@@ -786,18 +729,15 @@ static int ks_on_error(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_message_
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
     ks_part_t *p = topic ? ks_find(in, topic, m->partition) : NULL;
     /* The last offsets before the end may be transaction markers, never delivered. */
-    if (p != NULL && in->conf->bounded && m->offset >= p->end)
-      p->done = true;
-    if (p != NULL && m->offset > p->high)
-      p->high = m->offset;
+    if (p != NULL && in->conf->bounded && m->offset >= p->end) p->done = true;
+    if (p != NULL && m->offset > p->high) p->high = m->offset;
     return FL_OK;
   }
-  if (!ks_err_is_fatal(m->err))
-    return FL_OK;
+  if (!ks_err_is_fatal(m->err)) return FL_OK;
   if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
     rd_kafka_resp_err_t orig = rd_kafka_fatal_error(in->rk, fatal, sizeof(fatal));
-    return fl_ctx_fail(ctx, "fatal Kafka consumer error (brokers %s): %s: %s",
-                       in->conf->brokers, rd_kafka_err2name(orig), fatal);
+    return fl_ctx_fail(ctx, "fatal Kafka consumer error (brokers %s): %s: %s", in->conf->brokers,
+                       rd_kafka_err2name(orig), fatal);
   }
   if (topic != NULL && m->partition >= 0)
     return fl_ctx_fail(ctx, "topic %s partition %" PRId32 ": %s (%s)", topic, m->partition,
@@ -823,8 +763,7 @@ static int ks_dead_letter(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_messa
   rd_kafka_resp_err_t err;
   int64_t deadline = mono_ms() + in->conf->timeout_ms;
 
-  if (h == NULL)
-    return FL_ENOMEM;
+  if (h == NULL) return FL_ENOMEM;
   for (size_t i = 0; i < km->n_headers; i++)
     rd_kafka_header_add(h, km->headers[i].name, -1, km->headers[i].value,
                         km->headers[i].value ? (ssize_t)km->headers[i].value_len : 0);
@@ -840,14 +779,13 @@ static int ks_dead_letter(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_messa
         RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
         RD_KAFKA_V_TIMESTAMP(km->timestamp != FL_TS_NONE ? km->timestamp : 0),
         RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
-    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || mono_ms() >= deadline)
-      break;
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || mono_ms() >= deadline) break;
     rd_kafka_poll(in->dlq, 10); /* local queue full: wait for deliveries */
   }
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     rd_kafka_headers_destroy(h);
-    return fl_ctx_fail(ctx, "cannot produce to the dead-letter topic %s: %s",
-                       in->conf->dlq_topic, rd_kafka_err2str(err));
+    return fl_ctx_fail(ctx, "cannot produce to the dead-letter topic %s: %s", in->conf->dlq_topic,
+                       rd_kafka_err2str(err));
   }
   fl_ctx_counter_add(ctx, "dead-lettered", 1);
   return FL_OK;
@@ -857,13 +795,11 @@ static int ks_collect_headers(ks_inst_t *in, const rd_kafka_message_t *m, size_t
   rd_kafka_headers_t *h = NULL;
   size_t cnt;
   *n = 0;
-  if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || h == NULL)
-    return FL_OK;
+  if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || h == NULL) return FL_OK;
   cnt = rd_kafka_header_cnt(h);
   if (cnt > in->hdrs_cap) {
     fl_kafka_header_t *nh = realloc(in->hdrs, cnt * sizeof(*nh));
-    if (nh == NULL)
-      return FL_ENOMEM;
+    if (nh == NULL) return FL_ENOMEM;
     in->hdrs = nh;
     in->hdrs_cap = cnt;
   }
@@ -871,8 +807,7 @@ static int ks_collect_headers(ks_inst_t *in, const rd_kafka_message_t *m, size_t
     const char *name;
     const void *val;
     size_t vlen;
-    if (rd_kafka_header_get_all(h, i, &name, &val, &vlen) != RD_KAFKA_RESP_ERR_NO_ERROR)
-      break;
+    if (rd_kafka_header_get_all(h, i, &name, &val, &vlen) != RD_KAFKA_RESP_ERR_NO_ERROR) break;
     in->hdrs[i].name = name;
     in->hdrs[i].value = val;
     in->hdrs[i].value_len = vlen;
@@ -901,11 +836,9 @@ static int ks_on_message(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_messag
   }
   p->next = m->offset + 1;
   p->last_active = in->now;
-  if (c->bounded && p->next >= p->end)
-    p->done = true;
+  if (c->bounded && p->next >= p->end) p->done = true;
   ts = rd_kafka_message_timestamp(m, &tst);
-  if (tst == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0)
-    ts = FL_TS_NONE;
+  if (tst == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0) ts = FL_TS_NONE;
   memset(&km, 0, sizeof(km));
   km.topic = topic;
   km.partition = m->partition;
@@ -916,8 +849,7 @@ static int ks_on_message(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_messag
   km.value = m->payload;
   km.value_len = m->len;
   rc = ks_collect_headers(in, m, &km.n_headers);
-  if (rc != FL_OK)
-    return rc;
+  if (rc != FL_OK) return rc;
   km.headers = in->hdrs;
   if (c->deser != NULL) {
     memset(&rec, 0, sizeof(rec));
@@ -939,25 +871,23 @@ static int ks_on_message(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_messag
       fl_ctx_counter_add(ctx, "deserialize-errors-skipped", 1);
       rc = FL_OK;
       break;
-    case FL_KAFKA_ON_ERROR_DEAD_LETTER:
-      rc = ks_dead_letter(ctx, in, m, &km, text);
-      break;
+    case FL_KAFKA_ON_ERROR_DEAD_LETTER: rc = ks_dead_letter(ctx, in, m, &km, text); break;
     default:
-      fl_ctx_fail(ctx, "cannot deserialize the message at topic %s partition %" PRId32
-                       " offset %" PRId64 ": %s", topic, m->partition, m->offset, text);
+      fl_ctx_fail(ctx,
+                  "cannot deserialize the message at topic %s partition %" PRId32 " offset %" PRId64
+                  ": %s",
+                  topic, m->partition, m->offset, text);
       break; /* rc: the deserializer's error */
     }
     free(why);
     return rc;
   }
-  if (rc == 0)
-    return FL_OK;
+  if (rc == 0) return FL_OK;
   if (c->has_wm) {
     if (c->wm.timestamp != NULL) {
       int64_t t = FL_TS_NONE;
       rc = c->wm.timestamp(ctx, &rec, &t, c->wm.opaque);
-      if (rc < 0)
-        return rc;
+      if (rc < 0) return rc;
       rec.timestamp = t;
     }
     if (rec.timestamp != FL_TS_NONE && (p->max_ts == FL_TS_NONE || rec.timestamp > p->max_ts))
@@ -984,16 +914,12 @@ static int64_t ks_watermark(const ks_inst_t *in, bool *active) {
   for (size_t i = 0; i < in->n_parts; i++) {
     const ks_part_t *p = &in->parts[i];
     int64_t pw;
-    if (p->idle || p->done)
-      continue;
+    if (p->idle || p->done) continue;
     *active = true;
-    if (p->max_ts == FL_TS_NONE)
-      return FL_TS_NONE;
+    if (p->max_ts == FL_TS_NONE) return FL_TS_NONE;
     pw = p->max_ts - 1;
-    if (s->kind == FL_WATERMARKS_BOUNDED)
-      pw -= s->max_out_of_orderness_ms;
-    if (pw < wm)
-      wm = pw;
+    if (s->kind == FL_WATERMARKS_BOUNDED) pw -= s->max_out_of_orderness_ms;
+    if (pw < wm) wm = pw;
   }
   return *active ? wm : FL_TS_NONE;
 }
@@ -1006,8 +932,7 @@ static int ks_event_time(fl_context_t *ctx, ks_inst_t *in) {
   int64_t wm;
   int rc;
 
-  if (!in->conf->has_wm || s->kind == FL_WATERMARKS_NONE || in->n_parts == 0)
-    return FL_OK;
+  if (!in->conf->has_wm || s->kind == FL_WATERMARKS_NONE || in->n_parts == 0) return FL_OK;
   /* Idleness comes in two steps with a watermark before each: first partitions that
    * never had a message stop holding event time back, so that the data of a partition
    * that goes quiet at the same moment still makes its watermark before it too is
@@ -1016,12 +941,10 @@ static int ks_event_time(fl_context_t *ctx, ks_inst_t *in) {
     wm = ks_watermark(in, &active);
     if (active && wm != FL_TS_NONE) {
       rc = fl_ctx_emit_watermark(ctx, wm);
-      if (rc != FL_OK)
-        return rc;
+      if (rc != FL_OK) return rc;
       in->idle_out = false;
     }
-    if (pass == 2 || s->idle_timeout_ms <= 0)
-      break;
+    if (pass == 2 || s->idle_timeout_ms <= 0) break;
     int64_t now = fl_ctx_processing_time(ctx);
     for (size_t i = 0; i < in->n_parts; i++) {
       ks_part_t *p = &in->parts[i];
@@ -1034,8 +957,7 @@ static int ks_event_time(fl_context_t *ctx, ks_inst_t *in) {
    * instead). */
   if (!active && !in->idle_out && !(in->conf->bounded && ks_all_done(in))) {
     rc = fl_ctx_mark_idle(ctx, 1);
-    if (rc != FL_OK)
-      return rc;
+    if (rc != FL_OK) return rc;
     in->idle_out = true;
   }
   return FL_OK;
@@ -1044,8 +966,7 @@ static int ks_event_time(fl_context_t *ctx, ks_inst_t *in) {
 static void ks_update_lag(fl_context_t *ctx, ks_inst_t *in) {
   int64_t now = mono_ms();
   int64_t max = 0;
-  if (in->last_lag_ms != 0 && now - in->last_lag_ms < KS_LAG_EVERY_MS)
-    return;
+  if (in->last_lag_ms != 0 && now - in->last_lag_ms < KS_LAG_EVERY_MS) return;
   in->last_lag_ms = now;
   for (size_t i = 0; i < in->n_parts; i++) {
     ks_part_t *p = &in->parts[i];
@@ -1054,11 +975,9 @@ static void ks_update_lag(fl_context_t *ctx, ks_inst_t *in) {
             RD_KAFKA_RESP_ERR_NO_ERROR &&
         hi >= 0 && hi > p->high)
       p->high = hi;
-    if (p->high < 0)
-      continue;
+    if (p->high < 0) continue;
     lag = p->high > p->next ? p->high - p->next : 0;
-    if (lag > max)
-      max = lag;
+    if (lag > max) max = lag;
     if (p->lag_name[0] != '\0')
       fl_ctx_gauge_set(ctx, p->lag_name, lag); /* past 64 names: not shown */
   }
@@ -1072,14 +991,11 @@ static int ks_assign(fl_context_t *ctx, ks_inst_t *in) {
   rd_kafka_topic_partition_list_t *l = NULL;
   rd_kafka_resp_err_t err;
   size_t k = 0;
-  if (in->n_parts == 0)
-    return FL_OK;
+  if (in->n_parts == 0) return FL_OK;
   l = rd_kafka_topic_partition_list_new((int)in->n_parts);
-  if (l == NULL)
-    return FL_ENOMEM;
+  if (l == NULL) return FL_ENOMEM;
   for (size_t i = 0; i < in->n_parts; i++) {
-    if (in->parts[i].done)
-      continue; /* bounded and already at its end */
+    if (in->parts[i].done) continue; /* bounded and already at its end */
     rd_kafka_topic_partition_list_add(l, in->parts[i].topic, in->parts[i].partition)->offset =
         in->parts[i].next;
     k++;
@@ -1093,15 +1009,13 @@ static int ks_assign(fl_context_t *ctx, ks_inst_t *in) {
 
 static bool ks_all_done(const ks_inst_t *in) {
   for (size_t i = 0; i < in->n_parts; i++)
-    if (!in->parts[i].done)
-      return false;
+    if (!in->parts[i].done) return false;
   return true;
 }
 
 static void ks_drain_fd(int fd) {
   uint64_t v;
-  while (read(fd, &v, sizeof(v)) > 0) {
-  }
+  while (read(fd, &v, sizeof(v)) > 0) {}
 }
 
 static int ks_run(fl_context_t *ctx, void *instance) {
@@ -1113,17 +1027,14 @@ static int ks_run(fl_context_t *ctx, void *instance) {
   if (!in->assigned) {
     in->assigned = true;
     rc = ks_assign(ctx, in);
-    if (rc != FL_OK)
-      return rc;
+    if (rc != FL_OK) return rc;
     if (in->n_parts == 0 && !in->conf->bounded) {
       rc = fl_ctx_mark_idle(ctx, 1); /* nothing to read: never hold event time back */
-      if (rc != FL_OK)
-        return rc;
+      if (rc != FL_OK) return rc;
       in->idle_out = true;
     }
   }
-  if (in->conf->bounded && ks_all_done(in))
-    goto end;
+  if (in->conf->bounded && ks_all_done(in)) goto end;
   /* Clear the wake-ups before polling: anything enqueued after the last poll below
    * writes the eventfd again. */
   ks_drain_fd(in->evfd);
@@ -1134,8 +1045,7 @@ static int ks_run(fl_context_t *ctx, void *instance) {
     rd_kafka_message_t *batch[KS_BATCH];
     size_t want = budget - polled < KS_BATCH ? budget - polled : KS_BATCH;
     ssize_t got = rd_kafka_consume_batch_queue(in->q, 0, batch, want);
-    if (got <= 0)
-      break;
+    if (got <= 0) break;
     for (ssize_t i = 0; i < got; i++) {
       rd_kafka_message_t *m = batch[i];
       polled++;
@@ -1149,32 +1059,24 @@ static int ks_run(fl_context_t *ctx, void *instance) {
       }
       rd_kafka_message_destroy(m);
     }
-    if (rc != FL_OK)
-      return rc;
-    if ((size_t)got < want)
-      break;
+    if (rc != FL_OK) return rc;
+    if ((size_t)got < want) break;
   }
-  if (consumed > 0)
-    fl_ctx_counter_add(ctx, "records-consumed", (int64_t)consumed);
+  if (consumed > 0) fl_ctx_counter_add(ctx, "records-consumed", (int64_t)consumed);
   if (in->dlq != NULL) {
     rd_kafka_poll(in->dlq, 0); /* delivery reports */
-    if (in->dlq_failed)
-      return fl_ctx_fail(ctx, "%s", in->dlq_err);
+    if (in->dlq_failed) return fl_ctx_fail(ctx, "%s", in->dlq_err);
   }
   rc = ks_event_time(ctx, in);
-  if (rc != FL_OK)
-    return rc;
+  if (rc != FL_OK) return rc;
   ks_update_lag(ctx, in);
-  if (in->conf->bounded && ks_all_done(in))
-    goto end;
-  if (polled > 0)
-    return FL_SOURCE_MORE;
+  if (in->conf->bounded && ks_all_done(in)) goto end;
+  if (polled > 0) return FL_SOURCE_MORE;
   rc = fl_ctx_source_wait_fd(ctx, in->epfd);
   return rc != FL_OK ? rc : FL_SOURCE_WAIT;
 end:
   rc = ks_dlq_flush(ctx, in);
-  if (rc != FL_OK)
-    return rc;
+  if (rc != FL_OK) return rc;
   in->last_lag_ms = 0;
   ks_update_lag(ctx, in);
   in->ended = true;
@@ -1186,20 +1088,16 @@ end:
 
 static void ks_destroy(void *opaque) {
   ks_conf_t *c = opaque;
-  if (c == NULL)
-    return;
-  if (c->deser_destroy != NULL)
-    c->deser_destroy(c->deser_opaque);
+  if (c == NULL) return;
+  if (c->deser_destroy != NULL) c->deser_destroy(c->deser_opaque);
   free(c->name);
   free(c->brokers);
   free(c->group_id);
   free(c->dlq_topic);
   fl_kafka_props_free(c->props);
-  for (size_t i = 0; i < c->n_topics; i++)
-    free(c->topic_list[i]);
+  for (size_t i = 0; i < c->n_topics; i++) free(c->topic_list[i]);
   free(c->topic_list);
-  if (c->use_regex)
-    regfree(&c->re);
+  if (c->use_regex) regfree(&c->re);
   free(c);
 }
 
@@ -1210,10 +1108,8 @@ static int ks_split_topics(ks_conf_t *c, const char *topics, char *msg, size_t m
   while (1) {
     const char *e = strchr(s, ',');
     const char *a = s, *b = e != NULL ? e : s + strlen(s);
-    while (a < b && (*a == ' ' || *a == '\t'))
-      a++;
-    while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-      b--;
+    while (a < b && (*a == ' ' || *a == '\t')) a++;
+    while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
     if (a == b) {
       snprintf(msg, msg_size, "topics: '%s' has an empty topic name", topics);
       return FL_EINVAL;
@@ -1221,17 +1117,14 @@ static int ks_split_topics(ks_conf_t *c, const char *topics, char *msg, size_t m
     if (c->n_topics == cap) {
       size_t ncap = cap ? cap * 2 : 4;
       char **nl = realloc(c->topic_list, ncap * sizeof(*nl));
-      if (nl == NULL)
-        return FL_ENOMEM;
+      if (nl == NULL) return FL_ENOMEM;
       c->topic_list = nl;
       cap = ncap;
     }
     c->topic_list[c->n_topics] = strndup(a, (size_t)(b - a));
-    if (c->topic_list[c->n_topics] == NULL)
-      return FL_ENOMEM;
+    if (c->topic_list[c->n_topics] == NULL) return FL_ENOMEM;
     c->n_topics++;
-    if (e == NULL)
-      break;
+    if (e == NULL) break;
     s = e + 1;
   }
   return FL_OK;
@@ -1239,16 +1132,13 @@ static int ks_split_topics(ks_conf_t *c, const char *topics, char *msg, size_t m
 
 static char *dup_or_null(const char *s, bool *oom) {
   char *d;
-  if (s == NULL)
-    return NULL;
+  if (s == NULL) return NULL;
   d = strdup(s);
-  if (d == NULL)
-    *oom = true;
+  if (d == NULL) *oom = true;
   return d;
 }
 
-fl_stream_t *fl_source_kafka(fl_env_t *env, const char *name,
-                             const fl_kafka_source_opts_t *opts) {
+fl_stream_t *fl_source_kafka(fl_env_t *env, const char *name, const fl_kafka_source_opts_t *opts) {
   static const fl_source_fn_t fn = {
       .version = FL_SOURCE_FN_VERSION,
       .open = ks_open,
@@ -1264,10 +1154,8 @@ fl_stream_t *fl_source_kafka(fl_env_t *env, const char *name,
   bool oom = false;
   int rc = FL_EINVAL;
 
-  if (env == NULL)
-    return NULL;
-  if (name == NULL || name[0] == '\0')
-    name = "kafka source";
+  if (env == NULL) return NULL;
+  if (name == NULL || name[0] == '\0') name = "kafka source";
   msg[0] = '\0';
   if (opts == NULL) {
     snprintf(msg, sizeof(msg), "opts is NULL");
@@ -1293,8 +1181,10 @@ fl_stream_t *fl_source_kafka(fl_env_t *env, const char *name,
   }
   if (opts->start == FL_KAFKA_START_COMMITTED && opts->fallback != FL_KAFKA_START_EARLIEST &&
       opts->fallback != FL_KAFKA_START_LATEST) {
-    snprintf(msg, sizeof(msg), "fallback is %d: it must be FL_KAFKA_START_EARLIEST or "
-                               "FL_KAFKA_START_LATEST", (int)opts->fallback);
+    snprintf(msg, sizeof(msg),
+             "fallback is %d: it must be FL_KAFKA_START_EARLIEST or "
+             "FL_KAFKA_START_LATEST",
+             (int)opts->fallback);
     goto fail;
   }
   if (opts->start == FL_KAFKA_START_TIMESTAMP && opts->start_timestamp_ms < 0) {
@@ -1325,13 +1215,13 @@ fl_stream_t *fl_source_kafka(fl_env_t *env, const char *name,
       goto fail;
     }
     if ((int)w->kind < FL_WATERMARKS_NONE || (int)w->kind > FL_WATERMARKS_BOUNDED) {
-      snprintf(msg, sizeof(msg), "watermarks.kind is %d, not an fl_watermark_kind_t",
-               (int)w->kind);
+      snprintf(msg, sizeof(msg), "watermarks.kind is %d, not an fl_watermark_kind_t", (int)w->kind);
       goto fail;
     }
     if (w->max_out_of_orderness_ms < 0 || w->idle_timeout_ms < 0) {
-      snprintf(msg, sizeof(msg), "watermarks: max_out_of_orderness_ms and idle_timeout_ms "
-                                 "must not be negative");
+      snprintf(msg, sizeof(msg),
+               "watermarks: max_out_of_orderness_ms and idle_timeout_ms "
+               "must not be negative");
       goto fail;
     }
   }
@@ -1342,37 +1232,29 @@ fl_stream_t *fl_source_kafka(fl_env_t *env, const char *name,
   }
   c->name = dup_or_null(name, &oom);
   c->brokers = dup_or_null(opts->brokers, &oom);
-  c->group_id = dup_or_null(opts->group_id != NULL && opts->group_id[0] != '\0' ? opts->group_id
-                                                                                 : name,
-                            &oom);
+  c->group_id = dup_or_null(
+      opts->group_id != NULL && opts->group_id[0] != '\0' ? opts->group_id : name, &oom);
   if (opts->on_error == FL_KAFKA_ON_ERROR_DEAD_LETTER)
     c->dlq_topic = dup_or_null(opts->dead_letter_topic, &oom);
-  if (oom)
-    goto fail;
+  if (oom) goto fail;
   if (opts->topics[0] == '^') {
     int e = regcomp(&c->re, opts->topics, REG_EXTENDED | REG_NOSUB);
     if (e != 0) {
       char rerr[256];
       regerror(e, &c->re, rerr, sizeof(rerr));
-      snprintf(msg, sizeof(msg), "topics: invalid regular expression '%s': %s", opts->topics,
-               rerr);
+      snprintf(msg, sizeof(msg), "topics: invalid regular expression '%s': %s", opts->topics, rerr);
       goto fail;
     }
     c->use_regex = true;
   } else {
     rc = ks_split_topics(c, opts->topics, msg, sizeof(msg));
-    if (rc == FL_ENOMEM)
-      oom = true;
-    if (rc != FL_OK)
-      goto fail;
+    if (rc == FL_ENOMEM) oom = true;
+    if (rc != FL_OK) goto fail;
   }
   rc = fl_kafka_props_copy(opts->props, &c->props, msg, sizeof(msg));
-  if (rc == FL_OK)
-    rc = fl_kafka_props_validate(c->props, msg, sizeof(msg));
-  if (rc == FL_ENOMEM)
-    oom = true;
-  if (rc != FL_OK)
-    goto fail;
+  if (rc == FL_OK) rc = fl_kafka_props_validate(c->props, msg, sizeof(msg));
+  if (rc == FL_ENOMEM) oom = true;
+  if (rc != FL_OK) goto fail;
   c->start = opts->start;
   c->fallback = opts->fallback;
   c->start_ts = opts->start_timestamp_ms;

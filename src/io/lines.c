@@ -33,8 +33,8 @@
 #include "flink.h"
 #include "runtime/connector.h"
 
-#define FL_LINES_MAX_LINE ((size_t)16 << 20)   /* longest accepted line, without EOL */
-#define FL_LINES_READ_MIN ((size_t)256 << 10)  /* smallest read(2) request */
+#define FL_LINES_MAX_LINE ((size_t)16 << 20)  /* longest accepted line, without EOL */
+#define FL_LINES_READ_MIN ((size_t)256 << 10) /* smallest read(2) request */
 #define FL_LINES_BUF_INIT ((size_t)1 << 20)
 /* A line at the limit plus "\r\n" must fit, with room for one more full read. */
 #define FL_LINES_BUF_MAX (FL_LINES_MAX_LINE + 2 + FL_LINES_READ_MIN)
@@ -56,24 +56,22 @@ typedef struct lines_src_conf {
 typedef struct lines_reader {
   const char *path; /* borrowed from the conf, which outlives every instance */
   int fd;
-  bool own_fd;      /* false for stdin */
-  bool poll_first;  /* not a regular file: reads could block */
+  bool own_fd;     /* false for stdin */
+  bool poll_first; /* not a regular file: reads could block */
   bool eof;
   uint8_t *buf;
   size_t cap;
-  size_t start;     /* first byte of the next line */
-  size_t scan;      /* bytes in [start, scan) hold no '\n' */
-  size_t end;       /* end of the data read so far */
-  size_t line_no;   /* lines emitted so far */
-  uint64_t base;    /* file offset of buf[0] */
+  size_t start;   /* first byte of the next line */
+  size_t scan;    /* bytes in [start, scan) hold no '\n' */
+  size_t end;     /* end of the data read so far */
+  size_t line_no; /* lines emitted so far */
+  uint64_t base;  /* file offset of buf[0] */
 } lines_reader_t;
 
 static void lines_src_close(void *instance) {
   lines_reader_t *r = instance;
-  if (r == NULL)
-    return;
-  if (r->own_fd && r->fd >= 0)
-    close(r->fd);
+  if (r == NULL) return;
+  if (r->own_fd && r->fd >= 0) close(r->fd);
   free(r->buf);
   free(r);
 }
@@ -132,15 +130,14 @@ done:
 }
 
 static int lines_too_long(fl_context_t *ctx, const lines_reader_t *r) {
-  return fl_ctx_fail(ctx, "%s: line %zu is longer than %zu bytes (16 MiB)", r->path,
-                     r->line_no + 1, FL_LINES_MAX_LINE);
+  return fl_ctx_fail(ctx, "%s: line %zu is longer than %zu bytes (16 MiB)", r->path, r->line_no + 1,
+                     FL_LINES_MAX_LINE);
 }
 
 /* Makes room for at least FL_LINES_READ_MIN bytes after r->end: first by moving the
  * pending partial line to the front, then by growing the buffer. */
 static int lines_make_room(lines_reader_t *r) {
-  if (r->cap - r->end >= FL_LINES_READ_MIN)
-    return FL_OK;
+  if (r->cap - r->end >= FL_LINES_READ_MIN) return FL_OK;
   if (r->start > 0) {
     size_t pending = r->end - r->start;
     memmove(r->buf, r->buf + r->start, pending);
@@ -152,13 +149,11 @@ static int lines_make_room(lines_reader_t *r) {
   if (r->cap - r->end < FL_LINES_READ_MIN) {
     size_t ncap = r->cap * 2;
     uint8_t *nb;
-    if (ncap > FL_LINES_BUF_MAX)
-      ncap = FL_LINES_BUF_MAX;
+    if (ncap > FL_LINES_BUF_MAX) ncap = FL_LINES_BUF_MAX;
     /* The caller checked the line limit, so the pending bytes plus one read fit. */
     assert(ncap - r->end >= FL_LINES_READ_MIN);
     nb = realloc(r->buf, ncap);
-    if (nb == NULL)
-      return FL_ENOMEM;
+    if (nb == NULL) return FL_ENOMEM;
     r->buf = nb;
     r->cap = ncap;
   }
@@ -181,24 +176,20 @@ static int lines_fill(fl_context_t *ctx, lines_reader_t *r) {
       int e = errno;
       return fl_ctx_fail(ctx, "cannot poll %s: %s", r->path, lines_strerror(e, ebuf, sizeof(ebuf)));
     }
-    if (rc == 0)
-      return 0;
+    if (rc == 0) return 0;
   }
   rc = lines_make_room(r);
-  if (rc != FL_OK)
-    return rc;
+  if (rc != FL_OK) return rc;
   do {
     n = read(r->fd, r->buf + r->end, r->cap - r->end);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     int e = errno;
-    if (e == EAGAIN || e == EWOULDBLOCK)
-      return 0;
+    if (e == EAGAIN || e == EWOULDBLOCK) return 0;
     fl_ctx_fail(ctx, "cannot read %s: %s", r->path, lines_strerror(e, ebuf, sizeof(ebuf)));
     return FL_EIO;
   }
-  if (n == 0)
-    r->eof = true;
+  if (n == 0) r->eof = true;
   r->end += (size_t)n;
   return 1;
 }
@@ -217,18 +208,14 @@ static int lines_src_run(fl_context_t *ctx, void *instance) {
 
   while (emitted < budget) {
     uint8_t *nl = NULL;
-    if (r->scan < r->end)
-      nl = memchr(r->buf + r->scan, '\n', r->end - r->scan);
+    if (r->scan < r->end) nl = memchr(r->buf + r->scan, '\n', r->end - r->scan);
     if (nl != NULL) {
       size_t len = (size_t)(nl - (r->buf + r->start));
       size_t next = len + 1;
-      if (len > 0 && r->buf[r->start + len - 1] == '\r')
-        len--;
-      if (len > FL_LINES_MAX_LINE)
-        return lines_too_long(ctx, r);
+      if (len > 0 && r->buf[r->start + len - 1] == '\r') len--;
+      if (len > FL_LINES_MAX_LINE) return lines_too_long(ctx, r);
       rc = lines_emit(ctx, r, len);
-      if (rc != FL_OK)
-        return rc;
+      if (rc != FL_OK) return rc;
       r->start += next;
       r->scan = r->start;
       emitted++;
@@ -237,29 +224,22 @@ static int lines_src_run(fl_context_t *ctx, void *instance) {
     r->scan = r->end;
     if (r->eof) {
       size_t len = r->end - r->start;
-      if (len == 0)
-        return FL_SOURCE_END;
-      if (len > FL_LINES_MAX_LINE)
-        return lines_too_long(ctx, r);
+      if (len == 0) return FL_SOURCE_END;
+      if (len > FL_LINES_MAX_LINE) return lines_too_long(ctx, r);
       rc = lines_emit(ctx, r, len);
-      if (rc != FL_OK)
-        return rc;
+      if (rc != FL_OK) return rc;
       r->start = r->end;
       r->scan = r->end;
       return FL_SOURCE_END;
     }
     /* The pending bytes may still end with '\r' before a '\n' still to come. */
-    if (r->end - r->start > FL_LINES_MAX_LINE + 1)
-      return lines_too_long(ctx, r);
+    if (r->end - r->start > FL_LINES_MAX_LINE + 1) return lines_too_long(ctx, r);
     rc = lines_fill(ctx, r);
-    if (rc < 0)
-      return rc;
+    if (rc < 0) return rc;
     if (rc == 0) {
-      if (emitted > 0)
-        return FL_SOURCE_MORE;
+      if (emitted > 0) return FL_SOURCE_MORE;
       rc = fl_ctx_source_wait_fd(ctx, r->fd);
-      if (rc != FL_OK)
-        return rc;
+      if (rc != FL_OK) return rc;
       return FL_SOURCE_WAIT;
     }
   }
@@ -287,8 +267,8 @@ static int lines_src_restore(fl_context_t *ctx, void *instance, const fl_bytes_t
                        (unsigned long long)pos[0]);
   if (lseek(r->fd, (off_t)pos[0], SEEK_SET) < 0) {
     int e = errno;
-    return fl_ctx_fail(ctx, "%s: cannot seek to byte %llu: %s", r->path,
-                       (unsigned long long)pos[0], lines_strerror(e, ebuf, sizeof(ebuf)));
+    return fl_ctx_fail(ctx, "%s: cannot seek to byte %llu: %s", r->path, (unsigned long long)pos[0],
+                       lines_strerror(e, ebuf, sizeof(ebuf)));
   }
   r->base = pos[0];
   r->line_no = (size_t)pos[1];
@@ -299,8 +279,7 @@ static int lines_src_restore(fl_context_t *ctx, void *instance, const fl_bytes_t
 
 static void lines_src_destroy(void *opaque) {
   lines_src_conf_t *conf = opaque;
-  if (conf == NULL)
-    return;
+  if (conf == NULL) return;
   free(conf->path);
   free(conf);
 }
@@ -318,13 +297,11 @@ fl_stream_t *fl_source_lines(fl_env_t *env, const char *name, const char *path) 
   lines_src_conf_t *conf = NULL;
   fl_stream_t *s;
 
-  if (env == NULL)
-    return NULL;
-  if (name == NULL)
-    name = "lines";
+  if (env == NULL) return NULL;
+  if (name == NULL) name = "lines";
   if (path == NULL || path[0] == '\0') {
     fl_env_builder_fail(env, FL_EINVAL, "%s: the path of a lines source is %s", name,
-                path == NULL ? "NULL" : "empty");
+                        path == NULL ? "NULL" : "empty");
     return NULL;
   }
   conf = calloc(1, sizeof(*conf));
@@ -347,11 +324,11 @@ static pthread_mutex_t lines_stdout_mu = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct lines_sink_shared {
   char *path;
-  pthread_mutex_t mu;    /* guards fd, opened, open_errno and the writes */
-  pthread_mutex_t *wmu;  /* the lock writes take: &mu, or the stdout lock */
+  pthread_mutex_t mu;   /* guards fd, opened, open_errno and the writes */
+  pthread_mutex_t *wmu; /* the lock writes take: &mu, or the stdout lock */
   int fd;
   bool is_stdout;
-  bool opened;           /* the file was opened (or failed to) by the first subtask */
+  bool opened; /* the file was opened (or failed to) by the first subtask */
   int open_errno;
 } lines_sink_shared_t;
 
@@ -366,12 +343,10 @@ static int lines_write_all(int fd, const uint8_t *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, p, n);
     if (w < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       return errno;
     }
-    if (w == 0)
-      return EIO;
+    if (w == 0) return EIO;
     p += w;
     n -= (size_t)w;
   }
@@ -385,12 +360,10 @@ static int lines_sink_write_out(lines_sink_inst_t *in, const void *extra, size_t
   int err = 0;
 
   pthread_mutex_lock(sh->wmu);
-  if (in->len > 0)
-    err = lines_write_all(sh->fd, in->buf, in->len);
+  if (in->len > 0) err = lines_write_all(sh->fd, in->buf, in->len);
   if (err == 0 && extra != NULL) {
     err = lines_write_all(sh->fd, extra, extra_len);
-    if (err == 0)
-      err = lines_write_all(sh->fd, (const uint8_t *)"\n", 1);
+    if (err == 0) err = lines_write_all(sh->fd, (const uint8_t *)"\n", 1);
   }
   pthread_mutex_unlock(sh->wmu);
   in->len = 0;
@@ -406,12 +379,10 @@ static int lines_write_failed(fl_context_t *ctx, const lines_sink_shared_t *sh, 
 
 static void lines_sink_close(void *instance) {
   lines_sink_inst_t *in = instance;
-  if (in == NULL)
-    return;
+  if (in == NULL) return;
   /* Normally flush() emptied the buffer; after a failure elsewhere in the job this
    * still writes what reached the sink (best effort: nobody to report errors to). */
-  if (in->len > 0)
-    (void)lines_sink_write_out(in, NULL, 0);
+  if (in->len > 0) (void)lines_sink_write_out(in, NULL, 0);
   free(in->buf);
   free(in);
 }
@@ -433,8 +404,7 @@ static int lines_sink_open(fl_context_t *ctx, void *opaque, void **instance) {
       do {
         sh->fd = open(sh->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
       } while (sh->fd < 0 && errno == EINTR);
-      if (sh->fd < 0)
-        sh->open_errno = errno;
+      if (sh->fd < 0) sh->open_errno = errno;
     }
   }
   err = sh->open_errno;
@@ -477,17 +447,14 @@ static int lines_sink_write(fl_context_t *ctx, const fl_record_t *rec, void *ins
       return err == 0 ? FL_OK : lines_write_failed(ctx, in->sh, err);
     }
     err = lines_sink_write_out(in, NULL, 0);
-    if (err != 0)
-      return lines_write_failed(ctx, in->sh, err);
+    if (err != 0) return lines_write_failed(ctx, in->sh, err);
   }
-  if (rec->value_len > 0)
-    memcpy(in->buf + in->len, rec->value, rec->value_len);
+  if (rec->value_len > 0) memcpy(in->buf + in->len, rec->value, rec->value_len);
   in->buf[in->len + rec->value_len] = '\n';
   in->len += need;
   if (in->len >= FL_SINK_FLUSH_AT) {
     err = lines_sink_write_out(in, NULL, 0);
-    if (err != 0)
-      return lines_write_failed(ctx, in->sh, err);
+    if (err != 0) return lines_write_failed(ctx, in->sh, err);
   }
   return FL_OK;
 }
@@ -495,18 +462,15 @@ static int lines_sink_write(fl_context_t *ctx, const fl_record_t *rec, void *ins
 static int lines_sink_flush(fl_context_t *ctx, void *instance) {
   lines_sink_inst_t *in = instance;
   int err;
-  if (in->len == 0)
-    return FL_OK;
+  if (in->len == 0) return FL_OK;
   err = lines_sink_write_out(in, NULL, 0);
   return err == 0 ? FL_OK : lines_write_failed(ctx, in->sh, err);
 }
 
 static void lines_sink_destroy(void *opaque) {
   lines_sink_shared_t *sh = opaque;
-  if (sh == NULL)
-    return;
-  if (!sh->is_stdout && sh->fd >= 0)
-    close(sh->fd);
+  if (sh == NULL) return;
+  if (!sh->is_stdout && sh->fd >= 0) close(sh->fd);
   pthread_mutex_destroy(&sh->mu);
   free(sh->path);
   free(sh);
@@ -523,13 +487,11 @@ int fl_stream_sink_lines(fl_stream_t *in, const char *name, const char *path) {
   };
   lines_sink_shared_t *sh = NULL;
 
-  if (in == NULL)
-    return FL_EINVAL;
-  if (name == NULL)
-    name = "lines sink";
+  if (in == NULL) return FL_EINVAL;
+  if (name == NULL) name = "lines sink";
   if (path == NULL || path[0] == '\0') {
     fl_env_builder_fail(fl_stream_env(in), FL_EINVAL, "%s: the path of a lines sink is %s", name,
-                path == NULL ? "NULL" : "empty");
+                        path == NULL ? "NULL" : "empty");
     return FL_EINVAL;
   }
   sh = calloc(1, sizeof(*sh));

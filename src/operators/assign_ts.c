@@ -14,9 +14,9 @@
 #include "operators/operators.h"
 
 typedef struct {
-  int64_t max_ts;     /* FL_TS_NONE before the first record */
-  int64_t emitted;    /* last watermark sent */
-  int64_t next_tick;  /* processing time of the next periodic emission */
+  int64_t max_ts;      /* FL_TS_NONE before the first record */
+  int64_t emitted;     /* last watermark sent */
+  int64_t next_tick;   /* processing time of the next periodic emission */
   int64_t last_record; /* processing time of the last record */
   bool idle;
 } gen_t;
@@ -24,15 +24,13 @@ typedef struct {
 static int64_t candidate(const fl_watermark_strategy_t *ws, int64_t max_ts) {
   if (max_ts == FL_TS_NONE) return FL_TS_NONE;
   switch (ws->kind) {
-  case FL_WATERMARKS_MONOTONOUS:
-    return max_ts - 1;
+  case FL_WATERMARKS_MONOTONOUS: return max_ts - 1;
   case FL_WATERMARKS_BOUNDED: {
     /* saturate instead of overflowing for timestamps near INT64_MIN */
     if (max_ts < FL_TS_NONE + 2 + ws->max_out_of_orderness_ms) return FL_TS_NONE;
     return max_ts - ws->max_out_of_orderness_ms - 1;
   }
-  default:
-    return FL_TS_NONE;
+  default: return FL_TS_NONE;
   }
 }
 

@@ -76,10 +76,8 @@ static void process_close(fl_op_t *op) {
   op->state = NULL;
 }
 
-const fl_op_class_t fl_op_process_class = {.kind = "process",
-                                           .open = process_open,
-                                           .process = process_process,
-                                           .close = process_close};
+const fl_op_class_t fl_op_process_class = {
+    .kind = "process", .open = process_open, .process = process_process, .close = process_close};
 const fl_op_class_t fl_op_keyed_process_class = {.kind = "keyed_process",
                                                  .open = process_open,
                                                  .process = process_process,
@@ -174,10 +172,8 @@ static void rolling_close(fl_op_t *op) {
   op->state = NULL;
 }
 
-const fl_op_class_t fl_op_rolling_class = {.kind = "rolling",
-                                           .open = rolling_open,
-                                           .process = rolling_process,
-                                           .close = rolling_close};
+const fl_op_class_t fl_op_rolling_class = {
+    .kind = "rolling", .open = rolling_open, .process = rolling_process, .close = rolling_close};
 
 /* ---------------------------------------------------------------------------------- */
 /* Sinks                                                                                */

@@ -22,11 +22,11 @@
 #include "operators/operators.h"
 
 typedef struct bc_op {
-  fl_kv_t kv;        /* this instance's broadcast state */
-  uint32_t *tables;  /* [env->n_descs]: table id + 1, 0 = not opened yet */
+  fl_kv_t kv;       /* this instance's broadcast state */
+  uint32_t *tables; /* [env->n_descs]: table id + 1, 0 = not opened yet */
   size_t n_tables;
-  bool writable;     /* process_broadcast is running */
-  int iterating;     /* fl_broadcast_foreach calls in progress: the maps must not change */
+  bool writable; /* process_broadcast is running */
+  int iterating; /* fl_broadcast_foreach calls in progress: the maps must not change */
   bool opened_instance;
 } bc_op_t;
 
@@ -236,15 +236,14 @@ const fl_op_class_t fl_op_broadcast_process_class = {.kind = "broadcast_process"
 /* The store and table of descriptor d for a call from ctx: FL_ESTATE outside a
  * broadcast process function, for a descriptor that is not a map of this environment,
  * and for a write where writes are not allowed. */
-static int bc_resolve(fl_context_t *ctx, const fl_state_desc_t *d, bool write,
-                      bc_op_t **out, uint32_t *table) {
+static int bc_resolve(fl_context_t *ctx, const fl_state_desc_t *d, bool write, bc_op_t **out,
+                      uint32_t *table) {
   if (!ctx || !d) return FL_EINVAL;
   fl_op_t *op = ctx->op;
   if (!op || op->node->kind != FL_NODE_BROADCAST_PROCESS || !op->state) return FL_ESTATE;
   bc_op_t *st = op->state;
   fl_env_t *env = op->node->env;
-  if (d->kind != FL_STATE_MAP || d->id >= st->n_tables || env->descs[d->id] != d)
-    return FL_ESTATE;
+  if (d->kind != FL_STATE_MAP || d->id >= st->n_tables || env->descs[d->id] != d) return FL_ESTATE;
   if (write && (!st->writable || st->iterating)) return FL_ESTATE;
   uint32_t t = st->tables[d->id];
   if (!t) {
@@ -257,8 +256,8 @@ static int bc_resolve(fl_context_t *ctx, const fl_state_desc_t *d, bool write,
   return FL_OK;
 }
 
-int fl_broadcast_get(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
-                     size_t ukey_len, const void **value, size_t *value_len) {
+int fl_broadcast_get(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey, size_t ukey_len,
+                     const void **value, size_t *value_len) {
   bc_op_t *st;
   uint32_t table;
   if ((ukey_len && !ukey) || !value || !value_len) return FL_EINVAL;
@@ -267,8 +266,8 @@ int fl_broadcast_get(fl_context_t *ctx, const fl_state_desc_t *d, const void *uk
   return st->kv.ops->map_get(st->kv.self, table, &bc_cell, ukey, ukey_len, value, value_len);
 }
 
-int fl_broadcast_put(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
-                     size_t ukey_len, const void *value, size_t value_len) {
+int fl_broadcast_put(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey, size_t ukey_len,
+                     const void *value, size_t value_len) {
   bc_op_t *st;
   uint32_t table;
   if ((ukey_len && !ukey) || (value_len && !value)) return FL_EINVAL;
@@ -288,8 +287,7 @@ int fl_broadcast_remove(fl_context_t *ctx, const fl_state_desc_t *d, const void 
 }
 
 typedef struct bc_foreach {
-  int (*cb)(const void *ukey, size_t ukey_len, const void *value, size_t value_len,
-            void *arg);
+  int (*cb)(const void *ukey, size_t ukey_len, const void *value, size_t value_len, void *arg);
   void *arg;
   int user_rc;
 } bc_foreach_t;

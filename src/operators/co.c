@@ -54,10 +54,8 @@ static void co_close(fl_op_t *op) {
   op->state = NULL;
 }
 
-const fl_op_class_t fl_op_co_process_class = {.kind = "co_process",
-                                              .open = co_open,
-                                              .process = co_process,
-                                              .close = co_close};
+const fl_op_class_t fl_op_co_process_class = {
+    .kind = "co_process", .open = co_open, .process = co_process, .close = co_close};
 const fl_op_class_t fl_op_keyed_co_process_class = {.kind = "keyed_co_process",
                                                     .open = co_open,
                                                     .process = co_process,

@@ -53,8 +53,8 @@ static int wjoin_open(fl_op_t *op) {
 static int wjoin_process(fl_op_t *op, int input, const fl_record_t *rec) {
   fl_buf_t *b = op->state;
   uint8_t *p = fl_buf_resize(b, rec->value_len + 1);
-  if (!p) return fl_op_fail(op, FL_ENOMEM, "out of memory tagging a record of %zu bytes",
-                            rec->value_len);
+  if (!p)
+    return fl_op_fail(op, FL_ENOMEM, "out of memory tagging a record of %zu bytes", rec->value_len);
   p[0] = input == 0 ? FL_WJOIN_LEFT : FL_WJOIN_RIGHT;
   if (rec->value_len) memcpy(p + 1, rec->value, rec->value_len);
   fl_record_t out = {rec->key, rec->key_len, p, rec->value_len + 1, rec->timestamp};
@@ -69,16 +69,14 @@ static void wjoin_close(fl_op_t *op) {
   op->state = NULL;
 }
 
-const fl_op_class_t fl_op_window_join_class = {.kind = "window_join",
-                                               .open = wjoin_open,
-                                               .process = wjoin_process,
-                                               .close = wjoin_close};
+const fl_op_class_t fl_op_window_join_class = {
+    .kind = "window_join", .open = wjoin_open, .process = wjoin_process, .close = wjoin_close};
 
 /* Right elements are remembered by index; this many without an allocation. */
 #define WJOIN_STACK_RIGHT 64
 
-int fl_window_join_fire(fl_context_t *ctx, const fl_window_t *window,
-                        const fl_record_t *el, size_t n, void *opaque) {
+int fl_window_join_fire(fl_context_t *ctx, const fl_window_t *window, const fl_record_t *el,
+                        size_t n, void *opaque) {
   (void)window;
   const fl_node_t *tag = opaque;
   fl_op_t *op = ctx->op;
@@ -134,7 +132,10 @@ int fl_window_join_fire(fl_context_t *ctx, const fl_window_t *window,
 #define IJ_NS_LEN (1 + IJ_TS_LEN)
 #define IJ_ITEM_HDR 4
 
-enum { IJ_LEFT = 0, IJ_RIGHT = 1 };
+enum {
+  IJ_LEFT = 0,
+  IJ_RIGHT = 1
+};
 
 typedef struct ij_match {
   int64_t ts;
@@ -197,8 +198,7 @@ static const struct fl_state_desc *side_desc(const fl_op_t *op, int side) {
 }
 
 /* Appends the element to its side's bucket at ts. */
-static int buffer_add(fl_op_t *op, const fl_sref_t *r, const uint8_t *uk,
-                      const fl_record_t *rec) {
+static int buffer_add(fl_op_t *op, const fl_sref_t *r, const uint8_t *uk, const fl_record_t *rec) {
   ij_op_t *st = op->state;
   if (rec->value_len > UINT32_MAX)
     return fl_op_fail(op, FL_EINVAL, "interval join '%s': a value of %zu bytes is too large",
@@ -293,8 +293,8 @@ static int ij_process(fl_op_t *op, int input, const fl_record_t *rec) {
                       "(interval joins are event time: assign timestamps before the join)",
                       node->name, side == IJ_LEFT ? "first" : "second");
   if (ts < op->wm) {
-    const fl_output_tag_t *tag = side == IJ_LEFT ? node->u.ijoin.o.left_late
-                                                 : node->u.ijoin.o.right_late;
+    const fl_output_tag_t *tag =
+        side == IJ_LEFT ? node->u.ijoin.o.left_late : node->u.ijoin.o.right_late;
     atomic_fetch_add_explicit(&op->m->late_dropped, 1, memory_order_relaxed);
     return tag ? fl_op_emit_side(op, tag, rec) : FL_OK;
   }
@@ -320,8 +320,8 @@ static int ij_process(fl_op_t *op, int input, const fl_record_t *rec) {
   if (st->lo <= st->hi) {
     rc = fl_st_map_foreach(&other, collect_cb, st);
     if (rc < 0) return rc;
-    if (st->err) return fl_op_fail(op, st->err, "interval join '%s': cannot read its buffer",
-                                   node->name);
+    if (st->err)
+      return fl_op_fail(op, st->err, "interval join '%s': cannot read its buffer", node->name);
   }
   if (st->copy.len) {
     rc = index_matches(st);
@@ -345,8 +345,8 @@ static int ij_process(fl_op_t *op, int input, const fl_record_t *rec) {
     cleanup = st->upper > 0 ? fl_sat_add(ts, st->upper) : ts;
   else
     cleanup = st->lower < 0 ? fl_sat_sub(ts, st->lower) : ts;
-  return fl_timers_register(op->timers, FL_EVENT_TIME, op->ctx.kg, op->ctx.key,
-                            op->ctx.key_len, ns, IJ_NS_LEN, cleanup);
+  return fl_timers_register(op->timers, FL_EVENT_TIME, op->ctx.kg, op->ctx.key, op->ctx.key_len, ns,
+                            IJ_NS_LEN, cleanup);
 }
 
 static int ij_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) {

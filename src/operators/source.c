@@ -80,8 +80,7 @@ static int source_restore(fl_op_t *op, const fl_bytes_t *states, size_t n) {
 
 static int source_notify(fl_op_t *op, int64_t id, bool completed) {
   source_state_t *s = op->state;
-  if (!completed || !s->opened_instance || !op->node->u.source.fn.checkpoint_complete)
-    return FL_OK;
+  if (!completed || !s->opened_instance || !op->node->u.source.fn.checkpoint_complete) return FL_OK;
   int rc = op->node->u.source.fn.checkpoint_complete(&op->ctx, s->instance, id);
   return rc < 0 ? fl_op_user_failed(op, rc, "source checkpoint_complete") : FL_OK;
 }

@@ -17,8 +17,8 @@
 /* The window function of a window join's window node (src/operators/join.c): splits the
  * window's elements by their tag and calls the join function (opaque: the join's input
  * node, a FL_NODE_WINDOW_JOIN fl_node_t) for every (left, right) pair. */
-int fl_window_join_fire(fl_context_t *ctx, const fl_window_t *window,
-                        const fl_record_t *elements, size_t n, void *opaque);
+int fl_window_join_fire(fl_context_t *ctx, const fl_window_t *window, const fl_record_t *elements,
+                        size_t n, void *opaque);
 
 /* For tests: the number of elements an interval join subtask buffers on each side,
  * counted from its state. ctx must be the context of an interval join operator (as

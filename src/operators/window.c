@@ -207,8 +207,7 @@ static int fire(fl_op_t *op, fl_window_t w) {
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
       if (items[i].len < 8) {
-        rc = fl_op_fail(op, FL_ESTATE, "window '%s': corrupt window contents",
-                        op->node->name);
+        rc = fl_op_fail(op, FL_ESTATE, "window '%s': corrupt window contents", op->node->name);
         break;
       }
       memcpy(st->copy + off, items[i].data, items[i].len);
@@ -237,10 +236,8 @@ static int add_contents(fl_op_t *op, const uint8_t *ns, const fl_record_t *rec) 
   int rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &r);
   if (rc) return rc;
   switch (c->fn_kind) {
-  case FL_WFN_REDUCE:
-    return fl_st_reducing_add(&r, rec->value, rec->value_len);
-  case FL_WFN_AGGREGATE:
-    return fl_st_aggregating_add(&r, rec);
+  case FL_WFN_REDUCE: return fl_st_reducing_add(&r, rec->value, rec->value_len);
+  case FL_WFN_AGGREGATE: return fl_st_aggregating_add(&r, rec);
   case FL_WFN_PROCESS:
     rc = grow_bytes(&st->item, &st->item_cap, rec->value_len + 8);
     if (rc) return rc;
@@ -308,8 +305,7 @@ static int live_load(fl_op_t *op, fl_sref_t *r, size_t *n) {
   if (rc < 0) return rc;
   if (rc == 0) len = 0;
   if (len % WIN_NS_LEN != 0)
-    return fl_op_fail(op, FL_ESTATE, "window '%s': corrupt session window set",
-                      op->node->name);
+    return fl_op_fail(op, FL_ESTATE, "window '%s': corrupt session window set", op->node->name);
   /* One spare slot for an insertion. */
   rc = grow_bytes(&st->live, &st->live_cap, len + WIN_NS_LEN);
   if (rc) return rc;
@@ -358,8 +354,8 @@ static int add_session(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *ad
 
   uint8_t ns[WIN_NS_LEN];
   ns_encode(ns, cover);
-  bool existing = j - i == 1 && live_at(st, i).start == cover.start &&
-                  live_at(st, i).end == cover.end;
+  bool existing =
+      j - i == 1 && live_at(st, i).start == cover.start && live_at(st, i).end == cover.end;
   if (!existing) {
     if (j > i) {
       fl_sref_t cr;
@@ -436,8 +432,7 @@ static int clear_window(fl_op_t *op, fl_window_t w, const uint8_t *ns) {
   if (rc) return rc;
   for (size_t i = 0; i < n; i++) {
     if (memcmp(st->live + i * WIN_NS_LEN, ns, WIN_NS_LEN) == 0) {
-      memmove(st->live + i * WIN_NS_LEN, st->live + (i + 1) * WIN_NS_LEN,
-              (n - i - 1) * WIN_NS_LEN);
+      memmove(st->live + i * WIN_NS_LEN, st->live + (i + 1) * WIN_NS_LEN, (n - i - 1) * WIN_NS_LEN);
       return live_store(op, &r, n - 1);
     }
   }

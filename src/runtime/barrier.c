@@ -50,8 +50,7 @@ void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
   }
   fl_snapshot_target_t t = fl_rt_snapshot_target(op);
   char msg[512];
-  rc = fl_snapshot_write(&t, opstate.data, opstate.len, native, op->store_id, dst, msg,
-                         sizeof msg);
+  rc = fl_snapshot_write(&t, opstate.data, opstate.len, native, op->store_id, dst, msg, sizeof msg);
   if (id) {
     free(op->native_dir);
     op->native_dir = native;

@@ -27,11 +27,11 @@ typedef enum fl_entry_type {
 
 typedef struct fl_entry {
   uint8_t type;
-  uint16_t kg;     /* key group of a record on a hash edge */
+  uint16_t kg; /* key group of a record on a hash edge */
   uint32_t key_len;
   uint32_t value_len;
-  uint32_t off;    /* key at data + off, value right after it */
-  int64_t ts;      /* record timestamp or watermark */
+  uint32_t off; /* key at data + off, value right after it */
+  int64_t ts;   /* record timestamp or watermark */
 } fl_entry_t;
 
 typedef struct fl_batch {

@@ -7,8 +7,8 @@
 
 #include "runtime/op.h"
 
-int fl_emit(fl_context_t *ctx, const void *key, size_t key_len, const void *value,
-            size_t value_len, int64_t ts) {
+int fl_emit(fl_context_t *ctx, const void *key, size_t key_len, const void *value, size_t value_len,
+            int64_t ts) {
   if (!ctx || (key_len && !key) || (value_len && !value)) return FL_EINVAL;
   fl_record_t r = {key, key_len, value, value_len, ts};
   ctx->emitted++;
@@ -98,8 +98,7 @@ int fl_ctx_mark_idle(fl_context_t *ctx, int idle) {
 /* User metrics                                                                         */
 
 static _Atomic int64_t *user_metric(fl_context_t *ctx, const char *name, bool gauge) {
-  if (!ctx || !name || !*name || strlen(name) >= FL_USER_METRIC_NAME_MAX)
-    return NULL;
+  if (!ctx || !name || !*name || strlen(name) >= FL_USER_METRIC_NAME_MAX) return NULL;
   fl_metrics_t *m = ctx->op->m;
   if (!m) return NULL;
   fl_user_metrics_t *u = atomic_load_explicit(&m->user, memory_order_relaxed);
@@ -122,7 +121,8 @@ static _Atomic int64_t *user_metric(fl_context_t *ctx, const char *name, bool ga
 
 int fl_ctx_counter_add(fl_context_t *ctx, const char *name, int64_t delta) {
   _Atomic int64_t *v = user_metric(ctx, name, false);
-  if (!v) return ctx && name && *name && strlen(name) < FL_USER_METRIC_NAME_MAX ? FL_ENOMEM : FL_EINVAL;
+  if (!v)
+    return ctx && name && *name && strlen(name) < FL_USER_METRIC_NAME_MAX ? FL_ENOMEM : FL_EINVAL;
   atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + delta,
                         memory_order_relaxed);
   return FL_OK;
@@ -130,8 +130,8 @@ int fl_ctx_counter_add(fl_context_t *ctx, const char *name, int64_t delta) {
 
 int fl_ctx_gauge_set(fl_context_t *ctx, const char *name, int64_t value) {
   _Atomic int64_t *v = user_metric(ctx, name, true);
-  if (!v) return ctx && name && *name && strlen(name) < FL_USER_METRIC_NAME_MAX ? FL_ENOMEM : FL_EINVAL;
+  if (!v)
+    return ctx && name && *name && strlen(name) < FL_USER_METRIC_NAME_MAX ? FL_ENOMEM : FL_EINVAL;
   atomic_store_explicit(v, value, memory_order_relaxed);
   return FL_OK;
 }
-

@@ -15,16 +15,14 @@ static int resolve(fl_context_t *ctx, const fl_state_desc_t *d, int kind, fl_sre
   return rc;
 }
 
-int fl_value_get(fl_context_t *ctx, const fl_state_desc_t *d, const void **value,
-                 size_t *len) {
+int fl_value_get(fl_context_t *ctx, const fl_state_desc_t *d, const void **value, size_t *len) {
   fl_sref_t r;
   if (!ctx || !d || !value || !len) return FL_EINVAL;
   int rc = resolve(ctx, d, FL_STATE_VALUE, &r);
   return rc ? rc : fl_st_value_get(&r, value, len);
 }
 
-int fl_value_set(fl_context_t *ctx, const fl_state_desc_t *d, const void *value,
-                 size_t len) {
+int fl_value_set(fl_context_t *ctx, const fl_state_desc_t *d, const void *value, size_t len) {
   fl_sref_t r;
   if (!ctx || !d || (len && !value)) return FL_EINVAL;
   int rc = resolve(ctx, d, FL_STATE_VALUE, &r);
@@ -38,48 +36,44 @@ int fl_state_clear(fl_context_t *ctx, const fl_state_desc_t *d) {
   return rc ? rc : fl_st_clear(&r);
 }
 
-int fl_list_add(fl_context_t *ctx, const fl_state_desc_t *d, const void *item,
-                size_t len) {
+int fl_list_add(fl_context_t *ctx, const fl_state_desc_t *d, const void *item, size_t len) {
   fl_sref_t r;
   if (!ctx || !d || (len && !item)) return FL_EINVAL;
   int rc = resolve(ctx, d, FL_STATE_LIST, &r);
   return rc ? rc : fl_st_list_add(&r, item, len);
 }
 
-int fl_list_get(fl_context_t *ctx, const fl_state_desc_t *d, const fl_bytes_t **items,
-                size_t *n) {
+int fl_list_get(fl_context_t *ctx, const fl_state_desc_t *d, const fl_bytes_t **items, size_t *n) {
   fl_sref_t r;
   if (!ctx || !d || !items || !n) return FL_EINVAL;
   int rc = resolve(ctx, d, FL_STATE_LIST, &r);
   return rc ? rc : fl_st_list_get(&r, items, n);
 }
 
-int fl_list_update(fl_context_t *ctx, const fl_state_desc_t *d, const fl_bytes_t *items,
-                   size_t n) {
+int fl_list_update(fl_context_t *ctx, const fl_state_desc_t *d, const fl_bytes_t *items, size_t n) {
   fl_sref_t r;
   if (!ctx || !d || (n && !items)) return FL_EINVAL;
   int rc = resolve(ctx, d, FL_STATE_LIST, &r);
   return rc ? rc : fl_st_list_update(&r, items, n);
 }
 
-int fl_map_get(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
-               size_t ukey_len, const void **value, size_t *len) {
+int fl_map_get(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey, size_t ukey_len,
+               const void **value, size_t *len) {
   fl_sref_t r;
   if (!ctx || !d || (ukey_len && !ukey) || !value || !len) return FL_EINVAL;
   int rc = resolve(ctx, d, FL_STATE_MAP, &r);
   return rc ? rc : fl_st_map_get(&r, ukey, ukey_len, value, len);
 }
 
-int fl_map_put(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
-               size_t ukey_len, const void *value, size_t len) {
+int fl_map_put(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey, size_t ukey_len,
+               const void *value, size_t len) {
   fl_sref_t r;
   if (!ctx || !d || (ukey_len && !ukey) || (len && !value)) return FL_EINVAL;
   int rc = resolve(ctx, d, FL_STATE_MAP, &r);
   return rc ? rc : fl_st_map_put(&r, ukey, ukey_len, value, len);
 }
 
-int fl_map_remove(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
-                  size_t ukey_len) {
+int fl_map_remove(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey, size_t ukey_len) {
   fl_sref_t r;
   if (!ctx || !d || (ukey_len && !ukey)) return FL_EINVAL;
   int rc = resolve(ctx, d, FL_STATE_MAP, &r);
@@ -87,8 +81,8 @@ int fl_map_remove(fl_context_t *ctx, const fl_state_desc_t *d, const void *ukey,
 }
 
 int fl_map_foreach(fl_context_t *ctx, const fl_state_desc_t *d,
-                   int (*cb)(const void *ukey, size_t ukey_len, const void *value,
-                             size_t len, void *arg),
+                   int (*cb)(const void *ukey, size_t ukey_len, const void *value, size_t len,
+                             void *arg),
                    void *arg) {
   fl_sref_t r;
   if (!ctx || !d || !cb) return FL_EINVAL;
@@ -96,24 +90,21 @@ int fl_map_foreach(fl_context_t *ctx, const fl_state_desc_t *d,
   return rc ? rc : fl_st_map_foreach(&r, cb, arg);
 }
 
-int fl_reducing_add(fl_context_t *ctx, const fl_state_desc_t *d, const void *value,
-                    size_t len) {
+int fl_reducing_add(fl_context_t *ctx, const fl_state_desc_t *d, const void *value, size_t len) {
   fl_sref_t r;
   if (!ctx || !d || (len && !value)) return FL_EINVAL;
   int rc = resolve(ctx, d, FL_STATE_REDUCING, &r);
   return rc ? rc : fl_st_reducing_add(&r, value, len);
 }
 
-int fl_reducing_get(fl_context_t *ctx, const fl_state_desc_t *d, const void **value,
-                    size_t *len) {
+int fl_reducing_get(fl_context_t *ctx, const fl_state_desc_t *d, const void **value, size_t *len) {
   fl_sref_t r;
   if (!ctx || !d || !value || !len) return FL_EINVAL;
   int rc = resolve(ctx, d, FL_STATE_REDUCING, &r);
   return rc ? rc : fl_st_reducing_get(&r, value, len);
 }
 
-int fl_aggregating_add(fl_context_t *ctx, const fl_state_desc_t *d,
-                       const fl_record_t *in) {
+int fl_aggregating_add(fl_context_t *ctx, const fl_state_desc_t *d, const fl_record_t *in) {
   fl_sref_t r;
   if (!ctx || !d || !in) return FL_EINVAL;
   int rc = resolve(ctx, d, FL_STATE_AGGREGATING, &r);

@@ -62,25 +62,24 @@ struct fl_coord {
   bool pending_final;
   fl_ckpt_kind_t pending_kind;
   fl_ckpt_writer_t *writer;
-  bool *acked;   /* [P] */
+  bool *acked; /* [P] */
   int n_acked;
   bool write_failed;
   char write_err[1100];
   _Atomic uint64_t bytes_total, bytes_new; /* of the pending checkpoint */
-  int64_t pending_started; /* mono ms */
+  int64_t pending_started;                 /* mono ms */
   ack_t *q, *q_tail;
   /* schedule */
   int64_t last_trigger, last_end; /* mono ms, 0: never */
   int failures;                   /* consecutive */
   /* savepoint requests: one at a time */
-  char *sp_path;  /* requested, not started yet */
-  bool sp_busy;   /* a request is queued or running */
+  char *sp_path; /* requested, not started yet */
+  bool sp_busy;  /* a request is queued or running */
   bool sp_done;
   int sp_rc;
   char sp_err[1400];
   pthread_cond_t sp_cv;
 };
-
 
 static bool ckpt_enabled(const fl_job_t *job) {
   return job->env->conf.ckpt_interval_ms > 0 && job->env->conf.ckpt_dir[0];
@@ -98,8 +97,10 @@ static char *meta_json(fl_job_t *job) {
     json_decref(nodes);
     return NULL;
   }
-  for (size_t i = 0; i < env->n_nodes; i++) json_array_append_new(nodes, json_string(env->nodes[i]->name));
-  json_object_set_new(m, "job", json_string(atomic_load(&env->job_name) ? atomic_load(&env->job_name) : "job"));
+  for (size_t i = 0; i < env->n_nodes; i++)
+    json_array_append_new(nodes, json_string(env->nodes[i]->name));
+  json_object_set_new(
+      m, "job", json_string(atomic_load(&env->job_name) ? atomic_load(&env->job_name) : "job"));
   json_object_set_new(m, "parallelism", json_integer(job->P));
   json_object_set_new(m, "max_parallelism", json_integer(env->conf.max_parallelism));
   json_object_set_new(m, "backend", json_string(env->conf.rocksdb ? "rocksdb" : "hashmap"));
@@ -117,8 +118,8 @@ static void trigger(fl_coord_t *c, fl_ckpt_kind_t kind, const char *path, bool f
   char err[1024];
   int64_t id = c->next_id++;
   fl_ckpt_writer_t *w = NULL;
-  int rc = fl_ckpt_writer_begin(&w, kind == FL_CKPT_SAVEPOINT ? path : job->env->conf.ckpt_dir,
-                                id, kind, err, sizeof err);
+  int rc = fl_ckpt_writer_begin(&w, kind == FL_CKPT_SAVEPOINT ? path : job->env->conf.ckpt_dir, id,
+                                kind, err, sizeof err);
   c->last_trigger = fl_mono_ms();
   if (rc) {
     if (kind == FL_CKPT_SAVEPOINT) {
@@ -134,7 +135,8 @@ static void trigger(fl_coord_t *c, fl_ckpt_kind_t kind, const char *path, bool f
       if (c->failures > job->env->conf.ckpt_tolerable) {
         char m[1200];
         snprintf(m, sizeof m,
-                 "checkpoint %" PRId64 " could not start (%s) and %d failed checkpoints are "
+                 "checkpoint %" PRId64
+                 " could not start (%s) and %d failed checkpoints are "
                  "tolerated",
                  id, err, job->env->conf.ckpt_tolerable);
         fl_job_fail(job, rc, m);
@@ -186,8 +188,9 @@ static void finish(fl_coord_t *c, int rc, const char *msg) {
       c->failures++;
       if (c->failures > job->env->conf.ckpt_tolerable) {
         char m[1200];
-        snprintf(m, sizeof m, "checkpoint %" PRId64 " failed (%s) and %d failed checkpoints are tolerated",
-                 id, msg, job->env->conf.ckpt_tolerable);
+        snprintf(m, sizeof m,
+                 "checkpoint %" PRId64 " failed (%s) and %d failed checkpoints are tolerated", id,
+                 msg, job->env->conf.ckpt_tolerable);
         fl_job_fail(job, rc, m);
       }
     }
@@ -264,7 +267,6 @@ static int write_ack(fl_coord_t *c, fl_ckpt_writer_t *w, const ack_t *a, char *e
   return FL_OK;
 }
 
-
 static void ack_free(ack_t *a, size_t n_nodes) {
   if (!a) return;
   for (size_t k = 0; a->natives && k < n_nodes; k++) {
@@ -333,8 +335,8 @@ static void *coord_main(void *arg) {
       free(meta);
       if (rc == 0 && !sp) {
         char rerr[1024];
-        int r2 = fl_ckpt_retain(conf->ckpt_dir, (size_t)conf->ckpt_retained, log_line, env,
-                                rerr, sizeof rerr);
+        int r2 = fl_ckpt_retain(conf->ckpt_dir, (size_t)conf->ckpt_retained, log_line, env, rerr,
+                                sizeof rerr);
         if (r2) fl_env_log(env, FL_LOG_WARN, "deleting old checkpoints failed: %s", rerr);
       }
       pthread_mutex_lock(&c->mu);
@@ -343,7 +345,8 @@ static void *coord_main(void *arg) {
                now - c->pending_started >= conf->ckpt_timeout_ms) {
       fl_ckpt_writer_abort(c->writer);
       char m[128];
-      snprintf(m, sizeof m, "not complete within the timeout of %" PRId64 " ms", conf->ckpt_timeout_ms);
+      snprintf(m, sizeof m, "not complete within the timeout of %" PRId64 " ms",
+               conf->ckpt_timeout_ms);
       finish(c, FL_EIO, m);
     }
     if (!c->pending && !atomic_load(&job->final_done)) {

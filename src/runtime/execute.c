@@ -79,17 +79,15 @@ static bool may_restart(const fl_restart_conf_t *rc, restarts_t *st, int64_t *de
   st->n++;
   switch (rc->kind) {
   case FL_RESTART_NONE: return false;
-  case FL_RESTART_FIXED:
-    *delay = rc->fixed_delay_ms;
-    return st->n <= rc->fixed_attempts;
+  case FL_RESTART_FIXED: *delay = rc->fixed_delay_ms; return st->n <= rc->fixed_attempts;
   case FL_RESTART_EXPONENTIAL:
     if (st->last_failure && now - st->last_failure >= rc->exp_reset_ms) {
       st->backoff = 0; /* ran long enough: start over */
       st->n = 1;
     }
     st->last_failure = now;
-    st->backoff = st->backoff ? (int64_t)((double)st->backoff * rc->exp_multiplier)
-                              : rc->exp_initial_ms;
+    st->backoff =
+        st->backoff ? (int64_t)((double)st->backoff * rc->exp_multiplier) : rc->exp_initial_ms;
     if (st->backoff > rc->exp_max_ms) st->backoff = rc->exp_max_ms;
     *delay = st->backoff;
     return st->n <= rc->exp_attempts;
@@ -166,8 +164,8 @@ int fl_env_execute(fl_env_t *env, const char *job_name) {
     int64_t delay = 0;
     if (!may_restart(&conf->restart, &st, &delay)) break;
     atomic_fetch_add(&env->ckpt_stats.restarts, 1);
-    fl_env_log(env, FL_LOG_WARN, "job '%s' failed (%s); restart %d in %lld ms", atomic_load(&env->job_name),
-               env->errmsg, st.n, (long long)delay);
+    fl_env_log(env, FL_LOG_WARN, "job '%s' failed (%s); restart %d in %lld ms",
+               atomic_load(&env->job_name), env->errmsg, st.n, (long long)delay);
     restart_wait(env, delay);
     if (atomic_load(&env->stop_requested)) {
       rc = FL_ECANCELED;

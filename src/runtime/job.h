@@ -56,8 +56,8 @@ typedef struct fl_inbound {
   fl_ring_t *ring;
   fl_worker_t *from;
   fl_op_t *op;
-  int input;  /* logical input of the operator */
-  size_t chan; /* index into op->ins */
+  int input;                 /* logical input of the operator */
+  size_t chan;               /* index into op->ins */
   fl_edge_writer_t **guards; /* edge writers reachable from op (backpressure) */
   size_t n_guards, cap_guards;
   /* A batch partly processed: a checkpoint barrier stopped it (alignment). */
@@ -70,7 +70,7 @@ struct fl_worker {
   fl_job_t *job;
   int index;
   pthread_t thread;
-  int efd;  /* eventfd: wakes the loop */
+  int efd; /* eventfd: wakes the loop */
   int epfd;
   _Atomic int sleeping;
   _Atomic int waiting_space; /* has overflow: receivers wake it when they free a slot */
@@ -81,7 +81,7 @@ struct fl_worker {
   size_t n_edges, cap_edges;
   fl_op_t **sources;
   size_t n_sources, cap_sources;
-  bool has_ticks;      /* some operator has on_tick */
+  bool has_ticks; /* some operator has on_tick */
   fl_kv_t kv;
   fl_state_scratch_t *scratch;
   size_t n_unfinished; /* operators that did not end yet */
@@ -89,11 +89,11 @@ struct fl_worker {
   bool poll_again;     /* a source asked to be called again at once */
   int64_t last_flush_ns;
   /* checkpoints */
-  int64_t ckpt_injected;  /* last checkpoint whose barriers this worker's sources sent */
-  int64_t ckpt_acked;     /* last checkpoint this worker acknowledged */
-  int64_t ckpt_completed; /* last completion the operators were told about */
-  int64_t ckpt_aborted;   /* last abort the operators were told about */
-  size_t n_aligning;      /* operators with ckpt_aligning set (0: no alignment walk) */
+  int64_t ckpt_injected;    /* last checkpoint whose barriers this worker's sources sent */
+  int64_t ckpt_acked;       /* last checkpoint this worker acknowledged */
+  int64_t ckpt_completed;   /* last completion the operators were told about */
+  int64_t ckpt_aborted;     /* last abort the operators were told about */
+  size_t n_aligning;        /* operators with ckpt_aligning set (0: no alignment walk) */
   _Atomic int all_finished; /* every operator ended; waits for the final checkpoint */
 };
 
@@ -101,21 +101,21 @@ struct fl_job {
   fl_env_t *env;
   int P;
   fl_worker_t *workers;
-  _Atomic int failing;  /* a failure or stop: sources stop, in-flight data drains */
+  _Atomic int failing;   /* a failure or stop: sources stop, in-flight data drains */
   _Atomic long inflight; /* batches pushed and not yet processed */
   _Atomic int drained_workers;
   pthread_mutex_t err_lock;
   int err;
   char errmsg[1024];
   /* checkpoints: the coordinator (coord.c) publishes these */
-  struct fl_coord *coord;           /* NULL: checkpoints are off */
-  _Atomic int64_t ckpt_trigger;     /* newest checkpoint whose barriers sources inject */
-  _Atomic int64_t ckpt_complete;    /* newest completed checkpoint */
-  _Atomic int64_t ckpt_abort;       /* newest aborted checkpoint */
-  _Atomic int64_t savepoint_id;     /* the newest savepoint's id (always canonical) */
-  struct fl_restore *restore;       /* what the job starts from, or NULL */
+  struct fl_coord *coord;               /* NULL: checkpoints are off */
+  _Atomic int64_t ckpt_trigger;         /* newest checkpoint whose barriers sources inject */
+  _Atomic int64_t ckpt_complete;        /* newest completed checkpoint */
+  _Atomic int64_t ckpt_abort;           /* newest aborted checkpoint */
+  _Atomic int64_t savepoint_id;         /* the newest savepoint's id (always canonical) */
+  struct fl_restore *restore;           /* what the job starts from, or NULL */
   fl_kv_rocksdb_shared_t *rocks_shared; /* state.backend rocksdb: the shared cache */
-  fl_workdir_t work;                /* this attempt's local files (RocksDB, restores) */
+  fl_workdir_t work;                    /* this attempt's local files (RocksDB, restores) */
   /* Every operator ended and the final checkpoint (or none, when checkpoints are
    * off) completed: its id, or -1 without one. Workers then leave. */
   _Atomic int64_t final_done;

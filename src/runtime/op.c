@@ -41,8 +41,8 @@ int fl_op_fail(fl_op_t *op, int err, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  snprintf(full, sizeof full, "operator '%s' (subtask %d of %d): %s", op->node->name,
-           op->subtask, op->parallelism, msg);
+  snprintf(full, sizeof full, "operator '%s' (subtask %d of %d): %s", op->node->name, op->subtask,
+           op->parallelism, msg);
   op->failed = true;
   fl_job_fail(op->worker->job, err, full);
   return err;

@@ -30,8 +30,8 @@ typedef struct fl_op fl_op_t;
 /* Where an operator's output goes: chained operators (function calls) and channel
  * writers (src/runtime/edge.c). */
 typedef struct fl_target {
-  fl_op_t *op;      /* chained: op's logical input `logical` ... */
-  int input;        /* ... and channel `input` (index into op->ins) */
+  fl_op_t *op; /* chained: op's logical input `logical` ... */
+  int input;   /* ... and channel `input` (index into op->ins) */
   int logical;
   struct fl_edge_writer *edge; /* or a partitioned edge */
 } fl_target_t;
@@ -43,27 +43,28 @@ typedef struct fl_out {
 
 struct fl_context {
   fl_op_t *op;
-  int64_t ts;         /* current element / timer timestamp */
-  const void *key;    /* current key (keyed operators) */
+  int64_t ts;      /* current element / timer timestamp */
+  const void *key; /* current key (keyed operators) */
   size_t key_len;
   uint16_t kg;
-  bool keyed;         /* key is valid */
-  const void *ns;     /* namespace for state (window operators); empty otherwise */
+  bool keyed;     /* key is valid */
+  const void *ns; /* namespace for state (window operators); empty otherwise */
   size_t ns_len;
-  size_t emitted;     /* records emitted during the current call */
+  size_t emitted; /* records emitted during the current call */
   size_t source_budget;
-  int wait_fd;        /* set by fl_ctx_source_wait_fd, -1 if none */
-  void *instance;     /* the user's per-subtask instance */
+  int wait_fd;           /* set by fl_ctx_source_wait_fd, -1 if none */
+  void *instance;        /* the user's per-subtask instance */
   int64_t checkpoint_id; /* during a source snapshot call: the checkpoint's id, else 0 */
 };
 
 /* Class flags: what the runtime must know about a class. */
-#define FL_OP_SOURCE 0x1u          /* no inputs; the worker polls it (poll) */
-#define FL_OP_SINK 0x2u            /* ends the graph: a job needs at least one */
-#define FL_OP_FLUSH_ON_FAILURE 0x4u /* end_input is called also when the job fails or
-                                      stops, so that what reached it is kept */
-#define FL_OP_OWN_IDLENESS 0x8u    /* makes its own idleness (watermark generators): the
-                                      runtime does not forward its inputs' idleness */
+#define FL_OP_SOURCE 0x1u /* no inputs; the worker polls it (poll) */
+#define FL_OP_SINK 0x2u   /* ends the graph: a job needs at least one */
+/* end_input is called also when the job fails or stops, so that what reached it is kept. */
+#define FL_OP_FLUSH_ON_FAILURE 0x4u
+/* Makes its own idleness (watermark generators): the runtime does not forward its inputs'
+ * idleness. */
+#define FL_OP_OWN_IDLENESS 0x8u
 
 typedef struct fl_op_class {
   const char *kind;
@@ -103,7 +104,7 @@ typedef struct fl_op_class {
 
 /* Input channel bookkeeping: one slot per chained producer or per (edge, sender). */
 typedef struct fl_in_chan {
-  int64_t wm;    /* last watermark, FL_TS_NONE before one */
+  int64_t wm; /* last watermark, FL_TS_NONE before one */
   bool idle;
   bool ended;
   int64_t barrier; /* last checkpoint barrier that arrived here (0: none) */
@@ -115,13 +116,13 @@ struct fl_op {
   struct fl_worker *worker;
   int subtask, parallelism;
   fl_context_t ctx;
-  fl_out_t out;            /* main output */
-  fl_out_t *side;          /* [env->n_tags]: side outputs by tag id */
+  fl_out_t out;   /* main output */
+  fl_out_t *side; /* [env->n_tags]: side outputs by tag id */
   fl_in_chan_t *ins;
   size_t n_ins, n_ended;
-  int64_t wm;              /* current input watermark (min over non-idle inputs) */
-  bool idle_out;           /* we told downstream we are idle */
-  int64_t src_wm;          /* sources: last watermark fl_ctx_emit_watermark() forwarded */
+  int64_t wm;     /* current input watermark (min over non-idle inputs) */
+  bool idle_out;  /* we told downstream we are idle */
+  int64_t src_wm; /* sources: last watermark fl_ctx_emit_watermark() forwarded */
   bool finished;
   /* An instance that never runs user code (a single-reader source on a subtask other
    * than 0): its final state is empty. Set by the class's open. */
@@ -129,35 +130,35 @@ struct fl_op {
   /* keyed operators */
   fl_timers_t *timers;
   uint32_t kg_first, kg_count;
-  fl_kv_t *kv;             /* the worker's backend */
+  fl_kv_t *kv;                        /* the worker's backend */
   fl_state_scratch_t *worker_scratch; /* the worker's state scratch buffers */
-  uint32_t *desc_tables;   /* [env->n_descs]: table id + 1, 0 = not opened yet */
-  fl_ttl_cleanup_t *desc_cleanup; /* [env->n_descs] */
-  bool ttl_every_record;   /* some descriptor asks for TTL cleanup after every record */
-  fl_metrics_t *m;         /* &node->metrics[subtask] */
-  void *state;             /* the class's own data */
-  bool is_source;          /* cls->flags & FL_OP_SOURCE */
-  bool failed;             /* a call of this operator failed: it takes no more input */
+  uint32_t *desc_tables;              /* [env->n_descs]: table id + 1, 0 = not opened yet */
+  fl_ttl_cleanup_t *desc_cleanup;     /* [env->n_descs] */
+  bool ttl_every_record;              /* some descriptor asks for TTL cleanup after every record */
+  fl_metrics_t *m;                    /* &node->metrics[subtask] */
+  void *state;                        /* the class's own data */
+  bool is_source;                     /* cls->flags & FL_OP_SOURCE */
+  bool failed;                        /* a call of this operator failed: it takes no more input */
   bool opened;
-  char *pending_err;       /* message set by fl_ctx_fail() for the current call */
-  uint64_t n_in, n_out;    /* counters, published to m */
-  fl_buf_t timer_key;      /* copy of a firing timer's key and namespace */
+  char *pending_err;    /* message set by fl_ctx_fail() for the current call */
+  uint64_t n_in, n_out; /* counters, published to m */
+  fl_buf_t timer_key;   /* copy of a firing timer's key and namespace */
   /* sources (runtime-private) */
-  int src_fd;              /* fd registered with epoll, -1 */
-  bool src_waiting;        /* waiting for src_fd */
+  int src_fd;       /* fd registered with epoll, -1 */
+  bool src_waiting; /* waiting for src_fd */
   int64_t src_retry_at;
   struct fl_edge_writer **guards; /* edge writers reachable from this operator */
   size_t n_guards, cap_guards;
   /* checkpoints (runtime-private) */
-  int64_t ckpt_aligning;   /* barrier being aligned (some channels delivered it), or 0 */
-  int64_t ckpt_done;       /* last checkpoint this operator snapshotted */
-  fl_buf_t ckpt_snap;      /* its snapshot, until the worker hands it over */
-  fl_buf_t ckpt_final;     /* its snapshot when it ended (checkpoints after that) */
-  bool has_final;          /* ckpt_final was taken */
-  fl_kv_t own_kv;          /* RocksDB: the operator's own store (op->kv points here) */
-  uint64_t store_id;       /* names that store instance in shared checkpoint files */
-  char *native_dir;        /* incremental: the native copy behind ckpt_snap, or NULL */
-  char *native_final;      /* ... and behind ckpt_final */
+  int64_t ckpt_aligning; /* barrier being aligned (some channels delivered it), or 0 */
+  int64_t ckpt_done;     /* last checkpoint this operator snapshotted */
+  fl_buf_t ckpt_snap;    /* its snapshot, until the worker hands it over */
+  fl_buf_t ckpt_final;   /* its snapshot when it ended (checkpoints after that) */
+  bool has_final;        /* ckpt_final was taken */
+  fl_kv_t own_kv;        /* RocksDB: the operator's own store (op->kv points here) */
+  uint64_t store_id;     /* names that store instance in shared checkpoint files */
+  char *native_dir;      /* incremental: the native copy behind ckpt_snap, or NULL */
+  char *native_final;    /* ... and behind ckpt_final */
 };
 
 /* Reports that a user function (`what`, e.g. "map function") of op returned rc < 0:

@@ -24,7 +24,9 @@
 
 static void log_line(const char *line, void *arg) { fl_env_log(arg, FL_LOG_INFO, "%s", line); }
 
-static int add_target(fl_out_t *out, fl_target_t t) { return FL_VEC_PUSH(out->t, out->n, out->cap, t); }
+static int add_target(fl_out_t *out, fl_target_t t) {
+  return FL_VEC_PUSH(out->t, out->n, out->cap, t);
+}
 
 static fl_out_t *out_of(fl_op_t *op, const fl_output_tag_t *tag) {
   return tag ? &op->side[tag->id] : &op->out;
@@ -89,8 +91,8 @@ static int op_new(fl_worker_t *w, fl_node_t *node, fl_op_t **out, char *msg, siz
     if (!op->timers || !op->desc_tables || !op->desc_cleanup) goto nomem;
     for (size_t i = 0; i < env->n_descs; i++) {
       const struct fl_state_desc *d = env->descs[i];
-      op->ttl_every_record |= d->has_ttl && d->ttl.cleanup_every_record &&
-                              d->ttl.incremental_cleanup_size > 0;
+      op->ttl_every_record |=
+          d->has_ttl && d->ttl.cleanup_every_record && d->ttl.incremental_cleanup_size > 0;
     }
   }
   op->kv = &w->kv;
@@ -149,8 +151,7 @@ static int plan_validate(fl_env_t *env, char *msg, size_t size) {
     }
     for (size_t k = 0; k < n->n_inputs; k++) {
       if (!n->inputs[k].from || n->inputs[k].from->id >= n->id) {
-        snprintf(msg, size, "operator '%s' has an input that is not an earlier operator",
-                 n->name);
+        snprintf(msg, size, "operator '%s' has an input that is not an earlier operator", n->name);
         return FL_EPLAN;
       }
     }
@@ -281,8 +282,7 @@ static int worker_new(fl_job_t *job, int i, char *msg, size_t size) {
   for (size_t k = 0; k < env->n_nodes; k++) {
     int rc = op_new(w, env->nodes[k], &w->ops[k], msg, size);
     if (rc) return rc;
-    if (w->ops[k]->is_source &&
-        FL_VEC_PUSH(w->sources, w->n_sources, w->cap_sources, w->ops[k]))
+    if (w->ops[k]->is_source && FL_VEC_PUSH(w->sources, w->n_sources, w->cap_sources, w->ops[k]))
       PLAN_NOMEM();
     w->has_ticks |= w->ops[k]->cls->on_tick != NULL;
   }

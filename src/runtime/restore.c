@@ -24,7 +24,6 @@
 
 static void log_line(const char *line, void *arg) { fl_env_log(arg, FL_LOG_WARN, "%s", line); }
 
-
 int64_t fl_ckpt_root_max_id(const char *root) {
   DIR *d = opendir(root);
   if (!d) return 0;
@@ -49,8 +48,7 @@ void fl_restore_free(fl_restore_t *r) {
   free(r);
 }
 
-int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *msg,
-                    size_t size) {
+int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *msg, size_t size) {
   *out = NULL;
   fl_ckpt_t *c = NULL;
   fl_restore_t *r = NULL;
@@ -92,8 +90,7 @@ int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *m
     const char *n = json_string_value(json_array_get(ops, i));
     if (!n || strcmp(n, env->nodes[i]->name) != 0) {
       rc = FL_ESTATE;
-      snprintf(msg, size,
-               "cannot restore from %s: operator %zu is '%s' there and '%s' in the job",
+      snprintf(msg, size, "cannot restore from %s: operator %zu is '%s' there and '%s' in the job",
                fl_ckpt_dir(c), i, n ? n : "?", env->nodes[i]->name);
       goto done;
     }
@@ -126,8 +123,8 @@ int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *m
     }
   }
   fl_env_log(env, FL_LOG_INFO, "restoring %s %lld from %s (written at parallelism %d)",
-             fl_ckpt_kind(c) == FL_CKPT_SAVEPOINT ? "savepoint" : "checkpoint",
-             (long long)r->id, r->path, P);
+             fl_ckpt_kind(c) == FL_CKPT_SAVEPOINT ? "savepoint" : "checkpoint", (long long)r->id,
+             r->path, P);
   *out = r;
   r = NULL;
   c = NULL; /* owned by the restore now */
@@ -151,8 +148,8 @@ typedef struct native_arg {
 
 /* A native (incremental) snapshot of old subtask `subtask`: its RocksDB files are linked
  * into a temporary store, whose cells are restored like a canonical snapshot. */
-static int restore_native(void *arg, size_t subtask, uint64_t store_id,
-                          const char *const *files, size_t n, char *msg, size_t size) {
+static int restore_native(void *arg, size_t subtask, uint64_t store_id, const char *const *files,
+                          size_t n, char *msg, size_t size) {
   const native_arg_t *na = arg;
   fl_op_t *op = na->op;
   const fl_restore_t *r = na->r;
@@ -196,8 +193,7 @@ static int restore_native(void *arg, size_t subtask, uint64_t store_id,
   }
   rc = fl_kv_rocksdb_new(sh, db, src, &tkv, err, sizeof err);
   if (rc) {
-    snprintf(msg, size, "cannot open the restored RocksDB state of subtask %zu: %s", subtask,
-             err);
+    snprintf(msg, size, "cannot open the restored RocksDB state of subtask %zu: %s", subtask, err);
     goto done;
   }
   char prefix[32];

@@ -9,19 +9,18 @@
 
 /* A checkpoint or savepoint loaded for a restore. */
 typedef struct fl_restore {
-  struct fl_ckpt *ck;     /* the opened checkpoint (native files are read from it) */
+  struct fl_ckpt *ck; /* the opened checkpoint (native files are read from it) */
   int64_t id;
-  int parallelism;        /* of the run that wrote it */
+  int parallelism; /* of the run that wrote it */
   size_t n_nodes;
-  fl_bytes_t *blobs;      /* [n_nodes * parallelism]: node k, subtask s at k * P + s */
-  char path[4096];        /* the directory it came from */
+  fl_bytes_t *blobs; /* [n_nodes * parallelism]: node k, subtask s at k * P + s */
+  char path[4096];   /* the directory it came from */
 } fl_restore_t;
 
 /* Loads path: a checkpoint or savepoint directory, or a checkpoint root (then the
  * newest usable checkpoint in it, logging every one skipped). Checks that it belongs to
  * a job of the same shape (operator count, names, max parallelism). */
-int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *msg,
-                    size_t size);
+int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *msg, size_t size);
 void fl_restore_free(fl_restore_t *r);
 /* The largest checkpoint id present under a checkpoint root (0 if none). */
 int64_t fl_ckpt_root_max_id(const char *root);

@@ -53,8 +53,10 @@ int fl_rt_workdir_sweep(const char *base, void (*log)(const char *line, void *ar
         removed++;
         if (log) {
           char line[4600];
-          snprintf(line, sizeof line, "removed the working directory %s of a job that ended "
-                   "without cleaning up", dir);
+          snprintf(line, sizeof line,
+                   "removed the working directory %s of a job that ended "
+                   "without cleaning up",
+                   dir);
           log(line, arg);
         }
       }
@@ -85,8 +87,8 @@ int fl_rt_workdir_acquire(fl_workdir_t *wd, const char *base, char *err, size_t 
   int rc = fl_mkdir_p(base, false, why, sizeof why);
   if (rc) {
     snprintf(err, err_size,
-             "cannot use the local state directory %s (state.backend.rocksdb.localdir): %s",
-             base, why);
+             "cannot use the local state directory %s (state.backend.rocksdb.localdir): %s", base,
+             why);
     return rc;
   }
   char lock[4200];

@@ -155,8 +155,8 @@ static bool process_batch(fl_inbound_t *in) {
     const fl_entry_t *e = &b->e[in->pos++];
     switch (e->type) {
     case FL_E_RECORD: {
-      fl_record_t r = {b->data + e->off, e->key_len, b->data + e->off + e->key_len,
-                       e->value_len, e->ts};
+      fl_record_t r = {b->data + e->off, e->key_len, b->data + e->off + e->key_len, e->value_len,
+                       e->ts};
       fl_rt_op_record(op, in->input, &r, op->node->keyed ? e->kg : -1);
       break;
     }

@@ -46,7 +46,9 @@
 #define HM_SEED_CELL 0x51ed270b27a3f1c5ull
 #define HM_SEED_UKEY 0x2545f4914f6cdd1dull
 
-enum { HM_F_MAP = 1 };
+enum {
+  HM_F_MAP = 1
+};
 
 typedef struct hm_entry {
   uint64_t hash;
@@ -136,8 +138,7 @@ static inline uint64_t load64(const unsigned char *p) {
  * overlapping word loads rather than a memcmp call. */
 static inline bool bytes_eq(const void *a, const void *b, size_t n) {
   const unsigned char *x = a, *y = b;
-  if (n >= 8 && n <= 16)
-    return load64(x) == load64(y) && load64(x + n - 8) == load64(y + n - 8);
+  if (n >= 8 && n <= 16) return load64(x) == load64(y) && load64(x + n - 8) == load64(y + n - 8);
   if (n < 8) {
     for (size_t i = 0; i < n; i++)
       if (x[i] != y[i]) return false;
@@ -456,8 +457,7 @@ static int dict_put(hm_dict_t *d, hm_pkey_t *pk, const void *val, size_t len) {
 /* ---------------------------------------------------------------------------------- */
 /* Backend                                                                              */
 
-static int prepare(hm_t *h, uint32_t table, const fl_kkey_t *k, hm_dict_t **d,
-                   hm_pkey_t *pk) {
+static int prepare(hm_t *h, uint32_t table, const fl_kkey_t *k, hm_dict_t **d, hm_pkey_t *pk) {
   if (!h || table >= h->n || !k) return FL_EINVAL;
   if ((k->key_len && !k->key) || (k->ns_len && !k->ns)) return FL_EINVAL;
   if (k->key_len > UINT32_MAX || k->ns_len > UINT32_MAX) return FL_EINVAL;
@@ -516,8 +516,7 @@ static int hm_open_table(void *self, const char *name, uint32_t *id) {
   return FL_OK;
 }
 
-static int hm_get(void *self, uint32_t table, const fl_kkey_t *k, const void **val,
-                  size_t *len) {
+static int hm_get(void *self, uint32_t table, const fl_kkey_t *k, const void **val, size_t *len) {
   hm_dict_t *d;
   hm_pkey_t pk;
   if (!val || !len) return FL_EINVAL;
@@ -531,8 +530,7 @@ static int hm_get(void *self, uint32_t table, const fl_kkey_t *k, const void **v
   return 1;
 }
 
-static int hm_put(void *self, uint32_t table, const fl_kkey_t *k, const void *val,
-                  size_t len) {
+static int hm_put(void *self, uint32_t table, const fl_kkey_t *k, const void *val, size_t len) {
   hm_dict_t *d;
   hm_pkey_t pk;
   if (len && !val) return FL_EINVAL;
@@ -541,8 +539,7 @@ static int hm_put(void *self, uint32_t table, const fl_kkey_t *k, const void *va
   return dict_put(d, &pk, val, len);
 }
 
-static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void *val,
-                     size_t len) {
+static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void *val, size_t len) {
   hm_dict_t *d;
   hm_pkey_t pk;
   if (len && !val) return FL_EINVAL;
@@ -657,8 +654,8 @@ static int hm_map_del(void *self, uint32_t table, const fl_kkey_t *k, const void
 }
 
 static int hm_map_iter(void *self, uint32_t table, const fl_kkey_t *k,
-                       int (*cb)(const void *ukey, size_t ukey_len, const void *val,
-                                 size_t len, void *arg),
+                       int (*cb)(const void *ukey, size_t ukey_len, const void *val, size_t len,
+                                 void *arg),
                        void *arg) {
   hm_dict_t *d, *m;
   hm_entry_t *cell;

@@ -44,23 +44,20 @@ typedef struct fl_kv_ops {
   int (*open_table)(void *self, const char *name, uint32_t *id);
 
   /* Value cells. get returns 1 and the value, 0 if absent, or a negative error. */
-  int (*get)(void *self, uint32_t table, const fl_kkey_t *k, const void **val,
-             size_t *len);
+  int (*get)(void *self, uint32_t table, const fl_kkey_t *k, const void **val, size_t *len);
   int (*put)(void *self, uint32_t table, const fl_kkey_t *k, const void *val, size_t len);
   /* Appends bytes to the cell's value, creating it if absent (list state). */
-  int (*append)(void *self, uint32_t table, const fl_kkey_t *k, const void *val,
-                size_t len);
+  int (*append)(void *self, uint32_t table, const fl_kkey_t *k, const void *val, size_t len);
   /* Removes the cell (and, for map cells, every user key under it). 0 also if absent. */
   int (*del)(void *self, uint32_t table, const fl_kkey_t *k);
 
   /* Map cells: user keys under (table, k). A table is used either for value cells or
    * for map cells, never both. */
-  int (*map_get)(void *self, uint32_t table, const fl_kkey_t *k, const void *ukey,
-                 size_t ukey_len, const void **val, size_t *len);
-  int (*map_put)(void *self, uint32_t table, const fl_kkey_t *k, const void *ukey,
-                 size_t ukey_len, const void *val, size_t len);
-  int (*map_del)(void *self, uint32_t table, const fl_kkey_t *k, const void *ukey,
-                 size_t ukey_len);
+  int (*map_get)(void *self, uint32_t table, const fl_kkey_t *k, const void *ukey, size_t ukey_len,
+                 const void **val, size_t *len);
+  int (*map_put)(void *self, uint32_t table, const fl_kkey_t *k, const void *ukey, size_t ukey_len,
+                 const void *val, size_t len);
+  int (*map_del)(void *self, uint32_t table, const fl_kkey_t *k, const void *ukey, size_t ukey_len);
   /* Visits every user key of the map cell; cb may return FL_KV_DELETE. Returns 0, or
    * the first negative error. */
   int (*map_iter)(void *self, uint32_t table, const fl_kkey_t *k,
@@ -74,8 +71,7 @@ typedef struct fl_kv_ops {
    * or may not be seen; none is seen twice within one pass unless the table grew.
    * For map tables, cb gets each cell (k) once with val = NULL. */
   int (*iterate)(void *self, uint32_t table, uint64_t *cursor, size_t max_entries,
-                 int (*cb)(const fl_kkey_t *k, const void *val, size_t len, void *arg),
-                 void *arg);
+                 int (*cb)(const fl_kkey_t *k, const void *val, size_t len, void *arg), void *arg);
   /* Number of cells in a table (map cells count once). */
   size_t (*count)(void *self, uint32_t table);
 
@@ -102,8 +98,9 @@ typedef struct fl_kv_ops {
 
 /* Layouts for set_table_ttl, matching src/state/state.c. */
 #define FL_KV_TTL_VALUE 1 /* value cell: [i64 last-update ms, native endian][bytes] */
-#define FL_KV_TTL_LIST 2  /* value cell of list items, each [u32 len][u32 0][i64 ts][bytes][pad to 8] */
-#define FL_KV_TTL_MAP 3   /* map cell: each user value [i64 ts][bytes] */
+/* value cell of list items, each [u32 len][u32 0][i64 ts][bytes][pad to 8] */
+#define FL_KV_TTL_LIST 2
+#define FL_KV_TTL_MAP 3 /* map cell: each user value [i64 ts][bytes] */
 
 typedef struct fl_kv {
   const fl_kv_ops_t *ops;
@@ -118,12 +115,12 @@ int fl_kv_hashmap_new(fl_kv_t *out);
  * job and is thread-safe. */
 typedef struct fl_kv_rocksdb_shared fl_kv_rocksdb_shared_t;
 typedef struct fl_kv_rocksdb_opts {
-  size_t block_cache_bytes;     /* shared LRU block cache; 0: 64 MiB */
-  size_t write_buffer_bytes;    /* per column family; 0: 16 MiB */
-  int max_write_buffers;        /* per column family; 0: 2 */
+  size_t block_cache_bytes;  /* shared LRU block cache; 0: 64 MiB */
+  size_t write_buffer_bytes; /* per column family; 0: 16 MiB */
+  int max_write_buffers;     /* per column family; 0: 2 */
 } fl_kv_rocksdb_opts_t;
-int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared_t **out,
-                             char *err, size_t err_size);
+int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared_t **out, char *err,
+                             size_t err_size);
 void fl_kv_rocksdb_shared_destroy(fl_kv_rocksdb_shared_t *sh);
 /* Opens a store in directory dir (created if missing; what it holds is deleted first
  * unless restore_from is set). restore_from: NULL, or a directory written by the

@@ -100,7 +100,11 @@
 #define RDB_ITEM_HDR 16u
 #define RDB_TS_LEN 8u
 
-enum { RDB_KIND_UNKNOWN = 0, RDB_KIND_VALUE, RDB_KIND_MAP };
+enum {
+  RDB_KIND_UNKNOWN = 0,
+  RDB_KIND_VALUE,
+  RDB_KIND_MAP
+};
 
 struct fl_kv_rocksdb_shared {
   /* Everything a store's DB and column families start from: env, block-based table
@@ -189,13 +193,11 @@ static const fl_kv_ops_t rdb_ops;
 static int rdb_fail(rdb_t *r, char *rerr, const char *what, const rdb_table_t *t) {
   const char *msg = rerr ? rerr : "unknown error";
   if (t)
-    snprintf(r->err, sizeof r->err, "rocksdb state: %s of table '%s' in '%s' failed: %s",
-             what, t->name, r->dir, msg);
+    snprintf(r->err, sizeof r->err, "rocksdb state: %s of table '%s' in '%s' failed: %s", what,
+             t->name, r->dir, msg);
   else
-    snprintf(r->err, sizeof r->err, "rocksdb state: %s in '%s' failed: %s", what, r->dir,
-             msg);
-  int rc = rerr && (strstr(rerr, "Memory limit") || strstr(rerr, "bad_alloc")) ? FL_ENOMEM
-                                                                              : FL_EIO;
+    snprintf(r->err, sizeof r->err, "rocksdb state: %s in '%s' failed: %s", what, r->dir, msg);
+  int rc = rerr && (strstr(rerr, "Memory limit") || strstr(rerr, "bad_alloc")) ? FL_ENOMEM : FL_EIO;
   free(rerr);
   return rc;
 }
@@ -322,8 +324,8 @@ static unsigned char *ring_take(rdb_t *r, size_t n) {
 /* ---------------------------------------------------------------------------------- */
 /* Merge operator: concatenation                                                        */
 
-static char *concat(const char *first, size_t first_len, const char *const *ops,
-                    const size_t *opl, int n, unsigned char *ok, size_t *out_len) {
+static char *concat(const char *first, size_t first_len, const char *const *ops, const size_t *opl,
+                    int n, unsigned char *ok, size_t *out_len) {
   size_t total = first_len;
   *ok = 0;
   *out_len = 0;
@@ -344,9 +346,9 @@ static char *concat(const char *first, size_t first_len, const char *const *ops,
   return out;
 }
 
-static char *merge_full(void *st, const char *key, size_t klen, const char *existing,
-                        size_t elen, const char *const *ops, const size_t *opl, int n,
-                        unsigned char *ok, size_t *out_len) {
+static char *merge_full(void *st, const char *key, size_t klen, const char *existing, size_t elen,
+                        const char *const *ops, const size_t *opl, int n, unsigned char *ok,
+                        size_t *out_len) {
   (void)st;
   (void)key;
   (void)klen;
@@ -386,8 +388,8 @@ static inline bool ttl_expired(int64_t ts, int64_t ttl, int64_t now) {
 /* FL_KV_TTL_LIST: keeps the live items. Returns 1 to drop the entry; sets *changed
  * and the new value when some but not all items expired. Malformed lists are kept
  * (a read reports them). */
-static unsigned char filter_list(rdb_filter_t *f, const unsigned char *v, size_t n,
-                                 char **nv, size_t *nvl, unsigned char *changed) {
+static unsigned char filter_list(rdb_filter_t *f, const unsigned char *v, size_t n, char **nv,
+                                 size_t *nvl, unsigned char *changed) {
   size_t live = 0, dead = 0, live_bytes = 0;
   for (size_t off = 0; off < n;) {
     if (n - off < RDB_ITEM_HDR) return 0;
@@ -440,10 +442,8 @@ static unsigned char filter_entry(void *st, int level, const char *key, size_t k
   case FL_KV_TTL_MAP:
     if (vlen < RDB_TS_LEN) return 0;
     return ttl_expired(rd_i64(val), f->ttl_ms, f->now) ? 1 : 0;
-  case FL_KV_TTL_LIST:
-    return filter_list(f, (const unsigned char *)val, vlen, nv, nvl, changed);
-  default:
-    return 0;
+  case FL_KV_TTL_LIST: return filter_list(f, (const unsigned char *)val, vlen, nv, nvl, changed);
+  default: return 0;
   }
 }
 
@@ -499,8 +499,7 @@ static rocksdb_options_t *cf_options(rdb_t *r, rdb_ttl_t **ttl) {
       o, rocksdb_mergeoperator_create(NULL, merge_destroy, merge_full, merge_partial, NULL,
                                       merge_name));
   rocksdb_options_set_compaction_filter_factory(
-      o, rocksdb_compactionfilterfactory_create(t, factory_destroy, factory_create,
-                                                factory_name));
+      o, rocksdb_compactionfilterfactory_create(t, factory_destroy, factory_create, factory_name));
   *ttl = t;
   return o;
 }
@@ -689,8 +688,7 @@ static int get_key(rdb_t *r, rdb_table_t *t, const void **val, size_t *len) {
   return pinned_out(r, ps, val, len);
 }
 
-static int rdb_get(void *self, uint32_t table, const fl_kkey_t *k, const void **val,
-                   size_t *len) {
+static int rdb_get(void *self, uint32_t table, const fl_kkey_t *k, const void **val, size_t *len) {
   rdb_t *r = self;
   rdb_table_t *t;
   if (!val || !len) return FL_EINVAL;
@@ -703,8 +701,7 @@ static int rdb_get(void *self, uint32_t table, const fl_kkey_t *k, const void **
   return get_key(r, t, val, len);
 }
 
-static int rdb_put(void *self, uint32_t table, const fl_kkey_t *k, const void *val,
-                   size_t len) {
+static int rdb_put(void *self, uint32_t table, const fl_kkey_t *k, const void *val, size_t len) {
   rdb_t *r = self;
   rdb_table_t *t;
   if (len && !val) return FL_EINVAL;
@@ -718,8 +715,7 @@ static int rdb_put(void *self, uint32_t table, const fl_kkey_t *k, const void *v
   return e ? rdb_fail(r, e, "put", t) : FL_OK;
 }
 
-static int rdb_append(void *self, uint32_t table, const fl_kkey_t *k, const void *val,
-                      size_t len) {
+static int rdb_append(void *self, uint32_t table, const fl_kkey_t *k, const void *val, size_t len) {
   rdb_t *r = self;
   rdb_table_t *t;
   if (len && !val) return FL_EINVAL;
@@ -867,8 +863,8 @@ static int rdb_map_del(void *self, uint32_t table, const fl_kkey_t *k, const voi
 }
 
 static int rdb_map_iter(void *self, uint32_t table, const fl_kkey_t *k,
-                        int (*cb)(const void *ukey, size_t ukey_len, const void *val,
-                                  size_t len, void *arg),
+                        int (*cb)(const void *ukey, size_t ukey_len, const void *val, size_t len,
+                                  void *arg),
                         void *arg) {
   rdb_t *r = self;
   rdb_table_t *t;
@@ -1003,8 +999,10 @@ static int rdb_iterate(void *self, uint32_t table, uint64_t *cursor, size_t max_
   rdb_cursor_t *c = cursor_find(r, *cursor, table);
   if (c) pos_swap(c, w);
   rocksdb_iterator_t *it = table_iter(r, t, true);
-  if (w->len) rocksdb_iter_seek(it, (const char *)w->key, w->len);
-  else rocksdb_iter_seek_to_first(it);
+  if (w->len)
+    rocksdb_iter_seek(it, (const char *)w->key, w->len);
+  else
+    rocksdb_iter_seek_to_first(it);
   size_t seen = 0;
   bool stop = false;
   int rc = FL_OK;
@@ -1014,8 +1012,8 @@ static int rdb_iterate(void *self, uint32_t table, uint64_t *cursor, size_t max_
     rdb_dkey_t d;
     if (!dec_key((const unsigned char *)key, kl, &d)) {
       snprintf(r->err, sizeof r->err,
-               "rocksdb state: table '%s' in '%s' holds a key this backend did not write",
-               t->name, r->dir);
+               "rocksdb state: table '%s' in '%s' holds a key this backend did not write", t->name,
+               r->dir);
       rc = FL_EPARSE;
       break;
     }
@@ -1052,9 +1050,12 @@ static int rdb_iterate(void *self, uint32_t table, uint64_t *cursor, size_t max_
      * so key is still valid here. */
     if (rc == FL_OK) rc = pos_after(w, key, kl, &d);
     if (rc) break;
-    if (x == FL_KV_STOP) stop = true;
-    else if (map) rocksdb_iter_seek(it, (const char *)w->key, w->len); /* past the cell */
-    else rocksdb_iter_next(it);
+    if (x == FL_KV_STOP)
+      stop = true;
+    else if (map)
+      rocksdb_iter_seek(it, (const char *)w->key, w->len); /* past the cell */
+    else
+      rocksdb_iter_next(it);
   }
   bool more = stop || rc != FL_OK || rocksdb_iter_valid(it);
   int irc = iter_end(r, it, "iteration", t);
@@ -1309,9 +1310,8 @@ static int restore_files(const char *from, const char *dir, char *err, size_t es
       break;
     }
     if (!S_ISREG(st.st_mode)) {
-      set_err(err, es,
-              "rocksdb state: '%s' is not a checkpoint directory: '%s' is not a file", from,
-              src);
+      set_err(err, es, "rocksdb state: '%s' is not a checkpoint directory: '%s' is not a file",
+              from, src);
       rc = FL_EINVAL;
       break;
     }
@@ -1356,15 +1356,14 @@ static int check_restore_path(const char *dir, const char *from, char *err, size
 /* ---------------------------------------------------------------------------------- */
 /* Shared part                                                                          */
 
-int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared_t **out,
-                             char *err, size_t err_size) {
+int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared_t **out, char *err,
+                             size_t err_size) {
   fl_kv_rocksdb_opts_t d = {0, 0, 0};
   if (o) d = *o;
   if (!out) return FL_EINVAL;
   *out = NULL;
   if (d.max_write_buffers < 0) {
-    set_err(err, err_size, "rocksdb state: max_write_buffers is %d, not >= 0",
-            d.max_write_buffers);
+    set_err(err, err_size, "rocksdb state: max_write_buffers is %d, not >= 0", d.max_write_buffers);
     return FL_EINVAL;
   }
   if (!d.block_cache_bytes) d.block_cache_bytes = RDB_DEFAULT_CACHE;
@@ -1470,8 +1469,8 @@ static int open_db(rdb_t *r, char **names, size_t n, char *err, size_t es) {
     }
   }
   char *e = NULL;
-  r->db = rocksdb_open_column_families(r->base, r->dir, (int)n, (const char *const *)names,
-                                       opts, handles, &e);
+  r->db = rocksdb_open_column_families(r->base, r->dir, (int)n, (const char *const *)names, opts,
+                                       handles, &e);
   if (e || !r->db) {
     set_err(err, es, "rocksdb state: cannot open the store in '%s': %s", r->dir,
             e ? e : "unknown error");
@@ -1549,9 +1548,8 @@ int fl_kv_rocksdb_new(fl_kv_rocksdb_shared_t *sh, const char *dir, const char *r
     char *e = NULL;
     names = rocksdb_list_column_families(r->base, dir, &n_names, &e);
     if (e || !names) {
-      set_err(err, err_size,
-              "rocksdb state: '%s' (restored from '%s') holds no readable store: %s", dir,
-              restore_from, e ? e : "unknown error");
+      set_err(err, err_size, "rocksdb state: '%s' (restored from '%s') holds no readable store: %s",
+              dir, restore_from, e ? e : "unknown error");
       free(e);
       rc = FL_EIO;
       goto done;

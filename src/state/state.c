@@ -43,9 +43,7 @@ struct fl_state_scratch {
   size_t items_cap;
 };
 
-fl_state_scratch_t *fl_state_scratch_new(void) {
-  return calloc(1, sizeof(fl_state_scratch_t));
-}
+fl_state_scratch_t *fl_state_scratch_new(void) { return calloc(1, sizeof(fl_state_scratch_t)); }
 
 void fl_state_scratch_destroy(fl_state_scratch_t *s) {
   if (!s) return;
@@ -109,8 +107,8 @@ static inline bool same_bytes(const void *a, size_t al, const void *b, size_t bl
 static inline int user_rc(int rc) { return rc < 0 ? rc : FL_EUSER; }
 
 /* Builds [ts][v] in work. */
-static int wrap_ts(fl_state_scratch_t *s, int64_t ts, const void *v, size_t n,
-                   const void **out, size_t *out_len) {
+static int wrap_ts(fl_state_scratch_t *s, int64_t ts, const void *v, size_t n, const void **out,
+                   size_t *out_len) {
   if (n > SIZE_MAX - TS_LEN) return FL_ENOMEM;
   uint8_t *p = fl_buf_resize(&s->work, TS_LEN + n);
   if (!p) return FL_ENOMEM;
@@ -219,11 +217,12 @@ int fl_st_clear(const fl_sref_t *r) {
 /* ---------------------------------------------------------------------------------- */
 /* List                                                                                 */
 
-static inline size_t item_hdr(const fl_sref_t *r) { return ttl_on(r) ? ITEM_HDR + TS_LEN : ITEM_HDR; }
+static inline size_t item_hdr(const fl_sref_t *r) {
+  return ttl_on(r) ? ITEM_HDR + TS_LEN : ITEM_HDR;
+}
 
 /* Parses the item at p (n bytes left). Returns its stored size, or 0 if malformed. */
-static size_t item_parse(const uint8_t *p, size_t n, size_t hdr, fl_bytes_t *item,
-                         int64_t *ts) {
+static size_t item_parse(const uint8_t *p, size_t n, size_t hdr, fl_bytes_t *item, int64_t *ts) {
   if (n < hdr) return 0;
   uint32_t l;
   memcpy(&l, p, sizeof l);
@@ -287,8 +286,10 @@ int fl_st_list_get(const fl_sref_t *r, const fl_bytes_t **items, size_t *n) {
     for (size_t off = 0, sz; off < rl; off += sz) {
       sz = item_parse(p + off, rl - off, hdr, &it, &ts);
       if (!sz) return FL_EPARSE;
-      if (expired(r, ts)) dead++;
-      else live++;
+      if (expired(r, ts))
+        dead++;
+      else
+        live++;
     }
   }
   bool refresh = ttl_on(r) && ttl_refresh_on_read(r) && live > 0;
@@ -310,8 +311,7 @@ int fl_st_list_get(const fl_sref_t *r, const fl_bytes_t **items, size_t *n) {
         if (rc) return rc;
       }
     }
-    rc = wl ? KV(r)->put(KS(r), r->table, &r->k, w, wl)
-            : KV(r)->del(KS(r), r->table, &r->k);
+    rc = wl ? KV(r)->put(KS(r), r->table, &r->k, w, wl) : KV(r)->del(KS(r), r->table, &r->k);
     if (rc) return rc;
   } else {
     for (size_t off = 0, sz; off < rl; off += sz) {
@@ -349,8 +349,7 @@ int fl_st_list_update(const fl_sref_t *r, const fl_bytes_t *items, size_t n) {
 /* ---------------------------------------------------------------------------------- */
 /* Map                                                                                  */
 
-int fl_st_map_get(const fl_sref_t *r, const void *uk, size_t ukl, const void **val,
-                  size_t *len) {
+int fl_st_map_get(const fl_sref_t *r, const void *uk, size_t ukl, const void **val, size_t *len) {
   int rc = check(r, FL_STATE_MAP);
   if (rc) return rc;
   if (!val || !len || (ukl && !uk)) return FL_EINVAL;
@@ -394,8 +393,7 @@ int fl_st_map_get(const fl_sref_t *r, const void *uk, size_t ukl, const void **v
   return 1;
 }
 
-int fl_st_map_put(const fl_sref_t *r, const void *uk, size_t ukl, const void *val,
-                  size_t len) {
+int fl_st_map_put(const fl_sref_t *r, const void *uk, size_t ukl, const void *val, size_t len) {
   int rc = check(r, FL_STATE_MAP);
   if (rc) return rc;
   if ((ukl && !uk) || (len && !val)) return FL_EINVAL;
@@ -414,7 +412,10 @@ int fl_st_map_remove(const fl_sref_t *r, const void *uk, size_t ukl) {
   return KV(r)->map_del(KS(r), r->table, &r->k, uk, ukl);
 }
 
-enum { PEND_DELETE = 1, PEND_REFRESH = 2 };
+enum {
+  PEND_DELETE = 1,
+  PEND_REFRESH = 2
+};
 
 typedef struct foreach_ctx {
   const fl_sref_t *r;
@@ -489,8 +490,7 @@ static int apply_pending(const fl_sref_t *r) {
 }
 
 int fl_st_map_foreach(const fl_sref_t *r,
-                      int (*cb)(const void *uk, size_t ukl, const void *v, size_t vl,
-                                void *arg),
+                      int (*cb)(const void *uk, size_t ukl, const void *v, size_t vl, void *arg),
                       void *arg) {
   int rc = check(r, FL_STATE_MAP);
   if (rc) return rc;
@@ -507,8 +507,8 @@ int fl_st_map_foreach(const fl_sref_t *r,
 /* ---------------------------------------------------------------------------------- */
 /* Reducing and aggregating                                                             */
 
-static int reduce_into(const fl_sref_t *r, const void *a, size_t al, const void *b,
-                       size_t bl, const void **out, size_t *out_len) {
+static int reduce_into(const fl_sref_t *r, const void *a, size_t al, const void *b, size_t bl,
+                       const void **out, size_t *out_len) {
   fl_buf_t *o = &r->scratch->out;
   o->len = 0;
   int rc = r->desc->reduce(r->ctx, a, al, b, bl, o, r->desc->opaque);
@@ -675,23 +675,23 @@ int fl_st_merge_namespace(const fl_sref_t *r, const void *src_ns, size_t src_ns_
   src.ns = src_ns;
   src.ns_len = src_ns_len;
   switch (r->desc->kind) {
-  case FL_STATE_LIST:
-    return merge_list(r, &src);
+  case FL_STATE_LIST: return merge_list(r, &src);
   case FL_STATE_REDUCING:
     if (!r->desc->reduce) return FL_EINVAL;
     return merge_value(r, &src);
-  case FL_STATE_AGGREGATING:
-    rc = check_agg(r);
-    return rc ? rc : merge_value(r, &src);
-  default:
-    return FL_ESTATE;
+  case FL_STATE_AGGREGATING: rc = check_agg(r); return rc ? rc : merge_value(r, &src);
+  default: return FL_ESTATE;
   }
 }
 
 /* ---------------------------------------------------------------------------------- */
 /* Incremental TTL cleanup                                                              */
 
-enum { CLEAN_NONE, CLEAN_LIST, CLEAN_MAP };
+enum {
+  CLEAN_NONE,
+  CLEAN_LIST,
+  CLEAN_MAP
+};
 
 typedef struct cleanup_ctx {
   const fl_sref_t *r;
@@ -739,8 +739,10 @@ static int cleanup_cell_cb(const fl_kkey_t *k, const void *v, size_t n, void *ar
   for (size_t off = 0, sz; off < n; off += sz) {
     sz = item_parse(p + off, n - off, hdr, &it, &ts);
     if (!sz) return FL_KV_NEXT; /* malformed: left for a read to report */
-    if (expired(r, ts)) dead++;
-    else live++;
+    if (expired(r, ts))
+      dead++;
+    else
+      live++;
   }
   if (dead == 0) return FL_KV_NEXT;
   if (live == 0) return FL_KV_DELETE;

@@ -18,9 +18,9 @@ struct fl_state_desc {
   uint32_t id; /* dense index in the env */
   char *name;
   fl_state_kind_t kind;
-  fl_reduce_fn reduce;       /* FL_STATE_REDUCING */
-  fl_aggregate_fn_t agg;     /* FL_STATE_AGGREGATING (copied table) */
-  void *opaque;              /* for reduce / agg */
+  fl_reduce_fn reduce;   /* FL_STATE_REDUCING */
+  fl_aggregate_fn_t agg; /* FL_STATE_AGGREGATING (copied table) */
+  void *opaque;          /* for reduce / agg */
   int has_ttl;
   fl_ttl_config_t ttl;
 };
@@ -32,9 +32,9 @@ typedef struct fl_sref {
   uint32_t table;
   const struct fl_state_desc *desc;
   fl_kkey_t k;
-  int64_t now;          /* processing time, for TTL */
-  fl_context_t *ctx;    /* passed to reduce / aggregate callbacks */
-  struct fl_ttl_cleanup *cleanup; /* incremental TTL cleanup cursor of the table, or NULL */
+  int64_t now;                      /* processing time, for TTL */
+  fl_context_t *ctx;                /* passed to reduce / aggregate callbacks */
+  struct fl_ttl_cleanup *cleanup;   /* incremental TTL cleanup cursor of the table, or NULL */
   struct fl_state_scratch *scratch; /* per-worker scratch buffers for returned views */
 } fl_sref_t;
 
@@ -57,14 +57,11 @@ int fl_st_clear(const fl_sref_t *r);
 int fl_st_list_add(const fl_sref_t *r, const void *item, size_t len);
 int fl_st_list_get(const fl_sref_t *r, const fl_bytes_t **items, size_t *n);
 int fl_st_list_update(const fl_sref_t *r, const fl_bytes_t *items, size_t n);
-int fl_st_map_get(const fl_sref_t *r, const void *uk, size_t ukl, const void **val,
-                  size_t *len);
-int fl_st_map_put(const fl_sref_t *r, const void *uk, size_t ukl, const void *val,
-                  size_t len);
+int fl_st_map_get(const fl_sref_t *r, const void *uk, size_t ukl, const void **val, size_t *len);
+int fl_st_map_put(const fl_sref_t *r, const void *uk, size_t ukl, const void *val, size_t len);
 int fl_st_map_remove(const fl_sref_t *r, const void *uk, size_t ukl);
 int fl_st_map_foreach(const fl_sref_t *r,
-                      int (*cb)(const void *uk, size_t ukl, const void *v, size_t vl,
-                                void *arg),
+                      int (*cb)(const void *uk, size_t ukl, const void *v, size_t vl, void *arg),
                       void *arg);
 int fl_st_reducing_add(const fl_sref_t *r, const void *val, size_t len);
 int fl_st_reducing_get(const fl_sref_t *r, const void **val, size_t *len);

@@ -33,7 +33,7 @@ typedef struct tnode {
   uint32_t ns_len;
   uint16_t kg;
   uint8_t domain;
-  uint8_t pooled; /* allocated with POOL_NODE_SIZE bytes: may go back to the free list */
+  uint8_t pooled;        /* allocated with POOL_NODE_SIZE bytes: may go back to the free list */
   unsigned char bytes[]; /* key, then ns */
 } tnode_t;
 
@@ -152,8 +152,8 @@ static bool node_matches(const tnode_t *n, fl_time_domain_t d, uint16_t kg, cons
 
 /* The slot holding the timer (true), or the empty slot where it would go (false). */
 static bool hset_find(const fl_timers_t *t, uint64_t h, fl_time_domain_t d, uint16_t kg,
-                      const void *key, size_t key_len, const void *ns, size_t ns_len,
-                      int64_t ts, size_t *slot) {
+                      const void *key, size_t key_len, const void *ns, size_t ns_len, int64_t ts,
+                      size_t *slot) {
   size_t mask = t->slot_mask;
   size_t i = (size_t)h & mask;
   for (;;) {
@@ -243,8 +243,7 @@ static void kg_sift_down(kgheap_t *k, uint32_t i) {
   for (;;) {
     uint32_t c = 2 * i + 1;
     if (c >= len) break;
-    if (c + 1 < len && before(k->heap[c + 1].ts, k->heap[c + 1].seq, k->heap[c].ts,
-                              k->heap[c].seq))
+    if (c + 1 < len && before(k->heap[c + 1].ts, k->heap[c + 1].seq, k->heap[c].ts, k->heap[c].seq))
       c++;
     if (!before(k->heap[c].ts, k->heap[c].seq, e.ts, e.seq)) break;
     k->heap[i] = k->heap[c];
@@ -260,8 +259,8 @@ static void kg_remove_at(kgheap_t *k, uint32_t i) {
   uint32_t last = --k->len;
   if (i != last) {
     k->heap[i] = k->heap[last];
-    if (i > 0 && before(k->heap[i].ts, k->heap[i].seq, k->heap[(i - 1) / 2].ts,
-                        k->heap[(i - 1) / 2].seq))
+    if (i > 0 &&
+        before(k->heap[i].ts, k->heap[i].seq, k->heap[(i - 1) / 2].ts, k->heap[(i - 1) / 2].seq))
       kg_sift_up(k, i);
     else
       kg_sift_down(k, i);
@@ -290,8 +289,7 @@ static void top_sift_down(domain_t *dm, uint32_t i) {
   for (;;) {
     uint32_t c = 2 * i + 1;
     if (c >= len) break;
-    if (c + 1 < len &&
-        before(dm->top[c + 1].ts, dm->top[c + 1].seq, dm->top[c].ts, dm->top[c].seq))
+    if (c + 1 < len && before(dm->top[c + 1].ts, dm->top[c + 1].seq, dm->top[c].ts, dm->top[c].seq))
       c++;
     if (!before(dm->top[c].ts, dm->top[c].seq, e.ts, e.seq)) break;
     top_set(dm, i, dm->top[c]);
@@ -395,8 +393,8 @@ void fl_timers_destroy(fl_timers_t *t) {
 static bool args_valid(const fl_timers_t *t, fl_time_domain_t d, uint16_t kg, const void *key,
                        size_t key_len, const void *ns, size_t ns_len) {
   return t && (d == FL_EVENT_TIME || d == FL_PROCESSING_TIME) && kg >= t->kg_first &&
-         (uint32_t)kg - t->kg_first < t->kg_count && (key || key_len == 0) &&
-         (ns || ns_len == 0) && key_len <= UINT32_MAX && ns_len <= UINT32_MAX &&
+         (uint32_t)kg - t->kg_first < t->kg_count && (key || key_len == 0) && (ns || ns_len == 0) &&
+         key_len <= UINT32_MAX && ns_len <= UINT32_MAX &&
          key_len + ns_len <= SIZE_MAX - sizeof(tnode_t);
 }
 

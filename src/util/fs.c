@@ -154,8 +154,7 @@ int fl_empty_dir(const char *path) {
   return rc;
 }
 
-int fl_file_replace(const char *path, const void *data, size_t len, char *err,
-                    size_t err_size) {
+int fl_file_replace(const char *path, const void *data, size_t len, char *err, size_t err_size) {
   size_t n = strlen(path) + 5;
   char *tmp = malloc(n);
   char *dir = fl_path_parent(path);

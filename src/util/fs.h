@@ -41,8 +41,7 @@ int fl_empty_dir(const char *path);
 /* Replaces the file at path with data, atomically and durably: written to
  * "<path>.tmp", fsync'd, renamed over path, and the directory fsync'd. After a crash
  * path holds either its old content or data, never a mix. */
-int fl_file_replace(const char *path, const void *data, size_t len, char *err,
-                    size_t err_size);
+int fl_file_replace(const char *path, const void *data, size_t len, char *err, size_t err_size);
 
 /* The directory part of path, malloc'd ("." when there is none, "/" for "/x"); NULL on
  * ENOMEM. Trailing slashes of path are ignored. */

@@ -18,6 +18,6 @@ static inline int fl_key_group_subtask(uint32_t kg, uint32_t max_parallelism, in
 }
 
 /* First key group of a subtask's range [first, first + count). */
-void fl_key_group_range(int subtask, int parallelism, uint32_t max_parallelism,
-                        uint32_t *first, uint32_t *count);
+void fl_key_group_range(int subtask, int parallelism, uint32_t max_parallelism, uint32_t *first,
+                        uint32_t *count);
 #endif

@@ -36,8 +36,7 @@ static void *c11_trampoline(void *p) {
 int thrd_create(thrd_t *thr, thrd_start_t func, void *arg) {
   c11_start_t *s = malloc(sizeof(*s));
   pthread_t t;
-  if (s == NULL)
-    return thrd_nomem;
+  if (s == NULL) return thrd_nomem;
   s->fn = func;
   s->arg = arg;
   if (pthread_create(&t, NULL, c11_trampoline, s) != 0) {
@@ -50,10 +49,8 @@ int thrd_create(thrd_t *thr, thrd_start_t func, void *arg) {
 
 int thrd_join(thrd_t thr, int *res) {
   void *r = NULL;
-  if (pthread_join((pthread_t)thr, &r) != 0)
-    return thrd_error;
-  if (res != NULL)
-    *res = (int)(intptr_t)r;
+  if (pthread_join((pthread_t)thr, &r) != 0) return thrd_error;
+  if (res != NULL) *res = (int)(intptr_t)r;
   return thrd_success;
 }
 
@@ -61,8 +58,7 @@ int mtx_init(mtx_t *m, int type) {
   pthread_mutexattr_t a;
   int rc;
   pthread_mutexattr_init(&a);
-  if (type & mtx_recursive)
-    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+  if (type & mtx_recursive) pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
   rc = pthread_mutex_init((pthread_mutex_t *)m, &a);
   pthread_mutexattr_destroy(&a);
   return rc == 0 ? thrd_success : thrd_error;
@@ -86,7 +82,7 @@ int cnd_broadcast(cnd_t *c) {
 }
 int cnd_wait(cnd_t *c, mtx_t *m) {
   return pthread_cond_wait((pthread_cond_t *)c, (pthread_mutex_t *)m) == 0 ? thrd_success
-                                                                            : thrd_error;
+                                                                           : thrd_error;
 }
 int cnd_timedwait(cnd_t *restrict c, mtx_t *restrict m, const struct timespec *restrict ts) {
   int rc = pthread_cond_timedwait((pthread_cond_t *)c, (pthread_mutex_t *)m, ts);

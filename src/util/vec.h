@@ -33,11 +33,11 @@ static inline int fl_vec_grow_(void *arrp, size_t *cap, size_t need, size_t elem
 }
 
 /* Makes room for `need` elements: 0 or FL_ENOMEM. */
-#define FL_VEC_RESERVE(arr, cap, need)                                                   \
+#define FL_VEC_RESERVE(arr, cap, need) \
   ((size_t)(need) <= (cap) ? FL_OK : fl_vec_grow_(&(arr), &(cap), (size_t)(need), sizeof *(arr)))
 
 /* Appends val: 0 or FL_ENOMEM (nothing appended). */
-#define FL_VEC_PUSH(arr, n, cap, val)                                                    \
+#define FL_VEC_PUSH(arr, n, cap, val) \
   (FL_VEC_RESERVE(arr, cap, (n) + 1) ? FL_ENOMEM : ((arr)[(n)++] = (val), FL_OK))
 
 #endif
