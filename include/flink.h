@@ -108,43 +108,51 @@ typedef enum fl_time_domain {
 /* ---------------------------------------------------------------------------------- */
 /* Configuration                                                                      */
 /*
- * String key/value pairs. Keys and their defaults:
- *   parallelism                      "1"      worker threads, 1..256
- *   pipeline.max-parallelism         "128"    key groups, 1..32768, >= parallelism
- *   pipeline.auto-watermark-interval "200ms"  periodic watermark emission; "0": after
- *                                             every record
- *   execution.batch-size             "1024"   records per channel batch, 1..65536
- *   execution.channel-capacity       "16"     batches a channel holds before the
- *                                             sender is back-pressured, 2..4096
- *   state.backend                    "hashmap"  or "rocksdb"
- *   state.backend.rocksdb.localdir   ""       working directory of the RocksDB
- *                                             instances ("": a temporary directory)
- *   state.backend.incremental        "false"  RocksDB: a checkpoint stores only the SST
- *                                             files earlier retained ones do not hold
- *                                             (savepoints are always complete)
+ * String key/value pairs. Every key, its default and its meaning (docs/configuration.md
+ * has the same list; a test keeps both equal to the library's table):
+ *   parallelism "1"  worker threads, 1..256
+ *   pipeline.max-parallelism "128"  key groups, 1..32768, >= parallelism
+ *   pipeline.auto-watermark-interval "200ms"  periodic watermark emission, in processing
+ *       time; "0": after every record
+ *   execution.batch-size "1024"  records per channel batch, 1..65536
+ *   execution.channel-capacity "16"  batches a channel holds before the sender is
+ *       back-pressured, 2..4096
+ *   state.backend "hashmap"  or "rocksdb"
+ *   state.backend.rocksdb.localdir ""  where RocksDB instances work ("": /tmp); each job
+ *       attempt locks its own directory there, and the next start removes those of dead
+ *       processes
+ *   state.backend.incremental "false"  RocksDB: a checkpoint stores only the SST files
+ *       earlier retained ones do not hold (savepoints are always complete)
  *   state.backend.rocksdb.block-cache-size "64mb"  shared by all workers
  *   state.backend.rocksdb.writebuffer.size "16mb"  per state (column family)
- *   state.backend.rocksdb.writebuffer.count "2"
- *   state.checkpoints.dir            ""       where checkpoints are written
- *   state.checkpoints.num-retained   "1"      complete checkpoints kept
- *   execution.checkpointing.interval "0"      0: no periodic checkpoints
- *   execution.checkpointing.min-pause "0"     between the end of one and the next
- *   execution.checkpointing.timeout  "10min"  a slower checkpoint is aborted
- *   execution.checkpointing.tolerable-failed-checkpoints "0"  more fail the job
- *   execution.savepoint.path         ""       start from this checkpoint or savepoint
- *                                             directory, or from the newest usable
- *                                             checkpoint under this checkpoint root
- *   restart-strategy.type            "none"   fixed-delay | exponential-delay |
- *                                             failure-rate: a failure restores the
- *                                             last checkpoint in-process and goes on
- *   restart-strategy.fixed-delay.attempts "3", .delay "1s"
- *   restart-strategy.exponential-delay.initial-backoff "1s", .max-backoff "5min",
- *     .backoff-multiplier "2.0", .reset-backoff-threshold "1h", .attempts (unlimited)
- *   restart-strategy.failure-rate.max-failures-per-interval "1",
- *     .failure-rate-interval "1min", .delay "1s"
- * Memory sizes accept "1048576", "512kb", "64mb", "1gb".
- * Durations accept "250", "250ms", "5s", "5m", "1h", "1d". Unknown keys and bad values
- * are rejected with a message in errstr that names the key and the cause.
+ *   state.backend.rocksdb.writebuffer.count "2"  memtables per state
+ *   state.checkpoints.dir ""  where checkpoints are written
+ *   state.checkpoints.num-retained "1"  complete checkpoints kept
+ *   execution.checkpointing.interval "0"  0: no periodic checkpoints
+ *   execution.checkpointing.min-pause "0"  between the end of one and the next
+ *   execution.checkpointing.timeout "10min"  a slower checkpoint is aborted
+ *   execution.checkpointing.tolerable-failed-checkpoints "0"  more in a row fail the job
+ *   execution.savepoint.path ""  start from this checkpoint or savepoint directory, or
+ *       from the newest usable checkpoint under this checkpoint root
+ *   restart-strategy.type "none"  fixed-delay | exponential-delay | failure-rate: a
+ *       failure restores the last checkpoint in-process and goes on
+ *   restart-strategy.fixed-delay.attempts "3"
+ *   restart-strategy.fixed-delay.delay "1s"
+ *   restart-strategy.exponential-delay.initial-backoff "1s"
+ *   restart-strategy.exponential-delay.max-backoff "5min"
+ *   restart-strategy.exponential-delay.backoff-multiplier "2.0"
+ *   restart-strategy.exponential-delay.reset-backoff-threshold "1h"
+ *   restart-strategy.exponential-delay.attempts "2147483647"
+ *   restart-strategy.failure-rate.max-failures-per-interval "1"
+ *   restart-strategy.failure-rate.failure-rate-interval "1min"
+ *   restart-strategy.failure-rate.delay "1s"
+ * Memory sizes are Flink's: a number of bytes with an optional unit b, k/kb, m/mb, g/gb,
+ * t/tb (powers of 1024, any case, blanks allowed before it), e.g. "1048576", "512kb",
+ * "64 mb", "2TB"; a size larger than the machine's physical memory is refused.
+ * Durations are Flink's: a number with an optional unit ms, s/sec, m/min, h/hour, d/day
+ * (singular or plural, any case, blanks allowed), e.g. "250", "250 ms", "5s",
+ * "10 min", "1h". Unknown keys and bad values are rejected with a message in errstr that
+ * gives the reason first, then names the key and quotes the value (shortened when long).
  */
 typedef struct fl_config fl_config_t;
 
@@ -155,8 +163,9 @@ FL_API int fl_config_set(fl_config_t *conf, const char *key, const char *value, 
 /* The value set for key, or NULL. Borrowed from conf until the next set or destroy. */
 FL_API const char *fl_config_get(const fl_config_t *conf, const char *key);
 
-/* Parses a duration ("250", "250ms", "5s", "5m", "1h", "1d") into milliseconds.
- * Returns FL_EINVAL for anything else, including negative values and overflow. */
+/* Parses a duration in the format above ("250", "250 ms", "5s", "10 min", "1h", "2 days")
+ * into milliseconds. Returns FL_EINVAL for anything else, including negative values,
+ * units below a millisecond and overflow. */
 FL_API int fl_parse_duration(const char *s, int64_t *out_ms);
 
 /* ---------------------------------------------------------------------------------- */

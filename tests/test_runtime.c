@@ -865,7 +865,9 @@ static void durations_parse_like_the_cli_documents(void **state) {
   assert_int_equal(fl_parse_duration("0", &ms), 0);
   assert_int_equal(ms, 0);
   assert_int_equal(fl_parse_duration("-5s", &ms), FL_EINVAL);
-  assert_int_equal(fl_parse_duration("5 s", &ms), FL_EINVAL);
+  assert_int_equal(fl_parse_duration("5 s", &ms), 0); /* Flink allows blanks before units */
+  assert_int_equal(ms, 5000);
+  assert_int_equal(fl_parse_duration("5 s s", &ms), FL_EINVAL);
   assert_int_equal(fl_parse_duration("", &ms), FL_EINVAL);
   assert_int_equal(fl_parse_duration("99999999999999999999", &ms), FL_EINVAL);
   assert_int_equal(fl_parse_duration("9223372036854775807h", &ms), FL_EINVAL);

@@ -1,11 +1,21 @@
 /* Configuration objects: string key/value pairs, validated when set so that a bad key or
- * value is reported where it was written, naming the key. */
+ * value is reported where it was written, naming the key.
+ *
+ * Every key is one row of KEYS below: its name, how its value is parsed, where the
+ * parsed value goes in fl_env_conf_t, its default and a one-line description. Setting
+ * (fl_config_set), resolving into an environment's settings (fl_config_resolve) and the
+ * documented key lists (flink.h, docs/configuration.md, checked by tests/test_config.c)
+ * all come from that one table, as librdkafka's configuration does. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "api/config.h"
 
@@ -15,108 +25,162 @@ struct fl_config {
   size_t n, cap;
 };
 
-typedef enum {
-  K_INT,
-  K_DURATION,
-  K_ENUM,
-  K_STRING,
-  K_SIZE,
-  K_DOUBLE
-} kind_t;
-typedef struct {
-  const char *key;
-  kind_t kind;
-  long long lo, hi;        /* K_INT bounds */
-  const char *enum_values; /* K_ENUM: '|'-separated */
-  const char *def;
-} key_spec_t;
+/* A field of fl_env_conf_t: where a key's parsed value is stored, and its width. */
+#define F(field) offsetof(fl_env_conf_t, field), sizeof(((fl_env_conf_t *)0)->field)
 
-static const key_spec_t SPECS[] = {
-    {"parallelism", K_INT, 1, 256, NULL, "1"},
-    {"pipeline.max-parallelism", K_INT, 1, 32768, NULL, "128"},
-    {"pipeline.auto-watermark-interval", K_DURATION, 0, 0, NULL, "200ms"},
-    {"execution.batch-size", K_INT, 1, 65536, NULL, "1024"},
-    {"execution.channel-capacity", K_INT, 2, 4096, NULL, "16"},
-    {"state.backend", K_ENUM, 0, 0, "hashmap|rocksdb", "hashmap"},
-    {"state.backend.rocksdb.localdir", K_STRING, 0, 0, NULL, ""},
-    {"state.backend.incremental", K_ENUM, 0, 0, "true|false", "false"},
-    {"state.backend.rocksdb.block-cache-size", K_SIZE, 1 << 20, 0, NULL, "64mb"},
-    {"state.backend.rocksdb.writebuffer.size", K_SIZE, 64 << 10, 0, NULL, "16mb"},
-    {"state.backend.rocksdb.writebuffer.count", K_INT, 1, 64, NULL, "2"},
-    {"state.checkpoints.dir", K_STRING, 0, 0, NULL, ""},
-    {"state.checkpoints.num-retained", K_INT, 1, 1000, NULL, "1"},
-    {"execution.checkpointing.interval", K_DURATION, 0, 0, NULL, "0"},
-    {"execution.checkpointing.min-pause", K_DURATION, 0, 0, NULL, "0"},
-    {"execution.checkpointing.timeout", K_DURATION, 0, 0, NULL, "10min"},
-    {"execution.checkpointing.tolerable-failed-checkpoints", K_INT, 0, 1000000, NULL, "0"},
-    {"execution.savepoint.path", K_STRING, 0, 0, NULL, ""},
-    {"restart-strategy.type", K_ENUM, 0, 0, "none|fixed-delay|exponential-delay|failure-rate",
-     "none"},
-    {"restart-strategy.fixed-delay.attempts", K_INT, 0, INT_MAX, NULL, "3"},
-    {"restart-strategy.fixed-delay.delay", K_DURATION, 0, 0, NULL, "1s"},
-    {"restart-strategy.exponential-delay.initial-backoff", K_DURATION, 0, 0, NULL, "1s"},
-    {"restart-strategy.exponential-delay.max-backoff", K_DURATION, 0, 0, NULL, "5min"},
-    {"restart-strategy.exponential-delay.backoff-multiplier", K_DOUBLE, 1, 0, NULL, "2.0"},
-    {"restart-strategy.exponential-delay.reset-backoff-threshold", K_DURATION, 0, 0, NULL, "1h"},
-    {"restart-strategy.exponential-delay.attempts", K_INT, 0, INT_MAX, NULL, "2147483647"},
-    {"restart-strategy.failure-rate.max-failures-per-interval", K_INT, 1, INT_MAX, NULL, "1"},
-    {"restart-strategy.failure-rate.failure-rate-interval", K_DURATION, 1, 0, NULL, "1min"},
-    {"restart-strategy.failure-rate.delay", K_DURATION, 0, 0, NULL, "1s"},
+static const fl_config_key_t KEYS[] = {
+    {"parallelism", FL_CONF_INT, F(parallelism), 1, 256, NULL, "1",
+     "worker threads; every worker runs one subtask of every operator"},
+    {"pipeline.max-parallelism", FL_CONF_INT, F(max_parallelism), 1, 32768, NULL, "128",
+     "key groups (the unit of state redistribution), >= parallelism"},
+    {"pipeline.auto-watermark-interval", FL_CONF_DURATION, F(watermark_interval_ms), 0, 0, NULL,
+     "200ms", "periodic watermark emission in processing time; 0: after every record"},
+    {"execution.batch-size", FL_CONF_INT, F(batch_size), 1, 65536, NULL, "1024",
+     "records per channel batch"},
+    {"execution.channel-capacity", FL_CONF_INT, F(channel_capacity), 2, 4096, NULL, "16",
+     "batches a channel holds before its sender is back-pressured"},
+    {"state.backend", FL_CONF_ENUM, F(rocksdb), 0, 0, "hashmap|rocksdb", "hashmap",
+     "hashmap: state in memory; rocksdb: state in RocksDB on local disk"},
+    {"state.backend.rocksdb.localdir", FL_CONF_STRING, F(rocksdb_dir), 0, 0, NULL, "",
+     "where RocksDB instances work (\"\": /tmp); one locked directory per job attempt"},
+    {"state.backend.incremental", FL_CONF_BOOL, F(incremental), 0, 0, NULL, "false",
+     "RocksDB: a checkpoint stores only the files earlier retained checkpoints lack"},
+    {"state.backend.rocksdb.block-cache-size", FL_CONF_SIZE, F(rocksdb_opts.block_cache_bytes),
+     1 << 20, 0, NULL, "64mb", "RocksDB block cache shared by all workers"},
+    {"state.backend.rocksdb.writebuffer.size", FL_CONF_SIZE, F(rocksdb_opts.write_buffer_bytes),
+     64 << 10, 0, NULL, "16mb", "RocksDB memtable size per state (column family)"},
+    {"state.backend.rocksdb.writebuffer.count", FL_CONF_INT, F(rocksdb_opts.max_write_buffers), 1,
+     64, NULL, "2", "RocksDB memtables per state before writes stall"},
+    {"state.checkpoints.dir", FL_CONF_STRING, F(ckpt_dir), 0, 0, NULL, "",
+     "where checkpoints are written (\"\": none)"},
+    {"state.checkpoints.num-retained", FL_CONF_INT, F(ckpt_retained), 1, 1000, NULL, "1",
+     "complete checkpoints kept"},
+    {"execution.checkpointing.interval", FL_CONF_DURATION, F(ckpt_interval_ms), 0, 0, NULL, "0",
+     "time between periodic checkpoints; 0: none"},
+    {"execution.checkpointing.min-pause", FL_CONF_DURATION, F(ckpt_min_pause_ms), 0, 0, NULL, "0",
+     "least time between the end of one checkpoint and the start of the next"},
+    {"execution.checkpointing.timeout", FL_CONF_DURATION, F(ckpt_timeout_ms), 0, 0, NULL, "10min",
+     "a checkpoint that takes longer is aborted"},
+    {"execution.checkpointing.tolerable-failed-checkpoints", FL_CONF_INT, F(ckpt_tolerable), 0,
+     1000000, NULL, "0", "consecutive failed checkpoints before the job fails"},
+    {"execution.savepoint.path", FL_CONF_STRING, F(restore_path), 0, 0, NULL, "",
+     "start from this checkpoint or savepoint, or the newest usable checkpoint under a root"},
+    {"restart-strategy.type", FL_CONF_ENUM, F(restart.kind), 0, 0,
+     "none|fixed-delay|exponential-delay|failure-rate", "none",
+     "what a failure does: none fails the job, the others restore in-process and go on"},
+    {"restart-strategy.fixed-delay.attempts", FL_CONF_INT, F(restart.fixed_attempts), 0, INT_MAX,
+     NULL, "3", "restarts before the job fails"},
+    {"restart-strategy.fixed-delay.delay", FL_CONF_DURATION, F(restart.fixed_delay_ms), 0, 0, NULL,
+     "1s", "wait before each restart"},
+    {"restart-strategy.exponential-delay.initial-backoff", FL_CONF_DURATION,
+     F(restart.exp_initial_ms), 0, 0, NULL, "1s", "wait before the first restart"},
+    {"restart-strategy.exponential-delay.max-backoff", FL_CONF_DURATION, F(restart.exp_max_ms), 0,
+     0, NULL, "5min", "longest wait"},
+    {"restart-strategy.exponential-delay.backoff-multiplier", FL_CONF_DOUBLE,
+     F(restart.exp_multiplier), 1, 0, NULL, "2.0", "factor from one wait to the next"},
+    {"restart-strategy.exponential-delay.reset-backoff-threshold", FL_CONF_DURATION,
+     F(restart.exp_reset_ms), 0, 0, NULL, "1h", "a run this long resets the wait"},
+    {"restart-strategy.exponential-delay.attempts", FL_CONF_INT, F(restart.exp_attempts), 0,
+     INT_MAX, NULL, "2147483647", "restarts before the job fails"},
+    {"restart-strategy.failure-rate.max-failures-per-interval", FL_CONF_INT, F(restart.rate_max), 1,
+     INT_MAX, NULL, "1", "failures tolerated within one interval"},
+    {"restart-strategy.failure-rate.failure-rate-interval", FL_CONF_DURATION,
+     F(restart.rate_interval_ms), 1, 0, NULL, "1min", "the interval failures are counted in"},
+    {"restart-strategy.failure-rate.delay", FL_CONF_DURATION, F(restart.rate_delay_ms), 0, 0, NULL,
+     "1s", "wait before each restart"},
 };
+#undef F
 
-/* Parses a memory size: "1048576", "512kb", "64mb", "1gb" (also k/m/g, case-insensitive). */
-static int parse_size(const char *s, uint64_t *out) {
-  if (!s || *s < '0' || *s > '9') return FL_EINVAL;
+#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
+const fl_config_key_t *fl_config_keys(size_t *n) {
+  *n = N_KEYS;
+  return KEYS;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Value formats                                                                      */
+
+/* Skips blanks; Flink allows them between a number and its unit. */
+static const char *skip_blanks(const char *p) {
+  while (*p == ' ' || *p == '\t') p++;
+  return p;
+}
+
+/* True when unit (len bytes) is one of the '|'-separated labels, ignoring case. */
+static bool unit_is(const char *unit, size_t len, const char *labels) {
+  for (const char *p = labels; *p;) {
+    const char *bar = strchr(p, '|');
+    size_t n = bar ? (size_t)(bar - p) : strlen(p);
+    if (n == len && strncasecmp(unit, p, n) == 0) return true;
+    if (!bar) break;
+    p = bar + 1;
+  }
+  return false;
+}
+
+/* Splits "<digits>[blanks]<unit>" into its number and unit (the unit may be empty);
+ * blanks around the whole are ignored, as Flink trims the text first. */
+static int split_number(const char *s, unsigned long long *v, const char **unit, size_t *len) {
+  if (!s) return FL_EINVAL;
+  s = skip_blanks(s);
+  if (*s < '0' || *s > '9') return FL_EINVAL; /* no sign */
   errno = 0;
   char *end = NULL;
-  unsigned long long v = strtoull(s, &end, 10);
+  *v = strtoull(s, &end, 10);
   if (errno == ERANGE || end == s) return FL_EINVAL;
-  unsigned long long mult = 1;
-  if (*end) {
-    char u = (char)(*end | 0x20);
-    if (u == 'k')
-      mult = 1ull << 10;
-    else if (u == 'm')
-      mult = 1ull << 20;
-    else if (u == 'g')
-      mult = 1ull << 30;
-    else if (u != 'b')
-      return FL_EINVAL;
-    if (u != 'b') end++;
-    if ((*end | 0x20) == 'b') end++;
-    if (*end) return FL_EINVAL;
-  }
-  if (v > UINT64_MAX / mult) return FL_EINVAL;
-  *out = v * mult;
+  const char *u = skip_blanks(end);
+  size_t n = strlen(u);
+  while (n && (u[n - 1] == ' ' || u[n - 1] == '\t')) n--;
+  *unit = u;
+  *len = n;
   return FL_OK;
 }
 
-static void seterr(char *errstr, size_t size, const char *fmt, ...) {
-  if (!errstr || size == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(errstr, size, fmt, ap);
-  va_end(ap);
+/* A memory size as Flink writes it (MemorySize.parse): bytes with an optional unit
+ * b|bytes, k|kb|kibibytes, m|mb|mebibytes, g|gb|gibibytes, t|tb|tebibytes, any case,
+ * blanks allowed before it; units are powers of 1024. */
+int fl_parse_size(const char *s, uint64_t *out) {
+  unsigned long long v;
+  const char *u;
+  size_t n;
+  if (split_number(s, &v, &u, &n)) return FL_EINVAL;
+  unsigned shift;
+  if (n == 0 || unit_is(u, n, "b|bytes"))
+    shift = 0;
+  else if (unit_is(u, n, "k|kb|kibibytes"))
+    shift = 10;
+  else if (unit_is(u, n, "m|mb|mebibytes"))
+    shift = 20;
+  else if (unit_is(u, n, "g|gb|gibibytes"))
+    shift = 30;
+  else if (unit_is(u, n, "t|tb|tebibytes"))
+    shift = 40;
+  else
+    return FL_EINVAL;
+  if (v > (UINT64_MAX >> shift)) return FL_EINVAL;
+  *out = (uint64_t)v << shift;
+  return FL_OK;
 }
 
+/* A duration as Flink writes it (TimeUtils.parseDuration), in whole milliseconds: a
+ * number with an optional unit, blanks allowed before it, any case. */
 int fl_parse_duration(const char *s, int64_t *out_ms) {
-  if (!s || !out_ms) return FL_EINVAL;
-  const char *p = s;
-  if (*p < '0' || *p > '9') return FL_EINVAL; /* no sign, no blanks */
-  errno = 0;
-  char *end = NULL;
-  unsigned long long v = strtoull(p, &end, 10);
-  if (errno == ERANGE || end == p) return FL_EINVAL;
+  if (!out_ms) return FL_EINVAL;
+  unsigned long long v;
+  const char *u;
+  size_t n;
+  if (split_number(s, &v, &u, &n)) return FL_EINVAL;
   unsigned long long mult;
-  if (*end == '\0' || strcmp(end, "ms") == 0)
+  if (n == 0 || unit_is(u, n, "ms|milli|millis|millisecond|milliseconds"))
     mult = 1;
-  else if (strcmp(end, "s") == 0)
+  else if (unit_is(u, n, "s|sec|secs|second|seconds"))
     mult = 1000ull;
-  else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+  else if (unit_is(u, n, "m|min|mins|minute|minutes"))
     mult = 60000ull;
-  else if (strcmp(end, "h") == 0)
+  else if (unit_is(u, n, "h|hour|hours"))
     mult = 3600000ull;
-  else if (strcmp(end, "d") == 0)
+  else if (unit_is(u, n, "d|day|days"))
     mult = 86400000ull;
   else
     return FL_EINVAL;
@@ -125,75 +189,204 @@ int fl_parse_duration(const char *s, int64_t *out_ms) {
   return FL_OK;
 }
 
-static const key_spec_t *find_spec(const char *key) {
-  for (size_t i = 0; i < sizeof SPECS / sizeof SPECS[0]; i++)
-    if (strcmp(SPECS[i].key, key) == 0) return &SPECS[i];
+/* The machine's physical memory in bytes, 0 if unknown. */
+static uint64_t physical_memory(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Errors                                                                             */
+
+/* At most this many bytes of a user's value or key are quoted in a message, so that the
+ * reason, which comes first, always fits a small error buffer. */
+#define QUOTE_MAX 48
+
+/* Writes s into buf (size > QUOTE_MAX + 32) as a quoted string, shortened when long:
+ * "abc..." (120000 bytes). Control characters are shown as '?'. */
+static const char *quote(char *buf, size_t size, const char *s) {
+  size_t len = strlen(s), n = len > QUOTE_MAX ? QUOTE_MAX : len, o = 0;
+  buf[o++] = '"';
+  for (size_t i = 0; i < n && o + 2 < size; i++)
+    buf[o++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+  if (n < len)
+    snprintf(buf + o, size - o, "...\" (%zu bytes)", len);
+  else
+    snprintf(buf + o, size - o, "\"");
+  return buf;
+}
+
+static void seterr(char *errstr, size_t size, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void seterr(char *errstr, size_t size, const char *fmt, ...) {
+  if (!errstr || size == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(errstr, size, fmt, ap);
+  va_end(ap);
+}
+
+/* Edit distance of two short strings, for "did you mean"; large when either is long. */
+static size_t distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 80 || lb > 80) return SIZE_MAX;
+  size_t row[81];
+  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j];
+      size_t best = diag + (a[i - 1] != b[j - 1]);
+      if (row[j] + 1 < best) best = row[j] + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[lb];
+}
+
+static const fl_config_key_t *find_key(const char *key) {
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (strcmp(KEYS[i].key, key) == 0) return &KEYS[i];
   return NULL;
 }
 
-static int check_value(const key_spec_t *sp, const char *value, char *errstr, size_t size) {
-  switch (sp->kind) {
-  case K_INT: {
+static void unknown_key(const char *key, char *errstr, size_t size) {
+  const fl_config_key_t *best = NULL;
+  size_t best_d = SIZE_MAX;
+  for (size_t i = 0; i < N_KEYS; i++) {
+    size_t d = distance(key, KEYS[i].key);
+    if (d < best_d) best_d = d, best = &KEYS[i];
+  }
+  char q[QUOTE_MAX + 40];
+  if (best && best_d <= 3)
+    seterr(errstr, size, "unknown configuration key %s (did you mean \"%s\"?)",
+           quote(q, sizeof q, key), best->key);
+  else
+    seterr(errstr, size, "unknown configuration key %s", quote(q, sizeof q, key));
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Parsing a value into its destination                                               */
+
+/* Stores a non-negative integer into a field of 1, 4 or 8 bytes (bool, int/uint32_t,
+ * int64_t/size_t): the bounds in KEYS keep every value representable in its field. */
+static void store_int(void *dst, size_t size, long long v) {
+  if (size == 1) {
+    uint8_t b = (uint8_t)v;
+    memcpy(dst, &b, 1);
+  } else if (size == 4) {
+    int32_t i = (int32_t)v;
+    memcpy(dst, &i, 4);
+  } else {
+    int64_t i = (int64_t)v;
+    memcpy(dst, &i, 8);
+  }
+}
+
+/* Parses value for k. With dst (the start of an fl_env_conf_t) the result is stored in
+ * k's field; a string field points at value itself. */
+static int parse_value(const fl_config_key_t *k, const char *value, void *conf, char *errstr,
+                       size_t size) {
+  char q[QUOTE_MAX + 40];
+  void *dst = conf ? (char *)conf + k->offset : NULL;
+  switch (k->type) {
+  case FL_CONF_INT: {
     errno = 0;
     char *end = NULL;
     long long v = strtoll(value, &end, 10);
-    if (errno || end == value || *end != '\0' || v < sp->lo || v > sp->hi) {
-      seterr(errstr, size, "configuration key \"%s\": \"%s\" is not an integer in [%lld, %lld]",
-             sp->key, value, sp->lo, sp->hi);
+    if (errno || end == value || *end != '\0' || v < k->lo || v > k->hi) {
+      seterr(errstr, size, "configuration key \"%s\": not an integer in [%lld, %lld]: %s", k->key,
+             k->lo, k->hi, quote(q, sizeof q, value));
       return FL_ECONFIG;
     }
+    if (dst) store_int(dst, k->size, v);
     return FL_OK;
   }
-  case K_DURATION: {
+  case FL_CONF_DURATION: {
     int64_t ms;
-    if (fl_parse_duration(value, &ms) != FL_OK || ms < sp->lo) {
+    if (fl_parse_duration(value, &ms) != FL_OK || ms < k->lo) {
       seterr(errstr, size,
-             "configuration key \"%s\": \"%s\" is not a duration (e.g. 250, 250ms, 5s, 5m, 1h)",
-             sp->key, value);
+             "configuration key \"%s\": not a duration (e.g. 250, 250ms, 5 s, 10 min, 1h): %s",
+             k->key, quote(q, sizeof q, value));
       return FL_ECONFIG;
     }
+    if (dst) memcpy(dst, &ms, sizeof ms);
     return FL_OK;
   }
-  case K_STRING: return FL_OK;
-  case K_SIZE: {
+  case FL_CONF_SIZE: {
     uint64_t v;
-    if (parse_size(value, &v) != FL_OK || v < (uint64_t)sp->lo) {
+    if (fl_parse_size(value, &v) != FL_OK) {
       seterr(errstr, size,
-             "configuration key \"%s\": \"%s\" is not a memory size of at least %lld bytes "
-             "(e.g. 64mb, 1gb)",
-             sp->key, value, sp->lo);
+             "configuration key \"%s\": not a memory size (e.g. 1048576, 512kb, 64 mb, 1g, "
+             "2tb): %s",
+             k->key, quote(q, sizeof q, value));
       return FL_ECONFIG;
+    }
+    if (v < (uint64_t)k->lo) {
+      seterr(errstr, size, "configuration key \"%s\": %s is less than the least size, %lld bytes",
+             k->key, quote(q, sizeof q, value), k->lo);
+      return FL_ECONFIG;
+    }
+    uint64_t phys = physical_memory();
+    if (phys && v > phys) {
+      seterr(errstr, size,
+             "configuration key \"%s\": %s is more than this machine's physical memory "
+             "(%llu MiB)",
+             k->key, quote(q, sizeof q, value), (unsigned long long)(phys >> 20));
+      return FL_ECONFIG;
+    }
+    if (dst) {
+      size_t b = (size_t)v;
+      memcpy(dst, &b, sizeof b);
     }
     return FL_OK;
   }
-  case K_DOUBLE: {
+  case FL_CONF_DOUBLE: {
     errno = 0;
     char *end = NULL;
     double v = strtod(value, &end);
-    if (errno || end == value || *end != '\0' || !(v >= (double)sp->lo) || v > 1e9) {
-      seterr(errstr, size, "configuration key \"%s\": \"%s\" is not a number >= %lld", sp->key,
-             value, sp->lo);
+    if (errno || end == value || *end != '\0' || !(v >= (double)k->lo) || v > 1e9) {
+      seterr(errstr, size, "configuration key \"%s\": not a number in [%lld, 1e9]: %s", k->key,
+             k->lo, quote(q, sizeof q, value));
       return FL_ECONFIG;
     }
+    if (dst) memcpy(dst, &v, sizeof v);
     return FL_OK;
   }
-  case K_ENUM: {
+  case FL_CONF_BOOL:
+  case FL_CONF_ENUM: {
+    const char *values = k->type == FL_CONF_BOOL ? "false|true" : k->values;
     size_t n = strlen(value);
-    const char *p = sp->enum_values;
-    while (*p) {
+    long long index = 0;
+    for (const char *p = values; *p; index++) {
       const char *bar = strchr(p, '|');
       size_t len = bar ? (size_t)(bar - p) : strlen(p);
-      if (len == n && strncmp(p, value, n) == 0) return FL_OK;
+      if (len == n && strncmp(p, value, n) == 0) {
+        if (dst) store_int(dst, k->size, index);
+        return FL_OK;
+      }
       if (!bar) break;
       p = bar + 1;
     }
-    seterr(errstr, size, "configuration key \"%s\": \"%s\" is not one of %s", sp->key, value,
-           sp->enum_values);
+    seterr(errstr, size, "configuration key \"%s\": not one of %s: %s", k->key, values,
+           quote(q, sizeof q, value));
     return FL_ECONFIG;
   }
+  case FL_CONF_STRING:
+    if (dst) memcpy(dst, &value, sizeof value);
+    return FL_OK;
   }
   return FL_ECONFIG;
 }
+
+/* ---------------------------------------------------------------------------------- */
+/* Configuration objects                                                              */
 
 fl_config_t *fl_config_new(void) { return calloc(1, sizeof(fl_config_t)); }
 
@@ -214,12 +407,12 @@ int fl_config_set(fl_config_t *conf, const char *key, const char *value, char *e
     seterr(errstr, errstr_size, "fl_config_set: NULL argument");
     return FL_EINVAL;
   }
-  const key_spec_t *sp = find_spec(key);
-  if (!sp) {
-    seterr(errstr, errstr_size, "unknown configuration key \"%s\"", key);
+  const fl_config_key_t *k = find_key(key);
+  if (!k) {
+    unknown_key(key, errstr, errstr_size);
     return FL_ECONFIG;
   }
-  int rc = check_value(sp, value, errstr, errstr_size);
+  int rc = parse_value(k, value, NULL, errstr, errstr_size);
   if (rc) return rc;
   char *v = strdup(value);
   if (!v) return FL_ENOMEM;
@@ -232,12 +425,12 @@ int fl_config_set(fl_config_t *conf, const char *key, const char *value, char *e
   }
   if (conf->n == conf->cap) {
     size_t cap = conf->cap ? conf->cap * 2 : 8;
-    char **k = realloc(conf->keys, cap * sizeof *k);
-    if (!k) goto nomem;
-    conf->keys = k;
-    char **vv = realloc(conf->vals, cap * sizeof *vv);
-    if (!vv) goto nomem;
-    conf->vals = vv;
+    char **nk = realloc(conf->keys, cap * sizeof *nk);
+    if (!nk) goto nomem;
+    conf->keys = nk;
+    char **nv = realloc(conf->vals, cap * sizeof *nv);
+    if (!nv) goto nomem;
+    conf->vals = nv;
     conf->cap = cap;
   }
   conf->keys[conf->n] = strdup(key);
@@ -267,68 +460,16 @@ const char *fl_config_get(const fl_config_t *conf, const char *key) {
   return NULL;
 }
 
-static const char *value_or_default(const fl_config_t *conf, const char *key) {
-  const char *v = fl_config_get(conf, key);
-  return v ? v : find_spec(key)->def;
-}
-
 int fl_config_resolve(const fl_config_t *conf, fl_env_conf_t *out, char *errstr,
                       size_t errstr_size) {
   memset(out, 0, sizeof *out);
-  out->parallelism = atoi(value_or_default(conf, "parallelism"));
-  out->max_parallelism = (uint32_t)atoi(value_or_default(conf, "pipeline.max-parallelism"));
-  if (fl_parse_duration(value_or_default(conf, "pipeline.auto-watermark-interval"),
-                        &out->watermark_interval_ms) != FL_OK)
-    return FL_ECONFIG;
-  out->batch_size = (size_t)atoi(value_or_default(conf, "execution.batch-size"));
-  out->channel_capacity = (size_t)atoi(value_or_default(conf, "execution.channel-capacity"));
-  out->rocksdb = strcmp(value_or_default(conf, "state.backend"), "rocksdb") == 0;
-  out->rocksdb_dir = value_or_default(conf, "state.backend.rocksdb.localdir");
-  out->incremental =
-      out->rocksdb && strcmp(value_or_default(conf, "state.backend.incremental"), "true") == 0;
-  uint64_t sz = 0;
-  parse_size(value_or_default(conf, "state.backend.rocksdb.block-cache-size"), &sz);
-  out->rocksdb_opts.block_cache_bytes = (size_t)sz;
-  parse_size(value_or_default(conf, "state.backend.rocksdb.writebuffer.size"), &sz);
-  out->rocksdb_opts.write_buffer_bytes = (size_t)sz;
-  out->rocksdb_opts.max_write_buffers =
-      atoi(value_or_default(conf, "state.backend.rocksdb.writebuffer.count"));
-  out->ckpt_dir = value_or_default(conf, "state.checkpoints.dir");
-  out->ckpt_retained = atoi(value_or_default(conf, "state.checkpoints.num-retained"));
-  fl_parse_duration(value_or_default(conf, "execution.checkpointing.interval"),
-                    &out->ckpt_interval_ms);
-  fl_parse_duration(value_or_default(conf, "execution.checkpointing.min-pause"),
-                    &out->ckpt_min_pause_ms);
-  fl_parse_duration(value_or_default(conf, "execution.checkpointing.timeout"),
-                    &out->ckpt_timeout_ms);
-  out->ckpt_tolerable =
-      atoi(value_or_default(conf, "execution.checkpointing.tolerable-failed-checkpoints"));
-  out->restore_path = value_or_default(conf, "execution.savepoint.path");
-  const char *rs = value_or_default(conf, "restart-strategy.type");
-  fl_restart_conf_t *r = &out->restart;
-  r->kind = strcmp(rs, "fixed-delay") == 0         ? FL_RESTART_FIXED
-            : strcmp(rs, "exponential-delay") == 0 ? FL_RESTART_EXPONENTIAL
-            : strcmp(rs, "failure-rate") == 0      ? FL_RESTART_FAILURE_RATE
-                                                   : FL_RESTART_NONE;
-  r->fixed_attempts = atoi(value_or_default(conf, "restart-strategy.fixed-delay.attempts"));
-  fl_parse_duration(value_or_default(conf, "restart-strategy.fixed-delay.delay"),
-                    &r->fixed_delay_ms);
-  fl_parse_duration(value_or_default(conf, "restart-strategy.exponential-delay.initial-backoff"),
-                    &r->exp_initial_ms);
-  fl_parse_duration(value_or_default(conf, "restart-strategy.exponential-delay.max-backoff"),
-                    &r->exp_max_ms);
-  r->exp_multiplier =
-      strtod(value_or_default(conf, "restart-strategy.exponential-delay.backoff-multiplier"), NULL);
-  fl_parse_duration(
-      value_or_default(conf, "restart-strategy.exponential-delay.reset-backoff-threshold"),
-      &r->exp_reset_ms);
-  r->exp_attempts = atoi(value_or_default(conf, "restart-strategy.exponential-delay.attempts"));
-  r->rate_max =
-      atoi(value_or_default(conf, "restart-strategy.failure-rate.max-failures-per-interval"));
-  fl_parse_duration(value_or_default(conf, "restart-strategy.failure-rate.failure-rate-interval"),
-                    &r->rate_interval_ms);
-  fl_parse_duration(value_or_default(conf, "restart-strategy.failure-rate.delay"),
-                    &r->rate_delay_ms);
+  for (size_t i = 0; i < N_KEYS; i++) {
+    const char *v = fl_config_get(conf, KEYS[i].key);
+    int rc = parse_value(&KEYS[i], v ? v : KEYS[i].def, out, errstr, errstr_size);
+    if (rc) return rc; /* a set value was checked when set; a default is checked by tests */
+  }
+  /* Relations between keys. */
+  out->incremental = out->incremental && out->rocksdb;
   if (out->ckpt_interval_ms > 0 && !*out->ckpt_dir) {
     seterr(errstr, errstr_size,
            "configuration key \"execution.checkpointing.interval\": checkpoints need "
