@@ -2,6 +2,7 @@
  * _session, allowed lateness, late output, and the window functions (reduce, aggregate,
  * process), which make a window node (src/operators/window.c runs it). */
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,53 +49,42 @@ nomem:
   return NULL;
 }
 
-fl_windowed_stream_t *fl_window_tumbling(fl_keyed_stream_t *in, fl_time_domain_t domain,
-                                         int64_t size_ms, int64_t offset_ms) {
-  fl_windowed_stream_t *w = windowed_new(in, domain, FL_WINDOW_TUMBLING);
+/* Sets size, slide and offset after checking them; a tumbling window is a sliding window
+ * whose slide is its size. An invalid value records a sticky error and is replaced by a
+ * valid one so that building can go on. */
+static fl_windowed_stream_t *slices(fl_windowed_stream_t *w, int64_t size_ms, int64_t slide_ms,
+                                    int64_t offset_ms) {
   if (!w) return NULL;
-  fl_env_t *env = in->in->env;
-  if (size_ms <= 0) {
-    fl_env_fail(env, FL_EINVAL, "window: tumbling window size must be > 0 (size %lld ms)",
-                (long long)size_ms);
-    size_ms = 1;
-    offset_ms = 0;
-  } else if (offset_ms <= -size_ms || offset_ms >= size_ms) {
-    fl_env_fail(env, FL_EINVAL,
-                "window: tumbling window offset must satisfy |offset| < size (offset %lld ms, "
-                "size %lld ms)",
-                (long long)offset_ms, (long long)size_ms);
-    offset_ms = 0;
-  }
-  /* A tumbling window is a sliding window whose slide is its size. */
-  w->conf.size = size_ms;
-  w->conf.slide = size_ms;
-  w->conf.offset = offset_ms;
-  return w;
-}
-
-fl_windowed_stream_t *fl_window_sliding(fl_keyed_stream_t *in, fl_time_domain_t domain,
-                                        int64_t size_ms, int64_t slide_ms, int64_t offset_ms) {
-  fl_windowed_stream_t *w = windowed_new(in, domain, FL_WINDOW_SLIDING);
-  if (!w) return NULL;
-  fl_env_t *env = in->in->env;
+  fl_env_t *env = w->in->in->env;
+  bool tumbling = w->conf.kind == FL_WINDOW_TUMBLING;
+  const char *what = tumbling ? "tumbling window size" : "sliding window size and slide";
+  const char *unit = tumbling ? "size" : "slide";
   if (size_ms <= 0 || slide_ms <= 0) {
-    fl_env_fail(env, FL_EINVAL,
-                "window: sliding window size and slide must be > 0 (size %lld ms, slide %lld "
-                "ms)",
+    fl_env_fail(env, FL_EINVAL, "window: %s must be > 0 (size %lld ms, slide %lld ms)", what,
                 (long long)size_ms, (long long)slide_ms);
     size_ms = slide_ms = 1;
     offset_ms = 0;
   } else if (offset_ms <= -slide_ms || offset_ms >= slide_ms) {
     fl_env_fail(env, FL_EINVAL,
-                "window: sliding window offset must satisfy |offset| < slide (offset %lld ms, "
-                "slide %lld ms)",
-                (long long)offset_ms, (long long)slide_ms);
+                "window: %s window offset must satisfy |offset| < %s (offset %lld ms, %s %lld "
+                "ms)",
+                kind_name(w->conf.kind), unit, (long long)offset_ms, unit, (long long)slide_ms);
     offset_ms = 0;
   }
   w->conf.size = size_ms;
   w->conf.slide = slide_ms;
   w->conf.offset = offset_ms;
   return w;
+}
+
+fl_windowed_stream_t *fl_window_tumbling(fl_keyed_stream_t *in, fl_time_domain_t domain,
+                                         int64_t size_ms, int64_t offset_ms) {
+  return slices(windowed_new(in, domain, FL_WINDOW_TUMBLING), size_ms, size_ms, offset_ms);
+}
+
+fl_windowed_stream_t *fl_window_sliding(fl_keyed_stream_t *in, fl_time_domain_t domain,
+                                        int64_t size_ms, int64_t slide_ms, int64_t offset_ms) {
+  return slices(windowed_new(in, domain, FL_WINDOW_SLIDING), size_ms, slide_ms, offset_ms);
 }
 
 fl_windowed_stream_t *fl_window_session(fl_keyed_stream_t *in, fl_time_domain_t domain,

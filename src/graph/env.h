@@ -6,6 +6,7 @@
 #ifndef FL_GRAPH_ENV_H
 #define FL_GRAPH_ENV_H
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -106,6 +107,10 @@ void fl_env_log(const fl_env_t *env, fl_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* fl_env_log with a va_list, the line starting with prefix (NULL: none). */
+void fl_env_vlog(const fl_env_t *env, fl_log_level_t level, const char *prefix, const char *fmt,
+                 va_list ap);
 
 /* The processing-time clock (ms), fl_env_set_clock's or the wall clock. */
 static inline int64_t fl_env_now(const fl_env_t *env) { return env->clock(env->clock_opaque); }

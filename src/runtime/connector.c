@@ -31,14 +31,14 @@ char *fl_ctx_take_failure(fl_context_t *ctx) {
 }
 
 void fl_ctx_log(const fl_context_t *ctx, fl_log_level_t level, const char *fmt, ...) {
-  char line[1536];
+  const fl_op_t *op = ctx->op;
+  char prefix[256];
+  snprintf(prefix, sizeof prefix, "operator '%s' (subtask %d of %d): ", op->node->name, op->subtask,
+           op->parallelism);
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
+  fl_env_vlog(op->node->env, level, prefix, fmt, ap);
   va_end(ap);
-  const fl_op_t *op = ctx->op;
-  fl_env_log(op->node->env, level, "operator '%s' (subtask %d of %d): %s", op->node->name,
-             op->subtask, op->parallelism, line);
 }
 
 const char *fl_env_checkpoint_dir(const fl_env_t *env) { return env->conf.ckpt_dir; }

@@ -105,12 +105,10 @@ done:
 
 /* Removes name (a file or a whole tree) in directory dfd without following symbolic
  * links. Recursion depth is the tree's depth. */
-static int rm_tree_at(int dfd, const char *name) {
-  if (unlinkat(dfd, name, 0) == 0) return 0;
-  if (errno == ENOENT) return 0;
-  if (errno != EISDIR && errno != EPERM) return -errno;
-  int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? 0 : -errno;
+static int rm_tree_at(int dfd, const char *name);
+
+/* Removes everything inside the open directory fd, which it closes; the first error. */
+static int remove_entries(int fd) {
   DIR *d = fdopendir(fd);
   if (!d) {
     int e = errno;
@@ -121,10 +119,20 @@ static int rm_tree_at(int dfd, const char *name) {
   struct dirent *de;
   while ((de = readdir(d)) != NULL) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    int r = rm_tree_at(fd, de->d_name);
+    int r = rm_tree_at(dirfd(d), de->d_name);
     if (r && !rc) rc = r;
   }
   closedir(d);
+  return rc;
+}
+
+static int rm_tree_at(int dfd, const char *name) {
+  if (unlinkat(dfd, name, 0) == 0) return 0;
+  if (errno == ENOENT) return 0;
+  if (errno != EISDIR && errno != EPERM) return -errno;
+  int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : -errno;
+  int rc = remove_entries(fd);
   if (unlinkat(dfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT && !rc) rc = -errno;
   return rc;
 }
@@ -137,21 +145,7 @@ int fl_rm_tree(const char *path) {
 int fl_empty_dir(const char *path) {
   int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return -errno;
-  DIR *d = fdopendir(fd);
-  if (!d) {
-    int e = errno;
-    close(fd);
-    return -e;
-  }
-  int rc = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    int r = rm_tree_at(fd, de->d_name);
-    if (r && !rc) rc = r;
-  }
-  closedir(d);
-  return rc;
+  return remove_entries(fd);
 }
 
 int fl_file_replace(const char *path, const void *data, size_t len, char *err, size_t err_size) {
