@@ -1,7 +1,7 @@
 /* Windows through the public API: assignment (tumbling, sliding, offsets, negative and
  * extreme timestamps), session merging, lateness, late side output, watermark edges,
  * window functions, parallelism independence and processing time. Expected outputs are
- * worked out by hand from /work/shared/spec/EVENT_TIME.md (Flink's rules); the comments
+ * worked out by hand from docs/event-time.md (Flink's rules); the comments
  * next to each input show the watermark it produces (bounded out-of-orderness D:
  * wm = max_ts - D - 1, one watermark after every record). */
 #include <setjmp.h>

@@ -1,9 +1,8 @@
 /*
  * Nexmark for libflink: the event generator, the queries (written with flink.h only, as
  * a user of the library would write them), and the binary formats of their events and
- * results. The authority for the generator parameters and the meaning of the queries is
- * /work/shared/spec/NEXMARK.md; where a query departs from Flink's Nexmark SQL, its
- * comment below says how.
+ * results. docs/nexmark.md gives the generator parameters and the meaning of the queries;
+ * where a query departs from Flink's Nexmark SQL, its comment below says how.
  *
  * Threading: an nx_gen_t is read-only after nx_gen_new() and may be shared by any number
  * of threads (the parallel source, test threads, the baseline). Query builders follow
