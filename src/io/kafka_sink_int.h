@@ -1,0 +1,197 @@
+/*
+ * The Kafka sink's files and what they share (private to src/io/kafka_sink*.c,
+ * kafka_txbuf.c and kafka_txn_log.c):
+ *
+ *   kafka_sink.c           the options and the sink functions the runtime calls (the
+ *                          design is described there)
+ *   kafka_txbuf.c          the write-ahead buffer of a transaction, which is also its
+ *                          checkpoint format
+ *   kafka_sink_producer.c  producing, delivery reports, and transactions with their
+ *                          logged commit
+ *   kafka_txn_log.c        the transaction log: reading, appending, compacting, scanning
+ *   kafka_sink_eos.c       exactly-once recovery when the job restores
+ *
+ * Everything here runs on the instance's worker thread.
+ */
+#ifndef FL_IO_KAFKA_SINK_INT_H
+#define FL_IO_KAFKA_SINK_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "flink.h"
+
+#define FL_KSINK_END_ID INT64_MAX        /* the commit after the end of a job without checkpoints */
+#define FL_KSINK_STATE_MAGIC 0x314b4c46u /* "FLK1" */
+#define FL_KSINK_HDR_TXN "fl.txn"
+
+/* The options, copied by the builder; immutable while the job runs. */
+typedef struct ksink {
+  char *name;
+  char *brokers;
+  char *topic; /* NULL: the serializer names one */
+  fl_kafka_guarantee_t guarantee;
+  char *prefix;  /* EXACTLY_ONCE: transactional.id prefix */
+  char *log_dir; /* EXACTLY_ONCE */
+  char **props;  /* NULL-terminated pairs */
+  fl_kafka_serialize_fn serialize;
+  void *serialize_opaque;
+  void (*serialize_destroy)(void *);
+  int timeout_ms;
+} ksink_t;
+
+/* ---------------------------------------------------------------------------------- */
+/* The write-ahead buffer (kafka_txbuf.c)                                              */
+/*
+ * Entry: [u32 topic_len][u32 key_len|NONE][u32 value_len|NONE][u32 n_headers]
+ *        [i32 partition][i64 offset][i64 timestamp] topic key value
+ *        n_headers x ([u32 name_len][u32 value_len|NONE] name value)
+ * Little-endian native layout (checkpoints are read by the same build).
+ */
+#define FL_KSINK_LEN_NONE UINT32_MAX
+#define FL_KSINK_ENT_OFF_PART 16
+#define FL_KSINK_ENT_OFF_OFFSET 20
+
+typedef struct txbuf {
+  uint8_t *data;
+  size_t len, cap;
+  size_t *idx; /* entry start offsets */
+  size_t n, cap_idx;
+  size_t n_prod; /* entries [0, n_prod) were produced into the transaction */
+} txbuf_t;
+
+typedef struct entry {
+  const char *topic;
+  uint32_t topic_len;
+  const void *key, *value; /* NULL: none */
+  uint32_t key_len, value_len;
+  uint32_t n_headers;
+  const uint8_t *headers; /* encoded */
+  int32_t partition;
+  int64_t offset, ts;
+} entry_t;
+
+void fl_ksink_txbuf_free(txbuf_t *b);
+/* Appends a message for topic (partition as given, offset -1). FL_EINVAL: a length
+ * does not fit the format; FL_ENOMEM. */
+int fl_ksink_txbuf_add(txbuf_t *b, const char *topic, const fl_kafka_message_t *m);
+/* Decodes the entry at data[0, len) into e; returns its size, 0 if malformed. */
+size_t fl_ksink_entry_decode(const uint8_t *data, size_t len, entry_t *e);
+/* Rebuilds b's index of n entries from its bytes (a restored state); FL_EPARSE if
+ * malformed. */
+int fl_ksink_txbuf_index(txbuf_t *b, uint64_t n);
+/* Drops the produced entries [0, n_prod), keeping the buffered ones. O(buffered). */
+void fl_ksink_txbuf_drop_produced(txbuf_t *b);
+
+/* ---------------------------------------------------------------------------------- */
+/* An instance (one subtask)                                                           */
+
+typedef struct kinst {
+  const ksink_t *cfg;
+  int subtask, parallelism;
+  rd_kafka_t *rk;
+  char txid[512];
+  char log_path[4400];
+  /* delivery errors (set by the delivery report callback on this thread) */
+  bool failed;
+  char err[1024];
+  txbuf_t *dr_target; /* the buffer whose entries' offsets delivery reports fill */
+  uint64_t writes;
+  /* EXACTLY_ONCE */
+  txbuf_t tx;
+  bool tx_open;    /* begin_transaction was called */
+  bool tx_pre;     /* pre-committed: new records are buffered */
+  int64_t tx_upto; /* the checkpoint that may commit it (FL_KSINK_END_ID: after the end) */
+  char tag[700];
+  uint64_t attempt, seq;
+  int64_t last_barrier;
+  bool ended;
+  int64_t end_after;
+  bool fatal; /* the producer is unusable: no abort */
+  bool keep;  /* periodic checkpoints: keep the write-ahead copy (without them no
+                 snapshot needs it, and the one transaction would hold all output) */
+  size_t log_lines;
+} kinst_t;
+
+/* ---------------------------------------------------------------------------------- */
+/* The producer and its transactions (kafka_sink_producer.c)                           */
+
+/* Fails the job with "kafka sink '<name>': <message>"; returns the error. */
+int fl_ksink_fail(fl_context_t *ctx, kinst_t *in, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Fails the job if a delivery report or a fatal error was seen. */
+int fl_ksink_check_err(fl_context_t *ctx, kinst_t *in);
+/* A producer of the sink's brokers and properties; transactional with txid, with the
+ * delivery report and error callbacks of instance `opaque` when not NULL. NULL on
+ * failure (err says why). */
+rd_kafka_t *fl_ksink_new_producer(const ksink_t *c, const char *txid, void *opaque, char *err,
+                                  size_t errsz);
+/* init_transactions of in->rk, retrying retriable errors until the timeout: completes or
+ * aborts whatever an earlier producer with the same id left open. */
+int fl_ksink_txn_init(fl_context_t *ctx, kinst_t *in);
+/* Produces one message (hs: plain headers; enc_hs: n_enc headers encoded as in the
+ * write-ahead buffer; tag: the fl.txn header, or NULL), waiting while the local queue
+ * is full: back-pressure, not a failure. */
+int fl_ksink_produce(fl_context_t *ctx, kinst_t *in, const char *topic, int32_t partition,
+                     const void *key, size_t key_len, const void *value, size_t value_len,
+                     int64_t ts, const fl_kafka_header_t *hs, size_t nh, const uint8_t *enc_hs,
+                     size_t n_enc, const char *tag, void *opaque);
+/* Produces entry k of b into the open transaction, to the partition it records. */
+int fl_ksink_produce_entry(fl_context_t *ctx, kinst_t *in, txbuf_t *b, size_t k, const char *what);
+/* Waits until every message is delivered, or fails the job after the timeout. */
+int fl_ksink_flush_all(fl_context_t *ctx, kinst_t *in);
+/* Begins a transaction tagged for checkpoint n. */
+int fl_ksink_tx_begin(fl_context_t *ctx, kinst_t *in, int64_t n);
+/* Produces the buffered entries [n_prod, n) into the open transaction (beginning one if
+ * needed). */
+int fl_ksink_tx_produce_buffered(fl_context_t *ctx, kinst_t *in);
+/* Commits the open transaction with the intent/committed lines around it in the log at
+ * path. extra: "" or " replaces <old> at ..." for the intent, cextra for the committed
+ * line. */
+int fl_ksink_tx_commit_logged(fl_context_t *ctx, kinst_t *in, const char *path, int64_t n,
+                              const char *extra, const char *cextra);
+/* Commits T (everything produced so far) as checkpoint n, then starts the buffered
+ * records in a new transaction. */
+int fl_ksink_tx_commit(fl_context_t *ctx, kinst_t *in, int64_t n);
+/* Aborts the open transaction, best effort (init_transactions aborts it later). */
+void fl_ksink_abort_tx(kinst_t *in);
+/* Calls the test hook (kafka_sink.h) at a step of a commit. */
+void fl_ksink_kill_point(const char *point);
+
+/* ---------------------------------------------------------------------------------- */
+/* The transaction log (kafka_txn_log.c)                                               */
+
+/* <log_dir>/<txid>.log */
+void fl_ksink_log_path(const kinst_t *in, const char *txid, char *buf, size_t n);
+/* Reads the whole log (NUL-terminated; "" if it does not exist). */
+int fl_ksink_log_read(fl_context_t *ctx, kinst_t *in, const char *path, char **out);
+/* Appends one line durably (compacting the instance's own log when it grew long). */
+int fl_ksink_log_append(fl_context_t *ctx, kinst_t *in, const char *path, const char *line);
+
+typedef struct logscan {
+  bool committed; /* the tag, or a replacement of it, is logged committed */
+  bool intent;    /* the tag's own intent */
+  char rtag[700]; /* the last replacement with an intent but no commit ("": none) */
+  char rtopic[256];
+  int32_t rpart;
+  int64_t roff;
+} logscan_t;
+
+/* What the log text s (modified) says about transaction tag. */
+void fl_ksink_log_scan(char *s, const char *tag, logscan_t *r);
+/* The transactional.id of a tag: what precedes its last two '/'. */
+bool fl_ksink_tag_txid(const char *tag, char *out, size_t n);
+
+/* ---------------------------------------------------------------------------------- */
+/* Recovery (kafka_sink_eos.c)                                                         */
+
+/* The sink's restore function: resolves the restored transactions this subtask owns. */
+int fl_ksink_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *states, size_t n);
+
+#endif
