@@ -678,8 +678,21 @@ typedef struct fl_kafka_sink_opts {
   void *serialize_opaque;                  /* shared by all subtasks */
   void (*serialize_destroy)(void *opaque); /* optional */
   int timeout_ms;                          /* flush, transaction and start-up calls; 0: 60000 */
+  /* Version 2. EXACTLY_ONCE: what a start does when it would write again output this
+   * sink already committed. That is a restore from checkpoint N while the transaction
+   * log shows transactions committed at later checkpoints (the restore fell back past
+   * damaged or deleted checkpoints, or an older checkpoint or savepoint was chosen), or
+   * a start without any checkpoint while the transaction log, or, when there is no log
+   * (it was deleted with the checkpoint directory), the last record of a partition of
+   * `topic` (its fl.txn header), shows committed output of this transactional_id_prefix.
+   * 0: the job fails, naming the checkpoints or the partition, and the choices: restore
+   * from (a repaired copy of) the newest checkpoint, start new output under a new
+   * transactional_id_prefix, or set this. 1: the job goes on and writes that output
+   * again (duplicates for read_committed consumers), with a warning in the log. A
+   * version 1 table reads as 0. */
+  int accept_duplicates;
 } fl_kafka_sink_opts_t;
-#define FL_KAFKA_SINK_OPTS_VERSION 1
+#define FL_KAFKA_SINK_OPTS_VERSION 2
 
 /* Kafka sink (Flink's KafkaSink). Messages without a partition go where librdkafka's
  * default partitioner puts them (murmur2 of the key as the Java client does, random
@@ -702,7 +715,10 @@ typedef struct fl_kafka_sink_opts {
  * committed; intent without commit (the crash came between "checkpoint complete" and
  * "commit acknowledged"): a read_committed consumer reads its first record's offset
  * back; if that record is visible it was committed, else it is written again. Loss and
- * duplicates are thereby excluded on a broker that implements read_committed.
+ * duplicates are thereby excluded on a broker that implements read_committed. A start
+ * that would write again output the sink already committed (a restore that skipped
+ * checkpoints whose transactions committed, or a start without a checkpoint over
+ * committed output) fails, naming what it found, unless accept_duplicates is set.
  * EXACTLY_ONCE needs state.checkpoints.dir or txn_log_dir (else FL_EINVAL); without
  * periodic checkpoints one transaction is committed when the job ended well (and a
  * savepoint fails the job: it would have to hold every record). opts is copied. */

@@ -700,17 +700,20 @@ static void test_transaction_log_is_compacted_to_its_last_lines(void **state) {
                             .topic = "eo3",
                             .guarantee = FL_KAFKA_EXACTLY_ONCE,
                             .transactional_id_prefix = "cpt",
-                            .txn_log_dir = logdir};
+                            .txn_log_dir = logdir,
+                            .accept_duplicates = 1}; /* the log shows commits */
   assert_int_equal(fl_stream_sink_kafka(fl_source(env, "gen", &gen_fn, &g, 0), "out", &o), 0);
   int rc = fl_env_execute(env, "eo3");
   if (rc) fail_msg("job: %s", fl_env_error(env));
   fl_env_destroy(env);
-  /* the intent made it 1200 lines: rewritten to its last 100, then the commit */
+  /* the start line (a fresh start over logged commits, accepted) made it 1200 lines:
+   * rewritten to its last 100, then the intent and the commit */
   char *logs = read_logs(logdir);
   size_t lines = 0;
   for (const char *c = logs; *c; c++) lines += *c == '\n';
-  assert_int_equal(lines, 101);
+  assert_int_equal(lines, 102);
   assert_true(strncmp(logs, "committed 1 old/1/1100\n", 23) == 0);
+  assert_non_null(strstr(logs, "\ncommitted 1 old/1/1198\nstart 0\nintent "));
   const char *intent = strstr(logs, "intent ");
   assert_non_null(intent);
   assert_non_null(strstr(intent, "\ncommitted 9223372036854775807 cpt-0/"));
@@ -1029,6 +1032,199 @@ static void test_restore_rewrites_a_transaction_whose_commit_was_never_sent(void
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Starting again where committed output would be written again                       */
+
+typedef struct logbuf {
+  pthread_mutex_t mu;
+  char *text;
+  size_t len;
+} logbuf_t;
+
+static void collect_log(fl_log_level_t level, const char *line, void *opaque) {
+  logbuf_t *l = opaque;
+  static const char *const names[] = {"ERROR", "WARN", "INFO"};
+  pthread_mutex_lock(&l->mu);
+  size_t n = strlen(line) + 16;
+  l->text = realloc(l->text, l->len + n);
+  l->len += (size_t)snprintf(l->text + l->len, n, "%s %s\n", names[level], line);
+  pthread_mutex_unlock(&l->mu);
+}
+
+/* The newest checkpoint under root with a manifest (0: none). */
+static int64_t newest_complete(const char *root) {
+  DIR *d = opendir(root);
+  int64_t max = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    long long id;
+    char p[4400];
+    if (sscanf(e->d_name, "chk-%lld", &id) != 1) continue;
+    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
+    if (access(p, F_OK) == 0 && id > max) max = id;
+  }
+  if (d) closedir(d);
+  return max;
+}
+
+typedef struct rerun {
+  const char *bs, *topic, *root, *logdir; /* logdir NULL: <root>/kafka-txn */
+  bool restore;
+  int version, accept;
+  int rc;
+  char err[2048];
+  logbuf_t log;
+} rerun_t;
+
+/* An exactly-once job over 600 generated records with 30 ms checkpoints, from the
+ * newest checkpoint under root when r->restore. */
+static void rerun_job(rerun_t *r) {
+  const char *kv[] = {"parallelism",
+                      "2",
+                      "state.checkpoints.dir",
+                      r->root,
+                      "state.checkpoints.num-retained",
+                      "3",
+                      "execution.checkpointing.interval",
+                      "30ms",
+                      "execution.savepoint.path",
+                      r->restore ? r->root : "",
+                      NULL};
+  fl_env_t *env = make_env(kv);
+  free(r->log.text);
+  r->log.text = NULL;
+  r->log.len = 0;
+  pthread_mutex_init(&r->log.mu, NULL);
+  assert_int_equal(fl_env_set_log(env, collect_log, &r->log), 0);
+  gen_t g;
+  gen_init(&g, 600, 13);
+  g.rate_per_ms = 3.0;
+  g.budget = 16;
+  fl_stream_t *s = fl_stream_rebalance(fl_source(env, "gen", &gen_fn, &g, 0));
+  fl_kafka_sink_opts_t o = {.version = r->version ? r->version : FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = r->bs,
+                            .topic = r->topic,
+                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
+                            .transactional_id_prefix = "again",
+                            .txn_log_dir = r->logdir,
+                            .accept_duplicates = r->accept};
+  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
+  r->rc = fl_env_execute(env, "again");
+  snprintf(r->err, sizeof r->err, "%s", fl_env_error(env));
+  fl_env_destroy(env);
+  pthread_mutex_destroy(&r->log.mu);
+  gen_free(&g);
+}
+
+static size_t topic_count(const char *bs, const char *topic) {
+  msgs_t ms = {0};
+  consume_all(bs, topic, 2, &ms);
+  size_t n = ms.n;
+  msgs_free(&ms);
+  return n;
+}
+
+/* The newest checkpoint is damaged after the sink committed its transaction: the restore
+ * falls back to the one before, and going on would commit that output a second time.
+ * The job fails, naming the checkpoint the restore skipped and the option; with the
+ * option it writes the output again and says so. */
+static void test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_accepted(
+    void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "skip", 2);
+  char root[512], man[700];
+  snprintf(root, sizeof root, "%s/skip-ck", g_tmp);
+  rerun_t r = {.bs = mk.bs, .topic = "skip", .root = root};
+  rerun_job(&r);
+  if (r.rc) fail_msg("first run: %s", r.err);
+  assert_int_equal(topic_count(mk.bs, "skip"), 600);
+  int64_t newest = newest_complete(root);
+  assert_true(newest >= 2);
+  snprintf(man, sizeof man, "%s/chk-%lld/_manifest", root, (long long)newest);
+  FILE *f = fopen(man, "r+b");
+  assert_non_null(f);
+  int c = fgetc(f);
+  fseek(f, 0, SEEK_SET);
+  fputc(c ^ 0x20, f);
+  fclose(f);
+
+  r.restore = true;
+  rerun_job(&r);
+  char want[64];
+  snprintf(want, sizeof want, "committed output at checkpoint %lld", (long long)newest);
+  if (r.rc == 0 || !strstr(r.err, "kafka sink 'out'") || !strstr(r.err, want) ||
+      !strstr(r.err, "accept_duplicates"))
+    fail_msg("the restore past chk-%lld: rc %d, error '%s' (%zu records in the topic)",
+             (long long)newest, r.rc, r.err, topic_count(mk.bs, "skip"));
+  assert_int_equal(topic_count(mk.bs, "skip"), 600); /* nothing written again */
+
+  r.accept = 1;
+  rerun_job(&r);
+  if (r.rc) fail_msg("with accept_duplicates: %s", r.err);
+  if (!r.log.text || !strstr(r.log.text, "WARN") || !strstr(r.log.text, want))
+    fail_msg("no warning about the repeated output in the log:\n%s", r.log.text);
+  assert_true(topic_count(mk.bs, "skip") > 600); /* what the option accepts */
+  free(r.log.text);
+  mock_stop(&mk);
+}
+
+/* A start without a checkpoint, by a sink whose transactional ids already committed
+ * output, would write it all again: the job fails, whether the transaction log says so
+ * or, when the log was deleted with the checkpoint directory, the topic's last record
+ * (its fl.txn header). With the option it goes on and says so. */
+static void test_fresh_start_over_committed_output_fails_unless_duplicates_are_accepted(
+    void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "fresh", 2);
+  char root[512], logdir[512];
+  snprintf(root, sizeof root, "%s/fresh-ck", g_tmp);
+  snprintf(logdir, sizeof logdir, "%s/fresh-log", g_tmp);
+  rerun_t r = {.bs = mk.bs, .topic = "fresh", .root = root};
+  rerun_job(&r);
+  if (r.rc) fail_msg("first run: %s", r.err);
+  assert_int_equal(topic_count(mk.bs, "fresh"), 600);
+
+  /* the checkpoint directory, and the log inside it, deleted: the topic tells */
+  rm_rf(root);
+  rerun_job(&r);
+  if (r.rc == 0 || !strstr(r.err, "topic fresh partition") || !strstr(r.err, "again-") ||
+      !strstr(r.err, "accept_duplicates"))
+    fail_msg("a fresh start over committed output: rc %d, error '%s' (%zu records)", r.rc, r.err,
+             topic_count(mk.bs, "fresh"));
+  assert_int_equal(topic_count(mk.bs, "fresh"), 600);
+  r.accept = 1;
+  rerun_job(&r);
+  if (r.rc) fail_msg("with accept_duplicates: %s", r.err);
+  if (!r.log.text || !strstr(r.log.text, "WARN") || !strstr(r.log.text, "topic fresh partition"))
+    fail_msg("no warning about the repeated output in the log:\n%s", r.log.text);
+  assert_int_equal(topic_count(mk.bs, "fresh"), 1200);
+
+  /* the log kept elsewhere: it tells, and names itself */
+  mock_topic(&mk, "fresh2", 2);
+  rm_rf(root);
+  free(r.log.text);
+  r = (rerun_t){.bs = mk.bs, .topic = "fresh2", .root = root, .logdir = logdir};
+  rerun_job(&r);
+  if (r.rc) fail_msg("first run with a log directory: %s", r.err);
+  rm_rf(root);
+  rerun_job(&r);
+  if (r.rc == 0 || !strstr(r.err, logdir) || !strstr(r.err, "accept_duplicates"))
+    fail_msg("a fresh start with the log kept: rc %d, error '%s'", r.rc, r.err);
+  assert_int_equal(topic_count(mk.bs, "fresh2"), 600);
+  /* a version 1 table (no accept_duplicates) is read as 0 */
+  rm_rf(root);
+  r.version = 1;
+  r.accept = 1; /* not read */
+  rerun_job(&r);
+  assert_int_not_equal(r.rc, 0);
+  free(r.log.text);
+  mock_stop(&mk);
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* Broker outages and produce errors (in-process mock)                                */
 
 static void test_broker_down_then_up_loses_nothing(void **state) {
@@ -1214,6 +1410,8 @@ static void test_invalid_options_are_rejected_naming_the_field(void **state) {
   expect_invalid(&o, NULL, "opts.guarantee", NULL, NULL);
   o = base, o.timeout_ms = -1;
   expect_invalid(&o, NULL, "opts.timeout_ms", NULL, NULL);
+  o = base, o.accept_duplicates = 2;
+  expect_invalid(&o, NULL, "opts.accept_duplicates", NULL, NULL);
   o = base, o.guarantee = FL_KAFKA_EXACTLY_ONCE;
   expect_invalid(&o, NULL, "txn_log_dir", "state.checkpoints.dir", NULL);
   o = base, o.guarantee = FL_KAFKA_EXACTLY_ONCE, o.txn_log_dir = "/tmp/x",
@@ -1278,6 +1476,12 @@ int main(void) {
       cmocka_unit_test_teardown(test_exactly_once_savepoint_needs_periodic_checkpoints,
                                 test_teardown),
       cmocka_unit_test_teardown(test_transaction_log_is_compacted_to_its_last_lines, test_teardown),
+      cmocka_unit_test_teardown(
+          test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_accepted,
+          test_teardown),
+      cmocka_unit_test_teardown(
+          test_fresh_start_over_committed_output_fails_unless_duplicates_are_accepted,
+          test_teardown),
       cmocka_unit_test_teardown(test_broker_down_then_up_loses_nothing, test_teardown),
       cmocka_unit_test_teardown(test_retriable_produce_errors_lose_nothing, test_teardown),
       cmocka_unit_test_teardown(test_fatal_produce_error_fails_the_job_naming_topic_and_error,

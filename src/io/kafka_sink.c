@@ -38,6 +38,7 @@
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,9 @@ static int ks_open_inst(fl_context_t *ctx, void *opaque, void **instance) {
   if (eo) {
     /* Completes or aborts whatever an earlier producer with this id left open. */
     rc = fl_ksink_txn_init(ctx, in);
+    if (rc) return rc;
+    /* Then, before anything is written: would this start repeat committed output? */
+    rc = fl_ksink_check_repeat(ctx, in);
     if (rc) return rc;
   }
   return FL_OK;
@@ -264,9 +268,19 @@ static char *dup_or_null(const char *s, bool *oom) {
   return d;
 }
 
-int fl_stream_sink_kafka(fl_stream_t *in, const char *name, const fl_kafka_sink_opts_t *opts) {
+int fl_stream_sink_kafka(fl_stream_t *in, const char *name, const fl_kafka_sink_opts_t *given) {
+  /* A table of an earlier version is copied by its own size; the fields it lacks read
+   * as 0. */
+  fl_kafka_sink_opts_t copy;
+  const fl_kafka_sink_opts_t *opts = NULL;
+  if (given && given->version >= 1 && given->version <= FL_KAFKA_SINK_OPTS_VERSION) {
+    memset(&copy, 0, sizeof copy);
+    memcpy(&copy, given,
+           given->version == 1 ? offsetof(fl_kafka_sink_opts_t, accept_duplicates) : sizeof copy);
+    opts = &copy;
+  }
   /* From a valid opts on, serialize_destroy is called exactly once, even on failure. */
-  bool owns = opts && opts->version == FL_KAFKA_SINK_OPTS_VERSION;
+  bool owns = opts != NULL;
   if (!in) {
     if (owns && opts->serialize_destroy) opts->serialize_destroy(opts->serialize_opaque);
     return FL_EINVAL;
@@ -278,13 +292,13 @@ int fl_stream_sink_kafka(fl_stream_t *in, const char *name, const fl_kafka_sink_
   ksink_t *c = NULL;
   bool oom = false;
 
-  if (!opts) {
+  if (!given) {
     snprintf(err, sizeof err, "opts is NULL");
     goto done;
   }
-  if (opts->version != FL_KAFKA_SINK_OPTS_VERSION) {
-    snprintf(err, sizeof err, "opts.version is %d, expected %d", opts->version,
-             FL_KAFKA_SINK_OPTS_VERSION);
+  if (!opts) {
+    snprintf(err, sizeof err, "opts.version is %d, expected 1 to %d (FL_KAFKA_SINK_OPTS_VERSION)",
+             given->version, FL_KAFKA_SINK_OPTS_VERSION);
     goto done;
   }
   if (!opts->brokers || !*opts->brokers) {
@@ -305,6 +319,10 @@ int fl_stream_sink_kafka(fl_stream_t *in, const char *name, const fl_kafka_sink_
     snprintf(err, sizeof err, "opts.timeout_ms %d is negative", opts->timeout_ms);
     goto done;
   }
+  if (opts->accept_duplicates != 0 && opts->accept_duplicates != 1) {
+    snprintf(err, sizeof err, "opts.accept_duplicates is %d: 0 or 1", opts->accept_duplicates);
+    goto done;
+  }
   c = calloc(1, sizeof *c);
   if (!c) {
     oom = true;
@@ -317,6 +335,7 @@ int fl_stream_sink_kafka(fl_stream_t *in, const char *name, const fl_kafka_sink_
   c->brokers = dup_or_null(opts->brokers, &oom);
   c->topic = opts->topic && *opts->topic ? dup_or_null(opts->topic, &oom) : NULL;
   c->guarantee = opts->guarantee;
+  c->accept_duplicates = opts->accept_duplicates == 1;
   c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 60000;
   if (opts->guarantee == FL_KAFKA_EXACTLY_ONCE) {
     const char *pre = opts->transactional_id_prefix ? opts->transactional_id_prefix : nm;

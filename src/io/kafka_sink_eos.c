@@ -227,3 +227,267 @@ int fl_ksink_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *states
   fl_ksink_txbuf_free(&b);
   return rc;
 }
+/* ---------------------------------------------------------------------------------- */
+/* A start that would write committed output again                                     */
+
+/* "checkpoint 7", "checkpoints 6, 7", "checkpoints 6, 7, 8, ... 15" */
+static void ids_text(const fl_ksink_commits_t *c, char *buf, size_t n) {
+  size_t len = (size_t)snprintf(buf, n, "checkpoint%s", c->n_later > 1 ? "s" : "");
+  for (size_t i = 0; i < c->n_later && len < n; i++) {
+    if (c->later[i] == FL_KSINK_END_ID) /* a run without checkpoints commits at its end */
+      len += (size_t)snprintf(buf + len, n - len, "%s the end of a run", i ? "," : "");
+    else
+      len += (size_t)snprintf(buf + len, n - len, "%s %" PRId64, i ? "," : "", c->later[i]);
+  }
+  if (c->more && len < n) snprintf(buf + len, n - len, ", ... %" PRId64, c->max_later);
+}
+
+/* Whether an fl.txn value is a transaction of this sink: "<prefix>-<digits>/...". */
+static bool tag_of_prefix(const char *prefix, const char *v, size_t vl) {
+  size_t pl = strlen(prefix), i = pl + 1;
+  if (vl <= i || memcmp(v, prefix, pl) != 0 || v[pl] != '-') return false;
+  while (i < vl && v[i] >= '0' && v[i] <= '9') i++;
+  return i > pl + 1 && i < vl && v[i] == '/';
+}
+
+typedef struct tail {
+  int32_t part;
+  int64_t lo, hi, start;
+  bool done, found; /* this round reached the end; a record was read */
+  int64_t off;      /* the last record read */
+  char txn[700];    /* its fl.txn header ("" none) */
+} tail_t;
+
+/* Reads the partitions that are not found yet, each from its start to its end (as a
+ * read_committed consumer sees it), keeping the last record of each. */
+static int read_tails(fl_context_t *ctx, kinst_t *in, rd_kafka_t *rk, tail_t *t, size_t n) {
+  const ksink_t *c = in->cfg;
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+  size_t open = 0;
+  for (size_t i = 0; i < n; i++) {
+    t[i].done = t[i].found || t[i].hi <= t[i].lo;
+    if (t[i].done) continue;
+    rd_kafka_topic_partition_list_add(l, c->topic, t[i].part)->offset = t[i].start;
+    open++;
+  }
+  rd_kafka_resp_err_t err = open ? rd_kafka_assign(rk, l) : RD_KAFKA_RESP_ERR_NO_ERROR;
+  rd_kafka_topic_partition_list_destroy(l);
+  if (err)
+    return fl_ksink_fail(ctx, in, "cannot read topic %s: %s", c->topic, rd_kafka_err2str(err));
+  int64_t deadline = (int64_t)time(NULL) * 1000 + c->timeout_ms;
+  while (open) {
+    if ((int64_t)time(NULL) * 1000 > deadline)
+      return fl_ksink_fail(ctx, in,
+                           "cannot read the last records of topic %s within %d ms, to tell whether "
+                           "this sink's output is already there",
+                           c->topic, c->timeout_ms);
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+    if (!m) continue;
+    tail_t *x = NULL;
+    for (size_t i = 0; i < n && !x; i++)
+      if (t[i].part == m->partition && !t[i].done) x = &t[i];
+    if (!x) {
+      /* another partition, or one done */
+    } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      x->done = true;
+      open--;
+    } else if (m->err) {
+      int rc = fl_ksink_fail(ctx, in, "reading topic %s partition %" PRId32 ": %s", c->topic,
+                             m->partition, rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+      return rc;
+    } else if (m->offset >= x->start && m->offset < x->hi) {
+      rd_kafka_headers_t *h = NULL;
+      const void *v = NULL;
+      size_t vl = 0;
+      x->found = true;
+      x->off = m->offset;
+      x->txn[0] = 0;
+      if (rd_kafka_message_headers(m, &h) == 0 &&
+          rd_kafka_header_get_last(h, FL_KSINK_HDR_TXN, &v, &vl) == 0 && v)
+        snprintf(x->txn, sizeof x->txn, "%.*s", (int)(vl < 699 ? vl : 699), (const char *)v);
+    }
+    rd_kafka_message_destroy(m);
+  }
+  return FL_OK;
+}
+
+/* Whether the last record of one of this subtask's partitions of the sink's topic
+ * (partition p with p % parallelism == subtask) carries an fl.txn header of this prefix:
+ * 1 (where says which), 0, or < 0 (the job fails). Each partition is read from a little
+ * before its end, further back while that finds no record (transaction markers, and
+ * aborted records a read_committed consumer skips). */
+static int topic_evidence(fl_context_t *ctx, kinst_t *in, char *where, size_t wn) {
+  const ksink_t *c = in->cfg;
+  char err[1024] = "", group[600];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  rd_kafka_t *rk = NULL;
+  rd_kafka_topic_t *rkt = NULL;
+  const struct rd_kafka_metadata *md = NULL;
+  tail_t *t = NULL;
+  size_t n = 0;
+  int rc = FL_OK;
+  if (!c->topic) {
+    rd_kafka_conf_destroy(conf);
+    return 0; /* the serializer names the topics: only the log can tell */
+  }
+  snprintf(group, sizeof group, "%s-fl-check", in->txid);
+  if (fl_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, sizeof err) ||
+      fl_kafka_conf_set(conf, "group.id", group, err, sizeof err) ||
+      fl_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof err) ||
+      fl_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) ||
+      fl_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err) ||
+      fl_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err) ||
+      fl_kafka_conf_apply(conf, c->props, err, sizeof err)) {
+    rd_kafka_conf_destroy(conf);
+    return fl_ksink_fail(ctx, in, "%s", err);
+  }
+  char e[512];
+  rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof e);
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    return fl_ksink_fail(ctx, in, "cannot create a consumer to read topic %s: %s", c->topic, e);
+  }
+  rkt = rd_kafka_topic_new(rk, c->topic, NULL);
+  rd_kafka_resp_err_t merr =
+      rkt ? rd_kafka_metadata(rk, 0, rkt, &md, c->timeout_ms) : rd_kafka_last_error();
+  if (merr || md->topic_cnt != 1) {
+    rc = fl_ksink_fail(ctx, in, "cannot read the metadata of topic %s: %s", c->topic,
+                       rd_kafka_err2str(merr));
+    goto done;
+  }
+  const struct rd_kafka_metadata_topic *mt = &md->topics[0];
+  if (mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) goto done; /* nothing written yet */
+  if (mt->err) {
+    rc = fl_ksink_fail(ctx, in, "topic %s: %s", c->topic, rd_kafka_err2str(mt->err));
+    goto done;
+  }
+  t = calloc((size_t)mt->partition_cnt + 1, sizeof *t);
+  if (!t) {
+    rc = FL_ENOMEM;
+    goto done;
+  }
+  for (int i = 0; i < mt->partition_cnt; i++) {
+    int32_t p = mt->partitions[i].id;
+    if (p % in->parallelism != in->subtask) continue;
+    tail_t *x = &t[n++];
+    x->part = p;
+    rd_kafka_resp_err_t werr =
+        rd_kafka_query_watermark_offsets(rk, c->topic, p, &x->lo, &x->hi, c->timeout_ms);
+    if (werr) {
+      rc = fl_ksink_fail(ctx, in, "cannot read the offsets of topic %s partition %" PRId32 ": %s",
+                         c->topic, p, rd_kafka_err2str(werr));
+      goto done;
+    }
+  }
+  /* from 16 records before the end, then 16 times further back each round */
+  for (int64_t w = 16; !rc; w = w > INT64_MAX / 16 ? INT64_MAX : w * 16) {
+    bool again = false;
+    for (size_t i = 0; i < n; i++) {
+      tail_t *x = &t[i];
+      if (x->found || x->hi <= x->lo) continue;
+      int64_t start = x->hi - x->lo > w ? x->hi - w : x->lo;
+      if (w > 16 && x->start == x->lo) {
+        x->hi = x->lo; /* read whole, nothing there */
+        continue;
+      }
+      x->start = start;
+      again = true;
+    }
+    if (!again) break;
+    rc = read_tails(ctx, in, rk, t, n);
+  }
+  for (size_t i = 0; i < n && !rc; i++) {
+    tail_t *x = &t[i];
+    if (!x->found || !tag_of_prefix(c->prefix, x->txn, strlen(x->txn))) continue;
+    snprintf(where, wn,
+             "topic %s partition %" PRId32 " ends with this sink's output (offset %" PRId64
+             ", fl.txn %s)",
+             c->topic, x->part, x->off, x->txn);
+    rc = 1;
+  }
+done:
+  free(t);
+  if (md) rd_kafka_metadata_destroy(md);
+  if (rkt) rd_kafka_topic_destroy(rkt);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  return rc;
+}
+
+int fl_ksink_check_repeat(fl_context_t *ctx, kinst_t *in) {
+  const ksink_t *c = in->cfg;
+  int64_t rid = fl_ctx_restored_checkpoint_id(ctx);
+  static const char fresh_choices[] =
+      "restore from a checkpoint (execution.savepoint.path), write new output under a new "
+      "opts.transactional_id_prefix";
+  char **logs = NULL, shows[4400] = "", what[1500] = "", ids[300], choices[200] = "",
+       where[4500] = "";
+  fl_ksink_commits_t all = {0};
+  int rc = fl_ksink_log_share(ctx, in, &logs);
+  if (rc) return rc;
+  for (size_t i = 0; logs[i] && !rc; i++) {
+    char *s = NULL;
+    fl_ksink_commits_t one = {0};
+    rc = fl_ksink_log_read(ctx, in, logs[i], &s);
+    if (rc) break;
+    fl_ksink_log_commits(s, rid, &one);
+    fl_ksink_log_commits(s, rid, &all);
+    free(s);
+    if (!shows[0] && (rid ? one.n_later > 0 : one.newest > 0))
+      snprintf(shows, sizeof shows, "%s", logs[i]);
+  }
+  if (rc) goto done;
+  /* The message puts the paths last: a long one is what gets cut. */
+  if (rid > 0 && all.n_later) {
+    ids_text(&all, ids, sizeof ids);
+    snprintf(what, sizeof what,
+             "the job restores from checkpoint %" PRId64
+             ", but this sink committed output at %s, after it (a newer checkpoint is damaged or "
+             "deleted, or an older one was chosen)",
+             rid, ids);
+    snprintf(choices, sizeof choices,
+             "restore from checkpoint %" PRId64 " or a newer one (repaired, or a copy)",
+             all.max_later);
+    snprintf(where, sizeof where, "transaction log %s", shows);
+  } else if (rid == 0 && all.newest) {
+    snprintf(what, sizeof what,
+             "the job starts without a checkpoint, but this sink committed output (the newest "
+             "at checkpoint %" PRId64 ")",
+             all.newest);
+    snprintf(choices, sizeof choices, "%s", fresh_choices);
+    snprintf(where, sizeof where, "transaction log %s", shows);
+  } else if (rid == 0 && !logs[0]) {
+    char found[1200] = "";
+    rc = topic_evidence(ctx, in, found, sizeof found);
+    if (rc < 0) goto done;
+    if (rc == 1) {
+      snprintf(what, sizeof what, "the job starts without a checkpoint or transaction log, but %s",
+               found);
+      snprintf(choices, sizeof choices, "%s", fresh_choices);
+      snprintf(where, sizeof where, "no log of transactional.id %s-* in %s", c->prefix, c->log_dir);
+    }
+    rc = FL_OK;
+  }
+  if (what[0] && !c->accept_duplicates) {
+    rc = fl_ksink_fail(ctx, in,
+                       "%s: going on would write that output again. Either %s, or set "
+                       "opts.accept_duplicates = 1 to write it again anyway (%s)",
+                       what, choices, where);
+    goto done;
+  }
+  rc = fl_ksink_log_touch(ctx, in);
+  if (rc || !what[0]) goto done;
+  fl_ctx_log(ctx, FL_LOG_WARN,
+             "kafka sink '%s': %s; it writes that output again (opts.accept_duplicates) (%s)",
+             c->name, what, where);
+  /* Checkpoint ids before this line belong to the history given up. */
+  char line[64];
+  snprintf(line, sizeof line, "start %" PRId64 "\n", rid);
+  rc = fl_ksink_log_append(ctx, in, in->log_path, line);
+  for (size_t i = 0; logs[i] && !rc; i++)
+    if (strcmp(logs[i], in->log_path) != 0) rc = fl_ksink_log_append(ctx, in, logs[i], line);
+done:
+  fl_ksink_paths_free(logs);
+  return rc;
+}

@@ -41,6 +41,7 @@ typedef struct ksink {
   void *serialize_opaque;
   void (*serialize_destroy)(void *);
   int timeout_ms;
+  bool accept_duplicates; /* EXACTLY_ONCE: a start that writes committed output again goes on */
 } ksink_t;
 
 /* ---------------------------------------------------------------------------------- */
@@ -183,6 +184,28 @@ typedef struct logscan {
   int64_t roff;
 } logscan_t;
 
+/* The logs of this subtask's share of the prefix: <log_dir>/<prefix>-<n>.log with
+ * n % parallelism == subtask, sorted; *paths is a NULL-terminated array (free with
+ * fl_ksink_paths_free). A log directory that does not exist holds none. */
+int fl_ksink_log_share(fl_context_t *ctx, kinst_t *in, char ***paths);
+void fl_ksink_paths_free(char **paths);
+/* Creates the instance's own log if it does not exist (empty). */
+int fl_ksink_log_touch(fl_context_t *ctx, kinst_t *in);
+
+#define FL_KSINK_LATER_SHOWN 8
+typedef struct fl_ksink_commits {
+  int64_t newest;                      /* the newest checkpoint of an intent or committed
+                                           line (0: none) */
+  int64_t later[FL_KSINK_LATER_SHOWN]; /* the smallest distinct checkpoints above `after`
+                                           since the last start line, ascending */
+  size_t n_later;                      /* how many of later[] are set */
+  bool more;                           /* more than later[] holds */
+  int64_t max_later;                   /* the largest of them */
+} fl_ksink_commits_t;
+/* Adds what one log's text says about commits to c (zeroed before the first log). An
+ * intent counts as a commit: its commit may have reached the broker. */
+void fl_ksink_log_commits(const char *text, int64_t after, fl_ksink_commits_t *c);
+
 /* What the log text s (modified) says about transaction tag. */
 void fl_ksink_log_scan(char *s, const char *tag, logscan_t *r);
 /* The transactional.id of a tag: what precedes its last two '/'. */
@@ -191,6 +214,12 @@ bool fl_ksink_tag_txid(const char *tag, char *out, size_t n);
 /* ---------------------------------------------------------------------------------- */
 /* Recovery (kafka_sink_eos.c)                                                         */
 
+/* At open, before anything is written: whether this start would write again output the
+ * sink already committed (see accept_duplicates in flink.h), from the logs of this
+ * subtask's share, or, at a start without a checkpoint and without any such log, from
+ * the last record of each of its partitions of the sink's topic. Fails the job, or
+ * with accept_duplicates logs a warning and marks the logs. */
+int fl_ksink_check_repeat(fl_context_t *ctx, kinst_t *in);
 /* The sink's restore function: resolves the restored transactions this subtask owns. */
 int fl_ksink_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *states, size_t n);
 
