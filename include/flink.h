@@ -228,7 +228,7 @@ typedef enum fl_log_level {
   FL_LOG_INFO = 2
 } fl_log_level_t;
 /* Receives one line (no newline; borrowed for the call). Called from any of the job's
- * threads, possibly at once: it must be thread-safe. */
+ * threads, and from a Kafka client's own, possibly at once: it must be thread-safe. */
 typedef void (*fl_log_fn)(fl_log_level_t level, const char *line, void *opaque);
 
 /* Sends the environment's log lines to fn instead of the default, which writes
@@ -560,6 +560,12 @@ FL_API int fl_stream_sink_files(fl_stream_t *in, const char *name, const char *d
  * "key" (but not "key.location" paths) or "token". Builder errors name the operator and
  * the property. `flink-kafka-local` (tools/) runs a local mock cluster for tests and
  * demos; see README for which guarantees were proven only against it.
+ *
+ * Brokers that do not answer: librdkafka retries for as long as it takes, and the job
+ * waits. While a broker a source or sink needs has not answered for five statistics
+ * intervals (statistics.interval.ms, 1 s unless props set it; 0 turns this off) the job's
+ * log (fl_env_set_log) gets a warning naming it, again every thirty intervals while it
+ * lasts, and an info line when it answers again.
  */
 
 /* A Kafka message, as a source hands it to its deserializer and a sink's serializer
@@ -677,7 +683,11 @@ typedef struct fl_kafka_sink_opts {
   fl_kafka_serialize_fn serialize;         /* NULL: the record's key, value and timestamp */
   void *serialize_opaque;                  /* shared by all subtasks */
   void (*serialize_destroy)(void *opaque); /* optional */
-  int timeout_ms;                          /* flush, transaction and start-up calls; 0: 60000 */
+  /* Flush, transaction and start-up calls; 0: 60000. AT_LEAST_ONCE and NO_GUARANTEE:
+   * also how long a message may take to be delivered (message.timeout.ms, unless props
+   * set it or delivery.timeout.ms): one that is not fails the job, also while no record
+   * arrives. */
+  int timeout_ms;
   /* Version 2. EXACTLY_ONCE: what a start does when it would write again output this
    * sink already committed. That is a restore from checkpoint N while the transaction
    * log shows transactions committed at later checkpoints (the restore fell back past
@@ -697,7 +707,10 @@ typedef struct fl_kafka_sink_opts {
 /* Kafka sink (Flink's KafkaSink). Messages without a partition go where librdkafka's
  * default partitioner puts them (murmur2 of the key as the Java client does, random
  * without a key), so keyed output lands in the same partition as from a Java producer.
- * A delivery error fails the job naming the topic and the broker's error.
+ * A delivery error fails the job naming the topic and the broker's error. A job that
+ * fails or is stopped still delivers what it can within min(timeout_ms, 10 s), and
+ * says on its log how many messages it could not (they are lost; with AT_LEAST_ONCE
+ * and checkpoints, a restore writes them again).
  *
  * EXACTLY_ONCE: each subtask runs a transactional producer and writes everything
  * between two checkpoint barriers in one transaction, committed when that checkpoint

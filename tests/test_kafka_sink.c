@@ -477,6 +477,7 @@ typedef struct job_thread {
   fl_env_t *env;
   int rc;
   char err[1024];
+  _Atomic int done; /* execute returned */
 } job_thread_t;
 
 /* Runs the job on its own thread (for tests that act while it runs). */
@@ -484,6 +485,7 @@ static void *run_job(void *arg) {
   job_thread_t *j = arg;
   j->rc = fl_env_execute(j->env, "bg");
   snprintf(j->err, sizeof j->err, "%s", fl_env_error(j->env));
+  atomic_store(&j->done, 1);
   return NULL;
 }
 
@@ -1278,6 +1280,186 @@ static void test_broker_down_then_up_loses_nothing(void **state) {
   mock_stop(&mk);
 }
 
+/* Waits until the generator paused at its pause_at record (fails the test after 10 s). */
+static void wait_paused(gen_t *g) {
+  pthread_mutex_lock(&g->mu);
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += (time_t)(10 * timeout_scale());
+  while (!g->paused)
+    if (pthread_cond_timedwait(&g->cv, &g->mu, &dl) == ETIMEDOUT) break;
+  int paused = g->paused;
+  pthread_mutex_unlock(&g->mu);
+  assert_true(paused);
+}
+
+static bool log_has(logbuf_t *l, const char *a, const char *b) {
+  pthread_mutex_lock(&l->mu);
+  const char *at = l->text ? strstr(l->text, a) : NULL;
+  bool yes = at && (!b || strstr(at, b));
+  pthread_mutex_unlock(&l->mu);
+  return yes;
+}
+
+/* Waits (up to base_ms, scaled) for a log line with a, and b after it. */
+static bool wait_log(logbuf_t *l, const char *a, const char *b, int64_t base_ms) {
+  int64_t deadline = deadline_in(base_ms);
+  while (!log_has(l, a, b)) {
+    if (now_ms() >= deadline) return false;
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* polling the log, not waiting for work to happen */
+  }
+  return true;
+}
+
+/* At least once, the broker gone: the records already written wait in the producer
+ * while the source has nothing more to say. Their delivery cannot complete within the
+ * sink's timeout, so the job fails, naming the topic and the cause, and the failing
+ * job's flush reports how many records were lost. */
+static void test_at_least_once_fails_when_delivery_cannot_complete_in_time(void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "gone", 2);
+  fl_env_t *env = make_env(NULL);
+  logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  assert_int_equal(fl_env_set_log(env, collect_log, &log), 0);
+  gen_t g;
+  gen_init(&g, 200, 7);
+  g.pause_at = 100; /* then waits for good: only the sink can end the job */
+  const char *props[] = {"reconnect.backoff.max.ms", "100", NULL};
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = mk.bs,
+                            .topic = "gone",
+                            .guarantee = FL_KAFKA_AT_LEAST_ONCE,
+                            .props = props,
+                            .timeout_ms = 1500};
+  assert_int_equal(fl_stream_sink_kafka(fl_source(env, "gen", &gen_fn, &g, 0), "out", &o), 0);
+  assert_int_equal(rd_kafka_mock_broker_set_down(mk.mc, 1), 0);
+  job_thread_t j = {.env = env};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, run_job, &j), 0);
+  wait_paused(&g);
+  /* the timeout, and then some: the job must have failed by then */
+  int64_t deadline = deadline_in(10000);
+  while (!atomic_load(&j.done) && now_ms() < deadline) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* polling the job's state */
+  }
+  bool ended = atomic_load(&j.done);
+  if (!ended) fl_env_stop(env);
+  pthread_join(t, NULL);
+  fl_env_destroy(env); /* no more log lines */
+  if (!ended)
+    fail_msg(
+        "the job did not fail within 10 s of a delivery timeout of 1.5 s (then stopped: "
+        "rc %d, '%s'; log:\n%s)",
+        j.rc, j.err, log.text ? log.text : "");
+  assert_int_not_equal(j.rc, 0);
+  assert_int_not_equal(j.rc, FL_ECANCELED);
+  if (!strstr(j.err, "kafka sink 'out'") || !strstr(j.err, "topic gone") ||
+      !strstr(j.err, "timed out"))
+    fail_msg("unexpected error: %s", j.err);
+  if (!log_has(&log, "ERROR", "100 of 100 messages"))
+    fail_msg("no report of the 100 lost records in the log:\n%s", log.text ? log.text : "");
+  free(log.text);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+/* A stop while the broker is gone: the sink flushes what it can within its bounded
+ * wait, and says on the log how many records it could not deliver. */
+static void test_stop_reports_what_at_least_once_could_not_deliver(void **state) {
+  (void)state;
+  mock_t mk;
+  mock_start(&mk, 1);
+  mock_topic(&mk, "stop", 2);
+  fl_env_t *env = make_env(NULL);
+  logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  assert_int_equal(fl_env_set_log(env, collect_log, &log), 0);
+  gen_t g;
+  gen_init(&g, 300, 7);
+  g.pause_at = 150;
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = mk.bs,
+                            .topic = "stop",
+                            .guarantee = FL_KAFKA_AT_LEAST_ONCE,
+                            .timeout_ms = 2000};
+  assert_int_equal(fl_stream_sink_kafka(fl_source(env, "gen", &gen_fn, &g, 0), "out", &o), 0);
+  assert_int_equal(rd_kafka_mock_broker_set_down(mk.mc, 1), 0);
+  job_thread_t j = {.env = env};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, run_job, &j), 0);
+  wait_paused(&g);
+  fl_env_stop(env);
+  pthread_join(t, NULL);
+  fl_env_destroy(env); /* no more log lines */
+  assert_int_equal(j.rc, FL_ECANCELED);
+  if (!log_has(&log, "ERROR", "150 of 150 messages") || !log_has(&log, "topic stop", NULL))
+    fail_msg("the stop did not report the 150 records it could not deliver:\n%s",
+             log.text ? log.text : "");
+  free(log.text);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+static _Atomic int64_t g_passed;
+static int count_map(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
+  (void)opaque;
+  atomic_fetch_add(&g_passed, 1);
+  return fl_emit_record(ctx, in);
+}
+
+/* The broker process frozen (SIGSTOP, its connections open) while records flow: the
+ * sink says on the log that the broker does not answer, and that it answers again after
+ * SIGCONT; the stop that follows delivers everything (no report of lost records). */
+static void test_a_frozen_broker_is_logged_until_it_answers_again(void **state) {
+  (void)state;
+  char bs[1100];
+  child_t *srv = start_server(bs, sizeof bs, "--quiet", "--topic", "frozen:2", NULL);
+  fl_env_t *env = make_env(NULL);
+  logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  assert_int_equal(fl_env_set_log(env, collect_log, &log), 0);
+  gen_t g;
+  gen_init(&g, INT64_MAX / 2, 7); /* until stopped */
+  g.rate_per_ms = 0.5;
+  g.budget = 16;
+  atomic_store(&g_passed, 0);
+  const char *props[] = {"statistics.interval.ms", "100", NULL};
+  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
+                            .brokers = bs,
+                            .topic = "frozen",
+                            .guarantee = FL_KAFKA_AT_LEAST_ONCE,
+                            .props = props,
+                            .timeout_ms = 60000};
+  fl_stream_t *s = fl_stream_map(fl_source(env, "gen", &gen_fn, &g, 0), "count", count_map, NULL);
+  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
+  job_thread_t j = {.env = env};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, run_job, &j), 0);
+  int64_t deadline = deadline_in(10000);
+  while (atomic_load(&g_passed) < 50 && now_ms() < deadline) {
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* polling the count */
+  }
+  assert_int_equal(kill(srv->pid, SIGSTOP), 0);
+  bool warned = wait_log(&log, "WARN", "no answer from broker", 10000);
+  assert_int_equal(kill(srv->pid, SIGCONT), 0);
+  bool again = wait_log(&log, "INFO", "answer again", 10000);
+  fl_env_stop(env);
+  pthread_join(t, NULL);
+  fl_env_destroy(env); /* no more log lines */
+  if (!warned || !again || log_has(&log, "ERROR", NULL))
+    fail_msg("frozen broker: warned %d, answered again %d; log:\n%s", warned, again,
+             log.text ? log.text : "");
+  assert_int_equal(j.rc, FL_ECANCELED);
+  free(log.text);
+  gen_free(&g);
+  assert_int_equal(rd_kafka_wait_destroyed(5000), 0);
+  stop_server(srv);
+  child_free(srv);
+}
+
 #define API_PRODUCE 0
 #define API_INIT_PRODUCER_ID 22
 
@@ -1465,6 +1647,7 @@ int main(void) {
       /* first: they fork, and no librdkafka thread may be alive in this process then */
       cmocka_unit_test(test_exactly_once_survives_sigkill_at_every_commit_step),
       cmocka_unit_test(test_restore_rewrites_a_transaction_whose_commit_was_never_sent),
+      cmocka_unit_test(test_a_frozen_broker_is_logged_until_it_answers_again),
       cmocka_unit_test_teardown(test_at_least_once_delivers_every_record_with_java_partitioning,
                                 test_teardown),
       cmocka_unit_test_teardown(test_no_guarantee_flushes_everything_at_the_end, test_teardown),
@@ -1484,6 +1667,10 @@ int main(void) {
           test_teardown),
       cmocka_unit_test_teardown(test_broker_down_then_up_loses_nothing, test_teardown),
       cmocka_unit_test_teardown(test_retriable_produce_errors_lose_nothing, test_teardown),
+      cmocka_unit_test_teardown(test_at_least_once_fails_when_delivery_cannot_complete_in_time,
+                                test_teardown),
+      cmocka_unit_test_teardown(test_stop_reports_what_at_least_once_could_not_deliver,
+                                test_teardown),
       cmocka_unit_test_teardown(test_fatal_produce_error_fails_the_job_naming_topic_and_error,
                                 test_teardown),
       cmocka_unit_test_teardown(test_fatal_init_producer_id_error_fails_the_job, test_teardown),

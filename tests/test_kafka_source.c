@@ -1027,6 +1027,78 @@ static void unreachable_brokers_fail_naming_them(void **state) {
   job_free(&j);
 }
 
+/* The log of a job, for tests that look for what it says. */
+typedef struct logbuf {
+  pthread_mutex_t mu;
+  char *text;
+} logbuf_t;
+
+static void collect_log(fl_log_level_t level, const char *line, void *opaque) {
+  logbuf_t *l = opaque;
+  static const char *const names[] = {"ERROR", "WARN", "INFO"};
+  pthread_mutex_lock(&l->mu);
+  size_t len = l->text ? strlen(l->text) : 0, n = strlen(line) + 16;
+  l->text = realloc(l->text, len + n);
+  snprintf(l->text + len, n, "%s %s\n", names[level], line);
+  pthread_mutex_unlock(&l->mu);
+}
+
+/* Waits (up to base_ms, scaled) for a line containing a, then b. */
+static bool wait_log(logbuf_t *l, const char *a, const char *b, int64_t base_ms) {
+  int64_t deadline = deadline_in(base_ms);
+  for (;;) {
+    pthread_mutex_lock(&l->mu);
+    const char *at = l->text ? strstr(l->text, a) : NULL;
+    bool yes = at && strstr(at, b);
+    pthread_mutex_unlock(&l->mu);
+    if (yes) return true;
+    if (now_ms() >= deadline) return false;
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* polling the log, not waiting for work to happen */
+  }
+}
+
+/* The broker process frozen (SIGSTOP, its connections open): the source says on the log
+ * that the broker does not answer, says again when it answers, and goes on reading. */
+static void frozen_broker_is_logged_until_it_answers_again(void **state) {
+  char bs[1100], err[512];
+  child_t *srv = start_server(bs, sizeof bs, "--quiet", "--topic", "t:2", NULL);
+  mock_t m = {0}; /* a producer to the server, no mock of our own */
+  rd_kafka_conf_t *pc = rd_kafka_conf_new();
+  assert_int_equal(rd_kafka_conf_set(pc, "bootstrap.servers", bs, err, sizeof err), 0);
+  assert_int_equal(rd_kafka_conf_set(pc, "linger.ms", "0", err, sizeof err), 0);
+  m.prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
+  assert_non_null(m.prod);
+  snprintf(m.bootstrap, sizeof m.bootstrap, "%.500s", bs);
+  produce_seq(&m, "t", 2, 0, 10, 0);
+  static const char *const props[] = {
+      "log_level", "2", "statistics.interval.ms", "100", "fetch.wait.max.ms", "100", NULL};
+  fl_kafka_source_opts_t o = opts_for(&m, "t");
+  o.props = props;
+  job_t j;
+  job_build(&j, env_conf(1, NULL), &o);
+  logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  assert_int_equal(fl_env_set_log(j.env, collect_log, &log), 0);
+  job_start(&j);
+  wait_records(&j, 20, 10000);
+  assert_int_equal(kill(srv->pid, SIGSTOP), 0);
+  bool warned = wait_log(&log, "WARN", "no answer from broker", 10000);
+  assert_int_equal(kill(srv->pid, SIGCONT), 0);
+  bool again = wait_log(&log, "INFO", "answer again", 10000);
+  produce_seq(&m, "t", 2, 10, 10, 0);
+  wait_records(&j, 40, 10000);
+  job_stop(&j); /* no more log lines */
+  if (!warned || !again)
+    fail_msg("frozen broker: warned %d, answered again %d; log:\n%s", warned, again,
+             log.text ? log.text : "");
+  expect_exactly(&j.col, 2, 0, 20, 0, true);
+  job_free(&j);
+  free(log.text);
+  mock_stop(&m);
+  stop_server(srv);
+  child_free(srv);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Invalid options                                                                    */
 
@@ -1227,6 +1299,7 @@ int main(void) {
       cmocka_unit_test(authorization_failure_fails_with_message),
       cmocka_unit_test(missing_topic_fails_naming_it),
       cmocka_unit_test(unreachable_brokers_fail_naming_them),
+      cmocka_unit_test(frozen_broker_is_logged_until_it_answers_again),
       cmocka_unit_test(invalid_options_are_rejected_by_name),
       cmocka_unit_test(secret_values_never_in_errors),
       cmocka_unit_test(metrics_show_consumed_and_lag),

@@ -38,6 +38,7 @@
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@
 #include "io/kafka_common.h"
 #include "io/kafka_sink_int.h"
 #include "runtime/connector.h"
+#include "util/clock.h"
 #include "util/fs.h"
 
 /* ---------------------------------------------------------------------------------- */
@@ -62,7 +64,15 @@ static int ks_open_inst(fl_context_t *ctx, void *opaque, void **instance) {
   int rc = FL_OK;
   char err[1024] = "";
   if (!in) return FL_ENOMEM;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* waits use fl_mono_ms deadlines */
+  pthread_mutex_init(&in->mu, NULL);
+  pthread_cond_init(&in->cv, &ca);
+  pthread_condattr_destroy(&ca);
   in->cfg = c;
+  in->ctx = ctx;
+  in->bg = c->guarantee != FL_KAFKA_EXACTLY_ONCE;
   in->subtask = fl_ctx_subtask(ctx);
   in->parallelism = fl_ctx_parallelism(ctx);
   in->dr_target = &in->tx;
@@ -116,7 +126,7 @@ static int ks_open(fl_context_t *ctx, void *opaque, void **instance) {
 static int ks_write(fl_context_t *ctx, const fl_record_t *rec, void *instance) {
   kinst_t *in = instance;
   const ksink_t *c = in->cfg;
-  if ((++in->writes & 15) == 0) rd_kafka_poll(in->rk, 0);
+  if (!in->bg && (++in->writes & 15) == 0) rd_kafka_poll(in->rk, 0); /* delivery reports */
   int rc = fl_ksink_check_err(ctx, in);
   if (rc) return rc;
   fl_kafka_message_t m = {.topic = NULL,
@@ -163,17 +173,39 @@ static int ks_write(fl_context_t *ctx, const fl_record_t *rec, void *instance) {
                           in->tag, (void *)(uintptr_t)(k + 1));
 }
 
+/* At least once or no guarantee in a failing or stopped job: delivers what it can
+ * within min(timeout, 10 s), then logs what it could not (close drops it). */
+static void report_undelivered(fl_context_t *ctx, kinst_t *in) {
+  int t = in->cfg->timeout_ms < 10000 ? in->cfg->timeout_ms : 10000;
+  rd_kafka_flush(in->rk, t);
+  fl_ksink_wait_reports(in, fl_mono_ms() + t);
+  pthread_mutex_lock(&in->mu);
+  uint64_t lost = in->lost, queued = in->produced - in->reported;
+  char first[1024];
+  snprintf(first, sizeof first, "%s", in->bg_failed ? in->bg_err : "");
+  pthread_mutex_unlock(&in->mu);
+  if (!lost && !queued) return;
+  fl_ctx_log(ctx, FL_LOG_ERROR,
+             "kafka sink '%s': the job ends with %" PRIu64 " of %" PRIu64
+             " messages not delivered to topic %s (%" PRIu64 " failed%s%s; %" PRIu64
+             " still queued after a last wait of %d ms): they are lost",
+             in->cfg->name, lost + queued, in->produced,
+             in->cfg->topic ? in->cfg->topic : "(per message)", lost, first[0] ? ": " : "", first,
+             queued, t);
+}
+
 static int ks_flush(fl_context_t *ctx, void *instance) {
   kinst_t *in = instance;
   if (!in) return FL_OK; /* open failed; the job is failing */
   bool eo = in->cfg->guarantee == FL_KAFKA_EXACTLY_ONCE;
   if (fl_ctx_job_failing(ctx)) {
     /* failing or stopped: exactly-once commits nothing; the others deliver what they
-     * can within a bounded wait (best effort: the job's outcome is decided) */
+     * can within a bounded wait (best effort: the job's outcome is decided) and say
+     * what they could not */
     if (eo)
       fl_ksink_abort_tx(in);
     else
-      rd_kafka_flush(in->rk, in->cfg->timeout_ms < 10000 ? in->cfg->timeout_ms : 10000);
+      report_undelivered(ctx, in);
     return FL_OK;
   }
   if (!eo) return fl_ksink_flush_all(ctx, in);
@@ -238,10 +270,15 @@ static void ks_close(void *instance) {
   if (!in) return;
   if (in->rk) {
     fl_ksink_abort_tx(in);
+    pthread_mutex_lock(&in->mu);
+    in->closing = true; /* the purged messages are no failure of the job */
+    pthread_mutex_unlock(&in->mu);
     rd_kafka_purge(in->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_destroy(in->rk);
+    rd_kafka_destroy(in->rk); /* joins the background thread */
   }
   fl_ksink_txbuf_free(&in->tx);
+  pthread_mutex_destroy(&in->mu);
+  pthread_cond_destroy(&in->cv);
   free(in);
 }
 

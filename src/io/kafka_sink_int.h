@@ -20,9 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include <librdkafka/rdkafka.h>
 
 #include "flink.h"
+#include "io/kafka_health.h"
 
 #define FL_KSINK_END_ID INT64_MAX        /* the commit after the end of a job without checkpoints */
 #define FL_KSINK_STATE_MAGIC 0x314b4c46u /* "FLK1" */
@@ -92,11 +95,26 @@ void fl_ksink_txbuf_drop_produced(txbuf_t *b);
 
 typedef struct kinst {
   const ksink_t *cfg;
+  const fl_context_t *ctx; /* the runtime's context of this instance, stable while open */
   int subtask, parallelism;
   rd_kafka_t *rk;
+  fl_kafka_health_t health; /* used by the thread that serves the statistics */
+  /* AT_LEAST_ONCE and NO_GUARANTEE: librdkafka's background thread serves the delivery
+   * reports, errors and statistics (bg_event), so that a delivery that cannot complete
+   * fails the job even while no record arrives; the worker reads the outcome under mu. */
+  bool bg;
+  pthread_mutex_t mu;
+  pthread_cond_t cv; /* a delivery report arrived */
+  uint64_t produced; /* worker only: messages librdkafka accepted */
+  uint64_t reported; /* under mu: delivery reports, failed or not */
+  uint64_t lost;     /* under mu: failed delivery reports */
+  bool bg_failed;    /* under mu: a failure seen, described in bg_err */
+  char bg_err[1024]; /* under mu */
+  bool closing;      /* under mu: the purge at close reports no failures */
   char txid[512];
   char log_path[4400];
-  /* delivery errors (set by the delivery report callback on this thread) */
+  /* delivery errors (set by the delivery report callback on this thread, or copied from
+   * bg_err) */
   bool failed;
   char err[1024];
   txbuf_t *dr_target; /* the buffer whose entries' offsets delivery reports fill */
@@ -128,11 +146,16 @@ int fl_ksink_fail(fl_context_t *ctx, kinst_t *in, const char *fmt, ...)
     ;
 /* Fails the job if a delivery report or a fatal error was seen. */
 int fl_ksink_check_err(fl_context_t *ctx, kinst_t *in);
-/* A producer of the sink's brokers and properties; transactional with txid, with the
- * delivery report and error callbacks of instance `opaque` when not NULL. NULL on
- * failure (err says why). */
-rd_kafka_t *fl_ksink_new_producer(const ksink_t *c, const char *txid, void *opaque, char *err,
+/* A producer of the sink's brokers and properties; transactional with txid. With an
+ * instance, the one of that instance: exactly-once serves its callbacks on the worker
+ * (rd_kafka_poll, flush), the others on librdkafka's background thread (in->bg, set
+ * before), with message.timeout.ms = the sink's timeout unless the properties set a
+ * delivery timeout. NULL on failure (err says why). */
+rd_kafka_t *fl_ksink_new_producer(const ksink_t *c, const char *txid, kinst_t *in, char *err,
                                   size_t errsz);
+/* In->bg: waits until every message produced has its delivery report, or until
+ * deadline_ms (monotonic); whether they all have. */
+bool fl_ksink_wait_reports(kinst_t *in, int64_t deadline_ms);
 /* init_transactions of in->rk, retrying retriable errors until the timeout: completes or
  * aborts whatever an earlier producer with the same id left open. */
 int fl_ksink_txn_init(fl_context_t *ctx, kinst_t *in);

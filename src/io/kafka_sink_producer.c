@@ -18,6 +18,7 @@
 #include "io/kafka_sink.h"
 #include "io/kafka_sink_int.h"
 #include "runtime/connector.h"
+#include "util/clock.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Kill hook (tests)                                                                    */
@@ -67,7 +68,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
   kinst_t *in = opaque;
-  if (err != RD_KAFKA_RESP_ERR__FATAL) return; /* transient: librdkafka retries */
+  if (err != RD_KAFKA_RESP_ERR__FATAL) { /* transient: librdkafka retries */
+    fl_kafka_health_error(&in->health, reason);
+    return;
+  }
   char buf[512];
   rd_kafka_fatal_error(rk, buf, sizeof buf);
   in->fatal = true;
@@ -78,31 +82,185 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
   }
 }
 
-int fl_ksink_check_err(fl_context_t *ctx, kinst_t *in) {
-  return in->failed ? fl_ksink_fail(ctx, in, "%s", in->err) : FL_OK;
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+  (void)rk;
+  kinst_t *in = opaque;
+  char who[300];
+  snprintf(who, sizeof who, "kafka sink '%s'", in->cfg->name);
+  fl_kafka_health_stats(&in->health, in->ctx, who, json, len);
+  return 0; /* librdkafka frees json */
 }
 
-/* A producer (txid NULL: not transactional). */
-rd_kafka_t *fl_ksink_new_producer(const ksink_t *c, const char *txid, void *opaque, char *err,
+/* Records a failure seen on the background thread, and fails the job with it. */
+static void bg_fail(kinst_t *in, const char *what) {
+  bool first = false;
+  pthread_mutex_lock(&in->mu);
+  if (!in->bg_failed && !in->closing) {
+    in->bg_failed = first = true;
+    snprintf(in->bg_err, sizeof in->bg_err, "%s", what);
+  }
+  pthread_mutex_unlock(&in->mu);
+  if (first) fl_ctx_fail_async(in->ctx, FL_EUSER, "kafka sink '%s': %s", in->cfg->name, what);
+}
+
+/* "delivery to topic T [partition P] failed: <error>[ (within timeout_ms)]". */
+static void describe_failure(const kinst_t *in, const rd_kafka_message_t *m, char *buf, size_t n) {
+  char part[32] = "";
+  if (m->partition >= 0) snprintf(part, sizeof part, " partition %" PRId32, m->partition);
+  int len = snprintf(buf, n, "delivery to topic %s%s failed: %s",
+                     m->rkt ? rd_kafka_topic_name(m->rkt) : "?", part, rd_kafka_err2str(m->err));
+  if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT && len > 0 && (size_t)len < n)
+    snprintf(buf + len, n - (size_t)len, " (not delivered within timeout_ms, %d ms)",
+             in->cfg->timeout_ms);
+}
+
+/* At least once and no guarantee: everything the producer tells, on librdkafka's
+ * background thread (see kinst_t). */
+static void bg_event(rd_kafka_t *rk, rd_kafka_event_t *ev, void *opaque) {
+  kinst_t *in = opaque;
+  char what[1024] = "";
+  switch (rd_kafka_event_type(ev)) {
+  case RD_KAFKA_EVENT_DR: {
+    const rd_kafka_message_t *m;
+    uint64_t n = 0, bad = 0;
+    while ((m = rd_kafka_event_message_next(ev))) {
+      n++;
+      if (m->err && !bad++) describe_failure(in, m, what, sizeof what);
+    }
+    pthread_mutex_lock(&in->mu);
+    in->reported += n;
+    in->lost += bad;
+    pthread_cond_broadcast(&in->cv);
+    pthread_mutex_unlock(&in->mu);
+    if (bad) bg_fail(in, what);
+    break;
+  }
+  case RD_KAFKA_EVENT_ERROR:
+    if (rd_kafka_event_error_is_fatal(ev)) {
+      char buf[512];
+      rd_kafka_fatal_error(rk, buf, sizeof buf);
+      snprintf(what, sizeof what, "fatal producer error (topic %s): %s",
+               in->cfg->topic ? in->cfg->topic : "(per message)", buf);
+      bg_fail(in, what);
+    } else {
+      fl_kafka_health_error(&in->health, rd_kafka_event_error_string(ev));
+    }
+    break;
+  case RD_KAFKA_EVENT_STATS: {
+    const char *json = rd_kafka_event_stats(ev);
+    snprintf(what, sizeof what, "kafka sink '%s'", in->cfg->name);
+    if (json) fl_kafka_health_stats(&in->health, in->ctx, what, json, strlen(json));
+    break;
+  }
+  default: break;
+  }
+  rd_kafka_event_destroy(ev);
+}
+
+/* Whether a delivery failed (a failure of the background thread is copied in). */
+static bool failed(kinst_t *in) {
+  if (in->bg && !in->failed) {
+    pthread_mutex_lock(&in->mu);
+    if (in->bg_failed) {
+      in->failed = true;
+      snprintf(in->err, sizeof in->err, "%s", in->bg_err);
+    }
+    pthread_mutex_unlock(&in->mu);
+  }
+  return in->failed;
+}
+
+int fl_ksink_check_err(fl_context_t *ctx, kinst_t *in) {
+  return failed(in) ? fl_ksink_fail(ctx, in, "%s", in->err) : FL_OK;
+}
+
+/* Waits up to ms for the next delivery report (in->bg). */
+static void wait_report(kinst_t *in, int ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t ns = ts.tv_nsec + (int64_t)ms * 1000000;
+  ts.tv_sec += ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  pthread_mutex_lock(&in->mu);
+  if (in->reported < in->produced) pthread_cond_timedwait(&in->cv, &in->mu, &ts);
+  pthread_mutex_unlock(&in->mu);
+}
+
+bool fl_ksink_wait_reports(kinst_t *in, int64_t deadline_ms) {
+  pthread_mutex_lock(&in->mu);
+  while (in->reported < in->produced) {
+    int64_t left = deadline_ms - fl_mono_ms();
+    if (left <= 0) break;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ns = ts.tv_nsec + (left < 100 ? left : 100) * 1000000;
+    ts.tv_sec += ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    pthread_cond_timedwait(&in->cv, &in->mu, &ts);
+  }
+  bool all = in->reported >= in->produced;
+  pthread_mutex_unlock(&in->mu);
+  return all;
+}
+
+static bool props_name(char *const *props, const char *name) {
+  for (size_t i = 0; props && props[i]; i += 2)
+    if (strcmp(props[i], name) == 0) return true;
+  return false;
+}
+
+rd_kafka_t *fl_ksink_new_producer(const ksink_t *c, const char *txid, kinst_t *in, char *err,
                                   size_t errsz) {
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   rd_kafka_t *rk = NULL;
+  char tmo[32];
+  snprintf(tmo, sizeof tmo, "%d", c->timeout_ms);
   if (fl_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, errsz) ||
       fl_kafka_conf_set(conf, "partitioner", "murmur2_random", err, errsz) ||
       (txid && fl_kafka_conf_set(conf, "transactional.id", txid, err, errsz)) ||
       fl_kafka_conf_apply(conf, c->props, err, errsz))
     goto done;
-  if (opaque) {
-    rd_kafka_conf_set_opaque(conf, opaque);
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
+  if (in && in->bg && !props_name(c->props, "message.timeout.ms") &&
+      !props_name(c->props, "delivery.timeout.ms") &&
+      fl_kafka_conf_set(conf, "message.timeout.ms", tmo, err, errsz))
+    goto done;
+  /* Statistics are served where the callbacks are: on the background thread, or for
+   * exactly-once by the worker's poll and flush, which without periodic checkpoints may
+   * not come for a long time (the documents would pile up): none then. */
+  bool stats = in && (in->bg || in->keep);
+  if (stats && fl_kafka_health_init(&in->health, conf, c->props, false, err, errsz)) goto done;
+  if (in) {
+    rd_kafka_conf_set_opaque(conf, in);
+    if (in->bg) {
+      rd_kafka_conf_set_events(conf,
+                               RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_STATS);
+      rd_kafka_conf_set_background_event_cb(conf, bg_event);
+    } else {
+      rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+      rd_kafka_conf_set_error_cb(conf, error_cb);
+      if (stats) rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    }
   }
   char e[512];
   rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
-  if (!rk)
+  if (!rk) {
     snprintf(err, errsz, "cannot create the producer: %s", e);
-  else
-    conf = NULL; /* owned by rk */
+    goto done;
+  }
+  conf = NULL; /* owned by rk */
+  if (in && in->bg) {
+    /* The main queue (delivery reports, errors, statistics) goes to the background
+     * thread; nothing on the worker polls it from here on. */
+    rd_kafka_queue_t *mq = rd_kafka_queue_get_main(rk), *bq = rd_kafka_queue_get_background(rk);
+    if (mq && bq) rd_kafka_queue_forward(mq, bq);
+    if (mq) rd_kafka_queue_destroy(mq);
+    if (bq) rd_kafka_queue_destroy(bq);
+    if (!mq || !bq) {
+      snprintf(err, errsz, "cannot start the producer's background thread");
+      rd_kafka_destroy(rk);
+      rk = NULL;
+    }
+  }
 done:
   if (conf) rd_kafka_conf_destroy(conf);
   return rk;
@@ -176,14 +334,20 @@ int fl_ksink_produce(fl_context_t *ctx, kinst_t *in, const char *topic, int32_t 
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
         RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_TIMESTAMP(ts == FL_TS_NONE ? 0 : ts),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return FL_OK;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      in->produced++;
+      return FL_OK;
+    }
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !fl_ctx_job_failing(ctx)) {
-      rd_kafka_poll(in->rk, 10);
-      if (in->failed) break;
+      if (in->bg)
+        wait_report(in, 10);
+      else
+        rd_kafka_poll(in->rk, 10);
+      if (failed(in)) break;
       continue;
     }
     if (hdrs) rd_kafka_headers_destroy(hdrs);
-    if (in->failed) return fl_ksink_check_err(ctx, in);
+    if (failed(in)) return fl_ksink_check_err(ctx, in);
     return fl_ksink_fail(ctx, in, "cannot produce to topic %s partition %" PRId32 ": %s", topic,
                          partition, rd_kafka_err2str(err));
   }
@@ -204,13 +368,24 @@ int fl_ksink_produce_entry(fl_context_t *ctx, kinst_t *in, txbuf_t *b, size_t k,
 }
 
 int fl_ksink_flush_all(fl_context_t *ctx, kinst_t *in) {
+  int64_t deadline = fl_mono_ms() + in->cfg->timeout_ms;
   rd_kafka_resp_err_t err = rd_kafka_flush(in->rk, in->cfg->timeout_ms);
+  /* the background thread may still be handing out the last reports */
+  bool all = !in->bg || fl_ksink_wait_reports(in, deadline);
   int rc = fl_ksink_check_err(ctx, in);
   if (rc) return rc;
-  if (err)
-    return fl_ksink_fail(ctx, in, "flush (topic %s): %d messages not delivered within %d ms: %s",
-                         in->cfg->topic ? in->cfg->topic : "(per message)",
-                         rd_kafka_outq_len(in->rk), in->cfg->timeout_ms, rd_kafka_err2str(err));
+  if (err || !all) {
+    uint64_t left = (uint64_t)rd_kafka_outq_len(in->rk);
+    if (in->bg) {
+      pthread_mutex_lock(&in->mu);
+      left = in->produced - in->reported;
+      pthread_mutex_unlock(&in->mu);
+    }
+    return fl_ksink_fail(
+        ctx, in, "flush (topic %s): %" PRIu64 " messages not delivered within %d ms: %s",
+        in->cfg->topic ? in->cfg->topic : "(per message)", left, in->cfg->timeout_ms,
+        rd_kafka_err2str(err ? err : RD_KAFKA_RESP_ERR__TIMED_OUT));
+  }
   return FL_OK;
 }
 

@@ -104,6 +104,28 @@ static void ks_dlq_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
            rd_kafka_err2str(m->err));
 }
 
+/* The consumer's statistics, served by the consumer queue in run() (and at close). */
+static int ks_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+  ks_inst_t *in = opaque;
+  char who[300];
+  (void)rk;
+  snprintf(who, sizeof(who), "kafka source '%s' (brokers %s)", in->conf->name, in->conf->brokers);
+  fl_kafka_health_stats(&in->health, in->ctx, who, json, len);
+  return 0; /* librdkafka frees json */
+}
+
+/* Client errors, served by the consumer queue in run(): a fatal one fails the job there;
+ * the others (a broker down, refused, timed out) are librdkafka's to retry, and the
+ * health log quotes the last one. */
+static void ks_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+  ks_inst_t *in = opaque;
+  (void)rk;
+  if (err == RD_KAFKA_RESP_ERR__FATAL)
+    in->client_fatal = true;
+  else
+    fl_kafka_health_error(&in->health, reason);
+}
+
 static int ks_new_client(fl_context_t *ctx, ks_inst_t *in, rd_kafka_type_t type, rd_kafka_t **out) {
   const ks_conf_t *c = in->conf;
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -129,12 +151,17 @@ static int ks_new_client(fl_context_t *ctx, ks_inst_t *in, rd_kafka_type_t type,
     if (rc == FL_OK) rc = fl_kafka_conf_set(conf, "group.id", c->group_id, err, sizeof(err));
     for (size_t i = 0; rc == FL_OK && fixed[i] != NULL; i += 2)
       rc = fl_kafka_conf_set(conf, fixed[i], fixed[i + 1], err, sizeof(err));
+    rd_kafka_conf_set_stats_cb(conf, ks_stats);
+    rd_kafka_conf_set_error_cb(conf, ks_error);
+    rd_kafka_conf_set_opaque(conf, in);
   } else {
     if (rc == FL_OK) rc = fl_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err));
     rd_kafka_conf_set_dr_msg_cb(conf, ks_dlq_dr);
     rd_kafka_conf_set_opaque(conf, in);
   }
   if (rc == FL_OK) rc = fl_kafka_conf_apply(conf, c->props, err, sizeof(err));
+  if (rc == FL_OK && type == RD_KAFKA_CONSUMER)
+    rc = fl_kafka_health_init(&in->health, conf, c->props, true, err, sizeof(err));
   if (rc != FL_OK) {
     rd_kafka_conf_destroy(conf);
     return fl_ctx_fail(ctx, "%s", err);
@@ -420,6 +447,7 @@ int fl_ksrc_open(fl_context_t *ctx, void *opaque, void **instance) {
   in = calloc(1, sizeof(*in));
   if (in == NULL) return FL_ENOMEM;
   in->conf = c;
+  in->ctx = ctx;
   in->subtask = fl_ctx_subtask(ctx);
   in->epfd = in->evfd = in->tfd = -1;
   rc = ks_new_client(ctx, in, RD_KAFKA_CONSUMER, &in->rk);
@@ -535,6 +563,7 @@ int fl_ksrc_run(fl_context_t *ctx, void *instance) {
     if ((size_t)got < want) break;
   }
   if (consumed > 0) fl_ctx_counter_add(ctx, "records-consumed", (int64_t)consumed);
+  if (in->client_fatal) return fl_ksrc_fail_fatal(ctx, in);
   if (in->dlq != NULL) {
     rd_kafka_poll(in->dlq, 0); /* delivery reports */
     if (in->dlq_failed) return fl_ctx_fail(ctx, "%s", in->dlq_err);

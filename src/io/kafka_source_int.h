@@ -21,6 +21,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "flink.h"
+#include "io/kafka_health.h"
 
 #define KS_RING 8 /* snapshots kept for checkpoints not yet complete */
 #define KS_LAG_EVERY_MS 1000
@@ -70,7 +71,10 @@ typedef struct ks_snap {
 /* One subtask. */
 typedef struct ks_inst {
   const ks_conf_t *conf;
-  int64_t now; /* processing time at the start of this run() call */
+  const fl_context_t *ctx;  /* the runtime's context of this instance, stable while open */
+  fl_kafka_health_t health; /* the consumer's brokers (its callbacks run in run()) */
+  bool client_fatal;        /* the error callback saw a fatal error */
+  int64_t now;              /* processing time at the start of this run() call */
   int subtask;
   rd_kafka_t *rk;
   rd_kafka_queue_t *q;
@@ -104,6 +108,8 @@ bool fl_ksrc_all_done(const ks_inst_t *in);
 /* An error event from the consumer queue: fatal ones fail the job; retriable ones
  * (broker down, transport) are librdkafka's to recover from, so the source waits. */
 int fl_ksrc_on_error(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_message_t *m);
+/* Fails the job with the consumer's fatal error. */
+int fl_ksrc_fail_fatal(fl_context_t *ctx, ks_inst_t *in);
 /* One data message: handed to the deserializer, then emitted or handled by the error
  * policy. */
 int fl_ksrc_on_message(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_message_t *m);

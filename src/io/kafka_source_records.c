@@ -39,8 +39,14 @@ static bool ks_err_is_fatal(rd_kafka_resp_err_t e) {
   }
 }
 
-int fl_ksrc_on_error(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_message_t *m) {
+int fl_ksrc_fail_fatal(fl_context_t *ctx, ks_inst_t *in) {
   char fatal[512];
+  rd_kafka_resp_err_t orig = rd_kafka_fatal_error(in->rk, fatal, sizeof(fatal));
+  return fl_ctx_fail(ctx, "fatal Kafka consumer error (brokers %s): %s: %s", in->conf->brokers,
+                     rd_kafka_err2name(orig), fatal);
+}
+
+int fl_ksrc_on_error(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_message_t *m) {
   const char *topic = m->rkt != NULL ? rd_kafka_topic_name(m->rkt) : NULL;
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
     ks_part_t *p = topic ? fl_ksrc_find(in, topic, m->partition) : NULL;
@@ -49,12 +55,11 @@ int fl_ksrc_on_error(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_message_t 
     if (p != NULL && m->offset > p->high) p->high = m->offset;
     return FL_OK;
   }
-  if (!ks_err_is_fatal(m->err)) return FL_OK;
-  if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
-    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(in->rk, fatal, sizeof(fatal));
-    return fl_ctx_fail(ctx, "fatal Kafka consumer error (brokers %s): %s: %s", in->conf->brokers,
-                       rd_kafka_err2name(orig), fatal);
+  if (!ks_err_is_fatal(m->err)) { /* librdkafka retries; the health log quotes it */
+    fl_kafka_health_error(&in->health, rd_kafka_message_errstr(m));
+    return FL_OK;
   }
+  if (m->err == RD_KAFKA_RESP_ERR__FATAL) return fl_ksrc_fail_fatal(ctx, in);
   if (topic != NULL && m->partition >= 0)
     return fl_ctx_fail(ctx, "topic %s partition %" PRId32 ": %s (%s)", topic, m->partition,
                        rd_kafka_message_errstr(m), rd_kafka_err2name(m->err));

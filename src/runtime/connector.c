@@ -41,6 +41,18 @@ void fl_ctx_log(const fl_context_t *ctx, fl_log_level_t level, const char *fmt, 
   va_end(ap);
 }
 
+void fl_ctx_fail_async(const fl_context_t *ctx, int err, const char *fmt, ...) {
+  char msg[768], full[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  const fl_op_t *op = ctx->op;
+  snprintf(full, sizeof full, "operator '%s' (subtask %d of %d): %s", op->node->name, op->subtask,
+           op->parallelism, msg);
+  fl_job_fail(op->worker->job, err, full); /* thread-safe; op->failed stays the worker's */
+}
+
 const char *fl_env_checkpoint_dir(const fl_env_t *env) { return env->conf.ckpt_dir; }
 
 fl_env_t *fl_stream_env(const fl_stream_t *s) { return s ? s->env : NULL; }

@@ -4,8 +4,8 @@
  * callback (or, for builders, the environment), so a connector never sees an operator,
  * a worker or the job.
  *
- * Threading: the ctx calls from the callback's own thread; fl_env_builder_fail from the
- * builder's.
+ * Threading: the ctx calls from the callback's own thread (fl_ctx_log and
+ * fl_ctx_fail_async from any); fl_env_builder_fail from the builder's.
  */
 #ifndef FL_RUNTIME_CONNECTOR_H
 #define FL_RUNTIME_CONNECTOR_H
@@ -36,8 +36,20 @@ int64_t fl_ctx_restored_checkpoint_id(const fl_context_t *ctx);
 char *fl_ctx_take_failure(fl_context_t *ctx);
 
 /* Writes a line to the job's log (fl_env_set_log), prefixed with the operator's name
- * and subtask. */
+ * and subtask. From any thread, also a client library's own, while the instance is open. */
 void fl_ctx_log(const fl_context_t *ctx, fl_log_level_t level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Fails the job from any thread while the instance is open: for a failure a client
+ * library's own thread learns of while the runtime may not call the connector for a
+ * long time (a delivery that timed out while no record arrives). As a failure returned
+ * from a callback, the first failure of the job wins and the message is prefixed with
+ * the operator's name and subtask; the instance is then flushed and closed as in any
+ * failing job. */
+void fl_ctx_fail_async(const fl_context_t *ctx, int err, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
