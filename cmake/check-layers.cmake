@@ -3,7 +3,7 @@
 #
 #   6 io          connectors: flink.h, util/ and runtime/connector.h, nothing else
 #   5 api         the builder and configuration
-#   4 operators   operator classes
+#   4 operators   operator classes              4 rest   HTTP endpoint, Prometheus, dashboard
 #   3 runtime     plan, worker loop, edges, barriers, coordinator, restore, context
 #   2 checkpoint  store and snapshot format        2 graph   the job graph's data types
 #   1 state       kv backends, typed state, timers
@@ -24,6 +24,7 @@ set(rank_checkpoint 2)
 set(rank_graph 2)
 set(rank_runtime 3)
 set(rank_operators 4)
+set(rank_rest 4)
 set(rank_api 5)
 set(rank_io 6)
 # What io/ may include besides util/ and itself: the connector interface alone.

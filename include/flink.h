@@ -146,6 +146,25 @@ typedef enum fl_time_domain {
  *   restart-strategy.failure-rate.max-failures-per-interval "1"
  *   restart-strategy.failure-rate.failure-rate-interval "1min"
  *   restart-strategy.failure-rate.delay "1s"
+ *   metrics.latency.interval "0"  sources send latency markers this often; 0: off
+ *   rest.port "-1"  HTTP endpoint (/metrics, REST API, dashboard); -1: off, 0: any free port
+ *   rest.address "127.0.0.1"  address the HTTP endpoint listens on
+ *   rest.allow-control "false"  allow POST savepoints and PATCH cancel over HTTP
+ *   rest.max-connections "16"  HTTP connections served at once; more are refused
+ *   metrics.reporter.prom.port "-1"  a second listener serving only /metrics; -1: off, 0: any free
+ *       port
+ *   state.backend.rocksdb.metrics.block-cache-usage "false"  bytes in the RocksDB block cache
+ *   state.backend.rocksdb.metrics.block-cache-hit "true"  RocksDB block cache hits (cheap: on by
+ *       default)
+ *   state.backend.rocksdb.metrics.block-cache-miss "true"  RocksDB block cache misses (cheap: on by
+ *       default)
+ *   state.backend.rocksdb.metrics.estimate-num-keys "false"  RocksDB estimate of the keys a store
+ *       holds
+ *   state.backend.rocksdb.metrics.cur-size-all-mem-tables "false"  bytes in RocksDB memtables
+ *   state.backend.rocksdb.metrics.estimate-pending-compaction-bytes "false"  bytes RocksDB
+ *       compaction has to rewrite
+ *   state.backend.rocksdb.metrics.num-running-compactions "false"  RocksDB compactions running
+ *   state.backend.rocksdb.metrics.total-sst-files-size "false"  bytes of all RocksDB SST files
  * Memory sizes are Flink's: a number of bytes with an optional unit b, k/kb, m/mb, g/gb,
  * t/tb (powers of 1024, any case, blanks allowed before it), e.g. "1048576", "512kb",
  * "64 mb", "2TB"; a size larger than the machine's physical memory is refused.
@@ -162,6 +181,9 @@ FL_API int fl_config_set(fl_config_t *conf, const char *key, const char *value, 
                          size_t errstr_size);
 /* The value set for key, or NULL. Borrowed from conf until the next set or destroy. */
 FL_API const char *fl_config_get(const fl_config_t *conf, const char *key);
+/* The i-th key set (in the order first set) and its value, borrowed like fl_config_get;
+ * FL_ENOTFOUND when i is past the last. For listing a configuration. */
+FL_API int fl_config_entry(const fl_config_t *conf, size_t i, const char **key, const char **value);
 
 /* Parses a duration in the format above ("250", "250 ms", "5s", "10 min", "1h", "2 days")
  * into milliseconds. Returns FL_EINVAL for anything else, including negative values,
@@ -237,17 +259,47 @@ typedef void (*fl_log_fn)(fl_log_level_t level, const char *line, void *opaque);
 FL_API int fl_env_set_log(fl_env_t *env, fl_log_fn fn, void *opaque);
 
 /* A JSON document with per-operator metrics, e.g.
- *   {"job":"x","state":"running","operators":[{"id":3,"name":"window","parallelism":2,
- *    "records_in":10,"records_out":4,"late_records_dropped":1,
- *    "current_input_watermark":1999,"subtasks":[{...same counters...}]}]}
- * current_input_watermark is null before the first watermark. User metrics
- * (fl_ctx_counter_add, fl_ctx_gauge_set) appear as a "metrics" object of name: value
- * in a subtask and in its operator (counters summed, gauges at their maximum). A "checkpoints" object
- * counts completed and failed checkpoints and restarts, names the checkpoint the job was
- * restored from, and gives the last checkpoint's id, duration and size (last_size_bytes:
- * everything it references; last_new_bytes: what it wrote). Callable from any thread
- * before, during and after execute. The caller frees the string with fl_free(). */
+ *   {"job":"x","job_id":"<32 hex>","state":"running","operators":[{"id":3,
+ *    "name":"window","task":2,"parallelism":2,"records_in":10,"records_out":4,
+ *    "records_in_per_second":5.0,"records_out_per_second":2.0,
+ *    "late_records_dropped":1,"fired_timers":3,"fired_timers_per_second":1.0,
+ *    "current_input_watermark":1999,"current_output_watermark":1999,
+ *    "busy_time_ms_per_second":12.5,"idle_time_ms_per_second":987.5,
+ *    "back_pressured_time_ms_per_second":0,"is_back_pressured":false,
+ *    "subtasks":[{...the same per subtask...}]}],"checkpoints":{...}}
+ * Watermarks are null before the first. Rates and times per second are over the last
+ * five seconds, updated once a second (docs/metrics.md); the times are those of the
+ * operator's task (its chain: "task" is the id of the chain's first operator) and add up
+ * to 1000 per subtask; an operator's are the maximum over its subtasks. With
+ * metrics.latency.interval set, "latency_ms" gives {"p50","p95","p99","max","count"} of
+ * the time from the sources to this operator. User metrics (fl_ctx_counter_add,
+ * fl_ctx_gauge_set, fl_ctx_histogram_update) appear as a "metrics" object of name: value
+ * in a subtask and in its operator (counters summed, gauges at their maximum;
+ * histograms as {"count","min","max","mean","p50","p95","p99"}, per subtask only). A
+ * "checkpoints" object counts completed, failed and in-progress checkpoints and
+ * restarts, names the checkpoint the job was restored from, and gives the last
+ * checkpoint's id, duration and size (last_size_bytes: everything it references;
+ * last_new_bytes: what it wrote). Callable from any thread before, during and after
+ * execute. The caller frees the string with fl_free(). */
 FL_API char *fl_env_metrics_json(fl_env_t *env);
+
+/* The same metrics in the Prometheus text format 0.0.4, named as Flink's
+ * PrometheusReporter names them (flink_taskmanager_job_task_operator_numRecordsIn{
+ * job_name="...",operator_name="...",subtask_index="0",...}; docs/metrics.md lists
+ * them): what GET /metrics of the HTTP endpoint returns. Any thread; free with
+ * fl_free(). */
+FL_API char *fl_env_metrics_prometheus(fl_env_t *env);
+
+/* The HTTP endpoint (rest.port, rest.address; off by default) serves, while
+ * fl_env_execute runs: GET /metrics (Prometheus), a subset of Flink's REST API (/jobs,
+ * /jobs/overview, /jobs/<id>, .../plan, .../checkpoints, .../metrics?get=,
+ * .../vertices/<vid>/backpressure and /watermarks), the web dashboard at /, and with
+ * rest.allow-control=true POST /jobs/<id>/savepoints and PATCH /jobs/<id>?mode=cancel
+ * (docs/metrics.md). metrics.reporter.prom.port adds a listener for /metrics alone.
+ * These return the port a listener is bound to (useful with port 0: any free port)
+ * while it listens, else FL_ENOTFOUND. Any thread. */
+FL_API int fl_env_rest_port(fl_env_t *env);
+FL_API int fl_env_prometheus_port(fl_env_t *env);
 
 /* ---------------------------------------------------------------------------------- */
 /* Records                                                                            */
@@ -320,6 +372,10 @@ FL_API int fl_ctx_parallelism(const fl_context_t *ctx);
  * return FL_ENOMEM and are not shown. Cheap enough for every record. */
 FL_API int fl_ctx_counter_add(fl_context_t *ctx, const char *name, int64_t delta);
 FL_API int fl_ctx_gauge_set(fl_context_t *ctx, const char *name, int64_t value);
+/* A user histogram (Flink's Histogram): adds value to the distribution of name. It keeps
+ * the last 128 values, from which readers compute min, max, mean and quantiles, and
+ * counts every update. No lock and no allocation after the name's first use. */
+FL_API int fl_ctx_histogram_update(fl_context_t *ctx, const char *name, int64_t value);
 
 /* Timers of a keyed operator, for the current key. Registering the same (domain, ts)
  * twice for a key keeps one timer. An event-time timer fires when the watermark

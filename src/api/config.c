@@ -88,6 +88,42 @@ static const fl_config_key_t KEYS[] = {
      F(restart.rate_interval_ms), 1, 0, NULL, "1min", "the interval failures are counted in"},
     {"restart-strategy.failure-rate.delay", FL_CONF_DURATION, F(restart.rate_delay_ms), 0, 0, NULL,
      "1s", "wait before each restart"},
+    {"metrics.latency.interval", FL_CONF_DURATION, F(latency_interval_ms), 0, 0, NULL, "0",
+     "sources send latency markers this often; 0: off"},
+    {"rest.port", FL_CONF_INT, F(rest_port), -1, 65535, NULL, "-1",
+     "HTTP endpoint (/metrics, REST API, dashboard); -1: off, 0: any free port"},
+    {"rest.address", FL_CONF_STRING, F(rest_address), 0, 0, NULL, "127.0.0.1",
+     "address the HTTP endpoint listens on"},
+    {"rest.allow-control", FL_CONF_BOOL, F(rest_allow_control), 0, 0, NULL, "false",
+     "allow POST savepoints and PATCH cancel over HTTP"},
+    {"rest.max-connections", FL_CONF_INT, F(rest_max_connections), 1, 1024, NULL, "16",
+     "HTTP connections served at once; more are refused"},
+    {"metrics.reporter.prom.port", FL_CONF_INT, F(prom_port), -1, 65535, NULL, "-1",
+     "a second listener serving only /metrics; -1: off, 0: any free port"},
+    {"state.backend.rocksdb.metrics.block-cache-usage", FL_CONF_BOOL,
+     F(kv_stats[FL_KV_STAT_BLOCK_CACHE_USAGE]), 0, 0, NULL, "false",
+     "bytes in the RocksDB block cache"},
+    {"state.backend.rocksdb.metrics.block-cache-hit", FL_CONF_BOOL,
+     F(kv_stats[FL_KV_STAT_BLOCK_CACHE_HIT]), 0, 0, NULL, "true",
+     "RocksDB block cache hits (cheap: on by default)"},
+    {"state.backend.rocksdb.metrics.block-cache-miss", FL_CONF_BOOL,
+     F(kv_stats[FL_KV_STAT_BLOCK_CACHE_MISS]), 0, 0, NULL, "true",
+     "RocksDB block cache misses (cheap: on by default)"},
+    {"state.backend.rocksdb.metrics.estimate-num-keys", FL_CONF_BOOL,
+     F(kv_stats[FL_KV_STAT_ESTIMATE_NUM_KEYS]), 0, 0, NULL, "false",
+     "RocksDB estimate of the keys a store holds"},
+    {"state.backend.rocksdb.metrics.cur-size-all-mem-tables", FL_CONF_BOOL,
+     F(kv_stats[FL_KV_STAT_CUR_SIZE_ALL_MEM_TABLES]), 0, 0, NULL, "false",
+     "bytes in RocksDB memtables"},
+    {"state.backend.rocksdb.metrics.estimate-pending-compaction-bytes", FL_CONF_BOOL,
+     F(kv_stats[FL_KV_STAT_ESTIMATE_PENDING_COMPACTION_BYTES]), 0, 0, NULL, "false",
+     "bytes RocksDB compaction has to rewrite"},
+    {"state.backend.rocksdb.metrics.num-running-compactions", FL_CONF_BOOL,
+     F(kv_stats[FL_KV_STAT_NUM_RUNNING_COMPACTIONS]), 0, 0, NULL, "false",
+     "RocksDB compactions running"},
+    {"state.backend.rocksdb.metrics.total-sst-files-size", FL_CONF_BOOL,
+     F(kv_stats[FL_KV_STAT_TOTAL_SST_FILES_SIZE]), 0, 0, NULL, "false",
+     "bytes of all RocksDB SST files"},
 };
 #undef F
 
@@ -458,6 +494,14 @@ const char *fl_config_get(const fl_config_t *conf, const char *key) {
   for (size_t i = 0; i < conf->n; i++)
     if (strcmp(conf->keys[i], key) == 0) return conf->vals[i];
   return NULL;
+}
+
+int fl_config_entry(const fl_config_t *conf, size_t i, const char **key, const char **value) {
+  if (!conf || !key || !value) return FL_EINVAL;
+  if (i >= conf->n) return FL_ENOTFOUND;
+  *key = conf->keys[i];
+  *value = conf->vals[i];
+  return FL_OK;
 }
 
 int fl_config_resolve(const fl_config_t *conf, fl_env_conf_t *out, char *errstr,

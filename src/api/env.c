@@ -1,15 +1,29 @@
 /* The environment: creating it from a configuration, destroying it with everything
  * built on it, its sticky error and its clock. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/builder.h"
 #include "api/config.h"
+#include "rest/rest.h"
 #include "util/clock.h"
 
 static int64_t wall_clock_ms(void *opaque) {
   (void)opaque;
   return fl_wall_ms();
+}
+
+/* A job id as Flink shows them: 32 hex digits, from the clock, the process and a
+ * counter (unique enough to tell the jobs of one host apart). Set once, before any
+ * thread may read it. */
+static void new_job_id(fl_env_t *env) {
+  static _Atomic uint64_t seq;
+  uint64_t a = (uint64_t)fl_wall_ms() * 1000003u ^ (uint64_t)fl_mono_ns();
+  uint64_t b = ((uint64_t)getpid() << 32) ^ atomic_fetch_add(&seq, 1) ^ (uint64_t)(uintptr_t)env;
+  snprintf(env->job_id, sizeof env->job_id, "%016llx%016llx", (unsigned long long)a,
+           (unsigned long long)b);
 }
 
 int fl_env_new(fl_env_t **out, const fl_config_t *conf, char *errstr, size_t errstr_size) {
@@ -29,6 +43,9 @@ int fl_env_new(fl_env_t **out, const fl_config_t *conf, char *errstr, size_t err
     return rc;
   }
   env->clock = wall_clock_ms;
+  pthread_mutex_init(&env->ckpt_hist_lock, NULL);
+  env->services = &fl_rest_services;
+  new_job_id(env);
   *out = env;
   return FL_OK;
 }
@@ -62,6 +79,7 @@ void fl_env_destroy(fl_env_t *env) {
   fl_state_descs_free(env);
   free(atomic_load(&env->job_name));
   fl_config_destroy(env->conf_copy);
+  pthread_mutex_destroy(&env->ckpt_hist_lock);
   free(env);
 }
 

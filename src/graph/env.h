@@ -6,6 +6,7 @@
 #ifndef FL_GRAPH_ENV_H
 #define FL_GRAPH_ENV_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -17,6 +18,33 @@
 #include "state/kv.h"
 
 struct fl_job;
+
+/* One checkpoint in the history the REST API shows (Flink's web.checkpoints.history). */
+#define FL_CKPT_HISTORY 10
+typedef enum fl_ckpt_status {
+  FL_CKPT_IN_PROGRESS,
+  FL_CKPT_COMPLETED,
+  FL_CKPT_FAILED
+} fl_ckpt_status_t;
+typedef struct fl_ckpt_record {
+  int64_t id;
+  fl_ckpt_status_t status;
+  bool savepoint;
+  int64_t trigger_ms;   /* wall clock */
+  int64_t end_ms;       /* wall clock, 0 while in progress */
+  int64_t duration_ms;  /* end - trigger */
+  int64_t full_size;    /* bytes the checkpoint references (Flink: stateSize) */
+  int64_t checkpointed; /* bytes it wrote (Flink: checkpointedSize) */
+  char failure[200];    /* why it failed, or "" */
+} fl_ckpt_record_t;
+
+/* Services a higher layer installs in the environment (the REST server, src/rest):
+ * fl_env_execute starts them before the job's first attempt and stops them after its
+ * last. start failing fails execute with its message. */
+typedef struct fl_env_services {
+  int (*start)(fl_env_t *env, char *err, size_t err_size);
+  void (*stop)(fl_env_t *env);
+} fl_env_services_t;
 
 typedef enum fl_restart_kind {
   FL_RESTART_NONE,
@@ -54,6 +82,14 @@ typedef struct fl_env_conf {
   int ckpt_tolerable;
   const char *restore_path; /* "" = start empty */
   fl_restart_conf_t restart;
+  /* observability */
+  int64_t latency_interval_ms; /* metrics.latency.interval; 0 = off */
+  int rest_port;               /* rest.port; -1 = no server, 0 = any free port */
+  const char *rest_address;    /* rest.address */
+  bool rest_allow_control;     /* rest.allow-control: POST savepoints, PATCH cancel */
+  int rest_max_connections;    /* rest.max-connections */
+  int prom_port;               /* metrics.reporter.prom.port; -1 = none */
+  bool kv_stats[FL_KV_STAT_N]; /* state.backend.rocksdb.metrics.* (and the cheap ones) */
 } fl_env_conf_t;
 
 struct fl_env {
@@ -88,9 +124,30 @@ struct fl_env {
   struct {
     _Atomic int64_t completed, failed, restored_id, restarts;
     _Atomic int64_t last_id, last_duration_ms, last_size, last_new_bytes;
+    _Atomic int64_t in_progress; /* checkpoints or savepoints triggered and not ended */
+    _Atomic int64_t restored_ms; /* wall clock of the last restore, 0: none */
   } ckpt_stats;
+  /* the last FL_CKPT_HISTORY checkpoints and savepoints, newest at
+   * ckpt_hist[(ckpt_hist_n - 1) % FL_CKPT_HISTORY]; under ckpt_hist_lock */
+  pthread_mutex_t ckpt_hist_lock;
+  fl_ckpt_record_t ckpt_hist[FL_CKPT_HISTORY];
+  uint64_t ckpt_hist_n;
+  /* the job as the REST API names it: a 32-hex-digit id, start and end (wall ms) */
+  char job_id[33];
+  _Atomic int64_t start_ms, end_ms;
+  const fl_env_services_t *services;            /* NULL: none */
+  _Atomic int rest_bound_port, prom_bound_port; /* while they listen, else 0 */
+  void *services_state;                         /* theirs */
   int executed;
 };
+
+/* Checkpoint history (coord.c): a checkpoint or savepoint started, ended (rc 0: done,
+ * else failed with msg), or could not start at all. Any thread. */
+void fl_env_ckpt_begin(fl_env_t *env, int64_t id, bool savepoint);
+void fl_env_ckpt_end(fl_env_t *env, int64_t id, int rc, int64_t full_size, int64_t checkpointed,
+                     const char *msg);
+/* Copies the history, oldest first, into out[FL_CKPT_HISTORY]; returns how many. */
+size_t fl_env_ckpt_history(fl_env_t *env, fl_ckpt_record_t *out);
 
 /* Records a sticky builder error (the first one wins). */
 void fl_env_fail(fl_env_t *env, int err, const char *fmt, ...)

@@ -18,6 +18,7 @@
 #include "runtime/coord.h"
 #include "runtime/job.h"
 #include "state/rocksdb.h"
+#include "util/clock.h"
 
 void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
   fl_buf_t opstate;
@@ -73,6 +74,8 @@ void fl_rt_op_check_aligned(fl_op_t *op) {
   op->ckpt_aligning = 0;
   assert(op->worker->n_aligning > 0);
   op->worker->n_aligning--;
+  atomic_store_explicit(&op->m->alignment_ns, fl_mono_ns() - op->align_start_ns,
+                        memory_order_relaxed);
   fl_rt_op_snapshot(op, id);
   if (!op->failed) fl_rt_control_all(op, FL_E_BARRIER, id);
 }
@@ -85,7 +88,10 @@ void fl_rt_op_input_barrier(fl_op_t *op, size_t chan, int64_t id) {
   /* A newer barrier overtakes an alignment that cannot finish (its checkpoint was
    * aborted): channels are compared with the newest id only. */
   if (id < op->ckpt_aligning) return;
-  if (!op->ckpt_aligning) op->worker->n_aligning++;
+  if (!op->ckpt_aligning) {
+    op->worker->n_aligning++;
+    op->align_start_ns = fl_mono_ns();
+  }
   op->ckpt_aligning = id;
   op->ins[chan].barrier = id;
   fl_rt_op_check_aligned(op);

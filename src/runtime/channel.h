@@ -19,10 +19,11 @@
 typedef enum fl_entry_type {
   FL_E_RECORD = 0,
   FL_E_WATERMARK = 1,
-  FL_E_IDLE = 2,   /* the sender's output became idle */
-  FL_E_ACTIVE = 3, /* ... and active again */
-  FL_E_END = 4,    /* end of input from this sender */
-  FL_E_BARRIER = 5 /* checkpoint barrier; ts is the checkpoint id */
+  FL_E_IDLE = 2,    /* the sender's output became idle */
+  FL_E_ACTIVE = 3,  /* ... and active again */
+  FL_E_END = 4,     /* end of input from this sender */
+  FL_E_BARRIER = 5, /* checkpoint barrier; ts is the checkpoint id */
+  FL_E_LATENCY = 6  /* latency marker: kg is the source's ordinal, ts its monotonic ns */
 } fl_entry_type_t;
 
 typedef struct fl_entry {

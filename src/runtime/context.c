@@ -97,7 +97,10 @@ int fl_ctx_mark_idle(fl_context_t *ctx, int idle) {
 /* ---------------------------------------------------------------------------------- */
 /* User metrics                                                                         */
 
-static _Atomic int64_t *user_metric(fl_context_t *ctx, const char *name, bool gauge) {
+/* The slot of (name, kind) in the subtask's user metrics, registered at its first use
+ * (the only allocation: the table, and a histogram's ring). */
+static fl_user_metric_t *user_metric(fl_context_t *ctx, const char *name,
+                                     fl_user_metric_kind_t kind) {
   if (!ctx || !name || !*name || strlen(name) >= FL_USER_METRIC_NAME_MAX) return NULL;
   fl_metrics_t *m = ctx->op->m;
   if (!m) return NULL;
@@ -109,29 +112,39 @@ static _Atomic int64_t *user_metric(fl_context_t *ctx, const char *name, bool ga
   }
   int n = atomic_load_explicit(&u->n, memory_order_relaxed);
   for (int i = 0; i < n; i++)
-    if (u->m[i].gauge == gauge && strcmp(u->m[i].name, name) == 0) return &u->m[i].value;
+    if (u->m[i].kind == kind && strcmp(u->m[i].name, name) == 0) return &u->m[i];
   if (n == FL_USER_METRICS_MAX) return NULL;
   fl_user_metric_t *e = &u->m[n];
+  if (kind == FL_UM_HISTOGRAM && !(e->hist = calloc(1, sizeof *e->hist))) return NULL;
   strcpy(e->name, name);
-  e->gauge = gauge;
+  e->kind = kind;
   atomic_store_explicit(&e->value, 0, memory_order_relaxed);
   atomic_store_explicit(&u->n, n + 1, memory_order_release);
-  return &e->value;
+  return e;
+}
+
+static int user_metric_err(fl_context_t *ctx, const char *name) {
+  return ctx && name && *name && strlen(name) < FL_USER_METRIC_NAME_MAX ? FL_ENOMEM : FL_EINVAL;
 }
 
 int fl_ctx_counter_add(fl_context_t *ctx, const char *name, int64_t delta) {
-  _Atomic int64_t *v = user_metric(ctx, name, false);
-  if (!v)
-    return ctx && name && *name && strlen(name) < FL_USER_METRIC_NAME_MAX ? FL_ENOMEM : FL_EINVAL;
-  atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + delta,
+  fl_user_metric_t *e = user_metric(ctx, name, FL_UM_COUNTER);
+  if (!e) return user_metric_err(ctx, name);
+  atomic_store_explicit(&e->value, atomic_load_explicit(&e->value, memory_order_relaxed) + delta,
                         memory_order_relaxed);
   return FL_OK;
 }
 
 int fl_ctx_gauge_set(fl_context_t *ctx, const char *name, int64_t value) {
-  _Atomic int64_t *v = user_metric(ctx, name, true);
-  if (!v)
-    return ctx && name && *name && strlen(name) < FL_USER_METRIC_NAME_MAX ? FL_ENOMEM : FL_EINVAL;
-  atomic_store_explicit(v, value, memory_order_relaxed);
+  fl_user_metric_t *e = user_metric(ctx, name, FL_UM_GAUGE);
+  if (!e) return user_metric_err(ctx, name);
+  atomic_store_explicit(&e->value, value, memory_order_relaxed);
+  return FL_OK;
+}
+
+int fl_ctx_histogram_update(fl_context_t *ctx, const char *name, int64_t value) {
+  fl_user_metric_t *e = user_metric(ctx, name, FL_UM_HISTOGRAM);
+  if (!e) return user_metric_err(ctx, name);
+  fl_hist_update(e->hist, value);
   return FL_OK;
 }

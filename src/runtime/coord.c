@@ -130,6 +130,7 @@ static void trigger(fl_coord_t *c, fl_ckpt_kind_t kind, const char *path, bool f
     } else {
       fl_env_log(job->env, FL_LOG_WARN, "checkpoint %" PRId64 " could not start: %s", id, err);
       atomic_fetch_add(&job->env->ckpt_stats.failed, 1);
+      fl_env_ckpt_end(job->env, id, rc, 0, 0, err);
       c->failures++;
       c->last_end = fl_mono_ms();
       if (c->failures > job->env->conf.ckpt_tolerable) {
@@ -144,6 +145,7 @@ static void trigger(fl_coord_t *c, fl_ckpt_kind_t kind, const char *path, bool f
     }
     return;
   }
+  fl_env_ckpt_begin(job->env, id, kind == FL_CKPT_SAVEPOINT);
   c->writer = w;
   c->pending = id;
   c->pending_kind = kind;
@@ -169,6 +171,8 @@ static void finish(fl_coord_t *c, int rc, const char *msg) {
   c->writer = NULL;
   c->last_end = fl_mono_ms();
   fl_env_t *env = job->env;
+  fl_env_ckpt_end(env, id, rc, (int64_t)atomic_load(&c->bytes_total),
+                  (int64_t)atomic_load(&c->bytes_new), msg);
   if (rc == 0) {
     c->failures = 0;
     if (!sp) {

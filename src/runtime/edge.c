@@ -182,6 +182,24 @@ void fl_rt_ew_control(fl_edge_writer_t *ew, fl_entry_type_t type, int64_t ts) {
   }
 }
 
+void fl_rt_ew_latency(fl_edge_writer_t *ew, int src, int64_t made_ns) {
+  int t = (int)(ew->rr++ % (uint32_t)ew->n);
+  fl_batch_t *b = ew_batch(ew, t, 0);
+  if (!b) {
+    fl_op_fail(ew->producer, FL_ENOMEM, "out of memory for a channel batch");
+    return;
+  }
+  fl_entry_t *e = &b->e[b->n++];
+  memset(e, 0, sizeof *e);
+  e->type = FL_E_LATENCY;
+  e->kg = (uint16_t)src;
+  e->ts = made_ns;
+  if (b->n == b->cap) {
+    ew->open[t] = NULL;
+    ew_ship(ew, t, b);
+  }
+}
+
 fl_edge_writer_t *fl_rt_ew_new(fl_worker_t *w, const fl_input_t *in, fl_op_t *producer) {
   int P = w->job->P;
   fl_edge_writer_t *ew = calloc(1, sizeof *ew);

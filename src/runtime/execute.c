@@ -117,6 +117,8 @@ static void restart_wait(fl_env_t *env, int64_t ms) {
   }
 }
 
+static int execute_attempts(fl_env_t *env);
+
 int fl_env_execute(fl_env_t *env, const char *job_name) {
   if (!env) return FL_EINVAL;
   if (env->executed) {
@@ -131,23 +133,36 @@ int fl_env_execute(fl_env_t *env, const char *job_name) {
     atomic_store(&env->state, 2);
     return FL_ECANCELED;
   }
+  atomic_store(&env->start_ms, fl_wall_ms());
+  if (env->services && env->services->start) {
+    int src = env->services->start(env, env->errmsg, sizeof env->errmsg);
+    if (src) {
+      atomic_store(&env->state, 2);
+      return src;
+    }
+  }
   atomic_store(&env->state, 1);
+  int rc = execute_attempts(env);
+  atomic_store(&env->end_ms, fl_wall_ms());
+  atomic_store(&env->state, 2);
+  if (env->services && env->services->stop) env->services->stop(env);
+  return rc;
+}
+
+/* The attempts of one execution, restarted as the strategy allows. */
+static int execute_attempts(fl_env_t *env) {
   const fl_env_conf_t *conf = &env->conf;
   fl_restore_t *r = NULL;
   int rc = FL_OK;
   if (conf->restore_path[0]) {
     rc = fl_restore_load(env, conf->restore_path, &r, env->errmsg, sizeof env->errmsg);
-    if (rc) {
-      atomic_store(&env->state, 2);
-      return rc;
-    }
+    if (rc) return rc;
   }
   restarts_t st = {0};
   if (conf->restart.kind == FL_RESTART_FAILURE_RATE) {
     st.times = calloc((size_t)conf->restart.rate_max + 1, sizeof *st.times);
     if (!st.times) {
       fl_restore_free(r);
-      atomic_store(&env->state, 2);
       return FL_ENOMEM;
     }
   }
@@ -158,7 +173,10 @@ int fl_env_execute(fl_env_t *env, const char *job_name) {
     if (conf->ckpt_dir[0]) first = fl_ckpt_root_max_id(conf->ckpt_dir) + 1;
     if (r && r->id >= first) first = r->id + 1;
     if (!run_first) run_first = first;
-    if (r) atomic_store(&env->ckpt_stats.restored_id, r->id);
+    if (r) {
+      atomic_store(&env->ckpt_stats.restored_id, r->id);
+      atomic_store(&env->ckpt_stats.restored_ms, fl_wall_ms());
+    }
     rc = run_attempt(env, r, first);
     if (rc == FL_OK || rc == FL_ECANCELED || atomic_load(&env->stop_requested)) break;
     int64_t delay = 0;
@@ -192,7 +210,6 @@ int fl_env_execute(fl_env_t *env, const char *job_name) {
   }
   free(st.times);
   fl_restore_free(r);
-  atomic_store(&env->state, 2);
   return rc;
 }
 

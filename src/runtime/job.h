@@ -88,6 +88,9 @@ struct fl_worker {
   bool drained;        /* (stop/failure) open batches flushed once */
   bool poll_again;     /* a source asked to be called again at once */
   int64_t last_flush_ns;
+  /* metrics: the current loop iteration's start, the next view sample, the latency
+   * marker interval (0: off) */
+  int64_t iter_start_ns, next_sample_ns, latency_interval_ns;
   /* checkpoints */
   int64_t ckpt_injected;    /* last checkpoint whose barriers this worker's sources sent */
   int64_t ckpt_acked;       /* last checkpoint this worker acknowledged */
@@ -141,6 +144,10 @@ void fl_rt_fire_timers(fl_op_t *op, fl_time_domain_t d, int64_t upto);
 void fl_rt_op_finish(fl_op_t *op);
 /* Sends a control element to every output of op (main and side). */
 void fl_rt_control_all(fl_op_t *op, fl_entry_type_t type, int64_t ts);
+/* A latency marker of source ordinal src, made at monotonic made_ns, reached op: record
+ * its latency and pass it on (fl_rt_latency_forward: pass it on only, for sources). */
+void fl_rt_op_latency(fl_op_t *op, int src, int64_t made_ns);
+void fl_rt_latency_forward(fl_op_t *op, int src, int64_t made_ns);
 
 /* ---- edge.c ---- */
 
@@ -148,6 +155,8 @@ fl_edge_writer_t *fl_rt_ew_new(fl_worker_t *w, const fl_input_t *in, fl_op_t *pr
 void fl_rt_ew_free(fl_edge_writer_t *ew);
 void fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in);
 void fl_rt_ew_control(fl_edge_writer_t *ew, fl_entry_type_t type, int64_t ts);
+/* Appends a latency marker for one receiver (round robin). */
+void fl_rt_ew_latency(fl_edge_writer_t *ew, int src, int64_t made_ns);
 /* Ships overflow batches that fit now. True if any was shipped. */
 bool fl_rt_ew_retry(fl_edge_writer_t *ew);
 bool fl_rt_ew_can_retry(const fl_edge_writer_t *ew);

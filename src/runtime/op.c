@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "runtime/job.h"
+#include "util/clock.h"
 #include "util/hash.h"
 
 /* ---------------------------------------------------------------------------------- */
@@ -134,6 +135,7 @@ void fl_rt_control_all(fl_op_t *op, fl_entry_type_t type, int64_t ts) {
 }
 
 int fl_op_emit_watermark(fl_op_t *op, int64_t wm) {
+  atomic_store_explicit(&op->m->output_watermark, wm, memory_order_relaxed);
   fl_rt_control_all(op, FL_E_WATERMARK, wm);
   return FL_OK;
 }
@@ -143,6 +145,30 @@ int fl_op_emit_idle(fl_op_t *op, bool idle) {
   op->idle_out = idle;
   fl_rt_control_all(op, idle ? FL_E_IDLE : FL_E_ACTIVE, 0);
   return FL_OK;
+}
+
+/* Latency markers (Flink's LatencyMarker): a source sends one every
+ * metrics.latency.interval; each operator it reaches records the time since it was made
+ * and passes it on through its main output, to one receiver of a partitioned edge. They
+ * travel in the batches, so they measure the time records spend queued, too. */
+void fl_rt_latency_forward(fl_op_t *op, int src, int64_t made_ns) {
+  for (size_t i = 0; i < op->out.n; i++) {
+    fl_target_t *t = &op->out.t[i];
+    if (t->op)
+      fl_rt_op_latency(t->op, src, made_ns);
+    else
+      fl_rt_ew_latency(t->edge, src, made_ns);
+  }
+}
+
+void fl_rt_op_latency(fl_op_t *op, int src, int64_t made_ns) {
+  if (op->failed || op->finished) return;
+  fl_metrics_t *m = op->m;
+  if (m->latency && src >= 0 && src < m->n_latency) {
+    int64_t d = fl_mono_ns() - made_ns;
+    fl_hist_update(&m->latency[src], d < 0 ? 0 : d);
+  }
+  fl_rt_latency_forward(op, src, made_ns);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -195,6 +221,8 @@ void fl_rt_fire_timers(fl_op_t *op, fl_time_domain_t d, int64_t upto) {
     fl_timer_t copy = t;
     copy.key = op->ctx.key;
     copy.ns = op->ctx.ns;
+    op->n_fired++;
+    atomic_store_explicit(&op->m->fired_timers, op->n_fired, memory_order_relaxed);
     fl_rt_op_check(op, op->cls->on_timer ? op->cls->on_timer(op, d, &copy) : 0);
   }
 }

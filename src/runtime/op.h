@@ -27,6 +27,11 @@
 
 typedef struct fl_op fl_op_t;
 
+/* Rates and times per second are computed over the last FL_OP_SAMPLES - 1 intervals of
+ * FL_OP_SAMPLE_NS (worker.c). */
+#define FL_OP_SAMPLES 6
+#define FL_OP_SAMPLE_NS 1000000000LL
+
 /* Where an operator's output goes: chained operators (function calls) and channel
  * writers (src/runtime/edge.c). */
 typedef struct fl_target {
@@ -159,6 +164,23 @@ struct fl_op {
   uint64_t store_id;     /* names that store instance in shared checkpoint files */
   char *native_dir;      /* incremental: the native copy behind ckpt_snap, or NULL */
   char *native_final;    /* ... and behind ckpt_final */
+  /* metrics (runtime-private; worker.c publishes them to m) */
+  struct fl_op *task;        /* the head of the chain this instance runs in (itself if head) */
+  uint64_t n_fired;          /* timers fired */
+  int64_t busy_ns, bp_ns;    /* task heads: cumulative busy and back-pressured time */
+  int64_t iter_busy_ns;      /* task heads: busy time in the current loop iteration */
+  bool iter_bp;              /* task heads: blocked by a full output in this iteration */
+  bool iter_ready;           /* task heads: had more work than its turn allowed */
+  struct fl_op **downstream; /* task heads: the heads of tasks on this worker it feeds */
+  size_t n_downstream;
+  int64_t align_start_ns;  /* first barrier of the alignment in progress */
+  int latency_src;         /* sources: ordinal among the source nodes; else -1 */
+  int64_t next_latency_ns; /* sources: when the next latency marker is due */
+  struct fl_op_sample {
+    int64_t t_ns, busy_ns, bp_ns;
+    uint64_t in, out, fired;
+  } samples[FL_OP_SAMPLES]; /* the last view samples, a ring */
+  int n_samples, sample_next;
 };
 
 /* Reports that a user function (`what`, e.g. "map function") of op returned rc < 0:

@@ -45,6 +45,7 @@ static void op_free(fl_op_t *op) {
   free(op->desc_cleanup);
   free(op->pending_err);
   free(op->guards);
+  free(op->downstream);
   fl_buf_free(&op->timer_key);
   fl_buf_free(&op->ckpt_snap);
   fl_buf_free(&op->ckpt_final);
@@ -138,6 +139,29 @@ static int collect_guards(fl_op_t *op, fl_edge_writer_t ***g, size_t *n, size_t 
     }
   }
   return FL_OK;
+}
+
+/* The heads of the tasks on this worker that records of `from`'s task reach through
+ * edges, transitively, added to head->downstream: while head waits, the thread's time in
+ * them is what holds it back (its back-pressured time, worker.c). */
+static int collect_downstream(fl_worker_t *w, fl_op_t *head, fl_op_t *from) {
+  fl_edge_writer_t **g = NULL;
+  size_t n = 0, cap = 0;
+  int rc = collect_guards(from, &g, &n, &cap);
+  for (size_t i = 0; !rc && i < n; i++) {
+    for (size_t k = 0; !rc && k < w->n_in; k++) {
+      if (w->in[k].ring != g[i]->rings[w->index]) continue;
+      fl_op_t *d = w->in[k].op->task;
+      bool seen = d == head;
+      for (size_t j = 0; j < head->n_downstream; j++) seen |= head->downstream[j] == d;
+      if (seen) continue;
+      size_t cap_d = head->n_downstream;
+      rc = FL_VEC_PUSH(head->downstream, head->n_downstream, cap_d, d);
+      if (!rc) rc = collect_downstream(w, head, d);
+    }
+  }
+  free(g);
+  return rc;
 }
 
 static int plan_validate(fl_env_t *env, char *msg, size_t size) {
@@ -258,6 +282,10 @@ static int wire(fl_job_t *job, const bool *dead, char *msg, size_t size) {
       fl_op_t *op = w->sources[i];
       if (collect_guards(op, &op->guards, &op->n_guards, &op->cap_guards)) PLAN_NOMEM();
     }
+    for (size_t k = 0; k < env->n_nodes; k++) {
+      fl_op_t *op = w->ops[k];
+      if (op->task == op && collect_downstream(w, op, op)) PLAN_NOMEM();
+    }
   }
   return FL_OK;
 }
@@ -286,6 +314,14 @@ static int worker_new(fl_job_t *job, int i, char *msg, size_t size) {
       PLAN_NOMEM();
     w->has_ticks |= w->ops[k]->cls->on_tick != NULL;
   }
+  /* Each instance's task: the instance of its chain's head on this worker. */
+  int n_src = 0;
+  for (size_t k = 0; k < env->n_nodes; k++) {
+    fl_op_t *op = w->ops[k];
+    op->task = w->ops[fl_node_task_head(env->nodes[k])->id];
+    op->latency_src = op->is_source ? n_src++ : -1;
+  }
+  w->latency_interval_ns = env->conf.latency_interval_ms * 1000000LL;
   w->n_unfinished = env->n_nodes;
   return FL_OK;
 }
@@ -295,15 +331,28 @@ int fl_rt_plan(fl_job_t *job, char *msg, size_t size) {
   int P = job->P;
   int rc = plan_validate(env, msg, size);
   if (rc) return rc;
+  int n_sources = 0;
+  for (size_t i = 0; i < env->n_nodes; i++)
+    n_sources += (env->nodes[i]->cls->flags & FL_OP_SOURCE) != 0;
   for (size_t i = 0; i < env->n_nodes; i++) {
     fl_node_t *n = env->nodes[i];
-    fl_metrics_free_user(n->metrics, (size_t)n->n_metrics);
-    free(n->metrics);
-    n->n_metrics = 0;
-    n->metrics = calloc((size_t)P, sizeof *n->metrics);
-    if (!n->metrics) PLAN_NOMEM();
-    n->n_metrics = P;
-    for (int s = 0; s < P; s++) atomic_init(&n->metrics[s].input_watermark, FL_TS_NONE);
+    /* Allocated once and reset for each attempt: readers on other threads (metrics
+     * JSON, the REST server) may hold them at any time. */
+    int lat = env->conf.latency_interval_ms > 0 ? n_sources : 0;
+    if (!n->metrics) {
+      /* made whole (latency histograms too) before readers can see them */
+      fl_metrics_t *m = calloc((size_t)P, sizeof *m);
+      if (!m) PLAN_NOMEM();
+      if (fl_metrics_reset(m, (size_t)P, lat)) {
+        fl_metrics_free_user(m, (size_t)P);
+        free(m);
+        PLAN_NOMEM();
+      }
+      n->n_metrics = P;
+      __atomic_store_n(&n->metrics, m, __ATOMIC_RELEASE); /* readers on other threads */
+    } else if (fl_metrics_reset(n->metrics, (size_t)n->n_metrics, lat)) {
+      PLAN_NOMEM();
+    }
   }
   if (env->conf.rocksdb || job->restore) {
     /* One working directory per attempt (RocksDB stores, restore scratch space), after

@@ -22,6 +22,15 @@
  *   sleep       if nothing happened: ship partly filled batches (low load, low
  *               latency), else sleep in epoll until a ring, an fd or a deadline needs
  *               this worker.
+ * Time (Flink's busyTimeMsPerSecond, backPressuredTimeMsPerSecond, idleTimeMsPerSecond)
+ * is measured per task (the chain a ring or a source feeds, op->task): the work of the
+ * inbound, sources and timers phases is timed around each batch, budget or timer run
+ * and added to the task that did it; an iteration in which a task had input but an
+ * output edge with overflow held it back (or a source could not be polled for that
+ * reason) counts for that task as back-pressured for the iteration's length, sleep
+ * included, less its own work. The rest of the wall time is idle. Once a second the
+ * worker samples its counters and times and publishes the rates and times per second
+ * over the last few samples (metrics_sample).
  * Because the graph is acyclic, the last operators (sinks) never wait on a ring, so
  * backpressure cannot deadlock: a worker waiting on one edge keeps draining the
  * channels of operators further downstream.
@@ -164,6 +173,7 @@ static bool process_batch(fl_inbound_t *in) {
     case FL_E_IDLE: fl_rt_op_input_idle(op, in->chan, true); break;
     case FL_E_ACTIVE: fl_rt_op_input_idle(op, in->chan, false); break;
     case FL_E_END: fl_rt_op_input_end(op, in->chan); break;
+    case FL_E_LATENCY: fl_rt_op_latency(op, e->kg, e->ts); break;
     case FL_E_BARRIER:
       fl_rt_op_input_barrier(op, in->chan, e->ts);
       if (!failing && fl_rt_chain_aligning(op)) {
@@ -185,8 +195,12 @@ static bool drain_inbound(fl_worker_t *w) {
       if (!job_failing(w) && fl_rt_chain_aligning(in->op)) continue;
       in->blocked = 0;
     }
+    int64_t t0 = 0;
     for (int k = 0; k < BATCHES_PER_RING; k++) {
-      if (fl_rt_guards_blocked(in->guards, in->n_guards)) break;
+      if (fl_rt_guards_blocked(in->guards, in->n_guards)) {
+        if (in->cur || !fl_ring_empty(in->ring)) in->op->task->iter_bp = true;
+        break;
+      }
       if (!in->cur) {
         bool was_full = false;
         in->cur = fl_ring_pop(in->ring, &was_full);
@@ -194,6 +208,7 @@ static bool drain_inbound(fl_worker_t *w) {
         in->pos = 0;
         if (atomic_load(&in->from->waiting_space)) fl_worker_wake(in->from);
       }
+      if (!t0) t0 = fl_mono_ns();
       progress = true;
       if (!process_batch(in)) break;
       fl_batch_free(in->cur);
@@ -201,6 +216,8 @@ static bool drain_inbound(fl_worker_t *w) {
       if (job_failing(w)) flush_edges(w); /* before the count can reach 0 */
       if (atomic_fetch_sub(&job->inflight, 1) == 1 && job_failing(w)) fl_rt_wake_all(job);
     }
+    if (t0) in->op->task->iter_busy_ns += fl_mono_ns() - t0;
+    if (!in->blocked && (in->cur || !fl_ring_empty(in->ring))) in->op->task->iter_ready = true;
   }
   return progress;
 }
@@ -225,7 +242,15 @@ static bool poll_source(fl_worker_t *w, fl_op_t *op, int64_t now) {
   op->ctx.wait_fd = -1;
   op->ctx.emitted = 0;
   op->ctx.ts = FL_TS_NONE;
+  int64_t t0 = fl_mono_ns();
+  if (w->latency_interval_ns && t0 >= op->next_latency_ns) {
+    /* before this budget's records: the marker queues behind the earlier ones */
+    op->next_latency_ns = t0 + w->latency_interval_ns;
+    fl_rt_latency_forward(op, op->latency_src, t0);
+  }
   int rc = op->cls->poll(op);
+  op->task->iter_busy_ns += fl_mono_ns() - t0;
+  if (rc == FL_SOURCE_MORE) op->task->iter_ready = true;
   if (op->failed) return true;
   if (rc < 0) {
     fl_rt_op_check(op, rc);
@@ -265,7 +290,10 @@ static bool poll_sources(fl_worker_t *w, int64_t now) {
   for (size_t i = 0; i < w->n_sources; i++) {
     fl_op_t *op = w->sources[i];
     if (op->finished || op->failed) continue;
-    if (fl_rt_guards_blocked(op->guards, op->n_guards)) continue;
+    if (fl_rt_guards_blocked(op->guards, op->n_guards)) {
+      op->task->iter_bp = true;
+      continue;
+    }
     if (fl_rt_chain_aligning(op)) continue;
     progress |= poll_source(w, op, now);
   }
@@ -279,11 +307,15 @@ static bool timers_and_ticks(fl_worker_t *w, int64_t now) {
     fl_op_t *op = w->ops[i];
     if (op->finished || op->failed) continue;
     int64_t ts;
-    if (op->timers && fl_timers_peek(op->timers, FL_PROCESSING_TIME, &ts) && ts <= now) {
+    bool due = op->timers && fl_timers_peek(op->timers, FL_PROCESSING_TIME, &ts) && ts <= now;
+    if (!due && !op->cls->on_tick) continue;
+    int64_t t0 = fl_mono_ns();
+    if (due) {
       fl_rt_fire_timers(op, FL_PROCESSING_TIME, now);
       progress = true;
     }
     if (op->cls->on_tick) fl_rt_op_check(op, op->cls->on_tick(op, now));
+    op->task->iter_busy_ns += fl_mono_ns() - t0;
   }
   return progress;
 }
@@ -400,11 +432,107 @@ static void worker_sleep(fl_worker_t *w, int64_t now) {
   atomic_store(&w->sleeping, 0);
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* Metrics                                                                              */
+
+/* Ends the loop iteration that started at w->iter_start_ns. Each task adds its work. A
+ * task that a full output held back adds the rest of the iteration as back-pressured; a
+ * task that had more to do than its turn allowed adds the time the thread spent in the
+ * tasks it feeds on this worker (the turns they took are what held it back; time spent
+ * in unrelated tasks is not back pressure and counts as idle). */
+static void account_iteration(fl_worker_t *w, int64_t now_ns) {
+  int64_t len = now_ns - w->iter_start_ns;
+  fl_env_t *env = w->job->env;
+  for (size_t i = 0; i < env->n_nodes; i++) {
+    fl_op_t *op = w->ops[i];
+    if (op->task != op) continue;
+    int64_t busy = op->iter_busy_ns < len ? op->iter_busy_ns : len, held = 0;
+    if (op->iter_bp) {
+      held = len - busy;
+    } else if (op->iter_ready) {
+      for (size_t k = 0; k < op->n_downstream; k++) held += op->downstream[k]->iter_busy_ns;
+      if (held > len - busy) held = len - busy;
+    }
+    op->busy_ns += busy;
+    op->bp_ns += held;
+    bool bp = held > 0;
+    if (bp != atomic_load_explicit(&op->m->backpressured, memory_order_relaxed))
+      atomic_store_explicit(&op->m->backpressured, bp, memory_order_relaxed);
+  }
+  for (size_t i = 0; i < env->n_nodes; i++) {
+    fl_op_t *op = w->ops[i];
+    op->iter_busy_ns = 0;
+    op->iter_bp = op->iter_ready = false;
+  }
+  w->iter_start_ns = now_ns;
+}
+
+static double per_second(double delta, int64_t dt_ns) { return delta * 1e9 / (double)dt_ns; }
+
+/* Samples every instance's counters and its task's times, and publishes the views over
+ * the oldest sample kept (up to FL_OP_SAMPLES - 1 intervals back). */
+static void metrics_sample(fl_worker_t *w, int64_t now_ns) {
+  fl_env_t *env = w->job->env;
+  int64_t wall = fl_wall_ms();
+  bool want_kv = false;
+  for (int k = 0; k < FL_KV_STAT_N; k++) want_kv |= env->conf.kv_stats[k];
+  for (size_t i = 0; i < env->n_nodes; i++) {
+    fl_op_t *op = w->ops[i];
+    fl_metrics_t *m = op->m;
+    struct fl_op_sample s = {now_ns,   op->task->busy_ns, op->task->bp_ns,
+                             op->n_in, op->n_out,         op->n_fired};
+    int oldest = op->n_samples < FL_OP_SAMPLES ? 0 : op->sample_next;
+    op->samples[op->sample_next] = s;
+    op->sample_next = (op->sample_next + 1) % FL_OP_SAMPLES;
+    if (op->n_samples < FL_OP_SAMPLES) op->n_samples++;
+    atomic_store_explicit(&m->busy_ns, s.busy_ns, memory_order_relaxed);
+    atomic_store_explicit(&m->backpressured_ns, s.bp_ns, memory_order_relaxed);
+    if (want_kv && op->kv->ops->version >= 2 && op->kv->ops->stats) {
+      int64_t v[FL_KV_STAT_N];
+      for (int k = 0; k < FL_KV_STAT_N; k++) v[k] = -1;
+      if (op->kv->ops->stats(op->kv->self, env->conf.kv_stats, v) == 0)
+        for (int k = 0; k < FL_KV_STAT_N; k++)
+          atomic_store_explicit(&m->kv_stats[k], v[k], memory_order_relaxed);
+    }
+    if (op->n_samples < 2) continue;
+    const struct fl_op_sample *o = &op->samples[oldest];
+    int64_t dt = s.t_ns - o->t_ns;
+    if (dt <= 0) continue;
+    atomic_store_explicit(&m->records_in_per_s, per_second((double)(s.in - o->in), dt),
+                          memory_order_relaxed);
+    atomic_store_explicit(&m->records_out_per_s, per_second((double)(s.out - o->out), dt),
+                          memory_order_relaxed);
+    atomic_store_explicit(&m->fired_timers_per_s, per_second((double)(s.fired - o->fired), dt),
+                          memory_order_relaxed);
+    double busy = per_second((double)(s.busy_ns - o->busy_ns), dt) / 1e6;
+    double bp = per_second((double)(s.bp_ns - o->bp_ns), dt) / 1e6;
+    if (busy > 1000) busy = 1000;
+    if (bp > 1000 - busy) bp = 1000 - busy;
+    atomic_store_explicit(&m->busy_ms_per_s, busy, memory_order_relaxed);
+    atomic_store_explicit(&m->backpressured_ms_per_s, bp, memory_order_relaxed);
+    atomic_store_explicit(&m->idle_ms_per_s, 1000 - busy - bp, memory_order_relaxed);
+    atomic_store_explicit(&m->view_updated_ms, wall, memory_order_relaxed);
+  }
+}
+
+static void metrics_tick(fl_worker_t *w) {
+  int64_t now = fl_mono_ns();
+  account_iteration(w, now);
+  if (now >= w->next_sample_ns) {
+    metrics_sample(w, now);
+    w->next_sample_ns = now + FL_OP_SAMPLE_NS;
+  }
+}
+
 void *fl_rt_worker_main(void *arg) {
   fl_worker_t *w = arg;
   fl_job_t *job = w->job;
   open_ops(w);
+  w->iter_start_ns = fl_mono_ns();
+  metrics_sample(w, w->iter_start_ns);
+  w->next_sample_ns = w->iter_start_ns + FL_OP_SAMPLE_NS;
   for (;;) {
+    metrics_tick(w);
     control(w);
     bool progress = ship_overflow(w);
     progress |= checkpoint_signals(w);
@@ -423,6 +551,8 @@ void *fl_rt_worker_main(void *arg) {
     atomic_fetch_add(&job->drained_workers, 1);
     fl_rt_wake_all(job);
   }
+  metrics_tick(w);
+  metrics_sample(w, w->iter_start_ns);
   close_ops(w, job_failing(w));
   return NULL;
 }

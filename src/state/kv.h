@@ -17,6 +17,7 @@
 #ifndef FL_STATE_KV_H
 #define FL_STATE_KV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,7 +34,28 @@ typedef struct fl_kkey {
 #define FL_KV_DELETE 1 /* delete this entry and go on */
 #define FL_KV_STOP 2   /* stop */
 
-#define FL_KV_OPS_VERSION 1
+#define FL_KV_OPS_VERSION 2
+
+/* Backend statistics (ops version 2), by Flink's state.backend.rocksdb.metrics.* names:
+ * X(enum suffix, Flink's name, opt-in). Opt-in ones are read only when their
+ * configuration key is true, as in Flink; the block cache hit and miss counts are cheap
+ * and always read. */
+#define FL_KV_STATS_MAP(X)                                                     \
+  X(BLOCK_CACHE_USAGE, "block-cache-usage", 1)                                 \
+  X(BLOCK_CACHE_HIT, "block-cache-hit", 0)                                     \
+  X(BLOCK_CACHE_MISS, "block-cache-miss", 0)                                   \
+  X(ESTIMATE_NUM_KEYS, "estimate-num-keys", 1)                                 \
+  X(CUR_SIZE_ALL_MEM_TABLES, "cur-size-all-mem-tables", 1)                     \
+  X(ESTIMATE_PENDING_COMPACTION_BYTES, "estimate-pending-compaction-bytes", 1) \
+  X(NUM_RUNNING_COMPACTIONS, "num-running-compactions", 1)                     \
+  X(TOTAL_SST_FILES_SIZE, "total-sst-files-size", 1)
+
+typedef enum fl_kv_stat {
+#define FL_KV_STAT_ENUM_(e, name, optin) FL_KV_STAT_##e,
+  FL_KV_STATS_MAP(FL_KV_STAT_ENUM_)
+#undef FL_KV_STAT_ENUM_
+  FL_KV_STAT_N
+} fl_kv_stat_t;
 
 typedef struct fl_kv_ops {
   int version; /* FL_KV_OPS_VERSION */
@@ -94,6 +116,10 @@ typedef struct fl_kv_ops {
   /* Names of the tables the store holds (after a restore they exist before any
    * open_table): calls cb for each; used to enumerate state for savepoints. */
   int (*list_tables)(void *self, int (*cb)(const char *name, void *arg), void *arg);
+  /* Version 2. Statistics: for each i with want[i] true, sets v[i] to the store's value
+   * (a count, or bytes), or leaves it at -1 when the backend has none. Called by the
+   * owning worker about once a second. NULL: no statistics. */
+  int (*stats)(void *self, const bool *want, int64_t *v);
 } fl_kv_ops_t;
 
 /* Layouts for set_table_ttl, matching src/state/state.c. */
