@@ -9,6 +9,9 @@
 # installed some other way).
 set -euo pipefail
 
+# prometheus and chromium are for tests only: one scrapes the HTTP endpoint with a real
+# Prometheus, one loads the dashboard in headless Chromium.
+#
 # The sanitizer runtimes (libasan8, libubsan1, libtsan2) are separate packages in
 # Debian 12; gcc-12 pulls them in through libgcc-12-dev, but they are listed so that a
 # trimmed image without them is repaired too.
@@ -21,7 +24,10 @@ packages=(
   libjansson-dev
   libcurl4-openssl-dev
   libcmocka-dev
+  libmicrohttpd-dev
   kcat
+  prometheus
+  chromium
   clang-format
   libasan8
   libubsan1
