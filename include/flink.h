@@ -264,10 +264,12 @@ FL_API int fl_env_set_log(fl_env_t *env, fl_log_fn fn, void *opaque);
  *    "records_in_per_second":5.0,"records_out_per_second":2.0,
  *    "late_records_dropped":1,"fired_timers":3,"fired_timers_per_second":1.0,
  *    "current_input_watermark":1999,"current_output_watermark":1999,
+ *    "watermark_lag_ms":null,
  *    "busy_time_ms_per_second":12.5,"idle_time_ms_per_second":987.5,
  *    "back_pressured_time_ms_per_second":0,"is_back_pressured":false,
  *    "subtasks":[{...the same per subtask...}]}],"checkpoints":{...}}
- * Watermarks are null before the first. Rates and times per second are over the last
+ * Watermarks are null before the first; watermark_lag_ms is processing time minus the
+ * watermark, for sources (their output) and windows (their input). Rates and times per second are over the last
  * five seconds, updated once a second (docs/metrics.md); the times are those of the
  * operator's task (its chain: "task" is the id of the chain's first operator) and add up
  * to 1000 per subtask; an operator's are the maximum over its subtasks. With

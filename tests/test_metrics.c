@@ -475,8 +475,17 @@ static void latency_markers_reach_the_sink(void **state) {
   fl_env_destroy(env);
 }
 
+/* A decimal number of len bytes (not NUL-terminated). */
+static long num(const void *p, size_t len) {
+  char buf[32];
+  size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
+  memcpy(buf, p, n);
+  buf[n] = 0;
+  return atol(buf);
+}
+
 static int hist_map(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
-  fl_ctx_histogram_update(ctx, "value", atol(in->value));
+  fl_ctx_histogram_update(ctx, "value", num(in->value, in->value_len));
   return fl_emit_record(ctx, in);
 }
 

@@ -186,6 +186,11 @@ char *fl_env_metrics_json(fl_env_t *env) {
     json_object_set_new(o, "fired_timers_per_second", json_real(fired_rate));
     json_object_set_new(o, "current_input_watermark", wm_json(wm));
     json_object_set_new(o, "current_output_watermark", wm_json(owm));
+    /* Flink's watermarkLag, for sources (their output) and windows (their input) */
+    int64_t lw = n->kind == FL_NODE_SOURCE ? owm : n->kind == FL_NODE_WINDOW ? wm : FL_TS_NONE;
+    json_object_set_new(
+        o, "watermark_lag_ms",
+        lw == FL_TS_NONE || lw == FL_TS_MAX ? json_null() : json_integer(fl_env_now(env) - lw));
     times_json(o, busy, idle, bp, is_bp);
     if (json_object_size(agg))
       json_object_set_new(o, "metrics", agg);
