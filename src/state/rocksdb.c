@@ -114,6 +114,7 @@ struct fl_kv_rocksdb_shared {
   rocksdb_options_t *base;
   rocksdb_cache_t *cache;
   rocksdb_env_t *env;
+  bool statistics; /* every store keeps ticker statistics (rdb_stats) */
 };
 
 /* What a table's compaction filter reads. Owned by the column family's filter factory
@@ -156,6 +157,7 @@ typedef struct rdb_cursor {
 typedef struct rdb {
   rocksdb_t *db;
   rocksdb_options_t *base; /* this store's copy of the shared options */
+  bool statistics;         /* base has ticker statistics of its own */
   rocksdb_readoptions_t *ro;
   rocksdb_readoptions_t *ro_scan; /* full-table scans: no block-cache fill */
   rocksdb_writeoptions_t *wo;
@@ -1534,6 +1536,10 @@ int fl_kv_rocksdb_new(fl_kv_rocksdb_shared_t *sh, const char *dir, const char *r
   atomic_init(&r->now, RDB_NO_TIME);
   r->dir = strdup(dir);
   r->base = rocksdb_options_create_copy(sh->base);
+  if (r->base && sh->statistics) {
+    rocksdb_options_enable_statistics(r->base); /* this store's own, not the shared base's */
+    r->statistics = true;
+  }
   r->ro = rocksdb_readoptions_create();
   r->ro_scan = rocksdb_readoptions_create();
   r->wo = rocksdb_writeoptions_create();
@@ -1570,6 +1576,57 @@ done:
   return rc;
 }
 
+void fl_kv_rocksdb_shared_statistics(fl_kv_rocksdb_shared_t *sh, bool on) { sh->statistics = on; }
+
+/* Statistics (kv.h, FL_KV_STATS_MAP): RocksDB's properties under Flink's
+ * state.backend.rocksdb.metrics.* names, summed over the store's column families where
+ * RocksDB keeps them per family; block cache hits and misses from the store's ticker
+ * statistics when it keeps them. */
+static int64_t ticker(const char *text, const char *name) {
+  const char *p = text ? strstr(text, name) : NULL;
+  if (!p || !(p = strstr(p, "COUNT : "))) return -1;
+  return strtoll(p + 8, NULL, 10);
+}
+
+static int rdb_stats(void *self, const bool *want, int64_t *v) {
+  rdb_t *r = self;
+  static const struct {
+    int stat;
+    const char *prop;
+    bool per_cf;
+  } props[] = {
+      {FL_KV_STAT_BLOCK_CACHE_USAGE, "rocksdb.block-cache-usage", false},
+      {FL_KV_STAT_ESTIMATE_NUM_KEYS, "rocksdb.estimate-num-keys", true},
+      {FL_KV_STAT_CUR_SIZE_ALL_MEM_TABLES, "rocksdb.cur-size-all-mem-tables", true},
+      {FL_KV_STAT_ESTIMATE_PENDING_COMPACTION_BYTES, "rocksdb.estimate-pending-compaction-bytes",
+       true},
+      {FL_KV_STAT_NUM_RUNNING_COMPACTIONS, "rocksdb.num-running-compactions", false},
+      {FL_KV_STAT_TOTAL_SST_FILES_SIZE, "rocksdb.total-sst-files-size", true},
+  };
+  for (size_t i = 0; i < sizeof props / sizeof props[0]; i++) {
+    if (!want[props[i].stat]) continue;
+    uint64_t x = 0, sum = 0;
+    bool any = rocksdb_property_int(r->db, props[i].prop, &x) == 0;
+    if (any) sum = x;
+    for (size_t t = 0; props[i].per_cf && t < r->n_tables; t++) {
+      if (rocksdb_property_int_cf(r->db, r->tables[t]->cf, props[i].prop, &x) == 0) {
+        sum += x;
+        any = true;
+      }
+    }
+    if (any) v[props[i].stat] = (int64_t)sum;
+  }
+  if (r->statistics && (want[FL_KV_STAT_BLOCK_CACHE_HIT] || want[FL_KV_STAT_BLOCK_CACHE_MISS])) {
+    char *text = rocksdb_options_statistics_get_string(r->base);
+    if (want[FL_KV_STAT_BLOCK_CACHE_HIT])
+      v[FL_KV_STAT_BLOCK_CACHE_HIT] = ticker(text, "rocksdb.block.cache.hit ");
+    if (want[FL_KV_STAT_BLOCK_CACHE_MISS])
+      v[FL_KV_STAT_BLOCK_CACHE_MISS] = ticker(text, "rocksdb.block.cache.miss ");
+    rocksdb_free(text);
+  }
+  return FL_OK;
+}
+
 static const fl_kv_ops_t rdb_ops = {
     .version = FL_KV_OPS_VERSION,
     .name = "rocksdb",
@@ -1590,4 +1647,5 @@ static const fl_kv_ops_t rdb_ops = {
     .checkpoint = rdb_checkpoint,
     .retain_key_groups = rdb_retain_key_groups,
     .list_tables = rdb_list_tables,
+    .stats = rdb_stats,
 };

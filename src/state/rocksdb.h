@@ -25,4 +25,9 @@ const char *fl_kv_rocksdb_errmsg(const fl_kv_t *kv);
  * compaction takes two calls. For maintenance and tests. 0 or FL_EIO/FL_EINVAL. */
 int fl_kv_rocksdb_compact(fl_kv_t *kv);
 
+/* Stores made from sh from now on keep RocksDB's ticker statistics (each its own), from
+ * which the stats op reads block cache hits and misses. Off by default: the tickers cost
+ * a little on every read. Before stores are made from sh. */
+void fl_kv_rocksdb_shared_statistics(fl_kv_rocksdb_shared_t *sh, bool on);
+
 #endif
