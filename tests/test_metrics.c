@@ -525,6 +525,87 @@ static void user_histograms_keep_the_last_values(void **state) {
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* RocksDB                                                                              */
+
+static int remember(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
+  const fl_state_desc_t *d = opaque;
+  const void *v;
+  size_t len;
+  fl_value_get(ctx, d, &v, &len); /* a read: block cache hits and misses */
+  return fl_value_set(ctx, d, in->value, in->value_len);
+}
+
+static int key_run(fl_context_t *ctx, void *inst) {
+  long *n = inst;
+  size_t budget = fl_ctx_source_budget(ctx);
+  while (budget-- && *n < 20000) {
+    char key[16];
+    int kl = snprintf(key, sizeof key, "k%ld", (*n)++);
+    fl_emit(ctx, key, (size_t)kl, "value-value-value", 17, 1);
+  }
+  return *n < 20000 ? FL_SOURCE_MORE : FL_SOURCE_WAIT;
+}
+
+static void rocksdb_statistics_under_flinks_names(void **state) {
+  char dir[] = "/tmp/fl-metrics-rdb-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  const char *kv[] = {"state.backend",
+                      "rocksdb",
+                      "state.backend.rocksdb.localdir",
+                      dir,
+                      "state.backend.rocksdb.metrics.estimate-num-keys",
+                      "true",
+                      "state.backend.rocksdb.metrics.block-cache-usage",
+                      "true",
+                      "state.backend.rocksdb.metrics.cur-size-all-mem-tables",
+                      "true",
+                      NULL};
+  fl_env_t *env = env_conf(kv);
+  fl_state_desc_t *d = fl_state_value(env, "last");
+  long n = 0;
+  fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = key_run};
+  fl_process_fn_t proc = {FL_PROCESS_FN_VERSION, NULL, remember, NULL, NULL, NULL};
+  fl_stream_t *p = fl_keyed_process(
+      fl_stream_key_by(fl_source(env, "src", &src, &n, 0), NULL, NULL), "remember", &proc, d);
+  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
+  fl_stream_sink(p, "sink", &sink, NULL);
+  runner_t r;
+  run_start(&r, env);
+  double deadline = mono_s() + 30 * timeout_scale(), keys = NAN;
+  while (mono_s() < deadline) {
+    nap_ms(100);
+    keys = prom(env, "flink_taskmanager_job_task_operator_rocksdb_estimate_num_keys",
+                "operator_name=\"remember\"");
+    if (keys >= 15000) break;
+  }
+  char *t = fl_env_metrics_prometheus(env);
+  fl_env_stop(env);
+  run_join(&r);
+  assert_true(keys >= 15000 && keys <= 25000); /* an estimate of the 20000 keys */
+  double mem = prom_value(t, "flink_taskmanager_job_task_operator_rocksdb_cur_size_all_mem_tables",
+                          "operator_name=\"remember\"");
+  double usage = prom_value(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_usage",
+                            "operator_name=\"remember\"");
+  double miss = prom_value(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_miss",
+                           "operator_name=\"remember\"");
+  double hit = prom_value(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_hit",
+                          "operator_name=\"remember\"");
+  /* opt-in: not asked for, not shown */
+  assert_null(strstr(t, "rocksdb_total_sst_files_size"));
+  /* the hashmap operators have none */
+  assert_true(isnan(prom_value(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_hit",
+                               "operator_name=\"sink\"")));
+  fl_free(t);
+  assert_true(mem > 0);
+  assert_true(usage >= 0);
+  assert_true(hit >= 0 && miss >= 0);
+  fl_env_destroy(env);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* The Prometheus text                                                                  */
 
 /* Every family is announced by HELP and TYPE once, and its samples follow it. */
@@ -630,6 +711,7 @@ int main(void) {
       cmocka_unit_test(failed_checkpoint_triggers_are_counted),
       cmocka_unit_test(completed_checkpoints_give_id_duration_and_sizes),
       cmocka_unit_test(latency_markers_reach_the_sink),
+      cmocka_unit_test(rocksdb_statistics_under_flinks_names),
       cmocka_unit_test(user_histograms_keep_the_last_values),
       cmocka_unit_test(prometheus_text_is_well_formed_and_escapes_labels),
       cmocka_unit_test(kafka_metric_names_map_to_flinks),
