@@ -2,10 +2,10 @@
  * flink-bench - throughput benchmarks of the engine against plain C.
  *
  *   flink-bench window [--events N] [--keys K] [--window-ms W] [--parallelism P]
- *                      [--set KEY=VALUE]...
+ *                      [--scrape-ms N] [--set KEY=VALUE]...
  *   flink-bench nexmark --query qN|all [--events N] [--parallelism P] [--rate R]
  *                       [--seed S] [--dump-events PATH] [--output PATH]
- *                       [--no-baseline] [--set KEY=VALUE]...
+ *                       [--no-baseline] [--scrape-ms N] [--set KEY=VALUE]...
  *   flink-bench nexmark-table [FILE]...
  *
  * window: a keyed tumbling event-time window SUM.
@@ -40,6 +40,8 @@
  * latency from produce to feature at a fixed rate).
  *
  * --set passes configuration keys to the engine (e.g. --set execution.batch-size=4096).
+ * --scrape-ms N (window, nexmark) GETs /metrics every N ms while the job runs, as a
+ * Prometheus would (with --set rest.port=0); "scrapes" counts those that succeeded.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -58,6 +60,7 @@
 #include "lib/bench_ckpt.h"
 #include "lib/bench_clock.h"
 #include "lib/bench_kafka.h"
+#include "lib/bench_scrape.h"
 #include "lib/bench_state.h"
 #include "lib/nexmark.h"
 
@@ -72,6 +75,8 @@ typedef struct bench_opts {
   int parallelism;
   const char *settings[MAX_SETTINGS]; /* "key=value" */
   int n_settings;
+  int scrape_ms; /* GET /metrics this often while the job runs (needs rest.port); 0: no */
+  long scrapes;  /* how many succeeded */
 } bench_opts_t;
 
 /* What both implementations produce. */
@@ -272,7 +277,7 @@ done:
 }
 
 /* Runs the engine job; fills *out, the wall and CPU seconds of fl_env_execute(). */
-static int run_engine(const bench_opts_t *o, results_t *out, double *wall, double *cpu) {
+static int run_engine(bench_opts_t *o, results_t *out, double *wall, double *cpu) {
   static const fl_source_fn_t source_fn = {
       .version = FL_SOURCE_FN_VERSION,
       .open = source_open,
@@ -311,10 +316,12 @@ static int run_engine(const bench_opts_t *o, results_t *out, double *wall, doubl
   fl_stream_t *sums = fl_window_aggregate(win, "window-sum", &sum_fn, NULL);
   fl_stream_sink(sums, "count", &sink_fn, &e); /* builder errors surface in execute */
 
+  bench_scrape_t *scraper = bench_scrape_start(env, o->scrape_ms);
   double t0 = bench_now_s(), c0 = bench_cpu_s();
   rc = fl_env_execute(env, "bench-window");
   *wall = bench_now_s() - t0;
   *cpu = bench_cpu_s() - c0;
+  o->scrapes = bench_scrape_stop(scraper);
   if (rc != 0) {
     fprintf(stderr, "flink-bench: job failed (%s): %s\n", fl_err_name(rc), fl_env_error(env));
     goto done;
@@ -445,7 +452,8 @@ done:
 static void window_usage(FILE *f) {
   fprintf(f,
           "usage: flink-bench window [--events N] [--keys K] [--window-ms W]\n"
-          "                          [--parallelism P] [--events-per-ms R] [--set KEY=VALUE]...\n"
+          "                          [--parallelism P] [--events-per-ms R] [--scrape-ms N]\n"
+          "                          [--set KEY=VALUE]...\n"
           "defaults: --events 5000000 --keys 10000 --window-ms 1000 --parallelism 2\n"
           "          --events-per-ms 1000 (event time advances 1 ms every R events per\n"
           "          subtask: 1,000,000 events per second of event time)\n");
@@ -488,6 +496,9 @@ static int parse_window_args(int argc, char **argv, bench_opts_t *o) {
     } else if (strcmp(name, "--window-ms") == 0) {
       if (parse_u64(name, v, UINT64_C(1) << 40, &x) != 0) return -1;
       o->window_ms = (int64_t)x;
+    } else if (strcmp(name, "--scrape-ms") == 0) {
+      if (parse_u64(name, v, 3600000, &x) != 0) return -1;
+      o->scrape_ms = (int)x;
     } else if (strcmp(name, "--events-per-ms") == 0) {
       if (parse_u64(name, v, UINT64_C(1) << 30, &o->per_ms) != 0) return -1;
     } else if (strcmp(name, "--parallelism") == 0) {
@@ -531,10 +542,10 @@ static int bench_window(int argc, char **argv) {
          ",\"parallelism\":%d,\"engine_events_per_s\":%.0f,"
          "\"baseline_events_per_s\":%.0f,\"ratio\":%.4f,\"engine_seconds\":%.6f,"
          "\"baseline_seconds\":%.6f,\"engine_cpu_seconds\":%.6f,\"results\":%" PRIu64
-         ",\"baseline_results\":%" PRIu64 ",\"checksum_match\":%s}\n",
+         ",\"baseline_results\":%" PRIu64 ",\"checksum_match\":%s,\"scrapes\":%ld}\n",
          o.events, o.keys, o.window_ms, o.per_ms, o.parallelism, e_rate, b_rate,
          b_rate > 0 ? e_rate / b_rate : 0.0, e_wall, b_wall, e_cpu, engine.count, baseline.count,
-         match ? "true" : "false");
+         match ? "true" : "false", o.scrapes);
   if (!match)
     fprintf(stderr,
             "flink-bench: engine and baseline differ: results %" PRIu64 " vs %" PRIu64
@@ -555,6 +566,7 @@ typedef struct nexmark_opts {
   bool baseline;
   const char *settings[MAX_SETTINGS];
   int n_settings;
+  int scrape_ms; /* as the window benchmark's */
 } nexmark_opts_t;
 
 /* Counted results: number of records and the sum of a hash of each (order-independent). */
@@ -615,6 +627,7 @@ static int nx_to_json(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
 typedef struct nx_run {
   double wall, cpu;
   nx_results_t results;
+  long scrapes;
 } nx_run_t;
 
 /* Runs query q on the generator through the engine. */
@@ -646,10 +659,12 @@ static int nexmark_engine(const nexmark_opts_t *o, const nx_gen_t *gen, const nx
     fl_stream_sink_lines(json, "output", output);
   }
   snprintf(job, sizeof job, "nexmark-%s", q->name);
+  bench_scrape_t *scraper = bench_scrape_start(env, o->scrape_ms);
   double t0 = bench_now_s(), c0 = bench_cpu_s();
   rc = fl_env_execute(env, job);
   run->wall = bench_now_s() - t0;
   run->cpu = bench_cpu_s() - c0;
+  run->scrapes = bench_scrape_stop(scraper);
   if (rc != 0) {
     fprintf(stderr, "flink-bench: %s failed (%s): %s\n", q->name, fl_err_name(rc),
             fl_env_error(env));
@@ -757,9 +772,10 @@ static int nexmark_one(const nexmark_opts_t *o, const nx_gen_t *gen, const nx_qu
   double rate = e.wall > 0 ? events / e.wall : 0;
   printf("{\"query\":\"%s\",\"events\":%" PRIu64 ",\"parallelism\":%d,\"rate\":%" PRIu64
          ",\"seconds\":%.6f,\"events_per_s\":%.0f,\"cpu_seconds\":%.6f,\"cores_used\":%.3f,"
-         "\"events_per_s_per_core\":%.0f,\"results\":%" PRIu64,
+         "\"events_per_s_per_core\":%.0f,\"results\":%" PRIu64 ",\"scrapes\":%ld",
          q->name, o->gen.events, o->parallelism, o->gen.rate, e.wall, rate, e.cpu,
-         e.wall > 0 ? e.cpu / e.wall : 0, e.cpu > 0 ? events / e.cpu : 0, e.results.count);
+         e.wall > 0 ? e.cpu / e.wall : 0, e.cpu > 0 ? events / e.cpu : 0, e.results.count,
+         e.scrapes);
   int status = 0;
   if (o->baseline && nexmark_baseline(gen, q, &b)) {
     double b_rate = b.wall > 0 ? events / b.wall : 0;
@@ -785,7 +801,8 @@ static void nexmark_usage(FILE *f) {
   fprintf(f,
           "usage: flink-bench nexmark --query qN|all [--events N] [--parallelism P]\n"
           "                           [--rate R] [--seed S] [--dump-events PATH]\n"
-          "                           [--output PATH] [--no-baseline] [--set KEY=VALUE]...\n"
+          "                           [--output PATH] [--no-baseline] [--scrape-ms N]\n"
+          "                           [--set KEY=VALUE]...\n"
           "queries:");
   for (size_t i = 0; i < nx_query_count(); i++) fprintf(f, " %s", nx_query_at(i)->name);
   fprintf(f,
@@ -840,6 +857,9 @@ static int parse_nexmark_args(int argc, char **argv, nexmark_opts_t *o) {
     } else if (strcmp(name, "--parallelism") == 0) {
       if (parse_u64(name, v, 256, &x) != 0) return -1;
       o->parallelism = (int)x;
+    } else if (strcmp(name, "--scrape-ms") == 0) {
+      if (parse_u64(name, v, 3600000, &x) != 0) return -1;
+      o->scrape_ms = (int)x;
     } else if (strcmp(name, "--dump-events") == 0) {
       o->dump_events = v;
     } else if (strcmp(name, "--output") == 0) {
