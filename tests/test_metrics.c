@@ -668,6 +668,10 @@ static int kafka_like(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
   fl_ctx_gauge_set(ctx, "current-offset.orders.v2.3", 1000);
   fl_ctx_counter_add(ctx, "commits-succeeded", 2);
   fl_ctx_counter_add(ctx, "my-counter", 5);
+  /* names that collide with the library's, or with each other once sanitized */
+  fl_ctx_counter_add(ctx, "numRecordsIn", 9);
+  fl_ctx_gauge_set(ctx, "my-counter", 6);
+  fl_ctx_gauge_set(ctx, "my_counter", 7);
   return fl_emit_record(ctx, in);
 }
 
@@ -697,6 +701,13 @@ static void kafka_metric_names_map_to_flinks(void **state) {
                          "flink_taskmanager_job_task_operator_KafkaSourceReader_commitsSucceeded",
                          NULL) == 2);
   assert_true(prom_value(t, "flink_taskmanager_job_task_operator_my_counter", NULL) == 5);
+  assert_true(prom_value(t, "flink_taskmanager_job_task_operator_user_numRecordsIn", NULL) == 9);
+  assert_true(prom_value(t, "flink_taskmanager_job_task_operator_numRecordsIn",
+                         "operator_name=\"kafka-like\"") == 1);
+  /* one series per name and labels */
+  const char *first = strstr(t, "flink_taskmanager_job_task_operator_my_counter{");
+  assert_non_null(first);
+  assert_null(strstr(first + 1, "flink_taskmanager_job_task_operator_my_counter{"));
   fl_free(t);
   fl_env_destroy(env);
 }

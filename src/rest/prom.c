@@ -322,6 +322,42 @@ static bool latency_metrics(const scrape_t *s, fl_buf_t *b) {
   return true;
 }
 
+/* The family name of a user metric: its mapped name, or "user_" + it when that is the
+ * name of one of the library's families (a second TYPE line for a name would make
+ * Prometheus reject the whole scrape). */
+static void user_name(const fl_user_metric_t *um, fl_rest_metric_name_t *mn) {
+  fl_rest_map_user_metric(um->name, mn);
+  bool taken = !strncmp(mn->name, "rocksdb_", 8);
+  for (size_t f = 0; f < sizeof OP_FAMILIES / sizeof OP_FAMILIES[0]; f++)
+    taken |= !strcmp(mn->name, OP_FAMILIES[f].name);
+  if (taken) {
+    size_t len = strlen(mn->name);
+    if (len > sizeof mn->name - 6) len = sizeof mn->name - 6;
+    memmove(mn->name + 5, mn->name, len);
+    memcpy(mn->name, "user_", 5);
+    mn->name[len + 5] = '\0';
+  }
+}
+
+static bool same_series(const fl_rest_metric_name_t *a, const fl_rest_metric_name_t *b) {
+  if (strcmp(a->name, b->name) || a->n_labels != b->n_labels) return false;
+  for (int q = 0; q < a->n_labels; q++)
+    if (strcmp(a->label_v[q], b->label_v[q])) return false;
+  return true;
+}
+
+/* Whether metric y of u has the series of an earlier one of u (a counter and a gauge of
+ * one name, or names that differ only in characters Prometheus does not allow): only
+ * the first is written, as a series must appear once. */
+static bool shadowed(const fl_user_metrics_t *u, int y, const fl_rest_metric_name_t *mn) {
+  for (int x = 0; x < y; x++) {
+    fl_rest_metric_name_t other;
+    user_name(&u->m[x], &other);
+    if (same_series(&other, mn)) return true;
+  }
+  return false;
+}
+
 /* User metrics: each distinct mapped name is one family, written in one pass over the
  * subtasks. Names already written are remembered in `done`. */
 static bool user_metrics(const scrape_t *s, fl_buf_t *b) {
@@ -337,7 +373,7 @@ static bool user_metrics(const scrape_t *s, fl_buf_t *b) {
       int nu = u ? atomic_load_explicit(&u->n, memory_order_acquire) : 0;
       for (int x = 0; ok && x < nu; x++) {
         fl_rest_metric_name_t mn;
-        fl_rest_map_user_metric(u->m[x].name, &mn);
+        user_name(&u->m[x], &mn);
         bool seen = false;
         for (size_t d = 0; d < n_done && !seen; d++) seen = strcmp(done[d], mn.name) == 0;
         if (seen || n_done == cap_done) continue;
@@ -363,8 +399,9 @@ static bool user_metrics(const scrape_t *s, fl_buf_t *b) {
             int nu2 = u2 ? atomic_load_explicit(&u2->n, memory_order_acquire) : 0;
             for (int y = 0; ok && y < nu2; y++) {
               fl_rest_metric_name_t mn2;
-              fl_rest_map_user_metric(u2->m[y].name, &mn2);
-              if (strcmp(mn2.name, mn.name) != 0 || (u2->m[y].kind == FL_UM_HISTOGRAM) != hist)
+              user_name(&u2->m[y], &mn2);
+              if (strcmp(mn2.name, mn.name) != 0 || (u2->m[y].kind == FL_UM_HISTOGRAM) != hist ||
+                  shadowed(u2, y, &mn2))
                 continue;
               labels_t l = s->oper[i2 * (size_t)s->P + (size_t)k2];
               for (int q = 0; q < mn2.n_labels; q++) labels_add(&l, mn2.label_k[q], mn2.label_v[q]);
