@@ -24,7 +24,8 @@
  *    call that does not keep it (a NULL stream or environment, a call after execute, an
  *    invalid function table) calls destroy at once, before it returns.
  *  - Threads: an environment and everything built on it belong to the thread that
- *    created it, except fl_env_stop(), fl_env_savepoint() and fl_env_metrics_json(),
+ *    created it, except fl_env_stop(), fl_env_savepoint(), fl_env_metrics_json(),
+ *    fl_env_metrics_prometheus(), fl_env_rest_port() and fl_env_prometheus_port(),
  *    which any thread may call while fl_env_execute() runs; fl_env_stop() is also
  *    async-signal-safe.
  *    User functions run on worker threads: one call at a time per operator instance
