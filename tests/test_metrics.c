@@ -658,6 +658,23 @@ static void prometheus_text_is_well_formed_and_escapes_labels(void **state) {
                          "operator_name=\"src\"") == 2);
   fl_free(t);
   fl_env_destroy(env);
+  /* names that are not UTF-8: U+FFFD in the Prometheus text and the JSON */
+  env = env_conf(NULL);
+  m = fl_stream_map(fl_source_collection(env, "src", recs, 2), "bad\xff\xc3(", hist_map, NULL);
+  fl_stream_sink(m, "sink", &sink, NULL);
+  assert_int_equal(fl_env_execute(env, "j\xe2\x82"), 0);
+  t = fl_env_metrics_prometheus(env);
+  check_exposition(t);
+  assert_non_null(strstr(t, "operator_name=\"bad\xef\xbf\xbd\xef\xbf\xbd(\""));
+  assert_non_null(strstr(t, "job_name=\"j\xef\xbf\xbd\xef\xbf\xbd\""));
+  fl_free(t);
+  json_t *o = op_json(env, "bad\xef\xbf\xbd\xef\xbf\xbd(");
+  assert_non_null(o);
+  assert_int_equal(json_integer_value(json_object_get(o, "records_in")), 2);
+  json_t *sub0 = json_array_get(json_object_get(o, "subtasks"), 0);
+  assert_non_null(json_object_get(json_object_get(sub0, "metrics"), "value"));
+  json_decref(o);
+  fl_env_destroy(env);
 }
 
 /* Publishes metrics under the names the Kafka source uses (flink.h, fl_source_kafka). */

@@ -5,12 +5,24 @@
 #include <stdlib.h>
 
 #include "graph/env.h"
+#include "rest/rest.h"
 
 static json_t *wm_json(int64_t wm) {
   return wm == FL_TS_NONE ? json_null() : json_integer((json_int_t)wm);
 }
 
 #define LD(f) atomic_load_explicit(&m->f, memory_order_relaxed)
+
+/* Sets o[name] = v, with name made UTF-8 (names are the user's bytes; jansson refuses
+ * keys that are not UTF-8). */
+static void set_named(json_t *o, const char *name, json_t *v) {
+  char *key = fl_rest_utf8_dup(name);
+  if (key)
+    json_object_set_new(o, key, v);
+  else
+    json_decref(v);
+  free(key);
+}
 
 static json_t *hist_json(const fl_hist_t *h, double scale, bool full) {
   fl_hist_stats_t st;
@@ -45,7 +57,7 @@ static json_t *latency_json(const fl_env_t *env, const fl_metrics_t *m) {
     if (env->nodes[j]->kind != FL_NODE_SOURCE) continue;
     const fl_hist_t *h = &m->latency[src++];
     if (atomic_load_explicit(&h->count, memory_order_relaxed))
-      json_object_set_new(o, env->nodes[j]->name, hist_json(h, 1e6, false));
+      set_named(o, env->nodes[j]->name, hist_json(h, 1e6, false));
   }
   if (!json_object_size(o)) {
     json_decref(o);
@@ -90,19 +102,23 @@ static json_t *subtask_json(const fl_env_t *env, fl_metrics_t *m, int s, json_t 
     int nu = atomic_load_explicit(&u->n, memory_order_acquire);
     for (int k = 0; k < nu; k++) {
       if (u->m[k].kind == FL_UM_HISTOGRAM) {
-        json_object_set_new(um, u->m[k].name, hist_json(u->m[k].hist, 1, true));
+        set_named(um, u->m[k].name, hist_json(u->m[k].hist, 1, true));
         continue;
       }
       int64_t v = atomic_load_explicit(&u->m[k].value, memory_order_relaxed);
-      json_object_set_new(um, u->m[k].name, json_integer((json_int_t)v));
+      set_named(um, u->m[k].name, json_integer((json_int_t)v));
       /* the operator's value: counters summed, gauges at their maximum */
-      json_t *prev = json_object_get(agg, u->m[k].name);
-      if (!prev) {
-        json_object_set_new(agg, u->m[k].name, json_integer((json_int_t)v));
+      char *key = fl_rest_utf8_dup(u->m[k].name);
+      json_t *prev = key ? json_object_get(agg, key) : NULL;
+      if (!key) {
+        /* out of memory: the operator's value is left out */
+      } else if (!prev) {
+        json_object_set_new(agg, key, json_integer((json_int_t)v));
       } else {
         json_int_t p = json_integer_value(prev);
         json_integer_set(prev, u->m[k].kind == FL_UM_GAUGE ? (p > v ? p : v) : p + v);
       }
+      free(key);
     }
     json_object_set_new(so, "metrics", um);
   }
@@ -135,7 +151,7 @@ char *fl_env_metrics_json(fl_env_t *env) {
   json_t *ops = json_array();
   if (!root || !ops) goto fail;
   const char *job_name = atomic_load(&env->job_name);
-  json_object_set_new(root, "job", json_string(job_name ? job_name : ""));
+  json_object_set_new(root, "job", fl_rest_json_text(job_name));
   json_object_set_new(root, "job_id", json_string(env->job_id));
   json_object_set_new(root, "state",
                       json_string(st == 0   ? "created"
@@ -174,7 +190,7 @@ char *fl_env_metrics_json(fl_env_t *env) {
       json_array_append_new(subs, subtask_json(env, m, s, agg));
     }
     json_object_set_new(o, "id", json_integer(n->id));
-    json_object_set_new(o, "name", json_string(n->name));
+    json_object_set_new(o, "name", fl_rest_json_text(n->name));
     json_object_set_new(o, "task", json_integer(fl_node_task_head(n)->id));
     json_object_set_new(o, "parallelism", json_integer(P));
     json_object_set_new(o, "records_in", json_integer((json_int_t)in));

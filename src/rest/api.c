@@ -61,7 +61,7 @@ static int n_tasks(fl_env_t *env) {
 static json_t *jobs_overview(fl_env_t *env) {
   json_t *j = json_object();
   json_object_set_new(j, "jid", json_string(env->job_id));
-  json_object_set_new(j, "name", json_string(job_name(env)));
+  json_object_set_new(j, "name", fl_rest_json_text(job_name(env)));
   json_object_set_new(j, "state", json_string(job_state(env)));
   times(j, env);
   json_object_set_new(j, "last-modification", json_integer(fl_env_now(env)));
@@ -80,7 +80,7 @@ static json_t *vertex_json(fl_env_t *env, const fl_node_t *head) {
   fl_rest_task_name(env, head, name, sizeof name);
   int P = env->conf.parallelism;
   json_object_set_new(v, "id", json_string(id));
-  json_object_set_new(v, "name", json_string(name));
+  json_object_set_new(v, "name", fl_rest_json_text(name));
   json_object_set_new(v, "maxParallelism", json_integer(env->conf.max_parallelism));
   json_object_set_new(v, "parallelism", json_integer(P));
   json_object_set_new(v, "status", json_string(job_state(env)));
@@ -117,7 +117,7 @@ static const char *ship_strategy(fl_partition_t p) {
 static json_t *plan_json(fl_env_t *env) {
   json_t *plan = json_object(), *nodes = json_array();
   json_object_set_new(plan, "jid", json_string(env->job_id));
-  json_object_set_new(plan, "name", json_string(job_name(env)));
+  json_object_set_new(plan, "name", fl_rest_json_text(job_name(env)));
   json_object_set_new(plan, "type", json_string("STREAMING"));
   for (size_t i = 0; i < env->n_nodes; i++) {
     const fl_node_t *n = env->nodes[i];
@@ -130,7 +130,7 @@ static json_t *plan_json(fl_env_t *env) {
     json_object_set_new(o, "parallelism", json_integer(env->conf.parallelism));
     json_object_set_new(o, "operator", json_string(""));
     json_object_set_new(o, "operator_strategy", json_string(""));
-    json_object_set_new(o, "description", json_string(name));
+    json_object_set_new(o, "description", fl_rest_json_text(name));
     for (size_t k = 0; k < n->n_inputs; k++) {
       json_t *in = json_object();
       char fid[33];
@@ -149,7 +149,7 @@ static json_t *plan_json(fl_env_t *env) {
       fl_rest_node_id(env->nodes[k], oid);
       json_object_set_new(op, "id", json_string(oid));
       json_object_set_new(op, "index", json_integer(env->nodes[k]->id)); /* as in metrics.json */
-      json_object_set_new(op, "name", json_string(env->nodes[k]->name));
+      json_object_set_new(op, "name", fl_rest_json_text(env->nodes[k]->name));
       json_array_append_new(ops, op);
     }
     if (json_array_size(ins))
@@ -167,7 +167,7 @@ static json_t *plan_json(fl_env_t *env) {
 static json_t *job_details(fl_env_t *env) {
   json_t *j = json_object(), *vs = json_array();
   json_object_set_new(j, "jid", json_string(env->job_id));
-  json_object_set_new(j, "name", json_string(job_name(env)));
+  json_object_set_new(j, "name", fl_rest_json_text(job_name(env)));
   json_object_set_new(j, "isStoppable", json_false());
   json_object_set_new(j, "state", json_string(job_state(env)));
   json_object_set_new(j, "job-type", json_string("STREAMING"));

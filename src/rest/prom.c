@@ -21,18 +21,23 @@
 #include "graph/metrics.h"
 #include "rest/rest.h"
 
-/* Appends a label value with the format's escapes. */
+/* Appends a label value with the format's escapes; a byte that is not UTF-8 becomes
+ * U+FFFD (Prometheus rejects a scrape with one). */
 static bool label_value(fl_buf_t *b, const char *v) {
   bool ok = true;
-  for (const char *p = v; ok && *p; p++) {
+  for (const unsigned char *p = (const unsigned char *)v; ok && *p;) {
+    size_t n = fl_rest_utf8_len(p);
     if (*p == '\\')
       ok = fl_buf_append(b, "\\\\", 2) == FL_OK;
     else if (*p == '"')
       ok = fl_buf_append(b, "\\\"", 2) == FL_OK;
     else if (*p == '\n')
       ok = fl_buf_append(b, "\\n", 2) == FL_OK;
+    else if (n == 0)
+      ok = fl_buf_append(b, "\xef\xbf\xbd", 3) == FL_OK;
     else
-      ok = fl_buf_append(b, p, 1) == FL_OK;
+      ok = fl_buf_append(b, p, n) == FL_OK;
+    p += n ? n : 1;
   }
   return ok;
 }

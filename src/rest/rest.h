@@ -37,8 +37,17 @@ bool fl_rest_printf(fl_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-/* Appends s as a JSON string (quotes, escapes). */
+/* Appends s as a JSON string (quotes, escapes; bytes that are not UTF-8 as U+FFFD). */
 bool fl_rest_json_str(fl_buf_t *b, const char *s);
+/* The length of the well-formed UTF-8 sequence at p (1 to 4), or 0 if there is none:
+ * operator and job names are the user's bytes, and Prometheus and JSON want UTF-8. */
+size_t fl_rest_utf8_len(const unsigned char *p);
+/* A copy of s (malloc; NULL on ENOMEM) in which every byte that is not UTF-8 is U+FFFD. */
+char *fl_rest_utf8_dup(const char *s);
+/* json_string of that copy: never NULL for a name that is not UTF-8 (jansson refuses
+ * those), NULL only on ENOMEM. */
+struct json_t;
+struct json_t *fl_rest_json_text(const char *s);
 
 /* A node's id as Flink shows operator and vertex ids: 32 hex digits, stable for a
  * given graph (from the node's position and name). */

@@ -2,8 +2,10 @@
  * in Flink's forms, the names of connector metrics, and which configuration keys are
  * secret. */
 #include <ctype.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -27,15 +29,62 @@ bool fl_rest_printf(fl_buf_t *b, const char *fmt, ...) {
   return true;
 }
 
+size_t fl_rest_utf8_len(const unsigned char *p) {
+  if (p[0] < 0x80) return 1;
+  size_t n = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
+             : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+             : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                            : 0;
+  for (size_t i = 1; i < n; i++)
+    if ((p[i] & 0xc0) != 0x80) return 0;
+  /* no overlong forms, surrogates or code points past U+10FFFF */
+  if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+      (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+    return 0;
+  return n;
+}
+
+char *fl_rest_utf8_dup(const char *s) {
+  size_t len = strlen(s);
+  char *out = malloc(len * 3 + 1); /* an invalid byte becomes 3 */
+  if (!out) return NULL;
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p;) {
+    size_t n = fl_rest_utf8_len(p);
+    if (n) {
+      memcpy(out + o, p, n);
+      o += n;
+      p += n;
+    } else {
+      memcpy(out + o, "\xef\xbf\xbd", 3);
+      o += 3;
+      p++;
+    }
+  }
+  out[o] = '\0';
+  return out;
+}
+
+json_t *fl_rest_json_text(const char *s) {
+  char *c = fl_rest_utf8_dup(s ? s : "");
+  json_t *j = c ? json_string(c) : NULL;
+  free(c);
+  return j;
+}
+
 bool fl_rest_json_str(fl_buf_t *b, const char *s) {
   bool ok = fl_buf_append(b, "\"", 1) == FL_OK;
-  for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++) {
+  for (const unsigned char *p = (const unsigned char *)s; ok && *p;) {
+    size_t n = fl_rest_utf8_len(p);
     if (*p == '"' || *p == '\\')
       ok = fl_rest_printf(b, "\\%c", *p);
     else if (*p < 0x20 || *p == 0x7f)
       ok = fl_rest_printf(b, "\\u%04x", *p);
+    else if (n == 0)
+      ok = fl_rest_printf(b, "\\ufffd");
     else
-      ok = fl_buf_append(b, p, 1) == FL_OK;
+      ok = fl_buf_append(b, p, n) == FL_OK;
+    p += n ? n : 1;
   }
   return ok && fl_buf_append(b, "\"", 1) == FL_OK;
 }
