@@ -1,6 +1,7 @@
 # ctest layers: every folder under src/ is a layer, and a file may include headers of its
 # own folder and of lower layers only (docs/architecture.md draws them):
 #
+#   7 sql         SQL compiled onto the public API: flink.h, util/ and itself only
 #   6 io          connectors: flink.h, util/ and runtime/connector.h, nothing else
 #   5 api         the builder and configuration
 #   4 operators   operator classes              4 rest   HTTP endpoint, Prometheus, dashboard
@@ -27,6 +28,7 @@ set(rank_operators 4)
 set(rank_rest 4)
 set(rank_api 5)
 set(rank_io 6)
+set(rank_sql 7)
 # What io/ may include besides util/ and itself: the connector interface alone.
 set(io_allowed "runtime/connector.h")
 
@@ -57,6 +59,8 @@ foreach(f ${files})
     endif()
     if(from STREQUAL "io" AND NOT to STREQUAL "util" AND NOT inc IN_LIST io_allowed)
       list(APPEND bad "src/${f}: includes \"${inc}\"; a connector uses flink.h, util/ and runtime/connector.h only")
+    elseif(from STREQUAL "sql" AND NOT to STREQUAL "util")
+      list(APPEND bad "src/${f}: includes \"${inc}\"; SQL is compiled onto the public API: flink.h, util/ and sql/ only")
     elseif(NOT rank_${to} LESS rank_${from})
       list(APPEND bad "src/${f}: includes \"${inc}\": ${from}/ (layer ${rank_${from}}) may not include ${to}/ (layer ${rank_${to}})")
     endif()

@@ -1,5 +1,5 @@
 /*
- * The Nexmark event generator, its parallel source, and the event format (nexmark.h).
+ * The Nexmark event generator, its parallel source, and the event format (nexmark_gen.h).
  *
  * Randomness: event n draws from splitmix64 started at mix(seed, n), so an event depends
  * on nothing but (seed, n). Strings are slices at random offsets of two texts made once
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/nexmark.h"
+#include "sql/nexmark_gen.h"
 
 _Static_assert(sizeof(nx_person_wire_t) == 32, "person layout");
 _Static_assert(sizeof(nx_auction_wire_t) == 64, "auction layout");
