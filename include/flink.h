@@ -1078,6 +1078,166 @@ FL_API int fl_broadcast_foreach(fl_context_t *ctx, const fl_state_desc_t *d,
                                           size_t value_len, void *arg),
                                 void *arg);
 
+/* ---------------------------------------------------------------------------------- */
+/* SQL                                                                                */
+/*
+ * Flink SQL on the same runtime: scripts of CREATE TABLE / CREATE VIEW / SET / INSERT
+ * statements and queries are compiled onto the operators above (sources, maps, keyed
+ * windows with incremental aggregates, interval and window joins, keyed process
+ * functions), so SQL jobs get the same checkpoints, exactly-once Kafka, savepoints and
+ * speed, and SQL and DataStream code mix in one job. docs/sql.md lists the supported
+ * SQL and where it differs from Flink's.
+ *
+ * Rows travel between operators in a compact binary layout (not JSON text); a record of
+ * a SQL stream has an empty key, the row as value and the row time (the time attribute,
+ * e.g. window_end - 1 after a window aggregation) as timestamp. Read rows with
+ * fl_sql_row_get() and build them with a row builder; the layout is described in
+ * docs/sql.md.
+ *
+ * Threads: a SQL environment belongs to the thread that created it, like its fl_env_t.
+ * Compiled queries are read by the job's worker threads while it runs: destroy the SQL
+ * environment after the job ended (fl_sql_env_destroy() keeps what a job built on it
+ * alive until its fl_env_t is destroyed, so either order is safe).
+ */
+typedef struct fl_sql_env fl_sql_env_t;
+typedef struct fl_sql_schema fl_sql_schema_t;
+
+/* A SQL environment with its own fl_env_t, created when a statement first builds part
+ * of the job, from the configuration given by fl_sql_set() and the script's SET
+ * statements (which therefore come first). */
+FL_API int fl_sql_env_new(fl_sql_env_t **out, char *errstr, size_t errstr_size);
+/* A SQL environment over an existing environment (borrowed: it must outlive the SQL
+ * environment's use), to mix SQL with DataStream code; SET of a configuration key is then
+ * an error (set it on env's configuration). */
+FL_API int fl_sql_env_wrap(fl_sql_env_t **out, fl_env_t *env, char *errstr, size_t errstr_size);
+/* NULL-safe. Not while the job runs on a thread other than the caller's. */
+FL_API void fl_sql_env_destroy(fl_sql_env_t *s);
+/* The environment jobs are built on (created now for fl_sql_env_new; NULL with the
+ * reason in errstr when the configuration is invalid). Borrowed from s. Run the job with
+ * fl_env_execute(), stop it with fl_env_stop(), save it with fl_env_savepoint(). */
+FL_API fl_env_t *fl_sql_env_env(fl_sql_env_t *s, char *errstr, size_t errstr_size);
+
+/* SET key = value, as the statement: configuration keys of fl_config_set() (Flink's
+ * parallelism.default and state.backend.type are accepted for parallelism and
+ * state.backend; only before the environment exists), and the SQL keys
+ * table.local-time-zone ('UTC' or a fixed offset such as '+08:00'),
+ * table.exec.source.idle-timeout and pipeline.name. A bad key or value is refused with
+ * errstr naming it. */
+FL_API int fl_sql_set(fl_sql_env_t *s, const char *key, const char *value, char *errstr,
+                      size_t errstr_size);
+/* The value SET for key, or NULL. Borrowed until the next SET. */
+FL_API const char *fl_sql_get(const fl_sql_env_t *s, const char *key);
+
+/* Compiles a script: statements separated by ';'. DDL (CREATE TABLE / VIEW, DROP, SET,
+ * RESET) changes the catalog; INSERT INTO (alone or in EXECUTE STATEMENT SET) and bare
+ * queries add pipelines to the job, which runs when fl_env_execute() is called. The whole
+ * script is parsed and checked first: on an error (FL_EPARSE for syntax, FL_EINVAL for
+ * names and types, FL_ENOTSUP for what is not supported) nothing of it takes effect, and
+ * errstr names the line, the column and the cause. Can be called several times; each
+ * call adds to the same job. */
+FL_API int fl_sql_execute(fl_sql_env_t *s, const char *script, char *errstr, size_t errstr_size);
+
+/* 1 when compiled statements added operators to the job (so there is a job to run with
+ * fl_env_execute()), else 0. */
+FL_API int fl_sql_has_job(const fl_sql_env_t *s);
+
+/* Where the rows of a bare query (a SELECT that is not INSERTed) go: fn is called for
+ * each row (rec->value a row of schema), on the sink's worker threads, one call at a time
+ * per subtask. Default (fn NULL): JSON lines on stdout. Set before fl_sql_execute(). */
+typedef int (*fl_sql_row_fn)(fl_context_t *ctx, const fl_sql_schema_t *schema,
+                             const fl_record_t *rec, void *opaque);
+FL_API int fl_sql_on_select(fl_sql_env_t *s, fl_sql_row_fn fn, void *opaque);
+
+/* Registers a DataStream as a table. Its records must be rows (built with a row builder
+ * of fl_sql_schema_new(schema)) of the physical columns of `schema`, a CREATE TABLE
+ * column list such as
+ *   "user_id STRING, amount DOUBLE, ts TIMESTAMP(3),
+ *    WATERMARK FOR ts AS ts - INTERVAL '5' SECOND"
+ * with computed columns (AS expr), "rowtime TIMESTAMP_LTZ(3) METADATA" (the record's
+ * timestamp) and "WATERMARK FOR rowtime AS SOURCE_WATERMARK()" (keep the stream's
+ * timestamps and watermarks) allowed. A record that is not a row of that schema fails
+ * the job naming the table. stream is consumed as by any builder call. */
+FL_API int fl_sql_register_stream(fl_sql_env_t *s, const char *name, fl_stream_t *stream,
+                                  const char *schema, char *errstr, size_t errstr_size);
+/* Compiles a query and returns its result as a DataStream of rows (records: empty key,
+ * the row, the row time), with *schema (borrowed from s) describing them. Updating
+ * results (regular joins, unbounded GROUP BY) are refused (FL_ENOTSUP in errstr). NULL
+ * on error, with errstr set. */
+FL_API fl_stream_t *fl_sql_query(fl_sql_env_t *s, const char *query, const fl_sql_schema_t **schema,
+                                 char *errstr, size_t errstr_size);
+
+/* Schemas: columns by index, Flink type names ("BIGINT", "TIMESTAMP(3)", ...). */
+FL_API fl_sql_schema_t *fl_sql_schema_new(const char *columns, char *errstr, size_t errstr_size);
+FL_API void fl_sql_schema_destroy(fl_sql_schema_t *schema); /* only those from _new */
+FL_API int fl_sql_schema_columns(const fl_sql_schema_t *schema);
+FL_API const char *fl_sql_schema_name(const fl_sql_schema_t *schema, int col);
+FL_API const char *fl_sql_schema_type(const fl_sql_schema_t *schema, int col);
+/* The index of the column named name, or FL_ENOTFOUND. */
+FL_API int fl_sql_schema_find(const fl_sql_schema_t *schema, const char *name);
+
+/* A value of a SQL type as C sees it. */
+typedef struct fl_sql_value {
+  int is_null;
+  /* BOOLEAN (0 or 1), TINYINT .. BIGINT, DATE (days since 1970-01-01), TIME (ms of the
+   * day), TIMESTAMP and TIMESTAMP_LTZ (ms since the epoch), DECIMAL with precision <= 18
+   * (the unscaled value: 12.50 in DECIMAL(5, 2) is 1250) */
+  int64_t i;
+  double d;      /* FLOAT, DOUBLE */
+  const char *s; /* CHAR, VARCHAR, STRING, BINARY, BYTES (not NUL-terminated); ROW: the
+                    nested row, readable with fl_sql_row_get() and the field's schema */
+  size_t len;
+} fl_sql_value_t;
+
+/* Reads column col of a row: 0, FL_EINVAL for a malformed row or a column out of range,
+ * FL_ENOTSUP for DECIMAL with precision > 18. Pointers are into the row. */
+FL_API int fl_sql_row_get(const fl_sql_schema_t *schema, const void *row, size_t len, int col,
+                          fl_sql_value_t *out);
+/* Appends the row as a JSON object to out. */
+FL_API int fl_sql_row_to_json(const fl_sql_schema_t *schema, const void *row, size_t len,
+                              fl_buf_t *out);
+
+/* Builds rows of a schema: set every column (unset ones are NULL), then finish. The row
+ * is valid until the next set after finish, or destroy. One builder per thread. */
+typedef struct fl_sql_row_builder fl_sql_row_builder_t;
+FL_API fl_sql_row_builder_t *fl_sql_row_builder_new(const fl_sql_schema_t *schema);
+FL_API void fl_sql_row_builder_destroy(fl_sql_row_builder_t *b);
+/* FL_EINVAL for a column out of range or a string longer than 4 GiB. */
+FL_API int fl_sql_row_set(fl_sql_row_builder_t *b, int col, const fl_sql_value_t *v);
+FL_API const void *fl_sql_row_finish(fl_sql_row_builder_t *b, size_t *len);
+
+/* User-defined scalar functions, called like built-ins: NAME(args). arg_types is a type
+ * list ("STRING, INT"), result_type one type; arguments are converted to those types
+ * implicitly. fn sets *out (out->s must stay valid until fn is called again on the same
+ * thread; the library copies it) and returns 0, or a negative error that fails the job
+ * (use fl_ctx_fail() for the message). A NULL argument gives NULL without calling fn
+ * unless call_on_null. fn runs on worker threads, concurrently: opaque must be read-only
+ * or thread-safe. destroy (optional) is called once when s is destroyed. */
+typedef int (*fl_sql_scalar_fn)(fl_context_t *ctx, const fl_sql_value_t *args, size_t n,
+                                fl_sql_value_t *out, void *opaque);
+FL_API int fl_sql_create_function(fl_sql_env_t *s, const char *name, const char *arg_types,
+                                  const char *result_type, int call_on_null, fl_sql_scalar_fn fn,
+                                  void *opaque, void (*destroy)(void *opaque), char *errstr,
+                                  size_t errstr_size);
+
+/* User-defined aggregate functions with a fixed-size accumulator, used like SUM in
+ * window aggregations and OVER windows. accumulate skips rows whose arguments are all
+ * NULL. merge is needed for SESSION windows, retract for OVER windows. */
+typedef struct fl_sql_aggregate_fn {
+  int version;     /* FL_SQL_AGGREGATE_FN_VERSION */
+  size_t acc_size; /* bytes, 1..65536 */
+  void (*init)(void *acc, void *opaque);
+  int (*accumulate)(void *acc, const fl_sql_value_t *args, size_t n, void *opaque);
+  int (*retract)(void *acc, const fl_sql_value_t *args, size_t n, void *opaque); /* optional */
+  void (*merge)(void *acc, const void *other, void *opaque);                     /* optional */
+  /* The result; out->s as for scalar functions. */
+  int (*get_value)(const void *acc, fl_sql_value_t *out, void *opaque);
+  void (*destroy)(void *opaque); /* optional, once when s is destroyed */
+} fl_sql_aggregate_fn_t;
+#define FL_SQL_AGGREGATE_FN_VERSION 1
+FL_API int fl_sql_create_aggregate(fl_sql_env_t *s, const char *name, const char *arg_types,
+                                   const char *result_type, const fl_sql_aggregate_fn_t *fn,
+                                   void *opaque, char *errstr, size_t errstr_size);
+
 #ifdef __cplusplus
 }
 #endif

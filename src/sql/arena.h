@@ -1,0 +1,44 @@
+/*
+ * A bump allocator for everything a SQL statement's compilation makes: tokens, syntax
+ * trees, types, plans and compiled expressions. They are built once, read by the job's
+ * operators for as long as it runs, and freed together with the SQL environment, so
+ * individual frees would only add bookkeeping. Blocks grow geometrically; an allocation
+ * larger than a block gets a block of its own. Not thread-safe: compilation runs on the
+ * thread that owns the environment, and operators only read what it made.
+ */
+#ifndef FL_SQL_ARENA_H
+#define FL_SQL_ARENA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sql_arena_block sql_arena_block_t;
+
+typedef struct sql_arena {
+  sql_arena_block_t *head;
+  size_t next_size;
+  int failed; /* an allocation failed: the compilation reports FL_ENOMEM */
+} sql_arena_t;
+
+void sql_arena_init(sql_arena_t *a);
+void sql_arena_free(sql_arena_t *a);
+/* Zeroed, 16-byte aligned memory; NULL (and a->failed set) when out of memory. */
+void *sql_arena_alloc(sql_arena_t *a, size_t n);
+/* A NUL-terminated copy of s[0..n). */
+char *sql_arena_strndup(sql_arena_t *a, const char *s, size_t n);
+char *sql_arena_strdup(sql_arena_t *a, const char *s);
+/* printf into arena memory. */
+char *sql_arena_printf(sql_arena_t *a, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Growable pointer arrays in an arena (old storage stays behind until the arena goes). */
+typedef struct sql_ptrvec {
+  void **v;
+  size_t n, cap;
+} sql_ptrvec_t;
+int sql_ptrvec_push(sql_arena_t *a, sql_ptrvec_t *pv, void *p);
+
+#endif
