@@ -1192,9 +1192,11 @@ typedef struct fl_sql_value {
  * FL_ENOTSUP for DECIMAL with precision > 18. Pointers are into the row. */
 FL_API int fl_sql_row_get(const fl_sql_schema_t *schema, const void *row, size_t len, int col,
                           fl_sql_value_t *out);
-/* Appends the row as a JSON object to out. */
-FL_API int fl_sql_row_to_json(const fl_sql_schema_t *schema, const void *row, size_t len,
-                              fl_buf_t *out);
+/* Writes the row as a JSON object (json.timestamp-format.standard SQL) into out,
+ * snprintf style: returns the length it needs without the terminator (the text is cut
+ * and terminated at cap), or FL_EINVAL for a malformed row. */
+FL_API int fl_sql_row_to_json(const fl_sql_schema_t *schema, const void *row, size_t len, char *out,
+                              size_t cap);
 
 /* Builds rows of a schema: set every column (unset ones are NULL), then finish. The row
  * is valid until the next set after finish, or destroy. One builder per thread. */

@@ -104,16 +104,26 @@ int fl_sql_row_get(const fl_sql_schema_t *schema, const void *row, size_t len, i
   return FL_OK;
 }
 
-int fl_sql_row_to_json(const fl_sql_schema_t *schema, const void *row, size_t len, fl_buf_t *out) {
-  if (!schema || !row || !out) return FL_EINVAL;
+int fl_sql_row_to_json(const fl_sql_schema_t *schema, const void *row, size_t len, char *out,
+                       size_t cap) {
+  if (!schema || !row || (!out && cap)) return FL_EINVAL;
   if (!sql_row_valid(row, len, schema->n, schema->types)) return FL_EINVAL;
   sql_json_fmt_t f = {
       .n = schema->n, .names = schema->names, .types = schema->types, .sess = schema->sess};
   sql_strbuf_t sb = {0};
   sql_json_write(&f, row, &sb);
-  int rc = sb.failed ? FL_ENOMEM : fl_buf_append(out, sb.p, sb.n);
+  if (sb.failed) {
+    sql_sb_free(&sb);
+    return FL_ENOMEM;
+  }
+  if (cap) {
+    size_t k = sb.n < cap - 1 ? sb.n : cap - 1;
+    if (k) memcpy(out, sb.p, k);
+    out[k] = 0;
+  }
+  int n = sb.n > INT32_MAX ? INT32_MAX : (int)sb.n;
   sql_sb_free(&sb);
-  return rc;
+  return n;
 }
 
 struct fl_sql_row_builder {
