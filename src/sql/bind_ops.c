@@ -160,8 +160,10 @@ sql_x_t *sql_bind_binary(sql_binder_t *b, const ast_expr_t *e) {
     }
   }
   if (!l || !r) return sql_bind_nomem(b);
-  /* DECIMAL results may overflow to NULL; division may fail */
-  const sql_type_t *rt2 = res->kind == T_DECIMAL ? sql_type_with_null(b->a, res, false) : res;
+  /* DECIMAL results can overflow (to NULL) only when their precision was capped at 38 */
+  const sql_type_t *rt2 = res->kind == T_DECIMAL && res->precision >= SQL_MAX_DECIMAL_PRECISION
+                              ? sql_type_with_null(b->a, res, false)
+                              : res;
   sql_x_t *x = node2(b, sql_arith_fn_for(e->op, res), rt2, l, r, text);
   if (x) x->iparam = e->op;
   return x;

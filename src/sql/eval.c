@@ -131,6 +131,8 @@ void sql_write_col(sql_rb_t *b, int i, const sql_type_t *t, const sql_val_t *v) 
     sql_rb_set_null(b, i);
     return;
   }
+  /* a column set NULL before (a row begun all NULL) becomes non-NULL */
+  b->buf[2 + i / 8] &= (uint8_t) ~(1u << (i % 8));
   switch (t->kind) {
   case T_FLOAT:
   case T_DOUBLE: sql_rb_set_f64(b, i, v->d); return;

@@ -283,6 +283,23 @@ static const fl_sink_fn_t sel_fn = {.version = FL_SINK_FN_VERSION,
 
 fl_stream_t *sql_rows_to_json(sql_exec_t *x, const sql_table_t *t, fl_stream_t *rows);
 
+/* The target's physical columns from a query's rows. */
+static fl_stream_t *sink_columns(script_t *sc, sql_exec_t *x, pending_t *pd, fl_stream_t *rows) {
+  const sql_table_t *t = pd->target;
+  sql_rel_t *c = sql_rel_new(&sc->p, R_CALC, pd->ncast);
+  sql_phys_t phys;
+  if (!c || sql_table_phys(x->a, t, &phys) != FL_OK) return NULL;
+  c->in[0] = pd->rel;
+  c->nin = 1;
+  c->proj = pd->cast;
+  c->name = "sink-columns";
+  for (int k = 0; k < pd->ncast; k++) {
+    c->f[k].name = phys.names[k];
+    c->f[k].type = phys.types[k];
+  }
+  return sql_exec_calc(x, c, rows);
+}
+
 static int build(script_t *sc, fl_env_t *env) {
   fl_sql_env_t *s = sc->s;
   sql_exec_t x = {.env = env,
@@ -292,29 +309,15 @@ static int build(script_t *sc, fl_env_t *env) {
                   .sess = &s->cat.sess,
                   .err = sc->err,
                   .err_size = sc->err_size};
+  fl_stream_t **outs = sql_arena_alloc(x.a, sizeof(fl_stream_t *) * (size_t)(sc->npend + 1));
+  if (!outs) return FL_ENOMEM;
   for (int i = 0; i < sc->npend; i++) {
     pending_t *pd = &sc->pend[i];
     fl_stream_t *rows = sql_exec_rel(&x, pd->rel);
     if (!rows) return x.rc ? x.rc : FL_ENOMEM;
     if (pd->target) {
-      const sql_table_t *t = pd->target;
-      /* the target's physical columns */
-      sql_rel_t *c = sql_rel_new(&sc->p, R_CALC, pd->ncast);
-      if (!c) return FL_ENOMEM;
-      sql_phys_t phys;
-      if (sql_table_phys(x.a, t, &phys) != FL_OK) return FL_ENOMEM;
-      c->in[0] = pd->rel;
-      c->nin = 1;
-      c->proj = pd->cast;
-      c->name = "sink-columns";
-      for (int k = 0; k < pd->ncast; k++) {
-        c->f[k].name = phys.names[k];
-        c->f[k].type = phys.types[k];
-      }
-      fl_stream_t *out = sql_exec_calc(&x, c, rows);
-      const sql_connector_t *conn = sql_connector_find(t->connector);
-      int rc = conn->sink(&x, t, out);
-      if (rc) return x.rc ? x.rc : rc;
+      outs[i] = sink_columns(sc, &x, pd, rows);
+      if (!outs[i]) return x.rc ? x.rc : FL_ENOMEM;
     } else if (s->select_fn) {
       sel_op_t *op = sql_op_new(s->sh, sizeof *op);
       if (!op) return FL_ENOMEM;
@@ -341,6 +344,20 @@ static int build(script_t *sc, fl_env_t *env) {
       int rc = fl_stream_sink_lines(lines, sql_exec_name(&x, "select"), "-");
       if (rc) return rc;
     }
+  }
+  /* one sink per target table: the INSERTs into it (a statement set) are unioned */
+  for (int i = 0; i < sc->npend; i++) {
+    if (!sc->pend[i].target || !outs[i]) continue;
+    const sql_table_t *t = sc->pend[i].target;
+    fl_stream_t *all = outs[i];
+    for (int j = i + 1; j < sc->npend; j++) {
+      if (sc->pend[j].target != t || !outs[j]) continue;
+      all = fl_stream_union(all, outs[j]);
+      outs[j] = NULL;
+    }
+    const sql_connector_t *conn = sql_connector_find(t->connector);
+    int rc = conn->sink(&x, t, all);
+    if (rc) return x.rc ? x.rc : rc;
   }
   return FL_OK;
 }
