@@ -85,10 +85,13 @@ static inline void sql_ok(const char *script, sql_rows_t *out) {
   sql_rows_sort(out);
 }
 
-/* Asserts the sorted rows equal the expected lines (NULL-terminated). */
-static inline void sql_expect(sql_rows_t *r, const char *const *lines) {
+/* Asserts the sorted rows equal the expected lines (NULL-terminated, in any order). */
+static inline void sql_expect(sql_rows_t *r, const char *const *given) {
   size_t n = 0;
-  while (lines[n]) n++;
+  while (given[n]) n++;
+  const char **lines = malloc(sizeof(char *) * (n + 1));
+  memcpy(lines, given, sizeof(char *) * (n + 1));
+  qsort(lines, n, sizeof *lines, sql_rows_cmp);
   bool same = r->n == n;
   for (size_t i = 0; same && i < n; i++) same = strcmp(r->v[i], lines[i]) == 0;
   if (!same) {
@@ -98,6 +101,7 @@ static inline void sql_expect(sql_rows_t *r, const char *const *lines) {
     for (size_t i = 0; i < n; i++) fprintf(stderr, "  %s\n", lines[i]);
     fail_msg("rows differ");
   }
+  free(lines);
 }
 
 #define SQL_EXPECT(script, ...)                       \
