@@ -1,0 +1,187 @@
+/* flink-sql, the tool: scripts from -f, -e and stdin, --set, rows as JSON lines or a
+ * table, exit statuses for compile errors, failed jobs and usage errors, and SIGTERM
+ * with --savepoint-on-exit followed by a run --from-savepoint. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "fl_test_util.h"
+#include "kafka_test_util.h"
+
+static char g_sql[4096];
+static char g_dir[64];
+
+static int group_setup(void **state) {
+  const char *bd = getenv("FL_BUILD_DIR");
+  snprintf(g_sql, sizeof g_sql, "%s/tools/flink-sql", bd && *bd ? bd : ".");
+  if (access(g_sql, X_OK) != 0) {
+    fprintf(stderr, "%s is not built\n", g_sql);
+    return -1;
+  }
+  snprintf(g_dir, sizeof g_dir, "/tmp/fl_test_sqltool_XXXXXX");
+  return mkdtemp(g_dir) ? 0 : -1;
+}
+
+static int group_teardown(void **state) {
+  teardown_children(state);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Runs flink-sql with args and stdin; returns the exit status, stdout and stderr. */
+static int run_sql(const char *input, char **out, char **err, ...) {
+  char *argv[32];
+  int n = 0;
+  argv[n++] = g_sql;
+  va_list ap;
+  va_start(ap, err);
+  for (char *a; (a = va_arg(ap, char *)) != NULL && n < 31;) argv[n++] = a;
+  va_end(ap);
+  argv[n] = NULL;
+  child_t *c = spawn(argv, true);
+  if (input) assert_int_equal(write(c->in_fd, input, strlen(input)), (ssize_t)strlen(input));
+  close_fd(&c->in_fd);
+  size_t len = 0;
+  *out = *err = NULL;
+  if (!read_all(c->out_fd, out, &len, deadline_in(20000))) fail_msg("flink-sql did not finish");
+  len = 0;
+  read_all(c->err_fd, err, &len, deadline_in(5000));
+  int st = wait_exit(c, deadline_in(5000));
+  child_free(c);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void scripts_from_stdin_file_and_argument(void **state) {
+  char *out, *err;
+  int st = run_sql("SELECT 1 AS a, 'x' AS b;\nSELECT CAST(NULL AS INT) AS c", &out, &err, NULL);
+  assert_int_equal(st, 0);
+  assert_non_null(strstr(out, "{\"a\":1,\"b\":\"x\"}\n"));
+  assert_non_null(strstr(out, "{\"c\":null}\n"));
+  free(out);
+  free(err);
+  char path[128];
+  snprintf(path, sizeof path, "%s/s.sql", g_dir);
+  FILE *f = fopen(path, "w");
+  fputs(
+      "-- parallelism from --set\nSELECT x * 2 AS y FROM (VALUES (1), (2), (3)) AS t(x) WHERE x > 1;",
+      f);
+  fclose(f);
+  st = run_sql(NULL, &out, &err, "-f", path, "--set", "parallelism=2", "--set",
+               "table.local-time-zone=UTC", NULL);
+  assert_int_equal(st, 0);
+  assert_non_null(strstr(out, "{\"y\":4}"));
+  assert_non_null(strstr(out, "{\"y\":6}"));
+  free(out);
+  free(err);
+  st = run_sql(NULL, &out, &err, "-e", "SELECT UPPER('abc') AS u", "--format", "table", NULL);
+  assert_int_equal(st, 0);
+  assert_non_null(strstr(out, "| op |"));
+  assert_non_null(strstr(out, "|   u |") || strstr(out, " u |"));
+  assert_non_null(strstr(out, "| +I |"));
+  assert_non_null(strstr(out, "ABC |"));
+  assert_non_null(strstr(out, "Received a total of 1 row"));
+  free(out);
+  free(err);
+  /* DDL only: nothing to run */
+  st = run_sql("CREATE TABLE t (a INT) WITH ('connector' = 'blackhole');", &out, &err, NULL);
+  assert_int_equal(st, 0);
+  assert_string_equal(out, "");
+  free(out);
+  free(err);
+}
+
+static void errors_and_exit_statuses(void **state) {
+  char *out, *err;
+  int st = run_sql("SELECT 1;\nSELECT * FROM nope", &out, &err, NULL);
+  assert_int_equal(st, 2);
+  assert_non_null(strstr(err, "line 2, column 15: table 'nope' not found"));
+  assert_string_equal(out, "");
+  free(out);
+  free(err);
+  st = run_sql("SELEKT 1", &out, &err, NULL);
+  assert_int_equal(st, 2);
+  assert_non_null(strstr(err, "syntax error at line 1, column 1: unexpected 'SELEKT'"));
+  free(out);
+  free(err);
+  st = run_sql("SELECT 1 / x FROM (VALUES (0)) AS t(x)", &out, &err, NULL);
+  assert_int_equal(st, 1);
+  assert_non_null(strstr(err, "division by zero"));
+  free(out);
+  free(err);
+  st = run_sql(NULL, &out, &err, "--set", "parallelism=0", "-e", "SELECT 1", NULL);
+  assert_int_equal(st, 2);
+  assert_non_null(strstr(err, "parallelism"));
+  free(out);
+  free(err);
+  st = run_sql(NULL, &out, &err, "--format", "xml", NULL);
+  assert_int_equal(st, 2);
+  assert_non_null(strstr(err, "--format must be table or json"));
+  free(out);
+  free(err);
+  st = run_sql(NULL, &out, &err, "--bogus", NULL);
+  assert_int_equal(st, 2);
+  assert_non_null(strstr(err, "unknown option '--bogus'"));
+  free(out);
+  free(err);
+}
+
+static void sigterm_takes_a_savepoint_and_a_run_starts_from_it(void **state) {
+  char sp[128];
+  snprintf(sp, sizeof sp, "%s/sp", g_dir);
+  const char *script =
+      "CREATE TABLE g (id BIGINT, v INT) WITH ('connector' = 'datagen', 'rows-per-second' = '200', "
+      "'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '100000000');\n"
+      "CREATE TABLE t (id BIGINT, ts AS PROCTIME()) WITH ('connector' = 'datagen', 'rows-per-second' = '200');\n"
+      "SELECT id FROM g;";
+  char *argv[] = {g_sql, "--savepoint-on-exit", sp, "-e", (char *)script, NULL};
+  child_t *c = spawn(argv, true);
+  close_fd(&c->in_fd);
+  char line[256];
+  /* the job runs once rows come out */
+  if (read_line(c->out_fd, line, sizeof line, deadline_in(15000)) < 0)
+    fail_msg("no rows from the running job");
+  assert_non_null(strstr(line, "{\"id\":"));
+  kill(c->pid, SIGTERM);
+  int st = wait_exit(c, deadline_in(20000));
+  char *err = NULL;
+  size_t len = 0;
+  read_all(c->err_fd, &err, &len, deadline_in(2000));
+  assert_true(WIFEXITED(st));
+  if (WEXITSTATUS(st) != 128 + SIGTERM) fail_msg("exit %d: %s", WEXITSTATUS(st), err);
+  assert_non_null(strstr(err, "savepoint written to"));
+  free(err);
+  child_free(c);
+  char manifest[256];
+  snprintf(manifest, sizeof manifest, "%s/_manifest", sp);
+  struct stat sb;
+  assert_int_equal(stat(manifest, &sb), 0);
+  /* the same job from the savepoint */
+  char *argv2[] = {g_sql, "--from-savepoint", sp, "-e", (char *)script, NULL};
+  c = spawn(argv2, true);
+  close_fd(&c->in_fd);
+  if (read_line(c->out_fd, line, sizeof line, deadline_in(15000)) < 0)
+    fail_msg("no rows after the savepoint");
+  kill(c->pid, SIGINT);
+  st = wait_exit(c, deadline_in(20000));
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 128 + SIGINT);
+  child_free(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(scripts_from_stdin_file_and_argument),
+      cmocka_unit_test(errors_and_exit_statuses),
+      cmocka_unit_test(sigterm_takes_a_savepoint_and_a_run_starts_from_it),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
