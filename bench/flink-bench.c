@@ -39,6 +39,9 @@
  * kafka: see bench/lib/bench_kafka.c (throughput against librdkafka consume+produce,
  * latency from produce to feature at a fixed rate).
  *
+ * sql: see bench/lib/bench_sql.c (the 5-minute spend in SQL against the same job with
+ * the DataStream API; Nexmark SQL texts against the DataStream queries).
+ *
  * --set passes configuration keys to the engine (e.g. --set execution.batch-size=4096).
  * --scrape-ms N (window, nexmark) GETs /metrics every N ms while the job runs, as a
  * Prometheus would (with --set rest.port=0); "scrapes" counts those that succeeded.
@@ -61,6 +64,7 @@
 #include "lib/bench_clock.h"
 #include "lib/bench_kafka.h"
 #include "lib/bench_scrape.h"
+#include "lib/bench_sql.h"
 #include "lib/bench_state.h"
 #include "lib/nexmark.h"
 
@@ -977,6 +981,7 @@ static const command_t commands[] = {
     {"checkpoint", fl_bench_checkpoint_main, "checkpoint duration and size, full vs incremental"},
     {"state", fl_bench_state_main, "state operations per second, hashmap vs RocksDB"},
     {"kafka", fl_bench_kafka_main, "Kafka -> window -> Kafka against librdkafka alone"},
+    {"sql", fl_bench_sql_main, "SQL jobs against the same DataStream jobs (spend, nexmark)"},
 };
 
 int main(int argc, char **argv) {
