@@ -449,6 +449,68 @@ static void unsupported_statements_say_so(void **state) {
   sql_fails("CREATE FUNCTION f AS 'x'", FL_EPARSE, "fl_sql_create_function", NULL);
 }
 
+static void remaining_types_round_trip(void **state) {
+  char path[512];
+  sql_write_file(
+      "types.json",
+      "{\"ti\":127,\"si\":-300,\"f\":1.5,\"vc\":\"abcdef\",\"ch\":\"ab\",\"bt\":\"hi\","
+      "\"tm\":\"12:30:15\",\"ltz\":\"2024-01-01T10:00:00Z\",\"dc\":\"123.456\",\"bo\":\"false\"}\n",
+      path, sizeof path);
+  char *script = sql_fmt(
+      "CREATE TABLE t (ti TINYINT, si SMALLINT, f FLOAT, vc VARCHAR(3), ch CHAR(4), bt BYTES, "
+      "tm TIME, ltz TIMESTAMP_LTZ(3), dc DECIMAL(6, 2), bo BOOLEAN) WITH ('connector' = "
+      "'filesystem', 'path' = '%s', 'format' = 'json');\n"
+      "SELECT ti + 1 AS a, si * 2 AS b, f * 2 AS c, vc, CAST(vc AS CHAR(5)) || '|' AS d, "
+      "CHAR_LENGTH(CAST(bt AS STRING)) AS e, tm, HOUR(tm) AS h, ltz, CAST(ltz AS TIMESTAMP(3)) AS lt, dc, "
+      "NOT bo AS nb, TYPEOF(dc + 1) AS tdc FROM t",
+      path);
+  SQL_EXPECT(
+      script,
+      "{\"a\":128,\"b\":-600,\"c\":3.0,\"vc\":\"abc\",\"d\":\"abc  |\",\"e\":2,"
+      "\"tm\":\"12:30:15\",\"h\":12,\"ltz\":\"2024-01-01 10:00:00Z\",\"lt\":\"2024-01-01 10:00:00\","
+      "\"dc\":123.46,\"nb\":true,\"tdc\":\"DECIMAL(13, 2)\"}");
+  free(script);
+}
+
+static void remaining_functions(void **state) {
+  SQL_EXPECT(
+      "SELECT CEILING(1.1) a, ROUND(COT(PI() / 4), 6) b, ROUND(ASIN(1), 6) c, ROUND(ACOS(1), 6) d, "
+      "ROUND(ATAN(1), 6) e, ROUND(ATAN2(1, 1), 6) f, SINH(0) g, COSH(0) h, TANH(0) i, RADIANS(180) = PI() j, "
+      "ROUND(SIN(0), 6) k, ROUND(COS(0), 6) l, ROUND(TAN(0), 6) m, E() > 2.7 n, POW(3, 2) o",
+      "{\"a\":2,\"b\":1.0,\"c\":1.570796,\"d\":0.0,\"e\":0.785398,\"f\":0.785398,\"g\":0.0,"
+      "\"h\":1.0,\"i\":0.0,\"j\":true,\"k\":0.0,\"l\":1.0,\"m\":0.0,\"n\":true,\"o\":9.0}");
+  SQL_EXPECT(
+      "SELECT CURRENT_DATE IS NOT NULL a, CURRENT_TIME IS NOT NULL b, LOCALTIME IS NOT NULL c, "
+      "NOW() IS NOT NULL d, UNIX_TIMESTAMP() > 0 e, CURRENT_ROW_TIMESTAMP() IS NOT NULL f, "
+      "EXTRACT(DOW FROM DATE '2024-01-07') g, EXTRACT(EPOCH FROM TIMESTAMP '1970-01-01 00:01:00') h, "
+      "EXTRACT(DAY FROM INTERVAL '3' DAY) i, FROM_UNIXTIME(0, 'yyyy') j, TO_DATE('07/01/2024', 'dd/MM/yyyy') k",
+      "{\"a\":true,\"b\":true,\"c\":true,\"d\":true,\"e\":true,\"f\":true,\"g\":1,\"h\":60,"
+      "\"i\":3,\"j\":\"1970\",\"k\":\"2024-01-07\"}");
+  char path[512];
+  sql_write_file(
+      "agg.json",
+      "{\"g\":1,\"x\":2,\"ts\":0}\n{\"g\":1,\"x\":4,\"ts\":1}\n{\"g\":1,\"x\":null,\"ts\":2}\n"
+      "{\"g\":1,\"x\":4,\"ts\":3}\n",
+      path, sizeof path);
+  char *script = sql_fmt(
+      "CREATE TABLE a (g INT, x INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = "
+      "'filesystem', 'path' = '%s', 'format' = 'json');\n"
+      "SELECT SUM0(x) AS s0, SUM0(x) FILTER (WHERE x > 10) AS s00, VAR_SAMP(x) AS vs, VAR_POP(x) AS vp, "
+      "STDDEV_SAMP(x) AS ss, LAST_VALUE(x) AS lv, COUNT(DISTINCT x) AS cd, SUM(DISTINCT x) AS sd, "
+      "AVG(CAST(x AS DOUBLE)) AS ad, MIN(CAST(x AS STRING)) AS ms, SUM(CAST(x AS DECIMAL(5, 1))) AS dsum, "
+      "AVG(CAST(x AS DECIMAL(5, 1))) AS davg FROM TABLE(TUMBLE(TABLE a, DESCRIPTOR(ts), INTERVAL '1' SECOND)) "
+      "GROUP BY window_start, window_end",
+      path);
+  SQL_EXPECT(
+      script,
+      "{\"s0\":10,\"s00\":0,\"vs\":1.3333333333333333,\"vp\":0.8888888888888888,"
+      "\"ss\":1.1547005383792515,\"lv\":4,\"cd\":2,\"sd\":6,\"ad\":3.3333333333333335,\"ms\":\"2\","
+      "\"dsum\":10.0,\"davg\":3.333333}");
+  free(script);
+  sql_fails("SELECT LISTAGG(x) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND))", 0,
+            NULL, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(syntax_errors_name_line_column_and_token),
@@ -472,6 +534,8 @@ int main(void) {
       cmocka_unit_test(json_format_options),
       cmocka_unit_test(datagen_sequences_and_bounds),
       cmocka_unit_test(unsupported_statements_say_so),
+      cmocka_unit_test(remaining_types_round_trip),
+      cmocka_unit_test(remaining_functions),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -24,7 +24,28 @@ void sql_arena_init(sql_arena_t *a) {
   a->next_size = ARENA_FIRST_BLOCK;
 }
 
+struct sql_arena_cleanup {
+  sql_arena_cleanup_t *next;
+  void (*fn)(void *p);
+  void *p;
+};
+
+int sql_arena_on_free(sql_arena_t *a, void (*fn)(void *p), void *p) {
+  sql_arena_cleanup_t *c = sql_arena_alloc(a, sizeof *c);
+  if (!c) {
+    fn(p);
+    return FL_ENOMEM;
+  }
+  c->fn = fn;
+  c->p = p;
+  c->next = a->cleanups;
+  a->cleanups = c;
+  return FL_OK;
+}
+
 void sql_arena_free(sql_arena_t *a) {
+  for (sql_arena_cleanup_t *c = a->cleanups; c; c = c->next) c->fn(c->p);
+  a->cleanups = NULL;
   sql_arena_block_t *b = a->head;
   while (b) {
     sql_arena_block_t *next = b->next;

@@ -13,9 +13,11 @@
 #include <stdint.h>
 
 typedef struct sql_arena_block sql_arena_block_t;
+typedef struct sql_arena_cleanup sql_arena_cleanup_t;
 
 typedef struct sql_arena {
   sql_arena_block_t *head;
+  sql_arena_cleanup_t *cleanups;
   size_t next_size;
   int failed; /* an allocation failed: the compilation reports FL_ENOMEM */
 } sql_arena_t;
@@ -24,6 +26,9 @@ void sql_arena_init(sql_arena_t *a);
 void sql_arena_free(sql_arena_t *a);
 /* Zeroed, 16-byte aligned memory; NULL (and a->failed set) when out of memory. */
 void *sql_arena_alloc(sql_arena_t *a, size_t n);
+/* Calls fn(p) when the arena is freed (for what lives in arena memory but owns more,
+ * such as a compiled regular expression). 0 or FL_ENOMEM (then fn(p) is called now). */
+int sql_arena_on_free(sql_arena_t *a, void (*fn)(void *p), void *p);
 /* A NUL-terminated copy of s[0..n). */
 char *sql_arena_strndup(sql_arena_t *a, const char *s, size_t n);
 char *sql_arena_strdup(sql_arena_t *a, const char *s);

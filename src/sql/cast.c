@@ -339,6 +339,10 @@ int sql_x_cast_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   return rc;
 }
 
+static int same_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
+  return sql_eval(ev, x->args[0], out);
+}
+
 /* Whether a cast from -> to changes nothing in the representation. */
 static bool cast_is_noop(const sql_type_t *from, const sql_type_t *to) {
   if (from->kind == T_NULL) return false;
@@ -365,14 +369,24 @@ static bool cast_is_noop(const sql_type_t *from, const sql_type_t *to) {
 
 sql_x_t *sql_x_cast(sql_arena_t *a, sql_x_t *x, const sql_type_t *to, bool try_cast) {
   if (cast_is_noop(x->type, to) && !try_cast) {
-    if (x->type->not_null == to->not_null || !to->not_null) {
-      /* keep the node; only its declared type changes */
-      sql_x_t *c = sql_arena_alloc(a, sizeof *c);
-      if (!c) return NULL;
+    /* the value's representation does not change: the node is kept with the new type,
+     * except a CAST (whose work depends on its own type: a CAST to CHAR(n) pads), which is
+     * wrapped */
+    sql_x_t *c = sql_arena_alloc(a, sizeof *c);
+    if (!c) return NULL;
+    if (x->fn != sql_x_cast_fn) {
       *c = *x;
-      c->type = sql_type_with_null(a, to, x->type->not_null);
-      return c;
+    } else {
+      c->fn = same_fn;
+      c->args = sql_arena_alloc(a, sizeof(sql_x_t *));
+      if (!c->args) return NULL;
+      c->args[0] = x;
+      c->nargs = 1;
+      c->text = x->text;
+      c->is_const = x->is_const;
     }
+    c->type = sql_type_with_null(a, to, x->type->not_null);
+    return c;
   }
   if (x->type->kind == T_NULL) {
     sql_val_t v = {.null = true};

@@ -415,6 +415,8 @@ typedef struct re_aux {
   bool ok;
 } re_aux_t;
 
+static void re_free(void *p) { regfree(&((re_aux_t *)p)->re); }
+
 static int re_get(sql_eval_t *ev, const sql_x_t *x, const sql_val_t *pat, regex_t *tmp,
                   const regex_t **out) {
   re_aux_t *aux = x->aux;
@@ -516,9 +518,9 @@ static sql_x_t *bind_regexp(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, i
       if (!aux || !pat) return sql_bind_nomem(b);
       if (regcomp(&aux->re, pat, REG_EXTENDED) != 0)
         return sql_bind_error(b, c->pos, "%s: invalid regular expression '%s'", c->name, pat);
-      /* compiled patterns live as long as the arena; their memory is small and freed
-       * with the process only (regex_t has no arena hook) */
+      /* the compiled pattern lives as long as the arena */
       aux->ok = true;
+      if (sql_arena_on_free(b->a, re_free, aux) != FL_OK) return sql_bind_nomem(b);
       x->aux = aux;
     }
   }

@@ -247,10 +247,7 @@ static int stmt(script_t *sc, const ast_stmt_t *st) {
       if (rc) return rc;
     }
     return FL_OK;
-  default:
-    return fail_at(sc, FL_ENOTSUP, st->pos,
-                   "SHOW, DESCRIBE and EXPLAIN are not supported by the library; "
-                   "flink-sql prints tables with its --describe option");
+  default: return fail_at(sc, FL_ENOTSUP, st->pos, "SHOW, DESCRIBE and EXPLAIN are not supported");
   }
 }
 
