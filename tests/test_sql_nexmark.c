@@ -169,7 +169,7 @@ static void run_sql(const char *q, int P, rows_t *out, char **json_prices) {
   fl_sql_env_t *s;
   char err[2048];
   assert_int_equal(fl_sql_env_new(&s, err, sizeof err), 0);
-  char p[8];
+  char p[16];
   snprintf(p, sizeof p, "%d", P);
   assert_int_equal(fl_sql_set(s, "parallelism.default", p, err, sizeof err), 0);
   assert_int_equal(fl_sql_set(s, "pipeline.auto-watermark-interval", "0", err, sizeof err), 0);
