@@ -119,6 +119,19 @@ static size_t lines_of(char *text, char ***out) {
   return n;
 }
 
+static int sql_rows_to_collector(fl_context_t *ctx, const fl_sql_schema_t *schema,
+                                 const fl_record_t *rec, void *opaque) {
+  char buf[1024];
+  int n = fl_sql_row_to_json(schema, rec->value, rec->value_len, buf, sizeof buf);
+  if (n < 0) return n;
+  fl_record_t r = {NULL, 0, buf, (size_t)n, rec->timestamp};
+  return collector_write(ctx, &r, opaque);
+}
+
+static int cmp_rec(const void *a, const void *b) {
+  return strcmp(((const col_rec_t *)a)->value, ((const col_rec_t *)b)->value);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* The issue's statements against flink-agg                                           */
 
@@ -293,6 +306,17 @@ static void issue_statements_match_flink_agg(void **state) {
     if (count_lines(got) >= na || now_ms() > deadline) break;
     usleep(100000);
   }
+  /* the table's PRIMARY KEY is the messages' key */
+  {
+    char *keyed = NULL;
+    char *kargv[] = {g_kcat, "-C",    "-b",        g_bootstrap, "-t", "features.user_5min_spend",
+                     "-e",   "-o",    "beginning", "-q",        "-c", "1",
+                     "-f",   "%k\\n", NULL};
+    assert_int_equal(run_capture(kargv, NULL, &keyed), 0);
+    assert_non_null(strstr(keyed, "{\"user_id\":\"u"));
+    assert_non_null(strstr(keyed, "\"window_start\":\"2024-01-01 "));
+    free(keyed);
+  }
   fl_env_stop(job.env);
   pthread_join(job.thread, NULL);
   assert_int_equal(job.rc, FL_ECANCELED);
@@ -452,10 +476,65 @@ static void hybrid_sql_and_c_exactly_once_across_sigkill(void **state) {
   free(second);
 }
 
+/* Metadata columns, earliest-offset and a bounded scan, over the topic the hybrid test
+ * filled (1 partition). */
+static void metadata_columns_and_bounded_scans(void **state) {
+  char *script;
+  int n = asprintf(
+      &script,
+      "CREATE TABLE k (user_id STRING, amount_usd DOUBLE, part INT METADATA FROM 'partition', "
+      "off BIGINT METADATA FROM 'offset', kts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', "
+      "topic STRING METADATA VIRTUAL) WITH ('connector' = 'kafka', 'topic' = 'hyb.in', "
+      "'properties.bootstrap.servers' = '%s', 'scan.startup.mode' = 'earliest-offset', "
+      "'scan.bounded.mode' = 'latest-offset', 'format' = 'json');\n"
+      "SELECT part, off, topic, kts IS NOT NULL AS has_ts, user_id FROM k WHERE off < 3",
+      g_bootstrap);
+  assert_true(n > 0);
+  fl_sql_env_t *s;
+  char err[2048];
+  assert_int_equal(fl_sql_env_new(&s, err, sizeof err), 0);
+  collector_t col;
+  collector_init(&col);
+  assert_int_equal(fl_sql_on_select(s, sql_rows_to_collector, &col), 0);
+  if (fl_sql_execute(s, script, err, sizeof err)) fail_msg("%s", err);
+  fl_env_t *env = fl_sql_env_env(s, err, sizeof err);
+  if (fl_env_execute(env, "metadata")) fail_msg("%s", fl_env_error(env));
+  fl_sql_env_destroy(s);
+  assert_int_equal(col.n, 3);
+  qsort(col.r, col.n, sizeof *col.r, cmp_rec);
+  assert_string_equal(
+      col.r[0].value,
+      "{\"part\":0,\"off\":0,\"topic\":\"hyb.in\",\"has_ts\":true,\"user_id\":\"u0\"}");
+  assert_string_equal(
+      col.r[2].value,
+      "{\"part\":0,\"off\":2,\"topic\":\"hyb.in\",\"has_ts\":true,\"user_id\":\"u1\"}");
+  collector_free(&col);
+  free(script);
+  /* options are checked when the table is created */
+  assert_int_equal(fl_sql_env_new(&s, err, sizeof err), 0);
+  assert_int_equal(
+      fl_sql_execute(s,
+                     "CREATE TABLE k (a INT) WITH ('connector' = 'kafka', 'topic' = 't', "
+                     "'properties.bootstrap.servers' = 'x', 'format' = 'json', "
+                     "'scan.startup.mod' = 'earliest-offset')",
+                     err, sizeof err),
+      FL_EINVAL);
+  assert_non_null(strstr(err, "did you mean 'scan.startup.mode'?"));
+  assert_int_equal(
+      fl_sql_execute(s,
+                     "CREATE TABLE k (a INT) WITH ('connector' = 'kafka', 'topic' = 't', "
+                     "'format' = 'json');\nSELECT a FROM k",
+                     err, sizeof err),
+      FL_EINVAL);
+  assert_non_null(strstr(err, "needs 'properties.bootstrap.servers'"));
+  fl_sql_env_destroy(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(issue_statements_match_flink_agg),
       cmocka_unit_test(hybrid_sql_and_c_exactly_once_across_sigkill),
+      cmocka_unit_test(metadata_columns_and_bounded_scans),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -91,6 +91,17 @@ static void scripts_from_stdin_file_and_argument(void **state) {
   assert_non_null(strstr(out, "Received a total of 1 row"));
   free(out);
   free(err);
+  /* the print connector */
+  st = run_sql(
+      "CREATE TABLE p (a INT, s STRING, t TIMESTAMP(3)) WITH ('connector' = 'print', "
+      "'print-identifier' = 'out');\n"
+      "INSERT INTO p VALUES (1, 'x', TIMESTAMP '2024-01-01 00:00:01'), (2, CAST(NULL AS STRING), NULL);",
+      &out, &err, NULL);
+  assert_int_equal(st, 0);
+  assert_non_null(strstr(out, "out> +I[1, x, 2024-01-01 00:00:01.000]\n"));
+  assert_non_null(strstr(out, "out> +I[2, null, null]\n"));
+  free(out);
+  free(err);
   /* DDL only: nothing to run */
   st = run_sql("CREATE TABLE t (a INT) WITH ('connector' = 'blackhole');", &out, &err, NULL);
   assert_int_equal(st, 0);

@@ -4,6 +4,7 @@
  * share.
  */
 #include "sql/bind_int.h"
+#include "sql/exec.h"
 #include "sql/planner.h"
 
 #include <stdarg.h>
@@ -282,6 +283,9 @@ static sql_rel_t *table_ref(sql_planner_t *p, const ast_from_t *f) {
                      t->n_view_cols ? t->view_cols : f->col_aliases,
                      t->n_view_cols ? t->n_view_cols : f->n_col_aliases, f->pos);
   }
+  char cerr[512];
+  int crc = sql_connector_check_use(p->cat, t, true, cerr, sizeof cerr);
+  if (crc) return sql_plan_fail(p, crc, f->pos, "%s", cerr);
   r = scan(p, t);
   if (!r) return NULL;
   memo_put(p, t, r);
