@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "flink.h"
+#include "util/tsan_c11_threads.h" /* librdkafka threads under TSan builds */
 
 #define EXIT_JOB 1
 #define EXIT_USAGE 2
