@@ -2,15 +2,11 @@
  * Aggregate functions at run time (aggs.h).
  */
 #include "sql/aggs.h"
+#include "sql/catalog.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-int sql_value_from_public(sql_eval_t *ev, const sql_type_t *t, const fl_sql_value_t *o,
-                          sql_val_t *v);
-int sql_values_to_public(const sql_type_t *const *types, const sql_val_t *vals, int n,
-                         fl_sql_value_t *out);
 
 static inline int64_t ld64(const uint8_t *p) {
   int64_t v;

@@ -113,6 +113,13 @@ const char *sql_table_option(const sql_table_t *t, const char *key);
 sql_table_t *sql_table_from_ast(sql_catalog_t *c, const ast_create_table_t *ct, const char *src,
                                 char *err, size_t err_size);
 
+/* Values between the engine's form and fl_sql_value_t (user functions). Strings coming
+ * back are copied into ev's scratch memory. */
+int sql_value_from_public(sql_eval_t *ev, const sql_type_t *t, const fl_sql_value_t *o,
+                          sql_val_t *v);
+int sql_values_to_public(const sql_type_t *const *types, const sql_val_t *vals, int n,
+                         fl_sql_value_t *out);
+
 /* Whether name is a built-in or user aggregate. */
 bool sql_builtin_aggregate(const char *name);
 

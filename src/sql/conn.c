@@ -470,7 +470,6 @@ static void jl_close(void *instance) {
   free(ji);
 }
 
-/* Parses a JSON object into a row of every table column (non-physical ones NULL). */
 int sql_json_table_row(const sql_table_t *t, const sql_json_fmt_t *fmt, const sql_phys_t *phys,
                        sql_json_state_t *js, sql_rb_t *rb, const char *s, size_t n,
                        const uint8_t **row, size_t *len, char *err, size_t err_size) {

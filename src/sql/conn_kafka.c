@@ -26,10 +26,6 @@
 
 #include "sql/exec.h"
 
-int sql_json_table_row(const sql_table_t *t, const sql_json_fmt_t *fmt, const sql_phys_t *phys,
-                       sql_json_state_t *js, sql_rb_t *rb, const char *s, size_t n,
-                       const uint8_t **row, size_t *len, char *err, size_t err_size);
-
 #define KAFKA_MAX_SUBTASKS 256
 
 static const char *const kafka_options[] = {"topic",

@@ -41,8 +41,8 @@ static void pr_close(void *instance) {
   free(pi);
 }
 
-void sql_print_row(sql_strbuf_t *sb, int n, const sql_type_t *const *types, const uint8_t *row,
-                   const sql_session_t *sess) {
+static void print_row(sql_strbuf_t *sb, int n, const sql_type_t *const *types, const uint8_t *row,
+                      const sql_session_t *sess) {
   sql_sb_put(sb, "+I[", 3);
   for (int i = 0; i < n; i++) {
     if (i) sql_sb_put(sb, ", ", 2);
@@ -69,7 +69,7 @@ static int pr_process(fl_context_t *ctx, const fl_record_t *in, void *instance) 
   } else if (fl_ctx_parallelism(ctx) > 1) {
     sql_sb_printf(&pi->sb, "%d> ", fl_ctx_subtask(ctx) + 1);
   }
-  sql_print_row(&pi->sb, op->phys.n, op->phys.types, in->value, op->sess);
+  print_row(&pi->sb, op->phys.n, op->phys.types, in->value, op->sess);
   if (pi->sb.failed) return FL_ENOMEM;
   return fl_emit(ctx, NULL, 0, pi->sb.p, pi->sb.n, in->timestamp);
 }

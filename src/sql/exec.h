@@ -148,6 +148,13 @@ fl_stream_t *sql_table_finish(sql_exec_t *x, const sql_table_t *t, fl_stream_t *
 fl_stream_t *sql_json_lines_source(sql_exec_t *x, const sql_table_t *t, fl_stream_t *lines,
                                    const char *what);
 
+/* Parses a JSON object into a row of every table column (non-physical ones NULL). */
+int sql_json_table_row(const sql_table_t *t, const sql_json_fmt_t *fmt, const sql_phys_t *phys,
+                       sql_json_state_t *js, sql_rb_t *rb, const char *s, size_t n,
+                       const uint8_t **row, size_t *len, char *err, size_t err_size);
+/* Rows of the table's physical columns as JSON lines (conn_file.c). */
+fl_stream_t *sql_rows_to_json(sql_exec_t *x, const sql_table_t *t, fl_stream_t *rows);
+
 extern const sql_connector_t sql_conn_kafka, sql_conn_filesystem, sql_conn_datagen, sql_conn_print,
     sql_conn_blackhole, sql_conn_nexmark;
 

@@ -20,9 +20,6 @@
 #include "sql/bind_int.h"
 #include "sql/planner.h"
 
-bool sql_plan_agg_call(sql_planner_t *p, sql_binder_t *b, const ast_expr_t *e, sql_agg_t *ag,
-                       sql_x_t **vals, int *nvals);
-
 static bool same_over(const ast_over_t *a, const ast_over_t *b) {
   if (a->partition.n != b->partition.n || a->order.n != b->order.n) return false;
   for (size_t i = 0; i < a->partition.n; i++)

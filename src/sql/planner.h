@@ -58,6 +58,9 @@ void sql_conjuncts(sql_x_t *x, sql_x_t **out, int *n, int cap);
 /* AND of the given conditions (NULL when n == 0). */
 sql_x_t *sql_and_all(sql_planner_t *p, sql_x_t **xs, int n);
 
+/* plan_window.c: one aggregate call, its inputs appended to vals (the CALC before it) */
+bool sql_plan_agg_call(sql_planner_t *p, sql_binder_t *b, const ast_expr_t *e, sql_agg_t *ag,
+                       sql_x_t **vals, int *nvals);
 /* plan_window.c */
 sql_rel_t *sql_plan_tvf(sql_planner_t *p, const ast_from_t *f);
 sql_rel_t *sql_plan_window_agg(sql_planner_t *p, const ast_query_t *q, sql_rel_t *from,

@@ -278,8 +278,6 @@ static const fl_sink_fn_t sel_fn = {.version = FL_SINK_FN_VERSION,
                                     .write = select_write,
                                     .destroy = sql_op_release};
 
-fl_stream_t *sql_rows_to_json(sql_exec_t *x, const sql_table_t *t, fl_stream_t *rows);
-
 /* The target's physical columns from a query's rows. */
 static fl_stream_t *sink_columns(script_t *sc, sql_exec_t *x, pending_t *pd, fl_stream_t *rows) {
   const sql_table_t *t = pd->target;
