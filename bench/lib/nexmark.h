@@ -47,7 +47,7 @@
  *     each winning bid: nx_q4_t with the category's running count, sum and
  *     avg = sum / count (integer division, as SQL AVG over BIGINT). ts: the auction's
  *     expires. Departure: Flink's SQL q4 updates the maximum with every bid and never
- *     closes an auction; this is Nexmark's original meaning (NEXMARK.md).
+ *     closes an auction; this is Nexmark's original meaning (docs/nexmark.md).
  * q5  hot items. Sliding windows of 10 s every 2 s on bids; per window, nx_q5_t for
  *     every auction whose bid count equals the window's largest count (ties: all of
  *     them, as Flink's `num >= maxn` join). ts: window end - 1.
