@@ -96,7 +96,13 @@ FL_API void fl_free(void *p);
 /* ---------------------------------------------------------------------------------- */
 /* Time                                                                               */
 
-/* No timestamp: a record that has none, or a watermark before any event. */
+/* No timestamp: a record that has none, or a watermark before any event. INT64_MIN is
+ * therefore never an event time: a record whose time is read from data (a parser, a
+ * deserializer, a timestamp function) must treat that value as bad input, since a
+ * record carrying it is a record without a timestamp (an event-time window fails the
+ * job on it). fl_stream_assign_timestamps() fails the job, naming the operator and the
+ * value, when its timestamp function returns it. Every other int64_t is a valid event
+ * time; windows near either end saturate their bounds. */
 #define FL_TS_NONE INT64_MIN
 /* The largest watermark: the end of a bounded input. */
 #define FL_TS_MAX INT64_MAX
@@ -465,7 +471,9 @@ typedef enum fl_watermark_kind {
 } fl_watermark_kind_t;
 
 /* Extracts the event timestamp (ms) of a record. Return 0, or a negative error (the
- * job fails; use fl_ctx_fail() for the message). */
+ * job fails; use fl_ctx_fail() for the message). *ts = FL_TS_NONE is not a timestamp
+ * and fails the job (see FL_TS_NONE): a record whose time cannot be read is failed
+ * here or filtered out before. */
 typedef int (*fl_timestamp_fn)(fl_context_t *ctx, const fl_record_t *rec, int64_t *ts,
                                void *opaque);
 

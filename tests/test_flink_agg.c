@@ -732,6 +732,53 @@ static void on_error_dead_letter_writes_bad_lines_unchanged(void **state) {
   run_free(&r);
 }
 
+/*
+ * A time field of INT64_MIN is the library's "no timestamp", not an event time: it is a
+ * bad line for --on-error (it used to reach the window as a record without a timestamp
+ * and fail the job under every policy, naming no line). INT64_MIN + 1 is an event time.
+ */
+static void time_at_int64_min_follows_on_error(void **state) {
+  tctx_t *t = *state;
+  char opt[160];
+  const char *skip[] = {"--input", "-",        "--key",       "user",       "--time", "ts", "--agg",
+                        "count",   "--window", "tumbling:1s", "--on-error", "skip",   NULL};
+  const char *fail[] = {"--input", "-",     "--key",    "user",        "--time", "ts",
+                        "--agg",   "count", "--window", "tumbling:1s", NULL};
+  const char *dead[] = {"--input", "-",        "--key",       "user",       "--time", "ts", "--agg",
+                        "count",   "--window", "tumbling:1s", "--on-error", opt,      NULL};
+  static const char *const want[] = {
+      "{\"key\": \"c\", \"window_start\": -9223372036854775808, \"window_end\": "
+      "-9223372036854775000, \"value\": 1, \"count\": 1}",
+      "{\"key\": \"a\", \"window_start\": 0, \"window_end\": 1000, \"value\": 1, \"count\": 1}"};
+  run_t r;
+  char *got;
+  write_text(t->in,
+             "{\"user\":\"c\",\"ts\":-9223372036854775807}\n"
+             "{\"user\":\"a\",\"ts\":1}\n"
+             "{\"user\":\"b\",\"ts\":-9223372036854775808}\n");
+  r = run_tool(t, skip);
+  if (r.code != 0) print_error("stderr: %s\n", r.err);
+  assert_int_equal(r.code, 0);
+  assert_same_lines(r.out, want, N_OF(want));
+  assert_non_null(strstr(r.err, "flink-agg: skipped 1 malformed lines\n"));
+  run_free(&r);
+
+  r = run_tool(t, fail);
+  assert_int_equal(r.code, 1);
+  if (strstr(r.err, "line 3: ") == NULL || strstr(r.err, "-9223372036854775808") == NULL)
+    fail_msg("stderr: %s", r.err);
+  run_free(&r);
+
+  snprintf(opt, sizeof(opt), "dead-letter:%s", t->dead);
+  r = run_tool(t, dead);
+  assert_int_equal(r.code, 0);
+  assert_same_lines(r.out, want, N_OF(want));
+  got = slurp(t->dead);
+  assert_string_equal(got, "{\"user\":\"b\",\"ts\":-9223372036854775808}\n");
+  free(got);
+  run_free(&r);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Usage errors                                                                       */
 
@@ -1434,6 +1481,7 @@ int main(void) {
       T(on_error_fail_exits_naming_the_line),
       T(on_error_skip_drops_and_counts),
       T(on_error_dead_letter_writes_bad_lines_unchanged),
+      T(time_at_int64_min_follows_on_error),
       T(bad_usage_exits_2_naming_the_option),
       T(missing_input_file_fails_naming_it),
       T(parallelism_1_2_4_give_identical_results),

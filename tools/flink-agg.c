@@ -576,6 +576,13 @@ static int agg_parse_bytes(agg_parser_t *p, const void *data, size_t len, fl_rec
     snprintf(problem, problem_size, "missing time field \"%s\"", o->time);
   } else if (!json_is_integer(jt)) {
     snprintf(problem, problem_size, "time field \"%s\" is not an integer (epoch ms)", o->time);
+  } else if ((int64_t)json_integer_value(jt) == FL_TS_NONE) {
+    /* The library's "no timestamp": as an event time it would be lost further down. */
+    snprintf(problem, problem_size,
+             "time field \"%s\" is %" PRId64
+             ", which is not an event time (it means \"no "
+             "timestamp\")",
+             o->time, (int64_t)json_integer_value(jt));
   } else if (o->value != NULL && o->agg != AGG_COUNT && jv == NULL) {
     snprintf(problem, problem_size, "missing value field \"%s\"", o->value);
   } else if (o->value != NULL && o->agg != AGG_COUNT && !json_is_number(jv)) {

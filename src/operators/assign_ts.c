@@ -7,8 +7,13 @@
  *    record goes first, then the watermark it produced;
  *  - upstream watermarks are not forwarded, except the end of input (+inf);
  *  - idleness: no record for idle_timeout_ms of processing time marks the output idle
- *    until the next record.
+ *    until the next record;
+ *  - a timestamp function that returns FL_TS_NONE fails the job: INT64_MIN is the
+ *    library's "no timestamp", so forwarding it would turn an event time read from the
+ *    data into none, and the record would fail or vanish further down without a word
+ *    about the value or where it came from.
  */
+#include <inttypes.h>
 #include <stdlib.h>
 
 #include "operators/operators.h"
@@ -62,6 +67,12 @@ static int ats_process(fl_op_t *op, int input, const fl_record_t *rec) {
     int64_t ts = FL_TS_NONE;
     int rc = ws->timestamp(&op->ctx, rec, &ts, ws->opaque);
     if (rc < 0) return fl_op_user_failed(op, rc, "timestamp assigner");
+    if (ts == FL_TS_NONE)
+      return fl_op_fail(op, FL_EINVAL,
+                        "the timestamp function returned %" PRId64
+                        " (FL_TS_NONE, 'no timestamp'), which is not an event time; fail the "
+                        "record with fl_ctx_fail() or filter it out before the assigner",
+                        ts);
     r.timestamp = ts;
   }
   if (ws->idle_timeout_ms > 0) {
