@@ -456,10 +456,75 @@ FL_API fl_stream_t *fl_source_collection(fl_env_t *env, const char *name,
                                          const fl_record_t *records, size_t n);
 
 /* A bounded single-reader source of lines from a file, or stdin when path is "-".
- * Each line (without its newline) is one record: empty key, the line as value, no
- * timestamp. Lines longer than 16 MiB fail the job naming the path and line number.
- * Records are read in file order. */
+ * Each line (without its "\n" or "\r\n") is one record: empty key, the line as value,
+ * no timestamp. Records are read in file order. A line longer than 16 MiB fails the job
+ * naming the path and the line number. The same as fl_source_lines_opts() with only
+ * version and path set. */
 FL_API fl_stream_t *fl_source_lines(fl_env_t *env, const char *name, const char *path);
+
+/* What a lines source does with a line longer than max_line_bytes, or one its parse
+ * function fails (as fl_kafka_error_policy_t for messages). */
+typedef enum fl_lines_error_policy {
+  FL_LINES_ON_ERROR_FAIL = 0,       /* the job fails naming the path and the line number */
+  FL_LINES_ON_ERROR_SKIP = 1,       /* dropped, counted ("lines-skipped") */
+  FL_LINES_ON_ERROR_DEAD_LETTER = 2 /* emitted to the side output named by dead_letter,
+                                       counted ("lines-dead-lettered") */
+} fl_lines_error_policy_t;
+
+/* Turns a line (without its end of line; borrowed for the call) into at most one record:
+ * return 1 with *out set, 0 to drop the line, or a negative error, for which the error
+ * policy applies (fl_ctx_fail() sets the message). *out comes set to the record the line
+ * would be without a parse function (empty key, the line, FL_TS_NONE); what it points to
+ * must stay valid until the next call. line_no counts every line of the input from 1 (it
+ * goes on after a restore). Runs on the source's thread, one call at a time. */
+typedef int (*fl_lines_parse_fn)(fl_context_t *ctx, const void *line, size_t len, uint64_t line_no,
+                                 fl_record_t *out, void *opaque);
+
+typedef struct fl_lines_source_opts {
+  int version;      /* FL_LINES_SOURCE_OPTS_VERSION */
+  const char *path; /* a file, or "-" for stdin; required */
+  /* The longest line, without its end of line; 0: 16 MiB; at most 1 GiB. The source
+   * holds at most this much of a line (plus a read buffer of 256 KiB): a longer one is
+   * read and discarded up to its end, keeping only its first bytes for a dead letter. */
+  size_t max_line_bytes;
+  fl_lines_parse_fn parse;             /* NULL: every line is a record */
+  void *parse_opaque;                  /* for parse */
+  void (*parse_destroy)(void *opaque); /* optional: called once, when env is destroyed */
+  fl_lines_error_policy_t on_error;
+  const fl_output_tag_t *dead_letter; /* FL_LINES_ON_ERROR_DEAD_LETTER: required */
+  size_t dead_letter_head_bytes;      /* of an over-long line a dead letter keeps; 0: 4096 */
+} fl_lines_source_opts_t;
+#define FL_LINES_SOURCE_OPTS_VERSION 1
+
+/* A lines source with a line limit, a parse function and an error policy (as
+ * fl_source_kafka() has for messages). Bad lines never wedge the job: once one has been
+ * skipped or dead-lettered, the position later checkpoints record is past it, so a job
+ * restored from them does not meet it again (an over-long line being discarded when a
+ * checkpoint is taken is read again from its start after a restore). With
+ * FL_LINES_ON_ERROR_DEAD_LETTER every bad line becomes one record of
+ * fl_stream_side_output(source, opts->dead_letter): its value is the line as read (an
+ * over-long one cut to its first dead_letter_head_bytes), its timestamp FL_TS_NONE, and
+ * its key holds the line number, the byte offset, the whole length and the error text,
+ * which fl_lines_dead_letter_read() gives back; a lines sink of that stream writes the
+ * bad lines as they were. Metrics: counters "lines-skipped" and "lines-dead-lettered" of
+ * the source. opts is copied; the parse function's opaque is the source's from this call
+ * on (parse_destroy is called at once when the call fails). */
+FL_API fl_stream_t *fl_source_lines_opts(fl_env_t *env, const char *name,
+                                         const fl_lines_source_opts_t *opts);
+
+/* A dead letter of a lines source, read back from its record. */
+typedef struct fl_lines_dead_letter {
+  uint64_t line_no;  /* from 1 */
+  uint64_t offset;   /* byte offset of the line's start in the input */
+  uint64_t line_len; /* the whole line's length, without its end of line */
+  const void *line;  /* its first kept_len bytes (all of it unless it was too long) */
+  size_t kept_len;
+  const char *error; /* why it is bad, NUL-terminated */
+} fl_lines_dead_letter_t;
+
+/* Fills *out from a record of a lines source's dead-letter stream (in any operator
+ * downstream; its pointers borrow from rec). FL_EINVAL when rec is not one. */
+FL_API int fl_lines_dead_letter_read(const fl_record_t *rec, fl_lines_dead_letter_t *out);
 
 /* ---------------------------------------------------------------------------------- */
 /* Watermarks                                                                         */

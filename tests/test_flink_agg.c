@@ -779,6 +779,77 @@ static void time_at_int64_min_follows_on_error(void **state) {
   run_free(&r);
 }
 
+/*
+ * A line longer than the limit follows --on-error like any bad line (it failed the job
+ * under every policy). Line 2 is 17 MiB, over the default 16 MiB: skipped and counted;
+ * dead-lettered as its first 4096 bytes; with fail, the job stops naming line 2. With
+ * --max-line-bytes 100 a 150-byte line is over the limit too.
+ */
+static void over_long_line_follows_on_error(void **state) {
+  tctx_t *t = *state;
+  const size_t big = 17u << 20;
+  char opt[160];
+  const char *skip[] = {"--input", t->in,      "--key",       "user",       "--time", "ts", "--agg",
+                        "count",   "--window", "tumbling:1s", "--on-error", "skip",   NULL};
+  const char *dead[] = {"--input", t->in,      "--key",       "user",       "--time", "ts", "--agg",
+                        "count",   "--window", "tumbling:1s", "--on-error", opt,      NULL};
+  const char *fail[] = {"--input", t->in,   "--key",    "user",        "--time", "ts",
+                        "--agg",   "count", "--window", "tumbling:1s", NULL};
+  const char *small[] = {
+      "--input",    t->in,   "--key",    "user",        "--time",           "ts",
+      "--agg",      "count", "--window", "tumbling:1s", "--max-line-bytes", "100",
+      "--on-error", "skip",  NULL};
+  static const char *const want[] = {
+      "{\"key\": \"a\", \"window_start\": 0, \"window_end\": 1000, \"value\": 2, \"count\": 2}"};
+  char *data = malloc(big + 128), *got;
+  size_t len = 0;
+  FILE *f;
+  run_t r;
+
+  len += (size_t)sprintf(data, "{\"user\":\"a\",\"ts\":1}\n{\"user\":\"");
+  memset(data + len, 'x', big);
+  len += big;
+  len += (size_t)sprintf(data + len, "\",\"ts\":2}\n{\"user\":\"a\",\"ts\":3}\n");
+  f = fopen(t->in, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, len, f), len);
+  assert_int_equal(fclose(f), 0);
+
+  r = run_tool(t, skip);
+  if (r.code != 0) print_error("stderr: %s\n", r.err);
+  assert_int_equal(r.code, 0);
+  assert_same_lines(r.out, want, N_OF(want));
+  assert_non_null(strstr(r.err, "flink-agg: skipped 1 malformed lines\n"));
+  run_free(&r);
+
+  snprintf(opt, sizeof(opt), "dead-letter:%s", t->dead);
+  r = run_tool(t, dead);
+  assert_int_equal(r.code, 0);
+  assert_same_lines(r.out, want, N_OF(want));
+  assert_non_null(strstr(r.err, "1 dead-lettered lines were longer than 16777216 bytes"));
+  got = slurp(t->dead);
+  assert_int_equal(strlen(got), 4097);
+  assert_memory_equal(got, data + 20, 4096); /* the line as read, from its start */
+  assert_int_equal(got[4096], '\n');
+  free(got);
+  run_free(&r);
+
+  r = run_tool(t, fail);
+  assert_int_equal(r.code, 1);
+  if (strstr(r.err, "line 2 is longer than 16777216 bytes") == NULL) fail_msg("stderr: %s", r.err);
+  run_free(&r);
+
+  len = (size_t)sprintf(data, "{\"user\":\"a\",\"ts\":1}\n{\"user\":\"%0150d\",\"ts\":2}\n", 7);
+  len += (size_t)sprintf(data + len, "{\"user\":\"a\",\"ts\":3}\n");
+  write_text(t->in, data);
+  r = run_tool(t, small);
+  assert_int_equal(r.code, 0);
+  assert_same_lines(r.out, want, N_OF(want));
+  assert_non_null(strstr(r.err, "flink-agg: skipped 1 malformed lines\n"));
+  run_free(&r);
+  free(data);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Usage errors                                                                       */
 
@@ -832,6 +903,15 @@ static void bad_usage_exits_2_naming_the_option(void **state) {
       {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
         NULL},
        {"--window", "needs a value"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
+        "--max-line-bytes", "0", NULL},
+       {"--max-line-bytes", "'0'"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
+        "--max-line-bytes", "2gb", NULL},
+       {"--max-line-bytes", "'2gb'"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
+        "--max-line-bytes", "12 parsecs", NULL},
+       {"--max-line-bytes", "'12 parsecs'"}},
   };
   for (size_t i = 0; i < N_OF(cases); i++) {
     run_t r = run_tool(t, cases[i].args);
@@ -1399,6 +1479,89 @@ static void savepoint_on_exit_then_from_savepoint_commits_exactly_once(void **st
   dur_free(&d);
 }
 
+/* The id of the newest checkpoint in dir with a _manifest (complete), or 0. */
+static long dur_newest_checkpoint(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  long newest = 0;
+  if (d == NULL) return 0;
+  while ((e = readdir(d)) != NULL) {
+    char manifest[512];
+    long id;
+    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
+    id = strtol(e->d_name + 4, NULL, 10);
+    snprintf(manifest, sizeof(manifest), "%s/%s/_manifest", dir, e->d_name);
+    if (id > newest && access(manifest, F_OK) == 0) newest = id;
+  }
+  closedir(d);
+  return newest;
+}
+
+/*
+ * A line over --max-line-bytes at a fifth of the input, with --on-error skip and
+ * checkpoints: the run is killed after a checkpoint taken once the source had passed
+ * the line, and resumed with --on-error fail. The resumed run starts behind the bad
+ * line, so it ends well, and the committed output is exactly the expected one (a run
+ * that failed on the line, or a position before it, would fail on every resume).
+ */
+static void resume_after_a_skipped_long_line_does_not_meet_it_again(void **state) {
+  tctx_t *t = *state;
+  dur_ctx_t d;
+  dur_setup(t, &d);
+  const char *first[] = {"--input",    d.fifo,
+                         "--output",   d.outdir,
+                         DUR_JOB_ARGS, "--checkpoint-dir",
+                         d.ckpt,       "--checkpoint-interval",
+                         "50ms",       "--max-line-bytes",
+                         "1kb",        "--on-error",
+                         "skip",       NULL};
+  const char *second[] = {"--input",    d.fifo,
+                          "--output",   d.outdir,
+                          DUR_JOB_ARGS, "--checkpoint-dir",
+                          d.ckpt,       "--checkpoint-interval",
+                          "50ms",       "--max-line-bytes",
+                          "1kb",        "--on-error",
+                          "fail",       NULL};
+  /* The input with a 2000-byte line after the line that ends past a fifth of it. */
+  size_t cut = (size_t)(strchr(d.input + d.len / 5, '\n') - d.input) + 1;
+  char *input = malloc(d.len + 2100);
+  assert_non_null(input);
+  memcpy(input, d.input, cut);
+  memset(input + cut, 'x', 2000);
+  input[cut + 2000] = '\n';
+  memcpy(input + cut + 2001, d.input + cut, d.len - cut);
+  input[d.len + 2001] = '\0';
+  free(d.input);
+  d.input = input;
+  d.len += 2001;
+  write_text(d.full, d.input);
+
+  pid_t pid = dur_spawn(t, &d, first);
+  int fd = dur_open_fifo(&d, pid);
+  /* Returns when the job has read all but a pipe buffer (64 KiB) of it: past the line. */
+  dur_write(fd, d.input, d.len * 2 / 5);
+  long seen = dur_newest_checkpoint(d.ckpt);
+  int64_t deadline = dur_now_ms() + (int64_t)(DUR_DEADLINE_S * 1000 * dur_scale());
+  /* The next checkpoint may have begun before; the one after it began after the line. */
+  while (dur_newest_checkpoint(d.ckpt) < seen + 2) {
+    dur_assert_running(&d, pid);
+    if (dur_now_ms() > deadline) fail_msg("no checkpoint completed within %d s", DUR_DEADLINE_S);
+    dur_pause_ms(5);
+  }
+  assert_int_equal(kill(pid, SIGKILL), 0);
+  assert_int_equal(dur_wait(pid), 1000 + SIGKILL);
+  close(fd);
+
+  dur_replace_fifo(&d);
+  run_t r = run_tool(t, second);
+  if (r.code != 0) print_error("stderr: %s\n", r.err);
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.err, "flink-agg: resuming from the newest complete checkpoint in"));
+  run_free(&r);
+  dur_assert_committed_all(&d);
+  dur_free(&d);
+}
+
 /* A savepoint that cannot be written (its directory was filled meanwhile) still stops
  * the job, and the exit status says it failed: 1, not 128 + 15. */
 static void failed_savepoint_on_exit_exits_1(void **state) {
@@ -1482,11 +1645,13 @@ int main(void) {
       T(on_error_skip_drops_and_counts),
       T(on_error_dead_letter_writes_bad_lines_unchanged),
       T(time_at_int64_min_follows_on_error),
+      T(over_long_line_follows_on_error),
       T(bad_usage_exits_2_naming_the_option),
       T(missing_input_file_fails_naming_it),
       T(parallelism_1_2_4_give_identical_results),
       T(checkpoint_kill_and_resume_commits_exactly_once),
       T(savepoint_on_exit_then_from_savepoint_commits_exactly_once),
+      T(resume_after_a_skipped_long_line_does_not_meet_it_again),
       T(failed_savepoint_on_exit_exits_1),
       T(durable_options_usage_errors),
   };

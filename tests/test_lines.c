@@ -14,11 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "fl_test_util.h"
 #include "flink.h"
 
 #define MIB ((size_t)1 << 20)
@@ -337,6 +340,470 @@ static void lines_source_reads_stdin_from_a_pipe(void **state) {
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Source options: line limit, parse function, error policy                           */
+
+#define KIB ((size_t)1 << 10)
+
+/* "bad" fails (fl_ctx_fail), "drop" is dropped, other lines become records with key "K"
+ * and timestamp 10 * line number. Counts its calls and its destruction. */
+typedef struct parse_state {
+  int calls;
+  int destroyed;
+} parse_state_t;
+
+static int test_parse(fl_context_t *ctx, const void *line, size_t len, uint64_t line_no,
+                      fl_record_t *out, void *opaque) {
+  parse_state_t *ps = opaque;
+  ps->calls++;
+  if (out->value != line || out->value_len != len || out->timestamp != FL_TS_NONE) abort();
+  if (len == 3 && memcmp(line, "bad", 3) == 0) return fl_ctx_fail(ctx, "not ok: %.*s", 3, "bad");
+  if (len == 4 && memcmp(line, "drop", 4) == 0) return 0;
+  out->key = "K";
+  out->key_len = 1;
+  out->timestamp = (int64_t)line_no * 10;
+  return 1;
+}
+
+static void test_parse_destroy(void *opaque) { ((parse_state_t *)opaque)->destroyed++; }
+
+/* A user metric of the operator named name, from the metrics JSON ("name":value). */
+static long long op_metric(fl_env_t *env, const char *op, const char *name) {
+  char *js = fl_env_metrics_json(env);
+  char want[128];
+  const char *p;
+  long long v = -1;
+  assert_non_null(js);
+  snprintf(want, sizeof(want), "\"name\":\"%s\"", op);
+  p = strstr(js, want);
+  if (p != NULL) {
+    snprintf(want, sizeof(want), "\"%s\":", name);
+    p = strstr(p, want);
+    if (p != NULL) v = strtoll(p + strlen(want), NULL, 10);
+  }
+  fl_free(js);
+  return v;
+}
+
+/*
+ * Lines: 1 ok1; 2 2 MiB + "\r\n" (over the limit, longer than the read buffer: read and
+ * discarded); 3 3000 bytes (over the limit, whole in the buffer); 4 bad (the parse
+ * function fails); 5 drop (dropped by it); 6 ok2; 7 600 KiB without a newline (over
+ * the limit, at the end of the input).
+ */
+static size_t policy_input(char **out, size_t *offsets) {
+  size_t cap = 2 * MIB + 700 * KIB, len = 0;
+  char *d = malloc(cap);
+  assert_non_null(d);
+  offsets[1] = len;
+  len += (size_t)sprintf(d + len, "ok1\n");
+  offsets[2] = len;
+  memset(d + len, 'x', 2 * MIB);
+  len += 2 * MIB;
+  len += (size_t)sprintf(d + len, "\r\n");
+  offsets[3] = len;
+  memset(d + len, 'z', 3000);
+  len += 3000;
+  d[len++] = '\n';
+  offsets[4] = len;
+  len += (size_t)sprintf(d + len, "bad\n");
+  offsets[5] = len;
+  len += (size_t)sprintf(d + len, "drop\n");
+  offsets[6] = len;
+  len += (size_t)sprintf(d + len, "ok2\n");
+  offsets[7] = len;
+  memset(d + len, 'y', 600 * KIB);
+  len += 600 * KIB;
+  *out = d;
+  return len;
+}
+
+typedef struct policy_run {
+  int rc;
+  char err[1024];
+  collector_t main, dead;
+  long long skipped, dead_lettered;
+} policy_run_t;
+
+static void run_policy(const char *path, fl_lines_error_policy_t policy, parse_state_t *ps,
+                       policy_run_t *out) {
+  fl_env_t *env = new_env(2);
+  fl_output_tag_t *tag = fl_output_tag(env, "bad-lines");
+  fl_lines_source_opts_t o = {.version = FL_LINES_SOURCE_OPTS_VERSION,
+                              .path = path,
+                              .max_line_bytes = 1024,
+                              .parse = test_parse,
+                              .parse_opaque = ps,
+                              .parse_destroy = test_parse_destroy,
+                              .on_error = policy,
+                              .dead_letter = policy == FL_LINES_ON_ERROR_DEAD_LETTER ? tag : NULL,
+                              .dead_letter_head_bytes = 100};
+  fl_stream_t *src;
+  memset(out, 0, sizeof(*out));
+  collector_init(&out->main);
+  collector_init(&out->dead);
+  src = fl_source_lines_opts(env, "src", &o);
+  assert_non_null(src);
+  assert_int_equal(fl_stream_sink(src, "main", &collector_sink, &out->main), FL_OK);
+  if (policy == FL_LINES_ON_ERROR_DEAD_LETTER)
+    assert_int_equal(
+        fl_stream_sink(fl_stream_side_output(src, tag), "dead", &collector_sink, &out->dead),
+        FL_OK);
+  out->rc = fl_env_execute(env, "policy");
+  snprintf(out->err, sizeof(out->err), "%s", fl_env_error(env));
+  out->skipped = op_metric(env, "src", "lines-skipped");
+  out->dead_lettered = op_metric(env, "src", "lines-dead-lettered");
+  assert_int_equal(ps->destroyed, 0);
+  fl_env_destroy(env);
+  assert_int_equal(ps->destroyed, 1);
+}
+
+static void policy_run_free(policy_run_t *r) {
+  collector_free(&r->main);
+  collector_free(&r->dead);
+}
+
+static void assert_good_records(const collector_t *c) {
+  assert_int_equal(c->n, 2);
+  assert_string_equal(c->r[0].value, "ok1");
+  assert_string_equal(c->r[0].key, "K");
+  assert_int_equal(c->r[0].ts, 10);
+  assert_string_equal(c->r[1].value, "ok2");
+  assert_int_equal(c->r[1].ts, 60);
+}
+
+static void lines_opts_skip_drops_bad_lines_and_counts_them(void **state) {
+  tmpdir_t *t = *state;
+  size_t offsets[8];
+  char *data;
+  size_t len = policy_input(&data, offsets);
+  parse_state_t ps = {0};
+  policy_run_t r;
+  write_file(t->path, data, len);
+  free(data);
+  run_policy(t->path, FL_LINES_ON_ERROR_SKIP, &ps, &r);
+  if (r.rc != FL_OK) fail_msg("%s", r.err);
+  assert_good_records(&r.main);
+  assert_int_equal(ps.calls, 4); /* the over-long lines never reach the parse function */
+  assert_int_equal(r.skipped, 4);
+  policy_run_free(&r);
+}
+
+static void lines_opts_dead_letters_carry_line_length_offset_and_error(void **state) {
+  tmpdir_t *t = *state;
+  static const struct {
+    uint64_t line_no, len;
+    char fill;
+    const char *error;
+  } want[] = {{2, 2 * MIB, 'x', "longer than 1024 bytes (2097152 bytes)"},
+              {3, 3000, 'z', "longer than 1024 bytes (3000 bytes)"},
+              {4, 3, 0, "not ok: bad"},
+              {7, 600 * KIB, 'y', "longer than 1024 bytes (614400 bytes)"}};
+  size_t offsets[8];
+  char *data;
+  size_t len = policy_input(&data, offsets);
+  parse_state_t ps = {0};
+  policy_run_t r;
+  fl_lines_dead_letter_t dl;
+  write_file(t->path, data, len);
+  free(data);
+  run_policy(t->path, FL_LINES_ON_ERROR_DEAD_LETTER, &ps, &r);
+  if (r.rc != FL_OK) fail_msg("%s", r.err);
+  assert_good_records(&r.main);
+  assert_int_equal(r.dead.n, 4);
+  assert_int_equal(r.dead_lettered, 4);
+  assert_true(r.skipped <= 0);
+  for (size_t i = 0; i < 4; i++) {
+    fl_record_t rec = {.key = r.dead.r[i].key,
+                       .key_len = r.dead.r[i].key_len,
+                       .value = r.dead.r[i].value,
+                       .value_len = r.dead.r[i].value_len,
+                       .timestamp = r.dead.r[i].ts};
+    assert_int_equal(fl_lines_dead_letter_read(&rec, &dl), FL_OK);
+    assert_int_equal(dl.line_no, want[i].line_no);
+    assert_int_equal(dl.offset, offsets[want[i].line_no]);
+    assert_int_equal(dl.line_len, want[i].len);
+    assert_string_equal(dl.error, want[i].error);
+    assert_ptr_equal(dl.line, rec.value);
+    assert_int_equal(rec.timestamp, FL_TS_NONE);
+    if (want[i].fill == 0) {
+      assert_int_equal(dl.kept_len, 3);
+      assert_memory_equal(dl.line, "bad", 3);
+    } else {
+      assert_int_equal(dl.kept_len, 100);
+      for (size_t k = 0; k < 100; k++) assert_int_equal(((const char *)dl.line)[k], want[i].fill);
+    }
+  }
+  /* A record that is not a dead letter. */
+  fl_record_t plain = rec_str("K", "ok1", 10);
+  assert_int_equal(fl_lines_dead_letter_read(&plain, &dl), FL_EINVAL);
+  policy_run_free(&r);
+}
+
+static void lines_opts_fail_names_path_line_and_cause(void **state) {
+  tmpdir_t *t = *state;
+  size_t offsets[8];
+  char *data, want[256];
+  size_t len = policy_input(&data, offsets);
+  parse_state_t ps = {0};
+  policy_run_t r;
+
+  /* The parse function's failure, on line 4. */
+  memcpy(data + offsets[4] - 4, "ok1\n", 4);
+  write_file(t->path, data + offsets[4] - 4, len - offsets[4] + 4);
+  run_policy(t->path, FL_LINES_ON_ERROR_FAIL, &ps, &r);
+  assert_int_equal(r.rc, FL_EUSER);
+  snprintf(want, sizeof(want), "%s: line 2: not ok: bad", t->path);
+  if (strstr(r.err, want) == NULL) fail_msg("%s", r.err);
+  policy_run_free(&r);
+
+  /* An over-long line, on line 2. */
+  ps.destroyed = 0;
+  free(data);
+  len = policy_input(&data, offsets);
+  write_file(t->path, data, len);
+  run_policy(t->path, FL_LINES_ON_ERROR_FAIL, &ps, &r);
+  assert_int_not_equal(r.rc, FL_OK);
+  snprintf(want, sizeof(want), "%s: line 2 is longer than 1024 bytes", t->path);
+  if (strstr(r.err, want) == NULL) fail_msg("%s", r.err);
+  assert_int_equal(r.main.n, 1);
+  policy_run_free(&r);
+  free(data);
+}
+
+static void lines_opts_builder_errors_name_the_field(void **state) {
+  static const struct {
+    int version;
+    const char *path;
+    size_t max;
+    int policy;
+    const char *must;
+  } cases[] = {
+      {0, "x", 0, FL_LINES_ON_ERROR_FAIL, "version"},
+      {FL_LINES_SOURCE_OPTS_VERSION, NULL, 0, FL_LINES_ON_ERROR_FAIL, "path"},
+      {FL_LINES_SOURCE_OPTS_VERSION, "x", ((size_t)1 << 30) + 1, FL_LINES_ON_ERROR_FAIL,
+       "max_line_bytes"},
+      {FL_LINES_SOURCE_OPTS_VERSION, "x", 0, 7, "on_error"},
+      {FL_LINES_SOURCE_OPTS_VERSION, "x", 0, FL_LINES_ON_ERROR_DEAD_LETTER, "dead_letter"},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    fl_env_t *env = new_env(1);
+    parse_state_t ps = {0};
+    fl_lines_source_opts_t o = {.version = cases[i].version,
+                                .path = cases[i].path,
+                                .max_line_bytes = cases[i].max,
+                                .parse = test_parse,
+                                .parse_opaque = &ps,
+                                .parse_destroy = test_parse_destroy,
+                                .on_error = (fl_lines_error_policy_t)cases[i].policy};
+    assert_null(fl_source_lines_opts(env, "src", &o));
+    assert_int_equal(ps.destroyed, 1); /* not kept: destroyed at once */
+    assert_int_equal(fl_env_execute(env, "x"), FL_EINVAL);
+    if (strstr(fl_env_error(env), "src: ") == NULL ||
+        strstr(fl_env_error(env), cases[i].must) == NULL)
+      fail_msg("case %zu: %s", i, fl_env_error(env));
+    fl_env_destroy(env);
+    assert_int_equal(ps.destroyed, 1);
+  }
+  assert_null(fl_source_lines_opts(NULL, "src", NULL));
+}
+
+typedef struct long_writer {
+  int fd;
+  size_t len;
+} long_writer_t;
+
+/* Writes "first\n", one line of len 'q' bytes, then "end\n". */
+static void *long_writer_main(void *arg) {
+  long_writer_t *w = arg;
+  char chunk[65536];
+  memset(chunk, 'q', sizeof(chunk));
+  if (write(w->fd, "first\n", 6) != 6) abort();
+  for (size_t left = w->len; left > 0;) {
+    size_t n = left < sizeof(chunk) ? left : sizeof(chunk);
+    ssize_t k = write(w->fd, chunk, n);
+    if (k <= 0) abort();
+    left -= (size_t)k;
+  }
+  if (write(w->fd, "\nend\n", 5) != 5) abort();
+  close(w->fd);
+  return NULL;
+}
+
+static long max_rss_kib(void) {
+  struct rusage ru;
+  assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+  return ru.ru_maxrss;
+}
+
+/* A 128 MiB line through a pipe with a 1 MiB limit: skipped, and the source never holds
+ * more than about the limit (the peak resident size grows by far less than the line). */
+static void lines_opts_over_long_line_is_never_held_whole(void **state) {
+  const size_t line = 128 * MIB;
+  int fds[2], saved_stdin;
+  long_writer_t w;
+  pthread_t th;
+  parse_state_t ps = {0};
+  policy_run_t r;
+  long before, after;
+  (void)state;
+
+  assert_int_equal(pipe(fds), 0);
+  saved_stdin = dup(STDIN_FILENO);
+  assert_int_equal(dup2(fds[0], STDIN_FILENO), STDIN_FILENO);
+  close(fds[0]);
+  w.fd = fds[1];
+  w.len = line;
+  before = max_rss_kib();
+  assert_int_equal(pthread_create(&th, NULL, long_writer_main, &w), 0);
+  fl_env_t *env = new_env(1);
+  fl_lines_source_opts_t o = {.version = FL_LINES_SOURCE_OPTS_VERSION,
+                              .path = "-",
+                              .max_line_bytes = MIB,
+                              .parse = test_parse,
+                              .parse_opaque = &ps,
+                              .on_error = FL_LINES_ON_ERROR_SKIP};
+  memset(&r, 0, sizeof(r));
+  collector_init(&r.main);
+  collector_init(&r.dead);
+  assert_int_equal(
+      fl_stream_sink(fl_source_lines_opts(env, "src", &o), "main", &collector_sink, &r.main),
+      FL_OK);
+  assert_int_equal(fl_env_execute(env, "long"), FL_OK);
+  assert_int_equal(op_metric(env, "src", "lines-skipped"), 1);
+  fl_env_destroy(env);
+  pthread_join(th, NULL);
+  after = max_rss_kib();
+  assert_int_equal(dup2(saved_stdin, STDIN_FILENO), STDIN_FILENO);
+  close(saved_stdin);
+  assert_int_equal(r.main.n, 2);
+  assert_string_equal(r.main.r[0].value, "first");
+  assert_string_equal(r.main.r[1].value, "end");
+  assert_int_equal(r.main.r[1].ts, 30);
+  if (after - before > 32 * 1024)
+    fail_msg("peak resident size grew by %ld KiB reading a %zu-byte line", after - before, line);
+  policy_run_free(&r);
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+typedef struct exec_thread {
+  fl_env_t *env;
+  int rc;
+} exec_thread_t;
+
+static void *exec_main(void *arg) {
+  exec_thread_t *e = arg;
+  e->rc = fl_env_execute(e->env, "first");
+  return NULL;
+}
+
+static void write_fd(int fd, const char *p, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    assert_true(n > 0);
+    p += n;
+    len -= (size_t)n;
+  }
+}
+
+/*
+ * A savepoint taken after a line over the limit was skipped records a position past
+ * it: the job restored from it (from a regular file with the same bytes) goes on after
+ * it even with the policy to fail, where a position at or before it would fail again.
+ * The first run reads a FIFO the test feeds, so the savepoint falls exactly between
+ * "b" and "c"; the line numbers go on from the savepoint too.
+ */
+static void lines_opts_savepoint_after_a_bad_line_restores_past_it(void **state) {
+  tmpdir_t *t = *state;
+  char fifo[160], sp[160], err[256];
+  char *data = malloc(4 * KIB);
+  size_t len = 0, head;
+  parse_state_t ps = {0};
+  policy_run_t r;
+  exec_thread_t ex;
+  pthread_t th;
+  int fd;
+
+  len += (size_t)sprintf(data, "a\n");
+  memset(data + len, 'x', 2000);
+  len += 2000;
+  len += (size_t)sprintf(data + len, "\nb\n");
+  head = len;
+  len += (size_t)sprintf(data + len, "c\nbad\n");
+  snprintf(fifo, sizeof(fifo), "%s/in.fifo", t->dir);
+  snprintf(sp, sizeof(sp), "%s/savepoint", t->dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+
+  fl_env_t *env = new_env(1);
+  fl_lines_source_opts_t o = {.version = FL_LINES_SOURCE_OPTS_VERSION,
+                              .path = fifo,
+                              .max_line_bytes = 1024,
+                              .parse = test_parse,
+                              .parse_opaque = &ps,
+                              .on_error = FL_LINES_ON_ERROR_SKIP};
+  memset(&r, 0, sizeof(r));
+  collector_init(&r.main);
+  collector_init(&r.dead);
+  assert_int_equal(
+      fl_stream_sink(fl_source_lines_opts(env, "src", &o), "main", &collector_sink, &r.main),
+      FL_OK);
+  ex.env = env;
+  assert_int_equal(pthread_create(&th, NULL, exec_main, &ex), 0);
+  fd = open(fifo, O_WRONLY | O_CLOEXEC); /* until the source opened it */
+  assert_true(fd >= 0);
+  write_fd(fd, data, head);
+  int64_t deadline = now_ms() + (int64_t)(20000 * timeout_scale());
+  for (;;) {
+    pthread_mutex_lock(&r.main.mu);
+    size_t n = r.main.n;
+    pthread_mutex_unlock(&r.main.mu);
+    if (n == 2) break;
+    if (now_ms() > deadline) fail_msg("the source did not read 'b' within 20 s");
+    struct timespec pause = {0, 2000000};
+    nanosleep(&pause, NULL);
+  }
+  if (fl_env_savepoint(env, sp, err, sizeof(err)) != FL_OK) fail_msg("savepoint: %s", err);
+  write_fd(fd, data + head, len - head);
+  close(fd);
+  pthread_join(th, NULL);
+  assert_int_equal(ex.rc, FL_OK);
+  assert_int_equal(op_metric(env, "src", "lines-skipped"), 2); /* x..., bad */
+  fl_env_destroy(env);
+  policy_run_free(&r);
+
+  /* The same bytes as a regular file; from the savepoint, failing on bad lines. */
+  assert_int_equal(unlink(fifo), 0);
+  write_file(fifo, data, len);
+  fl_config_t *conf = fl_config_new();
+  assert_int_equal(fl_config_set(conf, "execution.savepoint.path", sp, err, sizeof(err)), FL_OK);
+  assert_int_equal(fl_env_new(&env, conf, err, sizeof(err)), FL_OK);
+  fl_config_destroy(conf);
+  o.on_error = FL_LINES_ON_ERROR_FAIL;
+  memset(&r, 0, sizeof(r));
+  collector_init(&r.main);
+  collector_init(&r.dead);
+  assert_int_equal(
+      fl_stream_sink(fl_source_lines_opts(env, "src", &o), "main", &collector_sink, &r.main),
+      FL_OK);
+  assert_int_equal(fl_env_execute(env, "second"), FL_EUSER);
+  /* "c" went through; the only failure is the bad line after it, line 5. */
+  snprintf(err, sizeof(err), "%s: line 5: not ok: bad", fifo);
+  if (strstr(fl_env_error(env), err) == NULL) fail_msg("%s", fl_env_error(env));
+  assert_int_equal(r.main.n, 1);
+  assert_string_equal(r.main.r[0].value, "c");
+  assert_int_equal(r.main.r[0].ts, 40);
+  fl_env_destroy(env);
+  policy_run_free(&r);
+  free(data);
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* Sink                                                                               */
 
 /* Line i: "L<i>:" followed by a pattern of a length that varies with i; every 997th
@@ -463,6 +930,8 @@ static void lines_round_trip_file_to_file(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      /* First: it measures the growth of the process's peak resident size. */
+      cmocka_unit_test(lines_opts_over_long_line_is_never_held_whole),
       cmocka_unit_test_setup_teardown(
           lines_source_strips_crlf_keeps_empty_lines_and_unterminated_last, setup_tmp,
           teardown_tmp),
@@ -486,6 +955,15 @@ int main(void) {
       cmocka_unit_test_setup_teardown(lines_sink_unopenable_path_fails_naming_the_path, setup_tmp,
                                       teardown_tmp),
       cmocka_unit_test_setup_teardown(lines_round_trip_file_to_file, setup_tmp, teardown_tmp),
+      cmocka_unit_test_setup_teardown(lines_opts_skip_drops_bad_lines_and_counts_them, setup_tmp,
+                                      teardown_tmp),
+      cmocka_unit_test_setup_teardown(lines_opts_dead_letters_carry_line_length_offset_and_error,
+                                      setup_tmp, teardown_tmp),
+      cmocka_unit_test_setup_teardown(lines_opts_fail_names_path_line_and_cause, setup_tmp,
+                                      teardown_tmp),
+      cmocka_unit_test(lines_opts_builder_errors_name_the_field),
+      cmocka_unit_test_setup_teardown(lines_opts_savepoint_after_a_bad_line_restores_past_it,
+                                      setup_tmp, teardown_tmp),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

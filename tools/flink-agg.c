@@ -6,16 +6,17 @@
  *             --window tumbling:SIZE | sliding:SIZE:SLIDE | session:GAP
  *             [--out-of-orderness DUR] [--allowed-lateness DUR] [--late-output PATH]
  *             [--watermark-interval DUR] [--parallelism N]
- *             [--on-error fail|skip|dead-letter:PATH]
+ *             [--on-error fail|skip|dead-letter:PATH] [--max-line-bytes SIZE]
  *             [--state-backend hashmap|rocksdb]
  *             [--checkpoint-dir DIR [--checkpoint-interval DUR]]
  *             [--savepoint-on-exit PATH] [--from-savepoint PATH]
  *
  * The job:
- *   lines(input) -> parse (process; line numbers, on-error policy, dead letters)
+ *   lines(input, parse function, on-error policy, dead letters: a side output)
  *     -> assign_timestamps (bounded out-of-orderness, the record's timestamp)
  *     -> key_by(record key) -> window (event time) -> aggregate -> lines(output)
  *   window late data -> original line -> lines(late-output)
+ *   lines' dead letters -> the bad line as read -> lines(dead-letter path)
  *
  * Records after parse: key = the key field's compact JSON encoding (so "u1" keeps its
  * quotes and 42 stays 42, and two spellings of one string are one key), timestamp = the
@@ -96,6 +97,7 @@ typedef struct agg_opts {
   const char *parallelism;
   agg_on_error_t on_error;
   const char *dead_letter;
+  size_t max_line_bytes;           /* 0: the library's default */
   const char *state_backend;       /* NULL: the library's default */
   const char *checkpoint_dir;      /* NULL: no checkpoints */
   const char *checkpoint_interval; /* normalised to milliseconds */
@@ -119,7 +121,8 @@ typedef struct agg_job {
   const agg_opts_t *opts;
   bool keep_line; /* records carry the original line (for --late-output) */
   fl_output_tag_t *dead_tag;
-  _Atomic uint64_t skipped;
+  _Atomic uint64_t cut;        /* dead letters of over-long lines (their first bytes) */
+  struct agg_parser *lparser;  /* file input: the lines source's parser */
   struct agg_parser *kparsers; /* kafka input: one parser per subtask */
   int n_kparsers;
 } agg_job_t;
@@ -161,12 +164,13 @@ static const char agg_usage_text[] =
     "                 [--out-of-orderness DUR] [--allowed-lateness DUR]\n"
     "                 [--late-output PATH] [--watermark-interval DUR]\n"
     "                 [--parallelism N] [--on-error fail|skip|dead-letter:PATH]\n"
+    "                 [--max-line-bytes SIZE]\n"
     "                 [--state-backend hashmap|rocksdb]\n"
     "                 [--checkpoint-dir DIR [--checkpoint-interval DUR]]\n"
     "                 [--savepoint-on-exit PATH] [--from-savepoint PATH]\n"
     "                 [--brokers LIST] [--group ID] [--kafka-start earliest|latest|committed]\n"
     "                 [--bounded true|false] [--idle-timeout DUR]\n"
-    "DUR: 250, 250ms, 5s, 5m, 1h\n"
+    "DUR: 250, 250ms, 5s, 5m, 1h; SIZE: 4096, 64kb, 16mb\n"
     "PATH may be kafka:TOPIC for --input, --output, --late-output and dead-letter: (needs\n"
     "--brokers). A Kafka input runs until stopped (SIGINT/SIGTERM) unless --bounded true;\n"
     "a Kafka output is transactional (exactly once) with --checkpoint-dir.\n"
@@ -189,6 +193,28 @@ static int agg_duration(const char *opt, const char *s, int64_t *out) {
   if (fl_parse_duration(s, out) != FL_OK)
     return agg_usage("invalid duration for %s: '%s' (expected e.g. 250, 250ms, 5s, 5m, 1h)", opt,
                      s);
+  return 0;
+}
+
+/* A size in bytes: digits with an optional unit b, k/kb, m/mb, g/gb (powers of 1024, any
+ * case), at most max. */
+static int agg_size(const char *opt, const char *s, size_t max, size_t *out) {
+  static const char *const units[] = {"b", "k", "kb", "m", "mb", "g", "gb"};
+  static const int shifts[] = {0, 10, 10, 20, 20, 30, 30};
+  char *end = NULL;
+  unsigned long long v;
+  int shift = -1;
+  errno = 0;
+  v = strtoull(s, &end, 10);
+  if (errno == 0 && end != s && s[0] >= '0' && s[0] <= '9') {
+    if (*end == '\0') shift = 0;
+    for (size_t u = 0; shift < 0 && u < sizeof(units) / sizeof(units[0]); u++)
+      if (strcasecmp(end, units[u]) == 0) shift = shifts[u];
+  }
+  if (shift < 0 || v == 0 || v > (unsigned long long)(max >> shift))
+    return agg_usage("invalid value for %s: '%s' (expected 1 to %zu bytes, e.g. 4096, 64kb, 16mb)",
+                     opt, s, max);
+  *out = (size_t)(v << shift);
   return 0;
 }
 
@@ -279,7 +305,8 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
                                       "--group",
                                       "--kafka-start",
                                       "--bounded",
-                                      "--idle-timeout"};
+                                      "--idle-timeout",
+                                      "--max-line-bytes"};
   enum {
     N_OPTS = sizeof(names) / sizeof(names[0])
   };
@@ -412,6 +439,9 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
   }
   if (vals[22] != NULL && (rc = agg_duration("--idle-timeout", vals[22], &o->idle_timeout)) != 0)
     return rc;
+  if (vals[23] != NULL &&
+      (rc = agg_size("--max-line-bytes", vals[23], (size_t)1 << 30, &o->max_line_bytes)) != 0)
+    return rc;
   {
     const char *targets[4] = {o->input, o->output, o->late_output, o->dead_letter};
     const char *what[4] = {"--input", "--output", "--late-output", "--on-error dead-letter"};
@@ -433,6 +463,9 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
             "with a Kafka input, dead letters go to a topic: --on-error "
             "dead-letter:kafka:TOPIC, not '%s'",
             o->dead_letter);
+      if (vals[23] != NULL)
+        return agg_usage("--max-line-bytes applies to a file input, not to kafka:%s",
+                         o->input_topic);
     } else if (vals[20] != NULL || vals[21] != NULL || vals[22] != NULL) {
       return agg_usage(
           "--kafka-start, --bounded and --idle-timeout apply to a Kafka input "
@@ -467,31 +500,14 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
 /* ---------------------------------------------------------------------------------- */
 /* Parse: JSON line -> keyed, timestamped record                                      */
 
+/* One per reader (the lines source, or each Kafka subtask): only it touches it. */
 typedef struct agg_parser {
   agg_job_t *job;
-  size_t line_no;
   char *key; /* the key's JSON encoding */
   size_t key_cap;
   uint8_t *val; /* double + line */
   size_t val_cap;
 } agg_parser_t;
-
-static int agg_parse_open(fl_context_t *ctx, void *opaque, void **instance) {
-  agg_parser_t *p = calloc(1, sizeof(*p));
-  (void)ctx;
-  if (p == NULL) return FL_ENOMEM;
-  p->job = opaque;
-  *instance = p;
-  return FL_OK;
-}
-
-static void agg_parse_close(void *instance) {
-  agg_parser_t *p = instance;
-  if (p == NULL) return;
-  free(p->key);
-  free(p->val);
-  free(p);
-}
 
 static int agg_grow(void *pptr, size_t *cap, size_t need) {
   void **pp = pptr;
@@ -510,26 +526,6 @@ static bool agg_blank(const char *s, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return false;
   return true;
-}
-
-/* Applies --on-error to a bad line; problem is the sentence for the message. */
-static int agg_bad_line(fl_context_t *ctx, agg_parser_t *p, const fl_record_t *in,
-                        const char *problem) {
-  fl_record_t dl;
-  switch (p->job->opts->on_error) {
-  case ON_ERROR_SKIP:
-    atomic_fetch_add_explicit(&p->job->skipped, 1, memory_order_relaxed);
-    return FL_OK;
-  case ON_ERROR_DEAD_LETTER:
-    dl = (fl_record_t){.key = "",
-                       .key_len = 0,
-                       .value = in->value,
-                       .value_len = in->value_len,
-                       .timestamp = FL_TS_NONE};
-    return fl_emit_side(ctx, p->job->dead_tag, &dl);
-  case ON_ERROR_FAIL:
-  default: return fl_ctx_fail(ctx, "line %zu: %s", p->line_no, problem);
-  }
 }
 
 /* Parses one JSON event into p's buffers: returns AGG_PARSED with *out set (key: the
@@ -624,17 +620,27 @@ done:
   return rc;
 }
 
-static int agg_parse_process(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  agg_parser_t *p = instance;
+/* File input: the lines source's parse function (the source applies the --on-error
+ * policy, naming the line). */
+static int agg_lines_parse(fl_context_t *ctx, const void *line, size_t len, uint64_t line_no,
+                           fl_record_t *out, void *opaque) {
   char problem[512];
-  fl_record_t out;
   int rc;
+  (void)line_no;
+  rc = agg_parse_bytes(opaque, line, len, out, problem, sizeof(problem));
+  if (rc == AGG_BAD) return fl_ctx_fail(ctx, "%s", problem);
+  return rc; /* AGG_PARSED (1), AGG_BLANK (0: dropped) or an error */
+}
 
-  p->line_no++;
-  rc = agg_parse_bytes(p, in->value, in->value_len, &out, problem, sizeof(problem));
-  if (rc == AGG_PARSED) return fl_emit_record(ctx, &out);
-  if (rc == AGG_BAD) return agg_bad_line(ctx, p, in, problem);
-  return rc; /* AGG_BLANK (0) or an error */
+/* A dead letter of the lines source -> the bad line as it was read; one longer than
+ * --max-line-bytes is cut to its first bytes, and counted. */
+static int agg_dead_line(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
+  agg_job_t *job = opaque;
+  fl_lines_dead_letter_t dl;
+  if (fl_lines_dead_letter_read(in, &dl) != FL_OK)
+    return fl_ctx_fail(ctx, "a record of %zu bytes is not a dead letter", in->value_len);
+  if (dl.kept_len < dl.line_len) atomic_fetch_add_explicit(&job->cut, 1, memory_order_relaxed);
+  return fl_emit(ctx, "", 0, dl.line, dl.kept_len, FL_TS_NONE);
 }
 
 /* Kafka input: the source's deserializer parses each message (the source applies the
@@ -813,12 +819,6 @@ static void agg_sink(fl_stream_t *in, const char *name, const char *path, bool d
 }
 
 static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
-  static const fl_process_fn_t parse_fn = {
-      .version = FL_PROCESS_FN_VERSION,
-      .open = agg_parse_open,
-      .process = agg_parse_process,
-      .close = agg_parse_close,
-  };
   const fl_aggregate_fn_t agg_fn = {
       .version = FL_AGGREGATE_FN_VERSION,
       .acc_size = sizeof(agg_acc_t),
@@ -833,7 +833,7 @@ static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
       .max_out_of_orderness_ms = o->out_of_orderness,
   };
   fl_output_tag_t *late_tag = NULL;
-  fl_stream_t *lines, *parsed, *timed, *results;
+  fl_stream_t *lines, *timed, *results;
   fl_keyed_stream_t *keyed;
   fl_windowed_stream_t *win = NULL;
 
@@ -868,13 +868,29 @@ static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
     for (int i = 0; i < job->n_kparsers; i++) job->kparsers[i].job = job;
     timed = fl_source_kafka(env, "input", &ko);
   } else {
-    lines = fl_source_lines(env, "input", o->input);
-    /* Chained to the single reader on subtask 0, so it sees the lines in file order. */
-    parsed = fl_stream_process(lines, "parse", &parse_fn, job);
+    /* The single reader parses each line itself, in file order, and applies --on-error
+     * with the line's number: skipped or dead-lettered lines are behind the position
+     * its checkpoints record, so a resumed run never meets them again. */
+    fl_lines_source_opts_t lo = {
+        .version = FL_LINES_SOURCE_OPTS_VERSION,
+        .path = o->input,
+        .max_line_bytes = o->max_line_bytes,
+        .parse = agg_lines_parse,
+        .on_error = o->on_error == ON_ERROR_SKIP          ? FL_LINES_ON_ERROR_SKIP
+                    : o->on_error == ON_ERROR_DEAD_LETTER ? FL_LINES_ON_ERROR_DEAD_LETTER
+                                                          : FL_LINES_ON_ERROR_FAIL,
+        .dead_letter = job->dead_tag,
+    };
+    job->lparser = calloc(1, sizeof(*job->lparser));
+    if (job->lparser == NULL) return FL_ENOMEM;
+    job->lparser->job = job;
+    lo.parse_opaque = job->lparser;
+    lines = fl_source_lines_opts(env, "input", &lo);
     if (job->dead_tag != NULL)
-      agg_sink(fl_stream_side_output(parsed, job->dead_tag), "dead-letter", o->dead_letter,
-               o->dead_letter_dir, o);
-    timed = fl_stream_assign_timestamps(parsed, "timestamps", &ws);
+      agg_sink(fl_stream_map(fl_stream_side_output(lines, job->dead_tag), "dead-letter-line",
+                             agg_dead_line, job),
+               "dead-letter", o->dead_letter, o->dead_letter_dir, o);
+    timed = fl_stream_assign_timestamps(lines, "timestamps", &ws);
   }
   keyed = fl_stream_key_by(timed, NULL, NULL);
   switch (o->window) {
@@ -1018,7 +1034,7 @@ int main(int argc, char **argv) {
   memset(&job, 0, sizeof(job));
   job.opts = &opts;
   job.keep_line = opts.late_output != NULL;
-  atomic_init(&job.skipped, 0);
+  atomic_init(&job.cut, 0);
 
   conf = fl_config_new();
   if (conf == NULL) {
@@ -1094,7 +1110,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "flink-agg: skipped %" PRId64 " malformed messages\n",
             agg_source_metric(env, "deserialize-errors-skipped"));
   else if (opts.on_error == ON_ERROR_SKIP)
-    fprintf(stderr, "flink-agg: skipped %" PRIu64 " malformed lines\n", atomic_load(&job.skipped));
+    fprintf(stderr, "flink-agg: skipped %" PRId64 " malformed lines\n",
+            agg_source_metric(env, "lines-skipped"));
+  if (atomic_load(&job.cut) > 0) {
+    size_t max = opts.max_line_bytes > 0 ? opts.max_line_bytes : (size_t)16 << 20;
+    fprintf(stderr,
+            "flink-agg: %" PRIu64
+            " dead-lettered lines were longer than %zu bytes: the dead "
+            "letters hold their first %zu bytes\n",
+            (uint64_t)atomic_load(&job.cut), max, max < 4096 ? max : (size_t)4096);
+  }
   if (rc == FL_OK) {
     exit_code = 0;
   } else if (rc == FL_ECANCELED && agg_signal != 0) {
@@ -1112,5 +1137,10 @@ done:
     free(job.kparsers[i].val);
   }
   free(job.kparsers);
+  if (job.lparser != NULL) {
+    free(job.lparser->key);
+    free(job.lparser->val);
+    free(job.lparser);
+  }
   return exit_code;
 }

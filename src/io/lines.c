@@ -1,5 +1,5 @@
 /*
- * Line-oriented source and sink (fl_source_lines, fl_stream_sink_lines).
+ * Line-oriented source and sink (fl_source_lines[_opts], fl_stream_sink_lines).
  *
  * Both are built on the public fl_source / fl_stream_sink function tables, so they run
  * like any user connector and need nothing from the runtime's internals.
@@ -7,10 +7,19 @@
  * Source: one reader (parallel = 0) in file order. Reads go into one buffer in large
  * chunks (at least FL_LINES_READ_MIN bytes per read(2)); complete lines are emitted
  * straight out of the buffer, so there is no per-line allocation. The buffer grows only
- * for lines longer than it, up to the 16 MiB line limit. Files that are not regular
- * (stdin, pipes, sockets) are polled before each read so that a worker never blocks on
- * them: when nothing is readable the source hands the fd to the worker loop and returns
+ * for lines longer than it, up to the line limit (max_line_bytes). A line that outgrows
+ * the limit is never held whole: unless the policy is to fail, the reader keeps its
+ * first bytes for a dead letter and then reads and discards up to its end, so memory
+ * stays bounded by the limit whatever the input. Files that are not regular (stdin,
+ * pipes, sockets) are polled before each read so that a worker never blocks on them:
+ * when nothing is readable the source hands the fd to the worker loop and returns
  * FL_SOURCE_WAIT.
+ *
+ * A line that is too long, or that the parse function fails, follows the error policy
+ * like a message the Kafka source cannot deserialize: the job fails naming the input
+ * and the line number, or the line is skipped, or it becomes a dead letter on a side
+ * output. Either way the position a checkpoint records moves past it once it has been
+ * handled, so a job restored from a later checkpoint does not meet it again.
  *
  * Sink: each subtask fills its own buffer with "value\n" and writes whole buffers under
  * a mutex shared by the sink's subtasks, so lines of different subtasks never
@@ -25,6 +34,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,11 +43,21 @@
 #include "flink.h"
 #include "runtime/connector.h"
 
-#define FL_LINES_MAX_LINE ((size_t)16 << 20)  /* longest accepted line, without EOL */
-#define FL_LINES_READ_MIN ((size_t)256 << 10) /* smallest read(2) request */
+#define FL_LINES_MAX_LINE ((size_t)16 << 20)      /* default line limit, without EOL */
+#define FL_LINES_MAX_LINE_LIMIT ((size_t)1 << 30) /* the largest limit one may set */
+#define FL_LINES_READ_MIN ((size_t)256 << 10)     /* smallest read(2) request */
 #define FL_LINES_BUF_INIT ((size_t)1 << 20)
-/* A line at the limit plus "\r\n" must fit, with room for one more full read. */
-#define FL_LINES_BUF_MAX (FL_LINES_MAX_LINE + 2 + FL_LINES_READ_MIN)
+#define FL_LINES_HEAD_DEFAULT ((size_t)4096) /* bytes of an over-long line a dead letter keeps */
+
+/* A dead letter's key: this header, then the error text and a NUL. */
+#define FL_LINES_DL_MAGIC 0x4c44464cu /* "FLDL" */
+typedef struct lines_dl_hdr {
+  uint32_t magic;
+  uint32_t error_len; /* without the NUL */
+  uint64_t line_no;
+  uint64_t offset;
+  uint64_t line_len;
+} lines_dl_hdr_t;
 
 #define FL_SINK_FLUSH_AT ((size_t)64 << 10) /* write the buffer once it holds this much */
 #define FL_SINK_BUF_CAP ((size_t)128 << 10)
@@ -51,21 +71,40 @@ static const char *lines_strerror(int err, char *buf, size_t size) {
 
 typedef struct lines_src_conf {
   char *path;
+  const char *shown; /* the path in messages: "stdin" for "-" */
+  size_t max_line;
+  size_t head_max;
+  fl_lines_parse_fn parse;
+  void *parse_opaque;
+  void (*parse_destroy)(void *opaque);
+  fl_lines_error_policy_t on_error;
+  const fl_output_tag_t *dead_letter;
 } lines_src_conf_t;
 
 typedef struct lines_reader {
-  const char *path; /* borrowed from the conf, which outlives every instance */
+  const lines_src_conf_t *conf; /* outlives every instance */
   int fd;
   bool own_fd;     /* false for stdin */
   bool poll_first; /* not a regular file: reads could block */
   bool eof;
   uint8_t *buf;
   size_t cap;
-  size_t start;   /* first byte of the next line */
-  size_t scan;    /* bytes in [start, scan) hold no '\n' */
-  size_t end;     /* end of the data read so far */
-  size_t line_no; /* lines emitted so far */
-  uint64_t base;  /* file offset of buf[0] */
+  size_t buf_max;   /* a line at the limit plus "\r\n", with room for one more full read */
+  size_t start;     /* first byte of the next line */
+  size_t scan;      /* bytes in [start, scan) hold no '\n' */
+  size_t end;       /* end of the data read so far */
+  uint64_t line_no; /* lines handled so far (emitted, dropped or bad) */
+  uint64_t base;    /* file offset of buf[0] */
+  /* An over-long line being discarded: where it began, how long it is so far, whether
+   * its last byte so far is '\r', and its first bytes for the dead letter. */
+  bool discarding;
+  uint64_t long_offset;
+  uint64_t long_len;
+  bool long_cr;
+  uint8_t *head;
+  size_t head_len;
+  uint8_t *dl_key; /* a dead letter's key, reused */
+  size_t dl_key_cap;
 } lines_reader_t;
 
 static void lines_src_close(void *instance) {
@@ -73,6 +112,8 @@ static void lines_src_close(void *instance) {
   if (r == NULL) return;
   if (r->own_fd && r->fd >= 0) close(r->fd);
   free(r->buf);
+  free(r->head);
+  free(r->dl_key);
   free(r);
 }
 
@@ -89,7 +130,7 @@ static int lines_src_open(fl_context_t *ctx, void *opaque, void **instance) {
     goto done;
   }
   r->fd = -1;
-  r->path = conf->path;
+  r->conf = conf;
   if (strcmp(conf->path, "-") == 0) {
     r->fd = STDIN_FILENO;
   } else {
@@ -106,17 +147,18 @@ static int lines_src_open(fl_context_t *ctx, void *opaque, void **instance) {
   }
   if (fstat(r->fd, &st) != 0) {
     int e = errno;
-    fl_ctx_fail(ctx, "cannot stat %s: %s", conf->path, lines_strerror(e, ebuf, sizeof(ebuf)));
+    fl_ctx_fail(ctx, "cannot stat %s: %s", conf->shown, lines_strerror(e, ebuf, sizeof(ebuf)));
     rc = FL_EIO;
     goto done;
   }
   if (S_ISDIR(st.st_mode)) {
-    fl_ctx_fail(ctx, "cannot read %s: %s", conf->path, lines_strerror(EISDIR, ebuf, sizeof(ebuf)));
+    fl_ctx_fail(ctx, "cannot read %s: %s", conf->shown, lines_strerror(EISDIR, ebuf, sizeof(ebuf)));
     rc = FL_EIO;
     goto done;
   }
   r->poll_first = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
-  r->cap = FL_LINES_BUF_INIT;
+  r->buf_max = conf->max_line + 2 + FL_LINES_READ_MIN;
+  r->cap = FL_LINES_BUF_INIT < r->buf_max ? FL_LINES_BUF_INIT : r->buf_max;
   r->buf = malloc(r->cap);
   if (r->buf == NULL) {
     rc = FL_ENOMEM;
@@ -127,11 +169,6 @@ static int lines_src_open(fl_context_t *ctx, void *opaque, void **instance) {
 done:
   lines_src_close(r);
   return rc;
-}
-
-static int lines_too_long(fl_context_t *ctx, const lines_reader_t *r) {
-  return fl_ctx_fail(ctx, "%s: line %zu is longer than %zu bytes (16 MiB)", r->path, r->line_no + 1,
-                     FL_LINES_MAX_LINE);
 }
 
 /* Makes room for at least FL_LINES_READ_MIN bytes after r->end: first by moving the
@@ -149,7 +186,7 @@ static int lines_make_room(lines_reader_t *r) {
   if (r->cap - r->end < FL_LINES_READ_MIN) {
     size_t ncap = r->cap * 2;
     uint8_t *nb;
-    if (ncap > FL_LINES_BUF_MAX) ncap = FL_LINES_BUF_MAX;
+    if (ncap > r->buf_max) ncap = r->buf_max;
     /* The caller checked the line limit, so the pending bytes plus one read fit. */
     assert(ncap - r->end >= FL_LINES_READ_MIN);
     nb = realloc(r->buf, ncap);
@@ -174,7 +211,8 @@ static int lines_fill(fl_context_t *ctx, lines_reader_t *r) {
     } while (rc < 0 && errno == EINTR);
     if (rc < 0) {
       int e = errno;
-      return fl_ctx_fail(ctx, "cannot poll %s: %s", r->path, lines_strerror(e, ebuf, sizeof(ebuf)));
+      return fl_ctx_fail(ctx, "cannot poll %s: %s", r->conf->shown,
+                         lines_strerror(e, ebuf, sizeof(ebuf)));
     }
     if (rc == 0) return 0;
   }
@@ -186,7 +224,7 @@ static int lines_fill(fl_context_t *ctx, lines_reader_t *r) {
   if (n < 0) {
     int e = errno;
     if (e == EAGAIN || e == EWOULDBLOCK) return 0;
-    fl_ctx_fail(ctx, "cannot read %s: %s", r->path, lines_strerror(e, ebuf, sizeof(ebuf)));
+    fl_ctx_fail(ctx, "cannot read %s: %s", r->conf->shown, lines_strerror(e, ebuf, sizeof(ebuf)));
     return FL_EIO;
   }
   if (n == 0) r->eof = true;
@@ -194,14 +232,137 @@ static int lines_fill(fl_context_t *ctx, lines_reader_t *r) {
   return 1;
 }
 
+/* A bad line (line_no, starting at byte offset, line_len bytes long, of which the
+ * first kept are at data) under the error policy; why is the sentence for it. */
+static int lines_bad(fl_context_t *ctx, lines_reader_t *r, const void *data, size_t kept,
+                     uint64_t line_len, uint64_t line_no, uint64_t offset, const char *why) {
+  const lines_src_conf_t *c = r->conf;
+  lines_dl_hdr_t h;
+  size_t why_len, need;
+  fl_record_t dl;
+  int rc;
+
+  switch (c->on_error) {
+  case FL_LINES_ON_ERROR_SKIP:
+    /* A counter that cannot be registered (64 names) is not worth failing for. */
+    (void)fl_ctx_counter_add(ctx, "lines-skipped", 1);
+    return FL_OK;
+  case FL_LINES_ON_ERROR_DEAD_LETTER:
+    why_len = strlen(why);
+    need = sizeof(h) + why_len + 1;
+    if (need > r->dl_key_cap) {
+      uint8_t *k = realloc(r->dl_key, need);
+      if (k == NULL) return FL_ENOMEM;
+      r->dl_key = k;
+      r->dl_key_cap = need;
+    }
+    h = (lines_dl_hdr_t){.magic = FL_LINES_DL_MAGIC,
+                         .error_len = (uint32_t)why_len,
+                         .line_no = line_no,
+                         .offset = offset,
+                         .line_len = line_len};
+    memcpy(r->dl_key, &h, sizeof(h));
+    memcpy(r->dl_key + sizeof(h), why, why_len + 1);
+    dl = (fl_record_t){.key = r->dl_key,
+                       .key_len = need,
+                       .value = kept > 0 ? data : "",
+                       .value_len = kept,
+                       .timestamp = FL_TS_NONE};
+    rc = fl_emit_side(ctx, c->dead_letter, &dl);
+    if (rc == FL_OK) (void)fl_ctx_counter_add(ctx, "lines-dead-lettered", 1);
+    return rc;
+  case FL_LINES_ON_ERROR_FAIL:
+  default: return fl_ctx_fail(ctx, "%s: line %llu: %s", c->shown, (unsigned long long)line_no, why);
+  }
+}
+
+static int lines_too_long_fail(fl_context_t *ctx, const lines_reader_t *r) {
+  return fl_ctx_fail(ctx, "%s: line %llu is longer than %zu bytes (max_line_bytes)", r->conf->shown,
+                     (unsigned long long)r->line_no + 1, r->conf->max_line);
+}
+
+static int lines_too_long(fl_context_t *ctx, lines_reader_t *r, const void *data, size_t kept,
+                          uint64_t line_len, uint64_t offset) {
+  char why[128];
+  snprintf(why, sizeof(why), "longer than %zu bytes (%llu bytes)", r->conf->max_line,
+           (unsigned long long)line_len);
+  return lines_bad(ctx, r, data, kept, line_len, r->line_no + 1, offset, why);
+}
+
+/* Emits the line buf[start, start + len) (a whole line within the limit) through the
+ * parse function, if any. Counts it, whatever became of it. */
 static int lines_emit(fl_context_t *ctx, lines_reader_t *r, size_t len) {
-  int rc = fl_emit(ctx, "", 0, r->buf + r->start, len, FL_TS_NONE);
+  const lines_src_conf_t *c = r->conf;
+  const uint8_t *line = r->buf + r->start;
+  uint64_t line_no = ++r->line_no;
+  fl_record_t out = {
+      .key = "", .key_len = 0, .value = line, .value_len = len, .timestamp = FL_TS_NONE};
+  char *why;
+  int rc;
+
+  if (c->parse == NULL) return fl_emit_record(ctx, &out);
+  rc = c->parse(ctx, line, len, line_no, &out, c->parse_opaque);
+  if (rc > 0) return fl_emit_record(ctx, &out);
+  if (rc == 0) return FL_OK;
+  why = fl_ctx_take_failure(ctx);
+  if (c->on_error == FL_LINES_ON_ERROR_FAIL) {
+    fl_ctx_fail(ctx, "%s: line %llu: %s", c->shown, (unsigned long long)line_no,
+                why != NULL ? why : fl_strerror(rc));
+  } else {
+    rc = lines_bad(ctx, r, line, len, len, line_no, r->base + r->start,
+                   why != NULL ? why : fl_strerror(rc));
+  }
+  free(why);
+  return rc;
+}
+
+/* Starts discarding the pending bytes of a line over the limit (the policy is not to
+ * fail): they are counted and the first ones kept for the dead letter. */
+static int lines_start_discard(lines_reader_t *r) {
+  if (r->head == NULL && r->conf->on_error == FL_LINES_ON_ERROR_DEAD_LETTER &&
+      r->conf->head_max > 0) {
+    r->head = malloc(r->conf->head_max);
+    if (r->head == NULL) return FL_ENOMEM;
+  }
+  r->discarding = true;
+  r->long_offset = r->base + r->start;
+  r->long_len = 0;
+  r->long_cr = false;
+  r->head_len = 0;
+  return FL_OK;
+}
+
+/* Discards buf[start, upto) of the over-long line. */
+static void lines_discard(lines_reader_t *r, size_t upto) {
+  size_t n = upto - r->start;
+  if (n == 0) return;
+  if (r->head != NULL && r->head_len < r->conf->head_max) {
+    size_t k = r->conf->head_max - r->head_len;
+    if (k > n) k = n;
+    memcpy(r->head + r->head_len, r->buf + r->start, k);
+    r->head_len += k;
+  }
+  r->long_len += n;
+  r->long_cr = r->buf[upto - 1] == '\r';
+  r->start = r->scan = upto;
+}
+
+/* The over-long line ended (at a '\n' when terminated, else at the end of the input). */
+static int lines_end_discard(fl_context_t *ctx, lines_reader_t *r, bool terminated) {
+  uint64_t len = r->long_len;
+  size_t kept = r->head_len;
+  int rc;
+  if (terminated && r->long_cr) len--;
+  if (kept > len) kept = (size_t)len;
+  rc = lines_too_long(ctx, r, r->head, kept, len, r->long_offset);
   r->line_no++;
+  r->discarding = false;
   return rc;
 }
 
 static int lines_src_run(fl_context_t *ctx, void *instance) {
   lines_reader_t *r = instance;
+  const size_t max = r->conf->max_line;
   size_t budget = fl_ctx_source_budget(ctx);
   size_t emitted = 0;
   int rc;
@@ -209,31 +370,66 @@ static int lines_src_run(fl_context_t *ctx, void *instance) {
   while (emitted < budget) {
     uint8_t *nl = NULL;
     if (r->scan < r->end) nl = memchr(r->buf + r->scan, '\n', r->end - r->scan);
-    if (nl != NULL) {
+    if (r->discarding) {
+      if (nl != NULL) {
+        lines_discard(r, (size_t)(nl - r->buf));
+        r->start = r->scan = r->start + 1;
+        rc = lines_end_discard(ctx, r, true);
+        if (rc != FL_OK) return rc;
+        emitted++;
+        continue;
+      }
+      lines_discard(r, r->end);
+      if (r->eof) {
+        rc = lines_end_discard(ctx, r, false);
+        return rc != FL_OK ? rc : FL_SOURCE_END;
+      }
+    } else if (nl != NULL) {
       size_t len = (size_t)(nl - (r->buf + r->start));
       size_t next = len + 1;
       if (len > 0 && r->buf[r->start + len - 1] == '\r') len--;
-      if (len > FL_LINES_MAX_LINE) return lines_too_long(ctx, r);
-      rc = lines_emit(ctx, r, len);
+      if (len > max) {
+        /* Read whole in one go: it is in the buffer, which bounds it anyway. */
+        if (r->conf->on_error == FL_LINES_ON_ERROR_FAIL) return lines_too_long_fail(ctx, r);
+        rc = lines_too_long(ctx, r, r->buf + r->start,
+                            len < r->conf->head_max ? len : r->conf->head_max, len,
+                            r->base + r->start);
+        r->line_no++;
+      } else {
+        rc = lines_emit(ctx, r, len);
+      }
       if (rc != FL_OK) return rc;
       r->start += next;
       r->scan = r->start;
       emitted++;
       continue;
-    }
-    r->scan = r->end;
-    if (r->eof) {
-      size_t len = r->end - r->start;
-      if (len == 0) return FL_SOURCE_END;
-      if (len > FL_LINES_MAX_LINE) return lines_too_long(ctx, r);
-      rc = lines_emit(ctx, r, len);
-      if (rc != FL_OK) return rc;
-      r->start = r->end;
+    } else {
       r->scan = r->end;
-      return FL_SOURCE_END;
+      if (r->eof) {
+        size_t len = r->end - r->start;
+        if (len == 0) return FL_SOURCE_END;
+        if (len > max) {
+          if (r->conf->on_error == FL_LINES_ON_ERROR_FAIL) return lines_too_long_fail(ctx, r);
+          rc = lines_too_long(ctx, r, r->buf + r->start,
+                              len < r->conf->head_max ? len : r->conf->head_max, len,
+                              r->base + r->start);
+          r->line_no++;
+        } else {
+          rc = lines_emit(ctx, r, len);
+        }
+        if (rc != FL_OK) return rc;
+        r->start = r->end;
+        r->scan = r->end;
+        return FL_SOURCE_END;
+      }
+      /* The pending bytes may still end with '\r' before a '\n' still to come. */
+      if (r->end - r->start > max + 1) {
+        if (r->conf->on_error == FL_LINES_ON_ERROR_FAIL) return lines_too_long_fail(ctx, r);
+        rc = lines_start_discard(r);
+        if (rc != FL_OK) return rc;
+        continue;
+      }
     }
-    /* The pending bytes may still end with '\r' before a '\n' still to come. */
-    if (r->end - r->start > FL_LINES_MAX_LINE + 1) return lines_too_long(ctx, r);
     rc = lines_fill(ctx, r);
     if (rc < 0) return rc;
     if (rc == 0) {
@@ -246,45 +442,75 @@ static int lines_src_run(fl_context_t *ctx, void *instance) {
   return FL_SOURCE_MORE;
 }
 
-/* Position: [u64 file offset of the next line][u64 lines emitted]. */
+/* Position: [u64 file offset of the next line][u64 lines handled]. In the middle of an
+ * over-long line that is its start: a restore reads it again and handles it then. */
 static int lines_src_snapshot(fl_context_t *ctx, void *instance, fl_buf_t *out) {
   lines_reader_t *r = instance;
-  uint64_t pos[2] = {r->base + r->start, r->line_no};
+  uint64_t pos[2] = {r->discarding ? r->long_offset : r->base + r->start, r->line_no};
+  (void)ctx;
   return fl_buf_append(out, pos, sizeof pos);
 }
 
 static int lines_src_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *states,
                              size_t n) {
   lines_reader_t *r = instance;
+  const char *shown = r->conf->shown;
   uint64_t pos[2];
   char ebuf[128];
   if (n != 1 || states[0].len != sizeof pos)
-    return fl_ctx_fail(ctx, "%s: the restored position is malformed (%zu bytes)", r->path,
+    return fl_ctx_fail(ctx, "%s: the restored position is malformed (%zu bytes)", shown,
                        n ? states[0].len : 0);
   memcpy(pos, states[0].data, sizeof pos);
   if (r->poll_first)
-    return fl_ctx_fail(ctx, "%s: cannot go back to byte %llu of a pipe or terminal", r->path,
+    return fl_ctx_fail(ctx, "%s: cannot go back to byte %llu of a pipe or terminal", shown,
                        (unsigned long long)pos[0]);
   if (lseek(r->fd, (off_t)pos[0], SEEK_SET) < 0) {
     int e = errno;
-    return fl_ctx_fail(ctx, "%s: cannot seek to byte %llu: %s", r->path, (unsigned long long)pos[0],
+    return fl_ctx_fail(ctx, "%s: cannot seek to byte %llu: %s", shown, (unsigned long long)pos[0],
                        lines_strerror(e, ebuf, sizeof(ebuf)));
   }
   r->base = pos[0];
-  r->line_no = (size_t)pos[1];
+  r->line_no = pos[1];
   r->start = r->scan = r->end = 0;
   r->eof = false;
+  r->discarding = false;
   return FL_OK;
 }
 
 static void lines_src_destroy(void *opaque) {
   lines_src_conf_t *conf = opaque;
   if (conf == NULL) return;
+  if (conf->parse_destroy != NULL) conf->parse_destroy(conf->parse_opaque);
   free(conf->path);
   free(conf);
 }
 
-fl_stream_t *fl_source_lines(fl_env_t *env, const char *name, const char *path) {
+/* Builder errors of fl_source_lines_opts into msg; 0 when opts is valid. */
+static int lines_opts_check(const fl_lines_source_opts_t *opts, char *msg, size_t size) {
+  if (opts == NULL) {
+    snprintf(msg, size, "opts is NULL");
+  } else if (opts->version != FL_LINES_SOURCE_OPTS_VERSION) {
+    snprintf(msg, size, "opts.version is %d, expected %d (FL_LINES_SOURCE_OPTS_VERSION)",
+             opts->version, FL_LINES_SOURCE_OPTS_VERSION);
+  } else if (opts->path == NULL || opts->path[0] == '\0') {
+    snprintf(msg, size, "the path of a lines source is %s", opts->path == NULL ? "NULL" : "empty");
+  } else if (opts->max_line_bytes > FL_LINES_MAX_LINE_LIMIT) {
+    snprintf(msg, size, "max_line_bytes is %zu, more than the largest limit %zu (1 GiB)",
+             opts->max_line_bytes, FL_LINES_MAX_LINE_LIMIT);
+  } else if ((int)opts->on_error < FL_LINES_ON_ERROR_FAIL ||
+             (int)opts->on_error > FL_LINES_ON_ERROR_DEAD_LETTER) {
+    snprintf(msg, size, "on_error is %d, not an fl_lines_error_policy_t", (int)opts->on_error);
+  } else if (opts->on_error == FL_LINES_ON_ERROR_DEAD_LETTER && opts->dead_letter == NULL) {
+    snprintf(msg, size,
+             "dead_letter (an output tag) is required with FL_LINES_ON_ERROR_DEAD_LETTER");
+  } else {
+    return 0;
+  }
+  return -1;
+}
+
+fl_stream_t *fl_source_lines_opts(fl_env_t *env, const char *name,
+                                  const fl_lines_source_opts_t *opts) {
   static const fl_source_fn_t fn = {
       .version = FL_SOURCE_FN_VERSION,
       .open = lines_src_open,
@@ -295,24 +521,56 @@ fl_stream_t *fl_source_lines(fl_env_t *env, const char *name, const char *path) 
       .restore = lines_src_restore,
   };
   lines_src_conf_t *conf = NULL;
-  fl_stream_t *s;
+  char msg[256];
 
-  if (env == NULL) return NULL;
   if (name == NULL) name = "lines";
-  if (path == NULL || path[0] == '\0') {
-    fl_env_builder_fail(env, FL_EINVAL, "%s: the path of a lines source is %s", name,
-                        path == NULL ? "NULL" : "empty");
+  if (env == NULL || lines_opts_check(opts, msg, sizeof(msg)) != 0) {
+    /* A builder call that keeps nothing destroys the opaque it was given at once. */
+    if (opts != NULL && opts->parse_destroy != NULL) opts->parse_destroy(opts->parse_opaque);
+    if (env != NULL) fl_env_builder_fail(env, FL_EINVAL, "%s: %s", name, msg);
     return NULL;
   }
   conf = calloc(1, sizeof(*conf));
-  if (conf == NULL || (conf->path = strdup(path)) == NULL) {
-    lines_src_destroy(conf);
+  if (conf == NULL || (conf->path = strdup(opts->path)) == NULL) {
+    free(conf);
+    if (opts->parse_destroy != NULL) opts->parse_destroy(opts->parse_opaque);
     fl_env_builder_fail(env, FL_ENOMEM, "%s: out of memory", name);
     return NULL;
   }
+  conf->shown = strcmp(conf->path, "-") == 0 ? "stdin" : conf->path;
+  conf->max_line = opts->max_line_bytes > 0 ? opts->max_line_bytes : FL_LINES_MAX_LINE;
+  conf->head_max =
+      opts->dead_letter_head_bytes > 0 ? opts->dead_letter_head_bytes : FL_LINES_HEAD_DEFAULT;
+  if (conf->head_max > conf->max_line) conf->head_max = conf->max_line;
+  conf->parse = opts->parse;
+  conf->parse_opaque = opts->parse_opaque;
+  conf->parse_destroy = opts->parse_destroy;
+  conf->on_error = opts->on_error;
+  conf->dead_letter = opts->dead_letter;
   /* From here on the env owns conf: fl_source() calls destroy even when it fails. */
-  s = fl_source(env, name, &fn, conf, 0);
-  return s;
+  return fl_source(env, name, &fn, conf, 0);
+}
+
+fl_stream_t *fl_source_lines(fl_env_t *env, const char *name, const char *path) {
+  fl_lines_source_opts_t opts = {.version = FL_LINES_SOURCE_OPTS_VERSION, .path = path};
+  return fl_source_lines_opts(env, name, &opts);
+}
+
+int fl_lines_dead_letter_read(const fl_record_t *rec, fl_lines_dead_letter_t *out) {
+  lines_dl_hdr_t h;
+  if (rec == NULL || out == NULL || rec->key == NULL || rec->key_len < sizeof(h) + 1)
+    return FL_EINVAL;
+  memcpy(&h, rec->key, sizeof(h));
+  if (h.magic != FL_LINES_DL_MAGIC || rec->key_len != sizeof(h) + h.error_len + 1 ||
+      ((const char *)rec->key)[rec->key_len - 1] != '\0' || rec->value_len > h.line_len)
+    return FL_EINVAL;
+  out->line_no = h.line_no;
+  out->offset = h.offset;
+  out->line_len = h.line_len;
+  out->line = rec->value;
+  out->kept_len = rec->value_len;
+  out->error = (const char *)rec->key + sizeof(h);
+  return FL_OK;
 }
 
 /* ---------------------------------------------------------------------------------- */
