@@ -926,6 +926,115 @@ static void bad_usage_exits_2_naming_the_option(void **state) {
   }
 }
 
+/*
+ * --set reaches any configuration key and wins over the tool's own settings: with
+ * --watermark-interval 1h nothing of late_input is late, but --set
+ * pipeline.auto-watermark-interval=0 after it gives the watermark after every record,
+ * and the results and late lines of check_out_of_orderness. Bad keys and values are
+ * refused with the library's message (exit 2).
+ */
+static void set_reaches_any_configuration_key(void **state) {
+  tctx_t *t = *state;
+  const char *args[] = {"--input",
+                        t->in,
+                        "--output",
+                        t->out,
+                        "--key",
+                        "user",
+                        "--time",
+                        "ts",
+                        "--value",
+                        "v",
+                        "--agg",
+                        "sum",
+                        "--window",
+                        "tumbling:1s",
+                        "--out-of-orderness",
+                        "500ms",
+                        "--watermark-interval",
+                        "1h",
+                        "--late-output",
+                        t->late,
+                        "--set",
+                        "pipeline.auto-watermark-interval=0",
+                        "--set=execution.checkpointing.tolerable-failed-checkpoints=3",
+                        NULL};
+  static const char *const want[] = {
+      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 7, \"count\": 3}",
+      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 8, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 32, \"count\": 1}"};
+  static const usage_case_t bad[] = {
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
+        "--set", "paralelism=2", NULL},
+       {"--set: unknown configuration key \"paralelism\"", "did you mean \"parallelism\""}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
+        "--set", "state.backend.incremental=maybe", NULL},
+       {"--set: configuration key \"state.backend.incremental\"", "\"maybe\""}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
+        "--set", "parallelism", NULL},
+       {"--set takes KEY=VALUE", "'parallelism'"}},
+  };
+  run_t r;
+  char *got, *late;
+  write_text(t->in, late_input);
+  r = run_tool(t, args);
+  if (r.code != 0) print_error("stderr: %s\n", r.err);
+  assert_int_equal(r.code, 0);
+  got = slurp(t->out);
+  assert_same_lines(got, want, N_OF(want));
+  late = slurp(t->late);
+  assert_string_equal(late,
+                      "{ \"user\": \"a\",  \"ts\": 1999, \"v\": 16, \"extra\": [1, 2] }\n"
+                      "{\"v\":64,\"user\":\"b\",\"ts\":500}\n");
+  free(late);
+  free(got);
+  run_free(&r);
+  for (size_t i = 0; i < N_OF(bad); i++) {
+    r = run_tool(t, bad[i].args);
+    if (r.code != 2 || strstr(r.err, bad[i].must_name[0]) == NULL ||
+        strstr(r.err, bad[i].must_name[1]) == NULL)
+      fail_msg("case %zu: exit %d, stderr: %s", i, r.code, r.err);
+    run_free(&r);
+  }
+}
+
+/*
+ * -X KEY=VALUE reaches the librdkafka configuration of every Kafka client (the library
+ * checks each property when the job is built, so no broker is needed to see it), and a
+ * secret's value is never shown: not by the library, not by the tool's own message for
+ * an -X without '='.
+ */
+static void kafka_properties_reach_every_client_and_secrets_stay_hidden(void **state) {
+  tctx_t *t = *state;
+  static const usage_case_t cases[] = {
+      /* exit 1: the library refused the property of the source... */
+      {{"--input", "kafka:in", "--brokers", "127.0.0.1:9", "--bounded", "true", "--key", "k",
+        "--time", "t", "--agg", "count", "--window", "tumbling:1s", "-X",
+        "no.such.password=hunter2", NULL},
+       {"input: unknown librdkafka property 'no.such.password'", NULL}},
+      /* ... of a sink (-XKEY=VALUE, as kcat accepts it too) */
+      {{"--input", "-", "--output", "kafka:out", "--brokers", "127.0.0.1:9", "--key", "k", "--time",
+        "t", "--agg", "count", "--window", "tumbling:1s", "-Xsocket.timeout.ms=abc", NULL},
+       {"invalid value for librdkafka property 'socket.timeout.ms'", "'output'"}},
+      /* exit 2: the tool's own checks */
+      {{"--input", "kafka:in", "--brokers", "127.0.0.1:9", "--key", "k", "--time", "t", "--agg",
+        "count", "--window", "tumbling:1s", "-X", "sasl.password:hunter2", NULL},
+       {"-X takes KEY=VALUE", "has no '='"}},
+      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
+        "-X", "security.protocol=SSL", NULL},
+       {"-X (librdkafka properties) applies to kafka:TOPIC", NULL}},
+  };
+  for (size_t i = 0; i < N_OF(cases); i++) {
+    run_t r = run_tool(t, cases[i].args);
+    int want = i < 2 ? 1 : 2;
+    if (r.code != want || strstr(r.err, cases[i].must_name[0]) == NULL ||
+        (cases[i].must_name[1] != NULL && strstr(r.err, cases[i].must_name[1]) == NULL) ||
+        strstr(r.err, "hunter2") != NULL)
+      fail_msg("case %zu: exit %d (want %d), stderr: %s", i, r.code, want, r.err);
+    run_free(&r);
+  }
+}
+
 static void missing_input_file_fails_naming_it(void **state) {
   tctx_t *t = *state;
   char path[160];
@@ -1646,6 +1755,8 @@ int main(void) {
       T(on_error_dead_letter_writes_bad_lines_unchanged),
       T(time_at_int64_min_follows_on_error),
       T(over_long_line_follows_on_error),
+      T(set_reaches_any_configuration_key),
+      T(kafka_properties_reach_every_client_and_secrets_stay_hidden),
       T(bad_usage_exits_2_naming_the_option),
       T(missing_input_file_fails_naming_it),
       T(parallelism_1_2_4_give_identical_results),

@@ -10,6 +10,7 @@
  *             [--state-backend hashmap|rocksdb]
  *             [--checkpoint-dir DIR [--checkpoint-interval DUR]]
  *             [--savepoint-on-exit PATH] [--from-savepoint PATH]
+ *             [--set KEY=VALUE]... [-X KEY=VALUE]...
  *
  * The job:
  *   lines(input, parse function, on-error policy, dead letters: a side output)
@@ -61,6 +62,7 @@
 #define AGG_EXIT_USAGE 2
 #define AGG_CHECKPOINT_INTERVAL "1s"
 #define AGG_CHECKPOINTS_RETAINED "2"
+#define AGG_MAX_REPEATED 64 /* --set and -X options, each */
 
 typedef enum agg_kind {
   AGG_SUM,
@@ -114,12 +116,20 @@ typedef struct agg_opts {
   /* Durable mode (checkpoints or savepoints): outputs that name a directory go to the
    * exactly-once file sink. */
   bool output_dir, late_output_dir, dead_letter_dir;
+  /* --set KEY=VALUE, applied after the tool's own settings (so they win) */
+  const char *sets[AGG_MAX_REPEATED];
+  int n_sets;
+  /* -X KEY=VALUE: librdkafka properties of every Kafka source and sink, as key, value
+   * pairs (split in argv, so that a secret does not show in ps either), NULL-terminated */
+  const char *props[2 * AGG_MAX_REPEATED + 1];
+  int n_props;
 } agg_opts_t;
 
 /* Shared, read-only during the job except for the atomic counter. */
 typedef struct agg_job {
   const agg_opts_t *opts;
-  bool keep_line; /* records carry the original line (for --late-output) */
+  int parallelism; /* as configured, after --set */
+  bool keep_line;  /* records carry the original line (for --late-output) */
   fl_output_tag_t *dead_tag;
   _Atomic uint64_t cut;        /* dead letters of over-long lines (their first bytes) */
   struct agg_parser *lparser;  /* file input: the lines source's parser */
@@ -170,10 +180,13 @@ static const char agg_usage_text[] =
     "                 [--savepoint-on-exit PATH] [--from-savepoint PATH]\n"
     "                 [--brokers LIST] [--group ID] [--kafka-start earliest|latest|committed]\n"
     "                 [--bounded true|false] [--idle-timeout DUR]\n"
+    "                 [--set KEY=VALUE]... [-X KEY=VALUE]...\n"
     "DUR: 250, 250ms, 5s, 5m, 1h; SIZE: 4096, 64kb, 16mb\n"
     "PATH may be kafka:TOPIC for --input, --output, --late-output and dead-letter: (needs\n"
     "--brokers). A Kafka input runs until stopped (SIGINT/SIGTERM) unless --bounded true;\n"
     "a Kafka output is transactional (exactly once) with --checkpoint-dir.\n"
+    "--set sets any configuration key (docs/configuration.md) over the tool's own choice;\n"
+    "-X sets a librdkafka property (e.g. security.protocol=SASL_SSL) of every Kafka client.\n"
     "With --checkpoint-dir, --savepoint-on-exit or --from-savepoint, an output path that\n"
     "is a directory (existing, or ending in '/') receives exactly-once part-* files.\n";
 
@@ -311,6 +324,9 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
     N_OPTS = sizeof(names) / sizeof(names[0])
   };
   const char *vals[N_OPTS] = {0};
+  const char *sets[AGG_MAX_REPEATED];
+  char *xs[AGG_MAX_REPEATED];
+  int n_sets = 0, n_xs = 0;
   int64_t ms;
   int rc;
 
@@ -323,6 +339,28 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
       fputs(agg_usage_text, stdout);
       return -1;
+    }
+    /* Repeatable: --set KEY=VALUE (or --set=KEY=VALUE) and -X KEY=VALUE (or -XKEY=VALUE). */
+    if (strcmp(arg, "--set") == 0 || strncmp(arg, "--set=", 6) == 0) {
+      const char *kv = arg[5] == '=' ? arg + 6 : i + 1 < argc ? argv[++i] : NULL;
+      if (kv == NULL) return agg_usage("option --set needs KEY=VALUE (a configuration key)");
+      if (kv[0] == '=' || strchr(kv, '=') == NULL)
+        return agg_usage("--set takes KEY=VALUE (a configuration key), not '%s'", kv);
+      if (n_sets == AGG_MAX_REPEATED)
+        return agg_usage("more than %d --set options", AGG_MAX_REPEATED);
+      sets[n_sets++] = kv;
+      continue;
+    }
+    if (strncmp(arg, "-X", 2) == 0) {
+      char *kv = arg[2] != '\0' ? argv[i] + 2 : i + 1 < argc ? argv[++i] : NULL;
+      if (kv == NULL) return agg_usage("option -X needs KEY=VALUE (a librdkafka property)");
+      /* Not quoted: a property without '=' may still be a secret. */
+      if (kv[0] == '=' || strchr(kv, '=') == NULL)
+        return agg_usage("-X takes KEY=VALUE (a librdkafka property); argument %d has no %s", i,
+                         kv[0] == '=' ? "key" : "'='");
+      if (n_xs == AGG_MAX_REPEATED) return agg_usage("more than %d -X options", AGG_MAX_REPEATED);
+      xs[n_xs++] = kv;
+      continue;
     }
     if (strncmp(arg, "--", 2) != 0) return agg_usage("unexpected argument '%s'", arg);
     name_len = strcspn(arg, "=");
@@ -342,6 +380,14 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
   }
 
   memset(o, 0, sizeof(*o));
+  for (int k = 0; k < n_sets; k++) o->sets[o->n_sets++] = sets[k];
+  for (int k = 0; k < n_xs; k++) {
+    char *eq = strchr(xs[k], '=');
+    *eq = '\0';
+    o->props[o->n_props++] = xs[k];
+    o->props[o->n_props++] = eq + 1;
+  }
+  o->props[o->n_props] = NULL;
   o->input = vals[0];
   o->output = vals[1] != NULL ? vals[1] : "-";
   o->key = vals[2];
@@ -454,6 +500,10 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
     }
     if (any && o->brokers == NULL)
       return agg_usage("kafka: inputs and outputs need --brokers LIST (bootstrap servers)");
+    if (!any && o->n_props > 0)
+      return agg_usage(
+          "-X (librdkafka properties) applies to kafka:TOPIC inputs and outputs, "
+          "and none is given");
     if (!any && o->brokers != NULL)
       return agg_usage("--brokers is given but no input or output is kafka:TOPIC");
     if (strncmp(o->input, "kafka:", 6) == 0) {
@@ -809,6 +859,7 @@ static void agg_sink(fl_stream_t *in, const char *name, const char *path, bool d
         .topic = path + 6,
         .guarantee = o->checkpoint_dir != NULL ? FL_KAFKA_EXACTLY_ONCE : FL_KAFKA_AT_LEAST_ONCE,
         .transactional_id_prefix = prefix,
+        .props = o->n_props > 0 ? o->props : NULL,
     };
     fl_stream_sink_kafka(in, name, &ko);
   } else if (dir) {
@@ -854,6 +905,7 @@ static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
                                                             : FL_KAFKA_START_EARLIEST,
         .fallback = FL_KAFKA_START_EARLIEST,
         .bounded = o->bounded,
+        .props = o->n_props > 0 ? o->props : NULL,
         .watermarks = &ws,
         .deserialize = agg_kafka_deserialize,
         .deserialize_opaque = job,
@@ -862,7 +914,8 @@ static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
                                                           : FL_KAFKA_ON_ERROR_FAIL,
         .dead_letter_topic = o->dead_letter != NULL ? o->dead_letter + 6 : NULL,
     };
-    job->n_kparsers = o->parallelism != NULL ? atoi(o->parallelism) : 1;
+    /* One per subtask: --set parallelism=N may have overridden --parallelism. */
+    job->n_kparsers = job->parallelism;
     job->kparsers = calloc((size_t)job->n_kparsers, sizeof(*job->kparsers));
     if (job->kparsers == NULL) return FL_ENOMEM;
     for (int i = 0; i < job->n_kparsers; i++) job->kparsers[i].job = job;
@@ -1056,6 +1109,18 @@ int main(int argc, char **argv) {
     fprintf(stderr, "flink-agg: %s\n", errstr);
     goto done;
   }
+  for (int k = 0; k < opts.n_sets; k++) {
+    const char *eq = strchr(opts.sets[k], '=');
+    char *key = strndup(opts.sets[k], (size_t)(eq - opts.sets[k]));
+    rc = key != NULL ? fl_config_set(conf, key, eq + 1, errstr, sizeof(errstr)) : FL_ENOMEM;
+    free(key);
+    if (rc != FL_OK) {
+      exit_code = agg_usage("--set: %s", rc == FL_ENOMEM ? "out of memory" : errstr);
+      goto done;
+    }
+  }
+  job.parallelism =
+      fl_config_get(conf, "parallelism") != NULL ? atoi(fl_config_get(conf, "parallelism")) : 1;
   if (fl_env_new(&env, conf, errstr, sizeof(errstr)) != FL_OK) {
     fprintf(stderr, "flink-agg: %s\n", errstr);
     goto done;
