@@ -24,6 +24,10 @@
  * Usage: kafka_features [--brokers LIST] [--produce] [--bounded] [--events N]
  *                       [--input-topic T] [--output-topic T] [--parallelism N]
  *                       [--checkpoint-dir DIR] [--sample N]
+ *                       [--set KEY=VALUE]... [-X KEY=VALUE]...
+ *
+ * --set sets any configuration key; -X passes a librdkafka property (TLS, SASL, ...) to
+ * every Kafka client: the job's source and sink, the sample producer and the reader.
  *
  * Uses the public API (flink.h), librdkafka (mock cluster, sample producer, reader) and
  * jansson.
@@ -45,6 +49,7 @@
 #include <unistd.h>
 
 #include "flink.h"
+#include "lib/example_util.h"
 
 #define WINDOW_MS (5 * 60 * 1000)
 #define PARTITIONS 4
@@ -58,6 +63,7 @@ typedef struct options {
   int parallelism;
   const char *checkpoint_dir;
   int sample;
+  ex_extra_t extra; /* --set, -X */
 } options_t;
 
 static fl_env_t *volatile g_env;
@@ -77,6 +83,7 @@ static int usage(const char *fmt, const char *arg) {
       "usage: kafka_features [--brokers LIST] [--produce] [--bounded] [--events N]\n"
       "                      [--input-topic T] [--output-topic T] [--parallelism N]\n"
       "                      [--checkpoint-dir DIR] [--sample N]\n"
+      "                      [--set KEY=VALUE]... [-X KEY=VALUE]...\n"
       "Without --brokers: a local mock cluster, sample input, bounded, exactly once.\n",
       fmt != NULL ? stderr : stdout);
   return fmt != NULL ? 2 : 0;
@@ -89,6 +96,9 @@ static int parse_args(int argc, char **argv, options_t *o) {
                    .parallelism = 2,
                    .sample = 8};
   for (int i = 1; i < argc; i++) {
+    int x = ex_extra_option(&o->extra, "kafka_features", true, argc, argv, &i);
+    if (x < 0) return 2;
+    if (x > 0) continue;
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     char *end;
@@ -213,9 +223,13 @@ static int run_job(const options_t *o, const char *brokers, const char *ckpt_dir
   if (!conf || !job.bufs || fl_config_set(conf, "parallelism", par, err, sizeof err) ||
       (ckpt_dir &&
        (fl_config_set(conf, "state.checkpoints.dir", ckpt_dir, err, sizeof err) ||
-        fl_config_set(conf, "execution.checkpointing.interval", interval, err, sizeof err))) ||
-      fl_env_new(&env, conf, err, sizeof err)) {
+        fl_config_set(conf, "execution.checkpointing.interval", interval, err, sizeof err)))) {
     fprintf(stderr, "kafka_features: %s\n", conf && job.bufs ? err : "out of memory");
+    goto out;
+  }
+  if (ex_extra_apply(&o->extra, "kafka_features", conf) != 0) goto out;
+  if (fl_env_new(&env, conf, err, sizeof err)) {
+    fprintf(stderr, "kafka_features: %s\n", err);
     goto out;
   }
   fl_watermark_strategy_t wm = {.version = FL_WATERMARK_STRATEGY_VERSION,
@@ -232,7 +246,8 @@ static int run_job(const options_t *o, const char *brokers, const char *ckpt_dir
                                 .watermarks = &wm,
                                 .deserialize = parse_purchase,
                                 .deserialize_opaque = &job,
-                                .on_error = FL_KAFKA_ON_ERROR_SKIP};
+                                .on_error = FL_KAFKA_ON_ERROR_SKIP,
+                                .props = ex_extra_props(&o->extra)};
   fl_aggregate_fn_t agg = {.version = FL_AGGREGATE_FN_VERSION,
                            .acc_size = sizeof(spend_t),
                            .init = spend_init,
@@ -243,7 +258,8 @@ static int run_job(const options_t *o, const char *brokers, const char *ckpt_dir
       .brokers = brokers,
       .topic = o->out_topic,
       .guarantee = ckpt_dir ? FL_KAFKA_EXACTLY_ONCE : FL_KAFKA_AT_LEAST_ONCE,
-      .transactional_id_prefix = "kafka_features"};
+      .transactional_id_prefix = "kafka_features",
+      .props = ex_extra_props(&o->extra)};
   fl_stream_t *purchases = fl_source_kafka(env, "raw.purchases", &src);
   fl_windowed_stream_t *w =
       fl_window_tumbling(fl_stream_key_by(purchases, NULL, NULL), FL_EVENT_TIME, WINDOW_MS, 0);
@@ -281,11 +297,21 @@ out:
 /* ---------------------------------------------------------------------------------- */
 /* Sample input and reading the features back                                          */
 
-static rd_kafka_t *client(rd_kafka_type_t type, const char *brokers, const char *const *kv) {
+/* A client with its own settings kv, then the -X properties x. */
+static rd_kafka_t *client(rd_kafka_type_t type, const char *brokers, const char *const *kv,
+                          const char *const *x) {
   char err[512];
   rd_kafka_conf_t *c = rd_kafka_conf_new();
   rd_kafka_conf_set(c, "bootstrap.servers", brokers, NULL, 0);
   for (; kv && kv[0]; kv += 2) rd_kafka_conf_set(c, kv[0], kv[1], NULL, 0);
+  for (; x && x[0]; x += 2) {
+    /* librdkafka's message quotes the value, which may be a secret: name the key only. */
+    if (rd_kafka_conf_set(c, x[0], x[1], err, sizeof err) != RD_KAFKA_CONF_OK) {
+      fprintf(stderr, "kafka_features: librdkafka refused the -X property '%s'\n", x[0]);
+      rd_kafka_conf_destroy(c);
+      return NULL;
+    }
+  }
   rd_kafka_t *rk = rd_kafka_new(type, c, err, sizeof err);
   if (!rk) {
     fprintf(stderr, "kafka_features: %s\n", err);
@@ -298,7 +324,7 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *brokers, const char 
  * of order; returns their total spend in cents, or -1. */
 static int64_t produce_sample(const options_t *o, const char *brokers) {
   static const char *const kv[] = {"linger.ms", "20", "enable.idempotence", "true", NULL};
-  rd_kafka_t *p = client(RD_KAFKA_PRODUCER, brokers, kv);
+  rd_kafka_t *p = client(RD_KAFKA_PRODUCER, brokers, kv, ex_extra_props(&o->extra));
   if (!p) return -1;
   uint64_t x = 88172645463325252ULL;
   int64_t cents = 0;
@@ -345,7 +371,7 @@ static int64_t read_features(const options_t *o, const char *brokers, long *n_ou
                                    "enable.partition.eof",
                                    "true",
                                    NULL};
-  rd_kafka_t *c = client(RD_KAFKA_CONSUMER, brokers, kv);
+  rd_kafka_t *c = client(RD_KAFKA_CONSUMER, brokers, kv, ex_extra_props(&o->extra));
   if (!c) return -1;
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTITIONS);
   const struct rd_kafka_metadata *md = NULL;
