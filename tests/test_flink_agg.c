@@ -2,7 +2,7 @@
  * flink-agg end to end: runs the built tool ($FL_BUILD_DIR/tools/flink-agg, else
  * ./tools/flink-agg) on hand-written JSON lines in a temporary directory and compares
  * its output, as a sorted multiset of lines, with results derived by hand from the
- * event-time rules of docs/event-time.md (derivations in the comments).
+ * event-time rules (docs/event-time.md; derivations in the comments).
  *
  * Notation in the derivations: wm = watermark; with bounded out-of-orderness D the
  * watermark after an event is max_ts - D - 1 (only when it grows); with
@@ -12,11 +12,10 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,117 +23,83 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-extern char **environ;
+#include "fl_test_util.h"
+#include "run_util.h"
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---------------------------------------------------------------------------------- */
 /* Running the tool                                                                   */
 
 typedef struct tctx {
-  char dir[64];
-  char in[128];      /* input file */
-  char out[128];     /* --output file */
-  char late[128];    /* --late-output file */
-  char dead[128];    /* dead-letter file */
-  char stdout_[128]; /* captured stdout */
-  char stderr_[128]; /* captured stderr */
-  char tool[4096];
+  char *dir;
+  char in[PATH_MAX];      /* input file */
+  char out[PATH_MAX];     /* --output file */
+  char late[PATH_MAX];    /* --late-output file */
+  char dead[PATH_MAX];    /* dead-letter file */
+  char stdout_[PATH_MAX]; /* captured stdout */
+  char stderr_[PATH_MAX]; /* captured stderr */
+  char *tool;
+  const void *param; /* the case of a table-driven test */
 } tctx_t;
 
 typedef struct run {
-  int code;  /* exit status, or 1000 + signal */
+  int code;  /* exit status, or KILLED_BY(signal) */
   char *out; /* stdout */
   char *err; /* stderr */
 } run_t;
 
 static int setup(void **state) {
   tctx_t *t = calloc(1, sizeof(*t));
-  const char *bd = getenv("FL_BUILD_DIR");
-  snprintf(t->dir, sizeof(t->dir), "/tmp/fl_test_agg_XXXXXX");
-  if (mkdtemp(t->dir) == NULL) return -1;
+  if (!t) return -1;
+  t->param = *state;
+  t->dir = make_tmpdir("fl_test_agg");
   snprintf(t->in, sizeof(t->in), "%s/in.jsonl", t->dir);
   snprintf(t->out, sizeof(t->out), "%s/out.jsonl", t->dir);
   snprintf(t->late, sizeof(t->late), "%s/late.jsonl", t->dir);
   snprintf(t->dead, sizeof(t->dead), "%s/dead.jsonl", t->dir);
   snprintf(t->stdout_, sizeof(t->stdout_), "%s/stdout", t->dir);
   snprintf(t->stderr_, sizeof(t->stderr_), "%s/stderr", t->dir);
-  if (bd != NULL && bd[0] != '\0')
-    snprintf(t->tool, sizeof(t->tool), "%s/tools/flink-agg", bd);
-  else
-    snprintf(t->tool, sizeof(t->tool), "./tools/flink-agg");
   *state = t;
   return 0;
 }
 
 static int teardown(void **state) {
   tctx_t *t = *state;
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
-  if (system(cmd) != 0) return -1;
+  rm_tree(t->dir);
+  free(t->dir);
+  free(t->tool);
   free(t);
   return 0;
 }
 
-static void write_text(const char *path, const char *text) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-  assert_int_equal(fclose(f), 0);
-}
-
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  char *buf = NULL;
-  size_t n = 0, cap = 0, r;
-  if (f == NULL) return strdup("");
-  do {
-    if (cap - n < 4096) {
-      cap = cap ? cap * 2 : 65536;
-      buf = realloc(buf, cap + 1);
-    }
-    r = fread(buf + n, 1, cap - n, f);
-    n += r;
-  } while (r > 0);
-  fclose(f);
-  buf[n] = '\0';
-  return buf;
+static char **tool_argv(tctx_t *t, const char *const *args, char **argv, size_t max) {
+  size_t n = 0;
+  if (!t->tool) t->tool = find_program("tools", "flink-agg");
+  argv[n++] = t->tool;
+  for (; *args != NULL; args++) {
+    assert_true(n < max - 1);
+    argv[n++] = (char *)*args;
+  }
+  argv[n] = NULL;
+  return argv;
 }
 
 /* Runs the tool with args (NULL-terminated, without argv[0]); stdin comes from the
- * input file, stdout and stderr go to files. */
+ * input file (if there is one), stdout and stderr go to files. */
 static run_t run_tool(tctx_t *t, const char *const *args) {
-  posix_spawn_file_actions_t fa;
-  const char *argv[64];
-  run_t r = {0};
-  pid_t pid;
-  int status, n = 0;
-
-  if (access(t->tool, X_OK) != 0) fail_msg("flink-agg not found at %s (set FL_BUILD_DIR)", t->tool);
-  argv[n++] = t->tool;
-  for (; *args != NULL; args++) {
-    assert_true(n < 62);
-    argv[n++] = *args;
-  }
-  argv[n] = NULL;
-  assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-  assert_int_equal(posix_spawn_file_actions_addopen(
-                       &fa, 0, access(t->in, R_OK) == 0 ? t->in : "/dev/null", O_RDONLY, 0),
-                   0);
-  assert_int_equal(
-      posix_spawn_file_actions_addopen(&fa, 1, t->stdout_, O_WRONLY | O_CREAT | O_TRUNC, 0644), 0);
-  assert_int_equal(
-      posix_spawn_file_actions_addopen(&fa, 2, t->stderr_, O_WRONLY | O_CREAT | O_TRUNC, 0644), 0);
-  assert_int_equal(posix_spawn(&pid, t->tool, &fa, NULL, (char *const *)argv, environ), 0);
-  posix_spawn_file_actions_destroy(&fa);
-  while (waitpid(pid, &status, 0) < 0) assert_int_equal(errno, EINTR);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
-  r.out = slurp(t->stdout_);
-  r.err = slurp(t->stderr_);
+  char *argv[64];
+  run_t r;
+  pid_t pid = start_program(tool_argv(t, args, argv, N_OF(argv)),
+                            access(t->in, R_OK) == 0 ? t->in : NULL, t->stdout_, t->stderr_);
+  r.code = wait_program(pid);
+  r.out = read_text(t->stdout_, NULL);
+  r.err = read_text(t->stderr_, NULL);
+  assert_true(r.out && r.err);
   return r;
 }
 
@@ -143,67 +108,68 @@ static void run_free(run_t *r) {
   free(r->err);
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
+/* Runs the tool, which must exit 0 (else its stderr is shown). */
+static run_t run_ok(tctx_t *t, const char *const *args) {
+  run_t r = run_tool(t, args);
+  if (r.code != 0) print_error("stderr: %s\n", r.err);
+  assert_int_equal(r.code, 0);
+  return r;
 }
 
-/* Splits text into lines (each must end with '\n'); returns the sorted array. */
-static char **sorted_lines(const char *text, size_t *n_out) {
-  char **v = NULL;
-  size_t n = 0, cap = 0;
-  const char *p = text;
-  while (*p != '\0') {
-    const char *nl = strchr(p, '\n');
-    if (nl == NULL) fail_msg("output does not end with a newline: '%s'", p);
-    if (n == cap) {
-      cap = cap ? cap * 2 : 16;
-      v = realloc(v, cap * sizeof(*v));
-    }
-    v[n++] = strndup(p, (size_t)(nl - p));
-    p = nl + 1;
+/* The file at path holds the lines want, in any order. */
+static void assert_file_lines(const char *path, const char *const *want, size_t n) {
+  lines_t got = {0};
+  lines_add_file(&got, path);
+  assert_same_lines(path, &got, want, n);
+  lines_free(&got);
+}
+
+/* Runs the tool, which must exit 0 with the lines want in --output (t->out). */
+static void expect_output(tctx_t *t, const char *const *args, const char *const *want, size_t n) {
+  run_t r = run_ok(t, args);
+  assert_file_lines(t->out, want, n);
+  run_free(&r);
+}
+
+/* Runs the tool on input, which must exit 0 with the lines want on stdout. */
+static void expect_stdout(tctx_t *t, const char *const *args, const char *input,
+                          const char *const *want, size_t n) {
+  write_text(t->in, input);
+  run_t r = run_ok(t, args);
+  assert_text_lines("stdout", r.out, want, n);
+  run_free(&r);
+}
+
+typedef struct usage_case {
+  const char *args[24];
+  const char *must_name[2]; /* substrings of stderr */
+} usage_case_t;
+
+/* Each case exits 2, names what is wrong on stderr and writes nothing to stdout. */
+static void expect_usage_errors(tctx_t *t, const usage_case_t *cases, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    run_t r = run_tool(t, cases[i].args);
+    const char *const *name = cases[i].must_name;
+    if (r.code != 2 || strstr(r.err, name[0]) == NULL ||
+        (name[1] != NULL && strstr(r.err, name[1]) == NULL))
+      print_error("case %zu: exit %d, stderr: %s\n", i, r.code, r.err);
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.err, name[0]));
+    if (name[1] != NULL) assert_non_null(strstr(r.err, name[1]));
+    assert_string_equal(r.out, "");
+    run_free(&r);
   }
-  if (n > 0) qsort(v, n, sizeof(*v), cmp_str);
-  *n_out = n;
-  return v;
 }
 
-static void free_lines(char **v, size_t n) {
-  for (size_t i = 0; i < n; i++) free(v[i]);
-  free(v);
+/* The tool's result line. */
+static char *result(const char *key, int64_t start, int64_t end, const char *value, int count) {
+  char *s = NULL;
+  assert_true(asprintf(&s,
+                       "{\"key\": %s, \"window_start\": %" PRId64 ", \"window_end\": %" PRId64
+                       ", \"value\": %s, \"count\": %d}",
+                       key, start, end, value, count) > 0);
+  return s;
 }
-
-/* got (text) and want (n lines) hold the same lines, in any order. */
-static void assert_same_lines(const char *got, const char *const *want, size_t n_want) {
-  size_t n_got, i;
-  char **g = sorted_lines(got, &n_got);
-  char **w = malloc((n_want + 1) * sizeof(*w));
-  int same;
-  for (i = 0; i < n_want; i++) w[i] = (char *)want[i];
-  if (n_want > 0) qsort(w, n_want, sizeof(*w), cmp_str);
-  same = n_got == n_want;
-  for (i = 0; same && i < n_want; i++) same = strcmp(g[i], w[i]) == 0;
-  if (!same) {
-    /* Both are sorted: walk them together and show only the differences. */
-    size_t a = 0, b = 0;
-    print_error("got %zu lines, want %zu; '-' missing, '+' unexpected:\n", n_got, n_want);
-    while (a < n_got || b < n_want) {
-      int c = a == n_got ? 1 : b == n_want ? -1 : strcmp(g[a], w[b]);
-      if (c == 0) {
-        a++;
-        b++;
-      } else if (c < 0) {
-        print_error("+ %s\n", g[a++]);
-      } else {
-        print_error("- %s\n", w[b++]);
-      }
-    }
-  }
-  free_lines(g, n_got);
-  free(w);
-  assert_true(same);
-}
-
-#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---------------------------------------------------------------------------------- */
 /* Tumbling windows and the five aggregates                                           */
@@ -212,7 +178,9 @@ static void assert_same_lines(const char *got, const char *const *want, size_t n
  * tumbling:1s, in time order (nothing can be late):
  *   a: [1000,2000) = {3, 4.5}   a: [2000,3000) = {-1}
  *   b: [1000,2000) = {10}       b: [2000,3000) = {7, 1}
- * Input read from stdin ("--input -"), results to stdout.
+ * Input read from stdin ("--input -"), results to stdout. Each aggregate gives one
+ * value per window; avg: a [1000,2000) 7.5 / 2 = 3.75, b [2000,3000) 8 / 2 = 4
+ * (integral: no point).
  */
 static const char tumbling_input[] =
     "{\"user\":\"a\",\"ts\":1000,\"v\":3}\n"
@@ -222,62 +190,30 @@ static const char tumbling_input[] =
     "{\"user\":\"b\",\"ts\":2500,\"v\":7}\n"
     "{\"user\":\"b\",\"ts\":2999,\"v\":1}\n";
 
-static void run_tumbling(tctx_t *t, const char *agg, const char *const *want) {
+typedef struct tumbling_case {
+  const char *agg;
+  const char *values[4]; /* a [1000,2000), a [2000,3000), b [1000,2000), b [2000,3000) */
+} tumbling_case_t;
+
+static const tumbling_case_t tumbling_cases[] = {
+    {"sum", {"7.5", "-1", "10", "8"}},  {"count", {"2", "1", "1", "2"}},
+    {"min", {"3", "-1", "10", "1"}},    {"max", {"4.5", "-1", "10", "7"}},
+    {"avg", {"3.75", "-1", "10", "4"}},
+};
+
+static void tumbling(void **state) {
+  tctx_t *t = *state;
+  const tumbling_case_t *c = t->param;
   const char *args[] = {"--input", "-",     "--key", "user",     "--time",      "ts", "--value",
-                        "v",       "--agg", agg,     "--window", "tumbling:1s", NULL};
-  run_t r;
-  write_text(t->in, tumbling_input);
-  r = run_tool(t, args);
-  if (r.code != 0) print_error("stderr: %s\n", r.err);
-  assert_int_equal(r.code, 0);
-  assert_same_lines(r.out, want, 4);
-  run_free(&r);
-}
-
-static void tumbling_sum(void **state) {
-  static const char *const want[] = {
-      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 7.5, \"count\": 2}",
-      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": -1, \"count\": 1}",
-      "{\"key\": \"b\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 10, \"count\": 1}",
-      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 8, \"count\": 2}"};
-  run_tumbling(*state, "sum", want);
-}
-
-static void tumbling_count(void **state) {
-  static const char *const want[] = {
-      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 2, \"count\": 2}",
-      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 1, \"count\": 1}",
-      "{\"key\": \"b\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 1, \"count\": 1}",
-      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 2, \"count\": 2}"};
-  run_tumbling(*state, "count", want);
-}
-
-static void tumbling_min(void **state) {
-  static const char *const want[] = {
-      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 3, \"count\": 2}",
-      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": -1, \"count\": 1}",
-      "{\"key\": \"b\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 10, \"count\": 1}",
-      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 1, \"count\": 2}"};
-  run_tumbling(*state, "min", want);
-}
-
-static void tumbling_max(void **state) {
-  static const char *const want[] = {
-      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 4.5, \"count\": 2}",
-      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": -1, \"count\": 1}",
-      "{\"key\": \"b\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 10, \"count\": 1}",
-      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 7, \"count\": 2}"};
-  run_tumbling(*state, "max", want);
-}
-
-static void tumbling_avg(void **state) {
-  /* a [1000,2000): 7.5 / 2 = 3.75; b [2000,3000): 8 / 2 = 4 (integral: no point). */
-  static const char *const want[] = {
-      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 3.75, \"count\": 2}",
-      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": -1, \"count\": 1}",
-      "{\"key\": \"b\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 10, \"count\": 1}",
-      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 4, \"count\": 2}"};
-  run_tumbling(*state, "avg", want);
+                        "v",       "--agg", c->agg,  "--window", "tumbling:1s", NULL};
+  static const char *const keys[] = {"\"a\"", "\"a\"", "\"b\"", "\"b\""};
+  static const int counts[] = {2, 1, 1, 2};
+  char *want[4];
+  for (int i = 0; i < 4; i++)
+    want[i] =
+        result(keys[i], 1000 + 1000 * (i % 2), 2000 + 1000 * (i % 2), c->values[i], counts[i]);
+  expect_stdout(t, args, tumbling_input, (const char *const *)want, 4);
+  for (int i = 0; i < 4; i++) free(want[i]);
 }
 
 /*
@@ -290,9 +226,6 @@ static void number_formatting(void **state) {
   const char *args[] = {"--input", t->in,    "--output", t->out,        "--key",
                         "k",       "--time", "t",        "--value",     "v",
                         "--agg",   "avg",    "--window", "tumbling:10", NULL};
-  const char *args_sum[] = {"--input", t->in,    "--output", t->out,        "--key",
-                            "k",       "--time", "t",        "--value",     "v",
-                            "--agg",   "sum",    "--window", "tumbling:10", NULL};
   static const char *const want_avg[] = {
       "{\"key\": \"x\", \"window_start\": 0, \"window_end\": 10, \"value\": 1.3333333333333333, \"count\": 3}"};
   static const char *const want_sum[] = {
@@ -300,31 +233,21 @@ static void number_formatting(void **state) {
       "{\"key\": \"z\", \"window_start\": 0, \"window_end\": 10, \"value\": 9007199254740992, \"count\": 1}",
       "{\"key\": \"w\", \"window_start\": 0, \"window_end\": 10, \"value\": 9007199254740991, \"count\": 1}",
       "{\"key\": \"x\", \"window_start\": 0, \"window_end\": 10, \"value\": 4, \"count\": 3}"};
-  run_t r;
-  char *got;
+  static const char x_lines[] =
+      "{\"k\":\"x\",\"t\":1,\"v\":1}\n{\"k\":\"x\",\"t\":2,\"v\":1}\n"
+      "{\"k\":\"x\",\"t\":3,\"v\":2}\n";
 
-  write_text(t->in,
-             "{\"k\":\"x\",\"t\":1,\"v\":1}\n{\"k\":\"x\",\"t\":2,\"v\":1}\n"
-             "{\"k\":\"x\",\"t\":3,\"v\":2}\n");
-  r = run_tool(t, args);
-  assert_int_equal(r.code, 0);
-  got = slurp(t->out);
-  assert_same_lines(got, want_avg, 1);
-  free(got);
-  run_free(&r);
-
-  write_text(t->in,
-             "{\"k\":\"x\",\"t\":1,\"v\":1}\n{\"k\":\"x\",\"t\":2,\"v\":1}\n"
-             "{\"k\":\"x\",\"t\":3,\"v\":2}\n"
-             "{\"k\":\"y\",\"t\":1,\"v\":0.1}\n{\"k\":\"y\",\"t\":2,\"v\":0.2}\n"
-             "{\"k\":\"z\",\"t\":1,\"v\":9007199254740992}\n"
-             "{\"k\":\"w\",\"t\":1,\"v\":9007199254740991}\n");
-  r = run_tool(t, args_sum);
-  assert_int_equal(r.code, 0);
-  got = slurp(t->out);
-  assert_same_lines(got, want_sum, 4);
-  free(got);
-  run_free(&r);
+  write_text(t->in, x_lines);
+  expect_output(t, args, want_avg, N_OF(want_avg));
+  args[11] = "sum";
+  char *in = NULL;
+  assert_true(asprintf(&in, "%s%s", x_lines,
+                       "{\"k\":\"y\",\"t\":1,\"v\":0.1}\n{\"k\":\"y\",\"t\":2,\"v\":0.2}\n"
+                       "{\"k\":\"z\",\"t\":1,\"v\":9007199254740992}\n"
+                       "{\"k\":\"w\",\"t\":1,\"v\":9007199254740991}\n") > 0);
+  write_text(t->in, in);
+  free(in);
+  expect_output(t, args, want_sum, N_OF(want_sum));
 }
 
 /*
@@ -341,8 +264,6 @@ static void keys_strings_integers_booleans(void **state) {
       "{\"key\": true, \"window_start\": 0, \"window_end\": 100, \"value\": 1, \"count\": 1}",
       "{\"key\": -7, \"window_start\": 0, \"window_end\": 100, \"value\": 1, \"count\": 1}",
       "{\"key\": \"say \\\"hi\\\"\", \"window_start\": 0, \"window_end\": 100, \"value\": 1, \"count\": 1}"};
-  run_t r;
-  char *got;
   write_text(t->in,
              "{\"dev\":42,\"t\":0}\n"
              "{\"dev\":\"42\",\"t\":10}\n"
@@ -350,18 +271,18 @@ static void keys_strings_integers_booleans(void **state) {
              "{\"dev\":true,\"t\":30}\n"
              "{\"t\":40,\"dev\":-7}\n"
              "{\"dev\":\"say \\\"hi\\\"\",\"t\":50}\n");
-  r = run_tool(t, args);
-  if (r.code != 0) print_error("stderr: %s\n", r.err);
-  assert_int_equal(r.code, 0);
+  run_t r = run_ok(t, args);
   assert_string_equal(r.out, "");
-  got = slurp(t->out);
-  assert_same_lines(got, want, N_OF(want));
-  free(got);
+  assert_file_lines(t->out, want, N_OF(want));
   run_free(&r);
 }
 
 /* ---------------------------------------------------------------------------------- */
 /* Sliding and session windows                                                        */
+
+/* The job of the window tests: input file, results on stdout, sum of "v" per "user". */
+#define SUM_PER_USER \
+  "--input", t->in, "--key", "user", "--time", "ts", "--value", "v", "--agg", "sum"
 
 /*
  * sliding:1s:500ms, sum. Windows of ts: s = start(ts, 500), then s, s-500, ... while
@@ -373,23 +294,17 @@ static void keys_strings_integers_booleans(void **state) {
  */
 static void sliding_sum(void **state) {
   tctx_t *t = *state;
-  const char *args[] = {"--input", t->in, "--key", "user", "--time",   "ts",
-                        "--value", "v",   "--agg", "sum",  "--window", "sliding:1s:500ms",
-                        NULL};
+  const char *args[] = {SUM_PER_USER, "--window", "sliding:1s:500ms", NULL};
   static const char *const want[] = {
       "{\"key\": \"k\", \"window_start\": -500, \"window_end\": 500, \"value\": 1, \"count\": 1}",
       "{\"key\": \"k\", \"window_start\": 0, \"window_end\": 1000, \"value\": 3, \"count\": 2}",
       "{\"key\": \"k\", \"window_start\": 500, \"window_end\": 1500, \"value\": 6, \"count\": 2}",
       "{\"key\": \"k\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 4, \"count\": 1}"};
-  run_t r;
-  write_text(t->in,
-             "{\"user\":\"k\",\"ts\":100,\"v\":1}\n"
-             "{\"user\":\"k\",\"ts\":600,\"v\":2}\n"
-             "{\"user\":\"k\",\"ts\":1200,\"v\":4}\n");
-  r = run_tool(t, args);
-  assert_int_equal(r.code, 0);
-  assert_same_lines(r.out, want, N_OF(want));
-  run_free(&r);
+  expect_stdout(t, args,
+                "{\"user\":\"k\",\"ts\":100,\"v\":1}\n"
+                "{\"user\":\"k\",\"ts\":600,\"v\":2}\n"
+                "{\"user\":\"k\",\"ts\":1200,\"v\":4}\n",
+                want, N_OF(want));
 }
 
 /*
@@ -402,42 +317,50 @@ static void sliding_sum(void **state) {
  */
 static void session_touching_windows_merge(void **state) {
   tctx_t *t = *state;
-  const char *args[] = {"--input",
-                        t->in,
-                        "--key",
-                        "user",
-                        "--time",
-                        "ts",
-                        "--value",
-                        "v",
-                        "--agg",
-                        "sum",
-                        "--window",
-                        "session:1s",
-                        "--watermark-interval",
-                        "0",
-                        NULL};
+  const char *args[] = {SUM_PER_USER, "--window", "session:1s", "--watermark-interval", "0", NULL};
   static const char *const want[] = {
       "{\"key\": \"s\", \"window_start\": 0, \"window_end\": 3000, \"value\": 7, \"count\": 3}",
       "{\"key\": \"s\", \"window_start\": 5000, \"window_end\": 6000, \"value\": 8, \"count\": 1}",
       "{\"key\": \"t\", \"window_start\": 0, \"window_end\": 1000, \"value\": 16, \"count\": 1}",
       "{\"key\": \"t\", \"window_start\": 1001, \"window_end\": 2001, \"value\": 32, \"count\": 1}"};
-  run_t r;
-  write_text(t->in,
-             "{\"user\":\"s\",\"ts\":0,\"v\":1}\n"
-             "{\"user\":\"t\",\"ts\":0,\"v\":16}\n"
-             "{\"user\":\"s\",\"ts\":1000,\"v\":2}\n"
-             "{\"user\":\"t\",\"ts\":1001,\"v\":32}\n"
-             "{\"user\":\"s\",\"ts\":2000,\"v\":4}\n"
-             "{\"user\":\"s\",\"ts\":5000,\"v\":8}\n");
-  r = run_tool(t, args);
-  assert_int_equal(r.code, 0);
-  assert_same_lines(r.out, want, N_OF(want));
-  run_free(&r);
+  expect_stdout(t, args,
+                "{\"user\":\"s\",\"ts\":0,\"v\":1}\n"
+                "{\"user\":\"t\",\"ts\":0,\"v\":16}\n"
+                "{\"user\":\"s\",\"ts\":1000,\"v\":2}\n"
+                "{\"user\":\"t\",\"ts\":1001,\"v\":32}\n"
+                "{\"user\":\"s\",\"ts\":2000,\"v\":4}\n"
+                "{\"user\":\"s\",\"ts\":5000,\"v\":8}\n",
+                want, N_OF(want));
 }
 
 /* ---------------------------------------------------------------------------------- */
 /* Out-of-orderness, lateness, watermark interval                                     */
+
+/* tumbling:1s sums to --output, late records to --late-output. */
+#define LATE_JOB(...)                                                                      \
+  {                                                                                        \
+    SUM_PER_USER, "--output", t->out, "--window", "tumbling:1s", "--late-output", t->late, \
+        __VA_ARGS__, NULL                                                                  \
+  }
+
+/* Runs the tool, which must exit 0 with the lines want in --output and exactly late in
+ * --late-output. */
+static void expect_late(tctx_t *t, const char *const *args, const char *const *want, size_t n,
+                        const char *late) {
+  expect_output(t, args, want, n);
+  char *got = read_text(t->late, NULL);
+  assert_non_null(got); /* created even when empty */
+  assert_string_equal(got, late);
+  free(got);
+}
+
+/* A lateness scenario: the input, one option, the windows and the late lines. */
+typedef struct late_case {
+  const char *option, *value;
+  const char *input;
+  const char *want[5]; /* NULL-terminated */
+  const char *late;
+} late_case_t;
 
 /*
  * tumbling:1s, --out-of-orderness 500, watermark after every record, sum:
@@ -449,116 +372,25 @@ static void session_touching_windows_merge(void **state) {
  *   6 b@2100 v32 -> [2000,3000) (cleanup 2999 > 2099)
  *   7 b@500  v64 -> [0,1000): cleanup 999 <= 2099: dropped
  *   end: wm = MAX fires a [2000,3000) = 8 and b [2000,3000) = 32.
- * Lines 5 and 7 go to --late-output byte for byte, in input order.
+ * Lines 5 and 7 go to --late-output byte for byte, in input order (the CR of line 7
+ * was its line ending, not data).
  */
-static const char late_input[] =
+static const late_case_t out_of_orderness = {
+    "--out-of-orderness",
+    "500ms",
     "{\"user\":\"a\",\"ts\":1000,\"v\":1}\n"
     "{\"user\":\"a\",\"ts\":1800,\"v\":2}\n"
     "{\"user\":\"a\",\"ts\":1200,\"v\":4}\n"
     "{\"user\":\"a\",\"ts\":2600,\"v\":8}\n"
     "{ \"user\": \"a\",  \"ts\": 1999, \"v\": 16, \"extra\": [1, 2] }\n"
     "{\"user\":\"b\",\"ts\":2100,\"v\":32}\n"
-    "{\"v\":64,\"user\":\"b\",\"ts\":500}\r\n";
-
-static void check_out_of_orderness(tctx_t *t, const char *parallelism) {
-  const char *args[] = {"--input",
-                        t->in,
-                        "--output",
-                        t->out,
-                        "--key",
-                        "user",
-                        "--time",
-                        "ts",
-                        "--value",
-                        "v",
-                        "--agg",
-                        "sum",
-                        "--window",
-                        "tumbling:1s",
-                        "--out-of-orderness",
-                        "500ms",
-                        "--watermark-interval",
-                        "0",
-                        "--late-output",
-                        t->late,
-                        "--parallelism",
-                        parallelism,
-                        NULL};
-  static const char *const want[] = {
-      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 7, \"count\": 3}",
-      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 8, \"count\": 1}",
-      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 32, \"count\": 1}"};
-  run_t r;
-  char *got, *late;
-  write_text(t->in, late_input);
-  r = run_tool(t, args);
-  if (r.code != 0) print_error("stderr: %s\n", r.err);
-  assert_int_equal(r.code, 0);
-  got = slurp(t->out);
-  if (strcmp(parallelism, "1") != 0) print_message("parallelism %s\n", parallelism);
-  assert_same_lines(got, want, N_OF(want));
-  late = slurp(t->late);
-  /* The CR of line 7 was its line ending, not data. */
-  assert_string_equal(late,
-                      "{ \"user\": \"a\",  \"ts\": 1999, \"v\": 16, \"extra\": [1, 2] }\n"
-                      "{\"v\":64,\"user\":\"b\",\"ts\":500}\n");
-  free(late);
-  free(got);
-  run_free(&r);
-}
-
-static void out_of_orderness_drops_late_record_to_late_output(void **state) {
-  check_out_of_orderness(*state, "1");
-}
-
-/*
- * The same input with --watermark-interval 1h: no periodic watermark is due while the
- * input is read, so the first watermark that moves anything is the end of input and no
- * record is late: a [1000,2000) = 1+2+4+16 = 23 (4), a [2000,3000) = 8, b [0,1000) = 64,
- * b [2000,3000) = 32; the late file is created and empty.
- */
-static void long_watermark_interval_makes_nothing_late(void **state) {
-  tctx_t *t = *state;
-  const char *args[] = {"--input",
-                        t->in,
-                        "--output",
-                        t->out,
-                        "--key",
-                        "user",
-                        "--time",
-                        "ts",
-                        "--value",
-                        "v",
-                        "--agg",
-                        "sum",
-                        "--window",
-                        "tumbling:1s",
-                        "--out-of-orderness",
-                        "500ms",
-                        "--watermark-interval",
-                        "1h",
-                        "--late-output",
-                        t->late,
-                        NULL};
-  static const char *const want[] = {
-      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 23, \"count\": 4}",
-      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 8, \"count\": 1}",
-      "{\"key\": \"b\", \"window_start\": 0, \"window_end\": 1000, \"value\": 64, \"count\": 1}",
-      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 32, \"count\": 1}"};
-  run_t r;
-  char *got, *late;
-  write_text(t->in, late_input);
-  r = run_tool(t, args);
-  assert_int_equal(r.code, 0);
-  got = slurp(t->out);
-  assert_same_lines(got, want, N_OF(want));
-  late = slurp(t->late);
-  assert_string_equal(late, "");
-  assert_int_equal(access(t->late, F_OK), 0);
-  free(late);
-  free(got);
-  run_free(&r);
-}
+    "{\"v\":64,\"user\":\"b\",\"ts\":500}\r\n",
+    {"{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 7, \"count\": 3}",
+     "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 8, \"count\": 1}",
+     "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 32, \"count\": 1}"},
+    "{ \"user\": \"a\",  \"ts\": 1999, \"v\": 16, \"extra\": [1, 2] }\n"
+    "{\"v\":64,\"user\":\"b\",\"ts\":500}\n",
+};
 
 /*
  * tumbling:1s, --allowed-lateness 1s, D = 0, watermark after every record, sum:
@@ -571,57 +403,57 @@ static void long_watermark_interval_makes_nothing_late(void **state) {
  *   5 a@1700 v16 -> [1000,2000): cleanup 2999 <= 3199: late; 1700 + 1000 <= 3199: dropped
  *   end: [3000,4000) = 8 (1).
  */
-static void check_allowed_lateness(tctx_t *t, const char *parallelism) {
-  const char *args[] = {"--input",
-                        t->in,
-                        "--output",
-                        t->out,
-                        "--key",
-                        "user",
-                        "--time",
-                        "ts",
-                        "--value",
-                        "v",
-                        "--agg",
-                        "sum",
-                        "--window",
-                        "tumbling:1s",
-                        "--allowed-lateness",
-                        "1s",
-                        "--watermark-interval",
-                        "0",
-                        "--late-output",
-                        t->late,
-                        "--parallelism",
-                        parallelism,
-                        NULL};
-  static const char *const want[] = {
-      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 1, \"count\": 1}",
-      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 5, \"count\": 2}",
-      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 2, \"count\": 1}",
-      "{\"key\": \"a\", \"window_start\": 3000, \"window_end\": 4000, \"value\": 8, \"count\": 1}"};
-  run_t r;
-  char *got, *late;
-  write_text(t->in,
-             "{\"user\":\"a\",\"ts\":1000,\"v\":1}\n"
-             "{\"user\":\"a\",\"ts\":2100,\"v\":2}\n"
-             "{\"user\":\"a\",\"ts\":1500,\"v\":4}\n"
-             "{\"user\":\"a\",\"ts\":3200,\"v\":8}\n"
-             "{\"user\":\"a\",\"ts\":1700,\"v\":16}\n");
-  r = run_tool(t, args);
-  if (r.code != 0) print_error("stderr: %s\n", r.err);
-  assert_int_equal(r.code, 0);
-  got = slurp(t->out);
-  if (strcmp(parallelism, "1") != 0) print_message("parallelism %s\n", parallelism);
-  assert_same_lines(got, want, N_OF(want));
-  late = slurp(t->late);
-  assert_string_equal(late, "{\"user\":\"a\",\"ts\":1700,\"v\":16}\n");
-  free(late);
-  free(got);
-  run_free(&r);
+static const late_case_t allowed_lateness = {
+    "--allowed-lateness",
+    "1s",
+    "{\"user\":\"a\",\"ts\":1000,\"v\":1}\n"
+    "{\"user\":\"a\",\"ts\":2100,\"v\":2}\n"
+    "{\"user\":\"a\",\"ts\":1500,\"v\":4}\n"
+    "{\"user\":\"a\",\"ts\":3200,\"v\":8}\n"
+    "{\"user\":\"a\",\"ts\":1700,\"v\":16}\n",
+    {"{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 1, \"count\": 1}",
+     "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 5, \"count\": 2}",
+     "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 2, \"count\": 1}",
+     "{\"key\": \"a\", \"window_start\": 3000, \"window_end\": 4000, \"value\": 8, \"count\": 1}"},
+    "{\"user\":\"a\",\"ts\":1700,\"v\":16}\n",
+};
+
+/* The scenario with a watermark after every record, at this parallelism. */
+static void check_late(tctx_t *t, const late_case_t *c, const char *parallelism) {
+  const char *args[] =
+      LATE_JOB(c->option, c->value, "--watermark-interval", "0", "--parallelism", parallelism);
+  size_t n = 0;
+  while (c->want[n]) n++;
+  if (strcmp(parallelism, "1") != 0) print_message("%s, parallelism %s\n", c->option, parallelism);
+  write_text(t->in, c->input);
+  expect_late(t, args, c->want, n, c->late);
 }
 
-static void allowed_lateness_refires_window(void **state) { check_allowed_lateness(*state, "1"); }
+static void out_of_orderness_drops_late_record_to_late_output(void **state) {
+  check_late(*state, &out_of_orderness, "1");
+}
+
+/*
+ * The same input with --watermark-interval 1h: no periodic watermark is due while the
+ * input is read, so the first watermark that moves anything is the end of input and no
+ * record is late: a [1000,2000) = 1+2+4+16 = 23 (4), a [2000,3000) = 8, b [0,1000) = 64,
+ * b [2000,3000) = 32; the late file is created and empty.
+ */
+static void long_watermark_interval_makes_nothing_late(void **state) {
+  tctx_t *t = *state;
+  const char *args[] = LATE_JOB("--out-of-orderness", "500ms", "--watermark-interval", "1h");
+  static const char *const want[] = {
+      "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 23, \"count\": 4}",
+      "{\"key\": \"a\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 8, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 0, \"window_end\": 1000, \"value\": 64, \"count\": 1}",
+      "{\"key\": \"b\", \"window_start\": 2000, \"window_end\": 3000, \"value\": 32, \"count\": 1}"};
+  write_text(t->in, out_of_orderness.input);
+  expect_late(t, args, want, N_OF(want), "");
+}
+
+static void allowed_lateness_refires_window(void **state) {
+  check_late(*state, &allowed_lateness, "1");
+}
 
 /*
  * Watermarks come from the single reader's subtask only (the other subtasks of the
@@ -629,10 +461,10 @@ static void allowed_lateness_refires_window(void **state) { check_allowed_latene
  * fire early, must not change with --parallelism: the two scenarios above, at 2 and 4.
  */
 static void lateness_does_not_depend_on_parallelism(void **state) {
-  check_out_of_orderness(*state, "2");
-  check_allowed_lateness(*state, "2");
-  check_out_of_orderness(*state, "4");
-  check_allowed_lateness(*state, "4");
+  check_late(*state, &out_of_orderness, "2");
+  check_late(*state, &allowed_lateness, "2");
+  check_late(*state, &out_of_orderness, "4");
+  check_late(*state, &allowed_lateness, "4");
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -646,26 +478,20 @@ static void lateness_does_not_depend_on_parallelism(void **state) {
  */
 static void on_error_fail_exits_naming_the_line(void **state) {
   tctx_t *t = *state;
-  const char *args[] = {"--input", t->in,    "--output", t->out,        "--key",
-                        "user",    "--time", "ts",       "--value",     "v",
-                        "--agg",   "sum",    "--window", "tumbling:1s", "--watermark-interval",
-                        "0",       NULL};
+  const char *args[] = {SUM_PER_USER,           "--output", t->out, "--window", "tumbling:1s",
+                        "--watermark-interval", "0",        NULL};
   static const char *const want[] = {
       "{\"key\": \"a\", \"window_start\": 0, \"window_end\": 1000, \"value\": 1, \"count\": 1}"};
-  run_t r;
-  char *got;
   write_text(t->in,
              "{\"user\":\"a\",\"ts\":100,\"v\":1}\n"
              "{\"user\":\"a\",\"ts\":1100,\"v\":2}\n"
              "{\"user\":\"a\",\"ts\":\"oops\",\"v\":3}\n"
              "{\"user\":\"a\",\"ts\":5000,\"v\":4}\n");
-  r = run_tool(t, args);
+  run_t r = run_tool(t, args);
   assert_int_equal(r.code, 1);
   assert_non_null(strstr(r.err, "line 3: "));
   assert_non_null(strstr(r.err, "\"ts\""));
-  got = slurp(t->out);
-  assert_same_lines(got, want, N_OF(want));
-  free(got);
+  assert_file_lines(t->out, want, N_OF(want));
   run_free(&r);
 
   /* Not JSON at all, on line 2. */
@@ -693,34 +519,32 @@ static const char *const bad_want[] = {
     "{\"key\": \"a\", \"window_start\": 0, \"window_end\": 1000, \"value\": 1, \"count\": 1}",
     "{\"key\": \"a\", \"window_start\": 1000, \"window_end\": 2000, \"value\": 2, \"count\": 1}"};
 
-static void on_error_skip_drops_and_counts(void **state) {
-  tctx_t *t = *state;
-  const char *args[] = {"--input",  t->in,         "--key",      "user",  "--time",
-                        "ts",       "--value",     "v",          "--agg", "sum",
-                        "--window", "tumbling:1s", "--on-error", "skip",  NULL};
-  run_t r;
+/* Runs the job on bad_input with --on-error mode (and --parallelism, unless NULL): exit
+ * 0, the good lines' windows on stdout; returns stderr (the caller frees). */
+static char *run_on_bad_input(tctx_t *t, const char *mode, const char *parallelism) {
+  const char *args[] = {SUM_PER_USER, "--window", "tumbling:1s",
+                        "--on-error", mode,       parallelism ? "--parallelism" : NULL,
+                        parallelism,  NULL};
   write_text(t->in, bad_input);
-  r = run_tool(t, args);
-  assert_int_equal(r.code, 0);
-  assert_same_lines(r.out, bad_want, N_OF(bad_want));
-  assert_non_null(strstr(r.err, "flink-agg: skipped 6 malformed lines\n"));
-  run_free(&r);
+  run_t r = run_ok(t, args);
+  assert_text_lines("stdout", r.out, bad_want, N_OF(bad_want));
+  free(r.out);
+  return r.err;
+}
+
+static void on_error_skip_drops_and_counts(void **state) {
+  char *err = run_on_bad_input(*state, "skip", NULL);
+  assert_non_null(strstr(err, "flink-agg: skipped 6 malformed lines\n"));
+  free(err);
 }
 
 static void on_error_dead_letter_writes_bad_lines_unchanged(void **state) {
   tctx_t *t = *state;
-  char opt[160];
-  const char *args[] = {"--input",    t->in, "--key",         "user", "--time",   "ts",
-                        "--value",    "v",   "--agg",         "sum",  "--window", "tumbling:1s",
-                        "--on-error", opt,   "--parallelism", "2",    NULL};
-  run_t r;
-  char *dead;
+  char opt[PATH_MAX + 16];
   snprintf(opt, sizeof(opt), "dead-letter:%s", t->dead);
-  write_text(t->in, bad_input);
-  r = run_tool(t, args);
-  assert_int_equal(r.code, 0);
-  assert_same_lines(r.out, bad_want, N_OF(bad_want));
-  dead = slurp(t->dead);
+  free(run_on_bad_input(t, opt, "2"));
+  char *dead = read_text(t->dead, NULL);
+  assert_non_null(dead);
   assert_string_equal(dead,
                       "not json\n"
                       "{\"user\":\"a\",\"v\":5}\n"
@@ -729,7 +553,6 @@ static void on_error_dead_letter_writes_bad_lines_unchanged(void **state) {
                       "{\"user\":\"a\",\"ts\":300,\"v\":\"7\"}\n"
                       "{\"user\":1.5,\"ts\":300,\"v\":7}\n");
   free(dead);
-  run_free(&r);
 }
 
 /*
@@ -853,77 +676,37 @@ static void over_long_line_follows_on_error(void **state) {
 /* ---------------------------------------------------------------------------------- */
 /* Usage errors                                                                       */
 
-typedef struct usage_case {
-  const char *args[24];
-  const char *must_name[2]; /* substrings of stderr */
-} usage_case_t;
+/* A valid command line, then the options of a case. */
+#define JOB "--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum"
+#define JOB_1S JOB, "--window", "tumbling:1s"
 
 static void bad_usage_exits_2_naming_the_option(void **state) {
-  tctx_t *t = *state;
   static const usage_case_t cases[] = {
       {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "median", "--window",
         "tumbling:1s", NULL},
        {"--agg", "median"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
-        "hopping:5s", NULL},
-       {"--window", "hopping:5s"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
-        "tumbling:0", NULL},
-       {"--window", "tumbling:0"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
-        "sliding:5s", NULL},
-       {"--window", "sliding:5s"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
-        "tumbling:1s", "--out-of-orderness", "5x", NULL},
-       {"--out-of-orderness", "5x"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
-        "tumbling:1s", "--allowed-lateness", "-1s", NULL},
-       {"--allowed-lateness", "-1s"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
-        "tumbling:1s", "--watermark-interval", "soon", NULL},
-       {"--watermark-interval", "soon"}},
+      {{JOB, "--window", "hopping:5s", NULL}, {"--window", "hopping:5s"}},
+      {{JOB, "--window", "tumbling:0", NULL}, {"--window", "tumbling:0"}},
+      {{JOB, "--window", "sliding:5s", NULL}, {"--window", "sliding:5s"}},
+      {{JOB_1S, "--out-of-orderness", "5x", NULL}, {"--out-of-orderness", "5x"}},
+      {{JOB_1S, "--allowed-lateness", "-1s", NULL}, {"--allowed-lateness", "-1s"}},
+      {{JOB_1S, "--watermark-interval", "soon", NULL}, {"--watermark-interval", "soon"}},
       {{"--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window", "tumbling:1s",
         NULL},
        {"--input", NULL}},
       {{"--input", "x", "--key", "k", "--time", "t", "--agg", "sum", "--window", "tumbling:1s",
         NULL},
        {"--value", NULL}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
-        "tumbling:1s", "--parallelism", "0", NULL},
-       {"--parallelism", "'0'"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
-        "tumbling:1s", "--on-error", "retry", NULL},
-       {"--on-error", "retry"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
-        "tumbling:1s", "--bogus", "1", NULL},
-       {"--bogus", NULL}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
-        "tumbling:1s", "--output", "o", "--late-output", "o", NULL},
-       {"--late-output", "'o'"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--value", "v", "--agg", "sum", "--window",
-        NULL},
-       {"--window", "needs a value"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
-        "--max-line-bytes", "0", NULL},
-       {"--max-line-bytes", "'0'"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
-        "--max-line-bytes", "2gb", NULL},
-       {"--max-line-bytes", "'2gb'"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
-        "--max-line-bytes", "12 parsecs", NULL},
-       {"--max-line-bytes", "'12 parsecs'"}},
+      {{JOB_1S, "--parallelism", "0", NULL}, {"--parallelism", "'0'"}},
+      {{JOB_1S, "--on-error", "retry", NULL}, {"--on-error", "retry"}},
+      {{JOB_1S, "--bogus", "1", NULL}, {"--bogus", NULL}},
+      {{JOB_1S, "--output", "o", "--late-output", "o", NULL}, {"--late-output", "'o'"}},
+      {{JOB, "--window", NULL}, {"--window", "needs a value"}},
+      {{JOB_1S, "--max-line-bytes", "0", NULL}, {"--max-line-bytes", "'0'"}},
+      {{JOB_1S, "--max-line-bytes", "2gb", NULL}, {"--max-line-bytes", "'2gb'"}},
+      {{JOB_1S, "--max-line-bytes", "12 parsecs", NULL}, {"--max-line-bytes", "'12 parsecs'"}},
   };
-  for (size_t i = 0; i < N_OF(cases); i++) {
-    run_t r = run_tool(t, cases[i].args);
-    if (r.code != 2 || strstr(r.err, cases[i].must_name[0]) == NULL ||
-        (cases[i].must_name[1] != NULL && strstr(r.err, cases[i].must_name[1]) == NULL))
-      print_error("case %zu: exit %d, stderr: %s\n", i, r.code, r.err);
-    assert_int_equal(r.code, 2);
-    assert_non_null(strstr(r.err, cases[i].must_name[0]));
-    if (cases[i].must_name[1] != NULL) assert_non_null(strstr(r.err, cases[i].must_name[1]));
-    assert_string_equal(r.out, "");
-    run_free(&r);
-  }
+  expect_usage_errors(*state, cases, N_OF(cases));
 }
 
 /*
@@ -1037,21 +820,19 @@ static void kafka_properties_reach_every_client_and_secrets_stay_hidden(void **s
 
 static void missing_input_file_fails_naming_it(void **state) {
   tctx_t *t = *state;
-  char path[160];
+  char path[PATH_MAX + 16];
   const char *args[] = {"--input", path,    "--key",    "k",           "--time", "t",
                         "--agg",   "count", "--window", "tumbling:1s", NULL};
-  run_t r;
   snprintf(path, sizeof(path), "%s/nope.jsonl", t->dir);
-  r = run_tool(t, args);
+  run_t r = run_tool(t, args);
   assert_int_equal(r.code, 1);
   assert_non_null(strstr(r.err, path));
   run_free(&r);
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* Parallelism does not change results                                                */
+/* Generated input                                                                    */
 
-#define GEN_EVENTS 4000
 #define GEN_KEYS 60
 
 typedef struct gen_event {
@@ -1068,99 +849,89 @@ static void gen_key_json(int key, char *buf, size_t size) {
 }
 
 /*
- * Event i has ts = 7 i + jitter, jitter in [0, 300), and --out-of-orderness 300: the
- * watermark after event i is at most 7 i + 299 - 301 < 7 (i + 1), below every later
- * timestamp, so no record is ever late and the result does not depend on when
- * watermarks travel. Values are small integers so sums are exact in any order.
+ * n events from seed, written to the file at path: event i has ts = 7 i + jitter,
+ * jitter in [0, 300), and the jobs use --out-of-orderness 300: the watermark after
+ * event i is at most 7 i + 299 - 301 < 7 (i + 1), below every later timestamp, so no
+ * record is ever late and the result depends neither on when watermarks travel nor on
+ * restarts. Values are small integers so sums are exact in any order.
  */
-static gen_event_t *gen_events(tctx_t *t) {
-  gen_event_t *ev = calloc(GEN_EVENTS, sizeof(*ev));
-  FILE *f = fopen(t->in, "wb");
-  uint64_t x = 0x9E3779B97F4A7C15ull;
+static gen_event_t *gen_events(size_t n, uint64_t seed, const char *path) {
+  gen_event_t *ev = calloc(n, sizeof(*ev));
+  FILE *f = fopen(path, "wb");
+  uint64_t x = seed;
   char key[32];
+  assert_non_null(ev);
   assert_non_null(f);
-  for (int i = 0; i < GEN_EVENTS; i++) {
+  for (size_t i = 0; i < n; i++) {
     x = x * 6364136223846793005ull + 1442695040888963407ull;
     ev[i].key = (int)((x >> 33) % GEN_KEYS);
     ev[i].ts = 7 * (int64_t)i + (int64_t)((x >> 20) % 300);
     ev[i].v = (int64_t)((x >> 45) % 101) - 50;
     gen_key_json(ev[i].key, key, sizeof(key));
-    fprintf(f, "{\"id\":%d,\"key\":%s,\"ts\":%" PRId64 ",\"amount\":%" PRId64 "}\n", i, key,
+    fprintf(f, "{\"id\":%zu,\"key\":%s,\"ts\":%" PRId64 ",\"amount\":%" PRId64 "}\n", i, key,
             ev[i].ts, ev[i].v);
   }
   assert_int_equal(fclose(f), 0);
   return ev;
 }
 
-typedef struct gen_win {
-  int key;
-  int64_t start, end, sum, max, count;
-} gen_win_t;
-
-static char **gen_format(const gen_win_t *w, size_t n, int use_max) {
-  char **lines = calloc(n + 1, sizeof(*lines));
-  char key[32], buf[256];
-  for (size_t i = 0; i < n; i++) {
-    gen_key_json(w[i].key, key, sizeof(key));
-    snprintf(buf, sizeof(buf),
-             "{\"key\": %s, \"window_start\": %" PRId64 ", \"window_end\": %" PRId64
-             ", \"value\": %" PRId64 ", \"count\": %" PRId64 "}",
-             key, w[i].start, w[i].end, use_max ? w[i].max : w[i].sum, w[i].count);
-    lines[i] = strdup(buf);
-  }
-  return lines;
+static void push_result(lines_t *l, int key, int64_t start, int64_t end, int64_t v, size_t count) {
+  char k[32], value[32];
+  gen_key_json(key, k, sizeof(k));
+  snprintf(value, sizeof(value), "%" PRId64, v);
+  char *s = result(k, start, end, value, (int)count);
+  lines_push(l, s, strlen(s));
+  free(s);
 }
 
-/* Tumbling 250 ms sums, straight from the definition: window start = ts - ts mod 250. */
-static gen_win_t *expect_tumbling(const gen_event_t *ev, size_t *n_out) {
-  gen_win_t *w = calloc(GEN_EVENTS, sizeof(*w));
-  size_t n = 0;
-  for (int i = 0; i < GEN_EVENTS; i++) {
-    int64_t start = ev[i].ts - ev[i].ts % 250;
-    size_t j;
-    for (j = 0; j < n; j++)
-      if (w[j].key == ev[i].key && w[j].start == start) break;
-    if (j == n) {
-      w[n] = (gen_win_t){.key = ev[i].key, .start = start, .end = start + 250};
-      n++;
-    }
-    w[j].sum += ev[i].v;
-    w[j].count++;
-  }
-  *n_out = n;
-  return w;
-}
-
-/* Sessions with gap 40 ms, max: per key, sort by ts and start a new session when the
- * next event is after the current session's end (touching merges: ts == end joins). */
 static int cmp_ev(const void *a, const void *b) {
   const gen_event_t *x = a, *y = b;
   if (x->key != y->key) return x->key < y->key ? -1 : 1;
   return x->ts < y->ts ? -1 : x->ts > y->ts;
 }
 
-static gen_win_t *expect_sessions(const gen_event_t *ev_in, size_t *n_out) {
-  gen_event_t *ev = malloc(GEN_EVENTS * sizeof(*ev));
-  gen_win_t *w = calloc(GEN_EVENTS, sizeof(*w));
-  size_t n = 0;
-  memcpy(ev, ev_in, GEN_EVENTS * sizeof(*ev));
-  qsort(ev, GEN_EVENTS, sizeof(*ev), cmp_ev);
-  for (int i = 0; i < GEN_EVENTS; i++) {
-    if (n == 0 || w[n - 1].key != ev[i].key || ev[i].ts > w[n - 1].end) {
-      w[n++] =
-          (gen_win_t){.key = ev[i].key, .start = ev[i].ts, .end = ev[i].ts + 40, .max = ev[i].v};
-    }
-    if (ev[i].ts + 40 > w[n - 1].end) w[n - 1].end = ev[i].ts + 40;
-    if (ev[i].v > w[n - 1].max) w[n - 1].max = ev[i].v;
-    w[n - 1].count++;
+/* A copy of the events sorted by key and time. */
+static gen_event_t *sorted_events(const gen_event_t *ev, size_t n) {
+  gen_event_t *s = malloc(n * sizeof(*s));
+  assert_non_null(s);
+  memcpy(s, ev, n * sizeof(*s));
+  qsort(s, n, sizeof(*s), cmp_ev);
+  return s;
+}
+
+/* Tumbling sums of `size` ms, straight from the definition: start = ts - ts mod size. */
+static void expect_tumbling(const gen_event_t *ev_in, size_t n, int64_t size, lines_t *out) {
+  gen_event_t *ev = sorted_events(ev_in, n);
+  for (size_t i = 0; i < n;) {
+    int64_t start = ev[i].ts - ev[i].ts % size, sum = 0;
+    size_t j = i;
+    for (; j < n && ev[j].key == ev[i].key && ev[j].ts - ev[j].ts % size == start; j++)
+      sum += ev[j].v;
+    push_result(out, ev[i].key, start, start + size, sum, j - i);
+    i = j;
   }
   free(ev);
-  *n_out = n;
-  return w;
+}
+
+/* Sessions with gap 40 ms, max: per key, in time order, a new session when the next
+ * event is after the current session's end (touching merges: ts == end joins). */
+static void expect_sessions(const gen_event_t *ev_in, size_t n, lines_t *out) {
+  gen_event_t *ev = sorted_events(ev_in, n);
+  for (size_t i = 0; i < n;) {
+    int64_t end = ev[i].ts + 40, max = ev[i].v;
+    size_t j = i + 1;
+    for (; j < n && ev[j].key == ev[i].key && ev[j].ts <= end; j++) {
+      if (ev[j].ts + 40 > end) end = ev[j].ts + 40;
+      if (ev[j].v > max) max = ev[j].v;
+    }
+    push_result(out, ev[i].key, ev[i].ts, end, max, j - i);
+    i = j;
+  }
+  free(ev);
 }
 
 static void run_generated(tctx_t *t, const char *window, const char *agg, const char *par,
-                          const char *wm_interval, char **want, size_t n_want) {
+                          const char *wm_interval, const lines_t *want) {
   const char *args[] = {"--input",
                         t->in,
                         "--output",
@@ -1182,39 +953,28 @@ static void run_generated(tctx_t *t, const char *window, const char *agg, const 
                         "--watermark-interval",
                         wm_interval,
                         NULL};
-  run_t r = run_tool(t, args);
-  char *got;
-  if (r.code != 0) print_error("parallelism %s: stderr: %s\n", par, r.err);
-  assert_int_equal(r.code, 0);
-  got = slurp(t->out);
-  assert_same_lines(got, (const char *const *)want, n_want);
-  free(got);
-  run_free(&r);
+  expect_output(t, args, (const char *const *)want->v, want->n);
 }
+
+#define GEN_EVENTS 4000
 
 static void parallelism_1_2_4_give_identical_results(void **state) {
   tctx_t *t = *state;
-  gen_event_t *ev = gen_events(t);
-  size_t n_tw, n_sw;
-  gen_win_t *tw = expect_tumbling(ev, &n_tw);
-  gen_win_t *sw = expect_sessions(ev, &n_sw);
-  char **tl = gen_format(tw, n_tw, 0);
-  char **sl = gen_format(sw, n_sw, 1);
+  gen_event_t *ev = gen_events(GEN_EVENTS, 0x9E3779B97F4A7C15ull, t->in);
+  lines_t tl = {0}, sl = {0};
+  expect_tumbling(ev, GEN_EVENTS, 250, &tl);
+  expect_sessions(ev, GEN_EVENTS, &sl);
   static const char *const pars[] = {"1", "2", "4"};
 
   /* Enough windows and merges for the comparison to mean something. */
-  assert_true(n_tw > 1000);
-  assert_true(n_sw > 1000 && n_sw < GEN_EVENTS);
+  assert_true(tl.n > 1000);
+  assert_true(sl.n > 1000 && sl.n < GEN_EVENTS);
   for (size_t i = 0; i < N_OF(pars); i++) {
-    run_generated(t, "tumbling:250", "sum", pars[i], "0", tl, n_tw);
-    run_generated(t, "session:40", "max", pars[i], "200ms", sl, n_sw);
+    run_generated(t, "tumbling:250", "sum", pars[i], "0", &tl);
+    run_generated(t, "session:40", "max", pars[i], "200ms", &sl);
   }
-  for (size_t i = 0; i < n_tw; i++) free(tl[i]);
-  for (size_t i = 0; i < n_sw; i++) free(sl[i]);
-  free(tl);
-  free(sl);
-  free(tw);
-  free(sw);
+  lines_free(&tl);
+  lines_free(&sl);
   free(ev);
 }
 
@@ -1227,90 +987,23 @@ static void parallelism_1_2_4_give_identical_results(void **state) {
  * resumes. Output goes to a directory: the exactly-once file sink commits part-* files,
  * and the committed lines of all runs together must equal, as a sorted multiset, the
  * windows computed here from the input (and the output of an uninterrupted run).
- *
- * Input: event i has ts = 7 i + jitter in [0, 300) and --out-of-orderness 300 (see
- * gen_events): no record is ever late, so results do not depend on timing or restarts.
+ * The input is generated (gen_events): no record is ever late.
  */
 
 #define DUR_EVENTS 80000
 #define DUR_DEADLINE_S 20
 
-typedef struct dur_event {
-  int key;
-  int64_t start; /* tumbling 250 ms window */
-  int64_t v;
-} dur_event_t;
-
 typedef struct dur_ctx {
   char *input; /* the whole input */
   size_t len;
-  char **want; /* the expected lines, sorted */
-  size_t n_want;
-  char full[192], fifo[192], outdir[192], ckpt[192], sp[192], err[192], out[192];
+  lines_t want; /* the expected lines */
+  char full[PATH_MAX], fifo[PATH_MAX], outdir[PATH_MAX], ckpt[PATH_MAX], sp[PATH_MAX];
+  char err[PATH_MAX], out[PATH_MAX];
 } dur_ctx_t;
 
-static int cmp_dur(const void *a, const void *b) {
-  const dur_event_t *x = a, *y = b;
-  if (x->key != y->key) return x->key < y->key ? -1 : 1;
-  return x->start < y->start ? -1 : x->start > y->start;
-}
-
-static double dur_scale(void) {
-  const char *s = getenv("FL_TEST_TIMEOUT_SCALE");
-  double v = s != NULL ? atof(s) : 1.0;
-  return v > 0 ? v : 1.0;
-}
-
-static int64_t dur_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void dur_pause_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
-
-/* Generates the input and the expected tumbling:250 sums (sorted lines). */
+/* Generates the input and the expected tumbling:250 sums. */
 static void dur_setup(tctx_t *t, dur_ctx_t *d) {
-  dur_event_t *ev = calloc(DUR_EVENTS, sizeof(*ev));
-  size_t cap = (size_t)DUR_EVENTS * 80, n = 0;
-  uint64_t x = 0x2545F4914F6CDD1Dull;
-  char key[32], line[256];
   memset(d, 0, sizeof(*d));
-  d->input = malloc(cap);
-  d->want = calloc(DUR_EVENTS, sizeof(*d->want));
-  assert_true(ev != NULL && d->input != NULL && d->want != NULL);
-  for (int i = 0; i < DUR_EVENTS; i++) {
-    int64_t ts;
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
-    ev[i].key = (int)((x >> 33) % GEN_KEYS);
-    ts = 7 * (int64_t)i + (int64_t)((x >> 20) % 300);
-    ev[i].start = ts - ts % 250;
-    ev[i].v = (int64_t)((x >> 45) % 101) - 50;
-    gen_key_json(ev[i].key, key, sizeof(key));
-    d->len += (size_t)snprintf(d->input + d->len, cap - d->len,
-                               "{\"id\":%d,\"key\":%s,\"ts\":%" PRId64 ",\"amount\":%" PRId64 "}\n",
-                               i, key, ts, ev[i].v);
-    assert_true(d->len < cap);
-  }
-  qsort(ev, DUR_EVENTS, sizeof(*ev), cmp_dur);
-  for (size_t i = 0; i < DUR_EVENTS;) {
-    size_t j = i;
-    int64_t sum = 0;
-    for (; j < DUR_EVENTS && cmp_dur(&ev[i], &ev[j]) == 0; j++) sum += ev[j].v;
-    gen_key_json(ev[i].key, key, sizeof(key));
-    snprintf(line, sizeof(line),
-             "{\"key\": %s, \"window_start\": %" PRId64 ", \"window_end\": %" PRId64
-             ", \"value\": %" PRId64 ", \"count\": %zu}",
-             key, ev[i].start, ev[i].start + 250, sum, j - i);
-    d->want[n++] = strdup(line);
-    i = j;
-  }
-  d->n_want = n;
-  qsort(d->want, n, sizeof(*d->want), cmp_str);
-  free(ev);
   snprintf(d->full, sizeof(d->full), "%s/full.jsonl", t->dir);
   snprintf(d->fifo, sizeof(d->fifo), "%s/fifo.jsonl", t->dir);
   snprintf(d->outdir, sizeof(d->outdir), "%s/results/", t->dir); /* created by the sink */
@@ -1318,76 +1011,26 @@ static void dur_setup(tctx_t *t, dur_ctx_t *d) {
   snprintf(d->sp, sizeof(d->sp), "%s/savepoint", t->dir);
   snprintf(d->out, sizeof(d->out), "%s/durable.stdout", t->dir);
   snprintf(d->err, sizeof(d->err), "%s/durable.stderr", t->dir);
-  write_text(d->full, d->input);
+  gen_event_t *ev = gen_events(DUR_EVENTS, 0x2545F4914F6CDD1Dull, d->full);
+  expect_tumbling(ev, DUR_EVENTS, 250, &d->want);
+  free(ev);
+  d->input = read_text(d->full, &d->len);
+  assert_non_null(d->input);
   assert_int_equal(mkfifo(d->fifo, 0644), 0);
 }
 
 static void dur_free(dur_ctx_t *d) {
-  free_lines(d->want, d->n_want);
+  lines_free(&d->want);
   free(d->input);
 }
 
-/* Starts the tool with stdin from /dev/null (a FIFO as stdin would block the spawn). */
-static pid_t dur_spawn(tctx_t *t, dur_ctx_t *d, const char *const *args) {
-  posix_spawn_file_actions_t fa;
-  const char *argv[64];
-  pid_t pid;
-  int n = 0;
-  argv[n++] = t->tool;
-  for (; *args != NULL; args++) {
-    assert_true(n < 62);
-    argv[n++] = *args;
-  }
-  argv[n] = NULL;
-  assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-  assert_int_equal(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0), 0);
-  assert_int_equal(
-      posix_spawn_file_actions_addopen(&fa, 1, d->out, O_WRONLY | O_CREAT | O_TRUNC, 0644), 0);
-  assert_int_equal(
-      posix_spawn_file_actions_addopen(&fa, 2, d->err, O_WRONLY | O_CREAT | O_TRUNC, 0644), 0);
-  assert_int_equal(posix_spawn(&pid, t->tool, &fa, NULL, (char *const *)argv, environ), 0);
-  posix_spawn_file_actions_destroy(&fa);
+/* Starts the tool on the FIFO (stdin from /dev/null: a FIFO as stdin would block the
+ * start) and opens the FIFO for writing. */
+static pid_t dur_start(tctx_t *t, dur_ctx_t *d, const char *const *args, int *fd) {
+  char *argv[64];
+  pid_t pid = start_program(tool_argv(t, args, argv, N_OF(argv)), NULL, d->out, d->err);
+  *fd = open_fifo_writer(d->fifo, pid, d->err, DUR_DEADLINE_S);
   return pid;
-}
-
-/* The exit status, or 1000 + signal (as run_t.code). */
-static int dur_wait(pid_t pid) {
-  int status;
-  while (waitpid(pid, &status, 0) < 0) assert_int_equal(errno, EINTR);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
-}
-
-static void dur_assert_running(dur_ctx_t *d, pid_t pid) {
-  int status;
-  if (waitpid(pid, &status, WNOHANG) == 0) return;
-  char *err = slurp(d->err);
-  fail_msg("flink-agg ended early (status 0x%x); stderr:\n%s", status, err);
-}
-
-/* Opens the FIFO for writing once the tool opened it for reading. */
-static int dur_open_fifo(dur_ctx_t *d, pid_t pid) {
-  int64_t deadline = dur_now_ms() + (int64_t)(DUR_DEADLINE_S * 1000 * dur_scale());
-  for (;;) {
-    int fd = open(d->fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd >= 0) {
-      assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK), 0);
-      return fd;
-    }
-    assert_int_equal(errno, ENXIO);
-    dur_assert_running(d, pid);
-    if (dur_now_ms() > deadline) fail_msg("flink-agg did not open %s", d->fifo);
-    dur_pause_ms(2);
-  }
-}
-
-static void dur_write(int fd, const char *p, size_t len) {
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail_msg("writing to the FIFO failed: %s", strerror(errno));
-    p += n;
-    len -= (size_t)n;
-  }
 }
 
 /* The next run reads the whole input as a regular file at the FIFO's path. */
@@ -1396,55 +1039,24 @@ static void dur_replace_fifo(dur_ctx_t *d) {
   assert_int_equal(link(d->full, d->fifo), 0);
 }
 
-/* Committed files (part-*) in the output directory: their lines, concatenated. */
-static char *dur_committed(dur_ctx_t *d, size_t *n_files) {
-  DIR *dir = opendir(d->outdir);
-  struct dirent *e;
-  size_t len = 0, cap = 1 << 16;
-  char *all = malloc(cap);
-  assert_non_null(all);
-  all[0] = '\0';
-  *n_files = 0;
-  if (dir == NULL) return all;
-  while ((e = readdir(dir)) != NULL) {
-    char path[512];
-    char *text;
-    size_t n;
-    if (strncmp(e->d_name, "part-", 5) != 0) continue;
-    snprintf(path, sizeof(path), "%s%s", d->outdir, e->d_name);
-    text = slurp(path);
-    n = strlen(text);
-    while (len + n + 1 > cap) cap *= 2;
-    all = realloc(all, cap);
-    assert_non_null(all);
-    memcpy(all + len, text, n + 1);
-    len += n;
-    free(text);
-    (*n_files)++;
-  }
-  closedir(dir);
-  return all;
-}
-
 static void dur_assert_committed_all(dur_ctx_t *d) {
-  size_t n_files;
-  char *got = dur_committed(d, &n_files);
-  assert_same_lines(got, (const char *const *)d->want, d->n_want);
-  free(got);
+  lines_t got = {0};
+  lines_add_committed(&got, d->outdir);
+  assert_same_lines("committed output", &got, (const char *const *)d->want.v, d->want.n);
+  lines_free(&got);
 }
 
-/* The RocksDB working directories of a killed run (/tmp/flink-rocksdb-<pid>-<n>; the
- * library removes them itself when it exits normally). */
-static void dur_remove_rocksdb_dirs(pid_t pid) {
-  char prefix[64], cmd[160];
-  snprintf(prefix, sizeof(prefix), "flink-rocksdb-%d-", (int)pid);
-  snprintf(cmd, sizeof(cmd), "rm -rf /tmp/%s*", prefix);
-  if (system(cmd) != 0) print_error("could not remove /tmp/%s*\n", prefix);
+/* Runs the tool to its end: exit 0, and stderr holds says. */
+static void dur_run_to_end(tctx_t *t, const char *const *args, const char *says) {
+  run_t r = run_ok(t, args);
+  assert_non_null(strstr(r.err, says));
+  run_free(&r);
 }
 
 #define DUR_JOB_ARGS                                                                               \
   "--key", "key", "--time", "ts", "--value", "amount", "--agg", "sum", "--window", "tumbling:250", \
       "--out-of-orderness", "300", "--watermark-interval", "0", "--parallelism", "2"
+#define DUR_FROM_FIFO "--input", d.fifo, "--output", d.outdir, DUR_JOB_ARGS
 
 /*
  * --checkpoint-dir: the run is killed with SIGKILL after a checkpoint committed output
@@ -1457,49 +1069,58 @@ static void checkpoint_kill_and_resume_commits_exactly_once(void **state) {
   dur_ctx_t d;
   dur_setup(t, &d);
   const char *plain[] = {"--input", d.full, "--output", t->out, DUR_JOB_ARGS, NULL};
-  const char *durable[] = {"--input",    d.fifo,
-                           "--output",   d.outdir,
-                           DUR_JOB_ARGS, "--state-backend",
-                           "rocksdb",    "--checkpoint-dir",
-                           d.ckpt,       "--checkpoint-interval",
-                           "50ms",       NULL};
-  run_t r = run_tool(t, plain);
-  char *got;
-  size_t n_files;
-  if (r.code != 0) print_error("stderr: %s\n", r.err);
-  assert_int_equal(r.code, 0);
-  got = slurp(t->out);
-  assert_same_lines(got, (const char *const *)d.want, d.n_want);
-  free(got);
-  run_free(&r);
+  const char *durable[] = {DUR_FROM_FIFO, "--state-backend",       "rocksdb", "--checkpoint-dir",
+                           d.ckpt,        "--checkpoint-interval", "50ms",    NULL};
+  expect_output(t, plain, (const char *const *)d.want.v, d.want.n);
 
-  pid_t pid = dur_spawn(t, &d, durable);
-  int fd = dur_open_fifo(&d, pid);
-  dur_write(fd, d.input, d.len * 2 / 5);
-  int64_t deadline = dur_now_ms() + (int64_t)(DUR_DEADLINE_S * 1000 * dur_scale());
-  for (;;) {
-    got = dur_committed(&d, &n_files);
-    free(got);
-    if (n_files > 0) break;
-    dur_assert_running(&d, pid);
-    if (dur_now_ms() > deadline)
+  int fd;
+  pid_t pid = dur_start(t, &d, durable, &fd);
+  write_all(fd, d.input, d.len * 2 / 5);
+  int64_t deadline = mono_ms() + (int64_t)(DUR_DEADLINE_S * 1000 * timeout_scale());
+  while (count_committed(d.outdir) == 0) {
+    assert_running(pid, d.err);
+    if (mono_ms() > deadline)
       fail_msg("no checkpoint committed output within %d s", DUR_DEADLINE_S);
-    dur_pause_ms(5);
+    pause_ms(5);
   }
-  dur_write(fd, d.input + d.len * 2 / 5, d.len * 7 / 10 - d.len * 2 / 5);
+  write_all(fd, d.input + d.len * 2 / 5, d.len * 7 / 10 - d.len * 2 / 5);
   assert_int_equal(kill(pid, SIGKILL), 0);
-  assert_int_equal(dur_wait(pid), 1000 + SIGKILL);
+  assert_int_equal(wait_program(pid), KILLED_BY(SIGKILL));
   close(fd);
-  dur_remove_rocksdb_dirs(pid);
 
   dur_replace_fifo(&d);
-  r = run_tool(t, durable);
-  if (r.code != 0) print_error("stderr: %s\n", r.err);
-  assert_int_equal(r.code, 0);
-  assert_non_null(strstr(r.err, "flink-agg: resuming from the newest complete checkpoint in"));
-  run_free(&r);
+  dur_run_to_end(t, durable, "flink-agg: resuming from the newest complete checkpoint in");
   dur_assert_committed_all(&d);
   dur_free(&d);
+}
+
+/* Stops the run with SIGTERM; it must exit with status. Returns its stderr. */
+static char *dur_sigterm(dur_ctx_t *d, pid_t pid, int fd, int status) {
+  assert_running(pid, d->err);
+  assert_int_equal(kill(pid, SIGTERM), 0);
+  assert_int_equal(wait_program(pid), status);
+  close(fd);
+  char *err = read_text(d->err, NULL);
+  assert_non_null(err);
+  return err;
+}
+
+/* The names the pending files of dir will be committed as (at most max of them). */
+static size_t pending_files(const char *dir, char names[][64], size_t max) {
+  size_t n = 0;
+  DIR *dh = opendir(dir);
+  struct dirent *e;
+  assert_non_null(dh);
+  while ((e = readdir(dh)) != NULL) {
+    size_t len = strlen(e->d_name);
+    if (len > 14 && strncmp(e->d_name, ".part-", 6) == 0 &&
+        strcmp(e->d_name + len - 8, ".pending") == 0) {
+      assert_true(n < max);
+      snprintf(names[n++], 64, "%.*s", (int)(len - 9), e->d_name + 1);
+    }
+  }
+  closedir(dh);
+  return n;
 }
 
 /*
@@ -1516,33 +1137,23 @@ static void savepoint_on_exit_then_from_savepoint_commits_exactly_once(void **st
   tctx_t *t = *state;
   dur_ctx_t d;
   dur_setup(t, &d);
-  const char *first[] = {"--input",    d.fifo,
-                         "--output",   d.outdir,
-                         DUR_JOB_ARGS, "--state-backend",
-                         "rocksdb",    "--checkpoint-dir",
-                         d.ckpt,       "--checkpoint-interval",
-                         "1h",         "--savepoint-on-exit",
-                         d.sp,         NULL};
-  const char *second[] = {"--input",    d.fifo,
-                          "--output",   d.outdir,
-                          DUR_JOB_ARGS, "--state-backend",
-                          "hashmap",    "--checkpoint-dir",
-                          d.ckpt,       "--checkpoint-interval",
-                          "1h",         "--from-savepoint",
-                          d.sp,         NULL};
-  char manifest[256];
-  char *err;
-  run_t r;
+  const char *first[] = {DUR_FROM_FIFO, "--state-backend",
+                         "rocksdb",     "--checkpoint-dir",
+                         d.ckpt,        "--checkpoint-interval",
+                         "1h",          "--savepoint-on-exit",
+                         d.sp,          NULL};
+  const char *second[] = {DUR_FROM_FIFO, "--state-backend",
+                          "hashmap",     "--checkpoint-dir",
+                          d.ckpt,        "--checkpoint-interval",
+                          "1h",          "--from-savepoint",
+                          d.sp,          NULL};
+  char manifest[PATH_MAX + 16];
 
-  pid_t pid = dur_spawn(t, &d, first);
-  int fd = dur_open_fifo(&d, pid);
+  int fd;
+  pid_t pid = dur_start(t, &d, first, &fd);
   /* Once written, all but a pipe buffer of it has been read by the job. */
-  dur_write(fd, d.input, d.len * 2 / 5);
-  dur_assert_running(&d, pid);
-  assert_int_equal(kill(pid, SIGTERM), 0);
-  assert_int_equal(dur_wait(pid), 128 + SIGTERM);
-  close(fd);
-  err = slurp(d.err);
+  write_all(fd, d.input, d.len * 2 / 5);
+  char *err = dur_sigterm(&d, pid, fd, 128 + SIGTERM);
   if (strstr(err, "flink-agg: savepoint written to ") == NULL) fail_msg("stderr: %s", err);
   assert_non_null(strstr(err, "flink-agg: stopped by signal 15"));
   free(err);
@@ -1551,39 +1162,20 @@ static void savepoint_on_exit_then_from_savepoint_commits_exactly_once(void **st
   /* What the savepoint pre-committed: pending files, which only a restore from it
    * commits (a run from scratch would leave them and write their lines again). */
   char pending[8][64];
-  size_t n_pending = 0;
-  DIR *dir = opendir(d.outdir);
-  struct dirent *e;
-  assert_non_null(dir);
-  while ((e = readdir(dir)) != NULL) {
-    size_t len = strlen(e->d_name);
-    if (len > 14 && strncmp(e->d_name, ".part-", 6) == 0 &&
-        strcmp(e->d_name + len - 8, ".pending") == 0) {
-      assert_true(n_pending < 8);
-      snprintf(pending[n_pending++], sizeof(pending[0]), "%.*s", (int)(len - 9), e->d_name + 1);
-    }
-  }
-  closedir(dir);
+  size_t n_pending = pending_files(d.outdir, pending, 8);
   assert_true(n_pending > 0);
 
   dur_replace_fifo(&d);
-  r = run_tool(t, second);
-  if (r.code != 0) print_error("stderr: %s\n", r.err);
-  assert_int_equal(r.code, 0);
-  assert_non_null(strstr(r.err, "flink-agg: starting from the savepoint"));
-  run_free(&r);
+  dur_run_to_end(t, second, "flink-agg: starting from the savepoint");
   dur_assert_committed_all(&d);
   for (size_t i = 0; i < n_pending; i++) {
-    char committed[256];
+    char committed[2 * PATH_MAX];
     snprintf(committed, sizeof(committed), "%s%s", d.outdir, pending[i]);
     if (access(committed, F_OK) != 0)
       fail_msg("the savepoint's pending file was not committed as %s", committed);
   }
 
-  r = run_tool(t, second);
-  assert_int_equal(r.code, 0);
-  assert_non_null(strstr(r.err, "which is newer than the savepoint"));
-  run_free(&r);
+  dur_run_to_end(t, second, "which is newer than the savepoint");
   dur_assert_committed_all(&d);
   dur_free(&d);
 }
@@ -1676,21 +1268,16 @@ static void resume_after_a_skipped_long_line_does_not_meet_it_again(void **state
 static void failed_savepoint_on_exit_exits_1(void **state) {
   tctx_t *t = *state;
   dur_ctx_t d;
-  char blocker[256];
+  char blocker[PATH_MAX + 16];
   dur_setup(t, &d);
-  const char *args[] = {
-      "--input", d.fifo, "--output", d.outdir, DUR_JOB_ARGS, "--savepoint-on-exit", d.sp, NULL};
-  pid_t pid = dur_spawn(t, &d, args);
-  int fd = dur_open_fifo(&d, pid);
-  dur_write(fd, d.input, d.len / 10);
+  const char *args[] = {DUR_FROM_FIFO, "--savepoint-on-exit", d.sp, NULL};
+  int fd;
+  pid_t pid = dur_start(t, &d, args, &fd);
+  write_all(fd, d.input, d.len / 10);
   assert_int_equal(mkdir(d.sp, 0755), 0);
   snprintf(blocker, sizeof(blocker), "%s/not-empty", d.sp);
   write_text(blocker, "x");
-  dur_assert_running(&d, pid);
-  assert_int_equal(kill(pid, SIGTERM), 0);
-  assert_int_equal(dur_wait(pid), 1);
-  close(fd);
-  char *err = slurp(d.err);
+  char *err = dur_sigterm(&d, pid, fd, 1);
   if (strstr(err, "flink-agg: no savepoint: ") == NULL ||
       strstr(err, "flink-agg: stopped by signal 15") == NULL)
     fail_msg("stderr: %s", err);
@@ -1700,48 +1287,35 @@ static void failed_savepoint_on_exit_exits_1(void **state) {
 
 static void durable_options_usage_errors(void **state) {
   tctx_t *t = *state;
-  char sp[160], blocker[200];
+  char sp[PATH_MAX], blocker[PATH_MAX + 16];
   snprintf(sp, sizeof(sp), "%s/old-savepoint", t->dir);
   snprintf(blocker, sizeof(blocker), "%s/x", sp);
   assert_int_equal(mkdir(sp, 0755), 0);
   write_text(blocker, "x");
+#define COUNT_1S \
+  "--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s"
   const usage_case_t cases[] = {
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
-        "--state-backend", "leveldb", NULL},
-       {"--state-backend", "leveldb"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
-        "--checkpoint-interval", "1s", NULL},
+      {{COUNT_1S, "--state-backend", "leveldb", NULL}, {"--state-backend", "leveldb"}},
+      {{COUNT_1S, "--checkpoint-interval", "1s", NULL},
        {"--checkpoint-interval needs --checkpoint-dir", NULL}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
-        "--checkpoint-dir", "c", "--checkpoint-interval", "0", NULL},
+      {{COUNT_1S, "--checkpoint-dir", "c", "--checkpoint-interval", "0", NULL},
        {"--checkpoint-interval", "'0'"}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
-        "--savepoint-on-exit", sp, NULL},
-       {"--savepoint-on-exit", sp}},
-      {{"--input", "x", "--key", "k", "--time", "t", "--agg", "count", "--window", "tumbling:1s",
-        "--checkpoint-dir", "c", "--output", "o/", "--late-output", "o/", NULL},
+      {{COUNT_1S, "--savepoint-on-exit", sp, NULL}, {"--savepoint-on-exit", sp}},
+      {{COUNT_1S, "--checkpoint-dir", "c", "--output", "o/", "--late-output", "o/", NULL},
        {"--late-output", "'o/'"}},
   };
-  for (size_t i = 0; i < N_OF(cases); i++) {
-    run_t r = run_tool(t, cases[i].args);
-    if (r.code != 2 || strstr(r.err, cases[i].must_name[0]) == NULL ||
-        (cases[i].must_name[1] != NULL && strstr(r.err, cases[i].must_name[1]) == NULL))
-      print_error("case %zu: exit %d, stderr: %s\n", i, r.code, r.err);
-    assert_int_equal(r.code, 2);
-    assert_non_null(strstr(r.err, cases[i].must_name[0]));
-    if (cases[i].must_name[1] != NULL) assert_non_null(strstr(r.err, cases[i].must_name[1]));
-    run_free(&r);
-  }
+#undef COUNT_1S
+  expect_usage_errors(t, cases, N_OF(cases));
 }
 
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
-      T(tumbling_sum),
-      T(tumbling_count),
-      T(tumbling_min),
-      T(tumbling_max),
-      T(tumbling_avg),
+      {"tumbling_sum", tumbling, setup, teardown, (void *)&tumbling_cases[0]},
+      {"tumbling_count", tumbling, setup, teardown, (void *)&tumbling_cases[1]},
+      {"tumbling_min", tumbling, setup, teardown, (void *)&tumbling_cases[2]},
+      {"tumbling_max", tumbling, setup, teardown, (void *)&tumbling_cases[3]},
+      {"tumbling_avg", tumbling, setup, teardown, (void *)&tumbling_cases[4]},
       T(number_formatting),
       T(keys_strings_integers_booleans),
       T(sliding_sum),

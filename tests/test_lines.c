@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,88 +24,46 @@
 
 #include "fl_test_util.h"
 #include "flink.h"
+#include "run_util.h"
 
 #define MIB ((size_t)1 << 20)
 
 /* ---------------------------------------------------------------------------------- */
 /* Helpers                                                                            */
 
-typedef struct collected {
-  pthread_mutex_t mu;
-  char **vals;
-  size_t *lens;
-  size_t n, cap;
-  int bad_key_or_ts; /* a record had a key or a timestamp */
-} collected_t;
-
-static int collect_write(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  collected_t *c = instance;
-  (void)ctx;
-  pthread_mutex_lock(&c->mu);
-  if (c->n == c->cap) {
-    c->cap = c->cap ? c->cap * 2 : 16;
-    c->vals = realloc(c->vals, c->cap * sizeof(*c->vals));
-    c->lens = realloc(c->lens, c->cap * sizeof(*c->lens));
-  }
-  c->vals[c->n] = malloc(in->value_len + 1);
-  memcpy(c->vals[c->n], in->value, in->value_len);
-  c->vals[c->n][in->value_len] = '\0';
-  c->lens[c->n] = in->value_len;
-  c->n++;
-  if (in->key_len != 0 || in->timestamp != FL_TS_NONE) c->bad_key_or_ts = 1;
-  pthread_mutex_unlock(&c->mu);
-  return FL_OK;
-}
-
-static void collected_init(collected_t *c) {
-  memset(c, 0, sizeof(*c));
-  pthread_mutex_init(&c->mu, NULL);
-}
-
-static void collected_free(collected_t *c) {
-  for (size_t i = 0; i < c->n; i++) free(c->vals[i]);
-  free(c->vals);
-  free(c->lens);
-  pthread_mutex_destroy(&c->mu);
-}
-
-static const fl_sink_fn_t collect_fn = {.version = FL_SINK_FN_VERSION, .write = collect_write};
-
 static fl_env_t *new_env(int parallelism) {
-  fl_config_t *conf = fl_config_new();
-  fl_env_t *env = NULL;
-  char err[256], p[16];
-  assert_non_null(conf);
-  snprintf(p, sizeof(p), "%d", parallelism);
-  assert_int_equal(fl_config_set(conf, "parallelism", p, err, sizeof(err)), FL_OK);
-  assert_int_equal(fl_env_new(&env, conf, err, sizeof(err)), FL_OK);
-  fl_config_destroy(conf);
+  fl_env_t *env = env_with(parallelism, NULL);
+  assert_non_null(env);
   return env;
 }
 
 /* Runs lines source(path) -> collecting sink at parallelism 1. Returns execute's code;
- * on failure copies the env error into err. */
-static int read_lines(const char *path, collected_t *out, char *err, size_t err_size) {
+ * on failure copies the env error into err. The records carry no key and no time. */
+static int read_lines(const char *path, collector_t *out, char *err, size_t err_size) {
   fl_env_t *env = new_env(1);
   int rc;
-  collected_init(out);
-  assert_int_equal(fl_stream_sink(fl_source_lines(env, "src", path), "collect", &collect_fn, out),
-                   FL_OK);
+  collector_init(out);
+  assert_int_equal(
+      fl_stream_sink(fl_source_lines(env, "src", path), "collect", &collector_sink, out), FL_OK);
   rc = fl_env_execute(env, "read-lines");
   if (err != NULL) snprintf(err, err_size, "%s", fl_env_error(env));
   fl_env_destroy(env);
+  for (size_t i = 0; i < out->n; i++) {
+    assert_int_equal(out->r[i].key_len, 0);
+    assert_int_equal(out->r[i].ts, FL_TS_NONE);
+  }
   return rc;
 }
 
 typedef struct tmpdir {
-  char dir[64];
-  char path[128];
+  char *dir;
+  char path[PATH_MAX];
 } tmpdir_t;
 
 static int setup_tmp(void **state) {
   tmpdir_t *t = calloc(1, sizeof(*t));
-  snprintf(t->dir, sizeof(t->dir), "/tmp/fl_test_lines_XXXXXX");
-  if (mkdtemp(t->dir) == NULL) return -1;
+  if (!t) return -1;
+  t->dir = make_tmpdir("fl_test_lines");
   snprintf(t->path, sizeof(t->path), "%s/data.txt", t->dir);
   *state = t;
   return 0;
@@ -112,37 +71,17 @@ static int setup_tmp(void **state) {
 
 static int teardown_tmp(void **state) {
   tmpdir_t *t = *state;
-  char cmd[160];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
-  if (system(cmd) != 0) return -1;
+  rm_tree(t->dir);
+  free(t->dir);
   free(t);
   return 0;
 }
 
-static void write_file(const char *path, const void *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(data, 1, len, f), len);
-  assert_int_equal(fclose(f), 0);
-}
-
+/* The whole file (the caller frees), which must exist. */
 static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf = NULL;
-  size_t cap = 0, n = 0, r;
-  assert_non_null(f);
-  do {
-    if (cap - n < 65536) {
-      cap = cap ? cap * 2 : 131072;
-      buf = realloc(buf, cap + 1);
-    }
-    r = fread(buf + n, 1, cap - n, f);
-    n += r;
-  } while (r > 0);
-  fclose(f);
-  buf[n] = '\0';
-  *len = n;
-  return buf;
+  char *data = read_text(path, len);
+  assert_non_null(data);
+  return data;
 }
 
 /* A buffer of generated content: byte i of line `seed` is a function of both. */
@@ -164,22 +103,21 @@ static void lines_source_strips_crlf_keeps_empty_lines_and_unterminated_last(voi
   /* "\r" only goes with a following "\n"; an inner "\r" is data. */
   static const char data[] = "a\r\nbb\n\n\r\nx\ry\nlast";
   static const char *const want[] = {"a", "bb", "", "", "x\ry", "last"};
-  collected_t c;
-  write_file(t->path, data, sizeof(data) - 1);
+  collector_t c;
+  write_bytes(t->path, data, sizeof(data) - 1);
   assert_int_equal(read_lines(t->path, &c, NULL, 0), FL_OK);
   assert_int_equal(c.n, 6);
-  for (size_t i = 0; i < 6; i++) assert_string_equal(c.vals[i], want[i]);
-  assert_int_equal(c.bad_key_or_ts, 0);
-  collected_free(&c);
+  for (size_t i = 0; i < 6; i++) assert_string_equal(c.r[i].value, want[i]);
+  collector_free(&c);
 }
 
 static void lines_source_empty_file_gives_no_records(void **state) {
   tmpdir_t *t = *state;
-  collected_t c;
-  write_file(t->path, "", 0);
+  collector_t c;
+  write_bytes(t->path, "", 0);
   assert_int_equal(read_lines(t->path, &c, NULL, 0), FL_OK);
   assert_int_equal(c.n, 0);
-  collected_free(&c);
+  collector_free(&c);
 }
 
 static void lines_source_reads_3mib_lines_across_buffer_refills(void **state) {
@@ -187,7 +125,7 @@ static void lines_source_reads_3mib_lines_across_buffer_refills(void **state) {
   const size_t big = 3 * MIB;
   size_t len = 0;
   char *data = malloc(4 * big + 64);
-  collected_t c;
+  collector_t c;
 
   len += (size_t)sprintf(data + len, "head\n");
   fill_pattern(data + len, big, 1);
@@ -199,20 +137,20 @@ static void lines_source_reads_3mib_lines_across_buffer_refills(void **state) {
   fill_pattern(data + len, big - 3, 3);
   len += big - 3;
   len += (size_t)sprintf(data + len, "\ntail");
-  write_file(t->path, data, len);
+  write_bytes(t->path, data, len);
 
   assert_int_equal(read_lines(t->path, &c, NULL, 0), FL_OK);
   assert_int_equal(c.n, 6);
-  assert_string_equal(c.vals[0], "head");
-  assert_int_equal(c.lens[1], big);
-  assert_true(is_pattern(c.vals[1], big, 1));
-  assert_string_equal(c.vals[2], "mid");
-  assert_int_equal(c.lens[3], big + 5);
-  assert_true(is_pattern(c.vals[3], big + 5, 2));
-  assert_int_equal(c.lens[4], big - 3);
-  assert_true(is_pattern(c.vals[4], big - 3, 3));
-  assert_string_equal(c.vals[5], "tail");
-  collected_free(&c);
+  assert_string_equal(c.r[0].value, "head");
+  assert_int_equal(c.r[1].value_len, big);
+  assert_true(is_pattern(c.r[1].value, big, 1));
+  assert_string_equal(c.r[2].value, "mid");
+  assert_int_equal(c.r[3].value_len, big + 5);
+  assert_true(is_pattern(c.r[3].value, big + 5, 2));
+  assert_int_equal(c.r[4].value_len, big - 3);
+  assert_true(is_pattern(c.r[4].value, big - 3, 3));
+  assert_string_equal(c.r[5].value, "tail");
+  collector_free(&c);
   free(data);
 }
 
@@ -220,16 +158,16 @@ static void lines_source_accepts_a_line_of_exactly_16mib_ending_in_crlf(void **s
   tmpdir_t *t = *state;
   const size_t max = 16 * MIB;
   char *data = malloc(max + 16);
-  collected_t c;
+  collector_t c;
   fill_pattern(data, max, 4);
   memcpy(data + max, "\r\nend\n", 6);
-  write_file(t->path, data, max + 6);
+  write_bytes(t->path, data, max + 6);
   assert_int_equal(read_lines(t->path, &c, NULL, 0), FL_OK);
   assert_int_equal(c.n, 2);
-  assert_int_equal(c.lens[0], max);
-  assert_true(is_pattern(c.vals[0], max, 4));
-  assert_string_equal(c.vals[1], "end");
-  collected_free(&c);
+  assert_int_equal(c.r[0].value_len, max);
+  assert_true(is_pattern(c.r[0].value, max, 4));
+  assert_string_equal(c.r[1].value, "end");
+  collector_free(&c);
   free(data);
 }
 
@@ -239,7 +177,7 @@ static void lines_source_fails_on_a_line_over_16mib_naming_path_and_line(void **
   char *data = malloc(over + 64);
   char err[1024];
   char want_line[32];
-  collected_t c;
+  collector_t c;
   size_t len = 0;
 
   /* Terminated: line 3 is one byte too long. */
@@ -247,36 +185,36 @@ static void lines_source_fails_on_a_line_over_16mib_naming_path_and_line(void **
   memset(data + len, 'y', over);
   len += over;
   data[len++] = '\n';
-  write_file(t->path, data, len);
+  write_bytes(t->path, data, len);
   assert_int_not_equal(read_lines(t->path, &c, err, sizeof(err)), FL_OK);
   assert_non_null(strstr(err, t->path));
   snprintf(want_line, sizeof(want_line), "line %d ", 3);
   assert_non_null(strstr(err, want_line));
   assert_true(c.n <= 2); /* nothing of the long line got through */
-  collected_free(&c);
+  collector_free(&c);
 
   /* Unterminated last line: line 2. */
   len = (size_t)sprintf(data, "one\n");
   memset(data + len, 'z', over);
   len += over;
-  write_file(t->path, data, len);
+  write_bytes(t->path, data, len);
   assert_int_not_equal(read_lines(t->path, &c, err, sizeof(err)), FL_OK);
   assert_non_null(strstr(err, t->path));
   assert_non_null(strstr(err, "line 2 "));
-  collected_free(&c);
+  collector_free(&c);
   free(data);
 }
 
 static void lines_source_missing_file_fails_naming_the_path(void **state) {
   tmpdir_t *t = *state;
-  char path[160], err[1024];
-  collected_t c;
+  char path[PATH_MAX], err[PATH_MAX + 256];
+  collector_t c;
   snprintf(path, sizeof(path), "%s/does-not-exist.txt", t->dir);
   assert_int_not_equal(read_lines(path, &c, err, sizeof(err)), FL_OK);
   assert_non_null(strstr(err, path));
   assert_non_null(strstr(err, strerror(ENOENT)));
   assert_int_equal(c.n, 0);
-  collected_free(&c);
+  collector_free(&c);
 }
 
 static void lines_source_null_path_is_a_builder_error(void **state) {
@@ -313,7 +251,7 @@ static void lines_source_reads_stdin_from_a_pipe(void **state) {
   int fds[2], saved_stdin;
   pipe_writer_t w;
   pthread_t th;
-  collected_t c;
+  collector_t c;
   char want[32];
   (void)state;
 
@@ -333,10 +271,10 @@ static void lines_source_reads_stdin_from_a_pipe(void **state) {
   assert_int_equal(c.n, 5001);
   for (int i = 0; i < 5000; i++) {
     snprintf(want, sizeof(want), "p%d", i);
-    assert_string_equal(c.vals[i], want);
+    assert_string_equal(c.r[i].value, want);
   }
-  assert_string_equal(c.vals[5000], "no-newline");
-  collected_free(&c);
+  assert_string_equal(c.r[5000].value, "no-newline");
+  collector_free(&c);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -875,7 +813,7 @@ static void lines_sink_truncates_an_existing_file(void **state) {
   fl_env_t *env = new_env(2);
   size_t len;
   char *data;
-  write_file(t->path, "old old old old\n", 16);
+  write_bytes(t->path, "old old old old\n", 16);
   assert_int_equal(fl_stream_sink_lines(fl_source_collection(env, "one", &rec, 1), "out", t->path),
                    FL_OK);
   assert_int_equal(fl_env_execute(env, "sink"), FL_OK);
@@ -902,7 +840,7 @@ static void lines_sink_unopenable_path_fails_naming_the_path(void **state) {
   tmpdir_t *t = *state;
   fl_record_t rec = {.key = "", .value = "x", .value_len = 1, .timestamp = FL_TS_NONE};
   fl_env_t *env = new_env(2);
-  char path[192];
+  char path[PATH_MAX];
   snprintf(path, sizeof(path), "%s/no-such-dir/out.txt", t->dir);
   assert_int_equal(fl_stream_sink_lines(fl_source_collection(env, "one", &rec, 1), "out", path),
                    FL_OK);
@@ -913,12 +851,12 @@ static void lines_sink_unopenable_path_fails_naming_the_path(void **state) {
 
 static void lines_round_trip_file_to_file(void **state) {
   tmpdir_t *t = *state;
-  char out[160];
+  char out[PATH_MAX];
   static const char data[] = "alpha\r\n\nbeta\ngamma";
   fl_env_t *env = new_env(1);
   size_t len;
   char *got;
-  write_file(t->path, data, sizeof(data) - 1);
+  write_bytes(t->path, data, sizeof(data) - 1);
   snprintf(out, sizeof(out), "%s/out.txt", t->dir);
   assert_int_equal(fl_stream_sink_lines(fl_source_lines(env, "in", t->path), "out", out), FL_OK);
   assert_int_equal(fl_env_execute(env, "copy"), FL_OK);
@@ -929,41 +867,29 @@ static void lines_round_trip_file_to_file(void **state) {
 }
 
 int main(void) {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_tmp, teardown_tmp)
   const struct CMUnitTest tests[] = {
       /* First: it measures the growth of the process's peak resident size. */
       cmocka_unit_test(lines_opts_over_long_line_is_never_held_whole),
-      cmocka_unit_test_setup_teardown(
-          lines_source_strips_crlf_keeps_empty_lines_and_unterminated_last, setup_tmp,
-          teardown_tmp),
-      cmocka_unit_test_setup_teardown(lines_source_empty_file_gives_no_records, setup_tmp,
-                                      teardown_tmp),
-      cmocka_unit_test_setup_teardown(lines_source_reads_3mib_lines_across_buffer_refills,
-                                      setup_tmp, teardown_tmp),
-      cmocka_unit_test_setup_teardown(lines_source_accepts_a_line_of_exactly_16mib_ending_in_crlf,
-                                      setup_tmp, teardown_tmp),
-      cmocka_unit_test_setup_teardown(lines_source_fails_on_a_line_over_16mib_naming_path_and_line,
-                                      setup_tmp, teardown_tmp),
-      cmocka_unit_test_setup_teardown(lines_source_missing_file_fails_naming_the_path, setup_tmp,
-                                      teardown_tmp),
+      T(lines_source_strips_crlf_keeps_empty_lines_and_unterminated_last),
+      T(lines_source_empty_file_gives_no_records),
+      T(lines_source_reads_3mib_lines_across_buffer_refills),
+      T(lines_source_accepts_a_line_of_exactly_16mib_ending_in_crlf),
+      T(lines_source_fails_on_a_line_over_16mib_naming_path_and_line),
+      T(lines_source_missing_file_fails_naming_the_path),
       cmocka_unit_test(lines_source_null_path_is_a_builder_error),
       cmocka_unit_test(lines_source_reads_stdin_from_a_pipe),
-      cmocka_unit_test_setup_teardown(lines_sink_parallel_writes_every_line_once_and_whole,
-                                      setup_tmp, teardown_tmp),
-      cmocka_unit_test_setup_teardown(lines_sink_truncates_an_existing_file, setup_tmp,
-                                      teardown_tmp),
+      T(lines_sink_parallel_writes_every_line_once_and_whole),
+      T(lines_sink_truncates_an_existing_file),
       cmocka_unit_test(lines_sink_write_error_fails_naming_the_path),
-      cmocka_unit_test_setup_teardown(lines_sink_unopenable_path_fails_naming_the_path, setup_tmp,
-                                      teardown_tmp),
-      cmocka_unit_test_setup_teardown(lines_round_trip_file_to_file, setup_tmp, teardown_tmp),
-      cmocka_unit_test_setup_teardown(lines_opts_skip_drops_bad_lines_and_counts_them, setup_tmp,
-                                      teardown_tmp),
-      cmocka_unit_test_setup_teardown(lines_opts_dead_letters_carry_line_length_offset_and_error,
-                                      setup_tmp, teardown_tmp),
-      cmocka_unit_test_setup_teardown(lines_opts_fail_names_path_line_and_cause, setup_tmp,
-                                      teardown_tmp),
+      T(lines_sink_unopenable_path_fails_naming_the_path),
+      T(lines_round_trip_file_to_file),
+      T(lines_opts_skip_drops_bad_lines_and_counts_them),
+      T(lines_opts_dead_letters_carry_line_length_offset_and_error),
+      T(lines_opts_fail_names_path_line_and_cause),
       cmocka_unit_test(lines_opts_builder_errors_name_the_field),
-      cmocka_unit_test_setup_teardown(lines_opts_savepoint_after_a_bad_line_restores_past_it,
-                                      setup_tmp, teardown_tmp),
+      T(lines_opts_savepoint_after_a_bad_line_restores_past_it),
   };
+#undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
