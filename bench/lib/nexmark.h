@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "flink.h"
 #include "sql/nexmark_gen.h"
@@ -144,6 +145,55 @@ typedef struct nx_query {
   nx_build_fn build;
   nx_json_fn to_json;
 } nx_query_t;
+
+/* ---- Pieces the queries share (nexmark_parts.c) ---- */
+
+/* A native int64 at p (values are not aligned). */
+static inline int64_t nx_i64(const void *p) {
+  int64_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* The events of one kind (the first byte of an event is its kind). */
+fl_stream_t *nx_events_of(fl_stream_t *events, nx_kind_t kind);
+/* A key selector returning the int64 id in place at the byte offset its opaque pointer
+ * holds (NX_AT); the filter of nx_events_of() has checked the fixed part is there. */
+int nx_key_at(fl_context_t *ctx, const fl_record_t *in, const void **key, size_t *key_len,
+              void *opaque);
+#define NX_AT(type, field) ((void *)(uintptr_t)offsetof(type, field))
+/* The events of one kind keyed by the id at offset (NX_AT). */
+fl_keyed_stream_t *nx_keyed_by(fl_stream_t *events, nx_kind_t kind, void *offset);
+
+/* Descriptors used by a process function, kept by the environment through the function
+ * table's opaque pointer and freed by its destroy (free). NULL if out of memory. */
+typedef struct nx_descs {
+  const fl_state_desc_t *a, *b;
+} nx_descs_t;
+nx_descs_t *nx_descs_new(const fl_state_desc_t *a, const fl_state_desc_t *b);
+
+/* The function tables of the queries' process functions: their opaque pointer is an
+ * nx_descs_t, freed by destroy. */
+#define NX_PROCESS_FN(process_fn, on_timer_fn)                                            \
+  {                                                                                       \
+    .version = FL_PROCESS_FN_VERSION, .process = (process_fn), .on_timer = (on_timer_fn), \
+    .destroy = free                                                                       \
+  }
+#define NX_CO_PROCESS_FN(process1_fn, process2_fn, on_timer_fn)                                \
+  {                                                                                            \
+    .version = FL_CO_PROCESS_FN_VERSION, .process1 = (process1_fn), .process2 = (process2_fn), \
+    .on_timer = (on_timer_fn), .destroy = free                                                 \
+  }
+
+/* The JSON of a result that is n int64 fields (at most 8), named names in order;
+ * FL_EPARSE for a record of another size. */
+int nx_i64_fields_json(const fl_record_t *rec, char *out, size_t cap, const char *const *names,
+                       size_t n);
+
+/* Reads the value state d of the current key into out (n bytes): 1, 0 when absent, or a
+ * negative error; a stored value of another size fails the job naming query. */
+int nx_value_read(fl_context_t *ctx, const fl_state_desc_t *d, void *out, size_t n,
+                  const char *query);
 
 /* The two-input queries (nexmark_joins.c). */
 extern const nx_query_t nx_q3_query, nx_q4_query, nx_q8_query;

@@ -11,67 +11,6 @@
 
 #define Q8_SIZE_MS 10000
 
-static int64_t get_i64(const void *p) {
-  int64_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-
-static int is_person(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
-  return nx_kind_of(in->value, in->value_len) == NX_PERSON;
-}
-
-static int is_auction(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
-  return nx_kind_of(in->value, in->value_len) == NX_AUCTION;
-}
-
-static int is_bid(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
-  return nx_kind_of(in->value, in->value_len) == NX_BID;
-}
-
-/* Key selectors: ids in place (the filters above checked the fixed parts). */
-static int key_person_id(fl_context_t *ctx, const fl_record_t *in, const void **key,
-                         size_t *key_len, void *opaque) {
-  *key = (const uint8_t *)in->value + offsetof(nx_person_wire_t, id);
-  *key_len = sizeof(int64_t);
-  return 0;
-}
-
-static int key_auction_seller(fl_context_t *ctx, const fl_record_t *in, const void **key,
-                              size_t *key_len, void *opaque) {
-  *key = (const uint8_t *)in->value + offsetof(nx_auction_wire_t, seller);
-  *key_len = sizeof(int64_t);
-  return 0;
-}
-
-static int key_auction_id(fl_context_t *ctx, const fl_record_t *in, const void **key,
-                          size_t *key_len, void *opaque) {
-  *key = (const uint8_t *)in->value + offsetof(nx_auction_wire_t, id);
-  *key_len = sizeof(int64_t);
-  return 0;
-}
-
-static int key_bid_auction(fl_context_t *ctx, const fl_record_t *in, const void **key,
-                           size_t *key_len, void *opaque) {
-  *key = (const uint8_t *)in->value + offsetof(nx_bid_wire_t, auction);
-  *key_len = sizeof(int64_t);
-  return 0;
-}
-
-/* Descriptors of a process function, freed by its table's destroy. */
-typedef struct descs {
-  const fl_state_desc_t *a, *b;
-} descs_t;
-
-static descs_t *descs_new(const fl_state_desc_t *a, const fl_state_desc_t *b) {
-  descs_t *d = malloc(sizeof *d);
-  if (d) {
-    d->a = a;
-    d->b = b;
-  }
-  return d;
-}
-
 /* ---------------------------------------------------------------------------------- */
 /* q3: local item suggestion                                                            */
 /*
@@ -120,7 +59,7 @@ static int q3_emit(fl_context_t *ctx, const void *seller, size_t len, const q3_w
 }
 
 static int q3_person(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  const descs_t *d = instance; /* a: seller, b: waiting */
+  const nx_descs_t *d = instance; /* a: seller, b: waiting */
   nx_person_t p;
   if (nx_decode_person(in->value, in->value_len, &p) != 0)
     return fl_ctx_fail(ctx, "q3: malformed person of %zu bytes", in->value_len);
@@ -157,11 +96,11 @@ static int q3_person(fl_context_t *ctx, const fl_record_t *in, void *instance) {
 }
 
 static int q3_auction(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  const descs_t *d = instance;
+  const nx_descs_t *d = instance;
   const uint8_t *v = in->value;
-  if (get_i64(v + offsetof(nx_auction_wire_t, category)) != 10) return 0;
-  q3_waiting_t w = {get_i64(v + offsetof(nx_auction_wire_t, id)),
-                    get_i64(v + offsetof(nx_auction_wire_t, date_time))};
+  if (nx_i64(v + offsetof(nx_auction_wire_t, category)) != 10) return 0;
+  q3_waiting_t w = {nx_i64(v + offsetof(nx_auction_wire_t, id)),
+                    nx_i64(v + offsetof(nx_auction_wire_t, date_time))};
   const void *seller;
   size_t len;
   int found = fl_value_get(ctx, d->a, &seller, &len);
@@ -174,18 +113,11 @@ static int q3_auction(fl_context_t *ctx, const fl_record_t *in, void *instance) 
 }
 
 static fl_stream_t *q3_build(fl_env_t *env, fl_stream_t *events) {
-  static const fl_co_process_fn_t fn = {
-      .version = FL_CO_PROCESS_FN_VERSION,
-      .process1 = q3_person,
-      .process2 = q3_auction,
-      .destroy = free,
-  };
-  descs_t *d = descs_new(fl_state_value(env, "q3-seller"), fl_state_list(env, "q3-waiting"));
+  static const fl_co_process_fn_t fn = NX_CO_PROCESS_FN(q3_person, q3_auction, NULL);
+  nx_descs_t *d = nx_descs_new(fl_state_value(env, "q3-seller"), fl_state_list(env, "q3-waiting"));
   if (!d) return NULL;
-  fl_keyed_stream_t *persons =
-      fl_stream_key_by(fl_stream_filter(events, "persons", is_person, NULL), key_person_id, NULL);
-  fl_keyed_stream_t *auctions = fl_stream_key_by(
-      fl_stream_filter(events, "auctions", is_auction, NULL), key_auction_seller, NULL);
+  fl_keyed_stream_t *persons = nx_keyed_by(events, NX_PERSON, NX_AT(nx_person_wire_t, id));
+  fl_keyed_stream_t *auctions = nx_keyed_by(events, NX_AUCTION, NX_AT(nx_auction_wire_t, seller));
   return fl_keyed_connect_process(persons, auctions, "q3-join", &fn, d);
 }
 
@@ -245,11 +177,11 @@ static void q4_offer(q4_auction_t *a, const q4_bid_t *b) {
 }
 
 static int q4_auction_in(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  const descs_t *d = instance; /* a: auction, b: early bids */
+  const nx_descs_t *d = instance; /* a: auction, b: early bids */
   const uint8_t *v = in->value;
-  q4_auction_t a = {get_i64(v + offsetof(nx_auction_wire_t, category)),
-                    get_i64(v + offsetof(nx_auction_wire_t, date_time)),
-                    get_i64(v + offsetof(nx_auction_wire_t, expires)), 0, 0};
+  q4_auction_t a = {nx_i64(v + offsetof(nx_auction_wire_t, category)),
+                    nx_i64(v + offsetof(nx_auction_wire_t, date_time)),
+                    nx_i64(v + offsetof(nx_auction_wire_t, expires)), 0, 0};
   const fl_bytes_t *items;
   size_t n;
   int rc = fl_list_get(ctx, d->b, &items, &n);
@@ -266,18 +198,14 @@ static int q4_auction_in(fl_context_t *ctx, const fl_record_t *in, void *instanc
 }
 
 static int q4_bid_in(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  const descs_t *d = instance;
+  const nx_descs_t *d = instance;
   const uint8_t *v = in->value;
-  q4_bid_t b = {get_i64(v + offsetof(nx_bid_wire_t, price)),
-                get_i64(v + offsetof(nx_bid_wire_t, date_time))};
-  const void *cur;
-  size_t len;
-  int found = fl_value_get(ctx, d->a, &cur, &len);
+  q4_bid_t b = {nx_i64(v + offsetof(nx_bid_wire_t, price)),
+                nx_i64(v + offsetof(nx_bid_wire_t, date_time))};
+  q4_auction_t a;
+  int found = nx_value_read(ctx, d->a, &a, sizeof a, "q4");
   if (found < 0) return found;
   if (found) {
-    q4_auction_t a;
-    if (len != sizeof a) return fl_ctx_fail(ctx, "q4: state of %zu bytes", len);
-    memcpy(&a, cur, sizeof a);
     if (b.ts < a.start || b.ts > a.expires || (a.has_best && b.price <= a.best)) return 0;
     q4_offer(&a, &b);
     return fl_value_set(ctx, d->a, &a, sizeof a);
@@ -289,15 +217,11 @@ static int q4_bid_in(fl_context_t *ctx, const fl_record_t *in, void *instance) {
 /* The timer of an auction's expiry closes it; the timer of an early bid drops the early
  * bids up to its time if their auction has not come. */
 static int q4_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain, void *instance) {
-  const descs_t *d = instance;
-  const void *cur;
-  size_t len;
-  int found = fl_value_get(ctx, d->a, &cur, &len);
+  const nx_descs_t *d = instance;
+  q4_auction_t a;
+  int found = nx_value_read(ctx, d->a, &a, sizeof a, "q4");
   if (found < 0) return found;
   if (found) {
-    q4_auction_t a;
-    if (len != sizeof a) return fl_ctx_fail(ctx, "q4: state of %zu bytes", len);
-    memcpy(&a, cur, sizeof a);
     if (ts < a.expires) return 0; /* an early bid's timer; its list was folded in */
     int rc = fl_state_clear(ctx, d->a);
     if (rc < 0 || !a.has_best) return rc < 0 ? rc : 0;
@@ -336,20 +260,14 @@ done:
 }
 
 static int q4_average(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  const descs_t *d = instance; /* a: (count, sum) */
+  const nx_descs_t *d = instance; /* a: (count, sum) */
   q4_win_t w;
   if (in->value_len != sizeof w)
     return fl_ctx_fail(ctx, "q4: winning bid of %zu bytes", in->value_len);
   memcpy(&w, in->value, sizeof w);
   int64_t acc[2] = {0, 0};
-  const void *cur;
-  size_t len;
-  int found = fl_value_get(ctx, d->a, &cur, &len);
+  int found = nx_value_read(ctx, d->a, acc, sizeof acc, "q4");
   if (found < 0) return found;
-  if (found) {
-    if (len != sizeof acc) return fl_ctx_fail(ctx, "q4: state of %zu bytes", len);
-    memcpy(acc, cur, sizeof acc);
-  }
   acc[0]++;
   acc[1] += w.price;
   int rc = fl_value_set(ctx, d->a, acc, sizeof acc);
@@ -359,44 +277,25 @@ static int q4_average(fl_context_t *ctx, const fl_record_t *in, void *instance) 
 }
 
 static fl_stream_t *q4_build(fl_env_t *env, fl_stream_t *events) {
-  static const fl_co_process_fn_t winning = {
-      .version = FL_CO_PROCESS_FN_VERSION,
-      .process1 = q4_auction_in,
-      .process2 = q4_bid_in,
-      .on_timer = q4_timer,
-      .destroy = free,
-  };
-  static const fl_process_fn_t average = {
-      .version = FL_PROCESS_FN_VERSION,
-      .process = q4_average,
-      .destroy = free,
-  };
-  descs_t *dw = descs_new(fl_state_value(env, "q4-auction"), fl_state_list(env, "q4-early"));
-  descs_t *da = descs_new(fl_state_value(env, "q4-category"), NULL);
+  static const fl_co_process_fn_t winning = NX_CO_PROCESS_FN(q4_auction_in, q4_bid_in, q4_timer);
+  static const fl_process_fn_t average = NX_PROCESS_FN(q4_average, NULL);
+  nx_descs_t *dw = nx_descs_new(fl_state_value(env, "q4-auction"), fl_state_list(env, "q4-early"));
+  nx_descs_t *da = nx_descs_new(fl_state_value(env, "q4-category"), NULL);
   if (!dw || !da) {
     free(dw);
     free(da);
     return NULL;
   }
-  fl_keyed_stream_t *auctions = fl_stream_key_by(
-      fl_stream_filter(events, "auctions", is_auction, NULL), key_auction_id, NULL);
-  fl_keyed_stream_t *bids =
-      fl_stream_key_by(fl_stream_filter(events, "bids", is_bid, NULL), key_bid_auction, NULL);
+  fl_keyed_stream_t *auctions = nx_keyed_by(events, NX_AUCTION, NX_AT(nx_auction_wire_t, id));
+  fl_keyed_stream_t *bids = nx_keyed_by(events, NX_BID, NX_AT(nx_bid_wire_t, auction));
   fl_stream_t *wins = fl_keyed_connect_process(auctions, bids, "q4-winning-bids", &winning, dw);
   return fl_keyed_process(fl_stream_key_by(wins, NULL, NULL), "q4-average", &average, da);
 }
 
 static int q4_json(const fl_record_t *rec, char *out, size_t cap) {
-  nx_q4_t r;
-  if (rec->value_len != sizeof r) return FL_EPARSE;
-  memcpy(&r, rec->value, sizeof r);
-  nx_json_t w;
-  nx_json_begin(&w, out, cap);
-  nx_json_i64(&w, "category", r.category);
-  nx_json_i64(&w, "avg_price", r.avg_price);
-  nx_json_i64(&w, "auctions", r.auctions);
-  nx_json_i64(&w, "sum_price", r.sum_price);
-  return nx_json_end(&w);
+  static const char *const fields[] = {"category", "avg_price", "auctions", "sum_price"};
+  _Static_assert(sizeof(nx_q4_t) == sizeof fields / sizeof *fields * 8, "int64 fields");
+  return nx_i64_fields_json(rec, out, cap, fields, 4);
 }
 
 const nx_query_t nx_q4_query = {"q4", "average price per category", q4_build, q4_json};
@@ -440,8 +339,7 @@ static int q8_join(fl_context_t *ctx, const fl_record_t *person, const fl_record
 static fl_stream_t *q8_build(fl_env_t *env, fl_stream_t *events) {
   static const fl_window_assigner_t tumbling = {
       .kind = FL_ASSIGNER_TUMBLING, .domain = FL_EVENT_TIME, .size_ms = Q8_SIZE_MS};
-  fl_keyed_stream_t *persons =
-      fl_stream_key_by(fl_stream_filter(events, "persons", is_person, NULL), key_person_id, NULL);
+  fl_keyed_stream_t *persons = nx_keyed_by(events, NX_PERSON, NX_AT(nx_person_wire_t, id));
   fl_stream_t *sellers = fl_stream_flat_map(events, "q8-sellers", q8_seller, NULL);
   fl_windowed_stream_t *w =
       fl_window_tumbling(fl_stream_key_by(sellers, NULL, NULL), FL_EVENT_TIME, Q8_SIZE_MS, 0);

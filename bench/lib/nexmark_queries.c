@@ -30,33 +30,15 @@
 /* ---------------------------------------------------------------------------------- */
 /* Shared pieces                                                                        */
 
-static int64_t get_i64(const void *p) {
-  int64_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-
-static int is_bid(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
-  return nx_kind_of(in->value, in->value_len) == NX_BID;
-}
-
-static fl_stream_t *bids_of(fl_stream_t *events) {
-  return fl_stream_filter(events, "bids", is_bid, NULL);
-}
-
-/* Key selectors over bid values; bids_of() has checked the fixed part is there. */
-static int key_auction(fl_context_t *ctx, const fl_record_t *in, const void **key, size_t *key_len,
-                       void *opaque) {
-  *key = (const uint8_t *)in->value + offsetof(nx_bid_wire_t, auction);
-  *key_len = sizeof(int64_t);
-  return 0;
-}
-
-static int key_bidder(fl_context_t *ctx, const fl_record_t *in, const void **key, size_t *key_len,
-                      void *opaque) {
-  *key = (const uint8_t *)in->value + offsetof(nx_bid_wire_t, bidder);
-  *key_len = sizeof(int64_t);
-  return 0;
+/* Bids keyed by key (with its opaque pointer) into a keyed process named name, whose
+ * descriptor a is a value state named state. */
+static fl_stream_t *bids_with_value_state(fl_env_t *env, fl_stream_t *events, fl_key_fn key,
+                                          void *key_opaque, const char *state, const char *name,
+                                          const fl_process_fn_t *fn) {
+  nx_descs_t *d = nx_descs_new(fl_state_value(env, state), NULL);
+  if (!d) return NULL;
+  fl_keyed_stream_t *k = fl_stream_key_by(nx_events_of(events, NX_BID), key, key_opaque);
+  return fl_keyed_process(k, name, fn, d);
 }
 
 /* Decodes a bid or fails the job naming the query. */
@@ -77,30 +59,22 @@ static size_t project_bid(nx_bid_t *b, void *out) {
 static void count_init(void *acc, void *opaque) { memset(acc, 0, sizeof(int64_t)); }
 
 static int count_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) {
-  int64_t n = get_i64(acc) + 1;
+  int64_t n = nx_i64(acc) + 1;
   memcpy(acc, &n, sizeof n);
   return 0;
 }
 
 static void count_merge(void *acc, const void *other, void *opaque) {
-  int64_t n = get_i64(acc) + get_i64(other);
+  int64_t n = nx_i64(acc) + nx_i64(other);
   memcpy(acc, &n, sizeof n);
 }
 
-/* Descriptors used by a process function, kept by the environment through the function
- * table's opaque pointer and freed by its destroy. */
-typedef struct descs {
-  const fl_state_desc_t *a, *b;
-} descs_t;
-
-static descs_t *descs_new(const fl_state_desc_t *a, const fl_state_desc_t *b) {
-  descs_t *d = malloc(sizeof *d);
-  if (d) {
-    d->a = a;
-    d->b = b;
+/* The function table of a COUNT(*) with this result function. */
+#define COUNT_FN(result_fn)                                                              \
+  {                                                                                      \
+    .version = FL_AGGREGATE_FN_VERSION, .acc_size = sizeof(int64_t), .init = count_init, \
+    .add = count_add, .merge = count_merge, .result = (result_fn)                        \
   }
-  return d;
-}
 
 /* Result JSON helpers */
 static int need_size(const fl_record_t *rec, size_t n, void *out) {
@@ -122,17 +96,25 @@ static int q0_project(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
 }
 
 static fl_stream_t *q0_build(fl_env_t *env, fl_stream_t *events) {
-  return fl_stream_map(bids_of(events), "q0-project", q0_project, NULL);
+  return fl_stream_map(nx_events_of(events, NX_BID), "q0-project", q0_project, NULL);
 }
 
-static int json_projected_bid(const fl_record_t *rec, char *out, size_t cap, bool euro) {
+/* The JSON of a projected bid (q0, q1, q7): q1's price in euros, and q7 adds the end of
+ * the bid's window (its timestamp + 1). */
+enum {
+  PLAIN = 0,
+  EURO = 1,
+  WINDOW_END = 2
+};
+
+static int json_projected_bid(const fl_record_t *rec, char *out, size_t cap, int how) {
   nx_bid_t b;
   if (nx_decode_bid(rec->value, rec->value_len, &b) != 0) return FL_EPARSE;
   nx_json_t w;
   nx_json_begin(&w, out, cap);
   nx_json_i64(&w, "auction", b.auction);
   nx_json_i64(&w, "bidder", b.bidder);
-  if (euro) {
+  if (how & EURO) {
     char num[48];
     long long v = (long long)b.price;
     snprintf(num, sizeof num, "%s%lld.%03lld", v < 0 ? "-" : "", llabs(v / 1000), llabs(v % 1000));
@@ -142,11 +124,12 @@ static int json_projected_bid(const fl_record_t *rec, char *out, size_t cap, boo
   }
   nx_json_i64(&w, "dateTime", b.date_time);
   nx_json_str(&w, "extra", b.extra.p, b.extra.len);
+  if (how & WINDOW_END) nx_json_i64(&w, "window_end", rec->timestamp + 1);
   return nx_json_end(&w);
 }
 
 static int q0_json(const fl_record_t *rec, char *out, size_t cap) {
-  return json_projected_bid(rec, out, cap, false);
+  return json_projected_bid(rec, out, cap, PLAIN);
 }
 
 static int q1_convert(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
@@ -160,11 +143,11 @@ static int q1_convert(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
 }
 
 static fl_stream_t *q1_build(fl_env_t *env, fl_stream_t *events) {
-  return fl_stream_map(bids_of(events), "q1-convert", q1_convert, NULL);
+  return fl_stream_map(nx_events_of(events, NX_BID), "q1-convert", q1_convert, NULL);
 }
 
 static int q1_json(const fl_record_t *rec, char *out, size_t cap) {
-  return json_projected_bid(rec, out, cap, true);
+  return json_projected_bid(rec, out, cap, EURO);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -172,13 +155,13 @@ static int q1_json(const fl_record_t *rec, char *out, size_t cap) {
 
 static int q2_select(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
   return nx_kind_of(in->value, in->value_len) == NX_BID &&
-         get_i64((const uint8_t *)in->value + offsetof(nx_bid_wire_t, auction)) % 123 == 0;
+         nx_i64((const uint8_t *)in->value + offsetof(nx_bid_wire_t, auction)) % 123 == 0;
 }
 
 static int q2_project(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
   const uint8_t *v = in->value;
-  nx_q2_t r = {get_i64(v + offsetof(nx_bid_wire_t, auction)),
-               get_i64(v + offsetof(nx_bid_wire_t, price))};
+  nx_q2_t r = {nx_i64(v + offsetof(nx_bid_wire_t, auction)),
+               nx_i64(v + offsetof(nx_bid_wire_t, price))};
   return fl_emit(ctx, NULL, 0, &r, sizeof r, in->timestamp);
 }
 
@@ -188,13 +171,9 @@ static fl_stream_t *q2_build(fl_env_t *env, fl_stream_t *events) {
 }
 
 static int q2_json(const fl_record_t *rec, char *out, size_t cap) {
-  nx_q2_t r;
-  if (need_size(rec, sizeof r, &r)) return FL_EPARSE;
-  nx_json_t w;
-  nx_json_begin(&w, out, cap);
-  nx_json_i64(&w, "auction", r.auction);
-  nx_json_i64(&w, "price", r.price);
-  return nx_json_end(&w);
+  static const char *const fields[] = {"auction", "price"};
+  _Static_assert(sizeof(nx_q2_t) == sizeof fields / sizeof *fields * 8, "int64 fields");
+  return nx_i64_fields_json(rec, out, cap, fields, 2);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -227,7 +206,7 @@ static int q5_pane_result(fl_context_t *ctx, const fl_window_t *w, const void *a
   if (key_len != sizeof(int64_t)) return fl_ctx_fail(ctx, "q5: key of %zu bytes", key_len);
   /* the windows [s, s + size) that contain the pane [start, start + slide) */
   for (int64_t s = w->start; s > w->start - Q5_SIZE_MS; s -= Q5_SLIDE_MS) {
-    q5_count_t c = {get_i64(key), get_i64(acc), s + Q5_SIZE_MS};
+    q5_count_t c = {nx_i64(key), nx_i64(acc), s + Q5_SIZE_MS};
     int rc = fl_emit(ctx, &c.window_end, sizeof c.window_end, &c, sizeof c, w->end - 1);
     if (rc < 0) return rc;
   }
@@ -244,7 +223,7 @@ typedef struct q5_max {
 } q5_max_t;
 
 static int q5_max_open(fl_context_t *ctx, void *opaque, void **instance) {
-  const descs_t *d = opaque;
+  const nx_descs_t *d = opaque;
   q5_max_t *m = calloc(1, sizeof *m);
   if (!m) return fl_ctx_fail(ctx, "q5: out of memory");
   m->counts = d->a;
@@ -268,7 +247,7 @@ static int q5_max_process(fl_context_t *ctx, const fl_record_t *in, void *instan
   size_t len;
   int rc = fl_map_get(ctx, m->counts, &c.auction, sizeof c.auction, &v, &len);
   if (rc < 0) return rc;
-  if (rc == 1) c.count += get_i64(v);
+  if (rc == 1) c.count += nx_i64(v);
   if ((rc = fl_map_put(ctx, m->counts, &c.auction, sizeof c.auction, &c.count, sizeof c.count)) < 0)
     return rc;
   return fl_timer_register(ctx, FL_EVENT_TIME, c.window_end - 1);
@@ -276,7 +255,7 @@ static int q5_max_process(fl_context_t *ctx, const fl_record_t *in, void *instan
 
 static int q5_scan(const void *ukey, size_t ukey_len, const void *value, size_t len, void *arg) {
   q5_max_t *m = arg;
-  int64_t count = get_i64(value);
+  int64_t count = nx_i64(value);
   if (count < m->max) return 0;
   if (count > m->max) {
     m->max = count;
@@ -292,7 +271,7 @@ static int q5_scan(const void *ukey, size_t ukey_len, const void *value, size_t 
     m->hot = p;
     m->cap = cap;
   }
-  m->hot[m->n++] = get_i64(ukey);
+  m->hot[m->n++] = nx_i64(ukey);
   return 0;
 }
 
@@ -312,14 +291,7 @@ static int q5_max_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain, 
 }
 
 static fl_stream_t *q5_build(fl_env_t *env, fl_stream_t *events) {
-  static const fl_aggregate_fn_t count = {
-      .version = FL_AGGREGATE_FN_VERSION,
-      .acc_size = sizeof(int64_t),
-      .init = count_init,
-      .add = count_add,
-      .merge = count_merge,
-      .result = q5_pane_result,
-  };
+  static const fl_aggregate_fn_t count = COUNT_FN(q5_pane_result);
   static const fl_process_fn_t max = {
       .version = FL_PROCESS_FN_VERSION,
       .open = q5_max_open,
@@ -329,24 +301,18 @@ static fl_stream_t *q5_build(fl_env_t *env, fl_stream_t *events) {
       .destroy = free,
   };
   _Static_assert(Q5_SIZE_MS % Q5_SLIDE_MS == 0, "panes of the slide tile the windows");
-  descs_t *d = descs_new(fl_state_map(env, "q5-counts"), NULL);
+  nx_descs_t *d = nx_descs_new(fl_state_map(env, "q5-counts"), NULL);
   if (!d) return NULL;
-  fl_keyed_stream_t *by_auction = fl_stream_key_by(bids_of(events), key_auction, NULL);
+  fl_keyed_stream_t *by_auction = nx_keyed_by(events, NX_BID, NX_AT(nx_bid_wire_t, auction));
   fl_windowed_stream_t *w = fl_window_tumbling(by_auction, FL_EVENT_TIME, Q5_SLIDE_MS, 0);
   fl_stream_t *counts = fl_window_aggregate(w, "q5-pane-count", &count, NULL);
   return fl_keyed_process(fl_stream_key_by(counts, NULL, NULL), "q5-max", &max, d);
 }
 
 static int q5_json(const fl_record_t *rec, char *out, size_t cap) {
-  nx_q5_t r;
-  if (need_size(rec, sizeof r, &r)) return FL_EPARSE;
-  nx_json_t w;
-  nx_json_begin(&w, out, cap);
-  nx_json_i64(&w, "auction", r.auction);
-  nx_json_i64(&w, "num", r.num);
-  nx_json_i64(&w, "window_start", r.window_start);
-  nx_json_i64(&w, "window_end", r.window_end);
-  return nx_json_end(&w);
+  static const char *const fields[] = {"auction", "num", "window_start", "window_end"};
+  _Static_assert(sizeof(nx_q5_t) == sizeof fields / sizeof *fields * 8, "int64 fields");
+  return nx_i64_fields_json(rec, out, cap, fields, 4);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -376,8 +342,8 @@ static int q7_max_set(fl_context_t *ctx, const void *a, size_t a_len, const void
                       fl_buf_t *out, void *opaque) {
   if (a_len < sizeof(nx_bid_wire_t) || b_len < sizeof(nx_bid_wire_t))
     return fl_ctx_fail(ctx, "q7: bid set of %zu and %zu bytes", a_len, b_len);
-  int64_t pa = get_i64((const uint8_t *)a + offsetof(nx_bid_wire_t, price));
-  int64_t pb = get_i64((const uint8_t *)b + offsetof(nx_bid_wire_t, price));
+  int64_t pa = nx_i64((const uint8_t *)a + offsetof(nx_bid_wire_t, price));
+  int64_t pb = nx_i64((const uint8_t *)b + offsetof(nx_bid_wire_t, price));
   if (pa > pb) return fl_buf_set(out, a, a_len);
   if (pb > pa) return fl_buf_set(out, b, b_len);
   int rc = fl_buf_set(out, a, a_len);
@@ -422,17 +388,7 @@ static fl_stream_t *q7_build(fl_env_t *env, fl_stream_t *events) {
 }
 
 static int q7_json(const fl_record_t *rec, char *out, size_t cap) {
-  nx_bid_t b;
-  if (nx_decode_bid(rec->value, rec->value_len, &b) != 0) return FL_EPARSE;
-  nx_json_t w;
-  nx_json_begin(&w, out, cap);
-  nx_json_i64(&w, "auction", b.auction);
-  nx_json_i64(&w, "bidder", b.bidder);
-  nx_json_i64(&w, "price", b.price);
-  nx_json_i64(&w, "dateTime", b.date_time);
-  nx_json_str(&w, "extra", b.extra.p, b.extra.len);
-  nx_json_i64(&w, "window_end", rec->timestamp + 1);
-  return nx_json_end(&w);
+  return json_projected_bid(rec, out, cap, WINDOW_END);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -444,41 +400,28 @@ static int bidder_count_result(fl_context_t *ctx, const fl_window_t *w, const vo
   const void *key = fl_ctx_key(ctx, &key_len);
   if (key_len != sizeof(int64_t))
     return fl_ctx_fail(ctx, "%s: key of %zu bytes", (const char *)opaque, key_len);
-  nx_window_count_t r = {get_i64(key), get_i64(acc), w->start, w->end};
+  nx_window_count_t r = {nx_i64(key), nx_i64(acc), w->start, w->end};
   return fl_emit(ctx, NULL, 0, &r, sizeof r, w->end - 1);
 }
 
-static const fl_aggregate_fn_t bidder_count = {
-    .version = FL_AGGREGATE_FN_VERSION,
-    .acc_size = sizeof(int64_t),
-    .init = count_init,
-    .add = count_add,
-    .merge = count_merge,
-    .result = bidder_count_result,
-};
+static const fl_aggregate_fn_t bidder_count = COUNT_FN(bidder_count_result);
 
 static fl_stream_t *q11_build(fl_env_t *env, fl_stream_t *events) {
-  fl_keyed_stream_t *k = fl_stream_key_by(bids_of(events), key_bidder, NULL);
+  fl_keyed_stream_t *k = nx_keyed_by(events, NX_BID, NX_AT(nx_bid_wire_t, bidder));
   fl_windowed_stream_t *w = fl_window_session(k, FL_EVENT_TIME, Q11_GAP_MS);
   return fl_window_aggregate(w, "q11-sessions", &bidder_count, "q11");
 }
 
 static fl_stream_t *q12_build(fl_env_t *env, fl_stream_t *events) {
-  fl_keyed_stream_t *k = fl_stream_key_by(bids_of(events), key_bidder, NULL);
+  fl_keyed_stream_t *k = nx_keyed_by(events, NX_BID, NX_AT(nx_bid_wire_t, bidder));
   fl_windowed_stream_t *w = fl_window_tumbling(k, FL_PROCESSING_TIME, Q12_SIZE_MS, 0);
   return fl_window_aggregate(w, "q12-proctime", &bidder_count, "q12");
 }
 
 static int window_count_json(const fl_record_t *rec, char *out, size_t cap) {
-  nx_window_count_t r;
-  if (need_size(rec, sizeof r, &r)) return FL_EPARSE;
-  nx_json_t w;
-  nx_json_begin(&w, out, cap);
-  nx_json_i64(&w, "bidder", r.bidder);
-  nx_json_i64(&w, "bid_count", r.bid_count);
-  nx_json_i64(&w, "starttime", r.start);
-  nx_json_i64(&w, "endtime", r.end);
-  return nx_json_end(&w);
+  static const char *const fields[] = {"bidder", "bid_count", "starttime", "endtime"};
+  _Static_assert(sizeof(nx_window_count_t) == sizeof fields / sizeof *fields * 8, "int64 fields");
+  return nx_i64_fields_json(rec, out, cap, fields, 4);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -514,29 +457,24 @@ static _Thread_local int64_t q17_key[2];
 static int q17_key_auction_day(fl_context_t *ctx, const fl_record_t *in, const void **key,
                                size_t *key_len, void *opaque) {
   const uint8_t *v = in->value;
-  q17_key[0] = get_i64(v + offsetof(nx_bid_wire_t, auction));
-  q17_key[1] = nx_day_of(get_i64(v + offsetof(nx_bid_wire_t, date_time)));
+  q17_key[0] = nx_i64(v + offsetof(nx_bid_wire_t, auction));
+  q17_key[1] = nx_day_of(nx_i64(v + offsetof(nx_bid_wire_t, date_time)));
   *key = q17_key;
   *key_len = sizeof q17_key;
   return 0;
 }
 
 static int q17_process(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  const descs_t *d = instance; /* a: the row (nx_q17_t) */
+  const nx_descs_t *d = instance; /* a: the row (nx_q17_t) */
   const uint8_t *v = in->value;
-  int64_t price = get_i64(v + offsetof(nx_bid_wire_t, price));
-  const void *cur;
-  size_t len;
+  int64_t price = nx_i64(v + offsetof(nx_bid_wire_t, price));
   nx_q17_t r;
-  int found = fl_value_get(ctx, d->a, &cur, &len);
+  int found = nx_value_read(ctx, d->a, &r, sizeof r, "q17");
   if (found < 0) return found;
-  if (found) {
-    if (len != sizeof r) return fl_ctx_fail(ctx, "q17: state row of %zu bytes", len);
-    memcpy(&r, cur, sizeof r);
-  } else {
+  if (!found) {
     memset(&r, 0, sizeof r);
-    r.auction = get_i64(v + offsetof(nx_bid_wire_t, auction));
-    r.day = nx_day_of(get_i64(v + offsetof(nx_bid_wire_t, date_time)));
+    r.auction = nx_i64(v + offsetof(nx_bid_wire_t, auction));
+    r.day = nx_day_of(nx_i64(v + offsetof(nx_bid_wire_t, date_time)));
     r.min_price = INT64_MAX;
     r.max_price = INT64_MIN;
     int rc = fl_timer_register(ctx, FL_EVENT_TIME, (r.day + 1) * MS_PER_DAY - 1);
@@ -558,21 +496,13 @@ static int q17_process(fl_context_t *ctx, const fl_record_t *in, void *instance)
 }
 
 static int q17_day_over(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain, void *instance) {
-  const descs_t *d = instance;
+  const nx_descs_t *d = instance;
   return fl_state_clear(ctx, d->a);
 }
 
 static fl_stream_t *q17_build(fl_env_t *env, fl_stream_t *events) {
-  static const fl_process_fn_t fn = {
-      .version = FL_PROCESS_FN_VERSION,
-      .process = q17_process,
-      .on_timer = q17_day_over,
-      .destroy = free,
-  };
-  descs_t *d = descs_new(fl_state_value(env, "q17-row"), NULL);
-  if (!d) return NULL;
-  fl_keyed_stream_t *k = fl_stream_key_by(bids_of(events), q17_key_auction_day, NULL);
-  return fl_keyed_process(k, "q17-stats", &fn, d);
+  static const fl_process_fn_t fn = NX_PROCESS_FN(q17_process, q17_day_over);
+  return bids_with_value_state(env, events, q17_key_auction_day, NULL, "q17-row", "q17-stats", &fn);
 }
 
 static int q17_json(const fl_record_t *rec, char *out, size_t cap) {
@@ -610,27 +540,18 @@ static int q18_key(fl_context_t *ctx, const fl_record_t *in, const void **key, s
 }
 
 static int q18_process(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  const descs_t *d = instance; /* a: dateTime of the last bid emitted */
-  int64_t t = get_i64((const uint8_t *)in->value + offsetof(nx_bid_wire_t, date_time));
-  const void *cur;
-  size_t len;
-  int found = fl_value_get(ctx, d->a, &cur, &len);
+  const nx_descs_t *d = instance; /* a: dateTime of the last bid emitted */
+  int64_t t = nx_i64((const uint8_t *)in->value + offsetof(nx_bid_wire_t, date_time)), last;
+  int found = nx_value_read(ctx, d->a, &last, sizeof last, "q18");
   if (found < 0) return found;
-  if (found && t < get_i64(cur)) return 0;
+  if (found && t < last) return 0;
   int rc = fl_value_set(ctx, d->a, &t, sizeof t);
   return rc < 0 ? rc : fl_emit(ctx, NULL, 0, in->value, in->value_len, in->timestamp);
 }
 
 static fl_stream_t *q18_build(fl_env_t *env, fl_stream_t *events) {
-  static const fl_process_fn_t fn = {
-      .version = FL_PROCESS_FN_VERSION,
-      .process = q18_process,
-      .destroy = free,
-  };
-  descs_t *d = descs_new(fl_state_value(env, "q18-last"), NULL);
-  if (!d) return NULL;
-  fl_keyed_stream_t *k = fl_stream_key_by(bids_of(events), q18_key, NULL);
-  return fl_keyed_process(k, "q18-dedup", &fn, d);
+  static const fl_process_fn_t fn = NX_PROCESS_FN(q18_process, NULL);
+  return bids_with_value_state(env, events, q18_key, NULL, "q18-last", "q18-dedup", &fn);
 }
 
 static int full_bid_json(const fl_record_t *rec, char *out, size_t cap) {
@@ -656,17 +577,11 @@ typedef struct q19_top {
 } q19_top_t;
 
 static int q19_process(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  const descs_t *d = instance; /* a: q19_top_t */
-  int64_t price = get_i64((const uint8_t *)in->value + offsetof(nx_bid_wire_t, price));
-  const void *cur;
-  size_t len;
+  const nx_descs_t *d = instance; /* a: q19_top_t */
+  int64_t price = nx_i64((const uint8_t *)in->value + offsetof(nx_bid_wire_t, price));
   q19_top_t top = {0};
-  int found = fl_value_get(ctx, d->a, &cur, &len);
+  int found = nx_value_read(ctx, d->a, &top, sizeof top, "q19");
   if (found < 0) return found;
-  if (found) {
-    if (len != sizeof top) return fl_ctx_fail(ctx, "q19: state of %zu bytes", len);
-    memcpy(&top, cur, sizeof top);
-  }
   int64_t rank = 0; /* 0-based */
   while (rank < top.n && top.price[rank] >= price) rank++;
   if (rank >= Q19_TOP) return 0;
@@ -686,15 +601,9 @@ static int q19_process(fl_context_t *ctx, const fl_record_t *in, void *instance)
 }
 
 static fl_stream_t *q19_build(fl_env_t *env, fl_stream_t *events) {
-  static const fl_process_fn_t fn = {
-      .version = FL_PROCESS_FN_VERSION,
-      .process = q19_process,
-      .destroy = free,
-  };
-  descs_t *d = descs_new(fl_state_value(env, "q19-top"), NULL);
-  if (!d) return NULL;
-  fl_keyed_stream_t *k = fl_stream_key_by(bids_of(events), key_auction, NULL);
-  return fl_keyed_process(k, "q19-top10", &fn, d);
+  static const fl_process_fn_t fn = NX_PROCESS_FN(q19_process, NULL);
+  return bids_with_value_state(env, events, nx_key_at, NX_AT(nx_bid_wire_t, auction), "q19-top",
+                               "q19-top10", &fn);
 }
 
 static int q19_json(const fl_record_t *rec, char *out, size_t cap) {
