@@ -1,7 +1,12 @@
 /* Helpers shared by the tests that run jobs (fl_test_util.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "fl_test_util.h"
 
@@ -52,7 +57,7 @@ int collector_write(fl_context_t *ctx, const fl_record_t *in, void *inst) {
   r->key_len = in->key_len;
   r->value_len = in->value_len;
   r->ts = in->timestamp;
-  r->subtask = fl_ctx_subtask(ctx);
+  r->subtask = ctx ? fl_ctx_subtask(ctx) : 0;
   c->n++;
 done:
   pthread_mutex_unlock(&c->mu);
@@ -60,6 +65,86 @@ done:
 }
 
 const fl_sink_fn_t collector_sink = {.version = FL_SINK_FN_VERSION, .write = collector_write};
+
+static int bytes_cmp(const char *a, size_t al, const char *b, size_t bl) {
+  int c = memcmp(a, b, al < bl ? al : bl);
+  return c ? c : (al > bl) - (al < bl);
+}
+
+int col_rec_compare(const col_rec_t *a, const col_rec_t *b) {
+  if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
+  int c = bytes_cmp(a->key, a->key_len, b->key, b->key_len);
+  return c ? c : bytes_cmp(a->value, a->value_len, b->value, b->value_len);
+}
+
+static int col_rec_cmp(const void *a, const void *b) { return col_rec_compare(a, b); }
+
+void collector_sort(collector_t *c) {
+  if (c->n) qsort(c->r, c->n, sizeof *c->r, col_rec_cmp);
+}
+
+void sink_into(fl_stream_t *s, collector_t *c) {
+  collector_init(c);
+  assert_int_equal(fl_stream_sink(s, "collect", &collector_sink, c), FL_OK);
+}
+
+void execute_ok(fl_env_t *env, const char *job) {
+  int rc = fl_env_execute(env, job);
+  if (rc != FL_OK) fail_msg("job %s failed (%d): %s", job, rc, fl_env_error(env));
+}
+
+void execute_fails(fl_env_t *env, const char *job, int code, const char *needle) {
+  assert_int_equal(fl_env_execute(env, job), code);
+  const char *msg = fl_env_error(env);
+  if (!strstr(msg, needle))
+    fail_msg("job %s: the error \"%s\" does not name \"%s\"", job, msg, needle);
+}
+
+json_t *metrics_of(fl_env_t *env) {
+  char *js = fl_env_metrics_json(env);
+  assert_non_null(js);
+  json_error_t jerr;
+  json_t *root = json_loads(js, 0, &jerr);
+  if (!root) fail_msg("metrics are not JSON: %s", jerr.text);
+  fl_free(js);
+  return root;
+}
+
+int64_t op_metric(fl_env_t *env, const char *op, const char *metric) {
+  json_t *root = metrics_of(env);
+  json_t *o = metrics_op(root, op);
+  if (!o) fail_msg("no operator '%s' in the metrics", op);
+  json_t *v = json_object_get(o, metric);
+  if (!json_is_integer(v)) fail_msg("operator '%s' has no integer metric '%s'", op, metric);
+  int64_t n = (int64_t)json_integer_value(v);
+  json_decref(root);
+  return n;
+}
+
+json_t *metrics_op(json_t *root, const char *name) {
+  json_t *ops = json_object_get(root, "operators");
+  assert_true(json_is_array(ops));
+  for (size_t i = 0; i < json_array_size(ops); i++) {
+    json_t *op = json_array_get(ops, i);
+    const char *n = json_string_value(json_object_get(op, "name"));
+    if (n && strcmp(n, name) == 0) return op;
+  }
+  return NULL;
+}
+
+fl_record_t *int_records(const char *key, int first, int n) {
+  enum {
+    W = 16 /* bytes per value */
+  };
+  fl_record_t *r = malloc((size_t)n * (sizeof *r + W));
+  assert_non_null(r);
+  char *vals = (char *)(r + n);
+  for (int i = 0; i < n; i++) {
+    snprintf(vals + (size_t)i * W, W, "%d", first + i);
+    r[i] = rec_str(key, vals + (size_t)i * W, i);
+  }
+  return r;
+}
 
 double timeout_scale(void) {
   const char *s = getenv("FL_TEST_TIMEOUT_SCALE");

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "flink.h"
 
 /* One record a collector_t got, with copies of its bytes (NUL-terminated). */
@@ -30,14 +32,38 @@ typedef struct {
 
 void collector_init(collector_t *c);
 void collector_free(collector_t *c);
+/* The sink's write (ctx may be NULL: the record is then counted as subtask 0's). */
 int collector_write(fl_context_t *ctx, const fl_record_t *in, void *inst);
 /* A sink function whose instance is the collector_t. */
 extern const fl_sink_fn_t collector_sink;
+
+/* Orders records by timestamp, then key, then value (bytes); sorts a collector so. */
+int col_rec_compare(const col_rec_t *a, const col_rec_t *b);
+void collector_sort(collector_t *c);
+/* Adds a sink named "collect" to s that fills c (initialized here). */
+void sink_into(fl_stream_t *s, collector_t *c);
+
+/* Runs the job, which must succeed (else the test fails showing the environment's
+ * error). */
+void execute_ok(fl_env_t *env, const char *job);
+/* Runs the job, which must fail with code and an error message holding needle. */
+void execute_fails(fl_env_t *env, const char *job, int code, const char *needle);
+
+/* fl_env_metrics_json() parsed (the caller decrefs), and the operator named name in
+ * it (borrowed from root; NULL if there is none). */
+json_t *metrics_of(fl_env_t *env);
+json_t *metrics_op(json_t *root, const char *name);
+/* The integer metric of the operator named op (fails the test if there is none). */
+int64_t op_metric(fl_env_t *env, const char *op, const char *metric);
 
 static inline fl_record_t rec_str(const char *key, const char *value, int64_t ts) {
   fl_record_t r = {key, key ? strlen(key) : 0, value, value ? strlen(value) : 0, ts};
   return r;
 }
+
+/* n records: key, the value first + i in decimal, timestamp i. One block: free()
+ * releases the records and their values. */
+fl_record_t *int_records(const char *key, int first, int n);
 
 /* Multiplies test timeouts (env FL_TEST_TIMEOUT_SCALE, default 1). */
 double timeout_scale(void);

@@ -58,6 +58,10 @@ static void strerror_and_err_name_follow_the_errno_map(void **state) {
     assert_string_equal(msg, err_rows[i].msg);
     assert_string_equal(name, err_rows[i].name);
   }
+  /* and the map holds what users see */
+  assert_string_equal(fl_err_name(FL_EINVAL), "EINVAL");
+  assert_string_equal(fl_strerror(FL_OK), "success");
+  assert_string_equal(fl_err_name(FL_ECANCELED), "ECANCELED");
 }
 
 static void error_codes_are_zero_then_consecutive_negatives(void **state) {
@@ -70,6 +74,7 @@ static void error_codes_are_zero_then_consecutive_negatives(void **state) {
 static void strerror_of_unknown_codes_is_unknown_error(void **state) {
   assert_string_equal(fl_strerror(FL_ERR_LAST_), "unknown error");
   assert_string_equal(fl_strerror(1), "unknown error");
+  assert_string_equal(fl_strerror(12345), "unknown error");
   assert_string_equal(fl_strerror(INT_MIN), "unknown error");
 }
 

@@ -84,11 +84,8 @@ static void run_keyed(int parallelism, const char *const (*cmds)[2], size_t n, b
   free(recs);
   fl_process_fn_t fn = {FL_PROCESS_FN_VERSION, NULL, process, NULL, NULL, NULL};
   s = fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "stateful", &fn, kc);
-  collector_init(c);
-  assert_int_equal(fl_stream_sink(s, "collect", &collector_sink, c), 0);
-  int rc = fl_env_execute(env, "keyed-state");
-  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
-  assert_int_equal(rc, 0);
+  sink_into(s, c);
+  execute_ok(env, "keyed-state");
   fl_env_destroy(env);
 }
 
@@ -167,9 +164,8 @@ static void a_descriptor_used_by_two_operators_keeps_separate_state(void **state
      * anything but "clear" increments. */
     s = fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "second", &fn, &kc);
     collector_t c;
-    collector_init(&c);
-    fl_stream_sink(s, "collect", &collector_sink, &c);
-    assert_int_equal(fl_env_execute(env, "two-ops"), 0);
+    sink_into(s, &c);
+    execute_ok(env, "two-ops");
     /* Shared state would count 2, 4, 6. */
     expect_key(&c, "a", "1|2|3");
     expect_key(&c, "b", "1");
@@ -490,9 +486,8 @@ static void state_access_outside_a_keyed_context_returns_estate(void **state) {
     fl_process_fn_t fn = {FL_PROCESS_FN_VERSION, NULL, non_keyed_process, NULL, NULL, NULL};
     s = fl_stream_process(s, "plain", &fn, &kc);
     collector_t c;
-    collector_init(&c);
-    fl_stream_sink(s, "collect", &collector_sink, &c);
-    assert_int_equal(fl_env_execute(env, "non-keyed"), 0);
+    sink_into(s, &c);
+    execute_ok(env, "non-keyed");
     for (int i = 0; i < 4; i++) assert_int_equal(atomic_load(&kc.rc[i]), FL_ESTATE);
     assert_int_equal(c.n, 2);
     collector_free(&c);
@@ -769,12 +764,9 @@ static void duplicate_descriptor_names_fail_execute_naming_the_state(void **stat
   fl_process_fn_t fn = {FL_PROCESS_FN_VERSION, NULL, counter_process, NULL, NULL, NULL};
   s = fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "count", &fn, &kc);
   collector_t c;
-  collector_init(&c);
-  fl_stream_sink(s, "collect", &collector_sink, &c);
-  assert_int_equal(fl_env_execute(env, "dup"), FL_EINVAL);
-  const char *msg = fl_env_error(env);
-  assert_non_null(strstr(msg, "'dup'"));
-  assert_non_null(strstr(msg, "another state has this name"));
+  sink_into(s, &c);
+  execute_fails(env, "dup", FL_EINVAL, "'dup'");
+  assert_non_null(strstr(fl_env_error(env), "another state has this name"));
   assert_int_equal(c.n, 0); /* the job never ran */
   collector_free(&c);
   fl_env_destroy(env);

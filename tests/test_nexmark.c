@@ -108,32 +108,6 @@ static bool str_eq(nx_str_t a, nx_str_t b) {
 /* ---------------------------------------------------------------------------------- */
 /* Running a query                                                                      */
 
-/* collector_t of fl_test_util.h, filled by a writer that also takes records whose empty
- * key or value is a NULL pointer (what fl_emit(ctx, NULL, 0, ...) makes). */
-static int collect(fl_context_t *ctx, const fl_record_t *in, void *inst) {
-  collector_t *c = inst;
-  pthread_mutex_lock(&c->mu);
-  if (c->n == c->cap) {
-    c->cap = c->cap ? c->cap * 2 : 64;
-    c->r = realloc(c->r, c->cap * sizeof *c->r);
-    assert_non_null(c->r);
-  }
-  col_rec_t *r = &c->r[c->n++];
-  r->key = calloc(1, in->key_len + 1);
-  r->value = calloc(1, in->value_len + 1);
-  assert_true(r->key && r->value);
-  if (in->key_len) memcpy(r->key, in->key, in->key_len);
-  if (in->value_len) memcpy(r->value, in->value, in->value_len);
-  r->key_len = in->key_len;
-  r->value_len = in->value_len;
-  r->ts = in->timestamp;
-  r->subtask = fl_ctx_subtask(ctx);
-  pthread_mutex_unlock(&c->mu);
-  return 0;
-}
-
-static const fl_sink_fn_t collect_sink = {.version = FL_SINK_FN_VERSION, .write = collect};
-
 static _Atomic int64_t fast_clock_origin;
 
 /* A processing-time clock that runs 1000 times faster than the wall clock, so q12's
@@ -154,7 +128,7 @@ static void run_query(const events_t *e, const char *name, int P, collector_t *o
   if (strcmp(name, "q12") == 0) assert_int_equal(fl_env_set_clock(env, fast_clock, NULL), 0);
   fl_stream_t *results = q->build(env, nx_source(env, e->g));
   assert_non_null(results);
-  assert_int_equal(fl_stream_sink(results, "collect", &collect_sink, out), 0);
+  assert_int_equal(fl_stream_sink(results, "collect", &collector_sink, out), 0);
   int rc = fl_env_execute(env, name);
   if (rc != 0) fail_msg("%s at parallelism %d: %s", name, P, fl_env_error(env));
   fl_env_destroy(env);
@@ -173,12 +147,6 @@ static void run_query(const events_t *e, const char *name, int P, collector_t *o
 }
 
 static int cmp_i64(int64_t a, int64_t b) { return a < b ? -1 : a > b; }
-
-static int64_t rd_i64(const void *p) {
-  int64_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
 
 static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b < 0); }
 
@@ -257,7 +225,7 @@ static void parallel_source_makes_the_same_events_for_any_parallelism(void **sta
     collector_t col;
     collector_init(&col);
     fl_env_t *env = env_with(P, NULL);
-    assert_int_equal(fl_stream_sink(nx_source(env, g), "collect", &collect_sink, &col), 0);
+    assert_int_equal(fl_stream_sink(nx_source(env, g), "collect", &collector_sink, &col), 0);
     assert_int_equal(fl_env_execute(env, "source"), 0);
     fl_env_destroy(env);
     assert_int_equal(col.n, N);
@@ -446,7 +414,7 @@ static void q2_bids_of_every_123rd_auction(void **state) {
 
 static int by_first_i64(const void *a, const void *b) {
   const col_rec_t *x = a, *y = b;
-  return cmp_i64(rd_i64(x->value), rd_i64(y->value));
+  return cmp_i64(nx_i64(x->value), nx_i64(y->value));
 }
 
 static void q3_category_10_auctions_of_sellers_in_or_id_ca(void **state) {
@@ -746,7 +714,7 @@ static void run_on_bids(const char *name, int P, const nx_bid_t *bids, size_t n,
   fl_stream_t *events =
       fl_stream_assign_timestamps(fl_source_collection(env, "bids", recs, n), "watermarks", &ws);
   fl_stream_t *results = nx_query_find(name)->build(env, events);
-  assert_int_equal(fl_stream_sink(results, "collect", &collect_sink, out), 0);
+  assert_int_equal(fl_stream_sink(results, "collect", &collector_sink, out), 0);
   int rc = fl_env_execute(env, name);
   if (rc != 0) fail_msg("%s: %s", name, fl_env_error(env));
   fl_env_destroy(env);

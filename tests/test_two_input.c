@@ -137,27 +137,6 @@ static void expect_out(collector_t *c, const char *const *want, size_t n, bool o
   free(w);
 }
 
-/* A metric of the operator named name, from fl_env_metrics_json(). */
-static int64_t op_metric(fl_env_t *env, const char *name, const char *metric) {
-  char *js = fl_env_metrics_json(env);
-  assert_non_null(js);
-  json_error_t jerr;
-  json_t *root = json_loads(js, 0, &jerr);
-  assert_non_null(root);
-  json_t *ops = json_object_get(root, "operators");
-  int64_t found = -1;
-  for (size_t i = 0; i < json_array_size(ops); i++) {
-    json_t *op = json_array_get(ops, i);
-    const char *nm = json_string_value(json_object_get(op, "name"));
-    if (nm && strcmp(nm, name) == 0)
-      found = (int64_t)json_integer_value(json_object_get(op, metric));
-  }
-  json_decref(root);
-  fl_free(js);
-  if (found < 0) fail_msg("no operator '%s' in the metrics", name);
-  return found;
-}
-
 static int discard_write(fl_context_t *ctx, const fl_record_t *in, void *inst) {
   (void)ctx;
   (void)in;
@@ -165,11 +144,6 @@ static int discard_write(fl_context_t *ctx, const fl_record_t *in, void *inst) {
   return 0;
 }
 static const fl_sink_fn_t discard_sink = {.version = FL_SINK_FN_VERSION, .write = discard_write};
-
-static void execute_ok(fl_env_t *env) {
-  int rc = fl_env_execute(env, "test_two_input");
-  if (rc != 0) fail_msg("execute: %s: %s", fl_err_name(rc), fl_env_error(env));
-}
 
 static void expect_build_error(fl_env_t *env, const char *needle1, const char *needle2) {
   int rc = fl_env_execute(env, "test_two_input");
@@ -311,7 +285,7 @@ static void keyed_connect_shares_state_and_timers_per_key_at(int parallelism) {
   collector_t c;
   collector_init(&c);
   assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
-  execute_ok(env);
+  execute_ok(env, "test_two_input");
   /* One timer per key although every record registered it: one output per key. */
   expect_out(&c, wantp, N(wantp), false);
   assert_int_equal(op_metric(env, "co", "records_in"), N(a) + N(b));
@@ -376,7 +350,7 @@ static void keyed_connect_timer_waits_for_both_watermarks(void **state) {
   collector_t c;
   collector_init(&c);
   assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
-  execute_ok(env);
+  execute_ok(env, "test_two_input");
   /* Interleaving a10 b5 a20 b40 a30 a50. The first input's watermark passes 15 with
    * a20 (wm 19), but the second's is 4 until b40 (wm 39): only then is the operator's
    * watermark min(19, 39) = 19 and the timer fires, seeing the state both inputs
@@ -459,7 +433,7 @@ static void keyed_connect_idle_input_does_not_hold_the_watermark_at(int parallel
   collector_t c;
   collector_init(&c);
   assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
-  execute_ok(env);
+  execute_ok(env, "test_two_input");
   /* b stays at watermark 4; once it is idle the operator follows a alone (19) and the
    * timer at 15 fires while both sources are still running. Without idleness it would
    * fire only at the end of input (wm=max). */
@@ -540,7 +514,7 @@ static void connect_routes_each_input_to_its_function_at(int parallelism) {
   collector_t c;
   collector_init(&c);
   assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
-  execute_ok(env);
+  execute_ok(env, "test_two_input");
   assert_int_equal(atomic_load(&g_bad), 0);
   static const char *const want[] = {"x|1:a1|1", "y|1:a2|2", "z|1:a3|3", "x|2:b1|1", "w|2:b2|2"};
   expect_out(&c, want, N(want), false);
@@ -592,7 +566,7 @@ static void run_window_join(const ev_t *a, size_t na, const ev_t *b, size_t nb,
   assert_non_null(out);
   collector_init(&res->out);
   assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &res->out), 0);
-  execute_ok(env);
+  execute_ok(env, "test_two_input");
   res->late = op_metric(env, "join", "late_records_dropped");
   fl_env_destroy(env);
 }
@@ -694,7 +668,7 @@ static void window_join_processing_time_joins_everything_in_one_window(void **st
     collector_t c;
     collector_init(&c);
     assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
-    execute_ok(env);
+    execute_ok(env, "test_two_input");
     static const char *const want[] = {"k|a1@-9223372036854775808+b1@-9223372036854775808|3599999",
                                        "k|a2@-9223372036854775808+b1@-9223372036854775808|3599999",
                                        "j|a3@-9223372036854775808+b2@-9223372036854775808|3599999"};
@@ -796,7 +770,7 @@ static void run_interval_join(const ij_spec_t *sp, const ev_t *a, size_t na, con
     fl_stream_sink(fl_stream_side_output(out, o.right_late), "rl", &collector_sink,
                    &res->right_late);
   }
-  execute_ok(env);
+  execute_ok(env, "test_two_input");
   res->late = op_metric(env, "ijoin", "late_records_dropped");
   fl_env_destroy(env);
 }
@@ -1144,7 +1118,7 @@ static void broadcast_rules_reach_every_subtask_at(int parallelism) {
   collector_t c;
   collector_init(&c);
   assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
-  execute_ok(env);
+  execute_ok(env, "test_two_input");
   assert_int_equal(atomic_load(&g_bad), 0);
   /* Every subtask processed every rule once. */
   assert_int_equal(atomic_load(&g_bcast_calls), (int)N(rules) * parallelism);
@@ -1213,7 +1187,7 @@ static void run_rules_job(int parallelism, const char *ckpt_key, const char *ckp
                                   NULL};
   fl_stream_t *out = fl_keyed_broadcast_process(ks, rs, "bc", &fn, NULL);
   assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, c), 0);
-  execute_ok(env);
+  execute_ok(env, "test_two_input");
   fl_env_destroy(env);
 }
 
@@ -1279,7 +1253,7 @@ static void broadcast_state_outside_a_broadcast_function_is_refused(void **state
   fl_process_fn_t fn = {FL_PROCESS_FN_VERSION, NULL, keyed_tries_broadcast, NULL, NULL, NULL};
   fl_stream_t *out = fl_keyed_process(ks, "p", &fn, NULL);
   assert_int_equal(fl_stream_sink(out, "sink", &discard_sink, NULL), 0);
-  execute_ok(env);
+  execute_ok(env, "test_two_input");
   assert_int_equal(atomic_load(&g_bad), 0);
   assert_int_equal(atomic_load(&g_misuse_checked), 1);
   fl_env_destroy(env);
@@ -1327,7 +1301,7 @@ static void broadcast_state_cannot_change_during_foreach(void **state) {
       FL_BROADCAST_PROCESS_FN_VERSION, NULL, ignore_element, walk_broadcast, NULL, NULL, NULL};
   fl_stream_t *out = fl_keyed_broadcast_process(ks, rs, "bc", &fn, NULL);
   assert_int_equal(fl_stream_sink(out, "sink", &discard_sink, NULL), 0);
-  execute_ok(env);
+  execute_ok(env, "test_two_input");
   assert_int_equal(atomic_load(&g_bad), 0);
   assert_int_equal(atomic_load(&g_misuse_checked), 1);
   fl_env_destroy(env);
@@ -1501,7 +1475,7 @@ static void unnamed_two_input_operators_get_a_name(void **state) {
   fl_interval_join_opts_t o = {FL_INTERVAL_JOIN_OPTS_VERSION, -1, 1, 0, 0, NULL, NULL};
   fl_stream_t *ij = fl_interval_join(ka, kb, "", &o, pair_fn, NULL);
   assert_int_equal(fl_stream_sink(fl_stream_union(out, ij), "sink", &discard_sink, NULL), 0);
-  execute_ok(env);
+  execute_ok(env, "test_two_input");
   char *js = fl_env_metrics_json(env);
   assert_non_null(strstr(js, "\"keyed_co_process-"));
   assert_non_null(strstr(js, "\"interval_join-"));

@@ -18,91 +18,23 @@
 #include <jansson.h>
 #include <pthread.h>
 
+#include "fl_test_util.h"
 #include "flink.h"
 
 /* ---------------------------------------------------------------------------------- */
-/* A collecting sink                                                                    */
+/* Collected records (fl_test_util.h)                                                   */
 
-typedef struct out_rec {
-  char key[32];
-  uint8_t *val;
-  size_t val_len;
-  int64_t ts;
-} out_rec_t;
-
-typedef struct collector {
-  pthread_mutex_t mu;
-  out_rec_t *recs;
-  size_t n, cap;
-} collector_t;
-
-static void collector_init(collector_t *c) {
-  memset(c, 0, sizeof *c);
-  pthread_mutex_init(&c->mu, NULL);
-}
-
-static void collector_free(collector_t *c) {
-  for (size_t i = 0; i < c->n; i++) free(c->recs[i].val);
-  free(c->recs);
-  pthread_mutex_destroy(&c->mu);
-}
-
-static int collect_write(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  (void)ctx;
-  collector_t *c = instance;
-  pthread_mutex_lock(&c->mu);
-  if (c->n == c->cap) {
-    c->cap = c->cap ? c->cap * 2 : 64;
-    c->recs = realloc(c->recs, c->cap * sizeof *c->recs);
-    assert_non_null(c->recs);
-  }
-  out_rec_t *r = &c->recs[c->n++];
-  memset(r, 0, sizeof *r);
-  assert_true(in->key_len < sizeof r->key);
-  memcpy(r->key, in->key, in->key_len);
-  r->val = malloc(in->value_len + 1);
-  assert_non_null(r->val);
-  memcpy(r->val, in->value, in->value_len);
-  r->val[in->value_len] = 0;
-  r->val_len = in->value_len;
-  r->ts = in->timestamp;
-  pthread_mutex_unlock(&c->mu);
-  return 0;
-}
-
-static int collect_open(fl_context_t *ctx, void *opaque, void **instance) {
-  (void)ctx;
-  *instance = opaque;
-  return 0;
-}
-
-static const fl_sink_fn_t collect_fn = {
-    .version = FL_SINK_FN_VERSION, .open = collect_open, .write = collect_write};
-
-static int cmp_out(const void *pa, const void *pb) {
-  const out_rec_t *a = pa, *b = pb;
-  if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
-  int c = strcmp(a->key, b->key);
-  if (c) return c;
-  size_t n = a->val_len < b->val_len ? a->val_len : b->val_len;
-  c = memcmp(a->val, b->val, n);
-  if (c) return c;
-  return a->val_len < b->val_len ? -1 : a->val_len > b->val_len;
-}
-
-static void collector_sort(collector_t *c) { qsort(c->recs, c->n, sizeof *c->recs, cmp_out); }
-
-static int64_t out_i64(const out_rec_t *r) {
+static int64_t out_i64(const col_rec_t *r) {
   int64_t v;
-  assert_int_equal(r->val_len, 8);
-  memcpy(&v, r->val, 8);
+  assert_int_equal(r->value_len, 8);
+  memcpy(&v, r->value, 8);
   return v;
 }
 
-static double out_f64(const out_rec_t *r) {
+static double out_f64(const col_rec_t *r) {
   double v;
-  assert_int_equal(r->val_len, 8);
-  memcpy(&v, r->val, 8);
+  assert_int_equal(r->value_len, 8);
+  memcpy(&v, r->value, 8);
   return v;
 }
 
@@ -270,30 +202,6 @@ typedef struct result {
   int64_t late_dropped;
 } result_t;
 
-static int64_t window_late_dropped(fl_env_t *env) {
-  char *js = fl_env_metrics_json(env);
-  assert_non_null(js);
-  json_error_t jerr;
-  json_t *root = json_loads(js, 0, &jerr);
-  assert_non_null(root);
-  json_t *ops = json_object_get(root, "operators");
-  assert_true(json_is_array(ops));
-  int64_t found = -1;
-  for (size_t i = 0; i < json_array_size(ops); i++) {
-    json_t *op = json_array_get(ops, i);
-    const char *name = json_string_value(json_object_get(op, "name"));
-    if (name && strcmp(name, "win") == 0) {
-      json_t *v = json_object_get(op, "late_records_dropped");
-      assert_true(json_is_integer(v));
-      found = (int64_t)json_integer_value(v);
-    }
-  }
-  json_decref(root);
-  fl_free(js);
-  assert_true(found >= 0);
-  return found;
-}
-
 static void run(const spec_t *sp, const ev_t *evs, size_t n, result_t *res) {
   memset(res, 0, sizeof *res);
   collector_init(&res->main);
@@ -353,11 +261,12 @@ static void run(const spec_t *sp, const ev_t *evs, size_t n, result_t *res) {
   case FN_COUNT: out = fl_window_process(w, "win", count_process, NULL); break;
   }
   assert_non_null(out);
-  fl_stream_sink(out, "sink", &collect_fn, &res->main);
-  if (tag) fl_stream_sink(fl_stream_side_output(out, tag), "late-sink", &collect_fn, &res->late);
+  fl_stream_sink(out, "sink", &collector_sink, &res->main);
+  if (tag)
+    fl_stream_sink(fl_stream_side_output(out, tag), "late-sink", &collector_sink, &res->late);
   res->rc = fl_env_execute(env, "test_window");
   snprintf(res->err, sizeof res->err, "%s", fl_env_error(env));
-  if (res->rc == 0) res->late_dropped = window_late_dropped(env);
+  if (res->rc == 0) res->late_dropped = op_metric(env, "win", "late_records_dropped");
   fl_env_destroy(env);
 }
 
@@ -381,9 +290,9 @@ typedef struct exp_i {
 static void print_out(const collector_t *c) {
   for (size_t i = 0; i < c->n; i++) {
     int64_t v = 0;
-    if (c->recs[i].val_len == 8) memcpy(&v, c->recs[i].val, 8);
-    print_message("  out[%zu] key=%s v=%lld ts=%lld\n", i, c->recs[i].key, (long long)v,
-                  (long long)c->recs[i].ts);
+    if (c->r[i].value_len == 8) memcpy(&v, c->r[i].value, 8);
+    print_message("  out[%zu] key=%s v=%lld ts=%lld\n", i, c->r[i].key, (long long)v,
+                  (long long)c->r[i].ts);
   }
 }
 
@@ -392,8 +301,8 @@ static void expect_i64(collector_t *c, const exp_i_t *e, size_t n) {
   if (c->n != n) print_out(c);
   assert_int_equal(c->n, n);
   for (size_t i = 0; i < n; i++) {
-    if (strcmp(c->recs[i].key, e[i].key) != 0 || out_i64(&c->recs[i]) != e[i].v ||
-        c->recs[i].ts != e[i].ts) {
+    if (strcmp(c->r[i].key, e[i].key) != 0 || out_i64(&c->r[i]) != e[i].v ||
+        c->r[i].ts != e[i].ts) {
       print_out(c);
       fail_msg("record %zu: want key=%s v=%lld ts=%lld", i, e[i].key, (long long)e[i].v,
                (long long)e[i].ts);
@@ -410,14 +319,14 @@ typedef struct exp_s {
 static void expect_str(collector_t *c, const exp_s_t *e, size_t n) {
   if (c->n != n) {
     for (size_t i = 0; i < c->n; i++)
-      print_message("  out[%zu] key=%s v=%s ts=%lld\n", i, c->recs[i].key,
-                    (const char *)c->recs[i].val, (long long)c->recs[i].ts);
+      print_message("  out[%zu] key=%s v=%s ts=%lld\n", i, c->r[i].key, (const char *)c->r[i].value,
+                    (long long)c->r[i].ts);
   }
   assert_int_equal(c->n, n);
   for (size_t i = 0; i < n; i++) {
-    assert_string_equal(c->recs[i].key, e[i].key);
-    assert_string_equal((const char *)c->recs[i].val, e[i].s);
-    assert_true(c->recs[i].ts == e[i].ts);
+    assert_string_equal(c->r[i].key, e[i].key);
+    assert_string_equal((const char *)c->r[i].value, e[i].s);
+    assert_true(c->r[i].ts == e[i].ts);
   }
 }
 
@@ -837,15 +746,15 @@ static void aggregate_average_with_accumulator(void **state) {
   run_ok(&sp, in, N(in), &r);
   collector_sort(&r.main);
   assert_int_equal(r.main.n, 3);
-  assert_string_equal(r.main.recs[0].key, "a");
-  assert_true(out_f64(&r.main.recs[0]) == 5.0);
-  assert_true(r.main.recs[0].ts == 9);
-  assert_string_equal(r.main.recs[1].key, "b");
-  assert_true(out_f64(&r.main.recs[1]) == 1.0);
-  assert_true(r.main.recs[1].ts == 9);
-  assert_string_equal(r.main.recs[2].key, "a");
-  assert_true(out_f64(&r.main.recs[2]) == 7.0);
-  assert_true(r.main.recs[2].ts == 19);
+  assert_string_equal(r.main.r[0].key, "a");
+  assert_true(out_f64(&r.main.r[0]) == 5.0);
+  assert_true(r.main.r[0].ts == 9);
+  assert_string_equal(r.main.r[1].key, "b");
+  assert_true(out_f64(&r.main.r[1]) == 1.0);
+  assert_true(r.main.r[1].ts == 9);
+  assert_string_equal(r.main.r[2].key, "a");
+  assert_true(out_f64(&r.main.r[2]) == 7.0);
+  assert_true(r.main.r[2].ts == 19);
   result_free(&r);
   assert_int_equal(atomic_load(&avg_destroyed), 1); /* destroy called exactly once */
 }
@@ -860,8 +769,8 @@ static void aggregate_merges_accumulators_of_sessions(void **state) {
   result_t r;
   run_ok(&sp, in, N(in), &r);
   assert_int_equal(r.main.n, 1);
-  assert_true(out_f64(&r.main.recs[0]) == 4.0);
-  assert_true(r.main.recs[0].ts == 12);
+  assert_true(out_f64(&r.main.r[0]) == 4.0);
+  assert_true(r.main.r[0].ts == 12);
   result_free(&r);
   assert_int_equal(atomic_load(&avg_destroyed), 1);
 }
@@ -947,7 +856,7 @@ static ev_t *gen_events(size_t *n) {
 /* Output of the straightforward model: appended to a collector-like array. */
 static void model_add(collector_t *c, const char *key, int64_t sum, int64_t ts) {
   fl_record_t rec = {key, strlen(key), &sum, 8, ts};
-  collect_write(NULL, &rec, c);
+  assert_int_equal(collector_write(NULL, &rec, c), 0);
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -1026,13 +935,13 @@ static void same_windows_for_parallelism_1_2_4(void **state) {
         fail_msg("kind %d parallelism %d: %zu results, want %zu", (int)kinds[ki], pars[pi],
                  r.main.n, want.n);
       for (size_t i = 0; i < want.n; i++) {
-        if (cmp_out(&r.main.recs[i], &want.recs[i]) != 0)
+        if (col_rec_compare(&r.main.r[i], &want.r[i]) != 0)
           fail_msg(
               "kind %d parallelism %d: result %zu: key=%s v=%lld ts=%lld, want key=%s "
               "v=%lld ts=%lld",
-              (int)kinds[ki], pars[pi], i, r.main.recs[i].key, (long long)out_i64(&r.main.recs[i]),
-              (long long)r.main.recs[i].ts, want.recs[i].key, (long long)out_i64(&want.recs[i]),
-              (long long)want.recs[i].ts);
+              (int)kinds[ki], pars[pi], i, r.main.r[i].key, (long long)out_i64(&r.main.r[i]),
+              (long long)r.main.r[i].ts, want.r[i].key, (long long)out_i64(&want.r[i]),
+              (long long)want.r[i].ts);
       }
       assert_int_equal(r.late_dropped, 0);
       result_free(&r);
@@ -1067,14 +976,14 @@ static void check_processing_time_counts(wkind_t kind, int parallelism) {
   for (size_t i = 0; i < n; i++) want_sum += e[i].v;
   for (size_t i = 0; i < r.main.n; i++) {
     int64_t cs[2];
-    assert_int_equal(r.main.recs[i].val_len, sizeof cs);
-    memcpy(cs, r.main.recs[i].val, sizeof cs);
+    assert_int_equal(r.main.r[i].value_len, sizeof cs);
+    memcpy(cs, r.main.r[i].value, sizeof cs);
     assert_true(cs[0] > 0);
     count += cs[0];
     sum += cs[1];
     /* Windows are on the manual clock's scale, after its start. */
-    assert_true(r.main.recs[i].ts >= 1000);
-    if (kind == W_TUMBLING) assert_true((r.main.recs[i].ts + 1) % 7 == 0);
+    assert_true(r.main.r[i].ts >= 1000);
+    if (kind == W_TUMBLING) assert_true((r.main.r[i].ts + 1) % 7 == 0);
   }
   assert_true(count == (int64_t)n); /* every element counted exactly once */
   assert_true(sum == want_sum);
@@ -1137,7 +1046,7 @@ static void aggregate_without_merge_fails_for_sessions(void **state) {
   fl_stream_t *out =
       fl_window_aggregate(fl_window_session(ks, FL_EVENT_TIME, 10), "win", &fn, NULL);
   assert_non_null(out);
-  assert_int_equal(fl_stream_sink(out, "sink", &collect_fn, NULL), 0);
+  assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, NULL), 0);
   assert_int_equal(fl_env_execute(env, "x"), FL_EINVAL);
   assert_non_null(strstr(fl_env_error(env), "merge"));
   fl_env_destroy(env);
