@@ -474,6 +474,29 @@ static int parse_u64(const char *name, const char *v, uint64_t max, uint64_t *ou
   return 0;
 }
 
+/* The options both benchmarks take besides their own: --parallelism N and --set
+ * KEY=VALUE. 1 if name is one of them (handled), 0 if not, -1 (said on stderr) if its
+ * value is wrong; an unknown option is said here too (returning -1). */
+static int parse_common_option(const char *name, const char *v, int *parallelism,
+                               const char **settings, int *n_settings) {
+  uint64_t x;
+  if (strcmp(name, "--parallelism") == 0) {
+    if (parse_u64(name, v, 256, &x) != 0) return -1;
+    *parallelism = (int)x;
+    return 1;
+  }
+  if (strcmp(name, "--set") == 0) {
+    if (*n_settings == MAX_SETTINGS) {
+      fprintf(stderr, "flink-bench: at most %d --set options\n", MAX_SETTINGS);
+      return -1;
+    }
+    settings[(*n_settings)++] = v;
+    return 1;
+  }
+  fprintf(stderr, "flink-bench: unknown option '%s'\n", name);
+  return -1;
+}
+
 static int parse_window_args(int argc, char **argv, bench_opts_t *o) {
   uint64_t x;
   o->events = 5000000;
@@ -505,17 +528,7 @@ static int parse_window_args(int argc, char **argv, bench_opts_t *o) {
       o->scrape_ms = (int)x;
     } else if (strcmp(name, "--events-per-ms") == 0) {
       if (parse_u64(name, v, UINT64_C(1) << 30, &o->per_ms) != 0) return -1;
-    } else if (strcmp(name, "--parallelism") == 0) {
-      if (parse_u64(name, v, 256, &x) != 0) return -1;
-      o->parallelism = (int)x;
-    } else if (strcmp(name, "--set") == 0) {
-      if (o->n_settings == MAX_SETTINGS) {
-        fprintf(stderr, "flink-bench: at most %d --set options\n", MAX_SETTINGS);
-        return -1;
-      }
-      o->settings[o->n_settings++] = v;
-    } else {
-      fprintf(stderr, "flink-bench: unknown option '%s'\n", name);
+    } else if (parse_common_option(name, v, &o->parallelism, o->settings, &o->n_settings) < 0) {
       return -1;
     }
   }
@@ -818,7 +831,6 @@ static void nexmark_usage(FILE *f) {
 }
 
 static int parse_nexmark_args(int argc, char **argv, nexmark_opts_t *o) {
-  uint64_t x;
   memset(o, 0, sizeof *o);
   nx_config_default(&o->gen);
   o->query = "all";
@@ -858,9 +870,6 @@ static int parse_nexmark_args(int argc, char **argv, nexmark_opts_t *o) {
         return -1;
       }
       o->gen.seed = s;
-    } else if (strcmp(name, "--parallelism") == 0) {
-      if (parse_u64(name, v, 256, &x) != 0) return -1;
-      o->parallelism = (int)x;
     } else if (strcmp(name, "--scrape-ms") == 0) {
       if (parse_u64(name, v, 3600000, &x) != 0) return -1;
       o->scrape_ms = (int)x;
@@ -868,14 +877,7 @@ static int parse_nexmark_args(int argc, char **argv, nexmark_opts_t *o) {
       o->dump_events = v;
     } else if (strcmp(name, "--output") == 0) {
       o->output = v;
-    } else if (strcmp(name, "--set") == 0) {
-      if (o->n_settings == MAX_SETTINGS) {
-        fprintf(stderr, "flink-bench: at most %d --set options\n", MAX_SETTINGS);
-        return -1;
-      }
-      o->settings[o->n_settings++] = v;
-    } else {
-      fprintf(stderr, "flink-bench: unknown option '%s'\n", name);
+    } else if (parse_common_option(name, v, &o->parallelism, o->settings, &o->n_settings) < 0) {
       return -1;
     }
   }
