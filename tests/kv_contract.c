@@ -366,8 +366,6 @@ static void many_entries_survive_deletes_and_walks(void **state) {
 
 static int delete_odd_cb(const fl_kkey_t *k, const void *v, size_t n, void *arg) {
   uint32_t key;
-  (void)v;
-  (void)n;
   memcpy(&key, k->key, 4);
   ++*(size_t *)arg;
   return key % 2 ? FL_KV_DELETE : FL_KV_NEXT;
@@ -388,9 +386,6 @@ static void iterate_delete_removes_visited_entries(void **state) {
 }
 
 static int stop_after_3_cb(const fl_kkey_t *k, const void *v, size_t n, void *arg) {
-  (void)k;
-  (void)v;
-  (void)n;
   return ++*(size_t *)arg == 3 ? FL_KV_STOP : FL_KV_NEXT;
 }
 
@@ -417,8 +412,6 @@ typedef struct fail_at {
 
 static int fail_at_cb(const fl_kkey_t *k, const void *v, size_t n, void *arg) {
   fail_at_t *a = arg;
-  (void)v;
-  (void)n;
   memcpy(&a->keys[a->calls], k->key, 4);
   return ++a->calls == a->fail_on ? FL_EUSER : FL_KV_NEXT;
 }
@@ -510,7 +503,6 @@ static void walks_of_several_tables_keep_their_own_cursors(void **state) {
 /* Map cells                                                                            */
 
 static int map_table_cb(const fl_kkey_t *k, const void *v, size_t n, void *arg) {
-  (void)k;
   assert_null(v);
   assert_int_equal(n, 0);
   ++*(size_t *)arg;
@@ -572,6 +564,11 @@ static void del_of_a_map_cell_removes_every_user_key(void **state) {
   kvc_assert_mval(f, b, "u1", "z");
 }
 
+static int delete_all_cb(const void *uk, size_t ukl, const void *v, size_t vl, void *arg) {
+  ++*(size_t *)arg;
+  return FL_KV_DELETE;
+}
+
 typedef struct miter {
   uint8_t seen[10000];
   size_t n;
@@ -594,15 +591,6 @@ static int miter_cb(const void *uk, size_t ukl, const void *v, size_t vl, void *
   m->seen[key] = 1;
   m->n++;
   return key % 4 == 0 ? FL_KV_DELETE : FL_KV_NEXT;
-}
-
-static int delete_all_cb(const void *uk, size_t ukl, const void *v, size_t vl, void *arg) {
-  (void)uk;
-  (void)ukl;
-  (void)v;
-  (void)vl;
-  ++*(size_t *)arg;
-  return FL_KV_DELETE;
 }
 
 static void map_iter_visits_every_user_key_and_deletes_on_request(void **state) {
@@ -633,8 +621,6 @@ static void map_iter_visits_every_user_key_and_deletes_on_request(void **state) 
 }
 
 static int del_cell_cb(const fl_kkey_t *k, const void *v, size_t n, void *arg) {
-  (void)v;
-  (void)n;
   ++*(size_t *)arg;
   return k->key_len == 1 && ((const char *)k->key)[0] == 'b' ? FL_KV_DELETE : FL_KV_NEXT;
 }
@@ -704,8 +690,6 @@ typedef struct kg_walk {
 
 static int kg_cb(const fl_kkey_t *k, const void *v, size_t n, void *arg) {
   kg_walk_t *w = arg;
-  (void)v;
-  (void)n;
   w->kgs[w->n++] = k->kg;
   return FL_KV_NEXT;
 }

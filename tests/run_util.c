@@ -40,6 +40,20 @@ char *make_tmpdir(const char *prefix) {
   return dir;
 }
 
+char *g_tmpdir;
+
+int tmpdir_group_setup(void **state) {
+  g_tmpdir = make_tmpdir("fl-test");
+  return 0;
+}
+
+int tmpdir_group_teardown(void **state) {
+  rm_tree(g_tmpdir);
+  free(g_tmpdir);
+  g_tmpdir = NULL;
+  return 0;
+}
+
 static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
   return remove(path) == 0 || errno == ENOENT ? 0 : -1;
 }

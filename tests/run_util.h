@@ -17,6 +17,11 @@
 
 /* A new directory $TMPDIR/<prefix>-XXXXXX (or under /tmp); the caller frees the path. */
 char *make_tmpdir(const char *prefix);
+/* cmocka group fixtures: a new temporary directory in g_tmpdir for the group's tests,
+ * removed with what it holds afterwards. */
+extern char *g_tmpdir;
+int tmpdir_group_setup(void **state);
+int tmpdir_group_teardown(void **state);
 /* Removes path and everything below it; nothing if it does not exist. */
 void rm_tree(const char *path);
 void write_bytes(const char *path, const void *data, size_t len);

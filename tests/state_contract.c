@@ -95,7 +95,6 @@ static void with_ttl(sfx_t *f, int64_t ttl_ms, fl_ttl_update_t u, fl_ttl_visibil
 
 static int sum_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b, size_t bl,
                       fl_buf_t *out, void *opaque) {
-  (void)ctx;
   assert_int_equal(al, 8);
   assert_int_equal(bl, 8);
   int64_t x, y;
@@ -108,7 +107,6 @@ static int sum_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b
 
 static int concat_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b, size_t bl,
                          fl_buf_t *out, void *opaque) {
-  (void)ctx;
   ((sfx_t *)opaque)->calls++;
   int rc = fl_buf_set(out, a, al);
   return rc ? rc : fl_buf_append(out, b, bl);
@@ -116,13 +114,6 @@ static int concat_reduce(fl_context_t *ctx, const void *a, size_t al, const void
 
 static int failing_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b, size_t bl,
                           fl_buf_t *out, void *opaque) {
-  (void)ctx;
-  (void)a;
-  (void)al;
-  (void)b;
-  (void)bl;
-  (void)out;
-  (void)opaque;
   return 5; /* positive: not an fl_err_t */
 }
 
@@ -140,7 +131,6 @@ static void avg_init(void *acc, void *opaque) {
 }
 
 static int avg_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) {
-  (void)ctx;
   avg_t *a = acc;
   int64_t v;
   assert_int_equal(in->value_len, 8);
@@ -155,7 +145,6 @@ static int avg_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *op
 static void avg_merge(void *acc, const void *other, void *opaque) {
   avg_t *a = acc;
   const avg_t *o = other;
-  (void)opaque;
   a->sum += o->sum;
   a->count += o->count;
 }

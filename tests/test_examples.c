@@ -31,14 +31,12 @@
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-static char *g_dir;
-
 /* ---------------------------------------------------------------------------------- */
 /* Helpers                                                                            */
 
 /* path = <temp dir>/<name><suffix>; returns path (PATH_MAX bytes). */
 static char *in_dir(char *path, const char *name, const char *suffix) {
-  snprintf(path, PATH_MAX, "%s/%s%s", g_dir, name, suffix);
+  snprintf(path, PATH_MAX, "%s/%s%s", g_tmpdir, name, suffix);
   return path;
 }
 
@@ -796,19 +794,6 @@ static void bench_window_engine_matches_baseline(void **state) {
   json_decref(doc);
 }
 
-/* ---------------------------------------------------------------------------------- */
-
-static int group_setup(void **state) {
-  g_dir = make_tmpdir("fl_test_examples");
-  return 0;
-}
-
-static int group_teardown(void **state) {
-  rm_tree(g_dir);
-  free(g_dir);
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(user_spend_sums_per_user_and_window),
@@ -825,5 +810,5 @@ int main(void) {
       cmocka_unit_test(kafka_features_takes_set_and_kafka_properties),
       cmocka_unit_test(bench_window_engine_matches_baseline),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }

@@ -2,7 +2,7 @@
  * flink-agg end to end: runs the built tool ($FL_BUILD_DIR/tools/flink-agg, else
  * ./tools/flink-agg) on hand-written JSON lines in a temporary directory and compares
  * its output, as a sorted multiset of lines, with results derived by hand from the
- * event-time rules (docs/event-time.md; derivations in the comments).
+ * event-time rules of docs/event-time.md (derivations in the comments).
  *
  * Notation in the derivations: wm = watermark; with bounded out-of-orderness D the
  * watermark after an event is max_ts - D - 1 (only when it grows); with

@@ -23,10 +23,7 @@ static int hm_open(fl_kv_t *kv, void **ctx) {
   return fl_kv_hashmap_new(kv);
 }
 
-static void hm_close(fl_kv_t *kv, void *ctx) {
-  (void)ctx;
-  fl_kv_destroy(kv);
-}
+static void hm_close(fl_kv_t *kv, void *ctx) { fl_kv_destroy(kv); }
 
 /* A million cells: the index doubles many times, the walks cross many doublings. */
 static const kvc_backend_t hashmap = {"hashmap", hm_open, hm_close, NULL, 0, 1000000u};
@@ -102,7 +99,6 @@ static void value_and_map_calls_do_not_mix_on_one_cell(void **state) {
 }
 
 static void constructor_rejects_null(void **state) {
-  (void)state;
   assert_int_equal(fl_kv_hashmap_new(NULL), FL_EINVAL);
 }
 

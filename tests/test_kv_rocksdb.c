@@ -34,8 +34,6 @@
 /* Directories                                                                          */
 
 static int rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
-  (void)sb;
-  (void)ftw;
   return type == FTW_DP ? rmdir(path) : unlink(path);
 }
 
@@ -139,8 +137,6 @@ static void borrowed_pointers_outlive_later_reads_and_writes(void **state) {
 }
 
 static int first_key_cb(const fl_kkey_t *k, const void *v, size_t n, void *arg) {
-  (void)v;
-  (void)n;
   uint32_t *first = arg;
   if (*first == UINT32_MAX) memcpy(first, k->key, 4);
   return FL_KV_NEXT;

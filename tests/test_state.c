@@ -28,23 +28,11 @@ static int keep_first(fl_context_t *ctx, const void *a, size_t al, const void *b
 /* Descriptors                                                                          */
 
 static int destroyed;
-static void count_destroy(void *opaque) {
-  (void)opaque;
-  destroyed++;
-}
+static void count_destroy(void *opaque) { destroyed++; }
 
-static void noop_init(void *acc, void *opaque) {
-  (void)acc;
-  (void)opaque;
-}
+static void noop_init(void *acc, void *opaque) {}
 
-static int noop_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) {
-  (void)ctx;
-  (void)acc;
-  (void)in;
-  (void)opaque;
-  return 0;
-}
+static int noop_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) { return 0; }
 
 static fl_env_t *new_env(void) {
   fl_env_t *env = NULL;
@@ -54,7 +42,6 @@ static fl_env_t *new_env(void) {
 }
 
 static void descriptors_get_dense_ids_and_unique_names(void **state) {
-  (void)state;
   fl_env_t *env = new_env();
   fl_state_desc_t *a = fl_state_value(env, "a");
   fl_state_desc_t *b = fl_state_list(env, "b");
@@ -79,7 +66,6 @@ static void descriptors_get_dense_ids_and_unique_names(void **state) {
 }
 
 static void descriptor_names_must_be_non_empty_and_not_reserved(void **state) {
-  (void)state;
   const char *bad[] = {NULL, "", "__x"};
   for (size_t i = 0; i < 3; i++) {
     fl_env_t *env = new_env();
@@ -96,7 +82,6 @@ static void descriptor_names_must_be_non_empty_and_not_reserved(void **state) {
 }
 
 static void aggregating_descriptors_validate_the_table_and_destroy_once(void **state) {
-  (void)state;
   fl_aggregate_fn_t ok = {
       FL_AGGREGATE_FN_VERSION, 16, noop_init, noop_add, NULL, NULL, count_destroy};
   fl_aggregate_fn_t bad[5] = {ok, ok, ok, ok, ok};
@@ -132,7 +117,6 @@ static void aggregating_descriptors_validate_the_table_and_destroy_once(void **s
 }
 
 static void set_ttl_validates_the_config(void **state) {
-  (void)state;
   fl_env_t *env = new_env();
   fl_state_desc_t *d = fl_state_value(env, "v");
   fl_ttl_config_t t = {FL_TTL_CONFIG_VERSION,
@@ -161,7 +145,6 @@ static void set_ttl_validates_the_config(void **state) {
 }
 
 static void internal_descriptors_are_prefixed_and_never_clash(void **state) {
-  (void)state;
   fl_env_t *env = new_env();
   assert_non_null(fl_state_value(env, "x"));
   struct fl_state_desc *a = fl_env_internal_desc(env, "x", FL_STATE_LIST);

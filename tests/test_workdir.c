@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,24 +22,12 @@
 #include <unistd.h>
 
 #include "fl_test_util.h"
-#include "util/fs.h"
+#include "run_util.h"
 
-static char g_tmp[256];
-
-static int setup(void **state) {
-  snprintf(g_tmp, sizeof g_tmp, "/tmp/fl-test-workdir-XXXXXX");
-  return mkdtemp(g_tmp) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  fl_rm_tree(g_tmp);
-  return 0;
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+/* Waits (polling) until the file at path exists, or the deadline (mono_ms) passed. */
+static void wait_for_file(const char *path, int64_t deadline) {
+  while (access(path, F_OK) != 0 && mono_ms() < deadline) pause_ms(2);
+  assert_int_equal(access(path, F_OK), 0);
 }
 
 /* Entries of dir whose name starts with "flink-". */
@@ -95,7 +84,7 @@ static void build(fl_env_t *env, forever_t *f, collector_t *col) {
   fl_state_desc_t *d = fl_state_value(env, "seen");
   fl_process_fn_t p = {.version = FL_PROCESS_FN_VERSION, .process = count_rec};
   s = fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "keyed", &p, d);
-  fl_stream_sink(s, "sink", &collector_sink, col);
+  sink_into(s, col);
 }
 
 static void *execute_thread(void *env) {
@@ -104,26 +93,21 @@ static void *execute_thread(void *env) {
 }
 
 static void working_directory_of_a_killed_job_is_removed_at_the_next_start(void **state) {
-  char base[512], started[600];
-  snprintf(base, sizeof base, "%s/local", g_tmp);
-  snprintf(started, sizeof started, "%s/started", g_tmp);
+  char base[PATH_MAX], started[PATH_MAX];
+  snprintf(base, sizeof base, "%s/local", g_tmpdir);
+  snprintf(started, sizeof started, "%s/started", g_tmpdir);
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
     fl_env_t *env = rocksdb_env(base);
     forever_t f = {started, NULL};
     collector_t col;
-    collector_init(&col);
     build(env, &f, &col);
     fl_env_execute(env, "killed");
     _exit(3); /* never reached: the parent kills it */
   }
   int64_t deadline = mono_ms() + (int64_t)(30000 * timeout_scale());
-  while (access(started, F_OK) != 0 && mono_ms() < deadline) {
-    struct timespec ts = {0, 2000000};
-    nanosleep(&ts, NULL);
-  }
-  assert_int_equal(access(started, F_OK), 0);
+  wait_for_file(started, deadline);
   kill(pid, SIGKILL);
   int st;
   waitpid(pid, &st, 0);
@@ -132,27 +116,22 @@ static void working_directory_of_a_killed_job_is_removed_at_the_next_start(void 
   /* A live job's directory survives a start next to it. */
   fl_env_t *live = rocksdb_env(base);
   _Atomic int stop_live = 0;
-  char started2[600];
-  snprintf(started2, sizeof started2, "%s/started2", g_tmp);
+  char started2[PATH_MAX];
+  snprintf(started2, sizeof started2, "%s/started2", g_tmpdir);
   forever_t f2 = {started2, &stop_live};
   collector_t c2;
-  collector_init(&c2);
   build(live, &f2, &c2);
   fl_env_t *next = rocksdb_env(base);
   _Atomic int stop_now = 1;
   forever_t f3 = {started2, &stop_now};
   collector_t c3;
-  collector_init(&c3);
   build(next, &f3, &c3);
   /* `live` is planned (its directory locked) only while it executes: run it in a
    * thread, wait until its source runs, then start `next`. */
   pthread_t t;
   pthread_create(&t, NULL, execute_thread, live);
-  while (access(started2, F_OK) != 0 && mono_ms() < deadline) {
-    struct timespec ts = {0, 2000000};
-    nanosleep(&ts, NULL);
-  }
-  assert_int_equal(fl_env_execute(next, "next"), 0);
+  wait_for_file(started2, deadline);
+  execute_ok(next, "next");
   /* the killed job's directory and lock are gone; the live one's are there */
   assert_int_equal(flink_entries(base), 2);
   atomic_store(&stop_live, 1);
@@ -165,17 +144,14 @@ static void working_directory_of_a_killed_job_is_removed_at_the_next_start(void 
 }
 
 static void unusable_local_directory_is_named_not_out_of_memory(void **state) {
-  char file[512], base[600];
-  snprintf(file, sizeof file, "%s/a-file", g_tmp);
-  FILE *f = fopen(file, "w");
-  assert_non_null(f);
-  fclose(f);
+  char file[PATH_MAX], base[PATH_MAX + 16];
+  snprintf(file, sizeof file, "%s/a-file", g_tmpdir);
+  write_text(file, ""); /* a local directory below a regular file cannot be made */
   snprintf(base, sizeof base, "%s/below", file);
   fl_env_t *env = rocksdb_env(base);
   _Atomic int stop = 1;
   forever_t fv = {file, &stop};
   collector_t col;
-  collector_init(&col);
   build(env, &fv, &col);
   int rc = fl_env_execute(env, "unusable");
   assert_int_not_equal(rc, 0);
@@ -192,5 +168,5 @@ int main(void) {
       cmocka_unit_test(working_directory_of_a_killed_job_is_removed_at_the_next_start),
       cmocka_unit_test(unusable_local_directory_is_named_not_out_of_memory),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }
