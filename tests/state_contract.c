@@ -90,6 +90,15 @@ static void with_ttl(sfx_t *f, int64_t ttl_ms, fl_ttl_update_t u, fl_ttl_visibil
   assert_int_equal(f->kv->ops->set_table_ttl(f->kv->self, f->r.table, layout, ttl_ms), FL_OK);
 }
 
+/* The fixture of a TTL case: kind, a 10 ms TTL with update type u and visibility v. */
+static sfx_t *ttl_case(void **state, fl_state_kind_t kind, fl_ttl_update_t u,
+                       fl_ttl_visibility_t v) {
+  sfx_t *f = *state;
+  f->desc.kind = kind;
+  with_ttl(f, 10, u, v);
+  return f;
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* User functions                                                                       */
 
@@ -224,6 +233,16 @@ static int add_i64(sfx_t *f, int64_t v) { return fl_st_reducing_add(&f->r, &v, 8
 static int agg_i64(sfx_t *f, int64_t v) {
   fl_record_t in = rec_i64(&v);
   return fl_st_aggregating_add(&f->r, &in);
+}
+
+/* f at processing time now (for the calls that take it: at(f, 105)). */
+static sfx_t *at(sfx_t *f, int64_t now) {
+  f->r.now = now;
+  return f;
+}
+
+static void value_set(sfx_t *f, const char *v) {
+  assert_int_equal(fl_st_value_set(&f->r, v, strlen(v)), FL_OK);
 }
 
 static void list_add(sfx_t *f, const char *item) {
@@ -528,71 +547,47 @@ static void merge_namespace_merges_accumulators(void **state) {
 /* TTL on value cells: update type x visibility                                         */
 
 static void ttl_create_and_write_never_return_expired(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_VALUE;
-  with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
-  f->r.now = 100;
-  assert_int_equal(fl_st_value_set(&f->r, "v", 1), FL_OK);
-  f->r.now = 105;
-  value_is(f, "v"); /* a read does not extend the life */
-  f->r.now = 109;
-  value_is(f, "v");
-  f->r.now = 110;
-  value_is(f, NULL);
+  sfx_t *f =
+      ttl_case(state, FL_STATE_VALUE, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
+  value_set(at(f, 100), "v");
+  value_is(at(f, 105), "v"); /* a read does not extend the life */
+  value_is(at(f, 109), "v");
+  value_is(at(f, 110), NULL);
   assert_int_equal(cells(f), 0); /* removed when read */
   /* a write does */
-  f->r.now = 200;
-  assert_int_equal(fl_st_value_set(&f->r, "v", 1), FL_OK);
-  f->r.now = 205;
-  assert_int_equal(fl_st_value_set(&f->r, "w", 1), FL_OK);
-  f->r.now = 214;
-  value_is(f, "w");
-  f->r.now = 215;
-  value_is(f, NULL);
+  value_set(at(f, 200), "v");
+  value_set(at(f, 205), "w");
+  value_is(at(f, 214), "w");
+  value_is(at(f, 215), NULL);
 }
 
 static void ttl_read_and_write_never_return_expired(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_VALUE;
-  with_ttl(f, 10, FL_TTL_ON_READ_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
-  f->r.now = 100;
-  assert_int_equal(fl_st_value_set(&f->r, "v", 1), FL_OK);
-  f->r.now = 109;
-  value_is(f, "v"); /* now lives until 119 */
-  f->r.now = 118;
-  value_is(f, "v"); /* until 128 */
-  f->r.now = 128;
-  value_is(f, NULL);
+  sfx_t *f = ttl_case(state, FL_STATE_VALUE, FL_TTL_ON_READ_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
+  value_set(at(f, 100), "v");
+  value_is(at(f, 109), "v"); /* now lives until 119 */
+  value_is(at(f, 118), "v"); /* until 128 */
+  value_is(at(f, 128), NULL);
   assert_int_equal(cells(f), 0);
 }
 
 static void ttl_create_and_write_return_expired_if_not_cleaned_up(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_VALUE;
-  with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP);
-  f->r.now = 100;
-  assert_int_equal(fl_st_value_set(&f->r, "v", 1), FL_OK);
-  f->r.now = 105;
-  value_is(f, "v");
-  f->r.now = 110;
-  value_is(f, "v"); /* expired, but still stored: returned, and cleaned up */
+  sfx_t *f = ttl_case(state, FL_STATE_VALUE, FL_TTL_ON_CREATE_AND_WRITE,
+                      FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP);
+  value_set(at(f, 100), "v");
+  value_is(at(f, 105), "v");
+  value_is(at(f, 110), "v"); /* expired, but still stored: returned, and cleaned up */
   assert_int_equal(cells(f), 0);
   value_is(f, NULL);
 }
 
 static void ttl_read_and_write_return_expired_if_not_cleaned_up(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_VALUE;
-  with_ttl(f, 10, FL_TTL_ON_READ_AND_WRITE, FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP);
-  f->r.now = 100;
-  assert_int_equal(fl_st_value_set(&f->r, "v", 1), FL_OK);
-  f->r.now = 109;
-  value_is(f, "v"); /* refreshed to 109 */
-  f->r.now = 118;
-  value_is(f, "v"); /* refreshed to 118 */
+  sfx_t *f = ttl_case(state, FL_STATE_VALUE, FL_TTL_ON_READ_AND_WRITE,
+                      FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP);
+  value_set(at(f, 100), "v");
+  value_is(at(f, 109), "v"); /* refreshed to 109 */
+  value_is(at(f, 118), "v"); /* refreshed to 118 */
   assert_int_equal(cells(f), 1);
-  f->r.now = 128;
-  value_is(f, "v"); /* expired: returned once */
+  value_is(at(f, 128), "v"); /* expired: returned once */
   assert_int_equal(cells(f), 0);
   value_is(f, NULL);
 }
@@ -601,13 +596,10 @@ static void ttl_reducing_drops_an_expired_value_before_folding(void **state) {
   sfx_t *f = *state;
   use_reduce(f, sum_reduce);
   with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
-  f->r.now = 0;
-  assert_int_equal(add_i64(f, 5), FL_OK);
-  f->r.now = 9;
-  assert_int_equal(add_i64(f, 1), FL_OK); /* 6, stamped 9 */
+  assert_int_equal(add_i64(at(f, 0), 5), FL_OK);
+  assert_int_equal(add_i64(at(f, 9), 1), FL_OK); /* 6, stamped 9 */
   reduced_is(f, 6);
-  f->r.now = 19;
-  assert_int_equal(add_i64(f, 7), FL_OK);
+  assert_int_equal(add_i64(at(f, 19), 7), FL_OK);
   reduced_is(f, 7);
   assert_int_equal(f->calls, 1);
 }
@@ -616,10 +608,8 @@ static void ttl_reducing_folds_an_expired_value_while_visible(void **state) {
   sfx_t *f = *state;
   use_reduce(f, sum_reduce);
   with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP);
-  f->r.now = 0;
-  assert_int_equal(add_i64(f, 5), FL_OK);
-  f->r.now = 10;
-  assert_int_equal(add_i64(f, 7), FL_OK); /* stamped 10 */
+  assert_int_equal(add_i64(at(f, 0), 5), FL_OK);
+  assert_int_equal(add_i64(at(f, 10), 7), FL_OK); /* stamped 10 */
   f->r.now = 19;
   reduced_is(f, 12);
 }
@@ -628,13 +618,11 @@ static void ttl_aggregating_restarts_an_expired_accumulator(void **state) {
   sfx_t *f = *state;
   use_avg(f);
   with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
-  f->r.now = 0;
-  assert_int_equal(agg_i64(f, 4), FL_OK);
+  assert_int_equal(agg_i64(at(f, 0), 4), FL_OK);
   assert_int_equal(agg_i64(f, 6), FL_OK);
   f->r.now = 9;
   avg_is(f, 10, 2);
-  f->r.now = 10;
-  assert_int_equal(agg_i64(f, 1), FL_OK);
+  assert_int_equal(agg_i64(at(f, 10), 1), FL_OK);
   avg_is(f, 1, 1);
   assert_int_equal(f->inits, 2);
   const void *acc;
@@ -646,87 +634,58 @@ static void ttl_aggregating_restarts_an_expired_accumulator(void **state) {
 /* TTL of list items and map entries                                                    */
 
 static void ttl_list_items_expire_one_by_one(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_LIST;
-  with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
-  f->r.now = 0;
-  list_add(f, "a");
-  f->r.now = 5;
-  list_add(f, "b");
-  f->r.now = 9;
-  list_is(f, "a,b");
-  f->r.now = 10;
+  sfx_t *f =
+      ttl_case(state, FL_STATE_LIST, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
+  list_add(at(f, 0), "a");
+  list_add(at(f, 5), "b");
+  list_is(at(f, 9), "a,b");
+  list_is(at(f, 10), "b");
   list_is(f, "b");
-  list_is(f, "b");
-  f->r.now = 15;
-  list_is(f, "");
+  list_is(at(f, 15), "");
   assert_int_equal(cells(f), 0);
 }
 
 static void ttl_list_returns_expired_items_once_while_visible(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_LIST;
-  with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP);
-  f->r.now = 0;
-  list_add(f, "a");
-  f->r.now = 5;
-  list_add(f, "b");
-  f->r.now = 10;
-  list_is(f, "a,b");
+  sfx_t *f = ttl_case(state, FL_STATE_LIST, FL_TTL_ON_CREATE_AND_WRITE,
+                      FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP);
+  list_add(at(f, 0), "a");
+  list_add(at(f, 5), "b");
+  list_is(at(f, 10), "a,b");
   list_is(f, "b");
 }
 
 static void ttl_list_read_refreshes_live_items(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_LIST;
-  with_ttl(f, 10, FL_TTL_ON_READ_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
-  f->r.now = 0;
-  list_add(f, "a");
-  f->r.now = 9;
-  list_is(f, "a"); /* until 19 */
-  f->r.now = 18;
-  list_add(f, "b");
+  sfx_t *f = ttl_case(state, FL_STATE_LIST, FL_TTL_ON_READ_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
+  list_add(at(f, 0), "a");
+  list_is(at(f, 9), "a"); /* until 19 */
+  list_add(at(f, 18), "b");
   list_is(f, "a,b"); /* both until 28 */
-  f->r.now = 28;
-  list_is(f, "");
+  list_is(at(f, 28), "");
   assert_int_equal(cells(f), 0);
 }
 
 static void ttl_map_entries_expire_one_by_one(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_MAP;
-  with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
-  f->r.now = 0;
-  map_put(f, "k1", "v1");
-  f->r.now = 5;
-  map_put(f, "k2", "v2");
-  f->r.now = 9;
-  entries_are(f, "k1=v1,k2=v2");
-  f->r.now = 10;
-  map_is(f, "k1", NULL);
+  sfx_t *f = ttl_case(state, FL_STATE_MAP, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
+  map_put(at(f, 0), "k1", "v1");
+  map_put(at(f, 5), "k2", "v2");
+  entries_are(at(f, 9), "k1=v1,k2=v2");
+  map_is(at(f, 10), "k1", NULL);
   map_is(f, "k2", "v2");
   entries_are(f, "k2=v2");
-  f->r.now = 15;
-  entries_are(f, "");
+  entries_are(at(f, 15), "");
   assert_int_equal(cells(f), 0); /* the expired entries were removed while iterating */
 }
 
 static void ttl_map_read_refreshes_and_visible_expired_entries_go_after_one_read(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_MAP;
-  with_ttl(f, 10, FL_TTL_ON_READ_AND_WRITE, FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP);
-  f->r.now = 0;
-  map_put(f, "k1", "v1");
+  sfx_t *f = ttl_case(state, FL_STATE_MAP, FL_TTL_ON_READ_AND_WRITE,
+                      FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP);
+  map_put(at(f, 0), "k1", "v1");
   map_put(f, "k2", "v2");
-  f->r.now = 9;
-  map_is(f, "k1", "v1"); /* k1 until 19 */
-  f->r.now = 12;
-  entries_are(f, "k1=v1,k2=v2"); /* k2 expired: returned, removed; k1 until 22 */
+  map_is(at(f, 9), "k1", "v1");          /* k1 until 19 */
+  entries_are(at(f, 12), "k1=v1,k2=v2"); /* k2 expired: returned, removed; k1 until 22 */
   entries_are(f, "k1=v1");
-  f->r.now = 21;
-  map_is(f, "k1", "v1");
-  f->r.now = 31;
-  map_is(f, "k1", "v1"); /* expired, returned once */
+  map_is(at(f, 21), "k1", "v1");
+  map_is(at(f, 31), "k1", "v1"); /* expired, returned once */
   map_is(f, "k1", NULL);
   assert_int_equal(cells(f), 0);
 }
@@ -746,9 +705,8 @@ static void put_values_at(sfx_t *f, int first, int n, int64_t now) {
 }
 
 static void ttl_cleanup_step_checks_n_cells_per_call(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_VALUE;
-  with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
+  sfx_t *f =
+      ttl_case(state, FL_STATE_VALUE, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
   put_values_at(f, 0, 20, 0);
   f->r.now = 9;
   assert_int_equal(fl_st_ttl_cleanup_step(&f->r, 100), FL_OK);
@@ -773,8 +731,7 @@ static void ttl_cleanup_keeps_live_cells(void **state) {
     char key[16];
     snprintf(key, sizeof key, "k%d", i);
     at_key(f, key);
-    f->r.now = i % 2 ? 50 : 0;
-    assert_int_equal(agg_i64(f, i), FL_OK);
+    assert_int_equal(agg_i64(at(f, i % 2 ? 50 : 0), i), FL_OK);
   }
   f->r.now = 55;
   assert_int_equal(fl_st_ttl_cleanup_step(&f->r, 1000), FL_OK);
@@ -798,9 +755,8 @@ static int raw_list_items(sfx_t *f) {
 }
 
 static void ttl_cleanup_removes_expired_list_items(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_LIST;
-  with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
+  sfx_t *f =
+      ttl_case(state, FL_STATE_LIST, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
   f->r.now = 0;
   at_key(f, "mixed");
   list_add(f, "old1");
@@ -819,9 +775,7 @@ static void ttl_cleanup_removes_expired_list_items(void **state) {
 }
 
 static void ttl_cleanup_removes_expired_map_entries(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_MAP;
-  with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
+  sfx_t *f = ttl_case(state, FL_STATE_MAP, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
   f->r.now = 0;
   at_key(f, "mixed");
   map_put(f, "a", "1");
@@ -859,8 +813,7 @@ static void settling_drops_an_expired_accumulator(void **state) {
   sfx_t *f = *state;
   use_avg(f);
   with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
-  f->r.now = 0;
-  assert_int_equal(agg_i64(f, 4), FL_OK);
+  assert_int_equal(agg_i64(at(f, 0), 4), FL_OK);
   assert_int_equal(agg_i64(f, 6), FL_OK);
   f->r.now = 9;
   avg_is(f, 10, 2);

@@ -96,7 +96,67 @@ static void expect_key(const collector_t *c, const char *key, const char *want) 
   free(got);
 }
 
-#define NCMDS(a) (sizeof(a) / sizeof((a)[0]))
+/* Splits "a; b; ..." (in place) at "; " into at most max non-empty items; returns the
+ * count. (A lone ';' is part of an item: the merging outputs hold one.) */
+static size_t split(char *s, char **items, size_t max) {
+  size_t n = 0;
+  for (char *next; s; s = next) {
+    next = strstr(s, "; ");
+    if (next) {
+      *next = 0;
+      next += 2;
+    }
+    if (*s) {
+      assert_true(n < max);
+      items[n++] = s;
+    }
+  }
+  return n;
+}
+
+/* Runs the commands "key:cmd; key:cmd; ..." (each cmd as parse_cmd reads it) through
+ * build and process at parallelism 1 and 2, and checks every key's outputs in order:
+ * want is "key=out|out|...; key=...". extra, if not NULL, checks the case after each
+ * run. */
+static void check_keyed_with(build_fn build,
+                             int (*process)(fl_context_t *, const fl_record_t *, void *),
+                             const char *cmds, const char *want, void (*extra)(kcase_t *kc)) {
+  enum {
+    MAX = 128
+  };
+  char *cmd_text = strdup(cmds), *want_text = strdup(want), *items[MAX], *wants[MAX];
+  const char *pairs[MAX][2];
+  assert_true(cmd_text && want_text);
+  size_t n = split(cmd_text, items, MAX), nw = split(want_text, wants, MAX);
+  for (size_t i = 0; i < n; i++) {
+    char *colon = strchr(items[i], ':');
+    assert_non_null(colon);
+    *colon = 0;
+    pairs[i][0] = items[i];
+    pairs[i][1] = colon + 1;
+  }
+  for (int p = 1; p <= 2; p++) {
+    kcase_t kc;
+    collector_t c;
+    run_keyed(p, pairs, n, build, process, &kc, &c);
+    for (size_t i = 0; i < nw; i++) {
+      char key[64];
+      const char *eq = strchr(wants[i], '=');
+      assert_true(eq && (size_t)(eq - wants[i]) < sizeof key);
+      snprintf(key, sizeof key, "%.*s", (int)(eq - wants[i]), wants[i]);
+      expect_key(&c, key, eq + 1);
+    }
+    if (extra) extra(&kc);
+    collector_free(&c);
+  }
+  free(cmd_text);
+  free(want_text);
+}
+
+static void check_keyed(build_fn build, int (*process)(fl_context_t *, const fl_record_t *, void *),
+                        const char *cmds, const char *want) {
+  check_keyed_with(build, process, cmds, want, NULL);
+}
 
 /* ---------------------------------------------------------------------------------- */
 /* ValueState                                                                           */
@@ -133,17 +193,9 @@ static int counter_process(fl_context_t *ctx, const fl_record_t *in, void *inst)
 }
 
 static void value_state_counts_per_key_and_clear_resets_it(void **state) {
-  (void)state;
-  static const char *const cmds[][2] = {{"a", "inc"}, {"b", "inc"},   {"a", "inc"}, {"a", "inc"},
-                                        {"b", "inc"}, {"a", "clear"}, {"b", "inc"}, {"a", "inc"}};
-  for (int p = 1; p <= 2; p++) {
-    kcase_t kc;
-    collector_t c;
-    run_keyed(p, cmds, NCMDS(cmds), build_counter, counter_process, &kc, &c);
-    expect_key(&c, "a", "1|2|3|cleared:0|1");
-    expect_key(&c, "b", "1|2|3");
-    collector_free(&c);
-  }
+  check_keyed(build_counter, counter_process,
+              "a:inc; b:inc; a:inc; a:inc; b:inc; a:clear; b:inc; a:inc",
+              "a=1|2|3|cleared:0|1; b=1|2|3");
 }
 
 /* The same descriptor in two operators gives each its own state. */
@@ -220,20 +272,10 @@ static int list_process(fl_context_t *ctx, const fl_record_t *in, void *inst) {
 }
 
 static void list_state_adds_in_order_updates_and_clears(void **state) {
-  (void)state;
-  static const char *const cmds[][2] = {
-      {"a", "add x"}, {"b", "add p"},   {"a", "add y"}, {"a", "add z"},
-      {"b", "add q"}, {"a", "upd u,v"}, {"a", "add w"}, {"b", "clear"},
-      {"a", "upd"},   {"a", "add k"},   {"b", "get"},
-  };
-  for (int p = 1; p <= 2; p++) {
-    kcase_t kc;
-    collector_t c;
-    run_keyed(p, cmds, NCMDS(cmds), build_list, list_process, &kc, &c);
-    expect_key(&c, "a", "x|x,y|x,y,z|u,v|u,v,w|-|k");
-    expect_key(&c, "b", "p|p,q|-|-");
-    collector_free(&c);
-  }
+  check_keyed(build_list, list_process,
+              "a:add x; b:add p; a:add y; a:add z; b:add q; a:upd u,v; a:add w; "
+              "b:clear; a:upd; a:add k; b:get",
+              "a=x|x,y|x,y,z|u,v|u,v,w|-|k; b=p|p,q|-|-");
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -306,20 +348,11 @@ static int map_process(fl_context_t *ctx, const fl_record_t *in, void *inst) {
 }
 
 static void map_state_puts_gets_removes_and_iterates(void **state) {
-  (void)state;
-  static const char *const cmds[][2] = {
-      {"a", "put x 1"}, {"b", "put x 100"}, {"a", "put y 5"}, {"a", "put x 10"}, {"a", "get x"},
-      {"a", "get z"},   {"a", "stop"},      {"a", "rm x"},    {"a", "get x"},    {"a", "rm nope"},
-      {"b", "get y"},   {"b", "rm x"},      {"b", "stop"},
-  };
-  for (int p = 1; p <= 2; p++) {
-    kcase_t kc;
-    collector_t c;
-    run_keyed(p, cmds, NCMDS(cmds), build_map, map_process, &kc, &c);
-    expect_key(&c, "a", "1/1|2/6|2/15|10|absent:0|stop:7/1|1/5|absent:0|1/5");
-    expect_key(&c, "b", "1/100|absent:0|0/0|stop:0/0");
-    collector_free(&c);
-  }
+  check_keyed(
+      build_map, map_process,
+      "a:put x 1; b:put x 100; a:put y 5; a:put x 10; a:get x; a:get z; "
+      "a:stop; a:rm x; a:get x; a:rm nope; b:get y; b:rm x; b:stop",
+      "a=1/1|2/6|2/15|10|absent:0|stop:7/1|1/5|absent:0|1/5; b=1/100|absent:0|0/0|stop:0/0");
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -409,19 +442,10 @@ static int merging_process(fl_context_t *ctx, const fl_record_t *in, void *inst)
 }
 
 static void reducing_and_aggregating_state_fold_each_value_in_order(void **state) {
-  (void)state;
-  static const char *const cmds[][2] = {
-      {"a", "get"},     {"a", "add x 2"}, {"b", "add p 10"}, {"a", "add y 4"},
-      {"a", "add z 9"}, {"b", "add q 1"}, {"a", "clear"},    {"a", "add w 3"},
-  };
-  for (int p = 1; p <= 2; p++) {
-    kcase_t kc;
-    collector_t c;
-    run_keyed(p, cmds, NCMDS(cmds), build_merging, merging_process, &kc, &c);
-    expect_key(&c, "a", "none;none|x;2/1=2|xy;6/2=3|xyz;15/3=5|none;none|w;3/1=3");
-    expect_key(&c, "b", "p;10/1=10|pq;11/2=5.5");
-    collector_free(&c);
-  }
+  check_keyed(build_merging, merging_process,
+              "a:get; a:add x 2; b:add p 10; a:add y 4; a:add z 9; b:add q 1; "
+              "a:clear; a:add w 3",
+              "a=none;none|x;2/1=2|xy;6/2=3|xyz;15/3=5|none;none|w;3/1=3; b=p;10/1=10|pq;11/2=5.5");
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -448,18 +472,13 @@ static int wrong_kind_process(fl_context_t *ctx, const fl_record_t *in, void *in
   return counter_process(ctx, in, inst);
 }
 
+static void every_misuse_returned_estate(kcase_t *kc) {
+  for (int i = 0; i < 4; i++) assert_int_equal(atomic_load(&kc->rc[i]), FL_ESTATE);
+}
+
 static void wrong_kind_descriptor_returns_estate(void **state) {
-  (void)state;
-  static const char *const cmds[][2] = {{"a", "inc"}, {"b", "inc"}, {"a", "inc"}};
-  for (int p = 1; p <= 2; p++) {
-    kcase_t kc;
-    collector_t c;
-    run_keyed(p, cmds, NCMDS(cmds), build_value_and_list, wrong_kind_process, &kc, &c);
-    for (int i = 0; i < 4; i++) assert_int_equal(atomic_load(&kc.rc[i]), FL_ESTATE);
-    expect_key(&c, "a", "1|2");
-    expect_key(&c, "b", "1");
-    collector_free(&c);
-  }
+  check_keyed_with(build_value_and_list, wrong_kind_process, "a:inc; b:inc; a:inc", "a=1|2; b=1",
+                   every_misuse_returned_estate);
 }
 
 static int non_keyed_process(fl_context_t *ctx, const fl_record_t *in, void *inst) {
@@ -545,75 +564,37 @@ TTL_VALUE_BUILDER(build_ttl_create_return_every_record, 100, FL_TTL_ON_CREATE_AN
                   FL_TTL_RETURN_EXPIRED_IF_NOT_CLEANED_UP, 1, 1)
 
 static void ttl_on_create_and_write_expires_ttl_after_the_last_write(void **state) {
-  (void)state;
-  static const char *const cmds[][2] = {
-      {"a", "@0 set 7"}, {"b", "@0 set 1"}, {"a", "@50 get"},  {"b", "@60 set 2"}, {"a", "@99 get"},
-      {"a", "@100 get"}, {"b", "@150 get"}, {"a", "@150 get"}, {"b", "@160 get"},
-  };
-  for (int p = 1; p <= 2; p++) {
-    kcase_t kc;
-    collector_t c;
-    run_keyed(p, cmds, NCMDS(cmds), build_ttl_create_never, ttl_value_process, &kc, &c);
-    /* Expired when last write + ttl <= now (Flink's TtlUtils.expired). */
-    expect_key(&c, "a", "ok|7|7|none|none");
-    /* The write at 60 restarted its life: alive at 150, gone at 160. */
-    expect_key(&c, "b", "ok|ok|2|none");
-    collector_free(&c);
-  }
+  /* Expired when last write + ttl <= now (Flink's TtlUtils.expired); b's write at 60
+   * restarted its life: alive at 150, gone at 160. */
+  check_keyed(build_ttl_create_never, ttl_value_process,
+              "a:@0 set 7; b:@0 set 1; a:@50 get; b:@60 set 2; a:@99 get; "
+              "a:@100 get; b:@150 get; a:@150 get; b:@160 get",
+              "a=ok|7|7|none|none; b=ok|ok|2|none");
 }
 
 static void ttl_on_read_and_write_extends_life_on_every_read(void **state) {
-  (void)state;
-  static const char *const cmds[][2] = {
-      {"a", "@0 set 7"}, {"a", "@90 get"},  {"a", "@150 get"}, {"a", "@249 get"},
-      {"a", "@349 get"}, {"b", "@0 set 3"}, {"b", "@100 get"},
-  };
-  for (int p = 1; p <= 2; p++) {
-    kcase_t kc;
-    collector_t c;
-    run_keyed(p, cmds, NCMDS(cmds), build_ttl_read_never, ttl_value_process, &kc, &c);
-    expect_key(&c, "a", "ok|7|7|7|none");
-    expect_key(&c, "b", "ok|none");
-    collector_free(&c);
-  }
+  check_keyed(build_ttl_read_never, ttl_value_process,
+              "a:@0 set 7; a:@90 get; a:@150 get; a:@249 get; a:@349 get; "
+              "b:@0 set 3; b:@100 get",
+              "a=ok|7|7|7|none; b=ok|none");
 }
 
 static void ttl_return_expired_if_not_cleaned_up_returns_it_once(void **state) {
-  (void)state;
-  static const char *const cmds[][2] = {
-      {"a", "@0 set 7"}, {"b", "@0 set 8"}, {"a", "@150 get"}, {"a", "@151 get"}, {"b", "@40 get"},
-  };
-  for (int p = 1; p <= 2; p++) {
-    kcase_t kc;
-    collector_t c;
-    run_keyed(p, cmds, NCMDS(cmds), build_ttl_create_return, ttl_value_process, &kc, &c);
-    /* The read that finds it expired returns it and removes it (Flink's
-     * getWithTtlCheckAndUpdate), so the next read finds nothing. */
-    expect_key(&c, "a", "ok|7|none");
-    expect_key(&c, "b", "ok|8");
-    collector_free(&c);
-  }
+  /* The read that finds it expired returns it and removes it (Flink's
+   * getWithTtlCheckAndUpdate), so the next read finds nothing. */
+  check_keyed(build_ttl_create_return, ttl_value_process,
+              "a:@0 set 7; b:@0 set 8; a:@150 get; a:@151 get; b:@40 get", "a=ok|7|none; b=ok|8");
 }
 
 static void ttl_incremental_cleanup_removes_expired_state_before_it_is_read(void **state) {
-  (void)state;
   /* Many keys so that every subtask has state of other keys that are read after the
-   * expiry: those reads' cleanup steps (size 1000 > every table) remove "a". */
-  static const char *const cmds[][2] = {
-      {"a", "@0 set 7"},  {"k0", "@0 set 1"}, {"k1", "@0 set 1"}, {"k2", "@0 set 1"},
-      {"k3", "@0 set 1"}, {"k4", "@0 set 1"}, {"k5", "@0 set 1"}, {"k0", "@150 get"},
-      {"k1", "@150 get"}, {"k2", "@150 get"}, {"k3", "@150 get"}, {"k4", "@150 get"},
-      {"k5", "@150 get"}, {"a", "@150 get"},
-  };
-  for (int p = 1; p <= 2; p++) {
-    kcase_t kc;
-    collector_t c;
-    run_keyed(p, cmds, NCMDS(cmds), build_ttl_create_return_incremental, ttl_value_process, &kc,
-              &c);
-    /* Without cleanup the same read returns the expired 7 (the case above). */
-    expect_key(&c, "a", "ok|none");
-    collector_free(&c);
-  }
+   * expiry: those reads' cleanup steps (size 1000 > every table) remove "a". Without
+   * cleanup the same read returns the expired 7 (the case above). */
+  check_keyed(build_ttl_create_return_incremental, ttl_value_process,
+              "a:@0 set 7; k0:@0 set 1; k1:@0 set 1; k2:@0 set 1; k3:@0 set 1; "
+              "k4:@0 set 1; k5:@0 set 1; k0:@150 get; k1:@150 get; k2:@150 get; "
+              "k3:@150 get; k4:@150 get; k5:@150 get; a:@150 get",
+              "a=ok|none");
 }
 
 /* cleanup_every_record: records that do not touch the state still run a cleanup step.
@@ -622,106 +603,59 @@ static void ttl_incremental_cleanup_removes_expired_state_before_it_is_read(void
  * gone. Without it, each read's own step removes one entry and the read itself then
  * returns an expired value unless that entry happened to be its own. */
 static void ttl_cleanup_every_record_runs_on_records_that_do_not_access_state(void **state) {
-  (void)state;
-  enum {
-    K = 10,
-    F = 40
-  };
-  static char keys[K][8], fillers[F][8];
-  const char *(*cmds)[2] = calloc(2 * K + F, sizeof *cmds);
-  size_t n = 0;
-  for (int i = 0; i < K; i++) {
-    snprintf(keys[i], sizeof keys[i], "k%d", i);
-    cmds[n][0] = keys[i];
-    cmds[n++][1] = "@0 set 7";
+  char cmds[2048] = "", want[512] = "";
+  size_t c = 0, w = 0;
+  for (int i = 0; i < 10; i++)
+    c += (size_t)snprintf(cmds + c, sizeof cmds - c, "k%d:@0 set 7; ", i);
+  for (int i = 0; i < 40; i++)
+    c += (size_t)snprintf(cmds + c, sizeof cmds - c, "f%d:@200 nop; ", i);
+  for (int i = 0; i < 10; i++) {
+    c += (size_t)snprintf(cmds + c, sizeof cmds - c, "k%d:@200 get; ", i);
+    w += (size_t)snprintf(want + w, sizeof want - w, "k%d=ok|none; ", i);
   }
-  for (int i = 0; i < F; i++) {
-    snprintf(fillers[i], sizeof fillers[i], "f%d", i);
-    cmds[n][0] = fillers[i];
-    cmds[n++][1] = "@200 nop";
-  }
-  for (int i = 0; i < K; i++) {
-    cmds[n][0] = keys[i];
-    cmds[n++][1] = "@200 get";
-  }
-  for (int p = 1; p <= 2; p++) {
-    kcase_t kc;
-    collector_t c;
-    run_keyed(p, (const char *const(*)[2])cmds, n, build_ttl_create_return_every_record,
-              ttl_value_process, &kc, &c);
-    for (int i = 0; i < K; i++) expect_key(&c, keys[i], "ok|none");
-    collector_free(&c);
-  }
-  free(cmds);
+  assert_true(c < sizeof cmds && w < sizeof want);
+  check_keyed(build_ttl_create_return_every_record, ttl_value_process, cmds, want);
 }
 
-static void build_ttl_list(fl_env_t *env, kcase_t *kc) {
-  build_list(env, kc);
+/* Gives the case's first n descriptors a 100 ms TTL (on create and write, never
+ * returning expired state). */
+static void ttl_100ms(kcase_t *kc, int n) {
   fl_ttl_config_t t = ttl_cfg(100, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED, 0, 0);
-  assert_int_equal(fl_state_desc_set_ttl(kc->d[0], &t), 0);
+  for (int i = 0; i < n; i++) assert_int_equal(fl_state_desc_set_ttl(kc->d[i], &t), 0);
 }
+
+/* name: the descriptors of build, the first n of them with that TTL. */
+#define TTL_100MS_BUILDER(name, build, n)        \
+  static void name(fl_env_t *env, kcase_t *kc) { \
+    build(env, kc);                              \
+    ttl_100ms(kc, n);                            \
+  }
+
+TTL_100MS_BUILDER(build_ttl_list, build_list, 1)
+TTL_100MS_BUILDER(build_ttl_map, build_map, 1)
+TTL_100MS_BUILDER(build_ttl_merging, build_merging, 2)
 
 static void ttl_list_items_expire_one_by_one(void **state) {
-  (void)state;
-  static const char *const cmds[][2] = {
-      {"a", "@0 add x"},    {"a", "@80 add y"}, {"a", "@120 get"},
-      {"a", "@179 get"},    {"a", "@180 get"},  {"b", "@0 add p"},
-      {"b", "@50 upd q,r"}, {"b", "@149 get"},  {"b", "@150 get"},
-  };
-  for (int p = 1; p <= 2; p++) {
-    kcase_t kc;
-    collector_t c;
-    run_keyed(p, cmds, NCMDS(cmds), build_ttl_list, list_process, &kc, &c);
-    expect_key(&c, "a", "x|x,y|y|y|-");
-    /* update stamps every item with its time. */
-    expect_key(&c, "b", "p|q,r|q,r|-");
-    collector_free(&c);
-  }
-}
-
-static void build_ttl_map(fl_env_t *env, kcase_t *kc) {
-  build_map(env, kc);
-  fl_ttl_config_t t = ttl_cfg(100, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED, 0, 0);
-  assert_int_equal(fl_state_desc_set_ttl(kc->d[0], &t), 0);
+  /* b's update stamps every item with its time. */
+  check_keyed(build_ttl_list, list_process,
+              "a:@0 add x; a:@80 add y; a:@120 get; a:@179 get; a:@180 get; "
+              "b:@0 add p; b:@50 upd q,r; b:@149 get; b:@150 get",
+              "a=x|x,y|y|y|-; b=p|q,r|q,r|-");
 }
 
 static void ttl_map_entries_expire_one_by_one(void **state) {
-  (void)state;
-  static const char *const cmds[][2] = {
-      {"a", "@0 put x 1"},   {"a", "@80 put y 2"}, {"a", "@120 get x"}, {"a", "@120 get y"},
-      {"a", "@150 put x 5"}, {"a", "@185 list"},   {"a", "@250 get x"},
-  };
-  for (int p = 1; p <= 2; p++) {
-    kcase_t kc;
-    collector_t c;
-    run_keyed(p, cmds, NCMDS(cmds), build_ttl_map, map_process, &kc, &c);
-    /* "list" is no map op: it only tallies. y expired at 180, x (rewritten at 150) at
-     * 250. */
-    expect_key(&c, "a", "1/1|2/3|absent:0|2|2/7|1/5|absent:0");
-    collector_free(&c);
-  }
-}
-
-static void build_ttl_merging(fl_env_t *env, kcase_t *kc) {
-  build_merging(env, kc);
-  fl_ttl_config_t t = ttl_cfg(100, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED, 0, 0);
-  assert_int_equal(fl_state_desc_set_ttl(kc->d[0], &t), 0);
-  assert_int_equal(fl_state_desc_set_ttl(kc->d[1], &t), 0);
+  /* "list" is no map op: it only tallies. y expired at 180, x (rewritten at 150) at
+   * 250. */
+  check_keyed(build_ttl_map, map_process,
+              "a:@0 put x 1; a:@80 put y 2; a:@120 get x; a:@120 get y; "
+              "a:@150 put x 5; a:@185 list; a:@250 get x",
+              "a=1/1|2/3|absent:0|2|2/7|1/5|absent:0");
 }
 
 static void ttl_expired_reducing_and_aggregating_state_starts_over(void **state) {
-  (void)state;
-  static const char *const cmds[][2] = {
-      {"a", "@0 add x 2"}, {"a", "@50 add y 4"},  {"a", "@149 get"},
-      {"a", "@150 get"},   {"a", "@200 add z 9"},
-  };
-  for (int p = 1; p <= 2; p++) {
-    kcase_t kc;
-    collector_t c;
-    run_keyed(p, cmds, NCMDS(cmds), build_ttl_merging, merging_process, &kc, &c);
-    expect_key(&c, "a", "x;2/1=2|xy;6/2=3|xy;6/2=3|none;none|z;9/1=9");
-    collector_free(&c);
-  }
+  check_keyed(build_ttl_merging, merging_process,
+              "a:@0 add x 2; a:@50 add y 4; a:@149 get; a:@150 get; a:@200 add z 9",
+              "a=x;2/1=2|xy;6/2=3|xy;6/2=3|none;none|z;9/1=9");
 }
 
 /* ---------------------------------------------------------------------------------- */

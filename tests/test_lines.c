@@ -55,26 +55,11 @@ static int read_lines(const char *path, collector_t *out, char *err, size_t err_
   return rc;
 }
 
-typedef struct tmpdir {
-  char *dir;
-  char path[PATH_MAX];
-} tmpdir_t;
-
-static int setup_tmp(void **state) {
-  tmpdir_t *t = calloc(1, sizeof(*t));
-  if (!t) return -1;
-  t->dir = make_tmpdir("fl_test_lines");
-  snprintf(t->path, sizeof(t->path), "%s/data.txt", t->dir);
-  *state = t;
-  return 0;
-}
-
-static int teardown_tmp(void **state) {
-  tmpdir_t *t = *state;
-  rm_tree(t->dir);
-  free(t->dir);
-  free(t);
-  return 0;
+/* The data file of the tests, in the group's temporary directory. */
+static const char *data_path(void) {
+  static char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s/data.txt", g_tmpdir);
+  return p;
 }
 
 /* The whole file (the caller frees), which must exist. */
@@ -99,29 +84,26 @@ static int is_pattern(const char *p, size_t len, unsigned seed) {
 /* Source                                                                             */
 
 static void lines_source_strips_crlf_keeps_empty_lines_and_unterminated_last(void **state) {
-  tmpdir_t *t = *state;
   /* "\r" only goes with a following "\n"; an inner "\r" is data. */
   static const char data[] = "a\r\nbb\n\n\r\nx\ry\nlast";
   static const char *const want[] = {"a", "bb", "", "", "x\ry", "last"};
   collector_t c;
-  write_bytes(t->path, data, sizeof(data) - 1);
-  assert_int_equal(read_lines(t->path, &c, NULL, 0), FL_OK);
+  write_bytes(data_path(), data, sizeof(data) - 1);
+  assert_int_equal(read_lines(data_path(), &c, NULL, 0), FL_OK);
   assert_int_equal(c.n, 6);
   for (size_t i = 0; i < 6; i++) assert_string_equal(c.r[i].value, want[i]);
   collector_free(&c);
 }
 
 static void lines_source_empty_file_gives_no_records(void **state) {
-  tmpdir_t *t = *state;
   collector_t c;
-  write_bytes(t->path, "", 0);
-  assert_int_equal(read_lines(t->path, &c, NULL, 0), FL_OK);
+  write_bytes(data_path(), "", 0);
+  assert_int_equal(read_lines(data_path(), &c, NULL, 0), FL_OK);
   assert_int_equal(c.n, 0);
   collector_free(&c);
 }
 
 static void lines_source_reads_3mib_lines_across_buffer_refills(void **state) {
-  tmpdir_t *t = *state;
   const size_t big = 3 * MIB;
   size_t len = 0;
   char *data = malloc(4 * big + 64);
@@ -137,9 +119,9 @@ static void lines_source_reads_3mib_lines_across_buffer_refills(void **state) {
   fill_pattern(data + len, big - 3, 3);
   len += big - 3;
   len += (size_t)sprintf(data + len, "\ntail");
-  write_bytes(t->path, data, len);
+  write_bytes(data_path(), data, len);
 
-  assert_int_equal(read_lines(t->path, &c, NULL, 0), FL_OK);
+  assert_int_equal(read_lines(data_path(), &c, NULL, 0), FL_OK);
   assert_int_equal(c.n, 6);
   assert_string_equal(c.r[0].value, "head");
   assert_int_equal(c.r[1].value_len, big);
@@ -155,14 +137,13 @@ static void lines_source_reads_3mib_lines_across_buffer_refills(void **state) {
 }
 
 static void lines_source_accepts_a_line_of_exactly_16mib_ending_in_crlf(void **state) {
-  tmpdir_t *t = *state;
   const size_t max = 16 * MIB;
   char *data = malloc(max + 16);
   collector_t c;
   fill_pattern(data, max, 4);
   memcpy(data + max, "\r\nend\n", 6);
-  write_bytes(t->path, data, max + 6);
-  assert_int_equal(read_lines(t->path, &c, NULL, 0), FL_OK);
+  write_bytes(data_path(), data, max + 6);
+  assert_int_equal(read_lines(data_path(), &c, NULL, 0), FL_OK);
   assert_int_equal(c.n, 2);
   assert_int_equal(c.r[0].value_len, max);
   assert_true(is_pattern(c.r[0].value, max, 4));
@@ -172,7 +153,6 @@ static void lines_source_accepts_a_line_of_exactly_16mib_ending_in_crlf(void **s
 }
 
 static void lines_source_fails_on_a_line_over_16mib_naming_path_and_line(void **state) {
-  tmpdir_t *t = *state;
   const size_t over = 16 * MIB + 1;
   char *data = malloc(over + 64);
   char err[1024];
@@ -185,9 +165,9 @@ static void lines_source_fails_on_a_line_over_16mib_naming_path_and_line(void **
   memset(data + len, 'y', over);
   len += over;
   data[len++] = '\n';
-  write_bytes(t->path, data, len);
-  assert_int_not_equal(read_lines(t->path, &c, err, sizeof(err)), FL_OK);
-  assert_non_null(strstr(err, t->path));
+  write_bytes(data_path(), data, len);
+  assert_int_not_equal(read_lines(data_path(), &c, err, sizeof(err)), FL_OK);
+  assert_non_null(strstr(err, data_path()));
   snprintf(want_line, sizeof(want_line), "line %d ", 3);
   assert_non_null(strstr(err, want_line));
   assert_true(c.n <= 2); /* nothing of the long line got through */
@@ -197,19 +177,18 @@ static void lines_source_fails_on_a_line_over_16mib_naming_path_and_line(void **
   len = (size_t)sprintf(data, "one\n");
   memset(data + len, 'z', over);
   len += over;
-  write_bytes(t->path, data, len);
-  assert_int_not_equal(read_lines(t->path, &c, err, sizeof(err)), FL_OK);
-  assert_non_null(strstr(err, t->path));
+  write_bytes(data_path(), data, len);
+  assert_int_not_equal(read_lines(data_path(), &c, err, sizeof(err)), FL_OK);
+  assert_non_null(strstr(err, data_path()));
   assert_non_null(strstr(err, "line 2 "));
   collector_free(&c);
   free(data);
 }
 
 static void lines_source_missing_file_fails_naming_the_path(void **state) {
-  tmpdir_t *t = *state;
   char path[PATH_MAX], err[PATH_MAX + 256];
   collector_t c;
-  snprintf(path, sizeof(path), "%s/does-not-exist.txt", t->dir);
+  snprintf(path, sizeof(path), "%s/does-not-exist.txt", g_tmpdir);
   assert_int_not_equal(read_lines(path, &c, err, sizeof(err)), FL_OK);
   assert_non_null(strstr(err, path));
   assert_non_null(strstr(err, strerror(ENOENT)));
@@ -219,7 +198,6 @@ static void lines_source_missing_file_fails_naming_the_path(void **state) {
 
 static void lines_source_null_path_is_a_builder_error(void **state) {
   fl_env_t *env = new_env(1);
-  (void)state;
   assert_null(fl_source_lines(env, "src", NULL));
   assert_int_equal(fl_env_execute(env, "x"), FL_EINVAL);
   assert_non_null(strstr(fl_env_error(env), "src"));
@@ -253,7 +231,6 @@ static void lines_source_reads_stdin_from_a_pipe(void **state) {
   pthread_t th;
   collector_t c;
   char want[32];
-  (void)state;
 
   assert_int_equal(pipe(fds), 0);
   saved_stdin = dup(STDIN_FILENO);
@@ -410,15 +387,14 @@ static void assert_good_records(const collector_t *c) {
 }
 
 static void lines_opts_skip_drops_bad_lines_and_counts_them(void **state) {
-  tmpdir_t *t = *state;
   size_t offsets[8];
   char *data;
   size_t len = policy_input(&data, offsets);
   parse_state_t ps = {0};
   policy_run_t r;
-  write_file(t->path, data, len);
+  write_file(data_path(), data, len);
   free(data);
-  run_policy(t->path, FL_LINES_ON_ERROR_SKIP, &ps, &r);
+  run_policy(data_path(), FL_LINES_ON_ERROR_SKIP, &ps, &r);
   if (r.rc != FL_OK) fail_msg("%s", r.err);
   assert_good_records(&r.main);
   assert_int_equal(ps.calls, 4); /* the over-long lines never reach the parse function */
@@ -427,7 +403,6 @@ static void lines_opts_skip_drops_bad_lines_and_counts_them(void **state) {
 }
 
 static void lines_opts_dead_letters_carry_line_length_offset_and_error(void **state) {
-  tmpdir_t *t = *state;
   static const struct {
     uint64_t line_no, len;
     char fill;
@@ -442,9 +417,9 @@ static void lines_opts_dead_letters_carry_line_length_offset_and_error(void **st
   parse_state_t ps = {0};
   policy_run_t r;
   fl_lines_dead_letter_t dl;
-  write_file(t->path, data, len);
+  write_file(data_path(), data, len);
   free(data);
-  run_policy(t->path, FL_LINES_ON_ERROR_DEAD_LETTER, &ps, &r);
+  run_policy(data_path(), FL_LINES_ON_ERROR_DEAD_LETTER, &ps, &r);
   if (r.rc != FL_OK) fail_msg("%s", r.err);
   assert_good_records(&r.main);
   assert_int_equal(r.dead.n, 4);
@@ -478,7 +453,6 @@ static void lines_opts_dead_letters_carry_line_length_offset_and_error(void **st
 }
 
 static void lines_opts_fail_names_path_line_and_cause(void **state) {
-  tmpdir_t *t = *state;
   size_t offsets[8];
   char *data, want[256];
   size_t len = policy_input(&data, offsets);
@@ -487,10 +461,10 @@ static void lines_opts_fail_names_path_line_and_cause(void **state) {
 
   /* The parse function's failure, on line 4. */
   memcpy(data + offsets[4] - 4, "ok1\n", 4);
-  write_file(t->path, data + offsets[4] - 4, len - offsets[4] + 4);
-  run_policy(t->path, FL_LINES_ON_ERROR_FAIL, &ps, &r);
+  write_file(data_path(), data + offsets[4] - 4, len - offsets[4] + 4);
+  run_policy(data_path(), FL_LINES_ON_ERROR_FAIL, &ps, &r);
   assert_int_equal(r.rc, FL_EUSER);
-  snprintf(want, sizeof(want), "%s: line 2: not ok: bad", t->path);
+  snprintf(want, sizeof(want), "%s: line 2: not ok: bad", data_path());
   if (strstr(r.err, want) == NULL) fail_msg("%s", r.err);
   policy_run_free(&r);
 
@@ -498,10 +472,10 @@ static void lines_opts_fail_names_path_line_and_cause(void **state) {
   ps.destroyed = 0;
   free(data);
   len = policy_input(&data, offsets);
-  write_file(t->path, data, len);
-  run_policy(t->path, FL_LINES_ON_ERROR_FAIL, &ps, &r);
+  write_file(data_path(), data, len);
+  run_policy(data_path(), FL_LINES_ON_ERROR_FAIL, &ps, &r);
   assert_int_not_equal(r.rc, FL_OK);
-  snprintf(want, sizeof(want), "%s: line 2 is longer than 1024 bytes", t->path);
+  snprintf(want, sizeof(want), "%s: line 2 is longer than 1024 bytes", data_path());
   if (strstr(r.err, want) == NULL) fail_msg("%s", r.err);
   assert_int_equal(r.main.n, 1);
   policy_run_free(&r);
@@ -658,7 +632,6 @@ static void write_fd(int fd, const char *p, size_t len) {
  * "b" and "c"; the line numbers go on from the savepoint too.
  */
 static void lines_opts_savepoint_after_a_bad_line_restores_past_it(void **state) {
-  tmpdir_t *t = *state;
   char fifo[160], sp[160], err[256];
   char *data = malloc(4 * KIB);
   size_t len = 0, head;
@@ -674,8 +647,8 @@ static void lines_opts_savepoint_after_a_bad_line_restores_past_it(void **state)
   len += (size_t)sprintf(data + len, "\nb\n");
   head = len;
   len += (size_t)sprintf(data + len, "c\nbad\n");
-  snprintf(fifo, sizeof(fifo), "%s/in.fifo", t->dir);
-  snprintf(sp, sizeof(sp), "%s/savepoint", t->dir);
+  snprintf(fifo, sizeof(fifo), "%s/in.fifo", g_tmpdir);
+  snprintf(sp, sizeof(sp), "%s/savepoint", g_tmpdir);
   assert_int_equal(mkfifo(fifo, 0600), 0);
 
   fl_env_t *env = new_env(1);
@@ -756,7 +729,6 @@ static size_t sink_line(unsigned i, char *buf) {
 }
 
 static void lines_sink_parallel_writes_every_line_once_and_whole(void **state) {
-  tmpdir_t *t = *state;
   const unsigned n = 20000;
   fl_record_t *recs = calloc(n, sizeof(*recs));
   char **bufs = calloc(n, sizeof(*bufs));
@@ -774,7 +746,7 @@ static void lines_sink_parallel_writes_every_line_once_and_whole(void **state) {
   }
   assert_int_equal(
       fl_stream_sink_lines(fl_stream_rebalance(fl_source_collection(env, "gen", recs, n)), "out",
-                           t->path),
+                           data_path()),
       FL_OK);
   for (unsigned i = 0; i < n; i++) free(bufs[i]);
   free(bufs);
@@ -782,7 +754,7 @@ static void lines_sink_parallel_writes_every_line_once_and_whole(void **state) {
   assert_int_equal(fl_env_execute(env, "sink"), FL_OK);
   fl_env_destroy(env);
 
-  data = read_file(t->path, &len);
+  data = read_file(data_path(), &len);
   assert_true(len > 0);
   assert_int_equal(data[len - 1], '\n');
   for (p = data; p < data + len; p = end + 1) {
@@ -808,17 +780,16 @@ static void lines_sink_parallel_writes_every_line_once_and_whole(void **state) {
 }
 
 static void lines_sink_truncates_an_existing_file(void **state) {
-  tmpdir_t *t = *state;
   fl_record_t rec = {.key = "", .value = "new", .value_len = 3, .timestamp = FL_TS_NONE};
   fl_env_t *env = new_env(2);
   size_t len;
   char *data;
-  write_bytes(t->path, "old old old old\n", 16);
-  assert_int_equal(fl_stream_sink_lines(fl_source_collection(env, "one", &rec, 1), "out", t->path),
-                   FL_OK);
+  write_bytes(data_path(), "old old old old\n", 16);
+  assert_int_equal(
+      fl_stream_sink_lines(fl_source_collection(env, "one", &rec, 1), "out", data_path()), FL_OK);
   assert_int_equal(fl_env_execute(env, "sink"), FL_OK);
   fl_env_destroy(env);
-  data = read_file(t->path, &len);
+  data = read_file(data_path(), &len);
   assert_int_equal(len, 4);
   assert_string_equal(data, "new\n");
   free(data);
@@ -827,7 +798,6 @@ static void lines_sink_truncates_an_existing_file(void **state) {
 static void lines_sink_write_error_fails_naming_the_path(void **state) {
   fl_record_t rec = {.key = "", .value = "x", .value_len = 1, .timestamp = FL_TS_NONE};
   fl_env_t *env = new_env(1);
-  (void)state;
   assert_int_equal(
       fl_stream_sink_lines(fl_source_collection(env, "one", &rec, 1), "out", "/dev/full"), FL_OK);
   assert_int_not_equal(fl_env_execute(env, "sink"), FL_OK);
@@ -837,11 +807,10 @@ static void lines_sink_write_error_fails_naming_the_path(void **state) {
 }
 
 static void lines_sink_unopenable_path_fails_naming_the_path(void **state) {
-  tmpdir_t *t = *state;
   fl_record_t rec = {.key = "", .value = "x", .value_len = 1, .timestamp = FL_TS_NONE};
   fl_env_t *env = new_env(2);
   char path[PATH_MAX];
-  snprintf(path, sizeof(path), "%s/no-such-dir/out.txt", t->dir);
+  snprintf(path, sizeof(path), "%s/no-such-dir/out.txt", g_tmpdir);
   assert_int_equal(fl_stream_sink_lines(fl_source_collection(env, "one", &rec, 1), "out", path),
                    FL_OK);
   assert_int_not_equal(fl_env_execute(env, "sink"), FL_OK);
@@ -850,15 +819,15 @@ static void lines_sink_unopenable_path_fails_naming_the_path(void **state) {
 }
 
 static void lines_round_trip_file_to_file(void **state) {
-  tmpdir_t *t = *state;
   char out[PATH_MAX];
   static const char data[] = "alpha\r\n\nbeta\ngamma";
   fl_env_t *env = new_env(1);
   size_t len;
   char *got;
-  write_bytes(t->path, data, sizeof(data) - 1);
-  snprintf(out, sizeof(out), "%s/out.txt", t->dir);
-  assert_int_equal(fl_stream_sink_lines(fl_source_lines(env, "in", t->path), "out", out), FL_OK);
+  write_bytes(data_path(), data, sizeof(data) - 1);
+  snprintf(out, sizeof(out), "%s/out.txt", g_tmpdir);
+  assert_int_equal(fl_stream_sink_lines(fl_source_lines(env, "in", data_path()), "out", out),
+                   FL_OK);
   assert_int_equal(fl_env_execute(env, "copy"), FL_OK);
   fl_env_destroy(env);
   got = read_file(out, &len);
@@ -867,29 +836,27 @@ static void lines_round_trip_file_to_file(void **state) {
 }
 
 int main(void) {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_tmp, teardown_tmp)
   const struct CMUnitTest tests[] = {
       /* First: it measures the growth of the process's peak resident size. */
       cmocka_unit_test(lines_opts_over_long_line_is_never_held_whole),
-      T(lines_source_strips_crlf_keeps_empty_lines_and_unterminated_last),
-      T(lines_source_empty_file_gives_no_records),
-      T(lines_source_reads_3mib_lines_across_buffer_refills),
-      T(lines_source_accepts_a_line_of_exactly_16mib_ending_in_crlf),
-      T(lines_source_fails_on_a_line_over_16mib_naming_path_and_line),
-      T(lines_source_missing_file_fails_naming_the_path),
+      cmocka_unit_test(lines_source_strips_crlf_keeps_empty_lines_and_unterminated_last),
+      cmocka_unit_test(lines_source_empty_file_gives_no_records),
+      cmocka_unit_test(lines_source_reads_3mib_lines_across_buffer_refills),
+      cmocka_unit_test(lines_source_accepts_a_line_of_exactly_16mib_ending_in_crlf),
+      cmocka_unit_test(lines_source_fails_on_a_line_over_16mib_naming_path_and_line),
+      cmocka_unit_test(lines_source_missing_file_fails_naming_the_path),
       cmocka_unit_test(lines_source_null_path_is_a_builder_error),
       cmocka_unit_test(lines_source_reads_stdin_from_a_pipe),
-      T(lines_sink_parallel_writes_every_line_once_and_whole),
-      T(lines_sink_truncates_an_existing_file),
+      cmocka_unit_test(lines_sink_parallel_writes_every_line_once_and_whole),
+      cmocka_unit_test(lines_sink_truncates_an_existing_file),
       cmocka_unit_test(lines_sink_write_error_fails_naming_the_path),
-      T(lines_sink_unopenable_path_fails_naming_the_path),
-      T(lines_round_trip_file_to_file),
-      T(lines_opts_skip_drops_bad_lines_and_counts_them),
-      T(lines_opts_dead_letters_carry_line_length_offset_and_error),
-      T(lines_opts_fail_names_path_line_and_cause),
+      cmocka_unit_test(lines_sink_unopenable_path_fails_naming_the_path),
+      cmocka_unit_test(lines_round_trip_file_to_file),
+      cmocka_unit_test(lines_opts_skip_drops_bad_lines_and_counts_them),
+      cmocka_unit_test(lines_opts_dead_letters_carry_line_length_offset_and_error),
+      cmocka_unit_test(lines_opts_fail_names_path_line_and_cause),
       cmocka_unit_test(lines_opts_builder_errors_name_the_field),
-      T(lines_opts_savepoint_after_a_bad_line_restores_past_it),
+      cmocka_unit_test(lines_opts_savepoint_after_a_bad_line_restores_past_it),
   };
-#undef T
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }
