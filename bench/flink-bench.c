@@ -871,6 +871,7 @@ static int parse_nexmark_args(int argc, char **argv, nexmark_opts_t *o) {
       }
       o->gen.seed = s;
     } else if (strcmp(name, "--scrape-ms") == 0) {
+      uint64_t x;
       if (parse_u64(name, v, 3600000, &x) != 0) return -1;
       o->scrape_ms = (int)x;
     } else if (strcmp(name, "--dump-events") == 0) {

@@ -646,9 +646,10 @@ static void checkpoint_mode_needs_an_output_directory(void **state) {
 /* ---------------------------------------------------------------------------------- */
 /* --set and -X                                                                       */
 
-/* Asserts that the file does not contain needle. */
-static void assert_file_lacks(const char *path, const char *needle) {
-  char *text = read_text(path);
+/* Asserts that the file <name><suffix> does not contain needle. */
+static void file_lacks(const char *name, const char *suffix, const char *needle) {
+  char path[PATH_MAX];
+  char *text = read_text(in_dir(path, name, suffix), NULL);
   assert_non_null(text);
   if (strstr(text, needle)) fail_msg("%s contains \"%s\":\n%s", path, needle, text);
   free(text);
@@ -664,17 +665,15 @@ static void assert_file_lacks(const char *path, const char *needle) {
  */
 static void examples_set_any_configuration_key(void **state) {
   (void)state;
-  char prog[PATH_MAX], in[PATH_MAX], out[PATH_MAX], err[PATH_MAX];
-  find_program("examples", "user_spend", prog, sizeof prog);
-  write_text("set_in.jsonl",
+  char in[PATH_MAX], out[PATH_MAX];
+  write_text(in_dir(in, "set_in", ".jsonl"),
              "{\"user\":\"u1\",\"amount\":1,\"ts\":1700000101000}\n"
              "{\"user\":\"u1\",\"amount\":2,\"ts\":1700000400000}\n"
              "{\"user\":\"u1\",\"amount\":4,\"ts\":1700000398000}\n"
              "{\"user\":\"u1\",\"amount\":8,\"ts\":1700000700000}\n"
              "{\"user\":\"u1\",\"amount\":16,\"ts\":1700000102000}\n");
-  path_in_dir(in, sizeof in, "set_in.jsonl");
-  path_in_dir(out, sizeof out, "set_out.jsonl");
-  path_in_dir(err, sizeof err, "set.stderr");
+  in_dir(out, "set_out", ".jsonl");
+  char *prog = find_program("examples", "user_spend");
   char *argv[] = {prog,
                   "--input",
                   in,
@@ -690,28 +689,31 @@ static void examples_set_any_configuration_key(void **state) {
                   "pipeline.auto-watermark-interval=0",
                   "--set=parallelism=1",
                   NULL};
-  run_expect(argv, "set.stdout", "set.stderr", 0);
-  assert_file_contains(err, "5 purchases (spend 31)");
-  assert_file_contains(err, "1 late (spend 16)");
+  run_named("set", argv, 0);
+  const char *const late[] = {"5 purchases (spend 31)", "1 late (spend 16)", NULL};
+  file_has("set", ".stderr", late);
+  free(prog);
 
   static const char *const programs[] = {"user_spend", "session_tracker"};
-  for (size_t i = 0; i < 2; i++) {
-    find_program("examples", programs[i], prog, sizeof prog);
+  for (size_t i = 0; i < N_OF(programs); i++) {
+    prog = find_program("examples", programs[i]);
     char *typo[] = {prog, "--input", in, "--set", "paralelism=2", NULL};
-    run_expect(typo, "set.stdout", "set.stderr", 2);
-    assert_file_contains(err,
-                         "--set: unknown configuration key \"paralelism\" (did you mean "
-                         "\"parallelism\"?)");
+    run_named("set", typo, 2);
+    const char *const says_typo[] = {
+        "--set: unknown configuration key \"paralelism\" (did you mean \"parallelism\"?)", NULL};
+    file_has("set", ".stderr", says_typo);
     char *bad_value[] = {prog, "--input", in, "--set", "state.backend.incremental=maybe", NULL};
-    run_expect(bad_value, "set.stdout", "set.stderr", 2);
-    assert_file_contains(err,
-                         "configuration key \"state.backend.incremental\": not one of "
-                         "false|true: \"maybe\"");
+    run_named("set", bad_value, 2);
+    const char *const says_value[] = {
+        "configuration key \"state.backend.incremental\": not one of false|true: \"maybe\"", NULL};
+    file_has("set", ".stderr", says_value);
     char *no_value[] = {prog, "--input", in, "--set", "parallelism", NULL};
-    run_expect(no_value, "set.stdout", "set.stderr", 2);
-    assert_file_contains(err, "--set takes KEY=VALUE");
-    assert_file_lacks(err, "purchases (spend");
-    assert_file_lacks(err, "sessions (");
+    run_named("set", no_value, 2);
+    const char *const says_kv[] = {"--set takes KEY=VALUE", NULL};
+    file_has("set", ".stderr", says_kv);
+    file_lacks("set", ".stderr", "purchases (spend");
+    file_lacks("set", ".stderr", "sessions (");
+    free(prog);
   }
 }
 
@@ -731,10 +733,7 @@ static void kafka_features_takes_set_and_kafka_properties(void **state) {
   print_message("skipped under ThreadSanitizer: the in-process mock cluster cannot run\n");
   skip();
 #endif
-  char prog[PATH_MAX], out[PATH_MAX], err[PATH_MAX];
-  find_program("examples", "kafka_features", prog, sizeof prog);
-  path_in_dir(out, sizeof out, "kf.stdout");
-  path_in_dir(err, sizeof err, "kf.stderr");
+  char *prog = find_program("examples", "kafka_features");
   char *good[] = {prog,
                   "--events",
                   "2000",
@@ -746,20 +745,26 @@ static void kafka_features_takes_set_and_kafka_properties(void **state) {
                   "--set",
                   "execution.checkpointing.tolerable-failed-checkpoints=2",
                   NULL};
-  run_expect(good, "kf.stdout", "kf.stderr", 0);
-  assert_file_contains(out, "equals the purchases'");
+  run_named("kf", good, 0);
+  const char *const equal[] = {"equals the purchases'", NULL};
+  file_has("kf", ".stdout", equal);
   char *refused[] = {prog, "--events", "20", "-X", "no.such.password=hunter2", NULL};
-  run_expect(refused, "kf.stdout", "kf.stderr", 1);
-  assert_file_contains(err, "librdkafka refused the -X property 'no.such.password'");
-  assert_file_lacks(err, "hunter2");
+  run_named("kf", refused, 1);
+  const char *const says_refused[] = {"librdkafka refused the -X property 'no.such.password'",
+                                      NULL};
+  file_has("kf", ".stderr", says_refused);
+  file_lacks("kf", ".stderr", "hunter2");
   char *no_eq[] = {prog, "-X", "sasl.password:hunter2", NULL};
-  run_expect(no_eq, "kf.stdout", "kf.stderr", 2);
-  assert_file_contains(err, "-X takes KEY=VALUE");
-  assert_file_lacks(err, "hunter2");
+  run_named("kf", no_eq, 2);
+  const char *const says_kv[] = {"-X takes KEY=VALUE", NULL};
+  file_has("kf", ".stderr", says_kv);
+  file_lacks("kf", ".stderr", "hunter2");
   char *bad_set[] = {prog, "--set", "state.backend=leveldb", NULL};
-  run_expect(bad_set, "kf.stdout", "kf.stderr", 2);
-  assert_file_contains(err, "--set: configuration key \"state.backend\"");
-  assert_file_lacks(out, "produced");
+  run_named("kf", bad_set, 2);
+  const char *const says_set[] = {"--set: configuration key \"state.backend\"", NULL};
+  file_has("kf", ".stderr", says_set);
+  file_lacks("kf", ".stdout", "produced");
+  free(prog);
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -562,7 +562,7 @@ static void on_error_dead_letter_writes_bad_lines_unchanged(void **state) {
  */
 static void time_at_int64_min_follows_on_error(void **state) {
   tctx_t *t = *state;
-  char opt[160];
+  char opt[PATH_MAX + 16];
   const char *skip[] = {"--input", "-",        "--key",       "user",       "--time", "ts", "--agg",
                         "count",   "--window", "tumbling:1s", "--on-error", "skip",   NULL};
   const char *fail[] = {"--input", "-",     "--key",    "user",        "--time", "ts",
@@ -582,7 +582,7 @@ static void time_at_int64_min_follows_on_error(void **state) {
   r = run_tool(t, skip);
   if (r.code != 0) print_error("stderr: %s\n", r.err);
   assert_int_equal(r.code, 0);
-  assert_same_lines(r.out, want, N_OF(want));
+  assert_text_lines("stdout", r.out, want, N_OF(want));
   assert_non_null(strstr(r.err, "flink-agg: skipped 1 malformed lines\n"));
   run_free(&r);
 
@@ -595,8 +595,9 @@ static void time_at_int64_min_follows_on_error(void **state) {
   snprintf(opt, sizeof(opt), "dead-letter:%s", t->dead);
   r = run_tool(t, dead);
   assert_int_equal(r.code, 0);
-  assert_same_lines(r.out, want, N_OF(want));
-  got = slurp(t->dead);
+  assert_text_lines("stdout", r.out, want, N_OF(want));
+  got = read_text(t->dead, NULL);
+  assert_non_null(got);
   assert_string_equal(got, "{\"user\":\"b\",\"ts\":-9223372036854775808}\n");
   free(got);
   run_free(&r);
@@ -611,7 +612,7 @@ static void time_at_int64_min_follows_on_error(void **state) {
 static void over_long_line_follows_on_error(void **state) {
   tctx_t *t = *state;
   const size_t big = 17u << 20;
-  char opt[160];
+  char opt[PATH_MAX + 16];
   const char *skip[] = {"--input", t->in,      "--key",       "user",       "--time", "ts", "--agg",
                         "count",   "--window", "tumbling:1s", "--on-error", "skip",   NULL};
   const char *dead[] = {"--input", t->in,      "--key",       "user",       "--time", "ts", "--agg",
@@ -641,16 +642,17 @@ static void over_long_line_follows_on_error(void **state) {
   r = run_tool(t, skip);
   if (r.code != 0) print_error("stderr: %s\n", r.err);
   assert_int_equal(r.code, 0);
-  assert_same_lines(r.out, want, N_OF(want));
+  assert_text_lines("stdout", r.out, want, N_OF(want));
   assert_non_null(strstr(r.err, "flink-agg: skipped 1 malformed lines\n"));
   run_free(&r);
 
   snprintf(opt, sizeof(opt), "dead-letter:%s", t->dead);
   r = run_tool(t, dead);
   assert_int_equal(r.code, 0);
-  assert_same_lines(r.out, want, N_OF(want));
+  assert_text_lines("stdout", r.out, want, N_OF(want));
   assert_non_null(strstr(r.err, "1 dead-lettered lines were longer than 16777216 bytes"));
-  got = slurp(t->dead);
+  got = read_text(t->dead, NULL);
+  assert_non_null(got);
   assert_int_equal(strlen(got), 4097);
   assert_memory_equal(got, data + 20, 4096); /* the line as read, from its start */
   assert_int_equal(got[4096], '\n');
@@ -667,7 +669,7 @@ static void over_long_line_follows_on_error(void **state) {
   write_text(t->in, data);
   r = run_tool(t, small);
   assert_int_equal(r.code, 0);
-  assert_same_lines(r.out, want, N_OF(want));
+  assert_text_lines("stdout", r.out, want, N_OF(want));
   assert_non_null(strstr(r.err, "flink-agg: skipped 1 malformed lines\n"));
   run_free(&r);
   free(data);
@@ -759,13 +761,15 @@ static void set_reaches_any_configuration_key(void **state) {
   };
   run_t r;
   char *got, *late;
-  write_text(t->in, late_input);
+  write_text(t->in, out_of_orderness.input);
   r = run_tool(t, args);
   if (r.code != 0) print_error("stderr: %s\n", r.err);
   assert_int_equal(r.code, 0);
-  got = slurp(t->out);
-  assert_same_lines(got, want, N_OF(want));
-  late = slurp(t->late);
+  got = read_text(t->out, NULL);
+  assert_non_null(got);
+  assert_text_lines("output", got, want, N_OF(want));
+  late = read_text(t->late, NULL);
+  assert_non_null(late);
   assert_string_equal(late,
                       "{ \"user\": \"a\",  \"ts\": 1999, \"v\": 16, \"extra\": [1, 2] }\n"
                       "{\"v\":64,\"user\":\"b\",\"ts\":500}\n");
@@ -1237,20 +1241,20 @@ static void resume_after_a_skipped_long_line_does_not_meet_it_again(void **state
   d.len += 2001;
   write_text(d.full, d.input);
 
-  pid_t pid = dur_spawn(t, &d, first);
-  int fd = dur_open_fifo(&d, pid);
+  int fd;
+  pid_t pid = dur_start(t, &d, first, &fd);
   /* Returns when the job has read all but a pipe buffer (64 KiB) of it: past the line. */
-  dur_write(fd, d.input, d.len * 2 / 5);
+  write_all(fd, d.input, d.len * 2 / 5);
   long seen = dur_newest_checkpoint(d.ckpt);
-  int64_t deadline = dur_now_ms() + (int64_t)(DUR_DEADLINE_S * 1000 * dur_scale());
+  int64_t deadline = mono_ms() + (int64_t)(DUR_DEADLINE_S * 1000 * timeout_scale());
   /* The next checkpoint may have begun before; the one after it began after the line. */
   while (dur_newest_checkpoint(d.ckpt) < seen + 2) {
-    dur_assert_running(&d, pid);
-    if (dur_now_ms() > deadline) fail_msg("no checkpoint completed within %d s", DUR_DEADLINE_S);
-    dur_pause_ms(5);
+    assert_running(pid, d.err);
+    if (mono_ms() > deadline) fail_msg("no checkpoint completed within %d s", DUR_DEADLINE_S);
+    pause_ms(5);
   }
   assert_int_equal(kill(pid, SIGKILL), 0);
-  assert_int_equal(dur_wait(pid), 1000 + SIGKILL);
+  assert_int_equal(wait_program(pid), KILLED_BY(SIGKILL));
   close(fd);
 
   dur_replace_fifo(&d);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "fl_test_util.h"
 #include "flink.h"
@@ -281,22 +282,14 @@ static int test_parse(fl_context_t *ctx, const void *line, size_t len, uint64_t 
 
 static void test_parse_destroy(void *opaque) { ((parse_state_t *)opaque)->destroyed++; }
 
-/* A user metric of the operator named name, from the metrics JSON ("name":value). */
-static long long op_metric(fl_env_t *env, const char *op, const char *name) {
-  char *js = fl_env_metrics_json(env);
-  char want[128];
-  const char *p;
-  long long v = -1;
-  assert_non_null(js);
-  snprintf(want, sizeof(want), "\"name\":\"%s\"", op);
-  p = strstr(js, want);
-  if (p != NULL) {
-    snprintf(want, sizeof(want), "\"%s\":", name);
-    p = strstr(p, want);
-    if (p != NULL) v = strtoll(p + strlen(want), NULL, 10);
-  }
-  fl_free(js);
-  return v;
+/* A user metric of the operator named op (its "metrics" object), -1 when it has none. */
+static long long user_metric(fl_env_t *env, const char *op, const char *name) {
+  json_t *root = metrics_of(env);
+  json_t *o = metrics_op(root, op);
+  json_t *v = o ? json_object_get(json_object_get(o, "metrics"), name) : NULL;
+  long long n = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+  json_decref(root);
+  return n;
 }
 
 /*
@@ -365,8 +358,8 @@ static void run_policy(const char *path, fl_lines_error_policy_t policy, parse_s
         FL_OK);
   out->rc = fl_env_execute(env, "policy");
   snprintf(out->err, sizeof(out->err), "%s", fl_env_error(env));
-  out->skipped = op_metric(env, "src", "lines-skipped");
-  out->dead_lettered = op_metric(env, "src", "lines-dead-lettered");
+  out->skipped = user_metric(env, "src", "lines-skipped");
+  out->dead_lettered = user_metric(env, "src", "lines-dead-lettered");
   assert_int_equal(ps->destroyed, 0);
   fl_env_destroy(env);
   assert_int_equal(ps->destroyed, 1);
@@ -392,7 +385,7 @@ static void lines_opts_skip_drops_bad_lines_and_counts_them(void **state) {
   size_t len = policy_input(&data, offsets);
   parse_state_t ps = {0};
   policy_run_t r;
-  write_file(data_path(), data, len);
+  write_bytes(data_path(), data, len);
   free(data);
   run_policy(data_path(), FL_LINES_ON_ERROR_SKIP, &ps, &r);
   if (r.rc != FL_OK) fail_msg("%s", r.err);
@@ -417,7 +410,7 @@ static void lines_opts_dead_letters_carry_line_length_offset_and_error(void **st
   parse_state_t ps = {0};
   policy_run_t r;
   fl_lines_dead_letter_t dl;
-  write_file(data_path(), data, len);
+  write_bytes(data_path(), data, len);
   free(data);
   run_policy(data_path(), FL_LINES_ON_ERROR_DEAD_LETTER, &ps, &r);
   if (r.rc != FL_OK) fail_msg("%s", r.err);
@@ -454,14 +447,14 @@ static void lines_opts_dead_letters_carry_line_length_offset_and_error(void **st
 
 static void lines_opts_fail_names_path_line_and_cause(void **state) {
   size_t offsets[8];
-  char *data, want[256];
+  char *data, want[PATH_MAX + 64];
   size_t len = policy_input(&data, offsets);
   parse_state_t ps = {0};
   policy_run_t r;
 
   /* The parse function's failure, on line 4. */
   memcpy(data + offsets[4] - 4, "ok1\n", 4);
-  write_file(data_path(), data + offsets[4] - 4, len - offsets[4] + 4);
+  write_bytes(data_path(), data + offsets[4] - 4, len - offsets[4] + 4);
   run_policy(data_path(), FL_LINES_ON_ERROR_FAIL, &ps, &r);
   assert_int_equal(r.rc, FL_EUSER);
   snprintf(want, sizeof(want), "%s: line 2: not ok: bad", data_path());
@@ -472,7 +465,7 @@ static void lines_opts_fail_names_path_line_and_cause(void **state) {
   ps.destroyed = 0;
   free(data);
   len = policy_input(&data, offsets);
-  write_file(data_path(), data, len);
+  write_bytes(data_path(), data, len);
   run_policy(data_path(), FL_LINES_ON_ERROR_FAIL, &ps, &r);
   assert_int_not_equal(r.rc, FL_OK);
   snprintf(want, sizeof(want), "%s: line 2 is longer than 1024 bytes", data_path());
@@ -582,7 +575,7 @@ static void lines_opts_over_long_line_is_never_held_whole(void **state) {
       fl_stream_sink(fl_source_lines_opts(env, "src", &o), "main", &collector_sink, &r.main),
       FL_OK);
   assert_int_equal(fl_env_execute(env, "long"), FL_OK);
-  assert_int_equal(op_metric(env, "src", "lines-skipped"), 1);
+  assert_int_equal(user_metric(env, "src", "lines-skipped"), 1);
   fl_env_destroy(env);
   pthread_join(th, NULL);
   after = max_rss_kib();
@@ -684,13 +677,13 @@ static void lines_opts_savepoint_after_a_bad_line_restores_past_it(void **state)
   close(fd);
   pthread_join(th, NULL);
   assert_int_equal(ex.rc, FL_OK);
-  assert_int_equal(op_metric(env, "src", "lines-skipped"), 2); /* x..., bad */
+  assert_int_equal(user_metric(env, "src", "lines-skipped"), 2); /* x..., bad */
   fl_env_destroy(env);
   policy_run_free(&r);
 
   /* The same bytes as a regular file; from the savepoint, failing on bad lines. */
   assert_int_equal(unlink(fifo), 0);
-  write_file(fifo, data, len);
+  write_bytes(fifo, data, len);
   fl_config_t *conf = fl_config_new();
   assert_int_equal(fl_config_set(conf, "execution.savepoint.path", sp, err, sizeof(err)), FL_OK);
   assert_int_equal(fl_env_new(&env, conf, err, sizeof(err)), FL_OK);
