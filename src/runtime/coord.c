@@ -6,7 +6,7 @@
  * the barriers align through the graph (barrier.c), and every worker acknowledges with the
  * snapshots of its operators (fl_coord_ack). The coordinator writes those files while
  * the workers go on processing, and when every worker acknowledged and every file is
- * durable it commits the manifest (src/checkpoint/store.c: temp + fsync + rename +
+ * durable it commits the manifest (src/checkpoint/store_write.c: temp + fsync + rename +
  * directory fsync), deletes checkpoints beyond the retained count, and publishes n in
  * job->ckpt_complete so that sinks commit. A checkpoint that is not complete within the
  * timeout is aborted (job->ckpt_abort); more consecutive failures than tolerated fail
