@@ -2,7 +2,7 @@
  * The state-backend interface: a key/value store, addressed by (table, key group, key,
  * namespace). Tables are created per (operator, state descriptor). Two backends
  * implement it: the hashmap (src/state/hashmap.c, one store per worker thread) and
- * RocksDB (src/state/rocksdb.c, one store per keyed operator subtask: a column family
+ * RocksDB (src/state/rocksdb*.c, one store per keyed operator subtask: a column family
  * per table, key bytes = kg(2, big-endian) | key | namespace). A third backend
  * implements the same table; tests/kv_contract.h is the suite every backend passes.
  *
@@ -136,7 +136,7 @@ typedef struct fl_kv {
 /* The in-memory hashmap backend. */
 int fl_kv_hashmap_new(fl_kv_t *out);
 
-/* The RocksDB backend (src/state/rocksdb.c). One store (one DB) per worker thread; a
+/* The RocksDB backend (src/state/rocksdb*.c). One store (one DB) per worker thread; a
  * shared part (block cache, and whatever else the workers' DBs share) is made once per
  * job and is thread-safe. */
 typedef struct fl_kv_rocksdb_shared fl_kv_rocksdb_shared_t;

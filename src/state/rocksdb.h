@@ -1,5 +1,5 @@
 /*
- * The RocksDB backend's calls beyond the kv.h vtable (src/state/rocksdb.c). The
+ * The RocksDB backend's calls beyond the kv.h vtable (src/state/rocksdb*.c). The
  * constructors are declared in kv.h.
  *
  * Lifetime: the shared part (fl_kv_rocksdb_shared_t) is destroyed after every store
