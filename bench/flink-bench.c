@@ -65,6 +65,7 @@
 #include "lib/bench_kafka.h"
 #include "lib/bench_scrape.h"
 #include "lib/bench_sql.h"
+#include "lib/bench_mem.h"
 #include "lib/bench_state.h"
 #include "lib/nexmark.h"
 
@@ -983,6 +984,7 @@ static const command_t commands[] = {
     {"nexmark-table", bench_nexmark_table, "nexmark JSON lines to a Markdown table"},
     {"checkpoint", fl_bench_checkpoint_main, "checkpoint duration and size, full vs incremental"},
     {"state", fl_bench_state_main, "state operations per second, hashmap vs RocksDB"},
+    {"sessions", fl_bench_sessions_main, "peak memory of open session windows, hashmap vs RocksDB"},
     {"kafka", fl_bench_kafka_main, "Kafka -> window -> Kafka against librdkafka alone"},
     {"sql", fl_bench_sql_main, "SQL jobs against the same DataStream jobs (spend, nexmark)"},
 };

@@ -1,0 +1,271 @@
+/*
+ * flink-bench sessions: the peak memory (resident set) of a job holding many open
+ * session windows while it checkpoints, for the hashmap and the RocksDB backend.
+ *
+ * The job: a source emits one event per key (--keys of them, event time advancing 1 ms
+ * per 1,000 events) -> keyBy -> event-time session windows with a gap of one hour, so
+ * that no window closes -> COUNT aggregate -> a sink. Every key then holds one open
+ * window: its accumulator in state and its end-of-window timer. After the load the
+ * source waits; the benchmark waits for --checkpoints checkpoints that started after
+ * the load (full ones, in the canonical format, unless --incremental true), then reads
+ * the process's peak resident set (VmHWM in /proc/self/status, the same figure as
+ * getrusage's ru_maxrss) and stops the job. One JSON line: backend, keys, peak and
+ * current RSS in MB, the load time, and the last checkpoint's duration and size.
+ */
+#define _GNU_SOURCE
+#include "lib/bench_mem.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "flink.h"
+#include "lib/bench_ckpt.h"
+#include "lib/bench_clock.h"
+
+#define BASE_TS INT64_C(1700000000000)
+#define GAP_MS (3600 * 1000)
+
+typedef struct bm {
+  uint64_t keys;
+  _Atomic int loaded;
+} bm_t;
+
+typedef struct {
+  bm_t *b;
+  uint64_t next;
+} bm_src_t;
+
+static int src_open(fl_context_t *ctx, void *opaque, void **inst) {
+  (void)ctx;
+  bm_src_t *s = calloc(1, sizeof *s);
+  if (!s) return FL_ENOMEM;
+  s->b = opaque;
+  *inst = s;
+  return 0;
+}
+
+static int src_run(fl_context_t *ctx, void *inst) {
+  bm_src_t *s = inst;
+  size_t budget = fl_ctx_source_budget(ctx);
+  for (size_t i = 0; i < budget && s->next < s->b->keys; i++) {
+    uint64_t k = s->next++;
+    uint64_t one = 1;
+    int rc = fl_emit(ctx, &k, sizeof k, &one, sizeof one, BASE_TS + (int64_t)(k / 1000));
+    if (rc) return rc;
+  }
+  if (s->next < s->b->keys) return FL_SOURCE_MORE;
+  atomic_store(&s->b->loaded, 1);
+  return FL_SOURCE_WAIT; /* the windows stay open until the job is stopped */
+}
+
+static void src_close(void *inst) { free(inst); }
+
+static void count_init(void *acc, void *opaque) {
+  (void)opaque;
+  memset(acc, 0, sizeof(uint64_t));
+}
+
+static int count_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) {
+  (void)ctx, (void)in, (void)opaque;
+  (*(uint64_t *)acc)++;
+  return 0;
+}
+
+static void count_merge(void *acc, const void *other, void *opaque) {
+  (void)opaque;
+  *(uint64_t *)acc += *(const uint64_t *)other;
+}
+
+static int count_result(fl_context_t *ctx, const fl_window_t *w, const void *acc, void *opaque) {
+  (void)opaque;
+  size_t kl = 0;
+  const void *key = fl_ctx_key(ctx, &kl);
+  return fl_emit(ctx, key, kl, acc, sizeof(uint64_t), w->end - 1);
+}
+
+static int null_write(fl_context_t *ctx, const fl_record_t *in, void *inst) {
+  (void)ctx, (void)in, (void)inst;
+  return 0;
+}
+
+typedef struct {
+  fl_env_t *env;
+  int rc;
+  _Atomic int ended; /* the job ended early (a failure) */
+} runner_t;
+
+static void *run(void *arg) {
+  runner_t *r = arg;
+  r->rc = fl_env_execute(r->env, "bench-sessions");
+  atomic_store(&r->ended, 1);
+  return NULL;
+}
+
+static int64_t metric(fl_env_t *env, const char *name) {
+  char *js = fl_env_metrics_json(env);
+  json_t *doc = js ? json_loads(js, 0, NULL) : NULL;
+  free(js);
+  int64_t v =
+      (int64_t)json_integer_value(json_object_get(json_object_get(doc, "checkpoints"), name));
+  json_decref(doc);
+  return v;
+}
+
+/* A "Vm...:   N kB" line of /proc/self/status, in kB; -1 when absent. */
+static long status_kb(const char *field) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long v = -1;
+  size_t n = strlen(field);
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, field, n) == 0 && line[n] == ':') v = strtol(line + n + 1, NULL, 10);
+  if (f) fclose(f);
+  return v;
+}
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: flink-bench sessions [--keys N] [--backend hashmap|rocksdb]\n"
+          "         [--checkpoints N] [--interval DUR] [--incremental true|false]\n"
+          "         [--set KEY=VALUE]... [--dir PATH]\n");
+}
+
+int fl_bench_sessions_main(int argc, char **argv) {
+  uint64_t keys = 1000000;
+  const char *backend = "rocksdb", *interval = "2s", *incremental = "false", *dir = NULL;
+  const char *sets[16];
+  int n_sets = 0, checkpoints = 2;
+  int first = argc > 1 && strcmp(argv[1], "sessions") == 0 ? 2 : 1;
+  for (int i = first; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!v) {
+      usage();
+      return 2;
+    }
+    if (!strcmp(a, "--keys"))
+      keys = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--backend"))
+      backend = v;
+    else if (!strcmp(a, "--checkpoints"))
+      checkpoints = atoi(v);
+    else if (!strcmp(a, "--interval"))
+      interval = v;
+    else if (!strcmp(a, "--incremental"))
+      incremental = v;
+    else if (!strcmp(a, "--dir"))
+      dir = v;
+    else if (!strcmp(a, "--set") && n_sets < 16)
+      sets[n_sets++] = v;
+    else {
+      usage();
+      return 2;
+    }
+    i++;
+  }
+  if (keys == 0 || checkpoints < 0) {
+    usage();
+    return 2;
+  }
+  char tmp[512], ck[600], rocks[600];
+  if (dir)
+    snprintf(tmp, sizeof tmp, "%s", dir);
+  else
+    snprintf(tmp, sizeof tmp, "/tmp/flink-bench-sessions-%d", (int)getpid());
+  snprintf(ck, sizeof ck, "%s/checkpoints", tmp);
+  snprintf(rocks, sizeof rocks, "%s/rocksdb", tmp);
+  if (mkdir_p_simple(tmp) || mkdir_p_simple(rocks)) {
+    fprintf(stderr, "flink-bench: cannot create %s\n", tmp);
+    return 1;
+  }
+  const char *kv[] = {"parallelism",
+                      "1",
+                      "state.backend",
+                      backend,
+                      "state.backend.incremental",
+                      incremental,
+                      "state.backend.rocksdb.localdir",
+                      rocks,
+                      "state.checkpoints.dir",
+                      ck,
+                      "state.checkpoints.num-retained",
+                      "1",
+                      "execution.checkpointing.interval",
+                      checkpoints ? interval : "0",
+                      NULL};
+  fl_config_t *conf = fl_config_new();
+  char err[512], name[256];
+  int rc = 0;
+  for (size_t i = 0; !rc && kv[i]; i += 2)
+    rc = fl_config_set(conf, kv[i], kv[i + 1], err, sizeof err);
+  for (int i = 0; !rc && i < n_sets; i++) {
+    const char *eq = strchr(sets[i], '=');
+    if (!eq || (size_t)(eq - sets[i]) >= sizeof name) {
+      snprintf(err, sizeof err, "--set wants KEY=VALUE, got '%s'", sets[i]);
+      rc = FL_EINVAL;
+      break;
+    }
+    snprintf(name, sizeof name, "%.*s", (int)(eq - sets[i]), sets[i]);
+    rc = fl_config_set(conf, name, eq + 1, err, sizeof err);
+  }
+  fl_env_t *env = NULL;
+  if (!rc) rc = fl_env_new(&env, conf, err, sizeof err);
+  fl_config_destroy(conf);
+  if (rc) {
+    fprintf(stderr, "flink-bench: %s\n", err);
+    return 2;
+  }
+  bm_t b = {.keys = keys};
+  static const fl_source_fn_t sfn = {
+      .version = FL_SOURCE_FN_VERSION, .open = src_open, .run = src_run, .close = src_close};
+  static const fl_aggregate_fn_t cfn = {
+      .version = FL_AGGREGATE_FN_VERSION,
+      .acc_size = sizeof(uint64_t),
+      .init = count_init,
+      .add = count_add,
+      .merge = count_merge,
+      .result = count_result,
+  };
+  static const fl_sink_fn_t kfn = {.version = FL_SINK_FN_VERSION, .write = null_write};
+  fl_watermark_strategy_t ws = {.version = FL_WATERMARK_STRATEGY_VERSION,
+                                .kind = FL_WATERMARKS_MONOTONOUS};
+  fl_stream_t *s = fl_source(env, "keys", &sfn, &b, 0);
+  fl_stream_t *t = fl_stream_assign_timestamps(s, "timestamps", &ws);
+  fl_windowed_stream_t *w =
+      fl_window_session(fl_stream_key_by(t, NULL, NULL), FL_EVENT_TIME, GAP_MS);
+  fl_stream_sink(fl_window_aggregate(w, "sessions", &cfn, NULL), "none", &kfn, NULL);
+
+  runner_t r = {.env = env};
+  pthread_t th;
+  double t0 = bench_now_s();
+  pthread_create(&th, NULL, run, &r);
+  while (!atomic_load(&b.loaded) && !atomic_load(&r.ended)) usleep(10000);
+  double load_s = bench_now_s() - t0;
+  /* checkpoints that started after the load hold every open window */
+  int64_t target = metric(env, "completed") + 1 + checkpoints;
+  while (checkpoints && metric(env, "completed") < target && !atomic_load(&r.ended)) usleep(20000);
+  long hwm = status_kb("VmHWM"), rss = status_kb("VmRSS");
+  printf("{\"bench\":\"sessions\",\"backend\":\"%s\",\"incremental\":%s,\"keys\":%" PRIu64
+         ",\"checkpoints\":%d,\"peak_rss_mb\":%.1f,\"rss_mb\":%.1f,\"load_seconds\":%.1f,"
+         "\"last_checkpoint_ms\":%" PRId64 ",\"last_checkpoint_bytes\":%" PRId64 "}\n",
+         backend, strcmp(incremental, "true") == 0 ? "true" : "false", keys, checkpoints,
+         (double)hwm / 1024.0, (double)rss / 1024.0, load_s, metric(env, "last_duration_ms"),
+         metric(env, "last_size_bytes"));
+  fflush(stdout);
+  fl_env_stop(env);
+  pthread_join(th, NULL);
+  if (r.rc && r.rc != FL_ECANCELED)
+    fprintf(stderr, "flink-bench: job failed (%s): %s\n", fl_err_name(r.rc), fl_env_error(env));
+  fl_env_destroy(env);
+  if (!dir) {
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "flink-bench: cannot remove %s\n", tmp);
+  }
+  return r.rc == FL_ECANCELED || r.rc == 0 ? 0 : 1;
+}
