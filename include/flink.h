@@ -133,6 +133,9 @@ typedef enum fl_time_domain {
  *   state.backend.rocksdb.block-cache-size "64mb"  shared by all workers
  *   state.backend.rocksdb.writebuffer.size "16mb"  per state (column family)
  *   state.backend.rocksdb.writebuffer.count "2"  memtables per state
+ *   state.backend.rocksdb.timer-service.factory "ROCKSDB"  where a RocksDB job keeps its
+ *       timers: "ROCKSDB" in the store, with the earliest 128 per key group cached in
+ *       memory; "HEAP" all in memory (faster when every event makes a timer)
  *   state.checkpoints.dir ""  where checkpoints are written
  *   state.checkpoints.num-retained "1"  complete checkpoints kept
  *   execution.checkpointing.interval "0"  0: no periodic checkpoints

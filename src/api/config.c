@@ -51,6 +51,10 @@ static const fl_config_key_t KEYS[] = {
      64 << 10, 0, NULL, "16mb", "RocksDB memtable size per state (column family)"},
     {"state.backend.rocksdb.writebuffer.count", FL_CONF_INT, F(rocksdb_opts.max_write_buffers), 1,
      64, NULL, "2", "RocksDB memtables per state before writes stall"},
+    {"state.backend.rocksdb.timer-service.factory", FL_CONF_ENUM, F(rocksdb_timers), 0, 0,
+     "HEAP|ROCKSDB", "ROCKSDB",
+     "RocksDB: where timers live: ROCKSDB in the store (earliest 128 per key group cached), HEAP "
+     "all in memory"},
     {"state.checkpoints.dir", FL_CONF_STRING, F(ckpt_dir), 0, 0, NULL, "",
      "where checkpoints are written (\"\": none)"},
     {"state.checkpoints.num-retained", FL_CONF_INT, F(ckpt_retained), 1, 1000, NULL, "1",
@@ -514,6 +518,7 @@ int fl_config_resolve(const fl_config_t *conf, fl_env_conf_t *out, char *errstr,
   }
   /* Relations between keys. */
   out->incremental = out->incremental && out->rocksdb;
+  out->rocksdb_timers = out->rocksdb_timers && out->rocksdb;
   if (out->ckpt_interval_ms > 0 && !*out->ckpt_dir) {
     seterr(errstr, errstr_size,
            "configuration key \"execution.checkpointing.interval\": checkpoints need "

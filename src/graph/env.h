@@ -74,6 +74,7 @@ typedef struct fl_env_conf {
   bool rocksdb;
   const char *rocksdb_dir; /* "" = /tmp */
   bool incremental;        /* RocksDB: checkpoints upload only new SST files */
+  bool rocksdb_timers;     /* RocksDB: timers kept in the store, not on the heap */
   fl_kv_rocksdb_opts_t rocksdb_opts;
   const char *ckpt_dir; /* "" = none */
   int ckpt_retained;

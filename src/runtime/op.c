@@ -205,7 +205,12 @@ void fl_rt_op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg) {
 
 void fl_rt_fire_timers(fl_op_t *op, fl_time_domain_t d, int64_t upto) {
   fl_timer_t t;
-  while (!op->failed && fl_timers_pop(op->timers, d, upto, &t)) {
+  int got;
+  while (!op->failed && (got = fl_timers_pop(op->timers, d, upto, &t)) != 0) {
+    if (got < 0) {
+      fl_op_fail(op, got, "firing timers failed: %s", fl_timers_errmsg(op->timers));
+      return;
+    }
     /* The service's view of the key lives only until its next call, and on_timer may
      * register timers: keep a copy. */
     op->timer_key.len = 0;

@@ -86,10 +86,12 @@ static int op_new(fl_worker_t *w, fl_node_t *node, fl_op_t **out, char *msg, siz
   if (node->keyed) {
     fl_key_group_range(w->index, w->job->P, env->conf.max_parallelism, &op->kg_first,
                        &op->kg_count);
-    op->timers = fl_timers_new(op->kg_first, op->kg_count);
+    /* timers kept in RocksDB are made with the operator's store, below */
+    bool heap_timers = !(env->conf.rocksdb && env->conf.rocksdb_timers);
+    if (heap_timers) op->timers = fl_timers_new(op->kg_first, op->kg_count);
     op->desc_tables = calloc(env->n_descs ? env->n_descs : 1, sizeof *op->desc_tables);
     op->desc_cleanup = calloc(env->n_descs ? env->n_descs : 1, sizeof *op->desc_cleanup);
-    if (!op->timers || !op->desc_tables || !op->desc_cleanup) goto nomem;
+    if ((heap_timers && !op->timers) || !op->desc_tables || !op->desc_cleanup) goto nomem;
     for (size_t i = 0; i < env->n_descs; i++) {
       const struct fl_state_desc *d = env->descs[i];
       op->ttl_every_record |=
@@ -110,6 +112,14 @@ static int op_new(fl_worker_t *w, fl_node_t *node, fl_op_t **out, char *msg, siz
       return rc;
     }
     op->kv = &op->own_kv;
+    if (env->conf.rocksdb_timers &&
+        !(op->timers =
+              fl_timers_new_rocksdb(&op->own_kv, op->kg_first, op->kg_count, 0, err, sizeof err))) {
+      snprintf(msg, size, "cannot keep the timers of operator '%s' in RocksDB: %s", node->name,
+               err);
+      op_free(op);
+      return FL_EIO;
+    }
     op->store_id = ((uint64_t)getpid() << 40) ^ (uint64_t)fl_mono_ns() ^
                    (atomic_fetch_add(&store_seq, 1) << 20);
   }

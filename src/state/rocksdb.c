@@ -113,6 +113,22 @@ const char *fl_kv_rocksdb_errmsg(const fl_kv_t *kv) {
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* The timers' column family                                                            */
+
+int fl_rdb_timers_cf(rdb_t *r, rocksdb_column_family_handle_t **cf) {
+  if (!r->timers_cf) {
+    char *e = NULL;
+    r->timers_cf = rocksdb_create_column_family(r->db, r->base, RDB_TIMERS_CF, &e);
+    if (e || !r->timers_cf) {
+      r->timers_cf = NULL;
+      return fl_rdb_fail(r, e, "creating the timers' column family", NULL);
+    }
+  }
+  *cf = r->timers_cf;
+  return FL_OK;
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* Shared part                                                                          */
 
 int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared_t **out, char *err,
@@ -194,6 +210,7 @@ static void rdb_destroy(void *self) {
   /* Handles go before the DB; closing the DB waits for its background work and lets
    * go of the filter factories (freeing the rdb_ttl_t they own). */
   for (size_t i = 0; i < r->n_tables; i++) fl_rdb_table_free(r->tables[i]);
+  if (r->timers_cf) rocksdb_column_family_handle_destroy(r->timers_cf);
   if (r->db) rocksdb_close(r->db);
   if (r->base) rocksdb_options_destroy(r->base);
   if (r->ro) rocksdb_readoptions_destroy(r->ro);
@@ -239,6 +256,11 @@ static int open_db(rdb_t *r, char **names, size_t n, char *err, size_t es) {
     goto done;
   }
   for (size_t i = 0; i < n; i++) {
+    if (strcmp(names[i], RDB_TIMERS_CF) == 0) {
+      r->timers_cf = handles[i]; /* the timer service's, if it kept timers here */
+      handles[i] = NULL;
+      continue;
+    }
     if (strncmp(names[i], RDB_CF_PREFIX, RDB_CF_PREFIX_LEN) != 0) {
       rocksdb_column_family_handle_destroy(handles[i]); /* "default" */
       handles[i] = NULL;

@@ -23,6 +23,9 @@
 
 #define RDB_CF_PREFIX "t:"
 #define RDB_CF_PREFIX_LEN 2
+/* The column family of the timer service (timers_rocksdb.c): not a table, as it lacks
+ * the "t:" prefix, but part of every native copy of the store. */
+#define RDB_TIMERS_CF "_timers"
 #define RDB_MAP_TAG 0x00
 #define RDB_RING 16
 /* Paused walks a store remembers: slot index in the low bits of a cursor token. */
@@ -115,6 +118,7 @@ typedef struct rdb {
   uint16_t free_slots[RDB_CURSORS];
   size_t n_free, n_cursors; /* n_cursors: slots ever handed out */
   uint64_t next_gen, clock;
+  rocksdb_column_family_handle_t *timers_cf; /* NULL until timers are kept here */
   char err[1024];
 } rdb_t;
 
@@ -173,6 +177,9 @@ int fl_rdb_fail(rdb_t *r, char *rerr, const char *what, const rdb_table_t *t);
 /* printf into err (NULL-safe). */
 void fl_rdb_set_err(char *err, size_t err_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The timers' column family, created on first use (or found by a restore). */
+int fl_rdb_timers_cf(rdb_t *r, rocksdb_column_family_handle_t **cf);
 
 /* ---- rocksdb_cells.c ---- */
 

@@ -19,10 +19,12 @@
 #include "state/timers.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/timers_rocksdb.h"
 #include "util/hash.h"
 
 typedef struct tnode {
@@ -78,6 +80,7 @@ typedef struct hslot {
 } hslot_t;
 
 struct fl_timers {
+  fl_rtimers_t *rdb; /* kept in a RocksDB store: every call goes there (timers_rocksdb.c) */
   uint32_t kg_first, kg_count;
   uint64_t next_seq;
   domain_t dom[2];
@@ -366,8 +369,29 @@ done:
   return t;
 }
 
+fl_timers_t *fl_timers_new_rocksdb(fl_kv_t *kv, uint32_t kg_first, uint32_t kg_count, size_t cache,
+                                   char *err, size_t err_size) {
+  fl_timers_t *t = calloc(1, sizeof *t);
+  if (!t) {
+    if (err && err_size) snprintf(err, err_size, "out of memory");
+    return NULL;
+  }
+  if (fl_rtimers_new(kv, kg_first, kg_count, cache, &t->rdb, err, err_size)) {
+    free(t);
+    return NULL;
+  }
+  t->kg_first = kg_first;
+  t->kg_count = kg_count;
+  return t;
+}
+
 void fl_timers_destroy(fl_timers_t *t) {
   if (!t) return;
+  if (t->rdb) {
+    fl_rtimers_destroy(t->rdb);
+    free(t);
+    return;
+  }
   for (int d = 0; d < 2; d++) {
     if (t->dom[d].kgs) {
       for (uint32_t i = 0; i < t->kg_count; i++) {
@@ -400,6 +424,7 @@ static bool args_valid(const fl_timers_t *t, fl_time_domain_t d, uint16_t kg, co
 
 int fl_timers_register(fl_timers_t *t, fl_time_domain_t d, uint16_t kg, const void *key,
                        size_t key_len, const void *ns, size_t ns_len, int64_t ts) {
+  if (t && t->rdb) return fl_rtimers_register(t->rdb, d, kg, key, key_len, ns, ns_len, ts);
   if (!args_valid(t, d, kg, key, key_len, ns, ns_len)) return FL_EINVAL;
   uint64_t h = timer_hash(d, kg, key, key_len, ns, ns_len, ts);
   size_t slot;
@@ -462,6 +487,7 @@ int fl_timers_register(fl_timers_t *t, fl_time_domain_t d, uint16_t kg, const vo
 
 int fl_timers_delete(fl_timers_t *t, fl_time_domain_t d, uint16_t kg, const void *key,
                      size_t key_len, const void *ns, size_t ns_len, int64_t ts) {
+  if (t && t->rdb) return fl_rtimers_delete(t->rdb, d, kg, key, key_len, ns, ns_len, ts);
   if (!args_valid(t, d, kg, key, key_len, ns, ns_len)) return FL_EINVAL;
   uint64_t h = timer_hash(d, kg, key, key_len, ns, ns_len, ts);
   size_t slot;
@@ -482,6 +508,7 @@ int fl_timers_delete(fl_timers_t *t, fl_time_domain_t d, uint16_t kg, const void
 
 int fl_timers_peek(const fl_timers_t *t, fl_time_domain_t d, int64_t *ts) {
   if (!t || !ts || (d != FL_EVENT_TIME && d != FL_PROCESSING_TIME)) return 0;
+  if (t->rdb) return fl_rtimers_peek(t->rdb, d, ts);
   const domain_t *dm = &t->dom[d];
   if (dm->top_len == 0) return 0;
   *ts = dm->top[0].ts;
@@ -490,6 +517,7 @@ int fl_timers_peek(const fl_timers_t *t, fl_time_domain_t d, int64_t *ts) {
 
 int fl_timers_pop(fl_timers_t *t, fl_time_domain_t d, int64_t upto, fl_timer_t *out) {
   if (!t || !out || (d != FL_EVENT_TIME && d != FL_PROCESSING_TIME)) return 0;
+  if (t->rdb) return fl_rtimers_pop(t->rdb, d, upto, out);
   domain_t *dm = &t->dom[d];
   if (dm->top_len == 0 || dm->top[0].ts > upto) return 0;
   uint32_t kgi = dm->top[0].kgi;
@@ -519,12 +547,26 @@ int fl_timers_pop(fl_timers_t *t, fl_time_domain_t d, int64_t upto, fl_timer_t *
 
 size_t fl_timers_count(const fl_timers_t *t, fl_time_domain_t d) {
   if (!t || (d != FL_EVENT_TIME && d != FL_PROCESSING_TIME)) return 0;
+  if (t->rdb) return fl_rtimers_count(t->rdb, d);
   return t->dom[d].count;
+}
+
+size_t fl_timers_in_memory(const fl_timers_t *t) {
+  if (!t) return 0;
+  if (t->rdb) return fl_rtimers_cached(t->rdb);
+  return t->dom[0].count + t->dom[1].count;
+}
+
+bool fl_timers_in_store(const fl_timers_t *t) { return t && t->rdb; }
+
+const char *fl_timers_errmsg(const fl_timers_t *t) {
+  return t && t->rdb ? fl_rtimers_errmsg(t->rdb) : "";
 }
 
 int fl_timers_foreach(const fl_timers_t *t, fl_time_domain_t d,
                       int (*cb)(const fl_timer_t *tm, uint64_t seq, void *arg), void *arg) {
   if (!t || !cb || (d != FL_EVENT_TIME && d != FL_PROCESSING_TIME)) return FL_EINVAL;
+  if (t->rdb) return fl_rtimers_foreach(t->rdb, d, cb, arg);
   const domain_t *dm = &t->dom[d];
   for (uint32_t g = 0; g < t->kg_count; g++) {
     const kgheap_t *k = &dm->kgs[g];
@@ -541,4 +583,46 @@ int fl_timers_foreach(const fl_timers_t *t, fl_time_domain_t d,
     }
   }
   return FL_OK;
+}
+
+/* The heap's firing order: (ts, seq) of every timer, sorted. 24 bytes a timer, beside
+ * the timers themselves, for as long as the walk lasts. */
+typedef struct ord {
+  int64_t ts;
+  uint64_t seq;
+  const tnode_t *n;
+} ord_t;
+
+static int cmp_ord(const void *a, const void *b) {
+  const ord_t *x = a, *y = b;
+  if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+  return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+int fl_timers_foreach_ordered(const fl_timers_t *t, fl_time_domain_t d,
+                              int (*cb)(const fl_timer_t *tm, uint64_t seq, void *arg), void *arg) {
+  if (!t || !cb || (d != FL_EVENT_TIME && d != FL_PROCESSING_TIME)) return FL_EINVAL;
+  if (t->rdb) return fl_rtimers_foreach(t->rdb, d, cb, arg);
+  const domain_t *dm = &t->dom[d];
+  if (dm->count == 0) return FL_OK;
+  ord_t *v = malloc(dm->count * sizeof *v);
+  if (!v) return FL_ENOMEM;
+  size_t n = 0;
+  for (uint32_t g = 0; g < t->kg_count; g++)
+    for (uint32_t i = 0; i < dm->kgs[g].len; i++)
+      v[n++] = (ord_t){dm->kgs[g].heap[i].ts, dm->kgs[g].heap[i].seq, dm->kgs[g].heap[i].n};
+  qsort(v, n, sizeof *v, cmp_ord);
+  int rc = FL_OK;
+  for (size_t i = 0; i < n && !rc; i++) {
+    const tnode_t *x = v[i].n;
+    fl_timer_t tm = {.ts = x->ts,
+                     .kg = x->kg,
+                     .key = x->bytes,
+                     .key_len = x->key_len,
+                     .ns = x->bytes + x->key_len,
+                     .ns_len = x->ns_len};
+    rc = cb(&tm, v[i].seq, arg);
+  }
+  free(v);
+  return rc;
 }
