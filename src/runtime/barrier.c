@@ -10,15 +10,72 @@
  * once each of them snapshotted n or ended.
  */
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint/snapshot.h"
+#include "checkpoint/store.h"
 #include "runtime/coord.h"
 #include "runtime/job.h"
 #include "state/rocksdb.h"
 #include "util/clock.h"
+#include "util/fs.h"
+
+typedef struct outw {
+  struct fl_ckpt_out *out;
+  bool failed; /* the file could not be written (not the state read) */
+} outw_t;
+
+static int out_write(void *arg, const void *data, size_t len, char *msg, size_t size) {
+  outw_t *o = arg;
+  int rc = fl_ckpt_out_write(o->out, data, len, msg, size);
+  o->failed |= rc != 0;
+  return rc;
+}
+
+typedef struct fdw {
+  int fd;
+  const char *path;
+} fdw_t;
+
+static int fd_write(void *arg, const void *data, size_t len, char *msg, size_t size) {
+  const fdw_t *f = arg;
+  int r = fl_write_all(f->fd, data, len);
+  if (r) snprintf(msg, size, "cannot write %s: %s", f->path, strerror(-r));
+  return r ? FL_EIO : FL_OK;
+}
+
+/* The final snapshot of an operator that ended goes to a file of the worker's local
+ * directory, which every later checkpoint copies in. */
+static int write_final(fl_op_t *op, const fl_snapshot_target_t *t, const fl_buf_t *opstate,
+                       const char *native, char *msg, size_t size) {
+  fl_job_t *job = op->worker->job;
+  char path[4300];
+  snprintf(path, sizeof path, "%s/worker-%d/final-op-%u.snap", job->work.path, op->subtask,
+           op->node->id);
+  char *dir = fl_path_parent(path);
+  int rc = dir ? fl_mkdir_p(dir, false, msg, size) : FL_ENOMEM;
+  free(dir);
+  if (rc) return rc;
+  fdw_t f = {open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), path};
+  if (f.fd < 0) {
+    snprintf(msg, size, "cannot create %.900s: %s", path, strerror(errno));
+    return FL_EIO;
+  }
+  rc = fl_snapshot_write(t, opstate->data, opstate->len, native, op->store_id, fd_write, &f, NULL,
+                         msg, size);
+  if (close(f.fd) != 0 && !rc) {
+    snprintf(msg, size, "cannot write %.900s: %s", path, strerror(errno));
+    rc = FL_EIO;
+  }
+  if (!rc && !(op->final_path = strdup(path))) rc = FL_ENOMEM;
+  if (rc) unlink(path);
+  return rc;
+}
 
 void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
   fl_buf_t opstate;
@@ -29,10 +86,21 @@ void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
     fl_rt_op_check(op, rc);
     return;
   }
-  fl_buf_t *dst = id ? &op->ckpt_snap : &op->ckpt_final;
-  dst->len = 0;
   fl_job_t *job = op->worker->job;
   char *native = NULL;
+  char msg[1024];
+  struct fl_ckpt_out *out = NULL;
+  if (id) {
+    /* The snapshot streams into the checkpoint's file; the coordinator closes it. */
+    rc = fl_coord_open_snapshot(job, id, op->node->id, op->subtask, &out, msg, sizeof msg);
+    if (rc) {
+      /* The checkpoint is over (FL_ESTATE) or failed to open the file: the operator
+       * takes part without writing, and goes on. */
+      fl_buf_free(&opstate);
+      op->ckpt_done = id;
+      return;
+    }
+  }
   if (op->own_kv.ops && job->env->conf.incremental && op->own_kv.ops->checkpoint &&
       (id == 0 || id != atomic_load(&job->savepoint_id))) {
     /* incremental: the synchronous part is a native copy (memtable flush + hard
@@ -44,18 +112,39 @@ void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
     if (rc == 0 && !(native = strdup(dir))) rc = FL_ENOMEM;
     if (rc) {
       fl_buf_free(&opstate);
+      fl_ckpt_out_discard(out);
       fl_op_fail(op, rc, "native checkpoint %lld of the RocksDB state failed: %s", (long long)id,
                  fl_kv_rocksdb_errmsg(&op->own_kv));
       return;
     }
   }
   fl_snapshot_target_t t = fl_rt_snapshot_target(op);
-  char msg[512];
-  rc = fl_snapshot_write(&t, opstate.data, opstate.len, native, op->store_id, dst, msg, sizeof msg);
   if (id) {
+    outw_t ow = {out, false};
+    rc = fl_snapshot_write(&t, opstate.data, opstate.len, native, op->store_id, out_write, &ow,
+                           NULL, msg, sizeof msg);
+    fl_ckpt_out_discard(op->ckpt_out); /* one left behind by an aborted checkpoint */
+    op->ckpt_out = rc ? NULL : out;
+    if (rc) fl_ckpt_out_discard(out);
     free(op->native_dir);
-    op->native_dir = native;
+    op->native_dir = rc ? NULL : native;
+    if (rc) {
+      if (ow.failed) {
+        /* writing the file failed: the checkpoint fails, not the job */
+        char m[1200];
+        snprintf(m, sizeof m, "writing the snapshot of '%s' (subtask %d): %s", op->node->name,
+                 op->subtask, msg);
+        fl_coord_fail_checkpoint(job, id, m);
+        if (native) fl_rm_tree(native);
+        free(native);
+        rc = FL_OK;
+      } else {
+        if (native) fl_rm_tree(native);
+        free(native);
+      }
+    }
   } else {
+    rc = write_final(op, &t, &opstate, native, msg, sizeof msg);
     free(op->native_final);
     op->native_final = native;
   }
@@ -118,9 +207,16 @@ void fl_rt_inject_barriers(fl_worker_t *w, int64_t id) {
   }
 }
 
-static void free_snaps(fl_buf_t *snaps, size_t n) {
-  for (size_t k = 0; snaps && k < n; k++) fl_buf_free(&snaps[k]);
-  free(snaps);
+static void part_free(fl_coord_part_t *p, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    if (p->outs) fl_ckpt_out_discard(p->outs[k]);
+    if (p->finals) free(p->finals[k]);
+    if (p->natives) free(p->natives[k]);
+  }
+  free(p->outs);
+  free(p->finals);
+  free(p->natives);
+  free(p->owned);
 }
 
 void fl_rt_maybe_ack(fl_worker_t *w) {
@@ -128,63 +224,55 @@ void fl_rt_maybe_ack(fl_worker_t *w) {
   int64_t id = w->ckpt_injected;
   if (id <= w->ckpt_acked || !job->coord || id <= atomic_load(&job->ckpt_abort)) return;
   fl_env_t *env = job->env;
-  for (size_t i = 0; i < env->n_nodes; i++) {
+  size_t n = env->n_nodes, sz = n ? n : 1;
+  for (size_t i = 0; i < n; i++) {
     fl_op_t *op = w->ops[i];
     if (op->ckpt_done < id && !op->finished) return;
   }
-  fl_buf_t *snaps = calloc(env->n_nodes, sizeof *snaps);
-  if (!snaps) {
+  for (size_t i = 0; i < n; i++) {
+    fl_op_t *op = w->ops[i];
+    if (op->ckpt_done != id && !op->has_final) {
+      /* ended without keeping its final state: this worker cannot take part */
+      w->ckpt_acked = id;
+      fl_coord_ack(job, w->index, id, NULL);
+      return;
+    }
+  }
+  fl_coord_part_t p = {calloc(sz, sizeof *p.outs), calloc(sz, sizeof *p.finals), NULL, NULL};
+  if (env->conf.incremental) {
+    p.natives = calloc(sz, sizeof *p.natives);
+    p.owned = calloc(sz, sizeof *p.owned);
+  }
+  if (!p.outs || !p.finals || (env->conf.incremental && (!p.natives || !p.owned))) {
+    part_free(&p, 0);
     fl_job_fail(job, FL_ENOMEM, "out of memory acknowledging a checkpoint");
     return;
   }
-  for (size_t i = 0; i < env->n_nodes; i++) {
+  w->ckpt_acked = id;
+  for (size_t i = 0; i < n; i++) {
     fl_op_t *op = w->ops[i];
     if (op->ckpt_done == id) {
-      snaps[i] = op->ckpt_snap;
-      fl_buf_init(&op->ckpt_snap);
-    } else if (!op->has_final) {
-      /* ended without keeping its final state: this worker cannot take part */
-      free_snaps(snaps, env->n_nodes);
-      w->ckpt_acked = id;
-      fl_coord_ack(job, w->index, id, NULL, NULL, NULL);
-      return;
-    } else if (fl_buf_append(&snaps[i], op->ckpt_final.data, op->ckpt_final.len)) {
-      /* ended before the barrier came: its final state */
-      free_snaps(snaps, env->n_nodes);
-      fl_job_fail(job, FL_ENOMEM, "out of memory acknowledging a checkpoint");
-      return;
-    }
-  }
-  w->ckpt_acked = id;
-  char **natives = NULL;
-  bool *owned = NULL;
-  if (env->conf.incremental) {
-    natives = calloc(env->n_nodes, sizeof *natives);
-    owned = calloc(env->n_nodes, sizeof *owned);
-    if (!natives || !owned) {
-      free(natives);
-      free(owned);
-      free_snaps(snaps, env->n_nodes);
-      fl_job_fail(job, FL_ENOMEM, "out of memory acknowledging a checkpoint");
-      return;
-    }
-    for (size_t i = 0; i < env->n_nodes; i++) {
-      fl_op_t *op = w->ops[i];
-      if (op->ckpt_done == id) {
-        natives[i] = op->native_dir; /* the coordinator deletes it once stored */
+      p.outs[i] = op->ckpt_out; /* the coordinator closes it */
+      op->ckpt_out = NULL;
+      if (p.natives) {
+        p.natives[i] = op->native_dir; /* the coordinator deletes it once stored */
         op->native_dir = NULL;
-        owned[i] = true;
-      } else if (op->native_final) {
-        natives[i] = strdup(op->native_final); /* kept for later checkpoints */
-        if (!natives[i]) fl_job_fail(job, FL_ENOMEM, "out of memory acknowledging a checkpoint");
+        p.owned[i] = true;
+      }
+    } else {
+      /* ended before the barrier came: its final state, kept for later checkpoints */
+      bool nomem = op->final_path && !(p.finals[i] = strdup(op->final_path));
+      if (!nomem && p.natives && op->native_final)
+        nomem = !(p.natives[i] = strdup(op->native_final));
+      if (nomem) {
+        part_free(&p, n);
+        fl_job_fail(job, FL_ENOMEM, "out of memory acknowledging a checkpoint");
+        return;
       }
     }
   }
-  fl_coord_ack(job, w->index, id, snaps, natives, owned);
-  for (size_t i = 0; natives && i < env->n_nodes; i++) free(natives[i]);
-  free(natives);
-  free(owned);
-  free_snaps(snaps, env->n_nodes);
+  fl_coord_ack(job, w->index, id, &p);
+  part_free(&p, n);
 }
 
 void fl_rt_notify_ops(fl_worker_t *w) {

@@ -44,10 +44,12 @@ typedef struct ack {
   struct ack *next;
   int worker;
   int64_t id;
-  fl_buf_t *snaps; /* [n_nodes]; NULL: the worker cannot take part (an operator ended
-                      and its final state was not kept) */
-  char **natives;  /* [n_nodes] or NULL: native store copies (incremental) */
-  bool *owned;     /* [n_nodes]: delete natives[k] once stored */
+  bool absent;               /* the worker cannot take part (an operator ended and its
+                                final state was not kept) */
+  struct fl_ckpt_out **outs; /* [n_nodes]: snapshot files to close, or NULL */
+  char **finals;             /* [n_nodes]: final snapshots to copy in, or NULL */
+  char **natives;            /* [n_nodes] or NULL: native store copies (incremental) */
+  bool *owned;               /* [n_nodes]: delete natives[k] once stored */
 } ack_t;
 
 struct fl_coord {
@@ -245,10 +247,11 @@ static int write_native(fl_coord_t *c, fl_ckpt_writer_t *w, size_t k, int s, con
   return rc;
 }
 
-/* Writes one worker's snapshots (outside the lock: the slow part). */
-static int write_ack(fl_coord_t *c, fl_ckpt_writer_t *w, const ack_t *a, char *err, size_t size) {
+/* Stores one worker's snapshots (outside the lock: the slow part): closes the files they
+ * streamed into (fsync, rename), copies final snapshots in, stores native copies. */
+static int write_ack(fl_coord_t *c, fl_ckpt_writer_t *w, ack_t *a, char *err, size_t size) {
   fl_env_t *env = c->job->env;
-  if (!a->snaps) {
+  if (a->absent) {
     snprintf(err, size,
              "an operator of subtask %d already ended and, with periodic checkpoints off, "
              "its final state was not kept",
@@ -256,12 +259,22 @@ static int write_ack(fl_coord_t *c, fl_ckpt_writer_t *w, const ack_t *a, char *e
     return FL_ESTATE;
   }
   for (size_t k = 0; k < env->n_nodes; k++) {
-    if (a->snaps[k].len == 0) continue;
-    char name[64];
-    snprintf(name, sizeof name, "op-%zu-%d.snap", k, a->worker);
-    atomic_fetch_add(&c->bytes_total, a->snaps[k].len);
-    atomic_fetch_add(&c->bytes_new, a->snaps[k].len);
-    int rc = fl_ckpt_writer_put(w, name, a->snaps[k].data, a->snaps[k].len, err, size);
+    int rc = FL_OK;
+    uint64_t bytes = 0;
+    if (a->outs[k]) {
+      rc = fl_ckpt_out_close(a->outs[k], &bytes, NULL, err, size);
+      a->outs[k] = NULL;
+    } else if (a->finals[k]) {
+      char name[64];
+      struct stat st;
+      snprintf(name, sizeof name, "op-%zu-%d.snap", k, a->worker);
+      bytes = stat(a->finals[k], &st) == 0 ? (uint64_t)st.st_size : 0;
+      rc = fl_ckpt_writer_add_file(w, name, a->finals[k], err, size);
+    } else {
+      continue;
+    }
+    atomic_fetch_add(&c->bytes_total, bytes);
+    atomic_fetch_add(&c->bytes_new, bytes);
     if (!rc && a->natives && a->natives[k])
       /* the store id is set at plan time, before any thread runs */
       rc = write_native(c, w, k, a->worker, a->natives[k],
@@ -279,8 +292,10 @@ static void ack_free(ack_t *a, size_t n_nodes) {
   }
   free(a->natives);
   free(a->owned);
-  for (size_t k = 0; a->snaps && k < n_nodes; k++) fl_buf_free(&a->snaps[k]);
-  free(a->snaps);
+  for (size_t k = 0; a->outs && k < n_nodes; k++) fl_ckpt_out_discard(a->outs[k]);
+  for (size_t k = 0; a->finals && k < n_nodes; k++) free(a->finals[k]);
+  free(a->outs);
+  free(a->finals);
   free(a);
 }
 
@@ -491,38 +506,47 @@ void fl_coord_wake(fl_job_t *job) {
   pthread_mutex_unlock(&c->mu);
 }
 
-void fl_coord_ack(fl_job_t *job, int worker, int64_t id, fl_buf_t *snaps, char **natives,
-                  const bool *owned) {
+void fl_coord_ack(fl_job_t *job, int worker, int64_t id, fl_coord_part_t *part) {
   fl_coord_t *c = job->coord;
-  size_t n = job->env->n_nodes;
+  size_t n = job->env->n_nodes, sz = n ? n : 1;
   ack_t *a = calloc(1, sizeof *a);
-  fl_buf_t *copy = a && snaps ? calloc(n ? n : 1, sizeof *copy) : NULL;
-  if (a && natives) {
-    a->natives = calloc(n ? n : 1, sizeof *a->natives);
-    a->owned = calloc(n ? n : 1, sizeof *a->owned);
-  }
-  if (!a || (snaps && !copy) || (natives && (!a->natives || !a->owned))) {
-    if (a) {
-      free(a->natives);
-      free(a->owned);
+  bool ok = a != NULL;
+  if (ok && part) {
+    a->outs = calloc(sz, sizeof *a->outs);
+    a->finals = calloc(sz, sizeof *a->finals);
+    ok = a->outs && a->finals;
+    if (ok && part->natives) {
+      a->natives = calloc(sz, sizeof *a->natives);
+      a->owned = calloc(sz, sizeof *a->owned);
+      ok = a->natives && a->owned;
     }
-    free(a);
-    free(copy);
+  }
+  /* everything is taken over, also on failure (then it is released here) */
+  for (size_t k = 0; part && k < n; k++) {
+    if (ok) {
+      a->outs[k] = part->outs[k];
+      a->finals[k] = part->finals[k];
+      if (a->natives) {
+        a->natives[k] = part->natives[k];
+        a->owned[k] = part->owned[k];
+      }
+    } else {
+      fl_ckpt_out_discard(part->outs[k]);
+      free(part->finals[k]);
+      if (part->natives) free(part->natives[k]);
+    }
+    part->outs[k] = NULL;
+    part->finals[k] = NULL;
+    if (part->natives) part->natives[k] = NULL;
+  }
+  if (!ok) {
+    ack_free(a, n);
     fl_job_fail(job, FL_ENOMEM, "out of memory acknowledging a checkpoint");
     return;
   }
-  for (size_t k = 0; natives && k < n; k++) {
-    a->natives[k] = natives[k];
-    natives[k] = NULL;
-    a->owned[k] = owned[k];
-  }
-  for (size_t k = 0; snaps && k < n; k++) {
-    copy[k] = snaps[k];
-    fl_buf_init(&snaps[k]);
-  }
+  a->absent = part == NULL;
   a->worker = worker;
   a->id = id;
-  a->snaps = copy;
   pthread_mutex_lock(&c->mu);
   if (c->q_tail)
     c->q_tail->next = a;
@@ -530,6 +554,41 @@ void fl_coord_ack(fl_job_t *job, int worker, int64_t id, fl_buf_t *snaps, char *
     c->q = a;
   c->q_tail = a;
   pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+int fl_coord_open_snapshot(fl_job_t *job, int64_t id, uint32_t node, int subtask,
+                           struct fl_ckpt_out **out, char *msg, size_t size) {
+  fl_coord_t *c = job->coord;
+  char name[64];
+  snprintf(name, sizeof name, "op-%u-%d.snap", node, subtask);
+  *out = NULL;
+  if (!c) return FL_ESTATE;
+  /* Under the lock, so that the writer cannot be committed or aborted in between; an
+   * open file then keeps it alive until the file is closed or discarded. */
+  pthread_mutex_lock(&c->mu);
+  int rc = FL_ESTATE;
+  if (c->pending == id && c->writer && !c->write_failed) {
+    rc = fl_ckpt_writer_open_file(c->writer, name, out, msg, size);
+    if (rc && !c->write_failed) {
+      c->write_failed = true;
+      snprintf(c->write_err, sizeof c->write_err, "%s", msg);
+      pthread_cond_broadcast(&c->cv);
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+void fl_coord_fail_checkpoint(fl_job_t *job, int64_t id, const char *msg) {
+  fl_coord_t *c = job->coord;
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  if (c->pending == id && !c->write_failed) {
+    c->write_failed = true;
+    snprintf(c->write_err, sizeof c->write_err, "%s", msg);
+    pthread_cond_broadcast(&c->cv);
+  }
   pthread_mutex_unlock(&c->mu);
 }
 

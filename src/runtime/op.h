@@ -157,13 +157,17 @@ struct fl_op {
   /* checkpoints (runtime-private) */
   int64_t ckpt_aligning; /* barrier being aligned (some channels delivered it), or 0 */
   int64_t ckpt_done;     /* last checkpoint this operator snapshotted */
-  fl_buf_t ckpt_snap;    /* its snapshot, until the worker hands it over */
-  fl_buf_t ckpt_final;   /* its snapshot when it ended (checkpoints after that) */
-  bool has_final;        /* ckpt_final was taken */
-  fl_kv_t own_kv;        /* RocksDB: the operator's own store (op->kv points here) */
-  uint64_t store_id;     /* names that store instance in shared checkpoint files */
-  char *native_dir;      /* incremental: the native copy behind ckpt_snap, or NULL */
-  char *native_final;    /* ... and behind ckpt_final */
+  /* The file its snapshot of ckpt_done streamed into, still open (the coordinator
+   * closes it: fsync and rename), until the worker hands it over; NULL when none was
+   * written (the checkpoint was no longer running). */
+  struct fl_ckpt_out *ckpt_out;
+  char *final_path;   /* its snapshot when it ended, in a local file (checkpoints after
+                       that copy it), or NULL */
+  bool has_final;     /* the final snapshot was taken (final_path NULL: it is empty) */
+  fl_kv_t own_kv;     /* RocksDB: the operator's own store (op->kv points here) */
+  uint64_t store_id;  /* names that store instance in shared checkpoint files */
+  char *native_dir;   /* incremental: the native copy behind ckpt_out, or NULL */
+  char *native_final; /* ... and behind final_path */
   /* metrics (runtime-private; worker.c publishes them to m) */
   struct fl_op *task;        /* the head of the chain this instance runs in (itself if head) */
   uint64_t n_fired;          /* timers fired */

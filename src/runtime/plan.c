@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "checkpoint/store.h"
 #include "runtime/coord.h"
 #include "runtime/job.h"
 #include "runtime/restore.h"
@@ -47,8 +48,8 @@ static void op_free(fl_op_t *op) {
   free(op->guards);
   free(op->downstream);
   fl_buf_free(&op->timer_key);
-  fl_buf_free(&op->ckpt_snap);
-  fl_buf_free(&op->ckpt_final);
+  fl_ckpt_out_discard(op->ckpt_out);
+  free(op->final_path);
   fl_kv_destroy(&op->own_kv);
   free(op->native_dir);
   free(op->native_final);
@@ -75,8 +76,6 @@ static int op_new(fl_worker_t *w, fl_node_t *node, fl_op_t **out, char *msg, siz
   op->src_wm = FL_TS_NONE;
   op->is_source = (op->cls->flags & FL_OP_SOURCE) != 0;
   fl_buf_init(&op->timer_key);
-  fl_buf_init(&op->ckpt_snap);
-  fl_buf_init(&op->ckpt_final);
   op->side = calloc(env->n_tags ? env->n_tags : 1, sizeof *op->side);
   for (size_t i = 0; i < node->n_inputs; i++)
     op->n_ins += node->inputs[i].part == FL_PART_FORWARD ? 1 : (size_t)w->job->P;
@@ -364,9 +363,10 @@ int fl_rt_plan(fl_job_t *job, char *msg, size_t size) {
       PLAN_NOMEM();
     }
   }
-  if (env->conf.rocksdb || job->restore) {
-    /* One working directory per attempt (RocksDB stores, restore scratch space), after
-     * removing those that killed jobs left behind. */
+  if (env->conf.rocksdb || job->restore || env->conf.ckpt_interval_ms > 0) {
+    /* One working directory per attempt (RocksDB stores, restore scratch space, final
+     * snapshots of ended operators), after removing those that killed jobs left
+     * behind. */
     const char *base = env->conf.rocksdb_dir[0] ? env->conf.rocksdb_dir : "/tmp";
     fl_rt_workdir_sweep(base, log_line, env);
     rc = fl_rt_workdir_acquire(&job->work, base, msg, size);

@@ -2,9 +2,10 @@
  * Restore: loading a checkpoint or savepoint (fl_restore_load), and giving each
  * operator instance what it owns of it (fl_rt_restore_op): the cells and timers of its
  * key groups from the snapshots of every subtask of the run that wrote it, and the
- * operator states for the class's restore. A native (incremental RocksDB) snapshot is
- * linked into a temporary store and read back as cells, so key groups can move and the
- * backend can change.
+ * operator states for the class's restore. Snapshot files are read as streams, straight
+ * into the instance's backend (memory holds the largest single value, not a snapshot).
+ * A native (incremental RocksDB) snapshot is linked into a temporary store whose cells
+ * and timers are copied over, so key groups can move and the backend can change.
  */
 #define _GNU_SOURCE
 #include "runtime/restore.h"
@@ -42,9 +43,6 @@ int64_t fl_ckpt_root_max_id(const char *root) {
 void fl_restore_free(fl_restore_t *r) {
   if (!r) return;
   fl_ckpt_close(r->ck);
-  if (r->blobs)
-    for (size_t i = 0; i < r->n_nodes * (size_t)r->parallelism; i++) free((void *)r->blobs[i].data);
-  free(r->blobs);
   free(r);
 }
 
@@ -96,8 +94,7 @@ int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *m
     }
   }
   r = calloc(1, sizeof *r);
-  if (r) r->blobs = calloc(env->n_nodes * (size_t)P, sizeof *r->blobs);
-  if (!r || !r->blobs) {
+  if (!r) {
     rc = FL_ENOMEM;
     snprintf(msg, size, "out of memory restoring from %s", fl_ckpt_dir(c));
     goto done;
@@ -107,21 +104,6 @@ int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *m
   r->parallelism = P;
   r->n_nodes = env->n_nodes;
   snprintf(r->path, sizeof r->path, "%s", fl_ckpt_dir(c));
-  for (size_t k = 0; k < env->n_nodes; k++) {
-    for (int s = 0; s < P; s++) {
-      char name[64];
-      snprintf(name, sizeof name, "op-%zu-%d.snap", k, s);
-      if (!fl_ckpt_file_find(c, name)) continue;
-      void *data = NULL;
-      size_t len = 0;
-      rc = fl_ckpt_read_file(c, name, &data, &len, err, sizeof err);
-      if (rc) {
-        snprintf(msg, size, "cannot restore from %s: %s", fl_ckpt_dir(c), err);
-        goto done;
-      }
-      r->blobs[k * (size_t)P + (size_t)s] = (fl_bytes_t){data, len};
-    }
-  }
   fl_env_log(env, FL_LOG_INFO, "restoring %s %lld from %s (written at parallelism %d)",
              fl_ckpt_kind(c) == FL_CKPT_SAVEPOINT ? "savepoint" : "checkpoint", (long long)r->id,
              r->path, P);
@@ -161,8 +143,6 @@ static int restore_native(void *arg, size_t subtask, uint64_t store_id, const ch
   snprintf(db, sizeof db, "%s/db", tmp);
   fl_kv_rocksdb_shared_t *sh = NULL; /* a cache of its own: several workers read the files */
   fl_kv_t tkv = {0};
-  fl_buf_t blob;
-  fl_buf_init(&blob);
   int rc = FL_OK;
   (void)store_id;
   if (mkdir(tmp, 0700) != 0 || mkdir(src, 0700) != 0) {
@@ -198,26 +178,21 @@ static int restore_native(void *arg, size_t subtask, uint64_t store_id, const ch
   }
   char prefix[32];
   snprintf(prefix, sizeof prefix, "%u/", op->node->id);
-  rc = fl_snapshot_kv_blob(&tkv, prefix, &blob);
-  fl_kv_destroy(&tkv);
-  if (rc) {
-    snprintf(msg, size, "cannot read the restored RocksDB state of subtask %zu", subtask);
-    goto done;
-  }
-  fl_bytes_t b = {blob.data, blob.len}, unused;
-  rc = fl_snapshot_restore(na->t, &b, 1, &unused, NULL, NULL, msg, size);
+  rc = fl_snapshot_copy_store(na->t, &tkv, prefix, msg, size);
 done:
   fl_kv_destroy(&tkv);
   if (sh) fl_kv_rocksdb_shared_destroy(sh);
-  fl_buf_free(&blob);
   fl_rm_tree(tmp);
   return rc;
+}
+
+static int in_read(void *arg, void *buf, size_t cap, size_t *got, char *msg, size_t size) {
+  return fl_ckpt_in_read(arg, buf, cap, got, msg, size);
 }
 
 void fl_rt_restore_op(fl_op_t *op) {
   const fl_restore_t *r = op->worker->job->restore;
   size_t n = (size_t)r->parallelism;
-  const fl_bytes_t *blobs = &r->blobs[op->node->id * n];
   fl_bytes_t *states = calloc(n, sizeof *states);
   if (!states) {
     fl_op_fail(op, FL_ENOMEM, "out of memory restoring checkpoint %lld", (long long)r->id);
@@ -226,7 +201,20 @@ void fl_rt_restore_op(fl_op_t *op) {
   fl_snapshot_target_t t = fl_rt_snapshot_target(op);
   native_arg_t na = {op, r, &t};
   char msg[1024];
-  int rc = fl_snapshot_restore(&t, blobs, n, states, restore_native, &na, msg, sizeof msg);
+  int rc = FL_OK;
+  /* the snapshots of every subtask of the run that wrote it, one file at a time */
+  for (size_t s = 0; s < n && !rc; s++) {
+    char name[64];
+    snprintf(name, sizeof name, "op-%u-%zu.snap", op->node->id, s);
+    const fl_ckpt_file_t *f = fl_ckpt_file_find(r->ck, name);
+    if (!f) continue;
+    fl_ckpt_in_t *in = NULL;
+    rc = fl_ckpt_in_open(r->ck, name, &in, msg, sizeof msg);
+    if (!rc)
+      rc = fl_snapshot_restore_stream(&t, s, in_read, in, f->size, &states[s], restore_native, &na,
+                                      msg, sizeof msg);
+    fl_ckpt_in_close(in);
+  }
   if (rc) {
     fl_op_fail(op, rc, "restoring checkpoint %lld: %s", (long long)r->id, msg);
   } else if (op->cls->restore) {
@@ -238,5 +226,6 @@ void fl_rt_restore_op(fl_op_t *op) {
     }
     fl_rt_op_check(op, rc);
   }
+  for (size_t s = 0; s < n; s++) free((void *)states[s].data);
   free(states);
 }

@@ -1,6 +1,6 @@
 /*
- * Restore: loads a checkpoint or savepoint into memory for the operator instances to
- * pick their key groups from (src/runtime/restore.c).
+ * Restore: opens a checkpoint or savepoint (verifying it) for the operator instances to
+ * read their key groups from, as streams (src/runtime/restore.c).
  */
 #ifndef FL_RUNTIME_RESTORE_H
 #define FL_RUNTIME_RESTORE_H
@@ -13,8 +13,7 @@ typedef struct fl_restore {
   int64_t id;
   int parallelism; /* of the run that wrote it */
   size_t n_nodes;
-  fl_bytes_t *blobs; /* [n_nodes * parallelism]: node k, subtask s at k * P + s */
-  char path[4096];   /* the directory it came from */
+  char path[4096]; /* the directory it came from */
 } fl_restore_t;
 
 /* Loads path: a checkpoint or savepoint directory, or a checkpoint root (then the
