@@ -49,7 +49,8 @@ typedef struct sw {
   char *msg;
   size_t msg_size;
   uint64_t bytes;
-  size_t extra, peak; /* memory held beside buf (chunk header, map batch), and the most */
+  size_t maps_cap; /* the map cells remembered by the current walk step */
+  size_t peak;     /* the most memory held at once: buf, head, the walk step's list */
   /* the open chunk */
   bool in_chunk;
   fl_buf_t head;   /* its header, written again at the start of every piece */
@@ -58,9 +59,9 @@ typedef struct sw {
   uint64_t count;
 } sw_t;
 
-static void sw_mem(sw_t *w, size_t extra) {
-  w->extra = extra;
-  if (sizeof w->buf + extra > w->peak) w->peak = sizeof w->buf + extra;
+static void sw_mem(sw_t *w) {
+  size_t now = sizeof w->buf + w->head.cap + w->maps_cap;
+  if (now > w->peak) w->peak = now;
 }
 
 static int sw_out(sw_t *w, const void *p, size_t n) {
@@ -129,7 +130,7 @@ static int sw_chunk_begin(sw_t *w, int count_width) {
    * the checks of the caller */
   w->in_chunk = true;
   w->count_width = count_width;
-  sw_mem(w, w->extra > w->head.cap ? w->extra : w->head.cap);
+  sw_mem(w);
   return sw_piece(w);
 }
 
@@ -241,7 +242,8 @@ static int write_table(fl_kv_t *kv, const char *name, sw_t *w) {
     wk.maps.len = 0;
     if (!rc) rc = kv->ops->iterate(kv->self, table, &cursor, WALK_BATCH, cell_cb, &wk);
     if (!rc) rc = wk.err ? wk.err : w->err;
-    sw_mem(w, wk.maps.cap);
+    w->maps_cap = wk.maps.cap;
+    sw_mem(w);
     /* the entries of this step's map cells, in chunks */
     for (size_t off = 0; !rc && off < wk.maps.len;) {
       fl_kkey_t k;
@@ -267,6 +269,7 @@ static int write_table(fl_kv_t *kv, const char *name, sw_t *w) {
   } while (!rc && cursor != 0);
   if (!rc) rc = sw_u8(w, CELL_END);
   fl_buf_free(&wk.maps);
+  w->maps_cap = 0;
   return rc;
 }
 
@@ -368,7 +371,7 @@ int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state, size_
   w->msg = msg;
   w->msg_size = size;
   fl_buf_init(&w->head);
-  sw_mem(w, 0);
+  sw_mem(w);
   int rc = sw_put(w, MAGIC, 8);
   if (!rc && op_state_len) {
     sw_u8(w, SEC_OPSTATE);
@@ -681,7 +684,10 @@ int fl_snapshot_restore_stream(const fl_snapshot_target_t *t, size_t subtask,
       }
       if (!rc && !r.err) {
         if (!native) {
-          snprintf(msg, msg_size, "a native snapshot inside a native snapshot");
+          snprintf(msg, msg_size,
+                   "snapshot of subtask %zu holds a native copy of a store, which cannot be "
+                   "restored here (a native copy inside a native copy?)",
+                   subtask);
           rc = FL_EPARSE;
         } else {
           rc = native(native_arg, subtask, nv.id, (const char *const *)nv.v, nv.n, msg, msg_size);
