@@ -220,7 +220,7 @@ static void matches_a_sorted_model_with_a_tiny_cache(void **state) {
   fl_timers_t *t = service(f, 10, 5, 3);
   uint64_t s = 0x5eed1234abcdULL;
   int64_t wm[2] = {-20, -20};
-  for (int step = 0; step < 20000; step++) {
+  for (int step = 0; step < 10000; step++) {
     mt_t x;
     random_mt(&s, &x);
     if (x.ts < wm[x.d]) x.ts = wm[x.d] + (int64_t)(rnd(&s) % 30); /* mostly ahead of time */
