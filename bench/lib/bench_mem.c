@@ -10,7 +10,9 @@
  * the load (full ones, in the canonical format, unless --incremental true), then reads
  * the process's peak resident set (VmHWM in /proc/self/status, the same figure as
  * getrusage's ru_maxrss) and stops the job. One JSON line: backend, keys, peak and
- * current RSS in MB, the load time, and the last checkpoint's duration and size.
+ * current RSS in MB, the load time, the process's CPU seconds until then (a figure that
+ * other work on the machine disturbs less than the wall clock), and the last
+ * checkpoint's duration and size.
  */
 #define _GNU_SOURCE
 #include "lib/bench_mem.h"
@@ -250,11 +252,13 @@ int fl_bench_sessions_main(int argc, char **argv) {
   int64_t target = metric(env, "completed") + 1 + checkpoints;
   while (checkpoints && metric(env, "completed") < target && !atomic_load(&r.ended)) usleep(20000);
   long hwm = status_kb("VmHWM"), rss = status_kb("VmRSS");
+  double cpu = bench_cpu_s();
   printf("{\"bench\":\"sessions\",\"backend\":\"%s\",\"incremental\":%s,\"keys\":%" PRIu64
          ",\"checkpoints\":%d,\"peak_rss_mb\":%.1f,\"rss_mb\":%.1f,\"load_seconds\":%.1f,"
+         "\"cpu_seconds\":%.1f,"
          "\"last_checkpoint_ms\":%" PRId64 ",\"last_checkpoint_bytes\":%" PRId64 "}\n",
          backend, strcmp(incremental, "true") == 0 ? "true" : "false", keys, checkpoints,
-         (double)hwm / 1024.0, (double)rss / 1024.0, load_s, metric(env, "last_duration_ms"),
+         (double)hwm / 1024.0, (double)rss / 1024.0, load_s, cpu, metric(env, "last_duration_ms"),
          metric(env, "last_size_bytes"));
   fflush(stdout);
   fl_env_stop(env);
