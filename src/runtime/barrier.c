@@ -5,9 +5,11 @@
  * snapshots and forwards n. Input is held back where it enters the worker: an inbound
  * ring whose batch delivered n stops (keeping the rest of the batch) while an operator
  * it feeds by calls is still aligning n, and a source is not polled while one is.
- * Sources inject n between two records when the coordinator triggers it. A worker
- * acknowledges n to the coordinator (coord.c) with the snapshots of all its operators
- * once each of them snapshotted n or ended.
+ * Sources inject n between two records when the coordinator triggers it. A snapshot
+ * streams into its file of checkpoint n (checkpoint/snapshot.c through a bounded
+ * buffer), or, for the final snapshot of an operator that ended, into a local file that
+ * later checkpoints copy. A worker acknowledges n to the coordinator (coord.c) with the
+ * open files of all its operators once each of them snapshotted n or ended.
  */
 #include <assert.h>
 #include <errno.h>

@@ -3,9 +3,11 @@
  *
  * One coordinator thread per job. It triggers checkpoint n by publishing n in
  * job->ckpt_trigger and waking the workers; each worker's sources inject barrier n,
- * the barriers align through the graph (barrier.c), and every worker acknowledges with the
- * snapshots of its operators (fl_coord_ack). The coordinator writes those files while
- * the workers go on processing, and when every worker acknowledged and every file is
+ * the barriers align through the graph (barrier.c), each operator streams its snapshot
+ * into a file of the checkpoint it opens here (fl_coord_open_snapshot), and every worker
+ * acknowledges with those open files (fl_coord_ack). The coordinator closes them (fsync,
+ * rename) and stores native copies while the workers go on processing, and when every
+ * worker acknowledged and every file is
  * durable it commits the manifest (src/checkpoint/store_write.c: temp + fsync + rename +
  * directory fsync), deletes checkpoints beyond the retained count, and publishes n in
  * job->ckpt_complete so that sinks commit. A checkpoint that is not complete within the

@@ -1,8 +1,9 @@
 /*
  * Checkpoint coordination: the coordinator thread of a running job triggers
  * checkpoints (interval, minimum pause, timeout, tolerable failures) and savepoints,
- * collects the workers' acknowledgements with their operators' snapshots, writes the
- * files in the background (the workers keep processing), commits the manifest, applies
+ * opens the files operators stream their snapshots into, collects the workers'
+ * acknowledgements with those files, makes them durable in the background (the workers
+ * keep processing), commits the manifest, applies
  * retention and publishes completion so that sinks commit (src/runtime/coord.c).
  */
 #ifndef FL_RUNTIME_COORD_H
