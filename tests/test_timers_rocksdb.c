@@ -310,6 +310,18 @@ static void timers_in_memory_stay_within_the_cache(void **state) {
   fl_timers_destroy(t);
 }
 
+/* The largest max parallelism: 32,768 empty key groups cost no arrays and no reads. */
+static void many_empty_key_groups_are_cheap(void **state) {
+  fixture_t *f = *state;
+  fl_timers_t *t = service(f, 0, 32768, 0);
+  reg(t, EV, 32767, "last", "", 9);
+  reg(t, EV, 0, "first", "", 9);
+  assert_int_equal(fl_timers_in_memory(t), 2);
+  pop_is(t, EV, 9, 9, 0, "first", "");
+  pop_is(t, EV, 9, 9, 32767, "last", "");
+  fl_timers_destroy(t);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Native copies                                                                        */
 
@@ -352,6 +364,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(popped_key_survives_registrations, setup, teardown),
       cmocka_unit_test_setup_teardown(matches_a_sorted_model_with_a_tiny_cache, setup, teardown),
       cmocka_unit_test_setup_teardown(timers_in_memory_stay_within_the_cache, setup, teardown),
+      cmocka_unit_test_setup_teardown(many_empty_key_groups_are_cheap, setup, teardown),
       cmocka_unit_test_setup_teardown(timers_travel_with_a_native_copy_of_the_store, setup,
                                       teardown),
   };

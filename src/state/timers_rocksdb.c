@@ -54,8 +54,8 @@ typedef struct rt_ent {
 } rt_ent_t;
 
 typedef struct rt_kg {
-  rt_ent_t *v; /* ascending; n <= cache + 1 */
-  uint32_t n;
+  rt_ent_t *v; /* ascending; grown on demand up to cache + 1 entries */
+  uint32_t n, cap;
   bool complete;        /* RocksDB holds no timer of this key group that v does not */
   int32_t top;          /* position in the domain's heap, -1: not in it */
   unsigned char *after; /* refills seek past this key (the last one removed), or NULL */
@@ -233,7 +233,20 @@ static uint32_t lower_bound(const rt_kg_t *k, const unsigned char *key, uint32_t
   return lo;
 }
 
-/* Inserts an entry owning rk at pos (room for cache + 1 entries is always there). */
+/* Makes room for one more entry: arrays grow as their key group fills, so that the many
+ * key groups of a large max parallelism cost little while they are empty. */
+static int arr_room(const fl_rtimers_t *t, rt_kg_t *k) {
+  if (k->n < k->cap) return FL_OK;
+  uint32_t cap = k->cap ? k->cap * 2 : 4;
+  if (cap > t->cache + 1) cap = t->cache + 1;
+  rt_ent_t *v = realloc(k->v, (size_t)cap * sizeof *v);
+  if (!v) return FL_ENOMEM;
+  k->v = v;
+  k->cap = cap;
+  return FL_OK;
+}
+
+/* Inserts an entry owning rk at pos (arr_room made room for it). */
 static void arr_insert(fl_rtimers_t *t, rt_kg_t *k, uint32_t pos, unsigned char *rk, uint32_t len) {
   memmove(&k->v[pos + 1], &k->v[pos], (size_t)(k->n - pos) * sizeof *k->v);
   k->v[pos] = (rt_ent_t){rk, len};
@@ -294,7 +307,7 @@ static int refill(fl_rtimers_t *t, fl_time_domain_t d, uint32_t kgi) {
   for (; rocksdb_iter_valid(it) && k->n < t->cache; rocksdb_iter_next(it)) {
     size_t kl;
     const char *key = rocksdb_iter_key(it, &kl);
-    unsigned char *copy = malloc(kl ? kl : 1);
+    unsigned char *copy = arr_room(t, k) ? NULL : malloc(kl ? kl : 1);
     if (!copy) {
       rc = FL_ENOMEM;
       break;
@@ -368,6 +381,22 @@ int fl_rtimers_new(fl_kv_t *kv, uint32_t kg_first, uint32_t kg_count, size_t cac
     fl_rdb_set_err(err, err_size, "%s", t->r->err);
     goto done;
   }
+  /* Only a store opened from a copy holds timers at the start: then each key group's
+   * array is loaded; otherwise every key group starts empty and complete. */
+  bool stored = false;
+  {
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(t->r->db, t->r->ro, t->cf);
+    rocksdb_iter_seek_to_first(it);
+    stored = rocksdb_iter_valid(it);
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e) {
+      rc = rt_fail(t, e, "reading timers");
+      fl_rdb_set_err(err, err_size, "%s", t->err);
+      goto done;
+    }
+  }
   for (int d = 0; d < 2; d++) {
     rt_dom_t *dm = &t->dom[d];
     dm->kgs = calloc((size_t)kg_count + 1, sizeof *dm->kgs);
@@ -376,10 +405,9 @@ int fl_rtimers_new(fl_kv_t *kv, uint32_t kg_first, uint32_t kg_count, size_t cac
     for (uint32_t i = 0; i < kg_count; i++) {
       rt_kg_t *k = &dm->kgs[i];
       k->top = -1;
-      k->v = malloc(((size_t)t->cache + 1) * sizeof *k->v);
-      if (!k->v) goto nomem;
+      k->complete = true;
       /* A store opened from a copy may hold timers already. */
-      rc = refill(t, (fl_time_domain_t)d, i);
+      rc = stored ? refill(t, (fl_time_domain_t)d, i) : FL_OK;
       if (rc) {
         fl_rdb_set_err(err, err_size, "%s", t->err);
         goto done;
@@ -415,7 +443,7 @@ int fl_rtimers_register(fl_rtimers_t *t, fl_time_domain_t d, uint16_t kg, const 
   uint32_t pos = lower_bound(k, t->kb, len, &found);
   if (found) return FL_OK;                                                /* cached, hence stored */
   if (!k->complete && pos == k->n) return rdb_write(t, true, t->kb, len); /* beyond the cache */
-  unsigned char *copy = malloc(len);
+  unsigned char *copy = arr_room(t, k) ? NULL : malloc(len);
   if (!copy) return FL_ENOMEM;
   memcpy(copy, t->kb, len);
   rc = rdb_write(t, true, copy, len);
