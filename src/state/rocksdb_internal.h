@@ -119,6 +119,10 @@ typedef struct rdb {
   size_t n_free, n_cursors; /* n_cursors: slots ever handed out */
   uint64_t next_gen, clock;
   rocksdb_column_family_handle_t *timers_cf; /* NULL until timers are kept here */
+  /* The timer service's, if one keeps timers here: writes what it batched; called
+   * before a native copy of the store is taken. */
+  int (*before_copy)(void *arg);
+  void *before_copy_arg;
   char err[1024];
 } rdb_t;
 

@@ -24,6 +24,14 @@
 int fl_rdb_checkpoint(void *self, const char *dir) {
   rdb_t *r = self;
   if (!r || !dir || !*dir) return FL_EINVAL;
+  if (r->before_copy) {
+    int rc = r->before_copy(r->before_copy_arg);
+    if (rc) {
+      snprintf(r->err, sizeof r->err,
+               "rocksdb state: writing the timers before a checkpoint of '%s' failed", r->dir);
+      return rc;
+    }
+  }
   char *e = NULL;
   rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(r->db, &e);
   if (e || !cp) {
