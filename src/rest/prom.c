@@ -20,6 +20,7 @@
 
 #include "graph/metrics.h"
 #include "rest/rest.h"
+#include "util/vec.h"
 
 /* Appends a label value with the format's escapes; a byte that is not UTF-8 becomes
  * U+FFFD (Prometheus rejects a scrape with one). */
@@ -344,84 +345,117 @@ static void user_name(const fl_user_metric_t *um, fl_rest_metric_name_t *mn) {
   }
 }
 
-static bool same_series(const fl_rest_metric_name_t *a, const fl_rest_metric_name_t *b) {
-  if (strcmp(a->name, b->name) || a->n_labels != b->n_labels) return false;
-  for (int q = 0; q < a->n_labels; q++)
-    if (strcmp(a->label_v[q], b->label_v[q])) return false;
-  return true;
+/* One user metric of one subtask, with its family name: user_metrics sorts these, so that
+ * a scrape costs O(n log n) in the number of metrics (a Kafka source has three per
+ * partition), not O(n^2). */
+typedef struct user_entry {
+  const fl_user_metric_t *um;
+  size_t slot; /* i * P + k: the subtask's labels */
+  size_t seq;  /* position in the order of nodes, subtasks and registration */
+  bool shadowed;
+  fl_rest_metric_name_t mn;
+} user_entry_t;
+
+static int cmp_series(const void *a, const void *b) {
+  const user_entry_t *x = *(user_entry_t *const *)a, *y = *(user_entry_t *const *)b;
+  int c = strcmp(x->mn.name, y->mn.name);
+  if (!c) c = (x->mn.n_labels > y->mn.n_labels) - (x->mn.n_labels < y->mn.n_labels);
+  for (int q = 0; !c && q < x->mn.n_labels; q++) c = strcmp(x->mn.label_v[q], y->mn.label_v[q]);
+  return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-/* Whether metric y of u has the series of an earlier one of u (a counter and a gauge of
- * one name, or names that differ only in characters Prometheus does not allow): only
- * the first is written, as a series must appear once. */
-static bool shadowed(const fl_user_metrics_t *u, int y, const fl_rest_metric_name_t *mn) {
-  for (int x = 0; x < y; x++) {
-    fl_rest_metric_name_t other;
-    user_name(&u->m[x], &other);
-    if (same_series(&other, mn)) return true;
-  }
-  return false;
+static int cmp_family(const void *a, const void *b) {
+  const user_entry_t *x = *(user_entry_t *const *)a, *y = *(user_entry_t *const *)b;
+  int c = strcmp(x->mn.name, y->mn.name);
+  return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-/* User metrics: each distinct mapped name is one family, written in one pass over the
- * subtasks. Names already written are remembered in `done`. */
+/* First entries of families, in the order the families first appear. */
+static int cmp_seq(const void *a, const void *b) {
+  const user_entry_t *x = **(user_entry_t *const *const *)a;
+  const user_entry_t *y = **(user_entry_t *const *const *)b;
+  return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* The user metrics of every subtask. Each distinct mapped name is one family, written
+ * where it first appears (in the order of nodes, subtasks and registration) with the
+ * type of that first metric, followed by every subtask's metrics of that name and type.
+ * A metric with the series of an earlier one of its subtask (a counter and a gauge of
+ * one name, or names that differ only in characters Prometheus does not allow) is left
+ * out, as a series must appear once. */
 static bool user_metrics(const scrape_t *s, fl_buf_t *b) {
   fl_env_t *env = s->env;
-  char(*done)[160] = calloc(FL_USER_METRICS_MAX * 4, sizeof *done);
-  size_t n_done = 0, cap_done = FL_USER_METRICS_MAX * 4;
-  if (!done) return false;
-  bool ok = true;
-  for (size_t i = 0; ok && i < env->n_nodes; i++) {
-    for (int k = 0; ok && k < s->P; k++) {
+  user_entry_t *e = NULL;
+  user_entry_t **by = NULL, ***fam = NULL;
+  size_t n = 0, cap = 0, n_fam = 0;
+  bool ok = false;
+  for (size_t i = 0; i < env->n_nodes; i++) {
+    for (int k = 0; k < s->P; k++) {
       fl_metrics_t *m = slot(s, i, k);
       fl_user_metrics_t *u = m ? atomic_load_explicit(&m->user, memory_order_acquire) : NULL;
       int nu = u ? atomic_load_explicit(&u->n, memory_order_acquire) : 0;
-      for (int x = 0; ok && x < nu; x++) {
-        fl_rest_metric_name_t mn;
-        user_name(&u->m[x], &mn);
-        bool seen = false;
-        for (size_t d = 0; d < n_done && !seen; d++) seen = strcmp(done[d], mn.name) == 0;
-        if (seen || n_done == cap_done) continue;
-        snprintf(done[n_done++], sizeof done[0], "%s", mn.name);
-        char full[256];
-        snprintf(full, sizeof full, "flink_taskmanager_job_task_operator_%s", mn.name);
-        bool hist = u->m[x].kind == FL_UM_HISTOGRAM;
-        char help[200];
-        snprintf(help, sizeof help, "user %s %s",
-                 hist                          ? "histogram"
-                 : u->m[x].kind == FL_UM_GAUGE ? "gauge"
-                                               : "counter",
-                 u->m[x].name);
-        for (char *c = help; *c; c++)
-          if (*c == '\\' || *c == '\n') *c = '_';
-        ok = family(b, full, hist ? "summary" : "gauge", help);
-        /* every subtask's metrics of that mapped name, from here on */
-        for (size_t i2 = i; ok && i2 < env->n_nodes; i2++) {
-          for (int k2 = 0; ok && k2 < s->P; k2++) {
-            fl_metrics_t *m2 = slot(s, i2, k2);
-            fl_user_metrics_t *u2 =
-                m2 ? atomic_load_explicit(&m2->user, memory_order_acquire) : NULL;
-            int nu2 = u2 ? atomic_load_explicit(&u2->n, memory_order_acquire) : 0;
-            for (int y = 0; ok && y < nu2; y++) {
-              fl_rest_metric_name_t mn2;
-              user_name(&u2->m[y], &mn2);
-              if (strcmp(mn2.name, mn.name) != 0 || (u2->m[y].kind == FL_UM_HISTOGRAM) != hist ||
-                  shadowed(u2, y, &mn2))
-                continue;
-              labels_t l = s->oper[i2 * (size_t)s->P + (size_t)k2];
-              for (int q = 0; q < mn2.n_labels; q++) labels_add(&l, mn2.label_k[q], mn2.label_v[q]);
-              if (hist)
-                ok = summary(b, full, &l, u2->m[y].hist, 1);
-              else
-                ok = sample_i(b, full, &l,
-                              atomic_load_explicit(&u2->m[y].value, memory_order_relaxed));
-            }
-          }
-        }
+      if (FL_VEC_RESERVE(e, cap, n + (size_t)nu)) goto done;
+      size_t first = n;
+      for (int x = 0; x < nu; x++, n++) {
+        e[n].um = &u->m[x];
+        e[n].slot = i * (size_t)s->P + (size_t)k;
+        e[n].seq = n;
+        e[n].shadowed = false;
+        user_name(e[n].um, &e[n].mn);
       }
+      /* a series that an earlier metric of this subtask has */
+      user_entry_t **sub = malloc(((size_t)nu ? (size_t)nu : 1) * sizeof *sub);
+      if (!sub) goto done;
+      for (int x = 0; x < nu; x++) sub[x] = &e[first + (size_t)x];
+      qsort(sub, (size_t)nu, sizeof *sub, cmp_series);
+      for (int x = 1; x < nu; x++) {
+        const user_entry_t *p = sub[x - 1], *q = sub[x];
+        bool same = !strcmp(p->mn.name, q->mn.name) && p->mn.n_labels == q->mn.n_labels;
+        for (int l = 0; same && l < q->mn.n_labels; l++)
+          same = !strcmp(p->mn.label_v[l], q->mn.label_v[l]);
+        sub[x]->shadowed = same;
+      }
+      free(sub);
     }
   }
-  free(done);
+  by = malloc((n ? n : 1) * sizeof *by);
+  fam = malloc((n ? n : 1) * sizeof *fam);
+  if (!by || !fam) goto done;
+  for (size_t x = 0; x < n; x++) by[x] = &e[x];
+  qsort(by, n, sizeof *by, cmp_family);
+  for (size_t x = 0; x < n; x++)
+    if (!x || strcmp(by[x - 1]->mn.name, by[x]->mn.name)) fam[n_fam++] = &by[x];
+  qsort(fam, n_fam, sizeof *fam, cmp_seq);
+  ok = true;
+  for (size_t f = 0; ok && f < n_fam; f++) {
+    user_entry_t **g = fam[f], **end = by + n;
+    const fl_user_metric_t *head = g[0]->um;
+    bool hist = head->kind == FL_UM_HISTOGRAM;
+    char full[256], help[200];
+    snprintf(full, sizeof full, "flink_taskmanager_job_task_operator_%s", g[0]->mn.name);
+    snprintf(help, sizeof help, "user %s %s",
+             hist                        ? "histogram"
+             : head->kind == FL_UM_GAUGE ? "gauge"
+                                         : "counter",
+             head->name);
+    for (char *c = help; *c; c++)
+      if (*c == '\\' || *c == '\n') *c = '_';
+    ok = family(b, full, hist ? "summary" : "gauge", help);
+    for (; ok && g < end && !strcmp((*g)->mn.name, fam[f][0]->mn.name); g++) {
+      const user_entry_t *x = *g;
+      if (x->shadowed || (x->um->kind == FL_UM_HISTOGRAM) != hist) continue;
+      labels_t l = s->oper[x->slot];
+      for (int q = 0; q < x->mn.n_labels; q++) labels_add(&l, x->mn.label_k[q], x->mn.label_v[q]);
+      if (hist)
+        ok = summary(b, full, &l, x->um->hist, 1);
+      else
+        ok = sample_i(b, full, &l, atomic_load_explicit(&x->um->value, memory_order_relaxed));
+    }
+  }
+done:
+  free(e);
+  free(by);
+  free(fam);
   return ok;
 }
 
