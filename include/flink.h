@@ -380,8 +380,9 @@ FL_API int fl_ctx_parallelism(const fl_context_t *ctx);
 /* User metrics of this subtask (Flink's metric group counters and gauges), shown in
  * fl_env_metrics_json() under the subtask's "metrics" object and, for the operator, as
  * the sum of its subtasks' counters and the maximum of their gauges. A name (at most 95
- * bytes) is registered at its first use; a subtask holds up to 64 names, later new names
- * return FL_ENOMEM and are not shown. Cheap enough for every record. */
+ * bytes) is registered at its first use; a subtask holds up to 4096 names, later new
+ * names return FL_ENOMEM and are not shown. Cheap enough for every record: an update
+ * takes no lock and, after the name's first use, no allocation. */
 FL_API int fl_ctx_counter_add(fl_context_t *ctx, const char *name, int64_t delta);
 FL_API int fl_ctx_gauge_set(fl_context_t *ctx, const char *name, int64_t value);
 /* A user histogram (Flink's Histogram): adds value to the distribution of name. It keeps

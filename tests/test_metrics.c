@@ -729,6 +729,91 @@ static void kafka_metric_names_map_to_flinks(void **state) {
   fl_env_destroy(env);
 }
 
+/* A Kafka source publishes three gauges per partition: a subtask holds 4096 user metric
+ * names (1,360 partitions), each shown in the JSON and the Prometheus text; a new name
+ * past them is refused with FL_ENOMEM, the ones it holds still update. The names are
+ * registered over 64 records while another thread reads the metrics: under TSan, a slot
+ * or block of slots published before it is whole is a reported race. */
+typedef struct many_names {
+  int first_err;     /* first name whose call did not return FL_OK, -1: none */
+  int over, counter; /* a 4097th gauge, a counter of a name taken by a gauge */
+  int again;         /* an existing name updated when full */
+  fl_env_t *env;
+  atomic_int done; /* the job ended: the reader stops */
+} many_names_t;
+
+static int many_gauges(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
+  many_names_t *r = opaque;
+  char name[64];
+  char num[8] = "";
+  memcpy(num, in->value, in->value_len < sizeof num - 1 ? in->value_len : sizeof num - 1);
+  int rec = atoi(num); /* 0..63: names rec * 64 .. rec * 64 + 63 */
+  for (int p = rec * 64; p < rec * 64 + 64; p++) {
+    snprintf(name, sizeof name, "current-offset.orders.%d", p);
+    if (fl_ctx_gauge_set(ctx, name, 1000 + p) != FL_OK && r->first_err < 0) r->first_err = p;
+  }
+  if (rec == 63) {
+    r->over = fl_ctx_gauge_set(ctx, "current-offset.orders.4096", 1);
+    r->counter = fl_ctx_counter_add(ctx, "current-offset.orders.0", 1);
+    r->again = fl_ctx_gauge_set(ctx, "current-offset.orders.7", 7);
+  }
+  return fl_emit_record(ctx, in);
+}
+
+static void *read_metrics(void *arg) {
+  many_names_t *r = arg;
+  while (!atomic_load(&r->done)) {
+    fl_free(fl_env_metrics_json(r->env));
+    fl_free(fl_env_metrics_prometheus(r->env));
+  }
+  return NULL;
+}
+
+static void kafka_partition_metrics_fit_4096_names_per_subtask(void **state) {
+  many_names_t r = {.first_err = -1, .env = env_conf(NULL)};
+  fl_env_t *env = r.env;
+  fl_record_t recs[64];
+  char vals[64][4];
+  for (int i = 0; i < 64; i++) {
+    snprintf(vals[i], sizeof vals[i], "%d", i);
+    recs[i] = rec_str("k", vals[i], i);
+  }
+  fl_stream_t *m =
+      fl_stream_map(fl_source_collection(env, "src", recs, 64), "many", many_gauges, &r);
+  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
+  fl_stream_sink(m, "sink", &sink, NULL);
+  pthread_t reader;
+  assert_int_equal(pthread_create(&reader, NULL, read_metrics, &r), 0);
+  assert_int_equal(fl_env_execute(env, "many"), 0);
+  atomic_store(&r.done, 1);
+  pthread_join(reader, NULL);
+  assert_int_equal(r.first_err, -1);
+  assert_int_equal(r.over, FL_ENOMEM);
+  assert_int_equal(r.counter, FL_ENOMEM);
+  assert_int_equal(r.again, FL_OK);
+  json_t *o = op_json(env, "many");
+  assert_non_null(o);
+  json_t *um = json_object_get(json_array_get(json_object_get(o, "subtasks"), 0), "metrics");
+  assert_int_equal(json_object_size(um), 4096);
+  assert_int_equal(json_integer_value(json_object_get(um, "current-offset.orders.7")), 7);
+  assert_int_equal(json_integer_value(json_object_get(um, "current-offset.orders.4095")), 5095);
+  assert_null(json_object_get(um, "current-offset.orders.4096"));
+  json_decref(o);
+  char *text = fl_env_metrics_prometheus(env);
+  check_exposition(text);
+  const char *fam =
+      "flink_taskmanager_job_task_operator_KafkaSourceReader_topic_partition_"
+      "currentOffset";
+  int samples = 0;
+  for (const char *at = strstr(text, fam); at; at = strstr(at + 1, fam))
+    samples += at[strlen(fam)] == '{';
+  assert_int_equal(samples, 4096);
+  assert_true(prom_value(text, fam, "topic=\"orders\",partition=\"4095\"") == 5095);
+  assert_true(prom_value(text, fam, "topic=\"orders\",partition=\"7\"") == 7);
+  fl_free(text);
+  fl_env_destroy(env);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(slow_sink_shows_backpressure_upstream_and_busy_sink),
@@ -743,6 +828,7 @@ int main(void) {
       cmocka_unit_test(user_histograms_keep_the_last_values),
       cmocka_unit_test(prometheus_text_is_well_formed_and_escapes_labels),
       cmocka_unit_test(kafka_metric_names_map_to_flinks),
+      cmocka_unit_test(kafka_partition_metrics_fit_4096_names_per_subtask),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

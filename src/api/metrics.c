@@ -101,14 +101,15 @@ static json_t *subtask_json(const fl_env_t *env, fl_metrics_t *m, int s, json_t 
     json_t *um = json_object();
     int nu = atomic_load_explicit(&u->n, memory_order_acquire);
     for (int k = 0; k < nu; k++) {
-      if (u->m[k].kind == FL_UM_HISTOGRAM) {
-        set_named(um, u->m[k].name, hist_json(u->m[k].hist, 1, true));
+      const fl_user_metric_t *e = fl_user_metric_at(u, k);
+      if (e->kind == FL_UM_HISTOGRAM) {
+        set_named(um, e->name, hist_json(e->hist, 1, true));
         continue;
       }
-      int64_t v = atomic_load_explicit(&u->m[k].value, memory_order_relaxed);
-      set_named(um, u->m[k].name, json_integer((json_int_t)v));
+      int64_t v = atomic_load_explicit(&e->value, memory_order_relaxed);
+      set_named(um, e->name, json_integer((json_int_t)v));
       /* the operator's value: counters summed, gauges at their maximum */
-      char *key = fl_rest_utf8_dup(u->m[k].name);
+      char *key = fl_rest_utf8_dup(e->name);
       json_t *prev = key ? json_object_get(agg, key) : NULL;
       if (!key) {
         /* out of memory: the operator's value is left out */
@@ -116,7 +117,7 @@ static json_t *subtask_json(const fl_env_t *env, fl_metrics_t *m, int s, json_t 
         json_object_set_new(agg, key, json_integer((json_int_t)v));
       } else {
         json_int_t p = json_integer_value(prev);
-        json_integer_set(prev, u->m[k].kind == FL_UM_GAUGE ? (p > v ? p : v) : p + v);
+        json_integer_set(prev, e->kind == FL_UM_GAUGE ? (p > v ? p : v) : p + v);
       }
       free(key);
     }

@@ -1,5 +1,5 @@
-/* Histogram statistics, resetting and freeing metrics slots, and the task a node runs
- * in. */
+/* Histogram statistics, user metrics, resetting and freeing metrics slots, and the task a
+ * node runs in. */
 #include "graph/metrics.h"
 
 #include <math.h>
@@ -8,6 +8,7 @@
 
 #include "flink.h"
 #include "graph/graph.h"
+#include "util/hash.h"
 
 static int cmp_i64(const void *a, const void *b) {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -58,14 +59,72 @@ void fl_hist_reset(fl_hist_t *h) {
   atomic_store(&h->sum, 0);
 }
 
+static uint64_t user_hash(const char *name, size_t len, fl_user_metric_kind_t kind) {
+  return fl_hash64(name, len, (uint64_t)kind);
+}
+
+/* Puts slot number `slot` with hash h into an index that has room. */
+static void index_put(uint32_t *index, size_t cap, uint64_t h, int slot) {
+  size_t at = (size_t)h & (cap - 1);
+  while (index[at]) at = (at + 1) & (cap - 1);
+  index[at] = (uint32_t)slot + 1;
+}
+
+fl_user_metric_t *fl_user_metric_get(fl_metrics_t *m, const char *name,
+                                     fl_user_metric_kind_t kind) {
+  size_t len = name ? strlen(name) : 0;
+  if (!len || len >= FL_USER_METRIC_NAME_MAX) return NULL;
+  fl_user_metrics_t *u = atomic_load_explicit(&m->user, memory_order_relaxed);
+  if (!u) {
+    u = calloc(1, sizeof *u);
+    if (!u) return NULL;
+    atomic_store_explicit(&m->user, u, memory_order_release);
+  }
+  uint64_t h = user_hash(name, len, kind);
+  for (size_t at = (size_t)h & (u->index_cap - 1); u->index_cap && u->index[at];
+       at = (at + 1) & (u->index_cap - 1)) {
+    fl_user_metric_t *e = fl_user_metric_at(u, (int)u->index[at] - 1);
+    if (e->kind == kind && strcmp(e->name, name) == 0) return e;
+  }
+  /* A new name. */
+  int n = atomic_load_explicit(&u->n, memory_order_relaxed);
+  if (n == FL_USER_METRICS_MAX) return NULL;
+  if ((size_t)(n + 1) * 2 > u->index_cap) {
+    size_t cap = u->index_cap ? u->index_cap * 2 : 64;
+    uint32_t *index = calloc(cap, sizeof *index);
+    if (!index) return NULL;
+    for (int i = 0; i < n; i++) {
+      const fl_user_metric_t *e = fl_user_metric_at(u, i);
+      index_put(index, cap, user_hash(e->name, strlen(e->name), e->kind), i);
+    }
+    free(u->index);
+    u->index = index;
+    u->index_cap = cap;
+  }
+  fl_user_metric_t **chunk = &u->chunk[n / FL_USER_METRICS_CHUNK];
+  if (!*chunk && !(*chunk = calloc(FL_USER_METRICS_CHUNK, sizeof **chunk))) return NULL;
+  fl_user_metric_t *e = &(*chunk)[n % FL_USER_METRICS_CHUNK];
+  if (kind == FL_UM_HISTOGRAM && !e->hist && !(e->hist = calloc(1, sizeof *e->hist))) return NULL;
+  memcpy(e->name, name, len + 1);
+  e->kind = kind;
+  atomic_store_explicit(&e->value, 0, memory_order_relaxed);
+  index_put(u->index, u->index_cap, h, n);
+  atomic_store_explicit(&u->n, n + 1, memory_order_release);
+  return e;
+}
+
 void fl_metrics_free_user(fl_metrics_t *m, size_t n) {
   for (size_t i = 0; m && i < n; i++) {
     fl_user_metrics_t *u = atomic_load(&m[i].user);
     if (u) {
-      int nu = atomic_load(&u->n);
-      for (int k = 0; k < nu; k++) free(u->m[k].hist);
+      for (size_t c = 0; c < sizeof u->chunk / sizeof u->chunk[0] && u->chunk[c]; c++) {
+        for (int k = 0; k < FL_USER_METRICS_CHUNK; k++) free(u->chunk[c][k].hist);
+        free(u->chunk[c]);
+      }
+      free(u->index);
     }
     free(u);
+    atomic_store(&m[i].user, NULL);
     free(m[i].latency);
     m[i].latency = NULL;
     m[i].n_latency = 0;
@@ -104,8 +163,9 @@ int fl_metrics_reset(fl_metrics_t *m, size_t n, int n_sources) {
     fl_user_metrics_t *u = atomic_load(&s->user);
     int nu = u ? atomic_load(&u->n) : 0;
     for (int k = 0; k < nu; k++) {
-      atomic_store(&u->m[k].value, 0);
-      if (u->m[k].hist) fl_hist_reset(u->m[k].hist);
+      fl_user_metric_t *e = fl_user_metric_at(u, k);
+      atomic_store(&e->value, 0);
+      if (e->hist) fl_hist_reset(e->hist);
     }
   }
   return FL_OK;

@@ -55,11 +55,20 @@ void fl_hist_reset(fl_hist_t *h);
 
 /* ---- user metrics ---- */
 
-/* User metrics of one subtask (fl_ctx_counter_add/fl_ctx_gauge_set/fl_ctx_histogram_update):
- * written only by the subtask's worker; a slot's name and kind are set before `n` is
- * published with a release store, so a reader that loads `n` with acquire sees them
- * whole. */
-#define FL_USER_METRICS_MAX 64
+/* User metrics of one subtask (fl_ctx_counter_add/fl_ctx_gauge_set/fl_ctx_histogram_update),
+ * written only by the subtask's worker. The slots live in chunks of FL_USER_METRICS_CHUNK,
+ * allocated as names are registered and never moved or freed while the job runs, so a
+ * reader on another thread may hold a slot at any time. A slot's name and kind, and its
+ * chunk, are set before `n` is published with a release store, so a reader that loads `n`
+ * with acquire sees them whole (fl_user_metric_at).
+ *
+ * A subtask holds at most FL_USER_METRICS_MAX names (a Kafka source publishes three per
+ * partition: about 1,360 partitions per subtask), so its user metrics take at most 64
+ * chunks of 7.5 KiB and an index of 32 KiB. The writer finds a name through `index`, an
+ * open-addressing table only it reads: one hash and one comparison per update however
+ * many names there are. */
+#define FL_USER_METRICS_CHUNK 64
+#define FL_USER_METRICS_MAX 4096
 #define FL_USER_METRIC_NAME_MAX 96 /* bytes, with the terminating NUL */
 
 typedef enum fl_user_metric_kind {
@@ -77,8 +86,17 @@ typedef struct fl_user_metric {
 
 typedef struct fl_user_metrics {
   _Atomic int n;
-  fl_user_metric_t m[FL_USER_METRICS_MAX];
+  fl_user_metric_t *chunk[FL_USER_METRICS_MAX / FL_USER_METRICS_CHUNK];
+  /* The writer's: slot numbers + 1 (0: empty), index_cap a power of two, at most half
+   * full. */
+  uint32_t *index;
+  size_t index_cap;
 } fl_user_metrics_t;
+
+/* Slot i < n of u (n loaded with acquire by a reader). */
+static inline fl_user_metric_t *fl_user_metric_at(const fl_user_metrics_t *u, int i) {
+  return &u->chunk[i / FL_USER_METRICS_CHUNK][i % FL_USER_METRICS_CHUNK];
+}
 
 /* ---- the metrics of one operator subtask ---- */
 
@@ -115,6 +133,12 @@ typedef struct fl_metrics {
 /* A node's slots (fl_node_t.metrics) as a reader on any thread sees them: NULL until the
  * first plan publishes them (with a release store, n_metrics set before). */
 #define FL_NODE_METRICS(n) __atomic_load_n(&(n)->metrics, __ATOMIC_ACQUIRE)
+
+/* The slot of (name, kind) among m's user metrics, registered at its first use (the
+ * only allocations: the table, a chunk, the index, a histogram's ring). The subtask's
+ * worker only. NULL when name is empty or has FL_USER_METRIC_NAME_MAX bytes or more, when
+ * the subtask holds FL_USER_METRICS_MAX names, or without memory. */
+fl_user_metric_t *fl_user_metric_get(fl_metrics_t *m, const char *name, fl_user_metric_kind_t kind);
 
 /* Frees what n metrics slots hold (user metrics, histograms; NULL-safe). */
 void fl_metrics_free_user(fl_metrics_t *m, size_t n);

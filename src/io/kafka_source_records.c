@@ -295,8 +295,7 @@ void fl_ksrc_update_lag(fl_context_t *ctx, ks_inst_t *in) {
     if (p->high < 0) continue;
     lag = p->high > p->next ? p->high - p->next : 0;
     if (lag > max) max = lag;
-    if (p->lag_name[0] != '\0')
-      fl_ctx_gauge_set(ctx, p->lag_name, lag); /* past 64 names: not shown */
+    if (p->lag_name[0] != '\0') fl_ctx_gauge_set(ctx, p->lag_name, lag);
   }
   fl_ctx_gauge_set(ctx, "records-lag-max", max);
 }

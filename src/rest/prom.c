@@ -397,7 +397,7 @@ static bool user_metrics(const scrape_t *s, fl_buf_t *b) {
       if (FL_VEC_RESERVE(e, cap, n + (size_t)nu)) goto done;
       size_t first = n;
       for (int x = 0; x < nu; x++, n++) {
-        e[n].um = &u->m[x];
+        e[n].um = fl_user_metric_at(u, x);
         e[n].slot = i * (size_t)s->P + (size_t)k;
         e[n].seq = n;
         e[n].shadowed = false;

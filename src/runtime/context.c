@@ -97,30 +97,12 @@ int fl_ctx_mark_idle(fl_context_t *ctx, int idle) {
 /* ---------------------------------------------------------------------------------- */
 /* User metrics                                                                         */
 
-/* The slot of (name, kind) in the subtask's user metrics, registered at its first use
- * (the only allocation: the table, and a histogram's ring). */
+/* The slot of (name, kind) among the subtask's user metrics (graph/metrics.c registers
+ * it at its first use). */
 static fl_user_metric_t *user_metric(fl_context_t *ctx, const char *name,
                                      fl_user_metric_kind_t kind) {
-  if (!ctx || !name || !*name || strlen(name) >= FL_USER_METRIC_NAME_MAX) return NULL;
-  fl_metrics_t *m = ctx->op->m;
-  if (!m) return NULL;
-  fl_user_metrics_t *u = atomic_load_explicit(&m->user, memory_order_relaxed);
-  if (!u) {
-    u = calloc(1, sizeof *u);
-    if (!u) return NULL;
-    atomic_store_explicit(&m->user, u, memory_order_release);
-  }
-  int n = atomic_load_explicit(&u->n, memory_order_relaxed);
-  for (int i = 0; i < n; i++)
-    if (u->m[i].kind == kind && strcmp(u->m[i].name, name) == 0) return &u->m[i];
-  if (n == FL_USER_METRICS_MAX) return NULL;
-  fl_user_metric_t *e = &u->m[n];
-  if (kind == FL_UM_HISTOGRAM && !(e->hist = calloc(1, sizeof *e->hist))) return NULL;
-  strcpy(e->name, name);
-  e->kind = kind;
-  atomic_store_explicit(&e->value, 0, memory_order_relaxed);
-  atomic_store_explicit(&u->n, n + 1, memory_order_release);
-  return e;
+  if (!ctx || !ctx->op->m) return NULL;
+  return fl_user_metric_get(ctx->op->m, name, kind);
 }
 
 static int user_metric_err(fl_context_t *ctx, const char *name) {
