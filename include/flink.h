@@ -786,8 +786,11 @@ typedef struct fl_kafka_source_opts {
  * subtask takes the partitions it owns now); when a checkpoint completes, the positions
  * it holds are also committed to the consumer group, for lag tools, but never read back
  * except for START_COMMITTED on a fresh start. Metrics per subtask: counters
- * "records-consumed", "deserialize-errors-skipped", "dead-lettered"; gauges
- * "records-lag-max" and "records-lag.<topic>.<partition>". opts is copied. */
+ * "records-consumed", "deserialize-errors-skipped", "dead-lettered", "commits-succeeded"
+ * and "commits-failed" (group commits by their result); gauges "records-lag-max" and,
+ * per partition, "records-lag.<topic>.<partition>", "current-offset.<topic>.<partition>"
+ * (the next offset to read) and "committed-offset.<topic>.<partition>" (last committed,
+ * -1 before the first commit). opts is copied. */
 FL_API fl_stream_t *fl_source_kafka(fl_env_t *env, const char *name,
                                     const fl_kafka_source_opts_t *opts);
 

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
@@ -1268,6 +1270,284 @@ static void metrics_show_consumed_and_lag(void **state) {
   mock_stop(&m);
 }
 
+/* Partition p of "t" holds 1 + p % 5 messages: each partition's offsets differ from its
+ * neighbours'. Returns how many were produced. */
+static size_t produce_uneven(mock_t *m, int parts) {
+  size_t n = 0;
+  for (int p = 0; p < parts; p++)
+    for (int i = 0; i < 1 + p % 5; i++, n++) produce(m, "t", p, "k", "v", TS0 + i);
+  flush_all(m);
+  return n;
+}
+
+/* The source's user metrics in fl_env_metrics_json (a new reference): subtask s's, or
+ * for s < 0 the operator's (counters summed, gauges at their maximum; a partition's
+ * gauges come from the one subtask that reads it). */
+static json_t *source_metrics(fl_env_t *env, int s) {
+  char *js = fl_env_metrics_json(env);
+  assert_non_null(js);
+  json_t *root = json_loads(js, 0, NULL), *o, *found = NULL;
+  fl_free(js);
+  assert_non_null(root);
+  size_t i;
+  json_array_foreach(json_object_get(root, "operators"), i, o) {
+    if (strcmp(json_string_value(json_object_get(o, "name")), "kafka") != 0) continue;
+    json_t *from = s < 0 ? o : json_array_get(json_object_get(o, "subtasks"), (size_t)s);
+    found = json_incref(json_object_get(from, "metrics"));
+  }
+  json_decref(root);
+  return found ? found : json_object();
+}
+
+/* Metric name (printf format) of m, INT64_MIN when absent. */
+static int64_t metric(json_t *m, const char *fmt, ...) {
+  char name[128];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(name, sizeof name, fmt, ap);
+  va_end(ap);
+  json_t *v = json_object_get(m, name);
+  return json_is_integer(v) ? (int64_t)json_integer_value(v) : INT64_MIN;
+}
+
+/* Whether every partition p < parts shows current-offset 1 + p % 5 (all read),
+ * committed-offset 1 + p % 5 (committed) and records-lag 0 (refreshed once a second),
+ * and no commit failed; else why not. */
+static bool offsets_shown(fl_env_t *env, int parts, char *why, size_t why_size) {
+  json_t *m = source_metrics(env, -1);
+  bool ok = metric(m, "commits-failed") == 0 && metric(m, "records-lag-max") == 0;
+  if (!ok)
+    snprintf(why, why_size, "commits-failed %" PRId64 ", records-lag-max %" PRId64,
+             metric(m, "commits-failed"), metric(m, "records-lag-max"));
+  for (int p = 0; ok && p < parts; p++) {
+    int64_t cur = metric(m, "current-offset.t.%d", p), com = metric(m, "committed-offset.t.%d", p);
+    int64_t lag = metric(m, "records-lag.t.%d", p);
+    ok = cur == 1 + p % 5 && com == 1 + p % 5 && lag == 0;
+    if (!ok)
+      snprintf(why, why_size,
+               "partition %d: current-offset %" PRId64 ", committed-offset %" PRId64
+               ", records-lag %" PRId64 ", expected %d, %d, 0",
+               p, cur, com, lag, 1 + p % 5, 1 + p % 5);
+  }
+  json_decref(m);
+  return ok;
+}
+
+/* The value of the sample of metric (a full Prometheus name) whose labels contain `has`,
+ * or NAN; with has NULL, the sum of all its samples. */
+static double prom_value(const char *text, const char *metric, const char *has) {
+  size_t ml = strlen(metric);
+  double sum = 0;
+  bool any = false;
+  for (const char *line = text; line && *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    const char *close = memchr(line, '}', len);
+    if (len > ml && !strncmp(line, metric, ml) && line[ml] == '{' && close) {
+      char labels[4096];
+      size_t n = (size_t)(close - line) < sizeof labels - 1 ? (size_t)(close - line) : 0;
+      memcpy(labels, line, n);
+      labels[n] = 0;
+      if (has && strstr(labels, has)) return strtod(close + 1, NULL);
+      if (!has) {
+        sum += strtod(close + 1, NULL);
+        any = true;
+      }
+    }
+    line = end ? end + 1 : NULL;
+  }
+  return any ? sum : NAN;
+}
+
+#define PROM_KSR "flink_taskmanager_job_task_operator_KafkaSourceReader_"
+
+/* 130 partitions at parallelism 2: 65 per subtask, three gauges each. After every message
+ * was read and a checkpoint committed the positions, the JSON and the Prometheus text
+ * show each partition's current and committed offset, the commits counted. */
+static void metrics_show_offsets_and_commits_per_partition(void **state) {
+  enum {
+    PARTS = 130
+  };
+  mock_t m;
+  job_t j;
+  char root[256], why[256] = "";
+  int64_t want[PARTS];
+  tmpdir(root, sizeof root, "kmetrics");
+  mock_start(&m, 1);
+  topic_create(&m, "t", PARTS);
+  size_t n = produce_uneven(&m, PARTS);
+  for (int p = 0; p < PARTS; p++) want[p] = 1 + p % 5;
+  const char *kv[] = {"state.checkpoints.dir", root, "execution.checkpointing.interval", "50ms",
+                      NULL};
+  fl_kafka_source_opts_t o = opts_for(&m, "t");
+  o.group_id = "kmetrics";
+  job_build(&j, env_conf(2, kv), &o);
+  job_start(&j);
+  wait_records(&j, n, 15000);
+  int64_t deadline = deadline_in(15000);
+  while (!offsets_shown(j.env, PARTS, why, sizeof why)) {
+    if (now_ms() >= deadline) fail_msg("metrics do not show the offsets: %s", why);
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* polling the metrics, not waiting for work to happen */
+  }
+  /* what the group holds */
+  wait_committed(&m, "kmetrics", want, PARTS);
+  for (int s = 0; s < 2; s++) {
+    json_t *sm = source_metrics(j.env, s);
+    /* a partition's gauges are in its subtask only (the i-th partition: subtask i % 2) */
+    assert_true(metric(sm, "current-offset.t.%d", s) == 1 + s % 5);
+    assert_true(metric(sm, "current-offset.t.%d", 1 - s) == INT64_MIN);
+    assert_true(metric(sm, "commits-succeeded") >= 1);
+    json_decref(sm);
+  }
+  char *t = fl_env_metrics_prometheus(j.env);
+  assert_non_null(t);
+  for (int p = 0; p < PARTS; p++) {
+    char has[64];
+    snprintf(has, sizeof has, "topic=\"t\",partition=\"%d\"", p);
+    if (prom_value(t, PROM_KSR "topic_partition_currentOffset", has) != want[p] ||
+        prom_value(t, PROM_KSR "topic_partition_committedOffset", has) != want[p] ||
+        prom_value(t, PROM_KSR "topic_partition_recordsLag", has) != 0)
+      fail_msg("Prometheus text: partition %d not at %" PRId64 " (%g %g %g)", p, want[p],
+               prom_value(t, PROM_KSR "topic_partition_currentOffset", has),
+               prom_value(t, PROM_KSR "topic_partition_committedOffset", has),
+               prom_value(t, PROM_KSR "topic_partition_recordsLag", has));
+  }
+  assert_true(prom_value(t, PROM_KSR "commitsSucceeded", NULL) >= 2);
+  assert_true(prom_value(t, PROM_KSR "commitsFailed", NULL) == 0);
+  assert_true(prom_value(t, PROM_KSR "KafkaConsumer_records_consumed_total", NULL) == (double)n);
+  fl_free(t);
+  job_stop(&j);
+  job_free(&j);
+  mock_stop(&m);
+  rm_rf(root);
+}
+
+/* A bounded job commits once per subtask at its end: synchronously without checkpoints,
+ * with the final checkpoint otherwise (its result arrives after the source ended). */
+static void bounded_job_counts_its_one_commit(void **state) {
+  for (int with_ckpt = 0; with_ckpt < 2; with_ckpt++) {
+    mock_t m;
+    job_t j;
+    char root[256], why[256] = "";
+    tmpdir(root, sizeof root, "kmend");
+    mock_start(&m, 1);
+    topic_create(&m, "t", 6);
+    produce_uneven(&m, 6);
+    /* no periodic checkpoint within the job's life: only the final one */
+    const char *kv[] = {"state.checkpoints.dir", root, "execution.checkpointing.interval", "1h",
+                        NULL};
+    fl_kafka_source_opts_t o = opts_for(&m, "t");
+    o.bounded = 1;
+    job_build(&j, env_conf(2, with_ckpt ? kv : NULL), &o);
+    assert_int_equal(fl_env_execute(j.env, "end"), 0);
+    if (!offsets_shown(j.env, 6, why, sizeof why)) fail_msg("checkpoints %d: %s", with_ckpt, why);
+    for (int s = 0; s < 2; s++) {
+      json_t *sm = source_metrics(j.env, s);
+      if (metric(sm, "commits-succeeded") != 1)
+        fail_msg("checkpoints %d: subtask %d counted %" PRId64 " commits", with_ckpt, s,
+                 metric(sm, "commits-succeeded"));
+      json_decref(sm);
+    }
+    job_free(&j);
+    mock_stop(&m);
+    rm_rf(root);
+  }
+}
+
+/* OffsetCommit answered with an error twice: commits-failed counts both, once, the log
+ * says so once, and the next commits succeed (the job goes on). */
+static void failed_commits_are_counted(void **state) {
+  mock_t m;
+  job_t j;
+  char root[256];
+  logbuf_t log = {PTHREAD_MUTEX_INITIALIZER, NULL};
+  tmpdir(root, sizeof root, "kmfail");
+  mock_start(&m, 1);
+  topic_create(&m, "t", 4);
+  size_t n = produce_uneven(&m, 4);
+  rd_kafka_mock_push_request_errors(m.mc, 8 /* OffsetCommit */, 2,
+                                    RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
+                                    RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
+  const char *kv[] = {"state.checkpoints.dir", root, "execution.checkpointing.interval", "50ms",
+                      NULL};
+  fl_kafka_source_opts_t o = opts_for(&m, "t");
+  o.group_id = "kmfail";
+  job_build(&j, env_conf(1, kv), &o);
+  assert_int_equal(fl_env_set_log(j.env, collect_log, &log), 0);
+  job_start(&j);
+  wait_records(&j, n, 10000);
+  int64_t deadline = deadline_in(15000);
+  for (;;) {
+    json_t *sm = source_metrics(j.env, 0);
+    int64_t failed = metric(sm, "commits-failed"), ok = metric(sm, "commits-succeeded");
+    bool committed = true;
+    for (int p = 0; p < 4; p++) committed &= metric(sm, "committed-offset.t.%d", p) == 1 + p % 5;
+    json_decref(sm);
+    if (failed > 2) fail_msg("%" PRId64 " failed commits counted for 2 failures", failed);
+    if (failed == 2 && ok >= 1 && committed) break;
+    if (now_ms() >= deadline)
+      fail_msg("commits-failed %" PRId64 ", commits-succeeded %" PRId64 ", offsets %s", failed, ok,
+               committed ? "committed" : "not committed");
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* polling the metrics, not waiting for work to happen */
+  }
+  job_stop(&j);
+  json_t *sm = source_metrics(j.env, 0);
+  assert_true(metric(sm, "commits-failed") == 2);
+  json_decref(sm);
+  char *t = fl_env_metrics_prometheus(j.env);
+  assert_true(prom_value(t, PROM_KSR "commitsFailed", NULL) == 2);
+  fl_free(t);
+  if (!wait_log(&log, "cannot commit the positions to group 'kmfail'", "uthoriz", 0) ||
+      !wait_log(&log, "commits to group 'kmfail' succeed again", "", 0))
+    fail_msg("log: %s", log.text ? log.text : "");
+  /* the two failures in a row are one episode: said once */
+  const char *first = strstr(log.text, "cannot commit");
+  assert_null(strstr(first + 1, "cannot commit"));
+  job_free(&j);
+  free(log.text);
+  mock_stop(&m);
+  rm_rf(root);
+}
+
+/* A topic whose "committed-offset.<topic>.<partition>" would pass 95 bytes: none of its
+ * partition gauges (though "records-lag.<topic>.0" would fit), a warning that says so,
+ * and everything else as usual. */
+static void long_topic_has_no_partition_gauges_and_says_so(void **state) {
+  mock_t m;
+  job_t j;
+  char topic[81];
+  logbuf_t log = {PTHREAD_MUTEX_INITIALIZER, NULL};
+  memset(topic, 'x', 80);
+  topic[80] = '\0';
+  mock_start(&m, 1);
+  topic_create(&m, topic, 1);
+  for (int i = 0; i < 3; i++) produce(&m, topic, 0, "k", "v", TS0 + i);
+  flush_all(&m);
+  fl_kafka_source_opts_t o = opts_for(&m, topic);
+  o.bounded = 1;
+  job_build(&j, env_conf(1, NULL), &o);
+  assert_int_equal(fl_env_set_log(j.env, collect_log, &log), 0);
+  assert_int_equal(fl_env_execute(j.env, "long"), 0);
+  assert_int_equal(col_count(&j.col), 3);
+  if (!wait_log(&log, topic, "name too long for its per-partition metrics", 0))
+    fail_msg("log: %s", log.text ? log.text : "");
+  json_t *sm = source_metrics(j.env, 0);
+  const char *key;
+  json_t *v;
+  json_object_foreach(sm, key, v) {
+    if (strstr(key, topic) != NULL) fail_msg("published %s", key);
+  }
+  assert_true(metric(sm, "records-consumed") == 3);
+  assert_true(metric(sm, "records-lag-max") == 0);
+  assert_true(metric(sm, "commits-succeeded") == 1);
+  json_decref(sm);
+  job_free(&j);
+  free(log.text);
+  mock_stop(&m);
+}
+
 static int setup(void **state) {
   tool_path();
   return 0;
@@ -1303,6 +1583,10 @@ int main(void) {
       cmocka_unit_test(invalid_options_are_rejected_by_name),
       cmocka_unit_test(secret_values_never_in_errors),
       cmocka_unit_test(metrics_show_consumed_and_lag),
+      cmocka_unit_test(metrics_show_offsets_and_commits_per_partition),
+      cmocka_unit_test(bounded_job_counts_its_one_commit),
+      cmocka_unit_test(failed_commits_are_counted),
+      cmocka_unit_test(long_topic_has_no_partition_gauges_and_says_so),
   };
   return cmocka_run_group_tests(tests, setup, teardown_children);
 }

@@ -19,7 +19,10 @@
  * Positions: `next` of a partition is the offset after the last message handed out
  * (also for messages dropped, skipped or dead-lettered). A snapshot is the list of
  * (topic, partition, next); it is also kept in a small ring by checkpoint id so that
- * checkpoint_complete(id) commits exactly what checkpoint id holds to the group.
+ * checkpoint_complete(id) commits exactly what checkpoint id holds to the group. The
+ * results of those commits arrive on a queue of their own, which the worker's thread
+ * serves (run(), checkpoint_complete, close), so that every metric of the subtask has
+ * one writer.
  *
  * (kafka_source_state.c has the format.)
  */
@@ -66,10 +69,13 @@ void fl_ksrc_close(void *instance) {
     rd_kafka_queue_io_event_enable(in->q, -1, NULL, 0);
     rd_kafka_queue_destroy(in->q);
   }
-  if (in->rk != NULL) {
-    rd_kafka_consumer_close(in->rk);
-    rd_kafka_destroy(in->rk);
+  if (in->cq != NULL) rd_kafka_queue_io_event_enable(in->cq, -1, NULL, 0);
+  if (in->rk != NULL) rd_kafka_consumer_close(in->rk); /* waits for commits in flight */
+  if (in->cq != NULL) {
+    fl_ksrc_commit_results(in); /* theirs: the job's last commit shows in the metrics */
+    rd_kafka_queue_destroy(in->cq);
   }
+  if (in->rk != NULL) rd_kafka_destroy(in->rk);
   if (in->dlq != NULL) {
     rd_kafka_purge(in->dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_destroy(in->dlq);
@@ -270,9 +276,14 @@ static rd_kafka_topic_partition_list_t *ks_list(const ks_inst_t *in, const bool 
 }
 
 ks_part_t *fl_ksrc_find(ks_inst_t *in, const char *topic, int32_t partition) {
-  if (in->last_part < in->n_parts) {
-    ks_part_t *p = &in->parts[in->last_part];
-    if (p->partition == partition && strcmp(p->topic, topic) == 0) return p;
+  /* The last one found, or the one after it: messages come in runs of one partition,
+   * and lists (commit results) in the order of in->parts. */
+  for (size_t i = in->last_part; i < in->n_parts && i <= in->last_part + 1; i++) {
+    ks_part_t *p = &in->parts[i];
+    if (p->partition == partition && strcmp(p->topic, topic) == 0) {
+      in->last_part = i;
+      return p;
+    }
   }
   for (size_t i = 0; i < in->n_parts; i++) {
     ks_part_t *p = &in->parts[i];
@@ -433,14 +444,24 @@ static int ks_setup_fds(fl_context_t *ctx, ks_inst_t *in) {
   its.it_value = its.it_interval;
   if (timerfd_settime(in->tfd, 0, &its, NULL) != 0)
     return fl_ctx_fail(ctx, "timerfd_settime: %s", strerror(errno));
-  /* eventfd counters take 8-byte writes */
+  /* eventfd counters take 8-byte writes; a commit result wakes the worker too */
   rd_kafka_queue_io_event_enable(in->q, in->evfd, one, sizeof(one));
+  rd_kafka_queue_io_event_enable(in->cq, in->evfd, one, sizeof(one));
   return FL_OK;
+}
+
+/* "<prefix>.<topic>.<partition>" into out, or "" (and false) when it does not fit. */
+static bool ks_metric_name(char out[KS_METRIC_NAME], const char *prefix, const ks_part_t *p) {
+  int len = snprintf(out, KS_METRIC_NAME, "%s.%s.%" PRId32, prefix, p->topic, p->partition);
+  if (len >= 0 && len < KS_METRIC_NAME) return true;
+  out[0] = '\0';
+  return false;
 }
 
 int fl_ksrc_open(fl_context_t *ctx, void *opaque, void **instance) {
   const ks_conf_t *c = opaque;
   ks_inst_t *in = NULL;
+  const char *long_topic = NULL;
   int64_t now;
   int rc = FL_OK;
 
@@ -454,8 +475,9 @@ int fl_ksrc_open(fl_context_t *ctx, void *opaque, void **instance) {
   if (rc != FL_OK) goto done;
   rd_kafka_poll_set_consumer(in->rk);
   in->q = rd_kafka_queue_get_consumer(in->rk);
-  if (in->q == NULL) {
-    rc = fl_ctx_fail(ctx, "cannot get the consumer queue");
+  in->cq = rd_kafka_queue_new(in->rk);
+  if (in->q == NULL || in->cq == NULL) {
+    rc = fl_ctx_fail(ctx, "cannot get the consumer queues");
     goto done;
   }
   if (c->on_error == FL_KAFKA_ON_ERROR_DEAD_LETTER) {
@@ -469,13 +491,30 @@ int fl_ksrc_open(fl_context_t *ctx, void *opaque, void **instance) {
   now = fl_ctx_processing_time(ctx);
   for (size_t i = 0; i < in->n_parts; i++) {
     ks_part_t *p = &in->parts[i];
-    int len;
     p->max_ts = FL_TS_NONE;
     p->last_active = now;
-    len = snprintf(p->lag_name, sizeof(p->lag_name), "records-lag.%s.%" PRId32, p->topic,
-                   p->partition);
-    if (len < 0 || (size_t)len >= sizeof(p->lag_name)) p->lag_name[0] = '\0';
+    p->shown_next = -1;
+    /* all three or none: the longest prefix decides */
+    if (!ks_metric_name(p->com_name, "committed-offset", p)) {
+      p->lag_name[0] = p->cur_name[0] = '\0';
+      long_topic = p->topic;
+    } else {
+      ks_metric_name(p->lag_name, "records-lag", p);
+      ks_metric_name(p->cur_name, "current-offset", p);
+    }
   }
+  if (long_topic != NULL)
+    fl_ctx_log(ctx, FL_LOG_WARN,
+               "kafka source '%s': topic '%s' has a name too long for its "
+               "per-partition metrics (records-lag, current-offset, committed-offset: "
+               "\"committed-offset.<topic>.<partition>\" has at most %d bytes), which are "
+               "not published",
+               c->name, long_topic, KS_METRIC_NAME - 1);
+  /* Flink's KafkaSource shows these from the start: zero commits, -1 committed. */
+  fl_ctx_counter_add(ctx, "commits-succeeded", 0);
+  fl_ctx_counter_add(ctx, "commits-failed", 0);
+  for (size_t i = 0; i < in->n_parts; i++)
+    if (in->parts[i].com_name[0] != '\0') fl_ctx_gauge_set(ctx, in->parts[i].com_name, -1);
   rc = ks_setup_fds(ctx, in);
   if (rc != FL_OK) goto done;
   *instance = in;
@@ -539,6 +578,7 @@ int fl_ksrc_run(fl_context_t *ctx, void *instance) {
    * writes the eventfd again. */
   ks_drain_fd(in->evfd);
   ks_drain_fd(in->tfd);
+  fl_ksrc_commit_results(in);
   in->now = fl_ctx_processing_time(ctx);
   /* In batches: one queue operation for up to KS_BATCH messages, not one per message. */
   while (polled < budget) {
@@ -563,6 +603,7 @@ int fl_ksrc_run(fl_context_t *ctx, void *instance) {
     if ((size_t)got < want) break;
   }
   if (consumed > 0) fl_ctx_counter_add(ctx, "records-consumed", (int64_t)consumed);
+  fl_ksrc_show_offsets(ctx, in);
   if (in->client_fatal) return fl_ksrc_fail_fatal(ctx, in);
   if (in->dlq != NULL) {
     rd_kafka_poll(in->dlq, 0); /* delivery reports */
@@ -578,6 +619,7 @@ int fl_ksrc_run(fl_context_t *ctx, void *instance) {
 end:
   rc = fl_ksrc_dlq_flush(ctx, in);
   if (rc != FL_OK) return rc;
+  fl_ksrc_show_offsets(ctx, in);
   in->last_lag_ms = 0;
   fl_ksrc_update_lag(ctx, in);
   in->ended = true;

@@ -5,7 +5,8 @@
  *                           open, and run() (the design is described there)
  *   kafka_source_records.c  messages and error events from the consumer, the error
  *                           policies, and event time (watermarks, idleness) and lag
- *   kafka_source_state.c    positions in checkpoints, restore, and group commits
+ *   kafka_source_state.c    positions in checkpoints, restore, group commits and their
+ *                           metrics
  *   kafka_source_opts.c     the builder: checking and copying the options
  *
  * An instance is used by its worker thread only.
@@ -26,6 +27,7 @@
 #define KS_RING 8 /* snapshots kept for checkpoints not yet complete */
 #define KS_LAG_EVERY_MS 1000
 #define KS_DEFAULT_TIMEOUT_MS 30000
+#define KS_METRIC_NAME 96 /* a user metric name's bytes with its NUL (flink.h: at most 95) */
 
 /* The options, copied by the builder; immutable while the job runs. */
 typedef struct ks_conf {
@@ -60,7 +62,10 @@ typedef struct ks_part {
   int64_t max_ts;      /* event time: largest timestamp seen, FL_TS_NONE */
   int64_t last_active; /* processing time of the last message (or of the start) */
   bool idle;
-  char lag_name[96]; /* "records-lag.<topic>.<partition>", "" when too long */
+  int64_t shown_next; /* the current-offset gauge's value, -1 before the first */
+  /* "records-lag.<topic>.<partition>", "current-offset.<t>.<p>", "committed-offset.<t>.<p>"
+   * gauges; "" when the name would be too long (not published) */
+  char lag_name[KS_METRIC_NAME], cur_name[KS_METRIC_NAME], com_name[KS_METRIC_NAME];
 } ks_part_t;
 
 typedef struct ks_snap {
@@ -71,15 +76,18 @@ typedef struct ks_snap {
 /* One subtask. */
 typedef struct ks_inst {
   const ks_conf_t *conf;
-  const fl_context_t *ctx;  /* the runtime's context of this instance, stable while open */
+  fl_context_t *ctx;        /* the runtime's context of this instance, stable while open */
   fl_kafka_health_t health; /* the consumer's brokers (its callbacks run in run()) */
   bool client_fatal;        /* the error callback saw a fatal error */
   int64_t now;              /* processing time at the start of this run() call */
   int subtask;
   rd_kafka_t *rk;
   rd_kafka_queue_t *q;
-  rd_kafka_t *dlq;   /* dead-letter producer, or NULL */
-  char dlq_err[512]; /* first delivery error of the dead-letter producer */
+  rd_kafka_queue_t *cq;    /* results of group commits, served by the worker's thread */
+  uint64_t commit_results; /* results served so far */
+  bool commit_failing;     /* the last commit failed (logged once until one succeeds) */
+  rd_kafka_t *dlq;         /* dead-letter producer, or NULL */
+  char dlq_err[512];       /* first delivery error of the dead-letter producer */
   bool dlq_failed;
   int epfd, evfd, tfd;
   ks_part_t *parts;
@@ -117,6 +125,8 @@ int fl_ksrc_on_message(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_message_
 int fl_ksrc_event_time(fl_context_t *ctx, ks_inst_t *in);
 /* Refreshes the lag gauges (at most every KS_LAG_EVERY_MS). */
 void fl_ksrc_update_lag(fl_context_t *ctx, ks_inst_t *in);
+/* Sets the current-offset gauges of the partitions whose position moved. */
+void fl_ksrc_show_offsets(fl_context_t *ctx, ks_inst_t *in);
 
 /* kafka_source_state.c: the checkpoint functions, and the dead letters a checkpoint
  * waits for. */
@@ -125,5 +135,8 @@ int fl_ksrc_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *states,
 int fl_ksrc_checkpoint_complete(fl_context_t *ctx, void *instance, int64_t id);
 /* Delivers every dead letter produced so far (the checkpoint covers their offsets). */
 int fl_ksrc_dlq_flush(fl_context_t *ctx, ks_inst_t *in);
+/* Serves the results of group commits that arrived (committed-offset gauges, the
+ * commits-succeeded and commits-failed counters). */
+void fl_ksrc_commit_results(ks_inst_t *in);
 
 #endif

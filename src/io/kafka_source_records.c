@@ -2,7 +2,7 @@
  * What the Kafka source's consumer delivers (kafka_source_int.h): data messages through
  * the deserializer and the error policy (fail, skip, dead letter), error events (fatal
  * ones fail the job), and then event time: per-partition watermarks, idleness, and the
- * lag gauges.
+ * lag and current-offset gauges.
  */
 #define _GNU_SOURCE
 
@@ -298,4 +298,13 @@ void fl_ksrc_update_lag(fl_context_t *ctx, ks_inst_t *in) {
     if (p->lag_name[0] != '\0') fl_ctx_gauge_set(ctx, p->lag_name, lag);
   }
   fl_ctx_gauge_set(ctx, "records-lag-max", max);
+}
+
+void fl_ksrc_show_offsets(fl_context_t *ctx, ks_inst_t *in) {
+  for (size_t i = 0; i < in->n_parts; i++) {
+    ks_part_t *p = &in->parts[i];
+    if (p->next == p->shown_next) continue;
+    p->shown_next = p->next;
+    if (p->cur_name[0] != '\0') fl_ctx_gauge_set(ctx, p->cur_name, p->next);
+  }
 }

@@ -3,7 +3,8 @@
  * partition, next offset); it is also kept in a small ring by checkpoint id so that
  * checkpoint_complete(id) commits exactly what checkpoint id holds to the group. A
  * restore takes the positions of the partitions this subtask owns now, from the states
- * of every old subtask.
+ * of every old subtask. The results of the commits set the committed-offset gauges and
+ * the commits-succeeded and commits-failed counters.
  *
  * Snapshot format (little-endian): u32 magic "FKS1", u32 count, then count times
  * { u16 topic length, topic bytes, i32 partition, i64 next offset }.
@@ -141,18 +142,53 @@ int fl_ksrc_snapshot(fl_context_t *ctx, void *instance, fl_buf_t *out) {
   return FL_OK;
 }
 
+/* The result of one group commit, on the worker's thread (served from in->cq, or by the
+ * commit call itself when synchronous): Flink's KafkaSourceReader metrics. offsets
+ * carries each partition's error (librdkafka gives a failed request's error to all). */
+static void ks_commit_done(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+  ks_inst_t *in = opaque;
+  (void)rk;
+  in->commit_results++;
+  for (int i = 0; offsets != NULL && i < offsets->cnt; i++) {
+    const rd_kafka_topic_partition_t *e = &offsets->elems[i];
+    ks_part_t *p = e->err == RD_KAFKA_RESP_ERR_NO_ERROR && e->offset >= 0
+                       ? fl_ksrc_find(in, e->topic, e->partition)
+                       : NULL;
+    if (p != NULL && p->com_name[0] != '\0') fl_ctx_gauge_set(in->ctx, p->com_name, e->offset);
+  }
+  fl_ctx_counter_add(in->ctx, err ? "commits-failed" : "commits-succeeded", 1);
+  if (err && !in->commit_failing)
+    fl_ctx_log(in->ctx, FL_LOG_WARN,
+               "kafka source '%s': cannot commit the positions to group '%s' (brokers %s): "
+               "%s; the job goes on (its checkpoints hold the positions)",
+               in->conf->name, in->conf->group_id, in->conf->brokers, rd_kafka_err2str(err));
+  else if (!err && in->commit_failing)
+    fl_ctx_log(in->ctx, FL_LOG_INFO, "kafka source '%s': commits to group '%s' succeed again",
+               in->conf->name, in->conf->group_id);
+  in->commit_failing = err != RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+void fl_ksrc_commit_results(ks_inst_t *in) { rd_kafka_queue_poll_callback(in->cq, 0); }
+
 /* Commits positions to the group: next[i] for partition i, or the current positions
- * when next is NULL. Commits are for monitoring only: a failed one does not fail the
- * job (the checkpoint holds the positions). */
+ * when next is NULL; the result comes to in->cq, or before the return when not async.
+ * Commits are for monitoring only: a failed one does not fail the job (the checkpoint
+ * holds the positions). */
 static int ks_commit(ks_inst_t *in, const int64_t *next, bool async) {
   rd_kafka_topic_partition_list_t *l;
+  uint64_t results = in->commit_results;
+  rd_kafka_resp_err_t err;
   if (in->n_parts == 0) return FL_OK;
   l = rd_kafka_topic_partition_list_new((int)in->n_parts);
   if (l == NULL) return FL_ENOMEM;
   for (size_t i = 0; i < in->n_parts; i++)
     rd_kafka_topic_partition_list_add(l, in->parts[i].topic, in->parts[i].partition)->offset =
         next != NULL ? next[i] : in->parts[i].next;
-  (void)rd_kafka_commit(in->rk, l, async ? 1 : 0);
+  err = rd_kafka_commit_queue(in->rk, l, async ? in->cq : NULL, ks_commit_done, in);
+  /* refused before it was sent: no result will come */
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && in->commit_results == results)
+    ks_commit_done(in->rk, err, NULL, in);
   rd_kafka_topic_partition_list_destroy(l);
   return FL_OK;
 }
@@ -164,6 +200,8 @@ int fl_ksrc_checkpoint_complete(fl_context_t *ctx, void *instance, int64_t id) {
   int rc;
 
   (void)ctx;
+  /* Results that came while run() is no longer called (the source ended). */
+  fl_ksrc_commit_results(in);
   if (id == INT64_MAX)
     return ks_commit(in, NULL, false); /* the job ended well: its final positions */
   for (int i = 0; i < KS_RING; i++)
