@@ -768,7 +768,9 @@ typedef struct fl_kafka_source_opts {
    * (event time advances only at the end of a bounded source). Else the strategy's
    * timestamp function (or the message timestamp) and watermarks generated per
    * partition; the subtask's watermark is the minimum over its partitions that are not
-   * idle (no message for idle_timeout_ms), and the subtask is idle when all are. */
+   * idle (no message for idle_timeout_ms), and the subtask is idle when all are. A
+   * timestamp function that fails, or that gives FL_TS_NONE (never an event time), makes
+   * its message a bad one for on_error, as a failed deserialization does. */
   const fl_watermark_strategy_t *watermarks;
   fl_kafka_deserialize_fn deserialize;       /* NULL: key, value, timestamp of the message */
   void *deserialize_opaque;                  /* shared by all subtasks */

@@ -744,6 +744,67 @@ static void watermark_timestamp_function_sets_record_time(void **state) {
   mock_stop(&m);
 }
 
+/* A timestamp function that gives INT64_MIN (the library's "no timestamp") or fails
+ * makes its message a bad one for the error policy (it used to pass the record on
+ * without a timestamp); a time just above INT64_MIN is an event time, and the bounded
+ * watermark it makes saturates instead of wrapping around (undefined behaviour before). */
+static int ts_edge(fl_context_t *ctx, const fl_record_t *rec, int64_t *ts, void *opaque) {
+  if (rec->value_len == 4 && memcmp(rec->value, "none", 4) == 0)
+    *ts = FL_TS_NONE;
+  else if (rec->value_len == 4 && memcmp(rec->value, "fail", 4) == 0)
+    return fl_ctx_fail(ctx, "no time in %.4s", (const char *)rec->value);
+  else if (rec->value_len == 3 && memcmp(rec->value, "min", 3) == 0)
+    *ts = FL_TS_NONE + 1;
+  else
+    *ts = 1000;
+  return 0;
+}
+
+static void timestamp_function_without_event_time_follows_on_error(void **state) {
+  static const fl_kafka_error_policy_t policies[] = {FL_KAFKA_ON_ERROR_SKIP,
+                                                     FL_KAFKA_ON_ERROR_FAIL};
+  for (size_t i = 0; i < 2; i++) {
+    mock_t m;
+    job_t j;
+    mock_start(&m, 1);
+    topic_create(&m, "t", 1);
+    produce(&m, "t", 0, "a", "min", 1);
+    produce(&m, "t", 0, "b", "none", 2);
+    produce(&m, "t", 0, "c", "fail", 3);
+    produce(&m, "t", 0, "d", "ok", 4);
+    flush_all(&m);
+    fl_watermark_strategy_t ws = {.version = FL_WATERMARK_STRATEGY_VERSION,
+                                  .kind = FL_WATERMARKS_BOUNDED,
+                                  .max_out_of_orderness_ms = 5000,
+                                  .timestamp = ts_edge};
+    fl_kafka_source_opts_t o = opts_for(&m, "t");
+    o.watermarks = &ws;
+    o.bounded = 1;
+    o.on_error = policies[i];
+    job_build(&j, env_conf(1, NULL), &o);
+    int rc = fl_env_execute(j.env, "ts-edge");
+    if (policies[i] == FL_KAFKA_ON_ERROR_SKIP) {
+      assert_int_equal(rc, 0);
+      assert_int_equal(j.col.n, 2); /* "min" and "ok" */
+      assert_int_equal(j.col.r[0].ts, FL_TS_NONE + 1);
+      assert_int_equal(j.col.r[1].ts, 1000);
+      char *js = fl_env_metrics_json(j.env);
+      if (strstr(js, "\"deserialize-errors-skipped\":2") == NULL)
+        fail_msg("no count of 2 skipped: %s", js);
+      fl_free(js);
+    } else {
+      assert_int_not_equal(rc, 0);
+      const char *e = fl_env_error(j.env);
+      if (strstr(e,
+                 "topic t partition 0 offset 1: the timestamp function gave "
+                 "-9223372036854775808, which is not an event time") == NULL)
+        fail_msg("error: %s", e);
+    }
+    job_free(&j);
+    mock_stop(&m);
+  }
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Poison pills                                                                       */
 
@@ -1570,6 +1631,7 @@ int main(void) {
       cmocka_unit_test(quiet_partition_idles_and_window_fires_while_running),
       cmocka_unit_test(subtask_without_partitions_is_idle),
       cmocka_unit_test(watermark_timestamp_function_sets_record_time),
+      cmocka_unit_test(timestamp_function_without_event_time_follows_on_error),
       cmocka_unit_test(poison_fail_names_topic_partition_offset),
       cmocka_unit_test(poison_skip_counts),
       cmocka_unit_test(poison_dead_letter_keeps_bytes_and_headers),

@@ -16,6 +16,7 @@
 #include "io/kafka_source_int.h"
 #include "runtime/connector.h"
 #include "util/clock.h"
+#include "util/sat.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Records                                                                            */
@@ -182,6 +183,20 @@ int fl_ksrc_on_message(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_message_
     rec.timestamp = ts;
     rc = 1;
   }
+  /* The event time is part of reading the message: a timestamp function that fails, or
+   * that gives INT64_MIN (the library's "no timestamp", never an event time), makes the
+   * message a bad one for the error policy, as a failed deserialization does. */
+  if (rc == 1 && c->has_wm && c->wm.timestamp != NULL) {
+    int64_t t = FL_TS_NONE;
+    rc = c->wm.timestamp(ctx, &rec, &t, c->wm.opaque);
+    if (rc >= 0 && t == FL_TS_NONE)
+      rc = fl_ctx_fail(ctx, "the timestamp function gave %" PRId64 ", which is not an event time",
+                       t);
+    if (rc >= 0) {
+      rec.timestamp = t;
+      rc = 1;
+    }
+  }
   if (rc < 0) {
     char *why = ks_take_failure(ctx);
     const char *text = why != NULL ? why : fl_strerror(rc);
@@ -202,16 +217,9 @@ int fl_ksrc_on_message(fl_context_t *ctx, ks_inst_t *in, const rd_kafka_message_
     return rc;
   }
   if (rc == 0) return FL_OK;
-  if (c->has_wm) {
-    if (c->wm.timestamp != NULL) {
-      int64_t t = FL_TS_NONE;
-      rc = c->wm.timestamp(ctx, &rec, &t, c->wm.opaque);
-      if (rc < 0) return rc;
-      rec.timestamp = t;
-    }
-    if (rec.timestamp != FL_TS_NONE && (p->max_ts == FL_TS_NONE || rec.timestamp > p->max_ts))
-      p->max_ts = rec.timestamp;
-  }
+  if (c->has_wm && rec.timestamp != FL_TS_NONE &&
+      (p->max_ts == FL_TS_NONE || rec.timestamp > p->max_ts))
+    p->max_ts = rec.timestamp;
   p->idle = false;
   if (in->idle_out) {
     fl_ctx_mark_idle(ctx, 0);
@@ -236,8 +244,10 @@ static int64_t ks_watermark(const ks_inst_t *in, bool *active) {
     if (p->idle || p->done) continue;
     *active = true;
     if (p->max_ts == FL_TS_NONE) return FL_TS_NONE;
-    pw = p->max_ts - 1;
-    if (s->kind == FL_WATERMARKS_BOUNDED) pw -= s->max_out_of_orderness_ms;
+    /* saturating: a time near INT64_MIN holds the watermark at the bottom, not wrapped */
+    pw = fl_sat_sub(p->max_ts, 1);
+    if (s->kind == FL_WATERMARKS_BOUNDED) pw = fl_sat_sub(pw, s->max_out_of_orderness_ms);
+    if (pw == FL_TS_NONE) return FL_TS_NONE;
     if (pw < wm) wm = pw;
   }
   return *active ? wm : FL_TS_NONE;
