@@ -420,7 +420,7 @@ int fl_stream_sink_kafka(fl_stream_t *in, const char *name, const fl_kafka_sink_
       goto done;
     }
     if (prc != FL_OK) {
-      snprintf(err, sizeof err, "opts.%s", e);
+      snprintf(err, sizeof err, "opts.props: %s", e);
       goto done;
     }
   }
