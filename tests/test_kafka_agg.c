@@ -27,6 +27,7 @@
 
 #include "fl_test_util.h"
 #include "kafka_test_util.h"
+#include "run_util.h"
 
 static child_t *g_server;
 static char g_bootstrap[1024];
@@ -274,6 +275,29 @@ static void test_transactional_output_with_checkpoints(void **state) {
   free(want);
 }
 
+/* A start over output an earlier run committed (its checkpoint directory deleted, with the
+ * transaction log in it) fails, naming what it found and --accept-duplicates; with that
+ * option the run goes on and writes its results again. */
+static void test_start_over_committed_output_needs_accept_duplicates(void **state) {
+  (void)state;
+  char *err = NULL, ckpt[128];
+  assert_non_null(g_expected);
+  snprintf(ckpt, sizeof ckpt, "%s/ckpt", g_dir);
+  rm_tree(ckpt);
+  int rc = run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded",
+                   "true", "--output", "kafka:spend-eos", "--checkpoint-dir", ckpt,
+                   "--checkpoint-interval", "100ms", "--group", "eos", NULL);
+  assert_int_equal(rc, 1);
+  if (!strstr(err, "spend-eos") || !strstr(err, "--accept-duplicates true"))
+    fail_msg("the refusal names neither the topic nor the option: %s", err);
+  free(err);
+  rc = run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded", "true",
+               "--output", "kafka:spend-eos", "--checkpoint-dir", ckpt, "--checkpoint-interval",
+               "100ms", "--group", "eos", "--accept-duplicates", "true", NULL);
+  if (rc != 0) fail_msg("flink-agg --accept-duplicates true: exit %d: %s", rc, err);
+  free(err);
+}
+
 static void test_malformed_messages_skip_and_dead_letter(void **state) {
   (void)state;
   char *out = NULL, *err = NULL;
@@ -401,6 +425,7 @@ int main(void) {
       cmocka_unit_test(test_kcat_input_to_kafka_output_matches_file_results),
       cmocka_unit_test(test_parallelism_2_same_results),
       cmocka_unit_test(test_transactional_output_with_checkpoints),
+      cmocka_unit_test(test_start_over_committed_output_needs_accept_duplicates),
       cmocka_unit_test(test_kafka_start_committed_resumes_from_the_group),
       cmocka_unit_test(test_malformed_messages_skip_and_dead_letter),
       cmocka_unit_test(test_usage_errors_name_the_option),

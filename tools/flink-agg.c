@@ -112,6 +112,7 @@ typedef struct agg_opts {
   const char *kafka_start; /* earliest (default), latest, committed */
   bool bounded;            /* kafka input: stop at the end offsets seen at start */
   int64_t idle_timeout;    /* kafka input: partition idleness, 0: never */
+  bool accept_duplicates;  /* kafka output: start over committed output (see flink.h) */
   const char *input_topic; /* NULL: the input is a file */
   /* Durable mode (checkpoints or savepoints): outputs that name a directory go to the
    * exactly-once file sink. */
@@ -180,11 +181,14 @@ static const char agg_usage_text[] =
     "                 [--savepoint-on-exit PATH] [--from-savepoint PATH]\n"
     "                 [--brokers LIST] [--group ID] [--kafka-start earliest|latest|committed]\n"
     "                 [--bounded true|false] [--idle-timeout DUR]\n"
+    "                 [--accept-duplicates true|false]\n"
     "                 [--set KEY=VALUE]... [-X KEY=VALUE]...\n"
     "DUR: 250, 250ms, 5s, 5m, 1h; SIZE: 4096, 64kb, 16mb\n"
     "PATH may be kafka:TOPIC for --input, --output, --late-output and dead-letter: (needs\n"
     "--brokers). A Kafka input runs until stopped (SIGINT/SIGTERM) unless --bounded true;\n"
-    "a Kafka output is transactional (exactly once) with --checkpoint-dir.\n"
+    "a Kafka output is transactional (exactly once) with --checkpoint-dir, and a start that\n"
+    "would commit output again (a restore past a damaged checkpoint, a deleted checkpoint\n"
+    "directory) fails unless --accept-duplicates true.\n"
     "--set sets any configuration key (docs/configuration.md) over the tool's own choice;\n"
     "-X sets a librdkafka property (e.g. security.protocol=SASL_SSL) of every Kafka client.\n"
     "With --checkpoint-dir, --savepoint-on-exit or --from-savepoint, an output path that\n"
@@ -319,7 +323,8 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
                                       "--kafka-start",
                                       "--bounded",
                                       "--idle-timeout",
-                                      "--max-line-bytes"};
+                                      "--max-line-bytes",
+                                      "--accept-duplicates"};
   enum {
     N_OPTS = sizeof(names) / sizeof(names[0])
   };
@@ -488,6 +493,12 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
   if (vals[23] != NULL &&
       (rc = agg_size("--max-line-bytes", vals[23], (size_t)1 << 30, &o->max_line_bytes)) != 0)
     return rc;
+  if (vals[24] != NULL) {
+    if (strcmp(vals[24], "true") != 0 && strcmp(vals[24], "false") != 0)
+      return agg_usage("invalid value for --accept-duplicates: '%s' (expected true or false)",
+                       vals[24]);
+    o->accept_duplicates = strcmp(vals[24], "true") == 0;
+  }
   {
     const char *targets[4] = {o->input, o->output, o->late_output, o->dead_letter};
     const char *what[4] = {"--input", "--output", "--late-output", "--on-error dead-letter"};
@@ -523,6 +534,11 @@ static int agg_parse_args(int argc, char **argv, agg_opts_t *o) {
     }
     if (!any && vals[19] != NULL)
       return agg_usage("--group applies to kafka:TOPIC inputs and outputs, and none is given");
+    if (vals[24] != NULL &&
+        (o->output == NULL || strncmp(o->output, "kafka:", 6) != 0 || o->checkpoint_dir == NULL))
+      return agg_usage(
+          "--accept-duplicates applies to an exactly-once Kafka output (--output kafka:TOPIC "
+          "with --checkpoint-dir)");
   }
   if (o->savepoint_on_exit != NULL && !agg_empty_or_missing(o->savepoint_on_exit))
     return agg_usage("--savepoint-on-exit: '%s' must be a new or empty directory",
@@ -860,6 +876,7 @@ static void agg_sink(fl_stream_t *in, const char *name, const char *path, bool d
         .guarantee = o->checkpoint_dir != NULL ? FL_KAFKA_EXACTLY_ONCE : FL_KAFKA_AT_LEAST_ONCE,
         .transactional_id_prefix = prefix,
         .props = o->n_props > 0 ? o->props : NULL,
+        .accept_duplicates = o->accept_duplicates,
     };
     fl_stream_sink_kafka(in, name, &ko);
   } else if (dir) {
@@ -1193,6 +1210,10 @@ int main(int argc, char **argv) {
   } else {
     const char *msg = fl_env_error(env);
     fprintf(stderr, "flink-agg: %s\n", msg[0] != '\0' ? msg : fl_strerror(rc));
+    if (strstr(msg, "accept_duplicates") != NULL)
+      fprintf(stderr,
+              "flink-agg: to start anyway and write that output again, add "
+              "--accept-duplicates true\n");
   }
 done:
   fl_env_destroy(env);
