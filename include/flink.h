@@ -138,6 +138,13 @@ typedef enum fl_time_domain {
  *       memory; "HEAP" all in memory (faster when every event makes a timer)
  *   state.checkpoints.dir ""  where checkpoints are written
  *   state.checkpoints.num-retained "1"  complete checkpoints kept
+ *   state.checkpoints.restore-latest "false"  "true": at start, restore from the newest
+ *       complete checkpoint under state.checkpoints.dir (required then) if there is one,
+ *       else start fresh; a damaged newest checkpoint is skipped for the one before it
+ *       (logged), as execution.savepoint.path does with a checkpoint root. A checkpoint
+ *       found there wins over execution.savepoint.path, which then only says where the
+ *       first run starts. One line makes any job resume after a kill (see
+ *       docs/configuration.md)
  *   execution.checkpointing.interval "0"  0: no periodic checkpoints
  *   execution.checkpointing.min-pause "0"  between the end of one and the next
  *   execution.checkpointing.timeout "10min"  a slower checkpoint is aborted

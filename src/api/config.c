@@ -59,6 +59,8 @@ static const fl_config_key_t KEYS[] = {
      "where checkpoints are written (\"\": none)"},
     {"state.checkpoints.num-retained", FL_CONF_INT, F(ckpt_retained), 1, 1000, NULL, "1",
      "complete checkpoints kept"},
+    {"state.checkpoints.restore-latest", FL_CONF_BOOL, F(restore_latest), 0, 0, NULL, "false",
+     "at start, restore the newest complete checkpoint under state.checkpoints.dir, if any"},
     {"execution.checkpointing.interval", FL_CONF_DURATION, F(ckpt_interval_ms), 0, 0, NULL, "0",
      "time between periodic checkpoints; 0: none"},
     {"execution.checkpointing.min-pause", FL_CONF_DURATION, F(ckpt_min_pause_ms), 0, 0, NULL, "0",
@@ -523,6 +525,12 @@ int fl_config_resolve(const fl_config_t *conf, fl_env_conf_t *out, char *errstr,
     seterr(errstr, errstr_size,
            "configuration key \"execution.checkpointing.interval\": checkpoints need "
            "\"state.checkpoints.dir\"");
+    return FL_ECONFIG;
+  }
+  if (out->restore_latest && !*out->ckpt_dir) {
+    seterr(errstr, errstr_size,
+           "configuration key \"state.checkpoints.restore-latest\": it restores from "
+           "\"state.checkpoints.dir\", which is not set");
     return FL_ECONFIG;
   }
   if ((uint32_t)out->parallelism > out->max_parallelism) {

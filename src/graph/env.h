@@ -78,6 +78,7 @@ typedef struct fl_env_conf {
   fl_kv_rocksdb_opts_t rocksdb_opts;
   const char *ckpt_dir; /* "" = none */
   int ckpt_retained;
+  bool restore_latest;      /* start from the newest complete checkpoint under ckpt_dir */
   int64_t ckpt_interval_ms; /* 0 = no periodic checkpoints */
   int64_t ckpt_min_pause_ms, ckpt_timeout_ms;
   int ckpt_tolerable;

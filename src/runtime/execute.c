@@ -154,7 +154,16 @@ static int execute_attempts(fl_env_t *env) {
   const fl_env_conf_t *conf = &env->conf;
   fl_restore_t *r = NULL;
   int rc = FL_OK;
-  if (conf->restore_path[0]) {
+  /* state.checkpoints.restore-latest: a checkpoint under the checkpoint directory wins
+   * over execution.savepoint.path, which is then only where a first run starts. */
+  if (conf->restore_latest) {
+    rc = fl_restore_load_latest(env, &r, env->errmsg, sizeof env->errmsg);
+    if (rc) {
+      atomic_store(&env->state, 2);
+      return rc;
+    }
+  }
+  if (!r && conf->restore_path[0]) {
     rc = fl_restore_load(env, conf->restore_path, &r, env->errmsg, sizeof env->errmsg);
     if (rc) return rc;
   }

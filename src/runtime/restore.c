@@ -119,6 +119,23 @@ done:
   return rc;
 }
 
+int fl_restore_load_latest(fl_env_t *env, fl_restore_t **out, char *msg, size_t size) {
+  const char *root = env->conf.ckpt_dir;
+  *out = NULL;
+  if (fl_ckpt_root_max_id(root) == 0) {
+    fl_env_log(env, FL_LOG_INFO, "no checkpoint under %s: the job starts fresh", root);
+    return FL_OK;
+  }
+  /* A checkpoint root: the newest usable checkpoint, every one skipped logged. */
+  int rc = fl_restore_load(env, root, out, msg, size);
+  if (rc == FL_ENOTFOUND) {
+    fl_env_log(env, FL_LOG_WARN, "%s; the job starts fresh", msg);
+    msg[0] = '\0';
+    return FL_OK;
+  }
+  return rc;
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Giving an instance its part                                                          */
 

@@ -1,0 +1,356 @@
+/* state.checkpoints.restore-latest through the public API: a job started again with the
+ * same checkpoint directory resumes from the newest complete checkpoint (falling back
+ * past a damaged one), starts fresh when there is none, wins over
+ * execution.savepoint.path, and refuses a checkpoint of another job. The job and the
+ * independent computation of its exactly-once output are tests/ckpt_job.h's. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt_job.h"
+#include "fl_test_util.h"
+
+#define N 40000
+#define KEYS 40
+
+static char g_tmp[256];
+
+static int setup(void **state) {
+  (void)state;
+  snprintf(g_tmp, sizeof g_tmp, "/tmp/fl_restore_latest_XXXXXX");
+  return mkdtemp(g_tmp) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rm_rf(g_tmp);
+  return 0;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(int ms) {
+  struct timespec ts = {0, ms * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Log lines of one environment, kept for the assertions. */
+typedef struct {
+  pthread_mutex_t mu;
+  char text[16384];
+} log_t;
+
+static void log_keep(fl_log_level_t level, const char *line, void *opaque) {
+  log_t *l = opaque;
+  (void)level;
+  pthread_mutex_lock(&l->mu);
+  size_t n = strlen(l->text);
+  snprintf(l->text + n, sizeof l->text - n, "%s\n", line);
+  pthread_mutex_unlock(&l->mu);
+}
+
+/* An environment at parallelism 2 with 20 ms checkpoints under root; extra key/value
+ * pairs (NULL-terminated) after. */
+static fl_env_t *env_for(const char *root, log_t *log, ...) {
+  fl_config_t *c = fl_config_new();
+  char err[512];
+  const char *kv[] = {"parallelism",
+                      "2",
+                      "state.checkpoints.dir",
+                      root,
+                      "state.checkpoints.num-retained",
+                      "3",
+                      "execution.checkpointing.interval",
+                      "20ms",
+                      "state.checkpoints.restore-latest",
+                      "true",
+                      NULL};
+  for (size_t i = 0; kv[i]; i += 2)
+    assert_int_equal(fl_config_set(c, kv[i], kv[i + 1], err, sizeof err), 0);
+  va_list ap;
+  va_start(ap, log);
+  for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
+    const char *v = va_arg(ap, const char *);
+    if (fl_config_set(c, k, v, err, sizeof err)) fail_msg("config %s: %s", k, err);
+  }
+  va_end(ap);
+  fl_env_t *env = NULL;
+  if (fl_env_new(&env, c, err, sizeof err)) fail_msg("env: %s", err);
+  fl_config_destroy(c);
+  if (log) {
+    pthread_mutex_init(&log->mu, NULL);
+    log->text[0] = '\0';
+    assert_int_equal(fl_env_set_log(env, log_keep, log), 0);
+  }
+  return env;
+}
+
+/* The checkpoint the job was restored from (metrics "restored_from"), 0 for none. */
+static int64_t restored_from(fl_env_t *env) {
+  char *m = fl_env_metrics_json(env);
+  json_t *root = json_loads(m, 0, NULL);
+  json_t *r = json_object_get(json_object_get(root, "checkpoints"), "restored_from");
+  int64_t id = json_is_integer(r) ? (int64_t)json_integer_value(r) : 0;
+  json_decref(root);
+  fl_free(m);
+  return id;
+}
+
+static void check_output(const char *out, int64_t n) {
+  lines_t sums = {0}, wins = {0}, esums = {0}, ewins = {0};
+  char p[4200];
+  snprintf(p, sizeof p, "%s/sums", out);
+  read_committed(p, &sums);
+  snprintf(p, sizeof p, "%s/windows", out);
+  read_committed(p, &wins);
+  ckjob_expected(n, KEYS, &esums, &ewins);
+  assert_int_equal(lines_diff("sums", &sums, &esums), 0);
+  assert_int_equal(lines_diff("windows", &wins, &ewins), 0);
+  lines_free(&sums);
+  lines_free(&wins);
+  lines_free(&esums);
+  lines_free(&ewins);
+}
+
+/* Complete checkpoints (chk-<id>/_manifest) under root. */
+static int complete_checkpoints(const char *root, int64_t *max_id) {
+  DIR *d = opendir(root);
+  int n = 0;
+  *max_id = 0;
+  if (!d) return 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
+    if (access(p, F_OK) != 0) continue;
+    n++;
+    int64_t id = atoll(e->d_name + 4);
+    if (id > *max_id) *max_id = id;
+  }
+  closedir(d);
+  return n;
+}
+
+typedef struct {
+  fl_env_t *env;
+  ckjob_t *j;
+  const char *root;
+  int want; /* complete checkpoints to wait for while paused */
+  bool ok;
+} stopper_t;
+
+/* Stops the job once its source paused and `want` checkpoints are complete. */
+static void *stop_when_checkpointed(void *arg) {
+  stopper_t *s = arg;
+  int64_t deadline = mono_ms() + (int64_t)(30000 * timeout_scale()), id;
+  while (!atomic_load(&s->j->paused) && mono_ms() < deadline) pause_ms(1);
+  while (complete_checkpoints(s->root, &id) < s->want && mono_ms() < deadline) pause_ms(1);
+  s->ok = complete_checkpoints(s->root, &id) >= s->want;
+  fl_env_stop(s->env);
+  return NULL;
+}
+
+/* Runs the job until its source paused at n / 2 with `want` complete checkpoints, then
+ * stops it (as Ctrl-C would). Returns the newest complete checkpoint's id. */
+static int64_t run_and_stop(const char *root, const char *out, int want) {
+  log_t log;
+  fl_env_t *env = env_for(root, &log, NULL);
+  ckjob_t j = {.n = N, .keys = KEYS, .pause_at = N / 2, .fail_at = -1, .budget = 64};
+  ckjob_build(env, &j, out);
+  stopper_t s = {.env = env, .j = &j, .root = root, .want = want};
+  pthread_t t;
+  pthread_create(&t, NULL, stop_when_checkpointed, &s);
+  int rc = fl_env_execute(env, "first");
+  pthread_join(t, NULL);
+  assert_true(s.ok);
+  assert_int_equal(rc, FL_ECANCELED);
+  /* nothing to restore the first time: it started fresh and said so */
+  assert_int_equal(restored_from(env), 0);
+  assert_non_null(strstr(log.text, "starts fresh"));
+  fl_env_destroy(env);
+  int64_t id;
+  assert_true(complete_checkpoints(root, &id) >= want);
+  return id;
+}
+
+/* Runs the job to its end, restoring the newest checkpoint; returns the id it restored
+ * from. */
+static int64_t run_to_end(const char *root, const char *out, log_t *log) {
+  fl_env_t *env = env_for(root, log, NULL);
+  ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
+  ckjob_build(env, &j, out);
+  int rc = fl_env_execute(env, "again");
+  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
+  assert_int_equal(rc, 0);
+  int64_t id = restored_from(env);
+  fl_env_destroy(env);
+  return id;
+}
+
+static void resumes_from_the_newest_complete_checkpoint(void **state) {
+  (void)state;
+  char root[512], out[512];
+  snprintf(root, sizeof root, "%s/resume-ckpts", g_tmp);
+  snprintf(out, sizeof out, "%s/resume-out", g_tmp);
+  int64_t newest = run_and_stop(root, out, 1);
+  log_t log;
+  assert_int_equal(run_to_end(root, out, &log), newest);
+  check_output(out, N);
+}
+
+static void starts_fresh_without_a_usable_checkpoint(void **state) {
+  (void)state;
+  char root[512], out[512], p[700];
+  /* the directory does not exist yet */
+  snprintf(root, sizeof root, "%s/fresh-ckpts", g_tmp);
+  snprintf(out, sizeof out, "%s/fresh-out", g_tmp);
+  log_t log;
+  assert_int_equal(run_to_end(root, out, &log), 0);
+  assert_non_null(strstr(log.text, "starts fresh"));
+  check_output(out, N);
+  /* only a checkpoint that was never completed (the process died writing it) */
+  snprintf(root, sizeof root, "%s/incomplete-ckpts", g_tmp);
+  snprintf(out, sizeof out, "%s/incomplete-out", g_tmp);
+  snprintf(p, sizeof p, "%s/chk-7", root);
+  assert_int_equal(mkdir(root, 0700), 0);
+  assert_int_equal(mkdir(p, 0700), 0);
+  assert_int_equal(run_to_end(root, out, &log), 0);
+  assert_non_null(strstr(log.text, "chk-7"));
+  assert_non_null(strstr(log.text, "starts fresh"));
+  check_output(out, N);
+}
+
+/* Appends a byte to the first op-*.snap or SST file of checkpoint dir: its size no
+ * longer matches the manifest. */
+static void damage_checkpoint(const char *dir) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *e;
+  bool done = false;
+  while (!done && (e = readdir(d))) {
+    if (strncmp(e->d_name, "op-", 3) != 0) continue;
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    struct stat st;
+    if (stat(p, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    FILE *f = fopen(p, "ab");
+    assert_non_null(f);
+    fputc('x', f);
+    fclose(f);
+    done = true;
+  }
+  closedir(d);
+  assert_true(done);
+}
+
+static void falls_back_past_a_damaged_newest_checkpoint(void **state) {
+  (void)state;
+  char root[512], out[512], dir[700];
+  snprintf(root, sizeof root, "%s/damaged-ckpts", g_tmp);
+  snprintf(out, sizeof out, "%s/damaged-out", g_tmp);
+  int64_t newest = run_and_stop(root, out, 2);
+  snprintf(dir, sizeof dir, "%s/chk-%lld", root, (long long)newest);
+  damage_checkpoint(dir);
+  log_t log;
+  int64_t from = run_to_end(root, out, &log);
+  assert_true(from > 0 && from < newest);
+  assert_non_null(strstr(log.text, dir));
+  assert_non_null(strstr(log.text, "falling back"));
+  check_output(out, N);
+}
+
+static void a_checkpoint_wins_over_the_savepoint_path(void **state) {
+  (void)state;
+  char root[512], out[512], empty[512];
+  snprintf(root, sizeof root, "%s/wins-ckpts", g_tmp);
+  snprintf(out, sizeof out, "%s/wins-out", g_tmp);
+  int64_t newest = run_and_stop(root, out, 1);
+  /* a savepoint path that does not exist is not even opened when a checkpoint is there */
+  fl_env_t *env = env_for(root, NULL, "execution.savepoint.path", "/nonexistent/flink-sp", NULL);
+  ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
+  ckjob_build(env, &j, out);
+  int rc = fl_env_execute(env, "wins");
+  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
+  assert_int_equal(rc, 0);
+  assert_int_equal(restored_from(env), newest);
+  fl_env_destroy(env);
+  check_output(out, N);
+  /* without a checkpoint, the savepoint path is where the job starts (here: an error
+   * naming it) */
+  snprintf(empty, sizeof empty, "%s/wins-empty", g_tmp);
+  env = env_for(empty, NULL, "execution.savepoint.path", "/nonexistent/flink-sp", NULL);
+  ckjob_t j2 = {.n = 10, .keys = 2, .pause_at = -1, .fail_at = -1};
+  snprintf(out, sizeof out, "%s/wins-out2", g_tmp);
+  ckjob_build(env, &j2, out);
+  assert_true(fl_env_execute(env, "sp") < 0);
+  assert_non_null(strstr(fl_env_error(env), "/nonexistent/flink-sp"));
+  fl_env_destroy(env);
+}
+
+static int other_job_process(fl_context_t *ctx, const fl_record_t *in, void *inst) {
+  (void)inst;
+  return fl_emit_record(ctx, in);
+}
+
+static void a_checkpoint_of_another_job_is_refused(void **state) {
+  (void)state;
+  char root[512], out[512];
+  snprintf(root, sizeof root, "%s/other-ckpts", g_tmp);
+  snprintf(out, sizeof out, "%s/other-out", g_tmp);
+  run_and_stop(root, out, 1);
+  /* the same directory for a job of one more operator: never a silent fresh start */
+  fl_env_t *env = env_for(root, NULL, NULL);
+  ckjob_t j = {.n = 10, .keys = 2, .pause_at = -1, .fail_at = -1};
+  ckjob_build(env, &j, out);
+  static const fl_process_fn_t pass = {.version = FL_PROCESS_FN_VERSION,
+                                       .process = other_job_process};
+  fl_stream_t *s = fl_source_collection(env, "more", NULL, 0);
+  fl_stream_sink_lines(fl_stream_process(s, "extra", &pass, NULL), "print", "/dev/null");
+  int rc = fl_env_execute(env, "other");
+  assert_int_equal(rc, FL_ESTATE);
+  assert_non_null(strstr(fl_env_error(env), "cannot restore"));
+  assert_non_null(strstr(fl_env_error(env), root));
+  fl_env_destroy(env);
+}
+
+static void needs_a_checkpoint_directory(void **state) {
+  (void)state;
+  fl_config_t *c = fl_config_new();
+  char err[512] = "";
+  assert_int_equal(fl_config_set(c, "state.checkpoints.restore-latest", "true", err, sizeof err),
+                   0);
+  assert_int_equal(fl_config_set(c, "state.checkpoints.restore-latest", "yes", err, sizeof err),
+                   FL_ECONFIG);
+  assert_non_null(strstr(err, "state.checkpoints.restore-latest"));
+  fl_env_t *env = NULL;
+  assert_int_equal(fl_env_new(&env, c, err, sizeof err), FL_ECONFIG);
+  assert_null(env);
+  assert_non_null(strstr(err, "state.checkpoints.restore-latest"));
+  assert_non_null(strstr(err, "state.checkpoints.dir"));
+  fl_config_destroy(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(needs_a_checkpoint_directory),
+      cmocka_unit_test(resumes_from_the_newest_complete_checkpoint),
+      cmocka_unit_test(starts_fresh_without_a_usable_checkpoint),
+      cmocka_unit_test(falls_back_past_a_damaged_newest_checkpoint),
+      cmocka_unit_test(a_checkpoint_wins_over_the_savepoint_path),
+      cmocka_unit_test(a_checkpoint_of_another_job_is_refused),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
