@@ -455,7 +455,12 @@ static void *ctl_main(void *arg) {
              isatty(STDOUT_FILENO) ? "\n" : "");
       fflush(stdout);
     }
-    fp_monitor_wait_drained(r->mon, &g_halt, r->ckpt_dir);
+    /* a checkpoint interval and some for the job to catch up; a job that cannot keep up
+     * is stopped (what it wrote after its last checkpoint is then not committed, and a
+     * run with the same --checkpoint-dir would go on from there) */
+    int64_t wait = r->o->checkpoint_interval_ms * 2 + 10000;
+    if (fp_monitor_wait_drained(r->mon, &g_halt, r->ckpt_dir, wait) != 0 && !atomic_load(&g_halt))
+      printf("the job did not catch up within %.0f s: stopping it\n", (double)wait / 1000);
   }
   fl_env_stop(fp_job_env(r->job));
   return NULL;
@@ -666,10 +671,11 @@ static void print_report(const fp_options_t *o, const fp_result_t *r, fp_gen_sta
     fmt_num(atomic_load(&gs->disordered), b, sizeof b);
     fmt_num(atomic_load(&gs->late), c, sizeof c);
     fmt_num(atomic_load(&gs->malformed), d, sizeof d);
+    fmt_num(atomic_load(&gs->forced), e, sizeof e);
     printf(
         "generated:   %s events (%s out of order by up to 3 s, %s later than the allowed "
-        "lateness, %s malformed)\n",
-        a, b, c, d);
+        "lateness, %s malformed; %s by users who were not ready)\n",
+        a, b, c, d, e);
   }
   fmt_num(r->events_in, a, sizeof a);
   fmt_num(r->features_out, b, sizeof b);

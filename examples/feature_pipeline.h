@@ -139,6 +139,7 @@ typedef struct fp_options {
 typedef struct fp_gen_stats {
   _Atomic int64_t produced, delivered, failed;
   _Atomic int64_t disordered, late, malformed;
+  _Atomic int64_t forced;       /* by a user who was not ready (the rate asked for more) */
   _Atomic int64_t max_event_ts; /* the generator's event clock */
   _Atomic int done;
 } fp_gen_stats_t;
@@ -217,8 +218,10 @@ typedef struct fp_monitor fp_monitor_t;
 fp_monitor_t *fp_monitor_start(const fp_options_t *o, const char *brokers, fp_job_t *job,
                                fp_gen_stats_t *gen, const char *state_dir);
 /* Waits until the job has taken every event produced so far and a checkpoint triggered
- * after that completed and was committed; 0, or -1 when stop_flag was set first. */
-int fp_monitor_wait_drained(fp_monitor_t *m, _Atomic int *stop_flag, const char *ckpt_dir);
+ * after that completed and was committed; 0, or -1 when stop_flag was set or max_ms
+ * passed first. */
+int fp_monitor_wait_drained(fp_monitor_t *m, _Atomic int *stop_flag, const char *ckpt_dir,
+                            int64_t max_ms);
 /* Whether an operator shows the user metric (a counter or gauge) yet. */
 bool fp_monitor_has_metric(fl_env_t *env, const char *op, const char *name);
 /* A user counter of an operator (summed over subtasks), 0 when absent. */

@@ -3,10 +3,11 @@
  *
  * Users are chosen by a Zipf law (exponent 0.9 over --users: a few users are very
  * active, most rarely). A chosen user acts only when ready: after each event they dwell
- * 2-40 s (event time) before the next, and after a session they are away for 31-120
- * minutes, longer than the job's 30-minute session gap. When the Zipf draws find no ready
- * user a uniform draw is tried, and when that finds none either the drawn user acts
- * anyway (the rate wins over the model).
+ * 2-30 s (event time) before the next, and after a session they are away for 31-50
+ * minutes, longer than the job's 30-minute session gap; new users arrive over the first
+ * 50 minutes. When the Zipf draws find no ready user, the next ready user in id order is
+ * taken, and when there is none the drawn user acts anyway (the rate wins over the
+ * model; the report counts those events as "forced").
  *
  * A session is a funnel: views (mostly in the user's three preferred categories), adds to
  * the cart (the product last viewed), removes, a checkout (price = the cart's value), one
@@ -39,6 +40,11 @@
 #define N_PRODUCTS 20000
 #define N_CATEGORIES 300
 #define CART_MAX 4
+#define DWELL_MIN_MS 2000 /* between a user's events in a session */
+#define DWELL_MAX_MS 30000
+#define AWAY_MIN_MS (31 * 60000) /* after a session: longer than the session gap */
+#define AWAY_MAX_MS (50 * 60000)
+#define SCAN 512 /* users looked at for a ready one when the draws find none */
 
 typedef struct user {
   int64_t ready_at; /* event time the user may act again */
@@ -66,6 +72,7 @@ struct fp_gen {
   user_t *users;
   int64_t start_ts, clock;
   int sale_category;
+  long cursor;
   bool sale_on;
   _Atomic int stop;
   fp_gen_stats_t st;
@@ -165,7 +172,7 @@ fp_gen_t *fp_gen_new(const fp_options_t *o, const char *brokers, int64_t start_t
   g->sale_category = (int)draw_cdf(g->cat_cdf, N_CATEGORIES, 0.05);
   /* New users become ready at random moments of the first minutes. */
   for (long i = 0; i < o->users; i++) {
-    g->users[i].ready_at = start_ts + uniform(&g->rng, 0, 5 * 60 * 1000);
+    g->users[i].ready_at = start_ts + uniform(&g->rng, 0, AWAY_MAX_MS);
     g->users[i].last_view = -1;
   }
   rd_kafka_conf_t *c = rd_kafka_conf_new();
@@ -249,7 +256,7 @@ static bool next_action(fp_gen_t *g, long ui, fp_event_t *ev) {
     if (r < 0.5) return false;
     r = next_unit(&g->rng);
   } else if (u->n_cart == 0) {
-    double add = sale ? 0.30 : 0.18, leave = 0.12;
+    double add = sale ? 0.30 : 0.18, leave = 0.07;
     if (r >= 1 - leave) return false;
     if (r >= 1 - leave - add && u->last_view >= 0) {
       ev->type = FP_ADD;
@@ -262,8 +269,8 @@ static bool next_action(fp_gen_t *g, long ui, fp_event_t *ev) {
     }
   } else {
     double checkout = sale ? 0.35 : 0.22;
-    if (r < 0.13) return false; /* abandons the cart */
-    if (r < 0.13 + checkout) {
+    if (r < 0.07) return false; /* abandons the cart */
+    if (r < 0.07 + checkout) {
       int64_t value = 0;
       int32_t top = u->cart[0];
       for (int i = 0; i < u->n_cart; i++) {
@@ -278,7 +285,7 @@ static bool next_action(fp_gen_t *g, long ui, fp_event_t *ev) {
       u->stage = 2;
       return true;
     }
-    if (r < 0.13 + checkout + 0.08) {
+    if (r < 0.07 + checkout + 0.08) {
       int i = (int)uniform(&g->rng, 0, u->n_cart - 1);
       ev->type = FP_REMOVE;
       ev->product = u->cart[i];
@@ -288,7 +295,7 @@ static bool next_action(fp_gen_t *g, long ui, fp_event_t *ev) {
       u->n_cart--;
       goto product_event;
     }
-    if (r < 0.13 + checkout + 0.20 && u->n_cart < CART_MAX && u->last_view >= 0) {
+    if (r < 0.07 + checkout + 0.20 && u->n_cart < CART_MAX && u->last_view >= 0) {
       ev->type = FP_ADD;
       ev->product = u->last_view;
       ev->quantity = (int32_t)uniform(&g->rng, 1, 3);
@@ -319,7 +326,9 @@ product_event:
   return true;
 }
 
-/* A ready user (Zipf first, then uniform, then whoever was drawn). */
+/* A ready user: by the Zipf law first; when the draws find none, the next ready one
+ * after a cursor that goes round all users; when even that finds none (the rate asks for
+ * more than the users do), whoever the Zipf law drew. */
 static long pick_user(fp_gen_t *g) {
   long n = g->o.users, u = 0;
   for (int i = 0; i < 4; i++) {
@@ -328,10 +337,12 @@ static long pick_user(fp_gen_t *g) {
     u = (long)(((uint64_t)rank * 2654435761ULL) % (uint64_t)n);
     if (g->users[u].ready_at <= g->clock) return u;
   }
-  for (int i = 0; i < 4; i++) {
-    long v = (long)uniform(&g->rng, 0, n - 1);
+  for (int i = 0; i < SCAN && i < n; i++) {
+    long v = g->cursor;
+    g->cursor = (g->cursor + 1) % n;
     if (g->users[v].ready_at <= g->clock) return v;
   }
+  atomic_fetch_add(&g->st.forced, 1);
   return u;
 }
 
@@ -377,10 +388,10 @@ static bool one_event(fp_gen_t *g) {
     u->stage = 0;
     u->n_cart = 0;
     u->last_view = -1;
-    u->ready_at = g->clock + uniform(&g->rng, 31 * 60000, 120 * 60000);
+    u->ready_at = g->clock + uniform(&g->rng, AWAY_MIN_MS, AWAY_MAX_MS);
     return false;
   }
-  u->ready_at = g->clock + uniform(&g->rng, 2000, 40000);
+  u->ready_at = g->clock + uniform(&g->rng, DWELL_MIN_MS, DWELL_MAX_MS);
   ev.user_len = (size_t)snprintf(ev.user, sizeof ev.user, "u%07ld", ui);
   ev.ts = g->clock;
   double r = next_unit(&g->rng);

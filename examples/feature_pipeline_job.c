@@ -86,18 +86,48 @@ static int64_t window_end(int64_t ts) {
   return ts - r + FP_WINDOW_MS;
 }
 
+/* The subtask's copy of its partitions' state: read once, then kept (the subtask owns
+ * those partitions' key groups for its whole life), written through on every change. */
+#define MAX_PARTITIONS 4096
+typedef struct late_inst {
+  fp_job_t *j;
+  int64_t frontier[MAX_PARTITIONS];
+  bool loaded[MAX_PARTITIONS];
+} late_inst_t;
+
+static int lateness_open(fl_context_t *ctx, void *opaque, void **instance) {
+  (void)ctx;
+  late_inst_t *in = calloc(1, sizeof *in);
+  if (!in) return FL_ENOMEM;
+  in->j = opaque;
+  *instance = in;
+  return 0;
+}
+
+static void lateness_close(void *instance) { free(instance); }
+
 static int lateness(fl_context_t *ctx, const fl_record_t *rec, void *instance) {
-  fp_job_t *j = instance;
+  late_inst_t *in = instance;
+  fp_job_t *j = in->j;
   fp_wire_event_t w;
   if (rec->value_len != sizeof w)
     return fl_ctx_fail(ctx, "an event record of %zu bytes", rec->value_len);
   memcpy(&w, rec->value, sizeof w);
-  const void *v;
-  size_t n;
-  int64_t frontier = INT64_MIN; /* the largest event time of the partition so far */
-  int rc = fl_value_get(ctx, j->frontier, &v, &n);
-  if (rc < 0) return rc;
-  if (rc == 1 && n == sizeof frontier) memcpy(&frontier, v, n);
+  int32_t p = w.h.partition;
+  if (p < 0 || p >= MAX_PARTITIONS)
+    return fl_ctx_fail(ctx, "partition %" PRId32 " of raw.events: at most %d are supported", p,
+                       MAX_PARTITIONS);
+  int rc = 0;
+  if (!in->loaded[p]) {
+    const void *v;
+    size_t n;
+    in->frontier[p] = INT64_MIN;
+    rc = fl_value_get(ctx, j->frontier, &v, &n);
+    if (rc < 0) return rc;
+    if (rc == 1 && n == sizeof(int64_t)) memcpy(&in->frontier[p], v, n);
+    in->loaded[p] = true;
+  }
+  int64_t frontier = in->frontier[p]; /* the largest event time of the partition so far */
   fl_record_t out = {w.ev.user, w.ev.user_len, &w, sizeof w, w.ev.ts};
   if (frontier != INT64_MIN) {
     int64_t wm = frontier - FP_OUT_OF_ORDERNESS_MS - 1;
@@ -110,7 +140,10 @@ static int lateness(fl_context_t *ctx, const fl_record_t *rec, void *instance) {
   }
   rc = fl_emit_record(ctx, &out);
 update:
-  if (!rc && w.ev.ts > frontier) rc = fl_value_set(ctx, j->frontier, &w.ev.ts, sizeof w.ev.ts);
+  if (!rc && w.ev.ts > frontier) {
+    in->frontier[p] = w.ev.ts;
+    rc = fl_value_set(ctx, j->frontier, &w.ev.ts, sizeof w.ev.ts);
+  }
   return rc;
 }
 
@@ -327,7 +360,10 @@ fp_job_t *fp_job_new(const fp_options_t *o, const char *brokers, const char *che
                                 .deserialize_opaque = j,
                                 .on_error = FL_KAFKA_ON_ERROR_DEAD_LETTER,
                                 .dead_letter_topic = FP_TOPIC_DLQ};
-  static const fl_process_fn_t late_fn = {.version = FL_PROCESS_FN_VERSION, .process = lateness};
+  static const fl_process_fn_t late_fn = {.version = FL_PROCESS_FN_VERSION,
+                                          .open = lateness_open,
+                                          .process = lateness,
+                                          .close = lateness_close};
   fl_stream_t *events = fl_source_kafka(env, "raw.events", &src);
   fl_stream_t *timely =
       fl_keyed_process(fl_stream_key_by(events, partition_key, NULL), "lateness", &late_fn, j);

@@ -469,13 +469,15 @@ static bool txn_logs_settled(const char *ckpt_dir) {
   return settled;
 }
 
-int fp_monitor_wait_drained(fp_monitor_t *m, _Atomic int *stop_flag, const char *ckpt_dir) {
+int fp_monitor_wait_drained(fp_monitor_t *m, _Atomic int *stop_flag, const char *ckpt_dir,
+                            int64_t max_ms) {
+  int64_t give_up = fp_mono_ms() + max_ms;
   /* 1. every event produced was consumed: the lag is 0 twice, a second apart, after the
    *    generator flushed; then nothing moves inside the job any more */
   int zero = 0;
   int64_t last_in = -1;
   while (zero < 2) {
-    if (sleep_or_stop(250, stop_flag)) return -1;
+    if (sleep_or_stop(250, stop_flag) || fp_mono_ms() > give_up) return -1;
     sample_t s;
     take_sample(m, &s);
     if (s.lag == 0 && s.events_in == last_in && (!m->gen || atomic_load(&m->gen->done)))
@@ -492,7 +494,7 @@ int fp_monitor_wait_drained(fp_monitor_t *m, _Atomic int *stop_flag, const char 
   take_sample(m, &s);
   int64_t seen_id = s.ckpt_id;
   for (;;) {
-    if (sleep_or_stop(20, stop_flag)) return -1;
+    if (sleep_or_stop(20, stop_flag) || fp_mono_ms() > give_up) return -1;
     take_sample(m, &s);
     if (s.ckpt_id == seen_id) continue;
     seen_id = s.ckpt_id;
