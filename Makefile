@@ -27,8 +27,10 @@ ASAN_DIR := build-asan
 TSAN_DIR := build-tsan
 RELEASE_DIR := build-release
 
-# The main example jobs: files, then Kafka to Kafka on an in-process mock cluster.
-DEMO_CMD := $(BUILD_DIR)/examples/user_spend --demo && $(BUILD_DIR)/examples/kafka_features
+# The demo: the real-time feature pipeline (docs/feature-pipeline.md) for 30 s on a mock
+# Kafka cluster inside the process. The smaller examples: make demo-examples.
+DEMO_CMD := $(BUILD_DIR)/examples/feature_pipeline
+EXAMPLES_CMD := $(BUILD_DIR)/examples/user_spend --demo && $(BUILD_DIR)/examples/kafka_features
 
 # Benchmarks: one quoted argument list per run of $(BENCH); add runs here.
 BENCH := $(RELEASE_DIR)/bench/flink-bench
@@ -65,7 +67,8 @@ configure = $(CMAKE) -S . -B $(1) -DCMAKE_BUILD_TYPE=$(2) $(3) $(CMAKE_ARGS)
 # $(call compile,<dir>)
 compile = $(CMAKE) --build $(1) -j $(JOBS)
 
-.PHONY: all build deps test test-plain test-asan test-tsan demo bench install clean help format
+.PHONY: all build deps test test-plain test-asan test-tsan demo demo-examples bench install clean \
+  help format
 
 all: build
 
@@ -99,6 +102,9 @@ test-tsan: deps
 demo: build
 	$(DEMO_CMD)
 
+demo-examples: build
+	$(EXAMPLES_CMD)
+
 bench: deps
 	$(call configure,$(RELEASE_DIR),Release,-DFL_SANITIZE= -DFL_ASSERTS=OFF \
 	  -DFL_BUILD_TESTS=OFF "-DCMAKE_C_FLAGS_RELEASE=-O3 -DNDEBUG")
@@ -131,6 +137,7 @@ help:
 	@echo "                     then the runtime tests under TSan in $(TSAN_DIR)/"
 	@echo "                     (one at a time: make test-plain, test-asan, test-tsan)"
 	@echo "make demo            build and run: $(DEMO_CMD)"
+	@echo "make demo-examples   build and run: $(EXAMPLES_CMD)"
 	@echo "make bench           Release build in $(RELEASE_DIR)/ and run $(BENCH)"
 	@echo "make install PREFIX=/usr/local"
 	@echo "make format          rewrite the sources as .clang-format says"
