@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -468,6 +469,10 @@ static void *ctl_main(void *arg) {
 
 static void print_report(const fp_options_t *o, const fp_result_t *res, fp_gen_stats_t *gs, int rc);
 
+static double cpu_diff(const struct timeval *a, const struct timeval *b) {
+  return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_usec - a->tv_usec) / 1e6;
+}
+
 static int run_once(const fp_options_t *o, fp_result_t *res) {
   cluster_t cl;
   run_t r = {.o = o};
@@ -511,11 +516,15 @@ static int run_once(const fp_options_t *o, fp_result_t *res) {
   if (!o->bench) {
     printf(
         "job: %s -> features (parallelism %d, RocksDB state in %s, incremental checkpoints "
-        "every %.3g s in %s, exactly-once output)\n",
-        FP_TOPIC_EVENTS, o->parallelism, state, (double)o->checkpoint_interval_ms / 1000, ckpt);
-    if (o->generate)
-      printf("generator: %ld events/s, %ld users, %g s%s, event time %gx the clock\n", o->rate,
-             o->users, o->seconds, o->flash_sale ? ", with a flash sale" : "", o->time_scale);
+        "every %.3g s in %s, %s output)\n",
+        FP_TOPIC_EVENTS, o->parallelism, state, (double)o->checkpoint_interval_ms / 1000, ckpt,
+        o->at_least_once ? "at-least-once" : "exactly-once");
+    if (o->generate) {
+      char span[32] = "until stopped";
+      if (o->seconds > 0) snprintf(span, sizeof span, "%g s", o->seconds);
+      printf("generator: %ld events/s, %ld users, %s%s, event time %gx the clock\n", o->rate,
+             o->users, span, o->flash_sale ? ", with a flash sale" : "", o->time_scale);
+    }
     fflush(stdout);
   }
   r.mon = fp_monitor_start(o, cl.brokers, r.job, r.gen ? fp_gen_stats(r.gen) : NULL, state);
@@ -530,7 +539,10 @@ static int run_once(const fp_options_t *o, fp_result_t *res) {
       fl_env_stop(fp_job_env(r.job));
     }
   }
+  struct rusage ru0, ru1;
+  getrusage(RUSAGE_SELF, &ru0);
   int jrc = fp_job_run(r.job);
+  getrusage(RUSAGE_SELF, &ru1);
   atomic_store(&g_env, NULL);
   if (r.gen) fp_gen_stop(r.gen);
   if (r.gen_started) pthread_join(r.gen_thread, NULL);
@@ -538,6 +550,8 @@ static int run_once(const fp_options_t *o, fp_result_t *res) {
   if (r.ctl_started) pthread_join(r.ctl_thread, NULL);
   fp_monitor_stop(r.mon, res);
   r.mon = NULL;
+  res->cpu_seconds =
+      cpu_diff(&ru0.ru_utime, &ru1.ru_utime) + cpu_diff(&ru0.ru_stime, &ru1.ru_stime);
   /* the rate while the generator ran (or over the whole run without one) */
   double secs = r.gen && o->seconds > 0 && o->seconds < res->seconds ? o->seconds : res->seconds;
   res->events_per_s = secs > 0 ? (double)res->events_in / secs : 0;
@@ -711,8 +725,9 @@ static void print_report(const fp_options_t *o, const fp_result_t *r, fp_gen_sta
          r->ckpt_min_ms, r->ckpt_seen ? r->ckpt_sum_ms / r->ckpt_seen : 0, r->ckpt_max_ms, a, b);
   printf(
       "resources:   RocksDB state on disk up to %s; consumer lag up to %s events; peak RSS %.0f "
-      "MB\n",
-      c, d, (double)r->rss_max_kb / 1024);
+      "MB; %.1f CPU seconds (%.2f cores, generator and Kafka included)\n",
+      c, d, (double)r->rss_max_kb / 1024, r->cpu_seconds,
+      r->seconds > 0 ? r->cpu_seconds / r->seconds : 0);
   if (r->n_samples) {
     printf(
         "\nthree feature vectors (features.user, the latest of the most active users seen; "
@@ -736,8 +751,8 @@ static int run_bench(const fp_options_t *base) {
   printf(
       "sustainable: consumer lag when the generator stops below 0.5 s of events, and p99 "
       "after the first 5 s below 85 ms\n");
-  printf("%10s %10s %9s %9s %8s %8s %8s %8s %6s %s\n", "rate/s", "in/s", "lag end", "lag max",
-         "p50 ms", "p99 ms", "max ms", "ckpt ms", "ckpts", "sustainable");
+  printf("%10s %10s %9s %9s %8s %8s %8s %8s %6s %6s %s\n", "rate/s", "in/s", "lag end", "lag max",
+         "p50 ms", "p99 ms", "max ms", "ckpt ms", "ckpts", "cores", "sustainable");
   for (int i = 0; i < n && !atomic_load(&g_stop); i++) {
     fp_options_t o = *base;
     o.rate = base->bench_rates[i];
@@ -752,10 +767,10 @@ static int run_bench(const fp_options_t *base) {
     bool ok = r->lag_end < o.rate / 2 && r->steady_p99 >= 0 && r->steady_p99 < 85;
     if (ok && (best < 0 || o.rate > base->bench_rates[best])) best = i;
     printf("%10ld %10.0f %9" PRId64 " %9" PRId64 " %8" PRId64 " %8" PRId64 " %8" PRId64 " %8" PRId64
-           " %6" PRId64 " %s\n",
+           " %6" PRId64 " %6.2f %s\n",
            o.rate, (double)r->events_in / (o.seconds > 0 ? o.seconds : 1), r->lag_end, r->lag_max,
            r->steady_p50, r->steady_p99, r->steady_max, r->ckpt_max_ms, r->ckpt_completed,
-           ok ? "yes" : "no");
+           r->seconds > 0 ? r->cpu_seconds / r->seconds : 0, ok ? "yes" : "no");
     fflush(stdout);
   }
   if (best >= 0)

@@ -40,7 +40,8 @@
 #define FP_ALLOWED_LATENESS_MS 30000       /* of the spend windows */
 #define FP_SESSION_GAP_MS (30 * 60 * 1000) /* inactivity that ends a session */
 #define FP_SESSION_TTL_MS (24 * 3600 * 1000LL)
-#define FP_PRICE_HISTORY 20 /* browsing events in the price features */
+#define FP_PRICE_HISTORY 20   /* browsing events in the price features */
+#define FP_CART_MAX_LINES 256 /* distinct products a cart holds (state stays bounded) */
 
 /* Event types, in the order of the per-type feature arrays. */
 enum {
@@ -207,6 +208,7 @@ typedef struct fp_result {
   int64_t ckpt_last_size, ckpt_max_new;
   int64_t lag_max, lag_end, state_bytes, state_bytes_max, rss_max_kb;
   double seconds, events_per_s;
+  double cpu_seconds; /* of the whole process: generator, mock cluster, job, reader */
   char samples[3][4096];
   int n_samples;
 } fp_result_t;

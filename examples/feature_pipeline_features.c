@@ -404,6 +404,7 @@ static int apply_session(fl_context_t *ctx, inst_t *in, profile_t *p, const fp_e
   switch (ev->type) {
   case FP_ADD: {
     int i = cart_find(in, ev->product);
+    if (i < 0 && s->n_cart == FP_CART_MAX_LINES) break; /* a full cart: the add is ignored */
     if (i < 0) {
       i = s->n_cart++;
       in->cart[i] = (cart_line_t){ev->product, 0, ev->price_cents};
