@@ -6,8 +6,8 @@
  * 2-30 s (event time) before the next, and after a session they are away for 31-50
  * minutes, longer than the job's 30-minute session gap; new users arrive over the first
  * 50 minutes. When the Zipf draws find no ready user, the next ready user in id order is
- * taken, and when there is none the drawn user acts anyway (the rate wins over the
- * model; the report counts those events as "forced").
+ * taken, and when there is none the next user in id order acts anyway (the rate wins over
+ * the model, spread evenly over the users; the report counts those events).
  *
  * A session is a funnel: views (mostly in the user's three preferred categories), adds to
  * the cart (the product last viewed), removes, a checkout (price = the cart's value), one
@@ -328,22 +328,25 @@ product_event:
 
 /* A ready user: by the Zipf law first; when the draws find none, the next ready one
  * after a cursor that goes round all users; when even that finds none (the rate asks for
- * more than the users do), whoever the Zipf law drew. */
-static long pick_user(fp_gen_t *g) {
-  long n = g->o.users, u = 0;
+ * more than the users do), the user at the cursor, ready or not (*forced), so that the
+ * excess spreads evenly instead of piling onto the most active users. */
+static long pick_user(fp_gen_t *g, bool *forced) {
+  long n = g->o.users;
+  *forced = false;
   for (int i = 0; i < 4; i++) {
     size_t rank = draw_cdf(g->user_cdf, (size_t)n, next_unit(&g->rng));
     /* ranks spread over the ids: the most active user is not u0000000 */
-    u = (long)(((uint64_t)rank * 2654435761ULL) % (uint64_t)n);
+    long u = (long)(((uint64_t)rank * 2654435761ULL) % (uint64_t)n);
     if (g->users[u].ready_at <= g->clock) return u;
   }
+  long v = g->cursor;
   for (int i = 0; i < SCAN && i < n; i++) {
-    long v = g->cursor;
+    v = g->cursor;
     g->cursor = (g->cursor + 1) % n;
     if (g->users[v].ready_at <= g->clock) return v;
   }
-  atomic_fetch_add(&g->st.forced, 1);
-  return u;
+  *forced = true;
+  return v;
 }
 
 /* Writes a malformed variant of the event's JSON. */
@@ -380,7 +383,8 @@ static int malformed(fp_gen_t *g, const fp_event_t *ev, char *buf, size_t size) 
 
 /* One event of a ready user; returns false when the user left instead. */
 static bool one_event(fp_gen_t *g) {
-  long ui = pick_user(g);
+  bool forced;
+  long ui = pick_user(g, &forced);
   user_t *u = &g->users[ui];
   fp_event_t ev = {0};
   if (!next_action(g, ui, &ev)) {
@@ -422,6 +426,7 @@ static bool one_event(fp_gen_t *g) {
     return true;
   }
   atomic_fetch_add(&g->st.produced, 1);
+  if (forced) atomic_fetch_add(&g->st.forced, 1);
   return true;
 }
 
