@@ -87,6 +87,9 @@ typedef struct inst {
   size_t fcats_cap;
   char *out; /* the record being built */
   size_t out_len, out_cap;
+  bool oom;          /* building it ran out of memory */
+  fl_bytes_t *views; /* a list to write, as views of rec */
+  size_t views_cap;
 } inst_t;
 
 fp_features_t *fp_features_new(fl_env_t *env, long preload_bytes) {
@@ -122,19 +125,24 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
   return 0;
 }
 
-static void out_reserve(inst_t *in, size_t more) {
-  if (in->out_len + more > in->out_cap) {
-    size_t nc = in->out_cap * 2;
-    while (nc < in->out_len + more) nc *= 2;
-    char *q = realloc(in->out, nc);
-    if (!q) abort(); /* a few kilobytes */
-    in->out = q;
-    in->out_cap = nc;
+/* The writers below note a failed allocation in in->oom; the record is then not emitted
+ * and the job fails with FL_ENOMEM (out_end). */
+static bool out_reserve(inst_t *in, size_t more) {
+  if (in->out_len + more <= in->out_cap) return true;
+  size_t nc = in->out_cap * 2;
+  while (nc < in->out_len + more) nc *= 2;
+  char *q = in->oom ? NULL : realloc(in->out, nc);
+  if (!q) {
+    in->oom = true;
+    return false;
   }
+  in->out = q;
+  in->out_cap = nc;
+  return true;
 }
 
 static void out_raw(inst_t *in, const char *s, size_t n) {
-  out_reserve(in, n);
+  if (!out_reserve(in, n)) return;
   memcpy(in->out + in->out_len, s, n);
   in->out_len += n;
 }
@@ -211,7 +219,14 @@ static void out_begin(inst_t *in, char tag, const fp_wire_hdr_t *src) {
     h.produced_ms = src->produced_ms;
   }
   in->out_len = 0;
+  in->oom = false;
   out_raw(in, (const char *)&h, sizeof h);
+}
+
+/* Emits the record built since out_begin. */
+static int out_end(fl_context_t *ctx, inst_t *in, const void *key, size_t key_len, int64_t ts) {
+  if (in->oom) return FL_ENOMEM;
+  return fl_emit(ctx, key, key_len, in->out, in->out_len, ts);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -240,6 +255,7 @@ static void close_inst(void *instance) {
   free(in->sbuf);
   free(in->rec);
   free(in->fcats);
+  free(in->views);
   free(in->out);
   free(in);
 }
@@ -341,7 +357,7 @@ static int close_session(fl_context_t *ctx, inst_t *in, profile_t *p) {
   out_key(in, "cart_value");
   out_cents(in, cart_value(in));
   out_raw(in, "}", 1);
-  int rc = fl_emit(ctx, user, klen, in->out, in->out_len, s->last);
+  int rc = out_end(ctx, in, user, klen, s->last);
   if (!rc) rc = fl_state_clear(ctx, in->f->session);
   in->has_session = false;
   return rc;
@@ -504,11 +520,9 @@ static int apply_recent(fl_context_t *ctx, inst_t *in, const profile_t *p, const
   in->rec[kept++] = cur;
   if (stale >= 8 && stale * 4 >= n) {
     /* rewrite without the expired entries */
-    fl_bytes_t *list = malloc(kept * sizeof *list);
-    if (!list) return FL_ENOMEM;
-    for (size_t i = 0; i < kept; i++) list[i] = (fl_bytes_t){&in->rec[i], sizeof(recent_t)};
-    rc = fl_list_update(ctx, in->f->recent, list, kept);
-    free(list);
+    if (grow((void **)&in->views, &in->views_cap, kept, sizeof *in->views)) return FL_ENOMEM;
+    for (size_t i = 0; i < kept; i++) in->views[i] = (fl_bytes_t){&in->rec[i], sizeof(recent_t)};
+    rc = fl_list_update(ctx, in->f->recent, in->views, kept);
   } else {
     rc = fl_list_add(ctx, in->f->recent, &cur, sizeof cur);
   }
@@ -716,7 +730,7 @@ static int emit_features(fl_context_t *ctx, inst_t *in, const fp_wire_hdr_t *h,
   out_key(in, "abandoned_carts");
   out_i64(in, p->abandoned);
   out_raw(in, "}", 1);
-  return fl_emit(ctx, ev->user, ev->user_len, in->out, in->out_len, ev->ts);
+  return out_end(ctx, in, ev->user, ev->user_len, ev->ts);
 }
 
 /* ---------------------------------------------------------------------------------- */
