@@ -460,6 +460,7 @@ static void *ctl_main(void *arg) {
      * is stopped (what it wrote after its last checkpoint is then not committed, and a
      * run with the same --checkpoint-dir would go on from there) */
     int64_t wait = r->o->checkpoint_interval_ms * 2 + 10000;
+    if (wait > 70000) wait = 70000;
     if (fp_monitor_wait_drained(r->mon, &g_halt, r->ckpt_dir, wait) != 0 && !atomic_load(&g_halt))
       printf("the job did not catch up within %.0f s: stopping it\n", (double)wait / 1000);
   }

@@ -278,8 +278,13 @@ static void status_line(fp_monitor_t *m) {
   char st[32], ck[32], wml[32];
   human_bytes(m->state_bytes, st, sizeof st);
   human_bytes(s->ckpt_size, ck, sizeof ck);
-  if (s->wm != INT64_MIN && m->max_event_ts > 0)
-    snprintf(wml, sizeof wml, "%.1fs", (double)(m->max_event_ts - s->wm) / 1000);
+  /* the newest event time: the generator's clock when it runs here, else the newest seen
+   * in features.user (which the sink holds back while a checkpoint is in flight) */
+  int64_t newest = m->max_event_ts;
+  if (m->gen && atomic_load(&m->gen->max_event_ts) > newest)
+    newest = atomic_load(&m->gen->max_event_ts);
+  if (s->wm != INT64_MIN && newest > 0)
+    snprintf(wml, sizeof wml, "%.1fs", (double)(newest - s->wm) / 1000);
   else
     snprintf(wml, sizeof wml, "-");
   char line[512];
