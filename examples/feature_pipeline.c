@@ -407,6 +407,7 @@ typedef struct run {
   const char *ckpt_dir;
   pthread_t gen_thread, ctl_thread;
   bool gen_started, ctl_started;
+  _Atomic bool drained; /* the controller stopped the job with everything committed */
 } run_t;
 
 /* The generator's thread: waits for a preload first (the benchmark's large state). */
@@ -461,14 +462,17 @@ static void *ctl_main(void *arg) {
      * run with the same --checkpoint-dir would go on from there) */
     int64_t wait = r->o->checkpoint_interval_ms * 2 + 10000;
     if (wait > 70000) wait = 70000;
-    if (fp_monitor_wait_drained(r->mon, &g_halt, r->ckpt_dir, wait) != 0 && !atomic_load(&g_halt))
+    if (fp_monitor_wait_drained(r->mon, &g_halt, r->ckpt_dir, wait) == 0)
+      atomic_store(&r->drained, true);
+    else if (!atomic_load(&g_halt))
       printf("the job did not catch up within %.0f s: stopping it\n", (double)wait / 1000);
   }
   fl_env_stop(fp_job_env(r->job));
   return NULL;
 }
 
-static void print_report(const fp_options_t *o, const fp_result_t *res, fp_gen_stats_t *gs, int rc);
+static void print_report(const fp_options_t *o, const fp_result_t *res, fp_gen_stats_t *gs, int rc,
+                         bool drained);
 
 static double cpu_diff(const struct timeval *a, const struct timeval *b) {
   return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_usec - a->tv_usec) / 1e6;
@@ -559,7 +563,8 @@ static int run_once(const fp_options_t *o, fp_result_t *res) {
   if (jrc != FL_OK && jrc != FL_ECANCELED)
     fprintf(stderr, "feature_pipeline: the job failed: %s\n", fl_env_error(fp_job_env(r.job)));
   rc = jrc == FL_OK || jrc == FL_ECANCELED ? 0 : 1;
-  if (!o->bench) print_report(o, res, r.gen ? fp_gen_stats(r.gen) : NULL, jrc);
+  if (!o->bench)
+    print_report(o, res, r.gen ? fp_gen_stats(r.gen) : NULL, jrc, atomic_load(&r.drained));
 out:
   atomic_store(&g_gen, NULL);
   fp_job_free(r.job);
@@ -674,10 +679,12 @@ static void print_sample(const char *json) {
   json_decref(f);
 }
 
-static void print_report(const fp_options_t *o, const fp_result_t *r, fp_gen_stats_t *gs, int rc) {
+static void print_report(const fp_options_t *o, const fp_result_t *r, fp_gen_stats_t *gs, int rc,
+                         bool drained) {
   char a[32], b[32], c[32], d[32], e[32], f[32];
   printf("\n=== feature_pipeline report (%s after %.1f s) ===\n",
          rc == FL_OK          ? "the job ended"
+         : drained            ? "everything generated was committed; stopped"
          : rc == FL_ECANCELED ? "stopped"
                               : "FAILED",
          r->seconds);
