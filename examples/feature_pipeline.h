@@ -184,10 +184,12 @@ extern const fl_process_fn_t fp_features_fn;
 /* ---------------------------------------------------------------------------------- */
 /* Monitoring                                                                         */
 
-/* Latency histogram in whole milliseconds (Kafka timestamps are milliseconds). */
-#define FP_HIST_MAX_MS 120000
+/* Latency histogram in whole milliseconds (Kafka timestamps are milliseconds): exact to
+ * 10 s, in 10 ms steps to 10 minutes, in 1 s steps to 2 hours; longer counts in the last
+ * bucket (the maximum is kept exactly). */
+#define FP_HIST_BUCKETS (10000 + 59000 + 6600 + 1)
 typedef struct fp_hist {
-  int64_t *counts; /* [FP_HIST_MAX_MS + 1], the last bucket counts everything longer */
+  int64_t *counts; /* [FP_HIST_BUCKETS] */
   int64_t n, max;
 } fp_hist_t;
 int fp_hist_init(fp_hist_t *h);

@@ -36,38 +36,56 @@
 /* ---------------------------------------------------------------------------------- */
 /* Histogram                                                                          */
 
+static size_t hist_index(int64_t ms) {
+  if (ms < 10000) return (size_t)ms;
+  if (ms < 600000) return 10000 + (size_t)((ms - 10000) / 10);
+  if (ms < 7200000) return 69000 + (size_t)((ms - 600000) / 1000);
+  return FP_HIST_BUCKETS - 1;
+}
+
+/* The smallest latency bucket i holds. */
+static int64_t hist_value(size_t i) {
+  if (i < 10000) return (int64_t)i;
+  if (i < 69000) return 10000 + (int64_t)(i - 10000) * 10;
+  return 600000 + (int64_t)(i - 69000) * 1000;
+}
+
 int fp_hist_init(fp_hist_t *h) {
-  h->counts = calloc(FP_HIST_MAX_MS + 1, sizeof *h->counts);
+  h->counts = calloc(FP_HIST_BUCKETS, sizeof *h->counts);
   h->n = h->max = 0;
   return h->counts ? 0 : -1;
 }
 
 void fp_hist_add(fp_hist_t *h, int64_t ms) {
   if (ms < 0) ms = 0;
-  h->counts[ms > FP_HIST_MAX_MS ? FP_HIST_MAX_MS : ms]++;
+  h->counts[hist_index(ms)]++;
   h->n++;
   if (ms > h->max) h->max = ms;
 }
 
 void fp_hist_merge(fp_hist_t *into, const fp_hist_t *from) {
-  for (int i = 0; i <= FP_HIST_MAX_MS; i++) into->counts[i] += from->counts[i];
+  for (size_t i = 0; i < FP_HIST_BUCKETS; i++) into->counts[i] += from->counts[i];
   into->n += from->n;
   if (from->max > into->max) into->max = from->max;
 }
 
 void fp_hist_reset(fp_hist_t *h) {
-  memset(h->counts, 0, (FP_HIST_MAX_MS + 1) * sizeof *h->counts);
+  memset(h->counts, 0, FP_HIST_BUCKETS * sizeof *h->counts);
   h->n = h->max = 0;
 }
 
-/* The smallest value v such that at least pct % of the samples are <= v; -1 if empty. */
+/* The smallest value v such that at least pct % of the samples are <= v (to the bucket's
+ * precision); -1 if empty. */
 int64_t fp_hist_pct(const fp_hist_t *h, double pct) {
   if (h->n == 0) return -1;
   int64_t want = (int64_t)ceil((double)h->n * pct / 100), acc = 0;
   if (want < 1) want = 1;
-  for (int i = 0; i <= FP_HIST_MAX_MS; i++) {
+  for (size_t i = 0; i < FP_HIST_BUCKETS; i++) {
     acc += h->counts[i];
-    if (acc >= want) return i == FP_HIST_MAX_MS ? h->max : i;
+    if (acc >= want) {
+      int64_t v = i == FP_HIST_BUCKETS - 1 ? h->max : hist_value(i);
+      return v < h->max ? v : h->max;
+    }
   }
   return h->max;
 }
