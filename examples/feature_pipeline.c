@@ -101,6 +101,8 @@ static int usage(const char *fmt, const char *arg) {
       "  --state-dir DIR         RocksDB working directory (default: /tmp)\n"
       "  --guarantee G           of the Kafka output: exactly-once (default) or\n"
       "                          at-least-once\n"
+      "  --dashboard-port N      the job's web dashboard, REST API and /metrics on\n"
+      "                          127.0.0.1:N (default 0: any free port, printed; -1: none)\n"
       "  --set KEY=VALUE         any library configuration key (docs/configuration.md)\n"
       "Roles\n"
       "  --generate-only         only generate (another process runs the job)\n"
@@ -148,7 +150,8 @@ static int parse_args(int argc, char **argv, fp_options_t *o) {
                       .generate = true,
                       .run_job = true,
                       .drain = true,
-                      .bench_seconds = 20};
+                      .bench_seconds = 20,
+                      .dashboard_port = 0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     long l;
@@ -201,6 +204,10 @@ static int parse_args(int argc, char **argv, fp_options_t *o) {
         return usage("--checkpoint-interval '%s' is not a duration of 10ms or more (e.g. 10s)", v);
     } else if (strcmp(a, "--checkpoint-dir") == 0) {
       o->checkpoint_dir = v;
+    } else if (strcmp(a, "--dashboard-port") == 0) {
+      if (parse_long(v, -1, 65535, &l))
+        return usage("--dashboard-port '%s' is not a port (0: any free one, -1: none)", v);
+      o->dashboard_port = (int)l;
     } else if (strcmp(a, "--state-dir") == 0) {
       o->state_dir = v;
     } else if (strcmp(a, "--partitions") == 0) {

@@ -132,6 +132,7 @@ typedef struct fp_options {
   double bench_seconds;
   long preload_bytes; /* state to create per user before the run, 0: none */
   bool at_least_once; /* the sink's guarantee (default: exactly once) */
+  int dashboard_port; /* rest.port of the job: 0 any free port, -1 none */
 } fp_options_t;
 
 /* ---------------------------------------------------------------------------------- */

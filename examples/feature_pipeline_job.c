@@ -294,7 +294,7 @@ fp_job_t *fp_job_new(const fp_options_t *o, const char *brokers, const char *che
                      const char *state_dir) {
   fp_job_t *j = calloc(1, sizeof *j);
   fl_config_t *c = fl_config_new();
-  char par[16], interval[32], err[512];
+  char par[16], interval[32], port[16], err[512];
   if (!j || !c) goto fail;
   j->o = *o;
   j->parallelism = o->parallelism;
@@ -303,13 +303,15 @@ fp_job_t *fp_job_new(const fp_options_t *o, const char *brokers, const char *che
   if (!j->deser || !j->ser) goto fail;
   snprintf(par, sizeof par, "%d", o->parallelism);
   snprintf(interval, sizeof interval, "%" PRId64 "ms", o->checkpoint_interval_ms);
+  snprintf(port, sizeof port, "%d", o->dashboard_port);
   if (set(c, "parallelism", par) || set(c, "state.backend", "rocksdb") ||
       set(c, "state.backend.incremental", "true") ||
       set(c, "state.checkpoints.dir", checkpoint_dir) ||
       set(c, "state.checkpoints.num-retained", "2") ||
       set(c, "state.checkpoints.restore-latest", "true") ||
       set(c, "execution.checkpointing.interval", interval) ||
-      (state_dir && set(c, "state.backend.rocksdb.localdir", state_dir)))
+      (state_dir && set(c, "state.backend.rocksdb.localdir", state_dir)) ||
+      (o->dashboard_port >= 0 && set(c, "rest.port", port)))
     goto fail;
   for (int i = 0; i < o->n_set; i++) {
     char key[256];

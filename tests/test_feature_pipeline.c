@@ -112,6 +112,17 @@ static pid_t start(const char *log, ...) {
   return pid;
 }
 
+/* Whether log (in g_dir) has a line containing text. */
+static bool log_has(const char *log, const char *text) {
+  char path[4300], line[1024];
+  snprintf(path, sizeof path, "%s/%s", g_dir, log);
+  FILE *f = fopen(path, "r");
+  bool found = false;
+  while (f && !found && fgets(line, sizeof line, f)) found = strstr(line, text) != NULL;
+  if (f) fclose(f);
+  return found;
+}
+
 static void show_log(const char *log) {
   char path[4300], line[1024];
   snprintf(path, sizeof path, "%s/%s", g_dir, log);
@@ -905,6 +916,11 @@ static void killed_and_resumed_features_are_exact(void **state) {
               "--no-generate", "--bounded", "--quiet", "--checkpoint-dir", ckpt,
               "--checkpoint-interval", "1s", "--state-dir", sdir, NULL);
   expect_exit0(job, deadline_in(120000), "job2.log");
+  /* the dashboard is on by default, on a free port of the loopback */
+  if (!log_has("job2.log", "dashboard listening on http://127.0.0.1:")) {
+    show_log("job2.log");
+    fail_msg("the job served no dashboard");
+  }
   int64_t t_job2 = mono_ms();
   print_message("killed at %.1f s, generator done at %.1f s, the resumed job done at %.1f s\n",
                 (double)(t_kill - t0) / 1000, (double)(t_gen - t0) / 1000,
