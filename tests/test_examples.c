@@ -799,6 +799,48 @@ static void bench_window_engine_matches_baseline(void **state) {
   json_decref(doc);
 }
 
+/* Sliding and session windows against their own plain loops: the same results
+ * (count, total, order-independent hash) at parallelism 2, where both subtasks' events
+ * share keys. */
+static void bench_window_kinds_match_baselines(void **state) {
+  (void)state;
+  char out[PATH_MAX];
+  char *prog = find_program("bench", "flink-bench");
+  char *sliding[] = {prog,         "window", "--kind",        "sliding",     "--events",
+                     "100000",     "--keys", "500",           "--window-ms", "120",
+                     "--slide-ms", "30",     "--parallelism", "2",           "--events-per-ms",
+                     "1",          NULL};
+  char *session[] = {
+      prog,  "window",   "--kind", "session",         "--events", "100000",        "--keys",
+      "500", "--gap-ms", "400",    "--events-per-ms", "1",        "--parallelism", "2",
+      NULL};
+  char *const *runs[] = {sliding, session};
+  const char *kinds[] = {"sliding", "session"};
+  for (int i = 0; i < 2; i++) {
+    run_named("bench", runs[i], 0);
+    json_error_t jerr;
+    json_t *doc = json_load_file(in_dir(out, "bench", ".stdout"), 0, &jerr);
+    if (!doc) fail_msg("bench output is not JSON: %s", jerr.text);
+    assert_string_equal(json_string_value(json_object_get(doc, "kind")), kinds[i]);
+    assert_true(json_is_true(json_object_get(doc, "checksum_match")));
+    json_int_t results = json_integer_value(json_object_get(doc, "results"));
+    assert_int_equal(results, json_integer_value(json_object_get(doc, "baseline_results")));
+    if (i == 0) {
+      /* 50,000 ms of event time per subtask in ~1,670 windows of 120 ms, each with 240
+       * events over 500 keys: most windows hold 150-240 distinct keys. */
+      assert_int_equal(json_integer_value(json_object_get(doc, "slide_ms")), 30);
+      assert_true(results > 1667 * 150 && results <= 1671 * 240);
+    } else {
+      /* A key's events are 1 s apart on average (500 keys, 2 events per ms), so its
+       * sessions (400 ms gap) are many and mostly short. */
+      assert_int_equal(json_integer_value(json_object_get(doc, "gap_ms")), 400);
+      assert_true(results > 10000 && results < 100000);
+    }
+    json_decref(doc);
+  }
+  free(prog);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(user_spend_sums_per_user_and_window),
@@ -814,6 +856,7 @@ int main(void) {
       cmocka_unit_test(examples_set_any_configuration_key),
       cmocka_unit_test(kafka_features_takes_set_and_kafka_properties),
       cmocka_unit_test(bench_window_engine_matches_baseline),
+      cmocka_unit_test(bench_window_kinds_match_baselines),
   };
   return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }
