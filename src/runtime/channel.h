@@ -31,8 +31,9 @@ typedef struct fl_entry {
   uint16_t kg; /* key group of a record on a hash edge */
   uint32_t key_len;
   uint32_t value_len;
-  uint32_t off; /* key at data + off, value right after it */
-  int64_t ts;   /* record timestamp or watermark */
+  uint32_t off;  /* key at data + off, value right after it */
+  int64_t ts;    /* record timestamp or watermark */
+  uint64_t hash; /* fl_hash64(key) of a record on a hash edge: the receiver's state reuses it */
 } fl_entry_t;
 
 typedef struct fl_batch {

@@ -96,7 +96,7 @@ static fl_batch_t *ew_batch(fl_edge_writer_t *ew, int t, size_t bytes) {
 
 /* Appends one record for receiver t. false after a failure. */
 static bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_t key_len,
-                      const fl_record_t *in, uint16_t kg) {
+                      const fl_record_t *in, uint16_t kg, uint64_t hash) {
   size_t bytes = key_len + in->value_len;
   fl_batch_t *b = ew_batch(ew, t, bytes);
   if (!b) {
@@ -110,6 +110,7 @@ static bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_t key_l
   e->value_len = (uint32_t)in->value_len;
   e->off = b->used;
   e->ts = in->timestamp;
+  e->hash = hash;
   if (key_len) memcpy(b->data + b->used, key, key_len);
   if (in->value_len) memcpy(b->data + b->used + key_len, in->value, in->value_len);
   b->used += (uint32_t)bytes;
@@ -143,19 +144,21 @@ void fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
   }
   int t;
   uint16_t kg = 0;
+  uint64_t hash = 0;
   if (ew->part == FL_PART_BROADCAST) {
     for (t = 0; t < ew->n; t++)
-      if (!ew_append(ew, t, key, key_len, in, 0)) return;
+      if (!ew_append(ew, t, key, key_len, in, 0, 0)) return;
     return;
   }
   if (ew->part == FL_PART_HASH) {
     uint32_t maxp = job->env->conf.max_parallelism;
-    kg = (uint16_t)fl_key_group(fl_hash64(key, key_len, 0), maxp);
+    hash = fl_hash64(key, key_len, 0);
+    kg = (uint16_t)fl_key_group(hash, maxp);
     t = fl_key_group_subtask(kg, maxp, ew->n);
   } else {
     t = (int)(ew->rr++ % (uint32_t)ew->n);
   }
-  ew_append(ew, t, key, key_len, in, kg);
+  ew_append(ew, t, key, key_len, in, kg, hash);
 }
 
 void fl_rt_ew_control(fl_edge_writer_t *ew, fl_entry_type_t type, int64_t ts) {

@@ -133,8 +133,14 @@ void fl_rt_wake_all(fl_job_t *job);
 void fl_job_fail(fl_job_t *job, int err, const char *msg);
 /* A class call returned rc < 0: make sure the job knows, whoever formatted it. */
 void fl_rt_op_check(fl_op_t *op, int rc);
-/* A record for logical input `input`; kg < 0: compute it from the key. */
-void fl_rt_op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg);
+/* A record for logical input `input`. For a keyed input, kg and key_hash are the key's
+ * group and fl_hash64(key, key_len, 0) as the sending edge computed them; kg < 0:
+ * compute both from the key. */
+void fl_rt_op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg, uint64_t key_hash);
+/* The records b->e[from..to) of a channel batch (no other entry between them), for
+ * logical input `input`: through the class's process_run when it has one, else one by
+ * one. */
+void fl_rt_op_records(fl_op_t *op, int input, const fl_batch_t *b, uint32_t from, uint32_t to);
 void fl_rt_op_input_watermark(fl_op_t *op, size_t chan, int64_t wm);
 void fl_rt_op_input_idle(fl_op_t *op, size_t chan, bool idle);
 void fl_rt_op_input_end(fl_op_t *op, size_t chan);

@@ -93,7 +93,7 @@ static int emit_to(fl_out_t *out, const fl_record_t *rec) {
   for (size_t i = 0; i < out->n; i++) {
     fl_target_t *t = &out->t[i];
     if (t->op)
-      fl_rt_op_record(t->op, t->logical, rec, -1);
+      fl_rt_op_record(t->op, t->logical, rec, -1, 0);
     else
       fl_rt_ew_record(t->edge, rec);
   }
@@ -174,33 +174,44 @@ void fl_rt_op_latency(fl_op_t *op, int src, int64_t made_ns) {
 /* ---------------------------------------------------------------------------------- */
 /* Input                                                                                */
 
-static void set_key(fl_op_t *op, const void *key, size_t len, uint16_t kg) {
-  op->ctx.key = key;
-  op->ctx.key_len = len;
-  op->ctx.kg = kg;
-  op->ctx.keyed = true;
-  op->ctx.ns = NULL;
-  op->ctx.ns_len = 0;
-}
-
-void fl_rt_op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg) {
+void fl_rt_op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg, uint64_t key_hash) {
   if (op->failed || op->finished) return;
   op->n_in++;
   atomic_store_explicit(&op->m->records_in, op->n_in, memory_order_relaxed);
   op->ctx.ts = rec->timestamp;
   const fl_input_t *li = &op->node->inputs[input];
   if (op->node->keyed && !li->unkeyed) {
-    if (kg < 0)
-      kg = (int)fl_key_group(fl_hash64(rec->key, rec->key_len, 0),
-                             op->node->env->conf.max_parallelism);
-    set_key(op, rec->key, rec->key_len, (uint16_t)kg);
+    if (kg < 0) {
+      key_hash = fl_hash64(rec->key, rec->key_len, 0);
+      kg = (int)fl_key_group(key_hash, op->node->env->conf.max_parallelism);
+    }
+    fl_op_set_key(op, rec->key, rec->key_len, (uint16_t)kg, true, key_hash);
   } else if (op->node->keyed) {
     op->ctx.keyed = false;
+    op->ctx.key_hashed = false;
     op->ctx.key = NULL;
     op->ctx.key_len = 0;
   }
   fl_rt_op_check(op, op->cls->process(op, li->side, rec));
   if (op->ttl_every_record && !op->failed && op->ctx.keyed) fl_rt_ttl_sweep(op);
+}
+
+void fl_rt_op_records(fl_op_t *op, int input, const fl_batch_t *b, uint32_t from, uint32_t to) {
+  if (op->failed || op->finished) return;
+  const fl_input_t *li = &op->node->inputs[input];
+  bool keyed = op->node->keyed && !li->unkeyed;
+  if (keyed && op->cls->process_run && !op->ttl_every_record) {
+    op->n_in += to - from;
+    atomic_store_explicit(&op->m->records_in, op->n_in, memory_order_relaxed);
+    fl_rt_op_check(op, op->cls->process_run(op, li->side, b, from, to));
+    return;
+  }
+  for (uint32_t i = from; i < to && !op->failed; i++) {
+    const fl_entry_t *e = &b->e[i];
+    fl_record_t r = {b->data + e->off, e->key_len, b->data + e->off + e->key_len, e->value_len,
+                     e->ts};
+    fl_rt_op_record(op, input, &r, op->node->keyed ? e->kg : -1, e->hash);
+  }
 }
 
 void fl_rt_fire_timers(fl_op_t *op, fl_time_domain_t d, int64_t upto) {
@@ -219,7 +230,7 @@ void fl_rt_fire_timers(fl_op_t *op, fl_time_domain_t d, int64_t upto) {
       fl_op_fail(op, FL_ENOMEM, "out of memory firing a timer");
       return;
     }
-    set_key(op, op->timer_key.data, t.key_len, t.kg);
+    fl_op_set_key(op, op->timer_key.data, t.key_len, t.kg, false, 0);
     op->ctx.ns = op->timer_key.data + t.key_len;
     op->ctx.ns_len = t.ns_len;
     op->ctx.ts = t.ts;

@@ -20,6 +20,7 @@
 #include "flink.h"
 #include "graph/env.h"
 #include "graph/graph.h"
+#include "runtime/channel.h"
 #include "state/kv.h"
 #include "state/state.h"
 #include "state/timers.h"
@@ -52,8 +53,10 @@ struct fl_context {
   const void *key; /* current key (keyed operators) */
   size_t key_len;
   uint16_t kg;
-  bool keyed;     /* key is valid */
-  const void *ns; /* namespace for state (window operators); empty otherwise */
+  bool keyed;        /* key is valid */
+  bool key_hashed;   /* key_hash is valid */
+  uint64_t key_hash; /* fl_hash64(key, key_len, 0), computed once per record */
+  const void *ns;    /* namespace for state (window operators); empty otherwise */
   size_t ns_len;
   size_t emitted; /* records emitted during the current call */
   size_t source_budget;
@@ -103,6 +106,14 @@ typedef struct fl_op_class {
    * _WAIT (ctx.wait_fd may name an fd to wait for) or a negative error. The runtime
    * has reset ctx.emitted, ctx.wait_fd and ctx.ts. */
   int (*poll)(fl_op_t *op);
+  /* Optional, keyed operators: the records b->e[from..to) that a channel delivered in
+   * this order on keyed input side `input`, with nothing between them (each entry's kg
+   * and hash are its key's). Replaces process for such runs, so that a class can work
+   * through a batch without a call per record (and prefetch the state of records
+   * ahead). For each record the class sets ctx.ts and the key (fl_op_set_key) before
+   * anything that may call user code; the runtime has counted the records in. Returns
+   * what process returns; a failure ends the run there. */
+  int (*process_run)(fl_op_t *op, int input, const fl_batch_t *b, uint32_t from, uint32_t to);
 } fl_op_class_t;
 
 #define FL_OP_KEEP_WATERMARK 1
@@ -217,5 +228,32 @@ int fl_ctx_sref(fl_context_t *ctx, const fl_state_desc_t *d, int kind, fl_sref_t
  * an explicit namespace. */
 int fl_op_sref(fl_op_t *op, const struct fl_state_desc *d, const void *ns, size_t ns_len,
                fl_sref_t *out);
+/* Sets the key context of a record: its key, key group and, when hashed, the key's
+ * fl_hash64 (which state lookups then need not compute again). */
+static inline void fl_op_set_key(fl_op_t *op, const void *key, size_t len, uint16_t kg, bool hashed,
+                                 uint64_t hash) {
+  op->ctx.key = key;
+  op->ctx.key_len = len;
+  op->ctx.kg = kg;
+  op->ctx.key_hashed = hashed;
+  op->ctx.key_hash = hash;
+  op->ctx.keyed = true;
+  op->ctx.ns = NULL;
+  op->ctx.ns_len = 0;
+}
+
+/* Points r, which fl_op_sref filled for op, at the context's current key and at
+ * namespace ns: what a keyed operator does for every record instead of calling
+ * fl_op_sref again. Not for descriptors with TTL (whose clock it does not renew). */
+static inline void fl_op_sref_rekey(const fl_op_t *op, fl_sref_t *r, const void *ns,
+                                    size_t ns_len) {
+  r->k.kg = op->ctx.kg;
+  r->k.key = op->ctx.key;
+  r->k.key_len = op->ctx.key_len;
+  r->key_hashed = op->ctx.key_hashed;
+  r->key_hash = op->ctx.key_hash;
+  r->k.ns = ns;
+  r->k.ns_len = ns_len;
+}
 
 #endif

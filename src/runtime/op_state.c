@@ -43,6 +43,8 @@ int fl_op_sref(fl_op_t *op, const struct fl_state_desc *d, const void *ns, size_
   out->k.key_len = op->ctx.key_len;
   out->k.ns = ns;
   out->k.ns_len = ns_len;
+  out->key_hashed = op->ctx.key_hashed;
+  out->key_hash = op->ctx.key_hash;
   out->now = d->has_ttl ? fl_env_now(op->node->env) : 0;
   out->ctx = &op->ctx;
   out->cleanup = &op->desc_cleanup[d->id];

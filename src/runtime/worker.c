@@ -164,9 +164,10 @@ static bool process_batch(fl_inbound_t *in) {
     const fl_entry_t *e = &b->e[in->pos++];
     switch (e->type) {
     case FL_E_RECORD: {
-      fl_record_t r = {b->data + e->off, e->key_len, b->data + e->off + e->key_len, e->value_len,
-                       e->ts};
-      fl_rt_op_record(op, in->input, &r, op->node->keyed ? e->kg : -1);
+      /* the run of records up to the next control entry, in one call */
+      uint32_t from = in->pos - 1;
+      while (in->pos < b->n && b->e[in->pos].type == FL_E_RECORD) in->pos++;
+      fl_rt_op_records(op, in->input, b, from, in->pos);
       break;
     }
     case FL_E_WATERMARK: fl_rt_op_input_watermark(op, in->chan, e->ts); break;

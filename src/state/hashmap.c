@@ -16,8 +16,13 @@
  *    while each operation moves a few slots of the old one, so no single call pays for
  *    a rehash of a large table. Both indexes stay valid linear-probing tables the whole
  *    time (migration is "delete from old, insert into new"), so a lookup probes both.
- *  - the last entry looked up: a get followed by a put of the same cell (the common
- *    read-modify-write of a window or a rolling aggregate) finds it without hashing.
+ *  - the last entry looked up: a get followed by a put of the same cell finds it
+ *    without probing.
+ *
+ * A cell's hash folds the key's stable hash (fl_hash64(key, key_len, 0), which the
+ * runtime computes once per record for its key group and passes to value_ref) with
+ * a hash of the namespace; the namespace hash of the last namespace seen is kept, since
+ * consecutive records mostly fall in the same window.
  *
  * Map cells are entries whose value is a pointer to a nested hm_dict of user key ->
  * value (same structure, empty namespace, key group 0). A map cell exists while it has
@@ -88,16 +93,27 @@ typedef struct hm_table {
   hm_dict_t d;
 } hm_table_t;
 
+/* The hash of the last namespace hashed (namespaces of up to 16 bytes). */
+typedef struct hm_ns_cache {
+  uint64_t hash;
+  uint32_t len; /* 0: empty cache */
+  unsigned char ns[16];
+} hm_ns_cache_t;
+
 typedef struct hm {
   hm_table_t *t;
   size_t n, cap;
+  hm_ns_cache_t nsc;
 } hm_t;
 
 /* A key being looked up. The hash is computed only when the cache misses. */
 typedef struct hm_pkey {
   uint64_t hash;
   bool hashed;
-  bool ukey; /* a user key of a map cell (other hash seed) */
+  bool ukey;       /* a user key of a map cell (other hash seed) */
+  bool key_hashed; /* key_hash = fl_hash64(key, key_len, 0) is known */
+  uint64_t key_hash;
+  hm_ns_cache_t *nsc;
   uint16_t kg;
   const void *key;
   uint32_t key_len;
@@ -153,16 +169,30 @@ static bool entry_matches(const hm_entry_t *e, const hm_pkey_t *pk) {
          bytes_eq(e->data + pk->key_len, pk->ns, pk->ns_len);
 }
 
+static uint64_t ns_hash(hm_ns_cache_t *c, const void *ns, uint32_t len) {
+  if (!len) return 0;
+  if (c && len <= sizeof c->ns) {
+    if (c->len == len && bytes_eq(c->ns, ns, len)) return c->hash;
+    c->len = len;
+    memcpy(c->ns, ns, len);
+    c->hash = fl_hash64(ns, len, HM_SEED_CELL);
+    return c->hash;
+  }
+  return fl_hash64(ns, len, HM_SEED_CELL);
+}
+
 static uint64_t pkey_hash(hm_pkey_t *pk) {
   if (!pk->hashed) {
     if (pk->ukey) {
       pk->hash = fl_hash64(pk->key, pk->key_len, HM_SEED_UKEY);
     } else {
-      /* A seed other than the key-group hash's, so that the keys of one worker, which
-       * share key-group residues, do not share low hash bits. */
-      uint64_t h = fl_hash64(pk->key, pk->key_len, HM_SEED_CELL + pk->kg);
-      if (pk->ns_len) h = fl_hash64(pk->ns, pk->ns_len, h);
-      pk->hash = h;
+      /* The fold mixes every bit, so that the keys of one worker, which share
+       * key-group residues (key hash mod max parallelism), do not share low bits. */
+      if (!pk->key_hashed) {
+        pk->key_hash = fl_hash64(pk->key, pk->key_len, 0);
+        pk->key_hashed = true;
+      }
+      pk->hash = fl_hash_fold(pk->key_hash, ns_hash(pk->nsc, pk->ns, pk->ns_len));
     }
     pk->hashed = true;
   }
@@ -348,7 +378,13 @@ static void dict_free(hm_dict_t *d) {
 }
 
 static hm_entry_t *dict_lookup(hm_dict_t *d, hm_pkey_t *pk) {
-  if (d->last && entry_matches(d->last, pk)) return d->last;
+  if (pk->key_hashed) {
+    /* Hashing is cheap when the key's hash is known: compare hashes first. */
+    uint64_t h = pkey_hash(pk);
+    if (d->last && d->last->hash == h && entry_matches(d->last, pk)) return d->last;
+  } else if (d->last && entry_matches(d->last, pk)) {
+    return d->last;
+  }
   if (d->count == 0) return NULL;
   uint64_t h = pkey_hash(pk);
   hm_slot_t *s = dict_find_slot(d, h, pk, NULL, NULL, NULL);
@@ -462,6 +498,7 @@ static int prepare(hm_t *h, uint32_t table, const fl_kkey_t *k, hm_dict_t **d, h
   if ((k->key_len && !k->key) || (k->ns_len && !k->ns)) return FL_EINVAL;
   if (k->key_len > UINT32_MAX || k->ns_len > UINT32_MAX) return FL_EINVAL;
   memset(pk, 0, sizeof *pk);
+  pk->nsc = &h->nsc;
   pk->kg = k->kg;
   pk->key = k->key;
   pk->key_len = (uint32_t)k->key_len;
@@ -567,6 +604,63 @@ static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void 
   copy_bytes(entry_value(e) + e->val_len, val, len);
   e->val_len = need;
   return FL_OK;
+}
+
+/* Whether e is the cell k (whose hash matched). */
+static inline bool entry_is(const hm_entry_t *e, const fl_kkey_t *k) {
+  return e->kg == k->kg && e->key_len == k->key_len && e->ns_len == k->ns_len &&
+         bytes_eq(e->data, k->key, k->key_len) && bytes_eq(e->data + k->key_len, k->ns, k->ns_len);
+}
+
+/* dict_lookup for a cell whose hash is known: the per-record path of value_ref. */
+static hm_entry_t *dict_find_cell(hm_dict_t *d, uint64_t hash, const fl_kkey_t *k) {
+  hm_entry_t *e = d->last;
+  if (e && e->hash == hash && entry_is(e, k)) return e;
+  e = NULL;
+  for (int pass = 0; pass < 2 && !e; pass++) {
+    const hm_index_t *ix = pass ? &d->old : &d->ix;
+    if (!ix->slots) continue;
+    for (size_t i = (size_t)hash & ix->mask;; i = (i + 1) & ix->mask) {
+      const hm_slot_t *s = &ix->slots[i];
+      if (!s->e) break;
+      if (s->hash == hash && entry_is(s->e, k)) {
+        e = s->e;
+        break;
+      }
+    }
+  }
+  if (d->old.slots) rehash_step(d, HM_REHASH_LOOKUP);
+  if (e) d->last = e;
+  return e;
+}
+
+static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
+                        size_t new_len, void **val, size_t *len) {
+  hm_t *h = self;
+  if (!h || table >= h->n || !k || !val || !len) return FL_EINVAL;
+  if ((k->key_len && !k->key) || (k->ns_len && !k->ns)) return FL_EINVAL;
+  if (k->key_len > UINT32_MAX || k->ns_len > UINT32_MAX) return FL_EINVAL;
+  hm_dict_t *d = &h->t[table].d;
+  uint64_t hash = fl_hash_fold(key_hash, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
+  hm_entry_t *e = dict_find_cell(d, hash, k);
+  if (e) {
+    if (e->flags & HM_F_MAP) return FL_EINVAL;
+    *val = entry_value(e);
+    *len = e->val_len;
+    return 1;
+  }
+  hm_pkey_t pk;
+  int rc = prepare(h, table, k, &d, &pk);
+  if (rc) return rc;
+  pk.hash = hash;
+  pk.hashed = true;
+  rc = dict_insert(d, &pk, new_len, &e);
+  if (rc) return rc;
+  if (new_len) memset(entry_value(e), 0, new_len);
+  e->val_len = new_len;
+  *val = entry_value(e);
+  *len = new_len;
+  return 0;
 }
 
 static int hm_del(void *self, uint32_t table, const fl_kkey_t *k) {
@@ -757,6 +851,7 @@ static const fl_kv_ops_t hm_ops = {
     .iterate = hm_iterate,
     .count = hm_count,
     .list_tables = hm_list_tables,
+    .value_ref = hm_value_ref,
 };
 
 int fl_kv_hashmap_new(fl_kv_t *out) {

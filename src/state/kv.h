@@ -34,6 +34,7 @@ typedef struct fl_kkey {
 #define FL_KV_DELETE 1 /* delete this entry and go on */
 #define FL_KV_STOP 2   /* stop */
 
+/* 2: stats, value_ref and the later optional ops (each may be NULL). */
 #define FL_KV_OPS_VERSION 2
 
 /* Backend statistics (ops version 2), by Flink's state.backend.rocksdb.metrics.* names:
@@ -120,6 +121,17 @@ typedef struct fl_kv_ops {
    * (a count, or bytes), or leaves it at -1 when the backend has none. Called by the
    * owning worker about once a second. NULL: no statistics. */
   int (*stats)(void *self, const bool *want, int64_t *v);
+
+  /* Version 2, optional: for backends whose values live in memory. */
+
+  /* The value cell k for an update in place, found with one lookup (the read-modify-
+   * write of a rolling aggregate or a window). key_hash is fl_hash64(k->key,
+   * k->key_len, 0), which the caller has at hand. An existing cell: 1, and *val, *len
+   * its value, whose bytes the caller may overwrite (not resize). An absent cell is
+   * created with new_len zero bytes: 0, *val and *len = new_len. The pointer stays
+   * valid until the next call that changes this instance. FL_EINVAL for a map cell. */
+  int (*value_ref)(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
+                   size_t new_len, void **val, size_t *len);
 } fl_kv_ops_t;
 
 /* Layouts for set_table_ttl, matching src/state/state.c. */

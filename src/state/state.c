@@ -26,8 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/buf.h"
 #include "state/state.h"
+#include "util/buf.h"
+#include "util/hash.h"
 
 #define TS_LEN 8u
 #define ITEM_HDR 8u
@@ -39,6 +40,7 @@ struct fl_state_scratch {
   fl_buf_t acc;  /* [ts] | accumulator being updated */
   fl_buf_t pend; /* map keys to delete / refresh once an iteration is over */
   fl_buf_t ckey; /* TTL cleanup: key | namespace of the cell being cleaned */
+  fl_buf_t undo; /* an accumulator as it was before an add in place */
   fl_bytes_t *items;
   size_t items_cap;
 };
@@ -53,6 +55,7 @@ void fl_state_scratch_destroy(fl_state_scratch_t *s) {
   fl_buf_free(&s->acc);
   fl_buf_free(&s->pend);
   fl_buf_free(&s->ckey);
+  fl_buf_free(&s->undo);
   free(s->items);
   free(s);
 }
@@ -518,19 +521,55 @@ static int reduce_into(const fl_sref_t *r, const void *a, size_t al, const void 
   return FL_OK;
 }
 
-int fl_st_reducing_add(const fl_sref_t *r, const void *val, size_t len) {
+/* Reducing and aggregating state update their cell in place when the backend offers
+ * value_ref (one lookup, no copy of the value in and out) and no TTL timestamp has to
+ * be renewed with the value. */
+static inline bool in_place(const fl_sref_t *r) {
+  return !ttl_on(r) && r->kv->ops->version >= 2 && r->kv->ops->value_ref;
+}
+
+static inline uint64_t sref_key_hash(const fl_sref_t *r) {
+  return r->key_hashed ? r->key_hash : fl_hash64(r->k.key, r->k.key_len, 0);
+}
+
+int fl_st_reducing_add_created(const fl_sref_t *r, const void *val, size_t len, bool *created) {
   int rc = check(r, FL_STATE_REDUCING);
   if (rc) return rc;
   if ((len && !val) || !r->desc->reduce) return FL_EINVAL;
   const void *cur, *res = val;
   size_t cl, rl = len;
+  if (created) *created = false;
+  if (in_place(r)) {
+    void *cell;
+    rc = KV(r)->value_ref(KS(r), r->table, &r->k, sref_key_hash(r), len, &cell, &cl);
+    if (rc < 0) return rc;
+    if (rc == 0) {
+      /* val may lie in another cell of the backend: cells do not move on an insert */
+      copy_bytes(cell, val, len);
+      if (created) *created = true;
+      return FL_OK;
+    }
+    rc = reduce_into(r, cell, cl, val, len, &res, &rl);
+    if (rc) return rc;
+    if (rl == cl) {
+      copy_bytes(cell, res, rl);
+      return FL_OK;
+    }
+    return KV(r)->put(KS(r), r->table, &r->k, res, rl);
+  }
   rc = peek_live(r, &r->k, &cur, &cl);
   if (rc < 0) return rc;
   if (rc == 1) {
     rc = reduce_into(r, cur, cl, val, len, &res, &rl);
     if (rc) return rc;
+  } else if (created) {
+    *created = true;
   }
   return store_value(r, &r->k, res, rl);
+}
+
+int fl_st_reducing_add(const fl_sref_t *r, const void *val, size_t len) {
+  return fl_st_reducing_add_created(r, val, len, NULL);
 }
 
 int fl_st_reducing_get(const fl_sref_t *r, const void **val, size_t *len) {
@@ -559,10 +598,54 @@ static int store_acc(const fl_sref_t *r, const fl_kkey_t *k, uint8_t *buf, size_
   return KV(r)->put(KS(r), r->table, k, buf, hdr + r->desc->agg.acc_size);
 }
 
-int fl_st_aggregating_add(const fl_sref_t *r, const fl_record_t *in) {
+/* Copies an accumulator; most are a few words. */
+static inline void copy_acc(void *dst, const void *src, size_t n) {
+  if (n == 8)
+    memcpy(dst, src, 8);
+  else if (n == 16)
+    memcpy(dst, src, 16);
+  else
+    memcpy(dst, src, n);
+}
+
+/* Adds in to the accumulator in its cell. A failing add leaves the cell as it was: a
+ * new cell is removed, an existing one gets its bytes back. */
+static int aggregating_add_in_place(const fl_sref_t *r, const fl_record_t *in, bool *created) {
+  const fl_aggregate_fn_t *a = &r->desc->agg;
+  void *acc;
+  size_t cl;
+  int rc = KV(r)->value_ref(KS(r), r->table, &r->k, sref_key_hash(r), a->acc_size, &acc, &cl);
+  if (rc < 0) return rc;
+  bool fresh = rc == 0;
+  if (!fresh && cl != a->acc_size) return FL_EPARSE;
+  uint64_t small[8]; /* most accumulators fit */
+  uint8_t *undo = NULL;
+  if (fresh) {
+    a->init(acc, r->desc->opaque); /* on zeroed bytes, as below */
+  } else {
+    undo = a->acc_size <= sizeof small ? (uint8_t *)small
+                                       : fl_buf_resize(&r->scratch->undo, a->acc_size);
+    if (!undo) return FL_ENOMEM;
+    copy_acc(undo, acc, a->acc_size);
+  }
+  rc = a->add(r->ctx, acc, in, r->desc->opaque);
+  if (rc) {
+    if (fresh)
+      KV(r)->del(KS(r), r->table, &r->k);
+    else
+      copy_acc(acc, undo, a->acc_size);
+    return user_rc(rc);
+  }
+  if (created) *created = fresh;
+  return FL_OK;
+}
+
+int fl_st_aggregating_add_created(const fl_sref_t *r, const fl_record_t *in, bool *created) {
   int rc = check_agg(r);
   if (rc) return rc;
   if (!in) return FL_EINVAL;
+  if (created) *created = false;
+  if (in_place(r)) return aggregating_add_in_place(r, in, created);
   const fl_aggregate_fn_t *a = &r->desc->agg;
   size_t hdr, cl;
   const void *cur;
@@ -570,7 +653,8 @@ int fl_st_aggregating_add(const fl_sref_t *r, const fl_record_t *in) {
   if (!buf) return FL_ENOMEM;
   rc = peek_live(r, &r->k, &cur, &cl);
   if (rc < 0) return rc;
-  if (rc == 1) {
+  bool fresh = rc == 0;
+  if (!fresh) {
     if (cl != a->acc_size) return FL_EPARSE;
     memcpy(buf + hdr, cur, cl);
   } else {
@@ -579,7 +663,13 @@ int fl_st_aggregating_add(const fl_sref_t *r, const fl_record_t *in) {
   }
   rc = a->add(r->ctx, buf + hdr, in, r->desc->opaque);
   if (rc) return user_rc(rc);
-  return store_acc(r, &r->k, buf, hdr);
+  rc = store_acc(r, &r->k, buf, hdr);
+  if (!rc && created) *created = fresh;
+  return rc;
+}
+
+int fl_st_aggregating_add(const fl_sref_t *r, const fl_record_t *in) {
+  return fl_st_aggregating_add_created(r, in, NULL);
 }
 
 int fl_st_aggregating_get(const fl_sref_t *r, const void **acc) {

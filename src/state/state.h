@@ -10,6 +10,8 @@
 #ifndef FL_STATE_STATE_H
 #define FL_STATE_STATE_H
 
+#include <stdbool.h>
+
 #include "flink.h"
 #include "state/kv.h"
 
@@ -32,8 +34,10 @@ typedef struct fl_sref {
   uint32_t table;
   const struct fl_state_desc *desc;
   fl_kkey_t k;
-  int64_t now;                      /* processing time, for TTL */
-  fl_context_t *ctx;                /* passed to reduce / aggregate callbacks */
+  bool key_hashed;   /* key_hash holds fl_hash64(k.key, k.key_len, 0) (else computed when needed) */
+  uint64_t key_hash; /* the key's hash, carried from where the record's key was extracted */
+  int64_t now;       /* processing time, for TTL */
+  fl_context_t *ctx; /* passed to reduce / aggregate callbacks */
   struct fl_ttl_cleanup *cleanup;   /* incremental TTL cleanup cursor of the table, or NULL */
   struct fl_state_scratch *scratch; /* per-worker scratch buffers for returned views */
 } fl_sref_t;
@@ -67,6 +71,10 @@ int fl_st_reducing_add(const fl_sref_t *r, const void *val, size_t len);
 int fl_st_reducing_get(const fl_sref_t *r, const void **val, size_t *len);
 int fl_st_aggregating_add(const fl_sref_t *r, const fl_record_t *in);
 int fl_st_aggregating_get(const fl_sref_t *r, const void **acc);
+/* The same adds, also telling whether the cell was absent before (*created: this value
+ * started it). The window operator registers a window's timers only then. */
+int fl_st_reducing_add_created(const fl_sref_t *r, const void *val, size_t len, bool *created);
+int fl_st_aggregating_add_created(const fl_sref_t *r, const fl_record_t *in, bool *created);
 
 /* Merges the cell at namespace src_ns into the cell r addresses (then clears src), by
  * the descriptor's kind: list concatenates (src after dst), reducing reduces,
