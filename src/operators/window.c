@@ -94,9 +94,27 @@ static fl_window_t ns_decode(const uint8_t *ns) {
 /* ---------------------------------------------------------------------------------- */
 /* The operator                                                                         */
 
+/* Tumbling and sliding windows: at most this many windows per element are kept ready
+ * per slice (a slide-long run of timestamps whose elements share their windows). */
+#define WIN_SLOTS_MAX 64
+
+/* One window of the current slice. */
+typedef struct win_slot {
+  fl_window_t w;
+  int64_t cleanup; /* cleanup_time(w) */
+  uint8_t ns[WIN_NS_LEN];
+} win_slot_t;
+
 /* Per-subtask scratch memory, reused across records so the hot path does not allocate. */
 typedef struct win_op {
   const fl_window_conf_t *conf;
+  fl_sref_t cref; /* the contents state, re-pointed at each element's key and window */
+  bool have_cref;
+  /* Tumbling and sliding: the windows of elements with timestamps in [slice_lo,
+   * slice_hi), latest start first; n_slots = 0 when none are kept. */
+  int64_t slice_lo, slice_hi;
+  win_slot_t slots[WIN_SLOTS_MAX];
+  size_t n_slots;
   uint8_t *item; /* an encoded list item */
   size_t item_cap;
   uint8_t *live; /* session windows of the current key, encoded */
@@ -228,37 +246,53 @@ static int fire(fl_op_t *op, fl_window_t w) {
   return rc < 0 ? rc : 0;
 }
 
-/* Adds the element to window w's contents. */
-static int add_contents(fl_op_t *op, const uint8_t *ns, const fl_record_t *rec) {
+/* Adds the element to window w's contents; *created tells whether the contents were
+ * absent before (always true for process windows, whose list appends do not tell). */
+static int add_contents(fl_op_t *op, const uint8_t *ns, const fl_record_t *rec, bool *created) {
   win_op_t *st = op->state;
   const fl_window_conf_t *c = st->conf;
-  fl_sref_t r;
-  int rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &r);
-  if (rc) return rc;
+  fl_sref_t *r = &st->cref;
+  int rc;
+  if (st->have_cref) {
+    fl_op_sref_rekey(op, r, ns, WIN_NS_LEN);
+  } else {
+    rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, r);
+    if (rc) return rc;
+    st->have_cref = true;
+  }
+  *created = true;
   switch (c->fn_kind) {
-  case FL_WFN_REDUCE: return fl_st_reducing_add(&r, rec->value, rec->value_len);
-  case FL_WFN_AGGREGATE: return fl_st_aggregating_add(&r, rec);
+  case FL_WFN_REDUCE: return fl_st_reducing_add_created(r, rec->value, rec->value_len, created);
+  case FL_WFN_AGGREGATE: return fl_st_aggregating_add_created(r, rec, created);
   case FL_WFN_PROCESS:
     rc = grow_bytes(&st->item, &st->item_cap, rec->value_len + 8);
     if (rc) return rc;
     memcpy(st->item, &rec->timestamp, 8);
     if (rec->value_len) memcpy(st->item + 8, rec->value, rec->value_len);
-    return fl_st_list_add(&r, st->item, rec->value_len + 8);
+    return fl_st_list_add(r, st->item, rec->value_len + 8);
   }
   return FL_EINVAL;
 }
 
 /* The trigger's onElement and the cleanup timer, after an element was added to the
- * (not late) window w. */
-static int after_add(fl_op_t *op, fl_window_t w, const uint8_t *ns) {
+ * (not late) window w.
+ *
+ * Timers are registered when the window's contents are created (fresh), not for every
+ * element as Flink does: registering an existing timer changes nothing, and while a
+ * window has contents its timers are pending. Its firing timer (max_ts) was
+ * registered with the contents unless max_ts was already behind the watermark, which
+ * only grows, so it has not fired while max_ts is ahead of the watermark; its cleanup
+ * timer fires together with the removal of the contents; and a timer is deleted only
+ * with the contents (clear_window) or when sessions merge, whose cover is fresh. */
+static int after_add(fl_op_t *op, fl_window_t w, const uint8_t *ns, bool fresh) {
   const fl_window_conf_t *c = &op->node->u.window;
-  int rc;
+  int rc = 0;
   if (c->domain == FL_EVENT_TIME) {
     if (max_ts(w) <= op->wm)
       rc = fire(op, w); /* within the allowed lateness: re-emit the full result */
-    else
+    else if (fresh)
       rc = reg_timer(op, ns, max_ts(w));
-    if (rc) return rc;
+    if (rc || !fresh) return rc;
     /* Equal to the timer above when the lateness is 0 (one timer does both). A window
      * whose cleanup saturates at INT64_MAX gets its timer too: it fires at the end of
      * input and frees the state (Flink registers none; the output is the same). */
@@ -266,12 +300,60 @@ static int after_add(fl_op_t *op, fl_window_t w, const uint8_t *ns) {
   }
   /* Processing time: fire and clean up on one timer at max_ts, even if the clock is
    * already past it (it then fires at the next clock check). */
-  return reg_timer(op, ns, max_ts(w));
+  return fresh ? reg_timer(op, ns, max_ts(w)) : 0;
+}
+
+/* Computes the windows of ts into st->slots, latest start first (Flink's assigner
+ * order), and the timestamps that have the same windows. Window k is [ts - back -
+ * k*slide, ... + size) for back = (ts - offset) mod slide, so every timestamp of the
+ * slide [ts - back, ts - back + slide) has the windows whose starts are those, but a
+ * window holds the ones with back + k*slide < size: with r = size mod slide, those
+ * with back < r have one window more than those with back >= r. Leaves n_slots = 0
+ * when ts has more windows than the slots or the bounds are not representable. */
+static void fill_slots(fl_op_t *op, int64_t ts) {
+  win_op_t *st = op->state;
+  const fl_window_conf_t *c = st->conf;
+  int64_t size = c->size, slide = c->slide;
+  int64_t back = pos_mod(ts, c->offset, slide);
+  int64_t r = size % slide, lo_off = r && back >= r ? r : 0, hi_off = r && back < r ? r : slide;
+  int64_t start;
+  st->n_slots = 0;
+  if (__builtin_sub_overflow(ts, back, &start) ||
+      __builtin_add_overflow(start, lo_off, &st->slice_lo) ||
+      __builtin_add_overflow(start, hi_off, &st->slice_hi))
+    return;
+  size_t n = 0;
+  while (back < size) {
+    if (n == WIN_SLOTS_MAX) return;
+    win_slot_t *s = &st->slots[n++];
+    s->w.start = fl_sat_sub(ts, back);
+    s->w.end = fl_sat_add(ts, size - back);
+    s->cleanup = cleanup_time(c, s->w);
+    ns_encode(s->ns, s->w);
+    if (slide >= size - back) break;
+    back += slide;
+  }
+  st->n_slots = n;
 }
 
 /* Tumbling and sliding windows. Windows are visited latest start first, as Flink's
  * assigner lists them. */
 static int add_fixed(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *added) {
+  win_op_t *st = op->state;
+  if (!st->n_slots || ts < st->slice_lo || ts >= st->slice_hi) fill_slots(op, ts);
+  if (st->n_slots) {
+    bool event_time = st->conf->domain == FL_EVENT_TIME;
+    for (size_t i = 0; i < st->n_slots; i++) {
+      const win_slot_t *s = &st->slots[i];
+      if (event_time && s->cleanup <= op->wm) continue; /* window_late() */
+      *added = true;
+      bool fresh;
+      int rc = add_contents(op, s->ns, rec, &fresh);
+      if (!rc) rc = after_add(op, s->w, s->ns, fresh);
+      if (rc) return rc;
+    }
+    return 0;
+  }
   const fl_window_conf_t *c = &op->node->u.window;
   int64_t size = c->size, slide = c->slide;
   /* Window k (k = 0, 1, ...) is [ts - back, ts - back + size) with back = r + k*slide;
@@ -283,8 +365,9 @@ static int add_fixed(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *adde
       uint8_t ns[WIN_NS_LEN];
       ns_encode(ns, w);
       *added = true;
-      int rc = add_contents(op, ns, rec);
-      if (!rc) rc = after_add(op, w, ns);
+      bool fresh;
+      int rc = add_contents(op, ns, rec, &fresh);
+      if (!rc) rc = after_add(op, w, ns, fresh);
       if (rc) return rc;
     }
     if (slide >= size - back) break;
@@ -382,8 +465,10 @@ static int add_session(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *ad
     rc = live_store(op, &lr, n);
     if (rc) return rc;
   }
-  rc = add_contents(op, ns, rec);
-  if (!rc) rc = after_add(op, cover, ns);
+  bool fresh;
+  rc = add_contents(op, ns, rec, &fresh);
+  /* A new cover (merged or not) needs its timers even if merging moved contents into it. */
+  if (!rc) rc = after_add(op, cover, ns, fresh || !existing);
   return rc;
 }
 
@@ -415,6 +500,23 @@ static int win_process(fl_op_t *op, int input, const fl_record_t *rec) {
     if (c->late_tag) rc = fl_op_emit_side(op, c->late_tag, rec);
   }
   return rc;
+}
+
+/* A run of records from a channel: win_process for each, without a runtime call per
+ * record. */
+static int win_process_run(fl_op_t *op, int input, const fl_batch_t *b, uint32_t from,
+                           uint32_t to) {
+  for (uint32_t i = from; i < to; i++) {
+    const fl_entry_t *e = &b->e[i];
+    const uint8_t *key = b->data + e->off;
+    fl_record_t r = {key, e->key_len, key + e->key_len, e->value_len, e->ts};
+    op->ctx.ts = e->ts;
+    fl_op_set_key(op, key, e->key_len, e->kg, true, e->hash);
+    int rc = win_process(op, input, &r);
+    if (rc < 0) return rc;
+    if (op->failed) break;
+  }
+  return 0;
 }
 
 /* Removes window w of the current key: contents, its firing timer, and for sessions its
@@ -475,6 +577,7 @@ const fl_op_class_t fl_op_window_class = {
     .kind = "window",
     .open = win_open,
     .process = win_process,
+    .process_run = win_process_run,
     .on_timer = win_on_timer,
     .on_watermark = NULL,
     .on_tick = NULL,
