@@ -62,19 +62,22 @@ static int ats_open(fl_op_t *op) {
 static int ats_process(fl_op_t *op, int input, const fl_record_t *rec) {
   gen_t *g = op->state;
   const fl_watermark_strategy_t *ws = &op->node->u.assign_ts.ws;
-  fl_record_t r = *rec;
+  fl_record_t assigned;
   if (ws->timestamp) {
-    int64_t ts = FL_TS_NONE;
-    int rc = ws->timestamp(&op->ctx, rec, &ts, ws->opaque);
+    int64_t got = FL_TS_NONE;
+    int rc = ws->timestamp(&op->ctx, rec, &got, ws->opaque);
     if (rc < 0) return fl_op_user_failed(op, rc, "timestamp assigner");
-    if (ts == FL_TS_NONE)
+    if (got == FL_TS_NONE)
       return fl_op_fail(op, FL_EINVAL,
                         "the timestamp function returned %" PRId64
                         " (FL_TS_NONE, 'no timestamp'), which is not an event time; fail the "
                         "record with fl_ctx_fail() or filter it out before the assigner",
-                        ts);
-    r.timestamp = ts;
+                        got);
+    assigned = *rec;
+    assigned.timestamp = got;
+    rec = &assigned;
   }
+  int64_t ts = rec->timestamp;
   if (ws->idle_timeout_ms > 0) {
     g->last_record = fl_env_now(op->node->env);
     if (g->idle) {
@@ -82,10 +85,9 @@ static int ats_process(fl_op_t *op, int input, const fl_record_t *rec) {
       fl_op_emit_idle(op, false);
     }
   }
-  if (r.timestamp != FL_TS_NONE && (g->max_ts == FL_TS_NONE || r.timestamp > g->max_ts))
-    g->max_ts = r.timestamp;
-  op->ctx.ts = r.timestamp;
-  int rc = fl_op_emit(op, &r);
+  if (ts != FL_TS_NONE && (g->max_ts == FL_TS_NONE || ts > g->max_ts)) g->max_ts = ts;
+  op->ctx.ts = ts;
+  int rc = fl_op_emit(op, rec);
   if (rc) return rc;
   if (op->node->env->conf.watermark_interval_ms == 0) maybe_emit(op, g);
   return FL_OK;

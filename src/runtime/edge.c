@@ -94,9 +94,30 @@ static fl_batch_t *ew_batch(fl_edge_writer_t *ew, int t, size_t bytes) {
   return b;
 }
 
+/* Copies a key or value into a batch: most are a few words, for which a libc call
+ * costs more than the copy. */
+static inline void copy_in(uint8_t *dst, const void *src, size_t n) {
+  const uint8_t *s = src;
+  uint64_t a, b;
+  if (n >= 8 && n <= 16) {
+    memcpy(&a, s, 8);
+    memcpy(&b, s + n - 8, 8);
+    memcpy(dst, &a, 8);
+    memcpy(dst + n - 8, &b, 8);
+  } else if (n >= 4 && n < 8) {
+    uint32_t x, y;
+    memcpy(&x, s, 4);
+    memcpy(&y, s + n - 4, 4);
+    memcpy(dst, &x, 4);
+    memcpy(dst + n - 4, &y, 4);
+  } else if (n) {
+    memcpy(dst, s, n);
+  }
+}
+
 /* Appends one record for receiver t. false after a failure. */
-static bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_t key_len,
-                      const fl_record_t *in, uint16_t kg, uint64_t hash) {
+static inline bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_t key_len,
+                             const fl_record_t *in, uint16_t kg, uint64_t hash) {
   size_t bytes = key_len + in->value_len;
   fl_batch_t *b = ew_batch(ew, t, bytes);
   if (!b) {
@@ -111,8 +132,8 @@ static bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_t key_l
   e->off = b->used;
   e->ts = in->timestamp;
   e->hash = hash;
-  if (key_len) memcpy(b->data + b->used, key, key_len);
-  if (in->value_len) memcpy(b->data + b->used + key_len, in->value, in->value_len);
+  copy_in(b->data + b->used, key, key_len);
+  copy_in(b->data + b->used + key_len, in->value, in->value_len);
   b->used += (uint32_t)bytes;
   if (b->n == b->cap) {
     ew->open[t] = NULL;
@@ -151,10 +172,16 @@ void fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
     return;
   }
   if (ew->part == FL_PART_HASH) {
-    uint32_t maxp = job->env->conf.max_parallelism;
-    hash = fl_hash64(key, key_len, 0);
-    kg = (uint16_t)fl_key_group(hash, maxp);
-    t = fl_key_group_subtask(kg, maxp, ew->n);
+    hash = fl_hash64_inline(key, key_len, 0);
+    if (ew->maxp_shift >= 0) {
+      /* max parallelism 2^s: the same key group and subtask without dividing */
+      kg = (uint16_t)(hash & (((uint64_t)1 << ew->maxp_shift) - 1));
+      t = (int)(((uint32_t)kg * (uint32_t)ew->n) >> ew->maxp_shift);
+    } else {
+      uint32_t maxp = job->env->conf.max_parallelism;
+      kg = (uint16_t)fl_key_group(hash, maxp);
+      t = fl_key_group_subtask(kg, maxp, ew->n);
+    }
   } else {
     t = (int)(ew->rr++ % (uint32_t)ew->n);
   }
@@ -214,6 +241,10 @@ fl_edge_writer_t *fl_rt_ew_new(fl_worker_t *w, const fl_input_t *in, fl_op_t *pr
   ew->producer = producer;
   ew->n = P;
   ew->rr = (uint32_t)w->index; /* spread round robin starts */
+  uint32_t maxp = w->job->env->conf.max_parallelism;
+  ew->maxp_shift = -1;
+  for (int s = 0; s < 16; s++)
+    if (maxp == (uint32_t)1 << s) ew->maxp_shift = s;
   ew->rings = calloc((size_t)P, sizeof *ew->rings);
   ew->to = calloc((size_t)P, sizeof *ew->to);
   ew->open = calloc((size_t)P, sizeof *ew->open);

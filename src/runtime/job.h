@@ -49,6 +49,7 @@ typedef struct fl_edge_writer {
   fl_batch_t **ovf_tail; /* [n] */
   size_t n_overflow;
   uint32_t rr;
+  int maxp_shift; /* log2 of the max parallelism if it is a power of two, else -1 */
 } fl_edge_writer_t;
 
 /* The receiving side of a ring: which operator input channel it feeds. */

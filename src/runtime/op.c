@@ -89,11 +89,36 @@ void fl_rt_wake_all(fl_job_t *job) {
 /* ---------------------------------------------------------------------------------- */
 /* Emitting                                                                             */
 
-static int emit_to(fl_out_t *out, const fl_record_t *rec) {
+/* Delivers one record to an instance: from a chained producer (inlined into the emit
+ * below) or from a channel. */
+static inline void op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg,
+                             uint64_t key_hash) {
+  if (__builtin_expect(op->failed || op->finished, 0)) return;
+  op->n_in++;
+  atomic_store_explicit(&op->m->records_in, op->n_in, memory_order_relaxed);
+  op->ctx.ts = rec->timestamp;
+  const fl_input_t *li = &op->node->inputs[input];
+  if (op->node->keyed && !li->unkeyed) {
+    if (kg < 0) {
+      key_hash = fl_hash64_inline(rec->key, rec->key_len, 0);
+      kg = (int)fl_key_group(key_hash, op->node->env->conf.max_parallelism);
+    }
+    fl_op_set_key(op, rec->key, rec->key_len, (uint16_t)kg, true, key_hash);
+  } else if (op->node->keyed) {
+    op->ctx.keyed = false;
+    op->ctx.key_hashed = false;
+    op->ctx.key = NULL;
+    op->ctx.key_len = 0;
+  }
+  fl_rt_op_check(op, op->cls->process(op, li->side, rec));
+  if (op->ttl_every_record && !op->failed && op->ctx.keyed) fl_rt_ttl_sweep(op);
+}
+
+static inline int emit_to(fl_out_t *out, const fl_record_t *rec) {
   for (size_t i = 0; i < out->n; i++) {
     fl_target_t *t = &out->t[i];
     if (t->op)
-      fl_rt_op_record(t->op, t->logical, rec, -1, 0);
+      op_record(t->op, t->logical, rec, -1, 0);
     else
       fl_rt_ew_record(t->edge, rec);
   }
@@ -175,25 +200,7 @@ void fl_rt_op_latency(fl_op_t *op, int src, int64_t made_ns) {
 /* Input                                                                                */
 
 void fl_rt_op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg, uint64_t key_hash) {
-  if (op->failed || op->finished) return;
-  op->n_in++;
-  atomic_store_explicit(&op->m->records_in, op->n_in, memory_order_relaxed);
-  op->ctx.ts = rec->timestamp;
-  const fl_input_t *li = &op->node->inputs[input];
-  if (op->node->keyed && !li->unkeyed) {
-    if (kg < 0) {
-      key_hash = fl_hash64(rec->key, rec->key_len, 0);
-      kg = (int)fl_key_group(key_hash, op->node->env->conf.max_parallelism);
-    }
-    fl_op_set_key(op, rec->key, rec->key_len, (uint16_t)kg, true, key_hash);
-  } else if (op->node->keyed) {
-    op->ctx.keyed = false;
-    op->ctx.key_hashed = false;
-    op->ctx.key = NULL;
-    op->ctx.key_len = 0;
-  }
-  fl_rt_op_check(op, op->cls->process(op, li->side, rec));
-  if (op->ttl_every_record && !op->failed && op->ctx.keyed) fl_rt_ttl_sweep(op);
+  op_record(op, input, rec, kg, key_hash);
 }
 
 void fl_rt_op_records(fl_op_t *op, int input, const fl_batch_t *b, uint32_t from, uint32_t to) {
