@@ -93,11 +93,18 @@ typedef struct hm_table {
   hm_dict_t d;
 } hm_table_t;
 
-/* The hash of the last namespace hashed (namespaces of up to 16 bytes). */
-typedef struct hm_ns_cache {
+/* Hashes of recent namespaces of 8 to 16 bytes (windows are 16), direct-mapped by
+ * their bytes: the windows an operator is filling are few at a time. */
+#define HM_NS_CACHE 8
+
+typedef struct hm_ns_entry {
   uint64_t hash;
-  uint32_t len; /* 0: empty cache */
+  uint32_t len; /* 0: empty */
   unsigned char ns[16];
+} hm_ns_entry_t;
+
+typedef struct hm_ns_cache {
+  hm_ns_entry_t e[HM_NS_CACHE];
 } hm_ns_cache_t;
 
 typedef struct hm {
@@ -169,14 +176,18 @@ static bool entry_matches(const hm_entry_t *e, const hm_pkey_t *pk) {
          bytes_eq(e->data + pk->key_len, pk->ns, pk->ns_len);
 }
 
-static uint64_t ns_hash(hm_ns_cache_t *c, const void *ns, uint32_t len) {
+static inline uint64_t ns_hash(hm_ns_cache_t *c, const void *ns, uint32_t len) {
   if (!len) return 0;
-  if (c && len <= sizeof c->ns) {
-    if (c->len == len && bytes_eq(c->ns, ns, len)) return c->hash;
-    c->len = len;
-    memcpy(c->ns, ns, len);
-    c->hash = fl_hash64(ns, len, HM_SEED_CELL);
-    return c->hash;
+  if (c && len >= 8 && len <= 16) {
+    const unsigned char *p = ns;
+    uint64_t a = load64(p), b = load64(p + len - 8);
+    uint64_t x = a ^ b ^ (b >> 29) ^ (a >> 31);
+    hm_ns_entry_t *e = &c->e[(x ^ (x >> 17)) & (HM_NS_CACHE - 1)];
+    if (e->len == len && load64(e->ns) == a && load64(e->ns + len - 8) == b) return e->hash;
+    e->len = len;
+    memcpy(e->ns, ns, len);
+    e->hash = fl_hash64(ns, len, HM_SEED_CELL);
+    return e->hash;
   }
   return fl_hash64(ns, len, HM_SEED_CELL);
 }
@@ -608,28 +619,34 @@ static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void 
 
 /* Whether e is the cell k (whose hash matched). */
 static inline bool entry_is(const hm_entry_t *e, const fl_kkey_t *k) {
-  return e->kg == k->kg && e->key_len == k->key_len && e->ns_len == k->ns_len &&
-         bytes_eq(e->data, k->key, k->key_len) && bytes_eq(e->data + k->key_len, k->ns, k->ns_len);
+  if (e->kg != k->kg || e->key_len != k->key_len || e->ns_len != k->ns_len) return false;
+  const unsigned char *key = k->key, *ns = k->ns;
+  /* the common shapes: 8-byte keys, 16-byte window namespaces */
+  if (k->key_len == 8 && k->ns_len == 16)
+    return load64(e->data) == load64(key) && load64(e->data + 8) == load64(ns) &&
+           load64(e->data + 16) == load64(ns + 8);
+  return bytes_eq(e->data, key, k->key_len) && bytes_eq(e->data + k->key_len, ns, k->ns_len);
+}
+
+/* The entry of cell k (hash known) in one index, or NULL. */
+static inline hm_entry_t *index_find_cell(const hm_index_t *ix, uint64_t hash, const fl_kkey_t *k) {
+  if (!ix->slots) return NULL;
+  for (size_t i = (size_t)hash & ix->mask;; i = (i + 1) & ix->mask) {
+    const hm_slot_t *s = &ix->slots[i];
+    if (!s->e) return NULL;
+    if (s->hash == hash && entry_is(s->e, k)) return s->e;
+  }
 }
 
 /* dict_lookup for a cell whose hash is known: the per-record path of value_ref. */
-static hm_entry_t *dict_find_cell(hm_dict_t *d, uint64_t hash, const fl_kkey_t *k) {
+static inline hm_entry_t *dict_find_cell(hm_dict_t *d, uint64_t hash, const fl_kkey_t *k) {
   hm_entry_t *e = d->last;
   if (e && e->hash == hash && entry_is(e, k)) return e;
-  e = NULL;
-  for (int pass = 0; pass < 2 && !e; pass++) {
-    const hm_index_t *ix = pass ? &d->old : &d->ix;
-    if (!ix->slots) continue;
-    for (size_t i = (size_t)hash & ix->mask;; i = (i + 1) & ix->mask) {
-      const hm_slot_t *s = &ix->slots[i];
-      if (!s->e) break;
-      if (s->hash == hash && entry_is(s->e, k)) {
-        e = s->e;
-        break;
-      }
-    }
+  e = index_find_cell(&d->ix, hash, k);
+  if (__builtin_expect(d->old.slots != NULL, 0)) {
+    if (!e) e = index_find_cell(&d->old, hash, k);
+    rehash_step(d, HM_REHASH_LOOKUP);
   }
-  if (d->old.slots) rehash_step(d, HM_REHASH_LOOKUP);
   if (e) d->last = e;
   return e;
 }
@@ -637,9 +654,10 @@ static hm_entry_t *dict_find_cell(hm_dict_t *d, uint64_t hash, const fl_kkey_t *
 static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
                         size_t new_len, void **val, size_t *len) {
   hm_t *h = self;
-  if (!h || table >= h->n || !k || !val || !len) return FL_EINVAL;
-  if ((k->key_len && !k->key) || (k->ns_len && !k->ns)) return FL_EINVAL;
-  if (k->key_len > UINT32_MAX || k->ns_len > UINT32_MAX) return FL_EINVAL;
+  if (__builtin_expect(table >= h->n || (k->key_len && !k->key) || (k->ns_len && !k->ns) ||
+                           (k->key_len | k->ns_len) > UINT32_MAX,
+                       0))
+    return FL_EINVAL;
   hm_dict_t *d = &h->t[table].d;
   uint64_t hash = fl_hash_fold(key_hash, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
   hm_entry_t *e = dict_find_cell(d, hash, k);
@@ -661,6 +679,26 @@ static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t
   *val = entry_value(e);
   *len = new_len;
   return 0;
+}
+
+static void hm_prefetch(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
+                        int stage) {
+  hm_t *h = self;
+  if (table >= h->n || (k->ns_len && !k->ns) || k->ns_len > UINT32_MAX) return;
+  const hm_index_t *ix = &h->t[table].d.ix;
+  if (!ix->slots) return;
+  uint64_t hash = fl_hash_fold(key_hash, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
+  const hm_slot_t *s = &ix->slots[(size_t)hash & ix->mask];
+  if (stage == 0) {
+    __builtin_prefetch(s);
+    return;
+  }
+  /* the home slot's entry is the cell unless it collided; the value follows the key */
+  const hm_entry_t *e = s->e;
+  if (e && s->hash == hash) {
+    __builtin_prefetch(e);
+    __builtin_prefetch((const char *)e + 64);
+  }
 }
 
 static int hm_del(void *self, uint32_t table, const fl_kkey_t *k) {
@@ -852,6 +890,7 @@ static const fl_kv_ops_t hm_ops = {
     .count = hm_count,
     .list_tables = hm_list_tables,
     .value_ref = hm_value_ref,
+    .prefetch = hm_prefetch,
 };
 
 int fl_kv_hashmap_new(fl_kv_t *out) {

@@ -34,7 +34,7 @@ typedef struct fl_kkey {
 #define FL_KV_DELETE 1 /* delete this entry and go on */
 #define FL_KV_STOP 2   /* stop */
 
-/* 2: stats, value_ref and the later optional ops (each may be NULL). */
+/* 2: stats, value_ref, prefetch (each optional: NULL). */
 #define FL_KV_OPS_VERSION 2
 
 /* Backend statistics (ops version 2), by Flink's state.backend.rocksdb.metrics.* names:
@@ -132,6 +132,10 @@ typedef struct fl_kv_ops {
    * valid until the next call that changes this instance. FL_EINVAL for a map cell. */
   int (*value_ref)(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
                    size_t new_len, void **val, size_t *len);
+  /* A hint that cell k (key_hash as for value_ref) is about to be accessed, so that
+   * the backend can start loading it from memory: with stage 0 what locates the cell,
+   * with stage 1, a few records later, the cell itself. Changes nothing. */
+  void (*prefetch)(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash, int stage);
 } fl_kv_ops_t;
 
 /* Layouts for set_table_ttl, matching src/state/state.c. */

@@ -629,7 +629,7 @@ static int aggregating_add_in_place(const fl_sref_t *r, const fl_record_t *in, b
     copy_acc(undo, acc, a->acc_size);
   }
   rc = a->add(r->ctx, acc, in, r->desc->opaque);
-  if (rc) {
+  if (__builtin_expect(rc != 0, 0)) {
     if (fresh)
       KV(r)->del(KS(r), r->table, &r->k);
     else
@@ -644,8 +644,8 @@ int fl_st_aggregating_add_created(const fl_sref_t *r, const fl_record_t *in, boo
   int rc = check_agg(r);
   if (rc) return rc;
   if (!in) return FL_EINVAL;
-  if (created) *created = false;
   if (in_place(r)) return aggregating_add_in_place(r, in, created);
+  if (created) *created = false;
   const fl_aggregate_fn_t *a = &r->desc->agg;
   size_t hdr, cl;
   const void *cur;
