@@ -248,7 +248,8 @@ static int fire(fl_op_t *op, fl_window_t w) {
 
 /* Adds the element to window w's contents; *created tells whether the contents were
  * absent before (always true for process windows, whose list appends do not tell). */
-static int add_contents(fl_op_t *op, const uint8_t *ns, const fl_record_t *rec, bool *created) {
+static inline int add_contents(fl_op_t *op, const uint8_t *ns, const fl_record_t *rec,
+                               bool *created) {
   win_op_t *st = op->state;
   const fl_window_conf_t *c = st->conf;
   fl_sref_t *r = &st->cref;
@@ -349,7 +350,9 @@ static int add_fixed(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *adde
       *added = true;
       bool fresh;
       int rc = add_contents(op, s->ns, rec, &fresh);
-      if (!rc) rc = after_add(op, s->w, s->ns, fresh);
+      /* after_add has nothing to do for existing contents of a window not yet due */
+      if (!rc && (fresh || (event_time && max_ts(s->w) <= op->wm)))
+        rc = after_add(op, s->w, s->ns, fresh);
       if (rc) return rc;
     }
     return 0;
@@ -502,16 +505,70 @@ static int win_process(fl_op_t *op, int input, const fl_record_t *rec) {
   return rc;
 }
 
-/* A run of records from a channel: win_process for each, without a runtime call per
- * record. */
+/* Records ahead of the one being added whose contents are prefetched: far enough for
+ * a cache miss to complete meanwhile, near enough to stay in the cache. */
+#define WIN_PREFETCH_AHEAD 16
+/* Contents cells beyond which they no longer fit in a core's caches. */
+#define WIN_PREFETCH_CELLS 16384
+
+/* Whether the contents state is large enough, and in a backend that can, for
+ * prefetching to pay. */
+static bool prefetch_pays(const fl_sref_t *r) {
+  const fl_kv_ops_t *o = r->kv->ops;
+  return o->version >= 2 && o->prefetch && o->count(r->kv->self, r->table) >= WIN_PREFETCH_CELLS;
+}
+
+/* Prefetches the contents of record i in the windows of the slots, if its timestamp
+ * has them. */
+static void prefetch_cells(const win_op_t *st, const fl_batch_t *b, uint32_t i, int stage) {
+  const fl_entry_t *e = &b->e[i];
+  if (e->type != FL_E_RECORD || !st->n_slots || e->ts < st->slice_lo || e->ts >= st->slice_hi)
+    return;
+  const fl_sref_t *r = &st->cref;
+  fl_kkey_t k = {e->kg, b->data + e->off, e->key_len, NULL, WIN_NS_LEN};
+  for (size_t s = 0; s < st->n_slots; s++) {
+    k.ns = st->slots[s].ns;
+    r->kv->ops->prefetch(r->kv->self, r->table, &k, e->hash, stage);
+  }
+}
+
+/* A run of records from a channel, without a runtime call per record. Event-time
+ * tumbling and sliding windows take the short way while a record's windows are those
+ * of the slots and none of them is due (the common case: add to the contents, and
+ * register timers only for new contents); anything else goes through win_process. */
 static int win_process_run(fl_op_t *op, int input, const fl_batch_t *b, uint32_t from,
                            uint32_t to) {
+  win_op_t *st = op->state;
+  const fl_window_conf_t *c = st->conf;
+  bool fast = c->kind != FL_WINDOW_SESSION && c->domain == FL_EVENT_TIME;
+  bool prefetch = fast && st->have_cref && prefetch_pays(&st->cref);
   for (uint32_t i = from; i < to; i++) {
+    if (prefetch) {
+      if (i + WIN_PREFETCH_AHEAD < to) prefetch_cells(st, b, i + WIN_PREFETCH_AHEAD, 0);
+      if (i + WIN_PREFETCH_AHEAD / 2 < to) prefetch_cells(st, b, i + WIN_PREFETCH_AHEAD / 2, 1);
+    }
     const fl_entry_t *e = &b->e[i];
     const uint8_t *key = b->data + e->off;
     fl_record_t r = {key, e->key_len, key + e->key_len, e->value_len, e->ts};
-    op->ctx.ts = e->ts;
+    int64_t ts = e->ts;
+    op->ctx.ts = ts;
     fl_op_set_key(op, key, e->key_len, e->kg, true, e->hash);
+    if (fast && ts != FL_TS_NONE) {
+      if (!st->n_slots || ts < st->slice_lo || ts >= st->slice_hi) fill_slots(op, ts);
+      /* Slots are in start order, latest first: when the last one (which ends first)
+       * is not due, none is due or late, and the element goes into every one. */
+      if (st->n_slots && max_ts(st->slots[st->n_slots - 1].w) > op->wm) {
+        for (size_t k = 0; k < st->n_slots; k++) {
+          const win_slot_t *s = &st->slots[k];
+          bool fresh;
+          int rc = add_contents(op, s->ns, &r, &fresh);
+          if (!rc && fresh) rc = after_add(op, s->w, s->ns, true);
+          if (rc < 0) return rc;
+        }
+        if (op->failed) break;
+        continue;
+      }
+    }
     int rc = win_process(op, input, &r);
     if (rc < 0) return rc;
     if (op->failed) break;
