@@ -624,6 +624,35 @@ static void late_elements_within_lateness_refire_and_after_cleanup_go_to_side_ou
   result_free(&r);
 }
 
+/* A key whose first element in a window arrives after the window fired (within the
+ * lateness) fires at once, re-fires with every further element, and is cleaned up with
+ * the window's other keys: its state goes at the cleanup time like theirs. */
+static void late_first_element_of_a_key_fires_at_once_and_goes_at_cleanup(void **state) {
+  (void)state;
+  spec_t sp = tumbling(10, 0, 0);
+  sp.set_lateness = true;
+  sp.lateness = 5;
+  sp.late_output = true;
+  const ev_t in[] = {
+      {"a", 1, 1, NULL},   /* wm 0 */
+      {"b", 12, 2, NULL},  /* wm 11: [0,10) fires: a 1 */
+      {"c", 5, 4, NULL},   /* c's first element in [0,10): fires at once, c 4 */
+      {"c", 3, 8, NULL},   /* c 12 */
+      {"a", 4, 16, NULL},  /* a 17 */
+      {"b", 15, 32, NULL}, /* wm 14: cleanup of [0,10), for a and c alike */
+      {"c", 6, 64, NULL},  /* late */
+      {"a", 7, 128, NULL}, /* late */
+  };
+  result_t r;
+  run_ok(&sp, in, N(in), &r);
+  const exp_i_t want[] = {{"a", 1, 9}, {"c", 4, 9}, {"c", 12, 9}, {"a", 17, 9}, {"b", 34, 19}};
+  expect_i64(&r.main, want, N(want));
+  const exp_i_t late[] = {{"c", 64, 6}, {"a", 128, 7}};
+  expect_i64(&r.late, late, N(late));
+  assert_int_equal(r.late_dropped, 2);
+  result_free(&r);
+}
+
 /* A record whose windows all fired and were cleaned up is late even where the window
  * bounds saturate: at the end of time ts + lateness is not behind the watermark
  * (INT64_MAX > INT64_MAX - 1), but the record still goes to the late output, never
@@ -1069,6 +1098,7 @@ int main(void) {
       cmocka_unit_test(session_merge_concatenates_in_window_start_order),
       cmocka_unit_test(late_element_dropped_and_counted_with_zero_lateness),
       cmocka_unit_test(late_elements_within_lateness_refire_and_after_cleanup_go_to_side_output),
+      cmocka_unit_test(late_first_element_of_a_key_fires_at_once_and_goes_at_cleanup),
       cmocka_unit_test(lateness_saturates_at_the_end_of_time),
       cmocka_unit_test(element_at_the_end_of_time_after_its_window_fired_is_late),
       cmocka_unit_test(element_one_past_watermark_is_accepted_into_next_window),

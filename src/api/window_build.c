@@ -157,6 +157,13 @@ static fl_node_t *window_node(fl_windowed_stream_t *w, const char *name,
     node->u.window.windows = fl_env_internal_desc(env, dname, FL_STATE_VALUE);
     if (!node->u.window.windows)
       fl_env_fail(env, FL_ENOMEM, "window '%s': cannot create its state", node->name);
+  } else if (fn_kind != FL_WFN_PROCESS) {
+    /* Reduce and aggregate contents tell when they are created: their windows fire by
+     * key group (one timer for all keys of a group) from a list of the keys. */
+    snprintf(dname, sizeof dname, "%u-keys", node->id);
+    node->u.window.keys = fl_env_internal_desc(env, dname, FL_STATE_LIST);
+    if (!node->u.window.keys)
+      fl_env_fail(env, FL_ENOMEM, "window '%s': cannot create its state", node->name);
   }
 done:
   free(inputs);

@@ -99,10 +99,13 @@ typedef struct fl_window_conf {
   fl_window_process_fn process;
   void *opaque;
   /* Internal state descriptors, made at build time: the window contents (kind by
-   * fn_kind: REDUCING, AGGREGATING or LIST) and, for session windows, the key's set of
-   * live (merged) windows. */
+   * fn_kind: REDUCING, AGGREGATING or LIST), for session windows the key's set of live
+   * (merged) windows, and for the others the keys of each window (below). */
   struct fl_state_desc *contents;
   struct fl_state_desc *windows;
+  /* Tumbling and sliding windows with a reduce or aggregate function: the keys with
+   * contents in a window, per key group (src/operators/window.c: group timers). */
+  struct fl_state_desc *keys;
 } fl_window_conf_t;
 
 struct fl_output_tag {

@@ -37,6 +37,10 @@
 #include "util/sat.h"
 
 #define WIN_NS_LEN 16
+/* Group timers (tumbling and sliding windows with reduce or aggregate): one timer per
+ * (key group, window, time) instead of one per key, namespace = window | this byte. */
+#define WIN_GROUP_MARK 0x01
+#define WIN_GROUP_NS_LEN (WIN_NS_LEN + 1)
 
 /* ---------------------------------------------------------------------------------- */
 /* Time arithmetic                                                                      */
@@ -123,6 +127,10 @@ typedef struct win_op {
   size_t copy_cap;
   fl_record_t *elems; /* process: the elements handed to the user */
   size_t elems_cap;
+  uint8_t *gkeys; /* group timers: the keys of the window firing, copied */
+  size_t gkeys_cap;
+  size_t *glen; /* ... and their lengths */
+  size_t glen_cap;
 } win_op_t;
 
 static int grow_bytes(uint8_t **p, size_t *cap, size_t need) {
@@ -168,13 +176,34 @@ static void win_close(fl_op_t *op) {
   free(st->live);
   free(st->copy);
   free(st->elems);
+  free(st->gkeys);
+  free(st->glen);
   free(st);
   op->state = NULL;
 }
 
+/* A window's timer: the current key's, or with group timers its key group's (no key,
+ * the namespace followed by WIN_GROUP_MARK). */
 static int reg_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
-  return fl_timers_register(op->timers, op->node->u.window.domain, op->ctx.kg, op->ctx.key,
-                            op->ctx.key_len, ns, WIN_NS_LEN, ts);
+  const fl_window_conf_t *c = &op->node->u.window;
+  if (c->keys) {
+    uint8_t gns[WIN_GROUP_NS_LEN];
+    memcpy(gns, ns, WIN_NS_LEN);
+    gns[WIN_NS_LEN] = WIN_GROUP_MARK;
+    return fl_timers_register(op->timers, c->domain, op->ctx.kg, "", 0, gns, sizeof gns, ts);
+  }
+  return fl_timers_register(op->timers, c->domain, op->ctx.kg, op->ctx.key, op->ctx.key_len, ns,
+                            WIN_NS_LEN, ts);
+}
+
+/* The cell listing the keys with contents in window ns, in the current key group. */
+static int keys_ref(fl_op_t *op, const uint8_t *ns, fl_sref_t *r) {
+  int rc = fl_op_sref(op, op->node->u.window.keys, ns, WIN_NS_LEN, r);
+  if (rc) return rc;
+  r->k.key = "";
+  r->k.key_len = 0;
+  r->key_hashed = false;
+  return 0;
 }
 
 static int del_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
@@ -288,6 +317,14 @@ static inline int add_contents(fl_op_t *op, const uint8_t *ns, const fl_record_t
 static int after_add(fl_op_t *op, fl_window_t w, const uint8_t *ns, bool fresh) {
   const fl_window_conf_t *c = &op->node->u.window;
   int rc = 0;
+  if (fresh && c->keys) {
+    /* Group timers: the key joins its group's list of the window's keys, in the order
+     * its own timer would have been registered. */
+    fl_sref_t kr;
+    rc = keys_ref(op, ns, &kr);
+    if (!rc) rc = fl_st_list_add(&kr, op->ctx.key, op->ctx.key_len);
+    if (rc) return rc;
+  }
   if (c->domain == FL_EVENT_TIME) {
     if (max_ts(w) <= op->wm)
       rc = fire(op, w); /* within the allowed lateness: re-emit the full result */
@@ -609,10 +646,67 @@ static bool session_live(fl_op_t *op, const uint8_t *ns, int *rc) {
   return false;
 }
 
+/* A group timer: what win_on_timer does for one key, for every key of the group with
+ * contents in the window, in the order they got them; the list goes with the cleanup. */
+static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) {
+  win_op_t *st = op->state;
+  const fl_window_conf_t *c = st->conf;
+  uint8_t ns[WIN_NS_LEN];
+  memcpy(ns, t->ns, WIN_NS_LEN);
+  fl_window_t w = ns_decode(ns);
+  bool do_fire = d != FL_EVENT_TIME || t->ts == max_ts(w);
+  bool do_clear = d != FL_EVENT_TIME || t->ts == cleanup_time(c, w);
+  uint16_t kg = t->kg;
+  int64_t ts = t->ts;
+  fl_sref_t kr;
+  int rc = keys_ref(op, ns, &kr);
+  const fl_bytes_t *items = NULL;
+  size_t n = 0, bytes = 0;
+  if (!rc) rc = fl_st_list_get(&kr, &items, &n);
+  if (rc <= 0) return rc;
+  /* Firing and clearing change the backend, which may invalidate the views: copy. */
+  for (size_t i = 0; i < n; i++) bytes += items[i].len;
+  rc = grow_bytes(&st->gkeys, &st->gkeys_cap, bytes ? bytes : 1);
+  if (!rc && n > st->glen_cap) {
+    size_t *q = realloc(st->glen, n * sizeof *q);
+    if (q) {
+      st->glen = q;
+      st->glen_cap = n;
+    } else {
+      rc = FL_ENOMEM;
+    }
+  }
+  if (rc) return rc;
+  for (size_t i = 0, off = 0; i < n; i++) {
+    memcpy(st->gkeys + off, items[i].data, items[i].len);
+    st->glen[i] = items[i].len;
+    off += items[i].len;
+  }
+  for (size_t i = 0, off = 0; i < n && !rc; off += st->glen[i], i++) {
+    fl_op_set_key(op, st->gkeys + off, st->glen[i], kg, false, 0);
+    op->ctx.ts = ts;
+    if (do_fire) rc = fire(op, w);
+    if (!rc && do_clear) {
+      fl_sref_t r;
+      rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &r);
+      if (!rc) rc = fl_st_clear(&r);
+    }
+  }
+  if (!rc && do_clear) {
+    fl_op_set_key(op, "", 0, kg, false, 0);
+    rc = keys_ref(op, ns, &kr);
+    if (!rc) rc = fl_st_clear(&kr);
+  }
+  return rc;
+}
+
 static int win_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) {
   win_op_t *st = op->state;
   const fl_window_conf_t *c = st->conf;
-  if (d != c->domain || t->ns_len != WIN_NS_LEN) return 0;
+  if (d != c->domain) return 0;
+  if (t->ns_len == WIN_GROUP_NS_LEN && ((const uint8_t *)t->ns)[WIN_NS_LEN] == WIN_GROUP_MARK)
+    return group_on_timer(op, d, t);
+  if (t->ns_len != WIN_NS_LEN) return 0;
   /* The timer's bytes are borrowed from the timer service: copy them first. */
   uint8_t ns[WIN_NS_LEN];
   memcpy(ns, t->ns, WIN_NS_LEN);

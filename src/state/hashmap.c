@@ -192,6 +192,13 @@ static inline uint64_t ns_hash(hm_ns_cache_t *c, const void *ns, uint32_t len) {
   return fl_hash64(ns, len, HM_SEED_CELL);
 }
 
+/* A cell's hash. The key group is folded in too: the key's hash picks it for keys
+ * of records, but cells an operator addresses per key group (an empty key) differ in
+ * nothing else. */
+static inline uint64_t cell_hash(uint64_t key_hash, uint16_t kg, uint64_t ns_hash) {
+  return fl_hash_fold(key_hash ^ (uint64_t)kg * 0x9e3779b97f4a7c15ull, ns_hash);
+}
+
 static uint64_t pkey_hash(hm_pkey_t *pk) {
   if (!pk->hashed) {
     if (pk->ukey) {
@@ -203,7 +210,7 @@ static uint64_t pkey_hash(hm_pkey_t *pk) {
         pk->key_hash = fl_hash64(pk->key, pk->key_len, 0);
         pk->key_hashed = true;
       }
-      pk->hash = fl_hash_fold(pk->key_hash, ns_hash(pk->nsc, pk->ns, pk->ns_len));
+      pk->hash = cell_hash(pk->key_hash, pk->kg, ns_hash(pk->nsc, pk->ns, pk->ns_len));
     }
     pk->hashed = true;
   }
@@ -659,7 +666,7 @@ static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t
                        0))
     return FL_EINVAL;
   hm_dict_t *d = &h->t[table].d;
-  uint64_t hash = fl_hash_fold(key_hash, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
+  uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
   hm_entry_t *e = dict_find_cell(d, hash, k);
   if (e) {
     if (e->flags & HM_F_MAP) return FL_EINVAL;
@@ -687,7 +694,7 @@ static void hm_prefetch(void *self, uint32_t table, const fl_kkey_t *k, uint64_t
   if (table >= h->n || (k->ns_len && !k->ns) || k->ns_len > UINT32_MAX) return;
   const hm_index_t *ix = &h->t[table].d.ix;
   if (!ix->slots) return;
-  uint64_t hash = fl_hash_fold(key_hash, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
+  uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
   const hm_slot_t *s = &ix->slots[(size_t)hash & ix->mask];
   if (stage == 0) {
     __builtin_prefetch(s);
