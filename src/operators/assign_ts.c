@@ -24,6 +24,9 @@ typedef struct {
   int64_t next_tick;   /* processing time of the next periodic emission */
   int64_t last_record; /* processing time of the last record */
   bool idle;
+  /* what a record needs besides passing on (settled at open): an assigner call, the
+   * idleness clock, a watermark after every record */
+  bool assign, track_idle, per_record;
 } gen_t;
 
 static int64_t candidate(const fl_watermark_strategy_t *ws, int64_t max_ts) {
@@ -55,6 +58,10 @@ static int ats_open(fl_op_t *op) {
   int64_t now = fl_env_now(op->node->env);
   g->next_tick = now + op->node->env->conf.watermark_interval_ms;
   g->last_record = now;
+  const fl_watermark_strategy_t *ws = &op->node->u.assign_ts.ws;
+  g->assign = ws->timestamp != NULL;
+  g->track_idle = ws->idle_timeout_ms > 0;
+  g->per_record = op->node->env->conf.watermark_interval_ms == 0;
   op->state = g;
   return FL_OK;
 }
@@ -63,7 +70,7 @@ static int ats_process(fl_op_t *op, int input, const fl_record_t *rec) {
   gen_t *g = op->state;
   const fl_watermark_strategy_t *ws = &op->node->u.assign_ts.ws;
   fl_record_t assigned;
-  if (ws->timestamp) {
+  if (g->assign) {
     int64_t got = FL_TS_NONE;
     int rc = ws->timestamp(&op->ctx, rec, &got, ws->opaque);
     if (rc < 0) return fl_op_user_failed(op, rc, "timestamp assigner");
@@ -78,7 +85,7 @@ static int ats_process(fl_op_t *op, int input, const fl_record_t *rec) {
     rec = &assigned;
   }
   int64_t ts = rec->timestamp;
-  if (ws->idle_timeout_ms > 0) {
+  if (g->track_idle) {
     g->last_record = fl_env_now(op->node->env);
     if (g->idle) {
       g->idle = false;
@@ -89,7 +96,7 @@ static int ats_process(fl_op_t *op, int input, const fl_record_t *rec) {
   op->ctx.ts = ts;
   int rc = fl_op_emit(op, rec);
   if (rc) return rc;
-  if (op->node->env->conf.watermark_interval_ms == 0) maybe_emit(op, g);
+  if (g->per_record) maybe_emit(op, g);
   return FL_OK;
 }
 

@@ -91,6 +91,30 @@ void fl_rt_wake_all(fl_job_t *job) {
 
 /* Delivers one record to an instance: from a chained producer (inlined into the emit
  * below) or from a channel. */
+/* The key context of a record for a keyed operator (out of line: the chained
+ * operators of a pipeline are mostly not keyed). */
+static __attribute__((noinline)) void record_key(fl_op_t *op, const fl_input_t *li,
+                                                 const fl_record_t *rec, int kg,
+                                                 uint64_t key_hash) {
+  if (!li->unkeyed) {
+    if (kg < 0) {
+      key_hash = fl_hash64_inline(rec->key, rec->key_len, 0);
+      kg = (int)fl_key_group(key_hash, op->node->env->conf.max_parallelism);
+    }
+    fl_op_set_key(op, rec->key, rec->key_len, (uint16_t)kg, true, key_hash);
+  } else {
+    op->ctx.keyed = false;
+    op->ctx.key_hashed = false;
+    op->ctx.key = NULL;
+    op->ctx.key_len = 0;
+  }
+}
+
+static __attribute__((noinline)) void record_done(fl_op_t *op, int rc) {
+  fl_rt_op_check(op, rc);
+  if (op->ttl_every_record && !op->failed && op->ctx.keyed) fl_rt_ttl_sweep(op);
+}
+
 static inline void op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg,
                              uint64_t key_hash) {
   if (__builtin_expect(op->failed || op->finished, 0)) return;
@@ -98,20 +122,9 @@ static inline void op_record(fl_op_t *op, int input, const fl_record_t *rec, int
   atomic_store_explicit(&op->m->records_in, op->n_in, memory_order_relaxed);
   op->ctx.ts = rec->timestamp;
   const fl_input_t *li = &op->node->inputs[input];
-  if (op->node->keyed && !li->unkeyed) {
-    if (kg < 0) {
-      key_hash = fl_hash64_inline(rec->key, rec->key_len, 0);
-      kg = (int)fl_key_group(key_hash, op->node->env->conf.max_parallelism);
-    }
-    fl_op_set_key(op, rec->key, rec->key_len, (uint16_t)kg, true, key_hash);
-  } else if (op->node->keyed) {
-    op->ctx.keyed = false;
-    op->ctx.key_hashed = false;
-    op->ctx.key = NULL;
-    op->ctx.key_len = 0;
-  }
-  fl_rt_op_check(op, op->cls->process(op, li->side, rec));
-  if (op->ttl_every_record && !op->failed && op->ctx.keyed) fl_rt_ttl_sweep(op);
+  if (op->node->keyed) record_key(op, li, rec, kg, key_hash);
+  int rc = op->cls->process(op, li->side, rec);
+  if (__builtin_expect(rc < 0 || op->ttl_every_record, 0)) record_done(op, rc);
 }
 
 static inline int emit_to(fl_out_t *out, const fl_record_t *rec) {
@@ -128,6 +141,14 @@ static inline int emit_to(fl_out_t *out, const fl_record_t *rec) {
 int fl_op_emit(fl_op_t *op, const fl_record_t *rec) {
   op->n_out++;
   atomic_store_explicit(&op->m->records_out, op->n_out, memory_order_relaxed);
+  if (op->out.n == 1) { /* the common case: one target */
+    const fl_target_t *t = op->out.t;
+    if (t->op)
+      op_record(t->op, t->logical, rec, -1, 0);
+    else
+      fl_rt_ew_record(t->edge, rec);
+    return FL_OK;
+  }
   return emit_to(&op->out, rec);
 }
 
