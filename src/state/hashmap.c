@@ -105,6 +105,9 @@ typedef struct hm_ns_entry {
 
 typedef struct hm_ns_cache {
   hm_ns_entry_t e[HM_NS_CACHE];
+  /* The hash of the last key of 8 to 16 bytes hashed: the calls for one record mostly
+   * address cells of one key (a session window's set, contents, merges). */
+  hm_ns_entry_t key;
 } hm_ns_cache_t;
 
 typedef struct hm {
@@ -192,6 +195,21 @@ static inline uint64_t ns_hash(hm_ns_cache_t *c, const void *ns, uint32_t len) {
   return fl_hash64(ns, len, HM_SEED_CELL);
 }
 
+/* fl_hash64(key, len, 0), remembered for the last key of 8 to 16 bytes. */
+static inline uint64_t key_hash(hm_ns_cache_t *c, const void *key, uint32_t len) {
+  if (c && len >= 8 && len <= 16) {
+    const unsigned char *p = key;
+    uint64_t a = load64(p), b = load64(p + len - 8);
+    hm_ns_entry_t *e = &c->key;
+    if (e->len == len && load64(e->ns) == a && load64(e->ns + len - 8) == b) return e->hash;
+    e->len = len;
+    memcpy(e->ns, key, len);
+    e->hash = fl_hash64_inline(key, len, 0);
+    return e->hash;
+  }
+  return fl_hash64(key, len, 0);
+}
+
 /* A cell's hash. The key group is folded in too: the key's hash picks it for keys
  * of records, but cells an operator addresses per key group (an empty key) differ in
  * nothing else. */
@@ -207,7 +225,7 @@ static uint64_t pkey_hash(hm_pkey_t *pk) {
       /* The fold mixes every bit, so that the keys of one worker, which share
        * key-group residues (key hash mod max parallelism), do not share low bits. */
       if (!pk->key_hashed) {
-        pk->key_hash = fl_hash64(pk->key, pk->key_len, 0);
+        pk->key_hash = key_hash(pk->nsc, pk->key, pk->key_len);
         pk->key_hashed = true;
       }
       pk->hash = cell_hash(pk->key_hash, pk->kg, ns_hash(pk->nsc, pk->ns, pk->ns_len));
