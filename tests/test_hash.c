@@ -166,12 +166,25 @@ static void key_group_ranges_are_balanced_when_parallelism_fits(void **state) {
   }
 }
 
+/* The inlined copy the record path uses computes the same function. */
+static void hash64_inline_equals_hash64(void **state) {
+  (void)state;
+  unsigned char p[80];
+  fill_pattern(p, sizeof p);
+  for (size_t len = 0; len <= sizeof p; len++) {
+    assert_true(fl_hash64_inline(p, len, 0) == fl_hash64(p, len, 0));
+    assert_true(fl_hash64_inline(p + 1, len - (len > 0), 77) ==
+                fl_hash64(p + 1, len - (len > 0), 77));
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(hash64_matches_pinned_vectors_for_short_inputs),
       cmocka_unit_test(hash64_matches_pinned_vector_for_100_byte_pattern),
       cmocka_unit_test(hash64_seed_changes_the_value_and_is_pinned),
       cmocka_unit_test(hash64_of_empty_input_accepts_null),
+      cmocka_unit_test(hash64_inline_equals_hash64),
       cmocka_unit_test(hash64_depends_on_length_and_every_byte),
       cmocka_unit_test(hash64_is_independent_of_alignment),
       cmocka_unit_test(key_group_is_hash_mod_max_parallelism),

@@ -400,6 +400,28 @@ static void sliding_element_belongs_to_size_over_slide_windows(void **state) {
   result_free(&r);
 }
 
+/* More windows per element than the operator keeps ready per slide (64): each element
+ * still goes into every one of its 100 windows, and each window fires once, in order. */
+static void sliding_with_a_hundred_windows_per_element(void **state) {
+  (void)state;
+  spec_t sp = sliding(100, 1, 0, 0);
+  ev_t in[10];
+  for (int i = 0; i < 10; i++) in[i] = (ev_t){"a", i, (int64_t)1 << i, NULL};
+  result_t r;
+  run_ok(&sp, in, N(in), &r);
+  /* windows [s, s + 100) for s = -99 .. 9, each with the elements s .. s + 99 */
+  assert_int_equal(r.main.n, 109);
+  for (int64_t s0 = -99; s0 <= 9; s0++) {
+    const col_rec_t *o = &r.main.r[s0 + 99];
+    int64_t want = 0;
+    for (int i = 0; i < 10; i++)
+      if (i >= s0 && i < s0 + 100) want += (int64_t)1 << i;
+    assert_int_equal(o->ts, s0 + 99);
+    assert_int_equal(out_i64(o), want);
+  }
+  result_free(&r);
+}
+
 static void sliding_fires_each_window_at_its_end(void **state) {
   (void)state;
   spec_t sp = sliding(10, 5, 0, 0);
@@ -1085,6 +1107,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(tumbling_sum_per_key_and_window),
       cmocka_unit_test(sliding_element_belongs_to_size_over_slide_windows),
+      cmocka_unit_test(sliding_with_a_hundred_windows_per_element),
       cmocka_unit_test(sliding_fires_each_window_at_its_end),
       cmocka_unit_test(tumbling_offset_shifts_window_bounds),
       cmocka_unit_test(sliding_offset_shifts_window_bounds),

@@ -1,0 +1,358 @@
+/*
+ * The per-record state path: the hashmap's value_ref and prefetch (kv ops version 2),
+ * which take a key's hash computed earlier, and the typed state's in-place reducing and
+ * aggregating adds on top of them, which report whether they created the cell.
+ *
+ * A cell is reached both with a hash the caller gives (value_ref) and with one the
+ * backend computes (get, put, del): both must find the same cell, across the index's
+ * incremental doublings, for keys of every length and for cells with an empty key that
+ * differ only by key group.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "flink.h"
+#include "state/kv.h"
+#include "state/state.h"
+#include "util/hash.h"
+
+typedef struct fx {
+  fl_kv_t kv;
+  uint32_t t;
+} fx_t;
+
+static int setup(void **state) {
+  fx_t *f = calloc(1, sizeof *f);
+  if (!f) return -1;
+  if (fl_kv_hashmap_new(&f->kv) != FL_OK) return -1;
+  if (f->kv.ops->open_table(f->kv.self, "t", &f->t) != FL_OK) return -1;
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx_t *f = *state;
+  fl_kv_destroy(&f->kv);
+  free(f);
+  return 0;
+}
+
+static int ref(fx_t *f, const fl_kkey_t *k, size_t new_len, void **val, size_t *len) {
+  return f->kv.ops->value_ref(f->kv.self, f->t, k, fl_hash64(k->key, k->key_len, 0), new_len, val,
+                              len);
+}
+
+static void hashmap_offers_value_ref_and_prefetch(void **state) {
+  fx_t *f = *state;
+  assert_true(f->kv.ops->version >= 2);
+  assert_non_null(f->kv.ops->value_ref);
+  assert_non_null(f->kv.ops->prefetch);
+}
+
+static void value_ref_creates_zeroed_then_finds_and_writes_in_place(void **state) {
+  fx_t *f = *state;
+  fl_kkey_t k = {7, "key-1", 5, "window-ns-16byte", 16};
+  void *v = NULL;
+  size_t len = 0;
+  assert_int_equal(ref(f, &k, 12, &v, &len), 0); /* created */
+  assert_int_equal(len, 12);
+  assert_int_equal((uintptr_t)v % 16, 0);
+  static const uint8_t zero[12];
+  assert_memory_equal(v, zero, 12);
+  memcpy(v, "hello, world", 12);
+  void *v2 = NULL;
+  assert_int_equal(ref(f, &k, 99, &v2, &len), 1); /* found: new_len is ignored */
+  assert_ptr_equal(v2, v);
+  assert_int_equal(len, 12);
+  /* the backend's own lookup (its own hash) sees the bytes written in place */
+  const void *g = NULL;
+  assert_int_equal(f->kv.ops->get(f->kv.self, f->t, &k, &g, &len), 1);
+  assert_int_equal(len, 12);
+  assert_memory_equal(g, "hello, world", 12);
+  assert_int_equal(f->kv.ops->count(f->kv.self, f->t), 1);
+}
+
+/* Keys of every length up to 40 bytes, written with put and found by value_ref and the
+ * other way round, through several doublings of the index. */
+static void value_ref_and_put_address_the_same_cells(void **state) {
+  fx_t *f = *state;
+  char key[64];
+  const int n = 3000;
+  for (int i = 0; i < n; i++) {
+    size_t kl = (size_t)snprintf(key, sizeof key, "%0*d", 1 + i % 40, i);
+    fl_kkey_t k = {(uint16_t)(i % 128), key, kl, i % 3 ? "ns" : NULL, i % 3 ? 2u : 0u};
+    if (i % 2) {
+      int64_t x = i;
+      assert_int_equal(f->kv.ops->put(f->kv.self, f->t, &k, &x, 8), FL_OK);
+    } else {
+      void *v;
+      size_t len;
+      assert_int_equal(ref(f, &k, 8, &v, &len), 0);
+      int64_t x = i;
+      memcpy(v, &x, 8);
+    }
+  }
+  assert_int_equal(f->kv.ops->count(f->kv.self, f->t), n);
+  for (int i = 0; i < n; i++) {
+    size_t kl = (size_t)snprintf(key, sizeof key, "%0*d", 1 + i % 40, i);
+    fl_kkey_t k = {(uint16_t)(i % 128), key, kl, i % 3 ? "ns" : NULL, i % 3 ? 2u : 0u};
+    int64_t x;
+    if (i % 2) {
+      void *v;
+      size_t len;
+      assert_int_equal(ref(f, &k, 8, &v, &len), 1);
+      assert_int_equal(len, 8);
+      memcpy(&x, v, 8);
+    } else {
+      const void *g;
+      size_t len;
+      assert_int_equal(f->kv.ops->get(f->kv.self, f->t, &k, &g, &len), 1);
+      memcpy(&x, g, 8);
+    }
+    assert_int_equal(x, i);
+    /* another key group is another cell */
+    k.kg = (uint16_t)(k.kg + 1);
+    const void *g;
+    size_t len;
+    assert_int_equal(f->kv.ops->get(f->kv.self, f->t, &k, &g, &len), 0);
+  }
+  assert_int_equal(f->kv.ops->count(f->kv.self, f->t), n);
+}
+
+/* Cells with an empty key (what an operator keeps per key group) differ only by key
+ * group and namespace; each is its own cell. */
+static void empty_key_cells_of_each_key_group_are_distinct(void **state) {
+  fx_t *f = *state;
+  for (int kg = 0; kg < 256; kg++)
+    for (int w = 0; w < 4; w++) {
+      uint8_t ns[16] = {0};
+      ns[15] = (uint8_t)w;
+      fl_kkey_t k = {(uint16_t)kg, "", 0, ns, 16};
+      int32_t x = kg * 4 + w;
+      assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &k, &x, 4), FL_OK);
+    }
+  assert_int_equal(f->kv.ops->count(f->kv.self, f->t), 256 * 4);
+  for (int kg = 0; kg < 256; kg++)
+    for (int w = 0; w < 4; w++) {
+      uint8_t ns[16] = {0};
+      ns[15] = (uint8_t)w;
+      fl_kkey_t k = {(uint16_t)kg, NULL, 0, ns, 16};
+      const void *g;
+      size_t len;
+      assert_int_equal(f->kv.ops->get(f->kv.self, f->t, &k, &g, &len), 1);
+      assert_int_equal(len, 4);
+      int32_t x;
+      memcpy(&x, g, 4);
+      assert_int_equal(x, kg * 4 + w);
+    }
+}
+
+static void value_ref_refuses_map_cells_and_bad_keys(void **state) {
+  fx_t *f = *state;
+  fl_kkey_t k = {1, "m", 1, NULL, 0};
+  assert_int_equal(f->kv.ops->map_put(f->kv.self, f->t, &k, "u", 1, "v", 1), FL_OK);
+  void *v;
+  size_t len;
+  assert_int_equal(ref(f, &k, 8, &v, &len), FL_EINVAL);
+  fl_kkey_t bad = {1, NULL, 3, NULL, 0};
+  assert_int_equal(f->kv.ops->value_ref(f->kv.self, f->t, &bad, 0, 8, &v, &len), FL_EINVAL);
+  assert_int_equal(f->kv.ops->value_ref(f->kv.self, f->t + 1, &k, 0, 8, &v, &len), FL_EINVAL);
+}
+
+static void prefetch_changes_nothing(void **state) {
+  fx_t *f = *state;
+  fl_kkey_t k = {3, "abcdefgh", 8, "0123456789abcdef", 16};
+  uint64_t h = fl_hash64(k.key, k.key_len, 0);
+  /* on an empty table, an absent cell, a present one, and a table that does not exist */
+  f->kv.ops->prefetch(f->kv.self, f->t, &k, h, 0);
+  f->kv.ops->prefetch(f->kv.self, f->t, &k, h, 1);
+  assert_int_equal(f->kv.ops->count(f->kv.self, f->t), 0);
+  void *v;
+  size_t len;
+  assert_int_equal(ref(f, &k, 8, &v, &len), 0);
+  memcpy(v, "12345678", 8);
+  for (int stage = 0; stage < 2; stage++) {
+    f->kv.ops->prefetch(f->kv.self, f->t, &k, h, stage);
+    f->kv.ops->prefetch(f->kv.self, f->t + 5, &k, h, stage);
+  }
+  assert_int_equal(f->kv.ops->count(f->kv.self, f->t), 1);
+  const void *g;
+  assert_int_equal(f->kv.ops->get(f->kv.self, f->t, &k, &g, &len), 1);
+  assert_memory_equal(g, "12345678", 8);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Typed state on top: in-place adds                                                    */
+
+typedef struct sfx {
+  fx_t kv;
+  struct fl_state_desc desc;
+  fl_state_scratch_t *s;
+  fl_ttl_cleanup_t cl;
+  fl_sref_t r;
+  int inits;
+} sfx_t;
+
+static int sum_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b, size_t bl,
+                      fl_buf_t *out, void *opaque) {
+  (void)ctx;
+  (void)opaque;
+  int64_t x, y;
+  if (al != 8 || bl != 8) return FL_EINVAL;
+  memcpy(&x, a, 8);
+  memcpy(&y, b, 8);
+  if (y < 0) return FL_EUSER;
+  x += y;
+  return fl_buf_set(out, &x, 8);
+}
+
+/* Appends b to a: the result grows, so it cannot be written in place. */
+static int concat_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b, size_t bl,
+                         fl_buf_t *out, void *opaque) {
+  (void)ctx;
+  (void)opaque;
+  int rc = fl_buf_set(out, a, al);
+  return rc ? rc : fl_buf_append(out, b, bl);
+}
+
+typedef struct pair {
+  int64_t sum, n;
+} pair_t;
+
+static void pair_init(void *acc, void *opaque) {
+  ((sfx_t *)opaque)->inits++;
+  ((pair_t *)acc)->n = 0;
+}
+
+/* Adds the value; a negative one changes the accumulator and then fails, so that the
+ * caller's undo is what keeps the cell as it was. */
+static int pair_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) {
+  (void)ctx;
+  (void)opaque;
+  pair_t *p = acc;
+  int64_t v;
+  memcpy(&v, in->value, 8);
+  p->sum += v;
+  p->n++;
+  return v < 0 ? FL_EUSER : 0;
+}
+
+static int sfx_setup(void **state) {
+  sfx_t *f = calloc(1, sizeof *f);
+  if (!f || fl_kv_hashmap_new(&f->kv.kv) != FL_OK) return -1;
+  f->s = fl_state_scratch_new();
+  if (!f->s || f->kv.kv.ops->open_table(f->kv.kv.self, "s", &f->r.table) != FL_OK) return -1;
+  f->desc.name = "s";
+  f->desc.opaque = f;
+  f->r.kv = &f->kv.kv;
+  f->r.desc = &f->desc;
+  f->r.k.kg = 9;
+  f->r.k.key = "user-17";
+  f->r.k.key_len = 7;
+  f->r.k.ns = "0123456789abcdef";
+  f->r.k.ns_len = 16;
+  f->r.key_hashed = true;
+  f->r.key_hash = fl_hash64("user-17", 7, 0);
+  f->r.cleanup = &f->cl;
+  f->r.scratch = f->s;
+  *state = f;
+  return 0;
+}
+
+static int sfx_teardown(void **state) {
+  sfx_t *f = *state;
+  fl_state_scratch_destroy(f->s);
+  fl_kv_destroy(&f->kv.kv);
+  free(f);
+  return 0;
+}
+
+static int agg(sfx_t *f, int64_t v, bool *created) {
+  fl_record_t in = {NULL, 0, &v, 8, 0};
+  return fl_st_aggregating_add_created(&f->r, &in, created);
+}
+
+static void aggregating_add_reports_the_first_value_and_keeps_cells_on_failure(void **state) {
+  sfx_t *f = *state;
+  f->desc.kind = FL_STATE_AGGREGATING;
+  f->desc.agg = (fl_aggregate_fn_t){.version = FL_AGGREGATE_FN_VERSION,
+                                    .acc_size = sizeof(pair_t),
+                                    .init = pair_init,
+                                    .add = pair_add};
+  bool created = false;
+  /* a failing first add leaves no cell behind */
+  assert_int_equal(agg(f, -1, &created), FL_EUSER);
+  const void *acc = NULL;
+  assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 0);
+  assert_int_equal(agg(f, 5, &created), FL_OK);
+  assert_true(created);
+  assert_int_equal(agg(f, 6, &created), FL_OK);
+  assert_false(created);
+  /* a failing later add gives the accumulator its bytes back */
+  assert_int_equal(agg(f, -100, &created), FL_EUSER);
+  assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 1);
+  const pair_t *p = acc;
+  assert_int_equal(p->sum, 11);
+  assert_int_equal(p->n, 2);
+  assert_int_equal(f->inits, 2); /* the failed first add, then the first one */
+  /* the same cell without the carried hash (the backend hashes the key itself) */
+  f->r.key_hashed = false;
+  assert_int_equal(agg(f, 1, &created), FL_OK);
+  assert_false(created);
+  assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 1);
+  assert_int_equal(((const pair_t *)acc)->sum, 12);
+}
+
+static void reducing_add_reports_the_first_value_in_place_or_not(void **state) {
+  sfx_t *f = *state;
+  f->desc.kind = FL_STATE_REDUCING;
+  f->desc.reduce = sum_reduce;
+  bool created = false;
+  int64_t x = 4;
+  assert_int_equal(fl_st_reducing_add_created(&f->r, &x, 8, &created), FL_OK);
+  assert_true(created);
+  x = 3;
+  assert_int_equal(fl_st_reducing_add_created(&f->r, &x, 8, &created), FL_OK);
+  assert_false(created);
+  x = -1; /* the reduce fails: nothing changes */
+  assert_int_equal(fl_st_reducing_add_created(&f->r, &x, 8, &created), FL_EUSER);
+  const void *v;
+  size_t len;
+  assert_int_equal(fl_st_reducing_get(&f->r, &v, &len), 1);
+  memcpy(&x, v, 8);
+  assert_int_equal(x, 7);
+  /* a result of another length is stored, not written in place */
+  f->desc.reduce = concat_reduce;
+  assert_int_equal(fl_st_reducing_add_created(&f->r, "abc", 3, &created), FL_OK);
+  assert_false(created);
+  assert_int_equal(fl_st_reducing_get(&f->r, &v, &len), 1);
+  assert_int_equal(len, 11);
+  assert_memory_equal((const uint8_t *)v + 8, "abc", 3);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(hashmap_offers_value_ref_and_prefetch, setup, teardown),
+      cmocka_unit_test_setup_teardown(value_ref_creates_zeroed_then_finds_and_writes_in_place,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(value_ref_and_put_address_the_same_cells, setup, teardown),
+      cmocka_unit_test_setup_teardown(empty_key_cells_of_each_key_group_are_distinct, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(value_ref_refuses_map_cells_and_bad_keys, setup, teardown),
+      cmocka_unit_test_setup_teardown(prefetch_changes_nothing, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          aggregating_add_reports_the_first_value_and_keeps_cells_on_failure, sfx_setup,
+          sfx_teardown),
+      cmocka_unit_test_setup_teardown(reducing_add_reports_the_first_value_in_place_or_not,
+                                      sfx_setup, sfx_teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
