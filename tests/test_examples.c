@@ -807,7 +807,7 @@ static void bench_window_kinds_match_baselines(void **state) {
   char out[PATH_MAX];
   char *prog = find_program("bench", "flink-bench");
   char *sliding[] = {prog,         "window", "--kind",        "sliding",     "--events",
-                     "100000",     "--keys", "500",           "--window-ms", "120",
+                     "40000",      "--keys", "500",           "--window-ms", "120",
                      "--slide-ms", "30",     "--parallelism", "2",           "--events-per-ms",
                      "1",          NULL};
   char *session[] = {
@@ -826,10 +826,10 @@ static void bench_window_kinds_match_baselines(void **state) {
     json_int_t results = json_integer_value(json_object_get(doc, "results"));
     assert_int_equal(results, json_integer_value(json_object_get(doc, "baseline_results")));
     if (i == 0) {
-      /* 50,000 ms of event time per subtask in ~1,670 windows of 120 ms, each with 240
+      /* 20,000 ms of event time per subtask in ~670 windows of 120 ms, each with 240
        * events over 500 keys: most windows hold 150-240 distinct keys. */
       assert_int_equal(json_integer_value(json_object_get(doc, "slide_ms")), 30);
-      assert_true(results > 1667 * 150 && results <= 1671 * 240);
+      assert_true(results > 667 * 150 && results <= 671 * 240);
     } else {
       /* A key's events are 1 s apart on average (500 keys, 2 events per ms), so its
        * sessions (400 ms gap) are many and mostly short. */
