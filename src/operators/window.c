@@ -102,6 +102,19 @@ static fl_window_t ns_decode(const uint8_t *ns) {
  * per slice (a slide-long run of timestamps whose elements share their windows). */
 #define WIN_SLOTS_MAX 64
 
+/* Group timers registered since a timer last fired, so that the first contents of
+ * every key of a group need not register the group's timer again: direct-mapped, an
+ * entry counts in the epoch it was made in, and every timer that fires starts a new
+ * epoch (only firing removes a group timer). */
+#define WIN_REG_CACHE 256
+
+typedef struct win_reg {
+  uint8_t ns[WIN_NS_LEN];
+  int64_t ts;
+  uint64_t epoch;
+  uint16_t kg;
+} win_reg_t;
+
 /* One window of the current slice. */
 typedef struct win_slot {
   fl_window_t w;
@@ -127,7 +140,9 @@ typedef struct win_op {
   size_t copy_cap;
   fl_record_t *elems; /* process: the elements handed to the user */
   size_t elems_cap;
-  uint8_t *gkeys; /* group timers: the keys of the window firing, copied */
+  win_reg_t reg[WIN_REG_CACHE];
+  uint64_t reg_epoch; /* from 1: a zeroed entry is of no epoch */
+  uint8_t *gkeys;     /* group timers: the keys of the window firing, copied */
   size_t gkeys_cap;
   size_t *glen; /* ... and their lengths */
   size_t glen_cap;
@@ -165,6 +180,7 @@ static int win_open(fl_op_t *op) {
   win_op_t *st = calloc(1, sizeof *st);
   if (!st) return FL_ENOMEM;
   st->conf = &op->node->u.window;
+  st->reg_epoch = 1;
   op->state = st;
   return 0;
 }
@@ -187,10 +203,22 @@ static void win_close(fl_op_t *op) {
 static int reg_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
   const fl_window_conf_t *c = &op->node->u.window;
   if (c->keys) {
+    win_op_t *st = op->state;
+    uint16_t kg = op->ctx.kg;
+    win_reg_t *e = &st->reg[(kg + (uint64_t)ts * 0x9e3779b97f4a7c15ull) % WIN_REG_CACHE];
+    if (e->epoch == st->reg_epoch && e->kg == kg && e->ts == ts &&
+        memcmp(e->ns, ns, WIN_NS_LEN) == 0)
+      return 0;
     uint8_t gns[WIN_GROUP_NS_LEN];
     memcpy(gns, ns, WIN_NS_LEN);
     gns[WIN_NS_LEN] = WIN_GROUP_MARK;
-    return fl_timers_register(op->timers, c->domain, op->ctx.kg, "", 0, gns, sizeof gns, ts);
+    int rc = fl_timers_register(op->timers, c->domain, kg, "", 0, gns, sizeof gns, ts);
+    if (rc) return rc;
+    e->epoch = st->reg_epoch;
+    e->kg = kg;
+    e->ts = ts;
+    memcpy(e->ns, ns, WIN_NS_LEN);
+    return 0;
   }
   return fl_timers_register(op->timers, c->domain, op->ctx.kg, op->ctx.key, op->ctx.key_len, ns,
                             WIN_NS_LEN, ts);
@@ -703,6 +731,7 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
 static int win_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) {
   win_op_t *st = op->state;
   const fl_window_conf_t *c = st->conf;
+  st->reg_epoch++; /* the timer that fires is gone */
   if (d != c->domain) return 0;
   if (t->ns_len == WIN_GROUP_NS_LEN && ((const uint8_t *)t->ns)[WIN_NS_LEN] == WIN_GROUP_MARK)
     return group_on_timer(op, d, t);
