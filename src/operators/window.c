@@ -359,6 +359,7 @@ static int after_add(fl_op_t *op, fl_window_t w, const uint8_t *ns, bool fresh) 
     else if (fresh)
       rc = reg_timer(op, ns, max_ts(w));
     if (rc || !fresh) return rc;
+    if (cleanup_time(c, w) == max_ts(w) && max_ts(w) > op->wm) return 0; /* registered above */
     /* Equal to the timer above when the lateness is 0 (one timer does both). A window
      * whose cleanup saturates at INT64_MAX gets its timer too: it fires at the end of
      * input and frees the state (Flink registers none; the output is the same). */
@@ -519,7 +520,9 @@ static int add_session(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *ad
         const uint8_t *mns = st->live + k * WIN_NS_LEN;
         rc = fl_st_merge_namespace(&cr, mns, WIN_NS_LEN);
         if (!rc) rc = del_timer(op, mns, max_ts(m));
-        if (!rc && c->domain == FL_EVENT_TIME) rc = del_timer(op, mns, cleanup_time(c, m));
+        /* (one timer when the lateness is 0) */
+        if (!rc && c->domain == FL_EVENT_TIME && cleanup_time(c, m) != max_ts(m))
+          rc = del_timer(op, mns, cleanup_time(c, m));
         if (rc) return rc;
       }
       /* Flink's onMerge registers the cover's timer if it is ahead of the watermark;
