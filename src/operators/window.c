@@ -576,8 +576,9 @@ static int win_process(fl_op_t *op, int input, const fl_record_t *rec) {
 /* Records ahead of the one being added whose contents are prefetched: far enough for
  * a cache miss to complete meanwhile, near enough to stay in the cache. */
 #define WIN_PREFETCH_AHEAD 16
-/* Contents cells beyond which they no longer fit in a core's caches. */
-#define WIN_PREFETCH_CELLS 16384
+/* Contents cells (some 25 MB with their index) beyond which they spill out of the
+ * caches: below it, prefetching costs more instructions than it saves misses. */
+#define WIN_PREFETCH_CELLS 262144
 
 /* Whether the contents state is large enough, and in a backend that can, for
  * prefetching to pay. */

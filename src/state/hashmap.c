@@ -94,8 +94,9 @@ typedef struct hm_table {
 } hm_table_t;
 
 /* Hashes of recent namespaces of 8 to 16 bytes (windows are 16), direct-mapped by
- * their bytes: the windows an operator is filling are few at a time. */
-#define HM_NS_CACHE 8
+ * their bytes: the windows an operator is filling are few at a time (a sliding window
+ * of 12 slides fills 12). */
+#define HM_NS_CACHE 32
 
 typedef struct hm_ns_entry {
   uint64_t hash;
