@@ -39,6 +39,10 @@ BENCH_RUNS := \
   "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 1" \
   "window --events 20000000 --keys 1000000 --window-ms 1000 --parallelism 1" \
   "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 2" \
+  "window --events 20000000 --keys 10000 --window-ms 300000 --parallelism 1" \
+  "window --events 20000000 --keys 1000000 --window-ms 300000 --parallelism 1" \
+  "window --kind sliding --events 20000000 --keys 10000 --window-ms 3600000 --slide-ms 300000 --parallelism 1" \
+  "window --kind session --events 20000000 --keys 10000 --gap-ms 999 --parallelism 1" \
   "window --events 20000000 --keys 10000 --window-ms 1000 --parallelism 1 --set execution.checkpointing.interval=1s --set state.checkpoints.dir=/tmp/flink-bench-ckpt" \
   "state --backend both --keys 1000000 --ops 1000000" \
   "checkpoint --state-mb 1024 --interval 5s --rounds 3 --incremental true" \
