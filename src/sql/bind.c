@@ -235,7 +235,7 @@ static sql_x_t *bind_number(sql_binder_t *b, const ast_expr_t *e) {
   return sql_x_const(b->a, ty, &v);
 }
 
-static int64_t unit_ms(ast_time_unit_t u) {
+int64_t sql_unit_ms(int u) {
   switch (u) {
   case UNIT_MILLISECOND: return 1;
   case UNIT_SECOND: return 1000;
@@ -279,7 +279,7 @@ static sql_x_t *bind_interval(sql_binder_t *b, const ast_expr_t *e) {
     if (x) x->type = sql_type_with_null(b->a, &sql_t_interval_ym, true);
     return x;
   }
-  if (!unit_ms(u))
+  if (!sql_unit_ms(u))
     return sql_bind_error(b, e->pos, "unit of interval '%s' is not a duration", e->text);
   /* fields from the first unit down to the second: d hh:mm:ss.fff */
   static const ast_time_unit_t order[] = {UNIT_DAY, UNIT_HOUR, UNIT_MINUTE, UNIT_SECOND};
@@ -295,7 +295,7 @@ static sql_x_t *bind_interval(sql_binder_t *b, const ast_expr_t *e) {
     while (*end == ' ') end++;
     if (end == s || *end)
       return sql_bind_error(b, e->pos, "interval value '%s' is not a number", e->text);
-    total = d * (double)unit_ms(u);
+    total = d * (double)sql_unit_ms(u);
   } else {
     const char *q = s;
     for (int i = first; i <= last; i++) {
@@ -303,7 +303,7 @@ static sql_x_t *bind_interval(sql_binder_t *b, const ast_expr_t *e) {
       double d = strtod(q, &end);
       if (end == q)
         return sql_bind_error(b, e->pos, "interval value '%s' does not match its units", e->text);
-      total += d * (double)unit_ms(order[i]);
+      total += d * (double)sql_unit_ms(order[i]);
       q = end;
       if (i < last) {
         char sep = i == 0 ? ' ' : ':';
@@ -645,7 +645,7 @@ static sql_x_t *bind_call(sql_binder_t *b, const ast_expr_t *e) {
       return sql_bind_error(b, e->pos, "%s takes %d to %d arguments, not %d", name, def->min_args,
                             def->max_args, n);
     }
-    sql_x_t *x = def->bind(b, e, args, n);
+    sql_x_t *x = def->bind(b, e, args, n, def->which);
     if (x && !x->text) x->text = sql_ast_text(b->a, b->src, e);
     return x;
   }

@@ -42,7 +42,8 @@ static bool common_args(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args,
   return true;
 }
 
-static sql_x_t *bind_coalesce(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n) {
+static sql_x_t *bind_coalesce(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n,
+                              int which) {
   const sql_type_t *t;
   if (!common_args(b, call, args, 0, n, &t)) return NULL;
   bool nn = false;
@@ -59,7 +60,8 @@ static int nullif_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   return FL_OK;
 }
 
-static sql_x_t *bind_nullif(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n) {
+static sql_x_t *bind_nullif(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n,
+                            int which) {
   const sql_type_t *t;
   if (!common_args(b, call, args, 0, n, &t)) return NULL;
   return sql_fn_node(b, call, nullif_fn, sql_type_with_null(b->a, t, false), args, n);
@@ -72,7 +74,7 @@ static int if_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   return sql_eval(ev, x->args[!c.null && c.i ? 1 : 2], out);
 }
 
-static sql_x_t *bind_if(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n) {
+static sql_x_t *bind_if(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n, int which) {
   if (args[0]->type->kind != T_BOOLEAN && args[0]->type->kind != T_NULL)
     return sql_bind_error(b, call->pos, "IF: the condition must be a BOOLEAN, not %s",
                           sql_describe_x(b, args[0]));
@@ -97,8 +99,9 @@ static int extreme_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   return FL_OK;
 }
 
+/* which: 1 GREATEST, -1 LEAST. */
 static sql_x_t *bind_extreme(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n,
-                             int dir) {
+                             int which) {
   const sql_type_t *t;
   if (!common_args(b, call, args, 0, n, &t)) return NULL;
   if (t->kind == T_ROW || t->kind == T_BOOLEAN)
@@ -106,19 +109,13 @@ static sql_x_t *bind_extreme(sql_binder_t *b, const ast_expr_t *call, sql_x_t **
                           sql_type_name(b->a, t));
   sql_x_t *x = sql_fn_node(b, call, extreme_fn,
                            sql_type_with_null(b->a, t, sql_fn_args_not_null(args, n)), args, n);
-  if (x) x->iparam = dir;
+  if (x) x->iparam = which;
   return x;
 }
 
-static sql_x_t *bind_greatest(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_extreme(b, c, a, n, 1);
-}
-static sql_x_t *bind_least(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_extreme(b, c, a, n, -1);
-}
-
 /* TYPEOF(x): the type's name, known at compile time. */
-static sql_x_t *bind_typeof(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n) {
+static sql_x_t *bind_typeof(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n,
+                            int which) {
   sql_val_t v = {0};
   v.s.p = sql_type_name(b->a, args[0]->type);
   v.s.n = strlen(v.s.p);
@@ -127,7 +124,7 @@ static sql_x_t *bind_typeof(sql_binder_t *b, const ast_expr_t *call, sql_x_t **a
 }
 
 const sql_fn_def_t sql_fns_cond[] = {
-    {"COALESCE", bind_coalesce, 1, -1}, {"IFNULL", bind_coalesce, 2, 2},
-    {"NULLIF", bind_nullif, 2, 2},      {"IF", bind_if, 3, 3},
-    {"GREATEST", bind_greatest, 1, -1}, {"LEAST", bind_least, 1, -1},
-    {"TYPEOF", bind_typeof, 1, 2},      {NULL, NULL, 0, 0}};
+    {"COALESCE", bind_coalesce, 1, -1, 0}, {"IFNULL", bind_coalesce, 2, 2, 0},
+    {"NULLIF", bind_nullif, 2, 2, 0},      {"IF", bind_if, 3, 3, 0},
+    {"GREATEST", bind_extreme, 1, -1, 1},  {"LEAST", bind_extreme, 1, -1, -1},
+    {"TYPEOF", bind_typeof, 1, 2, 0},      {NULL, NULL, 0, 0, 0}};

@@ -11,22 +11,8 @@
 
 #include "sql/bind_int.h"
 
-static double num_to_double(const sql_type_t *t, const sql_val_t *v) {
-  if (sql_type_is_approx(t)) return v->d;
-  if (t->kind == T_DECIMAL) return (double)v->dec / (double)sql_pow10(t->scale);
-  return (double)v->i;
-}
-
-#define EVAL_ARGS(ev, x, vals)                                       \
-  sql_val_t vals[4] = {0};                                           \
-  for (int i_ = 0; i_ < (x)->nargs; i_++) {                          \
-    int rc_ = sql_eval(ev, (x)->args[i_], &vals[i_]);                \
-    if (rc_) return rc_;                                             \
-    if (vals[i_].null) return out->null = true, out->dec = 0, FL_OK; \
-  }                                                                  \
-  out->null = false
-
-/* One-argument DOUBLE functions, by iparam. */
+/* The variants of the functions that share a binder and an evaluator: the table's
+ * `which`, kept in the node's iparam. */
 enum {
   F_SQRT,
   F_LN,
@@ -47,8 +33,42 @@ enum {
   F_TANH
 };
 
+enum {
+  D2_POWER,
+  D2_ATAN2,
+  D2_LOG
+};
+
+enum {
+  ABS_VALUE,
+  ABS_SIGN
+};
+
+enum {
+  R_CEIL,
+  R_FLOOR,
+  R_ROUND,
+  R_TRUNCATE
+};
+
+enum {
+  C_PI,
+  C_E
+};
+enum {
+  RAND_DOUBLE,
+  RAND_INTEGER
+};
+
+static double num_to_double(const sql_type_t *t, const sql_val_t *v) {
+  if (sql_type_is_approx(t)) return v->d;
+  if (t->kind == T_DECIMAL) return (double)v->dec / (double)sql_pow10(t->scale);
+  return (double)v->i;
+}
+
+/* One-argument DOUBLE functions (F_). */
 static int d1_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   double d = num_to_double(x->args[0]->type, &v[0]);
   switch (x->iparam) {
   case F_SQRT: d = sqrt(d); break;
@@ -90,35 +110,14 @@ static sql_x_t *bind_d1(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args,
   return x;
 }
 
-#define D1(name, which)                                                                   \
-  static sql_x_t *bind_##name(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) { \
-    return bind_d1(b, c, a, n, which);                                                    \
-  }
-D1(sqrt, F_SQRT)
-D1(ln, F_LN)
-D1(log10, F_LOG10)
-D1(log2, F_LOG2)
-D1(exp, F_EXP)
-D1(sin, F_SIN)
-D1(cos, F_COS)
-D1(tan, F_TAN)
-D1(asin, F_ASIN)
-D1(acos, F_ACOS)
-D1(atan, F_ATAN)
-D1(degrees, F_DEGREES)
-D1(radians, F_RADIANS)
-D1(cot, F_COT)
-D1(sinh, F_SINH)
-D1(cosh, F_COSH)
-D1(tanh, F_TANH)
-
+/* Two-argument DOUBLE functions (D2_). */
 static int d2_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   double a = num_to_double(x->args[0]->type, &v[0]);
   double c = x->nargs > 1 ? num_to_double(x->args[1]->type, &v[1]) : 0;
   switch (x->iparam) {
-  case 0: out->d = pow(a, c); break;
-  case 1: out->d = atan2(a, c); break;
+  case D2_POWER: out->d = pow(a, c); break;
+  case D2_ATAN2: out->d = atan2(a, c); break;
   default: /* LOG(base, x) or LOG(x) */
     if (x->nargs == 1) {
       if (a <= 0) return sql_eval_fail(ev, x, FL_EUSER, "the argument of LOG must be positive");
@@ -143,48 +142,34 @@ static sql_x_t *bind_d2(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args,
   if (x) x->iparam = which;
   return x;
 }
-static sql_x_t *bind_power(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_d2(b, c, a, n, 0);
-}
-static sql_x_t *bind_atan2(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_d2(b, c, a, n, 1);
-}
-static sql_x_t *bind_log(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_d2(b, c, a, n, 2);
-}
 
 /* ABS, SIGN: the argument's type. */
 static int abs_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   const sql_type_t *t = x->type;
   if (sql_type_is_approx(t))
-    out->d = x->iparam ? (v[0].d > 0) - (v[0].d < 0) : fabs(v[0].d);
+    out->d = x->iparam == ABS_SIGN ? (v[0].d > 0) - (v[0].d < 0) : fabs(v[0].d);
   else if (t->kind == T_DECIMAL)
-    out->dec = x->iparam ? ((v[0].dec > 0) - (v[0].dec < 0)) * sql_pow10(t->scale)
-                         : (v[0].dec < 0 ? -v[0].dec : v[0].dec);
+    out->dec = x->iparam == ABS_SIGN ? ((v[0].dec > 0) - (v[0].dec < 0)) * sql_pow10(t->scale)
+                                     : (v[0].dec < 0 ? -v[0].dec : v[0].dec);
   else
-    out->i = x->iparam ? (v[0].i > 0) - (v[0].i < 0)
-                       : (v[0].i < 0 ? (int64_t)(0 - (uint64_t)v[0].i) : v[0].i);
+    out->i = x->iparam == ABS_SIGN ? (v[0].i > 0) - (v[0].i < 0)
+                                   : (v[0].i < 0 ? (int64_t)(0 - (uint64_t)v[0].i) : v[0].i);
   return FL_OK;
 }
 
 static sql_x_t *bind_abs_sign(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n,
-                              int sign) {
+                              int which) {
   if (!sql_need_numeric(b, call, args[0], 0)) return NULL;
   const sql_type_t *t = args[0]->type->kind == T_NULL ? &sql_t_int : args[0]->type;
   sql_x_t *x = sql_fn_node(b, call, abs_fn, t, args, n);
-  if (x) x->iparam = sign;
+  if (x) x->iparam = which;
   return x;
-}
-static sql_x_t *bind_abs(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_abs_sign(b, c, a, n, 0);
-}
-static sql_x_t *bind_sign(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_abs_sign(b, c, a, n, 1);
 }
 
 /* MOD(a, b): as a % b. */
-static sql_x_t *bind_mod(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n) {
+static sql_x_t *bind_mod(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n,
+                         int which) {
   for (int i = 0; i < 2; i++)
     if (!sql_need_numeric(b, call, args[i], i)) return NULL;
   const sql_type_t *lt = args[0]->type->kind == T_NULL ? &sql_t_int : args[0]->type;
@@ -210,39 +195,39 @@ static sql_x_t *bind_mod(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args
   return x;
 }
 
-/* CEIL, FLOOR, ROUND, TRUNCATE on numbers. iparam: 0 ceil, 1 floor, 2 round (HALF_UP),
- * 3 truncate; iparam2: the digits to keep (ROUND/TRUNCATE's second argument, constant). */
+/* CEIL, FLOOR, ROUND (HALF_UP), TRUNCATE on numbers (R_); iparam2: the digits to keep
+ * (ROUND/TRUNCATE's second argument, constant). */
 static int round_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   int digits = (int)x->iparam2;
   const sql_type_t *at = x->args[0]->type;
   if (sql_type_is_approx(at)) {
     double d = v[0].d, f = pow(10.0, digits);
     switch (x->iparam) {
-    case 0: d = ceil(d); break;
-    case 1: d = floor(d); break;
-    case 2: d = (d < 0 ? -floor(-d * f + 0.5) : floor(d * f + 0.5)) / f; break;
+    case R_CEIL: d = ceil(d); break;
+    case R_FLOOR: d = floor(d); break;
+    case R_ROUND: d = (d < 0 ? -floor(-d * f + 0.5) : floor(d * f + 0.5)) / f; break;
     default: d = trunc(d * f) / f; break;
     }
     out->d = d;
     return FL_OK;
   }
   if (at->kind == T_DECIMAL) {
-    int s = at->scale, keep = x->iparam <= 1 ? 0 : digits;
+    int s = at->scale, keep = x->iparam <= R_FLOOR ? 0 : digits;
     sql_i128 val = v[0].dec, r;
     if (keep >= s) {
       r = val;
     } else {
       sql_i128 div = sql_pow10(s - (keep < 0 ? 0 : keep)), q = val / div, rem = val % div;
       switch (x->iparam) {
-      case 0: r = q + (rem > 0); break;
-      case 1: r = q - (rem < 0); break;
-      case 2: r = sql_dec_rescale(val, s, keep < 0 ? 0 : keep); break;
+      case R_CEIL: r = q + (rem > 0); break;
+      case R_FLOOR: r = q - (rem < 0); break;
+      case R_ROUND: r = sql_dec_rescale(val, s, keep < 0 ? 0 : keep); break;
       default: r = q; break;
       }
       if (keep < 0) {
         sql_i128 d2 = sql_pow10(-keep);
-        r = x->iparam == 2 ? sql_dec_rescale(r, -keep, 0) * d2 : (r / d2) * d2;
+        r = x->iparam == R_ROUND ? sql_dec_rescale(r, -keep, 0) * d2 : (r / d2) * d2;
       }
     }
     out->dec = sql_dec_rescale(r, keep >= s ? s : (keep < 0 ? 0 : keep), x->type->scale);
@@ -250,11 +235,11 @@ static int round_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   }
   /* integers: only negative digits change anything */
   int64_t i = v[0].i;
-  if (x->iparam >= 2 && digits < 0) {
+  if (x->iparam >= R_ROUND && digits < 0) {
     int64_t p = 1;
     for (int k = 0; k < -digits && k < 18; k++) p *= 10;
     int64_t q = i / p, rem = i % p;
-    if (x->iparam == 2 && (rem < 0 ? -rem : rem) * 2 >= p) q += i < 0 ? -1 : 1;
+    if (x->iparam == R_ROUND && (rem < 0 ? -rem : rem) * 2 >= p) q += i < 0 ? -1 : 1;
     i = q * p;
   }
   out->i = i;
@@ -266,8 +251,8 @@ static sql_x_t *time_floor_ceil(sql_binder_t *b, const ast_expr_t *call, sql_x_t
 
 static sql_x_t *bind_rounding(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n,
                               int which) {
-  if (which <= 1 && (call->unit != UNIT_NONE || sql_type_is_temporal(args[0]->type)))
-    return time_floor_ceil(b, call, args, n, which == 0);
+  if (which <= R_FLOOR && (call->unit != UNIT_NONE || sql_type_is_temporal(args[0]->type)))
+    return time_floor_ceil(b, call, args, n, which == R_CEIL);
   if (!sql_need_numeric(b, call, args[0], 0)) return NULL;
   int digits = 0;
   if (n > 1) {
@@ -300,22 +285,10 @@ static sql_x_t *bind_rounding(sql_binder_t *b, const ast_expr_t *call, sql_x_t *
   }
   return x;
 }
-static sql_x_t *bind_ceil(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_rounding(b, c, a, n, 0);
-}
-static sql_x_t *bind_floor(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_rounding(b, c, a, n, 1);
-}
-static sql_x_t *bind_round(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_rounding(b, c, a, n, 2);
-}
-static sql_x_t *bind_truncate(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_rounding(b, c, a, n, 3);
-}
 
 /* FLOOR(ts TO unit) / CEIL(ts TO unit) on TIMESTAMP, TIMESTAMP_LTZ and DATE. */
 static int time_round_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   bool ceil_ = x->iparam2;
   const sql_type_t *t = x->type;
   int64_t off = t->kind == T_TIMESTAMP_LTZ ? ev->sess->tz_offset_ms : 0;
@@ -327,10 +300,7 @@ static int time_round_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   case UNIT_MINUTE:
   case UNIT_HOUR:
   case UNIT_DAY: {
-    int64_t u = x->iparam == UNIT_SECOND   ? 1000
-                : x->iparam == UNIT_MINUTE ? 60000
-                : x->iparam == UNIT_HOUR   ? 3600000
-                                           : 86400000;
+    int64_t u = sql_unit_ms((int)x->iparam);
     r = sql_floor_div(ms, u) * u;
     if (ceil_ && r != ms) r += u;
     break;
@@ -375,16 +345,10 @@ static sql_x_t *time_floor_ceil(sql_binder_t *b, const ast_expr_t *call, sql_x_t
   return x;
 }
 
-static sql_x_t *const_double(sql_binder_t *b, double d) {
-  sql_val_t v = {.d = d};
+static sql_x_t *bind_constant(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
+  sql_val_t v = {.d = which == C_E ? M_E : M_PI};
   sql_x_t *x = sql_x_const(b->a, &sql_t_double_nn, &v);
   return x ? x : sql_bind_nomem(b);
-}
-static sql_x_t *bind_pi(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return const_double(b, M_PI);
-}
-static sql_x_t *bind_e(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return const_double(b, M_E);
 }
 
 /* RAND([seed]), RAND_INTEGER([seed,] bound): a per-thread generator (never folded). */
@@ -399,7 +363,7 @@ static int rand_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   if (!rng_state) rng_state = (uint64_t)(uintptr_t)&rng_state ^ 0x1234567ull;
   out->null = false;
   uint64_t r = rng_next(&rng_state);
-  if (x->iparam) {
+  if (x->iparam == RAND_INTEGER) {
     sql_val_t bound;
     int rc = sql_eval(ev, x->args[x->nargs - 1], &bound);
     if (rc) return rc;
@@ -411,37 +375,52 @@ static int rand_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   }
   return FL_OK;
 }
-static sql_x_t *bind_rand(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n) {
-  sql_x_t *x = sql_fn_node(b, call, rand_fn, &sql_t_double_nn, args, n);
-  if (x) x->is_const = false;
-  return x;
-}
-static sql_x_t *bind_rand_integer(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n) {
-  if (!sql_need_integer(b, call, &args[n - 1], n - 1)) return NULL;
-  sql_x_t *x = sql_fn_node(
-      b, call, rand_fn, sql_type_with_null(b->a, &sql_t_int, args[n - 1]->type->not_null), args, n);
+static sql_x_t *bind_rand(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n,
+                          int which) {
+  const sql_type_t *t = &sql_t_double_nn;
+  if (which == RAND_INTEGER) {
+    if (!sql_need_integer(b, call, &args[n - 1], n - 1)) return NULL;
+    t = sql_type_with_null(b->a, &sql_t_int, args[n - 1]->type->not_null);
+  }
+  sql_x_t *x = sql_fn_node(b, call, rand_fn, t, args, n);
   if (x) {
     x->is_const = false;
-    x->iparam = 1;
+    x->iparam = which;
   }
   return x;
 }
 
-const sql_fn_def_t sql_fns_math[] = {
-    {"ABS", bind_abs, 1, 1},         {"SIGN", bind_sign, 1, 1},
-    {"MOD", bind_mod, 2, 2},         {"POWER", bind_power, 2, 2},
-    {"POW", bind_power, 2, 2},       {"SQRT", bind_sqrt, 1, 1},
-    {"LN", bind_ln, 1, 1},           {"LOG10", bind_log10, 1, 1},
-    {"LOG2", bind_log2, 1, 1},       {"LOG", bind_log, 1, 2},
-    {"EXP", bind_exp, 1, 1},         {"CEIL", bind_ceil, 1, 1},
-    {"CEILING", bind_ceil, 1, 1},    {"FLOOR", bind_floor, 1, 1},
-    {"ROUND", bind_round, 1, 2},     {"TRUNCATE", bind_truncate, 1, 2},
-    {"PI", bind_pi, 0, 0},           {"E", bind_e, 0, 0},
-    {"RAND", bind_rand, 0, 1},       {"RAND_INTEGER", bind_rand_integer, 1, 2},
-    {"SIN", bind_sin, 1, 1},         {"COS", bind_cos, 1, 1},
-    {"TAN", bind_tan, 1, 1},         {"COT", bind_cot, 1, 1},
-    {"ASIN", bind_asin, 1, 1},       {"ACOS", bind_acos, 1, 1},
-    {"ATAN", bind_atan, 1, 1},       {"ATAN2", bind_atan2, 2, 2},
-    {"SINH", bind_sinh, 1, 1},       {"COSH", bind_cosh, 1, 1},
-    {"TANH", bind_tanh, 1, 1},       {"DEGREES", bind_degrees, 1, 1},
-    {"RADIANS", bind_radians, 1, 1}, {NULL, NULL, 0, 0}};
+const sql_fn_def_t sql_fns_math[] = {{"ABS", bind_abs_sign, 1, 1, ABS_VALUE},
+                                     {"SIGN", bind_abs_sign, 1, 1, ABS_SIGN},
+                                     {"MOD", bind_mod, 2, 2, 0},
+                                     {"POWER", bind_d2, 2, 2, D2_POWER},
+                                     {"POW", bind_d2, 2, 2, D2_POWER},
+                                     {"SQRT", bind_d1, 1, 1, F_SQRT},
+                                     {"LN", bind_d1, 1, 1, F_LN},
+                                     {"LOG10", bind_d1, 1, 1, F_LOG10},
+                                     {"LOG2", bind_d1, 1, 1, F_LOG2},
+                                     {"LOG", bind_d2, 1, 2, D2_LOG},
+                                     {"EXP", bind_d1, 1, 1, F_EXP},
+                                     {"CEIL", bind_rounding, 1, 1, R_CEIL},
+                                     {"CEILING", bind_rounding, 1, 1, R_CEIL},
+                                     {"FLOOR", bind_rounding, 1, 1, R_FLOOR},
+                                     {"ROUND", bind_rounding, 1, 2, R_ROUND},
+                                     {"TRUNCATE", bind_rounding, 1, 2, R_TRUNCATE},
+                                     {"PI", bind_constant, 0, 0, C_PI},
+                                     {"E", bind_constant, 0, 0, C_E},
+                                     {"RAND", bind_rand, 0, 1, RAND_DOUBLE},
+                                     {"RAND_INTEGER", bind_rand, 1, 2, RAND_INTEGER},
+                                     {"SIN", bind_d1, 1, 1, F_SIN},
+                                     {"COS", bind_d1, 1, 1, F_COS},
+                                     {"TAN", bind_d1, 1, 1, F_TAN},
+                                     {"COT", bind_d1, 1, 1, F_COT},
+                                     {"ASIN", bind_d1, 1, 1, F_ASIN},
+                                     {"ACOS", bind_d1, 1, 1, F_ACOS},
+                                     {"ATAN", bind_d1, 1, 1, F_ATAN},
+                                     {"ATAN2", bind_d2, 2, 2, D2_ATAN2},
+                                     {"SINH", bind_d1, 1, 1, F_SINH},
+                                     {"COSH", bind_d1, 1, 1, F_COSH},
+                                     {"TANH", bind_d1, 1, 1, F_TANH},
+                                     {"DEGREES", bind_d1, 1, 1, F_DEGREES},
+                                     {"RADIANS", bind_d1, 1, 1, F_RADIANS},
+                                     {NULL, NULL, 0, 0, 0}};

@@ -18,15 +18,6 @@
 
 #include "sql/bind_int.h"
 
-#define EVAL_ARGS(ev, x, vals)                                       \
-  sql_val_t vals[4] = {0};                                           \
-  for (int i_ = 0; i_ < (x)->nargs; i_++) {                          \
-    int rc_ = sql_eval(ev, (x)->args[i_], &vals[i_]);                \
-    if (rc_) return rc_;                                             \
-    if (vals[i_].null) return out->null = true, out->dec = 0, FL_OK; \
-  }                                                                  \
-  out->null = false
-
 static char *scratch(sql_eval_t *ev, size_t n) { return sql_scratch_alloc(&ev->scratch, n + 1); }
 
 static size_t u8len(unsigned char c) { return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
@@ -48,9 +39,10 @@ static size_t char_offset(const char *s, size_t n, int64_t k) {
   return i > n ? n : i;
 }
 
-/* Binds a function whose arguments are all strings, with a result type. */
+/* Binds a function whose arguments are strings (integers from first_int on, if it is not
+ * negative), with a result type and which as the node's iparam. */
 static sql_x_t *strs(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, int n, sql_x_fn fn,
-                     const sql_type_t *t, int first_int) {
+                     const sql_type_t *t, int first_int, int which) {
   for (int i = 0; i < n; i++) {
     if (first_int >= 0 && i >= first_int) {
       if (!sql_need_integer(b, call, &args[i], i)) return NULL;
@@ -58,22 +50,25 @@ static sql_x_t *strs(sql_binder_t *b, const ast_expr_t *call, sql_x_t **args, in
       return NULL;
     }
   }
-  return sql_fn_node(b, call, fn, sql_type_with_null(b->a, t, sql_fn_args_not_null(args, n)), args,
-                     n);
+  sql_x_t *x =
+      sql_fn_node(b, call, fn, sql_type_with_null(b->a, t, sql_fn_args_not_null(args, n)), args, n);
+  if (x) x->iparam = which;
+  return x;
 }
 
 static int char_length_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   out->i = char_count(v[0].s.p, v[0].s.n);
   return FL_OK;
 }
-static sql_x_t *bind_char_length(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return strs(b, c, a, n, char_length_fn, &sql_t_int, -1);
+static sql_x_t *bind_char_length(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n,
+                                 int which) {
+  return strs(b, c, a, n, char_length_fn, &sql_t_int, -1, which);
 }
 
 /* iparam: 0 upper, 1 lower, 2 initcap, 3 reverse */
 static int case_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   size_t n = v[0].s.n;
   char *p = scratch(ev, n);
   if (!p) return FL_ENOMEM;
@@ -106,27 +101,13 @@ static int case_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   return FL_OK;
 }
 static sql_x_t *bind_case(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
-  sql_x_t *x = strs(b, c, a, n, case_fn, &sql_t_string, -1);
-  if (x) x->iparam = which;
-  return x;
-}
-static sql_x_t *bind_upper(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_case(b, c, a, n, 0);
-}
-static sql_x_t *bind_lower(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_case(b, c, a, n, 1);
-}
-static sql_x_t *bind_initcap(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_case(b, c, a, n, 2);
-}
-static sql_x_t *bind_reverse(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_case(b, c, a, n, 3);
+  return strs(b, c, a, n, case_fn, &sql_t_string, -1, which);
 }
 
 /* TRIM: args[0] the string, args[1] the characters (default ' '); iparam 0 both,
  * 1 leading, 2 trailing. */
 static int trim_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   const char *set = x->nargs > 1 ? v[1].s.p : " ";
   size_t sn = x->nargs > 1 ? v[1].s.n : 1;
   const char *s = v[0].s.p;
@@ -139,25 +120,14 @@ static int trim_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   out->s.n = e - a;
   return FL_OK;
 }
-static sql_x_t *bind_trim(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int mode) {
-  sql_x_t *x = strs(b, c, a, n, trim_fn, &sql_t_string, -1);
-  if (x) x->iparam = mode;
-  return x;
-}
-static sql_x_t *bind_btrim(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_trim(b, c, a, n, 0);
-}
-static sql_x_t *bind_ltrim(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_trim(b, c, a, n, 1);
-}
-static sql_x_t *bind_rtrim(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_trim(b, c, a, n, 2);
+static sql_x_t *bind_trim(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
+  return strs(b, c, a, n, trim_fn, &sql_t_string, -1, which);
 }
 
 /* POSITION(needle IN s) / LOCATE(needle, s[, from]) / INSTR(s, needle): 1-based char
  * position, 0 when absent. iparam: 1 for INSTR's argument order. */
 static int position_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   sql_val_t *needle = &v[x->iparam ? 1 : 0], *hay = &v[x->iparam ? 0 : 1];
   size_t from = 0;
   if (x->nargs > 2) {
@@ -177,19 +147,14 @@ static int position_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   }
   return FL_OK;
 }
-static sql_x_t *bind_position(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return strs(b, c, a, n, position_fn, &sql_t_int, 2);
-}
-static sql_x_t *bind_instr(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  sql_x_t *x = strs(b, c, a, n, position_fn, &sql_t_int, 2);
-  if (x) x->iparam = 1;
-  return x;
+static sql_x_t *bind_position(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
+  return strs(b, c, a, n, position_fn, &sql_t_int, 2, which);
 }
 
 /* SUBSTRING(s, start[, len]): Flink's rules: start counts from 1, 0 is taken as 1, a
  * negative start counts from the end. */
 static int substring_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   int64_t len = char_count(v[0].s.p, v[0].s.n);
   int64_t start = v[1].i;
   if (start < 0) start = len + start + 1;
@@ -207,13 +172,14 @@ static int substring_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   out->s.n = e - a;
   return FL_OK;
 }
-static sql_x_t *bind_substring(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return strs(b, c, a, n, substring_fn, &sql_t_string, 1);
+static sql_x_t *bind_substring(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n,
+                               int which) {
+  return strs(b, c, a, n, substring_fn, &sql_t_string, 1, which);
 }
 
 /* LEFT(s, n), RIGHT(s, n). iparam 1: right. */
 static int leftright_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   int64_t len = char_count(v[0].s.p, v[0].s.n), k = v[1].i < 0 ? 0 : v[1].i;
   if (k > len) k = len;
   size_t cut = char_offset(v[0].s.p, v[0].s.n, x->iparam ? len - k : k);
@@ -221,17 +187,13 @@ static int leftright_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   out->s.n = x->iparam ? v[0].s.n - cut : cut;
   return FL_OK;
 }
-static sql_x_t *bind_left(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return strs(b, c, a, n, leftright_fn, &sql_t_string, 1);
-}
-static sql_x_t *bind_right(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  sql_x_t *x = strs(b, c, a, n, leftright_fn, &sql_t_string, 1);
-  if (x) x->iparam = 1;
-  return x;
+static sql_x_t *bind_leftright(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n,
+                               int which) {
+  return strs(b, c, a, n, leftright_fn, &sql_t_string, 1, which);
 }
 
 static int replace_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   sql_strbuf_t sb = {0};
   const char *s = v[0].s.p;
   size_t n = v[0].s.n, fn = v[1].s.n;
@@ -244,19 +206,10 @@ static int replace_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
       sql_sb_putc(&sb, s[i++]);
     }
   }
-  char *p = scratch(ev, sb.n);
-  if (!p || sb.failed) {
-    sql_sb_free(&sb);
-    return FL_ENOMEM;
-  }
-  if (sb.n) memcpy(p, sb.p, sb.n);
-  out->s.p = p;
-  out->s.n = sb.n;
-  sql_sb_free(&sb);
-  return FL_OK;
+  return sql_fn_string_result(ev, &sb, out);
 }
-static sql_x_t *bind_replace(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return strs(b, c, a, n, replace_fn, &sql_t_string, -1);
+static sql_x_t *bind_replace(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
+  return strs(b, c, a, n, replace_fn, &sql_t_string, -1, which);
 }
 
 /* CONCAT(a, ...): NULL if any is NULL. CONCAT_WS(sep, a, ...): skips NULLs. */
@@ -290,23 +243,17 @@ static int concat_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   out->s.n = k;
   return FL_OK;
 }
-static sql_x_t *bind_concat(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
+/* which 1: CONCAT_WS, NULL only when the separator is. */
+static sql_x_t *bind_concat(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
   if (n > 64) return sql_bind_error(b, c->pos, "%s takes at most 64 arguments", c->name);
-  return strs(b, c, a, n, concat_fn, &sql_t_string, -1);
-}
-static sql_x_t *bind_concat_ws(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  if (n > 64) return sql_bind_error(b, c->pos, "%s takes at most 64 arguments", c->name);
-  sql_x_t *x = strs(b, c, a, n, concat_fn, &sql_t_string, -1);
-  if (x) {
-    x->iparam = 1;
-    x->type = sql_type_with_null(b->a, &sql_t_string, a[0]->type->not_null);
-  }
+  sql_x_t *x = strs(b, c, a, n, concat_fn, &sql_t_string, -1, which);
+  if (x && which) x->type = sql_type_with_null(b->a, &sql_t_string, a[0]->type->not_null);
   return x;
 }
 
 /* LPAD / RPAD(s, len, pad): iparam 1 right. Shorter results cut s, as Flink does. */
 static int pad_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   int64_t len = v[1].i, have = char_count(v[0].s.p, v[0].s.n);
   if (len < 0) return out->null = true, FL_OK;
   if (len <= have) {
@@ -341,23 +288,17 @@ static int pad_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   out->s.n = k;
   return FL_OK;
 }
-static sql_x_t *bind_pad(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int right) {
+static sql_x_t *bind_pad(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
   if (!sql_need_string(b, c, &a[0], 0) || !sql_need_integer(b, c, &a[1], 1) ||
       !sql_need_string(b, c, &a[2], 2))
     return NULL;
   sql_x_t *x = sql_fn_node(b, c, pad_fn, &sql_t_string, a, n);
-  if (x) x->iparam = right;
+  if (x) x->iparam = which;
   return x;
-}
-static sql_x_t *bind_lpad(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_pad(b, c, a, n, 0);
-}
-static sql_x_t *bind_rpad(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_pad(b, c, a, n, 1);
 }
 
 static int repeat_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   int64_t k = v[1].i < 0 ? 0 : v[1].i;
   if (v[0].s.n && (uint64_t)k > (64u << 20) / v[0].s.n)
     return sql_eval_fail(ev, x, FL_EUSER, "the result would be longer than 64 MiB");
@@ -368,13 +309,13 @@ static int repeat_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   out->s.n = v[0].s.n * (size_t)k;
   return FL_OK;
 }
-static sql_x_t *bind_repeat(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return strs(b, c, a, n, repeat_fn, &sql_t_string, 1);
+static sql_x_t *bind_repeat(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
+  return strs(b, c, a, n, repeat_fn, &sql_t_string, 1, which);
 }
 
 /* SPLIT_INDEX(s, delimiter, index): the index-th (from 0) piece, NULL if none. */
 static int split_index_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   const char *s = v[0].s.p, *d = v[1].s.p;
   size_t n = v[0].s.n, dn = v[1].s.n;
   int64_t want = v[2].i;
@@ -403,8 +344,9 @@ static int split_index_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   out->null = true;
   return FL_OK;
 }
-static sql_x_t *bind_split_index(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  sql_x_t *x = strs(b, c, a, n, split_index_fn, &sql_t_string, 2);
+static sql_x_t *bind_split_index(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n,
+                                 int which) {
+  sql_x_t *x = strs(b, c, a, n, split_index_fn, &sql_t_string, 2, which);
   if (x) x->type = &sql_t_string;
   return x;
 }
@@ -445,7 +387,7 @@ static char *cstr(sql_eval_t *ev, const sql_val_t *v) {
 
 /* iparam: 0 REGEXP (matches), 1 REGEXP_EXTRACT(s, re[, group]), 2 REGEXP_REPLACE(s, re, r) */
 static int regexp_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   regex_t tmp;
   const regex_t *re = NULL;
   int rc = re_get(ev, x, &v[1], &tmp, &re);
@@ -488,15 +430,7 @@ static int regexp_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
       flags = REG_NOTBOL;
     }
     sql_sb_put(&sb, cur, strlen(cur));
-    char *p = scratch(ev, sb.n);
-    if (!p || sb.failed) {
-      rc = FL_ENOMEM;
-    } else {
-      if (sb.n) memcpy(p, sb.p, sb.n);
-      out->s.p = p;
-      out->s.n = sb.n;
-    }
-    sql_sb_free(&sb);
+    rc = sql_fn_string_result(ev, &sb, out);
   }
   if (own) regfree(&tmp);
   return rc;
@@ -504,9 +438,8 @@ static int regexp_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
 
 static sql_x_t *bind_regexp(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
   const sql_type_t *t = which == 0 ? &sql_t_boolean : &sql_t_string;
-  sql_x_t *x = strs(b, c, a, n, regexp_fn, t, which == 1 ? 2 : -1);
+  sql_x_t *x = strs(b, c, a, n, regexp_fn, t, which == 1 ? 2 : -1, which);
   if (!x) return NULL;
-  x->iparam = which;
   if (which == 1) x->type = &sql_t_string;
   if (a[1]->is_const) {
     sql_val_t pv;
@@ -526,27 +459,18 @@ static sql_x_t *bind_regexp(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, i
   }
   return x;
 }
-static sql_x_t *bind_regexp_m(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_regexp(b, c, a, n, 0);
-}
-static sql_x_t *bind_regexp_extract(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_regexp(b, c, a, n, 1);
-}
-static sql_x_t *bind_regexp_replace(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_regexp(b, c, a, n, 2);
-}
 
 static int ascii_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   out->i = v[0].s.n ? (unsigned char)v[0].s.p[0] : 0;
   return FL_OK;
 }
-static sql_x_t *bind_ascii(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return strs(b, c, a, n, ascii_fn, &sql_t_int, -1);
+static sql_x_t *bind_ascii(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
+  return strs(b, c, a, n, ascii_fn, &sql_t_int, -1, which);
 }
 
 static int chr_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   int64_t c = v[0].i;
   if (c < 0) return out->null = true, FL_OK;
   char *p = scratch(ev, 4);
@@ -563,14 +487,15 @@ static int chr_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   out->s.p = p;
   return FL_OK;
 }
-static sql_x_t *bind_chr(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return strs(b, c, a, n, chr_fn, &sql_t_string, 0);
+static sql_x_t *bind_chr(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
+  return strs(b, c, a, n, chr_fn, &sql_t_string, 0, which);
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/* iparam 0: TO_BASE64, 1: FROM_BASE64. */
 static int base64_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   const unsigned char *s = (const unsigned char *)v[0].s.p;
   size_t n = v[0].s.n;
   if (x->iparam == 0) {
@@ -609,13 +534,8 @@ static int base64_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   out->s.n = k;
   return FL_OK;
 }
-static sql_x_t *bind_to_base64(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return strs(b, c, a, n, base64_fn, &sql_t_string, -1);
-}
-static sql_x_t *bind_from_base64(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  sql_x_t *x = strs(b, c, a, n, base64_fn, &sql_t_string, -1);
-  if (x) x->iparam = 1;
-  return x;
+static sql_x_t *bind_base64(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
+  return strs(b, c, a, n, base64_fn, &sql_t_string, -1, which);
 }
 
 static _Thread_local uint64_t uuid_state;
@@ -641,7 +561,7 @@ static int uuid_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   out->s.n = 36;
   return FL_OK;
 }
-static sql_x_t *bind_uuid(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
+static sql_x_t *bind_uuid(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
   sql_x_t *x = sql_fn_node(b, c, uuid_fn, &sql_t_string_nn, a, n);
   if (x) x->is_const = false;
   return x;
@@ -652,7 +572,7 @@ static sql_x_t *bind_uuid(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int
 int sql_json_path(const char *s, size_t n, const char *path, size_t pn, const char **vp, size_t *vn,
                   bool *is_string);
 static int json_value_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   const char *vp;
   size_t vn;
   bool is_str;
@@ -680,43 +600,44 @@ static int json_value_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   }
   return FL_OK;
 }
-static sql_x_t *bind_json_value(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  sql_x_t *x = strs(b, c, a, n, json_value_fn, &sql_t_string, -1);
+static sql_x_t *bind_json_value(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n,
+                                int which) {
+  sql_x_t *x = strs(b, c, a, n, json_value_fn, &sql_t_string, -1, which);
   if (x) x->type = &sql_t_string;
   return x;
 }
 
-const sql_fn_def_t sql_fns_string[] = {{"CHAR_LENGTH", bind_char_length, 1, 1},
-                                       {"CHARACTER_LENGTH", bind_char_length, 1, 1},
-                                       {"LENGTH", bind_char_length, 1, 1},
-                                       {"UPPER", bind_upper, 1, 1},
-                                       {"LOWER", bind_lower, 1, 1},
-                                       {"INITCAP", bind_initcap, 1, 1},
-                                       {"REVERSE", bind_reverse, 1, 1},
-                                       {"BTRIM", bind_btrim, 1, 2},
-                                       {"LTRIM", bind_ltrim, 1, 2},
-                                       {"RTRIM", bind_rtrim, 1, 2},
-                                       {"POSITION", bind_position, 2, 2},
-                                       {"LOCATE", bind_position, 2, 3},
-                                       {"INSTR", bind_instr, 2, 2},
-                                       {"SUBSTRING", bind_substring, 2, 3},
-                                       {"SUBSTR", bind_substring, 2, 3},
-                                       {"LEFT", bind_left, 2, 2},
-                                       {"RIGHT", bind_right, 2, 2},
-                                       {"REPLACE", bind_replace, 3, 3},
-                                       {"CONCAT", bind_concat, 1, -1},
-                                       {"CONCAT_WS", bind_concat_ws, 2, -1},
-                                       {"LPAD", bind_lpad, 3, 3},
-                                       {"RPAD", bind_rpad, 3, 3},
-                                       {"REPEAT", bind_repeat, 2, 2},
-                                       {"SPLIT_INDEX", bind_split_index, 3, 3},
-                                       {"REGEXP", bind_regexp_m, 2, 2},
-                                       {"REGEXP_EXTRACT", bind_regexp_extract, 2, 3},
-                                       {"REGEXP_REPLACE", bind_regexp_replace, 3, 3},
-                                       {"ASCII", bind_ascii, 1, 1},
-                                       {"CHR", bind_chr, 1, 1},
-                                       {"TO_BASE64", bind_to_base64, 1, 1},
-                                       {"FROM_BASE64", bind_from_base64, 1, 1},
-                                       {"UUID", bind_uuid, 0, 0},
-                                       {"JSON_VALUE", bind_json_value, 2, 2},
-                                       {NULL, NULL, 0, 0}};
+const sql_fn_def_t sql_fns_string[] = {{"CHAR_LENGTH", bind_char_length, 1, 1, 0},
+                                       {"CHARACTER_LENGTH", bind_char_length, 1, 1, 0},
+                                       {"LENGTH", bind_char_length, 1, 1, 0},
+                                       {"UPPER", bind_case, 1, 1, 0},
+                                       {"LOWER", bind_case, 1, 1, 1},
+                                       {"INITCAP", bind_case, 1, 1, 2},
+                                       {"REVERSE", bind_case, 1, 1, 3},
+                                       {"BTRIM", bind_trim, 1, 2, 0},
+                                       {"LTRIM", bind_trim, 1, 2, 1},
+                                       {"RTRIM", bind_trim, 1, 2, 2},
+                                       {"POSITION", bind_position, 2, 2, 0},
+                                       {"LOCATE", bind_position, 2, 3, 0},
+                                       {"INSTR", bind_position, 2, 2, 1},
+                                       {"SUBSTRING", bind_substring, 2, 3, 0},
+                                       {"SUBSTR", bind_substring, 2, 3, 0},
+                                       {"LEFT", bind_leftright, 2, 2, 0},
+                                       {"RIGHT", bind_leftright, 2, 2, 1},
+                                       {"REPLACE", bind_replace, 3, 3, 0},
+                                       {"CONCAT", bind_concat, 1, -1, 0},
+                                       {"CONCAT_WS", bind_concat, 2, -1, 1},
+                                       {"LPAD", bind_pad, 3, 3, 0},
+                                       {"RPAD", bind_pad, 3, 3, 1},
+                                       {"REPEAT", bind_repeat, 2, 2, 0},
+                                       {"SPLIT_INDEX", bind_split_index, 3, 3, 0},
+                                       {"REGEXP", bind_regexp, 2, 2, 0},
+                                       {"REGEXP_EXTRACT", bind_regexp, 2, 3, 1},
+                                       {"REGEXP_REPLACE", bind_regexp, 3, 3, 2},
+                                       {"ASCII", bind_ascii, 1, 1, 0},
+                                       {"CHR", bind_chr, 1, 1, 0},
+                                       {"TO_BASE64", bind_base64, 1, 1, 0},
+                                       {"FROM_BASE64", bind_base64, 1, 1, 1},
+                                       {"UUID", bind_uuid, 0, 0, 0},
+                                       {"JSON_VALUE", bind_json_value, 2, 2, 0},
+                                       {NULL, NULL, 0, 0, 0}};

@@ -17,55 +17,48 @@
 
 #include "sql/bind_int.h"
 
-#define EVAL_ARGS(ev, x, vals)                                       \
-  sql_val_t vals[4] = {0};                                           \
-  for (int i_ = 0; i_ < (x)->nargs; i_++) {                          \
-    int rc_ = sql_eval(ev, (x)->args[i_], &vals[i_]);                \
-    if (rc_) return rc_;                                             \
-    if (vals[i_].null) return out->null = true, out->dec = 0, FL_OK; \
-  }                                                                  \
-  out->null = false
-
 static int64_t now_ms(sql_eval_t *ev) { return ev->ctx ? fl_ctx_processing_time(ev->ctx) : 0; }
 
-/* iparam: 0 CURRENT_TIMESTAMP/NOW/PROCTIME (LTZ), 1 LOCALTIMESTAMP, 2 CURRENT_DATE,
- * 3 CURRENT_TIME/LOCALTIME, 4 CURRENT_ROW_TIMESTAMP */
+/* The variants of the functions that share a binder and an evaluator: the table's
+ * `which`, kept in the node's iparam. */
+enum {
+  NOW_LTZ,
+  NOW_LOCAL,
+  NOW_DATE,
+  NOW_TIME
+};
+enum {
+  PARSE_TIMESTAMP,
+  PARSE_DATE,
+  PARSE_UNIX
+};
+
+/* The clock's readings: CURRENT_TIMESTAMP, NOW, PROCTIME and CURRENT_ROW_TIMESTAMP
+ * (TIMESTAMP_LTZ), LOCALTIMESTAMP, CURRENT_DATE, CURRENT_TIME and LOCALTIME. PROCTIME() is
+ * the processing time attribute: the planner marks the column it makes. */
 static int current_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   int64_t now = now_ms(ev), local = now + ev->sess->tz_offset_ms;
   out->null = false;
   switch (x->iparam) {
-  case 1: out->i = local; break;
-  case 2: out->i = sql_floor_div(local, 86400000); break;
-  case 3: out->i = sql_floor_mod(local, 86400000); break;
+  case NOW_LOCAL: out->i = local; break;
+  case NOW_DATE: out->i = sql_floor_div(local, 86400000); break;
+  case NOW_TIME: out->i = sql_floor_mod(local, 86400000); break;
   default: out->i = now; break;
   }
   return FL_OK;
 }
 
-static sql_x_t *current(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which,
-                        const sql_type_t *t) {
+static sql_x_t *bind_current(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
+  const sql_type_t *t = which == NOW_LOCAL  ? &sql_t_timestamp3_nn
+                        : which == NOW_DATE ? sql_type_with_null(b->a, &sql_t_date, true)
+                        : which == NOW_TIME ? sql_type_with_null(b->a, &sql_t_time, true)
+                                            : &sql_t_timestamp_ltz3_nn;
   sql_x_t *x = sql_fn_node(b, c, current_fn, t, a, n);
   if (x) {
     x->iparam = which;
     x->is_const = false;
   }
   return x;
-}
-static sql_x_t *bind_current_timestamp(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return current(b, c, a, n, 0, &sql_t_timestamp_ltz3_nn);
-}
-static sql_x_t *bind_localtimestamp(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return current(b, c, a, n, 1, &sql_t_timestamp3_nn);
-}
-static sql_x_t *bind_current_date(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return current(b, c, a, n, 2, sql_type_with_null(b->a, &sql_t_date, true));
-}
-static sql_x_t *bind_current_time(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return current(b, c, a, n, 3, sql_type_with_null(b->a, &sql_t_time, true));
-}
-/* PROCTIME(): the processing time attribute; the planner marks the column it makes. */
-static sql_x_t *bind_proctime(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return current(b, c, a, n, 0, &sql_t_timestamp_ltz3_nn);
 }
 
 /* Fields of a datetime, in local time. */
@@ -106,7 +99,7 @@ static int iso_week(const tfields_t *f) {
 }
 
 static int extract_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   const sql_type_t *t = x->args[0]->type;
   if (sql_type_is_interval(t)) {
     int64_t i = v[0].i;
@@ -171,24 +164,10 @@ static sql_x_t *extract_node(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, 
   return x;
 }
 
-static sql_x_t *bind_extract(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return extract_node(b, c, a, c->unit);
+/* EXTRACT(unit FROM x), and its shorthands (YEAR(x): which is the unit). */
+static sql_x_t *bind_extract(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
+  return extract_node(b, c, a, which == UNIT_NONE ? (int)c->unit : which);
 }
-
-#define SHORT_EXTRACT(fn, unit)                                                         \
-  static sql_x_t *bind_##fn(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) { \
-    return extract_node(b, c, a, unit);                                                 \
-  }
-SHORT_EXTRACT(year, UNIT_YEAR)
-SHORT_EXTRACT(quarter, UNIT_QUARTER)
-SHORT_EXTRACT(month, UNIT_MONTH)
-SHORT_EXTRACT(week, UNIT_WEEK)
-SHORT_EXTRACT(dayofyear, UNIT_DOY)
-SHORT_EXTRACT(dayofmonth, UNIT_DAY)
-SHORT_EXTRACT(dayofweek, UNIT_DOW)
-SHORT_EXTRACT(hour, UNIT_HOUR)
-SHORT_EXTRACT(minute, UNIT_MINUTE)
-SHORT_EXTRACT(second, UNIT_SECOND)
 
 /* ---------------------------------------------------------------------------------- */
 /* Formats                                                                            */
@@ -332,20 +311,9 @@ static int parse_time_fmt(const char *s, size_t n, const char *fmt, size_t fn, i
   return FL_OK;
 }
 
-static int finish_sb(sql_eval_t *ev, sql_strbuf_t *sb, sql_val_t *out) {
-  char *p = sb->failed ? NULL : sql_scratch_alloc(&ev->scratch, sb->n + 1);
-  if (p && sb->n) memcpy(p, sb->p, sb->n);
-  size_t n = sb->n;
-  sql_sb_free(sb);
-  if (!p) return FL_ENOMEM;
-  out->s.p = p;
-  out->s.n = n;
-  return FL_OK;
-}
-
 /* DATE_FORMAT(ts | string, fmt) */
 static int date_format_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   int64_t local;
   const sql_type_t *t = x->args[0]->type;
   if (sql_type_is_string(t)) {
@@ -361,10 +329,11 @@ static int date_format_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   split_time(local, &f);
   sql_strbuf_t sb = {0};
   fmt_time(&sb, v[1].s.p, v[1].s.n, &f);
-  return finish_sb(ev, &sb, out);
+  return sql_fn_string_result(ev, &sb, out);
 }
 
-static sql_x_t *bind_date_format(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
+static sql_x_t *bind_date_format(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n,
+                                 int which) {
   const sql_type_t *t = a[0]->type;
   if (!sql_type_is_temporal(t) && !sql_type_is_string(t) && t->kind != T_NULL)
     return sql_bind_error(b, c->pos, "DATE_FORMAT needs a TIMESTAMP or a string, not %s",
@@ -374,12 +343,12 @@ static sql_x_t *bind_date_format(sql_binder_t *b, const ast_expr_t *c, sql_x_t *
 }
 
 /* TO_TIMESTAMP(s[, fmt]) -> TIMESTAMP(3); TO_DATE(s[, fmt]) -> DATE; UNIX_TIMESTAMP(s[,
- * fmt]) -> BIGINT seconds (the text read in the session time zone). iparam: 0, 1, 2.
+ * fmt]) -> BIGINT seconds (the text read in the session time zone).
  * Text that does not match gives NULL, as in Flink. */
 static int parse_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   const char *fmt =
-      x->nargs > 1 ? v[1].s.p : (x->iparam == 1 ? "yyyy-MM-dd" : "yyyy-MM-dd HH:mm:ss");
+      x->nargs > 1 ? v[1].s.p : (x->iparam == PARSE_DATE ? "yyyy-MM-dd" : "yyyy-MM-dd HH:mm:ss");
   size_t fn = x->nargs > 1 ? v[1].s.n : strlen(fmt);
   int64_t local;
   if (parse_time_fmt(v[0].s.p, v[0].s.n, fmt, fn, &local) != FL_OK) {
@@ -392,8 +361,8 @@ static int parse_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
     local = tv.i;
   }
   switch (x->iparam) {
-  case 0: out->i = local; break;
-  case 1: out->i = sql_floor_div(local, 86400000); break;
+  case PARSE_TIMESTAMP: out->i = local; break;
+  case PARSE_DATE: out->i = sql_floor_div(local, 86400000); break;
   default: out->i = sql_floor_div(local - ev->sess->tz_offset_ms, 1000); break;
   }
   return FL_OK;
@@ -402,34 +371,31 @@ static int parse_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
 static sql_x_t *bind_parse(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n, int which) {
   for (int i = 0; i < n; i++)
     if (!sql_need_string(b, c, &a[i], i)) return NULL;
-  const sql_type_t *t = which == 0 ? &sql_t_timestamp3 : which == 1 ? &sql_t_date : &sql_t_bigint;
+  const sql_type_t *t = which == PARSE_TIMESTAMP ? &sql_t_timestamp3
+                        : which == PARSE_DATE    ? &sql_t_date
+                                                 : &sql_t_bigint;
   sql_x_t *x = sql_fn_node(b, c, parse_fn, t, a, n);
   if (x) x->iparam = which;
   return x;
-}
-static sql_x_t *bind_to_timestamp(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_parse(b, c, a, n, 0);
-}
-static sql_x_t *bind_to_date(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
-  return bind_parse(b, c, a, n, 1);
 }
 static int unix_now_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   out->null = false;
   out->i = sql_floor_div(now_ms(ev), 1000);
   return FL_OK;
 }
-static sql_x_t *bind_unix_timestamp(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
+static sql_x_t *bind_unix_timestamp(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n,
+                                    int which) {
   if (n == 0) {
     sql_x_t *x = sql_fn_node(b, c, unix_now_fn, &sql_t_bigint_nn, a, 0);
     if (x) x->is_const = false;
     return x;
   }
-  return bind_parse(b, c, a, n, 2);
+  return bind_parse(b, c, a, n, which);
 }
 
 /* TO_TIMESTAMP_LTZ(n, precision): n epoch seconds (0) or milliseconds (3). */
 static int to_ltz_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   const sql_type_t *t = x->args[0]->type;
   double d = sql_type_is_approx(t)  ? v[0].d
              : t->kind == T_DECIMAL ? (double)v[0].dec / (double)sql_pow10(t->scale)
@@ -444,7 +410,8 @@ static int to_ltz_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   }
   return FL_OK;
 }
-static sql_x_t *bind_to_timestamp_ltz(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
+static sql_x_t *bind_to_timestamp_ltz(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n,
+                                      int which) {
   if (!sql_need_numeric(b, c, a[0], 0)) return NULL;
   if (n > 1 && !sql_need_integer(b, c, &a[1], 1)) return NULL;
   return sql_fn_node(b, c, to_ltz_fn,
@@ -453,40 +420,29 @@ static sql_x_t *bind_to_timestamp_ltz(sql_binder_t *b, const ast_expr_t *c, sql_
 
 /* FROM_UNIXTIME(seconds[, fmt]) -> string in the session time zone. */
 static int from_unixtime_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   tfields_t f;
   split_time(v[0].i * 1000 + ev->sess->tz_offset_ms, &f);
   const char *fmt = x->nargs > 1 ? v[1].s.p : "yyyy-MM-dd HH:mm:ss";
   size_t fn = x->nargs > 1 ? v[1].s.n : strlen(fmt);
   sql_strbuf_t sb = {0};
   fmt_time(&sb, fmt, fn, &f);
-  return finish_sb(ev, &sb, out);
+  return sql_fn_string_result(ev, &sb, out);
 }
-static sql_x_t *bind_from_unixtime(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
+static sql_x_t *bind_from_unixtime(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n,
+                                   int which) {
   if (!sql_need_integer(b, c, &a[0], 0)) return NULL;
   if (n > 1 && !sql_need_string(b, c, &a[1], 1)) return NULL;
   return sql_fn_node(b, c, from_unixtime_fn,
                      sql_type_with_null(b->a, &sql_t_string, sql_fn_args_not_null(a, n)), a, n);
 }
 
-static int64_t unit_len(int unit) {
-  switch (unit) {
-  case UNIT_MILLISECOND: return 1;
-  case UNIT_SECOND: return 1000;
-  case UNIT_MINUTE: return 60000;
-  case UNIT_HOUR: return 3600000;
-  case UNIT_DAY: return 86400000;
-  case UNIT_WEEK: return 7 * 86400000LL;
-  default: return 0;
-  }
-}
-
 /* TIMESTAMPADD(unit, n, ts) */
 static int tsadd_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   bool is_date = x->type->kind == T_DATE;
   int64_t n = v[0].i;
-  int64_t u = unit_len((int)x->iparam);
+  int64_t u = sql_unit_ms((int)x->iparam);
   if (u) {
     out->i = is_date ? v[1].i + sql_floor_div(n * u, 86400000) : v[1].i + n * u;
   } else {
@@ -495,7 +451,8 @@ static int tsadd_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   }
   return FL_OK;
 }
-static sql_x_t *bind_timestampadd(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
+static sql_x_t *bind_timestampadd(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n,
+                                  int which) {
   if (!sql_need_integer(b, c, &a[0], 0)) return NULL;
   if (!sql_type_is_temporal(a[1]->type) || a[1]->type->kind == T_TIME)
     return sql_bind_error(b, c->pos, "TIMESTAMPADD needs a TIMESTAMP or DATE, not %s",
@@ -510,10 +467,10 @@ static sql_x_t *bind_timestampadd(sql_binder_t *b, const ast_expr_t *c, sql_x_t 
 
 /* TIMESTAMPDIFF(unit, t1, t2): whole units from t1 to t2. */
 static int tsdiff_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  EVAL_ARGS(ev, x, v);
+  SQL_EVAL_ARGS(ev, x, v);
   int64_t a = local_ms_of(ev, x->args[0]->type, &v[0]);
   int64_t b = local_ms_of(ev, x->args[1]->type, &v[1]);
-  int64_t u = unit_len((int)x->iparam);
+  int64_t u = sql_unit_ms((int)x->iparam);
   if (u) {
     out->i = (b - a) / u;
     return FL_OK;
@@ -530,7 +487,8 @@ static int tsdiff_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   out->i = x->iparam == UNIT_YEAR ? months / 12 : x->iparam == UNIT_QUARTER ? months / 3 : months;
   return FL_OK;
 }
-static sql_x_t *bind_timestampdiff(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n) {
+static sql_x_t *bind_timestampdiff(sql_binder_t *b, const ast_expr_t *c, sql_x_t **a, int n,
+                                   int which) {
   for (int i = 0; i < 2; i++)
     if (!sql_type_is_temporal(a[i]->type) || a[i]->type->kind == T_TIME)
       return sql_bind_error(b, c->pos, "TIMESTAMPDIFF needs TIMESTAMP or DATE arguments, not %s",
@@ -543,31 +501,31 @@ static sql_x_t *bind_timestampdiff(sql_binder_t *b, const ast_expr_t *c, sql_x_t
   return x;
 }
 
-const sql_fn_def_t sql_fns_time[] = {{"CURRENT_TIMESTAMP", bind_current_timestamp, 0, 0},
-                                     {"NOW", bind_current_timestamp, 0, 0},
-                                     {"PROCTIME", bind_proctime, 0, 0},
-                                     {"CURRENT_ROW_TIMESTAMP", bind_current_timestamp, 0, 0},
-                                     {"LOCALTIMESTAMP", bind_localtimestamp, 0, 0},
-                                     {"CURRENT_DATE", bind_current_date, 0, 0},
-                                     {"CURRENT_TIME", bind_current_time, 0, 0},
-                                     {"LOCALTIME", bind_current_time, 0, 0},
-                                     {"EXTRACT", bind_extract, 1, 1},
-                                     {"YEAR", bind_year, 1, 1},
-                                     {"QUARTER", bind_quarter, 1, 1},
-                                     {"MONTH", bind_month, 1, 1},
-                                     {"WEEK", bind_week, 1, 1},
-                                     {"DAYOFYEAR", bind_dayofyear, 1, 1},
-                                     {"DAYOFMONTH", bind_dayofmonth, 1, 1},
-                                     {"DAYOFWEEK", bind_dayofweek, 1, 1},
-                                     {"HOUR", bind_hour, 1, 1},
-                                     {"MINUTE", bind_minute, 1, 1},
-                                     {"SECOND", bind_second, 1, 1},
-                                     {"DATE_FORMAT", bind_date_format, 2, 2},
-                                     {"TO_TIMESTAMP", bind_to_timestamp, 1, 2},
-                                     {"TO_DATE", bind_to_date, 1, 2},
-                                     {"UNIX_TIMESTAMP", bind_unix_timestamp, 0, 2},
-                                     {"TO_TIMESTAMP_LTZ", bind_to_timestamp_ltz, 1, 2},
-                                     {"FROM_UNIXTIME", bind_from_unixtime, 1, 2},
-                                     {"TIMESTAMPADD", bind_timestampadd, 2, 2},
-                                     {"TIMESTAMPDIFF", bind_timestampdiff, 2, 2},
-                                     {NULL, NULL, 0, 0}};
+const sql_fn_def_t sql_fns_time[] = {{"CURRENT_TIMESTAMP", bind_current, 0, 0, NOW_LTZ},
+                                     {"NOW", bind_current, 0, 0, NOW_LTZ},
+                                     {"PROCTIME", bind_current, 0, 0, NOW_LTZ},
+                                     {"CURRENT_ROW_TIMESTAMP", bind_current, 0, 0, NOW_LTZ},
+                                     {"LOCALTIMESTAMP", bind_current, 0, 0, NOW_LOCAL},
+                                     {"CURRENT_DATE", bind_current, 0, 0, NOW_DATE},
+                                     {"CURRENT_TIME", bind_current, 0, 0, NOW_TIME},
+                                     {"LOCALTIME", bind_current, 0, 0, NOW_TIME},
+                                     {"EXTRACT", bind_extract, 1, 1, UNIT_NONE},
+                                     {"YEAR", bind_extract, 1, 1, UNIT_YEAR},
+                                     {"QUARTER", bind_extract, 1, 1, UNIT_QUARTER},
+                                     {"MONTH", bind_extract, 1, 1, UNIT_MONTH},
+                                     {"WEEK", bind_extract, 1, 1, UNIT_WEEK},
+                                     {"DAYOFYEAR", bind_extract, 1, 1, UNIT_DOY},
+                                     {"DAYOFMONTH", bind_extract, 1, 1, UNIT_DAY},
+                                     {"DAYOFWEEK", bind_extract, 1, 1, UNIT_DOW},
+                                     {"HOUR", bind_extract, 1, 1, UNIT_HOUR},
+                                     {"MINUTE", bind_extract, 1, 1, UNIT_MINUTE},
+                                     {"SECOND", bind_extract, 1, 1, UNIT_SECOND},
+                                     {"DATE_FORMAT", bind_date_format, 2, 2, 0},
+                                     {"TO_TIMESTAMP", bind_parse, 1, 2, PARSE_TIMESTAMP},
+                                     {"TO_DATE", bind_parse, 1, 2, PARSE_DATE},
+                                     {"UNIX_TIMESTAMP", bind_unix_timestamp, 0, 2, PARSE_UNIX},
+                                     {"TO_TIMESTAMP_LTZ", bind_to_timestamp_ltz, 1, 2, 0},
+                                     {"FROM_UNIXTIME", bind_from_unixtime, 1, 2, 0},
+                                     {"TIMESTAMPADD", bind_timestampadd, 2, 2, 0},
+                                     {"TIMESTAMPDIFF", bind_timestampdiff, 2, 2, 0},
+                                     {NULL, NULL, 0, 0, 0}};

@@ -51,6 +51,17 @@ sql_x_t *sql_fn_node(sql_binder_t *b, const ast_expr_t *call, sql_x_fn fn, const
   return x;
 }
 
+int sql_fn_string_result(sql_eval_t *ev, sql_strbuf_t *sb, sql_val_t *out) {
+  char *p = sb->failed ? NULL : sql_scratch_alloc(&ev->scratch, sb->n + 1);
+  if (p && sb->n) memcpy(p, sb->p, sb->n);
+  size_t n = sb->n;
+  sql_sb_free(sb);
+  if (!p) return FL_ENOMEM;
+  out->s.p = p;
+  out->s.n = n;
+  return FL_OK;
+}
+
 bool sql_fn_args_not_null(sql_x_t **args, int nargs) {
   for (int i = 0; i < nargs; i++)
     if (!args[i]->type->not_null) return false;
