@@ -18,18 +18,11 @@
 #include "sql/bind_int.h"
 #include "sql/catalog.h"
 
-int sql_pos_prefix(char *buf, size_t cap, sql_pos_t p) {
-  return snprintf(buf, cap, "line %d, column %d: ", p.line, p.col);
-}
-
 void *sql_bind_error(sql_binder_t *b, sql_pos_t pos, const char *fmt, ...) {
-  int n = sql_pos_prefix(b->err, b->err_size, pos);
-  if (n >= 0 && (size_t)n < b->err_size) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b->err + n, b->err_size - (size_t)n, fmt, ap);
-    va_end(ap);
-  }
+  va_list ap;
+  va_start(ap, fmt);
+  sql_verror_at(b->err, b->err_size, pos, fmt, ap);
+  va_end(ap);
   return NULL;
 }
 

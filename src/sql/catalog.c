@@ -7,6 +7,7 @@
  */
 #include "sql/catalog.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -201,10 +202,16 @@ sql_x_t *sql_catalog_bind_udf(sql_binder_t *b, const ast_expr_t *call, const cha
 /* ---------------------------------------------------------------------------------- */
 /* CREATE TABLE                                                                       */
 
-static void *terr(char *err, size_t n, sql_pos_t pos, const char *fmt, const char *a,
-                  const char *b) {
-  int k = sql_pos_prefix(err, n, pos);
-  if (k >= 0 && (size_t)k < n) snprintf(err + k, n - (size_t)k, fmt, a, b);
+static void *terr(char *err, size_t n, sql_pos_t pos, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static void *terr(char *err, size_t n, sql_pos_t pos, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  sql_verror_at(err, n, pos, fmt, ap);
+  va_end(ap);
   return NULL;
 }
 
@@ -275,8 +282,7 @@ sql_table_t *sql_table_from_ast(sql_catalog_t *c, const ast_create_table_t *ct, 
     for (int i = 0; i < t->ncols; i++)
       if (strcmp(t->cols[i].name, ct->wm_column) == 0) idx = i;
     if (idx < 0)
-      return terr(err, err_size, ct->wm_pos, "WATERMARK FOR '%s': no such column%s", ct->wm_column,
-                  "");
+      return terr(err, err_size, ct->wm_pos, "WATERMARK FOR '%s': no such column", ct->wm_column);
     const sql_type_t *ty = t->cols[idx].type;
     if (ty->kind != T_TIMESTAMP && ty->kind != T_TIMESTAMP_LTZ)
       return terr(err, err_size, ct->wm_pos,
@@ -284,8 +290,7 @@ sql_table_t *sql_table_from_ast(sql_catalog_t *c, const ast_create_table_t *ct, 
                   ct->wm_column, sql_type_name(a, ty));
     if (t->cols[idx].proctime)
       return terr(err, err_size, ct->wm_pos,
-                  "WATERMARK FOR '%s': a processing-time column has no watermark%s", ct->wm_column,
-                  "");
+                  "WATERMARK FOR '%s': a processing-time column has no watermark", ct->wm_column);
     t->rowtime = idx;
     const ast_expr_t *e = ct->wm_expr;
     if (e->kind == AE_CALL && strcasecmp(e->name, "SOURCE_WATERMARK") == 0 && e->list.n == 0) {
@@ -312,8 +317,7 @@ sql_table_t *sql_table_from_ast(sql_catalog_t *c, const ast_create_table_t *ct, 
           sql_eval_const(d, &c->sess, &v, err, err_size) != FL_OK || v.null || v.i < 0)
         return terr(
             err, err_size, e->b->pos,
-            "the WATERMARK delay must be a constant, non-negative INTERVAL such as INTERVAL '5' SECOND%s%s",
-            "", "");
+            "the WATERMARK delay must be a constant, non-negative INTERVAL such as INTERVAL '5' SECOND");
       t->wm = SQL_WM_BOUNDED;
       t->wm_delay_ms = v.i;
     } else {
@@ -334,10 +338,10 @@ sql_table_t *sql_table_from_ast(sql_catalog_t *c, const ast_create_table_t *ct, 
       for (int i = 0; i < t->ncols; i++)
         if (strcmp(t->cols[i].name, n) == 0) idx = i;
       if (idx < 0)
-        return terr(err, err_size, ct->pk_pos, "PRIMARY KEY column '%s' does not exist%s", n, "");
+        return terr(err, err_size, ct->pk_pos, "PRIMARY KEY column '%s' does not exist", n);
       if (t->cols[idx].kind != SQL_COL_PHYSICAL)
-        return terr(err, err_size, ct->pk_pos,
-                    "PRIMARY KEY column '%s' must be a physical column%s", n, "");
+        return terr(err, err_size, ct->pk_pos, "PRIMARY KEY column '%s' must be a physical column",
+                    n);
       t->pk[k] = idx;
       t->cols[idx].type = sql_type_with_null(a, t->cols[idx].type, true);
     }

@@ -59,8 +59,7 @@ static bool json_option(const char *key) {
 int sql_connector_validate(sql_catalog_t *cat, const sql_table_t *t, char *err, size_t n) {
   sql_pos_t pos = t->nopts ? t->opts[0].pos : (sql_pos_t){1, 1};
   if (!t->connector) {
-    sql_pos_prefix(err, n, pos);
-    snprintf(err + strlen(err), n - strlen(err), "table '%s' has no 'connector' option", t->name);
+    sql_error_at(err, n, pos, "table '%s' has no 'connector' option", t->name);
     return FL_EINVAL;
   }
   const sql_connector_t *c = sql_connector_find(t->connector);
@@ -72,10 +71,10 @@ int sql_connector_validate(sql_catalog_t *cat, const sql_table_t *t, char *err, 
     const char *near = sql_nearest(t->connector, names, k);
     for (int i = 0; i < t->nopts; i++)
       if (!strcmp(t->opts[i].key, "connector")) pos = t->opts[i].pos;
-    sql_pos_prefix(err, n, pos);
-    snprintf(err + strlen(err), n - strlen(err),
-             "unknown connector '%s'%s%s%s (kafka, filesystem, datagen, print, blackhole, nexmark)",
-             t->connector, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+    sql_error_at(
+        err, n, pos,
+        "unknown connector '%s'%s%s%s (kafka, filesystem, datagen, print, blackhole, nexmark)",
+        t->connector, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
     return FL_EINVAL;
   }
   for (int i = 0; i < t->nopts; i++) {
@@ -86,9 +85,8 @@ int sql_connector_validate(sql_catalog_t *cat, const sql_table_t *t, char *err, 
     for (int j = 0; c->options[j] && k < 56; j++) names[k++] = c->options[j];
     for (int j = 0; json_options[j] && k < 64; j++) names[k++] = json_options[j];
     const char *near = sql_nearest(key, names, k);
-    sql_pos_prefix(err, n, t->opts[i].pos);
-    snprintf(err + strlen(err), n - strlen(err), "unsupported option '%s' for connector '%s'%s%s%s",
-             key, c->name, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+    sql_error_at(err, n, t->opts[i].pos, "unsupported option '%s' for connector '%s'%s%s%s", key,
+                 c->name, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
     return FL_EINVAL;
   }
   const char *fmt = sql_table_option(t, "format");
@@ -97,8 +95,7 @@ int sql_connector_validate(sql_catalog_t *cat, const sql_table_t *t, char *err, 
     for (int i = 0; i < t->nopts; i++)
       if (!strcmp(t->opts[i].key, "format") || !strcmp(t->opts[i].key, "value.format"))
         pos = t->opts[i].pos;
-    sql_pos_prefix(err, n, pos);
-    snprintf(err + strlen(err), n - strlen(err), "unsupported format '%s' (supported: json)", fmt);
+    sql_error_at(err, n, pos, "unsupported format '%s' (supported: json)", fmt);
     return FL_ENOTSUP;
   }
   return FL_OK;

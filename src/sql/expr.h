@@ -162,8 +162,6 @@ const char *sql_ast_text(sql_arena_t *a, const char *src, const ast_expr_t *e);
 bool sql_ast_equal(const ast_expr_t *x, const ast_expr_t *y);
 /* Whether e is an aggregate call (COUNT, SUM, ..., or a user aggregate). */
 bool sql_is_aggregate_call(const sql_catalog_t *cat, const ast_expr_t *e);
-/* Formats "line L, column C: " for p into buf. */
-int sql_pos_prefix(char *buf, size_t cap, sql_pos_t p);
 /* The nearest of names[0..n) to `name` by edit distance (case-insensitive), or NULL
  * when none is close enough to suggest. */
 const char *sql_nearest(const char *name, const char *const *names, int n);

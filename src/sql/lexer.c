@@ -5,6 +5,7 @@
 #include "sql/lexer.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -215,4 +216,16 @@ const char *sql_tok_describe(const sql_tok_t *t, char *buf, size_t cap) {
   default: snprintf(buf, cap, "'%.40s'", t->text); break;
   }
   return buf;
+}
+
+void sql_verror_at(char *buf, size_t cap, sql_pos_t pos, const char *fmt, va_list ap) {
+  int n = snprintf(buf, cap, "line %d, column %d: ", pos.line, pos.col);
+  if (n >= 0 && (size_t)n < cap) vsnprintf(buf + n, cap - (size_t)n, fmt, ap);
+}
+
+void sql_error_at(char *buf, size_t cap, sql_pos_t pos, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  sql_verror_at(buf, cap, pos, fmt, ap);
+  va_end(ap);
 }

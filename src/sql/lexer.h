@@ -12,6 +12,7 @@
 #ifndef FL_SQL_LEXER_H
 #define FL_SQL_LEXER_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -31,6 +32,14 @@ typedef enum sql_tok_kind {
 typedef struct sql_pos {
   int line, col;
 } sql_pos_t;
+
+/* Writes "line L, column C: <message>" into buf (truncated to cap). */
+void sql_error_at(char *buf, size_t cap, sql_pos_t pos, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+void sql_verror_at(char *buf, size_t cap, sql_pos_t pos, const char *fmt, va_list ap);
 
 typedef struct sql_tok {
   sql_tok_kind_t kind;

@@ -106,11 +106,11 @@ _Noreturn void P_fail_at(parser_t *p, const sql_tok_t *t, const char *expected) 
 }
 
 _Noreturn void P_fail_msg(parser_t *p, sql_pos_t pos, const char *fmt, ...) {
-  int n = snprintf(p->err, p->err_size, "syntax error at line %d, column %d: ", pos.line, pos.col);
+  int n = snprintf(p->err, p->err_size, "syntax error at ");
   if (n >= 0 && (size_t)n < p->err_size) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->err + n, p->err_size - (size_t)n, fmt, ap);
+    sql_verror_at(p->err + n, p->err_size - (size_t)n, pos, fmt, ap);
     va_end(ap);
   }
   p->rc = FL_EPARSE;
@@ -139,6 +139,12 @@ bool P_kw(parser_t *p, const char *kw) {
     return true;
   }
   return false;
+}
+
+int P_kw_which(parser_t *p, const char *const *words) {
+  for (int i = 0; words[i]; i++)
+    if (P_kw(p, words[i])) return i;
+  return -1;
 }
 
 bool P_kw_at(parser_t *p, size_t k, const char *kw) { return sql_tok_is_kw(P_peek_at(p, k), kw); }
@@ -183,6 +189,15 @@ const char *P_qualified_name(parser_t *p, const char *what) {
     if (!name) P_nomem(p);
   }
   return name;
+}
+
+int P_ident_list(parser_t *p, const char *what, const char ***names) {
+  sql_ptrvec_t v = {0};
+  do {
+    P_push(p, &v, (void *)P_ident(p, what));
+  } while (P_op(p, ","));
+  *names = (const char **)v.v;
+  return (int)v.n;
 }
 
 const char *P_string(parser_t *p, const char *what) {
@@ -243,27 +258,61 @@ static const sql_type_t *P_row_type(parser_t *p, sql_pos_t pos) {
   return t;
 }
 
+/* The type names that need no more than an optional (n): the kind, and the precision
+ * (the default of the (n) when len names what n is, else fixed). */
+static const struct {
+  const char *name;
+  sql_type_kind_t kind;
+  int precision;
+  const char *len;
+} simple_types[] = {{"BOOLEAN", T_BOOLEAN, 0, NULL},
+                    {"BOOL", T_BOOLEAN, 0, NULL},
+                    {"TINYINT", T_TINYINT, 0, NULL},
+                    {"SMALLINT", T_SMALLINT, 0, NULL},
+                    {"INT", T_INT, 0, NULL},
+                    {"INTEGER", T_INT, 0, NULL},
+                    {"BIGINT", T_BIGINT, 0, NULL},
+                    {"FLOAT", T_FLOAT, 0, NULL},
+                    {"REAL", T_FLOAT, 0, NULL},
+                    {"DOUBLE", T_DOUBLE, 0, NULL},
+                    {"STRING", T_VARCHAR, SQL_MAX_LENGTH, NULL},
+                    {"VARCHAR", T_VARCHAR, 1, "a length"},
+                    {"BYTES", T_VARBINARY, SQL_MAX_LENGTH, NULL},
+                    {"VARBINARY", T_VARBINARY, 1, "a length"},
+                    {"BINARY", T_BINARY, 1, "a length"},
+                    {"DATE", T_DATE, 0, NULL},
+                    {"TIME", T_TIME, 0, "a precision"},
+                    {"TIMESTAMP", T_TIMESTAMP, 6, "a precision"},
+                    {"TIMESTAMP_LTZ", T_TIMESTAMP_LTZ, 6, "a precision"}};
+
 const sql_type_t *P_type(parser_t *p) {
   const sql_tok_t *t = P_peek(p);
   if (t->kind != TK_IDENT) P_fail_at(p, t, "a type");
   P_next(p);
   sql_type_t *ty = P_alloc(p, sizeof *ty);
   const char *n = t->text;
-  if (!strcasecmp(n, "BOOLEAN") || !strcasecmp(n, "BOOL")) {
-    ty->kind = T_BOOLEAN;
-  } else if (!strcasecmp(n, "TINYINT")) {
-    ty->kind = T_TINYINT;
-  } else if (!strcasecmp(n, "SMALLINT")) {
-    ty->kind = T_SMALLINT;
-  } else if (!strcasecmp(n, "INT") || !strcasecmp(n, "INTEGER")) {
-    ty->kind = T_INT;
-  } else if (!strcasecmp(n, "BIGINT")) {
-    ty->kind = T_BIGINT;
-  } else if (!strcasecmp(n, "FLOAT") || !strcasecmp(n, "REAL")) {
-    ty->kind = T_FLOAT;
-  } else if (!strcasecmp(n, "DOUBLE")) {
-    P_kw(p, "PRECISION");
-    ty->kind = T_DOUBLE;
+  size_t k = 0;
+  while (k < sizeof simple_types / sizeof *simple_types && strcasecmp(n, simple_types[k].name)) k++;
+  if (k < sizeof simple_types / sizeof *simple_types) {
+    ty->kind = simple_types[k].kind;
+    ty->precision = simple_types[k].len
+                        ? P_opt_len(p, simple_types[k].precision, simple_types[k].len)
+                        : simple_types[k].precision;
+    if (ty->kind == T_DOUBLE) P_kw(p, "PRECISION");
+    if (ty->kind == T_VARCHAR && ty->precision < 1)
+      P_fail_msg(p, t->pos, "VARCHAR length must be at least 1");
+    if (ty->kind == T_TIME || ty->kind == T_TIMESTAMP) {
+      if (P_kw(p, "WITHOUT")) {
+        P_expect_kw(p, "TIME");
+        P_expect_kw(p, "ZONE");
+      } else if (ty->kind == T_TIMESTAMP && P_kw(p, "WITH")) {
+        if (!P_kw(p, "LOCAL"))
+          P_fail_msg(p, t->pos, "TIMESTAMP WITH TIME ZONE is not supported; use TIMESTAMP_LTZ");
+        P_expect_kw(p, "TIME");
+        P_expect_kw(p, "ZONE");
+        ty->kind = T_TIMESTAMP_LTZ;
+      }
+    }
   } else if (!strcasecmp(n, "DECIMAL") || !strcasecmp(n, "DEC") || !strcasecmp(n, "NUMERIC")) {
     ty->kind = T_DECIMAL;
     ty->precision = 10;
@@ -276,13 +325,6 @@ const sql_type_t *P_type(parser_t *p) {
       P_fail_msg(p, t->pos, "DECIMAL precision must be between 1 and 38, not %d", ty->precision);
     if (ty->scale > ty->precision)
       P_fail_msg(p, t->pos, "DECIMAL scale %d exceeds its precision %d", ty->scale, ty->precision);
-  } else if (!strcasecmp(n, "STRING")) {
-    ty->kind = T_VARCHAR;
-    ty->precision = SQL_MAX_LENGTH;
-  } else if (!strcasecmp(n, "VARCHAR")) {
-    ty->kind = T_VARCHAR;
-    ty->precision = P_opt_len(p, 1, "a length");
-    if (ty->precision < 1) P_fail_msg(p, t->pos, "VARCHAR length must be at least 1");
   } else if (!strcasecmp(n, "CHAR") || !strcasecmp(n, "CHARACTER")) {
     if (P_kw(p, "VARYING")) {
       ty->kind = T_VARCHAR;
@@ -291,40 +333,6 @@ const sql_type_t *P_type(parser_t *p) {
     }
     ty->precision = P_opt_len(p, 1, "a length");
     if (ty->precision < 1) P_fail_msg(p, t->pos, "CHAR length must be at least 1");
-  } else if (!strcasecmp(n, "BYTES")) {
-    ty->kind = T_VARBINARY;
-    ty->precision = SQL_MAX_LENGTH;
-  } else if (!strcasecmp(n, "VARBINARY")) {
-    ty->kind = T_VARBINARY;
-    ty->precision = P_opt_len(p, 1, "a length");
-  } else if (!strcasecmp(n, "BINARY")) {
-    ty->kind = T_BINARY;
-    ty->precision = P_opt_len(p, 1, "a length");
-  } else if (!strcasecmp(n, "DATE")) {
-    ty->kind = T_DATE;
-  } else if (!strcasecmp(n, "TIME")) {
-    ty->kind = T_TIME;
-    ty->precision = P_opt_len(p, 0, "a precision");
-    if (P_kw(p, "WITHOUT")) {
-      P_expect_kw(p, "TIME");
-      P_expect_kw(p, "ZONE");
-    }
-  } else if (!strcasecmp(n, "TIMESTAMP")) {
-    ty->kind = T_TIMESTAMP;
-    ty->precision = P_opt_len(p, 6, "a precision");
-    if (P_kw(p, "WITHOUT")) {
-      P_expect_kw(p, "TIME");
-      P_expect_kw(p, "ZONE");
-    } else if (P_kw(p, "WITH")) {
-      if (!P_kw(p, "LOCAL"))
-        P_fail_msg(p, t->pos, "TIMESTAMP WITH TIME ZONE is not supported; use TIMESTAMP_LTZ");
-      P_expect_kw(p, "TIME");
-      P_expect_kw(p, "ZONE");
-      ty->kind = T_TIMESTAMP_LTZ;
-    }
-  } else if (!strcasecmp(n, "TIMESTAMP_LTZ")) {
-    ty->kind = T_TIMESTAMP_LTZ;
-    ty->precision = P_opt_len(p, 6, "a precision");
   } else if (!strcasecmp(n, "ROW")) {
     const sql_type_t *r = P_row_type(p, t->pos);
     *ty = *r;
@@ -448,15 +456,18 @@ static void P_schema_body(parser_t *p, ast_create_table_t *t) {
   }
 }
 
+static bool P_if_not_exists(parser_t *p) {
+  if (!P_kw(p, "IF")) return false;
+  P_expect_kw(p, "NOT");
+  P_expect_kw(p, "EXISTS");
+  return true;
+}
+
 static ast_stmt_t *P_create_table(parser_t *p, ast_stmt_t *s) {
   ast_create_table_t *t = P_alloc(p, sizeof *t);
   s->kind = AS_CREATE_TABLE;
   s->table = t;
-  if (P_kw(p, "IF")) {
-    P_expect_kw(p, "NOT");
-    P_expect_kw(p, "EXISTS");
-    t->if_not_exists = true;
-  }
+  t->if_not_exists = P_if_not_exists(p);
   t->name = P_qualified_name(p, "a table name");
   s->name = t->name;
   P_expect_op(p, "(");
@@ -475,20 +486,11 @@ static ast_stmt_t *P_create_table(parser_t *p, ast_stmt_t *s) {
 
 static ast_stmt_t *P_create_view(parser_t *p, ast_stmt_t *s) {
   s->kind = AS_CREATE_VIEW;
-  if (P_kw(p, "IF")) {
-    P_expect_kw(p, "NOT");
-    P_expect_kw(p, "EXISTS");
-    s->if_not_exists = true;
-  }
+  s->if_not_exists = P_if_not_exists(p);
   s->name = P_qualified_name(p, "a view name");
   if (P_op(p, "(")) {
-    sql_ptrvec_t cols = {0};
-    do {
-      P_push(p, &cols, (void *)P_ident(p, "a column name"));
-    } while (P_op(p, ","));
+    s->n_view_cols = P_ident_list(p, "a column name", &s->view_cols);
     P_expect_op(p, ")");
-    s->view_cols = (const char **)cols.v;
-    s->n_view_cols = (int)cols.n;
   }
   if (P_kw(p, "COMMENT")) P_string(p, "a comment string");
   P_expect_kw(p, "AS");
@@ -532,13 +534,8 @@ static ast_stmt_t *P_insert(parser_t *p, ast_stmt_t *s) {
   if (sql_tok_is_op(P_peek(p), "(") && !sql_tok_is_kw(P_peek_at(p, 1), "SELECT") &&
       !sql_tok_is_kw(P_peek_at(p, 1), "WITH") && !sql_tok_is_kw(P_peek_at(p, 1), "VALUES")) {
     P_next(p);
-    sql_ptrvec_t cols = {0};
-    do {
-      P_push(p, &cols, (void *)P_ident(p, "a column name"));
-    } while (P_op(p, ","));
+    s->n_target_cols = P_ident_list(p, "a column name", &s->target_cols);
     P_expect_op(p, ")");
-    s->target_cols = (const char **)cols.v;
-    s->n_target_cols = (int)cols.n;
   }
   s->query = P_query(p);
   return s;
@@ -648,8 +645,7 @@ static ast_stmt_t *P_statement(parser_t *p) {
     P_fail_at(p, t,
               "a statement (CREATE, DROP, SET, RESET, INSERT, SELECT, EXECUTE STATEMENT SET)");
   }
-  const sql_tok_t *last = &p->toks.v[p->i > 0 ? p->i - 1 : 0];
-  s->src_to = last->end;
+  s->src_to = P_end(p);
   return s;
 }
 
@@ -663,22 +659,27 @@ static int parse_begin(parser_t *p, sql_arena_t *a, const char *src, char *err, 
   return sql_lex(a, src, &p->toks, err, err_size);
 }
 
-int sql_parse_script(sql_arena_t *a, const char *src, ast_script_t **out, char *err,
-                     size_t err_size) {
+/* Parses src with body, which fills out; a syntax error in body unwinds to here. */
+static int parse_with(sql_arena_t *a, const char *src, char *err, size_t err_size,
+                      int (*body)(parser_t *p, void *out), void *out) {
   parser_t *p = malloc(sizeof *p);
   if (!p) return FL_ENOMEM;
   int rc = parse_begin(p, a, src, err, err_size);
   if (rc != FL_OK) goto done;
-  ast_script_t *s = sql_arena_alloc(a, sizeof *s);
-  if (!s) {
-    rc = FL_ENOMEM;
-    goto done;
-  }
-  s->src = src;
   if (setjmp(p->fail)) {
     rc = p->rc;
     goto done;
   }
+  rc = body(p, out);
+done:
+  free(p);
+  return rc;
+}
+
+static int script_body(parser_t *p, void *out) {
+  ast_script_t *s = sql_arena_alloc(p->a, sizeof *s);
+  if (!s) return FL_ENOMEM;
+  s->src = p->src;
   for (;;) {
     while (P_op(p, ";")) {}
     if (P_peek(p)->kind == TK_EOF) break;
@@ -687,42 +688,36 @@ int sql_parse_script(sql_arena_t *a, const char *src, ast_script_t **out, char *
     if (!P_op(p, ";") && P_peek(p)->kind != TK_EOF)
       P_fail_at(p, P_peek(p), "';' or the end of input");
   }
-  *out = s;
-done:
-  free(p);
-  return rc;
+  *(ast_script_t **)out = s;
+  return FL_OK;
 }
 
-int sql_parse_schema(sql_arena_t *a, const char *src, ast_create_table_t **out, char *err,
+int sql_parse_script(sql_arena_t *a, const char *src, ast_script_t **out, char *err,
                      size_t err_size) {
-  parser_t *p = malloc(sizeof *p);
-  if (!p) return FL_ENOMEM;
-  int rc = parse_begin(p, a, src, err, err_size);
-  if (rc != FL_OK) goto done;
-  if (setjmp(p->fail)) {
-    rc = p->rc;
-    goto done;
-  }
+  return parse_with(a, src, err, err_size, script_body, out);
+}
+
+static int schema_body(parser_t *p, void *out) {
   ast_create_table_t *t = P_alloc(p, sizeof *t);
   t->name = "";
   P_schema_body(p, t);
   if (P_peek(p)->kind != TK_EOF) P_fail_at(p, P_peek(p), "',' or the end of the schema");
-  *out = t;
-done:
-  free(p);
-  return rc;
+  *(ast_create_table_t **)out = t;
+  return FL_OK;
 }
 
-int sql_parse_type_list(sql_arena_t *a, const char *src, const sql_type_t ***out, int *n, char *err,
-                        size_t err_size) {
-  parser_t *p = malloc(sizeof *p);
-  if (!p) return FL_ENOMEM;
-  int rc = parse_begin(p, a, src, err, err_size);
-  if (rc != FL_OK) goto done;
-  if (setjmp(p->fail)) {
-    rc = p->rc;
-    goto done;
-  }
+int sql_parse_schema(sql_arena_t *a, const char *src, ast_create_table_t **out, char *err,
+                     size_t err_size) {
+  return parse_with(a, src, err, err_size, schema_body, out);
+}
+
+typedef struct type_list {
+  const sql_type_t ***types;
+  int *n;
+} type_list_t;
+
+static int type_list_body(parser_t *p, void *out) {
+  type_list_t *l = out;
   sql_ptrvec_t v = {0};
   if (P_peek(p)->kind != TK_EOF) {
     do {
@@ -730,28 +725,26 @@ int sql_parse_type_list(sql_arena_t *a, const char *src, const sql_type_t ***out
     } while (P_op(p, ","));
   }
   if (P_peek(p)->kind != TK_EOF) P_fail_at(p, P_peek(p), "',' or the end of the type list");
-  *out = (const sql_type_t **)v.v;
-  *n = (int)v.n;
-done:
-  free(p);
-  return rc;
+  *l->types = (const sql_type_t **)v.v;
+  *l->n = (int)v.n;
+  return FL_OK;
+}
+
+int sql_parse_type_list(sql_arena_t *a, const char *src, const sql_type_t ***out, int *n, char *err,
+                        size_t err_size) {
+  type_list_t l = {out, n};
+  return parse_with(a, src, err, err_size, type_list_body, &l);
+}
+
+static int query_body(parser_t *p, void *out) {
+  ast_query_t *q = P_query(p);
+  P_op(p, ";");
+  if (P_peek(p)->kind != TK_EOF) P_fail_at(p, P_peek(p), "the end of the query");
+  *(ast_query_t **)out = q;
+  return FL_OK;
 }
 
 int sql_parse_query(sql_arena_t *a, const char *src, ast_query_t **out, char *err,
                     size_t err_size) {
-  parser_t *p = malloc(sizeof *p);
-  if (!p) return FL_ENOMEM;
-  int rc = parse_begin(p, a, src, err, err_size);
-  if (rc != FL_OK) goto done;
-  if (setjmp(p->fail)) {
-    rc = p->rc;
-    goto done;
-  }
-  ast_query_t *q = P_query(p);
-  P_op(p, ";");
-  if (P_peek(p)->kind != TK_EOF) P_fail_at(p, P_peek(p), "the end of the query");
-  *out = q;
-done:
-  free(p);
-  return rc;
+  return parse_with(a, src, err, err_size, query_body, out);
 }

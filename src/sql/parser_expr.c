@@ -18,52 +18,58 @@ static ast_expr_t *E_new(parser_t *p, ast_expr_kind_t kind, const sql_tok_t *at)
 }
 
 static void E_end(parser_t *p, ast_expr_t *e) {
-  const sql_tok_t *last = &p->toks.v[p->i > 0 ? p->i - 1 : 0];
-  e->src_to = last->end;
+  e->src_to = P_end(p);
   if (e->src_to < e->src_from) e->src_to = e->src_from;
+}
+
+/* Ends x, an operator or predicate node whose left operand is e: it starts where e does. */
+static ast_expr_t *E_end_after(parser_t *p, ast_expr_t *x, ast_expr_t *e) {
+  x->a = e;
+  x->pos = e->pos;
+  x->src_from = e->src_from;
+  E_end(p, x);
+  return x;
 }
 
 static ast_expr_t *E_or(parser_t *p);
 
+void P_expr_list(parser_t *p, sql_ptrvec_t *list) {
+  do {
+    P_push(p, list, E_or(p));
+  } while (P_op(p, ","));
+}
+
+/* The time units' names; those from MILLISECOND to YEAR but QUARTER may also be written
+ * in the plural (SECONDS). */
+static const char *const unit_names[] = {[UNIT_MILLISECOND] = "MILLISECOND",
+                                         [UNIT_SECOND] = "SECOND",
+                                         [UNIT_MINUTE] = "MINUTE",
+                                         [UNIT_HOUR] = "HOUR",
+                                         [UNIT_DAY] = "DAY",
+                                         [UNIT_WEEK] = "WEEK",
+                                         [UNIT_MONTH] = "MONTH",
+                                         [UNIT_QUARTER] = "QUARTER",
+                                         [UNIT_YEAR] = "YEAR",
+                                         [UNIT_DOW] = "DOW",
+                                         [UNIT_DOY] = "DOY",
+                                         [UNIT_EPOCH] = "EPOCH",
+                                         [UNIT_MICROSECOND] = "MICROSECOND",
+                                         [UNIT_NANOSECOND] = "NANOSECOND",
+                                         [UNIT_CENTURY] = "CENTURY",
+                                         [UNIT_DECADE] = "DECADE",
+                                         [UNIT_MILLENNIUM] = "MILLENNIUM",
+                                         [UNIT_ISODOW] = "ISODOW",
+                                         [UNIT_ISOYEAR] = "ISOYEAR"};
+
 ast_time_unit_t P_time_unit(parser_t *p, bool required) {
-  static const struct {
-    const char *name;
-    ast_time_unit_t u;
-  } units[] = {{"MILLISECOND", UNIT_MILLISECOND},
-               {"MILLISECONDS", UNIT_MILLISECOND},
-               {"SECOND", UNIT_SECOND},
-               {"SECONDS", UNIT_SECOND},
-               {"MINUTE", UNIT_MINUTE},
-               {"MINUTES", UNIT_MINUTE},
-               {"HOUR", UNIT_HOUR},
-               {"HOURS", UNIT_HOUR},
-               {"DAY", UNIT_DAY},
-               {"DAYS", UNIT_DAY},
-               {"WEEK", UNIT_WEEK},
-               {"WEEKS", UNIT_WEEK},
-               {"MONTH", UNIT_MONTH},
-               {"MONTHS", UNIT_MONTH},
-               {"QUARTER", UNIT_QUARTER},
-               {"YEAR", UNIT_YEAR},
-               {"YEARS", UNIT_YEAR},
-               {"DOW", UNIT_DOW},
-               {"DOY", UNIT_DOY},
-               {"EPOCH", UNIT_EPOCH},
-               {"MICROSECOND", UNIT_MICROSECOND},
-               {"NANOSECOND", UNIT_NANOSECOND},
-               {"CENTURY", UNIT_CENTURY},
-               {"DECADE", UNIT_DECADE},
-               {"MILLENNIUM", UNIT_MILLENNIUM},
-               {"ISODOW", UNIT_ISODOW},
-               {"ISOYEAR", UNIT_ISOYEAR},
-               {NULL, UNIT_NONE}};
   const sql_tok_t *t = P_peek(p);
-  if (t->kind == TK_IDENT) {
-    for (int i = 0; units[i].name; i++) {
-      if (strcasecmp(t->text, units[i].name) == 0) {
-        P_next(p);
-        return units[i].u;
-      }
+  for (int u = UNIT_MILLISECOND; t->kind == TK_IDENT && u <= UNIT_ISOYEAR; u++) {
+    size_t n = strlen(unit_names[u]);
+    bool plural = u <= UNIT_YEAR && u != UNIT_QUARTER;
+    if (strncasecmp(t->text, unit_names[u], n) == 0 &&
+        (t->text[n] == 0 || (plural && (t->text[n] | 0x20) == 's' && t->text[n + 1] == 0))) {
+      P_next(p);
+      return (ast_time_unit_t)u;
     }
   }
   if (required) P_fail_at(p, t, "a time unit (SECOND, MINUTE, HOUR, DAY, MONTH, YEAR, ...)");
@@ -79,9 +85,7 @@ static ast_over_t *E_over(parser_t *p) {
   }
   if (P_kw(p, "PARTITION")) {
     P_expect_kw(p, "BY");
-    do {
-      P_push(p, &o->partition, E_or(p));
-    } while (P_op(p, ","));
+    P_expr_list(p, &o->partition);
   }
   if (P_kw(p, "ORDER")) {
     P_expect_kw(p, "BY");
@@ -143,9 +147,7 @@ static ast_expr_t *E_call(parser_t *p, const sql_tok_t *name_tok) {
     } else {
       P_kw(p, "ALL");
     }
-    do {
-      P_push(p, &e->list, E_or(p));
-    } while (P_op(p, ","));
+    P_expr_list(p, &e->list);
     /* FLOOR(ts TO HOUR), CEIL(ts TO DAY) */
     if (P_kw(p, "TO")) e->unit = P_time_unit(p, true);
   }
@@ -189,6 +191,70 @@ static ast_expr_t *E_interval(parser_t *p, const sql_tok_t *at) {
   return e;
 }
 
+static ast_expr_t *E_primary(parser_t *p);
+
+/* The special forms written name(...) whose insides are not an argument list: what
+ * stands between the parentheses, into the form's node e (name: the form's token). */
+typedef void (*E_form_fn)(parser_t *p, ast_expr_t *e, const sql_tok_t *name);
+
+static void F_cast(parser_t *p, ast_expr_t *e, const sql_tok_t *name) {
+  e->try_cast = sql_tok_is_kw(name, "TRY_CAST");
+  e->a = E_or(p);
+  P_expect_kw(p, "AS");
+  e->type = P_type(p);
+}
+
+static void F_extract(parser_t *p, ast_expr_t *e, const sql_tok_t *name) {
+  e->unit = P_time_unit(p, true);
+  P_expect_kw(p, "FROM");
+  e->a = E_or(p);
+}
+
+static void F_trim(parser_t *p, ast_expr_t *e, const sql_tok_t *name) {
+  static const char *const modes[] = {"BOTH", "LEADING", "TRAILING", NULL};
+  int mode = P_kw_which(p, modes);
+  if (mode >= 0) e->trim_mode = mode;
+  if (mode >= 0 && P_kw(p, "FROM")) {
+    e->a = E_or(p);
+  } else {
+    ast_expr_t *x = E_or(p);
+    if (P_kw(p, "FROM")) {
+      e->b = x; /* the characters to remove */
+      e->a = E_or(p);
+    } else {
+      if (mode >= 0) P_fail_at(p, P_peek(p), "FROM");
+      e->a = x;
+    }
+  }
+}
+
+static void F_position(parser_t *p, ast_expr_t *e, const sql_tok_t *name) {
+  e->a = E_primary(p);
+  /* POSITION(a IN b): parse the needle below the IN predicate */
+  P_expect_kw(p, "IN");
+  e->b = E_or(p);
+}
+
+static void F_descriptor(parser_t *p, ast_expr_t *e, const sql_tok_t *name) {
+  e->n_parts = P_ident_list(p, "a column name", &e->parts);
+}
+
+static void F_row(parser_t *p, ast_expr_t *e, const sql_tok_t *name) {
+  if (!sql_tok_is_op(P_peek(p), ")")) P_expr_list(p, &e->list);
+}
+
+static const struct {
+  const char *name;
+  ast_expr_kind_t kind;
+  E_form_fn inside;
+} forms[] = {{"CAST", AE_CAST, F_cast},
+             {"TRY_CAST", AE_CAST, F_cast},
+             {"EXTRACT", AE_EXTRACT, F_extract},
+             {"TRIM", AE_TRIM, F_trim},
+             {"POSITION", AE_POSITION, F_position},
+             {"DESCRIPTOR", AE_DESCRIPTOR, F_descriptor},
+             {"ROW", AE_ROW_CTOR, F_row}};
+
 static ast_expr_t *E_primary(parser_t *p) {
   const sql_tok_t *t = P_peek(p);
   ast_expr_t *e;
@@ -229,9 +295,7 @@ static ast_expr_t *E_primary(parser_t *p) {
       if (P_op(p, ",")) {
         e = E_new(p, AE_ROW_CTOR, t);
         P_push(p, &e->list, inner);
-        do {
-          P_push(p, &e->list, E_or(p));
-        } while (P_op(p, ","));
+        P_expr_list(p, &e->list);
         P_expect_op(p, ")");
         E_end(p, e);
         return e;
@@ -296,69 +360,16 @@ static ast_expr_t *E_primary(parser_t *p) {
       E_end(p, e);
       return e;
     }
-    if ((sql_tok_is_kw(t, "CAST") || sql_tok_is_kw(t, "TRY_CAST")) && sql_tok_is_op(n1, "(")) {
-      P_next(p);
-      P_next(p);
-      e = E_new(p, AE_CAST, t);
-      e->try_cast = sql_tok_is_kw(t, "TRY_CAST");
-      e->a = E_or(p);
-      P_expect_kw(p, "AS");
-      e->type = P_type(p);
-      P_expect_op(p, ")");
-      E_end(p, e);
-      return e;
-    }
-    if (sql_tok_is_kw(t, "EXTRACT") && sql_tok_is_op(n1, "(")) {
-      P_next(p);
-      P_next(p);
-      e = E_new(p, AE_EXTRACT, t);
-      e->unit = P_time_unit(p, true);
-      P_expect_kw(p, "FROM");
-      e->a = E_or(p);
-      P_expect_op(p, ")");
-      E_end(p, e);
-      return e;
-    }
-    if (sql_tok_is_kw(t, "TRIM") && sql_tok_is_op(n1, "(")) {
-      P_next(p);
-      P_next(p);
-      e = E_new(p, AE_TRIM, t);
-      bool mode = true;
-      if (P_kw(p, "BOTH"))
-        e->trim_mode = 0;
-      else if (P_kw(p, "LEADING"))
-        e->trim_mode = 1;
-      else if (P_kw(p, "TRAILING"))
-        e->trim_mode = 2;
-      else
-        mode = false;
-      if (mode && P_kw(p, "FROM")) {
-        e->a = E_or(p);
-      } else {
-        ast_expr_t *x = E_or(p);
-        if (P_kw(p, "FROM")) {
-          e->b = x; /* the characters to remove */
-          e->a = E_or(p);
-        } else {
-          if (mode) P_fail_at(p, P_peek(p), "FROM");
-          e->a = x;
-        }
+    for (size_t k = 0; k < sizeof forms / sizeof *forms; k++) {
+      if (sql_tok_is_kw(t, forms[k].name) && sql_tok_is_op(n1, "(")) {
+        P_next(p);
+        P_next(p);
+        e = E_new(p, forms[k].kind, t);
+        forms[k].inside(p, e, t);
+        P_expect_op(p, ")");
+        E_end(p, e);
+        return e;
       }
-      P_expect_op(p, ")");
-      E_end(p, e);
-      return e;
-    }
-    if (sql_tok_is_kw(t, "POSITION") && sql_tok_is_op(n1, "(")) {
-      P_next(p);
-      P_next(p);
-      e = E_new(p, AE_POSITION, t);
-      e->a = E_primary(p);
-      /* POSITION(a IN b): parse the needle below the IN predicate */
-      P_expect_kw(p, "IN");
-      e->b = E_or(p);
-      P_expect_op(p, ")");
-      E_end(p, e);
-      return e;
     }
     if ((sql_tok_is_kw(t, "SUBSTRING") || sql_tok_is_kw(t, "SUBSTR")) && sql_tok_is_op(n1, "(")) {
       /* SUBSTRING(s FROM a [FOR b]) or the call form */
@@ -377,20 +388,6 @@ static ast_expr_t *E_primary(parser_t *p) {
       }
       p->i = save;
     }
-    if (sql_tok_is_kw(t, "DESCRIPTOR") && sql_tok_is_op(n1, "(")) {
-      P_next(p);
-      P_next(p);
-      e = E_new(p, AE_DESCRIPTOR, t);
-      sql_ptrvec_t cols = {0};
-      do {
-        P_push(p, &cols, (void *)P_ident(p, "a column name"));
-      } while (P_op(p, ","));
-      P_expect_op(p, ")");
-      e->parts = (const char **)cols.v;
-      e->n_parts = (int)cols.n;
-      E_end(p, e);
-      return e;
-    }
     if (sql_tok_is_kw(t, "TABLE") && P_is_ident(p, n1)) {
       P_next(p);
       e = E_new(p, AE_TABLE_ARG, t);
@@ -398,9 +395,7 @@ static ast_expr_t *E_primary(parser_t *p) {
       if (P_kw(p, "PARTITION")) {
         P_expect_kw(p, "BY");
         if (P_op(p, "(")) {
-          do {
-            P_push(p, &e->list, E_or(p));
-          } while (P_op(p, ","));
+          P_expr_list(p, &e->list);
           P_expect_op(p, ")");
         } else {
           do {
@@ -409,19 +404,6 @@ static ast_expr_t *E_primary(parser_t *p) {
                    !sql_tok_is_kw(P_peek_at(p, 1), "DESCRIPTOR") && P_op(p, ","));
         }
       }
-      E_end(p, e);
-      return e;
-    }
-    if (sql_tok_is_kw(t, "ROW") && sql_tok_is_op(n1, "(")) {
-      P_next(p);
-      P_next(p);
-      e = E_new(p, AE_ROW_CTOR, t);
-      if (!sql_tok_is_op(P_peek(p), ")")) {
-        do {
-          P_push(p, &e->list, E_or(p));
-        } while (P_op(p, ","));
-      }
-      P_expect_op(p, ")");
       E_end(p, e);
       return e;
     }
@@ -525,69 +507,50 @@ static ast_expr_t *E_unary(parser_t *p) {
 static ast_expr_t *E_bin(parser_t *p, const sql_tok_t *at, int op, ast_expr_t *a, ast_expr_t *b) {
   ast_expr_t *e = E_new(p, AE_BINARY, at);
   e->op = op;
-  e->a = a;
   e->b = b;
-  e->pos = a->pos;
-  e->src_from = a->src_from;
-  E_end(p, e);
-  return e;
+  return E_end_after(p, e, a);
 }
 
-static ast_expr_t *E_mul(parser_t *p) {
-  ast_expr_t *e = E_unary(p);
-  for (;;) {
-    const sql_tok_t *t = P_peek(p);
-    int op;
-    if (sql_tok_is_op(t, "*"))
-      op = OP_MUL;
-    else if (sql_tok_is_op(t, "/"))
-      op = OP_DIV;
-    else if (sql_tok_is_op(t, "%"))
-      op = OP_MOD;
-    else
-      break;
-    P_next(p);
-    e = E_bin(p, t, op, e, E_unary(p));
+/* The binary operators of a precedence level: the token (an operator or a keyword) and
+ * the operator it stands for. */
+typedef struct E_binop {
+  const char *text;
+  int op;
+} E_binop_t;
+
+static const E_binop_t mul_ops[] = {{"*", OP_MUL}, {"/", OP_DIV}, {"%", OP_MOD}, {NULL, 0}};
+static const E_binop_t add_ops[] = {{"+", OP_ADD}, {"-", OP_SUB}, {"||", OP_CONCAT}, {NULL, 0}};
+static const E_binop_t cmp_ops[] = {{"=", OP_EQ},  {"<>", OP_NE}, {"!=", OP_NE}, {"<", OP_LT},
+                                    {"<=", OP_LE}, {">", OP_GT},  {">=", OP_GE}, {NULL, 0}};
+static const E_binop_t and_ops[] = {{"AND", OP_AND}, {NULL, 0}};
+static const E_binop_t or_ops[] = {{"OR", OP_OR}, {NULL, 0}};
+
+/* The operator t stands for among ops, or -1. */
+static int E_binop_of(const sql_tok_t *t, const E_binop_t *ops) {
+  for (; ops->text; ops++)
+    if (sql_tok_is_op(t, ops->text) || sql_tok_is_kw(t, ops->text)) return ops->op;
+  return -1;
+}
+
+/* One left-associative level: operand (op operand)... with op among ops. */
+static ast_expr_t *E_level(parser_t *p, const E_binop_t *ops, ast_expr_t *(*operand)(parser_t *)) {
+  ast_expr_t *e = operand(p);
+  for (int op; (op = E_binop_of(P_peek(p), ops)) >= 0;) {
+    const sql_tok_t *t = P_next(p);
+    e = E_bin(p, t, op, e, operand(p));
   }
   return e;
 }
 
-static ast_expr_t *E_add(parser_t *p) {
-  ast_expr_t *e = E_mul(p);
-  for (;;) {
-    const sql_tok_t *t = P_peek(p);
-    int op;
-    if (sql_tok_is_op(t, "+"))
-      op = OP_ADD;
-    else if (sql_tok_is_op(t, "-"))
-      op = OP_SUB;
-    else if (sql_tok_is_op(t, "||"))
-      op = OP_CONCAT;
-    else
-      break;
-    P_next(p);
-    e = E_bin(p, t, op, e, E_mul(p));
-  }
-  return e;
-}
+static ast_expr_t *E_mul(parser_t *p) { return E_level(p, mul_ops, E_unary); }
+
+static ast_expr_t *E_add(parser_t *p) { return E_level(p, add_ops, E_mul); }
 
 static ast_expr_t *E_cmp(parser_t *p) {
   ast_expr_t *e = E_add(p);
   for (;;) {
     const sql_tok_t *t = P_peek(p);
-    int op = -1;
-    if (sql_tok_is_op(t, "="))
-      op = OP_EQ;
-    else if (sql_tok_is_op(t, "<>") || sql_tok_is_op(t, "!="))
-      op = OP_NE;
-    else if (sql_tok_is_op(t, "<"))
-      op = OP_LT;
-    else if (sql_tok_is_op(t, "<="))
-      op = OP_LE;
-    else if (sql_tok_is_op(t, ">"))
-      op = OP_GT;
-    else if (sql_tok_is_op(t, ">="))
-      op = OP_GE;
+    int op = E_binop_of(t, cmp_ops);
     if (op >= 0) {
       P_next(p);
       e = E_bin(p, t, op, e, E_add(p));
@@ -602,24 +565,13 @@ static ast_expr_t *E_cmp(parser_t *p) {
         x = E_new(p, AE_IS_DISTINCT, t);
         x->b = E_add(p);
       } else {
+        static const char *const what[] = {"NULL", "TRUE", "FALSE", "UNKNOWN", NULL};
         x = E_new(p, AE_IS, t);
-        if (P_kw(p, "NULL"))
-          x->is_what = 0;
-        else if (P_kw(p, "TRUE"))
-          x->is_what = 1;
-        else if (P_kw(p, "FALSE"))
-          x->is_what = 2;
-        else if (P_kw(p, "UNKNOWN"))
-          x->is_what = 3;
-        else
-          P_fail_at(p, P_peek(p), "NULL, TRUE, FALSE, UNKNOWN or DISTINCT FROM");
+        x->is_what = P_kw_which(p, what);
+        if (x->is_what < 0) P_fail_at(p, P_peek(p), "NULL, TRUE, FALSE, UNKNOWN or DISTINCT FROM");
       }
       x->negated = neg;
-      x->a = e;
-      x->pos = e->pos;
-      x->src_from = e->src_from;
-      E_end(p, x);
-      e = x;
+      e = E_end_after(p, x, e);
       continue;
     }
     bool neg = false;
@@ -641,31 +593,21 @@ static ast_expr_t *E_cmp(parser_t *p) {
       if (!P_kw(p, "ASYMMETRIC")) {
         if (P_kw(p, "SYMMETRIC")) P_fail_msg(p, k->pos, "BETWEEN SYMMETRIC is not supported");
       }
-      x->a = e;
       x->b = E_add(p);
       P_expect_kw(p, "AND");
       x->c = E_add(p);
       x->negated = neg;
-      x->pos = e->pos;
-      x->src_from = e->src_from;
-      E_end(p, x);
-      e = x;
+      e = E_end_after(p, x, e);
     } else if (sql_tok_is_kw(k, "IN")) {
       P_next(p);
       ast_expr_t *x = E_new(p, AE_IN, k);
       P_expect_op(p, "(");
       if (sql_tok_is_kw(P_peek(p), "SELECT"))
         P_fail_msg(p, k->pos, "IN (subquery) is not supported");
-      do {
-        P_push(p, &x->list, E_or(p));
-      } while (P_op(p, ","));
+      P_expr_list(p, &x->list);
       P_expect_op(p, ")");
-      x->a = e;
       x->negated = neg;
-      x->pos = e->pos;
-      x->src_from = e->src_from;
-      E_end(p, x);
-      e = x;
+      e = E_end_after(p, x, e);
     } else if (sql_tok_is_kw(k, "LIKE") || sql_tok_is_kw(k, "SIMILAR")) {
       P_next(p);
       ast_expr_t *x = E_new(p, AE_LIKE, k);
@@ -673,14 +615,10 @@ static ast_expr_t *E_cmp(parser_t *p) {
         P_expect_kw(p, "TO");
         x->similar = true;
       }
-      x->a = e;
       x->b = E_add(p);
       if (P_kw(p, "ESCAPE")) x->c = E_add(p);
       x->negated = neg;
-      x->pos = e->pos;
-      x->src_from = e->src_from;
-      E_end(p, x);
-      e = x;
+      e = E_end_after(p, x, e);
     } else {
       p->i = save;
       break;
@@ -703,22 +641,8 @@ static ast_expr_t *E_not(parser_t *p) {
   return E_cmp(p);
 }
 
-static ast_expr_t *E_and(parser_t *p) {
-  ast_expr_t *e = E_not(p);
-  while (sql_tok_is_kw(P_peek(p), "AND")) {
-    const sql_tok_t *t = P_next(p);
-    e = E_bin(p, t, OP_AND, e, E_not(p));
-  }
-  return e;
-}
+static ast_expr_t *E_and(parser_t *p) { return E_level(p, and_ops, E_not); }
 
-static ast_expr_t *E_or(parser_t *p) {
-  ast_expr_t *e = E_and(p);
-  while (sql_tok_is_kw(P_peek(p), "OR")) {
-    const sql_tok_t *t = P_next(p);
-    e = E_bin(p, t, OP_OR, e, E_and(p));
-  }
-  return e;
-}
+static ast_expr_t *E_or(parser_t *p) { return E_level(p, or_ops, E_and); }
 
 ast_expr_t *P_expr(parser_t *p) { return E_or(p); }

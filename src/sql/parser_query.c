@@ -46,13 +46,8 @@ static ast_from_t *Q_from_item(parser_t *p);
 static void Q_col_aliases(parser_t *p, ast_from_t *f) {
   if (f->alias && sql_tok_is_op(P_peek(p), "(")) {
     P_next(p);
-    sql_ptrvec_t cols = {0};
-    do {
-      P_push(p, &cols, (void *)P_ident(p, "a column alias"));
-    } while (P_op(p, ","));
+    f->n_col_aliases = P_ident_list(p, "a column alias", &f->col_aliases);
     P_expect_op(p, ")");
-    f->col_aliases = (const char **)cols.v;
-    f->n_col_aliases = (int)cols.n;
   }
 }
 
@@ -126,6 +121,18 @@ static ast_from_t *Q_from_primary(parser_t *p) {
   return f;
 }
 
+/* left kind JOIN right, at the token at. */
+static ast_from_t *Q_join(parser_t *p, const sql_tok_t *at, ast_join_kind_t kind, ast_from_t *left,
+                          ast_from_t *right) {
+  ast_from_t *j = P_alloc(p, sizeof *j);
+  j->kind = AF_JOIN;
+  j->pos = at->pos;
+  j->join = kind;
+  j->left = left;
+  j->right = right;
+  return j;
+}
+
 static ast_from_t *Q_from_item(parser_t *p) {
   ast_from_t *left = Q_from_primary(p);
   for (;;) {
@@ -154,24 +161,14 @@ static ast_from_t *Q_from_item(parser_t *p) {
     } else {
       break;
     }
-    ast_from_t *j = P_alloc(p, sizeof *j);
-    j->kind = AF_JOIN;
-    j->pos = t->pos;
-    j->join = kind;
-    j->left = left;
-    j->right = Q_from_primary(p);
+    ast_from_t *j = Q_join(p, t, kind, left, Q_from_primary(p));
     if (kind != JOIN_CROSS) {
       if (P_kw(p, "ON")) {
         j->on = P_expr(p);
       } else if (P_kw(p, "USING")) {
         P_expect_op(p, "(");
-        sql_ptrvec_t cols = {0};
-        do {
-          P_push(p, &cols, (void *)P_ident(p, "a column name"));
-        } while (P_op(p, ","));
+        j->n_using = P_ident_list(p, "a column name", &j->using_cols);
         P_expect_op(p, ")");
-        j->using_cols = (const char **)cols.v;
-        j->n_using = (int)cols.n;
       } else {
         P_fail_at(p, P_peek(p), "ON or USING");
       }
@@ -185,23 +182,23 @@ static ast_from_t *Q_from(parser_t *p) {
   ast_from_t *f = Q_from_item(p);
   while (sql_tok_is_op(P_peek(p), ",")) {
     const sql_tok_t *t = P_next(p);
-    ast_from_t *j = P_alloc(p, sizeof *j);
-    j->kind = AF_JOIN;
-    j->pos = t->pos;
-    j->join = JOIN_CROSS;
-    j->left = f;
-    j->right = Q_from_item(p);
-    f = j;
+    f = Q_join(p, t, JOIN_CROSS, f, Q_from_item(p));
   }
   return f;
 }
 
+/* A query node of kind at pos, its text starting at offset from. */
+static ast_query_t *Q_new(parser_t *p, ast_query_kind_t kind, sql_pos_t pos, size_t from) {
+  ast_query_t *q = P_alloc(p, sizeof *q);
+  q->kind = kind;
+  q->pos = pos;
+  q->src_from = from;
+  return q;
+}
+
 static ast_query_t *Q_select(parser_t *p) {
   const sql_tok_t *t = P_peek(p);
-  ast_query_t *q = P_alloc(p, sizeof *q);
-  q->kind = AQ_SELECT;
-  q->pos = t->pos;
-  q->src_from = t->offset;
+  ast_query_t *q = Q_new(p, AQ_SELECT, t->pos, t->offset);
   P_expect_kw(p, "SELECT");
   if (P_kw(p, "DISTINCT")) {
     q->distinct = true;
@@ -213,9 +210,7 @@ static ast_query_t *Q_select(parser_t *p) {
   if (P_kw(p, "WHERE")) q->where = P_expr(p);
   if (P_kw(p, "GROUP")) {
     P_expect_kw(p, "BY");
-    do {
-      P_push(p, &q->group_by, P_expr(p));
-    } while (P_op(p, ","));
+    P_expr_list(p, &q->group_by);
   }
   if (P_kw(p, "HAVING")) q->having = P_expr(p);
   if (sql_tok_is_kw(P_peek(p), "WINDOW")) {
@@ -223,8 +218,7 @@ static ast_query_t *Q_select(parser_t *p) {
                "named windows (WINDOW w AS ...) are not supported; write "
                "the OVER clause in place");
   }
-  const sql_tok_t *last = &p->toks.v[p->i > 0 ? p->i - 1 : 0];
-  q->src_to = last->end;
+  q->src_to = P_end(p);
   return q;
 }
 
@@ -233,10 +227,7 @@ static ast_query_t *Q_term(parser_t *p) {
   if (sql_tok_is_kw(t, "SELECT")) return Q_select(p);
   if (sql_tok_is_kw(t, "VALUES")) {
     P_next(p);
-    ast_query_t *q = P_alloc(p, sizeof *q);
-    q->kind = AQ_VALUES;
-    q->pos = t->pos;
-    q->src_from = t->offset;
+    ast_query_t *q = Q_new(p, AQ_VALUES, t->pos, t->offset);
     do {
       ast_expr_t *row = P_expr(p);
       if (row->kind != AE_ROW_CTOR) {
@@ -249,8 +240,7 @@ static ast_query_t *Q_term(parser_t *p) {
       }
       P_push(p, &q->rows, row);
     } while (P_op(p, ","));
-    const sql_tok_t *last = &p->toks.v[p->i - 1];
-    q->src_to = last->end;
+    q->src_to = P_end(p);
     return q;
   }
   if (sql_tok_is_op(t, "(")) {
@@ -268,10 +258,7 @@ static ast_query_t *Q_body(parser_t *p) {
     const sql_tok_t *t = P_peek(p);
     if (sql_tok_is_kw(t, "UNION")) {
       P_next(p);
-      ast_query_t *u = P_alloc(p, sizeof *u);
-      u->kind = AQ_UNION;
-      u->pos = t->pos;
-      u->src_from = q->src_from;
+      ast_query_t *u = Q_new(p, AQ_UNION, t->pos, q->src_from);
       u->all = P_kw(p, "ALL");
       if (!u->all) P_kw(p, "DISTINCT");
       u->left = q;

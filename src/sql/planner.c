@@ -18,13 +18,10 @@ struct sql_cte_scope {
 };
 
 void *sql_plan_fail(sql_planner_t *p, int code, sql_pos_t pos, const char *fmt, ...) {
-  int n = sql_pos_prefix(p->err, p->err_size, pos);
-  if (n >= 0 && (size_t)n < p->err_size) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p->err + n, p->err_size - (size_t)n, fmt, ap);
-    va_end(ap);
-  }
+  va_list ap;
+  va_start(ap, fmt);
+  sql_verror_at(p->err, p->err_size, pos, fmt, ap);
+  va_end(ap);
   p->rc = code;
   return NULL;
 }

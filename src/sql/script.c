@@ -40,13 +40,10 @@ static int fail_at(script_t *sc, int code, sql_pos_t pos, const char *fmt, ...)
 #endif
     ;
 static int fail_at(script_t *sc, int code, sql_pos_t pos, const char *fmt, ...) {
-  int k = sql_pos_prefix(sc->err, sc->err_size, pos);
-  if (k >= 0 && (size_t)k < sc->err_size) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sc->err + k, sc->err_size - (size_t)k, fmt, ap);
-    va_end(ap);
-  }
+  va_list ap;
+  va_start(ap, fmt);
+  sql_verror_at(sc->err, sc->err_size, pos, fmt, ap);
+  va_end(ap);
   return code;
 }
 
