@@ -11,6 +11,7 @@
 #define SIMPLE_NN(name, k, p) \
   const sql_type_t name = {.kind = (k), .precision = (p), .not_null = true}
 
+/* The types without a length or precision, */
 SIMPLE(sql_t_null, T_NULL, 0);
 SIMPLE(sql_t_boolean, T_BOOLEAN, 0);
 SIMPLE(sql_t_tinyint, T_TINYINT, 0);
@@ -19,39 +20,35 @@ SIMPLE(sql_t_int, T_INT, 0);
 SIMPLE(sql_t_bigint, T_BIGINT, 0);
 SIMPLE(sql_t_float, T_FLOAT, 0);
 SIMPLE(sql_t_double, T_DOUBLE, 0);
-SIMPLE(sql_t_string, T_VARCHAR, SQL_MAX_LENGTH);
-SIMPLE(sql_t_bytes, T_VARBINARY, SQL_MAX_LENGTH);
 SIMPLE(sql_t_date, T_DATE, 0);
 SIMPLE(sql_t_time, T_TIME, 0);
-SIMPLE(sql_t_timestamp3, T_TIMESTAMP, 3);
-SIMPLE(sql_t_timestamp_ltz3, T_TIMESTAMP_LTZ, 3);
 SIMPLE(sql_t_interval_dt, T_INTERVAL_DT, 0);
 SIMPLE(sql_t_interval_ym, T_INTERVAL_YM, 0);
 SIMPLE_NN(sql_t_boolean_nn, T_BOOLEAN, 0);
 SIMPLE_NN(sql_t_int_nn, T_INT, 0);
 SIMPLE_NN(sql_t_bigint_nn, T_BIGINT, 0);
+SIMPLE_NN(sql_t_double_nn, T_DOUBLE, 0);
+/* and those with one. */
+SIMPLE(sql_t_string, T_VARCHAR, SQL_MAX_LENGTH);
+SIMPLE(sql_t_bytes, T_VARBINARY, SQL_MAX_LENGTH);
+SIMPLE(sql_t_timestamp3, T_TIMESTAMP, 3);
+SIMPLE(sql_t_timestamp_ltz3, T_TIMESTAMP_LTZ, 3);
 SIMPLE_NN(sql_t_string_nn, T_VARCHAR, SQL_MAX_LENGTH);
 SIMPLE_NN(sql_t_timestamp3_nn, T_TIMESTAMP, 3);
 SIMPLE_NN(sql_t_timestamp_ltz3_nn, T_TIMESTAMP_LTZ, 3);
-SIMPLE_NN(sql_t_double_nn, T_DOUBLE, 0);
 
 const sql_type_t *sql_type_decimal(sql_arena_t *a, int precision, int scale, bool not_null) {
   sql_type_t *t = sql_arena_alloc(a, sizeof *t);
-  if (!t) return NULL;
-  t->kind = T_DECIMAL;
-  t->precision = precision;
-  t->scale = scale;
-  t->not_null = not_null;
+  if (t)
+    *t = (sql_type_t){
+        .kind = T_DECIMAL, .precision = precision, .scale = scale, .not_null = not_null};
   return t;
 }
 
 const sql_type_t *sql_type_varchar(sql_arena_t *a, int length, bool not_null) {
   if (length == SQL_MAX_LENGTH) return not_null ? &sql_t_string_nn : &sql_t_string;
   sql_type_t *t = sql_arena_alloc(a, sizeof *t);
-  if (!t) return NULL;
-  t->kind = T_VARCHAR;
-  t->precision = length;
-  t->not_null = not_null;
+  if (t) *t = (sql_type_t){.kind = T_VARCHAR, .precision = length, .not_null = not_null};
   return t;
 }
 
@@ -64,30 +61,31 @@ const sql_type_t *sql_type_with_null(sql_arena_t *a, const sql_type_t *t, bool n
   return c;
 }
 
+static const char *const kind_names[] = {
+    [T_NULL] = "NULL",
+    [T_BOOLEAN] = "BOOLEAN",
+    [T_TINYINT] = "TINYINT",
+    [T_SMALLINT] = "SMALLINT",
+    [T_INT] = "INT",
+    [T_BIGINT] = "BIGINT",
+    [T_FLOAT] = "FLOAT",
+    [T_DOUBLE] = "DOUBLE",
+    [T_DECIMAL] = "DECIMAL",
+    [T_CHAR] = "CHAR",
+    [T_VARCHAR] = "VARCHAR",
+    [T_BINARY] = "BINARY",
+    [T_VARBINARY] = "VARBINARY",
+    [T_DATE] = "DATE",
+    [T_TIME] = "TIME",
+    [T_TIMESTAMP] = "TIMESTAMP",
+    [T_TIMESTAMP_LTZ] = "TIMESTAMP_LTZ",
+    [T_INTERVAL_DT] = "INTERVAL SECOND",
+    [T_INTERVAL_YM] = "INTERVAL MONTH",
+    [T_ROW] = "ROW",
+};
+
 static const char *kind_name(sql_type_kind_t k) {
-  switch (k) {
-  case T_NULL: return "NULL";
-  case T_BOOLEAN: return "BOOLEAN";
-  case T_TINYINT: return "TINYINT";
-  case T_SMALLINT: return "SMALLINT";
-  case T_INT: return "INT";
-  case T_BIGINT: return "BIGINT";
-  case T_FLOAT: return "FLOAT";
-  case T_DOUBLE: return "DOUBLE";
-  case T_DECIMAL: return "DECIMAL";
-  case T_CHAR: return "CHAR";
-  case T_VARCHAR: return "VARCHAR";
-  case T_BINARY: return "BINARY";
-  case T_VARBINARY: return "VARBINARY";
-  case T_DATE: return "DATE";
-  case T_TIME: return "TIME";
-  case T_TIMESTAMP: return "TIMESTAMP";
-  case T_TIMESTAMP_LTZ: return "TIMESTAMP_LTZ";
-  case T_INTERVAL_DT: return "INTERVAL SECOND";
-  case T_INTERVAL_YM: return "INTERVAL MONTH";
-  case T_ROW: return "ROW";
-  default: return "?";
-  }
+  return (size_t)k < sizeof kind_names / sizeof *kind_names && kind_names[k] ? kind_names[k] : "?";
 }
 
 static size_t put(char *buf, size_t cap, size_t n, const char *s) {
@@ -108,21 +106,12 @@ static size_t type_str(const sql_type_t *t, char *buf, size_t cap, size_t n) {
     n = put(buf, cap, n, tmp);
     break;
   case T_VARCHAR:
-    if (t->precision == SQL_MAX_LENGTH) {
-      n = put(buf, cap, n, "STRING");
-    } else {
-      snprintf(tmp, sizeof tmp, "VARCHAR(%d)", t->precision);
-      n = put(buf, cap, n, tmp);
-    }
-    break;
   case T_VARBINARY:
     if (t->precision == SQL_MAX_LENGTH) {
-      n = put(buf, cap, n, "BYTES");
-    } else {
-      snprintf(tmp, sizeof tmp, "VARBINARY(%d)", t->precision);
-      n = put(buf, cap, n, tmp);
+      n = put(buf, cap, n, t->kind == T_VARCHAR ? "STRING" : "BYTES");
+      break;
     }
-    break;
+    /* fall through */
   case T_CHAR:
   case T_BINARY:
   case T_TIMESTAMP:
