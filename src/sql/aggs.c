@@ -27,6 +27,26 @@ static inline sql_i128 ld128(const uint8_t *p) {
 }
 static inline void st128(uint8_t *p, sql_i128 v) { memcpy(p, &v, 16); }
 
+/* The value at the start of an accumulator (MIN, MAX, FIRST_VALUE, LAST_VALUE): a
+ * DOUBLE, a DECIMAL (128 bits) or an integer, by the argument's type t. */
+static inline void slot_load(const sql_type_t *t, const uint8_t *acc, sql_val_t *v) {
+  if (sql_type_is_approx(t))
+    v->d = ldd(acc);
+  else if (t->kind == T_DECIMAL)
+    v->dec = ld128(acc);
+  else
+    v->i = ld64(acc);
+}
+
+static inline void slot_store(const sql_type_t *t, uint8_t *acc, const sql_val_t *v) {
+  if (sql_type_is_approx(t))
+    std_(acc, v->d);
+  else if (t->kind == T_DECIMAL)
+    st128(acc, v->dec);
+  else
+    st64(acc, v->i);
+}
+
 static double as_double(const sql_type_t *t, const sql_val_t *v) {
   if (sql_type_is_approx(t)) return v->d;
   if (t->kind == T_DECIMAL) return (double)v->dec / (double)sql_pow10(t->scale);
@@ -97,22 +117,10 @@ int sql_acc_add(const sql_agg_t *ag, uint8_t *acc, const uint8_t *row, int ncols
   case AGG_MAX: {
     bool has = ld64(acc + 16) != 0;
     sql_val_t cur = {0};
-    if (has) {
-      if (sql_type_is_approx(t))
-        cur.d = ldd(acc);
-      else if (t->kind == T_DECIMAL)
-        cur.dec = ld128(acc);
-      else
-        cur.i = ld64(acc);
-    }
+    if (has) slot_load(t, acc, &cur);
     int c = has ? sql_val_cmp(t, &v, &cur) : 0;
     if (!has || (ag->kind == AGG_MIN ? c < 0 : c > 0)) {
-      if (sql_type_is_approx(t))
-        std_(acc, v.d);
-      else if (t->kind == T_DECIMAL)
-        st128(acc, v.dec);
-      else
-        st64(acc, v.i);
+      slot_store(t, acc, &v);
       st64(acc + 16, 1);
     }
     break;
@@ -120,12 +128,7 @@ int sql_acc_add(const sql_agg_t *ag, uint8_t *acc, const uint8_t *row, int ncols
   case AGG_FIRST_VALUE:
   case AGG_LAST_VALUE:
     if (ag->kind == AGG_FIRST_VALUE && ld64(acc + 16)) break;
-    if (sql_type_is_approx(t))
-      std_(acc, v.d);
-    else if (t->kind == T_DECIMAL)
-      st128(acc, v.dec);
-    else
-      st64(acc, v.i);
+    slot_store(t, acc, &v);
     st64(acc + 16, 1);
     break;
   default: { /* Welford: count, mean, m2 */
@@ -214,15 +217,6 @@ void sql_acc_merge(const sql_agg_t *ag, uint8_t *acc, const uint8_t *o) {
   }
 }
 
-static int64_t wrap_int(const sql_type_t *t, int64_t v) {
-  switch (t->kind) {
-  case T_TINYINT: return (int8_t)v;
-  case T_SMALLINT: return (int16_t)v;
-  case T_INT: return (int32_t)v;
-  default: return v;
-  }
-}
-
 int sql_acc_result(const sql_agg_t *ag, const uint8_t *acc, sql_eval_t *ev, sql_val_t *out) {
   const sql_type_t *t = ag->arg_type;
   out->null = false;
@@ -242,7 +236,7 @@ int sql_acc_result(const sql_agg_t *ag, const uint8_t *acc, sql_eval_t *ev, sql_
     else if (t->kind == T_DECIMAL)
       out->dec = ld128(acc);
     else
-      out->i = wrap_int(ag->type, ld64(acc));
+      out->i = sql_wrap_int(ag->type, ld64(acc));
     return FL_OK;
   }
   case AGG_AVG: {
@@ -269,12 +263,7 @@ int sql_acc_result(const sql_agg_t *ag, const uint8_t *acc, sql_eval_t *ev, sql_
       out->null = true;
       return FL_OK;
     }
-    if (sql_type_is_approx(t))
-      out->d = ldd(acc);
-    else if (t->kind == T_DECIMAL)
-      out->dec = ld128(acc);
-    else
-      out->i = ld64(acc);
+    slot_load(t, acc, out);
     return FL_OK;
   case AGG_UDAF: {
     fl_sql_value_t v;

@@ -67,8 +67,8 @@ int fl_sql_env_wrap(fl_sql_env_t **out, fl_env_t *env, char *errstr, size_t errs
 void fl_sql_env_destroy(fl_sql_env_t *s) {
   if (!s) return;
   /* user functions: their destroy, once */
-  for (size_t i = 0; i < s->cat.nudfs; i++) {
-    sql_udf_t *u = s->cat.udfs[i];
+  for (size_t i = 0; i < s->cat.udfs.n; i++) {
+    sql_udf_t *u = s->cat.udfs.v[i];
     if (u->aggregate && u->agg.destroy)
       u->agg.destroy(u->opaque);
     else if (!u->aggregate && u->destroy)

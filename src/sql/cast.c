@@ -34,15 +34,6 @@ sql_x_t *sql_x_const(sql_arena_t *a, const sql_type_t *t, const sql_val_t *v) {
   return x;
 }
 
-static int64_t wrap_to(const sql_type_t *t, int64_t v) {
-  switch (t->kind) {
-  case T_TINYINT: return (int8_t)v;
-  case T_SMALLINT: return (int16_t)v;
-  case T_INT: return (int32_t)v;
-  default: return v;
-  }
-}
-
 /* Java's (long) d: truncation, NaN to 0, saturation at the ends. */
 static int64_t double_to_i64(double d) {
   if (isnan(d)) return 0;
@@ -168,16 +159,16 @@ int sql_convert(sql_eval_t *ev, const sql_type_t *from, const sql_type_t *to, co
   case T_INT:
   case T_BIGINT:
     if (fi)
-      out->i = wrap_to(to, in->i);
+      out->i = sql_wrap_int(to, in->i);
     else if (sql_type_is_approx(from))
-      out->i = wrap_to(to, double_to_i64(in->d));
+      out->i = sql_wrap_int(to, double_to_i64(in->d));
     else if (from->kind == T_DECIMAL) {
       sql_i128 v = in->dec / sql_pow10(from->scale);
-      out->i = wrap_to(to, (int64_t)v);
+      out->i = sql_wrap_int(to, (int64_t)v);
     } else if (from->kind == T_TIMESTAMP_LTZ) {
-      out->i = wrap_to(to, sql_floor_div(in->i, 1000));
+      out->i = sql_wrap_int(to, sql_floor_div(in->i, 1000));
     } else if (sql_type_is_interval(from)) {
-      out->i = wrap_to(to, in->i);
+      out->i = sql_wrap_int(to, in->i);
     } else {
       goto unsupported;
     }
@@ -312,15 +303,9 @@ unsupported:
 
 int sql_x_cast_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t in;
-  int rc = sql_eval(ev, x->args[0], &in);
-  if (rc) return rc;
-  if (in.null) {
-    out->null = true;
-    out->dec = 0;
-    return FL_OK;
-  }
+  SQL_EVAL1(ev, x, in, out);
   const char *why = NULL;
-  rc = sql_convert(ev, x->args[0]->type, x->type, &in, out, &why);
+  int rc = sql_convert(ev, x->args[0]->type, x->type, &in, out, &why);
   if (rc == FL_EPARSE) {
     if (x->iparam) { /* TRY_CAST */
       out->null = true;

@@ -14,9 +14,12 @@
 
 #include "sql/bind_int.h"
 
+static sql_table_t *table_at(const sql_catalog_t *c, size_t i) { return c->tables.v[i]; }
+static sql_udf_t *udf_at(const sql_catalog_t *c, size_t i) { return c->udfs.v[i]; }
+
 const sql_table_t *sql_catalog_find(const sql_catalog_t *c, const char *name) {
-  for (size_t i = c->ntables; i-- > 0;)
-    if (strcmp(c->tables[i]->name, name) == 0) return c->tables[i];
+  for (size_t i = c->tables.n; i-- > 0;)
+    if (strcmp(table_at(c, i)->name, name) == 0) return table_at(c, i);
   /* default_catalog.default_database.t is t */
   const char *dot = strrchr(name, '.');
   if (dot &&
@@ -26,65 +29,47 @@ const sql_table_t *sql_catalog_find(const sql_catalog_t *c, const char *name) {
 }
 
 int sql_catalog_add(sql_catalog_t *c, sql_table_t *t) {
-  if (c->ntables == c->cap_tables) {
-    size_t nc = c->cap_tables ? c->cap_tables * 2 : 16;
-    sql_table_t **nv = sql_arena_alloc(c->a, nc * sizeof *nv);
-    if (!nv) return FL_ENOMEM;
-    if (c->ntables) memcpy(nv, c->tables, c->ntables * sizeof *nv);
-    c->tables = nv;
-    c->cap_tables = nc;
-  }
-  c->tables[c->ntables++] = t;
-  return FL_OK;
+  return sql_ptrvec_push(c->a, &c->tables, t);
 }
 
 int sql_catalog_drop(sql_catalog_t *c, const char *name) {
-  for (size_t i = 0; i < c->ntables; i++) {
-    if (strcmp(c->tables[i]->name, name) == 0) {
-      memmove(c->tables + i, c->tables + i + 1, (c->ntables - i - 1) * sizeof *c->tables);
-      c->ntables--;
+  for (size_t i = 0; i < c->tables.n; i++) {
+    if (strcmp(table_at(c, i)->name, name) == 0) {
+      memmove(c->tables.v + i, c->tables.v + i + 1, (c->tables.n - i - 1) * sizeof *c->tables.v);
+      c->tables.n--;
       return FL_OK;
     }
   }
   return FL_ENOTFOUND;
 }
 
-size_t sql_catalog_mark(const sql_catalog_t *c) { return c->ntables; }
+size_t sql_catalog_mark(const sql_catalog_t *c) { return c->tables.n; }
 
 void sql_catalog_rollback(sql_catalog_t *c, size_t mark, sql_table_t **dropped, size_t ndropped) {
-  if (c->ntables > mark) c->ntables = mark;
+  if (c->tables.n > mark) c->tables.n = mark;
   for (size_t i = 0; i < ndropped; i++) sql_catalog_add(c, dropped[i]);
 }
 
 int sql_catalog_names(const sql_catalog_t *c, const char **out, int cap) {
   int n = 0;
-  for (size_t i = 0; i < c->ntables && n < cap; i++) out[n++] = c->tables[i]->name;
+  for (size_t i = 0; i < c->tables.n && n < cap; i++) out[n++] = table_at(c, i)->name;
   return n;
 }
 
 int sql_catalog_udf_names(const sql_catalog_t *c, const char **out, int cap) {
   int n = 0;
-  for (size_t i = 0; i < c->nudfs && n < cap; i++) out[n++] = c->udfs[i]->name;
+  for (size_t i = 0; i < c->udfs.n && n < cap; i++) out[n++] = udf_at(c, i)->name;
   return n;
 }
 
 const sql_udf_t *sql_catalog_udf(const sql_catalog_t *c, const char *name) {
-  for (size_t i = 0; i < c->nudfs; i++)
-    if (strcasecmp(c->udfs[i]->name, name) == 0) return c->udfs[i];
+  for (size_t i = 0; i < c->udfs.n; i++)
+    if (strcasecmp(udf_at(c, i)->name, name) == 0) return udf_at(c, i);
   return NULL;
 }
 
 int sql_catalog_add_udf(sql_catalog_t *c, sql_udf_t *u) {
-  if (c->nudfs == c->cap_udfs) {
-    size_t nc = c->cap_udfs ? c->cap_udfs * 2 : 8;
-    sql_udf_t **nv = sql_arena_alloc(c->a, nc * sizeof *nv);
-    if (!nv) return FL_ENOMEM;
-    if (c->nudfs) memcpy(nv, c->udfs, c->nudfs * sizeof *nv);
-    c->udfs = nv;
-    c->cap_udfs = nc;
-  }
-  c->udfs[c->nudfs++] = u;
-  return FL_OK;
+  return sql_ptrvec_push(c->a, &c->udfs, u);
 }
 
 const char *sql_table_option(const sql_table_t *t, const char *key) {
@@ -219,6 +204,23 @@ static bool is_proctime_call(const ast_expr_t *e) {
   return e && e->kind == AE_CALL && strcasecmp(e->name, "PROCTIME") == 0 && e->list.n == 0;
 }
 
+/* Binds e, an expression of a CREATE TABLE (in src) over the columns scope[0..ns);
+ * clause names it in messages. */
+static sql_x_t *bind_in_table(sql_catalog_t *c, const char *src, sql_scope_col_t *scope, int ns,
+                              const char *clause, const ast_expr_t *e, char *err, size_t err_size) {
+  sql_binder_t b = {.a = c->a,
+                    .src = src,
+                    .cols = scope,
+                    .ncols = ns,
+                    .cat = c,
+                    .sess = &c->sess,
+                    .clause = clause,
+                    .err = err,
+                    .err_size = err_size};
+  err[0] = 0;
+  return sql_bind(&b, e);
+}
+
 sql_table_t *sql_table_from_ast(sql_catalog_t *c, const ast_create_table_t *ct, const char *src,
                                 char *err, size_t err_size) {
   sql_arena_t *a = c->a;
@@ -262,17 +264,7 @@ sql_table_t *sql_table_from_ast(sql_catalog_t *c, const ast_create_table_t *ct, 
       col->type = &sql_t_timestamp_ltz3_nn;
       continue;
     }
-    sql_binder_t b = {.a = a,
-                      .src = src,
-                      .cols = scope,
-                      .ncols = ns,
-                      .cat = c,
-                      .sess = &c->sess,
-                      .clause = "a computed column",
-                      .err = err,
-                      .err_size = err_size};
-    err[0] = 0;
-    sql_x_t *x = sql_bind(&b, col->expr);
+    sql_x_t *x = bind_in_table(c, src, scope, ns, "a computed column", col->expr, err, err_size);
     if (!x) return NULL;
     col->type = x->type->kind == T_NULL ? &sql_t_string : x->type;
   }
@@ -300,17 +292,7 @@ sql_table_t *sql_table_from_ast(sql_catalog_t *c, const ast_create_table_t *ct, 
       t->wm_delay_ms = 0;
     } else if (e->kind == AE_BINARY && e->op == OP_SUB && e->a->kind == AE_IDENT &&
                e->a->n_parts == 1 && strcmp(e->a->parts[0], ct->wm_column) == 0) {
-      sql_binder_t b = {.a = a,
-                        .src = src,
-                        .cols = scope,
-                        .ncols = 0,
-                        .cat = c,
-                        .sess = &c->sess,
-                        .clause = "a WATERMARK",
-                        .err = err,
-                        .err_size = err_size};
-      err[0] = 0;
-      sql_x_t *d = sql_bind(&b, e->b);
+      sql_x_t *d = bind_in_table(c, src, scope, 0, "a WATERMARK", e->b, err, err_size);
       if (!d) return NULL;
       sql_val_t v;
       if (d->type->kind != T_INTERVAL_DT || !d->is_const ||

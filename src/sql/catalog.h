@@ -39,10 +39,9 @@ typedef enum sql_wm_kind {
   SQL_WM_SOURCE   /* WATERMARK FOR c AS SOURCE_WATERMARK(): the stream's own */
 } sql_wm_kind_t;
 
-typedef struct sql_option {
-  const char *key, *value;
-  sql_pos_t pos;
-} sql_option_t;
+/* A 'key' = 'value' option where it was written (the WITH options of a table, the
+ * session's SET). */
+typedef ast_option_t sql_option_t;
 
 typedef struct sql_table {
   const char *name;
@@ -81,10 +80,8 @@ typedef struct sql_udf {
 
 typedef struct sql_catalog {
   sql_arena_t *a;
-  sql_table_t **tables;
-  size_t ntables, cap_tables;
-  sql_udf_t **udfs;
-  size_t nudfs, cap_udfs;
+  sql_ptrvec_t tables; /* sql_table_t * */
+  sql_ptrvec_t udfs;   /* sql_udf_t * */
   sql_session_t sess;
   /* SQL-layer settings (table.*), as key/value */
   sql_option_t *settings;

@@ -44,14 +44,17 @@ void *sql_scratch_alloc(sql_scratch_t *s, size_t n) {
 
 /* Keeps the newest chunk (the one in use) and frees older ones: a row that needed much
  * scratch does not pin it for good. */
-void sql_scratch_reset(sql_scratch_t *s) {
-  if (!s->head) return;
-  sql_scratch_chunk_t *c = s->head->next;
+static void free_chunks(sql_scratch_chunk_t *c) {
   while (c) {
     sql_scratch_chunk_t *n = c->next;
     free(c);
     c = n;
   }
+}
+
+void sql_scratch_reset(sql_scratch_t *s) {
+  if (!s->head) return;
+  free_chunks(s->head->next);
   s->head->next = NULL;
   if (s->head->size > SCRATCH_CHUNK * 4) {
     free(s->head);
@@ -61,12 +64,7 @@ void sql_scratch_reset(sql_scratch_t *s) {
 }
 
 void sql_scratch_free(sql_scratch_t *s) {
-  sql_scratch_chunk_t *c = s->head;
-  while (c) {
-    sql_scratch_chunk_t *n = c->next;
-    free(c);
-    c = n;
-  }
+  free_chunks(s->head);
   s->head = NULL;
   s->used = 0;
 }
@@ -162,25 +160,15 @@ int sql_x_const_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
 
 static int col_i64(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   const uint8_t *r = ev->rows[x->input];
-  if (sql_row_null(r, x->col)) {
-    out->null = true;
-    out->i = 0;
-  } else {
-    out->null = false;
-    out->i = sql_row_i64(r, ev->ncols[x->input], x->col);
-  }
+  out->null = sql_row_null(r, x->col);
+  out->i = out->null ? 0 : sql_row_i64(r, ev->ncols[x->input], x->col);
   return FL_OK;
 }
 
 static int col_f64(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   const uint8_t *r = ev->rows[x->input];
-  if (sql_row_null(r, x->col)) {
-    out->null = true;
-    out->d = 0;
-  } else {
-    out->null = false;
-    out->d = sql_row_f64(r, ev->ncols[x->input], x->col);
-  }
+  out->null = sql_row_null(r, x->col);
+  out->d = out->null ? 0 : sql_row_f64(r, ev->ncols[x->input], x->col);
   return FL_OK;
 }
 
@@ -214,13 +202,7 @@ sql_x_t *sql_x_col(sql_arena_t *a, int input, int col, const sql_type_t *t, cons
 /* A field of a ROW value: args[0] the row, col the field index. */
 int sql_x_field_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t r;
-  int rc = sql_eval(ev, x->args[0], &r);
-  if (rc) return rc;
-  if (r.null) {
-    out->null = true;
-    out->dec = 0;
-    return FL_OK;
-  }
+  SQL_EVAL1(ev, x, r, out);
   const sql_type_t *rt = x->args[0]->type;
   sql_read_col((const uint8_t *)r.s.p, rt->n_fields, x->col, x->type, out);
   return FL_OK;
@@ -229,7 +211,9 @@ int sql_x_field_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
 /* ---------------------------------------------------------------------------------- */
 /* Logic                                                                              */
 
-int sql_x_and_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
+/* AND (stop_at false) and OR (stop_at true) with SQL's three values: the first operand
+ * equal to stop_at decides; else NULL if an operand was NULL. */
+static int and_or(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out, bool stop_at) {
   bool any_null = false;
   for (int i = 0; i < x->nargs; i++) {
     sql_val_t v;
@@ -237,34 +221,23 @@ int sql_x_and_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
     if (rc) return rc;
     if (v.null) {
       any_null = true;
-    } else if (!v.i) {
+    } else if ((v.i != 0) == stop_at) {
       out->null = false;
-      out->i = 0;
+      out->i = stop_at;
       return FL_OK;
     }
   }
   out->null = any_null;
-  out->i = !any_null;
+  out->i = !any_null && !stop_at;
   return FL_OK;
 }
 
+int sql_x_and_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
+  return and_or(ev, x, out, false);
+}
+
 int sql_x_or_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
-  bool any_null = false;
-  for (int i = 0; i < x->nargs; i++) {
-    sql_val_t v;
-    int rc = sql_eval(ev, x->args[i], &v);
-    if (rc) return rc;
-    if (v.null) {
-      any_null = true;
-    } else if (v.i) {
-      out->null = false;
-      out->i = 1;
-      return FL_OK;
-    }
-  }
-  out->null = any_null;
-  out->i = 0;
-  return FL_OK;
+  return and_or(ev, x, out, true);
 }
 
 int sql_x_not_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
@@ -307,24 +280,14 @@ static inline bool cmp_result(int op, int c) {
 
 static int cmp_i64(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  int rc = sql_eval(ev, x->args[0], &a);
-  if (rc) return rc;
-  if (a.null) return out->null = true, out->i = 0, FL_OK;
-  if ((rc = sql_eval(ev, x->args[1], &b))) return rc;
-  if (b.null) return out->null = true, out->i = 0, FL_OK;
-  out->null = false;
+  SQL_EVAL2(ev, x, a, b, out);
   out->i = cmp_result((int)x->iparam, a.i < b.i ? -1 : a.i > b.i);
   return FL_OK;
 }
 
 static int cmp_any(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  int rc = sql_eval(ev, x->args[0], &a);
-  if (rc) return rc;
-  if (a.null) return out->null = true, out->i = 0, FL_OK;
-  if ((rc = sql_eval(ev, x->args[1], &b))) return rc;
-  if (b.null) return out->null = true, out->i = 0, FL_OK;
-  out->null = false;
+  SQL_EVAL2(ev, x, a, b, out);
   int c;
   if (x->args[0]->type->kind == T_CHAR && x->args[1]->type->kind == T_CHAR) {
     /* CHAR comparison ignores trailing spaces */
@@ -424,50 +387,30 @@ int sql_x_case_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
 /* ---------------------------------------------------------------------------------- */
 /* Arithmetic: operands already cast to the result type (x->type), except intervals.  */
 
-#define EVAL2(ev, x, a, b, out)                                     \
-  do {                                                              \
-    int rc_ = sql_eval(ev, (x)->args[0], &(a));                     \
-    if (rc_) return rc_;                                            \
-    if ((a).null) return (out)->null = true, (out)->dec = 0, FL_OK; \
-    if ((rc_ = sql_eval(ev, (x)->args[1], &(b)))) return rc_;       \
-    if ((b).null) return (out)->null = true, (out)->dec = 0, FL_OK; \
-    (out)->null = false;                                            \
-  } while (0)
-
-/* Integers wrap to the result type's width, as Java's int and long arithmetic. */
-static int64_t wrap_int(const sql_type_t *t, uint64_t v) {
-  switch (t->kind) {
-  case T_TINYINT: return (int8_t)v;
-  case T_SMALLINT: return (int16_t)v;
-  case T_INT: return (int32_t)v;
-  default: return (int64_t)v;
-  }
-}
-
 static int add_i(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
-  out->i = wrap_int(x->type, (uint64_t)a.i + (uint64_t)b.i);
+  SQL_EVAL2(ev, x, a, b, out);
+  out->i = sql_wrap_int(x->type, (uint64_t)a.i + (uint64_t)b.i);
   return FL_OK;
 }
 static int sub_i(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
-  out->i = wrap_int(x->type, (uint64_t)a.i - (uint64_t)b.i);
+  SQL_EVAL2(ev, x, a, b, out);
+  out->i = sql_wrap_int(x->type, (uint64_t)a.i - (uint64_t)b.i);
   return FL_OK;
 }
 static int mul_i(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
-  out->i = wrap_int(x->type, (uint64_t)a.i * (uint64_t)b.i);
+  SQL_EVAL2(ev, x, a, b, out);
+  out->i = sql_wrap_int(x->type, (uint64_t)a.i * (uint64_t)b.i);
   return FL_OK;
 }
 static int div_i(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
+  SQL_EVAL2(ev, x, a, b, out);
   if (b.i == 0) return sql_eval_fail(ev, x, FL_EUSER, "division by zero");
   if (b.i == -1) {
-    out->i = wrap_int(x->type, 0 - (uint64_t)a.i);
+    out->i = sql_wrap_int(x->type, 0 - (uint64_t)a.i);
   } else {
     out->i = a.i / b.i;
   }
@@ -475,38 +418,38 @@ static int div_i(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
 }
 static int mod_i(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
+  SQL_EVAL2(ev, x, a, b, out);
   if (b.i == 0) return sql_eval_fail(ev, x, FL_EUSER, "division by zero");
   out->i = b.i == -1 ? 0 : a.i % b.i;
   return FL_OK;
 }
 static int add_d(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
+  SQL_EVAL2(ev, x, a, b, out);
   out->d = a.d + b.d;
   return FL_OK;
 }
 static int sub_d(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
+  SQL_EVAL2(ev, x, a, b, out);
   out->d = a.d - b.d;
   return FL_OK;
 }
 static int mul_d(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
+  SQL_EVAL2(ev, x, a, b, out);
   out->d = a.d * b.d;
   return FL_OK;
 }
 static int div_d(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
+  SQL_EVAL2(ev, x, a, b, out);
   out->d = a.d / b.d;
   return FL_OK;
 }
 static int mod_d(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
+  SQL_EVAL2(ev, x, a, b, out);
   out->d = fmod(a.d, b.d);
   return FL_OK;
 }
@@ -523,13 +466,19 @@ static int dec_finish(const sql_x_t *x, sql_i128 v, bool overflow, sql_val_t *ou
   return FL_OK;
 }
 
+/* The operands of x, a and b, rescaled to the result's scale (for +, - and %). */
+static void dec_operands(const sql_x_t *x, const sql_val_t *a, const sql_val_t *b, sql_i128 *av,
+                         sql_i128 *bv) {
+  int s = x->type->scale;
+  *av = sql_dec_rescale(a->dec, x->args[0]->type->scale, s);
+  *bv = sql_dec_rescale(b->dec, x->args[1]->type->scale, s);
+}
+
 static int addsub_dec(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
-  int s = x->type->scale;
-  sql_i128 av = sql_dec_rescale(a.dec, x->args[0]->type->scale, s);
-  sql_i128 bv = sql_dec_rescale(b.dec, x->args[1]->type->scale, s);
-  sql_i128 r;
+  SQL_EVAL2(ev, x, a, b, out);
+  sql_i128 av, bv, r;
+  dec_operands(x, &a, &b, &av, &bv);
   bool of =
       x->iparam == OP_ADD ? __builtin_add_overflow(av, bv, &r) : __builtin_sub_overflow(av, bv, &r);
   return dec_finish(x, r, of, out);
@@ -537,7 +486,7 @@ static int addsub_dec(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
 
 static int mul_dec(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
+  SQL_EVAL2(ev, x, a, b, out);
   sql_i128 r;
   bool of = __builtin_mul_overflow(a.dec, b.dec, &r);
   int s = x->args[0]->type->scale + x->args[1]->type->scale;
@@ -547,7 +496,7 @@ static int mul_dec(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
 
 static int div_dec(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
+  SQL_EVAL2(ev, x, a, b, out);
   if (b.dec == 0) return sql_eval_fail(ev, x, FL_EUSER, "division by zero");
   /* a/b at scale rs: (a * 10^(rs + 1 + sb - sa)) / b, then round the extra digit */
   int sa = x->args[0]->type->scale, sb = x->args[1]->type->scale, rs = x->type->scale;
@@ -568,10 +517,9 @@ static int div_dec(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
 
 static int mod_dec(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
-  int s = x->type->scale;
-  sql_i128 av = sql_dec_rescale(a.dec, x->args[0]->type->scale, s);
-  sql_i128 bv = sql_dec_rescale(b.dec, x->args[1]->type->scale, s);
+  SQL_EVAL2(ev, x, a, b, out);
+  sql_i128 av, bv;
+  dec_operands(x, &a, &b, &av, &bv);
   if (bv == 0) return sql_eval_fail(ev, x, FL_EUSER, "division by zero");
   return dec_finish(x, av % bv, false, out);
 }
@@ -612,7 +560,7 @@ int sql_x_neg_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   } else if (sql_type_is_approx(x->type)) {
     out->d = -out->d;
   } else {
-    out->i = wrap_int(x->type, 0 - (uint64_t)out->i);
+    out->i = sql_wrap_int(x->type, 0 - (uint64_t)out->i);
   }
   return FL_OK;
 }
@@ -640,7 +588,7 @@ int64_t sql_add_months(int64_t v, int64_t months, bool is_date) {
  * (interval on the left for +: the binder swaps). */
 int sql_x_datetime_add_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
+  SQL_EVAL2(ev, x, a, b, out);
   const sql_type_t *it = x->args[1]->type;
   int64_t n = x->iparam < 0 ? -b.i : b.i;
   if (it->kind == T_INTERVAL_YM) {
@@ -658,7 +606,7 @@ int sql_x_datetime_add_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
 /* interval * number, interval / number */
 int sql_x_interval_scale_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
+  SQL_EVAL2(ev, x, a, b, out);
   double f = sql_type_is_approx(x->args[1]->type) ? b.d
              : x->args[1]->type->kind == T_DECIMAL
                  ? (double)b.dec / (double)sql_pow10(x->args[1]->type->scale)
@@ -678,7 +626,7 @@ int sql_x_interval_scale_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
 /* a || b: NULL when either is NULL. */
 int sql_x_concat2_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
+  SQL_EVAL2(ev, x, a, b, out);
   char *p = sql_scratch_alloc(&ev->scratch, a.s.n + b.s.n + 1);
   if (!p) return FL_ENOMEM;
   if (a.s.n) memcpy(p, a.s.p, a.s.n);
@@ -724,7 +672,7 @@ bool sql_like_match(const char *s, size_t n, const char *p, size_t m, int esc) {
 
 int sql_x_like_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out) {
   sql_val_t a, b;
-  EVAL2(ev, x, a, b, out);
+  SQL_EVAL2(ev, x, a, b, out);
   int esc = -1;
   if (x->nargs > 2) {
     sql_val_t e;

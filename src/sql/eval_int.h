@@ -7,6 +7,24 @@
 
 #include "sql/expr.h"
 
+/* In an evaluator whose result is `out`: evaluates x's first argument into a (and the
+ * second into b); returns the first error, or NULL as the result when an argument is
+ * NULL. */
+#define SQL_EVAL1(ev, x, a, out)                                    \
+  do {                                                              \
+    int rc_ = sql_eval(ev, (x)->args[0], &(a));                     \
+    if (rc_) return rc_;                                            \
+    if ((a).null) return (out)->null = true, (out)->dec = 0, FL_OK; \
+    (out)->null = false;                                            \
+  } while (0)
+#define SQL_EVAL2(ev, x, a, b, out)                                 \
+  do {                                                              \
+    SQL_EVAL1(ev, x, a, out);                                       \
+    int rc2_ = sql_eval(ev, (x)->args[1], &(b));                    \
+    if (rc2_) return rc2_;                                          \
+    if ((b).null) return (out)->null = true, (out)->dec = 0, FL_OK; \
+  } while (0)
+
 int sql_x_const_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out);
 int sql_x_field_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out);
 int sql_x_and_fn(sql_eval_t *ev, const sql_x_t *x, sql_val_t *out);

@@ -104,6 +104,16 @@ static inline bool sql_type_is_interval(const sql_type_t *t) {
   return t->kind == T_INTERVAL_DT || t->kind == T_INTERVAL_YM;
 }
 
+/* v wrapped to the width of the integer type t, as Java's int arithmetic and casts do. */
+static inline int64_t sql_wrap_int(const sql_type_t *t, uint64_t v) {
+  switch (t->kind) {
+  case T_TINYINT: return (int8_t)v;
+  case T_SMALLINT: return (int16_t)v;
+  case T_INT: return (int32_t)v;
+  default: return (int64_t)v;
+  }
+}
+
 /* DECIMAL precision and scale of an exact numeric type (INT is DECIMAL(10, 0), ...). */
 void sql_type_decimal_of(const sql_type_t *t, int *precision, int *scale);
 
