@@ -208,13 +208,9 @@ sql_rel_t *sql_plan_join(sql_planner_t *p, const ast_from_t *f, sql_rel_t *l, sq
       }
       keys[k] = kx;
     }
-    sql_x_t **id = sql_arena_alloc(p->a, sizeof(sql_x_t *) * (size_t)(in->n ? in->n : 1));
-    const char **nm = sql_arena_alloc(p->a, sizeof(char *) * (size_t)(in->n ? in->n : 1));
-    if (!id || !nm) return sql_plan_nomem(p);
-    for (int i = 0; i < in->n; i++) {
-      id[i] = sql_x_col(p->a, 0, i, in->f[i].type, in->f[i].name);
-      nm[i] = in->f[i].name;
-    }
+    const char **nm;
+    sql_x_t **id = sql_plan_identity(p, in, &nm, 0);
+    if (!id) return NULL;
     sql_rel_t *kc = sql_plan_calc(p, in, id, nm, in->n, NULL);
     if (!kc) return NULL;
     kc->key = keys;

@@ -33,32 +33,64 @@ static bool same_over(const ast_over_t *a, const ast_over_t *b) {
   return sql_ast_equal(a->preceding, b->preceding);
 }
 
+/* The SELECT list of q as a CALC over r, whose first from->n columns are from's: * stands
+ * for from's visible columns, rn (if not NULL) for r's column from->n, named rn_name, and
+ * the other items are bound by b over the first from->n columns. */
+static sql_rel_t *select_list(sql_planner_t *p, const ast_query_t *q, const sql_rel_t *from,
+                              sql_rel_t *r, sql_binder_t *b, const ast_expr_t *rn,
+                              const char *rn_name) {
+  int nitems = 0;
+  for (size_t i = 0; i < q->items.n; i++) {
+    const ast_select_item_t *it = q->items.v[i];
+    nitems += it->expr->kind == AE_STAR ? from->n : 1;
+  }
+  sql_x_t **proj = sql_arena_alloc(p->a, sizeof(sql_x_t *) * (size_t)(nitems + 1));
+  const char **pn = sql_arena_alloc(p->a, sizeof(char *) * (size_t)(nitems + 1));
+  if (!proj || !pn) return sql_plan_nomem(p);
+  b->ncols = from->n;
+  int k = 0;
+  for (size_t i = 0; i < q->items.n; i++) {
+    const ast_select_item_t *it = q->items.v[i];
+    if (rn && it->expr == rn) {
+      proj[k] = sql_x_col(p->a, 0, from->n, &sql_t_bigint_nn, rn_name);
+      pn[k++] = rn_name;
+      continue;
+    }
+    if (it->expr->kind == AE_STAR) {
+      for (int c2 = 0; c2 < from->n; c2++) {
+        if (from->f[c2].hidden) continue;
+        proj[k] = sql_x_col(p->a, 0, c2, from->f[c2].type, from->f[c2].name);
+        pn[k++] = from->f[c2].name;
+      }
+      continue;
+    }
+    proj[k] = sql_plan_bind(p, b, it->expr);
+    if (!proj[k]) return NULL;
+    pn[k] = it->alias                    ? it->alias
+            : it->expr->kind == AE_IDENT ? it->expr->parts[it->expr->n_parts - 1]
+                                         : sql_arena_printf(p->a, "EXPR$%d", k);
+    k++;
+  }
+  sql_rel_t *out = sql_plan_calc(p, r, proj, pn, k, NULL);
+  if (out) out->name = "calc";
+  return out;
+}
+
 typedef struct over_ctx {
   const ast_expr_t **calls;
   int n, cap;
   sql_planner_t *p;
 } over_ctx_t;
 
-static void collect_over(over_ctx_t *c, const ast_expr_t *e) {
-  if (!e) return;
+static void collect_over(void *ctx, const ast_expr_t *e) {
+  over_ctx_t *c = ctx;
   if (e->kind == AE_CALL && e->over) {
     for (int i = 0; i < c->n; i++)
       if (sql_ast_equal(c->calls[i], e) && same_over(c->calls[i]->over, e->over)) return;
-    if (c->n == c->cap) {
-      int nc = c->cap ? c->cap * 2 : 8;
-      const ast_expr_t **nv = sql_arena_alloc(c->p->a, sizeof(ast_expr_t *) * (size_t)nc);
-      if (!nv) return;
-      if (c->n) memcpy(nv, c->calls, sizeof(ast_expr_t *) * (size_t)c->n);
-      c->calls = nv;
-      c->cap = nc;
-    }
-    c->calls[c->n++] = e;
+    sql_plan_push_call(c->p, &c->calls, &c->n, &c->cap, e);
     return;
   }
-  collect_over(c, e->a);
-  collect_over(c, e->b);
-  collect_over(c, e->c);
-  for (size_t i = 0; i < e->list.n; i++) collect_over(c, e->list.v[i]);
+  sql_ast_children(e, collect_over, c);
 }
 
 typedef struct over_subst {
@@ -93,18 +125,6 @@ static bool over_keys(sql_planner_t *p, const ast_over_t *o, sql_rel_t *from, sq
     if (!(*keys)[i]) return false;
   }
   return true;
-}
-
-static sql_x_t **identity(sql_planner_t *p, const sql_rel_t *in, const char ***names, int extra) {
-  sql_x_t **id = sql_arena_alloc(p->a, sizeof(sql_x_t *) * (size_t)(in->n + extra + 1));
-  *names = sql_arena_alloc(p->a, sizeof(char *) * (size_t)(in->n + extra + 1));
-  if (!id || !*names) return sql_plan_nomem(p);
-  for (int i = 0; i < in->n; i++) {
-    id[i] = sql_x_col(p->a, 0, i, in->f[i].type, in->f[i].name);
-    if (!id[i]) return sql_plan_nomem(p);
-    (*names)[i] = in->f[i].name;
-  }
-  return id;
 }
 
 sql_rel_t *sql_plan_over(sql_planner_t *p, const ast_query_t *q, sql_rel_t *from) {
@@ -160,7 +180,7 @@ sql_rel_t *sql_plan_over(sql_planner_t *p, const ast_query_t *q, sql_rel_t *from
   }
   /* the CALC before: key = partition, value = the input row + aggregate inputs */
   const char **names;
-  sql_x_t **vals = identity(p, from, &names, 3 * c.n);
+  sql_x_t **vals = sql_plan_identity(p, from, &names, 3 * c.n);
   if (!vals) return NULL;
   int nvals = from->n;
   sql_rel_t *r = sql_rel_new(p, R_OVER, from->n + c.n);
@@ -214,38 +234,10 @@ sql_rel_t *sql_plan_over(sql_planner_t *p, const ast_query_t *q, sql_rel_t *from
   over_subst_t os = {&c, from->n, r};
   sql_binder_t post;
   sql_plan_binder(p, &post, r, NULL, "the SELECT list");
-  post.ncols = from->n; /* the aggregates are reached through subst only */
+  /* the aggregates are reached through subst only: the binder sees from's columns */
   post.subst = over_subst_fn;
   post.subst_opaque = &os;
-  int nitems = 0;
-  for (size_t i = 0; i < q->items.n; i++) {
-    const ast_select_item_t *it = q->items.v[i];
-    nitems += it->expr->kind == AE_STAR ? from->n : 1;
-  }
-  sql_x_t **proj = sql_arena_alloc(p->a, sizeof(sql_x_t *) * (size_t)(nitems + 1));
-  const char **pn = sql_arena_alloc(p->a, sizeof(char *) * (size_t)(nitems + 1));
-  if (!proj || !pn) return sql_plan_nomem(p);
-  int k = 0;
-  for (size_t i = 0; i < q->items.n; i++) {
-    const ast_select_item_t *it = q->items.v[i];
-    if (it->expr->kind == AE_STAR) {
-      for (int c2 = 0; c2 < from->n; c2++) {
-        if (from->f[c2].hidden) continue;
-        proj[k] = sql_x_col(p->a, 0, c2, from->f[c2].type, from->f[c2].name);
-        pn[k++] = from->f[c2].name;
-      }
-      continue;
-    }
-    proj[k] = sql_plan_bind(p, &post, it->expr);
-    if (!proj[k]) return NULL;
-    pn[k] = it->alias                    ? it->alias
-            : it->expr->kind == AE_IDENT ? it->expr->parts[it->expr->n_parts - 1]
-                                         : sql_arena_printf(p->a, "EXPR$%d", k);
-    k++;
-  }
-  sql_rel_t *out = sql_plan_calc(p, r, proj, pn, k, NULL);
-  if (out) out->name = "calc";
-  return out;
+  return select_list(p, q, from, r, &post, NULL, NULL);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -284,7 +276,7 @@ sql_rel_t *sql_plan_rank(sql_planner_t *p, const ast_query_t *q, sql_rel_t *from
         "results; not supported yet: rank within the windows of a window table "
         "function or window aggregation");
   const char **names;
-  sql_x_t **vals = identity(p, from, &names, (int)o->order.n);
+  sql_x_t **vals = sql_plan_identity(p, from, &names, (int)o->order.n);
   if (!vals) return NULL;
   int nvals = from->n;
   sql_rel_t *r = sql_rel_new(p, R_RANK, from->n + 1);
@@ -325,41 +317,7 @@ sql_rel_t *sql_plan_rank(sql_planner_t *p, const ast_query_t *q, sql_rel_t *from
   /* the SELECT list */
   sql_binder_t post;
   sql_plan_binder(p, &post, r, NULL, "the SELECT list");
-  int nitems = 0;
-  for (size_t i = 0; i < q->items.n; i++) {
-    const ast_select_item_t *it = q->items.v[i];
-    nitems += it->expr->kind == AE_STAR ? from->n : 1;
-  }
-  sql_x_t **proj = sql_arena_alloc(p->a, sizeof(sql_x_t *) * (size_t)(nitems + 1));
-  const char **pn = sql_arena_alloc(p->a, sizeof(char *) * (size_t)(nitems + 1));
-  if (!proj || !pn) return sql_plan_nomem(p);
-  int k = 0;
-  for (size_t i = 0; i < q->items.n; i++) {
-    const ast_select_item_t *it = q->items.v[i];
-    if (it->expr == rn) {
-      proj[k] = sql_x_col(p->a, 0, from->n, &sql_t_bigint_nn, rn_name);
-      pn[k++] = rn_name;
-      continue;
-    }
-    if (it->expr->kind == AE_STAR) {
-      for (int c2 = 0; c2 < from->n; c2++) {
-        if (from->f[c2].hidden) continue;
-        proj[k] = sql_x_col(p->a, 0, c2, from->f[c2].type, from->f[c2].name);
-        pn[k++] = from->f[c2].name;
-      }
-      continue;
-    }
-    post.ncols = from->n;
-    proj[k] = sql_plan_bind(p, &post, it->expr);
-    if (!proj[k]) return NULL;
-    pn[k] = it->alias                    ? it->alias
-            : it->expr->kind == AE_IDENT ? it->expr->parts[it->expr->n_parts - 1]
-                                         : sql_arena_printf(p->a, "EXPR$%d", k);
-    k++;
-  }
-  sql_rel_t *out = sql_plan_calc(p, r, proj, pn, k, NULL);
-  if (out) out->name = "calc";
-  return out;
+  return select_list(p, q, from, r, &post, rn, rn_name);
 }
 
 /* Follows column col of rel down to the RANK that made it, through CALCs that pass it on

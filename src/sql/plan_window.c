@@ -114,19 +114,18 @@ sql_rel_t *sql_plan_tvf(sql_planner_t *p, const ast_from_t *f) {
   switch (ws.kind) {
   case WIN_TUMBLE: ws.size = a1; break;
   case WIN_HOP:
-    ws.slide = a1;
+  case WIN_CUMULATE: {
+    bool hop = ws.kind == WIN_HOP;
+    if (hop)
+      ws.slide = a1;
+    else
+      ws.step = a1;
     ws.size = a2;
-    if (ws.size % ws.slide != 0)
-      return sql_plan_fail(p, FL_EINVAL, call->pos,
-                           "HOP: the size must be a multiple of the slide");
+    if (a2 % a1 != 0)
+      return sql_plan_fail(p, FL_EINVAL, call->pos, "%s: the size must be a multiple of the %s",
+                           hop ? "HOP" : "CUMULATE", hop ? "slide" : "step");
     break;
-  case WIN_CUMULATE:
-    ws.step = a1;
-    ws.size = a2;
-    if (ws.size % ws.step != 0)
-      return sql_plan_fail(p, FL_EINVAL, call->pos,
-                           "CUMULATE: the size must be a multiple of the step");
-    break;
+  }
   case WIN_SESSION: ws.gap = a1; break;
   }
   if (has_offset && !const_interval(p, call->list.v[n - 1], "window offset", &ws.offset, true))
@@ -181,26 +180,15 @@ typedef struct agg_ctx {
   sql_binder_t *in_binder;
 } agg_ctx_t;
 
-static void collect_aggs(agg_ctx_t *c, const ast_expr_t *e) {
-  if (!e) return;
+static void collect_aggs(void *ctx, const ast_expr_t *e) {
+  agg_ctx_t *c = ctx;
   if (e->kind == AE_CALL && !e->over && sql_is_aggregate_call(c->p->cat, e)) {
     for (int i = 0; i < c->naggs; i++)
       if (sql_ast_equal(c->aggs[i], e)) return;
-    if (c->naggs == c->cap_aggs) {
-      int nc = c->cap_aggs ? c->cap_aggs * 2 : 8;
-      const ast_expr_t **nv = sql_arena_alloc(c->p->a, sizeof(ast_expr_t *) * (size_t)nc);
-      if (!nv) return;
-      if (c->naggs) memcpy(nv, c->aggs, sizeof(ast_expr_t *) * (size_t)c->naggs);
-      c->aggs = nv;
-      c->cap_aggs = nc;
-    }
-    c->aggs[c->naggs++] = e;
+    sql_plan_push_call(c->p, &c->aggs, &c->naggs, &c->cap_aggs, e);
     return;
   }
-  collect_aggs(c, e->a);
-  collect_aggs(c, e->b);
-  collect_aggs(c, e->c);
-  for (size_t i = 0; i < e->list.n; i++) collect_aggs(c, e->list.v[i]);
+  sql_ast_children(e, collect_aggs, c);
 }
 
 static int subst(void *opaque, const ast_expr_t *e, int *col, const sql_type_t **type);
@@ -443,7 +431,7 @@ sql_rel_t *sql_plan_window_agg(sql_planner_t *p, const ast_query_t *q, sql_rel_t
   }
   for (size_t i = 0; i < q->items.n; i++)
     collect_aggs(&c, ((ast_select_item_t *)q->items.v[i])->expr);
-  collect_aggs(&c, q->having);
+  if (q->having) collect_aggs(&c, q->having);
   if (p->a->failed) return sql_plan_nomem(p);
 
   /* Native windows: a TUMBLE, HOP or SESSION table function right under the

@@ -44,6 +44,40 @@ sql_rel_t *sql_rel_new(sql_planner_t *p, sql_rel_kind_t kind, int n) {
   return r;
 }
 
+sql_x_t **sql_plan_identity(sql_planner_t *p, const sql_rel_t *in, const char ***names, int extra) {
+  sql_x_t **id = sql_arena_alloc(p->a, sizeof(sql_x_t *) * (size_t)(in->n + extra + 1));
+  *names = sql_arena_alloc(p->a, sizeof(char *) * (size_t)(in->n + extra + 1));
+  if (!id || !*names) return sql_plan_nomem(p);
+  for (int i = 0; i < in->n; i++) {
+    id[i] = sql_x_col(p->a, 0, i, in->f[i].type, in->f[i].name);
+    if (!id[i]) return sql_plan_nomem(p);
+    (*names)[i] = in->f[i].name;
+  }
+  return id;
+}
+
+void sql_ast_children(const ast_expr_t *e, void (*fn)(void *ctx, const ast_expr_t *child),
+                      void *ctx) {
+  const ast_expr_t *abc[] = {e->a, e->b, e->c};
+  for (int i = 0; i < 3; i++)
+    if (abc[i]) fn(ctx, abc[i]);
+  for (size_t i = 0; i < e->list.n; i++) fn(ctx, e->list.v[i]);
+}
+
+bool sql_plan_push_call(sql_planner_t *p, const ast_expr_t ***v, int *n, int *cap,
+                        const ast_expr_t *e) {
+  if (*n == *cap) {
+    int nc = *cap ? *cap * 2 : 8;
+    const ast_expr_t **nv = sql_arena_alloc(p->a, sizeof(ast_expr_t *) * (size_t)nc);
+    if (!nv) return false;
+    if (*n) memcpy(nv, *v, sizeof(ast_expr_t *) * (size_t)*n);
+    *v = nv;
+    *cap = nc;
+  }
+  (*v)[(*n)++] = e;
+  return true;
+}
+
 void sql_plan_binder(sql_planner_t *p, sql_binder_t *b, const sql_rel_t *l, const sql_rel_t *r,
                      const char *clause) {
   memset(b, 0, sizeof *b);
@@ -430,15 +464,9 @@ static sql_rel_t *plan_select(sql_planner_t *p, const ast_query_t *q) {
   if (has_agg) return sql_plan_window_agg(p, q, from, where);
   if (has_over) {
     if (where) {
-      sql_x_t **id = sql_arena_alloc(p->a, sizeof(sql_x_t *) * (size_t)(from->n ? from->n : 1));
-      const char **nm = sql_arena_alloc(p->a, sizeof(char *) * (size_t)(from->n ? from->n : 1));
-      if (!id || !nm) return sql_plan_nomem(p);
-      for (int i = 0; i < from->n; i++) {
-        id[i] = sql_x_col(p->a, 0, i, from->f[i].type, from->f[i].name);
-        nm[i] = from->f[i].name;
-      }
-      const char *const *quals = NULL;
-      (void)quals;
+      const char **nm;
+      sql_x_t **id = sql_plan_identity(p, from, &nm, 0);
+      if (!id) return NULL;
       sql_rel_t *c = sql_plan_calc(p, from, id, nm, from->n, where);
       if (!c) return NULL;
       for (int i = 0; i < from->n; i++) c->f[i].qual = from->f[i].qual;

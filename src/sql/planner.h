@@ -40,6 +40,17 @@ void *sql_plan_fail(sql_planner_t *p, int code, sql_pos_t pos, const char *fmt, 
     ;
 void *sql_plan_nomem(sql_planner_t *p);
 sql_rel_t *sql_rel_new(sql_planner_t *p, sql_rel_kind_t kind, int n);
+/* Appends e to *v, an arena array of *n calls with room for *cap (grown as needed);
+ * false when out of memory. */
+bool sql_plan_push_call(sql_planner_t *p, const ast_expr_t ***v, int *n, int *cap,
+                        const ast_expr_t *e);
+/* The identity projection of in's columns, and their names, with room for extra more
+ * (arena memory); NULL (the planner's error set) when out of memory. */
+sql_x_t **sql_plan_identity(sql_planner_t *p, const sql_rel_t *in, const char ***names, int extra);
+/* Calls fn(ctx, child) for each direct child of e: a, b, c (those that are there) and
+ * the list. */
+void sql_ast_children(const ast_expr_t *e, void (*fn)(void *ctx, const ast_expr_t *child),
+                      void *ctx);
 /* A binder over one relation (input 0), or two (a join: input 0 left, 1 right). */
 void sql_plan_binder(sql_planner_t *p, sql_binder_t *b, const sql_rel_t *l, const sql_rel_t *r,
                      const char *clause);
