@@ -165,3 +165,22 @@ fl_env_t *env_with(int parallelism, const char *wm_interval) {
   fl_config_destroy(c);
   return env;
 }
+
+fl_env_t *env_try(const char *const *kv, char *err, size_t n) {
+  fl_config_t *c = fl_config_new();
+  fl_env_t *env = NULL;
+  for (size_t i = 0; kv && kv[i]; i += 2) {
+    if (fl_config_set(c, kv[i], kv[i + 1], err, n)) goto done;
+  }
+  fl_env_new(&env, c, err, n);
+done:
+  fl_config_destroy(c);
+  return env;
+}
+
+fl_env_t *env_of(const char *const *kv) {
+  char err[512];
+  fl_env_t *env = env_try(kv, err, sizeof err);
+  if (!env) fail_msg("environment: %s", err);
+  return env;
+}

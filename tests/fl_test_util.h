@@ -70,5 +70,11 @@ double timeout_scale(void);
 
 /* A new environment with this parallelism and, if not NULL, watermark interval. */
 fl_env_t *env_with(int parallelism, const char *wm_interval);
+/* A new environment with the settings kv ("key", "value", ..., NULL; kv may be NULL);
+ * NULL, with the reason in err, when a setting or the environment is rejected. Needs no
+ * running test (a forked child may call it). */
+fl_env_t *env_try(const char *const *kv, char *err, size_t n);
+/* The same, failing the test when a setting is rejected. */
+fl_env_t *env_of(const char *const *kv);
 
 #endif

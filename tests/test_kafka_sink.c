@@ -52,6 +52,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "fl_test_util.h"
+#include "run_util.h"
 
 #include "io/kafka_sink.h"
 #include "kafka_test_util.h"
@@ -107,51 +108,25 @@ static int java_partition(const char *key, int parts) {
 /* ---------------------------------------------------------------------------------- */
 /* Files                                                                              */
 
-static char g_tmp[256];
-
-static void rm_rf(const char *path) {
-  DIR *d = opendir(path);
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      char p[4400];
-      snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-      rm_rf(p);
-    }
-    closedir(d);
-    rmdir(path);
-  } else {
-    unlink(path);
-  }
-}
-
 static int setup(void **state) {
-  (void)state;
   tool_path();
-  snprintf(g_tmp, sizeof g_tmp, "/tmp/fl_kafka_sink_XXXXXX");
-  return mkdtemp(g_tmp) ? 0 : -1;
+  return tmpdir_group_setup(state);
 }
 
 static int teardown(void **state) {
   teardown_children(state);
-  rm_rf(g_tmp);
-  return 0;
+  return tmpdir_group_teardown(state);
 }
 
-static bool has_manifest(const char *root) {
-  DIR *d = opendir(root);
-  if (!d) return false;
-  struct dirent *e;
-  bool found = false;
-  while (!found && (e = readdir(d))) {
-    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
-    char p[4400];
-    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
-    found = access(p, F_OK) == 0;
-  }
-  closedir(d);
-  return found;
+/* A path below the group's temporary directory. */
+typedef struct path {
+  char s[512];
+} path_t;
+
+static path_t tmp_path(const char *name) {
+  path_t p;
+  snprintf(p.s, sizeof p.s, "%s/%s", g_tmpdir, name);
+  return p;
 }
 
 /* The contents of every *.log file in dir, concatenated. */
@@ -166,17 +141,13 @@ static char *read_logs(const char *dir) {
     if (n < 5 || strcmp(e->d_name + n - 4, ".log") != 0) continue;
     char p[4400];
     snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-    FILE *f = fopen(p, "r");
-    assert_non_null(f);
-    char buf[4096];
-    size_t r;
-    while ((r = fread(buf, 1, sizeof buf, f)) > 0) {
-      all = realloc(all, len + r + 1);
-      memcpy(all + len, buf, r);
-      len += r;
-      all[len] = 0;
-    }
-    fclose(f);
+    size_t fl;
+    char *text = read_text(p, &fl);
+    assert_non_null(text);
+    all = realloc(all, len + fl + 1);
+    memcpy(all + len, text, fl + 1);
+    len += fl;
+    free(text);
   }
   closedir(d);
   return all;
@@ -184,8 +155,6 @@ static char *read_logs(const char *dir) {
 
 /* Whether the logs show tag committed: a line "committed <N> <tag>[ ...]". */
 static bool log_committed(const char *logs, const char *tag) {
-  char pat[800];
-  snprintf(pat, sizeof pat, " %s", tag);
   for (const char *l = logs; l && *l;) {
     const char *nl = strchr(l, '\n');
     size_t ll = nl ? (size_t)(nl - l) : strlen(l);
@@ -199,6 +168,34 @@ static bool log_committed(const char *logs, const char *tag) {
     l = nl ? nl + 1 : NULL;
   }
   return false;
+}
+
+/* The newest checkpoint under root with a manifest (0: none). */
+static int64_t newest_complete(const char *root) {
+  int64_t newest = 0;
+  DIR *d = opendir(root);
+  for (struct dirent *e; d && (e = readdir(d));) {
+    long long id;
+    char manifest[4400];
+    snprintf(manifest, sizeof manifest, "%s/%s/_manifest", root, e->d_name);
+    if (sscanf(e->d_name, "chk-%lld", &id) == 1 && id > newest && access(manifest, F_OK) == 0)
+      newest = id;
+  }
+  if (d) closedir(d);
+  return newest;
+}
+
+/* Fails the test unless text holds every one of the fragments (NULL-terminated). */
+static void assert_mentions(const char *what, const char *text, ...) {
+  va_list ap;
+  va_start(ap, text);
+  for (const char *f; (f = va_arg(ap, const char *));) {
+    if (!text || !strstr(text, f)) {
+      va_end(ap);
+      fail_msg("%s does not mention '%s':\n%s", what, f, text ? text : "(none)");
+    }
+  }
+  va_end(ap);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -235,14 +232,43 @@ static char *dupn(const void *p, size_t n) {
   return s;
 }
 
+/* The last header name of h as a string into out (left as it is when there is none). */
+static void header_into(rd_kafka_headers_t *h, const char *name, char *out, size_t cap) {
+  const void *v;
+  size_t vl;
+  if (rd_kafka_header_get_last(h, name, &v, &vl) == 0)
+    snprintf(out, cap, "%.*s", (int)vl, (const char *)v);
+}
+
+static void msg_add(msgs_t *out, rd_kafka_message_t *m) {
+  out->m = realloc(out->m, (out->n + 1) * sizeof *out->m);
+  msg_t *x = &out->m[out->n++];
+  memset(x, 0, sizeof *x);
+  snprintf(x->topic, sizeof x->topic, "%s", rd_kafka_topic_name(m->rkt));
+  x->partition = m->partition;
+  x->offset = m->offset;
+  x->ts = rd_kafka_message_timestamp(m, NULL);
+  x->key = m->key ? dupn(m->key, m->key_len) : NULL;
+  x->value = dupn(m->payload, m->len);
+  rd_kafka_headers_t *h = NULL;
+  if (rd_kafka_message_headers(m, &h) == 0) {
+    const void *v;
+    size_t vl;
+    header_into(h, "fl.txn", x->txn, sizeof x->txn);
+    header_into(h, "idx", x->hidx, sizeof x->hidx);
+    if (rd_kafka_header_get_last(h, "nv", &v, &vl) == 0) x->has_nv = v == NULL ? 1 : 2;
+  }
+}
+
 /* Reads every partition of topic from the beginning to its end. */
 static void consume_all(const char *bs, const char *topic, int parts, msgs_t *out) {
+  static const char *const conf_kv[] = {
+      "group.id", "verify", "enable.partition.eof", "true", "enable.auto.commit", "false", NULL};
   char err[512];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", bs, err, sizeof err), 0);
-  assert_int_equal(rd_kafka_conf_set(conf, "group.id", "verify", err, sizeof err), 0);
-  assert_int_equal(rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err), 0);
-  assert_int_equal(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err), 0);
+  for (size_t i = 0; conf_kv[i]; i += 2)
+    assert_int_equal(rd_kafka_conf_set(conf, conf_kv[i], conf_kv[i + 1], err, sizeof err), 0);
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
   assert_non_null(rk);
   rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(parts);
@@ -257,35 +283,65 @@ static void consume_all(const char *bs, const char *topic, int parts, msgs_t *ou
       fail_msg("topic %s: only %d of %d partitions read to the end", topic, eofs, parts);
     rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
     if (!m) continue;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
       eofs++;
-    } else if (m->err) {
+    else if (m->err)
       fail_msg("consume %s: %s", topic, rd_kafka_message_errstr(m));
-    } else {
-      out->m = realloc(out->m, (out->n + 1) * sizeof *out->m);
-      msg_t *x = &out->m[out->n++];
-      memset(x, 0, sizeof *x);
-      snprintf(x->topic, sizeof x->topic, "%s", rd_kafka_topic_name(m->rkt));
-      x->partition = m->partition;
-      x->offset = m->offset;
-      x->ts = rd_kafka_message_timestamp(m, NULL);
-      x->key = m->key ? dupn(m->key, m->key_len) : NULL;
-      x->value = dupn(m->payload, m->len);
-      rd_kafka_headers_t *h = NULL;
-      if (rd_kafka_message_headers(m, &h) == 0) {
-        const void *v;
-        size_t vl;
-        if (rd_kafka_header_get_last(h, "fl.txn", &v, &vl) == 0)
-          snprintf(x->txn, sizeof x->txn, "%.*s", (int)vl, (const char *)v);
-        if (rd_kafka_header_get_last(h, "idx", &v, &vl) == 0)
-          snprintf(x->hidx, sizeof x->hidx, "%.*s", (int)vl, (const char *)v);
-        if (rd_kafka_header_get_last(h, "nv", &v, &vl) == 0) x->has_nv = v == NULL ? 1 : 2;
-      }
-    }
+    else
+      msg_add(out, m);
     rd_kafka_message_destroy(m);
   }
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
+}
+
+static size_t topic_count(const char *bs, const char *topic) {
+  msgs_t ms = {0};
+  consume_all(bs, topic, 2, &ms);
+  size_t n = ms.n;
+  msgs_free(&ms);
+  return n;
+}
+
+static int64_t val_of(const char *v) { return atoll(v); }
+
+/* Asserts that msgs hold each of 0..n-1 exactly once (at_least: at least once). */
+static void assert_each_once(const msgs_t *ms, int64_t n, bool at_least) {
+  int *cnt = calloc((size_t)n, sizeof *cnt);
+  for (size_t i = 0; i < ms->n; i++) {
+    int64_t v = val_of(ms->m[i].value);
+    assert_true(v >= 0 && v < n);
+    cnt[v]++;
+  }
+  int64_t lost = 0, dup = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (cnt[i] == 0) lost++;
+    if (cnt[i] > 1) dup++;
+  }
+  free(cnt);
+  if (lost || (!at_least && dup))
+    fail_msg("%" PRId64 " records lost, %" PRId64 " duplicated (of %" PRId64 ", %zu messages)",
+             lost, dup, n, ms->n);
+}
+
+/* Consumes topic and asserts that it holds each of 0..n-1 once (at_least: at least
+ * once); returns how many messages it holds. */
+static size_t assert_topic_each_once(const char *bs, const char *topic, int parts, int64_t n,
+                                     bool at_least) {
+  msgs_t ms = {0};
+  consume_all(bs, topic, parts, &ms);
+  assert_each_once(&ms, n, at_least);
+  size_t count = ms.n;
+  msgs_free(&ms);
+  return count;
+}
+
+/* The messages whose fl.txn tag the logs show committed (they borrow ms's strings). */
+static msgs_t committed_only(const msgs_t *ms, const char *logs) {
+  msgs_t ok = {calloc(ms->n ? ms->n : 1, sizeof *ok.m), 0};
+  for (size_t i = 0; i < ms->n; i++)
+    if (log_committed(logs, ms->m[i].txn)) ok.m[ok.n++] = ms->m[i];
+  return ok;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -301,7 +357,12 @@ typedef struct mock {
  * test's own mock_stop(). */
 static mock_t *g_mock;
 
-static void mock_start(mock_t *mk, int brokers) {
+static void mock_topic(mock_t *mk, const char *topic, int parts) {
+  assert_int_equal(rd_kafka_mock_topic_create(mk->mc, topic, parts, 1), 0);
+}
+
+/* A mock cluster of the given brokers with topic (of parts partitions). */
+static void mock_start(mock_t *mk, int brokers, const char *topic, int parts) {
   char err[512];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
@@ -312,10 +373,7 @@ static void mock_start(mock_t *mk, int brokers) {
   snprintf(mk->bs, sizeof mk->bs, "%s", rd_kafka_mock_cluster_bootstraps(mk->mc));
   assert_true(strncmp(mk->bs, "127.0.0.1:", 10) == 0); /* loopback only */
   g_mock = mk;
-}
-
-static void mock_topic(mock_t *mk, const char *topic, int parts) {
-  assert_int_equal(rd_kafka_mock_topic_create(mk->mc, topic, parts, 1), 0);
+  mock_topic(mk, topic, parts);
 }
 
 static void mock_stop(mock_t *mk) {
@@ -351,12 +409,31 @@ typedef struct gen_inst {
 } gen_inst_t;
 
 static int gen_open(fl_context_t *ctx, void *opaque, void **inst) {
-  (void)ctx;
   gen_inst_t *s = calloc(1, sizeof *s);
-  if (!s) return FL_ENOMEM;
-  s->g = opaque;
+  if (s) s->g = opaque;
   *inst = s;
-  return 0;
+  return s ? 0 : FL_ENOMEM;
+}
+
+/* Whether the generator may go on at its pause point (and says it paused if not). */
+static bool gen_may_pass(gen_t *g) {
+  pthread_mutex_lock(&g->mu);
+  bool go = g->resume;
+  if (!go && !g->paused) {
+    g->paused = 1;
+    pthread_cond_broadcast(&g->cv);
+  }
+  pthread_mutex_unlock(&g->mu);
+  return go;
+}
+
+/* Lowers *budget to what the rate allows now; false when that is not one record. */
+static bool gen_rate_allows(gen_inst_t *s, size_t *budget) {
+  if (!s->t0) s->t0 = now_ms();
+  double allowed = (double)(now_ms() - s->t0) * s->g->rate_per_ms - (double)s->emitted;
+  if (allowed < 1) return false;
+  if ((double)*budget > allowed) *budget = (size_t)allowed;
+  return true;
 }
 
 static int gen_run(fl_context_t *ctx, void *inst) {
@@ -364,23 +441,9 @@ static int gen_run(fl_context_t *ctx, void *inst) {
   gen_t *g = s->g;
   size_t budget = fl_ctx_source_budget(ctx);
   if (g->budget && budget > g->budget) budget = g->budget;
-  if (g->rate_per_ms > 0) {
-    if (!s->t0) s->t0 = now_ms();
-    double allowed = (double)(now_ms() - s->t0) * g->rate_per_ms - (double)s->emitted;
-    if (allowed < 1) return FL_SOURCE_WAIT;
-    if ((double)budget > allowed) budget = (size_t)allowed;
-  }
+  if (g->rate_per_ms > 0 && !gen_rate_allows(s, &budget)) return FL_SOURCE_WAIT;
   for (size_t b = 0; b < budget && s->next < g->n; b++) {
-    if (s->next == g->pause_at) {
-      pthread_mutex_lock(&g->mu);
-      int go = g->resume;
-      if (!go && !g->paused) {
-        g->paused = 1;
-        pthread_cond_broadcast(&g->cv);
-      }
-      pthread_mutex_unlock(&g->mu);
-      if (!go) return FL_SOURCE_WAIT;
-    }
+    if (s->next == g->pause_at && !gen_may_pass(g)) return FL_SOURCE_WAIT;
     char key[32], val[32];
     int kl = g->keys ? snprintf(key, sizeof key, "k%d", (int)(s->next % g->keys)) : 0;
     int vl = snprintf(val, sizeof val, "%" PRId64, s->next);
@@ -394,25 +457,20 @@ static int gen_run(fl_context_t *ctx, void *inst) {
 
 static void gen_close(void *inst) { free(inst); }
 
+/* The generator's state is the index of its next record. */
 static int gen_snapshot(fl_context_t *ctx, void *inst, fl_buf_t *out) {
-  (void)ctx;
   gen_inst_t *s = inst;
   return fl_buf_append(out, &s->next, sizeof s->next);
 }
 
 static int gen_restore(fl_context_t *ctx, void *inst, const fl_bytes_t *st, size_t n) {
   gen_inst_t *s = inst;
-  if (n != 1 || st[0].len != sizeof s->next) return fl_ctx_fail(ctx, "bad generator state");
-  memcpy(&s->next, st[0].data, sizeof s->next);
-  return 0;
+  if (n == 1 && st[0].len == sizeof s->next) {
+    memcpy(&s->next, st[0].data, sizeof s->next);
+    return 0;
+  }
+  return fl_ctx_fail(ctx, "bad generator state");
 }
-
-static const fl_source_fn_t gen_fn = {.version = FL_SOURCE_FN_VERSION,
-                                      .open = gen_open,
-                                      .run = gen_run,
-                                      .close = gen_close,
-                                      .snapshot = gen_snapshot,
-                                      .restore = gen_restore};
 
 static void gen_init(gen_t *g, int64_t n, int keys) {
   memset(g, 0, sizeof *g);
@@ -428,18 +486,54 @@ static void gen_free(gen_t *g) {
   pthread_cond_destroy(&g->cv);
 }
 
+/* The generator as a source of env. */
+static fl_stream_t *gen_source(fl_env_t *env, gen_t *g) {
+  static const fl_source_fn_t fn = {.version = FL_SOURCE_FN_VERSION,
+                                    .open = gen_open,
+                                    .run = gen_run,
+                                    .close = gen_close,
+                                    .snapshot = gen_snapshot,
+                                    .restore = gen_restore};
+  return fl_source(env, "gen", &fn, g, 0);
+}
+
+/* Waits until the generator paused at its pause_at record (fails the test after 10 s). */
+static void wait_paused(gen_t *g) {
+  pthread_mutex_lock(&g->mu);
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += (time_t)(10 * timeout_scale());
+  while (!g->paused)
+    if (pthread_cond_timedwait(&g->cv, &g->mu, &dl) == ETIMEDOUT) break;
+  int paused = g->paused;
+  pthread_mutex_unlock(&g->mu);
+  assert_true(paused);
+}
+
+static void gen_resume(gen_t *g) {
+  pthread_mutex_lock(&g->mu);
+  g->resume = 1;
+  pthread_mutex_unlock(&g->mu);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Jobs                                                                               */
 
-static fl_env_t *make_env(const char *const *kv) {
-  fl_config_t *c = fl_config_new();
-  char err[512];
-  for (size_t i = 0; kv && kv[i]; i += 2)
-    if (fl_config_set(c, kv[i], kv[i + 1], err, sizeof err)) fail_msg("config %s: %s", kv[i], err);
-  fl_env_t *env = NULL;
-  if (fl_env_new(&env, c, err, sizeof err)) fail_msg("env: %s", err);
-  fl_config_destroy(c);
-  return env;
+/* The options of a sink to topic of the mock with the guarantee; a test sets more. */
+static fl_kafka_sink_opts_t sink_opts(const char *brokers, const char *topic,
+                                      fl_kafka_guarantee_t guarantee) {
+  return (fl_kafka_sink_opts_t){.version = FL_KAFKA_SINK_OPTS_VERSION,
+                                .brokers = brokers,
+                                .topic = topic,
+                                .guarantee = guarantee};
+}
+
+/* Adds the sink "out" with o to s, runs the job to success and destroys env. */
+static void run_to_end(fl_env_t *env, fl_stream_t *s, const fl_kafka_sink_opts_t *o,
+                       const char *job) {
+  assert_int_equal(fl_stream_sink_kafka(s, "out", o), 0);
+  execute_ok(env, job);
+  fl_env_destroy(env);
 }
 
 /* fails the job at record value fail_at (if >= 0) */
@@ -452,35 +546,14 @@ static int fail_map(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
   return fl_emit_record(ctx, in);
 }
 
-static int64_t val_of(const char *v) { return atoll(v); }
-
-/* Asserts that msgs hold each of 0..n-1 exactly once (min_once: at least once). */
-static void assert_each_once(const msgs_t *ms, int64_t n, bool at_least) {
-  int *cnt = calloc((size_t)n, sizeof *cnt);
-  for (size_t i = 0; i < ms->n; i++) {
-    int64_t v = val_of(ms->m[i].value);
-    assert_true(v >= 0 && v < n);
-    cnt[v]++;
-  }
-  int64_t lost = 0, dup = 0;
-  for (int64_t i = 0; i < n; i++) {
-    if (cnt[i] == 0) lost++;
-    if (cnt[i] > 1) dup++;
-  }
-  free(cnt);
-  if (lost || (!at_least && dup))
-    fail_msg("%" PRId64 " records lost, %" PRId64 " duplicated (of %" PRId64 ", %zu messages)",
-             lost, dup, n, ms->n);
-}
-
 typedef struct job_thread {
   fl_env_t *env;
+  pthread_t t;
   int rc;
   char err[1024];
   _Atomic int done; /* execute returned */
 } job_thread_t;
 
-/* Runs the job on its own thread (for tests that act while it runs). */
 static void *run_job(void *arg) {
   job_thread_t *j = arg;
   j->rc = fl_env_execute(j->env, "bg");
@@ -489,32 +562,95 @@ static void *run_job(void *arg) {
   return NULL;
 }
 
+/* Runs env's job on its own thread (for tests that act while it runs). */
+static void job_start(job_thread_t *j, fl_env_t *env) {
+  memset(j, 0, sizeof *j);
+  j->env = env;
+  assert_int_equal(pthread_create(&j->t, NULL, run_job, j), 0);
+}
+
+/* Polls (every 5 ms, not waiting for work to happen) until done(arg) holds or base_ms
+ * (scaled) passed; returns whether it holds. */
+static bool wait_until(bool (*done)(void *arg), void *arg, int64_t base_ms) {
+  int64_t deadline = deadline_in(base_ms);
+  while (!done(arg)) {
+    if (now_ms() >= deadline) return false;
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return true;
+}
+
+static bool job_done(void *arg) { return atomic_load(&((job_thread_t *)arg)->done); }
+
+/* The job's log lines, "LEVEL line\n" each. */
+typedef struct logbuf {
+  pthread_mutex_t mu;
+  char *text;
+  size_t len;
+} logbuf_t;
+
+static void collect_log(fl_log_level_t level, const char *line, void *opaque) {
+  logbuf_t *l = opaque;
+  static const char *const names[] = {"ERROR", "WARN", "INFO"};
+  pthread_mutex_lock(&l->mu);
+  size_t n = strlen(line) + 16;
+  l->text = realloc(l->text, l->len + n);
+  l->len += (size_t)snprintf(l->text + l->len, n, "%s %s\n", names[level], line);
+  pthread_mutex_unlock(&l->mu);
+}
+
+/* Collects env's log into l (emptied first). */
+static void log_attach(logbuf_t *l, fl_env_t *env) {
+  free(l->text);
+  l->text = NULL;
+  l->len = 0;
+  assert_int_equal(fl_env_set_log(env, collect_log, l), 0);
+}
+
+static bool log_has(logbuf_t *l, const char *a, const char *b) {
+  pthread_mutex_lock(&l->mu);
+  const char *at = l->text ? strstr(l->text, a) : NULL;
+  bool yes = at && (!b || strstr(at, b));
+  pthread_mutex_unlock(&l->mu);
+  return yes;
+}
+
+typedef struct log_wait {
+  logbuf_t *l;
+  const char *a, *b;
+} log_wait_t;
+
+static bool log_wait_done(void *arg) {
+  log_wait_t *w = arg;
+  return log_has(w->l, w->a, w->b);
+}
+
+/* Waits (up to base_ms, scaled) for a log line with a, and b after it. */
+static bool wait_log(logbuf_t *l, const char *a, const char *b, int64_t base_ms) {
+  log_wait_t w = {l, a, b};
+  return wait_until(log_wait_done, &w, base_ms);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* At least once, no guarantee                                                        */
 
 static void test_at_least_once_delivers_every_record_with_java_partitioning(void **state) {
   (void)state;
   mock_t mk;
-  mock_start(&mk, 3);
-  mock_topic(&mk, "alo", 4);
-  char ck[512];
-  snprintf(ck, sizeof ck, "%s/alo-ck", g_tmp);
+  mock_start(&mk, 3, "alo", 4);
+  path_t ck = tmp_path("alo-ck");
   const char *kv[] = {
-      "parallelism", "2", "state.checkpoints.dir", ck, "execution.checkpointing.interval",
+      "parallelism", "2", "state.checkpoints.dir", ck.s, "execution.checkpointing.interval",
       "30ms",        NULL};
-  fl_env_t *env = make_env(kv);
+  fl_env_t *env = env_of(kv);
   gen_t g;
   gen_init(&g, 600, 37);
   g.rate_per_ms = 3.0;
   g.budget = 16;
-  fl_stream_t *s = fl_stream_rebalance(fl_source(env, "gen", &gen_fn, &g, 0));
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = mk.bs,
-                            .topic = "alo",
-                            .guarantee = FL_KAFKA_AT_LEAST_ONCE};
-  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
-  int rc = fl_env_execute(env, "alo");
-  if (rc) fail_msg("job: %s", fl_env_error(env));
+  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "alo", FL_KAFKA_AT_LEAST_ONCE);
+  assert_int_equal(fl_stream_sink_kafka(fl_stream_rebalance(gen_source(env, &g)), "out", &o), 0);
+  execute_ok(env, "alo");
   char *mj = fl_env_metrics_json(env);
   assert_non_null(strstr(mj, "\"completed\""));
   fl_free(mj);
@@ -545,20 +681,14 @@ static void test_at_least_once_delivers_every_record_with_java_partitioning(void
 static void test_no_guarantee_flushes_everything_at_the_end(void **state) {
   (void)state;
   mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "ng", 3);
+  mock_start(&mk, 1, "ng", 3);
   const char *kv[] = {"parallelism", "3", NULL};
-  fl_env_t *env = make_env(kv);
+  fl_env_t *env = env_of(kv);
   gen_t g;
   gen_init(&g, 3000, 0); /* no keys */
-  fl_stream_t *s = fl_stream_rebalance(fl_source(env, "gen", &gen_fn, &g, 0));
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = mk.bs,
-                            .topic = "ng",
-                            .guarantee = FL_KAFKA_NO_GUARANTEE};
-  assert_int_equal(fl_stream_sink_kafka(s, NULL, &o), 0);
-  int rc = fl_env_execute(env, "ng");
-  if (rc) fail_msg("job: %s", fl_env_error(env));
+  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "ng", FL_KAFKA_NO_GUARANTEE);
+  assert_int_equal(fl_stream_sink_kafka(fl_stream_rebalance(gen_source(env, &g)), NULL, &o), 0);
+  execute_ok(env, "ng");
   fl_env_destroy(env);
   msgs_t ms = {0};
   consume_all(mk.bs, "ng", 3, &ms);
@@ -595,24 +725,19 @@ static void ser_destroy(void *opaque) { atomic_fetch_add((_Atomic int *)opaque, 
 static void test_serializer_topics_headers_and_timestamps_arrive(void **state) {
   (void)state;
   mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "even", 2);
+  mock_start(&mk, 1, "even", 2);
   mock_topic(&mk, "odd", 2);
   const char *kv[] = {"parallelism", "2", NULL};
-  fl_env_t *env = make_env(kv);
+  fl_env_t *env = env_of(kv);
   gen_t g;
   gen_init(&g, 400, 5);
-  fl_stream_t *s = fl_stream_rebalance(fl_source(env, "gen", &gen_fn, &g, 0));
   fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
                             .brokers = mk.bs,
                             .serialize = ser,
                             .serialize_opaque = &g_ser_destroyed,
                             .serialize_destroy = ser_destroy};
   atomic_store(&g_ser_destroyed, 0);
-  assert_int_equal(fl_stream_sink_kafka(s, "ser", &o), 0);
-  int rc = fl_env_execute(env, "ser");
-  if (rc) fail_msg("job: %s", fl_env_error(env));
-  fl_env_destroy(env);
+  run_to_end(env, fl_stream_rebalance(gen_source(env, &g)), &o, "ser");
   assert_int_equal(atomic_load(&g_ser_destroyed), 1);
   msgs_t ms = {0};
   consume_all(mk.bs, "even", 2, &ms);
@@ -645,24 +770,15 @@ static void test_serializer_topics_headers_and_timestamps_arrive(void **state) {
 static void test_exactly_once_bounded_job_commits_one_transaction(void **state) {
   (void)state;
   mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "eo1", 4);
-  char logdir[512];
-  snprintf(logdir, sizeof logdir, "%s/eo1-log", g_tmp);
-  fl_env_t *env = make_env(NULL);
+  mock_start(&mk, 1, "eo1", 4);
+  path_t logdir = tmp_path("eo1-log");
+  fl_env_t *env = env_of(NULL);
   gen_t g;
   gen_init(&g, 500, 11);
-  fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = mk.bs,
-                            .topic = "eo1",
-                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
-                            .transactional_id_prefix = "eo1job",
-                            .txn_log_dir = logdir};
-  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
-  int rc = fl_env_execute(env, "eo1");
-  if (rc) fail_msg("job: %s", fl_env_error(env));
-  fl_env_destroy(env);
+  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "eo1", FL_KAFKA_EXACTLY_ONCE);
+  o.transactional_id_prefix = "eo1job";
+  o.txn_log_dir = logdir.s;
+  run_to_end(env, gen_source(env, &g), &o, "eo1");
   msgs_t ms = {0};
   consume_all(mk.bs, "eo1", 4, &ms);
   assert_int_equal(ms.n, 500);
@@ -670,7 +786,7 @@ static void test_exactly_once_bounded_job_commits_one_transaction(void **state) 
   const char *tag = ms.m[0].txn;
   assert_true(strncmp(tag, "eo1job-0/", 9) == 0);
   for (size_t i = 0; i < ms.n; i++) assert_string_equal(ms.m[i].txn, tag);
-  char *logs = read_logs(logdir);
+  char *logs = read_logs(logdir.s);
   char want[600];
   snprintf(want, sizeof want, "intent %" PRId64 " %s\ncommitted %" PRId64 " %s\n", INT64_MAX, tag,
            INT64_MAX, tag);
@@ -684,33 +800,26 @@ static void test_exactly_once_bounded_job_commits_one_transaction(void **state) 
 static void test_transaction_log_is_compacted_to_its_last_lines(void **state) {
   (void)state;
   mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "eo3", 1);
-  char logdir[512], path[700];
-  snprintf(logdir, sizeof logdir, "%s/eo3-log", g_tmp);
-  assert_int_equal(mkdir(logdir, 0777), 0);
-  snprintf(path, sizeof path, "%s/cpt-0.log", logdir);
+  mock_start(&mk, 1, "eo3", 1);
+  path_t logdir = tmp_path("eo3-log");
+  char path[700];
+  assert_int_equal(mkdir(logdir.s, 0777), 0);
+  snprintf(path, sizeof path, "%s/cpt-0.log", logdir.s);
   FILE *f = fopen(path, "w");
   assert_non_null(f);
   for (int i = 0; i < 1199; i++) fprintf(f, "committed 1 old/1/%d\n", i);
   fclose(f);
-  fl_env_t *env = make_env(NULL);
+  fl_env_t *env = env_of(NULL);
   gen_t g;
   gen_init(&g, 10, 3);
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = mk.bs,
-                            .topic = "eo3",
-                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
-                            .transactional_id_prefix = "cpt",
-                            .txn_log_dir = logdir,
-                            .accept_duplicates = 1}; /* the log shows commits */
-  assert_int_equal(fl_stream_sink_kafka(fl_source(env, "gen", &gen_fn, &g, 0), "out", &o), 0);
-  int rc = fl_env_execute(env, "eo3");
-  if (rc) fail_msg("job: %s", fl_env_error(env));
-  fl_env_destroy(env);
+  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "eo3", FL_KAFKA_EXACTLY_ONCE);
+  o.transactional_id_prefix = "cpt";
+  o.txn_log_dir = logdir.s;
+  o.accept_duplicates = 1; /* the log shows commits */
+  run_to_end(env, gen_source(env, &g), &o, "eo3");
   /* the start line (a fresh start over logged commits, accepted) made it 1200 lines:
    * rewritten to its last 100, then the intent and the commit */
-  char *logs = read_logs(logdir);
+  char *logs = read_logs(logdir.s);
   size_t lines = 0;
   for (const char *c = logs; *c; c++) lines += *c == '\n';
   assert_int_equal(lines, 102);
@@ -732,46 +841,29 @@ static void test_transaction_log_is_compacted_to_its_last_lines(void **state) {
 static void test_exactly_once_savepoint_needs_periodic_checkpoints(void **state) {
   (void)state;
   mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "eo4", 1);
-  char logdir[512], sp[512];
-  snprintf(logdir, sizeof logdir, "%s/eo4-log", g_tmp);
-  snprintf(sp, sizeof sp, "%s/eo4-savepoint", g_tmp);
-  fl_env_t *env = make_env(NULL);
+  mock_start(&mk, 1, "eo4", 1);
+  path_t logdir = tmp_path("eo4-log"), sp = tmp_path("eo4-savepoint");
+  fl_env_t *env = env_of(NULL);
   gen_t g;
   gen_init(&g, 100, 3);
   g.pause_at = 50;
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = mk.bs,
-                            .topic = "eo4",
-                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
-                            .txn_log_dir = logdir};
-  assert_int_equal(fl_stream_sink_kafka(fl_source(env, "gen", &gen_fn, &g, 0), "out", &o), 0);
-  job_thread_t j = {.env = env};
-  pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, run_job, &j), 0);
-  pthread_mutex_lock(&g.mu);
-  struct timespec dl;
-  clock_gettime(CLOCK_REALTIME, &dl);
-  dl.tv_sec += (time_t)(10 * timeout_scale());
-  while (!g.paused)
-    if (pthread_cond_timedwait(&g.cv, &g.mu, &dl) == ETIMEDOUT) break;
-  int paused = g.paused;
-  pthread_mutex_unlock(&g.mu);
-  assert_true(paused);
+  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "eo4", FL_KAFKA_EXACTLY_ONCE);
+  o.txn_log_dir = logdir.s;
+  assert_int_equal(fl_stream_sink_kafka(gen_source(env, &g), "out", &o), 0);
+  job_thread_t j;
+  job_start(&j, env);
+  wait_paused(&g);
   char err[1024] = "";
-  int rc = fl_env_savepoint(env, sp, err, sizeof err);
-  pthread_mutex_lock(&g.mu);
-  g.resume = 1;
-  pthread_mutex_unlock(&g.mu);
-  pthread_join(t, NULL);
+  int rc = fl_env_savepoint(env, sp.s, err, sizeof err);
+  gen_resume(&g);
+  pthread_join(j.t, NULL);
   /* the sink cannot fail only the savepoint: the job fails, naming the cause */
   assert_int_not_equal(rc, 0);
   assert_int_not_equal(j.rc, 0);
   if (!strstr(j.err, "kafka sink 'out'") || !strstr(j.err, "periodic checkpoints"))
     fail_msg("savepoint error '%s', job error '%s'", err, j.err);
   fl_env_destroy(env);
-  char *logs = read_logs(logdir);
+  char *logs = read_logs(logdir.s);
   assert_string_equal(logs, ""); /* nothing committed */
   free(logs);
   gen_free(&g);
@@ -781,28 +873,23 @@ static void test_exactly_once_savepoint_needs_periodic_checkpoints(void **state)
 static void test_exactly_once_failed_job_commits_nothing(void **state) {
   (void)state;
   mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "eo2", 2);
-  char logdir[512];
-  snprintf(logdir, sizeof logdir, "%s/eo2-log", g_tmp);
-  fl_env_t *env = make_env(NULL);
+  mock_start(&mk, 1, "eo2", 2);
+  path_t logdir = tmp_path("eo2-log");
+  fl_env_t *env = env_of(NULL);
   gen_t g;
   gen_init(&g, 500, 3);
   g.budget = 10;
   g_fail_at = 300;
-  fl_stream_t *s = fl_stream_map(fl_source(env, "gen", &gen_fn, &g, 0), "fail", fail_map, NULL);
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = mk.bs,
-                            .topic = "eo2",
-                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
-                            .txn_log_dir = logdir};
+  fl_stream_t *s = fl_stream_map(gen_source(env, &g), "fail", fail_map, NULL);
+  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "eo2", FL_KAFKA_EXACTLY_ONCE);
+  o.txn_log_dir = logdir.s;
   assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
   int rc = fl_env_execute(env, "eo2");
   g_fail_at = -1;
   assert_int_not_equal(rc, 0);
   assert_non_null(strstr(fl_env_error(env), "injected failure at 300"));
   fl_env_destroy(env);
-  char *logs = read_logs(logdir);
+  char *logs = read_logs(logdir.s);
   assert_string_equal(logs, ""); /* no intent, no commit */
   free(logs);
   gen_free(&g);
@@ -824,18 +911,20 @@ static crash_plan_t g_plan;
 static const char *g_child_par; /* NULL: 2 with a kill planned, 1 for the last run */
 static _Atomic int g_hits;
 
+/* Whether the plan says to die now, at point (counting its hits). */
+static bool plan_kills_at(const char *point) {
+  return g_plan.point && strcmp(point, g_plan.point) == 0 &&
+         atomic_fetch_add(&g_hits, 1) + 1 == g_plan.at;
+}
+
 static void kill_hook(const char *point, void *arg) {
   (void)arg;
-  if (g_plan.point && strcmp(point, g_plan.point) == 0 &&
-      atomic_fetch_add(&g_hits, 1) + 1 == g_plan.at)
-    raise(SIGKILL);
+  if (plan_kills_at(point)) raise(SIGKILL);
 }
 
 static int kill_map(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
   (void)opaque;
-  if (g_plan.point && strcmp(g_plan.point, "record") == 0 &&
-      atomic_fetch_add(&g_hits, 1) + 1 == g_plan.at)
-    raise(SIGKILL);
+  if (plan_kills_at("record")) raise(SIGKILL);
   return fl_emit_record(ctx, in);
 }
 
@@ -852,31 +941,23 @@ static void crash_child(const char *bs, const char *root, const char *logdir) {
                       root,
                       "execution.checkpointing.interval",
                       "100ms",
+                      "execution.savepoint.path",
+                      newest_complete(root) ? root : "",
                       NULL};
-  fl_config_t *c = fl_config_new();
   char err[512];
-  for (size_t i = 0; kv[i]; i += 2)
-    if (fl_config_set(c, kv[i], kv[i + 1], err, sizeof err)) _exit(3);
-  if (has_manifest(root) && fl_config_set(c, "execution.savepoint.path", root, err, sizeof err))
-    _exit(3);
-  fl_env_t *env = NULL;
-  if (fl_env_new(&env, c, err, sizeof err)) _exit(3);
-  fl_config_destroy(c);
+  fl_env_t *env = env_try(kv, err, sizeof err);
+  if (!env) _exit(3);
   gen_t g;
   gen_init(&g, CR_N, 17);
   g.rate_per_ms = 3.0 / timeout_scale(); /* about 2 s of input in all */
   g.budget = 16;
-  fl_stream_t *s = fl_stream_rebalance(
-      fl_stream_map(fl_source(env, "gen", &gen_fn, &g, 0), "kill", kill_map, NULL));
+  fl_stream_t *s = fl_stream_rebalance(fl_stream_map(gen_source(env, &g), "kill", kill_map, NULL));
   const char *props[] = {"reconnect.backoff.max.ms", "200", NULL};
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = bs,
-                            .topic = CR_TOPIC,
-                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
-                            .transactional_id_prefix = "crashjob",
-                            .txn_log_dir = logdir,
-                            .props = props,
-                            .timeout_ms = 20000};
+  fl_kafka_sink_opts_t o = sink_opts(bs, CR_TOPIC, FL_KAFKA_EXACTLY_ONCE);
+  o.transactional_id_prefix = "crashjob";
+  o.txn_log_dir = logdir;
+  o.props = props;
+  o.timeout_ms = 20000;
   fl_stream_sink_kafka(s, "out", &o);
   int rc = fl_env_execute(env, "crash");
   if (rc) fprintf(stderr, "child: %s\n", fl_env_error(env));
@@ -917,12 +998,26 @@ static int run_crash_child(const char *bs, const char *root, const char *logdir)
   return status;
 }
 
+/* Shows the duplicated committed records and the logs (env HK_DEBUG). */
+static void dump_duplicates(const msgs_t *ok, const char *logs) {
+  int *cnt = calloc(CR_N, sizeof *cnt);
+  for (size_t i = 0; i < ok->n; i++) cnt[val_of(ok->m[i].value)]++;
+  int shown = 0;
+  for (size_t i = 0; i < ok->n && shown < 40; i++)
+    if (cnt[val_of(ok->m[i].value)] > 1) {
+      fprintf(stderr, "dup %s p%d o%lld %s\n", ok->m[i].value, ok->m[i].partition,
+              (long long)ok->m[i].offset, ok->m[i].txn);
+      shown++;
+    }
+  fprintf(stderr, "LOGS:\n%s\n", logs);
+  free(cnt);
+}
+
 static void test_exactly_once_survives_sigkill_at_every_commit_step(void **state) {
   (void)state;
-  char bs[1100], root[512], logdir[512];
+  char bs[1100];
   child_t *srv = start_server(bs, sizeof bs, "--quiet", "--topic", CR_TOPIC ":4", NULL);
-  snprintf(root, sizeof root, "%s/crash-ck", g_tmp);
-  snprintf(logdir, sizeof logdir, "%s/crash-log", g_tmp);
+  path_t root = tmp_path("crash-ck"), logdir = tmp_path("crash-log");
   unsigned seed = (unsigned)time(NULL);
   srand(seed);
   crash_plan_t plans[] = {{"before-intent", 2},
@@ -935,7 +1030,7 @@ static void test_exactly_once_survives_sigkill_at_every_commit_step(void **state
   bool done = false;
   for (size_t i = 0; i < sizeof plans / sizeof *plans && !done; i++) {
     g_plan = plans[i];
-    int status = run_crash_child(bs, root, logdir);
+    int status = run_crash_child(bs, root.s, logdir.s);
     runs++;
     if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && g_plan.point) {
       kills++;
@@ -951,32 +1046,17 @@ static void test_exactly_once_survives_sigkill_at_every_commit_step(void **state
   assert_int_equal(kills, 5);
 
   /* Only now a librdkafka handle in this process: no more forks follow in this test. */
-  char *logs = read_logs(logdir);
+  char *logs = read_logs(logdir.s);
   msgs_t ms = {0};
   consume_all(bs, CR_TOPIC, 4, &ms);
-  msgs_t ok = {0};
-  ok.m = calloc(ms.n ? ms.n : 1, sizeof *ok.m);
+  msgs_t ok = committed_only(&ms, logs);
   size_t no_tag = 0;
-  for (size_t i = 0; i < ms.n; i++) {
+  for (size_t i = 0; i < ms.n; i++)
     if (!ms.m[i].txn[0]) no_tag++;
-    if (log_committed(logs, ms.m[i].txn)) ok.m[ok.n++] = ms.m[i];
-  }
   assert_int_equal(no_tag, 0);
   print_message("crash test: seed %u, %d runs, %d kills, %zu messages, %zu committed\n", seed, runs,
                 kills, ms.n, ok.n);
-  if (getenv("HK_DEBUG")) {
-    int *cnt = calloc(CR_N, sizeof *cnt);
-    for (size_t i = 0; i < ok.n; i++) cnt[val_of(ok.m[i].value)]++;
-    int shown = 0;
-    for (size_t i = 0; i < ok.n && shown < 40; i++)
-      if (cnt[val_of(ok.m[i].value)] > 1) {
-        fprintf(stderr, "dup %s p%d o%lld %s\n", ok.m[i].value, ok.m[i].partition,
-                (long long)ok.m[i].offset, ok.m[i].txn);
-        shown++;
-      }
-    fprintf(stderr, "LOGS:\n%s\n", logs);
-    free(cnt);
-  }
+  if (getenv("HK_DEBUG")) dump_duplicates(&ok, logs);
   assert_each_once(&ok, CR_N, false);
   free(ok.m);
   msgs_free(&ms);
@@ -993,22 +1073,21 @@ static void test_exactly_once_survives_sigkill_at_every_commit_step(void **state
  * consumer of a real broker finds nothing of an aborted transaction. */
 static void test_restore_rewrites_a_transaction_whose_commit_was_never_sent(void **state) {
   (void)state;
-  char bs_a[1100], bs_b[1100], root[512], logdir[512];
+  char bs_a[1100], bs_b[1100];
   child_t *a = start_server(bs_a, sizeof bs_a, "--quiet", "--topic", CR_TOPIC ":4", NULL);
   child_t *b = start_server(bs_b, sizeof bs_b, "--quiet", "--topic", CR_TOPIC ":4", NULL);
-  snprintf(root, sizeof root, "%s/rewrite-ck", g_tmp);
-  snprintf(logdir, sizeof logdir, "%s/rewrite-log", g_tmp);
+  path_t root = tmp_path("rewrite-ck"), logdir = tmp_path("rewrite-log");
   g_child_par = "1";
   g_plan = (crash_plan_t){"after-intent", 1};
-  int status = run_crash_child(bs_a, root, logdir);
+  int status = run_crash_child(bs_a, root.s, logdir.s);
   if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
     fail_msg("the first run was not killed after its first intent (status 0x%x)", status);
   g_plan = (crash_plan_t){NULL, 0};
-  status = run_crash_child(bs_b, root, logdir);
+  status = run_crash_child(bs_b, root.s, logdir.s);
   g_child_par = NULL;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     fail_msg("the rerun ended with status 0x%x", status);
-  char *logs = read_logs(logdir);
+  char *logs = read_logs(logdir.s);
   /* the killed transaction: an intent, never committed, replaced */
   char old_tag[300] = "";
   assert_int_equal(sscanf(logs, "intent %*d %299s", old_tag), 1);
@@ -1016,11 +1095,9 @@ static void test_restore_rewrites_a_transaction_whose_commit_was_never_sent(void
   char rep[400];
   snprintf(rep, sizeof rep, " replaces %s\n", old_tag);
   assert_non_null(strstr(logs, rep));
-  msgs_t ms = {0}, ok = {0};
+  msgs_t ms = {0};
   consume_all(bs_b, CR_TOPIC, 4, &ms);
-  ok.m = calloc(ms.n ? ms.n : 1, sizeof *ok.m);
-  for (size_t i = 0; i < ms.n; i++)
-    if (log_committed(logs, ms.m[i].txn)) ok.m[ok.n++] = ms.m[i];
+  msgs_t ok = committed_only(&ms, logs);
   assert_each_once(&ok, CR_N, false);
   free(ok.m);
   msgs_free(&ms);
@@ -1035,38 +1112,6 @@ static void test_restore_rewrites_a_transaction_whose_commit_was_never_sent(void
 
 /* ---------------------------------------------------------------------------------- */
 /* Starting again where committed output would be written again                       */
-
-typedef struct logbuf {
-  pthread_mutex_t mu;
-  char *text;
-  size_t len;
-} logbuf_t;
-
-static void collect_log(fl_log_level_t level, const char *line, void *opaque) {
-  logbuf_t *l = opaque;
-  static const char *const names[] = {"ERROR", "WARN", "INFO"};
-  pthread_mutex_lock(&l->mu);
-  size_t n = strlen(line) + 16;
-  l->text = realloc(l->text, l->len + n);
-  l->len += (size_t)snprintf(l->text + l->len, n, "%s %s\n", names[level], line);
-  pthread_mutex_unlock(&l->mu);
-}
-
-/* The newest checkpoint under root with a manifest (0: none). */
-static int64_t newest_complete(const char *root) {
-  DIR *d = opendir(root);
-  int64_t max = 0;
-  struct dirent *e;
-  while (d && (e = readdir(d))) {
-    long long id;
-    char p[4400];
-    if (sscanf(e->d_name, "chk-%lld", &id) != 1) continue;
-    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
-    if (access(p, F_OK) == 0 && id > max) max = id;
-  }
-  if (d) closedir(d);
-  return max;
-}
 
 typedef struct rerun {
   const char *bs, *topic, *root, *logdir; /* logdir NULL: <root>/kafka-txn */
@@ -1091,38 +1136,24 @@ static void rerun_job(rerun_t *r) {
                       "execution.savepoint.path",
                       r->restore ? r->root : "",
                       NULL};
-  fl_env_t *env = make_env(kv);
-  free(r->log.text);
-  r->log.text = NULL;
-  r->log.len = 0;
+  fl_env_t *env = env_of(kv);
   pthread_mutex_init(&r->log.mu, NULL);
-  assert_int_equal(fl_env_set_log(env, collect_log, &r->log), 0);
+  log_attach(&r->log, env);
   gen_t g;
   gen_init(&g, 600, 13);
   g.rate_per_ms = 3.0;
   g.budget = 16;
-  fl_stream_t *s = fl_stream_rebalance(fl_source(env, "gen", &gen_fn, &g, 0));
-  fl_kafka_sink_opts_t o = {.version = r->version ? r->version : FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = r->bs,
-                            .topic = r->topic,
-                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
-                            .transactional_id_prefix = "again",
-                            .txn_log_dir = r->logdir,
-                            .accept_duplicates = r->accept};
-  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
+  fl_kafka_sink_opts_t o = sink_opts(r->bs, r->topic, FL_KAFKA_EXACTLY_ONCE);
+  if (r->version) o.version = r->version;
+  o.transactional_id_prefix = "again";
+  o.txn_log_dir = r->logdir;
+  o.accept_duplicates = r->accept;
+  assert_int_equal(fl_stream_sink_kafka(fl_stream_rebalance(gen_source(env, &g)), "out", &o), 0);
   r->rc = fl_env_execute(env, "again");
   snprintf(r->err, sizeof r->err, "%s", fl_env_error(env));
   fl_env_destroy(env);
   pthread_mutex_destroy(&r->log.mu);
   gen_free(&g);
-}
-
-static size_t topic_count(const char *bs, const char *topic) {
-  msgs_t ms = {0};
-  consume_all(bs, topic, 2, &ms);
-  size_t n = ms.n;
-  msgs_free(&ms);
-  return n;
 }
 
 /* The newest checkpoint is damaged after the sink committed its transaction: the restore
@@ -1133,23 +1164,22 @@ static void test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_a
     void **state) {
   (void)state;
   mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "skip", 2);
-  char root[512], man[700];
-  snprintf(root, sizeof root, "%s/skip-ck", g_tmp);
-  rerun_t r = {.bs = mk.bs, .topic = "skip", .root = root};
+  mock_start(&mk, 1, "skip", 2);
+  path_t root = tmp_path("skip-ck");
+  char man[700];
+  rerun_t r = {.bs = mk.bs, .topic = "skip", .root = root.s};
   rerun_job(&r);
   if (r.rc) fail_msg("first run: %s", r.err);
   assert_int_equal(topic_count(mk.bs, "skip"), 600);
-  int64_t newest = newest_complete(root);
+  int64_t newest = newest_complete(root.s);
   assert_true(newest >= 2);
-  snprintf(man, sizeof man, "%s/chk-%lld/_manifest", root, (long long)newest);
-  FILE *f = fopen(man, "r+b");
-  assert_non_null(f);
-  int c = fgetc(f);
-  fseek(f, 0, SEEK_SET);
-  fputc(c ^ 0x20, f);
-  fclose(f);
+  snprintf(man, sizeof man, "%s/chk-%lld/_manifest", root.s, (long long)newest);
+  size_t len;
+  char *bytes = read_text(man, &len);
+  assert_true(bytes && len > 0);
+  bytes[0] ^= 0x20;
+  write_bytes(man, bytes, len);
+  free(bytes);
 
   r.restore = true;
   rerun_job(&r);
@@ -1164,8 +1194,7 @@ static void test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_a
   r.accept = 1;
   rerun_job(&r);
   if (r.rc) fail_msg("with accept_duplicates: %s", r.err);
-  if (!r.log.text || !strstr(r.log.text, "WARN") || !strstr(r.log.text, want))
-    fail_msg("no warning about the repeated output in the log:\n%s", r.log.text);
+  assert_mentions("the log (a warning about the repeated output)", r.log.text, "WARN", want, NULL);
   assert_true(topic_count(mk.bs, "skip") > 600); /* what the option accepts */
   free(r.log.text);
   mock_stop(&mk);
@@ -1179,18 +1208,15 @@ static void test_fresh_start_over_committed_output_fails_unless_duplicates_are_a
     void **state) {
   (void)state;
   mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "fresh", 2);
-  char root[512], logdir[512];
-  snprintf(root, sizeof root, "%s/fresh-ck", g_tmp);
-  snprintf(logdir, sizeof logdir, "%s/fresh-log", g_tmp);
-  rerun_t r = {.bs = mk.bs, .topic = "fresh", .root = root};
+  mock_start(&mk, 1, "fresh", 2);
+  path_t root = tmp_path("fresh-ck"), logdir = tmp_path("fresh-log");
+  rerun_t r = {.bs = mk.bs, .topic = "fresh", .root = root.s};
   rerun_job(&r);
   if (r.rc) fail_msg("first run: %s", r.err);
   assert_int_equal(topic_count(mk.bs, "fresh"), 600);
 
   /* the checkpoint directory, and the log inside it, deleted: the topic tells */
-  rm_rf(root);
+  rm_tree(root.s);
   rerun_job(&r);
   if (r.rc == 0 || !strstr(r.err, "topic fresh partition") || !strstr(r.err, "again-") ||
       !strstr(r.err, "accept_duplicates"))
@@ -1200,24 +1226,24 @@ static void test_fresh_start_over_committed_output_fails_unless_duplicates_are_a
   r.accept = 1;
   rerun_job(&r);
   if (r.rc) fail_msg("with accept_duplicates: %s", r.err);
-  if (!r.log.text || !strstr(r.log.text, "WARN") || !strstr(r.log.text, "topic fresh partition"))
-    fail_msg("no warning about the repeated output in the log:\n%s", r.log.text);
+  assert_mentions("the log (a warning about the repeated output)", r.log.text, "WARN",
+                  "topic fresh partition", NULL);
   assert_int_equal(topic_count(mk.bs, "fresh"), 1200);
 
   /* the log kept elsewhere: it tells, and names itself */
   mock_topic(&mk, "fresh2", 2);
-  rm_rf(root);
+  rm_tree(root.s);
   free(r.log.text);
-  r = (rerun_t){.bs = mk.bs, .topic = "fresh2", .root = root, .logdir = logdir};
+  r = (rerun_t){.bs = mk.bs, .topic = "fresh2", .root = root.s, .logdir = logdir.s};
   rerun_job(&r);
   if (r.rc) fail_msg("first run with a log directory: %s", r.err);
-  rm_rf(root);
+  rm_tree(root.s);
   rerun_job(&r);
-  if (r.rc == 0 || !strstr(r.err, logdir) || !strstr(r.err, "accept_duplicates"))
+  if (r.rc == 0 || !strstr(r.err, logdir.s) || !strstr(r.err, "accept_duplicates"))
     fail_msg("a fresh start with the log kept: rc %d, error '%s'", r.rc, r.err);
   assert_int_equal(topic_count(mk.bs, "fresh2"), 600);
   /* a version 1 table (no accept_duplicates) is read as 0 */
-  rm_rf(root);
+  rm_tree(root.s);
   r.version = 1;
   r.accept = 1; /* not read */
   rerun_job(&r);
@@ -1232,84 +1258,32 @@ static void test_fresh_start_over_committed_output_fails_unless_duplicates_are_a
 static void test_broker_down_then_up_loses_nothing(void **state) {
   (void)state;
   mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "down", 2);
-  char logdir[512];
-  snprintf(logdir, sizeof logdir, "%s/down-log", g_tmp);
-  fl_env_t *env = make_env(NULL);
+  mock_start(&mk, 1, "down", 2);
+  path_t logdir = tmp_path("down-log");
+  fl_env_t *env = env_of(NULL);
   gen_t g;
   gen_init(&g, 2000, 13);
   g.pause_at = 1000;
-  fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
   const char *props[] = {"reconnect.backoff.max.ms", "200", "reconnect.backoff.ms", "50", NULL};
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = mk.bs,
-                            .topic = "down",
-                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
-                            .txn_log_dir = logdir,
-                            .props = props,
-                            .timeout_ms = 30000};
-  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
-  job_thread_t j = {.env = env};
-  pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, run_job, &j), 0);
+  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "down", FL_KAFKA_EXACTLY_ONCE);
+  o.txn_log_dir = logdir.s;
+  o.props = props;
+  o.timeout_ms = 30000;
+  assert_int_equal(fl_stream_sink_kafka(gen_source(env, &g), "out", &o), 0);
+  job_thread_t j;
+  job_start(&j, env);
   /* wait until half the input went out, then take the broker down */
-  pthread_mutex_lock(&g.mu);
-  struct timespec dl;
-  clock_gettime(CLOCK_REALTIME, &dl);
-  dl.tv_sec += (time_t)(10 * timeout_scale());
-  while (!g.paused)
-    if (pthread_cond_timedwait(&g.cv, &g.mu, &dl) == ETIMEDOUT) break;
-  int paused = g.paused;
-  pthread_mutex_unlock(&g.mu);
-  assert_true(paused);
+  wait_paused(&g);
   rd_kafka_mock_broker_set_down(mk.mc, 1);
-  pthread_mutex_lock(&g.mu);
-  g.resume = 1;
-  pthread_mutex_unlock(&g.mu);
+  gen_resume(&g);
   sleep(5); /* the outage itself */
   rd_kafka_mock_broker_set_up(mk.mc, 1);
-  pthread_join(t, NULL);
+  pthread_join(j.t, NULL);
   if (j.rc) fail_msg("job: %s", j.err);
   fl_env_destroy(env);
-  msgs_t ms = {0};
-  consume_all(mk.bs, "down", 2, &ms);
-  assert_each_once(&ms, 2000, false);
-  msgs_free(&ms);
+  assert_topic_each_once(mk.bs, "down", 2, 2000, false);
   gen_free(&g);
   mock_stop(&mk);
-}
-
-/* Waits until the generator paused at its pause_at record (fails the test after 10 s). */
-static void wait_paused(gen_t *g) {
-  pthread_mutex_lock(&g->mu);
-  struct timespec dl;
-  clock_gettime(CLOCK_REALTIME, &dl);
-  dl.tv_sec += (time_t)(10 * timeout_scale());
-  while (!g->paused)
-    if (pthread_cond_timedwait(&g->cv, &g->mu, &dl) == ETIMEDOUT) break;
-  int paused = g->paused;
-  pthread_mutex_unlock(&g->mu);
-  assert_true(paused);
-}
-
-static bool log_has(logbuf_t *l, const char *a, const char *b) {
-  pthread_mutex_lock(&l->mu);
-  const char *at = l->text ? strstr(l->text, a) : NULL;
-  bool yes = at && (!b || strstr(at, b));
-  pthread_mutex_unlock(&l->mu);
-  return yes;
-}
-
-/* Waits (up to base_ms, scaled) for a log line with a, and b after it. */
-static bool wait_log(logbuf_t *l, const char *a, const char *b, int64_t base_ms) {
-  int64_t deadline = deadline_in(base_ms);
-  while (!log_has(l, a, b)) {
-    if (now_ms() >= deadline) return false;
-    struct timespec ts = {0, 5 * 1000 * 1000};
-    nanosleep(&ts, NULL); /* polling the log, not waiting for work to happen */
-  }
-  return true;
 }
 
 /* At least once, the broker gone: the records already written wait in the producer
@@ -1319,36 +1293,26 @@ static bool wait_log(logbuf_t *l, const char *a, const char *b, int64_t base_ms)
 static void test_at_least_once_fails_when_delivery_cannot_complete_in_time(void **state) {
   (void)state;
   mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "gone", 2);
-  fl_env_t *env = make_env(NULL);
+  mock_start(&mk, 1, "gone", 2);
+  fl_env_t *env = env_of(NULL);
   logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
-  assert_int_equal(fl_env_set_log(env, collect_log, &log), 0);
+  log_attach(&log, env);
   gen_t g;
   gen_init(&g, 200, 7);
   g.pause_at = 100; /* then waits for good: only the sink can end the job */
   const char *props[] = {"reconnect.backoff.max.ms", "100", NULL};
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = mk.bs,
-                            .topic = "gone",
-                            .guarantee = FL_KAFKA_AT_LEAST_ONCE,
-                            .props = props,
-                            .timeout_ms = 1500};
-  assert_int_equal(fl_stream_sink_kafka(fl_source(env, "gen", &gen_fn, &g, 0), "out", &o), 0);
+  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "gone", FL_KAFKA_AT_LEAST_ONCE);
+  o.props = props;
+  o.timeout_ms = 1500;
+  assert_int_equal(fl_stream_sink_kafka(gen_source(env, &g), "out", &o), 0);
   assert_int_equal(rd_kafka_mock_broker_set_down(mk.mc, 1), 0);
-  job_thread_t j = {.env = env};
-  pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, run_job, &j), 0);
+  job_thread_t j;
+  job_start(&j, env);
   wait_paused(&g);
   /* the timeout, and then some: the job must have failed by then */
-  int64_t deadline = deadline_in(10000);
-  while (!atomic_load(&j.done) && now_ms() < deadline) {
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    nanosleep(&ts, NULL); /* polling the job's state */
-  }
-  bool ended = atomic_load(&j.done);
+  bool ended = wait_until(job_done, &j, 10000);
   if (!ended) fl_env_stop(env);
-  pthread_join(t, NULL);
+  pthread_join(j.t, NULL);
   fl_env_destroy(env); /* no more log lines */
   if (!ended)
     fail_msg(
@@ -1357,9 +1321,7 @@ static void test_at_least_once_fails_when_delivery_cannot_complete_in_time(void 
         j.rc, j.err, log.text ? log.text : "");
   assert_int_not_equal(j.rc, 0);
   assert_int_not_equal(j.rc, FL_ECANCELED);
-  if (!strstr(j.err, "kafka sink 'out'") || !strstr(j.err, "topic gone") ||
-      !strstr(j.err, "timed out"))
-    fail_msg("unexpected error: %s", j.err);
+  assert_mentions("the job's error", j.err, "kafka sink 'out'", "topic gone", "timed out", NULL);
   if (!log_has(&log, "ERROR", "100 of 100 messages"))
     fail_msg("no report of the 100 lost records in the log:\n%s", log.text ? log.text : "");
   free(log.text);
@@ -1372,27 +1334,22 @@ static void test_at_least_once_fails_when_delivery_cannot_complete_in_time(void 
 static void test_stop_reports_what_at_least_once_could_not_deliver(void **state) {
   (void)state;
   mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "stop", 2);
-  fl_env_t *env = make_env(NULL);
+  mock_start(&mk, 1, "stop", 2);
+  fl_env_t *env = env_of(NULL);
   logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
-  assert_int_equal(fl_env_set_log(env, collect_log, &log), 0);
+  log_attach(&log, env);
   gen_t g;
   gen_init(&g, 300, 7);
   g.pause_at = 150;
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = mk.bs,
-                            .topic = "stop",
-                            .guarantee = FL_KAFKA_AT_LEAST_ONCE,
-                            .timeout_ms = 2000};
-  assert_int_equal(fl_stream_sink_kafka(fl_source(env, "gen", &gen_fn, &g, 0), "out", &o), 0);
+  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "stop", FL_KAFKA_AT_LEAST_ONCE);
+  o.timeout_ms = 2000;
+  assert_int_equal(fl_stream_sink_kafka(gen_source(env, &g), "out", &o), 0);
   assert_int_equal(rd_kafka_mock_broker_set_down(mk.mc, 1), 0);
-  job_thread_t j = {.env = env};
-  pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, run_job, &j), 0);
+  job_thread_t j;
+  job_start(&j, env);
   wait_paused(&g);
   fl_env_stop(env);
-  pthread_join(t, NULL);
+  pthread_join(j.t, NULL);
   fl_env_destroy(env); /* no more log lines */
   assert_int_equal(j.rc, FL_ECANCELED);
   if (!log_has(&log, "ERROR", "150 of 150 messages") || !log_has(&log, "topic stop", NULL))
@@ -1410,6 +1367,8 @@ static int count_map(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
   return fl_emit_record(ctx, in);
 }
 
+static bool fifty_passed(void *arg) { return atomic_load(&g_passed) >= 50; }
+
 /* The broker process frozen (SIGSTOP, its connections open) while records flow: the
  * sink says on the log that the broker does not answer, and that it answers again after
  * SIGCONT; the stop that follows delivers everything (no report of lost records). */
@@ -1417,37 +1376,29 @@ static void test_a_frozen_broker_is_logged_until_it_answers_again(void **state) 
   (void)state;
   char bs[1100];
   child_t *srv = start_server(bs, sizeof bs, "--quiet", "--topic", "frozen:2", NULL);
-  fl_env_t *env = make_env(NULL);
+  fl_env_t *env = env_of(NULL);
   logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
-  assert_int_equal(fl_env_set_log(env, collect_log, &log), 0);
+  log_attach(&log, env);
   gen_t g;
   gen_init(&g, INT64_MAX / 2, 7); /* until stopped */
   g.rate_per_ms = 0.5;
   g.budget = 16;
   atomic_store(&g_passed, 0);
   const char *props[] = {"statistics.interval.ms", "100", NULL};
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = bs,
-                            .topic = "frozen",
-                            .guarantee = FL_KAFKA_AT_LEAST_ONCE,
-                            .props = props,
-                            .timeout_ms = 60000};
-  fl_stream_t *s = fl_stream_map(fl_source(env, "gen", &gen_fn, &g, 0), "count", count_map, NULL);
+  fl_kafka_sink_opts_t o = sink_opts(bs, "frozen", FL_KAFKA_AT_LEAST_ONCE);
+  o.props = props;
+  o.timeout_ms = 60000;
+  fl_stream_t *s = fl_stream_map(gen_source(env, &g), "count", count_map, NULL);
   assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
-  job_thread_t j = {.env = env};
-  pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, run_job, &j), 0);
-  int64_t deadline = deadline_in(10000);
-  while (atomic_load(&g_passed) < 50 && now_ms() < deadline) {
-    struct timespec ts = {0, 5 * 1000 * 1000};
-    nanosleep(&ts, NULL); /* polling the count */
-  }
+  job_thread_t j;
+  job_start(&j, env);
+  wait_until(fifty_passed, NULL, 10000);
   assert_int_equal(kill(srv->pid, SIGSTOP), 0);
   bool warned = wait_log(&log, "WARN", "no answer from broker", 10000);
   assert_int_equal(kill(srv->pid, SIGCONT), 0);
   bool again = wait_log(&log, "INFO", "answer again", 10000);
   fl_env_stop(env);
-  pthread_join(t, NULL);
+  pthread_join(j.t, NULL);
   fl_env_destroy(env); /* no more log lines */
   if (!warned || !again || log_has(&log, "ERROR", NULL))
     fail_msg("frozen broker: warned %d, answered again %d; log:\n%s", warned, again,
@@ -1466,89 +1417,65 @@ static void test_a_frozen_broker_is_logged_until_it_answers_again(void **state) 
 static void test_retriable_produce_errors_lose_nothing(void **state) {
   (void)state;
   mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "retry", 2);
+  mock_start(&mk, 1, "retry", 2);
   rd_kafka_mock_push_request_errors(
       mk.mc, API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
       RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
       RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
-  fl_env_t *env = make_env(NULL);
+  fl_env_t *env = env_of(NULL);
   gen_t g;
   gen_init(&g, 1000, 7);
-  fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
   const char *props[] = {"retry.backoff.ms", "20", NULL};
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = mk.bs,
-                            .topic = "retry",
-                            .guarantee = FL_KAFKA_AT_LEAST_ONCE,
-                            .props = props};
-  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
-  int rc = fl_env_execute(env, "retry");
-  if (rc) fail_msg("job: %s", fl_env_error(env));
+  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "retry", FL_KAFKA_AT_LEAST_ONCE);
+  o.props = props;
+  run_to_end(env, gen_source(env, &g), &o, "retry");
+  assert_topic_each_once(mk.bs, "retry", 2, 1000, true);
+  gen_free(&g);
+  mock_stop(&mk);
+}
+
+/* A job whose sink gets the error err to the request api_key, once: the job fails, and
+ * its error names each of the fragments (NULL-terminated). */
+static void expect_produce_error_fails_the_job(const char *topic, int api_key,
+                                               rd_kafka_resp_err_t err,
+                                               fl_kafka_guarantee_t guarantee, ...) {
+  mock_t mk;
+  mock_start(&mk, 1, topic, 1);
+  rd_kafka_mock_push_request_errors(mk.mc, api_key, 1, err);
+  path_t logdir = tmp_path(topic);
+  fl_env_t *env = env_of(NULL);
+  gen_t g;
+  gen_init(&g, guarantee == FL_KAFKA_EXACTLY_ONCE ? 10 : 100, 7);
+  fl_kafka_sink_opts_t o = sink_opts(mk.bs, topic, guarantee);
+  if (guarantee == FL_KAFKA_EXACTLY_ONCE) {
+    o.txn_log_dir = logdir.s;
+    o.timeout_ms = 10000;
+  }
+  assert_int_equal(fl_stream_sink_kafka(gen_source(env, &g), "out", &o), 0);
+  assert_int_not_equal(fl_env_execute(env, topic), 0);
+  const char *e = fl_env_error(env);
+  va_list ap;
+  va_start(ap, guarantee);
+  for (const char *f; (f = va_arg(ap, const char *));)
+    if (!strstr(e, f)) fail_msg("unexpected error (no '%s'): %s", f, e);
+  va_end(ap);
   fl_env_destroy(env);
-  msgs_t ms = {0};
-  consume_all(mk.bs, "retry", 2, &ms);
-  assert_each_once(&ms, 1000, true);
-  msgs_free(&ms);
   gen_free(&g);
   mock_stop(&mk);
 }
 
 static void test_fatal_produce_error_fails_the_job_naming_topic_and_error(void **state) {
   (void)state;
-  mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "denied", 1);
-  rd_kafka_mock_push_request_errors(mk.mc, API_PRODUCE, 1,
-                                    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
-  fl_env_t *env = make_env(NULL);
-  gen_t g;
-  gen_init(&g, 100, 7);
-  fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = mk.bs,
-                            .topic = "denied",
-                            .guarantee = FL_KAFKA_AT_LEAST_ONCE};
-  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
-  int rc = fl_env_execute(env, "denied");
-  assert_int_not_equal(rc, 0);
-  const char *e = fl_env_error(env);
-  if (!strstr(e, "topic denied partition 0") || !strstr(e, "Topic authorization failed"))
-    fail_msg("unexpected error: %s", e);
-  fl_env_destroy(env);
-  gen_free(&g);
-  mock_stop(&mk);
+  expect_produce_error_fails_the_job(
+      "denied", API_PRODUCE, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, FL_KAFKA_AT_LEAST_ONCE,
+      "topic denied partition 0", "Topic authorization failed", NULL);
 }
 
 static void test_fatal_init_producer_id_error_fails_the_job(void **state) {
   (void)state;
-  mock_t mk;
-  mock_start(&mk, 1);
-  mock_topic(&mk, "tx", 1);
-  rd_kafka_mock_push_request_errors(mk.mc, API_INIT_PRODUCER_ID, 1,
-                                    RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
-  char logdir[512];
-  snprintf(logdir, sizeof logdir, "%s/tx-log", g_tmp);
-  fl_env_t *env = make_env(NULL);
-  gen_t g;
-  gen_init(&g, 10, 7);
-  fl_stream_t *s = fl_source(env, "gen", &gen_fn, &g, 0);
-  fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = mk.bs,
-                            .topic = "tx",
-                            .guarantee = FL_KAFKA_EXACTLY_ONCE,
-                            .txn_log_dir = logdir,
-                            .timeout_ms = 10000};
-  assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
-  int rc = fl_env_execute(env, "tx");
-  assert_int_not_equal(rc, 0);
-  const char *e = fl_env_error(env);
-  if (!strstr(e, "init_transactions") || !strstr(e, "topic tx") ||
-      !strstr(e, "authorization failed"))
-    fail_msg("unexpected error: %s", e);
-  fl_env_destroy(env);
-  gen_free(&g);
-  mock_stop(&mk);
+  expect_produce_error_fails_the_job(
+      "tx", API_INIT_PRODUCER_ID, RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+      FL_KAFKA_EXACTLY_ONCE, "init_transactions", "topic tx", "authorization failed", NULL);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -1564,7 +1491,7 @@ static void count_destroy(void *opaque) {
  * the given fragments in the error, and none of the secret. */
 static void expect_invalid(const fl_kafka_sink_opts_t *o, const char *const *conf,
                            const char *frag1, const char *frag2, const char *secret) {
-  fl_env_t *env = make_env(conf);
+  fl_env_t *env = env_of(conf);
   fl_record_t r = rec_str("k", "v", 1);
   fl_stream_t *s = fl_source_collection(env, "c", &r, 1);
   assert_int_equal(fl_stream_sink_kafka(s, "bad", o), FL_EINVAL);
@@ -1631,10 +1558,9 @@ static void test_invalid_options_are_rejected_naming_the_field(void **state) {
   expect_invalid(&o, NULL, "opts.brokers", NULL, NULL);
   assert_int_equal(atomic_load(&g_destroyed), 1);
   /* with state.checkpoints.dir, EXACTLY_ONCE needs no txn_log_dir */
-  char ck[512];
-  snprintf(ck, sizeof ck, "%s/opt-ck", g_tmp);
-  const char *conf[] = {"state.checkpoints.dir", ck, NULL};
-  fl_env_t *env = make_env(conf);
+  path_t ck = tmp_path("opt-ck");
+  const char *conf[] = {"state.checkpoints.dir", ck.s, NULL};
+  fl_env_t *env = env_of(conf);
   fl_record_t r = rec_str("k", "v", 1);
   o = base, o.guarantee = FL_KAFKA_EXACTLY_ONCE;
   assert_int_equal(fl_stream_sink_kafka(fl_source_collection(env, "c", &r, 1), "ok", &o), 0);
