@@ -353,39 +353,8 @@ typedef struct mock {
   char bs[512];
 } mock_t;
 
-/* The running mock, stopped by the test's teardown if a failed assertion skipped the
- * test's own mock_stop(). */
-static mock_t *g_mock;
-
 static void mock_topic(mock_t *mk, const char *topic, int parts) {
   assert_int_equal(rd_kafka_mock_topic_create(mk->mc, topic, parts, 1), 0);
-}
-
-/* A mock cluster of the given brokers with topic (of parts partitions). */
-static void mock_start(mock_t *mk, int brokers, const char *topic, int parts) {
-  char err[512];
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
-  mk->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  assert_non_null(mk->rk);
-  mk->mc = rd_kafka_mock_cluster_new(mk->rk, brokers);
-  assert_non_null(mk->mc);
-  snprintf(mk->bs, sizeof mk->bs, "%s", rd_kafka_mock_cluster_bootstraps(mk->mc));
-  assert_true(strncmp(mk->bs, "127.0.0.1:", 10) == 0); /* loopback only */
-  g_mock = mk;
-  mock_topic(mk, topic, parts);
-}
-
-static void mock_stop(mock_t *mk) {
-  rd_kafka_mock_cluster_destroy(mk->mc);
-  rd_kafka_destroy(mk->rk);
-  g_mock = NULL;
-}
-
-static int test_teardown(void **state) {
-  (void)state;
-  if (g_mock) mock_stop(g_mock);
-  return 0;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -517,6 +486,52 @@ static void gen_resume(gen_t *g) {
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Tests against the in-process mock                                                  */
+
+/* A test's mock cluster (without topics) and generator (of no records yet), made
+ * before the test and freed after it, also when an assertion failed. */
+typedef struct mock_case {
+  mock_t mk;
+  gen_t g;
+} mock_case_t;
+
+static int mock_case_setup_with(void **state, int brokers) {
+  mock_case_t *c = calloc(1, sizeof *c);
+  if (!c) return -1;
+  *state = c;
+  char err[512];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
+  c->mk.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  assert_non_null(c->mk.rk);
+  c->mk.mc = rd_kafka_mock_cluster_new(c->mk.rk, brokers);
+  assert_non_null(c->mk.mc);
+  snprintf(c->mk.bs, sizeof c->mk.bs, "%s", rd_kafka_mock_cluster_bootstraps(c->mk.mc));
+  assert_true(strncmp(c->mk.bs, "127.0.0.1:", 10) == 0); /* loopback only */
+  gen_init(&c->g, 0, 0);
+  return 0;
+}
+
+static int mock_case_setup(void **state) { return mock_case_setup_with(state, 1); }
+static int mock3_case_setup(void **state) { return mock_case_setup_with(state, 3); }
+
+static int mock_case_teardown(void **state) {
+  mock_case_t *c = *state;
+  gen_free(&c->g);
+  if (c->mk.mc) rd_kafka_mock_cluster_destroy(c->mk.mc);
+  if (c->mk.rk) rd_kafka_destroy(c->mk.rk);
+  free(c);
+  return 0;
+}
+
+/* The case's generator, of n records over keys keys. */
+static gen_t *gen_of(mock_case_t *c, int64_t n, int keys) {
+  c->g.n = n;
+  c->g.keys = keys;
+  return &c->g;
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* Jobs                                                                               */
 
 /* The options of a sink to topic of the mock with the guarantee; a test sets more. */
@@ -636,20 +651,18 @@ static bool wait_log(logbuf_t *l, const char *a, const char *b, int64_t base_ms)
 /* At least once, no guarantee                                                        */
 
 static void test_at_least_once_delivers_every_record_with_java_partitioning(void **state) {
-  (void)state;
-  mock_t mk;
-  mock_start(&mk, 3, "alo", 4);
+  mock_case_t *c = *state;
+  mock_topic(&c->mk, "alo", 4);
   path_t ck = tmp_path("alo-ck");
   const char *kv[] = {
       "parallelism", "2", "state.checkpoints.dir", ck.s, "execution.checkpointing.interval",
       "30ms",        NULL};
   fl_env_t *env = env_of(kv);
-  gen_t g;
-  gen_init(&g, 600, 37);
-  g.rate_per_ms = 3.0;
-  g.budget = 16;
-  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "alo", FL_KAFKA_AT_LEAST_ONCE);
-  assert_int_equal(fl_stream_sink_kafka(fl_stream_rebalance(gen_source(env, &g)), "out", &o), 0);
+  gen_t *g = gen_of(c, 600, 37);
+  g->rate_per_ms = 3.0;
+  g->budget = 16;
+  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "alo", FL_KAFKA_AT_LEAST_ONCE);
+  assert_int_equal(fl_stream_sink_kafka(fl_stream_rebalance(gen_source(env, g)), "out", &o), 0);
   execute_ok(env, "alo");
   char *mj = fl_env_metrics_json(env);
   assert_non_null(strstr(mj, "\"completed\""));
@@ -657,7 +670,7 @@ static void test_at_least_once_delivers_every_record_with_java_partitioning(void
   fl_env_destroy(env);
 
   msgs_t ms = {0};
-  consume_all(mk.bs, "alo", 4, &ms);
+  consume_all(c->mk.bs, "alo", 4, &ms);
   assert_each_once(&ms, 600, true);
   int per_part[4] = {0};
   for (size_t i = 0; i < ms.n; i++) {
@@ -674,30 +687,24 @@ static void test_at_least_once_delivers_every_record_with_java_partitioning(void
   }
   for (int p = 0; p < 4; p++) assert_true(per_part[p] > 0);
   msgs_free(&ms);
-  gen_free(&g);
-  mock_stop(&mk);
 }
 
 static void test_no_guarantee_flushes_everything_at_the_end(void **state) {
-  (void)state;
-  mock_t mk;
-  mock_start(&mk, 1, "ng", 3);
+  mock_case_t *c = *state;
+  mock_topic(&c->mk, "ng", 3);
   const char *kv[] = {"parallelism", "3", NULL};
   fl_env_t *env = env_of(kv);
-  gen_t g;
-  gen_init(&g, 3000, 0); /* no keys */
-  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "ng", FL_KAFKA_NO_GUARANTEE);
-  assert_int_equal(fl_stream_sink_kafka(fl_stream_rebalance(gen_source(env, &g)), NULL, &o), 0);
+  gen_t *g = gen_of(c, 3000, 0); /* no keys */
+  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "ng", FL_KAFKA_NO_GUARANTEE);
+  assert_int_equal(fl_stream_sink_kafka(fl_stream_rebalance(gen_source(env, g)), NULL, &o), 0);
   execute_ok(env, "ng");
   fl_env_destroy(env);
   msgs_t ms = {0};
-  consume_all(mk.bs, "ng", 3, &ms);
+  consume_all(c->mk.bs, "ng", 3, &ms);
   assert_int_equal(ms.n, 3000);
   assert_each_once(&ms, 3000, false);
   for (size_t i = 0; i < ms.n; i++) assert_null(ms.m[i].key);
   msgs_free(&ms);
-  gen_free(&g);
-  mock_stop(&mk);
 }
 
 /* even values to "even", odd to "odd", values ending in 9 dropped; headers idx=<value>
@@ -723,25 +730,23 @@ static int ser(fl_context_t *ctx, const fl_record_t *in, fl_kafka_message_t *out
 static void ser_destroy(void *opaque) { atomic_fetch_add((_Atomic int *)opaque, 1); }
 
 static void test_serializer_topics_headers_and_timestamps_arrive(void **state) {
-  (void)state;
-  mock_t mk;
-  mock_start(&mk, 1, "even", 2);
-  mock_topic(&mk, "odd", 2);
+  mock_case_t *c = *state;
+  mock_topic(&c->mk, "even", 2);
+  mock_topic(&c->mk, "odd", 2);
   const char *kv[] = {"parallelism", "2", NULL};
   fl_env_t *env = env_of(kv);
-  gen_t g;
-  gen_init(&g, 400, 5);
+  gen_t *g = gen_of(c, 400, 5);
   fl_kafka_sink_opts_t o = {.version = FL_KAFKA_SINK_OPTS_VERSION,
-                            .brokers = mk.bs,
+                            .brokers = c->mk.bs,
                             .serialize = ser,
                             .serialize_opaque = &g_ser_destroyed,
                             .serialize_destroy = ser_destroy};
   atomic_store(&g_ser_destroyed, 0);
-  run_to_end(env, fl_stream_rebalance(gen_source(env, &g)), &o, "ser");
+  run_to_end(env, fl_stream_rebalance(gen_source(env, g)), &o, "ser");
   assert_int_equal(atomic_load(&g_ser_destroyed), 1);
   msgs_t ms = {0};
-  consume_all(mk.bs, "even", 2, &ms);
-  consume_all(mk.bs, "odd", 2, &ms);
+  consume_all(c->mk.bs, "even", 2, &ms);
+  consume_all(c->mk.bs, "odd", 2, &ms);
   assert_int_equal(ms.n, 360);
   int seen[400] = {0};
   for (size_t i = 0; i < ms.n; i++) {
@@ -760,27 +765,23 @@ static void test_serializer_topics_headers_and_timestamps_arrive(void **state) {
   }
   for (int v = 0; v < 400; v++) assert_int_equal(seen[v], v % 10 == 9 ? 0 : 1);
   msgs_free(&ms);
-  gen_free(&g);
-  mock_stop(&mk);
 }
 
 /* ---------------------------------------------------------------------------------- */
 /* Exactly once without checkpoints                                                   */
 
 static void test_exactly_once_bounded_job_commits_one_transaction(void **state) {
-  (void)state;
-  mock_t mk;
-  mock_start(&mk, 1, "eo1", 4);
+  mock_case_t *c = *state;
+  mock_topic(&c->mk, "eo1", 4);
   path_t logdir = tmp_path("eo1-log");
   fl_env_t *env = env_of(NULL);
-  gen_t g;
-  gen_init(&g, 500, 11);
-  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "eo1", FL_KAFKA_EXACTLY_ONCE);
+  gen_t *g = gen_of(c, 500, 11);
+  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "eo1", FL_KAFKA_EXACTLY_ONCE);
   o.transactional_id_prefix = "eo1job";
   o.txn_log_dir = logdir.s;
-  run_to_end(env, gen_source(env, &g), &o, "eo1");
+  run_to_end(env, gen_source(env, g), &o, "eo1");
   msgs_t ms = {0};
-  consume_all(mk.bs, "eo1", 4, &ms);
+  consume_all(c->mk.bs, "eo1", 4, &ms);
   assert_int_equal(ms.n, 500);
   assert_each_once(&ms, 500, false);
   const char *tag = ms.m[0].txn;
@@ -793,14 +794,11 @@ static void test_exactly_once_bounded_job_commits_one_transaction(void **state) 
   assert_string_equal(logs, want);
   free(logs);
   msgs_free(&ms);
-  gen_free(&g);
-  mock_stop(&mk);
 }
 
 static void test_transaction_log_is_compacted_to_its_last_lines(void **state) {
-  (void)state;
-  mock_t mk;
-  mock_start(&mk, 1, "eo3", 1);
+  mock_case_t *c = *state;
+  mock_topic(&c->mk, "eo3", 1);
   path_t logdir = tmp_path("eo3-log");
   char path[700];
   assert_int_equal(mkdir(logdir.s, 0777), 0);
@@ -810,13 +808,12 @@ static void test_transaction_log_is_compacted_to_its_last_lines(void **state) {
   for (int i = 0; i < 1199; i++) fprintf(f, "committed 1 old/1/%d\n", i);
   fclose(f);
   fl_env_t *env = env_of(NULL);
-  gen_t g;
-  gen_init(&g, 10, 3);
-  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "eo3", FL_KAFKA_EXACTLY_ONCE);
+  gen_t *g = gen_of(c, 10, 3);
+  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "eo3", FL_KAFKA_EXACTLY_ONCE);
   o.transactional_id_prefix = "cpt";
   o.txn_log_dir = logdir.s;
   o.accept_duplicates = 1; /* the log shows commits */
-  run_to_end(env, gen_source(env, &g), &o, "eo3");
+  run_to_end(env, gen_source(env, g), &o, "eo3");
   /* the start line (a fresh start over logged commits, accepted) made it 1200 lines:
    * rewritten to its last 100, then the intent and the commit */
   char *logs = read_logs(logdir.s);
@@ -832,30 +829,26 @@ static void test_transaction_log_is_compacted_to_its_last_lines(void **state) {
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   assert_int_not_equal(access(tmp, F_OK), 0);
   free(logs);
-  gen_free(&g);
-  mock_stop(&mk);
 }
 
 /* Without periodic checkpoints no write-ahead copy is kept, so a savepoint cannot hold
  * the open transaction: the job fails, saying why, and commits nothing. */
 static void test_exactly_once_savepoint_needs_periodic_checkpoints(void **state) {
-  (void)state;
-  mock_t mk;
-  mock_start(&mk, 1, "eo4", 1);
+  mock_case_t *c = *state;
+  mock_topic(&c->mk, "eo4", 1);
   path_t logdir = tmp_path("eo4-log"), sp = tmp_path("eo4-savepoint");
   fl_env_t *env = env_of(NULL);
-  gen_t g;
-  gen_init(&g, 100, 3);
-  g.pause_at = 50;
-  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "eo4", FL_KAFKA_EXACTLY_ONCE);
+  gen_t *g = gen_of(c, 100, 3);
+  g->pause_at = 50;
+  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "eo4", FL_KAFKA_EXACTLY_ONCE);
   o.txn_log_dir = logdir.s;
-  assert_int_equal(fl_stream_sink_kafka(gen_source(env, &g), "out", &o), 0);
+  assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
   job_thread_t j;
   job_start(&j, env);
-  wait_paused(&g);
+  wait_paused(g);
   char err[1024] = "";
   int rc = fl_env_savepoint(env, sp.s, err, sizeof err);
-  gen_resume(&g);
+  gen_resume(g);
   pthread_join(j.t, NULL);
   /* the sink cannot fail only the savepoint: the job fails, naming the cause */
   assert_int_not_equal(rc, 0);
@@ -866,22 +859,18 @@ static void test_exactly_once_savepoint_needs_periodic_checkpoints(void **state)
   char *logs = read_logs(logdir.s);
   assert_string_equal(logs, ""); /* nothing committed */
   free(logs);
-  gen_free(&g);
-  mock_stop(&mk);
 }
 
 static void test_exactly_once_failed_job_commits_nothing(void **state) {
-  (void)state;
-  mock_t mk;
-  mock_start(&mk, 1, "eo2", 2);
+  mock_case_t *c = *state;
+  mock_topic(&c->mk, "eo2", 2);
   path_t logdir = tmp_path("eo2-log");
   fl_env_t *env = env_of(NULL);
-  gen_t g;
-  gen_init(&g, 500, 3);
-  g.budget = 10;
+  gen_t *g = gen_of(c, 500, 3);
+  g->budget = 10;
   g_fail_at = 300;
-  fl_stream_t *s = fl_stream_map(gen_source(env, &g), "fail", fail_map, NULL);
-  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "eo2", FL_KAFKA_EXACTLY_ONCE);
+  fl_stream_t *s = fl_stream_map(gen_source(env, g), "fail", fail_map, NULL);
+  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "eo2", FL_KAFKA_EXACTLY_ONCE);
   o.txn_log_dir = logdir.s;
   assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
   int rc = fl_env_execute(env, "eo2");
@@ -892,8 +881,6 @@ static void test_exactly_once_failed_job_commits_nothing(void **state) {
   char *logs = read_logs(logdir.s);
   assert_string_equal(logs, ""); /* no intent, no commit */
   free(logs);
-  gen_free(&g);
-  mock_stop(&mk);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -1162,15 +1149,14 @@ static void rerun_job(rerun_t *r) {
  * option it writes the output again and says so. */
 static void test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_accepted(
     void **state) {
-  (void)state;
-  mock_t mk;
-  mock_start(&mk, 1, "skip", 2);
+  mock_case_t *c = *state;
+  mock_topic(&c->mk, "skip", 2);
   path_t root = tmp_path("skip-ck");
   char man[700];
-  rerun_t r = {.bs = mk.bs, .topic = "skip", .root = root.s};
+  rerun_t r = {.bs = c->mk.bs, .topic = "skip", .root = root.s};
   rerun_job(&r);
   if (r.rc) fail_msg("first run: %s", r.err);
-  assert_int_equal(topic_count(mk.bs, "skip"), 600);
+  assert_int_equal(topic_count(c->mk.bs, "skip"), 600);
   int64_t newest = newest_complete(root.s);
   assert_true(newest >= 2);
   snprintf(man, sizeof man, "%s/chk-%lld/_manifest", root.s, (long long)newest);
@@ -1188,16 +1174,15 @@ static void test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_a
   if (r.rc == 0 || !strstr(r.err, "kafka sink 'out'") || !strstr(r.err, want) ||
       !strstr(r.err, "accept_duplicates"))
     fail_msg("the restore past chk-%lld: rc %d, error '%s' (%zu records in the topic)",
-             (long long)newest, r.rc, r.err, topic_count(mk.bs, "skip"));
-  assert_int_equal(topic_count(mk.bs, "skip"), 600); /* nothing written again */
+             (long long)newest, r.rc, r.err, topic_count(c->mk.bs, "skip"));
+  assert_int_equal(topic_count(c->mk.bs, "skip"), 600); /* nothing written again */
 
   r.accept = 1;
   rerun_job(&r);
   if (r.rc) fail_msg("with accept_duplicates: %s", r.err);
   assert_mentions("the log (a warning about the repeated output)", r.log.text, "WARN", want, NULL);
-  assert_true(topic_count(mk.bs, "skip") > 600); /* what the option accepts */
+  assert_true(topic_count(c->mk.bs, "skip") > 600); /* what the option accepts */
   free(r.log.text);
-  mock_stop(&mk);
 }
 
 /* A start without a checkpoint, by a sink whose transactional ids already committed
@@ -1206,14 +1191,13 @@ static void test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_a
  * (its fl.txn header). With the option it goes on and says so. */
 static void test_fresh_start_over_committed_output_fails_unless_duplicates_are_accepted(
     void **state) {
-  (void)state;
-  mock_t mk;
-  mock_start(&mk, 1, "fresh", 2);
+  mock_case_t *c = *state;
+  mock_topic(&c->mk, "fresh", 2);
   path_t root = tmp_path("fresh-ck"), logdir = tmp_path("fresh-log");
-  rerun_t r = {.bs = mk.bs, .topic = "fresh", .root = root.s};
+  rerun_t r = {.bs = c->mk.bs, .topic = "fresh", .root = root.s};
   rerun_job(&r);
   if (r.rc) fail_msg("first run: %s", r.err);
-  assert_int_equal(topic_count(mk.bs, "fresh"), 600);
+  assert_int_equal(topic_count(c->mk.bs, "fresh"), 600);
 
   /* the checkpoint directory, and the log inside it, deleted: the topic tells */
   rm_tree(root.s);
@@ -1221,27 +1205,27 @@ static void test_fresh_start_over_committed_output_fails_unless_duplicates_are_a
   if (r.rc == 0 || !strstr(r.err, "topic fresh partition") || !strstr(r.err, "again-") ||
       !strstr(r.err, "accept_duplicates"))
     fail_msg("a fresh start over committed output: rc %d, error '%s' (%zu records)", r.rc, r.err,
-             topic_count(mk.bs, "fresh"));
-  assert_int_equal(topic_count(mk.bs, "fresh"), 600);
+             topic_count(c->mk.bs, "fresh"));
+  assert_int_equal(topic_count(c->mk.bs, "fresh"), 600);
   r.accept = 1;
   rerun_job(&r);
   if (r.rc) fail_msg("with accept_duplicates: %s", r.err);
   assert_mentions("the log (a warning about the repeated output)", r.log.text, "WARN",
                   "topic fresh partition", NULL);
-  assert_int_equal(topic_count(mk.bs, "fresh"), 1200);
+  assert_int_equal(topic_count(c->mk.bs, "fresh"), 1200);
 
   /* the log kept elsewhere: it tells, and names itself */
-  mock_topic(&mk, "fresh2", 2);
+  mock_topic(&c->mk, "fresh2", 2);
   rm_tree(root.s);
   free(r.log.text);
-  r = (rerun_t){.bs = mk.bs, .topic = "fresh2", .root = root.s, .logdir = logdir.s};
+  r = (rerun_t){.bs = c->mk.bs, .topic = "fresh2", .root = root.s, .logdir = logdir.s};
   rerun_job(&r);
   if (r.rc) fail_msg("first run with a log directory: %s", r.err);
   rm_tree(root.s);
   rerun_job(&r);
   if (r.rc == 0 || !strstr(r.err, logdir.s) || !strstr(r.err, "accept_duplicates"))
     fail_msg("a fresh start with the log kept: rc %d, error '%s'", r.rc, r.err);
-  assert_int_equal(topic_count(mk.bs, "fresh2"), 600);
+  assert_int_equal(topic_count(c->mk.bs, "fresh2"), 600);
   /* a version 1 table (no accept_duplicates) is read as 0 */
   rm_tree(root.s);
   r.version = 1;
@@ -1249,41 +1233,36 @@ static void test_fresh_start_over_committed_output_fails_unless_duplicates_are_a
   rerun_job(&r);
   assert_int_not_equal(r.rc, 0);
   free(r.log.text);
-  mock_stop(&mk);
 }
 
 /* ---------------------------------------------------------------------------------- */
 /* Broker outages and produce errors (in-process mock)                                */
 
 static void test_broker_down_then_up_loses_nothing(void **state) {
-  (void)state;
-  mock_t mk;
-  mock_start(&mk, 1, "down", 2);
+  mock_case_t *c = *state;
+  mock_topic(&c->mk, "down", 2);
   path_t logdir = tmp_path("down-log");
   fl_env_t *env = env_of(NULL);
-  gen_t g;
-  gen_init(&g, 2000, 13);
-  g.pause_at = 1000;
+  gen_t *g = gen_of(c, 2000, 13);
+  g->pause_at = 1000;
   const char *props[] = {"reconnect.backoff.max.ms", "200", "reconnect.backoff.ms", "50", NULL};
-  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "down", FL_KAFKA_EXACTLY_ONCE);
+  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "down", FL_KAFKA_EXACTLY_ONCE);
   o.txn_log_dir = logdir.s;
   o.props = props;
   o.timeout_ms = 30000;
-  assert_int_equal(fl_stream_sink_kafka(gen_source(env, &g), "out", &o), 0);
+  assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
   job_thread_t j;
   job_start(&j, env);
   /* wait until half the input went out, then take the broker down */
-  wait_paused(&g);
-  rd_kafka_mock_broker_set_down(mk.mc, 1);
-  gen_resume(&g);
+  wait_paused(g);
+  rd_kafka_mock_broker_set_down(c->mk.mc, 1);
+  gen_resume(g);
   sleep(5); /* the outage itself */
-  rd_kafka_mock_broker_set_up(mk.mc, 1);
+  rd_kafka_mock_broker_set_up(c->mk.mc, 1);
   pthread_join(j.t, NULL);
   if (j.rc) fail_msg("job: %s", j.err);
   fl_env_destroy(env);
-  assert_topic_each_once(mk.bs, "down", 2, 2000, false);
-  gen_free(&g);
-  mock_stop(&mk);
+  assert_topic_each_once(c->mk.bs, "down", 2, 2000, false);
 }
 
 /* At least once, the broker gone: the records already written wait in the producer
@@ -1291,24 +1270,22 @@ static void test_broker_down_then_up_loses_nothing(void **state) {
  * sink's timeout, so the job fails, naming the topic and the cause, and the failing
  * job's flush reports how many records were lost. */
 static void test_at_least_once_fails_when_delivery_cannot_complete_in_time(void **state) {
-  (void)state;
-  mock_t mk;
-  mock_start(&mk, 1, "gone", 2);
+  mock_case_t *c = *state;
+  mock_topic(&c->mk, "gone", 2);
   fl_env_t *env = env_of(NULL);
   logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
   log_attach(&log, env);
-  gen_t g;
-  gen_init(&g, 200, 7);
-  g.pause_at = 100; /* then waits for good: only the sink can end the job */
+  gen_t *g = gen_of(c, 200, 7);
+  g->pause_at = 100; /* then waits for good: only the sink can end the job */
   const char *props[] = {"reconnect.backoff.max.ms", "100", NULL};
-  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "gone", FL_KAFKA_AT_LEAST_ONCE);
+  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "gone", FL_KAFKA_AT_LEAST_ONCE);
   o.props = props;
   o.timeout_ms = 1500;
-  assert_int_equal(fl_stream_sink_kafka(gen_source(env, &g), "out", &o), 0);
-  assert_int_equal(rd_kafka_mock_broker_set_down(mk.mc, 1), 0);
+  assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
+  assert_int_equal(rd_kafka_mock_broker_set_down(c->mk.mc, 1), 0);
   job_thread_t j;
   job_start(&j, env);
-  wait_paused(&g);
+  wait_paused(g);
   /* the timeout, and then some: the job must have failed by then */
   bool ended = wait_until(job_done, &j, 10000);
   if (!ended) fl_env_stop(env);
@@ -1325,29 +1302,25 @@ static void test_at_least_once_fails_when_delivery_cannot_complete_in_time(void 
   if (!log_has(&log, "ERROR", "100 of 100 messages"))
     fail_msg("no report of the 100 lost records in the log:\n%s", log.text ? log.text : "");
   free(log.text);
-  gen_free(&g);
-  mock_stop(&mk);
 }
 
 /* A stop while the broker is gone: the sink flushes what it can within its bounded
  * wait, and says on the log how many records it could not deliver. */
 static void test_stop_reports_what_at_least_once_could_not_deliver(void **state) {
-  (void)state;
-  mock_t mk;
-  mock_start(&mk, 1, "stop", 2);
+  mock_case_t *c = *state;
+  mock_topic(&c->mk, "stop", 2);
   fl_env_t *env = env_of(NULL);
   logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
   log_attach(&log, env);
-  gen_t g;
-  gen_init(&g, 300, 7);
-  g.pause_at = 150;
-  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "stop", FL_KAFKA_AT_LEAST_ONCE);
+  gen_t *g = gen_of(c, 300, 7);
+  g->pause_at = 150;
+  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "stop", FL_KAFKA_AT_LEAST_ONCE);
   o.timeout_ms = 2000;
-  assert_int_equal(fl_stream_sink_kafka(gen_source(env, &g), "out", &o), 0);
-  assert_int_equal(rd_kafka_mock_broker_set_down(mk.mc, 1), 0);
+  assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
+  assert_int_equal(rd_kafka_mock_broker_set_down(c->mk.mc, 1), 0);
   job_thread_t j;
   job_start(&j, env);
-  wait_paused(&g);
+  wait_paused(g);
   fl_env_stop(env);
   pthread_join(j.t, NULL);
   fl_env_destroy(env); /* no more log lines */
@@ -1356,8 +1329,6 @@ static void test_stop_reports_what_at_least_once_could_not_deliver(void **state)
     fail_msg("the stop did not report the 150 records it could not deliver:\n%s",
              log.text ? log.text : "");
   free(log.text);
-  gen_free(&g);
-  mock_stop(&mk);
 }
 
 static _Atomic int64_t g_passed;
@@ -1415,43 +1386,37 @@ static void test_a_frozen_broker_is_logged_until_it_answers_again(void **state) 
 #define API_INIT_PRODUCER_ID 22
 
 static void test_retriable_produce_errors_lose_nothing(void **state) {
-  (void)state;
-  mock_t mk;
-  mock_start(&mk, 1, "retry", 2);
+  mock_case_t *c = *state;
+  mock_topic(&c->mk, "retry", 2);
   rd_kafka_mock_push_request_errors(
-      mk.mc, API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+      c->mk.mc, API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
       RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
       RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
   fl_env_t *env = env_of(NULL);
-  gen_t g;
-  gen_init(&g, 1000, 7);
+  gen_t *g = gen_of(c, 1000, 7);
   const char *props[] = {"retry.backoff.ms", "20", NULL};
-  fl_kafka_sink_opts_t o = sink_opts(mk.bs, "retry", FL_KAFKA_AT_LEAST_ONCE);
+  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "retry", FL_KAFKA_AT_LEAST_ONCE);
   o.props = props;
-  run_to_end(env, gen_source(env, &g), &o, "retry");
-  assert_topic_each_once(mk.bs, "retry", 2, 1000, true);
-  gen_free(&g);
-  mock_stop(&mk);
+  run_to_end(env, gen_source(env, g), &o, "retry");
+  assert_topic_each_once(c->mk.bs, "retry", 2, 1000, true);
 }
 
 /* A job whose sink gets the error err to the request api_key, once: the job fails, and
  * its error names each of the fragments (NULL-terminated). */
-static void expect_produce_error_fails_the_job(const char *topic, int api_key,
+static void expect_produce_error_fails_the_job(mock_case_t *c, const char *topic, int api_key,
                                                rd_kafka_resp_err_t err,
                                                fl_kafka_guarantee_t guarantee, ...) {
-  mock_t mk;
-  mock_start(&mk, 1, topic, 1);
-  rd_kafka_mock_push_request_errors(mk.mc, api_key, 1, err);
+  mock_topic(&c->mk, topic, 1);
+  rd_kafka_mock_push_request_errors(c->mk.mc, api_key, 1, err);
   path_t logdir = tmp_path(topic);
   fl_env_t *env = env_of(NULL);
-  gen_t g;
-  gen_init(&g, guarantee == FL_KAFKA_EXACTLY_ONCE ? 10 : 100, 7);
-  fl_kafka_sink_opts_t o = sink_opts(mk.bs, topic, guarantee);
+  gen_t *g = gen_of(c, guarantee == FL_KAFKA_EXACTLY_ONCE ? 10 : 100, 7);
+  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, topic, guarantee);
   if (guarantee == FL_KAFKA_EXACTLY_ONCE) {
     o.txn_log_dir = logdir.s;
     o.timeout_ms = 10000;
   }
-  assert_int_equal(fl_stream_sink_kafka(gen_source(env, &g), "out", &o), 0);
+  assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
   assert_int_not_equal(fl_env_execute(env, topic), 0);
   const char *e = fl_env_error(env);
   va_list ap;
@@ -1460,21 +1425,17 @@ static void expect_produce_error_fails_the_job(const char *topic, int api_key,
     if (!strstr(e, f)) fail_msg("unexpected error (no '%s'): %s", f, e);
   va_end(ap);
   fl_env_destroy(env);
-  gen_free(&g);
-  mock_stop(&mk);
 }
 
 static void test_fatal_produce_error_fails_the_job_naming_topic_and_error(void **state) {
-  (void)state;
   expect_produce_error_fails_the_job(
-      "denied", API_PRODUCE, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, FL_KAFKA_AT_LEAST_ONCE,
-      "topic denied partition 0", "Topic authorization failed", NULL);
+      *state, "denied", API_PRODUCE, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+      FL_KAFKA_AT_LEAST_ONCE, "topic denied partition 0", "Topic authorization failed", NULL);
 }
 
 static void test_fatal_init_producer_id_error_fails_the_job(void **state) {
-  (void)state;
   expect_produce_error_fails_the_job(
-      "tx", API_INIT_PRODUCER_ID, RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+      *state, "tx", API_INIT_PRODUCER_ID, RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
       FL_KAFKA_EXACTLY_ONCE, "init_transactions", "topic tx", "authorization failed", NULL);
 }
 
@@ -1568,39 +1529,32 @@ static void test_invalid_options_are_rejected_naming_the_field(void **state) {
   fl_env_destroy(env);
 }
 
+/* A test against a mock cluster of one broker (three) made and freed around it. */
+#define MOCK_CASE(f) cmocka_unit_test_setup_teardown(f, mock_case_setup, mock_case_teardown)
+#define MOCK3_CASE(f) cmocka_unit_test_setup_teardown(f, mock3_case_setup, mock_case_teardown)
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       /* first: they fork, and no librdkafka thread may be alive in this process then */
       cmocka_unit_test(test_exactly_once_survives_sigkill_at_every_commit_step),
       cmocka_unit_test(test_restore_rewrites_a_transaction_whose_commit_was_never_sent),
       cmocka_unit_test(test_a_frozen_broker_is_logged_until_it_answers_again),
-      cmocka_unit_test_teardown(test_at_least_once_delivers_every_record_with_java_partitioning,
-                                test_teardown),
-      cmocka_unit_test_teardown(test_no_guarantee_flushes_everything_at_the_end, test_teardown),
-      cmocka_unit_test_teardown(test_serializer_topics_headers_and_timestamps_arrive,
-                                test_teardown),
-      cmocka_unit_test_teardown(test_exactly_once_bounded_job_commits_one_transaction,
-                                test_teardown),
-      cmocka_unit_test_teardown(test_exactly_once_failed_job_commits_nothing, test_teardown),
-      cmocka_unit_test_teardown(test_exactly_once_savepoint_needs_periodic_checkpoints,
-                                test_teardown),
-      cmocka_unit_test_teardown(test_transaction_log_is_compacted_to_its_last_lines, test_teardown),
-      cmocka_unit_test_teardown(
-          test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_accepted,
-          test_teardown),
-      cmocka_unit_test_teardown(
-          test_fresh_start_over_committed_output_fails_unless_duplicates_are_accepted,
-          test_teardown),
-      cmocka_unit_test_teardown(test_broker_down_then_up_loses_nothing, test_teardown),
-      cmocka_unit_test_teardown(test_retriable_produce_errors_lose_nothing, test_teardown),
-      cmocka_unit_test_teardown(test_at_least_once_fails_when_delivery_cannot_complete_in_time,
-                                test_teardown),
-      cmocka_unit_test_teardown(test_stop_reports_what_at_least_once_could_not_deliver,
-                                test_teardown),
-      cmocka_unit_test_teardown(test_fatal_produce_error_fails_the_job_naming_topic_and_error,
-                                test_teardown),
-      cmocka_unit_test_teardown(test_fatal_init_producer_id_error_fails_the_job, test_teardown),
-      cmocka_unit_test_teardown(test_invalid_options_are_rejected_naming_the_field, test_teardown),
+      MOCK3_CASE(test_at_least_once_delivers_every_record_with_java_partitioning),
+      MOCK_CASE(test_no_guarantee_flushes_everything_at_the_end),
+      MOCK_CASE(test_serializer_topics_headers_and_timestamps_arrive),
+      MOCK_CASE(test_exactly_once_bounded_job_commits_one_transaction),
+      MOCK_CASE(test_exactly_once_failed_job_commits_nothing),
+      MOCK_CASE(test_exactly_once_savepoint_needs_periodic_checkpoints),
+      MOCK_CASE(test_transaction_log_is_compacted_to_its_last_lines),
+      MOCK_CASE(test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_accepted),
+      MOCK_CASE(test_fresh_start_over_committed_output_fails_unless_duplicates_are_accepted),
+      MOCK_CASE(test_broker_down_then_up_loses_nothing),
+      MOCK_CASE(test_retriable_produce_errors_lose_nothing),
+      MOCK_CASE(test_at_least_once_fails_when_delivery_cannot_complete_in_time),
+      MOCK_CASE(test_stop_reports_what_at_least_once_could_not_deliver),
+      MOCK_CASE(test_fatal_produce_error_fails_the_job_naming_topic_and_error),
+      MOCK_CASE(test_fatal_init_producer_id_error_fails_the_job),
+      cmocka_unit_test(test_invalid_options_are_rejected_naming_the_field),
   };
   /* FL_TEST_FILTER: run only the tests matching this pattern (cmocka's syntax) */
   if (getenv("FL_TEST_FILTER")) cmocka_set_test_filter(getenv("FL_TEST_FILTER"));
