@@ -29,38 +29,20 @@
 #include "kafka_test_util.h"
 #include "run_util.h"
 
-static child_t *g_server;
-static char g_bootstrap[1024];
+#include "kcat_test_util.h"
+
 static char g_agg[4096];
-static char g_kcat[4096];
-static char g_dir[64];
 
 #define N_EVENTS 600
 
 static int group_setup(void **state) {
-  (void)state;
-  tool_path();
   const char *bd = getenv("FL_BUILD_DIR");
   snprintf(g_agg, sizeof g_agg, "%s/tools/flink-agg", bd && *bd ? bd : ".");
-  if (!find_on_path("kcat", g_kcat, sizeof g_kcat)) {
-    fprintf(stderr, "kcat is not installed (apt-get install kcat; scripts/install-deps.sh)\n");
-    return -1;
-  }
-  snprintf(g_dir, sizeof g_dir, "/tmp/fl_test_kagg_XXXXXX");
-  if (!mkdtemp(g_dir)) return -1;
+  if (kcat_group_setup(state)) return -1;
   g_server = start_server(g_bootstrap, sizeof g_bootstrap, "--quiet", "--topic", "purchases:3",
                           "--topic", "spend:2", "--topic", "spend-eos:2", "--topic", "spend-p2:2",
                           "--topic", "bad:1", "--topic", "bad-dlq:1", NULL);
   return 0;
-}
-
-static int group_teardown(void **state) {
-  if (g_server) stop_server(g_server);
-  g_server = NULL;
-  teardown_children(state);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
 }
 
 /* The input: N_EVENTS purchases of 7 users, event time increasing by 997 ms, as
@@ -82,69 +64,13 @@ static void make_events(char **kcat_in, char **file_in) {
   *file_in = f;
 }
 
-/* Runs argv to its end with input on stdin (may be NULL); returns the exit status and
- * stdout in *out. Inputs larger than a pipe's buffer are written from a file. */
-static int run_with_file_input(char *const argv[], const char *input, char **out) {
-  if (!input || strlen(input) < 16000) return run_capture(argv, input, out);
-  char path[128];
-  snprintf(path, sizeof path, "%s/stdin", g_dir);
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(input, f);
-  fclose(f);
-  /* kcat -P -l FILE reads delimited messages from the file instead of stdin */
-  char *args[32];
-  int n = 0;
-  for (; argv[n]; n++) args[n] = argv[n];
-  args[n++] = "-l";
-  args[n++] = path;
-  args[n] = NULL;
-  return run_capture(args, NULL, out);
-}
-
-static char *consume_all(const char *topic) {
-  char *out = NULL;
-  char *argv[] = {g_kcat, "-C",        "-b", g_bootstrap, "-t",    (char *)topic, "-e",
-                  "-o",   "beginning", "-q", "-f",        "%s\\n", NULL};
-  int st = run_capture(argv, NULL, &out);
-  assert_int_equal(st, 0);
-  return out;
-}
-
-static int cmp_lines(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sorted non-empty lines of text (modifies text). */
-static size_t sorted_lines(char *text, char ***out) {
-  size_t n = 0, cap = 64;
-  char **v = malloc(cap * sizeof *v);
-  for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-    if (n == cap) v = realloc(v, (cap *= 2) * sizeof *v);
-    v[n++] = l;
-  }
-  qsort(v, n, sizeof *v, cmp_lines);
-  *out = v;
-  return n;
-}
-
-static void assert_same_multiset(char *got, char *want, const char *what) {
-  char **g, **w;
-  size_t ng = sorted_lines(got, &g), nw = sorted_lines(want, &w);
-  if (ng != nw) fail_msg("%s: %zu result lines, expected %zu", what, ng, nw);
-  for (size_t i = 0; i < ng; i++)
-    if (strcmp(g[i], w[i]) != 0) fail_msg("%s: line '%s', expected '%s'", what, g[i], w[i]);
-  free(g);
-  free(w);
-}
-
 /* Runs flink-agg with the common options plus extra (NULL-terminated); returns the exit
  * status, stderr in *err. */
 static int run_agg(char **err, ...) {
   char *argv[48];
   int n = 0;
-  char errpath[128];
-  snprintf(errpath, sizeof errpath, "%s/agg.err", g_dir);
+  char errpath[4200];
+  snprintf(errpath, sizeof errpath, "%s/agg.err", g_tmpdir);
   argv[n++] = g_agg;
   const char *common[] = {"--key",
                           "user",
@@ -177,13 +103,8 @@ static int run_agg(char **err, ...) {
   int st = run_capture(sh, NULL, &out);
   free(out);
   free(cmd);
-  FILE *f = fopen(errpath, "r");
-  *err = calloc(1, 65536);
-  if (f) {
-    size_t r = fread(*err, 1, 65535, f);
-    (*err)[r] = 0;
-    fclose(f);
-  }
+  *err = read_text(errpath, NULL);
+  if (!*err) *err = calloc(1, 1);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
 }
 
@@ -191,39 +112,29 @@ static char *g_expected; /* flink-agg's results from the file */
 
 static void test_kcat_input_to_kafka_output_matches_file_results(void **state) {
   (void)state;
-  char *kin, *fin, *out = NULL, *err = NULL;
+  char *kin, *fin, *err = NULL;
   make_events(&kin, &fin);
   /* the same events as a file, aggregated from the file */
-  char in_path[128], out_path[128];
-  snprintf(in_path, sizeof in_path, "%s/in.jsonl", g_dir);
-  snprintf(out_path, sizeof out_path, "%s/out.jsonl", g_dir);
-  FILE *f = fopen(in_path, "w");
-  fputs(fin, f);
-  fclose(f);
+  char in_path[4200], out_path[128];
+  snprintf(in_path, sizeof in_path, "%s/in.jsonl", g_tmpdir);
+  snprintf(out_path, sizeof out_path, "%s/out.jsonl", g_tmpdir);
+  write_text(in_path, fin);
   int rc = run_agg(&err, "--input", in_path, "--output", out_path, NULL);
   if (rc != 0) fail_msg("flink-agg on the file: exit %d: %s", rc, err);
   free(err);
-  f = fopen(out_path, "r");
-  g_expected = calloc(1, 1 << 20);
-  size_t r = fread(g_expected, 1, (1 << 20) - 1, f);
-  g_expected[r] = 0;
-  fclose(f);
-  assert_true(r > 0);
+  g_expected = read_text(out_path, NULL);
+  assert_true(g_expected && *g_expected);
 
   /* kcat produces the events, keyed by user */
-  char *pargv[] = {g_kcat, "-P", "-b", g_bootstrap, "-t", "purchases", "-K:", NULL};
-  assert_int_equal(run_with_file_input(pargv, kin, &out), 0);
-  free(out);
+  kcat_produce("purchases", kin);
 
   rc = run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded", "true",
                "--output", "kafka:spend", "--parallelism", "1", NULL);
   if (rc != 0) fail_msg("flink-agg kafka -> kafka: exit %d: %s", rc, err);
   free(err);
-  char *got = consume_all("spend");
-  char *want = strdup(g_expected);
-  assert_same_multiset(got, want, "kafka:spend (parallelism 1)");
+  char *got = kcat_consume("spend", "%s\\n", true);
+  assert_same_line_set("kafka:spend (parallelism 1)", got, g_expected);
   free(got);
-  free(want);
   free(kin);
   free(fin);
 }
@@ -237,28 +148,23 @@ static void test_parallelism_2_same_results(void **state) {
               "--output", "kafka:spend-p2", "--parallelism", "2", "--group", "p2", NULL);
   if (rc != 0) fail_msg("flink-agg --parallelism 2: exit %d: %s", rc, err);
   free(err);
-  char *got = consume_all("spend-p2");
-  char *want = strdup(g_expected);
-  assert_same_multiset(got, want, "kafka:spend-p2 (parallelism 2)");
+  char *got = kcat_consume("spend-p2", "%s\\n", true);
+  assert_same_line_set("kafka:spend-p2 (parallelism 2)", got, g_expected);
   free(got);
-  free(want);
 }
 
 static void test_transactional_output_with_checkpoints(void **state) {
   (void)state;
   char *err = NULL, ckpt[128];
   assert_non_null(g_expected);
-  snprintf(ckpt, sizeof ckpt, "%s/ckpt", g_dir);
+  snprintf(ckpt, sizeof ckpt, "%s/ckpt", g_tmpdir);
   int rc = run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded",
                    "true", "--output", "kafka:spend-eos", "--checkpoint-dir", ckpt,
                    "--checkpoint-interval", "100ms", "--group", "eos", NULL);
   if (rc != 0) fail_msg("flink-agg with checkpoints: exit %d: %s", rc, err);
   free(err);
   /* every message carries its transaction; kcat prints the header after the value */
-  char *out = NULL;
-  char *argv[] = {g_kcat, "-C",        "-b", g_bootstrap, "-t",       "spend-eos", "-e",
-                  "-o",   "beginning", "-q", "-f",        "%s|%h\\n", NULL};
-  assert_int_equal(run_capture(argv, NULL, &out), 0);
+  char *out = kcat_consume("spend-eos", "%s|%h\\n", true);
   char *got = calloc(1, strlen(out) + 1);
   size_t gl = 0;
   for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
@@ -268,11 +174,9 @@ static void test_transactional_output_with_checkpoints(void **state) {
     *bar = 0;
     gl += (size_t)sprintf(got + gl, "%s\n", l);
   }
-  char *want = strdup(g_expected);
-  assert_same_multiset(got, want, "kafka:spend-eos");
+  assert_same_line_set("kafka:spend-eos", got, g_expected);
   free(out);
   free(got);
-  free(want);
 }
 
 /* A start over output an earlier run committed (its checkpoint directory deleted, with the
@@ -282,7 +186,7 @@ static void test_start_over_committed_output_needs_accept_duplicates(void **stat
   (void)state;
   char *err = NULL, ckpt[128];
   assert_non_null(g_expected);
-  snprintf(ckpt, sizeof ckpt, "%s/ckpt", g_dir);
+  snprintf(ckpt, sizeof ckpt, "%s/ckpt", g_tmpdir);
   rm_tree(ckpt);
   int rc = run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded",
                    "true", "--output", "kafka:spend-eos", "--checkpoint-dir", ckpt,
@@ -306,11 +210,9 @@ static void test_malformed_messages_skip_and_dead_letter(void **state) {
       "u2:not json\n"
       "u3:{\"user\":\"u3\",\"ts\":1700000000001}\n"
       "u1:{\"user\":\"u1\",\"amount\":7,\"ts\":1700000000002}\n";
-  char *pargv[] = {g_kcat, "-P", "-b", g_bootstrap, "-t", "bad", "-K:", NULL};
-  assert_int_equal(run_capture(pargv, in, &out), 0);
-  free(out);
-  char outpath[128];
-  snprintf(outpath, sizeof outpath, "%s/bad.out", g_dir);
+  kcat_produce("bad", in);
+  char outpath[4200];
+  snprintf(outpath, sizeof outpath, "%s/bad.out", g_tmpdir);
   int rc = run_agg(&err, "--input", "kafka:bad", "--brokers", g_bootstrap, "--bounded", "true",
                    "--output", outpath, "--on-error", "skip", "--group", "skip", NULL);
   if (rc != 0) fail_msg("skip: exit %d: %s", rc, err);
@@ -329,9 +231,7 @@ static void test_malformed_messages_skip_and_dead_letter(void **state) {
                NULL);
   if (rc != 0) fail_msg("dead-letter: exit %d: %s", rc, err);
   free(err);
-  char *argv[] = {g_kcat, "-C",        "-b", g_bootstrap, "-t",          "bad-dlq", "-e",
-                  "-o",   "beginning", "-q", "-f",        "%k|%s|%h\\n", NULL};
-  assert_int_equal(run_capture(argv, NULL, &out), 0);
+  out = kcat_consume("bad-dlq", "%k|%s|%h\\n", true);
   if (!strstr(out, "u2|not json|") || !strstr(out, "fl.offset=1") || !strstr(out, "fl.topic=bad") ||
       !strstr(out, "u3|{\"user\":\"u3\",\"ts\":1700000000001}|"))
     fail_msg("dead letters: '%s'", out);
@@ -374,9 +274,9 @@ static void test_kafka_start_committed_resumes_from_the_group(void **state) {
   (void)state;
   char *err = NULL, out1[128], out2[128], out3[128];
   assert_non_null(g_expected);
-  snprintf(out1, sizeof out1, "%s/c1.out", g_dir);
-  snprintf(out2, sizeof out2, "%s/c2.out", g_dir);
-  snprintf(out3, sizeof out3, "%s/c3.out", g_dir);
+  snprintf(out1, sizeof out1, "%s/c1.out", g_tmpdir);
+  snprintf(out2, sizeof out2, "%s/c2.out", g_tmpdir);
+  snprintf(out3, sizeof out3, "%s/c3.out", g_tmpdir);
   const char *outs[3] = {out1, out2, out3};
   const char *starts[3] = {"committed", "committed", "earliest"};
   for (int i = 0; i < 3; i++) {
@@ -388,19 +288,13 @@ static void test_kafka_start_committed_resumes_from_the_group(void **state) {
   }
   char *got[3];
   for (int i = 0; i < 3; i++) {
-    FILE *f = fopen(outs[i], "r");
-    assert_non_null(f);
-    got[i] = calloc(1, 1 << 20);
-    got[i][fread(got[i], 1, (1 << 20) - 1, f)] = 0;
-    fclose(f);
+    got[i] = read_text(outs[i], NULL);
+    assert_non_null(got[i]);
   }
-  char *want = strdup(g_expected), *want3 = strdup(g_expected);
-  assert_same_multiset(got[0], want, "first run of group 'resume' (nothing committed yet)");
+  assert_same_line_set("first run of group 'resume' (nothing committed yet)", got[0], g_expected);
   assert_string_equal(got[1], ""); /* everything was committed by the first run */
-  assert_same_multiset(got[2], want3, "--kafka-start earliest");
+  assert_same_line_set("--kafka-start earliest", got[2], g_expected);
   for (int i = 0; i < 3; i++) free(got[i]);
-  free(want);
-  free(want3);
 }
 
 /* The Kafka-to-Kafka example on its embedded default (an in-process mock cluster): it
@@ -431,7 +325,7 @@ int main(void) {
       cmocka_unit_test(test_usage_errors_name_the_option),
       cmocka_unit_test(test_kafka_features_example_on_its_local_cluster),
   };
-  int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+  int rc = cmocka_run_group_tests(tests, group_setup, kcat_group_teardown);
   free(g_expected);
   return rc;
 }

@@ -27,97 +27,23 @@
 
 #include "fl_test_util.h"
 #include "kafka_test_util.h"
+#include "run_util.h"
 #include "util/tsan_c11_threads.h" /* librdkafka threads under TSan builds */
 
-static child_t *g_server;
-static char g_bootstrap[1024];
-static char g_kcat[4096];
+#include "kcat_test_util.h"
+
 static char g_agg[4096];
 static char g_example[4096];
-static char g_dir[64];
 
 static int group_setup(void **state) {
-  tool_path();
   const char *bd = getenv("FL_BUILD_DIR");
   snprintf(g_agg, sizeof g_agg, "%s/tools/flink-agg", bd && *bd ? bd : ".");
   snprintf(g_example, sizeof g_example, "%s/examples/sql_spend_alerts", bd && *bd ? bd : ".");
-  if (!find_on_path("kcat", g_kcat, sizeof g_kcat)) {
-    fprintf(stderr, "kcat is not installed (apt-get install kcat; scripts/install-deps.sh)\n");
-    return -1;
-  }
-  snprintf(g_dir, sizeof g_dir, "/tmp/fl_test_sqlk_XXXXXX");
-  if (!mkdtemp(g_dir)) return -1;
+  if (kcat_group_setup(state)) return -1;
   g_server = start_server(g_bootstrap, sizeof g_bootstrap, "--quiet", "--topic",
                           "raw.transactions:1", "--topic", "features.user_5min_spend:2", "--topic",
                           "hyb.in:1", "--topic", "hyb.out:2", "--topic", "meta.in:1", NULL);
   return 0;
-}
-
-static int group_teardown(void **state) {
-  if (g_server) stop_server(g_server);
-  g_server = NULL;
-  teardown_children(state);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
-}
-
-/* Produces "key:value" lines (kcat -K:) to topic, from a file when large. */
-static void produce(const char *topic, const char *lines) {
-  char path[128];
-  snprintf(path, sizeof path, "%s/produce.txt", g_dir);
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(lines, f);
-  fclose(f);
-  char *out = NULL;
-  char *argv[] = {g_kcat, "-P", "-b", g_bootstrap, "-t", (char *)topic, "-K:", "-l", path, NULL};
-  assert_int_equal(run_capture(argv, NULL, &out), 0);
-  free(out);
-}
-
-static char *consume(const char *topic, bool committed) {
-  char *out = NULL;
-  char *argv[] = {g_kcat,
-                  "-C",
-                  "-b",
-                  g_bootstrap,
-                  "-t",
-                  (char *)topic,
-                  "-e",
-                  "-o",
-                  "beginning",
-                  "-q",
-                  "-X",
-                  committed ? "isolation.level=read_committed" : "isolation.level=read_uncommitted",
-                  "-f",
-                  "%s\\n",
-                  NULL};
-  assert_int_equal(run_capture(argv, NULL, &out), 0);
-  return out;
-}
-
-static size_t count_lines(const char *s) {
-  size_t n = 0;
-  for (; *s; s++) n += *s == '\n';
-  return n;
-}
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sorted lines of text (modifies it). */
-static size_t lines_of(char *text, char ***out) {
-  size_t n = 0, cap = 64;
-  char **v = malloc(cap * sizeof *v);
-  for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-    if (n == cap) v = realloc(v, (cap *= 2) * sizeof *v);
-    v[n++] = l;
-  }
-  qsort(v, n, sizeof *v, cmp_str);
-  *out = v;
-  return n;
 }
 
 static int sql_rows_to_collector(fl_context_t *ctx, const fl_sql_schema_t *schema,
@@ -237,12 +163,10 @@ static void issue_statements_match_flink_agg(void **state) {
       "zz:{\"transaction_id\":\"flush\",\"user_id\":\"zz\",\"amount_usd\":0,\"category_id\":0,"
       "\"event_time\":\"2024-01-02T00:00:00.000\"}\n");
   /* flink-agg on the same events from a file */
-  char in_path[128], out_path[128];
-  snprintf(in_path, sizeof in_path, "%s/tx.jsonl", g_dir);
-  snprintf(out_path, sizeof out_path, "%s/agg.jsonl", g_dir);
-  FILE *f = fopen(in_path, "w");
-  fputs(file, f);
-  fclose(f);
+  char in_path[4200], out_path[128];
+  snprintf(in_path, sizeof in_path, "%s/tx.jsonl", g_tmpdir);
+  snprintf(out_path, sizeof out_path, "%s/agg.jsonl", g_tmpdir);
+  write_text(in_path, file);
   char *out = NULL;
   char *aargv[] = {g_agg,    "--input",  in_path,       "--output",
                    out_path, "--key",    "user_id",     "--time",
@@ -252,31 +176,30 @@ static void issue_statements_match_flink_agg(void **state) {
   int st = run_capture(aargv, NULL, &out);
   free(out);
   assert_int_equal(st, 0);
-  f = fopen(out_path, "r");
-  char *agg = calloc(1, 1 << 20);
-  size_t r = fread(agg, 1, (1 << 20) - 1, f);
-  agg[r] = 0;
-  fclose(f);
+  char *agg = read_text(out_path, NULL);
+  assert_non_null(agg);
   /* canonical "user|start|end|sum|count" of flink-agg's lines */
-  char **al;
-  size_t na = lines_of(agg, &al);
-  char **want = malloc(na * sizeof *want);
-  for (size_t i = 0; i < na; i++) {
-    json_t *j = json_loads(al[i], 0, NULL);
+  lines_t al = {0}, want = {0};
+  lines_add_text(&al, agg);
+  for (size_t i = 0; i < al.n; i++) {
+    json_t *j = json_loads(al.v[i], 0, NULL);
     assert_non_null(j);
-    want[i] = malloc(128);
-    snprintf(want[i], 128,
-             "%s|%" JSON_INTEGER_FORMAT "|%" JSON_INTEGER_FORMAT "|%.6f|%" JSON_INTEGER_FORMAT,
-             json_string_value(json_object_get(j, "key")),
-             json_integer_value(json_object_get(j, "window_start")),
-             json_integer_value(json_object_get(j, "window_end")),
-             json_number_value(json_object_get(j, "value")),
-             json_integer_value(json_object_get(j, "count")));
+    char w[128];
+    int wl =
+        snprintf(w, sizeof w,
+                 "%s|%" JSON_INTEGER_FORMAT "|%" JSON_INTEGER_FORMAT "|%.6f|%" JSON_INTEGER_FORMAT,
+                 json_string_value(json_object_get(j, "key")),
+                 json_integer_value(json_object_get(j, "window_start")),
+                 json_integer_value(json_object_get(j, "window_end")),
+                 json_number_value(json_object_get(j, "value")),
+                 json_integer_value(json_object_get(j, "count")));
+    lines_push(&want, w, (size_t)wl);
     json_decref(j);
   }
-  qsort(want, na, sizeof *want, cmp_str);
+  lines_sort(&want);
+  size_t na = want.n;
 
-  produce("raw.transactions", early);
+  kcat_produce("raw.transactions", early);
   /* the SQL job, as written */
   job_t job = {0};
   char err[2048];
@@ -297,16 +220,9 @@ static void issue_statements_match_flink_agg(void **state) {
     if (now_ms() > deadline) fail_msg("the Kafka source did not start");
     usleep(20000);
   }
-  produce("raw.transactions", kin);
+  kcat_produce("raw.transactions", kin);
   /* wait for every window */
-  char *got = NULL;
-  deadline = deadline_in(30000);
-  for (;;) {
-    free(got);
-    got = consume("features.user_5min_spend", false);
-    if (count_lines(got) >= na || now_ms() > deadline) break;
-    usleep(100000);
-  }
+  char *got = kcat_wait_values("features.user_5min_spend", false, na, 30000);
   /* the table's PRIMARY KEY is the messages' key */
   {
     char *keyed = NULL;
@@ -322,31 +238,29 @@ static void issue_statements_match_flink_agg(void **state) {
   pthread_join(job.thread, NULL);
   assert_int_equal(job.rc, FL_ECANCELED);
   fl_sql_env_destroy(job.s);
-  char **gl;
-  size_t ng = lines_of(got, &gl);
-  char **have = malloc((ng + 1) * sizeof *have);
-  for (size_t i = 0; i < ng; i++) {
-    json_t *j = json_loads(gl[i], 0, NULL);
-    if (!j) fail_msg("not JSON: %s", gl[i]);
-    have[i] = malloc(128);
-    snprintf(have[i], 128, "%s|%" PRId64 "|%" PRId64 "|%.6f|%" JSON_INTEGER_FORMAT,
-             json_string_value(json_object_get(j, "user_id")),
-             ms_of(json_string_value(json_object_get(j, "window_start"))),
-             ms_of(json_string_value(json_object_get(j, "window_end"))),
-             json_number_value(json_object_get(j, "total_spend_usd")),
-             json_integer_value(json_object_get(j, "tx_count")));
+  lines_t gl = {0}, have = {0};
+  lines_add_text(&gl, got);
+  for (size_t i = 0; i < gl.n; i++) {
+    json_t *j = json_loads(gl.v[i], 0, NULL);
+    if (!j) fail_msg("not JSON: %s", gl.v[i]);
+    char h[128];
+    int hl = snprintf(h, sizeof h, "%s|%" PRId64 "|%" PRId64 "|%.6f|%" JSON_INTEGER_FORMAT,
+                      json_string_value(json_object_get(j, "user_id")),
+                      ms_of(json_string_value(json_object_get(j, "window_start"))),
+                      ms_of(json_string_value(json_object_get(j, "window_end"))),
+                      json_number_value(json_object_get(j, "total_spend_usd")),
+                      json_integer_value(json_object_get(j, "tx_count")));
+    lines_push(&have, h, (size_t)hl);
     json_decref(j);
   }
-  qsort(have, ng, sizeof *have, cmp_str);
-  if (ng != na) fail_msg("SQL wrote %zu windows, flink-agg %zu", ng, na);
-  for (size_t i = 0; i < na; i++) assert_string_equal(have[i], want[i]);
+  lines_sort(&have);
+  if (have.n != na) fail_msg("SQL wrote %zu windows, flink-agg %zu", have.n, na);
+  for (size_t i = 0; i < na; i++) assert_string_equal(have.v[i], want.v[i]);
   assert_true(na > 50);
-  for (size_t i = 0; i < na; i++) free(want[i]);
-  for (size_t i = 0; i < ng; i++) free(have[i]);
-  free(want);
-  free(have);
-  free(al);
-  free(gl);
+  lines_free(&want);
+  lines_free(&have);
+  lines_free(&al);
+  lines_free(&gl);
   free(got);
   free(agg);
   free(script);
@@ -362,8 +276,8 @@ static void issue_statements_match_flink_agg(void **state) {
 #define HYB_USERS 5
 
 static child_t *start_example(void) {
-  char ck[128];
-  snprintf(ck, sizeof ck, "%s/ckpt", g_dir);
+  char ck[4200];
+  snprintf(ck, sizeof ck, "%s/ckpt", g_tmpdir);
   char *argv[] = {g_example,   "--brokers",
                   g_bootstrap, "--input",
                   "hyb.in",    "--output",
@@ -406,8 +320,7 @@ static void hybrid_sql_and_c_exactly_once_across_sigkill(void **state) {
   f2 += (size_t)snprintf(
       second + f2, cap - f2,
       "zz:{\"user_id\":\"zz\",\"amount_usd\":0,\"event_time\":\"2024-01-02T00:00:00.000\"}\n");
-  char **want = malloc(HYB_USERS * 64 * sizeof *want);
-  size_t nw = 0;
+  lines_t want = {0};
   for (int u = 0; u < HYB_USERS; u++) {
     int64_t windows = 0, rising = 0;
     double last = 0;
@@ -420,42 +333,30 @@ static void hybrid_sql_and_c_exactly_once_across_sigkill(void **state) {
       rising = windows > 0 && total > last ? rising + 1 : 0;
       windows++;
       last = total;
-      want[nw] = malloc(160);
-      snprintf(want[nw], 160,
-               "{\"user_id\":\"u%d\",\"window_end\":%" PRId64 ",\"total\":%.2f,\"windows\":%" PRId64
-               ",\"rising\":%" PRId64 "}",
-               u, T0 + (int64_t)(w + 1) * 10000, total, windows, rising);
-      nw++;
+      char line[160];
+      int ll = snprintf(line, sizeof line,
+                        "{\"user_id\":\"u%d\",\"window_end\":%" PRId64
+                        ",\"total\":%.2f,\"windows\":%" PRId64 ",\"rising\":%" PRId64 "}",
+                        u, T0 + (int64_t)(w + 1) * 10000, total, windows, rising);
+      lines_push(&want, line, (size_t)ll);
     }
   }
-  qsort(want, nw, sizeof *want, cmp_str);
+  lines_sort(&want);
+  size_t nw = want.n;
 
-  produce("hyb.in", first);
+  kcat_produce("hyb.in", first);
   child_t *c = start_example();
   /* let a checkpoint commit some output, then kill the job without warning */
-  int64_t deadline = deadline_in(30000);
-  size_t before = 0;
-  for (;;) {
-    char *got = consume("hyb.out", true);
-    before = count_lines(got);
-    free(got);
-    if (before >= 20 || now_ms() > deadline) break;
-    usleep(50000);
-  }
+  char *got = kcat_wait_values("hyb.out", true, 20, 30000);
+  size_t before = count_lines(got);
+  free(got);
   if (before < 20) fail_msg("the first run committed only %zu results", before);
   kill(c->pid, SIGKILL);
   wait_exit(c, deadline_in(10000));
   child_free(c);
-  produce("hyb.in", second);
+  kcat_produce("hyb.in", second);
   c = start_example();
-  char *got = NULL;
-  deadline = deadline_in(40000);
-  for (;;) {
-    free(got);
-    got = consume("hyb.out", true);
-    if (count_lines(got) >= nw || now_ms() > deadline) break;
-    usleep(100000);
-  }
+  got = kcat_wait_values("hyb.out", true, nw, 40000);
   kill(c->pid, SIGTERM);
   int st = wait_exit(c, deadline_in(20000));
   char *errout = NULL;
@@ -467,16 +368,16 @@ static void hybrid_sql_and_c_exactly_once_across_sigkill(void **state) {
   free(errout);
   child_free(c);
   free(got);
-  got = consume("hyb.out", true);
-  char **gl;
-  size_t ng = lines_of(got, &gl);
-  if (ng != nw)
-    fail_msg("read_committed sees %zu results, %zu expected (before the kill: %zu)", ng, nw,
+  got = kcat_consume("hyb.out", "%s\\n", true);
+  lines_t gl = {0};
+  lines_add_text(&gl, got);
+  lines_sort(&gl);
+  if (gl.n != nw)
+    fail_msg("read_committed sees %zu results, %zu expected (before the kill: %zu)", gl.n, nw,
              before);
-  for (size_t i = 0; i < nw; i++) assert_string_equal(gl[i], want[i]);
-  for (size_t i = 0; i < nw; i++) free(want[i]);
-  free(want);
-  free(gl);
+  for (size_t i = 0; i < nw; i++) assert_string_equal(gl.v[i], want.v[i]);
+  lines_free(&want);
+  lines_free(&gl);
   free(got);
   free(first);
   free(second);
@@ -484,9 +385,10 @@ static void hybrid_sql_and_c_exactly_once_across_sigkill(void **state) {
 
 /* Metadata columns, earliest-offset and a bounded scan. */
 static void metadata_columns_and_bounded_scans(void **state) {
-  produce("meta.in",
-          "a:{\"user_id\":\"u0\",\"amount_usd\":1}\nb:{\"user_id\":\"u3\",\"amount_usd\":2}\n"
-          "c:{\"user_id\":\"u1\",\"amount_usd\":3}\nd:{\"user_id\":\"u9\",\"amount_usd\":4}\n");
+  kcat_produce(
+      "meta.in",
+      "a:{\"user_id\":\"u0\",\"amount_usd\":1}\nb:{\"user_id\":\"u3\",\"amount_usd\":2}\n"
+      "c:{\"user_id\":\"u1\",\"amount_usd\":3}\nd:{\"user_id\":\"u9\",\"amount_usd\":4}\n");
   char *script;
   int n = asprintf(
       &script,
@@ -544,5 +446,5 @@ int main(void) {
       cmocka_unit_test(hybrid_sql_and_c_exactly_once_across_sigkill),
       cmocka_unit_test(metadata_columns_and_bounded_scans),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return cmocka_run_group_tests(tests, group_setup, kcat_group_teardown);
 }
