@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -183,4 +184,30 @@ fl_env_t *env_of(const char *const *kv) {
   fl_env_t *env = env_try(kv, err, sizeof err);
   if (!env) fail_msg("environment: %s", err);
   return env;
+}
+
+static void *bg_job_main(void *arg) {
+  bg_job_t *j = arg;
+  j->rc = fl_env_execute(j->env, j->name);
+  snprintf(j->err, sizeof j->err, "%s", fl_env_error(j->env));
+  atomic_store(&j->done, 1);
+  return NULL;
+}
+
+void bg_job_start(bg_job_t *j, fl_env_t *env, const char *name) {
+  memset(j, 0, sizeof *j);
+  j->env = env;
+  j->name = name;
+  assert_int_equal(pthread_create(&j->thread, NULL, bg_job_main, j), 0);
+}
+
+int bg_job_join(bg_job_t *j) {
+  pthread_join(j->thread, NULL);
+  return j->rc;
+}
+
+double mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

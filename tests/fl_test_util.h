@@ -4,6 +4,7 @@
 #define FL_TEST_UTIL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,5 +77,23 @@ fl_env_t *env_with(int parallelism, const char *wm_interval);
 fl_env_t *env_try(const char *const *kv, char *err, size_t n);
 /* The same, failing the test when a setting is rejected. */
 fl_env_t *env_of(const char *const *kv);
+
+/* A job running on a thread of its own, for tests that act while it runs. */
+typedef struct bg_job {
+  fl_env_t *env;
+  const char *name;
+  pthread_t thread;
+  int rc;           /* the job's result, once it ended */
+  char err[1024];   /* the environment's error then */
+  _Atomic int done; /* set when the job ended */
+} bg_job_t;
+
+/* Starts running env's job, named name, on a new thread. */
+void bg_job_start(bg_job_t *j, fl_env_t *env, const char *name);
+/* Waits for the job's end; its result. */
+int bg_job_join(bg_job_t *j);
+
+/* Seconds on the monotonic clock, with sub-millisecond resolution. */
+double mono_s(void);
 
 #endif

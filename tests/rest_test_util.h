@@ -1,6 +1,7 @@
 /* Helpers of the tests that drive the HTTP endpoint with real programs (Prometheus,
  * Chromium): a job that runs until stopped, free loopback ports, running a program with
- * a deadline, and HTTP GETs through libcurl. */
+ * a deadline, HTTP GETs through libcurl, and the group's fixtures (libcurl, and a
+ * temporary directory g_tmpdir). */
 #ifndef FL_REST_TEST_UTIL_H
 #define FL_REST_TEST_UTIL_H
 
@@ -24,18 +25,19 @@
 
 #include "fl_test_util.h"
 #include "flink.h"
+#include "run_util.h"
 
 extern char **environ;
 
-static inline double rt_mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+static inline int rt_group_setup(void **state) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  return tmpdir_group_setup(state);
 }
 
-static inline void rt_nap_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
+static inline int rt_group_teardown(void **state) {
+  int rc = tmpdir_group_teardown(state);
+  curl_global_cleanup();
+  return rc;
 }
 
 /* The full path of program on PATH, or NULL (static storage). */
@@ -81,17 +83,17 @@ static inline pid_t rt_spawn(char *const argv[], const char *out) {
 
 /* Waits for pid up to seconds; kills it (SIGKILL) past that. Its exit status, or -1. */
 static inline int rt_wait(pid_t pid, double seconds) {
-  double deadline = rt_mono_s() + seconds;
+  double deadline = mono_s() + seconds;
   int st = 0;
   for (;;) {
     pid_t r = waitpid(pid, &st, WNOHANG);
     if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    if (rt_mono_s() > deadline) {
+    if (mono_s() > deadline) {
       kill(pid, SIGKILL);
       waitpid(pid, &st, 0);
       return -1;
     }
-    rt_nap_ms(20);
+    pause_ms(20);
   }
 }
 
@@ -100,12 +102,18 @@ typedef struct rt_buf {
   size_t n;
 } rt_buf_t;
 
+/* Appends len bytes at p to the string *s of *n bytes (kept NUL-terminated). */
+static inline void rt_append(char **s, size_t *n, const char *p, size_t len) {
+  *s = realloc(*s, *n + len + 1);
+  memcpy(*s + *n, p, len);
+  *n += len;
+  (*s)[*n] = 0;
+}
+
+/* A libcurl write function collecting the body into the rt_buf_t arg. */
 static inline size_t rt_on_body(char *p, size_t size, size_t n, void *arg) {
   rt_buf_t *b = arg;
-  b->s = realloc(b->s, b->n + size * n + 1);
-  memcpy(b->s + b->n, p, size * n);
-  b->n += size * n;
-  b->s[b->n] = 0;
+  rt_append(&b->s, &b->n, p, size * n);
   return size * n;
 }
 
@@ -131,9 +139,8 @@ static inline char *rt_get(const char *url) {
 /* A job that runs until stopped: a paced source (about 2000 records a second, event
  * time now, watermarks), keyBy, a 1 s tumbling window counting per key, and a sink. */
 typedef struct rt_job {
-  pthread_t t;
+  bg_job_t run;
   fl_env_t *env;
-  int rc;
   int port;
 } rt_job_t;
 
@@ -141,10 +148,10 @@ static inline int rt_paced_run(fl_context_t *ctx, void *inst) {
   double *start = inst;
   static _Thread_local long emitted;
   if (*start == 0) {
-    *start = rt_mono_s();
+    *start = mono_s();
     emitted = 0;
   }
-  long due = (long)((rt_mono_s() - *start) * 2000) - emitted;
+  long due = (long)((mono_s() - *start) * 2000) - emitted;
   if (due <= 0) return FL_SOURCE_WAIT;
   if (due > 200) due = 200;
   int64_t now = fl_ctx_processing_time(ctx);
@@ -178,25 +185,24 @@ static inline int rt_sink(fl_context_t *ctx, const fl_record_t *in, void *inst) 
   return 0;
 }
 
-static inline void *rt_job_main(void *arg) {
-  rt_job_t *j = arg;
-  j->rc = fl_env_execute(j->env, "dashboard-job");
-  return NULL;
-}
-
 static double rt_source_start;
 
-/* Starts the job with the settings kv (NULL-ended pairs) plus rest.port=0, and waits
- * until the endpoint listens. */
-static inline void rt_job_start(rt_job_t *j, const char *const *kv) {
+/* Starts the job, with the endpoint on a free port, checkpoints every interval into
+ * g_tmpdir/ckpt and latency markers every 100 ms, and waits until the endpoint listens. */
+static inline void rt_job_start(rt_job_t *j, const char *interval) {
   memset(j, 0, sizeof *j);
-  fl_config_t *c = fl_config_new();
-  char err[256];
-  fl_config_set(c, "rest.port", "0", err, sizeof err);
-  for (size_t i = 0; kv && kv[i]; i += 2)
-    if (fl_config_set(c, kv[i], kv[i + 1], err, sizeof err)) fprintf(stderr, "%s\n", err);
-  fl_env_new(&j->env, c, err, sizeof err);
-  fl_config_destroy(c);
+  char ckdir[4200];
+  snprintf(ckdir, sizeof ckdir, "%s/ckpt", g_tmpdir);
+  const char *kv[] = {"state.checkpoints.dir",
+                      ckdir,
+                      "execution.checkpointing.interval",
+                      interval,
+                      "metrics.latency.interval",
+                      "100ms",
+                      "rest.port",
+                      "0",
+                      NULL};
+  j->env = env_of(kv);
   rt_source_start = 0;
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = rt_paced_run};
   fl_stream_t *s = fl_source(j->env, "clicks", &src, &rt_source_start, 0);
@@ -205,16 +211,16 @@ static inline void rt_job_start(rt_job_t *j, const char *const *kv) {
   fl_stream_t *counts = fl_window_reduce(w, "clicks-per-second", rt_count, NULL);
   fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = rt_sink};
   fl_stream_sink(counts, "feature-store", &sink, NULL);
-  pthread_create(&j->t, NULL, rt_job_main, j);
-  double deadline = rt_mono_s() + 10 * timeout_scale();
-  while ((j->port = fl_env_rest_port(j->env)) <= 0 && rt_mono_s() < deadline) rt_nap_ms(5);
+  bg_job_start(&j->run, j->env, "dashboard-job");
+  double deadline = mono_s() + 10 * timeout_scale();
+  while ((j->port = fl_env_rest_port(j->env)) <= 0 && mono_s() < deadline) pause_ms(5);
 }
 
 static inline int rt_job_stop(rt_job_t *j) {
   fl_env_stop(j->env);
-  pthread_join(j->t, NULL);
+  int rc = bg_job_join(&j->run);
   fl_env_destroy(j->env);
-  return j->rc;
+  return rc;
 }
 
 #endif

@@ -561,29 +561,6 @@ static int fail_map(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
   return fl_emit_record(ctx, in);
 }
 
-typedef struct job_thread {
-  fl_env_t *env;
-  pthread_t t;
-  int rc;
-  char err[1024];
-  _Atomic int done; /* execute returned */
-} job_thread_t;
-
-static void *run_job(void *arg) {
-  job_thread_t *j = arg;
-  j->rc = fl_env_execute(j->env, "bg");
-  snprintf(j->err, sizeof j->err, "%s", fl_env_error(j->env));
-  atomic_store(&j->done, 1);
-  return NULL;
-}
-
-/* Runs env's job on its own thread (for tests that act while it runs). */
-static void job_start(job_thread_t *j, fl_env_t *env) {
-  memset(j, 0, sizeof *j);
-  j->env = env;
-  assert_int_equal(pthread_create(&j->t, NULL, run_job, j), 0);
-}
-
 /* Polls (every 5 ms, not waiting for work to happen) until done(arg) holds or base_ms
  * (scaled) passed; returns whether it holds. */
 static bool wait_until(bool (*done)(void *arg), void *arg, int64_t base_ms) {
@@ -596,7 +573,7 @@ static bool wait_until(bool (*done)(void *arg), void *arg, int64_t base_ms) {
   return true;
 }
 
-static bool job_done(void *arg) { return atomic_load(&((job_thread_t *)arg)->done); }
+static bool job_done(void *arg) { return atomic_load(&((bg_job_t *)arg)->done); }
 
 /* The job's log lines, "LEVEL line\n" each. */
 typedef struct logbuf {
@@ -843,13 +820,13 @@ static void test_exactly_once_savepoint_needs_periodic_checkpoints(void **state)
   fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "eo4", FL_KAFKA_EXACTLY_ONCE);
   o.txn_log_dir = logdir.s;
   assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
-  job_thread_t j;
-  job_start(&j, env);
+  bg_job_t j;
+  bg_job_start(&j, env, "bg");
   wait_paused(g);
   char err[1024] = "";
   int rc = fl_env_savepoint(env, sp.s, err, sizeof err);
   gen_resume(g);
-  pthread_join(j.t, NULL);
+  bg_job_join(&j);
   /* the sink cannot fail only the savepoint: the job fails, naming the cause */
   assert_int_not_equal(rc, 0);
   assert_int_not_equal(j.rc, 0);
@@ -1251,15 +1228,15 @@ static void test_broker_down_then_up_loses_nothing(void **state) {
   o.props = props;
   o.timeout_ms = 30000;
   assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
-  job_thread_t j;
-  job_start(&j, env);
+  bg_job_t j;
+  bg_job_start(&j, env, "bg");
   /* wait until half the input went out, then take the broker down */
   wait_paused(g);
   rd_kafka_mock_broker_set_down(c->mk.mc, 1);
   gen_resume(g);
   sleep(5); /* the outage itself */
   rd_kafka_mock_broker_set_up(c->mk.mc, 1);
-  pthread_join(j.t, NULL);
+  bg_job_join(&j);
   if (j.rc) fail_msg("job: %s", j.err);
   fl_env_destroy(env);
   assert_topic_each_once(c->mk.bs, "down", 2, 2000, false);
@@ -1283,13 +1260,13 @@ static void test_at_least_once_fails_when_delivery_cannot_complete_in_time(void 
   o.timeout_ms = 1500;
   assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
   assert_int_equal(rd_kafka_mock_broker_set_down(c->mk.mc, 1), 0);
-  job_thread_t j;
-  job_start(&j, env);
+  bg_job_t j;
+  bg_job_start(&j, env, "bg");
   wait_paused(g);
   /* the timeout, and then some: the job must have failed by then */
   bool ended = wait_until(job_done, &j, 10000);
   if (!ended) fl_env_stop(env);
-  pthread_join(j.t, NULL);
+  bg_job_join(&j);
   fl_env_destroy(env); /* no more log lines */
   if (!ended)
     fail_msg(
@@ -1318,11 +1295,11 @@ static void test_stop_reports_what_at_least_once_could_not_deliver(void **state)
   o.timeout_ms = 2000;
   assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
   assert_int_equal(rd_kafka_mock_broker_set_down(c->mk.mc, 1), 0);
-  job_thread_t j;
-  job_start(&j, env);
+  bg_job_t j;
+  bg_job_start(&j, env, "bg");
   wait_paused(g);
   fl_env_stop(env);
-  pthread_join(j.t, NULL);
+  bg_job_join(&j);
   fl_env_destroy(env); /* no more log lines */
   assert_int_equal(j.rc, FL_ECANCELED);
   if (!log_has(&log, "ERROR", "150 of 150 messages") || !log_has(&log, "topic stop", NULL))
@@ -1361,15 +1338,15 @@ static void test_a_frozen_broker_is_logged_until_it_answers_again(void **state) 
   o.timeout_ms = 60000;
   fl_stream_t *s = fl_stream_map(gen_source(env, &g), "count", count_map, NULL);
   assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
-  job_thread_t j;
-  job_start(&j, env);
+  bg_job_t j;
+  bg_job_start(&j, env, "bg");
   wait_until(fifty_passed, NULL, 10000);
   assert_int_equal(kill(srv->pid, SIGSTOP), 0);
   bool warned = wait_log(&log, "WARN", "no answer from broker", 10000);
   assert_int_equal(kill(srv->pid, SIGCONT), 0);
   bool again = wait_log(&log, "INFO", "answer again", 10000);
   fl_env_stop(env);
-  pthread_join(j.t, NULL);
+  bg_job_join(&j);
   fl_env_destroy(env); /* no more log lines */
   if (!warned || !again || log_has(&log, "ERROR", NULL))
     fail_msg("frozen broker: warned %d, answered again %d; log:\n%s", warned, again,

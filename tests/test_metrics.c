@@ -19,29 +19,8 @@
 // clang-format on
 
 #include "fl_test_util.h"
+#include "run_util.h"
 #include "flink.h"
-
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void nap_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static fl_env_t *env_conf(const char *const *kv) {
-  fl_config_t *c = fl_config_new();
-  char err[256];
-  for (size_t i = 0; kv && kv[i]; i += 2)
-    if (fl_config_set(c, kv[i], kv[i + 1], err, sizeof err)) fail_msg("%s", err);
-  fl_env_t *env = NULL;
-  if (fl_env_new(&env, c, err, sizeof err)) fail_msg("%s", err);
-  fl_config_destroy(c);
-  return env;
-}
 
 /* The operator called name in fl_env_metrics_json (a new reference), or NULL. */
 static json_t *op_json(fl_env_t *env, const char *name) {
@@ -94,29 +73,6 @@ static double prom(fl_env_t *env, const char *metric, const char *has) {
   double v = prom_value(t, metric, has);
   fl_free(t);
   return v;
-}
-
-/* Runs execute on a thread of its own; join returns its result. */
-typedef struct runner {
-  pthread_t t;
-  fl_env_t *env;
-  int rc;
-} runner_t;
-
-static void *run_main(void *arg) {
-  runner_t *r = arg;
-  r->rc = fl_env_execute(r->env, "metrics");
-  return NULL;
-}
-
-static void run_start(runner_t *r, fl_env_t *env) {
-  r->env = env;
-  pthread_create(&r->t, NULL, run_main, r);
-}
-
-static int run_join(runner_t *r) {
-  pthread_join(r->t, NULL);
-  return r->rc;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -172,20 +128,20 @@ static int pass_proc(fl_context_t *ctx, const fl_record_t *in, void *inst) {
 
 static void slow_sink_shows_backpressure_upstream_and_busy_sink(void **state) {
   const char *kv[] = {"execution.batch-size", "64", "execution.channel-capacity", "4", NULL};
-  fl_env_t *env = env_conf(kv);
+  fl_env_t *env = env_of(kv);
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = fast_run};
   fl_stream_t *s = fl_source(env, "fast", &src, NULL, 0);
   fl_process_fn_t pass = {FL_PROCESS_FN_VERSION, NULL, pass_proc, NULL, NULL, NULL};
   fl_stream_t *p = fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "pass", &pass, NULL);
   fl_sink_fn_t slow = {.version = FL_SINK_FN_VERSION, .write = spin_sink};
   fl_stream_sink(p, "slow", &slow, NULL);
-  runner_t r;
-  run_start(&r, env);
+  bg_job_t r;
+  bg_job_start(&r, env, "metrics");
   double deadline = mono_s() + 20 * timeout_scale();
   double src_bp = 0, sink_busy = 0;
   bool flagged = false;
   while (mono_s() < deadline) {
-    nap_ms(200);
+    pause_ms(200);
     src_bp = op_num(env, "fast", "back_pressured_time_ms_per_second");
     sink_busy = op_num(env, "slow", "busy_time_ms_per_second");
     flagged |= prom(env, "flink_taskmanager_job_task_isBackPressured", "task_name=\"fast\"") == 1;
@@ -204,7 +160,7 @@ static void slow_sink_shows_backpressure_upstream_and_busy_sink(void **state) {
                json_number_value(json_object_get(sub, "back_pressured_time_ms_per_second"));
   json_decref(o);
   fl_env_stop(env);
-  assert_int_equal(run_join(&r), FL_ECANCELED);
+  assert_int_equal(bg_job_join(&r), FL_ECANCELED);
   if (src_bp <= 900 || sink_busy <= 900)
     fail_msg("source back-pressured %.0f ms/s, sink busy %.0f ms/s", src_bp, sink_busy);
   assert_true(flagged);
@@ -215,22 +171,22 @@ static void slow_sink_shows_backpressure_upstream_and_busy_sink(void **state) {
 }
 
 static void idle_job_is_idle_and_not_backpressured(void **state) {
-  fl_env_t *env = env_conf(NULL);
+  fl_env_t *env = env_of(NULL);
   paced_t pc = {.rate = 200};
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = paced_run};
   fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
   fl_stream_sink(fl_stream_rebalance(fl_source(env, "trickle", &src, &pc, 0)), "sink", &sink, NULL);
-  runner_t r;
-  run_start(&r, env);
+  bg_job_t r;
+  bg_job_start(&r, env, "metrics");
   double deadline = mono_s() + 20 * timeout_scale(), idle = 0, bp = 1000;
   while (mono_s() < deadline) {
-    nap_ms(200);
+    pause_ms(200);
     idle = op_num(env, "trickle", "idle_time_ms_per_second");
     bp = op_num(env, "trickle", "back_pressured_time_ms_per_second");
     if (idle > 900 && bp < 10) break;
   }
   fl_env_stop(env);
-  run_join(&r);
+  bg_job_join(&r);
   if (!(idle > 900 && bp < 10)) fail_msg("idle %.0f, back-pressured %.0f ms/s", idle, bp);
   fl_env_destroy(env);
 }
@@ -244,21 +200,21 @@ static int twice(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
 }
 
 static void rates_match_records_counted_over_an_interval(void **state) {
-  fl_env_t *env = env_conf(NULL);
+  fl_env_t *env = env_of(NULL);
   paced_t pc = {.rate = 4000};
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = paced_run};
   fl_stream_t *s = fl_source(env, "paced", &src, &pc, 0);
   fl_stream_t *d = fl_stream_flat_map(fl_stream_rebalance(s), "double", twice, NULL);
   fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
   fl_stream_sink(d, "sink", &sink, NULL);
-  runner_t r;
-  run_start(&r, env);
+  bg_job_t r;
+  bg_job_start(&r, env, "metrics");
   /* The views exist after the first second; the source's rate is steady after that. */
   double deadline = mono_s() + 20 * timeout_scale();
-  while (mono_s() < deadline && !(op_num(env, "paced", "records_out_per_second") > 0)) nap_ms(50);
-  nap_ms(1500);
+  while (mono_s() < deadline && !(op_num(env, "paced", "records_out_per_second") > 0)) pause_ms(50);
+  pause_ms(1500);
   double t0 = mono_s(), c0 = op_num(env, "paced", "records_out");
-  nap_ms(3000);
+  pause_ms(3000);
   double t1 = mono_s(), c1 = op_num(env, "paced", "records_out");
   double measured = (c1 - c0) / (t1 - t0);
   double out_rate = op_num(env, "paced", "records_out_per_second");
@@ -268,7 +224,7 @@ static void rates_match_records_counted_over_an_interval(void **state) {
   double prom_rate = prom(env, "flink_taskmanager_job_task_operator_numRecordsOutPerSecond",
                           "operator_name=\"paced\"");
   fl_env_stop(env);
-  run_join(&r);
+  bg_job_join(&r);
   print_message("measured %.0f/s; source out %.0f, double in %.0f out %.0f, sink in %.0f\n",
                 measured, out_rate, in_rate, double_out, sink_in);
   assert_true(measured > 3000 && measured < 5000);
@@ -297,7 +253,7 @@ static int first_of(fl_context_t *ctx, const void *a, size_t al, const void *b, 
 }
 
 static void watermarks_and_watermark_lag(void **state) {
-  fl_env_t *env = env_conf(NULL);
+  fl_env_t *env = env_of(NULL);
   int64_t now = 5000;
   fl_env_set_clock(env, fixed_clock, &now);
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = wm_run};
@@ -307,10 +263,10 @@ static void watermarks_and_watermark_lag(void **state) {
   fl_stream_t *win = fl_window_reduce(w, "win", first_of, NULL);
   fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
   fl_stream_sink(win, "sink", &sink, NULL);
-  runner_t r;
-  run_start(&r, env);
+  bg_job_t r;
+  bg_job_start(&r, env, "metrics");
   double deadline = mono_s() + 20 * timeout_scale();
-  while (mono_s() < deadline && op_num(env, "win", "current_input_watermark") != 1000) nap_ms(20);
+  while (mono_s() < deadline && op_num(env, "win", "current_input_watermark") != 1000) pause_ms(20);
   double src_out = op_num(env, "wm-source", "current_output_watermark");
   double win_in = op_num(env, "win", "current_input_watermark");
   double lag_src =
@@ -320,7 +276,7 @@ static void watermarks_and_watermark_lag(void **state) {
   double owm_prom = prom(env, "flink_taskmanager_job_task_operator_currentOutputWatermark",
                          "operator_name=\"wm-source\"");
   fl_env_stop(env);
-  run_join(&r);
+  bg_job_join(&r);
   assert_true(src_out == 1000);
   assert_true(win_in == 1000);
   assert_true(owm_prom == 1000);
@@ -336,7 +292,7 @@ static int ts_of(fl_context_t *ctx, const fl_record_t *rec, int64_t *ts, void *o
 
 static void late_records_and_fired_timers_are_counted(void **state) {
   const char *kv[] = {"pipeline.auto-watermark-interval", "0", NULL};
-  fl_env_t *env = env_conf(kv);
+  fl_env_t *env = env_of(kv);
   /* windows [0,10), [10,20), [20,30) fire: three timers; ts 3 arrives after the
    * watermark passed 24 and is dropped */
   fl_record_t recs[] = {rec_str("k", "a", 0), rec_str("k", "b", 5), rec_str("k", "c", 12),
@@ -367,6 +323,14 @@ static void late_records_and_fired_timers_are_counted(void **state) {
 /* ---------------------------------------------------------------------------------- */
 /* Checkpoints                                                                          */
 
+/* The job-level Prometheus metric name once it reached min, or its last value after
+ * 20 s (scaled). */
+static double wait_prom(fl_env_t *env, const char *name, double min) {
+  double deadline = mono_s() + 20 * timeout_scale(), v = 0;
+  while (mono_s() < deadline && !((v = prom(env, name, NULL)) >= min)) pause_ms(20);
+  return v;
+}
+
 static void failed_checkpoint_triggers_are_counted(void **state) {
   /* a checkpoint directory that cannot be created: every trigger fails to start */
   const char *kv[] = {"state.checkpoints.dir",
@@ -376,20 +340,17 @@ static void failed_checkpoint_triggers_are_counted(void **state) {
                       "execution.checkpointing.tolerable-failed-checkpoints",
                       "1000000",
                       NULL};
-  fl_env_t *env = env_conf(kv);
+  fl_env_t *env = env_of(kv);
   paced_t pc = {.rate = 1000};
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = paced_run};
   fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
   fl_stream_sink(fl_source(env, "src", &src, &pc, 0), "sink", &sink, NULL);
-  runner_t r;
-  run_start(&r, env);
-  double deadline = mono_s() + 20 * timeout_scale(), failed = 0;
-  while (mono_s() < deadline &&
-         !((failed = prom(env, "flink_jobmanager_job_numberOfFailedCheckpoints", NULL)) >= 3))
-    nap_ms(20);
+  bg_job_t r;
+  bg_job_start(&r, env, "metrics");
+  double failed = wait_prom(env, "flink_jobmanager_job_numberOfFailedCheckpoints", 3);
   double completed = prom(env, "flink_jobmanager_job_numberOfCompletedCheckpoints", NULL);
   fl_env_stop(env);
-  run_join(&r);
+  bg_job_join(&r);
   assert_true(failed >= 3);
   assert_true(completed == 0);
   fl_env_destroy(env);
@@ -405,22 +366,19 @@ static void completed_checkpoints_give_id_duration_and_sizes(void **state) {
   assert_non_null(mkdtemp(dir));
   const char *kv[] = {"state.checkpoints.dir", dir, "execution.checkpointing.interval", "30ms",
                       NULL};
-  fl_env_t *env = env_conf(kv);
+  fl_env_t *env = env_of(kv);
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = never_end};
   fl_process_fn_t pass = {FL_PROCESS_FN_VERSION, NULL, pass_proc, NULL, NULL, NULL};
   fl_stream_t *p = fl_keyed_process(
       fl_stream_key_by(fl_source(env, "src", &src, NULL, 0), NULL, NULL), "pass", &pass, NULL);
   fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
   fl_stream_sink(p, "sink", &sink, NULL);
-  runner_t r;
-  run_start(&r, env);
-  double deadline = mono_s() + 20 * timeout_scale(), done = 0;
-  while (mono_s() < deadline &&
-         !((done = prom(env, "flink_jobmanager_job_numberOfCompletedCheckpoints", NULL)) >= 3))
-    nap_ms(20);
+  bg_job_t r;
+  bg_job_start(&r, env, "metrics");
+  double done = wait_prom(env, "flink_jobmanager_job_numberOfCompletedCheckpoints", 3);
   char *t = fl_env_metrics_prometheus(env);
   fl_env_stop(env);
-  run_join(&r);
+  bg_job_join(&r);
   assert_true(done >= 3);
   assert_true(prom_value(t, "flink_jobmanager_job_lastCompletedCheckpointId", NULL) >= 3);
   assert_true(prom_value(t, "flink_jobmanager_job_lastCheckpointDuration", NULL) >= 0);
@@ -441,18 +399,18 @@ static void completed_checkpoints_give_id_duration_and_sizes(void **state) {
 
 static void latency_markers_reach_the_sink(void **state) {
   const char *kv[] = {"metrics.latency.interval", "5ms", NULL};
-  fl_env_t *env = env_conf(kv);
+  fl_env_t *env = env_of(kv);
   paced_t pc = {.rate = 2000};
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = paced_run};
   fl_stream_t *s = fl_source(env, "src", &src, &pc, 0);
   fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
   fl_stream_sink(fl_stream_rebalance(s), "sink", &sink, NULL);
-  runner_t r;
-  run_start(&r, env);
+  bg_job_t r;
+  bg_job_start(&r, env, "metrics");
   double deadline = mono_s() + 20 * timeout_scale();
   json_t *h = NULL;
   while (mono_s() < deadline) {
-    nap_ms(50);
+    pause_ms(50);
     json_t *o = op_json(env, "sink");
     json_t *lat = json_object_get(json_array_get(json_object_get(o, "subtasks"), 0), "latency_ms");
     json_t *src_h = json_object_get(lat, "src");
@@ -464,7 +422,7 @@ static void latency_markers_reach_the_sink(void **state) {
       env, "flink_taskmanager_job_latency_source_id_operator_id_operator_subtask_index_latency",
       "quantile=\"0.99\"");
   fl_env_stop(env);
-  run_join(&r);
+  bg_job_join(&r);
   assert_non_null(h);
   double p50 = json_number_value(json_object_get(h, "p50"));
   double p99 = json_number_value(json_object_get(h, "p99"));
@@ -490,7 +448,7 @@ static int hist_map(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
 }
 
 static void user_histograms_keep_the_last_values(void **state) {
-  fl_env_t *env = env_conf(NULL);
+  fl_env_t *env = env_of(NULL);
   enum {
     N = 300
   };
@@ -560,7 +518,7 @@ static void rocksdb_statistics_under_flinks_names(void **state) {
                       "state.backend.rocksdb.metrics.cur-size-all-mem-tables",
                       "true",
                       NULL};
-  fl_env_t *env = env_conf(kv);
+  fl_env_t *env = env_of(kv);
   fl_state_desc_t *d = fl_state_value(env, "last");
   long n = 0;
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = key_run};
@@ -569,18 +527,18 @@ static void rocksdb_statistics_under_flinks_names(void **state) {
       fl_stream_key_by(fl_source(env, "src", &src, &n, 0), NULL, NULL), "remember", &proc, d);
   fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
   fl_stream_sink(p, "sink", &sink, NULL);
-  runner_t r;
-  run_start(&r, env);
+  bg_job_t r;
+  bg_job_start(&r, env, "metrics");
   double deadline = mono_s() + 30 * timeout_scale(), keys = NAN;
   while (mono_s() < deadline) {
-    nap_ms(100);
+    pause_ms(100);
     keys = prom(env, "flink_taskmanager_job_task_operator_rocksdb_estimate_num_keys",
                 "operator_name=\"remember\"");
     if (keys >= 15000) break;
   }
   char *t = fl_env_metrics_prometheus(env);
   fl_env_stop(env);
-  run_join(&r);
+  bg_job_join(&r);
   assert_true(keys >= 15000 && keys <= 25000); /* an estimate of the 20000 keys */
   double mem = prom_value(t, "flink_taskmanager_job_task_operator_rocksdb_cur_size_all_mem_tables",
                           "operator_name=\"remember\"");
@@ -641,7 +599,7 @@ static void check_exposition(const char *t) {
 }
 
 static void prometheus_text_is_well_formed_and_escapes_labels(void **state) {
-  fl_env_t *env = env_conf(NULL);
+  fl_env_t *env = env_of(NULL);
   fl_record_t recs[] = {rec_str("k", "1", 1), rec_str("k", "2", 2)};
   fl_stream_t *m =
       fl_stream_map(fl_source_collection(env, "src", recs, 2), "we\"ird\\name\nx", hist_map, NULL);
@@ -659,7 +617,7 @@ static void prometheus_text_is_well_formed_and_escapes_labels(void **state) {
   fl_free(t);
   fl_env_destroy(env);
   /* names that are not UTF-8: U+FFFD in the Prometheus text and the JSON */
-  env = env_conf(NULL);
+  env = env_of(NULL);
   m = fl_stream_map(fl_source_collection(env, "src", recs, 2), "bad\xff\xc3(", hist_map, NULL);
   fl_stream_sink(m, "sink", &sink, NULL);
   assert_int_equal(fl_env_execute(env, "j\xe2\x82"), 0);
@@ -693,7 +651,7 @@ static int kafka_like(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
 }
 
 static void kafka_metric_names_map_to_flinks(void **state) {
-  fl_env_t *env = env_conf(NULL);
+  fl_env_t *env = env_of(NULL);
   fl_record_t recs[] = {rec_str("k", "1", 1)};
   fl_stream_t *m =
       fl_stream_map(fl_source_collection(env, "src", recs, 1), "kafka-like", kafka_like, NULL);
@@ -770,7 +728,7 @@ static void *read_metrics(void *arg) {
 }
 
 static void kafka_partition_metrics_fit_4096_names_per_subtask(void **state) {
-  many_names_t r = {.first_err = -1, .env = env_conf(NULL)};
+  many_names_t r = {.first_err = -1, .env = env_of(NULL)};
   fl_env_t *env = r.env;
   fl_record_t recs[64];
   char vals[64][4];

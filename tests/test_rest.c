@@ -25,19 +25,9 @@
 // clang-format on
 
 #include "fl_test_util.h"
+#include "run_util.h"
 #include "flink.h"
 #include "rest/rest.h"
-
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void nap_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 /* ---------------------------------------------------------------------------------- */
 /* HTTP                                                                                 */
@@ -123,9 +113,8 @@ static long status_of(const char *method, int port, const char *path, const char
 /* Jobs                                                                                 */
 
 typedef struct job {
-  pthread_t t;
+  bg_job_t run;
   fl_env_t *env;
-  int rc;
   _Atomic long sunk;
   int port;
   char id[40];
@@ -165,32 +154,23 @@ static int pass_proc(fl_context_t *ctx, const fl_record_t *in, void *inst) {
   return fl_emit_record(ctx, in);
 }
 
-static void *job_main(void *arg) {
-  job_t *j = arg;
-  j->rc = fl_env_execute(j->env, "rest-job");
-  return NULL;
-}
-
 /* Builds src -> keyBy -> pass -> sink with the settings kv (NULL-ended pairs), starts it
  * and waits until the endpoint listens. slow: a fast source and a slow sink. */
 static void job_start(job_t *j, const char *const *kv, bool slow) {
   memset(j, 0, sizeof *j);
-  fl_config_t *c = fl_config_new();
-  char err[256];
-  assert_int_equal(fl_config_set(c, "rest.port", "0", err, sizeof err), 0);
-  for (size_t i = 0; kv && kv[i]; i += 2)
-    if (fl_config_set(c, kv[i], kv[i + 1], err, sizeof err)) fail_msg("%s", err);
-  assert_int_equal(fl_env_new(&j->env, c, err, sizeof err), 0);
-  fl_config_destroy(c);
+  const char *all[32] = {"rest.port", "0"};
+  size_t n = 2;
+  for (size_t i = 0; kv && kv[i] && n < 30; i++) all[n++] = kv[i];
+  j->env = env_of(all);
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = slow ? fast_run : paced_run};
   fl_stream_t *s = fl_source(j->env, "src", &src, NULL, 0);
   fl_process_fn_t pass = {FL_PROCESS_FN_VERSION, NULL, pass_proc, NULL, NULL, NULL};
   fl_stream_t *p = fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "pass", &pass, NULL);
   fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = slow ? slow_sink : count_sink};
   fl_stream_sink(p, "sink", &sink, j);
-  pthread_create(&j->t, NULL, job_main, j);
+  bg_job_start(&j->run, j->env, "rest-job");
   double deadline = mono_s() + 10 * timeout_scale();
-  while ((j->port = fl_env_rest_port(j->env)) <= 0 && mono_s() < deadline) nap_ms(5);
+  while ((j->port = fl_env_rest_port(j->env)) <= 0 && mono_s() < deadline) pause_ms(5);
   assert_true(j->port > 0);
   json_t *jobs = get_json(j->port, "/jobs");
   snprintf(
@@ -202,8 +182,7 @@ static void job_start(job_t *j, const char *const *kv, bool slow) {
 
 static int job_stop(job_t *j) {
   fl_env_stop(j->env);
-  pthread_join(j->t, NULL);
-  int rc = j->rc;
+  int rc = bg_job_join(&j->run);
   fl_env_destroy(j->env);
   return rc;
 }
@@ -261,7 +240,7 @@ static void rest_api_answers_with_flinks_fields(void **state) {
     if (json_integer_value(json_object_get(json_object_get(ck, "counts"), "completed")) >= 2) break;
     json_decref(ck);
     assert_true(mono_s() < deadline);
-    nap_ms(50);
+    pause_ms(50);
   }
   json_t *h0 = json_array_get(json_object_get(ck, "history"), 0);
   assert_non_null(h0);
@@ -290,7 +269,7 @@ static void rest_api_answers_with_flinks_fields(void **state) {
     json_decref(wm);
     if (ok) break;
     assert_true(mono_s() < deadline);
-    nap_ms(20);
+    pause_ms(20);
   }
 
   snprintf(path, sizeof path, "/jobs/%s/metrics?get=numberOfCompletedCheckpoints,numRestarts",
@@ -356,7 +335,7 @@ static void backpressure_level_is_high_behind_a_slow_sink(void **state) {
         json_object_get(json_array_get(json_object_get(bp, "subtasks"), 0), "ratio"));
     json_decref(bp);
     if (!strcmp(level, "high")) break;
-    nap_ms(100);
+    pause_ms(100);
   }
   job_stop(&j);
   if (strcmp(level, "high")) fail_msg("level %s, ratio %.2f", level, ratio);
@@ -427,7 +406,7 @@ static void bad_requests_get_their_status_and_leave_the_job_alone(void **state) 
   long before = atomic_load(&j.sunk);
   int *fds = open_many(j.port, 200);
   double deadline = mono_s() + 10 * timeout_scale();
-  while (atomic_load(&j.sunk) < before + 2000 && mono_s() < deadline) nap_ms(10);
+  while (atomic_load(&j.sunk) < before + 2000 && mono_s() < deadline) pause_ms(10);
   assert_true(atomic_load(&j.sunk) >= before + 2000);
   for (int i = 0; i < 200; i++)
     if (fds[i] >= 0) close(fds[i]);
@@ -447,7 +426,7 @@ static void bad_requests_get_their_status_and_leave_the_job_alone(void **state) 
   deadline = mono_s() + 15 * timeout_scale();
   long s = -1;
   while (mono_s() < deadline && (s = status_of("GET", j.port, "/jobs/overview", NULL, NULL)) != 200)
-    nap_ms(50);
+    pause_ms(50);
   assert_int_equal(s, 200);
   assert_int_equal(fl_env_rest_port(j.env), j.port);
   assert_int_equal(job_stop(&j), FL_ECANCELED);
@@ -493,8 +472,7 @@ static void control_calls_savepoint_and_cancel(void **state) {
   assert_int_equal(status_of("PATCH", j.port, path, NULL, NULL), 400);
   snprintf(path, sizeof path, "/jobs/%s?mode=cancel", j.id);
   assert_int_equal(status_of("PATCH", j.port, path, NULL, NULL), 202);
-  pthread_join(j.t, NULL);
-  assert_int_equal(j.rc, FL_ECANCELED);
+  assert_int_equal(bg_job_join(&j.run), FL_ECANCELED);
   fl_env_destroy(j.env);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -17,7 +17,7 @@
 /* Runs Chromium on url with extra (e.g. --dump-dom); its output in out_file. */
 static int chromium(const char *bin, const char *profile, const char *url, const char *extra,
                     const char *out_file) {
-  char ud[400];
+  char ud[4300];
   snprintf(ud, sizeof ud, "--user-data-dir=%s", profile);
   char *argv[] = {(char *)bin,
                   "--headless",
@@ -37,26 +37,6 @@ static int chromium(const char *bin, const char *profile, const char *url, const
   pid_t pid = rt_spawn(argv, out_file);
   if (pid < 0) return -1;
   return rt_wait(pid, 90 * timeout_scale());
-}
-
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return NULL;
-  char *s = NULL;
-  size_t n = 0, cap = 0;
-  char buf[8192];
-  size_t r;
-  while ((r = fread(buf, 1, sizeof buf, f)) > 0) {
-    if (n + r + 1 > cap) {
-      cap = (n + r + 1) * 2;
-      s = realloc(s, cap);
-    }
-    memcpy(s + n, buf, r);
-    n += r;
-  }
-  fclose(f);
-  if (s) s[n] = 0;
-  return s;
 }
 
 /* The number in attribute attr of the element that has marker, or -1. */
@@ -80,27 +60,18 @@ static void dashboard_renders_graph_rates_and_checkpoints_live(void **state) {
     print_message("SKIPPED: no chromium binary (scripts/install-deps.sh installs it)\n");
     skip();
   }
-  char dir[] = "/tmp/fl-dash-XXXXXX";
-  assert_non_null(mkdtemp(dir));
-  char ckdir[300], profile[300], out[300];
-  snprintf(ckdir, sizeof ckdir, "%s/ckpt", dir);
+  const char *dir = g_tmpdir;
+  char profile[4200], out[4200];
   snprintf(profile, sizeof profile, "%s/profile", dir);
   snprintf(out, sizeof out, "%s/dom.html", dir);
-  const char *kv[] = {"state.checkpoints.dir",
-                      ckdir,
-                      "execution.checkpointing.interval",
-                      "300ms",
-                      "metrics.latency.interval",
-                      "100ms",
-                      NULL};
   rt_job_t j;
-  rt_job_start(&j, kv);
+  rt_job_start(&j, "300ms");
   assert_true(j.port > 0);
   /* wait for live numbers: a rate (after the first second) and a checkpoint */
   char url[128];
   snprintf(url, sizeof url, "http://127.0.0.1:%d/", j.port);
-  double deadline = rt_mono_s() + 20 * timeout_scale();
-  while (rt_mono_s() < deadline) {
+  double deadline = mono_s() + 20 * timeout_scale();
+  while (mono_s() < deadline) {
     char murl[160];
     snprintf(murl, sizeof murl, "http://127.0.0.1:%d/metrics", j.port);
     char *m = rt_get(murl);
@@ -109,7 +80,7 @@ static void dashboard_renders_graph_rates_and_checkpoints_live(void **state) {
     bool ready = c && r && atof(strchr(c, '}') + 1) >= 1 && atof(strchr(r, '}') + 1) > 0;
     free(m);
     if (ready) break;
-    rt_nap_ms(100);
+    pause_ms(100);
   }
   int rc = chromium(bin, profile, url, "--dump-dom", out);
   const char *shot = getenv("FL_DASHBOARD_SCREENSHOT");
@@ -119,7 +90,7 @@ static void dashboard_renders_graph_rates_and_checkpoints_live(void **state) {
     chromium(bin, profile, url, arg, NULL);
   }
   rt_job_stop(&j);
-  char *dom = slurp(out);
+  char *dom = read_text(out, NULL);
   if (rc != 0 || !dom) fail_msg("chromium failed (%d): %s", rc, dom ? dom : "(no output)");
   if (!strstr(dom, "data-name=\"clicks\"")) fail_msg("no job graph in:\n%s", dom);
   /* the job graph: every operator, in tasks, with edges */
@@ -143,17 +114,11 @@ static void dashboard_renders_graph_rates_and_checkpoints_live(void **state) {
   assert_non_null(strstr(dom, "<polyline"));
   assert_non_null(strstr(dom, ">RUNNING<"));
   free(dom);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  assert_int_equal(system(cmd), 0);
 }
 
 int main(void) {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(dashboard_renders_graph_rates_and_checkpoints_live),
   };
-  int rc = cmocka_run_group_tests(tests, NULL, NULL);
-  curl_global_cleanup();
-  return rc;
+  return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }

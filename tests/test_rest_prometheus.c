@@ -43,22 +43,12 @@ static void prometheus_scrapes_the_endpoint_with_flinks_names(void **state) {
     print_message("SKIPPED: no prometheus binary (scripts/install-deps.sh installs it)\n");
     skip();
   }
-  char dir[] = "/tmp/fl-prom-XXXXXX";
-  assert_non_null(mkdtemp(dir));
-  char ckdir[300];
-  snprintf(ckdir, sizeof ckdir, "%s/ckpt", dir);
-  const char *kv[] = {"state.checkpoints.dir",
-                      ckdir,
-                      "execution.checkpointing.interval",
-                      "200ms",
-                      "metrics.latency.interval",
-                      "100ms",
-                      NULL};
+  const char *dir = g_tmpdir;
   rt_job_t j;
-  rt_job_start(&j, kv);
+  rt_job_start(&j, "200ms");
   assert_true(j.port > 0);
   int pport = rt_free_port();
-  char conf[400], data[400], listen[64], log[400];
+  char conf[4200], data[4200], listen[64], log[4200];
   snprintf(conf, sizeof conf, "%s/prometheus.yml", dir);
   snprintf(data, sizeof data, "--storage.tsdb.path=%s/data", dir);
   snprintf(listen, sizeof listen, "--web.listen-address=127.0.0.1:%d", pport);
@@ -72,20 +62,20 @@ static void prometheus_scrapes_the_endpoint_with_flinks_names(void **state) {
           "      - targets: ['127.0.0.1:%d']\n",
           j.port);
   fclose(f);
-  char cfarg[440];
+  char cfarg[4300];
   snprintf(cfarg, sizeof cfarg, "--config.file=%s", conf);
   char *argv[] = {(char *)prom, cfarg, data, listen, "--log.level=warn", NULL};
   pid_t pid = rt_spawn(argv, log);
   assert_true(pid > 0);
 
   /* up: the scrape parsed; then the job's counters, read back through PromQL */
-  double deadline = rt_mono_s() + 30 * timeout_scale(), up = NAN, out = NAN;
-  while (rt_mono_s() < deadline) {
+  double deadline = mono_s() + 30 * timeout_scale(), up = NAN, out = NAN;
+  while (mono_s() < deadline) {
     up = query(pport, "up{job=\"libflink\"}", NULL);
     out = query(
         pport, "flink_taskmanager_job_task_operator_numRecordsOut{operator_name=\"clicks\"}", NULL);
     if (up == 1 && out > 0) break;
-    rt_nap_ms(200);
+    pause_ms(200);
   }
   json_t *labels = NULL;
   double rate = query(pport,
@@ -99,22 +89,22 @@ static void prometheus_scrapes_the_endpoint_with_flinks_names(void **state) {
                       "\"clicks-per-second -> feature-store\"}",
                       NULL);
   double ckpts = NAN;
-  while (rt_mono_s() < deadline &&
+  while (mono_s() < deadline &&
          !((ckpts = query(pport, "flink_jobmanager_job_numberOfCompletedCheckpoints", NULL)) >= 1))
-    rt_nap_ms(200);
+    pause_ms(200);
   double lat = NAN;
-  while (rt_mono_s() < deadline &&
+  while (mono_s() < deadline &&
          isnan(lat = query(pport,
                            "flink_taskmanager_job_latency_source_id_operator_id_operator_"
                            "subtask_index_latency{quantile=\"0.99\"}",
                            NULL)))
-    rt_nap_ms(200);
+    pause_ms(200);
   double hist = query(pport, "flink_taskmanager_job_task_operator_value_bytes_count", NULL);
   kill(pid, SIGTERM);
   int st = rt_wait(pid, 20);
   rt_job_stop(&j);
   if (up != 1 || !(out > 0)) {
-    char cmd[600];
+    char cmd[4300];
     snprintf(cmd, sizeof cmd, "cat %s", log);
     if (system(cmd)) {}
     fail_msg("up %g, numRecordsOut %g", up, out);
@@ -131,17 +121,11 @@ static void prometheus_scrapes_the_endpoint_with_flinks_names(void **state) {
   assert_true(lat >= 0);
   assert_true(hist >= 1);
   assert_int_equal(st, 0); /* Prometheus ended cleanly on SIGTERM */
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  assert_int_equal(system(cmd), 0);
 }
 
 int main(void) {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(prometheus_scrapes_the_endpoint_with_flinks_names),
   };
-  int rc = cmocka_run_group_tests(tests, NULL, NULL);
-  curl_global_cleanup();
-  return rc;
+  return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }

@@ -122,19 +122,6 @@ static int64_t ms_of(const char *sql_ts) {
   return (int64_t)timegm(&tm) * 1000;
 }
 
-typedef struct job {
-  fl_sql_env_t *s;
-  fl_env_t *env;
-  pthread_t thread;
-  int rc;
-} job_t;
-
-static void *job_main(void *arg) {
-  job_t *j = arg;
-  j->rc = fl_env_execute(j->env, "issue");
-  return NULL;
-}
-
 static void issue_statements_match_flink_agg(void **state) {
   /* events, in time order; the first five are produced before the job starts */
   size_t cap = (N_TX + 8) * 200;
@@ -201,19 +188,20 @@ static void issue_statements_match_flink_agg(void **state) {
 
   kcat_produce("raw.transactions", early);
   /* the SQL job, as written */
-  job_t job = {0};
+  fl_sql_env_t *sql;
   char err[2048];
-  assert_int_equal(fl_sql_env_new(&job.s, err, sizeof err), 0);
+  assert_int_equal(fl_sql_env_new(&sql, err, sizeof err), 0);
   char *script = local_script();
-  int rc = fl_sql_execute(job.s, script, err, sizeof err);
+  int rc = fl_sql_execute(sql, script, err, sizeof err);
   if (rc) fail_msg("%s", err);
-  job.env = fl_sql_env_env(job.s, err, sizeof err);
-  assert_non_null(job.env);
-  assert_int_equal(pthread_create(&job.thread, NULL, job_main, &job), 0);
+  fl_env_t *env = fl_sql_env_env(sql, err, sizeof err);
+  assert_non_null(env);
+  bg_job_t job;
+  bg_job_start(&job, env, "issue");
   /* the source has resolved 'latest-offset' once it reports its lag */
   int64_t deadline = deadline_in(20000);
   for (;;) {
-    char *m = fl_env_metrics_json(job.env);
+    char *m = fl_env_metrics_json(env);
     bool ready = m && strstr(m, "records-lag-max");
     fl_free(m);
     if (ready) break;
@@ -234,10 +222,9 @@ static void issue_statements_match_flink_agg(void **state) {
     assert_non_null(strstr(keyed, "\"window_start\":\"2024-01-01 "));
     free(keyed);
   }
-  fl_env_stop(job.env);
-  pthread_join(job.thread, NULL);
-  assert_int_equal(job.rc, FL_ECANCELED);
-  fl_sql_env_destroy(job.s);
+  fl_env_stop(env);
+  assert_int_equal(bg_job_join(&job), FL_ECANCELED);
+  fl_sql_env_destroy(sql);
   lines_t gl = {0}, have = {0};
   lines_add_text(&gl, got);
   for (size_t i = 0; i < gl.n; i++) {
