@@ -89,6 +89,15 @@ char *read_text(const char *path, size_t *len) {
   return buf;
 }
 
+char *read_source_file(const char *rel) {
+  const char *dir = getenv("FL_SOURCE_DIR");
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "..", rel);
+  char *text = read_text(path, NULL);
+  if (!text) fail_msg("cannot read %s (set FL_SOURCE_DIR)", path);
+  return text;
+}
+
 void assert_file_contains(const char *path, const char *needle) {
   char *text = read_text(path, NULL);
   if (!text) fail_msg("cannot read %s", path);

@@ -29,6 +29,9 @@ void write_text(const char *path, const char *text);
 /* The whole file, NUL-terminated (the caller frees), its length in *len (len may be
  * NULL); NULL if the file cannot be opened. */
 char *read_text(const char *path, size_t *len);
+/* The file rel of the source tree ($FL_SOURCE_DIR, else .. of the build directory),
+ * whole (the caller frees); fails the test when it cannot be read. */
+char *read_source_file(const char *rel);
 /* Fails the test unless the file at path holds needle (showing what it holds). */
 void assert_file_contains(const char *path, const char *needle);
 

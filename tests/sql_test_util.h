@@ -60,8 +60,8 @@ static inline int sql_run_p(const char *script, int P, sql_rows_t *out, char *er
   if (rc) return rc;
   char p[16];
   snprintf(p, sizeof p, "%d", P);
-  fl_sql_set(s, "parallelism", p, err, n);
-  fl_sql_set(s, "pipeline.auto-watermark-interval", "0", err, n);
+  const char *settings[] = {"parallelism", p, "pipeline.auto-watermark-interval", "0", NULL};
+  for (size_t i = 0; settings[i]; i += 2) fl_sql_set(s, settings[i], settings[i + 1], err, n);
   fl_sql_on_select(s, sql_rows_collect, out);
   rc = fl_sql_execute(s, script, err, n);
   if (rc == 0 && fl_sql_has_job(s)) {

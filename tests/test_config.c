@@ -14,23 +14,7 @@
 
 #include "api/config.h"
 #include "flink.h"
-
-static char *read_source_file(const char *rel) {
-  const char *dir = getenv("FL_SOURCE_DIR");
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir ? dir : "..", rel);
-  FILE *f = fopen(path, "rb");
-  if (!f) fail_msg("cannot open %s (set FL_SOURCE_DIR)", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  assert_non_null(s);
-  assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-  s[n] = '\0';
-  fclose(f);
-  return s;
-}
+#include "run_util.h"
 
 /* Every default in the table parses, and resolving an empty configuration stores each
  * one into a field of the width its type needs. */

@@ -213,6 +213,22 @@ static void time_zone_setting(void **state) {
             "fixed offset");
 }
 
+/* Asserts that the script printf makes of fmt fails with code and the fragments. */
+static void script_fails(int code, const char *frag1, const char *frag2, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static void script_fails(int code, const char *frag1, const char *frag2, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *script = NULL;
+  assert_true(vasprintf(&script, fmt, ap) >= 0);
+  va_end(ap);
+  sql_fails(script, code, frag1, frag2);
+  free(script);
+}
+
 static void nested_rows_and_field_access(void **state) {
   char path[512];
   sql_write_file("nested.json",
@@ -231,12 +247,11 @@ static void nested_rows_and_field_access(void **state) {
       "{\"id\":2,\"name\":null,\"city\":null,\"n2\":null,\"r\":{\"EXPR$0\":2,\"EXPR$1\":\"x\"}}",
       "{\"id\":3,\"name\":\"bo\",\"city\":null,\"n2\":\"bo\",\"r\":{\"EXPR$0\":3,\"EXPR$1\":\"x\"}}");
   free(script);
-  script = sql_fmt(
+  script_fails(
+      FL_EINVAL, "no field 'nam'", "did you mean 'name'?",
       "CREATE TABLE t (id INT, p ROW<name STRING>) WITH ('connector' = 'filesystem', 'path' = '%s', "
       "'format' = 'json');\nSELECT p.nam FROM t",
       path);
-  sql_fails(script, FL_EINVAL, "no field 'nam'", "did you mean 'name'?");
-  free(script);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -405,19 +420,16 @@ static void json_format_options(void **state) {
   SQL_EXPECT(script, "{\"a\":7,\"b\":true,\"c\":\"{\\\"x\\\":1}\",\"d\":\"2024-01-01 00:00:00\"}",
              "{\"a\":8,\"b\":null,\"c\":null,\"d\":null}");
   free(script);
-  script = sql_fmt(
-      "CREATE TABLE j (a INT, b BOOLEAN) WITH ('connector' = 'filesystem', 'path' = '%s', "
-      "'format' = 'json', 'json.fail-on-missing-field' = 'true');\nSELECT * FROM j",
-      path);
-  sql_fails(script, FL_EUSER, "field 'b' is missing", "line 3");
-  free(script);
+  script_fails(FL_EUSER, "field 'b' is missing", "line 3",
+               "CREATE TABLE j (a INT, b BOOLEAN) WITH ('connector' = 'filesystem', 'path' = '%s', "
+               "'format' = 'json', 'json.fail-on-missing-field' = 'true');\nSELECT * FROM j",
+               path);
   sql_write_file("bad.json", "{\"a\":1}\n{\"a\":\"x\"}\nnot json\n{\"a\":3}\n", path, sizeof path);
-  script = sql_fmt(
+  script_fails(
+      FL_EUSER, "line 2", "'x' is not a valid INT",
       "CREATE TABLE j (a INT) WITH ('connector' = 'filesystem', 'path' = '%s', 'format' = 'json');\n"
       "SELECT * FROM j",
       path);
-  sql_fails(script, FL_EUSER, "line 2", "'x' is not a valid INT");
-  free(script);
   script = sql_fmt(
       "CREATE TABLE j (a INT) WITH ('connector' = 'filesystem', 'path' = '%s', 'format' = 'json', "
       "'json.ignore-parse-errors' = 'true');\nSELECT * FROM j",

@@ -154,16 +154,21 @@ static int cmp_rec(const void *a, const void *b) {
   return strcmp(((const col_rec_t *)a)->value, ((const col_rec_t *)b)->value);
 }
 
+/* A SQL environment over a new environment *env with parallelism and watermarks after
+ * every record. */
+static fl_sql_env_t *sql_over_env(const char *parallelism, fl_env_t **env) {
+  const char *kv[] = {"parallelism", parallelism, "pipeline.auto-watermark-interval", "0", NULL};
+  *env = env_of(kv);
+  char err[1024];
+  fl_sql_env_t *s;
+  if (fl_sql_env_wrap(&s, *env, err, sizeof err)) fail_msg("%s", err);
+  return s;
+}
+
 static void datastream_to_sql_to_keyed_process_function(void **state) {
   char err[1024];
-  fl_config_t *c = fl_config_new();
-  fl_config_set(c, "parallelism", "2", err, sizeof err);
-  fl_config_set(c, "pipeline.auto-watermark-interval", "0", err, sizeof err);
   fl_env_t *env;
-  assert_int_equal(fl_env_new(&env, c, err, sizeof err), 0);
-  fl_config_destroy(c);
-  fl_sql_env_t *s;
-  assert_int_equal(fl_sql_env_wrap(&s, env, err, sizeof err), 0);
+  fl_sql_env_t *s = sql_over_env("2", &env);
   fl_sql_schema_t *phys =
       fl_sql_schema_new("user STRING, amount DOUBLE, ts TIMESTAMP(3)", err, sizeof err);
   fl_stream_t *in = purchase_stream(env, phys, false);
@@ -203,13 +208,8 @@ static void datastream_to_sql_to_keyed_process_function(void **state) {
 
 static void source_watermarks_and_rowtime_metadata(void **state) {
   char err[1024];
-  fl_config_t *c = fl_config_new();
-  fl_config_set(c, "pipeline.auto-watermark-interval", "0", err, sizeof err);
   fl_env_t *env;
-  assert_int_equal(fl_env_new(&env, c, err, sizeof err), 0);
-  fl_config_destroy(c);
-  fl_sql_env_t *s;
-  assert_int_equal(fl_sql_env_wrap(&s, env, err, sizeof err), 0);
+  fl_sql_env_t *s = sql_over_env("1", &env);
   fl_sql_schema_t *phys = fl_sql_schema_new("user STRING, amount DOUBLE", err, sizeof err);
   fl_stream_t *in = purchase_stream(env, phys, true);
   fl_watermark_strategy_t ws = {.version = FL_WATERMARK_STRATEGY_VERSION,
@@ -306,27 +306,25 @@ static void prod_init(void *acc, void *opaque) {
   prod_acc_t a = {1, 0, 0};
   memcpy(acc, &a, sizeof a);
 }
-static int prod_acc(void *acc, const fl_sql_value_t *args, size_t n, void *opaque) {
+/* Adds (dir 1) or retracts (dir -1) the argument. */
+static int prod_step(void *acc, const fl_sql_value_t *args, int dir) {
   prod_acc_t a;
   memcpy(&a, acc, sizeof a);
   if (args[0].d == 0)
-    a.zeros++;
-  else
+    a.zeros += dir;
+  else if (dir > 0)
     a.p *= args[0].d;
-  a.n++;
+  else
+    a.p /= args[0].d;
+  a.n += dir;
   memcpy(acc, &a, sizeof a);
   return 0;
 }
+static int prod_acc(void *acc, const fl_sql_value_t *args, size_t n, void *opaque) {
+  return prod_step(acc, args, 1);
+}
 static int prod_retract(void *acc, const fl_sql_value_t *args, size_t n, void *opaque) {
-  prod_acc_t a;
-  memcpy(&a, acc, sizeof a);
-  if (args[0].d == 0)
-    a.zeros--;
-  else
-    a.p /= args[0].d;
-  a.n--;
-  memcpy(acc, &a, sizeof a);
-  return 0;
+  return prod_step(acc, args, -1);
 }
 static void prod_merge(void *acc, const void *other, void *opaque) {
   prod_acc_t a, b;

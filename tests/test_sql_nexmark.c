@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "fl_test_util.h"
+#include "run_util.h"
 #include "lib/nexmark.h"
 
 #define RATE 1000
@@ -25,23 +26,6 @@
 static uint64_t n_events(void) {
   const char *q = getenv("FL_TEST_QUICK");
   return q && *q == '1' ? 20000 : 60000;
-}
-
-static char *read_text(const char *name) {
-  char path[1024];
-  const char *src = getenv("FL_SOURCE_DIR");
-  snprintf(path, sizeof path, "%s/tests/data/nexmark-sql/%s", src ? src : "..", name);
-  FILE *f = fopen(path, "rb");
-  if (!f) fail_msg("cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  assert_non_null(s);
-  assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-  s[n] = 0;
-  fclose(f);
-  return s;
 }
 
 /* Replaces ${NAME} placeholders. */
@@ -78,32 +62,16 @@ static char *substitute(const char *text) {
   return out;
 }
 
+/* Result rows as text, added from any number of subtasks. */
 typedef struct rows {
-  char **v;
-  size_t n, cap;
+  lines_t l;
   pthread_mutex_t mu;
 } rows_t;
 
 static void rows_add(rows_t *r, const char *s, size_t n) {
   pthread_mutex_lock(&r->mu);
-  if (r->n == r->cap) {
-    r->cap = r->cap ? r->cap * 2 : 256;
-    r->v = realloc(r->v, r->cap * sizeof *r->v);
-  }
-  r->v[r->n] = malloc(n + 1);
-  memcpy(r->v[r->n], s, n);
-  r->v[r->n][n] = 0;
-  r->n++;
+  lines_push(&r->l, s, n);
   pthread_mutex_unlock(&r->mu);
-}
-
-static void rows_free(rows_t *r) {
-  for (size_t i = 0; i < r->n; i++) free(r->v[i]);
-  free(r->v);
-}
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 typedef struct sql_sink {
@@ -158,10 +126,11 @@ static int64_t still_clock(void *opaque) { return STILL_CLOCK; }
 
 /* Runs a query file; its SELECT's rows (as "a|b|c" text) go to out. */
 static void run_sql(const char *q, int P, rows_t *out, char **json_prices) {
-  char file[32];
-  snprintf(file, sizeof file, "%s.sql", q);
-  char *gen = read_text("ddl_gen.sql"), *views = read_text("ddl_views.sql"),
-       *query = read_text(file);
+  char file[64];
+  snprintf(file, sizeof file, "tests/data/nexmark-sql/%s.sql", q);
+  char *gen = read_source_file("tests/data/nexmark-sql/ddl_gen.sql"),
+       *views = read_source_file("tests/data/nexmark-sql/ddl_views.sql"),
+       *query = read_source_file(file);
   size_t total = strlen(gen) + strlen(views) + strlen(query) + 16;
   char *script = malloc(total);
   snprintf(script, total, "%s;\n%s;\n%s", gen, views, query);
@@ -237,13 +206,14 @@ static void run_ds(const char *q, int P, fmt_fn fmt, rows_t *out) {
 }
 
 static void compare(const char *q, rows_t *sql, rows_t *ds) {
-  qsort(sql->v, sql->n, sizeof *sql->v, cmp_str);
-  qsort(ds->v, ds->n, sizeof *ds->v, cmp_str);
-  if (sql->n != ds->n) fail_msg("%s: SQL gave %zu rows, DataStream %zu", q, sql->n, ds->n);
-  for (size_t i = 0; i < sql->n; i++)
-    if (strcmp(sql->v[i], ds->v[i]) != 0)
-      fail_msg("%s: row %zu differs:\n  SQL %s\n  DS  %s", q, i, sql->v[i], ds->v[i]);
-  assert_true(sql->n > 0);
+  lines_t *a = &sql->l, *b = &ds->l;
+  lines_sort(a);
+  lines_sort(b);
+  if (a->n != b->n) fail_msg("%s: SQL gave %zu rows, DataStream %zu", q, a->n, b->n);
+  for (size_t i = 0; i < a->n; i++)
+    if (strcmp(a->v[i], b->v[i]) != 0)
+      fail_msg("%s: row %zu differs:\n  SQL %s\n  DS  %s", q, i, a->v[i], b->v[i]);
+  assert_true(a->n > 0);
 }
 
 static size_t fmt_bid5(const fl_record_t *r, char *out, size_t cap, int price_first,
@@ -303,8 +273,8 @@ static void check(const char *q, fmt_fn fmt) {
     run_sql(q, P, &sql, NULL);
     run_ds(q, P, fmt, &ds);
     compare(q, &sql, &ds);
-    rows_free(&sql);
-    rows_free(&ds);
+    lines_free(&sql.l);
+    lines_free(&ds.l);
   }
 }
 

@@ -63,6 +63,13 @@ static char *with_events(const char *q) {
     free(s_);                    \
   } while (0)
 
+/* Asserts that q over the events table fails with code and the fragments. */
+static void query_fails(const char *q, int code, const char *frag1, const char *frag2) {
+  char *s = with_events(q);
+  sql_fails(s, code, frag1, frag2);
+  free(s);
+}
+
 static void tumble_aggregates_drop_late_rows(void **state) {
   EXPECT_Q(
       "SELECT u, window_start, window_end, COUNT(*) AS n, COUNT(v) AS nv, SUM(v) AS s, MIN(v) AS mn, "
@@ -123,11 +130,10 @@ static void session_windows_per_partition(void **state) {
       "{\"u\":\"b\",\"window_start\":\"1970-01-01 00:00:00.5\",\"window_end\":\"1970-01-01 00:00:01.5\",\"n\":1}",
       "{\"u\":\"b\",\"window_start\":\"1970-01-01 00:00:04\",\"window_end\":\"1970-01-01 00:00:05\",\"n\":1}",
       "{\"u\":\"b\",\"window_start\":\"1970-01-01 00:00:09\",\"window_end\":\"1970-01-01 00:00:10\",\"n\":1}");
-  char *s = with_events(
+  query_fails(
       "SELECT u, COUNT(*) FROM TABLE(SESSION(TABLE ev PARTITION BY u, DESCRIPTOR(ts), "
-      "INTERVAL '1' SECOND)) GROUP BY window_start, window_end");
-  sql_fails(s, FL_EINVAL, "must include its PARTITION BY", NULL);
-  free(s);
+      "INTERVAL '1' SECOND)) GROUP BY window_start, window_end",
+      FL_EINVAL, "must include its PARTITION BY", NULL);
 }
 
 static void window_tvf_rows_and_cascaded_aggregation(void **state) {
@@ -166,16 +172,14 @@ static void window_top_n(void **state) {
       "DESCRIPTOR(ts), INTERVAL '5' SECOND)) GROUP BY u, window_start, window_end)) WHERE rn = 1",
       "{\"u\":\"b\",\"window_end\":\"1970-01-01 00:00:05\",\"s\":6}",
       "{\"u\":\"b\",\"window_end\":\"1970-01-01 00:00:10\",\"s\":7}");
-  char *s = with_events(
+  query_fails(
       "SELECT * FROM (SELECT u, ROW_NUMBER() OVER (PARTITION BY u ORDER BY v) AS rn FROM ev) "
-      "WHERE rn <= 1");
-  sql_fails(s, FL_ENOTSUP, "Top-N without window_start and window_end", "updates earlier results");
-  free(s);
-  s = with_events(
+      "WHERE rn <= 1",
+      FL_ENOTSUP, "Top-N without window_start and window_end", "updates earlier results");
+  query_fails(
       "SELECT u, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY v) AS rn FROM "
-      "TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '5' SECOND))");
-  sql_fails(s, FL_ENOTSUP, "needs a filter", NULL);
-  free(s);
+      "TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '5' SECOND))",
+      FL_ENOTSUP, "needs a filter", NULL);
 }
 
 static void over_rows_range_and_unbounded(void **state) {
@@ -208,13 +212,10 @@ static void over_rows_range_and_unbounded(void **state) {
            "{\"u\":\"a\",\"v\":6,\"n\":4}", "{\"u\":\"a\",\"v\":null,\"n\":3}",
            "{\"u\":\"b\",\"v\":2,\"n\":1}", "{\"u\":\"b\",\"v\":4,\"n\":2}",
            "{\"u\":\"b\",\"v\":7,\"n\":3}");
-  char *s = with_events("SELECT SUM(v) OVER (PARTITION BY u ORDER BY v) FROM ev");
-  sql_fails(s, FL_EINVAL, "ordered by a time attribute", NULL);
-  free(s);
-  s = with_events(
-      "SELECT SUM(v) OVER (ORDER BY ts ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) FROM ev");
-  sql_fails(s, FL_EPARSE, "must end at CURRENT ROW", NULL);
-  free(s);
+  query_fails("SELECT SUM(v) OVER (PARTITION BY u ORDER BY v) FROM ev", FL_EINVAL,
+              "ordered by a time attribute", NULL);
+  query_fails("SELECT SUM(v) OVER (ORDER BY ts ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) FROM ev",
+              FL_EPARSE, "must end at CURRENT ROW", NULL);
 }
 
 static char *join_tables(const char *q) {
@@ -280,27 +281,21 @@ static void window_joins(void **state) {
 }
 
 static void unbounded_aggregations_are_refused(void **state) {
-  char *s = with_events("SELECT u, COUNT(*) FROM ev GROUP BY u");
-  sql_fails(s, FL_ENOTSUP, "unbounded aggregation", "updating result");
-  free(s);
-  s = with_events("SELECT COUNT(*) FROM ev");
-  sql_fails(s, FL_ENOTSUP, "unbounded aggregation", NULL);
-  free(s);
-  s = with_events(
+  query_fails("SELECT u, COUNT(*) FROM ev GROUP BY u", FL_ENOTSUP, "unbounded aggregation",
+              "updating result");
+  query_fails("SELECT COUNT(*) FROM ev", FL_ENOTSUP, "unbounded aggregation", NULL);
+  query_fails(
       "SELECT u, window_start, window_end, v FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '1' "
-      "SECOND)) GROUP BY u, window_start, window_end");
-  sql_fails(s, FL_EINVAL, "column 'v' is neither in GROUP BY nor inside an aggregate", NULL);
-  free(s);
-  s = with_events(
+      "SECOND)) GROUP BY u, window_start, window_end",
+      FL_EINVAL, "column 'v' is neither in GROUP BY nor inside an aggregate", NULL);
+  query_fails(
       "SELECT COUNT(*) FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(u), INTERVAL '1' SECOND)) GROUP BY "
-      "window_start, window_end");
-  sql_fails(s, FL_EINVAL, "must be a time attribute", NULL);
-  free(s);
-  s = with_events(
+      "window_start, window_end",
+      FL_EINVAL, "must be a time attribute", NULL);
+  query_fails(
       "SELECT SUM(u) FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY "
-      "window_start, window_end");
-  sql_fails(s, FL_EINVAL, "SUM needs a number", NULL);
-  free(s);
+      "window_start, window_end",
+      FL_EINVAL, "SUM needs a number", NULL);
 }
 
 /* A processing-time clock that stands still: every row falls into one window. */

@@ -82,28 +82,22 @@ typedef struct printer {
   uint64_t rows;
 } printer_t;
 
+/* Column widths by the type's name (the first prefix that matches), for table output. */
+static const struct {
+  const char *prefix;
+  int width;
+} type_widths[] = {{"BOOLEAN", 5},    {"TINYINT", 6}, {"SMALLINT", 6}, {"INT", 11},
+                   {"BIGINT", 20},    {"DOUBLE", 22}, {"FLOAT", 22},   {"DECIMAL", 24},
+                   {"TIMESTAMP", 23}, {"DATE", 10},   {"TIME", 12}};
+
 static int type_width(const char *type, const char *name) {
-  int w = 12;
-  if (!strncmp(type, "BOOLEAN", 7))
-    w = 5;
-  else if (!strncmp(type, "TINYINT", 7) || !strncmp(type, "SMALLINT", 8))
-    w = 6;
-  else if (!strncmp(type, "INT", 3))
-    w = 11;
-  else if (!strncmp(type, "BIGINT", 6))
-    w = 20;
-  else if (!strncmp(type, "DOUBLE", 6) || !strncmp(type, "FLOAT", 5))
-    w = 22;
-  else if (!strncmp(type, "DECIMAL", 7))
-    w = 24;
-  else if (!strncmp(type, "TIMESTAMP", 9))
-    w = 23;
-  else if (!strncmp(type, "DATE", 4))
-    w = 10;
-  else if (!strncmp(type, "TIME", 4))
-    w = 12;
-  else
-    w = 30;
+  int w = 30;
+  for (size_t i = 0; i < sizeof type_widths / sizeof *type_widths; i++) {
+    if (!strncmp(type, type_widths[i].prefix, strlen(type_widths[i].prefix))) {
+      w = type_widths[i].width;
+      break;
+    }
+  }
   int n = (int)strlen(name);
   return n > w ? n : w;
 }

@@ -256,25 +256,48 @@ static size_t canonical_lines(const char *dir, char ***out) {
   return n;
 }
 
+/* A command's option: its name and where its value goes, by its kind. */
+typedef struct bench_opt {
+  const char *name;
+  enum {
+    OPT_COUNT,
+    OPT_INT,
+    OPT_TEXT
+  } kind;
+  void *value; /* uint64_t *, int * or const char ** */
+} bench_opt_t;
+
+/* Reads "--name value" pairs from argv[2...] into opts (n of them); false on an unknown
+ * option or one without a value. */
+static bool parse_opts(int argc, char **argv, const bench_opt_t *opts, size_t n) {
+  for (int i = 2; i < argc; i += 2) {
+    size_t k = 0;
+    while (k < n && strcmp(argv[i], opts[k].name)) k++;
+    if (k == n || i + 1 >= argc) return false;
+    const char *v = argv[i + 1];
+    if (opts[k].kind == OPT_COUNT)
+      *(uint64_t *)opts[k].value = strtoull(v, NULL, 10);
+    else if (opts[k].kind == OPT_INT)
+      *(int *)opts[k].value = atoi(v);
+    else
+      *(const char **)opts[k].value = v;
+  }
+  return true;
+}
+
 static int bench_spend(int argc, char **argv) {
   uint64_t events = 2000000, users = 10000;
   int P = 1;
   const char *dir = NULL;
-  for (int i = 2; i < argc; i++) {
-    if (!strcmp(argv[i], "--events") && i + 1 < argc)
-      events = strtoull(argv[++i], NULL, 10);
-    else if (!strcmp(argv[i], "--users") && i + 1 < argc)
-      users = strtoull(argv[++i], NULL, 10);
-    else if (!strcmp(argv[i], "--parallelism") && i + 1 < argc)
-      P = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
-      dir = argv[++i];
-    else {
-      fprintf(
-          stderr,
-          "usage: flink-bench sql spend [--events N] [--users U] [--parallelism P] [--dir DIR]\n");
-      return 2;
-    }
+  const bench_opt_t opts[] = {{"--events", OPT_COUNT, &events},
+                              {"--users", OPT_COUNT, &users},
+                              {"--parallelism", OPT_INT, &P},
+                              {"--dir", OPT_TEXT, &dir}};
+  if (!parse_opts(argc, argv, opts, sizeof opts / sizeof *opts)) {
+    fprintf(
+        stderr,
+        "usage: flink-bench sql spend [--events N] [--users U] [--parallelism P] [--dir DIR]\n");
+    return 2;
   }
   char tmp[256];
   if (!dir) {
@@ -378,21 +401,12 @@ static int bench_sql_nexmark(int argc, char **argv) {
   const char *query = NULL, *dir = "tests/data/nexmark-sql";
   uint64_t events = 10000000, rate = NX_DEFAULT_RATE;
   int P = 1;
-  for (int i = 2; i < argc; i++) {
-    if (!strcmp(argv[i], "--query") && i + 1 < argc)
-      query = argv[++i];
-    else if (!strcmp(argv[i], "--events") && i + 1 < argc)
-      events = strtoull(argv[++i], NULL, 10);
-    else if (!strcmp(argv[i], "--parallelism") && i + 1 < argc)
-      P = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--queries") && i + 1 < argc)
-      dir = argv[++i];
-    else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
-      rate = strtoull(argv[++i], NULL, 10);
-    else
-      query = NULL, i = argc;
-  }
-  if (!query) {
+  const bench_opt_t opts[] = {{"--query", OPT_TEXT, &query},
+                              {"--events", OPT_COUNT, &events},
+                              {"--parallelism", OPT_INT, &P},
+                              {"--queries", OPT_TEXT, &dir},
+                              {"--rate", OPT_COUNT, &rate}};
+  if (!parse_opts(argc, argv, opts, sizeof opts / sizeof *opts) || !query) {
     fprintf(
         stderr,
         "usage: flink-bench sql nexmark --query qN [--events N] [--parallelism P] [--queries DIR] "
