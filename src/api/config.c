@@ -18,15 +18,20 @@
 #include <unistd.h>
 
 #include "api/config.h"
+#include "util/vec.h"
 
 struct fl_config {
-  char **keys;
-  char **vals;
+  struct fl_config_entry {
+    char *key, *val;
+  } * e; /* in the order they were first set */
   size_t n, cap;
 };
 
 /* A field of fl_env_conf_t: where a key's parsed value is stored, and its width. */
 #define F(field) offsetof(fl_env_conf_t, field), sizeof(((fl_env_conf_t *)0)->field)
+/* A switch for one of RocksDB's native metrics of every state. */
+#define KV_STAT(key, stat, def, doc) \
+  { key, FL_CONF_BOOL, F(kv_stats[stat]), 0, 0, NULL, def, doc }
 
 static const fl_config_key_t KEYS[] = {
     {"parallelism", FL_CONF_INT, F(parallelism), 1, 256, NULL, "1",
@@ -106,31 +111,25 @@ static const fl_config_key_t KEYS[] = {
      "HTTP connections served at once; more are refused"},
     {"metrics.reporter.prom.port", FL_CONF_INT, F(prom_port), -1, 65535, NULL, "-1",
      "a second listener serving only /metrics; -1: off, 0: any free port"},
-    {"state.backend.rocksdb.metrics.block-cache-usage", FL_CONF_BOOL,
-     F(kv_stats[FL_KV_STAT_BLOCK_CACHE_USAGE]), 0, 0, NULL, "false",
-     "bytes in the RocksDB block cache"},
-    {"state.backend.rocksdb.metrics.block-cache-hit", FL_CONF_BOOL,
-     F(kv_stats[FL_KV_STAT_BLOCK_CACHE_HIT]), 0, 0, NULL, "true",
-     "RocksDB block cache hits (cheap: on by default)"},
-    {"state.backend.rocksdb.metrics.block-cache-miss", FL_CONF_BOOL,
-     F(kv_stats[FL_KV_STAT_BLOCK_CACHE_MISS]), 0, 0, NULL, "true",
-     "RocksDB block cache misses (cheap: on by default)"},
-    {"state.backend.rocksdb.metrics.estimate-num-keys", FL_CONF_BOOL,
-     F(kv_stats[FL_KV_STAT_ESTIMATE_NUM_KEYS]), 0, 0, NULL, "false",
-     "RocksDB estimate of the keys a store holds"},
-    {"state.backend.rocksdb.metrics.cur-size-all-mem-tables", FL_CONF_BOOL,
-     F(kv_stats[FL_KV_STAT_CUR_SIZE_ALL_MEM_TABLES]), 0, 0, NULL, "false",
-     "bytes in RocksDB memtables"},
-    {"state.backend.rocksdb.metrics.estimate-pending-compaction-bytes", FL_CONF_BOOL,
-     F(kv_stats[FL_KV_STAT_ESTIMATE_PENDING_COMPACTION_BYTES]), 0, 0, NULL, "false",
-     "bytes RocksDB compaction has to rewrite"},
-    {"state.backend.rocksdb.metrics.num-running-compactions", FL_CONF_BOOL,
-     F(kv_stats[FL_KV_STAT_NUM_RUNNING_COMPACTIONS]), 0, 0, NULL, "false",
-     "RocksDB compactions running"},
-    {"state.backend.rocksdb.metrics.total-sst-files-size", FL_CONF_BOOL,
-     F(kv_stats[FL_KV_STAT_TOTAL_SST_FILES_SIZE]), 0, 0, NULL, "false",
-     "bytes of all RocksDB SST files"},
+    KV_STAT("state.backend.rocksdb.metrics.block-cache-usage", FL_KV_STAT_BLOCK_CACHE_USAGE,
+            "false", "bytes in the RocksDB block cache"),
+    KV_STAT("state.backend.rocksdb.metrics.block-cache-hit", FL_KV_STAT_BLOCK_CACHE_HIT, "true",
+            "RocksDB block cache hits (cheap: on by default)"),
+    KV_STAT("state.backend.rocksdb.metrics.block-cache-miss", FL_KV_STAT_BLOCK_CACHE_MISS, "true",
+            "RocksDB block cache misses (cheap: on by default)"),
+    KV_STAT("state.backend.rocksdb.metrics.estimate-num-keys", FL_KV_STAT_ESTIMATE_NUM_KEYS,
+            "false", "RocksDB estimate of the keys a store holds"),
+    KV_STAT("state.backend.rocksdb.metrics.cur-size-all-mem-tables",
+            FL_KV_STAT_CUR_SIZE_ALL_MEM_TABLES, "false", "bytes in RocksDB memtables"),
+    KV_STAT("state.backend.rocksdb.metrics.estimate-pending-compaction-bytes",
+            FL_KV_STAT_ESTIMATE_PENDING_COMPACTION_BYTES, "false",
+            "bytes RocksDB compaction has to rewrite"),
+    KV_STAT("state.backend.rocksdb.metrics.num-running-compactions",
+            FL_KV_STAT_NUM_RUNNING_COMPACTIONS, "false", "RocksDB compactions running"),
+    KV_STAT("state.backend.rocksdb.metrics.total-sst-files-size", FL_KV_STAT_TOTAL_SST_FILES_SIZE,
+            "false", "bytes of all RocksDB SST files"),
 };
+#undef KV_STAT
 #undef F
 
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
@@ -264,10 +263,9 @@ static void seterr(char *errstr, size_t size, const char *fmt, ...)
 #endif
     ;
 static void seterr(char *errstr, size_t size, const char *fmt, ...) {
-  if (!errstr || size == 0) return;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(errstr, size, fmt, ap);
+  if (errstr && size) vsnprintf(errstr, size, fmt, ap);
   va_end(ap);
 }
 
@@ -435,11 +433,10 @@ fl_config_t *fl_config_new(void) { return calloc(1, sizeof(fl_config_t)); }
 void fl_config_destroy(fl_config_t *conf) {
   if (!conf) return;
   for (size_t i = 0; i < conf->n; i++) {
-    free(conf->keys[i]);
-    free(conf->vals[i]);
+    free(conf->e[i].key);
+    free(conf->e[i].val);
   }
-  free(conf->keys);
-  free(conf->vals);
+  free(conf->e);
   free(conf);
 }
 
@@ -459,25 +456,16 @@ int fl_config_set(fl_config_t *conf, const char *key, const char *value, char *e
   char *v = strdup(value);
   if (!v) return FL_ENOMEM;
   for (size_t i = 0; i < conf->n; i++) {
-    if (strcmp(conf->keys[i], key) == 0) {
-      free(conf->vals[i]);
-      conf->vals[i] = v;
+    if (strcmp(conf->e[i].key, key) == 0) {
+      free(conf->e[i].val);
+      conf->e[i].val = v;
       return FL_OK;
     }
   }
-  if (conf->n == conf->cap) {
-    size_t cap = conf->cap ? conf->cap * 2 : 8;
-    char **nk = realloc(conf->keys, cap * sizeof *nk);
-    if (!nk) goto nomem;
-    conf->keys = nk;
-    char **nv = realloc(conf->vals, cap * sizeof *nv);
-    if (!nv) goto nomem;
-    conf->vals = nv;
-    conf->cap = cap;
-  }
-  conf->keys[conf->n] = strdup(key);
-  if (!conf->keys[conf->n]) goto nomem;
-  conf->vals[conf->n++] = v;
+  if (FL_VEC_RESERVE(conf->e, conf->cap, conf->n + 1)) goto nomem;
+  conf->e[conf->n].key = strdup(key);
+  if (!conf->e[conf->n].key) goto nomem;
+  conf->e[conf->n++].val = v;
   return FL_OK;
 nomem:
   free(v);
@@ -488,7 +476,7 @@ fl_config_t *fl_config_copy(const fl_config_t *conf) {
   fl_config_t *c = fl_config_new();
   if (!c || !conf) return c;
   for (size_t i = 0; i < conf->n; i++)
-    if (fl_config_set(c, conf->keys[i], conf->vals[i], NULL, 0)) {
+    if (fl_config_set(c, conf->e[i].key, conf->e[i].val, NULL, 0)) {
       fl_config_destroy(c);
       return NULL;
     }
@@ -498,15 +486,15 @@ fl_config_t *fl_config_copy(const fl_config_t *conf) {
 const char *fl_config_get(const fl_config_t *conf, const char *key) {
   if (!conf || !key) return NULL;
   for (size_t i = 0; i < conf->n; i++)
-    if (strcmp(conf->keys[i], key) == 0) return conf->vals[i];
+    if (strcmp(conf->e[i].key, key) == 0) return conf->e[i].val;
   return NULL;
 }
 
 int fl_config_entry(const fl_config_t *conf, size_t i, const char **key, const char **value) {
   if (!conf || !key || !value) return FL_EINVAL;
   if (i >= conf->n) return FL_ENOTFOUND;
-  *key = conf->keys[i];
-  *value = conf->vals[i];
+  *key = conf->e[i].key;
+  *value = conf->e[i].val;
   return FL_OK;
 }
 
