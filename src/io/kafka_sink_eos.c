@@ -27,33 +27,44 @@
 #include "io/kafka_sink_int.h"
 #include "runtime/connector.h"
 
-/* Whether the record at topic/partition/offset is visible to a read_committed consumer
- * with header fl.txn == tag: 1 yes, 0 no, < 0 error (the job fails). */
-static int visible(fl_context_t *ctx, kinst_t *in, const char *topic, int32_t part, int64_t offset,
-                   const char *tag) {
+/* A read_committed consumer of the sink's cluster, to read back what the sink wrote
+ * (reset: its auto.offset.reset), in *out; else the job fails, naming what it was for. */
+static int check_consumer(fl_context_t *ctx, kinst_t *in, const char *reset, const char *what,
+                          rd_kafka_t **out) {
   const ksink_t *c = in->cfg;
   char err[1024] = "", group[600];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  rd_kafka_t *rk = NULL;
-  rd_kafka_topic_partition_list_t *tp = NULL;
-  int rc = FL_OK;
   snprintf(group, sizeof group, "%s-fl-check", in->txid);
   if (fl_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, sizeof err) ||
       fl_kafka_conf_set(conf, "group.id", group, err, sizeof err) ||
       fl_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof err) ||
       fl_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) ||
       fl_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err) ||
-      fl_kafka_conf_set(conf, "auto.offset.reset", "error", err, sizeof err) ||
+      fl_kafka_conf_set(conf, "auto.offset.reset", reset, err, sizeof err) ||
       fl_kafka_conf_apply(conf, c->props, err, sizeof err)) {
     rd_kafka_conf_destroy(conf);
     return fl_ksink_fail(ctx, in, "%s", err);
   }
-  char e[512];
-  rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof e);
-  if (!rk) {
+  *out = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (!*out) {
     rd_kafka_conf_destroy(conf);
-    return fl_ksink_fail(ctx, in, "cannot create a consumer to check transaction %s: %s", tag, e);
+    return fl_ksink_fail(ctx, in, "cannot create a consumer to %s: %s", what, err);
   }
+  return FL_OK;
+}
+
+/* Whether the record at topic/partition/offset is visible to a read_committed consumer
+ * with header fl.txn == tag: 1 yes, 0 no, < 0 error (the job fails). */
+static int visible(fl_context_t *ctx, kinst_t *in, const char *topic, int32_t part, int64_t offset,
+                   const char *tag) {
+  const ksink_t *c = in->cfg;
+  rd_kafka_topic_partition_list_t *tp = NULL;
+  int rc = FL_OK;
+  char what[600];
+  snprintf(what, sizeof what, "check transaction %s", tag);
+  rd_kafka_t *rk = NULL;
+  rc = check_consumer(ctx, in, "error", what, &rk);
+  if (rc) return rc;
   tp = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(tp, topic, part)->offset = offset;
   rd_kafka_resp_err_t aerr = rd_kafka_assign(rk, tp);
@@ -319,35 +330,16 @@ static int read_tails(fl_context_t *ctx, kinst_t *in, rd_kafka_t *rk, tail_t *t,
  * aborted records a read_committed consumer skips). */
 static int topic_evidence(fl_context_t *ctx, kinst_t *in, char *where, size_t wn) {
   const ksink_t *c = in->cfg;
-  char err[1024] = "", group[600];
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
   rd_kafka_t *rk = NULL;
   rd_kafka_topic_t *rkt = NULL;
   const struct rd_kafka_metadata *md = NULL;
   tail_t *t = NULL;
   size_t n = 0;
-  int rc = FL_OK;
-  if (!c->topic) {
-    rd_kafka_conf_destroy(conf);
-    return 0; /* the serializer names the topics: only the log can tell */
-  }
-  snprintf(group, sizeof group, "%s-fl-check", in->txid);
-  if (fl_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, sizeof err) ||
-      fl_kafka_conf_set(conf, "group.id", group, err, sizeof err) ||
-      fl_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof err) ||
-      fl_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) ||
-      fl_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err) ||
-      fl_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err) ||
-      fl_kafka_conf_apply(conf, c->props, err, sizeof err)) {
-    rd_kafka_conf_destroy(conf);
-    return fl_ksink_fail(ctx, in, "%s", err);
-  }
-  char e[512];
-  rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof e);
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);
-    return fl_ksink_fail(ctx, in, "cannot create a consumer to read topic %s: %s", c->topic, e);
-  }
+  if (!c->topic) return 0; /* the serializer names the topics: only the log can tell */
+  char what[600];
+  snprintf(what, sizeof what, "read topic %s", c->topic);
+  int rc = check_consumer(ctx, in, "earliest", what, &rk);
+  if (rc) return rc;
   rkt = rd_kafka_topic_new(rk, c->topic, NULL);
   rd_kafka_resp_err_t merr =
       rkt ? rd_kafka_metadata(rk, 0, rkt, &md, c->timeout_ms) : rd_kafka_last_error();

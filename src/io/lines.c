@@ -360,6 +360,18 @@ static int lines_end_discard(fl_context_t *ctx, lines_reader_t *r, bool terminat
   return rc;
 }
 
+/* A whole line of len bytes at r->start: emitted, or, longer than max, handled by the
+ * error policy (read whole in one go: it is in the buffer, which bounds it anyway). */
+static int lines_complete(fl_context_t *ctx, lines_reader_t *r, size_t len, size_t max) {
+  if (len <= max) return lines_emit(ctx, r, len);
+  if (r->conf->on_error == FL_LINES_ON_ERROR_FAIL) return lines_too_long_fail(ctx, r);
+  int rc =
+      lines_too_long(ctx, r, r->buf + r->start, len < r->conf->head_max ? len : r->conf->head_max,
+                     len, r->base + r->start);
+  r->line_no++;
+  return rc;
+}
+
 static int lines_src_run(fl_context_t *ctx, void *instance) {
   lines_reader_t *r = instance;
   const size_t max = r->conf->max_line;
@@ -388,16 +400,7 @@ static int lines_src_run(fl_context_t *ctx, void *instance) {
       size_t len = (size_t)(nl - (r->buf + r->start));
       size_t next = len + 1;
       if (len > 0 && r->buf[r->start + len - 1] == '\r') len--;
-      if (len > max) {
-        /* Read whole in one go: it is in the buffer, which bounds it anyway. */
-        if (r->conf->on_error == FL_LINES_ON_ERROR_FAIL) return lines_too_long_fail(ctx, r);
-        rc = lines_too_long(ctx, r, r->buf + r->start,
-                            len < r->conf->head_max ? len : r->conf->head_max, len,
-                            r->base + r->start);
-        r->line_no++;
-      } else {
-        rc = lines_emit(ctx, r, len);
-      }
+      rc = lines_complete(ctx, r, len, max);
       if (rc != FL_OK) return rc;
       r->start += next;
       r->scan = r->start;
@@ -408,15 +411,7 @@ static int lines_src_run(fl_context_t *ctx, void *instance) {
       if (r->eof) {
         size_t len = r->end - r->start;
         if (len == 0) return FL_SOURCE_END;
-        if (len > max) {
-          if (r->conf->on_error == FL_LINES_ON_ERROR_FAIL) return lines_too_long_fail(ctx, r);
-          rc = lines_too_long(ctx, r, r->buf + r->start,
-                              len < r->conf->head_max ? len : r->conf->head_max, len,
-                              r->base + r->start);
-          r->line_no++;
-        } else {
-          rc = lines_emit(ctx, r, len);
-        }
+        rc = lines_complete(ctx, r, len, max);
         if (rc != FL_OK) return rc;
         r->start = r->end;
         r->scan = r->end;
@@ -674,14 +669,12 @@ static int lines_sink_open(fl_context_t *ctx, void *opaque, void **instance) {
     goto done;
   }
   in = calloc(1, sizeof(*in));
-  if (in == NULL) {
-    rc = FL_ENOMEM;
-    goto done;
+  if (in != NULL) {
+    in->sh = sh;
+    in->cap = FL_SINK_BUF_CAP;
+    in->buf = malloc(in->cap);
   }
-  in->sh = sh;
-  in->cap = FL_SINK_BUF_CAP;
-  in->buf = malloc(in->cap);
-  if (in->buf == NULL) {
+  if (in == NULL || in->buf == NULL) {
     rc = FL_ENOMEM;
     goto done;
   }

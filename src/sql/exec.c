@@ -56,6 +56,19 @@ void sql_build_row(sql_rb_t *rb, int n, sql_field_t *f, const sql_val_t *vals) {
   for (int i = 0; i < n; i++) sql_write_col(rb, i, f[i].type, &vals[i]);
 }
 
+/* The translator of a relation of one input, by its kind. */
+typedef fl_stream_t *(*one_input_fn)(sql_exec_t *x, sql_rel_t *r, fl_stream_t *in);
+
+static one_input_fn one_input(sql_rel_kind_t kind) {
+  switch (kind) {
+  case R_CALC: return sql_exec_calc;
+  case R_WINTVF: return sql_exec_wintvf;
+  case R_WINAGG: return sql_exec_winagg;
+  case R_OVER: return sql_exec_over;
+  default: return sql_exec_rank; /* R_RANK */
+  }
+}
+
 fl_stream_t *sql_exec_rel(sql_exec_t *x, sql_rel_t *r) {
   if (r->alias_of) return sql_exec_rel(x, r->alias_of);
   if (r->stream) return r->stream;
@@ -75,29 +88,13 @@ fl_stream_t *sql_exec_rel(sql_exec_t *x, sql_rel_t *r) {
     break;
   }
   case R_VALUES: s = sql_exec_values(x, r); break;
-  case R_CALC: {
-    fl_stream_t *in = sql_exec_rel(x, r->in[0]);
-    if (in) s = sql_exec_calc(x, r, in);
-    break;
-  }
-  case R_WINTVF: {
-    fl_stream_t *in = sql_exec_rel(x, r->in[0]);
-    if (in) s = sql_exec_wintvf(x, r, in);
-    break;
-  }
-  case R_WINAGG: {
-    fl_stream_t *in = sql_exec_rel(x, r->in[0]);
-    if (in) s = sql_exec_winagg(x, r, in);
-    break;
-  }
-  case R_OVER: {
-    fl_stream_t *in = sql_exec_rel(x, r->in[0]);
-    if (in) s = sql_exec_over(x, r, in);
-    break;
-  }
+  case R_CALC:
+  case R_WINTVF:
+  case R_WINAGG:
+  case R_OVER:
   case R_RANK: {
     fl_stream_t *in = sql_exec_rel(x, r->in[0]);
-    if (in) s = sql_exec_rank(x, r, in);
+    if (in) s = one_input(r->kind)(x, r, in);
     break;
   }
   case R_JOIN: {

@@ -413,6 +413,25 @@ static void put_ts(sql_strbuf_t *out, int64_t ms, bool iso, bool zone) {
   sql_sb_putc(out, '"');
 }
 
+/* The JSON object of a row (the top level's or a nested ROW) of n named columns. */
+static void write_object(const sql_json_fmt_t *f, const uint8_t *row, int n,
+                         const char *const *names, const sql_type_t *const *types,
+                         sql_strbuf_t *out) {
+  sql_sb_putc(out, '{');
+  bool first = true;
+  for (int i = 0; i < n; i++) {
+    sql_val_t v;
+    sql_read_col(row, n, i, types[i], &v);
+    if (v.null && f->ignore_null_fields) continue;
+    if (!first) sql_sb_putc(out, ',');
+    first = false;
+    sql_json_write_string(out, names[i], strlen(names[i]));
+    sql_sb_putc(out, ':');
+    sql_json_write_value(f, types[i], &v, out);
+  }
+  sql_sb_putc(out, '}');
+}
+
 void sql_json_write_value(const sql_json_fmt_t *f, const sql_type_t *t, const sql_val_t *v,
                           sql_strbuf_t *out) {
   if (v->null) {
@@ -448,41 +467,15 @@ void sql_json_write_value(const sql_json_fmt_t *f, const sql_type_t *t, const sq
     sql_sb_free(&tmp);
     break;
   }
-  case T_ROW: {
-    const uint8_t *r = (const uint8_t *)v->s.p;
-    sql_sb_putc(out, '{');
-    bool first = true;
-    for (int i = 0; i < t->n_fields; i++) {
-      sql_val_t fv;
-      sql_read_col(r, t->n_fields, i, t->field_types[i], &fv);
-      if (fv.null && f->ignore_null_fields) continue;
-      if (!first) sql_sb_putc(out, ',');
-      first = false;
-      sql_json_write_string(out, t->field_names[i], strlen(t->field_names[i]));
-      sql_sb_putc(out, ':');
-      sql_json_write_value(f, t->field_types[i], &fv, out);
-    }
-    sql_sb_putc(out, '}');
+  case T_ROW:
+    write_object(f, (const uint8_t *)v->s.p, t->n_fields, t->field_names, t->field_types, out);
     break;
-  }
   default: sql_sb_value(out, t, v, f->sess); break;
   }
 }
 
 void sql_json_write(const sql_json_fmt_t *f, const uint8_t *row, sql_strbuf_t *out) {
-  sql_sb_putc(out, '{');
-  bool first = true;
-  for (int i = 0; i < f->n; i++) {
-    sql_val_t v;
-    sql_read_col(row, f->n, i, f->types[i], &v);
-    if (v.null && f->ignore_null_fields) continue;
-    if (!first) sql_sb_putc(out, ',');
-    first = false;
-    sql_json_write_string(out, f->names[i], strlen(f->names[i]));
-    sql_sb_putc(out, ':');
-    sql_json_write_value(f, f->types[i], &v, out);
-  }
-  sql_sb_putc(out, '}');
+  write_object(f, row, f->n, f->names, f->types, out);
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -337,16 +337,23 @@ static void trim(const char **s, size_t *n) {
   while (*n && isspace((unsigned char)(*s)[*n - 1])) (*n)--;
 }
 
+/* The text without blanks around it as a C string in tmp (of cap bytes); false when
+ * that is empty or does not fit. */
+static bool trimmed_copy(const char *s, size_t n, char *tmp, size_t cap) {
+  trim(&s, &n);
+  if (n == 0 || n >= cap) return false;
+  memcpy(tmp, s, n);
+  tmp[n] = 0;
+  return true;
+}
+
 static int parse_int(const char *s, size_t n, int64_t lo, int64_t hi, int64_t *out,
                      const char **why) {
-  trim(&s, &n);
-  if (n == 0 || n > 40) {
+  char tmp[41];
+  if (!trimmed_copy(s, n, tmp, sizeof tmp)) {
     *why = "not an integer";
     return FL_EPARSE;
   }
-  char tmp[48];
-  memcpy(tmp, s, n);
-  tmp[n] = 0;
   char *end;
   errno = 0;
   long long v = strtoll(tmp, &end, 10);
@@ -503,6 +510,18 @@ static int parse_time_part(const char *s, size_t n, size_t *i, int64_t *ms) {
   return FL_OK;
 }
 
+/* All of the trimmed text read by part (a date or a time); else what it is not. */
+static int parse_whole(int (*part)(const char *, size_t, size_t *, int64_t *), const char *s,
+                       size_t n, int64_t *out, const char **why, const char *not_one) {
+  trim(&s, &n);
+  size_t i = 0;
+  if (part(s, n, &i, out) != FL_OK || i != n) {
+    *why = not_one;
+    return FL_EPARSE;
+  }
+  return FL_OK;
+}
+
 /* A zone suffix: Z, +hh:mm, +hhmm, +hh. */
 static int parse_zone(const char *s, size_t n, size_t *i, int64_t *offset_ms, bool *has) {
   *has = false;
@@ -550,14 +569,11 @@ int sql_parse_value(const char *text, size_t n, const sql_type_t *t, const sql_s
   case T_BIGINT: return parse_int(s, n, INT64_MIN, INT64_MAX, &out->i, why);
   case T_FLOAT:
   case T_DOUBLE: {
-    trim(&s, &n);
-    if (n == 0 || n > 64) {
+    char tmp[65];
+    if (!trimmed_copy(s, n, tmp, sizeof tmp)) {
       *why = "not a number";
       return FL_EPARSE;
     }
-    char tmp[72];
-    memcpy(tmp, s, n);
-    tmp[n] = 0;
     char *end;
     double d = strtod(tmp, &end);
     if (*end != 0) {
@@ -583,24 +599,8 @@ int sql_parse_value(const char *text, size_t n, const sql_type_t *t, const sql_s
     out->s.p = s;
     out->s.n = n;
     return FL_OK;
-  case T_DATE: {
-    trim(&s, &n);
-    size_t i = 0;
-    if (parse_date_part(s, n, &i, &out->i) != FL_OK || i != n) {
-      *why = "not a date (yyyy-MM-dd)";
-      return FL_EPARSE;
-    }
-    return FL_OK;
-  }
-  case T_TIME: {
-    trim(&s, &n);
-    size_t i = 0;
-    if (parse_time_part(s, n, &i, &out->i) != FL_OK || i != n) {
-      *why = "not a time (HH:mm:ss)";
-      return FL_EPARSE;
-    }
-    return FL_OK;
-  }
+  case T_DATE: return parse_whole(parse_date_part, s, n, &out->i, why, "not a date (yyyy-MM-dd)");
+  case T_TIME: return parse_whole(parse_time_part, s, n, &out->i, why, "not a time (HH:mm:ss)");
   case T_TIMESTAMP:
   case T_TIMESTAMP_LTZ: {
     trim(&s, &n);
