@@ -3,6 +3,7 @@
  */
 #include "io/kafka_common.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,49 @@ int fl_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value
 
 int fl_kafka_conf_apply(rd_kafka_conf_t *conf, char *const *props, char *err, size_t err_size) {
   for (size_t i = 0; props != NULL && props[i] != NULL; i += 2) {
+    int rc = fl_kafka_conf_set(conf, props[i], props[i + 1], err, err_size);
+    if (rc != FL_OK) return rc;
+  }
+  return FL_OK;
+}
+
+/* librdkafka's producer-only properties (scope P in its CONFIGURATION.md, 2.0), global
+ * and topic ones: a consumer warns about each (CONFWARN) and ignores it. */
+static const char *const producer_only[] = {"transactional.id",
+                                            "transaction.timeout.ms",
+                                            "enable.idempotence",
+                                            "enable.gapless.guarantee",
+                                            "queue.buffering.max.messages",
+                                            "queue.buffering.max.kbytes",
+                                            "queue.buffering.max.ms",
+                                            "linger.ms",
+                                            "message.send.max.retries",
+                                            "retries",
+                                            "retry.backoff.ms",
+                                            "queue.buffering.backpressure.threshold",
+                                            "compression.codec",
+                                            "compression.type",
+                                            "compression.level",
+                                            "batch.num.messages",
+                                            "batch.size",
+                                            "delivery.report.only.error",
+                                            "sticky.partitioning.linger.ms",
+                                            "request.required.acks",
+                                            "acks",
+                                            "request.timeout.ms",
+                                            "message.timeout.ms",
+                                            "delivery.timeout.ms",
+                                            "queuing.strategy",
+                                            "produce.offset.report",
+                                            "partitioner"};
+
+int fl_kafka_conf_apply_consumer(rd_kafka_conf_t *conf, char *const *props, char *err,
+                                 size_t err_size) {
+  for (size_t i = 0; props != NULL && props[i] != NULL; i += 2) {
+    bool skip = false;
+    for (size_t k = 0; k < sizeof producer_only / sizeof *producer_only && !skip; k++)
+      skip = strcmp(props[i], producer_only[k]) == 0;
+    if (skip) continue;
     int rc = fl_kafka_conf_set(conf, props[i], props[i + 1], err, err_size);
     if (rc != FL_OK) return rc;
   }

@@ -27,6 +27,10 @@ int fl_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value
                       size_t err_size);
 /* Applies every pair of a copied array (fl_kafka_props_copy) in order. */
 int fl_kafka_conf_apply(rd_kafka_conf_t *conf, char *const *props, char *err, size_t err_size);
+/* The same, leaving out librdkafka's producer-only properties: for the consumers a sink
+ * makes with its producer's properties (the connection and security ones apply). */
+int fl_kafka_conf_apply_consumer(rd_kafka_conf_t *conf, char *const *props, char *err,
+                                 size_t err_size);
 /* Checks the pairs against a throwaway conf, so that a job never starts with a property
  * librdkafka rejects. Returns 0 or FL_EINVAL (err names the property), FL_ENOMEM. */
 int fl_kafka_props_validate(char *const *props, char *err, size_t err_size);

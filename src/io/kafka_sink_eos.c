@@ -41,7 +41,7 @@ static int check_consumer(fl_context_t *ctx, kinst_t *in, const char *reset, con
       fl_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) ||
       fl_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err) ||
       fl_kafka_conf_set(conf, "auto.offset.reset", reset, err, sizeof err) ||
-      fl_kafka_conf_apply(conf, c->props, err, sizeof err)) {
+      fl_kafka_conf_apply_consumer(conf, c->props, err, sizeof err)) {
     rd_kafka_conf_destroy(conf);
     return fl_ksink_fail(ctx, in, "%s", err);
   }
