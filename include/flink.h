@@ -142,8 +142,9 @@ typedef enum fl_time_domain {
  *       complete checkpoint under state.checkpoints.dir (required then) if there is one,
  *       else start fresh; a damaged newest checkpoint is skipped for the one before it
  *       (logged), as execution.savepoint.path does with a checkpoint root. A checkpoint
- *       found there wins over execution.savepoint.path, which then only says where the
- *       first run starts. One line makes any job resume after a kill (see
+ *       found there wins over execution.savepoint.path when its id is larger than the
+ *       savepoint's (a run started from the savepoint wrote it), so the savepoint only
+ *       says where the first run starts. One line makes any job resume after a kill (see
  *       docs/configuration.md)
  *   execution.checkpointing.interval "0"  0: no periodic checkpoints
  *   execution.checkpointing.min-pause "0"  between the end of one and the next

@@ -164,10 +164,13 @@ static void *stop_when_checkpointed(void *arg) {
 }
 
 /* Runs the job until its source paused at n / 2 with `want` complete checkpoints, then
- * stops it (as Ctrl-C would). Returns the newest complete checkpoint's id. */
-static int64_t run_and_stop(const char *root, const char *out, int want) {
+ * stops it (as Ctrl-C would); with savepoint, execution.savepoint.path is that. Returns
+ * the newest complete checkpoint's id. */
+static int64_t run_and_stop_from(const char *root, const char *out, int want,
+                                 const char *savepoint) {
   log_t log;
-  fl_env_t *env = env_for(root, &log, NULL);
+  fl_env_t *env = savepoint ? env_for(root, &log, "execution.savepoint.path", savepoint, NULL)
+                            : env_for(root, &log, NULL);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = N / 2, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
   stopper_t s = {.env = env, .j = &j, .root = root, .want = want};
@@ -177,13 +180,19 @@ static int64_t run_and_stop(const char *root, const char *out, int want) {
   pthread_join(t, NULL);
   assert_true(s.ok);
   assert_int_equal(rc, FL_ECANCELED);
-  /* nothing to restore the first time: it started fresh and said so */
-  assert_int_equal(restored_from(env), 0);
-  assert_non_null(strstr(log.text, "starts fresh"));
+  if (!savepoint) {
+    /* nothing to restore the first time: it started fresh and said so */
+    assert_int_equal(restored_from(env), 0);
+    assert_non_null(strstr(log.text, "starts fresh"));
+  }
   fl_env_destroy(env);
   int64_t id;
   assert_true(complete_checkpoints(root, &id) >= want);
   return id;
+}
+
+static int64_t run_and_stop(const char *root, const char *out, int want) {
+  return run_and_stop_from(root, out, want, NULL);
 }
 
 /* Runs the job to its end, restoring the newest checkpoint; returns the id it restored
@@ -300,6 +309,34 @@ static void a_checkpoint_wins_over_the_savepoint_path(void **state) {
   fl_env_destroy(env);
 }
 
+/* A savepoint newer than the checkpoints under the directory (here: a checkpoint of a
+ * run started from one of them, in a directory of its own) wins over them: those
+ * checkpoints are of a run before it. */
+static void a_savepoint_newer_than_the_checkpoints_wins(void **state) {
+  (void)state;
+  char root[512], other[512], out[512], sp[600];
+  snprintf(root, sizeof root, "%s/older-ckpts", g_tmp);
+  snprintf(other, sizeof other, "%s/newer-ckpts", g_tmp);
+  snprintf(out, sizeof out, "%s/older-out", g_tmp);
+  int64_t older = run_and_stop(root, out, 1);
+  snprintf(sp, sizeof sp, "%s/chk-%lld", root, (long long)older);
+  /* a run from that checkpoint, with checkpoints of its own elsewhere: larger ids */
+  int64_t newer = run_and_stop_from(other, out, 2, sp);
+  assert_true(newer > older);
+  snprintf(sp, sizeof sp, "%s/chk-%lld", other, (long long)newer);
+  log_t log;
+  fl_env_t *env = env_for(root, &log, "execution.savepoint.path", sp, NULL);
+  ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
+  ckjob_build(env, &j, out);
+  int rc = fl_env_execute(env, "from-savepoint");
+  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
+  assert_int_equal(rc, 0);
+  assert_int_equal(restored_from(env), newer);
+  assert_non_null(strstr(log.text, "the job starts from the savepoint"));
+  fl_env_destroy(env);
+  check_output(out, N);
+}
+
 static int other_job_process(fl_context_t *ctx, const fl_record_t *in, void *inst) {
   (void)inst;
   return fl_emit_record(ctx, in);
@@ -350,6 +387,7 @@ int main(void) {
       cmocka_unit_test(starts_fresh_without_a_usable_checkpoint),
       cmocka_unit_test(falls_back_past_a_damaged_newest_checkpoint),
       cmocka_unit_test(a_checkpoint_wins_over_the_savepoint_path),
+      cmocka_unit_test(a_savepoint_newer_than_the_checkpoints_wins),
       cmocka_unit_test(a_checkpoint_of_another_job_is_refused),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

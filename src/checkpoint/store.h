@@ -221,6 +221,11 @@ int fl_ckpt_open_latest(fl_ckpt_t **out, const char *root, fl_ckpt_log_fn log, v
 int fl_ckpt_open_path(fl_ckpt_t **out, const char *path, fl_ckpt_log_fn log, void *log_arg,
                       char *err, size_t err_size);
 
+/* The id in dir/_manifest (a checkpoint or savepoint directory), reading the manifest
+ * alone: its files are not verified. FL_ENOTFOUND without one (e.g. a checkpoint root),
+ * FL_EPARSE for a damaged one, FL_EIO. */
+int fl_ckpt_manifest_id(const char *dir, int64_t *id, char *err, size_t err_size);
+
 /* Frees c (NULL-safe). Streams opened from it may outlive it. */
 void fl_ckpt_close(fl_ckpt_t *c);
 

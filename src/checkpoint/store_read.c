@@ -217,6 +217,14 @@ int fl_ckpt_open_path(fl_ckpt_t **out, const char *path, fl_ckpt_log_fn log, voi
                  : fl_ckpt_open_latest(out, path, log, log_arg, err, err_size);
 }
 
+int fl_ckpt_manifest_id(const char *dir, int64_t *id, char *err, size_t err_size) {
+  manifest_t m = {0};
+  int rc = fl_cs_manifest_read(dir, &m, err, err_size);
+  if (rc == FL_OK) *id = m.id;
+  fl_cs_manifest_free(&m);
+  return rc;
+}
+
 int64_t fl_ckpt_id(const fl_ckpt_t *c) { return c->id; }
 fl_ckpt_kind_t fl_ckpt_kind(const fl_ckpt_t *c) { return c->kind; }
 int64_t fl_ckpt_created_ms(const fl_ckpt_t *c) { return c->created_ms; }

@@ -120,18 +120,48 @@ done:
 }
 
 int fl_restore_load_latest(fl_env_t *env, fl_restore_t **out, char *msg, size_t size) {
-  const char *root = env->conf.ckpt_dir;
+  const char *root = env->conf.ckpt_dir, *sp = env->conf.restore_path;
+  char then[4200];
+  if (sp[0])
+    snprintf(then, sizeof then, "the job starts from %s (execution.savepoint.path)", sp);
+  else
+    snprintf(then, sizeof then, "the job starts fresh");
   *out = NULL;
-  if (fl_ckpt_root_max_id(root) == 0) {
-    fl_env_log(env, FL_LOG_INFO, "no checkpoint under %s: the job starts fresh", root);
+  int64_t max = fl_ckpt_root_max_id(root);
+  if (max == 0) {
+    fl_env_log(env, FL_LOG_INFO, "no checkpoint under %s: %s", root, then);
+    return FL_OK;
+  }
+  /* A run started from a savepoint writes checkpoints with larger ids than the
+   * savepoint's: a checkpoint older than the savepoint is of a run before it (say, the
+   * one that was stopped with that savepoint), and the savepoint is where to start. The
+   * newest one's manifest tells without verifying its files. */
+  int64_t sp_id = 0, max_id = 0;
+  char why[512], newest[4200];
+  bool have_sp = sp[0] && fl_ckpt_manifest_id(sp, &sp_id, why, sizeof why) == FL_OK;
+  snprintf(newest, sizeof newest, "%s/chk-%lld", root, (long long)max);
+  if (have_sp && fl_ckpt_manifest_id(newest, &max_id, why, sizeof why) == FL_OK && sp_id > max_id) {
+    fl_env_log(env, FL_LOG_INFO,
+               "the newest checkpoint under %s (%lld) is older than %s (id %lld): the job "
+               "starts from the savepoint",
+               root, (long long)max_id, sp, (long long)sp_id);
     return FL_OK;
   }
   /* A checkpoint root: the newest usable checkpoint, every one skipped logged. */
   int rc = fl_restore_load(env, root, out, msg, size);
   if (rc == FL_ENOTFOUND) {
-    fl_env_log(env, FL_LOG_WARN, "%s; the job starts fresh", msg);
+    fl_env_log(env, FL_LOG_WARN, "%s; %s", msg, then);
     msg[0] = '\0';
     return FL_OK;
+  }
+  /* the same when the newest ones were damaged and an older one was restored */
+  if (rc == FL_OK && have_sp && sp_id > (*out)->id) {
+    fl_env_log(env, FL_LOG_INFO,
+               "checkpoint %lld under %s is older than %s (id %lld): the job starts from the "
+               "savepoint instead",
+               (long long)(*out)->id, root, sp, (long long)sp_id);
+    fl_restore_free(*out);
+    *out = NULL;
   }
   return rc;
 }

@@ -23,8 +23,10 @@ int fl_restore_load(fl_env_t *env, const char *path, fl_restore_t **out, char *m
 /* state.checkpoints.restore-latest: the newest complete checkpoint under the job's
  * state.checkpoints.dir, as fl_restore_load() takes a root. *out is NULL (and the result
  * FL_OK, with a log line) when there is none: no chk-<id> directory, or only ones that
- * were never completed or are damaged. Other failures (a checkpoint of a job of another
- * shape, an I/O error) are returned with msg. */
+ * were never completed or are damaged; also when execution.savepoint.path names a
+ * savepoint or checkpoint with a larger id than that checkpoint's (the run that wrote it
+ * came before the savepoint). Other failures (a checkpoint of a job of another shape, an
+ * I/O error) are returned with msg. */
 int fl_restore_load_latest(fl_env_t *env, fl_restore_t **out, char *msg, size_t size);
 void fl_restore_free(fl_restore_t *r);
 /* The largest checkpoint id present under a checkpoint root (0 if none). */
