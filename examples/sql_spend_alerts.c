@@ -18,7 +18,6 @@
  * fails, 2 on a usage error.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,26 +88,6 @@ static int by_user(fl_context_t *ctx, const fl_record_t *in, const void **key, s
   return 0;
 }
 
-/* Whether dir holds a complete checkpoint to resume from. */
-static int has_checkpoint(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return 0;
-  struct dirent *e;
-  int found = 0;
-  while ((e = readdir(d)) != NULL) {
-    if (strncmp(e->d_name, "chk-", 4)) continue;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s/_manifest", dir, e->d_name);
-    FILE *f = fopen(path, "r");
-    if (f) {
-      found = 1;
-      fclose(f);
-    }
-  }
-  closedir(d);
-  return found;
-}
-
 int main(int argc, char **argv) {
   const char *brokers = NULL, *input = NULL, *output = NULL, *ckpt = NULL, *par = "1",
              *window = "60";
@@ -142,10 +121,8 @@ int main(int argc, char **argv) {
   if (!rc) rc = fl_config_set(conf, "state.checkpoints.dir", ckpt, err, sizeof err);
   if (!rc) rc = fl_config_set(conf, "execution.checkpointing.interval", "200ms", err, sizeof err);
   if (!rc) rc = fl_config_set(conf, "state.checkpoints.num-retained", "2", err, sizeof err);
-  if (!rc && has_checkpoint(ckpt)) {
-    fprintf(stderr, "sql_spend_alerts: resuming from the newest checkpoint in %s\n", ckpt);
-    rc = fl_config_set(conf, "execution.savepoint.path", ckpt, err, sizeof err);
-  }
+  /* a run again with the same directory resumes from its newest complete checkpoint */
+  if (!rc) rc = fl_config_set(conf, "state.checkpoints.restore-latest", "true", err, sizeof err);
   fl_env_t *env = NULL;
   if (!rc) rc = fl_env_new(&env, conf, err, sizeof err);
   fl_config_destroy(conf);

@@ -423,7 +423,7 @@ static void run_killed_and_resumed(const durable_case_t *c) {
   assert_int_equal(link(full, fifo), 0);
   snprintf(run, sizeof run, "%s/resumed", c->name);
   run_named(run, argv, 0);
-  static const char *const says[] = {"resuming from the newest complete checkpoint in", NULL};
+  static const char *const says[] = {"flink: restoring checkpoint ", NULL};
   file_has(run, ".stderr", says);
   lines_add_committed(&got, out);
   assert_same_lines("the committed output of the killed and resumed runs", &got, want,

@@ -1056,7 +1056,7 @@ static void dur_assert_committed_all(dur_ctx_t *d) {
 /* Runs the tool to its end: exit 0, and stderr holds says. */
 static void dur_run_to_end(tctx_t *t, const char *const *args, const char *says) {
   run_t r = run_ok(t, args);
-  assert_non_null(strstr(r.err, says));
+  if (!strstr(r.err, says)) fail_msg("stderr lacks '%s': %s", says, r.err);
   run_free(&r);
 }
 
@@ -1096,7 +1096,7 @@ static void checkpoint_kill_and_resume_commits_exactly_once(void **state) {
   close(fd);
 
   dur_replace_fifo(&d);
-  dur_run_to_end(t, durable, "flink-agg: resuming from the newest complete checkpoint in");
+  dur_run_to_end(t, durable, "flink: restoring checkpoint ");
   dur_assert_committed_all(&d);
   dur_free(&d);
 }
@@ -1173,7 +1173,7 @@ static void savepoint_on_exit_then_from_savepoint_commits_exactly_once(void **st
   assert_true(n_pending > 0);
 
   dur_replace_fifo(&d);
-  dur_run_to_end(t, second, "flink-agg: starting from the savepoint");
+  dur_run_to_end(t, second, "flink: restoring savepoint ");
   dur_assert_committed_all(&d);
   for (size_t i = 0; i < n_pending; i++) {
     char committed[2 * PATH_MAX];
@@ -1182,7 +1182,7 @@ static void savepoint_on_exit_then_from_savepoint_commits_exactly_once(void **st
       fail_msg("the savepoint's pending file was not committed as %s", committed);
   }
 
-  dur_run_to_end(t, second, "which is newer than the savepoint");
+  dur_run_to_end(t, second, "flink: restoring checkpoint ");
   dur_assert_committed_all(&d);
   dur_free(&d);
 }
@@ -1264,7 +1264,7 @@ static void resume_after_a_skipped_long_line_does_not_meet_it_again(void **state
   run_t r = run_tool(t, second);
   if (r.code != 0) print_error("stderr: %s\n", r.err);
   assert_int_equal(r.code, 0);
-  assert_non_null(strstr(r.err, "flink-agg: resuming from the newest complete checkpoint in"));
+  assert_non_null(strstr(r.err, "flink: restoring checkpoint "));
   run_free(&r);
   dur_assert_committed_all(&d);
   dur_free(&d);

@@ -351,7 +351,7 @@ static void hybrid_sql_and_c_exactly_once_across_sigkill(void **state) {
   read_all(c->err_fd, &errout, &elen, deadline_in(1000));
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
     fail_msg("the example exited with %d: %s", st, errout ? errout : "");
-  assert_non_null(strstr(errout, "resuming from the newest checkpoint"));
+  assert_non_null(strstr(errout, "flink: restoring checkpoint "));
   free(errout);
   child_free(c);
   free(got);

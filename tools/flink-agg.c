@@ -985,87 +985,29 @@ static int agg_build(fl_env_t *env, const agg_opts_t *o, agg_job_t *job) {
 /* ---------------------------------------------------------------------------------- */
 /* Durability                                                                         */
 
-/* The id of the newest complete checkpoint under the checkpoint directory dir (a
- * chk-<id> directory holding a _manifest, which the library writes last), or 0. The
- * library checks it when it restores, and falls back to an older one if it is damaged. */
-static int64_t agg_newest_checkpoint(const char *dir) {
-  DIR *d = opendir(dir);
-  int64_t newest = 0;
-  struct dirent *e;
-  if (d == NULL) return 0;
-  while ((e = readdir(d)) != NULL) {
-    char manifest[4096];
-    char *end;
-    long long id;
-    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
-    id = strtoll(e->d_name + 4, &end, 10);
-    if (*end != '\0' || id <= newest) continue;
-    snprintf(manifest, sizeof(manifest), "%s/%s/_manifest", dir, e->d_name);
-    if (access(manifest, F_OK) == 0) newest = id;
-  }
-  closedir(d);
-  return newest;
-}
-
-/* The id a checkpoint or savepoint directory's _manifest records, or -1 (no manifest:
- * e.g. a checkpoint root). The manifest is a JSON object followed by a checksum line. */
-static int64_t agg_manifest_id(const char *dir) {
-  char path[4096];
-  json_error_t jerr;
-  json_t *m, *id;
-  int64_t out = -1;
-  snprintf(path, sizeof(path), "%s/_manifest", dir);
-  m = json_load_file(path, JSON_DISABLE_EOF_CHECK, &jerr);
-  id = m != NULL ? json_object_get(m, "id") : NULL;
-  if (json_is_integer(id)) out = (int64_t)json_integer_value(id);
-  json_decref(m);
-  return out;
-}
-
-/* State backend, checkpoints, and where the job starts from. A run started from a
- * savepoint writes checkpoints with larger ids than the savepoint's, so when
- * --checkpoint-dir holds a newer checkpoint than --from-savepoint, that run was
- * interrupted and is resumed from it (running the same command again after a crash goes
- * on from where it was, without repeating output); otherwise the savepoint is used. */
+/* State backend, checkpoints, and where the job starts from. With --checkpoint-dir the
+ * library resumes from the newest complete checkpoint there (falling back past damaged
+ * ones), so running the same command again after a crash goes on from where it was,
+ * without repeating output; --from-savepoint is where the first run starts: a checkpoint
+ * wins over it when it is newer (a run started from the savepoint wrote it). The library
+ * logs which one it restores. */
 static int agg_configure_durability(fl_config_t *conf, const agg_opts_t *o, char *errstr,
                                     size_t size) {
-  const char *start = NULL;
-  int64_t newest = 0, sp_id;
   if (o->state_backend != NULL &&
       fl_config_set(conf, "state.backend", o->state_backend, errstr, size) != FL_OK)
     return -1;
-  if (o->checkpoint_dir != NULL) {
-    if (fl_config_set(conf, "state.checkpoints.dir", o->checkpoint_dir, errstr, size) != FL_OK ||
-        fl_config_set(conf, "state.checkpoints.num-retained", AGG_CHECKPOINTS_RETAINED, errstr,
-                      size) != FL_OK ||
-        fl_config_set(
-            conf, "execution.checkpointing.interval",
-            o->checkpoint_interval != NULL ? o->checkpoint_interval : AGG_CHECKPOINT_INTERVAL,
-            errstr, size) != FL_OK)
-      return -1;
-    newest = agg_newest_checkpoint(o->checkpoint_dir);
-  }
-  if (o->from_savepoint != NULL) {
-    sp_id = agg_manifest_id(o->from_savepoint);
-    if (newest > 0 && sp_id >= 0 && newest > sp_id) {
-      start = o->checkpoint_dir;
-      fprintf(stderr,
-              "flink-agg: resuming from the newest complete checkpoint in %s (chk-%" PRId64
-              "), which is newer than the savepoint %s\n",
-              o->checkpoint_dir, newest, o->from_savepoint);
-    } else {
-      start = o->from_savepoint;
-      fprintf(stderr, "flink-agg: starting from the savepoint %s\n", o->from_savepoint);
-    }
-  } else if (newest > 0) {
-    /* A checkpoint root as the savepoint path: the newest usable checkpoint in it. */
-    start = o->checkpoint_dir;
-    fprintf(stderr,
-            "flink-agg: resuming from the newest complete checkpoint in %s (chk-%" PRId64 ")\n",
-            o->checkpoint_dir, newest);
-  }
-  if (start != NULL &&
-      fl_config_set(conf, "execution.savepoint.path", start, errstr, size) != FL_OK)
+  if (o->checkpoint_dir != NULL &&
+      (fl_config_set(conf, "state.checkpoints.dir", o->checkpoint_dir, errstr, size) != FL_OK ||
+       fl_config_set(conf, "state.checkpoints.num-retained", AGG_CHECKPOINTS_RETAINED, errstr,
+                     size) != FL_OK ||
+       fl_config_set(conf, "state.checkpoints.restore-latest", "true", errstr, size) != FL_OK ||
+       fl_config_set(
+           conf, "execution.checkpointing.interval",
+           o->checkpoint_interval != NULL ? o->checkpoint_interval : AGG_CHECKPOINT_INTERVAL,
+           errstr, size) != FL_OK))
+    return -1;
+  if (o->from_savepoint != NULL &&
+      fl_config_set(conf, "execution.savepoint.path", o->from_savepoint, errstr, size) != FL_OK)
     return -1;
   return 0;
 }

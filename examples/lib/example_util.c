@@ -197,32 +197,9 @@ void ex_usage_common(FILE *f, const char *what) {
 /* ---------------------------------------------------------------------------------- */
 /* Configuration                                                                      */
 
-/* The id of the newest complete checkpoint under the checkpoint directory dir (a
- * chk-<id> directory holding a _manifest, which the library writes last), or 0. The
- * library checks it when it restores, and falls back to an older one if it is damaged. */
-static long long newest_checkpoint(const char *dir) {
-  DIR *d = opendir(dir);
-  long long newest = 0;
-  struct dirent *e;
-  if (!d) return 0;
-  while ((e = readdir(d))) {
-    char *end;
-    char manifest[4096];
-    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
-    long long id = strtoll(e->d_name + 4, &end, 10);
-    if (*end || id <= newest) continue;
-    snprintf(manifest, sizeof manifest, "%s/%s/_manifest", dir, e->d_name);
-    if (access(manifest, F_OK) == 0) newest = id;
-  }
-  closedir(d);
-  return newest;
-}
-
-fl_config_t *ex_config(const ex_opts_t *o, bool *resumed) {
+fl_config_t *ex_config(const ex_opts_t *o) {
   fl_config_t *conf = fl_config_new();
   char err[512] = "", par[16];
-  long long newest = 0;
-  *resumed = false;
   if (!conf) {
     fprintf(stderr, "%s: out of memory\n", o->prog);
     return NULL;
@@ -239,18 +216,10 @@ fl_config_t *ex_config(const ex_opts_t *o, bool *resumed) {
     if (fl_config_set(conf, "state.checkpoints.dir", o->checkpoint_dir, err, sizeof err) != 0 ||
         fl_config_set(conf, "state.checkpoints.num-retained", EX_CHECKPOINTS_RETAINED, err,
                       sizeof err) != 0 ||
-        fl_config_set(conf, "execution.checkpointing.interval", interval, err, sizeof err) != 0)
+        fl_config_set(conf, "execution.checkpointing.interval", interval, err, sizeof err) != 0 ||
+        /* the newest complete checkpoint there, if any, is where the job starts */
+        fl_config_set(conf, "state.checkpoints.restore-latest", "true", err, sizeof err) != 0)
       goto fail;
-    newest = newest_checkpoint(o->checkpoint_dir);
-  }
-  if (newest > 0) {
-    /* A checkpoint root as the savepoint path: the library restores the newest usable
-     * checkpoint in it. */
-    if (fl_config_set(conf, "execution.savepoint.path", o->checkpoint_dir, err, sizeof err) != 0)
-      goto fail;
-    fprintf(stderr, "%s: resuming from the newest complete checkpoint in %s (chk-%lld)\n", o->prog,
-            o->checkpoint_dir, newest);
-    *resumed = true;
   }
   if (ex_extra_apply(&o->extra, o->prog, conf) != 0) {
     fl_config_destroy(conf);
@@ -530,12 +499,23 @@ int ex_run_start(ex_run_t *r, const ex_opts_t *o, int (*write_demo)(FILE *f, voi
     r->demo_output_made = true;
     r->output = r->demo_output;
   }
-  if (!(r->conf = ex_config(o, &r->resumed))) return 2;
+  if (!(r->conf = ex_config(o))) return 2;
   if (fl_env_new(&r->env, r->conf, err, sizeof err) != 0) {
     fprintf(stderr, "%s: %s\n", o->prog, err);
     return 1;
   }
   return 0;
+}
+
+/* Whether the finished job was restored from a checkpoint (its metrics say from which). */
+static bool restored(fl_env_t *env) {
+  char *text = fl_env_metrics_json(env);
+  json_t *root = text ? json_loads(text, 0, NULL) : NULL;
+  json_t *id = json_object_get(json_object_get(root, "checkpoints"), "restored_from");
+  bool yes = json_is_integer(id) && json_integer_value(id) > 0;
+  json_decref(root);
+  fl_free(text);
+  return yes;
 }
 
 int ex_run_execute(ex_run_t *r, const char *job_name) {
@@ -544,6 +524,7 @@ int ex_run_execute(ex_run_t *r, const char *job_name) {
     fprintf(stderr, "%s: job failed (%s): %s\n", r->o->prog, fl_err_name(rc), fl_env_error(r->env));
     return 1;
   }
+  r->resumed = restored(r->env);
   if (r->o->demo) r->metrics = fl_env_metrics_json(r->env);
   fl_env_destroy(r->env);
   r->env = NULL;

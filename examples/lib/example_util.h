@@ -73,10 +73,10 @@ int ex_opts_check(const ex_opts_t *o, const char *what);
 void ex_usage_common(FILE *f, const char *what);
 
 /* The configuration: parallelism, watermark interval, state backend; with
- * --checkpoint-dir, checkpoints (the newest 2 kept) and, when the directory holds a
- * complete checkpoint, the start from the newest one (*resumed, said on stderr); then
- * every --set. NULL with the message printed. */
-fl_config_t *ex_config(const ex_opts_t *o, bool *resumed);
+ * --checkpoint-dir, checkpoints (the newest 2 kept) and the start from the newest
+ * complete one there (state.checkpoints.restore-latest; the library logs it); then every
+ * --set. NULL with the message printed. */
+fl_config_t *ex_config(const ex_opts_t *o);
 
 /* Bad input lines: the first five are reported on stderr with their line number and
  * why, all are counted. */
@@ -125,7 +125,7 @@ typedef struct ex_run {
   const char *input, *output; /* "-" when not given */
   char demo_input[64], demo_output[64];
   bool demo_input_made, demo_output_made;
-  bool resumed; /* the job starts from a checkpoint */
+  bool resumed; /* after ex_run_execute: the job was restored from a checkpoint */
   fl_config_t *conf;
   fl_env_t *env;
   char *metrics; /* --demo: fl_env_metrics_json() of the finished job */
