@@ -11,7 +11,9 @@
 #   0 util        buffers, clocks, files, hashes, checksums
 #
 # Layers of the same rank do not include each other. A folder missing from the table
-# fails the check, so a new one must be placed before it is used.
+# fails the check, so a new one must be placed before it is used. No file under src/
+# has more than 1,000 lines: a larger one holds more than one module (split it by what
+# its parts do, with a <name>_internal.h between them where they share a struct).
 #
 #   cmake -DSRC=<source dir>/src -P check-layers.cmake
 cmake_minimum_required(VERSION 3.18)
@@ -37,6 +39,12 @@ list(SORT files)
 set(bad "")
 set(n_edges 0)
 foreach(f ${files})
+  file(READ "${SRC}/${f}" text)
+  string(REGEX MATCHALL "\n" newlines "${text}")
+  list(LENGTH newlines n_lines)
+  if(n_lines GREATER 1000)
+    list(APPEND bad "src/${f}: ${n_lines} lines, more than 1000 (split it by what its parts do)")
+  endif()
   string(REGEX MATCH "^[^/]+" from "${f}")
   if(NOT DEFINED rank_${from})
     list(APPEND bad "src/${f}: the folder '${from}' is not a layer (add it to cmake/check-layers.cmake)")
@@ -70,7 +78,7 @@ endforeach()
 if(bad)
   list(LENGTH bad n)
   list(JOIN bad "\n  " text)
-  message(FATAL_ERROR "check-layers: ${n} include(s) break the layering:\n  ${text}")
+  message(FATAL_ERROR "check-layers: ${n} file(s) break the layering or the size rule:\n  ${text}")
 endif()
 list(LENGTH files n_files)
 message(STATUS "check-layers: ${n_files} files, ${n_edges} includes of src/ headers, none upward")
