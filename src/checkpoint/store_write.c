@@ -790,11 +790,17 @@ done:
   return rc;
 }
 
+/* The crash tests' kill points between the manifest's steps. */
+static void manifest_stage(const char *point, void *arg) {
+  (void)arg;
+  fl_cs_kill_point(strcmp(point, "tmp") == 0 ? "manifest.tmp" : "manifest.renamed");
+}
+
 int fl_ckpt_writer_commit(fl_ckpt_writer_t *w, const char *meta_json, char *err, size_t err_size) {
-  int rc = FL_OK, fd = -1;
+  int rc = FL_OK;
   json_t *meta = NULL;
   mfile_t **files = NULL;
-  char *text = NULL, *tmp = NULL, *final = NULL;
+  char *text = NULL, *final = NULL;
   size_t len = 0;
   if (!w) return fl_cs_fail(err, err_size, FL_EINVAL, "commit: writer is NULL");
   pthread_mutex_lock(&w->mu);
@@ -847,47 +853,19 @@ int fl_ckpt_writer_commit(fl_ckpt_writer_t *w, const char *meta_json, char *err,
     rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory encoding the manifest of %s", w->dir);
     goto done;
   }
-  tmp = fl_cs_join(w->dir, MANIFEST_TMP);
   final = fl_cs_join(w->dir, MANIFEST);
-  if (!tmp || !final) {
+  if (!final) {
     rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory");
     goto done;
   }
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    rc = fl_cs_fail_sys(err, err_size, errno, "create", tmp);
+  /* _manifest.tmp, fsync'd, renamed to _manifest, the directory fsync'd */
+  if ((rc = fl_file_replace_staged(final, text, len, manifest_stage, NULL, err, err_size)))
     goto done;
-  }
-  int wr = fl_write_all(fd, text, len);
-  if (wr) {
-    rc = fl_cs_fail_sys(err, err_size, -wr, "write", tmp);
-    goto done;
-  }
-  if (fsync(fd) != 0) {
-    rc = fl_cs_fail_sys(err, err_size, errno, "fsync", tmp);
-    goto done;
-  }
-  int cfd = fd;
-  fd = -1;
-  if (close(cfd) != 0) {
-    rc = fl_cs_fail_sys(err, err_size, errno, "close", tmp);
-    goto done;
-  }
-  fl_cs_kill_point("manifest.tmp");
-  if (rename(tmp, final) != 0) {
-    rc = fl_cs_fail_sys(err, err_size, errno, "rename to _manifest:", tmp);
-    goto done;
-  }
-  fl_cs_kill_point("manifest.renamed");
-  if ((rc = fl_fsync_dir(w->dir, err, err_size))) goto done;
   rc = fl_fsync_dir(w->parent, err, err_size);
 done:
-  if (fd >= 0) close(fd);
-  if (rc && tmp) unlink(tmp);
   json_decref(meta);
   free(files);
   free(text);
-  free(tmp);
   free(final);
   pthread_mutex_lock(&w->mu);
   if (w->state == W_COMMITTING) w->state = rc ? W_ABORTED : W_DONE;

@@ -149,6 +149,12 @@ int fl_empty_dir(const char *path) {
 }
 
 int fl_file_replace(const char *path, const void *data, size_t len, char *err, size_t err_size) {
+  return fl_file_replace_staged(path, data, len, NULL, NULL, err, err_size);
+}
+
+int fl_file_replace_staged(const char *path, const void *data, size_t len,
+                           void (*stage)(const char *point, void *arg), void *arg, char *err,
+                           size_t err_size) {
   size_t n = strlen(path) + 5;
   char *tmp = malloc(n);
   char *dir = fl_path_parent(path);
@@ -172,12 +178,18 @@ int fl_file_replace(const char *path, const void *data, size_t len, char *err, s
     rc = fail_sys(err, err_size, errno, "fsync", tmp);
     goto done;
   }
-  close(fd);
+  int cfd = fd;
   fd = -1;
+  if (close(cfd) != 0) {
+    rc = fail_sys(err, err_size, errno, "close", tmp);
+    goto done;
+  }
+  if (stage) stage("tmp", arg);
   if (rename(tmp, path) != 0) {
     rc = fail_sys(err, err_size, errno, "rename to", path);
     goto done;
   }
+  if (stage) stage("renamed", arg);
   rc = fl_fsync_dir(dir, err, err_size);
 done:
   if (fd >= 0) close(fd);

@@ -42,6 +42,12 @@ int fl_empty_dir(const char *path);
  * "<path>.tmp", fsync'd, renamed over path, and the directory fsync'd. After a crash
  * path holds either its old content or data, never a mix. */
 int fl_file_replace(const char *path, const void *data, size_t len, char *err, size_t err_size);
+/* The same, calling stage(point, arg) (if not NULL) between the steps a crash test kills
+ * at: "tmp" once "<path>.tmp" is written, fsync'd and closed; "renamed" once it was
+ * renamed over path, before the directory's fsync. */
+int fl_file_replace_staged(const char *path, const void *data, size_t len,
+                           void (*stage)(const char *point, void *arg), void *arg, char *err,
+                           size_t err_size);
 
 /* The directory part of path, malloc'd ("." when there is none, "/" for "/x"); NULL on
  * ENOMEM. Trailing slashes of path are ignored. */
