@@ -282,20 +282,23 @@ static inline int lines_diff(const char *what, const lines_t *a, const lines_t *
   return 0;
 }
 
-/* Whether root holds a complete checkpoint (a chk-N directory with its _manifest). */
-static inline bool has_manifest(const char *root) {
-  DIR *d = opendir(root);
-  if (!d) return false;
-  struct dirent *e;
-  bool found = false;
-  while (!found && (e = readdir(d))) {
-    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
-    char p[4400];
-    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
-    found = access(p, F_OK) == 0;
-  }
-  closedir(d);
-  return found;
+/* 0 when out/sums and out/windows hold exactly what a run over n records of `keys` keys
+ * commits (ckjob_expected); else prints the first difference of each. */
+static inline int ckjob_output_diff(const char *out, int64_t n, int keys) {
+  lines_t sums = {0}, wins = {0}, esums = {0}, ewins = {0};
+  char p[4200];
+  snprintf(p, sizeof p, "%s/sums", out);
+  read_committed(p, &sums);
+  snprintf(p, sizeof p, "%s/windows", out);
+  read_committed(p, &wins);
+  ckjob_expected(n, keys, &esums, &ewins);
+  int diff = lines_diff("sums", &sums, &esums);
+  diff |= lines_diff("windows", &wins, &ewins);
+  lines_free(&sums);
+  lines_free(&wins);
+  lines_free(&esums);
+  lines_free(&ewins);
+  return diff;
 }
 
 static inline void rm_rf(const char *path) {

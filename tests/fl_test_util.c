@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <dirent.h>
 
 #include <cmocka.h>
 
@@ -210,4 +212,23 @@ double mono_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int complete_checkpoints(const char *root, int64_t *newest) {
+  DIR *d = opendir(root);
+  int n = 0;
+  int64_t max = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
+    if (access(p, F_OK) != 0) continue;
+    n++;
+    int64_t id = strtoll(e->d_name + 4, NULL, 10);
+    if (id > max) max = id;
+  }
+  if (d) closedir(d);
+  if (newest) *newest = max;
+  return n;
 }

@@ -96,4 +96,15 @@ int bg_job_join(bg_job_t *j);
 /* Seconds on the monotonic clock, with sub-millisecond resolution. */
 double mono_s(void);
 
+/* How many complete checkpoints (chk-<id> directories with their _manifest) root holds;
+ * *newest (when not NULL) gets the highest id among them, 0 if none. A missing root holds
+ * none. */
+int complete_checkpoints(const char *root, int64_t *newest);
+/* The highest id of a complete checkpoint under root, 0 if none. */
+static inline int64_t newest_checkpoint(const char *root) {
+  int64_t id;
+  complete_checkpoints(root, &id);
+  return id;
+}
+
 #endif

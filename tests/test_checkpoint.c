@@ -54,22 +54,6 @@ static void yield_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
-static void check_output(const char *dir, int64_t n) {
-  lines_t sums = {0}, wins = {0}, esums = {0}, ewins = {0};
-  char p[4200];
-  snprintf(p, sizeof p, "%s/sums", dir);
-  read_committed(p, &sums);
-  snprintf(p, sizeof p, "%s/windows", dir);
-  read_committed(p, &wins);
-  ckjob_expected(n, KEYS, &esums, &ewins);
-  assert_int_equal(lines_diff("sums", &sums, &esums), 0);
-  assert_int_equal(lines_diff("windows", &wins, &ewins), 0);
-  lines_free(&sums);
-  lines_free(&wins);
-  lines_free(&esums);
-  lines_free(&ewins);
-}
-
 /* ---- a failure restores the last checkpoint in-process ---- */
 
 typedef struct {
@@ -83,8 +67,8 @@ static void *resume_after_checkpoint(void *arg) {
   resumer_t *r = arg;
   int64_t deadline = now_ms() + (int64_t)(20000 * timeout_scale());
   while (!atomic_load(&r->j->paused) && now_ms() < deadline) yield_ms(1);
-  while (!has_manifest(r->root) && now_ms() < deadline) yield_ms(1);
-  r->saw_checkpoint = has_manifest(r->root);
+  while (complete_checkpoints(r->root, NULL) == 0 && now_ms() < deadline) yield_ms(1);
+  r->saw_checkpoint = complete_checkpoints(r->root, NULL) > 0;
   atomic_store(&r->j->resume, 1);
   return NULL;
 }
@@ -126,7 +110,7 @@ static void run_restart(const char *backend, const char *incremental) {
   assert_true(r.saw_checkpoint);
   assert_int_equal(atomic_load(&j.fail_flag), 1); /* the failure happened */
   fl_env_destroy(env);
-  check_output(out, N);
+  assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
 }
 
 static void failure_restarts_from_last_checkpoint_exactly_once(void **state) {
@@ -223,7 +207,7 @@ static void restore_savepoint(const char *backend, int p, const char *sp, const 
   if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
   assert_int_equal(rc, 0);
   fl_env_destroy(env);
-  check_output(out, N);
+  assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
 }
 
 static void copy_dir(const char *from, const char *to) {
@@ -320,7 +304,7 @@ static void restart_ignores_checkpoints_of_an_earlier_run(void **state) {
   ckjob_build(env, &a, out_a);
   assert_int_equal(fl_env_execute(env, "a"), 0);
   fl_env_destroy(env);
-  assert_true(has_manifest(root));
+  assert_true(complete_checkpoints(root, NULL) > 0);
   /* run b: no checkpoint of its own before its failure (the first would come after 1 h) */
   const char *kv_b[] = {"parallelism",
                         "2",
@@ -343,7 +327,7 @@ static void restart_ignores_checkpoints_of_an_earlier_run(void **state) {
   assert_int_equal(rc, 0);
   assert_int_equal(atomic_load(&b.fail_flag), 1);
   fl_env_destroy(env);
-  check_output(out_b, N);
+  assert_int_equal(ckjob_output_diff(out_b, N, KEYS), 0);
 }
 
 /* ---- restart strategies give up as configured ---- */
@@ -478,25 +462,6 @@ static void log_lines_go_to_the_log_function(void **state) {
 
 /* ---- a restore that falls back never repeats committed output ---- */
 
-/* The largest checkpoint id under root, and how many complete checkpoints it holds. */
-static int64_t newest_checkpoint(const char *root, int *complete) {
-  DIR *d = opendir(root);
-  int64_t max = 0;
-  *complete = 0;
-  struct dirent *e;
-  while (d && (e = readdir(d))) {
-    long long id;
-    char p[4400];
-    if (sscanf(e->d_name, "chk-%lld", &id) != 1) continue;
-    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
-    if (access(p, F_OK) != 0) continue;
-    (*complete)++;
-    if (id > max) max = id;
-  }
-  if (d) closedir(d);
-  return max;
-}
-
 static void run_fallback_job(const char *root, const char *out, bool restore) {
   const char *kv[] = {"parallelism",
                       "2",
@@ -531,10 +496,9 @@ static void fallback_past_a_corrupt_checkpoint_takes_back_its_output(void **stat
   snprintf(root, sizeof root, "%s/fallback-ckpts", g_tmp);
   snprintf(out, sizeof out, "%s/fallback-out", g_tmp);
   run_fallback_job(root, out, false);
-  check_output(out, N);
-  int complete = 0;
-  int64_t newest = newest_checkpoint(root, &complete);
-  assert_true(complete >= 2); /* one to fall back to */
+  assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
+  int64_t newest;
+  assert_true(complete_checkpoints(root, &newest) >= 2); /* one to fall back to */
   snprintf(man, sizeof man, "%s/chk-%lld/_manifest", root, (long long)newest);
   FILE *f = fopen(man, "r+b");
   assert_non_null(f);
@@ -543,11 +507,11 @@ static void fallback_past_a_corrupt_checkpoint_takes_back_its_output(void **stat
   fputc(c ^ 0x20, f);
   fclose(f);
   run_fallback_job(root, out, true);
-  check_output(out, N);
+  assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
 
   rm_rf(root);
   run_fallback_job(root, out, false); /* nothing to restore: a fresh start */
-  check_output(out, N);
+  assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
 }
 
 /* Checkpoints that cannot even start count as failed, and the error that ends the job

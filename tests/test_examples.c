@@ -320,21 +320,6 @@ static void sample_clicks_give_the_documented_sessions(void **state) {
 #define DURABLE_DEADLINE_S 20
 #define DURABLE_CHECKPOINT_INTERVAL "50ms"
 
-static bool has_manifest(const char *root) {
-  DIR *d = opendir(root);
-  struct dirent *e;
-  bool found = false;
-  if (!d) return false;
-  while (!found && (e = readdir(d))) {
-    char p[PATH_MAX + 300];
-    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
-    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
-    found = access(p, F_OK) == 0;
-  }
-  closedir(d);
-  return found;
-}
-
 typedef struct durable_case {
   const char *name;    /* subdirectory of the temp dir */
   const char *program; /* in examples/ */
@@ -408,7 +393,7 @@ static void run_killed_and_resumed(const durable_case_t *c) {
       fail_msg("no checkpoint committed output within %d s", DURABLE_DEADLINE_S);
     pause_ms(5);
   }
-  assert_true(has_manifest(ckpt));
+  assert_true(complete_checkpoints(ckpt, NULL) > 0);
   write_all(fd, c->input + part_a, part_b - part_a);
   assert_int_equal(kill(pid, SIGKILL), 0);
   assert_int_equal(wait_program(pid), KILLED_BY(SIGKILL));

@@ -158,22 +158,6 @@ static void expect_exit0(pid_t pid, int64_t deadline, const char *log) {
   }
 }
 
-/* The highest complete checkpoint id under root (chk-<id>/_manifest), 0 if none. */
-static long newest_checkpoint(const char *root) {
-  DIR *d = opendir(root);
-  long best = 0;
-  if (!d) return 0;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
-    char p[4400];
-    snprintf(p, sizeof p, "%s/%s/_manifest", root, e->d_name);
-    if (access(p, F_OK) == 0 && atol(e->d_name + 4) > best) best = atol(e->d_name + 4);
-  }
-  closedir(d);
-  return best;
-}
-
 /* ---------------------------------------------------------------------------------- */
 /* Reading topics back                                                                */
 
@@ -907,7 +891,7 @@ static void killed_and_resumed_features_are_exact(void **state) {
   assert_int_equal(kill(job, SIGKILL), 0);
   int st = wait_child(job, deadline_in(10000));
   assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-  long killed_after = newest_checkpoint(ckpt);
+  int64_t killed_after = newest_checkpoint(ckpt);
   int64_t t_kill = mono_ms();
   expect_exit0(gen, deadline_in(60000), "generator.log");
   int64_t t_gen = mono_ms();
@@ -1124,12 +1108,13 @@ static void killed_and_resumed_features_are_exact(void **state) {
     if (!known) fail_msg("events.dlq holds a line that is not malformed: %s", dlq.m[k].value);
   }
 
-  print_message(
-      "feature pipeline: killed after checkpoint %ld; %zu events (%zu on time, %zu "
-      "late, %zu malformed); %zu feature vectors, %zu sessions, %zu spend windows "
-      "committed and equal; %zu of %zu records in committed transactions\n",
-      killed_after, n_ev, counts[ON_TIME], counts[LATE], counts[MALFORMED], n_feat, n_sess, n_spend,
-      n_feat + n_sess + n_spend + n_late, feat.n + sess.n + spend.n + late.n);
+  print_message("feature pipeline: killed after checkpoint %" PRId64
+                "; %zu events (%zu on time, %zu "
+                "late, %zu malformed); %zu feature vectors, %zu sessions, %zu spend windows "
+                "committed and equal; %zu of %zu records in committed transactions\n",
+                killed_after, n_ev, counts[ON_TIME], counts[LATE], counts[MALFORMED], n_feat,
+                n_sess, n_spend, n_feat + n_sess + n_spend + n_late,
+                feat.n + sess.n + spend.n + late.n);
   free(fby);
   free(lby);
   free(order);

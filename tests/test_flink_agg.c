@@ -1187,24 +1187,6 @@ static void savepoint_on_exit_then_from_savepoint_commits_exactly_once(void **st
   dur_free(&d);
 }
 
-/* The id of the newest checkpoint in dir with a _manifest (complete), or 0. */
-static long dur_newest_checkpoint(const char *dir) {
-  DIR *d = opendir(dir);
-  struct dirent *e;
-  long newest = 0;
-  if (d == NULL) return 0;
-  while ((e = readdir(d)) != NULL) {
-    char manifest[512];
-    long id;
-    if (strncmp(e->d_name, "chk-", 4) != 0) continue;
-    id = strtol(e->d_name + 4, NULL, 10);
-    snprintf(manifest, sizeof(manifest), "%s/%s/_manifest", dir, e->d_name);
-    if (id > newest && access(manifest, F_OK) == 0) newest = id;
-  }
-  closedir(d);
-  return newest;
-}
-
 /*
  * A line over --max-line-bytes at a fifth of the input, with --on-error skip and
  * checkpoints: the run is killed after a checkpoint taken once the source had passed
@@ -1248,10 +1230,10 @@ static void resume_after_a_skipped_long_line_does_not_meet_it_again(void **state
   pid_t pid = dur_start(t, &d, first, &fd);
   /* Returns when the job has read all but a pipe buffer (64 KiB) of it: past the line. */
   write_all(fd, d.input, d.len * 2 / 5);
-  long seen = dur_newest_checkpoint(d.ckpt);
+  int64_t seen = newest_checkpoint(d.ckpt);
   int64_t deadline = mono_ms() + (int64_t)(DUR_DEADLINE_S * 1000 * timeout_scale());
   /* The next checkpoint may have begun before; the one after it began after the line. */
-  while (dur_newest_checkpoint(d.ckpt) < seen + 2) {
+  while (newest_checkpoint(d.ckpt) < seen + 2) {
     assert_running(pid, d.err);
     if (mono_ms() > deadline) fail_msg("no checkpoint completed within %d s", DUR_DEADLINE_S);
     pause_ms(5);
