@@ -39,6 +39,7 @@
 
 #include "runtime/connector.h"
 #include "util/fs.h"
+#include "util/vec.h"
 
 #define END_ID INT64_MAX
 
@@ -209,14 +210,7 @@ static int seal(fl_context_t *ctx, finst_t *in, int64_t id) {
   char to[4200];
   name_pending(in, in->subtask, id, to, sizeof to);
   if (rename(in->cur, to) != 0) return sys_fail(ctx, "cannot rename", in->cur);
-  if (in->n_pend == in->cap_pend) {
-    size_t cap = in->cap_pend ? in->cap_pend * 2 : 8;
-    pending_t *p = realloc(in->pend, cap * sizeof *p);
-    if (!p) return FL_ENOMEM;
-    in->pend = p;
-    in->cap_pend = cap;
-  }
-  in->pend[in->n_pend++] = (pending_t){id};
+  if (FL_VEC_PUSH(in->pend, in->n_pend, in->cap_pend, (pending_t){id})) return FL_ENOMEM;
   return sync_dir(ctx, in->cfg->dir);
 }
 

@@ -44,6 +44,7 @@
 #include "io/kafka_common.h"
 #include "io/kafka_source_int.h"
 #include "runtime/connector.h"
+#include "util/vec.h"
 
 #define KS_BATCH 256 /* messages taken from the consumer queue at once */
 
@@ -225,15 +226,9 @@ static int ks_discover(fl_context_t *ctx, ks_inst_t *in) {
         want = strcmp(mt->topic, c->topic_list[t]) == 0;
     if (!want) continue;
     for (int p = 0; p < mt->partition_cnt; p++) {
-      if (n_all == cap) {
-        size_t ncap = cap ? cap * 2 : 16;
-        ks_part_t *na = realloc(all, ncap * sizeof(*na));
-        if (na == NULL) {
-          rc = FL_ENOMEM;
-          goto done;
-        }
-        all = na;
-        cap = ncap;
+      if (FL_VEC_RESERVE(all, cap, n_all + 1)) {
+        rc = FL_ENOMEM;
+        goto done;
       }
       memset(&all[n_all], 0, sizeof(all[n_all]));
       all[n_all].topic = strdup(mt->topic);

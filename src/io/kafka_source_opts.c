@@ -15,6 +15,7 @@
 #include "io/kafka_common.h"
 #include "io/kafka_source_int.h"
 #include "runtime/connector.h"
+#include "util/vec.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Builder                                                                            */
@@ -47,13 +48,7 @@ static int ks_split_topics(ks_conf_t *c, const char *topics, char *msg, size_t m
       snprintf(msg, msg_size, "topics: '%s' has an empty topic name", topics);
       return FL_EINVAL;
     }
-    if (c->n_topics == cap) {
-      size_t ncap = cap ? cap * 2 : 4;
-      char **nl = realloc(c->topic_list, ncap * sizeof(*nl));
-      if (nl == NULL) return FL_ENOMEM;
-      c->topic_list = nl;
-      cap = ncap;
-    }
+    if (FL_VEC_RESERVE(c->topic_list, cap, c->n_topics + 1)) return FL_ENOMEM;
     c->topic_list[c->n_topics] = strndup(a, (size_t)(b - a));
     if (c->topic_list[c->n_topics] == NULL) return FL_ENOMEM;
     c->n_topics++;

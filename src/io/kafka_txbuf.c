@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "io/kafka_sink_int.h"
+#include "util/vec.h"
 
 #define ENT_FIXED (4 * 4 + 4 + 8 + 8)
 
@@ -18,15 +19,7 @@ void fl_ksink_txbuf_free(txbuf_t *b) {
 }
 
 /* Room for one more entry start in the index. */
-static int txbuf_grow_idx(txbuf_t *b) {
-  if (b->n < b->cap_idx) return FL_OK;
-  size_t cap = b->cap_idx ? b->cap_idx * 2 : 256;
-  size_t *x = realloc(b->idx, cap * sizeof *x);
-  if (!x) return FL_ENOMEM;
-  b->idx = x;
-  b->cap_idx = cap;
-  return FL_OK;
-}
+static int txbuf_grow_idx(txbuf_t *b) { return FL_VEC_RESERVE(b->idx, b->cap_idx, b->n + 1); }
 
 static int txbuf_reserve(txbuf_t *b, size_t more) {
   if (b->len + more > b->cap) {

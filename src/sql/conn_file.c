@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "sql/exec.h"
+#include "util/vec.h"
 
 static const char *const fs_options[] = {
     "path", "format", "source.monitor-interval", "sink.rolling-policy.", "sink.parallelism", NULL};
@@ -57,12 +58,7 @@ static fl_stream_t *fs_source(sql_exec_t *x, const sql_table_t *t) {
       char *full = sql_arena_printf(x->a, "%s/%s", path, e->d_name);
       struct stat fst;
       if (!full || stat(full, &fst) != 0 || !S_ISREG(fst.st_mode)) continue;
-      if (n == cap) {
-        cap = cap ? cap * 2 : 16;
-        char **nn = realloc(names, cap * sizeof *nn);
-        if (!nn) break;
-        names = nn;
-      }
+      if (FL_VEC_RESERVE(names, cap, n + 1)) break;
       names[n++] = full;
     }
     closedir(d);

@@ -22,6 +22,7 @@
 
 #include "sql/aggs.h"
 #include "sql/exec.h"
+#include "util/vec.h"
 
 typedef struct over_op {
   sql_opbase_t base;
@@ -74,13 +75,7 @@ static void over_close(void *instance) {
 }
 
 static int push_item(over_inst_t *oi, const void *p, size_t n) {
-  if (oi->nitems == oi->cap) {
-    size_t nc = oi->cap ? oi->cap * 2 : 16;
-    fl_bytes_t *nv = realloc(oi->items, nc * sizeof *nv);
-    if (!nv) return FL_ENOMEM;
-    oi->items = nv;
-    oi->cap = nc;
-  }
+  if (FL_VEC_RESERVE(oi->items, oi->cap, oi->nitems + 1)) return FL_ENOMEM;
   void *c = malloc(n ? n : 1);
   if (!c) return FL_ENOMEM;
   memcpy(c, p, n);
