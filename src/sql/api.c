@@ -117,14 +117,7 @@ int sql_parse_tz(const char *s, int64_t *offset_ms) {
 }
 
 static int put_setting(sql_catalog_t *cat, const char *key, const char *value) {
-  if (cat->nsettings == cat->cap_settings) {
-    size_t nc = cat->cap_settings ? cat->cap_settings * 2 : 16;
-    sql_option_t *nv = sql_arena_alloc(cat->a, nc * sizeof *nv);
-    if (!nv) return FL_ENOMEM;
-    if (cat->nsettings) memcpy(nv, cat->settings, cat->nsettings * sizeof *nv);
-    cat->settings = nv;
-    cat->cap_settings = nc;
-  }
+  if (SQL_ARENA_ROOM(cat->a, cat->settings, cat->nsettings, cat->cap_settings)) return FL_ENOMEM;
   sql_option_t *o = &cat->settings[cat->nsettings++];
   o->key = sql_arena_strdup(cat->a, key);
   o->value = sql_arena_strdup(cat->a, value);

@@ -110,15 +110,20 @@ char *sql_arena_printf(sql_arena_t *a, const char *fmt, ...) {
   return p;
 }
 
+int sql_arena_grow(sql_arena_t *a, void *arrp, size_t n, size_t *cap, size_t elem) {
+  size_t nc = *cap ? *cap * 2 : 8;
+  if (nc < *cap || nc > SIZE_MAX / elem) return FL_ENOMEM;
+  void *old, *nv = sql_arena_alloc(a, nc * elem);
+  if (!nv) return FL_ENOMEM;
+  memcpy(&old, arrp, sizeof old);
+  if (n) memcpy(nv, old, n * elem);
+  memcpy(arrp, &nv, sizeof nv);
+  *cap = nc;
+  return FL_OK;
+}
+
 int sql_ptrvec_push(sql_arena_t *a, sql_ptrvec_t *pv, void *p) {
-  if (pv->n == pv->cap) {
-    size_t nc = pv->cap ? pv->cap * 2 : 4;
-    void **nv = sql_arena_alloc(a, nc * sizeof *nv);
-    if (!nv) return FL_ENOMEM;
-    if (pv->n) memcpy(nv, pv->v, pv->n * sizeof *nv);
-    pv->v = nv;
-    pv->cap = nc;
-  }
+  if (SQL_ARENA_ROOM(a, pv->v, pv->n, pv->cap)) return FL_ENOMEM;
   pv->v[pv->n++] = p;
   return FL_OK;
 }

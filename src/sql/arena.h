@@ -39,7 +39,19 @@ char *sql_arena_printf(sql_arena_t *a, const char *fmt, ...)
 #endif
     ;
 
-/* Growable pointer arrays in an arena (old storage stays behind until the arena goes). */
+/* Growable arrays in an arena: the old storage stays behind until the arena goes.
+ *
+ *   if (SQL_ARENA_ROOM(L->a, L->v, L->n, L->cap)) return FL_ENOMEM;
+ *   L->v[L->n++] = tok;
+ *
+ * Makes room for one more element of arr[0..n): the capacity doubles (from 8) into new
+ * arena memory that the n elements are copied to. 0, or FL_ENOMEM with arr and cap as
+ * they were. */
+#define SQL_ARENA_ROOM(a, arr, n, cap) \
+  ((n) < (cap) ? 0 : sql_arena_grow((a), &(arr), (n), &(cap), sizeof *(arr)))
+/* SQL_ARENA_ROOM's work; *arrp is the array's first element, of any object pointer type. */
+int sql_arena_grow(sql_arena_t *a, void *arrp, size_t n, size_t *cap, size_t elem);
+
 typedef struct sql_ptrvec {
   void **v;
   size_t n, cap;

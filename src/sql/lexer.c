@@ -42,14 +42,7 @@ static int fail(lexer_t *L, sql_pos_t pos, const char *what) {
 
 static int push(lexer_t *L, sql_tok_kind_t kind, const char *text, size_t len, sql_pos_t pos,
                 size_t offset) {
-  if (L->n == L->cap) {
-    size_t nc = L->cap ? L->cap * 2 : 256;
-    sql_tok_t *nv = sql_arena_alloc(L->a, nc * sizeof *nv);
-    if (!nv) return FL_ENOMEM;
-    if (L->n) memcpy(nv, L->v, L->n * sizeof *nv);
-    L->v = nv;
-    L->cap = nc;
-  }
+  if (SQL_ARENA_ROOM(L->a, L->v, L->n, L->cap)) return FL_ENOMEM;
   sql_tok_t *t = &L->v[L->n++];
   t->kind = kind;
   t->text = sql_arena_strndup(L->a, text, len);
