@@ -85,24 +85,24 @@ bool sql_need_numeric(sql_binder_t *b, const ast_expr_t *call, sql_x_t *x, int i
   return false;
 }
 
-bool sql_need_string(sql_binder_t *b, const ast_expr_t *call, sql_x_t **x, int i) {
-  if (sql_type_is_string((*x)->type) || (*x)->type->kind == T_NULL) {
-    *x = sql_x_cast(b->a, *x, sql_type_with_null(b->a, &sql_t_string, (*x)->type->not_null), false);
+/* Argument i, when is_kind(its type) or NULL, cast to `to` (keeping its nullability);
+ * else an error that it must be `what`. */
+static bool need_cast(sql_binder_t *b, const ast_expr_t *call, sql_x_t **x, int i,
+                      bool (*is_kind)(const sql_type_t *), const sql_type_t *to, const char *what) {
+  if (is_kind((*x)->type) || (*x)->type->kind == T_NULL) {
+    *x = sql_x_cast(b->a, *x, sql_type_with_null(b->a, to, (*x)->type->not_null), false);
     if (!*x) sql_bind_nomem(b);
     return *x != NULL;
   }
-  sql_bind_error(b, call->pos, "%s: argument %d must be a string, not %s", fname(call), i + 1,
+  sql_bind_error(b, call->pos, "%s: argument %d must be %s, not %s", fname(call), i + 1, what,
                  sql_describe_x(b, *x));
   return false;
 }
 
+bool sql_need_string(sql_binder_t *b, const ast_expr_t *call, sql_x_t **x, int i) {
+  return need_cast(b, call, x, i, sql_type_is_string, &sql_t_string, "a string");
+}
+
 bool sql_need_integer(sql_binder_t *b, const ast_expr_t *call, sql_x_t **x, int i) {
-  if (sql_type_is_integer((*x)->type) || (*x)->type->kind == T_NULL) {
-    *x = sql_x_cast(b->a, *x, sql_type_with_null(b->a, &sql_t_bigint, (*x)->type->not_null), false);
-    if (!*x) sql_bind_nomem(b);
-    return *x != NULL;
-  }
-  sql_bind_error(b, call->pos, "%s: argument %d must be an integer, not %s", fname(call), i + 1,
-                 sql_describe_x(b, *x));
-  return false;
+  return need_cast(b, call, x, i, sql_type_is_integer, &sql_t_bigint, "an integer");
 }
