@@ -374,11 +374,7 @@ static int parse_nexmark_args(int argc, char **argv, nexmark_opts_t *o) {
     } else if (strcmp(name, "--output") == 0) {
       o->output = v;
     } else if (strcmp(name, "--set") == 0) {
-      if (o->n_settings == BENCH_MAX_SETTINGS) {
-        fprintf(stderr, "flink-bench: at most %d --set options\n", BENCH_MAX_SETTINGS);
-        return -1;
-      }
-      o->settings[o->n_settings++] = v;
+      if (bench_add_setting(o->settings, &o->n_settings, v) != 0) return -1;
     } else {
       fprintf(stderr, "flink-bench: unknown option '%s'\n", name);
       return -1;

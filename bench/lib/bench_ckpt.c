@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "lib/bench_ckpt.h"
 #include "lib/bench_clock.h"
+#include "lib/bench_env.h"
 
 #include <stdio.h>
 
@@ -208,21 +209,8 @@ int fl_bench_checkpoint_main(int argc, char **argv) {
                       "execution.checkpointing.interval",
                       interval,
                       NULL};
-  fl_config_t *conf = fl_config_new();
-  char err[512];
-  for (size_t i = 0; kv[i]; i += 2)
-    if (fl_config_set(conf, kv[i], kv[i + 1], err, sizeof err)) {
-      fprintf(stderr, "flink-bench: %s\n", err);
-      fl_config_destroy(conf);
-      return 2;
-    }
-  fl_env_t *env = NULL;
-  if (fl_env_new(&env, conf, err, sizeof err)) {
-    fprintf(stderr, "flink-bench: %s\n", err);
-    fl_config_destroy(conf);
-    return 1;
-  }
-  fl_config_destroy(conf);
+  fl_env_t *env;
+  if (bench_make_env_kv(kv, NULL, 0, &env) != 0) return 2;
   bc_t b = {.keys = state_mb * 1024 * 1024 / value_bytes,
             .value_bytes = value_bytes,
             .update_pct = update_pct};

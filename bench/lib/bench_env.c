@@ -6,6 +6,14 @@
 #include <string.h>
 
 int bench_make_env(int parallelism, const char *const *settings, int n_settings, fl_env_t **env) {
+  char par[16];
+  snprintf(par, sizeof par, "%d", parallelism);
+  const char *kv[] = {"parallelism", par, NULL};
+  return bench_make_env_kv(kv, settings, n_settings, env);
+}
+
+int bench_make_env_kv(const char *const *kv, const char *const *settings, int n_settings,
+                      fl_env_t **env) {
   fl_config_t *conf = fl_config_new();
   char errstr[512] = "", buf[256];
   int rc = FL_ENOMEM;
@@ -14,8 +22,8 @@ int bench_make_env(int parallelism, const char *const *settings, int n_settings,
     snprintf(errstr, sizeof errstr, "out of memory");
     goto done;
   }
-  snprintf(buf, sizeof buf, "%d", parallelism);
-  if ((rc = fl_config_set(conf, "parallelism", buf, errstr, sizeof errstr)) != 0) goto done;
+  for (size_t i = 0; kv[i]; i += 2)
+    if ((rc = fl_config_set(conf, kv[i], kv[i + 1], errstr, sizeof errstr)) != 0) goto done;
   for (int i = 0; i < n_settings; i++) {
     const char *eq = strchr(settings[i], '=');
     if (!eq || (size_t)(eq - settings[i]) >= sizeof buf) {
@@ -32,6 +40,15 @@ done:
   if (rc != 0) fprintf(stderr, "flink-bench: %s\n", errstr);
   fl_config_destroy(conf);
   return rc;
+}
+
+int bench_add_setting(const char **settings, int *n, const char *v) {
+  if (*n == BENCH_MAX_SETTINGS) {
+    fprintf(stderr, "flink-bench: at most %d --set options\n", BENCH_MAX_SETTINGS);
+    return -1;
+  }
+  settings[(*n)++] = v;
+  return 0;
 }
 
 int bench_parse_u64(const char *name, const char *v, uint64_t max, uint64_t *out) {

@@ -29,6 +29,7 @@
 #include "flink.h"
 #include "lib/bench_ckpt.h"
 #include "lib/bench_clock.h"
+#include "lib/bench_env.h"
 
 #define BASE_TS INT64_C(1700000000000)
 #define GAP_MS (3600 * 1000)
@@ -141,7 +142,7 @@ static void usage(void) {
 int fl_bench_sessions_main(int argc, char **argv) {
   uint64_t keys = 1000000;
   const char *backend = "rocksdb", *interval = "2s", *incremental = "false", *dir = NULL;
-  const char *sets[16];
+  const char *sets[BENCH_MAX_SETTINGS];
   int n_sets = 0, checkpoints = 2;
   int first = argc > 1 && strcmp(argv[1], "sessions") == 0 ? 2 : 1;
   for (int i = first; i < argc; i++) {
@@ -162,9 +163,9 @@ int fl_bench_sessions_main(int argc, char **argv) {
       incremental = v;
     else if (!strcmp(a, "--dir"))
       dir = v;
-    else if (!strcmp(a, "--set") && n_sets < 16)
-      sets[n_sets++] = v;
-    else {
+    else if (!strcmp(a, "--set")) {
+      if (bench_add_setting(sets, &n_sets, v) != 0) return 2;
+    } else {
       usage();
       return 2;
     }
@@ -200,28 +201,8 @@ int fl_bench_sessions_main(int argc, char **argv) {
                       "execution.checkpointing.interval",
                       checkpoints ? interval : "0",
                       NULL};
-  fl_config_t *conf = fl_config_new();
-  char err[512], name[256];
-  int rc = 0;
-  for (size_t i = 0; !rc && kv[i]; i += 2)
-    rc = fl_config_set(conf, kv[i], kv[i + 1], err, sizeof err);
-  for (int i = 0; !rc && i < n_sets; i++) {
-    const char *eq = strchr(sets[i], '=');
-    if (!eq || (size_t)(eq - sets[i]) >= sizeof name) {
-      snprintf(err, sizeof err, "--set wants KEY=VALUE, got '%s'", sets[i]);
-      rc = FL_EINVAL;
-      break;
-    }
-    snprintf(name, sizeof name, "%.*s", (int)(eq - sets[i]), sets[i]);
-    rc = fl_config_set(conf, name, eq + 1, err, sizeof err);
-  }
-  fl_env_t *env = NULL;
-  if (!rc) rc = fl_env_new(&env, conf, err, sizeof err);
-  fl_config_destroy(conf);
-  if (rc) {
-    fprintf(stderr, "flink-bench: %s\n", err);
-    return 2;
-  }
+  fl_env_t *env;
+  if (bench_make_env_kv(kv, sets, n_sets, &env) != 0) return 2;
   bm_t b = {.keys = keys};
   static const fl_source_fn_t sfn = {
       .version = FL_SOURCE_FN_VERSION, .open = src_open, .run = src_run, .close = src_close};

@@ -648,11 +648,7 @@ static int parse_window_args(int argc, char **argv, bench_opts_t *o) {
       if (bench_parse_u64(name, v, 256, &x) != 0) return -1;
       o->parallelism = (int)x;
     } else if (strcmp(name, "--set") == 0) {
-      if (o->n_settings == BENCH_MAX_SETTINGS) {
-        fprintf(stderr, "flink-bench: at most %d --set options\n", BENCH_MAX_SETTINGS);
-        return -1;
-      }
-      o->settings[o->n_settings++] = v;
+      if (bench_add_setting(o->settings, &o->n_settings, v) != 0) return -1;
     } else {
       fprintf(stderr, "flink-bench: unknown option '%s'\n", name);
       return -1;
