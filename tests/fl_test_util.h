@@ -95,6 +95,10 @@ int bg_job_join(bg_job_t *j);
 
 /* Seconds on the monotonic clock, with sub-millisecond resolution. */
 double mono_s(void);
+/* Milliseconds on the monotonic clock. */
+int64_t mono_ms(void);
+/* Sleeps ms milliseconds (between polls of a condition with a deadline). */
+void pause_ms(long ms);
 
 /* How many complete checkpoints (chk-<id> directories with their _manifest) root holds;
  * *newest (when not NULL) gets the highest id among them, 0 if none. A missing root holds

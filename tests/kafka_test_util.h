@@ -18,22 +18,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fl_test_util.h"
+
 /* ---------------------------------------------------------------------------------- */
 /* Time                                                                               */
 
-static inline int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A deadline base_ms from now, scaled for slow (instrumented) builds. */
 static inline int64_t deadline_in(int64_t base_ms) {
-  return now_ms() + (int64_t)((double)base_ms * timeout_scale());
+  return mono_ms() + (int64_t)((double)base_ms * timeout_scale());
 }
 
 static inline int ms_left(int64_t deadline) {
-  int64_t left = deadline - now_ms();
+  int64_t left = deadline - mono_ms();
   return left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
 }
 
@@ -123,7 +119,7 @@ static inline int read_line(int fd, char *buf, size_t cap, int64_t deadline) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     char ch;
     ssize_t r;
-    if (now_ms() >= deadline) return -1;
+    if (mono_ms() >= deadline) return -1;
     if (poll(&p, 1, ms_left(deadline)) <= 0) continue;
     r = read(fd, &ch, 1);
     if (r < 0 && errno == EINTR) continue;
@@ -147,7 +143,7 @@ static inline bool read_all(int fd, char **out, size_t *len, int64_t deadline) {
   for (;;) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     ssize_t r;
-    if (now_ms() >= deadline) return false;
+    if (mono_ms() >= deadline) return false;
     if (poll(&p, 1, ms_left(deadline)) <= 0) continue;
     if (cap - *len < 1024) {
       cap *= 2;

@@ -77,7 +77,7 @@ static inline char *kcat_wait_values(const char *topic, bool committed, size_t n
   int64_t deadline = deadline_in(base_ms);
   for (;;) {
     char *got = kcat_consume(topic, "%s\\n", committed);
-    if (count_lines(got) >= n || now_ms() > deadline) return got;
+    if (count_lines(got) >= n || mono_ms() > deadline) return got;
     free(got);
     usleep(100000);
   }

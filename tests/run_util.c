@@ -109,17 +109,6 @@ void assert_file_contains(const char *path, const char *needle) {
 /* ---------------------------------------------------------------------------------- */
 /* Time                                                                                 */
 
-int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void pause_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
-
 /* ---------------------------------------------------------------------------------- */
 /* Child processes                                                                      */
 

@@ -35,11 +35,6 @@ char *read_source_file(const char *rel);
 /* Fails the test unless the file at path holds needle (showing what it holds). */
 void assert_file_contains(const char *path, const char *needle);
 
-/* ---- Time ---- */
-
-int64_t mono_ms(void);
-void pause_ms(long ms);
-
 /* ---- Child processes ---- */
 
 /* wait_program's result for a child killed by signal sig (an exit status is < 256). */

@@ -43,17 +43,6 @@ static fl_env_t *env_conf(const char *const *kv) {
   return env;
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void yield_ms(int ms) {
-  struct timespec ts = {0, ms * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 /* ---- a failure restores the last checkpoint in-process ---- */
 
 typedef struct {
@@ -65,9 +54,9 @@ typedef struct {
 /* Lets the source go on once a checkpoint of the paused job is complete. */
 static void *resume_after_checkpoint(void *arg) {
   resumer_t *r = arg;
-  int64_t deadline = now_ms() + (int64_t)(20000 * timeout_scale());
-  while (!atomic_load(&r->j->paused) && now_ms() < deadline) yield_ms(1);
-  while (complete_checkpoints(r->root, NULL) == 0 && now_ms() < deadline) yield_ms(1);
+  int64_t deadline = mono_ms() + (int64_t)(20000 * timeout_scale());
+  while (!atomic_load(&r->j->paused) && mono_ms() < deadline) pause_ms(1);
+  while (complete_checkpoints(r->root, NULL) == 0 && mono_ms() < deadline) pause_ms(1);
   r->saw_checkpoint = complete_checkpoints(r->root, NULL) > 0;
   atomic_store(&r->j->resume, 1);
   return NULL;
@@ -169,8 +158,8 @@ typedef struct {
 
 static void *savepoint_then_stop(void *arg) {
   saver_t *s = arg;
-  int64_t deadline = now_ms() + (int64_t)(20000 * timeout_scale());
-  while (!atomic_load(&s->j->paused) && now_ms() < deadline) yield_ms(1);
+  int64_t deadline = mono_ms() + (int64_t)(20000 * timeout_scale());
+  while (!atomic_load(&s->j->paused) && mono_ms() < deadline) pause_ms(1);
   s->rc = fl_env_savepoint(s->env, s->path, s->err, sizeof s->err);
   fl_env_stop(s->env);
   return NULL;

@@ -67,19 +67,8 @@ static char g_brokers[512];
 /* ---------------------------------------------------------------------------------- */
 /* Time and children                                                                  */
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t deadline_in(int64_t ms) {
   return mono_ms() + (int64_t)((double)ms * timeout_scale());
-}
-
-static void pause_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
 }
 
 /* Starts the example with the given arguments; its output goes to <dir>/<log>. */

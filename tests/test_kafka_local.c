@@ -268,7 +268,7 @@ static void test_librdkafka_keyed_messages_arrive_once_in_partition_order(void *
     per_part[p] = 0;
   }
   deadline = deadline_in(10000);
-  while (now_ms() < deadline && !(received == N_MSGS && at_eof[0] && at_eof[1] && at_eof[2])) {
+  while (mono_ms() < deadline && !(received == N_MSGS && at_eof[0] && at_eof[1] && at_eof[2])) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, 100);
     char key[32], val[32], want_key[32];
     int i, p;

@@ -279,7 +279,7 @@ static void consume_all(const char *bs, const char *topic, int parts, msgs_t *ou
   int eofs = 0;
   int64_t deadline = deadline_in(20000);
   while (eofs < parts) {
-    if (now_ms() > deadline)
+    if (mono_ms() > deadline)
       fail_msg("topic %s: only %d of %d partitions read to the end", topic, eofs, parts);
     rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
     if (!m) continue;
@@ -398,8 +398,8 @@ static bool gen_may_pass(gen_t *g) {
 
 /* Lowers *budget to what the rate allows now; false when that is not one record. */
 static bool gen_rate_allows(gen_inst_t *s, size_t *budget) {
-  if (!s->t0) s->t0 = now_ms();
-  double allowed = (double)(now_ms() - s->t0) * s->g->rate_per_ms - (double)s->emitted;
+  if (!s->t0) s->t0 = mono_ms();
+  double allowed = (double)(mono_ms() - s->t0) * s->g->rate_per_ms - (double)s->emitted;
   if (allowed < 1) return false;
   if ((double)*budget > allowed) *budget = (size_t)allowed;
   return true;
@@ -566,7 +566,7 @@ static int fail_map(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
 static bool wait_until(bool (*done)(void *arg), void *arg, int64_t base_ms) {
   int64_t deadline = deadline_in(base_ms);
   while (!done(arg)) {
-    if (now_ms() >= deadline) return false;
+    if (mono_ms() >= deadline) return false;
     struct timespec ts = {0, 5 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
@@ -945,7 +945,7 @@ static int run_crash_child(const char *bs, const char *root, const char *logdir)
   int64_t deadline = deadline_in(40000);
   for (;;) {
     struct pollfd pf = {.fd = p[0], .events = POLLIN};
-    if (now_ms() > deadline) {
+    if (mono_ms() > deadline) {
       kill(pid, SIGKILL);
       waitpid(pid, NULL, 0);
       close(p[0]);

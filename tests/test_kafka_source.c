@@ -234,7 +234,7 @@ static size_t col_count(collector_t *c) {
 static void wait_records(job_t *j, size_t n, int64_t base_ms) {
   int64_t deadline = deadline_in(base_ms);
   while (col_count(&j->col) < n) {
-    if (now_ms() >= deadline)
+    if (mono_ms() >= deadline)
       fail_msg("only %zu of %zu records arrived in time (job rc %d: %s)", col_count(&j->col), n,
                j->rc, fl_env_error(j->env));
     struct timespec ts = {0, 2 * 1000 * 1000};
@@ -318,7 +318,7 @@ static void bounded_regex_more_subtasks_than_partitions(void **state) {
 static bool records_within(job_t *j, size_t n, int64_t base_ms) {
   int64_t deadline = deadline_in(base_ms);
   while (col_count(&j->col) < n) {
-    if (now_ms() >= deadline) return false;
+    if (mono_ms() >= deadline) return false;
     struct timespec ts = {0, 2 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
@@ -343,7 +343,7 @@ static void start_latest_reads_only_new_messages(void **state) {
   job_start(&j);
   int64_t deadline = deadline_in(15000);
   while (!records_within(&j, 4, 50)) {
-    if (now_ms() >= deadline) fail_msg("no record arrived in time");
+    if (mono_ms() >= deadline) fail_msg("no record arrived in time");
     produce_seq(&m, "t", 4, round++, 1, 0);
   }
   produce_seq(&m, "t", 4, round, 5, 0);
@@ -361,7 +361,7 @@ static void start_latest_reads_only_new_messages(void **state) {
     if (last[0] == round - 1 && last[1] == round - 1 && last[2] == round - 1 &&
         last[3] == round - 1)
       break;
-    if (now_ms() >= deadline) fail_msg("the last messages did not arrive in time");
+    if (mono_ms() >= deadline) fail_msg("the last messages did not arrive in time");
     struct timespec ts = {0, 2 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
@@ -497,7 +497,7 @@ static void wait_committed(mock_t *m, const char *group, const int64_t *want, in
     for (int p = 0; ok && p < parts; p++) ok = l->elems[p].offset == want[p];
     rd_kafka_topic_partition_list_destroy(l);
     if (ok) break;
-    if (now_ms() >= deadline)
+    if (mono_ms() >= deadline)
       fail_msg("group %s did not commit the expected offsets in time", group);
     struct timespec ts = {0, 20 * 1000 * 1000};
     nanosleep(&ts, NULL);
@@ -661,7 +661,7 @@ static void quiet_partition_idles_and_window_fires_while_running(void **state) {
    * watermark passed 999 (max 1000 - 0 - 1), while the job keeps running */
   int64_t deadline = deadline_in(10000);
   while (col_count(&col) < 1) {
-    if (now_ms() >= deadline)
+    if (mono_ms() >= deadline)
       fail_msg("the window did not fire while running (job rc %d: %s)", j.rc, fl_env_error(env));
     struct timespec ts = {0, 5 * 1000 * 1000};
     nanosleep(&ts, NULL);
@@ -703,7 +703,7 @@ static void subtask_without_partitions_is_idle(void **state) {
   job_start(&j);
   int64_t deadline = deadline_in(10000);
   while (col_count(&col) < 1) {
-    if (now_ms() >= deadline)
+    if (mono_ms() >= deadline)
       fail_msg("the window did not fire while running: the empty subtask held it back");
     struct timespec ts = {0, 5 * 1000 * 1000};
     nanosleep(&ts, NULL);
@@ -919,7 +919,7 @@ static void poison_dead_letter_keeps_bytes_and_headers(void **state) {
   rd_kafka_topic_partition_list_destroy(l);
   int got = 0, seen1 = 0, seen4 = 0;
   int64_t deadline = deadline_in(10000);
-  while (got < 2 && now_ms() < deadline) {
+  while (got < 2 && mono_ms() < deadline) {
     rd_kafka_message_t *msg = rd_kafka_consumer_poll(c, 100);
     if (msg == NULL) continue;
     if (msg->err == 0) {
@@ -1115,7 +1115,7 @@ static bool wait_log(logbuf_t *l, const char *a, const char *b, int64_t base_ms)
     bool yes = at && strstr(at, b);
     pthread_mutex_unlock(&l->mu);
     if (yes) return true;
-    if (now_ms() >= deadline) return false;
+    if (mono_ms() >= deadline) return false;
     struct timespec ts = {0, 5 * 1000 * 1000};
     nanosleep(&ts, NULL); /* polling the log, not waiting for work to happen */
   }
@@ -1447,7 +1447,7 @@ static void metrics_show_offsets_and_commits_per_partition(void **state) {
   wait_records(&j, n, 15000);
   int64_t deadline = deadline_in(15000);
   while (!offsets_shown(j.env, PARTS, why, sizeof why)) {
-    if (now_ms() >= deadline) fail_msg("metrics do not show the offsets: %s", why);
+    if (mono_ms() >= deadline) fail_msg("metrics do not show the offsets: %s", why);
     struct timespec ts = {0, 20 * 1000 * 1000};
     nanosleep(&ts, NULL); /* polling the metrics, not waiting for work to happen */
   }
@@ -1547,7 +1547,7 @@ static void failed_commits_are_counted(void **state) {
     json_decref(sm);
     if (failed > 2) fail_msg("%" PRId64 " failed commits counted for 2 failures", failed);
     if (failed == 2 && ok >= 1 && committed) break;
-    if (now_ms() >= deadline)
+    if (mono_ms() >= deadline)
       fail_msg("commits-failed %" PRId64 ", commits-succeeded %" PRId64 ", offsets %s", failed, ok,
                committed ? "committed" : "not committed");
     struct timespec ts = {0, 20 * 1000 * 1000};

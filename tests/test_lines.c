@@ -590,12 +590,6 @@ static void lines_opts_over_long_line_is_never_held_whole(void **state) {
   policy_run_free(&r);
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 typedef struct exec_thread {
   fl_env_t *env;
   int rc;
@@ -662,13 +656,13 @@ static void lines_opts_savepoint_after_a_bad_line_restores_past_it(void **state)
   fd = open(fifo, O_WRONLY | O_CLOEXEC); /* until the source opened it */
   assert_true(fd >= 0);
   write_fd(fd, data, head);
-  int64_t deadline = now_ms() + (int64_t)(20000 * timeout_scale());
+  int64_t deadline = mono_ms() + (int64_t)(20000 * timeout_scale());
   for (;;) {
     pthread_mutex_lock(&r.main.mu);
     size_t n = r.main.n;
     pthread_mutex_unlock(&r.main.mu);
     if (n == 2) break;
-    if (now_ms() > deadline) fail_msg("the source did not read 'b' within 20 s");
+    if (mono_ms() > deadline) fail_msg("the source did not read 'b' within 20 s");
     struct timespec pause = {0, 2000000};
     nanosleep(&pause, NULL);
   }

@@ -35,17 +35,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void pause_ms(int ms) {
-  struct timespec ts = {0, ms * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 /* Log lines of one environment, kept for the assertions. */
 typedef struct {
   pthread_mutex_t mu;

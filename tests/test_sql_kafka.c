@@ -205,7 +205,7 @@ static void issue_statements_match_flink_agg(void **state) {
     bool ready = m && strstr(m, "records-lag-max");
     fl_free(m);
     if (ready) break;
-    if (now_ms() > deadline) fail_msg("the Kafka source did not start");
+    if (mono_ms() > deadline) fail_msg("the Kafka source did not start");
     usleep(20000);
   }
   kcat_produce("raw.transactions", kin);
