@@ -354,36 +354,29 @@ static int attempts_with(const char *const *kv) {
 }
 
 static void restart_strategies_give_up_as_configured(void **state) {
-  const char *none[] = {"restart-strategy.type", "none", NULL};
-  assert_int_equal(attempts_with(none), 1);
-  const char *fixed[] = {"restart-strategy.type",
-                         "fixed-delay",
-                         "restart-strategy.fixed-delay.attempts",
-                         "2",
-                         "restart-strategy.fixed-delay.delay",
-                         "1ms",
-                         NULL};
-  assert_int_equal(attempts_with(fixed), 3);
-  const char *expo[] = {"restart-strategy.type",
-                        "exponential-delay",
-                        "restart-strategy.exponential-delay.initial-backoff",
-                        "1ms",
-                        "restart-strategy.exponential-delay.max-backoff",
-                        "4ms",
-                        "restart-strategy.exponential-delay.attempts",
-                        "3",
-                        NULL};
-  assert_int_equal(attempts_with(expo), 4);
-  const char *rate[] = {"restart-strategy.type",
-                        "failure-rate",
-                        "restart-strategy.failure-rate.max-failures-per-interval",
-                        "2",
-                        "restart-strategy.failure-rate.failure-rate-interval",
-                        "1h",
-                        "restart-strategy.failure-rate.delay",
-                        "1ms",
-                        NULL};
-  assert_int_equal(attempts_with(rate), 3);
+  /* Each strategy, and how often the failing operator opens under it: the first run and
+   * every restart. */
+  static const struct {
+    const char *kv[9];
+    int opens;
+  } cases[] = {
+      {{"restart-strategy.type", "none"}, 1},
+      {{"restart-strategy.type", "fixed-delay", "restart-strategy.fixed-delay.attempts", "2",
+        "restart-strategy.fixed-delay.delay", "1ms"},
+       3},
+      {{"restart-strategy.type", "exponential-delay",
+        "restart-strategy.exponential-delay.initial-backoff", "1ms",
+        "restart-strategy.exponential-delay.max-backoff", "4ms",
+        "restart-strategy.exponential-delay.attempts", "3"},
+       4},
+      {{"restart-strategy.type", "failure-rate",
+        "restart-strategy.failure-rate.max-failures-per-interval", "2",
+        "restart-strategy.failure-rate.failure-rate-interval", "1h",
+        "restart-strategy.failure-rate.delay", "1ms"},
+       3},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    assert_int_equal(attempts_with(cases[i].kv), cases[i].opens);
 }
 
 /* Every line the library writes goes through fl_env_set_log: the restart lines reach the
