@@ -220,50 +220,10 @@ static int format_result(fl_context_t *ctx, const fl_record_t *in, ex_buf_t *lin
   return 0;
 }
 
-/* Without checkpoints: a sink that writes the lines to the output file or stdout. */
-typedef struct result_sink {
-  app_t *app;
-  ex_buf_t line;
-  result_counts_t counts;
-} result_sink_t;
-
-static int result_sink_open(fl_context_t *ctx, void *opaque, void **instance) {
-  (void)ctx;
-  result_sink_t *s = calloc(1, sizeof *s);
-  if (!s) return FL_ENOMEM;
-  s->app = opaque;
-  *instance = s;
-  return 0;
-}
-
-static int result_sink_write(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  result_sink_t *s = instance;
-  int rc = format_result(ctx, in, &s->line, &s->counts);
-  if (rc == 0) rc = ex_buf_printf(&s->line, "\n");
-  if (rc != 0) return rc;
-  /* One fwrite per line: stdio locks the stream per call, so lines of different
-   * subtasks never interleave. */
-  if (fwrite(s->line.data, 1, s->line.len, s->app->out) != s->line.len)
-    return fl_ctx_fail(ctx, "write failed: %s", strerror(errno));
-  return 0;
-}
-
-static int result_sink_flush(fl_context_t *ctx, void *instance) {
-  result_sink_t *s = instance;
-  if (fflush(s->app->out) != 0) return fl_ctx_fail(ctx, "flush failed: %s", strerror(errno));
-  return 0;
-}
-
-static void result_sink_close(void *instance) {
-  result_sink_t *s = instance;
-  add_result_counts(&s->app->totals, &s->counts);
-  free(s->line.data);
-  free(s);
-}
-
-/* With checkpoints: a ProcessFunction that turns each result into its JSON line for the
- * exactly-once file sink (which adds the newline). Its counts cover what this process
- * emitted, including lines a crash would later discard. */
+/* What turns window results into JSON lines, in either form: without checkpoints a sink
+ * that writes them to the output file or stdout; with them a ProcessFunction that emits
+ * them to the exactly-once file sink (which adds the newline). Its counts cover what it
+ * wrote or emitted, including lines a crash would later discard. */
 typedef struct formatter {
   app_t *app;
   ex_buf_t line;
@@ -279,18 +239,36 @@ static int formatter_open(fl_context_t *ctx, void *opaque, void **instance) {
   return 0;
 }
 
-static int formatter_process(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  formatter_t *f = instance;
-  int rc = format_result(ctx, in, &f->line, &f->counts);
-  if (rc != 0) return rc;
-  return fl_emit(ctx, in->key, in->key_len, f->line.data, f->line.len, in->timestamp);
-}
-
 static void formatter_close(void *instance) {
   formatter_t *f = instance;
   add_result_counts(&f->app->totals, &f->counts);
   free(f->line.data);
   free(f);
+}
+
+static int result_sink_write(fl_context_t *ctx, const fl_record_t *in, void *instance) {
+  formatter_t *f = instance;
+  int rc = format_result(ctx, in, &f->line, &f->counts);
+  if (rc == 0) rc = ex_buf_printf(&f->line, "\n");
+  if (rc != 0) return rc;
+  /* One fwrite per line: stdio locks the stream per call, so lines of different
+   * subtasks never interleave. */
+  if (fwrite(f->line.data, 1, f->line.len, f->app->out) != f->line.len)
+    return fl_ctx_fail(ctx, "write failed: %s", strerror(errno));
+  return 0;
+}
+
+static int result_sink_flush(fl_context_t *ctx, void *instance) {
+  formatter_t *f = instance;
+  if (fflush(f->app->out) != 0) return fl_ctx_fail(ctx, "flush failed: %s", strerror(errno));
+  return 0;
+}
+
+static int formatter_process(fl_context_t *ctx, const fl_record_t *in, void *instance) {
+  formatter_t *f = instance;
+  int rc = format_result(ctx, in, &f->line, &f->counts);
+  if (rc != 0) return rc;
+  return fl_emit(ctx, in->key, in->key_len, f->line.data, f->line.len, in->timestamp);
 }
 
 typedef struct late_sink {
@@ -412,10 +390,10 @@ static int build_job(fl_env_t *env, app_t *app, const char *input, const char *o
   };
   static const fl_sink_fn_t result_sink_fn = {
       .version = FL_SINK_FN_VERSION,
-      .open = result_sink_open,
+      .open = formatter_open,
       .write = result_sink_write,
       .flush = result_sink_flush,
-      .close = result_sink_close,
+      .close = formatter_close,
   };
   static const fl_process_fn_t formatter_fn = {
       .version = FL_PROCESS_FN_VERSION,
