@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,8 @@
 
 #include "checkpoint/store.h"
 #include "util/crc32c.h"
+
+#include "run_util.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Helpers                                                                              */
@@ -42,23 +43,6 @@ static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
 static void fill(unsigned char *p, size_t n, uint64_t seed) {
   uint64_t s = seed;
   for (size_t i = 0; i < n; i++) p[i] = (unsigned char)rng_next(&s);
-}
-
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
-static void rm_rf(const char *path) { nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
-
-static char *tmpdir_new(void) {
-  const char *base = getenv("TMPDIR");
-  char *t = NULL;
-  assert_true(asprintf(&t, "%s/fl-ckpt-XXXXXX", base && *base ? base : "/tmp") > 0);
-  assert_non_null(mkdtemp(t));
-  return t;
 }
 
 static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -249,7 +233,7 @@ static void crc32c_paths_agree_at_every_alignment_and_split(void **state) {
 
 static void round_trip_keeps_files_meta_and_checksums(void **state) {
   (void)state;
-  char *t = tmpdir_new();
+  char *t = make_tmpdir("fl-ckpt");
   char *root = pathf("%s/root/", t); /* trailing slash on purpose */
   char *src = pathf("%s/src.bin", t);
   make_src(src, 100000, 7);
@@ -363,7 +347,7 @@ static void round_trip_keeps_files_meta_and_checksums(void **state) {
   free(dir);
 
   free(big);
-  rm_rf(t);
+  rm_tree(t);
   free(src);
   free(root);
   free(t);
@@ -429,7 +413,7 @@ static void *retain_thread(void *p) {
 
 static void files_added_from_several_threads_at_once_all_arrive(void **state) {
   (void)state;
-  char *t = tmpdir_new();
+  char *t = make_tmpdir("fl-ckpt");
   char *root = pathf("%s/root", t), *p;
   make_src(p = pathf("%s/common.src", t), 7000, 70);
   free(p);
@@ -494,7 +478,7 @@ static void files_added_from_several_threads_at_once_all_arrive(void **state) {
     free(want);
   }
   fl_ckpt_close(c);
-  rm_rf(t);
+  rm_tree(t);
   free(root);
   free(t);
 }
@@ -504,7 +488,7 @@ static void files_added_from_several_threads_at_once_all_arrive(void **state) {
 
 static void second_checkpoint_reuses_a_shared_file_without_copying(void **state) {
   (void)state;
-  char *t = tmpdir_new();
+  char *t = make_tmpdir("fl-ckpt");
   char *root = pathf("%s/root", t), *a = pathf("%s/a.sst", t), *b = pathf("%s/b.sst", t);
   char *cpath = pathf("%s/c.sst", t), *k1 = pathf("%s/root/shared/k1", t);
   make_src(a, 200000, 1);
@@ -556,7 +540,7 @@ static void second_checkpoint_reuses_a_shared_file_without_copying(void **state)
   OK(fl_ckpt_open_latest(&c, root, NULL, NULL, err, sizeof err));
   assert_int_equal(fl_ckpt_id(c), 2);
   fl_ckpt_close(c);
-  rm_rf(t);
+  rm_tree(t);
   free(root);
   free(a);
   free(b);
@@ -567,7 +551,7 @@ static void second_checkpoint_reuses_a_shared_file_without_copying(void **state)
 
 static void savepoint_is_self_contained_and_can_be_moved(void **state) {
   (void)state;
-  char *t = tmpdir_new();
+  char *t = make_tmpdir("fl-ckpt");
   char *sp = pathf("%s/sp/one", t), *a = pathf("%s/a.sst", t);
   make_src(a, 30000, 3);
   fl_ckpt_writer_t *w;
@@ -614,7 +598,7 @@ static void savepoint_is_self_contained_and_can_be_moved(void **state) {
   OK(fl_ckpt_writer_put(w, "x", "1", 1, err, sizeof err));
   fl_ckpt_writer_abort(w);
   assert_false(exists(sp2));
-  rm_rf(t);
+  rm_tree(t);
   free(sp);
   free(sp2);
   free(a);
@@ -628,7 +612,7 @@ static void savepoint_is_self_contained_and_can_be_moved(void **state) {
 
 static void retention_keeps_newest_and_shared_files_while_referenced(void **state) {
   (void)state;
-  char *t = tmpdir_new();
+  char *t = make_tmpdir("fl-ckpt");
   char *root = pathf("%s/root", t);
   char *src[5];
   for (int i = 1; i <= 4; i++) {
@@ -714,7 +698,7 @@ static void retention_keeps_newest_and_shared_files_while_referenced(void **stat
   OK(fl_ckpt_retain(p = pathf("%s/none", t), 1, NULL, NULL, err, sizeof err));
   free(p);
   for (int i = 1; i <= 4; i++) free(src[i]);
-  rm_rf(t);
+  rm_tree(t);
   free(root);
   free(t);
 }
@@ -752,7 +736,7 @@ static void pwrite_at(const char *path, const void *data, size_t n, off_t off, i
 
 static void every_mutation_of_the_newest_checkpoint_is_detected_with_fallback(void **state) {
   (void)state;
-  char *t = tmpdir_new();
+  char *t = make_tmpdir("fl-ckpt");
   char *root = pathf("%s/root", t), *s1 = pathf("%s/s1.src", t);
   make_src(s1, 2000, 77);
   own_t o1[] = {{"a.state", 1, 1500}, {"b/c.state", 2, 700}};
@@ -851,7 +835,7 @@ static void every_mutation_of_the_newest_checkpoint_is_detected_with_fallback(vo
     free(tg[i].path);
     free(tg[i].orig);
   }
-  rm_rf(t);
+  rm_tree(t);
   free(root);
   free(s1);
   free(t);
@@ -859,7 +843,7 @@ static void every_mutation_of_the_newest_checkpoint_is_detected_with_fallback(vo
 
 static void damage_is_reported_with_its_error_code(void **state) {
   (void)state;
-  char *t = tmpdir_new();
+  char *t = make_tmpdir("fl-ckpt");
   char *root = pathf("%s/root", t), *p;
   own_t o[] = {{"a.state", 1, 5000}};
   make_ckpt(root, 1, o, 1, NULL, 0, NULL);
@@ -913,7 +897,7 @@ static void damage_is_reported_with_its_error_code(void **state) {
   free(bad);
   free(p);
   free(dir);
-  rm_rf(t);
+  rm_tree(t);
   free(root);
   free(t);
 }
@@ -923,7 +907,7 @@ static void damage_is_reported_with_its_error_code(void **state) {
 
 static void bad_names_ids_and_call_orders_are_refused(void **state) {
   (void)state;
-  char *t = tmpdir_new();
+  char *t = make_tmpdir("fl-ckpt");
   fl_ckpt_writer_t *w, *w2;
   assert_int_equal(fl_ckpt_writer_begin(&w, t, -1, FL_CKPT_CHECKPOINT, err, sizeof err), FL_EINVAL);
   OK(fl_ckpt_writer_begin(&w, t, 1, FL_CKPT_CHECKPOINT, err, sizeof err));
@@ -971,7 +955,7 @@ static void bad_names_ids_and_call_orders_are_refused(void **state) {
   assert_int_equal(max, 1);
   free(chk1);
   free(chk2);
-  rm_rf(t);
+  rm_tree(t);
   free(t);
 }
 
@@ -980,7 +964,7 @@ static void bad_names_ids_and_call_orders_are_refused(void **state) {
 
 static void abort_leaves_no_trace_but_keeps_reused_shared_files(void **state) {
   (void)state;
-  char *t = tmpdir_new();
+  char *t = make_tmpdir("fl-ckpt");
   char *root = pathf("%s/root", t), *a = pathf("%s/a", t), *b = pathf("%s/b", t);
   make_src(a, 3000, 1);
   make_src(b, 4000, 2);
@@ -1002,7 +986,7 @@ static void abort_leaves_no_trace_but_keeps_reused_shared_files(void **state) {
   OK(fl_ckpt_open_latest(&c, root, NULL, NULL, err, sizeof err));
   assert_int_equal(fl_ckpt_id(c), 1);
   fl_ckpt_close(c);
-  rm_rf(t);
+  rm_tree(t);
   free(root);
   free(a);
   free(b);
@@ -1011,7 +995,7 @@ static void abort_leaves_no_trace_but_keeps_reused_shared_files(void **state) {
 
 static void leftover_manifest_tmp_and_partial_directory_are_ignored(void **state) {
   (void)state;
-  char *t = tmpdir_new();
+  char *t = make_tmpdir("fl-ckpt");
   char *root = pathf("%s/root", t), *p, *q;
   own_t o[] = {{"a.state", 1, 100}};
   make_ckpt(root, 1, o, 1, NULL, 0, NULL);
@@ -1054,7 +1038,7 @@ static void leftover_manifest_tmp_and_partial_directory_are_ignored(void **state
   fl_ckpt_close(c);
   free(m);
   free(d);
-  rm_rf(t);
+  rm_tree(t);
   free(root);
   free(t);
 }
@@ -1080,7 +1064,7 @@ static void crash_at_each_step_leaves_old_or_new_checkpoint(void **state) {
       {"file.written", 1, 1},   {"file.renamed", 1, 1}, {"file.written", 2, 1},
       {"shared.renamed", 1, 1}, {"manifest.tmp", 1, 1}, {"manifest.renamed", 1, 2},
   };
-  char *t = tmpdir_new();
+  char *t = make_tmpdir("fl-ckpt");
   char *root = pathf("%s/root", t), *s1 = pathf("%s/s1", t), *s2 = pathf("%s/s2", t), *p;
   make_src(s1, 5000, 11);
   make_src(s2, 6000, 12);
@@ -1136,7 +1120,7 @@ static void crash_at_each_step_leaves_old_or_new_checkpoint(void **state) {
       assert_false(existsf("%s/shared/k2", root));
       assert_true(existsf("%s/shared/k1", root));
     } else {
-      rm_rf(p = pathf("%s/chk-2", root));
+      rm_tree(p = pathf("%s/chk-2", root));
       free(p);
       OK(fl_ckpt_retain(root, 1, NULL, NULL, err, sizeof err));
     }
@@ -1167,7 +1151,7 @@ static void crash_at_each_step_leaves_old_or_new_checkpoint(void **state) {
   OK(fl_ckpt_open_latest(&c, root, NULL, NULL, err, sizeof err));
   assert_int_equal(fl_ckpt_id(c), 2);
   fl_ckpt_close(c);
-  rm_rf(t);
+  rm_tree(t);
   free(root);
   free(s1);
   free(s2);
