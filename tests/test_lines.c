@@ -590,27 +590,6 @@ static void lines_opts_over_long_line_is_never_held_whole(void **state) {
   policy_run_free(&r);
 }
 
-typedef struct exec_thread {
-  fl_env_t *env;
-  int rc;
-} exec_thread_t;
-
-static void *exec_main(void *arg) {
-  exec_thread_t *e = arg;
-  e->rc = fl_env_execute(e->env, "first");
-  return NULL;
-}
-
-static void write_fd(int fd, const char *p, size_t len) {
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
-    assert_true(n > 0);
-    p += n;
-    len -= (size_t)n;
-  }
-}
-
 /*
  * A savepoint taken after a line over the limit was skipped records a position past
  * it: the job restored from it (from a regular file with the same bytes) goes on after
@@ -624,8 +603,7 @@ static void lines_opts_savepoint_after_a_bad_line_restores_past_it(void **state)
   size_t len = 0, head;
   parse_state_t ps = {0};
   policy_run_t r;
-  exec_thread_t ex;
-  pthread_t th;
+  bg_job_t job;
   int fd;
 
   len += (size_t)sprintf(data, "a\n");
@@ -651,11 +629,10 @@ static void lines_opts_savepoint_after_a_bad_line_restores_past_it(void **state)
   assert_int_equal(
       fl_stream_sink(fl_source_lines_opts(env, "src", &o), "main", &collector_sink, &r.main),
       FL_OK);
-  ex.env = env;
-  assert_int_equal(pthread_create(&th, NULL, exec_main, &ex), 0);
+  bg_job_start(&job, env, "first");
   fd = open(fifo, O_WRONLY | O_CLOEXEC); /* until the source opened it */
   assert_true(fd >= 0);
-  write_fd(fd, data, head);
+  write_all(fd, data, head);
   int64_t deadline = mono_ms() + (int64_t)(20000 * timeout_scale());
   for (;;) {
     pthread_mutex_lock(&r.main.mu);
@@ -663,14 +640,12 @@ static void lines_opts_savepoint_after_a_bad_line_restores_past_it(void **state)
     pthread_mutex_unlock(&r.main.mu);
     if (n == 2) break;
     if (mono_ms() > deadline) fail_msg("the source did not read 'b' within 20 s");
-    struct timespec pause = {0, 2000000};
-    nanosleep(&pause, NULL);
+    pause_ms(2);
   }
   if (fl_env_savepoint(env, sp, err, sizeof(err)) != FL_OK) fail_msg("savepoint: %s", err);
-  write_fd(fd, data + head, len - head);
+  write_all(fd, data + head, len - head);
   close(fd);
-  pthread_join(th, NULL);
-  assert_int_equal(ex.rc, FL_OK);
+  assert_int_equal(bg_job_join(&job), FL_OK);
   assert_int_equal(user_metric(env, "src", "lines-skipped"), 2); /* x..., bad */
   fl_env_destroy(env);
   policy_run_free(&r);
