@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "feature_pipeline.h"
+#include "lib/example_util.h"
 
 static _Atomic int g_stop; /* Ctrl-C or SIGTERM */
 static _Atomic int g_halt; /* g_stop, or the job of this run ended */
@@ -152,30 +153,16 @@ static int parse_args(int argc, char **argv, fp_options_t *o) {
                       .drain = true,
                       .bench_seconds = 20,
                       .dashboard_port = 0};
+  const ex_flag_t flags[] = {{"--flash-sale", &o->flash_sale, true},
+                             {"--generate-only", &o->run_job, false},
+                             {"--no-generate", &o->generate, false},
+                             {"--bounded", &o->bounded, true},
+                             {"--quiet", &o->quiet, true}};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     long l;
     if (strcmp(a, "--help") == 0) return usage(NULL, NULL) ? 2 : -1;
-    if (strcmp(a, "--flash-sale") == 0) {
-      o->flash_sale = true;
-      continue;
-    }
-    if (strcmp(a, "--generate-only") == 0) {
-      o->run_job = false;
-      continue;
-    }
-    if (strcmp(a, "--no-generate") == 0) {
-      o->generate = false;
-      continue;
-    }
-    if (strcmp(a, "--bounded") == 0) {
-      o->bounded = true;
-      continue;
-    }
-    if (strcmp(a, "--quiet") == 0) {
-      o->quiet = true;
-      continue;
-    }
+    if (ex_flag_option(flags, sizeof flags / sizeof flags[0], a)) continue;
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v || strncmp(v, "--", 2) == 0) return usage("option %s needs a value (or is unknown)", a);
     i++;

@@ -95,6 +95,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
                    .out_topic = "features.user_5min_spend",
                    .parallelism = 2,
                    .sample = 8};
+  const ex_flag_t flags[] = {{"--produce", &o->produce, true}, {"--bounded", &o->bounded, true}};
   for (int i = 1; i < argc; i++) {
     int x = ex_extra_option(&o->extra, "kafka_features", true, argc, argv, &i);
     if (x < 0) return 2;
@@ -103,14 +104,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     char *end;
     if (strcmp(a, "--help") == 0) return usage(NULL, NULL), -1;
-    if (strcmp(a, "--produce") == 0) {
-      o->produce = true;
-      continue;
-    }
-    if (strcmp(a, "--bounded") == 0) {
-      o->bounded = true;
-      continue;
-    }
+    if (ex_flag_option(flags, sizeof flags / sizeof flags[0], a)) continue;
     if (v == NULL) return usage("option %s needs a value (or is unknown)", a);
     i++;
     if (strcmp(a, "--brokers") == 0) {

@@ -97,6 +97,15 @@ const char *ex_option_value(int argc, char **argv, int *i, const char *name) {
   return NULL;
 }
 
+bool ex_flag_option(const ex_flag_t *flags, size_t n, const char *arg) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(arg, flags[i].name) == 0) {
+      *flags[i].field = flags[i].value;
+      return true;
+    }
+  return false;
+}
+
 int ex_duration(const char *prog, const char *name, const char *v, int64_t *out, bool positive) {
   if (fl_parse_duration(v, out) != 0 || (positive && *out <= 0)) {
     fprintf(stderr, "%s: bad %s '%s'\n", prog, name, v);

@@ -61,6 +61,14 @@ void ex_opts_init(ex_opts_t *o, const char *prog);
 /* "--name value" or "--name=value": the value, advancing *i; NULL when argv[*i] is not
  * that option (or its value is missing). */
 const char *ex_option_value(int argc, char **argv, int *i, const char *name);
+/* An option without a value that sets *field to value (--bounded: true, --no-x: false). */
+typedef struct ex_flag {
+  const char *name;
+  bool *field;
+  bool value;
+} ex_flag_t;
+/* Whether arg is one of the n flags; then its field is set. */
+bool ex_flag_option(const ex_flag_t *flags, size_t n, const char *arg);
 /* A duration option's value into *out; -1 with a message when it is not one (or not
  * positive, when asked). */
 int ex_duration(const char *prog, const char *name, const char *v, int64_t *out, bool positive);
