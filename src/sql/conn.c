@@ -146,6 +146,17 @@ int sql_table_phys(sql_arena_t *a, const sql_table_t *t, sql_phys_t *out) {
   return FL_OK;
 }
 
+void sql_rb_spread_phys(sql_rb_t *rb, const sql_table_t *t, const sql_phys_t *phys,
+                        const uint8_t *row) {
+  sql_rb_begin(rb, t->ncols);
+  for (int i = 0; i < t->ncols; i++) sql_rb_set_null(rb, i);
+  for (int k = 0; k < phys->n; k++) {
+    sql_val_t v;
+    sql_read_col(row, phys->n, k, phys->types[k], &v);
+    sql_write_col(rb, phys->cols[k], phys->types[k], &v);
+  }
+}
+
 static const char *fmt_opt(const sql_table_t *t, const char *key) {
   const char *v = sql_table_option(t, key);
   if (!v) {
@@ -371,14 +382,9 @@ static int fin_process(fl_context_t *ctx, const fl_record_t *in, void *instance)
       return fl_ctx_fail(
           ctx, "table '%s': a record of %zu bytes is not a row of its %d physical columns", t->name,
           len, op->phys.n);
-    sql_val_t v;
-    sql_rb_begin(&fi->rb, t->ncols);
-    for (int i = 0; i < t->ncols; i++) sql_rb_set_null(&fi->rb, i);
-    for (int k = 0; k < op->phys.n; k++) {
-      sql_read_col(row, op->phys.n, k, op->phys.types[k], &v);
-      sql_write_col(&fi->rb, op->phys.cols[k], op->phys.types[k], &v);
-    }
+    sql_rb_spread_phys(&fi->rb, t, &op->phys, row);
     if (op->meta_rowtime >= 0) {
+      sql_val_t v;
       if (in->timestamp == FL_TS_NONE) {
         v.null = true;
       } else {
@@ -479,13 +485,7 @@ int sql_json_table_row(const sql_table_t *t, const sql_json_fmt_t *fmt, const sq
     *len = pl;
     return FL_OK;
   }
-  sql_rb_begin(rb, t->ncols);
-  for (int i = 0; i < t->ncols; i++) sql_rb_set_null(rb, i);
-  for (int k = 0; k < phys->n; k++) {
-    sql_val_t v;
-    sql_read_col(pr, phys->n, k, phys->types[k], &v);
-    sql_write_col(rb, phys->cols[k], phys->types[k], &v);
-  }
+  sql_rb_spread_phys(rb, t, phys, pr);
   *row = sql_rb_finish(rb, len);
   return *row ? FL_OK : FL_ENOMEM;
 }

@@ -114,6 +114,10 @@ typedef struct sql_phys {
   int *cols; /* table column of each */
 } sql_phys_t;
 int sql_table_phys(sql_arena_t *a, const sql_table_t *t, sql_phys_t *out);
+/* Begins in rb a row of every column of t: the physical ones from row (a row of phys's
+ * columns), the others NULL. The caller may set more columns before sql_rb_finish. */
+void sql_rb_spread_phys(sql_rb_t *rb, const sql_table_t *t, const sql_phys_t *phys,
+                        const uint8_t *row);
 /* A json format over the given columns from the table's json.* options. */
 int sql_json_fmt_of(sql_arena_t *a, const sql_table_t *t, const sql_phys_t *cols,
                     const sql_session_t *sess, sql_json_fmt_t *out, char *err, size_t n);
