@@ -85,37 +85,19 @@ typedef struct jw_op {
   const char *name;
 } jw_op_t;
 
-typedef struct jw_inst {
-  sql_strbuf_t sb;
-  const jw_op_t *op;
-} jw_inst_t;
-
-static int jw_open2(fl_context_t *ctx, void *opaque, void **instance) {
-  jw_inst_t *ji = calloc(1, sizeof *ji);
-  if (!ji) return FL_ENOMEM;
-  ji->op = opaque;
-  *instance = ji;
-  return FL_OK;
-}
-
-static void jw_close2(void *instance) {
-  jw_inst_t *ji = instance;
-  sql_sb_free(&ji->sb);
-  free(ji);
-}
-
 static int jw_process(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  jw_inst_t *ji = instance;
+  sql_text_inst_t *ji = instance;
+  const jw_op_t *op = ji->op;
   ji->sb.n = 0;
-  sql_json_write(&ji->op->fmt, in->value, &ji->sb);
+  sql_json_write(&op->fmt, in->value, &ji->sb);
   if (ji->sb.failed) return FL_ENOMEM;
   return fl_emit(ctx, in->key, in->key_len, ji->sb.p, ji->sb.n, in->timestamp);
 }
 
 static const fl_process_fn_t jw_fn = {.version = FL_PROCESS_FN_VERSION,
-                                      .open = jw_open2,
+                                      .open = sql_text_inst_open,
                                       .process = jw_process,
-                                      .close = jw_close2,
+                                      .close = sql_text_inst_close,
                                       .destroy = sql_op_release};
 
 fl_stream_t *sql_rows_to_json(sql_exec_t *x, const sql_table_t *t, fl_stream_t *rows) {

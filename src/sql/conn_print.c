@@ -22,25 +22,6 @@ typedef struct pr_op {
   const sql_session_t *sess;
 } pr_op_t;
 
-typedef struct pr_inst {
-  const pr_op_t *op;
-  sql_strbuf_t sb;
-} pr_inst_t;
-
-static int pr_open(fl_context_t *ctx, void *opaque, void **instance) {
-  pr_inst_t *pi = calloc(1, sizeof *pi);
-  if (!pi) return FL_ENOMEM;
-  pi->op = opaque;
-  *instance = pi;
-  return FL_OK;
-}
-
-static void pr_close(void *instance) {
-  pr_inst_t *pi = instance;
-  sql_sb_free(&pi->sb);
-  free(pi);
-}
-
 static void print_row(sql_strbuf_t *sb, int n, const sql_type_t *const *types, const uint8_t *row,
                       const sql_session_t *sess) {
   sql_sb_put(sb, "+I[", 3);
@@ -60,7 +41,7 @@ static void print_row(sql_strbuf_t *sb, int n, const sql_type_t *const *types, c
 }
 
 static int pr_process(fl_context_t *ctx, const fl_record_t *in, void *instance) {
-  pr_inst_t *pi = instance;
+  sql_text_inst_t *pi = instance;
   const pr_op_t *op = pi->op;
   pi->sb.n = 0;
   if (op->ident) {
@@ -75,9 +56,9 @@ static int pr_process(fl_context_t *ctx, const fl_record_t *in, void *instance) 
 }
 
 static const fl_process_fn_t pr_fn = {.version = FL_PROCESS_FN_VERSION,
-                                      .open = pr_open,
+                                      .open = sql_text_inst_open,
                                       .process = pr_process,
-                                      .close = pr_close,
+                                      .close = sql_text_inst_close,
                                       .destroy = sql_op_release};
 
 static int print_sink(sql_exec_t *x, const sql_table_t *t, fl_stream_t *rows) {

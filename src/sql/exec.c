@@ -32,6 +32,21 @@ void *sql_op_new(sql_shared_t *sh, size_t size) {
   return b;
 }
 
+int sql_text_inst_open(fl_context_t *ctx, void *opaque, void **instance) {
+  (void)ctx;
+  sql_text_inst_t *ti = calloc(1, sizeof *ti);
+  if (!ti) return FL_ENOMEM;
+  ti->op = opaque;
+  *instance = ti;
+  return FL_OK;
+}
+
+void sql_text_inst_close(void *instance) {
+  sql_text_inst_t *ti = instance;
+  sql_sb_free(&ti->sb);
+  free(ti);
+}
+
 int sql_exec_fail(sql_exec_t *x, int code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

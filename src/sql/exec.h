@@ -38,6 +38,15 @@ void sql_op_release(void *opaque);
  * reference taken. */
 void *sql_op_new(sql_shared_t *sh, size_t size);
 
+/* The per-subtask state of a process function that turns each record into text: its
+ * operator (the function table's opaque) and one buffer reused for every record. */
+typedef struct sql_text_inst {
+  const void *op;
+  sql_strbuf_t sb;
+} sql_text_inst_t;
+int sql_text_inst_open(fl_context_t *ctx, void *opaque, void **instance);
+void sql_text_inst_close(void *instance);
+
 typedef struct sql_exec {
   fl_env_t *env;
   sql_shared_t *sh;
