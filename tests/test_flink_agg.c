@@ -116,6 +116,15 @@ static run_t run_ok(tctx_t *t, const char *const *args) {
   return r;
 }
 
+/* Runs the tool, which must exit 0 with the lines want on stdout, having skipped one
+ * malformed line. */
+static void run_skips_one(tctx_t *t, const char *const *args, const char *const *want, size_t n) {
+  run_t r = run_ok(t, args);
+  assert_text_lines("stdout", r.out, want, n);
+  assert_non_null(strstr(r.err, "flink-agg: skipped 1 malformed lines\n"));
+  run_free(&r);
+}
+
 /* The file at path holds the lines want, in any order. */
 static void assert_file_lines(const char *path, const char *const *want, size_t n) {
   lines_t got = {0};
@@ -579,12 +588,7 @@ static void time_at_int64_min_follows_on_error(void **state) {
              "{\"user\":\"c\",\"ts\":-9223372036854775807}\n"
              "{\"user\":\"a\",\"ts\":1}\n"
              "{\"user\":\"b\",\"ts\":-9223372036854775808}\n");
-  r = run_tool(t, skip);
-  if (r.code != 0) print_error("stderr: %s\n", r.err);
-  assert_int_equal(r.code, 0);
-  assert_text_lines("stdout", r.out, want, N_OF(want));
-  assert_non_null(strstr(r.err, "flink-agg: skipped 1 malformed lines\n"));
-  run_free(&r);
+  run_skips_one(t, skip, want, N_OF(want));
 
   r = run_tool(t, fail);
   assert_int_equal(r.code, 1);
@@ -639,12 +643,7 @@ static void over_long_line_follows_on_error(void **state) {
   assert_int_equal(fwrite(data, 1, len, f), len);
   assert_int_equal(fclose(f), 0);
 
-  r = run_tool(t, skip);
-  if (r.code != 0) print_error("stderr: %s\n", r.err);
-  assert_int_equal(r.code, 0);
-  assert_text_lines("stdout", r.out, want, N_OF(want));
-  assert_non_null(strstr(r.err, "flink-agg: skipped 1 malformed lines\n"));
-  run_free(&r);
+  run_skips_one(t, skip, want, N_OF(want));
 
   snprintf(opt, sizeof(opt), "dead-letter:%s", t->dead);
   r = run_tool(t, dead);
@@ -667,11 +666,7 @@ static void over_long_line_follows_on_error(void **state) {
   len = (size_t)sprintf(data, "{\"user\":\"a\",\"ts\":1}\n{\"user\":\"%0150d\",\"ts\":2}\n", 7);
   len += (size_t)sprintf(data + len, "{\"user\":\"a\",\"ts\":3}\n");
   write_text(t->in, data);
-  r = run_tool(t, small);
-  assert_int_equal(r.code, 0);
-  assert_text_lines("stdout", r.out, want, N_OF(want));
-  assert_non_null(strstr(r.err, "flink-agg: skipped 1 malformed lines\n"));
-  run_free(&r);
+  run_skips_one(t, small, want, N_OF(want));
   free(data);
 }
 
@@ -765,9 +760,7 @@ static void set_reaches_any_configuration_key(void **state) {
   run_t r;
   char *got, *late;
   write_text(t->in, out_of_orderness.input);
-  r = run_tool(t, args);
-  if (r.code != 0) print_error("stderr: %s\n", r.err);
-  assert_int_equal(r.code, 0);
+  r = run_ok(t, args);
   got = read_text(t->out, NULL);
   assert_non_null(got);
   assert_text_lines("output", got, want, N_OF(want));
@@ -1243,9 +1236,7 @@ static void resume_after_a_skipped_long_line_does_not_meet_it_again(void **state
   close(fd);
 
   dur_replace_fifo(&d);
-  run_t r = run_tool(t, second);
-  if (r.code != 0) print_error("stderr: %s\n", r.err);
-  assert_int_equal(r.code, 0);
+  run_t r = run_ok(t, second);
   assert_non_null(strstr(r.err, "flink: restoring checkpoint "));
   run_free(&r);
   dur_assert_committed_all(&d);
