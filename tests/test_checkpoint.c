@@ -28,21 +28,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static fl_env_t *env_conf(const char *const *kv) {
-  fl_config_t *c = fl_config_new();
-  char err[512];
-  for (size_t i = 0; kv[i]; i += 2)
-    if (fl_config_set(c, kv[i], kv[i + 1], err, sizeof err)) {
-      fprintf(stderr, "config: %s\n", err);
-      fl_config_destroy(c);
-      return NULL;
-    }
-  fl_env_t *env = NULL;
-  if (fl_env_new(&env, c, err, sizeof err)) fprintf(stderr, "env: %s\n", err);
-  fl_config_destroy(c);
-  return env;
-}
-
 /* ---- a failure restores the last checkpoint in-process ---- */
 
 typedef struct {
@@ -85,8 +70,7 @@ static void run_restart(const char *backend, const char *incremental) {
                       "restart-strategy.fixed-delay.delay",
                       "0",
                       NULL};
-  fl_env_t *env = env_conf(kv);
-  assert_non_null(env);
+  fl_env_t *env = env_of(kv);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = N / 2, .fail_at = N / 2 + 777, .budget = 64};
   ckjob_build(env, &j, out);
   resumer_t r = {.j = &j, .root = root};
@@ -130,7 +114,7 @@ static void failure_without_restart_strategy_fails_the_job(void **state) {
   char out[512];
   snprintf(out, sizeof out, "%s/norestart-out", g_tmp);
   const char *kv[] = {"parallelism", "2", NULL};
-  fl_env_t *env = env_conf(kv);
+  fl_env_t *env = env_of(kv);
   ckjob_t j = {.n = 5000, .keys = KEYS, .pause_at = -1, .fail_at = 100};
   ckjob_build(env, &j, out);
   assert_int_equal(fl_env_execute(env, "x"), FL_EUSER);
@@ -170,7 +154,7 @@ static void take_savepoint(const char *backend, int p, const char *sp, const cha
   char ps[8];
   snprintf(ps, sizeof ps, "%d", p);
   const char *kv[] = {"parallelism", ps, "state.backend", backend, NULL};
-  fl_env_t *env = env_conf(kv);
+  fl_env_t *env = env_of(kv);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = N / 2, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
   saver_t s = {.env = env, .j = &j, .path = sp};
@@ -189,7 +173,7 @@ static void restore_savepoint(const char *backend, int p, const char *sp, const 
   snprintf(ps, sizeof ps, "%d", p);
   const char *kv[] = {"parallelism", ps, "state.backend", backend, "execution.savepoint.path", sp,
                       NULL};
-  fl_env_t *env = env_conf(kv);
+  fl_env_t *env = env_of(kv);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
   int rc = fl_env_execute(env, "restore");
@@ -259,7 +243,7 @@ static void checkpoint_configuration_is_checked(void **state) {
 
 static void restore_from_a_missing_path_names_it(void **state) {
   const char *kv[] = {"execution.savepoint.path", "/nonexistent/flink-savepoint", NULL};
-  fl_env_t *env = env_conf(kv);
+  fl_env_t *env = env_of(kv);
   ckjob_t j = {.n = 10, .keys = 2, .pause_at = -1, .fail_at = -1};
   char out[512];
   snprintf(out, sizeof out, "%s/missing-out", g_tmp);
@@ -288,7 +272,7 @@ static void restart_ignores_checkpoints_of_an_earlier_run(void **state) {
   const char *kv_a[] = {
       "parallelism", "2", "state.checkpoints.dir", root, "execution.checkpointing.interval",
       "20ms",        NULL};
-  fl_env_t *env = env_conf(kv_a);
+  fl_env_t *env = env_of(kv_a);
   ckjob_t a = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
   ckjob_build(env, &a, out_a);
   assert_int_equal(fl_env_execute(env, "a"), 0);
@@ -308,7 +292,7 @@ static void restart_ignores_checkpoints_of_an_earlier_run(void **state) {
                         "restart-strategy.fixed-delay.delay",
                         "0",
                         NULL};
-  env = env_conf(kv_b);
+  env = env_of(kv_b);
   ckjob_t b = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = 777, .budget = 64};
   ckjob_build(env, &b, out_b);
   int rc = fl_env_execute(env, "b");
@@ -332,8 +316,7 @@ static int always_fail(fl_context_t *ctx, const fl_record_t *in, void *inst) {
 }
 
 static int attempts_with(const char *const *kv) {
-  fl_env_t *env = env_conf(kv);
-  assert_non_null(env);
+  fl_env_t *env = env_of(kv);
   atomic_store(&g_opens, 0);
   fl_record_t r = rec_str("k", "v", 1);
   fl_stream_t *s = fl_source_collection(env, "one", &r, 1);
@@ -404,8 +387,7 @@ static void log_lines_go_to_the_log_function(void **state) {
                       "restart-strategy.fixed-delay.delay",
                       "1ms",
                       NULL};
-  fl_env_t *env = env_conf(kv);
-  assert_non_null(env);
+  fl_env_t *env = env_of(kv);
   log_sink_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
   assert_int_equal(fl_env_set_log(NULL, collect_log, &l), FL_EINVAL);
   assert_int_equal(fl_env_set_log(env, collect_log, &l), 0);
@@ -456,8 +438,7 @@ static void run_fallback_job(const char *root, const char *out, bool restore) {
                       "execution.savepoint.path",
                       restore ? root : "",
                       NULL};
-  fl_env_t *env = env_conf(kv);
-  assert_non_null(env);
+  fl_env_t *env = env_of(kv);
   log_sink_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
   fl_env_set_log(env, collect_log, &l); /* the fallback is logged, not printed */
   ckjob_t j = {
@@ -514,8 +495,7 @@ static void checkpoints_that_cannot_start_are_counted_and_named(void **state) {
                       "execution.checkpointing.tolerable-failed-checkpoints",
                       "3",
                       NULL};
-  fl_env_t *env = env_conf(kv);
-  assert_non_null(env);
+  fl_env_t *env = env_of(kv);
   log_sink_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
   assert_int_equal(fl_env_set_log(env, collect_log, &l), 0);
   static const fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = never_ending_run};
