@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "lib/bench_ckpt.h"
+#include "lib/bench_ckjob.h"
 #include "lib/bench_clock.h"
 #include "lib/bench_env.h"
 
@@ -111,27 +112,6 @@ static int put_process(fl_context_t *ctx, const fl_record_t *in, void *inst) {
 
 static int null_write(fl_context_t *ctx, const fl_record_t *in, void *inst) { return 0; }
 
-typedef struct {
-  fl_env_t *env;
-  int rc;
-} runner_t;
-
-static void *run(void *arg) {
-  runner_t *r = arg;
-  r->rc = fl_env_execute(r->env, "bench-checkpoint");
-  return NULL;
-}
-
-static int64_t metric(fl_env_t *env, const char *name) {
-  char *js = fl_env_metrics_json(env);
-  json_t *doc = js ? json_loads(js, 0, NULL) : NULL;
-  free(js);
-  int64_t v =
-      (int64_t)json_integer_value(json_object_get(json_object_get(doc, "checkpoints"), name));
-  json_decref(doc);
-  return v;
-}
-
 static void usage(void) {
   fprintf(stderr,
           "usage: flink-bench checkpoint [--state-mb N] [--value-bytes N] [--update-pct P]\n"
@@ -181,36 +161,14 @@ int fl_bench_checkpoint_main(int argc, char **argv) {
     usage();
     return 2;
   }
-  char tmp[512];
-  if (dir)
-    snprintf(tmp, sizeof tmp, "%s", dir);
-  else
-    snprintf(tmp, sizeof tmp, "/tmp/flink-bench-ckpt-%d", (int)getpid());
-  char ck[600], rocks[600], ps[16];
-  snprintf(ck, sizeof ck, "%s/checkpoints", tmp);
-  snprintf(rocks, sizeof rocks, "%s/rocksdb", tmp);
+  char ps[16];
   snprintf(ps, sizeof ps, "%d", par);
-  if (mkdir_p_simple(tmp) || mkdir_p_simple(rocks)) {
-    fprintf(stderr, "flink-bench: cannot create %s\n", tmp);
-    return 1;
-  }
-  const char *kv[] = {"parallelism",
-                      ps,
-                      "state.backend",
-                      backend,
-                      "state.backend.incremental",
-                      incremental,
-                      "state.backend.rocksdb.localdir",
-                      rocks,
-                      "state.checkpoints.dir",
-                      ck,
-                      "state.checkpoints.num-retained",
-                      "1",
-                      "execution.checkpointing.interval",
-                      interval,
-                      NULL};
-  fl_env_t *env;
-  if (bench_make_env_kv(kv, NULL, 0, &env) != 0) return 2;
+  const bench_ckjob_conf_t conf = {
+      .parallelism = ps, .backend = backend, .incremental = incremental, .interval = interval};
+  bench_ckjob_t job;
+  int rc = bench_ckjob_init(&job, "checkpoint", dir, &conf);
+  if (rc) return rc;
+  fl_env_t *env = job.env;
   bc_t b = {.keys = state_mb * 1024 * 1024 / value_bytes,
             .value_bytes = value_bytes,
             .update_pct = update_pct};
@@ -223,17 +181,15 @@ int fl_bench_checkpoint_main(int argc, char **argv) {
   fl_stream_t *o = fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "state", &pfn, &b);
   fl_stream_sink(o, "none", &kfn, NULL);
 
-  runner_t r = {.env = env};
-  pthread_t t;
   double t0 = bench_now_s();
-  pthread_create(&t, NULL, run, &r);
+  bench_ckjob_start(&job);
   while (!atomic_load(&b.loaded)) usleep(10000);
   double load_s = bench_now_s() - t0;
   /* the first checkpoint that started after the load holds all of it */
-  int64_t seen = metric(env, "completed") + 1;
+  int64_t seen = bench_ckpt_metric(env, "completed") + 1;
   for (int round = 0; round <= rounds; round++) {
-    while (metric(env, "completed") <= seen) usleep(20000);
-    seen = metric(env, "completed");
+    while (bench_ckpt_metric(env, "completed") <= seen) usleep(20000);
+    seen = bench_ckpt_metric(env, "completed");
     printf(
         "{\"bench\":\"checkpoint\",\"backend\":\"%s\",\"incremental\":%s,"
         "\"state_mb\":%" PRIu64 ",\"keys\":%" PRIu64
@@ -241,18 +197,11 @@ int fl_bench_checkpoint_main(int argc, char **argv) {
         "\"duration_ms\":%" PRId64 ",\"size_bytes\":%" PRId64 ",\"new_bytes\":%" PRId64
         ",\"load_seconds\":%.1f}\n",
         backend, strcmp(incremental, "true") == 0 ? "true" : "false", state_mb, b.keys,
-        round == 0 ? "after-load" : "after-updates", metric(env, "last_duration_ms"),
-        metric(env, "last_size_bytes"), metric(env, "last_new_bytes"), load_s);
+        round == 0 ? "after-load" : "after-updates", bench_ckpt_metric(env, "last_duration_ms"),
+        bench_ckpt_metric(env, "last_size_bytes"), bench_ckpt_metric(env, "last_new_bytes"),
+        load_s);
     fflush(stdout);
     atomic_fetch_add(&b.round, 1); /* the next batch of updates */
   }
-  fl_env_stop(env);
-  pthread_join(t, NULL);
-  fl_env_destroy(env);
-  if (!dir) {
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "flink-bench: cannot remove %s\n", tmp);
-  }
-  return r.rc == FL_ECANCELED || r.rc == 0 ? 0 : 1;
+  return bench_ckjob_end(&job);
 }

@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "flink.h"
-#include "lib/bench_ckpt.h"
+#include "lib/bench_ckjob.h"
 #include "lib/bench_clock.h"
 #include "lib/bench_env.h"
 
@@ -97,29 +97,6 @@ static int null_write(fl_context_t *ctx, const fl_record_t *in, void *inst) {
   return 0;
 }
 
-typedef struct {
-  fl_env_t *env;
-  int rc;
-  _Atomic int ended; /* the job ended early (a failure) */
-} runner_t;
-
-static void *run(void *arg) {
-  runner_t *r = arg;
-  r->rc = fl_env_execute(r->env, "bench-sessions");
-  atomic_store(&r->ended, 1);
-  return NULL;
-}
-
-static int64_t metric(fl_env_t *env, const char *name) {
-  char *js = fl_env_metrics_json(env);
-  json_t *doc = js ? json_loads(js, 0, NULL) : NULL;
-  free(js);
-  int64_t v =
-      (int64_t)json_integer_value(json_object_get(json_object_get(doc, "checkpoints"), name));
-  json_decref(doc);
-  return v;
-}
-
 /* A "Vm...:   N kB" line of /proc/self/status, in kB; -1 when absent. */
 static long status_kb(const char *field) {
   FILE *f = fopen("/proc/self/status", "r");
@@ -175,34 +152,16 @@ int fl_bench_sessions_main(int argc, char **argv) {
     usage();
     return 2;
   }
-  char tmp[512], ck[600], rocks[600];
-  if (dir)
-    snprintf(tmp, sizeof tmp, "%s", dir);
-  else
-    snprintf(tmp, sizeof tmp, "/tmp/flink-bench-sessions-%d", (int)getpid());
-  snprintf(ck, sizeof ck, "%s/checkpoints", tmp);
-  snprintf(rocks, sizeof rocks, "%s/rocksdb", tmp);
-  if (mkdir_p_simple(tmp) || mkdir_p_simple(rocks)) {
-    fprintf(stderr, "flink-bench: cannot create %s\n", tmp);
-    return 1;
-  }
-  const char *kv[] = {"parallelism",
-                      "1",
-                      "state.backend",
-                      backend,
-                      "state.backend.incremental",
-                      incremental,
-                      "state.backend.rocksdb.localdir",
-                      rocks,
-                      "state.checkpoints.dir",
-                      ck,
-                      "state.checkpoints.num-retained",
-                      "1",
-                      "execution.checkpointing.interval",
-                      checkpoints ? interval : "0",
-                      NULL};
-  fl_env_t *env;
-  if (bench_make_env_kv(kv, sets, n_sets, &env) != 0) return 2;
+  const bench_ckjob_conf_t conf = {.parallelism = "1",
+                                   .backend = backend,
+                                   .incremental = incremental,
+                                   .interval = checkpoints ? interval : "0",
+                                   .sets = sets,
+                                   .n_sets = n_sets};
+  bench_ckjob_t job;
+  int rc = bench_ckjob_init(&job, "sessions", dir, &conf);
+  if (rc) return rc;
+  fl_env_t *env = job.env;
   bm_t b = {.keys = keys};
   static const fl_source_fn_t sfn = {
       .version = FL_SOURCE_FN_VERSION, .open = src_open, .run = src_run, .close = src_close};
@@ -223,15 +182,14 @@ int fl_bench_sessions_main(int argc, char **argv) {
       fl_window_session(fl_stream_key_by(t, NULL, NULL), FL_EVENT_TIME, GAP_MS);
   fl_stream_sink(fl_window_aggregate(w, "sessions", &cfn, NULL), "none", &kfn, NULL);
 
-  runner_t r = {.env = env};
-  pthread_t th;
   double t0 = bench_now_s();
-  pthread_create(&th, NULL, run, &r);
-  while (!atomic_load(&b.loaded) && !atomic_load(&r.ended)) usleep(10000);
+  bench_ckjob_start(&job);
+  while (!atomic_load(&b.loaded) && !atomic_load(&job.ended)) usleep(10000);
   double load_s = bench_now_s() - t0;
   /* checkpoints that started after the load hold every open window */
-  int64_t target = metric(env, "completed") + 1 + checkpoints;
-  while (checkpoints && metric(env, "completed") < target && !atomic_load(&r.ended)) usleep(20000);
+  int64_t target = bench_ckpt_metric(env, "completed") + 1 + checkpoints;
+  while (checkpoints && bench_ckpt_metric(env, "completed") < target && !atomic_load(&job.ended))
+    usleep(20000);
   long hwm = status_kb("VmHWM"), rss = status_kb("VmRSS");
   double cpu = bench_cpu_s();
   printf("{\"bench\":\"sessions\",\"backend\":\"%s\",\"incremental\":%s,\"keys\":%" PRIu64
@@ -239,18 +197,8 @@ int fl_bench_sessions_main(int argc, char **argv) {
          "\"cpu_seconds\":%.1f,"
          "\"last_checkpoint_ms\":%" PRId64 ",\"last_checkpoint_bytes\":%" PRId64 "}\n",
          backend, strcmp(incremental, "true") == 0 ? "true" : "false", keys, checkpoints,
-         (double)hwm / 1024.0, (double)rss / 1024.0, load_s, cpu, metric(env, "last_duration_ms"),
-         metric(env, "last_size_bytes"));
+         (double)hwm / 1024.0, (double)rss / 1024.0, load_s, cpu,
+         bench_ckpt_metric(env, "last_duration_ms"), bench_ckpt_metric(env, "last_size_bytes"));
   fflush(stdout);
-  fl_env_stop(env);
-  pthread_join(th, NULL);
-  if (r.rc && r.rc != FL_ECANCELED)
-    fprintf(stderr, "flink-bench: job failed (%s): %s\n", fl_err_name(r.rc), fl_env_error(env));
-  fl_env_destroy(env);
-  if (!dir) {
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "flink-bench: cannot remove %s\n", tmp);
-  }
-  return r.rc == FL_ECANCELED || r.rc == 0 ? 0 : 1;
+  return bench_ckjob_end(&job);
 }
