@@ -205,6 +205,31 @@ static void lines_source_null_path_is_a_builder_error(void **state) {
   fl_env_destroy(env);
 }
 
+/* Standard input replaced by the read end of a pipe that writer(arg) feeds on a thread of
+ * its own, from the write end it finds in *fd (and closes). */
+typedef struct stdin_feed {
+  int saved_stdin;
+  pthread_t writer;
+} stdin_feed_t;
+
+static void stdin_feed_start(stdin_feed_t *f, int *fd, void *(*writer)(void *), void *arg) {
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  f->saved_stdin = dup(STDIN_FILENO);
+  assert_true(f->saved_stdin >= 0);
+  assert_int_equal(dup2(fds[0], STDIN_FILENO), STDIN_FILENO);
+  close(fds[0]);
+  *fd = fds[1];
+  assert_int_equal(pthread_create(&f->writer, NULL, writer, arg), 0);
+}
+
+/* Waits for the writer and gives standard input back. */
+static void stdin_feed_end(stdin_feed_t *f) {
+  pthread_join(f->writer, NULL);
+  assert_int_equal(dup2(f->saved_stdin, STDIN_FILENO), STDIN_FILENO);
+  close(f->saved_stdin);
+}
+
 typedef struct pipe_writer {
   int fd;
   int lines;
@@ -227,24 +252,14 @@ static void *pipe_writer_main(void *arg) {
 }
 
 static void lines_source_reads_stdin_from_a_pipe(void **state) {
-  int fds[2], saved_stdin;
-  pipe_writer_t w;
-  pthread_t th;
+  pipe_writer_t w = {.lines = 5000};
+  stdin_feed_t feed;
   collector_t c;
   char want[32];
 
-  assert_int_equal(pipe(fds), 0);
-  saved_stdin = dup(STDIN_FILENO);
-  assert_true(saved_stdin >= 0);
-  assert_int_equal(dup2(fds[0], STDIN_FILENO), STDIN_FILENO);
-  close(fds[0]);
-  w.fd = fds[1];
-  w.lines = 5000;
-  assert_int_equal(pthread_create(&th, NULL, pipe_writer_main, &w), 0);
+  stdin_feed_start(&feed, &w.fd, pipe_writer_main, &w);
   assert_int_equal(read_lines("-", &c, NULL, 0), FL_OK);
-  pthread_join(th, NULL);
-  assert_int_equal(dup2(saved_stdin, STDIN_FILENO), STDIN_FILENO);
-  close(saved_stdin);
+  stdin_feed_end(&feed);
 
   assert_int_equal(c.n, 5001);
   for (int i = 0; i < 5000; i++) {
@@ -545,22 +560,15 @@ static long max_rss_kib(void) {
  * more than about the limit (the peak resident size grows by far less than the line). */
 static void lines_opts_over_long_line_is_never_held_whole(void **state) {
   const size_t line = 128 * MIB;
-  int fds[2], saved_stdin;
-  long_writer_t w;
-  pthread_t th;
+  long_writer_t w = {.len = line};
+  stdin_feed_t feed;
   parse_state_t ps = {0};
   policy_run_t r;
   long before, after;
   (void)state;
 
-  assert_int_equal(pipe(fds), 0);
-  saved_stdin = dup(STDIN_FILENO);
-  assert_int_equal(dup2(fds[0], STDIN_FILENO), STDIN_FILENO);
-  close(fds[0]);
-  w.fd = fds[1];
-  w.len = line;
   before = max_rss_kib();
-  assert_int_equal(pthread_create(&th, NULL, long_writer_main, &w), 0);
+  stdin_feed_start(&feed, &w.fd, long_writer_main, &w);
   fl_env_t *env = new_env(1);
   fl_lines_source_opts_t o = {.version = FL_LINES_SOURCE_OPTS_VERSION,
                               .path = "-",
@@ -577,10 +585,8 @@ static void lines_opts_over_long_line_is_never_held_whole(void **state) {
   assert_int_equal(fl_env_execute(env, "long"), FL_OK);
   assert_int_equal(user_metric(env, "src", "lines-skipped"), 1);
   fl_env_destroy(env);
-  pthread_join(th, NULL);
+  stdin_feed_end(&feed);
   after = max_rss_kib();
-  assert_int_equal(dup2(saved_stdin, STDIN_FILENO), STDIN_FILENO);
-  close(saved_stdin);
   assert_int_equal(r.main.n, 2);
   assert_string_equal(r.main.r[0].value, "first");
   assert_string_equal(r.main.r[1].value, "end");
