@@ -170,21 +170,6 @@ static bool log_committed(const char *logs, const char *tag) {
   return false;
 }
 
-/* The newest checkpoint under root with a manifest (0: none). */
-static int64_t newest_complete(const char *root) {
-  int64_t newest = 0;
-  DIR *d = opendir(root);
-  for (struct dirent *e; d && (e = readdir(d));) {
-    long long id;
-    char manifest[4400];
-    snprintf(manifest, sizeof manifest, "%s/%s/_manifest", root, e->d_name);
-    if (sscanf(e->d_name, "chk-%lld", &id) == 1 && id > newest && access(manifest, F_OK) == 0)
-      newest = id;
-  }
-  if (d) closedir(d);
-  return newest;
-}
-
 /* Fails the test unless text holds every one of the fragments (NULL-terminated). */
 static void assert_mentions(const char *what, const char *text, ...) {
   va_list ap;
@@ -906,7 +891,7 @@ static void crash_child(const char *bs, const char *root, const char *logdir) {
                       "execution.checkpointing.interval",
                       "100ms",
                       "execution.savepoint.path",
-                      newest_complete(root) ? root : "",
+                      complete_checkpoints(root, NULL) > 0 ? root : "",
                       NULL};
   char err[512];
   fl_env_t *env = env_try(kv, err, sizeof err);
@@ -1134,7 +1119,7 @@ static void test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_a
   rerun_job(&r);
   if (r.rc) fail_msg("first run: %s", r.err);
   assert_int_equal(topic_count(c->mk.bs, "skip"), 600);
-  int64_t newest = newest_complete(root.s);
+  int64_t newest = newest_checkpoint(root.s);
   assert_true(newest >= 2);
   snprintf(man, sizeof man, "%s/chk-%lld/_manifest", root.s, (long long)newest);
   size_t len;
