@@ -209,6 +209,14 @@ int bg_job_join(bg_job_t *j) {
   return j->rc;
 }
 
+void argv_append(char **argv, int *n, int cap, va_list ap) {
+  for (char *a; (a = va_arg(ap, char *)) != NULL;) {
+    if (*n >= cap - 1) fail_msg("more than %d arguments", cap - 1);
+    argv[(*n)++] = a;
+  }
+  argv[*n] = NULL;
+}
+
 double mono_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

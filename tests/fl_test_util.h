@@ -4,6 +4,7 @@
 #define FL_TEST_UTIL_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -92,6 +93,10 @@ typedef struct bg_job {
 void bg_job_start(bg_job_t *j, fl_env_t *env, const char *name);
 /* Waits for the job's end; its result. */
 int bg_job_join(bg_job_t *j);
+
+/* Appends the strings of ap, up to its NULL, to argv[*n..] and ends argv with NULL (a
+ * program's arguments); fails the test when they do not fit in its cap entries. */
+void argv_append(char **argv, int *n, int cap, va_list ap);
 
 /* Seconds on the monotonic clock, with sub-millisecond resolution. */
 double mono_s(void);

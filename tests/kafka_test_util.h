@@ -212,9 +212,8 @@ static inline child_t *start_server(char *bootstrap, size_t cap, ...) {
   argv[argc++] = g_tool;
   argv[argc++] = "--stdin-eof";
   va_start(ap, cap);
-  for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31;) argv[argc++] = a;
+  argv_append(argv, &argc, 32, ap);
   va_end(ap);
-  argv[argc] = NULL;
 
   if (access(g_tool, X_OK) != 0)
     fail_msg("%s is not built (cmake --build <dir> --target flink-kafka-local)", g_tool);

@@ -82,9 +82,8 @@ static pid_t start(const char *log, ...) {
   argv[argc++] = prog;
   va_list ap;
   va_start(ap, log);
-  for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 47;) argv[argc++] = a;
+  argv_append(argv, &argc, 48, ap);
   va_end(ap);
-  argv[argc] = NULL;
   snprintf(path, sizeof path, "%s/%s", g_dir, log);
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   assert_true(fd >= 0);

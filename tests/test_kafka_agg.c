@@ -88,9 +88,8 @@ static int run_agg(char **err, ...) {
   for (int i = 0; common[i]; i++) argv[n++] = (char *)common[i];
   va_list ap;
   va_start(ap, err);
-  for (char *a; (a = va_arg(ap, char *)) != NULL && n < 44;) argv[n++] = a;
+  argv_append(argv, &n, 48, ap);
   va_end(ap);
-  argv[n] = NULL;
   /* stderr to a file: run through sh for the redirection */
   char *cmd = NULL;
   size_t len = 0;

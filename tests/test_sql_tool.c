@@ -44,9 +44,8 @@ static int run_sql(const char *input, char **out, char **err, ...) {
   argv[n++] = g_sql;
   va_list ap;
   va_start(ap, err);
-  for (char *a; (a = va_arg(ap, char *)) != NULL && n < 31;) argv[n++] = a;
+  argv_append(argv, &n, 32, ap);
   va_end(ap);
-  argv[n] = NULL;
   child_t *c = spawn(argv, true);
   if (input) assert_int_equal(write(c->in_fd, input, strlen(input)), (ssize_t)strlen(input));
   close_fd(&c->in_fd);
