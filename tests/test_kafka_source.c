@@ -551,19 +551,6 @@ static void checkpoint_restart_is_exactly_once_and_commits(void **state) {
   rm_rf(root);
 }
 
-typedef struct sp_arg {
-  fl_env_t *env;
-  const char *path;
-  int rc;
-  char err[512];
-} sp_arg_t;
-
-static void *savepoint_thread(void *arg) {
-  sp_arg_t *s = arg;
-  s->rc = fl_env_savepoint(s->env, s->path, s->err, sizeof s->err);
-  return NULL;
-}
-
 static void rescale_2_to_3_from_savepoint(void **state) {
   mock_t m;
   job_t j1, j2;
@@ -577,11 +564,8 @@ static void rescale_2_to_3_from_savepoint(void **state) {
   job_build(&j1, env_conf(2, NULL), &o);
   job_start(&j1);
   wait_records(&j1, 100, 10000);
-  sp_arg_t s = {.env = j1.env, .path = sp};
-  pthread_t t;
-  pthread_create(&t, NULL, savepoint_thread, &s);
-  pthread_join(t, NULL);
-  if (s.rc != 0) fail_msg("savepoint: %s", s.err);
+  char err[512];
+  if (fl_env_savepoint(j1.env, sp, err, sizeof err) != 0) fail_msg("savepoint: %s", err);
   job_stop(&j1);
   expect_exactly(&j1.col, 4, 0, 25, 0, true);
   job_free(&j1);
