@@ -132,23 +132,6 @@ static void failure_without_restart_strategy_fails_the_job(void **state) {
 
 /* ---- savepoints: taken while running, restored at other parallelisms / backends ---- */
 
-typedef struct {
-  fl_env_t *env;
-  ckjob_t *j;
-  const char *path;
-  int rc;
-  char err[1024];
-} saver_t;
-
-static void *savepoint_then_stop(void *arg) {
-  saver_t *s = arg;
-  int64_t deadline = mono_ms() + (int64_t)(20000 * timeout_scale());
-  while (!atomic_load(&s->j->paused) && mono_ms() < deadline) pause_ms(1);
-  s->rc = fl_env_savepoint(s->env, s->path, s->err, sizeof s->err);
-  fl_env_stop(s->env);
-  return NULL;
-}
-
 /* Runs the job to the pause at P=p on backend, takes a savepoint, stops. */
 static void take_savepoint(const char *backend, int p, const char *sp, const char *out) {
   char ps[8];
@@ -157,14 +140,16 @@ static void take_savepoint(const char *backend, int p, const char *sp, const cha
   fl_env_t *env = env_of(kv);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = N / 2, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
-  saver_t s = {.env = env, .j = &j, .path = sp};
-  pthread_t t;
-  pthread_create(&t, NULL, savepoint_then_stop, &s);
-  int rc = fl_env_execute(env, "sp");
-  pthread_join(t, NULL);
-  if (s.rc) fprintf(stderr, "savepoint: %s\n", s.err);
-  assert_int_equal(s.rc, 0);
-  assert_int_equal(rc, FL_ECANCELED);
+  bg_job_t job;
+  bg_job_start(&job, env, "sp");
+  int64_t deadline = mono_ms() + (int64_t)(20000 * timeout_scale());
+  while (!atomic_load(&j.paused) && mono_ms() < deadline) pause_ms(1);
+  char err[1024];
+  int rc = fl_env_savepoint(env, sp, err, sizeof err);
+  fl_env_stop(env);
+  if (rc) fprintf(stderr, "savepoint: %s\n", err);
+  assert_int_equal(bg_job_join(&job), FL_ECANCELED);
+  assert_int_equal(rc, 0);
   fl_env_destroy(env);
 }
 
