@@ -176,11 +176,7 @@ int fl_ksink_check_err(fl_context_t *ctx, kinst_t *in) {
 
 /* Waits up to ms for the next delivery report (in->bg). */
 static void wait_report(kinst_t *in, int ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  int64_t ns = ts.tv_nsec + (int64_t)ms * 1000000;
-  ts.tv_sec += ns / 1000000000;
-  ts.tv_nsec = ns % 1000000000;
+  struct timespec ts = fl_mono_deadline(ms);
   pthread_mutex_lock(&in->mu);
   if (in->reported < in->produced) pthread_cond_timedwait(&in->cv, &in->mu, &ts);
   pthread_mutex_unlock(&in->mu);
@@ -191,11 +187,7 @@ bool fl_ksink_wait_reports(kinst_t *in, int64_t deadline_ms) {
   while (in->reported < in->produced) {
     int64_t left = deadline_ms - fl_mono_ms();
     if (left <= 0) break;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t ns = ts.tv_nsec + (left < 100 ? left : 100) * 1000000;
-    ts.tv_sec += ns / 1000000000;
-    ts.tv_nsec = ns % 1000000000;
+    struct timespec ts = fl_mono_deadline(left < 100 ? left : 100);
     pthread_cond_timedwait(&in->cv, &in->mu, &ts);
   }
   bool all = in->reported >= in->produced;

@@ -412,14 +412,7 @@ static void *coord_main(void *arg) {
       if (d < wait) wait = d;
     }
     if (wait < 1) wait = 1; /* never spin holding the lock */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += wait / 1000;
-    ts.tv_nsec += (wait % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000;
-    }
+    struct timespec ts = fl_mono_deadline(wait);
     pthread_cond_timedwait(&c->cv, &c->mu, &ts);
   }
   if (c->pending) {

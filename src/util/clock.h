@@ -14,6 +14,17 @@ static inline int64_t fl_mono_ns(void) {
 
 static inline int64_t fl_mono_ms(void) { return fl_mono_ns() / 1000000; }
 
+/* The CLOCK_MONOTONIC time ms milliseconds from now, as the absolute timeout of a
+ * pthread_cond_timedwait on a condition variable set to that clock. */
+static inline struct timespec fl_mono_deadline(int64_t ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t ns = ts.tv_nsec + (ms % 1000) * 1000000;
+  ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+  ts.tv_nsec = (long)(ns % 1000000000);
+  return ts;
+}
+
 /* Milliseconds since the epoch (CLOCK_REALTIME). */
 static inline int64_t fl_wall_ms(void) {
   struct timespec ts;
