@@ -1112,38 +1112,52 @@ static void rerun_job(rerun_t *r) {
 static void test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_accepted(
     void **state) {
   mock_case_t *c = *state;
-  mock_topic(&c->mk, "skip", 2);
-  path_t root = tmp_path("skip-ck");
-  char man[700];
-  rerun_t r = {.bs = c->mk.bs, .topic = "skip", .root = root.s};
-  rerun_job(&r);
-  if (r.rc) fail_msg("first run: %s", r.err);
-  assert_int_equal(topic_count(c->mk.bs, "skip"), 600);
-  int64_t newest = newest_checkpoint(root.s);
-  assert_true(newest >= 2);
-  snprintf(man, sizeof man, "%s/chk-%lld/_manifest", root.s, (long long)newest);
-  size_t len;
-  char *bytes = read_text(man, &len);
-  assert_true(bytes && len > 0);
-  bytes[0] ^= 0x20;
-  write_bytes(man, bytes, len);
-  free(bytes);
+  char topic[32], dir[32], man[700], want[64];
+  path_t root;
+  rerun_t r;
+  int64_t newest = 0;
+  /* When the last periodic checkpoint already committed every record (a loaded machine
+   * can delay the end past it), the final one committed nothing and falling back past it
+   * repeats nothing: the restore rightly goes on, without a duplicate. The refusal needs
+   * a skipped checkpoint that committed records, so the scenario is run again until one
+   * did (each attempt checks that nothing is ever written twice). */
+  for (int attempt = 0;; attempt++) {
+    if (attempt == 8) fail_msg("8 first runs left nothing to their final checkpoint");
+    snprintf(topic, sizeof topic, "skip%d", attempt);
+    snprintf(dir, sizeof dir, "skip-ck%d", attempt);
+    mock_topic(&c->mk, topic, 2);
+    root = tmp_path(dir);
+    r = (rerun_t){.bs = c->mk.bs, .topic = topic, .root = root.s};
+    rerun_job(&r);
+    if (r.rc) fail_msg("first run: %s", r.err);
+    assert_int_equal(topic_count(c->mk.bs, topic), 600);
+    newest = newest_checkpoint(root.s);
+    assert_true(newest >= 2);
+    snprintf(man, sizeof man, "%s/chk-%lld/_manifest", root.s, (long long)newest);
+    size_t len;
+    char *bytes = read_text(man, &len);
+    assert_true(bytes && len > 0);
+    bytes[0] ^= 0x20;
+    write_bytes(man, bytes, len);
+    free(bytes);
 
-  r.restore = true;
-  rerun_job(&r);
-  char want[64];
+    r.restore = true;
+    rerun_job(&r);
+    assert_int_equal(topic_count(c->mk.bs, topic), 600); /* nothing written again */
+    if (r.rc != 0) break;
+    free(r.log.text);
+    r.log.text = NULL;
+  }
   snprintf(want, sizeof want, "committed output at checkpoint %lld", (long long)newest);
-  if (r.rc == 0 || !strstr(r.err, "kafka sink 'out'") || !strstr(r.err, want) ||
+  if (!strstr(r.err, "kafka sink 'out'") || !strstr(r.err, want) ||
       !strstr(r.err, "accept_duplicates"))
-    fail_msg("the restore past chk-%lld: rc %d, error '%s' (%zu records in the topic)",
-             (long long)newest, r.rc, r.err, topic_count(c->mk.bs, "skip"));
-  assert_int_equal(topic_count(c->mk.bs, "skip"), 600); /* nothing written again */
+    fail_msg("the restore past chk-%lld: rc %d, error '%s'", (long long)newest, r.rc, r.err);
 
   r.accept = 1;
   rerun_job(&r);
   if (r.rc) fail_msg("with accept_duplicates: %s", r.err);
   assert_mentions("the log (a warning about the repeated output)", r.log.text, "WARN", want, NULL);
-  assert_true(topic_count(c->mk.bs, "skip") > 600); /* what the option accepts */
+  assert_true(topic_count(c->mk.bs, topic) > 600); /* what the option accepts */
   free(r.log.text);
 }
 
