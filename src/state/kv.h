@@ -34,13 +34,16 @@ typedef struct fl_kkey {
 #define FL_KV_DELETE 1 /* delete this entry and go on */
 #define FL_KV_STOP 2   /* stop */
 
-/* 2: stats, value_ref, prefetch (each optional: NULL). */
-#define FL_KV_OPS_VERSION 2
+/* 2: stats, value_ref, prefetch; 3: flush, write_batch, errmsg (each optional: NULL). */
+#define FL_KV_OPS_VERSION 3
 
 /* Backend statistics (ops version 2), by Flink's state.backend.rocksdb.metrics.* names:
  * X(enum suffix, Flink's name, opt-in). Opt-in ones are read only when their
  * configuration key is true, as in Flink; the block cache hit and miss counts are cheap
- * and always read. */
+ * and on by default. The cache-* ones are the write-back cache's in front of RocksDB
+ * (src/state/cache.h; not Flink's, which has none): lookups it answered and those that
+ * went to the store, the bytes it holds for this store and how many of them are dirty,
+ * the cells it evicted, and how long the last flush at a checkpoint barrier took (us). */
 #define FL_KV_STATS_MAP(X)                                                     \
   X(BLOCK_CACHE_USAGE, "block-cache-usage", 1)                                 \
   X(BLOCK_CACHE_HIT, "block-cache-hit", 0)                                     \
@@ -49,7 +52,13 @@ typedef struct fl_kkey {
   X(CUR_SIZE_ALL_MEM_TABLES, "cur-size-all-mem-tables", 1)                     \
   X(ESTIMATE_PENDING_COMPACTION_BYTES, "estimate-pending-compaction-bytes", 1) \
   X(NUM_RUNNING_COMPACTIONS, "num-running-compactions", 1)                     \
-  X(TOTAL_SST_FILES_SIZE, "total-sst-files-size", 1)
+  X(TOTAL_SST_FILES_SIZE, "total-sst-files-size", 1)                           \
+  X(CACHE_HIT, "cache-hit", 0)                                                 \
+  X(CACHE_MISS, "cache-miss", 0)                                               \
+  X(CACHE_USAGE, "cache-usage", 0)                                             \
+  X(CACHE_DIRTY_BYTES, "cache-dirty-bytes", 0)                                 \
+  X(CACHE_EVICTIONS, "cache-evictions", 0)                                     \
+  X(CACHE_FLUSH_US, "cache-flush-us", 0)
 
 typedef enum fl_kv_stat {
 #define FL_KV_STAT_ENUM_(e, name, optin) FL_KV_STAT_##e,
@@ -57,6 +66,24 @@ typedef enum fl_kv_stat {
 #undef FL_KV_STAT_ENUM_
   FL_KV_STAT_N
 } fl_kv_stat_t;
+
+/* One write of write_batch. */
+enum {
+  FL_KV_W_PUT = 1, /* put(k, val, len) */
+  FL_KV_W_APPEND,  /* append(k, val, len) */
+  FL_KV_W_DEL,     /* del(k) */
+  FL_KV_W_MAP_PUT, /* map_put(k, ukey, val) */
+  FL_KV_W_MAP_DEL  /* map_del(k, ukey) */
+};
+typedef struct fl_kv_write {
+  int op; /* FL_KV_W_* */
+  uint32_t table;
+  fl_kkey_t k;
+  const void *ukey;
+  size_t ukey_len;
+  const void *val;
+  size_t len;
+} fl_kv_write_t;
 
 typedef struct fl_kv_ops {
   int version; /* FL_KV_OPS_VERSION */
@@ -136,6 +163,18 @@ typedef struct fl_kv_ops {
    * the backend can start loading it from memory: with stage 0 what locates the cell,
    * with stage 1, a few records later, the cell itself. Changes nothing. */
   void (*prefetch)(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash, int stage);
+
+  /* Version 3. Writes what the backend holds in memory ahead of its store (a cache's
+   * dirty cells) to the store; called at each checkpoint barrier before the snapshot.
+   * NULL: nothing is held back. */
+  int (*flush)(void *self);
+  /* Version 3. Applies n writes (fl_kv_write_t) in one go (RocksDB: one write batch),
+   * in order; each means what the call of its kind means. On an error, some of them
+   * may have been applied. NULL: the caller makes the calls one by one. */
+  int (*write_batch)(void *self, const fl_kv_write_t *w, size_t n);
+  /* Version 3. The message of the last failed call ("" if none), borrowed until the
+   * next call. NULL: none. */
+  const char *(*errmsg)(void *self);
 } fl_kv_ops_t;
 
 /* Layouts for set_table_ttl, matching src/state/state.c. */
@@ -171,6 +210,13 @@ void fl_kv_rocksdb_shared_destroy(fl_kv_rocksdb_shared_t *sh);
  * dir and RocksDB's message in err. */
 int fl_kv_rocksdb_new(fl_kv_rocksdb_shared_t *sh, const char *dir, const char *restore_from,
                       fl_kv_t *out, char *err, size_t err_size);
+
+/* The backend's message for its last failed call, or "". */
+static inline const char *fl_kv_errmsg(const fl_kv_t *kv) {
+  if (!kv || !kv->ops || kv->ops->version < 3 || !kv->ops->errmsg) return "";
+  const char *m = kv->ops->errmsg(kv->self);
+  return m ? m : "";
+}
 
 static inline void fl_kv_destroy(fl_kv_t *kv) {
   if (kv && kv->ops) kv->ops->destroy(kv->self);

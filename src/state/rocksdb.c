@@ -107,6 +107,8 @@ void fl_rdb_set_err(char *err, size_t err_size, const char *fmt, ...) {
   va_end(ap);
 }
 
+static const char *rdb_errmsg(void *self) { return self ? ((const rdb_t *)self)->err : ""; }
+
 const char *fl_kv_rocksdb_errmsg(const fl_kv_t *kv) {
   if (!kv || kv->ops != &fl_rdb_ops || !kv->self) return "";
   return ((const rdb_t *)kv->self)->err;
@@ -216,11 +218,14 @@ static void rdb_destroy(void *self) {
   if (r->ro) rocksdb_readoptions_destroy(r->ro);
   if (r->ro_scan) rocksdb_readoptions_destroy(r->ro_scan);
   if (r->wo) rocksdb_writeoptions_destroy(r->wo);
+  if (r->batch) rocksdb_writebatch_destroy(r->batch);
   for (size_t i = 0; i < RDB_RING; i++) free(r->ring[i].p);
   if (r->cursors)
     for (size_t i = 0; i < RDB_CURSORS; i++) free(r->cursors[i].key);
   free(r->cursors);
   fl_buf_free(&r->kb);
+  fl_buf_free(&r->wkeys);
+  fl_buf_free(&r->worder);
   free(r->tables);
   free(r->ids);
   free(r->dir);
@@ -429,4 +434,7 @@ const fl_kv_ops_t fl_rdb_ops = {
     .retain_key_groups = fl_rdb_retain_key_groups,
     .list_tables = fl_rdb_list_tables,
     .stats = rdb_stats,
+    .flush = NULL,
+    .write_batch = fl_rdb_write_batch,
+    .errmsg = rdb_errmsg,
 };

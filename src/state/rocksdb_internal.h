@@ -123,6 +123,8 @@ typedef struct rdb {
    * before a native copy of the store is taken. */
   int (*before_copy)(void *arg);
   void *before_copy_arg;
+  rocksdb_writebatch_t *batch; /* write_batch's, reused */
+  fl_buf_t wkeys, worder;      /* write_batch's keys, and their order */
   char err[1024];
 } rdb_t;
 
@@ -217,6 +219,7 @@ int fl_rdb_map_iter(void *self, uint32_t table, const fl_kkey_t *k,
                     int (*cb)(const void *ukey, size_t ukey_len, const void *val, size_t len,
                               void *arg),
                     void *arg);
+int fl_rdb_write_batch(void *self, const fl_kv_write_t *w, size_t n);
 
 /* ---- rocksdb_walk.c ---- */
 

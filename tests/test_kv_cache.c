@@ -1,0 +1,426 @@
+/*
+ * The state cache (src/state/cache*.c) in front of RocksDB: the backend contract and the
+ * typed state layer on it (kv_contract.h), once with a cache that holds everything and
+ * once with the smallest cache, which evicts all the time; then what only the cache does:
+ * dirty cells reach the store at a flush and in a native copy, nothing written is lost
+ * when dirty cells are evicted, the bound holds under a scan of more keys than fit,
+ * appends to lists it does not hold, values too large to cache, borrowed pointers that
+ * survive evictions, map cells it knows completely, and its statistics.
+ *
+ * Every store gets its own directory under $TMPDIR (or /tmp), removed afterwards.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "flink.h"
+#include "kv_contract.h"
+#include "run_util.h"
+#include "state/cache.h"
+#include "state/kv.h"
+#include "state/rocksdb.h"
+#include "state/state.h"
+
+/* ---------------------------------------------------------------------------------- */
+/* The factory: a RocksDB store in a new directory, wrapped by a cache of its own       */
+
+typedef struct cached_ctx {
+  char *base;
+  fl_kv_rocksdb_shared_t *sh;
+  fl_kv_cache_t *cache;
+} cached_ctx_t;
+
+static void cached_close(fl_kv_t *kv, void *ctx) {
+  cached_ctx_t *c = ctx;
+  fl_kv_destroy(kv);
+  if (!c) return;
+  fl_kv_cache_destroy(c->cache);
+  if (c->sh) fl_kv_rocksdb_shared_destroy(c->sh);
+  if (c->base) rm_tree(c->base);
+  free(c->base);
+  free(c);
+}
+
+/* Opens a store at dir (restored from restore, if set) wrapped in cache. */
+static int open_cached(cached_ctx_t *c, const char *dir, const char *restore, fl_kv_t *kv) {
+  char err[512] = "";
+  fl_kv_t inner;
+  int rc = fl_kv_rocksdb_new(c->sh, dir, restore, &inner, err, sizeof err);
+  if (rc) {
+    fprintf(stderr, "fl_kv_rocksdb_new: %s\n", err);
+    return rc;
+  }
+  rc = fl_kv_cache_wrap(c->cache, &inner, kv);
+  if (rc) fl_kv_destroy(&inner);
+  return rc;
+}
+
+static int cached_open_with(size_t cache_bytes, fl_kv_t *kv, void **ctx) {
+  char err[256], dir[600];
+  cached_ctx_t *c = calloc(1, sizeof *c);
+  kv->ops = NULL;
+  *ctx = c;
+  if (!c || !(c->base = make_tmpdir("fl-kv-cache"))) return FL_ENOMEM;
+  /* small RocksDB buffers, so that the larger cases reach SST files */
+  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2};
+  int rc = fl_kv_rocksdb_shared_new(&o, &c->sh, err, sizeof err);
+  if (rc == FL_OK) rc = fl_kv_cache_new(cache_bytes, &c->cache);
+  snprintf(dir, sizeof dir, "%s/db", c->base);
+  return rc ? rc : open_cached(c, dir, NULL, kv);
+}
+
+static int big_open(fl_kv_t *kv, void **ctx) { return cached_open_with(256u << 20, kv, ctx); }
+static int tiny_open(fl_kv_t *kv, void **ctx) {
+  return cached_open_with(FL_KV_CACHE_MIN_BYTES, kv, ctx);
+}
+
+/* What RocksDB does in the background, now: dirty cells written, the cache emptied (a
+ * compaction drops expired cells behind its back), then a compaction. */
+static int cached_settle(fl_kv_t *kv) {
+  int rc = fl_kv_cache_drop(kv);
+  return rc ? rc : fl_kv_rocksdb_compact(fl_kv_cache_inner(kv));
+}
+
+static const kvc_backend_t cached_big = {
+    "cache(256 MiB) over rocksdb", big_open, cached_close, cached_settle, KVC_ORDERED, 60000u};
+static const kvc_backend_t cached_tiny = {
+    "cache(64 KiB) over rocksdb", tiny_open, cached_close, cached_settle, KVC_ORDERED, 60000u};
+
+/* ---------------------------------------------------------------------------------- */
+/* Helpers                                                                              */
+
+static fl_kv_t *inner_of(kvc_fx_t *f) { return fl_kv_cache_inner(&f->kv); }
+
+static fl_kv_cache_stats_t stats_of(kvc_fx_t *f) {
+  fl_kv_cache_stats_t s;
+  assert_int_equal(fl_kv_cache_stats(&f->kv, &s), FL_OK);
+  return s;
+}
+
+static fl_kkey_t key_n(uint64_t *buf, uint64_t i) {
+  *buf = i;
+  return kk((uint16_t)(i % 128), buf, sizeof *buf, NULL, 0);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Cases                                                                                */
+
+/* A put stays in the cache (the store does not have it) until a flush writes it. */
+static void dirty_cells_reach_the_store_at_a_flush(void **state) {
+  kvc_fx_t *f = *state;
+  fl_kv_t *in = inner_of(f);
+  kvc_put_str(f, kstr(1, "k", ""), "seed"); /* the table's first write goes through */
+  assert_int_equal(kvc_put_str(f, kstr(1, "a", ""), "one"), FL_OK);
+  assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &(fl_kkey_t){1, "l", 1, NULL, 0}, "x", 1),
+                   FL_OK);
+  const void *v;
+  size_t n;
+  fl_kkey_t a = kstr(1, "a", "");
+  assert_int_equal(in->ops->get(in->self, f->t, &a, &v, &n), 0);
+  assert_true(stats_of(f).dirty_items >= 2);
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  kvc_assert_value_in(in, f->t, a, "one", 3);
+  kvc_assert_value_in(in, f->t, kstr(1, "l", ""), "x", 1);
+  assert_int_equal(stats_of(f).dirty_items, 0);
+  assert_true(stats_of(f).flushes >= 1);
+  /* a delete is written back the same way */
+  assert_int_equal(f->kv.ops->del(f->kv.self, f->t, &a), FL_OK);
+  kvc_assert_absent(f, f->t, a);
+  kvc_assert_value_in(in, f->t, a, "one", 3);
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  assert_int_equal(in->ops->get(in->self, f->t, &a, &v, &n), 0);
+}
+
+/* Reads of a cached cell are hits; the first read of a cell is a miss. */
+static void reads_of_cached_cells_do_not_reach_the_store(void **state) {
+  kvc_fx_t *f = *state;
+  kvc_put_str(f, kstr(0, "seed", ""), "s");
+  for (int i = 0; i < 100; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "k%d", i);
+    assert_int_equal(kvc_put_str(f, kstr(0, key, ""), "v"), FL_OK);
+  }
+  assert_int_equal(fl_kv_cache_drop(&f->kv), FL_OK);
+  fl_kv_cache_stats_t s0 = stats_of(f);
+  for (int round = 0; round < 3; round++)
+    for (int i = 0; i < 100; i++) {
+      char key[16];
+      snprintf(key, sizeof key, "k%d", i);
+      kvc_assert_str(f, kstr(0, key, ""), "v");
+    }
+  fl_kv_cache_stats_t s1 = stats_of(f);
+  assert_int_equal(s1.misses - s0.misses, 100);
+  assert_int_equal(s1.hits - s0.hits, 200);
+}
+
+/* More distinct cells than the cache holds, each written once with its own value:
+ * every one is in the store afterwards, whether evicted dirty or flushed. */
+static void evicting_dirty_cells_loses_nothing(void **state) {
+  kvc_fx_t *f = *state;
+  const uint64_t n = 20000;
+  uint64_t kb, val;
+  kvc_put(f, f->t, key_n(&kb, n + 1), "x", 1);
+  for (uint64_t i = 0; i < n; i++) {
+    val = i * 7 + 1;
+    assert_int_equal(kvc_put(f, f->t, key_n(&kb, i), &val, sizeof val), FL_OK);
+    if (i % 3 == 0) {
+      uint64_t item = i;
+      assert_int_equal(f->kv.ops->append(f->kv.self, f->t,
+                                         &(fl_kkey_t){(uint16_t)(i % 128), &i, sizeof i, "l", 1},
+                                         &item, sizeof item),
+                       FL_OK);
+    }
+  }
+  fl_kv_cache_stats_t s = stats_of(f);
+  assert_true(s.evicted_dirty > 0);
+  assert_true(s.cache_bytes <= s.capacity);
+  /* through the cache */
+  for (uint64_t i = 0; i < n; i++) {
+    val = i * 7 + 1;
+    kvc_assert_value(f, f->t, key_n(&kb, i), &val, sizeof val);
+  }
+  /* and in the store alone, after a flush */
+  assert_int_equal(fl_kv_cache_drop(&f->kv), FL_OK);
+  for (uint64_t i = 0; i < n; i++) {
+    val = i * 7 + 1;
+    kvc_assert_value_in(inner_of(f), f->t, key_n(&kb, i), &val, sizeof val);
+    if (i % 3 == 0) {
+      fl_kkey_t lk = {(uint16_t)(i % 128), &i, sizeof i, "l", 1};
+      kvc_assert_value_in(inner_of(f), f->t, lk, &i, sizeof i);
+    }
+  }
+}
+
+static void the_bound_holds_under_a_scan_of_more_keys_than_fit(void **state) {
+  kvc_fx_t *f = *state;
+  uint64_t kb;
+  char val[100];
+  memset(val, 'v', sizeof val);
+  kvc_put(f, f->t, key_n(&kb, UINT64_MAX), "x", 1);
+  size_t peak = 0;
+  for (uint64_t i = 0; i < 30000; i++) {
+    assert_int_equal(kvc_put(f, f->t, key_n(&kb, i), val, sizeof val), FL_OK);
+    fl_kv_cache_stats_t s = stats_of(f);
+    if (s.cache_bytes > peak) peak = s.cache_bytes;
+  }
+  for (uint64_t i = 0; i < 30000; i++) {
+    const void *v;
+    size_t n;
+    assert_int_equal(kvc_get(f, f->t, key_n(&kb, i), &v, &n), 1);
+    fl_kv_cache_stats_t s = stats_of(f);
+    if (s.cache_bytes > peak) peak = s.cache_bytes;
+  }
+  fl_kv_cache_stats_t s = stats_of(f);
+  assert_true(peak <= s.capacity);
+  assert_true(s.items < 30000);
+  assert_true(s.evictions > 0);
+}
+
+/* An append to a list the cache does not hold does not read it; a read then puts the
+ * store's items in front of the appended ones. */
+static void appends_to_an_uncached_list_join_the_stored_list(void **state) {
+  kvc_fx_t *f = *state;
+  fl_kkey_t k = kstr(3, "list", "w");
+  kvc_put_str(f, kstr(3, "seed", ""), "s");
+  assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &k, "ab", 2), FL_OK);
+  assert_int_equal(fl_kv_cache_drop(&f->kv), FL_OK);
+  fl_kv_cache_stats_t s0 = stats_of(f);
+  assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &k, "cd", 2), FL_OK);
+  assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &k, "ef", 2), FL_OK);
+  assert_int_equal(stats_of(f).misses, s0.misses); /* not read */
+  kvc_assert_value(f, f->t, k, "abcdef", 6);
+  assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &k, "gh", 2), FL_OK);
+  kvc_assert_value(f, f->t, k, "abcdefgh", 8);
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  kvc_assert_value_in(inner_of(f), f->t, k, "abcdefgh", 8);
+  /* appended, flushed, appended again, then read */
+  assert_int_equal(fl_kv_cache_drop(&f->kv), FL_OK);
+  assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &k, "ij", 2), FL_OK);
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &k, "kl", 2), FL_OK);
+  kvc_assert_value(f, f->t, k, "abcdefghijkl", 12);
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  kvc_assert_value_in(inner_of(f), f->t, k, "abcdefghijkl", 12);
+}
+
+/* A value larger than 1/16 of the cache goes to the store directly, and stays right
+ * through appends and reads. */
+static void values_too_large_to_cache_go_to_the_store(void **state) {
+  kvc_fx_t *f = *state;
+  fl_kv_cache_stats_t s = stats_of(f);
+  size_t big = s.capacity / 16 + 100;
+  char *b = malloc(big + 10);
+  assert_non_null(b);
+  for (size_t i = 0; i < big + 10; i++) b[i] = (char)('a' + i % 26);
+  fl_kkey_t k = kstr(0, "big", "");
+  kvc_put_str(f, kstr(0, "seed", ""), "s");
+  assert_int_equal(kvc_put(f, f->t, k, b, big), FL_OK);
+  kvc_assert_value_in(inner_of(f), f->t, k, b, big);
+  kvc_assert_value(f, f->t, k, b, big);
+  assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &k, b + big, 10), FL_OK);
+  kvc_assert_value(f, f->t, k, b, big + 10);
+  /* a cached list that outgrows the limit moves to the store */
+  fl_kkey_t l = kstr(0, "list", "");
+  for (size_t at = 0; at < big + 10; at += 100) {
+    size_t n = big + 10 - at < 100 ? big + 10 - at : 100;
+    assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &l, b + at, n), FL_OK);
+  }
+  kvc_assert_value(f, f->t, l, b, big + 10);
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  kvc_assert_value_in(inner_of(f), f->t, l, b, big + 10);
+  free(b);
+}
+
+/* A value handed out stays valid while later reads evict other cells. */
+static void borrowed_values_survive_evictions(void **state) {
+  kvc_fx_t *f = *state;
+  uint64_t kb;
+  kvc_put(f, f->t, key_n(&kb, 999999), "x", 1);
+  assert_int_equal(kvc_put(f, f->t, key_n(&kb, 1), "first", 5), FL_OK);
+  assert_int_equal(kvc_put(f, f->t, key_n(&kb, 2), "second", 6), FL_OK);
+  const void *a, *b;
+  size_t al, bl;
+  assert_int_equal(kvc_get(f, f->t, key_n(&kb, 1), &a, &al), 1);
+  assert_int_equal(kvc_get(f, f->t, key_n(&kb, 2), &b, &bl), 1);
+  /* enough new cells to evict the whole cache several times, in one put */
+  char val[200];
+  memset(val, 'z', sizeof val);
+  fl_kv_cache_stats_t s0 = stats_of(f);
+  for (uint64_t i = 10; stats_of(f).evictions - s0.evictions < 2000; i++)
+    assert_int_equal(kvc_put(f, f->t, key_n(&kb, i), val, sizeof val), FL_OK);
+  assert_memory_equal(a, "first", 5);
+  assert_memory_equal(b, "second", 6);
+  /* and can be written from */
+  assert_int_equal(kvc_put(f, f->t, key_n(&kb, 3), b, bl), FL_OK);
+  kvc_assert_value(f, f->t, key_n(&kb, 3), "second", 6);
+}
+
+static int seen_cb(const void *uk, size_t ukl, const void *val, size_t len, void *arg) {
+  char *order = arg;
+  size_t at = strlen(order);
+  order[at++] = '|';
+  memcpy(order + at, uk, ukl);
+  order[at + ukl] = '\0';
+  return FL_KV_NEXT;
+}
+
+/* Once a map cell was deleted the head knows it is empty: reads of its keys do not go
+ * to the store, and a walk of it comes from the cache, in the store's order. */
+static void a_deleted_map_cell_is_known_completely(void **state) {
+  kvc_fx_t *f = *state;
+  uint32_t mt;
+  assert_int_equal(f->kv.ops->open_table(f->kv.self, "maps", &mt), FL_OK);
+  fl_kkey_t m = kstr(2, "m", "");
+  assert_int_equal(f->kv.ops->map_put(f->kv.self, mt, &m, "seed", 4, "s", 1), FL_OK);
+  assert_int_equal(f->kv.ops->map_put(f->kv.self, mt, &m, "old", 3, "o", 1), FL_OK);
+  assert_int_equal(f->kv.ops->del(f->kv.self, mt, &m), FL_OK);
+  fl_kv_cache_stats_t s0 = stats_of(f);
+  const void *v;
+  size_t n;
+  assert_int_equal(f->kv.ops->map_get(f->kv.self, mt, &m, "old", 3, &v, &n), 0);
+  static const char *keys[] = {"b", "a", "ab", "", "c"};
+  for (size_t i = 0; i < 5; i++)
+    assert_int_equal(f->kv.ops->map_put(f->kv.self, mt, &m, keys[i], strlen(keys[i]), "v", 1),
+                     FL_OK);
+  char order[64] = "";
+  assert_int_equal(f->kv.ops->map_iter(f->kv.self, mt, &m, seen_cb, order), FL_OK);
+  assert_string_equal(order, "||a|ab|b|c");
+  assert_int_equal(stats_of(f).misses, s0.misses);
+  /* the store agrees after a flush */
+  assert_int_equal(fl_kv_cache_drop(&f->kv), FL_OK);
+  order[0] = '\0';
+  assert_int_equal(f->kv.ops->map_iter(f->kv.self, mt, &m, seen_cb, order), FL_OK);
+  assert_string_equal(order, "||a|ab|b|c");
+}
+
+/* A native copy taken with dirty cells in the cache holds them. */
+static void a_native_copy_holds_the_dirty_cells(void **state) {
+  kvc_fx_t *f = *state;
+  cached_ctx_t *c = f->ctx;
+  kvc_put_str(f, kstr(0, "seed", ""), "s");
+  assert_int_equal(kvc_put_str(f, kstr(0, "dirty", ""), "d1"), FL_OK);
+  assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &(fl_kkey_t){0, "l", 1, NULL, 0}, "i", 1),
+                   FL_OK);
+  assert_true(stats_of(f).dirty_items > 0);
+  char copy[600], dir2[600];
+  snprintf(copy, sizeof copy, "%s/copy", c->base);
+  snprintf(dir2, sizeof dir2, "%s/db2", c->base);
+  assert_int_equal(f->kv.ops->checkpoint(f->kv.self, copy), FL_OK);
+  fl_kv_t kv2;
+  assert_int_equal(open_cached(c, dir2, copy, &kv2), FL_OK);
+  uint32_t t2;
+  assert_int_equal(kv2.ops->open_table(kv2.self, "t", &t2), FL_OK);
+  kvc_assert_value_in(&kv2, t2, kstr(0, "dirty", ""), "d1", 2);
+  kvc_assert_value_in(&kv2, t2, kstr(0, "l", ""), "i", 1);
+  fl_kv_destroy(&kv2);
+}
+
+/* The statistics reach the stats op under their FL_KV_STAT names. */
+static void the_stats_op_reports_the_cache(void **state) {
+  kvc_fx_t *f = *state;
+  kvc_put_str(f, kstr(0, "seed", ""), "s");
+  kvc_put_str(f, kstr(0, "a", ""), "1");
+  kvc_assert_str(f, kstr(0, "a", ""), "1");
+  bool want[FL_KV_STAT_N];
+  int64_t v[FL_KV_STAT_N];
+  for (int i = 0; i < FL_KV_STAT_N; i++) {
+    want[i] = true;
+    v[i] = -1;
+  }
+  assert_int_equal(f->kv.ops->stats(f->kv.self, want, v), FL_OK);
+  assert_true(v[FL_KV_STAT_CACHE_HIT] >= 1);
+  assert_true(v[FL_KV_STAT_CACHE_USAGE] > 0);
+  assert_true(v[FL_KV_STAT_CACHE_DIRTY_BYTES] > 0);
+  assert_int_equal(v[FL_KV_STAT_CACHE_EVICTIONS], 0);
+  assert_true(v[FL_KV_STAT_ESTIMATE_NUM_KEYS] >= 0); /* RocksDB's own, through the cache */
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  assert_int_equal(f->kv.ops->stats(f->kv.self, want, v), FL_OK);
+  assert_int_equal(v[FL_KV_STAT_CACHE_DIRTY_BYTES], 0);
+  assert_true(v[FL_KV_STAT_CACHE_FLUSH_US] >= 0);
+}
+
+static void bad_sizes_are_rejected(void **state) {
+  (void)state;
+  fl_kv_cache_t *c = NULL;
+  assert_int_equal(fl_kv_cache_new(FL_KV_CACHE_MIN_BYTES - 1, &c), FL_EINVAL);
+  assert_null(c);
+  assert_int_equal(fl_kv_cache_new(FL_KV_CACHE_MIN_BYTES, NULL), FL_EINVAL);
+  fl_kv_t none = {0};
+  assert_int_equal(fl_kv_cache_new(FL_KV_CACHE_MIN_BYTES, &c), FL_OK);
+  fl_kv_t out;
+  assert_int_equal(fl_kv_cache_wrap(c, &none, &out), FL_EINVAL);
+  fl_kv_cache_destroy(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tiny[] = {
+      KVC_CASE(dirty_cells_reach_the_store_at_a_flush, &cached_tiny),
+      KVC_CASE(evicting_dirty_cells_loses_nothing, &cached_tiny),
+      KVC_CASE(the_bound_holds_under_a_scan_of_more_keys_than_fit, &cached_tiny),
+      KVC_CASE(appends_to_an_uncached_list_join_the_stored_list, &cached_tiny),
+      KVC_CASE(values_too_large_to_cache_go_to_the_store, &cached_tiny),
+      KVC_CASE(borrowed_values_survive_evictions, &cached_tiny),
+      KVC_CASE(a_deleted_map_cell_is_known_completely, &cached_tiny),
+      KVC_CASE(a_native_copy_holds_the_dirty_cells, &cached_tiny),
+      cmocka_unit_test(bad_sizes_are_rejected),
+  };
+  const struct CMUnitTest big[] = {
+      KVC_CASE(dirty_cells_reach_the_store_at_a_flush, &cached_big),
+      KVC_CASE(reads_of_cached_cells_do_not_reach_the_store, &cached_big),
+      KVC_CASE(appends_to_an_uncached_list_join_the_stored_list, &cached_big),
+      KVC_CASE(values_too_large_to_cache_go_to_the_store, &cached_big),
+      KVC_CASE(a_deleted_map_cell_is_known_completely, &cached_big),
+      KVC_CASE(a_native_copy_holds_the_dirty_cells, &cached_big),
+      KVC_CASE(the_stats_op_reports_the_cache, &cached_big),
+  };
+  int failed = kvc_run_all(&cached_tiny, tiny, sizeof tiny / sizeof tiny[0]);
+  failed += kvc_run_all(&cached_big, big, sizeof big / sizeof big[0]);
+  return failed;
+}
