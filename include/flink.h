@@ -133,6 +133,10 @@ typedef enum fl_time_domain {
  *   state.backend.rocksdb.block-cache-size "64mb"  shared by all workers
  *   state.backend.rocksdb.writebuffer.size "16mb"  per state (column family)
  *   state.backend.rocksdb.writebuffer.count "2"  memtables per state
+ *   state.backend.rocksdb.cache.size "64mb"  per worker: a write-back cache of state
+ *       cells in front of its RocksDB stores, so hot keys are read and written at memory
+ *       speed; dirty cells go to RocksDB when evicted and at each checkpoint barrier;
+ *       "0": none, else at least 64kb
  *   state.backend.rocksdb.timer-service.factory "ROCKSDB"  where a RocksDB job keeps its
  *       timers: "ROCKSDB" in the store, with the earliest 128 per key group cached in
  *       memory; "HEAP" all in memory (faster when every event makes a timer)
@@ -183,6 +187,14 @@ typedef enum fl_time_domain {
  *       compaction has to rewrite
  *   state.backend.rocksdb.metrics.num-running-compactions "false"  RocksDB compactions running
  *   state.backend.rocksdb.metrics.total-sst-files-size "false"  bytes of all RocksDB SST files
+ *   state.backend.rocksdb.metrics.cache-hit "true"  state cache: reads it answered
+ *   state.backend.rocksdb.metrics.cache-miss "true"  state cache: reads that went to RocksDB
+ *   state.backend.rocksdb.metrics.cache-usage "true"  state cache: bytes it holds for the store
+ *   state.backend.rocksdb.metrics.cache-dirty-bytes "true"  state cache: bytes not yet in
+ *       RocksDB
+ *   state.backend.rocksdb.metrics.cache-evictions "true"  state cache: cells evicted
+ *   state.backend.rocksdb.metrics.cache-flush-us "true"  state cache: microseconds the last
+ *       flush at a checkpoint barrier took
  * Memory sizes are Flink's: a number of bytes with an optional unit b, k/kb, m/mb, g/gb,
  * t/tb (powers of 1024, any case, blanks allowed before it), e.g. "1048576", "512kb",
  * "64 mb", "2TB"; a size larger than the machine's physical memory is refused.

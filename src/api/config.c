@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api/config.h"
+#include "state/cache.h"
 #include "util/vec.h"
 
 struct fl_config {
@@ -56,6 +57,8 @@ static const fl_config_key_t KEYS[] = {
      64 << 10, 0, NULL, "16mb", "RocksDB memtable size per state (column family)"},
     {"state.backend.rocksdb.writebuffer.count", FL_CONF_INT, F(rocksdb_opts.max_write_buffers), 1,
      64, NULL, "2", "RocksDB memtables per state before writes stall"},
+    {"state.backend.rocksdb.cache.size", FL_CONF_SIZE, F(rocksdb_cache_bytes), 0, 0, NULL, "64mb",
+     "RocksDB: write-back cache of state cells per worker in front of its stores; 0: none"},
     {"state.backend.rocksdb.timer-service.factory", FL_CONF_ENUM, F(rocksdb_timers), 0, 0,
      "HEAP|ROCKSDB", "ROCKSDB",
      "RocksDB: where timers live: ROCKSDB in the store (earliest 128 per key group cached), HEAP "
@@ -128,6 +131,19 @@ static const fl_config_key_t KEYS[] = {
             FL_KV_STAT_NUM_RUNNING_COMPACTIONS, "false", "RocksDB compactions running"),
     KV_STAT("state.backend.rocksdb.metrics.total-sst-files-size", FL_KV_STAT_TOTAL_SST_FILES_SIZE,
             "false", "bytes of all RocksDB SST files"),
+    KV_STAT("state.backend.rocksdb.metrics.cache-hit", FL_KV_STAT_CACHE_HIT, "true",
+            "state cache: reads it answered (cheap: on by default)"),
+    KV_STAT("state.backend.rocksdb.metrics.cache-miss", FL_KV_STAT_CACHE_MISS, "true",
+            "state cache: reads that went to RocksDB (cheap: on by default)"),
+    KV_STAT("state.backend.rocksdb.metrics.cache-usage", FL_KV_STAT_CACHE_USAGE, "true",
+            "state cache: bytes it holds for this store (cheap: on by default)"),
+    KV_STAT("state.backend.rocksdb.metrics.cache-dirty-bytes", FL_KV_STAT_CACHE_DIRTY_BYTES, "true",
+            "state cache: bytes of cells not yet written to RocksDB (cheap: on by default)"),
+    KV_STAT("state.backend.rocksdb.metrics.cache-evictions", FL_KV_STAT_CACHE_EVICTIONS, "true",
+            "state cache: cells evicted (cheap: on by default)"),
+    KV_STAT("state.backend.rocksdb.metrics.cache-flush-us", FL_KV_STAT_CACHE_FLUSH_US, "true",
+            "state cache: microseconds the last flush at a checkpoint barrier took (cheap: on by "
+            "default)"),
 };
 #undef KV_STAT
 #undef F
@@ -509,6 +525,13 @@ int fl_config_resolve(const fl_config_t *conf, fl_env_conf_t *out, char *errstr,
   /* Relations between keys. */
   out->incremental = out->incremental && out->rocksdb;
   out->rocksdb_timers = out->rocksdb_timers && out->rocksdb;
+  if (out->rocksdb_cache_bytes && out->rocksdb_cache_bytes < FL_KV_CACHE_MIN_BYTES) {
+    seterr(errstr, errstr_size,
+           "configuration key \"state.backend.rocksdb.cache.size\": %zu bytes is less than the "
+           "least size, %u bytes (0 turns the cache off)",
+           out->rocksdb_cache_bytes, FL_KV_CACHE_MIN_BYTES);
+    return FL_ECONFIG;
+  }
   if (out->ckpt_interval_ms > 0 && !*out->ckpt_dir) {
     seterr(errstr, errstr_size,
            "configuration key \"execution.checkpointing.interval\": checkpoints need "

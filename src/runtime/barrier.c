@@ -23,7 +23,6 @@
 #include "checkpoint/store.h"
 #include "runtime/coord.h"
 #include "runtime/job.h"
-#include "state/rocksdb.h"
 #include "util/clock.h"
 #include "util/fs.h"
 
@@ -92,6 +91,16 @@ void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
   char *native = NULL;
   char msg[1024];
   struct fl_ckpt_out *out = NULL;
+  if (op->node->keyed && op->kv->ops->version >= 3 && op->kv->ops->flush) {
+    /* what a state cache holds back goes to the store before any copy of it */
+    rc = op->kv->ops->flush(op->kv->self);
+    if (rc) {
+      fl_buf_free(&opstate);
+      fl_op_fail(op, rc, "writing the cached state before checkpoint %lld failed: %s",
+                 (long long)id, fl_kv_errmsg(op->kv));
+      return;
+    }
+  }
   if (id) {
     /* The snapshot streams into the checkpoint's file; the coordinator closes it. */
     rc = fl_coord_open_snapshot(job, id, op->node->id, op->subtask, &out, msg, sizeof msg);
@@ -116,7 +125,7 @@ void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
       fl_buf_free(&opstate);
       fl_ckpt_out_discard(out);
       fl_op_fail(op, rc, "native checkpoint %lld of the RocksDB state failed: %s", (long long)id,
-                 fl_kv_rocksdb_errmsg(&op->own_kv));
+                 fl_kv_errmsg(&op->own_kv));
       return;
     }
   }

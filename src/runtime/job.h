@@ -84,6 +84,7 @@ struct fl_worker {
   size_t n_sources, cap_sources;
   bool has_ticks; /* some operator has on_tick */
   fl_kv_t kv;
+  struct fl_kv_cache *cache; /* RocksDB: the state cache in front of this worker's stores */
   fl_state_scratch_t *scratch;
   size_t n_unfinished; /* operators that did not end yet */
   bool drained;        /* (stop/failure) open batches flushed once */

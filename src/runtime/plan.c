@@ -17,6 +17,7 @@
 #include "runtime/coord.h"
 #include "runtime/job.h"
 #include "runtime/restore.h"
+#include "state/cache.h"
 #include "state/rocksdb.h"
 #include "util/clock.h"
 #include "util/fs.h"
@@ -119,6 +120,9 @@ static int op_new(fl_worker_t *w, fl_node_t *node, fl_op_t **out, char *msg, siz
       op_free(op);
       return FL_EIO;
     }
+    /* the worker's state cache in front of the store (the timers keep to the store) */
+    fl_kv_t store = op->own_kv;
+    if (w->cache && fl_kv_cache_wrap(w->cache, &store, &op->own_kv)) goto nomem;
     op->store_id = ((uint64_t)getpid() << 40) ^ (uint64_t)fl_mono_ns() ^
                    (atomic_fetch_add(&store_seq, 1) << 20);
   }
@@ -213,6 +217,7 @@ void fl_rt_job_destroy(fl_job_t *job) {
     free(w->in);
     free(w->sources);
     fl_kv_destroy(&w->kv);
+    fl_kv_cache_destroy(w->cache); /* after the stores made on it, with the operators */
     fl_state_scratch_destroy(w->scratch);
     if (w->efd >= 0) close(w->efd);
     if (w->epfd >= 0) close(w->epfd);
@@ -313,6 +318,9 @@ static int worker_new(fl_job_t *job, int i, char *msg, size_t size) {
     return FL_ESYS;
   }
   if (fl_kv_hashmap_new(&w->kv) != FL_OK) PLAN_NOMEM();
+  if (env->conf.rocksdb && env->conf.rocksdb_cache_bytes &&
+      fl_kv_cache_new(env->conf.rocksdb_cache_bytes, &w->cache) != FL_OK)
+    PLAN_NOMEM();
   w->scratch = fl_state_scratch_new();
   w->ops = calloc(env->n_nodes, sizeof *w->ops);
   if (!w->scratch || !w->ops) PLAN_NOMEM();
