@@ -1,26 +1,42 @@
 /*
  * flink-bench state: state operations per second through the typed state layer
  * (src/state/state.c), the code path of fl_value_get & co. without the job around it,
- * on the hashmap and the RocksDB backends.
+ * on the hashmap and the RocksDB backends, RocksDB with the state cache in front of it
+ * (src/state/cache.h) as a job has it, and, in the same run, a plain RocksDB C API loop
+ * doing the same work.
  *
  *   flink-bench state [--backend hashmap|rocksdb|both] [--keys N] [--ops N]
- *                     [--dir PATH] [--block-cache-mb M]
+ *                     [--distribution uniform|zipf:S] [--cache-mb M] [--plain true|false]
+ *                     [--op value_get_update|list_append|map_put|all] [--dir PATH]
+ *                     [--block-cache-mb M] [--write-buffer-mb M]
  *
- * Operations, each on a fresh store and table, keys drawn uniformly from N 8-byte keys
- * (key group: the key's hash mod 128, as with the default max parallelism):
+ * Operations, each on a fresh store and table, keys drawn from N 8-byte keys, uniformly
+ * or by a Zipf law of exponent S over the keys' ranks (rank r is key r * P mod N for a
+ * large prime P, so the hot keys are spread over key groups and the store's key
+ * range); the sequence of keys is drawn before the clock starts, and every run uses the
+ * same one (key group: the key's hash mod 128, as with the default max parallelism):
  *   value_get_update  fl_st_value_get then fl_st_value_set of an 8-byte counter + 1, on a
  *                     table preloaded (untimed) with a 0 for every key; one op is both
  *                     calls. Afterwards the counters must add up to --ops.
  *   list_append       fl_st_list_add of an 8-byte item. Afterwards the table must hold
  *                     --ops items.
  *   map_put           fl_st_map_put of an 8-byte value under one of 16 user keys.
+ * The plain loop ("backend":"rocksdb-c-api") does each with RocksDB's C API alone on a
+ * store with the same key layout, bloom filter, block cache and write buffers and the
+ * WAL off: rocksdb_get_pinned then rocksdb_put of the counter; a merge with a
+ * concatenating merge operator; a put of key | user key. The RocksDB line then carries
+ * "vs_plain", its ops/s over the plain loop's.
+ *
  * One JSON line per (backend, operation):
- *   {"bench":"state","backend":...,"op":...,"keys":...,"ops":...,"seconds":...,
- *    "ops_per_s":...}
+ *   {"bench":"state","backend":...,"op":...,"keys":...,"ops":...,"distribution":...,
+ *    "cache_mb":...,"seconds":...,"cpu_seconds":...,"ops_per_s":...,
+ *    ["cache_hit_rate":...,"cache_cells":...,] ["vs_plain":...]}
+ * cpu_seconds counts every thread of the process (RocksDB's flushes and compactions).
  * RocksDB stores live in a fresh directory under --dir (default /tmp), removed at the
- * end; block cache --block-cache-mb (default 64), write buffers at their defaults
- * (16 MiB, 2 per table), so with the default 1,000,000 keys the value table is larger
- * than the write buffers and reads go to table files and the block cache.
+ * end; block cache --block-cache-mb (default 64), write buffers --write-buffer-mb
+ * (default 16, as a job's default; 2 per table); state cache --cache-mb (default 64, as a job's default; 0:
+ * none). With the default 1,000,000 keys the value table is larger than the write
+ * buffers and reads go to table files and the block cache.
  */
 #define _GNU_SOURCE
 #include "lib/bench_clock.h"
@@ -29,6 +45,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +54,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rocksdb/c.h>
+
 #include "util/buf.h"
+#include "state/cache.h"
 #include "state/kv.h"
 #include "state/rocksdb.h"
 #include "state/state.h"
@@ -45,17 +65,22 @@
 
 #define BS_KEY_GROUPS 128u
 #define BS_MAP_KEYS 16u
+#define BS_PRIME 0x9E3779B97F4A7C15ull /* odd: a permutation of ranks mod 2^64 */
 
 typedef struct bs_opts {
-  bool hashmap, rocksdb;
+  bool hashmap, rocksdb, plain;
   uint64_t keys, ops;
   const char *dir;
-  uint64_t cache_mb;
+  uint64_t block_cache_mb, cache_mb, write_buffer_mb;
+  double zipf; /* 0: uniform */
+  const char *dist;
+  int only; /* -1: every operation */
 } bs_opts_t;
 
 /* One run's world: a backend, a table, a descriptor and an sref on them. */
 typedef struct bs_run {
   fl_kv_t kv;
+  fl_kv_cache_t *cache;
   struct fl_state_desc desc;
   fl_state_scratch_t *scratch;
   fl_sref_t r;
@@ -65,9 +90,12 @@ typedef struct bs_run {
 static void bs_usage(FILE *f) {
   fprintf(f,
           "usage: flink-bench state [--backend hashmap|rocksdb|both] [--keys N] [--ops N]\n"
-          "                         [--dir PATH] [--block-cache-mb M]\n"
+          "                         [--distribution uniform|zipf:S] [--cache-mb M]\n"
+          "                         [--plain true|false] [--op NAME|all] [--dir PATH]\n"
+          "                         [--block-cache-mb M] [--write-buffer-mb M]\n"
           "  state operations per second through the typed state layer:\n"
-          "  value_get_update, list_append, map_put; one JSON line per backend and op\n");
+          "  value_get_update, list_append, map_put; one JSON line per backend and op,\n"
+          "  RocksDB with the state cache of --cache-mb (0: none) and a plain RocksDB loop\n");
 }
 
 static uint64_t bs_rand(uint64_t *x) {
@@ -76,6 +104,8 @@ static uint64_t bs_rand(uint64_t *x) {
   *x ^= *x << 17;
   return *x;
 }
+
+static double bs_unit(uint64_t *x) { return (double)(bs_rand(x) >> 11) * 0x1.0p-53; }
 
 static int bs_parse_u64(const char *name, const char *v, uint64_t min, uint64_t max,
                         uint64_t *out) {
@@ -95,7 +125,7 @@ static int bs_parse_u64(const char *name, const char *v, uint64_t min, uint64_t 
 static int bs_parse(int argc, char **argv, bs_opts_t *o) {
   int i = 1;
   if (argc >= 2 && strcmp(argv[1], "state") == 0) i = 2; /* flink-bench's own argv */
-  *o = (bs_opts_t){true, true, 1000000, 1000000, NULL, 64};
+  *o = (bs_opts_t){true, true, true, 1000000, 1000000, NULL, 64, 64, 16, 0, "uniform", -1};
   for (; i < argc; i++) {
     const char *name = argv[i];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
@@ -117,18 +147,125 @@ static int bs_parse(int argc, char **argv, bs_opts_t *o) {
     } else if (strcmp(name, "--keys") == 0) {
       if (bs_parse_u64(name, v, 1, UINT64_C(1) << 40, &o->keys)) return -1;
     } else if (strcmp(name, "--ops") == 0) {
-      if (bs_parse_u64(name, v, 1, UINT64_C(1) << 40, &o->ops)) return -1;
+      if (bs_parse_u64(name, v, 1, UINT64_C(1) << 34, &o->ops)) return -1;
     } else if (strcmp(name, "--dir") == 0) {
       o->dir = v;
     } else if (strcmp(name, "--block-cache-mb") == 0) {
-      if (bs_parse_u64(name, v, 1, UINT64_C(1) << 20, &o->cache_mb)) return -1;
+      if (bs_parse_u64(name, v, 1, UINT64_C(1) << 20, &o->block_cache_mb)) return -1;
+    } else if (strcmp(name, "--write-buffer-mb") == 0) {
+      if (bs_parse_u64(name, v, 1, 4096, &o->write_buffer_mb)) return -1;
+    } else if (strcmp(name, "--cache-mb") == 0) {
+      if (bs_parse_u64(name, v, 0, UINT64_C(1) << 20, &o->cache_mb)) return -1;
+    } else if (strcmp(name, "--op") == 0) {
+      o->only = strcmp(v, "value_get_update") == 0 ? 0
+                : strcmp(v, "list_append") == 0    ? 1
+                : strcmp(v, "map_put") == 0        ? 2
+                : strcmp(v, "all") == 0            ? -1
+                                                   : -2;
+      if (o->only == -2) {
+        fprintf(stderr,
+                "flink-bench state: --op is value_get_update, list_append, map_put or all, not "
+                "'%s'\n",
+                v);
+        return -1;
+      }
+    } else if (strcmp(name, "--plain") == 0) {
+      if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+        fprintf(stderr, "flink-bench state: --plain is true or false, not '%s'\n", v);
+        return -1;
+      }
+      o->plain = strcmp(v, "true") == 0;
+    } else if (strcmp(name, "--distribution") == 0) {
+      char *end = NULL;
+      o->dist = v;
+      if (strcmp(v, "uniform") == 0) {
+        o->zipf = 0;
+      } else if (strncmp(v, "zipf:", 5) == 0 && (o->zipf = strtod(v + 5, &end)) > 0 &&
+                 o->zipf <= 10 && end && *end == '\0') {
+      } else {
+        fprintf(stderr,
+                "flink-bench state: --distribution is uniform or zipf:S with 0 < S <= 10, not "
+                "'%s'\n",
+                v);
+        return -1;
+      }
     } else {
       fprintf(stderr, "flink-bench state: unknown option '%s'\n", name);
       return -1;
     }
   }
+  if (o->cache_mb && o->cache_mb << 20 < FL_KV_CACHE_MIN_BYTES) o->cache_mb = 1;
   return 0;
 }
+
+/* ---------------------------------------------------------------------------------- */
+/* Keys                                                                                 */
+
+/* Zipf ranks 1..n of exponent s by rejection-inversion (Hormann and Derflinger, "Rejection-
+ * inversion to generate variates from monotone discrete distributions", 1996): O(1) per
+ * draw whatever n. */
+typedef struct bs_zipf {
+  double s, n, hx1, hn, t;
+} bs_zipf_t;
+
+static double zh(const bs_zipf_t *z, double x) { return exp(-z->s * log(x)); }
+
+/* log1p(x) / x and expm1(x) / x, both 1 at 0. */
+static double zh1(double x) { return fabs(x) > 1e-8 ? log1p(x) / x : 1 - x / 2; }
+static double zh2(double x) { return fabs(x) > 1e-8 ? expm1(x) / x : 1 + x / 2; }
+
+/* H, the integral of h, and its inverse. */
+static double zH(const bs_zipf_t *z, double x) {
+  double lx = log(x);
+  return zh2((1 - z->s) * lx) * lx;
+}
+static double zHinv(const bs_zipf_t *z, double x) {
+  double t = x * (1 - z->s);
+  if (t < -1) t = -1;
+  return exp(zh1(t) * x);
+}
+
+static void bs_zipf_init(bs_zipf_t *z, double s, uint64_t n) {
+  z->s = s;
+  z->n = (double)n;
+  z->hx1 = zH(z, 1.5) - 1;
+  z->hn = zH(z, z->n + 0.5);
+  z->t = 2 - zHinv(z, zH(z, 2.5) - zh(z, 2));
+}
+
+static uint64_t bs_zipf_draw(const bs_zipf_t *z, uint64_t *rng) {
+  for (;;) {
+    double u = z->hn + bs_unit(rng) * (z->hx1 - z->hn);
+    double x = zHinv(z, u);
+    double k = floor(x + 0.5);
+    if (k < 1) k = 1;
+    if (k > z->n) k = z->n;
+    if (k - x <= z->t || u >= zH(z, k + 0.5) - zh(z, k)) return (uint64_t)k;
+  }
+}
+
+/* The key of every op, drawn before any clock starts. */
+static uint64_t *bs_keys(const bs_opts_t *o) {
+  uint64_t *k = malloc(o->ops * sizeof *k);
+  if (!k) return NULL;
+  uint64_t rng = 0x9E3779B97F4A7C15ull;
+  bs_zipf_t z;
+  if (o->zipf > 0) bs_zipf_init(&z, o->zipf, o->keys);
+  for (uint64_t i = 0; i < o->ops; i++) {
+    if (o->zipf > 0)
+      k[i] = (bs_zipf_draw(&z, &rng) - 1) * BS_PRIME % o->keys;
+    else
+      k[i] = bs_rand(&rng) % o->keys;
+  }
+  return k;
+}
+
+static inline uint16_t bs_kg(uint64_t id) {
+  return (uint16_t)(fl_hash64(&id, sizeof id, 0) % BS_KEY_GROUPS);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Runs through the state layer                                                         */
 
 static int bs_rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
   (void)sb;
@@ -146,14 +283,21 @@ static void bs_at(bs_run_t *b, uint64_t id) {
   b->key = id;
   b->r.k.key = &b->key;
   b->r.k.key_len = sizeof b->key;
-  b->r.k.kg = (uint16_t)(fl_hash64(&b->key, sizeof b->key, 0) % BS_KEY_GROUPS);
+  b->r.k.kg = bs_kg(id);
 }
 
-static int bs_open(bs_run_t *b, fl_kv_rocksdb_shared_t *sh, const char *dir, fl_state_kind_t kind) {
+static int bs_open(bs_run_t *b, const bs_opts_t *o, fl_kv_rocksdb_shared_t *sh, const char *dir,
+                   fl_state_kind_t kind) {
   char err[512] = "";
   memset(b, 0, sizeof *b);
   int rc =
       sh ? fl_kv_rocksdb_new(sh, dir, NULL, &b->kv, err, sizeof err) : fl_kv_hashmap_new(&b->kv);
+  if (rc == FL_OK && sh && o->cache_mb) {
+    fl_kv_t store = b->kv;
+    rc = fl_kv_cache_new((size_t)o->cache_mb << 20, &b->cache);
+    if (rc == FL_OK) rc = fl_kv_cache_wrap(b->cache, &store, &b->kv);
+    if (rc) fl_kv_destroy(&store);
+  }
   if (rc) {
     fprintf(stderr, "flink-bench state: cannot open the store: %s (%s)\n",
             err[0] ? err : fl_strerror(rc), fl_err_name(rc));
@@ -173,6 +317,8 @@ static void bs_close(bs_run_t *b) {
   fl_state_scratch_destroy(b->scratch);
   b->scratch = NULL;
   fl_kv_destroy(&b->kv);
+  fl_kv_cache_destroy(b->cache);
+  b->cache = NULL;
 }
 
 typedef struct bs_sum {
@@ -214,14 +360,65 @@ static int bs_fold(bs_run_t *b, int (*cb)(const fl_kkey_t *, const void *, size_
 
 static const char *bs_ops_names[] = {"value_get_update", "list_append", "map_put"};
 
-/* One (backend, operation) run; prints its line. 0, or 1 on failure. */
-static int bs_run_op(const bs_opts_t *o, fl_kv_rocksdb_shared_t *sh, const char *dir, int op) {
+/* What a run measured, for its line. */
+typedef struct bs_result {
+  double secs, cpu;
+  double hit_rate; /* < 0: no cache */
+  size_t cells;
+} bs_result_t;
+
+static void bs_print(const bs_opts_t *o, const char *backend, int op, const bs_result_t *r,
+                     double plain_ops_per_s) {
+  double ops_s = r->secs > 0 ? (double)o->ops / r->secs : 0.0;
+  printf("{\"bench\":\"state\",\"backend\":\"%s\",\"op\":\"%s\",\"keys\":%" PRIu64
+         ",\"ops\":%" PRIu64 ",\"distribution\":\"%s\",\"cache_mb\":%" PRIu64
+         ",\"seconds\":%.3f,\"cpu_seconds\":%.3f,\"ops_per_s\":%.0f",
+         backend, bs_ops_names[op], o->keys, o->ops, o->dist,
+         strcmp(backend, "rocksdb") == 0 ? o->cache_mb : 0, r->secs, r->cpu, ops_s);
+  if (r->hit_rate >= 0)
+    printf(",\"cache_hit_rate\":%.4f,\"cache_cells\":%zu", r->hit_rate, r->cells);
+  if (plain_ops_per_s > 0) printf(",\"vs_plain\":%.2f", ops_s / plain_ops_per_s);
+  printf("}\n");
+  fflush(stdout);
+}
+
+/* The timed loop, on its own for profilers (valgrind --toggle-collect=bs_timed). */
+__attribute__((noinline)) static int bs_timed(bs_run_t *b, const bs_opts_t *o, const uint64_t *keys,
+                                              int op) {
+  int rc = FL_OK;
+  for (uint64_t i = 0; i < o->ops && rc == FL_OK; i++) {
+    bs_at(b, keys[i]);
+    if (op == 0) {
+      const void *v;
+      size_t n;
+      uint64_t x = 0;
+      rc = fl_st_value_get(&b->r, &v, &n);
+      if (rc == 1 && n == sizeof x)
+        memcpy(&x, v, sizeof x);
+      else if (rc >= 0)
+        rc = FL_EPARSE;
+      x++;
+      if (rc >= 0) rc = fl_st_value_set(&b->r, &x, sizeof x);
+    } else if (op == 1) {
+      rc = fl_st_list_add(&b->r, &i, sizeof i);
+    } else {
+      uint32_t uk = (uint32_t)(i % BS_MAP_KEYS);
+      rc = fl_st_map_put(&b->r, &uk, sizeof uk, &i, sizeof i);
+    }
+  }
+  return rc;
+}
+
+/* One (backend, operation) run through the state layer. 0, or 1 on failure. */
+static int bs_run_op(const bs_opts_t *o, const uint64_t *keys, fl_kv_rocksdb_shared_t *sh,
+                     const char *dir, int op, bs_result_t *res) {
   static const fl_state_kind_t kinds[] = {FL_STATE_VALUE, FL_STATE_LIST, FL_STATE_MAP};
   bs_run_t b;
-  int rc = bs_open(&b, sh, dir, kinds[op]);
-  uint64_t rng = 0x9E3779B97F4A7C15ull;
-  double t0 = 0, secs = 0;
+  int rc = bs_open(&b, o, sh, dir, kinds[op]);
+  double t0 = 0, c0 = 0;
   const char *what = "preload";
+  fl_kv_cache_stats_t s0 = {0}, s1 = {0};
+  *res = (bs_result_t){0, 0, -1, 0};
   if (rc) goto done;
   if (op == 0) {
     uint64_t zero = 0;
@@ -229,32 +426,24 @@ static int bs_run_op(const bs_opts_t *o, fl_kv_rocksdb_shared_t *sh, const char 
       bs_at(&b, i);
       rc = fl_st_value_set(&b.r, &zero, sizeof zero);
     }
+    /* the preload reaches the store, as a restored job's state would be there */
+    if (rc == FL_OK && b.cache) rc = fl_kv_cache_drop(&b.kv);
     if (rc) goto done;
   }
+  if (b.cache) fl_kv_cache_stats(&b.kv, &s0);
   what = bs_ops_names[op];
   t0 = bench_now_s();
-  for (uint64_t i = 0; i < o->ops && rc == FL_OK; i++) {
-    bs_at(&b, bs_rand(&rng) % o->keys);
-    if (op == 0) {
-      const void *v;
-      size_t n;
-      uint64_t x = 0;
-      rc = fl_st_value_get(&b.r, &v, &n);
-      if (rc == 1 && n == sizeof x)
-        memcpy(&x, v, sizeof x);
-      else if (rc >= 0)
-        rc = FL_EPARSE;
-      x++;
-      if (rc >= 0) rc = fl_st_value_set(&b.r, &x, sizeof x);
-    } else if (op == 1) {
-      rc = fl_st_list_add(&b.r, &i, sizeof i);
-    } else {
-      uint32_t uk = (uint32_t)(i % BS_MAP_KEYS);
-      rc = fl_st_map_put(&b.r, &uk, sizeof uk, &i, sizeof i);
-    }
-  }
-  secs = bench_now_s() - t0;
+  c0 = bench_cpu_s();
+  rc = bs_timed(&b, o, keys, op);
+  res->secs = bench_now_s() - t0;
+  res->cpu = bench_cpu_s() - c0;
   if (rc) goto done;
+  if (b.cache) {
+    fl_kv_cache_stats(&b.kv, &s1);
+    uint64_t h = s1.hits - s0.hits, m = s1.misses - s0.misses;
+    res->hit_rate = h + m ? (double)h / (double)(h + m) : 0;
+    res->cells = s1.items;
+  }
   /* Untimed checks: nothing lost. */
   what = "check";
   if (op < 2) {
@@ -273,20 +462,138 @@ static int bs_run_op(const bs_opts_t *o, fl_kv_rocksdb_shared_t *sh, const char 
       rc = FL_EIO;
     }
   }
-  if (rc) goto done;
-  printf("{\"bench\":\"state\",\"backend\":\"%s\",\"op\":\"%s\",\"keys\":%" PRIu64
-         ",\"ops\":%" PRIu64 ",\"seconds\":%.3f,\"ops_per_s\":%.0f}\n",
-         sh ? "rocksdb" : "hashmap", bs_ops_names[op], o->keys, o->ops, secs,
-         secs > 0 ? (double)o->ops / secs : 0.0);
-  fflush(stdout);
 done:
   if (rc && rc != FL_EIO)
     fprintf(stderr, "flink-bench state: %s %s failed: %s%s%s\n", sh ? "rocksdb" : "hashmap", what,
-            fl_err_name(rc), sh && b.kv.ops ? ": " : "",
-            sh && b.kv.ops ? fl_kv_rocksdb_errmsg(&b.kv) : "");
+            fl_err_name(rc), sh && b.kv.ops ? ": " : "", sh ? fl_kv_errmsg(&b.kv) : "");
   bs_close(&b);
   return rc ? 1 : 0;
 }
+
+/* ---------------------------------------------------------------------------------- */
+/* The plain RocksDB loop                                                               */
+
+static char *bs_concat(void *st, const char *key, size_t kl, const char *existing, size_t el,
+                       const char *const *ops, const size_t *opl, int n, unsigned char *ok,
+                       size_t *out_len) {
+  (void)st;
+  (void)key;
+  (void)kl;
+  size_t total = existing ? el : 0;
+  for (int i = 0; i < n; i++) total += opl[i];
+  char *out = malloc(total ? total : 1);
+  size_t at = 0;
+  if (out && existing && el) memcpy(out, existing, el), at = el;
+  for (int i = 0; out && i < n; i++) {
+    memcpy(out + at, ops[i], opl[i]);
+    at += opl[i];
+  }
+  *ok = out != NULL;
+  *out_len = total;
+  return out;
+}
+
+static char *bs_concat_partial(void *st, const char *key, size_t kl, const char *const *ops,
+                               const size_t *opl, int n, unsigned char *ok, size_t *out_len) {
+  return bs_concat(st, key, kl, NULL, 0, ops, opl, n, ok, out_len);
+}
+
+static void bs_noop(void *st) { (void)st; }
+static const char *bs_merge_name(void *st) {
+  (void)st;
+  return "bench.append";
+}
+
+/* The backend's key layout: kg(2) | len 8 | key(8) | len 0 [| 0x00 | user key(4)]. */
+static size_t bs_plain_key(unsigned char *p, uint64_t id, const uint32_t *uk) {
+  uint16_t kg = bs_kg(id);
+  p[0] = (unsigned char)(kg >> 8);
+  p[1] = (unsigned char)kg;
+  p[2] = 8;
+  memcpy(p + 3, &id, 8);
+  p[11] = 0;
+  if (!uk) return 12;
+  p[12] = 0;
+  memcpy(p + 13, uk, 4);
+  return 17;
+}
+
+static int bs_plain_op(const bs_opts_t *o, const uint64_t *keys, const char *dir, int op,
+                       bs_result_t *res) {
+  char *e = NULL;
+  int rc = 1;
+  *res = (bs_result_t){0, 0, -1, 0};
+  rocksdb_options_t *opt = rocksdb_options_create();
+  rocksdb_block_based_table_options_t *bb = rocksdb_block_based_options_create();
+  rocksdb_cache_t *cache = rocksdb_cache_create_lru((size_t)o->block_cache_mb << 20);
+  rocksdb_block_based_options_set_block_cache(bb, cache);
+  rocksdb_block_based_options_set_filter_policy(bb, rocksdb_filterpolicy_create_bloom_full(10));
+  rocksdb_options_set_block_based_table_factory(opt, bb);
+  rocksdb_options_set_create_if_missing(opt, 1);
+  rocksdb_options_set_write_buffer_size(opt, (size_t)o->write_buffer_mb << 20);
+  rocksdb_options_set_max_write_buffer_number(opt, 2);
+  rocksdb_options_set_max_background_jobs(opt, 2);
+  rocksdb_options_set_merge_operator(
+      opt, rocksdb_mergeoperator_create(NULL, bs_noop, bs_concat, bs_concat_partial, NULL,
+                                        bs_merge_name));
+  rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_disable_WAL(wo, 1);
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  rocksdb_t *db = rocksdb_open(opt, dir, &e);
+  unsigned char k[32];
+  if (e) goto done;
+  if (op == 0) {
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    uint64_t zero = 0;
+    for (uint64_t i = 0; i < o->keys && !e; i++) {
+      rocksdb_writebatch_put(b, (char *)k, bs_plain_key(k, i, NULL), (char *)&zero, 8);
+      if (rocksdb_writebatch_count(b) == 4096 || i + 1 == o->keys) {
+        rocksdb_write(db, wo, b, &e);
+        rocksdb_writebatch_clear(b);
+      }
+    }
+    rocksdb_writebatch_destroy(b);
+    if (e) goto done;
+  }
+  double t0 = bench_now_s(), c0 = bench_cpu_s();
+  for (uint64_t i = 0; i < o->ops && !e; i++) {
+    uint64_t id = keys[i];
+    if (op == 0) {
+      size_t kl = bs_plain_key(k, id, NULL), vl;
+      rocksdb_pinnableslice_t *ps = rocksdb_get_pinned(db, ro, (char *)k, kl, &e);
+      uint64_t x = 0;
+      if (ps) {
+        const char *v = rocksdb_pinnableslice_value(ps, &vl);
+        if (vl == 8) memcpy(&x, v, 8);
+        rocksdb_pinnableslice_destroy(ps);
+      }
+      x++;
+      if (!e) rocksdb_put(db, wo, (char *)k, kl, (char *)&x, 8, &e);
+    } else if (op == 1) {
+      unsigned char item[16] = {8};
+      memcpy(item + 8, &i, 8);
+      rocksdb_merge(db, wo, (char *)k, bs_plain_key(k, id, NULL), (char *)item, 16, &e);
+    } else {
+      uint32_t uk = (uint32_t)(i % BS_MAP_KEYS);
+      rocksdb_put(db, wo, (char *)k, bs_plain_key(k, id, &uk), (char *)&i, 8, &e);
+    }
+  }
+  res->secs = bench_now_s() - t0;
+  res->cpu = bench_cpu_s() - c0;
+  if (!e) rc = 0;
+done:
+  if (e) fprintf(stderr, "flink-bench state: plain RocksDB %s failed: %s\n", bs_ops_names[op], e);
+  free(e);
+  if (db) rocksdb_close(db);
+  rocksdb_readoptions_destroy(ro);
+  rocksdb_writeoptions_destroy(wo);
+  rocksdb_options_destroy(opt);
+  rocksdb_block_based_options_destroy(bb);
+  rocksdb_cache_destroy(cache);
+  return rc;
+}
+
+/* ---------------------------------------------------------------------------------- */
 
 int fl_bench_state_main(int argc, char **argv) {
   bs_opts_t o;
@@ -295,29 +602,54 @@ int fl_bench_state_main(int argc, char **argv) {
     if (prc < 0) bs_usage(stderr);
     return prc > 0 ? 0 : 2;
   }
+  uint64_t *keys = bs_keys(&o);
+  if (!keys) {
+    fprintf(stderr, "flink-bench state: out of memory for %" PRIu64 " keys\n", o.ops);
+    return 1;
+  }
   int status = 0;
+  bs_result_t r;
   if (o.hashmap)
-    for (int op = 0; op < 3; op++) status |= bs_run_op(&o, NULL, NULL, op);
-  if (!o.rocksdb) return status;
+    for (int op = 0; op < 3; op++) {
+      if (o.only >= 0 && op != o.only) continue;
+      status |= bs_run_op(&o, keys, NULL, NULL, op, &r);
+      if (!status) bs_print(&o, "hashmap", op, &r, 0);
+    }
+  if (!o.rocksdb) {
+    free(keys);
+    return status;
+  }
 
   char tmpl[1024], sub[1100], err[512] = "";
   snprintf(tmpl, sizeof tmpl, "%s/flink-bench-state-XXXXXX", o.dir ? o.dir : "/tmp");
   if (!mkdtemp(tmpl)) {
     fprintf(stderr, "flink-bench state: cannot create a directory in '%s': %s\n",
             o.dir ? o.dir : "/tmp", strerror(errno));
+    free(keys);
     return 1;
   }
-  fl_kv_rocksdb_opts_t ro = {(size_t)o.cache_mb << 20, 0, 0};
+  fl_kv_rocksdb_opts_t ro = {(size_t)o.block_cache_mb << 20, (size_t)o.write_buffer_mb << 20, 0};
   fl_kv_rocksdb_shared_t *sh = NULL;
   if (fl_kv_rocksdb_shared_new(&ro, &sh, err, sizeof err) != FL_OK) {
     fprintf(stderr, "flink-bench state: %s\n", err);
     status = 1;
   }
   for (int op = 0; sh && op < 3; op++) {
+    if (o.only >= 0 && op != o.only) continue;
+    bs_result_t plain = {0, 0, -1, 0};
+    if (o.plain) {
+      snprintf(sub, sizeof sub, "%s/plain-%s", tmpl, bs_ops_names[op]);
+      int x = bs_plain_op(&o, keys, sub, op, &plain);
+      status |= x;
+      if (!x) bs_print(&o, "rocksdb-c-api", op, &plain, 0);
+    }
     snprintf(sub, sizeof sub, "%s/%s", tmpl, bs_ops_names[op]);
-    status |= bs_run_op(&o, sh, sub, op);
+    int x = bs_run_op(&o, keys, sh, sub, op, &r);
+    status |= x;
+    if (!x) bs_print(&o, "rocksdb", op, &r, plain.secs > 0 ? (double)o.ops / plain.secs : 0);
   }
   fl_kv_rocksdb_shared_destroy(sh);
   bs_rm_tree(tmpl);
+  free(keys);
   return status;
 }
