@@ -109,6 +109,23 @@ static fl_kkey_t key_n(uint64_t *buf, uint64_t i) {
   return kk((uint16_t)(i % 128), buf, sizeof *buf, NULL, 0);
 }
 
+/* Appends b to a. */
+static int concat_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b, size_t bl,
+                         fl_buf_t *out, void *opaque) {
+  int rc = fl_buf_set(out, a, al);
+  return rc ? rc : fl_buf_append(out, b, bl);
+}
+
+/* A large accumulator: the number of adds in its first 8 bytes. */
+static void big_init(void *acc, void *opaque) { memset(acc, 0, sizeof(uint64_t)); }
+static int big_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) {
+  uint64_t n;
+  memcpy(&n, acc, sizeof n);
+  n++;
+  memcpy(acc, &n, sizeof n);
+  return 0;
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Cases                                                                                */
 
@@ -386,6 +403,99 @@ static void the_stats_op_reports_the_cache(void **state) {
   assert_true(v[FL_KV_STAT_CACHE_FLUSH_US] >= 0);
 }
 
+/* value_ref hands out the cached copy, which the caller overwrites in place: a read sees
+ * it at once and the store after a flush. */
+static void value_ref_updates_the_cached_copy(void **state) {
+  kvc_fx_t *f = *state;
+  fl_kv_t *in = inner_of(f);
+  fl_kkey_t k = kstr(4, "acc", "w1");
+  void *p;
+  size_t n;
+  kvc_put_str(f, kstr(4, "seed", ""), "s"); /* the table's kind is known from here */
+  assert_int_equal(f->kv.ops->value_ref(f->kv.self, f->t, &k, 0, 8, &p, &n), 0);
+  assert_int_equal(n, 8);
+  assert_memory_equal(p, "\0\0\0\0\0\0\0\0", 8);
+  memcpy(p, "abcdefgh", 8);
+  kvc_assert_value(f, f->t, k, "abcdefgh", 8);
+  const void *cv;
+  size_t cn;
+  assert_int_equal(in->ops->get(in->self, f->t, &k, &cv, &cn), 0); /* not yet in the store */
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  kvc_assert_value_in(in, f->t, k, "abcdefgh", 8);
+  /* an existing cell, cached or read from the store */
+  for (int round = 0; round < 2; round++) {
+    if (round == 1) assert_int_equal(fl_kv_cache_drop(&f->kv), FL_OK);
+    assert_int_equal(f->kv.ops->value_ref(f->kv.self, f->t, &k, 0, 8, &p, &n), 1);
+    assert_int_equal(n, 8);
+    ((char *)p)[round] = 'X';
+  }
+  kvc_assert_value(f, f->t, k, "XXcdefgh", 8);
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  kvc_assert_value_in(in, f->t, k, "XXcdefgh", 8);
+  /* a list appended to without being read: the store's items come first */
+  fl_kkey_t l = kstr(4, "list", "");
+  assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &l, "ab", 2), FL_OK);
+  assert_int_equal(fl_kv_cache_drop(&f->kv), FL_OK);
+  assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &l, "cd", 2), FL_OK);
+  assert_int_equal(f->kv.ops->value_ref(f->kv.self, f->t, &l, 0, 4, &p, &n), 1);
+  assert_int_equal(n, 4);
+  assert_memory_equal(p, "abcd", 4);
+  memcpy(p, "ABCD", 4);
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  kvc_assert_value_in(in, f->t, l, "ABCD", 4);
+}
+
+/* What the cache keeps no copy of, value_ref declines (FL_ENOTSUP) without changing
+ * anything, and the typed state falls back to get and put. */
+static void value_ref_declines_what_it_does_not_cache(void **state) {
+  kvc_fx_t *f = *state;
+  void *p;
+  size_t n;
+  uint32_t fresh;
+  fl_kkey_t k = kstr(5, "k", "");
+  assert_int_equal(f->kv.ops->open_table(f->kv.self, "fresh", &fresh), FL_OK);
+  assert_int_equal(f->kv.ops->value_ref(f->kv.self, fresh, &k, 0, 8, &p, &n), FL_ENOTSUP);
+  kvc_put_str(f, kstr(5, "seed", ""), "s");
+  size_t big = stats_of(f).capacity / 16 + 1;
+  assert_int_equal(f->kv.ops->value_ref(f->kv.self, f->t, &k, 0, big, &p, &n), FL_ENOTSUP);
+  kvc_assert_absent(f, f->t, k);
+
+  /* aggregating state whose accumulator is larger than the cache takes, and reducing
+   * state whose value grows past it */
+  fl_state_scratch_t *scratch = fl_state_scratch_new();
+  assert_non_null(scratch);
+  struct fl_state_desc desc = {.name = "t", .kind = FL_STATE_REDUCING, .reduce = concat_reduce};
+  fl_ttl_cleanup_t cl = {0};
+  fl_sref_t r = {.kv = &f->kv, .desc = &desc, .table = f->t, .cleanup = &cl, .scratch = scratch};
+  r.k = kstr(6, "reduced", "");
+  char chunk[100];
+  memset(chunk, 'r', sizeof chunk);
+  size_t total = 0;
+  while (total <= big + 200) {
+    assert_int_equal(fl_st_reducing_add(&r, chunk, sizeof chunk), FL_OK);
+    total += sizeof chunk;
+  }
+  const void *cv;
+  size_t cn;
+  assert_int_equal(fl_st_reducing_get(&r, &cv, &cn), 1);
+  assert_int_equal(cn, total);
+  desc.kind = FL_STATE_AGGREGATING;
+  desc.agg = (fl_aggregate_fn_t){
+      .version = FL_AGGREGATE_FN_VERSION, .acc_size = big + 8, .init = big_init, .add = big_add};
+  r.k = kstr(6, "aggregated", "");
+  for (int i = 0; i < 5; i++) {
+    fl_record_t rec = {"k", 1, "v", 1, i};
+    assert_int_equal(fl_st_aggregating_add(&r, &rec), FL_OK);
+  }
+  const void *acc;
+  assert_int_equal(fl_st_aggregating_get(&r, &acc), 1);
+  uint64_t adds;
+  memcpy(&adds, acc, sizeof adds);
+  assert_int_equal(adds, 5);
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  fl_state_scratch_destroy(scratch);
+}
+
 static void bad_sizes_are_rejected(void **state) {
   (void)state;
   fl_kv_cache_t *c = NULL;
@@ -409,6 +519,8 @@ int main(void) {
       KVC_CASE(borrowed_values_survive_evictions, &cached_tiny),
       KVC_CASE(a_deleted_map_cell_is_known_completely, &cached_tiny),
       KVC_CASE(a_native_copy_holds_the_dirty_cells, &cached_tiny),
+      KVC_CASE(value_ref_updates_the_cached_copy, &cached_tiny),
+      KVC_CASE(value_ref_declines_what_it_does_not_cache, &cached_tiny),
       cmocka_unit_test(bad_sizes_are_rejected),
   };
   const struct CMUnitTest big[] = {
@@ -419,6 +531,7 @@ int main(void) {
       KVC_CASE(a_deleted_map_cell_is_known_completely, &cached_big),
       KVC_CASE(a_native_copy_holds_the_dirty_cells, &cached_big),
       KVC_CASE(the_stats_op_reports_the_cache, &cached_big),
+      KVC_CASE(value_ref_updates_the_cached_copy, &cached_big),
   };
   int failed = kvc_run_all(&cached_tiny, tiny, sizeof tiny / sizeof tiny[0]);
   failed += kvc_run_all(&cached_big, big, sizeof big / sizeof big[0]);

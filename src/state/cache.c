@@ -148,7 +148,7 @@ static void charge_meta(fl_kv_cache_t *c, size_t old, size_t now) {
   c->meta = c->meta - old + now;
 }
 
-static int dirty_push(cc_view_t *v, cc_item_t *it) {
+int fl_cc_dirty_reserve(cc_view_t *v) {
   if (v->n_dirty == v->cap_dirty) {
     size_t nc = v->cap_dirty ? v->cap_dirty * 2 : 64;
     cc_item_t **p = realloc(v->dirty, nc * sizeof *p);
@@ -157,6 +157,12 @@ static int dirty_push(cc_view_t *v, cc_item_t *it) {
     v->dirty = p;
     v->cap_dirty = nc;
   }
+  return FL_OK;
+}
+
+static int dirty_push(cc_view_t *v, cc_item_t *it) {
+  int rc = fl_cc_dirty_reserve(v);
+  if (rc) return rc;
   it->didx = (uint32_t)v->n_dirty;
   v->dirty[v->n_dirty++] = it;
   return FL_OK;
@@ -353,8 +359,11 @@ static cc_item_t *item_make(cc_view_t *v, int type, size_t klen, size_t nslen, c
   if (type != CC_HEAD) {
     it->u.v.p = inline_p(it);
     it->u.v.len = (uint32_t)len;
-    if (len) memcpy(it->u.v.p, val, len);
-    if (!val) it->flags |= CC_ABSENT;
+    if (len && val)
+      memcpy(it->u.v.p, val, len);
+    else if (len)
+      memset(it->u.v.p, 0, len); /* a new cell of zero bytes (value_ref) */
+    if (!val && !len) it->flags |= CC_ABSENT;
   }
   c->bytes += it->acct;
   v->bytes += it->acct;
@@ -500,6 +509,19 @@ int fl_cc_prepend(cc_view_t *v, cc_item_t *it, const void *val, size_t len) {
   it->u.v.len = (uint32_t)total;
   it->flags |= CC_HEAP;
   charge(c, v, it, delta);
+  return FL_OK;
+}
+
+int fl_cc_zero(cc_view_t *v, cc_item_t *it, size_t len) {
+  if (len <= it->u.v.icap) {
+    to_inline(v, it, NULL, 0);
+  } else if (!(it->flags & CC_HEAP) || len > it->u.v.cap) {
+    int rc = rebuffer(v, it, len, 0, NULL, 0);
+    if (rc) return rc;
+  }
+  memset(it->u.v.p, 0, len);
+  it->u.v.len = (uint32_t)len;
+  it->flags &= (uint8_t) ~(CC_ABSENT | CC_PARTIAL);
   return FL_OK;
 }
 

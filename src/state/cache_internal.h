@@ -150,11 +150,16 @@ cc_item_t *fl_cc_find(cc_view_t *v, int type, uint32_t table, const fl_kkey_t *k
 /* The child item of user key uk under head, or NULL. */
 cc_item_t *fl_cc_find_child(cc_item_t *head, const void *uk, size_t n, uint32_t h);
 /* A new clean item of the cell (value or head) or of a user key under head (child),
- * holding val (NULL: absent), made room for in the cache. NULL when out of memory. */
+ * holding val (NULL: absent; NULL with len > 0: len zero bytes), made room for in the
+ * cache. NULL when out of memory. */
 cc_item_t *fl_cc_new_cell(cc_view_t *v, int type, uint32_t table, const fl_kkey_t *k, uint32_t h,
                           const void *val, size_t len);
 cc_item_t *fl_cc_new_child(cc_view_t *v, cc_item_t *head, const void *uk, size_t ukl, uint32_t h,
                            const void *val, size_t len);
+/* Makes the item's value len zero bytes (present). FL_ENOMEM leaves it as it was. */
+int fl_cc_zero(cc_view_t *v, cc_item_t *it, size_t len);
+/* Room in the store's dirty array for one more item, so that marking one cannot fail. */
+int fl_cc_dirty_reserve(cc_view_t *v);
 /* Replaces the item's value by val (which may point into it), or appends val to it.
  * FL_ENOMEM leaves it as it was. */
 int fl_cc_set(cc_view_t *v, cc_item_t *it, const void *val, size_t len);

@@ -214,6 +214,53 @@ static int cc_append(void *self, uint32_t table, const fl_kkey_t *k, const void 
   return FL_OK;
 }
 
+/* The cell for an update in place (kv.h): the cached copy, which the caller may
+ * overwrite, so it is marked dirty at once. FL_ENOTSUP where the cache keeps no copy
+ * (a table the store has not told the kind of yet, a value larger than the cache
+ * takes): the caller then gets and puts, which go to the store. */
+static int cc_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
+                        size_t new_len, void **val, size_t *len) {
+  cc_view_t *v = self;
+  (void)key_hash; /* the cache's index hashes the whole cell, with its store and table */
+  if (!val || !len) return FL_EINVAL;
+  int rc = prep(v, table, k, CC_KIND_VALUE);
+  if (rc) return rc;
+  if (v->kinds[table] == CC_KIND_UNKNOWN) return FL_ENOTSUP;
+  if ((rc = fl_cc_dirty_reserve(v))) return rc;
+  size_t max = v->c->max_item;
+  uint32_t h = 0;
+  cc_item_t *it = find_value(v, table, k, &h);
+  if (it && (it->flags & CC_PARTIAL)) {
+    rc = resolve(v, it);
+    if (rc < 0) return rc;
+    if (rc == 0) return FL_ENOTSUP; /* too large: the store has it all now */
+  }
+  if (it) {
+    v->hits++;
+  } else {
+    v->misses++;
+    const void *p = NULL;
+    size_t n = 0;
+    rc = IN(v)->get(IS(v), table, k, &p, &n);
+    if (rc < 0) return rc;
+    if (rc == 1 ? n > max : new_len > max) return FL_ENOTSUP;
+    it = fl_cc_new_cell(v, CC_VALUE, table, k, h, rc ? p : NULL, rc ? n : 0);
+    if (!it) return FL_ENOMEM;
+    v->last = it;
+  }
+  int found = !(it->flags & CC_ABSENT);
+  if (!found) {
+    if (new_len > max) return FL_ENOTSUP;
+    if ((rc = fl_cc_zero(v, it, new_len))) return rc;
+  }
+  it->u.v.moff = 0;
+  fl_cc_mark(v, it, CC_PUT);
+  fl_cc_pin(v->c, it);
+  *val = it->u.v.p;
+  *len = it->u.v.len;
+  return found;
+}
+
 /* Deletes a whole map cell: in the store at once; its cached keys are dropped, and the
  * head knows the cell is empty now. */
 static int del_map_cell(cc_view_t *v, uint32_t table, const fl_kkey_t *k) {
@@ -584,6 +631,8 @@ const fl_kv_ops_t fl_cc_ops = {
     .retain_key_groups = cc_retain_key_groups,
     .list_tables = cc_list_tables,
     .stats = cc_stats,
+    .value_ref = cc_value_ref,
+    .prefetch = NULL, /* memory hints: the store's cells are not in memory */
     .flush = cc_flush,
     .write_batch = NULL,
     .errmsg = cc_errmsg,

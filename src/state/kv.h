@@ -156,7 +156,9 @@ typedef struct fl_kv_ops {
    * k->key_len, 0), which the caller has at hand. An existing cell: 1, and *val, *len
    * its value, whose bytes the caller may overwrite (not resize). An absent cell is
    * created with new_len zero bytes: 0, *val and *len = new_len. The pointer stays
-   * valid until the next call that changes this instance. FL_EINVAL for a map cell. */
+   * valid until the next call that changes this instance. FL_EINVAL for a map cell.
+   * FL_ENOTSUP for a cell the backend cannot hand out (the state cache, for a value
+   * larger than it caches), changing nothing: the caller then uses get and put. */
   int (*value_ref)(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
                    size_t new_len, void **val, size_t *len);
   /* A hint that cell k (key_hash as for value_ref) is about to be accessed, so that

@@ -542,6 +542,7 @@ int fl_st_reducing_add_created(const fl_sref_t *r, const void *val, size_t len, 
   if (in_place(r)) {
     void *cell;
     rc = KV(r)->value_ref(KS(r), r->table, &r->k, sref_key_hash(r), len, &cell, &cl);
+    if (rc == FL_ENOTSUP) goto copy; /* a cell this backend does not hand out */
     if (rc < 0) return rc;
     if (rc == 0) {
       /* val may lie in another cell of the backend: cells do not move on an insert */
@@ -557,6 +558,7 @@ int fl_st_reducing_add_created(const fl_sref_t *r, const void *val, size_t len, 
     }
     return KV(r)->put(KS(r), r->table, &r->k, res, rl);
   }
+copy:
   rc = peek_live(r, &r->k, &cur, &cl);
   if (rc < 0) return rc;
   if (rc == 1) {
@@ -610,11 +612,13 @@ static inline void copy_acc(void *dst, const void *src, size_t n) {
 
 /* Adds in to the accumulator in its cell. A failing add leaves the cell as it was: a
  * new cell is removed, an existing one gets its bytes back. */
-static int aggregating_add_in_place(const fl_sref_t *r, const fl_record_t *in, bool *created) {
+static int aggregating_add_in_place(const fl_sref_t *r, const fl_record_t *in, bool *created,
+                                    bool *refused) {
   const fl_aggregate_fn_t *a = &r->desc->agg;
   void *acc;
   size_t cl;
   int rc = KV(r)->value_ref(KS(r), r->table, &r->k, sref_key_hash(r), a->acc_size, &acc, &cl);
+  *refused = rc == FL_ENOTSUP; /* a cell this backend does not hand out */
   if (rc < 0) return rc;
   bool fresh = rc == 0;
   if (!fresh && cl != a->acc_size) return FL_EPARSE;
@@ -644,7 +648,11 @@ int fl_st_aggregating_add_created(const fl_sref_t *r, const fl_record_t *in, boo
   int rc = check_agg(r);
   if (rc) return rc;
   if (!in) return FL_EINVAL;
-  if (in_place(r)) return aggregating_add_in_place(r, in, created);
+  bool refused = false;
+  if (in_place(r)) {
+    rc = aggregating_add_in_place(r, in, created, &refused);
+    if (!refused) return rc;
+  }
   if (created) *created = false;
   const fl_aggregate_fn_t *a = &r->desc->agg;
   size_t hdr, cl;
