@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "flink.h"
+#include "fl_test_util.h"
 
 typedef struct ckjob {
   int64_t n;
@@ -305,6 +306,17 @@ static inline void rm_rf(const char *path) {
   char cmd[4200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
   if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", path);
+}
+
+/* Waits (up to timeout_ms, scaled) until the job's source waits at its pause and `want`
+ * checkpoints under root are complete; whether both happened. The tests that stop,
+ * resume or fail a paused job once it is checkpointed call it from a thread of theirs. */
+static inline bool ckjob_wait_checkpointed(ckjob_t *j, const char *root, int want,
+                                           int64_t timeout_ms) {
+  int64_t deadline = mono_ms() + (int64_t)((double)timeout_ms * timeout_scale());
+  while (!atomic_load(&j->paused) && mono_ms() < deadline) pause_ms(1);
+  while (complete_checkpoints(root, NULL) < want && mono_ms() < deadline) pause_ms(1);
+  return atomic_load(&j->paused) && complete_checkpoints(root, NULL) >= want;
 }
 
 #endif

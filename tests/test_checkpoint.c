@@ -39,10 +39,7 @@ typedef struct {
 /* Lets the source go on once a checkpoint of the paused job is complete. */
 static void *resume_after_checkpoint(void *arg) {
   resumer_t *r = arg;
-  int64_t deadline = mono_ms() + (int64_t)(20000 * timeout_scale());
-  while (!atomic_load(&r->j->paused) && mono_ms() < deadline) pause_ms(1);
-  while (complete_checkpoints(r->root, NULL) == 0 && mono_ms() < deadline) pause_ms(1);
-  r->saw_checkpoint = complete_checkpoints(r->root, NULL) > 0;
+  r->saw_checkpoint = ckjob_wait_checkpointed(r->j, r->root, 1, 20000);
   atomic_store(&r->j->resume, 1);
   return NULL;
 }

@@ -108,10 +108,7 @@ typedef struct {
 /* Stops the job once its source paused and `want` checkpoints are complete. */
 static void *stop_when_checkpointed(void *arg) {
   stopper_t *s = arg;
-  int64_t deadline = mono_ms() + (int64_t)(30000 * timeout_scale()), id;
-  while (!atomic_load(&s->j->paused) && mono_ms() < deadline) pause_ms(1);
-  while (complete_checkpoints(s->root, &id) < s->want && mono_ms() < deadline) pause_ms(1);
-  s->ok = complete_checkpoints(s->root, &id) >= s->want;
+  s->ok = ckjob_wait_checkpointed(s->j, s->root, s->want, 30000);
   fl_env_stop(s->env);
   return NULL;
 }

@@ -476,17 +476,6 @@ static void tumbling_and_session_windows_agree_with_and_without_the_cache(void *
 #define CK_N 40000
 #define CK_KEYS 2000
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(int ms) {
-  struct timespec ts = {0, ms * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 typedef struct stopper {
   fl_env_t *env;
   ckjob_t *j;
@@ -497,11 +486,7 @@ typedef struct stopper {
 /* Once the job waits at its pause and a checkpoint of it is complete, stops it. */
 static void *stop_after_checkpoint(void *arg) {
   stopper_t *s = arg;
-  int64_t deadline = now_ms() + (int64_t)(30000 * timeout_scale());
-  while (!atomic_load(&s->j->paused) && now_ms() < deadline) nap_ms(1);
-  int64_t id;
-  while (complete_checkpoints(s->root, &id) == 0 && now_ms() < deadline) nap_ms(1);
-  s->saw_checkpoint = complete_checkpoints(s->root, &id) > 0;
+  s->saw_checkpoint = ckjob_wait_checkpointed(s->j, s->root, 1, 30000);
   fl_env_stop(s->env);
   return NULL;
 }
@@ -596,8 +581,8 @@ typedef struct scan_src {
  * records, paced over about 2 s so that the metrics are sampled on the way. */
 static int scan_run(fl_context_t *ctx, void *inst) {
   scan_src_t *s = inst;
-  if (!s->t0) s->t0 = now_ms();
-  int64_t allowed = (now_ms() - s->t0 + 1) * 40;
+  if (!s->t0) s->t0 = mono_ms();
+  int64_t allowed = (mono_ms() - s->t0 + 1) * 40;
   size_t budget = fl_ctx_source_budget(ctx);
   while (budget-- && s->next < allowed && s->next < 2 * SCAN_KEYS) {
     char key[16];
@@ -642,7 +627,7 @@ static void *sample_usage(void *arg) {
       s->samples++;
       if (u > s->max_usage) s->max_usage = u;
     }
-    nap_ms(20);
+    pause_ms(20);
   }
   return NULL;
 }
