@@ -290,7 +290,9 @@ int fl_rdb_get(void *self, uint32_t table, const fl_kkey_t *k, const void **val,
   return get_key(r, t, val, len);
 }
 
-int fl_rdb_put(void *self, uint32_t table, const fl_kkey_t *k, const void *val, size_t len) {
+/* A value cell written whole (put) or appended to through the merge operator. */
+static int write_value(void *self, uint32_t table, const fl_kkey_t *k, const void *val, size_t len,
+                       bool merge) {
   rdb_t *r = self;
   rdb_table_t *t;
   if (len && !val) return FL_EINVAL;
@@ -299,23 +301,20 @@ int fl_rdb_put(void *self, uint32_t table, const fl_kkey_t *k, const void *val, 
   if (rc == FL_OK) rc = enc_key(r, k, false, NULL, 0);
   if (rc) return rc;
   char *e = NULL;
-  rocksdb_put_cf(r->db, r->wo, t->cf, (const char *)r->kb.data, r->kb.len,
-                 len ? (const char *)val : "", len, &e);
-  return e ? fl_rdb_fail(r, e, "put", t) : FL_OK;
+  const char *v = len ? (const char *)val : "";
+  if (merge)
+    rocksdb_merge_cf(r->db, r->wo, t->cf, (const char *)r->kb.data, r->kb.len, v, len, &e);
+  else
+    rocksdb_put_cf(r->db, r->wo, t->cf, (const char *)r->kb.data, r->kb.len, v, len, &e);
+  return e ? fl_rdb_fail(r, e, merge ? "append" : "put", t) : FL_OK;
+}
+
+int fl_rdb_put(void *self, uint32_t table, const fl_kkey_t *k, const void *val, size_t len) {
+  return write_value(self, table, k, val, len, false);
 }
 
 int fl_rdb_append(void *self, uint32_t table, const fl_kkey_t *k, const void *val, size_t len) {
-  rdb_t *r = self;
-  rdb_table_t *t;
-  if (len && !val) return FL_EINVAL;
-  int rc = prepare(r, table, k, &t);
-  if (rc == FL_OK) rc = use_kind(t, RDB_KIND_VALUE, true);
-  if (rc == FL_OK) rc = enc_key(r, k, false, NULL, 0);
-  if (rc) return rc;
-  char *e = NULL;
-  rocksdb_merge_cf(r->db, r->wo, t->cf, (const char *)r->kb.data, r->kb.len,
-                   len ? (const char *)val : "", len, &e);
-  return e ? fl_rdb_fail(r, e, "append", t) : FL_OK;
+  return write_value(self, table, k, val, len, true);
 }
 
 /* Opens an iterator over [lo, hi) of table t (lo, hi: copied). */

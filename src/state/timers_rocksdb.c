@@ -474,16 +474,28 @@ static bool args_ok(const fl_rtimers_t *t, fl_time_domain_t d, uint16_t kg, cons
          (uint32_t)kg - t->kg_first < t->kg_count && (key || key_len == 0) && (ns || ns_len == 0);
 }
 
+/* A timer's key built into t->kb (*len bytes), its key group's cache (*k, index *kgi)
+ * and its place there (*pos, *found). */
+static int locate(fl_rtimers_t *t, fl_time_domain_t d, uint16_t kg, const void *key, size_t key_len,
+                  const void *ns, size_t ns_len, int64_t ts, uint32_t *len, uint32_t *kgi,
+                  rt_kg_t **k, uint32_t *pos, bool *found) {
+  if (!args_ok(t, d, kg, key, key_len, ns, ns_len)) return FL_EINVAL;
+  *kgi = (uint32_t)kg - t->kg_first;
+  int rc = build_key(t, d, kg, key, key_len, ns, ns_len, ts, len);
+  if (rc) return rc;
+  *k = &t->dom[d].kgs[*kgi];
+  *pos = lower_bound(*k, t->kb, *len, found);
+  return FL_OK;
+}
+
 int fl_rtimers_register(fl_rtimers_t *t, fl_time_domain_t d, uint16_t kg, const void *key,
                         size_t key_len, const void *ns, size_t ns_len, int64_t ts) {
-  if (!args_ok(t, d, kg, key, key_len, ns, ns_len)) return FL_EINVAL;
-  uint32_t len, kgi = (uint32_t)kg - t->kg_first;
-  int rc = build_key(t, d, kg, key, key_len, ns, ns_len, ts, &len);
+  uint32_t len, kgi, pos;
+  rt_kg_t *k;
+  bool found;
+  int rc = locate(t, d, kg, key, key_len, ns, ns_len, ts, &len, &kgi, &k, &pos, &found);
   if (rc) return rc;
   rt_dom_t *dm = &t->dom[d];
-  rt_kg_t *k = &dm->kgs[kgi];
-  bool found;
-  uint32_t pos = lower_bound(k, t->kb, len, &found);
   if (found) return FL_OK;                                                /* cached, hence stored */
   if (!k->complete && pos == k->n) return rdb_write(t, true, t->kb, len); /* beyond the cache */
   unsigned char *copy = arr_room(t, k) ? NULL : malloc(len);
@@ -501,14 +513,12 @@ int fl_rtimers_register(fl_rtimers_t *t, fl_time_domain_t d, uint16_t kg, const 
 
 int fl_rtimers_delete(fl_rtimers_t *t, fl_time_domain_t d, uint16_t kg, const void *key,
                       size_t key_len, const void *ns, size_t ns_len, int64_t ts) {
-  if (!args_ok(t, d, kg, key, key_len, ns, ns_len)) return FL_EINVAL;
-  uint32_t len, kgi = (uint32_t)kg - t->kg_first;
-  int rc = build_key(t, d, kg, key, key_len, ns, ns_len, ts, &len);
+  uint32_t len, kgi, pos;
+  rt_kg_t *k;
+  bool found;
+  int rc = locate(t, d, kg, key, key_len, ns, ns_len, ts, &len, &kgi, &k, &pos, &found);
   if (rc) return rc;
   rt_dom_t *dm = &t->dom[d];
-  rt_kg_t *k = &dm->kgs[kgi];
-  bool found;
-  uint32_t pos = lower_bound(k, t->kb, len, &found);
   if (!found) {
     /* Below the last cached timer, or in a complete key group, it cannot exist. */
     if (k->complete || pos < k->n) return FL_OK;
