@@ -237,14 +237,16 @@ static void a_checkpoint_wins_over_the_savepoint_path(void **state) {
   snprintf(root, sizeof root, "%s/wins-ckpts", g_tmp);
   snprintf(out, sizeof out, "%s/wins-out", g_tmp);
   int64_t newest = run_and_stop(root, out, 1);
-  /* a savepoint path that does not exist is not even opened when a checkpoint is there */
-  fl_env_t *env = env_for(root, NULL, "execution.savepoint.path", "/nonexistent/flink-sp", NULL);
+  /* a savepoint path that no longer exists lets the checkpoint win, and is said */
+  log_t log;
+  fl_env_t *env = env_for(root, &log, "execution.savepoint.path", "/nonexistent/flink-sp", NULL);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
   int rc = fl_env_execute(env, "wins");
   if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
   assert_int_equal(rc, 0);
   assert_int_equal(restored_from(env), newest);
+  assert_non_null(strstr(log.text, "/nonexistent/flink-sp does not exist"));
   fl_env_destroy(env);
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
   /* without a checkpoint, the savepoint path is where the job starts (here: an error

@@ -138,7 +138,22 @@ int fl_restore_load_latest(fl_env_t *env, fl_restore_t **out, char *msg, size_t 
    * newest one's manifest tells without verifying its files. */
   int64_t sp_id = 0, max_id = 0;
   char why[512], newest[4200];
-  bool have_sp = sp[0] && fl_ckpt_manifest_id(sp, &sp_id, why, sizeof why) == FL_OK;
+  bool have_sp = false;
+  if (sp[0]) {
+    int src = fl_ckpt_manifest_id(sp, &sp_id, why, sizeof why);
+    have_sp = src == FL_OK;
+    /* a checkpoint root has no manifest of its own and is no savepoint to compare */
+    if (access(sp, F_OK) != 0)
+      fl_env_log(env, FL_LOG_WARN,
+                 "execution.savepoint.path %s does not exist; the job resumes from the "
+                 "checkpoints under %s",
+                 sp, root);
+    else if (src != FL_OK && src != FL_ENOTFOUND)
+      fl_env_log(env, FL_LOG_WARN,
+                 "execution.savepoint.path %s cannot be read (%s); the job resumes from the "
+                 "checkpoints under %s",
+                 sp, why, root);
+  }
   snprintf(newest, sizeof newest, "%s/chk-%lld", root, (long long)max);
   if (have_sp && fl_ckpt_manifest_id(newest, &max_id, why, sizeof why) == FL_OK && sp_id > max_id) {
     fl_env_log(env, FL_LOG_INFO,
