@@ -33,6 +33,7 @@ typedef struct fixture {
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
   char err[512];
+  if (!f) return -1;
   snprintf(f->dir, sizeof f->dir, "/tmp/fl-test-snapshot-XXXXXX");
   if (!mkdtemp(f->dir)) return -1;
   if (fl_kv_rocksdb_shared_new(NULL, &f->sh, err, sizeof err)) return -1;
