@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -826,6 +827,48 @@ static void bench_window_kinds_match_baselines(void **state) {
   free(prog);
 }
 
+/* --parallelism 1,2: one line per parallelism, then the speedup of the second over the
+ * first computed from those two lines' rates. */
+static void bench_window_prints_the_speedup_of_each_parallelism(void **state) {
+  (void)state;
+  char out[PATH_MAX], line[4096];
+  char *prog = find_program("bench", "flink-bench");
+  char *argv[] = {prog,          "window", "--events",      "100000", "--keys",          "500",
+                  "--window-ms", "100",    "--parallelism", "1,2",    "--events-per-ms", "1",
+                  NULL};
+  run_named("bench", argv, 0);
+  free(prog);
+  FILE *f = fopen(in_dir(out, "bench", ".stdout"), "r");
+  assert_non_null(f);
+  json_t *docs[3] = {NULL, NULL, NULL};
+  int n = 0;
+  while (fgets(line, sizeof line, f)) {
+    assert_true(n < 3);
+    json_error_t jerr;
+    docs[n] = json_loads(line, 0, &jerr);
+    if (!docs[n]) fail_msg("bench line %d is not JSON: %s", n + 1, jerr.text);
+    n++;
+  }
+  fclose(f);
+  assert_int_equal(n, 3);
+  for (int i = 0; i < 2; i++) {
+    assert_string_equal(json_string_value(json_object_get(docs[i], "bench")), "window");
+    assert_int_equal(json_integer_value(json_object_get(docs[i], "parallelism")), i + 1);
+    assert_true(json_is_true(json_object_get(docs[i], "checksum_match")));
+  }
+  json_t *sc = docs[2];
+  assert_string_equal(json_string_value(json_object_get(sc, "bench")), "window_scaling");
+  assert_int_equal(json_integer_value(json_object_get(sc, "from_parallelism")), 1);
+  assert_int_equal(json_integer_value(json_object_get(sc, "to_parallelism")), 2);
+  double r1 = json_number_value(json_object_get(docs[0], "engine_events_per_s"));
+  double r2 = json_number_value(json_object_get(docs[1], "engine_events_per_s"));
+  assert_true(r1 > 0 && r2 > 0);
+  double speedup = json_number_value(json_object_get(sc, "speedup"));
+  /* the rates are printed rounded to whole events per second, the speedup to 3 places */
+  assert_true(fabs(speedup - r2 / r1) < 0.001 + 1e-6 * r2 / r1);
+  for (int i = 0; i < 3; i++) json_decref(docs[i]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(user_spend_sums_per_user_and_window),
@@ -842,6 +885,7 @@ int main(void) {
       cmocka_unit_test(kafka_features_takes_set_and_kafka_properties),
       cmocka_unit_test(bench_window_engine_matches_baseline),
       cmocka_unit_test(bench_window_kinds_match_baselines),
+      cmocka_unit_test(bench_window_prints_the_speedup_of_each_parallelism),
   };
   return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }

@@ -53,6 +53,8 @@ typedef struct bench_opts {
   int64_t gap_ms;    /* session */
   uint64_t per_ms;   /* events per millisecond of event time, per subtask */
   int parallelism;
+  int parallelisms[8]; /* --parallelism P[,P...]: each is run in turn */
+  int n_parallelisms;
   const char *settings[BENCH_MAX_SETTINGS]; /* "key=value" */
   int n_settings;
   int scrape_ms; /* GET /metrics this often while the job runs (needs rest.port); 0: no */
@@ -586,14 +588,44 @@ static void window_usage(FILE *f) {
   fprintf(f,
           "usage: flink-bench window [--kind tumbling|sliding|session] [--events N] [--keys K]\n"
           "                          [--window-ms W] [--slide-ms S] [--gap-ms G]\n"
-          "                          [--parallelism P] [--events-per-ms R] [--scrape-ms N]\n"
+          "                          [--parallelism P[,P...]] [--events-per-ms R] [--scrape-ms N]\n"
           "                          [--set KEY=VALUE]...\n"
           "defaults: --kind tumbling --events 5000000 --keys 10000 --window-ms 1000\n"
           "          --parallelism 2 --events-per-ms 1000 (event time advances 1 ms every R\n"
           "          events per subtask: 1,000,000 events per second of event time);\n"
           "          sliding: --slide-ms W/12 by default, and W must be a multiple of S;\n"
           "          session: --gap-ms 999 by default, and G must be odd (event time then\n"
-          "          advances 2 ms every R events, so no element lands on a session's end)\n");
+          "          advances 2 ms every R events, so no element lands on a session's end);\n"
+          "          --parallelism 1,2 runs each in turn and prints the speedup over the first\n");
+}
+
+/* "1,2" -> {1, 2}: each parallelism is run in turn, and the speedup of each over the
+ * first is printed, so a scaling figure comes from one run of the benchmark. */
+static int parse_parallelisms(const char *name, const char *v, bench_opts_t *o) {
+  char part[32];
+  o->n_parallelisms = 0;
+  while (*v) {
+    size_t len = strcspn(v, ",");
+    uint64_t x;
+    if (len == 0 || len >= sizeof part ||
+        o->n_parallelisms == (int)(sizeof o->parallelisms / sizeof o->parallelisms[0])) {
+      fprintf(stderr, "flink-bench: %s takes up to 8 parallelisms separated by commas, got '%s'\n",
+              name, v);
+      return -1;
+    }
+    memcpy(part, v, len);
+    part[len] = '\0';
+    if (bench_parse_u64(name, part, 256, &x) != 0) return -1;
+    o->parallelisms[o->n_parallelisms++] = (int)x;
+    v += len;
+    if (*v == ',') v++;
+  }
+  if (o->n_parallelisms == 0) {
+    fprintf(stderr, "flink-bench: %s needs a value\n", name);
+    return -1;
+  }
+  o->parallelism = o->parallelisms[0];
+  return 0;
 }
 
 static int parse_window_args(int argc, char **argv, bench_opts_t *o) {
@@ -606,6 +638,8 @@ static int parse_window_args(int argc, char **argv, bench_opts_t *o) {
   o->gap_ms = 999;
   o->per_ms = 1000;
   o->parallelism = 2;
+  o->parallelisms[0] = 2;
+  o->n_parallelisms = 1;
   for (int i = 2; i < argc; i++) {
     const char *name = argv[i];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
@@ -645,8 +679,7 @@ static int parse_window_args(int argc, char **argv, bench_opts_t *o) {
     } else if (strcmp(name, "--events-per-ms") == 0) {
       if (bench_parse_u64(name, v, UINT64_C(1) << 30, &o->per_ms) != 0) return -1;
     } else if (strcmp(name, "--parallelism") == 0) {
-      if (bench_parse_u64(name, v, 256, &x) != 0) return -1;
-      o->parallelism = (int)x;
+      if (parse_parallelisms(name, v, o) != 0) return -1;
     } else if (strcmp(name, "--set") == 0) {
       if (bench_add_setting(o->settings, &o->n_settings, v) != 0) return -1;
     } else {
@@ -678,16 +711,13 @@ static int parse_window_args(int argc, char **argv, bench_opts_t *o) {
   return 0;
 }
 
-int fl_bench_window_main(int argc, char **argv) {
-  bench_opts_t o;
+/* Runs the engine and the plain loop at o->parallelism and prints their line; *rate gets
+ * the engine's events per second. 0 when the two agree, else 1. */
+static int window_run_one(bench_opts_t *o_, double *rate) {
+  bench_opts_t o = *o_;
   results_t engine = {0}, baseline = {0};
   double e_wall = 0, e_cpu = 0, b_wall = 0;
 
-  memset(&o, 0, sizeof o);
-  if (parse_window_args(argc, argv, &o) != 0) {
-    window_usage(stderr);
-    return 2;
-  }
   if (run_engine(&o, &engine, &e_wall, &e_cpu) != 0) return 1;
   int rc = o.kind == BW_SLIDING   ? baseline_sliding(&o, &baseline, &b_wall)
            : o.kind == BW_SESSION ? baseline_session(&o, &baseline, &b_wall)
@@ -717,10 +747,37 @@ int fl_bench_window_main(int argc, char **argv) {
          kind_names[o.kind], o.events, o.keys, shape, o.per_ms, o.parallelism, e_rate, b_rate,
          b_rate > 0 ? e_rate / b_rate : 0.0, e_wall, b_wall, e_cpu, engine.count, baseline.count,
          match ? "true" : "false", o.scrapes);
+  fflush(stdout);
+  *rate = e_rate;
   if (!match)
     fprintf(stderr,
             "flink-bench: engine and baseline differ: results %" PRIu64 " vs %" PRIu64
             ", sum %.17g vs %.17g, hash %016" PRIx64 " vs %016" PRIx64 "\n",
             engine.count, baseline.count, engine.sum, baseline.sum, engine.hash, baseline.hash);
   return match ? 0 : 1;
+}
+
+int fl_bench_window_main(int argc, char **argv) {
+  bench_opts_t o;
+  double rates[8];
+  int rc = 0;
+
+  memset(&o, 0, sizeof o);
+  if (parse_window_args(argc, argv, &o) != 0) {
+    window_usage(stderr);
+    return 2;
+  }
+  for (int i = 0; i < o.n_parallelisms; i++) {
+    o.parallelism = o.parallelisms[i];
+    o.scrapes = 0;
+    if (window_run_one(&o, &rates[i]) != 0) rc = 1;
+  }
+  /* The speedup of each parallelism over the first, all from this one run. */
+  for (int i = 1; i < o.n_parallelisms; i++)
+    printf("{\"bench\":\"window_scaling\",\"kind\":\"%s\",\"keys\":%" PRIu64
+           ",\"from_parallelism\":%d,\"to_parallelism\":%d,\"from_events_per_s\":%.0f,"
+           "\"to_events_per_s\":%.0f,\"speedup\":%.3f}\n",
+           kind_names[o.kind], o.keys, o.parallelisms[0], o.parallelisms[i], rates[0], rates[i],
+           rates[0] > 0 ? rates[i] / rates[0] : 0.0);
+  return rc;
 }
