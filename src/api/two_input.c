@@ -100,13 +100,10 @@ static fl_stream_t *add_co(fl_env_t *env, const fl_input_t *inputs, size_t n, fl
     why = "the function table is of another version";
   else if (!fn->process1 || !fn->process2)
     why = "process1 and process2 are required";
-  if (why) {
-    fl_env_fail(env, FL_EINVAL, "operator '%s': co-process function: %s", node->name, why);
-    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
-  } else {
+  if (fl_node_adopt(node, "operator", "co-process function: ", why, fn ? fn->destroy : NULL,
+                    opaque)) {
     node->u.co.fn = *fn;
     node->u.co.opaque = opaque;
-    fl_node_keep(node, fn->destroy, opaque);
   }
   return fl_node_stream(node);
 }
@@ -338,13 +335,10 @@ fl_stream_t *fl_keyed_broadcast_process(fl_keyed_stream_t *keyed, fl_stream_t *b
     why = "the function table is of another version";
   else if (!fn->process || !fn->process_broadcast)
     why = "process and process_broadcast are required";
-  if (why) {
-    fl_env_fail(env, FL_EINVAL, "operator '%s': broadcast process function: %s", node->name, why);
-    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
-  } else {
+  if (fl_node_adopt(node, "operator", "broadcast process function: ", why, fn ? fn->destroy : NULL,
+                    opaque)) {
     node->u.bcast.fn = *fn;
     node->u.bcast.opaque = opaque;
-    fl_node_keep(node, fn->destroy, opaque);
   }
   out = fl_node_stream(node);
   goto done;

@@ -196,7 +196,6 @@ fl_stream_t *fl_window_aggregate(fl_windowed_stream_t *w, const char *name,
     fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return NULL;
   }
-  fl_env_t *env = node->env;
   const char *why = NULL;
   if (!fn)
     why = "the function table is NULL";
@@ -208,15 +207,10 @@ fl_stream_t *fl_window_aggregate(fl_windowed_stream_t *w, const char *name,
     why = "init, add and result are required";
   else if (w->conf.kind == FL_WINDOW_SESSION && !fn->merge)
     why = "session windows need merge";
-  if (why) {
-    fl_env_fail(env, FL_EINVAL, "window '%s': aggregate: %s", node->name, why);
-    /* The table is not kept: its opaque pointer is released now, once. */
-    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
+  if (!fl_node_adopt(node, "window", "aggregate: ", why, fn ? fn->destroy : NULL, opaque))
     return fl_node_stream(node);
-  }
   node->u.window.agg = *fn;
   node->u.window.opaque = opaque;
-  fl_node_keep(node, fn->destroy, opaque);
   if (node->u.window.contents) {
     node->u.window.contents->agg = *fn;
     /* The node owns the opaque pointer; the descriptor must not release it again. */
