@@ -210,6 +210,32 @@ static void out_key(inst_t *in, const char *name) {
   out_raw(in, "\":", 2);
 }
 
+/* ,"name":[v0,v1,...], each value written by put */
+static void out_i64_array(inst_t *in, const char *name, const int64_t *v, int n,
+                          void (*put)(inst_t *, int64_t)) {
+  out_key(in, name);
+  out_raw(in, "[", 1);
+  for (int i = 0; i < n; i++) {
+    if (i) out_raw(in, ",", 1);
+    put(in, v[i]);
+  }
+  out_raw(in, "]", 1);
+}
+
+/* ,"name":<v> */
+static void out_i64_field(inst_t *in, const char *name, int64_t v) {
+  out_key(in, name);
+  out_i64(in, v);
+}
+static void out_cents_field(inst_t *in, const char *name, int64_t c) {
+  out_key(in, name);
+  out_cents(in, c);
+}
+static void out_f4_field(inst_t *in, const char *name, double x) {
+  out_key(in, name);
+  out_f4(in, x);
+}
+
 /* Starts a record: the wire header, then the JSON follows. */
 static void out_begin(inst_t *in, char tag, const fp_wire_hdr_t *src) {
   fp_wire_hdr_t h = {.tag = (uint8_t)tag, .partition = -1, .offset = -1, .produced_ms = 0};
@@ -336,26 +362,17 @@ static int close_session(fl_context_t *ctx, inst_t *in, profile_t *p) {
   out_raw(in, "{\"user_id\":\"", 12);
   out_raw(in, user, klen);
   out_raw(in, "\"", 1);
-  out_key(in, "session_start_ms");
-  out_i64(in, s->start);
-  out_key(in, "session_end_ms");
-  out_i64(in, s->last);
-  out_key(in, "duration_ms");
-  out_i64(in, s->last - s->start);
-  out_key(in, "events");
-  out_i64(in, s->events);
-  out_key(in, "categories");
-  out_i64(in, s->n_cats);
-  out_key(in, "purchases");
-  out_i64(in, s->purchases);
-  out_key(in, "spend");
-  out_cents(in, s->spend_cents);
+  out_i64_field(in, "session_start_ms", s->start);
+  out_i64_field(in, "session_end_ms", s->last);
+  out_i64_field(in, "duration_ms", s->last - s->start);
+  out_i64_field(in, "events", s->events);
+  out_i64_field(in, "categories", s->n_cats);
+  out_i64_field(in, "purchases", s->purchases);
+  out_cents_field(in, "spend", s->spend_cents);
   out_key(in, "abandoned_cart");
   out_str(in, items > 0 ? "true" : "false");
-  out_key(in, "cart_items");
-  out_i64(in, items);
-  out_key(in, "cart_value");
-  out_cents(in, cart_value(in));
+  out_i64_field(in, "cart_items", items);
+  out_cents_field(in, "cart_value", cart_value(in));
   out_raw(in, "}", 1);
   int rc = out_end(ctx, in, user, klen, s->last);
   if (!rc) rc = fl_state_clear(ctx, in->f->session);
@@ -484,7 +501,7 @@ static int cmp_i32(const void *a, const void *b) {
 
 typedef struct windows {
   int64_t count[3][FP_N_TYPES], amount[3][FP_N_TYPES];
-  int32_t top[3];
+  int64_t top[3];
   double share[3], entropy;
   int n_top;
   int64_t hour_events;
@@ -629,19 +646,9 @@ static void emit_arrays(inst_t *in, const windows_t *w) {
   char name[16];
   for (int k = 0; k < 3; k++) {
     snprintf(name, sizeof name, "count_%s", RANGE_NAMES[k]);
-    out_key(in, name);
-    for (int t = 0; t < FP_N_TYPES; t++) {
-      out_raw(in, t ? "," : "[", 1);
-      out_i64(in, w->count[k][t]);
-    }
-    out_raw(in, "]", 1);
+    out_i64_array(in, name, w->count[k], FP_N_TYPES, out_i64);
     snprintf(name, sizeof name, "amount_%s", RANGE_NAMES[k]);
-    out_key(in, name);
-    for (int t = 0; t < FP_N_TYPES; t++) {
-      out_raw(in, t ? "," : "[", 1);
-      out_cents(in, w->amount[k][t]);
-    }
-    out_raw(in, "]", 1);
+    out_i64_array(in, name, w->amount[k], FP_N_TYPES, out_cents);
   }
 }
 
@@ -652,28 +659,17 @@ static int emit_features(fl_context_t *ctx, inst_t *in, const fp_wire_hdr_t *h,
   out_raw(in, "{\"user_id\":\"", 12);
   out_raw(in, ev->user, ev->user_len);
   out_raw(in, "\"", 1);
-  out_key(in, "event_time_ms");
-  out_i64(in, ev->ts);
+  out_i64_field(in, "event_time_ms", ev->ts);
   out_key(in, "event_type");
   out_raw(in, "\"", 1);
   out_str(in, fp_type_names[ev->type]);
   out_raw(in, "\"", 1);
   emit_arrays(in, w);
-  out_key(in, "session_start_ms");
-  out_i64(in, s->start);
-  out_key(in, "session_duration_ms");
-  out_i64(in, s->last - s->start);
-  out_key(in, "session_events");
-  out_i64(in, s->events);
-  out_key(in, "session_categories");
-  out_i64(in, s->n_cats);
-  out_key(in, "top_categories");
-  out_raw(in, "[", 1);
-  for (int k = 0; k < w->n_top; k++) {
-    if (k) out_raw(in, ",", 1);
-    out_i64(in, w->top[k]);
-  }
-  out_raw(in, "]", 1);
+  out_i64_field(in, "session_start_ms", s->start);
+  out_i64_field(in, "session_duration_ms", s->last - s->start);
+  out_i64_field(in, "session_events", s->events);
+  out_i64_field(in, "session_categories", s->n_cats);
+  out_i64_array(in, "top_categories", w->top, w->n_top, out_i64);
   out_key(in, "top_category_shares");
   out_raw(in, "[", 1);
   for (int k = 0; k < w->n_top; k++) {
@@ -681,21 +677,15 @@ static int emit_features(fl_context_t *ctx, inst_t *in, const fp_wire_hdr_t *h,
     out_f4(in, w->share[k]);
   }
   out_raw(in, "]", 1);
-  out_key(in, "category_entropy");
-  out_f4(in, w->entropy);
-  out_key(in, "price_n");
-  out_i64(in, p->price_n);
+  out_f4_field(in, "category_entropy", w->entropy);
+  out_i64_field(in, "price_n", p->price_n);
   if (p->price_n > 0) {
-    out_key(in, "price_mean");
-    out_f4(in, p->price_mean);
-    out_key(in, "price_std");
-    out_f4(in, p->price_std);
-    out_key(in, "price_min");
-    out_cents(in, p->price_min);
-    out_key(in, "price_max");
-    out_cents(in, p->price_max);
-    out_key(in, "price_vs_mean");
-    out_f4(in, p->price_mean > 0 ? (double)ev->price_cents / 100 / p->price_mean : NAN);
+    out_f4_field(in, "price_mean", p->price_mean);
+    out_f4_field(in, "price_std", p->price_std);
+    out_cents_field(in, "price_min", p->price_min);
+    out_cents_field(in, "price_max", p->price_max);
+    out_f4_field(in, "price_vs_mean",
+                 p->price_mean > 0 ? (double)ev->price_cents / 100 / p->price_mean : NAN);
   } else {
     out_str(in,
             ",\"price_mean\":null,\"price_std\":null,\"price_min\":null,\"price_max\":null,"
@@ -703,32 +693,25 @@ static int emit_features(fl_context_t *ctx, inst_t *in, const fp_wire_hdr_t *h,
   }
   int64_t items = cart_items(in), value = cart_value(in);
   int64_t since_add = s->last_add_ts > 0 && ev->ts > s->last_add_ts ? ev->ts - s->last_add_ts : 0;
-  out_key(in, "cart_items");
-  out_i64(in, items);
-  out_key(in, "cart_value");
-  out_cents(in, value);
+  out_i64_field(in, "cart_items", items);
+  out_cents_field(in, "cart_value", value);
   out_key(in, "cart_since_last_add_ms");
   if (s->last_add_ts > 0)
     out_i64(in, since_add);
   else
     out_raw(in, "null", 4);
-  out_key(in, "checkout_started");
-  out_i64(in, s->checkout_started);
-  out_key(in, "abandon_risk");
-  out_f4(in, abandon_risk(items, value, (double)since_add / 60000, s->checkout_started));
+  out_i64_field(in, "checkout_started", s->checkout_started);
+  out_f4_field(in, "abandon_risk",
+               abandon_risk(items, value, (double)since_add / 60000, s->checkout_started));
   out_key(in, "since_last_purchase_ms");
   if (p->last_purchase_ts > 0)
     out_i64(in, ev->ts > p->last_purchase_ts ? ev->ts - p->last_purchase_ts : 0);
   else
     out_raw(in, "null", 4);
-  out_key(in, "lifetime_purchases");
-  out_i64(in, p->purchases);
-  out_key(in, "lifetime_spend");
-  out_cents(in, p->spend_cents);
-  out_key(in, "lifetime_sessions");
-  out_i64(in, p->sessions);
-  out_key(in, "abandoned_carts");
-  out_i64(in, p->abandoned);
+  out_i64_field(in, "lifetime_purchases", p->purchases);
+  out_cents_field(in, "lifetime_spend", p->spend_cents);
+  out_i64_field(in, "lifetime_sessions", p->sessions);
+  out_i64_field(in, "abandoned_carts", p->abandoned);
   out_raw(in, "}", 1);
   return out_end(ctx, in, ev->user, ev->user_len, ev->ts);
 }

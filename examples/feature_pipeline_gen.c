@@ -349,35 +349,28 @@ static long pick_user(fp_gen_t *g, bool *forced) {
   return v;
 }
 
+/* The JSON of an event of the user of ev with the given type, price and quantity (JSON
+ * texts), and ev's time when with_ts: the base of the malformed variants. */
+static int event_json_with(const fp_event_t *ev, const char *type, const char *price,
+                           const char *quantity, bool with_ts, char *buf, size_t size) {
+  char ts[40] = "";
+  if (with_ts) snprintf(ts, sizeof ts, ",\"event_time_ms\":%" PRId64, ev->ts);
+  return snprintf(buf, size,
+                  "{\"user_id\":\"%s\",\"event_type\":\"%s\",\"product_id\":1,"
+                  "\"category_id\":1,\"price\":%s,\"quantity\":%s%s}",
+                  ev->user, type, price, quantity, ts);
+}
+
 /* Writes a malformed variant of the event's JSON. */
 static int malformed(fp_gen_t *g, const fp_event_t *ev, char *buf, size_t size) {
   int n = fp_event_json(ev, buf, size);
   switch (uniform(&g->rng, 0, 5)) {
   case 0: return (int)uniform(&g->rng, 1, n - 2); /* cut short */
   case 1: return snprintf(buf, size, "\x01\xff not json at all");
-  case 2:
-    return snprintf(buf, size,
-                    "{\"user_id\":\"%s\",\"event_type\":\"view\",\"product_id\":1,"
-                    "\"category_id\":1,\"price\":\"abc\",\"quantity\":1,"
-                    "\"event_time_ms\":%" PRId64 "}",
-                    ev->user, ev->ts);
-  case 3:
-    return snprintf(buf, size,
-                    "{\"user_id\":\"%s\",\"event_type\":\"teleport\",\"product_id\":1,"
-                    "\"category_id\":1,\"price\":1.00,\"quantity\":1,"
-                    "\"event_time_ms\":%" PRId64 "}",
-                    ev->user, ev->ts);
-  case 4:
-    return snprintf(buf, size,
-                    "{\"user_id\":\"%s\",\"event_type\":\"view\",\"product_id\":1,"
-                    "\"category_id\":1,\"price\":1.00,\"quantity\":1}",
-                    ev->user);
-  default:
-    return snprintf(buf, size,
-                    "{\"user_id\":\"%s\",\"event_type\":\"purchase\",\"product_id\":1,"
-                    "\"category_id\":1,\"price\":1.00,\"quantity\":0,"
-                    "\"event_time_ms\":%" PRId64 "}",
-                    ev->user, ev->ts);
+  case 2: return event_json_with(ev, "view", "\"abc\"", "1", true, buf, size);
+  case 3: return event_json_with(ev, "teleport", "1.00", "1", true, buf, size);
+  case 4: return event_json_with(ev, "view", "1.00", "1", false, buf, size);
+  default: return event_json_with(ev, "purchase", "1.00", "0", true, buf, size);
   }
 }
 

@@ -182,11 +182,13 @@ static int spend_result(fl_context_t *ctx, const fl_window_t *window, const void
 /* ---------------------------------------------------------------------------------- */
 /* Results: JSON lines                                                                */
 
-/* What one window result adds to the totals. */
+/* What an instance of an output step counted, added to the totals when it closes. */
 typedef struct result_counts {
   uint64_t windows;
   uint64_t purchases;
   double spend;
+  uint64_t late_purchases;
+  double late_spend;
 } result_counts_t;
 
 static void add_result_counts(totals_t *t, const result_counts_t *c) {
@@ -194,6 +196,8 @@ static void add_result_counts(totals_t *t, const result_counts_t *c) {
   t->windows_out += c->windows;
   t->purchases_out += c->purchases;
   t->spend_out += c->spend;
+  t->late_purchases += c->late_purchases;
+  t->late_spend += c->late_spend;
   pthread_mutex_unlock(&t->mu);
 }
 
@@ -220,10 +224,11 @@ static int format_result(fl_context_t *ctx, const fl_record_t *in, ex_buf_t *lin
   return 0;
 }
 
-/* What turns window results into JSON lines, in either form: without checkpoints a sink
- * that writes them to the output file or stdout; with them a ProcessFunction that emits
- * them to the exactly-once file sink (which adds the newline). Its counts cover what it
- * wrote or emitted, including lines a crash would later discard. */
+/* An instance of an output step. What turns window results into JSON lines, in either
+ * form: without checkpoints a sink that writes them to the output file or stdout; with
+ * them a ProcessFunction that emits them to the exactly-once file sink (which adds the
+ * newline). Its counts cover what it wrote or emitted, including lines a crash would
+ * later discard. The sink of late purchases counts them. */
 typedef struct formatter {
   app_t *app;
   ex_buf_t line;
@@ -271,39 +276,14 @@ static int formatter_process(fl_context_t *ctx, const fl_record_t *in, void *ins
   return fl_emit(ctx, in->key, in->key_len, f->line.data, f->line.len, in->timestamp);
 }
 
-typedef struct late_sink {
-  app_t *app;
-  uint64_t n;
-  double spend;
-} late_sink_t;
-
-static int late_sink_open(fl_context_t *ctx, void *opaque, void **instance) {
-  (void)ctx;
-  late_sink_t *s = calloc(1, sizeof *s);
-  if (!s) return FL_ENOMEM;
-  s->app = opaque;
-  *instance = s;
-  return 0;
-}
-
 static int late_sink_write(fl_context_t *ctx, const fl_record_t *in, void *instance) {
   (void)ctx;
-  late_sink_t *s = instance;
+  formatter_t *f = instance;
   double v = 0;
   if (in->value_len == sizeof v) memcpy(&v, in->value, sizeof v);
-  s->n++;
-  s->spend += v;
+  f->counts.late_purchases++;
+  f->counts.late_spend += v;
   return 0;
-}
-
-static void late_sink_close(void *instance) {
-  late_sink_t *s = instance;
-  totals_t *t = &s->app->totals;
-  pthread_mutex_lock(&t->mu);
-  t->late_purchases += s->n;
-  t->late_spend += s->spend;
-  pthread_mutex_unlock(&t->mu);
-  free(s);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -403,9 +383,9 @@ static int build_job(fl_env_t *env, app_t *app, const char *input, const char *o
   };
   static const fl_sink_fn_t late_sink_fn = {
       .version = FL_SINK_FN_VERSION,
-      .open = late_sink_open,
+      .open = formatter_open,
       .write = late_sink_write,
-      .close = late_sink_close,
+      .close = formatter_close,
   };
   fl_watermark_strategy_t ws = {
       .version = FL_WATERMARK_STRATEGY_VERSION,

@@ -142,43 +142,22 @@ static void usage(void) {
 }
 
 int fl_bench_checkpoint_main(int argc, char **argv) {
-  uint64_t state_mb = 1024;
-  size_t value_bytes = 256;
+  uint64_t state_mb = 1024, value_bytes = 256;
   double update_pct = 1.0;
   const char *incremental = "true", *backend = "rocksdb", *interval = "3s", *dir = NULL;
   int rounds = 3, par = 1;
   /* argv[0] is the program, or the subcommand when called as fl_bench_*_main(argc-1, ..) */
   int first = argc > 1 && strcmp(argv[1], "checkpoint") == 0 ? 2 : 1;
-  for (int i = first; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!v) {
-      usage();
-      return 2;
-    }
-    if (!strcmp(a, "--state-mb"))
-      state_mb = strtoull(v, NULL, 10);
-    else if (!strcmp(a, "--value-bytes"))
-      value_bytes = (size_t)strtoull(v, NULL, 10);
-    else if (!strcmp(a, "--update-pct"))
-      update_pct = atof(v);
-    else if (!strcmp(a, "--incremental"))
-      incremental = v;
-    else if (!strcmp(a, "--backend"))
-      backend = v;
-    else if (!strcmp(a, "--interval"))
-      interval = v;
-    else if (!strcmp(a, "--rounds"))
-      rounds = atoi(v);
-    else if (!strcmp(a, "--parallelism"))
-      par = atoi(v);
-    else if (!strcmp(a, "--dir"))
-      dir = v;
-    else {
-      usage();
-      return 2;
-    }
-    i++;
-  }
+  const bench_opt_t opts[] = {{"--state-mb", BENCH_OPT_COUNT, &state_mb},
+                              {"--value-bytes", BENCH_OPT_COUNT, &value_bytes},
+                              {"--update-pct", BENCH_OPT_DOUBLE, &update_pct},
+                              {"--incremental", BENCH_OPT_TEXT, &incremental},
+                              {"--backend", BENCH_OPT_TEXT, &backend},
+                              {"--interval", BENCH_OPT_TEXT, &interval},
+                              {"--rounds", BENCH_OPT_INT, &rounds},
+                              {"--parallelism", BENCH_OPT_INT, &par},
+                              {"--dir", BENCH_OPT_TEXT, &dir}};
+  if (!bench_parse_opts(argc, argv, first, opts, sizeof opts / sizeof *opts, usage)) return 2;
   if (value_bytes < 8 || state_mb == 0 || rounds < 1) {
     usage();
     return 2;

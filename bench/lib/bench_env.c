@@ -51,6 +51,31 @@ int bench_add_setting(const char **settings, int *n, const char *v) {
   return 0;
 }
 
+bool bench_parse_opts(int argc, char **argv, int first, const bench_opt_t *opts, size_t n,
+                      void (*usage)(void)) {
+  for (int i = first; i < argc; i += 2) {
+    size_t k = 0;
+    while (k < n && strcmp(argv[i], opts[k].name)) k++;
+    if (k == n || i + 1 >= argc) {
+      if (usage) usage();
+      return false;
+    }
+    const char *v = argv[i + 1];
+    switch (opts[k].kind) {
+    case BENCH_OPT_COUNT: *(uint64_t *)opts[k].value = strtoull(v, NULL, 10); break;
+    case BENCH_OPT_INT: *(int *)opts[k].value = atoi(v); break;
+    case BENCH_OPT_DOUBLE: *(double *)opts[k].value = atof(v); break;
+    case BENCH_OPT_TEXT: *(const char **)opts[k].value = v; break;
+    case BENCH_OPT_SET: {
+      bench_settings_t *s = opts[k].value;
+      if (bench_add_setting(s->v, &s->n, v) != 0) return false;
+      break;
+    }
+    }
+  }
+  return true;
+}
+
 int bench_parse_u64(const char *name, const char *v, uint64_t max, uint64_t *out) {
   char *end;
   unsigned long long x = strtoull(v, &end, 10);

@@ -366,19 +366,57 @@ static int bk_throughput(const bk_opts_t *o, const char *brokers) {
 /* ---------------------------------------------------------------------------------- */
 /* Latency                                                                             */
 
+/* Latency samples, in ms: each one's latency and the time it belongs to. A sample that
+ * finds no memory is dropped. */
+typedef struct bk_series {
+  int64_t *lat, *ts;
+  size_t n, cap;
+} bk_series_t;
+
+static void bk_series_add(bk_series_t *s, int64_t ts, int64_t lat) {
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 65536;
+    int64_t *a = realloc(s->lat, cap * sizeof *a);
+    if (a) s->lat = a;
+    int64_t *b = a ? realloc(s->ts, cap * sizeof *b) : NULL;
+    if (b) s->ts = b, s->cap = cap;
+  }
+  if (s->n < s->cap) {
+    s->ts[s->n] = ts;
+    s->lat[s->n++] = lat;
+  }
+}
+
+static int bk_cmp(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Keeps the samples of times up to end and sets pct to their latencies' p50, p99 and
+ * maximum (0 when none are left). */
+static void bk_series_summary(bk_series_t *s, int64_t end, int64_t pct[3]) {
+  size_t kept = 0;
+  for (size_t i = 0; i < s->n; i++)
+    if (s->ts[i] <= end) s->lat[kept++] = s->lat[i];
+  s->n = kept;
+  pct[0] = pct[1] = pct[2] = 0;
+  if (!s->n) return;
+  qsort(s->lat, s->n, sizeof *s->lat, bk_cmp);
+  pct[0] = s->lat[s->n / 2];
+  pct[1] = s->lat[(s->n * 99) / 100];
+  pct[2] = s->lat[s->n - 1];
+}
+
 typedef struct bk_lat {
   const bk_opts_t *o;
   const char *brokers;
   _Atomic bool stop;
   _Atomic long produced;
-  int64_t *lat;                /* ms */
-  int64_t *win;                /* the window end of each latency */
+  bk_series_t features;        /* time: the window end */
   _Atomic int64_t produce_end; /* wall ms when the producer wrote its last event */
-  size_t n, cap;
-  int64_t warm_until; /* wall ms: features of windows ending before are not counted */
-  /* the input as a plain consumer sees it: latency of each event, and its event time */
-  int64_t *in_lat, *in_ts;
-  size_t in_n, in_cap;
+  int64_t warm_until;          /* wall ms: features of windows ending before are not counted */
+  /* the input as a plain consumer sees it: the latency of each event, at its event time */
+  bk_series_t input;
   _Atomic int rc;
 } bk_lat_t;
 
@@ -432,17 +470,8 @@ static void *bk_reader_main(void *arg) {
     bk_feature_t f;
     if (!m->err && m->len == sizeof f) {
       memcpy(&f, m->payload, sizeof f);
-      if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 65536;
-        int64_t *n = realloc(l->lat, cap * sizeof *n),
-                *w = n ? realloc(l->win, cap * sizeof *w) : NULL;
-        if (n) l->lat = n;
-        if (w) l->win = w, l->cap = cap;
-      }
-      if (l->n < l->cap && f.window_end >= l->warm_until) {
-        l->win[l->n] = f.window_end;
-        l->lat[l->n++] = now - f.window_end;
-      }
+      if (f.window_end >= l->warm_until)
+        bk_series_add(&l->features, f.window_end, now - f.window_end);
     }
     rd_kafka_message_destroy(m);
   }
@@ -471,17 +500,7 @@ static void *bk_input_reader_main(void *arg) {
       bk_value_t v;
       if (!m->err && m->len == sizeof v) {
         memcpy(&v, m->payload, sizeof v);
-        if (l->in_n == l->in_cap) {
-          size_t cap = l->in_cap ? l->in_cap * 2 : 65536;
-          int64_t *a = realloc(l->in_lat, cap * sizeof *a);
-          if (a) l->in_lat = a;
-          int64_t *b = a ? realloc(l->in_ts, cap * sizeof *b) : NULL;
-          if (b) l->in_ts = b, l->in_cap = cap;
-        }
-        if (l->in_n < l->in_cap && v.ts >= l->warm_until) {
-          l->in_ts[l->in_n] = v.ts;
-          l->in_lat[l->in_n++] = now - v.ts;
-        }
+        if (v.ts >= l->warm_until) bk_series_add(&l->input, v.ts, now - v.ts);
       }
       rd_kafka_message_destroy(m);
     }
@@ -490,11 +509,6 @@ static void *bk_input_reader_main(void *arg) {
   rd_kafka_consumer_close(c);
   rd_kafka_destroy(c);
   return NULL;
-}
-
-static int bk_cmp(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return x < y ? -1 : x > y;
 }
 
 static void *bk_stopper_main(void *arg) {
@@ -545,28 +559,10 @@ static int bk_latency(const bk_opts_t *o, const char *brokers) {
   fl_env_destroy(env);
   if (eos) bk_rm_rf(ckpt);
   /* windows that end after the last event are closed by no later event: not counted */
-  size_t kept = 0;
-  for (size_t i = 0; i < l.n; i++)
-    if (l.win[i] <= atomic_load(&l.produce_end)) l.lat[kept++] = l.lat[i];
-  l.n = kept;
-  kept = 0;
-  for (size_t i = 0; i < l.in_n; i++)
-    if (l.in_ts[i] <= atomic_load(&l.produce_end)) l.in_lat[kept++] = l.in_lat[i];
-  l.in_n = kept;
-  bool ok = atomic_load(&l.rc) == 0 && l.n > 0 && l.in_n > 0;
-  int64_t p50 = 0, p99 = 0, mx = 0, ip50 = 0, ip99 = 0, imx = 0;
-  if (l.n) {
-    qsort(l.lat, l.n, sizeof *l.lat, bk_cmp);
-    p50 = l.lat[l.n / 2];
-    p99 = l.lat[(l.n * 99) / 100];
-    mx = l.lat[l.n - 1];
-  }
-  if (l.in_n) {
-    qsort(l.in_lat, l.in_n, sizeof *l.in_lat, bk_cmp);
-    ip50 = l.in_lat[l.in_n / 2];
-    ip99 = l.in_lat[(l.in_n * 99) / 100];
-    imx = l.in_lat[l.in_n - 1];
-  }
+  int64_t f[3], in[3];
+  bk_series_summary(&l.features, atomic_load(&l.produce_end), f);
+  bk_series_summary(&l.input, atomic_load(&l.produce_end), in);
+  bool ok = atomic_load(&l.rc) == 0 && l.features.n > 0 && l.input.n > 0;
   printf(
       "{\"bench\":\"kafka\",\"mode\":\"latency\",\"rate\":%ld,\"seconds\":%d,\"produced\":%ld,"
       "\"keys\":%d,\"partitions\":%d,\"parallelism\":%d,\"window_ms\":%" PRId64
@@ -575,11 +571,12 @@ static int bk_latency(const bk_opts_t *o, const char *brokers) {
       ",\"input_latency_ms_p99\":%" PRId64 ",\"input_latency_ms_max\":%" PRId64
       ",\"wall_s\":%.1f,\"ok\":%s}\n",
       o->rate, o->seconds, atomic_load(&l.produced), o->keys, o->partitions, o->parallelism,
-      o->window_ms, l.n, p50, p99, mx, ip50, ip99, imx, wall, ok ? "true" : "false");
-  free(l.lat);
-  free(l.win);
-  free(l.in_lat);
-  free(l.in_ts);
+      o->window_ms, l.features.n, f[0], f[1], f[2], in[0], in[1], in[2], wall,
+      ok ? "true" : "false");
+  free(l.features.lat);
+  free(l.features.ts);
+  free(l.input.lat);
+  free(l.input.ts);
   return ok ? 0 : 1;
 }
 

@@ -119,35 +119,17 @@ static void usage(void) {
 int fl_bench_sessions_main(int argc, char **argv) {
   uint64_t keys = 1000000;
   const char *backend = "rocksdb", *interval = "2s", *incremental = "false", *dir = NULL;
-  const char *sets[BENCH_MAX_SETTINGS];
-  int n_sets = 0, checkpoints = 2;
+  bench_settings_t sets = {.n = 0};
+  int checkpoints = 2;
   int first = argc > 1 && strcmp(argv[1], "sessions") == 0 ? 2 : 1;
-  for (int i = first; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!v) {
-      usage();
-      return 2;
-    }
-    if (!strcmp(a, "--keys"))
-      keys = strtoull(v, NULL, 10);
-    else if (!strcmp(a, "--backend"))
-      backend = v;
-    else if (!strcmp(a, "--checkpoints"))
-      checkpoints = atoi(v);
-    else if (!strcmp(a, "--interval"))
-      interval = v;
-    else if (!strcmp(a, "--incremental"))
-      incremental = v;
-    else if (!strcmp(a, "--dir"))
-      dir = v;
-    else if (!strcmp(a, "--set")) {
-      if (bench_add_setting(sets, &n_sets, v) != 0) return 2;
-    } else {
-      usage();
-      return 2;
-    }
-    i++;
-  }
+  const bench_opt_t opts[] = {{"--keys", BENCH_OPT_COUNT, &keys},
+                              {"--backend", BENCH_OPT_TEXT, &backend},
+                              {"--checkpoints", BENCH_OPT_INT, &checkpoints},
+                              {"--interval", BENCH_OPT_TEXT, &interval},
+                              {"--incremental", BENCH_OPT_TEXT, &incremental},
+                              {"--dir", BENCH_OPT_TEXT, &dir},
+                              {"--set", BENCH_OPT_SET, &sets}};
+  if (!bench_parse_opts(argc, argv, first, opts, sizeof opts / sizeof *opts, usage)) return 2;
   if (keys == 0 || checkpoints < 0) {
     usage();
     return 2;
@@ -156,8 +138,8 @@ int fl_bench_sessions_main(int argc, char **argv) {
                                    .backend = backend,
                                    .incremental = incremental,
                                    .interval = checkpoints ? interval : "0",
-                                   .sets = sets,
-                                   .n_sets = n_sets};
+                                   .sets = sets.v,
+                                   .n_sets = sets.n};
   bench_ckjob_t job;
   int rc = bench_ckjob_init(&job, "sessions", dir, &conf);
   if (rc) return rc;

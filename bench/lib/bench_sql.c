@@ -32,6 +32,7 @@
 
 #include "flink.h"
 #include "lib/bench_clock.h"
+#include "lib/bench_env.h"
 #include "lib/bench_sql.h"
 #include "lib/nexmark.h"
 
@@ -256,44 +257,15 @@ static size_t canonical_lines(const char *dir, char ***out) {
   return n;
 }
 
-/* A command's option: its name and where its value goes, by its kind. */
-typedef struct bench_opt {
-  const char *name;
-  enum {
-    OPT_COUNT,
-    OPT_INT,
-    OPT_TEXT
-  } kind;
-  void *value; /* uint64_t *, int * or const char ** */
-} bench_opt_t;
-
-/* Reads "--name value" pairs from argv[2...] into opts (n of them); false on an unknown
- * option or one without a value. */
-static bool parse_opts(int argc, char **argv, const bench_opt_t *opts, size_t n) {
-  for (int i = 2; i < argc; i += 2) {
-    size_t k = 0;
-    while (k < n && strcmp(argv[i], opts[k].name)) k++;
-    if (k == n || i + 1 >= argc) return false;
-    const char *v = argv[i + 1];
-    if (opts[k].kind == OPT_COUNT)
-      *(uint64_t *)opts[k].value = strtoull(v, NULL, 10);
-    else if (opts[k].kind == OPT_INT)
-      *(int *)opts[k].value = atoi(v);
-    else
-      *(const char **)opts[k].value = v;
-  }
-  return true;
-}
-
 static int bench_spend(int argc, char **argv) {
   uint64_t events = 2000000, users = 10000;
   int P = 1;
   const char *dir = NULL;
-  const bench_opt_t opts[] = {{"--events", OPT_COUNT, &events},
-                              {"--users", OPT_COUNT, &users},
-                              {"--parallelism", OPT_INT, &P},
-                              {"--dir", OPT_TEXT, &dir}};
-  if (!parse_opts(argc, argv, opts, sizeof opts / sizeof *opts)) {
+  const bench_opt_t opts[] = {{"--events", BENCH_OPT_COUNT, &events},
+                              {"--users", BENCH_OPT_COUNT, &users},
+                              {"--parallelism", BENCH_OPT_INT, &P},
+                              {"--dir", BENCH_OPT_TEXT, &dir}};
+  if (!bench_parse_opts(argc, argv, 2, opts, sizeof opts / sizeof *opts, NULL)) {
     fprintf(
         stderr,
         "usage: flink-bench sql spend [--events N] [--users U] [--parallelism P] [--dir DIR]\n");
@@ -401,12 +373,12 @@ static int bench_sql_nexmark(int argc, char **argv) {
   const char *query = NULL, *dir = "tests/data/nexmark-sql";
   uint64_t events = 10000000, rate = NX_DEFAULT_RATE;
   int P = 1;
-  const bench_opt_t opts[] = {{"--query", OPT_TEXT, &query},
-                              {"--events", OPT_COUNT, &events},
-                              {"--parallelism", OPT_INT, &P},
-                              {"--queries", OPT_TEXT, &dir},
-                              {"--rate", OPT_COUNT, &rate}};
-  if (!parse_opts(argc, argv, opts, sizeof opts / sizeof *opts) || !query) {
+  const bench_opt_t opts[] = {{"--query", BENCH_OPT_TEXT, &query},
+                              {"--events", BENCH_OPT_COUNT, &events},
+                              {"--parallelism", BENCH_OPT_INT, &P},
+                              {"--queries", BENCH_OPT_TEXT, &dir},
+                              {"--rate", BENCH_OPT_COUNT, &rate}};
+  if (!bench_parse_opts(argc, argv, 2, opts, sizeof opts / sizeof *opts, NULL) || !query) {
     fprintf(
         stderr,
         "usage: flink-bench sql nexmark --query qN [--events N] [--parallelism P] [--queries DIR] "

@@ -36,6 +36,11 @@ bool fl_builder_may_change(fl_env_t *env);
 
 /* The node keeps opaque: destroy(opaque) runs once when env is destroyed. */
 void fl_node_keep(fl_node_t *node, void (*destroy)(void *), void *opaque);
+/* Ends a builder's check of its function table. why NULL: the node keeps opaque
+ * (fl_node_keep), true. Otherwise the build fails with "<what> '<node>': <table><why>"
+ * and opaque is released now: false. */
+bool fl_node_adopt(fl_node_t *node, const char *what, const char *table, const char *why,
+                   void (*destroy)(void *), void *opaque);
 /* A builder that does not keep opaque (it failed) releases it now. */
 static inline void fl_release_unkept(void (*destroy)(void *), void *opaque) {
   if (destroy) destroy(opaque);

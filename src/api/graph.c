@@ -19,6 +19,17 @@ void fl_node_keep(fl_node_t *node, void (*destroy)(void *), void *opaque) {
   node->release_opaque = opaque;
 }
 
+bool fl_node_adopt(fl_node_t *node, const char *what, const char *table, const char *why,
+                   void (*destroy)(void *), void *opaque) {
+  if (!why) {
+    fl_node_keep(node, destroy, opaque);
+    return true;
+  }
+  fl_env_fail(node->env, FL_EINVAL, "%s '%s': %s%s", what, node->name, table, why);
+  fl_release_unkept(destroy, opaque);
+  return false;
+}
+
 #define CHECK_BUILD(in)                                 \
   do {                                                  \
     if (!(in)) return NULL;                             \

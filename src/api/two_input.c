@@ -66,9 +66,12 @@ static int concat_inputs(const fl_input_t *a, size_t na, const fl_input_t *b, si
   return FL_OK;
 }
 
-/* Both keyed streams, hash-partitioned by their own key selectors. */
-static int keyed_pair_inputs(const fl_keyed_stream_t *a, const fl_keyed_stream_t *b,
-                             fl_input_t **out, size_t *n) {
+/* The environment of a builder (`what`) over two keyed streams, and its node's inputs
+ * (*out, free() it): both streams, hash-partitioned by their own key selectors. NULL
+ * when it cannot be built (the failure recorded, unless a stream is NULL). */
+static fl_env_t *keyed_pair_inputs(const fl_keyed_stream_t *a, const fl_keyed_stream_t *b,
+                                   const char *what, fl_input_t **out, size_t *n) {
+  if (!a || !b || !a->in || !b->in || !can_build(a->in->env, b->in->env, what)) return NULL;
   fl_input_t *ia = NULL, *ib = NULL;
   size_t na = 0, nb = 0;
   int rc = fl_keyed_inputs(a, &ia, &na);
@@ -76,7 +79,8 @@ static int keyed_pair_inputs(const fl_keyed_stream_t *a, const fl_keyed_stream_t
   if (!rc) rc = concat_inputs(ia, na, ib, nb, out, n);
   free(ia);
   free(ib);
-  return rc;
+  if (rc) fl_env_fail(a->in->env, FL_ENOMEM, FL_NOMEM_MSG);
+  return rc ? NULL : a->in->env;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -100,13 +104,10 @@ static fl_stream_t *add_co(fl_env_t *env, const fl_input_t *inputs, size_t n, fl
     why = "the function table is of another version";
   else if (!fn->process1 || !fn->process2)
     why = "process1 and process2 are required";
-  if (why) {
-    fl_env_fail(env, FL_EINVAL, "operator '%s': co-process function: %s", node->name, why);
-    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
-  } else {
+  if (fl_node_adopt(node, "operator", "co-process function: ", why, fn ? fn->destroy : NULL,
+                    opaque)) {
     node->u.co.fn = *fn;
     node->u.co.opaque = opaque;
-    fl_node_keep(node, fn->destroy, opaque);
   }
   return fl_node_stream(node);
 }
@@ -132,21 +133,16 @@ release:
 
 fl_stream_t *fl_keyed_connect_process(fl_keyed_stream_t *a, fl_keyed_stream_t *b, const char *name,
                                       const fl_co_process_fn_t *fn, void *opaque) {
-  fl_stream_t *s = NULL;
   fl_input_t *inputs = NULL;
   size_t n = 0;
-  if (!a || !b || !a->in || !b->in || !can_build(a->in->env, b->in->env, "keyed connect"))
-    goto release;
-  if (keyed_pair_inputs(a, b, &inputs, &n)) {
-    fl_env_fail(a->in->env, FL_ENOMEM, FL_NOMEM_MSG);
-    goto release;
+  fl_env_t *env = keyed_pair_inputs(a, b, "keyed connect", &inputs, &n);
+  if (!env) {
+    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
+    return NULL;
   }
-  s = add_co(a->in->env, inputs, n, FL_NODE_KEYED_CO_PROCESS, name, fn, opaque);
+  fl_stream_t *s = add_co(env, inputs, n, FL_NODE_KEYED_CO_PROCESS, name, fn, opaque);
   free(inputs);
   return s;
-release:
-  fl_release_unkept(fn ? fn->destroy : NULL, opaque);
-  return NULL;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -195,18 +191,13 @@ static const char *assigner_error(const fl_window_assigner_t *w, char *buf, size
 
 fl_stream_t *fl_window_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b, const char *name,
                             const fl_window_assigner_t *w, fl_join_fn fn, void *opaque) {
-  if (!a || !b || !a->in || !b->in) return NULL;
-  fl_env_t *env = a->in->env;
-  if (!can_build(env, b->in->env, "window join")) return NULL;
   fl_input_t *inputs = NULL;
   size_t n = 0;
+  fl_env_t *env = keyed_pair_inputs(a, b, "window join", &inputs, &n);
+  if (!env) return NULL;
   fl_stream_t *out = NULL;
   char gen[64], sides[600], why_buf[256];
   const char *jname = node_name(env, name, "window_join", gen, sizeof gen);
-  if (keyed_pair_inputs(a, b, &inputs, &n)) {
-    fl_env_fail(env, FL_ENOMEM, FL_NOMEM_MSG);
-    goto done;
-  }
   snprintf(sides, sizeof sides, "%s.sides", jname);
   fl_node_t *tag = fl_env_add_node(env, FL_NODE_WINDOW_JOIN, sides, inputs, n);
   if (!tag) goto done;
@@ -259,17 +250,12 @@ done:
 
 fl_stream_t *fl_interval_join(fl_keyed_stream_t *a, fl_keyed_stream_t *b, const char *name,
                               const fl_interval_join_opts_t *opts, fl_join_fn fn, void *opaque) {
-  if (!a || !b || !a->in || !b->in) return NULL;
-  fl_env_t *env = a->in->env;
-  if (!can_build(env, b->in->env, "interval join")) return NULL;
   fl_input_t *inputs = NULL;
   size_t n = 0;
+  fl_env_t *env = keyed_pair_inputs(a, b, "interval join", &inputs, &n);
+  if (!env) return NULL;
   fl_stream_t *out = NULL;
   char gen[64], dname[64];
-  if (keyed_pair_inputs(a, b, &inputs, &n)) {
-    fl_env_fail(env, FL_ENOMEM, FL_NOMEM_MSG);
-    goto done;
-  }
   fl_node_t *node =
       fl_env_add_node(env, FL_NODE_INTERVAL_JOIN,
                       node_name(env, name, "interval_join", gen, sizeof gen), inputs, n);
@@ -338,13 +324,10 @@ fl_stream_t *fl_keyed_broadcast_process(fl_keyed_stream_t *keyed, fl_stream_t *b
     why = "the function table is of another version";
   else if (!fn->process || !fn->process_broadcast)
     why = "process and process_broadcast are required";
-  if (why) {
-    fl_env_fail(env, FL_EINVAL, "operator '%s': broadcast process function: %s", node->name, why);
-    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
-  } else {
+  if (fl_node_adopt(node, "operator", "broadcast process function: ", why, fn ? fn->destroy : NULL,
+                    opaque)) {
     node->u.bcast.fn = *fn;
     node->u.bcast.opaque = opaque;
-    fl_node_keep(node, fn->destroy, opaque);
   }
   out = fl_node_stream(node);
   goto done;

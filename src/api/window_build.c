@@ -127,6 +127,16 @@ void fl_window_late_output(fl_windowed_stream_t *w, const fl_output_tag_t *tag) 
   w->conf.late_tag = tag;
 }
 
+/* An internal state descriptor of a window node, "<node id>-<what>"; NULL with the build
+ * failed. */
+static fl_state_desc_t *window_desc(fl_node_t *node, const char *what, fl_state_kind_t kind) {
+  char dname[64];
+  snprintf(dname, sizeof dname, "%u-%s", node->id, what);
+  fl_state_desc_t *d = fl_env_internal_desc(node->env, dname, kind);
+  if (!d) fl_env_fail(node->env, FL_ENOMEM, "window '%s': cannot create its state", node->name);
+  return d;
+}
+
 /* Creates the window node and its internal state descriptors. */
 static fl_node_t *window_node(fl_windowed_stream_t *w, const char *name,
                               fl_window_fn_kind_t fn_kind, fl_state_kind_t contents_kind) {
@@ -147,23 +157,13 @@ static fl_node_t *window_node(fl_windowed_stream_t *w, const char *name,
   node->keyed = true;
   node->u.window = w->conf;
   node->u.window.fn_kind = fn_kind;
-  char dname[64];
-  snprintf(dname, sizeof dname, "%u-contents", node->id);
-  node->u.window.contents = fl_env_internal_desc(env, dname, contents_kind);
-  if (!node->u.window.contents)
-    fl_env_fail(env, FL_ENOMEM, "window '%s': cannot create its state", node->name);
+  node->u.window.contents = window_desc(node, "contents", contents_kind);
   if (w->conf.kind == FL_WINDOW_SESSION) {
-    snprintf(dname, sizeof dname, "%u-windows", node->id);
-    node->u.window.windows = fl_env_internal_desc(env, dname, FL_STATE_VALUE);
-    if (!node->u.window.windows)
-      fl_env_fail(env, FL_ENOMEM, "window '%s': cannot create its state", node->name);
+    node->u.window.windows = window_desc(node, "windows", FL_STATE_VALUE);
   } else if (fn_kind != FL_WFN_PROCESS) {
     /* Reduce and aggregate contents tell when they are created: their windows fire by
      * key group (one timer for all keys of a group) from a list of the keys. */
-    snprintf(dname, sizeof dname, "%u-keys", node->id);
-    node->u.window.keys = fl_env_internal_desc(env, dname, FL_STATE_LIST);
-    if (!node->u.window.keys)
-      fl_env_fail(env, FL_ENOMEM, "window '%s': cannot create its state", node->name);
+    node->u.window.keys = window_desc(node, "keys", FL_STATE_LIST);
   }
 done:
   free(inputs);
@@ -196,7 +196,6 @@ fl_stream_t *fl_window_aggregate(fl_windowed_stream_t *w, const char *name,
     fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return NULL;
   }
-  fl_env_t *env = node->env;
   const char *why = NULL;
   if (!fn)
     why = "the function table is NULL";
@@ -208,15 +207,10 @@ fl_stream_t *fl_window_aggregate(fl_windowed_stream_t *w, const char *name,
     why = "init, add and result are required";
   else if (w->conf.kind == FL_WINDOW_SESSION && !fn->merge)
     why = "session windows need merge";
-  if (why) {
-    fl_env_fail(env, FL_EINVAL, "window '%s': aggregate: %s", node->name, why);
-    /* The table is not kept: its opaque pointer is released now, once. */
-    fl_release_unkept(fn ? fn->destroy : NULL, opaque);
+  if (!fl_node_adopt(node, "window", "aggregate: ", why, fn ? fn->destroy : NULL, opaque))
     return fl_node_stream(node);
-  }
   node->u.window.agg = *fn;
   node->u.window.opaque = opaque;
-  fl_node_keep(node, fn->destroy, opaque);
   if (node->u.window.contents) {
     node->u.window.contents->agg = *fn;
     /* The node owns the opaque pointer; the descriptor must not release it again. */

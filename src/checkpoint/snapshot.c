@@ -178,6 +178,18 @@ typedef struct walk {
   int err;
 } walk_t;
 
+/* Appends a map cell's address to b: [u16 kg][u32 klen][key][u32 nslen][ns], as a step's
+ * list of map cells (next_map) and the head of a map cell's chunks hold it. */
+static int put_map_addr(fl_buf_t *b, const fl_kkey_t *k) {
+  uint32_t kl = (uint32_t)k->key_len, nl = (uint32_t)k->ns_len;
+  int rc = fl_buf_append(b, &k->kg, 2);
+  if (!rc) rc = fl_buf_append(b, &kl, 4);
+  if (!rc) rc = fl_buf_append(b, k->key, k->key_len);
+  if (!rc) rc = fl_buf_append(b, &nl, 4);
+  if (!rc) rc = fl_buf_append(b, k->ns, k->ns_len);
+  return rc;
+}
+
 static int cell_cb(const fl_kkey_t *k, const void *val, size_t len, void *arg) {
   walk_t *wk = arg;
   int rc;
@@ -191,12 +203,7 @@ static int cell_cb(const fl_kkey_t *k, const void *val, size_t len, void *arg) {
     sw_bytes(w, k->ns, k->ns_len);
     rc = sw_bytes(w, val, len);
   } else {
-    uint32_t kl = (uint32_t)k->key_len, nl = (uint32_t)k->ns_len;
-    rc = fl_buf_append(&wk->maps, &k->kg, 2);
-    if (!rc) rc = fl_buf_append(&wk->maps, &kl, 4);
-    if (!rc) rc = fl_buf_append(&wk->maps, k->key, k->key_len);
-    if (!rc) rc = fl_buf_append(&wk->maps, &nl, 4);
-    if (!rc) rc = fl_buf_append(&wk->maps, k->ns, k->ns_len);
+    rc = put_map_addr(&wk->maps, k);
   }
   if (rc) {
     wk->err = rc;
@@ -249,18 +256,13 @@ static int write_table(fl_kv_t *kv, const char *name, sw_t *w) {
       fl_kkey_t k;
       next_map(&wk.maps, &off, &k);
       uint8_t tag = CELL_MAP;
-      uint32_t kl = (uint32_t)k.key_len, nl = (uint32_t)k.ns_len;
       if (6 + 2 * 4 + k.key_len + k.ns_len > FL_SNAPSHOT_BUF / 2) {
         rc = FL_EINVAL; /* a map cell address larger than half the buffer */
         break;
       }
       w->head.len = 0;
       rc = fl_buf_append(&w->head, &tag, 1);
-      if (!rc) rc = fl_buf_append(&w->head, &k.kg, 2);
-      if (!rc) rc = fl_buf_append(&w->head, &kl, 4);
-      if (!rc) rc = fl_buf_append(&w->head, k.key, k.key_len);
-      if (!rc) rc = fl_buf_append(&w->head, &nl, 4);
-      if (!rc) rc = fl_buf_append(&w->head, k.ns, k.ns_len);
+      if (!rc) rc = put_map_addr(&w->head, &k);
       if (!rc) rc = sw_chunk_begin(w, 4);
       if (!rc) rc = kv->ops->map_iter(kv->self, table, &k, map_entry_cb, w);
       int erc = sw_chunk_end(w);
@@ -780,12 +782,7 @@ static int cp_cell(const fl_kkey_t *k, const void *val, size_t len, void *arg) {
   if (!rc && val) {
     rc = kv->ops->put(kv->self, c->table, k, val, len);
   } else if (!rc) {
-    uint32_t kl = (uint32_t)k->key_len, nl = (uint32_t)k->ns_len;
-    rc = fl_buf_append(&c->maps, &k->kg, 2);
-    if (!rc) rc = fl_buf_append(&c->maps, &kl, 4);
-    if (!rc) rc = fl_buf_append(&c->maps, k->key, k->key_len);
-    if (!rc) rc = fl_buf_append(&c->maps, &nl, 4);
-    if (!rc) rc = fl_buf_append(&c->maps, k->ns, k->ns_len);
+    rc = put_map_addr(&c->maps, k);
   }
   if (rc) {
     c->err = rc;

@@ -41,19 +41,26 @@ const fl_op_class_t fl_op_filter_class = {.kind = "filter", .process = filter_pr
 /* ---------------------------------------------------------------------------------- */
 /* process / keyed process                                                              */
 
-typedef struct {
-  bool opened_instance;
-} process_state_t;
+int fl_op_open_user(fl_op_t *op, int (*open)(fl_context_t *, void *, void **), void *opaque) {
+  op->ctx.instance = opaque;
+  if (!open) return 0;
+  int rc = open(&op->ctx, opaque, &op->ctx.instance);
+  return rc < 0 ? fl_op_user_failed(op, rc, "open") : 1;
+}
+
+int fl_op_user_on_timer(fl_op_t *op,
+                        int (*on_timer)(fl_context_t *, int64_t, fl_time_domain_t, void *),
+                        fl_time_domain_t d, const fl_timer_t *t) {
+  if (!on_timer) return FL_OK;
+  int rc = on_timer(&op->ctx, t->ts, d, op->ctx.instance);
+  if (rc < 0) return fl_op_user_failed(op, rc, "on_timer function");
+  return FL_OK;
+}
 
 static int process_open(fl_op_t *op) {
-  const fl_process_fn_t *fn = &op->node->u.process.fn;
-  op->ctx.instance = op->node->u.process.opaque;
-  if (fn->open) {
-    int rc = fn->open(&op->ctx, op->node->u.process.opaque, &op->ctx.instance);
-    if (rc < 0) return fl_op_user_failed(op, rc, "open");
-    op->state = (void *)1; /* close() calls the user's close */
-  }
-  return FL_OK;
+  int rc = fl_op_open_user(op, op->node->u.process.fn.open, op->node->u.process.opaque);
+  if (rc > 0) op->state = (void *)1; /* close() calls the user's close */
+  return rc < 0 ? rc : FL_OK;
 }
 
 static int process_process(fl_op_t *op, int input, const fl_record_t *rec) {
@@ -63,11 +70,7 @@ static int process_process(fl_op_t *op, int input, const fl_record_t *rec) {
 }
 
 static int process_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) {
-  const fl_process_fn_t *fn = &op->node->u.process.fn;
-  if (!fn->on_timer) return FL_OK;
-  int rc = fn->on_timer(&op->ctx, t->ts, d, op->ctx.instance);
-  if (rc < 0) return fl_op_user_failed(op, rc, "on_timer function");
-  return FL_OK;
+  return fl_op_user_on_timer(op, op->node->u.process.fn.on_timer, d, t);
 }
 
 static void process_close(fl_op_t *op) {

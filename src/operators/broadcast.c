@@ -51,12 +51,9 @@ static int bc_open(fl_op_t *op) {
     return FL_ENOMEM;
   }
   op->state = st;
-  op->ctx.instance = op->node->u.bcast.opaque;
-  if (fn->open) {
-    int rc = fn->open(&op->ctx, op->node->u.bcast.opaque, &op->ctx.instance);
-    if (rc < 0) return fl_op_user_failed(op, rc, "open");
-    st->opened_instance = true;
-  }
+  int rc = fl_op_open_user(op, fn->open, op->node->u.bcast.opaque);
+  if (rc < 0) return rc;
+  st->opened_instance = rc > 0;
   return FL_OK;
 }
 
@@ -77,11 +74,7 @@ static int bc_process(fl_op_t *op, int input, const fl_record_t *rec) {
 }
 
 static int bc_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) {
-  const fl_broadcast_process_fn_t *fn = &op->node->u.bcast.fn;
-  if (!fn->on_timer) return FL_OK;
-  int rc = fn->on_timer(&op->ctx, t->ts, d, op->ctx.instance);
-  if (rc < 0) return fl_op_user_failed(op, rc, "on_timer function");
-  return FL_OK;
+  return fl_op_user_on_timer(op, op->node->u.bcast.fn.on_timer, d, t);
 }
 
 static void bc_close(fl_op_t *op) {

@@ -17,14 +17,9 @@
 #include "operators/operators.h"
 
 static int co_open(fl_op_t *op) {
-  const fl_co_process_fn_t *fn = &op->node->u.co.fn;
-  op->ctx.instance = op->node->u.co.opaque;
-  if (fn->open) {
-    int rc = fn->open(&op->ctx, op->node->u.co.opaque, &op->ctx.instance);
-    if (rc < 0) return fl_op_user_failed(op, rc, "open");
-    op->state = (void *)1; /* an instance was opened: close() calls the user's close */
-  }
-  return FL_OK;
+  int rc = fl_op_open_user(op, op->node->u.co.fn.open, op->node->u.co.opaque);
+  if (rc > 0) op->state = (void *)1; /* an instance was opened: close() calls the user's close */
+  return rc < 0 ? rc : FL_OK;
 }
 
 static int co_process(fl_op_t *op, int input, const fl_record_t *rec) {
@@ -41,11 +36,7 @@ static int co_process(fl_op_t *op, int input, const fl_record_t *rec) {
 }
 
 static int co_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) {
-  const fl_co_process_fn_t *fn = &op->node->u.co.fn;
-  if (!fn->on_timer) return FL_OK;
-  int rc = fn->on_timer(&op->ctx, t->ts, d, op->ctx.instance);
-  if (rc < 0) return fl_op_user_failed(op, rc, "on_timer function");
-  return FL_OK;
+  return fl_op_user_on_timer(op, op->node->u.co.fn.on_timer, d, t);
 }
 
 static void co_close(fl_op_t *op) {

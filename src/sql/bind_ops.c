@@ -21,6 +21,16 @@ static sql_x_t *bin_error(sql_binder_t *b, const ast_expr_t *e, sql_x_t *l, sql_
                         sql_describe_x(b, l), sql_describe_x(b, r));
 }
 
+static sql_x_t *node1(sql_binder_t *b, sql_x_fn fn, const sql_type_t *t, sql_x_t *a,
+                      const char *text) {
+  sql_x_t *x = sql_x_new(b->a, fn, t, 1);
+  if (!x) return sql_bind_nomem(b);
+  x->args[0] = a;
+  x->text = text;
+  x->is_const = a->is_const;
+  return x;
+}
+
 static sql_x_t *node2(sql_binder_t *b, sql_x_fn fn, const sql_type_t *t, sql_x_t *l, sql_x_t *r,
                       const char *text) {
   sql_x_t *x = sql_x_new(b->a, fn, t, 2);
@@ -176,24 +186,13 @@ sql_x_t *sql_bind_unary(sql_binder_t *b, const ast_expr_t *e) {
   if (e->op == '!') {
     if (a->type->kind != T_BOOLEAN && a->type->kind != T_NULL)
       return sql_bind_error(b, e->pos, "NOT needs a BOOLEAN, not %s", sql_describe_x(b, a));
-    sql_x_t *x =
-        sql_x_new(b->a, sql_x_not_fn, a->type->kind == T_NULL ? &sql_t_boolean : a->type, 1);
-    if (!x) return sql_bind_nomem(b);
-    x->args[0] = a;
-    x->text = text;
-    x->is_const = a->is_const;
-    return x;
+    return node1(b, sql_x_not_fn, a->type->kind == T_NULL ? &sql_t_boolean : a->type, a, text);
   }
   if (!sql_type_is_numeric(a->type) && !sql_type_is_interval(a->type))
     return sql_bind_error(b, e->pos, "unary '%c' needs a number, not %s", e->op,
                           sql_describe_x(b, a));
   if (e->op == '+') return a;
-  sql_x_t *x = sql_x_new(b->a, sql_x_neg_fn, a->type, 1);
-  if (!x) return sql_bind_nomem(b);
-  x->args[0] = a;
-  x->text = text;
-  x->is_const = a->is_const;
-  return x;
+  return node1(b, sql_x_neg_fn, a->type, a, text);
 }
 
 sql_x_t *sql_bind_is(sql_binder_t *b, const ast_expr_t *e) {
@@ -202,13 +201,11 @@ sql_x_t *sql_bind_is(sql_binder_t *b, const ast_expr_t *e) {
   if (e->is_what && a->type->kind != T_BOOLEAN && a->type->kind != T_NULL)
     return sql_bind_error(b, e->pos, "IS TRUE/FALSE/UNKNOWN needs a BOOLEAN, not %s",
                           sql_describe_x(b, a));
-  sql_x_t *x = sql_x_new(b->a, sql_x_is_fn, &sql_t_boolean_nn, 1);
-  if (!x) return sql_bind_nomem(b);
-  x->args[0] = a;
-  x->iparam = e->is_what;
-  x->iparam2 = e->negated;
-  x->text = sql_ast_text(b->a, b->src, e);
-  x->is_const = a->is_const;
+  sql_x_t *x = node1(b, sql_x_is_fn, &sql_t_boolean_nn, a, sql_ast_text(b->a, b->src, e));
+  if (x) {
+    x->iparam = e->is_what;
+    x->iparam2 = e->negated;
+  }
   return x;
 }
 
