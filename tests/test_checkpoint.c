@@ -106,6 +106,17 @@ static void failure_restarts_from_incremental_rocksdb_checkpoint(void **state) {
   assert_true(ssts > 0);
 }
 
+/* How many lines the job writing to out committed to its sums file. */
+static size_t committed_sums(const char *out) {
+  lines_t l = {0};
+  char p[600];
+  snprintf(p, sizeof p, "%s/sums", out);
+  read_committed(p, &l);
+  size_t n = l.n;
+  lines_free(&l);
+  return n;
+}
+
 /* Without a restart strategy the failure ends the job, naming the operator. */
 static void failure_without_restart_strategy_fails_the_job(void **state) {
   char out[512];
@@ -119,12 +130,7 @@ static void failure_without_restart_strategy_fails_the_job(void **state) {
   assert_non_null(strstr(fl_env_error(env), "injected failure"));
   fl_env_destroy(env);
   /* nothing was committed: no checkpoints, and the job did not end */
-  lines_t sums = {0};
-  char p[600];
-  snprintf(p, sizeof p, "%s/sums", out);
-  read_committed(p, &sums);
-  assert_int_equal(sums.n, 0);
-  lines_free(&sums);
+  assert_int_equal(committed_sums(out), 0);
 }
 
 /* ---- savepoints: taken while running, restored at other parallelisms / backends ---- */
@@ -179,30 +185,25 @@ static void savepoint_at_4_restores_at_1_and_3(void **state) {
   snprintf(o3, sizeof o3, "%s/sp4-out-p3", g_tmp);
   take_savepoint("hashmap", 4, sp, out);
   /* the savepoint committed nothing: the output so far is pending */
-  lines_t l = {0};
-  char p[600];
-  snprintf(p, sizeof p, "%s/sums", out);
-  read_committed(p, &l);
-  assert_int_equal(l.n, 0);
-  lines_free(&l);
+  assert_int_equal(committed_sums(out), 0);
   copy_dir(out, o1);
   copy_dir(out, o3);
   restore_savepoint("hashmap", 1, sp, o1);
   restore_savepoint("hashmap", 3, sp, o3);
 }
 
+/* A savepoint <tmp>/<name> taken on backend from at parallelism 2, restored on to at p. */
+static void savepoint_from_to(const char *name, const char *from, const char *to, int p) {
+  char sp[512], out[600];
+  snprintf(sp, sizeof sp, "%s/%s", g_tmp, name);
+  snprintf(out, sizeof out, "%s-out", sp);
+  take_savepoint(from, 2, sp, out);
+  restore_savepoint(to, p, sp, out);
+}
+
 static void savepoint_moves_between_backends(void **state) {
-  char sp[512], sp2[512], out[512], o2[512];
-  snprintf(sp, sizeof sp, "%s/sp-h", g_tmp);
-  snprintf(out, sizeof out, "%s/sp-h-out", g_tmp);
-  snprintf(sp2, sizeof sp2, "%s/sp-r", g_tmp);
-  snprintf(o2, sizeof o2, "%s/sp-r-out", g_tmp);
-  /* hashmap -> rocksdb */
-  take_savepoint("hashmap", 2, sp, out);
-  restore_savepoint("rocksdb", 3, sp, out);
-  /* rocksdb -> hashmap */
-  take_savepoint("rocksdb", 2, sp2, o2);
-  restore_savepoint("hashmap", 1, sp2, o2);
+  savepoint_from_to("sp-h", "hashmap", "rocksdb", 3);
+  savepoint_from_to("sp-r", "rocksdb", "hashmap", 1);
 }
 
 static void checkpoint_configuration_is_checked(void **state) {
