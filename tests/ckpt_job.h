@@ -302,6 +302,13 @@ static inline int ckjob_output_diff(const char *out, int64_t n, int keys) {
   return diff;
 }
 
+/* Makes a group's temporary directory /tmp/<prefix>_XXXXXX into dir (cap bytes): 0, or -1
+ * when it cannot be made (a cmocka group setup's result). */
+static inline int tmpdir_make(char *dir, size_t cap, const char *prefix) {
+  snprintf(dir, cap, "/tmp/%s_XXXXXX", prefix);
+  return mkdtemp(dir) ? 0 : -1;
+}
+
 static inline void rm_rf(const char *path) {
   char cmd[4200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);

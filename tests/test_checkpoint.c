@@ -18,11 +18,7 @@
 
 static char g_tmp[256];
 
-static int setup(void **state) {
-  snprintf(g_tmp, sizeof g_tmp, "/tmp/fl_ckpt_test_XXXXXX");
-  if (!mkdtemp(g_tmp)) return -1;
-  return 0;
-}
+static int setup(void **state) { return tmpdir_make(g_tmp, sizeof g_tmp, "fl_ckpt_test"); }
 static int teardown(void **state) {
   rm_rf(g_tmp);
   return 0;

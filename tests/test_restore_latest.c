@@ -23,11 +23,7 @@
 
 static char g_tmp[256];
 
-static int setup(void **state) {
-  (void)state;
-  snprintf(g_tmp, sizeof g_tmp, "/tmp/fl_restore_latest_XXXXXX");
-  return mkdtemp(g_tmp) ? 0 : -1;
-}
+static int setup(void **state) { return tmpdir_make(g_tmp, sizeof g_tmp, "fl_restore_latest"); }
 
 static int teardown(void **state) {
   (void)state;
@@ -60,31 +56,28 @@ static void case_paths(char *root, char *out, const char *name) {
 /* An environment at parallelism 2 with 20 ms checkpoints under root; extra key/value
  * pairs (NULL-terminated) after. */
 static fl_env_t *env_for(const char *root, log_t *log, ...) {
-  fl_config_t *c = fl_config_new();
-  char err[512];
-  const char *kv[] = {"parallelism",
-                      "2",
-                      "state.checkpoints.dir",
-                      root,
-                      "state.checkpoints.num-retained",
-                      "3",
-                      "execution.checkpointing.interval",
-                      "20ms",
-                      "state.checkpoints.restore-latest",
-                      "true",
-                      NULL};
-  for (size_t i = 0; kv[i]; i += 2)
-    assert_int_equal(fl_config_set(c, kv[i], kv[i + 1], err, sizeof err), 0);
+  const char *kv[16] = {"parallelism",
+                        "2",
+                        "state.checkpoints.dir",
+                        root,
+                        "state.checkpoints.num-retained",
+                        "3",
+                        "execution.checkpointing.interval",
+                        "20ms",
+                        "state.checkpoints.restore-latest",
+                        "true"};
+  size_t n = 10;
   va_list ap;
   va_start(ap, log);
-  for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
-    const char *v = va_arg(ap, const char *);
-    if (fl_config_set(c, k, v, err, sizeof err)) fail_msg("config %s: %s", k, err);
+  while ((kv[n] = va_arg(ap, const char *)) != NULL) {
+    kv[n + 1] = va_arg(ap, const char *);
+    n += 2;
+    assert_true(n < 16);
   }
   va_end(ap);
-  fl_env_t *env = NULL;
-  if (fl_env_new(&env, c, err, sizeof err)) fail_msg("env: %s", err);
-  fl_config_destroy(c);
+  char err[512];
+  fl_env_t *env = env_try(kv, err, sizeof err);
+  if (!env) fail_msg("env: %s", err);
   if (log) {
     pthread_mutex_init(&log->mu, NULL);
     log->text[0] = '\0';
