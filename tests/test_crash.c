@@ -21,14 +21,6 @@
 #define KEYS 100
 #define KILLS 30
 
-static char g_tmp[256];
-
-static int setup(void **state) { return tmpdir_make(g_tmp, sizeof g_tmp, "fl_crash_test"); }
-static int teardown(void **state) {
-  rm_rf(g_tmp);
-  return 0;
-}
-
 /* The child: runs the job from the newest checkpoint (if any) to the end. */
 static void child(const char *backend, const char *root, const char *out, const char *rocks) {
   /* from the newest checkpoint when there is one */
@@ -75,9 +67,9 @@ static uint64_t rnd(void) {
 
 static void crash_loop(const char *backend) {
   char root[512], out[512], rocks[512];
-  snprintf(root, sizeof root, "%s/%s-ckpts", g_tmp, backend);
-  snprintf(out, sizeof out, "%s/%s-out", g_tmp, backend);
-  snprintf(rocks, sizeof rocks, "%s/%s-rocks", g_tmp, backend);
+  snprintf(root, sizeof root, "%s/%s-ckpts", g_tmpdir, backend);
+  snprintf(out, sizeof out, "%s/%s-out", g_tmpdir, backend);
+  snprintf(rocks, sizeof rocks, "%s/%s-rocks", g_tmpdir, backend);
   int killed = 0, finished_early = 0;
   double scale = timeout_scale();
   for (int k = 0; k < KILLS; k++) {
@@ -124,5 +116,5 @@ int main(void) {
       cmocka_unit_test(sigkill_at_random_moments_hashmap),
       cmocka_unit_test(sigkill_at_random_moments_rocksdb),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }

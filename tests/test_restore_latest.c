@@ -21,16 +21,6 @@
 #define N 40000
 #define KEYS 40
 
-static char g_tmp[256];
-
-static int setup(void **state) { return tmpdir_make(g_tmp, sizeof g_tmp, "fl_restore_latest"); }
-
-static int teardown(void **state) {
-  (void)state;
-  rm_rf(g_tmp);
-  return 0;
-}
-
 /* Log lines of one environment, kept for the assertions. */
 typedef struct {
   pthread_mutex_t mu;
@@ -49,8 +39,8 @@ static void log_keep(fl_log_level_t level, const char *line, void *opaque) {
 /* The checkpoint directory and output of the case name: <tmp>/<name>-ckpts and
  * <tmp>/<name>-out (both of 512 bytes). */
 static void case_paths(char *root, char *out, const char *name) {
-  snprintf(root, 512, "%s/%s-ckpts", g_tmp, name);
-  snprintf(out, 512, "%s/%s-out", g_tmp, name);
+  snprintf(root, 512, "%s/%s-ckpts", g_tmpdir, name);
+  snprintf(out, 512, "%s/%s-out", g_tmpdir, name);
 }
 
 /* An environment at parallelism 2 with 20 ms checkpoints under root; extra key/value
@@ -245,10 +235,10 @@ static void a_checkpoint_wins_over_the_savepoint_path(void **state) {
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
   /* without a checkpoint, the savepoint path is where the job starts (here: an error
    * naming it) */
-  snprintf(empty, sizeof empty, "%s/wins-empty", g_tmp);
+  snprintf(empty, sizeof empty, "%s/wins-empty", g_tmpdir);
   fl_env_t *env = env_for(empty, NULL, "execution.savepoint.path", "/nonexistent/flink-sp", NULL);
   ckjob_t j2 = {.n = 10, .keys = 2, .pause_at = -1, .fail_at = -1};
-  snprintf(out, sizeof out, "%s/wins-out2", g_tmp);
+  snprintf(out, sizeof out, "%s/wins-out2", g_tmpdir);
   ckjob_build(env, &j2, out);
   assert_true(fl_env_execute(env, "sp") < 0);
   assert_non_null(strstr(fl_env_error(env), "/nonexistent/flink-sp"));
@@ -262,7 +252,7 @@ static void a_savepoint_newer_than_the_checkpoints_wins(void **state) {
   (void)state;
   char root[512], other[512], out[512], sp[600];
   case_paths(root, out, "older");
-  snprintf(other, sizeof other, "%s/newer-ckpts", g_tmp);
+  snprintf(other, sizeof other, "%s/newer-ckpts", g_tmpdir);
   int64_t older = run_and_stop(root, out, 1);
   snprintf(sp, sizeof sp, "%s/chk-%lld", root, (long long)older);
   /* a run from that checkpoint, with checkpoints of its own elsewhere: larger ids */
@@ -327,5 +317,5 @@ int main(void) {
       cmocka_unit_test(a_savepoint_newer_than_the_checkpoints_wins),
       cmocka_unit_test(a_checkpoint_of_another_job_is_refused),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }
