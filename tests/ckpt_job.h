@@ -261,6 +261,13 @@ static inline int ckjob_output_diff(const char *out, int64_t n, int keys) {
   return diff;
 }
 
+/* A case's checkpoint directory and output in the group's directory (run_util.h):
+ * <g_tmpdir>/<name>-ckpts and <g_tmpdir>/<name>-out, each of 512 bytes. */
+static inline void ckjob_paths(char *root, char *out, const char *name) {
+  snprintf(root, 512, "%s/%s-ckpts", g_tmpdir, name);
+  snprintf(out, 512, "%s/%s-out", g_tmpdir, name);
+}
+
 static inline void rm_rf(const char *path) {
   char cmd[4200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);

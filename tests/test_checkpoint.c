@@ -427,8 +427,7 @@ static void run_fallback_job(const char *root, const char *out, bool restore) {
  * same when no checkpoint is left at all (the directory was deleted). */
 static void fallback_past_a_corrupt_checkpoint_takes_back_its_output(void **state) {
   char root[512], out[512], man[700];
-  snprintf(root, sizeof root, "%s/fallback-ckpts", g_tmpdir);
-  snprintf(out, sizeof out, "%s/fallback-out", g_tmpdir);
+  ckjob_paths(root, out, "fallback");
   run_fallback_job(root, out, false);
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
   int64_t newest;

@@ -67,8 +67,7 @@ static uint64_t rnd(void) {
 
 static void crash_loop(const char *backend) {
   char root[512], out[512], rocks[512];
-  snprintf(root, sizeof root, "%s/%s-ckpts", g_tmpdir, backend);
-  snprintf(out, sizeof out, "%s/%s-out", g_tmpdir, backend);
+  ckjob_paths(root, out, backend);
   snprintf(rocks, sizeof rocks, "%s/%s-rocks", g_tmpdir, backend);
   int killed = 0, finished_early = 0;
   double scale = timeout_scale();

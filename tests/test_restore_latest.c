@@ -36,13 +36,6 @@ static void log_keep(fl_log_level_t level, const char *line, void *opaque) {
   pthread_mutex_unlock(&l->mu);
 }
 
-/* The checkpoint directory and output of the case name: <tmp>/<name>-ckpts and
- * <tmp>/<name>-out (both of 512 bytes). */
-static void case_paths(char *root, char *out, const char *name) {
-  snprintf(root, 512, "%s/%s-ckpts", g_tmpdir, name);
-  snprintf(out, 512, "%s/%s-out", g_tmpdir, name);
-}
-
 /* An environment at parallelism 2 with 20 ms checkpoints under root; extra key/value
  * pairs (NULL-terminated) after. */
 static fl_env_t *env_for(const char *root, log_t *log, ...) {
@@ -158,7 +151,7 @@ static int64_t run_to_end(const char *root, const char *out, log_t *log) {
 static void resumes_from_the_newest_complete_checkpoint(void **state) {
   (void)state;
   char root[512], out[512];
-  case_paths(root, out, "resume");
+  ckjob_paths(root, out, "resume");
   int64_t newest = run_and_stop(root, out, 1);
   log_t log;
   assert_int_equal(run_to_end(root, out, &log), newest);
@@ -169,13 +162,13 @@ static void starts_fresh_without_a_usable_checkpoint(void **state) {
   (void)state;
   char root[512], out[512], p[700];
   /* the directory does not exist yet */
-  case_paths(root, out, "fresh");
+  ckjob_paths(root, out, "fresh");
   log_t log;
   assert_int_equal(run_to_end(root, out, &log), 0);
   assert_non_null(strstr(log.text, "starts fresh"));
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
   /* only a checkpoint that was never completed (the process died writing it) */
-  case_paths(root, out, "incomplete");
+  ckjob_paths(root, out, "incomplete");
   snprintf(p, sizeof p, "%s/chk-7", root);
   assert_int_equal(mkdir(root, 0700), 0);
   assert_int_equal(mkdir(p, 0700), 0);
@@ -211,7 +204,7 @@ static void damage_checkpoint(const char *dir) {
 static void falls_back_past_a_damaged_newest_checkpoint(void **state) {
   (void)state;
   char root[512], out[512], dir[700];
-  case_paths(root, out, "damaged");
+  ckjob_paths(root, out, "damaged");
   int64_t newest = run_and_stop(root, out, 2);
   snprintf(dir, sizeof dir, "%s/chk-%lld", root, (long long)newest);
   damage_checkpoint(dir);
@@ -226,7 +219,7 @@ static void falls_back_past_a_damaged_newest_checkpoint(void **state) {
 static void a_checkpoint_wins_over_the_savepoint_path(void **state) {
   (void)state;
   char root[512], out[512], empty[512];
-  case_paths(root, out, "wins");
+  ckjob_paths(root, out, "wins");
   int64_t newest = run_and_stop(root, out, 1);
   /* a savepoint path that no longer exists lets the checkpoint win, and is said */
   log_t log;
@@ -251,7 +244,7 @@ static void a_checkpoint_wins_over_the_savepoint_path(void **state) {
 static void a_savepoint_newer_than_the_checkpoints_wins(void **state) {
   (void)state;
   char root[512], other[512], out[512], sp[600];
-  case_paths(root, out, "older");
+  ckjob_paths(root, out, "older");
   snprintf(other, sizeof other, "%s/newer-ckpts", g_tmpdir);
   int64_t older = run_and_stop(root, out, 1);
   snprintf(sp, sizeof sp, "%s/chk-%lld", root, (long long)older);
@@ -273,7 +266,7 @@ static int other_job_process(fl_context_t *ctx, const fl_record_t *in, void *ins
 static void a_checkpoint_of_another_job_is_refused(void **state) {
   (void)state;
   char root[512], out[512];
-  case_paths(root, out, "other");
+  ckjob_paths(root, out, "other");
   run_and_stop(root, out, 1);
   /* the same directory for a job of one more operator: never a silent fresh start */
   fl_env_t *env = env_for(root, NULL, NULL);
