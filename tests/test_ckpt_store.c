@@ -60,27 +60,6 @@ static char *pathf(const char *fmt, ...) {
   return s;
 }
 
-static void write_file(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  if (n) assert_int_equal(fwrite(data, 1, n, f), n);
-  assert_int_equal(fclose(f), 0);
-}
-
-static unsigned char *read_file_raw(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *p = malloc((size_t)len + 1);
-  assert_non_null(p);
-  assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
-  fclose(f);
-  *n = (size_t)len;
-  return p;
-}
-
 /* The file or directory name under dir: made, written (n bytes of data) or read. */
 static void mkdir_at(const char *dir, const char *name) {
   char *p = pathf("%s/%s", dir, name);
@@ -90,13 +69,13 @@ static void mkdir_at(const char *dir, const char *name) {
 
 static void write_at(const char *dir, const char *name, const void *data, size_t n) {
   char *p = pathf("%s/%s", dir, name);
-  write_file(p, data, n);
+  write_bytes(p, data, n);
   free(p);
 }
 
 static unsigned char *read_at(const char *dir, const char *name, size_t *n) {
   char *p = pathf("%s/%s", dir, name);
-  unsigned char *data = read_file_raw(p, n);
+  unsigned char *data = (unsigned char *)read_text(p, n);
   free(p);
   return data;
 }
@@ -211,7 +190,7 @@ static void make_ckpt(const char *root, int64_t id, const own_t *own, size_t n_o
 static void make_src(const char *path, size_t n, uint64_t seed) {
   unsigned char *p = malloc(n + 1);
   fill(p, n, seed);
-  write_file(path, p, n);
+  write_bytes(path, p, n);
   free(p);
 }
 
@@ -309,7 +288,7 @@ static void round_trip_keeps_files_meta_and_checksums(void **state) {
   /* The manifest checks itself: its last line is the CRC32C of what precedes it. */
   char *mp = pathf("%s/root/chk-1/_manifest", t);
   size_t ml;
-  unsigned char *m = read_file_raw(mp, &ml);
+  unsigned char *m = (unsigned char *)read_text(mp, &ml);
   assert_non_null(m);
   m[ml] = 0;
   assert_true(ml > 16);
@@ -766,7 +745,7 @@ static void every_mutation_of_the_newest_checkpoint_is_detected_with_fallback(vo
                     {pathf("%s/shared/s1", root), "s1", true, NULL, 0},
                     {pathf("%s/chk-2/_manifest", root), "_manifest", false, NULL, 0}};
   for (int i = 0; i < 5; i++) {
-    tg[i].orig = read_file_raw(tg[i].path, &tg[i].len);
+    tg[i].orig = (unsigned char *)read_text(tg[i].path, &tg[i].len);
     assert_non_null(tg[i].orig);
     assert_true(tg[i].len > 0);
   }
@@ -866,11 +845,11 @@ static void damage_is_reported_with_its_error_code(void **state) {
   /* Opened, then damaged: reads verify again. */
   OK(fl_ckpt_open(&c, dir, err, sizeof err));
   size_t n;
-  unsigned char *orig = read_file_raw(p = pathf("%s/a.state", dir), &n);
+  unsigned char *orig = (unsigned char *)read_text(p = pathf("%s/a.state", dir), &n);
   unsigned char *bad = malloc(n);
   memcpy(bad, orig, n);
   bad[1234] ^= 0x10;
-  write_file(p, bad, n);
+  write_bytes(p, bad, n);
   void *d;
   size_t len;
   assert_int_equal(fl_ckpt_read_file(c, "a.state", &d, &len, err, sizeof err), FL_EPARSE);
@@ -889,12 +868,12 @@ static void damage_is_reported_with_its_error_code(void **state) {
   assert_int_equal(fl_ckpt_open(&c, dir, err, sizeof err), FL_EPARSE);
   assert_null(c);
   assert_non_null(strstr(err, "a.state"));
-  write_file(p, orig, n);
+  write_bytes(p, orig, n);
   char *mp = pathf("%s/_manifest", dir);
   size_t ml;
-  unsigned char *m = read_file_raw(mp, &ml);
+  unsigned char *m = (unsigned char *)read_text(mp, &ml);
   m[10] ^= 1;
-  write_file(mp, m, ml);
+  write_bytes(mp, m, ml);
   assert_int_equal(fl_ckpt_open(&c, dir, err, sizeof err), FL_EPARSE);
   assert_non_null(strstr(err, "_manifest"));
   unlink(mp);
