@@ -14,26 +14,19 @@
 
 #include "fl_test_util.h"
 #include "kafka_test_util.h"
+#include "run_util.h"
 
-static char g_sql[4096];
-static char g_dir[64];
+static char *g_sql;
 
 static int group_setup(void **state) {
-  const char *bd = getenv("FL_BUILD_DIR");
-  snprintf(g_sql, sizeof g_sql, "%s/tools/flink-sql", bd && *bd ? bd : ".");
-  if (access(g_sql, X_OK) != 0) {
-    fprintf(stderr, "%s is not built\n", g_sql);
-    return -1;
-  }
-  snprintf(g_dir, sizeof g_dir, "/tmp/fl_test_sqltool_XXXXXX");
-  return mkdtemp(g_dir) ? 0 : -1;
+  g_sql = find_program("tools", "flink-sql");
+  return tmpdir_group_setup(state);
 }
 
 static int group_teardown(void **state) {
   teardown_children(state);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  free(g_sql);
+  return tmpdir_group_teardown(state);
 }
 
 /* Runs flink-sql with args (up to NULL) and stdin; returns the exit status, stdout and
@@ -86,7 +79,7 @@ static void check_sql_cases(const sql_case_t *cases, size_t n) {
 
 static void scripts_from_stdin_file_and_argument(void **state) {
   char path[128];
-  snprintf(path, sizeof path, "%s/s.sql", g_dir);
+  snprintf(path, sizeof path, "%s/s.sql", g_tmpdir);
   FILE *f = fopen(path, "w");
   fputs(
       "-- parallelism from --set\nSELECT x * 2 AS y FROM (VALUES (1), (2), (3)) AS t(x) WHERE x > 1;",
@@ -130,7 +123,7 @@ static void errors_and_exit_statuses(void **state) {
 
 static void sigterm_takes_a_savepoint_and_a_run_starts_from_it(void **state) {
   char sp[128];
-  snprintf(sp, sizeof sp, "%s/sp", g_dir);
+  snprintf(sp, sizeof sp, "%s/sp", g_tmpdir);
   const char *script =
       "CREATE TABLE g (id BIGINT, v INT) WITH ('connector' = 'datagen', 'rows-per-second' = '200', "
       "'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '100000000');\n"
