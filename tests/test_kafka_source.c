@@ -39,6 +39,7 @@
 #include "fl_test_util.h"
 
 #include "kafka_test_util.h"
+#include "run_util.h"
 
 #define RD_FETCH 1 /* ApiKey of FetchRequest */
 
@@ -487,17 +488,6 @@ static void mock_lists_no_offset_by_timestamp(void **state) {
 /* ---------------------------------------------------------------------------------- */
 /* Checkpoints, restore, commits                                                      */
 
-static void tmpdir(char *out, size_t cap, const char *tag) {
-  snprintf(out, cap, "/tmp/fl-ks-%s-XXXXXX", tag);
-  assert_non_null(mkdtemp(out));
-}
-
-static void rm_rf(const char *dir) {
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  assert_int_equal(system(cmd), 0);
-}
-
 /* Waits until group `group` has committed `want[p]` for every partition of "t". */
 static void wait_committed(mock_t *m, const char *group, const int64_t *want, int parts) {
   rd_kafka_t *c = consumer_new(m, group);
@@ -522,7 +512,7 @@ static void checkpoint_restart_is_exactly_once_and_commits(void **state) {
   job_t j1, j2;
   char root[256];
   int64_t end1[4] = {30, 30, 30, 30}, end2[4] = {50, 50, 50, 50};
-  tmpdir(root, sizeof root, "ckpt");
+  snprintf(root, sizeof root, "%s/ckpt", g_tmpdir);
   mock_with_topic(&m, "t", 4);
   produce_seq(&m, "t", 4, 0, 30, 0);
   const char *kv[] = {"state.checkpoints.dir",
@@ -559,14 +549,13 @@ static void checkpoint_restart_is_exactly_once_and_commits(void **state) {
   expect_exactly(&j2.col, 4, 30, 50, 0, true);
   job_free(&j2);
   mock_stop(&m);
-  rm_rf(root);
 }
 
 static void rescale_2_to_3_from_savepoint(void **state) {
   mock_t m;
   job_t j1, j2;
   char root[256], sp[300];
-  tmpdir(root, sizeof root, "sp");
+  snprintf(root, sizeof root, "%s/sp", g_tmpdir);
   snprintf(sp, sizeof sp, "%s/sp1", root);
   mock_with_topic(&m, "t", 4);
   produce_seq(&m, "t", 4, 0, 25, 0);
@@ -586,7 +575,6 @@ static void rescale_2_to_3_from_savepoint(void **state) {
   expect_exactly(&j2.col, 4, 25, 40, 0, true);
   job_free(&j2);
   mock_stop(&m);
-  rm_rf(root);
 }
 
 /* Without periodic checkpoints a bounded job that ended well commits its end. */
@@ -1375,7 +1363,7 @@ static void metrics_show_offsets_and_commits_per_partition(void **state) {
   job_t j;
   char root[256], why[256] = "";
   int64_t want[PARTS];
-  tmpdir(root, sizeof root, "kmetrics");
+  snprintf(root, sizeof root, "%s/kmetrics", g_tmpdir);
   mock_with_topic(&m, "t", PARTS);
   size_t n = produce_uneven(&m, PARTS);
   for (int p = 0; p < PARTS; p++) want[p] = 1 + p % 5;
@@ -1422,7 +1410,6 @@ static void metrics_show_offsets_and_commits_per_partition(void **state) {
   job_stop(&j);
   job_free(&j);
   mock_stop(&m);
-  rm_rf(root);
 }
 
 /* A bounded job commits once per subtask at its end: synchronously without checkpoints,
@@ -1432,7 +1419,7 @@ static void bounded_job_counts_its_one_commit(void **state) {
     mock_t m;
     job_t j;
     char root[256], why[256] = "";
-    tmpdir(root, sizeof root, "kmend");
+    snprintf(root, sizeof root, "%s/kmend-%d", g_tmpdir, with_ckpt);
     mock_with_topic(&m, "t", 6);
     produce_uneven(&m, 6);
     /* no periodic checkpoint within the job's life: only the final one */
@@ -1450,7 +1437,6 @@ static void bounded_job_counts_its_one_commit(void **state) {
     }
     job_free(&j);
     mock_stop(&m);
-    rm_rf(root);
   }
 }
 
@@ -1461,7 +1447,7 @@ static void failed_commits_are_counted(void **state) {
   job_t j;
   char root[256];
   logbuf_t log = {PTHREAD_MUTEX_INITIALIZER, NULL};
-  tmpdir(root, sizeof root, "kmfail");
+  snprintf(root, sizeof root, "%s/kmfail", g_tmpdir);
   mock_with_topic(&m, "t", 4);
   size_t n = produce_uneven(&m, 4);
   rd_kafka_mock_push_request_errors(m.mc, 8 /* OffsetCommit */, 2,
@@ -1506,7 +1492,6 @@ static void failed_commits_are_counted(void **state) {
   job_free(&j);
   free(log.text);
   mock_stop(&m);
-  rm_rf(root);
 }
 
 /* A topic whose "committed-offset.<topic>.<partition>" would pass 95 bytes: none of its
@@ -1547,7 +1532,12 @@ static void long_topic_has_no_partition_gauges_and_says_so(void **state) {
 
 static int setup(void **state) {
   tool_path();
-  return 0;
+  return tmpdir_group_setup(state);
+}
+
+static int teardown(void **state) {
+  teardown_children(state);
+  return tmpdir_group_teardown(state);
 }
 
 int main(void) {
@@ -1586,5 +1576,5 @@ int main(void) {
       cmocka_unit_test(failed_commits_are_counted),
       cmocka_unit_test(long_topic_has_no_partition_gauges_and_says_so),
   };
-  return cmocka_run_group_tests(tests, setup, teardown_children);
+  return cmocka_run_group_tests(tests, setup, teardown);
 }
