@@ -295,8 +295,7 @@ static int attempts_with(const char *const *kv) {
       .version = FL_PROCESS_FN_VERSION, .open = always_fail_open, .process = always_fail};
   s = fl_stream_process(s, "failing", &fn, NULL);
   collector_t c;
-  collector_init(&c);
-  fl_stream_sink(s, "sink", &collector_sink, &c);
+  sink_into(s, &c);
   assert_int_equal(fl_env_execute(env, "restarts"), FL_EUSER);
   assert_non_null(strstr(fl_env_error(env), "always fails"));
   char *m = fl_env_metrics_json(env);
@@ -367,8 +366,7 @@ static void log_lines_go_to_the_log_function(void **state) {
   static const fl_process_fn_t fn = {.version = FL_PROCESS_FN_VERSION, .process = always_fail};
   s = fl_stream_process(s, "failing", &fn, NULL);
   collector_t c;
-  collector_init(&c);
-  fl_stream_sink(s, "sink", &collector_sink, &c);
+  sink_into(s, &c);
   /* stderr goes to a file while the job runs */
   char path[600];
   snprintf(path, sizeof path, "%s/stderr.txt", g_tmpdir);
@@ -471,8 +469,7 @@ static void checkpoints_that_cannot_start_are_counted_and_named(void **state) {
   static const fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = never_ending_run};
   fl_stream_t *s = fl_source(env, "forever", &src, NULL, 0);
   collector_t c;
-  collector_init(&c);
-  fl_stream_sink(s, "sink", &collector_sink, &c);
+  sink_into(s, &c);
   int rc = fl_env_execute(env, "no-checkpoints");
   assert_int_not_equal(rc, 0);
   const char *err = fl_env_error(env);
