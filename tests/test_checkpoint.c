@@ -152,9 +152,7 @@ static void restore_savepoint(const char *backend, int p, const char *sp, const 
   fl_env_t *env = env_of(kv);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
-  int rc = fl_env_execute(env, "restore");
-  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
-  assert_int_equal(rc, 0);
+  execute_ok(env, "restore");
   fl_env_destroy(env);
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
 }
@@ -266,9 +264,7 @@ static void restart_ignores_checkpoints_of_an_earlier_run(void **state) {
   env = env_of(kv_b);
   ckjob_t b = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = 777, .budget = 64};
   ckjob_build(env, &b, out_b);
-  int rc = fl_env_execute(env, "b");
-  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
-  assert_int_equal(rc, 0);
+  execute_ok(env, "b");
   assert_int_equal(atomic_load(&b.fail_flag), 1);
   fl_env_destroy(env);
   assert_int_equal(ckjob_output_diff(out_b, N, KEYS), 0);
@@ -413,9 +409,7 @@ static void run_fallback_job(const char *root, const char *out, bool restore) {
   ckjob_t j = {
       .n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64, .rate_per_ms = 300};
   ckjob_build(env, &j, out);
-  int rc = fl_env_execute(env, "fallback");
-  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
-  assert_int_equal(rc, 0);
+  execute_ok(env, "fallback");
   fl_env_destroy(env);
 }
 

@@ -136,9 +136,7 @@ static int64_t run_to_end_from(const char *root, const char *out, log_t *log,
                             : env_for(root, log, NULL);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
-  int rc = fl_env_execute(env, "again");
-  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
-  assert_int_equal(rc, 0);
+  execute_ok(env, "again");
   int64_t id = restored_from(env);
   fl_env_destroy(env);
   return id;
