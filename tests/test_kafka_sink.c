@@ -108,16 +108,6 @@ static int java_partition(const char *key, int parts) {
 /* ---------------------------------------------------------------------------------- */
 /* Files                                                                              */
 
-static int setup(void **state) {
-  tool_path();
-  return tmpdir_group_setup(state);
-}
-
-static int teardown(void **state) {
-  teardown_children(state);
-  return tmpdir_group_teardown(state);
-}
-
 /* A path below the group's temporary directory. */
 typedef struct path {
   char s[512];
@@ -1538,5 +1528,5 @@ int main(void) {
   };
   /* FL_TEST_FILTER: run only the tests matching this pattern (cmocka's syntax) */
   if (getenv("FL_TEST_FILTER")) cmocka_set_test_filter(getenv("FL_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, kafka_group_setup, kafka_group_teardown);
 }

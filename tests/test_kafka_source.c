@@ -1530,16 +1530,6 @@ static void long_topic_has_no_partition_gauges_and_says_so(void **state) {
   mock_stop(&m);
 }
 
-static int setup(void **state) {
-  tool_path();
-  return tmpdir_group_setup(state);
-}
-
-static int teardown(void **state) {
-  teardown_children(state);
-  return tmpdir_group_teardown(state);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(bounded_read_every_message_once_p1),
@@ -1576,5 +1566,5 @@ int main(void) {
       cmocka_unit_test(failed_commits_are_counted),
       cmocka_unit_test(long_topic_has_no_partition_gauges_and_says_so),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, kafka_group_setup, kafka_group_teardown);
 }

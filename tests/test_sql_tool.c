@@ -24,9 +24,8 @@ static int group_setup(void **state) {
 }
 
 static int group_teardown(void **state) {
-  teardown_children(state);
   free(g_sql);
-  return tmpdir_group_teardown(state);
+  return kafka_group_teardown(state);
 }
 
 /* Runs flink-sql with args (up to NULL) and stdin; returns the exit status, stdout and
