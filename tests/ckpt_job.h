@@ -24,6 +24,7 @@
 
 #include "flink.h"
 #include "fl_test_util.h"
+#include "run_util.h"
 
 typedef struct ckjob {
   int64_t n;
@@ -181,55 +182,13 @@ static inline void ckjob_build(fl_env_t *env, ckjob_t *j, const char *dir) {
 
 /* ---- reading the committed output and the expected one ---- */
 
-typedef struct lines {
-  char **v;
-  size_t n, cap;
-} lines_t;
-
-static inline void lines_add(lines_t *l, const char *s, size_t n) {
-  if (l->n == l->cap) {
-    l->cap = l->cap ? l->cap * 2 : 1024;
-    l->v = realloc(l->v, l->cap * sizeof *l->v);
-  }
-  l->v[l->n] = malloc(n + 1);
-  memcpy(l->v[l->n], s, n);
-  l->v[l->n][n] = 0;
-  l->n++;
-}
-static inline void lines_free(lines_t *l) {
-  for (size_t i = 0; i < l->n; i++) free(l->v[i]);
-  free(l->v);
-  memset(l, 0, sizeof *l);
-}
-static int lines_cmp(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-static inline void lines_sort(lines_t *l) {
-  if (l->n) qsort(l->v, l->n, sizeof *l->v, lines_cmp);
-}
+/* lines_t and its functions are run_util.h's; lines_add is lines_push under the name
+ * these tests use. */
+static inline void lines_add(lines_t *l, const char *s, size_t n) { lines_push(l, s, n); }
 
 /* Every line of the committed files (names not starting with '.') of dir, sorted. */
 static inline void read_committed(const char *dir, lines_t *out) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f) continue;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    while ((n = getline(&line, &cap, f)) > 0) {
-      if (line[n - 1] == '\n') n--;
-      lines_add(out, line, (size_t)n);
-    }
-    free(line);
-    fclose(f);
-  }
-  closedir(d);
+  lines_add_committed(out, dir);
   lines_sort(out);
 }
 
@@ -300,6 +259,13 @@ static inline int ckjob_output_diff(const char *out, int64_t n, int keys) {
   lines_free(&esums);
   lines_free(&ewins);
   return diff;
+}
+
+/* A case's checkpoint directory and output in the group's directory (run_util.h):
+ * <g_tmpdir>/<name>-ckpts and <g_tmpdir>/<name>-out, each of 512 bytes. */
+static inline void ckjob_paths(char *root, char *out, const char *name) {
+  snprintf(root, 512, "%s/%s-ckpts", g_tmpdir, name);
+  snprintf(out, 512, "%s/%s-out", g_tmpdir, name);
 }
 
 static inline void rm_rf(const char *path) {

@@ -3,7 +3,8 @@
  * with piped stdin/stdout, and flink-kafka-local ($FL_BUILD_DIR/tools/flink-kafka-local)
  * as a loopback broker process started with --stdin-eof, so a dying test takes it along.
  * Include once per test program, after <cmocka.h> and "fl_test_util.h"; call tool_path()
- * in a setup and teardown_children() in a teardown.
+ * in a setup and teardown_children() in a teardown (kafka_group_setup and
+ * kafka_group_teardown do both, with the group's temporary directory).
  */
 #ifndef FL_KAFKA_TEST_UTIL_H
 #define FL_KAFKA_TEST_UTIL_H
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "fl_test_util.h"
+#include "run_util.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Time                                                                               */
@@ -196,6 +198,18 @@ static inline void tool_path(void) {
     snprintf(g_tool, sizeof(g_tool), "%s/tools/flink-kafka-local", bd);
   else
     snprintf(g_tool, sizeof(g_tool), "./tools/flink-kafka-local");
+}
+
+/* A group setup and teardown for the tests of the tool: its path, and the group's
+ * temporary directory (run_util.h's g_tmpdir); the teardown also ends every child. */
+static inline int kafka_group_setup(void **state) {
+  tool_path();
+  return tmpdir_group_setup(state);
+}
+
+static inline int kafka_group_teardown(void **state) {
+  teardown_children(state);
+  return tmpdir_group_teardown(state);
 }
 
 /* Starts the tool with the given arguments (NULL-terminated, after the program name)

@@ -15,19 +15,17 @@ static char g_kcat[4096];
  * so, without kcat) and the group's temporary directory g_tmpdir. The setup then starts
  * g_server with its topics. */
 static inline int kcat_group_setup(void **state) {
-  tool_path();
   if (!find_on_path("kcat", g_kcat, sizeof g_kcat)) {
     fprintf(stderr, "kcat is not installed (apt-get install kcat; scripts/install-deps.sh)\n");
     return -1;
   }
-  return tmpdir_group_setup(state);
+  return kafka_group_setup(state);
 }
 
 static inline int kcat_group_teardown(void **state) {
   if (g_server) stop_server(g_server);
   g_server = NULL;
-  teardown_children(state);
-  return tmpdir_group_teardown(state);
+  return kafka_group_teardown(state);
 }
 
 /* Produces "key:value" lines (kcat -K:) to topic, through a file: inputs may be larger

@@ -90,11 +90,17 @@ static void with_ttl(sfx_t *f, int64_t ttl_ms, fl_ttl_update_t u, fl_ttl_visibil
   assert_int_equal(f->kv->ops->set_table_ttl(f->kv->self, f->r.table, layout, ttl_ms), FL_OK);
 }
 
+/* The fixture, its state of the given kind. */
+static sfx_t *kind_case(void **state, fl_state_kind_t kind) {
+  sfx_t *f = *state;
+  f->desc.kind = kind;
+  return f;
+}
+
 /* The fixture of a TTL case: kind, a 10 ms TTL with update type u and visibility v. */
 static sfx_t *ttl_case(void **state, fl_state_kind_t kind, fl_ttl_update_t u,
                        fl_ttl_visibility_t v) {
-  sfx_t *f = *state;
-  f->desc.kind = kind;
+  sfx_t *f = kind_case(state, kind);
   with_ttl(f, 10, u, v);
   return f;
 }
@@ -257,8 +263,7 @@ static void map_put(sfx_t *f, const char *uk, const char *v) {
 /* Value                                                                                */
 
 static void value_set_then_get_returns_the_last_value(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_VALUE;
+  sfx_t *f = kind_case(state, FL_STATE_VALUE);
   value_is(f, NULL);
   assert_int_equal(fl_st_value_set(&f->r, "hello", 5), FL_OK);
   value_is(f, "hello");
@@ -275,8 +280,7 @@ static void value_set_then_get_returns_the_last_value(void **state) {
 /* The bytes get returned, written back in part: without TTL (the backend's own value)
  * and with it (the state layer's unwrapped copy). */
 static void value_set_accepts_a_pointer_from_get(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_VALUE;
+  sfx_t *f = kind_case(state, FL_STATE_VALUE);
   const void *v;
   size_t n;
   assert_int_equal(fl_st_value_set(&f->r, "hello", 5), FL_OK);
@@ -322,8 +326,7 @@ static void calls_with_a_descriptor_of_another_kind_return_estate(void **state) 
 /* List                                                                                 */
 
 static void list_add_then_get_returns_items_in_order(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_LIST;
+  sfx_t *f = kind_case(state, FL_STATE_LIST);
   list_is(f, "");
   list_add(f, "a");
   list_add(f, "");
@@ -335,8 +338,7 @@ static void list_add_then_get_returns_items_in_order(void **state) {
 }
 
 static void list_update_replaces_and_an_empty_update_clears(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_LIST;
+  sfx_t *f = kind_case(state, FL_STATE_LIST);
   list_add(f, "old");
   fl_bytes_t items[] = {{"x", 1}, {"yy", 2}, {"zzz", 3}};
   assert_int_equal(fl_st_list_update(&f->r, items, 3), FL_OK);
@@ -349,8 +351,7 @@ static void list_update_replaces_and_an_empty_update_clears(void **state) {
 }
 
 static void list_update_accepts_the_views_list_get_returned(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_LIST;
+  sfx_t *f = kind_case(state, FL_STATE_LIST);
   list_add(f, "one");
   list_add(f, "two");
   list_add(f, "three");
@@ -408,8 +409,7 @@ static void entries_are(sfx_t *f, const char *want) {
 }
 
 static void map_put_get_remove_and_foreach(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_MAP;
+  sfx_t *f = kind_case(state, FL_STATE_MAP);
   map_is(f, "a", NULL);
   map_put(f, "a", "1");
   map_put(f, "b", "2");
@@ -475,8 +475,7 @@ static void aggregating_add_inits_once_then_adds(void **state) {
 /* Merging namespaces                                                                   */
 
 static void merge_namespace_appends_the_source_list_after_the_target(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_LIST;
+  sfx_t *f = kind_case(state, FL_STATE_LIST);
   at_ns(f, "w2");
   list_add(f, "b");
   list_add(f, "c");
@@ -614,7 +613,9 @@ static void ttl_reducing_folds_an_expired_value_while_visible(void **state) {
   reduced_is(f, 12);
 }
 
-static void ttl_aggregating_restarts_an_expired_accumulator(void **state) {
+/* The fixture's aggregating state averaging 4 (at 0) and 6 with a TTL of 10, written on
+ * creation and write, never returned once expired; the time is 9, its last live instant. */
+static sfx_t *avg_of_4_and_6_expiring_at_10(void **state) {
   sfx_t *f = *state;
   use_avg(f);
   with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
@@ -622,6 +623,11 @@ static void ttl_aggregating_restarts_an_expired_accumulator(void **state) {
   assert_int_equal(agg_i64(f, 6), FL_OK);
   f->r.now = 9;
   avg_is(f, 10, 2);
+  return f;
+}
+
+static void ttl_aggregating_restarts_an_expired_accumulator(void **state) {
+  sfx_t *f = avg_of_4_and_6_expiring_at_10(state);
   assert_int_equal(agg_i64(at(f, 10), 1), FL_OK);
   avg_is(f, 1, 1);
   assert_int_equal(f->inits, 2);
@@ -723,8 +729,7 @@ static void ttl_cleanup_step_checks_n_cells_per_call(void **state) {
 }
 
 static void ttl_cleanup_keeps_live_cells(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_AGGREGATING;
+  sfx_t *f = kind_case(state, FL_STATE_AGGREGATING);
   use_avg(f);
   with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
   for (int i = 0; i < 20; i++) {
@@ -796,8 +801,7 @@ static void ttl_cleanup_removes_expired_map_entries(void **state) {
 }
 
 static void ttl_cleanup_without_ttl_removes_nothing(void **state) {
-  sfx_t *f = *state;
-  f->desc.kind = FL_STATE_VALUE;
+  sfx_t *f = kind_case(state, FL_STATE_VALUE);
   put_values_at(f, 0, 5, 0);
   f->r.now = INT64_MAX;
   assert_int_equal(fl_st_ttl_cleanup_step(&f->r, 100), FL_OK);
@@ -810,13 +814,7 @@ static void ttl_cleanup_without_ttl_removes_nothing(void **state) {
 /* With the layout the state layer writes, the backend's own cleanup (RocksDB: its
  * compaction filter) drops an expired accumulator without any read. */
 static void settling_drops_an_expired_accumulator(void **state) {
-  sfx_t *f = *state;
-  use_avg(f);
-  with_ttl(f, 10, FL_TTL_ON_CREATE_AND_WRITE, FL_TTL_NEVER_RETURN_EXPIRED);
-  assert_int_equal(agg_i64(at(f, 0), 4), FL_OK);
-  assert_int_equal(agg_i64(f, 6), FL_OK);
-  f->r.now = 9;
-  avg_is(f, 10, 2);
+  sfx_t *f = avg_of_4_and_6_expiring_at_10(state);
   assert_int_equal(f->inits, 1);
   f->kv->ops->set_time(f->kv->self, 9);
   assert_int_equal(f->base->b->settle(f->kv), FL_OK);

@@ -16,18 +16,6 @@
 #define N 60000
 #define KEYS 50
 
-static char g_tmp[256];
-
-static int setup(void **state) {
-  snprintf(g_tmp, sizeof g_tmp, "/tmp/fl_ckpt_test_XXXXXX");
-  if (!mkdtemp(g_tmp)) return -1;
-  return 0;
-}
-static int teardown(void **state) {
-  rm_rf(g_tmp);
-  return 0;
-}
-
 /* ---- a failure restores the last checkpoint in-process ---- */
 
 typedef struct {
@@ -46,8 +34,8 @@ static void *resume_after_checkpoint(void *arg) {
 
 static void run_restart(const char *backend, const char *incremental) {
   char root[512], out[512];
-  snprintf(root, sizeof root, "%s/%s-%s-ckpts", g_tmp, backend, incremental);
-  snprintf(out, sizeof out, "%s/%s-%s-out", g_tmp, backend, incremental);
+  snprintf(root, sizeof root, "%s/%s-%s-ckpts", g_tmpdir, backend, incremental);
+  snprintf(out, sizeof out, "%s/%s-%s-out", g_tmpdir, backend, incremental);
   const char *kv[] = {"parallelism",
                       "2",
                       "state.backend",
@@ -95,7 +83,7 @@ static void failure_restarts_from_last_checkpoint_exactly_once_rocksdb(void **st
 static void failure_restarts_from_incremental_rocksdb_checkpoint(void **state) {
   run_restart("rocksdb", "true");
   char shared[600];
-  snprintf(shared, sizeof shared, "%s/rocksdb-true-ckpts/shared", g_tmp);
+  snprintf(shared, sizeof shared, "%s/rocksdb-true-ckpts/shared", g_tmpdir);
   DIR *d = opendir(shared);
   assert_non_null(d);
   size_t ssts = 0;
@@ -106,10 +94,21 @@ static void failure_restarts_from_incremental_rocksdb_checkpoint(void **state) {
   assert_true(ssts > 0);
 }
 
+/* How many lines the job writing to out committed to its sums file. */
+static size_t committed_sums(const char *out) {
+  lines_t l = {0};
+  char p[600];
+  snprintf(p, sizeof p, "%s/sums", out);
+  read_committed(p, &l);
+  size_t n = l.n;
+  lines_free(&l);
+  return n;
+}
+
 /* Without a restart strategy the failure ends the job, naming the operator. */
 static void failure_without_restart_strategy_fails_the_job(void **state) {
   char out[512];
-  snprintf(out, sizeof out, "%s/norestart-out", g_tmp);
+  snprintf(out, sizeof out, "%s/norestart-out", g_tmpdir);
   const char *kv[] = {"parallelism", "2", NULL};
   fl_env_t *env = env_of(kv);
   ckjob_t j = {.n = 5000, .keys = KEYS, .pause_at = -1, .fail_at = 100};
@@ -119,12 +118,7 @@ static void failure_without_restart_strategy_fails_the_job(void **state) {
   assert_non_null(strstr(fl_env_error(env), "injected failure"));
   fl_env_destroy(env);
   /* nothing was committed: no checkpoints, and the job did not end */
-  lines_t sums = {0};
-  char p[600];
-  snprintf(p, sizeof p, "%s/sums", out);
-  read_committed(p, &sums);
-  assert_int_equal(sums.n, 0);
-  lines_free(&sums);
+  assert_int_equal(committed_sums(out), 0);
 }
 
 /* ---- savepoints: taken while running, restored at other parallelisms / backends ---- */
@@ -158,9 +152,7 @@ static void restore_savepoint(const char *backend, int p, const char *sp, const 
   fl_env_t *env = env_of(kv);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
-  int rc = fl_env_execute(env, "restore");
-  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
-  assert_int_equal(rc, 0);
+  execute_ok(env, "restore");
   fl_env_destroy(env);
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
 }
@@ -173,36 +165,31 @@ static void copy_dir(const char *from, const char *to) {
 
 static void savepoint_at_4_restores_at_1_and_3(void **state) {
   char sp[512], out[512], o1[512], o3[512];
-  snprintf(sp, sizeof sp, "%s/sp4", g_tmp);
-  snprintf(out, sizeof out, "%s/sp4-out", g_tmp);
-  snprintf(o1, sizeof o1, "%s/sp4-out-p1", g_tmp);
-  snprintf(o3, sizeof o3, "%s/sp4-out-p3", g_tmp);
+  snprintf(sp, sizeof sp, "%s/sp4", g_tmpdir);
+  snprintf(out, sizeof out, "%s/sp4-out", g_tmpdir);
+  snprintf(o1, sizeof o1, "%s/sp4-out-p1", g_tmpdir);
+  snprintf(o3, sizeof o3, "%s/sp4-out-p3", g_tmpdir);
   take_savepoint("hashmap", 4, sp, out);
   /* the savepoint committed nothing: the output so far is pending */
-  lines_t l = {0};
-  char p[600];
-  snprintf(p, sizeof p, "%s/sums", out);
-  read_committed(p, &l);
-  assert_int_equal(l.n, 0);
-  lines_free(&l);
+  assert_int_equal(committed_sums(out), 0);
   copy_dir(out, o1);
   copy_dir(out, o3);
   restore_savepoint("hashmap", 1, sp, o1);
   restore_savepoint("hashmap", 3, sp, o3);
 }
 
+/* A savepoint <tmp>/<name> taken on backend from at parallelism 2, restored on to at p. */
+static void savepoint_from_to(const char *name, const char *from, const char *to, int p) {
+  char sp[512], out[600];
+  snprintf(sp, sizeof sp, "%s/%s", g_tmpdir, name);
+  snprintf(out, sizeof out, "%s-out", sp);
+  take_savepoint(from, 2, sp, out);
+  restore_savepoint(to, p, sp, out);
+}
+
 static void savepoint_moves_between_backends(void **state) {
-  char sp[512], sp2[512], out[512], o2[512];
-  snprintf(sp, sizeof sp, "%s/sp-h", g_tmp);
-  snprintf(out, sizeof out, "%s/sp-h-out", g_tmp);
-  snprintf(sp2, sizeof sp2, "%s/sp-r", g_tmp);
-  snprintf(o2, sizeof o2, "%s/sp-r-out", g_tmp);
-  /* hashmap -> rocksdb */
-  take_savepoint("hashmap", 2, sp, out);
-  restore_savepoint("rocksdb", 3, sp, out);
-  /* rocksdb -> hashmap */
-  take_savepoint("rocksdb", 2, sp2, o2);
-  restore_savepoint("hashmap", 1, sp2, o2);
+  savepoint_from_to("sp-h", "hashmap", "rocksdb", 3);
+  savepoint_from_to("sp-r", "rocksdb", "hashmap", 1);
 }
 
 static void checkpoint_configuration_is_checked(void **state) {
@@ -228,7 +215,7 @@ static void restore_from_a_missing_path_names_it(void **state) {
   fl_env_t *env = env_of(kv);
   ckjob_t j = {.n = 10, .keys = 2, .pause_at = -1, .fail_at = -1};
   char out[512];
-  snprintf(out, sizeof out, "%s/missing-out", g_tmp);
+  snprintf(out, sizeof out, "%s/missing-out", g_tmpdir);
   ckjob_build(env, &j, out);
   int rc = fl_env_execute(env, "x");
   assert_true(rc < 0);
@@ -248,9 +235,9 @@ static void savepoint_of_a_job_that_is_not_running_is_refused(void **state) {
  * the earlier run's checkpoints (here its final one, with every record read). */
 static void restart_ignores_checkpoints_of_an_earlier_run(void **state) {
   char root[512], out_a[512], out_b[512];
-  snprintf(root, sizeof root, "%s/reused-ckpts", g_tmp);
-  snprintf(out_a, sizeof out_a, "%s/reused-out-a", g_tmp);
-  snprintf(out_b, sizeof out_b, "%s/reused-out-b", g_tmp);
+  snprintf(root, sizeof root, "%s/reused-ckpts", g_tmpdir);
+  snprintf(out_a, sizeof out_a, "%s/reused-out-a", g_tmpdir);
+  snprintf(out_b, sizeof out_b, "%s/reused-out-b", g_tmpdir);
   const char *kv_a[] = {
       "parallelism", "2", "state.checkpoints.dir", root, "execution.checkpointing.interval",
       "20ms",        NULL};
@@ -277,9 +264,7 @@ static void restart_ignores_checkpoints_of_an_earlier_run(void **state) {
   env = env_of(kv_b);
   ckjob_t b = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = 777, .budget = 64};
   ckjob_build(env, &b, out_b);
-  int rc = fl_env_execute(env, "b");
-  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
-  assert_int_equal(rc, 0);
+  execute_ok(env, "b");
   assert_int_equal(atomic_load(&b.fail_flag), 1);
   fl_env_destroy(env);
   assert_int_equal(ckjob_output_diff(out_b, N, KEYS), 0);
@@ -306,8 +291,7 @@ static int attempts_with(const char *const *kv) {
       .version = FL_PROCESS_FN_VERSION, .open = always_fail_open, .process = always_fail};
   s = fl_stream_process(s, "failing", &fn, NULL);
   collector_t c;
-  collector_init(&c);
-  fl_stream_sink(s, "sink", &collector_sink, &c);
+  sink_into(s, &c);
   assert_int_equal(fl_env_execute(env, "restarts"), FL_EUSER);
   assert_non_null(strstr(fl_env_error(env), "always fails"));
   char *m = fl_env_metrics_json(env);
@@ -378,11 +362,10 @@ static void log_lines_go_to_the_log_function(void **state) {
   static const fl_process_fn_t fn = {.version = FL_PROCESS_FN_VERSION, .process = always_fail};
   s = fl_stream_process(s, "failing", &fn, NULL);
   collector_t c;
-  collector_init(&c);
-  fl_stream_sink(s, "sink", &collector_sink, &c);
+  sink_into(s, &c);
   /* stderr goes to a file while the job runs */
   char path[600];
-  snprintf(path, sizeof path, "%s/stderr.txt", g_tmp);
+  snprintf(path, sizeof path, "%s/stderr.txt", g_tmpdir);
   fflush(stderr);
   int saved = dup(2);
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -426,9 +409,7 @@ static void run_fallback_job(const char *root, const char *out, bool restore) {
   ckjob_t j = {
       .n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64, .rate_per_ms = 300};
   ckjob_build(env, &j, out);
-  int rc = fl_env_execute(env, "fallback");
-  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
-  assert_int_equal(rc, 0);
+  execute_ok(env, "fallback");
   fl_env_destroy(env);
 }
 
@@ -438,8 +419,7 @@ static void run_fallback_job(const char *root, const char *out, bool restore) {
  * same when no checkpoint is left at all (the directory was deleted). */
 static void fallback_past_a_corrupt_checkpoint_takes_back_its_output(void **state) {
   char root[512], out[512], man[700];
-  snprintf(root, sizeof root, "%s/fallback-ckpts", g_tmp);
-  snprintf(out, sizeof out, "%s/fallback-out", g_tmp);
+  ckjob_paths(root, out, "fallback");
   run_fallback_job(root, out, false);
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
   int64_t newest;
@@ -465,7 +445,7 @@ static int never_ending_run(fl_context_t *ctx, void *inst) { return FL_SOURCE_WA
 
 static void checkpoints_that_cannot_start_are_counted_and_named(void **state) {
   char file[600], root[700];
-  snprintf(file, sizeof file, "%s/a-file", g_tmp);
+  snprintf(file, sizeof file, "%s/a-file", g_tmpdir);
   FILE *f = fopen(file, "w");
   assert_non_null(f);
   fclose(f);
@@ -483,8 +463,7 @@ static void checkpoints_that_cannot_start_are_counted_and_named(void **state) {
   static const fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = never_ending_run};
   fl_stream_t *s = fl_source(env, "forever", &src, NULL, 0);
   collector_t c;
-  collector_init(&c);
-  fl_stream_sink(s, "sink", &collector_sink, &c);
+  sink_into(s, &c);
   int rc = fl_env_execute(env, "no-checkpoints");
   assert_int_not_equal(rc, 0);
   const char *err = fl_env_error(env);
@@ -515,5 +494,5 @@ int main(void) {
       cmocka_unit_test(checkpoints_that_cannot_start_are_counted_and_named),
       cmocka_unit_test(fallback_past_a_corrupt_checkpoint_takes_back_its_output),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }

@@ -45,35 +45,39 @@ static void fill(unsigned char *p, size_t n, uint64_t seed) {
   for (size_t i = 0; i < n; i++) p[i] = (unsigned char)rng_next(&s);
 }
 
+static char *vpathf(const char *fmt, va_list ap) {
+  char *s = NULL;
+  assert_true(vasprintf(&s, fmt, ap) > 0);
+  return s;
+}
+
 static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *pathf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  char *s = NULL;
-  assert_true(vasprintf(&s, fmt, ap) > 0);
+  char *s = vpathf(fmt, ap);
   va_end(ap);
   return s;
 }
 
-static void write_file(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  if (n) assert_int_equal(fwrite(data, 1, n, f), n);
-  assert_int_equal(fclose(f), 0);
+/* The file or directory name under dir: made, written (n bytes of data) or read. */
+static void mkdir_at(const char *dir, const char *name) {
+  char *p = pathf("%s/%s", dir, name);
+  assert_int_equal(mkdir(p, 0755), 0);
+  free(p);
 }
 
-static unsigned char *read_file_raw(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *p = malloc((size_t)len + 1);
-  assert_non_null(p);
-  assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
-  fclose(f);
-  *n = (size_t)len;
-  return p;
+static void write_at(const char *dir, const char *name, const void *data, size_t n) {
+  char *p = pathf("%s/%s", dir, name);
+  write_bytes(p, data, n);
+  free(p);
+}
+
+static unsigned char *read_at(const char *dir, const char *name, size_t *n) {
+  char *p = pathf("%s/%s", dir, name);
+  unsigned char *data = (unsigned char *)read_text(p, n);
+  free(p);
+  return data;
 }
 
 static bool exists(const char *path) {
@@ -85,8 +89,7 @@ static bool existsf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static bool existsf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  char *s = NULL;
-  assert_true(vasprintf(&s, fmt, ap) > 0);
+  char *s = vpathf(fmt, ap);
   va_end(ap);
   bool r = exists(s);
   free(s);
@@ -98,8 +101,7 @@ static size_t countf(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 static size_t countf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  char *s = NULL;
-  assert_true(vasprintf(&s, fmt, ap) > 0);
+  char *s = vpathf(fmt, ap);
   va_end(ap);
   size_t n = 0;
   DIR *d = opendir(s);
@@ -135,6 +137,28 @@ static char err[2048];
     assert_int_equal(rc_, 0);                                  \
   } while (0)
 
+/* Checks that the newest complete checkpoint under root is id. */
+static void latest_is(const char *root, int64_t id) {
+  fl_ckpt_t *c;
+  OK(fl_ckpt_open_latest(&c, root, NULL, NULL, err, sizeof err));
+  assert_int_equal(fl_ckpt_id(c), id);
+  fl_ckpt_close(c);
+}
+
+/* Checks that the file name of c holds the n bytes fill() makes from seed. */
+static void file_is_pattern(fl_ckpt_t *c, const char *name, size_t n, uint64_t seed) {
+  void *data;
+  size_t len;
+  OK(fl_ckpt_read_file(c, name, &data, &len, err, sizeof err));
+  unsigned char *want = malloc(n);
+  assert_non_null(want);
+  fill(want, n, seed);
+  assert_int_equal(len, n);
+  assert_memory_equal(data, want, n);
+  free(want);
+  free(data);
+}
+
 /* Commits checkpoint id under root with the given own files (name, seed, size) and
  * shared files (name, src, key). */
 typedef struct own {
@@ -166,7 +190,7 @@ static void make_ckpt(const char *root, int64_t id, const own_t *own, size_t n_o
 static void make_src(const char *path, size_t n, uint64_t seed) {
   unsigned char *p = malloc(n + 1);
   fill(p, n, seed);
-  write_file(path, p, n);
+  write_bytes(path, p, n);
   free(p);
 }
 
@@ -264,7 +288,7 @@ static void round_trip_keeps_files_meta_and_checksums(void **state) {
   /* The manifest checks itself: its last line is the CRC32C of what precedes it. */
   char *mp = pathf("%s/root/chk-1/_manifest", t);
   size_t ml;
-  unsigned char *m = read_file_raw(mp, &ml);
+  unsigned char *m = (unsigned char *)read_text(mp, &ml);
   assert_non_null(m);
   m[ml] = 0;
   assert_true(ml > 16);
@@ -306,13 +330,7 @@ static void round_trip_keeps_files_meta_and_checksums(void **state) {
   OK(fl_ckpt_read_file(c, "empty", &data, &len, err, sizeof err));
   assert_int_equal(len, 0);
   free(data);
-  OK(fl_ckpt_read_file(c, "copied", &data, &len, err, sizeof err));
-  unsigned char *want = malloc(100000);
-  fill(want, 100000, 7);
-  assert_int_equal(len, 100000);
-  assert_memory_equal(data, want, 100000);
-  free(want);
-  free(data);
+  file_is_pattern(c, "copied", 100000, 7);
   assert_int_equal(fl_ckpt_read_file(c, "nope", &data, &len, err, sizeof err), FL_ENOTFOUND);
 
   fl_ckpt_in_t *in;
@@ -414,16 +432,14 @@ static void *retain_thread(void *p) {
 static void files_added_from_several_threads_at_once_all_arrive(void **state) {
   (void)state;
   char *t = make_tmpdir("fl-ckpt");
-  char *root = pathf("%s/root", t), *p;
-  make_src(p = pathf("%s/common.src", t), 7000, 70);
-  free(p);
+  char *root = pathf("%s/root", t), *common = pathf("%s/common.src", t), *p;
+  make_src(common, 7000, 70);
   make_src(p = pathf("%s/fresh.src", t), 9000, 90);
   free(p);
   for (int i = 0; i < 4; i++) {
     make_src(p = pathf("%s/own%d.src", t, i), 3000 + (size_t)i, (uint64_t)(80 + i));
     free(p);
   }
-  char *common = pathf("%s/common.src", t);
   shr_t sh[] = {{"common.sst", common, "common"}};
   make_ckpt(root, 1, NULL, 0, sh, 1, NULL);
   free(common);
@@ -518,15 +534,7 @@ static void second_checkpoint_reuses_a_shared_file_without_copying(void **state)
   assert_true(f->shared);
   assert_string_equal(f->shared_key, "k1");
   assert_string_equal(f->path, k1);
-  void *d;
-  size_t len;
-  OK(fl_ckpt_read_file(c, "db/000002.sst", &d, &len, err, sizeof err));
-  unsigned char *want = malloc(5000);
-  fill(want, 5000, 2);
-  assert_int_equal(len, 5000);
-  assert_memory_equal(d, want, 5000);
-  free(want);
-  free(d);
+  file_is_pattern(c, "db/000002.sst", 5000, 2);
   fl_ckpt_close(c);
 
   /* The same key with another size is refused: a key names one content forever. */
@@ -537,9 +545,7 @@ static void second_checkpoint_reuses_a_shared_file_without_copying(void **state)
   /* ...and the checkpoint can no longer be committed. */
   assert_int_equal(fl_ckpt_writer_commit(w, NULL, err, sizeof err), FL_ESTATE);
   assert_false(existsf("%s/root/chk-3", t));
-  OK(fl_ckpt_open_latest(&c, root, NULL, NULL, err, sizeof err));
-  assert_int_equal(fl_ckpt_id(c), 2);
-  fl_ckpt_close(c);
+  latest_is(root, 2);
   rm_tree(t);
   free(root);
   free(a);
@@ -578,15 +584,7 @@ static void savepoint_is_self_contained_and_can_be_moved(void **state) {
     assert_null(f->shared_key);
     assert_true(strncmp(f->path, dst, strlen(dst)) == 0);
   }
-  void *d;
-  size_t len;
-  OK(fl_ckpt_read_file(c, "db/1.sst", &d, &len, err, sizeof err));
-  unsigned char *want = malloc(30000);
-  fill(want, 30000, 3);
-  assert_int_equal(len, 30000);
-  assert_memory_equal(d, want, 30000);
-  free(want);
-  free(d);
+  file_is_pattern(c, "db/1.sst", 30000, 3);
   fl_ckpt_close(c);
 
   /* A savepoint never goes into a directory that holds something. */
@@ -630,16 +628,11 @@ static void retention_keeps_newest_and_shared_files_while_referenced(void **stat
   make_ckpt(root, 4, own, 1, c4, 1, NULL);
   /* Debris: an incomplete checkpoint, a corrupt one, a temporary file in shared. */
   char *p;
-  assert_int_equal(mkdir(p = pathf("%s/chk-9", root), 0755), 0);
-  free(p);
-  write_file(p = pathf("%s/chk-9/half", root), "x", 1);
-  free(p);
-  assert_int_equal(mkdir(p = pathf("%s/chk-10", root), 0755), 0);
-  free(p);
-  write_file(p = pathf("%s/chk-10/_manifest", root), "{\"garbage\"\n", 11);
-  free(p);
-  write_file(p = pathf("%s/shared/zzz.tmp", root), "x", 1);
-  free(p);
+  mkdir_at(root, "chk-9");
+  write_at(root, "chk-9/half", "x", 1);
+  mkdir_at(root, "chk-10");
+  write_at(root, "chk-10/_manifest", "{\"garbage\"\n", 11);
+  write_at(root, "shared/zzz.tmp", "x", 1);
 
   logbook_t lb = {0};
   OK(fl_ckpt_retain(root, 2, log_cb, &lb, err, sizeof err));
@@ -752,7 +745,7 @@ static void every_mutation_of_the_newest_checkpoint_is_detected_with_fallback(vo
                     {pathf("%s/shared/s1", root), "s1", true, NULL, 0},
                     {pathf("%s/chk-2/_manifest", root), "_manifest", false, NULL, 0}};
   for (int i = 0; i < 5; i++) {
-    tg[i].orig = read_file_raw(tg[i].path, &tg[i].len);
+    tg[i].orig = (unsigned char *)read_text(tg[i].path, &tg[i].len);
     assert_non_null(tg[i].orig);
     assert_true(tg[i].len > 0);
   }
@@ -852,11 +845,11 @@ static void damage_is_reported_with_its_error_code(void **state) {
   /* Opened, then damaged: reads verify again. */
   OK(fl_ckpt_open(&c, dir, err, sizeof err));
   size_t n;
-  unsigned char *orig = read_file_raw(p = pathf("%s/a.state", dir), &n);
+  unsigned char *orig = (unsigned char *)read_text(p = pathf("%s/a.state", dir), &n);
   unsigned char *bad = malloc(n);
   memcpy(bad, orig, n);
   bad[1234] ^= 0x10;
-  write_file(p, bad, n);
+  write_bytes(p, bad, n);
   void *d;
   size_t len;
   assert_int_equal(fl_ckpt_read_file(c, "a.state", &d, &len, err, sizeof err), FL_EPARSE);
@@ -875,12 +868,12 @@ static void damage_is_reported_with_its_error_code(void **state) {
   assert_int_equal(fl_ckpt_open(&c, dir, err, sizeof err), FL_EPARSE);
   assert_null(c);
   assert_non_null(strstr(err, "a.state"));
-  write_file(p, orig, n);
+  write_bytes(p, orig, n);
   char *mp = pathf("%s/_manifest", dir);
   size_t ml;
-  unsigned char *m = read_file_raw(mp, &ml);
+  unsigned char *m = (unsigned char *)read_text(mp, &ml);
   m[10] ^= 1;
-  write_file(mp, m, ml);
+  write_bytes(mp, m, ml);
   assert_int_equal(fl_ckpt_open(&c, dir, err, sizeof err), FL_EPARSE);
   assert_non_null(strstr(err, "_manifest"));
   unlink(mp);
@@ -982,10 +975,7 @@ static void abort_leaves_no_trace_but_keeps_reused_shared_files(void **state) {
   assert_true(existsf("%s/shared/ka", root));
   assert_int_equal(countf("%s", root), 2);
   assert_int_equal(countf("%s/shared", root), 1);
-  fl_ckpt_t *c;
-  OK(fl_ckpt_open_latest(&c, root, NULL, NULL, err, sizeof err));
-  assert_int_equal(fl_ckpt_id(c), 1);
-  fl_ckpt_close(c);
+  latest_is(root, 1);
   rm_tree(t);
   free(root);
   free(a);
@@ -996,26 +986,19 @@ static void abort_leaves_no_trace_but_keeps_reused_shared_files(void **state) {
 static void leftover_manifest_tmp_and_partial_directory_are_ignored(void **state) {
   (void)state;
   char *t = make_tmpdir("fl-ckpt");
-  char *root = pathf("%s/root", t), *p, *q;
+  char *root = pathf("%s/root", t);
   own_t o[] = {{"a.state", 1, 100}};
   make_ckpt(root, 1, o, 1, NULL, 0, NULL);
   /* chk-2 has files and even a perfectly valid _manifest.tmp, but no _manifest. */
-  assert_int_equal(mkdir(p = pathf("%s/chk-2", root), 0755), 0);
-  free(p);
+  mkdir_at(root, "chk-2");
   size_t n;
-  unsigned char *m = read_file_raw(p = pathf("%s/chk-1/_manifest", root), &n);
-  free(p);
-  write_file(p = pathf("%s/chk-2/_manifest.tmp", root), m, n);
-  free(p);
-  unsigned char *d = read_file_raw(p = pathf("%s/chk-1/a.state", root), &n);
-  free(p);
-  write_file(p = pathf("%s/chk-2/a.state", root), d, n);
-  free(p);
-  write_file(p = pathf("%s/chk-2/b.state.tmp", root), "half", 4);
-  free(p);
+  unsigned char *m = read_at(root, "chk-1/_manifest", &n);
+  write_at(root, "chk-2/_manifest.tmp", m, n);
+  unsigned char *d = read_at(root, "chk-1/a.state", &n);
+  write_at(root, "chk-2/a.state", d, n);
+  write_at(root, "chk-2/b.state.tmp", "half", 4);
   /* chk-1 holds a stale _manifest.tmp too, next to its real manifest. */
-  write_file(p = pathf("%s/chk-1/_manifest.tmp", root), "junk", 4);
-  free(p);
+  write_at(root, "chk-1/_manifest.tmp", "junk", 4);
   logbook_t lb = {0};
   fl_ckpt_t *c;
   OK(fl_ckpt_open_latest(&c, root, log_cb, &lb, err, sizeof err));
@@ -1029,13 +1012,10 @@ static void leftover_manifest_tmp_and_partial_directory_are_ignored(void **state
   assert_int_equal(lb.n, 1);
   assert_non_null(strstr(lb.lines[0], "chk-2"));
   assert_false(existsf("%s/chk-2", root));
-  assert_true(exists(q = pathf("%s/chk-1/_manifest", root)));
-  free(q);
+  assert_true(existsf("%s/chk-1/_manifest", root));
   /* An id left incomplete is written again. */
   make_ckpt(root, 2, o, 1, NULL, 0, NULL);
-  OK(fl_ckpt_open_latest(&c, root, NULL, NULL, err, sizeof err));
-  assert_int_equal(fl_ckpt_id(c), 2);
-  fl_ckpt_close(c);
+  latest_is(root, 2);
   free(m);
   free(d);
   rm_tree(t);
@@ -1096,8 +1076,7 @@ static void crash_at_each_step_leaves_old_or_new_checkpoint(void **state) {
     assert_int_equal(WEXITSTATUS(status), 0);
     /* No half-written file under a final name. */
     size_t n;
-    unsigned char *d = read_file_raw(p = pathf("%s/chk-2/a.state", root), &n);
-    free(p);
+    unsigned char *d = read_at(root, "chk-2/a.state", &n);
     if (d) {
       assert_int_equal(n, 20000);
       free(d);
@@ -1147,10 +1126,7 @@ static void crash_at_each_step_leaves_old_or_new_checkpoint(void **state) {
   shr_t sh2[] = {{"db/1.sst", s1, "k1"}, {"db/2.sst", s2, "k2"}};
   make_ckpt(root, 2, o, 1, sh2, 2, NULL);
   assert_int_equal(countf("%s/chk-2", root), 2); /* a.state, _manifest */
-  fl_ckpt_t *c;
-  OK(fl_ckpt_open_latest(&c, root, NULL, NULL, err, sizeof err));
-  assert_int_equal(fl_ckpt_id(c), 2);
-  fl_ckpt_close(c);
+  latest_is(root, 2);
   rm_tree(t);
   free(root);
   free(s1);

@@ -21,21 +21,10 @@
 #define KEYS 100
 #define KILLS 30
 
-static char g_tmp[256];
-
-static int setup(void **state) {
-  snprintf(g_tmp, sizeof g_tmp, "/tmp/fl_crash_test_XXXXXX");
-  return mkdtemp(g_tmp) ? 0 : -1;
-}
-static int teardown(void **state) {
-  rm_rf(g_tmp);
-  return 0;
-}
-
 /* The child: runs the job from the newest checkpoint (if any) to the end. */
 static void child(const char *backend, const char *root, const char *out, const char *rocks) {
-  fl_config_t *c = fl_config_new();
-  char err[512];
+  /* from the newest checkpoint when there is one */
+  const char *restore = complete_checkpoints(root, NULL) > 0 ? "execution.savepoint.path" : NULL;
   const char *kv[] = {"parallelism",
                       "2",
                       "state.backend",
@@ -48,15 +37,12 @@ static void child(const char *backend, const char *root, const char *out, const 
                       "2",
                       "execution.checkpointing.interval",
                       "25ms",
+                      restore,
+                      root,
                       NULL};
-  for (size_t i = 0; kv[i]; i += 2)
-    if (fl_config_set(c, kv[i], kv[i + 1], err, sizeof err)) _exit(3);
-  if (complete_checkpoints(root, NULL) > 0 &&
-      fl_config_set(c, "execution.savepoint.path", root, err, sizeof err))
-    _exit(3);
-  fl_env_t *env = NULL;
-  if (fl_env_new(&env, c, err, sizeof err)) _exit(3);
-  fl_config_destroy(c);
+  char err[512];
+  fl_env_t *env = env_try(kv, err, sizeof err);
+  if (!env) _exit(3);
   /* about 6 s of input in all (longer when timeouts are scaled for slow builds) */
   ckjob_t j = {.n = N,
                .keys = KEYS,
@@ -81,9 +67,8 @@ static uint64_t rnd(void) {
 
 static void crash_loop(const char *backend) {
   char root[512], out[512], rocks[512];
-  snprintf(root, sizeof root, "%s/%s-ckpts", g_tmp, backend);
-  snprintf(out, sizeof out, "%s/%s-out", g_tmp, backend);
-  snprintf(rocks, sizeof rocks, "%s/%s-rocks", g_tmp, backend);
+  ckjob_paths(root, out, backend);
+  snprintf(rocks, sizeof rocks, "%s/%s-rocks", g_tmpdir, backend);
   int killed = 0, finished_early = 0;
   double scale = timeout_scale();
   for (int k = 0; k < KILLS; k++) {
@@ -130,5 +115,5 @@ int main(void) {
       cmocka_unit_test(sigkill_at_random_moments_hashmap),
       cmocka_unit_test(sigkill_at_random_moments_rocksdb),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "fl_test_util.h"
+#include "run_util.h"
 
 #define RATE "1500"
 #define SECONDS "8"
@@ -256,17 +257,13 @@ static void read_topic(const char *topic, msgs_t *out) {
   rd_kafka_destroy(rk);
 }
 
-/* The tags the transaction logs show committed: the third word of "committed" lines. */
-typedef struct tags {
-  char **v;
-  size_t n, cap;
-} tags_t;
-
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void committed_tags(const char *ckpt, tags_t *t) {
+/* The tags the transaction logs show committed: the third word of "committed" lines,
+ * sorted. */
+static void committed_tags(const char *ckpt, lines_t *t) {
   char dir[4400];
   snprintf(dir, sizeof dir, "%s/kafka-txn", ckpt);
   DIR *d = opendir(dir);
@@ -280,21 +277,16 @@ static void committed_tags(const char *ckpt, tags_t *t) {
     assert_non_null(f);
     while (fgets(line, sizeof line, f)) {
       char w1[32], w2[32], w3[512];
-      if (sscanf(line, "%31s %31s %511s", w1, w2, w3) == 3 && strcmp(w1, "committed") == 0) {
-        if (t->n == t->cap) {
-          t->cap = t->cap ? t->cap * 2 : 256;
-          t->v = realloc(t->v, t->cap * sizeof *t->v);
-        }
-        t->v[t->n++] = strdup(w3);
-      }
+      if (sscanf(line, "%31s %31s %511s", w1, w2, w3) == 3 && strcmp(w1, "committed") == 0)
+        lines_push(t, w3, strlen(w3));
     }
     fclose(f);
   }
   closedir(d);
-  qsort(t->v, t->n, sizeof *t->v, cmp_str);
+  lines_sort(t);
 }
 
-static bool is_committed(const tags_t *t, const char *tag) {
+static bool is_committed(const lines_t *t, const char *tag) {
   return tag[0] && bsearch(&tag, t->v, t->n, sizeof *t->v, cmp_str) != NULL;
 }
 
@@ -419,7 +411,7 @@ typedef struct user_sim {
 } user_sim_t;
 
 typedef struct checker {
-  const tags_t *tags;
+  const lines_t *tags;
   size_t features_checked, sessions_checked;
   expect_session_t *sessions;
   size_t n_sessions, cap_sessions;
@@ -781,7 +773,7 @@ static int cmp_event_user(const void *a, const void *b) {
 
 /* The committed record of features.user (or events.late) for each input event, found by
  * its source headers; fails on a record for an event that should have none, or on two. */
-static const msg_t **index_by_source(const msgs_t *out, const tags_t *tags, const msgs_t *raw,
+static const msg_t **index_by_source(const msgs_t *out, const lines_t *tags, const msgs_t *raw,
                                      const char *topic, size_t *n_committed) {
   const msg_t **by = calloc(raw->n, sizeof *by);
   *n_committed = 0;
@@ -913,7 +905,7 @@ static void killed_and_resumed_features_are_exact(void **state) {
   read_topic("features.user_5min_spend", &spend);
   read_topic("events.late", &late);
   read_topic("events.dlq", &dlq);
-  tags_t tags = {0};
+  lines_t tags = {0};
   committed_tags(ckpt, &tags);
   size_t n_ev;
   event_t *ev = classify(&raw, &n_ev);
@@ -1108,8 +1100,7 @@ static void killed_and_resumed_features_are_exact(void **state) {
   free(order);
   free(ev);
   free(ck.sessions);
-  for (size_t i = 0; i < tags.n; i++) free(tags.v[i]);
-  free(tags.v);
+  lines_free(&tags);
   msgs_free(&raw);
   msgs_free(&feat);
   msgs_free(&sess);

@@ -64,9 +64,9 @@ static void make_events(char **kcat_in, char **file_in) {
   *file_in = f;
 }
 
-/* Runs flink-agg with the common options plus extra (NULL-terminated); returns the exit
- * status, stderr in *err. */
-static int run_agg(char **err, ...) {
+/* Runs flink-agg with the common options plus the arguments of ap (up to a NULL); returns
+ * the exit status, stderr in *err. */
+static int run_agg_v(char **err, va_list ap) {
   char *argv[48];
   int n = 0;
   char errpath[4200];
@@ -86,10 +86,7 @@ static int run_agg(char **err, ...) {
                           "2s",
                           NULL};
   for (int i = 0; common[i]; i++) argv[n++] = (char *)common[i];
-  va_list ap;
-  va_start(ap, err);
   argv_append(argv, &n, 48, ap);
-  va_end(ap);
   /* stderr to a file: run through sh for the redirection */
   char *cmd = NULL;
   size_t len = 0;
@@ -107,30 +104,45 @@ static int run_agg(char **err, ...) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
 }
 
+static int run_agg(char **err, ...) {
+  va_list ap;
+  va_start(ap, err);
+  int rc = run_agg_v(err, ap);
+  va_end(ap);
+  return rc;
+}
+
+/* The same for a run that must succeed; what names it in the failure. */
+static void agg_ok(const char *what, ...) {
+  char *err = NULL;
+  va_list ap;
+  va_start(ap, what);
+  int rc = run_agg_v(&err, ap);
+  va_end(ap);
+  if (rc != 0) fail_msg("flink-agg %s: exit %d: %s", what, rc, err);
+  free(err);
+}
+
 static char *g_expected; /* flink-agg's results from the file */
 
 static void test_kcat_input_to_kafka_output_matches_file_results(void **state) {
   (void)state;
-  char *kin, *fin, *err = NULL;
+  char *kin, *fin;
   make_events(&kin, &fin);
   /* the same events as a file, aggregated from the file */
   char in_path[4200], out_path[128];
   snprintf(in_path, sizeof in_path, "%s/in.jsonl", g_tmpdir);
   snprintf(out_path, sizeof out_path, "%s/out.jsonl", g_tmpdir);
   write_text(in_path, fin);
-  int rc = run_agg(&err, "--input", in_path, "--output", out_path, NULL);
-  if (rc != 0) fail_msg("flink-agg on the file: exit %d: %s", rc, err);
-  free(err);
+  agg_ok("on the file", "--input", in_path, "--output", out_path, NULL);
   g_expected = read_text(out_path, NULL);
   assert_true(g_expected && *g_expected);
 
   /* kcat produces the events, keyed by user */
   kcat_produce("purchases", kin);
 
-  rc = run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded", "true",
-               "--output", "kafka:spend", "--parallelism", "1", NULL);
-  if (rc != 0) fail_msg("flink-agg kafka -> kafka: exit %d: %s", rc, err);
-  free(err);
+  agg_ok("kafka -> kafka", "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded",
+         "true", "--output", "kafka:spend", "--parallelism", "1", NULL);
   char *got = kcat_consume("spend", "%s\\n", true);
   assert_same_line_set("kafka:spend (parallelism 1)", got, g_expected);
   free(got);
@@ -140,13 +152,9 @@ static void test_kcat_input_to_kafka_output_matches_file_results(void **state) {
 
 static void test_parallelism_2_same_results(void **state) {
   (void)state;
-  char *err = NULL;
   assert_non_null(g_expected);
-  int rc =
-      run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded", "true",
-              "--output", "kafka:spend-p2", "--parallelism", "2", "--group", "p2", NULL);
-  if (rc != 0) fail_msg("flink-agg --parallelism 2: exit %d: %s", rc, err);
-  free(err);
+  agg_ok("--parallelism 2", "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded",
+         "true", "--output", "kafka:spend-p2", "--parallelism", "2", "--group", "p2", NULL);
   char *got = kcat_consume("spend-p2", "%s\\n", true);
   assert_same_line_set("kafka:spend-p2 (parallelism 2)", got, g_expected);
   free(got);
@@ -154,14 +162,12 @@ static void test_parallelism_2_same_results(void **state) {
 
 static void test_transactional_output_with_checkpoints(void **state) {
   (void)state;
-  char *err = NULL, ckpt[128];
+  char ckpt[128];
   assert_non_null(g_expected);
   snprintf(ckpt, sizeof ckpt, "%s/ckpt", g_tmpdir);
-  int rc = run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded",
-                   "true", "--output", "kafka:spend-eos", "--checkpoint-dir", ckpt,
-                   "--checkpoint-interval", "100ms", "--group", "eos", NULL);
-  if (rc != 0) fail_msg("flink-agg with checkpoints: exit %d: %s", rc, err);
-  free(err);
+  agg_ok("with checkpoints", "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded",
+         "true", "--output", "kafka:spend-eos", "--checkpoint-dir", ckpt, "--checkpoint-interval",
+         "100ms", "--group", "eos", NULL);
   /* every message carries its transaction; kcat prints the header after the value */
   char *out = kcat_consume("spend-eos", "%s|%h\\n", true);
   char *got = calloc(1, strlen(out) + 1);
@@ -194,11 +200,9 @@ static void test_start_over_committed_output_needs_accept_duplicates(void **stat
   if (!strstr(err, "spend-eos") || !strstr(err, "--accept-duplicates true"))
     fail_msg("the refusal names neither the topic nor the option: %s", err);
   free(err);
-  rc = run_agg(&err, "--input", "kafka:purchases", "--brokers", g_bootstrap, "--bounded", "true",
-               "--output", "kafka:spend-eos", "--checkpoint-dir", ckpt, "--checkpoint-interval",
-               "100ms", "--group", "eos", "--accept-duplicates", "true", NULL);
-  if (rc != 0) fail_msg("flink-agg --accept-duplicates true: exit %d: %s", rc, err);
-  free(err);
+  agg_ok("--accept-duplicates true", "--input", "kafka:purchases", "--brokers", g_bootstrap,
+         "--bounded", "true", "--output", "kafka:spend-eos", "--checkpoint-dir", ckpt,
+         "--checkpoint-interval", "100ms", "--group", "eos", "--accept-duplicates", "true", NULL);
 }
 
 static void test_malformed_messages_skip_and_dead_letter(void **state) {
@@ -225,11 +229,8 @@ static void test_malformed_messages_skip_and_dead_letter(void **state) {
     fail_msg("fail: the error names neither topic, offset nor cause: '%s'", err);
   free(err);
 
-  rc = run_agg(&err, "--input", "kafka:bad", "--brokers", g_bootstrap, "--bounded", "true",
-               "--output", outpath, "--on-error", "dead-letter:kafka:bad-dlq", "--group", "dlq",
-               NULL);
-  if (rc != 0) fail_msg("dead-letter: exit %d: %s", rc, err);
-  free(err);
+  agg_ok("dead-letter", "--input", "kafka:bad", "--brokers", g_bootstrap, "--bounded", "true",
+         "--output", outpath, "--on-error", "dead-letter:kafka:bad-dlq", "--group", "dlq", NULL);
   out = kcat_consume("bad-dlq", "%k|%s|%h\\n", true);
   if (!strstr(out, "u2|not json|") || !strstr(out, "fl.offset=1") || !strstr(out, "fl.topic=bad") ||
       !strstr(out, "u3|{\"user\":\"u3\",\"ts\":1700000000001}|"))

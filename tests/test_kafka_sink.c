@@ -108,16 +108,6 @@ static int java_partition(const char *key, int parts) {
 /* ---------------------------------------------------------------------------------- */
 /* Files                                                                              */
 
-static int setup(void **state) {
-  tool_path();
-  return tmpdir_group_setup(state);
-}
-
-static int teardown(void **state) {
-  teardown_children(state);
-  return tmpdir_group_teardown(state);
-}
-
 /* A path below the group's temporary directory. */
 typedef struct path {
   char s[512];
@@ -1241,6 +1231,16 @@ static void test_broker_down_then_up_loses_nothing(void **state) {
   assert_topic_each_once(c->mk.bs, "down", 2, 2000, false);
 }
 
+/* Starts env's job (g into the sink o, named "out") with the broker down, and waits
+ * until g paused. */
+static void start_with_the_broker_down(mock_case_t *c, fl_env_t *env, gen_t *g,
+                                       const fl_kafka_sink_opts_t *o, bg_job_t *j) {
+  assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", o), 0);
+  assert_int_equal(rd_kafka_mock_broker_set_down(c->mk.mc, 1), 0);
+  bg_job_start(j, env, "bg");
+  wait_paused(g);
+}
+
 /* At least once, the broker gone: the records already written wait in the producer
  * while the source has nothing more to say. Their delivery cannot complete within the
  * sink's timeout, so the job fails, naming the topic and the cause, and the failing
@@ -1257,11 +1257,8 @@ static void test_at_least_once_fails_when_delivery_cannot_complete_in_time(void 
   fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "gone", FL_KAFKA_AT_LEAST_ONCE);
   o.props = props;
   o.timeout_ms = 1500;
-  assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
-  assert_int_equal(rd_kafka_mock_broker_set_down(c->mk.mc, 1), 0);
   bg_job_t j;
-  bg_job_start(&j, env, "bg");
-  wait_paused(g);
+  start_with_the_broker_down(c, env, g, &o, &j);
   /* the timeout, and then some: the job must have failed by then */
   bool ended = wait_until(job_done, &j, 10000);
   if (!ended) fl_env_stop(env);
@@ -1292,11 +1289,8 @@ static void test_stop_reports_what_at_least_once_could_not_deliver(void **state)
   g->pause_at = 150;
   fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "stop", FL_KAFKA_AT_LEAST_ONCE);
   o.timeout_ms = 2000;
-  assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
-  assert_int_equal(rd_kafka_mock_broker_set_down(c->mk.mc, 1), 0);
   bg_job_t j;
-  bg_job_start(&j, env, "bg");
-  wait_paused(g);
+  start_with_the_broker_down(c, env, g, &o, &j);
   fl_env_stop(env);
   bg_job_join(&j);
   fl_env_destroy(env); /* no more log lines */
@@ -1534,5 +1528,5 @@ int main(void) {
   };
   /* FL_TEST_FILTER: run only the tests matching this pattern (cmocka's syntax) */
   if (getenv("FL_TEST_FILTER")) cmocka_set_test_filter(getenv("FL_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, kafka_group_setup, kafka_group_teardown);
 }

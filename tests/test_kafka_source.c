@@ -39,6 +39,7 @@
 #include "fl_test_util.h"
 
 #include "kafka_test_util.h"
+#include "run_util.h"
 
 #define RD_FETCH 1 /* ApiKey of FetchRequest */
 
@@ -87,6 +88,12 @@ static void mock_stop(mock_t *m) {
 
 static void topic_create(mock_t *m, const char *topic, int parts) {
   assert_int_equal(rd_kafka_mock_topic_create(m->mc, topic, parts, 1), 0);
+}
+
+/* A cluster of one broker holding topic with parts partitions. */
+static void mock_with_topic(mock_t *m, const char *topic, int parts) {
+  mock_start(m, 1);
+  topic_create(m, topic, parts);
 }
 
 static void produce(mock_t *m, const char *topic, int32_t part, const char *key, const char *value,
@@ -190,6 +197,26 @@ static void job_build(job_t *j, fl_env_t *env, const fl_kafka_source_opts_t *o) 
   assert_int_equal(fl_stream_sink(s, "collect", &collector_sink, &j->col), 0);
 }
 
+/* Builds the job as a bounded read with o (parallelism P, config kv) and runs it to its
+ * end. */
+static void bounded_run(job_t *j, fl_kafka_source_opts_t *o, int P, const char *const *kv,
+                        const char *name) {
+  o->bounded = 1;
+  job_build(j, env_conf(P, kv), o);
+  assert_int_equal(fl_env_execute(j->env, name), 0);
+}
+
+/* Builds the job as a bounded read with o at parallelism 1 and runs it, which must fail;
+ * returns the job's error (owned by j->env), also printed. */
+static const char *bounded_run_fails(job_t *j, fl_kafka_source_opts_t *o, const char *name) {
+  o->bounded = 1;
+  job_build(j, env_conf(1, NULL), o);
+  assert_int_not_equal(fl_env_execute(j->env, name), 0);
+  const char *e = fl_env_error(j->env);
+  print_message("error: %s\n", e);
+  return e;
+}
+
 static void *job_thread(void *arg) {
   job_t *j = arg;
   j->rc = fl_env_execute(j->env, "kafka-test");
@@ -273,13 +300,10 @@ static void expect_exactly(collector_t *c, int parts, int from, int to, int64_t 
 static void bounded_read_at(int P) {
   mock_t m;
   job_t j;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 4);
+  mock_with_topic(&m, "t", 4);
   produce_seq(&m, "t", 4, 0, 250, 1700000000000 - TS0);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
-  o.bounded = 1;
-  job_build(&j, env_conf(P, NULL), &o);
-  assert_int_equal(fl_env_execute(j.env, "bounded"), 0);
+  bounded_run(&j, &o, P, NULL, "bounded");
   expect_exactly(&j.col, 4, 0, 250, 1700000000000 - TS0, true);
   job_free(&j);
   mock_stop(&m);
@@ -293,8 +317,7 @@ static void bounded_read_every_message_once_p4(void **state) { bounded_read_at(4
 static void bounded_regex_more_subtasks_than_partitions(void **state) {
   mock_t m;
   job_t j;
-  mock_start(&m, 1);
-  topic_create(&m, "re-a", 1);
+  mock_with_topic(&m, "re-a", 1);
   topic_create(&m, "re-b", 1);
   topic_create(&m, "other", 1);
   produce_seq(&m, "re-a", 1, 0, 20, 0);
@@ -302,9 +325,7 @@ static void bounded_regex_more_subtasks_than_partitions(void **state) {
   produce(&m, "other", 0, "x", "x", 1);
   flush_all(&m);
   fl_kafka_source_opts_t o = opts_for(&m, "^re-.*");
-  o.bounded = 1;
-  job_build(&j, env_conf(4, NULL), &o);
-  assert_int_equal(fl_env_execute(j.env, "regex"), 0);
+  bounded_run(&j, &o, 4, NULL, "regex");
   /* re-a then re-b, both "partition 0": one sequence 0..20 in topic order */
   assert_int_equal(j.col.n, 21);
   job_free(&j);
@@ -334,8 +355,7 @@ static void start_latest_reads_only_new_messages(void **state) {
   mock_t m;
   job_t j;
   int round = 10;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 4);
+  mock_with_topic(&m, "t", 4);
   produce_seq(&m, "t", 4, 0, 10, 0);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   o.start = FL_KAFKA_START_LATEST;
@@ -395,17 +415,14 @@ static void start_committed_with_fallback(fl_kafka_start_t fallback) {
   mock_t m;
   job_t j;
   int64_t offs[4] = {5, 7, -1, -1};
-  mock_start(&m, 1);
-  topic_create(&m, "t", 4);
+  mock_with_topic(&m, "t", 4);
   produce_seq(&m, "t", 4, 0, 10, 0);
   commit_offsets(&m, "g1", offs, 4);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   o.start = FL_KAFKA_START_COMMITTED;
   o.fallback = fallback;
   o.group_id = "g1";
-  o.bounded = 1;
-  job_build(&j, env_conf(2, NULL), &o);
-  assert_int_equal(fl_env_execute(j.env, "committed"), 0);
+  bounded_run(&j, &o, 2, NULL, "committed");
   int count[4] = {0}, first[4] = {-1, -1, -1, -1};
   for (size_t r = 0; r < j.col.n; r++) {
     int p, i;
@@ -440,15 +457,12 @@ static void start_committed_fallback_latest(void **state) {
 static void start_timestamp_after_all_messages_starts_at_end(void **state) {
   mock_t m;
   job_t j;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 4);
+  mock_with_topic(&m, "t", 4);
   produce_seq(&m, "t", 4, 0, 10, 1000);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   o.start = FL_KAFKA_START_TIMESTAMP;
   o.start_timestamp_ms = 1000000;
-  o.bounded = 1;
-  job_build(&j, env_conf(2, NULL), &o);
-  assert_int_equal(fl_env_execute(j.env, "ts"), 0);
+  bounded_run(&j, &o, 2, NULL, "ts");
   assert_int_equal(j.col.n, 0);
   job_free(&j);
   mock_stop(&m);
@@ -459,8 +473,7 @@ static void start_timestamp_after_all_messages_starts_at_end(void **state) {
  * start_timestamp_* with a timestamp between messages. */
 static void mock_lists_no_offset_by_timestamp(void **state) {
   mock_t m;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 1);
+  mock_with_topic(&m, "t", 1);
   produce_seq(&m, "t", 1, 0, 10, 1000);
   rd_kafka_t *c = consumer_new(&m, "probe");
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -474,17 +487,6 @@ static void mock_lists_no_offset_by_timestamp(void **state) {
 
 /* ---------------------------------------------------------------------------------- */
 /* Checkpoints, restore, commits                                                      */
-
-static void tmpdir(char *out, size_t cap, const char *tag) {
-  snprintf(out, cap, "/tmp/fl-ks-%s-XXXXXX", tag);
-  assert_non_null(mkdtemp(out));
-}
-
-static void rm_rf(const char *dir) {
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  assert_int_equal(system(cmd), 0);
-}
 
 /* Waits until group `group` has committed `want[p]` for every partition of "t". */
 static void wait_committed(mock_t *m, const char *group, const int64_t *want, int parts) {
@@ -510,9 +512,8 @@ static void checkpoint_restart_is_exactly_once_and_commits(void **state) {
   job_t j1, j2;
   char root[256];
   int64_t end1[4] = {30, 30, 30, 30}, end2[4] = {50, 50, 50, 50};
-  tmpdir(root, sizeof root, "ckpt");
-  mock_start(&m, 1);
-  topic_create(&m, "t", 4);
+  snprintf(root, sizeof root, "%s/ckpt", g_tmpdir);
+  mock_with_topic(&m, "t", 4);
   produce_seq(&m, "t", 4, 0, 30, 0);
   const char *kv[] = {"state.checkpoints.dir",
                       root,
@@ -548,17 +549,15 @@ static void checkpoint_restart_is_exactly_once_and_commits(void **state) {
   expect_exactly(&j2.col, 4, 30, 50, 0, true);
   job_free(&j2);
   mock_stop(&m);
-  rm_rf(root);
 }
 
 static void rescale_2_to_3_from_savepoint(void **state) {
   mock_t m;
   job_t j1, j2;
   char root[256], sp[300];
-  tmpdir(root, sizeof root, "sp");
+  snprintf(root, sizeof root, "%s/sp", g_tmpdir);
   snprintf(sp, sizeof sp, "%s/sp1", root);
-  mock_start(&m, 1);
-  topic_create(&m, "t", 4);
+  mock_with_topic(&m, "t", 4);
   produce_seq(&m, "t", 4, 0, 25, 0);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   job_build(&j1, env_conf(2, NULL), &o);
@@ -572,13 +571,10 @@ static void rescale_2_to_3_from_savepoint(void **state) {
 
   produce_seq(&m, "t", 4, 25, 15, 0);
   const char *kv[] = {"execution.savepoint.path", sp, NULL};
-  o.bounded = 1;
-  job_build(&j2, env_conf(3, kv), &o);
-  assert_int_equal(fl_env_execute(j2.env, "rescaled"), 0);
+  bounded_run(&j2, &o, 3, kv, "rescaled");
   expect_exactly(&j2.col, 4, 25, 40, 0, true);
   job_free(&j2);
   mock_stop(&m);
-  rm_rf(root);
 }
 
 /* Without periodic checkpoints a bounded job that ended well commits its end. */
@@ -586,14 +582,11 @@ static void bounded_end_commits_positions(void **state) {
   mock_t m;
   job_t j;
   int64_t end[4] = {12, 12, 12, 12};
-  mock_start(&m, 1);
-  topic_create(&m, "t", 4);
+  mock_with_topic(&m, "t", 4);
   produce_seq(&m, "t", 4, 0, 12, 0);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
-  o.bounded = 1;
   o.group_id = "endgroup";
-  job_build(&j, env_conf(2, NULL), &o);
-  assert_int_equal(fl_env_execute(j.env, "end"), 0);
+  bounded_run(&j, &o, 2, NULL, "end");
   wait_committed(&m, "endgroup", end, 4);
   job_free(&j);
   mock_stop(&m);
@@ -620,8 +613,7 @@ static int ones_map(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
 static void quiet_partition_idles_and_window_fires_while_running(void **state) {
   mock_t m;
   collector_t col;
-  mock_start(&m, 1);
-  topic_create(&m, "q", 2);
+  mock_with_topic(&m, "q", 2);
   for (int i = 0; i < 10; i++) produce(&m, "q", 0, "k", "x", 100 + i * 100); /* 100 .. 1000 */
   flush_all(&m);
   fl_watermark_strategy_t ws = {.version = FL_WATERMARK_STRATEGY_VERSION,
@@ -664,8 +656,7 @@ static void quiet_partition_idles_and_window_fires_while_running(void **state) {
 static void subtask_without_partitions_is_idle(void **state) {
   mock_t m;
   collector_t col;
-  mock_start(&m, 1);
-  topic_create(&m, "one", 1);
+  mock_with_topic(&m, "one", 1);
   for (int i = 0; i < 10; i++) produce(&m, "one", 0, "k", "x", 100 + i * 100); /* 100 .. 1000 */
   flush_all(&m);
   fl_watermark_strategy_t ws = {.version = FL_WATERMARK_STRATEGY_VERSION,
@@ -710,8 +701,7 @@ static int ts_from_value(fl_context_t *ctx, const fl_record_t *rec, int64_t *ts,
 static void watermark_timestamp_function_sets_record_time(void **state) {
   mock_t m;
   job_t j;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 1);
+  mock_with_topic(&m, "t", 1);
   produce(&m, "t", 0, "a", "xyz", 42);
   flush_all(&m);
   fl_watermark_strategy_t ws = {.version = FL_WATERMARK_STRATEGY_VERSION,
@@ -719,9 +709,7 @@ static void watermark_timestamp_function_sets_record_time(void **state) {
                                 .timestamp = ts_from_value};
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   o.watermarks = &ws;
-  o.bounded = 1;
-  job_build(&j, env_conf(1, NULL), &o);
-  assert_int_equal(fl_env_execute(j.env, "tsfn"), 0);
+  bounded_run(&j, &o, 1, NULL, "tsfn");
   assert_int_equal(j.col.n, 1);
   assert_int_equal(j.col.r[0].ts, 5003);
   job_free(&j);
@@ -750,8 +738,7 @@ static void timestamp_function_without_event_time_follows_on_error(void **state)
   for (size_t i = 0; i < 2; i++) {
     mock_t m;
     job_t j;
-    mock_start(&m, 1);
-    topic_create(&m, "t", 1);
+    mock_with_topic(&m, "t", 1);
     produce(&m, "t", 0, "a", "min", 1);
     produce(&m, "t", 0, "b", "none", 2);
     produce(&m, "t", 0, "c", "fail", 3);
@@ -830,17 +817,11 @@ static void produce_with_poison(mock_t *m) {
 static void poison_fail_names_topic_partition_offset(void **state) {
   mock_t m;
   job_t j;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 2);
+  mock_with_topic(&m, "t", 2);
   produce_with_poison(&m);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
-  o.bounded = 1;
   o.deserialize = picky_deser;
-  job_build(&j, env_conf(1, NULL), &o);
-  int rc = fl_env_execute(j.env, "fail");
-  assert_int_not_equal(rc, 0);
-  const char *e = fl_env_error(j.env);
-  print_message("error: %s\n", e);
+  const char *e = bounded_run_fails(&j, &o, "fail");
   /* either partition's poison pill may come first; each is at offset 1 */
   if (strstr(e, "topic t partition 0 offset 1: poison bad1") == NULL &&
       strstr(e, "topic t partition 1 offset 1: poison bad4") == NULL)
@@ -852,15 +833,12 @@ static void poison_fail_names_topic_partition_offset(void **state) {
 static void poison_skip_counts(void **state) {
   mock_t m;
   job_t j;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 2);
+  mock_with_topic(&m, "t", 2);
   produce_with_poison(&m);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
-  o.bounded = 1;
   o.deserialize = picky_deser;
   o.on_error = FL_KAFKA_ON_ERROR_SKIP;
-  job_build(&j, env_conf(2, NULL), &o);
-  assert_int_equal(fl_env_execute(j.env, "skip"), 0);
+  bounded_run(&j, &o, 2, NULL, "skip");
   assert_int_equal(j.col.n, 3);
   char *js = fl_env_metrics_json(j.env);
   if (strstr(js, "\"deserialize-errors-skipped\":2") == NULL)
@@ -875,18 +853,15 @@ static void poison_dead_letter_keeps_bytes_and_headers(void **state) {
   job_t j;
   deser_seen_t seen = {.with_header = 0};
   pthread_mutex_init(&seen.mu, NULL);
-  mock_start(&m, 1);
-  topic_create(&m, "t", 2);
+  mock_with_topic(&m, "t", 2);
   topic_create(&m, "dlq", 1);
   produce_with_poison(&m);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
-  o.bounded = 1;
   o.deserialize = picky_deser;
   o.deserialize_opaque = &seen;
   o.on_error = FL_KAFKA_ON_ERROR_DEAD_LETTER;
   o.dead_letter_topic = "dlq";
-  job_build(&j, env_conf(2, NULL), &o);
-  assert_int_equal(fl_env_execute(j.env, "dlq"), 0);
+  bounded_run(&j, &o, 2, NULL, "dlq");
   assert_int_equal(j.col.n, 3);
   assert_int_equal(seen.with_header, 1);
   char *js = fl_env_metrics_json(j.env);
@@ -949,23 +924,17 @@ static void poison_dead_letter_keeps_bytes_and_headers(void **state) {
 static void dead_letter_delivery_failure_fails(void **state) {
   mock_t m;
   job_t j;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 2);
+  mock_with_topic(&m, "t", 2);
   topic_create(&m, "dlq", 1);
   produce_with_poison(&m);
   rd_kafka_resp_err_t errs[32];
   for (int i = 0; i < 32; i++) errs[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
   rd_kafka_mock_push_request_errors_array(m.mc, 0 /* Produce */, 32, errs);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
-  o.bounded = 1;
   o.deserialize = picky_deser;
   o.on_error = FL_KAFKA_ON_ERROR_DEAD_LETTER;
   o.dead_letter_topic = "dlq";
-  job_build(&j, env_conf(1, NULL), &o);
-  int rc = fl_env_execute(j.env, "dlq-fail");
-  assert_int_not_equal(rc, 0);
-  const char *e = fl_env_error(j.env);
-  print_message("error: %s\n", e);
+  const char *e = bounded_run_fails(&j, &o, "dlq-fail");
   if (strstr(e, "dead-letter topic dlq") == NULL || strstr(e, "uthoriz") == NULL)
     fail_msg("unclear error: %s", e);
   job_free(&j);
@@ -979,8 +948,7 @@ static void dead_letter_delivery_failure_fails(void **state) {
 static void broker_down_then_up_resumes_without_loss(void **state) {
   mock_t m;
   job_t j;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 2);
+  mock_with_topic(&m, "t", 2);
   produce_seq(&m, "t", 2, 0, 20, 0);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   job_build(&j, env_conf(1, NULL), &o);
@@ -1001,8 +969,7 @@ static void broker_down_then_up_resumes_without_loss(void **state) {
 static void retriable_fetch_errors_do_not_fail(void **state) {
   mock_t m;
   job_t j;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 2);
+  mock_with_topic(&m, "t", 2);
   produce_seq(&m, "t", 2, 0, 20, 0);
   rd_kafka_mock_push_request_errors(
       m.mc, RD_FETCH, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR__TRANSPORT,
@@ -1020,8 +987,7 @@ static void retriable_fetch_errors_do_not_fail(void **state) {
 static void authorization_failure_fails_with_message(void **state) {
   mock_t m;
   job_t j;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 1);
+  mock_with_topic(&m, "t", 1);
   produce_seq(&m, "t", 1, 0, 5, 0);
   rd_kafka_resp_err_t errs[64];
   for (int i = 0; i < 64; i++) errs[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
@@ -1043,16 +1009,10 @@ static void authorization_failure_fails_with_message(void **state) {
 static void missing_topic_fails_naming_it(void **state) {
   mock_t m;
   job_t j;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 1);
+  mock_with_topic(&m, "t", 1);
   fl_kafka_source_opts_t o = opts_for(&m, "t,nosuch");
-  o.bounded = 1;
-  job_build(&j, env_conf(1, NULL), &o);
-  int rc = fl_env_execute(j.env, "missing");
-  assert_int_not_equal(rc, 0);
-  print_message("error: %s\n", fl_env_error(j.env));
-  if (strstr(fl_env_error(j.env), "'nosuch' does not exist") == NULL)
-    fail_msg("unclear error: %s", fl_env_error(j.env));
+  const char *e = bounded_run_fails(&j, &o, "missing");
+  if (strstr(e, "'nosuch' does not exist") == NULL) fail_msg("unclear error: %s", e);
   job_free(&j);
   mock_stop(&m);
 }
@@ -1063,14 +1023,9 @@ static void unreachable_brokers_fail_naming_them(void **state) {
   snprintf(m.bootstrap, sizeof m.bootstrap, "127.0.0.1:1");
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   o.timeout_ms = 500;
-  o.bounded = 1;
-  job_build(&j, env_conf(1, NULL), &o);
-  int rc = fl_env_execute(j.env, "unreachable");
-  assert_int_not_equal(rc, 0);
-  print_message("error: %s\n", fl_env_error(j.env));
-  if (strstr(fl_env_error(j.env), "127.0.0.1:1") == NULL ||
-      strstr(fl_env_error(j.env), "metadata") == NULL)
-    fail_msg("unclear error: %s", fl_env_error(j.env));
+  const char *e = bounded_run_fails(&j, &o, "unreachable");
+  if (strstr(e, "127.0.0.1:1") == NULL || strstr(e, "metadata") == NULL)
+    fail_msg("unclear error: %s", e);
   job_free(&j);
 }
 
@@ -1269,8 +1224,7 @@ static void invalid_options_are_rejected_by_name(void **state) {
 static void secret_values_never_in_errors(void **state) {
   mock_t m;
   job_t j;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 1);
+  mock_with_topic(&m, "t", 1);
   const char *const p[] = {"log_level",
                            "2",
                            "sasl.password",
@@ -1282,13 +1236,8 @@ static void secret_values_never_in_errors(void **state) {
                            NULL};
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   o.props = p;
-  o.bounded = 1;
-  job_build(&j, env_conf(1, NULL), &o);
-  int rc = fl_env_execute(j.env, "secret");
-  assert_int_not_equal(rc, 0);
-  print_message("error: %s\n", fl_env_error(j.env));
-  if (strstr(fl_env_error(j.env), "TOPSECRET") != NULL)
-    fail_msg("the secret leaked: %s", fl_env_error(j.env));
+  const char *e = bounded_run_fails(&j, &o, "secret");
+  if (strstr(e, "TOPSECRET") != NULL) fail_msg("the secret leaked: %s", e);
   job_free(&j);
   mock_stop(&m);
 }
@@ -1299,13 +1248,10 @@ static void secret_values_never_in_errors(void **state) {
 static void metrics_show_consumed_and_lag(void **state) {
   mock_t m;
   job_t j;
-  mock_start(&m, 1);
-  topic_create(&m, "t", 2);
+  mock_with_topic(&m, "t", 2);
   produce_seq(&m, "t", 2, 0, 30, 0);
   fl_kafka_source_opts_t o = opts_for(&m, "t");
-  o.bounded = 1;
-  job_build(&j, env_conf(1, NULL), &o);
-  assert_int_equal(fl_env_execute(j.env, "metrics"), 0);
+  bounded_run(&j, &o, 1, NULL, "metrics");
   char *js = fl_env_metrics_json(j.env);
   if (strstr(js, "\"records-consumed\":60") == NULL ||
       strstr(js, "\"records-lag-max\":0") == NULL || strstr(js, "\"records-lag.t.1\":0") == NULL)
@@ -1417,9 +1363,8 @@ static void metrics_show_offsets_and_commits_per_partition(void **state) {
   job_t j;
   char root[256], why[256] = "";
   int64_t want[PARTS];
-  tmpdir(root, sizeof root, "kmetrics");
-  mock_start(&m, 1);
-  topic_create(&m, "t", PARTS);
+  snprintf(root, sizeof root, "%s/kmetrics", g_tmpdir);
+  mock_with_topic(&m, "t", PARTS);
   size_t n = produce_uneven(&m, PARTS);
   for (int p = 0; p < PARTS; p++) want[p] = 1 + p % 5;
   const char *kv[] = {"state.checkpoints.dir", root, "execution.checkpointing.interval", "50ms",
@@ -1465,7 +1410,6 @@ static void metrics_show_offsets_and_commits_per_partition(void **state) {
   job_stop(&j);
   job_free(&j);
   mock_stop(&m);
-  rm_rf(root);
 }
 
 /* A bounded job commits once per subtask at its end: synchronously without checkpoints,
@@ -1475,17 +1419,14 @@ static void bounded_job_counts_its_one_commit(void **state) {
     mock_t m;
     job_t j;
     char root[256], why[256] = "";
-    tmpdir(root, sizeof root, "kmend");
-    mock_start(&m, 1);
-    topic_create(&m, "t", 6);
+    snprintf(root, sizeof root, "%s/kmend-%d", g_tmpdir, with_ckpt);
+    mock_with_topic(&m, "t", 6);
     produce_uneven(&m, 6);
     /* no periodic checkpoint within the job's life: only the final one */
     const char *kv[] = {"state.checkpoints.dir", root, "execution.checkpointing.interval", "1h",
                         NULL};
     fl_kafka_source_opts_t o = opts_for(&m, "t");
-    o.bounded = 1;
-    job_build(&j, env_conf(2, with_ckpt ? kv : NULL), &o);
-    assert_int_equal(fl_env_execute(j.env, "end"), 0);
+    bounded_run(&j, &o, 2, with_ckpt ? kv : NULL, "end");
     if (!offsets_shown(j.env, 6, why, sizeof why)) fail_msg("checkpoints %d: %s", with_ckpt, why);
     for (int s = 0; s < 2; s++) {
       json_t *sm = source_metrics(j.env, s);
@@ -1496,7 +1437,6 @@ static void bounded_job_counts_its_one_commit(void **state) {
     }
     job_free(&j);
     mock_stop(&m);
-    rm_rf(root);
   }
 }
 
@@ -1507,9 +1447,8 @@ static void failed_commits_are_counted(void **state) {
   job_t j;
   char root[256];
   logbuf_t log = {PTHREAD_MUTEX_INITIALIZER, NULL};
-  tmpdir(root, sizeof root, "kmfail");
-  mock_start(&m, 1);
-  topic_create(&m, "t", 4);
+  snprintf(root, sizeof root, "%s/kmfail", g_tmpdir);
+  mock_with_topic(&m, "t", 4);
   size_t n = produce_uneven(&m, 4);
   rd_kafka_mock_push_request_errors(m.mc, 8 /* OffsetCommit */, 2,
                                     RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
@@ -1553,7 +1492,6 @@ static void failed_commits_are_counted(void **state) {
   job_free(&j);
   free(log.text);
   mock_stop(&m);
-  rm_rf(root);
 }
 
 /* A topic whose "committed-offset.<topic>.<partition>" would pass 95 bytes: none of its
@@ -1566,8 +1504,7 @@ static void long_topic_has_no_partition_gauges_and_says_so(void **state) {
   logbuf_t log = {PTHREAD_MUTEX_INITIALIZER, NULL};
   memset(topic, 'x', 80);
   topic[80] = '\0';
-  mock_start(&m, 1);
-  topic_create(&m, topic, 1);
+  mock_with_topic(&m, topic, 1);
   for (int i = 0; i < 3; i++) produce(&m, topic, 0, "k", "v", TS0 + i);
   flush_all(&m);
   fl_kafka_source_opts_t o = opts_for(&m, topic);
@@ -1591,11 +1528,6 @@ static void long_topic_has_no_partition_gauges_and_says_so(void **state) {
   job_free(&j);
   free(log.text);
   mock_stop(&m);
-}
-
-static int setup(void **state) {
-  tool_path();
-  return 0;
 }
 
 int main(void) {
@@ -1634,5 +1566,5 @@ int main(void) {
       cmocka_unit_test(failed_commits_are_counted),
       cmocka_unit_test(long_topic_has_no_partition_gauges_and_says_so),
   };
-  return cmocka_run_group_tests(tests, setup, teardown_children);
+  return cmocka_run_group_tests(tests, kafka_group_setup, kafka_group_teardown);
 }

@@ -10,7 +10,6 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,25 +26,12 @@
 
 #include "flink.h"
 #include "kv_contract.h"
+#include "run_util.h"
 #include "state/kv.h"
 #include "state/rocksdb.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Directories                                                                          */
-
-static int rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
-  return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void rm_tree(const char *path) { nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
-
-static char *make_base(void) {
-  const char *tmp = getenv("TMPDIR");
-  char tmpl[512];
-  snprintf(tmpl, sizeof tmpl, "%s/fl-kv-rocksdb-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  char *d = mkdtemp(tmpl);
-  return d ? strdup(d) : NULL;
-}
 
 static char *path_in(const char *base, const char *name) {
   size_t n = strlen(base) + strlen(name) + 2;
@@ -89,7 +75,8 @@ static int rdb_open_with(const fl_kv_rocksdb_opts_t *o, fl_kv_t *kv, void **ctx)
   rdb_ctx_t *c = calloc(1, sizeof *c);
   kv->ops = NULL;
   *ctx = c;
-  if (!c || !(c->base = make_base())) return FL_ENOMEM;
+  if (!c) return FL_ENOMEM;
+  c->base = make_tmpdir("fl-kv-rocksdb");
   c->dir = path_in(c->base, "db");
   int rc = fl_kv_rocksdb_shared_new(o, &c->sh, err, sizeof err);
   return rc ? rc : open_store(c, c->dir, NULL, kv);

@@ -347,6 +347,19 @@ typedef struct policy_run {
   long long skipped, dead_lettered;
 } policy_run_t;
 
+/* Clears r and adds the source "src" reading with o to env, its records collected in
+ * r->main; returns the source. */
+static fl_stream_t *policy_run_source(policy_run_t *r, fl_env_t *env,
+                                      const fl_lines_source_opts_t *o) {
+  memset(r, 0, sizeof(*r));
+  collector_init(&r->main);
+  collector_init(&r->dead);
+  fl_stream_t *src = fl_source_lines_opts(env, "src", o);
+  assert_non_null(src);
+  assert_int_equal(fl_stream_sink(src, "main", &collector_sink, &r->main), FL_OK);
+  return src;
+}
+
 static void run_policy(const char *path, fl_lines_error_policy_t policy, parse_state_t *ps,
                        policy_run_t *out) {
   fl_env_t *env = new_env(2);
@@ -360,13 +373,7 @@ static void run_policy(const char *path, fl_lines_error_policy_t policy, parse_s
                               .on_error = policy,
                               .dead_letter = policy == FL_LINES_ON_ERROR_DEAD_LETTER ? tag : NULL,
                               .dead_letter_head_bytes = 100};
-  fl_stream_t *src;
-  memset(out, 0, sizeof(*out));
-  collector_init(&out->main);
-  collector_init(&out->dead);
-  src = fl_source_lines_opts(env, "src", &o);
-  assert_non_null(src);
-  assert_int_equal(fl_stream_sink(src, "main", &collector_sink, &out->main), FL_OK);
+  fl_stream_t *src = policy_run_source(out, env, &o);
   if (policy == FL_LINES_ON_ERROR_DEAD_LETTER)
     assert_int_equal(
         fl_stream_sink(fl_stream_side_output(src, tag), "dead", &collector_sink, &out->dead),
@@ -576,12 +583,7 @@ static void lines_opts_over_long_line_is_never_held_whole(void **state) {
                               .parse = test_parse,
                               .parse_opaque = &ps,
                               .on_error = FL_LINES_ON_ERROR_SKIP};
-  memset(&r, 0, sizeof(r));
-  collector_init(&r.main);
-  collector_init(&r.dead);
-  assert_int_equal(
-      fl_stream_sink(fl_source_lines_opts(env, "src", &o), "main", &collector_sink, &r.main),
-      FL_OK);
+  policy_run_source(&r, env, &o);
   assert_int_equal(fl_env_execute(env, "long"), FL_OK);
   assert_int_equal(user_metric(env, "src", "lines-skipped"), 1);
   fl_env_destroy(env);
@@ -629,12 +631,7 @@ static void lines_opts_savepoint_after_a_bad_line_restores_past_it(void **state)
                               .parse = test_parse,
                               .parse_opaque = &ps,
                               .on_error = FL_LINES_ON_ERROR_SKIP};
-  memset(&r, 0, sizeof(r));
-  collector_init(&r.main);
-  collector_init(&r.dead);
-  assert_int_equal(
-      fl_stream_sink(fl_source_lines_opts(env, "src", &o), "main", &collector_sink, &r.main),
-      FL_OK);
+  policy_run_source(&r, env, &o);
   bg_job_start(&job, env, "first");
   fd = open(fifo, O_WRONLY | O_CLOEXEC); /* until the source opened it */
   assert_true(fd >= 0);
@@ -664,12 +661,7 @@ static void lines_opts_savepoint_after_a_bad_line_restores_past_it(void **state)
   assert_int_equal(fl_env_new(&env, conf, err, sizeof(err)), FL_OK);
   fl_config_destroy(conf);
   o.on_error = FL_LINES_ON_ERROR_FAIL;
-  memset(&r, 0, sizeof(r));
-  collector_init(&r.main);
-  collector_init(&r.dead);
-  assert_int_equal(
-      fl_stream_sink(fl_source_lines_opts(env, "src", &o), "main", &collector_sink, &r.main),
-      FL_OK);
+  policy_run_source(&r, env, &o);
   assert_int_equal(fl_env_execute(env, "second"), FL_EUSER);
   /* "c" went through; the only failure is the bad line after it, line 5. */
   snprintf(err, sizeof(err), "%s: line 5: not ok: bad", fifo);

@@ -119,6 +119,24 @@ static int spin_sink(fl_context_t *ctx, const fl_record_t *in, void *inst) {
 
 static int drop_sink(fl_context_t *ctx, const fl_record_t *in, void *inst) { return 0; }
 
+/* Ends s in a sink named "sink" that drops every record. */
+static void sink_drop(fl_stream_t *s) {
+  static const fl_sink_fn_t drop = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
+  assert_int_equal(fl_stream_sink(s, "sink", &drop, NULL), 0);
+}
+
+/* A source named name that emits pc->rate records a second until the job stops. */
+static fl_stream_t *paced_source(fl_env_t *env, const char *name, paced_t *pc) {
+  static const fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = paced_run};
+  return fl_source(env, name, &src, pc, 0);
+}
+
+/* The job "src" (the n records) -> name (fn) -> "sink" (dropped), built, not run. */
+static void map_job(fl_env_t *env, fl_record_t *recs, size_t n, const char *name, fl_map_fn fn,
+                    void *opaque) {
+  sink_drop(fl_stream_map(fl_source_collection(env, "src", recs, n), name, fn, opaque));
+}
+
 static int pass_proc(fl_context_t *ctx, const fl_record_t *in, void *inst) {
   return fl_emit_record(ctx, in);
 }
@@ -173,9 +191,7 @@ static void slow_sink_shows_backpressure_upstream_and_busy_sink(void **state) {
 static void idle_job_is_idle_and_not_backpressured(void **state) {
   fl_env_t *env = env_of(NULL);
   paced_t pc = {.rate = 200};
-  fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = paced_run};
-  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
-  fl_stream_sink(fl_stream_rebalance(fl_source(env, "trickle", &src, &pc, 0)), "sink", &sink, NULL);
+  sink_drop(fl_stream_rebalance(paced_source(env, "trickle", &pc)));
   bg_job_t r;
   bg_job_start(&r, env, "metrics");
   double deadline = mono_s() + 20 * timeout_scale(), idle = 0, bp = 1000;
@@ -202,11 +218,9 @@ static int twice(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
 static void rates_match_records_counted_over_an_interval(void **state) {
   fl_env_t *env = env_of(NULL);
   paced_t pc = {.rate = 4000};
-  fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = paced_run};
-  fl_stream_t *s = fl_source(env, "paced", &src, &pc, 0);
+  fl_stream_t *s = paced_source(env, "paced", &pc);
   fl_stream_t *d = fl_stream_flat_map(fl_stream_rebalance(s), "double", twice, NULL);
-  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
-  fl_stream_sink(d, "sink", &sink, NULL);
+  sink_drop(d);
   bg_job_t r;
   bg_job_start(&r, env, "metrics");
   /* The views exist after the first second; the source's rate is steady after that. */
@@ -261,8 +275,7 @@ static void watermarks_and_watermark_lag(void **state) {
   fl_windowed_stream_t *w =
       fl_window_tumbling(fl_stream_key_by(s, NULL, NULL), FL_EVENT_TIME, 100, 0);
   fl_stream_t *win = fl_window_reduce(w, "win", first_of, NULL);
-  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
-  fl_stream_sink(win, "sink", &sink, NULL);
+  sink_drop(win);
   bg_job_t r;
   bg_job_start(&r, env, "metrics");
   double deadline = mono_s() + 20 * timeout_scale();
@@ -305,8 +318,7 @@ static void late_records_and_fired_timers_are_counted(void **state) {
   fl_windowed_stream_t *w =
       fl_window_tumbling(fl_stream_key_by(t, NULL, NULL), FL_EVENT_TIME, 10, 0);
   fl_stream_t *win = fl_window_reduce(w, "win", first_of, NULL);
-  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
-  fl_stream_sink(win, "sink", &sink, NULL);
+  sink_drop(win);
   assert_int_equal(fl_env_execute(env, "late"), 0);
   assert_int_equal((int)op_num(env, "win", "late_records_dropped"), 1);
   assert_int_equal((int)op_num(env, "win", "records_out"), 3);
@@ -342,9 +354,7 @@ static void failed_checkpoint_triggers_are_counted(void **state) {
                       NULL};
   fl_env_t *env = env_of(kv);
   paced_t pc = {.rate = 1000};
-  fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = paced_run};
-  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
-  fl_stream_sink(fl_source(env, "src", &src, &pc, 0), "sink", &sink, NULL);
+  sink_drop(paced_source(env, "src", &pc));
   bg_job_t r;
   bg_job_start(&r, env, "metrics");
   double failed = wait_prom(env, "flink_jobmanager_job_numberOfFailedCheckpoints", 3);
@@ -371,8 +381,7 @@ static void completed_checkpoints_give_id_duration_and_sizes(void **state) {
   fl_process_fn_t pass = {FL_PROCESS_FN_VERSION, NULL, pass_proc, NULL, NULL, NULL};
   fl_stream_t *p = fl_keyed_process(
       fl_stream_key_by(fl_source(env, "src", &src, NULL, 0), NULL, NULL), "pass", &pass, NULL);
-  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
-  fl_stream_sink(p, "sink", &sink, NULL);
+  sink_drop(p);
   bg_job_t r;
   bg_job_start(&r, env, "metrics");
   double done = wait_prom(env, "flink_jobmanager_job_numberOfCompletedCheckpoints", 3);
@@ -401,10 +410,8 @@ static void latency_markers_reach_the_sink(void **state) {
   const char *kv[] = {"metrics.latency.interval", "5ms", NULL};
   fl_env_t *env = env_of(kv);
   paced_t pc = {.rate = 2000};
-  fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = paced_run};
-  fl_stream_t *s = fl_source(env, "src", &src, &pc, 0);
-  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
-  fl_stream_sink(fl_stream_rebalance(s), "sink", &sink, NULL);
+  fl_stream_t *s = paced_source(env, "src", &pc);
+  sink_drop(fl_stream_rebalance(s));
   bg_job_t r;
   bg_job_start(&r, env, "metrics");
   double deadline = mono_s() + 20 * timeout_scale();
@@ -458,9 +465,7 @@ static void user_histograms_keep_the_last_values(void **state) {
     snprintf(vals[i], sizeof vals[i], "%d", i + 1);
     recs[i] = rec_str("k", vals[i], i);
   }
-  fl_stream_t *m = fl_stream_map(fl_source_collection(env, "src", recs, N), "hist", hist_map, NULL);
-  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
-  fl_stream_sink(m, "sink", &sink, NULL);
+  map_job(env, recs, N, "hist", hist_map, NULL);
   assert_int_equal(fl_env_execute(env, "hist"), 0);
   json_t *o = op_json(env, "hist");
   json_t *h = json_object_get(
@@ -528,8 +533,7 @@ static void rocksdb_statistics_under_flinks_names(void **state) {
   fl_process_fn_t proc = {FL_PROCESS_FN_VERSION, NULL, remember, NULL, NULL, NULL};
   fl_stream_t *p = fl_keyed_process(
       fl_stream_key_by(fl_source(env, "src", &src, &n, 0), NULL, NULL), "remember", &proc, d);
-  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
-  fl_stream_sink(p, "sink", &sink, NULL);
+  sink_drop(p);
   bg_job_t r;
   bg_job_start(&r, env, "metrics");
   double deadline = mono_s() + 30 * timeout_scale(), keys = NAN;
@@ -604,10 +608,7 @@ static void check_exposition(const char *t) {
 static void prometheus_text_is_well_formed_and_escapes_labels(void **state) {
   fl_env_t *env = env_of(NULL);
   fl_record_t recs[] = {rec_str("k", "1", 1), rec_str("k", "2", 2)};
-  fl_stream_t *m =
-      fl_stream_map(fl_source_collection(env, "src", recs, 2), "we\"ird\\name\nx", hist_map, NULL);
-  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
-  fl_stream_sink(m, "sink", &sink, NULL);
+  map_job(env, recs, 2, "we\"ird\\name\nx", hist_map, NULL);
   assert_int_equal(fl_env_execute(env, "job \"quoted\""), 0);
   char *t = fl_env_metrics_prometheus(env);
   check_exposition(t);
@@ -621,8 +622,7 @@ static void prometheus_text_is_well_formed_and_escapes_labels(void **state) {
   fl_env_destroy(env);
   /* names that are not UTF-8: U+FFFD in the Prometheus text and the JSON */
   env = env_of(NULL);
-  m = fl_stream_map(fl_source_collection(env, "src", recs, 2), "bad\xff\xc3(", hist_map, NULL);
-  fl_stream_sink(m, "sink", &sink, NULL);
+  map_job(env, recs, 2, "bad\xff\xc3(", hist_map, NULL);
   assert_int_equal(fl_env_execute(env, "j\xe2\x82"), 0);
   t = fl_env_metrics_prometheus(env);
   check_exposition(t);
@@ -656,10 +656,7 @@ static int kafka_like(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
 static void kafka_metric_names_map_to_flinks(void **state) {
   fl_env_t *env = env_of(NULL);
   fl_record_t recs[] = {rec_str("k", "1", 1)};
-  fl_stream_t *m =
-      fl_stream_map(fl_source_collection(env, "src", recs, 1), "kafka-like", kafka_like, NULL);
-  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
-  fl_stream_sink(m, "sink", &sink, NULL);
+  map_job(env, recs, 1, "kafka-like", kafka_like, NULL);
   assert_int_equal(fl_env_execute(env, "kafka"), 0);
   char *t = fl_env_metrics_prometheus(env);
   check_exposition(t);
@@ -739,10 +736,7 @@ static void kafka_partition_metrics_fit_4096_names_per_subtask(void **state) {
     snprintf(vals[i], sizeof vals[i], "%d", i);
     recs[i] = rec_str("k", vals[i], i);
   }
-  fl_stream_t *m =
-      fl_stream_map(fl_source_collection(env, "src", recs, 64), "many", many_gauges, &r);
-  fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = drop_sink};
-  fl_stream_sink(m, "sink", &sink, NULL);
+  map_job(env, recs, 64, "many", many_gauges, &r);
   pthread_t reader;
   assert_int_equal(pthread_create(&reader, NULL, read_metrics, &r), 0);
   assert_int_equal(fl_env_execute(env, "many"), 0);

@@ -120,7 +120,10 @@ static int64_t fast_clock(void *opaque) {
   return atomic_load(&fast_clock_origin) + us;
 }
 
+/* Runs query name on e's events at parallelism P; the results go into out, initialized
+ * here (the caller frees it). */
 static void run_query(const events_t *e, const char *name, int P, collector_t *out) {
+  collector_init(out);
   const nx_query_t *q = nx_query_find(name);
   assert_non_null(q);
   fl_env_t *env = env_with(P, "0");
@@ -357,7 +360,6 @@ static void codec_round_trips_and_rejects_malformed_values(void **state) {
 
 static void check_projection(const events_t *e, int P, const char *q, int64_t factor) {
   collector_t col;
-  collector_init(&col);
   run_query(e, q, P, &col);
   assert_int_equal(col.n, e->nb);
   qsort(col.r, col.n, sizeof *col.r, by_ts);
@@ -388,7 +390,6 @@ static void q2_bids_of_every_123rd_auction(void **state) {
   events_t *e = *state;
   for (int P = 1; P <= 2; P++) {
     collector_t col;
-    collector_init(&col);
     run_query(e, "q2", P, &col);
     qsort(col.r, col.n, sizeof *col.r, by_ts);
     size_t j = 0;
@@ -432,7 +433,6 @@ static void q3_category_10_auctions_of_sellers_in_or_id_ca(void **state) {
   assert_true(nw > 50);
   for (int P = 1; P <= 2; P++) {
     collector_t col;
-    collector_init(&col);
     run_query(e, "q3", P, &col);
     qsort(col.r, col.n, sizeof *col.r, by_first_i64);
     assert_int_equal(col.n, nw);
@@ -494,7 +494,6 @@ static void q4_average_winning_price_per_category(void **state) {
   assert_true(nw > 100 && nw < e->na);
   for (int P = 1; P <= 2; P++) {
     collector_t col;
-    collector_init(&col);
     run_query(e, "q4", P, &col);
     assert_int_equal(col.n, nw);
     nx_q4_t *rows = malloc(col.n * sizeof *rows);
@@ -548,7 +547,6 @@ static void q8_persons_who_opened_auctions_in_their_window(void **state) {
   assert_true(nw > 20);
   for (int P = 1; P <= 2; P++) {
     collector_t col;
-    collector_init(&col);
     run_query(e, "q8", P, &col);
     qsort(col.r, col.n, sizeof *col.r, by_first_i64);
     assert_int_equal(col.n, nw);
@@ -627,7 +625,6 @@ static void q5_auctions_with_the_most_bids_per_sliding_window(void **state) {
   assert_true(nw >= 10); /* 5 per 10 s of input, plus ties */
   for (int P = 1; P <= 2; P++) {
     collector_t col;
-    collector_init(&col);
     run_query(e, "q5", P, &col);
     for (size_t i = 0; i < col.n; i++) assert_int_equal(col.r[i].value_len, sizeof(nx_q5_t));
     qsort(col.r, col.n, sizeof *col.r, cmp_q5);
@@ -670,7 +667,6 @@ static void q7_bids_with_the_highest_price_per_window(void **state) {
   assert_true(nw >= 2);
   for (int P = 1; P <= 2; P++) {
     collector_t col;
-    collector_init(&col);
     run_query(e, "q7", P, &col);
     assert_int_equal(col.n, nw);
     /* order by the bid's dateTime (unique) */
@@ -699,8 +695,9 @@ static void q7_bids_with_the_highest_price_per_window(void **state) {
 /* Ties, on hand-made bids (the generator's hot auction makes them rare)                */
 
 /* Runs a query on the given bids, as a single-reader source with the same watermarks
- * as nx_source(). */
+ * as nx_source(); the results go into out, initialized here (the caller frees it). */
 static void run_on_bids(const char *name, int P, const nx_bid_t *bids, size_t n, collector_t *out) {
+  collector_init(out);
   static const fl_watermark_strategy_t ws = {
       FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, NX_OUT_OF_ORDERNESS_MS, 0, NULL, NULL};
   uint8_t(*buf)[NX_MAX_EVENT_BYTES] = malloc(n * sizeof *buf);
@@ -745,7 +742,6 @@ static void q5_q7_emit_every_tied_maximum(void **state) {
                               hand_bid(4, 3, 4000), hand_bid(5, 9, 12000)};
   for (int P = 1; P <= 2; P++) {
     collector_t col;
-    collector_init(&col);
     run_on_bids("q5", P, q5_bids, sizeof q5_bids / sizeof q5_bids[0], &col);
     qsort(col.r, col.n, sizeof *col.r, cmp_q5);
     assert_int_equal(col.n, sizeof q5_want / sizeof q5_want[0]);
@@ -753,7 +749,6 @@ static void q5_q7_emit_every_tied_maximum(void **state) {
       assert_memory_equal(col.r[i].value, &q5_want[i], sizeof q5_want[i]);
     collector_free(&col);
 
-    collector_init(&col);
     run_on_bids("q7", P, q7_bids, sizeof q7_bids / sizeof q7_bids[0], &col);
     qsort(col.r, col.n, sizeof *col.r, by_ts);
     assert_int_equal(col.n, 3);
@@ -823,7 +818,6 @@ static void q11_bids_per_bidder_session(void **state) {
   assert_true(nw > 100);
   for (int P = 1; P <= 2; P++) {
     collector_t col;
-    collector_init(&col);
     run_query(e, "q11", P, &col);
     nx_window_count_t *got = results_as_counts(&col);
     assert_int_equal(col.n, nw);
@@ -845,7 +839,6 @@ static void q12_every_bid_counted_once_in_processing_time_windows(void **state) 
   qsort(bt, e->nb, sizeof *bt, cmp_bidder_ts);
   for (int P = 1; P <= 2; P++) {
     collector_t col;
-    collector_init(&col);
     atomic_store(&fast_clock_origin, NX_DEFAULT_BASE_TIME);
     run_query(e, "q12", P, &col);
     nx_window_count_t *got = results_as_counts(&col);
@@ -937,7 +930,6 @@ static void q17_running_statistics_per_auction_and_day(void **state) {
   assert_int_equal(days_seen, 2); /* the input crosses midnight */
   for (int P = 1; P <= 2; P++) {
     collector_t col;
-    collector_init(&col);
     run_query(e, "q17", P, &col);
     assert_int_equal(col.n, e->nb);
     nx_q17_t *got = malloc(col.n * sizeof *got);
@@ -983,7 +975,6 @@ static void q18_latest_bid_per_bidder_and_auction(void **state) {
   qsort(all, e->nb, sizeof *all, cmp_pair_ts);
   for (int P = 1; P <= 2; P++) {
     collector_t col;
-    collector_init(&col);
     run_query(e, "q18", P, &col);
     /* In one subtask every bid is later than the pair's previous one: all are emitted.
      * With two, a bid that arrives after a later one of its pair is not. */
@@ -1067,7 +1058,6 @@ static void q19_bids_entering_the_top_10_of_their_auction(void **state) {
   qsort(ap, e->nb, sizeof *ap, cmp_auction_price_desc);
   for (int P = 1; P <= 2; P++) {
     collector_t col;
-    collector_init(&col);
     run_query(e, "q19", P, &col);
     auction_price_t *got = malloc((col.n + 1) * sizeof *got);
     for (size_t i = 0; i < col.n; i++) {

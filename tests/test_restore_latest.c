@@ -21,20 +21,6 @@
 #define N 40000
 #define KEYS 40
 
-static char g_tmp[256];
-
-static int setup(void **state) {
-  (void)state;
-  snprintf(g_tmp, sizeof g_tmp, "/tmp/fl_restore_latest_XXXXXX");
-  return mkdtemp(g_tmp) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rm_rf(g_tmp);
-  return 0;
-}
-
 /* Log lines of one environment, kept for the assertions. */
 typedef struct {
   pthread_mutex_t mu;
@@ -53,31 +39,28 @@ static void log_keep(fl_log_level_t level, const char *line, void *opaque) {
 /* An environment at parallelism 2 with 20 ms checkpoints under root; extra key/value
  * pairs (NULL-terminated) after. */
 static fl_env_t *env_for(const char *root, log_t *log, ...) {
-  fl_config_t *c = fl_config_new();
-  char err[512];
-  const char *kv[] = {"parallelism",
-                      "2",
-                      "state.checkpoints.dir",
-                      root,
-                      "state.checkpoints.num-retained",
-                      "3",
-                      "execution.checkpointing.interval",
-                      "20ms",
-                      "state.checkpoints.restore-latest",
-                      "true",
-                      NULL};
-  for (size_t i = 0; kv[i]; i += 2)
-    assert_int_equal(fl_config_set(c, kv[i], kv[i + 1], err, sizeof err), 0);
+  const char *kv[16] = {"parallelism",
+                        "2",
+                        "state.checkpoints.dir",
+                        root,
+                        "state.checkpoints.num-retained",
+                        "3",
+                        "execution.checkpointing.interval",
+                        "20ms",
+                        "state.checkpoints.restore-latest",
+                        "true"};
+  size_t n = 10;
   va_list ap;
   va_start(ap, log);
-  for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
-    const char *v = va_arg(ap, const char *);
-    if (fl_config_set(c, k, v, err, sizeof err)) fail_msg("config %s: %s", k, err);
+  while ((kv[n] = va_arg(ap, const char *)) != NULL) {
+    kv[n + 1] = va_arg(ap, const char *);
+    n += 2;
+    assert_true(n < 16);
   }
   va_end(ap);
-  fl_env_t *env = NULL;
-  if (fl_env_new(&env, c, err, sizeof err)) fail_msg("env: %s", err);
-  fl_config_destroy(c);
+  char err[512];
+  fl_env_t *env = env_try(kv, err, sizeof err);
+  if (!env) fail_msg("env: %s", err);
   if (log) {
     pthread_mutex_init(&log->mu, NULL);
     log->text[0] = '\0';
@@ -145,25 +128,28 @@ static int64_t run_and_stop(const char *root, const char *out, int want) {
   return run_and_stop_from(root, out, want, NULL);
 }
 
-/* Runs the job to its end, restoring the newest checkpoint; returns the id it restored
- * from. */
-static int64_t run_to_end(const char *root, const char *out, log_t *log) {
-  fl_env_t *env = env_for(root, log, NULL);
+/* Runs the job to its end, restoring the newest checkpoint (with savepoint, that is
+ * execution.savepoint.path); returns the id it restored from. */
+static int64_t run_to_end_from(const char *root, const char *out, log_t *log,
+                               const char *savepoint) {
+  fl_env_t *env = savepoint ? env_for(root, log, "execution.savepoint.path", savepoint, NULL)
+                            : env_for(root, log, NULL);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
-  int rc = fl_env_execute(env, "again");
-  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
-  assert_int_equal(rc, 0);
+  execute_ok(env, "again");
   int64_t id = restored_from(env);
   fl_env_destroy(env);
   return id;
 }
 
+static int64_t run_to_end(const char *root, const char *out, log_t *log) {
+  return run_to_end_from(root, out, log, NULL);
+}
+
 static void resumes_from_the_newest_complete_checkpoint(void **state) {
   (void)state;
   char root[512], out[512];
-  snprintf(root, sizeof root, "%s/resume-ckpts", g_tmp);
-  snprintf(out, sizeof out, "%s/resume-out", g_tmp);
+  ckjob_paths(root, out, "resume");
   int64_t newest = run_and_stop(root, out, 1);
   log_t log;
   assert_int_equal(run_to_end(root, out, &log), newest);
@@ -174,15 +160,13 @@ static void starts_fresh_without_a_usable_checkpoint(void **state) {
   (void)state;
   char root[512], out[512], p[700];
   /* the directory does not exist yet */
-  snprintf(root, sizeof root, "%s/fresh-ckpts", g_tmp);
-  snprintf(out, sizeof out, "%s/fresh-out", g_tmp);
+  ckjob_paths(root, out, "fresh");
   log_t log;
   assert_int_equal(run_to_end(root, out, &log), 0);
   assert_non_null(strstr(log.text, "starts fresh"));
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
   /* only a checkpoint that was never completed (the process died writing it) */
-  snprintf(root, sizeof root, "%s/incomplete-ckpts", g_tmp);
-  snprintf(out, sizeof out, "%s/incomplete-out", g_tmp);
+  ckjob_paths(root, out, "incomplete");
   snprintf(p, sizeof p, "%s/chk-7", root);
   assert_int_equal(mkdir(root, 0700), 0);
   assert_int_equal(mkdir(p, 0700), 0);
@@ -218,8 +202,7 @@ static void damage_checkpoint(const char *dir) {
 static void falls_back_past_a_damaged_newest_checkpoint(void **state) {
   (void)state;
   char root[512], out[512], dir[700];
-  snprintf(root, sizeof root, "%s/damaged-ckpts", g_tmp);
-  snprintf(out, sizeof out, "%s/damaged-out", g_tmp);
+  ckjob_paths(root, out, "damaged");
   int64_t newest = run_and_stop(root, out, 2);
   snprintf(dir, sizeof dir, "%s/chk-%lld", root, (long long)newest);
   damage_checkpoint(dir);
@@ -234,27 +217,19 @@ static void falls_back_past_a_damaged_newest_checkpoint(void **state) {
 static void a_checkpoint_wins_over_the_savepoint_path(void **state) {
   (void)state;
   char root[512], out[512], empty[512];
-  snprintf(root, sizeof root, "%s/wins-ckpts", g_tmp);
-  snprintf(out, sizeof out, "%s/wins-out", g_tmp);
+  ckjob_paths(root, out, "wins");
   int64_t newest = run_and_stop(root, out, 1);
   /* a savepoint path that no longer exists lets the checkpoint win, and is said */
   log_t log;
-  fl_env_t *env = env_for(root, &log, "execution.savepoint.path", "/nonexistent/flink-sp", NULL);
-  ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
-  ckjob_build(env, &j, out);
-  int rc = fl_env_execute(env, "wins");
-  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
-  assert_int_equal(rc, 0);
-  assert_int_equal(restored_from(env), newest);
+  assert_int_equal(run_to_end_from(root, out, &log, "/nonexistent/flink-sp"), newest);
   assert_non_null(strstr(log.text, "/nonexistent/flink-sp does not exist"));
-  fl_env_destroy(env);
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
   /* without a checkpoint, the savepoint path is where the job starts (here: an error
    * naming it) */
-  snprintf(empty, sizeof empty, "%s/wins-empty", g_tmp);
-  env = env_for(empty, NULL, "execution.savepoint.path", "/nonexistent/flink-sp", NULL);
+  snprintf(empty, sizeof empty, "%s/wins-empty", g_tmpdir);
+  fl_env_t *env = env_for(empty, NULL, "execution.savepoint.path", "/nonexistent/flink-sp", NULL);
   ckjob_t j2 = {.n = 10, .keys = 2, .pause_at = -1, .fail_at = -1};
-  snprintf(out, sizeof out, "%s/wins-out2", g_tmp);
+  snprintf(out, sizeof out, "%s/wins-out2", g_tmpdir);
   ckjob_build(env, &j2, out);
   assert_true(fl_env_execute(env, "sp") < 0);
   assert_non_null(strstr(fl_env_error(env), "/nonexistent/flink-sp"));
@@ -267,9 +242,8 @@ static void a_checkpoint_wins_over_the_savepoint_path(void **state) {
 static void a_savepoint_newer_than_the_checkpoints_wins(void **state) {
   (void)state;
   char root[512], other[512], out[512], sp[600];
-  snprintf(root, sizeof root, "%s/older-ckpts", g_tmp);
-  snprintf(other, sizeof other, "%s/newer-ckpts", g_tmp);
-  snprintf(out, sizeof out, "%s/older-out", g_tmp);
+  ckjob_paths(root, out, "older");
+  snprintf(other, sizeof other, "%s/newer-ckpts", g_tmpdir);
   int64_t older = run_and_stop(root, out, 1);
   snprintf(sp, sizeof sp, "%s/chk-%lld", root, (long long)older);
   /* a run from that checkpoint, with checkpoints of its own elsewhere: larger ids */
@@ -277,15 +251,8 @@ static void a_savepoint_newer_than_the_checkpoints_wins(void **state) {
   assert_true(newer > older);
   snprintf(sp, sizeof sp, "%s/chk-%lld", other, (long long)newer);
   log_t log;
-  fl_env_t *env = env_for(root, &log, "execution.savepoint.path", sp, NULL);
-  ckjob_t j = {.n = N, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
-  ckjob_build(env, &j, out);
-  int rc = fl_env_execute(env, "from-savepoint");
-  if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
-  assert_int_equal(rc, 0);
-  assert_int_equal(restored_from(env), newer);
+  assert_int_equal(run_to_end_from(root, out, &log, sp), newer);
   assert_non_null(strstr(log.text, "the job starts from the savepoint"));
-  fl_env_destroy(env);
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
 }
 
@@ -297,8 +264,7 @@ static int other_job_process(fl_context_t *ctx, const fl_record_t *in, void *ins
 static void a_checkpoint_of_another_job_is_refused(void **state) {
   (void)state;
   char root[512], out[512];
-  snprintf(root, sizeof root, "%s/other-ckpts", g_tmp);
-  snprintf(out, sizeof out, "%s/other-out", g_tmp);
+  ckjob_paths(root, out, "other");
   run_and_stop(root, out, 1);
   /* the same directory for a job of one more operator: never a silent fresh start */
   fl_env_t *env = env_for(root, NULL, NULL);
@@ -342,5 +308,5 @@ int main(void) {
       cmocka_unit_test(a_savepoint_newer_than_the_checkpoints_wins),
       cmocka_unit_test(a_checkpoint_of_another_job_is_refused),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }

@@ -21,6 +21,8 @@
 #include "util/buf.h"
 #include "util/fs.h"
 
+#include "run_util.h"
+
 #define NODE 7
 #define KGS 128
 
@@ -108,23 +110,16 @@ static void fill(side_t *s, int keys) {
   }
 }
 
-/* Every cell and timer of s in key groups [first, first + n), as sorted lines. */
-typedef struct lines {
-  char **v;
-  size_t n, cap;
-} lines_t;
-
+/* Every cell and timer of s in key groups [first, first + n), as sorted lines
+ * (run_util.h's). */
 static void add_line(lines_t *l, const char *fmt, ...) {
   char buf[512];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  if (l->n == l->cap) {
-    l->cap = l->cap ? l->cap * 2 : 256;
-    l->v = realloc(l->v, l->cap * sizeof *l->v);
-  }
-  l->v[l->n++] = strdup(buf);
+  assert_true(n >= 0 && (size_t)n < sizeof buf);
+  lines_push(l, buf, (size_t)n);
 }
 
 typedef struct dump {
@@ -180,10 +175,6 @@ static int dump_timer(const fl_timer_t *t, uint64_t seq, void *arg) {
   return 0;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static lines_t dump_side(side_t *s, uint32_t first, uint32_t count) {
   lines_t l = {0};
   static dump_t d;
@@ -212,13 +203,8 @@ static lines_t dump_side(side_t *s, uint32_t first, uint32_t count) {
   assert_int_equal(fl_timers_foreach(s->timers, FL_EVENT_TIME, dump_timer, &d), 0);
   d.table = "processing-timer";
   assert_int_equal(fl_timers_foreach(s->timers, FL_PROCESSING_TIME, dump_timer, &d), 0);
-  qsort(l.v, l.n, sizeof *l.v, cmp_str);
+  lines_sort(&l);
   return l;
-}
-
-static void lines_free(lines_t *l) {
-  for (size_t i = 0; i < l->n; i++) free(l->v[i]);
-  free(l->v);
 }
 
 static void assert_same(lines_t *a, lines_t *b) {
@@ -296,10 +282,10 @@ static void rescale_keeps_each_key_group_once(void **state) {
   lines_t all = {0};
   for (int i = 0; i < 2; i++) {
     lines_t l = dump_side(&old[i], 0, KGS);
-    for (size_t j = 0; j < l.n; j++) add_line(&all, "%s", l.v[j]);
+    for (size_t j = 0; j < l.n; j++) lines_push(&all, l.v[j], strlen(l.v[j]));
     lines_free(&l);
   }
-  qsort(all.v, all.n, sizeof *all.v, cmp_str);
+  lines_sort(&all);
   uint32_t bounds[4] = {0, 43, 86, KGS};
   lines_t got = {0};
   for (int p = 0; p < 3; p++) {
@@ -310,12 +296,12 @@ static void rescale_keeps_each_key_group_once(void **state) {
     lines_t everything = dump_side(&now[p], 0, KGS),
             mine = dump_side(&now[p], bounds[p], bounds[p + 1] - bounds[p]);
     assert_same(&everything, &mine); /* nothing outside its key groups */
-    for (size_t j = 0; j < mine.n; j++) add_line(&got, "%s", mine.v[j]);
+    for (size_t j = 0; j < mine.n; j++) lines_push(&got, mine.v[j], strlen(mine.v[j]));
     lines_free(&everything);
     lines_free(&mine);
     side_close(&now[p]);
   }
-  qsort(got.v, got.n, sizeof *got.v, cmp_str);
+  lines_sort(&got);
   assert_same(&all, &got);
   lines_free(&all);
   lines_free(&got);

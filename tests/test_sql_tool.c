@@ -3,7 +3,6 @@
  * with --savepoint-on-exit followed by a run --from-savepoint. */
 #define _GNU_SOURCE
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,37 +14,28 @@
 
 #include "fl_test_util.h"
 #include "kafka_test_util.h"
+#include "run_util.h"
 
-static char g_sql[4096];
-static char g_dir[64];
+static char *g_sql;
 
 static int group_setup(void **state) {
-  const char *bd = getenv("FL_BUILD_DIR");
-  snprintf(g_sql, sizeof g_sql, "%s/tools/flink-sql", bd && *bd ? bd : ".");
-  if (access(g_sql, X_OK) != 0) {
-    fprintf(stderr, "%s is not built\n", g_sql);
-    return -1;
-  }
-  snprintf(g_dir, sizeof g_dir, "/tmp/fl_test_sqltool_XXXXXX");
-  return mkdtemp(g_dir) ? 0 : -1;
+  g_sql = find_program("tools", "flink-sql");
+  return tmpdir_group_setup(state);
 }
 
 static int group_teardown(void **state) {
-  teardown_children(state);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  free(g_sql);
+  return kafka_group_teardown(state);
 }
 
-/* Runs flink-sql with args and stdin; returns the exit status, stdout and stderr. */
-static int run_sql(const char *input, char **out, char **err, ...) {
+/* Runs flink-sql with args (up to NULL) and stdin; returns the exit status, stdout and
+ * stderr. */
+static int run_sql(const char *input, char **out, char **err, const char *const *args) {
   char *argv[32];
   int n = 0;
   argv[n++] = g_sql;
-  va_list ap;
-  va_start(ap, err);
-  argv_append(argv, &n, 32, ap);
-  va_end(ap);
+  for (; *args; args++) argv[n++] = (char *)*args;
+  argv[n] = NULL;
   child_t *c = spawn(argv, true);
   if (input) assert_int_equal(write(c->in_fd, input, strlen(input)), (ssize_t)strlen(input));
   close_fd(&c->in_fd);
@@ -59,94 +49,80 @@ static int run_sql(const char *input, char **out, char **err, ...) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* One run of flink-sql: its stdin and arguments, the exit status it must end with, what
+ * its stdout (all of it when empty_out is set) and its stderr must hold. */
+typedef struct sql_case {
+  const char *input;
+  const char *args[8];
+  int status;
+  const char *out[6];
+  bool empty_out;
+  const char *err;
+} sql_case_t;
+
+static void check_sql_cases(const sql_case_t *cases, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const sql_case_t *k = &cases[i];
+    char *out, *err;
+    int st = run_sql(k->input, &out, &err, k->args);
+    if (st != k->status) fail_msg("case %zu: status %d, want %d: %s", i, st, k->status, err);
+    for (size_t j = 0; j < sizeof k->out / sizeof k->out[0] && k->out[j]; j++)
+      if (!strstr(out, k->out[j]))
+        fail_msg("case %zu: no '%s' in the output: %s", i, k->out[j], out);
+    if (k->empty_out) assert_string_equal(out, "");
+    if (k->err && !strstr(err, k->err)) fail_msg("case %zu: no '%s' in stderr: %s", i, k->err, err);
+    free(out);
+    free(err);
+  }
+}
+
 static void scripts_from_stdin_file_and_argument(void **state) {
-  char *out, *err;
-  int st = run_sql("SELECT 1 AS a, 'x' AS b;\nSELECT CAST(NULL AS INT) AS c", &out, &err, NULL);
-  assert_int_equal(st, 0);
-  assert_non_null(strstr(out, "{\"a\":1,\"b\":\"x\"}\n"));
-  assert_non_null(strstr(out, "{\"c\":null}\n"));
-  free(out);
-  free(err);
   char path[128];
-  snprintf(path, sizeof path, "%s/s.sql", g_dir);
+  snprintf(path, sizeof path, "%s/s.sql", g_tmpdir);
   FILE *f = fopen(path, "w");
   fputs(
       "-- parallelism from --set\nSELECT x * 2 AS y FROM (VALUES (1), (2), (3)) AS t(x) WHERE x > 1;",
       f);
   fclose(f);
-  st = run_sql(NULL, &out, &err, "-f", path, "--set", "parallelism=2", "--set",
-               "table.local-time-zone=UTC", NULL);
-  assert_int_equal(st, 0);
-  assert_non_null(strstr(out, "{\"y\":4}"));
-  assert_non_null(strstr(out, "{\"y\":6}"));
-  free(out);
-  free(err);
-  st = run_sql(NULL, &out, &err, "-e", "SELECT UPPER('abc') AS u", "--format", "table", NULL);
-  assert_int_equal(st, 0);
-  assert_non_null(strstr(out, "| op |"));
-  assert_non_null(strstr(out, "|   u |") || strstr(out, " u |"));
-  assert_non_null(strstr(out, "| +I |"));
-  assert_non_null(strstr(out, "ABC |"));
-  assert_non_null(strstr(out, "Received a total of 1 row"));
-  free(out);
-  free(err);
-  /* the print connector */
-  st = run_sql(
-      "CREATE TABLE p (a INT, s STRING, t TIMESTAMP(3)) WITH ('connector' = 'print', "
-      "'print-identifier' = 'out');\n"
-      "INSERT INTO p VALUES (1, 'x', TIMESTAMP '2024-01-01 00:00:01'), (2, CAST(NULL AS STRING), NULL);",
-      &out, &err, NULL);
-  assert_int_equal(st, 0);
-  assert_non_null(strstr(out, "out> +I[1, x, 2024-01-01 00:00:01.000]\n"));
-  assert_non_null(strstr(out, "out> +I[2, null, null]\n"));
-  free(out);
-  free(err);
-  /* DDL only: nothing to run */
-  st = run_sql("CREATE TABLE t (a INT) WITH ('connector' = 'blackhole');", &out, &err, NULL);
-  assert_int_equal(st, 0);
-  assert_string_equal(out, "");
-  free(out);
-  free(err);
+  const sql_case_t cases[] = {
+      {.input = "SELECT 1 AS a, 'x' AS b;\nSELECT CAST(NULL AS INT) AS c",
+       .out = {"{\"a\":1,\"b\":\"x\"}\n", "{\"c\":null}\n"}},
+      {.args = {"-f", path, "--set", "parallelism=2", "--set", "table.local-time-zone=UTC"},
+       .out = {"{\"y\":4}", "{\"y\":6}"}},
+      {.args = {"-e", "SELECT UPPER('abc') AS u", "--format", "table"},
+       .out = {"| op |", " u |", "| +I |", "ABC |", "Received a total of 1 row"}},
+      /* the print connector */
+      {.input = "CREATE TABLE p (a INT, s STRING, t TIMESTAMP(3)) WITH ('connector' = 'print', "
+                "'print-identifier' = 'out');\n"
+                "INSERT INTO p VALUES (1, 'x', TIMESTAMP '2024-01-01 00:00:01'), (2, CAST(NULL AS "
+                "STRING), NULL);",
+       .out = {"out> +I[1, x, 2024-01-01 00:00:01.000]\n", "out> +I[2, null, null]\n"}},
+      /* DDL only: nothing to run */
+      {.input = "CREATE TABLE t (a INT) WITH ('connector' = 'blackhole');", .empty_out = true},
+  };
+  check_sql_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void errors_and_exit_statuses(void **state) {
-  char *out, *err;
-  int st = run_sql("SELECT 1;\nSELECT * FROM nope", &out, &err, NULL);
-  assert_int_equal(st, 2);
-  assert_non_null(strstr(err, "line 2, column 15: table 'nope' not found"));
-  assert_string_equal(out, "");
-  free(out);
-  free(err);
-  st = run_sql("SELEKT 1", &out, &err, NULL);
-  assert_int_equal(st, 2);
-  assert_non_null(strstr(err, "syntax error at line 1, column 1: unexpected 'SELEKT'"));
-  free(out);
-  free(err);
-  st = run_sql("SELECT 1 / x FROM (VALUES (0)) AS t(x)", &out, &err, NULL);
-  assert_int_equal(st, 1);
-  assert_non_null(strstr(err, "division by zero"));
-  free(out);
-  free(err);
-  st = run_sql(NULL, &out, &err, "--set", "parallelism=0", "-e", "SELECT 1", NULL);
-  assert_int_equal(st, 2);
-  assert_non_null(strstr(err, "parallelism"));
-  free(out);
-  free(err);
-  st = run_sql(NULL, &out, &err, "--format", "xml", NULL);
-  assert_int_equal(st, 2);
-  assert_non_null(strstr(err, "--format must be table or json"));
-  free(out);
-  free(err);
-  st = run_sql(NULL, &out, &err, "--bogus", NULL);
-  assert_int_equal(st, 2);
-  assert_non_null(strstr(err, "unknown option '--bogus'"));
-  free(out);
-  free(err);
+  static const sql_case_t cases[] = {
+      {.input = "SELECT 1;\nSELECT * FROM nope",
+       .status = 2,
+       .empty_out = true,
+       .err = "line 2, column 15: table 'nope' not found"},
+      {.input = "SELEKT 1",
+       .status = 2,
+       .err = "syntax error at line 1, column 1: unexpected 'SELEKT'"},
+      {.input = "SELECT 1 / x FROM (VALUES (0)) AS t(x)", .status = 1, .err = "division by zero"},
+      {.args = {"--set", "parallelism=0", "-e", "SELECT 1"}, .status = 2, .err = "parallelism"},
+      {.args = {"--format", "xml"}, .status = 2, .err = "--format must be table or json"},
+      {.args = {"--bogus"}, .status = 2, .err = "unknown option '--bogus'"},
+  };
+  check_sql_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void sigterm_takes_a_savepoint_and_a_run_starts_from_it(void **state) {
   char sp[128];
-  snprintf(sp, sizeof sp, "%s/sp", g_dir);
+  snprintf(sp, sizeof sp, "%s/sp", g_tmpdir);
   const char *script =
       "CREATE TABLE g (id BIGINT, v INT) WITH ('connector' = 'datagen', 'rows-per-second' = '200', "
       "'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '100000000');\n"

@@ -283,8 +283,7 @@ static void keyed_connect_shares_state_and_timers_per_key_at(int parallelism) {
   fl_stream_t *out = fl_keyed_connect_process(ka, kb, "co", &fn, NULL);
   assert_non_null(out);
   collector_t c;
-  collector_init(&c);
-  assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
+  sink_into(out, &c);
   execute_ok(env, "test_two_input");
   /* One timer per key although every record registered it: one output per key. */
   expect_out(&c, wantp, N(wantp), false);
@@ -348,8 +347,7 @@ static void keyed_connect_timer_waits_for_both_watermarks(void **state) {
       FL_CO_PROCESS_FN_VERSION, NULL, trace_p1, trace_p2, trace_timer, NULL, NULL};
   fl_stream_t *out = fl_keyed_connect_process(ka, kb, "co", &fn, NULL);
   collector_t c;
-  collector_init(&c);
-  assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
+  sink_into(out, &c);
   execute_ok(env, "test_two_input");
   /* Interleaving a10 b5 a20 b40 a30 a50. The first input's watermark passes 15 with
    * a20 (wm 19), but the second's is 4 until b40 (wm 39): only then is the operator's
@@ -431,8 +429,7 @@ static void keyed_connect_idle_input_does_not_hold_the_watermark_at(int parallel
   fl_stream_t *out = fl_keyed_connect_process(fl_stream_key_by(a_s, NULL, NULL),
                                               fl_stream_key_by(b_s, NULL, NULL), "co", &fn, NULL);
   collector_t c;
-  collector_init(&c);
-  assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
+  sink_into(out, &c);
   execute_ok(env, "test_two_input");
   /* b stays at watermark 4; once it is idle the operator follows a alone (19) and the
    * timer at 15 fires while both sources are still running. Without idleness it would
@@ -512,8 +509,7 @@ static void connect_routes_each_input_to_its_function_at(int parallelism) {
                                         fl_stream_rebalance(events(env, "b", b, N(b), 0)), "co",
                                         &fn, &g_destroyed);
   collector_t c;
-  collector_init(&c);
-  assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
+  sink_into(out, &c);
   execute_ok(env, "test_two_input");
   assert_int_equal(atomic_load(&g_bad), 0);
   static const char *const want[] = {"x|1:a1|1", "y|1:a2|2", "z|1:a3|3", "x|2:b1|1", "w|2:b2|2"};
@@ -666,8 +662,7 @@ static void window_join_processing_time_joins_everything_in_one_window(void **st
     fl_window_assigner_t w = {FL_ASSIGNER_TUMBLING, FL_PROCESSING_TIME, 3600000, 0, 0, 0};
     fl_stream_t *out = fl_window_join(ka, kb, "join", &w, pair_fn, NULL);
     collector_t c;
-    collector_init(&c);
-    assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
+    sink_into(out, &c);
     execute_ok(env, "test_two_input");
     static const char *const want[] = {"k|a1@-9223372036854775808+b1@-9223372036854775808|3599999",
                                        "k|a2@-9223372036854775808+b1@-9223372036854775808|3599999",
@@ -1116,8 +1111,7 @@ static void broadcast_rules_reach_every_subtask_at(int parallelism) {
                                   count_destroy};
   fl_stream_t *out = fl_keyed_broadcast_process(ks, rs, "bc", &fn, &g_destroyed);
   collector_t c;
-  collector_init(&c);
-  assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, &c), 0);
+  sink_into(out, &c);
   execute_ok(env, "test_two_input");
   assert_int_equal(atomic_load(&g_bad), 0);
   /* Every subtask processed every rule once. */

@@ -332,6 +332,38 @@ static void expect_str(collector_t *c, const exp_s_t *e, size_t n) {
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
+/* What a run must give: the main output in this order (sorted by key, then time, first
+ * when sorted is set), the late side output, and how many records were dropped as late. */
+typedef struct want {
+  const exp_i_t *main;
+  size_t n_main;
+  const exp_i_t *late;
+  size_t n_late;
+  int64_t dropped;
+  bool sorted;
+} want_t;
+
+static void check_i64(const spec_t *sp, const ev_t *in, size_t n, const want_t *w) {
+  result_t r;
+  run_ok(sp, in, n, &r);
+  if (w->sorted) collector_sort(&r.main);
+  expect_i64(&r.main, w->main, w->n_main);
+  expect_i64(&r.late, w->late, w->n_late);
+  assert_int_equal(r.late_dropped, w->dropped);
+  result_free(&r);
+}
+
+/* Runs sp over in and checks the main output holds exactly the strings want, in this
+ * order (sorted by key, then time, first when sort is set). */
+static void check_str(const spec_t *sp, const ev_t *in, size_t n, bool sort, const exp_s_t *want,
+                      size_t n_want) {
+  result_t r;
+  run_ok(sp, in, n, &r);
+  if (sort) collector_sort(&r.main);
+  expect_str(&r.main, want, n_want);
+  result_free(&r);
+}
+
 static spec_t tumbling(int64_t size, int64_t offset, int64_t ooo) {
   spec_t s = {.kind = W_TUMBLING,
               .domain = FL_EVENT_TIME,
@@ -379,13 +411,8 @@ static void tumbling_sum_per_key_and_window(void **state) {
       {"b", 15, 20, NULL}, /* wm 14 */
       {"a", 25, 8, NULL},  /* wm 24: [10,20) fires */
   };
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
-  collector_sort(&r.main);
   const exp_i_t want[] = {{"a", 3, 9}, {"b", 10, 9}, {"a", 4, 19}, {"b", 20, 19}, {"a", 8, 29}};
-  expect_i64(&r.main, want, N(want));
-  assert_int_equal(r.late_dropped, 0);
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want), .sorted = true});
 }
 
 static void sliding_element_belongs_to_size_over_slide_windows(void **state) {
@@ -393,11 +420,8 @@ static void sliding_element_belongs_to_size_over_slide_windows(void **state) {
   spec_t sp = sliding(30, 10, 0, 1000);
   /* 25 is in [20,50), [10,40), [0,30); 31 in [30,60), [20,50), [10,40). */
   const ev_t in[] = {{"a", 25, 1, NULL}, {"a", 31, 10, NULL}};
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, 29}, {"a", 11, 39}, {"a", 11, 49}, {"a", 10, 59}};
-  expect_i64(&r.main, want, N(want));
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want)});
 }
 
 /* More windows per element than the operator keeps ready per slide (64): each element
@@ -429,11 +453,8 @@ static void sliding_fires_each_window_at_its_end(void **state) {
       {"a", 7, 1, NULL},  /* [5,15), [0,10); wm 6 */
       {"a", 12, 2, NULL}, /* [10,20), [5,15); wm 11: [0,10) fires */
   };
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, 9}, {"a", 3, 14}, {"a", 2, 19}};
-  expect_i64(&r.main, want, N(want));
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want)});
 }
 
 static void tumbling_offset_shifts_window_bounds(void **state) {
@@ -441,19 +462,14 @@ static void tumbling_offset_shifts_window_bounds(void **state) {
   spec_t sp = tumbling(10, 3, 1000);
   /* Windows [-7,3), [3,13), [13,23). */
   const ev_t in[] = {{"a", 2, 1, NULL}, {"a", 3, 2, NULL}, {"a", 12, 4, NULL}, {"a", 13, 8, NULL}};
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, 2}, {"a", 6, 12}, {"a", 8, 22}};
-  expect_i64(&r.main, want, N(want));
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want)});
 
   /* Negative offset: windows [-3,7), [7,17). */
   sp = tumbling(10, -3, 1000);
   const ev_t in2[] = {{"a", 6, 1, NULL}, {"a", 7, 2, NULL}, {"a", -3, 4, NULL}, {"a", -4, 8, NULL}};
-  run_ok(&sp, in2, N(in2), &r);
   const exp_i_t want2[] = {{"a", 8, -4}, {"a", 5, 6}, {"a", 2, 16}};
-  expect_i64(&r.main, want2, N(want2));
-  result_free(&r);
+  check_i64(&sp, in2, N(in2), &(want_t){.main = want2, .n_main = N(want2)});
 }
 
 static void sliding_offset_shifts_window_bounds(void **state) {
@@ -461,11 +477,8 @@ static void sliding_offset_shifts_window_bounds(void **state) {
   spec_t sp = sliding(10, 5, 2, 1000);
   /* 4 is in [2,12) and [-3,7); 12 in [12,22) and [7,17). */
   const ev_t in[] = {{"a", 4, 1, NULL}, {"a", 12, 10, NULL}};
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, 6}, {"a", 1, 11}, {"a", 10, 16}, {"a", 10, 21}};
-  expect_i64(&r.main, want, N(want));
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want)});
 }
 
 static void negative_timestamps_use_a_non_negative_modulo(void **state) {
@@ -474,19 +487,14 @@ static void negative_timestamps_use_a_non_negative_modulo(void **state) {
   /* -11 in [-20,-10); -10 and -1 in [-10,0); 0 in [0,10). */
   const ev_t in[] = {
       {"a", -11, 4, NULL}, {"a", -10, 2, NULL}, {"a", -1, 1, NULL}, {"a", 0, 8, NULL}};
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 4, -11}, {"a", 3, -1}, {"a", 8, 9}};
-  expect_i64(&r.main, want, N(want));
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want)});
 
   sp = sliding(10, 5, 0, 100);
   /* -3 in [-5,5) and [-10,0). */
   const ev_t in2[] = {{"a", -3, 1, NULL}};
-  run_ok(&sp, in2, N(in2), &r);
   const exp_i_t want2[] = {{"a", 1, -1}, {"a", 1, 4}};
-  expect_i64(&r.main, want2, N(want2));
-  result_free(&r);
+  check_i64(&sp, in2, N(in2), &(want_t){.main = want2, .n_main = N(want2)});
 }
 
 static void extreme_timestamps_saturate_window_bounds(void **state) {
@@ -496,19 +504,14 @@ static void extreme_timestamps_saturate_window_bounds(void **state) {
    * start 3 ms earlier, before INT64_MIN, so it is [INT64_MIN, INT64_MIN + 8).
    * INT64_MAX - 1 (...806) is in [...800, ...810), which ends at INT64_MAX. */
   const ev_t in[] = {{"a", INT64_MIN + 1, 1, NULL}, {"a", INT64_MAX - 1, 2, NULL}};
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, INT64_MIN + 7}, {"a", 2, INT64_MAX - 1}};
-  expect_i64(&r.main, want, N(want));
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want)});
 
   /* A session starting 1 ms before the end of time ends at INT64_MAX. */
   sp = session(10, 0);
   const ev_t in2[] = {{"a", INT64_MAX - 1, 5, NULL}};
-  run_ok(&sp, in2, N(in2), &r);
   const exp_i_t want2[] = {{"a", 5, INT64_MAX - 1}};
-  expect_i64(&r.main, want2, N(want2));
-  result_free(&r);
+  check_i64(&sp, in2, N(in2), &(want_t){.main = want2, .n_main = N(want2)});
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -519,11 +522,8 @@ static void session_overlapping_windows_merge(void **state) {
   spec_t sp = session(10, 100);
   /* [1,11) + [5,15) = [1,15); [30,40) stays apart. */
   const ev_t in[] = {{"a", 1, 1, NULL}, {"a", 5, 2, NULL}, {"a", 30, 4, NULL}};
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 3, 14}, {"a", 4, 39}};
-  expect_i64(&r.main, want, N(want));
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want)});
 }
 
 static void session_windows_that_touch_merge(void **state) {
@@ -532,12 +532,8 @@ static void session_windows_that_touch_merge(void **state) {
   /* t: [1,11) and [11,21) touch (end == start): one session [1,21).
    * n: [1,11) and [12,22) do not touch: two sessions. */
   const ev_t in[] = {{"t", 1, 1, NULL}, {"t", 11, 2, NULL}, {"n", 1, 1, NULL}, {"n", 12, 2, NULL}};
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
-  collector_sort(&r.main);
   const exp_i_t want[] = {{"n", 1, 10}, {"t", 3, 20}, {"n", 2, 21}};
-  expect_i64(&r.main, want, N(want));
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want), .sorted = true});
 }
 
 static void session_element_bridging_two_sessions_merges_all_three(void **state) {
@@ -545,11 +541,8 @@ static void session_element_bridging_two_sessions_merges_all_three(void **state)
   spec_t sp = session(10, 100);
   /* [1,11) and [20,30); then [10,20) intersects the first and touches the second. */
   const ev_t in[] = {{"a", 1, 1, NULL}, {"a", 20, 2, NULL}, {"a", 10, 4, NULL}};
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 7, 29}};
-  expect_i64(&r.main, want, N(want));
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want)});
 }
 
 static void session_late_element_within_lateness_bridges_fired_session(void **state) {
@@ -562,12 +555,8 @@ static void session_late_element_within_lateness_bridges_fired_session(void **st
       {"a", 21, 2, NULL}, /* [21,31); wm 20: [1,11) fires (1) but is kept for lateness */
       {"a", 11, 4, NULL}, /* [11,21) touches both: cover [1,31) with 1+2+4 */
   };
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, 10}, {"a", 7, 30}};
-  expect_i64(&r.main, want, N(want));
-  assert_int_equal(r.late_dropped, 0);
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want)});
 }
 
 static void session_late_element_kept_when_merged_window_is_not_late(void **state) {
@@ -580,12 +569,8 @@ static void session_late_element_kept_when_merged_window_is_not_late(void **stat
        * not late, so the element is kept. */
       {"a", 5, 4, NULL},
   };
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, 10}, {"a", 6, 24}};
-  expect_i64(&r.main, want, N(want));
-  assert_int_equal(r.late_dropped, 0);
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want)});
 }
 
 static void session_merge_concatenates_in_window_start_order(void **state) {
@@ -596,11 +581,8 @@ static void session_merge_concatenates_in_window_start_order(void **state) {
    * earlier session's, then the later one's, then the new element. */
   const ev_t in[] = {
       {"k", 1, 0, "a"}, {"k", 20, 0, "c"}, {"k", 10, 0, "b"}, {"k", 50, 0, "x"}, {"k", 52, 0, "y"}};
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_s_t want[] = {{"k", "acb", 29}, {"k", "xy", 61}};
-  expect_str(&r.main, want, N(want));
-  result_free(&r);
+  check_str(&sp, in, N(in), false, want, N(want));
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -614,12 +596,8 @@ static void late_element_dropped_and_counted_with_zero_lateness(void **state) {
       {"a", 12, 2, NULL}, /* wm 11: [0,10) fires and is removed */
       {"a", 5, 4, NULL},  /* late: dropped */
   };
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, 9}, {"a", 2, 19}};
-  expect_i64(&r.main, want, N(want));
-  assert_int_equal(r.late_dropped, 1);
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want), .dropped = 1});
 }
 
 static void late_elements_within_lateness_refire_and_after_cleanup_go_to_side_output(void **state) {
@@ -636,14 +614,11 @@ static void late_elements_within_lateness_refire_and_after_cleanup_go_to_side_ou
       {"a", 15, 16, NULL}, /* wm 14: cleanup of [0,10) */
       {"a", 4, 32, NULL},  /* [0,10) is gone: late, to the side output */
   };
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, 9}, {"a", 5, 9}, {"a", 13, 9}, {"a", 18, 19}};
-  expect_i64(&r.main, want, N(want));
   const exp_i_t late[] = {{"a", 32, 4}}; /* the input record, unchanged */
-  expect_i64(&r.late, late, N(late));
-  assert_int_equal(r.late_dropped, 1);
-  result_free(&r);
+  check_i64(
+      &sp, in, N(in),
+      &(want_t){.main = want, .n_main = N(want), .late = late, .n_late = N(late), .dropped = 1});
 }
 
 /* A key whose first element in a window arrives after the window fired (within the
@@ -665,14 +640,11 @@ static void late_first_element_of_a_key_fires_at_once_and_goes_at_cleanup(void *
       {"c", 6, 64, NULL},  /* late */
       {"a", 7, 128, NULL}, /* late */
   };
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, 9}, {"c", 4, 9}, {"c", 12, 9}, {"a", 17, 9}, {"b", 34, 19}};
-  expect_i64(&r.main, want, N(want));
   const exp_i_t late[] = {{"c", 64, 6}, {"a", 128, 7}};
-  expect_i64(&r.late, late, N(late));
-  assert_int_equal(r.late_dropped, 2);
-  result_free(&r);
+  check_i64(
+      &sp, in, N(in),
+      &(want_t){.main = want, .n_main = N(want), .late = late, .n_late = N(late), .dropped = 2});
 }
 
 /* A record whose windows all fired and were cleaned up is late even where the window
@@ -687,14 +659,11 @@ static void element_at_the_end_of_time_after_its_window_fired_is_late(void **sta
       {"a", INT64_MAX, 1, NULL}, /* wm INT64_MAX - 1: the last window fires */
       {"b", INT64_MAX, 2, NULL}, /* its window is gone */
   };
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, INT64_MAX - 1}};
-  expect_i64(&r.main, want, N(want));
   const exp_i_t late[] = {{"b", 2, INT64_MAX}};
-  expect_i64(&r.late, late, N(late));
-  assert_int_equal(r.late_dropped, 1);
-  result_free(&r);
+  check_i64(
+      &sp, in, N(in),
+      &(want_t){.main = want, .n_main = N(want), .late = late, .n_late = N(late), .dropped = 1});
 }
 
 static void lateness_saturates_at_the_end_of_time(void **state) {
@@ -707,12 +676,8 @@ static void lateness_saturates_at_the_end_of_time(void **state) {
       {"a", 100, 2, NULL}, /* wm 99: [0,10) fires: 1 */
       {"a", 3, 4, NULL},   /* cleanup saturates at INT64_MAX: never late; fires: 5 */
   };
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, 9}, {"a", 5, 9}, {"a", 2, 109}};
-  expect_i64(&r.main, want, N(want));
-  assert_int_equal(r.late_dropped, 0);
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want)});
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -727,12 +692,8 @@ static void element_one_past_watermark_is_accepted_into_next_window(void **state
       {"a", 9, 4, NULL},  /* ts == wm: [0,10) is late: dropped */
       {"a", 10, 8, NULL}, /* ts == wm + 1: accepted */
   };
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 1, 9}, {"a", 10, 19}};
-  expect_i64(&r.main, want, N(want));
-  assert_int_equal(r.late_dropped, 1);
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want), .dropped = 1});
 }
 
 static void window_fires_exactly_when_watermark_reaches_end_minus_one(void **state) {
@@ -746,12 +707,8 @@ static void window_fires_exactly_when_watermark_reaches_end_minus_one(void **sta
       {"a", 10, 4, NULL}, /* wm 9: fires 3 */
       {"a", 9, 8, NULL},  /* late */
   };
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_i_t want[] = {{"a", 3, 9}, {"a", 4, 19}};
-  expect_i64(&r.main, want, N(want));
-  assert_int_equal(r.late_dropped, 1);
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want), .dropped = 1});
 }
 
 static void end_of_input_fires_every_window_once(void **state) {
@@ -764,20 +721,13 @@ static void end_of_input_fires_every_window_once(void **state) {
                      {"b", 27, 4, NULL},
                      {"b", 21, 8, NULL},
                      {"a", 3, 16, NULL}};
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
-  collector_sort(&r.main);
   const exp_i_t want[] = {{"a", 17, 9}, {"a", 2, 19}, {"b", 12, 29}};
-  expect_i64(&r.main, want, N(want));
-  result_free(&r);
+  check_i64(&sp, in, N(in), &(want_t){.main = want, .n_main = N(want), .sorted = true});
 
   sp = session(5, 1000);
   const ev_t in2[] = {{"a", 1, 1, NULL}, {"a", 100, 2, NULL}, {"b", 3, 4, NULL}};
-  run_ok(&sp, in2, N(in2), &r);
-  collector_sort(&r.main);
   const exp_i_t want2[] = {{"a", 1, 5}, {"b", 4, 7}, {"a", 2, 104}};
-  expect_i64(&r.main, want2, N(want2));
-  result_free(&r);
+  check_i64(&sp, in2, N(in2), &(want_t){.main = want2, .n_main = N(want2), .sorted = true});
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -832,13 +782,9 @@ static void process_function_gets_elements_in_arrival_order(void **state) {
   sp.fn = FN_LIST;
   const ev_t in[] = {{"a", 5, 1, NULL}, {"a", 2, 2, NULL}, {"b", 3, 7, NULL},
                      {"a", 8, 3, NULL}, {"a", 1, 4, NULL}, {"a", 14, 5, NULL}};
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
-  collector_sort(&r.main);
   const exp_s_t want[] = {
       {"a", "[0,10):1@5,2@2,3@8,4@1", 9}, {"b", "[0,10):7@3", 9}, {"a", "[10,20):5@14", 19}};
-  expect_str(&r.main, want, N(want));
-  result_free(&r);
+  check_str(&sp, in, N(in), true, want, N(want));
 }
 
 static void process_function_refires_with_full_contents_within_lateness(void **state) {
@@ -848,12 +794,9 @@ static void process_function_refires_with_full_contents_within_lateness(void **s
   sp.set_lateness = true;
   sp.lateness = 100;
   const ev_t in[] = {{"a", 5, 1, NULL}, {"a", 20, 2, NULL}, {"a", 3, 3, NULL}};
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_s_t want[] = {
       {"a", "[0,10):1@5", 9}, {"a", "[0,10):1@5,3@3", 9}, {"a", "[20,30):2@20", 29}};
-  expect_str(&r.main, want, N(want));
-  result_free(&r);
+  check_str(&sp, in, N(in), false, want, N(want));
 }
 
 static void reduce_output_timestamp_is_window_end_minus_one(void **state) {
@@ -862,11 +805,8 @@ static void reduce_output_timestamp_is_window_end_minus_one(void **state) {
   sp.fn = FN_CONCAT;
   /* Windows [-70,30), [30,130); values reduced in arrival order. */
   const ev_t in[] = {{"k", 29, 0, "x"}, {"k", 30, 0, "y"}, {"k", 129, 0, "z"}, {"k", -70, 0, "w"}};
-  result_t r;
-  run_ok(&sp, in, N(in), &r);
   const exp_s_t want[] = {{"k", "xw", 29}, {"k", "yz", 129}};
-  expect_str(&r.main, want, N(want));
-  result_free(&r);
+  check_str(&sp, in, N(in), false, want, N(want));
 }
 
 /* ---------------------------------------------------------------------------------- */
