@@ -132,6 +132,11 @@ typedef struct win_op {
   int64_t slice_lo, slice_hi;
   win_slot_t slots[WIN_SLOTS_MAX];
   size_t n_slots;
+  /* The contents adds of the slots' windows, prepared once per slice: adds_ready 1 when
+   * prepared, 0 when not yet, -1 when they cannot be (list contents, TTL, a backend
+   * without prepared lookups). */
+  fl_st_adds_t adds[WIN_SLOTS_MAX];
+  int adds_ready;
   uint8_t *item; /* an encoded list item */
   size_t item_cap;
   uint8_t *live; /* session windows of the current key, encoded */
@@ -385,6 +390,7 @@ static void fill_slots(fl_op_t *op, int64_t ts) {
   int64_t r = size % slide, lo_off = r && back >= r ? r : 0, hi_off = r && back < r ? r : slide;
   int64_t start;
   st->n_slots = 0;
+  st->adds_ready = 0;
   if (__builtin_sub_overflow(ts, back, &start) ||
       __builtin_add_overflow(start, lo_off, &st->slice_lo) ||
       __builtin_add_overflow(start, hi_off, &st->slice_hi))
@@ -601,6 +607,43 @@ static void prefetch_cells(const win_op_t *st, const fl_batch_t *b, uint32_t i, 
   }
 }
 
+/* Prepares the contents adds of the slots' windows (st->adds_ready 1), or finds that
+ * they cannot be prepared (-1: the adds go through add_contents). */
+static void prepare_adds(fl_op_t *op) {
+  win_op_t *st = op->state;
+  const fl_window_conf_t *c = st->conf;
+  st->adds_ready = -1;
+  if (c->fn_kind == FL_WFN_PROCESS || !st->n_slots) return;
+  if (!st->have_cref) {
+    if (fl_op_sref(op, c->contents, st->slots[0].ns, WIN_NS_LEN, &st->cref)) return;
+    st->have_cref = true;
+  }
+  fl_sref_t r = st->cref;
+  for (size_t k = 0; k < st->n_slots; k++) {
+    r.k.ns = st->slots[k].ns;
+    r.k.ns_len = WIN_NS_LEN;
+    if (fl_st_adds_prepare(&r, &st->adds[k])) return;
+  }
+  st->adds_ready = 1;
+}
+
+/* Adds record rec (the current key's) to the contents of every slot's window, none of
+ * them due, with the prepared adds; registers timers for new contents. */
+static inline int add_prepared(fl_op_t *op, const fl_record_t *rec, uint16_t kg, uint64_t hash) {
+  win_op_t *st = op->state;
+  bool reduce = st->conf->fn_kind == FL_WFN_REDUCE;
+  for (size_t k = 0; k < st->n_slots; k++) {
+    bool fresh;
+    int rc =
+        reduce ? fl_st_adds_reduce(&st->adds[k], kg, rec->key, rec->key_len, hash, rec->value,
+                                   rec->value_len, &fresh)
+               : fl_st_adds_aggregate(&st->adds[k], kg, rec->key, rec->key_len, hash, rec, &fresh);
+    if (!rc && fresh) rc = after_add(op, st->slots[k].w, st->slots[k].ns, true);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
+
 /* A run of records from a channel, without a runtime call per record. Event-time
  * tumbling and sliding windows take the short way while a record's windows are those
  * of the slots and none of them is due (the common case: add to the contents, and
@@ -627,6 +670,13 @@ static int win_process_run(fl_op_t *op, int input, const fl_batch_t *b, uint32_t
       /* Slots are in start order, latest first: when the last one (which ends first)
        * is not due, none is due or late, and the element goes into every one. */
       if (st->n_slots && max_ts(st->slots[st->n_slots - 1].w) > op->wm) {
+        if (!st->adds_ready) prepare_adds(op);
+        if (st->adds_ready > 0) {
+          int rc = add_prepared(op, &r, e->kg, e->hash);
+          if (rc < 0) return rc;
+          if (op->failed) break;
+          continue;
+        }
         for (size_t k = 0; k < st->n_slots; k++) {
           const win_slot_t *s = &st->slots[k];
           bool fresh;

@@ -643,15 +643,26 @@ static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void 
   return FL_OK;
 }
 
-/* Whether e is the cell k (whose hash matched). */
-static inline bool entry_is(const hm_entry_t *e, const fl_kkey_t *k) {
-  if (e->kg != k->kg || e->key_len != k->key_len || e->ns_len != k->ns_len) return false;
-  const unsigned char *key = k->key, *ns = k->ns;
-  /* the common shapes: 8-byte keys, 16-byte window namespaces */
-  if (k->key_len == 8 && k->ns_len == 16)
+/* Whether e is the cell (kg, key, ns) whose hash matched; the common shapes, 8-byte keys
+ * and 16-byte window namespaces, inline. Arguments rather than a key struct, so that the
+ * per-record path keeps them in registers. */
+static __attribute__((noinline, cold)) bool entry_bytes_are(const hm_entry_t *e, const void *key,
+                                                            size_t key_len, const void *ns,
+                                                            size_t ns_len) {
+  return bytes_eq(e->data, key, key_len) && bytes_eq(e->data + key_len, ns, ns_len);
+}
+
+static inline bool entry_is_cell(const hm_entry_t *e, uint16_t kg, const void *key, size_t key_len,
+                                 const void *ns, size_t ns_len) {
+  if (e->kg != kg || e->key_len != key_len || e->ns_len != ns_len) return false;
+  if (key_len == 8 && ns_len == 16)
     return load64(e->data) == load64(key) && load64(e->data + 8) == load64(ns) &&
-           load64(e->data + 16) == load64(ns + 8);
-  return bytes_eq(e->data, key, k->key_len) && bytes_eq(e->data + k->key_len, ns, k->ns_len);
+           load64(e->data + 16) == load64((const unsigned char *)ns + 8);
+  return entry_bytes_are(e, key, key_len, ns, ns_len);
+}
+
+static inline bool entry_is(const hm_entry_t *e, const fl_kkey_t *k) {
+  return entry_is_cell(e, k->kg, k->key, k->key_len, k->ns, k->ns_len);
 }
 
 /* The entry of cell k (hash known) in one index, or NULL. */
@@ -664,36 +675,34 @@ static inline hm_entry_t *index_find_cell(const hm_index_t *ix, uint64_t hash, c
   }
 }
 
-/* dict_lookup for a cell whose hash is known: the per-record path of value_ref. */
-static inline hm_entry_t *dict_find_cell(hm_dict_t *d, uint64_t hash, const fl_kkey_t *k) {
-  hm_entry_t *e = d->last;
-  if (e && e->hash == hash && entry_is(e, k)) return e;
-  e = index_find_cell(&d->ix, hash, k);
-  if (__builtin_expect(d->old.slots != NULL, 0)) {
-    if (!e) e = index_find_cell(&d->old, hash, k);
-    rehash_step(d, HM_REHASH_LOOKUP);
-  }
+/* dict_find_cell while the dict is rehashing (out of line: rare, and the hot path
+ * keeps a small frame without it). */
+static __attribute__((noinline)) hm_entry_t *dict_find_cell_rehashing(hm_dict_t *d, uint64_t hash,
+                                                                      const fl_kkey_t *k) {
+  hm_entry_t *e = index_find_cell(&d->ix, hash, k);
+  if (!e) e = index_find_cell(&d->old, hash, k);
+  rehash_step(d, HM_REHASH_LOOKUP);
   if (e) d->last = e;
   return e;
 }
 
-static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
-                        size_t new_len, void **val, size_t *len) {
-  hm_t *h = self;
-  if (__builtin_expect(table >= h->n || (k->key_len && !k->key) || (k->ns_len && !k->ns) ||
-                           (k->key_len | k->ns_len) > UINT32_MAX,
-                       0))
-    return FL_EINVAL;
-  hm_dict_t *d = &h->t[table].d;
-  uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
-  hm_entry_t *e = dict_find_cell(d, hash, k);
-  if (e) {
-    if (e->flags & HM_F_MAP) return FL_EINVAL;
-    *val = entry_value(e);
-    *len = e->val_len;
-    return 1;
-  }
+/* dict_lookup for a cell whose hash is known: the per-record path of value_ref. */
+static inline hm_entry_t *dict_find_cell(hm_dict_t *d, uint64_t hash, const fl_kkey_t *k) {
+  hm_entry_t *e = d->last;
+  if (e && e->hash == hash && entry_is(e, k)) return e;
+  if (__builtin_expect(d->old.slots != NULL, 0)) return dict_find_cell_rehashing(d, hash, k);
+  e = index_find_cell(&d->ix, hash, k);
+  if (e) d->last = e;
+  return e;
+}
+
+/* value_ref's insert of an absent cell (out of line: the lookup is the hot path). */
+static __attribute__((noinline)) int value_ref_insert(hm_t *h, uint32_t table, const fl_kkey_t *k,
+                                                      uint64_t hash, size_t new_len, void **val,
+                                                      size_t *len) {
+  hm_dict_t *d;
   hm_pkey_t pk;
+  hm_entry_t *e;
   int rc = prepare(h, table, k, &d, &pk);
   if (rc) return rc;
   pk.hash = hash;
@@ -705,6 +714,66 @@ static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t
   *val = entry_value(e);
   *len = new_len;
   return 0;
+}
+
+/* value_ref once the cell's hash is known and k checked. */
+static inline int value_ref_hashed(hm_t *h, uint32_t table, const fl_kkey_t *k, uint64_t hash,
+                                   size_t new_len, void **val, size_t *len) {
+  hm_entry_t *e = dict_find_cell(&h->t[table].d, hash, k);
+  if (__builtin_expect(!e, 0)) return value_ref_insert(h, table, k, hash, new_len, val, len);
+  if (e->flags & HM_F_MAP) return FL_EINVAL;
+  *val = entry_value(e);
+  *len = e->val_len;
+  return 1;
+}
+
+static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
+                        size_t new_len, void **val, size_t *len) {
+  hm_t *h = self;
+  if (__builtin_expect(table >= h->n || (k->key_len && !k->key) || (k->ns_len && !k->ns) ||
+                           (k->key_len | k->ns_len) > UINT32_MAX,
+                       0))
+    return FL_EINVAL;
+  uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
+  return value_ref_hashed(h, table, k, hash, new_len, val, len);
+}
+
+static int hm_ref_prepare(void *self, fl_kv_ref_prep_t *p) {
+  hm_t *h = self;
+  if (!h || !p || p->table >= h->n || (p->ns_len && !p->ns) || p->ns_len > UINT32_MAX)
+    return FL_EINVAL;
+  p->ns_hash = ns_hash(NULL, p->ns, (uint32_t)p->ns_len);
+  return FL_OK;
+}
+
+static int hm_value_ref_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg,
+                                 const void *key, size_t key_len, uint64_t key_hash, void **val,
+                                 size_t *len) {
+  hm_t *h = self;
+  hm_dict_t *d = &h->t[p->table].d;
+  uint64_t hash = cell_hash(key_hash, kg, p->ns_hash);
+  const void *ns = p->ns;
+  size_t ns_len = p->ns_len;
+  if (__builtin_expect(d->old.slots == NULL && d->ix.slots != NULL, 1)) {
+    hm_entry_t *e = d->last;
+    if (!e || e->hash != hash || !entry_is_cell(e, kg, key, key_len, ns, ns_len)) {
+      const hm_slot_t *slots = d->ix.slots;
+      size_t mask = d->ix.mask;
+      for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
+        e = slots[i].e;
+        if (!e || (slots[i].hash == hash && entry_is_cell(e, kg, key, key_len, ns, ns_len))) break;
+      }
+    }
+    if (e && !(e->flags & HM_F_MAP)) {
+      d->last = e;
+      *val = entry_value(e);
+      *len = e->val_len;
+      return 1;
+    }
+  }
+  /* rehashing, an absent cell, a map cell */
+  fl_kkey_t k = {kg, key, key_len, ns, ns_len};
+  return value_ref_hashed(h, p->table, &k, hash, p->new_len, val, len);
 }
 
 static void hm_prefetch(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
@@ -917,6 +986,8 @@ static const fl_kv_ops_t hm_ops = {
     .list_tables = hm_list_tables,
     .value_ref = hm_value_ref,
     .prefetch = hm_prefetch,
+    .ref_prepare = hm_ref_prepare,
+    .value_ref_prepared = hm_value_ref_prepared,
 };
 
 int fl_kv_hashmap_new(fl_kv_t *out) {
