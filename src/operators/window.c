@@ -627,21 +627,48 @@ static void prepare_adds(fl_op_t *op) {
   st->adds_ready = 1;
 }
 
-/* Adds record rec (the current key's) to the contents of every slot's window, none of
- * them due, with the prepared adds; registers timers for new contents. */
-static inline int add_prepared(fl_op_t *op, const fl_record_t *rec, uint16_t kg, uint64_t hash) {
+/* The records of a run from *i on whose timestamps are in the current slice, added to
+ * the contents of every slot's window with the prepared adds (st->adds_ready > 0, and
+ * no slot is due: the watermark does not move within a run). Registers timers for new
+ * contents. Sets *i to the first record not taken. Only the context's timestamp and
+ * key change from record to record here. */
+static int add_run_prepared(fl_op_t *op, const fl_batch_t *b, uint32_t *i, uint32_t to,
+                            bool prefetch) {
   win_op_t *st = op->state;
   bool reduce = st->conf->fn_kind == FL_WFN_REDUCE;
-  for (size_t k = 0; k < st->n_slots; k++) {
-    bool fresh;
-    int rc =
-        reduce ? fl_st_adds_reduce(&st->adds[k], kg, rec->key, rec->key_len, hash, rec->value,
-                                   rec->value_len, &fresh)
-               : fl_st_adds_aggregate(&st->adds[k], kg, rec->key, rec->key_len, hash, rec, &fresh);
-    if (!rc && fresh) rc = after_add(op, st->slots[k].w, st->slots[k].ns, true);
-    if (rc < 0) return rc;
+  int64_t lo = st->slice_lo, hi = st->slice_hi;
+  size_t n = st->n_slots;
+  uint32_t j = *i;
+  int rc = 0;
+  const fl_entry_t *e = &b->e[j];
+  fl_op_set_key(op, b->data + e->off, e->key_len, e->kg, true, e->hash);
+  for (; j < to; j++) {
+    e = &b->e[j];
+    if (e->ts < lo || e->ts >= hi) break; /* FL_TS_NONE too */
+    if (prefetch) {
+      if (j + WIN_PREFETCH_AHEAD < to) prefetch_cells(st, b, j + WIN_PREFETCH_AHEAD, 0);
+      if (j + WIN_PREFETCH_AHEAD / 2 < to) prefetch_cells(st, b, j + WIN_PREFETCH_AHEAD / 2, 1);
+    }
+    const uint8_t *key = b->data + e->off;
+    fl_record_t r = {key, e->key_len, key + e->key_len, e->value_len, e->ts};
+    op->ctx.ts = e->ts;
+    op->ctx.key = key;
+    op->ctx.key_len = e->key_len;
+    op->ctx.kg = e->kg;
+    op->ctx.key_hash = e->hash;
+    for (size_t k = 0; k < n; k++) {
+      bool fresh;
+      rc = reduce ? fl_st_adds_reduce(&st->adds[k], e->kg, key, e->key_len, e->hash, r.value,
+                                      r.value_len, &fresh)
+                  : fl_st_adds_aggregate(&st->adds[k], e->kg, key, e->key_len, e->hash, &r, &fresh);
+      if (!rc && fresh) rc = after_add(op, st->slots[k].w, st->slots[k].ns, true);
+      if (rc < 0) goto done;
+    }
+    if (op->failed) break;
   }
-  return 0;
+done:
+  *i = j;
+  return rc < 0 ? rc : 0;
 }
 
 /* A run of records from a channel, without a runtime call per record. Event-time
@@ -655,6 +682,13 @@ static int win_process_run(fl_op_t *op, int input, const fl_batch_t *b, uint32_t
   bool fast = c->kind != FL_WINDOW_SESSION && c->domain == FL_EVENT_TIME;
   bool prefetch = fast && st->have_cref && prefetch_pays(&st->cref);
   for (uint32_t i = from; i < to; i++) {
+    if (fast && st->adds_ready > 0 && b->e[i].ts >= st->slice_lo && b->e[i].ts < st->slice_hi &&
+        max_ts(st->slots[st->n_slots - 1].w) > op->wm) {
+      int rc = add_run_prepared(op, b, &i, to, prefetch);
+      if (rc < 0) return rc;
+      if (op->failed) break;
+      if (i == to) break;
+    }
     if (prefetch) {
       if (i + WIN_PREFETCH_AHEAD < to) prefetch_cells(st, b, i + WIN_PREFETCH_AHEAD, 0);
       if (i + WIN_PREFETCH_AHEAD / 2 < to) prefetch_cells(st, b, i + WIN_PREFETCH_AHEAD / 2, 1);
@@ -671,10 +705,11 @@ static int win_process_run(fl_op_t *op, int input, const fl_batch_t *b, uint32_t
        * is not due, none is due or late, and the element goes into every one. */
       if (st->n_slots && max_ts(st->slots[st->n_slots - 1].w) > op->wm) {
         if (!st->adds_ready) prepare_adds(op);
-        if (st->adds_ready > 0) {
-          int rc = add_prepared(op, &r, e->kg, e->hash);
+        if (st->adds_ready > 0) { /* this record and the next ones of the slice */
+          int rc = add_run_prepared(op, b, &i, to, prefetch);
           if (rc < 0) return rc;
-          if (op->failed) break;
+          if (op->failed || i == to) break;
+          i--; /* the loop's i++: record i was not taken */
           continue;
         }
         for (size_t k = 0; k < st->n_slots; k++) {
