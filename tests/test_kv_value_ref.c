@@ -172,9 +172,14 @@ static void prefetch_changes_nothing(void **state) {
   fx_t *f = *state;
   fl_kkey_t k = {3, "abcdefgh", 8, "0123456789abcdef", 16};
   uint64_t h = fl_hash64(k.key, k.key_len, 0);
+  fl_kv_ref_prep_t p = {f->t, k.ns, k.ns_len, 8, 0};
+  assert_non_null(f->kv.ops->prefetch_prepared);
+  assert_int_equal(f->kv.ops->ref_prepare(f->kv.self, &p), FL_OK);
   /* on an empty table, an absent cell, a present one, and a table that does not exist */
-  f->kv.ops->prefetch(f->kv.self, f->t, &k, h, 0);
-  f->kv.ops->prefetch(f->kv.self, f->t, &k, h, 1);
+  for (int stage = 0; stage < 2; stage++) {
+    f->kv.ops->prefetch(f->kv.self, f->t, &k, h, stage);
+    f->kv.ops->prefetch_prepared(f->kv.self, &p, k.kg, h, stage);
+  }
   assert_int_equal(f->kv.ops->count(f->kv.self, f->t), 0);
   void *v;
   size_t len;
@@ -183,6 +188,7 @@ static void prefetch_changes_nothing(void **state) {
   for (int stage = 0; stage < 2; stage++) {
     f->kv.ops->prefetch(f->kv.self, f->t, &k, h, stage);
     f->kv.ops->prefetch(f->kv.self, f->t + 5, &k, h, stage);
+    f->kv.ops->prefetch_prepared(f->kv.self, &p, k.kg, h, stage);
   }
   assert_int_equal(f->kv.ops->count(f->kv.self, f->t), 1);
   const void *g;

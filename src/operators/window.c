@@ -627,6 +627,14 @@ static void prepare_adds(fl_op_t *op) {
   st->adds_ready = 1;
 }
 
+/* prefetch_cells with the prepared adds, for record i of the current slice. */
+static inline void prefetch_prepared(const win_op_t *st, const fl_batch_t *b, uint32_t i,
+                                     int stage) {
+  const fl_entry_t *e = &b->e[i];
+  if (e->type != FL_E_RECORD || e->ts < st->slice_lo || e->ts >= st->slice_hi) return;
+  for (size_t k = 0; k < st->n_slots; k++) fl_st_adds_prefetch(&st->adds[k], e->kg, e->hash, stage);
+}
+
 /* The records of a run from *i on whose timestamps are in the current slice, added to
  * the contents of every slot's window with the prepared adds (st->adds_ready > 0, and
  * no slot is due: the watermark does not move within a run). Registers timers for new
@@ -646,8 +654,8 @@ static int add_run_prepared(fl_op_t *op, const fl_batch_t *b, uint32_t *i, uint3
     e = &b->e[j];
     if (e->ts < lo || e->ts >= hi) break; /* FL_TS_NONE too */
     if (prefetch) {
-      if (j + WIN_PREFETCH_AHEAD < to) prefetch_cells(st, b, j + WIN_PREFETCH_AHEAD, 0);
-      if (j + WIN_PREFETCH_AHEAD / 2 < to) prefetch_cells(st, b, j + WIN_PREFETCH_AHEAD / 2, 1);
+      if (j + WIN_PREFETCH_AHEAD < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD, 0);
+      if (j + WIN_PREFETCH_AHEAD / 2 < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD / 2, 1);
     }
     const uint8_t *key = b->data + e->off;
     fl_record_t r = {key, e->key_len, key + e->key_len, e->value_len, e->ts};

@@ -661,48 +661,43 @@ static inline bool entry_is_cell(const hm_entry_t *e, uint16_t kg, const void *k
   return entry_bytes_are(e, key, key_len, ns, ns_len);
 }
 
-static inline bool entry_is(const hm_entry_t *e, const fl_kkey_t *k) {
-  return entry_is_cell(e, k->kg, k->key, k->key_len, k->ns, k->ns_len);
-}
-
 /* The entry of cell k (hash known) in one index, or NULL. */
 static inline hm_entry_t *index_find_cell(const hm_index_t *ix, uint64_t hash, const fl_kkey_t *k) {
   if (!ix->slots) return NULL;
   for (size_t i = (size_t)hash & ix->mask;; i = (i + 1) & ix->mask) {
     const hm_slot_t *s = &ix->slots[i];
     if (!s->e) return NULL;
-    if (s->hash == hash && entry_is(s->e, k)) return s->e;
+    if (s->hash == hash && entry_is_cell(s->e, k->kg, k->key, k->key_len, k->ns, k->ns_len))
+      return s->e;
   }
-}
-
-/* dict_find_cell while the dict is rehashing (out of line: rare, and the hot path
- * keeps a small frame without it). */
-static __attribute__((noinline)) hm_entry_t *dict_find_cell_rehashing(hm_dict_t *d, uint64_t hash,
-                                                                      const fl_kkey_t *k) {
-  hm_entry_t *e = index_find_cell(&d->ix, hash, k);
-  if (!e) e = index_find_cell(&d->old, hash, k);
-  rehash_step(d, HM_REHASH_LOOKUP);
-  if (e) d->last = e;
-  return e;
 }
 
 /* dict_lookup for a cell whose hash is known: the per-record path of value_ref. */
 static inline hm_entry_t *dict_find_cell(hm_dict_t *d, uint64_t hash, const fl_kkey_t *k) {
   hm_entry_t *e = d->last;
-  if (e && e->hash == hash && entry_is(e, k)) return e;
-  if (__builtin_expect(d->old.slots != NULL, 0)) return dict_find_cell_rehashing(d, hash, k);
+  if (e && e->hash == hash && entry_is_cell(e, k->kg, k->key, k->key_len, k->ns, k->ns_len))
+    return e;
   e = index_find_cell(&d->ix, hash, k);
+  if (__builtin_expect(d->old.slots != NULL, 0)) {
+    if (!e) e = index_find_cell(&d->old, hash, k);
+    rehash_step(d, HM_REHASH_LOOKUP);
+  }
   if (e) d->last = e;
   return e;
 }
 
-/* value_ref's insert of an absent cell (out of line: the lookup is the hot path). */
-static __attribute__((noinline)) int value_ref_insert(hm_t *h, uint32_t table, const fl_kkey_t *k,
-                                                      uint64_t hash, size_t new_len, void **val,
-                                                      size_t *len) {
-  hm_dict_t *d;
+/* value_ref once the cell's hash is known and k checked. */
+static int value_ref_hashed(hm_t *h, uint32_t table, const fl_kkey_t *k, uint64_t hash,
+                            size_t new_len, void **val, size_t *len) {
+  hm_dict_t *d = &h->t[table].d;
+  hm_entry_t *e = dict_find_cell(d, hash, k);
+  if (e) {
+    if (e->flags & HM_F_MAP) return FL_EINVAL;
+    *val = entry_value(e);
+    *len = e->val_len;
+    return 1;
+  }
   hm_pkey_t pk;
-  hm_entry_t *e;
   int rc = prepare(h, table, k, &d, &pk);
   if (rc) return rc;
   pk.hash = hash;
@@ -714,17 +709,6 @@ static __attribute__((noinline)) int value_ref_insert(hm_t *h, uint32_t table, c
   *val = entry_value(e);
   *len = new_len;
   return 0;
-}
-
-/* value_ref once the cell's hash is known and k checked. */
-static inline int value_ref_hashed(hm_t *h, uint32_t table, const fl_kkey_t *k, uint64_t hash,
-                                   size_t new_len, void **val, size_t *len) {
-  hm_entry_t *e = dict_find_cell(&h->t[table].d, hash, k);
-  if (__builtin_expect(!e, 0)) return value_ref_insert(h, table, k, hash, new_len, val, len);
-  if (e->flags & HM_F_MAP) return FL_EINVAL;
-  *val = entry_value(e);
-  *len = e->val_len;
-  return 1;
 }
 
 static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
@@ -755,17 +739,15 @@ static int hm_value_ref_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t
   const void *ns = p->ns;
   size_t ns_len = p->ns_len;
   if (__builtin_expect(d->old.slots == NULL && d->ix.slots != NULL, 1)) {
-    hm_entry_t *e = d->last;
-    if (!e || e->hash != hash || !entry_is_cell(e, kg, key, key_len, ns, ns_len)) {
-      const hm_slot_t *slots = d->ix.slots;
-      size_t mask = d->ix.mask;
-      for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
-        e = slots[i].e;
-        if (!e || (slots[i].hash == hash && entry_is_cell(e, kg, key, key_len, ns, ns_len))) break;
-      }
+    /* (d->last is not tried: the cells a window's run visits are mostly not the last) */
+    const hm_slot_t *slots = d->ix.slots;
+    size_t mask = d->ix.mask;
+    hm_entry_t *e;
+    for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
+      e = slots[i].e;
+      if (!e || (slots[i].hash == hash && entry_is_cell(e, kg, key, key_len, ns, ns_len))) break;
     }
     if (e && !(e->flags & HM_F_MAP)) {
-      d->last = e;
       *val = entry_value(e);
       *len = e->val_len;
       return 1;
@@ -776,13 +758,12 @@ static int hm_value_ref_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t
   return value_ref_hashed(h, p->table, &k, hash, p->new_len, val, len);
 }
 
-static void hm_prefetch(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
-                        int stage) {
-  hm_t *h = self;
-  if (table >= h->n || (k->ns_len && !k->ns) || k->ns_len > UINT32_MAX) return;
+/* Starts loading cell `hash` of table: its home slot (stage 0) or, a few records later,
+ * the entry (stage 1). */
+static inline __attribute__((always_inline)) void prefetch_cell(const hm_t *h, uint32_t table,
+                                                                uint64_t hash, int stage) {
   const hm_index_t *ix = &h->t[table].d.ix;
   if (!ix->slots) return;
-  uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
   const hm_slot_t *s = &ix->slots[(size_t)hash & ix->mask];
   if (stage == 0) {
     __builtin_prefetch(s);
@@ -794,6 +775,19 @@ static void hm_prefetch(void *self, uint32_t table, const fl_kkey_t *k, uint64_t
     __builtin_prefetch(e);
     __builtin_prefetch((const char *)e + 64);
   }
+}
+
+static void hm_prefetch(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
+                        int stage) {
+  hm_t *h = self;
+  if (table >= h->n || (k->ns_len && !k->ns) || k->ns_len > UINT32_MAX) return;
+  uint64_t ns = ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len);
+  prefetch_cell(h, table, cell_hash(key_hash, k->kg, ns), stage);
+}
+
+static void hm_prefetch_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg,
+                                 uint64_t key_hash, int stage) {
+  prefetch_cell(self, p->table, cell_hash(key_hash, kg, p->ns_hash), stage);
 }
 
 static int hm_del(void *self, uint32_t table, const fl_kkey_t *k) {
@@ -988,6 +982,7 @@ static const fl_kv_ops_t hm_ops = {
     .prefetch = hm_prefetch,
     .ref_prepare = hm_ref_prepare,
     .value_ref_prepared = hm_value_ref_prepared,
+    .prefetch_prepared = hm_prefetch_prepared,
 };
 
 int fl_kv_hashmap_new(fl_kv_t *out) {

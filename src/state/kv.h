@@ -35,7 +35,7 @@ typedef struct fl_kkey {
 #define FL_KV_STOP 2   /* stop */
 
 /* 2: stats, value_ref, prefetch; 3: flush, write_batch, errmsg; 4: ref_prepare,
- * value_ref_prepared (each optional: NULL). */
+ * value_ref_prepared, prefetch_prepared (each optional: NULL). */
 #define FL_KV_OPS_VERSION 4
 
 /* Backend statistics (ops version 2), by Flink's state.backend.rocksdb.metrics.* names:
@@ -201,6 +201,9 @@ typedef struct fl_kv_ops {
   int (*ref_prepare)(void *self, fl_kv_ref_prep_t *p);
   int (*value_ref_prepared)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key,
                             size_t key_len, uint64_t key_hash, void **val, size_t *len);
+  /* Version 4, optional: prefetch for the cell value_ref_prepared(p, kg, key) would find. */
+  void (*prefetch_prepared)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, uint64_t key_hash,
+                            int stage);
 } fl_kv_ops_t;
 
 /* Layouts for set_table_ttl, matching src/state/state.c. */

@@ -720,6 +720,7 @@ int fl_st_adds_prepare(const fl_sref_t *r, fl_st_adds_t *p) {
   rc = o->ref_prepare(KS(r), &p->kv);
   if (rc) return rc;
   p->find = o->value_ref_prepared;
+  p->prefetch = o->prefetch_prepared;
   p->self = KS(r);
   p->backend = r->kv;
   p->desc = r->desc;

@@ -88,7 +88,9 @@ typedef struct fl_st_adds {
   fl_kv_ref_prep_t kv;
   int (*find)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key, size_t key_len,
               uint64_t key_hash, void **val, size_t *len); /* the backend's value_ref_prepared */
-  void *self;                                              /* the backend instance */
+  void (*prefetch)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, uint64_t key_hash,
+                   int stage); /* the backend's prefetch_prepared, or NULL */
+  void *self;                  /* the backend instance */
   fl_kv_t *backend;
   const struct fl_state_desc *desc;
   const fl_aggregate_fn_t *agg; /* aggregating: the descriptor's functions */
@@ -106,6 +108,12 @@ int fl_st_adds_aggregate_slow(const fl_st_adds_t *p, uint16_t kg, const void *ke
 /* fl_st_aggregating_add_created / fl_st_reducing_add_created of the cell (kg, key) of
  * p's namespace; key_hash is fl_hash64(key, key_len, 0), key_len below 2^32. The
  * aggregating add is inline: it is a window's per-record path. */
+/* The backend's prefetch (kv.h) for the cell (kg, key) of p's namespace, if it has one. */
+static inline void fl_st_adds_prefetch(const fl_st_adds_t *p, uint16_t kg, uint64_t key_hash,
+                                       int stage) {
+  if (p->prefetch) p->prefetch(p->self, &p->kv, kg, key_hash, stage);
+}
+
 static inline int fl_st_adds_aggregate(const fl_st_adds_t *p, uint16_t kg, const void *key,
                                        size_t key_len, uint64_t key_hash, const fl_record_t *in,
                                        bool *created) {
