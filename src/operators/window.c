@@ -137,6 +137,10 @@ typedef struct win_op {
    * without prepared lookups). */
   fl_st_adds_t adds[WIN_SLOTS_MAX];
   int adds_ready;
+  /* References fl_op_sref filled once and then re-pointed (the descriptors are internal,
+   * without TTL): the contents, for firing and clearing (fref), and the group keys. */
+  fl_sref_t fref, kref;
+  bool have_fref, have_kref;
   uint8_t *item; /* an encoded list item */
   size_t item_cap;
   uint8_t *live; /* session windows of the current key, encoded */
@@ -229,13 +233,37 @@ static int reg_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
                             WIN_NS_LEN, ts);
 }
 
-/* The cell listing the keys with contents in window ns, in the current key group. */
-static int keys_ref(fl_op_t *op, const uint8_t *ns, fl_sref_t *r) {
-  int rc = fl_op_sref(op, op->node->u.window.keys, ns, WIN_NS_LEN, r);
+/* r (cached in *have) re-pointed at the current key and namespace ns, fl_op_sref the
+ * first time. */
+static int cached_ref(fl_op_t *op, const struct fl_state_desc *d, const uint8_t *ns, fl_sref_t *r,
+                      bool *have) {
+  if (*have) {
+    fl_op_sref_rekey(op, r, ns, WIN_NS_LEN);
+    return 0;
+  }
+  int rc = fl_op_sref(op, d, ns, WIN_NS_LEN, r);
+  if (!rc) *have = true;
+  return rc;
+}
+
+/* The contents of window ns for the current key, for firing and clearing: borrowed
+ * until the next call. */
+static int fire_ref(fl_op_t *op, const uint8_t *ns, fl_sref_t **r) {
+  win_op_t *st = op->state;
+  *r = &st->fref;
+  return cached_ref(op, st->conf->contents, ns, &st->fref, &st->have_fref);
+}
+
+/* The cell listing the keys with contents in window ns, in the current key group:
+ * borrowed until the next call. */
+static int keys_ref(fl_op_t *op, const uint8_t *ns, fl_sref_t **r) {
+  win_op_t *st = op->state;
+  int rc = cached_ref(op, st->conf->keys, ns, &st->kref, &st->have_kref);
   if (rc) return rc;
-  r->k.key = "";
-  r->k.key_len = 0;
-  r->key_hashed = false;
+  st->kref.k.key = "";
+  st->kref.k.key_len = 0;
+  st->kref.key_hashed = false;
+  *r = &st->kref;
   return 0;
 }
 
@@ -250,8 +278,8 @@ static int fire(fl_op_t *op, fl_window_t w) {
   const fl_window_conf_t *c = st->conf;
   uint8_t ns[WIN_NS_LEN];
   ns_encode(ns, w);
-  fl_sref_t r;
-  int rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &r);
+  fl_sref_t *r;
+  int rc = fire_ref(op, ns, &r);
   if (rc) return rc;
   int64_t saved_ts = op->ctx.ts;
   /* Results carry the window's max timestamp (Flink's TimestampedCollector). */
@@ -260,7 +288,7 @@ static int fire(fl_op_t *op, fl_window_t w) {
   case FL_WFN_REDUCE: {
     const void *v = NULL;
     size_t len = 0;
-    rc = fl_st_reducing_get(&r, &v, &len);
+    rc = fl_st_reducing_get(r, &v, &len);
     if (rc <= 0) break;
     fl_record_t out = {op->ctx.key, op->ctx.key_len, v, len, max_ts(w)};
     rc = fl_op_emit(op, &out);
@@ -268,7 +296,7 @@ static int fire(fl_op_t *op, fl_window_t w) {
   }
   case FL_WFN_AGGREGATE: {
     const void *acc = NULL;
-    rc = fl_st_aggregating_get(&r, &acc);
+    rc = fl_st_aggregating_get(r, &acc);
     if (rc <= 0) break;
     rc = c->agg.result(&op->ctx, &w, acc, c->opaque);
     break;
@@ -276,7 +304,7 @@ static int fire(fl_op_t *op, fl_window_t w) {
   case FL_WFN_PROCESS: {
     const fl_bytes_t *items = NULL;
     size_t n = 0, bytes = 0;
-    rc = fl_st_list_get(&r, &items, &n);
+    rc = fl_st_list_get(r, &items, &n);
     if (rc < 0 || n == 0) break;
     /* The views are borrowed until the next state call; the user function may make
      * one, so the elements get a copy. */
@@ -353,9 +381,9 @@ static int after_add(fl_op_t *op, fl_window_t w, const uint8_t *ns, bool fresh) 
   if (fresh && c->keys) {
     /* Group timers: the key joins its group's list of the window's keys, in the order
      * its own timer would have been registered. */
-    fl_sref_t kr;
+    fl_sref_t *kr;
     rc = keys_ref(op, ns, &kr);
-    if (!rc) rc = fl_st_list_add(&kr, op->ctx.key, op->ctx.key_len);
+    if (!rc) rc = fl_st_list_add(kr, op->ctx.key, op->ctx.key_len);
     if (rc) return rc;
   }
   if (c->domain == FL_EVENT_TIME) {
@@ -743,9 +771,9 @@ static int win_process_run(fl_op_t *op, int input, const fl_batch_t *b, uint32_t
 static int clear_window(fl_op_t *op, fl_window_t w, const uint8_t *ns) {
   win_op_t *st = op->state;
   const fl_window_conf_t *c = st->conf;
-  fl_sref_t r;
-  int rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &r);
-  if (!rc) rc = fl_st_clear(&r);
+  fl_sref_t *cr, r;
+  int rc = fire_ref(op, ns, &cr);
+  if (!rc) rc = fl_st_clear(cr);
   if (!rc) rc = del_timer(op, ns, max_ts(w));
   if (rc || c->kind != FL_WINDOW_SESSION) return rc;
   size_t n = 0;
@@ -783,11 +811,11 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
   bool do_clear = d != FL_EVENT_TIME || t->ts == cleanup_time(c, w);
   uint16_t kg = t->kg;
   int64_t ts = t->ts;
-  fl_sref_t kr;
+  fl_sref_t *kr;
   int rc = keys_ref(op, ns, &kr);
   const fl_bytes_t *items = NULL;
   size_t n = 0, bytes = 0;
-  if (!rc) rc = fl_st_list_get(&kr, &items, &n);
+  if (!rc) rc = fl_st_list_get(kr, &items, &n);
   if (rc <= 0) return rc;
   /* Firing and clearing change the backend, which may invalidate the views: copy. */
   for (size_t i = 0; i < n; i++) bytes += items[i].len;
@@ -812,15 +840,15 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
     op->ctx.ts = ts;
     if (do_fire) rc = fire(op, w);
     if (!rc && do_clear) {
-      fl_sref_t r;
-      rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &r);
-      if (!rc) rc = fl_st_clear(&r);
+      fl_sref_t *r;
+      rc = fire_ref(op, ns, &r);
+      if (!rc) rc = fl_st_clear(r);
     }
   }
   if (!rc && do_clear) {
     fl_op_set_key(op, "", 0, kg, false, 0);
     rc = keys_ref(op, ns, &kr);
-    if (!rc) rc = fl_st_clear(&kr);
+    if (!rc) rc = fl_st_clear(kr);
   }
   return rc;
 }
