@@ -675,6 +675,7 @@ static int add_run_prepared(fl_op_t *op, const fl_batch_t *b, uint32_t *i, uint3
   bool reduce = st->conf->fn_kind == FL_WFN_REDUCE;
   int64_t lo = st->slice_lo, hi = st->slice_hi;
   size_t n = st->n_slots;
+  bool one = n == 1 && !reduce;
   uint32_t j = *i;
   int rc = 0;
   const fl_entry_t *e = &b->e[j];
@@ -693,6 +694,14 @@ static int add_run_prepared(fl_op_t *op, const fl_batch_t *b, uint32_t *i, uint3
     op->ctx.key_len = e->key_len;
     op->ctx.kg = e->kg;
     op->ctx.key_hash = e->hash;
+    if (one) { /* tumbling windows with an aggregate: no loop to keep state across */
+      bool fresh;
+      rc = fl_st_adds_aggregate(&st->adds[0], e->kg, key, e->key_len, e->hash, &r, &fresh);
+      if (__builtin_expect(!rc && fresh, 0))
+        rc = after_add(op, st->slots[0].w, st->slots[0].ns, true);
+      if (rc < 0 || op->failed) break;
+      continue;
+    }
     for (size_t k = 0; k < n; k++) {
       bool fresh;
       rc = reduce ? fl_st_adds_reduce(&st->adds[k], e->kg, key, e->key_len, e->hash, r.value,
