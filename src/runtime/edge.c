@@ -213,7 +213,9 @@ int fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
                            (in->key_len | in->value_len) > UINT32_MAX / 2,
                        0))
     return ew_record_any(ew, in);
-  uint64_t hash = fl_hash64_inline(in->key, in->key_len, 0);
+  /* 8-byte keys (ids) get the hash's code for that length, the same value */
+  uint64_t hash = in->key_len == 8 ? fl_hash64_inline(in->key, 8, 0)
+                                   : fl_hash64_inline(in->key, in->key_len, 0);
   uint16_t kg = (uint16_t)(hash & (((uint64_t)1 << ew->maxp_shift) - 1));
   int t = (int)(((uint32_t)kg * (uint32_t)ew->n) >> ew->maxp_shift);
   ew_append(ew, t, in->key, in->key_len, in, kg, hash);
