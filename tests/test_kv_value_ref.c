@@ -1,7 +1,8 @@
 /*
  * The per-record state path: the hashmap's value_ref and prefetch (kv ops version 2),
- * which take a key's hash computed earlier, and the typed state's in-place reducing and
- * aggregating adds on top of them, which report whether they created the cell.
+ * which take a key's hash computed earlier, its prepared lookups (version 4: the table
+ * and namespace checked once), and the typed state's in-place reducing and aggregating
+ * adds on top of them, which report whether they created the cell.
  *
  * A cell is reached both with a hash the caller gives (value_ref) and with one the
  * backend computes (get, put, del): both must find the same cell, across the index's
@@ -171,9 +172,14 @@ static void prefetch_changes_nothing(void **state) {
   fx_t *f = *state;
   fl_kkey_t k = {3, "abcdefgh", 8, "0123456789abcdef", 16};
   uint64_t h = fl_hash64(k.key, k.key_len, 0);
+  fl_kv_ref_prep_t p = {f->t, k.ns, k.ns_len, 8, 0};
+  assert_non_null(f->kv.ops->prefetch_prepared);
+  assert_int_equal(f->kv.ops->ref_prepare(f->kv.self, &p), FL_OK);
   /* on an empty table, an absent cell, a present one, and a table that does not exist */
-  f->kv.ops->prefetch(f->kv.self, f->t, &k, h, 0);
-  f->kv.ops->prefetch(f->kv.self, f->t, &k, h, 1);
+  for (int stage = 0; stage < 2; stage++) {
+    f->kv.ops->prefetch(f->kv.self, f->t, &k, h, stage);
+    f->kv.ops->prefetch_prepared(f->kv.self, &p, k.kg, h, stage);
+  }
   assert_int_equal(f->kv.ops->count(f->kv.self, f->t), 0);
   void *v;
   size_t len;
@@ -182,11 +188,85 @@ static void prefetch_changes_nothing(void **state) {
   for (int stage = 0; stage < 2; stage++) {
     f->kv.ops->prefetch(f->kv.self, f->t, &k, h, stage);
     f->kv.ops->prefetch(f->kv.self, f->t + 5, &k, h, stage);
+    f->kv.ops->prefetch_prepared(f->kv.self, &p, k.kg, h, stage);
   }
   assert_int_equal(f->kv.ops->count(f->kv.self, f->t), 1);
   const void *g;
   assert_int_equal(f->kv.ops->get(f->kv.self, f->t, &k, &g, &len), 1);
   assert_memory_equal(g, "12345678", 8);
+}
+
+/* Prepared lookups (ops version 4) find the cells value_ref and put address, across
+ * the index's doublings, and check the table and namespace once, when prepared. */
+static void prepared_value_ref_addresses_the_same_cells(void **state) {
+  fx_t *f = *state;
+  const fl_kv_ops_t *o = f->kv.ops;
+  assert_true(o->version >= 4);
+  assert_non_null(o->ref_prepare);
+  assert_non_null(o->value_ref_prepared);
+  fl_kv_ref_prep_t bad = {f->t + 7, "ns", 2, 8, 0};
+  assert_int_equal(o->ref_prepare(f->kv.self, &bad), FL_EINVAL);
+  bad = (fl_kv_ref_prep_t){f->t, NULL, 2, 8, 0};
+  assert_int_equal(o->ref_prepare(f->kv.self, &bad), FL_EINVAL);
+  const char *ns[2] = {"0123456789abcdef", "w"};
+  fl_kv_ref_prep_t p[2] = {{f->t, ns[0], 16, 8, 0}, {f->t, ns[1], 1, 8, 0}};
+  for (int j = 0; j < 2; j++) assert_int_equal(o->ref_prepare(f->kv.self, &p[j]), FL_OK);
+  char key[64];
+  const int n = 3000;
+  for (int i = 0; i < n; i++) {
+    size_t kl = (size_t)snprintf(key, sizeof key, "%0*d", 1 + i % 40, i);
+    int j = i % 2;
+    fl_kkey_t k = {(uint16_t)(i % 128), key, kl, ns[j], p[j].ns_len};
+    int64_t x = i;
+    if (i % 3 == 0) {
+      assert_int_equal(o->put(f->kv.self, f->t, &k, &x, 8), FL_OK);
+    } else {
+      void *v;
+      size_t len = 99;
+      assert_int_equal(
+          o->value_ref_prepared(f->kv.self, &p[j], k.kg, key, kl, fl_hash64(key, kl, 0), &v, &len),
+          0);
+      assert_int_equal(len, 8);
+      assert_memory_equal(v, "\0\0\0\0\0\0\0\0", 8);
+      memcpy(v, &x, 8);
+    }
+  }
+  assert_int_equal(o->count(f->kv.self, f->t), n);
+  for (int i = 0; i < n; i++) {
+    size_t kl = (size_t)snprintf(key, sizeof key, "%0*d", 1 + i % 40, i);
+    int j = i % 2;
+    fl_kkey_t k = {(uint16_t)(i % 128), key, kl, ns[j], p[j].ns_len};
+    void *v;
+    size_t len;
+    int64_t x;
+    assert_int_equal(
+        o->value_ref_prepared(f->kv.self, &p[j], k.kg, key, kl, fl_hash64(key, kl, 0), &v, &len),
+        1);
+    assert_int_equal(len, 8);
+    memcpy(&x, v, 8);
+    assert_int_equal(x, i);
+    assert_int_equal(ref(f, &k, 8, &v, &len), 1);
+    memcpy(&x, v, 8);
+    assert_int_equal(x, i);
+    /* the other namespace and another key group are other cells */
+    const void *g;
+    k.ns = ns[1 - j];
+    k.ns_len = p[1 - j].ns_len;
+    assert_int_equal(o->get(f->kv.self, f->t, &k, &g, &len), 0);
+    k.ns = ns[j];
+    k.ns_len = p[j].ns_len;
+    k.kg = (uint16_t)(k.kg + 1);
+    assert_int_equal(o->get(f->kv.self, f->t, &k, &g, &len), 0);
+  }
+  assert_int_equal(o->count(f->kv.self, f->t), n);
+  /* a map cell is refused as by value_ref */
+  fl_kkey_t m = {3, "map", 3, ns[0], 16};
+  assert_int_equal(o->map_put(f->kv.self, f->t, &m, "u", 1, "v", 1), FL_OK);
+  void *v;
+  size_t len;
+  assert_int_equal(
+      o->value_ref_prepared(f->kv.self, &p[0], 3, "map", 3, fl_hash64("map", 3, 0), &v, &len),
+      FL_EINVAL);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -338,6 +418,126 @@ static void reducing_add_reports_the_first_value_in_place_or_not(void **state) {
   assert_memory_equal((const uint8_t *)v + 8, "abc", 3);
 }
 
+/* A 24-byte accumulator (beyond the inline undo copy) that fails like pair_add. */
+typedef struct triple {
+  int64_t sum, n, last;
+} triple_t;
+
+static void triple_init(void *acc, void *opaque) {
+  ((sfx_t *)opaque)->inits++;
+  ((triple_t *)acc)->n = 0;
+}
+
+static int triple_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) {
+  (void)ctx;
+  (void)opaque;
+  triple_t *t = acc;
+  int64_t v;
+  memcpy(&v, in->value, 8);
+  t->sum += v;
+  t->n++;
+  t->last = v;
+  return v < 0 ? FL_EUSER : 0;
+}
+
+static int padd(sfx_t *f, const fl_st_adds_t *p, int64_t v, bool *created) {
+  fl_record_t in = {f->r.k.key, f->r.k.key_len, &v, 8, 0};
+  return fl_st_adds_aggregate(p, f->r.k.kg, f->r.k.key, f->r.k.key_len, f->r.key_hash, &in,
+                              created);
+}
+
+/* Prepared aggregating adds mean what fl_st_aggregating_add_created means, for small
+ * and large accumulators: the first value is reported, a failing add keeps the cell as
+ * it was (no cell after a failing first add), and the cell is the sref's. */
+static void prepared_aggregating_adds_are_the_adds(void **state) {
+  sfx_t *f = *state;
+  f->desc.kind = FL_STATE_AGGREGATING;
+  for (int big = 0; big < 2; big++) {
+    f->desc.agg = (fl_aggregate_fn_t){.version = FL_AGGREGATE_FN_VERSION,
+                                      .acc_size = big ? sizeof(triple_t) : sizeof(pair_t),
+                                      .init = big ? triple_init : pair_init,
+                                      .add = big ? triple_add : pair_add};
+    f->r.k.ns = big ? "fedcba9876543210" : "0123456789abcdef";
+    f->inits = 0;
+    fl_st_adds_t p;
+    assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_OK);
+    bool created = false;
+    assert_int_equal(padd(f, &p, -1, &created), FL_EUSER);
+    const void *acc = NULL;
+    assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 0);
+    assert_int_equal(padd(f, &p, 5, &created), FL_OK);
+    assert_true(created);
+    assert_int_equal(padd(f, &p, 6, &created), FL_OK);
+    assert_false(created);
+    assert_int_equal(padd(f, &p, -100, &created), FL_EUSER);
+    assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 1);
+    const int64_t *a = acc; /* sum, n (, last) */
+    assert_int_equal(a[0], 11);
+    assert_int_equal(a[1], 2);
+    if (big) assert_int_equal(a[2], 6);
+    assert_int_equal(f->inits, 2);
+    /* the unprepared add reaches the same cell */
+    assert_int_equal(agg(f, 1, &created), FL_OK);
+    assert_false(created);
+    assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 1);
+    assert_int_equal(((const int64_t *)acc)[0], 12);
+  }
+}
+
+static int pred(sfx_t *f, const fl_st_adds_t *p, const void *v, size_t len, bool *created) {
+  return fl_st_adds_reduce(p, f->r.k.kg, f->r.k.key, f->r.k.key_len, f->r.key_hash, v, len,
+                           created);
+}
+
+static void prepared_reducing_adds_are_the_adds(void **state) {
+  sfx_t *f = *state;
+  f->desc.kind = FL_STATE_REDUCING;
+  f->desc.reduce = sum_reduce;
+  fl_st_adds_t p;
+  assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_OK);
+  bool created = false;
+  int64_t x = 4;
+  assert_int_equal(pred(f, &p, &x, 8, &created), FL_OK);
+  assert_true(created);
+  x = 3;
+  assert_int_equal(pred(f, &p, &x, 8, &created), FL_OK);
+  assert_false(created);
+  x = -1;
+  assert_int_equal(pred(f, &p, &x, 8, &created), FL_EUSER);
+  const void *v;
+  size_t len;
+  assert_int_equal(fl_st_reducing_get(&f->r, &v, &len), 1);
+  memcpy(&x, v, 8);
+  assert_int_equal(x, 7);
+  f->desc.reduce = concat_reduce;
+  assert_int_equal(pred(f, &p, "abc", 3, &created), FL_OK);
+  assert_false(created);
+  assert_int_equal(fl_st_reducing_get(&f->r, &v, &len), 1);
+  assert_int_equal(len, 11);
+  assert_memory_equal((const uint8_t *)v + 8, "abc", 3);
+}
+
+/* What cannot be prepared says so: TTL (whose timestamps the adds would not renew),
+ * a kind without adds, a backend without prepared lookups. */
+static void adds_prepare_declines_what_it_cannot_do(void **state) {
+  sfx_t *f = *state;
+  fl_st_adds_t p;
+  f->desc.kind = FL_STATE_LIST;
+  assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_ESTATE);
+  f->desc.kind = FL_STATE_REDUCING;
+  f->desc.reduce = sum_reduce;
+  f->desc.has_ttl = 1;
+  assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_ENOTSUP);
+  f->desc.has_ttl = 0;
+  fl_kv_ops_t older = *f->kv.kv.ops;
+  older.version = 3;
+  const fl_kv_ops_t *own = f->kv.kv.ops;
+  f->kv.kv.ops = &older;
+  assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_ENOTSUP);
+  f->kv.kv.ops = own;
+  assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_OK);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(hashmap_offers_value_ref_and_prefetch, setup, teardown),
@@ -348,11 +548,17 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(value_ref_refuses_map_cells_and_bad_keys, setup, teardown),
       cmocka_unit_test_setup_teardown(prefetch_changes_nothing, setup, teardown),
+      cmocka_unit_test_setup_teardown(prepared_value_ref_addresses_the_same_cells, setup, teardown),
       cmocka_unit_test_setup_teardown(
           aggregating_add_reports_the_first_value_and_keeps_cells_on_failure, sfx_setup,
           sfx_teardown),
       cmocka_unit_test_setup_teardown(reducing_add_reports_the_first_value_in_place_or_not,
                                       sfx_setup, sfx_teardown),
+      cmocka_unit_test_setup_teardown(prepared_aggregating_adds_are_the_adds, sfx_setup,
+                                      sfx_teardown),
+      cmocka_unit_test_setup_teardown(prepared_reducing_adds_are_the_adds, sfx_setup, sfx_teardown),
+      cmocka_unit_test_setup_teardown(adds_prepare_declines_what_it_cannot_do, sfx_setup,
+                                      sfx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

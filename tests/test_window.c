@@ -76,13 +76,16 @@ static void avg_init(void *acc, void *opaque) {
   memset(acc, 0, sizeof(avg_acc_t));
 }
 
+/* The value that avg_add refuses: a poison record. */
+#define AVG_POISON (-999)
+
 static int avg_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) {
-  (void)ctx;
   (void)opaque;
   avg_acc_t *a = acc;
   int64_t v;
   assert_int_equal(in->value_len, 8);
   memcpy(&v, in->value, 8);
+  if (v == AVG_POISON) return fl_ctx_fail(ctx, "poison value %lld", (long long)v);
   a->sum += v;
   a->n++;
   return 0;
@@ -760,6 +763,26 @@ static void aggregate_average_with_accumulator(void **state) {
   assert_int_equal(atomic_load(&avg_destroyed), 1); /* destroy called exactly once */
 }
 
+/* A failing add, on the path that adds a run of records to windows not yet due,
+ * fails the job with the function's message; records before it were added. */
+static void failing_aggregate_add_fails_the_job_with_its_message(void **state) {
+  (void)state;
+  for (int sliding_kind = 0; sliding_kind < 2; sliding_kind++) {
+    spec_t sp = sliding_kind ? sliding(20, 10, 0, 100) : tumbling(10, 0, 100);
+    sp.fn = FN_AVG;
+    const ev_t in[] = {{"a", 1, 2, NULL},
+                       {"b", 2, 4, NULL},
+                       {"a", 3, 6, NULL},
+                       {"b", 4, AVG_POISON, NULL},
+                       {"a", 5, 1, NULL}};
+    result_t r;
+    run(&sp, in, N(in), &r);
+    assert_int_equal(r.rc, FL_EUSER);
+    if (!strstr(r.err, "poison value -999")) fail_msg("error '%s' does not name the cause", r.err);
+    result_free(&r);
+  }
+}
+
 static void aggregate_merges_accumulators_of_sessions(void **state) {
   (void)state;
   atomic_store(&avg_destroyed, 0);
@@ -1046,6 +1069,7 @@ static void aggregate_without_merge_fails_for_sessions(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(tumbling_sum_per_key_and_window),
+      cmocka_unit_test(failing_aggregate_add_fails_the_job_with_its_message),
       cmocka_unit_test(sliding_element_belongs_to_size_over_slide_windows),
       cmocka_unit_test(sliding_with_a_hundred_windows_per_element),
       cmocka_unit_test(sliding_fires_each_window_at_its_end),

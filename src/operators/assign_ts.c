@@ -94,9 +94,10 @@ static int ats_process(fl_op_t *op, int input, const fl_record_t *rec) {
   }
   if (ts != FL_TS_NONE && (g->max_ts == FL_TS_NONE || ts > g->max_ts)) g->max_ts = ts;
   op->ctx.ts = ts;
+  if (!g->per_record) return fl_op_emit(op, rec); /* a tail call: the common case */
   int rc = fl_op_emit(op, rec);
   if (rc) return rc;
-  if (g->per_record) maybe_emit(op, g);
+  maybe_emit(op, g);
   return FL_OK;
 }
 

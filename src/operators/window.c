@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "operators/operators.h"
+#include "util/hash.h"
 #include "util/sat.h"
 
 #define WIN_NS_LEN 16
@@ -132,6 +133,15 @@ typedef struct win_op {
   int64_t slice_lo, slice_hi;
   win_slot_t slots[WIN_SLOTS_MAX];
   size_t n_slots;
+  /* The contents adds of the slots' windows, prepared once per slice: adds_ready 1 when
+   * prepared, 0 when not yet, -1 when they cannot be (list contents, TTL, a backend
+   * without prepared lookups). */
+  fl_st_adds_t adds[WIN_SLOTS_MAX];
+  int adds_ready;
+  /* References fl_op_sref filled once and then re-pointed (the descriptors are internal,
+   * without TTL): the contents, for firing and clearing (fref), and the group keys. */
+  fl_sref_t fref, kref;
+  bool have_fref, have_kref;
   uint8_t *item; /* an encoded list item */
   size_t item_cap;
   uint8_t *live; /* session windows of the current key, encoded */
@@ -224,13 +234,37 @@ static int reg_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
                             WIN_NS_LEN, ts);
 }
 
-/* The cell listing the keys with contents in window ns, in the current key group. */
-static int keys_ref(fl_op_t *op, const uint8_t *ns, fl_sref_t *r) {
-  int rc = fl_op_sref(op, op->node->u.window.keys, ns, WIN_NS_LEN, r);
+/* r (cached in *have) re-pointed at the current key and namespace ns, fl_op_sref the
+ * first time. */
+static int cached_ref(fl_op_t *op, const struct fl_state_desc *d, const uint8_t *ns, fl_sref_t *r,
+                      bool *have) {
+  if (*have) {
+    fl_op_sref_rekey(op, r, ns, WIN_NS_LEN);
+    return 0;
+  }
+  int rc = fl_op_sref(op, d, ns, WIN_NS_LEN, r);
+  if (!rc) *have = true;
+  return rc;
+}
+
+/* The contents of window ns for the current key, for firing and clearing: borrowed
+ * until the next call. */
+static int fire_ref(fl_op_t *op, const uint8_t *ns, fl_sref_t **r) {
+  win_op_t *st = op->state;
+  *r = &st->fref;
+  return cached_ref(op, st->conf->contents, ns, &st->fref, &st->have_fref);
+}
+
+/* The cell listing the keys with contents in window ns, in the current key group:
+ * borrowed until the next call. */
+static int keys_ref(fl_op_t *op, const uint8_t *ns, fl_sref_t **r) {
+  win_op_t *st = op->state;
+  int rc = cached_ref(op, st->conf->keys, ns, &st->kref, &st->have_kref);
   if (rc) return rc;
-  r->k.key = "";
-  r->k.key_len = 0;
-  r->key_hashed = false;
+  st->kref.k.key = "";
+  st->kref.k.key_len = 0;
+  st->kref.key_hashed = false;
+  *r = &st->kref;
   return 0;
 }
 
@@ -245,8 +279,8 @@ static int fire(fl_op_t *op, fl_window_t w) {
   const fl_window_conf_t *c = st->conf;
   uint8_t ns[WIN_NS_LEN];
   ns_encode(ns, w);
-  fl_sref_t r;
-  int rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &r);
+  fl_sref_t *r;
+  int rc = fire_ref(op, ns, &r);
   if (rc) return rc;
   int64_t saved_ts = op->ctx.ts;
   /* Results carry the window's max timestamp (Flink's TimestampedCollector). */
@@ -255,7 +289,7 @@ static int fire(fl_op_t *op, fl_window_t w) {
   case FL_WFN_REDUCE: {
     const void *v = NULL;
     size_t len = 0;
-    rc = fl_st_reducing_get(&r, &v, &len);
+    rc = fl_st_reducing_get(r, &v, &len);
     if (rc <= 0) break;
     fl_record_t out = {op->ctx.key, op->ctx.key_len, v, len, max_ts(w)};
     rc = fl_op_emit(op, &out);
@@ -263,7 +297,7 @@ static int fire(fl_op_t *op, fl_window_t w) {
   }
   case FL_WFN_AGGREGATE: {
     const void *acc = NULL;
-    rc = fl_st_aggregating_get(&r, &acc);
+    rc = fl_st_aggregating_get(r, &acc);
     if (rc <= 0) break;
     rc = c->agg.result(&op->ctx, &w, acc, c->opaque);
     break;
@@ -271,7 +305,7 @@ static int fire(fl_op_t *op, fl_window_t w) {
   case FL_WFN_PROCESS: {
     const fl_bytes_t *items = NULL;
     size_t n = 0, bytes = 0;
-    rc = fl_st_list_get(&r, &items, &n);
+    rc = fl_st_list_get(r, &items, &n);
     if (rc < 0 || n == 0) break;
     /* The views are borrowed until the next state call; the user function may make
      * one, so the elements get a copy. */
@@ -348,9 +382,9 @@ static int after_add(fl_op_t *op, fl_window_t w, const uint8_t *ns, bool fresh) 
   if (fresh && c->keys) {
     /* Group timers: the key joins its group's list of the window's keys, in the order
      * its own timer would have been registered. */
-    fl_sref_t kr;
+    fl_sref_t *kr;
     rc = keys_ref(op, ns, &kr);
-    if (!rc) rc = fl_st_list_add(&kr, op->ctx.key, op->ctx.key_len);
+    if (!rc) rc = fl_st_list_add(kr, op->ctx.key, op->ctx.key_len);
     if (rc) return rc;
   }
   if (c->domain == FL_EVENT_TIME) {
@@ -385,6 +419,7 @@ static void fill_slots(fl_op_t *op, int64_t ts) {
   int64_t r = size % slide, lo_off = r && back >= r ? r : 0, hi_off = r && back < r ? r : slide;
   int64_t start;
   st->n_slots = 0;
+  st->adds_ready = 0;
   if (__builtin_sub_overflow(ts, back, &start) ||
       __builtin_add_overflow(start, lo_off, &st->slice_lo) ||
       __builtin_add_overflow(start, hi_off, &st->slice_hi))
@@ -601,6 +636,87 @@ static void prefetch_cells(const win_op_t *st, const fl_batch_t *b, uint32_t i, 
   }
 }
 
+/* Prepares the contents adds of the slots' windows (st->adds_ready 1), or finds that
+ * they cannot be prepared (-1: the adds go through add_contents). */
+static void prepare_adds(fl_op_t *op) {
+  win_op_t *st = op->state;
+  const fl_window_conf_t *c = st->conf;
+  st->adds_ready = -1;
+  if (c->fn_kind == FL_WFN_PROCESS || !st->n_slots) return;
+  if (!st->have_cref) {
+    if (fl_op_sref(op, c->contents, st->slots[0].ns, WIN_NS_LEN, &st->cref)) return;
+    st->have_cref = true;
+  }
+  fl_sref_t r = st->cref;
+  for (size_t k = 0; k < st->n_slots; k++) {
+    r.k.ns = st->slots[k].ns;
+    r.k.ns_len = WIN_NS_LEN;
+    if (fl_st_adds_prepare(&r, &st->adds[k])) return;
+  }
+  st->adds_ready = 1;
+}
+
+/* prefetch_cells with the prepared adds, for record i of the current slice. */
+static inline void prefetch_prepared(const win_op_t *st, const fl_batch_t *b, uint32_t i,
+                                     int stage) {
+  const fl_entry_t *e = &b->e[i];
+  if (e->type != FL_E_RECORD || e->ts < st->slice_lo || e->ts >= st->slice_hi) return;
+  for (size_t k = 0; k < st->n_slots; k++) fl_st_adds_prefetch(&st->adds[k], e->kg, e->hash, stage);
+}
+
+/* The records of a run from *i on whose timestamps are in the current slice, added to
+ * the contents of every slot's window with the prepared adds (st->adds_ready > 0, and
+ * no slot is due: the watermark does not move within a run). Registers timers for new
+ * contents. Sets *i to the first record not taken. Only the context's timestamp and
+ * key change from record to record here. */
+static int add_run_prepared(fl_op_t *op, const fl_batch_t *b, uint32_t *i, uint32_t to,
+                            bool prefetch) {
+  win_op_t *st = op->state;
+  bool reduce = st->conf->fn_kind == FL_WFN_REDUCE;
+  int64_t lo = st->slice_lo, hi = st->slice_hi;
+  size_t n = st->n_slots;
+  bool one = n == 1 && !reduce;
+  uint32_t j = *i;
+  int rc = 0;
+  const fl_entry_t *e = &b->e[j];
+  fl_op_set_key(op, b->data + e->off, e->key_len, e->kg, true, e->hash);
+  for (; j < to; j++) {
+    e = &b->e[j];
+    if (e->ts < lo || e->ts >= hi) break; /* FL_TS_NONE too */
+    if (prefetch) {
+      if (j + WIN_PREFETCH_AHEAD < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD, 0);
+      if (j + WIN_PREFETCH_AHEAD / 2 < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD / 2, 1);
+    }
+    const uint8_t *key = b->data + e->off;
+    fl_record_t r = {key, e->key_len, key + e->key_len, e->value_len, e->ts};
+    op->ctx.ts = e->ts;
+    op->ctx.key = key;
+    op->ctx.key_len = e->key_len;
+    op->ctx.kg = e->kg;
+    op->ctx.key_hash = e->hash;
+    if (one) { /* tumbling windows with an aggregate: no loop to keep state across */
+      bool fresh;
+      rc = fl_st_adds_aggregate(&st->adds[0], e->kg, key, e->key_len, e->hash, &r, &fresh);
+      if (__builtin_expect(!rc && fresh, 0))
+        rc = after_add(op, st->slots[0].w, st->slots[0].ns, true);
+      if (rc < 0 || op->failed) break;
+      continue;
+    }
+    for (size_t k = 0; k < n; k++) {
+      bool fresh;
+      rc = reduce ? fl_st_adds_reduce(&st->adds[k], e->kg, key, e->key_len, e->hash, r.value,
+                                      r.value_len, &fresh)
+                  : fl_st_adds_aggregate(&st->adds[k], e->kg, key, e->key_len, e->hash, &r, &fresh);
+      if (!rc && fresh) rc = after_add(op, st->slots[k].w, st->slots[k].ns, true);
+      if (rc < 0) goto done;
+    }
+    if (op->failed) break;
+  }
+done:
+  *i = j;
+  return rc < 0 ? rc : 0;
+}
+
 /* A run of records from a channel, without a runtime call per record. Event-time
  * tumbling and sliding windows take the short way while a record's windows are those
  * of the slots and none of them is due (the common case: add to the contents, and
@@ -612,6 +728,13 @@ static int win_process_run(fl_op_t *op, int input, const fl_batch_t *b, uint32_t
   bool fast = c->kind != FL_WINDOW_SESSION && c->domain == FL_EVENT_TIME;
   bool prefetch = fast && st->have_cref && prefetch_pays(&st->cref);
   for (uint32_t i = from; i < to; i++) {
+    if (fast && st->adds_ready > 0 && b->e[i].ts >= st->slice_lo && b->e[i].ts < st->slice_hi &&
+        max_ts(st->slots[st->n_slots - 1].w) > op->wm) {
+      int rc = add_run_prepared(op, b, &i, to, prefetch);
+      if (rc < 0) return rc;
+      if (op->failed) break;
+      if (i == to) break;
+    }
     if (prefetch) {
       if (i + WIN_PREFETCH_AHEAD < to) prefetch_cells(st, b, i + WIN_PREFETCH_AHEAD, 0);
       if (i + WIN_PREFETCH_AHEAD / 2 < to) prefetch_cells(st, b, i + WIN_PREFETCH_AHEAD / 2, 1);
@@ -627,6 +750,14 @@ static int win_process_run(fl_op_t *op, int input, const fl_batch_t *b, uint32_t
       /* Slots are in start order, latest first: when the last one (which ends first)
        * is not due, none is due or late, and the element goes into every one. */
       if (st->n_slots && max_ts(st->slots[st->n_slots - 1].w) > op->wm) {
+        if (!st->adds_ready) prepare_adds(op);
+        if (st->adds_ready > 0) { /* this record and the next ones of the slice */
+          int rc = add_run_prepared(op, b, &i, to, prefetch);
+          if (rc < 0) return rc;
+          if (op->failed || i == to) break;
+          i--; /* the loop's i++: record i was not taken */
+          continue;
+        }
         for (size_t k = 0; k < st->n_slots; k++) {
           const win_slot_t *s = &st->slots[k];
           bool fresh;
@@ -650,9 +781,9 @@ static int win_process_run(fl_op_t *op, int input, const fl_batch_t *b, uint32_t
 static int clear_window(fl_op_t *op, fl_window_t w, const uint8_t *ns) {
   win_op_t *st = op->state;
   const fl_window_conf_t *c = st->conf;
-  fl_sref_t r;
-  int rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &r);
-  if (!rc) rc = fl_st_clear(&r);
+  fl_sref_t *cr, r;
+  int rc = fire_ref(op, ns, &cr);
+  if (!rc) rc = fl_st_clear(cr);
   if (!rc) rc = del_timer(op, ns, max_ts(w));
   if (rc || c->kind != FL_WINDOW_SESSION) return rc;
   size_t n = 0;
@@ -690,11 +821,11 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
   bool do_clear = d != FL_EVENT_TIME || t->ts == cleanup_time(c, w);
   uint16_t kg = t->kg;
   int64_t ts = t->ts;
-  fl_sref_t kr;
+  fl_sref_t *kr;
   int rc = keys_ref(op, ns, &kr);
   const fl_bytes_t *items = NULL;
   size_t n = 0, bytes = 0;
-  if (!rc) rc = fl_st_list_get(&kr, &items, &n);
+  if (!rc) rc = fl_st_list_get(kr, &items, &n);
   if (rc <= 0) return rc;
   /* Firing and clearing change the backend, which may invalidate the views: copy. */
   for (size_t i = 0; i < n; i++) bytes += items[i].len;
@@ -714,20 +845,43 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
     st->glen[i] = items[i].len;
     off += items[i].len;
   }
+  /* Firing looks each key's contents up, in the order the keys came: beyond the caches,
+   * prefetch them as a run of records does (keys i + AHEAD and i + AHEAD / 2). */
+  fl_st_adds_t pf;
+  bool prefetch = false;
+  size_t off_a = 0, off_b = 0;
+  if (do_fire && n > WIN_PREFETCH_AHEAD && st->have_cref && prefetch_pays(&st->cref)) {
+    fl_sref_t *r;
+    prefetch = !fire_ref(op, ns, &r) && !fl_st_adds_prepare(r, &pf) && pf.prefetch;
+    for (size_t i = 0; i < WIN_PREFETCH_AHEAD; i++) {
+      off_a += st->glen[i];
+      if (i < WIN_PREFETCH_AHEAD / 2) off_b += st->glen[i];
+    }
+  }
   for (size_t i = 0, off = 0; i < n && !rc; off += st->glen[i], i++) {
+    if (prefetch && i + WIN_PREFETCH_AHEAD < n) {
+      size_t len = st->glen[i + WIN_PREFETCH_AHEAD];
+      fl_st_adds_prefetch(&pf, kg, fl_hash64(st->gkeys + off_a, len, 0), 0);
+      off_a += len;
+    }
+    if (prefetch && i + WIN_PREFETCH_AHEAD / 2 < n) {
+      size_t len = st->glen[i + WIN_PREFETCH_AHEAD / 2];
+      fl_st_adds_prefetch(&pf, kg, fl_hash64(st->gkeys + off_b, len, 0), 1);
+      off_b += len;
+    }
     fl_op_set_key(op, st->gkeys + off, st->glen[i], kg, false, 0);
     op->ctx.ts = ts;
     if (do_fire) rc = fire(op, w);
     if (!rc && do_clear) {
-      fl_sref_t r;
-      rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &r);
-      if (!rc) rc = fl_st_clear(&r);
+      fl_sref_t *r;
+      rc = fire_ref(op, ns, &r);
+      if (!rc) rc = fl_st_clear(r);
     }
   }
   if (!rc && do_clear) {
     fl_op_set_key(op, "", 0, kg, false, 0);
     rc = keys_ref(op, ns, &kr);
-    if (!rc) rc = fl_st_clear(&kr);
+    if (!rc) rc = fl_st_clear(kr);
   }
   return rc;
 }

@@ -72,11 +72,10 @@ bool fl_rt_guards_blocked(fl_edge_writer_t *const *g, size_t n) {
   return false;
 }
 
-/* The open batch for receiver t, with room for `bytes` more bytes (a new one when the
- * current one is full). */
-static fl_batch_t *ew_batch(fl_edge_writer_t *ew, int t, size_t bytes) {
+/* ew_batch when the open batch is missing or full: ships it and opens a new one. */
+static __attribute__((noinline)) fl_batch_t *ew_batch_new(fl_edge_writer_t *ew, int t,
+                                                          size_t bytes) {
   fl_batch_t *b = ew->open[t];
-  if (b && fl_batch_fits(b, bytes)) return b;
   if (b) {
     ew->open[t] = NULL;
     if (b->n)
@@ -92,6 +91,14 @@ static fl_batch_t *ew_batch(fl_edge_writer_t *ew, int t, size_t bytes) {
   b = fl_batch_new((uint32_t)c->batch_size, (uint32_t)want);
   ew->open[t] = b;
   return b;
+}
+
+/* The open batch for receiver t, with room for `bytes` more bytes (a new one when the
+ * current one is full). */
+static inline fl_batch_t *ew_batch(fl_edge_writer_t *ew, int t, size_t bytes) {
+  fl_batch_t *b = ew->open[t];
+  if (__builtin_expect(b && fl_batch_fits(b, bytes), 1)) return b;
+  return ew_batch_new(ew, t, bytes);
 }
 
 /* Copies a key or value into a batch: most are a few words, for which a libc call
@@ -115,15 +122,25 @@ static inline void copy_in(uint8_t *dst, const void *src, size_t n) {
   }
 }
 
+/* The slow ends of ew_append, out of line. */
+static __attribute__((noinline, cold)) bool ew_no_batch(fl_edge_writer_t *ew, size_t bytes) {
+  fl_op_fail(ew->producer, FL_ENOMEM, "out of memory for a channel batch of %zu bytes", bytes);
+  return false;
+}
+
+static __attribute__((noinline)) int ew_ship_open(fl_edge_writer_t *ew, int t) {
+  fl_batch_t *b = ew->open[t];
+  ew->open[t] = NULL;
+  ew_ship(ew, t, b);
+  return FL_OK;
+}
+
 /* Appends one record for receiver t. false after a failure. */
 static inline bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_t key_len,
                              const fl_record_t *in, uint16_t kg, uint64_t hash) {
   size_t bytes = key_len + in->value_len;
   fl_batch_t *b = ew_batch(ew, t, bytes);
-  if (!b) {
-    fl_op_fail(ew->producer, FL_ENOMEM, "out of memory for a channel batch of %zu bytes", bytes);
-    return false;
-  }
+  if (__builtin_expect(!b, 0)) return ew_no_batch(ew, bytes);
   fl_entry_t *e = &b->e[b->n++];
   e->type = FL_E_RECORD;
   e->kg = kg;
@@ -135,14 +152,12 @@ static inline bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_
   copy_in(b->data + b->used, key, key_len);
   copy_in(b->data + b->used + key_len, in->value, in->value_len);
   b->used += (uint32_t)bytes;
-  if (b->n == b->cap) {
-    ew->open[t] = NULL;
-    ew_ship(ew, t, b);
-  }
+  if (__builtin_expect(b->n == b->cap, 0)) ew_ship_open(ew, t);
   return true;
 }
 
-void fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
+/* Any record: a key selector, broadcast, round robin, checks of the sizes. */
+static __attribute__((noinline)) int ew_record_any(fl_edge_writer_t *ew, const fl_record_t *in) {
   fl_op_t *prod = ew->producer;
   fl_job_t *job = ew->w->job;
   const void *key = in->key;
@@ -151,25 +166,25 @@ void fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
     int rc = ew->key_fn(&prod->ctx, in, &key, &key_len, ew->key_opaque);
     if (rc < 0) {
       fl_op_user_failed(prod, rc, "key selector");
-      return;
+      return FL_OK;
     }
     if (!key && key_len) {
       fl_op_fail(prod, FL_EINVAL, "key selector returned NULL key bytes of length %zu", key_len);
-      return;
+      return FL_OK;
     }
   }
   if (key_len > UINT32_MAX / 2 || in->value_len > UINT32_MAX / 2) {
     fl_op_fail(prod, FL_EINVAL, "record too large to cross a channel (key %zu, value %zu bytes)",
                key_len, in->value_len);
-    return;
+    return FL_OK;
   }
   int t;
   uint16_t kg = 0;
   uint64_t hash = 0;
   if (ew->part == FL_PART_BROADCAST) {
     for (t = 0; t < ew->n; t++)
-      if (!ew_append(ew, t, key, key_len, in, 0, 0)) return;
-    return;
+      if (!ew_append(ew, t, key, key_len, in, 0, 0)) return FL_OK;
+    return FL_OK;
   }
   if (ew->part == FL_PART_HASH) {
     hash = fl_hash64_inline(key, key_len, 0);
@@ -186,6 +201,25 @@ void fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
     t = (int)(ew->rr++ % (uint32_t)ew->n);
   }
   ew_append(ew, t, key, key_len, in, kg, hash);
+  return FL_OK;
+}
+
+/* Always FL_OK: a failure fails the producer (fl_op_fail). The value lets the emit
+ * that ends in this call make it a tail call. */
+int fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
+  /* The common case inline: hash partitioning by the record's key, max parallelism a
+   * power of two, sizes far from the limit (as ew_record_any checks them). */
+  if (__builtin_expect(ew->part != FL_PART_HASH || ew->key_fn || ew->maxp_shift < 0 ||
+                           (in->key_len | in->value_len) > UINT32_MAX / 2,
+                       0))
+    return ew_record_any(ew, in);
+  /* 8-byte keys (ids) get the hash's code for that length, the same value */
+  uint64_t hash = in->key_len == 8 ? fl_hash64_inline(in->key, 8, 0)
+                                   : fl_hash64_inline(in->key, in->key_len, 0);
+  uint16_t kg = (uint16_t)(hash & (((uint64_t)1 << ew->maxp_shift) - 1));
+  int t = (int)(((uint32_t)kg * (uint32_t)ew->n) >> ew->maxp_shift);
+  ew_append(ew, t, in->key, in->key_len, in, kg, hash);
+  return FL_OK;
 }
 
 void fl_rt_ew_control(fl_edge_writer_t *ew, fl_entry_type_t type, int64_t ts) {

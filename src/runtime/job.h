@@ -161,7 +161,7 @@ void fl_rt_latency_forward(fl_op_t *op, int src, int64_t made_ns);
 
 fl_edge_writer_t *fl_rt_ew_new(fl_worker_t *w, const fl_input_t *in, fl_op_t *producer);
 void fl_rt_ew_free(fl_edge_writer_t *ew);
-void fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in);
+int fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in);
 void fl_rt_ew_control(fl_edge_writer_t *ew, fl_entry_type_t type, int64_t ts);
 /* Appends a latency marker for one receiver (round robin). */
 void fl_rt_ew_latency(fl_edge_writer_t *ew, int src, int64_t made_ns);

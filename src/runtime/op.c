@@ -127,7 +127,8 @@ static inline void op_record(fl_op_t *op, int input, const fl_record_t *rec, int
   if (__builtin_expect(rc < 0 || op->ttl_every_record, 0)) record_done(op, rc);
 }
 
-static inline int emit_to(fl_out_t *out, const fl_record_t *rec) {
+/* Every target of an output (out of line, as chained_record below). */
+static __attribute__((noinline)) int emit_to(fl_out_t *out, const fl_record_t *rec) {
   for (size_t i = 0; i < out->n; i++) {
     fl_target_t *t = &out->t[i];
     if (t->op)
@@ -138,16 +139,19 @@ static inline int emit_to(fl_out_t *out, const fl_record_t *rec) {
   return FL_OK;
 }
 
+/* A record to a chained operator, out of line so that fl_op_emit, which mostly ends in
+ * a call of this or of the edge writer, needs no stack frame and tail-calls either. */
+static __attribute__((noinline)) int chained_record(const fl_target_t *t, const fl_record_t *rec) {
+  op_record(t->op, t->logical, rec, -1, 0);
+  return FL_OK;
+}
+
 int fl_op_emit(fl_op_t *op, const fl_record_t *rec) {
   op->n_out++;
   atomic_store_explicit(&op->m->records_out, op->n_out, memory_order_relaxed);
   if (op->out.n == 1) { /* the common case: one target */
     const fl_target_t *t = op->out.t;
-    if (t->op)
-      op_record(t->op, t->logical, rec, -1, 0);
-    else
-      fl_rt_ew_record(t->edge, rec);
-    return FL_OK;
+    return t->op ? chained_record(t, rec) : fl_rt_ew_record(t->edge, rec);
   }
   return emit_to(&op->out, rec);
 }

@@ -643,15 +643,22 @@ static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void 
   return FL_OK;
 }
 
-/* Whether e is the cell k (whose hash matched). */
-static inline bool entry_is(const hm_entry_t *e, const fl_kkey_t *k) {
-  if (e->kg != k->kg || e->key_len != k->key_len || e->ns_len != k->ns_len) return false;
-  const unsigned char *key = k->key, *ns = k->ns;
-  /* the common shapes: 8-byte keys, 16-byte window namespaces */
-  if (k->key_len == 8 && k->ns_len == 16)
+/* Whether e is the cell (kg, key, ns) whose hash matched; the common shapes, 8-byte keys
+ * and 16-byte window namespaces, inline. Arguments rather than a key struct, so that the
+ * per-record path keeps them in registers. */
+static __attribute__((noinline, cold)) bool entry_bytes_are(const hm_entry_t *e, const void *key,
+                                                            size_t key_len, const void *ns,
+                                                            size_t ns_len) {
+  return bytes_eq(e->data, key, key_len) && bytes_eq(e->data + key_len, ns, ns_len);
+}
+
+static inline bool entry_is_cell(const hm_entry_t *e, uint16_t kg, const void *key, size_t key_len,
+                                 const void *ns, size_t ns_len) {
+  if (e->kg != kg || e->key_len != key_len || e->ns_len != ns_len) return false;
+  if (key_len == 8 && ns_len == 16)
     return load64(e->data) == load64(key) && load64(e->data + 8) == load64(ns) &&
-           load64(e->data + 16) == load64(ns + 8);
-  return bytes_eq(e->data, key, k->key_len) && bytes_eq(e->data + k->key_len, ns, k->ns_len);
+           load64(e->data + 16) == load64((const unsigned char *)ns + 8);
+  return entry_bytes_are(e, key, key_len, ns, ns_len);
 }
 
 /* The entry of cell k (hash known) in one index, or NULL. */
@@ -660,14 +667,16 @@ static inline hm_entry_t *index_find_cell(const hm_index_t *ix, uint64_t hash, c
   for (size_t i = (size_t)hash & ix->mask;; i = (i + 1) & ix->mask) {
     const hm_slot_t *s = &ix->slots[i];
     if (!s->e) return NULL;
-    if (s->hash == hash && entry_is(s->e, k)) return s->e;
+    if (s->hash == hash && entry_is_cell(s->e, k->kg, k->key, k->key_len, k->ns, k->ns_len))
+      return s->e;
   }
 }
 
 /* dict_lookup for a cell whose hash is known: the per-record path of value_ref. */
 static inline hm_entry_t *dict_find_cell(hm_dict_t *d, uint64_t hash, const fl_kkey_t *k) {
   hm_entry_t *e = d->last;
-  if (e && e->hash == hash && entry_is(e, k)) return e;
+  if (e && e->hash == hash && entry_is_cell(e, k->kg, k->key, k->key_len, k->ns, k->ns_len))
+    return e;
   e = index_find_cell(&d->ix, hash, k);
   if (__builtin_expect(d->old.slots != NULL, 0)) {
     if (!e) e = index_find_cell(&d->old, hash, k);
@@ -677,15 +686,10 @@ static inline hm_entry_t *dict_find_cell(hm_dict_t *d, uint64_t hash, const fl_k
   return e;
 }
 
-static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
-                        size_t new_len, void **val, size_t *len) {
-  hm_t *h = self;
-  if (__builtin_expect(table >= h->n || (k->key_len && !k->key) || (k->ns_len && !k->ns) ||
-                           (k->key_len | k->ns_len) > UINT32_MAX,
-                       0))
-    return FL_EINVAL;
+/* value_ref once the cell's hash is known and k checked. */
+static int value_ref_hashed(hm_t *h, uint32_t table, const fl_kkey_t *k, uint64_t hash,
+                            size_t new_len, void **val, size_t *len) {
   hm_dict_t *d = &h->t[table].d;
-  uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
   hm_entry_t *e = dict_find_cell(d, hash, k);
   if (e) {
     if (e->flags & HM_F_MAP) return FL_EINVAL;
@@ -707,13 +711,59 @@ static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t
   return 0;
 }
 
-static void hm_prefetch(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
-                        int stage) {
+static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
+                        size_t new_len, void **val, size_t *len) {
   hm_t *h = self;
-  if (table >= h->n || (k->ns_len && !k->ns) || k->ns_len > UINT32_MAX) return;
+  if (__builtin_expect(table >= h->n || (k->key_len && !k->key) || (k->ns_len && !k->ns) ||
+                           (k->key_len | k->ns_len) > UINT32_MAX,
+                       0))
+    return FL_EINVAL;
+  uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
+  return value_ref_hashed(h, table, k, hash, new_len, val, len);
+}
+
+static int hm_ref_prepare(void *self, fl_kv_ref_prep_t *p) {
+  hm_t *h = self;
+  if (!h || !p || p->table >= h->n || (p->ns_len && !p->ns) || p->ns_len > UINT32_MAX)
+    return FL_EINVAL;
+  p->ns_hash = ns_hash(NULL, p->ns, (uint32_t)p->ns_len);
+  return FL_OK;
+}
+
+static int hm_value_ref_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg,
+                                 const void *key, size_t key_len, uint64_t key_hash, void **val,
+                                 size_t *len) {
+  hm_t *h = self;
+  hm_dict_t *d = &h->t[p->table].d;
+  uint64_t hash = cell_hash(key_hash, kg, p->ns_hash);
+  const void *ns = p->ns;
+  size_t ns_len = p->ns_len;
+  if (__builtin_expect(d->old.slots == NULL && d->ix.slots != NULL, 1)) {
+    /* (d->last is not tried: the cells a window's run visits are mostly not the last) */
+    const hm_slot_t *slots = d->ix.slots;
+    size_t mask = d->ix.mask;
+    hm_entry_t *e;
+    for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
+      e = slots[i].e;
+      if (!e || (slots[i].hash == hash && entry_is_cell(e, kg, key, key_len, ns, ns_len))) break;
+    }
+    if (e && !(e->flags & HM_F_MAP)) {
+      *val = entry_value(e);
+      *len = e->val_len;
+      return 1;
+    }
+  }
+  /* rehashing, an absent cell, a map cell */
+  fl_kkey_t k = {kg, key, key_len, ns, ns_len};
+  return value_ref_hashed(h, p->table, &k, hash, p->new_len, val, len);
+}
+
+/* Starts loading cell `hash` of table: its home slot (stage 0) or, a few records later,
+ * the entry (stage 1). */
+static inline __attribute__((always_inline)) void prefetch_cell(const hm_t *h, uint32_t table,
+                                                                uint64_t hash, int stage) {
   const hm_index_t *ix = &h->t[table].d.ix;
   if (!ix->slots) return;
-  uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
   const hm_slot_t *s = &ix->slots[(size_t)hash & ix->mask];
   if (stage == 0) {
     __builtin_prefetch(s);
@@ -725,6 +775,19 @@ static void hm_prefetch(void *self, uint32_t table, const fl_kkey_t *k, uint64_t
     __builtin_prefetch(e);
     __builtin_prefetch((const char *)e + 64);
   }
+}
+
+static void hm_prefetch(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
+                        int stage) {
+  hm_t *h = self;
+  if (table >= h->n || (k->ns_len && !k->ns) || k->ns_len > UINT32_MAX) return;
+  uint64_t ns = ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len);
+  prefetch_cell(h, table, cell_hash(key_hash, k->kg, ns), stage);
+}
+
+static void hm_prefetch_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg,
+                                 uint64_t key_hash, int stage) {
+  prefetch_cell(self, p->table, cell_hash(key_hash, kg, p->ns_hash), stage);
 }
 
 static int hm_del(void *self, uint32_t table, const fl_kkey_t *k) {
@@ -917,6 +980,9 @@ static const fl_kv_ops_t hm_ops = {
     .list_tables = hm_list_tables,
     .value_ref = hm_value_ref,
     .prefetch = hm_prefetch,
+    .ref_prepare = hm_ref_prepare,
+    .value_ref_prepared = hm_value_ref_prepared,
+    .prefetch_prepared = hm_prefetch_prepared,
 };
 
 int fl_kv_hashmap_new(fl_kv_t *out) {

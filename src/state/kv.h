@@ -34,8 +34,9 @@ typedef struct fl_kkey {
 #define FL_KV_DELETE 1 /* delete this entry and go on */
 #define FL_KV_STOP 2   /* stop */
 
-/* 2: stats, value_ref, prefetch; 3: flush, write_batch, errmsg (each optional: NULL). */
-#define FL_KV_OPS_VERSION 3
+/* 2: stats, value_ref, prefetch; 3: flush, write_batch, errmsg; 4: ref_prepare,
+ * value_ref_prepared, prefetch_prepared (each optional: NULL). */
+#define FL_KV_OPS_VERSION 4
 
 /* Backend statistics (ops version 2), by Flink's state.backend.rocksdb.metrics.* names:
  * X(enum suffix, Flink's name, opt-in). Opt-in ones are read only when their
@@ -84,6 +85,19 @@ typedef struct fl_kv_write {
   const void *val;
   size_t len;
 } fl_kv_write_t;
+
+/* Cells of one table and namespace, found many times by key (the contents of one window
+ * for a run of records): what value_ref checks and derives from the table and the
+ * namespace is done once, by ref_prepare (ops version 4). The caller fills the first
+ * four members; the backend the rest. ns is borrowed and must stay unchanged while the
+ * preparation is used; a preparation stays valid for the life of the instance. */
+typedef struct fl_kv_ref_prep {
+  uint32_t table;
+  const void *ns;
+  size_t ns_len;
+  size_t new_len;   /* the size of a created cell, as value_ref's new_len */
+  uint64_t ns_hash; /* the backend's */
+} fl_kv_ref_prep_t;
 
 typedef struct fl_kv_ops {
   int version; /* FL_KV_OPS_VERSION */
@@ -177,6 +191,19 @@ typedef struct fl_kv_ops {
   /* Version 3. The message of the last failed call ("" if none), borrowed until the
    * next call. NULL: none. */
   const char *(*errmsg)(void *self);
+
+  /* Version 4, optional: value_ref for many cells, its checks done once. ref_prepare
+   * checks p's table and namespace and fills the backend's members: 0, or FL_EINVAL.
+   * value_ref_prepared is value_ref(p->table, {kg, key, key_len, p->ns, p->ns_len},
+   * key_hash, p->new_len, val, len) for a prepared p, with the same results, except
+   * that it never refuses (no FL_ENOTSUP): a backend that may refuse leaves both NULL.
+   * key_len must be below 2^32, and key non-NULL when key_len > 0. */
+  int (*ref_prepare)(void *self, fl_kv_ref_prep_t *p);
+  int (*value_ref_prepared)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key,
+                            size_t key_len, uint64_t key_hash, void **val, size_t *len);
+  /* Version 4, optional: prefetch for the cell value_ref_prepared(p, kg, key) would find. */
+  void (*prefetch_prepared)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, uint64_t key_hash,
+                            int stage);
 } fl_kv_ops_t;
 
 /* Layouts for set_table_ttl, matching src/state/state.c. */

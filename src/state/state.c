@@ -695,6 +695,103 @@ int fl_st_aggregating_get(const fl_sref_t *r, const void **acc) {
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Prepared adds (a window's run of records)                                            */
+
+int fl_st_adds_prepare(const fl_sref_t *r, fl_st_adds_t *p) {
+  int rc = check(r, -1);
+  if (rc) return rc;
+  if (!p) return FL_EINVAL;
+  const fl_kv_ops_t *o = KV(r);
+  if (r->desc->kind == FL_STATE_AGGREGATING) {
+    rc = check_agg(r);
+  } else if (r->desc->kind == FL_STATE_REDUCING) {
+    if (!r->desc->reduce) rc = FL_EINVAL;
+  } else {
+    rc = FL_ESTATE;
+  }
+  if (rc) return rc;
+  if (!in_place(r) || o->version < 4 || !o->ref_prepare || !o->value_ref_prepared)
+    return FL_ENOTSUP;
+  memset(p, 0, sizeof *p);
+  p->kv.table = r->table;
+  p->kv.ns = r->k.ns;
+  p->kv.ns_len = r->k.ns_len;
+  p->kv.new_len = r->desc->kind == FL_STATE_AGGREGATING ? r->desc->agg.acc_size : 0;
+  rc = o->ref_prepare(KS(r), &p->kv);
+  if (rc) return rc;
+  p->find = o->value_ref_prepared;
+  p->prefetch = o->prefetch_prepared;
+  p->self = KS(r);
+  p->backend = r->kv;
+  p->desc = r->desc;
+  p->agg = &r->desc->agg;
+  p->opaque = r->desc->opaque;
+  p->ctx = r->ctx;
+  p->scratch = r->scratch;
+  return FL_OK;
+}
+
+/* The cell (kg, key) of p's namespace, for undoing a failed add. */
+static inline fl_kkey_t adds_kkey(const fl_st_adds_t *p, uint16_t kg, const void *key,
+                                  size_t key_len) {
+  fl_kkey_t k = {kg, key, key_len, p->kv.ns, p->kv.ns_len};
+  return k;
+}
+
+int fl_st_adds_aggregate_slow(const fl_st_adds_t *p, uint16_t kg, const void *key, size_t key_len,
+                              const fl_record_t *in, void *acc, bool fresh, const void *undo,
+                              int rc) {
+  const fl_aggregate_fn_t *a = p->agg;
+  if (!undo) {
+    /* a large accumulator: its undo copy goes to the scratch buffer */
+    uint8_t *u = NULL;
+    if (!fresh) {
+      u = fl_buf_resize(&p->scratch->undo, a->acc_size);
+      if (!u) return FL_ENOMEM;
+      memcpy(u, acc, a->acc_size);
+    }
+    rc = a->add(p->ctx, acc, in, p->opaque);
+    if (!rc) return FL_OK;
+    undo = u;
+  }
+  if (fresh) {
+    fl_kkey_t k = adds_kkey(p, kg, key, key_len);
+    p->backend->ops->del(p->self, p->kv.table, &k);
+  } else {
+    memcpy(acc, undo, a->acc_size);
+  }
+  return user_rc(rc);
+}
+
+int fl_st_adds_reduce(const fl_st_adds_t *p, uint16_t kg, const void *key, size_t key_len,
+                      uint64_t key_hash, const void *val, size_t len, bool *created) {
+  const fl_kv_t *kv = p->backend;
+  if (len && !val) return FL_EINVAL;
+  fl_kv_ref_prep_t q = p->kv;
+  q.new_len = len; /* a new cell holds the value */
+  void *cell;
+  size_t cl;
+  int rc = p->find(p->self, &q, kg, key, key_len, key_hash, &cell, &cl);
+  if (rc < 0) return rc;
+  *created = rc == 0;
+  if (rc == 0) {
+    /* val may lie in another cell of the backend: cells do not move on an insert */
+    copy_bytes(cell, val, len);
+    return FL_OK;
+  }
+  fl_buf_t *o = &p->scratch->out;
+  o->len = 0;
+  rc = p->desc->reduce(p->ctx, cell, cl, val, len, o, p->desc->opaque);
+  if (rc) return user_rc(rc);
+  if (o->len == cl) {
+    copy_bytes(cell, o->data, cl);
+    return FL_OK;
+  }
+  fl_kkey_t k = adds_kkey(p, kg, key, key_len);
+  return kv->ops->put(kv->self, p->kv.table, &k, o->data, o->len);
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* Namespace merging (session windows)                                                  */
 
 static int merge_list(const fl_sref_t *r, const fl_kkey_t *src) {

@@ -11,6 +11,7 @@
 #define FL_STATE_STATE_H
 
 #include <stdbool.h>
+#include <string.h>
 
 #include "flink.h"
 #include "state/kv.h"
@@ -75,6 +76,76 @@ int fl_st_aggregating_get(const fl_sref_t *r, const void **acc);
  * started it). The window operator registers a window's timers only then. */
 int fl_st_reducing_add_created(const fl_sref_t *r, const void *val, size_t len, bool *created);
 int fl_st_aggregating_add_created(const fl_sref_t *r, const fl_record_t *in, bool *created);
+
+/* Those adds for many cells of one namespace (a window's contents, for a run of
+ * records), with what they check of the descriptor, the backend, the table and the
+ * namespace done once. fl_st_adds_prepare fills p from r (a reducing or aggregating
+ * descriptor; r's key is not used, its namespace stays borrowed by p), or returns
+ * FL_ENOTSUP when the adds cannot be made this way (TTL, a backend without
+ * value_ref_prepared): the caller then uses the calls above. p stays valid while r's
+ * backend, context and namespace bytes do. */
+typedef struct fl_st_adds {
+  fl_kv_ref_prep_t kv;
+  int (*find)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key, size_t key_len,
+              uint64_t key_hash, void **val, size_t *len); /* the backend's value_ref_prepared */
+  void (*prefetch)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, uint64_t key_hash,
+                   int stage); /* the backend's prefetch_prepared, or NULL */
+  void *self;                  /* the backend instance */
+  fl_kv_t *backend;
+  const struct fl_state_desc *desc;
+  const fl_aggregate_fn_t *agg; /* aggregating: the descriptor's functions */
+  void *opaque;                 /* the descriptor's */
+  fl_context_t *ctx;
+  struct fl_state_scratch *scratch;
+} fl_st_adds_t;
+int fl_st_adds_prepare(const fl_sref_t *r, fl_st_adds_t *p);
+/* What fl_st_adds_aggregate leaves to it: an accumulator larger than 16 bytes, or a
+ * failed add (undone from *undo, or by removing the new cell). */
+int fl_st_adds_aggregate_slow(const fl_st_adds_t *p, uint16_t kg, const void *key, size_t key_len,
+                              const fl_record_t *in, void *acc, bool fresh, const void *undo,
+                              int rc);
+
+/* fl_st_aggregating_add_created / fl_st_reducing_add_created of the cell (kg, key) of
+ * p's namespace; key_hash is fl_hash64(key, key_len, 0), key_len below 2^32. The
+ * aggregating add is inline: it is a window's per-record path. */
+/* The backend's prefetch (kv.h) for the cell (kg, key) of p's namespace, if it has one. */
+static inline void fl_st_adds_prefetch(const fl_st_adds_t *p, uint16_t kg, uint64_t key_hash,
+                                       int stage) {
+  if (p->prefetch) p->prefetch(p->self, &p->kv, kg, key_hash, stage);
+}
+
+static inline int fl_st_adds_aggregate(const fl_st_adds_t *p, uint16_t kg, const void *key,
+                                       size_t key_len, uint64_t key_hash, const fl_record_t *in,
+                                       bool *created) {
+  const fl_aggregate_fn_t *a = p->agg;
+  void *acc;
+  size_t cl;
+  int rc = p->find(p->self, &p->kv, kg, key, key_len, key_hash, &acc, &cl);
+  if (__builtin_expect(rc < 0, 0)) return rc;
+  bool fresh = rc == 0;
+  *created = fresh;
+  if (fresh)
+    a->init(acc, p->opaque); /* on zeroed bytes, as fl_st_aggregating_add */
+  else if (__builtin_expect(cl != a->acc_size, 0))
+    return FL_EPARSE;
+  if (__builtin_expect(a->acc_size > 16, 0))
+    return fl_st_adds_aggregate_slow(p, kg, key, key_len, in, acc, fresh, NULL, 0);
+  uint64_t undo[2]; /* the accumulator before the add, to undo a failed one */
+  if (!fresh) {
+    if (cl == 8)
+      memcpy(undo, acc, 8);
+    else if (cl == 16)
+      memcpy(undo, acc, 16);
+    else
+      memcpy(undo, acc, cl);
+  }
+  rc = a->add(p->ctx, acc, in, p->opaque);
+  if (__builtin_expect(rc != 0, 0))
+    return fl_st_adds_aggregate_slow(p, kg, key, key_len, in, acc, fresh, undo, rc);
+  return FL_OK;
+}
+int fl_st_adds_reduce(const fl_st_adds_t *p, uint16_t kg, const void *key, size_t key_len,
+                      uint64_t key_hash, const void *val, size_t len, bool *created);
 
 /* Merges the cell at namespace src_ns into the cell r addresses (then clears src), by
  * the descriptor's kind: list concatenates (src after dst), reducing reduces,
