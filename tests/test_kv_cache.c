@@ -5,7 +5,8 @@
  * dirty cells reach the store at a flush and in a native copy, nothing written is lost
  * when dirty cells are evicted, the bound holds under a scan of more keys than fit,
  * appends to lists it does not hold, values too large to cache, borrowed pointers that
- * survive evictions, map cells it knows completely, and its statistics.
+ * survive evictions, map cells it knows completely, an index grown past 2 MiB, and its
+ * statistics.
  *
  * Every store gets its own directory under $TMPDIR (or /tmp), removed afterwards.
  */
@@ -238,6 +239,35 @@ static void the_bound_holds_under_a_scan_of_more_keys_than_fit(void **state) {
   assert_true(peak <= s.capacity);
   assert_true(s.items < 30000);
   assert_true(s.evictions > 0);
+}
+
+/* 300,000 cells: the index grows past 2 MiB of buckets (held on huge pages where the
+ * kernel has them) and still finds every cell, and the store gets every one. */
+static void a_large_index_finds_every_cell(void **state) {
+  kvc_fx_t *f = *state;
+  const uint64_t n = 300000;
+  uint64_t kb, val;
+  kvc_put(f, f->t, key_n(&kb, n + 1), "x", 1);
+  for (uint64_t i = 0; i < n; i++) {
+    val = i * 3 + 1;
+    assert_int_equal(kvc_put(f, f->t, key_n(&kb, i), &val, sizeof val), FL_OK);
+  }
+  fl_kv_cache_stats_t s0 = stats_of(f);
+  assert_true(s0.items >= n);
+  assert_int_equal(s0.evictions, 0);
+  for (uint64_t i = 0; i < n; i++) {
+    val = i * 3 + 1;
+    kvc_assert_value(f, f->t, key_n(&kb, i), &val, sizeof val);
+  }
+  fl_kv_cache_stats_t s1 = stats_of(f);
+  assert_int_equal(s1.misses, s0.misses);
+  assert_true(s1.hits >= s0.hits + n);
+  assert_true(s1.cache_bytes <= s1.capacity);
+  assert_int_equal(fl_kv_cache_drop(&f->kv), FL_OK);
+  for (uint64_t i = 0; i < n; i += 7) {
+    val = i * 3 + 1;
+    kvc_assert_value_in(inner_of(f), f->t, key_n(&kb, i), &val, sizeof val);
+  }
 }
 
 /* An append to a list the cache does not hold does not read it; a read then puts the
@@ -532,6 +562,7 @@ int main(void) {
       KVC_CASE(a_native_copy_holds_the_dirty_cells, &cached_big),
       KVC_CASE(the_stats_op_reports_the_cache, &cached_big),
       KVC_CASE(value_ref_updates_the_cached_copy, &cached_big),
+      KVC_CASE(a_large_index_finds_every_cell, &cached_big),
   };
   int failed = kvc_run_all(&cached_tiny, tiny, sizeof tiny / sizeof tiny[0]);
   failed += kvc_run_all(&cached_big, big, sizeof big / sizeof big[0]);

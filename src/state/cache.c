@@ -37,6 +37,7 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "state/cache_internal.h"
@@ -44,6 +45,7 @@
 /* Charged per item besides its allocation: malloc's header, the ring slot, the bucket. */
 #define CC_ITEM_FIXED 32u
 #define CC_MIN_BUCKETS 1024u
+#define CC_HUGE_PAGE ((size_t)2 << 20)
 
 static inline size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
@@ -235,10 +237,23 @@ static void ring_remove(fl_kv_cache_t *c, cc_item_t *it) {
   last->ring = it->ring;
 }
 
+/* A zeroed bucket array of n buckets. From 2 MiB on it is aligned to 2 MiB and asks for
+ * transparent huge pages: every lookup lands on a random bucket, and with 4 KiB pages
+ * most would miss the TLB as well as the CPU cache (dearer still in a virtual machine). */
+static cc_item_t **buckets_new(size_t n) {
+  size_t bytes = n * sizeof(cc_item_t *);
+  void *p = NULL;
+  if (bytes < CC_HUGE_PAGE) return calloc(n, sizeof(cc_item_t *));
+  if (posix_memalign(&p, CC_HUGE_PAGE, bytes)) return NULL;
+  (void)madvise(p, bytes, MADV_HUGEPAGE); /* advice: without it, 4 KiB pages */
+  memset(p, 0, bytes);
+  return p;
+}
+
 static void grow_index(fl_kv_cache_t *c) {
   size_t n = (size_t)c->mask + 1, nn = n * 2;
   if (nn > (size_t)UINT32_MAX + 1) return;
-  cc_item_t **b = calloc(nn, sizeof *b);
+  cc_item_t **b = buckets_new(nn);
   if (!b) return; /* longer chains, still correct */
   for (size_t i = 0; i < n; i++)
     for (cc_item_t *it = c->buckets[i], *next; it; it = next) {

@@ -191,6 +191,11 @@ int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared
   rocksdb_options_set_level_compaction_dynamic_level_bytes(sh->base, 1);
   rocksdb_options_set_write_buffer_size(sh->base, d.write_buffer_bytes);
   rocksdb_options_set_max_write_buffer_number(sh->base, d.max_write_buffers);
+  /* A whole-key bloom filter over each memtable (2 % of its size): a get of a key the
+   * memtable does not hold, as every read of a cell the state cache missed mostly is,
+   * skips the skip-list search. */
+  rocksdb_options_set_memtable_prefix_bloom_size_ratio(sh->base, 0.02);
+  rocksdb_options_set_memtable_whole_key_filtering(sh->base, 1);
   *out = sh;
   return FL_OK;
 }
