@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "state/cache_internal.h"
+#include "util/vec.h"
 
 /* Charged per item besides its allocation: malloc's header, the ring slot, the bucket. */
 #define CC_ITEM_FIXED 32u
@@ -150,16 +151,19 @@ static void charge_meta(fl_kv_cache_t *c, size_t old, size_t now) {
   c->meta = c->meta - old + now;
 }
 
-int fl_cc_dirty_reserve(cc_view_t *v) {
-  if (v->n_dirty == v->cap_dirty) {
-    size_t nc = v->cap_dirty ? v->cap_dirty * 2 : 64;
-    cc_item_t **p = realloc(v->dirty, nc * sizeof *p);
-    if (!p) return FL_ENOMEM;
-    charge_meta(v->c, v->cap_dirty * sizeof *p, nc * sizeof *p);
-    v->dirty = p;
-    v->cap_dirty = nc;
-  }
+/* FL_VEC_RESERVE for the cache's own arrays, whose bytes count against its bound. */
+#define CC_RESERVE(c, arr, cap, need) \
+  ((size_t)(need) <= (cap) ? FL_OK : charged_grow((c), &(arr), &(cap), (need), sizeof *(arr)))
+
+static int charged_grow(fl_kv_cache_t *c, void *arrp, size_t *cap, size_t need, size_t elem) {
+  size_t old = *cap;
+  if (fl_vec_grow_(arrp, cap, need, elem)) return FL_ENOMEM;
+  charge_meta(c, old * elem, *cap * elem);
   return FL_OK;
+}
+
+int fl_cc_dirty_reserve(cc_view_t *v) {
+  return CC_RESERVE(v->c, v->dirty, v->cap_dirty, v->n_dirty + 1);
 }
 
 static int dirty_push(cc_view_t *v, cc_item_t *it) {
@@ -217,14 +221,7 @@ void fl_cc_mark_clean(cc_view_t *v, cc_item_t *it) {
 }
 
 static int ring_push(fl_kv_cache_t *c, cc_item_t *it) {
-  if (c->n_ring == c->cap_ring) {
-    size_t nc = c->cap_ring ? c->cap_ring * 2 : 1024;
-    cc_item_t **p = realloc(c->ring, nc * sizeof *p);
-    if (!p) return FL_ENOMEM;
-    charge_meta(c, c->cap_ring * sizeof *p, nc * sizeof *p);
-    c->ring = p;
-    c->cap_ring = nc;
-  }
+  if (CC_RESERVE(c, c->ring, c->cap_ring, c->n_ring + 1)) return FL_ENOMEM;
   it->ring = (uint32_t)c->n_ring;
   c->ring[c->n_ring++] = it;
   return FL_OK;
@@ -676,14 +673,7 @@ static bool evictable(const cc_item_t *it) {
 }
 
 static int victims_push(fl_kv_cache_t *c, cc_item_t *it) {
-  if (c->n_victims == c->cap_victims) {
-    size_t nc = c->cap_victims ? c->cap_victims * 2 : 256;
-    cc_item_t **p = realloc(c->victims, nc * sizeof *p);
-    if (!p) return FL_ENOMEM;
-    charge_meta(c, c->cap_victims * sizeof *p, nc * sizeof *p);
-    c->victims = p;
-    c->cap_victims = nc;
-  }
+  if (CC_RESERVE(c, c->victims, c->cap_victims, c->n_victims + 1)) return FL_ENOMEM;
   c->victims[c->n_victims++] = it;
   return FL_OK;
 }
