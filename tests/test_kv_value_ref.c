@@ -360,6 +360,68 @@ static int agg(sfx_t *f, int64_t v, bool *created) {
   return fl_st_aggregating_add_created(&f->r, &in, created);
 }
 
+/* One add of v through the path under test: unprepared (p NULL) or prepared. */
+typedef int (*agg_step_fn)(sfx_t *f, const fl_st_adds_t *p, int64_t v, bool *created);
+typedef int (*red_step_fn)(sfx_t *f, const fl_st_adds_t *p, const void *v, size_t len,
+                           bool *created);
+
+static int agg_step(sfx_t *f, const fl_st_adds_t *p, int64_t v, bool *created) {
+  (void)p;
+  return agg(f, v, created);
+}
+
+static int red_step(sfx_t *f, const fl_st_adds_t *p, const void *v, size_t len, bool *created) {
+  (void)p;
+  return fl_st_reducing_add_created(&f->r, v, len, created);
+}
+
+/* The aggregating adds' contract, for either path: the first value is reported, a
+ * failing first add leaves no cell behind, a failing later add gives the accumulator its
+ * bytes back. The accumulator starts with sum and n (then last, when big). */
+static void check_aggregating_adds(sfx_t *f, agg_step_fn add, const fl_st_adds_t *p, bool big) {
+  bool created = false;
+  assert_int_equal(add(f, p, -1, &created), FL_EUSER);
+  const void *acc = NULL;
+  assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 0);
+  assert_int_equal(add(f, p, 5, &created), FL_OK);
+  assert_true(created);
+  assert_int_equal(add(f, p, 6, &created), FL_OK);
+  assert_false(created);
+  assert_int_equal(add(f, p, -100, &created), FL_EUSER);
+  assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 1);
+  const int64_t *a = acc;
+  assert_int_equal(a[0], 11);
+  assert_int_equal(a[1], 2);
+  if (big) assert_int_equal(a[2], 6);
+  assert_int_equal(f->inits, 2); /* the failed first add, then the first one */
+}
+
+/* The reducing adds' contract, for either path: the first value is reported, a failing
+ * reduce changes nothing, a result of another length is stored, not written in place. */
+static void check_reducing_adds(sfx_t *f, red_step_fn add, const fl_st_adds_t *p) {
+  f->desc.reduce = sum_reduce;
+  bool created = false;
+  int64_t x = 4;
+  assert_int_equal(add(f, p, &x, 8, &created), FL_OK);
+  assert_true(created);
+  x = 3;
+  assert_int_equal(add(f, p, &x, 8, &created), FL_OK);
+  assert_false(created);
+  x = -1;
+  assert_int_equal(add(f, p, &x, 8, &created), FL_EUSER);
+  const void *v;
+  size_t len;
+  assert_int_equal(fl_st_reducing_get(&f->r, &v, &len), 1);
+  memcpy(&x, v, 8);
+  assert_int_equal(x, 7);
+  f->desc.reduce = concat_reduce;
+  assert_int_equal(add(f, p, "abc", 3, &created), FL_OK);
+  assert_false(created);
+  assert_int_equal(fl_st_reducing_get(&f->r, &v, &len), 1);
+  assert_int_equal(len, 11);
+  assert_memory_equal((const uint8_t *)v + 8, "abc", 3);
+}
+
 static void aggregating_add_reports_the_first_value_and_keeps_cells_on_failure(void **state) {
   sfx_t *f = *state;
   f->desc.kind = FL_STATE_AGGREGATING;
@@ -367,24 +429,11 @@ static void aggregating_add_reports_the_first_value_and_keeps_cells_on_failure(v
                                     .acc_size = sizeof(pair_t),
                                     .init = pair_init,
                                     .add = pair_add};
-  bool created = false;
-  /* a failing first add leaves no cell behind */
-  assert_int_equal(agg(f, -1, &created), FL_EUSER);
-  const void *acc = NULL;
-  assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 0);
-  assert_int_equal(agg(f, 5, &created), FL_OK);
-  assert_true(created);
-  assert_int_equal(agg(f, 6, &created), FL_OK);
-  assert_false(created);
-  /* a failing later add gives the accumulator its bytes back */
-  assert_int_equal(agg(f, -100, &created), FL_EUSER);
-  assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 1);
-  const pair_t *p = acc;
-  assert_int_equal(p->sum, 11);
-  assert_int_equal(p->n, 2);
-  assert_int_equal(f->inits, 2); /* the failed first add, then the first one */
+  check_aggregating_adds(f, agg_step, NULL, false);
   /* the same cell without the carried hash (the backend hashes the key itself) */
   f->r.key_hashed = false;
+  bool created = true;
+  const void *acc = NULL;
   assert_int_equal(agg(f, 1, &created), FL_OK);
   assert_false(created);
   assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 1);
@@ -394,28 +443,7 @@ static void aggregating_add_reports_the_first_value_and_keeps_cells_on_failure(v
 static void reducing_add_reports_the_first_value_in_place_or_not(void **state) {
   sfx_t *f = *state;
   f->desc.kind = FL_STATE_REDUCING;
-  f->desc.reduce = sum_reduce;
-  bool created = false;
-  int64_t x = 4;
-  assert_int_equal(fl_st_reducing_add_created(&f->r, &x, 8, &created), FL_OK);
-  assert_true(created);
-  x = 3;
-  assert_int_equal(fl_st_reducing_add_created(&f->r, &x, 8, &created), FL_OK);
-  assert_false(created);
-  x = -1; /* the reduce fails: nothing changes */
-  assert_int_equal(fl_st_reducing_add_created(&f->r, &x, 8, &created), FL_EUSER);
-  const void *v;
-  size_t len;
-  assert_int_equal(fl_st_reducing_get(&f->r, &v, &len), 1);
-  memcpy(&x, v, 8);
-  assert_int_equal(x, 7);
-  /* a result of another length is stored, not written in place */
-  f->desc.reduce = concat_reduce;
-  assert_int_equal(fl_st_reducing_add_created(&f->r, "abc", 3, &created), FL_OK);
-  assert_false(created);
-  assert_int_equal(fl_st_reducing_get(&f->r, &v, &len), 1);
-  assert_int_equal(len, 11);
-  assert_memory_equal((const uint8_t *)v + 8, "abc", 3);
+  check_reducing_adds(f, red_step, NULL);
 }
 
 /* A 24-byte accumulator (beyond the inline undo copy) that fails like pair_add. */
@@ -461,21 +489,9 @@ static void prepared_aggregating_adds_are_the_adds(void **state) {
     f->inits = 0;
     fl_st_adds_t p;
     assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_OK);
-    bool created = false;
-    assert_int_equal(padd(f, &p, -1, &created), FL_EUSER);
+    check_aggregating_adds(f, padd, &p, big);
+    bool created = true;
     const void *acc = NULL;
-    assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 0);
-    assert_int_equal(padd(f, &p, 5, &created), FL_OK);
-    assert_true(created);
-    assert_int_equal(padd(f, &p, 6, &created), FL_OK);
-    assert_false(created);
-    assert_int_equal(padd(f, &p, -100, &created), FL_EUSER);
-    assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 1);
-    const int64_t *a = acc; /* sum, n (, last) */
-    assert_int_equal(a[0], 11);
-    assert_int_equal(a[1], 2);
-    if (big) assert_int_equal(a[2], 6);
-    assert_int_equal(f->inits, 2);
     /* the unprepared add reaches the same cell */
     assert_int_equal(agg(f, 1, &created), FL_OK);
     assert_false(created);
@@ -495,26 +511,7 @@ static void prepared_reducing_adds_are_the_adds(void **state) {
   f->desc.reduce = sum_reduce;
   fl_st_adds_t p;
   assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_OK);
-  bool created = false;
-  int64_t x = 4;
-  assert_int_equal(pred(f, &p, &x, 8, &created), FL_OK);
-  assert_true(created);
-  x = 3;
-  assert_int_equal(pred(f, &p, &x, 8, &created), FL_OK);
-  assert_false(created);
-  x = -1;
-  assert_int_equal(pred(f, &p, &x, 8, &created), FL_EUSER);
-  const void *v;
-  size_t len;
-  assert_int_equal(fl_st_reducing_get(&f->r, &v, &len), 1);
-  memcpy(&x, v, 8);
-  assert_int_equal(x, 7);
-  f->desc.reduce = concat_reduce;
-  assert_int_equal(pred(f, &p, "abc", 3, &created), FL_OK);
-  assert_false(created);
-  assert_int_equal(fl_st_reducing_get(&f->r, &v, &len), 1);
-  assert_int_equal(len, 11);
-  assert_memory_equal((const uint8_t *)v + 8, "abc", 3);
+  check_reducing_adds(f, pred, &p);
 }
 
 /* What cannot be prepared says so: TTL (whose timestamps the adds would not renew),
