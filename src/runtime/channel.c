@@ -8,6 +8,7 @@ fl_batch_t *fl_batch_new(uint32_t cap, uint32_t bytes) {
   if (!b) return NULL;
   b->next = NULL;
   b->n = 0;
+  b->ctrl_end = 0;
   b->cap = cap;
   b->used = 0;
   b->bytes = bytes;

@@ -40,6 +40,7 @@ typedef struct fl_batch {
   struct fl_batch *next; /* overflow queue link (sender side) */
   uint32_t n, cap;       /* entries */
   uint32_t used, bytes;  /* data */
+  uint32_t ctrl_end;     /* one past the last control entry: records only from there on */
   fl_entry_t *e;
   uint8_t *data;
 } fl_batch_t;

@@ -106,7 +106,10 @@ static inline fl_batch_t *ew_batch(fl_edge_writer_t *ew, int t, size_t bytes) {
 static inline void copy_in(uint8_t *dst, const void *src, size_t n) {
   const uint8_t *s = src;
   uint64_t a, b;
-  if (n >= 8 && n <= 16) {
+  if (n == 8) { /* ids, timestamps, doubles */
+    memcpy(&a, s, 8);
+    memcpy(dst, &a, 8);
+  } else if (n >= 8 && n <= 16) {
     memcpy(&a, s, 8);
     memcpy(&b, s + n - 8, 8);
     memcpy(dst, &a, 8);
@@ -117,8 +120,12 @@ static inline void copy_in(uint8_t *dst, const void *src, size_t n) {
     memcpy(&y, s + n - 4, 4);
     memcpy(dst, &x, 4);
     memcpy(dst + n - 4, &y, 4);
-  } else if (n) {
+  } else if (n > 16) {
     memcpy(dst, s, n);
+  } else if (n) { /* 1 to 3 bytes: these three cover them */
+    dst[0] = s[0];
+    dst[n / 2] = s[n / 2];
+    dst[n - 1] = s[n - 1];
   }
 }
 
@@ -135,12 +142,9 @@ static __attribute__((noinline)) int ew_ship_open(fl_edge_writer_t *ew, int t) {
   return FL_OK;
 }
 
-/* Appends one record for receiver t. false after a failure. */
-static inline bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_t key_len,
-                             const fl_record_t *in, uint16_t kg, uint64_t hash) {
-  size_t bytes = key_len + in->value_len;
-  fl_batch_t *b = ew_batch(ew, t, bytes);
-  if (__builtin_expect(!b, 0)) return ew_no_batch(ew, bytes);
+/* Appends one record to b, which has room for it. */
+static inline void ew_put(fl_batch_t *b, const void *key, size_t key_len, const fl_record_t *in,
+                          uint16_t kg, uint64_t hash) {
   fl_entry_t *e = &b->e[b->n++];
   e->type = FL_E_RECORD;
   e->kg = kg;
@@ -151,9 +155,26 @@ static inline bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_
   e->hash = hash;
   copy_in(b->data + b->used, key, key_len);
   copy_in(b->data + b->used + key_len, in->value, in->value_len);
-  b->used += (uint32_t)bytes;
+  b->used += (uint32_t)(key_len + in->value_len);
+}
+
+/* Appends one record for receiver t. false after a failure. */
+static inline bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_t key_len,
+                             const fl_record_t *in, uint16_t kg, uint64_t hash) {
+  size_t bytes = key_len + in->value_len;
+  fl_batch_t *b = ew_batch(ew, t, bytes);
+  if (__builtin_expect(!b, 0)) return ew_no_batch(ew, bytes);
+  ew_put(b, key, key_len, in, kg, hash);
   if (__builtin_expect(b->n == b->cap, 0)) ew_ship_open(ew, t);
   return true;
+}
+
+/* fl_rt_ew_record's record when receiver t's batch is missing or full. */
+static __attribute__((noinline)) int ew_record_new_batch(fl_edge_writer_t *ew, int t,
+                                                         const fl_record_t *in, uint16_t kg,
+                                                         uint64_t hash) {
+  ew_append(ew, t, in->key, in->key_len, in, kg, hash);
+  return FL_OK;
 }
 
 /* Any record: a key selector, broadcast, round robin, checks of the sizes. */
@@ -204,22 +225,36 @@ static __attribute__((noinline)) int ew_record_any(fl_edge_writer_t *ew, const f
   return FL_OK;
 }
 
+/* fl_rt_ew_record's common case once the key is hashed: room in the open batch. The
+ * rest are tail calls, so neither caller needs a stack frame. */
+static inline __attribute__((always_inline)) int ew_record_hashed(fl_edge_writer_t *ew,
+                                                                  const fl_record_t *in,
+                                                                  uint64_t hash) {
+  uint16_t kg = (uint16_t)(hash & (((uint64_t)1 << ew->maxp_shift) - 1));
+  int t = (int)(((uint32_t)kg * (uint32_t)ew->n) >> ew->maxp_shift);
+  fl_batch_t *b = ew->open[t];
+  if (__builtin_expect(!b || !fl_batch_fits(b, in->key_len + in->value_len), 0))
+    return ew_record_new_batch(ew, t, in, kg, hash);
+  ew_put(b, in->key, in->key_len, in, kg, hash);
+  if (__builtin_expect(b->n == b->cap, 0)) return ew_ship_open(ew, t);
+  return FL_OK;
+}
+
+/* Keys of other lengths than 8, out of line. */
+static __attribute__((noinline)) int ew_record_key(fl_edge_writer_t *ew, const fl_record_t *in) {
+  return ew_record_hashed(ew, in, fl_hash64_inline(in->key, in->key_len, 0));
+}
+
 /* Always FL_OK: a failure fails the producer (fl_op_fail). The value lets the emit
  * that ends in this call make it a tail call. */
 int fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
   /* The common case inline: hash partitioning by the record's key, max parallelism a
-   * power of two, sizes far from the limit (as ew_record_any checks them). */
-  if (__builtin_expect(ew->part != FL_PART_HASH || ew->key_fn || ew->maxp_shift < 0 ||
-                           (in->key_len | in->value_len) > UINT32_MAX / 2,
-                       0))
+   * power of two, key and value of up to 16 bytes (copied without a libc call). */
+  if (__builtin_expect(!ew->by_key_pow2 || (in->key_len | in->value_len) > 16, 0))
     return ew_record_any(ew, in);
   /* 8-byte keys (ids) get the hash's code for that length, the same value */
-  uint64_t hash = in->key_len == 8 ? fl_hash64_inline(in->key, 8, 0)
-                                   : fl_hash64_inline(in->key, in->key_len, 0);
-  uint16_t kg = (uint16_t)(hash & (((uint64_t)1 << ew->maxp_shift) - 1));
-  int t = (int)(((uint32_t)kg * (uint32_t)ew->n) >> ew->maxp_shift);
-  ew_append(ew, t, in->key, in->key_len, in, kg, hash);
-  return FL_OK;
+  if (in->key_len != 8) return ew_record_key(ew, in);
+  return ew_record_hashed(ew, in, fl_hash64_inline(in->key, 8, 0));
 }
 
 void fl_rt_ew_control(fl_edge_writer_t *ew, fl_entry_type_t type, int64_t ts) {
@@ -239,6 +274,7 @@ void fl_rt_ew_control(fl_edge_writer_t *ew, fl_entry_type_t type, int64_t ts) {
     memset(e, 0, sizeof *e);
     e->type = (uint8_t)type;
     e->ts = ts;
+    b->ctrl_end = b->n;
     if (b->n == b->cap || type == FL_E_END || type == FL_E_BARRIER) {
       ew->open[t] = NULL;
       ew_ship(ew, t, b);
@@ -258,6 +294,7 @@ void fl_rt_ew_latency(fl_edge_writer_t *ew, int src, int64_t made_ns) {
   e->type = FL_E_LATENCY;
   e->kg = (uint16_t)src;
   e->ts = made_ns;
+  b->ctrl_end = b->n;
   if (b->n == b->cap) {
     ew->open[t] = NULL;
     ew_ship(ew, t, b);
@@ -279,6 +316,7 @@ fl_edge_writer_t *fl_rt_ew_new(fl_worker_t *w, const fl_input_t *in, fl_op_t *pr
   ew->maxp_shift = -1;
   for (int s = 0; s < 16; s++)
     if (maxp == (uint32_t)1 << s) ew->maxp_shift = s;
+  ew->by_key_pow2 = ew->part == FL_PART_HASH && !ew->key_fn && ew->maxp_shift >= 0;
   ew->rings = calloc((size_t)P, sizeof *ew->rings);
   ew->to = calloc((size_t)P, sizeof *ew->to);
   ew->open = calloc((size_t)P, sizeof *ew->open);

@@ -50,6 +50,9 @@ typedef struct fl_edge_writer {
   size_t n_overflow;
   uint32_t rr;
   int maxp_shift; /* log2 of the max parallelism if it is a power of two, else -1 */
+  /* fl_rt_ew_record's inline case: hash partitioning by the record's key with a
+   * power-of-two max parallelism */
+  bool by_key_pow2;
 } fl_edge_writer_t;
 
 /* The receiving side of a ring: which operator input channel it feeds. */

@@ -164,9 +164,13 @@ static bool process_batch(fl_inbound_t *in) {
     const fl_entry_t *e = &b->e[in->pos++];
     switch (e->type) {
     case FL_E_RECORD: {
-      /* the run of records up to the next control entry, in one call */
+      /* the run of records up to the next control entry, in one call (past the
+       * batch's last control entry, that is its end) */
       uint32_t from = in->pos - 1;
-      while (in->pos < b->n && b->e[in->pos].type == FL_E_RECORD) in->pos++;
+      if (in->pos >= b->ctrl_end)
+        in->pos = b->n;
+      else
+        while (in->pos < b->n && b->e[in->pos].type == FL_E_RECORD) in->pos++;
       fl_rt_op_records(op, in->input, b, from, in->pos);
       break;
     }
