@@ -18,8 +18,9 @@
 
 #include "operators/operators.h"
 
+/* The largest timestamp seen is op->max_ts, which the runtime raises itself for the
+ * records it forwards without calling process (op->forwards). */
 typedef struct {
-  int64_t max_ts;      /* FL_TS_NONE before the first record */
   int64_t emitted;     /* last watermark sent */
   int64_t next_tick;   /* processing time of the next periodic emission */
   int64_t last_record; /* processing time of the last record */
@@ -43,7 +44,7 @@ static int64_t candidate(const fl_watermark_strategy_t *ws, int64_t max_ts) {
 }
 
 static void maybe_emit(fl_op_t *op, gen_t *g) {
-  int64_t c = candidate(&op->node->u.assign_ts.ws, g->max_ts);
+  int64_t c = candidate(&op->node->u.assign_ts.ws, op->max_ts);
   if (c != FL_TS_NONE && (g->emitted == FL_TS_NONE || c > g->emitted)) {
     g->emitted = c;
     fl_op_emit_watermark(op, c);
@@ -53,7 +54,7 @@ static void maybe_emit(fl_op_t *op, gen_t *g) {
 static int ats_open(fl_op_t *op) {
   gen_t *g = calloc(1, sizeof *g);
   if (!g) return FL_ENOMEM;
-  g->max_ts = FL_TS_NONE;
+  op->max_ts = FL_TS_NONE;
   g->emitted = FL_TS_NONE;
   int64_t now = fl_env_now(op->node->env);
   g->next_tick = now + op->node->env->conf.watermark_interval_ms;
@@ -62,6 +63,8 @@ static int ats_open(fl_op_t *op) {
   g->assign = ws->timestamp != NULL;
   g->track_idle = ws->idle_timeout_ms > 0;
   g->per_record = op->node->env->conf.watermark_interval_ms == 0;
+  /* nothing but the maximum to keep per record: the runtime forwards them itself */
+  op->forwards = !g->assign && !g->track_idle && !g->per_record;
   op->state = g;
   return FL_OK;
 }
@@ -92,7 +95,7 @@ static int ats_process(fl_op_t *op, int input, const fl_record_t *rec) {
       fl_op_emit_idle(op, false);
     }
   }
-  if (ts != FL_TS_NONE && (g->max_ts == FL_TS_NONE || ts > g->max_ts)) g->max_ts = ts;
+  if (ts > op->max_ts) op->max_ts = ts; /* FL_TS_NONE (INT64_MIN) is never larger */
   op->ctx.ts = ts;
   if (!g->per_record) return fl_op_emit(op, rec); /* a tail call: the common case */
   int rc = fl_op_emit(op, rec);

@@ -1,24 +1,12 @@
-/* What user functions see (flink.h's context calls): emitting, the current key, time,
- * timers, source watermarks and user metrics. Keyed state is in context_state.c. */
+/* What user functions see (flink.h's context calls): side outputs, the current key,
+ * time, timers, source watermarks and user metrics. fl_emit is in op.c, next to the
+ * emit it inlines; keyed state is in context_state.c. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/op.h"
-
-int fl_emit(fl_context_t *ctx, const void *key, size_t key_len, const void *value, size_t value_len,
-            int64_t ts) {
-  if (!ctx || (key_len && !key) || (value_len && !value)) return FL_EINVAL;
-  fl_record_t r = {key, key_len, value, value_len, ts};
-  ctx->emitted++;
-  return fl_op_emit(ctx->op, &r);
-}
-
-int fl_emit_record(fl_context_t *ctx, const fl_record_t *rec) {
-  if (!ctx || !rec) return FL_EINVAL;
-  return fl_emit(ctx, rec->key, rec->key_len, rec->value, rec->value_len, rec->timestamp);
-}
 
 int fl_emit_side(fl_context_t *ctx, const fl_output_tag_t *tag, const fl_record_t *rec) {
   if (!ctx || !tag || !rec) return FL_EINVAL;

@@ -146,14 +146,42 @@ static __attribute__((noinline)) int chained_record(const fl_target_t *t, const 
   return FL_OK;
 }
 
-int fl_op_emit(fl_op_t *op, const fl_record_t *rec) {
-  op->n_out++;
-  atomic_store_explicit(&op->m->records_out, op->n_out, memory_order_relaxed);
-  if (op->out.n == 1) { /* the common case: one target */
+static inline int op_emit(fl_op_t *op, const fl_record_t *rec) {
+  for (;;) {
+    op->n_out++;
+    atomic_store_explicit(&op->m->records_out, op->n_out, memory_order_relaxed);
+    if (__builtin_expect(op->out.n != 1, 0)) return emit_to(&op->out, rec);
+    /* the common case: one target */
     const fl_target_t *t = op->out.t;
-    return t->op ? chained_record(t, rec) : fl_rt_ew_record(t->edge, rec);
+    fl_op_t *next = t->op;
+    if (!next) return fl_rt_ew_record(t->edge, rec);
+    if (!next->forwards) return chained_record(t, rec);
+    /* An operator that forwards records (op.h): what its process would do, here, and
+     * on to its target in this loop. */
+    if (__builtin_expect(next->failed || next->finished, 0)) return FL_OK;
+    next->n_in++;
+    atomic_store_explicit(&next->m->records_in, next->n_in, memory_order_relaxed);
+    next->ctx.ts = rec->timestamp;
+    if (rec->timestamp > next->max_ts) next->max_ts = rec->timestamp;
+    op = next;
   }
-  return emit_to(&op->out, rec);
+}
+
+int fl_op_emit(fl_op_t *op, const fl_record_t *rec) { return op_emit(op, rec); }
+
+/* flink.h's emit calls live here so that the emit above is inlined into them: the
+ * per-record path of every user function. */
+int fl_emit(fl_context_t *ctx, const void *key, size_t key_len, const void *value, size_t value_len,
+            int64_t ts) {
+  if (!ctx || (key_len && !key) || (value_len && !value)) return FL_EINVAL;
+  fl_record_t r = {key, key_len, value, value_len, ts};
+  ctx->emitted++;
+  return op_emit(ctx->op, &r);
+}
+
+int fl_emit_record(fl_context_t *ctx, const fl_record_t *rec) {
+  if (!ctx || !rec) return FL_EINVAL;
+  return fl_emit(ctx, rec->key, rec->key_len, rec->value, rec->value_len, rec->timestamp);
 }
 
 int fl_op_emit_side(fl_op_t *op, const fl_output_tag_t *tag, const fl_record_t *rec) {

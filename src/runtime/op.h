@@ -154,7 +154,14 @@ struct fl_op {
   fl_metrics_t *m;                    /* &node->metrics[subtask] */
   void *state;                        /* the class's own data */
   bool is_source;                     /* cls->flags & FL_OP_SOURCE */
-  bool failed;                        /* a call of this operator failed: it takes no more input */
+  /* Set by the class's open when process, for every record, would only raise max_ts to
+   * the record's timestamp (ctx.ts set to it) and emit the record unchanged to the main
+   * output: a timestamp assigner that makes its watermarks on a timer. A chained
+   * producer's emit then does that itself, without calling process (op.c). The worker
+   * clears it for keyed instances, whose records need their key set. */
+  bool forwards;
+  int64_t max_ts; /* forwards: the largest record timestamp, FL_TS_NONE before one */
+  bool failed;    /* a call of this operator failed: it takes no more input */
   bool opened;
   char *pending_err;    /* message set by fl_ctx_fail() for the current call */
   uint64_t n_in, n_out; /* counters, published to m */
