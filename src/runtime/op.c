@@ -119,7 +119,6 @@ static inline void op_record(fl_op_t *op, int input, const fl_record_t *rec, int
                              uint64_t key_hash) {
   if (__builtin_expect(op->failed || op->finished, 0)) return;
   op->n_in++;
-  atomic_store_explicit(&op->m->records_in, op->n_in, memory_order_relaxed);
   op->ctx.ts = rec->timestamp;
   const fl_input_t *li = &op->node->inputs[input];
   if (op->node->keyed) record_key(op, li, rec, kg, key_hash);
@@ -149,7 +148,6 @@ static __attribute__((noinline)) int chained_record(const fl_target_t *t, const 
 static inline int op_emit(fl_op_t *op, const fl_record_t *rec) {
   for (;;) {
     op->n_out++;
-    atomic_store_explicit(&op->m->records_out, op->n_out, memory_order_relaxed);
     if (__builtin_expect(op->out.n != 1, 0)) return emit_to(&op->out, rec);
     /* the common case: one target */
     const fl_target_t *t = op->out.t;
@@ -160,7 +158,6 @@ static inline int op_emit(fl_op_t *op, const fl_record_t *rec) {
      * on to its target in this loop. */
     if (__builtin_expect(next->failed || next->finished, 0)) return FL_OK;
     next->n_in++;
-    atomic_store_explicit(&next->m->records_in, next->n_in, memory_order_relaxed);
     next->ctx.ts = rec->timestamp;
     if (rec->timestamp > next->max_ts) next->max_ts = rec->timestamp;
     op = next;
@@ -262,7 +259,6 @@ void fl_rt_op_records(fl_op_t *op, int input, const fl_batch_t *b, uint32_t from
   bool keyed = op->node->keyed && !li->unkeyed;
   if (keyed && op->cls->process_run && !op->ttl_every_record) {
     op->n_in += to - from;
-    atomic_store_explicit(&op->m->records_in, op->n_in, memory_order_relaxed);
     fl_rt_op_check(op, op->cls->process_run(op, li->side, b, from, to));
     return;
   }

@@ -521,7 +521,20 @@ static void metrics_sample(fl_worker_t *w, int64_t now_ns) {
   }
 }
 
+/* Publishes the record counters, which the per-record paths only count (op.c): at the
+ * start of every loop iteration, before the worker sleeps and when it leaves, so that
+ * readers see them at most one busy iteration late. */
+static void publish_counts(fl_worker_t *w) {
+  fl_env_t *env = w->job->env;
+  for (size_t i = 0; i < env->n_nodes; i++) {
+    fl_op_t *op = w->ops[i];
+    atomic_store_explicit(&op->m->records_in, op->n_in, memory_order_relaxed);
+    atomic_store_explicit(&op->m->records_out, op->n_out, memory_order_relaxed);
+  }
+}
+
 static void metrics_tick(fl_worker_t *w) {
+  publish_counts(w);
   int64_t now = fl_mono_ns();
   account_iteration(w, now);
   if (now >= w->next_sample_ns) {
@@ -549,7 +562,10 @@ void *fl_rt_worker_main(void *arg) {
     if (job->coord && w->ckpt_injected > w->ckpt_acked) fl_rt_maybe_ack(w);
     flush_if_due(w);
     if (worker_done(w)) break;
-    if (!progress && !flush_edges(w)) worker_sleep(w, now);
+    if (!progress && !flush_edges(w)) {
+      publish_counts(w);
+      worker_sleep(w, now);
+    }
   }
   if (!w->drained) {
     /* Ended normally: nothing of ours is in flight. Failing workers wait for this. */
