@@ -1,5 +1,6 @@
 /* The runtime through the public API: chaining, partitioning, side outputs, rolling
  * aggregations, timers, idleness, backpressure, errors, stop, metrics, configuration. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -337,6 +338,79 @@ static void slow_sink_backpressures_the_source(void **state) {
   long bound = 2 * 2 * 6 * 64 + 64 + 64;
   assert_true(atomic_load(&b.max_gap) <= bound);
   fl_env_destroy(env);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Keys and values of every size across a hash edge: the edge writer copies small ones
+ * by hand (by length: 0, 1-3, 4-7, 8, 9-16) and larger ones with memcpy. */
+
+enum {
+  SZ_MAX = 40
+};
+
+/* Byte i of a key (which = 0) or value (1) of record (kl, vl): different for every
+ * record, field and position, so a copy from the wrong place or of the wrong length
+ * shows. */
+static uint8_t sz_byte(int which, size_t kl, size_t vl, size_t i) {
+  return (uint8_t)(1 + which * 101 + kl * 7 + vl * 13 + i * 29);
+}
+
+static void sz_fill(uint8_t *b, int which, size_t kl, size_t vl, size_t n) {
+  for (size_t i = 0; i < n; i++) b[i] = sz_byte(which, kl, vl, i);
+}
+
+typedef struct {
+  size_t next; /* kl * (SZ_MAX + 1) + vl of the next record */
+} sz_src_t;
+
+static int sz_run(fl_context_t *ctx, void *inst) {
+  sz_src_t *s = inst;
+  size_t budget = fl_ctx_source_budget(ctx);
+  for (; budget-- && s->next < (SZ_MAX + 1) * (SZ_MAX + 1); s->next++) {
+    size_t kl = s->next / (SZ_MAX + 1), vl = s->next % (SZ_MAX + 1);
+    uint8_t k[SZ_MAX], v[SZ_MAX];
+    sz_fill(k, 0, kl, vl, kl);
+    sz_fill(v, 1, kl, vl, vl);
+    int rc = fl_emit(ctx, kl ? k : NULL, kl, vl ? v : NULL, vl, (int64_t)s->next);
+    if (rc) return rc;
+  }
+  return s->next == (SZ_MAX + 1) * (SZ_MAX + 1) ? FL_SOURCE_END : FL_SOURCE_MORE;
+}
+
+/* The receiving side: the record's lengths come from its timestamp; its bytes must be
+ * those the source made, and the context's key the record's key. */
+static int sz_check(fl_context_t *ctx, const fl_record_t *in, void *inst) {
+  size_t kl = (size_t)in->timestamp / (SZ_MAX + 1), vl = (size_t)in->timestamp % (SZ_MAX + 1);
+  if (in->key_len != kl || in->value_len != vl)
+    return fl_ctx_fail(ctx, "record %" PRId64 ": key %zu / value %zu bytes", in->timestamp,
+                       in->key_len, in->value_len);
+  size_t ck_len = 0;
+  const void *ck = fl_ctx_key(ctx, &ck_len);
+  if (ck_len != kl || (kl && memcmp(ck, in->key, kl)))
+    return fl_ctx_fail(ctx, "record %" PRId64 ": context key differs", in->timestamp);
+  for (size_t i = 0; i < kl; i++)
+    if (((const uint8_t *)in->key)[i] != sz_byte(0, kl, vl, i))
+      return fl_ctx_fail(ctx, "record %" PRId64 ": key byte %zu", in->timestamp, i);
+  for (size_t i = 0; i < vl; i++)
+    if (((const uint8_t *)in->value)[i] != sz_byte(1, kl, vl, i))
+      return fl_ctx_fail(ctx, "record %" PRId64 ": value byte %zu", in->timestamp, i);
+  return fl_emit_record(ctx, in);
+}
+
+static void hash_edge_carries_keys_and_values_of_every_size(void **state) {
+  for (int p = 1; p <= 2; p++) {
+    fl_env_t *env = env_with(p, NULL);
+    sz_src_t src_state = {0};
+    fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = sz_run};
+    fl_stream_t *s = fl_source(env, "sizes", &src, &src_state, 0);
+    fl_process_fn_t check = {FL_PROCESS_FN_VERSION, NULL, sz_check, NULL, NULL, NULL};
+    collector_t c;
+    sink_into(fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "check", &check, NULL), &c);
+    execute_ok(env, "sizes");
+    assert_int_equal(c.n, (SZ_MAX + 1) * (SZ_MAX + 1));
+    collector_free(&c);
+    fl_env_destroy(env);
+  }
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -811,6 +885,7 @@ int main(void) {
       cmocka_unit_test(map_must_emit_exactly_one_record),
       cmocka_unit_test(builder_errors_are_reported_by_execute),
       cmocka_unit_test(slow_sink_backpressures_the_source),
+      cmocka_unit_test(hash_edge_carries_keys_and_values_of_every_size),
       cmocka_unit_test(stop_from_another_thread_ends_execute_with_ecanceled),
       cmocka_unit_test(event_timers_fire_once_in_order_when_the_watermark_passes),
       cmocka_unit_test(processing_time_timers_fire_by_the_clock),

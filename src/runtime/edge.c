@@ -142,20 +142,30 @@ static __attribute__((noinline)) int ew_ship_open(fl_edge_writer_t *ew, int t) {
   return FL_OK;
 }
 
-/* Appends one record to b, which has room for it. */
-static inline void ew_put(fl_batch_t *b, const void *key, size_t key_len, const fl_record_t *in,
+/* Appends one record to b, which has room for it. True when b is full now. The
+ * record's and the batch's fields are read once, before the copies (which the compiler
+ * must otherwise assume to change them). */
+static inline bool ew_put(fl_batch_t *b, const void *key, size_t key_len, const fl_record_t *in,
                           uint16_t kg, uint64_t hash) {
-  fl_entry_t *e = &b->e[b->n++];
+  const void *value = in->value;
+  size_t value_len = in->value_len;
+  int64_t ts = in->timestamp;
+  uint32_t n = b->n, used = b->used;
+  fl_entry_t *e = &b->e[n];
+  uint8_t *d = b->data + used;
   e->type = FL_E_RECORD;
   e->kg = kg;
   e->key_len = (uint32_t)key_len;
-  e->value_len = (uint32_t)in->value_len;
-  e->off = b->used;
-  e->ts = in->timestamp;
+  e->value_len = (uint32_t)value_len;
+  e->off = used;
+  e->ts = ts;
   e->hash = hash;
-  copy_in(b->data + b->used, key, key_len);
-  copy_in(b->data + b->used + key_len, in->value, in->value_len);
-  b->used += (uint32_t)(key_len + in->value_len);
+  b->n = n + 1;
+  b->used = used + (uint32_t)(key_len + value_len);
+  bool full = n + 1 == b->cap;
+  copy_in(d, key, key_len);
+  copy_in(d + key_len, value, value_len);
+  return full;
 }
 
 /* Appends one record for receiver t. false after a failure. */
@@ -164,8 +174,7 @@ static inline bool ew_append(fl_edge_writer_t *ew, int t, const void *key, size_
   size_t bytes = key_len + in->value_len;
   fl_batch_t *b = ew_batch(ew, t, bytes);
   if (__builtin_expect(!b, 0)) return ew_no_batch(ew, bytes);
-  ew_put(b, key, key_len, in, kg, hash);
-  if (__builtin_expect(b->n == b->cap, 0)) ew_ship_open(ew, t);
+  if (__builtin_expect(ew_put(b, key, key_len, in, kg, hash), 0)) ew_ship_open(ew, t);
   return true;
 }
 
@@ -230,13 +239,13 @@ static __attribute__((noinline)) int ew_record_any(fl_edge_writer_t *ew, const f
 static inline __attribute__((always_inline)) int ew_record_hashed(fl_edge_writer_t *ew,
                                                                   const fl_record_t *in,
                                                                   uint64_t hash) {
-  uint16_t kg = (uint16_t)(hash & (((uint64_t)1 << ew->maxp_shift) - 1));
-  int t = (int)(((uint32_t)kg * (uint32_t)ew->n) >> ew->maxp_shift);
+  uint16_t kg = (uint16_t)(hash & ew->kg_mask);
+  int t = ew->n == 1 ? 0 : (int)(((uint32_t)kg * (uint32_t)ew->n) >> ew->maxp_shift);
   fl_batch_t *b = ew->open[t];
   if (__builtin_expect(!b || !fl_batch_fits(b, in->key_len + in->value_len), 0))
     return ew_record_new_batch(ew, t, in, kg, hash);
-  ew_put(b, in->key, in->key_len, in, kg, hash);
-  if (__builtin_expect(b->n == b->cap, 0)) return ew_ship_open(ew, t);
+  if (__builtin_expect(ew_put(b, in->key, in->key_len, in, kg, hash), 0))
+    return ew_ship_open(ew, t);
   return FL_OK;
 }
 
@@ -317,6 +326,7 @@ fl_edge_writer_t *fl_rt_ew_new(fl_worker_t *w, const fl_input_t *in, fl_op_t *pr
   for (int s = 0; s < 16; s++)
     if (maxp == (uint32_t)1 << s) ew->maxp_shift = s;
   ew->by_key_pow2 = ew->part == FL_PART_HASH && !ew->key_fn && ew->maxp_shift >= 0;
+  if (ew->maxp_shift >= 0) ew->kg_mask = ((uint32_t)1 << ew->maxp_shift) - 1;
   ew->rings = calloc((size_t)P, sizeof *ew->rings);
   ew->to = calloc((size_t)P, sizeof *ew->to);
   ew->open = calloc((size_t)P, sizeof *ew->open);

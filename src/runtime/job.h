@@ -53,6 +53,7 @@ typedef struct fl_edge_writer {
   /* fl_rt_ew_record's inline case: hash partitioning by the record's key with a
    * power-of-two max parallelism */
   bool by_key_pow2;
+  uint32_t kg_mask; /* max parallelism - 1 when it is a power of two */
 } fl_edge_writer_t;
 
 /* The receiving side of a ring: which operator input channel it feeds. */
