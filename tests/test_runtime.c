@@ -414,6 +414,68 @@ static void hash_edge_carries_keys_and_values_of_every_size(void **state) {
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Records and watermarks keep their order across a keyBy edge at parallelism 1, with
+ * channel batches of every fill: ending in a watermark, starting with one, records
+ * only. The receiver takes the records after a batch's last control entry as one run
+ * without looking at them; this shows it takes no record early or late. */
+
+enum {
+  WO_N = 600
+};
+
+/* Record i has timestamp 10 i; after every fifth record the source emits the
+ * watermarks 10 i - 3 and 10 i (the second supersedes the first in the batch). */
+static int wo_run(fl_context_t *ctx, void *inst) {
+  int *next = inst;
+  size_t budget = fl_ctx_source_budget(ctx);
+  for (; budget-- && *next < WO_N; (*next)++) {
+    int64_t key = *next % 13;
+    int rc = fl_emit(ctx, &key, sizeof key, NULL, 0, 10 * (int64_t)*next);
+    if (!rc && *next % 5 == 4) rc = fl_ctx_emit_watermark(ctx, 10 * (int64_t)*next - 3);
+    if (!rc && *next % 5 == 4) rc = fl_ctx_emit_watermark(ctx, 10 * (int64_t)*next);
+    if (rc) return rc;
+  }
+  return *next == WO_N ? FL_SOURCE_END : FL_SOURCE_MORE;
+}
+
+/* Emits the watermark the keyed operator had when the record arrived. */
+static int wo_note(fl_context_t *ctx, const fl_record_t *in, void *inst) {
+  int64_t wm = fl_ctx_watermark(ctx);
+  return fl_emit(ctx, in->key, in->key_len, &wm, sizeof wm, in->timestamp);
+}
+
+static void watermarks_keep_their_place_among_records_across_a_hash_edge(void **state) {
+  const char *sizes[] = {"1", "3", "7", "1024"};
+  for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+    const char *kv[] = {"parallelism", "1", "execution.batch-size", sizes[k], NULL};
+    char err[256];
+    fl_env_t *env = env_try(kv, err, sizeof err);
+    assert_non_null(env);
+    int next = 0;
+    fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = wo_run};
+    fl_stream_t *s = fl_source(env, "ordered", &src, &next, 0);
+    fl_process_fn_t note = {FL_PROCESS_FN_VERSION, NULL, wo_note, NULL, NULL, NULL};
+    collector_t c;
+    sink_into(fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "note", &note, NULL), &c);
+    execute_ok(env, "ordered");
+    assert_int_equal(c.n, WO_N);
+    for (size_t i = 0; i < c.n; i++) {
+      int64_t i_rec = c.r[i].ts / 10, wm, want = FL_TS_NONE;
+      assert_int_equal(c.r[i].value_len, sizeof wm);
+      memcpy(&wm, c.r[i].value, sizeof wm);
+      /* the last watermark emitted before the record: after record j, j % 5 == 4 */
+      int64_t j = i_rec - 1 - ((i_rec - 1) % 5 + 1) % 5;
+      if (i_rec >= 5) want = 10 * j;
+      if (wm != want)
+        fail_msg("batch size %s: record %" PRId64 " saw watermark %" PRId64 ", want %" PRId64,
+                 sizes[k], i_rec, wm, want);
+    }
+    collector_free(&c);
+    fl_env_destroy(env);
+  }
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* Stop from another thread. */
 
 typedef struct {
@@ -886,6 +948,7 @@ int main(void) {
       cmocka_unit_test(builder_errors_are_reported_by_execute),
       cmocka_unit_test(slow_sink_backpressures_the_source),
       cmocka_unit_test(hash_edge_carries_keys_and_values_of_every_size),
+      cmocka_unit_test(watermarks_keep_their_place_among_records_across_a_hash_edge),
       cmocka_unit_test(stop_from_another_thread_ends_execute_with_ecanceled),
       cmocka_unit_test(event_timers_fire_once_in_order_when_the_watermark_passes),
       cmocka_unit_test(processing_time_timers_fire_by_the_clock),

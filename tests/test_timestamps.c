@@ -1,6 +1,7 @@
 /*
  * Event times at the edges of int64_t, through the public API: FL_TS_NONE (INT64_MIN)
- * is "no timestamp" and never an event time, every other value is one.
+ * is "no timestamp" and never an event time, every other value is one. And periodic
+ * watermarks from the records an assigner passes on without a call of its own.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -122,10 +123,91 @@ static void extreme_timestamps_are_event_times(void **state) {
   fl_env_destroy(env);
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* An assigner with periodic watermarks and the records' own timestamps does nothing per
+ * record but note the largest timestamp: the emit before it does that for it. Its
+ * watermarks must still follow the records: each record sees a watermark below its
+ * timestamp, made from an earlier record (timestamp - 1), and some do see one before
+ * the end of input. */
+
+enum {
+  PW_N = 40
+};
+
+typedef struct pw_src {
+  int next;
+} pw_src_t;
+
+/* One record per poll, then a wait of a millisecond: the 1 ms watermark ticks fall
+ * between records. */
+static int pw_run(fl_context_t *ctx, void *inst) {
+  pw_src_t *s = inst;
+  if (s->next == PW_N) return FL_SOURCE_END;
+  int64_t key = s->next % 3;
+  int rc = fl_emit(ctx, &key, sizeof key, NULL, 0, 1000 + 10 * (int64_t)s->next);
+  s->next++;
+  return rc ? rc : FL_SOURCE_WAIT;
+}
+
+typedef struct pw_seen {
+  pthread_mutex_t mu;
+  size_t n, with_wm;
+  char bad[160];
+} pw_seen_t;
+
+static int pw_check(fl_context_t *ctx, const fl_record_t *in, void *inst) {
+  pw_seen_t *s = inst;
+  int64_t wm = fl_ctx_watermark(ctx), ts = in->timestamp;
+  pthread_mutex_lock(&s->mu);
+  s->n++;
+  if (wm != FL_TS_NONE) {
+    s->with_wm++;
+    if (!s->bad[0] && (wm >= ts || (wm + 1 - 1000) % 10 != 0))
+      snprintf(s->bad, sizeof s->bad, "record %" PRId64 " saw watermark %" PRId64, ts, wm);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return FL_OK;
+}
+
+static int pw_open(fl_context_t *ctx, void *opaque, void **instance) {
+  (void)ctx;
+  *instance = opaque;
+  return FL_OK;
+}
+
+static void periodic_watermarks_follow_records_the_assigner_forwards(void **state) {
+  (void)state;
+  fl_config_t *conf = fl_config_new();
+  char err[256];
+  assert_int_equal(fl_config_set(conf, "pipeline.auto-watermark-interval", "1", err, sizeof err),
+                   FL_OK);
+  fl_env_t *env = NULL;
+  assert_int_equal(fl_env_new(&env, conf, err, sizeof err), FL_OK);
+  fl_config_destroy(conf);
+  pw_src_t src_state = {0};
+  pw_seen_t seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  seen_t sunk = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = pw_run};
+  fl_watermark_strategy_t ws = {.version = FL_WATERMARK_STRATEGY_VERSION,
+                                .kind = FL_WATERMARKS_MONOTONOUS};
+  fl_stream_t *s =
+      fl_stream_assign_timestamps(fl_source(env, "paced", &src, &src_state, 0), "ts", &ws);
+  fl_process_fn_t check = {FL_PROCESS_FN_VERSION, pw_open, pw_check, NULL, NULL, NULL};
+  fl_stream_t *out = fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "check", &check, &seen);
+  assert_int_equal(fl_stream_sink(out, "sink", &seen_fn, &sunk), FL_OK); /* gets nothing */
+  if (fl_env_execute(env, "periodic") != FL_OK) fail_msg("%s", fl_env_error(env));
+  if (seen.bad[0]) fail_msg("%s", seen.bad);
+  assert_int_equal(seen.n, PW_N);
+  assert_true(seen.with_wm > 0);
+  assert_int_equal(sunk.n, 0);
+  fl_env_destroy(env);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(assigner_returning_ts_none_fails_naming_operator_and_value),
       cmocka_unit_test(extreme_timestamps_are_event_times),
+      cmocka_unit_test(periodic_watermarks_follow_records_the_assigner_forwards),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
