@@ -1,7 +1,7 @@
 /*
  * The state-backend interface: a key/value store, addressed by (table, key group, key,
  * namespace). Tables are created per (operator, state descriptor). Two backends
- * implement it: the hashmap (src/state/hashmap.c, one store per worker thread) and
+ * implement it: the hashmap (src/state/hashmap*.c, one store per worker thread) and
  * RocksDB (src/state/rocksdb*.c, one store per keyed operator subtask: a column family
  * per table, key bytes = kg(2, big-endian) | key | namespace). A third backend
  * implements the same table; tests/kv_contract.h is the suite every backend passes.
