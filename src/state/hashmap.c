@@ -46,6 +46,7 @@ static void hm_destroy(void *self) {
     free(h->t[i].name);
     fl_hm_dict_free(&h->t[i].d);
   }
+  fl_hm_pool_destroy(&h->pool);
   free(h->t);
   free(h);
 }
@@ -70,6 +71,7 @@ static int hm_open_table(void *self, const char *name, uint32_t *id) {
   char *copy = strdup(name);
   if (!copy) return FL_ENOMEM;
   memset(&h->t[h->n], 0, sizeof h->t[h->n]);
+  h->t[h->n].d.pool = &h->pool;
   h->t[h->n].name = copy;
   *id = (uint32_t)h->n++;
   return FL_OK;
@@ -310,6 +312,7 @@ static int hm_map_put(void *self, uint32_t table, const fl_kkey_t *k, const void
   if (rc == 0) {
     m = calloc(1, sizeof *m);
     if (!m) return FL_ENOMEM;
+    m->pool = d->pool;
     rc = fl_hm_dict_insert(d, &pk, sizeof m, &cell);
     if (rc) {
       free(m);

@@ -28,10 +28,10 @@ static uint64_t pkey_hash(hm_pkey_t *pk) {
   return pk->hash;
 }
 
-static hm_entry_t *entry_new(hm_pkey_t *pk, size_t val_cap) {
+static hm_entry_t *entry_new(hm_pool_t *pool, hm_pkey_t *pk, size_t val_cap) {
   size_t off = value_offset(pk->key_len, pk->ns_len);
   if (val_cap > SIZE_MAX - off) return NULL;
-  hm_entry_t *e = malloc(off + val_cap);
+  hm_entry_t *e = fl_hm_pool_alloc(pool, off + val_cap);
   if (!e) return NULL;
   e->hash = pkey_hash(pk);
   e->val_len = 0;
@@ -46,13 +46,13 @@ static hm_entry_t *entry_new(hm_pkey_t *pk, size_t val_cap) {
   return e;
 }
 
-static void entry_free(hm_entry_t *e) {
+static void entry_free(hm_pool_t *pool, hm_entry_t *e) {
   if (e->flags & HM_F_MAP) {
     hm_dict_t *m = entry_map(e);
     fl_hm_dict_free(m);
     free(m);
   }
-  free(e);
+  fl_hm_pool_free(pool, e, entry_bytes(e));
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -198,12 +198,14 @@ static void dense_remove(hm_dict_t *d, size_t i) {
 
 void fl_hm_dict_free(hm_dict_t *d) {
   for (size_t i = 0; i < d->dense_len; i++) {
-    if (!(d->dense[i] & 1u)) entry_free((hm_entry_t *)d->dense[i]);
+    if (!(d->dense[i] & 1u)) entry_free(d->pool, (hm_entry_t *)d->dense[i]);
   }
   free(d->dense);
   free(d->ix.slots);
   free(d->old.slots);
+  hm_pool_t *pool = d->pool;
   memset(d, 0, sizeof *d);
+  d->pool = pool;
 }
 
 hm_entry_t *fl_hm_dict_lookup(hm_dict_t *d, hm_pkey_t *pk) {
@@ -227,11 +229,11 @@ hm_entry_t *fl_hm_dict_lookup(hm_dict_t *d, hm_pkey_t *pk) {
 int fl_hm_dict_insert(hm_dict_t *d, hm_pkey_t *pk, size_t val_cap, hm_entry_t **out) {
   int rc = dict_reserve_one(d);
   if (rc) return rc;
-  hm_entry_t *e = entry_new(pk, val_cap);
+  hm_entry_t *e = entry_new(d->pool, pk, val_cap);
   if (!e) return FL_ENOMEM;
   rc = dense_add(d, e);
   if (rc) {
-    free(e);
+    fl_hm_pool_free(d->pool, e, entry_bytes(e));
     return rc;
   }
   index_put(&d->ix, e, e->hash);
@@ -252,7 +254,7 @@ void fl_hm_dict_remove(hm_dict_t *d, hm_entry_t *e) {
   dense_remove(d, e->didx);
   d->count--;
   if (d->last == e) d->last = NULL;
-  entry_free(e);
+  entry_free(d->pool, e);
   if (d->count == 0) {
     /* Nothing left to walk: let the dense array start over. */
     d->dense_len = 0;
@@ -261,7 +263,7 @@ void fl_hm_dict_remove(hm_dict_t *d, hm_entry_t *e) {
   rehash_finish_if_done(d);
 }
 
-/* Gives e room for cap value bytes (realloc), keeping the index, the dense array and
+/* Gives e room for cap value bytes (a new allocation), keeping the index, the dense array and
  * the cache pointing at it. *src, if it points into e, is moved along. */
 int fl_hm_entry_resize(hm_dict_t *d, hm_entry_t **ep, size_t cap, const void **src) {
   hm_entry_t *e = *ep;
@@ -272,9 +274,18 @@ int fl_hm_entry_resize(hm_dict_t *d, hm_entry_t **ep, size_t cap, const void **s
   uintptr_t base = (uintptr_t)e, end = base + off + e->val_cap;
   bool inside = src && *src && (uintptr_t)*src >= base && (uintptr_t)*src < end;
   size_t src_off = inside ? (size_t)((uintptr_t)*src - base) : 0;
-  bool cached = d->last == e; /* compared before realloc frees e */
-  hm_entry_t *ne = realloc(e, off + cap);
-  if (!ne) return FL_ENOMEM;
+  bool cached = d->last == e; /* compared before e is freed */
+  size_t old_bytes = off + e->val_cap, new_bytes = off + cap;
+  hm_entry_t *ne;
+  if (old_bytes > HM_POOL_MAX && new_bytes > HM_POOL_MAX) {
+    ne = realloc(e, new_bytes);
+    if (!ne) return FL_ENOMEM;
+  } else {
+    ne = fl_hm_pool_alloc(d->pool, new_bytes);
+    if (!ne) return FL_ENOMEM;
+    memcpy(ne, e, old_bytes < new_bytes ? old_bytes : new_bytes);
+    fl_hm_pool_free(d->pool, e, old_bytes);
+  }
   ne->val_cap = cap;
   s->e = ne;
   d->dense[ne->didx] = (uintptr_t)ne;

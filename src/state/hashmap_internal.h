@@ -3,7 +3,8 @@
  * per state table.
  *
  * Layout of one table (hm_dict):
- *  - entries: one malloc per cell holding a header and key | namespace | value, the
+ *  - entries: one allocation per cell (from the instance's slabs, hashmap_pool.c, or
+ *    malloc for large ones) holding a header and key | namespace | value, the
  *    value 16-byte aligned (users cast accumulators to structs) and with spare capacity
  *    so appends are amortised O(1) and a same-size put is a memcpy in place;
  *  - a dense array of entry pointers. Iteration walks it by index, which is the cursor
@@ -29,7 +30,8 @@
  * at least one user key: removing the last one removes the cell.
  *
  * Files: hashmap.c is the backend (fl_kv_ops_t on tables of cells), hashmap_dict.c one
- * table (hm_dict: its entries, index and dense array); this header is what they share.
+ * table (hm_dict: its entries, index and dense array), hashmap_pool.c the entries'
+ * allocator; this header is what they share.
  */
 #ifndef FL_STATE_HASHMAP_INTERNAL_H
 #define FL_STATE_HASHMAP_INTERNAL_H
@@ -81,9 +83,39 @@ typedef struct hm_index {
   size_t used;
 } hm_index_t;
 
+/* Entry allocator (hashmap_pool.c): slabs of HM_SLAB_BYTES, one size class (a multiple
+ * of 16 bytes up to HM_POOL_MAX) each; larger entries are malloc'd. One per instance,
+ * shared by its tables. */
+#define HM_SLAB_BYTES 65536
+#define HM_POOL_MAX 512
+#define HM_POOL_CLASSES (HM_POOL_MAX / 16 + 1)
+
+typedef struct hm_slab hm_slab_t;
+
+typedef struct hm_pool_class {
+  hm_slab_t *room;  /* slabs with a free cell, most recently freed into first */
+  hm_slab_t *spare; /* one empty slab kept, or NULL */
+} hm_pool_class_t;
+
+typedef struct hm_pool {
+  hm_pool_class_t c[HM_POOL_CLASSES];
+  size_t slabs; /* slabs held (including spares) */
+  size_t live;  /* cells handed out from them */
+} hm_pool_t;
+
+/* bytes (> 0) from the pool, 16-byte aligned, or NULL. */
+void *fl_hm_pool_alloc(hm_pool_t *p, size_t bytes);
+/* Gives back ptr, allocated with the same bytes. */
+void fl_hm_pool_free(hm_pool_t *p, void *ptr, size_t bytes);
+/* Frees the slabs; every cell must have been freed. */
+void fl_hm_pool_destroy(hm_pool_t *p);
+/* The bytes of slabs the pool holds and the cells it has handed out. */
+void fl_hm_pool_stats(const hm_pool_t *p, size_t *held_bytes, size_t *live_cells);
+
 typedef struct hm_dict {
-  hm_index_t ix;  /* receives inserts */
-  hm_index_t old; /* drained into ix while its slots are non-NULL */
+  hm_pool_t *pool; /* the instance's: where entries come from */
+  hm_index_t ix;   /* receives inserts */
+  hm_index_t old;  /* drained into ix while its slots are non-NULL */
   size_t rehash_pos;
   /* Entry pointers; an odd value is a hole: (next hole index + 1) << 1 | 1. */
   uintptr_t *dense;
@@ -120,6 +152,7 @@ typedef struct hm {
   hm_table_t *t;
   size_t n, cap;
   hm_ns_cache_t nsc;
+  hm_pool_t pool;
 } hm_t;
 
 /* A key being looked up. The hash is computed only when the cache misses. */
@@ -146,6 +179,11 @@ static inline size_t value_offset(uint32_t key_len, uint32_t ns_len) {
 
 static inline unsigned char *entry_value(const hm_entry_t *e) {
   return (unsigned char *)e + value_offset(e->key_len, e->ns_len);
+}
+
+/* What an entry takes in memory (its allocation's size). */
+static inline size_t entry_bytes(const hm_entry_t *e) {
+  return value_offset(e->key_len, e->ns_len) + e->val_cap;
 }
 
 static inline hm_dict_t *entry_map(const hm_entry_t *e) {
