@@ -46,6 +46,7 @@ static void hm_destroy(void *self) {
     free(h->t[i].name);
     fl_hm_dict_free(&h->t[i].d);
   }
+  if (h->taken) fl_hm_pool_free(&h->pool, h->taken, entry_bytes(h->taken));
   fl_hm_pool_destroy(&h->pool);
   free(h->t);
   free(h);
@@ -189,6 +190,25 @@ static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t
     return FL_EINVAL;
   uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
   return value_ref_hashed(h, table, k, hash, new_len, val, len);
+}
+
+static int hm_take(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
+                   const void **val, size_t *len) {
+  hm_t *h = self;
+  if (!h || !k || !val || !len || table >= h->n || (k->key_len && !k->key) ||
+      (k->ns_len && !k->ns) || (k->key_len | k->ns_len) > UINT32_MAX)
+    return FL_EINVAL;
+  hm_dict_t *d = &h->t[table].d;
+  uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
+  hm_entry_t *e = dict_find_cell(d, hash, k);
+  if (!e) return 0;
+  if (e->flags & HM_F_MAP) return FL_EINVAL;
+  if (h->taken) fl_hm_pool_free(&h->pool, h->taken, entry_bytes(h->taken));
+  fl_hm_dict_unlink(d, e);
+  h->taken = e;
+  *val = entry_value(e);
+  *len = e->val_len;
+  return 1;
 }
 
 static int hm_ref_prepare(void *self, fl_kv_ref_prep_t *p) {
@@ -453,6 +473,7 @@ static const fl_kv_ops_t hm_ops = {
     .ref_prepare = hm_ref_prepare,
     .value_ref_prepared = hm_value_ref_prepared,
     .prefetch_prepared = hm_prefetch_prepared,
+    .take = hm_take,
 };
 
 int fl_kv_hashmap_new(fl_kv_t *out) {

@@ -244,7 +244,7 @@ int fl_hm_dict_insert(hm_dict_t *d, hm_pkey_t *pk, size_t val_cap, hm_entry_t **
   return FL_OK;
 }
 
-void fl_hm_dict_remove(hm_dict_t *d, hm_entry_t *e) {
+void fl_hm_dict_unlink(hm_dict_t *d, hm_entry_t *e) {
   hm_index_t *which = NULL;
   size_t pos = 0;
   hm_slot_t *s = dict_find_slot(d, e->hash, NULL, e, &which, &pos);
@@ -254,13 +254,17 @@ void fl_hm_dict_remove(hm_dict_t *d, hm_entry_t *e) {
   dense_remove(d, e->didx);
   d->count--;
   if (d->last == e) d->last = NULL;
-  entry_free(d->pool, e);
   if (d->count == 0) {
     /* Nothing left to walk: let the dense array start over. */
     d->dense_len = 0;
     d->free_head = 0;
   }
   rehash_finish_if_done(d);
+}
+
+void fl_hm_dict_remove(hm_dict_t *d, hm_entry_t *e) {
+  fl_hm_dict_unlink(d, e);
+  entry_free(d->pool, e);
 }
 
 /* Gives e room for cap value bytes (a new allocation), keeping the index, the dense array and

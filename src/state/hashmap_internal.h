@@ -153,6 +153,9 @@ typedef struct hm {
   size_t n, cap;
   hm_ns_cache_t nsc;
   hm_pool_t pool;
+  /* The cell the last take removed: its value is lent until the next take (or the
+   * end of the instance), which frees it. */
+  hm_entry_t *taken;
 } hm_t;
 
 /* A key being looked up. The hash is computed only when the cache misses. */
@@ -286,6 +289,9 @@ hm_entry_t *fl_hm_dict_lookup(hm_dict_t *d, hm_pkey_t *pk);
 int fl_hm_dict_insert(hm_dict_t *d, hm_pkey_t *pk, size_t val_cap, hm_entry_t **out);
 /* Removes and frees entry e (with a map cell's nested dict). */
 void fl_hm_dict_remove(hm_dict_t *d, hm_entry_t *e);
+/* Removes entry e from the table without freeing it (the caller frees a value cell
+ * with fl_hm_pool_free(d->pool, e, entry_bytes(e))). */
+void fl_hm_dict_unlink(hm_dict_t *d, hm_entry_t *e);
 /* Sets pk's value cell to the len bytes at val (which may point into the cell). */
 int fl_hm_dict_put(hm_dict_t *d, hm_pkey_t *pk, const void *val, size_t len);
 /* Gives *ep room for cap value bytes, keeping the index, the dense array and the
