@@ -200,11 +200,10 @@ static int hm_take(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_
     return FL_EINVAL;
   hm_dict_t *d = &h->t[table].d;
   uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
-  hm_entry_t *e = dict_find_cell(d, hash, k);
-  if (!e) return 0;
-  if (e->flags & HM_F_MAP) return FL_EINVAL;
+  hm_entry_t *e;
+  int rc = fl_hm_dict_take(d, hash, k, &e);
+  if (rc != 1) return rc;
   if (h->taken) fl_hm_pool_free(&h->pool, h->taken, entry_bytes(h->taken));
-  fl_hm_dict_unlink(d, e);
   h->taken = e;
   *val = entry_value(e);
   *len = e->val_len;

@@ -120,20 +120,30 @@ static void rehash_finish_if_done(hm_dict_t *d) {
   }
 }
 
-/* Moves up to `units` of work from the old index to the new one. Entries themselves
- * do not move, so borrowed pointers stay valid. */
+/* Moves up to `units` of work (an old slot looked at, an entry moved) from the old
+ * index to the new one. Entries themselves do not move, so borrowed pointers stay
+ * valid. The run of entries from rehash_pos to the next empty slot moves whole: no
+ * entry outside a run probes through it (a probe stops at an empty slot), so the old
+ * index stays a valid table with the run emptied, with no backward shift. Slots before
+ * rehash_pos are empty, so a run does not wrap into them. */
 void fl_hm_rehash_step(hm_dict_t *d, size_t units) {
-  while (d->old.slots && units-- > 0) {
-    if (d->rehash_pos > d->old.mask || d->old.used == 0) break;
-    hm_slot_t *s = &d->old.slots[d->rehash_pos];
-    if (!s->e) {
+  hm_index_t *old = &d->old;
+  while (old->slots && units > 0) {
+    if (d->rehash_pos > old->mask || old->used == 0) break;
+    size_t i = d->rehash_pos;
+    if (!old->slots[i].e) {
       d->rehash_pos++;
+      units--;
       continue;
     }
-    index_put(&d->ix, s->e, s->hash);
-    /* Backward shift may refill rehash_pos; it is looked at again. Slots before
-     * rehash_pos stay empty, so no cluster of the old index wraps into them. */
-    index_remove_at(&d->old, d->rehash_pos);
+    do {
+      index_put(&d->ix, old->slots[i].e, old->slots[i].hash);
+      old->slots[i].e = NULL;
+      old->used--;
+      if (units) units--;
+      i = (i + 1) & old->mask;
+    } while (old->slots[i].e);
+    d->rehash_pos = i > d->rehash_pos ? i : old->mask + 1;
   }
   rehash_finish_if_done(d);
 }
@@ -244,13 +254,8 @@ int fl_hm_dict_insert(hm_dict_t *d, hm_pkey_t *pk, size_t val_cap, hm_entry_t **
   return FL_OK;
 }
 
-void fl_hm_dict_unlink(hm_dict_t *d, hm_entry_t *e) {
-  hm_index_t *which = NULL;
-  size_t pos = 0;
-  hm_slot_t *s = dict_find_slot(d, e->hash, NULL, e, &which, &pos);
-  assert(s);
-  (void)s;
-  index_remove_at(which, pos);
+/* What removing e leaves to do once its index slot is emptied. */
+static void forget(hm_dict_t *d, hm_entry_t *e) {
   dense_remove(d, e->didx);
   d->count--;
   if (d->last == e) d->last = NULL;
@@ -262,8 +267,47 @@ void fl_hm_dict_unlink(hm_dict_t *d, hm_entry_t *e) {
   rehash_finish_if_done(d);
 }
 
+static void dict_unlink(hm_dict_t *d, hm_entry_t *e) {
+  hm_index_t *which = NULL;
+  size_t pos = 0;
+  hm_slot_t *s = dict_find_slot(d, e->hash, NULL, e, &which, &pos);
+  assert(s);
+  (void)s;
+  index_remove_at(which, pos);
+  forget(d, e);
+}
+
+/* The slot position of cell k (hash known) in one index: true and *pos, or false. */
+static inline bool index_cell_pos(const hm_index_t *ix, uint64_t hash, const fl_kkey_t *k,
+                                  size_t *pos) {
+  if (!ix->slots) return false;
+  for (size_t i = (size_t)hash & ix->mask;; i = (i + 1) & ix->mask) {
+    const hm_slot_t *s = &ix->slots[i];
+    if (!s->e) return false;
+    if (s->hash == hash && entry_is_cell(s->e, k->kg, k->key, k->key_len, k->ns, k->ns_len)) {
+      *pos = i;
+      return true;
+    }
+  }
+}
+
+int fl_hm_dict_take(hm_dict_t *d, uint64_t hash, const fl_kkey_t *k, hm_entry_t **out) {
+  hm_index_t *which = &d->ix;
+  size_t pos;
+  if (!index_cell_pos(which, hash, k, &pos)) {
+    which = &d->old;
+    if (!index_cell_pos(which, hash, k, &pos)) return 0;
+  }
+  hm_entry_t *e = which->slots[pos].e;
+  if (e->flags & HM_F_MAP) return FL_EINVAL;
+  index_remove_at(which, pos);
+  forget(d, e);
+  *out = e;
+  return 1;
+}
+
 void fl_hm_dict_remove(hm_dict_t *d, hm_entry_t *e) {
-  fl_hm_dict_unlink(d, e);
+  dict_unlink(d, e);
   entry_free(d->pool, e);
 }
 

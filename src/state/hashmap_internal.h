@@ -289,9 +289,10 @@ hm_entry_t *fl_hm_dict_lookup(hm_dict_t *d, hm_pkey_t *pk);
 int fl_hm_dict_insert(hm_dict_t *d, hm_pkey_t *pk, size_t val_cap, hm_entry_t **out);
 /* Removes and frees entry e (with a map cell's nested dict). */
 void fl_hm_dict_remove(hm_dict_t *d, hm_entry_t *e);
-/* Removes entry e from the table without freeing it (the caller frees a value cell
- * with fl_hm_pool_free(d->pool, e, entry_bytes(e))). */
-void fl_hm_dict_unlink(hm_dict_t *d, hm_entry_t *e);
+/* Finds value cell k (hash: its cell hash) and removes it from the table without
+ * freeing it, in one probe: 1 and *out, 0 if absent, FL_EINVAL for a map cell (left
+ * in place). The caller frees it: fl_hm_pool_free(d->pool, e, entry_bytes(e)). */
+int fl_hm_dict_take(hm_dict_t *d, uint64_t hash, const fl_kkey_t *k, hm_entry_t **out);
 /* Sets pk's value cell to the len bytes at val (which may point into the cell). */
 int fl_hm_dict_put(hm_dict_t *d, hm_pkey_t *pk, const void *val, size_t len);
 /* Gives *ep room for cap value bytes, keeping the index, the dense array and the
