@@ -273,14 +273,12 @@ static int del_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
                           op->ctx.key_len, ns, WIN_NS_LEN, ts);
 }
 
-/* Emits the window's result for the current key, if the window has contents. With
- * taken non-NULL the contents are removed too if the backend can do both in one lookup
+/* Emits the window's result for the current key, if the window has contents (ns: w
+ * encoded). With taken non-NULL the contents are removed too if the backend can do both in one lookup
  * (fl_st_take): *taken tells whether it did. */
-static int fire_take(fl_op_t *op, fl_window_t w, bool *taken) {
+static int fire_take(fl_op_t *op, fl_window_t w, const uint8_t *ns, bool *taken) {
   win_op_t *st = op->state;
   const fl_window_conf_t *c = st->conf;
-  uint8_t ns[WIN_NS_LEN];
-  ns_encode(ns, w);
   fl_sref_t *r;
   int rc = fire_ref(op, ns, &r);
   if (rc) return rc;
@@ -348,7 +346,11 @@ static int fire_take(fl_op_t *op, fl_window_t w, bool *taken) {
   return rc < 0 ? rc : 0;
 }
 
-static int fire(fl_op_t *op, fl_window_t w) { return fire_take(op, w, NULL); }
+static int fire(fl_op_t *op, fl_window_t w) {
+  uint8_t ns[WIN_NS_LEN];
+  ns_encode(ns, w);
+  return fire_take(op, w, ns, NULL);
+}
 
 /* Adds the element to window w's contents; *created tells whether the contents were
  * absent before (always true for process windows, whose list appends do not tell). */
@@ -888,7 +890,7 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
     op->ctx.ts = ts;
     /* A window fired and cleaned at once gives its result as its contents go. */
     bool taken = false;
-    if (do_fire) rc = fire_take(op, w, do_clear ? &taken : NULL);
+    if (do_fire) rc = fire_take(op, w, ns, do_clear ? &taken : NULL);
     if (!rc && do_clear && !taken) {
       fl_sref_t *r;
       rc = fire_ref(op, ns, &r);

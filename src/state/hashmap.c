@@ -479,6 +479,7 @@ int fl_kv_hashmap_new(fl_kv_t *out) {
   if (!out) return FL_EINVAL;
   hm_t *h = calloc(1, sizeof *h);
   if (!h) return FL_ENOMEM;
+  h->nsc.empty_key = fl_hash64("", 0, 0);
   out->ops = &hm_ops;
   out->self = h;
   return FL_OK;

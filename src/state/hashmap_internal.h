@@ -146,6 +146,7 @@ typedef struct hm_ns_cache {
   /* The hash of the last key of 8 to 16 bytes hashed: the calls for one record mostly
    * address cells of one key (a session window's set, contents, merges). */
   hm_ns_entry_t key;
+  uint64_t empty_key; /* fl_hash64("", 0, 0): the key of per-key-group cells */
 } hm_ns_cache_t;
 
 typedef struct hm {
@@ -242,6 +243,7 @@ static inline uint64_t ns_hash(hm_ns_cache_t *c, const void *ns, uint32_t len) {
 
 /* fl_hash64(key, len, 0), remembered for the last key of 8 to 16 bytes. */
 static inline uint64_t key_hash(hm_ns_cache_t *c, const void *key, uint32_t len) {
+  if (c && len == 0) return c->empty_key;
   if (c && len >= 8 && len <= 16) {
     const unsigned char *p = key;
     uint64_t a = load64(p), b = load64(p + len - 8);
