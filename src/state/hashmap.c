@@ -157,17 +157,13 @@ static inline hm_entry_t *dict_find_cell(hm_dict_t *d, uint64_t hash, const fl_k
 }
 
 /* value_ref once the cell's hash is known and k checked. */
-static int value_ref_hashed(hm_t *h, uint32_t table, const fl_kkey_t *k, uint64_t hash,
-                            size_t new_len, void **val, size_t *len) {
-  hm_dict_t *d = &h->t[table].d;
-  hm_entry_t *e = dict_find_cell(d, hash, k);
-  if (e) {
-    if (e->flags & HM_F_MAP) return FL_EINVAL;
-    *val = entry_value(e);
-    *len = e->val_len;
-    return 1;
-  }
+/* value_ref's creation of absent cell k (hash known, k checked). */
+static __attribute__((noinline)) int value_ref_insert(hm_t *h, uint32_t table, const fl_kkey_t *k,
+                                                      uint64_t hash, size_t new_len, void **val,
+                                                      size_t *len) {
+  hm_dict_t *d;
   hm_pkey_t pk;
+  hm_entry_t *e;
   int rc = prepare(h, table, k, &d, &pk);
   if (rc) return rc;
   pk.hash = hash;
@@ -179,6 +175,18 @@ static int value_ref_hashed(hm_t *h, uint32_t table, const fl_kkey_t *k, uint64_
   *val = entry_value(e);
   *len = new_len;
   return 0;
+}
+
+/* value_ref once the cell's hash is known and k checked. */
+static __attribute__((noinline)) int value_ref_hashed(hm_t *h, uint32_t table, const fl_kkey_t *k,
+                                                      uint64_t hash, size_t new_len, void **val,
+                                                      size_t *len) {
+  hm_entry_t *e = dict_find_cell(&h->t[table].d, hash, k);
+  if (!e) return value_ref_insert(h, table, k, hash, new_len, val, len);
+  if (e->flags & HM_F_MAP) return FL_EINVAL;
+  *val = entry_value(e);
+  *len = e->val_len;
+  return 1;
 }
 
 static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
@@ -218,6 +226,18 @@ static int hm_ref_prepare(void *self, fl_kv_ref_prep_t *p) {
   return FL_OK;
 }
 
+/* The rare paths of hm_value_ref_prepared, with its arguments (hash: the cell's), so
+ * that it ends in a tail call and keeps no key struct of its own: the creation of an
+ * absent cell (insert), and the rest (a rehash under way, a map cell). */
+static __attribute__((noinline)) int value_ref_prepared_slow(hm_t *h, const fl_kv_ref_prep_t *p,
+                                                             uint16_t kg, const void *key,
+                                                             size_t key_len, uint64_t hash,
+                                                             void **val, size_t *len, bool insert) {
+  fl_kkey_t k = {kg, key, key_len, p->ns, p->ns_len};
+  if (insert) return value_ref_insert(h, p->table, &k, hash, p->new_len, val, len);
+  return value_ref_hashed(h, p->table, &k, hash, p->new_len, val, len);
+}
+
 static int hm_value_ref_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg,
                                  const void *key, size_t key_len, uint64_t key_hash, void **val,
                                  size_t *len) {
@@ -240,10 +260,9 @@ static int hm_value_ref_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t
       *len = e->val_len;
       return 1;
     }
+    if (!e) return value_ref_prepared_slow(h, p, kg, key, key_len, hash, val, len, true);
   }
-  /* rehashing, an absent cell, a map cell */
-  fl_kkey_t k = {kg, key, key_len, ns, ns_len};
-  return value_ref_hashed(h, p->table, &k, hash, p->new_len, val, len);
+  return value_ref_prepared_slow(h, p, kg, key, key_len, hash, val, len, false);
 }
 
 /* Starts loading cell `hash` of table: its home slot (stage 0) or, a few records later,
