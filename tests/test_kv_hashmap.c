@@ -154,6 +154,10 @@ static void pool_memory_follows_the_live_cells(void **state) {
   pool_now(f, &held_after, &live);
   assert_int_equal(live, 0);
   assert_true(held_after <= HM_SLAB_BYTES); /* the spare */
+  /* the emptied table's index and dense array went too */
+  const hm_dict_t *d = &((hm_t *)f->kv.self)->t[f->t].d;
+  assert_null(d->ix.slots);
+  assert_null(d->dense);
 
   /* The next window, twice over: no growth beyond the first burst. */
   for (int round = 2; round <= 3; round++) {

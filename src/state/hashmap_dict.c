@@ -254,16 +254,31 @@ int fl_hm_dict_insert(hm_dict_t *d, hm_pkey_t *pk, size_t val_cap, hm_entry_t **
   return FL_OK;
 }
 
+/* The table's last entry went: nothing is left to walk, so the dense array starts
+ * over. A large table that empties (a big window fired) gives its index and dense
+ * array back, so that a burst does not hold its peak for good; the next cells grow
+ * them again. */
+static __attribute__((noinline, cold)) void dict_emptied(hm_dict_t *d) {
+  d->dense_len = 0;
+  d->free_head = 0;
+  if (d->ix.mask + 1 > HM_KEEP_SLOTS) {
+    free(d->ix.slots);
+    free(d->old.slots);
+    free(d->dense);
+    memset(&d->ix, 0, sizeof d->ix);
+    memset(&d->old, 0, sizeof d->old);
+    d->rehash_pos = 0;
+    d->dense = NULL;
+    d->dense_cap = 0;
+  }
+}
+
 /* What removing e leaves to do once its index slot is emptied. */
-static void forget(hm_dict_t *d, hm_entry_t *e) {
+static inline void forget(hm_dict_t *d, hm_entry_t *e) {
   dense_remove(d, e->didx);
   d->count--;
   if (d->last == e) d->last = NULL;
-  if (d->count == 0) {
-    /* Nothing left to walk: let the dense array start over. */
-    d->dense_len = 0;
-    d->free_head = 0;
-  }
+  if (d->count == 0) dict_emptied(d);
   rehash_finish_if_done(d);
 }
 

@@ -45,6 +45,8 @@
 #include "util/hash.h"
 
 #define HM_MIN_CAP 8
+/* Index slots an empty table keeps; a larger index is freed when its table empties. */
+#define HM_KEEP_SLOTS 4096
 /* Rehash work per insert and per other lookup, in units of one old slot examined or
  * one entry moved. An old index of capacity C holds at most 3C/4 entries, so it is
  * drained after (C + 3C/4) / 16 < C/8 inserts, long before the new one (2C) fills. */
