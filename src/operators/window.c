@@ -274,8 +274,8 @@ static int del_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
 }
 
 /* Emits the window's result for the current key, if the window has contents (ns: w
- * encoded). With taken non-NULL the contents are removed too if the backend can do both in one lookup
- * (fl_st_take): *taken tells whether it did. */
+ * encoded). With taken non-NULL the contents are removed too if the backend can do both
+ * in one lookup (fl_st_take): *taken tells whether it did. */
 static int fire_take(fl_op_t *op, fl_window_t w, const uint8_t *ns, bool *taken) {
   win_op_t *st = op->state;
   const fl_window_conf_t *c = st->conf;
