@@ -156,6 +156,11 @@ typedef struct win_op {
   size_t gkeys_cap;
   size_t *glen; /* ... and their lengths */
   size_t glen_cap;
+  /* Whether the group timers firing at fire_pf_ts prefetch: decided by the first of
+   * them, while the contents table still holds the whole burst (its cells go as they
+   * fire, but stay spread over the memory the burst had). */
+  int64_t fire_pf_ts;
+  bool fire_pf, fire_pf_set;
 } win_op_t;
 
 static int grow_bytes(uint8_t **p, size_t *cap, size_t need) {
@@ -865,7 +870,12 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
   fl_st_adds_t pf;
   bool prefetch = false;
   size_t off_a = 0;
-  if (do_fire && n > WIN_PREFETCH_AHEAD && st->have_cref && prefetch_pays(&st->cref)) {
+  if (!st->fire_pf_set || st->fire_pf_ts != ts) {
+    st->fire_pf = st->have_cref && prefetch_pays(&st->cref);
+    st->fire_pf_ts = ts;
+    st->fire_pf_set = true;
+  }
+  if (do_fire && n > WIN_PREFETCH_AHEAD && st->fire_pf) {
     fl_sref_t *r;
     prefetch = !fire_ref(op, ns, &r) && !fl_st_adds_prepare(r, &pf) && pf.prefetch;
     for (size_t i = 0; i < WIN_PREFETCH_AHEAD; i++) off_a += st->glen[i];
