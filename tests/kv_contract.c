@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "kv_contract.h"
+#include "util/hash.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Fixture and helpers                                                                  */
@@ -745,6 +746,90 @@ static void retain_key_groups_deletes_every_other_key_group(void **state) {
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Optional: take (kv ops version 5)                                                    */
+
+static int take(kvc_fx_t *f, uint32_t t, fl_kkey_t k, const void **v, size_t *n) {
+  return f->kv.ops->take(f->kv.self, t, &k, fl_hash64(k.key, k.key_len, 0), v, n);
+}
+
+static void take_removes_the_cell_and_lends_its_value(void **state) {
+  kvc_fx_t *f = *state;
+  fl_kkey_t k = kstr(5, "key", "w1"), other_ns = kstr(5, "key", "w2");
+  fl_kkey_t other_kg = kstr(6, "key", "w1"), other_key = kstr(5, "kez", "w1");
+  assert_int_equal(kvc_put_str(f, k, "taken"), FL_OK);
+  assert_int_equal(kvc_put_str(f, other_ns, "b"), FL_OK);
+  assert_int_equal(kvc_put_str(f, other_kg, "c"), FL_OK);
+  assert_int_equal(kvc_put_str(f, other_key, "d"), FL_OK);
+  const void *v = NULL;
+  size_t n = 0;
+  assert_int_equal(take(f, f->t, k, &v, &n), 1);
+  kvc_assert_found(1, v, n, "taken");
+  assert_int_equal(kvc_count(f, f->t), 3);
+  /* lookups change nothing: the lent bytes stay */
+  kvc_assert_str(f, other_ns, "b");
+  kvc_assert_absent(f, f->t, k);
+  kvc_assert_found(1, v, n, "taken");
+  kvc_assert_str(f, other_kg, "c");
+  kvc_assert_str(f, other_key, "d");
+  /* gone: a second take finds nothing and changes nothing */
+  assert_int_equal(take(f, f->t, k, &v, &n), 0);
+  assert_int_equal(take(f, f->t, kstr(5, "never", "w1"), &v, &n), 0);
+  assert_int_equal(kvc_count(f, f->t), 3);
+  /* the cell can be made again */
+  assert_int_equal(kvc_put_str(f, k, "again"), FL_OK);
+  kvc_assert_str(f, k, "again");
+  /* an empty value and an empty key are cells too */
+  fl_kkey_t empty = kk(0, "", 0, NULL, 0);
+  assert_int_equal(kvc_put(f, f->t, empty, "", 0), FL_OK);
+  assert_int_equal(take(f, f->t, empty, &v, &n), 1);
+  assert_int_equal(n, 0);
+  kvc_assert_absent(f, f->t, empty);
+}
+
+/* A window's worth of cells taken one by one, as a firing does: each gives its own
+ * value, the walks that follow see only what is left, and the table ends empty. */
+static void take_of_every_cell_empties_the_table(void **state) {
+  kvc_fx_t *f = *state;
+  const uint32_t n = f->b->many < 20000 ? f->b->many : 20000;
+  kvc_put_nums(f, f->t, n);
+  for (uint32_t i = 0; i < n; i++) {
+    const void *v;
+    size_t len;
+    uint32_t key = i;
+    assert_int_equal(take(f, f->t, knum(&key), &v, &len), 1);
+    assert_int_equal(len, 4);
+    uint32_t got;
+    memcpy(&got, v, 4);
+    assert_int_equal(got, i * 3);
+    if (i == n / 2) {
+      kvc_seen_t seen = {calloc(n, 1), 0, 0};
+      walk_all(f, f->t, 97, kvc_mark_cb, &seen);
+      assert_int_equal(seen.visits, n - n / 2 - 1);
+      assert_false(seen.dup);
+      for (uint32_t j = 0; j < n; j++) assert_int_equal(seen.bits[j] != 0, j > n / 2);
+      free(seen.bits);
+    }
+  }
+  assert_int_equal(kvc_count(f, f->t), 0);
+  kvc_put_nums(f, f->t, 10);
+  kvc_assert_num(f, f->t, 9);
+}
+
+static void take_of_a_map_cell_is_refused_and_changes_nothing(void **state) {
+  kvc_fx_t *f = *state;
+  uint32_t tm;
+  assert_int_equal(f->kv.ops->open_table(f->kv.self, "maps", &tm), FL_OK);
+  fl_kkey_t k = kstr(2, "m", "ns");
+  assert_int_equal(f->kv.ops->map_put(f->kv.self, tm, &k, "u", 1, "v", 1), FL_OK);
+  const void *v;
+  size_t n;
+  assert_int_equal(take(f, tm, k, &v, &n), FL_EINVAL);
+  assert_int_equal(kvc_count(f, tm), 1);
+  assert_int_equal(f->kv.ops->map_get(f->kv.self, tm, &k, "u", 1, &v, &n), 1);
+  assert_int_equal(take(f, 1000, k, &v, &n), FL_EINVAL); /* no such table */
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* Optional: TTL layouts (set_table_ttl), applied when the backend settles. These check */
 /* the raw store, not the state layer, which cleans on access by itself.                 */
 
@@ -901,6 +986,7 @@ static void ttl_layout_list_drops_expired_items(void **state) {
 enum {
   NEEDS_RETAIN = 1,
   NEEDS_TTL = 2, /* set_table_ttl, set_time and a settle hook */
+  NEEDS_TAKE = 4,
 };
 
 static const struct {
@@ -933,6 +1019,9 @@ static const struct {
     C(value_and_map_calls_do_not_mix_in_one_table, 0),
     C(bad_arguments_are_rejected, 0),
     C(retain_key_groups_deletes_every_other_key_group, NEEDS_RETAIN),
+    C(take_removes_the_cell_and_lends_its_value, NEEDS_TAKE),
+    C(take_of_every_cell_empties_the_table, NEEDS_TAKE),
+    C(take_of_a_map_cell_is_refused_and_changes_nothing, NEEDS_TAKE),
     C(ttl_layout_value_drops_expired_cells, NEEDS_TTL),
     C(ttl_layout_leaves_tables_without_ttl_alone, NEEDS_TTL),
     C(ttl_layout_map_drops_expired_entries, NEEDS_TTL),
@@ -956,7 +1045,8 @@ int kvc_run_kv_suite(const kvc_backend_t *b) {
   }
   ops = probe.ops;
   unsigned has = (ops->retain_key_groups ? NEEDS_RETAIN : 0u) |
-                 (ops->set_table_ttl && ops->set_time && b->settle ? NEEDS_TTL : 0u);
+                 (ops->set_table_ttl && ops->set_time && b->settle ? NEEDS_TTL : 0u) |
+                 (ops->version >= 5 && ops->take ? NEEDS_TAKE : 0u);
   b->close(&probe, ctx);
   const size_t max = sizeof cases / sizeof cases[0];
   struct CMUnitTest tests[sizeof cases / sizeof cases[0]];

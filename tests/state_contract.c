@@ -471,6 +471,53 @@ static void aggregating_add_inits_once_then_adds(void **state) {
   avg_is(f, 6, 3);
 }
 
+/* A window's result read as its contents go (fl_st_take): one call on a backend that
+ * can (kv ops take), FL_ENOTSUP and nothing changed on one that cannot, and with TTL. */
+static void take_reads_the_result_and_removes_the_cell(void **state) {
+  sfx_t *f = *state;
+  bool can = f->kv->ops->version >= 5 && f->kv->ops->take;
+  use_avg(f);
+  assert_int_equal(agg_i64(f, 4), FL_OK);
+  assert_int_equal(agg_i64(f, 6), FL_OK);
+  at_key(f, "user-2");
+  assert_int_equal(agg_i64(f, 1), FL_OK);
+  at_key(f, KEY);
+  const void *acc = NULL;
+  size_t n = 0;
+  int rc = fl_st_take(&f->r, &acc, &n);
+  if (!can) {
+    assert_int_equal(rc, FL_ENOTSUP);
+    avg_is(f, 10, 2);
+    return;
+  }
+  assert_int_equal(rc, 1);
+  assert_int_equal(n, sizeof(avg_t));
+  assert_int_equal(((const avg_t *)acc)->sum, 10);
+  assert_int_equal(((const avg_t *)acc)->count, 2);
+  assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 0);
+  assert_int_equal(cells(f), 1);
+  assert_int_equal(fl_st_take(&f->r, &acc, &n), 0);
+  at_key(f, "user-2");
+  avg_is(f, 1, 1);
+  /* reducing state: its value */
+  f->desc.kind = FL_STATE_REDUCING;
+  f->desc.reduce = sum_reduce;
+  at_key(f, "user-3");
+  assert_int_equal(add_i64(f, 5), FL_OK);
+  assert_int_equal(add_i64(f, 7), FL_OK);
+  assert_int_equal(fl_st_take(&f->r, &acc, &n), 1);
+  int64_t got;
+  assert_int_equal(n, 8);
+  memcpy(&got, acc, 8);
+  assert_int_equal(got, 12);
+  const void *v;
+  assert_int_equal(fl_st_reducing_get(&f->r, &v, &n), 0);
+  /* other kinds are not results */
+  f->desc.kind = FL_STATE_VALUE;
+  assert_int_equal(fl_st_take(&f->r, &acc, &n), FL_ESTATE);
+  assert_int_equal(fl_st_take(NULL, &acc, &n), FL_EINVAL);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Merging namespaces                                                                   */
 
@@ -634,6 +681,14 @@ static void ttl_aggregating_restarts_an_expired_accumulator(void **state) {
   const void *acc;
   f->r.now = 20;
   assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 0);
+}
+
+static void take_with_ttl_is_left_to_get_and_clear(void **state) {
+  sfx_t *f = avg_of_4_and_6_expiring_at_10(state);
+  const void *acc;
+  size_t n;
+  assert_int_equal(fl_st_take(&f->r, &acc, &n), FL_ENOTSUP);
+  avg_is(f, 10, 2);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -838,6 +893,8 @@ static const struct CMUnitTest every_backend[] = {
     T(reducing_add_folds_with_the_reduce_function),
     T(reducing_add_reports_a_failing_reduce_and_keeps_the_value),
     T(aggregating_add_inits_once_then_adds),
+    T(take_reads_the_result_and_removes_the_cell),
+    T(take_with_ttl_is_left_to_get_and_clear),
     T(merge_namespace_appends_the_source_list_after_the_target),
     T(merge_namespace_reduces_target_then_source),
     T(merge_namespace_merges_accumulators),

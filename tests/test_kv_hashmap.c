@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "kv_contract.h"
+#include "state/hashmap_internal.h"
 
 static int hm_open(fl_kv_t *kv, void **ctx) {
   *ctx = NULL;
@@ -98,6 +99,128 @@ static void value_and_map_calls_do_not_mix_on_one_cell(void **state) {
   assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &m, "1", 1), FL_EINVAL);
 }
 
+/* The slab pool under a window's cells (8-byte key, 16-byte namespace, 16-byte
+ * accumulator): its slabs and live cells, as the pool counts them. */
+static void pool_now(kvc_fx_t *f, size_t *held, size_t *live) {
+  fl_hm_pool_stats(&((hm_t *)f->kv.self)->pool, held, live);
+}
+
+static int window_cell(kvc_fx_t *f, uint64_t key, uint64_t window, bool *created) {
+  unsigned char ns[16] = {0};
+  memcpy(ns, &window, sizeof window);
+  fl_kkey_t k = kk((uint16_t)(key % 128), &key, sizeof key, ns, sizeof ns);
+  void *v;
+  size_t n;
+  int rc = f->kv.ops->value_ref(f->kv.self, f->t, &k, fl_hash64(&key, sizeof key, 0), 16, &v, &n);
+  if (rc < 0) return rc;
+  *created = rc == 0;
+  memcpy(v, &key, sizeof key); /* write the cell, as an accumulator would be */
+  return FL_OK;
+}
+
+static int fire_window(kvc_fx_t *f, uint64_t keys, uint64_t window) {
+  unsigned char ns[16] = {0};
+  memcpy(ns, &window, sizeof window);
+  for (uint64_t key = 0; key < keys; key++) {
+    fl_kkey_t k = kk((uint16_t)(key % 128), &key, sizeof key, ns, sizeof ns);
+    int rc = f->kv.ops->del(f->kv.self, f->t, &k);
+    if (rc) return rc;
+  }
+  return FL_OK;
+}
+
+/* A burst of windows: 200,000 cells live at once, then fired. What the pool holds
+ * follows what is live: it gives the slabs back when their cells go (one spare slab
+ * per size class stays), reuses freed cells before carving new ones, and the next
+ * window of the same size takes no more than the first. */
+static void pool_memory_follows_the_live_cells(void **state) {
+  kvc_fx_t *f = *state;
+  const uint64_t keys = 200000;
+  size_t held0, live, held_burst, held_after;
+  pool_now(f, &held0, &live);
+  assert_int_equal(live, 0);
+  bool created;
+  for (uint64_t key = 0; key < keys; key++) {
+    assert_int_equal(window_cell(f, key, 1, &created), FL_OK);
+    assert_true(created);
+  }
+  pool_now(f, &held_burst, &live);
+  assert_int_equal(live, keys);
+  /* 80-byte cells: 819 to a 64 KiB slab; the bound allows the slab headers. */
+  assert_true(held_burst >= keys * 80);
+  assert_true(held_burst <= (keys / 800 + 2) * (size_t)HM_SLAB_BYTES);
+  assert_int_equal(fire_window(f, keys, 1), FL_OK);
+  assert_int_equal(kvc_count(f, f->t), 0);
+  pool_now(f, &held_after, &live);
+  assert_int_equal(live, 0);
+  assert_true(held_after <= HM_SLAB_BYTES); /* the spare */
+  /* the emptied table's index and dense array went too */
+  const hm_dict_t *d = &((hm_t *)f->kv.self)->t[f->t].d;
+  assert_null(d->ix.slots);
+  assert_null(d->dense);
+
+  /* The next window, twice over: no growth beyond the first burst. */
+  for (int round = 2; round <= 3; round++) {
+    for (uint64_t key = 0; key < keys; key++)
+      assert_int_equal(window_cell(f, key, (uint64_t)round, &created), FL_OK);
+    pool_now(f, &held_after, &live);
+    assert_int_equal(live, keys);
+    assert_true(held_after <= held_burst);
+    assert_int_equal(fire_window(f, keys, (uint64_t)round), FL_OK);
+  }
+
+  /* Half the cells fire (every other key), then as many new ones come: they fill the
+   * freed cells, so the pool does not grow. */
+  for (uint64_t key = 0; key < keys; key++)
+    assert_int_equal(window_cell(f, key, 4, &created), FL_OK);
+  pool_now(f, &held_burst, &live);
+  unsigned char ns[16] = {0};
+  uint64_t w = 4;
+  memcpy(ns, &w, sizeof w);
+  for (uint64_t key = 0; key < keys; key += 2) {
+    fl_kkey_t k = kk((uint16_t)(key % 128), &key, sizeof key, ns, sizeof ns);
+    assert_int_equal(f->kv.ops->del(f->kv.self, f->t, &k), FL_OK);
+  }
+  for (uint64_t key = 0; key < keys / 2; key++)
+    assert_int_equal(window_cell(f, key, 5, &created), FL_OK);
+  pool_now(f, &held_after, &live);
+  assert_int_equal(live, keys);
+  assert_true(held_after <= held_burst);
+  /* every cell still holds what was written into it */
+  for (uint64_t key = 1; key < keys; key += 2) {
+    fl_kkey_t k = kk((uint16_t)(key % 128), &key, sizeof key, ns, sizeof ns);
+    const void *v;
+    size_t n;
+    assert_int_equal(kvc_get(f, f->t, k, &v, &n), 1);
+    assert_int_equal(n, 16);
+    assert_memory_equal(v, &key, sizeof key);
+  }
+}
+
+/* Values that outgrow the pool's largest class move to malloc and back. */
+static void values_cross_the_pool_limit_both_ways(void **state) {
+  kvc_fx_t *f = *state;
+  fl_kkey_t k = kstr(3, "grow", "ns");
+  unsigned char buf[4096];
+  for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)(i * 7);
+  size_t lens[] = {8, 100, 400, 600, 4096, 300, 16, 2000, 0, 500};
+  for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    assert_int_equal(kvc_put(f, f->t, k, buf, lens[i]), FL_OK);
+    kvc_assert_value(f, f->t, k, buf, lens[i]);
+  }
+  for (size_t i = 0; i < 64; i++) /* appends grow the cell across the limit */
+    assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &k, buf + i * 16, 16), FL_OK);
+  const void *v;
+  size_t n;
+  assert_int_equal(kvc_get(f, f->t, k, &v, &n), 1);
+  assert_int_equal(n, 500 + 64 * 16);
+  assert_memory_equal((const unsigned char *)v + 500, buf, 64 * 16);
+  assert_int_equal(f->kv.ops->del(f->kv.self, f->t, &k), FL_OK);
+  size_t live;
+  pool_now(f, NULL, &live);
+  assert_int_equal(live, 0);
+}
+
 static void constructor_rejects_null(void **state) {
   assert_int_equal(fl_kv_hashmap_new(NULL), FL_EINVAL);
 }
@@ -108,6 +231,8 @@ int main(void) {
       KVC_CASE(every_lookup_during_growth_finds_its_own_entry, &hashmap),
       KVC_CASE(deletes_during_growth_keep_other_entries_reachable, &hashmap),
       KVC_CASE(value_and_map_calls_do_not_mix_on_one_cell, &hashmap),
+      KVC_CASE(pool_memory_follows_the_live_cells, &hashmap),
+      KVC_CASE(values_cross_the_pool_limit_both_ways, &hashmap),
       cmocka_unit_test(constructor_rejects_null),
   };
   return kvc_run_all(&hashmap, own, sizeof own / sizeof own[0]);

@@ -156,6 +156,11 @@ typedef struct win_op {
   size_t gkeys_cap;
   size_t *glen; /* ... and their lengths */
   size_t glen_cap;
+  /* Whether the group timers firing at fire_pf_ts prefetch: decided by the first of
+   * them, while the contents table still holds the whole burst (its cells go as they
+   * fire, but stay spread over the memory the burst had). */
+  int64_t fire_pf_ts;
+  bool fire_pf, fire_pf_set;
 } win_op_t;
 
 static int grow_bytes(uint8_t **p, size_t *cap, size_t need) {
@@ -273,12 +278,12 @@ static int del_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
                           op->ctx.key_len, ns, WIN_NS_LEN, ts);
 }
 
-/* Emits the window's result for the current key, if the window has contents. */
-static int fire(fl_op_t *op, fl_window_t w) {
+/* Emits the window's result for the current key, if the window has contents (ns: w
+ * encoded). With taken non-NULL the contents are removed too if the backend can do both
+ * in one lookup (fl_st_take): *taken tells whether it did. */
+static int fire_take(fl_op_t *op, fl_window_t w, const uint8_t *ns, bool *taken) {
   win_op_t *st = op->state;
   const fl_window_conf_t *c = st->conf;
-  uint8_t ns[WIN_NS_LEN];
-  ns_encode(ns, w);
   fl_sref_t *r;
   int rc = fire_ref(op, ns, &r);
   if (rc) return rc;
@@ -289,7 +294,11 @@ static int fire(fl_op_t *op, fl_window_t w) {
   case FL_WFN_REDUCE: {
     const void *v = NULL;
     size_t len = 0;
-    rc = fl_st_reducing_get(r, &v, &len);
+    rc = taken ? fl_st_take(r, &v, &len) : FL_ENOTSUP;
+    if (rc == FL_ENOTSUP)
+      rc = fl_st_reducing_get(r, &v, &len);
+    else if (taken)
+      *taken = true;
     if (rc <= 0) break;
     fl_record_t out = {op->ctx.key, op->ctx.key_len, v, len, max_ts(w)};
     rc = fl_op_emit(op, &out);
@@ -297,7 +306,12 @@ static int fire(fl_op_t *op, fl_window_t w) {
   }
   case FL_WFN_AGGREGATE: {
     const void *acc = NULL;
-    rc = fl_st_aggregating_get(r, &acc);
+    size_t len = 0;
+    rc = taken ? fl_st_take(r, &acc, &len) : FL_ENOTSUP;
+    if (rc == FL_ENOTSUP)
+      rc = fl_st_aggregating_get(r, &acc);
+    else if (taken)
+      *taken = true;
     if (rc <= 0) break;
     rc = c->agg.result(&op->ctx, &w, acc, c->opaque);
     break;
@@ -335,6 +349,12 @@ static int fire(fl_op_t *op, fl_window_t w) {
   }
   op->ctx.ts = saved_ts;
   return rc < 0 ? rc : 0;
+}
+
+static int fire(fl_op_t *op, fl_window_t w) {
+  uint8_t ns[WIN_NS_LEN];
+  ns_encode(ns, w);
+  return fire_take(op, w, ns, NULL);
 }
 
 /* Adds the element to window w's contents; *created tells whether the contents were
@@ -849,30 +869,39 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
    * prefetch them as a run of records does (keys i + AHEAD and i + AHEAD / 2). */
   fl_st_adds_t pf;
   bool prefetch = false;
-  size_t off_a = 0, off_b = 0;
-  if (do_fire && n > WIN_PREFETCH_AHEAD && st->have_cref && prefetch_pays(&st->cref)) {
+  size_t off_a = 0;
+  if (!st->fire_pf_set || st->fire_pf_ts != ts) {
+    st->fire_pf = st->have_cref && prefetch_pays(&st->cref);
+    st->fire_pf_ts = ts;
+    st->fire_pf_set = true;
+  }
+  if (do_fire && n > WIN_PREFETCH_AHEAD && st->fire_pf) {
     fl_sref_t *r;
     prefetch = !fire_ref(op, ns, &r) && !fl_st_adds_prepare(r, &pf) && pf.prefetch;
-    for (size_t i = 0; i < WIN_PREFETCH_AHEAD; i++) {
-      off_a += st->glen[i];
-      if (i < WIN_PREFETCH_AHEAD / 2) off_b += st->glen[i];
-    }
+    for (size_t i = 0; i < WIN_PREFETCH_AHEAD; i++) off_a += st->glen[i];
   }
+  /* Each key is hashed once, AHEAD keys before it fires: the hashes wait in a ring. */
+  uint64_t ring[WIN_PREFETCH_AHEAD];
+  for (size_t i = 0, off = 0; i < WIN_PREFETCH_AHEAD && i < n && prefetch; off += st->glen[i], i++)
+    ring[i] = fl_hash64(st->gkeys + off, st->glen[i], 0);
   for (size_t i = 0, off = 0; i < n && !rc; off += st->glen[i], i++) {
+    uint64_t h =
+        prefetch ? ring[i % WIN_PREFETCH_AHEAD] : fl_hash64(st->gkeys + off, st->glen[i], 0);
     if (prefetch && i + WIN_PREFETCH_AHEAD < n) {
       size_t len = st->glen[i + WIN_PREFETCH_AHEAD];
-      fl_st_adds_prefetch(&pf, kg, fl_hash64(st->gkeys + off_a, len, 0), 0);
+      uint64_t ha = fl_hash64(st->gkeys + off_a, len, 0);
+      ring[i % WIN_PREFETCH_AHEAD] = ha;
+      fl_st_adds_prefetch(&pf, kg, ha, 0);
       off_a += len;
     }
-    if (prefetch && i + WIN_PREFETCH_AHEAD / 2 < n) {
-      size_t len = st->glen[i + WIN_PREFETCH_AHEAD / 2];
-      fl_st_adds_prefetch(&pf, kg, fl_hash64(st->gkeys + off_b, len, 0), 1);
-      off_b += len;
-    }
-    fl_op_set_key(op, st->gkeys + off, st->glen[i], kg, false, 0);
+    if (prefetch && i + WIN_PREFETCH_AHEAD / 2 < n)
+      fl_st_adds_prefetch(&pf, kg, ring[(i + WIN_PREFETCH_AHEAD / 2) % WIN_PREFETCH_AHEAD], 1);
+    fl_op_set_key(op, st->gkeys + off, st->glen[i], kg, true, h);
     op->ctx.ts = ts;
-    if (do_fire) rc = fire(op, w);
-    if (!rc && do_clear) {
+    /* A window fired and cleaned at once gives its result as its contents go. */
+    bool taken = false;
+    if (do_fire) rc = fire_take(op, w, ns, do_clear ? &taken : NULL);
+    if (!rc && do_clear && !taken) {
       fl_sref_t *r;
       rc = fire_ref(op, ns, &r);
       if (!rc) rc = fl_st_clear(r);

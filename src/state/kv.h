@@ -1,7 +1,7 @@
 /*
  * The state-backend interface: a key/value store, addressed by (table, key group, key,
  * namespace). Tables are created per (operator, state descriptor). Two backends
- * implement it: the hashmap (src/state/hashmap.c, one store per worker thread) and
+ * implement it: the hashmap (src/state/hashmap*.c, one store per worker thread) and
  * RocksDB (src/state/rocksdb*.c, one store per keyed operator subtask: a column family
  * per table, key bytes = kg(2, big-endian) | key | namespace). A third backend
  * implements the same table; tests/kv_contract.h is the suite every backend passes.
@@ -35,8 +35,8 @@ typedef struct fl_kkey {
 #define FL_KV_STOP 2   /* stop */
 
 /* 2: stats, value_ref, prefetch; 3: flush, write_batch, errmsg; 4: ref_prepare,
- * value_ref_prepared, prefetch_prepared (each optional: NULL). */
-#define FL_KV_OPS_VERSION 4
+ * value_ref_prepared, prefetch_prepared; 5: take (each optional: NULL). */
+#define FL_KV_OPS_VERSION 5
 
 /* Backend statistics (ops version 2), by Flink's state.backend.rocksdb.metrics.* names:
  * X(enum suffix, Flink's name, opt-in). Opt-in ones are read only when their
@@ -204,6 +204,14 @@ typedef struct fl_kv_ops {
   /* Version 4, optional: prefetch for the cell value_ref_prepared(p, kg, key) would find. */
   void (*prefetch_prepared)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, uint64_t key_hash,
                             int stage);
+
+  /* Version 5, optional: get and del of value cell k in one lookup (a window's result
+   * read as its contents are removed). key_hash as for value_ref. A present cell is
+   * removed: 1, and *val, *len its value, whose bytes stay valid until the next call
+   * that changes this instance. An absent cell: 0, nothing changes. FL_EINVAL for a
+   * map cell (nothing changes). */
+  int (*take)(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash, const void **val,
+              size_t *len);
 } fl_kv_ops_t;
 
 /* Layouts for set_table_ttl, matching src/state/state.c. */

@@ -72,6 +72,12 @@ int fl_st_reducing_add(const fl_sref_t *r, const void *val, size_t len);
 int fl_st_reducing_get(const fl_sref_t *r, const void **val, size_t *len);
 int fl_st_aggregating_add(const fl_sref_t *r, const fl_record_t *in);
 int fl_st_aggregating_get(const fl_sref_t *r, const void **acc);
+/* The result of a reducing state (its value) or an aggregating state (its
+ * accumulator) read as the cell is removed, in one backend lookup (state_take.c):
+ * 1 and the bytes, borrowed until the next call that changes the backend; 0 if
+ * absent. FL_ENOTSUP, changing nothing, when the backend has no take or the state
+ * has TTL: the caller then gets and clears. */
+int fl_st_take(const fl_sref_t *r, const void **val, size_t *len);
 /* The same adds, also telling whether the cell was absent before (*created: this value
  * started it). The window operator registers a window's timers only then. */
 int fl_st_reducing_add_created(const fl_sref_t *r, const void *val, size_t len, bool *created);
