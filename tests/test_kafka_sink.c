@@ -518,6 +518,18 @@ static fl_kafka_sink_opts_t sink_opts(const char *brokers, const char *topic,
                                 .guarantee = guarantee};
 }
 
+/* Makes topic (parts partitions) on the mock and returns the options of an exactly-once
+ * sink into it whose transaction log directory is *logdir, "<topic>-log" in g_tmpdir. */
+static fl_kafka_sink_opts_t eo_topic(mock_case_t *c, const char *topic, int parts, path_t *logdir) {
+  char name[256];
+  mock_topic(&c->mk, topic, parts);
+  snprintf(name, sizeof name, "%s-log", topic);
+  *logdir = tmp_path(name);
+  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, topic, FL_KAFKA_EXACTLY_ONCE);
+  o.txn_log_dir = logdir->s;
+  return o;
+}
+
 /* Adds the sink "out" with o to s, runs the job to success and destroys env. */
 static void run_to_end(fl_env_t *env, fl_stream_t *s, const fl_kafka_sink_opts_t *o,
                        const char *job) {
@@ -724,13 +736,11 @@ static void test_serializer_topics_headers_and_timestamps_arrive(void **state) {
 
 static void test_exactly_once_bounded_job_commits_one_transaction(void **state) {
   mock_case_t *c = *state;
-  mock_topic(&c->mk, "eo1", 4);
-  path_t logdir = tmp_path("eo1-log");
+  path_t logdir;
+  fl_kafka_sink_opts_t o = eo_topic(c, "eo1", 4, &logdir);
   fl_env_t *env = env_of(NULL);
   gen_t *g = gen_of(c, 500, 11);
-  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "eo1", FL_KAFKA_EXACTLY_ONCE);
   o.transactional_id_prefix = "eo1job";
-  o.txn_log_dir = logdir.s;
   run_to_end(env, gen_source(env, g), &o, "eo1");
   msgs_t ms = {0};
   consume_all(c->mk.bs, "eo1", 4, &ms);
@@ -787,13 +797,11 @@ static void test_transaction_log_is_compacted_to_its_last_lines(void **state) {
  * the open transaction: the job fails, saying why, and commits nothing. */
 static void test_exactly_once_savepoint_needs_periodic_checkpoints(void **state) {
   mock_case_t *c = *state;
-  mock_topic(&c->mk, "eo4", 1);
-  path_t logdir = tmp_path("eo4-log"), sp = tmp_path("eo4-savepoint");
+  path_t logdir, sp = tmp_path("eo4-savepoint");
+  fl_kafka_sink_opts_t o = eo_topic(c, "eo4", 1, &logdir);
   fl_env_t *env = env_of(NULL);
   gen_t *g = gen_of(c, 100, 3);
   g->pause_at = 50;
-  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "eo4", FL_KAFKA_EXACTLY_ONCE);
-  o.txn_log_dir = logdir.s;
   assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
   bg_job_t j;
   bg_job_start(&j, env, "bg");
@@ -815,15 +823,13 @@ static void test_exactly_once_savepoint_needs_periodic_checkpoints(void **state)
 
 static void test_exactly_once_failed_job_commits_nothing(void **state) {
   mock_case_t *c = *state;
-  mock_topic(&c->mk, "eo2", 2);
-  path_t logdir = tmp_path("eo2-log");
+  path_t logdir;
+  fl_kafka_sink_opts_t o = eo_topic(c, "eo2", 2, &logdir);
   fl_env_t *env = env_of(NULL);
   gen_t *g = gen_of(c, 500, 3);
   g->budget = 10;
   g_fail_at = 300;
   fl_stream_t *s = fl_stream_map(gen_source(env, g), "fail", fail_map, NULL);
-  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "eo2", FL_KAFKA_EXACTLY_ONCE);
-  o.txn_log_dir = logdir.s;
   assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
   int rc = fl_env_execute(env, "eo2");
   g_fail_at = -1;
@@ -1206,14 +1212,12 @@ static void test_fresh_start_over_committed_output_fails_unless_duplicates_are_a
 
 static void test_broker_down_then_up_loses_nothing(void **state) {
   mock_case_t *c = *state;
-  mock_topic(&c->mk, "down", 2);
-  path_t logdir = tmp_path("down-log");
+  path_t logdir;
+  fl_kafka_sink_opts_t o = eo_topic(c, "down", 2, &logdir);
   fl_env_t *env = env_of(NULL);
   gen_t *g = gen_of(c, 2000, 13);
   g->pause_at = 1000;
   const char *props[] = {"reconnect.backoff.max.ms", "200", "reconnect.backoff.ms", "50", NULL};
-  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "down", FL_KAFKA_EXACTLY_ONCE);
-  o.txn_log_dir = logdir.s;
   o.props = props;
   o.timeout_ms = 30000;
   assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
