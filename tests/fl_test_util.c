@@ -234,6 +234,49 @@ void pause_ms(long ms) {
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
+void log_buf_collect(fl_log_level_t level, const char *line, void *opaque) {
+  static const char *const names[] = {"ERROR", "WARN", "INFO"};
+  log_buf_t *l = opaque;
+  size_t n = strlen(line) + 16;
+  pthread_mutex_lock(&l->mu);
+  char *text = realloc(l->text, l->len + n);
+  if (text) {
+    l->text = text;
+    l->len += (size_t)snprintf(text + l->len, n, "%s %s\n", names[level], line);
+  }
+  pthread_mutex_unlock(&l->mu);
+}
+
+void log_buf_attach(log_buf_t *l, fl_env_t *env) {
+  log_buf_free(l);
+  assert_int_equal(fl_env_set_log(env, log_buf_collect, l), 0);
+}
+
+bool log_buf_has(log_buf_t *l, const char *a, const char *b) {
+  pthread_mutex_lock(&l->mu);
+  const char *at = l->text ? strstr(l->text, a) : NULL;
+  bool yes = at && (!b || strstr(at, b));
+  pthread_mutex_unlock(&l->mu);
+  return yes;
+}
+
+bool log_buf_wait(log_buf_t *l, const char *a, const char *b, int64_t base_ms) {
+  int64_t deadline = mono_ms() + (int64_t)((double)base_ms * timeout_scale());
+  for (;;) {
+    if (log_buf_has(l, a, b)) return true;
+    if (mono_ms() >= deadline) return false;
+    pause_ms(5); /* polling the log, not waiting for work to happen */
+  }
+}
+
+const char *log_buf_text(const log_buf_t *l) { return l->text ? l->text : ""; }
+
+void log_buf_free(log_buf_t *l) {
+  free(l->text);
+  l->text = NULL;
+  l->len = 0;
+}
+
 int complete_checkpoints(const char *root, int64_t *newest) {
   DIR *d = opendir(root);
   int n = 0;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,29 @@ double mono_s(void);
 int64_t mono_ms(void);
 /* Sleeps ms milliseconds (between polls of a condition with a deadline). */
 void pause_ms(long ms);
+
+/* A job's log (fl_env_set_log) as text, "LEVEL line\n" a line (LEVEL: ERROR, WARN or
+ * INFO), appended from whatever thread logs; text is NULL until the first line (a line
+ * that does not fit in memory is dropped). Initialise with {.mu =
+ * PTHREAD_MUTEX_INITIALIZER}; log_buf_free() frees the text. */
+typedef struct log_buf {
+  pthread_mutex_t mu;
+  char *text;
+  size_t len;
+} log_buf_t;
+
+/* The log function that appends to the log_buf_t opaque. */
+void log_buf_collect(fl_log_level_t level, const char *line, void *opaque);
+/* Collects env's log into l, emptied first. */
+void log_buf_attach(log_buf_t *l, fl_env_t *env);
+/* Whether the log holds a, and b after it (b NULL: anything). */
+bool log_buf_has(log_buf_t *l, const char *a, const char *b);
+/* Polls log_buf_has every 5 ms until it holds or base_ms (scaled by timeout_scale)
+ * passed; whether it holds. With base_ms 0, one look. */
+bool log_buf_wait(log_buf_t *l, const char *a, const char *b, int64_t base_ms);
+/* The text so far for messages ("" when nothing was logged); valid until the next line. */
+const char *log_buf_text(const log_buf_t *l);
+void log_buf_free(log_buf_t *l);
 
 /* How many complete checkpoints (chk-<id> directories with their _manifest) root holds;
  * *newest (when not NULL) gets the highest id among them, 0 if none. A missing root holds

@@ -562,55 +562,6 @@ static bool wait_until(bool (*done)(void *arg), void *arg, int64_t base_ms) {
 
 static bool job_done(void *arg) { return atomic_load(&((bg_job_t *)arg)->done); }
 
-/* The job's log lines, "LEVEL line\n" each. */
-typedef struct logbuf {
-  pthread_mutex_t mu;
-  char *text;
-  size_t len;
-} logbuf_t;
-
-static void collect_log(fl_log_level_t level, const char *line, void *opaque) {
-  logbuf_t *l = opaque;
-  static const char *const names[] = {"ERROR", "WARN", "INFO"};
-  pthread_mutex_lock(&l->mu);
-  size_t n = strlen(line) + 16;
-  l->text = realloc(l->text, l->len + n);
-  l->len += (size_t)snprintf(l->text + l->len, n, "%s %s\n", names[level], line);
-  pthread_mutex_unlock(&l->mu);
-}
-
-/* Collects env's log into l (emptied first). */
-static void log_attach(logbuf_t *l, fl_env_t *env) {
-  free(l->text);
-  l->text = NULL;
-  l->len = 0;
-  assert_int_equal(fl_env_set_log(env, collect_log, l), 0);
-}
-
-static bool log_has(logbuf_t *l, const char *a, const char *b) {
-  pthread_mutex_lock(&l->mu);
-  const char *at = l->text ? strstr(l->text, a) : NULL;
-  bool yes = at && (!b || strstr(at, b));
-  pthread_mutex_unlock(&l->mu);
-  return yes;
-}
-
-typedef struct log_wait {
-  logbuf_t *l;
-  const char *a, *b;
-} log_wait_t;
-
-static bool log_wait_done(void *arg) {
-  log_wait_t *w = arg;
-  return log_has(w->l, w->a, w->b);
-}
-
-/* Waits (up to base_ms, scaled) for a log line with a, and b after it. */
-static bool wait_log(logbuf_t *l, const char *a, const char *b, int64_t base_ms) {
-  log_wait_t w = {l, a, b};
-  return wait_until(log_wait_done, &w, base_ms);
-}
-
 /* ---------------------------------------------------------------------------------- */
 /* At least once, no guarantee                                                        */
 
@@ -1064,7 +1015,7 @@ typedef struct rerun {
   int version, accept;
   int rc;
   char err[2048];
-  logbuf_t log;
+  log_buf_t log;
 } rerun_t;
 
 /* An exactly-once job over 600 generated records with 30 ms checkpoints, from the
@@ -1083,7 +1034,7 @@ static void rerun_job(rerun_t *r) {
                       NULL};
   fl_env_t *env = env_of(kv);
   pthread_mutex_init(&r->log.mu, NULL);
-  log_attach(&r->log, env);
+  log_buf_attach(&r->log, env);
   gen_t g;
   gen_init(&g, 600, 13);
   g.rate_per_ms = 3.0;
@@ -1141,8 +1092,7 @@ static void test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_a
     rerun_job(&r);
     assert_int_equal(topic_count(c->mk.bs, topic), 600); /* nothing written again */
     if (r.rc != 0) break;
-    free(r.log.text);
-    r.log.text = NULL;
+    log_buf_free(&r.log);
   }
   snprintf(want, sizeof want, "committed output at checkpoint %lld", (long long)newest);
   if (!strstr(r.err, "kafka sink 'out'") || !strstr(r.err, want) ||
@@ -1154,7 +1104,7 @@ static void test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_a
   if (r.rc) fail_msg("with accept_duplicates: %s", r.err);
   assert_mentions("the log (a warning about the repeated output)", r.log.text, "WARN", want, NULL);
   assert_true(topic_count(c->mk.bs, topic) > 600); /* what the option accepts */
-  free(r.log.text);
+  log_buf_free(&r.log);
 }
 
 /* A start without a checkpoint, by a sink whose transactional ids already committed
@@ -1189,7 +1139,7 @@ static void test_fresh_start_over_committed_output_fails_unless_duplicates_are_a
   /* the log kept elsewhere: it tells, and names itself */
   mock_topic(&c->mk, "fresh2", 2);
   rm_tree(root.s);
-  free(r.log.text);
+  log_buf_free(&r.log);
   r = (rerun_t){.bs = c->mk.bs, .topic = "fresh2", .root = root.s, .logdir = logdir.s};
   rerun_job(&r);
   if (r.rc) fail_msg("first run with a log directory: %s", r.err);
@@ -1204,7 +1154,7 @@ static void test_fresh_start_over_committed_output_fails_unless_duplicates_are_a
   r.accept = 1; /* not read */
   rerun_job(&r);
   assert_int_not_equal(r.rc, 0);
-  free(r.log.text);
+  log_buf_free(&r.log);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -1253,8 +1203,8 @@ static void test_at_least_once_fails_when_delivery_cannot_complete_in_time(void 
   mock_case_t *c = *state;
   mock_topic(&c->mk, "gone", 2);
   fl_env_t *env = env_of(NULL);
-  logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
-  log_attach(&log, env);
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  log_buf_attach(&log, env);
   gen_t *g = gen_of(c, 200, 7);
   g->pause_at = 100; /* then waits for good: only the sink can end the job */
   const char *props[] = {"reconnect.backoff.max.ms", "100", NULL};
@@ -1272,13 +1222,13 @@ static void test_at_least_once_fails_when_delivery_cannot_complete_in_time(void 
     fail_msg(
         "the job did not fail within 10 s of a delivery timeout of 1.5 s (then stopped: "
         "rc %d, '%s'; log:\n%s)",
-        j.rc, j.err, log.text ? log.text : "");
+        j.rc, j.err, log_buf_text(&log));
   assert_int_not_equal(j.rc, 0);
   assert_int_not_equal(j.rc, FL_ECANCELED);
   assert_mentions("the job's error", j.err, "kafka sink 'out'", "topic gone", "timed out", NULL);
-  if (!log_has(&log, "ERROR", "100 of 100 messages"))
-    fail_msg("no report of the 100 lost records in the log:\n%s", log.text ? log.text : "");
-  free(log.text);
+  if (!log_buf_has(&log, "ERROR", "100 of 100 messages"))
+    fail_msg("no report of the 100 lost records in the log:\n%s", log_buf_text(&log));
+  log_buf_free(&log);
 }
 
 /* A stop while the broker is gone: the sink flushes what it can within its bounded
@@ -1287,8 +1237,8 @@ static void test_stop_reports_what_at_least_once_could_not_deliver(void **state)
   mock_case_t *c = *state;
   mock_topic(&c->mk, "stop", 2);
   fl_env_t *env = env_of(NULL);
-  logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
-  log_attach(&log, env);
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  log_buf_attach(&log, env);
   gen_t *g = gen_of(c, 300, 7);
   g->pause_at = 150;
   fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "stop", FL_KAFKA_AT_LEAST_ONCE);
@@ -1299,10 +1249,10 @@ static void test_stop_reports_what_at_least_once_could_not_deliver(void **state)
   bg_job_join(&j);
   fl_env_destroy(env); /* no more log lines */
   assert_int_equal(j.rc, FL_ECANCELED);
-  if (!log_has(&log, "ERROR", "150 of 150 messages") || !log_has(&log, "topic stop", NULL))
+  if (!log_buf_has(&log, "ERROR", "150 of 150 messages") || !log_buf_has(&log, "topic stop", NULL))
     fail_msg("the stop did not report the 150 records it could not deliver:\n%s",
-             log.text ? log.text : "");
-  free(log.text);
+             log_buf_text(&log));
+  log_buf_free(&log);
 }
 
 static _Atomic int64_t g_passed;
@@ -1322,8 +1272,8 @@ static void test_a_frozen_broker_is_logged_until_it_answers_again(void **state) 
   char bs[1100];
   child_t *srv = start_server(bs, sizeof bs, "--quiet", "--topic", "frozen:2", NULL);
   fl_env_t *env = env_of(NULL);
-  logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
-  log_attach(&log, env);
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  log_buf_attach(&log, env);
   gen_t g;
   gen_init(&g, INT64_MAX / 2, 7); /* until stopped */
   g.rate_per_ms = 0.5;
@@ -1339,17 +1289,17 @@ static void test_a_frozen_broker_is_logged_until_it_answers_again(void **state) 
   bg_job_start(&j, env, "bg");
   wait_until(fifty_passed, NULL, 10000);
   assert_int_equal(kill(srv->pid, SIGSTOP), 0);
-  bool warned = wait_log(&log, "WARN", "no answer from broker", 10000);
+  bool warned = log_buf_wait(&log, "WARN", "no answer from broker", 10000);
   assert_int_equal(kill(srv->pid, SIGCONT), 0);
-  bool again = wait_log(&log, "INFO", "answer again", 10000);
+  bool again = log_buf_wait(&log, "INFO", "answer again", 10000);
   fl_env_stop(env);
   bg_job_join(&j);
   fl_env_destroy(env); /* no more log lines */
-  if (!warned || !again || log_has(&log, "ERROR", NULL))
+  if (!warned || !again || log_buf_has(&log, "ERROR", NULL))
     fail_msg("frozen broker: warned %d, answered again %d; log:\n%s", warned, again,
-             log.text ? log.text : "");
+             log_buf_text(&log));
   assert_int_equal(j.rc, FL_ECANCELED);
-  free(log.text);
+  log_buf_free(&log);
   gen_free(&g);
   assert_int_equal(rd_kafka_wait_destroyed(5000), 0);
   stop_server(srv);

@@ -996,36 +996,6 @@ static void unreachable_brokers_fail_naming_them(void **state) {
   job_free(&j);
 }
 
-/* The log of a job, for tests that look for what it says. */
-typedef struct logbuf {
-  pthread_mutex_t mu;
-  char *text;
-} logbuf_t;
-
-static void collect_log(fl_log_level_t level, const char *line, void *opaque) {
-  logbuf_t *l = opaque;
-  static const char *const names[] = {"ERROR", "WARN", "INFO"};
-  pthread_mutex_lock(&l->mu);
-  size_t len = l->text ? strlen(l->text) : 0, n = strlen(line) + 16;
-  l->text = realloc(l->text, len + n);
-  snprintf(l->text + len, n, "%s %s\n", names[level], line);
-  pthread_mutex_unlock(&l->mu);
-}
-
-/* Waits (up to base_ms, scaled) for a line containing a, then b. */
-static bool wait_log(logbuf_t *l, const char *a, const char *b, int64_t base_ms) {
-  int64_t deadline = deadline_in(base_ms);
-  for (;;) {
-    pthread_mutex_lock(&l->mu);
-    const char *at = l->text ? strstr(l->text, a) : NULL;
-    bool yes = at && strstr(at, b);
-    pthread_mutex_unlock(&l->mu);
-    if (yes) return true;
-    if (mono_ms() >= deadline) return false;
-    pause_ms(5); /* polling the log, not waiting for work to happen */
-  }
-}
-
 /* The broker process frozen (SIGSTOP, its connections open): the source says on the log
  * that the broker does not answer, says again when it answers, and goes on reading. */
 static void frozen_broker_is_logged_until_it_answers_again(void **state) {
@@ -1045,23 +1015,23 @@ static void frozen_broker_is_logged_until_it_answers_again(void **state) {
   o.props = props;
   job_t j;
   job_build(&j, env_conf(1, NULL), &o);
-  logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
-  assert_int_equal(fl_env_set_log(j.env, collect_log, &log), 0);
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  log_buf_attach(&log, j.env);
   job_start(&j);
   wait_records(&j, 20, 10000);
   assert_int_equal(kill(srv->pid, SIGSTOP), 0);
-  bool warned = wait_log(&log, "WARN", "no answer from broker", 10000);
+  bool warned = log_buf_wait(&log, "WARN", "no answer from broker", 10000);
   assert_int_equal(kill(srv->pid, SIGCONT), 0);
-  bool again = wait_log(&log, "INFO", "answer again", 10000);
+  bool again = log_buf_wait(&log, "INFO", "answer again", 10000);
   produce_seq(&m, "t", 2, 10, 10, 0);
   wait_records(&j, 40, 10000);
   job_stop(&j); /* no more log lines */
   if (!warned || !again)
     fail_msg("frozen broker: warned %d, answered again %d; log:\n%s", warned, again,
-             log.text ? log.text : "");
+             log_buf_text(&log));
   expect_exactly(&j.col, 2, 0, 20, 0, true);
   job_free(&j);
-  free(log.text);
+  log_buf_free(&log);
   mock_stop(&m);
   stop_server(srv);
   child_free(srv);
@@ -1408,7 +1378,7 @@ static void failed_commits_are_counted(void **state) {
   mock_t m;
   job_t j;
   char root[256];
-  logbuf_t log = {PTHREAD_MUTEX_INITIALIZER, NULL};
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
   snprintf(root, sizeof root, "%s/kmfail", g_tmpdir);
   mock_with_topic(&m, "t", 4);
   size_t n = produce_uneven(&m, 4);
@@ -1420,7 +1390,7 @@ static void failed_commits_are_counted(void **state) {
   fl_kafka_source_opts_t o = opts_for(&m, "t");
   o.group_id = "kmfail";
   job_build(&j, env_conf(1, kv), &o);
-  assert_int_equal(fl_env_set_log(j.env, collect_log, &log), 0);
+  log_buf_attach(&log, j.env);
   job_start(&j);
   wait_records(&j, n, 10000);
   int64_t deadline = deadline_in(15000);
@@ -1444,14 +1414,14 @@ static void failed_commits_are_counted(void **state) {
   char *t = fl_env_metrics_prometheus(j.env);
   assert_true(prom_value(t, PROM_KSR "commitsFailed", NULL) == 2);
   fl_free(t);
-  if (!wait_log(&log, "cannot commit the positions to group 'kmfail'", "uthoriz", 0) ||
-      !wait_log(&log, "commits to group 'kmfail' succeed again", "", 0))
-    fail_msg("log: %s", log.text ? log.text : "");
+  if (!log_buf_wait(&log, "cannot commit the positions to group 'kmfail'", "uthoriz", 0) ||
+      !log_buf_wait(&log, "commits to group 'kmfail' succeed again", "", 0))
+    fail_msg("log: %s", log_buf_text(&log));
   /* the two failures in a row are one episode: said once */
   const char *first = strstr(log.text, "cannot commit");
   assert_null(strstr(first + 1, "cannot commit"));
   job_free(&j);
-  free(log.text);
+  log_buf_free(&log);
   mock_stop(&m);
 }
 
@@ -1462,7 +1432,7 @@ static void long_topic_has_no_partition_gauges_and_says_so(void **state) {
   mock_t m;
   job_t j;
   char topic[81];
-  logbuf_t log = {PTHREAD_MUTEX_INITIALIZER, NULL};
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
   memset(topic, 'x', 80);
   topic[80] = '\0';
   mock_with_topic(&m, topic, 1);
@@ -1471,11 +1441,11 @@ static void long_topic_has_no_partition_gauges_and_says_so(void **state) {
   fl_kafka_source_opts_t o = opts_for(&m, topic);
   o.bounded = 1;
   job_build(&j, env_conf(1, NULL), &o);
-  assert_int_equal(fl_env_set_log(j.env, collect_log, &log), 0);
+  log_buf_attach(&log, j.env);
   assert_int_equal(fl_env_execute(j.env, "long"), 0);
   assert_int_equal(col_count(&j.col), 3);
-  if (!wait_log(&log, topic, "name too long for its per-partition metrics", 0))
-    fail_msg("log: %s", log.text ? log.text : "");
+  if (!log_buf_wait(&log, topic, "name too long for its per-partition metrics", 0))
+    fail_msg("log: %s", log_buf_text(&log));
   json_t *sm = source_metrics(j.env, 0);
   const char *key;
   json_t *v;
@@ -1487,7 +1457,7 @@ static void long_topic_has_no_partition_gauges_and_says_so(void **state) {
   assert_true(metric(sm, "commits-succeeded") == 1);
   json_decref(sm);
   job_free(&j);
-  free(log.text);
+  log_buf_free(&log);
   mock_stop(&m);
 }
 
