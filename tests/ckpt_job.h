@@ -279,7 +279,7 @@ static inline void rm_rf(const char *path) {
  * resume or fail a paused job once it is checkpointed call it from a thread of theirs. */
 static inline bool ckjob_wait_checkpointed(ckjob_t *j, const char *root, int want,
                                            int64_t timeout_ms) {
-  int64_t deadline = mono_ms() + (int64_t)((double)timeout_ms * timeout_scale());
+  int64_t deadline = deadline_in(timeout_ms);
   while (!atomic_load(&j->paused) && mono_ms() < deadline) pause_ms(1);
   while (complete_checkpoints(root, NULL) < want && mono_ms() < deadline) pause_ms(1);
   return atomic_load(&j->paused) && complete_checkpoints(root, NULL) >= want;

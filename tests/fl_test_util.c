@@ -261,7 +261,7 @@ bool log_buf_has(log_buf_t *l, const char *a, const char *b) {
 }
 
 bool log_buf_wait(log_buf_t *l, const char *a, const char *b, int64_t base_ms) {
-  int64_t deadline = mono_ms() + (int64_t)((double)base_ms * timeout_scale());
+  int64_t deadline = deadline_in(base_ms);
   for (;;) {
     if (log_buf_has(l, a, b)) return true;
     if (mono_ms() >= deadline) return false;

@@ -103,6 +103,11 @@ void argv_append(char **argv, int *n, int cap, va_list ap);
 double mono_s(void);
 /* Milliseconds on the monotonic clock. */
 int64_t mono_ms(void);
+/* A deadline on mono_ms()'s clock base_ms from now, scaled by timeout_scale() for slow
+ * (instrumented) builds. */
+static inline int64_t deadline_in(int64_t base_ms) {
+  return mono_ms() + (int64_t)((double)base_ms * timeout_scale());
+}
 /* Sleeps ms milliseconds (between polls of a condition with a deadline). */
 void pause_ms(long ms);
 

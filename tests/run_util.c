@@ -177,7 +177,7 @@ void assert_running(pid_t pid, const char *err) {
 }
 
 int open_fifo_writer(const char *fifo, pid_t pid, const char *err, int deadline_s) {
-  int64_t deadline = mono_ms() + (int64_t)(deadline_s * 1000 * timeout_scale());
+  int64_t deadline = deadline_in((int64_t)deadline_s * 1000);
   for (;;) {
     int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd >= 0) {

@@ -68,10 +68,6 @@ static char g_brokers[512];
 /* ---------------------------------------------------------------------------------- */
 /* Time and children                                                                  */
 
-static int64_t deadline_in(int64_t ms) {
-  return mono_ms() + (int64_t)((double)ms * timeout_scale());
-}
-
 /* Starts the example with the given arguments; its output goes to <dir>/<log>. */
 static pid_t start(const char *log, ...) {
   char prog[4096], path[4300];

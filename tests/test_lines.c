@@ -636,7 +636,7 @@ static void lines_opts_savepoint_after_a_bad_line_restores_past_it(void **state)
   fd = open(fifo, O_WRONLY | O_CLOEXEC); /* until the source opened it */
   assert_true(fd >= 0);
   write_all(fd, data, head);
-  int64_t deadline = mono_ms() + (int64_t)(20000 * timeout_scale());
+  int64_t deadline = deadline_in(20000);
   for (;;) {
     pthread_mutex_lock(&r.main.mu);
     size_t n = r.main.n;

@@ -106,7 +106,7 @@ static void working_directory_of_a_killed_job_is_removed_at_the_next_start(void 
     fl_env_execute(env, "killed");
     _exit(3); /* never reached: the parent kills it */
   }
-  int64_t deadline = mono_ms() + (int64_t)(30000 * timeout_scale());
+  int64_t deadline = deadline_in(30000);
   wait_for_file(started, deadline);
   kill(pid, SIGKILL);
   int st;
