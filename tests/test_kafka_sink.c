@@ -52,6 +52,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "fl_test_util.h"
+#include "kafka_read_util.h"
 #include "run_util.h"
 
 #include "io/kafka_sink.h"
@@ -215,7 +216,8 @@ static void header_into(rd_kafka_headers_t *h, const char *name, char *out, size
     snprintf(out, cap, "%.*s", (int)vl, (const char *)v);
 }
 
-static void msg_add(msgs_t *out, rd_kafka_message_t *m) {
+static void msg_add(const rd_kafka_message_t *m, void *arg) {
+  msgs_t *out = arg;
   out->m = realloc(out->m, (out->n + 1) * sizeof *out->m);
   msg_t *x = &out->m[out->n++];
   memset(x, 0, sizeof *x);
@@ -237,37 +239,7 @@ static void msg_add(msgs_t *out, rd_kafka_message_t *m) {
 
 /* Reads every partition of topic from the beginning to its end. */
 static void consume_all(const char *bs, const char *topic, int parts, msgs_t *out) {
-  static const char *const conf_kv[] = {
-      "group.id", "verify", "enable.partition.eof", "true", "enable.auto.commit", "false", NULL};
-  char err[512];
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", bs, err, sizeof err), 0);
-  for (size_t i = 0; conf_kv[i]; i += 2)
-    assert_int_equal(rd_kafka_conf_set(conf, conf_kv[i], conf_kv[i + 1], err, sizeof err), 0);
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  assert_non_null(rk);
-  rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(parts);
-  for (int p = 0; p < parts; p++)
-    rd_kafka_topic_partition_list_add(tp, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  assert_int_equal(rd_kafka_assign(rk, tp), 0);
-  rd_kafka_topic_partition_list_destroy(tp);
-  int eofs = 0;
-  int64_t deadline = deadline_in(20000);
-  while (eofs < parts) {
-    if (mono_ms() > deadline)
-      fail_msg("topic %s: only %d of %d partitions read to the end", topic, eofs, parts);
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-    if (!m) continue;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-      eofs++;
-    else if (m->err)
-      fail_msg("consume %s: %s", topic, rd_kafka_message_errstr(m));
-    else
-      msg_add(out, m);
-    rd_kafka_message_destroy(m);
-  }
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
+  kafka_read_to_end(bs, topic, parts, 20000, msg_add, out);
 }
 
 static size_t topic_count(const char *bs, const char *topic) {
