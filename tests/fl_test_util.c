@@ -234,6 +234,14 @@ void pause_ms(long ms) {
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
+size_t paced_budget(size_t budget, double rate_per_ms, double *t0_ms, int64_t emitted) {
+  double now = mono_s() * 1000;
+  if (*t0_ms == 0) *t0_ms = now;
+  double allowed = (now - *t0_ms) * rate_per_ms - (double)emitted;
+  if (allowed < 1) return 0;
+  return (double)budget > allowed ? (size_t)allowed : budget;
+}
+
 void log_buf_collect(fl_log_level_t level, const char *line, void *opaque) {
   static const char *const names[] = {"ERROR", "WARN", "INFO"};
   log_buf_t *l = opaque;

@@ -134,6 +134,12 @@ bool log_buf_wait(log_buf_t *l, const char *a, const char *b, int64_t base_ms);
 const char *log_buf_text(const log_buf_t *l);
 void log_buf_free(log_buf_t *l);
 
+/* A test source's pacing: how many of its budget records it may emit now so that it
+ * emits at most rate_per_ms records a millisecond since its first call (*t0_ms, on
+ * mono_s()'s clock in ms, set then; 0 before), having emitted `emitted`; 0 when none is
+ * due yet (the source returns FL_SOURCE_WAIT). */
+size_t paced_budget(size_t budget, double rate_per_ms, double *t0_ms, int64_t emitted);
+
 /* How many complete checkpoints (chk-<id> directories with their _manifest) root holds;
  * *newest (when not NULL) gets the highest id among them, 0 if none. A missing root holds
  * none. */

@@ -321,7 +321,8 @@ typedef struct gen {
 
 typedef struct gen_inst {
   gen_t *g;
-  int64_t next, emitted, t0;
+  int64_t next, emitted;
+  double t0_ms;
 } gen_inst_t;
 
 static int gen_open(fl_context_t *ctx, void *opaque, void **inst) {
@@ -343,21 +344,13 @@ static bool gen_may_pass(gen_t *g) {
   return go;
 }
 
-/* Lowers *budget to what the rate allows now; false when that is not one record. */
-static bool gen_rate_allows(gen_inst_t *s, size_t *budget) {
-  if (!s->t0) s->t0 = mono_ms();
-  double allowed = (double)(mono_ms() - s->t0) * s->g->rate_per_ms - (double)s->emitted;
-  if (allowed < 1) return false;
-  if ((double)*budget > allowed) *budget = (size_t)allowed;
-  return true;
-}
-
 static int gen_run(fl_context_t *ctx, void *inst) {
   gen_inst_t *s = inst;
   gen_t *g = s->g;
   size_t budget = fl_ctx_source_budget(ctx);
   if (g->budget && budget > g->budget) budget = g->budget;
-  if (g->rate_per_ms > 0 && !gen_rate_allows(s, &budget)) return FL_SOURCE_WAIT;
+  if (g->rate_per_ms > 0 && !(budget = paced_budget(budget, g->rate_per_ms, &s->t0_ms, s->emitted)))
+    return FL_SOURCE_WAIT;
   for (size_t b = 0; b < budget && s->next < g->n; b++) {
     if (s->next == g->pause_at && !gen_may_pass(g)) return FL_SOURCE_WAIT;
     char key[32], val[32];

@@ -92,18 +92,15 @@ static int fast_run(fl_context_t *ctx, void *inst) {
 
 /* Emits `rate` records per second of the monotonic clock. */
 typedef struct paced {
-  double rate, start;
+  double rate, start_ms;
   long emitted;
 } paced_t;
 
 static int paced_run(fl_context_t *ctx, void *inst) {
   paced_t *p = inst;
-  if (p->start == 0) p->start = mono_s();
-  long due = (long)((mono_s() - p->start) * p->rate) - p->emitted;
-  size_t budget = fl_ctx_source_budget(ctx);
-  if (due <= 0) return FL_SOURCE_WAIT;
-  if ((size_t)due > budget) due = (long)budget;
-  for (long i = 0; i < due; i++, p->emitted++) {
+  size_t due = paced_budget(fl_ctx_source_budget(ctx), p->rate / 1000, &p->start_ms, p->emitted);
+  if (due == 0) return FL_SOURCE_WAIT;
+  for (size_t i = 0; i < due; i++, p->emitted++) {
     char key[16];
     int kl = snprintf(key, sizeof key, "%ld", p->emitted % 13);
     fl_emit(ctx, key, (size_t)kl, "v", 1, 1000);
