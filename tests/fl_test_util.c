@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -232,6 +233,41 @@ int64_t mono_ms(void) {
 void pause_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+/* The samples of metric in text whose labels contain has (NULL: all): the first one's
+ * value, or with sum the sum of all; NAN when there is none. */
+static double prom_scan(const char *text, const char *metric, const char *has, bool sum) {
+  size_t ml = strlen(metric);
+  double total = 0;
+  bool any = false;
+  for (const char *line = text; line && *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    const char *close = memchr(line, '}', len);
+    if (len > ml && !strncmp(line, metric, ml) && line[ml] == '{' && close) {
+      char labels[4096];
+      size_t n = (size_t)(close - line) < sizeof labels - 1 ? (size_t)(close - line) : 0;
+      memcpy(labels, line, n);
+      labels[n] = 0;
+      if (!has || strstr(labels, has)) {
+        double v = strtod(close + 1, NULL);
+        if (!sum) return v;
+        total += v;
+        any = true;
+      }
+    }
+    line = end ? end + 1 : NULL;
+  }
+  return any ? total : NAN;
+}
+
+double prom_sample(const char *text, const char *metric, const char *has) {
+  return prom_scan(text, metric, has, false);
+}
+
+double prom_sum(const char *text, const char *metric) {
+  return prom_scan(text, metric, NULL, true);
 }
 
 size_t paced_budget(size_t budget, double rate_per_ms, double *t0_ms, int64_t emitted) {

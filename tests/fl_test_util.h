@@ -134,6 +134,12 @@ bool log_buf_wait(log_buf_t *l, const char *a, const char *b, int64_t base_ms);
 const char *log_buf_text(const log_buf_t *l);
 void log_buf_free(log_buf_t *l);
 
+/* Prometheus text (fl_env_metrics_prometheus): the value of the first sample of metric (a
+ * full name) whose labels contain has (NULL: any sample), or NAN when there is none. */
+double prom_sample(const char *text, const char *metric, const char *has);
+/* The sum of the values of all samples of metric, or NAN when there is none. */
+double prom_sum(const char *text, const char *metric);
+
 /* A test source's pacing: how many of its budget records it may emit now so that it
  * emits at most rate_per_ms records a millisecond since its first call (*t0_ms, on
  * mono_s()'s clock in ms, set then; 0 before), having emitted `emitted`; 0 when none is

@@ -1258,32 +1258,6 @@ static bool offsets_shown(fl_env_t *env, int parts, char *why, size_t why_size) 
   return ok;
 }
 
-/* The value of the sample of metric (a full Prometheus name) whose labels contain `has`,
- * or NAN; with has NULL, the sum of all its samples. */
-static double prom_value(const char *text, const char *metric, const char *has) {
-  size_t ml = strlen(metric);
-  double sum = 0;
-  bool any = false;
-  for (const char *line = text; line && *line;) {
-    const char *end = strchr(line, '\n');
-    size_t len = end ? (size_t)(end - line) : strlen(line);
-    const char *close = memchr(line, '}', len);
-    if (len > ml && !strncmp(line, metric, ml) && line[ml] == '{' && close) {
-      char labels[4096];
-      size_t n = (size_t)(close - line) < sizeof labels - 1 ? (size_t)(close - line) : 0;
-      memcpy(labels, line, n);
-      labels[n] = 0;
-      if (has && strstr(labels, has)) return strtod(close + 1, NULL);
-      if (!has) {
-        sum += strtod(close + 1, NULL);
-        any = true;
-      }
-    }
-    line = end ? end + 1 : NULL;
-  }
-  return any ? sum : NAN;
-}
-
 #define PROM_KSR "flink_taskmanager_job_task_operator_KafkaSourceReader_"
 
 /* 130 partitions at parallelism 2: 65 per subtask, three gauges each. After every message
@@ -1327,17 +1301,17 @@ static void metrics_show_offsets_and_commits_per_partition(void **state) {
   for (int p = 0; p < PARTS; p++) {
     char has[64];
     snprintf(has, sizeof has, "topic=\"t\",partition=\"%d\"", p);
-    if (prom_value(t, PROM_KSR "topic_partition_currentOffset", has) != want[p] ||
-        prom_value(t, PROM_KSR "topic_partition_committedOffset", has) != want[p] ||
-        prom_value(t, PROM_KSR "topic_partition_recordsLag", has) != 0)
+    if (prom_sample(t, PROM_KSR "topic_partition_currentOffset", has) != want[p] ||
+        prom_sample(t, PROM_KSR "topic_partition_committedOffset", has) != want[p] ||
+        prom_sample(t, PROM_KSR "topic_partition_recordsLag", has) != 0)
       fail_msg("Prometheus text: partition %d not at %" PRId64 " (%g %g %g)", p, want[p],
-               prom_value(t, PROM_KSR "topic_partition_currentOffset", has),
-               prom_value(t, PROM_KSR "topic_partition_committedOffset", has),
-               prom_value(t, PROM_KSR "topic_partition_recordsLag", has));
+               prom_sample(t, PROM_KSR "topic_partition_currentOffset", has),
+               prom_sample(t, PROM_KSR "topic_partition_committedOffset", has),
+               prom_sample(t, PROM_KSR "topic_partition_recordsLag", has));
   }
-  assert_true(prom_value(t, PROM_KSR "commitsSucceeded", NULL) >= 2);
-  assert_true(prom_value(t, PROM_KSR "commitsFailed", NULL) == 0);
-  assert_true(prom_value(t, PROM_KSR "KafkaConsumer_records_consumed_total", NULL) == (double)n);
+  assert_true(prom_sum(t, PROM_KSR "commitsSucceeded") >= 2);
+  assert_true(prom_sum(t, PROM_KSR "commitsFailed") == 0);
+  assert_true(prom_sum(t, PROM_KSR "KafkaConsumer_records_consumed_total") == (double)n);
   fl_free(t);
   job_stop(&j);
   job_free(&j);
@@ -1412,7 +1386,7 @@ static void failed_commits_are_counted(void **state) {
   assert_true(metric(sm, "commits-failed") == 2);
   json_decref(sm);
   char *t = fl_env_metrics_prometheus(j.env);
-  assert_true(prom_value(t, PROM_KSR "commitsFailed", NULL) == 2);
+  assert_true(prom_sum(t, PROM_KSR "commitsFailed") == 2);
   fl_free(t);
   if (!log_buf_wait(&log, "cannot commit the positions to group 'kmfail'", "uthoriz", 0) ||
       !log_buf_wait(&log, "commits to group 'kmfail' succeed again", "", 0))
