@@ -235,6 +235,14 @@ void pause_ms(long ms) {
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
+int concat_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void *b, size_t b_len,
+                  fl_buf_t *out, void *opaque) {
+  (void)ctx;
+  (void)opaque;
+  int rc = fl_buf_set(out, a, a_len);
+  return rc ? rc : fl_buf_append(out, b, b_len);
+}
+
 /* The samples of metric in text whose labels contain has (NULL: all): the first one's
  * value, or with sum the sum of all; NAN when there is none. */
 static double prom_scan(const char *text, const char *metric, const char *has, bool sum) {

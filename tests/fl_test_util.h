@@ -134,6 +134,11 @@ bool log_buf_wait(log_buf_t *l, const char *a, const char *b, int64_t base_ms);
 const char *log_buf_text(const log_buf_t *l);
 void log_buf_free(log_buf_t *l);
 
+/* A reduce function (fl_reduce_fn) that appends b to a: not commutative, so it shows the
+ * order of a reduction, and its result grows, so it is never written in place. */
+int concat_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void *b, size_t b_len,
+                  fl_buf_t *out, void *opaque);
+
 /* Prometheus text (fl_env_metrics_prometheus): the value of the first sample of metric (a
  * full name) whose labels contain has (NULL: any sample), or NAN when there is none. */
 double prom_sample(const char *text, const char *metric, const char *has);

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "fl_test_util.h"
 #include "flink.h"
 #include "kv_contract.h"
 #include "run_util.h"
@@ -136,13 +137,6 @@ static void expect_numbered(kvc_fx_t *f, fl_kv_t *kv, uint64_t n, uint64_t step,
     val = i * mult + 1;
     kvc_assert_value_in(kv, f->t, key_n(&kb, i), &val, sizeof val);
   }
-}
-
-/* Appends b to a. */
-static int concat_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b, size_t bl,
-                         fl_buf_t *out, void *opaque) {
-  int rc = fl_buf_set(out, a, al);
-  return rc ? rc : fl_buf_append(out, b, bl);
 }
 
 /* A large accumulator: the number of adds in its first 8 bytes. */

@@ -55,16 +55,6 @@ static int sum_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void
   return fl_buf_set(out, &x, 8);
 }
 
-/* String concatenation: not commutative, so it shows the order of the reduction. */
-static int concat_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void *b,
-                         size_t b_len, fl_buf_t *out, void *opaque) {
-  (void)ctx;
-  (void)opaque;
-  int rc = fl_buf_set(out, a, a_len);
-  if (!rc) rc = fl_buf_append(out, b, b_len);
-  return rc;
-}
-
 /* Average of int64 values, emitted as a double. */
 typedef struct avg_acc {
   int64_t sum;
