@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "fl_test_util.h"
+#include "run_util.h"
 #include "operators/two_input.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -101,40 +102,34 @@ static char *rec_text(const col_rec_t *r) {
   return s;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void print_got(char **got, size_t n) {
-  for (size_t i = 0; i < n; i++) print_message("  got[%zu] %s\n", i, got[i]);
+static void print_got(const lines_t *got) {
+  for (size_t i = 0; i < got->n; i++) print_message("  got[%zu] %s\n", i, got->v[i]);
 }
 
 /* The collector holds exactly want ("key|value|ts"): in this order when ordered, else
- * in any order. */
+ * in any order (as multisets, assert_same_lines). */
 static void expect_out(collector_t *c, const char *const *want, size_t n, bool ordered) {
-  char **got = calloc(c->n ? c->n : 1, sizeof *got);
-  const char **w = calloc(n ? n : 1, sizeof *w);
-  assert_non_null(got);
-  assert_non_null(w);
-  for (size_t i = 0; i < c->n; i++) got[i] = rec_text(&c->r[i]);
-  for (size_t i = 0; i < n; i++) w[i] = want[i];
+  lines_t got = {0};
+  for (size_t i = 0; i < c->n; i++) {
+    char *s = rec_text(&c->r[i]);
+    lines_push(&got, s, strlen(s));
+    free(s);
+  }
   if (!ordered) {
-    qsort(got, c->n, sizeof *got, cmp_str);
-    qsort(w, n, sizeof *w, cmp_str);
-  }
-  if (c->n != n) {
-    print_got(got, c->n);
-    fail_msg("got %zu records, want %zu", c->n, n);
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (strcmp(got[i], w[i]) != 0) {
-      print_got(got, c->n);
-      fail_msg("record %zu: got '%s', want '%s'", i, got[i], w[i]);
+    assert_same_lines("the records", &got, want, n);
+  } else {
+    if (got.n != n) {
+      print_got(&got);
+      fail_msg("got %zu records, want %zu", got.n, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+      if (strcmp(got.v[i], want[i]) != 0) {
+        print_got(&got);
+        fail_msg("record %zu: got '%s', want '%s'", i, got.v[i], want[i]);
+      }
     }
   }
-  for (size_t i = 0; i < c->n; i++) free(got[i]);
-  free(got);
-  free(w);
+  lines_free(&got);
 }
 
 static int discard_write(fl_context_t *ctx, const fl_record_t *in, void *inst) {
