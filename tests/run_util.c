@@ -253,12 +253,12 @@ size_t lines_add_committed(lines_t *l, const char *dir) { return committed_files
 
 size_t count_committed(const char *dir) { return committed_files(NULL, dir); }
 
-static int cmp_str(const void *a, const void *b) {
+int cmp_str_ptr(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 void lines_sort(lines_t *l) {
-  if (l->n) qsort(l->v, l->n, sizeof *l->v, cmp_str);
+  if (l->n) qsort(l->v, l->n, sizeof *l->v, cmp_str_ptr);
 }
 
 void lines_free(lines_t *l) {
@@ -272,8 +272,8 @@ void assert_same_lines(const char *what, const lines_t *got, const char *const *
   assert_true(g && w);
   if (got->n) memcpy(g, got->v, got->n * sizeof *g); /* an empty lines_t has no array */
   if (n) memcpy(w, want, n * sizeof *w);
-  qsort(g, got->n, sizeof *g, cmp_str);
-  qsort(w, n, sizeof *w, cmp_str);
+  qsort(g, got->n, sizeof *g, cmp_str_ptr);
+  qsort(w, n, sizeof *w, cmp_str_ptr);
   /* Both sorted: walk them together and show the differences (the first 20). */
   size_t a = 0, b = 0, shown = 0, diffs = 0;
   while (a < got->n || b < n) {

@@ -221,10 +221,6 @@ static void read_topic(const char *topic, msgs_t *out) {
   kafka_read_to_end(g_brokers, topic, 0, 60000, msg_add, out);
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The tags the transaction logs show committed: the third word of "committed" lines,
  * sorted. */
 static void committed_tags(const char *ckpt, lines_t *t) {
@@ -251,7 +247,7 @@ static void committed_tags(const char *ckpt, lines_t *t) {
 }
 
 static bool is_committed(const lines_t *t, const char *tag) {
-  return tag[0] && bsearch(&tag, t->v, t->n, sizeof *t->v, cmp_str) != NULL;
+  return tag[0] && bsearch(&tag, t->v, t->n, sizeof *t->v, cmp_str_ptr) != NULL;
 }
 
 /* ---------------------------------------------------------------------------------- */
