@@ -36,14 +36,10 @@ static int64_t test_clock(void *opaque) {
 }
 
 static fl_env_t *new_env(const char *backend, int parallelism) {
-  fl_config_t *conf = fl_config_new();
-  fl_env_t *env = NULL;
-  char err[256], par[16];
+  char par[16];
   snprintf(par, sizeof par, "%d", parallelism);
-  assert_int_equal(fl_config_set(conf, "state.backend", backend, err, sizeof err), FL_OK);
-  assert_int_equal(fl_config_set(conf, "parallelism", par, err, sizeof err), FL_OK);
-  assert_int_equal(fl_env_new(&env, conf, err, sizeof err), FL_OK);
-  fl_config_destroy(conf);
+  const char *kv[] = {"state.backend", backend, "parallelism", par, NULL};
+  fl_env_t *env = env_of(kv);
   atomic_store(&g_clock, 1000);
   assert_int_equal(fl_env_set_clock(env, test_clock, NULL), FL_OK);
   return env;

@@ -154,18 +154,18 @@ static rd_kafka_t *consumer_new(const mock_t *m, const char *group) {
 /* ---------------------------------------------------------------------------------- */
 /* Jobs                                                                               */
 
+/* An environment at parallelism p with the settings kv (NULL-ended pairs, at most 14). */
 static fl_env_t *env_conf(int p, const char *const *kv) {
-  fl_config_t *c = fl_config_new();
-  char ps[16], err[256];
-  fl_env_t *env = NULL;
+  char ps[16];
+  const char *all[32] = {"parallelism", ps};
+  size_t n = 2;
   snprintf(ps, sizeof ps, "%d", p);
-  assert_int_equal(fl_config_set(c, "parallelism", ps, err, sizeof err), 0);
-  for (size_t i = 0; kv != NULL && kv[i] != NULL; i += 2)
-    if (fl_config_set(c, kv[i], kv[i + 1], err, sizeof err) != 0)
-      fail_msg("config %s: %s", kv[i], err);
-  assert_int_equal(fl_env_new(&env, c, err, sizeof err), 0);
-  fl_config_destroy(c);
-  return env;
+  for (size_t i = 0; kv != NULL && kv[i] != NULL; i += 2) {
+    assert_true(n + 2 < sizeof all / sizeof all[0]);
+    all[n++] = kv[i];
+    all[n++] = kv[i + 1];
+  }
+  return env_of(all);
 }
 
 static fl_kafka_source_opts_t opts_for(const mock_t *m, const char *topics) {

@@ -45,21 +45,20 @@ typedef struct ev {
 static const char *g_backend;
 
 static fl_env_t *new_env(int parallelism, int batch_size) {
-  fl_config_t *c = fl_config_new();
-  assert_non_null(c);
-  char buf[16], err[256];
-  snprintf(buf, sizeof buf, "%d", parallelism);
-  assert_int_equal(fl_config_set(c, "parallelism", buf, err, sizeof err), 0);
-  assert_int_equal(fl_config_set(c, "pipeline.auto-watermark-interval", "0", err, sizeof err), 0);
-  if (g_backend) assert_int_equal(fl_config_set(c, "state.backend", g_backend, err, sizeof err), 0);
-  if (batch_size > 0) {
-    snprintf(buf, sizeof buf, "%d", batch_size);
-    assert_int_equal(fl_config_set(c, "execution.batch-size", buf, err, sizeof err), 0);
+  char par[16], batch[16];
+  const char *kv[9] = {"parallelism", par, "pipeline.auto-watermark-interval", "0"};
+  size_t n = 4;
+  snprintf(par, sizeof par, "%d", parallelism);
+  if (g_backend) {
+    kv[n++] = "state.backend";
+    kv[n++] = g_backend;
   }
-  fl_env_t *env = NULL;
-  assert_int_equal(fl_env_new(&env, c, err, sizeof err), 0);
-  fl_config_destroy(c);
-  return env;
+  if (batch_size > 0) {
+    snprintf(batch, sizeof batch, "%d", batch_size);
+    kv[n++] = "execution.batch-size";
+    kv[n++] = batch;
+  }
+  return env_of(kv);
 }
 
 /* A bounded single-reader source of the events, with bounded out-of-orderness ooo. */
