@@ -313,14 +313,9 @@ static int bp_slow_write(fl_context_t *ctx, const fl_record_t *in, void *inst) {
 }
 
 static void slow_sink_backpressures_the_source(void **state) {
-  fl_config_t *conf = fl_config_new();
-  char err[256];
-  assert_int_equal(fl_config_set(conf, "parallelism", "2", err, sizeof err), 0);
-  assert_int_equal(fl_config_set(conf, "execution.batch-size", "64", err, sizeof err), 0);
-  assert_int_equal(fl_config_set(conf, "execution.channel-capacity", "4", err, sizeof err), 0);
-  fl_env_t *env = NULL;
-  assert_int_equal(fl_env_new(&env, conf, err, sizeof err), 0);
-  fl_config_destroy(conf);
+  static const char *const kv[] = {
+      "parallelism", "2", "execution.batch-size", "64", "execution.channel-capacity", "4", NULL};
+  fl_env_t *env = env_of(kv);
   bp_t b = {.total = 200000};
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = bp_run};
   /* one shared counter: a single-reader source */

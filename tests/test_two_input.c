@@ -1148,19 +1148,19 @@ static void broadcast_rules_reach_every_subtask(void **state) {
  * elements only, restored from it at another parallelism. */
 static void run_rules_job(int parallelism, const char *ckpt_key, const char *ckpt_dir,
                           const ev_t *rules, size_t nr, const ev_t *el, size_t ne, collector_t *c) {
-  fl_config_t *conf = fl_config_new();
-  char p[16], err[256];
+  char p[16];
   snprintf(p, sizeof p, "%d", parallelism);
-  assert_int_equal(fl_config_set(conf, "parallelism", p, err, sizeof err), 0);
-  assert_int_equal(fl_config_set(conf, "pipeline.auto-watermark-interval", "0", err, sizeof err),
-                   0);
-  assert_int_equal(fl_config_set(conf, ckpt_key, ckpt_dir, err, sizeof err), 0);
-  if (strcmp(ckpt_key, "state.checkpoints.dir") == 0)
-    assert_int_equal(fl_config_set(conf, "execution.checkpointing.interval", "1h", err, sizeof err),
-                     0);
-  fl_env_t *env = NULL;
-  assert_int_equal(fl_env_new(&env, conf, err, sizeof err), 0);
-  fl_config_destroy(conf);
+  bool periodic = strcmp(ckpt_key, "state.checkpoints.dir") == 0;
+  const char *kv[] = {"parallelism",
+                      p,
+                      "pipeline.auto-watermark-interval",
+                      "0",
+                      ckpt_key,
+                      ckpt_dir,
+                      periodic ? "execution.checkpointing.interval" : NULL,
+                      "1h",
+                      NULL};
+  fl_env_t *env = env_of(kv);
   g_rules = fl_state_map(env, "rules");
   g_elems = fl_state_list(env, "elems");
   g_value = fl_state_value(env, "v");

@@ -213,17 +213,10 @@ static void run(const spec_t *sp, const ev_t *evs, size_t n, result_t *res) {
     }
     recs[i].timestamp = evs[i].ts;
   }
-  char err[256] = "";
-  fl_config_t *conf = fl_config_new();
-  assert_non_null(conf);
   char par[16];
   snprintf(par, sizeof par, "%d", sp->parallelism ? sp->parallelism : 1);
-  assert_int_equal(fl_config_set(conf, "parallelism", par, err, sizeof err), 0);
-  assert_int_equal(fl_config_set(conf, "pipeline.auto-watermark-interval", "0", err, sizeof err),
-                   0);
-  fl_env_t *env = NULL;
-  assert_int_equal(fl_env_new(&env, conf, err, sizeof err), 0);
-  fl_config_destroy(conf);
+  const char *kv[] = {"parallelism", par, "pipeline.auto-watermark-interval", "0", NULL};
+  fl_env_t *env = env_of(kv);
   if (sp->clock) assert_int_equal(fl_env_set_clock(env, sp->clock, NULL), 0);
 
   fl_stream_t *src = fl_source_collection(env, "src", recs, n);
