@@ -230,6 +230,13 @@ int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+_Atomic int64_t g_tick_ms;
+
+int64_t ticking_clock(void *opaque) {
+  (void)opaque;
+  return atomic_fetch_add(&g_tick_ms, 1);
+}
+
 void pause_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}

@@ -382,12 +382,6 @@ static int ctl_run(fl_context_t *ctx, void *inst) {
   return FL_SOURCE_WAIT;
 }
 
-static _Atomic int64_t g_clock;
-static int64_t ticking_clock(void *opaque) {
-  (void)opaque;
-  return atomic_fetch_add(&g_clock, 1);
-}
-
 static atomic_int g_release;
 
 static int idle_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t d, void *inst) {
@@ -403,7 +397,7 @@ static void keyed_connect_idle_input_does_not_hold_the_watermark_at(int parallel
   static const ev_t a[] = {{"k", "10", 10}, {"k", "20", 20}};
   static const ev_t b[] = {{"k", "5", 5}};
   atomic_store(&g_release, 0);
-  atomic_store(&g_clock, 0);
+  atomic_store(&g_tick_ms, 0);
   struct timespec dl;
   clock_gettime(CLOCK_MONOTONIC, &dl);
   dl.tv_sec += (time_t)(10 * timeout_scale());
@@ -643,7 +637,7 @@ static void window_join_processing_time_joins_everything_in_one_window(void **st
   static const ev_t b[] = {
       {"k", "b1", FL_TS_NONE}, {"j", "b2", FL_TS_NONE}, {"i", "b3", FL_TS_NONE}};
   for (int p = 1; p <= 2; p++) {
-    atomic_store(&g_clock, 0);
+    atomic_store(&g_tick_ms, 0);
     fl_env_t *env = new_env(p, 0);
     assert_int_equal(fl_env_set_clock(env, ticking_clock, NULL), 0);
     fl_record_t ra[3], rb[3];

@@ -941,17 +941,10 @@ static void same_windows_for_parallelism_1_2_4(void **state) {
 /* ---------------------------------------------------------------------------------- */
 /* Processing time                                                                      */
 
-/* A manual clock that moves 1 ms every time it is read. */
-static _Atomic int64_t g_clock;
-static int64_t ticking_clock(void *opaque) {
-  (void)opaque;
-  return atomic_fetch_add(&g_clock, 1);
-}
-
 static void check_processing_time_counts(wkind_t kind, int parallelism) {
   size_t n = 0;
   ev_t *e = gen_events(&n);
-  atomic_store(&g_clock, 1000);
+  atomic_store(&g_tick_ms, 1000);
   spec_t sp = kind == W_SESSION ? session(3, 0) : tumbling(7, 0, 0);
   sp.domain = FL_PROCESSING_TIME;
   sp.fn = FN_COUNT;
