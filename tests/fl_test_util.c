@@ -230,7 +230,12 @@ int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-_Atomic int64_t g_tick_ms;
+_Atomic int64_t g_manual_ms, g_tick_ms;
+
+int64_t manual_clock(void *opaque) {
+  (void)opaque;
+  return atomic_load(&g_manual_ms);
+}
 
 int64_t ticking_clock(void *opaque) {
   (void)opaque;

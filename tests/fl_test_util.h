@@ -108,6 +108,10 @@ int64_t mono_ms(void);
 static inline int64_t deadline_in(int64_t base_ms) {
   return mono_ms() + (int64_t)((double)base_ms * timeout_scale());
 }
+/* A manual clock for fl_env_set_clock (opaque unused): it reads g_manual_ms, which only
+ * the test moves. */
+extern _Atomic int64_t g_manual_ms;
+int64_t manual_clock(void *opaque);
 /* A manual clock for fl_env_set_clock (opaque unused): it reads g_tick_ms, which moves
  * 1 ms every time it is read; a test sets g_tick_ms before its job runs. */
 extern _Atomic int64_t g_tick_ms;
