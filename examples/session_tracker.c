@@ -109,24 +109,22 @@ static int parse_click(fl_context_t *ctx, const void *line, size_t len, uint64_t
   int rc;
   (void)line_no;
 
-  json_t *root = ex_json_object(ctx, line, len, &rc);
+  json_t *root = ex_json_event(ctx, line, len, &p->user, &ts, &rc);
   if (!root) return rc; /* blank (0) or bad */
   json_t *page = json_object_get(root, "page");
-  if ((rc = ex_json_user_ts(ctx, root, &p->user, &ts)) == 0) {
-    if (page && !json_is_string(page)) {
-      rc = fl_ctx_fail(ctx, "\"page\" is not a string");
-    } else if (ex_buf_set(&p->page, page ? json_string_value(page) : "",
-                          page ? json_string_length(page) : 0) != 0) {
-      rc = FL_ENOMEM;
-    } else {
-      *out = (fl_record_t){.key = p->user.data,
-                           .key_len = p->user.len,
-                           .value = p->page.data,
-                           .value_len = p->page.len,
-                           .timestamp = ts};
-      p->clicks++;
-      rc = 1;
-    }
+  if (page && !json_is_string(page)) {
+    rc = fl_ctx_fail(ctx, "\"page\" is not a string");
+  } else if (ex_buf_set(&p->page, page ? json_string_value(page) : "",
+                        page ? json_string_length(page) : 0) != 0) {
+    rc = FL_ENOMEM;
+  } else {
+    *out = (fl_record_t){.key = p->user.data,
+                         .key_len = p->user.len,
+                         .value = p->page.data,
+                         .value_len = p->page.len,
+                         .timestamp = ts};
+    p->clicks++;
+    rc = 1;
   }
   json_decref(root);
   return rc;
@@ -352,30 +350,13 @@ static void usage(FILE *f) {
 }
 
 static int parse_args(int argc, char **argv, options_t *o) {
-  static const char *const prog = "session_tracker";
-  ex_opts_init(&o->c, prog);
+  const ex_duration_opt_t own[] = {
+      {"--gap", &o->gap_ms}, {"--max-session", &o->max_session_ms}, {"--ttl", &o->ttl_ms}};
+  ex_opts_init(&o->c, "session_tracker");
   o->gap_ms = 30 * 60 * 1000;
   o->max_session_ms = 4 * 3600 * 1000;
   o->ttl_ms = 2 * 3600 * 1000;
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    int rc = ex_common_option(&o->c, argc, argv, &i, usage);
-    if (rc < 0) return -1;
-    if (rc > 0) continue;
-    if ((v = ex_option_value(argc, argv, &i, "--gap"))) {
-      rc = ex_duration(prog, "--gap", v, &o->gap_ms, true);
-    } else if ((v = ex_option_value(argc, argv, &i, "--max-session"))) {
-      rc = ex_duration(prog, "--max-session", v, &o->max_session_ms, true);
-    } else if ((v = ex_option_value(argc, argv, &i, "--ttl"))) {
-      rc = ex_duration(prog, "--ttl", v, &o->ttl_ms, true);
-    } else {
-      fprintf(stderr, "%s: unknown or incomplete option '%s'\n", prog, argv[i]);
-      usage(stderr);
-      rc = -1;
-    }
-    if (rc != 0) return -1;
-  }
-  return ex_opts_check(&o->c, "sessions");
+  return ex_parse_args(&o->c, argc, argv, usage, own, sizeof own / sizeof own[0], "sessions");
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -388,11 +369,6 @@ static int build_job(fl_env_t *env, app_t *app, const char *input, const char *o
       .process = tracker_process,
       .on_timer = tracker_on_timer,
       .close = tracker_close,
-  };
-  fl_watermark_strategy_t ws = {
-      .version = FL_WATERMARK_STRATEGY_VERSION,
-      .kind = FL_WATERMARKS_BOUNDED,
-      .max_out_of_orderness_ms = app->opt.c.out_of_orderness_ms,
   };
   fl_ttl_config_t ttl = {
       .version = FL_TTL_CONFIG_VERSION,
@@ -407,9 +383,8 @@ static int build_job(fl_env_t *env, app_t *app, const char *input, const char *o
   if (!app->session_state) return FL_ENOMEM;
   int rc = fl_state_desc_set_ttl(app->session_state, &ttl);
   if (rc != 0) return rc;
-  fl_stream_t *clicks = ex_source_lines(env, "clicks", input, parse_click, &app->parser, &app->bad);
-  fl_stream_t *timed = fl_stream_assign_timestamps(clicks, "event-time", &ws);
-  fl_keyed_stream_t *by_user = fl_stream_key_by(timed, NULL, NULL);
+  fl_keyed_stream_t *by_user =
+      ex_events_by_user(env, "clicks", input, parse_click, &app->parser, &app->bad, &app->opt.c);
   fl_stream_t *sessions = fl_keyed_process(by_user, "sessions", &tracker_fn, app);
   /* The tracker emits each session as its JSON line already. */
   if (app->opt.c.checkpoint_dir) return fl_stream_sink_files(sessions, "output", output);

@@ -119,23 +119,21 @@ static int parse_purchase(fl_context_t *ctx, const void *line, size_t len, uint6
   int rc;
   (void)line_no;
 
-  json_t *root = ex_json_object(ctx, line, len, &rc);
+  json_t *root = ex_json_event(ctx, line, len, &p->user, &ts, &rc);
   if (!root) return rc; /* blank (0) or bad */
   json_t *amount = json_object_get(root, "amount");
-  if ((rc = ex_json_user_ts(ctx, root, &p->user, &ts)) == 0) {
-    if (!json_is_number(amount) || !isfinite(json_number_value(amount))) {
-      rc = fl_ctx_fail(ctx, "\"amount\" is missing or not a number");
-    } else {
-      p->amount = json_number_value(amount);
-      *out = (fl_record_t){.key = p->user.data,
-                           .key_len = p->user.len,
-                           .value = &p->amount,
-                           .value_len = sizeof p->amount,
-                           .timestamp = ts};
-      p->purchases++;
-      p->spend += p->amount;
-      rc = 1;
-    }
+  if (!json_is_number(amount) || !isfinite(json_number_value(amount))) {
+    rc = fl_ctx_fail(ctx, "\"amount\" is missing or not a number");
+  } else {
+    p->amount = json_number_value(amount);
+    *out = (fl_record_t){.key = p->user.data,
+                         .key_len = p->user.len,
+                         .value = &p->amount,
+                         .value_len = sizeof p->amount,
+                         .timestamp = ts};
+    p->purchases++;
+    p->spend += p->amount;
+    rc = 1;
   }
   json_decref(root);
   return rc;
@@ -338,22 +336,10 @@ static void usage(FILE *f) {
 }
 
 static int parse_args(int argc, char **argv, options_t *o) {
+  const ex_duration_opt_t own[] = {{"--window", &o->window_ms}};
   ex_opts_init(&o->c, "user_spend");
   o->window_ms = 5 * 60 * 1000;
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    int rc = ex_common_option(&o->c, argc, argv, &i, usage);
-    if (rc < 0) return -1;
-    if (rc > 0) continue;
-    if ((v = ex_option_value(argc, argv, &i, "--window"))) {
-      if (ex_duration("user_spend", "--window", v, &o->window_ms, true) != 0) return -1;
-    } else {
-      fprintf(stderr, "user_spend: unknown or incomplete option '%s'\n", argv[i]);
-      usage(stderr);
-      return -1;
-    }
-  }
-  return ex_opts_check(&o->c, "results");
+  return ex_parse_args(&o->c, argc, argv, usage, own, 1, "results");
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -387,16 +373,9 @@ static int build_job(fl_env_t *env, app_t *app, const char *input, const char *o
       .write = late_sink_write,
       .close = formatter_close,
   };
-  fl_watermark_strategy_t ws = {
-      .version = FL_WATERMARK_STRATEGY_VERSION,
-      .kind = FL_WATERMARKS_BOUNDED,
-      .max_out_of_orderness_ms = app->opt.c.out_of_orderness_ms,
-  };
 
-  fl_stream_t *purchases =
-      ex_source_lines(env, "purchases", input, parse_purchase, &app->parser, &app->bad);
-  fl_stream_t *timed = fl_stream_assign_timestamps(purchases, "event-time", &ws);
-  fl_keyed_stream_t *by_user = fl_stream_key_by(timed, NULL, NULL);
+  fl_keyed_stream_t *by_user = ex_events_by_user(env, "purchases", input, parse_purchase,
+                                                 &app->parser, &app->bad, &app->opt.c);
   fl_windowed_stream_t *windows = fl_window_tumbling(by_user, FL_EVENT_TIME, app->opt.window_ms, 0);
   fl_output_tag_t *late_tag = fl_output_tag(env, "late-purchases");
   if (windows) fl_window_late_output(windows, late_tag);

@@ -47,15 +47,9 @@ typedef struct ckjob {
 typedef struct {
   int64_t next;
   ckjob_t *j;
-  int64_t t0_ns;
+  double t0_ms;
   int64_t emitted;
 } ck_src_t;
-
-static inline int64_t ck_mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static inline void ckjob_key(int64_t i, int keys, char *buf, size_t n) {
   snprintf(buf, n, "k%lld", (long long)((i * 7919) % keys));
@@ -75,10 +69,8 @@ static int ck_src_run(fl_context_t *ctx, void *inst) {
   size_t budget = fl_ctx_source_budget(ctx);
   if (j->budget && budget > j->budget) budget = j->budget;
   if (j->rate_per_ms > 0) {
-    if (!s->t0_ns) s->t0_ns = ck_mono_ns();
-    double allowed = (double)(ck_mono_ns() - s->t0_ns) / 1e6 * j->rate_per_ms - (double)s->emitted;
-    if (allowed < 1) return FL_SOURCE_WAIT;
-    if ((double)budget > allowed) budget = (size_t)allowed;
+    budget = paced_budget(budget, j->rate_per_ms, &s->t0_ms, s->emitted);
+    if (budget == 0) return FL_SOURCE_WAIT;
     s->emitted += (int64_t)budget;
   }
   for (size_t b = 0; b < budget && s->next < j->n; b++) {
@@ -279,7 +271,7 @@ static inline void rm_rf(const char *path) {
  * resume or fail a paused job once it is checkpointed call it from a thread of theirs. */
 static inline bool ckjob_wait_checkpointed(ckjob_t *j, const char *root, int want,
                                            int64_t timeout_ms) {
-  int64_t deadline = mono_ms() + (int64_t)((double)timeout_ms * timeout_scale());
+  int64_t deadline = deadline_in(timeout_ms);
   while (!atomic_load(&j->paused) && mono_ms() < deadline) pause_ms(1);
   while (complete_checkpoints(root, NULL) < want && mono_ms() < deadline) pause_ms(1);
   return atomic_load(&j->paused) && complete_checkpoints(root, NULL) >= want;

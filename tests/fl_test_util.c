@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -229,9 +230,115 @@ int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+_Atomic int64_t g_manual_ms, g_tick_ms;
+
+int64_t manual_clock(void *opaque) {
+  (void)opaque;
+  return atomic_load(&g_manual_ms);
+}
+
+int64_t ticking_clock(void *opaque) {
+  (void)opaque;
+  return atomic_fetch_add(&g_tick_ms, 1);
+}
+
 void pause_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+int concat_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void *b, size_t b_len,
+                  fl_buf_t *out, void *opaque) {
+  (void)ctx;
+  (void)opaque;
+  int rc = fl_buf_set(out, a, a_len);
+  return rc ? rc : fl_buf_append(out, b, b_len);
+}
+
+/* The samples of metric in text whose labels contain has (NULL: all): the first one's
+ * value, or with sum the sum of all; NAN when there is none. */
+static double prom_scan(const char *text, const char *metric, const char *has, bool sum) {
+  size_t ml = strlen(metric);
+  double total = 0;
+  bool any = false;
+  for (const char *line = text; line && *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    const char *close = memchr(line, '}', len);
+    if (len > ml && !strncmp(line, metric, ml) && line[ml] == '{' && close) {
+      char labels[4096];
+      size_t n = (size_t)(close - line) < sizeof labels - 1 ? (size_t)(close - line) : 0;
+      memcpy(labels, line, n);
+      labels[n] = 0;
+      if (!has || strstr(labels, has)) {
+        double v = strtod(close + 1, NULL);
+        if (!sum) return v;
+        total += v;
+        any = true;
+      }
+    }
+    line = end ? end + 1 : NULL;
+  }
+  return any ? total : NAN;
+}
+
+double prom_sample(const char *text, const char *metric, const char *has) {
+  return prom_scan(text, metric, has, false);
+}
+
+double prom_sum(const char *text, const char *metric) {
+  return prom_scan(text, metric, NULL, true);
+}
+
+size_t paced_budget(size_t budget, double rate_per_ms, double *t0_ms, int64_t emitted) {
+  double now = mono_s() * 1000;
+  if (*t0_ms == 0) *t0_ms = now;
+  double allowed = (now - *t0_ms) * rate_per_ms - (double)emitted;
+  if (allowed < 1) return 0;
+  return (double)budget > allowed ? (size_t)allowed : budget;
+}
+
+void log_buf_collect(fl_log_level_t level, const char *line, void *opaque) {
+  static const char *const names[] = {"ERROR", "WARN", "INFO"};
+  log_buf_t *l = opaque;
+  size_t n = strlen(line) + 16;
+  pthread_mutex_lock(&l->mu);
+  char *text = realloc(l->text, l->len + n);
+  if (text) {
+    l->text = text;
+    l->len += (size_t)snprintf(text + l->len, n, "%s %s\n", names[level], line);
+  }
+  pthread_mutex_unlock(&l->mu);
+}
+
+void log_buf_attach(log_buf_t *l, fl_env_t *env) {
+  log_buf_free(l);
+  assert_int_equal(fl_env_set_log(env, log_buf_collect, l), 0);
+}
+
+bool log_buf_has(log_buf_t *l, const char *a, const char *b) {
+  pthread_mutex_lock(&l->mu);
+  const char *at = l->text ? strstr(l->text, a) : NULL;
+  bool yes = at && (!b || strstr(at, b));
+  pthread_mutex_unlock(&l->mu);
+  return yes;
+}
+
+bool log_buf_wait(log_buf_t *l, const char *a, const char *b, int64_t base_ms) {
+  int64_t deadline = deadline_in(base_ms);
+  for (;;) {
+    if (log_buf_has(l, a, b)) return true;
+    if (mono_ms() >= deadline) return false;
+    pause_ms(5); /* polling the log, not waiting for work to happen */
+  }
+}
+
+const char *log_buf_text(const log_buf_t *l) { return l->text ? l->text : ""; }
+
+void log_buf_free(log_buf_t *l) {
+  free(l->text);
+  l->text = NULL;
+  l->len = 0;
 }
 
 int complete_checkpoints(const char *root, int64_t *newest) {

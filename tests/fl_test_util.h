@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,8 +103,61 @@ void argv_append(char **argv, int *n, int cap, va_list ap);
 double mono_s(void);
 /* Milliseconds on the monotonic clock. */
 int64_t mono_ms(void);
+/* A deadline on mono_ms()'s clock base_ms from now, scaled by timeout_scale() for slow
+ * (instrumented) builds. */
+static inline int64_t deadline_in(int64_t base_ms) {
+  return mono_ms() + (int64_t)((double)base_ms * timeout_scale());
+}
+/* A manual clock for fl_env_set_clock (opaque unused): it reads g_manual_ms, which only
+ * the test moves. */
+extern _Atomic int64_t g_manual_ms;
+int64_t manual_clock(void *opaque);
+/* A manual clock for fl_env_set_clock (opaque unused): it reads g_tick_ms, which moves
+ * 1 ms every time it is read; a test sets g_tick_ms before its job runs. */
+extern _Atomic int64_t g_tick_ms;
+int64_t ticking_clock(void *opaque);
 /* Sleeps ms milliseconds (between polls of a condition with a deadline). */
 void pause_ms(long ms);
+
+/* A job's log (fl_env_set_log) as text, "LEVEL line\n" a line (LEVEL: ERROR, WARN or
+ * INFO), appended from whatever thread logs; text is NULL until the first line (a line
+ * that does not fit in memory is dropped). Initialise with {.mu =
+ * PTHREAD_MUTEX_INITIALIZER}; log_buf_free() frees the text. */
+typedef struct log_buf {
+  pthread_mutex_t mu;
+  char *text;
+  size_t len;
+} log_buf_t;
+
+/* The log function that appends to the log_buf_t opaque. */
+void log_buf_collect(fl_log_level_t level, const char *line, void *opaque);
+/* Collects env's log into l, emptied first. */
+void log_buf_attach(log_buf_t *l, fl_env_t *env);
+/* Whether the log holds a, and b after it (b NULL: anything). */
+bool log_buf_has(log_buf_t *l, const char *a, const char *b);
+/* Polls log_buf_has every 5 ms until it holds or base_ms (scaled by timeout_scale)
+ * passed; whether it holds. With base_ms 0, one look. */
+bool log_buf_wait(log_buf_t *l, const char *a, const char *b, int64_t base_ms);
+/* The text so far for messages ("" when nothing was logged); valid until the next line. */
+const char *log_buf_text(const log_buf_t *l);
+void log_buf_free(log_buf_t *l);
+
+/* A reduce function (fl_reduce_fn) that appends b to a: not commutative, so it shows the
+ * order of a reduction, and its result grows, so it is never written in place. */
+int concat_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void *b, size_t b_len,
+                  fl_buf_t *out, void *opaque);
+
+/* Prometheus text (fl_env_metrics_prometheus): the value of the first sample of metric (a
+ * full name) whose labels contain has (NULL: any sample), or NAN when there is none. */
+double prom_sample(const char *text, const char *metric, const char *has);
+/* The sum of the values of all samples of metric, or NAN when there is none. */
+double prom_sum(const char *text, const char *metric);
+
+/* A test source's pacing: how many of its budget records it may emit now so that it
+ * emits at most rate_per_ms records a millisecond since its first call (*t0_ms, on
+ * mono_s()'s clock in ms, set then; 0 before), having emitted `emitted`; 0 when none is
+ * due yet (the source returns FL_SOURCE_WAIT). */
+size_t paced_budget(size_t budget, double rate_per_ms, double *t0_ms, int64_t emitted);
 
 /* How many complete checkpoints (chk-<id> directories with their _manifest) root holds;
  * *newest (when not NULL) gets the highest id among them, 0 if none. A missing root holds

@@ -1,5 +1,5 @@
 /*
- * Helpers of the Kafka tests: deadlines scaled by FL_TEST_TIMEOUT_SCALE, child processes
+ * Helpers of the Kafka tests: the time left to a deadline, child processes
  * with piped stdin/stdout, and flink-kafka-local ($FL_BUILD_DIR/tools/flink-kafka-local)
  * as a loopback broker process started with --stdin-eof, so a dying test takes it along.
  * Include once per test program, after <cmocka.h> and "fl_test_util.h"; call tool_path()
@@ -24,11 +24,6 @@
 
 /* ---------------------------------------------------------------------------------- */
 /* Time                                                                               */
-
-/* A deadline base_ms from now, scaled for slow (instrumented) builds. */
-static inline int64_t deadline_in(int64_t base_ms) {
-  return mono_ms() + (int64_t)((double)base_ms * timeout_scale());
-}
 
 static inline int ms_left(int64_t deadline) {
   int64_t left = deadline - mono_ms();

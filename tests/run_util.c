@@ -177,7 +177,7 @@ void assert_running(pid_t pid, const char *err) {
 }
 
 int open_fifo_writer(const char *fifo, pid_t pid, const char *err, int deadline_s) {
-  int64_t deadline = mono_ms() + (int64_t)(deadline_s * 1000 * timeout_scale());
+  int64_t deadline = deadline_in((int64_t)deadline_s * 1000);
   for (;;) {
     int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd >= 0) {
@@ -253,12 +253,12 @@ size_t lines_add_committed(lines_t *l, const char *dir) { return committed_files
 
 size_t count_committed(const char *dir) { return committed_files(NULL, dir); }
 
-static int cmp_str(const void *a, const void *b) {
+int cmp_str_ptr(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 void lines_sort(lines_t *l) {
-  if (l->n) qsort(l->v, l->n, sizeof *l->v, cmp_str);
+  if (l->n) qsort(l->v, l->n, sizeof *l->v, cmp_str_ptr);
 }
 
 void lines_free(lines_t *l) {
@@ -270,10 +270,10 @@ void lines_free(lines_t *l) {
 void assert_same_lines(const char *what, const lines_t *got, const char *const *want, size_t n) {
   const char **g = malloc((got->n + 1) * sizeof *g), **w = malloc((n + 1) * sizeof *w);
   assert_true(g && w);
-  memcpy(g, got->v, got->n * sizeof *g);
-  memcpy(w, want, n * sizeof *w);
-  qsort(g, got->n, sizeof *g, cmp_str);
-  qsort(w, n, sizeof *w, cmp_str);
+  if (got->n) memcpy(g, got->v, got->n * sizeof *g); /* an empty lines_t has no array */
+  if (n) memcpy(w, want, n * sizeof *w);
+  qsort(g, got->n, sizeof *g, cmp_str_ptr);
+  qsort(w, n, sizeof *w, cmp_str_ptr);
   /* Both sorted: walk them together and show the differences (the first 20). */
   size_t a = 0, b = 0, shown = 0, diffs = 0;
   while (a < got->n || b < n) {

@@ -77,6 +77,8 @@ void lines_add_file(lines_t *l, const char *path);
 size_t lines_add_committed(lines_t *l, const char *dir);
 /* How many committed files (as lines_add_committed reads) dir holds. */
 size_t count_committed(const char *dir);
+/* The order of lines_sort: a qsort / bsearch comparator of char * elements (strcmp). */
+int cmp_str_ptr(const void *a, const void *b);
 void lines_sort(lines_t *l);
 void lines_free(lines_t *l);
 /* Fails the test unless got and want hold the same lines in any order (a multiset),

@@ -133,7 +133,7 @@ static void take_savepoint(const char *backend, int p, const char *sp, const cha
   ckjob_build(env, &j, out);
   bg_job_t job;
   bg_job_start(&job, env, "sp");
-  int64_t deadline = mono_ms() + (int64_t)(20000 * timeout_scale());
+  int64_t deadline = deadline_in(20000);
   while (!atomic_load(&j.paused) && mono_ms() < deadline) pause_ms(1);
   char err[1024];
   int rc = fl_env_savepoint(env, sp, err, sizeof err);

@@ -387,7 +387,7 @@ static void run_killed_and_resumed(const durable_case_t *c) {
   int fd = open_fifo_writer(fifo, pid, name_err, DURABLE_DEADLINE_S);
   size_t part_a = c->input_len * 2 / 5, part_b = c->input_len * 7 / 10;
   write_all(fd, c->input, part_a);
-  int64_t deadline = mono_ms() + (int64_t)(DURABLE_DEADLINE_S * 1000 * timeout_scale());
+  int64_t deadline = deadline_in(DURABLE_DEADLINE_S * 1000);
   while (count_committed(out) == 0) {
     assert_running(pid, name_err);
     if (mono_ms() > deadline)

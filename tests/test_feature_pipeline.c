@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "fl_test_util.h"
+#include "kafka_read_util.h"
 #include "run_util.h"
 
 #define RATE "1500"
@@ -67,10 +68,6 @@ static char g_brokers[512];
 
 /* ---------------------------------------------------------------------------------- */
 /* Time and children                                                                  */
-
-static int64_t deadline_in(int64_t ms) {
-  return mono_ms() + (int64_t)((double)ms * timeout_scale());
-}
 
 /* Starts the example with the given arguments; its output goes to <dir>/<log>. */
 static pid_t start(const char *log, ...) {
@@ -185,80 +182,43 @@ static void header_text(rd_kafka_headers_t *h, const char *name, char *out, size
   }
 }
 
-/* Every message of topic, partition by partition in offset order. */
-static void read_topic(const char *topic, msgs_t *out) {
-  static const char *const kv[] = {"group.id", "fl_test_feature_pipeline", "enable.auto.commit",
-                                   "false",    "enable.partition.eof",     "true",
-                                   NULL};
-  char err[512];
-  rd_kafka_conf_t *c = rd_kafka_conf_new();
-  rd_kafka_conf_set(c, "bootstrap.servers", g_brokers, NULL, 0);
-  for (const char *const *p = kv; *p; p += 2) rd_kafka_conf_set(c, p[0], p[1], NULL, 0);
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
-  assert_non_null(rk);
-  const struct rd_kafka_metadata *md = NULL;
-  rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-  assert_int_equal(rd_kafka_metadata(rk, 0, t, &md, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
-  int parts = md->topics[0].partition_cnt;
-  rd_kafka_metadata_destroy(md);
-  rd_kafka_topic_destroy(t);
-  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts);
-  for (int p = 0; p < parts; p++)
-    rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  assert_int_equal(rd_kafka_assign(rk, l), RD_KAFKA_RESP_ERR_NO_ERROR);
-  rd_kafka_topic_partition_list_destroy(l);
-  int eofs = 0;
-  bool *eof = calloc((size_t)parts, sizeof *eof);
-  int64_t deadline = deadline_in(60000);
-  while (eofs < parts) {
-    if (mono_ms() > deadline) fail_msg("reading %s back did not end in time", topic);
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-    if (!m) continue;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      if (!eof[m->partition]) eofs++;
-      eof[m->partition] = true;
-    } else if (m->err) {
-      fail_msg("reading %s: %s", topic, rd_kafka_message_errstr(m));
-    } else {
-      if (out->n == out->cap) {
-        out->cap = out->cap ? out->cap * 2 : 4096;
-        out->m = realloc(out->m, out->cap * sizeof *out->m);
-        assert_non_null(out->m);
-      }
-      msg_t *x = &out->m[out->n++];
-      memset(x, 0, sizeof *x);
-      x->partition = m->partition;
-      x->offset = m->offset;
-      x->key = strndup(m->key ? (const char *)m->key : "", m->key ? m->key_len : 0);
-      x->value = malloc(m->len + 1);
-      memcpy(x->value, m->payload, m->len);
-      x->value[m->len] = '\0';
-      x->value_len = m->len;
-      rd_kafka_headers_t *h = NULL;
-      rd_kafka_message_headers(m, &h);
-      char b[64];
-      header_text(h, "fl.txn", x->txn, sizeof x->txn);
-      header_text(h, "fl.error", x->error, sizeof x->error);
-      header_text(h, "source.partition", b, sizeof b);
-      x->src_partition = b[0] ? atoll(b) : -1;
-      header_text(h, "source.offset", b, sizeof b);
-      x->src_offset = b[0] ? atoll(b) : -1;
-      if (x->error[0]) { /* a dead letter names where it came from */
-        header_text(h, "fl.partition", b, sizeof b);
-        if (b[0]) x->src_partition = atoll(b);
-        header_text(h, "fl.offset", b, sizeof b);
-        if (b[0]) x->src_offset = atoll(b);
-      }
-    }
-    rd_kafka_message_destroy(m);
+/* Adds message m to the msgs_t arg. */
+static void msg_add(const rd_kafka_message_t *m, void *arg) {
+  msgs_t *out = arg;
+  if (out->n == out->cap) {
+    out->cap = out->cap ? out->cap * 2 : 4096;
+    out->m = realloc(out->m, out->cap * sizeof *out->m);
+    assert_non_null(out->m);
   }
-  free(eof);
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
+  msg_t *x = &out->m[out->n++];
+  memset(x, 0, sizeof *x);
+  x->partition = m->partition;
+  x->offset = m->offset;
+  x->key = strndup(m->key ? (const char *)m->key : "", m->key ? m->key_len : 0);
+  x->value = malloc(m->len + 1);
+  memcpy(x->value, m->payload, m->len);
+  x->value[m->len] = '\0';
+  x->value_len = m->len;
+  rd_kafka_headers_t *h = NULL;
+  rd_kafka_message_headers(m, &h);
+  char b[64];
+  header_text(h, "fl.txn", x->txn, sizeof x->txn);
+  header_text(h, "fl.error", x->error, sizeof x->error);
+  header_text(h, "source.partition", b, sizeof b);
+  x->src_partition = b[0] ? atoll(b) : -1;
+  header_text(h, "source.offset", b, sizeof b);
+  x->src_offset = b[0] ? atoll(b) : -1;
+  if (x->error[0]) { /* a dead letter names where it came from */
+    header_text(h, "fl.partition", b, sizeof b);
+    if (b[0]) x->src_partition = atoll(b);
+    header_text(h, "fl.offset", b, sizeof b);
+    if (b[0]) x->src_offset = atoll(b);
+  }
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
+/* Every message of topic, partition by partition in offset order. */
+static void read_topic(const char *topic, msgs_t *out) {
+  kafka_read_to_end(g_brokers, topic, 0, 60000, msg_add, out);
 }
 
 /* The tags the transaction logs show committed: the third word of "committed" lines,
@@ -287,7 +247,7 @@ static void committed_tags(const char *ckpt, lines_t *t) {
 }
 
 static bool is_committed(const lines_t *t, const char *tag) {
-  return tag[0] && bsearch(&tag, t->v, t->n, sizeof *t->v, cmp_str) != NULL;
+  return tag[0] && bsearch(&tag, t->v, t->n, sizeof *t->v, cmp_str_ptr) != NULL;
 }
 
 /* ---------------------------------------------------------------------------------- */

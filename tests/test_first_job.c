@@ -28,24 +28,13 @@
 #define KEEP 3 /* items a list keeps after each update */
 #define TTL_MS 400
 
-static _Atomic int64_t g_clock;
-
-static int64_t test_clock(void *opaque) {
-  (void)opaque;
-  return atomic_load(&g_clock);
-}
-
 static fl_env_t *new_env(const char *backend, int parallelism) {
-  fl_config_t *conf = fl_config_new();
-  fl_env_t *env = NULL;
-  char err[256], par[16];
+  char par[16];
   snprintf(par, sizeof par, "%d", parallelism);
-  assert_int_equal(fl_config_set(conf, "state.backend", backend, err, sizeof err), FL_OK);
-  assert_int_equal(fl_config_set(conf, "parallelism", par, err, sizeof err), FL_OK);
-  assert_int_equal(fl_env_new(&env, conf, err, sizeof err), FL_OK);
-  fl_config_destroy(conf);
-  atomic_store(&g_clock, 1000);
-  assert_int_equal(fl_env_set_clock(env, test_clock, NULL), FL_OK);
+  const char *kv[] = {"state.backend", backend, "parallelism", par, NULL};
+  fl_env_t *env = env_of(kv);
+  atomic_store(&g_manual_ms, 1000);
+  assert_int_equal(fl_env_set_clock(env, manual_clock, NULL), FL_OK);
   return env;
 }
 
@@ -102,7 +91,7 @@ static int passback_process(fl_context_t *ctx, const fl_record_t *in, void *inst
   char vcopy[64];
   int rc;
 
-  atomic_fetch_add(&g_clock, 1);
+  atomic_fetch_add(&g_manual_ms, 1);
   if ((rc = fl_list_add(ctx, p->list, in->value, in->value_len)) != 0) return rc;
   if ((rc = fl_list_get(ctx, p->list, &items, &n)) < 0) return rc;
   if (n < 1 || n > KEEP + 1)
@@ -118,9 +107,9 @@ static int passback_process(fl_context_t *ctx, const fl_record_t *in, void *inst
   }
   /* Time passes between the get and the write: the items just read expire, and TTL
    * cleanup may remove the very cell the views point into. */
-  atomic_fetch_add(&g_clock, TTL_MS);
+  atomic_fetch_add(&g_manual_ms, TTL_MS);
   rc = fl_list_update(ctx, p->list, keep, m);
-  atomic_fetch_sub(&g_clock, TTL_MS);
+  atomic_fetch_sub(&g_manual_ms, TTL_MS);
   if (rc != 0) return rc;
   if ((rc = fl_list_get(ctx, p->list, &again, &n)) < 0) return rc;
   if ((rc = fail_if(ctx, n != m, "the updated list has another length")) != 0) return rc;
@@ -140,9 +129,9 @@ static int passback_process(fl_context_t *ctx, const fl_record_t *in, void *inst
   memcpy(vcopy, v, vl);
   vcopy[vl] = 'y';
   /* The view first, then a longer value: the set must copy before it replaces. */
-  atomic_fetch_add(&g_clock, TTL_MS);
+  atomic_fetch_add(&g_manual_ms, TTL_MS);
   rc = fl_value_set(ctx, p->value, v, vl);
-  atomic_fetch_sub(&g_clock, TTL_MS);
+  atomic_fetch_sub(&g_manual_ms, TTL_MS);
   if (rc != 0) return rc;
   if ((rc = fl_value_get(ctx, p->value, &v, &vl)) != 1) return rc < 0 ? rc : FL_EUSER;
   if ((rc = fail_if(ctx, memcmp(v, vcopy, vl) != 0, "value set from its own view changed")) != 0)
@@ -152,9 +141,9 @@ static int passback_process(fl_context_t *ctx, const fl_record_t *in, void *inst
   /* A map value read, then put back under another user key from its view. */
   if ((rc = fl_map_put(ctx, p->map, "a", 1, in->value, in->value_len)) != 0) return rc;
   if ((rc = fl_map_get(ctx, p->map, "a", 1, &v, &vl)) != 1) return rc < 0 ? rc : FL_EUSER;
-  atomic_fetch_add(&g_clock, TTL_MS);
+  atomic_fetch_add(&g_manual_ms, TTL_MS);
   rc = fl_map_put(ctx, p->map, "b", 1, v, vl);
-  atomic_fetch_sub(&g_clock, TTL_MS);
+  atomic_fetch_sub(&g_manual_ms, TTL_MS);
   if (rc != 0) return rc;
   if ((rc = fl_map_get(ctx, p->map, "b", 1, &v, &vl)) != 1) return rc < 0 ? rc : FL_EUSER;
   if ((rc = fail_if(ctx, vl != in->value_len || memcmp(v, in->value, vl) != 0,

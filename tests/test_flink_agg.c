@@ -1076,7 +1076,7 @@ static void checkpoint_kill_and_resume_commits_exactly_once(void **state) {
   int fd;
   pid_t pid = dur_start(t, &d, durable, &fd);
   write_all(fd, d.input, d.len * 2 / 5);
-  int64_t deadline = mono_ms() + (int64_t)(DUR_DEADLINE_S * 1000 * timeout_scale());
+  int64_t deadline = deadline_in(DUR_DEADLINE_S * 1000);
   while (count_committed(d.outdir) == 0) {
     assert_running(pid, d.err);
     if (mono_ms() > deadline)
@@ -1224,7 +1224,7 @@ static void resume_after_a_skipped_long_line_does_not_meet_it_again(void **state
   /* Returns when the job has read all but a pipe buffer (64 KiB) of it: past the line. */
   write_all(fd, d.input, d.len * 2 / 5);
   int64_t seen = newest_checkpoint(d.ckpt);
-  int64_t deadline = mono_ms() + (int64_t)(DUR_DEADLINE_S * 1000 * timeout_scale());
+  int64_t deadline = deadline_in(DUR_DEADLINE_S * 1000);
   /* The next checkpoint may have begun before; the one after it began after the line. */
   while (newest_checkpoint(d.ckpt) < seen + 2) {
     assert_running(pid, d.err);

@@ -52,6 +52,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "fl_test_util.h"
+#include "kafka_read_util.h"
 #include "run_util.h"
 
 #include "io/kafka_sink.h"
@@ -215,7 +216,8 @@ static void header_into(rd_kafka_headers_t *h, const char *name, char *out, size
     snprintf(out, cap, "%.*s", (int)vl, (const char *)v);
 }
 
-static void msg_add(msgs_t *out, rd_kafka_message_t *m) {
+static void msg_add(const rd_kafka_message_t *m, void *arg) {
+  msgs_t *out = arg;
   out->m = realloc(out->m, (out->n + 1) * sizeof *out->m);
   msg_t *x = &out->m[out->n++];
   memset(x, 0, sizeof *x);
@@ -237,37 +239,7 @@ static void msg_add(msgs_t *out, rd_kafka_message_t *m) {
 
 /* Reads every partition of topic from the beginning to its end. */
 static void consume_all(const char *bs, const char *topic, int parts, msgs_t *out) {
-  static const char *const conf_kv[] = {
-      "group.id", "verify", "enable.partition.eof", "true", "enable.auto.commit", "false", NULL};
-  char err[512];
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", bs, err, sizeof err), 0);
-  for (size_t i = 0; conf_kv[i]; i += 2)
-    assert_int_equal(rd_kafka_conf_set(conf, conf_kv[i], conf_kv[i + 1], err, sizeof err), 0);
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  assert_non_null(rk);
-  rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(parts);
-  for (int p = 0; p < parts; p++)
-    rd_kafka_topic_partition_list_add(tp, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  assert_int_equal(rd_kafka_assign(rk, tp), 0);
-  rd_kafka_topic_partition_list_destroy(tp);
-  int eofs = 0;
-  int64_t deadline = deadline_in(20000);
-  while (eofs < parts) {
-    if (mono_ms() > deadline)
-      fail_msg("topic %s: only %d of %d partitions read to the end", topic, eofs, parts);
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-    if (!m) continue;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-      eofs++;
-    else if (m->err)
-      fail_msg("consume %s: %s", topic, rd_kafka_message_errstr(m));
-    else
-      msg_add(out, m);
-    rd_kafka_message_destroy(m);
-  }
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
+  kafka_read_to_end(bs, topic, parts, 20000, msg_add, out);
 }
 
 static size_t topic_count(const char *bs, const char *topic) {
@@ -349,7 +321,8 @@ typedef struct gen {
 
 typedef struct gen_inst {
   gen_t *g;
-  int64_t next, emitted, t0;
+  int64_t next, emitted;
+  double t0_ms;
 } gen_inst_t;
 
 static int gen_open(fl_context_t *ctx, void *opaque, void **inst) {
@@ -371,21 +344,13 @@ static bool gen_may_pass(gen_t *g) {
   return go;
 }
 
-/* Lowers *budget to what the rate allows now; false when that is not one record. */
-static bool gen_rate_allows(gen_inst_t *s, size_t *budget) {
-  if (!s->t0) s->t0 = mono_ms();
-  double allowed = (double)(mono_ms() - s->t0) * s->g->rate_per_ms - (double)s->emitted;
-  if (allowed < 1) return false;
-  if ((double)*budget > allowed) *budget = (size_t)allowed;
-  return true;
-}
-
 static int gen_run(fl_context_t *ctx, void *inst) {
   gen_inst_t *s = inst;
   gen_t *g = s->g;
   size_t budget = fl_ctx_source_budget(ctx);
   if (g->budget && budget > g->budget) budget = g->budget;
-  if (g->rate_per_ms > 0 && !gen_rate_allows(s, &budget)) return FL_SOURCE_WAIT;
+  if (g->rate_per_ms > 0 && !(budget = paced_budget(budget, g->rate_per_ms, &s->t0_ms, s->emitted)))
+    return FL_SOURCE_WAIT;
   for (size_t b = 0; b < budget && s->next < g->n; b++) {
     if (s->next == g->pause_at && !gen_may_pass(g)) return FL_SOURCE_WAIT;
     char key[32], val[32];
@@ -518,6 +483,18 @@ static fl_kafka_sink_opts_t sink_opts(const char *brokers, const char *topic,
                                 .guarantee = guarantee};
 }
 
+/* Makes topic (parts partitions) on the mock and returns the options of an exactly-once
+ * sink into it whose transaction log directory is *logdir, "<topic>-log" in g_tmpdir. */
+static fl_kafka_sink_opts_t eo_topic(mock_case_t *c, const char *topic, int parts, path_t *logdir) {
+  char name[256];
+  mock_topic(&c->mk, topic, parts);
+  snprintf(name, sizeof name, "%s-log", topic);
+  *logdir = tmp_path(name);
+  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, topic, FL_KAFKA_EXACTLY_ONCE);
+  o.txn_log_dir = logdir->s;
+  return o;
+}
+
 /* Adds the sink "out" with o to s, runs the job to success and destroys env. */
 static void run_to_end(fl_env_t *env, fl_stream_t *s, const fl_kafka_sink_opts_t *o,
                        const char *job) {
@@ -549,55 +526,6 @@ static bool wait_until(bool (*done)(void *arg), void *arg, int64_t base_ms) {
 }
 
 static bool job_done(void *arg) { return atomic_load(&((bg_job_t *)arg)->done); }
-
-/* The job's log lines, "LEVEL line\n" each. */
-typedef struct logbuf {
-  pthread_mutex_t mu;
-  char *text;
-  size_t len;
-} logbuf_t;
-
-static void collect_log(fl_log_level_t level, const char *line, void *opaque) {
-  logbuf_t *l = opaque;
-  static const char *const names[] = {"ERROR", "WARN", "INFO"};
-  pthread_mutex_lock(&l->mu);
-  size_t n = strlen(line) + 16;
-  l->text = realloc(l->text, l->len + n);
-  l->len += (size_t)snprintf(l->text + l->len, n, "%s %s\n", names[level], line);
-  pthread_mutex_unlock(&l->mu);
-}
-
-/* Collects env's log into l (emptied first). */
-static void log_attach(logbuf_t *l, fl_env_t *env) {
-  free(l->text);
-  l->text = NULL;
-  l->len = 0;
-  assert_int_equal(fl_env_set_log(env, collect_log, l), 0);
-}
-
-static bool log_has(logbuf_t *l, const char *a, const char *b) {
-  pthread_mutex_lock(&l->mu);
-  const char *at = l->text ? strstr(l->text, a) : NULL;
-  bool yes = at && (!b || strstr(at, b));
-  pthread_mutex_unlock(&l->mu);
-  return yes;
-}
-
-typedef struct log_wait {
-  logbuf_t *l;
-  const char *a, *b;
-} log_wait_t;
-
-static bool log_wait_done(void *arg) {
-  log_wait_t *w = arg;
-  return log_has(w->l, w->a, w->b);
-}
-
-/* Waits (up to base_ms, scaled) for a log line with a, and b after it. */
-static bool wait_log(logbuf_t *l, const char *a, const char *b, int64_t base_ms) {
-  log_wait_t w = {l, a, b};
-  return wait_until(log_wait_done, &w, base_ms);
-}
 
 /* ---------------------------------------------------------------------------------- */
 /* At least once, no guarantee                                                        */
@@ -724,13 +652,11 @@ static void test_serializer_topics_headers_and_timestamps_arrive(void **state) {
 
 static void test_exactly_once_bounded_job_commits_one_transaction(void **state) {
   mock_case_t *c = *state;
-  mock_topic(&c->mk, "eo1", 4);
-  path_t logdir = tmp_path("eo1-log");
+  path_t logdir;
+  fl_kafka_sink_opts_t o = eo_topic(c, "eo1", 4, &logdir);
   fl_env_t *env = env_of(NULL);
   gen_t *g = gen_of(c, 500, 11);
-  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "eo1", FL_KAFKA_EXACTLY_ONCE);
   o.transactional_id_prefix = "eo1job";
-  o.txn_log_dir = logdir.s;
   run_to_end(env, gen_source(env, g), &o, "eo1");
   msgs_t ms = {0};
   consume_all(c->mk.bs, "eo1", 4, &ms);
@@ -787,13 +713,11 @@ static void test_transaction_log_is_compacted_to_its_last_lines(void **state) {
  * the open transaction: the job fails, saying why, and commits nothing. */
 static void test_exactly_once_savepoint_needs_periodic_checkpoints(void **state) {
   mock_case_t *c = *state;
-  mock_topic(&c->mk, "eo4", 1);
-  path_t logdir = tmp_path("eo4-log"), sp = tmp_path("eo4-savepoint");
+  path_t logdir, sp = tmp_path("eo4-savepoint");
+  fl_kafka_sink_opts_t o = eo_topic(c, "eo4", 1, &logdir);
   fl_env_t *env = env_of(NULL);
   gen_t *g = gen_of(c, 100, 3);
   g->pause_at = 50;
-  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "eo4", FL_KAFKA_EXACTLY_ONCE);
-  o.txn_log_dir = logdir.s;
   assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
   bg_job_t j;
   bg_job_start(&j, env, "bg");
@@ -815,15 +739,13 @@ static void test_exactly_once_savepoint_needs_periodic_checkpoints(void **state)
 
 static void test_exactly_once_failed_job_commits_nothing(void **state) {
   mock_case_t *c = *state;
-  mock_topic(&c->mk, "eo2", 2);
-  path_t logdir = tmp_path("eo2-log");
+  path_t logdir;
+  fl_kafka_sink_opts_t o = eo_topic(c, "eo2", 2, &logdir);
   fl_env_t *env = env_of(NULL);
   gen_t *g = gen_of(c, 500, 3);
   g->budget = 10;
   g_fail_at = 300;
   fl_stream_t *s = fl_stream_map(gen_source(env, g), "fail", fail_map, NULL);
-  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "eo2", FL_KAFKA_EXACTLY_ONCE);
-  o.txn_log_dir = logdir.s;
   assert_int_equal(fl_stream_sink_kafka(s, "out", &o), 0);
   int rc = fl_env_execute(env, "eo2");
   g_fail_at = -1;
@@ -1058,7 +980,7 @@ typedef struct rerun {
   int version, accept;
   int rc;
   char err[2048];
-  logbuf_t log;
+  log_buf_t log;
 } rerun_t;
 
 /* An exactly-once job over 600 generated records with 30 ms checkpoints, from the
@@ -1077,7 +999,7 @@ static void rerun_job(rerun_t *r) {
                       NULL};
   fl_env_t *env = env_of(kv);
   pthread_mutex_init(&r->log.mu, NULL);
-  log_attach(&r->log, env);
+  log_buf_attach(&r->log, env);
   gen_t g;
   gen_init(&g, 600, 13);
   g.rate_per_ms = 3.0;
@@ -1135,8 +1057,7 @@ static void test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_a
     rerun_job(&r);
     assert_int_equal(topic_count(c->mk.bs, topic), 600); /* nothing written again */
     if (r.rc != 0) break;
-    free(r.log.text);
-    r.log.text = NULL;
+    log_buf_free(&r.log);
   }
   snprintf(want, sizeof want, "committed output at checkpoint %lld", (long long)newest);
   if (!strstr(r.err, "kafka sink 'out'") || !strstr(r.err, want) ||
@@ -1148,7 +1069,7 @@ static void test_restore_past_a_skipped_checkpoint_fails_unless_duplicates_are_a
   if (r.rc) fail_msg("with accept_duplicates: %s", r.err);
   assert_mentions("the log (a warning about the repeated output)", r.log.text, "WARN", want, NULL);
   assert_true(topic_count(c->mk.bs, topic) > 600); /* what the option accepts */
-  free(r.log.text);
+  log_buf_free(&r.log);
 }
 
 /* A start without a checkpoint, by a sink whose transactional ids already committed
@@ -1183,7 +1104,7 @@ static void test_fresh_start_over_committed_output_fails_unless_duplicates_are_a
   /* the log kept elsewhere: it tells, and names itself */
   mock_topic(&c->mk, "fresh2", 2);
   rm_tree(root.s);
-  free(r.log.text);
+  log_buf_free(&r.log);
   r = (rerun_t){.bs = c->mk.bs, .topic = "fresh2", .root = root.s, .logdir = logdir.s};
   rerun_job(&r);
   if (r.rc) fail_msg("first run with a log directory: %s", r.err);
@@ -1198,7 +1119,7 @@ static void test_fresh_start_over_committed_output_fails_unless_duplicates_are_a
   r.accept = 1; /* not read */
   rerun_job(&r);
   assert_int_not_equal(r.rc, 0);
-  free(r.log.text);
+  log_buf_free(&r.log);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -1206,14 +1127,12 @@ static void test_fresh_start_over_committed_output_fails_unless_duplicates_are_a
 
 static void test_broker_down_then_up_loses_nothing(void **state) {
   mock_case_t *c = *state;
-  mock_topic(&c->mk, "down", 2);
-  path_t logdir = tmp_path("down-log");
+  path_t logdir;
+  fl_kafka_sink_opts_t o = eo_topic(c, "down", 2, &logdir);
   fl_env_t *env = env_of(NULL);
   gen_t *g = gen_of(c, 2000, 13);
   g->pause_at = 1000;
   const char *props[] = {"reconnect.backoff.max.ms", "200", "reconnect.backoff.ms", "50", NULL};
-  fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "down", FL_KAFKA_EXACTLY_ONCE);
-  o.txn_log_dir = logdir.s;
   o.props = props;
   o.timeout_ms = 30000;
   assert_int_equal(fl_stream_sink_kafka(gen_source(env, g), "out", &o), 0);
@@ -1249,8 +1168,8 @@ static void test_at_least_once_fails_when_delivery_cannot_complete_in_time(void 
   mock_case_t *c = *state;
   mock_topic(&c->mk, "gone", 2);
   fl_env_t *env = env_of(NULL);
-  logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
-  log_attach(&log, env);
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  log_buf_attach(&log, env);
   gen_t *g = gen_of(c, 200, 7);
   g->pause_at = 100; /* then waits for good: only the sink can end the job */
   const char *props[] = {"reconnect.backoff.max.ms", "100", NULL};
@@ -1268,13 +1187,13 @@ static void test_at_least_once_fails_when_delivery_cannot_complete_in_time(void 
     fail_msg(
         "the job did not fail within 10 s of a delivery timeout of 1.5 s (then stopped: "
         "rc %d, '%s'; log:\n%s)",
-        j.rc, j.err, log.text ? log.text : "");
+        j.rc, j.err, log_buf_text(&log));
   assert_int_not_equal(j.rc, 0);
   assert_int_not_equal(j.rc, FL_ECANCELED);
   assert_mentions("the job's error", j.err, "kafka sink 'out'", "topic gone", "timed out", NULL);
-  if (!log_has(&log, "ERROR", "100 of 100 messages"))
-    fail_msg("no report of the 100 lost records in the log:\n%s", log.text ? log.text : "");
-  free(log.text);
+  if (!log_buf_has(&log, "ERROR", "100 of 100 messages"))
+    fail_msg("no report of the 100 lost records in the log:\n%s", log_buf_text(&log));
+  log_buf_free(&log);
 }
 
 /* A stop while the broker is gone: the sink flushes what it can within its bounded
@@ -1283,8 +1202,8 @@ static void test_stop_reports_what_at_least_once_could_not_deliver(void **state)
   mock_case_t *c = *state;
   mock_topic(&c->mk, "stop", 2);
   fl_env_t *env = env_of(NULL);
-  logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
-  log_attach(&log, env);
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  log_buf_attach(&log, env);
   gen_t *g = gen_of(c, 300, 7);
   g->pause_at = 150;
   fl_kafka_sink_opts_t o = sink_opts(c->mk.bs, "stop", FL_KAFKA_AT_LEAST_ONCE);
@@ -1295,10 +1214,10 @@ static void test_stop_reports_what_at_least_once_could_not_deliver(void **state)
   bg_job_join(&j);
   fl_env_destroy(env); /* no more log lines */
   assert_int_equal(j.rc, FL_ECANCELED);
-  if (!log_has(&log, "ERROR", "150 of 150 messages") || !log_has(&log, "topic stop", NULL))
+  if (!log_buf_has(&log, "ERROR", "150 of 150 messages") || !log_buf_has(&log, "topic stop", NULL))
     fail_msg("the stop did not report the 150 records it could not deliver:\n%s",
-             log.text ? log.text : "");
-  free(log.text);
+             log_buf_text(&log));
+  log_buf_free(&log);
 }
 
 static _Atomic int64_t g_passed;
@@ -1318,8 +1237,8 @@ static void test_a_frozen_broker_is_logged_until_it_answers_again(void **state) 
   char bs[1100];
   child_t *srv = start_server(bs, sizeof bs, "--quiet", "--topic", "frozen:2", NULL);
   fl_env_t *env = env_of(NULL);
-  logbuf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
-  log_attach(&log, env);
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  log_buf_attach(&log, env);
   gen_t g;
   gen_init(&g, INT64_MAX / 2, 7); /* until stopped */
   g.rate_per_ms = 0.5;
@@ -1335,17 +1254,17 @@ static void test_a_frozen_broker_is_logged_until_it_answers_again(void **state) 
   bg_job_start(&j, env, "bg");
   wait_until(fifty_passed, NULL, 10000);
   assert_int_equal(kill(srv->pid, SIGSTOP), 0);
-  bool warned = wait_log(&log, "WARN", "no answer from broker", 10000);
+  bool warned = log_buf_wait(&log, "WARN", "no answer from broker", 10000);
   assert_int_equal(kill(srv->pid, SIGCONT), 0);
-  bool again = wait_log(&log, "INFO", "answer again", 10000);
+  bool again = log_buf_wait(&log, "INFO", "answer again", 10000);
   fl_env_stop(env);
   bg_job_join(&j);
   fl_env_destroy(env); /* no more log lines */
-  if (!warned || !again || log_has(&log, "ERROR", NULL))
+  if (!warned || !again || log_buf_has(&log, "ERROR", NULL))
     fail_msg("frozen broker: warned %d, answered again %d; log:\n%s", warned, again,
-             log.text ? log.text : "");
+             log_buf_text(&log));
   assert_int_equal(j.rc, FL_ECANCELED);
-  free(log.text);
+  log_buf_free(&log);
   gen_free(&g);
   assert_int_equal(rd_kafka_wait_destroyed(5000), 0);
   stop_server(srv);

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "fl_test_util.h"
 #include "flink.h"
 #include "kv_contract.h"
 #include "run_util.h"
@@ -110,11 +111,32 @@ static fl_kkey_t key_n(uint64_t *buf, uint64_t i) {
   return kk((uint16_t)(i % 128), buf, sizeof *buf, NULL, 0);
 }
 
-/* Appends b to a. */
-static int concat_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b, size_t bl,
-                         fl_buf_t *out, void *opaque) {
-  int rc = fl_buf_set(out, a, al);
-  return rc ? rc : fl_buf_append(out, b, bl);
+/* Writes a cell past the others (n + 1), then cells i < n of f's table with i * mult + 1;
+ * with lists, also appends i to the list cell "l" of key i for every third i. */
+static void put_numbered(kvc_fx_t *f, uint64_t n, uint64_t mult, bool lists) {
+  uint64_t kb, val;
+  kvc_put(f, f->t, key_n(&kb, n + 1), "x", 1);
+  for (uint64_t i = 0; i < n; i++) {
+    val = i * mult + 1;
+    assert_int_equal(kvc_put(f, f->t, key_n(&kb, i), &val, sizeof val), FL_OK);
+    if (lists && i % 3 == 0) {
+      uint64_t item = i;
+      assert_int_equal(f->kv.ops->append(f->kv.self, f->t,
+                                         &(fl_kkey_t){(uint16_t)(i % 128), &i, sizeof i, "l", 1},
+                                         &item, sizeof item),
+                       FL_OK);
+    }
+  }
+}
+
+/* Checks that the cells i = 0, step, 2 step, ... below n of f's table hold i * mult + 1,
+ * read through kv: the cache (&f->kv) or the store behind it (inner_of(f)). */
+static void expect_numbered(kvc_fx_t *f, fl_kv_t *kv, uint64_t n, uint64_t step, uint64_t mult) {
+  uint64_t kb, val;
+  for (uint64_t i = 0; i < n; i += step) {
+    val = i * mult + 1;
+    kvc_assert_value_in(kv, f->t, key_n(&kb, i), &val, sizeof val);
+  }
 }
 
 /* A large accumulator: the number of adds in its first 8 bytes. */
@@ -183,36 +205,17 @@ static void reads_of_cached_cells_do_not_reach_the_store(void **state) {
 static void evicting_dirty_cells_loses_nothing(void **state) {
   kvc_fx_t *f = *state;
   const uint64_t n = 20000;
-  uint64_t kb, val;
-  kvc_put(f, f->t, key_n(&kb, n + 1), "x", 1);
-  for (uint64_t i = 0; i < n; i++) {
-    val = i * 7 + 1;
-    assert_int_equal(kvc_put(f, f->t, key_n(&kb, i), &val, sizeof val), FL_OK);
-    if (i % 3 == 0) {
-      uint64_t item = i;
-      assert_int_equal(f->kv.ops->append(f->kv.self, f->t,
-                                         &(fl_kkey_t){(uint16_t)(i % 128), &i, sizeof i, "l", 1},
-                                         &item, sizeof item),
-                       FL_OK);
-    }
-  }
+  put_numbered(f, n, 7, true);
   fl_kv_cache_stats_t s = stats_of(f);
   assert_true(s.evicted_dirty > 0);
   assert_true(s.cache_bytes <= s.capacity);
-  /* through the cache */
-  for (uint64_t i = 0; i < n; i++) {
-    val = i * 7 + 1;
-    kvc_assert_value(f, f->t, key_n(&kb, i), &val, sizeof val);
-  }
+  expect_numbered(f, &f->kv, n, 1, 7); /* through the cache */
   /* and in the store alone, after a flush */
   assert_int_equal(fl_kv_cache_drop(&f->kv), FL_OK);
-  for (uint64_t i = 0; i < n; i++) {
-    val = i * 7 + 1;
-    kvc_assert_value_in(inner_of(f), f->t, key_n(&kb, i), &val, sizeof val);
-    if (i % 3 == 0) {
-      fl_kkey_t lk = {(uint16_t)(i % 128), &i, sizeof i, "l", 1};
-      kvc_assert_value_in(inner_of(f), f->t, lk, &i, sizeof i);
-    }
+  expect_numbered(f, inner_of(f), n, 1, 7);
+  for (uint64_t i = 0; i < n; i += 3) {
+    fl_kkey_t lk = {(uint16_t)(i % 128), &i, sizeof i, "l", 1};
+    kvc_assert_value_in(inner_of(f), f->t, lk, &i, sizeof i);
   }
 }
 
@@ -246,28 +249,17 @@ static void the_bound_holds_under_a_scan_of_more_keys_than_fit(void **state) {
 static void a_large_index_finds_every_cell(void **state) {
   kvc_fx_t *f = *state;
   const uint64_t n = 300000;
-  uint64_t kb, val;
-  kvc_put(f, f->t, key_n(&kb, n + 1), "x", 1);
-  for (uint64_t i = 0; i < n; i++) {
-    val = i * 3 + 1;
-    assert_int_equal(kvc_put(f, f->t, key_n(&kb, i), &val, sizeof val), FL_OK);
-  }
+  put_numbered(f, n, 3, false);
   fl_kv_cache_stats_t s0 = stats_of(f);
   assert_true(s0.items >= n);
   assert_int_equal(s0.evictions, 0);
-  for (uint64_t i = 0; i < n; i++) {
-    val = i * 3 + 1;
-    kvc_assert_value(f, f->t, key_n(&kb, i), &val, sizeof val);
-  }
+  expect_numbered(f, &f->kv, n, 1, 3);
   fl_kv_cache_stats_t s1 = stats_of(f);
   assert_int_equal(s1.misses, s0.misses);
   assert_true(s1.hits >= s0.hits + n);
   assert_true(s1.cache_bytes <= s1.capacity);
   assert_int_equal(fl_kv_cache_drop(&f->kv), FL_OK);
-  for (uint64_t i = 0; i < n; i += 7) {
-    val = i * 3 + 1;
-    kvc_assert_value_in(inner_of(f), f->t, key_n(&kb, i), &val, sizeof val);
-  }
+  expect_numbered(f, inner_of(f), n, 7, 3);
 }
 
 /* An append to a list the cache does not hold does not read it; a read then puts the

@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "fl_test_util.h"
 #include "flink.h"
 #include "state/kv.h"
 #include "state/state.h"
@@ -292,15 +293,6 @@ static int sum_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b
   if (y < 0) return FL_EUSER;
   x += y;
   return fl_buf_set(out, &x, 8);
-}
-
-/* Appends b to a: the result grows, so it cannot be written in place. */
-static int concat_reduce(fl_context_t *ctx, const void *a, size_t al, const void *b, size_t bl,
-                         fl_buf_t *out, void *opaque) {
-  (void)ctx;
-  (void)opaque;
-  int rc = fl_buf_set(out, a, al);
-  return rc ? rc : fl_buf_append(out, b, bl);
 }
 
 typedef struct pair {

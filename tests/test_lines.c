@@ -636,7 +636,7 @@ static void lines_opts_savepoint_after_a_bad_line_restores_past_it(void **state)
   fd = open(fifo, O_WRONLY | O_CLOEXEC); /* until the source opened it */
   assert_true(fd >= 0);
   write_all(fd, data, head);
-  int64_t deadline = mono_ms() + (int64_t)(20000 * timeout_scale());
+  int64_t deadline = deadline_in(20000);
   for (;;) {
     pthread_mutex_lock(&r.main.mu);
     size_t n = r.main.n;
@@ -656,10 +656,8 @@ static void lines_opts_savepoint_after_a_bad_line_restores_past_it(void **state)
   /* The same bytes as a regular file; from the savepoint, failing on bad lines. */
   assert_int_equal(unlink(fifo), 0);
   write_bytes(fifo, data, len);
-  fl_config_t *conf = fl_config_new();
-  assert_int_equal(fl_config_set(conf, "execution.savepoint.path", sp, err, sizeof(err)), FL_OK);
-  assert_int_equal(fl_env_new(&env, conf, err, sizeof(err)), FL_OK);
-  fl_config_destroy(conf);
+  const char *kv[] = {"execution.savepoint.path", sp, NULL};
+  env = env_of(kv);
   o.on_error = FL_LINES_ON_ERROR_FAIL;
   policy_run_source(&r, env, &o);
   assert_int_equal(fl_env_execute(env, "second"), FL_EUSER);

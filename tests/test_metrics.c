@@ -47,30 +47,10 @@ static double op_num(fl_env_t *env, const char *name, const char *field) {
   return d;
 }
 
-/* The value of the first sample of metric whose labels contain `has` (e.g.
- * operator_name="x"), or NAN. */
-static double prom_value(const char *text, const char *metric, const char *has) {
-  size_t ml = strlen(metric);
-  for (const char *line = text; line && *line;) {
-    const char *end = strchr(line, '\n');
-    size_t len = end ? (size_t)(end - line) : strlen(line);
-    if (len > ml && !strncmp(line, metric, ml) && line[ml] == '{') {
-      const char *close = memchr(line, '}', len);
-      char buf[4096];
-      size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
-      memcpy(buf, line, n);
-      buf[n] = 0;
-      if (close && (!has || strstr(buf, has))) return strtod(close + 1, NULL);
-    }
-    line = end ? end + 1 : NULL;
-  }
-  return NAN;
-}
-
 static double prom(fl_env_t *env, const char *metric, const char *has) {
   char *t = fl_env_metrics_prometheus(env);
   assert_non_null(t);
-  double v = prom_value(t, metric, has);
+  double v = prom_sample(t, metric, has);
   fl_free(t);
   return v;
 }
@@ -92,18 +72,15 @@ static int fast_run(fl_context_t *ctx, void *inst) {
 
 /* Emits `rate` records per second of the monotonic clock. */
 typedef struct paced {
-  double rate, start;
+  double rate, start_ms;
   long emitted;
 } paced_t;
 
 static int paced_run(fl_context_t *ctx, void *inst) {
   paced_t *p = inst;
-  if (p->start == 0) p->start = mono_s();
-  long due = (long)((mono_s() - p->start) * p->rate) - p->emitted;
-  size_t budget = fl_ctx_source_budget(ctx);
-  if (due <= 0) return FL_SOURCE_WAIT;
-  if ((size_t)due > budget) due = (long)budget;
-  for (long i = 0; i < due; i++, p->emitted++) {
+  size_t due = paced_budget(fl_ctx_source_budget(ctx), p->rate / 1000, &p->start_ms, p->emitted);
+  if (due == 0) return FL_SOURCE_WAIT;
+  for (size_t i = 0; i < due; i++, p->emitted++) {
     char key[16];
     int kl = snprintf(key, sizeof key, "%ld", p->emitted % 13);
     fl_emit(ctx, key, (size_t)kl, "v", 1, 1000);
@@ -389,12 +366,12 @@ static void completed_checkpoints_give_id_duration_and_sizes(void **state) {
   fl_env_stop(env);
   bg_job_join(&r);
   assert_true(done >= 3);
-  assert_true(prom_value(t, "flink_jobmanager_job_lastCompletedCheckpointId", NULL) >= 3);
-  assert_true(prom_value(t, "flink_jobmanager_job_lastCheckpointDuration", NULL) >= 0);
-  assert_true(prom_value(t, "flink_jobmanager_job_lastCheckpointFullSize", NULL) > 0);
-  assert_true(prom_value(t, "flink_jobmanager_job_lastCheckpointSize", NULL) > 0);
-  assert_true(prom_value(t, "flink_jobmanager_job_numberOfFailedCheckpoints", NULL) == 0);
-  double inprog = prom_value(t, "flink_jobmanager_job_numberOfInProgressCheckpoints", NULL);
+  assert_true(prom_sample(t, "flink_jobmanager_job_lastCompletedCheckpointId", NULL) >= 3);
+  assert_true(prom_sample(t, "flink_jobmanager_job_lastCheckpointDuration", NULL) >= 0);
+  assert_true(prom_sample(t, "flink_jobmanager_job_lastCheckpointFullSize", NULL) > 0);
+  assert_true(prom_sample(t, "flink_jobmanager_job_lastCheckpointSize", NULL) > 0);
+  assert_true(prom_sample(t, "flink_jobmanager_job_numberOfFailedCheckpoints", NULL) == 0);
+  double inprog = prom_sample(t, "flink_jobmanager_job_numberOfInProgressCheckpoints", NULL);
   assert_true(inprog == 0 || inprog == 1);
   fl_free(t);
   fl_env_destroy(env);
@@ -478,8 +455,8 @@ static void user_histograms_keep_the_last_values(void **state) {
   assert_true(p50 >= 236 && p50 <= 237);
   json_decref(o);
   char *t = fl_env_metrics_prometheus(env);
-  assert_true(prom_value(t, "flink_taskmanager_job_task_operator_value_count", NULL) == N);
-  assert_true(prom_value(t, "flink_taskmanager_job_task_operator_value", "quantile=\"0.5\"") ==
+  assert_true(prom_sample(t, "flink_taskmanager_job_task_operator_value_count", NULL) == N);
+  assert_true(prom_sample(t, "flink_taskmanager_job_task_operator_value", "quantile=\"0.5\"") ==
               p50);
   assert_non_null(strstr(t, "# TYPE flink_taskmanager_job_task_operator_value summary\n"));
   fl_free(t);
@@ -547,19 +524,19 @@ static void rocksdb_statistics_under_flinks_names(void **state) {
   fl_env_stop(env);
   bg_job_join(&r);
   assert_true(keys >= 15000 && keys <= 25000); /* an estimate of the 20000 keys */
-  double mem = prom_value(t, "flink_taskmanager_job_task_operator_rocksdb_cur_size_all_mem_tables",
-                          "operator_name=\"remember\"");
-  double usage = prom_value(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_usage",
-                            "operator_name=\"remember\"");
-  double miss = prom_value(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_miss",
+  double mem = prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_cur_size_all_mem_tables",
                            "operator_name=\"remember\"");
-  double hit = prom_value(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_hit",
-                          "operator_name=\"remember\"");
+  double usage = prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_usage",
+                             "operator_name=\"remember\"");
+  double miss = prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_miss",
+                            "operator_name=\"remember\"");
+  double hit = prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_hit",
+                           "operator_name=\"remember\"");
   /* opt-in: not asked for, not shown */
   assert_null(strstr(t, "rocksdb_total_sst_files_size"));
   /* the hashmap operators have none */
-  assert_true(isnan(prom_value(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_hit",
-                               "operator_name=\"sink\"")));
+  assert_true(isnan(prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_hit",
+                                "operator_name=\"sink\"")));
   fl_free(t);
   assert_true(mem > 0);
   assert_true(usage >= 0);
@@ -614,10 +591,10 @@ static void prometheus_text_is_well_formed_and_escapes_labels(void **state) {
   check_exposition(t);
   assert_non_null(strstr(t, "operator_name=\"we\\\"ird\\\\name\\nx\""));
   assert_non_null(strstr(t, "job_name=\"job \\\"quoted\\\"\""));
-  assert_true(prom_value(t, "flink_taskmanager_job_task_operator_numRecordsIn",
-                         "operator_name=\"sink\"") == 2);
-  assert_true(prom_value(t, "flink_taskmanager_job_task_operator_numRecordsOut",
-                         "operator_name=\"src\"") == 2);
+  assert_true(prom_sample(t, "flink_taskmanager_job_task_operator_numRecordsIn",
+                          "operator_name=\"sink\"") == 2);
+  assert_true(prom_sample(t, "flink_taskmanager_job_task_operator_numRecordsOut",
+                          "operator_name=\"src\"") == 2);
   fl_free(t);
   fl_env_destroy(env);
   /* names that are not UTF-8: U+FFFD in the Prometheus text and the JSON */
@@ -660,25 +637,25 @@ static void kafka_metric_names_map_to_flinks(void **state) {
   assert_int_equal(fl_env_execute(env, "kafka"), 0);
   char *t = fl_env_metrics_prometheus(env);
   check_exposition(t);
-  assert_true(prom_value(t,
-                         "flink_taskmanager_job_task_operator_KafkaSourceReader_KafkaConsumer_"
-                         "records_lag_max",
-                         "operator_name=\"kafka-like\"") == 42);
-  assert_true(prom_value(t,
-                         "flink_taskmanager_job_task_operator_KafkaSourceReader_topic_partition_"
-                         "recordsLag",
-                         "topic=\"orders.v2\",partition=\"4\"") == 7);
-  assert_true(prom_value(t,
-                         "flink_taskmanager_job_task_operator_KafkaSourceReader_topic_partition_"
-                         "currentOffset",
-                         "partition=\"3\"") == 1000);
-  assert_true(prom_value(t,
-                         "flink_taskmanager_job_task_operator_KafkaSourceReader_commitsSucceeded",
-                         NULL) == 2);
-  assert_true(prom_value(t, "flink_taskmanager_job_task_operator_my_counter", NULL) == 5);
-  assert_true(prom_value(t, "flink_taskmanager_job_task_operator_user_numRecordsIn", NULL) == 9);
-  assert_true(prom_value(t, "flink_taskmanager_job_task_operator_numRecordsIn",
-                         "operator_name=\"kafka-like\"") == 1);
+  assert_true(prom_sample(t,
+                          "flink_taskmanager_job_task_operator_KafkaSourceReader_KafkaConsumer_"
+                          "records_lag_max",
+                          "operator_name=\"kafka-like\"") == 42);
+  assert_true(prom_sample(t,
+                          "flink_taskmanager_job_task_operator_KafkaSourceReader_topic_partition_"
+                          "recordsLag",
+                          "topic=\"orders.v2\",partition=\"4\"") == 7);
+  assert_true(prom_sample(t,
+                          "flink_taskmanager_job_task_operator_KafkaSourceReader_topic_partition_"
+                          "currentOffset",
+                          "partition=\"3\"") == 1000);
+  assert_true(prom_sample(t,
+                          "flink_taskmanager_job_task_operator_KafkaSourceReader_commitsSucceeded",
+                          NULL) == 2);
+  assert_true(prom_sample(t, "flink_taskmanager_job_task_operator_my_counter", NULL) == 5);
+  assert_true(prom_sample(t, "flink_taskmanager_job_task_operator_user_numRecordsIn", NULL) == 9);
+  assert_true(prom_sample(t, "flink_taskmanager_job_task_operator_numRecordsIn",
+                          "operator_name=\"kafka-like\"") == 1);
   /* one series per name and labels */
   const char *first = strstr(t, "flink_taskmanager_job_task_operator_my_counter{");
   assert_non_null(first);
@@ -763,8 +740,8 @@ static void kafka_partition_metrics_fit_4096_names_per_subtask(void **state) {
   for (const char *at = strstr(text, fam); at; at = strstr(at + 1, fam))
     samples += at[strlen(fam)] == '{';
   assert_int_equal(samples, 4096);
-  assert_true(prom_value(text, fam, "topic=\"orders\",partition=\"4095\"") == 5095);
-  assert_true(prom_value(text, fam, "topic=\"orders\",partition=\"7\"") == 7);
+  assert_true(prom_sample(text, fam, "topic=\"orders\",partition=\"4095\"") == 5095);
+  assert_true(prom_sample(text, fam, "topic=\"orders\",partition=\"7\"") == 7);
   fl_free(text);
   fl_env_destroy(env);
 }

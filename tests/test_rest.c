@@ -503,13 +503,8 @@ static void endpoint_errors_fail_execute_with_the_cause(void **state) {
   char port[16];
   snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
   for (int k = 0; k < 2; k++) {
-    fl_config_t *c = fl_config_new();
-    char err[256];
-    assert_int_equal(fl_config_set(c, "rest.port", k ? "0" : port, err, sizeof err), 0);
-    if (k) assert_int_equal(fl_config_set(c, "rest.address", "256.1.1.1", err, sizeof err), 0);
-    fl_env_t *env = NULL;
-    assert_int_equal(fl_env_new(&env, c, err, sizeof err), 0);
-    fl_config_destroy(c);
+    const char *kv[] = {"rest.port", k ? "0" : port, k ? "rest.address" : NULL, "256.1.1.1", NULL};
+    fl_env_t *env = env_of(kv);
     fl_record_t recs[] = {rec_str("k", "v", 1)};
     fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION, .write = count_sink};
     job_t j = {0};

@@ -21,24 +21,9 @@
 #define N 40000
 #define KEYS 40
 
-/* Log lines of one environment, kept for the assertions. */
-typedef struct {
-  pthread_mutex_t mu;
-  char text[16384];
-} log_t;
-
-static void log_keep(fl_log_level_t level, const char *line, void *opaque) {
-  log_t *l = opaque;
-  (void)level;
-  pthread_mutex_lock(&l->mu);
-  size_t n = strlen(l->text);
-  snprintf(l->text + n, sizeof l->text - n, "%s\n", line);
-  pthread_mutex_unlock(&l->mu);
-}
-
 /* An environment at parallelism 2 with 20 ms checkpoints under root; extra key/value
  * pairs (NULL-terminated) after. */
-static fl_env_t *env_for(const char *root, log_t *log, ...) {
+static fl_env_t *env_for(const char *root, log_buf_t *log, ...) {
   const char *kv[16] = {"parallelism",
                         "2",
                         "state.checkpoints.dir",
@@ -61,11 +46,7 @@ static fl_env_t *env_for(const char *root, log_t *log, ...) {
   char err[512];
   fl_env_t *env = env_try(kv, err, sizeof err);
   if (!env) fail_msg("env: %s", err);
-  if (log) {
-    pthread_mutex_init(&log->mu, NULL);
-    log->text[0] = '\0';
-    assert_int_equal(fl_env_set_log(env, log_keep, log), 0);
-  }
+  if (log) log_buf_attach(log, env); /* kept for the assertions */
   return env;
 }
 
@@ -101,7 +82,7 @@ static void *stop_when_checkpointed(void *arg) {
  * the newest complete checkpoint's id. */
 static int64_t run_and_stop_from(const char *root, const char *out, int want,
                                  const char *savepoint) {
-  log_t log;
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
   fl_env_t *env = savepoint ? env_for(root, &log, "execution.savepoint.path", savepoint, NULL)
                             : env_for(root, &log, NULL);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = N / 2, .fail_at = -1, .budget = 64};
@@ -116,9 +97,10 @@ static int64_t run_and_stop_from(const char *root, const char *out, int want,
   if (!savepoint) {
     /* nothing to restore the first time: it started fresh and said so */
     assert_int_equal(restored_from(env), 0);
-    assert_non_null(strstr(log.text, "starts fresh"));
+    assert_non_null(strstr(log_buf_text(&log), "starts fresh"));
   }
   fl_env_destroy(env);
+  log_buf_free(&log);
   int64_t id;
   assert_true(complete_checkpoints(root, &id) >= want);
   return id;
@@ -130,7 +112,7 @@ static int64_t run_and_stop(const char *root, const char *out, int want) {
 
 /* Runs the job to its end, restoring the newest checkpoint (with savepoint, that is
  * execution.savepoint.path); returns the id it restored from. */
-static int64_t run_to_end_from(const char *root, const char *out, log_t *log,
+static int64_t run_to_end_from(const char *root, const char *out, log_buf_t *log,
                                const char *savepoint) {
   fl_env_t *env = savepoint ? env_for(root, log, "execution.savepoint.path", savepoint, NULL)
                             : env_for(root, log, NULL);
@@ -142,7 +124,7 @@ static int64_t run_to_end_from(const char *root, const char *out, log_t *log,
   return id;
 }
 
-static int64_t run_to_end(const char *root, const char *out, log_t *log) {
+static int64_t run_to_end(const char *root, const char *out, log_buf_t *log) {
   return run_to_end_from(root, out, log, NULL);
 }
 
@@ -151,9 +133,10 @@ static void resumes_from_the_newest_complete_checkpoint(void **state) {
   char root[512], out[512];
   ckjob_paths(root, out, "resume");
   int64_t newest = run_and_stop(root, out, 1);
-  log_t log;
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
   assert_int_equal(run_to_end(root, out, &log), newest);
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
+  log_buf_free(&log);
 }
 
 static void starts_fresh_without_a_usable_checkpoint(void **state) {
@@ -161,9 +144,9 @@ static void starts_fresh_without_a_usable_checkpoint(void **state) {
   char root[512], out[512], p[700];
   /* the directory does not exist yet */
   ckjob_paths(root, out, "fresh");
-  log_t log;
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
   assert_int_equal(run_to_end(root, out, &log), 0);
-  assert_non_null(strstr(log.text, "starts fresh"));
+  assert_non_null(strstr(log_buf_text(&log), "starts fresh"));
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
   /* only a checkpoint that was never completed (the process died writing it) */
   ckjob_paths(root, out, "incomplete");
@@ -171,9 +154,10 @@ static void starts_fresh_without_a_usable_checkpoint(void **state) {
   assert_int_equal(mkdir(root, 0700), 0);
   assert_int_equal(mkdir(p, 0700), 0);
   assert_int_equal(run_to_end(root, out, &log), 0);
-  assert_non_null(strstr(log.text, "chk-7"));
-  assert_non_null(strstr(log.text, "starts fresh"));
+  assert_non_null(strstr(log_buf_text(&log), "chk-7"));
+  assert_non_null(strstr(log_buf_text(&log), "starts fresh"));
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
+  log_buf_free(&log);
 }
 
 /* Appends a byte to the first op-*.snap or SST file of checkpoint dir: its size no
@@ -206,12 +190,13 @@ static void falls_back_past_a_damaged_newest_checkpoint(void **state) {
   int64_t newest = run_and_stop(root, out, 2);
   snprintf(dir, sizeof dir, "%s/chk-%lld", root, (long long)newest);
   damage_checkpoint(dir);
-  log_t log;
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
   int64_t from = run_to_end(root, out, &log);
   assert_true(from > 0 && from < newest);
-  assert_non_null(strstr(log.text, dir));
-  assert_non_null(strstr(log.text, "falling back"));
+  assert_non_null(strstr(log_buf_text(&log), dir));
+  assert_non_null(strstr(log_buf_text(&log), "falling back"));
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
+  log_buf_free(&log);
 }
 
 static void a_checkpoint_wins_over_the_savepoint_path(void **state) {
@@ -220,9 +205,9 @@ static void a_checkpoint_wins_over_the_savepoint_path(void **state) {
   ckjob_paths(root, out, "wins");
   int64_t newest = run_and_stop(root, out, 1);
   /* a savepoint path that no longer exists lets the checkpoint win, and is said */
-  log_t log;
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
   assert_int_equal(run_to_end_from(root, out, &log, "/nonexistent/flink-sp"), newest);
-  assert_non_null(strstr(log.text, "/nonexistent/flink-sp does not exist"));
+  assert_non_null(strstr(log_buf_text(&log), "/nonexistent/flink-sp does not exist"));
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
   /* without a checkpoint, the savepoint path is where the job starts (here: an error
    * naming it) */
@@ -234,6 +219,7 @@ static void a_checkpoint_wins_over_the_savepoint_path(void **state) {
   assert_true(fl_env_execute(env, "sp") < 0);
   assert_non_null(strstr(fl_env_error(env), "/nonexistent/flink-sp"));
   fl_env_destroy(env);
+  log_buf_free(&log);
 }
 
 /* A savepoint newer than the checkpoints under the directory (here: a checkpoint of a
@@ -250,10 +236,11 @@ static void a_savepoint_newer_than_the_checkpoints_wins(void **state) {
   int64_t newer = run_and_stop_from(other, out, 2, sp);
   assert_true(newer > older);
   snprintf(sp, sizeof sp, "%s/chk-%lld", other, (long long)newer);
-  log_t log;
+  log_buf_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
   assert_int_equal(run_to_end_from(root, out, &log, sp), newer);
-  assert_non_null(strstr(log.text, "the job starts from the savepoint"));
+  assert_non_null(strstr(log_buf_text(&log), "the job starts from the savepoint"));
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);
+  log_buf_free(&log);
 }
 
 static int other_job_process(fl_context_t *ctx, const fl_record_t *in, void *inst) {

@@ -314,14 +314,9 @@ static int bp_slow_write(fl_context_t *ctx, const fl_record_t *in, void *inst) {
 }
 
 static void slow_sink_backpressures_the_source(void **state) {
-  fl_config_t *conf = fl_config_new();
-  char err[256];
-  assert_int_equal(fl_config_set(conf, "parallelism", "2", err, sizeof err), 0);
-  assert_int_equal(fl_config_set(conf, "execution.batch-size", "64", err, sizeof err), 0);
-  assert_int_equal(fl_config_set(conf, "execution.channel-capacity", "4", err, sizeof err), 0);
-  fl_env_t *env = NULL;
-  assert_int_equal(fl_env_new(&env, conf, err, sizeof err), 0);
-  fl_config_destroy(conf);
+  static const char *const kv[] = {
+      "parallelism", "2", "execution.batch-size", "64", "execution.channel-capacity", "4", NULL};
+  fl_env_t *env = env_of(kv);
   bp_t b = {.total = 200000};
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = bp_run};
   /* one shared counter: a single-reader source */
@@ -585,9 +580,7 @@ static void event_timers_fire_once_in_order_when_the_watermark_passes(void **sta
 /* ---------------------------------------------------------------------------------- */
 /* Processing-time timers by an injected clock. */
 
-static _Atomic int64_t g_clock;
 static _Atomic int g_proc_fired;
-static int64_t test_clock(void *o) { return atomic_load(&g_clock); }
 
 typedef struct {
   int stage;
@@ -602,7 +595,7 @@ static int clock_src_run(fl_context_t *ctx, void *inst) {
     return FL_SOURCE_MORE;
   }
   if (s->stage == 1) {
-    atomic_store(&g_clock, 1000 + 500); /* past the timer at 1000 + 100 */
+    atomic_store(&g_manual_ms, 1000 + 500); /* past the timer at 1000 + 100 */
     s->stage = 2;
     return FL_SOURCE_MORE;
   }
@@ -624,10 +617,10 @@ static int proc_fired(fl_context_t *ctx, int64_t ts, fl_time_domain_t d, void *i
 }
 
 static void processing_time_timers_fire_by_the_clock(void **state) {
-  atomic_store(&g_clock, 1000);
+  atomic_store(&g_manual_ms, 1000);
   atomic_store(&g_proc_fired, 0);
   fl_env_t *env = env_with(1, NULL);
-  assert_int_equal(fl_env_set_clock(env, test_clock, NULL), 0);
+  assert_int_equal(fl_env_set_clock(env, manual_clock, NULL), 0);
   clocksrc_t cs = {0};
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = clock_src_run};
   collector_t c;
@@ -651,7 +644,7 @@ static _Atomic int g_fired_while_quiet_running;
 
 static int quiet_run(fl_context_t *ctx, void *inst) {
   quiet_t *q = inst;
-  atomic_fetch_add(&g_clock, 10); /* time passes while it says nothing */
+  atomic_fetch_add(&g_manual_ms, 10); /* time passes while it says nothing */
   if (atomic_load(&g_fired_while_quiet_running) || ++q->calls > 20000000) {
     atomic_store(&q->ended, 1);
     return FL_SOURCE_END;
@@ -671,11 +664,11 @@ static int register_event_timer(fl_context_t *ctx, const fl_record_t *in, void *
 }
 
 static void idle_input_does_not_hold_back_the_watermark(void **state) {
-  atomic_store(&g_clock, 0);
+  atomic_store(&g_manual_ms, 0);
   atomic_store(&g_fired_while_quiet_running, 0);
   memset(&g_quiet, 0, sizeof g_quiet);
   fl_env_t *env = env_with(1, "0");
-  fl_env_set_clock(env, test_clock, NULL);
+  fl_env_set_clock(env, manual_clock, NULL);
   fl_record_t recs[] = {rec_str("k", "", 100), rec_str("k", "", 200)};
   fl_watermark_strategy_t ws = {
       FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, 0, 50, NULL, NULL};

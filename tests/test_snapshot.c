@@ -21,33 +21,24 @@
 #include "util/buf.h"
 #include "util/fs.h"
 
+#include "rocksdb_dir.h"
 #include "run_util.h"
 
 #define NODE 7
 #define KGS 128
 
 typedef struct fixture {
-  char dir[256];
-  fl_kv_rocksdb_shared_t *sh;
+  rocks_dir_t rd; /* first: the fixture is a rocks_fixture_new() */
   int n_db;
 } fixture_t;
 
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  char err[512];
-  if (!f) return -1;
-  snprintf(f->dir, sizeof f->dir, "/tmp/fl-test-snapshot-XXXXXX");
-  if (!mkdtemp(f->dir)) return -1;
-  if (fl_kv_rocksdb_shared_new(NULL, &f->sh, err, sizeof err)) return -1;
-  *state = f;
-  return 0;
+  *state = rocks_fixture_new(sizeof(fixture_t), "fl-test-snapshot");
+  return *state ? 0 : -1;
 }
 
 static int teardown(void **state) {
-  fixture_t *f = *state;
-  fl_kv_rocksdb_shared_destroy(f->sh);
-  fl_rm_tree(f->dir);
-  free(f);
+  rocks_fixture_free(*state);
   return 0;
 }
 
@@ -63,8 +54,8 @@ static void side_open(fixture_t *f, side_t *s, bool rocksdb, uint32_t first, uin
   s->kg_first = first;
   s->kg_count = n;
   if (rocksdb) {
-    snprintf(db, sizeof db, "%s/db%d", f->dir, f->n_db++);
-    assert_int_equal(fl_kv_rocksdb_new(f->sh, db, NULL, &s->kv, err, sizeof err), 0);
+    snprintf(db, sizeof db, "%s/db%d", f->rd.dir, f->n_db++);
+    assert_int_equal(fl_kv_rocksdb_new(f->rd.sh, db, NULL, &s->kv, err, sizeof err), 0);
     s->timers = fl_timers_new_rocksdb(&s->kv, first, n, 4, err, sizeof err);
   } else {
     assert_int_equal(fl_kv_hashmap_new(&s->kv), 0);

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "api/builder.h"
+#include "fl_test_util.h"
 #include "state/state.h"
 
 /* A reduce function to name (descriptors only keep the pointer). */
@@ -34,12 +35,7 @@ static void noop_init(void *acc, void *opaque) {}
 
 static int noop_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) { return 0; }
 
-static fl_env_t *new_env(void) {
-  fl_env_t *env = NULL;
-  char err[256];
-  assert_int_equal(fl_env_new(&env, NULL, err, sizeof err), FL_OK);
-  return env;
-}
+static fl_env_t *new_env(void) { return env_of(NULL); }
 
 static void descriptors_get_dense_ids_and_unique_names(void **state) {
   fl_env_t *env = new_env();

@@ -32,21 +32,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static fl_env_t *env_kv(const char *const *kv) {
-  fl_config_t *c = fl_config_new();
-  char err[512];
-  for (size_t i = 0; kv[i]; i += 2)
-    if (fl_config_set(c, kv[i], kv[i + 1], err, sizeof err)) {
-      fprintf(stderr, "config %s: %s\n", kv[i], err);
-      fl_config_destroy(c);
-      return NULL;
-    }
-  fl_env_t *env = NULL;
-  if (fl_env_new(&env, c, err, sizeof err)) fprintf(stderr, "env: %s\n", err);
-  fl_config_destroy(c);
-  return env;
-}
-
 /* The backends every job runs on: NULL cache size means the hashmap backend. */
 typedef struct variant {
   const char *name;
@@ -73,8 +58,7 @@ static fl_env_t *env_for(const variant_t *v, int parallelism) {
                       v->cache ? "state.backend.rocksdb.cache.size" : NULL,
                       v->cache,
                       NULL};
-  fl_env_t *env = env_kv(kv);
-  assert_non_null(env);
+  fl_env_t *env = env_of(kv);
   return env;
 }
 
@@ -510,8 +494,7 @@ static fl_env_t *ck_env(const char *cache, const char *incremental, const char *
                       restore ? "execution.savepoint.path" : NULL,
                       root,
                       NULL};
-  fl_env_t *env = env_kv(kv);
-  assert_non_null(env);
+  fl_env_t *env = env_of(kv);
   return env;
 }
 
@@ -642,8 +625,7 @@ static void the_cache_stays_within_its_bound_under_a_scan(void **state) {
                       "state.backend.rocksdb.cache.size",
                       "64kb",
                       NULL};
-  fl_env_t *env = env_kv(kv);
-  assert_non_null(env);
+  fl_env_t *env = env_of(kv);
   fl_state_desc_t *d = fl_state_value(env, "last");
   static const fl_source_fn_t src = {
       .version = FL_SOURCE_FN_VERSION, .open = scan_open, .run = scan_run, .close = free};

@@ -19,24 +19,26 @@
 #include "state/timers_rocksdb.h"
 #include "util/fs.h"
 
+#include "rocksdb_dir.h"
+
 #define EV FL_EVENT_TIME
 #define PT FL_PROCESSING_TIME
 
 typedef struct fixture {
-  char dir[256];
-  fl_kv_rocksdb_shared_t *sh;
+  rocks_dir_t rd; /* first: the fixture is a rocks_fixture_new() */
   fl_kv_t kv;
 } fixture_t;
 
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  char err[512];
-  snprintf(f->dir, sizeof f->dir, "/tmp/fl-test-rtimers-XXXXXX");
-  if (!f || !mkdtemp(f->dir)) return -1;
-  if (fl_kv_rocksdb_shared_new(NULL, &f->sh, err, sizeof err)) return -1;
-  char db[300];
-  snprintf(db, sizeof db, "%s/db", f->dir);
-  if (fl_kv_rocksdb_new(f->sh, db, NULL, &f->kv, err, sizeof err)) return -1;
+  fixture_t *f = rocks_fixture_new(sizeof *f, "fl-test-rtimers");
+  char err[512], db[300];
+  if (!f) return -1;
+  snprintf(db, sizeof db, "%s/db", f->rd.dir);
+  if (fl_kv_rocksdb_new(f->rd.sh, db, NULL, &f->kv, err, sizeof err)) {
+    fprintf(stderr, "fl_kv_rocksdb_new: %s\n", err);
+    rocks_fixture_free(f);
+    return -1;
+  }
   *state = f;
   return 0;
 }
@@ -44,9 +46,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fixture_t *f = *state;
   fl_kv_destroy(&f->kv);
-  fl_kv_rocksdb_shared_destroy(f->sh);
-  fl_rm_tree(f->dir);
-  free(f);
+  rocks_fixture_free(f);
   return 0;
 }
 
@@ -334,12 +334,12 @@ static void timers_travel_with_a_native_copy_of_the_store(void **state) {
     reg(t, i % 2 ? PT : EV, (uint16_t)(i % 4), key, "", 100 - i);
   }
   char copy[300], db2[300], err[512];
-  snprintf(copy, sizeof copy, "%s/copy", f->dir);
-  snprintf(db2, sizeof db2, "%s/db2", f->dir);
+  snprintf(copy, sizeof copy, "%s/copy", f->rd.dir);
+  snprintf(db2, sizeof db2, "%s/db2", f->rd.dir);
   assert_int_equal(f->kv.ops->checkpoint(f->kv.self, copy), 0);
   fl_timers_destroy(t);
   fl_kv_t kv2;
-  assert_int_equal(fl_kv_rocksdb_new(f->sh, db2, copy, &kv2, err, sizeof err), 0);
+  assert_int_equal(fl_kv_rocksdb_new(f->rd.sh, db2, copy, &kv2, err, sizeof err), 0);
   /* the whole range comes back in the store that reopens the copy */
   fl_timers_t *t2 = fl_timers_new_rocksdb(&kv2, 0, 4, 2, err, sizeof err);
   assert_non_null(t2);

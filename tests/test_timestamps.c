@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "fl_test_util.h"
 #include "flink.h"
 
 typedef struct seen {
@@ -50,14 +51,8 @@ static int ts_from_value(fl_context_t *ctx, const fl_record_t *rec, int64_t *ts,
 }
 
 static fl_env_t *new_env(void) {
-  fl_config_t *conf = fl_config_new();
-  fl_env_t *env = NULL;
-  char err[256];
-  assert_int_equal(fl_config_set(conf, "pipeline.auto-watermark-interval", "0", err, sizeof err),
-                   FL_OK);
-  assert_int_equal(fl_env_new(&env, conf, err, sizeof err), FL_OK);
-  fl_config_destroy(conf);
-  return env;
+  static const char *const kv[] = {"pipeline.auto-watermark-interval", "0", NULL};
+  return env_of(kv);
 }
 
 /* Records whose values are the given timestamps, as text, through an assigner that

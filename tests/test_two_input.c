@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "fl_test_util.h"
+#include "run_util.h"
 #include "operators/two_input.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -44,21 +45,20 @@ typedef struct ev {
 static const char *g_backend;
 
 static fl_env_t *new_env(int parallelism, int batch_size) {
-  fl_config_t *c = fl_config_new();
-  assert_non_null(c);
-  char buf[16], err[256];
-  snprintf(buf, sizeof buf, "%d", parallelism);
-  assert_int_equal(fl_config_set(c, "parallelism", buf, err, sizeof err), 0);
-  assert_int_equal(fl_config_set(c, "pipeline.auto-watermark-interval", "0", err, sizeof err), 0);
-  if (g_backend) assert_int_equal(fl_config_set(c, "state.backend", g_backend, err, sizeof err), 0);
-  if (batch_size > 0) {
-    snprintf(buf, sizeof buf, "%d", batch_size);
-    assert_int_equal(fl_config_set(c, "execution.batch-size", buf, err, sizeof err), 0);
+  char par[16], batch[16];
+  const char *kv[9] = {"parallelism", par, "pipeline.auto-watermark-interval", "0"};
+  size_t n = 4;
+  snprintf(par, sizeof par, "%d", parallelism);
+  if (g_backend) {
+    kv[n++] = "state.backend";
+    kv[n++] = g_backend;
   }
-  fl_env_t *env = NULL;
-  assert_int_equal(fl_env_new(&env, c, err, sizeof err), 0);
-  fl_config_destroy(c);
-  return env;
+  if (batch_size > 0) {
+    snprintf(batch, sizeof batch, "%d", batch_size);
+    kv[n++] = "execution.batch-size";
+    kv[n++] = batch;
+  }
+  return env_of(kv);
 }
 
 /* A bounded single-reader source of the events, with bounded out-of-orderness ooo. */
@@ -101,40 +101,34 @@ static char *rec_text(const col_rec_t *r) {
   return s;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void print_got(char **got, size_t n) {
-  for (size_t i = 0; i < n; i++) print_message("  got[%zu] %s\n", i, got[i]);
+static void print_got(const lines_t *got) {
+  for (size_t i = 0; i < got->n; i++) print_message("  got[%zu] %s\n", i, got->v[i]);
 }
 
 /* The collector holds exactly want ("key|value|ts"): in this order when ordered, else
- * in any order. */
+ * in any order (as multisets, assert_same_lines). */
 static void expect_out(collector_t *c, const char *const *want, size_t n, bool ordered) {
-  char **got = calloc(c->n ? c->n : 1, sizeof *got);
-  const char **w = calloc(n ? n : 1, sizeof *w);
-  assert_non_null(got);
-  assert_non_null(w);
-  for (size_t i = 0; i < c->n; i++) got[i] = rec_text(&c->r[i]);
-  for (size_t i = 0; i < n; i++) w[i] = want[i];
+  lines_t got = {0};
+  for (size_t i = 0; i < c->n; i++) {
+    char *s = rec_text(&c->r[i]);
+    lines_push(&got, s, strlen(s));
+    free(s);
+  }
   if (!ordered) {
-    qsort(got, c->n, sizeof *got, cmp_str);
-    qsort(w, n, sizeof *w, cmp_str);
-  }
-  if (c->n != n) {
-    print_got(got, c->n);
-    fail_msg("got %zu records, want %zu", c->n, n);
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (strcmp(got[i], w[i]) != 0) {
-      print_got(got, c->n);
-      fail_msg("record %zu: got '%s', want '%s'", i, got[i], w[i]);
+    assert_same_lines("the records", &got, want, n);
+  } else {
+    if (got.n != n) {
+      print_got(&got);
+      fail_msg("got %zu records, want %zu", got.n, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+      if (strcmp(got.v[i], want[i]) != 0) {
+        print_got(&got);
+        fail_msg("record %zu: got '%s', want '%s'", i, got.v[i], want[i]);
+      }
     }
   }
-  for (size_t i = 0; i < c->n; i++) free(got[i]);
-  free(got);
-  free(w);
+  lines_free(&got);
 }
 
 static int discard_write(fl_context_t *ctx, const fl_record_t *in, void *inst) {
@@ -388,12 +382,6 @@ static int ctl_run(fl_context_t *ctx, void *inst) {
   return FL_SOURCE_WAIT;
 }
 
-static _Atomic int64_t g_clock;
-static int64_t ticking_clock(void *opaque) {
-  (void)opaque;
-  return atomic_fetch_add(&g_clock, 1);
-}
-
 static atomic_int g_release;
 
 static int idle_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t d, void *inst) {
@@ -409,7 +397,7 @@ static void keyed_connect_idle_input_does_not_hold_the_watermark_at(int parallel
   static const ev_t a[] = {{"k", "10", 10}, {"k", "20", 20}};
   static const ev_t b[] = {{"k", "5", 5}};
   atomic_store(&g_release, 0);
-  atomic_store(&g_clock, 0);
+  atomic_store(&g_tick_ms, 0);
   struct timespec dl;
   clock_gettime(CLOCK_MONOTONIC, &dl);
   dl.tv_sec += (time_t)(10 * timeout_scale());
@@ -649,7 +637,7 @@ static void window_join_processing_time_joins_everything_in_one_window(void **st
   static const ev_t b[] = {
       {"k", "b1", FL_TS_NONE}, {"j", "b2", FL_TS_NONE}, {"i", "b3", FL_TS_NONE}};
   for (int p = 1; p <= 2; p++) {
-    atomic_store(&g_clock, 0);
+    atomic_store(&g_tick_ms, 0);
     fl_env_t *env = new_env(p, 0);
     assert_int_equal(fl_env_set_clock(env, ticking_clock, NULL), 0);
     fl_record_t ra[3], rb[3];
@@ -1154,19 +1142,19 @@ static void broadcast_rules_reach_every_subtask(void **state) {
  * elements only, restored from it at another parallelism. */
 static void run_rules_job(int parallelism, const char *ckpt_key, const char *ckpt_dir,
                           const ev_t *rules, size_t nr, const ev_t *el, size_t ne, collector_t *c) {
-  fl_config_t *conf = fl_config_new();
-  char p[16], err[256];
+  char p[16];
   snprintf(p, sizeof p, "%d", parallelism);
-  assert_int_equal(fl_config_set(conf, "parallelism", p, err, sizeof err), 0);
-  assert_int_equal(fl_config_set(conf, "pipeline.auto-watermark-interval", "0", err, sizeof err),
-                   0);
-  assert_int_equal(fl_config_set(conf, ckpt_key, ckpt_dir, err, sizeof err), 0);
-  if (strcmp(ckpt_key, "state.checkpoints.dir") == 0)
-    assert_int_equal(fl_config_set(conf, "execution.checkpointing.interval", "1h", err, sizeof err),
-                     0);
-  fl_env_t *env = NULL;
-  assert_int_equal(fl_env_new(&env, conf, err, sizeof err), 0);
-  fl_config_destroy(conf);
+  bool periodic = strcmp(ckpt_key, "state.checkpoints.dir") == 0;
+  const char *kv[] = {"parallelism",
+                      p,
+                      "pipeline.auto-watermark-interval",
+                      "0",
+                      ckpt_key,
+                      ckpt_dir,
+                      periodic ? "execution.checkpointing.interval" : NULL,
+                      "1h",
+                      NULL};
+  fl_env_t *env = env_of(kv);
   g_rules = fl_state_map(env, "rules");
   g_elems = fl_state_list(env, "elems");
   g_value = fl_state_value(env, "v");

@@ -55,16 +55,6 @@ static int sum_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void
   return fl_buf_set(out, &x, 8);
 }
 
-/* String concatenation: not commutative, so it shows the order of the reduction. */
-static int concat_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void *b,
-                         size_t b_len, fl_buf_t *out, void *opaque) {
-  (void)ctx;
-  (void)opaque;
-  int rc = fl_buf_set(out, a, a_len);
-  if (!rc) rc = fl_buf_append(out, b, b_len);
-  return rc;
-}
-
 /* Average of int64 values, emitted as a double. */
 typedef struct avg_acc {
   int64_t sum;
@@ -223,17 +213,10 @@ static void run(const spec_t *sp, const ev_t *evs, size_t n, result_t *res) {
     }
     recs[i].timestamp = evs[i].ts;
   }
-  char err[256] = "";
-  fl_config_t *conf = fl_config_new();
-  assert_non_null(conf);
   char par[16];
   snprintf(par, sizeof par, "%d", sp->parallelism ? sp->parallelism : 1);
-  assert_int_equal(fl_config_set(conf, "parallelism", par, err, sizeof err), 0);
-  assert_int_equal(fl_config_set(conf, "pipeline.auto-watermark-interval", "0", err, sizeof err),
-                   0);
-  fl_env_t *env = NULL;
-  assert_int_equal(fl_env_new(&env, conf, err, sizeof err), 0);
-  fl_config_destroy(conf);
+  const char *kv[] = {"parallelism", par, "pipeline.auto-watermark-interval", "0", NULL};
+  fl_env_t *env = env_of(kv);
   if (sp->clock) assert_int_equal(fl_env_set_clock(env, sp->clock, NULL), 0);
 
   fl_stream_t *src = fl_source_collection(env, "src", recs, n);
@@ -367,36 +350,37 @@ static void check_str(const spec_t *sp, const ev_t *in, size_t n, bool sort, con
   result_free(&r);
 }
 
+/* The defaults of every spec: event time, the sum, parallelism 1. */
+static spec_t event_time_spec(wkind_t kind, int64_t ooo) {
+  spec_t s = {.kind = kind, .domain = FL_EVENT_TIME, .ooo = ooo, .fn = FN_SUM, .parallelism = 1};
+  return s;
+}
+
 static spec_t tumbling(int64_t size, int64_t offset, int64_t ooo) {
-  spec_t s = {.kind = W_TUMBLING,
-              .domain = FL_EVENT_TIME,
-              .size = size,
-              .offset = offset,
-              .ooo = ooo,
-              .fn = FN_SUM,
-              .parallelism = 1};
+  spec_t s = event_time_spec(W_TUMBLING, ooo);
+  s.size = size;
+  s.offset = offset;
   return s;
 }
 
 static spec_t sliding(int64_t size, int64_t slide, int64_t offset, int64_t ooo) {
-  spec_t s = {.kind = W_SLIDING,
-              .domain = FL_EVENT_TIME,
-              .size = size,
-              .slide = slide,
-              .offset = offset,
-              .ooo = ooo,
-              .fn = FN_SUM,
-              .parallelism = 1};
+  spec_t s = event_time_spec(W_SLIDING, ooo);
+  s.size = size;
+  s.slide = slide;
+  s.offset = offset;
   return s;
 }
 
 static spec_t session(int64_t gap, int64_t ooo) {
-  spec_t s = {.kind = W_SESSION,
-              .domain = FL_EVENT_TIME,
-              .gap = gap,
-              .ooo = ooo,
-              .fn = FN_SUM,
-              .parallelism = 1};
+  spec_t s = event_time_spec(W_SESSION, ooo);
+  s.gap = gap;
+  return s;
+}
+
+/* s with an allowed lateness (fl_window_allowed_lateness). */
+static spec_t with_lateness(spec_t s, int64_t lateness) {
+  s.set_lateness = true;
+  s.lateness = lateness;
   return s;
 }
 
@@ -550,9 +534,7 @@ static void session_element_bridging_two_sessions_merges_all_three(void **state)
 
 static void session_late_element_within_lateness_bridges_fired_session(void **state) {
   (void)state;
-  spec_t sp = session(10, 0);
-  sp.set_lateness = true;
-  sp.lateness = 100;
+  spec_t sp = with_lateness(session(10, 0), 100);
   const ev_t in[] = {
       {"a", 1, 1, NULL},  /* [1,11); wm 0 */
       {"a", 21, 2, NULL}, /* [21,31); wm 20: [1,11) fires (1) but is kept for lateness */
@@ -605,9 +587,7 @@ static void late_element_dropped_and_counted_with_zero_lateness(void **state) {
 
 static void late_elements_within_lateness_refire_and_after_cleanup_go_to_side_output(void **state) {
   (void)state;
-  spec_t sp = tumbling(10, 0, 0);
-  sp.set_lateness = true;
-  sp.lateness = 5;
+  spec_t sp = with_lateness(tumbling(10, 0, 0), 5);
   sp.late_output = true;
   const ev_t in[] = {
       {"a", 1, 1, NULL},   /* wm 0 */
@@ -629,9 +609,7 @@ static void late_elements_within_lateness_refire_and_after_cleanup_go_to_side_ou
  * the window's other keys: its state goes at the cleanup time like theirs. */
 static void late_first_element_of_a_key_fires_at_once_and_goes_at_cleanup(void **state) {
   (void)state;
-  spec_t sp = tumbling(10, 0, 0);
-  sp.set_lateness = true;
-  sp.lateness = 5;
+  spec_t sp = with_lateness(tumbling(10, 0, 0), 5);
   sp.late_output = true;
   const ev_t in[] = {
       {"a", 1, 1, NULL},   /* wm 0 */
@@ -671,9 +649,7 @@ static void element_at_the_end_of_time_after_its_window_fired_is_late(void **sta
 
 static void lateness_saturates_at_the_end_of_time(void **state) {
   (void)state;
-  spec_t sp = tumbling(10, 0, 0);
-  sp.set_lateness = true;
-  sp.lateness = INT64_MAX;
+  spec_t sp = with_lateness(tumbling(10, 0, 0), INT64_MAX);
   const ev_t in[] = {
       {"a", 5, 1, NULL},   /* wm 4 */
       {"a", 100, 2, NULL}, /* wm 99: [0,10) fires: 1 */
@@ -716,9 +692,8 @@ static void window_fires_exactly_when_watermark_reaches_end_minus_one(void **sta
 
 static void end_of_input_fires_every_window_once(void **state) {
   (void)state;
-  spec_t sp = tumbling(10, 0, 1000);
-  sp.set_lateness = true;
-  sp.lateness = 50; /* firing and cleanup are separate timers: still one result each */
+  /* firing and cleanup are separate timers: still one result each */
+  spec_t sp = with_lateness(tumbling(10, 0, 1000), 50);
   const ev_t in[] = {{"a", 1, 1, NULL},
                      {"a", 15, 2, NULL},
                      {"b", 27, 4, NULL},
@@ -812,10 +787,8 @@ static void process_function_gets_elements_in_arrival_order(void **state) {
 
 static void process_function_refires_with_full_contents_within_lateness(void **state) {
   (void)state;
-  spec_t sp = tumbling(10, 0, 0);
+  spec_t sp = with_lateness(tumbling(10, 0, 0), 100);
   sp.fn = FN_LIST;
-  sp.set_lateness = true;
-  sp.lateness = 100;
   const ev_t in[] = {{"a", 5, 1, NULL}, {"a", 20, 2, NULL}, {"a", 3, 3, NULL}};
   const exp_s_t want[] = {
       {"a", "[0,10):1@5", 9}, {"a", "[0,10):1@5,3@3", 9}, {"a", "[20,30):2@20", 29}};
@@ -968,17 +941,10 @@ static void same_windows_for_parallelism_1_2_4(void **state) {
 /* ---------------------------------------------------------------------------------- */
 /* Processing time                                                                      */
 
-/* A manual clock that moves 1 ms every time it is read. */
-static _Atomic int64_t g_clock;
-static int64_t ticking_clock(void *opaque) {
-  (void)opaque;
-  return atomic_fetch_add(&g_clock, 1);
-}
-
 static void check_processing_time_counts(wkind_t kind, int parallelism) {
   size_t n = 0;
   ev_t *e = gen_events(&n);
-  atomic_store(&g_clock, 1000);
+  atomic_store(&g_tick_ms, 1000);
   spec_t sp = kind == W_SESSION ? session(3, 0) : tumbling(7, 0, 0);
   sp.domain = FL_PROCESSING_TIME;
   sp.fn = FN_COUNT;
@@ -1035,14 +1001,10 @@ static void invalid_window_parameters_fail_the_job(void **state) {
   expect_build_error(sliding(0, 5, 0, 0), "size");
   expect_build_error(sliding(10, 5, 5, 0), "offset");
   expect_build_error(session(0, 0), "gap");
-  spec_t sp = tumbling(10, 0, 0);
-  sp.set_lateness = true;
-  sp.lateness = -1;
+  spec_t sp = with_lateness(tumbling(10, 0, 0), -1);
   expect_build_error(sp, "lateness");
-  sp = tumbling(10, 0, 0);
+  sp = with_lateness(tumbling(10, 0, 0), 5);
   sp.domain = FL_PROCESSING_TIME;
-  sp.set_lateness = true;
-  sp.lateness = 5;
   expect_build_error(sp, "event-time");
 }
 

@@ -67,15 +67,8 @@ static int count_rec(fl_context_t *ctx, const fl_record_t *in, void *inst) {
 }
 
 static fl_env_t *rocksdb_env(const char *localdir) {
-  fl_config_t *c = fl_config_new();
-  char err[512];
-  assert_int_equal(fl_config_set(c, "state.backend", "rocksdb", err, sizeof err), 0);
-  assert_int_equal(fl_config_set(c, "state.backend.rocksdb.localdir", localdir, err, sizeof err),
-                   0);
-  fl_env_t *env = NULL;
-  assert_int_equal(fl_env_new(&env, c, err, sizeof err), 0);
-  fl_config_destroy(c);
-  return env;
+  const char *kv[] = {"state.backend", "rocksdb", "state.backend.rocksdb.localdir", localdir, NULL};
+  return env_of(kv);
 }
 
 static void build(fl_env_t *env, forever_t *f, collector_t *col) {
@@ -106,7 +99,7 @@ static void working_directory_of_a_killed_job_is_removed_at_the_next_start(void 
     fl_env_execute(env, "killed");
     _exit(3); /* never reached: the parent kills it */
   }
-  int64_t deadline = mono_ms() + (int64_t)(30000 * timeout_scale());
+  int64_t deadline = deadline_in(30000);
   wait_for_file(started, deadline);
   kill(pid, SIGKILL);
   int st;

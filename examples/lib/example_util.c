@@ -161,6 +161,25 @@ int ex_common_option(ex_opts_t *o, int argc, char **argv, int *i, void (*usage)(
   return 1;
 }
 
+int ex_parse_args(ex_opts_t *o, int argc, char **argv, void (*usage)(FILE *),
+                  const ex_duration_opt_t *durations, size_t n, const char *what) {
+  for (int i = 1; i < argc; i++) {
+    const char *v = NULL;
+    int rc = ex_common_option(o, argc, argv, &i, usage);
+    if (rc < 0) return -1;
+    if (rc > 0) continue;
+    size_t d = 0;
+    while (d < n && !(v = ex_option_value(argc, argv, &i, durations[d].name))) d++;
+    if (d == n) {
+      fprintf(stderr, "%s: unknown or incomplete option '%s'\n", o->prog, argv[i]);
+      usage(stderr);
+      return -1;
+    }
+    if (ex_duration(o->prog, durations[d].name, v, durations[d].field, true) != 0) return -1;
+  }
+  return ex_opts_check(o, what);
+}
+
 int ex_opts_check(const ex_opts_t *o, const char *what) {
   struct stat st;
   if (o->checkpoint_interval && !o->checkpoint_dir) {
@@ -275,6 +294,19 @@ fl_stream_t *ex_source_lines(fl_env_t *env, const char *name, const char *path,
   return lines;
 }
 
+fl_keyed_stream_t *ex_events_by_user(fl_env_t *env, const char *name, const char *path,
+                                     fl_lines_parse_fn parse, void *opaque, ex_bad_lines_t *bad,
+                                     const ex_opts_t *o) {
+  fl_watermark_strategy_t ws = {
+      .version = FL_WATERMARK_STRATEGY_VERSION,
+      .kind = FL_WATERMARKS_BOUNDED,
+      .max_out_of_orderness_ms = o->out_of_orderness_ms,
+  };
+  fl_stream_t *events = ex_source_lines(env, name, path, parse, opaque, bad);
+  fl_stream_t *timed = fl_stream_assign_timestamps(events, "event-time", &ws);
+  return fl_stream_key_by(timed, NULL, NULL);
+}
+
 void ex_bad_lines_init(ex_bad_lines_t *bad, const char *prog) {
   bad->prog = prog;
   bad->n = 0;
@@ -289,28 +321,34 @@ static bool blank(const char *s, size_t len) {
   return true;
 }
 
-json_t *ex_json_object(fl_context_t *ctx, const void *line, size_t len, int *rc) {
+json_t *ex_json_event(fl_context_t *ctx, const void *line, size_t len, ex_buf_t *user, int64_t *ts,
+                      int *rc) {
   json_error_t jerr;
-  json_t *root;
+  json_t *root, *u, *t;
   *rc = 0;
   if (blank(line, len)) return NULL;
   root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-  if (root && json_is_object(root)) return root;
-  *rc = root ? fl_ctx_fail(ctx, "not a JSON object")
-             : fl_ctx_fail(ctx, "not valid JSON (%s at column %d)", jerr.text, jerr.column);
+  if (!root || !json_is_object(root)) {
+    *rc = root ? fl_ctx_fail(ctx, "not a JSON object")
+               : fl_ctx_fail(ctx, "not valid JSON (%s at column %d)", jerr.text, jerr.column);
+    goto fail;
+  }
+  u = json_object_get(root, "user");
+  t = json_object_get(root, "ts");
+  if (!json_is_string(u) || json_string_length(u) == 0) {
+    *rc = fl_ctx_fail(ctx, "\"user\" is missing or not a non-empty string");
+    goto fail;
+  }
+  if (!json_is_integer(t) || json_integer_value(t) == FL_TS_NONE) {
+    *rc = fl_ctx_fail(ctx, "\"ts\" is missing or not an integer (epoch milliseconds)");
+    goto fail;
+  }
+  *ts = (int64_t)json_integer_value(t);
+  if ((*rc = ex_buf_set(user, json_string_value(u), json_string_length(u))) != 0) goto fail;
+  return root;
+fail:
   json_decref(root);
   return NULL;
-}
-
-int ex_json_user_ts(fl_context_t *ctx, json_t *root, ex_buf_t *user, int64_t *ts) {
-  json_t *u = json_object_get(root, "user");
-  json_t *t = json_object_get(root, "ts");
-  if (!json_is_string(u) || json_string_length(u) == 0)
-    return fl_ctx_fail(ctx, "\"user\" is missing or not a non-empty string");
-  if (!json_is_integer(t) || json_integer_value(t) == FL_TS_NONE)
-    return fl_ctx_fail(ctx, "\"ts\" is missing or not an integer (epoch milliseconds)");
-  *ts = (int64_t)json_integer_value(t);
-  return ex_buf_set(user, json_string_value(u), json_string_length(u));
 }
 
 /* ---------------------------------------------------------------------------------- */

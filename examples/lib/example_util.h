@@ -77,6 +77,16 @@ int ex_duration(const char *prog, const char *name, const char *v, int64_t *out,
 int ex_common_option(ex_opts_t *o, int argc, char **argv, int *i, void (*usage)(FILE *));
 /* The checks after all options were read; `what` names the results ("results"). */
 int ex_opts_check(const ex_opts_t *o, const char *what);
+/* A program's own positive duration option: --name D sets *field (milliseconds). */
+typedef struct ex_duration_opt {
+  const char *name;
+  int64_t *field;
+} ex_duration_opt_t;
+/* Reads argv: the common options into o (see ex_common_option), the n duration options
+ * of the program, then ex_opts_check(o, what). An unknown option prints usage(stderr).
+ * 0, or -1 with the message printed. */
+int ex_parse_args(ex_opts_t *o, int argc, char **argv, void (*usage)(FILE *),
+                  const ex_duration_opt_t *durations, size_t n, const char *what);
 /* Prints the lines of the usage text for the common options. */
 void ex_usage_common(FILE *f, const char *what);
 
@@ -99,6 +109,12 @@ typedef struct ex_bad_lines {
  * environment. */
 fl_stream_t *ex_source_lines(fl_env_t *env, const char *name, const char *path,
                              fl_lines_parse_fn parse, void *opaque, ex_bad_lines_t *bad);
+/* The front of the jobs of events keyed by user: ex_source_lines(), then event time from
+ * the records' timestamps with o's out-of-orderness as bounded watermarks, keyed by the
+ * record key (the user). NULL-safe like the builder API: a failure is the job's error. */
+fl_keyed_stream_t *ex_events_by_user(fl_env_t *env, const char *name, const char *path,
+                                     fl_lines_parse_fn parse, void *opaque, ex_bad_lines_t *bad,
+                                     const ex_opts_t *o);
 void ex_bad_lines_init(ex_bad_lines_t *bad, const char *prog);
 void ex_bad_lines_done(ex_bad_lines_t *bad);
 
@@ -114,14 +130,14 @@ int ex_buf_printf(ex_buf_t *b, const char *fmt, ...) __attribute__((format(print
  * UTF-8 (jansson checked it), so the output is too. */
 int ex_buf_json_string(ex_buf_t *b, const char *s, size_t len);
 
-/* For parse functions: the JSON object of a line; NULL with *rc 0 for a blank line (not
- * an event), or with *rc the failure (fl_ctx_fail) when it is not a JSON object. The
- * caller json_decref()s it. */
-json_t *ex_json_object(fl_context_t *ctx, const void *line, size_t len, int *rc);
-/* The fields of every example's events: "user", a non-empty string (copied into user),
- * and "ts", epoch milliseconds: an integer other than INT64_MIN, the library's "no
- * timestamp". 0, or the failure (fl_ctx_fail) naming the field. */
-int ex_json_user_ts(fl_context_t *ctx, json_t *root, ex_buf_t *user, int64_t *ts);
+/* For parse functions: the JSON object of a line, an event with the fields of every
+ * example's events: "user", a non-empty string (copied into user), and "ts", epoch
+ * milliseconds: an integer other than INT64_MIN, the library's "no timestamp" (into
+ * *ts). NULL with *rc 0 for a blank line (not an event), or with *rc the failure
+ * (fl_ctx_fail) when it is not a JSON object or a field is wrong (named). The caller
+ * json_decref()s it and reads its own fields from it. */
+json_t *ex_json_event(fl_context_t *ctx, const void *line, size_t len, ex_buf_t *user, int64_t *ts,
+                      int *rc);
 
 /* Demo input generators' random numbers. */
 uint64_t ex_splitmix64(uint64_t *state);
