@@ -84,12 +84,12 @@ static int rdb_open_with(const fl_kv_rocksdb_opts_t *o, fl_kv_t *kv, void **ctx)
 
 /* Small buffers, so that the larger cases reach SST files and compactions. */
 static int rdb_open(fl_kv_t *kv, void **ctx) {
-  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2};
+  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY};
   return rdb_open_with(&o, kv, ctx);
 }
 
 static int rdb_open_small_memory(fl_kv_t *kv, void **ctx) {
-  fl_kv_rocksdb_opts_t o = {8u << 20, 4u << 20, 2};
+  fl_kv_rocksdb_opts_t o = {8u << 20, 4u << 20, 2, FL_KV_RDB_SNAPPY};
   return rdb_open_with(&o, kv, ctx);
 }
 
@@ -415,6 +415,81 @@ static void more_state_than_cache_and_write_buffers_reads_back(void **state) {
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Compression of table files (state.backend.rocksdb.compression.per.level)            */
+
+#define CZ_VALUE 4096u
+#define CZ_KEYS 4096u /* 16 MiB of values: many flushes of the 1 MiB write buffers */
+
+static int rdb_open_compressed(fl_kv_t *kv, void **ctx, int compression) {
+  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, compression};
+  return rdb_open_with(&o, kv, ctx);
+}
+static int rdb_open_none(fl_kv_t *kv, void **ctx) {
+  return rdb_open_compressed(kv, ctx, FL_KV_RDB_NO_COMPRESSION);
+}
+static int rdb_open_lz4(fl_kv_t *kv, void **ctx) {
+  return rdb_open_compressed(kv, ctx, FL_KV_RDB_LZ4);
+}
+static int rdb_open_zstd(fl_kv_t *kv, void **ctx) {
+  return rdb_open_compressed(kv, ctx, FL_KV_RDB_ZSTD);
+}
+static const kvc_backend_t rocksdb_none = {
+    "rocksdb", rdb_open_none, rdb_close, fl_kv_rocksdb_compact, KVC_ORDERED, 60000u};
+static const kvc_backend_t rocksdb_lz4 = {
+    "rocksdb", rdb_open_lz4, rdb_close, fl_kv_rocksdb_compact, KVC_ORDERED, 60000u};
+static const kvc_backend_t rocksdb_zstd = {
+    "rocksdb", rdb_open_zstd, rdb_close, fl_kv_rocksdb_compact, KVC_ORDERED, 60000u};
+
+/* A value that compresses well: the key's 4 bytes, then zeros, every 64 bytes. */
+static void fill_compressible(uint32_t key, unsigned char *p) {
+  memset(p, 0, CZ_VALUE);
+  for (size_t i = 0; i < CZ_VALUE; i += 64) memcpy(p + i, &key, sizeof key);
+}
+
+/* Writes CZ_KEYS compressible values, compacts them into table files, checks the files'
+ * size against the 16 MiB written (compressed: under a quarter of it; uncompressed: at
+ * least all of it) and reads every value back in a scattered order. */
+static void table_files_follow_the_compression(kvc_fx_t *f, bool compressed) {
+  unsigned char *v = malloc(CZ_VALUE), *want = malloc(CZ_VALUE);
+  assert_non_null(v);
+  assert_non_null(want);
+  for (uint32_t i = 0; i < CZ_KEYS; i++) {
+    fill_compressible(i, v);
+    assert_int_equal(kvc_put(f, f->t, knum(&i), v, CZ_VALUE), FL_OK);
+  }
+  assert_int_equal(fl_kv_rocksdb_compact(&f->kv), FL_OK);
+  long long raw = (long long)CZ_KEYS * CZ_VALUE, files = sst_bytes(rdb(f)->dir);
+  if (compressed)
+    assert_true(files < raw / 4);
+  else
+    assert_true(files >= raw);
+  for (uint32_t j = 0; j < CZ_KEYS; j++) {
+    uint32_t i = (uint32_t)((j * 7919u) % CZ_KEYS);
+    const void *p;
+    size_t n;
+    assert_int_equal(kvc_get(f, f->t, knum(&i), &p, &n), 1);
+    assert_int_equal(n, CZ_VALUE);
+    fill_compressible(i, want);
+    assert_memory_equal(p, want, CZ_VALUE);
+  }
+  free(v);
+  free(want);
+}
+
+static void snappy_by_default_compresses_table_files(void **state) {
+  table_files_follow_the_compression(*state, true);
+}
+static void no_compression_writes_plain_files_read_through_mmap(void **state) {
+  table_files_follow_the_compression(*state, false);
+}
+static void lz4_compresses_table_files(void **state) {
+  table_files_follow_the_compression(*state, true);
+}
+static void zstd_compresses_table_files(void **state) {
+  table_files_follow_the_compression(*state, true);
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* Errors                                                                               */
 
 static void a_directory_that_cannot_be_created_is_reported(void **state) {
@@ -540,11 +615,15 @@ static void constructors_reject_bad_arguments(void **state) {
   char err[128];
   assert_int_equal(fl_kv_rocksdb_new(NULL, rdb(f)->dir, NULL, &kv, err, sizeof err), FL_EINVAL);
   assert_int_equal(fl_kv_rocksdb_new(rdb(f)->sh, NULL, NULL, &kv, err, sizeof err), FL_EINVAL);
-  fl_kv_rocksdb_opts_t o = {0, 0, -1};
+  fl_kv_rocksdb_opts_t o = {0, 0, -1, 0};
   fl_kv_rocksdb_shared_t *sh = (void *)1;
   assert_int_equal(fl_kv_rocksdb_shared_new(&o, &sh, err, sizeof err), FL_EINVAL);
   assert_null(sh);
   assert_non_null(strstr(err, "max_write_buffers"));
+  fl_kv_rocksdb_opts_t oc = {0, 0, 0, 99};
+  assert_int_equal(fl_kv_rocksdb_shared_new(&oc, &sh, err, sizeof err), FL_EINVAL);
+  assert_null(sh);
+  assert_non_null(strstr(err, "compression 99"));
   assert_string_equal(fl_kv_rocksdb_errmsg(&f->kv), "");
 }
 
@@ -558,6 +637,10 @@ int main(void) {
       T(list_tables_after_restore_names_every_table),
       T(a_new_store_starts_empty_in_a_used_directory),
       KVC_CASE(more_state_than_cache_and_write_buffers_reads_back, &rocksdb_small_memory),
+      T(snappy_by_default_compresses_table_files),
+      KVC_CASE(no_compression_writes_plain_files_read_through_mmap, &rocksdb_none),
+      KVC_CASE(lz4_compresses_table_files, &rocksdb_lz4),
+      KVC_CASE(zstd_compresses_table_files, &rocksdb_zstd),
       T(constructors_reject_bad_arguments),
       T(a_directory_that_cannot_be_created_is_reported),
       T(a_failed_checkpoint_names_the_store_and_the_target),

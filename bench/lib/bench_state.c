@@ -23,7 +23,8 @@
  *   map_put           fl_st_map_put of an 8-byte value under one of 16 user keys.
  * The plain loop ("backend":"rocksdb-c-api") does each with RocksDB's C API alone on a
  * store with the same key layout, bloom filter, block cache, write buffers and table
- * files (uncompressed, read through mmap) and the WAL off, but RocksDB's default whole
+ * files (compressed as --compression says, default Snappy as a job's; uncompressed ones
+ * read through mmap) and the WAL off, but RocksDB's default whole
  * index and filter blocks held outside the block cache and no memtable filter:
  * rocksdb_get_pinned then rocksdb_put of the counter; a merge with a
  * concatenating merge operator; a put of key | user key. The RocksDB line then carries
@@ -31,7 +32,7 @@
  *
  * One JSON line per (backend, operation):
  *   {"bench":"state","backend":...,"op":...,"keys":...,"ops":...,"distribution":...,
- *    "cache_mb":...,"seconds":...,"cpu_seconds":...,"ops_per_s":...,
+ *    "cache_mb":...,"seconds":...,"cpu_seconds":...,"ops_per_s":...,["compression":...,]
  *    ["cache_hit_rate":...,"cache_cells":...,] ["vs_plain":...]}
  * cpu_seconds counts every thread of the process (RocksDB's flushes and compactions).
  * RocksDB stores live in a fresh directory under --dir (default /tmp), removed at the
@@ -76,8 +77,14 @@ typedef struct bs_opts {
   uint64_t block_cache_mb, cache_mb, write_buffer_mb;
   double zipf; /* 0: uniform */
   const char *dist;
-  int only; /* -1: every operation */
+  int only;        /* -1: every operation */
+  int compression; /* fl_kv_rocksdb_compression_t, for the backend and the plain loop */
 } bs_opts_t;
+
+/* --compression's values, in fl_kv_rocksdb_compression_t's order (the names of the
+ * configuration key state.backend.rocksdb.compression.per.level). */
+static const char *const BS_COMPRESSION[] = {"SNAPPY_COMPRESSION", "NO_COMPRESSION",
+                                             "LZ4_COMPRESSION", "ZSTD_COMPRESSION"};
 
 /* One run's world: a backend, a table, a descriptor and an sref on them. */
 typedef struct bs_run {
@@ -95,6 +102,8 @@ static void bs_usage(FILE *f) {
           "                         [--distribution uniform|zipf:S] [--cache-mb M]\n"
           "                         [--plain true|false] [--op NAME|all] [--dir PATH]\n"
           "                         [--block-cache-mb M] [--write-buffer-mb M]\n"
+          "                         [--compression SNAPPY_COMPRESSION|NO_COMPRESSION|\n"
+          "                                        LZ4_COMPRESSION|ZSTD_COMPRESSION]\n"
           "  state operations per second through the typed state layer:\n"
           "  value_get_update, list_append, map_put; one JSON line per backend and op,\n"
           "  RocksDB with the state cache of --cache-mb (0: none) and a plain RocksDB loop\n");
@@ -127,7 +136,7 @@ static int bs_parse_u64(const char *name, const char *v, uint64_t min, uint64_t 
 static int bs_parse(int argc, char **argv, bs_opts_t *o) {
   int i = 1;
   if (argc >= 2 && strcmp(argv[1], "state") == 0) i = 2; /* flink-bench's own argv */
-  *o = (bs_opts_t){true, true, true, 1000000, 1000000, NULL, 64, 64, 16, 0, "uniform", -1};
+  *o = (bs_opts_t){true, true, true, 1000000, 1000000, NULL, 64, 64, 16, 0, "uniform", -1, 0};
   for (; i < argc; i++) {
     const char *name = argv[i];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
@@ -158,6 +167,17 @@ static int bs_parse(int argc, char **argv, bs_opts_t *o) {
       if (bs_parse_u64(name, v, 1, 4096, &o->write_buffer_mb)) return -1;
     } else if (strcmp(name, "--cache-mb") == 0) {
       if (bs_parse_u64(name, v, 0, UINT64_C(1) << 20, &o->cache_mb)) return -1;
+    } else if (strcmp(name, "--compression") == 0) {
+      o->compression = -1;
+      for (int c = 0; c < (int)(sizeof BS_COMPRESSION / sizeof *BS_COMPRESSION); c++)
+        if (strcmp(v, BS_COMPRESSION[c]) == 0) o->compression = c;
+      if (o->compression < 0) {
+        fprintf(stderr,
+                "flink-bench state: --compression is SNAPPY_COMPRESSION, NO_COMPRESSION, "
+                "LZ4_COMPRESSION or ZSTD_COMPRESSION, not '%s'\n",
+                v);
+        return -1;
+      }
     } else if (strcmp(name, "--op") == 0) {
       o->only = strcmp(v, "value_get_update") == 0 ? 0
                 : strcmp(v, "list_append") == 0    ? 1
@@ -377,6 +397,8 @@ static void bs_print(const bs_opts_t *o, const char *backend, int op, const bs_r
          ",\"seconds\":%.3f,\"cpu_seconds\":%.3f,\"ops_per_s\":%.0f",
          backend, bs_ops_names[op], o->keys, o->ops, o->dist,
          strcmp(backend, "rocksdb") == 0 ? o->cache_mb : 0, r->secs, r->cpu, ops_s);
+  if (strcmp(backend, "hashmap") != 0)
+    printf(",\"compression\":\"%s\"", BS_COMPRESSION[o->compression]);
   if (r->hit_rate >= 0)
     printf(",\"cache_hit_rate\":%.4f,\"cache_cells\":%zu", r->hit_rate, r->cells);
   if (plain_ops_per_s > 0) printf(",\"vs_plain\":%.2f", ops_s / plain_ops_per_s);
@@ -535,9 +557,9 @@ static int bs_plain_op(const bs_opts_t *o, const uint64_t *keys, const char *dir
   rocksdb_options_set_write_buffer_size(opt, (size_t)o->write_buffer_mb << 20);
   rocksdb_options_set_max_write_buffer_number(opt, 2);
   rocksdb_options_set_max_background_jobs(opt, 2);
-  /* as the backend's: uncompressed table files read through mmap */
-  rocksdb_options_set_compression(opt, rocksdb_no_compression);
-  rocksdb_options_set_allow_mmap_reads(opt, 1);
+  /* as the backend's: the same compression, uncompressed table files read through mmap */
+  rocksdb_options_set_compression(opt, fl_kv_rocksdb_compression_type(o->compression));
+  if (o->compression == FL_KV_RDB_NO_COMPRESSION) rocksdb_options_set_allow_mmap_reads(opt, 1);
   rocksdb_options_set_merge_operator(
       opt, rocksdb_mergeoperator_create(NULL, bs_noop, bs_concat, bs_concat_partial, NULL,
                                         bs_merge_name));
@@ -633,7 +655,8 @@ int fl_bench_state_main(int argc, char **argv) {
     free(keys);
     return 1;
   }
-  fl_kv_rocksdb_opts_t ro = {(size_t)o.block_cache_mb << 20, (size_t)o.write_buffer_mb << 20, 0};
+  fl_kv_rocksdb_opts_t ro = {(size_t)o.block_cache_mb << 20, (size_t)o.write_buffer_mb << 20, 0,
+                             o.compression};
   fl_kv_rocksdb_shared_t *sh = NULL;
   if (fl_kv_rocksdb_shared_new(&ro, &sh, err, sizeof err) != FL_OK) {
     fprintf(stderr, "flink-bench state: %s\n", err);

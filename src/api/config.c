@@ -57,6 +57,10 @@ static const fl_config_key_t KEYS[] = {
      64 << 10, 0, NULL, "16mb", "RocksDB memtable size per state (column family)"},
     {"state.backend.rocksdb.writebuffer.count", FL_CONF_INT, F(rocksdb_opts.max_write_buffers), 1,
      64, NULL, "2", "RocksDB memtables per state before writes stall"},
+    {"state.backend.rocksdb.compression.per.level", FL_CONF_ENUM, F(rocksdb_opts.compression), 0, 0,
+     "SNAPPY_COMPRESSION|NO_COMPRESSION|LZ4_COMPRESSION|ZSTD_COMPRESSION", "SNAPPY_COMPRESSION",
+     "RocksDB table file compression, every level; NO_COMPRESSION: files read through mmap, a "
+     "third less CPU per cold read, 2.5-3x the disk"},
     {"state.backend.rocksdb.cache.size", FL_CONF_SIZE, F(rocksdb_cache_bytes), 0, 0, NULL, "64mb",
      "RocksDB: write-back cache of state cells per worker in front of its stores; 0: none"},
     {"state.backend.rocksdb.timer-service.factory", FL_CONF_ENUM, F(rocksdb_timers), 0, 0,

@@ -236,7 +236,19 @@ typedef struct fl_kv_rocksdb_opts {
   size_t block_cache_bytes;  /* shared LRU block cache; 0: 64 MiB */
   size_t write_buffer_bytes; /* per column family; 0: 16 MiB */
   int max_write_buffers;     /* per column family; 0: 2 */
+  int compression;           /* of table files: fl_kv_rocksdb_compression_t; 0: Snappy */
 } fl_kv_rocksdb_opts_t;
+/* Table file compression, in the order of the configuration key's values
+ * (state.backend.rocksdb.compression.per.level). Uncompressed files are also read
+ * through mmap: a block is then used in place from the page cache. */
+typedef enum {
+  FL_KV_RDB_SNAPPY,
+  FL_KV_RDB_NO_COMPRESSION,
+  FL_KV_RDB_LZ4,
+  FL_KV_RDB_ZSTD,
+} fl_kv_rocksdb_compression_t;
+/* RocksDB's C API constant for c (rocksdb_*_compression), or -1 for no such value. */
+int fl_kv_rocksdb_compression_type(int c);
 int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared_t **out, char *err,
                              size_t err_size);
 void fl_kv_rocksdb_shared_destroy(fl_kv_rocksdb_shared_t *sh);
