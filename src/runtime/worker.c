@@ -576,5 +576,6 @@ void *fl_rt_worker_main(void *arg) {
   metrics_tick(w);
   metrics_sample(w, w->iter_start_ns);
   close_ops(w, job_failing(w));
+  publish_counts(w); /* what closing operators emitted */
   return NULL;
 }
