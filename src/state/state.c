@@ -152,12 +152,30 @@ static int peek_live(const fl_sref_t *r, const fl_kkey_t *k, const void **v, siz
   return 1;
 }
 
-/* Reads a value cell the way a user get does (Flink's getWithTtlCheckAndUpdate). */
-static int read_value(const fl_sref_t *r, const void **val, size_t *len) {
+/* A value cell (uk NULL and ukl 0 with map false) or a map entry: get, put, del. */
+static inline int cell_get(const fl_sref_t *r, bool map, const void *uk, size_t ukl, const void **p,
+                           size_t *pl) {
+  return map ? KV(r)->map_get(KS(r), r->table, &r->k, uk, ukl, p, pl)
+             : KV(r)->get(KS(r), r->table, &r->k, p, pl);
+}
+static inline int cell_put(const fl_sref_t *r, bool map, const void *uk, size_t ukl, const void *v,
+                           size_t vl) {
+  return map ? KV(r)->map_put(KS(r), r->table, &r->k, uk, ukl, v, vl)
+             : KV(r)->put(KS(r), r->table, &r->k, v, vl);
+}
+static inline int cell_del(const fl_sref_t *r, bool map, const void *uk, size_t ukl) {
+  return map ? KV(r)->map_del(KS(r), r->table, &r->k, uk, ukl) : KV(r)->del(KS(r), r->table, &r->k);
+}
+
+/* Reads a value cell or a map entry the way a user get does (Flink's
+ * getWithTtlCheckAndUpdate): an expired one is removed (and returned once if the TTL
+ * says so), a live one refreshed if reads refresh. */
+static int read_cell(const fl_sref_t *r, bool map, const void *uk, size_t ukl, const void **val,
+                     size_t *len) {
   fl_state_scratch_t *s = r->scratch;
   const void *p;
   size_t pl;
-  int rc = KV(r)->get(KS(r), r->table, &r->k, &p, &pl);
+  int rc = cell_get(r, map, uk, ukl, &p, &pl);
   if (rc <= 0 || !ttl_on(r)) {
     if (rc == 1) {
       *val = p;
@@ -176,15 +194,15 @@ static int read_value(const fl_sref_t *r, const void **val, size_t *len) {
       copy_bytes(c, user, ul);
       user = c;
     }
-    rc = KV(r)->del(KS(r), r->table, &r->k);
+    rc = cell_del(r, map, uk, ukl);
     if (rc) return rc;
     if (!visible) return 0;
   } else if (ttl_refresh_on_read(r)) {
     const void *w;
     size_t wl;
     rc = wrap_ts(s, r->now, user, ul, &w, &wl);
-    if (rc == FL_OK) rc = KV(r)->put(KS(r), r->table, &r->k, w, wl);
-    if (rc == FL_OK) rc = KV(r)->get(KS(r), r->table, &r->k, &p, &pl);
+    if (rc == FL_OK) rc = cell_put(r, map, uk, ukl, w, wl);
+    if (rc == FL_OK) rc = cell_get(r, map, uk, ukl, &p, &pl);
     if (rc < 0) return rc;
     if (rc == 0 || pl != wl) return FL_EIO; /* the backend lost what it was given */
     user = (const uint8_t *)p + TS_LEN;
@@ -192,6 +210,10 @@ static int read_value(const fl_sref_t *r, const void **val, size_t *len) {
   *val = user;
   *len = ul;
   return 1;
+}
+
+static int read_value(const fl_sref_t *r, const void **val, size_t *len) {
+  return read_cell(r, false, NULL, 0, val, len);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -356,44 +378,7 @@ int fl_st_map_get(const fl_sref_t *r, const void *uk, size_t ukl, const void **v
   int rc = check(r, FL_STATE_MAP);
   if (rc) return rc;
   if (!val || !len || (ukl && !uk)) return FL_EINVAL;
-  fl_state_scratch_t *s = r->scratch;
-  const void *p;
-  size_t pl;
-  rc = KV(r)->map_get(KS(r), r->table, &r->k, uk, ukl, &p, &pl);
-  if (rc <= 0 || !ttl_on(r)) {
-    if (rc == 1) {
-      *val = p;
-      *len = pl;
-    }
-    return rc;
-  }
-  if (pl < TS_LEN) return FL_EPARSE;
-  const uint8_t *user = (const uint8_t *)p + TS_LEN;
-  size_t ul = pl - TS_LEN;
-  if (expired(r, rd_ts(p))) {
-    bool visible = ttl_returns_expired(r);
-    if (visible) {
-      uint8_t *c = fl_buf_resize(&s->ret, ul);
-      if (!c) return FL_ENOMEM;
-      copy_bytes(c, user, ul);
-      user = c;
-    }
-    rc = KV(r)->map_del(KS(r), r->table, &r->k, uk, ukl);
-    if (rc) return rc;
-    if (!visible) return 0;
-  } else if (ttl_refresh_on_read(r)) {
-    const void *w;
-    size_t wl;
-    rc = wrap_ts(s, r->now, user, ul, &w, &wl);
-    if (rc == FL_OK) rc = KV(r)->map_put(KS(r), r->table, &r->k, uk, ukl, w, wl);
-    if (rc == FL_OK) rc = KV(r)->map_get(KS(r), r->table, &r->k, uk, ukl, &p, &pl);
-    if (rc < 0) return rc;
-    if (rc == 0 || pl != wl) return FL_EIO;
-    user = (const uint8_t *)p + TS_LEN;
-  }
-  *val = user;
-  *len = ul;
-  return 1;
+  return read_cell(r, true, uk, ukl, val, len);
 }
 
 int fl_st_map_put(const fl_sref_t *r, const void *uk, size_t ukl, const void *val, size_t len) {
