@@ -385,33 +385,58 @@ static long long sst_bytes(const char *dir) {
   return total;
 }
 
+typedef void (*fill_fn)(uint32_t key, unsigned char *p, size_t n);
+
+/* Puts value fill(i) of size bytes under knum(i) for i < n. */
+static void put_values(kvc_fx_t *f, uint32_t n, size_t size, fill_fn fill) {
+  unsigned char *v = malloc(size);
+  assert_non_null(v);
+  for (uint32_t i = 0; i < n; i++) {
+    fill(i, v, size);
+    assert_int_equal(kvc_put(f, f->t, knum(&i), v, size), FL_OK);
+  }
+  free(v);
+}
+
+/* Reads the values put_values wrote back in a scattered order, so that the block cache
+ * keeps missing. */
+static void expect_values_scattered(kvc_fx_t *f, uint32_t n, size_t size, fill_fn fill) {
+  unsigned char *want = malloc(size);
+  assert_non_null(want);
+  for (uint32_t j = 0; j < n; j++) {
+    uint32_t i = (uint32_t)(((uint64_t)j * 7919u) % n);
+    const void *p;
+    size_t len;
+    assert_int_equal(kvc_get(f, f->t, knum(&i), &p, &len), 1);
+    assert_int_equal(len, size);
+    fill(i, want, size);
+    assert_memory_equal(p, want, size);
+  }
+  free(want);
+}
+
+/* Table files of dir this process has mapped (/proc/self/maps). */
+static int mapped_table_files(const char *dir) {
+  FILE *m = fopen("/proc/self/maps", "r");
+  assert_non_null(m);
+  char line[4096];
+  int n = 0;
+  while (fgets(line, sizeof line, m))
+    if (strstr(line, dir) && strstr(line, ".sst")) n++;
+  fclose(m);
+  return n;
+}
+
 #define BIG_VALUE 4096u
 #define BIG_KEYS 16384u /* 64 MiB of values: 8 MiB cache, 2 x 4 MiB write buffers */
 
 static void more_state_than_cache_and_write_buffers_reads_back(void **state) {
   kvc_fx_t *f = *state;
-  unsigned char *v = malloc(BIG_VALUE), *want = malloc(BIG_VALUE);
-  assert_non_null(v);
-  assert_non_null(want);
-  for (uint32_t i = 0; i < BIG_KEYS; i++) {
-    fill_value(i, v, BIG_VALUE);
-    assert_int_equal(kvc_put(f, f->t, knum(&i), v, BIG_VALUE), FL_OK);
-  }
+  put_values(f, BIG_KEYS, BIG_VALUE, fill_value);
   /* Most of it lives in table files, not in memory. */
   assert_true(sst_bytes(rdb(f)->dir) > (long long)(8u << 20) + 2 * (4u << 20));
-  /* In a scattered order, so that the cache keeps missing. */
-  for (uint32_t j = 0; j < BIG_KEYS; j++) {
-    uint32_t i = (uint32_t)((j * 7919u) % BIG_KEYS);
-    const void *p;
-    size_t n;
-    assert_int_equal(kvc_get(f, f->t, knum(&i), &p, &n), 1);
-    assert_int_equal(n, BIG_VALUE);
-    fill_value(i, want, BIG_VALUE);
-    assert_memory_equal(p, want, BIG_VALUE);
-  }
+  expect_values_scattered(f, BIG_KEYS, BIG_VALUE, fill_value);
   assert_int_equal(kvc_count(f, f->t), BIG_KEYS);
-  free(v);
-  free(want);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -441,39 +466,28 @@ static const kvc_backend_t rocksdb_zstd = {
     "rocksdb", rdb_open_zstd, rdb_close, fl_kv_rocksdb_compact, KVC_ORDERED, 60000u};
 
 /* A value that compresses well: the key's 4 bytes, then zeros, every 64 bytes. */
-static void fill_compressible(uint32_t key, unsigned char *p) {
-  memset(p, 0, CZ_VALUE);
-  for (size_t i = 0; i < CZ_VALUE; i += 64) memcpy(p + i, &key, sizeof key);
+static void fill_compressible(uint32_t key, unsigned char *p, size_t n) {
+  memset(p, 0, n);
+  for (size_t i = 0; i + sizeof key <= n; i += 64) memcpy(p + i, &key, sizeof key);
 }
 
 /* Writes CZ_KEYS compressible values, compacts them into table files, checks the files'
  * size against the 16 MiB written (compressed: under a quarter of it; uncompressed: at
- * least all of it) and reads every value back in a scattered order. */
+ * least all of it), reads every value back in a scattered order, and checks that the
+ * table files are mapped into memory exactly when they are uncompressed. */
 static void table_files_follow_the_compression(kvc_fx_t *f, bool compressed) {
-  unsigned char *v = malloc(CZ_VALUE), *want = malloc(CZ_VALUE);
-  assert_non_null(v);
-  assert_non_null(want);
-  for (uint32_t i = 0; i < CZ_KEYS; i++) {
-    fill_compressible(i, v);
-    assert_int_equal(kvc_put(f, f->t, knum(&i), v, CZ_VALUE), FL_OK);
-  }
+  put_values(f, CZ_KEYS, CZ_VALUE, fill_compressible);
   assert_int_equal(fl_kv_rocksdb_compact(&f->kv), FL_OK);
   long long raw = (long long)CZ_KEYS * CZ_VALUE, files = sst_bytes(rdb(f)->dir);
   if (compressed)
     assert_true(files < raw / 4);
   else
     assert_true(files >= raw);
-  for (uint32_t j = 0; j < CZ_KEYS; j++) {
-    uint32_t i = (uint32_t)((j * 7919u) % CZ_KEYS);
-    const void *p;
-    size_t n;
-    assert_int_equal(kvc_get(f, f->t, knum(&i), &p, &n), 1);
-    assert_int_equal(n, CZ_VALUE);
-    fill_compressible(i, want);
-    assert_memory_equal(p, want, CZ_VALUE);
-  }
-  free(v);
-  free(want);
+  expect_values_scattered(f, CZ_KEYS, CZ_VALUE, fill_compressible);
+  if (compressed)
+    assert_int_equal(mapped_table_files(rdb(f)->dir), 0);
+  else
+    assert_true(mapped_table_files(rdb(f)->dir) > 0);
 }
 
 static void snappy_by_default_compresses_table_files(void **state) {
