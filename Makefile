@@ -89,19 +89,19 @@ test: deps test-plain test-asan test-tsan
 test-plain: deps
 	$(call configure,$(BUILD_DIR),RelWithDebInfo,-DFL_SANITIZE=)
 	$(call compile,$(BUILD_DIR))
-	FL_TEST_TIMEOUT_SCALE=$(SCALE_PLAIN) $(RUN_CTEST) $(BUILD_DIR) -j $(JOBS)
+	FL_TEST_CPUS=$(JOBS) FL_TEST_TIMEOUT_SCALE=$(SCALE_PLAIN) $(RUN_CTEST) $(BUILD_DIR)
 
 test-asan: deps
 	$(call configure,$(ASAN_DIR),RelWithDebInfo,-DFL_SANITIZE=address)
 	$(call compile,$(ASAN_DIR))
 	ASAN_OPTIONS='$(ASAN_OPTIONS)' UBSAN_OPTIONS='$(UBSAN_OPTIONS)' \
-	  FL_TEST_TIMEOUT_SCALE=$(SCALE_ASAN) $(RUN_CTEST) $(ASAN_DIR) -j $(JOBS)
+	  FL_TEST_CPUS=$(JOBS) FL_TEST_TIMEOUT_SCALE=$(SCALE_ASAN) $(RUN_CTEST) $(ASAN_DIR)
 
 test-tsan: deps
 	$(call configure,$(TSAN_DIR),RelWithDebInfo,-DFL_SANITIZE=thread)
 	$(call compile,$(TSAN_DIR))
 	TSAN_OPTIONS='$(TSAN_OPTIONS)' \
-	  FL_TEST_TIMEOUT_SCALE=$(SCALE_TSAN) $(RUN_CTEST) $(TSAN_DIR) -j $(JOBS) -L runtime
+	  FL_TEST_CPUS=$(JOBS) FL_TEST_TIMEOUT_SCALE=$(SCALE_TSAN) $(RUN_CTEST) $(TSAN_DIR) -L runtime
 
 demo: build
 	$(DEMO_CMD)
