@@ -15,19 +15,19 @@ shift
 
 # Cores: every test that computes takes one (RESOURCE_GROUPS cpus:1, CMakeLists.txt),
 # so at most FL_TEST_CPUS of them run at once; the tests that mostly wait (on a broker,
-# on a killed program) take none and run beside them, up to -j.
+# on a killed program) take a slot of `waits` instead and run beside them, as many.
 cpus=${FL_TEST_CPUS:-$(nproc)}
 if ! [[ $cpus =~ ^[1-9][0-9]*$ ]]; then
   echo "$0: FL_TEST_CPUS '$cpus' is not a positive whole number" >&2
   exit 2
 fi
 spec="$(cd "$dir" && pwd)/ctest-cpus.json"
-printf '{"version": {"major": 1, "minor": 0}, "local": [{"cpus": [{"id": "0", "slots": %d}]}]}\n' \
-  "$cpus" >"$spec"
+printf '{"version": {"major": 1, "minor": 0}, "local": [{"cpus": [{"id": "0", "slots": %d}],
+  "waits": [{"id": "0", "slots": %d}]}]}\n' "$cpus" "$cpus" >"$spec"
 
 echo "== ctest in $dir ${*:-} (FL_TEST_TIMEOUT_SCALE=${FL_TEST_TIMEOUT_SCALE:-1}, $cpus cores)"
 start=$(date +%s)
-ctest --test-dir "$dir" --output-on-failure --resource-spec-file "$spec" -j $((cpus * 3)) "$@"
+ctest --test-dir "$dir" --output-on-failure --resource-spec-file "$spec" -j $((cpus * 2)) "$@"
 rc=$?
 end=$(date +%s)
 
