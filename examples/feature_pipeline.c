@@ -116,7 +116,8 @@ static int usage(const char *fmt, const char *arg) {
       "                          rates that keep consumer lag bounded with p99 < 85 ms\n"
       "  --bench-seconds S       per rate (default 20)\n"
       "  --preload-bytes N       create about N bytes of state for every user before\n"
-      "                          generating (the large-state run)\n",
+      "                          generating (the large-state run); generating starts\n"
+      "                          once RocksDB has compacted it\n",
       stdout);
   return 0;
 }
