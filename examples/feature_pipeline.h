@@ -231,6 +231,10 @@ int fp_monitor_wait_drained(fp_monitor_t *m, _Atomic int *stop_flag, const char 
 bool fp_monitor_has_metric(fl_env_t *env, const char *op, const char *name);
 /* A user counter of an operator (summed over subtasks), 0 when absent. */
 int64_t fp_monitor_counter(fl_env_t *env, const char *op, const char *name);
+/* A RocksDB metric of an operator's state (subtasks[].rocksdb, its
+ * state.backend.rocksdb.metrics.* key switched on), summed over subtasks; -1 when no
+ * subtask shows it yet. */
+int64_t fp_monitor_rocksdb(fl_env_t *env, const char *op, const char *name);
 /* Stops the thread and fills r. */
 void fp_monitor_stop(fp_monitor_t *m, fp_result_t *r);
 

@@ -313,6 +313,11 @@ fp_job_t *fp_job_new(const fp_options_t *o, const char *brokers, const char *che
       (state_dir && set(c, "state.backend.rocksdb.localdir", state_dir)) ||
       (o->dashboard_port >= 0 && set(c, "rest.port", port)))
     goto fail;
+  /* the generator waits for RocksDB to finish compacting the preloaded state */
+  if (o->preload_bytes > 0 &&
+      (set(c, "state.backend.rocksdb.metrics.estimate-pending-compaction-bytes", "true") ||
+       set(c, "state.backend.rocksdb.metrics.num-running-compactions", "true")))
+    goto fail;
   for (int i = 0; i < o->n_set; i++) {
     char key[256];
     const char *eq = strchr(o->set[i], '=');

@@ -559,6 +559,25 @@ int64_t fp_monitor_counter(fl_env_t *env, const char *op_name, const char *name)
   return v;
 }
 
+int64_t fp_monitor_rocksdb(fl_env_t *env, const char *op_name, const char *name) {
+  char *text = fl_env_metrics_json(env);
+  json_t *root = text ? json_loads(text, 0, NULL) : NULL;
+  fl_free(text);
+  int64_t v = -1;
+  size_t i, k;
+  json_t *op, *sub;
+  json_array_foreach(json_object_get(root, "operators"), i, op) {
+    const char *n = json_string_value(json_object_get(op, "name"));
+    if (!n || strcmp(n, op_name) != 0) continue;
+    json_array_foreach(json_object_get(op, "subtasks"), k, sub) {
+      json_t *x = json_object_get(json_object_get(sub, "rocksdb"), name);
+      if (json_is_integer(x)) v = (v < 0 ? 0 : v) + (int64_t)json_integer_value(x);
+    }
+  }
+  json_decref(root);
+  return v;
+}
+
 static double activity(json_t *f) {
   double a = 0;
   size_t i;

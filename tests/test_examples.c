@@ -709,6 +709,46 @@ static void examples_set_any_configuration_key(void **state) {
  * without its value), and a run with valid ones on the in-process mock cluster ends with
  * the features' spend equal to the purchases'.
  */
+/* feature_pipeline's large-state benchmark starts generating only once RocksDB has
+ * compacted the preloaded state (64 KiB memtables and a small state cache make the
+ * preload flush and compact) and says so, then runs as usual. */
+static void feature_pipeline_generates_after_the_preload_is_compacted(void **state) {
+  (void)state;
+#if defined(__SANITIZE_THREAD__)
+  /* as kafka_features below: the in-process mock cluster cannot run under TSan */
+  print_message("skipped under ThreadSanitizer: the in-process mock cluster cannot run\n");
+  skip();
+#endif
+  char *prog = find_program("examples", "feature_pipeline");
+  char dir[PATH_MAX];
+  in_dir(dir, "fp_preload_state", "");
+  assert_int_equal(mkdir(dir, 0700), 0);
+  char *argv[] = {prog,    "--users",
+                  "1500",  "--preload-bytes",
+                  "2048",  "--rate",
+                  "1000",  "--seconds",
+                  "2",     "--time-scale",
+                  "1",     "--checkpoint-interval",
+                  "1s",    "--state-dir",
+                  dir,     "--dashboard-port",
+                  "-1",    "--quiet",
+                  "--set", "state.backend.rocksdb.writebuffer.size=64kb",
+                  "--set", "state.backend.rocksdb.cache.size=64kb",
+                  NULL};
+  run_named("fp_preload", argv, 0);
+  const char *const says[] = {"preloaded 1500 users", "compactions done",
+                              "=== feature_pipeline report", NULL};
+  file_has("fp_preload", ".stdout", says);
+  char path[PATH_MAX];
+  char *out = read_text(in_dir(path, "fp_preload", ".stdout"), NULL);
+  assert_non_null(out);
+  const char *done = strstr(out, "compactions done"), *gen = strstr(out, "generating");
+  assert_non_null(gen);
+  assert_true(done < gen);
+  free(out);
+  free(prog);
+}
+
 static void kafka_features_takes_set_and_kafka_properties(void **state) {
   (void)state;
 #if defined(__SANITIZE_THREAD__)
@@ -882,6 +922,7 @@ int main(void) {
       cmocka_unit_test(session_tracker_killed_and_resumed_commits_exactly_once),
       cmocka_unit_test(checkpoint_mode_needs_an_output_directory),
       cmocka_unit_test(examples_set_any_configuration_key),
+      cmocka_unit_test(feature_pipeline_generates_after_the_preload_is_compacted),
       cmocka_unit_test(kafka_features_takes_set_and_kafka_properties),
       cmocka_unit_test(bench_window_engine_matches_baseline),
       cmocka_unit_test(bench_window_kinds_match_baselines),
