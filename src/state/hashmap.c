@@ -101,10 +101,39 @@ static int hm_put(void *self, uint32_t table, const fl_kkey_t *k, const void *va
   return fl_hm_dict_put(d, &pk, val, len);
 }
 
+/* Whether e is the key group cell (empty key) of kg at ns. */
+static inline bool entry_is_group_cell(const hm_entry_t *e, uint16_t kg, const void *ns,
+                                       size_t ns_len) {
+  return e->kg == kg && e->key_len == 0 && e->ns_len == ns_len && bytes_eq(e->data, ns, ns_len);
+}
+
+/* e, appended to, as its key group's cell if it is one (an empty key). Without memory
+ * for the cache the appends go on without it. */
+static inline void group_remember(hm_dict_t *d, hm_entry_t *e) {
+  if (e->key_len) return;
+  if (!d->group && !(d->group = calloc(HM_GROUP_CACHE, sizeof *d->group))) return;
+  d->group[group_slot(e->kg, e->data, e->ns_len)] = e;
+}
+
 static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void *val, size_t len) {
+  hm_t *h = self;
   hm_dict_t *d;
   hm_pkey_t pk;
   if (len && !val) return FL_EINVAL;
+  if (h && k && k->key_len == 0 && table < h->n && (k->ns || !k->ns_len)) {
+    /* A key group's cell appended to before: no hashing, no probe. */
+    hm_entry_t **g = h->t[table].d.group;
+    hm_entry_t *e = g ? g[group_slot(k->kg, k->ns, k->ns_len)] : NULL;
+    if (e && entry_is_group_cell(e, k->kg, k->ns, k->ns_len) && len <= e->val_cap - e->val_len) {
+      /* (val, if it points into e, lies before val_len: the bytes do not overlap) */
+      if (len == 16) /* a list item of an 8-byte key */
+        memcpy(entry_value(e) + e->val_len, val, 16);
+      else
+        copy_bytes(entry_value(e) + e->val_len, val, len);
+      e->val_len += len;
+      return FL_OK;
+    }
+  }
   int rc = prepare(self, table, k, &d, &pk);
   if (rc) return rc;
   hm_entry_t *e = fl_hm_dict_lookup(d, &pk);
@@ -113,6 +142,7 @@ static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void 
     if (rc) return rc;
     copy_bytes(entry_value(e), val, len);
     e->val_len = len;
+    group_remember(d, e);
     return FL_OK;
   }
   if (e->flags & HM_F_MAP) return FL_EINVAL;
@@ -128,6 +158,7 @@ static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void 
   }
   copy_bytes(entry_value(e) + e->val_len, val, len);
   e->val_len = need;
+  group_remember(d, e);
   return FL_OK;
 }
 
