@@ -234,8 +234,10 @@ static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t
 static int hm_take(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
                    const void **val, size_t *len) {
   hm_t *h = self;
-  if (!h || !k || !val || !len || table >= h->n || (k->key_len && !k->key) ||
-      (k->ns_len && !k->ns) || (k->key_len | k->ns_len) > UINT32_MAX)
+  if (__builtin_expect(!h || !k || !val || !len, 0)) return FL_EINVAL;
+  if (__builtin_expect(table >= h->n || (k->key_len && !k->key) || (k->ns_len && !k->ns) ||
+                           (k->key_len | k->ns_len) > UINT32_MAX,
+                       0))
     return FL_EINVAL;
   hm_dict_t *d = &h->t[table].d;
   uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
