@@ -231,6 +231,19 @@ static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t
   return value_ref_hashed(h, table, k, hash, new_len, val, len);
 }
 
+/* take of cell k (hash: its cell hash; k checked). */
+static inline int take_hashed(hm_t *h, uint32_t table, uint64_t hash, const fl_kkey_t *k,
+                              const void **val, size_t *len) {
+  hm_entry_t *e;
+  int rc = fl_hm_dict_take(&h->t[table].d, hash, k, &e);
+  if (rc != 1) return rc;
+  if (h->taken) fl_hm_pool_free(&h->pool, h->taken, entry_bytes(h->taken));
+  h->taken = e;
+  *val = entry_value(e);
+  *len = e->val_len;
+  return 1;
+}
+
 static int hm_take(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
                    const void **val, size_t *len) {
   hm_t *h = self;
@@ -239,16 +252,14 @@ static int hm_take(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_
                            (k->key_len | k->ns_len) > UINT32_MAX,
                        0))
     return FL_EINVAL;
-  hm_dict_t *d = &h->t[table].d;
   uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
-  hm_entry_t *e;
-  int rc = fl_hm_dict_take(d, hash, k, &e);
-  if (rc != 1) return rc;
-  if (h->taken) fl_hm_pool_free(&h->pool, h->taken, entry_bytes(h->taken));
-  h->taken = e;
-  *val = entry_value(e);
-  *len = e->val_len;
-  return 1;
+  return take_hashed(h, table, hash, k, val, len);
+}
+
+static int hm_take_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key,
+                            size_t key_len, uint64_t key_hash, const void **val, size_t *len) {
+  fl_kkey_t k = {kg, key, key_len, p->ns, p->ns_len};
+  return take_hashed(self, p->table, cell_hash(key_hash, kg, p->ns_hash), &k, val, len);
 }
 
 static int hm_ref_prepare(void *self, fl_kv_ref_prep_t *p) {
@@ -525,6 +536,7 @@ static const fl_kv_ops_t hm_ops = {
     .value_ref_prepared = hm_value_ref_prepared,
     .prefetch_prepared = hm_prefetch_prepared,
     .take = hm_take,
+    .take_prepared = hm_take_prepared,
 };
 
 int fl_kv_hashmap_new(fl_kv_t *out) {
