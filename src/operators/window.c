@@ -215,15 +215,29 @@ static void win_close(fl_op_t *op) {
 
 /* A window's timer: the current key's, or with group timers its key group's (no key,
  * the namespace followed by WIN_GROUP_MARK). */
-static int reg_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
-  const fl_window_conf_t *c = &op->node->u.window;
-  if (c->keys) {
-    win_op_t *st = op->state;
+static int reg_timer_slow(fl_op_t *op, const uint8_t *ns, int64_t ts, win_reg_t *e);
+
+static inline int reg_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
+  win_op_t *st = op->state;
+  if (st->conf->keys) { /* a group timer registered since a timer last fired: nothing to do */
     uint16_t kg = op->ctx.kg;
     win_reg_t *e = &st->reg[(kg + (uint64_t)ts * 0x9e3779b97f4a7c15ull) % WIN_REG_CACHE];
     if (e->epoch == st->reg_epoch && e->kg == kg && e->ts == ts &&
         memcmp(e->ns, ns, WIN_NS_LEN) == 0)
       return 0;
+    return reg_timer_slow(op, ns, ts, e);
+  }
+  return reg_timer_slow(op, ns, ts, NULL);
+}
+
+/* reg_timer once its cache missed (e: the entry to fill), or without group timers (e
+ * NULL). */
+static __attribute__((noinline)) int reg_timer_slow(fl_op_t *op, const uint8_t *ns, int64_t ts,
+                                                    win_reg_t *e) {
+  const fl_window_conf_t *c = &op->node->u.window;
+  if (e) {
+    win_op_t *st = op->state;
+    uint16_t kg = op->ctx.kg;
     uint8_t gns[WIN_GROUP_NS_LEN];
     memcpy(gns, ns, WIN_NS_LEN);
     gns[WIN_NS_LEN] = WIN_GROUP_MARK;
