@@ -197,6 +197,94 @@ static void pool_memory_follows_the_live_cells(void **state) {
   }
 }
 
+/* Appends to key group cells (an empty key, as a window's lists of the keys of each
+ * group) go through a cache of the cell last appended to per group and namespace: the
+ * cache must follow the cells as they grow (and move), are removed, taken, replaced by a
+ * put or walked away, and as cells of other namespaces take their slot. A model of every
+ * cell's bytes is compared after each step. */
+#define GC_GROUPS 128
+#define GC_WINDOWS 24
+
+static void group_ns(unsigned char ns[16], uint64_t w) {
+  memset(ns, 0, 16);
+  memcpy(ns, &w, sizeof w);
+  uint64_t end = w + 300000;
+  memcpy(ns + 8, &end, sizeof end);
+}
+
+static int drop_cb(const fl_kkey_t *k, const void *v, size_t n, void *arg) {
+  (void)v;
+  (void)n;
+  const uint64_t *victim = arg;
+  uint64_t w;
+  memcpy(&w, k->ns, sizeof w);
+  return k->kg % 7 == 3 && w == *victim ? FL_KV_DELETE : 0;
+}
+
+static void appends_to_group_cells_follow_the_cells(void **state) {
+  kvc_fx_t *f = *state;
+  static unsigned char model[GC_GROUPS][GC_WINDOWS][2048];
+  static size_t mlen[GC_GROUPS][GC_WINDOWS];
+  memset(mlen, 0, sizeof mlen);
+  uint64_t rnd = 0x1234567;
+  unsigned char item[24], ns[16];
+  for (int step = 0; step < 200000; step++) {
+    rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+    uint32_t r = (uint32_t)(rnd >> 33);
+    uint16_t kg = (uint16_t)(r % GC_GROUPS);
+    uint64_t w = (r / GC_GROUPS) % GC_WINDOWS;
+    group_ns(ns, w);
+    fl_kkey_t k = kk(kg, "", 0, ns, sizeof ns);
+    uint32_t op = (r >> 24) % 100;
+    if (op < 90 || mlen[kg][w] + sizeof item > sizeof model[0][0]) {
+      if (mlen[kg][w] + sizeof item > sizeof model[0][0])
+        op = 95; /* full: remove it */
+      else {
+        size_t len = op < 80 ? 16 : 1 + op % 24;
+        for (size_t i = 0; i < len; i++) item[i] = (unsigned char)(step + i);
+        assert_int_equal(f->kv.ops->append(f->kv.self, f->t, &k, item, len), FL_OK);
+        memcpy(model[kg][w] + mlen[kg][w], item, len);
+        mlen[kg][w] += len;
+      }
+    }
+    if (op >= 90 && op < 94) { /* replaced by a put, shorter or longer */
+      size_t len = op < 92 ? 3 : 600;
+      unsigned char big[600];
+      memset(big, (int)op, sizeof big);
+      assert_int_equal(kvc_put(f, f->t, k, big, len), FL_OK);
+      memcpy(model[kg][w], big, len);
+      mlen[kg][w] = len;
+    } else if (op >= 94 && op < 98) {
+      assert_int_equal(f->kv.ops->del(f->kv.self, f->t, &k), FL_OK);
+      mlen[kg][w] = 0;
+    } else if (op == 98) { /* taken */
+      const void *v;
+      size_t n;
+      int rc = f->kv.ops->take(f->kv.self, f->t, &k, fl_hash64("", 0, 0), &v, &n);
+      assert_int_equal(rc, mlen[kg][w] ? 1 : 0);
+      if (rc) assert_int_equal(n, mlen[kg][w]);
+      mlen[kg][w] = 0;
+    } else if (op == 99) { /* a walk removes the cells of some groups in window w */
+      uint64_t cursor = 0;
+      do assert_int_equal(f->kv.ops->iterate(f->kv.self, f->t, &cursor, 1000, drop_cb, &w), FL_OK);
+      while (cursor);
+      for (uint16_t g = 3; g < GC_GROUPS; g += 7) mlen[g][w] = 0;
+    }
+    if (step % 5000 == 0 || step > 199000) {
+      for (uint16_t g = 0; g < GC_GROUPS; g++) {
+        for (uint64_t x = 0; x < GC_WINDOWS; x++) {
+          group_ns(ns, x);
+          fl_kkey_t c = kk(g, "", 0, ns, sizeof ns);
+          if (mlen[g][x])
+            kvc_assert_value(f, f->t, c, model[g][x], mlen[g][x]);
+          else
+            kvc_assert_absent(f, f->t, c);
+        }
+      }
+    }
+  }
+}
+
 /* Values that outgrow the pool's largest class move to malloc and back. */
 static void values_cross_the_pool_limit_both_ways(void **state) {
   kvc_fx_t *f = *state;
@@ -232,6 +320,7 @@ int main(void) {
       KVC_CASE(deletes_during_growth_keep_other_entries_reachable, &hashmap),
       KVC_CASE(value_and_map_calls_do_not_mix_on_one_cell, &hashmap),
       KVC_CASE(pool_memory_follows_the_live_cells, &hashmap),
+      KVC_CASE(appends_to_group_cells_follow_the_cells, &hashmap),
       KVC_CASE(values_cross_the_pool_limit_both_ways, &hashmap),
       cmocka_unit_test(constructor_rejects_null),
   };

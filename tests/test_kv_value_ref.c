@@ -506,6 +506,58 @@ static void prepared_reducing_adds_are_the_adds(void **state) {
   check_reducing_adds(f, pred, &p);
 }
 
+/* A prepared take (ops version 6, fl_st_adds_take) is the take of the sref's cell:
+ * the result as it was, the cell gone, an absent cell 0 and nothing changed; the bytes
+ * stay valid until the next take. A backend without it says FL_ENOTSUP and changes
+ * nothing. */
+static void prepared_take_is_the_take(void **state) {
+  sfx_t *f = *state;
+  f->desc.kind = FL_STATE_AGGREGATING;
+  f->desc.agg = (fl_aggregate_fn_t){.version = FL_AGGREGATE_FN_VERSION,
+                                    .acc_size = sizeof(pair_t),
+                                    .init = pair_init,
+                                    .add = pair_add};
+  fl_st_adds_t p;
+  assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_OK);
+  assert_non_null(p.take);
+  bool created;
+  const void *v = NULL;
+  size_t len = 0;
+  const fl_kkey_t *k = &f->r.k;
+  assert_int_equal(fl_st_adds_take(&p, k->kg, k->key, k->key_len, f->r.key_hash, &v, &len), 0);
+  assert_int_equal(agg(f, 5, &created), FL_OK);
+  assert_int_equal(agg(f, 7, &created), FL_OK);
+  /* another key group's cell of the same key and namespace is not taken */
+  uint16_t other = (uint16_t)(k->kg + 1);
+  assert_int_equal(fl_st_adds_take(&p, other, k->key, k->key_len, f->r.key_hash, &v, &len), 0);
+  assert_int_equal(fl_st_adds_take(&p, k->kg, k->key, k->key_len, f->r.key_hash, &v, &len), 1);
+  assert_int_equal(len, sizeof(pair_t));
+  assert_int_equal(((const int64_t *)v)[0], 12);
+  assert_int_equal(f->kv.kv.ops->count(f->kv.kv.self, f->r.table), 0);
+  const void *acc;
+  assert_int_equal(fl_st_aggregating_get(&f->r, &acc), 0);
+  /* the bytes lent stay until the next take: a new cell does not reuse them */
+  assert_int_equal(agg(f, 1, &created), FL_OK);
+  assert_true(created);
+  assert_int_equal(((const int64_t *)v)[0], 12);
+  /* a backend without take_prepared: FL_ENOTSUP, nothing taken */
+  fl_kv_ops_t older = *f->kv.kv.ops;
+  older.version = 5;
+  const fl_kv_ops_t *own = f->kv.kv.ops;
+  f->kv.kv.ops = &older;
+  fl_st_adds_t q;
+  assert_int_equal(fl_st_adds_prepare(&f->r, &q), FL_OK);
+  assert_int_equal(fl_st_adds_take(&q, k->kg, k->key, k->key_len, f->r.key_hash, &v, &len),
+                   FL_ENOTSUP);
+  f->kv.kv.ops = own;
+  assert_int_equal(f->kv.kv.ops->count(f->kv.kv.self, f->r.table), 1);
+  /* a map cell is refused as by take, and stays */
+  fl_kkey_t m = {3, "map", 3, k->ns, k->ns_len};
+  assert_int_equal(f->kv.kv.ops->map_put(f->kv.kv.self, f->r.table, &m, "u", 1, "v", 1), FL_OK);
+  assert_int_equal(fl_st_adds_take(&p, 3, "map", 3, fl_hash64("map", 3, 0), &v, &len), FL_EINVAL);
+  assert_int_equal(f->kv.kv.ops->count(f->kv.kv.self, f->r.table), 2);
+}
+
 /* What cannot be prepared says so: TTL (whose timestamps the adds would not renew),
  * a kind without adds, a backend without prepared lookups. */
 static void adds_prepare_declines_what_it_cannot_do(void **state) {
@@ -546,6 +598,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(prepared_aggregating_adds_are_the_adds, sfx_setup,
                                       sfx_teardown),
       cmocka_unit_test_setup_teardown(prepared_reducing_adds_are_the_adds, sfx_setup, sfx_teardown),
+      cmocka_unit_test_setup_teardown(prepared_take_is_the_take, sfx_setup, sfx_teardown),
       cmocka_unit_test_setup_teardown(adds_prepare_declines_what_it_cannot_do, sfx_setup,
                                       sfx_teardown),
   };

@@ -215,15 +215,29 @@ static void win_close(fl_op_t *op) {
 
 /* A window's timer: the current key's, or with group timers its key group's (no key,
  * the namespace followed by WIN_GROUP_MARK). */
-static int reg_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
-  const fl_window_conf_t *c = &op->node->u.window;
-  if (c->keys) {
-    win_op_t *st = op->state;
+static int reg_timer_slow(fl_op_t *op, const uint8_t *ns, int64_t ts, win_reg_t *e);
+
+static inline int reg_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
+  win_op_t *st = op->state;
+  if (st->conf->keys) { /* a group timer registered since a timer last fired: nothing to do */
     uint16_t kg = op->ctx.kg;
     win_reg_t *e = &st->reg[(kg + (uint64_t)ts * 0x9e3779b97f4a7c15ull) % WIN_REG_CACHE];
     if (e->epoch == st->reg_epoch && e->kg == kg && e->ts == ts &&
         memcmp(e->ns, ns, WIN_NS_LEN) == 0)
       return 0;
+    return reg_timer_slow(op, ns, ts, e);
+  }
+  return reg_timer_slow(op, ns, ts, NULL);
+}
+
+/* reg_timer once its cache missed (e: the entry to fill), or without group timers (e
+ * NULL). */
+static __attribute__((noinline)) int reg_timer_slow(fl_op_t *op, const uint8_t *ns, int64_t ts,
+                                                    win_reg_t *e) {
+  const fl_window_conf_t *c = &op->node->u.window;
+  if (e) {
+    win_op_t *st = op->state;
+    uint16_t kg = op->ctx.kg;
     uint8_t gns[WIN_GROUP_NS_LEN];
     memcpy(gns, ns, WIN_NS_LEN);
     gns[WIN_NS_LEN] = WIN_GROUP_MARK;
@@ -278,77 +292,78 @@ static int del_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
                           op->ctx.key_len, ns, WIN_NS_LEN, ts);
 }
 
+/* Emits the result v (len bytes) of a reduce or aggregate window w for the current
+ * key. */
+static int fire_result(fl_op_t *op, fl_window_t w, const void *v, size_t len) {
+  const fl_window_conf_t *c = &op->node->u.window;
+  int64_t saved_ts = op->ctx.ts;
+  /* Results carry the window's max timestamp (Flink's TimestampedCollector). */
+  op->ctx.ts = max_ts(w);
+  int rc;
+  if (c->fn_kind == FL_WFN_REDUCE) {
+    fl_record_t out = {op->ctx.key, op->ctx.key_len, v, len, max_ts(w)};
+    rc = fl_op_emit(op, &out);
+  } else {
+    rc = c->agg.result(&op->ctx, &w, v, c->opaque);
+  }
+  op->ctx.ts = saved_ts;
+  return rc < 0 ? rc : 0;
+}
+
+/* Hands a process window's elements (the list r) to the user's function. */
+static int fire_process(fl_op_t *op, fl_window_t w, const fl_sref_t *r) {
+  win_op_t *st = op->state;
+  const fl_window_conf_t *c = st->conf;
+  const fl_bytes_t *items = NULL;
+  size_t n = 0, bytes = 0;
+  int rc = fl_st_list_get(r, &items, &n);
+  if (rc < 0 || n == 0) return rc < 0 ? rc : 0;
+  /* The views are borrowed until the next state call; the user function may make
+   * one, so the elements get a copy. */
+  for (size_t i = 0; i < n; i++) bytes += items[i].len;
+  rc = grow_bytes(&st->copy, &st->copy_cap, bytes ? bytes : 1);
+  if (!rc) rc = grow_elems(st, n);
+  if (rc) return rc;
+  size_t off = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (items[i].len < 8) {
+      rc = fl_op_fail(op, FL_ESTATE, "window '%s': corrupt window contents", op->node->name);
+      return rc < 0 ? rc : 0;
+    }
+    memcpy(st->copy + off, items[i].data, items[i].len);
+    fl_record_t *e = &st->elems[i];
+    memcpy(&e->timestamp, st->copy + off, 8);
+    e->key = op->ctx.key;
+    e->key_len = op->ctx.key_len;
+    e->value = st->copy + off + 8;
+    e->value_len = items[i].len - 8;
+    off += items[i].len;
+  }
+  int64_t saved_ts = op->ctx.ts;
+  op->ctx.ts = max_ts(w);
+  rc = c->process(&op->ctx, &w, st->elems, n, c->opaque);
+  op->ctx.ts = saved_ts;
+  return rc < 0 ? rc : 0;
+}
+
 /* Emits the window's result for the current key, if the window has contents (ns: w
  * encoded). With taken non-NULL the contents are removed too if the backend can do both
  * in one lookup (fl_st_take): *taken tells whether it did. */
 static int fire_take(fl_op_t *op, fl_window_t w, const uint8_t *ns, bool *taken) {
-  win_op_t *st = op->state;
-  const fl_window_conf_t *c = st->conf;
+  const fl_window_conf_t *c = &op->node->u.window;
   fl_sref_t *r;
   int rc = fire_ref(op, ns, &r);
   if (rc) return rc;
-  int64_t saved_ts = op->ctx.ts;
-  /* Results carry the window's max timestamp (Flink's TimestampedCollector). */
-  op->ctx.ts = max_ts(w);
-  switch (c->fn_kind) {
-  case FL_WFN_REDUCE: {
-    const void *v = NULL;
-    size_t len = 0;
-    rc = taken ? fl_st_take(r, &v, &len) : FL_ENOTSUP;
-    if (rc == FL_ENOTSUP)
-      rc = fl_st_reducing_get(r, &v, &len);
-    else if (taken)
-      *taken = true;
-    if (rc <= 0) break;
-    fl_record_t out = {op->ctx.key, op->ctx.key_len, v, len, max_ts(w)};
-    rc = fl_op_emit(op, &out);
-    break;
-  }
-  case FL_WFN_AGGREGATE: {
-    const void *acc = NULL;
-    size_t len = 0;
-    rc = taken ? fl_st_take(r, &acc, &len) : FL_ENOTSUP;
-    if (rc == FL_ENOTSUP)
-      rc = fl_st_aggregating_get(r, &acc);
-    else if (taken)
-      *taken = true;
-    if (rc <= 0) break;
-    rc = c->agg.result(&op->ctx, &w, acc, c->opaque);
-    break;
-  }
-  case FL_WFN_PROCESS: {
-    const fl_bytes_t *items = NULL;
-    size_t n = 0, bytes = 0;
-    rc = fl_st_list_get(r, &items, &n);
-    if (rc < 0 || n == 0) break;
-    /* The views are borrowed until the next state call; the user function may make
-     * one, so the elements get a copy. */
-    for (size_t i = 0; i < n; i++) bytes += items[i].len;
-    rc = grow_bytes(&st->copy, &st->copy_cap, bytes ? bytes : 1);
-    if (!rc) rc = grow_elems(st, n);
-    if (rc) break;
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-      if (items[i].len < 8) {
-        rc = fl_op_fail(op, FL_ESTATE, "window '%s': corrupt window contents", op->node->name);
-        break;
-      }
-      memcpy(st->copy + off, items[i].data, items[i].len);
-      fl_record_t *e = &st->elems[i];
-      memcpy(&e->timestamp, st->copy + off, 8);
-      e->key = op->ctx.key;
-      e->key_len = op->ctx.key_len;
-      e->value = st->copy + off + 8;
-      e->value_len = items[i].len - 8;
-      off += items[i].len;
-    }
-    if (rc < 0) break;
-    rc = c->process(&op->ctx, &w, st->elems, n, c->opaque);
-    break;
-  }
-  }
-  op->ctx.ts = saved_ts;
-  return rc < 0 ? rc : 0;
+  if (c->fn_kind == FL_WFN_PROCESS) return fire_process(op, w, r);
+  const void *v = NULL;
+  size_t len = 0;
+  rc = taken ? fl_st_take(r, &v, &len) : FL_ENOTSUP;
+  if (rc == FL_ENOTSUP)
+    rc = c->fn_kind == FL_WFN_REDUCE ? fl_st_reducing_get(r, &v, &len)
+                                     : fl_st_aggregating_get(r, &v);
+  else if (taken)
+    *taken = true;
+  return rc <= 0 ? rc : fire_result(op, w, v, len);
 }
 
 static int fire(fl_op_t *op, fl_window_t w) {
@@ -861,7 +876,10 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
   }
   if (rc) return rc;
   for (size_t i = 0, off = 0; i < n; i++) {
-    memcpy(st->gkeys + off, items[i].data, items[i].len);
+    if (items[i].len == 8) /* the common key, without a libc call */
+      memcpy(st->gkeys + off, items[i].data, 8);
+    else
+      memcpy(st->gkeys + off, items[i].data, items[i].len);
     st->glen[i] = items[i].len;
     off += items[i].len;
   }
@@ -875,21 +893,28 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
     st->fire_pf_ts = ts;
     st->fire_pf_set = true;
   }
-  if (do_fire && n > WIN_PREFETCH_AHEAD && st->fire_pf) {
+  /* A window fired and cleaned at once takes its keys' contents through the prepared
+   * namespace, if the backend can (else fire_take). */
+  bool prepared = false;
+  if (do_fire && (do_clear || (n > WIN_PREFETCH_AHEAD && st->fire_pf))) {
     fl_sref_t *r;
-    prefetch = !fire_ref(op, ns, &r) && !fl_st_adds_prepare(r, &pf) && pf.prefetch;
+    prepared = !fire_ref(op, ns, &r) && !fl_st_adds_prepare(r, &pf);
+  }
+  bool take = prepared && do_clear && pf.take;
+  if (prepared && n > WIN_PREFETCH_AHEAD && st->fire_pf && pf.prefetch) {
+    prefetch = true;
     for (size_t i = 0; i < WIN_PREFETCH_AHEAD; i++) off_a += st->glen[i];
   }
   /* Each key is hashed once, AHEAD keys before it fires: the hashes wait in a ring. */
   uint64_t ring[WIN_PREFETCH_AHEAD];
   for (size_t i = 0, off = 0; i < WIN_PREFETCH_AHEAD && i < n && prefetch; off += st->glen[i], i++)
-    ring[i] = fl_hash64(st->gkeys + off, st->glen[i], 0);
+    ring[i] = fl_hash64_inline(st->gkeys + off, st->glen[i], 0);
   for (size_t i = 0, off = 0; i < n && !rc; off += st->glen[i], i++) {
     uint64_t h =
         prefetch ? ring[i % WIN_PREFETCH_AHEAD] : fl_hash64(st->gkeys + off, st->glen[i], 0);
     if (prefetch && i + WIN_PREFETCH_AHEAD < n) {
       size_t len = st->glen[i + WIN_PREFETCH_AHEAD];
-      uint64_t ha = fl_hash64(st->gkeys + off_a, len, 0);
+      uint64_t ha = fl_hash64_inline(st->gkeys + off_a, len, 0);
       ring[i % WIN_PREFETCH_AHEAD] = ha;
       fl_st_adds_prefetch(&pf, kg, ha, 0);
       off_a += len;
@@ -900,7 +925,15 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
     op->ctx.ts = ts;
     /* A window fired and cleaned at once gives its result as its contents go. */
     bool taken = false;
-    if (do_fire) rc = fire_take(op, w, ns, do_clear ? &taken : NULL);
+    if (take) {
+      const void *v;
+      size_t len;
+      rc = fl_st_adds_take(&pf, kg, st->gkeys + off, st->glen[i], h, &v, &len);
+      if (rc > 0) rc = fire_result(op, w, v, len);
+      taken = true; /* (or absent, rc 0) */
+    } else if (do_fire) {
+      rc = fire_take(op, w, ns, do_clear ? &taken : NULL);
+    }
     if (!rc && do_clear && !taken) {
       fl_sref_t *r;
       rc = fire_ref(op, ns, &r);

@@ -101,10 +101,39 @@ static int hm_put(void *self, uint32_t table, const fl_kkey_t *k, const void *va
   return fl_hm_dict_put(d, &pk, val, len);
 }
 
+/* Whether e is the key group cell (empty key) of kg at ns. */
+static inline bool entry_is_group_cell(const hm_entry_t *e, uint16_t kg, const void *ns,
+                                       size_t ns_len) {
+  return e->kg == kg && e->key_len == 0 && e->ns_len == ns_len && bytes_eq(e->data, ns, ns_len);
+}
+
+/* e, appended to, as its key group's cell if it is one (an empty key). Without memory
+ * for the cache the appends go on without it. */
+static inline void group_remember(hm_dict_t *d, hm_entry_t *e) {
+  if (e->key_len) return;
+  if (!d->group && !(d->group = calloc(HM_GROUP_CACHE, sizeof *d->group))) return;
+  d->group[group_slot(e->kg, e->data, e->ns_len)] = e;
+}
+
 static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void *val, size_t len) {
+  hm_t *h = self;
   hm_dict_t *d;
   hm_pkey_t pk;
   if (len && !val) return FL_EINVAL;
+  if (h && k && k->key_len == 0 && table < h->n && (k->ns || !k->ns_len)) {
+    /* A key group's cell appended to before: no hashing, no probe. */
+    hm_entry_t **g = h->t[table].d.group;
+    hm_entry_t *e = g ? g[group_slot(k->kg, k->ns, k->ns_len)] : NULL;
+    if (e && entry_is_group_cell(e, k->kg, k->ns, k->ns_len) && len <= e->val_cap - e->val_len) {
+      /* (val, if it points into e, lies before val_len: the bytes do not overlap) */
+      if (len == 16) /* a list item of an 8-byte key */
+        memcpy(entry_value(e) + e->val_len, val, 16);
+      else
+        copy_bytes(entry_value(e) + e->val_len, val, len);
+      e->val_len += len;
+      return FL_OK;
+    }
+  }
   int rc = prepare(self, table, k, &d, &pk);
   if (rc) return rc;
   hm_entry_t *e = fl_hm_dict_lookup(d, &pk);
@@ -113,6 +142,7 @@ static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void 
     if (rc) return rc;
     copy_bytes(entry_value(e), val, len);
     e->val_len = len;
+    group_remember(d, e);
     return FL_OK;
   }
   if (e->flags & HM_F_MAP) return FL_EINVAL;
@@ -128,6 +158,7 @@ static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void 
   }
   copy_bytes(entry_value(e) + e->val_len, val, len);
   e->val_len = need;
+  group_remember(d, e);
   return FL_OK;
 }
 
@@ -170,7 +201,10 @@ static __attribute__((noinline)) int value_ref_insert(hm_t *h, uint32_t table, c
   pk.hashed = true;
   rc = fl_hm_dict_insert(d, &pk, new_len, &e);
   if (rc) return rc;
-  if (new_len) memset(entry_value(e), 0, new_len);
+  if (new_len == 16) /* the common accumulator (two words), without a libc call */
+    memset(entry_value(e), 0, 16);
+  else if (new_len)
+    memset(entry_value(e), 0, new_len);
   e->val_len = new_len;
   *val = entry_value(e);
   *len = new_len;
@@ -200,22 +234,35 @@ static int hm_value_ref(void *self, uint32_t table, const fl_kkey_t *k, uint64_t
   return value_ref_hashed(h, table, k, hash, new_len, val, len);
 }
 
-static int hm_take(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
-                   const void **val, size_t *len) {
-  hm_t *h = self;
-  if (!h || !k || !val || !len || table >= h->n || (k->key_len && !k->key) ||
-      (k->ns_len && !k->ns) || (k->key_len | k->ns_len) > UINT32_MAX)
-    return FL_EINVAL;
-  hm_dict_t *d = &h->t[table].d;
-  uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
+/* take of cell k (hash: its cell hash; k checked). */
+static inline int take_hashed(hm_t *h, uint32_t table, uint64_t hash, const fl_kkey_t *k,
+                              const void **val, size_t *len) {
   hm_entry_t *e;
-  int rc = fl_hm_dict_take(d, hash, k, &e);
+  int rc = fl_hm_dict_take(&h->t[table].d, hash, k, &e);
   if (rc != 1) return rc;
   if (h->taken) fl_hm_pool_free(&h->pool, h->taken, entry_bytes(h->taken));
   h->taken = e;
   *val = entry_value(e);
   *len = e->val_len;
   return 1;
+}
+
+static int hm_take(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
+                   const void **val, size_t *len) {
+  hm_t *h = self;
+  if (__builtin_expect(!h || !k || !val || !len, 0)) return FL_EINVAL;
+  if (__builtin_expect(table >= h->n || (k->key_len && !k->key) || (k->ns_len && !k->ns) ||
+                           (k->key_len | k->ns_len) > UINT32_MAX,
+                       0))
+    return FL_EINVAL;
+  uint64_t hash = cell_hash(key_hash, k->kg, ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len));
+  return take_hashed(h, table, hash, k, val, len);
+}
+
+static int hm_take_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key,
+                            size_t key_len, uint64_t key_hash, const void **val, size_t *len) {
+  fl_kkey_t k = {kg, key, key_len, p->ns, p->ns_len};
+  return take_hashed(self, p->table, cell_hash(key_hash, kg, p->ns_hash), &k, val, len);
 }
 
 static int hm_ref_prepare(void *self, fl_kv_ref_prep_t *p) {
@@ -492,6 +539,7 @@ static const fl_kv_ops_t hm_ops = {
     .value_ref_prepared = hm_value_ref_prepared,
     .prefetch_prepared = hm_prefetch_prepared,
     .take = hm_take,
+    .take_prepared = hm_take_prepared,
 };
 
 int fl_kv_hashmap_new(fl_kv_t *out) {

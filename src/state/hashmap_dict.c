@@ -213,6 +213,7 @@ void fl_hm_dict_free(hm_dict_t *d) {
   free(d->dense);
   free(d->ix.slots);
   free(d->old.slots);
+  free(d->group);
   hm_pool_t *pool = d->pool;
   memset(d, 0, sizeof *d);
   d->pool = pool;
@@ -278,6 +279,10 @@ static inline void forget(hm_dict_t *d, hm_entry_t *e) {
   dense_remove(d, e->didx);
   d->count--;
   if (d->last == e) d->last = NULL;
+  if (d->group && !e->key_len) {
+    hm_entry_t **g = &d->group[group_slot(e->kg, e->data, e->ns_len)];
+    if (*g == e) *g = NULL;
+  }
   if (d->count == 0) dict_emptied(d);
   rehash_finish_if_done(d);
 }
@@ -338,6 +343,9 @@ int fl_hm_entry_resize(hm_dict_t *d, hm_entry_t **ep, size_t cap, const void **s
   bool inside = src && *src && (uintptr_t)*src >= base && (uintptr_t)*src < end;
   size_t src_off = inside ? (size_t)((uintptr_t)*src - base) : 0;
   bool cached = d->last == e; /* compared before e is freed */
+  hm_entry_t **grouped =
+      d->group && !e->key_len ? &d->group[group_slot(e->kg, e->data, e->ns_len)] : NULL;
+  if (grouped && *grouped != e) grouped = NULL;
   size_t old_bytes = off + e->val_cap, new_bytes = off + cap;
   hm_entry_t *ne;
   if (old_bytes > HM_POOL_MAX && new_bytes > HM_POOL_MAX) {
@@ -353,6 +361,7 @@ int fl_hm_entry_resize(hm_dict_t *d, hm_entry_t **ep, size_t cap, const void **s
   s->e = ne;
   d->dense[ne->didx] = (uintptr_t)ne;
   if (cached) d->last = ne;
+  if (grouped) *grouped = ne;
   if (inside) *src = (const unsigned char *)ne + src_off;
   *ep = ne;
   return FL_OK;

@@ -114,6 +114,22 @@ void fl_hm_pool_destroy(hm_pool_t *p);
 /* The bytes of slabs the pool holds and the cells it has handed out. */
 void fl_hm_pool_stats(const hm_pool_t *p, size_t *held_bytes, size_t *live_cells);
 
+/* Cells of a table's key groups (an empty key) that appends were made to, direct-mapped
+ * by key group: a window's list of the keys of each group with contents in it gets an
+ * append for every new (key, window) from groups in any order, which the single `last`
+ * entry does not catch. */
+#define HM_GROUP_CACHE 2048
+
+/* The append cache's slot of the key group cell (kg, ns): the key groups of one
+ * namespace in consecutive slots (a worker's groups do not evict each other), from an
+ * offset that the namespace picks (the windows of a sliding window, each with a list per
+ * key group, mostly do not either). */
+static inline size_t group_slot(uint16_t kg, const void *ns, size_t ns_len) {
+  uint64_t a = 0;
+  if (ns_len >= 8) memcpy(&a, ns, sizeof a);
+  return ((size_t)((a * 0x9e3779b97f4a7c15ull) >> 53) + kg) % HM_GROUP_CACHE;
+}
+
 typedef struct hm_dict {
   hm_pool_t *pool; /* the instance's: where entries come from */
   hm_index_t ix;   /* receives inserts */
@@ -125,6 +141,10 @@ typedef struct hm_dict {
   size_t free_head; /* first hole + 1, 0 if none */
   size_t count;
   hm_entry_t *last; /* lookup cache */
+  /* Append cache (hm_append only, so never in a map cell's nested table): NULL until
+   * the first append to a key group's cell, then HM_GROUP_CACHE entries, each the cell
+   * of its key group last appended to, or NULL. Removing or moving an entry updates it. */
+  hm_entry_t **group;
 } hm_dict_t;
 
 typedef struct hm_table {

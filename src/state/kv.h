@@ -35,8 +35,9 @@ typedef struct fl_kkey {
 #define FL_KV_STOP 2   /* stop */
 
 /* 2: stats, value_ref, prefetch; 3: flush, write_batch, errmsg; 4: ref_prepare,
- * value_ref_prepared, prefetch_prepared; 5: take (each optional: NULL). */
-#define FL_KV_OPS_VERSION 5
+ * value_ref_prepared, prefetch_prepared; 5: take; 6: take_prepared (each optional:
+ * NULL). */
+#define FL_KV_OPS_VERSION 6
 
 /* Backend statistics (ops version 2), by Flink's state.backend.rocksdb.metrics.* names:
  * X(enum suffix, Flink's name, opt-in). Opt-in ones are read only when their
@@ -212,6 +213,13 @@ typedef struct fl_kv_ops {
    * map cell (nothing changes). */
   int (*take)(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash, const void **val,
               size_t *len);
+
+  /* Version 6, optional: take for a namespace prepared by ref_prepare (a window's cells
+   * taken key after key as it fires): take(p->table, {kg, key, key_len, p->ns,
+   * p->ns_len}, key_hash, val, len), with the same results. key_len must be below 2^32,
+   * and key non-NULL when key_len > 0. */
+  int (*take_prepared)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key,
+                       size_t key_len, uint64_t key_hash, const void **val, size_t *len);
 } fl_kv_ops_t;
 
 /* Layouts for set_table_ttl, matching src/state/state.c. */

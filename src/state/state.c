@@ -264,8 +264,11 @@ static size_t item_write(uint8_t *p, size_t hdr, const void *data, size_t len, i
   memcpy(p, &l, sizeof l);
   memcpy(p + 4, &zero, sizeof zero);
   if (hdr > ITEM_HDR) wr_ts(p + ITEM_HDR, ts);
-  copy_bytes(p + hdr, data, len);
-  memset(p + hdr + len, 0, pad8(len) - len);
+  if (len == 8) /* an 8-byte key (a window's key lists) without a libc call */
+    memcpy(p + hdr, data, 8);
+  else
+    copy_bytes(p + hdr, data, len);
+  if (pad8(len) != len) memset(p + hdr + len, 0, pad8(len) - len);
   return hdr + pad8(len);
 }
 
@@ -286,7 +289,10 @@ int fl_st_list_add(const fl_sref_t *r, const void *item, size_t len) {
   if (rc) return rc;
   if ((len && !item) || len > UINT32_MAX) return FL_EINVAL;
   size_t hdr = item_hdr(r);
-  uint8_t *p = fl_buf_resize(&r->scratch->work, hdr + pad8(len));
+  /* A small item (a key joining a window's key list) is built on the stack. */
+  uint64_t small[8];
+  uint8_t *p = hdr + pad8(len) <= sizeof small ? (uint8_t *)small
+                                               : fl_buf_resize(&r->scratch->work, hdr + pad8(len));
   if (!p) return FL_ENOMEM;
   size_t n = item_write(p, hdr, item, len, r->now);
   return KV(r)->append(KS(r), r->table, &r->k, p, n);
@@ -706,6 +712,7 @@ int fl_st_adds_prepare(const fl_sref_t *r, fl_st_adds_t *p) {
   if (rc) return rc;
   p->find = o->value_ref_prepared;
   p->prefetch = o->prefetch_prepared;
+  p->take = o->version >= 6 ? o->take_prepared : NULL;
   p->self = KS(r);
   p->backend = r->kv;
   p->desc = r->desc;

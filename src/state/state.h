@@ -96,7 +96,9 @@ typedef struct fl_st_adds {
               uint64_t key_hash, void **val, size_t *len); /* the backend's value_ref_prepared */
   void (*prefetch)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, uint64_t key_hash,
                    int stage); /* the backend's prefetch_prepared, or NULL */
-  void *self;                  /* the backend instance */
+  int (*take)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key, size_t key_len,
+              uint64_t key_hash, const void **val, size_t *len); /* take_prepared, or NULL */
+  void *self;                                                    /* the backend instance */
   fl_kv_t *backend;
   const struct fl_state_desc *desc;
   const fl_aggregate_fn_t *agg; /* aggregating: the descriptor's functions */
@@ -152,6 +154,19 @@ static inline int fl_st_adds_aggregate(const fl_st_adds_t *p, uint16_t kg, const
 }
 int fl_st_adds_reduce(const fl_st_adds_t *p, uint16_t kg, const void *key, size_t key_len,
                       uint64_t key_hash, const void *val, size_t len, bool *created);
+
+/* fl_st_take of the cell (kg, key) of p's namespace (key_hash and key_len as for
+ * fl_st_adds_aggregate): 1 and the result, 0 if absent, FL_ENOTSUP (nothing changes)
+ * when the backend has no prepared take. */
+static inline int fl_st_adds_take(const fl_st_adds_t *p, uint16_t kg, const void *key,
+                                  size_t key_len, uint64_t key_hash, const void **val,
+                                  size_t *len) {
+  if (!p->take) return FL_ENOTSUP;
+  int rc = p->take(p->self, &p->kv, kg, key, key_len, key_hash, val, len);
+  if (rc == 1 && p->desc->kind == FL_STATE_AGGREGATING && *len != p->agg->acc_size)
+    return FL_EPARSE;
+  return rc;
+}
 
 /* Merges the cell at namespace src_ns into the cell r addresses (then clears src), by
  * the descriptor's kind: list concatenates (src after dst), reducing reduces,
