@@ -1028,6 +1028,31 @@ static void aggregate_without_merge_fails_for_sessions(void **state) {
   fl_env_destroy(env);
 }
 
+/* A NULL reduce or process function fails the job at execute, naming the window and which
+ * function is missing. */
+static void null_window_functions_fail_naming_them(void **state) {
+  (void)state;
+  for (int which = 0; which < 2; which++) {
+    fl_env_t *env = NULL;
+    char err[256];
+    assert_int_equal(fl_env_new(&env, NULL, err, sizeof err), 0);
+    fl_record_t rec = {"a", 1, "x", 1, 1};
+    fl_stream_t *s = fl_source_collection(env, "src", &rec, 1);
+    fl_keyed_stream_t *ks = fl_stream_key_by(s, NULL, NULL);
+    fl_windowed_stream_t *w = fl_window_tumbling(ks, FL_EVENT_TIME, 10, 0);
+    fl_stream_t *out =
+        which ? fl_window_process(w, "win", NULL, NULL) : fl_window_reduce(w, "win", NULL, NULL);
+    assert_non_null(out);
+    assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, NULL), 0);
+    assert_int_equal(fl_env_execute(env, "x"), FL_EINVAL);
+    const char *want =
+        which ? "window 'win': process function is NULL" : "window 'win': reduce function is NULL";
+    if (!strstr(fl_env_error(env), want)) fprintf(stderr, "error: %s\n", fl_env_error(env));
+    assert_non_null(strstr(fl_env_error(env), want));
+    fl_env_destroy(env);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(tumbling_sum_per_key_and_window),
@@ -1062,6 +1087,7 @@ int main(void) {
       cmocka_unit_test(processing_time_windows_count_every_element_once),
       cmocka_unit_test(invalid_window_parameters_fail_the_job),
       cmocka_unit_test(aggregate_without_merge_fails_for_sessions),
+      cmocka_unit_test(null_window_functions_fail_naming_them),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
