@@ -129,11 +129,30 @@ static const char *const *kafka_props(sql_arena_t *a, const sql_table_t *t) {
 /* ---------------------------------------------------------------------------------- */
 /* Source                                                                             */
 
+/* The calling subtask's own state in subs[] (a (de)serializer runs on its subtask's
+ * thread only), allocated zeroed (size bytes) on its first call, *fresh then true. NULL
+ * when the subtask has no slot (the job failed, *rc says so) or memory ran out. */
+static void *subtask_state(fl_context_t *ctx, void *subs[], size_t size, bool *fresh, int *rc) {
+  int s = fl_ctx_subtask(ctx);
+  *fresh = false;
+  if (s < 0 || s >= KAFKA_MAX_SUBTASKS) {
+    *rc = fl_ctx_fail(ctx, "too many subtasks");
+    return NULL;
+  }
+  if (!subs[s]) {
+    if (!(subs[s] = calloc(1, size))) {
+      *rc = FL_ENOMEM;
+      return NULL;
+    }
+    *fresh = true;
+  }
+  return subs[s];
+}
+
 typedef struct ksrc_sub {
   sql_json_state_t js;
   sql_rb_t rb, mb;
   sql_rowfin_state_t fin;
-  bool init;
 } ksrc_sub_t;
 
 typedef struct ksrc {
@@ -142,28 +161,24 @@ typedef struct ksrc {
   sql_phys_t phys;
   sql_rowfin_t fin;
   sql_shared_t *sh;
-  ksrc_sub_t *subs[KAFKA_MAX_SUBTASKS];
+  void *subs[KAFKA_MAX_SUBTASKS]; /* ksrc_sub_t */
 } ksrc_t;
 
 static int ksrc_deserialize(fl_context_t *ctx, const fl_kafka_message_t *msg, fl_record_t *out,
                             void *opaque) {
   ksrc_t *k = opaque;
-  int s = fl_ctx_subtask(ctx);
-  if (s < 0 || s >= KAFKA_MAX_SUBTASKS) return fl_ctx_fail(ctx, "too many subtasks");
-  ksrc_sub_t *sub = k->subs[s];
-  if (!sub) {
-    sub = calloc(1, sizeof *sub);
-    if (!sub) return FL_ENOMEM;
-    sql_rowfin_state_init(&sub->fin, &k->fin);
-    k->subs[s] = sub;
-  }
+  bool fresh;
+  int rc;
+  ksrc_sub_t *sub = subtask_state(ctx, k->subs, sizeof *sub, &fresh, &rc);
+  if (!sub) return rc;
+  if (fresh) sql_rowfin_state_init(&sub->fin, &k->fin);
   if (!msg->value) return 0; /* tombstones carry no row */
   const sql_table_t *t = k->t;
   const uint8_t *row;
   size_t len;
   char err[256];
-  int rc = sql_json_table_row(t, &k->fmt, &k->phys, &sub->js, &sub->rb, msg->value, msg->value_len,
-                              &row, &len, err, sizeof err);
+  rc = sql_json_table_row(t, &k->fmt, &k->phys, &sub->js, &sub->rb, msg->value, msg->value_len,
+                          &row, &len, err, sizeof err);
   if (rc == FL_EPARSE) {
     if (k->fmt.ignore_parse_errors) {
       fl_ctx_counter_add(ctx, "json-parse-errors-skipped", 1);
@@ -297,20 +312,16 @@ typedef struct ksink {
   sql_json_fmt_t fmt, key_fmt;
   int *key_cols; /* physical column index of each key field */
   sql_shared_t *sh;
-  ksink_sub_t *subs[KAFKA_MAX_SUBTASKS];
+  void *subs[KAFKA_MAX_SUBTASKS]; /* ksink_sub_t */
 } ksink_t;
 
 static int ksink_serialize(fl_context_t *ctx, const fl_record_t *in, fl_kafka_message_t *out,
                            void *opaque) {
   ksink_t *k = opaque;
-  int s = fl_ctx_subtask(ctx);
-  if (s < 0 || s >= KAFKA_MAX_SUBTASKS) return fl_ctx_fail(ctx, "too many subtasks");
-  ksink_sub_t *sub = k->subs[s];
-  if (!sub) {
-    sub = calloc(1, sizeof *sub);
-    if (!sub) return FL_ENOMEM;
-    k->subs[s] = sub;
-  }
+  bool fresh;
+  int rc;
+  ksink_sub_t *sub = subtask_state(ctx, k->subs, sizeof *sub, &fresh, &rc);
+  if (!sub) return rc;
   sub->value.n = 0;
   sql_json_write(&k->fmt, in->value, &sub->value);
   if (sub->value.failed) return FL_ENOMEM;
@@ -341,10 +352,11 @@ static int ksink_serialize(fl_context_t *ctx, const fl_record_t *in, fl_kafka_me
 static void ksink_destroy(void *opaque) {
   ksink_t *k = opaque;
   for (int i = 0; i < KAFKA_MAX_SUBTASKS; i++) {
-    if (!k->subs[i]) continue;
-    sql_sb_free(&k->subs[i]->value);
-    sql_sb_free(&k->subs[i]->key);
-    free(k->subs[i]);
+    ksink_sub_t *sub = k->subs[i];
+    if (!sub) continue;
+    sql_sb_free(&sub->value);
+    sql_sb_free(&sub->key);
+    free(sub);
   }
   sql_shared_t *sh = k->sh;
   free(k);
