@@ -249,25 +249,16 @@ void fl_cs_kill_point(const char *point) {
   if (g_kill_hook) g_kill_hook(point, g_kill_arg);
 }
 
-/* Reads a whole file (at most max bytes) into a malloc'd NUL-terminated buffer.
- * FL_ENOTFOUND if it does not exist, FL_EIO otherwise (message in err). */
-static int read_whole(const char *path, size_t max, char **out, size_t *len, char *err,
-                      size_t err_size) {
+int fl_cs_read_fd(int fd, const char *path, size_t hint, size_t max, char **out, size_t *len,
+                  char *err, size_t err_size) {
   int rc = FL_OK;
-  char *buf = NULL;
-  size_t n = 0, cap = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return fl_cs_fail(err, err_size, FL_ENOTFOUND, "%s does not exist", path);
-    return fl_cs_fail_sys(err, err_size, errno, "open", path);
-  }
+  size_t n = 0, cap = hint < max ? hint + 1 : max + 1;
+  char *buf = malloc(cap + 1);
+  if (!buf) return fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory reading %s", path);
   for (;;) {
     if (n == cap) {
-      if (cap > max) {
-        rc = fl_cs_fail(err, err_size, FL_EPARSE, "%s is larger than %zu bytes", path, max);
-        goto done;
-      }
-      size_t nc = cap ? cap * 2 : 4096;
+      if (cap > max) break; /* max + 1 bytes: the caller's "too large" */
+      size_t nc = cap * 2 > max + 1 ? max + 1 : cap * 2;
       char *b = realloc(buf, nc + 1);
       if (!b) {
         rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory reading %s", path);
@@ -284,21 +275,31 @@ static int read_whole(const char *path, size_t max, char **out, size_t *len, cha
     if (r == 0) break;
     n += (size_t)r;
   }
-  if (n > max) {
-    rc = fl_cs_fail(err, err_size, FL_EPARSE, "%s is larger than %zu bytes", path, max);
-    goto done;
-  }
-  if (!buf && !(buf = malloc(1))) {
-    rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory reading %s", path);
-    goto done;
-  }
   buf[n] = 0;
   *out = buf;
   *len = n;
   buf = NULL;
 done:
-  close(fd);
   free(buf);
+  return rc;
+}
+
+/* Reads a whole file (at most max bytes) into a malloc'd NUL-terminated buffer.
+ * FL_ENOTFOUND if it does not exist, FL_EIO otherwise (message in err). */
+static int read_whole(const char *path, size_t max, char **out, size_t *len, char *err,
+                      size_t err_size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return fl_cs_fail(err, err_size, FL_ENOTFOUND, "%s does not exist", path);
+    return fl_cs_fail_sys(err, err_size, errno, "open", path);
+  }
+  int rc = fl_cs_read_fd(fd, path, 4096, max, out, len, err, err_size);
+  close(fd);
+  if (rc == FL_OK && *len > max) {
+    free(*out);
+    *out = NULL;
+    rc = fl_cs_fail(err, err_size, FL_EPARSE, "%s is larger than %zu bytes", path, max);
+  }
   return rc;
 }
 
