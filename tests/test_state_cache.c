@@ -128,14 +128,6 @@ static fl_record_t *make_input(int64_t n, int keys) {
   return r;
 }
 
-static int64_t num_of(const fl_record_t *in) {
-  char buf[32];
-  size_t n = in->value_len < sizeof buf - 1 ? in->value_len : sizeof buf - 1;
-  memcpy(buf, in->value, n);
-  buf[n] = 0;
-  return atoll(buf);
-}
-
 /* The processing-time clock is each record's timestamp, per worker thread (a key's
  * records all reach one subtask, so each key sees its own timeline). */
 static _Thread_local int64_t tl_now;
@@ -162,7 +154,7 @@ typedef struct agg_acc {
 static void agg_init(void *acc, void *opaque) { memset(acc, 0, sizeof(agg_acc_t)); }
 static int agg_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) {
   agg_acc_t *a = acc;
-  int64_t v = num_of(in);
+  int64_t v = ck_parse(in);
   a->n++;
   if (v > a->max) a->max = v;
   return 0;
@@ -211,7 +203,7 @@ static int emitf(fl_context_t *ctx, const fl_record_t *in, const char *fmt, ...)
 static int kinds_process(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
   const kinds_t *s = opaque;
   tl_now = in->timestamp;
-  int64_t v = num_of(in), count = 0;
+  int64_t v = ck_parse(in), count = 0;
   const void *p;
   size_t len;
   int rc = fl_value_get(ctx, s->count, &p, &len);
@@ -341,12 +333,12 @@ static void kinds_build(fl_env_t *env, kinds_t *s, const fl_record_t *in, size_t
 static int tumbling_fn(fl_context_t *ctx, const fl_window_t *w, const fl_record_t *el, size_t n,
                        void *opaque) {
   int64_t sum = 0;
-  for (size_t i = 0; i < n; i++) sum += num_of(&el[i]);
+  for (size_t i = 0; i < n; i++) sum += ck_parse(&el[i]);
   size_t kl;
   const char *key = fl_ctx_key(ctx, &kl);
   char out[128];
   int len = snprintf(out, sizeof out, "tumble %lld n%zu s%lld f%lld l%lld", (long long)w->start, n,
-                     (long long)sum, (long long)num_of(&el[0]), (long long)num_of(&el[n - 1]));
+                     (long long)sum, (long long)ck_parse(&el[0]), (long long)ck_parse(&el[n - 1]));
   return fl_emit(ctx, key, kl, out, (size_t)len, w->end - 1);
 }
 
@@ -460,21 +452,6 @@ static void tumbling_and_session_windows_agree_with_and_without_the_cache(void *
 #define CK_N 40000
 #define CK_KEYS 2000
 
-typedef struct stopper {
-  fl_env_t *env;
-  ckjob_t *j;
-  const char *root;
-  bool saw_checkpoint;
-} stopper_t;
-
-/* Once the job waits at its pause and a checkpoint of it is complete, stops it. */
-static void *stop_after_checkpoint(void *arg) {
-  stopper_t *s = arg;
-  s->saw_checkpoint = ckjob_wait_checkpointed(s->j, s->root, 1, 30000);
-  fl_env_stop(s->env);
-  return NULL;
-}
-
 static fl_env_t *ck_env(const char *cache, const char *incremental, const char *root,
                         bool restore) {
   const char *kv[] = {"parallelism",
@@ -506,14 +483,11 @@ static void stop_after_checkpoint_then_restore(const char *cache, const char *in
   fl_env_t *env = ck_env(cache, incremental, root, false);
   ckjob_t j = {.n = CK_N, .keys = CK_KEYS, .pause_at = CK_N / 2, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
-  stopper_t s = {env, &j, root, false};
-  pthread_t t;
-  pthread_create(&t, NULL, stop_after_checkpoint, &s);
-  int rc = fl_env_execute(env, "first");
-  pthread_join(t, NULL);
+  bool checkpointed;
+  int rc = ckjob_execute_paused(env, &j, root, 1, CKJOB_STOP, "first", &checkpointed);
   if (rc != FL_ECANCELED) fprintf(stderr, "first run: %s\n", fl_env_error(env));
   assert_int_equal(rc, FL_ECANCELED);
-  assert_true(s.saw_checkpoint);
+  assert_true(checkpointed);
   fl_env_destroy(env);
   /* second run: from that checkpoint to the end */
   env = ck_env(cache, incremental, root, true);
@@ -522,19 +496,7 @@ static void stop_after_checkpoint_then_restore(const char *cache, const char *in
   execute_ok(env, "second");
   fl_env_destroy(env);
   /* every record counted once: nothing the cache held at the barrier was lost */
-  lines_t sums = {0}, wins = {0}, esums = {0}, ewins = {0};
-  char p[600];
-  snprintf(p, sizeof p, "%s/sums", out);
-  read_committed(p, &sums);
-  snprintf(p, sizeof p, "%s/windows", out);
-  read_committed(p, &wins);
-  ckjob_expected(CK_N, CK_KEYS, &esums, &ewins);
-  assert_int_equal(lines_diff("sums", &sums, &esums), 0);
-  assert_int_equal(lines_diff("windows", &wins, &ewins), 0);
-  lines_free(&sums);
-  lines_free(&wins);
-  lines_free(&esums);
-  lines_free(&ewins);
+  assert_int_equal(ckjob_output_diff(out, CK_N, CK_KEYS), 0);
 }
 
 static void dirty_cells_are_in_an_incremental_checkpoint_small_cache(void **state) {
