@@ -134,14 +134,14 @@ static const char *const *kafka_props(sql_arena_t *a, const sql_table_t *t) {
  * either. */
 typedef struct kconn {
   sql_shared_t *sh;               /* the query's shared state, referenced until destroy */
-  void (*free_sub)(void *sub);    /* frees a subtask's state */
+  void (*clear_sub)(void *sub);   /* frees what a subtask's state holds, not the state */
   void *subs[KAFKA_MAX_SUBTASKS]; /* each subtask's own state, made on its first record */
 } kconn_t;
 
-static void kconn_init(kconn_t *c, sql_exec_t *x, void (*free_sub)(void *sub)) {
+static void kconn_init(kconn_t *c, sql_exec_t *x, void (*clear_sub)(void *sub)) {
   c->sh = x->sh;
   sql_shared_ref(x->sh);
-  c->free_sub = free_sub;
+  c->clear_sub = clear_sub;
 }
 
 /* The calling subtask's own state (a (de)serializer runs on its subtask's thread only),
@@ -168,8 +168,11 @@ static void *kconn_sub(kconn_t *c, fl_context_t *ctx, size_t size, bool *fresh, 
  * releases the shared state. */
 static void kconn_destroy(void *opaque) {
   kconn_t *c = opaque;
-  for (int i = 0; i < KAFKA_MAX_SUBTASKS; i++)
-    if (c->subs[i]) c->free_sub(c->subs[i]);
+  for (int i = 0; i < KAFKA_MAX_SUBTASKS; i++) {
+    if (!c->subs[i]) continue;
+    c->clear_sub(c->subs[i]);
+    free(c->subs[i]);
+  }
   sql_shared_t *sh = c->sh;
   free(c);
   sql_shared_unref(sh);
@@ -256,19 +259,18 @@ static int ksrc_deserialize(fl_context_t *ctx, const fl_kafka_message_t *msg, fl
   return 1;
 }
 
-static void ksrc_sub_free(void *p) {
+static void ksrc_sub_clear(void *p) {
   ksrc_sub_t *sub = p;
   sql_json_state_free(&sub->js);
   sql_rb_free(&sub->rb);
   sql_rb_free(&sub->mb);
   sql_rowfin_state_free(&sub->fin);
-  free(sub);
 }
 
 static fl_stream_t *kafka_source(sql_exec_t *x, const sql_table_t *t) {
   ksrc_t *k = calloc(1, sizeof *k);
   if (!k) return NULL;
-  kconn_init(&k->c, x, ksrc_sub_free);
+  kconn_init(&k->c, x, ksrc_sub_clear);
   k->t = t;
   if (sql_table_phys(x->a, t, &k->phys) != FL_OK || sql_rowfin_init(x, t, &k->fin) != FL_OK ||
       sql_json_fmt_of(x->a, t, &k->phys, x->sess, &k->fmt, x->err, x->err_size) != FL_OK) {
@@ -365,17 +367,16 @@ static int ksink_serialize(fl_context_t *ctx, const fl_record_t *in, fl_kafka_me
   return 1;
 }
 
-static void ksink_sub_free(void *p) {
+static void ksink_sub_clear(void *p) {
   ksink_sub_t *sub = p;
   sql_sb_free(&sub->value);
   sql_sb_free(&sub->key);
-  free(sub);
 }
 
 static int kafka_sink(sql_exec_t *x, const sql_table_t *t, fl_stream_t *rows) {
   ksink_t *k = calloc(1, sizeof *k);
   if (!k) return FL_ENOMEM;
-  kconn_init(&k->c, x, ksink_sub_free);
+  kconn_init(&k->c, x, ksink_sub_clear);
   sql_phys_t phys;
   if (sql_table_phys(x->a, t, &phys) != FL_OK ||
       sql_json_fmt_of(x->a, t, &phys, x->sess, &k->fmt, x->err, x->err_size) != FL_OK) {
