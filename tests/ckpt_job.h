@@ -134,10 +134,8 @@ static int ck_win_sum(fl_context_t *ctx, const fl_window_t *w, const fl_record_t
   for (size_t i = 0; i < n; i++) sum += ck_parse(&el[i]);
   size_t kl;
   const char *key = fl_ctx_key(ctx, &kl);
-  char out[96];
-  int len = snprintf(out, sizeof out, "%.*s,%lld,%lld", (int)kl, key, (long long)w->start,
-                     (long long)sum);
-  return fl_emit(ctx, key, kl, out, (size_t)len, w->end - 1);
+  return emitf(ctx, w->end - 1, "%.*s,%lld,%lld", (int)kl, key, (long long)w->start,
+               (long long)sum);
 }
 
 static int ck_key(fl_context_t *ctx, const fl_record_t *in, const void **key, size_t *len,

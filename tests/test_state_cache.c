@@ -189,15 +189,6 @@ static int map_sum_cb(const void *uk, size_t ukl, const void *v, size_t len, voi
   return 0;
 }
 
-static int emitf(fl_context_t *ctx, const fl_record_t *in, const char *fmt, ...) {
-  char out[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(out, sizeof out, fmt, ap);
-  va_end(ap);
-  return fl_emit(ctx, in->key, in->key_len, out, (size_t)n, in->timestamp);
-}
-
 /* What every record does to its key's state; one output line per record telling what
  * the state held, so a lost or stale write shows. */
 static int kinds_process(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
@@ -265,7 +256,7 @@ static int kinds_process(fl_context_t *ctx, const fl_record_t *in, void *opaque)
 
   /* an event-time timer 1 s on, firing with the count of the key's records by then */
   if ((rc = fl_timer_register(ctx, FL_EVENT_TIME, in->timestamp + 1000))) return rc;
-  return emitf(ctx, in, "c%lld l%lld/%zu g%lld w%lld/%lld r%lld a%lld/%lld t%lld m%lld",
+  return emitf(ctx, in->timestamp, "c%lld l%lld/%zu g%lld w%lld/%lld r%lld a%lld/%lld t%lld m%lld",
                (long long)count, (long long)lsum, ln, (long long)got, (long long)ms.n,
                (long long)ms.sum, (long long)red, (long long)acc.n, (long long)acc.max,
                (long long)last, (long long)tm);
@@ -274,7 +265,7 @@ static int kinds_process(fl_context_t *ctx, const fl_record_t *in, void *opaque)
 static int kinds_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain, void *opaque) {
   const kinds_t *s = opaque;
   const void *p;
-  size_t len, kl;
+  size_t len;
   int64_t fired = 0;
   /* (how many records of the key came before depends on when the watermark moved) */
   int rc = fl_value_get(ctx, s->timer_count, &p, &len);
@@ -282,10 +273,7 @@ static int kinds_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain, v
   if (rc == 1) memcpy(&fired, p, sizeof fired);
   fired++;
   if ((rc = fl_value_set(ctx, s->timer_count, &fired, sizeof fired))) return rc;
-  const void *key = fl_ctx_key(ctx, &kl);
-  char out[64];
-  int n = snprintf(out, sizeof out, "timer f%lld", (long long)fired);
-  return fl_emit(ctx, key, kl, out, (size_t)n, ts);
+  return emitf(ctx, ts, "timer f%lld", (long long)fired);
 }
 
 static void kinds_build(fl_env_t *env, kinds_t *s, const fl_record_t *in, size_t n,
@@ -334,22 +322,14 @@ static int tumbling_fn(fl_context_t *ctx, const fl_window_t *w, const fl_record_
                        void *opaque) {
   int64_t sum = 0;
   for (size_t i = 0; i < n; i++) sum += ck_parse(&el[i]);
-  size_t kl;
-  const char *key = fl_ctx_key(ctx, &kl);
-  char out[128];
-  int len = snprintf(out, sizeof out, "tumble %lld n%zu s%lld f%lld l%lld", (long long)w->start, n,
-                     (long long)sum, (long long)ck_parse(&el[0]), (long long)ck_parse(&el[n - 1]));
-  return fl_emit(ctx, key, kl, out, (size_t)len, w->end - 1);
+  return emitf(ctx, w->end - 1, "tumble %lld n%zu s%lld f%lld l%lld", (long long)w->start, n,
+               (long long)sum, (long long)ck_parse(&el[0]), (long long)ck_parse(&el[n - 1]));
 }
 
 static int session_result(fl_context_t *ctx, const fl_window_t *w, const void *acc, void *opaque) {
   const agg_acc_t *a = acc;
-  size_t kl;
-  const char *key = fl_ctx_key(ctx, &kl);
-  char out[128];
-  int len = snprintf(out, sizeof out, "session %lld-%lld n%lld max%lld", (long long)w->start,
-                     (long long)w->end, (long long)a->n, (long long)a->max);
-  return fl_emit(ctx, key, kl, out, (size_t)len, w->end - 1);
+  return emitf(ctx, w->end - 1, "session %lld-%lld n%lld max%lld", (long long)w->start,
+               (long long)w->end, (long long)a->n, (long long)a->max);
 }
 
 static void windows_build(fl_env_t *env, const fl_record_t *in, size_t n, collector_t *tc,
