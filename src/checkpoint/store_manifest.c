@@ -32,6 +32,7 @@
 #include "util/crc32c.h"
 #include "util/fs.h"
 #include "util/hash.h"
+#include "util/vec.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Errors                                                                               */
@@ -206,13 +207,7 @@ kent_t *fl_cs_keytab_find(keytab_t *t, const char *key) {
 int fl_cs_keytab_add(keytab_t *t, const char *key, kent_t **out) {
   kent_t *e = fl_cs_keytab_find(t, key);
   if (!e) {
-    if (t->n == t->cap) {
-      size_t nc = t->cap ? t->cap * 2 : 16;
-      kent_t *v = realloc(t->v, nc * sizeof *v);
-      if (!v) return FL_ENOMEM;
-      t->v = v;
-      t->cap = nc;
-    }
+    if (FL_VEC_RESERVE(t->v, t->cap, t->n + 1)) return FL_ENOMEM;
     char *k = strdup(key);
     if (!k) return FL_ENOMEM;
     if (fl_cs_strmap_put(&t->map, k, t->n) != FL_OK) {
@@ -392,15 +387,9 @@ int fl_cs_list_chk_ids(const char *root, int64_t **ids, size_t *n, char *err, si
       struct stat st;
       if (fstatat(dirfd(d), de->d_name, &st, 0) != 0 || !S_ISDIR(st.st_mode)) continue;
     }
-    if (cnt == cap) {
-      size_t nc = cap ? cap * 2 : 16;
-      int64_t *nv = realloc(v, nc * sizeof *nv);
-      if (!nv) {
-        rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory listing %s", root);
-        break;
-      }
-      v = nv;
-      cap = nc;
+    if (FL_VEC_RESERVE(v, cap, cnt + 1)) {
+      rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory listing %s", root);
+      break;
     }
     v[cnt++] = id;
   }
