@@ -13,6 +13,7 @@
 #define FL_CKPT_JOB_H
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -133,10 +134,8 @@ static int ck_win_sum(fl_context_t *ctx, const fl_window_t *w, const fl_record_t
   for (size_t i = 0; i < n; i++) sum += ck_parse(&el[i]);
   size_t kl;
   const char *key = fl_ctx_key(ctx, &kl);
-  char out[96];
-  int len = snprintf(out, sizeof out, "%.*s,%lld,%lld", (int)kl, key, (long long)w->start,
-                     (long long)sum);
-  return fl_emit(ctx, key, kl, out, (size_t)len, w->end - 1);
+  return emitf(ctx, w->end - 1, "%.*s,%lld,%lld", (int)kl, key, (long long)w->start,
+               (long long)sum);
 }
 
 static int ck_key(fl_context_t *ctx, const fl_record_t *in, const void **key, size_t *len,
@@ -275,6 +274,46 @@ static inline bool ckjob_wait_checkpointed(ckjob_t *j, const char *root, int wan
   while (!atomic_load(&j->paused) && mono_ms() < deadline) pause_ms(1);
   while (complete_checkpoints(root, NULL) < want && mono_ms() < deadline) pause_ms(1);
   return atomic_load(&j->paused) && complete_checkpoints(root, NULL) >= want;
+}
+
+/* What ckjob_execute_paused does once the job is paused and checkpointed. */
+typedef enum {
+  CKJOB_STOP,
+  CKJOB_RESUME
+} ckjob_then_t;
+
+typedef struct {
+  fl_env_t *env;
+  ckjob_t *j;
+  const char *root;
+  int want;
+  ckjob_then_t then;
+  bool checkpointed;
+} ckjob_watch_t;
+
+static inline void *ckjob_watch(void *arg) {
+  ckjob_watch_t *w = arg;
+  w->checkpointed = ckjob_wait_checkpointed(w->j, w->root, w->want, 30000);
+  if (w->then == CKJOB_STOP)
+    fl_env_stop(w->env); /* as Ctrl-C would */
+  else
+    atomic_store(&w->j->resume, 1);
+  return NULL;
+}
+
+/* Executes env's job (named name, j's job with a pause_at) while a thread of its own waits
+ * until the source waits at its pause and `want` checkpoints under root are complete,
+ * then stops the job or lets the source go on (then). Returns fl_env_execute's code;
+ * *checkpointed tells whether the pause and the checkpoints came in time. */
+static inline int ckjob_execute_paused(fl_env_t *env, ckjob_t *j, const char *root, int want,
+                                       ckjob_then_t then, const char *name, bool *checkpointed) {
+  ckjob_watch_t w = {.env = env, .j = j, .root = root, .want = want, .then = then};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, ckjob_watch, &w), 0);
+  int rc = fl_env_execute(env, name);
+  pthread_join(t, NULL);
+  *checkpointed = w.checkpointed;
+  return rc;
 }
 
 #endif

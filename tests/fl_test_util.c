@@ -247,6 +247,18 @@ void pause_ms(long ms) {
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
+int emitf(fl_context_t *ctx, int64_t ts, const char *fmt, ...) {
+  char out[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(out, sizeof out, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof out) return fl_ctx_fail(ctx, "emitf: '%s' is too long", out);
+  size_t kl;
+  const void *key = fl_ctx_key(ctx, &kl);
+  return fl_emit(ctx, key, kl, out, (size_t)n, ts);
+}
+
 int concat_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void *b, size_t b_len,
                   fl_buf_t *out, void *opaque) {
   (void)ctx;

@@ -144,6 +144,11 @@ void log_buf_free(log_buf_t *l);
 
 /* A reduce function (fl_reduce_fn) that appends b to a: not commutative, so it shows the
  * order of a reduction, and its result grows, so it is never written in place. */
+/* Emits a printf-formatted value (at most 511 bytes; longer fails the job) under the key
+ * of the record or timer at hand, with timestamp ts: the output of the tests' timer and
+ * window functions. */
+int emitf(fl_context_t *ctx, int64_t ts, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 int concat_reduce(fl_context_t *ctx, const void *a, size_t a_len, const void *b, size_t b_len,
                   fl_buf_t *out, void *opaque);
 

@@ -1,14 +1,16 @@
 /*
  * Reading a Kafka topic back, for the tests that check what a job wrote to one
  * (test_kafka_sink.c, test_feature_pipeline.c): every partition from the beginning to its
- * end, message by message. Include after <cmocka.h>, "fl_test_util.h" and
- * <librdkafka/rdkafka.h>.
+ * end, message by message, or into a list of copies (kafka_msgs_t). Include after
+ * <cmocka.h>, "fl_test_util.h" and <librdkafka/rdkafka.h>.
  */
 #ifndef FL_KAFKA_READ_UTIL_H
 #define FL_KAFKA_READ_UTIL_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* How many partitions topic has, from rk's metadata. */
 static inline int kafka_partitions(rd_kafka_t *rk, const char *topic) {
@@ -69,6 +71,93 @@ static inline void kafka_read_to_end(const char *bs, const char *topic, int part
   free(ended);
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
+}
+
+/* A message read back: a copy of it and of the headers the tests look at. */
+typedef struct kafka_msg {
+  char topic[64];
+  int32_t partition;
+  int64_t offset, ts;
+  char *key, *value; /* NUL-terminated copies; key NULL: none */
+  size_t value_len;
+  char txn[256];   /* header fl.txn, "" if none */
+  char error[512]; /* header fl.error (a dead letter's reason), "" if none */
+  char hidx[64];   /* header idx, "" if none */
+  int has_nv;      /* header nv: 0 absent, 1 present without a value, 2 with one */
+  /* where the record came from: headers source.partition and source.offset, or for a
+   * dead letter fl.partition and fl.offset; -1 if none */
+  int64_t src_partition, src_offset;
+} kafka_msg_t;
+
+typedef struct kafka_msgs {
+  kafka_msg_t *m;
+  size_t n, cap;
+} kafka_msgs_t;
+
+static inline void kafka_msgs_free(kafka_msgs_t *l) {
+  for (size_t i = 0; i < l->n; i++) {
+    free(l->m[i].key);
+    free(l->m[i].value);
+  }
+  free(l->m);
+  memset(l, 0, sizeof *l);
+}
+
+/* The last header name of h (may be NULL) as a string into out, "" if there is none. */
+static inline void kafka_header_text(rd_kafka_headers_t *h, const char *name, char *out,
+                                     size_t size) {
+  const void *v;
+  size_t n;
+  out[0] = '\0';
+  if (h && rd_kafka_header_get_last(h, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && v)
+    snprintf(out, size, "%.*s", (int)n, (const char *)v);
+}
+
+static inline char *kafka_copy_text(const void *p, size_t n) {
+  char *s = malloc(n + 1);
+  assert_non_null(s);
+  if (n) memcpy(s, p, n);
+  s[n] = '\0';
+  return s;
+}
+
+/* Adds a copy of message m to the kafka_msgs_t arg (kafka_read_to_end's each). */
+static inline void kafka_msg_add(const rd_kafka_message_t *m, void *arg) {
+  kafka_msgs_t *out = arg;
+  if (out->n == out->cap) {
+    out->cap = out->cap ? out->cap * 2 : 1024;
+    out->m = realloc(out->m, out->cap * sizeof *out->m);
+    assert_non_null(out->m);
+  }
+  kafka_msg_t *x = &out->m[out->n++];
+  memset(x, 0, sizeof *x);
+  snprintf(x->topic, sizeof x->topic, "%s", rd_kafka_topic_name(m->rkt));
+  x->partition = m->partition;
+  x->offset = m->offset;
+  x->ts = rd_kafka_message_timestamp(m, NULL);
+  x->key = m->key ? kafka_copy_text(m->key, m->key_len) : NULL;
+  x->value = kafka_copy_text(m->payload, m->len);
+  x->value_len = m->len;
+  rd_kafka_headers_t *h = NULL;
+  rd_kafka_message_headers(m, &h);
+  char b[64];
+  kafka_header_text(h, "fl.txn", x->txn, sizeof x->txn);
+  kafka_header_text(h, "fl.error", x->error, sizeof x->error);
+  kafka_header_text(h, "idx", x->hidx, sizeof x->hidx);
+  const void *v;
+  size_t vl;
+  if (h && rd_kafka_header_get_last(h, "nv", &v, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    x->has_nv = v == NULL ? 1 : 2;
+  kafka_header_text(h, "source.partition", b, sizeof b);
+  x->src_partition = b[0] ? atoll(b) : -1;
+  kafka_header_text(h, "source.offset", b, sizeof b);
+  x->src_offset = b[0] ? atoll(b) : -1;
+  if (x->error[0]) { /* a dead letter names where it came from */
+    kafka_header_text(h, "fl.partition", b, sizeof b);
+    if (b[0]) x->src_partition = atoll(b);
+    kafka_header_text(h, "fl.offset", b, sizeof b);
+    if (b[0]) x->src_offset = atoll(b);
+  }
 }
 
 #endif

@@ -18,20 +18,6 @@
 
 /* ---- a failure restores the last checkpoint in-process ---- */
 
-typedef struct {
-  ckjob_t *j;
-  const char *root;
-  bool saw_checkpoint;
-} resumer_t;
-
-/* Lets the source go on once a checkpoint of the paused job is complete. */
-static void *resume_after_checkpoint(void *arg) {
-  resumer_t *r = arg;
-  r->saw_checkpoint = ckjob_wait_checkpointed(r->j, r->root, 1, 20000);
-  atomic_store(&r->j->resume, 1);
-  return NULL;
-}
-
 static void run_restart(const char *backend, const char *incremental) {
   char root[512], out[512];
   snprintf(root, sizeof root, "%s/%s-%s-ckpts", g_tmpdir, backend, incremental);
@@ -58,14 +44,12 @@ static void run_restart(const char *backend, const char *incremental) {
   fl_env_t *env = env_of(kv);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = N / 2, .fail_at = N / 2 + 777, .budget = 64};
   ckjob_build(env, &j, out);
-  resumer_t r = {.j = &j, .root = root};
-  pthread_t t;
-  pthread_create(&t, NULL, resume_after_checkpoint, &r);
-  int rc = fl_env_execute(env, "restart");
-  pthread_join(t, NULL);
+  bool checkpointed;
+  /* the source goes on once a checkpoint of the paused job is complete */
+  int rc = ckjob_execute_paused(env, &j, root, 1, CKJOB_RESUME, "restart", &checkpointed);
   if (rc) fprintf(stderr, "execute: %s\n", fl_env_error(env));
   assert_int_equal(rc, 0);
-  assert_true(r.saw_checkpoint);
+  assert_true(checkpointed);
   assert_int_equal(atomic_load(&j.fail_flag), 1); /* the failure happened */
   fl_env_destroy(env);
   assert_int_equal(ckjob_output_diff(out, N, KEYS), 0);

@@ -854,6 +854,18 @@ static void damage_is_reported_with_its_error_code(void **state) {
   size_t len;
   assert_int_equal(fl_ckpt_read_file(c, "a.state", &d, &len, err, sizeof err), FL_EPARSE);
   assert_non_null(strstr(err, "CRC32C mismatch"));
+  /* A file that grew or shrank since the manifest was written. */
+  unsigned char *grown = malloc(n + 1);
+  memcpy(grown, orig, n);
+  grown[n] = 'x';
+  write_bytes(p, grown, n + 1);
+  assert_int_equal(fl_ckpt_read_file(c, "a.state", &d, &len, err, sizeof err), FL_EPARSE);
+  assert_non_null(strstr(err, "size exceeds"));
+  write_bytes(p, orig, n - 1);
+  assert_int_equal(fl_ckpt_read_file(c, "a.state", &d, &len, err, sizeof err), FL_EPARSE);
+  assert_non_null(strstr(err, "size is below"));
+  free(grown);
+  write_bytes(p, bad, n);
   fl_ckpt_in_t *in;
   OK(fl_ckpt_in_open(c, "a.state", &in, err, sizeof err));
   unsigned char buf[1000];

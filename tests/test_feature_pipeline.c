@@ -147,78 +147,9 @@ static void expect_exit0(pid_t pid, int64_t deadline, const char *log) {
 /* ---------------------------------------------------------------------------------- */
 /* Reading topics back                                                                */
 
-typedef struct msg {
-  int partition;
-  int64_t offset;
-  char *key, *value;
-  size_t value_len;
-  char txn[256];
-  int64_t src_partition, src_offset;
-  char error[512]; /* fl.error of a dead letter */
-} msg_t;
-
-typedef struct msgs {
-  msg_t *m;
-  size_t n, cap;
-} msgs_t;
-
-static void msgs_free(msgs_t *l) {
-  for (size_t i = 0; i < l->n; i++) {
-    free(l->m[i].key);
-    free(l->m[i].value);
-  }
-  free(l->m);
-  memset(l, 0, sizeof *l);
-}
-
-static void header_text(rd_kafka_headers_t *h, const char *name, char *out, size_t size) {
-  const void *v;
-  size_t n;
-  out[0] = '\0';
-  if (h && rd_kafka_header_get_last(h, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR && v) {
-    if (n >= size) n = size - 1;
-    memcpy(out, v, n);
-    out[n] = '\0';
-  }
-}
-
-/* Adds message m to the msgs_t arg. */
-static void msg_add(const rd_kafka_message_t *m, void *arg) {
-  msgs_t *out = arg;
-  if (out->n == out->cap) {
-    out->cap = out->cap ? out->cap * 2 : 4096;
-    out->m = realloc(out->m, out->cap * sizeof *out->m);
-    assert_non_null(out->m);
-  }
-  msg_t *x = &out->m[out->n++];
-  memset(x, 0, sizeof *x);
-  x->partition = m->partition;
-  x->offset = m->offset;
-  x->key = strndup(m->key ? (const char *)m->key : "", m->key ? m->key_len : 0);
-  x->value = malloc(m->len + 1);
-  memcpy(x->value, m->payload, m->len);
-  x->value[m->len] = '\0';
-  x->value_len = m->len;
-  rd_kafka_headers_t *h = NULL;
-  rd_kafka_message_headers(m, &h);
-  char b[64];
-  header_text(h, "fl.txn", x->txn, sizeof x->txn);
-  header_text(h, "fl.error", x->error, sizeof x->error);
-  header_text(h, "source.partition", b, sizeof b);
-  x->src_partition = b[0] ? atoll(b) : -1;
-  header_text(h, "source.offset", b, sizeof b);
-  x->src_offset = b[0] ? atoll(b) : -1;
-  if (x->error[0]) { /* a dead letter names where it came from */
-    header_text(h, "fl.partition", b, sizeof b);
-    if (b[0]) x->src_partition = atoll(b);
-    header_text(h, "fl.offset", b, sizeof b);
-    if (b[0]) x->src_offset = atoll(b);
-  }
-}
-
 /* Every message of topic, partition by partition in offset order. */
-static void read_topic(const char *topic, msgs_t *out) {
-  kafka_read_to_end(g_brokers, topic, 0, 60000, msg_add, out);
+static void read_topic(const char *topic, kafka_msgs_t *out) {
+  kafka_read_to_end(g_brokers, topic, 0, 60000, kafka_msg_add, out);
 }
 
 /* The tags the transaction logs show committed: the third word of "committed" lines,
@@ -309,12 +240,12 @@ static int64_t window_end(int64_t ts) {
 /* Reads raw.events and decides, per partition in offset order, what is late: its window
  * ends (plus the allowed lateness) at or before the partition's watermark, the largest
  * event time before it minus 3 s minus 1 ms. */
-static event_t *classify(const msgs_t *raw, size_t *n_out) {
+static event_t *classify(const kafka_msgs_t *raw, size_t *n_out) {
   event_t *ev = calloc(raw->n, sizeof *ev);
   int64_t frontier[64];
   for (int p = 0; p < 64; p++) frontier[p] = INT64_MIN;
   for (size_t i = 0; i < raw->n; i++) {
-    const msg_t *m = &raw->m[i];
+    const kafka_msg_t *m = &raw->m[i];
     event_t *e = &ev[i];
     e->partition = m->partition;
     e->offset = m->offset;
@@ -720,7 +651,7 @@ static int teardown(void **state) {
 
 typedef struct keyed {
   const char *key; /* borrowed */
-  const msg_t *m;
+  const kafka_msg_t *m;
 } keyed_t;
 
 static int cmp_event_user(const void *a, const void *b) {
@@ -733,19 +664,20 @@ static int cmp_event_user(const void *a, const void *b) {
 
 /* The committed record of features.user (or events.late) for each input event, found by
  * its source headers; fails on a record for an event that should have none, or on two. */
-static const msg_t **index_by_source(const msgs_t *out, const lines_t *tags, const msgs_t *raw,
-                                     const char *topic, size_t *n_committed) {
-  const msg_t **by = calloc(raw->n, sizeof *by);
+static const kafka_msg_t **index_by_source(const kafka_msgs_t *out, const lines_t *tags,
+                                           const kafka_msgs_t *raw, const char *topic,
+                                           size_t *n_committed) {
+  const kafka_msg_t **by = calloc(raw->n, sizeof *by);
   *n_committed = 0;
   for (size_t i = 0; i < out->n; i++) {
-    const msg_t *m = &out->m[i];
+    const kafka_msg_t *m = &out->m[i];
     if (!is_committed(tags, m->txn)) continue;
     (*n_committed)++;
     /* raw is in (partition, offset) order with no gaps but for transaction markers */
     size_t lo = 0, hi = raw->n;
     while (lo < hi) {
       size_t mid = (lo + hi) / 2;
-      const msg_t *r = &raw->m[mid];
+      const kafka_msg_t *r = &raw->m[mid];
       if (r->partition < m->src_partition ||
           (r->partition == m->src_partition && r->offset < m->src_offset))
         lo = mid + 1;
@@ -798,7 +730,7 @@ static void inject_malformed(void) {
 }
 
 static int cmp_msg_po(const void *a, const void *b) {
-  const msg_t *x = a, *y = b;
+  const kafka_msg_t *x = a, *y = b;
   if (x->partition != y->partition) return x->partition - y->partition;
   return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
@@ -857,7 +789,7 @@ static void killed_and_resumed_features_are_exact(void **state) {
                 (double)(t_job2 - t0) / 1000);
 
   /* the truth, and what was committed */
-  msgs_t raw = {0}, feat = {0}, sess = {0}, spend = {0}, late = {0}, dlq = {0};
+  kafka_msgs_t raw = {0}, feat = {0}, sess = {0}, spend = {0}, late = {0}, dlq = {0};
   read_topic("raw.events", &raw);
   qsort(raw.m, raw.n, sizeof *raw.m, cmp_msg_po);
   read_topic("features.user", &feat);
@@ -877,7 +809,7 @@ static void killed_and_resumed_features_are_exact(void **state) {
 
   /* features.user: one committed record per on-time event, each value as computed */
   size_t n_feat;
-  const msg_t **fby = index_by_source(&feat, &tags, &raw, "features.user", &n_feat);
+  const kafka_msg_t **fby = index_by_source(&feat, &tags, &raw, "features.user", &n_feat);
   event_t **order = malloc(n_ev * sizeof *order);
   size_t n_order = 0;
   for (size_t i = 0; i < n_ev; i++) {
@@ -905,7 +837,7 @@ static void killed_and_resumed_features_are_exact(void **state) {
       if (order[j]->partition != order[i]->partition)
         fail_msg("user %s is in two partitions of raw.events", order[i]->user);
       const event_t *e = order[j];
-      const msg_t *m = fby[e - ev];
+      const kafka_msg_t *m = fby[e - ev];
       json_t *f = json_loads(m->value, 0, NULL);
       if (!f)
         fail_msg("features.user at %d/%" PRId64 " is not JSON: %s", m->partition, m->offset,
@@ -1015,7 +947,7 @@ static void killed_and_resumed_features_are_exact(void **state) {
 
   /* events.late: exactly the late events, each once, with their fields */
   size_t n_late;
-  const msg_t **lby = index_by_source(&late, &tags, &raw, "events.late", &n_late);
+  const kafka_msg_t **lby = index_by_source(&late, &tags, &raw, "events.late", &n_late);
   for (size_t i = 0; i < n_ev; i++) {
     if ((ev[i].cls == LATE) != (lby[i] != NULL))
       fail_msg("events.late %s raw.events %d/%" PRId64,
@@ -1061,12 +993,12 @@ static void killed_and_resumed_features_are_exact(void **state) {
   free(ev);
   free(ck.sessions);
   lines_free(&tags);
-  msgs_free(&raw);
-  msgs_free(&feat);
-  msgs_free(&sess);
-  msgs_free(&spend);
-  msgs_free(&late);
-  msgs_free(&dlq);
+  kafka_msgs_free(&raw);
+  kafka_msgs_free(&feat);
+  kafka_msgs_free(&sess);
+  kafka_msgs_free(&spend);
+  kafka_msgs_free(&late);
+  kafka_msgs_free(&dlq);
 }
 
 int main(void) {

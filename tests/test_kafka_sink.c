@@ -177,83 +177,23 @@ static void assert_mentions(const char *what, const char *text, ...) {
 /* ---------------------------------------------------------------------------------- */
 /* Consuming a topic back                                                             */
 
-typedef struct msg {
-  char topic[64];
-  int32_t partition;
-  int64_t offset, ts;
-  char *key, *value; /* NUL-terminated copies; key NULL: none */
-  char txn[256];     /* header fl.txn, "" if none */
-  char hidx[64];     /* header idx */
-  int has_nv;        /* header nv present without value */
-} msg_t;
-
-typedef struct msgs {
-  msg_t *m;
-  size_t n;
-} msgs_t;
-
-static void msgs_free(msgs_t *ms) {
-  for (size_t i = 0; i < ms->n; i++) {
-    free(ms->m[i].key);
-    free(ms->m[i].value);
-  }
-  free(ms->m);
-  memset(ms, 0, sizeof *ms);
-}
-
-static char *dupn(const void *p, size_t n) {
-  char *s = malloc(n + 1);
-  if (n) memcpy(s, p, n);
-  s[n] = 0;
-  return s;
-}
-
-/* The last header name of h as a string into out (left as it is when there is none). */
-static void header_into(rd_kafka_headers_t *h, const char *name, char *out, size_t cap) {
-  const void *v;
-  size_t vl;
-  if (rd_kafka_header_get_last(h, name, &v, &vl) == 0)
-    snprintf(out, cap, "%.*s", (int)vl, (const char *)v);
-}
-
-static void msg_add(const rd_kafka_message_t *m, void *arg) {
-  msgs_t *out = arg;
-  out->m = realloc(out->m, (out->n + 1) * sizeof *out->m);
-  msg_t *x = &out->m[out->n++];
-  memset(x, 0, sizeof *x);
-  snprintf(x->topic, sizeof x->topic, "%s", rd_kafka_topic_name(m->rkt));
-  x->partition = m->partition;
-  x->offset = m->offset;
-  x->ts = rd_kafka_message_timestamp(m, NULL);
-  x->key = m->key ? dupn(m->key, m->key_len) : NULL;
-  x->value = dupn(m->payload, m->len);
-  rd_kafka_headers_t *h = NULL;
-  if (rd_kafka_message_headers(m, &h) == 0) {
-    const void *v;
-    size_t vl;
-    header_into(h, "fl.txn", x->txn, sizeof x->txn);
-    header_into(h, "idx", x->hidx, sizeof x->hidx);
-    if (rd_kafka_header_get_last(h, "nv", &v, &vl) == 0) x->has_nv = v == NULL ? 1 : 2;
-  }
-}
-
 /* Reads every partition of topic from the beginning to its end. */
-static void consume_all(const char *bs, const char *topic, int parts, msgs_t *out) {
-  kafka_read_to_end(bs, topic, parts, 20000, msg_add, out);
+static void consume_all(const char *bs, const char *topic, int parts, kafka_msgs_t *out) {
+  kafka_read_to_end(bs, topic, parts, 20000, kafka_msg_add, out);
 }
 
 static size_t topic_count(const char *bs, const char *topic) {
-  msgs_t ms = {0};
+  kafka_msgs_t ms = {0};
   consume_all(bs, topic, 2, &ms);
   size_t n = ms.n;
-  msgs_free(&ms);
+  kafka_msgs_free(&ms);
   return n;
 }
 
 static int64_t val_of(const char *v) { return atoll(v); }
 
 /* Asserts that msgs hold each of 0..n-1 exactly once (at_least: at least once). */
-static void assert_each_once(const msgs_t *ms, int64_t n, bool at_least) {
+static void assert_each_once(const kafka_msgs_t *ms, int64_t n, bool at_least) {
   int *cnt = calloc((size_t)n, sizeof *cnt);
   for (size_t i = 0; i < ms->n; i++) {
     int64_t v = val_of(ms->m[i].value);
@@ -275,17 +215,17 @@ static void assert_each_once(const msgs_t *ms, int64_t n, bool at_least) {
  * once); returns how many messages it holds. */
 static size_t assert_topic_each_once(const char *bs, const char *topic, int parts, int64_t n,
                                      bool at_least) {
-  msgs_t ms = {0};
+  kafka_msgs_t ms = {0};
   consume_all(bs, topic, parts, &ms);
   assert_each_once(&ms, n, at_least);
   size_t count = ms.n;
-  msgs_free(&ms);
+  kafka_msgs_free(&ms);
   return count;
 }
 
 /* The messages whose fl.txn tag the logs show committed (they borrow ms's strings). */
-static msgs_t committed_only(const msgs_t *ms, const char *logs) {
-  msgs_t ok = {calloc(ms->n ? ms->n : 1, sizeof *ok.m), 0};
+static kafka_msgs_t committed_only(const kafka_msgs_t *ms, const char *logs) {
+  kafka_msgs_t ok = {calloc(ms->n ? ms->n : 1, sizeof *ok.m), 0, 0};
   for (size_t i = 0; i < ms->n; i++)
     if (log_committed(logs, ms->m[i].txn)) ok.m[ok.n++] = ms->m[i];
   return ok;
@@ -559,12 +499,12 @@ static void test_at_least_once_delivers_every_record_with_java_partitioning(void
   fl_free(mj);
   fl_env_destroy(env);
 
-  msgs_t ms = {0};
+  kafka_msgs_t ms = {0};
   consume_all(c->mk.bs, "alo", 4, &ms);
   assert_each_once(&ms, 600, true);
   int per_part[4] = {0};
   for (size_t i = 0; i < ms.n; i++) {
-    const msg_t *m = &ms.m[i];
+    const kafka_msg_t *m = &ms.m[i];
     int64_t v = val_of(m->value);
     char key[32];
     snprintf(key, sizeof key, "k%d", (int)(v % 37));
@@ -576,7 +516,7 @@ static void test_at_least_once_delivers_every_record_with_java_partitioning(void
     per_part[m->partition]++;
   }
   for (int p = 0; p < 4; p++) assert_true(per_part[p] > 0);
-  msgs_free(&ms);
+  kafka_msgs_free(&ms);
 }
 
 static void test_no_guarantee_flushes_everything_at_the_end(void **state) {
@@ -589,12 +529,12 @@ static void test_no_guarantee_flushes_everything_at_the_end(void **state) {
   assert_int_equal(fl_stream_sink_kafka(fl_stream_rebalance(gen_source(env, g)), NULL, &o), 0);
   execute_ok(env, "ng");
   fl_env_destroy(env);
-  msgs_t ms = {0};
+  kafka_msgs_t ms = {0};
   consume_all(c->mk.bs, "ng", 3, &ms);
   assert_int_equal(ms.n, 3000);
   assert_each_once(&ms, 3000, false);
   for (size_t i = 0; i < ms.n; i++) assert_null(ms.m[i].key);
-  msgs_free(&ms);
+  kafka_msgs_free(&ms);
 }
 
 /* even values to "even", odd to "odd", values ending in 9 dropped; headers idx=<value>
@@ -634,13 +574,13 @@ static void test_serializer_topics_headers_and_timestamps_arrive(void **state) {
   atomic_store(&g_ser_destroyed, 0);
   run_to_end(env, fl_stream_rebalance(gen_source(env, g)), &o, "ser");
   assert_int_equal(atomic_load(&g_ser_destroyed), 1);
-  msgs_t ms = {0};
+  kafka_msgs_t ms = {0};
   consume_all(c->mk.bs, "even", 2, &ms);
   consume_all(c->mk.bs, "odd", 2, &ms);
   assert_int_equal(ms.n, 360);
   int seen[400] = {0};
   for (size_t i = 0; i < ms.n; i++) {
-    const msg_t *m = &ms.m[i];
+    const kafka_msg_t *m = &ms.m[i];
     int64_t v = val_of(m->value);
     assert_true(v % 10 != 9);
     assert_string_equal(m->topic, v % 2 ? "odd" : "even");
@@ -654,7 +594,7 @@ static void test_serializer_topics_headers_and_timestamps_arrive(void **state) {
     seen[v]++;
   }
   for (int v = 0; v < 400; v++) assert_int_equal(seen[v], v % 10 == 9 ? 0 : 1);
-  msgs_free(&ms);
+  kafka_msgs_free(&ms);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -668,7 +608,7 @@ static void test_exactly_once_bounded_job_commits_one_transaction(void **state) 
   gen_t *g = gen_of(c, 500, 11);
   o.transactional_id_prefix = "eo1job";
   run_to_end(env, gen_source(env, g), &o, "eo1");
-  msgs_t ms = {0};
+  kafka_msgs_t ms = {0};
   consume_all(c->mk.bs, "eo1", 4, &ms);
   assert_int_equal(ms.n, 500);
   assert_each_once(&ms, 500, false);
@@ -681,7 +621,7 @@ static void test_exactly_once_bounded_job_commits_one_transaction(void **state) 
            INT64_MAX, tag);
   assert_string_equal(logs, want);
   free(logs);
-  msgs_free(&ms);
+  kafka_msgs_free(&ms);
 }
 
 static void test_transaction_log_is_compacted_to_its_last_lines(void **state) {
@@ -875,7 +815,7 @@ static int run_crash_child(const char *bs, const char *root, const char *logdir)
 }
 
 /* Shows the duplicated committed records and the logs (env HK_DEBUG). */
-static void dump_duplicates(const msgs_t *ok, const char *logs) {
+static void dump_duplicates(const kafka_msgs_t *ok, const char *logs) {
   int *cnt = calloc(CR_N, sizeof *cnt);
   for (size_t i = 0; i < ok->n; i++) cnt[val_of(ok->m[i].value)]++;
   int shown = 0;
@@ -923,9 +863,9 @@ static void test_exactly_once_survives_sigkill_at_every_commit_step(void **state
 
   /* Only now a librdkafka handle in this process: no more forks follow in this test. */
   char *logs = read_logs(logdir.s);
-  msgs_t ms = {0};
+  kafka_msgs_t ms = {0};
   consume_all(bs, CR_TOPIC, 4, &ms);
-  msgs_t ok = committed_only(&ms, logs);
+  kafka_msgs_t ok = committed_only(&ms, logs);
   size_t no_tag = 0;
   for (size_t i = 0; i < ms.n; i++)
     if (!ms.m[i].txn[0]) no_tag++;
@@ -935,7 +875,7 @@ static void test_exactly_once_survives_sigkill_at_every_commit_step(void **state
   if (getenv("HK_DEBUG")) dump_duplicates(&ok, logs);
   assert_each_once(&ok, CR_N, false);
   free(ok.m);
-  msgs_free(&ms);
+  kafka_msgs_free(&ms);
   free(logs);
   /* every librdkafka thread of this process is gone before the next test forks */
   assert_int_equal(rd_kafka_wait_destroyed(5000), 0);
@@ -971,12 +911,12 @@ static void test_restore_rewrites_a_transaction_whose_commit_was_never_sent(void
   char rep[400];
   snprintf(rep, sizeof rep, " replaces %s\n", old_tag);
   assert_non_null(strstr(logs, rep));
-  msgs_t ms = {0};
+  kafka_msgs_t ms = {0};
   consume_all(bs_b, CR_TOPIC, 4, &ms);
-  msgs_t ok = committed_only(&ms, logs);
+  kafka_msgs_t ok = committed_only(&ms, logs);
   assert_each_once(&ok, CR_N, false);
   free(ok.m);
-  msgs_free(&ms);
+  kafka_msgs_free(&ms);
   free(logs);
   /* every librdkafka thread of this process is gone before the next test forks */
   assert_int_equal(rd_kafka_wait_destroyed(5000), 0);

@@ -61,22 +61,6 @@ static int64_t restored_from(fl_env_t *env) {
   return id;
 }
 
-typedef struct {
-  fl_env_t *env;
-  ckjob_t *j;
-  const char *root;
-  int want; /* complete checkpoints to wait for while paused */
-  bool ok;
-} stopper_t;
-
-/* Stops the job once its source paused and `want` checkpoints are complete. */
-static void *stop_when_checkpointed(void *arg) {
-  stopper_t *s = arg;
-  s->ok = ckjob_wait_checkpointed(s->j, s->root, s->want, 30000);
-  fl_env_stop(s->env);
-  return NULL;
-}
-
 /* Runs the job until its source paused at n / 2 with `want` complete checkpoints, then
  * stops it (as Ctrl-C would); with savepoint, execution.savepoint.path is that. Returns
  * the newest complete checkpoint's id. */
@@ -87,12 +71,9 @@ static int64_t run_and_stop_from(const char *root, const char *out, int want,
                             : env_for(root, &log, NULL);
   ckjob_t j = {.n = N, .keys = KEYS, .pause_at = N / 2, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
-  stopper_t s = {.env = env, .j = &j, .root = root, .want = want};
-  pthread_t t;
-  pthread_create(&t, NULL, stop_when_checkpointed, &s);
-  int rc = fl_env_execute(env, "first");
-  pthread_join(t, NULL);
-  assert_true(s.ok);
+  bool checkpointed;
+  int rc = ckjob_execute_paused(env, &j, root, want, CKJOB_STOP, "first", &checkpointed);
+  assert_true(checkpointed);
   assert_int_equal(rc, FL_ECANCELED);
   if (!savepoint) {
     /* nothing to restore the first time: it started fresh and said so */

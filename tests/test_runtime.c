@@ -392,16 +392,24 @@ static int sz_check(fl_context_t *ctx, const fl_record_t *in, void *inst) {
   return fl_emit_record(ctx, in);
 }
 
+/* Runs s keyed by its key -> keyed process (process, on_timer: may be NULL) -> c; the
+ * job must succeed. */
+static void run_keyed(fl_env_t *env, fl_stream_t *s,
+                      int (*process)(fl_context_t *, const fl_record_t *, void *),
+                      int (*on_timer)(fl_context_t *, int64_t, fl_time_domain_t, void *),
+                      collector_t *c) {
+  fl_process_fn_t fn = {FL_PROCESS_FN_VERSION, NULL, process, on_timer, NULL, NULL};
+  sink_into(fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "p", &fn, NULL), c);
+  execute_ok(env, "keyed");
+}
+
 static void hash_edge_carries_keys_and_values_of_every_size(void **state) {
   for (int p = 1; p <= 2; p++) {
     fl_env_t *env = env_with(p, NULL);
     sz_src_t src_state = {0};
     fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = sz_run};
-    fl_stream_t *s = fl_source(env, "sizes", &src, &src_state, 0);
-    fl_process_fn_t check = {FL_PROCESS_FN_VERSION, NULL, sz_check, NULL, NULL, NULL};
     collector_t c;
-    sink_into(fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "check", &check, NULL), &c);
-    execute_ok(env, "sizes");
+    run_keyed(env, fl_source(env, "sizes", &src, &src_state, 0), sz_check, NULL, &c);
     assert_int_equal(c.n, (SZ_MAX + 1) * (SZ_MAX + 1));
     collector_free(&c);
     fl_env_destroy(env);
@@ -448,11 +456,8 @@ static void watermarks_keep_their_place_among_records_across_a_hash_edge(void **
     assert_non_null(env);
     int next = 0;
     fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = wo_run};
-    fl_stream_t *s = fl_source(env, "ordered", &src, &next, 0);
-    fl_process_fn_t note = {FL_PROCESS_FN_VERSION, NULL, wo_note, NULL, NULL, NULL};
     collector_t c;
-    sink_into(fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "note", &note, NULL), &c);
-    execute_ok(env, "ordered");
+    run_keyed(env, fl_source(env, "ordered", &src, &next, 0), wo_note, NULL, &c);
     assert_int_equal(c.n, WO_N);
     for (size_t i = 0; i < c.n; i++) {
       int64_t i_rec = c.r[i].ts / 10, wm, want = FL_TS_NONE;
@@ -537,17 +542,6 @@ static int timer_fired(fl_context_t *ctx, int64_t ts, fl_time_domain_t d, void *
   return fl_emit(ctx, k, kl, buf, (size_t)n, ts);
 }
 
-/* Runs s keyed by its key -> keyed process (process, on_timer) -> c; the job must
- * succeed. */
-static void run_keyed_timers(fl_env_t *env, fl_stream_t *s,
-                             int (*process)(fl_context_t *, const fl_record_t *, void *),
-                             int (*on_timer)(fl_context_t *, int64_t, fl_time_domain_t, void *),
-                             collector_t *c) {
-  fl_process_fn_t fn = {FL_PROCESS_FN_VERSION, NULL, process, on_timer, NULL, NULL};
-  sink_into(fl_keyed_process(fl_stream_key_by(s, NULL, NULL), "p", &fn, NULL), c);
-  execute_ok(env, "timers");
-}
-
 static void event_timers_fire_once_in_order_when_the_watermark_passes(void **state) {
   /* Parallelism 1: with more subtasks the watermark a timer sees depends on when the
    * other (empty) subtask's end of input arrives, as in Flink. */
@@ -558,7 +552,7 @@ static void event_timers_fire_once_in_order_when_the_watermark_passes(void **sta
   fl_watermark_strategy_t ws = {
       FL_WATERMARK_STRATEGY_VERSION, FL_WATERMARKS_BOUNDED, 0, 0, NULL, NULL};
   collector_t c;
-  run_keyed_timers(env, fl_stream_assign_timestamps(s, "wm", &ws), timer_proc, timer_fired, &c);
+  run_keyed(env, fl_stream_assign_timestamps(s, "wm", &ws), timer_proc, timer_fired, &c);
   /* Watermarks (bounded 0: ts - 1): after 111 -> 110 fires a@110, b@110; after 200 -> 199
    * fires a@115, a@121; end of input fires b@210 and c@310 at +inf. */
   assert_int_equal(c.n, 6);
@@ -624,7 +618,7 @@ static void processing_time_timers_fire_by_the_clock(void **state) {
   clocksrc_t cs = {0};
   fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION, .run = clock_src_run};
   collector_t c;
-  run_keyed_timers(env, fl_source(env, "clocked", &src, &cs, 0), proc_register, proc_fired, &c);
+  run_keyed(env, fl_source(env, "clocked", &src, &cs, 0), proc_register, proc_fired, &c);
   assert_int_equal(c.n, 1);
   assert_string_equal(c.r[0].value, "proc@1100 now=1500");
   assert_true(cs.spins < 50000000); /* fired by the clock, not by the end of input */
@@ -682,7 +676,7 @@ static void idle_input_does_not_hold_back_the_watermark(void **state) {
   /* keep the data source's end from advancing time: route it through a process that
    * waits for nothing; the union operator sees both channels */
   collector_t c;
-  run_keyed_timers(env, fl_stream_union(data, quiet), register_event_timer, idle_fired, &c);
+  run_keyed(env, fl_stream_union(data, quiet), register_event_timer, idle_fired, &c);
   assert_int_equal(c.n, 2);
   assert_true(atomic_load(&g_fired_while_quiet_running));
   collector_free(&c);
@@ -800,7 +794,7 @@ static void source_watermarks_idleness_and_user_metrics(void **state) {
   fl_source_fn_t sfn = {
       .version = FL_SOURCE_FN_VERSION, .open = sw_open, .run = sw_run, .close = sw_close};
   collector_t c;
-  run_keyed_timers(env, fl_source(env, "src", &sfn, NULL, 1), sw_process, sw_timer, &c);
+  run_keyed(env, fl_source(env, "src", &sfn, NULL, 1), sw_process, sw_timer, &c);
   assert_int_equal(c.n, 1);
   assert_string_equal(c.r[0].value, "fired");
   assert_int_equal(c.r[0].ts, 999);

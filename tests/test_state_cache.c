@@ -128,14 +128,6 @@ static fl_record_t *make_input(int64_t n, int keys) {
   return r;
 }
 
-static int64_t num_of(const fl_record_t *in) {
-  char buf[32];
-  size_t n = in->value_len < sizeof buf - 1 ? in->value_len : sizeof buf - 1;
-  memcpy(buf, in->value, n);
-  buf[n] = 0;
-  return atoll(buf);
-}
-
 /* The processing-time clock is each record's timestamp, per worker thread (a key's
  * records all reach one subtask, so each key sees its own timeline). */
 static _Thread_local int64_t tl_now;
@@ -162,7 +154,7 @@ typedef struct agg_acc {
 static void agg_init(void *acc, void *opaque) { memset(acc, 0, sizeof(agg_acc_t)); }
 static int agg_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *opaque) {
   agg_acc_t *a = acc;
-  int64_t v = num_of(in);
+  int64_t v = ck_parse(in);
   a->n++;
   if (v > a->max) a->max = v;
   return 0;
@@ -197,21 +189,12 @@ static int map_sum_cb(const void *uk, size_t ukl, const void *v, size_t len, voi
   return 0;
 }
 
-static int emitf(fl_context_t *ctx, const fl_record_t *in, const char *fmt, ...) {
-  char out[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(out, sizeof out, fmt, ap);
-  va_end(ap);
-  return fl_emit(ctx, in->key, in->key_len, out, (size_t)n, in->timestamp);
-}
-
 /* What every record does to its key's state; one output line per record telling what
  * the state held, so a lost or stale write shows. */
 static int kinds_process(fl_context_t *ctx, const fl_record_t *in, void *opaque) {
   const kinds_t *s = opaque;
   tl_now = in->timestamp;
-  int64_t v = num_of(in), count = 0;
+  int64_t v = ck_parse(in), count = 0;
   const void *p;
   size_t len;
   int rc = fl_value_get(ctx, s->count, &p, &len);
@@ -273,7 +256,7 @@ static int kinds_process(fl_context_t *ctx, const fl_record_t *in, void *opaque)
 
   /* an event-time timer 1 s on, firing with the count of the key's records by then */
   if ((rc = fl_timer_register(ctx, FL_EVENT_TIME, in->timestamp + 1000))) return rc;
-  return emitf(ctx, in, "c%lld l%lld/%zu g%lld w%lld/%lld r%lld a%lld/%lld t%lld m%lld",
+  return emitf(ctx, in->timestamp, "c%lld l%lld/%zu g%lld w%lld/%lld r%lld a%lld/%lld t%lld m%lld",
                (long long)count, (long long)lsum, ln, (long long)got, (long long)ms.n,
                (long long)ms.sum, (long long)red, (long long)acc.n, (long long)acc.max,
                (long long)last, (long long)tm);
@@ -282,7 +265,7 @@ static int kinds_process(fl_context_t *ctx, const fl_record_t *in, void *opaque)
 static int kinds_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain, void *opaque) {
   const kinds_t *s = opaque;
   const void *p;
-  size_t len, kl;
+  size_t len;
   int64_t fired = 0;
   /* (how many records of the key came before depends on when the watermark moved) */
   int rc = fl_value_get(ctx, s->timer_count, &p, &len);
@@ -290,10 +273,7 @@ static int kinds_timer(fl_context_t *ctx, int64_t ts, fl_time_domain_t domain, v
   if (rc == 1) memcpy(&fired, p, sizeof fired);
   fired++;
   if ((rc = fl_value_set(ctx, s->timer_count, &fired, sizeof fired))) return rc;
-  const void *key = fl_ctx_key(ctx, &kl);
-  char out[64];
-  int n = snprintf(out, sizeof out, "timer f%lld", (long long)fired);
-  return fl_emit(ctx, key, kl, out, (size_t)n, ts);
+  return emitf(ctx, ts, "timer f%lld", (long long)fired);
 }
 
 static void kinds_build(fl_env_t *env, kinds_t *s, const fl_record_t *in, size_t n,
@@ -341,23 +321,15 @@ static void kinds_build(fl_env_t *env, kinds_t *s, const fl_record_t *in, size_t
 static int tumbling_fn(fl_context_t *ctx, const fl_window_t *w, const fl_record_t *el, size_t n,
                        void *opaque) {
   int64_t sum = 0;
-  for (size_t i = 0; i < n; i++) sum += num_of(&el[i]);
-  size_t kl;
-  const char *key = fl_ctx_key(ctx, &kl);
-  char out[128];
-  int len = snprintf(out, sizeof out, "tumble %lld n%zu s%lld f%lld l%lld", (long long)w->start, n,
-                     (long long)sum, (long long)num_of(&el[0]), (long long)num_of(&el[n - 1]));
-  return fl_emit(ctx, key, kl, out, (size_t)len, w->end - 1);
+  for (size_t i = 0; i < n; i++) sum += ck_parse(&el[i]);
+  return emitf(ctx, w->end - 1, "tumble %lld n%zu s%lld f%lld l%lld", (long long)w->start, n,
+               (long long)sum, (long long)ck_parse(&el[0]), (long long)ck_parse(&el[n - 1]));
 }
 
 static int session_result(fl_context_t *ctx, const fl_window_t *w, const void *acc, void *opaque) {
   const agg_acc_t *a = acc;
-  size_t kl;
-  const char *key = fl_ctx_key(ctx, &kl);
-  char out[128];
-  int len = snprintf(out, sizeof out, "session %lld-%lld n%lld max%lld", (long long)w->start,
-                     (long long)w->end, (long long)a->n, (long long)a->max);
-  return fl_emit(ctx, key, kl, out, (size_t)len, w->end - 1);
+  return emitf(ctx, w->end - 1, "session %lld-%lld n%lld max%lld", (long long)w->start,
+               (long long)w->end, (long long)a->n, (long long)a->max);
 }
 
 static void windows_build(fl_env_t *env, const fl_record_t *in, size_t n, collector_t *tc,
@@ -460,21 +432,6 @@ static void tumbling_and_session_windows_agree_with_and_without_the_cache(void *
 #define CK_N 40000
 #define CK_KEYS 2000
 
-typedef struct stopper {
-  fl_env_t *env;
-  ckjob_t *j;
-  const char *root;
-  bool saw_checkpoint;
-} stopper_t;
-
-/* Once the job waits at its pause and a checkpoint of it is complete, stops it. */
-static void *stop_after_checkpoint(void *arg) {
-  stopper_t *s = arg;
-  s->saw_checkpoint = ckjob_wait_checkpointed(s->j, s->root, 1, 30000);
-  fl_env_stop(s->env);
-  return NULL;
-}
-
 static fl_env_t *ck_env(const char *cache, const char *incremental, const char *root,
                         bool restore) {
   const char *kv[] = {"parallelism",
@@ -506,14 +463,11 @@ static void stop_after_checkpoint_then_restore(const char *cache, const char *in
   fl_env_t *env = ck_env(cache, incremental, root, false);
   ckjob_t j = {.n = CK_N, .keys = CK_KEYS, .pause_at = CK_N / 2, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
-  stopper_t s = {env, &j, root, false};
-  pthread_t t;
-  pthread_create(&t, NULL, stop_after_checkpoint, &s);
-  int rc = fl_env_execute(env, "first");
-  pthread_join(t, NULL);
+  bool checkpointed;
+  int rc = ckjob_execute_paused(env, &j, root, 1, CKJOB_STOP, "first", &checkpointed);
   if (rc != FL_ECANCELED) fprintf(stderr, "first run: %s\n", fl_env_error(env));
   assert_int_equal(rc, FL_ECANCELED);
-  assert_true(s.saw_checkpoint);
+  assert_true(checkpointed);
   fl_env_destroy(env);
   /* second run: from that checkpoint to the end */
   env = ck_env(cache, incremental, root, true);
@@ -522,19 +476,7 @@ static void stop_after_checkpoint_then_restore(const char *cache, const char *in
   execute_ok(env, "second");
   fl_env_destroy(env);
   /* every record counted once: nothing the cache held at the barrier was lost */
-  lines_t sums = {0}, wins = {0}, esums = {0}, ewins = {0};
-  char p[600];
-  snprintf(p, sizeof p, "%s/sums", out);
-  read_committed(p, &sums);
-  snprintf(p, sizeof p, "%s/windows", out);
-  read_committed(p, &wins);
-  ckjob_expected(CK_N, CK_KEYS, &esums, &ewins);
-  assert_int_equal(lines_diff("sums", &sums, &esums), 0);
-  assert_int_equal(lines_diff("windows", &wins, &ewins), 0);
-  lines_free(&sums);
-  lines_free(&wins);
-  lines_free(&esums);
-  lines_free(&ewins);
+  assert_int_equal(ckjob_output_diff(out, CK_N, CK_KEYS), 0);
 }
 
 static void dirty_cells_are_in_an_incremental_checkpoint_small_cache(void **state) {

@@ -168,19 +168,6 @@ static atomic_int g_bad;
     }                                                                                     \
   } while (0)
 
-/* Emits key = the current key, value = text, at ts. */
-static int emitf(fl_context_t *ctx, int64_t ts, const char *fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  assert_true(n > 0 && (size_t)n < sizeof buf);
-  size_t kl = 0;
-  const void *k = fl_ctx_key(ctx, &kl);
-  return fl_emit(ctx, k, kl, buf, (size_t)n, ts);
-}
-
 static const char *wm_text(int64_t wm, char *buf) {
   if (wm == FL_TS_NONE) return "none";
   if (wm == FL_TS_MAX) return "max";

@@ -1008,24 +1008,49 @@ static void invalid_window_parameters_fail_the_job(void **state) {
   expect_build_error(sp, "event-time");
 }
 
+/* A job of one record keyed by its key, for the build errors below. */
+static fl_keyed_stream_t *one_keyed_record(fl_env_t **env) {
+  char err[256];
+  assert_int_equal(fl_env_new(env, NULL, err, sizeof err), 0);
+  static const fl_record_t rec = {"a", 1, "x", 1, 1};
+  fl_stream_t *s = fl_source_collection(*env, "src", &rec, 1);
+  return fl_stream_key_by(s, NULL, NULL);
+}
+
+/* out (a window's output) into a sink: execute fails with FL_EINVAL and an error that
+ * holds needle. Destroys env. */
+static void execute_fails_with(fl_env_t *env, fl_stream_t *out, const char *needle) {
+  assert_non_null(out);
+  assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, NULL), 0);
+  assert_int_equal(fl_env_execute(env, "x"), FL_EINVAL);
+  if (!strstr(fl_env_error(env), needle)) fprintf(stderr, "error: %s\n", fl_env_error(env));
+  assert_non_null(strstr(fl_env_error(env), needle));
+  fl_env_destroy(env);
+}
+
 static void aggregate_without_merge_fails_for_sessions(void **state) {
   (void)state;
   fl_env_t *env = NULL;
-  char err[256];
-  assert_int_equal(fl_env_new(&env, NULL, err, sizeof err), 0);
-  fl_record_t rec = {"a", 1, "x", 1, 1};
-  fl_stream_t *s = fl_source_collection(env, "src", &rec, 1);
-  fl_keyed_stream_t *ks = fl_stream_key_by(s, NULL, NULL);
+  fl_keyed_stream_t *ks = one_keyed_record(&env);
   fl_aggregate_fn_t fn = avg_fn;
   fn.merge = NULL;
   fn.destroy = NULL;
   fl_stream_t *out =
       fl_window_aggregate(fl_window_session(ks, FL_EVENT_TIME, 10), "win", &fn, NULL);
-  assert_non_null(out);
-  assert_int_equal(fl_stream_sink(out, "sink", &collector_sink, NULL), 0);
-  assert_int_equal(fl_env_execute(env, "x"), FL_EINVAL);
-  assert_non_null(strstr(fl_env_error(env), "merge"));
-  fl_env_destroy(env);
+  execute_fails_with(env, out, "merge");
+}
+
+/* A NULL reduce or process function fails the job at execute, naming the window and which
+ * function is missing. */
+static void null_window_functions_fail_naming_them(void **state) {
+  (void)state;
+  fl_env_t *env = NULL;
+  fl_windowed_stream_t *w = fl_window_tumbling(one_keyed_record(&env), FL_EVENT_TIME, 10, 0);
+  execute_fails_with(env, fl_window_reduce(w, "win", NULL, NULL),
+                     "window 'win': reduce function is NULL");
+  w = fl_window_tumbling(one_keyed_record(&env), FL_EVENT_TIME, 10, 0);
+  execute_fails_with(env, fl_window_process(w, "win", NULL, NULL),
+                     "window 'win': process function is NULL");
 }
 
 int main(void) {
@@ -1062,6 +1087,7 @@ int main(void) {
       cmocka_unit_test(processing_time_windows_count_every_element_once),
       cmocka_unit_test(invalid_window_parameters_fail_the_job),
       cmocka_unit_test(aggregate_without_merge_fails_for_sessions),
+      cmocka_unit_test(null_window_functions_fail_naming_them),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,6 +133,18 @@ static int bs_parse_u64(const char *name, const char *v, uint64_t min, uint64_t 
   return 0;
 }
 
+/* The index of option name's value v among names[0..n), or -1 after saying on stderr
+ * which values the option takes. */
+static int bs_choice(const char *name, const char *v, const char *const *names, int n) {
+  for (int i = 0; i < n; i++)
+    if (strcmp(v, names[i]) == 0) return i;
+  fprintf(stderr, "flink-bench state: %s is ", name);
+  for (int i = 0; i < n; i++)
+    fprintf(stderr, "%s%s", names[i], i == n - 1 ? "" : i == n - 2 ? " or " : ", ");
+  fprintf(stderr, ", not '%s'\n", v);
+  return -1;
+}
+
 static int bs_parse(int argc, char **argv, bs_opts_t *o) {
   int i = 1;
   if (argc >= 2 && strcmp(argv[1], "state") == 0) i = 2; /* flink-bench's own argv */
@@ -149,12 +161,11 @@ static int bs_parse(int argc, char **argv, bs_opts_t *o) {
     }
     const char *v = argv[++i];
     if (strcmp(name, "--backend") == 0) {
-      o->hashmap = strcmp(v, "hashmap") == 0 || strcmp(v, "both") == 0;
-      o->rocksdb = strcmp(v, "rocksdb") == 0 || strcmp(v, "both") == 0;
-      if (!o->hashmap && !o->rocksdb) {
-        fprintf(stderr, "flink-bench state: --backend is hashmap, rocksdb or both, not '%s'\n", v);
-        return -1;
-      }
+      static const char *const backends[] = {"hashmap", "rocksdb", "both"};
+      int b = bs_choice(name, v, backends, 3);
+      if (b < 0) return -1;
+      o->hashmap = b != 1;
+      o->rocksdb = b != 0;
     } else if (strcmp(name, "--keys") == 0) {
       if (bs_parse_u64(name, v, 1, UINT64_C(1) << 40, &o->keys)) return -1;
     } else if (strcmp(name, "--ops") == 0) {
@@ -168,35 +179,20 @@ static int bs_parse(int argc, char **argv, bs_opts_t *o) {
     } else if (strcmp(name, "--cache-mb") == 0) {
       if (bs_parse_u64(name, v, 0, UINT64_C(1) << 20, &o->cache_mb)) return -1;
     } else if (strcmp(name, "--compression") == 0) {
-      o->compression = -1;
-      for (int c = 0; c < (int)(sizeof BS_COMPRESSION / sizeof *BS_COMPRESSION); c++)
-        if (strcmp(v, BS_COMPRESSION[c]) == 0) o->compression = c;
-      if (o->compression < 0) {
-        fprintf(stderr,
-                "flink-bench state: --compression is SNAPPY_COMPRESSION, NO_COMPRESSION, "
-                "LZ4_COMPRESSION or ZSTD_COMPRESSION, not '%s'\n",
-                v);
-        return -1;
-      }
+      o->compression =
+          bs_choice(name, v, BS_COMPRESSION, (int)(sizeof BS_COMPRESSION / sizeof *BS_COMPRESSION));
+      if (o->compression < 0) return -1;
     } else if (strcmp(name, "--op") == 0) {
-      o->only = strcmp(v, "value_get_update") == 0 ? 0
-                : strcmp(v, "list_append") == 0    ? 1
-                : strcmp(v, "map_put") == 0        ? 2
-                : strcmp(v, "all") == 0            ? -1
-                                                   : -2;
-      if (o->only == -2) {
-        fprintf(stderr,
-                "flink-bench state: --op is value_get_update, list_append, map_put or all, not "
-                "'%s'\n",
-                v);
-        return -1;
-      }
+      /* the operations in bs_ops_names' order, then all of them (o->only -1) */
+      static const char *const ops[] = {"value_get_update", "list_append", "map_put", "all"};
+      int op = bs_choice(name, v, ops, 4);
+      if (op < 0) return -1;
+      o->only = op == 3 ? -1 : op;
     } else if (strcmp(name, "--plain") == 0) {
-      if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
-        fprintf(stderr, "flink-bench state: --plain is true or false, not '%s'\n", v);
-        return -1;
-      }
-      o->plain = strcmp(v, "true") == 0;
+      static const char *const bools[] = {"true", "false"};
+      int b = bs_choice(name, v, bools, 2);
+      if (b < 0) return -1;
+      o->plain = b == 0;
     } else if (strcmp(name, "--distribution") == 0) {
       char *end = NULL;
       o->dist = v;

@@ -137,9 +137,12 @@ static fl_state_desc_t *window_desc(fl_node_t *node, const char *what, fl_state_
   return d;
 }
 
-/* Creates the window node and its internal state descriptors. */
+/* Creates the window node and its internal state descriptors. missing_fn, when not NULL,
+ * names the window function the caller was given as NULL: the build fails naming it. */
 static fl_node_t *window_node(fl_windowed_stream_t *w, const char *name,
-                              fl_window_fn_kind_t fn_kind, fl_state_kind_t contents_kind) {
+                              fl_window_fn_kind_t fn_kind, fl_state_kind_t contents_kind,
+                              const char *missing_fn) {
+  if (!w) return NULL;
   fl_env_t *env = w->in->in->env;
   fl_input_t *inputs = NULL;
   size_t n = 0;
@@ -165,6 +168,8 @@ static fl_node_t *window_node(fl_windowed_stream_t *w, const char *name,
      * key group (one timer for all keys of a group) from a list of the keys. */
     node->u.window.keys = window_desc(node, "keys", FL_STATE_LIST);
   }
+  if (missing_fn)
+    fl_env_fail(env, FL_EINVAL, "window '%s': %s function is NULL", node->name, missing_fn);
 done:
   free(inputs);
   return node;
@@ -172,10 +177,8 @@ done:
 
 fl_stream_t *fl_window_reduce(fl_windowed_stream_t *w, const char *name, fl_reduce_fn fn,
                               void *opaque) {
-  if (!w) return NULL;
-  fl_node_t *node = window_node(w, name, FL_WFN_REDUCE, FL_STATE_REDUCING);
+  fl_node_t *node = window_node(w, name, FL_WFN_REDUCE, FL_STATE_REDUCING, fn ? NULL : "reduce");
   if (!node) return NULL;
-  if (!fn) fl_env_fail(node->env, FL_EINVAL, "window '%s': reduce function is NULL", node->name);
   node->u.window.reduce = fn;
   node->u.window.opaque = opaque;
   if (node->u.window.contents) {
@@ -191,7 +194,7 @@ fl_stream_t *fl_window_aggregate(fl_windowed_stream_t *w, const char *name,
     fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return NULL;
   }
-  fl_node_t *node = window_node(w, name, FL_WFN_AGGREGATE, FL_STATE_AGGREGATING);
+  fl_node_t *node = window_node(w, name, FL_WFN_AGGREGATE, FL_STATE_AGGREGATING, NULL);
   if (!node) {
     fl_release_unkept(fn ? fn->destroy : NULL, opaque);
     return NULL;
@@ -222,10 +225,8 @@ fl_stream_t *fl_window_aggregate(fl_windowed_stream_t *w, const char *name,
 
 fl_stream_t *fl_window_process(fl_windowed_stream_t *w, const char *name, fl_window_process_fn fn,
                                void *opaque) {
-  if (!w) return NULL;
-  fl_node_t *node = window_node(w, name, FL_WFN_PROCESS, FL_STATE_LIST);
+  fl_node_t *node = window_node(w, name, FL_WFN_PROCESS, FL_STATE_LIST, fn ? NULL : "process");
   if (!node) return NULL;
-  if (!fn) fl_env_fail(node->env, FL_EINVAL, "window '%s': process function is NULL", node->name);
   node->u.window.process = fn;
   node->u.window.opaque = opaque;
   return fl_node_stream(node);

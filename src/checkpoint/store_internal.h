@@ -108,6 +108,12 @@ void fl_cs_keytab_free(keytab_t *t);
 
 /* Calls the kill hook of crash tests, if one is set (fl_ckpt_set_kill_hook). */
 void fl_cs_kill_point(const char *point);
+/* Reads fd from where it stands to its end, or to max + 1 bytes, into a malloc'd
+ * NUL-terminated buffer (*out, *len bytes: *len > max tells that there is more than
+ * max); the first allocation holds hint bytes (the size the caller expects). FL_EIO or
+ * FL_ENOMEM with the reason, naming path, in err. */
+int fl_cs_read_fd(int fd, const char *path, size_t hint, size_t max, char **out, size_t *len,
+                  char *err, size_t err_size);
 /* Checks that the file at path has the size and CRC32C the manifest recorded for name,
  * reading it through buf (cap bytes). FL_EPARSE for a mismatch or a missing file, with
  * the reason in why. */

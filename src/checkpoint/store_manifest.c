@@ -32,6 +32,7 @@
 #include "util/crc32c.h"
 #include "util/fs.h"
 #include "util/hash.h"
+#include "util/vec.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Errors                                                                               */
@@ -206,13 +207,7 @@ kent_t *fl_cs_keytab_find(keytab_t *t, const char *key) {
 int fl_cs_keytab_add(keytab_t *t, const char *key, kent_t **out) {
   kent_t *e = fl_cs_keytab_find(t, key);
   if (!e) {
-    if (t->n == t->cap) {
-      size_t nc = t->cap ? t->cap * 2 : 16;
-      kent_t *v = realloc(t->v, nc * sizeof *v);
-      if (!v) return FL_ENOMEM;
-      t->v = v;
-      t->cap = nc;
-    }
+    if (FL_VEC_RESERVE(t->v, t->cap, t->n + 1)) return FL_ENOMEM;
     char *k = strdup(key);
     if (!k) return FL_ENOMEM;
     if (fl_cs_strmap_put(&t->map, k, t->n) != FL_OK) {
@@ -249,25 +244,16 @@ void fl_cs_kill_point(const char *point) {
   if (g_kill_hook) g_kill_hook(point, g_kill_arg);
 }
 
-/* Reads a whole file (at most max bytes) into a malloc'd NUL-terminated buffer.
- * FL_ENOTFOUND if it does not exist, FL_EIO otherwise (message in err). */
-static int read_whole(const char *path, size_t max, char **out, size_t *len, char *err,
-                      size_t err_size) {
+int fl_cs_read_fd(int fd, const char *path, size_t hint, size_t max, char **out, size_t *len,
+                  char *err, size_t err_size) {
   int rc = FL_OK;
-  char *buf = NULL;
-  size_t n = 0, cap = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return fl_cs_fail(err, err_size, FL_ENOTFOUND, "%s does not exist", path);
-    return fl_cs_fail_sys(err, err_size, errno, "open", path);
-  }
+  size_t n = 0, cap = hint < max ? hint + 1 : max + 1;
+  char *buf = malloc(cap + 1);
+  if (!buf) return fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory reading %s", path);
   for (;;) {
     if (n == cap) {
-      if (cap > max) {
-        rc = fl_cs_fail(err, err_size, FL_EPARSE, "%s is larger than %zu bytes", path, max);
-        goto done;
-      }
-      size_t nc = cap ? cap * 2 : 4096;
+      if (cap > max) break; /* max + 1 bytes: the caller's "too large" */
+      size_t nc = cap * 2 > max + 1 ? max + 1 : cap * 2;
       char *b = realloc(buf, nc + 1);
       if (!b) {
         rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory reading %s", path);
@@ -284,21 +270,31 @@ static int read_whole(const char *path, size_t max, char **out, size_t *len, cha
     if (r == 0) break;
     n += (size_t)r;
   }
-  if (n > max) {
-    rc = fl_cs_fail(err, err_size, FL_EPARSE, "%s is larger than %zu bytes", path, max);
-    goto done;
-  }
-  if (!buf && !(buf = malloc(1))) {
-    rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory reading %s", path);
-    goto done;
-  }
   buf[n] = 0;
   *out = buf;
   *len = n;
   buf = NULL;
 done:
-  close(fd);
   free(buf);
+  return rc;
+}
+
+/* Reads a whole file (at most max bytes) into a malloc'd NUL-terminated buffer.
+ * FL_ENOTFOUND if it does not exist, FL_EIO otherwise (message in err). */
+static int read_whole(const char *path, size_t max, char **out, size_t *len, char *err,
+                      size_t err_size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return fl_cs_fail(err, err_size, FL_ENOTFOUND, "%s does not exist", path);
+    return fl_cs_fail_sys(err, err_size, errno, "open", path);
+  }
+  int rc = fl_cs_read_fd(fd, path, 4096, max, out, len, err, err_size);
+  close(fd);
+  if (rc == FL_OK && *len > max) {
+    free(*out);
+    *out = NULL;
+    rc = fl_cs_fail(err, err_size, FL_EPARSE, "%s is larger than %zu bytes", path, max);
+  }
   return rc;
 }
 
@@ -391,15 +387,9 @@ int fl_cs_list_chk_ids(const char *root, int64_t **ids, size_t *n, char *err, si
       struct stat st;
       if (fstatat(dirfd(d), de->d_name, &st, 0) != 0 || !S_ISDIR(st.st_mode)) continue;
     }
-    if (cnt == cap) {
-      size_t nc = cap ? cap * 2 : 16;
-      int64_t *nv = realloc(v, nc * sizeof *nv);
-      if (!nv) {
-        rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory listing %s", root);
-        break;
-      }
-      v = nv;
-      cap = nc;
+    if (FL_VEC_RESERVE(v, cap, cnt + 1)) {
+      rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory listing %s", root);
+      break;
     }
     v[cnt++] = id;
   }

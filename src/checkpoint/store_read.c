@@ -253,13 +253,13 @@ const fl_ckpt_file_t *fl_ckpt_file_find(const fl_ckpt_t *c, const char *name) {
 int fl_ckpt_read_file(const fl_ckpt_t *c, const char *name, void **data, size_t *len, char *err,
                       size_t err_size) {
   int rc = FL_OK, fd = -1;
-  unsigned char *buf = NULL;
+  char *buf = NULL;
   char eb[128];
   if (!c || !name || !data || !len)
     return fl_cs_fail(err, err_size, FL_EINVAL, "read_file: bad arguments");
   const fl_ckpt_file_t *f = fl_ckpt_file_find(c, name);
   if (!f) return fl_cs_fail(err, err_size, FL_ENOTFOUND, "%s has no file %s", c->dir, name);
-  if (f->size > (uint64_t)SIZE_MAX - 1)
+  if (f->size > (uint64_t)SIZE_MAX - 2)
     return fl_cs_fail(err, err_size, FL_ENOMEM, "%s: %" PRIu64 " bytes do not fit in memory",
                       f->path, f->size);
   fd = open(f->path, O_RDONLY | O_CLOEXEC);
@@ -269,20 +269,9 @@ int fl_ckpt_read_file(const fl_ckpt_t *c, const char *name, void **data, size_t 
                       c->dir, name, f->path, fl_cs_etext(e, eb, sizeof eb));
   }
   size_t n = (size_t)f->size, got = 0;
-  if (!(buf = malloc(n + 1))) {
-    rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory reading %s", f->path);
-    goto done;
-  }
-  while (got <= n) {
-    /* One byte of slack detects a file that grew. */
-    ssize_t r = fl_read_some(fd, buf + got, n + 1 - got);
-    if (r < 0) {
-      rc = fl_cs_fail_sys(err, err_size, (int)-r, "read", f->path);
-      goto done;
-    }
-    if (r == 0) break;
-    got += (size_t)r;
-  }
+  /* One byte more than the manifest says detects a file that grew. */
+  rc = fl_cs_read_fd(fd, f->path, n, n, &buf, &got, err, err_size);
+  if (rc) goto done;
   if (got != n) {
     rc = fl_cs_fail(err, err_size, FL_EPARSE, "%s: file %s: size %s %" PRIu64 " bytes", c->dir,
                     name, got > n ? "exceeds" : "is below", f->size);
@@ -296,7 +285,6 @@ int fl_ckpt_read_file(const fl_ckpt_t *c, const char *name, void **data, size_t 
                     c->dir, name, f->crc32c, crc);
     goto done;
   }
-  buf[n] = 0;
   *data = buf;
   *len = n;
   buf = NULL;

@@ -37,6 +37,7 @@
 #include "operators/operators.h"
 #include "operators/two_input.h"
 #include "util/sat.h"
+#include "util/vec.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Window join                                                                          */
@@ -261,13 +262,7 @@ static int cmp_match(const void *pa, const void *pb) {
 static int index_matches(ij_op_t *st) {
   st->n_matches = 0;
   for (size_t off = 0; off < st->copy.len;) {
-    if (st->n_matches == st->cap_matches) {
-      size_t nc = st->cap_matches ? st->cap_matches * 2 : 16;
-      ij_match_t *m = realloc(st->matches, nc * sizeof *m);
-      if (!m) return FL_ENOMEM;
-      st->matches = m;
-      st->cap_matches = nc;
-    }
+    if (FL_VEC_RESERVE(st->matches, st->cap_matches, st->n_matches + 1)) return FL_ENOMEM;
     ij_match_t *m = &st->matches[st->n_matches++];
     uint32_t l;
     memcpy(&m->ts, st->copy.data + off, IJ_TS_LEN);

@@ -129,41 +129,84 @@ static const char *const *kafka_props(sql_arena_t *a, const sql_table_t *t) {
 /* ---------------------------------------------------------------------------------- */
 /* Source                                                                             */
 
+/* What a Kafka source's and a Kafka sink's (de)serializer state have in common: the
+ * first member of ksrc_t and ksink_t, so that one function (kconn_destroy) releases
+ * either. */
+typedef struct kconn {
+  sql_shared_t *sh;               /* the query's shared state, referenced until destroy */
+  void (*clear_sub)(void *sub);   /* frees what a subtask's state holds, not the state */
+  void *subs[KAFKA_MAX_SUBTASKS]; /* each subtask's own state, made on its first record */
+} kconn_t;
+
+static void kconn_init(kconn_t *c, sql_exec_t *x, void (*clear_sub)(void *sub)) {
+  c->sh = x->sh;
+  sql_shared_ref(x->sh);
+  c->clear_sub = clear_sub;
+}
+
+/* The calling subtask's own state (a (de)serializer runs on its subtask's thread only),
+ * allocated zeroed (size bytes) on its first call, *fresh then true. NULL when the
+ * subtask has no slot (the job failed, *rc says so) or memory ran out. */
+static void *kconn_sub(kconn_t *c, fl_context_t *ctx, size_t size, bool *fresh, int *rc) {
+  int s = fl_ctx_subtask(ctx);
+  *fresh = false;
+  if (s < 0 || s >= KAFKA_MAX_SUBTASKS) {
+    *rc = fl_ctx_fail(ctx, "too many subtasks");
+    return NULL;
+  }
+  if (!c->subs[s]) {
+    if (!(c->subs[s] = calloc(1, size))) {
+      *rc = FL_ENOMEM;
+      return NULL;
+    }
+    *fresh = true;
+  }
+  return c->subs[s];
+}
+
+/* The (de)serializer's destroy: frees the subtasks' states and the instance, then
+ * releases the shared state. */
+static void kconn_destroy(void *opaque) {
+  kconn_t *c = opaque;
+  for (int i = 0; i < KAFKA_MAX_SUBTASKS; i++) {
+    if (!c->subs[i]) continue;
+    c->clear_sub(c->subs[i]);
+    free(c->subs[i]);
+  }
+  sql_shared_t *sh = c->sh;
+  free(c);
+  sql_shared_unref(sh);
+}
+
 typedef struct ksrc_sub {
   sql_json_state_t js;
   sql_rb_t rb, mb;
   sql_rowfin_state_t fin;
-  bool init;
 } ksrc_sub_t;
 
 typedef struct ksrc {
+  kconn_t c; /* first */
   const sql_table_t *t;
   sql_json_fmt_t fmt;
   sql_phys_t phys;
   sql_rowfin_t fin;
-  sql_shared_t *sh;
-  ksrc_sub_t *subs[KAFKA_MAX_SUBTASKS];
 } ksrc_t;
 
 static int ksrc_deserialize(fl_context_t *ctx, const fl_kafka_message_t *msg, fl_record_t *out,
                             void *opaque) {
   ksrc_t *k = opaque;
-  int s = fl_ctx_subtask(ctx);
-  if (s < 0 || s >= KAFKA_MAX_SUBTASKS) return fl_ctx_fail(ctx, "too many subtasks");
-  ksrc_sub_t *sub = k->subs[s];
-  if (!sub) {
-    sub = calloc(1, sizeof *sub);
-    if (!sub) return FL_ENOMEM;
-    sql_rowfin_state_init(&sub->fin, &k->fin);
-    k->subs[s] = sub;
-  }
+  bool fresh;
+  int rc;
+  ksrc_sub_t *sub = kconn_sub(&k->c, ctx, sizeof *sub, &fresh, &rc);
+  if (!sub) return rc;
+  if (fresh) sql_rowfin_state_init(&sub->fin, &k->fin);
   if (!msg->value) return 0; /* tombstones carry no row */
   const sql_table_t *t = k->t;
   const uint8_t *row;
   size_t len;
   char err[256];
-  int rc = sql_json_table_row(t, &k->fmt, &k->phys, &sub->js, &sub->rb, msg->value, msg->value_len,
-                              &row, &len, err, sizeof err);
+  rc = sql_json_table_row(t, &k->fmt, &k->phys, &sub->js, &sub->rb, msg->value, msg->value_len,
+                          &row, &len, err, sizeof err);
   if (rc == FL_EPARSE) {
     if (k->fmt.ignore_parse_errors) {
       fl_ctx_counter_add(ctx, "json-parse-errors-skipped", 1);
@@ -216,32 +259,23 @@ static int ksrc_deserialize(fl_context_t *ctx, const fl_kafka_message_t *msg, fl
   return 1;
 }
 
-static void ksrc_destroy(void *opaque) {
-  ksrc_t *k = opaque;
-  for (int i = 0; i < KAFKA_MAX_SUBTASKS; i++) {
-    ksrc_sub_t *sub = k->subs[i];
-    if (!sub) continue;
-    sql_json_state_free(&sub->js);
-    sql_rb_free(&sub->rb);
-    sql_rb_free(&sub->mb);
-    sql_rowfin_state_free(&sub->fin);
-    free(sub);
-  }
-  sql_shared_t *sh = k->sh;
-  free(k);
-  sql_shared_unref(sh);
+static void ksrc_sub_clear(void *p) {
+  ksrc_sub_t *sub = p;
+  sql_json_state_free(&sub->js);
+  sql_rb_free(&sub->rb);
+  sql_rb_free(&sub->mb);
+  sql_rowfin_state_free(&sub->fin);
 }
 
 static fl_stream_t *kafka_source(sql_exec_t *x, const sql_table_t *t) {
   ksrc_t *k = calloc(1, sizeof *k);
   if (!k) return NULL;
+  kconn_init(&k->c, x, ksrc_sub_clear);
   k->t = t;
-  k->sh = x->sh;
-  sql_shared_ref(x->sh);
   if (sql_table_phys(x->a, t, &k->phys) != FL_OK || sql_rowfin_init(x, t, &k->fin) != FL_OK ||
       sql_json_fmt_of(x->a, t, &k->phys, x->sess, &k->fmt, x->err, x->err_size) != FL_OK) {
     if (!x->rc) x->rc = FL_EINVAL;
-    ksrc_destroy(k);
+    kconn_destroy(k);
     return NULL;
   }
   fl_kafka_source_opts_t o = {.version = FL_KAFKA_SOURCE_OPTS_VERSION};
@@ -281,7 +315,7 @@ static fl_stream_t *kafka_source(sql_exec_t *x, const sql_table_t *t) {
   }
   o.deserialize = ksrc_deserialize;
   o.deserialize_opaque = k;
-  o.deserialize_destroy = ksrc_destroy;
+  o.deserialize_destroy = kconn_destroy;
   o.on_error = FL_KAFKA_ON_ERROR_FAIL;
   return fl_source_kafka(x->env, sql_exec_name(x, t->name), &o);
 }
@@ -294,23 +328,18 @@ typedef struct ksink_sub {
 } ksink_sub_t;
 
 typedef struct ksink {
+  kconn_t c; /* first */
   sql_json_fmt_t fmt, key_fmt;
   int *key_cols; /* physical column index of each key field */
-  sql_shared_t *sh;
-  ksink_sub_t *subs[KAFKA_MAX_SUBTASKS];
 } ksink_t;
 
 static int ksink_serialize(fl_context_t *ctx, const fl_record_t *in, fl_kafka_message_t *out,
                            void *opaque) {
   ksink_t *k = opaque;
-  int s = fl_ctx_subtask(ctx);
-  if (s < 0 || s >= KAFKA_MAX_SUBTASKS) return fl_ctx_fail(ctx, "too many subtasks");
-  ksink_sub_t *sub = k->subs[s];
-  if (!sub) {
-    sub = calloc(1, sizeof *sub);
-    if (!sub) return FL_ENOMEM;
-    k->subs[s] = sub;
-  }
+  bool fresh;
+  int rc;
+  ksink_sub_t *sub = kconn_sub(&k->c, ctx, sizeof *sub, &fresh, &rc);
+  if (!sub) return rc;
   sub->value.n = 0;
   sql_json_write(&k->fmt, in->value, &sub->value);
   if (sub->value.failed) return FL_ENOMEM;
@@ -338,28 +367,20 @@ static int ksink_serialize(fl_context_t *ctx, const fl_record_t *in, fl_kafka_me
   return 1;
 }
 
-static void ksink_destroy(void *opaque) {
-  ksink_t *k = opaque;
-  for (int i = 0; i < KAFKA_MAX_SUBTASKS; i++) {
-    if (!k->subs[i]) continue;
-    sql_sb_free(&k->subs[i]->value);
-    sql_sb_free(&k->subs[i]->key);
-    free(k->subs[i]);
-  }
-  sql_shared_t *sh = k->sh;
-  free(k);
-  sql_shared_unref(sh);
+static void ksink_sub_clear(void *p) {
+  ksink_sub_t *sub = p;
+  sql_sb_free(&sub->value);
+  sql_sb_free(&sub->key);
 }
 
 static int kafka_sink(sql_exec_t *x, const sql_table_t *t, fl_stream_t *rows) {
   ksink_t *k = calloc(1, sizeof *k);
   if (!k) return FL_ENOMEM;
-  k->sh = x->sh;
-  sql_shared_ref(x->sh);
+  kconn_init(&k->c, x, ksink_sub_clear);
   sql_phys_t phys;
   if (sql_table_phys(x->a, t, &phys) != FL_OK ||
       sql_json_fmt_of(x->a, t, &phys, x->sess, &k->fmt, x->err, x->err_size) != FL_OK) {
-    ksink_destroy(k);
+    kconn_destroy(k);
     return x->rc = FL_EINVAL;
   }
   /* key fields: key.fields, else the primary key */
@@ -369,7 +390,7 @@ static int kafka_sink(sql_exec_t *x, const sql_table_t *t, fl_stream_t *rows) {
   const sql_type_t **kt = sql_arena_alloc(x->a, sizeof(sql_type_t *) * (size_t)(phys.n + 1));
   k->key_cols = sql_arena_alloc(x->a, sizeof(int) * (size_t)(phys.n + 1));
   if (!kn || !kt || !k->key_cols) {
-    ksink_destroy(k);
+    kconn_destroy(k);
     return FL_ENOMEM;
   }
   for (int i = 0; i < phys.n; i++) {
@@ -404,7 +425,7 @@ static int kafka_sink(sql_exec_t *x, const sql_table_t *t, fl_stream_t *rows) {
   o.props = kafka_props(x->a, t);
   o.serialize = ksink_serialize;
   o.serialize_opaque = k;
-  o.serialize_destroy = ksink_destroy;
+  o.serialize_destroy = kconn_destroy;
   return fl_stream_sink_kafka(rows, sql_exec_name(x, t->name), &o);
 }
 

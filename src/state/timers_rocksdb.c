@@ -474,61 +474,63 @@ static bool args_ok(const fl_rtimers_t *t, fl_time_domain_t d, uint16_t kg, cons
          (uint32_t)kg - t->kg_first < t->kg_count && (key || key_len == 0) && (ns || ns_len == 0);
 }
 
-/* A timer's key built into t->kb (*len bytes), its key group's cache (*k, index *kgi)
- * and its place there (*pos, *found). */
+/* Where a timer stands: its key built into t->kb (len bytes), its key group's cache k
+ * (index kgi) and its place there (pos; found when it is cached). */
+typedef struct rt_spot {
+  uint32_t len, kgi, pos;
+  rt_kg_t *k;
+  bool found;
+} rt_spot_t;
+
 static int locate(fl_rtimers_t *t, fl_time_domain_t d, uint16_t kg, const void *key, size_t key_len,
-                  const void *ns, size_t ns_len, int64_t ts, uint32_t *len, uint32_t *kgi,
-                  rt_kg_t **k, uint32_t *pos, bool *found) {
+                  const void *ns, size_t ns_len, int64_t ts, rt_spot_t *at) {
   if (!args_ok(t, d, kg, key, key_len, ns, ns_len)) return FL_EINVAL;
-  *kgi = (uint32_t)kg - t->kg_first;
-  int rc = build_key(t, d, kg, key, key_len, ns, ns_len, ts, len);
+  at->kgi = (uint32_t)kg - t->kg_first;
+  int rc = build_key(t, d, kg, key, key_len, ns, ns_len, ts, &at->len);
   if (rc) return rc;
-  *k = &t->dom[d].kgs[*kgi];
-  *pos = lower_bound(*k, t->kb, *len, found);
+  at->k = &t->dom[d].kgs[at->kgi];
+  at->pos = lower_bound(at->k, t->kb, at->len, &at->found);
   return FL_OK;
 }
 
 int fl_rtimers_register(fl_rtimers_t *t, fl_time_domain_t d, uint16_t kg, const void *key,
                         size_t key_len, const void *ns, size_t ns_len, int64_t ts) {
-  uint32_t len, kgi, pos;
-  rt_kg_t *k;
-  bool found;
-  int rc = locate(t, d, kg, key, key_len, ns, ns_len, ts, &len, &kgi, &k, &pos, &found);
+  rt_spot_t at;
+  int rc = locate(t, d, kg, key, key_len, ns, ns_len, ts, &at);
   if (rc) return rc;
   rt_dom_t *dm = &t->dom[d];
-  if (found) return FL_OK;                                                /* cached, hence stored */
-  if (!k->complete && pos == k->n) return rdb_write(t, true, t->kb, len); /* beyond the cache */
-  unsigned char *copy = arr_room(t, k) ? NULL : malloc(len);
+  if (at.found) return FL_OK; /* cached, hence stored */
+  /* beyond the cache: stored alone */
+  if (!at.k->complete && at.pos == at.k->n) return rdb_write(t, true, t->kb, at.len);
+  unsigned char *copy = arr_room(t, at.k) ? NULL : malloc(at.len);
   if (!copy) return FL_ENOMEM;
-  memcpy(copy, t->kb, len);
-  rc = rdb_write(t, true, copy, len);
+  memcpy(copy, t->kb, at.len);
+  rc = rdb_write(t, true, copy, at.len);
   if (rc) {
     free(copy);
     return rc;
   }
-  arr_insert(t, k, pos, copy, len);
-  if (pos == 0) heap_fix(dm, kgi);
+  arr_insert(t, at.k, at.pos, copy, at.len);
+  if (at.pos == 0) heap_fix(dm, at.kgi);
   return FL_OK;
 }
 
 int fl_rtimers_delete(fl_rtimers_t *t, fl_time_domain_t d, uint16_t kg, const void *key,
                       size_t key_len, const void *ns, size_t ns_len, int64_t ts) {
-  uint32_t len, kgi, pos;
-  rt_kg_t *k;
-  bool found;
-  int rc = locate(t, d, kg, key, key_len, ns, ns_len, ts, &len, &kgi, &k, &pos, &found);
+  rt_spot_t at;
+  int rc = locate(t, d, kg, key, key_len, ns, ns_len, ts, &at);
   if (rc) return rc;
   rt_dom_t *dm = &t->dom[d];
-  if (!found) {
+  if (!at.found) {
     /* Below the last cached timer, or in a complete key group, it cannot exist. */
-    if (k->complete || pos < k->n) return FL_OK;
-    return rdb_write(t, false, t->kb, len);
+    if (at.k->complete || at.pos < at.k->n) return FL_OK;
+    return rdb_write(t, false, t->kb, at.len);
   }
-  rc = rdb_write(t, false, k->v[pos].rk, k->v[pos].len);
+  rc = rdb_write(t, false, at.k->v[at.pos].rk, at.k->v[at.pos].len);
   if (rc) return rc;
-  arr_remove(t, k, pos);
-  if (k->n == 0 && !k->complete) rc = refill(t, d, kgi);
-  if (pos == 0) heap_fix(dm, kgi);
+  arr_remove(t, at.k, at.pos);
+  if (at.k->n == 0 && !at.k->complete) rc = refill(t, d, at.kgi);
+  if (at.pos == 0) heap_fix(dm, at.kgi);
   return rc;
 }
 
