@@ -684,6 +684,47 @@ static inline void prefetch_prepared(const win_op_t *st, const fl_batch_t *b, ui
   for (size_t k = 0; k < st->n_slots; k++) fl_st_adds_prefetch(&st->adds[k], e->kg, e->hash, stage);
 }
 
+/* add_run_prepared for one slot with an aggregate function (a tumbling window's
+ * common case): a loop of its own, so that the compiler keeps what the run does not
+ * change in registers across the backend's and the user's calls instead of the
+ * general loop's state. Same contract as add_run_prepared. */
+static __attribute__((noinline)) int add_run_one(fl_op_t *op, const fl_batch_t *b, uint32_t *i,
+                                                 uint32_t to, bool prefetch) {
+  win_op_t *st = op->state;
+  const fl_st_adds_t *p = &st->adds[0];
+  const uint64_t lo = (uint64_t)st->slice_lo, width = (uint64_t)st->slice_hi - lo; /* lo < hi */
+  const uint8_t *data = b->data;
+  const fl_entry_t *e = &b->e[*i], *end = &b->e[to];
+  int rc = 0;
+  fl_op_set_key(op, data + e->off, e->key_len, e->kg, true, e->hash);
+  for (; e < end; e++) {
+    /* ts in [lo, lo + width), FL_TS_NONE (INT64_MIN) not */
+    if ((uint64_t)e->ts - lo >= width) break;
+    if (__builtin_expect(prefetch, 0)) {
+      uint32_t j = (uint32_t)(e - b->e);
+      if (j + WIN_PREFETCH_AHEAD < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD, 0);
+      if (j + WIN_PREFETCH_AHEAD / 2 < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD / 2, 1);
+    }
+    const uint8_t *key = data + e->off;
+    uint32_t key_len = e->key_len;
+    fl_record_t r = {key, key_len, key + key_len, e->value_len, e->ts};
+    op->ctx.ts = e->ts;
+    op->ctx.key = key;
+    op->ctx.key_len = key_len;
+    op->ctx.kg = e->kg;
+    op->ctx.key_hash = e->hash;
+    bool fresh;
+    rc = fl_st_adds_aggregate(p, e->kg, key, key_len, e->hash, &r, &fresh);
+    if (__builtin_expect(rc != 0 || fresh, 0)) {
+      if (!rc) rc = after_add(op, st->slots[0].w, st->slots[0].ns, true);
+      if (rc < 0) break;
+    }
+    if (op->failed) break;
+  }
+  *i = (uint32_t)(e - b->e);
+  return rc < 0 ? rc : 0;
+}
+
 /* The records of a run from *i on whose timestamps are in the current slice, added to
  * the contents of every slot's window with the prepared adds (st->adds_ready > 0, and
  * no slot is due: the watermark does not move within a run). Registers timers for new
@@ -695,7 +736,7 @@ static int add_run_prepared(fl_op_t *op, const fl_batch_t *b, uint32_t *i, uint3
   bool reduce = st->conf->fn_kind == FL_WFN_REDUCE;
   int64_t lo = st->slice_lo, hi = st->slice_hi;
   size_t n = st->n_slots;
-  bool one = n == 1 && !reduce;
+  if (n == 1 && !reduce) return add_run_one(op, b, i, to, prefetch);
   uint32_t j = *i;
   int rc = 0;
   const fl_entry_t *e = &b->e[j];
@@ -714,14 +755,6 @@ static int add_run_prepared(fl_op_t *op, const fl_batch_t *b, uint32_t *i, uint3
     op->ctx.key_len = e->key_len;
     op->ctx.kg = e->kg;
     op->ctx.key_hash = e->hash;
-    if (one) { /* tumbling windows with an aggregate: no loop to keep state across */
-      bool fresh;
-      rc = fl_st_adds_aggregate(&st->adds[0], e->kg, key, e->key_len, e->hash, &r, &fresh);
-      if (__builtin_expect(!rc && fresh, 0))
-        rc = after_add(op, st->slots[0].w, st->slots[0].ns, true);
-      if (rc < 0 || op->failed) break;
-      continue;
-    }
     for (size_t k = 0; k < n; k++) {
       bool fresh;
       rc = reduce ? fl_st_adds_reduce(&st->adds[k], e->kg, key, e->key_len, e->hash, r.value,
