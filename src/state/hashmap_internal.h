@@ -208,6 +208,22 @@ static inline uint64_t load64(const unsigned char *p) {
   return v;
 }
 
+/* An entry's key and namespace lengths as one word, to compare with lens_word. */
+_Static_assert(offsetof(hm_entry_t, ns_len) == offsetof(hm_entry_t, key_len) + 4,
+               "ns_len follows key_len");
+static inline uint64_t entry_lens(const hm_entry_t *e) {
+  uint64_t w;
+  memcpy(&w, &e->key_len, sizeof w);
+  return w;
+}
+
+static inline uint64_t lens_word(uint32_t key_len, uint32_t ns_len) {
+  uint32_t l[2] = {key_len, ns_len};
+  uint64_t w;
+  memcpy(&w, l, sizeof w);
+  return w;
+}
+
 /* Keys and namespaces are mostly short (ids, 16-byte windows): compare them with two
  * overlapping word loads rather than a memcmp call. */
 static inline bool bytes_eq(const void *a, const void *b, size_t n) {
