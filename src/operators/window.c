@@ -687,9 +687,11 @@ static inline void prefetch_prepared(const win_op_t *st, const fl_batch_t *b, ui
 /* add_run_prepared for one slot with an aggregate function (a tumbling window's
  * common case): a loop of its own, so that the compiler keeps what the run does not
  * change in registers across the backend's and the user's calls instead of the
- * general loop's state. Same contract as add_run_prepared. */
-static __attribute__((noinline)) int add_run_one(fl_op_t *op, const fl_batch_t *b, uint32_t *i,
-                                                 uint32_t to, bool prefetch) {
+ * general loop's state; acc_size is the accumulator's size (a constant in the copies
+ * of add_run_one). Same contract as add_run_prepared. */
+static inline __attribute__((always_inline)) int add_run_one_sized(fl_op_t *op, const fl_batch_t *b,
+                                                                   uint32_t *i, uint32_t to,
+                                                                   bool prefetch, size_t acc_size) {
   win_op_t *st = op->state;
   const fl_st_adds_t *p = &st->adds[0];
   const uint64_t lo = (uint64_t)st->slice_lo, width = (uint64_t)st->slice_hi - lo; /* lo < hi */
@@ -714,7 +716,7 @@ static __attribute__((noinline)) int add_run_one(fl_op_t *op, const fl_batch_t *
     op->ctx.kg = e->kg;
     op->ctx.key_hash = e->hash;
     bool fresh;
-    rc = fl_st_adds_aggregate(p, e->kg, key, key_len, e->hash, &r, &fresh);
+    rc = fl_st_adds_aggregate_sized(p, e->kg, key, key_len, e->hash, &r, &fresh, acc_size);
     if (__builtin_expect(rc != 0 || fresh, 0)) {
       if (!rc) rc = after_add(op, st->slots[0].w, st->slots[0].ns, true);
       if (rc < 0) break;
@@ -723,6 +725,15 @@ static __attribute__((noinline)) int add_run_one(fl_op_t *op, const fl_batch_t *
   }
   *i = (uint32_t)(e - b->e);
   return rc < 0 ? rc : 0;
+}
+
+/* add_run_one_sized with an 8-byte accumulator (a count, a sum) as a constant, or not. */
+static __attribute__((noinline)) int add_run_one(fl_op_t *op, const fl_batch_t *b, uint32_t *i,
+                                                 uint32_t to, bool prefetch) {
+  win_op_t *st = op->state;
+  size_t acc_size = st->adds[0].agg->acc_size;
+  if (acc_size == 8) return add_run_one_sized(op, b, i, to, prefetch, 8);
+  return add_run_one_sized(op, b, i, to, prefetch, acc_size);
 }
 
 /* The records of a run from *i on whose timestamps are in the current slice, added to
