@@ -727,12 +727,15 @@ static inline __attribute__((always_inline)) int add_run_one_sized(fl_op_t *op, 
   return rc < 0 ? rc : 0;
 }
 
-/* add_run_one_sized with an 8-byte accumulator (a count, a sum) as a constant, or not. */
+/* add_run_one_sized with an 8-byte accumulator (a count, a sum) and whether to
+ * prefetch as constants, or not. */
 static __attribute__((noinline)) int add_run_one(fl_op_t *op, const fl_batch_t *b, uint32_t *i,
                                                  uint32_t to, bool prefetch) {
   win_op_t *st = op->state;
   size_t acc_size = st->adds[0].agg->acc_size;
-  if (acc_size == 8) return add_run_one_sized(op, b, i, to, prefetch, 8);
+  if (acc_size == 8)
+    return prefetch ? add_run_one_sized(op, b, i, to, true, 8)
+                    : add_run_one_sized(op, b, i, to, false, 8);
   return add_run_one_sized(op, b, i, to, prefetch, acc_size);
 }
 
