@@ -279,10 +279,10 @@ static inline uint64_t key_hash(hm_ns_cache_t *c, const void *key, uint32_t len)
 
 /* A cell's hash: the key's hash and the namespace's (ns_hash's, never 0) folded by a
  * 64x64->128 multiply whose halves are xored. Both are hashes already, so no constants
- * are mixed in (fl_hash_fold's), which keeps the per-record path short; the value is
- * in memory only (snapshots go by key group, and a restore hashes cells anew). The
- * key group is folded in too: the key's hash picks it for keys of records, but cells
- * an operator addresses per key group (an empty key) differ in nothing else. */
+ * are mixed in, which keeps the per-record path short. The value is in memory only
+ * (snapshots go by key group, and a restore hashes cells anew). The key group is
+ * folded in too: the key's hash picks it for keys of records, but cells an operator
+ * addresses per key group (an empty key) differ in nothing else. */
 static inline uint64_t cell_hash(uint64_t key_hash, uint16_t kg, uint64_t ns_hash) {
   __uint128_t r = (__uint128_t)(key_hash ^ (uint64_t)kg * 0x9e3779b97f4a7c15ull) * ns_hash;
   return (uint64_t)r ^ (uint64_t)(r >> 64);
