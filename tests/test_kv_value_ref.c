@@ -216,7 +216,7 @@ static void prepared_value_ref_addresses_the_same_cells(void **state) {
   const int n = 3000;
   for (int i = 0; i < n; i++) {
     size_t kl = (size_t)snprintf(key, sizeof key, "%0*d", 1 + i % 40, i);
-    int j = i % 2;
+    int j = (i + i / 40) % 2; /* every key length in both namespaces */
     fl_kkey_t k = {(uint16_t)(i % 128), key, kl, ns[j], p[j].ns_len};
     int64_t x = i;
     if (i % 3 == 0) {
@@ -235,7 +235,7 @@ static void prepared_value_ref_addresses_the_same_cells(void **state) {
   assert_int_equal(o->count(f->kv.self, f->t), n);
   for (int i = 0; i < n; i++) {
     size_t kl = (size_t)snprintf(key, sizeof key, "%0*d", 1 + i % 40, i);
-    int j = i % 2;
+    int j = (i + i / 40) % 2; /* every key length in both namespaces */
     fl_kkey_t k = {(uint16_t)(i % 128), key, kl, ns[j], p[j].ns_len};
     void *v;
     size_t len;
@@ -260,14 +260,28 @@ static void prepared_value_ref_addresses_the_same_cells(void **state) {
     assert_int_equal(o->get(f->kv.self, f->t, &k, &g, &len), 0);
   }
   assert_int_equal(o->count(f->kv.self, f->t), n);
-  /* a map cell is refused as by value_ref */
-  fl_kkey_t m = {3, "map", 3, ns[0], 16};
-  assert_int_equal(o->map_put(f->kv.self, f->t, &m, "u", 1, "v", 1), FL_OK);
+  /* an 8-byte key in the 16-byte namespace (compared inline as words) in another key
+   * group is another cell: created, then found */
+  snprintf(key, sizeof key, "%08d", 47); /* cell 47 is in p[0], key group 47 */
   void *v;
   size_t len;
   assert_int_equal(
+      o->value_ref_prepared(f->kv.self, &p[0], 48, key, 8, fl_hash64(key, 8, 0), &v, &len), 0);
+  assert_int_equal(
+      o->value_ref_prepared(f->kv.self, &p[0], 48, key, 8, fl_hash64(key, 8, 0), &v, &len), 1);
+  assert_int_equal(o->count(f->kv.self, f->t), n + 1);
+  /* a map cell is refused as by value_ref */
+  fl_kkey_t m = {3, "map", 3, ns[0], 16};
+  assert_int_equal(o->map_put(f->kv.self, f->t, &m, "u", 1, "v", 1), FL_OK);
+  assert_int_equal(
       o->value_ref_prepared(f->kv.self, &p[0], 3, "map", 3, fl_hash64("map", 3, 0), &v, &len),
       FL_EINVAL);
+  /* and so is one with an 8-byte key in a 16-byte namespace (the words compared inline) */
+  fl_kkey_t m8 = {3, "map-cell", 8, ns[0], 16};
+  assert_int_equal(o->map_put(f->kv.self, f->t, &m8, "u", 1, "v", 1), FL_OK);
+  assert_int_equal(o->value_ref_prepared(f->kv.self, &p[0], 3, "map-cell", 8,
+                                         fl_hash64("map-cell", 8, 0), &v, &len),
+                   FL_EINVAL);
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -249,21 +249,63 @@ static inline __attribute__((always_inline)) int ew_record_hashed(fl_edge_writer
   return FL_OK;
 }
 
+/* ew_record_hashed for an 8-byte key and an 8-byte value (ids, counts, timestamps,
+ * doubles): the lengths as constants leave the compiler registers for the rest. */
+static inline __attribute__((always_inline)) int ew_record_8_8(fl_edge_writer_t *ew,
+                                                               const fl_record_t *in) {
+  const void *key = in->key, *value = in->value;
+  int64_t ts = in->timestamp;
+  uint64_t hash = fl_hash64_inline(key, 8, 0);
+  uint16_t kg = (uint16_t)(hash & ew->kg_mask);
+  int t = ew->n == 1 ? 0 : (int)(((uint32_t)kg * (uint32_t)ew->n) >> ew->maxp_shift);
+  fl_batch_t *b = ew->open[t];
+  if (__builtin_expect(!b || !fl_batch_fits(b, 16), 0))
+    return ew_record_new_batch(ew, t, in, kg, hash);
+  uint32_t n = b->n, used = b->used;
+  fl_entry_t *e = &b->e[n];
+  uint8_t *d = b->data + used;
+  e->type = FL_E_RECORD;
+  e->kg = kg;
+  e->key_len = 8;
+  e->value_len = 8;
+  e->off = used;
+  e->ts = ts;
+  e->hash = hash;
+  b->n = n + 1;
+  b->used = used + 16;
+  uint64_t k, v;
+  memcpy(&k, key, 8);
+  memcpy(&v, value, 8);
+  memcpy(d, &k, 8);
+  memcpy(d + 8, &v, 8);
+  if (__builtin_expect(n + 1 == b->cap, 0)) return ew_ship_open(ew, t);
+  return FL_OK;
+}
+
 /* Keys of other lengths than 8, out of line. */
 static __attribute__((noinline)) int ew_record_key(fl_edge_writer_t *ew, const fl_record_t *in) {
   return ew_record_hashed(ew, in, fl_hash64_inline(in->key, in->key_len, 0));
 }
 
-/* Always FL_OK: a failure fails the producer (fl_op_fail). The value lets the emit
- * that ends in this call make it a tail call. */
-int fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
-  /* The common case inline: hash partitioning by the record's key, max parallelism a
-   * power of two, key and value of up to 16 bytes (copied without a libc call). */
-  if (__builtin_expect(!ew->by_key_pow2 || (in->key_len | in->value_len) > 16, 0))
-    return ew_record_any(ew, in);
-  /* 8-byte keys (ids) get the hash's code for that length, the same value */
-  if (in->key_len != 8) return ew_record_key(ew, in);
+/* 8-byte keys with values of other lengths up to 16 bytes, out of line. 8-byte keys
+ * (ids) get the hash's code for that length, the same value. */
+static __attribute__((noinline)) int ew_record_key8(fl_edge_writer_t *ew, const fl_record_t *in) {
   return ew_record_hashed(ew, in, fl_hash64_inline(in->key, 8, 0));
+}
+
+/* Always FL_OK: a failure fails the producer (fl_op_fail). The value lets the emit
+ * that ends in this call make it a tail call. The common case inline: hash
+ * partitioning by the record's key with a power-of-two max parallelism, and an 8-byte
+ * key and value (ids, counts, timestamps); the others are tail calls, so that this
+ * case keeps the registers the rest would need saved. */
+int fl_rt_ew_record(fl_edge_writer_t *ew, const fl_record_t *in) {
+  size_t key_len = in->key_len, value_len = in->value_len;
+  if (__builtin_expect(ew->by_key_pow2 && key_len == 8 && value_len == 8, 1))
+    return ew_record_8_8(ew, in);
+  /* keys and values of up to 16 bytes are copied without a libc call */
+  if (!ew->by_key_pow2 || (key_len | value_len) > 16) return ew_record_any(ew, in);
+  if (key_len != 8) return ew_record_key(ew, in);
+  return ew_record_key8(ew, in);
 }
 
 void fl_rt_ew_control(fl_edge_writer_t *ew, fl_entry_type_t type, int64_t ts) {

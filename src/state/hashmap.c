@@ -273,43 +273,52 @@ static int hm_ref_prepare(void *self, fl_kv_ref_prep_t *p) {
   return FL_OK;
 }
 
-/* The rare paths of hm_value_ref_prepared, with its arguments (hash: the cell's), so
- * that it ends in a tail call and keeps no key struct of its own: the creation of an
- * absent cell (insert), and the rest (a rehash under way, a map cell). */
-static __attribute__((noinline)) int value_ref_prepared_slow(hm_t *h, const fl_kv_ref_prep_t *p,
-                                                             uint16_t kg, const void *key,
-                                                             size_t key_len, uint64_t hash,
-                                                             void **val, size_t *len, bool insert) {
+/* The rare paths of hm_value_ref_prepared, with its arguments but the cell's hash for
+ * the key's, so that it reaches them by tail calls and needs no stack frame for them:
+ * the creation of an absent cell (insert, not probing again), and the rest (other key
+ * or namespace lengths, a rehash under way, a map cell). */
+static __attribute__((noinline)) int prepared_insert(void *self, const fl_kv_ref_prep_t *p,
+                                                     uint16_t kg, const void *key, size_t key_len,
+                                                     uint64_t hash, void **val, size_t *len) {
   fl_kkey_t k = {kg, key, key_len, p->ns, p->ns_len};
-  if (insert) return value_ref_insert(h, p->table, &k, hash, p->new_len, val, len);
-  return value_ref_hashed(h, p->table, &k, hash, p->new_len, val, len);
+  return value_ref_insert(self, p->table, &k, hash, p->new_len, val, len);
 }
 
+static __attribute__((noinline)) int prepared_general(void *self, const fl_kv_ref_prep_t *p,
+                                                      uint16_t kg, const void *key, size_t key_len,
+                                                      uint64_t hash, void **val, size_t *len) {
+  fl_kkey_t k = {kg, key, key_len, p->ns, p->ns_len};
+  return value_ref_hashed(self, p->table, &k, hash, p->new_len, val, len);
+}
+
+/* The per-record lookup of a window's contents: an 8-byte key in a 16-byte namespace
+ * (a window) of a table not being rehashed, compared as words; everything else goes
+ * to prepared_general. */
 static int hm_value_ref_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg,
                                  const void *key, size_t key_len, uint64_t key_hash, void **val,
                                  size_t *len) {
-  hm_t *h = self;
-  hm_dict_t *d = &h->t[p->table].d;
+  const hm_t *h = self;
+  const hm_dict_t *d = &h->t[p->table].d;
   uint64_t hash = cell_hash(key_hash, kg, p->ns_hash);
-  const void *ns = p->ns;
-  size_t ns_len = p->ns_len;
-  if (__builtin_expect(d->old.slots == NULL && d->ix.slots != NULL, 1)) {
+  if (__builtin_expect(key_len == 8 && p->ns_len == 16 && d->old.slots == NULL, 1)) {
     /* (d->last is not tried: the cells a window's run visits are mostly not the last) */
     const hm_slot_t *slots = d->ix.slots;
     size_t mask = d->ix.mask;
-    hm_entry_t *e;
-    for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
-      e = slots[i].e;
-      if (!e || (slots[i].hash == hash && entry_is_cell(e, kg, key, key_len, ns, ns_len))) break;
+    for (size_t i = (size_t)hash & mask; slots; i = (i + 1) & mask) {
+      hm_entry_t *e = slots[i].e;
+      if (!e) return prepared_insert(self, p, kg, key, 8, hash, val, len);
+      if (slots[i].hash == hash && e->kg == kg && entry_lens(e) == lens_word(8, 16) &&
+          load64(e->data) == load64(key) &&
+          load64(e->data + 8) == load64((const unsigned char *)p->ns) &&
+          load64(e->data + 16) == load64((const unsigned char *)p->ns + 8)) {
+        if (e->flags & HM_F_MAP) break;
+        *val = (unsigned char *)e + value_offset(8, 16);
+        *len = e->val_len;
+        return 1;
+      }
     }
-    if (e && !(e->flags & HM_F_MAP)) {
-      *val = entry_value(e);
-      *len = e->val_len;
-      return 1;
-    }
-    if (!e) return value_ref_prepared_slow(h, p, kg, key, key_len, hash, val, len, true);
   }
-  return value_ref_prepared_slow(h, p, kg, key, key_len, hash, val, len, false);
+  return prepared_general(self, p, kg, key, key_len, hash, val, len);
 }
 
 /* Starts loading cell `hash` of table: its home slot (stage 0) or, a few records later,

@@ -228,6 +228,22 @@ static inline uint64_t load64(const unsigned char *p) {
   return v;
 }
 
+/* An entry's key and namespace lengths as one word, to compare with lens_word. */
+_Static_assert(offsetof(hm_entry_t, ns_len) == offsetof(hm_entry_t, key_len) + 4,
+               "ns_len follows key_len");
+static inline uint64_t entry_lens(const hm_entry_t *e) {
+  uint64_t w;
+  memcpy(&w, &e->key_len, sizeof w);
+  return w;
+}
+
+static inline uint64_t lens_word(uint32_t key_len, uint32_t ns_len) {
+  uint32_t l[2] = {key_len, ns_len};
+  uint64_t w;
+  memcpy(&w, l, sizeof w);
+  return w;
+}
+
 /* Keys and namespaces are mostly short (ids, 16-byte windows): compare them with two
  * overlapping word loads rather than a memcmp call. */
 static inline bool bytes_eq(const void *a, const void *b, size_t n) {
@@ -247,8 +263,10 @@ static inline bool entry_matches(const hm_entry_t *e, const hm_pkey_t *pk) {
          bytes_eq(e->data + pk->key_len, pk->ns, pk->ns_len);
 }
 
+/* A namespace's hash, never 0 (cell_hash multiplies by it): the empty namespace's is a
+ * constant. */
 static inline uint64_t ns_hash(hm_ns_cache_t *c, const void *ns, uint32_t len) {
-  if (!len) return 0;
+  if (!len) return HM_SEED_CELL;
   if (c && len >= 8 && len <= 16) {
     const unsigned char *p = ns;
     uint64_t a = load64(p), b = load64(p + len - 8);
@@ -279,11 +297,15 @@ static inline uint64_t key_hash(hm_ns_cache_t *c, const void *key, uint32_t len)
   return fl_hash64(key, len, 0);
 }
 
-/* A cell's hash. The key group is folded in too: the key's hash picks it for keys
- * of records, but cells an operator addresses per key group (an empty key) differ in
- * nothing else. */
+/* A cell's hash: the key's hash and the namespace's (ns_hash's, never 0) folded by a
+ * 64x64->128 multiply whose halves are xored. Both are hashes already, so no constants
+ * are mixed in, which keeps the per-record path short. The value is in memory only
+ * (snapshots go by key group, and a restore hashes cells anew). The key group is
+ * folded in too: the key's hash picks it for keys of records, but cells an operator
+ * addresses per key group (an empty key) differ in nothing else. */
 static inline uint64_t cell_hash(uint64_t key_hash, uint16_t kg, uint64_t ns_hash) {
-  return fl_hash_fold(key_hash ^ (uint64_t)kg * 0x9e3779b97f4a7c15ull, ns_hash);
+  __uint128_t r = (__uint128_t)(key_hash ^ (uint64_t)kg * 0x9e3779b97f4a7c15ull) * ns_hash;
+  return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
 /* Whether e is the cell (kg, key, ns) whose hash matched; the common shapes, 8-byte keys

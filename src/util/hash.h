@@ -51,14 +51,6 @@ static inline uint64_t fl_hash64_inline(const void *data, size_t len, uint64_t s
   return fl_hash_mum_(h ^ k0, (uint64_t)len ^ k1);
 }
 
-/* Folds two hashes into one (a 64x64->128 multiply, halves xored), for in-memory
- * tables whose hash is built from a key's hash computed earlier. Unlike fl_hash64 its
- * output is no part of any format. */
-static inline uint64_t fl_hash_fold(uint64_t a, uint64_t b) {
-  __uint128_t r = (__uint128_t)(a ^ 0xa0761d6478bd642full) * (b ^ 0xe7037ed1a0b428dbull);
-  return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
 /* The key group of a key hash: hash mod max_parallelism. */
 static inline uint32_t fl_key_group(uint64_t hash, uint32_t max_parallelism) {
   return (uint32_t)(hash % max_parallelism);
