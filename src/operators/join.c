@@ -36,6 +36,7 @@
 
 #include "operators/operators.h"
 #include "operators/two_input.h"
+#include "util/order.h"
 #include "util/sat.h"
 #include "util/vec.h"
 
@@ -156,20 +157,6 @@ typedef struct ij_op {
   int err;
 } ij_op_t;
 
-static void put_ts(uint8_t *p, int64_t v) {
-  uint64_t u = (uint64_t)v ^ UINT64_C(0x8000000000000000);
-  for (int i = IJ_TS_LEN - 1; i >= 0; i--) {
-    p[i] = (uint8_t)u;
-    u >>= 8;
-  }
-}
-
-static int64_t get_ts(const uint8_t *p) {
-  uint64_t u = 0;
-  for (int i = 0; i < IJ_TS_LEN; i++) u = (u << 8) | p[i];
-  return (int64_t)(u ^ UINT64_C(0x8000000000000000));
-}
-
 static int ij_open(fl_op_t *op) {
   const fl_interval_join_opts_t *o = &op->node->u.ijoin.o;
   ij_op_t *st = calloc(1, sizeof *st);
@@ -228,7 +215,7 @@ static int collect_cb(const void *uk, size_t ukl, const void *v, size_t vl, void
     st->err = FL_ESTATE;
     return 1;
   }
-  int64_t ts = get_ts(uk);
+  int64_t ts = fl_order_get_i64(uk);
   if (ts < st->lo || ts > st->hi) return 0;
   const uint8_t *p = v;
   for (size_t off = 0; off < vl;) {
@@ -296,7 +283,7 @@ static int ij_process(fl_op_t *op, int input, const fl_record_t *rec) {
 
   uint8_t ns[IJ_NS_LEN];
   ns[0] = (uint8_t)side;
-  put_ts(ns + 1, ts);
+  fl_order_put_i64(ns + 1, ts);
   fl_sref_t own, other;
   int rc = fl_op_sref(op, side_desc(op, side), NULL, 0, &own);
   if (!rc) rc = fl_op_sref(op, side_desc(op, !side), NULL, 0, &other);

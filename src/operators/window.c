@@ -33,36 +33,123 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "operators/window_internal.h"
+#include "operators/operators.h"
 #include "util/hash.h"
+#include "util/order.h"
+#include "util/sat.h"
+#include "util/vec.h"
 
-int fl_win_grow_bytes(uint8_t **p, size_t *cap, size_t need) {
-  if (need <= *cap) return 0;
-  size_t nc = *cap ? *cap : 64;
-  while (nc < need) {
-    if (nc > SIZE_MAX / 2) return FL_ENOMEM;
-    nc *= 2;
-  }
-  uint8_t *q = realloc(*p, nc);
-  if (!q) return FL_ENOMEM;
-  *p = q;
-  *cap = nc;
-  return 0;
+#define WIN_NS_LEN 16
+/* Group timers (tumbling and sliding windows with reduce or aggregate): one timer per
+ * (key group, window, time) instead of one per key, namespace = window | this byte. */
+#define WIN_GROUP_MARK 0x01
+#define WIN_GROUP_NS_LEN (WIN_NS_LEN + 1)
+
+/* ---------------------------------------------------------------------------------- */
+/* Time arithmetic                                                                      */
+
+/* (ts - offset) mod size in [0, size), without forming ts - offset (which can
+ * overflow). size > 0. */
+static int64_t pos_mod(int64_t ts, int64_t offset, int64_t size) {
+  int64_t a = ts % size, b = offset % size;
+  if (a < 0) a += size;
+  if (b < 0) b += size;
+  int64_t r = a - b; /* both in [0, size): no overflow */
+  if (r < 0) r += size;
+  return r;
 }
 
-static int grow_elems(win_op_t *st, size_t need) {
-  if (need <= st->elems_cap) return 0;
-  size_t nc = st->elems_cap ? st->elems_cap : 16;
-  while (nc < need) {
-    if (nc > SIZE_MAX / 2 / sizeof *st->elems) return FL_ENOMEM;
-    nc *= 2;
-  }
-  fl_record_t *q = realloc(st->elems, nc * sizeof *q);
-  if (!q) return FL_ENOMEM;
-  st->elems = q;
-  st->elems_cap = nc;
-  return 0;
+static int64_t max_ts(fl_window_t w) { return w.end - 1; }
+
+static int64_t cleanup_time(const fl_window_conf_t *c, fl_window_t w) {
+  /* Processing-time windows are cleaned when they fire. */
+  if (c->domain != FL_EVENT_TIME) return max_ts(w);
+  return fl_sat_add(max_ts(w), c->allowed_lateness);
 }
+
+static bool window_late(const fl_op_t *op, const fl_window_conf_t *c, fl_window_t w) {
+  return c->domain == FL_EVENT_TIME && cleanup_time(c, w) <= op->wm;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Namespace encoding                                                                   */
+
+static void ns_encode(uint8_t ns[WIN_NS_LEN], fl_window_t w) {
+  fl_order_put_i64(ns, w.start);
+  fl_order_put_i64(ns + 8, w.end);
+}
+
+static fl_window_t ns_decode(const uint8_t *ns) {
+  fl_window_t w = {fl_order_get_i64(ns), fl_order_get_i64(ns + 8)};
+  return w;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* The operator                                                                         */
+
+/* Tumbling and sliding windows: at most this many windows per element are kept ready
+ * per slice (a slide-long run of timestamps whose elements share their windows). */
+#define WIN_SLOTS_MAX 64
+
+/* Group timers registered since a timer last fired, so that the first contents of
+ * every key of a group need not register the group's timer again: direct-mapped, an
+ * entry counts in the epoch it was made in, and every timer that fires starts a new
+ * epoch (only firing removes a group timer). */
+#define WIN_REG_CACHE 256
+
+typedef struct win_reg {
+  uint8_t ns[WIN_NS_LEN];
+  int64_t ts;
+  uint64_t epoch;
+  uint16_t kg;
+} win_reg_t;
+
+/* One window of the current slice. */
+typedef struct win_slot {
+  fl_window_t w;
+  int64_t cleanup; /* cleanup_time(w) */
+  uint8_t ns[WIN_NS_LEN];
+} win_slot_t;
+
+/* Per-subtask scratch memory, reused across records so the hot path does not allocate. */
+typedef struct win_op {
+  const fl_window_conf_t *conf;
+  fl_sref_t cref; /* the contents state, re-pointed at each element's key and window */
+  bool have_cref;
+  /* Tumbling and sliding: the windows of elements with timestamps in [slice_lo,
+   * slice_hi), latest start first; n_slots = 0 when none are kept. */
+  int64_t slice_lo, slice_hi;
+  win_slot_t slots[WIN_SLOTS_MAX];
+  size_t n_slots;
+  /* The contents adds of the slots' windows, prepared once per slice: adds_ready 1 when
+   * prepared, 0 when not yet, -1 when they cannot be (list contents, TTL, a backend
+   * without prepared lookups). */
+  fl_st_adds_t adds[WIN_SLOTS_MAX];
+  int adds_ready;
+  /* References fl_op_sref filled once and then re-pointed (the descriptors are internal,
+   * without TTL): the contents, for firing and clearing (fref), and the group keys. */
+  fl_sref_t fref, kref;
+  bool have_fref, have_kref;
+  uint8_t *item; /* an encoded list item */
+  size_t item_cap;
+  uint8_t *live; /* session windows of the current key, encoded */
+  size_t live_cap;
+  uint8_t *copy; /* process: a copy of the window's items */
+  size_t copy_cap;
+  fl_record_t *elems; /* process: the elements handed to the user */
+  size_t elems_cap;
+  win_reg_t reg[WIN_REG_CACHE];
+  uint64_t reg_epoch; /* from 1: a zeroed entry is of no epoch */
+  uint8_t *gkeys;     /* group timers: the keys of the window firing, copied */
+  size_t gkeys_cap;
+  size_t *glen; /* ... and their lengths */
+  size_t glen_cap;
+  /* Whether the group timers firing at fire_pf_ts prefetch: decided by the first of
+   * them, while the contents table still holds the whole burst (its cells go as they
+   * fire, but stay spread over the memory the burst had). */
+  int64_t fire_pf_ts;
+  bool fire_pf, fire_pf_set;
+} win_op_t;
 
 static int win_open(fl_op_t *op) {
   win_op_t *st = calloc(1, sizeof *st);
@@ -160,7 +247,7 @@ static int keys_ref(fl_op_t *op, const uint8_t *ns, fl_sref_t **r) {
   return 0;
 }
 
-int fl_win_del_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
+static int del_timer(fl_op_t *op, const uint8_t *ns, int64_t ts) {
   return fl_timers_delete(op->timers, op->node->u.window.domain, op->ctx.kg, op->ctx.key,
                           op->ctx.key_len, ns, WIN_NS_LEN, ts);
 }
@@ -194,8 +281,8 @@ static int fire_process(fl_op_t *op, fl_window_t w, const fl_sref_t *r) {
   /* The views are borrowed until the next state call; the user function may make
    * one, so the elements get a copy. */
   for (size_t i = 0; i < n; i++) bytes += items[i].len;
-  rc = fl_win_grow_bytes(&st->copy, &st->copy_cap, bytes ? bytes : 1);
-  if (!rc) rc = grow_elems(st, n);
+  rc = FL_VEC_RESERVE(st->copy, st->copy_cap, bytes ? bytes : 1);
+  if (!rc) rc = FL_VEC_RESERVE(st->elems, st->elems_cap, n);
   if (rc) return rc;
   size_t off = 0;
   for (size_t i = 0; i < n; i++) {
@@ -265,7 +352,7 @@ static inline int add_contents(fl_op_t *op, const uint8_t *ns, const fl_record_t
   case FL_WFN_REDUCE: return fl_st_reducing_add_created(r, rec->value, rec->value_len, created);
   case FL_WFN_AGGREGATE: return fl_st_aggregating_add_created(r, rec, created);
   case FL_WFN_PROCESS:
-    rc = fl_win_grow_bytes(&st->item, &st->item_cap, rec->value_len + 8);
+    rc = FL_VEC_RESERVE(st->item, st->item_cap, rec->value_len + 8);
     if (rc) return rc;
     memcpy(st->item, &rec->timestamp, 8);
     if (rec->value_len) memcpy(st->item + 8, rec->value, rec->value_len);
@@ -310,14 +397,6 @@ static int after_add(fl_op_t *op, fl_window_t w, const uint8_t *ns, bool fresh) 
   /* Processing time: fire and clean up on one timer at max_ts, even if the clock is
    * already past it (it then fires at the next clock check). */
   return fresh ? reg_timer(op, ns, max_ts(w)) : 0;
-}
-
-int fl_win_add_contents(fl_op_t *op, const uint8_t *ns, const fl_record_t *rec, bool *created) {
-  return add_contents(op, ns, rec, created);
-}
-
-int fl_win_after_add(fl_op_t *op, fl_window_t w, const uint8_t *ns, bool fresh) {
-  return after_add(op, w, ns, fresh);
 }
 
 /* Computes the windows of ts into st->slots, latest start first (Flink's assigner
@@ -396,6 +475,104 @@ static int add_fixed(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *adde
   return 0;
 }
 
+/* The live session windows of the current key, copied into st->live; *n windows. */
+static int live_load(fl_op_t *op, fl_sref_t *r, size_t *n) {
+  win_op_t *st = op->state;
+  *n = 0;
+  int rc = fl_op_sref(op, st->conf->windows, NULL, 0, r);
+  if (rc) return rc;
+  const void *v = NULL;
+  size_t len = 0;
+  rc = fl_st_value_get(r, &v, &len);
+  if (rc < 0) return rc;
+  if (rc == 0) len = 0;
+  if (len % WIN_NS_LEN != 0)
+    return fl_op_fail(op, FL_ESTATE, "window '%s': corrupt session window set", op->node->name);
+  /* One spare slot for an insertion. */
+  rc = FL_VEC_RESERVE(st->live, st->live_cap, len + WIN_NS_LEN);
+  if (rc) return rc;
+  if (len) memcpy(st->live, v, len);
+  *n = len / WIN_NS_LEN;
+  return 0;
+}
+
+static int live_store(fl_op_t *op, const fl_sref_t *r, size_t n) {
+  win_op_t *st = op->state;
+  if (n == 0) return fl_st_clear(r);
+  return fl_st_value_set(r, st->live, n * WIN_NS_LEN);
+}
+
+static fl_window_t live_at(const win_op_t *st, size_t i) {
+  return ns_decode(st->live + i * WIN_NS_LEN);
+}
+
+/* Session windows: the element's window [ts, ts + gap) is merged with every live window
+ * it intersects or touches; the contents and timers of the merged windows move to their
+ * cover. The element is dropped only if the cover is late. */
+static int add_session(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *added) {
+  win_op_t *st = op->state;
+  const fl_window_conf_t *c = st->conf;
+  fl_sref_t lr;
+  size_t n = 0;
+  int rc = live_load(op, &lr, &n);
+  if (rc) return rc;
+
+  fl_window_t nw = {ts, fl_sat_add(ts, c->gap)};
+  /* Live windows are sorted and pairwise apart, so those intersecting nw are a run
+   * [i, j), and no other live window intersects their cover. */
+  size_t i = 0;
+  while (i < n && live_at(st, i).end < nw.start) i++;
+  size_t j = i;
+  fl_window_t cover = nw;
+  while (j < n) {
+    fl_window_t lw = live_at(st, j);
+    if (lw.start > nw.end) break;
+    if (lw.start < cover.start) cover.start = lw.start;
+    if (lw.end > cover.end) cover.end = lw.end;
+    j++;
+  }
+  if (window_late(op, c, cover)) return 0;
+  *added = true;
+
+  uint8_t ns[WIN_NS_LEN];
+  ns_encode(ns, cover);
+  bool existing =
+      j - i == 1 && live_at(st, i).start == cover.start && live_at(st, i).end == cover.end;
+  if (!existing) {
+    if (j > i) {
+      fl_sref_t cr;
+      rc = fl_op_sref(op, c->contents, ns, WIN_NS_LEN, &cr);
+      if (rc) return rc;
+      /* In start order: the list of a merged session holds the earlier session's
+       * elements first (Flink's order there depends on hashing). */
+      for (size_t k = i; k < j; k++) {
+        fl_window_t m = live_at(st, k);
+        const uint8_t *mns = st->live + k * WIN_NS_LEN;
+        rc = fl_st_merge_namespace(&cr, mns, WIN_NS_LEN);
+        if (!rc) rc = del_timer(op, mns, max_ts(m));
+        /* (one timer when the lateness is 0) */
+        if (!rc && c->domain == FL_EVENT_TIME && cleanup_time(c, m) != max_ts(m))
+          rc = del_timer(op, mns, cleanup_time(c, m));
+        if (rc) return rc;
+      }
+      /* Flink's onMerge registers the cover's timer if it is ahead of the watermark;
+       * after_add below does the same (or fires at once), so it is not repeated. */
+    }
+    /* Replace the run [i, j) by the cover (j == i: insert). */
+    size_t tail = n - j;
+    memmove(st->live + (i + 1) * WIN_NS_LEN, st->live + j * WIN_NS_LEN, tail * WIN_NS_LEN);
+    memcpy(st->live + i * WIN_NS_LEN, ns, WIN_NS_LEN);
+    n = n - (j - i) + 1;
+    rc = live_store(op, &lr, n);
+    if (rc) return rc;
+  }
+  bool fresh;
+  rc = add_contents(op, ns, rec, &fresh);
+  /* A new cover (merged or not) needs its timers even if merging moved contents into it. */
+  if (!rc) rc = after_add(op, cover, ns, fresh || !existing);
+  return rc;
+}
+
 static int win_process(fl_op_t *op, int input, const fl_record_t *rec) {
   (void)input;
   win_op_t *st = op->state;
@@ -413,7 +590,7 @@ static int win_process(fl_op_t *op, int input, const fl_record_t *rec) {
     ts = fl_env_now(op->node->env);
   }
   bool added = false;
-  int rc = c->kind == FL_WINDOW_SESSION ? fl_win_add_session(op, ts, rec, &added)
+  int rc = c->kind == FL_WINDOW_SESSION ? add_session(op, ts, rec, &added)
                                         : add_fixed(op, ts, rec, &added);
   if (rc) return rc;
   /* An element added to no window is late. Where window bounds saturate at the end of
@@ -649,18 +826,29 @@ static int clear_window(fl_op_t *op, fl_window_t w, const uint8_t *ns) {
   fl_sref_t *cr, r;
   int rc = fire_ref(op, ns, &cr);
   if (!rc) rc = fl_st_clear(cr);
-  if (!rc) rc = fl_win_del_timer(op, ns, max_ts(w));
+  if (!rc) rc = del_timer(op, ns, max_ts(w));
   if (rc || c->kind != FL_WINDOW_SESSION) return rc;
   size_t n = 0;
-  rc = fl_win_live_load(op, &r, &n);
+  rc = live_load(op, &r, &n);
   if (rc) return rc;
   for (size_t i = 0; i < n; i++) {
     if (memcmp(st->live + i * WIN_NS_LEN, ns, WIN_NS_LEN) == 0) {
       memmove(st->live + i * WIN_NS_LEN, st->live + (i + 1) * WIN_NS_LEN, (n - i - 1) * WIN_NS_LEN);
-      return fl_win_live_store(op, &r, n - 1);
+      return live_store(op, &r, n - 1);
     }
   }
   return 0;
+}
+
+static bool session_live(fl_op_t *op, const uint8_t *ns, int *rc) {
+  win_op_t *st = op->state;
+  fl_sref_t r;
+  size_t n = 0;
+  *rc = live_load(op, &r, &n);
+  if (*rc) return false;
+  for (size_t i = 0; i < n; i++)
+    if (memcmp(st->live + i * WIN_NS_LEN, ns, WIN_NS_LEN) == 0) return true;
+  return false;
 }
 
 /* A group timer: what win_on_timer does for one key, for every key of the group with
@@ -683,7 +871,7 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
   if (rc <= 0) return rc;
   /* Firing and clearing change the backend, which may invalidate the views: copy. */
   for (size_t i = 0; i < n; i++) bytes += items[i].len;
-  rc = fl_win_grow_bytes(&st->gkeys, &st->gkeys_cap, bytes ? bytes : 1);
+  rc = FL_VEC_RESERVE(st->gkeys, st->gkeys_cap, bytes ? bytes : 1);
   if (!rc && n > st->glen_cap) {
     size_t *q = realloc(st->glen, n * sizeof *q);
     if (q) {
@@ -781,7 +969,7 @@ static int win_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) {
   fl_window_t w = ns_decode(ns);
   int rc = 0;
   /* A timer of a window that was merged away or already cleaned does nothing. */
-  if (c->kind == FL_WINDOW_SESSION && !fl_win_session_live(op, ns, &rc)) return rc;
+  if (c->kind == FL_WINDOW_SESSION && !session_live(op, ns, &rc)) return rc;
   if (d == FL_EVENT_TIME) {
     if (t->ts == max_ts(w)) rc = fire(op, w);
     if (!rc && t->ts == cleanup_time(c, w)) rc = clear_window(op, w, ns);
