@@ -331,6 +331,15 @@ static int pair_add(fl_context_t *ctx, void *acc, const fl_record_t *in, void *o
   return v < 0 ? FL_EUSER : 0;
 }
 
+/* The cell's state: aggregating, with the pair accumulator above. */
+static void use_pair_aggregate(sfx_t *f) {
+  f->desc.kind = FL_STATE_AGGREGATING;
+  f->desc.agg = (fl_aggregate_fn_t){.version = FL_AGGREGATE_FN_VERSION,
+                                    .acc_size = sizeof(pair_t),
+                                    .init = pair_init,
+                                    .add = pair_add};
+}
+
 static int sfx_setup(void **state) {
   sfx_t *f = calloc(1, sizeof *f);
   if (!f || fl_kv_hashmap_new(&f->kv.kv) != FL_OK) return -1;
@@ -430,11 +439,7 @@ static void check_reducing_adds(sfx_t *f, red_step_fn add, const fl_st_adds_t *p
 
 static void aggregating_add_reports_the_first_value_and_keeps_cells_on_failure(void **state) {
   sfx_t *f = *state;
-  f->desc.kind = FL_STATE_AGGREGATING;
-  f->desc.agg = (fl_aggregate_fn_t){.version = FL_AGGREGATE_FN_VERSION,
-                                    .acc_size = sizeof(pair_t),
-                                    .init = pair_init,
-                                    .add = pair_add};
+  use_pair_aggregate(f);
   check_aggregating_adds(f, agg_step, NULL, false);
   /* the same cell without the carried hash (the backend hashes the key itself) */
   f->r.key_hashed = false;
@@ -526,11 +531,7 @@ static void prepared_reducing_adds_are_the_adds(void **state) {
  * nothing. */
 static void prepared_take_is_the_take(void **state) {
   sfx_t *f = *state;
-  f->desc.kind = FL_STATE_AGGREGATING;
-  f->desc.agg = (fl_aggregate_fn_t){.version = FL_AGGREGATE_FN_VERSION,
-                                    .acc_size = sizeof(pair_t),
-                                    .init = pair_init,
-                                    .add = pair_add};
+  use_pair_aggregate(f);
   fl_st_adds_t p;
   assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_OK);
   assert_non_null(p.take);
