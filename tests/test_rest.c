@@ -483,7 +483,10 @@ static void prometheus_listener_serves_metrics_only(void **state) {
   const char *kv[] = {"metrics.reporter.prom.port", "0", NULL};
   job_t j;
   job_start(&j, kv, false);
-  int pp = fl_env_prometheus_port(j.env);
+  /* the listeners start one after the other: the REST one job_start waited for first */
+  double deadline = mono_s() + 10 * timeout_scale();
+  int pp;
+  while ((pp = fl_env_prometheus_port(j.env)) <= 0 && mono_s() < deadline) pause_ms(5);
   assert_true(pp > 0 && pp != j.port);
   assert_int_equal(status_of("GET", pp, "/metrics", NULL, NULL), 200);
   assert_int_equal(status_of("GET", pp, "/jobs", NULL, NULL), 404);
