@@ -227,13 +227,18 @@ static int ks_snapshot(fl_context_t *ctx, void *instance, int64_t id, fl_buf_t *
     return fl_ksink_fail(ctx, in,
                          "exactly-once needs periodic checkpoints "
                          "(execution.checkpointing.interval) for a savepoint");
+  /* Records buffered after a barrier join T here, so T needs this checkpoint. */
+  bool joined = in->tx.n_prod < in->tx.n;
   rc = fl_ksink_tx_produce_buffered(ctx, in);
   if (!rc) rc = fl_ksink_flush_all(ctx, in);
   if (rc) return rc;
   if (id) in->last_barrier = id;
   if (in->tx_open) {
+    /* The final snapshot of a T that is pre-committed already and got nothing since
+     * leaves it to the checkpoint it waits for: committed by a later one, a restore
+     * from that checkpoint would be refused for output it never writes again. */
+    if (id || !in->tx_pre || joined) in->tx_upto = id ? id : FL_KSINK_END_ID;
     in->tx_pre = true;
-    in->tx_upto = id ? id : FL_KSINK_END_ID;
   }
   uint32_t hdr[2] = {FL_KSINK_STATE_MAGIC, in->tx_open ? 1u : 0u};
   rc = fl_buf_append(out, hdr, sizeof hdr);
