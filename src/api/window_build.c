@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/builder.h"
+#include "util/vec.h"
 
 static const char *kind_name(fl_window_kind_t k) {
   switch (k) {
@@ -24,13 +25,7 @@ static fl_windowed_stream_t *windowed_new(fl_keyed_stream_t *in, fl_time_domain_
     fl_env_fail(env, FL_EINVAL, "the job graph cannot change after execute");
     return NULL;
   }
-  if (env->n_windowed == env->cap_windowed) {
-    size_t nc = env->cap_windowed ? env->cap_windowed * 2 : 8;
-    void *p = realloc(env->windowed, nc * sizeof *env->windowed);
-    if (!p) goto nomem;
-    env->windowed = p;
-    env->cap_windowed = nc;
-  }
+  if (FL_VEC_RESERVE(env->windowed, env->cap_windowed, env->n_windowed + 1)) goto nomem;
   fl_windowed_stream_t *w = malloc(sizeof *w);
   if (!w) goto nomem;
   memset(w, 0, sizeof *w);

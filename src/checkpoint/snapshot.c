@@ -23,6 +23,7 @@
 
 #include "state/timers_rocksdb.h"
 #include "util/buf.h"
+#include "util/vec.h"
 
 #define MAGIC "FLSNAP01"
 #define SEC_END 0
@@ -285,13 +286,7 @@ typedef struct names {
 static int collect_name(const char *name, void *arg) {
   names_t *nm = arg;
   if (strncmp(name, nm->prefix, nm->prefix_len) != 0) return 0;
-  if (nm->n == nm->cap) {
-    size_t cap = nm->cap ? nm->cap * 2 : 8;
-    char **p = realloc(nm->v, cap * sizeof *p);
-    if (!p) return FL_ENOMEM;
-    nm->v = p;
-    nm->cap = cap;
-  }
+  if (FL_VEC_RESERVE(nm->v, nm->cap, nm->n + 1)) return FL_ENOMEM;
   nm->v[nm->n] = strdup(name);
   if (!nm->v[nm->n]) return FL_ENOMEM;
   nm->n++;
@@ -671,12 +666,7 @@ int fl_snapshot_restore_stream(const fl_snapshot_target_t *t, size_t subtask,
           size_t len;
           const char *p = get_bytes(&r, &len);
           if (!rs_ok(&r)) rc = FL_EPARSE;
-          if (!rc && nv.n == nv.cap) {
-            size_t cap = nv.cap ? nv.cap * 2 : 16;
-            char **v = realloc(nv.v, cap * sizeof *v);
-            if (!v) rc = FL_ENOMEM;
-            if (v) nv.v = v, nv.cap = cap;
-          }
+          if (!rc) rc = FL_VEC_RESERVE(nv.v, nv.cap, nv.n + 1);
           if (!rc && !(nv.v[nv.n] = strndup(p, len))) rc = FL_ENOMEM;
           if (!rc) nv.n++;
         }

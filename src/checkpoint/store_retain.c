@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "util/fs.h"
+#include "util/vec.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Retention                                                                            */
@@ -38,15 +39,9 @@ typedef struct lines {
 
 static void lines_add(lines_t *l, char *s) {
   if (!s) return;
-  if (l->n == l->cap) {
-    size_t nc = l->cap ? l->cap * 2 : 8;
-    char **v = realloc(l->v, nc * sizeof *v);
-    if (!v) {
-      free(s);
-      return;
-    }
-    l->v = v;
-    l->cap = nc;
+  if (FL_VEC_RESERVE(l->v, l->cap, l->n + 1)) {
+    free(s);
+    return;
   }
   l->v[l->n++] = s;
 }

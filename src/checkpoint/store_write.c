@@ -21,6 +21,7 @@
 
 #include "util/crc32c.h"
 #include "util/fs.h"
+#include "util/vec.h"
 
 /* Guards the lists below, every writer's `keys`, and retain's whole scan-and-delete, so
  * that a shared file is never deleted between a writer deciding to reuse it and the
@@ -332,15 +333,9 @@ static int writer_reserve(fl_ckpt_writer_t *w, const char *name, size_t *idx, ch
     rc = fl_cs_fail(err, err_size, FL_EINVAL, "%s: file %s was already added", w->dir, name);
     goto done;
   }
-  if (w->n == w->cap) {
-    size_t nc = w->cap ? w->cap * 2 : 32;
-    wentry_t *e = realloc(w->e, nc * sizeof *e);
-    if (!e) {
-      rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory");
-      goto done;
-    }
-    w->e = e;
-    w->cap = nc;
+  if (FL_VEC_RESERVE(w->e, w->cap, w->n + 1)) {
+    rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory");
+    goto done;
   }
   if (fl_cs_strmap_put(&w->names, copy, w->n) != FL_OK) {
     rc = fl_cs_fail(err, err_size, FL_ENOMEM, "out of memory");

@@ -872,15 +872,7 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
   /* Firing and clearing change the backend, which may invalidate the views: copy. */
   for (size_t i = 0; i < n; i++) bytes += items[i].len;
   rc = FL_VEC_RESERVE(st->gkeys, st->gkeys_cap, bytes ? bytes : 1);
-  if (!rc && n > st->glen_cap) {
-    size_t *q = realloc(st->glen, n * sizeof *q);
-    if (q) {
-      st->glen = q;
-      st->glen_cap = n;
-    } else {
-      rc = FL_ENOMEM;
-    }
-  }
+  if (!rc) rc = FL_VEC_RESERVE(st->glen, st->glen_cap, n);
   if (rc) return rc;
   for (size_t i = 0, off = 0; i < n; i++) {
     if (items[i].len == 8) /* the common key, without a libc call */

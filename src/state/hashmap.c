@@ -11,6 +11,7 @@
 
 #include "flink.h"
 #include "state/hashmap_internal.h"
+#include "util/vec.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Backend                                                                              */
@@ -62,13 +63,7 @@ static int hm_open_table(void *self, const char *name, uint32_t *id) {
     }
   }
   if (h->n >= UINT32_MAX) return FL_ENOMEM;
-  if (h->n == h->cap) {
-    size_t nc = h->cap ? h->cap * 2 : 8;
-    hm_table_t *t = realloc(h->t, nc * sizeof *t);
-    if (!t) return FL_ENOMEM;
-    h->t = t;
-    h->cap = nc;
-  }
+  if (FL_VEC_RESERVE(h->t, h->cap, h->n + 1)) return FL_ENOMEM;
   char *copy = strdup(name);
   if (!copy) return FL_ENOMEM;
   memset(&h->t[h->n], 0, sizeof h->t[h->n]);

@@ -20,6 +20,7 @@
 
 #include "state/rocksdb_internal.h"
 #include "util/fs.h"
+#include "util/vec.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Key encoding                                                                         */
@@ -100,26 +101,13 @@ void fl_rdb_table_free(rdb_table_t *t) {
 }
 
 int fl_rdb_tables_add(rdb_t *r, rdb_table_t *t) {
-  if (r->n_tables == r->cap_tables) {
-    size_t nc = r->cap_tables ? r->cap_tables * 2 : 8;
-    rdb_table_t **p = realloc(r->tables, nc * sizeof *p);
-    if (!p) return FL_ENOMEM;
-    r->tables = p;
-    r->cap_tables = nc;
-  }
-  r->tables[r->n_tables++] = t;
-  return FL_OK;
+  return FL_VEC_PUSH(r->tables, r->n_tables, r->cap_tables, t);
 }
 
 static int ids_reserve(rdb_t *r) {
   if (r->n_ids < r->cap_ids) return FL_OK;
   if (r->n_ids >= UINT32_MAX) return FL_ENOMEM;
-  size_t nc = r->cap_ids ? r->cap_ids * 2 : 8;
-  uint32_t *p = realloc(r->ids, nc * sizeof *p);
-  if (!p) return FL_ENOMEM;
-  r->ids = p;
-  r->cap_ids = nc;
-  return FL_OK;
+  return FL_VEC_RESERVE(r->ids, r->cap_ids, r->n_ids + 1);
 }
 
 rdb_table_t *fl_rdb_table_of(rdb_t *r, uint32_t id) {

@@ -29,6 +29,7 @@
 #include "state/state.h"
 #include "util/buf.h"
 #include "util/hash.h"
+#include "util/vec.h"
 
 #define TS_LEN 8u
 #define ITEM_HDR 8u
@@ -273,15 +274,7 @@ static size_t item_write(uint8_t *p, size_t hdr, const void *data, size_t len, i
 }
 
 static int views_push(fl_state_scratch_t *s, size_t *n, fl_bytes_t item) {
-  if (*n == s->items_cap) {
-    size_t nc = s->items_cap ? s->items_cap * 2 : 16;
-    fl_bytes_t *p = realloc(s->items, nc * sizeof *p);
-    if (!p) return FL_ENOMEM;
-    s->items = p;
-    s->items_cap = nc;
-  }
-  s->items[(*n)++] = item;
-  return FL_OK;
+  return FL_VEC_PUSH(s->items, *n, s->items_cap, item);
 }
 
 int fl_st_list_add(const fl_sref_t *r, const void *item, size_t len) {
