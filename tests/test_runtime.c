@@ -271,8 +271,9 @@ static void map_must_emit_exactly_one_record(void **state) {
 }
 
 /* The user functions of chained operators, which the producer's emit calls itself (a
- * filter, flat_map, process function or sink write after a map): the instance an open
- * made is the one each call gets, and a failure names the function and the message. */
+ * filter, flat_map, process function or sink write after a map, its only target or one
+ * of two): the instance an open made is the one each call gets, and a failure names
+ * the function and the message. */
 static int g_instance_marker;
 
 static int third_fails(fl_context_t *ctx, const fl_record_t *in, const char *what) {
@@ -318,26 +319,31 @@ static void chained_user_functions_fail_naming_the_function(void **state) {
                            "flat_map function failed: the flat_map says no to 3",
                            "process function failed: the process function says no to 3",
                            "sink write failed: the sink says no to 3"};
-  for (int which = 0; which < 4; which++) {
+  for (int which = 0; which < 8; which++) {
     fl_env_t *env = env_with(1, NULL);
     fl_record_t *recs = int_records("k", 0, 6);
     fl_stream_t *s =
         fl_stream_map(fl_source_collection(env, "src", recs, 6), "first", identity, NULL);
     free(recs);
-    collector_t c = {0};
-    if (which == 0) s = fl_stream_filter(s, "f", filter_no3, NULL);
-    if (which == 1) s = fl_stream_flat_map(s, "f", flat_map_no3, NULL);
-    if (which == 2) s = fl_stream_process(s, "f", &pfn, NULL);
-    if (which == 3) {
+    collector_t c = {0}, other;
+    if (which >= 4) sink_into(s, &other); /* the map's first target of two */
+    if (which % 4 == 0) s = fl_stream_filter(s, "f", filter_no3, NULL);
+    if (which % 4 == 1) s = fl_stream_flat_map(s, "f", flat_map_no3, NULL);
+    if (which % 4 == 2) s = fl_stream_process(s, "f", &pfn, NULL);
+    if (which % 4 == 3) {
       collector_init(&c);
       assert_int_equal(fl_stream_sink(s, "f", &sfn, NULL), FL_OK);
     } else {
       sink_into(s, &c);
     }
-    execute_fails(env, "chained", FL_EUSER, needles[which]);
+    execute_fails(env, "chained", FL_EUSER, needles[which % 4]);
     assert_non_null(strstr(fl_env_error(env), "operator 'f'"));
     /* the records before the failing one went through */
-    if (which < 3) assert_int_equal(c.n, 3);
+    if (which % 4 < 3) assert_int_equal(c.n, 3);
+    if (which >= 4) {
+      assert_true(other.n >= 3);
+      collector_free(&other);
+    }
     collector_free(&c);
     fl_env_destroy(env);
   }

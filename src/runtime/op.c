@@ -126,14 +126,18 @@ static inline void op_record(fl_op_t *op, int input, const fl_record_t *rec, int
   if (__builtin_expect(rc < 0 || op->ttl_every_record, 0)) record_done(op, rc);
 }
 
+static int hop_any(fl_op_t *op, const fl_record_t *rec);
+
 /* Every target of an output (out of line, as chained_record below). */
 static __attribute__((noinline)) int emit_to(fl_out_t *out, const fl_record_t *rec) {
   for (size_t i = 0; i < out->n; i++) {
     fl_target_t *t = &out->t[i];
-    if (t->op)
-      op_record(t->op, t->logical, rec, -1, 0);
-    else
+    if (!t->op)
       fl_rt_ew_record(t->edge, rec);
+    else if (t->op->hop != FL_HOP_PROCESS)
+      hop_any(t->op, rec);
+    else
+      op_record(t->op, t->logical, rec, -1, 0);
   }
   return FL_OK;
 }
@@ -159,17 +163,18 @@ static int call_hop(fl_op_t *op, const fl_record_t *rec);
 static inline int op_emit(fl_op_t *op, const fl_record_t *rec) {
   for (;;) {
     op->n_out++;
-    if (__builtin_expect(op->out.n != 1, 0)) return emit_to(&op->out, rec);
-    /* the common case: one target */
-    const fl_target_t *t = op->out.t;
-    fl_op_t *next = t->op;
-    if (!next) return fl_rt_ew_record(t->edge, rec);
+    /* the common cases: one target, a chained operator or else an edge */
+    fl_op_t *next = op->chain_next;
+    if (!next) {
+      if (__builtin_expect(!op->chain_edge, 0)) return emit_to(&op->out, rec);
+      return fl_rt_ew_record(op->chain_edge, rec);
+    }
     uint8_t hop = next->hop;
     if (hop != FL_HOP_FORWARD) {
       if (hop == FL_HOP_FILTER) return filter_hop(next, rec);
       if (hop == FL_HOP_CALL) return call_hop(next, rec);
       if (hop == FL_HOP_MAP) return map_hop(next, rec);
-      return chained_record(t, rec);
+      return chained_record(op->out.t, rec);
     }
     /* An operator that forwards records (op.h): what its process would do, here, and
      * on to its target in this loop. */
@@ -219,6 +224,25 @@ static __attribute__((noinline)) int filter_hop(fl_op_t *op, const fl_record_t *
   if (rc > 0) return op_emit(op, rec);
   if (__builtin_expect(rc < 0, 0)) hop_failed(op, rc);
   return FL_OK;
+}
+
+/* A forwarding operator (op.h) that is one of several targets. */
+static __attribute__((noinline)) int forward_hop(fl_op_t *op, const fl_record_t *rec) {
+  if (__builtin_expect(op->blocked, 0)) return FL_OK;
+  op->n_in++;
+  op->ctx.ts = rec->timestamp;
+  if (rec->timestamp > op->max_ts) op->max_ts = rec->timestamp;
+  return op_emit(op, rec);
+}
+
+/* A record to an operator whose hop is not FL_HOP_PROCESS, from emit_to. */
+static int hop_any(fl_op_t *op, const fl_record_t *rec) {
+  switch (op->hop) {
+  case FL_HOP_FILTER: return filter_hop(op, rec);
+  case FL_HOP_CALL: return call_hop(op, rec);
+  case FL_HOP_MAP: return map_hop(op, rec);
+  default: return forward_hop(op, rec);
+  }
 }
 
 int fl_op_emit(fl_op_t *op, const fl_record_t *rec) { return op_emit(op, rec); }

@@ -154,7 +154,11 @@ struct fl_op {
   struct fl_worker *worker;
   int subtask, parallelism;
   fl_context_t ctx;
-  fl_out_t out;   /* main output */
+  fl_out_t out; /* main output */
+  /* out when it is one target: its chained operator, or else its edge writer (NULL
+   * otherwise; set when the job is planned) */
+  struct fl_op *chain_next;
+  struct fl_edge_writer *chain_edge;
   fl_out_t *side; /* [env->n_tags]: side outputs by tag id */
   fl_in_chan_t *ins;
   size_t n_ins, n_ended;
