@@ -193,6 +193,7 @@ struct fl_op {
   bool opened;
   char *pending_err;    /* message set by fl_ctx_fail() for the current call */
   uint64_t n_in, n_out; /* counters, published to m once per worker loop (worker.c) */
+  fl_record_t emit_rec; /* the record fl_emit passes on (op.c) */
   fl_buf_t timer_key;   /* copy of a firing timer's key and namespace */
   /* sources (runtime-private) */
   int src_fd;       /* fd registered with epoll, -1 */
