@@ -270,6 +270,85 @@ static void map_must_emit_exactly_one_record(void **state) {
   one_map_fails(emit_none, "m", FL_EUSER, "emitted 0 records");
 }
 
+/* The user functions of chained operators, which the producer's emit calls itself (a
+ * filter, flat_map, process function or sink write after a map, its only target or one
+ * of two): the instance an open made is the one each call gets, and a failure names
+ * the function and the message. */
+static int g_instance_marker;
+
+static int third_fails(fl_context_t *ctx, const fl_record_t *in, const char *what) {
+  return parse_int(in) == 3 ? fl_ctx_fail(ctx, "%s says no to 3", what) : 0;
+}
+
+static int filter_no3(fl_context_t *ctx, const fl_record_t *in, void *o) {
+  int rc = third_fails(ctx, in, "the filter");
+  return rc < 0 ? rc : 1;
+}
+
+static int flat_map_no3(fl_context_t *ctx, const fl_record_t *in, void *o) {
+  int rc = third_fails(ctx, in, "the flat_map");
+  return rc < 0 ? rc : fl_emit_record(ctx, in);
+}
+
+static int marker_open(fl_context_t *ctx, void *opaque, void **instance) {
+  *instance = &g_instance_marker;
+  return 0;
+}
+
+static int process_no3(fl_context_t *ctx, const fl_record_t *in, void *instance) {
+  if (instance != &g_instance_marker) return fl_ctx_fail(ctx, "not the open's instance");
+  int rc = third_fails(ctx, in, "the process function");
+  return rc < 0 ? rc : fl_emit_record(ctx, in);
+}
+
+static int write_no3(fl_context_t *ctx, const fl_record_t *in, void *instance) {
+  if (instance != &g_instance_marker) return fl_ctx_fail(ctx, "not the open's instance");
+  return third_fails(ctx, in, "the sink");
+}
+
+static int identity(fl_context_t *ctx, const fl_record_t *in, void *o) {
+  return fl_emit_record(ctx, in);
+}
+
+static void chained_user_functions_fail_naming_the_function(void **state) {
+  static const fl_process_fn_t pfn = {
+      .version = FL_PROCESS_FN_VERSION, .open = marker_open, .process = process_no3};
+  static const fl_sink_fn_t sfn = {
+      .version = FL_SINK_FN_VERSION, .open = marker_open, .write = write_no3};
+  const char *needles[] = {"filter function failed: the filter says no to 3",
+                           "flat_map function failed: the flat_map says no to 3",
+                           "process function failed: the process function says no to 3",
+                           "sink write failed: the sink says no to 3"};
+  for (int which = 0; which < 8; which++) {
+    fl_env_t *env = env_with(1, NULL);
+    fl_record_t *recs = int_records("k", 0, 6);
+    fl_stream_t *s =
+        fl_stream_map(fl_source_collection(env, "src", recs, 6), "first", identity, NULL);
+    free(recs);
+    collector_t c = {0}, other;
+    if (which >= 4) sink_into(s, &other); /* the map's first target of two */
+    if (which % 4 == 0) s = fl_stream_filter(s, "f", filter_no3, NULL);
+    if (which % 4 == 1) s = fl_stream_flat_map(s, "f", flat_map_no3, NULL);
+    if (which % 4 == 2) s = fl_stream_process(s, "f", &pfn, NULL);
+    if (which % 4 == 3) {
+      collector_init(&c);
+      assert_int_equal(fl_stream_sink(s, "f", &sfn, NULL), FL_OK);
+    } else {
+      sink_into(s, &c);
+    }
+    execute_fails(env, "chained", FL_EUSER, needles[which % 4]);
+    assert_non_null(strstr(fl_env_error(env), "operator 'f'"));
+    /* the records before the failing one went through */
+    if (which % 4 < 3) assert_int_equal(c.n, 3);
+    if (which >= 4) {
+      assert_true(other.n >= 3);
+      collector_free(&other);
+    }
+    collector_free(&c);
+    fl_env_destroy(env);
+  }
+}
+
 static void builder_errors_are_reported_by_execute(void **state) {
   one_map_fails(NULL, "nofn", FL_EINVAL, "operator 'nofn'");
   fl_env_t *env = env_with(1, NULL);
@@ -932,6 +1011,7 @@ int main(void) {
       cmocka_unit_test(side_output_and_union_deliver_every_record_once),
       cmocka_unit_test(user_error_stops_the_job_and_names_the_operator),
       cmocka_unit_test(map_must_emit_exactly_one_record),
+      cmocka_unit_test(chained_user_functions_fail_naming_the_function),
       cmocka_unit_test(builder_errors_are_reported_by_execute),
       cmocka_unit_test(slow_sink_backpressures_the_source),
       cmocka_unit_test(hash_edge_carries_keys_and_values_of_every_size),

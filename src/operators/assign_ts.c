@@ -19,7 +19,7 @@
 #include "operators/operators.h"
 
 /* The largest timestamp seen is op->max_ts, which the runtime raises itself for the
- * records it forwards without calling process (op->forwards). */
+ * records it forwards without calling process (FL_HOP_FORWARD). */
 typedef struct {
   int64_t emitted;     /* last watermark sent */
   int64_t next_tick;   /* processing time of the next periodic emission */
@@ -64,7 +64,7 @@ static int ats_open(fl_op_t *op) {
   g->track_idle = ws->idle_timeout_ms > 0;
   g->per_record = op->node->env->conf.watermark_interval_ms == 0;
   /* nothing but the maximum to keep per record: the runtime forwards them itself */
-  op->forwards = !g->assign && !g->track_idle && !g->per_record;
+  if (!g->assign && !g->track_idle && !g->per_record) op->hop = FL_HOP_FORWARD;
   op->state = g;
   return FL_OK;
 }

@@ -34,9 +34,35 @@ static int filter_process(fl_op_t *op, int input, const fl_record_t *rec) {
   return FL_OK;
 }
 
-const fl_op_class_t fl_op_map_class = {.kind = "map", .process = map_process};
-const fl_op_class_t fl_op_flat_map_class = {.kind = "flat_map", .process = flat_map_process};
-const fl_op_class_t fl_op_filter_class = {.kind = "filter", .process = filter_process};
+/* A chained producer's emit calls the user's function itself (op.h's fl_hop_t): what
+ * the process functions above do for a record, without their call. */
+static void hop_open(fl_op_t *op, uint8_t hop, fl_hop_fn_t fn, void *const *arg, const char *what) {
+  op->hop = hop;
+  op->hop_fn = fn;
+  op->hop_arg = arg;
+  op->hop_what = what;
+}
+
+static int map_open(fl_op_t *op) {
+  hop_open(op, FL_HOP_MAP, op->node->u.map.fn, &op->node->u.map.opaque, "map function");
+  return FL_OK;
+}
+
+static int flat_map_open(fl_op_t *op) {
+  hop_open(op, FL_HOP_CALL, op->node->u.map.fn, &op->node->u.map.opaque, "flat_map function");
+  return FL_OK;
+}
+
+static int filter_open(fl_op_t *op) {
+  hop_open(op, FL_HOP_FILTER, op->node->u.filter.fn, &op->node->u.filter.opaque, "filter function");
+  return FL_OK;
+}
+
+const fl_op_class_t fl_op_map_class = {.kind = "map", .open = map_open, .process = map_process};
+const fl_op_class_t fl_op_flat_map_class = {
+    .kind = "flat_map", .open = flat_map_open, .process = flat_map_process};
+const fl_op_class_t fl_op_filter_class = {
+    .kind = "filter", .open = filter_open, .process = filter_process};
 
 /* ---------------------------------------------------------------------------------- */
 /* process / keyed process                                                              */
@@ -60,6 +86,9 @@ int fl_op_user_on_timer(fl_op_t *op,
 static int process_open(fl_op_t *op) {
   int rc = fl_op_open_user(op, op->node->u.process.fn.open, op->node->u.process.opaque);
   if (rc > 0) op->state = (void *)1; /* close() calls the user's close */
+  if (rc >= 0)
+    hop_open(op, FL_HOP_CALL, op->node->u.process.fn.process, &op->ctx.instance,
+             "process function");
   return rc < 0 ? rc : FL_OK;
 }
 
@@ -189,6 +218,7 @@ static int sink_open(fl_op_t *op) {
     if (rc < 0) return fl_op_user_failed(op, rc, "sink open");
     op->state = (void *)1;
   }
+  hop_open(op, FL_HOP_CALL, fn->write, &op->ctx.instance, "sink write");
   return FL_OK;
 }
 

@@ -44,7 +44,7 @@ int fl_op_fail(fl_op_t *op, int err, const char *fmt, ...) {
   va_end(ap);
   snprintf(full, sizeof full, "operator '%s' (subtask %d of %d): %s", op->node->name, op->subtask,
            op->parallelism, msg);
-  op->failed = true;
+  op->failed = op->blocked = true;
   fl_job_fail(op->worker->job, err, full);
   return err;
 }
@@ -68,7 +68,7 @@ void fl_rt_op_check(fl_op_t *op, int rc) {
     else
       fl_op_fail(op, rc, "%s (%s)", fl_strerror(rc), fl_err_name(rc));
   }
-  op->failed = true;
+  op->failed = op->blocked = true;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -117,7 +117,7 @@ static __attribute__((noinline)) void record_done(fl_op_t *op, int rc) {
 
 static inline void op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg,
                              uint64_t key_hash) {
-  if (__builtin_expect(op->failed || op->finished, 0)) return;
+  if (__builtin_expect(op->blocked, 0)) return;
   op->n_in++;
   op->ctx.ts = rec->timestamp;
   const fl_input_t *li = &op->node->inputs[input];
@@ -126,14 +126,18 @@ static inline void op_record(fl_op_t *op, int input, const fl_record_t *rec, int
   if (__builtin_expect(rc < 0 || op->ttl_every_record, 0)) record_done(op, rc);
 }
 
+static int hop_any(fl_op_t *op, const fl_record_t *rec);
+
 /* Every target of an output (out of line, as chained_record below). */
 static __attribute__((noinline)) int emit_to(fl_out_t *out, const fl_record_t *rec) {
   for (size_t i = 0; i < out->n; i++) {
     fl_target_t *t = &out->t[i];
-    if (t->op)
-      op_record(t->op, t->logical, rec, -1, 0);
-    else
+    if (!t->op)
       fl_rt_ew_record(t->edge, rec);
+    else if (t->op->hop != FL_HOP_PROCESS)
+      hop_any(t->op, rec);
+    else
+      op_record(t->op, t->logical, rec, -1, 0);
   }
   return FL_OK;
 }
@@ -145,22 +149,99 @@ static __attribute__((noinline)) int chained_record(const fl_target_t *t, const 
   return FL_OK;
 }
 
+static __attribute__((noinline, cold)) void map_emitted(fl_op_t *op) {
+  fl_op_fail(op, FL_EUSER,
+             "map function emitted %zu records for one input; it must emit exactly one (use "
+             "flat_map for any number)",
+             op->ctx.emitted);
+}
+
+static int filter_hop(fl_op_t *op, const fl_record_t *rec);
+static int map_hop(fl_op_t *op, const fl_record_t *rec);
+static int call_hop(fl_op_t *op, const fl_record_t *rec);
+
 static inline int op_emit(fl_op_t *op, const fl_record_t *rec) {
   for (;;) {
     op->n_out++;
-    if (__builtin_expect(op->out.n != 1, 0)) return emit_to(&op->out, rec);
-    /* the common case: one target */
-    const fl_target_t *t = op->out.t;
-    fl_op_t *next = t->op;
-    if (!next) return fl_rt_ew_record(t->edge, rec);
-    if (!next->forwards) return chained_record(t, rec);
+    /* the common cases: one target, a chained operator or else an edge */
+    fl_op_t *next = op->chain_next;
+    if (!next) {
+      if (__builtin_expect(!op->chain_edge, 0)) return emit_to(&op->out, rec);
+      return fl_rt_ew_record(op->chain_edge, rec);
+    }
+    uint8_t hop = next->hop;
+    if (hop != FL_HOP_FORWARD) {
+      if (hop == FL_HOP_FILTER) return filter_hop(next, rec);
+      if (hop == FL_HOP_CALL) return call_hop(next, rec);
+      if (hop == FL_HOP_MAP) return map_hop(next, rec);
+      return chained_record(op->out.t, rec);
+    }
     /* An operator that forwards records (op.h): what its process would do, here, and
      * on to its target in this loop. */
-    if (__builtin_expect(next->failed || next->finished, 0)) return FL_OK;
+    if (__builtin_expect(next->blocked, 0)) return FL_OK;
     next->n_in++;
     next->ctx.ts = rec->timestamp;
     if (rec->timestamp > next->max_ts) next->max_ts = rec->timestamp;
     op = next;
+  }
+}
+
+/* A record to a chained map, filter, flat_map, sink or process function (op.h's
+ * fl_hop_t): the user's function called without the class's process and the checks
+ * of a keyed input, one function per kind so that each keeps only what it needs
+ * across the user's call. Always FL_OK, as chained_record: a failure fails op. */
+static __attribute__((noinline, cold)) void hop_failed(fl_op_t *op, int rc) {
+  fl_op_user_failed(op, rc, op->hop_what);
+}
+
+static __attribute__((noinline)) int call_hop(fl_op_t *op, const fl_record_t *rec) {
+  if (__builtin_expect(op->blocked, 0)) return FL_OK;
+  op->n_in++;
+  op->ctx.ts = rec->timestamp;
+  int rc = op->hop_fn(&op->ctx, rec, *op->hop_arg);
+  if (__builtin_expect(rc < 0, 0)) hop_failed(op, rc);
+  return FL_OK;
+}
+
+static __attribute__((noinline)) int map_hop(fl_op_t *op, const fl_record_t *rec) {
+  if (__builtin_expect(op->blocked, 0)) return FL_OK;
+  op->n_in++;
+  op->ctx.ts = rec->timestamp;
+  op->ctx.emitted = 0;
+  int rc = op->hop_fn(&op->ctx, rec, *op->hop_arg);
+  if (__builtin_expect(rc < 0, 0))
+    hop_failed(op, rc);
+  else if (__builtin_expect(op->ctx.emitted != 1, 0))
+    map_emitted(op);
+  return FL_OK;
+}
+
+static __attribute__((noinline)) int filter_hop(fl_op_t *op, const fl_record_t *rec) {
+  if (__builtin_expect(op->blocked, 0)) return FL_OK;
+  op->n_in++;
+  op->ctx.ts = rec->timestamp;
+  int rc = op->hop_fn(&op->ctx, rec, *op->hop_arg);
+  if (rc > 0) return op_emit(op, rec);
+  if (__builtin_expect(rc < 0, 0)) hop_failed(op, rc);
+  return FL_OK;
+}
+
+/* A forwarding operator (op.h) that is one of several targets. */
+static __attribute__((noinline)) int forward_hop(fl_op_t *op, const fl_record_t *rec) {
+  if (__builtin_expect(op->blocked, 0)) return FL_OK;
+  op->n_in++;
+  op->ctx.ts = rec->timestamp;
+  if (rec->timestamp > op->max_ts) op->max_ts = rec->timestamp;
+  return op_emit(op, rec);
+}
+
+/* A record to an operator whose hop is not FL_HOP_PROCESS, from emit_to. */
+static int hop_any(fl_op_t *op, const fl_record_t *rec) {
+  switch (op->hop) {
+  case FL_HOP_FILTER: return filter_hop(op, rec);
+  case FL_HOP_CALL: return call_hop(op, rec);
+  case FL_HOP_MAP: return map_hop(op, rec);
+  default: return forward_hop(op, rec);
   }
 }
 
@@ -171,9 +252,14 @@ int fl_op_emit(fl_op_t *op, const fl_record_t *rec) { return op_emit(op, rec); }
 int fl_emit(fl_context_t *ctx, const void *key, size_t key_len, const void *value, size_t value_len,
             int64_t ts) {
   if (!ctx || (key_len && !key) || (value_len && !value)) return FL_EINVAL;
-  fl_record_t r = {key, key_len, value, value_len, ts};
+  /* The record in the instance rather than on the stack, so that the emit needs no
+   * frame and ends in a tail call: an instance's emits never overlap (what its targets
+   * do with a record ends before the emit returns). */
+  fl_op_t *op = ctx->op;
+  fl_record_t *r = &op->emit_rec;
+  *r = (fl_record_t){key, key_len, value, value_len, ts};
   ctx->emitted++;
-  return op_emit(ctx->op, &r);
+  return op_emit(op, r);
 }
 
 int fl_emit_record(fl_context_t *ctx, const fl_record_t *rec) {
@@ -361,7 +447,7 @@ void fl_rt_op_finish(fl_op_t *op) {
   } else if (op->n_in == 0 && (!op->is_source || op->inert)) {
     op->has_final = true; /* never held anything: a dead instance (its final state is empty) */
   }
-  op->finished = true;
+  op->finished = op->blocked = true;
   op->worker->n_unfinished--;
   fl_rt_control_all(op, FL_E_END, 0);
 }

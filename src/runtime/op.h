@@ -118,6 +118,28 @@ typedef struct fl_op_class {
 
 #define FL_OP_KEEP_WATERMARK 1
 
+/* How a record from a chained producer reaches an instance (fl_op_t.hop). Other than
+ * FL_HOP_PROCESS, the class's open promises that process, for every record, would do
+ * nothing but what the runtime then does itself, in the producer's emit: */
+typedef enum {
+  FL_HOP_PROCESS = 0, /* call cls->process */
+  /* raise max_ts to the record's timestamp (ctx.ts set to it) and emit the record
+   * unchanged to the main output: a timestamp assigner that makes its watermarks on a
+   * timer */
+  FL_HOP_FORWARD,
+  /* call hop_fn(&ctx, rec, *hop_arg) with ctx.ts the record's timestamp, and fail with
+   * fl_op_user_failed(op, rc, hop_what) if it returns rc < 0 (sinks, flat_map, process) */
+  FL_HOP_CALL,
+  /* the same, with ctx.emitted reset before the call and a failure unless the call
+   * emitted exactly one record (map) */
+  FL_HOP_MAP,
+  /* the same as FL_HOP_CALL, and the record emitted unchanged to the main output when
+   * the call returns > 0 (filter) */
+  FL_HOP_FILTER,
+} fl_hop_t;
+
+typedef int (*fl_hop_fn_t)(fl_context_t *ctx, const fl_record_t *rec, void *arg);
+
 /* Input channel bookkeeping: one slot per chained producer or per (edge, sender). */
 typedef struct fl_in_chan {
   int64_t wm; /* last watermark, FL_TS_NONE before one */
@@ -132,7 +154,11 @@ struct fl_op {
   struct fl_worker *worker;
   int subtask, parallelism;
   fl_context_t ctx;
-  fl_out_t out;   /* main output */
+  fl_out_t out; /* main output */
+  /* out when it is one target: its chained operator, or else its edge writer (NULL
+   * otherwise; set when the job is planned) */
+  struct fl_op *chain_next;
+  struct fl_edge_writer *chain_edge;
   fl_out_t *side; /* [env->n_tags]: side outputs by tag id */
   fl_in_chan_t *ins;
   size_t n_ins, n_ended;
@@ -154,17 +180,20 @@ struct fl_op {
   fl_metrics_t *m;                    /* &node->metrics[subtask] */
   void *state;                        /* the class's own data */
   bool is_source;                     /* cls->flags & FL_OP_SOURCE */
-  /* Set by the class's open when process, for every record, would only raise max_ts to
-   * the record's timestamp (ctx.ts set to it) and emit the record unchanged to the main
-   * output: a timestamp assigner that makes its watermarks on a timer. A chained
-   * producer's emit then does that itself, without calling process (op.c). The worker
-   * clears it for keyed instances, whose records need their key set. */
-  bool forwards;
-  int64_t max_ts; /* forwards: the largest record timestamp, FL_TS_NONE before one */
-  bool failed;    /* a call of this operator failed: it takes no more input */
+  /* What a chained producer's emit does itself for a record instead of calling the
+   * class's process (op.c), set by the class's open (fl_hop_t); the worker sets
+   * FL_HOP_PROCESS for keyed instances, whose records need their key set. */
+  uint8_t hop;
+  fl_hop_fn_t hop_fn;   /* FL_HOP_CALL, _MAP, _FILTER: the user's function ... */
+  void *const *hop_arg; /* ... its last argument (read at each call: *hop_arg) ... */
+  const char *hop_what; /* ... and its name in a failure ("map function") */
+  int64_t max_ts;       /* FL_HOP_FORWARD: the largest record timestamp, FL_TS_NONE before one */
+  bool failed;          /* a call of this operator failed: it takes no more input */
+  bool blocked;         /* failed || finished, kept by op.c: what the record path checks */
   bool opened;
   char *pending_err;    /* message set by fl_ctx_fail() for the current call */
   uint64_t n_in, n_out; /* counters, published to m once per worker loop (worker.c) */
+  fl_record_t emit_rec; /* the record fl_emit passes on (op.c) */
   fl_buf_t timer_key;   /* copy of a firing timer's key and namespace */
   /* sources (runtime-private) */
   int src_fd;       /* fd registered with epoll, -1 */

@@ -288,6 +288,11 @@ static int wire(fl_job_t *job, const bool *dead, char *msg, size_t size) {
   }
   for (int s = 0; s < P; s++) {
     fl_worker_t *w = &job->workers[s];
+    for (size_t k = 0; k < env->n_nodes; k++) {
+      fl_op_t *op = w->ops[k];
+      op->chain_next = op->out.n == 1 ? op->out.t[0].op : NULL;
+      op->chain_edge = op->out.n == 1 ? op->out.t[0].edge : NULL;
+    }
     for (size_t i = 0; i < w->n_in; i++) {
       fl_inbound_t *in = &w->in[i];
       if (collect_guards(in->op, &in->guards, &in->n_guards, &in->cap_guards)) PLAN_NOMEM();

@@ -89,7 +89,7 @@ static void open_ops(fl_worker_t *w) {
     fl_op_t *op = w->ops[i];
     int rc = op->cls->open ? op->cls->open(op) : 0;
     op->opened = true;
-    if (op->node->keyed) op->forwards = false; /* its records need their key (op.h) */
+    if (op->node->keyed) op->hop = FL_HOP_PROCESS; /* its records need their key (op.h) */
     if (rc < 0) {
       fl_rt_op_check(op, rc);
       return;
