@@ -181,6 +181,8 @@ static void prefetch_changes_nothing(void **state) {
     f->kv.ops->prefetch(f->kv.self, f->t, &k, h, stage);
     f->kv.ops->prefetch_prepared(f->kv.self, &p, k.kg, h, stage);
   }
+  assert_non_null(f->kv.ops->prefetch_prepared2);
+  f->kv.ops->prefetch_prepared2(f->kv.self, &p, k.kg, h, k.kg, h);
   assert_int_equal(f->kv.ops->count(f->kv.self, f->t), 0);
   void *v;
   size_t len;
@@ -191,6 +193,8 @@ static void prefetch_changes_nothing(void **state) {
     f->kv.ops->prefetch(f->kv.self, f->t + 5, &k, h, stage);
     f->kv.ops->prefetch_prepared(f->kv.self, &p, k.kg, h, stage);
   }
+  f->kv.ops->prefetch_prepared2(f->kv.self, &p, k.kg, h, 9, h ^ 1);
+  f->kv.ops->prefetch_prepared2(f->kv.self, &p, 9, h ^ 1, k.kg, h);
   assert_int_equal(f->kv.ops->count(f->kv.self, f->t), 1);
   const void *g;
   assert_int_equal(f->kv.ops->get(f->kv.self, f->t, &k, &g, &len), 1);
@@ -573,6 +577,59 @@ static void prepared_take_is_the_take(void **state) {
   assert_int_equal(f->kv.kv.ops->count(f->kv.kv.self, f->r.table), 2);
 }
 
+/* The prefetches a prepared add hands to the backend, recorded: (kg, hash, stage). */
+static uint64_t pf_seen[4][3];
+static int pf_n, pf2_n;
+
+static void pf_record(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, uint64_t h, int stage) {
+  (void)self;
+  (void)p;
+  if (pf_n < 4) {
+    pf_seen[pf_n][0] = kg;
+    pf_seen[pf_n][1] = h;
+    pf_seen[pf_n][2] = (uint64_t)stage;
+  }
+  pf_n++;
+}
+
+static void pf2_record(void *self, const fl_kv_ref_prep_t *p, uint16_t kg0, uint64_t h0,
+                       uint16_t kg1, uint64_t h1) {
+  pf2_n++;
+  pf_record(self, p, kg0, h0, 0);
+  pf_record(self, p, kg1, h1, 1);
+}
+
+/* fl_st_adds_prefetch2 is the far cell's stage 0 and the near one's stage 1: in one call
+ * with ops version 7, as two prefetch_prepared calls before it, and nothing without
+ * prefetch_prepared. */
+static void prepared_prefetch_pair_is_two_prefetches(void **state) {
+  sfx_t *f = *state;
+  use_pair_aggregate(f);
+  const fl_kv_ops_t *own = f->kv.kv.ops;
+  fl_kv_ops_t ops = *own;
+  ops.prefetch_prepared = pf_record;
+  ops.prefetch_prepared2 = pf2_record;
+  f->kv.kv.ops = &ops;
+  for (int version = 7; version >= 5; version--) {
+    ops.version = version;
+    if (version == 5) ops.prefetch_prepared = NULL;
+    pf_n = pf2_n = 0;
+    memset(pf_seen, 0, sizeof pf_seen);
+    fl_st_adds_t p;
+    assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_OK);
+    fl_st_adds_prefetch2(&p, 4, 0x1234, 5, 0x5678);
+    if (version == 5) {
+      assert_int_equal(pf_n, 0);
+      continue;
+    }
+    assert_int_equal(pf2_n, version == 7 ? 1 : 0);
+    assert_int_equal(pf_n, 2);
+    const uint64_t want[2][3] = {{4, 0x1234, 0}, {5, 0x5678, 1}};
+    assert_memory_equal(pf_seen, want, sizeof want);
+  }
+  f->kv.kv.ops = own;
+}
+
 /* What cannot be prepared says so: TTL (whose timestamps the adds would not renew),
  * a kind without adds, a backend without prepared lookups. */
 static void adds_prepare_declines_what_it_cannot_do(void **state) {
@@ -605,6 +662,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(value_ref_refuses_map_cells_and_bad_keys, setup, teardown),
       cmocka_unit_test_setup_teardown(prefetch_changes_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(prepared_value_ref_addresses_the_same_cells, setup, teardown),
+      cmocka_unit_test_setup_teardown(prepared_prefetch_pair_is_two_prefetches, sfx_setup,
+                                      sfx_teardown),
       cmocka_unit_test_setup_teardown(
           aggregating_add_reports_the_first_value_and_keeps_cells_on_failure, sfx_setup,
           sfx_teardown),

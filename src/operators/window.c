@@ -651,12 +651,16 @@ static void prepare_adds(fl_op_t *op) {
   st->adds_ready = 1;
 }
 
-/* prefetch_cells with the prepared adds, for record i of the current slice. */
-static inline void prefetch_prepared(const win_op_t *st, const fl_batch_t *b, uint32_t i,
-                                     int stage) {
-  const fl_entry_t *e = &b->e[i];
-  if (e->type != FL_E_RECORD || e->ts < st->slice_lo || e->ts >= st->slice_hi) return;
-  for (size_t k = 0; k < st->n_slots; k++) fl_st_adds_prefetch(&st->adds[k], e->kg, e->hash, stage);
+/* prefetch_cells with the prepared adds, for record j of a run (j < to): one backend
+ * call gets record j + AHEAD's slot and record j + AHEAD / 2's cell. A record past the
+ * slice gets a prefetch that is wasted, not wrong: cheaper than checking every time. */
+static inline void prefetch_prepared(const win_op_t *st, const fl_batch_t *b, uint32_t j,
+                                     uint32_t to) {
+  const fl_entry_t *n = &b->e[j + WIN_PREFETCH_AHEAD / 2], *f = &b->e[j + WIN_PREFETCH_AHEAD];
+  if (j + WIN_PREFETCH_AHEAD / 2 >= to || n->type != FL_E_RECORD) return;
+  if (j + WIN_PREFETCH_AHEAD >= to || f->type != FL_E_RECORD) f = n;
+  for (size_t k = 0; k < st->n_slots; k++)
+    fl_st_adds_prefetch2(&st->adds[k], f->kg, f->hash, n->kg, n->hash);
 }
 
 /* add_run_prepared for one slot with an aggregate function (a tumbling window's
@@ -677,11 +681,7 @@ static inline __attribute__((always_inline)) int add_run_one_sized(fl_op_t *op, 
   for (; e < end; e++) {
     /* ts in [lo, lo + width), FL_TS_NONE (INT64_MIN) not */
     if ((uint64_t)e->ts - lo >= width) break;
-    if (__builtin_expect(prefetch, 0)) {
-      uint32_t j = (uint32_t)(e - b->e);
-      if (j + WIN_PREFETCH_AHEAD < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD, 0);
-      if (j + WIN_PREFETCH_AHEAD / 2 < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD / 2, 1);
-    }
+    if (__builtin_expect(prefetch, 0)) prefetch_prepared(st, b, (uint32_t)(e - b->e), to);
     const uint8_t *key = data + e->off;
     uint32_t key_len = e->key_len;
     fl_record_t r = {key, key_len, key + key_len, e->value_len, e->ts};
@@ -733,10 +733,7 @@ static int add_run_prepared(fl_op_t *op, const fl_batch_t *b, uint32_t *i, uint3
   for (; j < to; j++) {
     e = &b->e[j];
     if (e->ts < lo || e->ts >= hi) break; /* FL_TS_NONE too */
-    if (prefetch) {
-      if (j + WIN_PREFETCH_AHEAD < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD, 0);
-      if (j + WIN_PREFETCH_AHEAD / 2 < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD / 2, 1);
-    }
+    if (prefetch) prefetch_prepared(st, b, j, to);
     const uint8_t *key = b->data + e->off;
     fl_record_t r = {key, e->key_len, key + e->key_len, e->value_len, e->ts};
     op->ctx.ts = e->ts;
@@ -915,10 +912,10 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
       size_t len = st->glen[i + WIN_PREFETCH_AHEAD];
       uint64_t ha = fl_hash64_inline(st->gkeys + off_a, len, 0);
       ring[i % WIN_PREFETCH_AHEAD] = ha;
-      fl_st_adds_prefetch(&pf, kg, ha, 0);
+      fl_st_adds_prefetch2(&pf, kg, ha, kg,
+                           ring[(i + WIN_PREFETCH_AHEAD / 2) % WIN_PREFETCH_AHEAD]);
       off_a += len;
-    }
-    if (prefetch && i + WIN_PREFETCH_AHEAD / 2 < n)
+    } else if (prefetch && i + WIN_PREFETCH_AHEAD / 2 < n)
       fl_st_adds_prefetch(&pf, kg, ring[(i + WIN_PREFETCH_AHEAD / 2) % WIN_PREFETCH_AHEAD], 1);
     fl_op_set_key(op, st->gkeys + off, st->glen[i], kg, true, h);
     op->ctx.ts = ts;

@@ -348,6 +348,12 @@ static void hm_prefetch_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t
   prefetch_cell(self, p->table, cell_hash(key_hash, kg, p->ns_hash), stage);
 }
 
+static void hm_prefetch_prepared2(void *self, const fl_kv_ref_prep_t *p, uint16_t kg0,
+                                  uint64_t key_hash0, uint16_t kg1, uint64_t key_hash1) {
+  prefetch_cell(self, p->table, cell_hash(key_hash0, kg0, p->ns_hash), 0);
+  prefetch_cell(self, p->table, cell_hash(key_hash1, kg1, p->ns_hash), 1);
+}
+
 static int hm_del(void *self, uint32_t table, const fl_kkey_t *k) {
   hm_dict_t *d;
   hm_pkey_t pk;
@@ -544,6 +550,7 @@ static const fl_kv_ops_t hm_ops = {
     .prefetch_prepared = hm_prefetch_prepared,
     .take = hm_take,
     .take_prepared = hm_take_prepared,
+    .prefetch_prepared2 = hm_prefetch_prepared2,
 };
 
 int fl_kv_hashmap_new(fl_kv_t *out) {

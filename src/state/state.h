@@ -96,6 +96,8 @@ typedef struct fl_st_adds {
               uint64_t key_hash, void **val, size_t *len); /* the backend's value_ref_prepared */
   void (*prefetch)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, uint64_t key_hash,
                    int stage); /* the backend's prefetch_prepared, or NULL */
+  void (*prefetch2)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg0, uint64_t key_hash0,
+                    uint16_t kg1, uint64_t key_hash1); /* prefetch_prepared2, or NULL */
   int (*take)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key, size_t key_len,
               uint64_t key_hash, const void **val, size_t *len); /* take_prepared, or NULL */
   void *self;                                                    /* the backend instance */
@@ -120,6 +122,18 @@ int fl_st_adds_aggregate_slow(const fl_st_adds_t *p, uint16_t kg, const void *ke
 static inline void fl_st_adds_prefetch(const fl_st_adds_t *p, uint16_t kg, uint64_t key_hash,
                                        int stage) {
   if (p->prefetch) p->prefetch(p->self, &p->kv, kg, key_hash, stage);
+}
+
+/* fl_st_adds_prefetch(p, kg0, key_hash0, 0) and fl_st_adds_prefetch(p, kg1, key_hash1,
+ * 1), in one backend call if it can. */
+static inline void fl_st_adds_prefetch2(const fl_st_adds_t *p, uint16_t kg0, uint64_t key_hash0,
+                                        uint16_t kg1, uint64_t key_hash1) {
+  if (p->prefetch2) {
+    p->prefetch2(p->self, &p->kv, kg0, key_hash0, kg1, key_hash1);
+  } else if (p->prefetch) {
+    p->prefetch(p->self, &p->kv, kg0, key_hash0, 0);
+    p->prefetch(p->self, &p->kv, kg1, key_hash1, 1);
+  }
 }
 
 /* fl_st_adds_aggregate for a caller that knows the accumulator's size (acc_size, which
