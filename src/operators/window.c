@@ -651,15 +651,15 @@ static void prepare_adds(fl_op_t *op) {
   st->adds_ready = 1;
 }
 
-/* prefetch_cells with the prepared adds, for record j of a run (j < to): one backend
- * call gets record j + AHEAD's slot and record j + AHEAD / 2's cell. A record past the
- * slice gets a prefetch that is wasted, not wrong: cheaper than checking every time. */
+/* prefetch_cells with the prepared adds of n slots, for record j of a run (j < to): one
+ * backend call gets record j + AHEAD's slot and record j + AHEAD / 2's cell. A record
+ * past the slice gets a prefetch that is wasted, not wrong: cheaper than checking. */
 static inline void prefetch_prepared(const win_op_t *st, const fl_batch_t *b, uint32_t j,
-                                     uint32_t to) {
+                                     uint32_t to, size_t n_slots) {
   const fl_entry_t *n = &b->e[j + WIN_PREFETCH_AHEAD / 2], *f = &b->e[j + WIN_PREFETCH_AHEAD];
   if (j + WIN_PREFETCH_AHEAD / 2 >= to || n->type != FL_E_RECORD) return;
   if (j + WIN_PREFETCH_AHEAD >= to || f->type != FL_E_RECORD) f = n;
-  for (size_t k = 0; k < st->n_slots; k++)
+  for (size_t k = 0; k < n_slots; k++)
     fl_st_adds_prefetch2(&st->adds[k], f->kg, f->hash, n->kg, n->hash);
 }
 
@@ -681,7 +681,7 @@ static inline __attribute__((always_inline)) int add_run_one_sized(fl_op_t *op, 
   for (; e < end; e++) {
     /* ts in [lo, lo + width), FL_TS_NONE (INT64_MIN) not */
     if ((uint64_t)e->ts - lo >= width) break;
-    if (__builtin_expect(prefetch, 0)) prefetch_prepared(st, b, (uint32_t)(e - b->e), to);
+    if (__builtin_expect(prefetch, 0)) prefetch_prepared(st, b, (uint32_t)(e - b->e), to, 1);
     const uint8_t *key = data + e->off;
     uint32_t key_len = e->key_len;
     fl_record_t r = {key, key_len, key + key_len, e->value_len, e->ts};
@@ -733,7 +733,7 @@ static int add_run_prepared(fl_op_t *op, const fl_batch_t *b, uint32_t *i, uint3
   for (; j < to; j++) {
     e = &b->e[j];
     if (e->ts < lo || e->ts >= hi) break; /* FL_TS_NONE too */
-    if (prefetch) prefetch_prepared(st, b, j, to);
+    if (prefetch) prefetch_prepared(st, b, j, to, n);
     const uint8_t *key = b->data + e->off;
     fl_record_t r = {key, e->key_len, key + e->key_len, e->value_len, e->ts};
     op->ctx.ts = e->ts;
