@@ -98,6 +98,8 @@ typedef struct fl_st_adds {
                    int stage); /* the backend's prefetch_prepared, or NULL */
   void (*prefetch2)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg0, uint64_t key_hash0,
                     uint16_t kg1, uint64_t key_hash1); /* prefetch_prepared2, or NULL */
+  int (*append)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key, size_t key_len,
+                const void *val, size_t len); /* append_prepared (lists) */
   int (*take)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key, size_t key_len,
               uint64_t key_hash, const void **val, size_t *len); /* take_prepared, or NULL */
   void *self;                                                    /* the backend instance */
@@ -109,6 +111,14 @@ typedef struct fl_st_adds {
   struct fl_state_scratch *scratch;
 } fl_st_adds_t;
 int fl_st_adds_prepare(const fl_sref_t *r, fl_st_adds_t *p);
+/* The same for fl_st_list_add to many cells of one namespace (a window's lists of each
+ * key group's keys): fl_st_appends_prepare fills p from r (a list descriptor), or
+ * returns FL_ENOTSUP (TTL, a backend without append_prepared); fl_st_adds_append is
+ * fl_st_list_add(item, len) to the cell (kg, key) of p's namespace (key_len below
+ * 2^32). */
+int fl_st_appends_prepare(const fl_sref_t *r, fl_st_adds_t *p);
+int fl_st_adds_append(const fl_st_adds_t *p, uint16_t kg, const void *key, size_t key_len,
+                      const void *item, size_t len);
 /* What fl_st_adds_aggregate leaves to it: an accumulator larger than 16 bytes, or a
  * failed add (undone from *undo, or by removing the new cell). */
 int fl_st_adds_aggregate_slow(const fl_st_adds_t *p, uint16_t kg, const void *key, size_t key_len,
