@@ -234,8 +234,10 @@ static __attribute__((noinline)) int value_ref_insert(hm_t *h, uint32_t table, c
   pk.hashed = true;
   rc = fl_hm_dict_insert(d, &pk, new_len, &e);
   if (rc) return rc;
-  if (new_len == 16) /* the common accumulator (two words), without a libc call */
+  if (new_len == 16) /* the common accumulators (two words, one), without a libc call */
     memset(entry_value(e), 0, 16);
+  else if (new_len == 8)
+    memset(entry_value(e), 0, 8);
   else if (new_len)
     memset(entry_value(e), 0, new_len);
   e->val_len = new_len;

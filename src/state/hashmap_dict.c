@@ -10,7 +10,7 @@
 #include "flink.h"
 #include "state/hashmap_internal.h"
 
-static uint64_t pkey_hash(hm_pkey_t *pk) {
+static inline uint64_t pkey_hash(hm_pkey_t *pk) {
   if (!pk->hashed) {
     if (pk->ukey) {
       pk->hash = fl_hash64(pk->key, pk->key_len, HM_SEED_UKEY);
@@ -41,8 +41,13 @@ static hm_entry_t *entry_new(hm_pool_t *pool, hm_pkey_t *pk, size_t val_cap) {
   e->didx = 0;
   e->kg = pk->kg;
   e->flags = 0;
-  copy_bytes(e->data, pk->key, pk->key_len);
-  copy_bytes(e->data + pk->key_len, pk->ns, pk->ns_len);
+  if (pk->key_len == 8 && pk->ns_len == 16) { /* a window's cell, without a libc call */
+    memcpy(e->data, pk->key, 8);
+    memcpy(e->data + 8, pk->ns, 16);
+  } else {
+    copy_bytes(e->data, pk->key, pk->key_len);
+    copy_bytes(e->data + pk->key_len, pk->ns, pk->ns_len);
+  }
   return e;
 }
 
