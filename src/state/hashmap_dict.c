@@ -141,14 +141,21 @@ void fl_hm_rehash_step(hm_dict_t *d, size_t units) {
       units--;
       continue;
     }
+    /* the indexes' fields in locals: the slot stores could alias them otherwise */
+    hm_slot_t *os = old->slots, *ns = d->ix.slots;
+    size_t omask = old->mask, nmask = d->ix.mask, moved = 0;
     do {
-      index_put(&d->ix, old->slots[i].e, old->slots[i].hash);
-      old->slots[i].e = NULL;
-      old->used--;
-      if (units) units--;
-      i = (i + 1) & old->mask;
-    } while (old->slots[i].e);
-    d->rehash_pos = i > d->rehash_pos ? i : old->mask + 1;
+      size_t j = (size_t)os[i].hash & nmask;
+      while (ns[j].e) j = (j + 1) & nmask;
+      ns[j] = os[i];
+      os[i].e = NULL;
+      moved++;
+      i = (i + 1) & omask;
+    } while (os[i].e);
+    old->used -= moved;
+    d->ix.used += moved;
+    units = units > moved ? units - moved : 0;
+    d->rehash_pos = i > d->rehash_pos ? i : omask + 1;
   }
   rehash_finish_if_done(d);
 }
