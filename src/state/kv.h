@@ -224,7 +224,7 @@ typedef struct fl_kv_ops {
   /* Version 7, optional: prefetch_prepared(p, kg0, key_hash0, 0) and then
    * prefetch_prepared(p, kg1, key_hash1, 1) in one call. A run of records prefetches at
    * each step the far record's slot and the near one's cell: at a million cells the
-   * two calls per record cost more than the rest of its add. */
+   * two calls per record cost more than the lookup they prepare. */
   void (*prefetch_prepared2)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg0,
                              uint64_t key_hash0, uint16_t kg1, uint64_t key_hash1);
   /* Version 7, optional: append for a namespace prepared by ref_prepare (a window's
