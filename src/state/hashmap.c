@@ -225,14 +225,17 @@ static inline hm_entry_t *dict_find_cell(hm_dict_t *d, uint64_t hash, const fl_k
 static __attribute__((noinline)) int value_ref_insert(hm_t *h, uint32_t table, const fl_kkey_t *k,
                                                       uint64_t hash, size_t new_len, void **val,
                                                       size_t *len) {
-  hm_dict_t *d;
-  hm_pkey_t pk;
+  /* k is checked: its key as prepare() would make it, without the checks and the memset */
+  hm_pkey_t pk = {.hash = hash,
+                  .hashed = true,
+                  .nsc = &h->nsc,
+                  .kg = k->kg,
+                  .key = k->key,
+                  .key_len = (uint32_t)k->key_len,
+                  .ns = k->ns,
+                  .ns_len = (uint32_t)k->ns_len};
   hm_entry_t *e;
-  int rc = prepare(h, table, k, &d, &pk);
-  if (rc) return rc;
-  pk.hash = hash;
-  pk.hashed = true;
-  rc = fl_hm_dict_insert(d, &pk, new_len, &e);
+  int rc = fl_hm_dict_insert(&h->t[table].d, &pk, new_len, &e);
   if (rc) return rc;
   if (new_len == 16) /* the common accumulators (two words, one), without a libc call */
     memset(entry_value(e), 0, 16);
