@@ -981,12 +981,63 @@ static void ttl_layout_list_drops_expired_items(void **state) {
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Optional: append_prepared (kv ops version 7)                                         */
+
+/* Appends through a prepared namespace make the cells appends make: to key group cells
+ * (an empty key) and keyed ones, of namespaces of 16 bytes (a window) and 2, with items
+ * of every length, as the cells outgrow their room; a map cell is refused alike. */
+static void append_prepared_is_append(void **state) {
+  kvc_fx_t *f = *state;
+  const fl_kv_ops_t *o = f->kv.ops;
+  const char *nss[2][2] = {{"0123456789abcdef", "fedcba9876543210"}, {"w1", "w2"}};
+  const char *keys[3] = {"", "key", "a-longer-key-of-24-bytes"};
+  uint8_t item[200];
+  for (size_t i = 0; i < sizeof item; i++) item[i] = (uint8_t)(i * 5 + 3);
+  for (int w = 0; w < 2; w++) {
+    fl_kv_ref_prep_t p = {f->t, nss[w][0], strlen(nss[w][0]), 0, 0};
+    assert_int_equal(o->ref_prepare(f->kv.self, &p), FL_OK);
+    for (int i = 0; i < 300; i++) {
+      size_t len = i % 4 ? 16 : (size_t)(i * 11) % sizeof item;
+      uint16_t kg = (uint16_t)(i % 7);
+      const char *key = keys[i % 3];
+      item[0] = (uint8_t)i;
+      assert_int_equal(o->append_prepared(f->kv.self, &p, kg, key, strlen(key), item, len), FL_OK);
+      fl_kkey_t b = kstr(kg, key, nss[w][1]);
+      assert_int_equal(o->append(f->kv.self, f->t, &b, item, len), FL_OK);
+    }
+    for (uint16_t kg = 0; kg < 8; kg++) {
+      for (int k = 0; k < 3; k++) {
+        fl_kkey_t a = kstr(kg, keys[k], nss[w][0]), b = kstr(kg, keys[k], nss[w][1]);
+        const void *va = NULL, *vb = NULL;
+        size_t la = 0, lb = 0;
+        int ra = o->get(f->kv.self, f->t, &a, &va, &la);
+        /* (a copy: the next call may move the bytes) */
+        uint8_t *copy = ra == 1 && la ? malloc(la) : NULL;
+        if (copy) memcpy(copy, va, la);
+        assert_int_equal(o->get(f->kv.self, f->t, &b, &vb, &lb), ra);
+        assert_int_equal(la, lb);
+        if (la) assert_memory_equal(copy, vb, la);
+        free(copy);
+        assert_int_equal(ra, kg < 7 ? 1 : 0);
+      }
+    }
+  }
+  fl_kkey_t m = kstr(2, "map", "0123456789abcdef");
+  assert_int_equal(o->map_put(f->kv.self, f->t, &m, "u", 1, "v", 1), FL_OK);
+  fl_kv_ref_prep_t p = {f->t, m.ns, m.ns_len, 0, 0};
+  assert_int_equal(o->ref_prepare(f->kv.self, &p), FL_OK);
+  assert_int_equal(o->append_prepared(f->kv.self, &p, 2, "map", 3, "x", 1),
+                   o->append(f->kv.self, f->t, &m, "x", 1));
+}
+
+/* ---------------------------------------------------------------------------------- */
 
 /* What a case needs beyond the required calls. */
 enum {
   NEEDS_RETAIN = 1,
   NEEDS_TTL = 2, /* set_table_ttl, set_time and a settle hook */
   NEEDS_TAKE = 4,
+  NEEDS_APPEND_PREPARED = 8,
 };
 
 static const struct {
@@ -1022,6 +1073,7 @@ static const struct {
     C(take_removes_the_cell_and_lends_its_value, NEEDS_TAKE),
     C(take_of_every_cell_empties_the_table, NEEDS_TAKE),
     C(take_of_a_map_cell_is_refused_and_changes_nothing, NEEDS_TAKE),
+    C(append_prepared_is_append, NEEDS_APPEND_PREPARED),
     C(ttl_layout_value_drops_expired_cells, NEEDS_TTL),
     C(ttl_layout_leaves_tables_without_ttl_alone, NEEDS_TTL),
     C(ttl_layout_map_drops_expired_entries, NEEDS_TTL),
@@ -1044,9 +1096,11 @@ int kvc_run_kv_suite(const kvc_backend_t *b) {
     return 1;
   }
   ops = probe.ops;
-  unsigned has = (ops->retain_key_groups ? NEEDS_RETAIN : 0u) |
-                 (ops->set_table_ttl && ops->set_time && b->settle ? NEEDS_TTL : 0u) |
-                 (ops->version >= 5 && ops->take ? NEEDS_TAKE : 0u);
+  unsigned has =
+      (ops->retain_key_groups ? NEEDS_RETAIN : 0u) |
+      (ops->set_table_ttl && ops->set_time && b->settle ? NEEDS_TTL : 0u) |
+      (ops->version >= 5 && ops->take ? NEEDS_TAKE : 0u) |
+      (ops->version >= 7 && ops->append_prepared && ops->ref_prepare ? NEEDS_APPEND_PREPARED : 0u);
   b->close(&probe, ctx);
   const size_t max = sizeof cases / sizeof cases[0];
   struct CMUnitTest tests[sizeof cases / sizeof cases[0]];

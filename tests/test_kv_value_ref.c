@@ -181,6 +181,8 @@ static void prefetch_changes_nothing(void **state) {
     f->kv.ops->prefetch(f->kv.self, f->t, &k, h, stage);
     f->kv.ops->prefetch_prepared(f->kv.self, &p, k.kg, h, stage);
   }
+  assert_non_null(f->kv.ops->prefetch_prepared2);
+  f->kv.ops->prefetch_prepared2(f->kv.self, &p, k.kg, h, k.kg, h);
   assert_int_equal(f->kv.ops->count(f->kv.self, f->t), 0);
   void *v;
   size_t len;
@@ -191,6 +193,8 @@ static void prefetch_changes_nothing(void **state) {
     f->kv.ops->prefetch(f->kv.self, f->t + 5, &k, h, stage);
     f->kv.ops->prefetch_prepared(f->kv.self, &p, k.kg, h, stage);
   }
+  f->kv.ops->prefetch_prepared2(f->kv.self, &p, k.kg, h, 9, h ^ 1);
+  f->kv.ops->prefetch_prepared2(f->kv.self, &p, 9, h ^ 1, k.kg, h);
   assert_int_equal(f->kv.ops->count(f->kv.self, f->t), 1);
   const void *g;
   assert_int_equal(f->kv.ops->get(f->kv.self, f->t, &k, &g, &len), 1);
@@ -573,6 +577,133 @@ static void prepared_take_is_the_take(void **state) {
   assert_int_equal(f->kv.kv.ops->count(f->kv.kv.self, f->r.table), 2);
 }
 
+/* The prefetches a prepared add hands to the backend, recorded: (kg, hash, stage). */
+static uint64_t pf_seen[4][3];
+static int pf_n, pf2_n;
+
+static void pf_record(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, uint64_t h, int stage) {
+  (void)self;
+  (void)p;
+  if (pf_n < 4) {
+    pf_seen[pf_n][0] = kg;
+    pf_seen[pf_n][1] = h;
+    pf_seen[pf_n][2] = (uint64_t)stage;
+  }
+  pf_n++;
+}
+
+static void pf2_record(void *self, const fl_kv_ref_prep_t *p, uint16_t kg0, uint64_t h0,
+                       uint16_t kg1, uint64_t h1) {
+  pf2_n++;
+  pf_record(self, p, kg0, h0, 0);
+  pf_record(self, p, kg1, h1, 1);
+}
+
+/* fl_st_adds_prefetch2 is the far cell's stage 0 and the near one's stage 1: in one call
+ * with ops version 7, as two prefetch_prepared calls before it, and nothing without
+ * prefetch_prepared. */
+static void prepared_prefetch_pair_is_two_prefetches(void **state) {
+  sfx_t *f = *state;
+  use_pair_aggregate(f);
+  const fl_kv_ops_t *own = f->kv.kv.ops;
+  fl_kv_ops_t ops = *own;
+  ops.prefetch_prepared = pf_record;
+  ops.prefetch_prepared2 = pf2_record;
+  f->kv.kv.ops = &ops;
+  for (int version = 7; version >= 5; version--) {
+    ops.version = version;
+    if (version == 5) ops.prefetch_prepared = NULL;
+    pf_n = pf2_n = 0;
+    memset(pf_seen, 0, sizeof pf_seen);
+    fl_st_adds_t p;
+    assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_OK);
+    fl_st_adds_prefetch2(&p, 4, 0x1234, 5, 0x5678);
+    if (version == 5) {
+      assert_int_equal(pf_n, 0);
+      continue;
+    }
+    assert_int_equal(pf2_n, version == 7 ? 1 : 0);
+    assert_int_equal(pf_n, 2);
+    const uint64_t want[2][3] = {{4, 0x1234, 0}, {5, 0x5678, 1}};
+    assert_memory_equal(pf_seen, want, sizeof want);
+  }
+  f->kv.kv.ops = own;
+}
+
+/* The items of the list cell (kg, key) at namespace ns, concatenated with their lengths. */
+static size_t list_bytes(sfx_t *f, uint16_t kg, const char *key, const char *ns, uint8_t *out,
+                         size_t cap) {
+  fl_sref_t r = f->r;
+  r.k.kg = kg;
+  r.k.key = key;
+  r.k.key_len = strlen(key);
+  r.k.ns = ns;
+  r.key_hashed = false;
+  const fl_bytes_t *items = NULL;
+  size_t n = 0, off = 0;
+  assert_true(fl_st_list_get(&r, &items, &n) >= 0);
+  for (size_t i = 0; i < n; i++) {
+    assert_true(off + 4 + items[i].len <= cap);
+    uint32_t l = (uint32_t)items[i].len;
+    memcpy(out + off, &l, 4);
+    memcpy(out + off + 4, items[i].data, items[i].len);
+    off += 4 + items[i].len;
+  }
+  return off;
+}
+
+/* Prepared appends (ops version 7, fl_st_adds_append) make the lists fl_st_list_add
+ * makes: to key group cells (an empty key, the window's key lists) and keyed cells, of
+ * items of every length, short and long, as the cells outgrow their room. What cannot be
+ * prepared says so: another kind, TTL, a backend without append_prepared. */
+static void prepared_appends_are_list_adds(void **state) {
+  sfx_t *f = *state;
+  f->desc.kind = FL_STATE_LIST;
+  const char *ns_a = "0123456789abcdef", *ns_b = "fedcba9876543210";
+  fl_st_adds_t p;
+  assert_int_equal(fl_st_appends_prepare(&f->r, &p), FL_OK);
+  uint8_t item[100];
+  for (size_t i = 0; i < sizeof item; i++) item[i] = (uint8_t)(i * 7 + 1);
+  for (int i = 0; i < 400; i++) {
+    size_t len = i % 3 ? 8 : (size_t)(i * 13) % sizeof item;
+    uint16_t kg = (uint16_t)(i % 5);
+    const char *key = i % 7 ? "" : "user-17";
+    item[0] = (uint8_t)i;
+    assert_int_equal(fl_st_adds_append(&p, kg, key, strlen(key), item, len), FL_OK);
+    fl_sref_t r = f->r;
+    r.k.kg = kg;
+    r.k.key = key;
+    r.k.key_len = strlen(key);
+    r.k.ns = ns_b;
+    r.key_hashed = false;
+    assert_int_equal(fl_st_list_add(&r, item, len), FL_OK);
+  }
+  static uint8_t a[65536], b[65536];
+  for (uint16_t kg = 0; kg < 6; kg++) {
+    for (int keyed = 0; keyed < 2; keyed++) {
+      const char *key = keyed ? "user-17" : "";
+      size_t la = list_bytes(f, kg, key, ns_a, a, sizeof a);
+      size_t lb = list_bytes(f, kg, key, ns_b, b, sizeof b);
+      assert_int_equal(la, lb);
+      assert_memory_equal(a, b, la);
+      if (kg < 5) assert_true(la > 0);
+    }
+  }
+  assert_int_equal(fl_st_adds_append(&p, 1, "", 0, NULL, 3), FL_EINVAL);
+  f->desc.kind = FL_STATE_REDUCING;
+  assert_int_equal(fl_st_appends_prepare(&f->r, &p), FL_ESTATE);
+  f->desc.kind = FL_STATE_LIST;
+  f->desc.has_ttl = 1;
+  assert_int_equal(fl_st_appends_prepare(&f->r, &p), FL_ENOTSUP);
+  f->desc.has_ttl = 0;
+  fl_kv_ops_t older = *f->kv.kv.ops;
+  older.version = 6;
+  const fl_kv_ops_t *own = f->kv.kv.ops;
+  f->kv.kv.ops = &older;
+  assert_int_equal(fl_st_appends_prepare(&f->r, &p), FL_ENOTSUP);
+  f->kv.kv.ops = own;
+}
+
 /* What cannot be prepared says so: TTL (whose timestamps the adds would not renew),
  * a kind without adds, a backend without prepared lookups. */
 static void adds_prepare_declines_what_it_cannot_do(void **state) {
@@ -605,6 +736,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(value_ref_refuses_map_cells_and_bad_keys, setup, teardown),
       cmocka_unit_test_setup_teardown(prefetch_changes_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(prepared_value_ref_addresses_the_same_cells, setup, teardown),
+      cmocka_unit_test_setup_teardown(prepared_prefetch_pair_is_two_prefetches, sfx_setup,
+                                      sfx_teardown),
+      cmocka_unit_test_setup_teardown(prepared_appends_are_list_adds, sfx_setup, sfx_teardown),
       cmocka_unit_test_setup_teardown(
           aggregating_add_reports_the_first_value_and_keeps_cells_on_failure, sfx_setup,
           sfx_teardown),

@@ -121,15 +121,15 @@ typedef struct win_op {
   int64_t slice_lo, slice_hi;
   win_slot_t slots[WIN_SLOTS_MAX];
   size_t n_slots;
-  /* The contents adds of the slots' windows, prepared once per slice: adds_ready 1 when
-   * prepared, 0 when not yet, -1 when they cannot be (list contents, TTL, a backend
-   * without prepared lookups). */
-  fl_st_adds_t adds[WIN_SLOTS_MAX];
+  /* The contents adds of the slots' windows (and kadds, their group key lists' appends,
+   * if kadds_ready) prepared once per slice: adds_ready 1 when prepared, 0 when not yet,
+   * -1 when they cannot be (list contents, TTL, a backend without prepared lookups). */
+  fl_st_adds_t adds[WIN_SLOTS_MAX], kadds[WIN_SLOTS_MAX];
   int adds_ready;
   /* References fl_op_sref filled once and then re-pointed (the descriptors are internal,
    * without TTL): the contents, for firing and clearing (fref), and the group keys. */
   fl_sref_t fref, kref;
-  bool have_fref, have_kref;
+  bool have_fref, have_kref, kadds_ready;
   uint8_t *item; /* an encoded list item */
   size_t item_cap;
   uint8_t *live; /* session windows of the current key, encoded */
@@ -371,15 +371,18 @@ static inline int add_contents(fl_op_t *op, const uint8_t *ns, const fl_record_t
  * only grows, so it has not fired while max_ts is ahead of the watermark; its cleanup
  * timer fires together with the removal of the contents; and a timer is deleted only
  * with the contents (clear_window) or when sessions merge, whose cover is fresh. */
-static int after_add(fl_op_t *op, fl_window_t w, const uint8_t *ns, bool fresh) {
+static int after_add(fl_op_t *op, fl_window_t w, const uint8_t *ns, bool fresh, size_t slot) {
   const fl_window_conf_t *c = &op->node->u.window;
+  win_op_t *st = op->state;
   int rc = 0;
   if (fresh && c->keys) {
     /* Group timers: the key joins its group's list of the window's keys, in the order
-     * its own timer would have been registered. */
+     * its own timer would have been registered (with slot's prepared append if any). */
     fl_sref_t *kr;
-    rc = keys_ref(op, ns, &kr);
-    if (!rc) rc = fl_st_list_add(kr, op->ctx.key, op->ctx.key_len);
+    if (slot < WIN_SLOTS_MAX && st->kadds_ready)
+      rc = fl_st_adds_append(&st->kadds[slot], op->ctx.kg, "", 0, op->ctx.key, op->ctx.key_len);
+    else if (!(rc = keys_ref(op, ns, &kr)))
+      rc = fl_st_list_add(kr, op->ctx.key, op->ctx.key_len);
     if (rc) return rc;
   }
   if (c->domain == FL_EVENT_TIME) {
@@ -448,7 +451,7 @@ static int add_fixed(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *adde
       int rc = add_contents(op, s->ns, rec, &fresh);
       /* after_add has nothing to do for existing contents of a window not yet due */
       if (!rc && (fresh || (event_time && max_ts(s->w) <= op->wm)))
-        rc = after_add(op, s->w, s->ns, fresh);
+        rc = after_add(op, s->w, s->ns, fresh, WIN_SLOTS_MAX);
       if (rc) return rc;
     }
     return 0;
@@ -466,7 +469,7 @@ static int add_fixed(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *adde
       *added = true;
       bool fresh;
       int rc = add_contents(op, ns, rec, &fresh);
-      if (!rc) rc = after_add(op, w, ns, fresh);
+      if (!rc) rc = after_add(op, w, ns, fresh, WIN_SLOTS_MAX);
       if (rc) return rc;
     }
     if (slide >= size - back) break;
@@ -569,7 +572,7 @@ static int add_session(fl_op_t *op, int64_t ts, const fl_record_t *rec, bool *ad
   bool fresh;
   rc = add_contents(op, ns, rec, &fresh);
   /* A new cover (merged or not) needs its timers even if merging moved contents into it. */
-  if (!rc) rc = after_add(op, cover, ns, fresh || !existing);
+  if (!rc) rc = after_add(op, cover, ns, fresh || !existing, WIN_SLOTS_MAX);
   return rc;
 }
 
@@ -642,21 +645,28 @@ static void prepare_adds(fl_op_t *op) {
     if (fl_op_sref(op, c->contents, st->slots[0].ns, WIN_NS_LEN, &st->cref)) return;
     st->have_cref = true;
   }
-  fl_sref_t r = st->cref;
+  fl_sref_t r = st->cref, *kr;
+  st->kadds_ready = c->keys != NULL;
   for (size_t k = 0; k < st->n_slots; k++) {
     r.k.ns = st->slots[k].ns;
     r.k.ns_len = WIN_NS_LEN;
     if (fl_st_adds_prepare(&r, &st->adds[k])) return;
+    st->kadds_ready =
+        st->kadds_ready && !keys_ref(op, r.k.ns, &kr) && !fl_st_appends_prepare(kr, &st->kadds[k]);
   }
   st->adds_ready = 1;
 }
 
-/* prefetch_cells with the prepared adds, for record i of the current slice. */
-static inline void prefetch_prepared(const win_op_t *st, const fl_batch_t *b, uint32_t i,
-                                     int stage) {
-  const fl_entry_t *e = &b->e[i];
-  if (e->type != FL_E_RECORD || e->ts < st->slice_lo || e->ts >= st->slice_hi) return;
-  for (size_t k = 0; k < st->n_slots; k++) fl_st_adds_prefetch(&st->adds[k], e->kg, e->hash, stage);
+/* prefetch_cells with the prepared adds of n slots, for record j of a run (j < to): one
+ * backend call gets record j + AHEAD's slot and record j + AHEAD / 2's cell. A record
+ * past the slice gets a prefetch that is wasted, not wrong: cheaper than checking. */
+static inline void prefetch_prepared(const win_op_t *st, const fl_batch_t *b, uint32_t j,
+                                     uint32_t to, size_t n_slots) {
+  const fl_entry_t *n = &b->e[j + WIN_PREFETCH_AHEAD / 2], *f = &b->e[j + WIN_PREFETCH_AHEAD];
+  if (j + WIN_PREFETCH_AHEAD / 2 >= to || n->type != FL_E_RECORD) return;
+  if (j + WIN_PREFETCH_AHEAD >= to || f->type != FL_E_RECORD) f = n;
+  for (size_t k = 0; k < n_slots; k++)
+    fl_st_adds_prefetch2(&st->adds[k], f->kg, f->hash, n->kg, n->hash);
 }
 
 /* add_run_prepared for one slot with an aggregate function (a tumbling window's
@@ -677,11 +687,7 @@ static inline __attribute__((always_inline)) int add_run_one_sized(fl_op_t *op, 
   for (; e < end; e++) {
     /* ts in [lo, lo + width), FL_TS_NONE (INT64_MIN) not */
     if ((uint64_t)e->ts - lo >= width) break;
-    if (__builtin_expect(prefetch, 0)) {
-      uint32_t j = (uint32_t)(e - b->e);
-      if (j + WIN_PREFETCH_AHEAD < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD, 0);
-      if (j + WIN_PREFETCH_AHEAD / 2 < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD / 2, 1);
-    }
+    if (__builtin_expect(prefetch, 0)) prefetch_prepared(st, b, (uint32_t)(e - b->e), to, 1);
     const uint8_t *key = data + e->off;
     uint32_t key_len = e->key_len;
     fl_record_t r = {key, key_len, key + key_len, e->value_len, e->ts};
@@ -693,7 +699,7 @@ static inline __attribute__((always_inline)) int add_run_one_sized(fl_op_t *op, 
     bool fresh;
     rc = fl_st_adds_aggregate_sized(p, e->kg, key, key_len, e->hash, &r, &fresh, acc_size);
     if (__builtin_expect(rc != 0 || fresh, 0)) {
-      if (!rc) rc = after_add(op, st->slots[0].w, st->slots[0].ns, true);
+      if (!rc) rc = after_add(op, st->slots[0].w, st->slots[0].ns, true, 0);
       if (rc < 0) break;
     }
     if (op->failed) break;
@@ -733,10 +739,7 @@ static int add_run_prepared(fl_op_t *op, const fl_batch_t *b, uint32_t *i, uint3
   for (; j < to; j++) {
     e = &b->e[j];
     if (e->ts < lo || e->ts >= hi) break; /* FL_TS_NONE too */
-    if (prefetch) {
-      if (j + WIN_PREFETCH_AHEAD < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD, 0);
-      if (j + WIN_PREFETCH_AHEAD / 2 < to) prefetch_prepared(st, b, j + WIN_PREFETCH_AHEAD / 2, 1);
-    }
+    if (prefetch) prefetch_prepared(st, b, j, to, n);
     const uint8_t *key = b->data + e->off;
     fl_record_t r = {key, e->key_len, key + e->key_len, e->value_len, e->ts};
     op->ctx.ts = e->ts;
@@ -749,7 +752,7 @@ static int add_run_prepared(fl_op_t *op, const fl_batch_t *b, uint32_t *i, uint3
       rc = reduce ? fl_st_adds_reduce(&st->adds[k], e->kg, key, e->key_len, e->hash, r.value,
                                       r.value_len, &fresh)
                   : fl_st_adds_aggregate(&st->adds[k], e->kg, key, e->key_len, e->hash, &r, &fresh);
-      if (!rc && fresh) rc = after_add(op, st->slots[k].w, st->slots[k].ns, true);
+      if (!rc && fresh) rc = after_add(op, st->slots[k].w, st->slots[k].ns, true, k);
       if (rc < 0) goto done;
     }
     if (op->failed) break;
@@ -804,7 +807,7 @@ static int win_process_run(fl_op_t *op, int input, const fl_batch_t *b, uint32_t
           const win_slot_t *s = &st->slots[k];
           bool fresh;
           int rc = add_contents(op, s->ns, &r, &fresh);
-          if (!rc && fresh) rc = after_add(op, s->w, s->ns, true);
+          if (!rc && fresh) rc = after_add(op, s->w, s->ns, true, WIN_SLOTS_MAX);
           if (rc < 0) return rc;
         }
         if (op->failed) break;
@@ -915,10 +918,10 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
       size_t len = st->glen[i + WIN_PREFETCH_AHEAD];
       uint64_t ha = fl_hash64_inline(st->gkeys + off_a, len, 0);
       ring[i % WIN_PREFETCH_AHEAD] = ha;
-      fl_st_adds_prefetch(&pf, kg, ha, 0);
+      fl_st_adds_prefetch2(&pf, kg, ha, kg,
+                           ring[(i + WIN_PREFETCH_AHEAD / 2) % WIN_PREFETCH_AHEAD]);
       off_a += len;
-    }
-    if (prefetch && i + WIN_PREFETCH_AHEAD / 2 < n)
+    } else if (prefetch && i + WIN_PREFETCH_AHEAD / 2 < n)
       fl_st_adds_prefetch(&pf, kg, ring[(i + WIN_PREFETCH_AHEAD / 2) % WIN_PREFETCH_AHEAD], 1);
     fl_op_set_key(op, st->gkeys + off, st->glen[i], kg, true, h);
     op->ctx.ts = ts;

@@ -157,6 +157,44 @@ static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void 
   return FL_OK;
 }
 
+/* hm_append to a prepared namespace: a key group's cell appended to before needs no
+ * check of the table and the namespace, which the preparation made. */
+static __attribute__((noinline)) int append_prepared_any(void *self, const fl_kv_ref_prep_t *p,
+                                                         uint16_t kg, const void *key,
+                                                         size_t key_len, const void *val,
+                                                         size_t len) {
+  hm_t *h = self;
+  hm_entry_t **g = h->t[p->table].d.group;
+  if (g && key_len == 0 && (val || !len)) {
+    hm_entry_t *e = g[group_slot(kg, p->ns, p->ns_len)];
+    if (e && entry_is_group_cell(e, kg, p->ns, p->ns_len) && len <= e->val_cap - e->val_len) {
+      copy_bytes(entry_value(e) + e->val_len, val, len);
+      e->val_len += len;
+      return FL_OK;
+    }
+  }
+  fl_kkey_t k = {kg, key, key_len, p->ns, p->ns_len};
+  return hm_append(self, p->table, &k, val, len);
+}
+
+/* append_prepared_any with the common shape inline: the item of an 8-byte key (16 bytes)
+ * to a key group's cell of a window (a 16-byte namespace), lengths and bytes as words. */
+static int hm_append_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key,
+                              size_t key_len, const void *val, size_t len) {
+  hm_entry_t **g = ((hm_t *)self)->t[p->table].d.group;
+  if (g && key_len == 0 && len == 16 && p->ns_len == 16) {
+    const unsigned char *ns = p->ns;
+    hm_entry_t *e = g[group_slot(kg, ns, 16)];
+    if (e && e->kg == kg && entry_lens(e) == lens_word(0, 16) && load64(e->data) == load64(ns) &&
+        load64(e->data + 8) == load64(ns + 8) && e->val_cap - e->val_len >= 16) {
+      memcpy((unsigned char *)e + value_offset(0, 16) + e->val_len, val, 16);
+      e->val_len += 16;
+      return FL_OK;
+    }
+  }
+  return append_prepared_any(self, p, kg, key, key_len, val, len);
+}
+
 /* The entry of cell k (hash known) in one index, or NULL. */
 static inline hm_entry_t *index_find_cell(const hm_index_t *ix, uint64_t hash, const fl_kkey_t *k) {
   if (!ix->slots) return NULL;
@@ -187,17 +225,22 @@ static inline hm_entry_t *dict_find_cell(hm_dict_t *d, uint64_t hash, const fl_k
 static __attribute__((noinline)) int value_ref_insert(hm_t *h, uint32_t table, const fl_kkey_t *k,
                                                       uint64_t hash, size_t new_len, void **val,
                                                       size_t *len) {
-  hm_dict_t *d;
-  hm_pkey_t pk;
+  /* k is checked: its key as prepare() would make it, without the checks and the memset */
+  hm_pkey_t pk = {.hash = hash,
+                  .hashed = true,
+                  .nsc = &h->nsc,
+                  .kg = k->kg,
+                  .key = k->key,
+                  .key_len = (uint32_t)k->key_len,
+                  .ns = k->ns,
+                  .ns_len = (uint32_t)k->ns_len};
   hm_entry_t *e;
-  int rc = prepare(h, table, k, &d, &pk);
+  int rc = fl_hm_dict_insert(&h->t[table].d, &pk, new_len, &e);
   if (rc) return rc;
-  pk.hash = hash;
-  pk.hashed = true;
-  rc = fl_hm_dict_insert(d, &pk, new_len, &e);
-  if (rc) return rc;
-  if (new_len == 16) /* the common accumulator (two words), without a libc call */
+  if (new_len == 16) /* the common accumulators (two words, one), without a libc call */
     memset(entry_value(e), 0, 16);
+  else if (new_len == 8)
+    memset(entry_value(e), 0, 8);
   else if (new_len)
     memset(entry_value(e), 0, new_len);
   e->val_len = new_len;
@@ -346,6 +389,12 @@ static void hm_prefetch(void *self, uint32_t table, const fl_kkey_t *k, uint64_t
 static void hm_prefetch_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg,
                                  uint64_t key_hash, int stage) {
   prefetch_cell(self, p->table, cell_hash(key_hash, kg, p->ns_hash), stage);
+}
+
+static void hm_prefetch_prepared2(void *self, const fl_kv_ref_prep_t *p, uint16_t kg0,
+                                  uint64_t key_hash0, uint16_t kg1, uint64_t key_hash1) {
+  prefetch_cell(self, p->table, cell_hash(key_hash0, kg0, p->ns_hash), 0);
+  prefetch_cell(self, p->table, cell_hash(key_hash1, kg1, p->ns_hash), 1);
 }
 
 static int hm_del(void *self, uint32_t table, const fl_kkey_t *k) {
@@ -544,6 +593,8 @@ static const fl_kv_ops_t hm_ops = {
     .prefetch_prepared = hm_prefetch_prepared,
     .take = hm_take,
     .take_prepared = hm_take_prepared,
+    .prefetch_prepared2 = hm_prefetch_prepared2,
+    .append_prepared = hm_append_prepared,
 };
 
 int fl_kv_hashmap_new(fl_kv_t *out) {

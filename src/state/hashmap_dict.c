@@ -10,7 +10,7 @@
 #include "flink.h"
 #include "state/hashmap_internal.h"
 
-static uint64_t pkey_hash(hm_pkey_t *pk) {
+static inline uint64_t pkey_hash(hm_pkey_t *pk) {
   if (!pk->hashed) {
     if (pk->ukey) {
       pk->hash = fl_hash64(pk->key, pk->key_len, HM_SEED_UKEY);
@@ -41,8 +41,13 @@ static hm_entry_t *entry_new(hm_pool_t *pool, hm_pkey_t *pk, size_t val_cap) {
   e->didx = 0;
   e->kg = pk->kg;
   e->flags = 0;
-  copy_bytes(e->data, pk->key, pk->key_len);
-  copy_bytes(e->data + pk->key_len, pk->ns, pk->ns_len);
+  if (pk->key_len == 8 && pk->ns_len == 16) { /* a window's cell, without a libc call */
+    memcpy(e->data, pk->key, 8);
+    memcpy(e->data + 8, pk->ns, 16);
+  } else {
+    copy_bytes(e->data, pk->key, pk->key_len);
+    copy_bytes(e->data + pk->key_len, pk->ns, pk->ns_len);
+  }
   return e;
 }
 
@@ -136,14 +141,21 @@ void fl_hm_rehash_step(hm_dict_t *d, size_t units) {
       units--;
       continue;
     }
+    /* the indexes' fields in locals: the slot stores could alias them otherwise */
+    hm_slot_t *os = old->slots, *ns = d->ix.slots;
+    size_t omask = old->mask, nmask = d->ix.mask, moved = 0;
     do {
-      index_put(&d->ix, old->slots[i].e, old->slots[i].hash);
-      old->slots[i].e = NULL;
-      old->used--;
-      if (units) units--;
-      i = (i + 1) & old->mask;
-    } while (old->slots[i].e);
-    d->rehash_pos = i > d->rehash_pos ? i : old->mask + 1;
+      size_t j = (size_t)os[i].hash & nmask;
+      while (ns[j].e) j = (j + 1) & nmask;
+      ns[j] = os[i];
+      os[i].e = NULL;
+      moved++;
+      i = (i + 1) & omask;
+    } while (os[i].e);
+    old->used -= moved;
+    d->ix.used += moved;
+    units = units > moved ? units - moved : 0;
+    d->rehash_pos = i > d->rehash_pos ? i : omask + 1;
   }
   rehash_finish_if_done(d);
 }

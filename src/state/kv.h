@@ -35,9 +35,9 @@ typedef struct fl_kkey {
 #define FL_KV_STOP 2   /* stop */
 
 /* 2: stats, value_ref, prefetch; 3: flush, write_batch, errmsg; 4: ref_prepare,
- * value_ref_prepared, prefetch_prepared; 5: take; 6: take_prepared (each optional:
- * NULL). */
-#define FL_KV_OPS_VERSION 6
+ * value_ref_prepared, prefetch_prepared; 5: take; 6: take_prepared; 7:
+ * prefetch_prepared2, append_prepared (each optional: NULL). */
+#define FL_KV_OPS_VERSION 7
 
 /* Backend statistics (ops version 2), by Flink's state.backend.rocksdb.metrics.* names:
  * X(enum suffix, Flink's name, opt-in). Opt-in ones are read only when their
@@ -220,6 +220,19 @@ typedef struct fl_kv_ops {
    * and key non-NULL when key_len > 0. */
   int (*take_prepared)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key,
                        size_t key_len, uint64_t key_hash, const void **val, size_t *len);
+
+  /* Version 7, optional: prefetch_prepared(p, kg0, key_hash0, 0) and then
+   * prefetch_prepared(p, kg1, key_hash1, 1) in one call. A run of records prefetches at
+   * each step the far record's slot and the near one's cell: at a million cells the
+   * two calls per record cost more than the lookup they prepare. */
+  void (*prefetch_prepared2)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg0,
+                             uint64_t key_hash0, uint16_t kg1, uint64_t key_hash1);
+  /* Version 7, optional: append for a namespace prepared by ref_prepare (a window's
+   * list of each key group's keys, one append per new (key, window)):
+   * append(p->table, {kg, key, key_len, p->ns, p->ns_len}, val, len), with the same
+   * results. key_len must be below 2^32, and key non-NULL when key_len > 0. */
+  int (*append_prepared)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key,
+                         size_t key_len, const void *val, size_t len);
 } fl_kv_ops_t;
 
 /* Layouts for set_table_ttl, matching src/state/state.c. */

@@ -277,18 +277,39 @@ static int views_push(fl_state_scratch_t *s, size_t *n, fl_bytes_t item) {
   return FL_VEC_PUSH(s->items, *n, s->items_cap, item);
 }
 
+/* item (len bytes, checked) as a list item: built on the stack (small) when it is small
+ * (a key joining a window's key list), else in the scratch; NULL without memory. */
+static uint8_t *item_build(uint64_t small[8], fl_state_scratch_t *s, size_t hdr, const void *item,
+                           size_t len, int64_t ts, size_t *n) {
+  uint8_t *p = hdr + pad8(len) <= 8 * sizeof *small ? (uint8_t *)small
+                                                    : fl_buf_resize(&s->work, hdr + pad8(len));
+  if (p) *n = item_write(p, hdr, item, len, ts);
+  return p;
+}
+
 int fl_st_list_add(const fl_sref_t *r, const void *item, size_t len) {
   int rc = check(r, FL_STATE_LIST);
   if (rc) return rc;
   if ((len && !item) || len > UINT32_MAX) return FL_EINVAL;
-  size_t hdr = item_hdr(r);
-  /* A small item (a key joining a window's key list) is built on the stack. */
   uint64_t small[8];
-  uint8_t *p = hdr + pad8(len) <= sizeof small ? (uint8_t *)small
-                                               : fl_buf_resize(&r->scratch->work, hdr + pad8(len));
-  if (!p) return FL_ENOMEM;
-  size_t n = item_write(p, hdr, item, len, r->now);
-  return KV(r)->append(KS(r), r->table, &r->k, p, n);
+  size_t n = 0;
+  uint8_t *p = item_build(small, r->scratch, item_hdr(r), item, len, r->now, &n);
+  return p ? KV(r)->append(KS(r), r->table, &r->k, p, n) : FL_ENOMEM;
+}
+
+int fl_st_adds_append(const fl_st_adds_t *p, uint16_t kg, const void *key, size_t key_len,
+                      const void *item, size_t len) {
+  if (!p || !p->append || (len && !item) || len > UINT32_MAX) return FL_EINVAL;
+  uint64_t small[8];
+  size_t n = 0;
+  if (len == 8) { /* an 8-byte key (a window's key lists): the item as two words */
+    uint32_t hdr[2] = {8, 0};
+    memcpy(small, hdr, 8);
+    memcpy(small + 1, item, 8);
+    return p->append(p->self, &p->kv, kg, key, key_len, small, 16);
+  }
+  uint8_t *b = item_build(small, p->scratch, ITEM_HDR, item, len, 0, &n);
+  return b ? p->append(p->self, &p->kv, kg, key, key_len, b, n) : FL_ENOMEM;
 }
 
 int fl_st_list_get(const fl_sref_t *r, const fl_bytes_t **items, size_t *n) {
@@ -706,6 +727,7 @@ int fl_st_adds_prepare(const fl_sref_t *r, fl_st_adds_t *p) {
   p->find = o->value_ref_prepared;
   p->prefetch = o->prefetch_prepared;
   p->take = o->version >= 6 ? o->take_prepared : NULL;
+  p->prefetch2 = o->version >= 7 ? o->prefetch_prepared2 : NULL;
   p->self = KS(r);
   p->backend = r->kv;
   p->desc = r->desc;

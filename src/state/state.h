@@ -96,6 +96,10 @@ typedef struct fl_st_adds {
               uint64_t key_hash, void **val, size_t *len); /* the backend's value_ref_prepared */
   void (*prefetch)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, uint64_t key_hash,
                    int stage); /* the backend's prefetch_prepared, or NULL */
+  void (*prefetch2)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg0, uint64_t key_hash0,
+                    uint16_t kg1, uint64_t key_hash1); /* prefetch_prepared2, or NULL */
+  int (*append)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key, size_t key_len,
+                const void *val, size_t len); /* append_prepared (lists) */
   int (*take)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key, size_t key_len,
               uint64_t key_hash, const void **val, size_t *len); /* take_prepared, or NULL */
   void *self;                                                    /* the backend instance */
@@ -107,6 +111,14 @@ typedef struct fl_st_adds {
   struct fl_state_scratch *scratch;
 } fl_st_adds_t;
 int fl_st_adds_prepare(const fl_sref_t *r, fl_st_adds_t *p);
+/* The same for fl_st_list_add to many cells of one namespace (a window's lists of each
+ * key group's keys): fl_st_appends_prepare fills p from r (a list descriptor), or
+ * returns FL_ENOTSUP (TTL, a backend without append_prepared); fl_st_adds_append is
+ * fl_st_list_add(item, len) to the cell (kg, key) of p's namespace (key_len below
+ * 2^32). */
+int fl_st_appends_prepare(const fl_sref_t *r, fl_st_adds_t *p);
+int fl_st_adds_append(const fl_st_adds_t *p, uint16_t kg, const void *key, size_t key_len,
+                      const void *item, size_t len);
 /* What fl_st_adds_aggregate leaves to it: an accumulator larger than 16 bytes, or a
  * failed add (undone from *undo, or by removing the new cell). */
 int fl_st_adds_aggregate_slow(const fl_st_adds_t *p, uint16_t kg, const void *key, size_t key_len,
@@ -120,6 +132,18 @@ int fl_st_adds_aggregate_slow(const fl_st_adds_t *p, uint16_t kg, const void *ke
 static inline void fl_st_adds_prefetch(const fl_st_adds_t *p, uint16_t kg, uint64_t key_hash,
                                        int stage) {
   if (p->prefetch) p->prefetch(p->self, &p->kv, kg, key_hash, stage);
+}
+
+/* fl_st_adds_prefetch(p, kg0, key_hash0, 0) and fl_st_adds_prefetch(p, kg1, key_hash1,
+ * 1), in one backend call if it can. */
+static inline void fl_st_adds_prefetch2(const fl_st_adds_t *p, uint16_t kg0, uint64_t key_hash0,
+                                        uint16_t kg1, uint64_t key_hash1) {
+  if (p->prefetch2) {
+    p->prefetch2(p->self, &p->kv, kg0, key_hash0, kg1, key_hash1);
+  } else if (p->prefetch) {
+    p->prefetch(p->self, &p->kv, kg0, key_hash0, 0);
+    p->prefetch(p->self, &p->kv, kg1, key_hash1, 1);
+  }
 }
 
 /* fl_st_adds_aggregate for a caller that knows the accumulator's size (acc_size, which
