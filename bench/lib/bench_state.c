@@ -7,8 +7,9 @@
  *
  *   flink-bench state [--backend hashmap|rocksdb|both] [--keys N] [--ops N]
  *                     [--distribution uniform|zipf:S] [--cache-mb M] [--plain true|false]
- *                     [--op value_get_update|list_append|map_put|all] [--dir PATH]
- *                     [--block-cache-mb M] [--write-buffer-mb M]
+ *                     [--op value_get_update|list_append|map_put|map_iter|all]
+ *                     [--dir PATH] [--block-cache-mb M] [--write-buffer-mb M]
+ *                     [--prefix-bloom true|false]
  *
  * Operations, each on a fresh store and table, keys drawn from N 8-byte keys, uniformly
  * or by a Zipf law of exponent S over the keys' ranks (rank r is key r * P mod N for a
@@ -21,14 +22,27 @@
  *   list_append       fl_st_list_add of an 8-byte item. Afterwards the table must hold
  *                     --ops items.
  *   map_put           fl_st_map_put of an 8-byte value under one of 16 user keys.
+ *   map_iter          fl_st_map_foreach of a key's map cell, on a table preloaded
+ *                     (untimed) with 16 user keys of every key, written in 16 rounds
+ *                     of one user key each, flushed after each round, so that a cell's
+ *                     entries lie in many table files and levels. Every other op walks
+ *                     a key never written (an empty map, as MapState.isEmpty() of a
+ *                     new user finds). Afterwards the walks must have met 16 entries
+ *                     per walk of a written key.
  * The plain loop ("backend":"rocksdb-c-api") does each with RocksDB's C API alone on a
  * store with the same key layout, bloom filter, block cache, write buffers and table
  * files (compressed as --compression says, default Snappy as a job's; uncompressed ones
  * read through mmap) and the WAL off, but RocksDB's default whole
  * index and filter blocks held outside the block cache and no memtable filter:
  * rocksdb_get_pinned then rocksdb_put of the counter; a merge with a
- * concatenating merge operator; a put of key | user key. The RocksDB line then carries
- * "vs_plain", its ops/s over the plain loop's.
+ * concatenating merge operator; a put of key | user key. For map_iter the plain loop
+ * has the backend's options instead (partitioned filters and indexes in the block
+ * cache, a memtable filter) and scans [key | 0x00, key | 0x01) with an upper bound, as
+ * the backend does. The RocksDB line then carries "vs_plain", its ops/s over the plain
+ * loop's. --prefix-bloom true gives the plain map_iter store a prefix extractor of the
+ * map cells' key | 0x00 (prefix bloom filters, which the backend has not: docs/state.md
+ * has what they were measured to bring). map_iter's lines also carry "present_us" and
+ * "absent_us", the mean wall time of a walk of a written key and of a key never written.
  *
  * One JSON line per (backend, operation):
  *   {"bench":"state","backend":...,"op":...,"keys":...,"ops":...,"distribution":...,
@@ -69,6 +83,8 @@
 #define BS_KEY_GROUPS 128u
 #define BS_MAP_KEYS 16u
 #define BS_PRIME 0x9E3779B97F4A7C15ull /* odd: a permutation of ranks mod 2^64 */
+#define BS_OPS 4
+#define BS_MAP_ITER 3
 
 typedef struct bs_opts {
   bool hashmap, rocksdb, plain;
@@ -79,6 +95,7 @@ typedef struct bs_opts {
   const char *dist;
   int only;        /* -1: every operation */
   int compression; /* fl_kv_rocksdb_compression_t, for the backend and the plain loop */
+  bool prefix_bloom;
 } bs_opts_t;
 
 /* --compression's values, in fl_kv_rocksdb_compression_t's order (the names of the
@@ -102,10 +119,12 @@ static void bs_usage(FILE *f) {
           "                         [--distribution uniform|zipf:S] [--cache-mb M]\n"
           "                         [--plain true|false] [--op NAME|all] [--dir PATH]\n"
           "                         [--block-cache-mb M] [--write-buffer-mb M]\n"
+          "                         [--prefix-bloom true|false]\n"
           "                         [--compression SNAPPY_COMPRESSION|NO_COMPRESSION|\n"
           "                                        LZ4_COMPRESSION|ZSTD_COMPRESSION]\n"
           "  state operations per second through the typed state layer:\n"
-          "  value_get_update, list_append, map_put; one JSON line per backend and op,\n"
+          "  value_get_update, list_append, map_put, map_iter; one JSON line per backend\n"
+          "  and op,\n"
           "  RocksDB with the state cache of --cache-mb (0: none) and a plain RocksDB loop\n");
 }
 
@@ -148,7 +167,8 @@ static int bs_choice(const char *name, const char *v, const char *const *names, 
 static int bs_parse(int argc, char **argv, bs_opts_t *o) {
   int i = 1;
   if (argc >= 2 && strcmp(argv[1], "state") == 0) i = 2; /* flink-bench's own argv */
-  *o = (bs_opts_t){true, true, true, 1000000, 1000000, NULL, 64, 64, 16, 0, "uniform", -1, 0};
+  *o =
+      (bs_opts_t){true, true, true, 1000000, 1000000, NULL, 64, 64, 16, 0, "uniform", -1, 0, false};
   for (; i < argc; i++) {
     const char *name = argv[i];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
@@ -184,10 +204,16 @@ static int bs_parse(int argc, char **argv, bs_opts_t *o) {
       if (o->compression < 0) return -1;
     } else if (strcmp(name, "--op") == 0) {
       /* the operations in bs_ops_names' order, then all of them (o->only -1) */
-      static const char *const ops[] = {"value_get_update", "list_append", "map_put", "all"};
-      int op = bs_choice(name, v, ops, 4);
+      static const char *const ops[] = {"value_get_update", "list_append", "map_put", "map_iter",
+                                        "all"};
+      int op = bs_choice(name, v, ops, BS_OPS + 1);
       if (op < 0) return -1;
-      o->only = op == 3 ? -1 : op;
+      o->only = op == BS_OPS ? -1 : op;
+    } else if (strcmp(name, "--prefix-bloom") == 0) {
+      static const char *const bools[] = {"true", "false"};
+      int b = bs_choice(name, v, bools, 2);
+      if (b < 0) return -1;
+      o->prefix_bloom = b == 0;
     } else if (strcmp(name, "--plain") == 0) {
       static const char *const bools[] = {"true", "false"};
       int b = bs_choice(name, v, bools, 2);
@@ -376,13 +402,57 @@ static int bs_fold(bs_run_t *b, int (*cb)(const fl_kkey_t *, const void *, size_
   return rc;
 }
 
-static const char *bs_ops_names[] = {"value_get_update", "list_append", "map_put"};
+static const char *bs_ops_names[] = {"value_get_update", "list_append", "map_put", "map_iter"};
+
+/* The key of map_iter's i-th walk: every other one a key never written. */
+static inline uint64_t bs_walk_key(const bs_opts_t *o, const uint64_t *keys, uint64_t i) {
+  return i % 2 ? keys[i] + o->keys : keys[i];
+}
+
+static int bs_count_entries(const void *uk, size_t ukl, const void *v, size_t vl, void *arg) {
+  (void)uk;
+  (void)ukl;
+  (void)v;
+  (void)vl;
+  ++*(uint64_t *)arg;
+  return 0;
+}
+
+/* Waits (up to 10 minutes) until the store's compactions are done, so that the timed
+ * walks of map_iter neither share the CPU with the preload's compactions nor find the
+ * levels changing under them. */
+static void bs_settle(void *self, bool (*busy)(void *self)) {
+  for (int i = 0; i < 6000 && busy(self); i++) nanosleep(&(struct timespec){0, 100000000}, NULL);
+}
+
+static bool bs_kv_busy(void *self) {
+  fl_kv_t *kv = self;
+  bool want[FL_KV_STAT_N] = {0};
+  int64_t v[FL_KV_STAT_N];
+  for (int i = 0; i < FL_KV_STAT_N; i++) v[i] = -1;
+  want[FL_KV_STAT_NUM_RUNNING_COMPACTIONS] = want[FL_KV_STAT_ESTIMATE_PENDING_COMPACTION_BYTES] =
+      true;
+  if (!kv->ops->stats || kv->ops->stats(kv->self, want, v)) return false;
+  return v[FL_KV_STAT_NUM_RUNNING_COMPACTIONS] > 0 ||
+         v[FL_KV_STAT_ESTIMATE_PENDING_COMPACTION_BYTES] > 0;
+}
+
+static bool bs_db_busy(void *self) {
+  uint64_t running = 0, pending = 0;
+  rocksdb_property_int(self, "rocksdb.num-running-compactions", &running);
+  rocksdb_property_int(self, "rocksdb.compaction-pending", &pending);
+  return running || pending;
+}
+
+static void bs_settle_kv(fl_kv_t *kv) { bs_settle(kv, bs_kv_busy); }
+static void bs_settle_db(rocksdb_t *db) { bs_settle(db, bs_db_busy); }
 
 /* What a run measured, for its line. */
 typedef struct bs_result {
   double secs, cpu;
   double hit_rate; /* < 0: no cache */
   size_t cells;
+  double present_s, absent_s; /* map_iter: wall time of the walks of written keys, others */
 } bs_result_t;
 
 static void bs_print(const bs_opts_t *o, const char *backend, int op, const bs_result_t *r,
@@ -395,8 +465,14 @@ static void bs_print(const bs_opts_t *o, const char *backend, int op, const bs_r
          strcmp(backend, "rocksdb") == 0 ? o->cache_mb : 0, r->secs, r->cpu, ops_s);
   if (strcmp(backend, "hashmap") != 0)
     printf(",\"compression\":\"%s\"", BS_COMPRESSION[o->compression]);
+  if (strcmp(backend, "rocksdb-c-api") == 0 && op == BS_MAP_ITER)
+    printf(",\"prefix_bloom\":%s", o->prefix_bloom ? "true" : "false");
   if (r->hit_rate >= 0)
     printf(",\"cache_hit_rate\":%.4f,\"cache_cells\":%zu", r->hit_rate, r->cells);
+  if (op == BS_MAP_ITER && o->ops >= 2)
+    printf(",\"present_us\":%.2f,\"absent_us\":%.2f",
+           r->present_s * 1e6 / (double)((o->ops + 1) / 2),
+           r->absent_s * 1e6 / (double)(o->ops / 2));
   if (plain_ops_per_s > 0) printf(",\"vs_plain\":%.2f", ops_s / plain_ops_per_s);
   printf("}\n");
   fflush(stdout);
@@ -404,11 +480,15 @@ static void bs_print(const bs_opts_t *o, const char *backend, int op, const bs_r
 
 /* The timed loop, on its own for profilers (valgrind --toggle-collect=bs_timed). */
 __attribute__((noinline)) static int bs_timed(bs_run_t *b, const bs_opts_t *o, const uint64_t *keys,
-                                              int op) {
+                                              int op, uint64_t *met, double *split) {
   int rc = FL_OK;
   for (uint64_t i = 0; i < o->ops && rc == FL_OK; i++) {
-    bs_at(b, keys[i]);
-    if (op == 0) {
+    bs_at(b, op == BS_MAP_ITER ? bs_walk_key(o, keys, i) : keys[i]);
+    if (op == BS_MAP_ITER) {
+      double t = bench_now_s();
+      rc = fl_st_map_foreach(&b->r, bs_count_entries, met);
+      split[i % 2] += bench_now_s() - t;
+    } else if (op == 0) {
       const void *v;
       size_t n;
       uint64_t x = 0;
@@ -432,13 +512,15 @@ __attribute__((noinline)) static int bs_timed(bs_run_t *b, const bs_opts_t *o, c
 /* One (backend, operation) run through the state layer. 0, or 1 on failure. */
 static int bs_run_op(const bs_opts_t *o, const uint64_t *keys, fl_kv_rocksdb_shared_t *sh,
                      const char *dir, int op, bs_result_t *res) {
-  static const fl_state_kind_t kinds[] = {FL_STATE_VALUE, FL_STATE_LIST, FL_STATE_MAP};
+  static const fl_state_kind_t kinds[] = {FL_STATE_VALUE, FL_STATE_LIST, FL_STATE_MAP,
+                                          FL_STATE_MAP};
+  uint64_t met = 0;
   bs_run_t b;
   int rc = bs_open(&b, o, sh, dir, kinds[op]);
   double t0 = 0, c0 = 0;
   const char *what = "preload";
   fl_kv_cache_stats_t s0 = {0}, s1 = {0};
-  *res = (bs_result_t){0, 0, -1, 0};
+  *res = (bs_result_t){0, 0, -1, 0, 0, 0};
   if (rc) goto done;
   if (op == 0) {
     uint64_t zero = 0;
@@ -450,11 +532,29 @@ static int bs_run_op(const bs_opts_t *o, const uint64_t *keys, fl_kv_rocksdb_sha
     if (rc == FL_OK && b.cache) rc = fl_kv_cache_drop(&b.kv);
     if (rc) goto done;
   }
+  if (op == BS_MAP_ITER) {
+    /* One user key of every key per round, each round flushed into table files of its
+     * own (compactions then spread them over levels). */
+    for (uint32_t uk = 0; uk < BS_MAP_KEYS && rc == FL_OK; uk++) {
+      uint64_t v = uk;
+      for (uint64_t i = 0; i < o->keys && rc == FL_OK; i++) {
+        bs_at(&b, i);
+        rc = fl_st_map_put(&b.r, &uk, sizeof uk, &v, sizeof v);
+      }
+      if (rc == FL_OK && b.cache) rc = fl_kv_cache_drop(&b.kv);
+      if (rc == FL_OK && sh) rc = fl_kv_rocksdb_flush(fl_kv_cache_inner(&b.kv));
+    }
+    if (rc == FL_OK && sh) bs_settle_kv(fl_kv_cache_inner(&b.kv));
+    if (rc) goto done;
+  }
   if (b.cache) fl_kv_cache_stats(&b.kv, &s0);
   what = bs_ops_names[op];
   t0 = bench_now_s();
   c0 = bench_cpu_s();
-  rc = bs_timed(&b, o, keys, op);
+  double split[2] = {0, 0};
+  rc = bs_timed(&b, o, keys, op, &met, split);
+  res->present_s = split[0];
+  res->absent_s = split[1];
   res->secs = bench_now_s() - t0;
   res->cpu = bench_cpu_s() - c0;
   if (rc) goto done;
@@ -466,7 +566,14 @@ static int bs_run_op(const bs_opts_t *o, const uint64_t *keys, fl_kv_rocksdb_sha
   }
   /* Untimed checks: nothing lost. */
   what = "check";
-  if (op < 2) {
+  if (op == BS_MAP_ITER) {
+    uint64_t want = (o->ops + 1) / 2 * BS_MAP_KEYS;
+    if (met != want) {
+      fprintf(stderr, "flink-bench state: map_iter met %" PRIu64 " entries, not %" PRIu64 "\n", met,
+              want);
+      rc = FL_EIO;
+    }
+  } else if (op < 2) {
     bs_sum_t s = {0, 0};
     rc = bs_fold(&b, op == 0 ? bs_sum_values : bs_sum_lists, &s);
     if (rc == FL_OK && (s.bad || s.total != o->ops)) {
@@ -542,7 +649,7 @@ static int bs_plain_op(const bs_opts_t *o, const uint64_t *keys, const char *dir
                        bs_result_t *res) {
   char *e = NULL;
   int rc = 1;
-  *res = (bs_result_t){0, 0, -1, 0};
+  *res = (bs_result_t){0, 0, -1, 0, 0, 0};
   rocksdb_options_t *opt = rocksdb_options_create();
   rocksdb_block_based_table_options_t *bb = rocksdb_block_based_options_create();
   rocksdb_cache_t *cache = rocksdb_cache_create_lru((size_t)o->block_cache_mb << 20);
@@ -616,6 +723,95 @@ done:
   return rc;
 }
 
+/* map_iter with RocksDB's C API alone, on a store with the backend's options. */
+static int bs_plain_map_iter(const bs_opts_t *o, const uint64_t *keys, const char *dir,
+                             bs_result_t *res) {
+  char *e = NULL;
+  int rc = 1;
+  uint64_t met = 0;
+  *res = (bs_result_t){0, 0, -1, 0, 0, 0};
+  rocksdb_options_t *opt = rocksdb_options_create();
+  rocksdb_block_based_table_options_t *bb = rocksdb_block_based_options_create();
+  rocksdb_cache_t *cache = rocksdb_cache_create_lru((size_t)o->block_cache_mb << 20);
+  rocksdb_block_based_options_set_block_cache(bb, cache);
+  rocksdb_block_based_options_set_filter_policy(bb, rocksdb_filterpolicy_create_bloom_full(10));
+  rocksdb_block_based_options_set_index_type(
+      bb, rocksdb_block_based_table_index_type_two_level_index_search);
+  rocksdb_block_based_options_set_partition_filters(bb, 1);
+  rocksdb_block_based_options_set_metadata_block_size(bb, 4096);
+  rocksdb_block_based_options_set_cache_index_and_filter_blocks(bb, 1);
+  rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(bb, 1);
+  rocksdb_block_based_options_set_pin_top_level_index_and_filter(bb, 1);
+  rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(bb, 1);
+  rocksdb_options_set_block_based_table_factory(opt, bb);
+  rocksdb_options_set_create_if_missing(opt, 1);
+  rocksdb_options_set_write_buffer_size(opt, (size_t)o->write_buffer_mb << 20);
+  rocksdb_options_set_max_write_buffer_number(opt, 2);
+  rocksdb_options_set_max_background_jobs(opt, 2);
+  rocksdb_options_set_level_compaction_dynamic_level_bytes(opt, 1);
+  rocksdb_options_set_memtable_prefix_bloom_size_ratio(opt, 0.02);
+  rocksdb_options_set_memtable_whole_key_filtering(opt, 1);
+  rocksdb_options_set_compression(opt, fl_kv_rocksdb_compression_type(o->compression));
+  if (o->compression == FL_KV_RDB_NO_COMPRESSION) rocksdb_options_set_allow_mmap_reads(opt, 1);
+  /* Every key here is a map entry kg | 8 | key | 0 | 0x00 | user key: prefix 13 bytes,
+   * seeks in prefix mode (the upper bound ends them either way). */
+  if (o->prefix_bloom)
+    rocksdb_options_set_prefix_extractor(opt, rocksdb_slicetransform_create_fixed_prefix(13));
+  rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_disable_WAL(wo, 1);
+  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+  rocksdb_flushoptions_set_wait(fo, 1);
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  rocksdb_readoptions_set_prefix_same_as_start(ro, 1);
+  unsigned char k[32], hi[16];
+  rocksdb_t *db = rocksdb_open(opt, dir, &e);
+  if (e) goto done;
+  for (uint32_t uk = 0; uk < BS_MAP_KEYS && !e; uk++) {
+    uint64_t v = uk;
+    for (uint64_t i = 0; i < o->keys && !e; i++)
+      rocksdb_put(db, wo, (char *)k, bs_plain_key(k, i, &uk), (char *)&v, 8, &e);
+    if (!e) rocksdb_flush(db, fo, &e);
+  }
+  if (e) goto done;
+  bs_settle_db(db);
+  double t0 = bench_now_s(), c0 = bench_cpu_s();
+  for (uint64_t i = 0; i < o->ops && !e; i++) {
+    uint32_t uk = 0;
+    bs_plain_key(k, bs_walk_key(o, keys, i), &uk); /* k[0..13): the seek key P | 0x00 */
+    memcpy(hi, k, 13);
+    hi[12] = 1;
+    double t = bench_now_s();
+    rocksdb_readoptions_set_iterate_upper_bound(ro, (char *)hi, 13);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(db, ro);
+    for (rocksdb_iter_seek(it, (char *)k, 13); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+      size_t kl, vl;
+      const char *key = rocksdb_iter_key(it, &kl);
+      const char *val = rocksdb_iter_value(it, &vl);
+      met += key && val;
+    }
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    *(i % 2 ? &res->absent_s : &res->present_s) += bench_now_s() - t;
+  }
+  res->secs = bench_now_s() - t0;
+  res->cpu = bench_cpu_s() - c0;
+  if (!e && met != (o->ops + 1) / 2 * BS_MAP_KEYS)
+    fprintf(stderr, "flink-bench state: plain RocksDB map_iter met %" PRIu64 " entries\n", met);
+  else if (!e)
+    rc = 0;
+done:
+  if (e) fprintf(stderr, "flink-bench state: plain RocksDB map_iter failed: %s\n", e);
+  free(e);
+  if (db) rocksdb_close(db);
+  rocksdb_readoptions_destroy(ro);
+  rocksdb_flushoptions_destroy(fo);
+  rocksdb_writeoptions_destroy(wo);
+  rocksdb_options_destroy(opt);
+  rocksdb_block_based_options_destroy(bb);
+  rocksdb_cache_destroy(cache);
+  return rc;
+}
+
 /* ---------------------------------------------------------------------------------- */
 
 int fl_bench_state_main(int argc, char **argv) {
@@ -633,7 +829,7 @@ int fl_bench_state_main(int argc, char **argv) {
   int status = 0;
   bs_result_t r;
   if (o.hashmap)
-    for (int op = 0; op < 3; op++) {
+    for (int op = 0; op < BS_OPS; op++) {
       if (o.only >= 0 && op != o.only) continue;
       status |= bs_run_op(&o, keys, NULL, NULL, op, &r);
       if (!status) bs_print(&o, "hashmap", op, &r, 0);
@@ -658,12 +854,13 @@ int fl_bench_state_main(int argc, char **argv) {
     fprintf(stderr, "flink-bench state: %s\n", err);
     status = 1;
   }
-  for (int op = 0; sh && op < 3; op++) {
+  for (int op = 0; sh && op < BS_OPS; op++) {
     if (o.only >= 0 && op != o.only) continue;
-    bs_result_t plain = {0, 0, -1, 0};
+    bs_result_t plain = {0, 0, -1, 0, 0, 0};
     if (o.plain) {
       snprintf(sub, sizeof sub, "%s/plain-%s", tmpl, bs_ops_names[op]);
-      int x = bs_plain_op(&o, keys, sub, op, &plain);
+      int x = op == BS_MAP_ITER ? bs_plain_map_iter(&o, keys, sub, &plain)
+                                : bs_plain_op(&o, keys, sub, op, &plain);
       status |= x;
       if (!x) bs_print(&o, "rocksdb-c-api", op, &plain, 0);
     }

@@ -30,4 +30,9 @@ int fl_kv_rocksdb_compact(fl_kv_t *kv);
  * a little on every read. Before stores are made from sh. */
 void fl_kv_rocksdb_shared_statistics(fl_kv_rocksdb_shared_t *sh, bool on);
 
+/* Flushes every table's memtable into a table file now and waits for it (no
+ * compaction). For benchmarks and tests that need state spread over files and
+ * levels. 0 or FL_EIO/FL_EINVAL. */
+int fl_kv_rocksdb_flush(fl_kv_t *kv);
+
 #endif
