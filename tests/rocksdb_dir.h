@@ -1,6 +1,6 @@
 /*
  * The fixture of the tests of what sits on RocksDB stores (test_snapshot.c,
- * test_timers_rocksdb.c): a new temporary directory for the stores and the shared RocksDB
+ * test_timers_rocksdb.c, test_kv_rocksdb*.c): a new temporary directory for the stores and the shared RocksDB
  * resources (fl_kv_rocksdb_shared_t with default options) they open with.
  */
 #ifndef FL_ROCKSDB_DIR_H
@@ -8,9 +8,19 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "state/rocksdb.h"
 #include "util/fs.h"
+
+/* base/name, a new string (the test aborts when out of memory). */
+static inline char *rocks_path_in(const char *base, const char *name) {
+  size_t n = strlen(base) + strlen(name) + 2;
+  char *p = malloc(n);
+  if (!p) abort();
+  snprintf(p, n, "%s/%s", base, name);
+  return p;
+}
 
 typedef struct rocks_dir {
   char dir[256];

@@ -28,18 +28,11 @@
 #include "kv_contract.h"
 #include "run_util.h"
 #include "state/kv.h"
+#include "rocksdb_dir.h"
 #include "state/rocksdb.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Directories                                                                          */
-
-static char *path_in(const char *base, const char *name) {
-  size_t n = strlen(base) + strlen(name) + 2;
-  char *p = malloc(n);
-  assert_non_null(p);
-  snprintf(p, n, "%s/%s", base, name);
-  return p;
-}
 
 /* ---------------------------------------------------------------------------------- */
 /* The factory: a store in <base>/db, base a new directory, with its own shared part    */
@@ -77,7 +70,7 @@ static int rdb_open_with(const fl_kv_rocksdb_opts_t *o, fl_kv_t *kv, void **ctx)
   *ctx = c;
   if (!c) return FL_ENOMEM;
   c->base = make_tmpdir("fl-kv-rocksdb");
-  c->dir = path_in(c->base, "db");
+  c->dir = rocks_path_in(c->base, "db");
   int rc = fl_kv_rocksdb_shared_new(o, &c->sh, err, sizeof err);
   return rc ? rc : open_store(c, c->dir, NULL, kv);
 }
@@ -168,7 +161,7 @@ static void dir_listing(const char *dir, char *out, size_t out_size) {
   out[0] = '\0';
   for (int i = 0; i < n; i++) {
     if (ents[i]->d_name[0] != '.') {
-      char *p = path_in(dir, ents[i]->d_name);
+      char *p = rocks_path_in(dir, ents[i]->d_name);
       struct stat st;
       assert_int_equal(stat(p, &st), 0);
       size_t l = strlen(out);
@@ -190,7 +183,7 @@ static bool shares_an_sst(const char *dir, const char *ref) {
   while (!found && (e = readdir(d)) != NULL) {
     size_t l = strlen(e->d_name);
     if (l < 4 || strcmp(e->d_name + l - 4, ".sst") != 0) continue;
-    char *a = path_in(dir, e->d_name), *b = path_in(ref, e->d_name);
+    char *a = rocks_path_in(dir, e->d_name), *b = rocks_path_in(ref, e->d_name);
     struct stat sa, sb;
     found =
         stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
@@ -221,7 +214,7 @@ static void checkpoint_and_restore_round_trip(void **state) {
   kvc_fx_t *f = *state;
   uint32_t tv, tm, tl;
   fill_for_checkpoint(f, &tv, &tm, &tl);
-  char *cp = path_in(rdb(f)->base, "cp");
+  char *cp = rocks_path_in(rdb(f)->base, "cp");
   assert_int_equal(f->kv.ops->checkpoint(f->kv.self, cp), FL_OK);
   char before[4096], after[4096];
   dir_listing(cp, before, sizeof before);
@@ -232,7 +225,7 @@ static void checkpoint_and_restore_round_trip(void **state) {
   fl_kkey_t kz = knum(&zero);
   assert_int_equal(f->kv.ops->del(f->kv.self, tv, &kz), FL_OK);
 
-  char *rdir = path_in(rdb(f)->base, "restored");
+  char *rdir = rocks_path_in(rdb(f)->base, "restored");
   for (int round = 0; round < 2; round++) {
     fl_kv_t r;
     assert_int_equal(open_store(rdb(f), rdir, cp, &r), FL_OK);
@@ -281,7 +274,7 @@ static void restore_hard_links_sst_files(void **state) {
   kvc_fx_t *f = *state;
   uint32_t tv, tm, tl;
   fill_for_checkpoint(f, &tv, &tm, &tl);
-  char *cp = path_in(rdb(f)->base, "cp"), *rdir = path_in(rdb(f)->base, "restored");
+  char *cp = rocks_path_in(rdb(f)->base, "cp"), *rdir = rocks_path_in(rdb(f)->base, "restored");
   assert_int_equal(f->kv.ops->checkpoint(f->kv.self, cp), FL_OK);
   fl_kv_t r;
   assert_int_equal(open_store(rdb(f), rdir, cp, &r), FL_OK);
@@ -299,7 +292,7 @@ static void list_tables_after_restore_names_every_table(void **state) {
   kvc_names_t s = {"", 0, 0};
   assert_int_equal(f->kv.ops->list_tables(f->kv.self, kvc_name_cb, &s), FL_OK);
   assert_string_equal(s.buf, "t,values,maps,lists,empty/with:odd name");
-  char *cp = path_in(rdb(f)->base, "cp"), *rdir = path_in(rdb(f)->base, "restored");
+  char *cp = rocks_path_in(rdb(f)->base, "cp"), *rdir = rocks_path_in(rdb(f)->base, "restored");
   assert_int_equal(f->kv.ops->checkpoint(f->kv.self, cp), FL_OK);
   fl_kv_t r;
   assert_int_equal(open_store(rdb(f), rdir, cp, &r), FL_OK);
@@ -336,7 +329,7 @@ static void a_new_store_starts_empty_in_a_used_directory(void **state) {
   kvc_fx_t *f = *state;
   assert_int_equal(kvc_put_str(f, kstr(0, "k", ""), "v"), FL_OK);
   fl_kv_destroy(&f->kv);
-  char *junk = path_in(rdb(f)->dir, "junk");
+  char *junk = rocks_path_in(rdb(f)->dir, "junk");
   FILE *j = fopen(junk, "w");
   assert_non_null(j);
   fclose(j);
@@ -376,7 +369,7 @@ static long long sst_bytes(const char *dir) {
   while ((e = readdir(d)) != NULL) {
     size_t l = strlen(e->d_name);
     if (l < 4 || strcmp(e->d_name + l - 4, ".sst") != 0) continue;
-    char *p = path_in(dir, e->d_name);
+    char *p = rocks_path_in(dir, e->d_name);
     struct stat st;
     if (stat(p, &st) == 0) total += st.st_size;
     free(p);
@@ -508,30 +501,31 @@ static void zstd_compresses_table_files(void **state) {
 
 static void a_directory_that_cannot_be_created_is_reported(void **state) {
   kvc_fx_t *f = *state;
-  char *file = path_in(rdb(f)->base, "plain-file");
+  char *file = rocks_path_in(rdb(f)->base, "plain-file");
   FILE *fp = fopen(file, "w");
   assert_non_null(fp);
   fclose(fp);
-  char *dir = path_in(file, "db");
+  char *dir = rocks_path_in(file, "db");
   fl_kv_t kv = {(const fl_kv_ops_t *)1, (void *)1};
   char err[512] = "";
   assert_int_equal(fl_kv_rocksdb_new(rdb(f)->sh, dir, NULL, &kv, err, sizeof err), FL_EIO);
   assert_null(kv.ops);
   assert_non_null(strstr(err, file));
   /* A restore from a directory that does not exist */
-  char *missing = path_in(rdb(f)->base, "no-such-checkpoint"), *d2 = path_in(rdb(f)->base, "d2");
+  char *missing = rocks_path_in(rdb(f)->base, "no-such-checkpoint"),
+       *d2 = rocks_path_in(rdb(f)->base, "d2");
   err[0] = '\0';
   assert_int_equal(fl_kv_rocksdb_new(rdb(f)->sh, d2, missing, &kv, err, sizeof err), FL_EIO);
   assert_non_null(strstr(err, missing));
   /* ... or from inside the directory, which is emptied first */
-  char *inside = path_in(rdb(f)->dir, "cp");
+  char *inside = rocks_path_in(rdb(f)->dir, "cp");
   assert_int_equal(f->kv.ops->checkpoint(f->kv.self, inside), FL_OK);
   err[0] = '\0';
   assert_int_equal(fl_kv_rocksdb_new(rdb(f)->sh, rdb(f)->dir, inside, &kv, err, sizeof err),
                    FL_EINVAL);
   assert_non_null(strstr(err, inside));
   /* ... or from a directory that holds no store */
-  char *empty = path_in(rdb(f)->base, "empty");
+  char *empty = rocks_path_in(rdb(f)->base, "empty");
   assert_int_equal(mkdir(empty, 0755), 0);
   fp = fopen(file, "w");
   fclose(fp);
@@ -549,7 +543,7 @@ static void a_directory_that_cannot_be_created_is_reported(void **state) {
 static void a_failed_checkpoint_names_the_store_and_the_target(void **state) {
   kvc_fx_t *f = *state;
   assert_int_equal(kvc_put_str(f, kstr(0, "k", ""), "v"), FL_OK);
-  char *cp = path_in(rdb(f)->base, "cp");
+  char *cp = rocks_path_in(rdb(f)->base, "cp");
   assert_int_equal(f->kv.ops->checkpoint(f->kv.self, cp), FL_OK);
   /* The target exists now: RocksDB refuses to write into it. */
   assert_int_equal(f->kv.ops->checkpoint(f->kv.self, cp), FL_EIO);
@@ -573,7 +567,7 @@ static void *worker_main(void *arg) {
   worker_t *w = arg;
   char name[32];
   snprintf(name, sizeof name, "worker-%d", w->idx);
-  char *dir = path_in(w->c->base, name);
+  char *dir = rocks_path_in(w->c->base, name);
   fl_kv_t kv;
   char err[256];
   uint32_t t;

@@ -24,6 +24,7 @@
 #include "flink.h"
 #include "run_util.h"
 #include "state/kv.h"
+#include "rocksdb_dir.h"
 #include "state/rocksdb.h"
 
 enum {
@@ -39,14 +40,6 @@ typedef struct fx {
   uint32_t tm, tv; /* map table, value table */
 } fx_t;
 
-static char *path_in(const char *base, const char *name) {
-  size_t n = strlen(base) + strlen(name) + 2;
-  char *p = malloc(n);
-  assert_non_null(p);
-  snprintf(p, n, "%s/%s", base, name);
-  return p;
-}
-
 /* A shared part with 1 MiB write buffers (many table files). */
 static void new_shared(fx_t *f) {
   char err[256] = "";
@@ -57,7 +50,7 @@ static void new_shared(fx_t *f) {
 
 static void open_at(fx_t *f, const char *name, const char *restore) {
   char err[512] = "";
-  char *dir = path_in(f->base, name);
+  char *dir = rocks_path_in(f->base, name);
   int rc = fl_kv_rocksdb_new(f->sh, dir, restore, &f->kv, err, sizeof err);
   if (rc) fprintf(stderr, "fl_kv_rocksdb_new: %s\n", err);
   assert_int_equal(rc, FL_OK);
@@ -250,7 +243,7 @@ static void a_restored_store_reads_right(void **state) {
   new_shared(f);
   open_at(f, "a", NULL);
   fill(f, false);
-  char *cp = path_in(f->base, "cp");
+  char *cp = rocks_path_in(f->base, "cp");
   assert_int_equal(f->kv.ops->checkpoint(f->kv.self, cp), FL_OK);
   fl_kv_destroy(&f->kv);
   open_at(f, "b", cp);

@@ -645,24 +645,51 @@ static size_t bs_plain_key(unsigned char *p, uint64_t id, const uint32_t *uk) {
   return 17;
 }
 
+/* The plain loops' store options: o's block cache, write buffers and compression
+ * (uncompressed table files read through mmap, as the backend's), a whole-key bloom
+ * filter; with backend_like also the backend's partitioned index and filters in the
+ * block cache, dynamic level sizes and memtable filter (map_iter), else RocksDB's whole
+ * index and filter blocks outside the block cache. *bb and *cache are the caller's to
+ * destroy after the options. */
+static rocksdb_options_t *bs_plain_options(const bs_opts_t *o, bool backend_like,
+                                           rocksdb_block_based_table_options_t **bb,
+                                           rocksdb_cache_t **cache) {
+  rocksdb_options_t *opt = rocksdb_options_create();
+  *bb = rocksdb_block_based_options_create();
+  *cache = rocksdb_cache_create_lru((size_t)o->block_cache_mb << 20);
+  rocksdb_block_based_options_set_block_cache(*bb, *cache);
+  rocksdb_block_based_options_set_filter_policy(*bb, rocksdb_filterpolicy_create_bloom_full(10));
+  if (backend_like) {
+    rocksdb_block_based_options_set_index_type(
+        *bb, rocksdb_block_based_table_index_type_two_level_index_search);
+    rocksdb_block_based_options_set_partition_filters(*bb, 1);
+    rocksdb_block_based_options_set_metadata_block_size(*bb, 4096);
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(*bb, 1);
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(*bb, 1);
+    rocksdb_block_based_options_set_pin_top_level_index_and_filter(*bb, 1);
+    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(*bb, 1);
+    rocksdb_options_set_level_compaction_dynamic_level_bytes(opt, 1);
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(opt, 0.02);
+    rocksdb_options_set_memtable_whole_key_filtering(opt, 1);
+  }
+  rocksdb_options_set_block_based_table_factory(opt, *bb);
+  rocksdb_options_set_create_if_missing(opt, 1);
+  rocksdb_options_set_write_buffer_size(opt, (size_t)o->write_buffer_mb << 20);
+  rocksdb_options_set_max_write_buffer_number(opt, 2);
+  rocksdb_options_set_max_background_jobs(opt, 2);
+  rocksdb_options_set_compression(opt, fl_kv_rocksdb_compression_type(o->compression));
+  if (o->compression == FL_KV_RDB_NO_COMPRESSION) rocksdb_options_set_allow_mmap_reads(opt, 1);
+  return opt;
+}
+
 static int bs_plain_op(const bs_opts_t *o, const uint64_t *keys, const char *dir, int op,
                        bs_result_t *res) {
   char *e = NULL;
   int rc = 1;
   *res = (bs_result_t){0, 0, -1, 0, 0, 0};
-  rocksdb_options_t *opt = rocksdb_options_create();
-  rocksdb_block_based_table_options_t *bb = rocksdb_block_based_options_create();
-  rocksdb_cache_t *cache = rocksdb_cache_create_lru((size_t)o->block_cache_mb << 20);
-  rocksdb_block_based_options_set_block_cache(bb, cache);
-  rocksdb_block_based_options_set_filter_policy(bb, rocksdb_filterpolicy_create_bloom_full(10));
-  rocksdb_options_set_block_based_table_factory(opt, bb);
-  rocksdb_options_set_create_if_missing(opt, 1);
-  rocksdb_options_set_write_buffer_size(opt, (size_t)o->write_buffer_mb << 20);
-  rocksdb_options_set_max_write_buffer_number(opt, 2);
-  rocksdb_options_set_max_background_jobs(opt, 2);
-  /* as the backend's: the same compression, uncompressed table files read through mmap */
-  rocksdb_options_set_compression(opt, fl_kv_rocksdb_compression_type(o->compression));
-  if (o->compression == FL_KV_RDB_NO_COMPRESSION) rocksdb_options_set_allow_mmap_reads(opt, 1);
+  rocksdb_block_based_table_options_t *bb;
+  rocksdb_cache_t *cache;
+  rocksdb_options_t *opt = bs_plain_options(o, false, &bb, &cache);
   rocksdb_options_set_merge_operator(
       opt, rocksdb_mergeoperator_create(NULL, bs_noop, bs_concat, bs_concat_partial, NULL,
                                         bs_merge_name));
@@ -730,29 +757,9 @@ static int bs_plain_map_iter(const bs_opts_t *o, const uint64_t *keys, const cha
   int rc = 1;
   uint64_t met = 0;
   *res = (bs_result_t){0, 0, -1, 0, 0, 0};
-  rocksdb_options_t *opt = rocksdb_options_create();
-  rocksdb_block_based_table_options_t *bb = rocksdb_block_based_options_create();
-  rocksdb_cache_t *cache = rocksdb_cache_create_lru((size_t)o->block_cache_mb << 20);
-  rocksdb_block_based_options_set_block_cache(bb, cache);
-  rocksdb_block_based_options_set_filter_policy(bb, rocksdb_filterpolicy_create_bloom_full(10));
-  rocksdb_block_based_options_set_index_type(
-      bb, rocksdb_block_based_table_index_type_two_level_index_search);
-  rocksdb_block_based_options_set_partition_filters(bb, 1);
-  rocksdb_block_based_options_set_metadata_block_size(bb, 4096);
-  rocksdb_block_based_options_set_cache_index_and_filter_blocks(bb, 1);
-  rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(bb, 1);
-  rocksdb_block_based_options_set_pin_top_level_index_and_filter(bb, 1);
-  rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(bb, 1);
-  rocksdb_options_set_block_based_table_factory(opt, bb);
-  rocksdb_options_set_create_if_missing(opt, 1);
-  rocksdb_options_set_write_buffer_size(opt, (size_t)o->write_buffer_mb << 20);
-  rocksdb_options_set_max_write_buffer_number(opt, 2);
-  rocksdb_options_set_max_background_jobs(opt, 2);
-  rocksdb_options_set_level_compaction_dynamic_level_bytes(opt, 1);
-  rocksdb_options_set_memtable_prefix_bloom_size_ratio(opt, 0.02);
-  rocksdb_options_set_memtable_whole_key_filtering(opt, 1);
-  rocksdb_options_set_compression(opt, fl_kv_rocksdb_compression_type(o->compression));
-  if (o->compression == FL_KV_RDB_NO_COMPRESSION) rocksdb_options_set_allow_mmap_reads(opt, 1);
+  rocksdb_block_based_table_options_t *bb;
+  rocksdb_cache_t *cache;
+  rocksdb_options_t *opt = bs_plain_options(o, true, &bb, &cache);
   /* Every key here is a map entry kg | 8 | key | 0 | 0x00 | user key: prefix 13 bytes,
    * seeks in prefix mode (the upper bound ends them either way). */
   if (o->prefix_bloom)
