@@ -374,6 +374,16 @@ static int sfx_teardown(void **state) {
   return 0;
 }
 
+/* f's backend as one written against an older ops version: a copy of its table with
+ * that version in *older takes its place; the caller puts back what this returns. */
+static const fl_kv_ops_t *ops_as_version(sfx_t *f, fl_kv_ops_t *older, int version) {
+  const fl_kv_ops_t *own = f->kv.kv.ops;
+  *older = *own;
+  older->version = version;
+  f->kv.kv.ops = older;
+  return own;
+}
+
 static int agg(sfx_t *f, int64_t v, bool *created) {
   fl_record_t in = {NULL, 0, &v, 8, 0};
   return fl_st_aggregating_add_created(&f->r, &in, created);
@@ -560,10 +570,8 @@ static void prepared_take_is_the_take(void **state) {
   assert_true(created);
   assert_int_equal(((const int64_t *)v)[0], 12);
   /* a backend without take_prepared: FL_ENOTSUP, nothing taken */
-  fl_kv_ops_t older = *f->kv.kv.ops;
-  older.version = 5;
-  const fl_kv_ops_t *own = f->kv.kv.ops;
-  f->kv.kv.ops = &older;
+  fl_kv_ops_t older;
+  const fl_kv_ops_t *own = ops_as_version(f, &older, 5);
   fl_st_adds_t q;
   assert_int_equal(fl_st_adds_prepare(&f->r, &q), FL_OK);
   assert_int_equal(fl_st_adds_take(&q, k->kg, k->key, k->key_len, f->r.key_hash, &v, &len),
@@ -696,10 +704,8 @@ static void prepared_appends_are_list_adds(void **state) {
   f->desc.has_ttl = 1;
   assert_int_equal(fl_st_appends_prepare(&f->r, &p), FL_ENOTSUP);
   f->desc.has_ttl = 0;
-  fl_kv_ops_t older = *f->kv.kv.ops;
-  older.version = 6;
-  const fl_kv_ops_t *own = f->kv.kv.ops;
-  f->kv.kv.ops = &older;
+  fl_kv_ops_t older;
+  const fl_kv_ops_t *own = ops_as_version(f, &older, 6);
   assert_int_equal(fl_st_appends_prepare(&f->r, &p), FL_ENOTSUP);
   f->kv.kv.ops = own;
 }
@@ -716,10 +722,8 @@ static void adds_prepare_declines_what_it_cannot_do(void **state) {
   f->desc.has_ttl = 1;
   assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_ENOTSUP);
   f->desc.has_ttl = 0;
-  fl_kv_ops_t older = *f->kv.kv.ops;
-  older.version = 3;
-  const fl_kv_ops_t *own = f->kv.kv.ops;
-  f->kv.kv.ops = &older;
+  fl_kv_ops_t older;
+  const fl_kv_ops_t *own = ops_as_version(f, &older, 3);
   assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_ENOTSUP);
   f->kv.kv.ops = own;
   assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_OK);
