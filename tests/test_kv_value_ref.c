@@ -638,15 +638,21 @@ static void prepared_prefetch_pair_is_two_prefetches(void **state) {
   f->kv.kv.ops = own;
 }
 
-/* The items of the list cell (kg, key) at namespace ns, concatenated with their lengths. */
-static size_t list_bytes(sfx_t *f, uint16_t kg, const char *key, const char *ns, uint8_t *out,
-                         size_t cap) {
+/* f's state at the cell (kg, key) of namespace ns (as long as f's own namespace). */
+static fl_sref_t cell_ref(sfx_t *f, uint16_t kg, const char *key, const char *ns) {
   fl_sref_t r = f->r;
   r.k.kg = kg;
   r.k.key = key;
   r.k.key_len = strlen(key);
   r.k.ns = ns;
   r.key_hashed = false;
+  return r;
+}
+
+/* The items of the list cell (kg, key) at namespace ns, concatenated with their lengths. */
+static size_t list_bytes(sfx_t *f, uint16_t kg, const char *key, const char *ns, uint8_t *out,
+                         size_t cap) {
+  fl_sref_t r = cell_ref(f, kg, key, ns);
   const fl_bytes_t *items = NULL;
   size_t n = 0, off = 0;
   assert_true(fl_st_list_get(&r, &items, &n) >= 0);
@@ -664,6 +670,25 @@ static size_t list_bytes(sfx_t *f, uint16_t kg, const char *key, const char *ns,
  * makes: to key group cells (an empty key, the window's key lists) and keyed cells, of
  * items of every length, short and long, as the cells outgrow their room. What cannot be
  * prepared says so: another kind, TTL, a backend without append_prepared. */
+/* A preparation (fl_st_adds_prepare, fl_st_appends_prepare) refuses a state of the
+ * wrong kind (FL_ESTATE), one with TTL and a backend older than version `older`
+ * (FL_ENOTSUP), and prepares the right kind otherwise. */
+static void check_prepare_declines(sfx_t *f, int (*prepare)(const fl_sref_t *, fl_st_adds_t *),
+                                   fl_state_kind_t wrong, fl_state_kind_t right, int older) {
+  fl_st_adds_t p;
+  f->desc.kind = wrong;
+  assert_int_equal(prepare(&f->r, &p), FL_ESTATE);
+  f->desc.kind = right;
+  f->desc.has_ttl = 1;
+  assert_int_equal(prepare(&f->r, &p), FL_ENOTSUP);
+  f->desc.has_ttl = 0;
+  fl_kv_ops_t old_ops;
+  const fl_kv_ops_t *own = ops_as_version(f, &old_ops, older);
+  assert_int_equal(prepare(&f->r, &p), FL_ENOTSUP);
+  f->kv.kv.ops = own;
+  assert_int_equal(prepare(&f->r, &p), FL_OK);
+}
+
 static void prepared_appends_are_list_adds(void **state) {
   sfx_t *f = *state;
   f->desc.kind = FL_STATE_LIST;
@@ -678,12 +703,7 @@ static void prepared_appends_are_list_adds(void **state) {
     const char *key = i % 7 ? "" : "user-17";
     item[0] = (uint8_t)i;
     assert_int_equal(fl_st_adds_append(&p, kg, key, strlen(key), item, len), FL_OK);
-    fl_sref_t r = f->r;
-    r.k.kg = kg;
-    r.k.key = key;
-    r.k.key_len = strlen(key);
-    r.k.ns = ns_b;
-    r.key_hashed = false;
+    fl_sref_t r = cell_ref(f, kg, key, ns_b);
     assert_int_equal(fl_st_list_add(&r, item, len), FL_OK);
   }
   static uint8_t a[65536], b[65536];
@@ -698,35 +718,15 @@ static void prepared_appends_are_list_adds(void **state) {
     }
   }
   assert_int_equal(fl_st_adds_append(&p, 1, "", 0, NULL, 3), FL_EINVAL);
-  f->desc.kind = FL_STATE_REDUCING;
-  assert_int_equal(fl_st_appends_prepare(&f->r, &p), FL_ESTATE);
-  f->desc.kind = FL_STATE_LIST;
-  f->desc.has_ttl = 1;
-  assert_int_equal(fl_st_appends_prepare(&f->r, &p), FL_ENOTSUP);
-  f->desc.has_ttl = 0;
-  fl_kv_ops_t older;
-  const fl_kv_ops_t *own = ops_as_version(f, &older, 6);
-  assert_int_equal(fl_st_appends_prepare(&f->r, &p), FL_ENOTSUP);
-  f->kv.kv.ops = own;
+  check_prepare_declines(f, fl_st_appends_prepare, FL_STATE_REDUCING, FL_STATE_LIST, 6);
 }
 
 /* What cannot be prepared says so: TTL (whose timestamps the adds would not renew),
  * a kind without adds, a backend without prepared lookups. */
 static void adds_prepare_declines_what_it_cannot_do(void **state) {
   sfx_t *f = *state;
-  fl_st_adds_t p;
-  f->desc.kind = FL_STATE_LIST;
-  assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_ESTATE);
-  f->desc.kind = FL_STATE_REDUCING;
   f->desc.reduce = sum_reduce;
-  f->desc.has_ttl = 1;
-  assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_ENOTSUP);
-  f->desc.has_ttl = 0;
-  fl_kv_ops_t older;
-  const fl_kv_ops_t *own = ops_as_version(f, &older, 3);
-  assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_ENOTSUP);
-  f->kv.kv.ops = own;
-  assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_OK);
+  check_prepare_declines(f, fl_st_adds_prepare, FL_STATE_LIST, FL_STATE_REDUCING, 3);
 }
 
 int main(void) {
