@@ -146,9 +146,9 @@ static void pool_memory_follows_the_live_cells(void **state) {
   }
   pool_now(f, &held_burst, &live);
   assert_int_equal(live, keys);
-  /* 80-byte cells: 819 to a 64 KiB slab; the bound allows the slab headers. */
-  assert_true(held_burst >= keys * 80);
-  assert_true(held_burst <= (keys / 800 + 2) * (size_t)HM_SLAB_BYTES);
+  /* 64-byte cells: 1,023 to a 64 KiB slab; the bound allows the slab headers. */
+  assert_true(held_burst >= keys * 64);
+  assert_true(held_burst <= (keys / 1000 + 2) * (size_t)HM_SLAB_BYTES);
   assert_int_equal(fire_window(f, keys, 1), FL_OK);
   assert_int_equal(kvc_count(f, f->t), 0);
   pool_now(f, &held_after, &live);
@@ -158,6 +158,7 @@ static void pool_memory_follows_the_live_cells(void **state) {
   const hm_dict_t *d = &((hm_t *)f->kv.self)->t[f->t].d;
   assert_null(d->ix.slots);
   assert_null(d->dense);
+  assert_null(d->hashes);
 
   /* The next window, twice over: no growth beyond the first burst. */
   for (int round = 2; round <= 3; round++) {
@@ -313,6 +314,33 @@ static void constructor_rejects_null(void **state) {
   assert_int_equal(fl_kv_hashmap_new(NULL), FL_EINVAL);
 }
 
+/* A window's cell of an 8-byte key (an id) with an accumulator of up to 16 bytes is one
+ * 64-byte cache line, the value 16-byte aligned in it: a record's lookup and add touch
+ * one line of the cell. Fails if the entry's header grows. */
+static void window_cells_are_one_cache_line(void **state) {
+  kvc_fx_t *f = *state;
+  unsigned char ns[16] = {7};
+  for (size_t acc = 1; acc <= 16; acc++) {
+    for (uint64_t key = 0; key < 64; key++) {
+      uint64_t id = acc * 1000 + key;
+      fl_kkey_t k = kk((uint16_t)(id % 128), &id, sizeof id, ns, sizeof ns);
+      void *v;
+      size_t n;
+      int rc =
+          f->kv.ops->value_ref(f->kv.self, f->t, &k, fl_hash64(&id, sizeof id, 0), acc, &v, &n);
+      assert_int_equal(rc, 0);
+      assert_int_equal((uintptr_t)v % 16, 0);
+      uintptr_t line = (uintptr_t)v & ~(uintptr_t)63;
+      assert_true((uintptr_t)v + acc <= line + 64);
+      /* the key and the namespace are in the same line, before the value */
+      const hm_entry_t *e = (const hm_entry_t *)(line);
+      assert_int_equal(e->key_len, 8);
+      assert_int_equal(e->ns_len, 16);
+      assert_memory_equal(e->data, &id, 8);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest own[] = {
       KVC_CASE(same_size_put_overwrites_in_place, &hashmap),
@@ -320,6 +348,7 @@ int main(void) {
       KVC_CASE(deletes_during_growth_keep_other_entries_reachable, &hashmap),
       KVC_CASE(value_and_map_calls_do_not_mix_on_one_cell, &hashmap),
       KVC_CASE(pool_memory_follows_the_live_cells, &hashmap),
+      KVC_CASE(window_cells_are_one_cache_line, &hashmap),
       KVC_CASE(appends_to_group_cells_follow_the_cells, &hashmap),
       KVC_CASE(values_cross_the_pool_limit_both_ways, &hashmap),
       cmocka_unit_test(constructor_rejects_null),

@@ -141,11 +141,11 @@ static int hm_append(void *self, uint32_t table, const fl_kkey_t *k, const void 
     return FL_OK;
   }
   if (e->flags & HM_F_MAP) return FL_EINVAL;
-  if (len > SIZE_MAX - e->val_len) return FL_ENOMEM;
+  if (len > HM_VAL_MAX - e->val_len) return FL_ENOMEM;
   size_t need = e->val_len + len;
   if (need > e->val_cap) {
     /* Doubling keeps a list built by appends amortised O(1) per item. */
-    size_t cap = e->val_cap > SIZE_MAX / 2 ? need : e->val_cap * 2;
+    size_t cap = e->val_cap > HM_VAL_MAX / 2 ? HM_VAL_MAX : (size_t)e->val_cap * 2;
     if (cap < need) cap = need;
     if (cap < 32) cap = 32;
     rc = fl_hm_entry_resize(d, &e, cap, &val);
@@ -209,8 +209,7 @@ static inline hm_entry_t *index_find_cell(const hm_index_t *ix, uint64_t hash, c
 /* dict_lookup for a cell whose hash is known: the per-record path of value_ref. */
 static inline hm_entry_t *dict_find_cell(hm_dict_t *d, uint64_t hash, const fl_kkey_t *k) {
   hm_entry_t *e = d->last;
-  if (e && e->hash == hash && entry_is_cell(e, k->kg, k->key, k->key_len, k->ns, k->ns_len))
-    return e;
+  if (e && entry_is_cell(e, k->kg, k->key, k->key_len, k->ns, k->ns_len)) return e;
   e = index_find_cell(&d->ix, hash, k);
   if (__builtin_expect(d->old.slots != NULL, 0)) {
     if (!e) e = index_find_cell(&d->old, hash, k);

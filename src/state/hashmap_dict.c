@@ -29,13 +29,12 @@ static inline uint64_t pkey_hash(hm_pkey_t *pk) {
 }
 
 static hm_entry_t *entry_new(hm_pool_t *pool, hm_pkey_t *pk, size_t val_cap) {
+  if (val_cap > HM_VAL_MAX) return NULL;
   size_t off = value_offset(pk->key_len, pk->ns_len);
-  if (val_cap > SIZE_MAX - off) return NULL;
   hm_entry_t *e = fl_hm_pool_alloc(pool, off + val_cap);
   if (!e) return NULL;
-  e->hash = pkey_hash(pk);
   e->val_len = 0;
-  e->val_cap = val_cap;
+  e->val_cap = (uint32_t)val_cap;
   e->key_len = pk->key_len;
   e->ns_len = pk->ns_len;
   e->didx = 0;
@@ -189,23 +188,27 @@ static int dict_reserve_one(hm_dict_t *d) {
 /* ---------------------------------------------------------------------------------- */
 /* Dense array                                                                          */
 
-static int dense_add(hm_dict_t *d, hm_entry_t *e) {
+static int dense_add(hm_dict_t *d, hm_entry_t *e, uint64_t hash) {
   size_t i;
   if (d->free_head) {
     i = d->free_head - 1;
     d->free_head = (size_t)(d->dense[i] >> 1);
   } else {
     if (d->dense_len == d->dense_cap) {
-      size_t nc = d->dense_cap ? d->dense_cap * 2 : HM_MIN_CAP;
-      if (nc > UINT32_MAX || nc > SIZE_MAX / sizeof *d->dense) return FL_ENOMEM;
+      size_t nc = d->dense_cap ? (size_t)d->dense_cap * 2 : HM_MIN_CAP;
+      if (nc > UINT32_MAX || nc > SIZE_MAX / sizeof *d->hashes) return FL_ENOMEM;
       uintptr_t *p = realloc(d->dense, nc * sizeof *p);
       if (!p) return FL_ENOMEM;
       d->dense = p;
-      d->dense_cap = nc;
+      uint64_t *h = realloc(d->hashes, nc * sizeof *h);
+      if (!h) return FL_ENOMEM; /* dense is larger than it needs: harmless */
+      d->hashes = h;
+      d->dense_cap = (uint32_t)nc;
     }
     i = d->dense_len++;
   }
   d->dense[i] = (uintptr_t)e;
+  d->hashes[i] = hash;
   e->didx = (uint32_t)i;
   return FL_OK;
 }
@@ -223,6 +226,7 @@ void fl_hm_dict_free(hm_dict_t *d) {
     if (!(d->dense[i] & 1u)) entry_free(d->pool, (hm_entry_t *)d->dense[i]);
   }
   free(d->dense);
+  free(d->hashes);
   free(d->ix.slots);
   free(d->old.slots);
   free(d->group);
@@ -232,13 +236,7 @@ void fl_hm_dict_free(hm_dict_t *d) {
 }
 
 hm_entry_t *fl_hm_dict_lookup(hm_dict_t *d, hm_pkey_t *pk) {
-  if (pk->key_hashed) {
-    /* Hashing is cheap when the key's hash is known: compare hashes first. */
-    uint64_t h = pkey_hash(pk);
-    if (d->last && d->last->hash == h && entry_matches(d->last, pk)) return d->last;
-  } else if (d->last && entry_matches(d->last, pk)) {
-    return d->last;
-  }
+  if (d->last && entry_matches(d->last, pk)) return d->last;
   if (d->count == 0) return NULL;
   uint64_t h = pkey_hash(pk);
   hm_slot_t *s = dict_find_slot(d, h, pk, NULL, NULL, NULL);
@@ -254,12 +252,13 @@ int fl_hm_dict_insert(hm_dict_t *d, hm_pkey_t *pk, size_t val_cap, hm_entry_t **
   if (rc) return rc;
   hm_entry_t *e = entry_new(d->pool, pk, val_cap);
   if (!e) return FL_ENOMEM;
-  rc = dense_add(d, e);
+  uint64_t h = pkey_hash(pk);
+  rc = dense_add(d, e, h);
   if (rc) {
     fl_hm_pool_free(d->pool, e, entry_bytes(e));
     return rc;
   }
-  index_put(&d->ix, e, e->hash);
+  index_put(&d->ix, e, h);
   d->count++;
   d->last = e;
   if (d->old.slots) fl_hm_rehash_step(d, HM_REHASH_INSERT);
@@ -278,10 +277,12 @@ static __attribute__((noinline, cold)) void dict_emptied(hm_dict_t *d) {
     free(d->ix.slots);
     free(d->old.slots);
     free(d->dense);
+    free(d->hashes);
     memset(&d->ix, 0, sizeof d->ix);
     memset(&d->old, 0, sizeof d->old);
     d->rehash_pos = 0;
     d->dense = NULL;
+    d->hashes = NULL;
     d->dense_cap = 0;
   }
 }
@@ -302,7 +303,7 @@ static inline void forget(hm_dict_t *d, hm_entry_t *e) {
 static void dict_unlink(hm_dict_t *d, hm_entry_t *e) {
   hm_index_t *which = NULL;
   size_t pos = 0;
-  hm_slot_t *s = dict_find_slot(d, e->hash, NULL, e, &which, &pos);
+  hm_slot_t *s = dict_find_slot(d, d->hashes[e->didx], NULL, e, &which, &pos);
   assert(s);
   (void)s;
   index_remove_at(which, pos);
@@ -348,8 +349,8 @@ void fl_hm_dict_remove(hm_dict_t *d, hm_entry_t *e) {
 int fl_hm_entry_resize(hm_dict_t *d, hm_entry_t **ep, size_t cap, const void **src) {
   hm_entry_t *e = *ep;
   size_t off = value_offset(e->key_len, e->ns_len);
-  if (cap > SIZE_MAX - off) return FL_ENOMEM;
-  hm_slot_t *s = dict_find_slot(d, e->hash, NULL, e, NULL, NULL);
+  if (cap > HM_VAL_MAX) return FL_ENOMEM;
+  hm_slot_t *s = dict_find_slot(d, d->hashes[e->didx], NULL, e, NULL, NULL);
   assert(s);
   uintptr_t base = (uintptr_t)e, end = base + off + e->val_cap;
   bool inside = src && *src && (uintptr_t)*src >= base && (uintptr_t)*src < end;
@@ -369,7 +370,7 @@ int fl_hm_entry_resize(hm_dict_t *d, hm_entry_t **ep, size_t cap, const void **s
     memcpy(ne, e, old_bytes < new_bytes ? old_bytes : new_bytes);
     fl_hm_pool_free(d->pool, e, old_bytes);
   }
-  ne->val_cap = cap;
+  ne->val_cap = (uint32_t)cap;
   s->e = ne;
   d->dense[ne->didx] = (uintptr_t)ne;
   if (cached) d->last = ne;
@@ -389,7 +390,8 @@ static bool points_into(const hm_entry_t *e, const void *p) {
  * memory. */
 static int entry_set(hm_dict_t *d, hm_entry_t *e, const void *val, size_t len) {
   if (len > e->val_cap) {
-    size_t grown = e->val_cap + e->val_cap / 2;
+    size_t grown = (size_t)e->val_cap + e->val_cap / 2;
+    if (grown > HM_VAL_MAX) grown = HM_VAL_MAX;
     int rc = fl_hm_entry_resize(d, &e, len > grown ? len : grown, &val);
     if (rc) return rc;
   } else if (e->val_cap > 256 && len < e->val_cap / 4 && !points_into(e, val)) {

@@ -64,9 +64,13 @@ enum {
   HM_F_MAP = 1
 };
 
+/* 23 bytes before the key, so that a window's cell (an 8-byte key, a 16-byte namespace
+ * and an accumulator of up to 16 bytes) is 64 bytes: one cache line of a slab
+ * (hashmap_pool.c) where it was 80 bytes and two lines. The cell's hash is not here but
+ * in the index's slot and the dict's `hashes` (by dense position), which only removal
+ * and resizing read. */
 typedef struct hm_entry {
-  uint64_t hash;
-  size_t val_len, val_cap;
+  uint32_t val_len, val_cap; /* <= HM_VAL_MAX */
   uint32_t key_len, ns_len;
   uint32_t didx; /* position in the dict's dense array */
   uint16_t kg;
@@ -137,8 +141,9 @@ typedef struct hm_dict {
   size_t rehash_pos;
   /* Entry pointers; an odd value is a hole: (next hole index + 1) << 1 | 1. */
   uintptr_t *dense;
-  size_t dense_len, dense_cap;
-  size_t free_head; /* first hole + 1, 0 if none */
+  uint64_t *hashes;              /* [dense_cap]: the cell hash of each dense position's entry */
+  uint32_t dense_len, dense_cap; /* didx is 32 bits */
+  size_t free_head;              /* first hole + 1, 0 if none */
   size_t count;
   hm_entry_t *last; /* lookup cache */
   /* Append cache (hm_append only, so never in a map cell's nested table): NULL until
@@ -151,6 +156,9 @@ typedef struct hm_table {
   char *name;
   hm_dict_t d;
 } hm_table_t;
+_Static_assert(sizeof(hm_table_t) == 128,
+               "a power of two: the per-record lookup indexes "
+               "tables with a shift");
 
 /* Hashes of recent namespaces of 8 to 16 bytes (windows are 16), direct-mapped by
  * their bytes: the windows an operator is filling are few at a time (a sliding window
@@ -198,6 +206,9 @@ typedef struct hm_pkey {
 
 /* ---------------------------------------------------------------------------------- */
 /* Entries                                                                              */
+
+/* The largest value capacity of a cell: a cell holds at most 4 GiB. */
+#define HM_VAL_MAX (UINT32_MAX - 4096u)
 
 static inline size_t value_offset(uint32_t key_len, uint32_t ns_len) {
   return (offsetof(hm_entry_t, data) + (size_t)key_len + ns_len + 15) & ~(size_t)15;
