@@ -89,8 +89,8 @@ static void index_remove_at(hm_index_t *ix, size_t pos) {
 }
 
 /* The slot holding entry `want`, or the entry matching pk when want is NULL. */
-static hm_slot_t *index_find(const hm_index_t *ix, uint64_t hash, const hm_pkey_t *pk,
-                             const hm_entry_t *want, size_t *pos) {
+static inline __attribute__((always_inline)) hm_slot_t *index_find(
+    const hm_index_t *ix, uint64_t hash, const hm_pkey_t *pk, const hm_entry_t *want, size_t *pos) {
   if (!ix->slots) return NULL;
   size_t i = (size_t)hash & ix->mask;
   for (;;) {
@@ -104,8 +104,11 @@ static hm_slot_t *index_find(const hm_index_t *ix, uint64_t hash, const hm_pkey_
   }
 }
 
-static hm_slot_t *dict_find_slot(hm_dict_t *d, uint64_t hash, const hm_pkey_t *pk,
-                                 const hm_entry_t *want, hm_index_t **which, size_t *pos) {
+static inline __attribute__((always_inline)) hm_slot_t *dict_find_slot(hm_dict_t *d, uint64_t hash,
+                                                                       const hm_pkey_t *pk,
+                                                                       const hm_entry_t *want,
+                                                                       hm_index_t **which,
+                                                                       size_t *pos) {
   hm_slot_t *s = index_find(&d->ix, hash, pk, want, pos);
   if (s) {
     if (which) *which = &d->ix;
@@ -236,7 +239,13 @@ void fl_hm_dict_free(hm_dict_t *d) {
 }
 
 hm_entry_t *fl_hm_dict_lookup(hm_dict_t *d, hm_pkey_t *pk) {
-  if (d->last && entry_matches(d->last, pk)) return d->last;
+  if (pk->key_hashed) {
+    /* Hashing is cheap when the key's hash is known: compare hashes first. */
+    uint64_t h = pkey_hash(pk);
+    if (d->last && d->hashes[d->last->didx] == h && entry_matches(d->last, pk)) return d->last;
+  } else if (d->last && entry_matches(d->last, pk)) {
+    return d->last;
+  }
   if (d->count == 0) return NULL;
   uint64_t h = pkey_hash(pk);
   hm_slot_t *s = dict_find_slot(d, h, pk, NULL, NULL, NULL);
