@@ -983,6 +983,70 @@ static void ttl_layout_list_drops_expired_items(void **state) {
 /* ---------------------------------------------------------------------------------- */
 /* Optional: append_prepared (kv ops version 7)                                         */
 
+/* A lookup that also loads a cell ahead finds and creates what value_ref_prepared does:
+ * two tables side by side, one through each op, over keys of 8 bytes (the inline path)
+ * and others, namespaces of 16 bytes and 2, cells present and absent, and ahead cells
+ * of any key group and hash, present or not. */
+static void value_ref_prepared_ahead_is_value_ref_prepared(void **state) {
+  kvc_fx_t *f = *state;
+  const fl_kv_ops_t *o = f->kv.ops;
+  uint32_t t2;
+  assert_int_equal(o->open_table(f->kv.self, "ahead-twin", &t2), FL_OK);
+  const char *nss[2] = {"0123456789abcdef", "w1"};
+  for (int w = 0; w < 2; w++) {
+    fl_kv_ref_prep_t pa = {f->t, nss[w], strlen(nss[w]), 8, 0, 0};
+    fl_kv_ref_prep_t pb = {t2, nss[w], strlen(nss[w]), 8, 0, 0};
+    assert_int_equal(o->ref_prepare(f->kv.self, &pa), FL_OK);
+    assert_int_equal(o->ref_prepare(f->kv.self, &pb), FL_OK);
+    for (uint64_t i = 0; i < 3000; i++) {
+      uint64_t id = (i * 2654435761u) % 700; /* repeats: found and created */
+      char name[24];
+      int nl = snprintf(name, sizeof name, "key-%llu", (unsigned long long)id);
+      const void *key = i % 3 ? (const void *)&id : name;
+      size_t kl = i % 3 ? 8 : (size_t)nl;
+      uint16_t kg = (uint16_t)(id % 128);
+      uint64_t h = fl_hash64(key, kl, 0);
+      void *va = NULL, *vb = NULL;
+      size_t la = 0, lb = 0;
+      int ra = o->value_ref_prepared_ahead(f->kv.self, &pa, kg, key, kl, h, &va, &la,
+                                           (uint16_t)(i * 7 % 128), i * 0x9e3779b97f4a7c15ull);
+      int rb = o->value_ref_prepared(f->kv.self, &pb, kg, key, kl, h, &vb, &lb);
+      assert_int_equal(ra, rb);
+      assert_true(ra == 0 || ra == 1);
+      assert_int_equal(la, lb);
+      assert_int_equal(la, 8);
+      if (ra == 0) { /* created zeroed: count the visits in both */
+        assert_memory_equal(va, "\0\0\0\0\0\0\0\0", 8);
+        assert_memory_equal(vb, "\0\0\0\0\0\0\0\0", 8);
+      }
+      uint64_t c;
+      memcpy(&c, va, 8);
+      assert_memory_equal(va, vb, 8);
+      c++;
+      memcpy(va, &c, 8);
+      memcpy(vb, &c, 8);
+    }
+  }
+  assert_int_equal(kvc_count(f, f->t), kvc_count(f, t2));
+  assert_true(kvc_count(f, f->t) > 700);
+  /* the cells are where value_ref and get put them: (kg, key, namespace) */
+  for (uint64_t id = 0; id < 700; id++) {
+    fl_kkey_t a = kk((uint16_t)(id % 128), &id, 8, nss[0], 16), b = a;
+    const void *va = NULL, *vb = NULL;
+    size_t la = 0, lb = 0;
+    int ra = o->get(f->kv.self, f->t, &a, &va, &la);
+    uint64_t ca = 0, cb = 0;
+    if (ra == 1) memcpy(&ca, va, 8);
+    assert_int_equal(o->get(f->kv.self, t2, &b, &vb, &lb), ra);
+    if (ra == 1) memcpy(&cb, vb, 8);
+    assert_int_equal(ca, cb);
+  }
+  fl_kkey_t one = kk(1, &(uint64_t){1}, 8, nss[0], 16);
+  const void *v;
+  size_t n;
+  assert_int_equal(o->get(f->kv.self, f->t, &one, &v, &n), 1);
+}
+
 /* Appends through a prepared namespace make the cells appends make: to key group cells
  * (an empty key) and keyed ones, of namespaces of 16 bytes (a window) and 2, with items
  * of every length, as the cells outgrow their room; a map cell is refused alike. */
@@ -994,7 +1058,7 @@ static void append_prepared_is_append(void **state) {
   uint8_t item[200];
   for (size_t i = 0; i < sizeof item; i++) item[i] = (uint8_t)(i * 5 + 3);
   for (int w = 0; w < 2; w++) {
-    fl_kv_ref_prep_t p = {f->t, nss[w][0], strlen(nss[w][0]), 0, 0};
+    fl_kv_ref_prep_t p = {f->t, nss[w][0], strlen(nss[w][0]), 0, 0, 0};
     assert_int_equal(o->ref_prepare(f->kv.self, &p), FL_OK);
     for (int i = 0; i < 300; i++) {
       size_t len = i % 4 ? 16 : (size_t)(i * 11) % sizeof item;
@@ -1024,7 +1088,7 @@ static void append_prepared_is_append(void **state) {
   }
   fl_kkey_t m = kstr(2, "map", "0123456789abcdef");
   assert_int_equal(o->map_put(f->kv.self, f->t, &m, "u", 1, "v", 1), FL_OK);
-  fl_kv_ref_prep_t p = {f->t, m.ns, m.ns_len, 0, 0};
+  fl_kv_ref_prep_t p = {f->t, m.ns, m.ns_len, 0, 0, 0};
   assert_int_equal(o->ref_prepare(f->kv.self, &p), FL_OK);
   assert_int_equal(o->append_prepared(f->kv.self, &p, 2, "map", 3, "x", 1),
                    o->append(f->kv.self, f->t, &m, "x", 1));
@@ -1038,6 +1102,7 @@ enum {
   NEEDS_TTL = 2, /* set_table_ttl, set_time and a settle hook */
   NEEDS_TAKE = 4,
   NEEDS_APPEND_PREPARED = 8,
+  NEEDS_REF_AHEAD = 16,
 };
 
 static const struct {
@@ -1074,6 +1139,7 @@ static const struct {
     C(take_of_every_cell_empties_the_table, NEEDS_TAKE),
     C(take_of_a_map_cell_is_refused_and_changes_nothing, NEEDS_TAKE),
     C(append_prepared_is_append, NEEDS_APPEND_PREPARED),
+    C(value_ref_prepared_ahead_is_value_ref_prepared, NEEDS_REF_AHEAD),
     C(ttl_layout_value_drops_expired_cells, NEEDS_TTL),
     C(ttl_layout_leaves_tables_without_ttl_alone, NEEDS_TTL),
     C(ttl_layout_map_drops_expired_entries, NEEDS_TTL),
@@ -1100,7 +1166,9 @@ int kvc_run_kv_suite(const kvc_backend_t *b) {
       (ops->retain_key_groups ? NEEDS_RETAIN : 0u) |
       (ops->set_table_ttl && ops->set_time && b->settle ? NEEDS_TTL : 0u) |
       (ops->version >= 5 && ops->take ? NEEDS_TAKE : 0u) |
-      (ops->version >= 7 && ops->append_prepared && ops->ref_prepare ? NEEDS_APPEND_PREPARED : 0u);
+      (ops->version >= 7 && ops->append_prepared && ops->ref_prepare ? NEEDS_APPEND_PREPARED : 0u) |
+      (ops->version >= 8 && ops->value_ref_prepared_ahead && ops->ref_prepare ? NEEDS_REF_AHEAD
+                                                                              : 0u);
   b->close(&probe, ctx);
   const size_t max = sizeof cases / sizeof cases[0];
   struct CMUnitTest tests[sizeof cases / sizeof cases[0]];

@@ -173,7 +173,7 @@ static void prefetch_changes_nothing(void **state) {
   fx_t *f = *state;
   fl_kkey_t k = {3, "abcdefgh", 8, "0123456789abcdef", 16};
   uint64_t h = fl_hash64(k.key, k.key_len, 0);
-  fl_kv_ref_prep_t p = {f->t, k.ns, k.ns_len, 8, 0};
+  fl_kv_ref_prep_t p = {f->t, k.ns, k.ns_len, 8, 0, 0};
   assert_non_null(f->kv.ops->prefetch_prepared);
   assert_int_equal(f->kv.ops->ref_prepare(f->kv.self, &p), FL_OK);
   /* on an empty table, an absent cell, a present one, and a table that does not exist */
@@ -209,12 +209,12 @@ static void prepared_value_ref_addresses_the_same_cells(void **state) {
   assert_true(o->version >= 4);
   assert_non_null(o->ref_prepare);
   assert_non_null(o->value_ref_prepared);
-  fl_kv_ref_prep_t bad = {f->t + 7, "ns", 2, 8, 0};
+  fl_kv_ref_prep_t bad = {f->t + 7, "ns", 2, 8, 0, 0};
   assert_int_equal(o->ref_prepare(f->kv.self, &bad), FL_EINVAL);
-  bad = (fl_kv_ref_prep_t){f->t, NULL, 2, 8, 0};
+  bad = (fl_kv_ref_prep_t){f->t, NULL, 2, 8, 0, 0};
   assert_int_equal(o->ref_prepare(f->kv.self, &bad), FL_EINVAL);
   const char *ns[2] = {"0123456789abcdef", "w"};
-  fl_kv_ref_prep_t p[2] = {{f->t, ns[0], 16, 8, 0}, {f->t, ns[1], 1, 8, 0}};
+  fl_kv_ref_prep_t p[2] = {{f->t, ns[0], 16, 8, 0, 0}, {f->t, ns[1], 1, 8, 0, 0}};
   for (int j = 0; j < 2; j++) assert_int_equal(o->ref_prepare(f->kv.self, &p[j]), FL_OK);
   char key[64];
   const int n = 3000;

@@ -738,6 +738,48 @@ static void aggregate_average_with_accumulator(void **state) {
   assert_int_equal(atomic_load(&avg_destroyed), 1); /* destroy called exactly once */
 }
 
+/* Thousands of keys (8-byte ids): beyond a few thousand cells a run of records loads
+ * each record's cell two records ahead, in the lookup before (kv.h's
+ * value_ref_prepared_ahead). Every key's average in each of two windows is the
+ * model's. */
+static void aggregate_over_thousands_of_keys_matches_the_model(void **state) {
+  (void)state;
+  enum {
+    KEYS = 6000,
+    ROUNDS = 3
+  };
+  static char keys[KEYS][9];
+  ev_t *in = calloc(KEYS * ROUNDS, sizeof *in);
+  assert_non_null(in);
+  size_t n = 0;
+  for (int r = 0; r < ROUNDS; r++)
+    for (int i = 0; i < KEYS; i++) {
+      int k = (int)((uint64_t)i * 2654435761u % KEYS); /* another order in each round */
+      k = (k + r * 1013) % KEYS;
+      snprintf(keys[k], sizeof keys[k], "k%07d", k);
+      in[n++] = (ev_t){keys[k], r * 60 + k % 50, (int64_t)k * 10 + r, NULL};
+    }
+  spec_t sp = tumbling(100, 0, 100);
+  sp.fn = FN_AVG;
+  result_t res;
+  run_ok(&sp, in, n, &res);
+  /* window [0, 100) has round 0 and round 1 where it is below 100; [100, 200) the rest */
+  assert_int_equal(res.main.n, 2 * KEYS);
+  for (size_t i = 0; i < res.main.n; i++) {
+    const col_rec_t *o = &res.main.r[i];
+    assert_int_equal(o->key_len, 8);
+    int k = atoi(o->key + 1);
+    bool r1_late = 60 + k % 50 >= 100; /* round 1 in the second window */
+    double v0 = k * 10.0, v1 = v0 + 1, v2 = v0 + 2;
+    double exp = o->ts == 99 ? (r1_late ? v0 : (v0 + v1) / 2) : (r1_late ? (v1 + v2) / 2 : v2);
+    assert_true(o->ts == 99 || o->ts == 199);
+    if (out_f64(o) != exp)
+      fail_msg("key %d window end %lld: %f, want %f", k, (long long)o->ts, out_f64(o), exp);
+  }
+  result_free(&res);
+  free(in);
+}
+
 /* A failing add, on the path that adds a run of records to windows not yet due,
  * fails the job with the function's message; records before it were added. */
 static void failing_aggregate_add_fails_the_job_with_its_message(void **state) {
@@ -1079,6 +1121,7 @@ int main(void) {
       cmocka_unit_test(window_fires_exactly_when_watermark_reaches_end_minus_one),
       cmocka_unit_test(end_of_input_fires_every_window_once),
       cmocka_unit_test(aggregate_average_with_accumulator),
+      cmocka_unit_test(aggregate_over_thousands_of_keys_matches_the_model),
       cmocka_unit_test(aggregate_merges_accumulators_of_sessions),
       cmocka_unit_test(process_function_gets_elements_in_arrival_order),
       cmocka_unit_test(process_function_refires_with_full_contents_within_lateness),

@@ -610,14 +610,24 @@ static int win_process(fl_op_t *op, int input, const fl_record_t *rec) {
  * a cache miss to complete meanwhile, near enough to stay in the cache. */
 #define WIN_PREFETCH_AHEAD 16
 /* Contents cells (some 25 MB with their index) beyond which they spill out of the
- * caches: below it, prefetching costs more instructions than it saves misses. */
+ * caches (PF_FAR: index slot and cell, from memory), and cells (128 KB) beyond which
+ * they spill out of the first-level cache (PF_NEAR: the cell of record i + 2, its
+ * slot read at once from the second level). Below, prefetching costs more than it
+ * saves. */
 #define WIN_PREFETCH_CELLS 262144
+#define WIN_PREFETCH_NEAR_CELLS 2048
+enum {
+  PF_NONE,
+  PF_NEAR,
+  PF_FAR
+};
 
-/* Whether the contents state is large enough, and in a backend that can, for
- * prefetching to pay. */
-static bool prefetch_pays(const fl_sref_t *r) {
+/* How a contents state prefetches, by its size and what the backend can. */
+static int prefetch_pays(const fl_sref_t *r) {
   const fl_kv_ops_t *o = r->kv->ops;
-  return o->version >= 2 && o->prefetch && o->count(r->kv->self, r->table) >= WIN_PREFETCH_CELLS;
+  if (o->version < 2 || !o->prefetch) return PF_NONE;
+  size_t n = o->count(r->kv->self, r->table);
+  return n >= WIN_PREFETCH_CELLS ? PF_FAR : n >= WIN_PREFETCH_NEAR_CELLS ? PF_NEAR : PF_NONE;
 }
 
 /* Prefetches the contents of record i in the windows of the slots, if its timestamp
@@ -675,8 +685,8 @@ static inline void prefetch_prepared(const win_op_t *st, const fl_batch_t *b, ui
  * general loop's state; acc_size is the accumulator's size (a constant in the copies
  * of add_run_one). Same contract as add_run_prepared. */
 static inline __attribute__((always_inline)) int add_run_one_sized(fl_op_t *op, const fl_batch_t *b,
-                                                                   uint32_t *i, uint32_t to,
-                                                                   bool prefetch, size_t acc_size) {
+                                                                   uint32_t *i, uint32_t to, int pf,
+                                                                   size_t acc_size) {
   win_op_t *st = op->state;
   const fl_st_adds_t *p = &st->adds[0];
   const uint64_t lo = (uint64_t)st->slice_lo, width = (uint64_t)st->slice_hi - lo; /* lo < hi */
@@ -687,7 +697,7 @@ static inline __attribute__((always_inline)) int add_run_one_sized(fl_op_t *op, 
   for (; e < end; e++) {
     /* ts in [lo, lo + width), FL_TS_NONE (INT64_MIN) not */
     if ((uint64_t)e->ts - lo >= width) break;
-    if (__builtin_expect(prefetch, 0)) prefetch_prepared(st, b, (uint32_t)(e - b->e), to, 1);
+    if (pf == PF_FAR) prefetch_prepared(st, b, (uint32_t)(e - b->e), to, 1);
     const uint8_t *key = data + e->off;
     uint32_t key_len = e->key_len;
     fl_record_t r = {key, key_len, key + key_len, e->value_len, e->ts};
@@ -697,7 +707,9 @@ static inline __attribute__((always_inline)) int add_run_one_sized(fl_op_t *op, 
     op->ctx.kg = e->kg;
     op->ctx.key_hash = e->hash;
     bool fresh;
-    rc = fl_st_adds_aggregate_sized(p, e->kg, key, key_len, e->hash, &r, &fresh, acc_size);
+    const fl_entry_t *a = e + 2 < end ? e + 2 : e; /* PF_NEAR: its cell loads meanwhile */
+    rc = fl_st_adds_aggregate_ahead(p, e->kg, key, key_len, e->hash, &r, &fresh, acc_size,
+                                    pf == PF_NEAR, a->kg, a->hash);
     if (__builtin_expect(rc != 0 || fresh, 0)) {
       if (!rc) rc = after_add(op, st->slots[0].w, st->slots[0].ns, true, 0);
       if (rc < 0) break;
@@ -708,16 +720,16 @@ static inline __attribute__((always_inline)) int add_run_one_sized(fl_op_t *op, 
   return rc < 0 ? rc : 0;
 }
 
-/* add_run_one_sized with an 8-byte accumulator (a count, a sum) and whether to
- * prefetch as constants, or not. */
+/* add_run_one_sized with an 8-byte accumulator (a count, a sum) and how to prefetch as
+ * constants, or not. */
 static __attribute__((noinline)) int add_run_one(fl_op_t *op, const fl_batch_t *b, uint32_t *i,
-                                                 uint32_t to, bool prefetch) {
+                                                 uint32_t to, int pf) {
   win_op_t *st = op->state;
   size_t acc_size = st->adds[0].agg->acc_size;
-  if (acc_size == 8)
-    return prefetch ? add_run_one_sized(op, b, i, to, true, 8)
-                    : add_run_one_sized(op, b, i, to, false, 8);
-  return add_run_one_sized(op, b, i, to, prefetch, acc_size);
+  if (acc_size != 8) return add_run_one_sized(op, b, i, to, pf, acc_size);
+  return pf == PF_FAR    ? add_run_one_sized(op, b, i, to, PF_FAR, 8)
+         : pf == PF_NEAR ? add_run_one_sized(op, b, i, to, PF_NEAR, 8)
+                         : add_run_one_sized(op, b, i, to, PF_NONE, 8);
 }
 
 /* The records of a run from *i on whose timestamps are in the current slice, added to
@@ -725,13 +737,12 @@ static __attribute__((noinline)) int add_run_one(fl_op_t *op, const fl_batch_t *
  * no slot is due: the watermark does not move within a run). Registers timers for new
  * contents. Sets *i to the first record not taken. Only the context's timestamp and
  * key change from record to record here. */
-static int add_run_prepared(fl_op_t *op, const fl_batch_t *b, uint32_t *i, uint32_t to,
-                            bool prefetch) {
+static int add_run_prepared(fl_op_t *op, const fl_batch_t *b, uint32_t *i, uint32_t to, int pf) {
   win_op_t *st = op->state;
-  bool reduce = st->conf->fn_kind == FL_WFN_REDUCE;
+  bool reduce = st->conf->fn_kind == FL_WFN_REDUCE, prefetch = pf == PF_FAR;
   int64_t lo = st->slice_lo, hi = st->slice_hi;
   size_t n = st->n_slots;
-  if (n == 1 && !reduce) return add_run_one(op, b, i, to, prefetch);
+  if (n == 1 && !reduce) return add_run_one(op, b, i, to, pf);
   uint32_t j = *i;
   int rc = 0;
   const fl_entry_t *e = &b->e[j];
@@ -771,11 +782,12 @@ static int win_process_run(fl_op_t *op, int input, const fl_batch_t *b, uint32_t
   win_op_t *st = op->state;
   const fl_window_conf_t *c = st->conf;
   bool fast = c->kind != FL_WINDOW_SESSION && c->domain == FL_EVENT_TIME;
-  bool prefetch = fast && st->have_cref && prefetch_pays(&st->cref);
+  int pf = fast && st->have_cref ? prefetch_pays(&st->cref) : PF_NONE;
+  bool prefetch = pf == PF_FAR;
   for (uint32_t i = from; i < to; i++) {
     if (fast && st->adds_ready > 0 && b->e[i].ts >= st->slice_lo && b->e[i].ts < st->slice_hi &&
         max_ts(st->slots[st->n_slots - 1].w) > op->wm) {
-      int rc = add_run_prepared(op, b, &i, to, prefetch);
+      int rc = add_run_prepared(op, b, &i, to, pf);
       if (rc < 0) return rc;
       if (op->failed) break;
       if (i == to) break;
@@ -797,7 +809,7 @@ static int win_process_run(fl_op_t *op, int input, const fl_batch_t *b, uint32_t
       if (st->n_slots && max_ts(st->slots[st->n_slots - 1].w) > op->wm) {
         if (!st->adds_ready) prepare_adds(op);
         if (st->adds_ready > 0) { /* this record and the next ones of the slice */
-          int rc = add_run_prepared(op, b, &i, to, prefetch);
+          int rc = add_run_prepared(op, b, &i, to, pf);
           if (rc < 0) return rc;
           if (op->failed || i == to) break;
           i--; /* the loop's i++: record i was not taken */
@@ -891,7 +903,7 @@ static int group_on_timer(fl_op_t *op, fl_time_domain_t d, const fl_timer_t *t) 
   bool prefetch = false;
   size_t off_a = 0;
   if (!st->fire_pf_set || st->fire_pf_ts != ts) {
-    st->fire_pf = st->have_cref && prefetch_pays(&st->cref);
+    st->fire_pf = st->have_cref && prefetch_pays(&st->cref) == PF_FAR;
     st->fire_pf_ts = ts;
     st->fire_pf_set = true;
   }

@@ -302,11 +302,17 @@ static int hm_take_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, 
   return take_hashed(self, p->table, cell_hash(key_hash, kg, p->ns_hash), &k, val, len);
 }
 
+/* The preparation's hint: the cells it creates for 8-byte keys (ids) fit one cache line
+ * (hashmap_internal.h's hm_entry), so a prefetch of one is one line. */
+#define HM_HINT_ONE_LINE 1u
+
 static int hm_ref_prepare(void *self, fl_kv_ref_prep_t *p) {
   hm_t *h = self;
   if (!h || !p || p->table >= h->n || (p->ns_len && !p->ns) || p->ns_len > UINT32_MAX)
     return FL_EINVAL;
   p->ns_hash = ns_hash(NULL, p->ns, (uint32_t)p->ns_len);
+  bool small = p->ns_len <= 64 && p->new_len <= 64;
+  p->hint = small && value_offset(8, (uint32_t)p->ns_len) + p->new_len <= 64 ? HM_HINT_ONE_LINE : 0;
   return FL_OK;
 }
 
@@ -328,12 +334,34 @@ static __attribute__((noinline)) int prepared_general(void *self, const fl_kv_re
   return value_ref_hashed(self, p->table, &k, hash, p->new_len, val, len);
 }
 
+/* Starts loading cell `hash` of table: its home slot (stage 0) or, a few records later,
+ * the entry (stage 1): its first cache line, and the next unless one_line. */
+static inline __attribute__((always_inline)) void prefetch_cell(const hm_t *h, uint32_t table,
+                                                                uint64_t hash, int stage,
+                                                                bool one_line) {
+  const hm_index_t *ix = &h->t[table].d.ix;
+  if (!ix->slots) return;
+  const hm_slot_t *s = &ix->slots[(size_t)hash & ix->mask];
+  if (stage == 0) {
+    __builtin_prefetch(s);
+    return;
+  }
+  /* the home slot's entry is the cell unless it collided; the value follows the key */
+  const hm_entry_t *e = s->e;
+  if (e && s->hash == hash) {
+    __builtin_prefetch(e);
+    if (!one_line) __builtin_prefetch((const char *)e + 64);
+  }
+}
+
 /* The per-record lookup of a window's contents: an 8-byte key in a 16-byte namespace
  * (a window) of a table not being rehashed, compared as words; everything else goes
- * to prepared_general. */
-static int hm_value_ref_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg,
-                                 const void *key, size_t key_len, uint64_t key_hash, void **val,
-                                 size_t *len) {
+ * to prepared_general. With ahead, it first starts loading the cell (akg, ahash). */
+static inline __attribute__((always_inline)) int ref_prepared(void *self, const fl_kv_ref_prep_t *p,
+                                                              uint16_t kg, const void *key,
+                                                              size_t key_len, uint64_t key_hash,
+                                                              void **val, size_t *len, bool ahead,
+                                                              uint16_t akg, uint64_t ahash) {
   const hm_t *h = self;
   const hm_dict_t *d = &h->t[p->table].d;
   uint64_t hash = cell_hash(key_hash, kg, p->ns_hash);
@@ -341,6 +369,10 @@ static int hm_value_ref_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t
     /* (d->last is not tried: the cells a window's run visits are mostly not the last) */
     const hm_slot_t *slots = d->ix.slots;
     size_t mask = d->ix.mask;
+    /* the home slot's entry, which is the cell unless it collided (a prefetch of NULL or
+     * of another cell is wasted, not wrong): its first line, a window's whole cell */
+    if (ahead && slots)
+      __builtin_prefetch(slots[(size_t)cell_hash(ahash, akg, p->ns_hash) & mask].e);
     for (size_t i = (size_t)hash & mask; slots; i = (i + 1) & mask) {
       hm_entry_t *e = slots[i].e;
       if (!e) return prepared_insert(self, p, kg, key, 8, hash, val, len);
@@ -358,23 +390,16 @@ static int hm_value_ref_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t
   return prepared_general(self, p, kg, key, key_len, hash, val, len);
 }
 
-/* Starts loading cell `hash` of table: its home slot (stage 0) or, a few records later,
- * the entry (stage 1). */
-static inline __attribute__((always_inline)) void prefetch_cell(const hm_t *h, uint32_t table,
-                                                                uint64_t hash, int stage) {
-  const hm_index_t *ix = &h->t[table].d.ix;
-  if (!ix->slots) return;
-  const hm_slot_t *s = &ix->slots[(size_t)hash & ix->mask];
-  if (stage == 0) {
-    __builtin_prefetch(s);
-    return;
-  }
-  /* the home slot's entry is the cell unless it collided; the value follows the key */
-  const hm_entry_t *e = s->e;
-  if (e && s->hash == hash) {
-    __builtin_prefetch(e);
-    __builtin_prefetch((const char *)e + 64);
-  }
+static int hm_value_ref_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg,
+                                 const void *key, size_t key_len, uint64_t key_hash, void **val,
+                                 size_t *len) {
+  return ref_prepared(self, p, kg, key, key_len, key_hash, val, len, false, 0, 0);
+}
+
+static int hm_value_ref_prepared_ahead(void *self, const fl_kv_ref_prep_t *p, uint16_t kg,
+                                       const void *key, size_t key_len, uint64_t key_hash,
+                                       void **val, size_t *len, uint16_t akg, uint64_t ahash) {
+  return ref_prepared(self, p, kg, key, key_len, key_hash, val, len, true, akg, ahash);
 }
 
 static void hm_prefetch(void *self, uint32_t table, const fl_kkey_t *k, uint64_t key_hash,
@@ -382,18 +407,20 @@ static void hm_prefetch(void *self, uint32_t table, const fl_kkey_t *k, uint64_t
   hm_t *h = self;
   if (table >= h->n || (k->ns_len && !k->ns) || k->ns_len > UINT32_MAX) return;
   uint64_t ns = ns_hash(&h->nsc, k->ns, (uint32_t)k->ns_len);
-  prefetch_cell(h, table, cell_hash(key_hash, k->kg, ns), stage);
+  prefetch_cell(h, table, cell_hash(key_hash, k->kg, ns), stage, false);
 }
 
 static void hm_prefetch_prepared(void *self, const fl_kv_ref_prep_t *p, uint16_t kg,
                                  uint64_t key_hash, int stage) {
-  prefetch_cell(self, p->table, cell_hash(key_hash, kg, p->ns_hash), stage);
+  prefetch_cell(self, p->table, cell_hash(key_hash, kg, p->ns_hash), stage,
+                p->hint & HM_HINT_ONE_LINE);
 }
 
 static void hm_prefetch_prepared2(void *self, const fl_kv_ref_prep_t *p, uint16_t kg0,
                                   uint64_t key_hash0, uint16_t kg1, uint64_t key_hash1) {
-  prefetch_cell(self, p->table, cell_hash(key_hash0, kg0, p->ns_hash), 0);
-  prefetch_cell(self, p->table, cell_hash(key_hash1, kg1, p->ns_hash), 1);
+  prefetch_cell(self, p->table, cell_hash(key_hash0, kg0, p->ns_hash), 0, true);
+  prefetch_cell(self, p->table, cell_hash(key_hash1, kg1, p->ns_hash), 1,
+                p->hint & HM_HINT_ONE_LINE);
 }
 
 static int hm_del(void *self, uint32_t table, const fl_kkey_t *k) {
@@ -594,6 +621,7 @@ static const fl_kv_ops_t hm_ops = {
     .take_prepared = hm_take_prepared,
     .prefetch_prepared2 = hm_prefetch_prepared2,
     .append_prepared = hm_append_prepared,
+    .value_ref_prepared_ahead = hm_value_ref_prepared_ahead,
 };
 
 int fl_kv_hashmap_new(fl_kv_t *out) {

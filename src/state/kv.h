@@ -36,8 +36,9 @@ typedef struct fl_kkey {
 
 /* 2: stats, value_ref, prefetch; 3: flush, write_batch, errmsg; 4: ref_prepare,
  * value_ref_prepared, prefetch_prepared; 5: take; 6: take_prepared; 7:
- * prefetch_prepared2, append_prepared (each optional: NULL). */
-#define FL_KV_OPS_VERSION 7
+ * prefetch_prepared2, append_prepared; 8: value_ref_prepared_ahead (each optional:
+ * NULL). */
+#define FL_KV_OPS_VERSION 8
 
 /* Backend statistics (ops version 2), by Flink's state.backend.rocksdb.metrics.* names:
  * X(enum suffix, Flink's name, opt-in). Opt-in ones are read only when their
@@ -98,6 +99,7 @@ typedef struct fl_kv_ref_prep {
   size_t ns_len;
   size_t new_len;   /* the size of a created cell, as value_ref's new_len */
   uint64_t ns_hash; /* the backend's */
+  uint32_t hint;    /* the backend's too (0 from a backend that sets none) */
 } fl_kv_ref_prep_t;
 
 typedef struct fl_kv_ops {
@@ -233,6 +235,15 @@ typedef struct fl_kv_ops {
    * results. key_len must be below 2^32, and key non-NULL when key_len > 0. */
   int (*append_prepared)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key,
                          size_t key_len, const void *val, size_t len);
+
+  /* Version 8, optional: value_ref_prepared(p, kg, key, key_len, key_hash, val, len),
+   * with the same results, that also starts loading the cell (ahead_kg, ahead_key_hash)
+   * of p's namespace, which a lookup a few records later will want. A run of records
+   * over cells beyond the first-level cache prefetches them this way inside the lookups
+   * it makes anyway: a prefetch call of its own per record costs more than it saves. */
+  int (*value_ref_prepared_ahead)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg,
+                                  const void *key, size_t key_len, uint64_t key_hash, void **val,
+                                  size_t *len, uint16_t ahead_kg, uint64_t ahead_key_hash);
 } fl_kv_ops_t;
 
 /* Layouts for set_table_ttl, matching src/state/state.c. */

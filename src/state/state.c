@@ -728,6 +728,7 @@ int fl_st_adds_prepare(const fl_sref_t *r, fl_st_adds_t *p) {
   p->prefetch = o->prefetch_prepared;
   p->take = o->version >= 6 ? o->take_prepared : NULL;
   p->prefetch2 = o->version >= 7 ? o->prefetch_prepared2 : NULL;
+  p->find_ahead = o->version >= 8 ? o->value_ref_prepared_ahead : NULL;
   p->self = KS(r);
   p->backend = r->kv;
   p->desc = r->desc;

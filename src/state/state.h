@@ -102,7 +102,10 @@ typedef struct fl_st_adds {
                 const void *val, size_t len); /* append_prepared (lists) */
   int (*take)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key, size_t key_len,
               uint64_t key_hash, const void **val, size_t *len); /* take_prepared, or NULL */
-  void *self;                                                    /* the backend instance */
+  int (*find_ahead)(void *self, const fl_kv_ref_prep_t *p, uint16_t kg, const void *key,
+                    size_t key_len, uint64_t key_hash, void **val, size_t *len, uint16_t akg,
+                    uint64_t ahash); /* value_ref_prepared_ahead, or NULL */
+  void *self;                        /* the backend instance */
   fl_kv_t *backend;
   const struct fl_state_desc *desc;
   const fl_aggregate_fn_t *agg; /* aggregating: the descriptor's functions */
@@ -147,14 +150,19 @@ static inline void fl_st_adds_prefetch2(const fl_st_adds_t *p, uint16_t kg0, uin
 }
 
 /* fl_st_adds_aggregate for a caller that knows the accumulator's size (acc_size, which
- * is p->agg->acc_size): a constant there makes its checks and the undo copy cheaper. */
-static inline __attribute__((always_inline)) int fl_st_adds_aggregate_sized(
+ * is p->agg->acc_size): a constant there makes its checks and the undo copy cheaper.
+ * With ahead, the lookup also starts loading the cell (akg, ahash) of a record a few
+ * ahead, if the backend can (find_ahead). */
+static inline __attribute__((always_inline)) int fl_st_adds_aggregate_ahead(
     const fl_st_adds_t *p, uint16_t kg, const void *key, size_t key_len, uint64_t key_hash,
-    const fl_record_t *in, bool *created, size_t acc_size) {
+    const fl_record_t *in, bool *created, size_t acc_size, bool ahead, uint16_t akg,
+    uint64_t ahash) {
   const fl_aggregate_fn_t *a = p->agg;
   void *acc;
   size_t cl;
-  int rc = p->find(p->self, &p->kv, kg, key, key_len, key_hash, &acc, &cl);
+  int rc = ahead && p->find_ahead
+               ? p->find_ahead(p->self, &p->kv, kg, key, key_len, key_hash, &acc, &cl, akg, ahash)
+               : p->find(p->self, &p->kv, kg, key, key_len, key_hash, &acc, &cl);
   if (__builtin_expect(rc < 0, 0)) return rc;
   bool fresh = rc == 0;
   *created = fresh;
@@ -177,6 +185,13 @@ static inline __attribute__((always_inline)) int fl_st_adds_aggregate_sized(
   if (__builtin_expect(rc != 0, 0))
     return fl_st_adds_aggregate_slow(p, kg, key, key_len, in, acc, fresh, undo, rc);
   return FL_OK;
+}
+
+static inline __attribute__((always_inline)) int fl_st_adds_aggregate_sized(
+    const fl_st_adds_t *p, uint16_t kg, const void *key, size_t key_len, uint64_t key_hash,
+    const fl_record_t *in, bool *created, size_t acc_size) {
+  return fl_st_adds_aggregate_ahead(p, kg, key, key_len, key_hash, in, created, acc_size, false, 0,
+                                    0);
 }
 
 static inline int fl_st_adds_aggregate(const fl_st_adds_t *p, uint16_t kg, const void *key,

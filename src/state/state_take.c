@@ -34,7 +34,7 @@ int fl_st_appends_prepare(const fl_sref_t *r, fl_st_adds_t *p) {
   /* With TTL a list item carries its timestamp: such appends stay fl_st_list_add's. */
   if (r->desc->has_ttl || o->version < 7 || !o->ref_prepare || !o->append_prepared)
     return FL_ENOTSUP;
-  *p = (fl_st_adds_t){.kv = {r->table, r->k.ns, r->k.ns_len, 0, 0},
+  *p = (fl_st_adds_t){.kv = {r->table, r->k.ns, r->k.ns_len, 0, 0, 0},
                       .append = o->append_prepared,
                       .self = r->kv->self,
                       .backend = r->kv,
