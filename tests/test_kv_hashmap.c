@@ -146,6 +146,8 @@ static void pool_memory_follows_the_live_cells(void **state) {
   }
   pool_now(f, &held_burst, &live);
   assert_int_equal(live, keys);
+  const hm_pool_t *pool = &((hm_t *)f->kv.self)->pool;
+  assert_true(pool->n_arenas > 0); /* a large pool's slabs come from huge-page arenas */
   /* 64-byte cells: 1,023 to a 64 KiB slab; the bound allows the slab headers. */
   assert_true(held_burst >= keys * 64);
   assert_true(held_burst <= (keys / 1000 + 2) * (size_t)HM_SLAB_BYTES);
@@ -154,6 +156,7 @@ static void pool_memory_follows_the_live_cells(void **state) {
   pool_now(f, &held_after, &live);
   assert_int_equal(live, 0);
   assert_true(held_after <= HM_SLAB_BYTES); /* the spare */
+  assert_true(pool->n_arenas <= 1);         /* the spare's, if it came from one */
   /* the emptied table's index and dense array went too */
   const hm_dict_t *d = &((hm_t *)f->kv.self)->t[f->t].d;
   assert_null(d->ix.slots);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "flink.h"
 #include "state/hashmap_internal.h"
@@ -162,6 +163,15 @@ void fl_hm_rehash_step(hm_dict_t *d, size_t units) {
   rehash_finish_if_done(d);
 }
 
+/* Asks for transparent huge pages for the 2 MiB-aligned part of a large index, as
+ * hashmap_pool.c does for the cells: calloc maps it fresh, so no page is in yet. */
+static void huge_pages(void *p, size_t bytes) {
+  if (bytes < 2 * HM_ARENA_BYTES) return;
+  uintptr_t lo = ((uintptr_t)p + HM_ARENA_BYTES - 1) & ~(uintptr_t)(HM_ARENA_BYTES - 1);
+  uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)(HM_ARENA_BYTES - 1);
+  if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint */
+}
+
 /* Makes room for one more entry: starts a doubling when the load would pass 3/4. */
 static int dict_reserve_one(hm_dict_t *d) {
   if (!d->ix.slots) {
@@ -180,6 +190,7 @@ static int dict_reserve_one(hm_dict_t *d) {
   if (cap > SIZE_MAX / 2 / sizeof(hm_slot_t)) return FL_ENOMEM;
   hm_slot_t *ns = calloc(cap * 2, sizeof *ns);
   if (!ns) return FL_ENOMEM;
+  huge_pages(ns, cap * 2 * sizeof *ns);
   d->old = d->ix;
   d->rehash_pos = 0;
   d->ix.slots = ns;

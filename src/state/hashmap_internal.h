@@ -103,10 +103,26 @@ typedef struct hm_pool_class {
   hm_slab_t *spare; /* one empty slab kept, or NULL */
 } hm_pool_class_t;
 
+/* Once a pool holds HM_ARENA_AFTER slabs, new slabs come from arenas: 2 MiB regions,
+ * 2 MiB aligned, that ask the kernel for a transparent huge page (madvise), so that a
+ * large table's cells take one TLB entry per 2 MiB rather than per 4 KiB. */
+#define HM_ARENA_BYTES ((size_t)2 << 20)
+#define HM_ARENA_SLABS (HM_ARENA_BYTES / HM_SLAB_BYTES)
+#define HM_ARENA_AFTER 32
+
+_Static_assert(HM_ARENA_SLABS <= 32, "an arena's free slabs are a 32-bit mask");
+
+typedef struct hm_arena {
+  char *base;
+  uint32_t free; /* bit i: slab i is not handed out */
+} hm_arena_t;
+
 typedef struct hm_pool {
   hm_pool_class_t c[HM_POOL_CLASSES];
   size_t slabs; /* slabs held (including spares) */
   size_t live;  /* cells handed out from them */
+  hm_arena_t *arenas;
+  size_t n_arenas, cap_arenas;
 } hm_pool_t;
 
 /* bytes (> 0) from the pool, 16-byte aligned, or NULL. */
