@@ -72,6 +72,12 @@ bool fl_rt_guards_blocked(fl_edge_writer_t *const *g, size_t n) {
   return false;
 }
 
+/* The data bytes of a batch of the standard size. */
+static size_t batch_bytes(const fl_env_conf_t *c) {
+  size_t b = c->batch_size * 48;
+  return b < 16384 ? 16384 : b;
+}
+
 /* ew_batch when the open batch is missing or full: ships it and opens a new one. */
 static __attribute__((noinline)) fl_batch_t *ew_batch_new(fl_edge_writer_t *ew, int t,
                                                           size_t bytes) {
@@ -84,13 +90,31 @@ static __attribute__((noinline)) fl_batch_t *ew_batch_new(fl_edge_writer_t *ew, 
       fl_batch_free(b);
   }
   const fl_env_conf_t *c = &ew->w->job->env->conf;
-  size_t want = c->batch_size * 48;
-  if (want < 16384) want = 16384;
-  if (want < bytes) want = bytes;
+  size_t std = batch_bytes(c), want = std < bytes ? bytes : std;
   if (want > UINT32_MAX) return NULL;
-  b = fl_batch_new((uint32_t)c->batch_size, (uint32_t)want);
+  fl_worker_t *w = ew->w;
+  if (want == std && w->spare) { /* a consumed batch of the standard size, again */
+    b = w->spare;
+    w->spare = b->next;
+    w->n_spare--;
+    b->next = NULL;
+    b->n = b->ctrl_end = b->used = 0;
+  } else {
+    b = fl_batch_new((uint32_t)c->batch_size, (uint32_t)want);
+  }
   ew->open[t] = b;
   return b;
+}
+
+void fl_rt_batch_done(fl_worker_t *w, fl_batch_t *b) {
+  const fl_env_conf_t *c = &w->job->env->conf;
+  if (w->n_spare < FL_SPARE_BATCHES && b->cap == c->batch_size && b->bytes == batch_bytes(c)) {
+    b->next = w->spare;
+    w->spare = b;
+    w->n_spare++;
+    return;
+  }
+  fl_batch_free(b);
 }
 
 /* The open batch for receiver t, with room for `bytes` more bytes (a new one when the

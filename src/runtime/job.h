@@ -104,7 +104,18 @@ struct fl_worker {
   int64_t ckpt_aborted;     /* last abort the operators were told about */
   size_t n_aligning;        /* operators with ckpt_aligning set (0: no alignment walk) */
   _Atomic int all_finished; /* every operator ended; waits for the final checkpoint */
+  /* Batches of the standard size this worker consumed, kept for its edge writers to
+   * fill again (linked by next; at most FL_SPARE_BATCHES): a malloc and a free per
+   * batch across threads made glibc trim the arenas, and each trim's madvise stopped
+   * the other worker for a TLB shootdown. */
+  fl_batch_t *spare;
+  size_t n_spare;
 };
+
+#define FL_SPARE_BATCHES 16
+
+/* Keeps batch b, consumed by worker w, for w's edge writers, or frees it. */
+void fl_rt_batch_done(fl_worker_t *w, fl_batch_t *b);
 
 struct fl_job {
   fl_env_t *env;

@@ -215,6 +215,10 @@ void fl_rt_job_destroy(fl_job_t *job) {
       if (w->in[k].cur) fl_batch_free(w->in[k].cur);
     }
     free(w->in);
+    for (fl_batch_t *b = w->spare, *nx; b; b = nx) {
+      nx = b->next;
+      fl_batch_free(b);
+    }
     free(w->sources);
     fl_kv_destroy(&w->kv);
     fl_kv_cache_destroy(w->cache); /* after the stores made on it, with the operators */

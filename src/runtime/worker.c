@@ -217,7 +217,7 @@ static bool drain_inbound(fl_worker_t *w) {
       if (!t0) t0 = fl_mono_ns();
       progress = true;
       if (!process_batch(in)) break;
-      fl_batch_free(in->cur);
+      fl_rt_batch_done(w, in->cur);
       in->cur = NULL;
       if (job_failing(w)) flush_edges(w); /* before the count can reach 0 */
       if (atomic_fetch_sub(&job->inflight, 1) == 1 && job_failing(w)) fl_rt_wake_all(job);
