@@ -525,6 +525,35 @@ static void prepared_aggregating_adds_are_the_adds(void **state) {
   }
 }
 
+/* padd through the lookup that also loads a cell ahead (kv ops version 8), with some
+ * other cell of the namespace as the one ahead. */
+static int padd_ahead(sfx_t *f, const fl_st_adds_t *p, int64_t v, bool *created) {
+  fl_record_t in = {f->r.k.key, f->r.k.key_len, &v, 8, 0};
+  return fl_st_adds_aggregate_ahead(p, f->r.k.kg, f->r.k.key, f->r.k.key_len, f->r.key_hash, &in,
+                                    created, p->agg->acc_size, true, (uint16_t)(f->r.k.kg + 1),
+                                    (uint64_t)v * 0x9e3779b97f4a7c15u);
+}
+
+/* The adds that load a cell ahead mean the same as the others, with the hashmap's
+ * value_ref_prepared_ahead and, from a backend of ops version 7 (no such op), through
+ * its value_ref_prepared. */
+static void prepared_adds_ahead_are_the_adds(void **state) {
+  sfx_t *f = *state;
+  use_pair_aggregate(f);
+  fl_st_adds_t p;
+  assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_OK);
+  assert_non_null(p.find_ahead);
+  check_aggregating_adds(f, padd_ahead, &p, false);
+  assert_int_equal(f->kv.kv.ops->del(f->kv.kv.self, f->r.table, &f->r.k), FL_OK);
+  fl_kv_ops_t older;
+  const fl_kv_ops_t *own = ops_as_version(f, &older, 7);
+  assert_int_equal(fl_st_adds_prepare(&f->r, &p), FL_OK);
+  assert_null(p.find_ahead);
+  f->inits = 0;
+  check_aggregating_adds(f, padd_ahead, &p, false);
+  f->kv.kv.ops = own;
+}
+
 static int pred(sfx_t *f, const fl_st_adds_t *p, const void *v, size_t len, bool *created) {
   return fl_st_adds_reduce(p, f->r.k.kg, f->r.k.key, f->r.k.key_len, f->r.key_hash, v, len,
                            created);
@@ -750,6 +779,7 @@ int main(void) {
                                       sfx_setup, sfx_teardown),
       cmocka_unit_test_setup_teardown(prepared_aggregating_adds_are_the_adds, sfx_setup,
                                       sfx_teardown),
+      cmocka_unit_test_setup_teardown(prepared_adds_ahead_are_the_adds, sfx_setup, sfx_teardown),
       cmocka_unit_test_setup_teardown(prepared_reducing_adds_are_the_adds, sfx_setup, sfx_teardown),
       cmocka_unit_test_setup_teardown(prepared_take_is_the_take, sfx_setup, sfx_teardown),
       cmocka_unit_test_setup_teardown(adds_prepare_declines_what_it_cannot_do, sfx_setup,
