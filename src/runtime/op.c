@@ -115,11 +115,18 @@ static __attribute__((noinline)) void record_done(fl_op_t *op, int rc) {
   if (op->ttl_every_record && !op->failed && op->ctx.keyed) fl_rt_ttl_sweep(op);
 }
 
-static inline void op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg,
-                             uint64_t key_hash) {
-  if (__builtin_expect(op->blocked, 0)) return;
+/* A record's arrival at op, on every path: false if op takes none (failed or
+ * finished), else it is counted and its timestamp is the context's. */
+static inline __attribute__((always_inline)) bool record_in(fl_op_t *op, const fl_record_t *rec) {
+  if (__builtin_expect(op->blocked, 0)) return false;
   op->n_in++;
   op->ctx.ts = rec->timestamp;
+  return true;
+}
+
+static inline void op_record(fl_op_t *op, int input, const fl_record_t *rec, int kg,
+                             uint64_t key_hash) {
+  if (!record_in(op, rec)) return;
   const fl_input_t *li = &op->node->inputs[input];
   if (op->node->keyed) record_key(op, li, rec, kg, key_hash);
   int rc = op->cls->process(op, li->side, rec);
@@ -178,9 +185,7 @@ static inline int op_emit(fl_op_t *op, const fl_record_t *rec) {
     }
     /* An operator that forwards records (op.h): what its process would do, here, and
      * on to its target in this loop. */
-    if (__builtin_expect(next->blocked, 0)) return FL_OK;
-    next->n_in++;
-    next->ctx.ts = rec->timestamp;
+    if (!record_in(next, rec)) return FL_OK;
     if (rec->timestamp > next->max_ts) next->max_ts = rec->timestamp;
     op = next;
   }
@@ -195,18 +200,14 @@ static __attribute__((noinline, cold)) void hop_failed(fl_op_t *op, int rc) {
 }
 
 static __attribute__((noinline)) int call_hop(fl_op_t *op, const fl_record_t *rec) {
-  if (__builtin_expect(op->blocked, 0)) return FL_OK;
-  op->n_in++;
-  op->ctx.ts = rec->timestamp;
+  if (!record_in(op, rec)) return FL_OK;
   int rc = op->hop_fn(&op->ctx, rec, *op->hop_arg);
   if (__builtin_expect(rc < 0, 0)) hop_failed(op, rc);
   return FL_OK;
 }
 
 static __attribute__((noinline)) int map_hop(fl_op_t *op, const fl_record_t *rec) {
-  if (__builtin_expect(op->blocked, 0)) return FL_OK;
-  op->n_in++;
-  op->ctx.ts = rec->timestamp;
+  if (!record_in(op, rec)) return FL_OK;
   op->ctx.emitted = 0;
   int rc = op->hop_fn(&op->ctx, rec, *op->hop_arg);
   if (__builtin_expect(rc < 0, 0))
@@ -217,9 +218,7 @@ static __attribute__((noinline)) int map_hop(fl_op_t *op, const fl_record_t *rec
 }
 
 static __attribute__((noinline)) int filter_hop(fl_op_t *op, const fl_record_t *rec) {
-  if (__builtin_expect(op->blocked, 0)) return FL_OK;
-  op->n_in++;
-  op->ctx.ts = rec->timestamp;
+  if (!record_in(op, rec)) return FL_OK;
   int rc = op->hop_fn(&op->ctx, rec, *op->hop_arg);
   if (rc > 0) return op_emit(op, rec);
   if (__builtin_expect(rc < 0, 0)) hop_failed(op, rc);
@@ -228,9 +227,7 @@ static __attribute__((noinline)) int filter_hop(fl_op_t *op, const fl_record_t *
 
 /* A forwarding operator (op.h) that is one of several targets. */
 static __attribute__((noinline)) int forward_hop(fl_op_t *op, const fl_record_t *rec) {
-  if (__builtin_expect(op->blocked, 0)) return FL_OK;
-  op->n_in++;
-  op->ctx.ts = rec->timestamp;
+  if (!record_in(op, rec)) return FL_OK;
   if (rec->timestamp > op->max_ts) op->max_ts = rec->timestamp;
   return op_emit(op, rec);
 }
