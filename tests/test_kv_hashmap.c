@@ -289,6 +289,34 @@ static void appends_to_group_cells_follow_the_cells(void **state) {
   }
 }
 
+/* A cell holds at most HM_VAL_MAX bytes (its lengths are 32-bit): a put, an append or
+ * a created cell past it is refused (FL_ENOMEM) before any byte is read, and the cell
+ * keeps what it had; a length of 2^32 + 3 is refused, not taken for 3. */
+static void values_past_the_cell_limit_are_refused_and_keep_the_cell(void **state) {
+  kvc_fx_t *f = *state;
+  const fl_kv_ops_t *o = f->kv.ops;
+  const size_t huge[] = {(size_t)HM_VAL_MAX + 1, ((size_t)1 << 32) + 3, SIZE_MAX / 2};
+  fl_kkey_t k = kk(3, "key", 3, "ns", 2), fresh = kk(4, "other", 5, "ns", 2);
+  assert_int_equal(kvc_put(f, f->t, k, "abc", 3), FL_OK);
+  char small[8] = "xyz"; /* never read past 3 bytes: the length is refused first */
+  for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+    assert_int_equal(kvc_put(f, f->t, k, small, huge[i]), FL_ENOMEM);
+    assert_int_equal(o->append(f->kv.self, f->t, &k, small, huge[i]), FL_ENOMEM);
+    assert_int_equal(kvc_put(f, f->t, fresh, small, huge[i]), FL_ENOMEM);
+    void *v;
+    size_t n;
+    assert_int_equal(
+        o->value_ref(f->kv.self, f->t, &fresh, fl_hash64("other", 5, 0), huge[i], &v, &n),
+        FL_ENOMEM);
+    const void *got;
+    assert_int_equal(kvc_get(f, f->t, k, &got, &n), 1);
+    assert_int_equal(n, 3);
+    assert_memory_equal(got, "abc", 3);
+    assert_int_equal(kvc_get(f, f->t, fresh, &got, &n), 0);
+    assert_int_equal(kvc_count(f, f->t), 1);
+  }
+}
+
 /* Values that outgrow the pool's largest class move to malloc and back. */
 static void values_cross_the_pool_limit_both_ways(void **state) {
   kvc_fx_t *f = *state;
@@ -354,6 +382,7 @@ int main(void) {
       KVC_CASE(window_cells_are_one_cache_line, &hashmap),
       KVC_CASE(appends_to_group_cells_follow_the_cells, &hashmap),
       KVC_CASE(values_cross_the_pool_limit_both_ways, &hashmap),
+      KVC_CASE(values_past_the_cell_limit_are_refused_and_keep_the_cell, &hashmap),
       cmocka_unit_test(constructor_rejects_null),
   };
   return kvc_run_all(&hashmap, own, sizeof own / sizeof own[0]);
