@@ -518,6 +518,207 @@ static void value_ref_declines_what_it_does_not_cache(void **state) {
   fl_state_scratch_destroy(scratch);
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* A flush's order: a hashmap store whose write_batch notes each write's place in a     */
+/* RocksDB store's key order, and can be told to fail                                   */
+
+static struct {
+  fl_kv_ops_t ops;           /* the hashmap's, with write_batch below */
+  const fl_kv_ops_t *real;   /* the hashmap's */
+  unsigned char (*keys)[64]; /* each write's key as rocksdb_cells.c orders it */
+  size_t n, cap;
+  int calls, fail_call; /* fail_call: the write_batch call that fails (0: none) */
+} g_rec;
+
+/* table | key group | key length, key | namespace length, namespace | user key, each
+ * short enough for one length byte: byte order is the store's key order. */
+static void rec_note(const fl_kv_write_t *w) {
+  if (g_rec.n == g_rec.cap) {
+    g_rec.cap = g_rec.cap ? 2 * g_rec.cap : 1024;
+    g_rec.keys = realloc(g_rec.keys, g_rec.cap * sizeof *g_rec.keys);
+    assert_non_null(g_rec.keys);
+  }
+  unsigned char *p = g_rec.keys[g_rec.n++];
+  size_t at = 0;
+  assert_true(w->k.key_len < 16 && w->k.ns_len < 16 && w->ukey_len < 16);
+  memset(p, 0, 64);
+  p[at++] = (unsigned char)w->table;
+  p[at++] = (unsigned char)(w->k.kg >> 8);
+  p[at++] = (unsigned char)w->k.kg;
+  p[at++] = (unsigned char)w->k.key_len;
+  memcpy(p + at, w->k.key, w->k.key_len);
+  at += w->k.key_len;
+  p[at++] = (unsigned char)w->k.ns_len;
+  if (w->k.ns_len) memcpy(p + at, w->k.ns, w->k.ns_len);
+  at += w->k.ns_len;
+  if (w->ukey_len) memcpy(p + at + 1, w->ukey, w->ukey_len);
+  p[at] = (unsigned char)w->ukey_len;
+}
+
+static int rec_write_batch(void *self, const fl_kv_write_t *w, size_t n) {
+  const fl_kv_ops_t *o = g_rec.real;
+  if (++g_rec.calls == g_rec.fail_call) return FL_EIO;
+  for (size_t i = 0; i < n; i++) {
+    const fl_kv_write_t *x = &w[i];
+    int rc;
+    rec_note(x);
+    switch (x->op) {
+    case FL_KV_W_PUT: rc = o->put(self, x->table, &x->k, x->val, x->len); break;
+    case FL_KV_W_APPEND: rc = o->append(self, x->table, &x->k, x->val, x->len); break;
+    case FL_KV_W_DEL: rc = o->del(self, x->table, &x->k); break;
+    case FL_KV_W_MAP_PUT:
+      rc = o->map_put(self, x->table, &x->k, x->ukey, x->ukey_len, x->val, x->len);
+      break;
+    case FL_KV_W_MAP_DEL: rc = o->map_del(self, x->table, &x->k, x->ukey, x->ukey_len); break;
+    default: rc = FL_EINVAL;
+    }
+    if (rc) return rc;
+  }
+  return FL_OK;
+}
+
+/* A cache over the recording store, its tables v0, v1 (value cells) and m (map cells),
+ * each opened with a first write (a table's first write goes through). */
+static void rec_open(fl_kv_cache_t **c, fl_kv_t *kv, uint32_t t[3]) {
+  fl_kv_t hm;
+  assert_int_equal(fl_kv_hashmap_new(&hm), FL_OK);
+  memset(&g_rec, 0, sizeof g_rec);
+  g_rec.real = hm.ops;
+  g_rec.ops = *hm.ops;
+  g_rec.ops.write_batch = rec_write_batch;
+  hm.ops = &g_rec.ops;
+  assert_int_equal(fl_kv_cache_new(256u << 20, c), FL_OK);
+  assert_int_equal(fl_kv_cache_wrap(*c, &hm, kv), FL_OK);
+  const char *names[3] = {"v0", "v1", "m"};
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(kv->ops->open_table(kv->self, names[i], &t[i]), FL_OK);
+    fl_kkey_t k = kk(0, "seed", 4, NULL, 0);
+    if (i < 2)
+      assert_int_equal(kv->ops->put(kv->self, t[i], &k, "s", 1), FL_OK);
+    else
+      assert_int_equal(kv->ops->map_put(kv->self, t[i], &k, "u", 1, "s", 1), FL_OK);
+  }
+}
+
+static void rec_close(fl_kv_cache_t *c, fl_kv_t *kv) {
+  fl_kv_destroy(kv);
+  fl_kv_cache_destroy(c);
+  free(g_rec.keys);
+  memset(&g_rec, 0, sizeof g_rec);
+}
+
+/* Cell i: key group and 8-byte key from a generator, in table i % 3; every fifth
+ * value cell has a window namespace; a map cell gets user key "u<i % 7>". */
+static void rec_cell(uint64_t i, uint64_t *key, uint16_t *kg) {
+  uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull;
+  x ^= x >> 29;
+  *key = x;
+  *kg = (uint16_t)(x >> 48) % 128;
+}
+
+static void rec_write_cells(fl_kv_t *kv, const uint32_t t[3], uint64_t n) {
+  for (uint64_t i = 0; i < n; i++) {
+    uint64_t key, val = i;
+    uint16_t kg;
+    rec_cell(i, &key, &kg);
+    int which = (int)(i % 3);
+    fl_kkey_t k = kk(kg, &key, sizeof key, i % 5 == 0 ? "w1" : NULL, i % 5 == 0 ? 2 : 0);
+    if (which < 2) {
+      assert_int_equal(kv->ops->put(kv->self, t[which], &k, &val, sizeof val), FL_OK);
+    } else {
+      char uk[4] = {'u', (char)('0' + i % 7), 0, 0};
+      k = kk(kg, &key, sizeof key, NULL, 0);
+      assert_int_equal(kv->ops->map_put(kv->self, t[2], &k, uk, 2, &val, sizeof val), FL_OK);
+    }
+  }
+}
+
+static void rec_expect_cells(fl_kv_t *inner, const uint32_t t[3], uint64_t n) {
+  for (uint64_t i = 0; i < n; i++) {
+    uint64_t key, val = i;
+    uint16_t kg;
+    rec_cell(i, &key, &kg);
+    int which = (int)(i % 3);
+    const void *v = NULL;
+    size_t len = 0;
+    fl_kkey_t k = kk(kg, &key, sizeof key, i % 5 == 0 ? "w1" : NULL, i % 5 == 0 ? 2 : 0);
+    if (which < 2) {
+      kvc_assert_value_in(inner, t[which], k, &val, sizeof val);
+    } else {
+      char uk[4] = {'u', (char)('0' + i % 7), 0, 0};
+      k = kk(kg, &key, sizeof key, NULL, 0);
+      assert_int_equal(inner->ops->map_get(inner->self, t[2], &k, uk, 2, &v, &len), 1);
+      assert_int_equal(len, sizeof val);
+      assert_memory_equal(v, &val, sizeof val);
+    }
+  }
+}
+
+/* A flush of more dirty cells than one write batch takes hands them to the store in
+ * key order across all its batches (RocksDB then inserts each near the last one), and
+ * every cell once. */
+static void a_flush_hands_the_store_its_writes_in_key_order(void **state) {
+  (void)state;
+  fl_kv_cache_t *c;
+  fl_kv_t kv;
+  uint32_t t[3];
+  rec_open(&c, &kv, t);
+  const uint64_t n = 6000;
+  rec_write_cells(&kv, t, n);
+  assert_int_equal(kv.ops->flush(kv.self), FL_OK);
+  assert_true(g_rec.calls >= 2);
+  assert_int_equal(g_rec.n, n);
+  for (size_t i = 1; i < g_rec.n; i++)
+    if (memcmp(g_rec.keys[i - 1], g_rec.keys[i], 64) >= 0) fail_msg("write %zu out of order", i);
+  rec_expect_cells(fl_kv_cache_inner(&kv), t, n);
+  rec_close(c, &kv);
+}
+
+static int count_entry(const void *ukey, size_t ukey_len, const void *val, size_t len, void *arg) {
+  (void)ukey, (void)ukey_len, (void)val, (void)len;
+  ++*(int *)arg;
+  return 0;
+}
+
+/* A flush whose second write batch fails leaves every cell dirty; the next flush
+ * writes them all. */
+static void a_failed_flush_keeps_every_cell_dirty(void **state) {
+  (void)state;
+  fl_kv_cache_t *c;
+  fl_kv_t kv;
+  uint32_t t[3];
+  rec_open(&c, &kv, t);
+  const uint64_t n = 6000;
+  rec_write_cells(&kv, t, n);
+  fl_kv_cache_stats_t s;
+  assert_int_equal(fl_kv_cache_stats(&kv, &s), FL_OK);
+  size_t dirty = s.dirty_items;
+  assert_true(dirty >= n);
+  g_rec.fail_call = 2;
+  assert_int_equal(kv.ops->flush(kv.self), FL_EIO);
+  assert_int_equal(fl_kv_cache_stats(&kv, &s), FL_OK);
+  assert_int_equal(s.dirty_items, dirty);
+  g_rec.fail_call = 0;
+  /* a walk of a map cell writes its dirty entries first, one by one (each leaves the
+   * dirty array at the place the failed flush left it in) */
+  for (uint64_t i = 2; i < 300; i += 3) {
+    uint64_t key;
+    uint16_t kg;
+    rec_cell(i, &key, &kg);
+    fl_kkey_t k = kk(kg, &key, sizeof key, NULL, 0);
+    int count = 0;
+    assert_int_equal(kv.ops->map_iter(kv.self, t[2], &k, count_entry, &count), FL_OK);
+    assert_int_equal(count, 1);
+  }
+  assert_int_equal(fl_kv_cache_stats(&kv, &s), FL_OK);
+  assert_int_equal(s.dirty_items, dirty - 100);
+  assert_int_equal(kv.ops->flush(kv.self), FL_OK);
+  assert_int_equal(fl_kv_cache_stats(&kv, &s), FL_OK);
+  assert_int_equal(s.dirty_items, 0);
+  rec_expect_cells(fl_kv_cache_inner(&kv), t, n);
+  rec_close(c, &kv);
+}
+
 static void bad_sizes_are_rejected(void **state) {
   (void)state;
   fl_kv_cache_t *c = NULL;
@@ -544,6 +745,8 @@ int main(void) {
       KVC_CASE(value_ref_updates_the_cached_copy, &cached_tiny),
       KVC_CASE(value_ref_declines_what_it_does_not_cache, &cached_tiny),
       cmocka_unit_test(bad_sizes_are_rejected),
+      cmocka_unit_test(a_flush_hands_the_store_its_writes_in_key_order),
+      cmocka_unit_test(a_failed_flush_keeps_every_cell_dirty),
   };
   const struct CMUnitTest big[] = {
       KVC_CASE(dirty_cells_reach_the_store_at_a_flush, &cached_big),

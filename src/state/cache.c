@@ -30,8 +30,8 @@
  *
  * Write-back. Dirty items go to the inner store through its write_batch op (one RocksDB
  * write batch per CC_BATCH items): those evicted in one pass together, and all of a
- * store's at a flush. An evicted item is freed only after its write, as a child's write
- * needs its head's key.
+ * store's at a flush, in the store's key order. An evicted item is freed only after its
+ * write, as a child's write needs its head's key.
  */
 #define _GNU_SOURCE
 #include <assert.h>
@@ -614,11 +614,70 @@ int fl_cc_write_one(cc_view_t *v, cc_item_t *it) {
   return FL_OK;
 }
 
+/* A dirty item with the first bytes of where it falls in a RocksDB store's key order:
+ * table (a column family: a memtable of its own), key group, key length, the key's
+ * first three bytes (rocksdb_cells.c's encoding, for keys under 128 bytes). */
+typedef struct cc_order {
+  uint64_t pre;
+  cc_item_t *it;
+} cc_order_t;
+
+static uint64_t order_prefix(const cc_item_t *it) {
+  const cc_item_t *cell = it->type == CC_CHILD ? it->parent : it;
+  uint64_t p = (uint64_t)(cell->table & 0xffffu) << 48 | (uint64_t)cell->kg << 32 |
+               (uint64_t)(cell->klen < 0xff ? cell->klen : 0xff) << 24;
+  for (uint32_t i = 0; i < 3 && i < cell->klen; i++) p |= (uint64_t)cell->key[i] << (16 - 8 * i);
+  return p;
+}
+
+/* Byte strings as the store orders them: by length first when it precedes them in the
+ * encoding (a key, a namespace), else by bytes with a prefix first (a user key). */
+static int cmp_bytes(const unsigned char *a, size_t an, const unsigned char *b, size_t bn,
+                     bool length_first) {
+  if (length_first && an != bn) return an < bn ? -1 : 1;
+  int c = an && bn ? memcmp(a, b, an < bn ? an : bn) : 0;
+  return c ? c : (an > bn) - (an < bn);
+}
+
+static int cmp_order(const void *a, const void *b) {
+  const cc_order_t *x = a, *y = b;
+  if (x->pre != y->pre) return x->pre < y->pre ? -1 : 1;
+  const cc_item_t *cx = x->it->type == CC_CHILD ? x->it->parent : x->it;
+  const cc_item_t *cy = y->it->type == CC_CHILD ? y->it->parent : y->it;
+  int c = cmp_bytes(cx->key, cx->klen, cy->key, cy->klen, true);
+  if (!c) c = cmp_bytes(cx->key + cx->klen, cx->nslen, cy->key + cy->klen, cy->nslen, true);
+  if (!c && x->it != cx && y->it != cy)
+    c = cmp_bytes(x->it->key, x->it->klen, y->it->key, y->it->klen, false);
+  return c;
+}
+
+/* Puts the dirty array in about the store's key order. The inner store sorts each
+ * write batch, and RocksDB inserts a sorted run into its memtable skip list starting
+ * where the last insert ended; batches that follow one another in key order as well
+ * keep every insert near the last one, where batches of random keys each search the
+ * whole list again (the flush at a barrier of the feature pipeline, about 47,000 cells:
+ * 115-170 ms in batches of random keys, 64-100 ms in order). The 16 bytes per item
+ * are freed after the sort; without them the array stays as it is. Each cell and map
+ * entry is in the array once, so the order of the writes is free. */
+static void dirty_in_key_order(cc_view_t *v) {
+  size_t n = v->n_dirty;
+  cc_order_t *o = n > CC_BATCH ? malloc(n * sizeof *o) : NULL;
+  if (!o) return;
+  for (size_t i = 0; i < n; i++) o[i] = (cc_order_t){order_prefix(v->dirty[i]), v->dirty[i]};
+  qsort(o, n, sizeof *o, cmp_order);
+  for (size_t i = 0; i < n; i++) {
+    v->dirty[i] = o[i].it;
+    o[i].it->didx = (uint32_t)i;
+  }
+  free(o);
+}
+
 int fl_cc_flush(cc_view_t *v) {
   fl_kv_cache_t *c = v->c;
   if (v->n_dirty == 0) return FL_OK;
   int64_t t0 = fl_cc_now_ns();
   int rc = FL_OK;
+  dirty_in_key_order(v);
   for (size_t at = 0; at < v->n_dirty && rc == FL_OK;) {
     size_t n = v->n_dirty - at < CC_BATCH ? v->n_dirty - at : CC_BATCH;
     for (size_t i = 0; i < n; i++) item_write(v->dirty[at + i], &c->wb[i]);
