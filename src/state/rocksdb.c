@@ -201,9 +201,12 @@ int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared
   rocksdb_block_based_options_destroy(bb);
 
   /* The default env's thread pools are process-wide: every worker's flushes and
-   * compactions share them. */
+   * compactions share them. Two flush threads: at a checkpoint barrier every worker
+   * waits for the flush of its memtables at once, and with one thread the workers'
+   * flushes queued behind each other (the feature pipeline's native copy at a barrier,
+   * two workers: 47-94 ms, average 74, with one thread; 40-73 ms, average 61, with two). */
   rocksdb_env_set_background_threads(sh->env, 2);
-  rocksdb_env_set_high_priority_background_threads(sh->env, 1);
+  rocksdb_env_set_high_priority_background_threads(sh->env, 2);
   rocksdb_options_set_env(sh->base, sh->env);
   rocksdb_options_set_create_if_missing(sh->base, 1);
   rocksdb_options_set_create_missing_column_families(sh->base, 1);
