@@ -363,6 +363,11 @@ static void completed_checkpoints_give_id_duration_and_sizes(void **state) {
   bg_job_start(&r, env, "metrics");
   double done = wait_prom(env, "flink_jobmanager_job_numberOfCompletedCheckpoints", 3);
   char *t = fl_env_metrics_prometheus(env);
+  json_t *pj = op_json(env, "pass");
+  assert_non_null(pj);
+  json_int_t sync_json = json_integer_value(
+      json_object_get(json_array_get(json_object_get(pj, "subtasks"), 0), "checkpoint_sync_ns"));
+  json_decref(pj);
   fl_env_stop(env);
   bg_job_join(&r);
   assert_true(done >= 3);
@@ -373,6 +378,10 @@ static void completed_checkpoints_give_id_duration_and_sizes(void **state) {
   assert_true(prom_sample(t, "flink_jobmanager_job_numberOfFailedCheckpoints", NULL) == 0);
   double inprog = prom_sample(t, "flink_jobmanager_job_numberOfInProgressCheckpoints", NULL);
   assert_true(inprog == 0 || inprog == 1);
+  /* the keyed operator's snapshot at the barrier took some time, and says so */
+  assert_true(prom_sample(t, "flink_taskmanager_job_task_operator_checkpointSyncTime",
+                          "operator_name=\"pass\"") > 0);
+  assert_true(sync_json > 0);
   fl_free(t);
   fl_env_destroy(env);
   char cmd[128];

@@ -81,6 +81,7 @@ static json_t *subtask_json(const fl_env_t *env, fl_metrics_t *m, int s, json_t 
   times_json(so, LD(busy_ms_per_s), LD(idle_ms_per_s), LD(backpressured_ms_per_s),
              LD(backpressured));
   json_object_set_new(so, "checkpoint_alignment_ns", json_integer(LD(alignment_ns)));
+  json_object_set_new(so, "checkpoint_sync_ns", json_integer(LD(sync_ns)));
   json_t *lat = latency_json(env, m);
   if (lat) json_object_set_new(so, "latency_ms", lat);
   static const char *const kv_names[] = {

@@ -151,6 +151,7 @@ int fl_metrics_reset(fl_metrics_t *m, size_t n, int n_sources) {
     atomic_store(&s->backpressured, false);
     atomic_store(&s->view_updated_ms, 0);
     atomic_store(&s->alignment_ns, 0);
+    atomic_store(&s->sync_ns, 0);
     for (int k = 0; k < FL_KV_STAT_N; k++) atomic_store(&s->kv_stats[k], -1);
     /* The latency histograms are allocated once, before the slots are published (plan.c):
      * afterwards a reader may be reading them. */

@@ -119,6 +119,10 @@ typedef struct fl_metrics {
   /* The last checkpoint's alignment at this subtask (Flink: checkpointAlignmentTime),
    * ns from the first barrier to the last. */
   _Atomic int64_t alignment_ns;
+  /* The synchronous part of the last checkpoint at this operator subtask, ns: from its
+   * aligned barrier to the barrier forwarded (a state cache's flush, a native copy of
+   * RocksDB, the snapshot written); records behind the barrier wait for it. */
+  _Atomic int64_t sync_ns;
   /* Latency markers (metrics.latency.interval): one histogram per source node, of the
    * ms from the marker's creation at that source to its arrival here; NULL when latency
    * tracking is off. Indexed by the source's ordinal among the sources. */

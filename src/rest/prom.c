@@ -145,7 +145,8 @@ typedef enum {
   V_OWM,
   V_LAG,
   V_FIRED,
-  V_FIRED_RATE
+  V_FIRED_RATE,
+  V_SYNC
 } op_value_t;
 
 static const struct {
@@ -162,6 +163,8 @@ static const struct {
     {V_LAG, "watermarkLag", "processing time minus the watermark, ms (sources and windows)"},
     {V_FIRED, "numFiredTimers", "timers fired"},
     {V_FIRED_RATE, "numFiredTimersPerSecond", "timers fired per second"},
+    {V_SYNC, "checkpointSyncTime",
+     "ns the synchronous part of the last checkpoint took at this operator subtask"},
 };
 
 /* Writes one operator sample, or nothing where the value does not exist. */
@@ -189,6 +192,7 @@ static bool op_sample(const scrape_t *s, fl_buf_t *b, const char *full, op_value
   }
   case V_FIRED: return sample_i(b, full, l, (int64_t)LD(fired_timers));
   case V_FIRED_RATE: return sample_d(b, full, l, LD(fired_timers_per_s));
+  case V_SYNC: return sample_i(b, full, l, LD(sync_ns));
   }
 #undef LD
   return true;

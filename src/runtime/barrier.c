@@ -79,6 +79,7 @@ static int write_final(fl_op_t *op, const fl_snapshot_target_t *t, const fl_buf_
 }
 
 void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
+  int64_t t0 = fl_mono_ns();
   fl_buf_t opstate;
   fl_buf_init(&opstate);
   int rc = op->cls->snapshot ? op->cls->snapshot(op, id, &opstate) : 0;
@@ -164,7 +165,10 @@ void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
     fl_op_fail(op, rc, "snapshot for checkpoint %lld failed: %s", (long long)id, msg);
     return;
   }
-  if (id) op->ckpt_done = id;
+  if (id) {
+    op->ckpt_done = id;
+    atomic_store_explicit(&op->m->sync_ns, fl_mono_ns() - t0, memory_order_relaxed);
+  }
 }
 
 void fl_rt_op_check_aligned(fl_op_t *op) {
