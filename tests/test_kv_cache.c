@@ -556,25 +556,13 @@ static void rec_note(const fl_kv_write_t *w) {
 }
 
 static int rec_write_batch(void *self, const fl_kv_write_t *w, size_t n) {
-  const fl_kv_ops_t *o = g_rec.real;
   if (++g_rec.calls == g_rec.fail_call) return FL_EIO;
-  for (size_t i = 0; i < n; i++) {
-    const fl_kv_write_t *x = &w[i];
-    int rc;
-    rec_note(x);
-    switch (x->op) {
-    case FL_KV_W_PUT: rc = o->put(self, x->table, &x->k, x->val, x->len); break;
-    case FL_KV_W_APPEND: rc = o->append(self, x->table, &x->k, x->val, x->len); break;
-    case FL_KV_W_DEL: rc = o->del(self, x->table, &x->k); break;
-    case FL_KV_W_MAP_PUT:
-      rc = o->map_put(self, x->table, &x->k, x->ukey, x->ukey_len, x->val, x->len);
-      break;
-    case FL_KV_W_MAP_DEL: rc = o->map_del(self, x->table, &x->k, x->ukey, x->ukey_len); break;
-    default: rc = FL_EINVAL;
-    }
-    if (rc) return rc;
+  int rc = FL_OK;
+  for (size_t i = 0; i < n && rc == FL_OK; i++) {
+    rec_note(&w[i]);
+    rc = fl_kv_write_one(g_rec.real, self, &w[i]);
   }
-  return FL_OK;
+  return rc;
 }
 
 /* A cache over the recording store, its tables v0, v1 (value cells) and m (map cells),
@@ -607,46 +595,67 @@ static void rec_close(fl_kv_cache_t *c, fl_kv_t *kv) {
   memset(&g_rec, 0, sizeof g_rec);
 }
 
-/* Cell i: key group and 8-byte key from a generator, in table i % 3; every fifth
- * value cell has a window namespace; a map cell gets user key "u<i % 7>". */
-static void rec_cell(uint64_t i, uint64_t *key, uint16_t *kg) {
+/* Cell i, of table index i % 3 (v0, v1, m): key group and 8-byte key (*key) from a
+ * generator; every fifth value cell has a window namespace; a map cell gets user key
+ * uk = "u<i % 7>". */
+static int rec_cell(uint64_t i, uint64_t *key, fl_kkey_t *k, char uk[3]) {
   uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull;
   x ^= x >> 29;
   *key = x;
-  *kg = (uint16_t)(x >> 48) % 128;
+  int which = (int)(i % 3);
+  bool ns = which < 2 && i % 5 == 0;
+  *k = kk((uint16_t)((x >> 48) % 128), key, sizeof *key, ns ? "w1" : NULL, ns ? 2 : 0);
+  uk[0] = 'u', uk[1] = (char)('0' + i % 7), uk[2] = 0;
+  return which;
 }
 
-static void rec_write_cells(fl_kv_t *kv, const uint32_t t[3], uint64_t n) {
-  for (uint64_t i = 0; i < n; i++) {
+/* The fixture of the cases below: a cache over the recording store (rec_open) with
+ * REC_CELLS cells written through it, cell i with value i. */
+#define REC_CELLS 6000u
+
+typedef struct rec_fx {
+  fl_kv_cache_t *c;
+  fl_kv_t kv;
+  uint32_t t[3];
+} rec_fx_t;
+
+static int rec_setup(void **state) {
+  rec_fx_t *f = calloc(1, sizeof *f);
+  assert_non_null(f);
+  rec_open(&f->c, &f->kv, f->t);
+  for (uint64_t i = 0; i < REC_CELLS; i++) {
     uint64_t key, val = i;
-    uint16_t kg;
-    rec_cell(i, &key, &kg);
-    int which = (int)(i % 3);
-    fl_kkey_t k = kk(kg, &key, sizeof key, i % 5 == 0 ? "w1" : NULL, i % 5 == 0 ? 2 : 0);
-    if (which < 2) {
-      assert_int_equal(kv->ops->put(kv->self, t[which], &k, &val, sizeof val), FL_OK);
-    } else {
-      char uk[4] = {'u', (char)('0' + i % 7), 0, 0};
-      k = kk(kg, &key, sizeof key, NULL, 0);
-      assert_int_equal(kv->ops->map_put(kv->self, t[2], &k, uk, 2, &val, sizeof val), FL_OK);
-    }
+    fl_kkey_t k;
+    char uk[3];
+    int which = rec_cell(i, &key, &k, uk);
+    fl_kv_t *kv = &f->kv;
+    if (which < 2)
+      assert_int_equal(kv->ops->put(kv->self, f->t[which], &k, &val, sizeof val), FL_OK);
+    else
+      assert_int_equal(kv->ops->map_put(kv->self, f->t[2], &k, uk, 2, &val, sizeof val), FL_OK);
   }
+  *state = f;
+  return 0;
+}
+
+static int rec_teardown(void **state) {
+  rec_fx_t *f = *state;
+  rec_close(f->c, &f->kv);
+  free(f);
+  return 0;
 }
 
 static void rec_expect_cells(fl_kv_t *inner, const uint32_t t[3], uint64_t n) {
   for (uint64_t i = 0; i < n; i++) {
     uint64_t key, val = i;
-    uint16_t kg;
-    rec_cell(i, &key, &kg);
-    int which = (int)(i % 3);
+    fl_kkey_t k;
+    char uk[3];
     const void *v = NULL;
     size_t len = 0;
-    fl_kkey_t k = kk(kg, &key, sizeof key, i % 5 == 0 ? "w1" : NULL, i % 5 == 0 ? 2 : 0);
+    int which = rec_cell(i, &key, &k, uk);
     if (which < 2) {
       kvc_assert_value_in(inner, t[which], k, &val, sizeof val);
     } else {
-      char uk[4] = {'u', (char)('0' + i % 7), 0, 0};
-      k = kk(kg, &key, sizeof key, NULL, 0);
       assert_int_equal(inner->ops->map_get(inner->self, t[2], &k, uk, 2, &v, &len), 1);
       assert_int_equal(len, sizeof val);
       assert_memory_equal(v, &val, sizeof val);
@@ -658,20 +667,13 @@ static void rec_expect_cells(fl_kv_t *inner, const uint32_t t[3], uint64_t n) {
  * key order across all its batches (RocksDB then inserts each near the last one), and
  * every cell once. */
 static void a_flush_hands_the_store_its_writes_in_key_order(void **state) {
-  (void)state;
-  fl_kv_cache_t *c;
-  fl_kv_t kv;
-  uint32_t t[3];
-  rec_open(&c, &kv, t);
-  const uint64_t n = 6000;
-  rec_write_cells(&kv, t, n);
-  assert_int_equal(kv.ops->flush(kv.self), FL_OK);
+  rec_fx_t *f = *state;
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
   assert_true(g_rec.calls >= 2);
-  assert_int_equal(g_rec.n, n);
+  assert_int_equal(g_rec.n, REC_CELLS);
   for (size_t i = 1; i < g_rec.n; i++)
     if (memcmp(g_rec.keys[i - 1], g_rec.keys[i], 64) >= 0) fail_msg("write %zu out of order", i);
-  rec_expect_cells(fl_kv_cache_inner(&kv), t, n);
-  rec_close(c, &kv);
+  rec_expect_cells(fl_kv_cache_inner(&f->kv), f->t, REC_CELLS);
 }
 
 static int count_entry(const void *ukey, size_t ukey_len, const void *val, size_t len, void *arg) {
@@ -683,40 +685,34 @@ static int count_entry(const void *ukey, size_t ukey_len, const void *val, size_
 /* A flush whose second write batch fails leaves every cell dirty; the next flush
  * writes them all. */
 static void a_failed_flush_keeps_every_cell_dirty(void **state) {
-  (void)state;
-  fl_kv_cache_t *c;
-  fl_kv_t kv;
-  uint32_t t[3];
-  rec_open(&c, &kv, t);
-  const uint64_t n = 6000;
-  rec_write_cells(&kv, t, n);
+  rec_fx_t *f = *state;
+  fl_kv_t *kv = &f->kv;
   fl_kv_cache_stats_t s;
-  assert_int_equal(fl_kv_cache_stats(&kv, &s), FL_OK);
+  assert_int_equal(fl_kv_cache_stats(kv, &s), FL_OK);
   size_t dirty = s.dirty_items;
-  assert_true(dirty >= n);
+  assert_true(dirty >= REC_CELLS);
   g_rec.fail_call = 2;
-  assert_int_equal(kv.ops->flush(kv.self), FL_EIO);
-  assert_int_equal(fl_kv_cache_stats(&kv, &s), FL_OK);
+  assert_int_equal(kv->ops->flush(kv->self), FL_EIO);
+  assert_int_equal(fl_kv_cache_stats(kv, &s), FL_OK);
   assert_int_equal(s.dirty_items, dirty);
   g_rec.fail_call = 0;
   /* a walk of a map cell writes its dirty entries first, one by one (each leaves the
    * dirty array at the place the failed flush left it in) */
   for (uint64_t i = 2; i < 300; i += 3) {
     uint64_t key;
-    uint16_t kg;
-    rec_cell(i, &key, &kg);
-    fl_kkey_t k = kk(kg, &key, sizeof key, NULL, 0);
+    fl_kkey_t k;
+    char uk[3];
+    rec_cell(i, &key, &k, uk);
     int count = 0;
-    assert_int_equal(kv.ops->map_iter(kv.self, t[2], &k, count_entry, &count), FL_OK);
+    assert_int_equal(kv->ops->map_iter(kv->self, f->t[2], &k, count_entry, &count), FL_OK);
     assert_int_equal(count, 1);
   }
-  assert_int_equal(fl_kv_cache_stats(&kv, &s), FL_OK);
+  assert_int_equal(fl_kv_cache_stats(kv, &s), FL_OK);
   assert_int_equal(s.dirty_items, dirty - 100);
-  assert_int_equal(kv.ops->flush(kv.self), FL_OK);
-  assert_int_equal(fl_kv_cache_stats(&kv, &s), FL_OK);
+  assert_int_equal(kv->ops->flush(kv->self), FL_OK);
+  assert_int_equal(fl_kv_cache_stats(kv, &s), FL_OK);
   assert_int_equal(s.dirty_items, 0);
-  rec_expect_cells(fl_kv_cache_inner(&kv), t, n);
-  rec_close(c, &kv);
+  rec_expect_cells(fl_kv_cache_inner(kv), f->t, REC_CELLS);
 }
 
 static void bad_sizes_are_rejected(void **state) {
@@ -745,8 +741,10 @@ int main(void) {
       KVC_CASE(value_ref_updates_the_cached_copy, &cached_tiny),
       KVC_CASE(value_ref_declines_what_it_does_not_cache, &cached_tiny),
       cmocka_unit_test(bad_sizes_are_rejected),
-      cmocka_unit_test(a_flush_hands_the_store_its_writes_in_key_order),
-      cmocka_unit_test(a_failed_flush_keeps_every_cell_dirty),
+      cmocka_unit_test_setup_teardown(a_flush_hands_the_store_its_writes_in_key_order, rec_setup,
+                                      rec_teardown),
+      cmocka_unit_test_setup_teardown(a_failed_flush_keeps_every_cell_dirty, rec_setup,
+                                      rec_teardown),
   };
   const struct CMUnitTest big[] = {
       KVC_CASE(dirty_cells_reach_the_store_at_a_flush, &cached_big),

@@ -571,6 +571,18 @@ static void item_write(const cc_item_t *it, fl_kv_write_t *w) {
   }
 }
 
+int fl_kv_write_one(const fl_kv_ops_t *o, void *self, const fl_kv_write_t *w) {
+  switch (w->op) {
+  case FL_KV_W_PUT: return o->put(self, w->table, &w->k, w->val, w->len);
+  case FL_KV_W_APPEND: return o->append(self, w->table, &w->k, w->val, w->len);
+  case FL_KV_W_DEL: return o->del(self, w->table, &w->k);
+  case FL_KV_W_MAP_PUT:
+    return o->map_put(self, w->table, &w->k, w->ukey, w->ukey_len, w->val, w->len);
+  case FL_KV_W_MAP_DEL: return o->map_del(self, w->table, &w->k, w->ukey, w->ukey_len);
+  default: return FL_EINVAL;
+  }
+}
+
 /* n writes to the inner store: one batch, or call by call. */
 static int apply(cc_view_t *v, const fl_kv_write_t *w, size_t n) {
   const fl_kv_ops_t *o = v->inner.ops;
@@ -578,19 +590,7 @@ static int apply(cc_view_t *v, const fl_kv_write_t *w, size_t n) {
   if (n == 0) return FL_OK;
   if (o->version >= 3 && o->write_batch) return o->write_batch(s, w, n);
   int rc = FL_OK;
-  for (size_t i = 0; i < n && rc == FL_OK; i++) {
-    const fl_kv_write_t *x = &w[i];
-    switch (x->op) {
-    case FL_KV_W_PUT: rc = o->put(s, x->table, &x->k, x->val, x->len); break;
-    case FL_KV_W_APPEND: rc = o->append(s, x->table, &x->k, x->val, x->len); break;
-    case FL_KV_W_DEL: rc = o->del(s, x->table, &x->k); break;
-    case FL_KV_W_MAP_PUT:
-      rc = o->map_put(s, x->table, &x->k, x->ukey, x->ukey_len, x->val, x->len);
-      break;
-    case FL_KV_W_MAP_DEL: rc = o->map_del(s, x->table, &x->k, x->ukey, x->ukey_len); break;
-    default: rc = FL_EINVAL;
-    }
-  }
+  for (size_t i = 0; i < n && rc == FL_OK; i++) rc = fl_kv_write_one(o, s, &w[i]);
   return rc;
 }
 

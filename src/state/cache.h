@@ -67,4 +67,9 @@ typedef struct fl_kv_cache_stats {
 /* The statistics of a cached store; FL_EINVAL when kv is not one. */
 int fl_kv_cache_stats(const fl_kv_t *kv, fl_kv_cache_stats_t *out);
 
+/* One write of a write_batch (kv.h) made with the call of its kind on a store: what
+ * the cache does for an inner store without write_batch. FL_EINVAL for an unknown
+ * kind. */
+int fl_kv_write_one(const fl_kv_ops_t *o, void *self, const fl_kv_write_t *w);
+
 #endif
