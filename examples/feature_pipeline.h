@@ -209,6 +209,9 @@ typedef struct fp_result {
   int64_t ckpt_completed, ckpt_failed, ckpt_min_ms, ckpt_max_ms, ckpt_sum_ms;
   int64_t ckpt_seen; /* completed checkpoints whose duration the monitor saw */
   int64_t ckpt_last_size, ckpt_max_new;
+  /* the longest synchronous part of a checkpoint at one operator subtask
+   * (checkpointSyncTime): how long records waited behind a barrier there */
+  int64_t ckpt_sync_max_ms;
   int64_t lag_max, lag_end, state_bytes, state_bytes_max, rss_max_kb;
   double seconds, events_per_s;
   double cpu_seconds; /* of the whole process: generator, mock cluster, job, reader */

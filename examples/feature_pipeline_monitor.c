@@ -181,6 +181,7 @@ typedef struct sample {
   int64_t events_in, features_out, lag, late, dlq, spend, behind;
   int64_t wm; /* INT64_MIN: none */
   int64_t ckpt_id, ckpt_ms, ckpt_size, ckpt_new, completed, failed;
+  int64_t sync_ns; /* the largest checkpoint_sync_ns over the operator subtasks */
 } sample_t;
 
 struct fp_monitor {
@@ -204,6 +205,7 @@ struct fp_monitor {
   bool gen_end_seen;
   /* checkpoints: durations seen, and when each id was first seen (for the drain) */
   int64_t ck_seen_id, ck_seen_mono, ck_min, ck_max, ck_sum, ck_n, ck_max_new;
+  int64_t ck_sync_max_ns; /* the largest checkpoint_sync_ns of any operator subtask seen */
   bool tty;
   int64_t last_plain;
 };
@@ -229,6 +231,13 @@ static void take_sample(fp_monitor_t *m, sample_t *s) {
   json_array_foreach(json_object_get(root, "operators"), i, op) {
     const char *name = json_string_value(json_object_get(op, "name"));
     if (!name) continue;
+    size_t k;
+    json_t *sub;
+    json_array_foreach(json_object_get(op, "subtasks"), k, sub) {
+      json_t *v = json_object_get(sub, "checkpoint_sync_ns");
+      if (json_is_integer(v) && json_integer_value(v) > s->sync_ns)
+        s->sync_ns = (int64_t)json_integer_value(v);
+    }
     if (strcmp(name, "raw.events") == 0) {
       s->events_in = counter(op, "records-consumed");
       s->dlq = counter(op, "dead-lettered");
@@ -270,6 +279,7 @@ static void note_sample(fp_monitor_t *m, const sample_t *s) {
     m->ck_sum += s->ckpt_ms;
     m->ck_n++;
   }
+  if (s->sync_ns > m->ck_sync_max_ns) m->ck_sync_max_ns = s->sync_ns;
   if (s->mono - m->t0 >= WARMUP_MS && s->lag > m->lag_max) m->lag_max = s->lag;
   if (m->gen && atomic_load(&m->gen->done) && !m->gen_end_seen) {
     m->gen_end_seen = true;
@@ -618,6 +628,7 @@ void fp_monitor_stop(fp_monitor_t *m, fp_result_t *r) {
   r->ckpt_seen = m->ck_n;
   r->ckpt_last_size = s.ckpt_size;
   r->ckpt_max_new = m->ck_max_new;
+  r->ckpt_sync_max_ms = m->ck_sync_max_ns / 1000000;
   r->lag_max = m->lag_max;
   r->lag_end = m->lag_at_gen_end;
   r->state_bytes = m->state_bytes;

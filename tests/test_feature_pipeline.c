@@ -109,6 +109,17 @@ static bool log_has(const char *log, const char *text) {
   return found;
 }
 
+/* The first line of log that holds text, in line (NUL-terminated); false if none. */
+static bool log_line(const char *log, const char *text, char *line, size_t n) {
+  char path[4300];
+  snprintf(path, sizeof path, "%s/%s", g_dir, log);
+  FILE *f = fopen(path, "r");
+  bool found = false;
+  while (f && !found && fgets(line, (int)n, f)) found = strstr(line, text) != NULL;
+  if (f) fclose(f);
+  return found;
+}
+
 static void show_log(const char *log) {
   char path[4300], line[1024];
   snprintf(path, sizeof path, "%s/%s", g_dir, log);
@@ -783,6 +794,18 @@ static void killed_and_resumed_features_are_exact(void **state) {
     show_log("job2.log");
     fail_msg("the job served no dashboard");
   }
+  /* the report says how long records waited behind a barrier, within the longest
+   * checkpoint (checkpointSyncTime) */
+  char ckl[1024];
+  long max_ms = -1, held_ms = -1;
+  if (!log_line("job2.log", "checkpoints: ", ckl, sizeof ckl) || !strstr(ckl, " max ") ||
+      !strstr(ckl, "records held at a barrier up to ") ||
+      sscanf(strstr(ckl, " max ") + 5, "%ld", &max_ms) != 1 ||
+      sscanf(strstr(ckl, "records held at a barrier up to ") + 32, "%ld", &held_ms) != 1) {
+    show_log("job2.log");
+    fail_msg("the report does not say how long records waited at a barrier");
+  }
+  assert_true(held_ms >= 0 && held_ms <= max_ms);
   int64_t t_job2 = mono_ms();
   print_message("killed at %.1f s, generator done at %.1f s, the resumed job done at %.1f s\n",
                 (double)(t_kill - t0) / 1000, (double)(t_gen - t0) / 1000,
