@@ -374,8 +374,8 @@ static void big_snapshots_go_through_a_bounded_buffer(void **state) {
   fl_snapshot_stats_t st;
   char msg[512];
   fl_snapshot_target_t ta = target(&a);
-  assert_int_equal(fl_snapshot_write(&ta, NULL, 0, NULL, 0, sink_write, &s, &st, msg, sizeof msg),
-                   0);
+  assert_int_equal(
+      fl_snapshot_write(&ta, NULL, 0, NULL, 0, NULL, 0, sink_write, &s, &st, msg, sizeof msg), 0);
   assert_true(st.bytes == s.all.len);
   assert_true(st.bytes > 40u << 20);
   assert_true(st.peak_memory <= FL_SNAPSHOT_BUF + (8u << 10));
@@ -402,6 +402,47 @@ static void big_snapshots_go_through_a_bounded_buffer(void **state) {
   assert_int_equal(fl_timers_count(b.timers, FL_EVENT_TIME), 200000);
   fl_buf_free(&s.all);
   free(v);
+  side_close(&a);
+  side_close(&b);
+}
+
+/* A lent tail (a connector's write-ahead copy, fl_ctx_snapshot_lend) follows the
+ * operator state in the snapshot as if it had been appended to it: passed through
+ * whole when larger than the buffer, and also alone. */
+static void a_lent_tail_follows_the_operator_state(void **state) {
+  fixture_t *f = *state;
+  side_t a, b;
+  side_open(f, &a, true, 0, KGS);
+  side_open(f, &b, false, 0, KGS);
+  fill(&a, 100);
+  size_t tl = 3 * FL_SNAPSHOT_BUF + 7;
+  unsigned char *tail = malloc(tl);
+  assert_non_null(tail);
+  for (size_t i = 0; i < tl; i++) tail[i] = (unsigned char)(i * 31 + 7);
+  for (int head = 0; head < 2; head++) {
+    sink_t s = {0};
+    fl_buf_init(&s.all);
+    char msg[512];
+    fl_snapshot_target_t ta = target(&a);
+    assert_int_equal(fl_snapshot_write(&ta, head ? "head:" : NULL, head ? 5 : 0, tail, tl, NULL, 0,
+                                       sink_write, &s, NULL, msg, sizeof msg),
+                     0);
+    assert_true(s.largest == tl); /* passed through, not copied into the buffer */
+    fl_bytes_t blob = {s.all.data, s.all.len}, op_state;
+    fl_snapshot_target_t tb = target(&b);
+    assert_int_equal(fl_snapshot_restore(&tb, &blob, 1, &op_state, NULL, NULL, msg, sizeof msg), 0);
+    size_t hl = head ? 5 : 0;
+    assert_int_equal(op_state.len, hl + tl);
+    if (head) assert_memory_equal(op_state.data, "head:", 5);
+    assert_memory_equal((const unsigned char *)op_state.data + hl, tail, tl);
+    free((void *)op_state.data);
+    fl_buf_free(&s.all);
+  }
+  lines_t la = dump_side(&a, 0, KGS), lb = dump_side(&b, 0, KGS);
+  assert_same(&la, &lb); /* the tables came along as ever */
+  lines_free(&la);
+  lines_free(&lb);
+  free(tail);
   side_close(&a);
   side_close(&b);
 }
@@ -468,6 +509,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(rocksdb_to_hashmap, setup, teardown),
       cmocka_unit_test_setup_teardown(rescale_keeps_each_key_group_once, setup, teardown),
       cmocka_unit_test_setup_teardown(big_snapshots_go_through_a_bounded_buffer, setup, teardown),
+      cmocka_unit_test_setup_teardown(a_lent_tail_follows_the_operator_state, setup, teardown),
       cmocka_unit_test_setup_teardown(corrupted_snapshots_are_rejected_with_the_place, setup,
                                       teardown),
   };

@@ -353,8 +353,9 @@ static int write_native(const char *dir, uint64_t store_id, sw_t *w) {
 }
 
 int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state, size_t op_state_len,
-                      const char *native_dir, uint64_t store_id, fl_snapshot_write_fn write,
-                      void *arg, fl_snapshot_stats_t *stats, char *msg, size_t size) {
+                      const void *tail, size_t tail_len, const char *native_dir, uint64_t store_id,
+                      fl_snapshot_write_fn write, void *arg, fl_snapshot_stats_t *stats, char *msg,
+                      size_t size) {
   char prefix[32];
   const char *what = NULL;
   sw_t *w = calloc(1, sizeof *w);
@@ -370,10 +371,11 @@ int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state, size_
   fl_buf_init(&w->head);
   sw_mem(w);
   int rc = sw_put(w, MAGIC, 8);
-  if (!rc && op_state_len) {
+  if (!rc && op_state_len + tail_len) {
     sw_u8(w, SEC_OPSTATE);
-    sw_u64(w, op_state_len);
+    sw_u64(w, op_state_len + tail_len);
     rc = sw_put(w, op_state, op_state_len);
+    if (!rc) rc = sw_put(w, tail, tail_len);
   }
   if (!rc && native_dir) {
     rc = write_native(native_dir, store_id, w);
@@ -412,7 +414,8 @@ static int buf_write(void *arg, const void *data, size_t len, char *msg, size_t 
 
 int fl_snapshot_write_buf(const fl_snapshot_target_t *t, const void *op_state, size_t op_state_len,
                           fl_buf_t *out, char *msg, size_t size) {
-  return fl_snapshot_write(t, op_state, op_state_len, NULL, 0, buf_write, out, NULL, msg, size);
+  return fl_snapshot_write(t, op_state, op_state_len, NULL, 0, NULL, 0, buf_write, out, NULL, msg,
+                           size);
 }
 
 /* ---------------------------------------------------------------------------------- */

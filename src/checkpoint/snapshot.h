@@ -63,8 +63,9 @@ typedef struct fl_snapshot_stats {
   size_t peak_memory; /* the most memory the writer held at once (buffers it owns) */
 } fl_snapshot_stats_t;
 
-/* Streams t's snapshot to write(arg, ...): the operator state op_state (may be empty),
- * then either the table sections of t's tables or, when native_dir is not NULL, a
+/* Streams t's snapshot to write(arg, ...): the operator state op_state (may be empty)
+ * followed by tail (tail_len bytes, written as they are: a connector's lent buffer, see
+ * fl_ctx_snapshot_lend), then either the table sections of t's tables or, when native_dir is not NULL, a
  * native section naming the files of the native copy of t's store in native_dir (kv
  * checkpoint op; store_id names that store instance), then t's timers, unless they live
  * in the store and the snapshot is native (the copy holds them). Memory: one buffer of
@@ -72,8 +73,9 @@ typedef struct fl_snapshot_stats {
  * service's sorting index (fl_timers_foreach_ordered); nothing proportional to the
  * keyed state. stats (optional) gets the figures. 0, or an error with msg saying why. */
 int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state, size_t op_state_len,
-                      const char *native_dir, uint64_t store_id, fl_snapshot_write_fn write,
-                      void *arg, fl_snapshot_stats_t *stats, char *msg, size_t size);
+                      const void *tail, size_t tail_len, const char *native_dir, uint64_t store_id,
+                      fl_snapshot_write_fn write, void *arg, fl_snapshot_stats_t *stats, char *msg,
+                      size_t size);
 
 /* Appends the whole snapshot to out (a write function over a growing buffer): for
  * tests and small snapshots. */

@@ -249,7 +249,8 @@ static int ks_snapshot(fl_context_t *ctx, void *instance, int64_t id, fl_buf_t *
     if (!rc) rc = fl_buf_append(out, in->tag, tl);
     if (!rc) rc = fl_buf_append(out, &n, 8);
     if (!rc) rc = fl_buf_append(out, &len, 8);
-    if (!rc) rc = fl_buf_append(out, in->tx.data, in->tx.len);
+    /* the write-ahead copy goes into the checkpoint from tx itself */
+    if (!rc) fl_ctx_snapshot_lend(ctx, in->tx.data, in->tx.len);
   }
   return rc;
 }

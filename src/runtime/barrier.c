@@ -53,7 +53,8 @@ static int fd_write(void *arg, const void *data, size_t len, char *msg, size_t s
 /* The final snapshot of an operator that ended goes to a file of the worker's local
  * directory, which every later checkpoint copies in. */
 static int write_final(fl_op_t *op, const fl_snapshot_target_t *t, const fl_buf_t *opstate,
-                       const char *native, char *msg, size_t size) {
+                       const void *lent, size_t lent_len, const char *native, char *msg,
+                       size_t size) {
   fl_job_t *job = op->worker->job;
   char path[4300];
   snprintf(path, sizeof path, "%s/worker-%d/final-op-%u.snap", job->work.path, op->subtask,
@@ -67,8 +68,8 @@ static int write_final(fl_op_t *op, const fl_snapshot_target_t *t, const fl_buf_
     snprintf(msg, size, "cannot create %.900s: %s", path, strerror(errno));
     return FL_EIO;
   }
-  rc = fl_snapshot_write(t, opstate->data, opstate->len, native, op->store_id, fd_write, &f, NULL,
-                         msg, size);
+  rc = fl_snapshot_write(t, opstate->data, opstate->len, lent, lent_len, native, op->store_id,
+                         fd_write, &f, NULL, msg, size);
   if (close(f.fd) != 0 && !rc) {
     snprintf(msg, size, "cannot write %.900s: %s", path, strerror(errno));
     rc = FL_EIO;
@@ -82,7 +83,14 @@ void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
   int64_t t0 = fl_mono_ns();
   fl_buf_t opstate;
   fl_buf_init(&opstate);
+  op->snap_lent = NULL;
+  op->snap_lent_len = 0;
   int rc = op->cls->snapshot ? op->cls->snapshot(op, id, &opstate) : 0;
+  /* what the snapshot lent stays as it is until this function returns */
+  const void *lent = op->snap_lent;
+  size_t lent_len = op->snap_lent_len;
+  op->snap_lent = NULL;
+  op->snap_lent_len = 0;
   if (rc < 0) {
     fl_buf_free(&opstate);
     fl_rt_op_check(op, rc);
@@ -133,8 +141,8 @@ void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
   fl_snapshot_target_t t = fl_rt_snapshot_target(op);
   if (id) {
     outw_t ow = {out, false};
-    rc = fl_snapshot_write(&t, opstate.data, opstate.len, native, op->store_id, out_write, &ow,
-                           NULL, msg, sizeof msg);
+    rc = fl_snapshot_write(&t, opstate.data, opstate.len, lent, lent_len, native, op->store_id,
+                           out_write, &ow, NULL, msg, sizeof msg);
     fl_ckpt_out_discard(op->ckpt_out); /* one left behind by an aborted checkpoint */
     op->ckpt_out = rc ? NULL : out;
     if (rc) fl_ckpt_out_discard(out);
@@ -156,7 +164,7 @@ void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
       }
     }
   } else {
-    rc = write_final(op, &t, &opstate, native, msg, sizeof msg);
+    rc = write_final(op, &t, &opstate, lent, lent_len, native, msg, sizeof msg);
     free(op->native_final);
     op->native_final = native;
   }

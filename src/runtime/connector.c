@@ -24,6 +24,11 @@ int64_t fl_ctx_restored_checkpoint_id(const fl_context_t *ctx) {
   return r ? r->id : 0;
 }
 
+void fl_ctx_snapshot_lend(fl_context_t *ctx, const void *data, size_t len) {
+  ctx->op->snap_lent = len ? data : NULL;
+  ctx->op->snap_lent_len = len;
+}
+
 char *fl_ctx_take_failure(fl_context_t *ctx) {
   char *msg = ctx->op->pending_err;
   ctx->op->pending_err = NULL;

@@ -55,6 +55,15 @@ void fl_ctx_fail_async(const fl_context_t *ctx, int err, const char *fmt, ...)
 #endif
     ;
 
+/* In a sink's snapshot: len bytes that belong in the operator state after what the
+ * snapshot appended to out, written into the checkpoint from data as they are instead
+ * of being copied into out first (a write-ahead copy of tens of megabytes). data must
+ * stay unchanged until the snapshot call returns; the runtime writes the checkpoint
+ * before it calls the instance again. A restore gets out's bytes and these as one
+ * state, as if they had been appended. A second call in the same snapshot replaces the
+ * first. */
+void fl_ctx_snapshot_lend(fl_context_t *ctx, const void *data, size_t len);
+
 /* state.checkpoints.dir ("" when not set). Borrowed from env. */
 const char *fl_env_checkpoint_dir(const fl_env_t *env);
 

@@ -191,7 +191,10 @@ struct fl_op {
   bool failed;          /* a call of this operator failed: it takes no more input */
   bool blocked;         /* failed || finished, kept by op.c: what the record path checks */
   bool opened;
-  char *pending_err;    /* message set by fl_ctx_fail() for the current call */
+  char *pending_err; /* message set by fl_ctx_fail() for the current call */
+  /* What the current snapshot call lent (fl_ctx_snapshot_lend): written after its state */
+  const void *snap_lent;
+  size_t snap_lent_len;
   uint64_t n_in, n_out; /* counters, published to m once per worker loop (worker.c) */
   fl_record_t emit_rec; /* the record fl_emit passes on (op.c) */
   fl_buf_t timer_key;   /* copy of a firing timer's key and namespace */
