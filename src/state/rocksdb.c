@@ -208,6 +208,13 @@ int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared
   rocksdb_env_set_background_threads(sh->env, 2);
   rocksdb_env_set_high_priority_background_threads(sh->env, 2);
   rocksdb_options_set_env(sh->base, sh->env);
+  /* Every state of an operator is a column family, and the native copy at a barrier
+   * flushes all of them: with atomic flush that is one flush job and one manifest write
+   * for all, not one per family (the feature pipeline at 20,000 events/s, at-least-once,
+   * checkpoints every 10 s, four runs each: p99 100-107 -> 75-94 ms, records held at a
+   * barrier up to 148-170 -> 131-154 ms). It is also what RocksDB asks for when the WAL
+   * is off, as here: the families of a store are then always flushed together. */
+  rocksdb_options_set_atomic_flush(sh->base, 1);
   rocksdb_options_set_create_if_missing(sh->base, 1);
   rocksdb_options_set_create_missing_column_families(sh->base, 1);
   rocksdb_options_set_max_background_jobs(sh->base, 2);
