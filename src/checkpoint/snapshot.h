@@ -65,10 +65,11 @@ typedef struct fl_snapshot_stats {
 
 /* Streams t's snapshot to write(arg, ...): the operator state op_state (may be empty)
  * followed by tail (tail_len bytes, written as they are: a connector's lent buffer, see
- * fl_ctx_snapshot_lend), then either the table sections of t's tables or, when native_dir is not NULL, a
- * native section naming the files of the native copy of t's store in native_dir (kv
- * checkpoint op; store_id names that store instance), then t's timers, unless they live
- * in the store and the snapshot is native (the copy holds them). Memory: one buffer of
+ * fl_ctx_snapshot_lend), then either the table sections of t's tables or, when
+ * native_dir is not NULL, a native section naming the files of the native copy of t's
+ * store in native_dir (kv checkpoint op; store_id names that store instance), then t's
+ * timers, unless they live in the store and the snapshot is native (the copy holds
+ * them). Memory: one buffer of
  * FL_SNAPSHOT_BUF bytes, the keys of up to 256 map cells at a time, and the heap timer
  * service's sorting index (fl_timers_foreach_ordered); nothing proportional to the
  * keyed state. stats (optional) gets the figures. 0, or an error with msg saying why. */
