@@ -756,7 +756,7 @@ static void print_report(const fp_options_t *o, const fp_result_t *r, fp_gen_sta
   printf("checkpoints: %" PRId64 " completed, %" PRId64
          " failed, every %.3g s; duration min %" PRId64 " ms, avg %" PRId64 " ms, max %" PRId64
          " ms; last %s referenced, at most %s written "
-         "by one; records held at a barrier up to %" PRId64 " ms\n",
+         "by one; records held at a barrier up to %.1f ms\n",
          r->ckpt_completed, r->ckpt_failed, (double)o->checkpoint_interval_ms / 1000,
          r->ckpt_min_ms, r->ckpt_seen ? r->ckpt_sum_ms / r->ckpt_seen : 0, r->ckpt_max_ms, a, b,
          r->ckpt_sync_max_ms);

@@ -211,7 +211,7 @@ typedef struct fp_result {
   int64_t ckpt_last_size, ckpt_max_new;
   /* the longest synchronous part of a checkpoint at one operator subtask
    * (checkpointSyncTime): how long records waited behind a barrier there */
-  int64_t ckpt_sync_max_ms;
+  double ckpt_sync_max_ms;
   int64_t lag_max, lag_end, state_bytes, state_bytes_max, rss_max_kb;
   double seconds, events_per_s;
   double cpu_seconds; /* of the whole process: generator, mock cluster, job, reader */

@@ -628,7 +628,7 @@ void fp_monitor_stop(fp_monitor_t *m, fp_result_t *r) {
   r->ckpt_seen = m->ck_n;
   r->ckpt_last_size = s.ckpt_size;
   r->ckpt_max_new = m->ck_max_new;
-  r->ckpt_sync_max_ms = m->ck_sync_max_ns / 1000000;
+  r->ckpt_sync_max_ms = (double)m->ck_sync_max_ns / 1e6;
   r->lag_max = m->lag_max;
   r->lag_end = m->lag_at_gen_end;
   r->state_bytes = m->state_bytes;

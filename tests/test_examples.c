@@ -745,6 +745,13 @@ static void feature_pipeline_generates_after_the_preload_is_compacted(void **sta
   const char *done = strstr(out, "compactions done"), *gen = strstr(out, "generating");
   assert_non_null(gen);
   assert_true(done < gen);
+  /* checkpoints every second while the preloaded state is written: records waited
+   * behind barriers, and the report says how long (checkpointSyncTime, in ms) */
+  const char *held = strstr(out, "records held at a barrier up to ");
+  double held_ms = -1;
+  assert_non_null(held);
+  assert_int_equal(sscanf(held + 32, "%lf", &held_ms), 1);
+  assert_true(held_ms > 0 && held_ms < 600000);
   free(out);
   free(prog);
 }

@@ -794,18 +794,20 @@ static void killed_and_resumed_features_are_exact(void **state) {
     show_log("job2.log");
     fail_msg("the job served no dashboard");
   }
-  /* the report says how long records waited behind a barrier, within the longest
-   * checkpoint (checkpointSyncTime) */
+  /* the report says how long records waited behind a barrier (checkpointSyncTime), in
+   * ms, within the resumed job's run (0 when its operators had ended before a barrier
+   * came: test_examples checks a run where they wait). Not within the longest checkpoint
+   * it reports: a barrier's wait counts also for a checkpoint that never completed, and
+   * the report's durations are those its once-a-second samples saw. */
   char ckl[1024];
-  long max_ms = -1, held_ms = -1;
-  if (!log_line("job2.log", "checkpoints: ", ckl, sizeof ckl) || !strstr(ckl, " max ") ||
+  double held_ms = -1;
+  if (!log_line("job2.log", "checkpoints: ", ckl, sizeof ckl) ||
       !strstr(ckl, "records held at a barrier up to ") ||
-      sscanf(strstr(ckl, " max ") + 5, "%ld", &max_ms) != 1 ||
-      sscanf(strstr(ckl, "records held at a barrier up to ") + 32, "%ld", &held_ms) != 1) {
+      sscanf(strstr(ckl, "records held at a barrier up to ") + 32, "%lf", &held_ms) != 1) {
     show_log("job2.log");
     fail_msg("the report does not say how long records waited at a barrier");
   }
-  assert_true(held_ms >= 0 && held_ms <= max_ms);
+  assert_true(held_ms >= 0 && held_ms <= (double)(mono_ms() - t_kill));
   int64_t t_job2 = mono_ms();
   print_message("killed at %.1f s, generator done at %.1f s, the resumed job done at %.1f s\n",
                 (double)(t_kill - t0) / 1000, (double)(t_gen - t0) / 1000,
