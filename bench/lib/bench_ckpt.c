@@ -49,9 +49,9 @@ typedef struct {
   char *value;
 } bc_src_t;
 
-/* The largest value of a subtask metric over every operator subtask (in the subtask's
- * object group, or the subtask itself without one), in ms from unit per ms; -1 when no
- * subtask has it. */
+/* The largest value of a subtask metric over every operator subtask (name in the
+ * subtask's object group, or in the subtask itself when group is NULL), converted to ms
+ * by dividing by per_ms (the metric's units per ms); -1 when no subtask has it. */
 static double max_subtask_ms(fl_env_t *env, const char *group, const char *name, double per_ms) {
   char *text = fl_env_metrics_json(env);
   json_t *root = text ? json_loads(text, 0, NULL) : NULL;

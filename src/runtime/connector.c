@@ -25,8 +25,8 @@ int64_t fl_ctx_restored_checkpoint_id(const fl_context_t *ctx) {
 }
 
 void fl_ctx_snapshot_lend(fl_context_t *ctx, const void *data, size_t len) {
-  ctx->op->snap_lent = len ? data : NULL;
-  ctx->op->snap_lent_len = len;
+  ctx->op->snap_lent = data && len ? data : NULL;
+  ctx->op->snap_lent_len = data ? len : 0;
 }
 
 char *fl_ctx_take_failure(fl_context_t *ctx) {

@@ -61,7 +61,7 @@ void fl_ctx_fail_async(const fl_context_t *ctx, int err, const char *fmt, ...)
  * stay unchanged until the snapshot call returns; the runtime writes the checkpoint
  * before it calls the instance again. A restore gets out's bytes and these as one
  * state, as if they had been appended. A second call in the same snapshot replaces the
- * first. */
+ * first; NULL data lends nothing. */
 void fl_ctx_snapshot_lend(fl_context_t *ctx, const void *data, size_t len);
 
 /* state.checkpoints.dir ("" when not set). Borrowed from env. */
