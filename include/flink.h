@@ -137,6 +137,10 @@ typedef enum fl_time_domain {
  *       RocksDB's table files, every level: SNAPPY_COMPRESSION, NO_COMPRESSION (files
  *       read through mmap: less CPU per cold read, 2.5-3x the disk), LZ4_COMPRESSION or
  *       ZSTD_COMPRESSION (one value; Flink's per-level list is not taken)
+ *   state.backend.rocksdb.memory.partitioned-index-filters "true"  RocksDB: each table
+ *       file's index and filter in 4 KiB partitions; "false": whole blocks, one cache
+ *       lookup each per read, about 15 % less CPU per cold read while the stores' indexes
+ *       and filters fit the block cache, many times more once they do not
  *   state.backend.rocksdb.cache.size "64mb"  per worker: a write-back cache of state
  *       cells in front of its RocksDB stores, so hot keys are read and written at memory
  *       speed; dirty cells go to RocksDB when evicted and at each checkpoint barrier;

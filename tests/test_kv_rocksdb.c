@@ -77,12 +77,12 @@ static int rdb_open_with(const fl_kv_rocksdb_opts_t *o, fl_kv_t *kv, void **ctx)
 
 /* Small buffers, so that the larger cases reach SST files and compactions. */
 static int rdb_open(fl_kv_t *kv, void **ctx) {
-  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY};
+  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 1};
   return rdb_open_with(&o, kv, ctx);
 }
 
 static int rdb_open_small_memory(fl_kv_t *kv, void **ctx) {
-  fl_kv_rocksdb_opts_t o = {8u << 20, 4u << 20, 2, FL_KV_RDB_SNAPPY};
+  fl_kv_rocksdb_opts_t o = {8u << 20, 4u << 20, 2, FL_KV_RDB_SNAPPY, 1};
   return rdb_open_with(&o, kv, ctx);
 }
 
@@ -439,7 +439,7 @@ static void more_state_than_cache_and_write_buffers_reads_back(void **state) {
 #define CZ_KEYS 4096u /* 16 MiB of values: many flushes of the 1 MiB write buffers */
 
 static int rdb_open_compressed(fl_kv_t *kv, void **ctx, int compression) {
-  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, compression};
+  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, compression, 1};
   return rdb_open_with(&o, kv, ctx);
 }
 static int rdb_open_none(fl_kv_t *kv, void **ctx) {
@@ -494,6 +494,83 @@ static void lz4_compresses_table_files(void **state) {
 }
 static void zstd_compresses_table_files(void **state) {
   table_files_follow_the_compression(*state, true);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Index and filter blocks (state.backend.rocksdb.memory.partitioned-index-filters)    */
+
+static int rdb_open_whole(fl_kv_t *kv, void **ctx) {
+  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 0};
+  return rdb_open_with(&o, kv, ctx);
+}
+static const kvc_backend_t rocksdb_whole = {
+    "rocksdb", rdb_open_whole, rdb_close, fl_kv_rocksdb_compact, KVC_ORDERED, 60000u};
+
+/* Whether the store's newest OPTIONS file (RocksDB's record of the options it runs
+ * with) has the line "  <setting>". */
+static bool store_option(const char *dir, const char *setting) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *e;
+  long newest = -1;
+  char name[300] = "";
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, "OPTIONS-", 8) != 0) continue;
+    long n = strtol(e->d_name + 8, NULL, 10);
+    if (n > newest) {
+      newest = n;
+      snprintf(name, sizeof name, "%s", e->d_name);
+    }
+  }
+  closedir(d);
+  assert_true(newest >= 0);
+  char *p = rocks_path_in(dir, name);
+  FILE *fp = fopen(p, "r");
+  free(p);
+  assert_non_null(fp);
+  char line[1024];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, fp)) {
+    line[strcspn(line, "\r\n")] = 0;
+    const char *t = line + strspn(line, " \t");
+    found = strcmp(t, setting) == 0;
+  }
+  fclose(fp);
+  return found;
+}
+
+/* More than the 8 MiB block cache in table files, read back in a scattered order; the
+ * table files carry the index and filter form asked for. */
+static void index_and_filters_follow_the_option(kvc_fx_t *f, bool partitioned) {
+  put_values(f, BIG_KEYS, BIG_VALUE, fill_value);
+  assert_int_equal(fl_kv_rocksdb_compact(&f->kv), FL_OK);
+  expect_values_scattered(f, BIG_KEYS, BIG_VALUE, fill_value);
+  const char *dir = rdb(f)->dir;
+  assert_true(store_option(dir, "filter_policy=bloomfilter"));
+  assert_true(store_option(dir, "cache_index_and_filter_blocks=true"));
+  assert_true(store_option(
+      dir, partitioned ? "index_type=kTwoLevelIndexSearch" : "index_type=kBinarySearch"));
+  assert_true(
+      store_option(dir, partitioned ? "partition_filters=true" : "partition_filters=false"));
+}
+
+static void partitioned_index_and_filters_by_default(void **state) {
+  index_and_filters_follow_the_option(*state, true);
+}
+static void whole_index_and_filters_when_asked(void **state) {
+  index_and_filters_follow_the_option(*state, false);
+}
+
+/* With whole filters the block cache's shards are 16 MiB or more, at most 64 of them. */
+static void block_cache_shards_hold_a_whole_filter(void **state) {
+  (void)state;
+  assert_int_equal(fl_kv_rocksdb_cache_shard_bits(1u << 20), 0);
+  assert_int_equal(fl_kv_rocksdb_cache_shard_bits(16u << 20), 0);
+  assert_int_equal(fl_kv_rocksdb_cache_shard_bits((32u << 20) - 1), 0);
+  assert_int_equal(fl_kv_rocksdb_cache_shard_bits(32u << 20), 1);
+  assert_int_equal(fl_kv_rocksdb_cache_shard_bits(64u << 20), 2);
+  assert_int_equal(fl_kv_rocksdb_cache_shard_bits(1024u << 20), 6);
+  assert_int_equal(fl_kv_rocksdb_cache_shard_bits((size_t)64 << 30), 6);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -623,12 +700,12 @@ static void constructors_reject_bad_arguments(void **state) {
   char err[128];
   assert_int_equal(fl_kv_rocksdb_new(NULL, rdb(f)->dir, NULL, &kv, err, sizeof err), FL_EINVAL);
   assert_int_equal(fl_kv_rocksdb_new(rdb(f)->sh, NULL, NULL, &kv, err, sizeof err), FL_EINVAL);
-  fl_kv_rocksdb_opts_t o = {0, 0, -1, 0};
+  fl_kv_rocksdb_opts_t o = {0, 0, -1, 0, 1};
   fl_kv_rocksdb_shared_t *sh = (void *)1;
   assert_int_equal(fl_kv_rocksdb_shared_new(&o, &sh, err, sizeof err), FL_EINVAL);
   assert_null(sh);
   assert_non_null(strstr(err, "max_write_buffers"));
-  fl_kv_rocksdb_opts_t oc = {0, 0, 0, 99};
+  fl_kv_rocksdb_opts_t oc = {0, 0, 0, 99, 1};
   assert_int_equal(fl_kv_rocksdb_shared_new(&oc, &sh, err, sizeof err), FL_EINVAL);
   assert_null(sh);
   assert_non_null(strstr(err, "compression 99"));
@@ -649,6 +726,9 @@ int main(void) {
       KVC_CASE(no_compression_writes_plain_files_read_through_mmap, &rocksdb_none),
       KVC_CASE(lz4_compresses_table_files, &rocksdb_lz4),
       KVC_CASE(zstd_compresses_table_files, &rocksdb_zstd),
+      T(partitioned_index_and_filters_by_default),
+      KVC_CASE(whole_index_and_filters_when_asked, &rocksdb_whole),
+      T(block_cache_shards_hold_a_whole_filter),
       T(constructors_reject_bad_arguments),
       T(a_directory_that_cannot_be_created_is_reported),
       T(a_failed_checkpoint_names_the_store_and_the_target),

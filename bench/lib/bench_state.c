@@ -9,7 +9,7 @@
  *                     [--distribution uniform|zipf:S] [--cache-mb M] [--plain true|false]
  *                     [--op value_get_update|list_append|map_put|map_iter|all]
  *                     [--dir PATH] [--block-cache-mb M] [--write-buffer-mb M]
- *                     [--prefix-bloom true|false]
+ *                     [--prefix-bloom true|false] [--partitioned-index-filters true|false]
  *
  * Operations, each on a fresh store and table, keys drawn from N 8-byte keys, uniformly
  * or by a Zipf law of exponent S over the keys' ranks (rank r is key r * P mod N for a
@@ -36,13 +36,17 @@
  * index and filter blocks held outside the block cache and no memtable filter:
  * rocksdb_get_pinned then rocksdb_put of the counter; a merge with a
  * concatenating merge operator; a put of key | user key. For map_iter the plain loop
- * has the backend's options instead (partitioned filters and indexes in the block
- * cache, a memtable filter) and scans [key | 0x00, key | 0x01) with an upper bound, as
+ * has the backend's options instead (its index and filter blocks in the block cache,
+ * a memtable filter) and scans [key | 0x00, key | 0x01) with an upper bound, as
  * the backend does. The RocksDB line then carries "vs_plain", its ops/s over the plain
  * loop's. --prefix-bloom true gives the plain map_iter store a prefix extractor of the
  * map cells' key | 0x00 (prefix bloom filters, which the backend has not: docs/state.md
  * has what they were measured to bring). map_iter's lines also carry "present_us" and
  * "absent_us", the mean wall time of a walk of a written key and of a key never written.
+ * --partitioned-index-filters false gives the backend (and the plain map_iter store)
+ * whole index and filter blocks, as the configuration key
+ * state.backend.rocksdb.memory.partitioned-index-filters does (default true, as a
+ * job's: partitioned).
  *
  * One JSON line per (backend, operation):
  *   {"bench":"state","backend":...,"op":...,"keys":...,"ops":...,"distribution":...,
@@ -96,6 +100,7 @@ typedef struct bs_opts {
   int only;        /* -1: every operation */
   int compression; /* fl_kv_rocksdb_compression_t, for the backend and the plain loop */
   bool prefix_bloom;
+  bool partitioned; /* partitioned index and filter blocks */
 } bs_opts_t;
 
 /* --compression's values, in fl_kv_rocksdb_compression_t's order (the names of the
@@ -120,6 +125,7 @@ static void bs_usage(FILE *f) {
           "                         [--plain true|false] [--op NAME|all] [--dir PATH]\n"
           "                         [--block-cache-mb M] [--write-buffer-mb M]\n"
           "                         [--prefix-bloom true|false]\n"
+          "                         [--partitioned-index-filters true|false]\n"
           "                         [--compression SNAPPY_COMPRESSION|NO_COMPRESSION|\n"
           "                                        LZ4_COMPRESSION|ZSTD_COMPRESSION]\n"
           "  state operations per second through the typed state layer:\n"
@@ -167,8 +173,17 @@ static int bs_choice(const char *name, const char *v, const char *const *names, 
 static int bs_parse(int argc, char **argv, bs_opts_t *o) {
   int i = 1;
   if (argc >= 2 && strcmp(argv[1], "state") == 0) i = 2; /* flink-bench's own argv */
-  *o =
-      (bs_opts_t){true, true, true, 1000000, 1000000, NULL, 64, 64, 16, 0, "uniform", -1, 0, false};
+  *o = (bs_opts_t){.hashmap = true,
+                   .rocksdb = true,
+                   .plain = true,
+                   .keys = 1000000,
+                   .ops = 1000000,
+                   .block_cache_mb = 64,
+                   .cache_mb = 64,
+                   .write_buffer_mb = 16,
+                   .dist = "uniform",
+                   .only = -1,
+                   .partitioned = true};
   for (; i < argc; i++) {
     const char *name = argv[i];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
@@ -214,6 +229,11 @@ static int bs_parse(int argc, char **argv, bs_opts_t *o) {
       int b = bs_choice(name, v, bools, 2);
       if (b < 0) return -1;
       o->prefix_bloom = b == 0;
+    } else if (strcmp(name, "--partitioned-index-filters") == 0) {
+      static const char *const bools[] = {"true", "false"};
+      int b = bs_choice(name, v, bools, 2);
+      if (b < 0) return -1;
+      o->partitioned = b == 0;
     } else if (strcmp(name, "--plain") == 0) {
       static const char *const bools[] = {"true", "false"};
       int b = bs_choice(name, v, bools, 2);
@@ -465,6 +485,9 @@ static void bs_print(const bs_opts_t *o, const char *backend, int op, const bs_r
          strcmp(backend, "rocksdb") == 0 ? o->cache_mb : 0, r->secs, r->cpu, ops_s);
   if (strcmp(backend, "hashmap") != 0)
     printf(",\"compression\":\"%s\"", BS_COMPRESSION[o->compression]);
+  if (strcmp(backend, "rocksdb") == 0 ||
+      (strcmp(backend, "rocksdb-c-api") == 0 && op == BS_MAP_ITER))
+    printf(",\"partitioned_index_filters\":%s", o->partitioned ? "true" : "false");
   if (strcmp(backend, "rocksdb-c-api") == 0 && op == BS_MAP_ITER)
     printf(",\"prefix_bloom\":%s", o->prefix_bloom ? "true" : "false");
   if (r->hit_rate >= 0)
@@ -647,23 +670,35 @@ static size_t bs_plain_key(unsigned char *p, uint64_t id, const uint32_t *uk) {
 
 /* The plain loops' store options: o's block cache, write buffers and compression
  * (uncompressed table files read through mmap, as the backend's), a whole-key bloom
- * filter; with backend_like also the backend's partitioned index and filters in the
- * block cache, dynamic level sizes and memtable filter (map_iter), else RocksDB's whole
- * index and filter blocks outside the block cache. *bb and *cache are the caller's to
+ * filter; with backend_like also the backend's index and filter blocks in the block
+ * cache (whole, with its cache shards, or partitioned), dynamic level sizes and
+ * memtable filter (map_iter), else RocksDB's whole index and filter blocks outside the
+ * block cache. *bb and *cache are the caller's to
  * destroy after the options. */
 static rocksdb_options_t *bs_plain_options(const bs_opts_t *o, bool backend_like,
                                            rocksdb_block_based_table_options_t **bb,
                                            rocksdb_cache_t **cache) {
   rocksdb_options_t *opt = rocksdb_options_create();
   *bb = rocksdb_block_based_options_create();
-  *cache = rocksdb_cache_create_lru((size_t)o->block_cache_mb << 20);
+  size_t cap = (size_t)o->block_cache_mb << 20;
+  if (backend_like && !o->partitioned) {
+    rocksdb_lru_cache_options_t *lo = rocksdb_lru_cache_options_create();
+    rocksdb_lru_cache_options_set_capacity(lo, cap);
+    rocksdb_lru_cache_options_set_num_shard_bits(lo, fl_kv_rocksdb_cache_shard_bits(cap));
+    *cache = rocksdb_cache_create_lru_opts(lo);
+    rocksdb_lru_cache_options_destroy(lo);
+  } else {
+    *cache = rocksdb_cache_create_lru(cap);
+  }
   rocksdb_block_based_options_set_block_cache(*bb, *cache);
   rocksdb_block_based_options_set_filter_policy(*bb, rocksdb_filterpolicy_create_bloom_full(10));
   if (backend_like) {
-    rocksdb_block_based_options_set_index_type(
-        *bb, rocksdb_block_based_table_index_type_two_level_index_search);
-    rocksdb_block_based_options_set_partition_filters(*bb, 1);
-    rocksdb_block_based_options_set_metadata_block_size(*bb, 4096);
+    if (o->partitioned) {
+      rocksdb_block_based_options_set_index_type(
+          *bb, rocksdb_block_based_table_index_type_two_level_index_search);
+      rocksdb_block_based_options_set_partition_filters(*bb, 1);
+      rocksdb_block_based_options_set_metadata_block_size(*bb, 4096);
+    }
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(*bb, 1);
     rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(*bb, 1);
     rocksdb_block_based_options_set_pin_top_level_index_and_filter(*bb, 1);
@@ -855,7 +890,7 @@ int fl_bench_state_main(int argc, char **argv) {
     return 1;
   }
   fl_kv_rocksdb_opts_t ro = {(size_t)o.block_cache_mb << 20, (size_t)o.write_buffer_mb << 20, 0,
-                             o.compression};
+                             o.compression, o.partitioned};
   fl_kv_rocksdb_shared_t *sh = NULL;
   if (fl_kv_rocksdb_shared_new(&ro, &sh, err, sizeof err) != FL_OK) {
     fprintf(stderr, "flink-bench state: %s\n", err);

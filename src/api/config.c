@@ -61,6 +61,11 @@ static const fl_config_key_t KEYS[] = {
      "SNAPPY_COMPRESSION|NO_COMPRESSION|LZ4_COMPRESSION|ZSTD_COMPRESSION", "SNAPPY_COMPRESSION",
      "RocksDB table file compression, every level; NO_COMPRESSION: files read through mmap, a "
      "third less CPU per cold read, 2.5-3x the disk"},
+    {"state.backend.rocksdb.memory.partitioned-index-filters", FL_CONF_BOOL,
+     F(rocksdb_opts.partitioned_index_filters), 0, 0, NULL, "true",
+     "RocksDB: index and filter blocks in 4 KiB partitions; false: whole, ~15% less CPU "
+     "per cold read while the stores' indexes and filters fit the block cache, far more "
+     "once they do not"},
     {"state.backend.rocksdb.cache.size", FL_CONF_SIZE, F(rocksdb_cache_bytes), 0, 0, NULL, "64mb",
      "RocksDB: write-back cache of state cells per worker in front of its stores; 0: none"},
     {"state.backend.rocksdb.timer-service.factory", FL_CONF_ENUM, F(rocksdb_timers), 0, 0,

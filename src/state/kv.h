@@ -265,10 +265,13 @@ int fl_kv_hashmap_new(fl_kv_t *out);
  * job and is thread-safe. */
 typedef struct fl_kv_rocksdb_shared fl_kv_rocksdb_shared_t;
 typedef struct fl_kv_rocksdb_opts {
-  size_t block_cache_bytes;  /* shared LRU block cache; 0: 64 MiB */
-  size_t write_buffer_bytes; /* per column family; 0: 16 MiB */
-  int max_write_buffers;     /* per column family; 0: 2 */
-  int compression;           /* of table files: fl_kv_rocksdb_compression_t; 0: Snappy */
+  size_t block_cache_bytes;      /* shared LRU block cache; 0: 64 MiB */
+  size_t write_buffer_bytes;     /* per column family; 0: 16 MiB */
+  int max_write_buffers;         /* per column family; 0: 2 */
+  int compression;               /* of table files: fl_kv_rocksdb_compression_t; 0: Snappy */
+  int partitioned_index_filters; /* 1 (a job's default): each table file's index and filter
+                                    in 4 KiB partitions under a pinned top level; 0: whole
+                                    (see rocksdb.c) */
 } fl_kv_rocksdb_opts_t;
 /* Table file compression, in the order of the configuration key's values
  * (state.backend.rocksdb.compression.per.level). Uncompressed files are also read
@@ -281,6 +284,10 @@ typedef enum {
 } fl_kv_rocksdb_compression_t;
 /* RocksDB's C API constant for c (rocksdb_*_compression), or -1 for no such value. */
 int fl_kv_rocksdb_compression_type(int c);
+/* The block cache's shard bits for capacity bytes with whole index and filter blocks:
+ * shards of at least 16 MiB (RocksDB's default, shards of 512 KiB or more, would hold
+ * no whole filter of a large table file), at most 64 of them. */
+int fl_kv_rocksdb_cache_shard_bits(size_t capacity);
 int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared_t **out, char *err,
                              size_t err_size);
 void fl_kv_rocksdb_shared_destroy(fl_kv_rocksdb_shared_t *sh);

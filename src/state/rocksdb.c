@@ -151,9 +151,15 @@ int fl_kv_rocksdb_compression_type(int c) {
   }
 }
 
+int fl_kv_rocksdb_cache_shard_bits(size_t capacity) {
+  int bits = 0;
+  while (bits < 6 && capacity >> (bits + 1) >= ((size_t)16 << 20)) bits++;
+  return bits;
+}
+
 int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared_t **out, char *err,
                              size_t err_size) {
-  fl_kv_rocksdb_opts_t d = {0, 0, 0, 0};
+  fl_kv_rocksdb_opts_t d = {0, 0, 0, 0, 1};
   if (o) d = *o;
   if (!out) return FL_EINVAL;
   *out = NULL;
@@ -172,7 +178,18 @@ int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared
   if (!d.max_write_buffers) d.max_write_buffers = RDB_DEFAULT_WRITE_BUFFERS;
   fl_kv_rocksdb_shared_t *sh = calloc(1, sizeof *sh);
   if (!sh) return FL_ENOMEM;
-  sh->cache = rocksdb_cache_create_lru(d.block_cache_bytes);
+  if (d.partitioned_index_filters) {
+    sh->cache = rocksdb_cache_create_lru(d.block_cache_bytes);
+  } else {
+    rocksdb_lru_cache_options_t *lo = rocksdb_lru_cache_options_create();
+    if (lo) {
+      rocksdb_lru_cache_options_set_capacity(lo, d.block_cache_bytes);
+      rocksdb_lru_cache_options_set_num_shard_bits(
+          lo, fl_kv_rocksdb_cache_shard_bits(d.block_cache_bytes));
+      sh->cache = rocksdb_cache_create_lru_opts(lo);
+      rocksdb_lru_cache_options_destroy(lo);
+    }
+  }
   sh->env = rocksdb_create_default_env();
   sh->base = rocksdb_options_create();
   rocksdb_block_based_table_options_t *bb = rocksdb_block_based_options_create();
@@ -182,17 +199,28 @@ int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared
     return FL_ENOMEM;
   }
   /* Index and filter blocks live in the block cache too, so that the cache bounds the
-   * memory of every table file of every worker. They are partitioned (a small top
-   * level, pinned, over 4 KiB partitions): a whole filter of a large file is bigger
-   * than a cache shard (capacity / 64), would be evicted as soon as it is loaded, and
-   * every lookup would read it from the file again. Level-0 ones stay pinned (every
-   * lookup reads them); the bloom filters spare reads of absent keys. */
+   * memory of every table file of every worker; high priority, and level-0 ones pinned
+   * (every lookup reads them); the bloom filters spare reads of absent keys. By default
+   * they are partitioned (state.backend.rocksdb.memory.partitioned-index-filters: 4 KiB
+   * partitions under a pinned top level): a get reads only the partitions it needs, so
+   * a cache smaller than the stores' indexes and filters keeps the partitions in use.
+   * Whole blocks (one index and one filter per table file, Flink's default) spare the
+   * partition lookup, about 15 % of the CPU of cold reads (docs/state.md), while
+   * every whole block fits the cache with room; once they do not, each get evicts and
+   * reads again blocks of megabytes (the 10M-key Zipf line of flink-bench state on an
+   * 8 MB block cache: over 240 s against 27 s partitioned). With whole blocks the cache
+   * has shards of 16 MiB or more (fl_kv_rocksdb_cache_shard_bits): RocksDB's default of
+   * 64 shards gives a 64 MiB cache 1 MiB shards, smaller than the filter of a 64 MiB
+   * table file of small cells (about 2.5 MB), which would be evicted as soon as it is
+   * read. */
   rocksdb_block_based_options_set_block_cache(bb, sh->cache);
   rocksdb_block_based_options_set_filter_policy(bb, rocksdb_filterpolicy_create_bloom_full(10));
-  rocksdb_block_based_options_set_index_type(
-      bb, rocksdb_block_based_table_index_type_two_level_index_search);
-  rocksdb_block_based_options_set_partition_filters(bb, 1);
-  rocksdb_block_based_options_set_metadata_block_size(bb, 4096);
+  if (d.partitioned_index_filters) {
+    rocksdb_block_based_options_set_index_type(
+        bb, rocksdb_block_based_table_index_type_two_level_index_search);
+    rocksdb_block_based_options_set_partition_filters(bb, 1);
+    rocksdb_block_based_options_set_metadata_block_size(bb, 4096);
+  }
   rocksdb_block_based_options_set_cache_index_and_filter_blocks(bb, 1);
   rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(bb, 1);
   rocksdb_block_based_options_set_pin_top_level_index_and_filter(bb, 1);
