@@ -140,7 +140,8 @@ typedef enum fl_time_domain {
  *   state.backend.rocksdb.memory.partitioned-index-filters "true"  RocksDB: each table
  *       file's index and filter in 4 KiB partitions; "false": whole blocks, one cache
  *       lookup each per read, about 15 % less CPU per cold read while the stores' indexes
- *       and filters fit the block cache, many times more once they do not
+ *       and filters fit the block cache, many times more once they do not; not taken
+ *       with NO_COMPRESSION (every get of a mapped file reads the whole blocks again)
  *   state.backend.rocksdb.cache.size "64mb"  per worker: a write-back cache of state
  *       cells in front of its RocksDB stores, so hot keys are read and written at memory
  *       speed; dirty cells go to RocksDB when evicted and at each checkpoint barrier;

@@ -76,7 +76,7 @@ static void values_reach_their_fields(void **st) {
       {"state.backend", "rocksdb"},
       {"state.backend.incremental", "true"},
       {"state.backend.rocksdb.block-cache-size", "2 MB"},
-      {"state.backend.rocksdb.compression.per.level", "NO_COMPRESSION"},
+      {"state.backend.rocksdb.compression.per.level", "LZ4_COMPRESSION"},
       {"state.backend.rocksdb.memory.partitioned-index-filters", "false"},
       {"state.checkpoints.dir", "/tmp/x"},
       {"execution.checkpointing.interval", "2 min"},
@@ -93,7 +93,7 @@ static void values_reach_their_fields(void **st) {
   assert_true(c.rocksdb);
   assert_true(c.incremental);
   assert_int_equal(c.rocksdb_opts.block_cache_bytes, 2 << 20);
-  assert_int_equal(c.rocksdb_opts.compression, FL_KV_RDB_NO_COMPRESSION);
+  assert_int_equal(c.rocksdb_opts.compression, FL_KV_RDB_LZ4);
   assert_int_equal(c.rocksdb_opts.partitioned_index_filters, 0);
   /* one compression for every level: Flink's list of several is refused, naming the key */
   assert_int_equal(fl_config_set(conf, "state.backend.rocksdb.compression.per.level",
@@ -104,6 +104,13 @@ static void values_reach_their_fields(void **st) {
   assert_int_equal(c.ckpt_interval_ms, 120000);
   assert_int_equal(c.restart.kind, FL_RESTART_FAILURE_RATE);
   assert_true(c.restart.exp_multiplier == 1.5);
+  /* whole index and filter blocks do not go with uncompressed, mapped files */
+  assert_int_equal(fl_config_set(conf, "state.backend.rocksdb.compression.per.level",
+                                 "NO_COMPRESSION", err, sizeof err),
+                   0);
+  assert_int_equal(fl_config_resolve(conf, &c, err, sizeof err), FL_ECONFIG);
+  assert_non_null(strstr(err, "\"state.backend.rocksdb.memory.partitioned-index-filters\": false"));
+  assert_non_null(strstr(err, "\"state.backend.rocksdb.compression.per.level\": NO_COMPRESSION"));
   /* incremental means nothing without RocksDB */
   assert_int_equal(fl_config_set(conf, "state.backend", "hashmap", err, sizeof err), 0);
   assert_int_equal(fl_config_resolve(conf, &c, err, sizeof err), 0);

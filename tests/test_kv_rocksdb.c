@@ -709,6 +709,10 @@ static void constructors_reject_bad_arguments(void **state) {
   assert_int_equal(fl_kv_rocksdb_shared_new(&oc, &sh, err, sizeof err), FL_EINVAL);
   assert_null(sh);
   assert_non_null(strstr(err, "compression 99"));
+  fl_kv_rocksdb_opts_t ow = {0, 0, 0, FL_KV_RDB_NO_COMPRESSION, 0};
+  assert_int_equal(fl_kv_rocksdb_shared_new(&ow, &sh, err, sizeof err), FL_EINVAL);
+  assert_null(sh);
+  assert_non_null(strstr(err, "whole index and filter blocks do not go with uncompressed"));
   assert_string_equal(fl_kv_rocksdb_errmsg(&f->kv), "");
 }
 

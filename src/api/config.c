@@ -541,6 +541,16 @@ int fl_config_resolve(const fl_config_t *conf, fl_env_conf_t *out, char *errstr,
            out->rocksdb_cache_bytes, FL_KV_CACHE_MIN_BYTES);
     return FL_ECONFIG;
   }
+  if (out->rocksdb && !out->rocksdb_opts.partitioned_index_filters &&
+      out->rocksdb_opts.compression == FL_KV_RDB_NO_COMPRESSION) {
+    seterr(errstr, errstr_size,
+           "configuration keys \"state.backend.rocksdb.memory.partitioned-index-filters\": "
+           "false and \"state.backend.rocksdb.compression.per.level\": NO_COMPRESSION do not go "
+           "together: RocksDB then reads every whole index and filter block again for each get "
+           "of uncompressed, mapped table files (20 times slower); keep the blocks partitioned "
+           "or compress the files");
+    return FL_ECONFIG;
+  }
   if (out->ckpt_interval_ms > 0 && !*out->ckpt_dir) {
     seterr(errstr, errstr_size,
            "configuration key \"execution.checkpointing.interval\": checkpoints need "
