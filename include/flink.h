@@ -189,6 +189,10 @@ typedef enum fl_time_domain {
  *       default)
  *   state.backend.rocksdb.metrics.block-cache-miss "true"  RocksDB block cache misses (cheap: on by
  *       default)
+ *   state.backend.rocksdb.metrics.block-cache-index-miss "true"  RocksDB block cache misses of
+ *       index blocks (cheap: on by default)
+ *   state.backend.rocksdb.metrics.block-cache-filter-miss "true"  RocksDB block cache misses of
+ *       filter blocks (cheap: on by default)
  *   state.backend.rocksdb.metrics.estimate-num-keys "false"  RocksDB estimate of the keys a store
  *       holds
  *   state.backend.rocksdb.metrics.cur-size-all-mem-tables "false"  bytes in RocksDB memtables

@@ -561,6 +561,46 @@ static void whole_index_and_filters_when_asked(void **state) {
   index_and_filters_follow_the_option(*state, false);
 }
 
+/* Whole blocks on a 1 MiB block cache, with RocksDB's statistics on (as a job has them
+ * for its block cache metrics). */
+static int rdb_open_whole_stats(fl_kv_t *kv, void **ctx) {
+  char err[256];
+  fl_kv_rocksdb_opts_t o = {1u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 0};
+  rdb_ctx_t *c = calloc(1, sizeof *c);
+  kv->ops = NULL;
+  *ctx = c;
+  if (!c) return FL_ENOMEM;
+  c->base = make_tmpdir("fl-kv-rocksdb");
+  c->dir = rocks_path_in(c->base, "db");
+  int rc = fl_kv_rocksdb_shared_new(&o, &c->sh, err, sizeof err);
+  if (rc) return rc;
+  fl_kv_rocksdb_shared_statistics(c->sh, true);
+  return open_store(c, c->dir, NULL, kv);
+}
+static const kvc_backend_t rocksdb_whole_stats = {
+    "rocksdb", rdb_open_whole_stats, rdb_close, fl_kv_rocksdb_compact, KVC_ORDERED, 60000u};
+
+/* The misses of index and filter blocks reach the stats op: reads spread over table
+ * files whose index and filter blocks the cache cannot all hold read them from the
+ * files, a part of all the block cache's misses. */
+static void index_and_filter_misses_are_counted(void **state) {
+  kvc_fx_t *f = *state;
+  put_values(f, BIG_KEYS, BIG_VALUE, fill_value);
+  assert_int_equal(fl_kv_rocksdb_compact(&f->kv), FL_OK);
+  expect_values_scattered(f, BIG_KEYS, BIG_VALUE, fill_value);
+  bool want[FL_KV_STAT_N] = {0};
+  int64_t v[FL_KV_STAT_N];
+  for (int i = 0; i < FL_KV_STAT_N; i++) v[i] = -1;
+  want[FL_KV_STAT_BLOCK_CACHE_MISS] = want[FL_KV_STAT_BLOCK_CACHE_INDEX_MISS] =
+      want[FL_KV_STAT_BLOCK_CACHE_FILTER_MISS] = true;
+  assert_int_equal(f->kv.ops->stats(f->kv.self, want, v), FL_OK);
+  assert_true(v[FL_KV_STAT_BLOCK_CACHE_INDEX_MISS] > 0);
+  assert_true(v[FL_KV_STAT_BLOCK_CACHE_FILTER_MISS] > 0);
+  assert_true(v[FL_KV_STAT_BLOCK_CACHE_INDEX_MISS] + v[FL_KV_STAT_BLOCK_CACHE_FILTER_MISS] <=
+              v[FL_KV_STAT_BLOCK_CACHE_MISS]);
+  assert_int_equal(v[FL_KV_STAT_BLOCK_CACHE_HIT], -1); /* not asked for */
+}
+
 /* With whole filters the block cache's shards are 16 MiB or more, at most 64 of them. */
 static void block_cache_shards_hold_a_whole_filter(void **state) {
   (void)state;
@@ -733,6 +773,7 @@ int main(void) {
       T(partitioned_index_and_filters_by_default),
       KVC_CASE(whole_index_and_filters_when_asked, &rocksdb_whole),
       T(block_cache_shards_hold_a_whole_filter),
+      KVC_CASE(index_and_filter_misses_are_counted, &rocksdb_whole_stats),
       T(constructors_reject_bad_arguments),
       T(a_directory_that_cannot_be_created_is_reported),
       T(a_failed_checkpoint_names_the_store_and_the_target),

@@ -541,6 +541,12 @@ static void rocksdb_statistics_under_flinks_names(void **state) {
                             "operator_name=\"remember\"");
   double hit = prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_hit",
                            "operator_name=\"remember\"");
+  double index_miss =
+      prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_index_miss",
+                  "operator_name=\"remember\"");
+  double filter_miss =
+      prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_filter_miss",
+                  "operator_name=\"remember\"");
   /* opt-in: not asked for, not shown */
   assert_null(strstr(t, "rocksdb_total_sst_files_size"));
   /* the hashmap operators have none */
@@ -550,6 +556,8 @@ static void rocksdb_statistics_under_flinks_names(void **state) {
   assert_true(mem > 0);
   assert_true(usage >= 0);
   assert_true(hit >= 0 && miss >= 0);
+  /* on by default, a part of the misses */
+  assert_true(index_miss >= 0 && filter_miss >= 0 && index_miss + filter_miss <= miss);
   fl_env_destroy(env);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -399,7 +399,9 @@ int fl_rt_plan(fl_job_t *job, char *msg, size_t size) {
     /* the tickers behind block cache hits and misses, only when they are shown */
     fl_kv_rocksdb_shared_statistics(job->rocks_shared,
                                     env->conf.kv_stats[FL_KV_STAT_BLOCK_CACHE_HIT] ||
-                                        env->conf.kv_stats[FL_KV_STAT_BLOCK_CACHE_MISS]);
+                                        env->conf.kv_stats[FL_KV_STAT_BLOCK_CACHE_MISS] ||
+                                        env->conf.kv_stats[FL_KV_STAT_BLOCK_CACHE_INDEX_MISS] ||
+                                        env->conf.kv_stats[FL_KV_STAT_BLOCK_CACHE_FILTER_MISS]);
   }
   job->workers = calloc((size_t)P, sizeof *job->workers);
   if (!job->workers) PLAN_NOMEM();

@@ -43,7 +43,8 @@ typedef struct fl_kkey {
 /* Backend statistics (ops version 2), by Flink's state.backend.rocksdb.metrics.* names:
  * X(enum suffix, Flink's name, opt-in). Opt-in ones are read only when their
  * configuration key is true, as in Flink; the block cache hit and miss counts are cheap
- * and on by default. The cache-* ones are the write-back cache's in front of RocksDB
+ * and on by default, and so are the misses of index and filter blocks among them (not
+ * Flink's: they show whole index and filter blocks that no longer fit the cache). The cache-* ones are the write-back cache's in front of RocksDB
  * (src/state/cache.h; not Flink's, which has none): lookups it answered and those that
  * went to the store, the bytes it holds for this store and how many of them are dirty,
  * the cells it evicted, and how long the last flush at a checkpoint barrier took (us). */
@@ -51,6 +52,8 @@ typedef struct fl_kkey {
   X(BLOCK_CACHE_USAGE, "block-cache-usage", 1)                                 \
   X(BLOCK_CACHE_HIT, "block-cache-hit", 0)                                     \
   X(BLOCK_CACHE_MISS, "block-cache-miss", 0)                                   \
+  X(BLOCK_CACHE_INDEX_MISS, "block-cache-index-miss", 0)                       \
+  X(BLOCK_CACHE_FILTER_MISS, "block-cache-filter-miss", 0)                     \
   X(ESTIMATE_NUM_KEYS, "estimate-num-keys", 1)                                 \
   X(CUR_SIZE_ALL_MEM_TABLES, "cur-size-all-mem-tables", 1)                     \
   X(ESTIMATE_PENDING_COMPACTION_BYTES, "estimate-pending-compaction-bytes", 1) \

@@ -503,12 +503,22 @@ static int rdb_stats(void *self, const bool *want, int64_t *v) {
     }
     if (any) v[props[i].stat] = (int64_t)sum;
   }
-  if (r->statistics && (want[FL_KV_STAT_BLOCK_CACHE_HIT] || want[FL_KV_STAT_BLOCK_CACHE_MISS])) {
+  static const struct {
+    fl_kv_stat_t stat;
+    const char *ticker; /* as the statistics text names it, with the space after */
+  } tickers[] = {
+      {FL_KV_STAT_BLOCK_CACHE_HIT, "rocksdb.block.cache.hit "},
+      {FL_KV_STAT_BLOCK_CACHE_MISS, "rocksdb.block.cache.miss "},
+      {FL_KV_STAT_BLOCK_CACHE_INDEX_MISS, "rocksdb.block.cache.index.miss "},
+      {FL_KV_STAT_BLOCK_CACHE_FILTER_MISS, "rocksdb.block.cache.filter.miss "},
+  };
+  bool any_ticker = false;
+  for (size_t i = 0; i < sizeof tickers / sizeof tickers[0]; i++)
+    any_ticker = any_ticker || want[tickers[i].stat];
+  if (r->statistics && any_ticker) {
     char *text = rocksdb_options_statistics_get_string(r->base);
-    if (want[FL_KV_STAT_BLOCK_CACHE_HIT])
-      v[FL_KV_STAT_BLOCK_CACHE_HIT] = ticker(text, "rocksdb.block.cache.hit ");
-    if (want[FL_KV_STAT_BLOCK_CACHE_MISS])
-      v[FL_KV_STAT_BLOCK_CACHE_MISS] = ticker(text, "rocksdb.block.cache.miss ");
+    for (size_t i = 0; text && i < sizeof tickers / sizeof tickers[0]; i++)
+      if (want[tickers[i].stat]) v[tickers[i].stat] = ticker(text, tickers[i].ticker);
     rocksdb_free(text);
   }
   return FL_OK;
