@@ -680,16 +680,8 @@ static rocksdb_options_t *bs_plain_options(const bs_opts_t *o, bool backend_like
                                            rocksdb_cache_t **cache) {
   rocksdb_options_t *opt = rocksdb_options_create();
   *bb = rocksdb_block_based_options_create();
-  size_t cap = (size_t)o->block_cache_mb << 20;
-  if (backend_like && !o->partitioned) {
-    rocksdb_lru_cache_options_t *lo = rocksdb_lru_cache_options_create();
-    rocksdb_lru_cache_options_set_capacity(lo, cap);
-    rocksdb_lru_cache_options_set_num_shard_bits(lo, fl_kv_rocksdb_cache_shard_bits(cap));
-    *cache = rocksdb_cache_create_lru_opts(lo);
-    rocksdb_lru_cache_options_destroy(lo);
-  } else {
-    *cache = rocksdb_cache_create_lru(cap);
-  }
+  *cache = fl_kv_rocksdb_block_cache_new((size_t)o->block_cache_mb << 20,
+                                         !backend_like || o->partitioned);
   rocksdb_block_based_options_set_block_cache(*bb, *cache);
   rocksdb_block_based_options_set_filter_policy(*bb, rocksdb_filterpolicy_create_bloom_full(10));
   if (backend_like) {

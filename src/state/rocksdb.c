@@ -157,6 +157,17 @@ int fl_kv_rocksdb_cache_shard_bits(size_t capacity) {
   return bits;
 }
 
+rocksdb_cache_t *fl_kv_rocksdb_block_cache_new(size_t capacity, bool partitioned) {
+  if (partitioned) return rocksdb_cache_create_lru(capacity);
+  rocksdb_lru_cache_options_t *lo = rocksdb_lru_cache_options_create();
+  if (!lo) return NULL;
+  rocksdb_lru_cache_options_set_capacity(lo, capacity);
+  rocksdb_lru_cache_options_set_num_shard_bits(lo, fl_kv_rocksdb_cache_shard_bits(capacity));
+  rocksdb_cache_t *c = rocksdb_cache_create_lru_opts(lo);
+  rocksdb_lru_cache_options_destroy(lo);
+  return c;
+}
+
 int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared_t **out, char *err,
                              size_t err_size) {
   fl_kv_rocksdb_opts_t d = {0, 0, 0, 0, 1};
@@ -188,18 +199,7 @@ int fl_kv_rocksdb_shared_new(const fl_kv_rocksdb_opts_t *o, fl_kv_rocksdb_shared
   if (!d.max_write_buffers) d.max_write_buffers = RDB_DEFAULT_WRITE_BUFFERS;
   fl_kv_rocksdb_shared_t *sh = calloc(1, sizeof *sh);
   if (!sh) return FL_ENOMEM;
-  if (d.partitioned_index_filters) {
-    sh->cache = rocksdb_cache_create_lru(d.block_cache_bytes);
-  } else {
-    rocksdb_lru_cache_options_t *lo = rocksdb_lru_cache_options_create();
-    if (lo) {
-      rocksdb_lru_cache_options_set_capacity(lo, d.block_cache_bytes);
-      rocksdb_lru_cache_options_set_num_shard_bits(
-          lo, fl_kv_rocksdb_cache_shard_bits(d.block_cache_bytes));
-      sh->cache = rocksdb_cache_create_lru_opts(lo);
-      rocksdb_lru_cache_options_destroy(lo);
-    }
-  }
+  sh->cache = fl_kv_rocksdb_block_cache_new(d.block_cache_bytes, d.partitioned_index_filters);
   sh->env = rocksdb_create_default_env();
   sh->base = rocksdb_options_create();
   rocksdb_block_based_table_options_t *bb = rocksdb_block_based_options_create();

@@ -26,7 +26,8 @@ const char *fl_kv_rocksdb_errmsg(const fl_kv_t *kv);
 int fl_kv_rocksdb_compact(fl_kv_t *kv);
 
 /* Stores made from sh from now on keep RocksDB's ticker statistics (each its own), from
- * which the stats op reads block cache hits and misses. Off by default: the tickers cost
+ * which the stats op reads block cache hits and misses (and the misses of index and
+ * filter blocks). Off by default: the tickers cost
  * a little on every read. Before stores are made from sh. */
 void fl_kv_rocksdb_shared_statistics(fl_kv_rocksdb_shared_t *sh, bool on);
 
@@ -34,5 +35,12 @@ void fl_kv_rocksdb_shared_statistics(fl_kv_rocksdb_shared_t *sh, bool on);
  * compaction). For benchmarks and tests that need state spread over files and
  * levels. 0 or FL_EIO/FL_EINVAL. */
 int fl_kv_rocksdb_flush(fl_kv_t *kv);
+
+/* The LRU block cache of capacity bytes the shared part makes for the given form of
+ * index and filter blocks (kv.h, partitioned_index_filters): with whole blocks, shards of
+ * fl_kv_rocksdb_cache_shard_bits; partitioned, RocksDB's default. NULL when out of
+ * memory. For plain RocksDB stores that should match the backend's (benchmarks). */
+struct rocksdb_cache_t;
+struct rocksdb_cache_t *fl_kv_rocksdb_block_cache_new(size_t capacity, bool partitioned);
 
 #endif
