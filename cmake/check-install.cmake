@@ -85,6 +85,16 @@ run(o ldd ${cbuild}/consumer_shared)
 if(NOT o MATCHES "libflink\\.so\\.${major} => ${prefix}/")
   fail("consumer_shared does not load the installed libflink.so" "${o}")
 endif()
+# Where the library was built with RocksDB's archive (FL_ROCKSDB_STATIC), a program
+# linking flink::flink_static names the archive too. Checked on its link line: this
+# program calls nothing of RocksDB, so its binary takes nothing from the archive.
+if(ROCKSDB_STATIC)
+  file(READ ${cbuild}/CMakeFiles/consumer_static.dir/link.txt o)
+  if(NOT o MATCHES "librocksdb\\.a" OR o MATCHES "librocksdb\\.so")
+    fail("consumer_static is not linked with librocksdb.a: flink::flink_static should name it"
+         "${o}")
+  endif()
+endif()
 
 # pkg-config
 find_program(PKG_CONFIG pkg-config REQUIRED)
