@@ -765,6 +765,10 @@ static void print_report(const fp_options_t *o, const fp_result_t *r, fp_gen_sta
       "MB; %.1f CPU seconds (%.2f cores, generator and Kafka included)\n",
       c, d, (double)r->rss_max_kb / 1024, r->cpu_seconds,
       r->seconds > 0 ? r->cpu_seconds / r->seconds : 0);
+  if (r->write_stopped_s >= 0)
+    printf("             RocksDB stopped the writes of a subtask for about %" PRId64
+           " s (is-write-stopped, sampled every 2 s)\n",
+           r->write_stopped_s);
   if (r->n_samples) {
     printf(
         "\nthree feature vectors (features.user, the latest of the most active users seen; "

@@ -213,6 +213,9 @@ typedef struct fp_result {
    * (checkpointSyncTime): how long records waited behind a barrier there */
   double ckpt_sync_max_ms;
   int64_t lag_max, lag_end, state_bytes, state_bytes_max, rss_max_kb;
+  /* about how long RocksDB stopped writes of a subtask (samples 2 s apart), -1: not
+   * watched (only runs with preloaded state ask for the metric) */
+  int64_t write_stopped_s;
   double seconds, events_per_s;
   double cpu_seconds; /* of the whole process: generator, mock cluster, job, reader */
   char samples[3][4096];

@@ -316,7 +316,8 @@ fp_job_t *fp_job_new(const fp_options_t *o, const char *brokers, const char *che
   /* the generator waits for RocksDB to finish compacting the preloaded state */
   if (o->preload_bytes > 0 &&
       (set(c, "state.backend.rocksdb.metrics.estimate-pending-compaction-bytes", "true") ||
-       set(c, "state.backend.rocksdb.metrics.num-running-compactions", "true")))
+       set(c, "state.backend.rocksdb.metrics.num-running-compactions", "true") ||
+       set(c, "state.backend.rocksdb.metrics.is-write-stopped", "true")))
     goto fail;
   for (int i = 0; i < o->n_set; i++) {
     char key[256];

@@ -202,6 +202,9 @@ struct fp_monitor {
   bool have_last;
   int64_t t0;
   int64_t lag_max, lag_at_gen_end, state_bytes, state_max;
+  /* samples 2 s apart in which RocksDB stopped the writes of some subtask (the
+   * is-write-stopped metric, asked for in large-state runs); -1: no such metric */
+  int64_t write_stopped_samples;
   bool gen_end_seen;
   /* checkpoints: durations seen, and when each id was first seen (for the drain) */
   int64_t ck_seen_id, ck_seen_mono, ck_min, ck_max, ck_sum, ck_n, ck_max_new;
@@ -398,9 +401,14 @@ static void *monitor_main(void *arg) {
     int64_t now = fp_mono_ms();
     if (now >= next_du) {
       int64_t b = fp_dir_bytes(m->state_dir);
+      int64_t stopped =
+          m->o.preload_bytes > 0 ? fp_monitor_rocksdb(m->env, "features", "is-write-stopped") : -1;
       pthread_mutex_lock(&m->mu);
       m->state_bytes = b;
       if (b > m->state_max) m->state_max = b;
+      if (stopped >= 0)
+        m->write_stopped_samples =
+            (m->write_stopped_samples < 0 ? 0 : m->write_stopped_samples) + (stopped > 0);
       pthread_mutex_unlock(&m->mu);
       next_du = now + 2000;
     }
@@ -425,6 +433,7 @@ fp_monitor_t *fp_monitor_start(const fp_options_t *o, const char *brokers, fp_jo
   m->o = *o;
   m->job = job;
   m->env = fp_job_env(job);
+  m->write_stopped_samples = -1;
   m->gen = gen;
   m->tty = is_tty();
   m->t0 = fp_mono_ms();
@@ -633,6 +642,7 @@ void fp_monitor_stop(fp_monitor_t *m, fp_result_t *r) {
   r->lag_end = m->lag_at_gen_end;
   r->state_bytes = m->state_bytes;
   r->state_bytes_max = m->state_max;
+  r->write_stopped_s = m->write_stopped_samples < 0 ? -1 : m->write_stopped_samples * 2;
   r->rss_max_kb = rss_max_kb();
   r->seconds = (double)(fp_mono_ms() - m->t0) / 1000;
   /* three samples: the most active users among the vectors kept */

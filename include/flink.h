@@ -200,6 +200,10 @@ typedef enum fl_time_domain {
  *       compaction has to rewrite
  *   state.backend.rocksdb.metrics.num-running-compactions "false"  RocksDB compactions running
  *   state.backend.rocksdb.metrics.total-sst-files-size "false"  bytes of all RocksDB SST files
+ *   state.backend.rocksdb.metrics.is-write-stopped "false"  1 while RocksDB stops writes (too
+ *       many level-0 files or memtables, or too much compaction pending), else 0
+ *   state.backend.rocksdb.metrics.actual-delayed-write-rate "false"  bytes/s RocksDB slows
+ *       writes to while compaction falls behind; 0: not slowed
  *   state.backend.rocksdb.metrics.cache-hit "true"  state cache: reads it answered
  *   state.backend.rocksdb.metrics.cache-miss "true"  state cache: reads that went to RocksDB
  *   state.backend.rocksdb.metrics.cache-usage "true"  state cache: bytes it holds for the store

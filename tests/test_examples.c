@@ -752,6 +752,15 @@ static void feature_pipeline_generates_after_the_preload_is_compacted(void **sta
   assert_non_null(held);
   assert_int_equal(sscanf(held + 32, "%lf", &held_ms), 1);
   assert_true(held_ms > 0 && held_ms < 600000);
+  /* a large-state run watches RocksDB's write stops (is-write-stopped) and says for how
+   * long they held the workers */
+  const char *stopped = strstr(out, "RocksDB stopped the writes of a subtask for about ");
+  long stopped_s = -1;
+  assert_non_null(stopped);
+  assert_int_equal(sscanf(stopped + strlen("RocksDB stopped the writes of a subtask for about "),
+                          "%ld", &stopped_s),
+                   1);
+  assert_true(stopped_s >= 0 && stopped_s < 600);
   free(out);
   free(prog);
 }

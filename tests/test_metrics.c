@@ -509,6 +509,10 @@ static void rocksdb_statistics_under_flinks_names(void **state) {
                       "true",
                       "state.backend.rocksdb.metrics.cur-size-all-mem-tables",
                       "true",
+                      "state.backend.rocksdb.metrics.is-write-stopped",
+                      "true",
+                      "state.backend.rocksdb.metrics.actual-delayed-write-rate",
+                      "true",
                       "state.backend.rocksdb.cache.size",
                       "0",
                       NULL};
@@ -547,6 +551,11 @@ static void rocksdb_statistics_under_flinks_names(void **state) {
   double filter_miss =
       prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_filter_miss",
                   "operator_name=\"remember\"");
+  double stopped = prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_is_write_stopped",
+                               "operator_name=\"remember\"");
+  double delayed =
+      prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_actual_delayed_write_rate",
+                  "operator_name=\"remember\"");
   /* opt-in: not asked for, not shown */
   assert_null(strstr(t, "rocksdb_total_sst_files_size"));
   /* the hashmap operators have none */
@@ -555,6 +564,9 @@ static void rocksdb_statistics_under_flinks_names(void **state) {
   fl_free(t);
   assert_true(mem > 0);
   assert_true(usage >= 0);
+  /* 20,000 small keys stop no writes, nor slow them */
+  assert_true(stopped == 0);
+  assert_true(delayed == 0);
   assert_true(hit >= 0 && miss >= 0);
   /* on by default, a part of the misses */
   assert_true(index_miss >= 0 && filter_miss >= 0 && index_miss + filter_miss <= miss);

@@ -146,6 +146,12 @@ static const fl_config_key_t KEYS[] = {
             FL_KV_STAT_NUM_RUNNING_COMPACTIONS, "false", "RocksDB compactions running"),
     KV_STAT("state.backend.rocksdb.metrics.total-sst-files-size", FL_KV_STAT_TOTAL_SST_FILES_SIZE,
             "false", "bytes of all RocksDB SST files"),
+    KV_STAT("state.backend.rocksdb.metrics.is-write-stopped", FL_KV_STAT_IS_WRITE_STOPPED, "false",
+            "1 while RocksDB stops writes (too many level-0 files or memtables, or too much "
+            "compaction pending), else 0"),
+    KV_STAT("state.backend.rocksdb.metrics.actual-delayed-write-rate",
+            FL_KV_STAT_ACTUAL_DELAYED_WRITE_RATE, "false",
+            "bytes/s RocksDB slows writes to while compaction falls behind; 0: not slowed"),
     KV_STAT("state.backend.rocksdb.metrics.cache-hit", FL_KV_STAT_CACHE_HIT, "true",
             "state cache: reads it answered (cheap: on by default)"),
     KV_STAT("state.backend.rocksdb.metrics.cache-miss", FL_KV_STAT_CACHE_MISS, "true",

@@ -59,6 +59,8 @@ typedef struct fl_kkey {
   X(ESTIMATE_PENDING_COMPACTION_BYTES, "estimate-pending-compaction-bytes", 1) \
   X(NUM_RUNNING_COMPACTIONS, "num-running-compactions", 1)                     \
   X(TOTAL_SST_FILES_SIZE, "total-sst-files-size", 1)                           \
+  X(IS_WRITE_STOPPED, "is-write-stopped", 1)                                   \
+  X(ACTUAL_DELAYED_WRITE_RATE, "actual-delayed-write-rate", 1)                 \
   X(CACHE_HIT, "cache-hit", 0)                                                 \
   X(CACHE_MISS, "cache-miss", 0)                                               \
   X(CACHE_USAGE, "cache-usage", 0)                                             \

@@ -489,6 +489,8 @@ static int rdb_stats(void *self, const bool *want, int64_t *v) {
        true},
       {FL_KV_STAT_NUM_RUNNING_COMPACTIONS, "rocksdb.num-running-compactions", false},
       {FL_KV_STAT_TOTAL_SST_FILES_SIZE, "rocksdb.total-sst-files-size", true},
+      {FL_KV_STAT_IS_WRITE_STOPPED, "rocksdb.is-write-stopped", false},
+      {FL_KV_STAT_ACTUAL_DELAYED_WRITE_RATE, "rocksdb.actual-delayed-write-rate", false},
   };
   for (size_t i = 0; i < sizeof props / sizeof props[0]; i++) {
     if (!want[props[i].stat]) continue;
