@@ -495,6 +495,13 @@ static int key_run(fl_context_t *ctx, void *inst) {
   return *n < 20000 ? FL_SOURCE_MORE : FL_SOURCE_WAIT;
 }
 
+/* The Prometheus sample of RocksDB metric name (its suffix) of operator "remember". */
+static double remember_rocksdb(const char *text, const char *name) {
+  char full[160];
+  snprintf(full, sizeof full, "flink_taskmanager_job_task_operator_rocksdb_%s", name);
+  return prom_sample(text, full, "operator_name=\"remember\"");
+}
+
 static void rocksdb_statistics_under_flinks_names(void **state) {
   char dir[] = "/tmp/fl-metrics-rdb-XXXXXX";
   assert_non_null(mkdtemp(dir));
@@ -537,25 +544,14 @@ static void rocksdb_statistics_under_flinks_names(void **state) {
   fl_env_stop(env);
   bg_job_join(&r);
   assert_true(keys >= 15000 && keys <= 25000); /* an estimate of the 20000 keys */
-  double mem = prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_cur_size_all_mem_tables",
-                           "operator_name=\"remember\"");
-  double usage = prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_usage",
-                             "operator_name=\"remember\"");
-  double miss = prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_miss",
-                            "operator_name=\"remember\"");
-  double hit = prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_hit",
-                           "operator_name=\"remember\"");
-  double index_miss =
-      prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_index_miss",
-                  "operator_name=\"remember\"");
-  double filter_miss =
-      prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_block_cache_filter_miss",
-                  "operator_name=\"remember\"");
-  double stopped = prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_is_write_stopped",
-                               "operator_name=\"remember\"");
-  double delayed =
-      prom_sample(t, "flink_taskmanager_job_task_operator_rocksdb_actual_delayed_write_rate",
-                  "operator_name=\"remember\"");
+  double mem = remember_rocksdb(t, "cur_size_all_mem_tables");
+  double usage = remember_rocksdb(t, "block_cache_usage");
+  double miss = remember_rocksdb(t, "block_cache_miss");
+  double hit = remember_rocksdb(t, "block_cache_hit");
+  double index_miss = remember_rocksdb(t, "block_cache_index_miss");
+  double filter_miss = remember_rocksdb(t, "block_cache_filter_miss");
+  double stopped = remember_rocksdb(t, "is_write_stopped");
+  double delayed = remember_rocksdb(t, "actual_delayed_write_rate");
   /* opt-in: not asked for, not shown */
   assert_null(strstr(t, "rocksdb_total_sst_files_size"));
   /* the hashmap operators have none */
