@@ -89,6 +89,14 @@ endif()
 # linking flink::flink_static names the archive too. Checked on its link line: this
 # program calls nothing of RocksDB, so its binary takes nothing from the archive.
 if(ROCKSDB_STATIC)
+  # ... and the tools the build made have RocksDB inside them (flink-agg runs jobs on
+  # it), not librocksdb.so.
+  if(EXISTS ${prefix}/${BINDIR}/flink-agg)
+    run(o ldd ${prefix}/${BINDIR}/flink-agg)
+    if(o MATCHES "librocksdb\\.so")
+      fail("flink-agg loads librocksdb.so: the build should link librocksdb.a" "${o}")
+    endif()
+  endif()
   file(READ ${cbuild}/CMakeFiles/consumer_static.dir/link.txt o)
   if(NOT o MATCHES "librocksdb\\.a" OR o MATCHES "librocksdb\\.so")
     fail("consumer_static is not linked with librocksdb.a: flink::flink_static should name it"

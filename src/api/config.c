@@ -126,15 +126,19 @@ static const fl_config_key_t KEYS[] = {
     KV_STAT("state.backend.rocksdb.metrics.block-cache-usage", FL_KV_STAT_BLOCK_CACHE_USAGE,
             "false", "bytes in the RocksDB block cache"),
     KV_STAT("state.backend.rocksdb.metrics.block-cache-hit", FL_KV_STAT_BLOCK_CACHE_HIT, "true",
-            "RocksDB block cache hits (cheap: on by default)"),
+            "RocksDB block cache hits (on by default; the four block-cache-* "
+            "counts cost about 3 % of a RocksDB-bound run together)"),
     KV_STAT("state.backend.rocksdb.metrics.block-cache-miss", FL_KV_STAT_BLOCK_CACHE_MISS, "true",
-            "RocksDB block cache misses (cheap: on by default)"),
+            "RocksDB block cache misses (on by default; the four block-cache-* "
+            "counts cost about 3 % of a RocksDB-bound run together)"),
     KV_STAT("state.backend.rocksdb.metrics.block-cache-index-miss",
             FL_KV_STAT_BLOCK_CACHE_INDEX_MISS, "true",
-            "RocksDB block cache misses of index blocks (cheap: on by default)"),
+            "RocksDB block cache misses of index blocks (on by default; the four block-cache-* "
+            "counts cost about 3 % of a RocksDB-bound run together)"),
     KV_STAT("state.backend.rocksdb.metrics.block-cache-filter-miss",
             FL_KV_STAT_BLOCK_CACHE_FILTER_MISS, "true",
-            "RocksDB block cache misses of filter blocks (cheap: on by default)"),
+            "RocksDB block cache misses of filter blocks (on by default; the four block-cache-* "
+            "counts cost about 3 % of a RocksDB-bound run together)"),
     KV_STAT("state.backend.rocksdb.metrics.estimate-num-keys", FL_KV_STAT_ESTIMATE_NUM_KEYS,
             "false", "RocksDB estimate of the keys a store holds"),
     KV_STAT("state.backend.rocksdb.metrics.cur-size-all-mem-tables",

@@ -27,8 +27,8 @@ int fl_kv_rocksdb_compact(fl_kv_t *kv);
 
 /* Stores made from sh from now on keep RocksDB's ticker statistics (each its own), from
  * which the stats op reads block cache hits and misses (and the misses of index and
- * filter blocks). Off by default: the tickers cost
- * a little on every read. Before stores are made from sh. */
+ * filter blocks). Off unless asked: RocksDB's statistics also time every get and write,
+ * about 3 % of a RocksDB-bound run (docs/metrics.md). Before stores are made from sh. */
 void fl_kv_rocksdb_shared_statistics(fl_kv_rocksdb_shared_t *sh, bool on);
 
 /* Flushes every table's memtable into a table file now and waits for it (no
