@@ -241,6 +241,8 @@ int64_t fp_monitor_counter(fl_env_t *env, const char *op, const char *name);
  * state.backend.rocksdb.metrics.* key switched on), summed over subtasks; -1 when no
  * subtask shows it yet. */
 int64_t fp_monitor_rocksdb(fl_env_t *env, const char *op, const char *name);
+/* The id of the job's last completed checkpoint (0: none yet) and its duration. */
+int64_t fp_monitor_last_checkpoint(fl_env_t *env, int64_t *duration_ms);
 /* Stops the thread and fills r. */
 void fp_monitor_stop(fp_monitor_t *m, fp_result_t *r);
 

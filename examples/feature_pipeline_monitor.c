@@ -578,6 +578,17 @@ int64_t fp_monitor_counter(fl_env_t *env, const char *op_name, const char *name)
   return v;
 }
 
+int64_t fp_monitor_last_checkpoint(fl_env_t *env, int64_t *duration_ms) {
+  char *text = fl_env_metrics_json(env);
+  json_t *root = text ? json_loads(text, 0, NULL) : NULL;
+  fl_free(text);
+  json_t *ck = json_object_get(root, "checkpoints");
+  int64_t id = (int64_t)json_integer_value(json_object_get(ck, "last_id"));
+  *duration_ms = (int64_t)json_integer_value(json_object_get(ck, "last_duration_ms"));
+  json_decref(root);
+  return id;
+}
+
 int64_t fp_monitor_rocksdb(fl_env_t *env, const char *op_name, const char *name) {
   char *text = fl_env_metrics_json(env);
   json_t *root = text ? json_loads(text, 0, NULL) : NULL;

@@ -709,9 +709,10 @@ static void examples_set_any_configuration_key(void **state) {
  * without its value), and a run with valid ones on the in-process mock cluster ends with
  * the features' spend equal to the purchases'.
  */
-/* feature_pipeline's large-state benchmark starts generating only once RocksDB has
- * compacted the preloaded state (64 KiB memtables and a small state cache make the
- * preload flush and compact) and says so, then runs as usual. */
+/* feature_pipeline's large-state benchmark starts generating only once a checkpoint has
+ * written the preloaded state and RocksDB has compacted it (64 KiB memtables and a
+ * small state cache make the preload flush and compact) and says so, then runs as
+ * usual. */
 static void feature_pipeline_generates_after_the_preload_is_compacted(void **state) {
   (void)state;
 #if defined(__SANITIZE_THREAD__)
@@ -736,15 +737,19 @@ static void feature_pipeline_generates_after_the_preload_is_compacted(void **sta
                   "--set", "state.backend.rocksdb.cache.size=64kb",
                   NULL};
   run_named("fp_preload", argv, 0);
-  const char *const says[] = {"preloaded 1500 users", "compactions done",
-                              "=== feature_pipeline report", NULL};
+  const char *const says[] = {"preloaded 1500 users", "preloaded state checkpointed",
+                              "compactions done", "=== feature_pipeline report", NULL};
   file_has("fp_preload", ".stdout", says);
   char path[PATH_MAX];
   char *out = read_text(in_dir(path, "fp_preload", ".stdout"), NULL);
   assert_non_null(out);
-  const char *done = strstr(out, "compactions done"), *gen = strstr(out, "generating");
+  /* in that order: the state cache's dirty cells of the preload are written by the
+   * first checkpoint after it, then RocksDB compacts them, then the events come */
+  const char *loaded = strstr(out, "preloaded 1500 users"),
+             *ckpt = strstr(out, "preloaded state checkpointed"),
+             *done = strstr(out, "compactions done"), *gen = strstr(out, "generating");
   assert_non_null(gen);
-  assert_true(done < gen);
+  assert_true(loaded < ckpt && ckpt < done && done < gen);
   /* checkpoints every second while the preloaded state is written: records waited
    * behind barriers, and the report says how long (checkpointSyncTime, in ms) */
   const char *held = strstr(out, "records held at a barrier up to ");
