@@ -793,10 +793,11 @@ static void print_report(const fp_options_t *o, const fp_result_t *r, fp_gen_sta
   fmt_bytes(r->state_bytes_max, c, sizeof c);
   fmt_num(r->lag_max, d, sizeof d);
   printf("checkpoints: %" PRId64 " completed, %" PRId64
-         " failed, every %.3g s; duration min %" PRId64 " ms, avg %" PRId64 " ms, max %" PRId64
+         " failed, every %.3g s;%s duration min %" PRId64 " ms, avg %" PRId64 " ms, max %" PRId64
          " ms; last %s referenced, at most %s written "
          "by one; records held at a barrier up to %.1f ms\n",
          r->ckpt_completed, r->ckpt_failed, (double)o->checkpoint_interval_ms / 1000,
+         o->preload_bytes > 0 ? " from the first event on (the preload's left out):" : "",
          r->ckpt_min_ms, r->ckpt_seen ? r->ckpt_sum_ms / r->ckpt_seen : 0, r->ckpt_max_ms, a, b,
          r->ckpt_sync_max_ms);
   printf(
