@@ -605,9 +605,12 @@ static int run_once(const fp_options_t *o, fp_result_t *res) {
   int jrc = fp_job_run(r.job);
   getrusage(RUSAGE_SELF, &ru1);
   atomic_store(&g_env, NULL);
+  /* the job ended: the generator's waits for the preload, its checkpoint and its
+   * compactions end too (a job that failed meanwhile never gets there), and the
+   * controller */
+  atomic_store(&g_halt, 1);
   if (r.gen) fp_gen_stop(r.gen);
   if (r.gen_started) pthread_join(r.gen_thread, NULL);
-  atomic_store(&g_halt, 1); /* the job ended: the controller too */
   if (r.ctl_started) pthread_join(r.ctl_thread, NULL);
   fp_monitor_stop(r.mon, res);
   r.mon = NULL;
