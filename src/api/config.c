@@ -31,6 +31,9 @@ struct fl_config {
 /* A field of fl_env_conf_t: where a key's parsed value is stored, and its width. */
 #define F(field) offsetof(fl_env_conf_t, field), sizeof(((fl_env_conf_t *)0)->field)
 /* A switch for one of RocksDB's native metrics of every state. */
+/* What the block-cache-* counts, on by default, cost together (docs/metrics.md). */
+#define BLOCK_CACHE_COST \
+  " (on by default; the four block-cache-* counts cost about 3 % of a RocksDB-bound run together)"
 #define KV_STAT(key, stat, def, doc) \
   { key, FL_CONF_BOOL, F(kv_stats[stat]), 0, 0, NULL, def, doc }
 
@@ -126,19 +129,15 @@ static const fl_config_key_t KEYS[] = {
     KV_STAT("state.backend.rocksdb.metrics.block-cache-usage", FL_KV_STAT_BLOCK_CACHE_USAGE,
             "false", "bytes in the RocksDB block cache"),
     KV_STAT("state.backend.rocksdb.metrics.block-cache-hit", FL_KV_STAT_BLOCK_CACHE_HIT, "true",
-            "RocksDB block cache hits (on by default; the four block-cache-* "
-            "counts cost about 3 % of a RocksDB-bound run together)"),
+            "RocksDB block cache hits" BLOCK_CACHE_COST),
     KV_STAT("state.backend.rocksdb.metrics.block-cache-miss", FL_KV_STAT_BLOCK_CACHE_MISS, "true",
-            "RocksDB block cache misses (on by default; the four block-cache-* "
-            "counts cost about 3 % of a RocksDB-bound run together)"),
+            "RocksDB block cache misses" BLOCK_CACHE_COST),
     KV_STAT("state.backend.rocksdb.metrics.block-cache-index-miss",
             FL_KV_STAT_BLOCK_CACHE_INDEX_MISS, "true",
-            "RocksDB block cache misses of index blocks (on by default; the four block-cache-* "
-            "counts cost about 3 % of a RocksDB-bound run together)"),
+            "RocksDB block cache misses of index blocks" BLOCK_CACHE_COST),
     KV_STAT("state.backend.rocksdb.metrics.block-cache-filter-miss",
             FL_KV_STAT_BLOCK_CACHE_FILTER_MISS, "true",
-            "RocksDB block cache misses of filter blocks (on by default; the four block-cache-* "
-            "counts cost about 3 % of a RocksDB-bound run together)"),
+            "RocksDB block cache misses of filter blocks" BLOCK_CACHE_COST),
     KV_STAT("state.backend.rocksdb.metrics.estimate-num-keys", FL_KV_STAT_ESTIMATE_NUM_KEYS,
             "false", "RocksDB estimate of the keys a store holds"),
     KV_STAT("state.backend.rocksdb.metrics.cur-size-all-mem-tables",
