@@ -429,6 +429,63 @@ static void *retain_thread(void *p) {
   return NULL;
 }
 
+static void count_release(void *arg) { (*(int *)arg)++; }
+
+/* Deferred pieces are written at close, after what was written before and in the order
+ * they were deferred, each released once; a discarded file releases them unwritten; no
+ * write may follow a deferral. */
+static void deferred_pieces_are_written_at_close_and_released_once(void **state) {
+  (void)state;
+  char *t = make_tmpdir("fl-ckpt");
+  unsigned char *big = malloc(BIG);
+  fill(big, BIG, 3);
+  int released = 0;
+  fl_ckpt_writer_t *w;
+  OK(fl_ckpt_writer_begin(&w, t, 1, FL_CKPT_CHECKPOINT, err, sizeof err));
+  fl_ckpt_out_t *o;
+  OK(fl_ckpt_writer_open_file(w, "d", &o, err, sizeof err));
+  OK(fl_ckpt_out_write(o, "head", 4, err, sizeof err));
+  OK(fl_ckpt_out_defer(o, big, BIG, count_release, &released, err, sizeof err));
+  char trailer[2] = {'!', '?'};
+  OK(fl_ckpt_out_defer(o, trailer, 2, NULL, NULL, err, sizeof err));
+  trailer[0] = 'x'; /* copied when deferred */
+  assert_int_equal(fl_ckpt_out_write(o, "late", 4, err, sizeof err), FL_EINVAL);
+  assert_int_equal(released, 0);
+  uint64_t size;
+  OK(fl_ckpt_out_close(o, &size, NULL, err, sizeof err));
+  assert_int_equal(released, 1);
+  assert_int_equal(size, 4 + BIG + 2);
+  /* a discarded file releases what it deferred, without writing it */
+  OK(fl_ckpt_writer_open_file(w, "gone", &o, err, sizeof err));
+  OK(fl_ckpt_out_defer(o, big, BIG, count_release, &released, err, sizeof err));
+  fl_ckpt_out_discard(o);
+  assert_int_equal(released, 2);
+  assert_int_equal(fl_ckpt_writer_commit(w, "{}", err, sizeof err), FL_ESTATE);
+
+  OK(fl_ckpt_writer_begin(&w, t, 2, FL_CKPT_CHECKPOINT, err, sizeof err));
+  OK(fl_ckpt_writer_open_file(w, "d", &o, err, sizeof err));
+  OK(fl_ckpt_out_write(o, "head", 4, err, sizeof err));
+  OK(fl_ckpt_out_defer(o, big, BIG, count_release, &released, err, sizeof err));
+  OK(fl_ckpt_out_defer(o, "!?", 2, NULL, NULL, err, sizeof err));
+  OK(fl_ckpt_out_close(o, NULL, NULL, err, sizeof err));
+  assert_int_equal(released, 3);
+  OK(fl_ckpt_writer_commit(w, "{}", err, sizeof err));
+  fl_ckpt_t *c;
+  OK(fl_ckpt_open_latest(&c, t, NULL, NULL, err, sizeof err));
+  void *data;
+  size_t len;
+  OK(fl_ckpt_read_file(c, "d", &data, &len, err, sizeof err));
+  assert_int_equal(len, 4 + BIG + 2);
+  assert_memory_equal(data, "head", 4);
+  assert_memory_equal((unsigned char *)data + 4, big, BIG);
+  assert_memory_equal((unsigned char *)data + 4 + BIG, "!?", 2);
+  free(data);
+  fl_ckpt_close(c);
+  free(big);
+  rm_tree(t);
+  free(t);
+}
+
 static void files_added_from_several_threads_at_once_all_arrive(void **state) {
   (void)state;
   char *t = make_tmpdir("fl-ckpt");
@@ -1152,6 +1209,7 @@ int main(void) {
       cmocka_unit_test(crc32c_hardware_path_matches_known_vectors),
       cmocka_unit_test(crc32c_paths_agree_at_every_alignment_and_split),
       cmocka_unit_test(round_trip_keeps_files_meta_and_checksums),
+      cmocka_unit_test(deferred_pieces_are_written_at_close_and_released_once),
       cmocka_unit_test(files_added_from_several_threads_at_once_all_arrive),
       cmocka_unit_test(second_checkpoint_reuses_a_shared_file_without_copying),
       cmocka_unit_test(savepoint_is_self_contained_and_can_be_moved),

@@ -447,6 +447,47 @@ static void a_lent_tail_follows_the_operator_state(void **state) {
   side_close(&b);
 }
 
+/* The snapshot of an operator without keyed state or timers, written as a head, then
+ * its lent tail, then the end (the tail written later, off the worker), is the same
+ * bytes as the whole one, and restores the same operator state. */
+static void a_snapshot_split_around_its_tail_is_the_whole_snapshot(void **state) {
+  (void)state;
+  size_t tl = 2 * FL_SNAPSHOT_BUF + 3;
+  unsigned char *tail = malloc(tl);
+  assert_non_null(tail);
+  for (size_t i = 0; i < tl; i++) tail[i] = (unsigned char)(i * 13 + 1);
+  fl_snapshot_target_t none = {NULL, NULL, NODE, 0, KGS};
+  for (int head = 0; head < 2; head++) {
+    sink_t whole = {0}, split = {0};
+    fl_buf_init(&whole.all);
+    fl_buf_init(&split.all);
+    char msg[512];
+    const char *os = head ? "state" : NULL;
+    size_t ol = head ? 5 : 0;
+    assert_int_equal(fl_snapshot_write(&none, os, ol, tail, tl, NULL, 0, sink_write, &whole, NULL,
+                                       msg, sizeof msg),
+                     0);
+    uint8_t end[FL_SNAPSHOT_END_MAX];
+    size_t end_len = 0;
+    assert_int_equal(
+        fl_snapshot_write_head(os, ol, tl, sink_write, &split, end, &end_len, msg, sizeof msg), 0);
+    assert_true(end_len > 0 && end_len <= FL_SNAPSHOT_END_MAX);
+    assert_int_equal(fl_buf_append(&split.all, tail, tl), 0);
+    assert_int_equal(fl_buf_append(&split.all, end, end_len), 0);
+    assert_int_equal(split.all.len, whole.all.len);
+    assert_memory_equal(split.all.data, whole.all.data, whole.all.len);
+    fl_bytes_t blob = {split.all.data, split.all.len}, op_state;
+    assert_int_equal(fl_snapshot_restore(&none, &blob, 1, &op_state, NULL, NULL, msg, sizeof msg),
+                     0);
+    assert_int_equal(op_state.len, ol + tl);
+    assert_memory_equal((const unsigned char *)op_state.data + ol, tail, tl);
+    free((void *)op_state.data);
+    fl_buf_free(&whole.all);
+    fl_buf_free(&split.all);
+  }
+  free(tail);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Bad input                                                                            */
 
@@ -510,6 +551,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(rescale_keeps_each_key_group_once, setup, teardown),
       cmocka_unit_test_setup_teardown(big_snapshots_go_through_a_bounded_buffer, setup, teardown),
       cmocka_unit_test_setup_teardown(a_lent_tail_follows_the_operator_state, setup, teardown),
+      cmocka_unit_test(a_snapshot_split_around_its_tail_is_the_whole_snapshot),
       cmocka_unit_test_setup_teardown(corrupted_snapshots_are_rejected_with_the_place, setup,
                                       teardown),
   };

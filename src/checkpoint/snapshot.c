@@ -352,16 +352,11 @@ static int write_native(const char *dir, uint64_t store_id, sw_t *w) {
   return rc ? rc : erc;
 }
 
-int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state, size_t op_state_len,
-                      const void *tail, size_t tail_len, const char *native_dir, uint64_t store_id,
-                      fl_snapshot_write_fn write, void *arg, fl_snapshot_stats_t *stats, char *msg,
-                      size_t size) {
-  char prefix[32];
-  const char *what = NULL;
+static sw_t *sw_new(fl_snapshot_write_fn write, void *arg, char *msg, size_t size) {
   sw_t *w = calloc(1, sizeof *w);
   if (!w) {
     snprintf(msg, size, "out of memory");
-    return FL_ENOMEM;
+    return NULL;
   }
   msg[0] = '\0';
   w->write = write;
@@ -370,6 +365,35 @@ int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state, size_
   w->msg_size = size;
   fl_buf_init(&w->head);
   sw_mem(w);
+  return w;
+}
+
+int fl_snapshot_write_head(const void *op_state, size_t op_state_len, size_t tail_len,
+                           fl_snapshot_write_fn write, void *arg, uint8_t *end, size_t *end_len,
+                           char *msg, size_t size) {
+  sw_t *w = sw_new(write, arg, msg, size);
+  if (!w) return FL_ENOMEM;
+  int rc = sw_put(w, MAGIC, 8);
+  if (!rc && op_state_len + tail_len) {
+    sw_u8(w, SEC_OPSTATE);
+    sw_u64(w, op_state_len + tail_len);
+    rc = sw_put(w, op_state, op_state_len);
+  }
+  if (!rc) rc = sw_flush(w);
+  end[0] = SEC_END;
+  *end_len = 1;
+  free(w);
+  return rc;
+}
+
+int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state, size_t op_state_len,
+                      const void *tail, size_t tail_len, const char *native_dir, uint64_t store_id,
+                      fl_snapshot_write_fn write, void *arg, fl_snapshot_stats_t *stats, char *msg,
+                      size_t size) {
+  char prefix[32];
+  const char *what = NULL;
+  sw_t *w = sw_new(write, arg, msg, size);
+  if (!w) return FL_ENOMEM;
   int rc = sw_put(w, MAGIC, 8);
   if (!rc && op_state_len + tail_len) {
     sw_u8(w, SEC_OPSTATE);

@@ -78,6 +78,17 @@ int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state, size_
                       fl_snapshot_write_fn write, void *arg, fl_snapshot_stats_t *stats, char *msg,
                       size_t size);
 
+/* The snapshot of a target without keyed state and timers whose operator state ends
+ * with tail_len bytes that someone else writes later (a connector's lent buffer,
+ * written when the checkpoint file is closed): writes everything before those bytes,
+ * and sets end[0, *end_len) (at most FL_SNAPSHOT_END_MAX bytes) to what must follow
+ * them. What it writes, the tail, then end, are what fl_snapshot_write writes for such
+ * a target with that tail. 0, or an error with msg saying why. */
+#define FL_SNAPSHOT_END_MAX 8
+int fl_snapshot_write_head(const void *op_state, size_t op_state_len, size_t tail_len,
+                           fl_snapshot_write_fn write, void *arg, uint8_t *end, size_t *end_len,
+                           char *msg, size_t size);
+
 /* Appends the whole snapshot to out (a write function over a growing buffer): for
  * tests and small snapshots. */
 int fl_snapshot_write_buf(const fl_snapshot_target_t *t, const void *op_state, size_t op_state_len,

@@ -124,7 +124,17 @@ int fl_ckpt_writer_open_file(fl_ckpt_writer_t *w, const char *name, fl_ckpt_out_
  * writes return the same error and close discards it. */
 int fl_ckpt_out_write(fl_ckpt_out_t *out, const void *data, size_t len, char *err, size_t err_size);
 
-/* Finishes the file: flushes, fsyncs, closes and renames it to its final name, and
+/* Defers len bytes of data to the end of the file: fl_ckpt_out_close() writes the
+ * deferred pieces, in the order they were deferred, after everything written before,
+ * on the thread that closes out; no write may follow a deferral. release(arg) is
+ * called once data is no longer read (after close wrote it, or when out is discarded
+ * or fails), from the thread that closes or discards out; data must stay unchanged
+ * until then. release NULL: data is copied now (a short trailer). On failure
+ * (FL_ENOMEM, or out already failed) release has been called and out is failed. */
+int fl_ckpt_out_defer(fl_ckpt_out_t *out, const void *data, size_t len, void (*release)(void *),
+                      void *arg, char *err, size_t err_size);
+
+/* Finishes the file: writes what was deferred, flushes, fsyncs, closes and renames it to its final name, and
  * records its size and CRC32C for the manifest (also returned through size and crc32c
  * when they are not NULL). Always frees out, on failure too (then the temporary file is
  * deleted and the file is marked failed). */

@@ -204,6 +204,14 @@ struct fl_ckpt_out {
   char errmsg[256];
   unsigned char *buf;
   size_t len;
+  /* fl_ckpt_out_defer: pieces written at close, in order */
+  struct out_piece {
+    const void *data;
+    size_t len;
+    void (*release)(void *);
+    void *arg;
+  } * defer;
+  size_t n_defer, cap_defer;
 };
 
 struct fl_ckpt_in {

@@ -438,8 +438,8 @@ static int out_flush(fl_ckpt_out_t *o) {
   return o->err;
 }
 
-int fl_ckpt_out_write(fl_ckpt_out_t *o, const void *data, size_t len, char *err, size_t err_size) {
-  if (!o || (!data && len)) return fl_cs_fail(err, err_size, FL_EINVAL, "out_write: bad arguments");
+/* fl_ckpt_out_write without the checks: also how close writes the deferred pieces. */
+static int out_append(fl_ckpt_out_t *o, const void *data, size_t len, char *err, size_t err_size) {
   if (o->err) return fl_cs_fail(err, err_size, o->err, "%s", o->errmsg);
   if (len == 0) return FL_OK;
   o->crc = fl_crc32c_extend(o->crc, data, len);
@@ -464,7 +464,51 @@ int fl_ckpt_out_write(fl_ckpt_out_t *o, const void *data, size_t len, char *err,
   return FL_OK;
 }
 
+int fl_ckpt_out_write(fl_ckpt_out_t *o, const void *data, size_t len, char *err, size_t err_size) {
+  if (!o || (!data && len)) return fl_cs_fail(err, err_size, FL_EINVAL, "out_write: bad arguments");
+  if (o->n_defer)
+    return fl_cs_fail(err, err_size, FL_EINVAL, "out_write: %s has deferred pieces", o->tmp);
+  return out_append(o, data, len, err, err_size);
+}
+
+/* Releases the deferred pieces from i on (a copied piece is freed). */
+static void out_release(fl_ckpt_out_t *o, size_t i) {
+  for (; i < o->n_defer; i++) {
+    struct out_piece *p = &o->defer[i];
+    if (p->release)
+      p->release(p->arg);
+    else
+      free((void *)p->data);
+  }
+  o->n_defer = 0;
+}
+
+int fl_ckpt_out_defer(fl_ckpt_out_t *o, const void *data, size_t len, void (*release)(void *),
+                      void *arg, char *err, size_t err_size) {
+  void *copy = NULL;
+  int rc = FL_OK;
+  if (!o || (!data && len)) {
+    rc = fl_cs_fail(err, err_size, FL_EINVAL, "out_defer: bad arguments");
+  } else if (o->err) {
+    rc = fl_cs_fail(err, err_size, o->err, "%s", o->errmsg);
+  } else if (FL_VEC_RESERVE(o->defer, o->cap_defer, o->n_defer + 1) ||
+             (!release && !(copy = malloc(len ? len : 1)))) {
+    o->err = FL_ENOMEM;
+    snprintf(o->errmsg, sizeof o->errmsg, "%s: out of memory", o->tmp);
+    rc = fl_cs_fail(err, err_size, FL_ENOMEM, "%s", o->errmsg);
+  }
+  if (rc) {
+    if (o && release) release(arg);
+    return rc;
+  }
+  if (copy && len) memcpy(copy, data, len);
+  o->defer[o->n_defer++] = (struct out_piece){copy ? copy : data, len, release, arg};
+  return FL_OK;
+}
+
 static void out_free(fl_ckpt_out_t *o) {
+  out_release(o, 0);
+  free(o->defer);
   if (o->fd >= 0) close(o->fd);
   free(o->tmp);
   free(o->final);
@@ -477,6 +521,20 @@ int fl_ckpt_out_close(fl_ckpt_out_t *o, uint64_t *size, uint32_t *crc32c, char *
   if (!o) return fl_cs_fail(err, err_size, FL_EINVAL, "out_close: out is NULL");
   fl_ckpt_writer_t *w = o->w;
   int rc = FL_OK;
+  /* the deferred pieces, each released as soon as it is written */
+  for (size_t i = 0; i < o->n_defer; i++) {
+    struct out_piece *p = &o->defer[i];
+    rc = out_append(o, p->data, p->len, err, err_size);
+    if (p->release)
+      p->release(p->arg);
+    else
+      free((void *)p->data);
+    if (rc) {
+      out_release(o, i + 1);
+      goto done;
+    }
+  }
+  o->n_defer = 0;
   if (out_flush(o)) {
     rc = fl_cs_fail(err, err_size, o->err, "%s", o->errmsg);
     goto done;

@@ -249,8 +249,12 @@ static int ks_snapshot(fl_context_t *ctx, void *instance, int64_t id, fl_buf_t *
     if (!rc) rc = fl_buf_append(out, in->tag, tl);
     if (!rc) rc = fl_buf_append(out, &n, 8);
     if (!rc) rc = fl_buf_append(out, &len, 8);
-    /* the write-ahead copy goes into the checkpoint from tx itself */
-    if (!rc) fl_ctx_snapshot_lend(ctx, in->tx.data, in->tx.len);
+    /* the write-ahead copy goes into the checkpoint from tx itself, written off the
+     * worker while tx takes the records after the barrier (tx keeps the bytes it has
+     * now until the checkpoint releases them) */
+    if (!rc && in->tx.len)
+      fl_ctx_snapshot_lend(ctx, in->tx.data, in->tx.len, fl_ksink_txbuf_release,
+                           fl_ksink_txbuf_share(&in->tx));
   }
   return rc;
 }

@@ -219,13 +219,10 @@ int fl_ksink_restore(fl_context_t *ctx, void *instance, const fl_bytes_t *states
       memcpy(&blen, p + pos + 8, 8);
       pos += 16;
       if (len - pos < blen) goto bad;
-      fl_ksink_txbuf_free(&b);
-      if (blen && !(b.data = malloc(blen))) {
+      if (fl_ksink_txbuf_set(&b, p + pos, blen)) {
         rc = FL_ENOMEM;
         break;
       }
-      memcpy(b.data, p + pos, blen);
-      b.len = b.cap = blen;
       pos += blen;
       rc = fl_ksink_txbuf_index(&b, cnt);
       if (rc == FL_EPARSE) goto bad;

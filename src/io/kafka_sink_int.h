@@ -59,8 +59,14 @@ typedef struct ksink {
 #define FL_KSINK_ENT_OFF_PART 16
 #define FL_KSINK_ENT_OFF_OFFSET 20
 
+/* data lives in a block that a checkpoint may share while it writes the block's first
+ * bytes on another thread (fl_ksink_txbuf_share): while it is shared, the buffer
+ * changes none of the bytes it had when it was shared, and moves to a block of its own
+ * before it grows or drops entries. */
+typedef struct txblk txblk_t;
 typedef struct txbuf {
-  uint8_t *data;
+  uint8_t *data; /* blk's bytes */
+  txblk_t *blk;
   size_t len, cap;
   size_t *idx; /* entry start offsets */
   size_t n, cap_idx;
@@ -79,6 +85,13 @@ typedef struct entry {
 } entry_t;
 
 void fl_ksink_txbuf_free(txbuf_t *b);
+/* Sets b to a copy of data[0, len) with no entries indexed (a restored state);
+ * FL_ENOMEM. */
+int fl_ksink_txbuf_set(txbuf_t *b, const void *data, size_t len);
+/* Shares b's block (NULL when b has none): its bytes [0, b->len) stay as they are until
+ * fl_ksink_txbuf_release(the result) is called, from any thread. */
+void *fl_ksink_txbuf_share(txbuf_t *b);
+void fl_ksink_txbuf_release(void *blk);
 /* Appends a message for topic (partition as given, offset -1). FL_EINVAL: a length
  * does not fit the format; FL_ENOMEM. */
 int fl_ksink_txbuf_add(txbuf_t *b, const char *topic, const fl_kafka_message_t *m);
@@ -87,8 +100,9 @@ size_t fl_ksink_entry_decode(const uint8_t *data, size_t len, entry_t *e);
 /* Rebuilds b's index of n entries from its bytes (a restored state); FL_EPARSE if
  * malformed. */
 int fl_ksink_txbuf_index(txbuf_t *b, uint64_t n);
-/* Drops the produced entries [0, n_prod), keeping the buffered ones. O(buffered). */
-void fl_ksink_txbuf_drop_produced(txbuf_t *b);
+/* Drops the produced entries [0, n_prod), keeping the buffered ones. O(buffered).
+ * FL_ENOMEM (nothing dropped) when a shared block could not be left. */
+int fl_ksink_txbuf_drop_produced(txbuf_t *b);
 
 /* ---------------------------------------------------------------------------------- */
 /* An instance (one subtask)                                                           */

@@ -444,7 +444,8 @@ int fl_ksink_tx_commit(fl_context_t *ctx, kinst_t *in, int64_t n) {
   if (rc) return rc;
   rc = fl_ksink_tx_commit_logged(ctx, in, in->log_path, n, "", "");
   if (rc) return rc;
-  fl_ksink_txbuf_drop_produced(&in->tx);
+  if (fl_ksink_txbuf_drop_produced(&in->tx))
+    return fl_ksink_fail(ctx, in, "out of memory dropping the committed records");
   return fl_ksink_tx_produce_buffered(ctx, in);
 }
 

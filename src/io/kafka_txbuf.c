@@ -4,6 +4,8 @@
  * filled in by the delivery report. The same bytes are the transaction's checkpoint
  * state, so a restore can write the records again.
  */
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,10 +14,59 @@
 
 #define ENT_FIXED (4 * 4 + 4 + 8 + 8)
 
+struct txblk {
+  _Atomic size_t refs;
+  size_t pad; /* bytes stay 16-byte aligned */
+  uint8_t bytes[];
+};
+
+void fl_ksink_txbuf_release(void *blk) {
+  txblk_t *k = blk;
+  /* acq_rel: the sharer's reads of the bytes happen before the buffer writes them again */
+  if (k && atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) == 1) free(k);
+}
+
+void *fl_ksink_txbuf_share(txbuf_t *b) {
+  if (!b->blk) return NULL;
+  atomic_fetch_add_explicit(&b->blk->refs, 1, memory_order_relaxed);
+  return b->blk;
+}
+
+static bool txbuf_shared(const txbuf_t *b) {
+  return b->blk && atomic_load_explicit(&b->blk->refs, memory_order_acquire) > 1;
+}
+
+/* Moves b to a block of cap bytes holding data[from, len) of the current one (realloc
+ * when b is the only holder and from is 0). */
+static int txbuf_move(txbuf_t *b, size_t cap, size_t from) {
+  txblk_t *k;
+  if (!from && !txbuf_shared(b)) {
+    if (!(k = realloc(b->blk, sizeof *k + cap))) return FL_ENOMEM;
+    if (!b->blk) atomic_init(&k->refs, 1);
+  } else {
+    if (!(k = malloc(sizeof *k + cap))) return FL_ENOMEM;
+    atomic_init(&k->refs, 1);
+    if (b->len > from) memcpy(k->bytes, b->data + from, b->len - from);
+    fl_ksink_txbuf_release(b->blk);
+  }
+  b->blk = k;
+  b->data = k->bytes;
+  b->cap = cap;
+  return FL_OK;
+}
+
 void fl_ksink_txbuf_free(txbuf_t *b) {
-  free(b->data);
+  fl_ksink_txbuf_release(b->blk);
   free(b->idx);
   memset(b, 0, sizeof *b);
+}
+
+int fl_ksink_txbuf_set(txbuf_t *b, const void *data, size_t len) {
+  fl_ksink_txbuf_free(b);
+  if (txbuf_move(b, len ? len : 1, 0)) return FL_ENOMEM;
+  if (len) memcpy(b->data, data, len);
+  b->len = len;
+  return FL_OK;
 }
 
 /* Room for one more entry start in the index. */
@@ -25,10 +76,7 @@ static int txbuf_reserve(txbuf_t *b, size_t more) {
   if (b->len + more > b->cap) {
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + more) cap *= 2;
-    uint8_t *d = realloc(b->data, cap);
-    if (!d) return FL_ENOMEM;
-    b->data = d;
-    b->cap = cap;
+    if (txbuf_move(b, cap, 0)) return FL_ENOMEM;
   }
   return txbuf_grow_idx(b);
 }
@@ -138,12 +186,18 @@ int fl_ksink_txbuf_index(txbuf_t *b, uint64_t n) {
 }
 
 /* Drops the produced entries [0, n_prod), keeping the buffered ones. O(buffered). */
-void fl_ksink_txbuf_drop_produced(txbuf_t *b) {
-  if (!b->n_prod) return;
+int fl_ksink_txbuf_drop_produced(txbuf_t *b) {
+  if (!b->n_prod) return FL_OK;
   size_t cut = b->n_prod < b->n ? b->idx[b->n_prod] : b->len;
-  memmove(b->data, b->data + cut, b->len - cut);
+  if (txbuf_shared(b)) {
+    /* a checkpoint still writes the bytes: the rest moves to a block of its own */
+    if (txbuf_move(b, b->cap, cut)) return FL_ENOMEM;
+  } else {
+    memmove(b->data, b->data + cut, b->len - cut);
+  }
   b->len -= cut;
   for (size_t i = b->n_prod; i < b->n; i++) b->idx[i - b->n_prod] = b->idx[i] - cut;
   b->n -= b->n_prod;
   b->n_prod = 0;
+  return FL_OK;
 }

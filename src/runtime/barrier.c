@@ -79,35 +79,69 @@ static int write_final(fl_op_t *op, const fl_snapshot_target_t *t, const fl_buf_
   return rc;
 }
 
+/* Writes op's snapshot of checkpoint id into out, the file the coordinator closes: all
+ * of it, or, when a lent buffer with a release can be written last (no keyed state or
+ * timers follow it), everything before it, leaving the buffer and the end to be
+ * written at close, off the worker (*release is then taken over). */
+static int write_snapshot(fl_op_t *op, const fl_snapshot_target_t *t, struct fl_ckpt_out *out,
+                          const fl_buf_t *opstate, const void *lent, size_t lent_len,
+                          void (**release)(void *), void *arg, const char *native, bool *failed,
+                          char *msg, size_t size) {
+  outw_t ow = {out, false};
+  int rc;
+  if (*release && !t->kv && !t->timers && !native) {
+    uint8_t end[FL_SNAPSHOT_END_MAX];
+    size_t end_len = 0;
+    rc = fl_snapshot_write_head(opstate->data, opstate->len, lent_len, out_write, &ow, end,
+                                &end_len, msg, size);
+    if (!rc) {
+      void (*r)(void *) = *release;
+      *release = NULL; /* out has it now, whatever happens */
+      rc = fl_ckpt_out_defer(out, lent, lent_len, r, arg, msg, size);
+      if (!rc) rc = fl_ckpt_out_defer(out, end, end_len, NULL, NULL, msg, size);
+      ow.failed |= rc != 0;
+    }
+  } else {
+    rc = fl_snapshot_write(t, opstate->data, opstate->len, lent, lent_len, native, op->store_id,
+                           out_write, &ow, NULL, msg, size);
+  }
+  *failed = ow.failed;
+  return rc;
+}
+
 void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
   int64_t t0 = fl_mono_ns();
   fl_buf_t opstate;
   fl_buf_init(&opstate);
   op->snap_lent = NULL;
   op->snap_lent_len = 0;
+  op->snap_lent_release = NULL;
   int rc = op->cls->snapshot ? op->cls->snapshot(op, id, &opstate) : 0;
-  /* what the snapshot lent stays as it is until this function returns */
+  /* what the snapshot lent stays as it is until this function returns, or until it is
+   * released when it came with a release */
   const void *lent = op->snap_lent;
   size_t lent_len = op->snap_lent_len;
+  void (*release)(void *) = op->snap_lent_release;
+  void *release_arg = op->snap_lent_arg;
   op->snap_lent = NULL;
   op->snap_lent_len = 0;
-  if (rc < 0) {
-    fl_buf_free(&opstate);
-    fl_rt_op_check(op, rc);
-    return;
-  }
+  op->snap_lent_release = NULL;
+  op->snap_lent_arg = NULL;
   fl_job_t *job = op->worker->job;
   char *native = NULL;
   char msg[1024];
   struct fl_ckpt_out *out = NULL;
+  if (rc < 0) {
+    fl_rt_op_check(op, rc);
+    goto done;
+  }
   if (op->node->keyed && op->kv->ops->version >= 3 && op->kv->ops->flush) {
     /* what a state cache holds back goes to the store before any copy of it */
     rc = op->kv->ops->flush(op->kv->self);
     if (rc) {
-      fl_buf_free(&opstate);
       fl_op_fail(op, rc, "writing the cached state before checkpoint %lld failed: %s",
                  (long long)id, fl_kv_errmsg(op->kv));
-      return;
+      goto done;
     }
   }
   if (id) {
@@ -116,9 +150,8 @@ void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
     if (rc) {
       /* The checkpoint is over (FL_ESTATE) or failed to open the file: the operator
        * takes part without writing, and goes on. */
-      fl_buf_free(&opstate);
       op->ckpt_done = id;
-      return;
+      goto done;
     }
   }
   if (op->own_kv.ops && job->env->conf.incremental && op->own_kv.ops->checkpoint &&
@@ -131,52 +164,50 @@ void fl_rt_op_snapshot(fl_op_t *op, int64_t id) {
     rc = op->own_kv.ops->checkpoint(op->own_kv.self, dir);
     if (rc == 0 && !(native = strdup(dir))) rc = FL_ENOMEM;
     if (rc) {
-      fl_buf_free(&opstate);
       fl_ckpt_out_discard(out);
       fl_op_fail(op, rc, "native checkpoint %lld of the RocksDB state failed: %s", (long long)id,
                  fl_kv_errmsg(&op->own_kv));
-      return;
+      goto done;
     }
   }
   fl_snapshot_target_t t = fl_rt_snapshot_target(op);
   if (id) {
-    outw_t ow = {out, false};
-    rc = fl_snapshot_write(&t, opstate.data, opstate.len, lent, lent_len, native, op->store_id,
-                           out_write, &ow, NULL, msg, sizeof msg);
+    bool failed = false;
+    rc = write_snapshot(op, &t, out, &opstate, lent, lent_len, &release, release_arg, native,
+                        &failed, msg, sizeof msg);
     fl_ckpt_out_discard(op->ckpt_out); /* one left behind by an aborted checkpoint */
     op->ckpt_out = rc ? NULL : out;
     if (rc) fl_ckpt_out_discard(out);
     free(op->native_dir);
     op->native_dir = rc ? NULL : native;
     if (rc) {
-      if (ow.failed) {
+      if (failed) {
         /* writing the file failed: the checkpoint fails, not the job */
         char m[1200];
         snprintf(m, sizeof m, "writing the snapshot of '%s' (subtask %d): %s", op->node->name,
                  op->subtask, msg);
         fl_coord_fail_checkpoint(job, id, m);
-        if (native) fl_rm_tree(native);
-        free(native);
         rc = FL_OK;
-      } else {
-        if (native) fl_rm_tree(native);
-        free(native);
       }
+      if (native) fl_rm_tree(native);
+      free(native);
     }
   } else {
     rc = write_final(op, &t, &opstate, lent, lent_len, native, msg, sizeof msg);
     free(op->native_final);
     op->native_final = native;
   }
-  fl_buf_free(&opstate);
   if (rc < 0) {
     fl_op_fail(op, rc, "snapshot for checkpoint %lld failed: %s", (long long)id, msg);
-    return;
+    goto done;
   }
   if (id) {
     op->ckpt_done = id;
     atomic_store_explicit(&op->m->sync_ns, fl_mono_ns() - t0, memory_order_relaxed);
   }
+done:
+  fl_buf_free(&opstate);
+  if (release) release(release_arg);
 }
 
 void fl_rt_op_check_aligned(fl_op_t *op) {

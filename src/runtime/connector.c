@@ -24,9 +24,16 @@ int64_t fl_ctx_restored_checkpoint_id(const fl_context_t *ctx) {
   return r ? r->id : 0;
 }
 
-void fl_ctx_snapshot_lend(fl_context_t *ctx, const void *data, size_t len) {
-  ctx->op->snap_lent = data && len ? data : NULL;
-  ctx->op->snap_lent_len = data ? len : 0;
+void fl_ctx_snapshot_lend(fl_context_t *ctx, const void *data, size_t len,
+                          void (*release)(void *arg), void *arg) {
+  fl_op_t *op = ctx->op;
+  if (op->snap_lent_release) op->snap_lent_release(op->snap_lent_arg); /* replaced */
+  bool any = data && len;
+  op->snap_lent = any ? data : NULL;
+  op->snap_lent_len = any ? len : 0;
+  op->snap_lent_release = any ? release : NULL;
+  op->snap_lent_arg = any ? arg : NULL;
+  if (!any && release) release(arg);
 }
 
 char *fl_ctx_take_failure(fl_context_t *ctx) {

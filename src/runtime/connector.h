@@ -57,12 +57,17 @@ void fl_ctx_fail_async(const fl_context_t *ctx, int err, const char *fmt, ...)
 
 /* In a sink's snapshot: len bytes that belong in the operator state after what the
  * snapshot appended to out, written into the checkpoint from data as they are instead
- * of being copied into out first (a write-ahead copy of tens of megabytes). data must
- * stay unchanged until the snapshot call returns; the runtime writes the checkpoint
- * before it calls the instance again. A restore gets out's bytes and these as one
- * state, as if they had been appended. A second call in the same snapshot replaces the
- * first; NULL data lends nothing. */
-void fl_ctx_snapshot_lend(fl_context_t *ctx, const void *data, size_t len);
+ * of being copied into out first (a write-ahead copy of hundreds of megabytes). A
+ * restore gets out's bytes and these as one state, as if they had been appended. A
+ * second call in the same snapshot replaces the first; NULL data lends nothing.
+ * With release NULL, data must stay unchanged until the snapshot call returns (the
+ * runtime writes it first). With release, the runtime may write data after the call
+ * returns, on another thread, while the instance goes on (for an operator without
+ * keyed state or timers it does: the checkpoint's files are written off the worker);
+ * data[0, len) must stay unchanged, and stay allocated, until release(arg) is called,
+ * exactly once, from any thread (also when the snapshot or the checkpoint fails). */
+void fl_ctx_snapshot_lend(fl_context_t *ctx, const void *data, size_t len,
+                          void (*release)(void *arg), void *arg);
 
 /* state.checkpoints.dir ("" when not set). Borrowed from env. */
 const char *fl_env_checkpoint_dir(const fl_env_t *env);

@@ -195,6 +195,8 @@ struct fl_op {
   /* What the current snapshot call lent (fl_ctx_snapshot_lend): written after its state */
   const void *snap_lent;
   size_t snap_lent_len;
+  void (*snap_lent_release)(void *); /* NULL: data is the instance's until the call returns */
+  void *snap_lent_arg;
   uint64_t n_in, n_out; /* counters, published to m once per worker loop (worker.c) */
   fl_record_t emit_rec; /* the record fl_emit passes on (op.c) */
   fl_buf_t timer_key;   /* copy of a firing timer's key and namespace */
