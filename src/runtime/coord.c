@@ -5,8 +5,9 @@
  * job->ckpt_trigger and waking the workers; each worker's sources inject barrier n,
  * the barriers align through the graph (barrier.c), each operator streams its snapshot
  * into a file of the checkpoint it opens here (fl_coord_open_snapshot), and every worker
- * acknowledges with those open files (fl_coord_ack). The coordinator closes them (fsync,
- * rename) and stores native copies while the workers go on processing, and when every
+ * acknowledges with those open files (fl_coord_ack). The coordinator closes them (writes
+ * what was deferred to the close, fsync, rename) and stores native copies while the
+ * workers go on processing, each worker's on a thread of its own, and when every
  * worker acknowledged and every file is
  * durable it commits the manifest (src/checkpoint/store_write.c: temp + fsync + rename +
  * directory fsync), deletes checkpoints beyond the retained count, and publishes n in
@@ -54,6 +55,18 @@ typedef struct ack {
   bool *owned;               /* [n_nodes]: delete natives[k] once stored */
 } ack_t;
 
+/* The writing of one worker's acknowledgement, on a thread of its own (so that the
+ * workers' files, with their deferred write-ahead copies, are written side by side). */
+typedef struct wjob {
+  struct fl_coord *c;
+  pthread_t thread;
+  bool running, threaded, done; /* done: the write ended, not yet reaped */
+  ack_t *a;
+  fl_ckpt_writer_t *w;
+  int rc;
+  char err[1024];
+} wjob_t;
+
 struct fl_coord {
   fl_job_t *job;
   pthread_t thread;
@@ -68,6 +81,8 @@ struct fl_coord {
   fl_ckpt_writer_t *writer;
   bool *acked; /* [P] */
   int n_acked;
+  wjob_t *wj;    /* [P] */
+  int n_writing; /* wj[] running: no commit or abort until they are reaped */
   bool write_failed;
   char write_err[1100];
   _Atomic uint64_t bytes_total, bytes_new; /* of the pending checkpoint */
@@ -301,6 +316,55 @@ static void ack_free(ack_t *a, size_t n_nodes) {
   free(a);
 }
 
+static void *wjob_main(void *arg) {
+  wjob_t *j = arg;
+  fl_coord_t *c = j->c;
+  char err[1024] = "";
+  int rc = write_ack(c, j->w, j->a, err, sizeof err);
+  pthread_mutex_lock(&c->mu);
+  j->rc = rc;
+  memcpy(j->err, err, sizeof err);
+  j->done = true;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  return NULL;
+}
+
+/* Under c->mu: starts writing a, an acknowledgement of the pending checkpoint, on a
+ * thread (or here, without the lock, when no thread can be made). */
+static void wjob_start(fl_coord_t *c, ack_t *a) {
+  wjob_t *j = &c->wj[a->worker];
+  *j = (wjob_t){.c = c, .running = true, .threaded = true, .a = a, .w = c->writer};
+  c->n_writing++;
+  if (pthread_create(&j->thread, NULL, wjob_main, j) != 0) {
+    j->threaded = false;
+    pthread_mutex_unlock(&c->mu);
+    wjob_main(j);
+    pthread_mutex_lock(&c->mu);
+  }
+}
+
+/* Under c->mu: takes the results of the writes that ended. */
+static void wjob_reap(fl_coord_t *c) {
+  for (int i = 0; c->n_writing && i < c->job->P; i++) {
+    wjob_t *j = &c->wj[i];
+    if (!j->running || !j->done) continue;
+    if (j->threaded) pthread_join(j->thread, NULL); /* it ended: no wait on the lock */
+    ack_t *a = j->a;
+    if (a->id == c->pending) {
+      if (j->rc && !c->write_failed) {
+        c->write_failed = true;
+        snprintf(c->write_err, sizeof c->write_err, "%s", j->err);
+      }
+      c->acked[a->worker] = true;
+      c->n_acked++;
+    }
+    ack_free(a, c->job->env->n_nodes);
+    j->running = false;
+    c->n_writing--;
+  }
+}
+
 static bool all_finished(fl_job_t *job) {
   for (int i = 0; i < job->P; i++)
     if (!atomic_load(&job->workers[i].all_finished)) return false;
@@ -314,30 +378,21 @@ static void *coord_main(void *arg) {
   const fl_env_conf_t *conf = &env->conf;
   pthread_mutex_lock(&c->mu);
   while (!c->stopping) {
-    /* acknowledgements: write their files */
+    /* acknowledgements: write their files, each worker's on a thread */
     while (c->q) {
       ack_t *a = c->q;
       c->q = a->next;
       if (!c->q) c->q_tail = NULL;
-      if (a->id == c->pending && !c->acked[a->worker]) {
-        fl_ckpt_writer_t *w = c->writer;
-        pthread_mutex_unlock(&c->mu);
-        char err[1024];
-        int rc = write_ack(c, w, a, err, sizeof err);
-        pthread_mutex_lock(&c->mu);
-        if (a->id == c->pending) {
-          if (rc && !c->write_failed) {
-            c->write_failed = true;
-            snprintf(c->write_err, sizeof c->write_err, "%s", err);
-          }
-          c->acked[a->worker] = true;
-          c->n_acked++;
-        }
-      }
-      ack_free(a, env->n_nodes);
+      if (a->id == c->pending && !c->acked[a->worker] && !c->wj[a->worker].running)
+        wjob_start(c, a);
+      else
+        ack_free(a, env->n_nodes);
     }
+    wjob_reap(c);
     int64_t now = fl_mono_ms();
-    if (c->pending && c->write_failed) {
+    if (c->n_writing) {
+      /* no commit or abort while files are written: a write's end wakes this loop */
+    } else if (c->pending && c->write_failed) {
       fl_ckpt_writer_abort(c->writer);
       char m[1100];
       snprintf(m, sizeof m, "%s", c->write_err);
@@ -401,7 +456,7 @@ static void *coord_main(void *arg) {
     /* sleep until the next deadline or a wake-up */
     int64_t wait = 1000;
     now = fl_mono_ms();
-    if (c->pending && conf->ckpt_timeout_ms > 0) {
+    if (c->pending && conf->ckpt_timeout_ms > 0 && !c->n_writing) {
       int64_t d = c->pending_started + conf->ckpt_timeout_ms - now;
       if (d < wait) wait = d;
     } else if (!c->pending && ckpt_enabled(job) && !atomic_load(&job->final_done) &&
@@ -414,6 +469,10 @@ static void *coord_main(void *arg) {
     if (wait < 1) wait = 1; /* never spin holding the lock */
     struct timespec ts = fl_mono_deadline(wait);
     pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+  }
+  while (c->n_writing) {
+    wjob_reap(c);
+    if (c->n_writing) pthread_cond_wait(&c->cv, &c->mu);
   }
   if (c->pending) {
     fl_ckpt_writer_abort(c->writer);
@@ -444,6 +503,7 @@ static void coord_free(fl_coord_t *c) {
   pthread_cond_destroy(&c->cv);
   pthread_cond_destroy(&c->sp_cv);
   free(c->acked);
+  free(c->wj);
   free(c);
 }
 
@@ -451,7 +511,8 @@ int fl_coord_start(fl_job_t *job, int64_t first_id, char *msg, size_t size) {
   fl_coord_t *c = calloc(1, sizeof *c);
   if (!c) goto nomem;
   c->acked = calloc((size_t)job->P, sizeof *c->acked);
-  if (!c->acked) goto nomem;
+  c->wj = calloc((size_t)job->P, sizeof *c->wj);
+  if (!c->acked || !c->wj) goto nomem;
   c->job = job;
   c->next_id = first_id > 0 ? first_id : 1;
   c->last_trigger = fl_mono_ms(); /* the first checkpoint comes one interval after the start */
@@ -472,6 +533,7 @@ int fl_coord_start(fl_job_t *job, int64_t first_id, char *msg, size_t size) {
   return FL_OK;
 nomem:
   if (c) free(c->acked);
+  if (c) free(c->wj);
   free(c);
   snprintf(msg, size, "out of memory starting the checkpoint coordinator");
   return FL_ENOMEM;
