@@ -134,10 +134,10 @@ int fl_ckpt_out_write(fl_ckpt_out_t *out, const void *data, size_t len, char *er
 int fl_ckpt_out_defer(fl_ckpt_out_t *out, const void *data, size_t len, void (*release)(void *),
                       void *arg, char *err, size_t err_size);
 
-/* Finishes the file: writes what was deferred, flushes, fsyncs, closes and renames it to its final name, and
- * records its size and CRC32C for the manifest (also returned through size and crc32c
- * when they are not NULL). Always frees out, on failure too (then the temporary file is
- * deleted and the file is marked failed). */
+/* Finishes the file: writes what was deferred, flushes, fsyncs, closes and renames it
+ * to its final name, and records its size and CRC32C for the manifest (also returned
+ * through size and crc32c when they are not NULL). Always frees out, on failure too
+ * (then the temporary file is deleted and the file is marked failed). */
 int fl_ckpt_out_close(fl_ckpt_out_t *out, uint64_t *size, uint32_t *crc32c, char *err,
                       size_t err_size);
 
