@@ -42,27 +42,43 @@ static void check_entry(const txbuf_t *b, size_t k, uint32_t i) {
   assert_int_equal(e.ts, (int64_t)i);
 }
 
+/* What a checkpoint shares of a buffer, and a copy of its bytes then. */
+typedef struct shared {
+  const uint8_t *bytes;
+  unsigned char *copy;
+  size_t len;
+  void *blk;
+} shared_t;
+
+static shared_t share(txbuf_t *b) {
+  shared_t s = {b->data, malloc(b->len), b->len, fl_ksink_txbuf_share(b)};
+  assert_non_null(s.copy);
+  assert_non_null(s.blk);
+  memcpy(s.copy, b->data, b->len);
+  return s;
+}
+
+/* The shared bytes are as they were (and, for ASan, still allocated); then released. */
+static void check_and_release(shared_t *s) {
+  assert_memory_equal(s->bytes, s->copy, s->len);
+  fl_ksink_txbuf_release(s->blk);
+  free(s->copy);
+}
+
 /* Appends that outgrow the block move the buffer to a new one; the shared bytes stay. */
 static void growing_while_shared_leaves_the_shared_bytes(void **state) {
   (void)state;
   txbuf_t b = {0};
   for (uint32_t i = 0; i < 100; i++) add(&b, i);
-  size_t len = b.len;
-  unsigned char *copy = malloc(len);
-  memcpy(copy, b.data, len);
-  const uint8_t *shared = b.data;
-  void *blk = fl_ksink_txbuf_share(&b);
-  assert_non_null(blk);
+  shared_t s = share(&b);
   for (uint32_t i = 100; i < 20000; i++) add(&b, i); /* grows many times */
-  assert_ptr_not_equal(b.data, shared);
-  assert_memory_equal(shared, copy, len); /* still readable, unchanged */
-  fl_ksink_txbuf_release(blk);
+  assert_ptr_not_equal(b.data, s.bytes);
+  check_and_release(&s);
   assert_int_equal(b.n, 20000);
   for (uint32_t i = 0; i < 20000; i += 997) check_entry(&b, i, i);
   /* not shared any more: the next growth may move the block in place */
   for (uint32_t i = 20000; i < 40000; i++) add(&b, i);
   check_entry(&b, 39999, 39999);
-  free(copy);
   fl_ksink_txbuf_free(&b);
 }
 
@@ -72,49 +88,37 @@ static void dropping_while_shared_leaves_the_shared_bytes(void **state) {
   (void)state;
   txbuf_t b = {0};
   for (uint32_t i = 0; i < 300; i++) add(&b, i);
-  size_t len = b.len;
-  unsigned char *copy = malloc(len);
-  memcpy(copy, b.data, len);
-  const uint8_t *shared = b.data;
-  void *blk = fl_ksink_txbuf_share(&b);
+  shared_t s = share(&b);
   b.n_prod = 200;
   assert_int_equal(fl_ksink_txbuf_drop_produced(&b), 0);
-  assert_ptr_not_equal(b.data, shared);
-  assert_memory_equal(shared, copy, len);
+  assert_ptr_not_equal(b.data, s.bytes);
   assert_int_equal(b.n, 100);
   for (uint32_t k = 0; k < 100; k++) check_entry(&b, k, 200 + k);
-  fl_ksink_txbuf_release(blk);
+  check_and_release(&s);
   const uint8_t *own = b.data;
   b.n_prod = 50;
   assert_int_equal(fl_ksink_txbuf_drop_produced(&b), 0);
   assert_ptr_equal(b.data, own);
   assert_int_equal(b.n, 50);
   for (uint32_t k = 0; k < 50; k++) check_entry(&b, k, 250 + k);
-  free(copy);
   fl_ksink_txbuf_free(&b);
 }
 
-/* The buffer can go first: the shared block lives until its last holder lets it go. */
+/* The buffer can go first: the shared block lives until its last holder lets it go. A
+ * restored state is a copy of its bytes. */
 static void the_last_holder_frees_the_block(void **state) {
   (void)state;
   txbuf_t b = {0};
   assert_null(fl_ksink_txbuf_share(&b)); /* nothing to share yet */
   for (uint32_t i = 0; i < 10; i++) add(&b, i);
-  size_t len = b.len;
-  unsigned char *copy = malloc(len);
-  memcpy(copy, b.data, len);
-  const uint8_t *shared = b.data;
-  void *blk = fl_ksink_txbuf_share(&b);
+  shared_t s = share(&b);
   fl_ksink_txbuf_free(&b);
-  assert_memory_equal(shared, copy, len); /* ASan: still allocated */
-  fl_ksink_txbuf_release(blk);
-  /* a restored state is a copy of its bytes */
   txbuf_t r = {0};
-  assert_int_equal(fl_ksink_txbuf_set(&r, copy, len), 0);
+  assert_int_equal(fl_ksink_txbuf_set(&r, s.bytes, s.len), 0);
+  check_and_release(&s);
   assert_int_equal(fl_ksink_txbuf_index(&r, 10), 0);
   for (uint32_t k = 0; k < 10; k++) check_entry(&r, k, k);
   fl_ksink_txbuf_free(&r);
-  free(copy);
 }
 
 int main(void) {

@@ -368,17 +368,24 @@ static sw_t *sw_new(fl_snapshot_write_fn write, void *arg, char *msg, size_t siz
   return w;
 }
 
-int fl_snapshot_write_head(const void *op_state, size_t op_state_len, size_t tail_len,
-                           fl_snapshot_write_fn write, void *arg, uint8_t *end, size_t *end_len,
-                           char *msg, size_t size) {
-  sw_t *w = sw_new(write, arg, msg, size);
-  if (!w) return FL_ENOMEM;
+/* The magic, then the operator state section's header and op_state, which tail_len
+ * bytes of tail complete. */
+static int sw_head(sw_t *w, const void *op_state, size_t op_state_len, size_t tail_len) {
   int rc = sw_put(w, MAGIC, 8);
   if (!rc && op_state_len + tail_len) {
     sw_u8(w, SEC_OPSTATE);
     sw_u64(w, op_state_len + tail_len);
     rc = sw_put(w, op_state, op_state_len);
   }
+  return rc;
+}
+
+int fl_snapshot_write_head(const void *op_state, size_t op_state_len, size_t tail_len,
+                           fl_snapshot_write_fn write, void *arg, uint8_t *end, size_t *end_len,
+                           char *msg, size_t size) {
+  sw_t *w = sw_new(write, arg, msg, size);
+  if (!w) return FL_ENOMEM;
+  int rc = sw_head(w, op_state, op_state_len, tail_len);
   if (!rc) rc = sw_flush(w);
   end[0] = SEC_END;
   *end_len = 1;
@@ -394,13 +401,8 @@ int fl_snapshot_write(const fl_snapshot_target_t *t, const void *op_state, size_
   const char *what = NULL;
   sw_t *w = sw_new(write, arg, msg, size);
   if (!w) return FL_ENOMEM;
-  int rc = sw_put(w, MAGIC, 8);
-  if (!rc && op_state_len + tail_len) {
-    sw_u8(w, SEC_OPSTATE);
-    sw_u64(w, op_state_len + tail_len);
-    rc = sw_put(w, op_state, op_state_len);
-    if (!rc) rc = sw_put(w, tail, tail_len);
-  }
+  int rc = sw_head(w, op_state, op_state_len, tail_len);
+  if (!rc) rc = sw_put(w, tail, tail_len);
   if (!rc && native_dir) {
     rc = write_native(native_dir, store_id, w);
     if (rc == FL_EIO && !w->err) what = "cannot list the native copy of the state";
