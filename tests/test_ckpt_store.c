@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -481,6 +483,38 @@ static void deferred_pieces_are_written_at_close_and_released_once(void **state)
   assert_memory_equal((unsigned char *)data + 4 + BIG, "!?", 2);
   free(data);
   fl_ckpt_close(c);
+  free(big);
+  rm_tree(t);
+  free(t);
+}
+
+/* A deferred piece whose write fails (the file may not grow past 1 MiB: EFBIG) fails
+ * the close, releases every piece once, and leaves the checkpoint uncommittable. */
+static void a_deferred_piece_that_cannot_be_written_fails_the_file(void **state) {
+  (void)state;
+  char *t = make_tmpdir("fl-ckpt");
+  unsigned char *big = malloc(BIG);
+  fill(big, BIG, 5);
+  int released = 0;
+  fl_ckpt_writer_t *w;
+  OK(fl_ckpt_writer_begin(&w, t, 1, FL_CKPT_CHECKPOINT, err, sizeof err));
+  fl_ckpt_out_t *o;
+  OK(fl_ckpt_writer_open_file(w, "d", &o, err, sizeof err));
+  OK(fl_ckpt_out_write(o, "head", 4, err, sizeof err));
+  OK(fl_ckpt_out_defer(o, big, BIG, count_release, &released, err, sizeof err));
+  OK(fl_ckpt_out_defer(o, big, 10, count_release, &released, err, sizeof err));
+  struct rlimit old, small = {1u << 20, 1u << 20};
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+  small.rlim_max = old.rlim_max;
+  void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+  int rc = fl_ckpt_out_close(o, NULL, NULL, err, sizeof err);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, prev);
+  assert_int_equal(rc, FL_EIO);
+  assert_non_null(strstr(err, "write"));
+  assert_int_equal(released, 2);
+  assert_int_equal(fl_ckpt_writer_commit(w, "{}", err, sizeof err), FL_ESTATE);
   free(big);
   rm_tree(t);
   free(t);
@@ -1210,6 +1244,7 @@ int main(void) {
       cmocka_unit_test(crc32c_paths_agree_at_every_alignment_and_split),
       cmocka_unit_test(round_trip_keeps_files_meta_and_checksums),
       cmocka_unit_test(deferred_pieces_are_written_at_close_and_released_once),
+      cmocka_unit_test(a_deferred_piece_that_cannot_be_written_fails_the_file),
       cmocka_unit_test(files_added_from_several_threads_at_once_all_arrive),
       cmocka_unit_test(second_checkpoint_reuses_a_shared_file_without_copying),
       cmocka_unit_test(savepoint_is_self_contained_and_can_be_moved),
