@@ -433,6 +433,19 @@ static void *retain_thread(void *p) {
 
 static void count_release(void *arg) { (*(int *)arg)++; }
 
+/* Checkpoint 1 under t with file "d" open: "head" written, then big (BIG bytes of
+ * pattern seed) deferred with count_release(released). */
+static fl_ckpt_out_t *head_then_deferred(const char *t, fl_ckpt_writer_t **w, unsigned char *big,
+                                         uint64_t seed, int *released) {
+  fill(big, BIG, seed);
+  fl_ckpt_out_t *o;
+  OK(fl_ckpt_writer_begin(w, t, 1, FL_CKPT_CHECKPOINT, err, sizeof err));
+  OK(fl_ckpt_writer_open_file(*w, "d", &o, err, sizeof err));
+  OK(fl_ckpt_out_write(o, "head", 4, err, sizeof err));
+  OK(fl_ckpt_out_defer(o, big, BIG, count_release, released, err, sizeof err));
+  return o;
+}
+
 /* Deferred pieces are written at close, after what was written before and in the order
  * they were deferred, each released once; a discarded file releases them unwritten; no
  * write may follow a deferral. */
@@ -440,14 +453,9 @@ static void deferred_pieces_are_written_at_close_and_released_once(void **state)
   (void)state;
   char *t = make_tmpdir("fl-ckpt");
   unsigned char *big = malloc(BIG);
-  fill(big, BIG, 3);
   int released = 0;
   fl_ckpt_writer_t *w;
-  OK(fl_ckpt_writer_begin(&w, t, 1, FL_CKPT_CHECKPOINT, err, sizeof err));
-  fl_ckpt_out_t *o;
-  OK(fl_ckpt_writer_open_file(w, "d", &o, err, sizeof err));
-  OK(fl_ckpt_out_write(o, "head", 4, err, sizeof err));
-  OK(fl_ckpt_out_defer(o, big, BIG, count_release, &released, err, sizeof err));
+  fl_ckpt_out_t *o = head_then_deferred(t, &w, big, 3, &released);
   char trailer[2] = {'!', '?'};
   OK(fl_ckpt_out_defer(o, trailer, 2, NULL, NULL, err, sizeof err));
   trailer[0] = 'x'; /* copied when deferred */
@@ -494,14 +502,9 @@ static void a_deferred_piece_that_cannot_be_written_fails_the_file(void **state)
   (void)state;
   char *t = make_tmpdir("fl-ckpt");
   unsigned char *big = malloc(BIG);
-  fill(big, BIG, 5);
   int released = 0;
   fl_ckpt_writer_t *w;
-  OK(fl_ckpt_writer_begin(&w, t, 1, FL_CKPT_CHECKPOINT, err, sizeof err));
-  fl_ckpt_out_t *o;
-  OK(fl_ckpt_writer_open_file(w, "d", &o, err, sizeof err));
-  OK(fl_ckpt_out_write(o, "head", 4, err, sizeof err));
-  OK(fl_ckpt_out_defer(o, big, BIG, count_release, &released, err, sizeof err));
+  fl_ckpt_out_t *o = head_then_deferred(t, &w, big, 5, &released);
   OK(fl_ckpt_out_defer(o, big, 10, count_release, &released, err, sizeof err));
   struct rlimit old, small = {1u << 20, 1u << 20};
   assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
