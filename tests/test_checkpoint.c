@@ -12,6 +12,7 @@
 
 #include "ckpt_job.h"
 #include "fl_test_util.h"
+#include "runtime/connector.h"
 
 #define N 60000
 #define KEYS 50
@@ -461,6 +462,122 @@ static void checkpoints_that_cannot_start_are_counted_and_named(void **state) {
   collector_free(&c);
 }
 
+/* ---- a sink's lent buffer goes into the checkpoint off the worker ---- */
+
+/* A two-phase sink that lends LEND_LEN bytes of a pattern at every snapshot, as the
+ * exactly-once Kafka sink lends its write-ahead copy, with a release that notes whether
+ * it ran off the instance's worker thread; its restore checks the bytes it gets back. */
+#define LEND_LEN ((size_t)(1u << 20) + 3)
+static unsigned char g_lend_data[LEND_LEN];
+
+typedef struct lender {
+  _Atomic int lent, released, off_worker, restored, bad;
+} lender_t;
+
+typedef struct lend {
+  lender_t *l;
+  pthread_t worker;
+} lend_t;
+
+static void lend_release(void *arg) {
+  lend_t *x = arg;
+  atomic_fetch_add(&x->l->released, 1);
+  if (!pthread_equal(pthread_self(), x->worker)) atomic_fetch_add(&x->l->off_worker, 1);
+  free(x);
+}
+
+static int lender_open(fl_context_t *ctx, void *opaque, void **inst) {
+  (void)ctx;
+  *inst = opaque;
+  return 0;
+}
+static int lender_write(fl_context_t *ctx, const fl_record_t *in, void *inst) {
+  (void)ctx, (void)in, (void)inst;
+  return 0;
+}
+static int lender_snapshot(fl_context_t *ctx, void *inst, int64_t id, fl_buf_t *out) {
+  lender_t *l = inst;
+  lend_t *x = malloc(sizeof *x);
+  if (!x || fl_buf_append(out, "LEND", 4)) {
+    free(x);
+    return FL_ENOMEM;
+  }
+  *x = (lend_t){l, pthread_self()};
+  atomic_fetch_add(&l->lent, 1);
+  (void)id;
+  fl_ctx_snapshot_lend(ctx, g_lend_data, LEND_LEN, lend_release, x);
+  return 0;
+}
+static int lender_restore(fl_context_t *ctx, void *inst, const fl_bytes_t *st, size_t n) {
+  lender_t *l = inst;
+  (void)ctx;
+  for (size_t i = 0; i < n; i++) {
+    if (!st[i].len) continue;
+    if (st[i].len != 4 + LEND_LEN || memcmp(st[i].data, "LEND", 4) != 0 ||
+        memcmp((const unsigned char *)st[i].data + 4, g_lend_data, LEND_LEN) != 0)
+      atomic_fetch_add(&l->bad, 1);
+    else
+      atomic_fetch_add(&l->restored, 1);
+  }
+  return 0;
+}
+
+static void run_lender(const char *root, bool restore, ckjob_t *j, lender_t *l) {
+  static const fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION,
+                                     .open = ck_src_open,
+                                     .run = ck_src_run,
+                                     .close = ck_src_close,
+                                     .snapshot = ck_src_snapshot,
+                                     .restore = ck_src_restore};
+  static const fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION,
+                                    .open = lender_open,
+                                    .write = lender_write,
+                                    .snapshot = lender_snapshot,
+                                    .restore = lender_restore};
+  const char *kv[] = {"parallelism",
+                      "2",
+                      "state.checkpoints.dir",
+                      root,
+                      "execution.checkpointing.interval",
+                      "10ms",
+                      "execution.savepoint.path",
+                      restore ? root : "",
+                      NULL};
+  fl_env_t *env = env_of(kv);
+  fl_stream_t *s = fl_stream_rebalance(fl_source(env, "gen", &src, j, 0));
+  assert_int_equal(fl_stream_sink(s, "lender", &sink, l), 0);
+  if (restore) {
+    execute_ok(env, "lender");
+  } else {
+    bool checkpointed;
+    assert_int_equal(ckjob_execute_paused(env, j, root, 2, CKJOB_STOP, "lender", &checkpointed),
+                     FL_ECANCELED);
+    assert_true(checkpointed);
+  }
+  fl_env_destroy(env);
+}
+
+/* What a sink lends with a release at a barrier is written into the checkpoint by the
+ * coordinator's threads, not the worker's, released once each, and restored as it was. */
+static void a_lent_buffer_is_written_off_the_worker_and_restored(void **state) {
+  (void)state;
+  for (size_t i = 0; i < LEND_LEN; i++) g_lend_data[i] = (unsigned char)(i * 7 + 3);
+  char root[512];
+  snprintf(root, sizeof root, "%s/lender-ckpts", g_tmpdir);
+  lender_t l = {0};
+  ckjob_t j = {.n = 400, .keys = KEYS, .pause_at = 200, .fail_at = -1, .budget = 16};
+  run_lender(root, false, &j, &l);
+  assert_true(atomic_load(&l.lent) >= 4); /* two subtasks, two complete checkpoints */
+  assert_int_equal(atomic_load(&l.released), atomic_load(&l.lent));
+  assert_true(atomic_load(&l.off_worker) >= 4); /* those of the complete checkpoints */
+  lender_t r = {0};
+  ckjob_t j2 = {.n = 400, .keys = KEYS, .pause_at = -1, .fail_at = -1, .budget = 16};
+  run_lender(root, true, &j2, &r);
+  assert_int_equal(atomic_load(&r.bad), 0);
+  assert_int_equal(atomic_load(&r.restored), 2 * 2); /* each instance gets both states */
+  assert_int_equal(atomic_load(&r.released), atomic_load(&r.lent));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(checkpoint_configuration_is_checked),
@@ -477,6 +594,7 @@ int main(void) {
       cmocka_unit_test(log_lines_go_to_the_log_function),
       cmocka_unit_test(checkpoints_that_cannot_start_are_counted_and_named),
       cmocka_unit_test(fallback_past_a_corrupt_checkpoint_takes_back_its_output),
+      cmocka_unit_test(a_lent_buffer_is_written_off_the_worker_and_restored),
   };
   return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }
