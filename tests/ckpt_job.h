@@ -146,17 +146,22 @@ static int ck_key(fl_context_t *ctx, const fl_record_t *in, const void **key, si
 }
 
 /* Builds the job on env; sink directories dir/sums and dir/windows. */
-static inline void ckjob_build(fl_env_t *env, ckjob_t *j, const char *dir) {
+/* The job's single-reader source of j's records, named "gen". */
+static inline fl_stream_t *ckjob_source(fl_env_t *env, ckjob_t *j) {
   static const fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION,
                                      .open = ck_src_open,
                                      .run = ck_src_run,
                                      .close = ck_src_close,
                                      .snapshot = ck_src_snapshot,
                                      .restore = ck_src_restore};
+  return fl_source(env, "gen", &src, j, 0);
+}
+
+static inline void ckjob_build(fl_env_t *env, ckjob_t *j, const char *dir) {
   static const fl_process_fn_t proc = {.version = FL_PROCESS_FN_VERSION, .process = ck_sum_process};
   j->count = fl_state_value(env, "count");
   j->sum = fl_state_value(env, "sum");
-  fl_stream_t *s = fl_source(env, "gen", &src, j, 0);
+  fl_stream_t *s = ckjob_source(env, j);
   fl_watermark_strategy_t ws = {.version = FL_WATERMARK_STRATEGY_VERSION,
                                 .kind = FL_WATERMARKS_MONOTONOUS};
   s = fl_stream_assign_timestamps(s, "ts", &ws);

@@ -376,7 +376,9 @@ static void log_lines_go_to_the_log_function(void **state) {
 
 /* ---- a restore that falls back never repeats committed output ---- */
 
-static void run_fallback_job(const char *root, const char *out, bool restore) {
+/* Parallelism 2, checkpoints every 10 ms under root (3 kept), restored from the newest
+ * of them when restore. */
+static fl_env_t *checkpointing_env(const char *root, bool restore) {
   const char *kv[] = {"parallelism",
                       "2",
                       "state.checkpoints.dir",
@@ -388,7 +390,11 @@ static void run_fallback_job(const char *root, const char *out, bool restore) {
                       "execution.savepoint.path",
                       restore ? root : "",
                       NULL};
-  fl_env_t *env = env_of(kv);
+  return env_of(kv);
+}
+
+static void run_fallback_job(const char *root, const char *out, bool restore) {
+  fl_env_t *env = checkpointing_env(root, restore);
   log_sink_t l = {.mu = PTHREAD_MUTEX_INITIALIZER};
   fl_env_set_log(env, collect_log, &l); /* the fallback is logged, not printed */
   ckjob_t j = {
@@ -523,28 +529,13 @@ static int lender_restore(fl_context_t *ctx, void *inst, const fl_bytes_t *st, s
 }
 
 static void run_lender(const char *root, bool restore, ckjob_t *j, lender_t *l) {
-  static const fl_source_fn_t src = {.version = FL_SOURCE_FN_VERSION,
-                                     .open = ck_src_open,
-                                     .run = ck_src_run,
-                                     .close = ck_src_close,
-                                     .snapshot = ck_src_snapshot,
-                                     .restore = ck_src_restore};
   static const fl_sink_fn_t sink = {.version = FL_SINK_FN_VERSION,
                                     .open = lender_open,
                                     .write = lender_write,
                                     .snapshot = lender_snapshot,
                                     .restore = lender_restore};
-  const char *kv[] = {"parallelism",
-                      "2",
-                      "state.checkpoints.dir",
-                      root,
-                      "execution.checkpointing.interval",
-                      "10ms",
-                      "execution.savepoint.path",
-                      restore ? root : "",
-                      NULL};
-  fl_env_t *env = env_of(kv);
-  fl_stream_t *s = fl_stream_rebalance(fl_source(env, "gen", &src, j, 0));
+  fl_env_t *env = checkpointing_env(root, restore);
+  fl_stream_t *s = fl_stream_rebalance(ckjob_source(env, j));
   assert_int_equal(fl_stream_sink(s, "lender", &sink, l), 0);
   if (restore) {
     execute_ok(env, "lender");

@@ -498,7 +498,7 @@ int fl_ckpt_out_defer(fl_ckpt_out_t *o, const void *data, size_t len, void (*rel
     rc = fl_cs_fail(err, err_size, FL_ENOMEM, "%s", o->errmsg);
   }
   if (rc) {
-    if (o && release) release(arg);
+    if (release) release(arg);
     return rc;
   }
   if (copy && len) memcpy(copy, data, len);
