@@ -144,8 +144,17 @@ typedef enum fl_time_domain {
  *       with NO_COMPRESSION (every get of a mapped file reads the whole blocks again)
  *   state.backend.rocksdb.cache.size "64mb"  per worker: a write-back cache of state
  *       cells in front of its RocksDB stores, so hot keys are read and written at memory
- *       speed; dirty cells go to RocksDB when evicted and at each checkpoint barrier;
+ *       speed; dirty cells go to RocksDB when evicted, at each checkpoint barrier, and
+ *       ahead of it while the worker is idle (dirty-target);
  *       "0": none, else at least 64kb
+ *   state.backend.rocksdb.cache.dirty-target "256mb"  per worker: while it has nothing
+ *       else to do, a worker writes dirty cells of its state cache to RocksDB, in key order,
+ *       down to this, so the next checkpoint barrier has less to write and holds its
+ *       records shorter; "0": never
+ *   state.backend.rocksdb.cache.dirty-limit "0"  per worker: a bound on the state
+ *       cache's dirty bytes, kept as cells are written, busy or not, so a checkpoint
+ *       barrier writes at most about this many (the writing then takes time from the
+ *       records); "0": none but cache.size
  *   state.backend.rocksdb.timer-service.factory "ROCKSDB"  where a RocksDB job keeps its
  *       timers: "ROCKSDB" in the store, with the earliest 128 per key group cached in
  *       memory; "HEAP" all in memory (faster when every event makes a timer)
@@ -211,6 +220,8 @@ typedef enum fl_time_domain {
  *   state.backend.rocksdb.metrics.cache-evictions "true"  state cache: cells evicted
  *   state.backend.rocksdb.metrics.cache-flush-us "true"  state cache: microseconds the last
  *       flush at a checkpoint barrier took
+ *   state.backend.rocksdb.metrics.cache-written-ahead "true"  state cache: cells written
+ *       ahead of a barrier to keep its dirty bytes under cache.dirty-limit
  * Memory sizes are Flink's: a number of bytes with an optional unit b, k/kb, m/mb, g/gb,
  * t/tb (powers of 1024, any case, blanks allowed before it), e.g. "1048576", "512kb",
  * "64 mb", "2TB"; a size larger than the machine's physical memory is refused.

@@ -6,7 +6,10 @@
  * when dirty cells are evicted, the bound holds under a scan of more keys than fit,
  * appends to lists it does not hold, values too large to cache, borrowed pointers that
  * survive evictions, map cells it knows completely, an index grown past 2 MiB, and its
- * statistics.
+ * statistics. The suites run a third time on a large cache with a dirty limit of 64 KiB,
+ * which writes cells ahead of the flush all the time; then the limit holds, the cells
+ * written ahead are in the store before any flush, and a lent-out value stays dirty;
+ * and the idle write-ahead brings the dirty bytes down to a target.
  *
  * Every store gets its own directory under $TMPDIR (or /tmp), removed afterwards.
  */
@@ -90,10 +93,24 @@ static int cached_settle(fl_kv_t *kv) {
   return rc ? rc : fl_kv_rocksdb_compact(fl_kv_cache_inner(kv));
 }
 
+/* A cache that holds everything with a dirty limit of 64 KiB: the write-ahead. */
+#define AHEAD_LIMIT (64u * 1024u)
+static int ahead_open(fl_kv_t *kv, void **ctx) {
+  int rc = cached_open_with(256u << 20, kv, ctx);
+  if (*ctx) fl_kv_cache_set_dirty_limit(((cached_ctx_t *)*ctx)->cache, AHEAD_LIMIT);
+  return rc;
+}
+
 static const kvc_backend_t cached_big = {
     "cache(256 MiB) over rocksdb", big_open, cached_close, cached_settle, KVC_ORDERED, 60000u};
 static const kvc_backend_t cached_tiny = {
     "cache(64 KiB) over rocksdb", tiny_open, cached_close, cached_settle, KVC_ORDERED, 60000u};
+static const kvc_backend_t cached_ahead = {"cache(256 MiB, dirty limit 64 KiB) over rocksdb",
+                                           ahead_open,
+                                           cached_close,
+                                           cached_settle,
+                                           KVC_ORDERED,
+                                           60000u};
 
 /* ---------------------------------------------------------------------------------- */
 /* Helpers                                                                              */
@@ -467,6 +484,72 @@ static void value_ref_updates_the_cached_copy(void **state) {
   kvc_assert_value_in(in, f->t, l, "ABCD", 4);
 }
 
+/* Past the dirty limit dirty cells go to the store as cells are written, in sweeps
+ * through the key order: the dirty bytes stay under the limit, the cell first in key
+ * order is in the store before any flush, and every cell reads back the same through the cache and, after a flush,
+ * from the store. */
+static void the_dirty_limit_writes_cells_ahead(void **state) {
+  kvc_fx_t *f = *state;
+  uint64_t kb, first = 1;
+  put_numbered(f, 20000, 3, true);
+  fl_kv_cache_stats_t s = stats_of(f);
+  assert_true(s.dirty_bytes <= AHEAD_LIMIT);
+  assert_true(s.written_ahead > 10000);
+  assert_true(s.items >= 20000); /* written ahead, still cached */
+  kvc_assert_value_in(inner_of(f), f->t, key_n(&kb, 0), &first, sizeof first);
+  expect_numbered(f, &f->kv, 20000, 1, 3);
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  expect_numbered(f, inner_of(f), 20000, 1, 3);
+  for (uint64_t i = 0; i < 20000; i += 3) {
+    uint64_t item = i;
+    kvc_assert_value_in(inner_of(f), f->t, (fl_kkey_t){(uint16_t)(i % 128), &i, sizeof i, "l", 1},
+                        &item, sizeof item);
+  }
+}
+
+/* With a dirty target and no limit, writes only mark cells; a worker with nothing else
+ * to do then writes them ahead, one write batch a call, down to the target. */
+static void idle_write_ahead_brings_the_dirty_bytes_to_the_target(void **state) {
+  kvc_fx_t *f = *state;
+  fl_kv_cache_t *cache = ((cached_ctx_t *)f->ctx)->cache;
+  uint64_t kb, first = 1;
+  assert_false(fl_kv_cache_write_ahead_idle(cache)); /* no target yet */
+  fl_kv_cache_set_dirty_target(cache, AHEAD_LIMIT);
+  put_numbered(f, 20000, 3, true);
+  fl_kv_cache_stats_t s = stats_of(f);
+  assert_true(s.dirty_bytes > 10 * AHEAD_LIMIT);
+  assert_int_equal(s.written_ahead, 0);
+  int calls = 0;
+  while (fl_kv_cache_write_ahead_idle(cache)) calls++;
+  s = stats_of(f);
+  assert_true(calls > 10); /* a batch a call */
+  assert_true(s.dirty_bytes <= AHEAD_LIMIT);
+  assert_true(s.written_ahead > 10000);
+  kvc_assert_value_in(inner_of(f), f->t, key_n(&kb, 0), &first, sizeof first);
+  expect_numbered(f, &f->kv, 20000, 1, 3);
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  expect_numbered(f, inner_of(f), 20000, 1, 3);
+  assert_false(fl_kv_cache_write_ahead_idle(cache));
+  assert_false(fl_kv_cache_write_ahead_idle(NULL));
+}
+
+/* A value lent out by value_ref may still be written through its pointer: however many
+ * cells are written after it, it is not written ahead, and the flush stores what was
+ * written through the pointer. */
+static void a_lent_value_is_not_written_ahead(void **state) {
+  kvc_fx_t *f = *state;
+  fl_kkey_t k = kstr(4, "acc", "w1");
+  void *p;
+  size_t n;
+  kvc_put_str(f, kstr(4, "seed", ""), "s"); /* the table's kind is known from here */
+  assert_int_equal(f->kv.ops->value_ref(f->kv.self, f->t, &k, 0, 8, &p, &n), 0);
+  put_numbered(f, 5000, 1, false); /* far past the limit: cells go ahead */
+  assert_true(stats_of(f).written_ahead > 1000);
+  memcpy(p, "abcdefgh", 8);
+  assert_int_equal(f->kv.ops->flush(f->kv.self), FL_OK);
+  kvc_assert_value_in(inner_of(f), f->t, k, "abcdefgh", 8);
+}
+
 /* What the cache keeps no copy of, value_ref declines (FL_ENOTSUP) without changing
  * anything, and the typed state falls back to get and put. */
 static void value_ref_declines_what_it_does_not_cache(void **state) {
@@ -756,8 +839,18 @@ int main(void) {
       KVC_CASE(the_stats_op_reports_the_cache, &cached_big),
       KVC_CASE(value_ref_updates_the_cached_copy, &cached_big),
       KVC_CASE(a_large_index_finds_every_cell, &cached_big),
+      KVC_CASE(idle_write_ahead_brings_the_dirty_bytes_to_the_target, &cached_big),
+  };
+  const struct CMUnitTest ahead[] = {
+      KVC_CASE(the_dirty_limit_writes_cells_ahead, &cached_ahead),
+      KVC_CASE(a_lent_value_is_not_written_ahead, &cached_ahead),
+      KVC_CASE(dirty_cells_reach_the_store_at_a_flush, &cached_ahead),
+      KVC_CASE(appends_to_an_uncached_list_join_the_stored_list, &cached_ahead),
+      KVC_CASE(a_native_copy_holds_the_dirty_cells, &cached_ahead),
+      KVC_CASE(value_ref_updates_the_cached_copy, &cached_ahead),
   };
   int failed = kvc_run_all(&cached_tiny, tiny, sizeof tiny / sizeof tiny[0]);
   failed += kvc_run_all(&cached_big, big, sizeof big / sizeof big[0]);
+  failed += kvc_run_all(&cached_ahead, ahead, sizeof ahead / sizeof ahead[0]);
   return failed;
 }

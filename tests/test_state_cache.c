@@ -1,11 +1,13 @@
 /*
  * The RocksDB state cache (state.backend.rocksdb.cache.size) through the public API:
  * jobs give the same output on the hashmap backend, on RocksDB without the cache, with
- * the smallest cache (which evicts dirty cells all the time) and with the default one,
- * for every state kind, state TTL, timers, and tumbling and session windows; a job
- * stopped right after a checkpoint and restored from it commits exactly the output of
- * a run that never stopped, so the cells the cache held dirty at the barrier are in the
- * checkpoint (full and incremental, small and large cache); and the cache's usage stays
+ * the smallest cache (which evicts dirty cells all the time), with the default one, and
+ * with the default one writing cells ahead past a dirty limit of 8 KiB, for every
+ * state kind, state TTL, timers, and tumbling and session windows; a job stopped right
+ * after a checkpoint and restored from it commits exactly the output of a run that never
+ * stopped, so the cells the cache held dirty at the barrier, and those it wrote ahead,
+ * are in the checkpoint (full and incremental, small and large cache, a dirty limit);
+ * and the cache's usage stays
  * within its bound while a job reads and writes many more keys than fit.
  */
 #include <setjmp.h>
@@ -36,13 +38,15 @@ static int teardown(void **state) {
 typedef struct variant {
   const char *name;
   const char *cache; /* state.backend.rocksdb.cache.size, or NULL: hashmap */
+  const char *dirty; /* state.backend.rocksdb.cache.dirty-limit, or NULL: the default */
 } variant_t;
 
 static const variant_t VARIANTS[] = {
-    {"hashmap", NULL},
-    {"rocksdb, no cache", "0"},
-    {"rocksdb, 64kb cache", "64kb"},
-    {"rocksdb, 64mb cache", "64mb"},
+    {"hashmap", NULL, NULL},
+    {"rocksdb, no cache", "0", NULL},
+    {"rocksdb, 64kb cache", "64kb", NULL},
+    {"rocksdb, 64mb cache", "64mb", NULL},
+    {"rocksdb, 64mb cache writing ahead past 8kb dirty", "64mb", "8kb"},
 };
 #define N_VARIANTS (sizeof VARIANTS / sizeof VARIANTS[0])
 
@@ -57,6 +61,8 @@ static fl_env_t *env_for(const variant_t *v, int parallelism) {
                       g_tmp,
                       v->cache ? "state.backend.rocksdb.cache.size" : NULL,
                       v->cache,
+                      v->dirty ? "state.backend.rocksdb.cache.dirty-limit" : NULL,
+                      v->dirty,
                       NULL};
   fl_env_t *env = env_of(kv);
   return env;
@@ -365,7 +371,7 @@ static int compare_to(const char *what, const variant_t *v, const lines_t *ref,
 static void every_state_kind_ttl_and_timers_agree_with_and_without_the_cache(void **state) {
   fl_record_t *in = make_input(N, KEYS);
   lines_t ref = {0};
-  int64_t evictions_small = -1, hits_big = -1;
+  int64_t evictions_small = -1, hits_big = -1, ahead = -1;
   for (size_t i = 0; i < N_VARIANTS; i++) {
     const variant_t *v = &VARIANTS[i];
     fl_env_t *env = env_for(v, 2);
@@ -375,7 +381,9 @@ static void every_state_kind_ttl_and_timers_agree_with_and_without_the_cache(voi
     execute_ok(env, "kinds");
     if (v->cache && strcmp(v->cache, "64kb") == 0)
       evictions_small = kv_stat(env, "kinds", "cache-evictions");
-    if (v->cache && strcmp(v->cache, "64mb") == 0) hits_big = kv_stat(env, "kinds", "cache-hit");
+    if (v->cache && strcmp(v->cache, "64mb") == 0 && !v->dirty)
+      hits_big = kv_stat(env, "kinds", "cache-hit");
+    if (v->dirty) ahead = kv_stat(env, "kinds", "cache-written-ahead");
     lines_t got = {0};
     lines_of(&c, &got);
     assert_true(got.n > N); /* every record and some timers */
@@ -388,9 +396,11 @@ static void every_state_kind_ttl_and_timers_agree_with_and_without_the_cache(voi
     collector_free(&c);
     fl_env_destroy(env);
   }
-  /* the small cache evicted (dirty cells among them); the large one answered reads */
+  /* the small cache evicted (dirty cells among them); the large one answered reads; the
+   * one with a dirty limit wrote cells ahead */
   assert_true(evictions_small > 1000);
   assert_true(hits_big > N);
+  assert_true(ahead > 1000);
   lines_free(&ref);
   free(in);
 }
@@ -432,8 +442,11 @@ static void tumbling_and_session_windows_agree_with_and_without_the_cache(void *
 #define CK_N 40000
 #define CK_KEYS 2000
 
-static fl_env_t *ck_env(const char *cache, const char *incremental, const char *root,
-                        bool restore) {
+#define TARGET "state.backend.rocksdb.cache.dirty-target"
+#define LIMIT "state.backend.rocksdb.cache.dirty-limit"
+
+static fl_env_t *ck_env(const char *cache, const char *dirty_key, const char *dirty,
+                        const char *incremental, const char *root, bool restore) {
   const char *kv[] = {"parallelism",
                       "2",
                       "state.backend",
@@ -442,6 +455,8 @@ static fl_env_t *ck_env(const char *cache, const char *incremental, const char *
                       g_tmp,
                       "state.backend.rocksdb.cache.size",
                       cache,
+                      dirty_key,
+                      dirty,
                       "state.backend.incremental",
                       incremental,
                       "state.checkpoints.dir",
@@ -455,12 +470,15 @@ static fl_env_t *ck_env(const char *cache, const char *incremental, const char *
   return env;
 }
 
-static void stop_after_checkpoint_then_restore(const char *cache, const char *incremental) {
+/* dirty_key: state.backend.rocksdb.cache.dirty-target or -limit, set to dirty */
+static void stop_after_checkpoint_then_restore(const char *cache, const char *dirty_key,
+                                               const char *dirty, const char *incremental) {
   char root[512], out[512];
-  snprintf(root, sizeof root, "%s/ck-%s-%s", g_tmp, cache, incremental);
-  snprintf(out, sizeof out, "%s/out-%s-%s", g_tmp, cache, incremental);
+  const char *kind = strrchr(dirty_key, '-') + 1;
+  snprintf(root, sizeof root, "%s/ck-%s-%s-%s-%s", g_tmp, cache, kind, dirty, incremental);
+  snprintf(out, sizeof out, "%s/out-%s-%s-%s-%s", g_tmp, cache, kind, dirty, incremental);
   /* first run: to the pause in the middle, a checkpoint there, then stopped */
-  fl_env_t *env = ck_env(cache, incremental, root, false);
+  fl_env_t *env = ck_env(cache, dirty_key, dirty, incremental, root, false);
   ckjob_t j = {.n = CK_N, .keys = CK_KEYS, .pause_at = CK_N / 2, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
   bool checkpointed;
@@ -470,7 +488,7 @@ static void stop_after_checkpoint_then_restore(const char *cache, const char *in
   assert_true(checkpointed);
   fl_env_destroy(env);
   /* second run: from that checkpoint to the end */
-  env = ck_env(cache, incremental, root, true);
+  env = ck_env(cache, dirty_key, dirty, incremental, root, true);
   ckjob_t j2 = {.n = CK_N, .keys = CK_KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j2, out);
   execute_ok(env, "second");
@@ -480,16 +498,21 @@ static void stop_after_checkpoint_then_restore(const char *cache, const char *in
 }
 
 static void dirty_cells_are_in_an_incremental_checkpoint_small_cache(void **state) {
-  stop_after_checkpoint_then_restore("64kb", "true");
+  stop_after_checkpoint_then_restore("64kb", TARGET, "256mb", "true");
 }
 static void dirty_cells_are_in_an_incremental_checkpoint_large_cache(void **state) {
-  stop_after_checkpoint_then_restore("64mb", "true");
+  stop_after_checkpoint_then_restore("64mb", TARGET, "256mb", "true");
 }
 static void dirty_cells_are_in_a_full_checkpoint_small_cache(void **state) {
-  stop_after_checkpoint_then_restore("64kb", "false");
+  stop_after_checkpoint_then_restore("64kb", TARGET, "256mb", "false");
 }
 static void dirty_cells_are_in_a_full_checkpoint_large_cache(void **state) {
-  stop_after_checkpoint_then_restore("64mb", "false");
+  stop_after_checkpoint_then_restore("64mb", TARGET, "256mb", "false");
+}
+/* cells written ahead between barriers, the rest at the barrier: together the state */
+static void cells_written_ahead_are_in_an_incremental_checkpoint(void **state) {
+  stop_after_checkpoint_then_restore("64mb", LIMIT, "8kb", "true");
+  stop_after_checkpoint_then_restore("64mb", TARGET, "8kb", "true");
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -604,6 +627,7 @@ int main(void) {
       cmocka_unit_test(dirty_cells_are_in_an_incremental_checkpoint_large_cache),
       cmocka_unit_test(dirty_cells_are_in_a_full_checkpoint_small_cache),
       cmocka_unit_test(dirty_cells_are_in_a_full_checkpoint_large_cache),
+      cmocka_unit_test(cells_written_ahead_are_in_an_incremental_checkpoint),
       cmocka_unit_test(the_cache_stays_within_its_bound_under_a_scan),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

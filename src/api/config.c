@@ -71,6 +71,14 @@ static const fl_config_key_t KEYS[] = {
      "once they do not"},
     {"state.backend.rocksdb.cache.size", FL_CONF_SIZE, F(rocksdb_cache_bytes), 0, 0, NULL, "64mb",
      "RocksDB: write-back cache of state cells per worker in front of its stores; 0: none"},
+    {"state.backend.rocksdb.cache.dirty-target", FL_CONF_SIZE, F(rocksdb_cache_dirty_target), 0, 0,
+     NULL, "256mb",
+     "RocksDB: a worker with nothing else to do writes dirty cells of its state cache to "
+     "RocksDB, in key order, down to this, ahead of the next checkpoint barrier; 0: never"},
+    {"state.backend.rocksdb.cache.dirty-limit", FL_CONF_SIZE, F(rocksdb_cache_dirty_limit), 0, 0,
+     NULL, "0",
+     "RocksDB: a bound on a worker's dirty state cache bytes, kept as cells are written (busy "
+     "or not), so a checkpoint barrier writes at most about this; 0: none but cache.size"},
     {"state.backend.rocksdb.timer-service.factory", FL_CONF_ENUM, F(rocksdb_timers), 0, 0,
      "HEAP|ROCKSDB", "ROCKSDB",
      "RocksDB: where timers live: ROCKSDB in the store (earliest 128 per key group cached), HEAP "
@@ -168,6 +176,10 @@ static const fl_config_key_t KEYS[] = {
     KV_STAT("state.backend.rocksdb.metrics.cache-flush-us", FL_KV_STAT_CACHE_FLUSH_US, "true",
             "state cache: microseconds the last flush at a checkpoint barrier took (cheap: on by "
             "default)"),
+    KV_STAT("state.backend.rocksdb.metrics.cache-written-ahead", FL_KV_STAT_CACHE_WRITTEN_AHEAD,
+            "true",
+            "state cache: cells written to RocksDB ahead of a barrier to keep the dirty bytes "
+            "under cache.dirty-limit (cheap: on by default)"),
 };
 #undef KV_STAT
 #undef F

@@ -76,8 +76,10 @@ typedef struct fl_env_conf {
   bool incremental;        /* RocksDB: checkpoints upload only new SST files */
   bool rocksdb_timers;     /* RocksDB: timers kept in the store, not on the heap */
   fl_kv_rocksdb_opts_t rocksdb_opts;
-  size_t rocksdb_cache_bytes; /* RocksDB: the state cache of each worker; 0 = none */
-  const char *ckpt_dir;       /* "" = none */
+  size_t rocksdb_cache_bytes;        /* RocksDB: the state cache of each worker; 0 = none */
+  size_t rocksdb_cache_dirty_target; /* idle write-ahead down to this; 0 = none */
+  size_t rocksdb_cache_dirty_limit;  /* write-ahead as cells are marked past this; 0 = none */
+  const char *ckpt_dir;              /* "" = none */
   int ckpt_retained;
   bool restore_latest;      /* start from the newest complete checkpoint under ckpt_dir */
   int64_t ckpt_interval_ms; /* 0 = no periodic checkpoints */

@@ -330,6 +330,8 @@ static int worker_new(fl_job_t *job, int i, char *msg, size_t size) {
   if (env->conf.rocksdb && env->conf.rocksdb_cache_bytes &&
       fl_kv_cache_new(env->conf.rocksdb_cache_bytes, &w->cache) != FL_OK)
     PLAN_NOMEM();
+  fl_kv_cache_set_dirty_target(w->cache, env->conf.rocksdb_cache_dirty_target);
+  fl_kv_cache_set_dirty_limit(w->cache, env->conf.rocksdb_cache_dirty_limit);
   w->scratch = fl_state_scratch_new();
   w->ops = calloc(env->n_nodes, sizeof *w->ops);
   if (!w->scratch || !w->ops) PLAN_NOMEM();

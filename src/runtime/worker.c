@@ -52,6 +52,7 @@
 
 #include "runtime/coord.h"
 #include "runtime/job.h"
+#include "state/cache.h"
 #include "util/clock.h"
 
 #define MAX_SLEEP_MS 50
@@ -563,6 +564,9 @@ void *fl_rt_worker_main(void *arg) {
     flush_if_due(w);
     if (worker_done(w)) break;
     if (!progress && !flush_edges(w)) {
+      /* nothing else to do: the state cache writes ahead of the next barrier, a batch
+       * at a time, looking for work between batches */
+      if (fl_kv_cache_write_ahead_idle(w->cache)) continue;
       publish_counts(w);
       worker_sleep(w, now);
     }

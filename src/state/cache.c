@@ -128,6 +128,10 @@ static void charge(fl_kv_cache_t *c, cc_view_t *v, cc_item_t *it, ptrdiff_t delt
   c->bytes += (size_t)delta;
   v->bytes += (size_t)delta;
   it->acct = (uint32_t)((ptrdiff_t)it->acct + delta);
+  if (it->didx != CC_NO_IDX) {
+    c->dirty_bytes += (size_t)delta;
+    v->dirty_bytes += (size_t)delta;
+  }
 }
 
 void fl_cc_pin(fl_kv_cache_t *c, cc_item_t *it) {
@@ -162,7 +166,23 @@ static int charged_grow(fl_kv_cache_t *c, void *arrp, size_t *cap, size_t need, 
   return FL_OK;
 }
 
+/* The dirty array: dirty[d0, n_dirty), items appended as they become dirty (a removal
+ * from the middle moves the last item there); [d0, sorted) is in the store's key order,
+ * where the write-ahead takes items from (cache_write.c). The front's free slots are
+ * given back when they are as many as the items behind them, so moving the items costs
+ * no more than taking them did. */
+static void dirty_compact(cc_view_t *v) {
+  if (!v->d0) return;
+  size_t n = v->n_dirty - v->d0;
+  memmove(v->dirty, v->dirty + v->d0, n * sizeof *v->dirty);
+  for (size_t i = 0; i < n; i++) v->dirty[i]->didx = (uint32_t)i;
+  v->sorted = v->sorted > v->d0 ? v->sorted - v->d0 : 0;
+  v->d0 = 0;
+  v->n_dirty = n;
+}
+
 int fl_cc_dirty_reserve(cc_view_t *v) {
+  if (v->n_dirty + 1 > v->cap_dirty && v->d0) dirty_compact(v);
   return CC_RESERVE(v->c, v->dirty, v->cap_dirty, v->n_dirty + 1);
 }
 
@@ -175,26 +195,54 @@ static int dirty_push(cc_view_t *v, cc_item_t *it) {
 }
 
 static void dirty_remove(cc_view_t *v, cc_item_t *it) {
-  assert(it->didx < v->n_dirty && v->dirty[it->didx] == it);
-  cc_item_t *last = v->dirty[--v->n_dirty];
-  v->dirty[it->didx] = last;
-  last->didx = it->didx;
+  size_t i = it->didx;
+  assert(i >= v->d0 && i < v->n_dirty && v->dirty[i] == it);
+  if (i == v->d0) {
+    v->d0++;
+  } else {
+    cc_item_t *last = v->dirty[--v->n_dirty];
+    v->dirty[i] = last;
+    last->didx = (uint32_t)i;
+    if (v->sorted > v->n_dirty) v->sorted = v->n_dirty;
+  }
+  if (v->d0 == v->n_dirty) v->d0 = v->n_dirty = v->sorted = 0;
   it->didx = CC_NO_IDX;
 }
+
+cc_item_t *fl_cc_dirty_pop(cc_view_t *v) {
+  if (v->d0 == v->n_dirty) return NULL;
+  cc_item_t *it = v->dirty[v->d0];
+  dirty_remove(v, it);
+  it->didx = CC_NO_IDX - 1; /* dirty, in no array */
+  if (v->d0 >= 4096 && v->d0 >= v->n_dirty - v->d0) dirty_compact(v);
+  return it;
+}
+
+int fl_cc_dirty_push_back(cc_view_t *v, cc_item_t *it) {
+  assert(it->didx == CC_NO_IDX - 1);
+  return dirty_push(v, it);
+}
+
+void fl_cc_dirty_order(cc_view_t *v) { dirty_compact(v); }
 
 static inline uint32_t cell_table(const cc_item_t *it) {
   return it->type == CC_CHILD ? it->parent->table : it->table;
 }
 
-/* Clean -> dirty and back: the store's dirty array, per-table and per-head counts. */
+/* Clean -> dirty and back: the store's dirty array, per-table and per-head counts,
+ * dirty bytes. */
 static void became_dirty(cc_view_t *v, cc_item_t *it) {
   v->tdirty[cell_table(it)]++;
   if (it->type == CC_CHILD) it->parent->u.h.ndirty++;
+  v->dirty_bytes += it->acct;
+  v->c->dirty_bytes += it->acct;
 }
 
 static void became_clean(cc_view_t *v, cc_item_t *it) {
   v->tdirty[cell_table(it)]--;
   if (it->type == CC_CHILD) it->parent->u.h.ndirty--;
+  v->dirty_bytes -= it->acct;
+  v->c->dirty_bytes -= it->acct;
 }
 
 void fl_cc_mark(cc_view_t *v, cc_item_t *it, int st) {
@@ -210,11 +258,16 @@ void fl_cc_mark(cc_view_t *v, cc_item_t *it, int st) {
     became_dirty(v, it);
   }
   it->st = (uint8_t)st;
+  if (v->c->dirty_bytes > v->c->dirty_cap) fl_cc_write_ahead(v->c, it);
 }
 
 void fl_cc_mark_clean(cc_view_t *v, cc_item_t *it) {
   if (it->didx == CC_NO_IDX) return;
   if (it->didx != CC_NO_IDX - 1) dirty_remove(v, it);
+  fl_cc_set_clean(v, it);
+}
+
+void fl_cc_set_clean(cc_view_t *v, cc_item_t *it) {
   it->didx = CC_NO_IDX;
   became_clean(v, it);
   it->st = CC_CLEAN;
@@ -543,185 +596,6 @@ void fl_cc_clear_value(cc_view_t *v, cc_item_t *it) {
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* Write-back                                                                           */
-
-/* The write that brings the store up to date with a dirty item. */
-static void item_write(const cc_item_t *it, fl_kv_write_t *w) {
-  const cc_item_t *cell = it->type == CC_CHILD ? it->parent : it;
-  memset(w, 0, sizeof *w);
-  w->table = cell->table;
-  w->k.kg = cell->kg;
-  w->k.key = cell->key;
-  w->k.key_len = cell->klen;
-  w->k.ns = cell->key + cell->klen;
-  w->k.ns_len = cell->nslen;
-  if (it->type == CC_CHILD) {
-    w->op = it->st == CC_DEL ? FL_KV_W_MAP_DEL : FL_KV_W_MAP_PUT;
-    w->ukey = it->key;
-    w->ukey_len = it->klen;
-  } else {
-    w->op = it->st == CC_DEL ? FL_KV_W_DEL : it->st == CC_MERGE ? FL_KV_W_APPEND : FL_KV_W_PUT;
-  }
-  if (w->op == FL_KV_W_APPEND) {
-    w->val = it->u.v.p + it->u.v.moff;
-    w->len = it->u.v.len - it->u.v.moff;
-  } else if (w->op == FL_KV_W_PUT || w->op == FL_KV_W_MAP_PUT) {
-    w->val = it->u.v.p;
-    w->len = it->u.v.len;
-  }
-}
-
-int fl_kv_write_one(const fl_kv_ops_t *o, void *self, const fl_kv_write_t *w) {
-  switch (w->op) {
-  case FL_KV_W_PUT: return o->put(self, w->table, &w->k, w->val, w->len);
-  case FL_KV_W_APPEND: return o->append(self, w->table, &w->k, w->val, w->len);
-  case FL_KV_W_DEL: return o->del(self, w->table, &w->k);
-  case FL_KV_W_MAP_PUT:
-    return o->map_put(self, w->table, &w->k, w->ukey, w->ukey_len, w->val, w->len);
-  case FL_KV_W_MAP_DEL: return o->map_del(self, w->table, &w->k, w->ukey, w->ukey_len);
-  default: return FL_EINVAL;
-  }
-}
-
-/* n writes to the inner store: one batch, or call by call. */
-static int apply(cc_view_t *v, const fl_kv_write_t *w, size_t n) {
-  const fl_kv_ops_t *o = v->inner.ops;
-  void *s = v->inner.self;
-  if (n == 0) return FL_OK;
-  if (o->version >= 3 && o->write_batch) return o->write_batch(s, w, n);
-  int rc = FL_OK;
-  for (size_t i = 0; i < n && rc == FL_OK; i++) rc = fl_kv_write_one(o, s, &w[i]);
-  return rc;
-}
-
-/* What is left of an item once the store has its writes. */
-static void written(cc_view_t *v, cc_item_t *it) {
-  if (it->st == CC_MERGE) {
-    if (it->flags & CC_PARTIAL)
-      fl_cc_clear_value(v, it); /* the store has the suffix; nothing is known beyond it */
-    else
-      it->u.v.moff = it->u.v.len;
-  }
-}
-
-int fl_cc_write_one(cc_view_t *v, cc_item_t *it) {
-  fl_kv_write_t w;
-  item_write(it, &w);
-  int rc = apply(v, &w, 1);
-  if (rc) return rc;
-  written(v, it);
-  fl_cc_mark_clean(v, it);
-  return FL_OK;
-}
-
-/* A dirty item with the first bytes of where it falls in a RocksDB store's key order:
- * table (a column family: a memtable of its own), key group, key length, the key's
- * first three bytes (rocksdb_cells.c's encoding, for keys under 128 bytes). */
-typedef struct cc_order {
-  uint64_t pre;
-  cc_item_t *it;
-} cc_order_t;
-
-static uint64_t order_prefix(const cc_item_t *it) {
-  const cc_item_t *cell = it->type == CC_CHILD ? it->parent : it;
-  uint64_t p = (uint64_t)(cell->table & 0xffffu) << 48 | (uint64_t)cell->kg << 32 |
-               (uint64_t)(cell->klen < 0xff ? cell->klen : 0xff) << 24;
-  for (uint32_t i = 0; i < 3 && i < cell->klen; i++) p |= (uint64_t)cell->key[i] << (16 - 8 * i);
-  return p;
-}
-
-/* Byte strings as the store orders them: by length first when it precedes them in the
- * encoding (a key, a namespace), else by bytes with a prefix first (a user key). */
-static int cmp_bytes(const unsigned char *a, size_t an, const unsigned char *b, size_t bn,
-                     bool length_first) {
-  if (length_first && an != bn) return an < bn ? -1 : 1;
-  int c = an && bn ? memcmp(a, b, an < bn ? an : bn) : 0;
-  return c ? c : (an > bn) - (an < bn);
-}
-
-static int cmp_order(const void *a, const void *b) {
-  const cc_order_t *x = a, *y = b;
-  if (x->pre != y->pre) return x->pre < y->pre ? -1 : 1;
-  const cc_item_t *cx = x->it->type == CC_CHILD ? x->it->parent : x->it;
-  const cc_item_t *cy = y->it->type == CC_CHILD ? y->it->parent : y->it;
-  int c = cmp_bytes(cx->key, cx->klen, cy->key, cy->klen, true);
-  if (!c) c = cmp_bytes(cx->key + cx->klen, cx->nslen, cy->key + cy->klen, cy->nslen, true);
-  if (!c && x->it != cx && y->it != cy)
-    c = cmp_bytes(x->it->key, x->it->klen, y->it->key, y->it->klen, false);
-  return c;
-}
-
-/* Puts the dirty array in about the store's key order. The inner store sorts each
- * write batch, and RocksDB inserts a sorted run into its memtable skip list starting
- * where the last insert ended; batches that follow one another in key order as well
- * keep every insert near the last one, where batches of random keys each search the
- * whole list again (the flush at a barrier of the feature pipeline, about 47,000 cells:
- * 115-170 ms in batches of random keys, 64-100 ms in order). The 16 bytes per item
- * are freed after the sort; without them the array stays as it is. Each cell and map
- * entry is in the array once, so the order of the writes is free. */
-static void dirty_in_key_order(cc_view_t *v) {
-  size_t n = v->n_dirty;
-  cc_order_t *o = n > CC_BATCH ? malloc(n * sizeof *o) : NULL;
-  if (!o) return;
-  for (size_t i = 0; i < n; i++) o[i] = (cc_order_t){order_prefix(v->dirty[i]), v->dirty[i]};
-  qsort(o, n, sizeof *o, cmp_order);
-  for (size_t i = 0; i < n; i++) {
-    v->dirty[i] = o[i].it;
-    o[i].it->didx = (uint32_t)i;
-  }
-  free(o);
-}
-
-int fl_cc_flush(cc_view_t *v) {
-  fl_kv_cache_t *c = v->c;
-  if (v->n_dirty == 0) return FL_OK;
-  int64_t t0 = fl_cc_now_ns();
-  int rc = FL_OK;
-  dirty_in_key_order(v);
-  for (size_t at = 0; at < v->n_dirty && rc == FL_OK;) {
-    size_t n = v->n_dirty - at < CC_BATCH ? v->n_dirty - at : CC_BATCH;
-    for (size_t i = 0; i < n; i++) item_write(v->dirty[at + i], &c->wb[i]);
-    rc = apply(v, c->wb, n);
-    at += n;
-  }
-  if (rc) return rc; /* all stay dirty: the next flush writes them again */
-  for (size_t i = 0; i < v->n_dirty; i++) {
-    cc_item_t *it = v->dirty[i];
-    written(v, it);
-    it->didx = CC_NO_IDX;
-    became_clean(v, it);
-    it->st = CC_CLEAN;
-  }
-  v->n_dirty = 0;
-  int64_t dt = fl_cc_now_ns() - t0;
-  v->flushes++;
-  v->flush_ns_last = dt;
-  v->flush_ns_total += dt;
-  return FL_OK;
-}
-
-int fl_cc_flush_head(cc_view_t *v, cc_item_t *head) {
-  fl_kv_cache_t *c = v->c;
-  int rc = FL_OK;
-  while (head->u.h.ndirty && rc == FL_OK) {
-    cc_item_t *batch[CC_BATCH];
-    size_t n = 0;
-    for (size_t i = 0; i <= head->u.h.mask && n < CC_BATCH; i++)
-      for (cc_item_t *it = head->u.h.tab[i]; it && n < CC_BATCH; it = it->hnext)
-        if (it->st != CC_CLEAN) {
-          item_write(it, &c->wb[n]);
-          batch[n++] = it;
-        }
-    rc = apply(v, c->wb, n);
-    for (size_t i = 0; i < n && rc == FL_OK; i++) {
-      written(v, batch[i]);
-      fl_cc_mark_clean(v, batch[i]);
-    }
-  }
-  return rc;
-}
-
-/* ---------------------------------------------------------------------------------- */
 /* Eviction                                                                             */
 
 static bool evictable(const cc_item_t *it) {
@@ -749,15 +623,15 @@ static int write_victims(fl_kv_cache_t *c) {
     for (size_t j = i; j < c->n_victims; j++) {
       cc_item_t *it = c->victims[j];
       if (!it || it->st == CC_CLEAN || it->view != first->view) continue;
-      item_write(it, &c->wb[n++]);
+      fl_cc_item_write(it, &c->wb[n++]);
       it->st = CC_CLEAN;
       if (n == CC_BATCH) {
-        int x = apply(v, c->wb, n);
+        int x = fl_cc_apply(v, c->wb, n);
         if (x && rc == FL_OK) rc = x;
         n = 0;
       }
     }
-    int x = apply(v, c->wb, n);
+    int x = fl_cc_apply(v, c->wb, n);
     if (x && rc == FL_OK) rc = x;
   }
   for (size_t i = 0; i < c->n_victims; i++)
@@ -780,8 +654,8 @@ static void evict(fl_kv_cache_t *c, cc_item_t *it) {
     /* no room to defer it: write it now (its head is still alive) */
     if (st != CC_CLEAN) {
       fl_kv_write_t w;
-      item_write(it, &w);
-      (void)apply(v, &w, 1);
+      fl_cc_item_write(it, &w);
+      (void)fl_cc_apply(v, &w, 1);
     }
     free_item(c, it);
   }
@@ -817,6 +691,7 @@ int fl_kv_cache_new(size_t bytes, fl_kv_cache_t **out) {
   c->cap = bytes;
   c->low = bytes - bytes / 32;
   c->max_item = bytes / 16;
+  c->dirty_cap = c->dirty_low = c->dirty_target = SIZE_MAX;
   c->buckets = calloc(CC_MIN_BUCKETS, sizeof *c->buckets);
   if (!c->buckets) {
     free(c);
@@ -899,7 +774,7 @@ void fl_cc_drop_items(cc_view_t *v) {
       }
     }
   }
-  v->n_dirty = 0;
+  v->n_dirty = v->d0 = v->sorted = 0;
   v->last = NULL;
   if (v->tdirty) memset(v->tdirty, 0, v->n_tables * sizeof *v->tdirty);
 }
@@ -933,8 +808,6 @@ int fl_kv_cache_drop(fl_kv_t *kv) {
 int fl_kv_cache_stats(const fl_kv_t *kv, fl_kv_cache_stats_t *out) {
   if (!kv || kv->ops != &fl_cc_ops || !kv->self || !out) return FL_EINVAL;
   const cc_view_t *v = kv->self;
-  size_t dirty_bytes = 0;
-  for (size_t i = 0; i < v->n_dirty; i++) dirty_bytes += v->dirty[i]->acct;
   *out = (fl_kv_cache_stats_t){
       .hits = v->hits,
       .misses = v->misses,
@@ -945,8 +818,9 @@ int fl_kv_cache_stats(const fl_kv_t *kv, fl_kv_cache_stats_t *out) {
       .flush_ns_total = v->flush_ns_total,
       .items = v->items,
       .bytes = v->bytes,
-      .dirty_items = v->n_dirty,
-      .dirty_bytes = dirty_bytes,
+      .dirty_items = v->n_dirty - v->d0,
+      .dirty_bytes = v->dirty_bytes,
+      .written_ahead = v->written_ahead,
       .cache_bytes = v->c->bytes,
       .capacity = v->c->cap,
   };

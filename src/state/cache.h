@@ -20,6 +20,7 @@
 #ifndef FL_STATE_CACHE_H
 #define FL_STATE_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,16 @@ typedef struct fl_kv_cache fl_kv_cache_t;
 /* A cache holding at most `bytes` (>= FL_KV_CACHE_MIN_BYTES) of cells and their
  * bookkeeping. 0, FL_EINVAL or FL_ENOMEM. */
 int fl_kv_cache_new(size_t bytes, fl_kv_cache_t **out);
+/* Writing ahead of the barrier (cache_write.c): dirty cells written to their stores
+ * before a flush, in sweeps through the key order, so that the flush at a checkpoint barrier has less to
+ * write. The target (0: none) is what fl_kv_cache_write_ahead_idle, called by a worker
+ * with nothing else to do, brings the dirty bytes down to; the limit (0: none but the
+ * cache's size) is a bound kept as cells are marked, whatever it costs the caller. */
+void fl_kv_cache_set_dirty_target(fl_kv_cache_t *c, size_t bytes);
+void fl_kv_cache_set_dirty_limit(fl_kv_cache_t *c, size_t bytes);
+/* One write batch of dirty cells, the next of a sweep, while the dirty bytes are above the target;
+ * whether it wrote any (false also with no cache). */
+bool fl_kv_cache_write_ahead_idle(fl_kv_cache_t *c);
 /* NULL-safe; after every store wrapped on it. */
 void fl_kv_cache_destroy(fl_kv_cache_t *c);
 
@@ -61,6 +72,7 @@ typedef struct fl_kv_cache_stats {
   int64_t flush_ns_total;
   size_t items, bytes;             /* this store's cells in the cache and their bytes */
   size_t dirty_items, dirty_bytes; /* of them, dirty */
+  uint64_t written_ahead;          /* cells written ahead of a flush (the dirty limit) */
   size_t cache_bytes, capacity;    /* the whole cache (every store of its thread) */
 } fl_kv_cache_stats_t;
 

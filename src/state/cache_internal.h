@@ -107,6 +107,10 @@ struct fl_kv_cache {
   unsigned pin_pos;
   cc_item_t **victims; /* evicted, freed once their writes are done */
   size_t n_victims, cap_victims;
+  size_t dirty_bytes;          /* charged bytes of dirty items, every store */
+  size_t dirty_cap, dirty_low; /* the write-ahead starts above cap, stops at low */
+  size_t dirty_target;         /* the idle write-ahead writes down to this */
+  bool ahead_failed;           /* a write-ahead failed: none until a flush succeeds */
   fl_kv_write_t wb[CC_BATCH];
 };
 
@@ -117,10 +121,11 @@ struct cc_view {
   uint8_t *kinds;   /* CC_KIND_* by table id */
   uint32_t *tdirty; /* dirty items by table id */
   size_t n_tables, cap_tables;
-  cc_item_t **dirty;
-  size_t n_dirty, cap_dirty;
+  cc_item_t **dirty; /* dirty[d0, n_dirty): the dirty items; [d0, sorted) in key order */
+  size_t d0, sorted, n_dirty, cap_dirty;
+  size_t dirty_bytes;
   size_t items, bytes;
-  uint64_t hits, misses, evictions, evicted_dirty, flushes;
+  uint64_t hits, misses, evictions, evicted_dirty, flushes, written_ahead;
   int64_t flush_ns_last, flush_ns_total;
   cc_item_t *last; /* the value item last looked up */
 };
@@ -168,18 +173,34 @@ int fl_cc_append(cc_view_t *v, cc_item_t *it, const void *val, size_t len);
 int fl_cc_prepend(cc_view_t *v, cc_item_t *it, const void *val, size_t len);
 /* Drops the value's bytes (an absent cell keeps only its inline room). */
 void fl_cc_clear_value(cc_view_t *v, cc_item_t *it);
-/* Sets what the store lacks of it (CC_PUT, CC_DEL, CC_MERGE), or makes it clean. */
+/* Sets what the store lacks of it (CC_PUT, CC_DEL, CC_MERGE), or makes it clean.
+ * Marking may write other dirty items ahead (cache_write.c), never it. */
 void fl_cc_mark(cc_view_t *v, cc_item_t *it, int st);
 void fl_cc_mark_clean(cc_view_t *v, cc_item_t *it);
+/* Makes an item that is in no dirty array (any more) clean. */
+void fl_cc_set_clean(cc_view_t *v, cc_item_t *it);
+/* The dirty array's first item, taken out of it (still dirty, in no array), or NULL;
+ * and such an item put back at the end (after a pop this cannot fail). */
+cc_item_t *fl_cc_dirty_pop(cc_view_t *v);
+int fl_cc_dirty_push_back(cc_view_t *v, cc_item_t *it);
+/* Moves the dirty array's items to its start, so that dirty[0, n_dirty) holds them. */
+void fl_cc_dirty_order(cc_view_t *v);
 /* Removes an item (and a head's children) from the cache now, dirty or not. */
 void fl_cc_remove(cc_view_t *v, cc_item_t *it);
 /* Hands out it's value: it is not evicted during the next CC_PINS - 1 borrowing calls. */
 void fl_cc_pin(fl_kv_cache_t *c, cc_item_t *it);
+/* ---- cache_write.c ---- */
+/* The write that brings the store up to date with a dirty item. */
+void fl_cc_item_write(const cc_item_t *it, fl_kv_write_t *w);
+/* n writes to the inner store: one batch, or call by call. */
+int fl_cc_apply(cc_view_t *v, const fl_kv_write_t *w, size_t n);
 /* Writes every dirty item of the store, or of one head, to the inner store. */
 int fl_cc_flush(cc_view_t *v);
 int fl_cc_flush_head(cc_view_t *v, cc_item_t *head);
 /* Writes one dirty item at once and makes it clean. */
 int fl_cc_write_one(cc_view_t *v, cc_item_t *it);
+/* Writes dirty items ahead (a sweep in key order), not keep, until the dirty bytes are at the low mark. */
+void fl_cc_write_ahead(fl_kv_cache_t *c, const cc_item_t *keep);
 /* Removes every item of the store, dirty or not; destroys a store (not its cache). */
 void fl_cc_drop_items(cc_view_t *v);
 void fl_cc_view_destroy(cc_view_t *v);

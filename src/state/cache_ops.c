@@ -598,6 +598,8 @@ static int cc_stats(void *self, const bool *want, int64_t *out) {
     out[FL_KV_STAT_CACHE_DIRTY_BYTES] = (int64_t)s.dirty_bytes;
   if (want[FL_KV_STAT_CACHE_EVICTIONS]) out[FL_KV_STAT_CACHE_EVICTIONS] = (int64_t)s.evictions;
   if (want[FL_KV_STAT_CACHE_FLUSH_US]) out[FL_KV_STAT_CACHE_FLUSH_US] = s.flush_ns_last / 1000;
+  if (want[FL_KV_STAT_CACHE_WRITTEN_AHEAD])
+    out[FL_KV_STAT_CACHE_WRITTEN_AHEAD] = (int64_t)s.written_ahead;
   return FL_OK;
 }
 

@@ -68,7 +68,8 @@ typedef struct fl_kkey {
   X(CACHE_USAGE, "cache-usage", 0)                                             \
   X(CACHE_DIRTY_BYTES, "cache-dirty-bytes", 0)                                 \
   X(CACHE_EVICTIONS, "cache-evictions", 0)                                     \
-  X(CACHE_FLUSH_US, "cache-flush-us", 0)
+  X(CACHE_FLUSH_US, "cache-flush-us", 0)                                       \
+  X(CACHE_WRITTEN_AHEAD, "cache-written-ahead", 0)
 
 typedef enum fl_kv_stat {
 #define FL_KV_STAT_ENUM_(e, name, optin) FL_KV_STAT_##e,
