@@ -144,13 +144,14 @@ typedef enum fl_time_domain {
  *       with NO_COMPRESSION (every get of a mapped file reads the whole blocks again)
  *   state.backend.rocksdb.cache.size "64mb"  per worker: a write-back cache of state
  *       cells in front of its RocksDB stores, so hot keys are read and written at memory
- *       speed; dirty cells go to RocksDB when evicted, at each checkpoint barrier, and
- *       ahead of it while the worker is idle (dirty-target);
+ *       speed; dirty cells go to RocksDB when evicted and at each checkpoint barrier
+ *       (and ahead of it while the worker is idle, with dirty-target);
  *       "0": none, else at least 64kb
- *   state.backend.rocksdb.cache.dirty-target "256mb"  per worker: while it has nothing
+ *   state.backend.rocksdb.cache.dirty-target "0"  per worker: while it has nothing
  *       else to do, a worker writes dirty cells of its state cache to RocksDB, in key order,
  *       down to this, so the next checkpoint barrier has less to write and holds its
- *       records shorter; "0": never
+ *       records shorter (cells written again if dirtied again: it can cost more than it
+ *       saves); "0": never
  *   state.backend.rocksdb.cache.dirty-limit "0"  per worker: a bound on the state
  *       cache's dirty bytes, kept as cells are written, busy or not, so a checkpoint
  *       barrier writes at most about this many (the writing then takes time from the

@@ -498,16 +498,16 @@ static void stop_after_checkpoint_then_restore(const char *cache, const char *di
 }
 
 static void dirty_cells_are_in_an_incremental_checkpoint_small_cache(void **state) {
-  stop_after_checkpoint_then_restore("64kb", TARGET, "256mb", "true");
+  stop_after_checkpoint_then_restore("64kb", TARGET, "0", "true");
 }
 static void dirty_cells_are_in_an_incremental_checkpoint_large_cache(void **state) {
-  stop_after_checkpoint_then_restore("64mb", TARGET, "256mb", "true");
+  stop_after_checkpoint_then_restore("64mb", TARGET, "0", "true");
 }
 static void dirty_cells_are_in_a_full_checkpoint_small_cache(void **state) {
-  stop_after_checkpoint_then_restore("64kb", TARGET, "256mb", "false");
+  stop_after_checkpoint_then_restore("64kb", TARGET, "0", "false");
 }
 static void dirty_cells_are_in_a_full_checkpoint_large_cache(void **state) {
-  stop_after_checkpoint_then_restore("64mb", TARGET, "256mb", "false");
+  stop_after_checkpoint_then_restore("64mb", TARGET, "0", "false");
 }
 /* cells written ahead between barriers, the rest at the barrier: together the state */
 static void cells_written_ahead_are_in_an_incremental_checkpoint(void **state) {

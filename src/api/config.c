@@ -72,7 +72,7 @@ static const fl_config_key_t KEYS[] = {
     {"state.backend.rocksdb.cache.size", FL_CONF_SIZE, F(rocksdb_cache_bytes), 0, 0, NULL, "64mb",
      "RocksDB: write-back cache of state cells per worker in front of its stores; 0: none"},
     {"state.backend.rocksdb.cache.dirty-target", FL_CONF_SIZE, F(rocksdb_cache_dirty_target), 0, 0,
-     NULL, "256mb",
+     NULL, "0",
      "RocksDB: a worker with nothing else to do writes dirty cells of its state cache to "
      "RocksDB, in key order, down to this, ahead of the next checkpoint barrier; 0: never"},
     {"state.backend.rocksdb.cache.dirty-limit", FL_CONF_SIZE, F(rocksdb_cache_dirty_limit), 0, 0,
