@@ -486,8 +486,8 @@ static void value_ref_updates_the_cached_copy(void **state) {
 
 /* Past the dirty limit dirty cells go to the store as cells are written, in sweeps
  * through the key order: the dirty bytes stay under the limit, the cell first in key
- * order is in the store before any flush, and every cell reads back the same through the cache and, after a flush,
- * from the store. */
+ * order is in the store before any flush, and every cell reads back the same through
+ * the cache and, after a flush, from the store. */
 static void the_dirty_limit_writes_cells_ahead(void **state) {
   kvc_fx_t *f = *state;
   uint64_t kb, first = 1;

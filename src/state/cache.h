@@ -35,14 +35,15 @@ typedef struct fl_kv_cache fl_kv_cache_t;
  * bookkeeping. 0, FL_EINVAL or FL_ENOMEM. */
 int fl_kv_cache_new(size_t bytes, fl_kv_cache_t **out);
 /* Writing ahead of the barrier (cache_write.c): dirty cells written to their stores
- * before a flush, in sweeps through the key order, so that the flush at a checkpoint barrier has less to
- * write. The target (0: none) is what fl_kv_cache_write_ahead_idle, called by a worker
- * with nothing else to do, brings the dirty bytes down to; the limit (0: none but the
- * cache's size) is a bound kept as cells are marked, whatever it costs the caller. */
+ * before a flush, in sweeps through the key order, so that the flush at a checkpoint
+ * barrier has less to write. The target (0: none) is what fl_kv_cache_write_ahead_idle,
+ * called by a worker with nothing else to do, brings the dirty bytes down to; the limit
+ * (0: none but the cache's size) is a bound kept as cells are marked, whatever it costs
+ * the caller. */
 void fl_kv_cache_set_dirty_target(fl_kv_cache_t *c, size_t bytes);
 void fl_kv_cache_set_dirty_limit(fl_kv_cache_t *c, size_t bytes);
-/* One write batch of dirty cells, the next of a sweep, while the dirty bytes are above the target;
- * whether it wrote any (false also with no cache). */
+/* One write batch of dirty cells, the next of a sweep, while the dirty bytes are above
+ * the target; whether it wrote any (false also with no cache). */
 bool fl_kv_cache_write_ahead_idle(fl_kv_cache_t *c);
 /* NULL-safe; after every store wrapped on it. */
 void fl_kv_cache_destroy(fl_kv_cache_t *c);

@@ -199,7 +199,8 @@ int fl_cc_flush(cc_view_t *v);
 int fl_cc_flush_head(cc_view_t *v, cc_item_t *head);
 /* Writes one dirty item at once and makes it clean. */
 int fl_cc_write_one(cc_view_t *v, cc_item_t *it);
-/* Writes dirty items ahead (a sweep in key order), not keep, until the dirty bytes are at the low mark. */
+/* Writes dirty items ahead (a sweep in key order), not keep, until the dirty bytes are
+ * at the low mark. */
 void fl_cc_write_ahead(fl_kv_cache_t *c, const cc_item_t *keep);
 /* Removes every item of the store, dirty or not; destroys a store (not its cache). */
 void fl_cc_drop_items(cc_view_t *v);

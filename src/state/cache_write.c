@@ -233,8 +233,8 @@ static bool can_write_ahead(const cc_item_t *it, const cc_item_t *keep) {
   return it != keep && !it->pins && !(it->type == CC_CHILD && it->parent->u.h.busy);
 }
 
-/* One batch of the next dirty items of v's sweep that may go now, while the dirty bytes are
- * above low; the others go to the back. The number of items written, or -1 when the
+/* One batch of the next dirty items of v's sweep that may go now, while the dirty bytes
+ * are above low; the others go to the back. The number of items written, or -1 when the
  * write failed. */
 static int write_ahead_batch(cc_view_t *v, const cc_item_t *keep, size_t low) {
   fl_kv_cache_t *c = v->c;
