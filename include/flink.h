@@ -150,8 +150,8 @@ typedef enum fl_time_domain {
  *   state.backend.rocksdb.cache.dirty-target "0"  per worker: while it has nothing
  *       else to do, a worker writes dirty cells of its state cache to RocksDB, in key order,
  *       down to this, so the next checkpoint barrier has less to write and holds its
- *       records shorter (cells written again if dirtied again: it can cost more than it
- *       saves); "0": never
+ *       records shorter (it can cost more than it saves: measure it on the job); "0":
+ *       never
  *   state.backend.rocksdb.cache.dirty-limit "0"  per worker: a bound on the state
  *       cache's dirty bytes, kept as cells are written, busy or not, so a checkpoint
  *       barrier writes at most about this many (the writing then takes time from the
