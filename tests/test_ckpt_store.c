@@ -433,13 +433,13 @@ static void *retain_thread(void *p) {
 
 static void count_release(void *arg) { (*(int *)arg)++; }
 
-/* Checkpoint 1 under t with file "d" open: "head" written, then big (BIG bytes of
+/* Checkpoint id under t with file "d" open: "head" written, then big (BIG bytes of
  * pattern seed) deferred with count_release(released). */
-static fl_ckpt_out_t *head_then_deferred(const char *t, fl_ckpt_writer_t **w, unsigned char *big,
-                                         uint64_t seed, int *released) {
+static fl_ckpt_out_t *head_then_deferred(const char *t, int64_t id, fl_ckpt_writer_t **w,
+                                         unsigned char *big, uint64_t seed, int *released) {
   fill(big, BIG, seed);
   fl_ckpt_out_t *o;
-  OK(fl_ckpt_writer_begin(w, t, 1, FL_CKPT_CHECKPOINT, err, sizeof err));
+  OK(fl_ckpt_writer_begin(w, t, id, FL_CKPT_CHECKPOINT, err, sizeof err));
   OK(fl_ckpt_writer_open_file(*w, "d", &o, err, sizeof err));
   OK(fl_ckpt_out_write(o, "head", 4, err, sizeof err));
   OK(fl_ckpt_out_defer(o, big, BIG, count_release, released, err, sizeof err));
@@ -455,7 +455,7 @@ static void deferred_pieces_are_written_at_close_and_released_once(void **state)
   unsigned char *big = malloc(BIG);
   int released = 0;
   fl_ckpt_writer_t *w;
-  fl_ckpt_out_t *o = head_then_deferred(t, &w, big, 3, &released);
+  fl_ckpt_out_t *o = head_then_deferred(t, 1, &w, big, 3, &released);
   char trailer[2] = {'!', '?'};
   OK(fl_ckpt_out_defer(o, trailer, 2, NULL, NULL, err, sizeof err));
   trailer[0] = 'x'; /* copied when deferred */
@@ -472,10 +472,7 @@ static void deferred_pieces_are_written_at_close_and_released_once(void **state)
   assert_int_equal(released, 2);
   assert_int_equal(fl_ckpt_writer_commit(w, "{}", err, sizeof err), FL_ESTATE);
 
-  OK(fl_ckpt_writer_begin(&w, t, 2, FL_CKPT_CHECKPOINT, err, sizeof err));
-  OK(fl_ckpt_writer_open_file(w, "d", &o, err, sizeof err));
-  OK(fl_ckpt_out_write(o, "head", 4, err, sizeof err));
-  OK(fl_ckpt_out_defer(o, big, BIG, count_release, &released, err, sizeof err));
+  o = head_then_deferred(t, 2, &w, big, 3, &released);
   OK(fl_ckpt_out_defer(o, "!?", 2, NULL, NULL, err, sizeof err));
   OK(fl_ckpt_out_close(o, NULL, NULL, err, sizeof err));
   assert_int_equal(released, 3);
@@ -504,7 +501,7 @@ static void a_deferred_piece_that_cannot_be_written_fails_the_file(void **state)
   unsigned char *big = malloc(BIG);
   int released = 0;
   fl_ckpt_writer_t *w;
-  fl_ckpt_out_t *o = head_then_deferred(t, &w, big, 5, &released);
+  fl_ckpt_out_t *o = head_then_deferred(t, 1, &w, big, 5, &released);
   OK(fl_ckpt_out_defer(o, big, 10, count_release, &released, err, sizeof err));
   struct rlimit old, small = {1u << 20, 1u << 20};
   assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);

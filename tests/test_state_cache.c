@@ -470,9 +470,10 @@ static fl_env_t *ck_env(const char *cache, const char *dirty_key, const char *di
   return env;
 }
 
-/* dirty_key: state.backend.rocksdb.cache.dirty-target or -limit, set to dirty */
-static void stop_after_checkpoint_then_restore(const char *cache, const char *dirty_key,
-                                               const char *dirty, const char *incremental) {
+/* dirty_key: state.backend.rocksdb.cache.dirty-target or -limit, set to dirty. The
+ * cells the two runs wrote ahead of their barriers (cache-written-ahead). */
+static int64_t stop_after_checkpoint_then_restore(const char *cache, const char *dirty_key,
+                                                  const char *dirty, const char *incremental) {
   char root[512], out[512];
   const char *kind = strrchr(dirty_key, '-') + 1;
   snprintf(root, sizeof root, "%s/ck-%s-%s-%s-%s", g_tmp, cache, kind, dirty, incremental);
@@ -486,33 +487,85 @@ static void stop_after_checkpoint_then_restore(const char *cache, const char *di
   if (rc != FL_ECANCELED) fprintf(stderr, "first run: %s\n", fl_env_error(env));
   assert_int_equal(rc, FL_ECANCELED);
   assert_true(checkpointed);
+  int64_t ahead = kv_stat(env, "sums", "cache-written-ahead");
   fl_env_destroy(env);
   /* second run: from that checkpoint to the end */
   env = ck_env(cache, dirty_key, dirty, incremental, root, true);
   ckjob_t j2 = {.n = CK_N, .keys = CK_KEYS, .pause_at = -1, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j2, out);
   execute_ok(env, "second");
+  int64_t second = kv_stat(env, "sums", "cache-written-ahead");
   fl_env_destroy(env);
   /* every record counted once: nothing the cache held at the barrier was lost */
   assert_int_equal(ckjob_output_diff(out, CK_N, CK_KEYS), 0);
+  assert_true(ahead >= 0 && second >= 0);
+  return ahead + second;
 }
 
 static void dirty_cells_are_in_an_incremental_checkpoint_small_cache(void **state) {
-  stop_after_checkpoint_then_restore("64kb", TARGET, "0", "true");
+  assert_int_equal(stop_after_checkpoint_then_restore("64kb", TARGET, "0", "true"), 0);
 }
 static void dirty_cells_are_in_an_incremental_checkpoint_large_cache(void **state) {
-  stop_after_checkpoint_then_restore("64mb", TARGET, "0", "true");
+  assert_int_equal(stop_after_checkpoint_then_restore("64mb", TARGET, "0", "true"), 0);
 }
 static void dirty_cells_are_in_a_full_checkpoint_small_cache(void **state) {
-  stop_after_checkpoint_then_restore("64kb", TARGET, "0", "false");
+  assert_int_equal(stop_after_checkpoint_then_restore("64kb", TARGET, "0", "false"), 0);
 }
 static void dirty_cells_are_in_a_full_checkpoint_large_cache(void **state) {
-  stop_after_checkpoint_then_restore("64mb", TARGET, "0", "false");
+  assert_int_equal(stop_after_checkpoint_then_restore("64mb", TARGET, "0", "false"), 0);
 }
-/* cells written ahead between barriers, the rest at the barrier: together the state */
+/* cells written ahead between barriers, the rest at the barrier: together the state
+ * (how many a target writes depends on when the workers wait for records) */
 static void cells_written_ahead_are_in_an_incremental_checkpoint(void **state) {
-  stop_after_checkpoint_then_restore("64mb", LIMIT, "8kb", "true");
-  stop_after_checkpoint_then_restore("64mb", TARGET, "8kb", "true");
+  assert_true(stop_after_checkpoint_then_restore("64mb", LIMIT, "8kb", "true") > 0);
+  assert_true(stop_after_checkpoint_then_restore("64mb", TARGET, "8kb", "true") >= 0);
+}
+
+/* With a dirty target, a worker with nothing to do writes dirty cells ahead. The source
+ * stops half-way, with no checkpoints and a cache that holds everything (no evictions),
+ * so nothing else writes a cell before the end; a watcher waits until the metric counts
+ * cells written ahead, then lets the source go on. The output is the job's. */
+typedef struct {
+  fl_env_t *env;
+  ckjob_t *j;
+  int64_t ahead;
+} idle_watch_t;
+
+static void *idle_watch(void *arg) {
+  idle_watch_t *w = arg;
+  int64_t deadline = deadline_in(30000);
+  while (!atomic_load(&w->j->paused) && mono_ms() < deadline) pause_ms(1);
+  while ((w->ahead = kv_stat(w->env, "sums", "cache-written-ahead")) <= 0 && mono_ms() < deadline)
+    pause_ms(5);
+  atomic_store(&w->j->resume, 1);
+  return NULL;
+}
+
+static void a_waiting_worker_writes_cells_ahead(void **state) {
+  char out[512];
+  snprintf(out, sizeof out, "%s/out-idle", g_tmp);
+  const char *kv[] = {"parallelism",
+                      "1",
+                      "state.backend",
+                      "rocksdb",
+                      "state.backend.rocksdb.localdir",
+                      g_tmp,
+                      "state.backend.rocksdb.cache.size",
+                      "64mb",
+                      TARGET,
+                      "8kb",
+                      NULL};
+  fl_env_t *env = env_of(kv);
+  ckjob_t j = {.n = CK_N, .keys = CK_KEYS, .pause_at = CK_N / 2, .fail_at = -1, .budget = 64};
+  ckjob_build(env, &j, out);
+  idle_watch_t w = {env, &j, -1};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, idle_watch, &w), 0);
+  execute_ok(env, "idle");
+  pthread_join(t, NULL);
+  fl_env_destroy(env);
+  assert_true(w.ahead > 0);
+  assert_int_equal(ckjob_output_diff(out, CK_N, CK_KEYS), 0);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -628,6 +681,7 @@ int main(void) {
       cmocka_unit_test(dirty_cells_are_in_a_full_checkpoint_small_cache),
       cmocka_unit_test(dirty_cells_are_in_a_full_checkpoint_large_cache),
       cmocka_unit_test(cells_written_ahead_are_in_an_incremental_checkpoint),
+      cmocka_unit_test(a_waiting_worker_writes_cells_ahead),
       cmocka_unit_test(the_cache_stays_within_its_bound_under_a_scan),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -171,7 +171,7 @@ static int charged_grow(fl_kv_cache_t *c, void *arrp, size_t *cap, size_t need, 
  * where the write-ahead takes items from (cache_write.c). The front's free slots are
  * given back when they are as many as the items behind them, so moving the items costs
  * no more than taking them did. */
-static void dirty_compact(cc_view_t *v) {
+void fl_cc_dirty_compact(cc_view_t *v) {
   if (!v->d0) return;
   size_t n = v->n_dirty - v->d0;
   memmove(v->dirty, v->dirty + v->d0, n * sizeof *v->dirty);
@@ -182,7 +182,7 @@ static void dirty_compact(cc_view_t *v) {
 }
 
 int fl_cc_dirty_reserve(cc_view_t *v) {
-  if (v->n_dirty + 1 > v->cap_dirty && v->d0) dirty_compact(v);
+  if (v->n_dirty + 1 > v->cap_dirty && v->d0) fl_cc_dirty_compact(v);
   return CC_RESERVE(v->c, v->dirty, v->cap_dirty, v->n_dirty + 1);
 }
 
@@ -214,7 +214,7 @@ cc_item_t *fl_cc_dirty_pop(cc_view_t *v) {
   cc_item_t *it = v->dirty[v->d0];
   dirty_remove(v, it);
   it->didx = CC_NO_IDX - 1; /* dirty, in no array */
-  if (v->d0 >= 4096 && v->d0 >= v->n_dirty - v->d0) dirty_compact(v);
+  if (v->d0 >= 4096 && v->d0 >= v->n_dirty - v->d0) fl_cc_dirty_compact(v);
   return it;
 }
 
@@ -222,8 +222,6 @@ int fl_cc_dirty_push_back(cc_view_t *v, cc_item_t *it) {
   assert(it->didx == CC_NO_IDX - 1);
   return dirty_push(v, it);
 }
-
-void fl_cc_dirty_order(cc_view_t *v) { dirty_compact(v); }
 
 static inline uint32_t cell_table(const cc_item_t *it) {
   return it->type == CC_CHILD ? it->parent->table : it->table;

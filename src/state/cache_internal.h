@@ -184,7 +184,7 @@ void fl_cc_set_clean(cc_view_t *v, cc_item_t *it);
 cc_item_t *fl_cc_dirty_pop(cc_view_t *v);
 int fl_cc_dirty_push_back(cc_view_t *v, cc_item_t *it);
 /* Moves the dirty array's items to its start, so that dirty[0, n_dirty) holds them. */
-void fl_cc_dirty_order(cc_view_t *v);
+void fl_cc_dirty_compact(cc_view_t *v);
 /* Removes an item (and a head's children) from the cache now, dirty or not. */
 void fl_cc_remove(cc_view_t *v, cc_item_t *it);
 /* Hands out it's value: it is not evicted during the next CC_PINS - 1 borrowing calls. */

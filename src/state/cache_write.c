@@ -172,7 +172,7 @@ int fl_cc_flush(cc_view_t *v) {
   if (v->n_dirty == 0) return FL_OK;
   int64_t t0 = fl_cc_now_ns();
   int rc = FL_OK;
-  fl_cc_dirty_order(v);
+  fl_cc_dirty_compact(v);
   dirty_in_key_order(v);
   for (size_t at = 0; at < v->n_dirty && rc == FL_OK;) {
     size_t n = v->n_dirty - at < CC_BATCH ? v->n_dirty - at : CC_BATCH;
