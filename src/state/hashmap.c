@@ -443,18 +443,28 @@ static int map_cell(hm_dict_t *d, hm_pkey_t *pk, hm_entry_t **cell, hm_dict_t **
   return 1;
 }
 
+/* The entry of ukey in the map cell of k: 1 with the cell, its dict and the entry (NULL if
+ * the map holds no ukey), 0 if k has no map cell, or an error. */
+static int map_entry(void *self, uint32_t table, const fl_kkey_t *k, const void *ukey,
+                     size_t ukey_len, hm_dict_t **d, hm_entry_t **cell, hm_dict_t **m,
+                     hm_entry_t **e) {
+  hm_pkey_t pk, uk;
+  int rc = prepare(self, table, k, d, &pk);
+  if (rc == FL_OK) rc = prepare_ukey(ukey, ukey_len, &uk);
+  if (rc) return rc;
+  rc = map_cell(*d, &pk, cell, m);
+  if (rc <= 0) return rc;
+  *e = fl_hm_dict_lookup(*m, &uk);
+  return 1;
+}
+
 static int hm_map_get(void *self, uint32_t table, const fl_kkey_t *k, const void *ukey,
                       size_t ukey_len, const void **val, size_t *len) {
   hm_dict_t *d, *m;
-  hm_entry_t *cell;
-  hm_pkey_t pk, uk;
+  hm_entry_t *cell, *e;
   if (!val || !len) return FL_EINVAL;
-  int rc = prepare(self, table, k, &d, &pk);
-  if (rc == FL_OK) rc = prepare_ukey(ukey, ukey_len, &uk);
-  if (rc) return rc;
-  rc = map_cell(d, &pk, &cell, &m);
+  int rc = map_entry(self, table, k, ukey, ukey_len, &d, &cell, &m, &e);
   if (rc <= 0) return rc;
-  hm_entry_t *e = fl_hm_dict_lookup(m, &uk);
   if (!e) return 0;
   *val = entry_value(e);
   *len = e->val_len;
@@ -495,14 +505,9 @@ static int hm_map_put(void *self, uint32_t table, const fl_kkey_t *k, const void
 static int hm_map_del(void *self, uint32_t table, const fl_kkey_t *k, const void *ukey,
                       size_t ukey_len) {
   hm_dict_t *d, *m;
-  hm_entry_t *cell;
-  hm_pkey_t pk, uk;
-  int rc = prepare(self, table, k, &d, &pk);
-  if (rc == FL_OK) rc = prepare_ukey(ukey, ukey_len, &uk);
-  if (rc) return rc;
-  rc = map_cell(d, &pk, &cell, &m);
+  hm_entry_t *cell, *e;
+  int rc = map_entry(self, table, k, ukey, ukey_len, &d, &cell, &m, &e);
   if (rc <= 0) return rc;
-  hm_entry_t *e = fl_hm_dict_lookup(m, &uk);
   if (e) fl_hm_dict_remove(m, e);
   if (m->count == 0) fl_hm_dict_remove(d, cell);
   return FL_OK;
