@@ -142,6 +142,11 @@ typedef enum fl_time_domain {
  *       lookup each per read, about 15 % less CPU per cold read while the stores' indexes
  *       and filters fit the block cache, many times more once they do not; not taken
  *       with NO_COMPRESSION (every get of a mapped file reads the whole blocks again)
+ *   state.backend.rocksdb.compaction.low-priority "false"  RocksDB's compaction
+ *       threads at the lowest CPU priority (nice 19): they take the time the workers
+ *       leave instead of a core for seconds at a time, which shortens the latency spikes
+ *       of a job that shares its cores with them; process-wide, and for the rest of the
+ *       process's life once a job asked for it
  *   state.backend.rocksdb.cache.size "64mb"  per worker: a write-back cache of state
  *       cells in front of its RocksDB stores, so hot keys are read and written at memory
  *       speed; dirty cells go to RocksDB when evicted and at each checkpoint barrier

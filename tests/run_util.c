@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -304,4 +305,28 @@ void assert_text_lines(const char *what, const char *got, const char *const *wan
   lines_add_text(&l, got);
   assert_same_lines(what, &l, want, n);
   lines_free(&l);
+}
+
+int threads_at_nice(const char *prefix, int nice) {
+  DIR *d = opendir("/proc/self/task");
+  assert_non_null(d);
+  size_t plen = strlen(prefix);
+  struct dirent *e;
+  int n = 0;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    char path[300], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *fp = fopen(path, "r");
+    if (!fp) continue; /* the thread has ended */
+    if (!fgets(comm, sizeof comm, fp)) comm[0] = 0;
+    fclose(fp);
+    if (strncmp(comm, prefix, plen) != 0) continue;
+    /* on Linux, PRIO_PROCESS with a thread id is that thread's nice value */
+    errno = 0;
+    int v = getpriority(PRIO_PROCESS, (id_t)strtol(e->d_name, NULL, 10));
+    if (errno == 0 && v == nice) n++;
+  }
+  closedir(d);
+  return n;
 }

@@ -87,4 +87,10 @@ void assert_same_lines(const char *what, const lines_t *got, const char *const *
 /* The same for the lines of a text (each ending with '\n'). */
 void assert_text_lines(const char *what, const char *got, const char *const *want, size_t n);
 
+/* ---- This process ---- */
+
+/* How many of this process's threads whose name starts with prefix run at the CPU
+ * priority nice (RocksDB names its compaction threads "rocksdb:low"). */
+int threads_at_nice(const char *prefix, int nice);
+
 #endif

@@ -54,6 +54,7 @@ static void every_default_parses_into_its_field(void **st) {
   assert_int_equal(a.rocksdb_opts.block_cache_bytes, 64 << 20);
   assert_int_equal(a.rocksdb_opts.compression, FL_KV_RDB_SNAPPY);
   assert_int_equal(a.rocksdb_opts.partitioned_index_filters, 1);
+  assert_int_equal(a.rocksdb_opts.low_priority_compactions, 0);
   assert_int_equal(a.ckpt_timeout_ms, 600000);
   assert_int_equal(a.restart.kind, FL_RESTART_NONE);
   assert_int_equal(a.restart.exp_attempts, 2147483647);
@@ -78,6 +79,7 @@ static void values_reach_their_fields(void **st) {
       {"state.backend.rocksdb.block-cache-size", "2 MB"},
       {"state.backend.rocksdb.compression.per.level", "LZ4_COMPRESSION"},
       {"state.backend.rocksdb.memory.partitioned-index-filters", "false"},
+      {"state.backend.rocksdb.compaction.low-priority", "true"},
       {"state.checkpoints.dir", "/tmp/x"},
       {"execution.checkpointing.interval", "2 min"},
       {"restart-strategy.type", "failure-rate"},
@@ -95,6 +97,7 @@ static void values_reach_their_fields(void **st) {
   assert_int_equal(c.rocksdb_opts.block_cache_bytes, 2 << 20);
   assert_int_equal(c.rocksdb_opts.compression, FL_KV_RDB_LZ4);
   assert_int_equal(c.rocksdb_opts.partitioned_index_filters, 0);
+  assert_int_equal(c.rocksdb_opts.low_priority_compactions, 1);
   /* one compression for every level: Flink's list of several is refused, naming the key */
   assert_int_equal(fl_config_set(conf, "state.backend.rocksdb.compression.per.level",
                                  "NO_COMPRESSION;SNAPPY_COMPRESSION", err, sizeof err),

@@ -74,7 +74,7 @@ static int cached_open_with(size_t cache_bytes, fl_kv_t *kv, void **ctx) {
   *ctx = c;
   if (!c || !(c->base = make_tmpdir("fl-kv-cache"))) return FL_ENOMEM;
   /* small RocksDB buffers, so that the larger cases reach SST files */
-  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 1};
+  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 1, 0};
   int rc = fl_kv_rocksdb_shared_new(&o, &c->sh, err, sizeof err);
   if (rc == FL_OK) rc = fl_kv_cache_new(cache_bytes, &c->cache);
   snprintf(dir, sizeof dir, "%s/db", c->base);

@@ -77,12 +77,12 @@ static int rdb_open_with(const fl_kv_rocksdb_opts_t *o, fl_kv_t *kv, void **ctx)
 
 /* Small buffers, so that the larger cases reach SST files and compactions. */
 static int rdb_open(fl_kv_t *kv, void **ctx) {
-  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 1};
+  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 1, 0};
   return rdb_open_with(&o, kv, ctx);
 }
 
 static int rdb_open_small_memory(fl_kv_t *kv, void **ctx) {
-  fl_kv_rocksdb_opts_t o = {8u << 20, 4u << 20, 2, FL_KV_RDB_SNAPPY, 1};
+  fl_kv_rocksdb_opts_t o = {8u << 20, 4u << 20, 2, FL_KV_RDB_SNAPPY, 1, 0};
   return rdb_open_with(&o, kv, ctx);
 }
 
@@ -439,7 +439,7 @@ static void more_state_than_cache_and_write_buffers_reads_back(void **state) {
 #define CZ_KEYS 4096u /* 16 MiB of values: many flushes of the 1 MiB write buffers */
 
 static int rdb_open_compressed(fl_kv_t *kv, void **ctx, int compression) {
-  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, compression, 1};
+  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, compression, 1, 0};
   return rdb_open_with(&o, kv, ctx);
 }
 static int rdb_open_none(fl_kv_t *kv, void **ctx) {
@@ -500,7 +500,7 @@ static void zstd_compresses_table_files(void **state) {
 /* Index and filter blocks (state.backend.rocksdb.memory.partitioned-index-filters)    */
 
 static int rdb_open_whole(fl_kv_t *kv, void **ctx) {
-  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 0};
+  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 0, 0};
   return rdb_open_with(&o, kv, ctx);
 }
 static const kvc_backend_t rocksdb_whole = {
@@ -565,7 +565,7 @@ static void whole_index_and_filters_when_asked(void **state) {
  * for its block cache metrics). */
 static int rdb_open_whole_stats(fl_kv_t *kv, void **ctx) {
   char err[256];
-  fl_kv_rocksdb_opts_t o = {1u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 0};
+  fl_kv_rocksdb_opts_t o = {1u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 0, 0};
   rdb_ctx_t *c = calloc(1, sizeof *c);
   kv->ops = NULL;
   *ctx = c;
@@ -740,20 +740,42 @@ static void constructors_reject_bad_arguments(void **state) {
   char err[128];
   assert_int_equal(fl_kv_rocksdb_new(NULL, rdb(f)->dir, NULL, &kv, err, sizeof err), FL_EINVAL);
   assert_int_equal(fl_kv_rocksdb_new(rdb(f)->sh, NULL, NULL, &kv, err, sizeof err), FL_EINVAL);
-  fl_kv_rocksdb_opts_t o = {0, 0, -1, 0, 1};
+  fl_kv_rocksdb_opts_t o = {0, 0, -1, 0, 1, 0};
   fl_kv_rocksdb_shared_t *sh = (void *)1;
   assert_int_equal(fl_kv_rocksdb_shared_new(&o, &sh, err, sizeof err), FL_EINVAL);
   assert_null(sh);
   assert_non_null(strstr(err, "max_write_buffers"));
-  fl_kv_rocksdb_opts_t oc = {0, 0, 0, 99, 1};
+  fl_kv_rocksdb_opts_t oc = {0, 0, 0, 99, 1, 0};
   assert_int_equal(fl_kv_rocksdb_shared_new(&oc, &sh, err, sizeof err), FL_EINVAL);
   assert_null(sh);
   assert_non_null(strstr(err, "compression 99"));
-  fl_kv_rocksdb_opts_t ow = {0, 0, 0, FL_KV_RDB_NO_COMPRESSION, 0};
+  fl_kv_rocksdb_opts_t ow = {0, 0, 0, FL_KV_RDB_NO_COMPRESSION, 0, 0};
   assert_int_equal(fl_kv_rocksdb_shared_new(&ow, &sh, err, sizeof err), FL_EINVAL);
   assert_null(sh);
   assert_non_null(strstr(err, "whole index and filter blocks do not go with uncompressed"));
   assert_string_equal(fl_kv_rocksdb_errmsg(&f->kv), "");
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Compactions at low priority (state.backend.rocksdb.compaction.low-priority)          */
+
+static int rdb_open_low_priority(fl_kv_t *kv, void **ctx) {
+  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 1, 1};
+  return rdb_open_with(&o, kv, ctx);
+}
+static const kvc_backend_t rocksdb_low_priority = {
+    "rocksdb", rdb_open_low_priority, rdb_close, fl_kv_rocksdb_compact, KVC_ORDERED, 60000u};
+
+/* The earlier cases' compactions ran at the normal priority; once a store asks for low
+ * priority, the compaction of its files runs at nice 19 (this case runs last: RocksDB
+ * never raises a pool's threads again). */
+static void low_priority_compactions_run_at_nice_19(void **state) {
+  kvc_fx_t *f = *state;
+  assert_int_equal(threads_at_nice("rocksdb:low", 19), 0);
+  put_values(f, 4096, 1024, fill_value);
+  assert_int_equal(fl_kv_rocksdb_compact(&f->kv), FL_OK);
+  assert_true(threads_at_nice("rocksdb:low", 19) >= 1);
+  expect_values_scattered(f, 4096, 1024, fill_value);
 }
 
 int main(void) {
@@ -778,6 +800,7 @@ int main(void) {
       T(a_directory_that_cannot_be_created_is_reported),
       T(a_failed_checkpoint_names_the_store_and_the_target),
       T(stores_on_several_threads_share_one_shared_part),
+      KVC_CASE(low_priority_compactions_run_at_nice_19, &rocksdb_low_priority),
 #undef T
   };
   return kvc_run_all(&rocksdb, own, sizeof own / sizeof own[0]);

@@ -43,7 +43,7 @@ typedef struct fx {
 /* A shared part with 1 MiB write buffers (many table files). */
 static void new_shared(fx_t *f) {
   char err[256] = "";
-  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 1};
+  fl_kv_rocksdb_opts_t o = {8u << 20, 1u << 20, 2, FL_KV_RDB_SNAPPY, 1, 0};
   if (f->sh) fl_kv_rocksdb_shared_destroy(f->sh);
   assert_int_equal(fl_kv_rocksdb_shared_new(&o, &f->sh, err, sizeof err), FL_OK);
 }

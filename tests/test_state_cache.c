@@ -22,6 +22,7 @@
 
 #include "ckpt_job.h"
 #include "fl_test_util.h"
+#include "run_util.h"
 
 static char g_tmp[256];
 
@@ -633,25 +634,39 @@ static void *sample_usage(void *arg) {
   return NULL;
 }
 
-static void the_cache_stays_within_its_bound_under_a_scan(void **state) {
-  const char *kv[] = {"parallelism",
-                      "1",
-                      "state.backend",
-                      "rocksdb",
-                      "state.backend.rocksdb.localdir",
-                      g_tmp,
-                      "state.backend.rocksdb.cache.size",
-                      "64kb",
-                      NULL};
-  fl_env_t *env = env_of(kv);
+/* The scan job on env: the source, then a keyed process "scan", into c. */
+static void build_scan(fl_env_t *env, collector_t *c) {
   fl_state_desc_t *d = fl_state_value(env, "last");
   static const fl_source_fn_t src = {
       .version = FL_SOURCE_FN_VERSION, .open = scan_open, .run = scan_run, .close = free};
   static const fl_process_fn_t proc = {.version = FL_PROCESS_FN_VERSION, .process = scan_process};
   fl_stream_t *out = fl_keyed_process(
       fl_stream_key_by(fl_source(env, "src", &src, NULL, 0), key_of, NULL), "scan", &proc, d);
+  sink_into(out, c);
+}
+
+/* The scan's environment: one worker on RocksDB with a 64 KiB state cache, and the
+ * key-value pairs of more (NULL-terminated, at most 3 pairs). */
+static fl_env_t *scan_env(const char *const *more) {
+  const char *kv[16] = {"parallelism",
+                        "1",
+                        "state.backend",
+                        "rocksdb",
+                        "state.backend.rocksdb.localdir",
+                        g_tmp,
+                        "state.backend.rocksdb.cache.size",
+                        "64kb"};
+  size_t n = 8;
+  while (*more && n < 14) kv[n++] = *more++;
+  return env_of(kv);
+}
+
+static void the_cache_stays_within_its_bound_under_a_scan(void **state) {
+  (void)state;
+  const char *none[] = {NULL};
+  fl_env_t *env = scan_env(none);
   collector_t c;
-  sink_into(out, &c);
+  build_scan(env, &c);
   sampler_t s = {.env = env};
   pthread_t t;
   pthread_create(&t, NULL, sample_usage, &s);
@@ -672,6 +687,28 @@ static void the_cache_stays_within_its_bound_under_a_scan(void **state) {
   fl_env_destroy(env);
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* Compactions at low priority                                                          */
+
+/* state.backend.rocksdb.compaction.low-priority: the compactions of the job's store (64
+ * KiB memtables, so that the scan's evicted cells flush and compact) run at nice 19,
+ * where the earlier jobs' ran at normal priority. The last case: RocksDB never raises a
+ * compaction thread's priority again. */
+static void compactions_run_at_low_priority_when_asked(void **state) {
+  (void)state;
+  assert_int_equal(threads_at_nice("rocksdb:low", 19), 0);
+  const char *more[] = {"state.backend.rocksdb.writebuffer.size", "64kb",
+                        "state.backend.rocksdb.compaction.low-priority", "true", NULL};
+  fl_env_t *env = scan_env(more);
+  collector_t c;
+  build_scan(env, &c);
+  execute_ok(env, "scan");
+  assert_int_equal(c.n, 2 * SCAN_KEYS);
+  assert_true(threads_at_nice("rocksdb:low", 19) >= 1);
+  collector_free(&c);
+  fl_env_destroy(env);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_state_kind_ttl_and_timers_agree_with_and_without_the_cache),
@@ -683,6 +720,7 @@ int main(void) {
       cmocka_unit_test(cells_written_ahead_are_in_an_incremental_checkpoint),
       cmocka_unit_test(a_waiting_worker_writes_cells_ahead),
       cmocka_unit_test(the_cache_stays_within_its_bound_under_a_scan),
+      cmocka_unit_test(compactions_run_at_low_priority_when_asked),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -881,8 +881,12 @@ int fl_bench_state_main(int argc, char **argv) {
     free(keys);
     return 1;
   }
-  fl_kv_rocksdb_opts_t ro = {(size_t)o.block_cache_mb << 20, (size_t)o.write_buffer_mb << 20, 0,
-                             o.compression, o.partitioned};
+  fl_kv_rocksdb_opts_t ro = {(size_t)o.block_cache_mb << 20,
+                             (size_t)o.write_buffer_mb << 20,
+                             0,
+                             o.compression,
+                             o.partitioned,
+                             0};
   fl_kv_rocksdb_shared_t *sh = NULL;
   if (fl_kv_rocksdb_shared_new(&ro, &sh, err, sizeof err) != FL_OK) {
     fprintf(stderr, "flink-bench state: %s\n", err);

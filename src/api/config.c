@@ -69,6 +69,10 @@ static const fl_config_key_t KEYS[] = {
      "RocksDB: index and filter blocks in 4 KiB partitions; false: whole, ~15% less CPU "
      "per cold read while the stores' indexes and filters fit the block cache, far more "
      "once they do not"},
+    {"state.backend.rocksdb.compaction.low-priority", FL_CONF_BOOL,
+     F(rocksdb_opts.low_priority_compactions), 0, 0, NULL, "false",
+     "RocksDB: compaction threads at the lowest CPU priority (nice 19), so that they take "
+     "the time workers leave; process-wide, for the process's life"},
     {"state.backend.rocksdb.cache.size", FL_CONF_SIZE, F(rocksdb_cache_bytes), 0, 0, NULL, "64mb",
      "RocksDB: write-back cache of state cells per worker in front of its stores; 0: none"},
     {"state.backend.rocksdb.cache.dirty-target", FL_CONF_SIZE, F(rocksdb_cache_dirty_target), 0, 0,

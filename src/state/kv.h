@@ -280,6 +280,8 @@ typedef struct fl_kv_rocksdb_opts {
   int partitioned_index_filters; /* 1 (a job's default): each table file's index and filter
                                     in 4 KiB partitions under a pinned top level; 0: whole
                                     (see rocksdb.c) */
+  int low_priority_compactions;  /* 1: compaction threads run at the lowest CPU priority
+                                    (nice 19); process-wide and for the process's life */
 } fl_kv_rocksdb_opts_t;
 /* Table file compression, in the order of the configuration key's values
  * (state.backend.rocksdb.compression.per.level). Uncompressed files are also read
