@@ -330,3 +330,10 @@ int threads_at_nice(const char *prefix, int nice) {
   closedir(d);
   return n;
 }
+
+int own_nice(void) {
+  errno = 0;
+  int v = getpriority(PRIO_PROCESS, 0);
+  assert_int_equal(errno, 0);
+  return v;
+}

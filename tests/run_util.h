@@ -92,5 +92,8 @@ void assert_text_lines(const char *what, const char *got, const char *const *wan
 /* How many of this process's threads whose name starts with prefix run at the CPU
  * priority nice (RocksDB names its compaction threads "rocksdb:low"). */
 int threads_at_nice(const char *prefix, int nice);
+/* The calling thread's nice value (a test that looks for threads at nice 19 skips when
+ * it runs there itself). */
+int own_nice(void);
 
 #endif
