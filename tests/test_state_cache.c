@@ -542,21 +542,27 @@ static void *idle_watch(void *arg) {
   return NULL;
 }
 
+/* One worker on RocksDB with a state cache of cache_size, and the key-value pairs of
+ * more (NULL-terminated, at most 3 pairs). */
+static fl_env_t *one_worker_env(const char *cache_size, const char *const *more) {
+  const char *kv[16] = {"parallelism",
+                        "1",
+                        "state.backend",
+                        "rocksdb",
+                        "state.backend.rocksdb.localdir",
+                        g_tmp,
+                        "state.backend.rocksdb.cache.size",
+                        cache_size};
+  size_t n = 8;
+  while (*more && n < 14) kv[n++] = *more++;
+  return env_of(kv);
+}
+
 static void a_waiting_worker_writes_cells_ahead(void **state) {
   char out[512];
   snprintf(out, sizeof out, "%s/out-idle", g_tmp);
-  const char *kv[] = {"parallelism",
-                      "1",
-                      "state.backend",
-                      "rocksdb",
-                      "state.backend.rocksdb.localdir",
-                      g_tmp,
-                      "state.backend.rocksdb.cache.size",
-                      "64mb",
-                      TARGET,
-                      "8kb",
-                      NULL};
-  fl_env_t *env = env_of(kv);
+  const char *target[] = {TARGET, "8kb", NULL};
+  fl_env_t *env = one_worker_env("64mb", target);
   ckjob_t j = {.n = CK_N, .keys = CK_KEYS, .pause_at = CK_N / 2, .fail_at = -1, .budget = 64};
   ckjob_build(env, &j, out);
   idle_watch_t w = {env, &j, -1};
@@ -646,26 +652,10 @@ static void build_scan(fl_env_t *env, const fl_source_fn_t *src, collector_t *c)
   sink_into(out, c);
 }
 
-/* The scan's environment: one worker on RocksDB with a 64 KiB state cache, and the
- * key-value pairs of more (NULL-terminated, at most 3 pairs). */
-static fl_env_t *scan_env(const char *const *more) {
-  const char *kv[16] = {"parallelism",
-                        "1",
-                        "state.backend",
-                        "rocksdb",
-                        "state.backend.rocksdb.localdir",
-                        g_tmp,
-                        "state.backend.rocksdb.cache.size",
-                        "64kb"};
-  size_t n = 8;
-  while (*more && n < 14) kv[n++] = *more++;
-  return env_of(kv);
-}
-
 static void the_cache_stays_within_its_bound_under_a_scan(void **state) {
   (void)state;
   const char *none[] = {NULL};
-  fl_env_t *env = scan_env(none);
+  fl_env_t *env = one_worker_env("64kb", none);
   collector_t c;
   build_scan(env, &scan_src, &c);
   sampler_t s = {.env = env};
@@ -721,7 +711,7 @@ static void compactions_run_at_low_priority_when_asked(void **state) {
   assert_int_equal(threads_at_nice("rocksdb:low", 19), 0);
   const char *more[] = {"state.backend.rocksdb.writebuffer.size", "64kb",
                         "state.backend.rocksdb.compaction.low-priority", "true", NULL};
-  fl_env_t *env = scan_env(more);
+  fl_env_t *env = one_worker_env("64kb", more);
   static const fl_source_fn_t burst = {
       .version = FL_SOURCE_FN_VERSION, .open = scan_open, .run = burst_run, .close = free};
   collector_t c;
