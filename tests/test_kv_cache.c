@@ -765,17 +765,18 @@ static int count_entry(const void *ukey, size_t ukey_len, const void *val, size_
   return 0;
 }
 
-/* A flush whose second write batch fails leaves every cell dirty; the next flush
- * writes them all. */
-static void a_failed_flush_keeps_every_cell_dirty(void **state) {
+/* A flush whose second write batch fails leaves dirty every cell the store did not
+ * take (the first batch's are clean); the next flush writes them. */
+static void a_failed_flush_keeps_the_cells_it_did_not_write_dirty(void **state) {
   rec_fx_t *f = *state;
   fl_kv_t *kv = &f->kv;
   fl_kv_cache_stats_t s;
   assert_int_equal(fl_kv_cache_stats(kv, &s), FL_OK);
-  size_t dirty = s.dirty_items;
-  assert_true(dirty >= REC_CELLS);
+  assert_true(s.dirty_items >= REC_CELLS);
   g_rec.fail_call = 2;
   assert_int_equal(kv->ops->flush(kv->self), FL_EIO);
+  assert_true(g_rec.n > 0); /* the first batch, value cells of v0 (first in key order) */
+  size_t dirty = s.dirty_items - g_rec.n;
   assert_int_equal(fl_kv_cache_stats(kv, &s), FL_OK);
   assert_int_equal(s.dirty_items, dirty);
   g_rec.fail_call = 0;
@@ -796,6 +797,40 @@ static void a_failed_flush_keeps_every_cell_dirty(void **state) {
   assert_int_equal(fl_kv_cache_stats(kv, &s), FL_OK);
   assert_int_equal(s.dirty_items, 0);
   rec_expect_cells(fl_kv_cache_inner(kv), f->t, REC_CELLS);
+}
+
+/* Appends to cached lists, then a flush whose second write batch fails: the next flush
+ * does not append the first batch's bytes again. */
+static void a_failed_flush_appends_nothing_twice(void **state) {
+  rec_fx_t *f = *state;
+  fl_kv_t *kv = &f->kv;
+  assert_int_equal(kv->ops->flush(kv->self), FL_OK);
+  for (uint64_t i = 0; i < REC_CELLS; i++) {
+    uint64_t key;
+    fl_kkey_t k;
+    char uk[3];
+    int which = rec_cell(i, &key, &k, uk);
+    if (which < 2) assert_int_equal(kv->ops->append(kv->self, f->t[which], &k, "+", 1), FL_OK);
+  }
+  g_rec.n = 0;
+  g_rec.calls = 0;
+  g_rec.fail_call = 2;
+  assert_int_equal(kv->ops->flush(kv->self), FL_EIO);
+  assert_true(g_rec.n > 0);
+  g_rec.fail_call = 0;
+  assert_int_equal(kv->ops->flush(kv->self), FL_OK);
+  fl_kv_t *inner = fl_kv_cache_inner(kv);
+  for (uint64_t i = 0; i < REC_CELLS; i++) {
+    uint64_t key, val = i;
+    fl_kkey_t k;
+    char uk[3];
+    unsigned char want[sizeof val + 1];
+    int which = rec_cell(i, &key, &k, uk);
+    if (which == 2) continue;
+    memcpy(want, &val, sizeof val);
+    want[sizeof val] = '+';
+    kvc_assert_value_in(inner, f->t[which], k, want, sizeof want);
+  }
 }
 
 static void bad_sizes_are_rejected(void **state) {
@@ -826,7 +861,9 @@ int main(void) {
       cmocka_unit_test(bad_sizes_are_rejected),
       cmocka_unit_test_setup_teardown(a_flush_hands_the_store_its_writes_in_key_order, rec_setup,
                                       rec_teardown),
-      cmocka_unit_test_setup_teardown(a_failed_flush_keeps_every_cell_dirty, rec_setup,
+      cmocka_unit_test_setup_teardown(a_failed_flush_keeps_the_cells_it_did_not_write_dirty,
+                                      rec_setup, rec_teardown),
+      cmocka_unit_test_setup_teardown(a_failed_flush_appends_nothing_twice, rec_setup,
                                       rec_teardown),
   };
   const struct CMUnitTest big[] = {

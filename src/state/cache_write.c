@@ -172,6 +172,7 @@ int fl_cc_flush(cc_view_t *v) {
   if (v->n_dirty == 0) return FL_OK;
   int64_t t0 = fl_cc_now_ns();
   int rc = FL_OK;
+  size_t taken = 0; /* items of the batches the store took */
   fl_cc_dirty_compact(v);
   dirty_in_key_order(v);
   for (size_t at = 0; at < v->n_dirty && rc == FL_OK;) {
@@ -179,12 +180,18 @@ int fl_cc_flush(cc_view_t *v) {
     for (size_t i = 0; i < n; i++) fl_cc_item_write(v->dirty[at + i], &c->wb[i]);
     rc = fl_cc_apply(v, c->wb, n);
     at += n;
+    if (rc == FL_OK) taken = at;
   }
-  if (rc) return rc; /* all stay dirty: the next flush writes them again */
-  for (size_t i = 0; i < v->n_dirty; i++) {
+  /* What the store took is clean even when a later batch failed: written again, an
+   * append would be appended twice. The rest stays dirty for the next flush. */
+  for (size_t i = 0; i < taken; i++) {
     cc_item_t *it = v->dirty[i];
     written(v, it);
     fl_cc_set_clean(v, it);
+  }
+  if (rc) {
+    v->d0 = taken;
+    return rc;
   }
   v->n_dirty = v->sorted = 0;
   c->ahead_failed = false;
