@@ -227,7 +227,7 @@ typedef enum fl_time_domain {
  *   state.backend.rocksdb.metrics.cache-flush-us "true"  state cache: microseconds the last
  *       flush at a checkpoint barrier took
  *   state.backend.rocksdb.metrics.cache-written-ahead "true"  state cache: cells written
- *       ahead of a barrier to keep its dirty bytes under cache.dirty-limit
+ *       ahead of a barrier, down to cache.dirty-target or under cache.dirty-limit
  * Memory sizes are Flink's: a number of bytes with an optional unit b, k/kb, m/mb, g/gb,
  * t/tb (powers of 1024, any case, blanks allowed before it), e.g. "1048576", "512kb",
  * "64 mb", "2TB"; a size larger than the machine's physical memory is refused.

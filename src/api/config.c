@@ -182,8 +182,8 @@ static const fl_config_key_t KEYS[] = {
             "default)"),
     KV_STAT("state.backend.rocksdb.metrics.cache-written-ahead", FL_KV_STAT_CACHE_WRITTEN_AHEAD,
             "true",
-            "state cache: cells written to RocksDB ahead of a barrier to keep the dirty bytes "
-            "under cache.dirty-limit (cheap: on by default)"),
+            "state cache: cells written to RocksDB ahead of a barrier, down to "
+            "cache.dirty-target or under cache.dirty-limit (cheap: on by default)"),
 };
 #undef KV_STAT
 #undef F

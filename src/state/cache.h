@@ -73,7 +73,7 @@ typedef struct fl_kv_cache_stats {
   int64_t flush_ns_total;
   size_t items, bytes;             /* this store's cells in the cache and their bytes */
   size_t dirty_items, dirty_bytes; /* of them, dirty */
-  uint64_t written_ahead;          /* cells written ahead of a flush (the dirty limit) */
+  uint64_t written_ahead;          /* cells written ahead of a flush (target, limit) */
   size_t cache_bytes, capacity;    /* the whole cache (every store of its thread) */
 } fl_kv_cache_stats_t;
 
